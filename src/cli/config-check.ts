@@ -1,0 +1,19 @@
+import { Command } from 'commander';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+
+export function configCheckCommand(): Command {
+  return new Command('check')
+    .description('validate a config file without starting anything; exit code 1 when it is invalid')
+    .argument('<file>', 'the config file (YAML)')
+    .action((file: string) => {
+      try {
+        const config = loadConfigFile(file);
+        const names = [...config.connections.values()].map((c) => `${c.name} (${c.upstream.kind})`);
+        process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}\n`);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`${err.message}\n`);
+        process.exitCode = 1;
+      }
+    });
+}

@@ -1,0 +1,22 @@
+import { Command } from 'commander';
+import { configCheckCommand } from './config-check.js';
+import { connectCommand } from './connect.js';
+import { gatewayCommand } from './gateway.js';
+
+/** The `portcullis` command line: one file per command, each parsing flags and calling the library. */
+export function buildCli(): Command {
+  const program = new Command('portcullis')
+    .description('An access gateway for MCP servers: every message seen, recorded and governed.')
+    .version('0.1.0')
+    .showHelpAfterError();
+  program.addCommand(gatewayCommand());
+  program.addCommand(connectCommand());
+  const config = new Command('config').description('work with config files');
+  config.addCommand(configCheckCommand());
+  program.addCommand(config);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildCli().parseAsync(argv);
+}

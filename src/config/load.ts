@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, toGatewayConfig, type GatewayConfig } from './schema.js';
+import { processSecretSources, type SecretSources } from './secrets.js';
+
+/** A config that cannot be used; `problems` each name a key path, what was found and what is expected. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Paths below these keys may hold credentials: a found value is described, never shown. */
+const sensitiveKeys = new Set(['env', 'headers', 'args', 'url']);
+
+function describeFound(input: unknown, path: PropertyKey[]): string {
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  const sensitive = path.some((p) => sensitiveKeys.has(String(p)));
+  switch (typeof input) {
+    case 'string':
+      return sensitive || input.length > 60 ? 'a string' : `the string ${JSON.stringify(input)}`;
+    case 'number':
+    case 'boolean':
+      return sensitive ? `a ${typeof input}` : `${typeof input} ${String(input)}`;
+    case 'object':
+      return 'a map';
+    default:
+      return typeof input;
+  }
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.length === 0 ? '(top level)' : path.map(String).join('.');
+}
+
+type AnySchema = { _zod: { def: Record<string, unknown> & { type: string } } };
+
+/** Follows a path through the schema to the object found there, to list the keys it accepts. */
+function knownKeysAt(schema: AnySchema, path: PropertyKey[]): string[] | undefined {
+  let s: AnySchema | undefined = schema;
+  const unwrap = (x: AnySchema): AnySchema => {
+    let cur = x;
+    for (let i = 0; i < 10; i++) {
+      const def = cur._zod.def;
+      if (def.type === 'default' || def.type === 'optional' || def.type === 'prefault') cur = def.innerType as AnySchema;
+      else if (def.type === 'pipe') cur = def.in as AnySchema;
+      else break;
+    }
+    return cur;
+  };
+  for (const key of path) {
+    s = unwrap(s);
+    const def: AnySchema['_zod']['def'] = s._zod.def;
+    if (def.type === 'object') s = (def.shape as Record<string, AnySchema>)[String(key)];
+    else if (def.type === 'record') s = def.valueType as AnySchema;
+    else return undefined;
+    if (!s) return undefined;
+  }
+  s = unwrap(s);
+  return s._zod.def.type === 'object' ? Object.keys(s._zod.def.shape as object) : undefined;
+}
+
+function formatIssue(issue: z.core.$ZodIssue, schema: AnySchema): string[] {
+  const at = formatPath(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const known = knownKeysAt(schema, issue.path);
+      return issue.keys.map(
+        (k) => `${formatPath([...issue.path, k])}: unknown key${known ? `; expected one of: ${known.join(', ')}` : ''}`,
+      );
+    }
+    case 'invalid_type':
+      return [`${at}: expected ${issue.expected === 'object' ? 'a map' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`}, found ${describeFound(issue.input, issue.path)}`];
+    case 'invalid_value':
+      return [`${at}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, found ${describeFound(issue.input, issue.path)}`];
+    case 'invalid_union':
+      return [`${at}: ${issue.message}, found ${describeFound(issue.input, issue.path)}`];
+    default:
+      return [`${at}: ${issue.message}`];
+  }
+}
+
+/** Parses and validates config text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, source: string, sources: SecretSources = processSecretSources): GatewayConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'YAML'}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const schema = configSchema(sources);
+  const result = schema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(source, result.error.issues.flatMap((i) => formatIssue(i, schema as unknown as AnySchema)));
+  }
+  return toGatewayConfig(result.data);
+}
+
+/** Reads a config file. Relative paths inside it (stdio cwd, dataDir, sqlite store) stay relative to the process cwd. */
+export function loadConfigFile(path: string, sources?: SecretSources): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`the file cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+  }
+  return parseConfig(text, path, sources);
+}
+
+/** Where the demo server's entry point is, so the quick start needs no path from the user. */
+export function demoServerEntry(): string {
+  const require = createRequire(import.meta.url);
+  return resolve(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
+}
+
+/** The embedded defaults `npm start` runs with: one connection, `everything`, to the demo server over stdio. */
+export function defaultConfigText(): string {
+  return [
+    'listen: 127.0.0.1:8080',
+    'store: sqlite:./data/portcullis.db',
+    'connections:',
+    '  everything:',
+    '    description: The MCP reference server that exercises every protocol feature',
+    '    stdio:',
+    `      command: ${JSON.stringify(process.execPath)}`,
+    `      args: [${JSON.stringify(demoServerEntry())}, stdio]`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,271 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './duration.js';
+import { resolveSecretString, SecretReferenceError, type SecretSources, SecretString } from './secrets.js';
+
+/**
+ * The config file's schema. Parsing turns the YAML as written into a resolved GatewayConfig: durations
+ * in ms, sizes in bytes, secret references resolved into SecretStrings. Every object is strict so that a
+ * misspelt key is an error rather than a silently ignored setting.
+ */
+
+const connectionName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Header and variable names whose values are credentials: they must come from a reference. */
+const credentialName = /authorization|cookie|token|secret|password|passwd|api[-_]?key|credential|private[-_]?key/i;
+
+function duration(fallback: string) {
+  return z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 15m or 1h, found ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
+function size(fallback: string) {
+  return z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      const bytes = parseSize(v);
+      if (bytes === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a size such as 16MiB or 512KiB, found ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return bytes;
+    });
+}
+
+/** A map whose values are secret strings; a credential-looking key with a literal value is refused. */
+function secretMap(sources: SecretSources, what: string) {
+  return z
+    .record(z.string().min(1), z.string())
+    .default({})
+    .transform((raw, ctx) => {
+      const out: Record<string, SecretString> = {};
+      for (const [key, template] of Object.entries(raw)) {
+        try {
+          const s = resolveSecretString(template, sources);
+          if (credentialName.test(key) && !s.hasReferences && template.length > 0) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [key],
+              message: `this ${what} looks like a credential, so its value must be a reference such as \${env:NAME} or \${file:PATH}, not a literal`,
+            });
+          }
+          out[key] = s;
+        } catch (err) {
+          if (!(err instanceof SecretReferenceError)) throw err;
+          ctx.addIssue({ code: 'custom', path: [key], message: err.message });
+        }
+      }
+      return out;
+    });
+}
+
+function secretList(sources: SecretSources) {
+  return z
+    .array(z.string())
+    .default([])
+    .transform((raw, ctx) =>
+      raw.map((template, i) => {
+        try {
+          return resolveSecretString(template, sources);
+        } catch (err) {
+          if (!(err instanceof SecretReferenceError)) throw err;
+          ctx.addIssue({ code: 'custom', path: [i], message: err.message });
+          return new SecretString(template, '', false);
+        }
+      }),
+    );
+}
+
+function upstreamUrl(sources: SecretSources) {
+  return z.string().transform((template, ctx) => {
+    try {
+      const s = resolveSecretString(template, sources);
+      const url = new URL(s.reveal());
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL, found ${url.protocol}` });
+        return z.NEVER;
+      }
+      return s;
+    } catch (err) {
+      ctx.addIssue({
+        code: 'custom',
+        message: err instanceof SecretReferenceError ? err.message : `expected an absolute http(s) URL such as http://127.0.0.1:3001/mcp`,
+      });
+      return z.NEVER;
+    }
+  });
+}
+
+const namePatterns = z.array(z.string().min(1)).optional();
+
+function connectionSchema(sources: SecretSources) {
+  const stdio = z.strictObject({
+    command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
+    args: secretList(sources),
+    env: secretMap(sources, 'environment variable'),
+    cwd: z.string().min(1).optional(),
+  });
+  const http = z.strictObject({
+    url: upstreamUrl(sources),
+    headers: secretMap(sources, 'header'),
+  });
+  return z
+    .strictObject({
+      description: z.string().optional(),
+      stdio: stdio.optional(),
+      http: http.optional(),
+      sse: http.optional(),
+      tools: z
+        .strictObject({
+          /** Tool names (`*` wildcards) the connection exposes; all when absent. */
+          allow: namePatterns,
+          /** Tool names (`*` wildcards) hidden and refused, even when allowed. */
+          deny: namePatterns,
+        })
+        .prefault({}),
+    })
+    .superRefine((c, ctx) => {
+      const kinds = (['stdio', 'http', 'sse'] as const).filter((k) => c[k] !== undefined);
+      if (kinds.length !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            kinds.length === 0
+              ? 'a connection needs exactly one upstream: stdio, http or sse'
+              : `a connection has exactly one upstream, found ${kinds.join(' and ')}`,
+        });
+      }
+    });
+}
+
+function listenAddress() {
+  return z
+    .string()
+    .default('127.0.0.1:8080')
+    .transform((v, ctx) => {
+      const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
+      const port = m ? Number(m[3]) : NaN;
+      const host = m ? (m[1] ?? m[2] ?? '') : '';
+      if (!m || port > 65535 || (host !== 'localhost' && isIP(host) === 0)) {
+        ctx.addIssue({ code: 'custom', message: `expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080 (0 picks a free port), found ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return { host, port };
+    });
+}
+
+export function configSchema(sources: SecretSources) {
+  return z
+    .strictObject({
+      listen: listenAddress(),
+      store: z
+        .string()
+        .default('sqlite:./data/portcullis.db')
+        .refine((s) => /^(sqlite:|postgres(ql)?:\/\/)/.test(s), { message: 'expected sqlite:PATH or postgres://USER@HOST/DB' }),
+      dataDir: z.string().min(1).default('./data'),
+      limits: z.strictObject({ maxMessageSize: size('16MiB') }).prefault({}),
+      http: z
+        .strictObject({
+          /** Host header values accepted (DNS-rebinding defence); defaults to loopback names on a loopback listen. */
+          allowedHosts: z.array(z.string().min(1)).optional(),
+          /** Origin header values accepted from browsers; defaults to the allowed hosts over http and https. */
+          allowedOrigins: z.array(z.string().min(1)).optional(),
+          keepAlive: duration('15s'),
+          /** Events kept per SSE stream for Last-Event-ID resumption. */
+          eventBuffer: z.number().int().min(0).max(100_000).default(1000),
+        })
+        .prefault({}),
+      sessions: z.strictObject({ idleTimeout: duration('30m') }).prefault({}),
+      shutdown: z.strictObject({ drainTimeout: duration('10s') }).prefault({}),
+      log: z
+        .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+        .prefault({}),
+      connections: z
+        .record(z.string(), connectionSchema(sources))
+        .superRefine((conns, ctx) => {
+          if (Object.keys(conns).length === 0) ctx.addIssue({ code: 'custom', message: 'expected at least one connection' });
+          for (const name of Object.keys(conns)) {
+            if (!connectionName.test(name)) {
+              ctx.addIssue({
+                code: 'custom',
+                path: [name],
+                message: 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)',
+              });
+            }
+          }
+        }),
+    })
+    .superRefine((c, ctx) => {
+      const loopback = ['127.0.0.1', '::1', 'localhost'].includes(c.listen.host) || c.listen.host.startsWith('127.');
+      if (!loopback && c.http.allowedHosts === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['http', 'allowedHosts'],
+          message: `required when listening on ${c.listen.host}: list the host names clients use to reach the gateway (DNS-rebinding defence)`,
+        });
+      }
+    });
+}
+
+type Parsed = z.output<ReturnType<typeof configSchema>>;
+type ParsedConnection = Parsed['connections'][string];
+
+export type UpstreamConfig =
+  | { kind: 'stdio'; command: string; args: SecretString[]; env: Record<string, SecretString>; cwd?: string }
+  | { kind: 'http' | 'sse'; url: SecretString; headers: Record<string, SecretString> };
+
+export interface ConnectionConfig {
+  name: string;
+  description?: string;
+  upstream: UpstreamConfig;
+  tools: { allow?: string[]; deny?: string[] };
+}
+
+export interface GatewayConfig {
+  listen: { host: string; port: number };
+  store: string;
+  dataDir: string;
+  limits: { maxMessageBytes: number };
+  http: { allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
+  sessions: { idleTimeoutMs: number };
+  shutdown: { drainTimeoutMs: number };
+  log: { level: string };
+  connections: Map<string, ConnectionConfig>;
+}
+
+function toConnection(name: string, c: ParsedConnection): ConnectionConfig {
+  const upstream: UpstreamConfig = c.stdio
+    ? { kind: 'stdio', command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) }
+    : c.http
+      ? { kind: 'http', url: c.http.url, headers: c.http.headers }
+      : { kind: 'sse', url: c.sse!.url, headers: c.sse!.headers };
+  return { name, ...(c.description ? { description: c.description } : {}), upstream, tools: c.tools };
+}
+
+export function toGatewayConfig(p: Parsed): GatewayConfig {
+  return {
+    listen: p.listen,
+    store: p.store,
+    dataDir: p.dataDir,
+    limits: { maxMessageBytes: p.limits.maxMessageSize },
+    http: {
+      ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),
+      ...(p.http.allowedOrigins ? { allowedOrigins: p.http.allowedOrigins } : {}),
+      keepAliveMs: p.http.keepAlive,
+      eventBufferSize: p.http.eventBuffer,
+    },
+    sessions: { idleTimeoutMs: p.sessions.idleTimeout },
+    shutdown: { drainTimeoutMs: p.shutdown.drainTimeout },
+    log: { level: p.log.level },
+    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c)])),
+  };
+}

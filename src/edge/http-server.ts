@@ -1,0 +1,72 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ErrorCode } from '../protocol/jsonrpc.js';
+import type { SessionRegistry } from '../session/registry.js';
+import { replyError, replyJson } from './http-reply.js';
+import type { LegacySseEdge } from './legacy-sse.js';
+import { checkHostAndOrigin, type HostPolicy } from './origin.js';
+import type { StreamableHttpEdge } from './streamable-http.js';
+
+export interface HttpServerOptions {
+  registry: SessionRegistry;
+  streamableHttp: StreamableHttpEdge;
+  legacySse: LegacySseEdge;
+  hostPolicy: HostPolicy;
+  log: Logger;
+  /** Whether the gateway takes new work; false while draining. */
+  ready: () => boolean;
+}
+
+const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
+
+/** The gateway's one HTTP port: routes each path to its edge, and answers health checks. */
+export function createHttpServer(o: HttpServerOptions): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    route(req, res).catch((err: unknown) => {
+      o.log.error({ err: (err as Error).stack ?? String(err), url: req.url }, 'request failed');
+      if (!res.headersSent) replyError(res, 500, ErrorCode.InternalError, 'Internal error in the gateway');
+      else res.end();
+    });
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const path = url.pathname;
+    if (path === '/healthz') return replyJson(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const ready = o.ready();
+      return replyJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'draining', sessions: o.registry.size });
+    }
+    const m = connectionPath.exec(path);
+    if (m === null) {
+      req.resume();
+      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${path.slice(0, 200)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
+    }
+    const refusal = checkHostAndOrigin(req, o.hostPolicy);
+    if (refusal !== undefined) {
+      req.resume();
+      o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
+      return replyError(res, 403, ErrorCode.InvalidRequest, `Forbidden: ${refusal}`);
+    }
+    if (!o.ready()) {
+      req.resume();
+      return replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: the gateway is shutting down', null, { 'retry-after': '5' });
+    }
+    const [, edge, rawName, messages] = m;
+    const name = decodeURIComponent(rawName!);
+    const connection = o.registry.connection(name);
+    if (connection === undefined) {
+      req.resume();
+      o.log.info({ connection: name.slice(0, 100) }, 'unknown connection');
+      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(name.slice(0, 100))}`);
+    }
+    if (edge === 'mcp') {
+      if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
+      return o.streamableHttp.handle(req, res, connection);
+    }
+    if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'));
+    return o.legacySse.open(req, res, connection);
+  }
+
+  return server;
+}

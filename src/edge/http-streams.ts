@@ -1,0 +1,213 @@
+import type { ServerResponse } from 'node:http';
+import { idKey, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
+import type { ClientSink } from '../session/sink.js';
+import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
+
+interface BufferedEvent {
+  seq: number;
+  frame: string;
+}
+
+/**
+ * One stream of messages to the client: the response stream of one POST, or the session's standalone
+ * GET stream. It outlives its HTTP connection, keeping its last events so a client that lost the
+ * connection resumes with Last-Event-ID and gets exactly this stream's missed events.
+ */
+class OutStream {
+  #seq = 0;
+  /** Highest seq written to a live connection; a fresh GET receives what lies beyond it. */
+  #deliveredSeq = 0;
+  readonly #events: BufferedEvent[] = [];
+  res: ServerResponse | undefined;
+  /** A POST stream answers with plain JSON when its first message is its only response; else SSE. */
+  mode: 'undecided' | 'json' | 'sse';
+  /** Client requests whose responses belong on this stream. */
+  readonly pending = new Set<string>();
+  finished = false;
+
+  constructor(
+    readonly id: string,
+    private readonly owner: HttpSessionStreams,
+    res: ServerResponse | undefined,
+    readonly batch: boolean,
+  ) {
+    this.res = res;
+    this.mode = res === undefined ? 'sse' : 'undecided';
+  }
+
+  get attached(): boolean {
+    return this.res !== undefined && !this.res.destroyed && !this.res.writableEnded;
+  }
+
+  write(message: JsonRpcMessage): void {
+    const res = this.res;
+    if (this.mode === 'undecided' && res !== undefined) {
+      if (isResponse(message) && this.pending.size === 1 && !this.batch && this.pending.has(idKey(message.id ?? ''))) {
+        this.mode = 'json';
+        const body = JSON.stringify(message);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...this.owner.headers });
+        res.end(body);
+        return;
+      }
+      this.startSse(res);
+    }
+    const seq = ++this.#seq;
+    const frame = sseFrame(JSON.stringify(message), `${this.id}_${seq}`);
+    this.#events.push({ seq, frame });
+    if (this.#events.length > this.owner.bufferSize) this.#events.shift();
+    if (this.attached) {
+      this.res!.write(frame);
+      this.#deliveredSeq = seq;
+    }
+  }
+
+  startSse(res: ServerResponse): void {
+    this.mode = 'sse';
+    res.writeHead(200, { ...sseHeaders, ...this.owner.headers });
+    res.flushHeaders();
+    this.owner.keepAlive.add(res);
+  }
+
+  /** Attaches a (re)connected client; replays events after `afterSeq`, or every undelivered one. */
+  attach(res: ServerResponse, afterSeq?: number): void {
+    this.res = res;
+    this.startSse(res);
+    const from = afterSeq ?? this.#deliveredSeq;
+    for (const e of this.#events) if (e.seq > from) res.write(e.frame);
+    this.#deliveredSeq = this.#seq;
+    if (this.finished) this.end();
+  }
+
+  detach(res: ServerResponse): void {
+    if (this.res !== res) return;
+    this.owner.keepAlive.delete(res);
+    this.res = undefined;
+    // A POST whose client left before anything was written: later messages are kept for resumption.
+    if (this.mode === 'undecided') this.mode = 'sse';
+  }
+
+  /** No more messages will come; end the connection once what was written has gone out. */
+  end(): void {
+    this.finished = true;
+    const res = this.res;
+    if (res === undefined) return;
+    if (this.mode === 'undecided') {
+      // Nothing to send (the only request was cancelled): an empty SSE stream.
+      this.startSse(res);
+    }
+    this.owner.keepAlive.delete(res);
+    if (!res.writableEnded) res.end();
+    this.res = undefined;
+    if (this.#deliveredSeq === this.#seq) this.owner.forget(this);
+  }
+}
+
+/** Parses an event id `<stream>_<seq>` as written by OutStream. */
+function parseEventId(eventId: string): { stream: string; seq: number } | undefined {
+  const at = eventId.lastIndexOf('_');
+  if (at <= 0) return undefined;
+  const seq = Number(eventId.slice(at + 1));
+  return Number.isInteger(seq) && seq >= 0 ? { stream: eventId.slice(0, at), seq } : undefined;
+}
+
+/** Streams of one Streamable HTTP session; the session's ClientSink. */
+export class HttpSessionStreams implements ClientSink {
+  readonly headers: Record<string, string>;
+  readonly #streams = new Map<string, OutStream>();
+  readonly #byRequest = new Map<string, OutStream>();
+  readonly #standalone: OutStream;
+  #nextStream = 1;
+  #closed = false;
+
+  constructor(
+    sessionId: string,
+    readonly keepAlive: KeepAlive,
+    readonly bufferSize: number,
+  ) {
+    this.headers = { 'mcp-session-id': sessionId };
+    this.#standalone = new OutStream('0', this, undefined, false);
+    this.#streams.set('0', this.#standalone);
+  }
+
+  get connected(): boolean {
+    for (const s of this.#streams.values()) if (s.attached) return true;
+    return false;
+  }
+
+  /** Whether a client request id is already waiting for its response (ids must be unique while in flight). */
+  isPending(id: RequestId): boolean {
+    return this.#byRequest.has(idKey(id));
+  }
+
+  /** Opens the response stream of one POST that carries these requests. */
+  openPostStream(res: ServerResponse, requestIds: readonly RequestId[], batch: boolean): void {
+    const stream = new OutStream(String(this.#nextStream++), this, res, batch);
+    this.#streams.set(stream.id, stream);
+    for (const id of requestIds) {
+      stream.pending.add(idKey(id));
+      this.#byRequest.set(idKey(id), stream);
+    }
+    res.on('close', () => stream.detach(res));
+    // Bound what a misbehaving client can leave behind: the oldest finished-but-unread streams go first.
+    if (this.#streams.size > 64) {
+      for (const s of this.#streams.values()) {
+        if (s !== this.#standalone && s.finished && !s.attached) {
+          this.#streams.delete(s.id);
+          break;
+        }
+      }
+    }
+  }
+
+  /** A GET: the standalone stream, or the resumption of any stream after `lastEventId`. Returns an HTTP status on refusal. */
+  openGetStream(res: ServerResponse, lastEventId: string | undefined): 200 | 409 {
+    const parsed = lastEventId === undefined ? undefined : parseEventId(lastEventId);
+    const stream = (parsed && this.#streams.get(parsed.stream)) ?? this.#standalone;
+    if (stream.attached) return 409;
+    res.on('close', () => stream.detach(res));
+    stream.attach(res, parsed && parsed.stream === stream.id ? parsed.seq : undefined);
+    return 200;
+  }
+
+  send(message: JsonRpcMessage, related?: RequestId): void {
+    if (this.#closed) return;
+    const stream = this.#route(message, related);
+    if (stream === undefined) return;
+    stream.write(message);
+    if (isResponse(message) && message.id !== null) this.#settled(stream, message.id);
+  }
+
+  #route(message: JsonRpcMessage, related: RequestId | undefined): OutStream | undefined {
+    const owner = related === undefined ? undefined : this.#byRequest.get(idKey(related));
+    if (owner !== undefined && !owner.finished) return owner;
+    // A response goes only on its own request's stream; without one (cancelled) it has no reader.
+    if (isResponse(message)) return undefined;
+    if (this.#standalone.attached) return this.#standalone;
+    for (const s of this.#byRequest.values()) if (s.attached && !s.finished) return s;
+    // Nobody listens now: keep it for the next GET.
+    return this.#standalone;
+  }
+
+  #settled(stream: OutStream, id: RequestId): void {
+    const key = idKey(id);
+    this.#byRequest.delete(key);
+    stream.pending.delete(key);
+    if (stream.pending.size === 0) stream.end();
+  }
+
+  abandon(clientId: RequestId): void {
+    const stream = this.#byRequest.get(idKey(clientId));
+    if (stream !== undefined) this.#settled(stream, clientId);
+  }
+
+  forget(stream: OutStream): void {
+    if (stream !== this.#standalone) this.#streams.delete(stream.id);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#streams.values()) s.end();
+    this.#streams.clear();
+    this.#byRequest.clear();
+  }
+}

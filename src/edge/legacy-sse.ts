@@ -1,0 +1,107 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ConnectionConfig } from '../config/schema.js';
+import type { Identity } from '../pipeline/stage.js';
+import { ErrorCode, InvalidMessageError, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { SessionRegistry } from '../session/registry.js';
+import type { ClientSink } from '../session/sink.js';
+import { UpstreamError } from '../upstream/upstream.js';
+import { BodyTooLargeError, readBody } from './body.js';
+import { hasMediaType, replyError } from './http-reply.js';
+import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
+
+export interface LegacySseOptions {
+  registry: SessionRegistry;
+  keepAlive: KeepAlive;
+  maxMessageBytes: number;
+  log: Logger;
+  identify: (req: IncomingMessage) => Identity;
+}
+
+/** The one SSE stream of a legacy session: every message to the client goes on it. */
+class SseStreamSink implements ClientSink {
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly keepAlive: KeepAlive,
+  ) {}
+
+  get connected(): boolean {
+    return !this.res.writableEnded && !this.res.destroyed;
+  }
+
+  send(message: JsonRpcMessage): void {
+    if (this.connected) this.res.write(sseFrame(JSON.stringify(message)));
+  }
+
+  abandon(): void {}
+
+  close(): void {
+    this.keepAlive.delete(this.res);
+    if (!this.res.writableEnded) this.res.end();
+  }
+}
+
+/**
+ * The legacy HTTP+SSE edge (protocol 2024-11-05) for older clients: GET `/sse/<connection>` opens the
+ * session and its stream, whose first event names the URL to POST messages to.
+ */
+export class LegacySseEdge {
+  constructor(private readonly o: LegacySseOptions) {}
+
+  async open(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+    const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
+    if (req.method !== 'GET') {
+      req.resume();
+      return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: open the stream with GET', null, { allow: 'GET' });
+    }
+    if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
+      return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
+    }
+    let session;
+    try {
+      session = await this.o.registry.create(connection, this.o.identify(req));
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'session could not open');
+      const message = err instanceof UpstreamError ? err.message : 'the upstream server could not be started';
+      return replyError(res, 502, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${message}`);
+    }
+    res.writeHead(200, sseHeaders);
+    const sink = new SseStreamSink(res, this.o.keepAlive);
+    session.attach(sink);
+    this.o.keepAlive.add(res);
+    res.write(sseFrame(`/sse/${connection.name}/messages?sessionId=${session.id}`, undefined, 'endpoint'));
+    res.on('close', () => void session.close('client closed the SSE stream'));
+  }
+
+  async post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, sessionId: string | null): Promise<void> {
+    const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
+    if (req.method !== 'POST') {
+      req.resume();
+      return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: send messages with POST', null, { allow: 'POST' });
+    }
+    const session = sessionId === null ? undefined : this.o.registry.get(sessionId);
+    if (session === undefined || !session.isOpen || session.connection !== connection.name) {
+      req.resume();
+      log.info('unknown legacy session');
+      return replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: open a new stream with GET /sse/' + connection.name);
+    }
+    if (!hasMediaType(req.headers['content-type'], 'application/json')) {
+      req.resume();
+      return replyError(res, 415, ErrorCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
+    }
+    let messages: JsonRpcMessage[];
+    try {
+      ({ messages } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        log.warn({ limit: err.limit }, 'message too large');
+        return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+      }
+      const code = err instanceof InvalidMessageError ? err.code : ErrorCode.InvalidRequest;
+      log.info({ err: (err as Error).message }, 'invalid JSON-RPC message');
+      return replyError(res, 400, code, `Invalid message: ${(err as Error).message}`, err instanceof InvalidMessageError ? err.id : null);
+    }
+    res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
+    for (const m of messages) session.receive(m);
+  }
+}

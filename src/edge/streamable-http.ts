@@ -1,0 +1,190 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ConnectionConfig } from '../config/schema.js';
+import type { Identity } from '../pipeline/stage.js';
+import { ErrorCode, errorResponse, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
+import type { SessionRegistry } from '../session/registry.js';
+import type { Session } from '../session/session.js';
+import { UpstreamError } from '../upstream/upstream.js';
+import { BodyTooLargeError, readBody } from './body.js';
+import { HttpSessionStreams } from './http-streams.js';
+import { hasMediaType, replyError } from './http-reply.js';
+import type { KeepAlive } from './sse-writer.js';
+
+export interface StreamableHttpOptions {
+  registry: SessionRegistry;
+  keepAlive: KeepAlive;
+  maxMessageBytes: number;
+  eventBufferSize: number;
+  log: Logger;
+  /** Who is calling; identity verification (a later issue) replaces the anonymous default. */
+  identify: (req: IncomingMessage) => Identity;
+}
+
+/**
+ * The Streamable HTTP edge (`/mcp/<connection>`): POST carries client messages and answers with JSON
+ * or an SSE stream, GET opens the server's stream (or resumes any stream with Last-Event-ID), DELETE
+ * ends the session. It turns HTTP into messages for a session and knows nothing of policy.
+ */
+export class StreamableHttpEdge {
+  readonly #streams = new WeakMap<Session, HttpSessionStreams>();
+
+  constructor(private readonly o: StreamableHttpOptions) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+    switch (req.method) {
+      case 'POST':
+        return this.#post(req, res, connection);
+      case 'GET':
+        return this.#get(req, res, connection);
+      case 'DELETE':
+        return this.#delete(req, res, connection);
+      default:
+        req.resume();
+        return replyError(res, 405, ErrorCode.InvalidRequest, `Method ${req.method} is not allowed; use POST, GET or DELETE`, null, {
+          allow: 'GET, POST, DELETE',
+        });
+    }
+  }
+
+  /** The session a request names, or a reply saying why there is none. */
+  #sessionFor(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, log: Logger): Session | undefined {
+    const header = req.headers['mcp-session-id'];
+    if (typeof header !== 'string' || header.length === 0) {
+      log.info('request without Mcp-Session-Id refused');
+      replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
+      return undefined;
+    }
+    const session = this.o.registry.get(header);
+    if (session === undefined || !session.isOpen || session.connection !== connection.name) {
+      log.info({ session: header.slice(0, 64) }, 'unknown session');
+      replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: it has ended or never existed; initialize a new session');
+      return undefined;
+    }
+    const version = req.headers['mcp-protocol-version'];
+    if (typeof version === 'string' && !isSupportedProtocolVersion(version)) {
+      log.info({ version: version.slice(0, 40) }, 'unsupported protocol version header');
+      replyError(
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        `Bad Request: unsupported MCP-Protocol-Version ${JSON.stringify(version.slice(0, 40))}; supported: ${supportedProtocolVersions.join(', ')}`,
+      );
+      return undefined;
+    }
+    return session;
+  }
+
+  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+    const log = this.o.log.child({ connection: connection.name });
+    if (!hasMediaType(req.headers['content-type'], 'application/json')) {
+      req.resume();
+      log.info({ contentType: req.headers['content-type'] }, 'POST with wrong content type');
+      return replyError(res, 415, ErrorCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
+    }
+    const accept = req.headers.accept;
+    if (!hasMediaType(accept, 'application/json') || !hasMediaType(accept, 'text/event-stream')) {
+      req.resume();
+      log.info({ accept }, 'POST with unacceptable Accept');
+      return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include both application/json and text/event-stream');
+    }
+    let messages: JsonRpcMessage[];
+    let batch: boolean;
+    try {
+      ({ messages, batch } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        log.warn({ limit: err.limit }, 'message too large');
+        res.setHeader('connection', 'close');
+        return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+      }
+      if (err instanceof InvalidMessageError) {
+        log.info({ err: err.message }, 'invalid JSON-RPC message');
+        const prefix = err.code === ErrorCode.ParseError ? 'Parse error' : 'Invalid Request';
+        return replyError(res, 400, err.code, `${prefix}: ${err.message}`, err.id);
+      }
+      log.warn({ err: (err as Error).message }, 'reading the request failed');
+      return replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the body could not be read');
+    }
+
+    const initialize = messages.find((m) => isRequest(m) && m.method === 'initialize');
+    let session: Session | undefined;
+    if (initialize !== undefined) {
+      if (messages.length > 1) {
+        return replyError(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: initialize must be sent on its own, not in a batch');
+      }
+      session = await this.#createSession(req, res, connection, log, initialize);
+      if (session === undefined) return;
+    } else {
+      session = this.#sessionFor(req, res, connection, log);
+      if (session === undefined) return;
+    }
+    const streams = this.#streams.get(session)!;
+    const requests = messages.filter(isRequest);
+    if (requests.length === 0) {
+      for (const m of messages) session.receive(m);
+      res.writeHead(202, streams.headers).end();
+      return;
+    }
+    const duplicate = requests.find((r) => streams.isPending(r.id));
+    if (duplicate !== undefined) {
+      return replyError(res, 409, ErrorCode.InvalidRequest, `Conflict: request id ${JSON.stringify(duplicate.id)} is already in flight on this session`, duplicate.id);
+    }
+    streams.openPostStream(
+      res,
+      requests.map((r) => r.id),
+      batch,
+    );
+    for (const m of messages) session.receive(m);
+  }
+
+  async #createSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    log: Logger,
+    initialize: JsonRpcMessage,
+  ): Promise<Session | undefined> {
+    const identity = this.o.identify(req);
+    let session: Session;
+    try {
+      session = await this.o.registry.create(connection, identity);
+    } catch (err) {
+      const message = err instanceof UpstreamError ? err.message : 'the upstream server could not be started';
+      log.warn({ err: (err as Error).message }, 'session could not open');
+      const id = isRequest(initialize) ? initialize.id : null;
+      const body = JSON.stringify(errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${message}`));
+      res.writeHead(502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return undefined;
+    }
+    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize);
+    this.#streams.set(session, streams);
+    session.attach(streams);
+    return session;
+  }
+
+  #get(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): void {
+    const log = this.o.log.child({ connection: connection.name });
+    if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
+      return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
+    }
+    const session = this.#sessionFor(req, res, connection, log);
+    if (session === undefined) return;
+    session.lastActivity = Date.now();
+    const lastEventId = req.headers['last-event-id'];
+    const status = this.#streams.get(session)!.openGetStream(res, typeof lastEventId === 'string' ? lastEventId : undefined);
+    if (status === 409) {
+      replyError(res, 409, ErrorCode.InvalidRequest, 'Conflict: this session already has an open GET stream');
+    }
+  }
+
+  async #delete(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+    const log = this.o.log.child({ connection: connection.name });
+    const session = this.#sessionFor(req, res, connection, log);
+    if (session === undefined) return;
+    await session.close('client ended the session');
+    res.writeHead(200).end();
+  }
+}

@@ -1,0 +1,139 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import type { ConnectionConfig, GatewayConfig } from './config/schema.js';
+import { createHttpServer } from './edge/http-server.js';
+import { LegacySseEdge } from './edge/legacy-sse.js';
+import { loopbackHosts, type HostPolicy } from './edge/origin.js';
+import { KeepAlive } from './edge/sse-writer.js';
+import { StreamableHttpEdge } from './edge/streamable-http.js';
+import { createLogger } from './log.js';
+import type { Identity, Stage } from './pipeline/stage.js';
+import { ToolFilterStage } from './pipeline/tool-filter.js';
+import { SessionRegistry } from './session/registry.js';
+import type { SessionObserver } from './session/session.js';
+import { createUpstream } from './upstream/index.js';
+
+export interface GatewayOptions {
+  log?: Logger;
+  observers?: SessionObserver[];
+}
+
+/** Until identity lands (issue 4), every session belongs to the same anonymous caller. */
+const anonymous: Identity = Object.freeze({ subject: 'anonymous', groups: [] });
+
+function hostPolicy(config: GatewayConfig): HostPolicy {
+  return {
+    allowedHosts: config.http.allowedHosts ?? loopbackHosts,
+    allowedOrigins: config.http.allowedOrigins ?? [],
+  };
+}
+
+/** The pipeline of a connection's sessions, client side first. Later issues add authorize, pins, guardrails, masking. */
+function stagesFor(connection: ConnectionConfig): Stage[] {
+  const stages: Array<Stage | undefined> = [ToolFilterStage.forRules(connection.tools)];
+  return stages.filter((s) => s !== undefined);
+}
+
+/**
+ * The composition root: the one place that builds every part and wires them together. Nothing else
+ * holds global state; each part gets what it needs from here.
+ */
+export class Gateway {
+  readonly #server: Server;
+  readonly #registry: SessionRegistry;
+  readonly #keepAlive: KeepAlive;
+  readonly #log: Logger;
+  #draining = false;
+  #stopped: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: GatewayConfig,
+    options: GatewayOptions,
+  ) {
+    const log = options.log ?? createLogger(config.log.level);
+    this.#log = log;
+    this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
+    this.#registry = new SessionRegistry({
+      connections: config.connections,
+      createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, sessionLog),
+      stagesFor: (c) => stagesFor(c),
+      observers: options.observers ?? [],
+      idleTimeoutMs: config.sessions.idleTimeoutMs,
+      log,
+    });
+    const identify = () => anonymous;
+    const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes, identify };
+    this.#server = createHttpServer({
+      registry: this.#registry,
+      streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, log: log.child({ edge: 'streamable-http' }) }),
+      legacySse: new LegacySseEdge({ ...common, log: log.child({ edge: 'sse' }) }),
+      hostPolicy: hostPolicy(config),
+      log,
+      ready: () => !this.#draining,
+    });
+  }
+
+  /** Builds the gateway and listens; rejects with a clear message when the address is taken. */
+  static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+    const gateway = new Gateway(config, options);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = `${config.listen.host}:${config.listen.port}`;
+        reject(
+          new Error(
+            err.code === 'EADDRINUSE'
+              ? `listen ${where}: the address is already in use; stop the other process or set \`listen\` in the config`
+              : `listen ${where}: ${err.message}`,
+          ),
+        );
+      };
+      gateway.#server.once('error', onError);
+      gateway.#server.listen(config.listen.port, config.listen.host, () => {
+        gateway.#server.off('error', onError);
+        resolve();
+      });
+    });
+    gateway.#log.info({ url: gateway.url, connections: [...config.connections.keys()] }, 'gateway listening');
+    return gateway;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The base URL clients use, e.g. http://127.0.0.1:8080. */
+  get url(): string {
+    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host;
+    return `http://${host}:${this.port}`;
+  }
+
+  get sessions(): SessionRegistry {
+    return this.#registry;
+  }
+
+  /**
+   * Graceful shutdown: refuse new work, let requests in flight finish (up to shutdown.drainTimeout),
+   * then end every session (stdio servers are terminated) and close the port.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    this.#draining = true;
+    this.#log.info({ sessions: this.#registry.size }, 'draining');
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const deadline = Date.now() + this.config.shutdown.drainTimeoutMs;
+    while (Date.now() < deadline && [...this.#registry.all()].some((s) => s.pendingRequests > 0)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.#registry.closeAll('gateway shutting down');
+    this.#keepAlive.stop();
+    this.#server.closeAllConnections();
+    await closed;
+    this.#log.info('gateway stopped');
+  }
+}

@@ -1,0 +1,84 @@
+import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { MessageContext, Outcome, Stage, Verdict, VerdictEvent } from './stage.js';
+
+/**
+ * Runs stages over a message. Synchronous whenever every stage is, so the common path allocates no
+ * promise; a stage that returns a promise or holds makes the rest of the run asynchronous.
+ */
+export class Pipeline {
+  readonly #forward: readonly Stage[];
+  readonly #reverse: readonly Stage[];
+
+  constructor(
+    stages: readonly Stage[],
+    private readonly onVerdict: (event: VerdictEvent, ctx: MessageContext) => void = () => {},
+  ) {
+    this.#forward = stages;
+    this.#reverse = [...stages].reverse();
+  }
+
+  get stageNames(): string[] {
+    return this.#forward.map((s) => s.name);
+  }
+
+  run(message: JsonRpcMessage, ctx: MessageContext): Outcome | Promise<Outcome> {
+    const stages = ctx.direction === 'toServer' ? this.#forward : this.#reverse;
+    return this.#runFrom(stages, 0, message, ctx);
+  }
+
+  #runFrom(stages: readonly Stage[], start: number, message: JsonRpcMessage, ctx: MessageContext): Outcome | Promise<Outcome> {
+    let current = message;
+    for (let i = start; i < stages.length; i++) {
+      const stage = stages[i]!;
+      const verdict = stage.inspect(current, ctx);
+      if (verdict === undefined) continue;
+      if (verdict instanceof Promise) {
+        return verdict.then((v) => this.#settle(stages, i, stage, v, current, ctx));
+      }
+      const settled = this.#apply(stage, verdict, current, ctx);
+      if (settled === 'hold') {
+        return this.#settle(stages, i, stage, verdict, current, ctx);
+      }
+      if (settled.action === 'answer') return settled;
+      current = settled.message;
+    }
+    return { action: 'forward', message: current };
+  }
+
+  /** Applies a settled verdict; 'hold' means the caller must wait for it. */
+  #apply(stage: Stage, verdict: Verdict, message: JsonRpcMessage, ctx: MessageContext): Outcome | 'hold' {
+    switch (verdict.action) {
+      case 'pass':
+        if (verdict.message === undefined || verdict.message === message) return { action: 'forward', message };
+        this.#emit(stage, 'rewrite', undefined, message, ctx);
+        return { action: 'forward', message: verdict.message };
+      case 'answer':
+        this.#emit(stage, 'answer', verdict.reason, message, ctx);
+        return verdict.message === undefined ? { action: 'answer' } : { action: 'answer', message: verdict.message };
+      case 'hold':
+        return 'hold';
+    }
+  }
+
+  async #settle(stages: readonly Stage[], index: number, stage: Stage, verdict: Verdict | undefined, message: JsonRpcMessage, ctx: MessageContext): Promise<Outcome> {
+    let v = verdict;
+    // A hold may settle to another hold (e.g. a review that escalates); follow it, bounded.
+    for (let depth = 0; v?.action === 'hold'; depth++) {
+      if (depth > 16) throw new Error(`stage ${stage.name} held a message more than 16 times`);
+      this.#emit(stage, 'hold', v.reason, message, ctx);
+      v = await v.until;
+    }
+    const outcome = v === undefined ? ({ action: 'forward', message } as const) : this.#apply(stage, v, message, ctx);
+    if (outcome === 'hold') throw new Error('unreachable: hold after settle');
+    if (outcome.action === 'answer') return outcome;
+    return this.#runFrom(stages, index + 1, outcome.message, ctx);
+  }
+
+  #emit(stage: Stage, action: VerdictEvent['action'], reason: string | undefined, message: JsonRpcMessage, ctx: MessageContext): void {
+    const event: VerdictEvent = { stage: stage.name, action, direction: ctx.direction };
+    if (reason !== undefined) event.reason = reason;
+    if ('id' in message && message.id !== null && message.id !== undefined) event.messageId = message.id;
+    if ('method' in message) event.method = message.method;
+    this.onVerdict(event, ctx);
+  }
+}

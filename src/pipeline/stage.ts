@@ -1,0 +1,64 @@
+import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse, RequestId } from '../protocol/jsonrpc.js';
+
+/**
+ * The pipeline: an ordered list of stages, like an Envoy filter chain. A stage looks at one message in
+ * context and answers with a verdict. Stages run in order for messages to the server and in reverse
+ * order for messages to the client, so the stage closest to the server sees a response first.
+ */
+
+export type Direction = 'toServer' | 'toClient';
+
+/** Who is on the session; filled in by identity (a later issue) and carried into every verdict. */
+export interface Identity {
+  subject: string;
+  email?: string;
+  groups: string[];
+}
+
+/** What a stage may know about the session; never the transport. */
+export interface SessionInfo {
+  readonly id: string;
+  readonly connection: string;
+  readonly identity: Identity;
+}
+
+export interface MessageContext {
+  readonly session: SessionInfo;
+  readonly direction: Direction;
+  /** For a response: the request it answers, as its sender sent it (ids in the sender's numbering). */
+  readonly request?: JsonRpcRequest;
+}
+
+export type Verdict =
+  /** Forward, with `message` replacing the original when a stage rewrote it. */
+  | { readonly action: 'pass'; readonly message?: JsonRpcMessage }
+  /**
+   * Reply to the sender and forward nothing. For a request, `message` is its response (same id); a
+   * notification or response answered is simply not forwarded.
+   */
+  | { readonly action: 'answer'; readonly message?: JsonRpcResponse; readonly reason?: string }
+  /** Decide later: the promise settles to a pass or an answer (how a review pauses a call). */
+  | { readonly action: 'hold'; readonly until: Promise<Verdict>; readonly reason?: string };
+
+export const pass: Verdict = Object.freeze({ action: 'pass' });
+
+export interface Stage {
+  readonly name: string;
+  /** Returns undefined (or `pass`) to let the message through unchanged: the common, allocation-free case. */
+  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined>;
+}
+
+/** A verdict a stage took that changed something, for observers (the recorder, metrics, logs). */
+export interface VerdictEvent {
+  stage: string;
+  action: 'rewrite' | 'answer' | 'hold';
+  reason?: string;
+  direction: Direction;
+  messageId?: RequestId;
+  method?: string;
+}
+
+/** The outcome of running every stage. */
+export type Outcome =
+  | { readonly action: 'forward'; readonly message: JsonRpcMessage }
+  | { readonly action: 'answer'; readonly message?: JsonRpcResponse };

@@ -1,0 +1,68 @@
+import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { MessageContext, Stage, Verdict } from './stage.js';
+
+/**
+ * A per-connection allow/deny list of tool names (`*` matches any run of characters). A tool that is not
+ * allowed is hidden from `tools/list` and refused on `tools/call` before it reaches the server.
+ */
+export interface ToolFilterRules {
+  allow?: readonly string[];
+  deny?: readonly string[];
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${escaped.join('.*')}$`);
+}
+
+export class ToolFilterStage implements Stage {
+  readonly name = 'tool-filter';
+  readonly #allow?: RegExp[];
+  readonly #deny: RegExp[];
+
+  constructor(rules: ToolFilterRules) {
+    if (rules.allow) this.#allow = rules.allow.map(globToRegExp);
+    this.#deny = (rules.deny ?? []).map(globToRegExp);
+  }
+
+  /** A stage only when the connection has rules: no rules, no cost. */
+  static forRules(rules: ToolFilterRules): ToolFilterStage | undefined {
+    return rules.allow === undefined && (rules.deny ?? []).length === 0 ? undefined : new ToolFilterStage(rules);
+  }
+
+  allows(tool: string): boolean {
+    if (this.#deny.some((r) => r.test(tool))) return false;
+    return this.#allow === undefined || this.#allow.some((r) => r.test(tool));
+  }
+
+  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
+    if (ctx.direction === 'toServer') {
+      if (!isRequest(message) || message.method !== 'tools/call') return undefined;
+      const name = message.params?.name;
+      if (typeof name === 'string' && this.allows(name)) return undefined;
+      const shown = typeof name === 'string' ? `'${name}'` : '(no name)';
+      return {
+        action: 'answer',
+        reason: `tool ${shown} is not allowed`,
+        message: errorResponse(
+          message.id,
+          ErrorCode.Denied,
+          `Tool ${shown} is not allowed on connection '${ctx.session.connection}' by the gateway's tool policy`,
+          { gateway: 'portcullis', stage: this.name, tool: name ?? null },
+        ),
+      };
+    }
+    if (!isResponse(message) || ctx.request?.method !== 'tools/list' || message.result === undefined) return undefined;
+    const tools = message.result.tools;
+    if (!Array.isArray(tools)) return undefined;
+    const visible = tools.filter((t: unknown) => {
+      const name = (t as { name?: unknown } | null)?.name;
+      return typeof name === 'string' && this.allows(name);
+    });
+    if (visible.length === tools.length) return undefined;
+    return {
+      action: 'pass',
+      message: { ...message, result: { ...message.result, tools: visible } },
+    };
+  }
+}

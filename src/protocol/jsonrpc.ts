@@ -1,0 +1,146 @@
+/**
+ * JSON-RPC 2.0 as MCP uses it: the one shape every part of the data path speaks.
+ * Validation here is structural and cheap (no schema library on the hot path): the gateway relays
+ * methods it does not know, so it checks only what JSON-RPC itself requires.
+ */
+
+export type RequestId = string | number;
+
+export interface JsonRpcError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export interface JsonRpcRequest {
+  jsonrpc: '2.0';
+  id: RequestId;
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface JsonRpcNotification {
+  jsonrpc: '2.0';
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface JsonRpcResponse {
+  jsonrpc: '2.0';
+  id: RequestId | null;
+  result?: Record<string, unknown>;
+  error?: JsonRpcError;
+}
+
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
+
+/** Standard and gateway error codes. Gateway codes sit in JSON-RPC's implementation-defined range. */
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  /** The upstream server is unreachable, failed, or closed the session. */
+  UpstreamUnavailable: -32000,
+  /** The session is unknown or has ended. */
+  SessionNotFound: -32001,
+  /** A message exceeded the configured size limit. */
+  MessageTooLarge: -32002,
+  /** A pipeline stage refused the message (policy). */
+  Denied: -32003,
+} as const;
+
+export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {
+  return 'method' in m && 'id' in m && m.id !== undefined;
+}
+
+export function isNotification(m: JsonRpcMessage): m is JsonRpcNotification {
+  return 'method' in m && !('id' in m && m.id !== undefined);
+}
+
+export function isResponse(m: JsonRpcMessage): m is JsonRpcResponse {
+  return !('method' in m) && ('result' in m || 'error' in m);
+}
+
+export function errorResponse(id: RequestId | null, code: number, message: string, data?: unknown): JsonRpcResponse {
+  const error: JsonRpcError = data === undefined ? { code, message } : { code, message, data };
+  return { jsonrpc: '2.0', id, error };
+}
+
+/** A key for maps of request ids: 1 and "1" are different ids. */
+export function idKey(id: RequestId): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+export class InvalidMessageError extends Error {
+  constructor(
+    message: string,
+    readonly code: number = ErrorCode.InvalidRequest,
+    /** The id of the offending message when it could be read, so the error can answer it. */
+    readonly id: RequestId | null = null,
+  ) {
+    super(message);
+    this.name = 'InvalidMessageError';
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isValidId(v: unknown): v is RequestId {
+  return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+/** Checks one decoded value is a JSON-RPC 2.0 message; throws InvalidMessageError saying what is wrong. */
+export function toMessage(value: unknown): JsonRpcMessage {
+  if (!isPlainObject(value)) throw new InvalidMessageError('a JSON-RPC message must be a JSON object');
+  const id = isValidId(value.id) ? value.id : null;
+  if (value.jsonrpc !== '2.0') throw new InvalidMessageError('"jsonrpc" must be "2.0"', ErrorCode.InvalidRequest, id);
+  if ('id' in value && value.id !== undefined && !isValidId(value.id) && !(value.id === null && !('method' in value))) {
+    throw new InvalidMessageError('"id" must be a string or a number');
+  }
+  if ('method' in value) {
+    if (typeof value.method !== 'string' || value.method.length === 0) {
+      throw new InvalidMessageError('"method" must be a non-empty string', ErrorCode.InvalidRequest, id);
+    }
+    if (value.params !== undefined && !isPlainObject(value.params)) {
+      throw new InvalidMessageError('"params" must be an object', ErrorCode.InvalidRequest, id);
+    }
+    return value as unknown as JsonRpcMessage;
+  }
+  const hasResult = 'result' in value;
+  const hasError = 'error' in value;
+  if (hasResult === hasError) {
+    throw new InvalidMessageError('a message needs "method", or exactly one of "result" and "error"', ErrorCode.InvalidRequest, id);
+  }
+  if (!('id' in value)) throw new InvalidMessageError('a response needs an "id"');
+  if (hasError) {
+    const err = value.error;
+    if (!isPlainObject(err) || typeof err.code !== 'number' || typeof err.message !== 'string') {
+      throw new InvalidMessageError('"error" must be an object with a numeric "code" and a string "message"', ErrorCode.InvalidRequest, id);
+    }
+  } else if (!isPlainObject(value.result)) {
+    throw new InvalidMessageError('"result" must be an object', ErrorCode.InvalidRequest, id);
+  }
+  return value as unknown as JsonRpcMessage;
+}
+
+/**
+ * Parses a request body: one message or a batch array (2025-03-26 allowed batches; real clients still send them).
+ * Throws InvalidMessageError with ParseError for text that is not JSON.
+ */
+export function parseBody(text: string): { messages: JsonRpcMessage[]; batch: boolean } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidMessageError(`the body is not valid JSON: ${(err as Error).message}`, ErrorCode.ParseError);
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new InvalidMessageError('a batch must contain at least one message');
+    return { messages: value.map(toMessage), batch: true };
+  }
+  return { messages: [toMessage(value)], batch: false };
+}

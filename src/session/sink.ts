@@ -1,0 +1,28 @@
+import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
+
+/**
+ * Where a session delivers messages for its client: implemented by each edge (a Streamable HTTP
+ * session's streams, a legacy SSE stream, …). The session decides what belongs together; the edge
+ * decides which wire it goes on.
+ */
+export interface ClientSink {
+  /**
+   * Delivers one message. `related` is the client's id of the request it belongs to: the request a
+   * response answers, or the request a progress notification or a server request was made for, when known.
+   */
+  send(message: JsonRpcMessage, related?: RequestId): void;
+  /** The client's request will get no response (the client cancelled it): its stream may close. */
+  abandon(clientId: RequestId): void;
+  /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */
+  readonly connected: boolean;
+  /** The session is over: close every stream. */
+  close(reason: string): void;
+}
+
+/** A sink for a session no edge has attached to yet: holds nothing, the session buffers nothing. */
+export const detachedSink: ClientSink = {
+  send() {},
+  abandon() {},
+  connected: false,
+  close() {},
+};

@@ -1,0 +1,70 @@
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { UpstreamConfig } from '../config/schema.js';
+import { redactKnownSecrets } from './redact-secrets.js';
+import { SdkTransportUpstream } from './sdk-transport.js';
+import { UpstreamError } from './upstream.js';
+
+type HttpConfig = Extract<UpstreamConfig, { kind: 'http' | 'sse' }>;
+
+/** Only the headers the connection configures: nothing from the client (its Authorization above all) is forwarded. */
+function configuredHeaders(config: HttpConfig): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(config.headers)) headers[k] = v.reveal();
+  return headers;
+}
+
+function secretsOf(config: HttpConfig) {
+  return [config.url, ...Object.values(config.headers)].filter((s) => s.hasReferences);
+}
+
+/**
+ * Many servers answer 400 rather than 404 when they no longer know a session; both mean the client must
+ * start again. A 400 that does not mention the session is an ordinary bad request.
+ */
+function isLostSession(status: number | undefined, message: string): boolean {
+  if (status === 404) return true;
+  return status === 400 && /session/i.test(message);
+}
+
+function describeHttpError(config: HttpConfig) {
+  return (err: unknown): UpstreamError => {
+    const status = err instanceof StreamableHTTPError || err instanceof SseError ? err.code : undefined;
+    const raw = err instanceof Error ? err.message : String(err);
+    // fetch puts the URL (which may carry a credential reference's value) into some messages.
+    const message = redactKnownSecrets(raw, secretsOf(config));
+    const cause = (err as { cause?: { code?: string } }).cause?.code;
+    return new UpstreamError(
+      `the upstream server ${status ? `answered HTTP ${status}` : `cannot be reached${cause ? ` (${cause})` : ''}`}: ${message}`,
+      isLostSession(status, raw),
+      status,
+    );
+  };
+}
+
+/** Streamable HTTP upstream: one upstream MCP session per client session. */
+export class StreamableHttpUpstream extends SdkTransportUpstream {
+  constructor(config: HttpConfig) {
+    const transport = new StreamableHTTPClientTransport(new URL(config.url.reveal()), {
+      requestInit: { headers: configuredHeaders(config) },
+    });
+    super(transport, describeHttpError(config), () => transport.terminateSession());
+  }
+}
+
+/** Legacy HTTP+SSE upstream (protocol 2024-11-05). The SDK refuses an endpoint event on another origin. */
+export class SseUpstream extends SdkTransportUpstream {
+  constructor(config: HttpConfig) {
+    const headers = configuredHeaders(config);
+    const transport = new SSEClientTransport(new URL(config.url.reveal()), { requestInit: { headers } });
+    super(transport, describeHttpError(config));
+  }
+
+  override async start(): Promise<void> {
+    try {
+      await this.transport.start();
+    } catch (err) {
+      throw new UpstreamError(`the upstream SSE server cannot be reached: ${(err as Error).message}`, true);
+    }
+  }
+}

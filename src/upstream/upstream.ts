@@ -1,0 +1,34 @@
+import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+
+/**
+ * The gateway's link to one upstream MCP server for one client session. Implementations wrap the
+ * official SDK's client transports, which already speak each transport's rules (session headers,
+ * SSE endpoints, resumption); the gateway relays raw messages over them.
+ */
+export interface Upstream {
+  /** Spawns the process or prepares the HTTP client; rejects when the server cannot be reached. */
+  start(): Promise<void>;
+  /** Rejects with an UpstreamError when the message could not be delivered. */
+  send(message: JsonRpcMessage): Promise<void>;
+  /** Transports that send the negotiated version as a header learn it here after initialize. */
+  setProtocolVersion(version: string): void;
+  /** Ends the upstream session (DELETE for HTTP, terminates the process for stdio). Idempotent. */
+  close(): Promise<void>;
+  onmessage?: (message: JsonRpcMessage) => void;
+  /** The link is gone for good: the process exited or the transport closed. */
+  onclose?: (reason: string) => void;
+  /** A problem that does not by itself end the link (a stray line, a dropped stream). */
+  onerror?: (error: Error) => void;
+}
+
+/** Why an upstream send failed; `sessionLost` means the server no longer knows the session. */
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    readonly sessionLost: boolean,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
