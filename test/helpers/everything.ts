@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { demoServerEntry } from '../../src/config/load.js';
 import { freePort } from './ports.js';
 
@@ -51,4 +53,64 @@ export async function startEverything(mode: 'streamableHttp' | 'sse'): Promise<R
 /** The stdio connection block that runs server-everything as a child of the gateway. */
 export function everythingStdio(): { command: string; args: string[] } {
   return { command: process.execPath, args: [demoServerEntry(), 'stdio'] };
+}
+
+/** A compiled fixture server under dist/test/fixtures. */
+export function fixturePath(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
+}
+
+/** Starts a fixture server in http mode on a free port; it prints `listening <url>` when ready. */
+export async function startFixtureHttp(name: string): Promise<RunningServer> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [fixturePath(name), 'http', '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 15_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+  child.stdout!.resume();
+  return {
+    url,
+    port,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** Process ids of the direct children of `pid` (Linux /proc), to find a stdio server the gateway spawned. */
+export function childPids(pid: number = process.pid): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
