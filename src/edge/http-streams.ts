@@ -182,9 +182,7 @@ export class HttpSessionStreams implements ClientSink {
     if (owner !== undefined && !owner.finished) return owner;
     // A response goes only on its own request's stream; without one (cancelled) it has no reader.
     if (isResponse(message)) return undefined;
-    if (this.#standalone.attached) return this.#standalone;
-    for (const s of this.#byRequest.values()) if (s.attached && !s.finished) return s;
-    // Nobody listens now: keep it for the next GET.
+    // Anything unrelated goes on the session's own stream, or waits there for the client's next GET.
     return this.#standalone;
   }
 

@@ -230,11 +230,15 @@ export class Session implements SessionInfo {
   }
 
   #serverRequest(request: JsonRpcRequest): void {
-    const related = this.#toServer.single()?.originalId;
-    this.#toClientThroughPipeline(request, undefined, related);
+    // Sampling, elicitation and roots requests are made for the call in flight, when there is only one.
+    this.#toClientThroughPipeline(request, undefined, this.#toServer.single()?.originalId);
   }
 
-  /** Which client request a notification belongs to: by progress token, or the only request in flight. */
+  /**
+   * Which client request a notification belongs to: progress by its token; a log message to the only
+   * request in flight (servers log what a call is doing). Anything else (list_changed, resource
+   * updates) belongs to no request and goes on the session's own stream.
+   */
   #relatedToNotification(n: JsonRpcNotification): RequestId | undefined {
     if (n.method === 'notifications/progress') {
       const token = n.params?.progressToken;
@@ -242,8 +246,10 @@ export class Session implements SessionInfo {
         const id = this.#progressTokens.get(`${typeof token}:${token}`);
         if (id !== undefined) return id;
       }
+      return this.#toServer.single()?.originalId;
     }
-    return this.#toServer.single()?.originalId;
+    if (n.method === 'notifications/message') return this.#toServer.single()?.originalId;
+    return undefined;
   }
 
   #toClientThroughPipeline(message: JsonRpcMessage, request: JsonRpcRequest | undefined, related: RequestId | undefined): void {

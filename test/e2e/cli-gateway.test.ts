@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { stringify } from 'yaml';
+import { cliPath } from '../helpers/client.js';
+import { childPids, everythingStdio, isAlive } from '../helpers/everything.js';
+import { freePort } from '../helpers/ports.js';
+
+/** `portcullis gateway` as operators run it: a real process, its banner, its exit codes and its shutdown. */
+
+function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string } {
+  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  return { child, stdout: () => out, stderr: () => err };
+}
+
+async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('portcullis gateway (the CLI process)', () => {
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the URL and next steps, serves, and on SIGTERM drains and leaves no server process behind', async () => {
+    const port = await freePort();
+    const config = join(dir, 'ok.yaml');
+    writeFileSync(config, stringify({ listen: `127.0.0.1:${port}`, connections: { everything: { stdio: everythingStdio() } } }));
+    const cli = startCli(['gateway', '--config', config]);
+    await waitFor(() => cli.stdout().includes('Portcullis is running'), 'the banner');
+    assert.match(cli.stdout(), new RegExp(`http://127.0.0.1:${port}/mcp/everything`));
+    assert.match(cli.stdout(), /Inspector/);
+
+    const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`));
+    const client = new Client({ name: 'cli-test', version: '1.0.0' });
+    await client.connect(transport);
+    const servers = childPids(cli.child.pid!);
+    assert.equal(servers.length, 1, 'one stdio server for the session');
+    // A call in flight when SIGTERM arrives is allowed to finish.
+    const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } });
+    await new Promise((r) => setTimeout(r, 200));
+    cli.child.kill('SIGTERM');
+    const result = await call;
+    assert.match(JSON.stringify(result), /completed/);
+    const [code] = (await once(cli.child, 'exit')) as [number];
+    assert.equal(code, 0);
+    assert.match(cli.stderr(), /draining/);
+    await waitFor(() => !isAlive(servers[0]!), 'the stdio server to exit', 5000);
+    await client.close().catch(() => {});
+  });
+
+  it('refuses a bad config with exit code 2 and an error naming the key', async () => {
+    const config = join(dir, 'bad.yaml');
+    writeFileSync(config, 'connections:\n  everything:\n    stdio:\n      comand: node\n');
+    const cli = startCli(['gateway', '--config', config]);
+    const [code] = (await once(cli.child, 'exit')) as [number];
+    assert.equal(code, 2);
+    assert.match(cli.stderr(), /connections\.everything\.stdio\.comand: unknown key; expected one of: command, args, env, cwd/);
+  });
+
+  it('says clearly when the port is taken', async () => {
+    const port = await freePort();
+    const blocker = startCli(['gateway', '--listen', `127.0.0.1:${port}`]);
+    await waitFor(() => blocker.stdout().includes('Portcullis is running'), 'the first gateway');
+    const second = startCli(['gateway', '--listen', `127.0.0.1:${port}`]);
+    const [code] = (await once(second.child, 'exit')) as [number];
+    assert.equal(code, 1);
+    assert.match(second.stderr(), /already in use/);
+    blocker.child.kill('SIGTERM');
+    await once(blocker.child, 'exit');
+  });
+});

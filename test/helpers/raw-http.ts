@@ -1,0 +1,62 @@
+/** A bare Streamable HTTP client, for tests that must see the wire: statuses, headers, SSE event ids. */
+
+export const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+/** Reads SSE events from a response body as they arrive. */
+export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event: SseEvent = { data: '' };
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'id') event.id = value;
+        else if (field === 'event') event.event = value;
+        else if (field === 'data') data.push(value);
+      }
+      if (data.length === 0 && event.id === undefined) continue;
+      event.data = data.join('\n');
+      yield event;
+    }
+  }
+}
+
+/** Initializes a session over raw HTTP and sends `initialized`; returns the session id. */
+export async function rawInitialize(endpoint: URL, protocolVersion = '2025-11-25'): Promise<string> {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: mcpHeaders,
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'init',
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+  if (res.status !== 200) throw new Error(`initialize: HTTP ${res.status} ${await res.text()}`);
+  const sessionId = res.headers.get('mcp-session-id');
+  await res.text();
+  if (!sessionId) throw new Error('initialize: no Mcp-Session-Id');
+  const ack = await fetch(endpoint, {
+    method: 'POST',
+    headers: { ...mcpHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': protocolVersion },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  });
+  if (ack.status !== 202) throw new Error(`initialized: HTTP ${ack.status}`);
+  return sessionId;
+}
