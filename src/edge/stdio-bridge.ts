@@ -13,6 +13,14 @@ export interface StdioBridgeOptions {
   headers?: Record<string, string>;
 }
 
+/** Says what went wrong in words a person configuring a desktop client can act on. */
+function describeError(err: unknown, endpoint: URL): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause?.code ?? cause?.message;
+  if (why) return `cannot reach the gateway at ${endpoint.href} (${why}); is \`portcullis gateway\` running there?`;
+  return (err as Error).message ?? String(err);
+}
+
 /**
  * `portcullis connect`: a stdio MCP server as far as the desktop client is concerned, relaying every
  * message to the gateway over Streamable HTTP. Resolves when either side ends.
@@ -51,12 +59,12 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<void> {
     }
     local.send(m).catch((err: unknown) => void end(`writing to stdout failed: ${(err as Error).message}`));
   };
-  remote.onerror = (err) => report(`gateway stream: ${err.message}`);
+  remote.onerror = (err) => report(`gateway stream: ${describeError(err, o.endpoint)}`);
   local.onmessage = (m) => {
     const message = m as JsonRpcMessage;
     if (isRequest(message)) inFlight.set(String(message.id), { id: message.id, method: message.method });
     remote.send(m).catch((err: unknown) => {
-      const text = (err as Error).message;
+      const text = describeError(err, o.endpoint);
       if (isRequest(message)) {
         inFlight.delete(String(message.id));
         void local.send(errorResponse(message.id, ErrorCode.UpstreamUnavailable, `Gateway error: ${text}`) as JSONRPCMessage).catch(() => {});

@@ -33,9 +33,10 @@ function describeHttpError(config: HttpConfig) {
     const raw = err instanceof Error ? err.message : String(err);
     // fetch puts the URL (which may carry a credential reference's value) into some messages.
     const message = redactKnownSecrets(raw, secretsOf(config));
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message;
     return new UpstreamError(
-      `the upstream server ${status ? `answered HTTP ${status}` : `cannot be reached${cause ? ` (${cause})` : ''}`}: ${message}`,
+      `the upstream server ${status ? `answered HTTP ${status}` : `cannot be reached${why ? ` (${why})` : ''}`}: ${message}`,
       isLostSession(status, raw),
       status,
     );
