@@ -87,3 +87,26 @@ describe('portcullis gateway (the CLI process)', () => {
     await once(blocker.child, 'exit');
   });
 });
+
+describe('portcullis config check', () => {
+  it('accepts the shipped example config', async () => {
+    const example = new URL('../../../examples/portcullis.yaml', import.meta.url).pathname;
+    const cli = startCli(['config', 'check', example], { REMOTE_MCP_TOKEN: 'example-token-value' });
+    const [code] = (await once(cli.child, 'exit')) as [number];
+    assert.equal(code, 0, cli.stderr());
+    assert.match(cli.stdout(), /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\)/);
+    assert.ok(!cli.stdout().includes('example-token-value'));
+  });
+
+  it('names a missing secret reference without starting anything', async () => {
+    const example = new URL('../../../examples/portcullis.yaml', import.meta.url).pathname;
+    const env = { ...process.env };
+    delete env.REMOTE_MCP_TOKEN;
+    const child = spawn(process.execPath, [cliPath, 'config', 'check', example], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 1);
+    assert.match(err, /connections\.remote\.http\.headers\.Authorization: environment variable REMOTE_MCP_TOKEN is not set/);
+  });
+});
