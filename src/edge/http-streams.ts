@@ -61,17 +61,22 @@ class OutStream {
     }
   }
 
-  startSse(res: ServerResponse): void {
+  startSse(res: ServerResponse, resuming = false): void {
     this.mode = 'sse';
     res.writeHead(200, { ...sseHeaders, ...this.owner.headers });
-    res.flushHeaders();
+    if (!resuming && this.owner.primesStreams()) {
+      // 2025-11-25: an event id with empty data first, so a client cut off before any message can still resume.
+      res.write(`id: ${this.id}_${this.#seq}\ndata: \n\n`);
+    } else {
+      res.flushHeaders();
+    }
     this.owner.keepAlive.add(res);
   }
 
   /** Attaches a (re)connected client; replays events after `afterSeq`, or every undelivered one. */
   attach(res: ServerResponse, afterSeq?: number): void {
     this.res = res;
-    this.startSse(res);
+    this.startSse(res, afterSeq !== undefined);
     const from = afterSeq ?? this.#deliveredSeq;
     for (const e of this.#events) if (e.seq > from) res.write(e.frame);
     this.#deliveredSeq = this.#seq;
@@ -123,10 +128,18 @@ export class HttpSessionStreams implements ClientSink {
     sessionId: string,
     readonly keepAlive: KeepAlive,
     readonly bufferSize: number,
+    /** The session's negotiated protocol version, once known. */
+    private readonly protocolVersion: () => string | undefined,
   ) {
     this.headers = { 'mcp-session-id': sessionId };
     this.#standalone = new OutStream('0', this, undefined, false);
     this.#streams.set('0', this.#standalone);
+  }
+
+  /** Priming events are a 2025-11-25 feature; older clients would try to parse the empty data. */
+  primesStreams(): boolean {
+    const v = this.protocolVersion();
+    return v !== undefined && v >= '2025-11-25';
   }
 
   get connected(): boolean {

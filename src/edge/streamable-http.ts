@@ -159,7 +159,7 @@ export class StreamableHttpEdge {
       res.end(body);
       return undefined;
     }
-    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize);
+    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize, () => session.protocolVersion);
     this.#streams.set(session, streams);
     session.attach(streams);
     return session;

@@ -163,6 +163,11 @@ export class Session implements SessionInfo {
       return;
     }
     const message = outcome.message;
+    if (this.#state === 'closed') {
+      // The session ended while a stage held this message: nothing may reach the server now.
+      if (isRequest(message)) this.#answerClient(errorResponse(message.id, ErrorCode.SessionNotFound, `Session ended: ${this.closeReason}`));
+      return;
+    }
     if (isRequest(message)) {
       const mappedId = this.#toServer.add(message);
       const token = progressTokenOf(message);

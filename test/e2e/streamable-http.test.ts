@@ -129,6 +129,36 @@ describe('Streamable HTTP edge', () => {
     );
   });
 
+  it('primes each 2025-11-25 SSE stream with an event id, so a client cut off before any message resumes everything', async () => {
+    const sessionId = await rawInitialize(endpoint, '2025-11-25');
+    const aborter = new AbortController();
+    const res = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('P', 'token-p', 0.6, 2), signal: aborter.signal });
+    const first = (await sseEvents(res.body!, { includePriming: true }).next()).value as SseEvent;
+    assert.equal(first.data, '', 'the first event is the priming event');
+    assert.ok(first.id);
+    aborter.abort();
+    await new Promise((r) => setTimeout(r, 900));
+    const resumed = await fetch(endpoint, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
+    const replay: any[] = [];
+    for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
+    assert.deepEqual(
+      replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
+      ['progress:1', 'progress:2', 'response:P'],
+    );
+  });
+
+  it('does not prime streams of older protocol versions', async () => {
+    const sessionId = await rawInitialize(endpoint, '2025-06-18');
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...headersFor(sessionId), 'mcp-protocol-version': '2025-06-18' },
+      body: longCall('O', 'token-o', 0.2, 1),
+    });
+    const events = [];
+    for await (const e of sseEvents(res.body!, { includePriming: true })) events.push(e);
+    assert.ok(events.every((e) => e.data !== ''), 'no empty-data event');
+  });
+
   it('DELETE ends the session; the id then gets 404', async () => {
     const sessionId = await rawInitialize(endpoint);
     const del = await fetch(endpoint, { method: 'DELETE', headers: { 'mcp-session-id': sessionId } });

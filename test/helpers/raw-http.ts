@@ -9,7 +9,7 @@ export interface SseEvent {
 }
 
 /** Reads SSE events from a response body as they arrive. */
-export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+export async function* sseEvents(body: ReadableStream<Uint8Array>, options: { includePriming?: boolean } = {}): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
@@ -29,8 +29,9 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
         else if (field === 'event') event.event = value;
         else if (field === 'data') data.push(value);
       }
-      if (data.length === 0 && event.id === undefined) continue;
       event.data = data.join('\n');
+      // A priming event (an id with empty data) marks a resumption point; it carries no message.
+      if (event.data === '' && !options.includePriming) continue;
       yield event;
     }
   }
