@@ -14,6 +14,7 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
         censor: '[redacted]',
       },
     },
-    pino.destination({ dest: (destination as { fd?: number }).fd ?? 2, sync: false }),
+    // Synchronous: log volume is per session, not per message, and a line written just before exit must not be lost.
+    pino.destination({ dest: (destination as { fd?: number }).fd ?? 2, sync: true }),
   );
 }
