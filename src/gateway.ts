@@ -12,7 +12,7 @@ import type { Identity, Stage } from './pipeline/stage.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
-import { createUpstream } from './upstream/index.js';
+import { createUpstream, UpstreamAgents } from './upstream/index.js';
 
 export interface GatewayOptions {
   log?: Logger;
@@ -44,6 +44,7 @@ export class Gateway {
   readonly #registry: SessionRegistry;
   readonly #keepAlive: KeepAlive;
   readonly #log: Logger;
+  readonly #agents = new UpstreamAgents();
   #draining = false;
   #stopped: Promise<void> | undefined;
 
@@ -56,7 +57,7 @@ export class Gateway {
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.#registry = new SessionRegistry({
       connections: config.connections,
-      createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, sessionLog),
+      createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog),
       stagesFor: (c) => stagesFor(c),
       observers: options.observers ?? [],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
@@ -132,6 +133,7 @@ export class Gateway {
     }
     await this.#registry.closeAll('gateway shutting down');
     this.#keepAlive.stop();
+    this.#agents.destroy();
     this.#server.closeAllConnections();
     await closed;
     this.#log.info('gateway stopped');

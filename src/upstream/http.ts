@@ -1,4 +1,3 @@
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import { redactKnownSecrets } from './redact-secrets.js';
@@ -29,7 +28,7 @@ function isLostSession(status: number | undefined, message: string): boolean {
 
 function describeHttpError(config: HttpConfig) {
   return (err: unknown): UpstreamError => {
-    const status = err instanceof StreamableHTTPError || err instanceof SseError ? err.code : undefined;
+    const status = err instanceof SseError ? err.code : undefined;
     const raw = err instanceof Error ? err.message : String(err);
     // fetch puts the URL (which may carry a credential reference's value) into some messages.
     const message = redactKnownSecrets(raw, secretsOf(config));
@@ -41,16 +40,6 @@ function describeHttpError(config: HttpConfig) {
       status,
     );
   };
-}
-
-/** Streamable HTTP upstream: one upstream MCP session per client session. */
-export class StreamableHttpUpstream extends SdkTransportUpstream {
-  constructor(config: HttpConfig) {
-    const transport = new StreamableHTTPClientTransport(new URL(config.url.reveal()), {
-      requestInit: { headers: configuredHeaders(config) },
-    });
-    super(transport, describeHttpError(config), () => transport.terminateSession());
-  }
 }
 
 /** Legacy HTTP+SSE upstream (protocol 2024-11-05). The SDK refuses an endpoint event on another origin. */

@@ -1,0 +1,303 @@
+import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { UpstreamConfig } from '../config/schema.js';
+import {
+  ErrorCode,
+  errorResponse,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type RequestId,
+  toMessage,
+} from '../protocol/jsonrpc.js';
+import { type Upstream, UpstreamError } from './upstream.js';
+
+type HttpConfig = Extract<UpstreamConfig, { kind: 'http' | 'sse' }>;
+
+/** Keep-alive agents per connection, shared by that connection's sessions, so calls reuse sockets. */
+export class UpstreamAgents {
+  readonly #agents = new Map<string, HttpAgent>();
+
+  for(connection: string, secure: boolean): HttpAgent {
+    const key = `${connection}:${secure ? 'https' : 'http'}`;
+    let agent = this.#agents.get(key);
+    if (agent === undefined) {
+      const options = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+      agent = secure ? new HttpsAgent(options) : new HttpAgent(options);
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  destroy(): void {
+    for (const a of this.#agents.values()) a.destroy();
+    this.#agents.clear();
+  }
+}
+
+/** How often, and how far apart, a dropped SSE stream is reopened before the link gives up. */
+const maxReconnects = 5;
+const defaultRetryMs = 1000;
+
+/**
+ * Streamable HTTP upstream on node:http. The SDK's client transport does the same job over fetch and
+ * web streams; in front of a server that answers in a couple of milliseconds that overhead doubled the
+ * latency (BENCHMARKS.md), so the gateway's hot path speaks the transport directly: keep-alive sockets,
+ * JSON or SSE responses, the session and protocol-version headers, the standalone GET stream, and
+ * resumption with Last-Event-ID when a stream drops before its response. Redirects are never followed,
+ * so a server cannot send the gateway to another address.
+ */
+export class StreamableHttpUpstream implements Upstream {
+  onmessage?: (message: JsonRpcMessage) => void;
+  onclose?: (reason: string) => void;
+  onerror?: (error: Error) => void;
+
+  readonly #url: URL;
+  readonly #headers: Record<string, string>;
+  readonly #agent: HttpAgent;
+  readonly #maxBytes: number;
+  #sessionId: string | undefined;
+  #protocolVersion: string | undefined;
+  #closed = false;
+  readonly #inflight = new Set<ClientRequest>();
+  #getStream: IncomingMessage | undefined;
+  #getLastEventId: string | undefined;
+
+  constructor(config: HttpConfig, agent: HttpAgent, maxMessageBytes: number) {
+    this.#url = new URL(config.url.reveal());
+    this.#headers = {};
+    for (const [k, v] of Object.entries(config.headers)) this.#headers[k.toLowerCase()] = v.reveal();
+    this.#agent = agent;
+    this.#maxBytes = maxMessageBytes;
+  }
+
+  async start(): Promise<void> {
+    // Nothing to connect yet: the first POST (initialize) opens the session.
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  async send(message: JsonRpcMessage): Promise<void> {
+    if (this.#closed) throw new UpstreamError('the upstream link is closed', true);
+    const res = await this.#request('POST', JSON.stringify(message), { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+    const sessionId = res.headers['mcp-session-id'];
+    if (typeof sessionId === 'string' && sessionId.length > 0) this.#sessionId = sessionId;
+    const status = res.statusCode ?? 0;
+    if (status === 202 || status === 204) {
+      res.resume();
+      if ('method' in message && message.method === 'notifications/initialized') this.#openGetStream(undefined, 0);
+      return;
+    }
+    if (status !== 200) throw await this.#statusError(res);
+    const type = String(res.headers['content-type'] ?? '');
+    const waiting = isRequest(message) ? [message.id] : [];
+    if (type.startsWith('text/event-stream')) {
+      // Not awaited: the stream may run as long as the call does; messages flow as they come.
+      this.#consumeSse(res, waiting, 'post');
+      return;
+    }
+    if (type.startsWith('application/json')) {
+      const text = await this.#readBody(res);
+      this.#deliverJson(text);
+      return;
+    }
+    res.resume();
+    throw new UpstreamError(`the upstream server answered with an unexpected Content-Type ${JSON.stringify(type.slice(0, 60))}`, false, status);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const req of this.#inflight) req.destroy();
+    this.#inflight.clear();
+    this.#getStream?.destroy();
+    if (this.#sessionId !== undefined) {
+      // Tell the server the session is over; it may already be gone, which is fine.
+      await this.#request('DELETE', undefined, {}, 2000).then(
+        (res) => res.resume(),
+        () => {},
+      );
+    }
+    this.onclose?.('closed by the gateway');
+  }
+
+  #request(method: string, body: string | undefined, extra: Record<string, string>, timeoutMs?: number): Promise<IncomingMessage> {
+    const headers: Record<string, string> = { ...this.#headers, ...extra };
+    if (this.#sessionId !== undefined) headers['mcp-session-id'] = this.#sessionId;
+    if (this.#protocolVersion !== undefined) headers['mcp-protocol-version'] = this.#protocolVersion;
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    const request = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(this.#url, { method, headers, agent: this.#agent }, (res) => {
+        res.once('close', () => this.#inflight.delete(req));
+        resolve(res);
+      });
+      this.#inflight.add(req);
+      if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.once('error', (err: NodeJS.ErrnoException) => {
+        this.#inflight.delete(req);
+        reject(new UpstreamError(`the upstream server cannot be reached (${err.code ?? err.message})`, false));
+      });
+      req.end(body);
+    });
+  }
+
+  async #statusError(res: IncomingMessage): Promise<UpstreamError> {
+    const status = res.statusCode ?? 0;
+    const text = (await this.#readBody(res, 4096).catch(() => '')).slice(0, 300);
+    // Many servers answer 400 rather than 404 for a session they no longer know; both mean start again.
+    const lost = this.#sessionId !== undefined && (status === 404 || (status === 400 && /session/i.test(text)));
+    const where = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
+    return new UpstreamError(`the upstream server answered HTTP ${status}${where}: ${text || res.statusMessage || ''}`.trim(), lost, status);
+  }
+
+  #readBody(res: IncomingMessage, limit = this.#maxBytes): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > limit) {
+          res.destroy();
+          reject(new UpstreamError(`the upstream response is larger than ${limit} bytes (limits.maxMessageSize)`, false));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      res.once('error', reject);
+    });
+  }
+
+  #deliverJson(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      this.onerror?.(new Error('the upstream server sent a body that is not JSON'));
+      return;
+    }
+    for (const item of Array.isArray(value) ? value : [value]) this.#deliver(item);
+  }
+
+  #deliver(value: unknown): RequestId | null | undefined {
+    let message: JsonRpcMessage;
+    try {
+      message = toMessage(value);
+    } catch (err) {
+      this.onerror?.(new Error(`the upstream server sent an invalid message: ${(err as Error).message}`));
+      return undefined;
+    }
+    this.onmessage?.(message);
+    return isResponse(message) ? message.id : undefined;
+  }
+
+  /**
+   * Reads an SSE stream. `waiting` are the ids of requests whose responses belong on it: when the
+   * stream ends before they are answered, it is resumed with Last-Event-ID, or they are failed.
+   */
+  #consumeSse(res: IncomingMessage, waiting: RequestId[], kind: 'post' | 'get', attempt = 0): void {
+    const pending = new Set(waiting);
+    let lastEventId: string | undefined;
+    let retryMs = defaultRetryMs;
+    const parser = createParser({
+      maxBufferSize: this.#maxBytes,
+      onEvent: (event: EventSourceMessage) => {
+        if (event.id !== undefined) {
+          lastEventId = event.id;
+          if (kind === 'get') this.#getLastEventId = event.id;
+        }
+        if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
+        let value: unknown;
+        try {
+          value = JSON.parse(event.data);
+        } catch {
+          this.onerror?.(new Error('the upstream server sent an SSE event that is not JSON'));
+          return;
+        }
+        for (const item of Array.isArray(value) ? value : [value]) {
+          const answered = this.#deliver(item);
+          if (answered !== undefined && answered !== null) pending.delete(answered);
+        }
+      },
+      onRetry: (ms: number) => (retryMs = ms),
+      onError: (err) => {
+        this.onerror?.(new Error(`the upstream SSE stream is malformed: ${err.message}`));
+        res.destroy();
+      },
+    });
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => parser.feed(chunk));
+    const ended = () => {
+      if (this.#closed) return;
+      if (kind === 'get') {
+        if (this.#getStream !== res) return;
+        this.#getStream = undefined;
+        this.#openGetStream(this.#getLastEventId, attempt + 1, retryMs);
+        return;
+      }
+      if (pending.size === 0) return;
+      if (lastEventId !== undefined && attempt < maxReconnects) {
+        setTimeout(() => this.#resume(lastEventId!, [...pending], attempt + 1), retryMs).unref();
+        return;
+      }
+      this.#fail([...pending], 'the upstream server closed its response stream before answering');
+    };
+    res.once('end', ended);
+    res.once('error', () => {});
+    res.once('close', () => {
+      if (!res.complete) ended();
+    });
+  }
+
+  /** Reopens a POST's stream after a drop (2025-11-25 SSE polling, or a network blip). */
+  #resume(lastEventId: string, pending: RequestId[], attempt: number): void {
+    if (this.#closed) return;
+    this.#request('GET', undefined, { accept: 'text/event-stream', 'last-event-id': lastEventId }).then(
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          this.#fail(pending, `the upstream server refused to resume the stream (HTTP ${res.statusCode})`);
+          return;
+        }
+        this.#consumeSse(res, pending, 'post', attempt);
+      },
+      (err: Error) => this.#fail(pending, err.message),
+    );
+  }
+
+  #fail(pending: RequestId[], why: string): void {
+    for (const id of pending) this.onmessage?.(errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream server error: ${why}`));
+  }
+
+  /** The standalone GET stream for server-initiated messages; optional for servers (405 = not offered). */
+  #openGetStream(lastEventId: string | undefined, attempt: number, delayMs = 0): void {
+    if (this.#closed || attempt > maxReconnects) return;
+    const open = () => {
+      if (this.#closed) return;
+      const extra: Record<string, string> = { accept: 'text/event-stream' };
+      if (lastEventId !== undefined) extra['last-event-id'] = lastEventId;
+      this.#request('GET', undefined, extra).then(
+        (res) => {
+          if (res.statusCode === 200 && String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+            this.#getStream = res;
+            this.#consumeSse(res, [], 'get', 0);
+            return;
+          }
+          res.resume();
+          if (res.statusCode === 404 && this.#sessionId !== undefined) {
+            this.onerror?.(new Error('the upstream server no longer knows the session'));
+            void this.close().then(() => {});
+          }
+          // 405 and the like: this server offers no standalone stream.
+        },
+        () => this.#openGetStream(lastEventId, attempt + 1, defaultRetryMs * (attempt + 1)),
+      );
+    };
+    if (delayMs > 0) setTimeout(open, delayMs).unref();
+    else open();
+  }
+}
