@@ -17,5 +17,8 @@ export function parseSize(v: string | number): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*$/i.exec(v);
   if (!m) return undefined;
   const unit = sizeUnits[(m[2] ?? 'b').toLowerCase()];
-  return unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
+  if (unit === undefined) return undefined;
+  const bytes = Math.round(Number(m[1]) * unit);
+  // A limit of zero bytes would refuse every message.
+  return bytes > 0 ? bytes : undefined;
 }

@@ -38,6 +38,21 @@ function describeFound(input: unknown, path: PropertyKey[]): string {
   }
 }
 
+/** Zod's type names in the words of a YAML file. */
+function expectedType(expected: string): string {
+  switch (expected) {
+    case 'object':
+    case 'record':
+      return 'a map';
+    case 'array':
+      return 'a list';
+    case 'int':
+      return 'an integer';
+    default:
+      return `a ${expected}`;
+  }
+}
+
 function formatPath(path: PropertyKey[]): string {
   return path.length === 0 ? '(top level)' : path.map(String).join('.');
 }
@@ -79,7 +94,18 @@ function formatIssue(issue: z.core.$ZodIssue, schema: AnySchema): string[] {
       );
     }
     case 'invalid_type':
-      return [`${at}: expected ${issue.expected === 'object' ? 'a map' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`}, found ${describeFound(issue.input, issue.path)}`];
+      return [`${at}: expected ${expectedType(issue.expected)}, found ${describeFound(issue.input, issue.path)}`];
+    case 'too_small':
+    case 'too_big': {
+      const bound = issue.code === 'too_small' ? (issue.inclusive ? '≥' : '>') : issue.inclusive ? '≤' : '<';
+      const limit = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      if (issue.origin !== 'number') return [`${at}: ${issue.message}, found ${describeFound(issue.input, issue.path)}`];
+      return [`${at}: expected a number ${bound} ${String(limit)}, found ${describeFound(issue.input, issue.path)}`];
+    }
+    case 'invalid_key': {
+      const why = issue.issues[0]?.message ?? issue.message;
+      return [`${at}: ${why}, found ${describeFound(issue.input, issue.path)}`];
+    }
     case 'invalid_value':
       return [`${at}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, found ${describeFound(issue.input, issue.path)}`];
     case 'invalid_union':

@@ -190,30 +190,31 @@ export function configSchema(sources: SecretSources) {
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
       connections: z
-        .record(z.string(), connectionSchema(sources))
-        .superRefine((conns, ctx) => {
-          if (Object.keys(conns).length === 0) ctx.addIssue({ code: 'custom', message: 'expected at least one connection' });
-          for (const name of Object.keys(conns)) {
-            if (!connectionName.test(name)) {
-              ctx.addIssue({
-                code: 'custom',
-                path: [name],
-                message: 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)',
-              });
-            }
-          }
-        }),
+        .record(
+          z.string().regex(connectionName, 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)'),
+          connectionSchema(sources),
+        )
+        .refine((conns) => Object.keys(conns).length > 0, { message: 'expected at least one connection' }),
     })
-    .superRefine((c, ctx) => {
-      const loopback = ['127.0.0.1', '::1', 'localhost'].includes(c.listen.host) || c.listen.host.startsWith('127.');
-      if (!loopback && c.http.allowedHosts === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['http', 'allowedHosts'],
-          message: `required when listening on ${c.listen.host}: list the host names clients use to reach the gateway (DNS-rebinding defence)`,
-        });
-      }
-    });
+    // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
+    .check(
+      z.superRefine(
+        (c: { listen?: unknown; http?: { allowedHosts?: unknown } }, ctx) => {
+          const listen = c.listen as { host?: unknown } | undefined;
+          if (typeof listen?.host !== 'string') return;
+          const host = listen.host;
+          const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host) || host.startsWith('127.');
+          if (!loopback && c.http?.allowedHosts === undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['http', 'allowedHosts'],
+              message: `required when listening on ${host}: list the host names clients use to reach the gateway (DNS-rebinding defence)`,
+            });
+          }
+        },
+        { when: () => true },
+      ),
+    );
 }
 
 type Parsed = z.output<ReturnType<typeof configSchema>>;

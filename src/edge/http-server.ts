@@ -53,7 +53,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: the gateway is shutting down', null, { 'retry-after': '5' });
     }
     const [, edge, rawName, messages] = m;
-    const name = decodeURIComponent(rawName!);
+    let name: string;
+    try {
+      name = decodeURIComponent(rawName!);
+    } catch {
+      req.resume();
+      o.log.info({ path: path.slice(0, 200) }, 'malformed connection name in path');
+      return replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the connection name in the path has a malformed %-escape');
+    }
     const connection = o.registry.connection(name);
     if (connection === undefined) {
       req.resume();

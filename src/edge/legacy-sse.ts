@@ -52,9 +52,11 @@ export class LegacySseEdge {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
     if (req.method !== 'GET') {
       req.resume();
+      log.info({ method: req.method }, 'HTTP method not allowed');
       return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: open the stream with GET', null, { allow: 'GET' });
     }
     if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
+      log.info({ accept: req.headers.accept }, 'GET with unacceptable Accept');
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
     }
     let session;
@@ -77,6 +79,7 @@ export class LegacySseEdge {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
     if (req.method !== 'POST') {
       req.resume();
+      log.info({ method: req.method }, 'HTTP method not allowed');
       return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: send messages with POST', null, { allow: 'POST' });
     }
     const session = sessionId === null ? undefined : this.o.registry.get(sessionId);
@@ -87,6 +90,7 @@ export class LegacySseEdge {
     }
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
+      log.info({ contentType: req.headers['content-type'] }, 'POST with wrong content type');
       return replyError(res, 415, ErrorCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
     }
     let messages: JsonRpcMessage[];

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { Identity } from '../pipeline/stage.js';
-import { ErrorCode, errorResponse, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Session } from '../session/session.js';
@@ -42,6 +42,7 @@ export class StreamableHttpEdge {
         return this.#delete(req, res, connection);
       default:
         req.resume();
+        this.o.log.info({ connection: connection.name, method: req.method }, 'HTTP method not allowed');
         return replyError(res, 405, ErrorCode.InvalidRequest, `Method ${req.method} is not allowed; use POST, GET or DELETE`, null, {
           allow: 'GET, POST, DELETE',
         });
@@ -112,6 +113,7 @@ export class StreamableHttpEdge {
     let session: Session | undefined;
     if (initialize !== undefined) {
       if (messages.length > 1) {
+        log.info('initialize inside a batch refused');
         return replyError(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: initialize must be sent on its own, not in a batch');
       }
       session = await this.#createSession(req, res, connection, log, initialize);
@@ -127,8 +129,15 @@ export class StreamableHttpEdge {
       res.writeHead(202, streams.headers).end();
       return;
     }
+    const seen = new Set<string>();
+    const repeated = requests.find((r) => seen.size === seen.add(idKey(r.id)).size);
+    if (repeated !== undefined) {
+      log.info({ id: repeated.id }, 'batch repeats a request id');
+      return replyError(res, 400, ErrorCode.InvalidRequest, `Invalid Request: request id ${JSON.stringify(repeated.id)} appears twice in the batch`, repeated.id);
+    }
     const duplicate = requests.find((r) => streams.isPending(r.id));
     if (duplicate !== undefined) {
+      log.info({ id: duplicate.id }, 'request id already in flight');
       return replyError(res, 409, ErrorCode.InvalidRequest, `Conflict: request id ${JSON.stringify(duplicate.id)} is already in flight on this session`, duplicate.id);
     }
     streams.openPostStream(
@@ -168,6 +177,7 @@ export class StreamableHttpEdge {
   #get(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): void {
     const log = this.o.log.child({ connection: connection.name });
     if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
+      log.info({ accept: req.headers.accept }, 'GET with unacceptable Accept');
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
     }
     const session = this.#sessionFor(req, res, connection, log);

@@ -12,7 +12,8 @@ export interface ToolFilterRules {
 
 function globToRegExp(pattern: string): RegExp {
   const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
-  return new RegExp(`^${escaped.join('.*')}$`);
+  // `s`: a name with a newline in it must not step round a deny rule.
+  return new RegExp(`^${escaped.join('.*')}$`, 's');
 }
 
 export class ToolFilterStage implements Stage {

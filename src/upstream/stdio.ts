@@ -1,55 +1,174 @@
-import { createInterface } from 'node:readline';
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
+import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import { LineReader } from './line-reader.js';
 import { redactKnownSecrets } from './redact-secrets.js';
-import { SdkTransportUpstream } from './sdk-transport.js';
-import { UpstreamError } from './upstream.js';
+import { type Upstream, UpstreamError } from './upstream.js';
 
 type StdioConfig = Extract<UpstreamConfig, { kind: 'stdio' }>;
 
+/** How long a server gets to exit after its stdin closes, and then after SIGTERM, before the next step. */
+const exitGraceMs = 2000;
+const maxStderrLine = 2000;
+
 /**
- * A server process per client session. The child gets a minimal inherited environment (PATH, HOME, …)
- * plus the connection's configured variables, never the gateway's own environment, so the gateway's
- * secrets do not leak into servers by accident. Its stderr goes to the log with configured secrets cut out.
+ * A server process per client session, speaking newline-delimited JSON-RPC on stdin/stdout.
+ *
+ * The child gets a minimal inherited environment (PATH, HOME, …) plus the connection's configured
+ * variables, never the gateway's own environment, so the gateway's secrets do not leak into servers by
+ * accident. It runs in its own process group so that closing the session ends wrappers such as `npx`
+ * together with the server they started: no orphans. Its stderr goes to the log with configured secrets
+ * cut out. limits.maxMessageSize bounds each message it writes, not each read.
  */
-export class StdioUpstream extends SdkTransportUpstream {
+export class StdioUpstream implements Upstream {
+  onmessage?: (message: JsonRpcMessage) => void;
+  onclose?: (reason: string) => void;
+  onerror?: (error: Error) => void;
+
+  readonly #config: StdioConfig;
+  readonly #maxMessageBytes: number;
+  readonly #log: Logger;
+  #child: ChildProcessWithoutNullStreams | undefined;
+  #exited: Promise<void> | undefined;
+  #closeReason: string | undefined;
+  #closed = false;
+
   constructor(config: StdioConfig, maxMessageBytes: number, log: Logger) {
+    this.#config = config;
+    this.#maxMessageBytes = maxMessageBytes;
+    this.#log = log;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async start(): Promise<void> {
+    const c = this.#config;
     const env: Record<string, string> = { ...getDefaultEnvironment() };
-    for (const [k, v] of Object.entries(config.env)) env[k] = v.reveal();
-    const args = config.args.map((a) => a.reveal());
-    const secrets = [...Object.values(config.env), ...config.args].filter((s) => s.hasReferences);
-    const transport = new StdioClientTransport({
-      command: config.command,
-      args,
-      env,
-      stderr: 'pipe',
-      maxBufferSize: maxMessageBytes,
-      ...(config.cwd ? { cwd: config.cwd } : {}),
+    for (const [k, v] of Object.entries(c.env)) env[k] = v.reveal();
+    const child = spawn(
+      c.command,
+      c.args.map((a) => a.reveal()),
+      { env, stdio: 'pipe', detached: true, windowsHide: true, shell: false, ...(c.cwd ? { cwd: c.cwd } : {}) },
+    );
+    this.#child = child;
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'ENOENT' ? `${JSON.stringify(c.command)} was not found (stdio.command)` : err.message;
+        reject(new UpstreamError(`the server process could not start: ${why}`, true));
+      });
     });
-    super(transport, (err) => new UpstreamError(`the server process cannot be written to: ${(err as Error).message}`, true));
-    const stderr = transport.stderr;
-    if (stderr) {
-      const lines = createInterface({ input: stderr as unknown as NodeJS.ReadableStream, crlfDelay: Infinity });
-      lines.on('line', (line) => log.info({ stderr: redactKnownSecrets(line.slice(0, 2000), secrets) }, 'upstream stderr'));
-    }
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        // Wrappers (npx, sh) may leave the real server running; end the rest of the group.
+        this.#signal('SIGTERM');
+        this.#end(signal ? `the server process was killed by ${signal}` : `the server process exited with code ${code}`);
+        resolve();
+      });
+    });
+    child.on('error', (err) => this.onerror?.(err));
+    child.stdin.on('error', () => {
+      // EPIPE when the server has gone: reported through send() and the exit.
+    });
+
+    const reader = new LineReader(
+      this.#maxMessageBytes,
+      (line) => this.#receive(line),
+      (limit) => {
+        this.#closeReason = `the server sent a message larger than limits.maxMessageSize (${limit} bytes)`;
+        this.#log.warn({ limit }, 'upstream message too large; ending the session');
+        void this.close();
+      },
+    );
+    child.stdout.on('data', (chunk: Buffer) => reader.push(chunk));
+
+    const secrets = [...Object.values(c.env), ...c.args].filter((s) => s.hasReferences);
+    const stderr = new LineReader(
+      64 * 1024,
+      (line) => this.#log.info({ stderr: redactKnownSecrets(line.slice(0, maxStderrLine), secrets) }, 'upstream stderr'),
+      () => this.#log.warn('upstream stderr line too long; the rest of stderr is dropped'),
+    );
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
   }
 
-  override async start(): Promise<void> {
-    const transport = this.transport as StdioClientTransport;
+  #receive(line: string): void {
+    let message: JsonRpcMessage;
     try {
-      await transport.start();
+      message = toMessage(JSON.parse(line));
     } catch (err) {
-      throw new UpstreamError(`the server process could not start: ${(err as Error).message}`, true);
+      // Servers print banners and debug output on stdout; one bad line is not the end of the session.
+      this.onerror?.(new Error(`the server wrote a line that is not a JSON-RPC message: ${(err as Error).message}`));
+      return;
     }
-    // Name the way the process ended, so a session's end says why.
-    const child = (transport as unknown as { _process?: import('node:child_process').ChildProcess })._process;
-    child?.once('exit', (code, signal) => {
-      this.setCloseReason(signal ? `the server process was killed by ${signal}` : `the server process exited with code ${code}`);
-    });
+    this.onmessage?.(message);
   }
 
-  get pid(): number | null {
-    return (this.transport as StdioClientTransport).pid;
+  async send(message: JsonRpcMessage): Promise<void> {
+    const stdin = this.#child?.stdin;
+    if (this.#closed || stdin === undefined || !stdin.writable) {
+      throw new UpstreamError(`the server process cannot be written to: ${this.#closeReason ?? 'it has exited'}`, true);
+    }
+    const ok = stdin.write(`${JSON.stringify(message)}\n`);
+    if (!ok) {
+      // Back-pressure: wait until the server has read what is queued, or has gone.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stdin.off('drain', done);
+          stdin.off('close', done);
+          resolve();
+        };
+        stdin.once('drain', done);
+        stdin.once('close', done);
+      });
+    }
+  }
+
+  setProtocolVersion(): void {
+    // stdio carries no version header.
+  }
+
+  /** Closes stdin (the MCP way to ask a stdio server to stop), then SIGTERM, then SIGKILL to the process group. */
+  async close(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || this.#closed) {
+      this.#end('closed by the gateway');
+      return;
+    }
+    this.#closeReason ??= 'closed by the gateway';
+    child.stdin.end();
+    if (await this.#exitsWithin(exitGraceMs)) return;
+    this.#signal('SIGTERM');
+    if (await this.#exitsWithin(exitGraceMs)) return;
+    this.#signal('SIGKILL');
+    await this.#exited;
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    const pid = this.#child?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      this.#child?.kill(signal);
+    }
+  }
+
+  async #exitsWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const exited = this.#exited!.then(() => true);
+    const result = await Promise.race([exited, timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  #end(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onclose?.(this.#closeReason ?? reason);
   }
 }

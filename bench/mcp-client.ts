@@ -1,0 +1,98 @@
+import { Agent, request } from 'node:http';
+
+/**
+ * A bare, constant-cost MCP client for benchmarks: the same code drives the direct server and the
+ * gateway, so the client's own overhead cancels out of every ratio. It parses JSON and SSE answers and
+ * checks every result, so a failed call can never count as a fast one.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 2048 });
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function post(url: URL, body: string, headers: Record<string, string>): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(body), ...headers },
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The JSON-RPC message with `id` in a JSON or SSE body. */
+interface Answer {
+  id?: number;
+  result?: unknown;
+  error?: unknown;
+}
+
+function messageWithId(reply: Reply, id: number): Answer | undefined {
+  const type = String(reply.headers['content-type'] ?? '');
+  const candidates = type.startsWith('text/event-stream')
+    ? reply.body
+        .split('\n')
+        .filter((l) => l.startsWith('data: ') && l.length > 6)
+        .map((l) => JSON.parse(l.slice(6)) as Answer)
+    : [JSON.parse(reply.body) as Answer];
+  return candidates.find((m) => m.id === id);
+}
+
+export interface McpSession {
+  /** Calls `echo` once; rejects unless the real echo result came back. */
+  echo(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openSession(endpoint: string): Promise<McpSession> {
+  const url = new URL(endpoint);
+  const init = await post(
+    url,
+    JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
+    {},
+  );
+  const sessionId = init.headers['mcp-session-id'];
+  if (init.status !== 200 || typeof sessionId !== 'string') throw new Error(`initialize failed: HTTP ${init.status} ${init.body.slice(0, 200)}`);
+  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+  const ack = await post(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
+  if (ack.status !== 202) throw new Error(`initialized failed: HTTP ${ack.status}`);
+  let next = 1;
+  return {
+    async echo() {
+      const id = next++;
+      const reply = await post(url, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'bench' } } }), headers);
+      const message = messageWithId(reply, id);
+      const text = (message?.result as { content?: Array<{ text?: string }> } | undefined)?.content?.[0]?.text;
+      if (text !== 'Echo: bench') throw new Error(`echo failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        const req = request(url, { method: 'DELETE', agent, headers }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        });
+        req.on('error', () => resolve());
+        req.end();
+      });
+    },
+  };
+}
+
+export function destroyAgent(): void {
+  agent.destroy();
+}

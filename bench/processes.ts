@@ -1,0 +1,76 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { demoServerEntry } from '../src/config/load.js';
+import { freePort } from '../test/helpers/ports.js';
+
+/** The processes a benchmark compares, each started the way an operator would start it. */
+export interface Proc {
+  child: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const cli = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
+
+async function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<void> {
+  let seen = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${seen}`)), 20_000);
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      if (pattern.test(seen)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}: ${seen}`)));
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await once(child, 'exit');
+    clearTimeout(timer);
+  };
+}
+
+/** server-everything's own Streamable HTTP transport: the direct baseline. */
+export async function startDirectServer(): Promise<Proc> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [demoServerEntry(), 'streamableHttp'], { env: { PATH: process.env.PATH ?? '', PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitForOutput(child, /listening on port/i, 'server-everything');
+  return { child, port, stop: stopper(child) };
+}
+
+/** `portcullis gateway` with the given connections, in its own process. */
+export async function startGateway(connections: Record<string, unknown>): Promise<Proc> {
+  const port = await freePort();
+  const file = join(tmpdir(), `portcullis-bench-${process.pid}-${port}.yaml`);
+  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, connections }));
+  const child = spawn(process.execPath, [cli, 'gateway', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await waitForOutput(child, /Portcullis is running/, 'the gateway');
+  return { child, port, stop: stopper(child) };
+}
+
+export function everythingStdioConnection(): Record<string, unknown> {
+  return { stdio: { command: process.execPath, args: [demoServerEntry(), 'stdio'] } };
+}
+
+/** Resident memory of a process in bytes (Linux). */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb * 1024;
+}

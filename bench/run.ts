@@ -1,0 +1,172 @@
+/**
+ * `npm run bench`: the gateway against a direct connection, measured in the same run and reported as
+ * ratios (the machine is shared and noisy; absolute times drift, ratios much less). Targets from issue 2:
+ *   - sequential tools/call p50, gateway (Streamable HTTP → stdio server) ≤ 0.5 × server-everything's own Streamable HTTP
+ *   - sequential p50, gateway HTTP → HTTP ≤ 1.15 × direct
+ *   - 32 concurrent clients, gateway (→ stdio) calls/s ≥ 1.5 × direct
+ *   - 1,000 idle sessions fit in 300 MB of gateway memory (stdio children excluded)
+ * Direct and gateway rounds alternate so that drift on the machine hits both alike.
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|mem.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
+import { everythingStdioConnection, type Proc, rssOf, startDirectServer, startGateway } from './processes.js';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const settings = quick
+  ? { seqCalls: 600, seqWarm: 200, rounds: 3, concWarmMs: 3000, concRoundMs: 2000, clients: 32, idleSessions: 1000 }
+  : { seqCalls: 3000, seqWarm: 500, rounds: 5, concWarmMs: 10_000, concRoundMs: 4000, clients: 32, idleSessions: 1000 };
+
+interface Target {
+  name: string;
+  url: string;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+
+async function sequential(targets: Target[]): Promise<Map<string, { p50: number; p99: number; callsPerSec: number }>> {
+  const sessions = new Map<string, McpSession>();
+  for (const t of targets) {
+    const s = await openSession(t.url);
+    for (let i = 0; i < settings.seqWarm; i++) await s.echo();
+    sessions.set(t.name, s);
+  }
+  const samples = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const perRound = Math.ceil(settings.seqCalls / settings.rounds);
+  for (let round = 0; round < settings.rounds; round++) {
+    // Rotate the order each round so no target always runs first or last.
+    const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+    for (const t of order) {
+      const s = sessions.get(t.name)!;
+      const out = samples.get(t.name)!;
+      for (let i = 0; i < perRound; i++) {
+        const start = process.hrtime.bigint();
+        await s.echo();
+        out.push(Number(process.hrtime.bigint() - start) / 1e6);
+      }
+    }
+  }
+  for (const s of sessions.values()) await s.close();
+  const result = new Map<string, { p50: number; p99: number; callsPerSec: number }>();
+  for (const [name, times] of samples) {
+    const sorted = [...times].sort((a, b) => a - b);
+    const total = times.reduce((a, b) => a + b, 0);
+    result.set(name, { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), callsPerSec: times.length / (total / 1000) });
+  }
+  return result;
+}
+
+async function closedLoop(sessions: McpSession[], ms: number): Promise<number> {
+  let calls = 0;
+  const end = performance.now() + ms;
+  await Promise.all(
+    sessions.map(async (s) => {
+      while (performance.now() < end) {
+        await s.echo();
+        calls++;
+      }
+    }),
+  );
+  return calls;
+}
+
+async function concurrent(targets: Target[]): Promise<Map<string, { callsPerSec: number }>> {
+  const pools = new Map<string, McpSession[]>();
+  for (const t of targets) {
+    const pool = await Promise.all(Array.from({ length: settings.clients }, () => openSession(t.url)));
+    // Warm every session's path (a stdio server per session has its own JIT to warm up).
+    await closedLoop(pool, settings.concWarmMs);
+    pools.set(t.name, pool);
+  }
+  const totals = new Map<string, { calls: number; ms: number }>(targets.map((t) => [t.name, { calls: 0, ms: 0 }]));
+  for (let round = 0; round < settings.rounds; round++) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+    for (const t of order) {
+      const start = performance.now();
+      const calls = await closedLoop(pools.get(t.name)!, settings.concRoundMs);
+      const tally = totals.get(t.name)!;
+      tally.calls += calls;
+      tally.ms += performance.now() - start;
+    }
+  }
+  for (const pool of pools.values()) await Promise.all(pool.map((s) => s.close()));
+  return new Map([...totals].map(([name, t]) => [name, { callsPerSec: t.calls / (t.ms / 1000) }]));
+}
+
+async function idleMemory(gateway: Proc, url: string): Promise<{ baselineMB: number; perSessionKB: number; totalMB: number }> {
+  const warm = await Promise.all(Array.from({ length: 10 }, () => openSession(url)));
+  await new Promise((r) => setTimeout(r, 1000));
+  const baseline = rssOf(gateway.child.pid!);
+  const sessions: McpSession[] = [...warm];
+  while (sessions.length < settings.idleSessions) {
+    const batch = Math.min(50, settings.idleSessions - sessions.length);
+    sessions.push(...(await Promise.all(Array.from({ length: batch }, () => openSession(url)))));
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const total = rssOf(gateway.child.pid!);
+  await Promise.all(sessions.map((s) => s.close()));
+  return { baselineMB: baseline / 2 ** 20, perSessionKB: (total - baseline) / (settings.idleSessions - warm.length) / 1024, totalMB: total / 2 ** 20 };
+}
+
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  const direct = await startDirectServer();
+  const gateway = await startGateway({ everything: everythingStdioConnection(), remote: { http: { url: `http://127.0.0.1:${direct.port}/mcp` } } });
+  const targets: Target[] = [
+    { name: 'direct', url: `http://127.0.0.1:${direct.port}/mcp` },
+    { name: 'gateway→stdio', url: `http://127.0.0.1:${gateway.port}/mcp/everything` },
+    { name: 'gateway→http', url: `http://127.0.0.1:${gateway.port}/mcp/remote` },
+  ];
+  const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, quick, settings };
+  const verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }> = [];
+  try {
+    if (!only || only === 'seq') {
+      const seq = await sequential(targets);
+      const d = seq.get('direct')!;
+      console.log(`\nSequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
+      console.log('target            p50 ms   p99 ms   calls/s   p50 vs direct');
+      for (const t of targets) {
+        const r = seq.get(t.name)!;
+        console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / d.p50)}×`);
+      }
+      const stdioRatio = seq.get('gateway→stdio')!.p50 / d.p50;
+      const httpRatio = seq.get('gateway→http')!.p50 / d.p50;
+      verdicts.push({ target: 'p50 gateway→stdio / direct', value: stdioRatio, limit: '≤ 0.5', pass: stdioRatio <= 0.5 });
+      verdicts.push({ target: 'p50 gateway→http / direct', value: httpRatio, limit: '≤ 1.15', pass: httpRatio <= 1.15 });
+      results.sequential = Object.fromEntries(seq);
+    }
+    if (!only || only === 'conc') {
+      const conc = await concurrent(targets);
+      const d = conc.get('direct')!.callsPerSec;
+      console.log(`\nConcurrent: ${settings.clients} clients, closed loop, ${settings.rounds} rounds of ${settings.concRoundMs} ms per target`);
+      console.log('target            calls/s   vs direct');
+      for (const t of targets) {
+        const r = conc.get(t.name)!;
+        console.log(`${t.name.padEnd(16)} ${fmt(r.callsPerSec, 0).padStart(8)}   ${fmt(r.callsPerSec / d)}×`);
+      }
+      const ratio = conc.get('gateway→stdio')!.callsPerSec / d;
+      verdicts.push({ target: 'calls/s gateway→stdio / direct (32 clients)', value: ratio, limit: '≥ 1.5', pass: ratio >= 1.5 });
+      results.concurrent = Object.fromEntries(conc);
+    }
+    if (!only || only === 'mem') {
+      const mem = await idleMemory(gateway, targets[2]!.url);
+      console.log(`\nIdle sessions: ${settings.idleSessions} through the gateway (HTTP upstream)`);
+      console.log(`gateway RSS ${fmt(mem.baselineMB, 1)} MB before, ${fmt(mem.totalMB, 1)} MB with ${settings.idleSessions} sessions (${fmt(mem.perSessionKB, 1)} KB per session)`);
+      verdicts.push({ target: `gateway RSS with ${settings.idleSessions} idle sessions (MB)`, value: mem.totalMB, limit: '≤ 300', pass: mem.totalMB <= 300 });
+      results.memory = mem;
+    }
+  } finally {
+    destroyAgent();
+    await gateway.stop();
+    await direct.stop();
+  }
+  console.log('\nTargets');
+  for (const v of verdicts) console.log(`${v.pass ? 'PASS' : 'FAIL'}  ${v.target}: ${fmt(v.value)} (target ${v.limit})`);
+  results.verdicts = verdicts;
+  mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('../../bench/results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+}
+
+await main();

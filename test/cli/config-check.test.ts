@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { cliPath } from '../helpers/client.js';
+
+/** `portcullis config check FILE` as a real process: its exit code and what it prints where. */
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function configCheck(file: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, 'config', 'check', file], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`config check did not exit: ${stderr}`));
+    }, 15_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('portcullis config check', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-check-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function file(name: string, text: string): string {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  }
+
+  it('a valid file: exit 0 and a one-line summary on stdout', async () => {
+    const path = file(
+      'valid.yaml',
+      'listen: 127.0.0.1:9123\nconnections:\n  everything:\n    stdio: {command: node}\n  remote:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n  old:\n    sse: {url: "http://127.0.0.1:3001/sse"}\n',
+    );
+    const run = await configCheck(path);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse)\n`);
+    assert.equal(run.stderr, '');
+  });
+
+  it('an invalid file: exit 1 and every problem on stderr, nothing on stdout', async () => {
+    const path = file('invalid.yaml', 'listen: nowhere\nconnections:\n  a:\n    stdio: {comand: node}\n');
+    const run = await configCheck(path);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, '');
+    assert.ok(run.stderr.startsWith(`invalid config ${path}:\n`), run.stderr);
+    assert.match(run.stderr, /  - listen: expected HOST:PORT .*found "nowhere"/);
+    assert.match(run.stderr, /  - connections\.a\.stdio\.comand: unknown key; expected one of: command, args, env, cwd/);
+    assert.doesNotMatch(run.stderr, /at .*\.js:\d+/, 'no stack trace');
+  });
+
+  it('a YAML syntax error: exit 1 and the line', async () => {
+    const run = await configCheck(file('syntax.yaml', 'connections:\n  a:\n    stdio: {command: node\n'));
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /  - line \d+, column \d+: /);
+  });
+
+  it('a missing file: exit 1 and the reason', async () => {
+    const path = join(dir, 'does-not-exist.yaml');
+    const run = await configCheck(path);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /cannot be read \(ENOENT\)/);
+    assert.ok(run.stderr.includes(path));
+  });
+
+  it('resolves references from the environment without printing their values', async () => {
+    const secret = 'cli-SECRET-VALUE-4711';
+    const path = file('secret.yaml', 'connections:\n  a:\n    stdio:\n      command: node\n      env: {API_KEY: "${env:PORTCULLIS_TEST_KEY}"}\n');
+    const ok = await configCheck(path, { PORTCULLIS_TEST_KEY: secret });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(!(ok.stdout + ok.stderr).includes(secret));
+
+    const missing = await configCheck(path);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /connections\.a\.stdio\.env\.API_KEY: environment variable PORTCULLIS_TEST_KEY is not set/);
+  });
+
+  it('refuses a literal credential without printing it', async () => {
+    const literal = 'cli-literal-hunter2';
+    const path = file('literal.yaml', `connections:\n  a:\n    http:\n      url: "http://127.0.0.1:1/mcp"\n      headers: {Authorization: "Bearer ${literal}"}\n`);
+    const run = await configCheck(path);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /connections\.a\.http\.headers\.Authorization: this header looks like a credential/);
+    assert.ok(!(run.stdout + run.stderr).includes(literal));
+  });
+});

@@ -1,0 +1,395 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
+import type { GatewayConfig } from '../../src/config/schema.js';
+import type { SecretSources } from '../../src/config/secrets.js';
+
+/** The config file as operators write it: defaults filled in, and every mistake named by key path, found value and expectation. */
+
+const noSecrets: SecretSources = {
+  env: {},
+  readFile: (path) => {
+    throw Object.assign(new Error(`no file ${path}`), { code: 'ENOENT' });
+  },
+};
+
+const oneStdio = 'connections:\n  a:\n    stdio: {command: node}\n';
+
+function parse(text: string, sources: SecretSources = noSecrets): GatewayConfig {
+  return parseConfig(text, 'test.yaml', sources);
+}
+
+/** The problems a config has; fails the test when it parses. */
+function problems(text: string, sources: SecretSources = noSecrets): string[] {
+  try {
+    parse(text, sources);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    assert.equal(err.name, 'ConfigError');
+    assert.equal(err.source, 'test.yaml');
+    assert.ok(err.problems.length > 0);
+    assert.match(err.message, /^invalid config test\.yaml:\n/);
+    for (const p of err.problems) assert.ok(err.message.includes(`  - ${p}`), `message lists ${p}`);
+    return err.problems;
+  }
+  assert.fail(`expected the config to be refused:\n${text}`);
+}
+
+/** A pattern matching `text` literally. */
+function literally(text: string): RegExp {
+  return new RegExp(text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+}
+
+/** Asserts one of the problems matches every pattern given (path, found, expected). */
+function hasProblem(list: string[], ...patterns: RegExp[]): void {
+  assert.ok(
+    list.some((p) => patterns.every((re) => re.test(p))),
+    `no problem matches ${patterns.join(' and ')}; problems were:\n${list.join('\n')}`,
+  );
+}
+
+describe('parseConfig: valid configs', () => {
+  it('fills every default around a single stdio connection', () => {
+    const c = parse(oneStdio);
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080 });
+    assert.equal(c.limits.maxMessageBytes, 16 * 1024 * 1024);
+    assert.equal(c.store, 'sqlite:./data/portcullis.db');
+    assert.equal(c.dataDir, './data');
+    assert.deepEqual(c.http, { keepAliveMs: 15_000, eventBufferSize: 1000 });
+    assert.equal(c.http.allowedHosts, undefined);
+    assert.equal(c.http.allowedOrigins, undefined);
+    assert.equal(c.sessions.idleTimeoutMs, 30 * 60_000);
+    assert.equal(c.shutdown.drainTimeoutMs, 10_000);
+    assert.equal(c.log.level, 'info');
+    assert.deepEqual([...c.connections.keys()], ['a']);
+    const a = c.connections.get('a')!;
+    assert.equal(a.name, 'a');
+    assert.equal(a.description, undefined);
+    assert.deepEqual(a.tools, {});
+    assert.equal(a.upstream.kind, 'stdio');
+    assert.ok(a.upstream.kind === 'stdio');
+    assert.equal(a.upstream.command, 'node');
+    assert.deepEqual(a.upstream.args, []);
+    assert.deepEqual(a.upstream.env, {});
+    assert.equal(a.upstream.cwd, undefined);
+  });
+
+  it('reads a stdio connection with args, env, cwd, description and tool rules', () => {
+    const c = parse(
+      [
+        'connections:',
+        '  fs-1:',
+        '    description: files',
+        '    stdio:',
+        '      command: npx',
+        '      args: [-y, "@modelcontextprotocol/server-filesystem", /tmp]',
+        '      env: {LOG_LEVEL: debug}',
+        '      cwd: /srv',
+        '    tools: {allow: ["read_*", list_directory], deny: [read_secret]}',
+      ].join('\n'),
+    );
+    const fs = c.connections.get('fs-1')!;
+    assert.equal(fs.description, 'files');
+    assert.deepEqual(fs.tools, { allow: ['read_*', 'list_directory'], deny: ['read_secret'] });
+    assert.ok(fs.upstream.kind === 'stdio');
+    assert.deepEqual(
+      fs.upstream.args.map((a) => a.reveal()),
+      ['-y', '@modelcontextprotocol/server-filesystem', '/tmp'],
+    );
+    assert.equal(fs.upstream.env.LOG_LEVEL!.reveal(), 'debug');
+    assert.equal(fs.upstream.cwd, '/srv');
+  });
+
+  it('reads http and sse connections with their URL and headers, keeping connection order', () => {
+    const c = parse(
+      [
+        'connections:',
+        '  remote:',
+        '    http: {url: "https://mcp.example.com/mcp", headers: {X-Tenant: acme}}',
+        '  legacy_1:',
+        '    sse: {url: "http://127.0.0.1:3001/sse"}',
+        '  local:',
+        '    stdio: {command: node}',
+      ].join('\n'),
+    );
+    assert.deepEqual([...c.connections.keys()], ['remote', 'legacy_1', 'local']);
+    const remote = c.connections.get('remote')!.upstream;
+    assert.ok(remote.kind === 'http');
+    assert.equal(remote.url.reveal(), 'https://mcp.example.com/mcp');
+    assert.equal(remote.headers['X-Tenant']!.reveal(), 'acme');
+    const legacy = c.connections.get('legacy_1')!.upstream;
+    assert.ok(legacy.kind === 'sse');
+    assert.equal(legacy.url.reveal(), 'http://127.0.0.1:3001/sse');
+    assert.deepEqual(legacy.headers, {});
+  });
+
+  for (const [text, ms] of [
+    ['500ms', 500],
+    ['1.5s', 1500],
+    ['45s', 45_000],
+    ['15m', 900_000],
+    ['1h', 3_600_000],
+    ['1d', 86_400_000],
+    ['0', 0],
+    ['2', 2000],
+  ] as const) {
+    it(`reads the duration ${text} as ${ms} ms`, () => {
+      const c = parse(`${oneStdio}sessions: {idleTimeout: "${text}"}\nhttp: {keepAlive: "${text}"}\nshutdown: {drainTimeout: "${text}"}\n`);
+      assert.equal(c.sessions.idleTimeoutMs, ms);
+      assert.equal(c.http.keepAliveMs, ms);
+      assert.equal(c.shutdown.drainTimeoutMs, ms);
+    });
+  }
+
+  it('reads a bare number as a duration in seconds', () => {
+    assert.equal(parse(`${oneStdio}sessions: {idleTimeout: 90}\n`).sessions.idleTimeoutMs, 90_000);
+    assert.equal(parse(`${oneStdio}sessions: {idleTimeout: 0.25}\n`).sessions.idleTimeoutMs, 250);
+  });
+
+  for (const [text, bytes] of [
+    ['1KiB', 1024],
+    ['512KiB', 512 * 1024],
+    ['16MiB', 16 * 1024 ** 2],
+    ['1GiB', 1024 ** 3],
+    ['1MB', 1_000_000],
+    ['2 kb', 2000],
+    ['1.5KiB', 1536],
+    ['100', 100],
+    ['100b', 100],
+  ] as const) {
+    it(`reads the size ${text} as ${bytes} bytes`, () => {
+      assert.equal(parse(`${oneStdio}limits: {maxMessageSize: "${text}"}\n`).limits.maxMessageBytes, bytes);
+    });
+  }
+
+  it('reads a bare number as a size in bytes', () => {
+    assert.equal(parse(`${oneStdio}limits: {maxMessageSize: 4096}\n`).limits.maxMessageBytes, 4096);
+  });
+
+  for (const [listen, host, port] of [
+    ['127.0.0.1:0', '127.0.0.1', 0],
+    ['127.0.0.2:9000', '127.0.0.2', 9000],
+    ['localhost:65535', 'localhost', 65535],
+    ['[::1]:8443', '::1', 8443],
+  ] as const) {
+    it(`reads the loopback listen address ${listen}`, () => {
+      assert.deepEqual(parse(`${oneStdio}listen: "${listen}"\n`).listen, { host, port });
+    });
+  }
+
+  it('accepts a non-loopback listen address when http.allowedHosts names the hosts', () => {
+    const c = parse(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com], allowedOrigins: ["https://console.example.com"]}\n`);
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(c.http.allowedHosts, ['gw.example.com']);
+    assert.deepEqual(c.http.allowedOrigins, ['https://console.example.com']);
+  });
+
+  it('reads the other top-level settings', () => {
+    const c = parse(`${oneStdio}store: postgres://portcullis@db/portcullis\ndataDir: /var/lib/portcullis\nlog: {level: debug}\nhttp: {eventBuffer: 0}\n`);
+    assert.equal(c.store, 'postgres://portcullis@db/portcullis');
+    assert.equal(c.dataDir, '/var/lib/portcullis');
+    assert.equal(c.log.level, 'debug');
+    assert.equal(c.http.eventBufferSize, 0);
+  });
+});
+
+describe('parseConfig: invalid configs', () => {
+  it('a misspelt key is named, with the keys expected there', () => {
+    const list = problems('connections:\n  a:\n    stdio:\n      comand: node\n');
+    hasProblem(list, /^connections\.a\.stdio\.comand: unknown key/, /expected one of: command, args, env, cwd/);
+    hasProblem(list, /^connections\.a\.stdio\.command: expected a string, found nothing/);
+  });
+
+  it('a misspelt top-level key lists the top-level keys', () => {
+    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, limits, http, sessions, shutdown, log, connections/);
+  });
+
+  it('a misspelt key in a nested section lists that section’s keys', () => {
+    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize$/);
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny$/);
+    hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'), /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/);
+  });
+
+  it('a number where a string is expected says so', () => {
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: 42}\n'), /^connections\.a\.stdio\.command: expected a string, found number 42$/);
+    hasProblem(problems(`${oneStdio}listen: 8080\n`), /^listen: expected a string, found number 8080$/);
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node, args: [1]}\n'), /^connections\.a\.stdio\.args\.0: expected a string, found a number$/);
+  });
+
+  it('a scalar where a list is expected says so', () => {
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {allow: read_file}\n'), /^connections\.a\.tools\.allow: expected a list, found the string "read_file"$/);
+  });
+
+  it('an empty command is refused', () => {
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: ""}\n'), /^connections\.a\.stdio\.command: /, /program to run/);
+  });
+
+  it('a config that is not a map says what it is', () => {
+    hasProblem(problems('- a\n- b\n'), /^\(top level\): expected a map, found a list$/);
+    hasProblem(problems('hello\n'), /^\(top level\): expected a map, found the string "hello"$/);
+  });
+
+  it('no connections at all is refused', () => {
+    hasProblem(problems('connections: {}\n'), /^connections: expected at least one connection$/);
+  });
+
+  // BUG: zod's "record" leaks into the message; YAML users know maps (every other message says "a map").
+  it('a missing or wrongly typed connections key expects a map, found …', () => {
+    hasProblem(problems(''), /^connections: expected a map/, /found nothing/);
+    hasProblem(problems('listen: 127.0.0.1:8080\n'), /^connections: expected a map/, /found nothing/);
+    hasProblem(problems('connections: [a, b]\n'), /^connections: expected a map/, /found a list/);
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node, env: [A]}\n'), /^connections\.a\.stdio\.env: expected a map/, /found a list/);
+  });
+
+  it('an empty connection is refused', () => {
+    hasProblem(problems('connections:\n  a:\n'), /^connections\.a: expected a map, found null$/);
+  });
+
+  it('a connection without an upstream is refused', () => {
+    hasProblem(problems('connections:\n  a: {description: nothing here}\n'), /^connections\.a: /, /exactly one upstream: stdio, http or sse/);
+  });
+
+  it('a connection with two upstreams names both', () => {
+    hasProblem(
+      problems('connections:\n  a:\n    stdio: {command: node}\n    http: {url: "http://127.0.0.1:1/mcp"}\n'),
+      /^connections\.a: /,
+      /exactly one upstream, found stdio and http/,
+    );
+    hasProblem(
+      problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp"}\n    sse: {url: "http://127.0.0.1:1/sse"}\n'),
+      /found http and sse/,
+    );
+  });
+
+  for (const name of ['Upper', 'has space', 'dot.ted', '-leading', '_leading', 'a/b', 'ü', 'x'.repeat(64)]) {
+    it(`a bad connection name is refused: ${JSON.stringify(name)}`, () => {
+      const list = problems(`connections:\n  ${JSON.stringify(name)}:\n    stdio: {command: node}\n`);
+      hasProblem(list, literally(`connections.${name}: `), /^connections\./, /lower-case letters, digits, - and _/);
+    });
+  }
+
+  it('good connection names are accepted', () => {
+    const c = parse('connections:\n  a:\n    stdio: {command: node}\n  0-x_y:\n    stdio: {command: node}\n  ' + 'z'.repeat(63) + ':\n    stdio: {command: node}\n');
+    assert.equal(c.connections.size, 3);
+  });
+
+  for (const listen of ['nowhere', '127.0.0.1', '127.0.0.1:', ':8080', '127.0.0.1:70000', '127.0.0.1:123456', 'example.com:80', '::1:8080', '[::1]', '127.0.0.1:http']) {
+    it(`a bad listen address is refused: ${listen}`, () => {
+      hasProblem(problems(`${oneStdio}listen: "${listen}"\n`), /^listen: /, /expected HOST:PORT/, literally(`found ${JSON.stringify(listen)}`));
+    });
+  }
+
+  for (const size of ['"lots"', '"5 parsecs"', '"-1"', '"1e3"', '0', '-5', '1.5', '""']) {
+    it(`a bad size is refused: ${size}`, () => {
+      hasProblem(problems(`${oneStdio}limits: {maxMessageSize: ${size}}\n`), /^limits\.maxMessageSize: /, /expected a size such as 16MiB/, /found /);
+    });
+  }
+
+  // BUG: a size that rounds to zero bytes is accepted as text ("0", "0KiB", "0.4") although the number 0 is refused;
+  // a limit of 0 bytes refuses every message.
+  for (const size of ['"0"', '"0KiB"', '"0.4"']) {
+    it(`a size of zero bytes is refused: ${size}`, () => {
+      hasProblem(problems(`${oneStdio}limits: {maxMessageSize: ${size}}\n`), /^limits\.maxMessageSize: /, /expected a size/);
+    });
+  }
+
+  for (const duration of ['"forever"', '"1w"', '"-1s"', '""', '-5', '"10 minutes"']) {
+    it(`a bad duration is refused: ${duration}`, () => {
+      const list = problems(`${oneStdio}sessions: {idleTimeout: ${duration}}\nshutdown: {drainTimeout: ${duration}}\n`);
+      hasProblem(list, /^sessions\.idleTimeout: /, /expected a duration such as 30s/, /found /);
+      hasProblem(list, /^shutdown\.drainTimeout: /, /expected a duration/);
+    });
+  }
+
+  for (const host of ['0.0.0.0', '192.168.1.5', '[::]', '10.0.0.1']) {
+    it(`a non-loopback listen (${host}) without http.allowedHosts is refused`, () => {
+      hasProblem(problems(`${oneStdio}listen: "${host}:8080"\n`), /^http\.allowedHosts: required when listening on /, /DNS-rebinding/);
+    });
+  }
+
+  it('a YAML syntax error names its line', () => {
+    const list = problems('connections:\n  a:\n    stdio: {command: node\n  b: [\n');
+    hasProblem(list, /^line \d+, column \d+: /);
+    const indent = problems('connections:\n  a:\n    stdio:\n      command: node\n     args: x\n');
+    hasProblem(indent, /^line 5, column \d+: /);
+  });
+
+  it('a duplicate key is a YAML error on its line', () => {
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n  a:\n    stdio: {command: node}\n'), /^line 4, column \d+: /, /unique/);
+  });
+
+  it('a YAML error does not echo the source text after its first line', () => {
+    const list = problems('connections:\n  a:\n    stdio:\n      command: node\n      env: {X: "${env:Y}"\n     oops: hunter2-literal\n');
+    for (const p of list) {
+      assert.ok(!p.includes('\n'), 'one line per problem');
+      assert.ok(!p.includes('hunter2-literal'));
+    }
+  });
+
+  it('an unknown log level lists the levels', () => {
+    hasProblem(problems(`${oneStdio}log: {level: loud}\n`), /^log\.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", found the string "loud"$/);
+  });
+
+  it('an unknown store is refused with the forms expected', () => {
+    hasProblem(problems(`${oneStdio}store: mysql://db/x\n`), /^store: expected sqlite:PATH or postgres:\/\//);
+  });
+
+  it('an upstream URL must be absolute http(s)', () => {
+    hasProblem(problems('connections:\n  a:\n    http: {url: "ftp://example.com/mcp"}\n'), /^connections\.a\.http\.url: expected an http:\/\/ or https:\/\/ URL, found ftp:$/);
+    hasProblem(problems('connections:\n  a:\n    sse: {url: "/sse"}\n'), /^connections\.a\.sse\.url: expected an absolute http\(s\) URL/);
+    hasProblem(problems('connections:\n  a:\n    http: {}\n'), /^connections\.a\.http\.url: expected a string, found nothing$/);
+  });
+
+  // BUG: problems from zod's generic checks (too_small, int) fall into formatIssue's default branch, which shows neither
+  // the value found nor a YAML-worded expectation ("expected a int").
+  it('an out-of-range or fractional number names what was found', () => {
+    hasProblem(problems(`${oneStdio}http: {eventBuffer: -1}\n`), /^http\.eventBuffer: /, /found number -1/);
+    hasProblem(problems(`${oneStdio}http: {eventBuffer: 200000}\n`), /^http\.eventBuffer: /, /found number 200000/);
+    hasProblem(problems(`${oneStdio}http: {eventBuffer: 1.5}\n`), /^http\.eventBuffer: expected an integer, found number 1\.5$/);
+  });
+
+  it('lists every problem, not just the first', () => {
+    const list = problems(`listen: nowhere\nlimits: {maxMessageSize: lots}\nlog: {level: loud}\nconnections:\n  a:\n    stdio: {comand: node}\n`);
+    hasProblem(list, /^listen: /);
+    hasProblem(list, /^limits\.maxMessageSize: /);
+    hasProblem(list, /^log\.level: /);
+    hasProblem(list, /^connections\.a\.stdio\.comand: /);
+  });
+
+  // BUG: the connection-name and allowedHosts checks are refinements that zod skips while any other problem exists,
+  // so they surface only one round of fixes later; parseConfig promises every problem at once.
+  it('lists a bad connection name and a missing allowedHosts next to other problems', () => {
+    const list = problems('listen: 0.0.0.0:8080\nconnections:\n  Bad:\n    stdio: {command: node}\n  b:\n    stdio: {comand: node}\n');
+    hasProblem(list, /^connections\.b\.stdio\.comand: /);
+    hasProblem(list, /^connections\.Bad: /, /lower-case/);
+    hasProblem(list, /^http\.allowedHosts: required/);
+  });
+});
+
+describe('loadConfigFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-config-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads and validates a file', () => {
+    const file = join(dir, 'ok.yaml');
+    writeFileSync(file, oneStdio);
+    assert.deepEqual([...loadConfigFile(file, noSecrets).connections.keys()], ['a']);
+  });
+
+  it('a missing file is a ConfigError naming the file and the reason', () => {
+    const file = join(dir, 'missing.yaml');
+    assert.throws(
+      () => loadConfigFile(file, noSecrets),
+      (err: unknown) => err instanceof ConfigError && err.source === file && /cannot be read \(ENOENT\)/.test(err.problems[0]!),
+    );
+  });
+
+  it('an invalid file is a ConfigError whose source is the file', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'connections: {}\n');
+    assert.throws(() => loadConfigFile(file, noSecrets), (err: unknown) => err instanceof ConfigError && err.message.startsWith(`invalid config ${file}:`));
+  });
+});
