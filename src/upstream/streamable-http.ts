@@ -23,7 +23,10 @@ export class UpstreamAgents {
     const key = `${connection}:${secure ? 'https' : 'http'}`;
     let agent = this.#agents.get(key);
     if (agent === undefined) {
-      const options = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+      // No cap on sockets in use: every session's standalone GET stream and every long call's SSE response holds
+      // one for as long as it lasts, and a capped pool would queue the next POST behind them forever (a sampling
+      // answer behind the call waiting for it). Idle sockets kept for reuse are what is bounded.
+      const options = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' as const };
       agent = secure ? new HttpsAgent(options) : new HttpAgent(options);
       this.#agents.set(key, agent);
     }

@@ -172,6 +172,36 @@ describe('Streamable HTTP upstream', () => {
     await upstream.close();
   });
 
+  it('keeps serving calls while hundreds of sessions hold their standalone GET streams open', { timeout: 30_000 }, async () => {
+    const streams: ServerResponse[] = [];
+    handler = (req, body, res) => {
+      if (req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': open\n\n');
+        streams.push(res);
+        return;
+      }
+      const m = JSON.parse(body) as { id?: number; method: string };
+      if (m.id === undefined) return void res.writeHead(202).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': `S${m.id}` }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
+    };
+    const sessions = 300;
+    const links = Array.from({ length: sessions }, () => link());
+    await Promise.all(
+      links.map(async ({ upstream }, i) => {
+        await upstream.send({ jsonrpc: '2.0', id: i, method: 'initialize', params: {} });
+        await upstream.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      }),
+    );
+    await until(() => streams.length === sessions);
+    // Every session's GET stream holds a socket; a call on any session still goes through.
+    const last = links[sessions - 1]!;
+    await last.upstream.send({ jsonrpc: '2.0', id: 'after', method: 'ping' });
+    await until(() => last.received.some((m) => 'id' in m && m.id === 'after'));
+    for (const res of streams) res.end();
+    await Promise.all(links.map(({ upstream }) => upstream.close()));
+  });
+
   it('says so when the server cannot be reached', async () => {
     const upstream = new StreamableHttpUpstream({ kind: 'http', url: resolveSecretString('http://127.0.0.1:9/mcp'), headers: {} }, agents.for('x', false), 1024);
     await assert.rejects(upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /cannot be reached \(ECONNREFUSED\)/);
