@@ -17,7 +17,8 @@ export interface Proc {
 
 const cli = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
 
-async function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<void> {
+/** Resolves with the output seen once it matches `pattern`. */
+async function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<string> {
   let seen = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} did not start: ${seen}`)), 20_000);
@@ -34,6 +35,7 @@ async function waitForOutput(child: ChildProcess, pattern: RegExp, what: string)
   });
   child.stdout?.resume();
   child.stderr?.resume();
+  return seen;
 }
 
 function stopper(child: ChildProcess): () => Promise<void> {
@@ -51,6 +53,15 @@ export async function startDirectServer(): Promise<Proc> {
   const port = await freePort();
   const child = spawn(process.execPath, [demoServerEntry(), 'streamableHttp'], { env: { PATH: process.env.PATH ?? '', PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
   await waitForOutput(child, /listening on port/i, 'server-everything');
+  return { child, port, stop: stopper(child) };
+}
+
+/** The do-nothing pass-through proxy (null-proxy.ts) in front of `targetPort`: the floor of one more Node.js hop. */
+export async function startNullProxy(targetPort: number): Promise<Proc> {
+  const script = fileURLToPath(new URL('./null-proxy.js', import.meta.url));
+  const child = spawn(process.execPath, [script, String(targetPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const seen = await waitForOutput(child, /listening \d+\n/, 'the null proxy');
+  const port = Number(/listening (\d+)/.exec(seen)![1]);
   return { child, port, stop: stopper(child) };
 }
 

@@ -42,6 +42,19 @@ export class UpstreamAgents {
 /** How often, and how far apart, a dropped SSE stream is reopened before the link gives up. */
 const maxReconnects = 5;
 const defaultRetryMs = 1000;
+/** How long the first message after `initialized` waits for the standalone GET stream to open. */
+const getStreamOpenTimeoutMs = 2000;
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    void p.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 
 /**
  * Streamable HTTP upstream on node:http. The SDK's client transport does the same job over fetch and
@@ -65,6 +78,7 @@ export class StreamableHttpUpstream implements Upstream {
   #closed = false;
   readonly #inflight = new Set<ClientRequest>();
   #getStream: IncomingMessage | undefined;
+  #getStreamOpening: Promise<void> | undefined;
   #getLastEventId: string | undefined;
 
   constructor(config: HttpConfig, agent: HttpAgent, maxMessageBytes: number) {
@@ -84,6 +98,7 @@ export class StreamableHttpUpstream implements Upstream {
   }
 
   async send(message: JsonRpcMessage): Promise<void> {
+    if (this.#getStreamOpening !== undefined) await this.#getStreamOpening;
     if (this.#closed) throw new UpstreamError('the upstream link is closed', true);
     const res = await this.#request('POST', JSON.stringify(message), { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
     const sessionId = res.headers['mcp-session-id'];
@@ -91,7 +106,13 @@ export class StreamableHttpUpstream implements Upstream {
     const status = res.statusCode ?? 0;
     if (status === 202 || status === 204) {
       res.resume();
-      if ('method' in message && message.method === 'notifications/initialized') this.#openGetStream(undefined, 0);
+      if ('method' in message && message.method === 'notifications/initialized') {
+        // A server that sends a request on its own (not tied to a call) sends it on this stream, and drops it
+        // if the stream is not open yet; so what the client sends next waits, briefly, until it is.
+        this.#getStreamOpening = withTimeout(this.#openGetStream(undefined, 0), getStreamOpenTimeoutMs).finally(() => {
+          this.#getStreamOpening = undefined;
+        });
+      }
       return;
     }
     if (status !== 200) throw await this.#statusError(res);
@@ -239,7 +260,7 @@ export class StreamableHttpUpstream implements Upstream {
       if (kind === 'get') {
         if (this.#getStream !== res) return;
         this.#getStream = undefined;
-        this.#openGetStream(this.#getLastEventId, attempt + 1, retryMs);
+        void this.#openGetStream(this.#getLastEventId, attempt + 1, retryMs);
         return;
       }
       if (pending.size === 0) return;
@@ -276,31 +297,40 @@ export class StreamableHttpUpstream implements Upstream {
     for (const id of pending) this.onmessage?.(errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream server error: ${why}`));
   }
 
-  /** The standalone GET stream for server-initiated messages; optional for servers (405 = not offered). */
-  #openGetStream(lastEventId: string | undefined, attempt: number, delayMs = 0): void {
-    if (this.#closed || attempt > maxReconnects) return;
-    const open = () => {
-      if (this.#closed) return;
-      const extra: Record<string, string> = { accept: 'text/event-stream' };
-      if (lastEventId !== undefined) extra['last-event-id'] = lastEventId;
-      this.#request('GET', undefined, extra).then(
-        (res) => {
-          if (res.statusCode === 200 && String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-            this.#getStream = res;
-            this.#consumeSse(res, [], 'get', 0);
-            return;
-          }
-          res.resume();
-          if (res.statusCode === 404 && this.#sessionId !== undefined) {
-            this.onerror?.(new Error('the upstream server no longer knows the session'));
-            void this.close().then(() => {});
-          }
-          // 405 and the like: this server offers no standalone stream.
-        },
-        () => this.#openGetStream(lastEventId, attempt + 1, defaultRetryMs * (attempt + 1)),
-      );
-    };
-    if (delayMs > 0) setTimeout(open, delayMs).unref();
-    else open();
+  /**
+   * The standalone GET stream for server-initiated messages; optional for servers (405 = not offered).
+   * Resolves once the server has answered the attempt (or it failed), so the first open can be awaited.
+   */
+  #openGetStream(lastEventId: string | undefined, attempt: number, delayMs = 0): Promise<void> {
+    if (this.#closed || attempt > maxReconnects) return Promise.resolve();
+    return new Promise<void>((answered) => {
+      const open = () => {
+        if (this.#closed) return answered();
+        const extra: Record<string, string> = { accept: 'text/event-stream' };
+        if (lastEventId !== undefined) extra['last-event-id'] = lastEventId;
+        this.#request('GET', undefined, extra).then(
+          (res) => {
+            answered();
+            if (res.statusCode === 200 && String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+              this.#getStream = res;
+              this.#consumeSse(res, [], 'get', 0);
+              return;
+            }
+            res.resume();
+            if (res.statusCode === 404 && this.#sessionId !== undefined) {
+              this.onerror?.(new Error('the upstream server no longer knows the session'));
+              void this.close().then(() => {});
+            }
+            // 405 and the like: this server offers no standalone stream.
+          },
+          () => {
+            answered();
+            void this.#openGetStream(lastEventId, attempt + 1, defaultRetryMs * (attempt + 1));
+          },
+        );
+      };
+      if (delayMs > 0) setTimeout(open, delayMs).unref();
+      else open();
+    });
   }
 }

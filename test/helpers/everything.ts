@@ -106,10 +106,11 @@ export function childPids(pid: number = process.pid): number[] {
   return out;
 }
 
+/** Whether a process runs; a zombie (ended, not yet reaped by a parent that may never reap it) does not. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

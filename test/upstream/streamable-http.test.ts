@@ -172,6 +172,34 @@ describe('Streamable HTTP upstream', () => {
     await upstream.close();
   });
 
+  it('opens the standalone GET stream before sending what follows initialized, so a server request on it is not lost', async () => {
+    let getAnsweredAt = 0;
+    const postsAt: Array<{ method: string; at: number }> = [];
+    handler = (req, body, res) => {
+      if (req.method === 'GET') {
+        // A slow stream open: the server only sends on it once it is connected.
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: 'srv-1', method: 'elicitation/create', params: {} })}\n\n`);
+          getAnsweredAt = performance.now();
+        }, 200);
+        return;
+      }
+      const m = JSON.parse(body) as { id?: number; method: string };
+      postsAt.push({ method: m.method, at: performance.now() });
+      if (m.id === undefined) return void res.writeHead(202).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'S-get' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
+    };
+    const { upstream, received } = link();
+    await upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    await upstream.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    await upstream.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'asks-the-user' } });
+    const call = postsAt.find((p) => p.method === 'tools/call');
+    assert.ok(call && getAnsweredAt > 0 && call.at >= getAnsweredAt, 'the call went out after the GET stream was open');
+    await until(() => received.some((m) => 'id' in m && m.id === 'srv-1'));
+    await upstream.close();
+  });
+
   it('keeps serving calls while hundreds of sessions hold their standalone GET streams open', { timeout: 30_000 }, async () => {
     const streams: ServerResponse[] = [];
     handler = (req, body, res) => {
