@@ -1,6 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Gateway } from '../gateway.js';
 import { configForCommand } from './load-config.js';
+
+/** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
+const cliEntry = fileURLToPath(new URL('../../../bin/portcullis.js', import.meta.url));
 
 function banner(gateway: Gateway, embedded: boolean): string {
   const names = [...gateway.config.connections.keys()];
@@ -15,7 +19,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     'Next:',
     `  MCP Inspector:  npx @modelcontextprotocol/inspector   then choose "Streamable HTTP" and enter ${gateway.url}/mcp/${first}`,
     `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'))`,
-    `  stdio clients:  command "npx", args ["portcullis", "connect", "${first}", "--gateway", "${gateway.url}"]`,
+    `  stdio clients:  command ${JSON.stringify(process.execPath)}, args ${JSON.stringify([cliEntry, 'connect', first, '--gateway', gateway.url])}`,
     `  health:         curl ${gateway.url}/healthz`,
     '',
     'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first.',

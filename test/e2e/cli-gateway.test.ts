@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -73,6 +73,30 @@ describe('portcullis gateway (the CLI process)', () => {
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 2);
     assert.match(cli.stderr(), /connections\.everything\.stdio\.comand: unknown key; expected one of: command, args, env, cwd/);
+  });
+
+  it('`npm start` runs the quick start: embedded defaults fronting server-everything, and prints what to do next', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
+    const words = pkg.scripts.start.split(/\s+/);
+    assert.deepEqual(words.slice(0, 2), ['node', 'bin/portcullis.js'], 'npm start runs the CLI');
+    const port = await freePort();
+    // The script's own arguments, with only the port moved off 8080 so the test cannot collide with a running gateway.
+    const cli = startCli([...words.slice(2), '--listen', `127.0.0.1:${port}`]);
+    await waitFor(() => cli.stdout().includes('Portcullis is running'), `the banner; stderr: ${cli.stderr()}`);
+    assert.match(cli.stdout(), /embedded defaults/);
+    assert.match(cli.stdout(), new RegExp(`MCP Inspector: .*http://127.0.0.1:${port}/mcp/everything`));
+    assert.match(cli.stdout(), /StreamableHTTPClientTransport/);
+    assert.match(cli.stdout(), /stdio clients: +command ".*node", args \[".*\/bin\/portcullis\.js","connect","everything","--gateway"/);
+    const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`));
+    const client = new Client({ name: 'quick-start', version: '1.0.0' });
+    await client.connect(transport);
+    assert.equal(client.getServerVersion()?.name, 'mcp-servers/everything');
+    const result = await client.callTool({ name: 'echo', arguments: { message: 'hello' } });
+    assert.deepEqual(result.content, [{ type: 'text', text: 'Echo: hello' }]);
+    await client.close();
+    cli.child.kill('SIGTERM');
+    const [code] = (await once(cli.child, 'exit')) as [number];
+    assert.equal(code, 0);
   });
 
   it('says clearly when the port is taken', async () => {
