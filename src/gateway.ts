@@ -8,6 +8,11 @@ import { loopbackHosts, type HostPolicy } from './edge/origin.js';
 import { KeepAlive } from './edge/sse-writer.js';
 import { StreamableHttpEdge } from './edge/streamable-http.js';
 import { createLogger } from './log.js';
+import { loadInstanceId } from './recording/instance.js';
+import { loadSigningKey } from './recording/keys.js';
+import { Recorder } from './recording/recorder.js';
+import { openStore } from './store/open.js';
+import type { Store } from './store/store.js';
 import type { Identity, Stage } from './pipeline/stage.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
 import { SessionRegistry } from './session/registry.js';
@@ -17,6 +22,39 @@ import { createUpstream, UpstreamAgents } from './upstream/index.js';
 export interface GatewayOptions {
   log?: Logger;
   observers?: SessionObserver[];
+  /** Tuning for tests: how often the recorder probes a failed store, heart-beats and sweeps. */
+  recorderTimings?: { probeMs?: number; heartbeatMs?: number; staleAfterMs?: number; sweepMs?: number };
+}
+
+/** Opens the store and starts the recorder, unless recording is off. */
+async function startRecording(config: GatewayConfig, options: GatewayOptions, log: Logger): Promise<{ store?: Store; recorder?: Recorder }> {
+  const mode = config.recording.mode;
+  if (mode === 'off') {
+    log.warn('recording is OFF (recording.mode: off): sessions through this gateway leave no audit trail');
+    return {};
+  }
+  if (mode === 'best-effort') {
+    log.warn('recording is BEST-EFFORT (recording.mode: best-effort): messages are forwarded even when they cannot be recorded');
+  }
+  const key = loadSigningKey(config.dataDir, config.recording.signingKey);
+  const instanceId = loadInstanceId(config.dataDir, config.recording.instanceId);
+  const store = await openStore(config.store.reveal(), { sync: config.recording.sqliteSync });
+  try {
+    const recorder = await Recorder.start({
+      store,
+      instanceId,
+      key,
+      mode,
+      log,
+      retentionMs: config.recording.retentionMs,
+      ...options.recorderTimings,
+    });
+    log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');
+    return { store, recorder };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }
 
 /** Until identity lands (issue 4), every session belongs to the same anonymous caller. */
@@ -45,15 +83,20 @@ export class Gateway {
   readonly #keepAlive: KeepAlive;
   readonly #log: Logger;
   readonly #agents = new UpstreamAgents();
+  readonly #recorder: Recorder | undefined;
+  readonly #store: Store | undefined;
   #draining = false;
   #stopped: Promise<void> | undefined;
 
   private constructor(
     readonly config: GatewayConfig,
     options: GatewayOptions,
+    log: Logger,
+    recording: { store?: Store; recorder?: Recorder },
   ) {
-    const log = options.log ?? createLogger(config.log.level);
     this.#log = log;
+    this.#recorder = recording.recorder;
+    this.#store = recording.store;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.#registry = new SessionRegistry({
       connections: config.connections,
@@ -62,6 +105,7 @@ export class Gateway {
       observers: options.observers ?? [],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       log,
+      ...(recording.recorder ? { recorder: recording.recorder } : {}),
     });
     const identify = () => anonymous;
     const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes, identify };
@@ -71,13 +115,22 @@ export class Gateway {
       legacySse: new LegacySseEdge({ ...common, log: log.child({ edge: 'sse' }) }),
       hostPolicy: hostPolicy(config),
       log,
-      ready: () => !this.#draining,
+      ready: () => this.#readiness(),
     });
   }
 
-  /** Builds the gateway and listens; rejects with a clear message when the address is taken. */
+  /** Why the gateway takes no new sessions, or undefined when it does. */
+  #readiness(): string | undefined {
+    if (this.#draining) return 'draining';
+    if (this.#recorder !== undefined && !this.#recorder.accepting) return 'recording store unavailable';
+    return undefined;
+  }
+
+  /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const gateway = new Gateway(config, options);
+    const log = options.log ?? createLogger(config.log.level);
+    const recording = await startRecording(config, options, log);
+    const gateway = new Gateway(config, options, log, recording);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const where = `${config.listen.host}:${config.listen.port}`;
@@ -94,6 +147,10 @@ export class Gateway {
         gateway.#server.off('error', onError);
         resolve();
       });
+    }).catch(async (err: unknown) => {
+      await gateway.#recorder?.close();
+      await gateway.#store?.close();
+      throw err;
     });
     gateway.#log.info({ url: gateway.url, connections: [...config.connections.keys()] }, 'gateway listening');
     return gateway;
@@ -111,6 +168,11 @@ export class Gateway {
 
   get sessions(): SessionRegistry {
     return this.#registry;
+  }
+
+  /** The recorder, when recording is on. */
+  get recorder(): Recorder | undefined {
+    return this.#recorder;
   }
 
   /**
@@ -132,6 +194,9 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 50));
     }
     await this.#registry.closeAll('gateway shutting down');
+    // Every session's seal is written before the store closes.
+    await this.#recorder?.close();
+    await this.#store?.close();
     this.#keepAlive.stop();
     this.#agents.destroy();
     this.#server.closeAllConnections();

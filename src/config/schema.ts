@@ -1,4 +1,6 @@
+import { createPublicKey } from 'node:crypto';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { parseDuration, parseSize } from './duration.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources, SecretString } from './secrets.js';
@@ -107,6 +109,81 @@ function upstreamUrl(sources: SecretSources) {
 
 const namePatterns = z.array(z.string().min(1)).optional();
 
+/** The store URL: `sqlite:PATH` or `postgres://…`, where a password may only come from a reference. */
+function storeUrl(sources: SecretSources) {
+  return z
+    .string()
+    .optional()
+    .transform((template, ctx) => {
+      if (template === undefined) return undefined;
+      let s: SecretString;
+      try {
+        s = resolveSecretString(template, sources);
+      } catch (err) {
+        if (!(err instanceof SecretReferenceError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+      const value = s.reveal();
+      if (value.startsWith('sqlite:')) {
+        if (value.length === 'sqlite:'.length) ctx.addIssue({ code: 'custom', message: 'sqlite: needs a file path, e.g. sqlite:./data/portcullis.db' });
+        return s;
+      }
+      let url: URL | undefined;
+      try {
+        url = /^postgres(ql)?:\/\//.test(value) ? new URL(value) : undefined;
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || (url.hostname === '' && url.pathname.length <= 1)) {
+        ctx.addIssue({ code: 'custom', message: 'expected sqlite:PATH or postgres://USER@HOST:PORT/DB (a password only as a reference: postgres://user:${env:PGPASSWORD}@host/db)' });
+        return z.NEVER;
+      }
+      if (url.password !== '' && !s.hasReferences) {
+        ctx.addIssue({ code: 'custom', message: 'the password in the store URL must be a reference such as ${env:PGPASSWORD}, not a literal' });
+        return z.NEVER;
+      }
+      return s;
+    });
+}
+
+/** A credential that must come from a reference (`${env:…}` or `${file:…}`), never a literal in the file. */
+function referenceOnly(sources: SecretSources, what: string) {
+  return z.string().transform((template, ctx) => {
+    try {
+      const s = resolveSecretString(template, sources);
+      if (!s.hasReferences) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be a reference such as \${file:/run/secrets/…} or \${env:NAME}, not a literal` });
+        return z.NEVER;
+      }
+      return s;
+    } catch (err) {
+      if (!(err instanceof SecretReferenceError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** Public keys given as PEM text or references to PEM files; each must parse as an Ed25519 public key. */
+function publicKeys(list: string[], sources: SecretSources, ctx: z.RefinementCtx): string[] {
+  const out: string[] = [];
+  list.forEach((template, i) => {
+    try {
+      const pem = resolveSecretString(template, sources).reveal();
+      const key = createPublicKey(pem);
+      if (key.asymmetricKeyType !== 'ed25519') {
+        ctx.addIssue({ code: 'custom', path: [i], message: `expected an Ed25519 public key, found ${key.asymmetricKeyType ?? 'another kind of key'}` });
+        return;
+      }
+      out.push(key.export({ type: 'spki', format: 'pem' }).toString());
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: [i], message: err instanceof SecretReferenceError ? err.message : 'expected an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----)' });
+    }
+  });
+  return out;
+}
+
 function connectionSchema(sources: SecretSources) {
   const stdio = z.strictObject({
     command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
@@ -167,11 +244,34 @@ export function configSchema(sources: SecretSources) {
   return z
     .strictObject({
       listen: listenAddress(),
-      store: z
-        .string()
-        .default('sqlite:./data/portcullis.db')
-        .refine((s) => /^(sqlite:|postgres(ql)?:\/\/)/.test(s), { message: 'expected sqlite:PATH or postgres://USER@HOST/DB' }),
+      /** The recording store; default: sqlite:<dataDir>/portcullis.db. */
+      store: storeUrl(sources),
       dataDir: z.string().min(1).default('./data'),
+      recording: z
+        .strictObject({
+          /** write-ahead: a message is durable before it is forwarded; best-effort: never blocks, may lose events; off. */
+          mode: z.enum(['write-ahead', 'best-effort', 'off']).default('write-ahead'),
+          /** SQLite only: `full` fsyncs every group commit (survives power loss); `normal` survives a crash of the gateway. */
+          sqliteSync: z.enum(['normal', 'full']).default('normal'),
+          /** Closed sessions older than this are deleted, leaving a tombstone; 0 keeps them forever. */
+          retention: duration('0'),
+          /** The Ed25519 private key (PEM) that seals sessions; default: generated into the data directory. */
+          signingKey: referenceOnly(sources, 'a signing key').optional(),
+          /** Public keys (PEM, usually `${file:…}`) whose seals verify trusts besides this gateway's own. */
+          trustedKeys: z.array(z.string()).default([]).transform((list, ctx) => publicKeys(list, sources, ctx)),
+          /** This gateway's id in a shared store; default: generated into the data directory. */
+          instanceId: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_" or "-"')
+            .optional(),
+        })
+        .prefault({}),
+      api: z
+        .strictObject({
+          /** A bearer token for /api (the CLI, scripts); without it the API answers loopback clients only. */
+          token: referenceOnly(sources, 'an API token').optional(),
+        })
+        .prefault({}),
       limits: z.strictObject({ maxMessageSize: size('16MiB') }).prefault({}),
       http: z
         .strictObject({
@@ -231,10 +331,22 @@ export interface ConnectionConfig {
   tools: { allow?: string[]; deny?: string[] };
 }
 
+export interface RecordingConfig {
+  mode: 'write-ahead' | 'best-effort' | 'off';
+  sqliteSync: 'normal' | 'full';
+  retentionMs: number;
+  signingKey?: SecretString;
+  trustedKeys: string[];
+  instanceId?: string;
+}
+
 export interface GatewayConfig {
   listen: { host: string; port: number };
-  store: string;
+  /** The store URL (it may hold a password from a reference: reveal only to connect). */
+  store: SecretString;
   dataDir: string;
+  recording: RecordingConfig;
+  api: { token?: SecretString };
   limits: { maxMessageBytes: number };
   http: { allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
@@ -255,8 +367,17 @@ function toConnection(name: string, c: ParsedConnection): ConnectionConfig {
 export function toGatewayConfig(p: Parsed): GatewayConfig {
   return {
     listen: p.listen,
-    store: p.store,
+    store: p.store ?? new SecretString(`sqlite:${join(p.dataDir, 'portcullis.db')}`, `sqlite:${join(p.dataDir, 'portcullis.db')}`, false),
     dataDir: p.dataDir,
+    recording: {
+      mode: p.recording.mode,
+      sqliteSync: p.recording.sqliteSync,
+      retentionMs: p.recording.retention,
+      ...(p.recording.signingKey ? { signingKey: p.recording.signingKey } : {}),
+      trustedKeys: p.recording.trustedKeys,
+      ...(p.recording.instanceId ? { instanceId: p.recording.instanceId } : {}),
+    },
+    api: p.api.token ? { token: p.api.token } : {},
     limits: { maxMessageBytes: p.limits.maxMessageSize },
     http: {
       ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),

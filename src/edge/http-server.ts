@@ -13,8 +13,8 @@ export interface HttpServerOptions {
   legacySse: LegacySseEdge;
   hostPolicy: HostPolicy;
   log: Logger;
-  /** Whether the gateway takes new work; false while draining. */
-  ready: () => boolean;
+  /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
+  ready: () => string | undefined;
 }
 
 const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
@@ -34,8 +34,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const path = url.pathname;
     if (path === '/healthz') return replyJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
-      const ready = o.ready();
-      return replyJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'draining', sessions: o.registry.size });
+      const notReady = o.ready();
+      return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size });
     }
     const m = connectionPath.exec(path);
     if (m === null) {
@@ -48,7 +48,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
       return replyError(res, 403, ErrorCode.InvalidRequest, `Forbidden: ${refusal}`);
     }
-    if (!o.ready()) {
+    if (o.ready() === 'draining') {
       req.resume();
       return replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: the gateway is shutting down', null, { 'retry-after': '5' });
     }

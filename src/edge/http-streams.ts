@@ -39,20 +39,19 @@ class OutStream {
     return this.res !== undefined && !this.res.destroyed && !this.res.writableEnded;
   }
 
-  write(message: JsonRpcMessage): void {
+  write(message: JsonRpcMessage, text: string): void {
     const res = this.res;
     if (this.mode === 'undecided' && res !== undefined) {
       if (isResponse(message) && this.pending.size === 1 && !this.batch && this.pending.has(idKey(message.id ?? ''))) {
         this.mode = 'json';
-        const body = JSON.stringify(message);
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...this.owner.headers });
-        res.end(body);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...this.owner.headers });
+        res.end(text);
         return;
       }
       this.startSse(res);
     }
     const seq = ++this.#seq;
-    const frame = sseFrame(JSON.stringify(message), `${this.id}_${seq}`);
+    const frame = sseFrame(text, `${this.id}_${seq}`);
     this.#events.push({ seq, frame });
     if (this.#events.length > this.owner.bufferSize) this.#events.shift();
     if (this.attached) {
@@ -182,11 +181,11 @@ export class HttpSessionStreams implements ClientSink {
     return 200;
   }
 
-  send(message: JsonRpcMessage, related?: RequestId): void {
+  send(message: JsonRpcMessage, related: RequestId | undefined, text: string): void {
     if (this.#closed) return;
     const stream = this.#route(message, related);
     if (stream === undefined) return;
-    stream.write(message);
+    stream.write(message, text);
     if (isResponse(message) && message.id !== null) this.#settled(stream, message.id);
   }
 

@@ -5,9 +5,9 @@ import type { Identity } from '../pipeline/stage.js';
 import { ErrorCode, InvalidMessageError, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { ClientSink } from '../session/sink.js';
-import { UpstreamError } from '../upstream/upstream.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { hasMediaType, replyError } from './http-reply.js';
+import { openRefusal } from './open-refusal.js';
 import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
 
 export interface LegacySseOptions {
@@ -29,8 +29,8 @@ class SseStreamSink implements ClientSink {
     return !this.res.writableEnded && !this.res.destroyed;
   }
 
-  send(message: JsonRpcMessage): void {
-    if (this.connected) this.res.write(sseFrame(JSON.stringify(message)));
+  send(_message: JsonRpcMessage, _related: unknown, text: string): void {
+    if (this.connected) this.res.write(sseFrame(text));
   }
 
   abandon(): void {}
@@ -61,11 +61,11 @@ export class LegacySseEdge {
     }
     let session;
     try {
-      session = await this.o.registry.create(connection, this.o.identify(req));
+      session = await this.o.registry.create(connection, this.o.identify(req), { edge: 'sse', remoteAddress: req.socket.remoteAddress });
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'session could not open');
-      const message = err instanceof UpstreamError ? err.message : 'the upstream server could not be started';
-      return replyError(res, 502, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${message}`);
+      const refusal = openRefusal(err);
+      return replyError(res, refusal.status, refusal.code, refusal.message, null, refusal.headers);
     }
     res.writeHead(200, sseHeaders);
     const sink = new SseStreamSink(res, this.o.keepAlive);
@@ -94,8 +94,9 @@ export class LegacySseEdge {
       return replyError(res, 415, ErrorCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
     }
     let messages: JsonRpcMessage[];
+    let texts: string[];
     try {
-      ({ messages } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+      ({ messages, texts } = parseBody(await readBody(req, this.o.maxMessageBytes)));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         log.warn({ limit: err.limit }, 'message too large');
@@ -106,6 +107,6 @@ export class LegacySseEdge {
       return replyError(res, 400, code, `Invalid message: ${(err as Error).message}`, err instanceof InvalidMessageError ? err.id : null);
     }
     res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
-    for (const m of messages) session.receive(m);
+    messages.forEach((m, i) => session.receive(m, texts[i]!));
   }
 }

@@ -8,9 +8,10 @@ export const sseHeaders: Readonly<Record<string, string>> = {
   'x-accel-buffering': 'no',
 };
 
-/** One SSE frame. `data` must be a single line (JSON.stringify never emits raw newlines). */
+/** One SSE frame. Data with line breaks becomes several `data:` lines, which the client joins back with \n. */
 export function sseFrame(data: string, id?: string, event = 'message'): string {
-  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`;
+  const lines = data.includes('\n') || data.includes('\r') ? data.split(/\r\n|\r|\n/).join('\ndata: ') : data;
+  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${lines}\n\n`;
 }
 
 /**

@@ -6,10 +6,10 @@ import { ErrorCode, errorResponse, idKey, InvalidMessageError, isRequest, parseB
 import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Session } from '../session/session.js';
-import { UpstreamError } from '../upstream/upstream.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { HttpSessionStreams } from './http-streams.js';
 import { hasMediaType, replyError } from './http-reply.js';
+import { openRefusal } from './open-refusal.js';
 import type { KeepAlive } from './sse-writer.js';
 
 export interface StreamableHttpOptions {
@@ -91,9 +91,10 @@ export class StreamableHttpEdge {
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include both application/json and text/event-stream');
     }
     let messages: JsonRpcMessage[];
+    let texts: string[];
     let batch: boolean;
     try {
-      ({ messages, batch } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+      ({ messages, texts, batch } = parseBody(await readBody(req, this.o.maxMessageBytes)));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         log.warn({ limit: err.limit }, 'message too large');
@@ -125,7 +126,7 @@ export class StreamableHttpEdge {
     const streams = this.#streams.get(session)!;
     const requests = messages.filter(isRequest);
     if (requests.length === 0) {
-      for (const m of messages) session.receive(m);
+      messages.forEach((m, i) => session.receive(m, texts[i]!));
       res.writeHead(202, streams.headers).end();
       return;
     }
@@ -145,7 +146,7 @@ export class StreamableHttpEdge {
       requests.map((r) => r.id),
       batch,
     );
-    for (const m of messages) session.receive(m);
+    messages.forEach((m, i) => session.receive(m, texts[i]!));
   }
 
   async #createSession(
@@ -158,14 +159,11 @@ export class StreamableHttpEdge {
     const identity = this.o.identify(req);
     let session: Session;
     try {
-      session = await this.o.registry.create(connection, identity);
+      session = await this.o.registry.create(connection, identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress });
     } catch (err) {
-      const message = err instanceof UpstreamError ? err.message : 'the upstream server could not be started';
       log.warn({ err: (err as Error).message }, 'session could not open');
-      const id = isRequest(initialize) ? initialize.id : null;
-      const body = JSON.stringify(errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${message}`));
-      res.writeHead(502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+      const refusal = openRefusal(err);
+      replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }
     const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize, () => session.protocolVersion);

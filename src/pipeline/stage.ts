@@ -30,8 +30,11 @@ export interface MessageContext {
 }
 
 export type Verdict =
-  /** Forward, with `message` replacing the original when a stage rewrote it. */
-  | { readonly action: 'pass'; readonly message?: JsonRpcMessage }
+  /**
+   * Forward, with `message` replacing the original when a stage rewrote it. `sensitive` says the rewrite
+   * removed something that must not be kept (masking): the recording then keeps only the original's digest.
+   */
+  | { readonly action: 'pass'; readonly message?: JsonRpcMessage; readonly sensitive?: boolean }
   /**
    * Reply to the sender and forward nothing. For a request, `message` is its response (same id); a
    * notification or response answered is simply not forwarded.
@@ -56,6 +59,8 @@ export interface VerdictEvent {
   direction: Direction;
   messageId?: RequestId;
   method?: string;
+  /** A rewrite that removed sensitive content (see Verdict). */
+  sensitive?: boolean;
 }
 
 /** The outcome of running every stage. */

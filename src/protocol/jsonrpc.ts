@@ -49,6 +49,8 @@ export const ErrorCode = {
   MessageTooLarge: -32002,
   /** A pipeline stage refused the message (policy). */
   Denied: -32003,
+  /** The message could not be recorded, so it was not forwarded (write-ahead recording fails closed). */
+  RecordingUnavailable: -32004,
 } as const;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {
@@ -128,10 +130,56 @@ export function toMessage(value: unknown): JsonRpcMessage {
 }
 
 /**
+ * The exact text of each element of a JSON array, as written (whitespace inside an element kept), so that
+ * what is recorded of a batch is byte for byte what the sender sent. `text` must already be valid JSON whose
+ * top level is an array.
+ */
+export function splitJsonArray(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let inString = false;
+  let start = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      if (depth === 1 && start < 0) start = i;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (depth === 1 && start < 0) start = i;
+      depth++;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+      if (depth === 0 && start >= 0) {
+        out.push(text.slice(start, i).trimEnd());
+        start = -1;
+      }
+    } else if (c === 0x2c && depth === 1) {
+      out.push(text.slice(start, i).trimEnd());
+      start = -1;
+    } else if (depth === 1 && start < 0 && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
+      start = i;
+    }
+  }
+  return out;
+}
+
+/** Messages with the exact text each was sent as. */
+export interface ParsedBody {
+  messages: JsonRpcMessage[];
+  texts: string[];
+  batch: boolean;
+}
+
+/**
  * Parses a request body: one message or a batch array (2025-03-26 allowed batches; real clients still send them).
  * Throws InvalidMessageError with ParseError for text that is not JSON.
  */
-export function parseBody(text: string): { messages: JsonRpcMessage[]; batch: boolean } {
+export function parseBody(text: string): ParsedBody {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -140,7 +188,7 @@ export function parseBody(text: string): { messages: JsonRpcMessage[]; batch: bo
   }
   if (Array.isArray(value)) {
     if (value.length === 0) throw new InvalidMessageError('a batch must contain at least one message');
-    return { messages: value.map(toMessage), batch: true };
+    return { messages: value.map(toMessage), texts: splitJsonArray(text), batch: true };
   }
-  return { messages: [toMessage(value)], batch: false };
+  return { messages: [toMessage(value)], texts: [text], batch: false };
 }

@@ -3,6 +3,9 @@ import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import type { Identity, Stage } from '../pipeline/stage.js';
+import type { Recorder } from '../recording/recorder.js';
+import { SessionRecording } from '../recording/session-recording.js';
+import { nowUs } from '../recording/time.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { Session, type SessionObserver } from './session.js';
 
@@ -15,6 +18,14 @@ export interface SessionRegistryOptions {
   observers: readonly SessionObserver[];
   idleTimeoutMs: number;
   log: Logger;
+  /** Records every session; absent when recording is off. */
+  recorder?: Recorder;
+}
+
+/** Where a session came from, for its recording. */
+export interface SessionOrigin {
+  edge: 'streamable-http' | 'sse';
+  remoteAddress?: string | undefined;
 }
 
 /** 128 bits from the CSPRNG, URL-safe: unguessable, and visible ASCII as the transport requires. */
@@ -54,18 +65,23 @@ export class SessionRegistry {
     return this.#sessions.values();
   }
 
-  /** Creates and opens a session; rejects (nothing registered) when the upstream cannot start. */
-  async create(connection: ConnectionConfig, identity: Identity): Promise<Session> {
+  /**
+   * Creates and opens a session. Rejects (nothing registered) with RecordingUnavailableError when the session
+   * cannot be recorded, and with UpstreamError when the upstream cannot start (that session is recorded).
+   */
+  async create(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): Promise<Session> {
     const id = newSessionId();
     const log = this.#options.log.child({ session: id, connection: connection.name });
     const stages = this.#pipelines.get(connection.name) ?? [];
+    const recording = this.#startRecording(id, connection, identity, origin);
     const session = new Session({
       id,
       connection: connection.name,
       identity,
       upstream: this.#options.createUpstream(connection, log),
-      pipeline: (onVerdict) => new Pipeline(stages, (event) => onVerdict(event)),
+      pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
+      ...(recording ? { recording } : {}),
       observers: [
         ...this.#options.observers,
         { closed: (s) => void this.#sessions.delete(s.id) },
@@ -80,6 +96,44 @@ export class SessionRegistry {
     }
     log.info({ subject: identity.subject }, 'session opened');
     return session;
+  }
+
+  #startRecording(id: string, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): SessionRecording | undefined {
+    const recorder = this.#options.recorder;
+    if (recorder === undefined) return undefined;
+    const openedAtUs = nowUs();
+    const chain = recorder.openSession({
+      id,
+      instanceId: recorder.instanceId,
+      connection: connection.name,
+      subject: identity.subject,
+      email: identity.email ?? null,
+      groups: identity.groups,
+      edge: origin.edge,
+      remoteAddress: origin.remoteAddress ?? null,
+      clientInfo: null,
+      serverInfo: null,
+      protocolVersion: null,
+      openedAtUs,
+      closedAtUs: null,
+      status: 'open',
+      closeReason: null,
+      eventCount: null,
+      lastHash: null,
+      seal: null,
+      sealKeyId: null,
+      denials: 0,
+      redactions: 0,
+    });
+    const recording = new SessionRecording(recorder, chain);
+    recording.lifecycle('open', {
+      connection: connection.name,
+      identity: { subject: identity.subject, email: identity.email ?? null, groups: identity.groups },
+      edge: origin.edge,
+      remoteAddress: origin.remoteAddress ?? null,
+      gateway: recorder.instanceId,
+    });
+    return recording;
   }
 
   reapIdle(now = Date.now()): number {

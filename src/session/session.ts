@@ -6,18 +6,22 @@ import {
   errorResponse,
   isNotification,
   isRequest,
+  isResponse,
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
 } from '../protocol/jsonrpc.js';
+import { digestOf } from '../recording/chain.js';
+import { RecordingUnavailableError } from '../recording/recorder.js';
+import type { SessionRecording } from '../recording/session-recording.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
 import { RequestIdMap } from './id-map.js';
 import { type ClientSink, detachedSink } from './sink.js';
 
-/** Sees everything a session does: the recorder (next issue), metrics, debug logs. */
+/** Sees everything a session does: metrics, debug logs, tests. The recording is not an observer: it is waited on. */
 export interface SessionObserver {
   opened?(session: Session): void;
   /** A message crossed a boundary: `received` from its sender, `delivered` to its receiver (after the pipeline). */
@@ -31,13 +35,20 @@ export interface SessionOptions {
   connection: string;
   identity: Identity;
   upstream: Upstream;
-  /** Builds the session's pipeline; handed the verdict sink so observers see every decision. */
-  pipeline: (onVerdict: (event: VerdictEvent) => void) => Pipeline;
+  /** Builds the session's pipeline; handed the verdict sink so every decision is seen and recorded. */
+  pipeline: (onVerdict: (event: VerdictEvent, ctx: MessageContext) => void) => Pipeline;
   log: Logger;
   observers?: readonly SessionObserver[];
+  /** The session's recording; absent when recording is off. */
+  recording?: SessionRecording;
 }
 
 type State = 'new' | 'open' | 'closed';
+
+/** A message context that collects the verdicts of a message to the client until its `received` event is recorded. */
+interface TracedContext extends MessageContext {
+  readonly verdicts?: VerdictEvent[];
+}
 
 function progressTokenOf(request: JsonRpcRequest): string | undefined {
   const meta = request.params?._meta as { progressToken?: unknown } | undefined;
@@ -45,9 +56,15 @@ function progressTokenOf(request: JsonRpcRequest): string | undefined {
   return typeof token === 'string' || typeof token === 'number' ? `${typeof token}:${token}` : undefined;
 }
 
+/** What the recording keeps of a server message that a stage stripped of sensitive content: its digest, never the text. */
+function withheld(text: string): string {
+  return JSON.stringify({ withheld: 'a stage removed sensitive content from this message; only its digest is kept', digest: digestOf(text), bytes: Buffer.byteLength(text) });
+}
+
 /**
- * One client's session with one connection: binds the client's edge, the upstream link and the
- * pipeline, maps request ids both ways and routes what the server sends back to the right client request.
+ * One client's session with one connection: binds the client's edge, the upstream link, the pipeline and
+ * the recording; maps request ids both ways and routes what the server sends back to the right client
+ * request. With write-ahead recording, every message is durable in the recording before it is forwarded.
  */
 export class Session implements SessionInfo {
   readonly id: string;
@@ -65,6 +82,7 @@ export class Session implements SessionInfo {
   readonly #pipeline: Pipeline;
   readonly #log: Logger;
   readonly #observers: readonly SessionObserver[];
+  #recording: SessionRecording | undefined;
   #sink: ClientSink = detachedSink;
   #state: State = 'new';
   /** Client requests on their way to the server, by the id the server sees. */
@@ -86,10 +104,15 @@ export class Session implements SessionInfo {
     this.#upstream = options.upstream;
     this.#log = options.log;
     this.#observers = options.observers ?? [];
-    this.#pipeline = options.pipeline((event) => {
+    this.#recording = options.recording;
+    if (this.#recording) this.#recording.onBroken = (err) => this.#recordingFailed(err);
+    this.#pipeline = options.pipeline((event, ctx) => {
       for (const o of this.#observers) o.verdict?.(this, event);
+      const collector = (ctx as TracedContext).verdicts;
+      if (collector !== undefined) collector.push(event);
+      else this.#record(() => this.#recording?.verdict(event));
     });
-    this.#upstream.onmessage = (m) => this.#fromServer(m);
+    this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
     this.#upstream.onclose = (reason) => void this.close(`upstream closed: ${reason}`);
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
   }
@@ -122,22 +145,62 @@ export class Session implements SessionInfo {
     try {
       await this.#upstream.start();
     } catch (err) {
+      const e = err instanceof UpstreamError ? err : new UpstreamError((err as Error).message, true);
       this.#state = 'closed';
-      this.closeReason = `upstream failed to start: ${(err as Error).message}`;
+      this.closeReason = `upstream failed to start: ${e.message}`;
+      await this.#recording?.close(this.closeReason).catch(() => {});
       this.#markClosed();
-      throw err instanceof UpstreamError ? err : new UpstreamError((err as Error).message, true);
+      throw e;
     }
     if ((this.#state as State) === 'closed') throw new UpstreamError(this.closeReason ?? 'upstream closed while starting', true);
     this.#state = 'open';
     for (const o of this.#observers) o.opened?.(this);
   }
 
-  /** A message from the client. Never throws: every failure becomes a JSON-RPC error to the client or a log line. */
-  receive(message: JsonRpcMessage): void {
+  /**
+   * Runs `append` against the recording; false when recording refused it (write-ahead, store unavailable),
+   * in which case the session is already on its way to ending.
+   */
+  #record(append: () => void): boolean {
+    if (this.#recording === undefined) return true;
+    try {
+      append();
+      return true;
+    } catch (err) {
+      if (!(err instanceof RecordingUnavailableError)) throw err;
+      this.#recordingFailed(err);
+      return false;
+    }
+  }
+
+  /** Write-ahead recording failed: nothing more is forwarded; the session ends with a clear error. */
+  #recordingFailed(err: Error): void {
+    const recording = this.#recording;
+    if (recording === undefined) return;
+    this.#recording = undefined;
+    recording.abandon(err.message);
+    this.#log.error({ err: err.message }, 'recording failed; ending the session rather than forwarding unrecorded messages');
+    void this.close(`recording store unavailable: ${err.message}`);
+  }
+
+  #recordingError(id: RequestId | null): JsonRpcResponse {
+    return errorResponse(
+      id,
+      ErrorCode.RecordingUnavailable,
+      'The gateway could not record this message, so it did not forward it: the recording store is unavailable. The session has ended; try again later.',
+    );
+  }
+
+  /** A message from the client, with its JSON text as received. Never throws: failures become JSON-RPC errors or log lines. */
+  receive(message: JsonRpcMessage, text: string): void {
     this.lastActivity = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
-      if (isRequest(message)) this.#answerClient(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'));
+      if (isRequest(message)) this.#sendUnrecorded(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'), message.id);
+      return;
+    }
+    if (!this.#record(() => this.#recording?.message('toServer', 'received', text))) {
+      if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
       return;
     }
     const ctx = this.#context('toServer', isRequest(message) ? undefined : this.#requestAnsweredByClient(message));
@@ -183,7 +246,7 @@ export class Session implements SessionInfo {
     const response = message as JsonRpcResponse;
     const pending = this.#toClient.take(response.id);
     if (pending === undefined) {
-      this.#log.debug({ id: response.id }, 'client answered an unknown request; dropped');
+      this.#dropped('toServer', response, 'the client answered a request the server is not waiting for (unknown, late or cancelled)');
       return;
     }
     this.#forwardToServer({ ...response, id: pending.originalId });
@@ -200,9 +263,18 @@ export class Session implements SessionInfo {
     return { ...n, params: { ...n.params, requestId: pending.mappedId } };
   }
 
+  /** Records the message as delivered to the server and, once that is durable, sends those exact bytes. */
   #forwardToServer(message: JsonRpcMessage, clientRequestId?: RequestId): void {
+    const text = JSON.stringify(message);
     for (const o of this.#observers) o.message?.(this, 'toServer', 'delivered', message);
-    this.#upstream.send(message).catch((err: unknown) => {
+    if (!this.#record(() => this.#recording?.message('toServer', 'delivered', text))) return;
+    const barrier = this.#recording?.barrier();
+    if (barrier === undefined) this.#sendToServer(message, text, clientRequestId);
+    else barrier.then(() => this.#sendToServer(message, text, clientRequestId), (err: Error) => this.#recordingFailed(err));
+  }
+
+  #sendToServer(message: JsonRpcMessage, text: string, clientRequestId: RequestId | undefined): void {
+    this.#upstream.send(message, text).catch((err: unknown) => {
       const e = err instanceof UpstreamError ? err : new UpstreamError(String(err), false);
       this.#log.warn({ err: e.message, sessionLost: e.sessionLost }, 'upstream send failed');
       if (clientRequestId !== undefined && 'id' in message && typeof message.id === 'number') {
@@ -216,27 +288,36 @@ export class Session implements SessionInfo {
     });
   }
 
-  #fromServer(message: JsonRpcMessage): void {
+  #fromServer(message: JsonRpcMessage, text: string): void {
     if (this.#state === 'closed') return;
     this.lastActivity = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toClient', 'received', message);
-    if (isRequest(message)) return this.#serverRequest(message);
-    if (isNotification(message)) return this.#toClientThroughPipeline(message, undefined, this.#relatedToNotification(message));
+    if (isRequest(message)) return this.#serverRequest(message, text);
+    if (isNotification(message)) return this.#toClientThroughPipeline(message, text, undefined, this.#relatedToNotification(message));
     const response = message as JsonRpcResponse;
     const pending = this.#toServer.take(response.id);
     if (pending === undefined) {
-      this.#log.debug({ id: response.id }, 'server answered an unknown or cancelled request; dropped');
+      this.#record(() => this.#recording?.message('toClient', 'received', text));
+      this.#dropped('toClient', response, 'the server answered a request that is not pending (unknown, late or cancelled)');
       return;
     }
     this.#forgetProgress(pending.request);
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
     if (pending.request.method === 'initialize') this.#learnFromInitialize(pending.request, clientResponse);
-    this.#toClientThroughPipeline(clientResponse, pending.request, pending.originalId);
+    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId);
   }
 
-  #serverRequest(request: JsonRpcRequest): void {
+  /** A message the session drops rather than forwards: a decision like any other, so it is logged and recorded. */
+  #dropped(direction: Direction, message: JsonRpcResponse, reason: string): void {
+    this.#log.debug({ id: message.id, direction }, reason);
+    const event: VerdictEvent = { stage: 'session', action: 'answer', reason: `dropped: ${reason}`, direction };
+    if (message.id !== null) event.messageId = message.id;
+    this.#record(() => this.#recording?.verdict(event));
+  }
+
+  #serverRequest(request: JsonRpcRequest, text: string): void {
     // Sampling, elicitation and roots requests are made for the call in flight, when there is only one.
-    this.#toClientThroughPipeline(request, undefined, this.#toServer.single()?.originalId);
+    this.#toClientThroughPipeline(request, text, undefined, this.#toServer.single()?.originalId);
   }
 
   /**
@@ -257,16 +338,17 @@ export class Session implements SessionInfo {
     return undefined;
   }
 
-  #toClientThroughPipeline(message: JsonRpcMessage, request: JsonRpcRequest | undefined, related: RequestId | undefined): void {
+  #toClientThroughPipeline(message: JsonRpcMessage, text: string, request: JsonRpcRequest | undefined, related: RequestId | undefined): void {
     const run = (): void | Promise<void> => {
-      const outcome = this.#pipeline.run(message, this.#context('toClient', request));
+      const ctx = this.#context('toClient', request, this.#recording !== undefined);
+      const outcome = this.#pipeline.run(message, ctx);
       if (outcome instanceof Promise) {
         return outcome.then(
-          (o) => this.#afterServerPipeline(message, o, related),
+          (o) => this.#afterServerPipeline(message, text, o, related, ctx),
           (err) => this.#stageFailed(message, err),
         );
       }
-      this.#afterServerPipeline(message, outcome, related);
+      this.#afterServerPipeline(message, text, outcome, related, ctx);
     };
     if (this.#toClientTail === undefined) {
       const result = run();
@@ -283,8 +365,16 @@ export class Session implements SessionInfo {
     return tail;
   }
 
-  #afterServerPipeline(original: JsonRpcMessage, outcome: Outcome, related: RequestId | undefined): void {
+  #afterServerPipeline(original: JsonRpcMessage, text: string, outcome: Outcome, related: RequestId | undefined, ctx: TracedContext): void {
     if (this.#state === 'closed') return;
+    // The server's message as received (or only its digest, when a stage stripped sensitive content), then the verdicts on it.
+    const verdicts = ctx.verdicts ?? [];
+    const sensitive = verdicts.some((v) => v.sensitive);
+    const recorded = this.#record(() => {
+      this.#recording?.message('toClient', 'received', sensitive ? withheld(text) : text);
+      for (const v of verdicts) this.#recording?.verdict(v);
+    });
+    if (!recorded) return;
     if (outcome.action === 'answer') {
       // A stage answered a server request itself (e.g. refused a sampling request): reply upstream.
       if (isRequest(original) && outcome.message) this.#forwardToServer(outcome.message);
@@ -302,9 +392,35 @@ export class Session implements SessionInfo {
     this.#deliver(message, related);
   }
 
+  /** Records the message as delivered to the client and, once that is durable, hands those exact bytes to the edge. */
   #deliver(message: JsonRpcMessage, related: RequestId | undefined): void {
+    const text = JSON.stringify(message);
     for (const o of this.#observers) o.message?.(this, 'toClient', 'delivered', message);
-    this.#sink.send(message, related);
+    if (!this.#record(() => this.#recording?.message('toClient', 'delivered', text))) {
+      this.#withheldFromClient(message, related);
+      return;
+    }
+    const barrier = this.#recording?.barrier();
+    if (barrier === undefined) this.#sink.send(message, related, text);
+    else {
+      barrier.then(
+        () => this.#sink.send(message, related, text),
+        (err: Error) => {
+          this.#withheldFromClient(message, related);
+          this.#recordingFailed(err);
+        },
+      );
+    }
+  }
+
+  /** A response that could not be recorded is not delivered; its request gets the recording error instead. */
+  #withheldFromClient(message: JsonRpcMessage, related: RequestId | undefined): void {
+    if (isResponse(message) && message.id !== null) this.#sendUnrecorded(this.#recordingError(message.id), related ?? message.id);
+  }
+
+  /** Sends an error the recording cannot take (it is the reason the session ends); nothing else goes out this way. */
+  #sendUnrecorded(response: JsonRpcResponse, related: RequestId): void {
+    this.#sink.send(response, related, JSON.stringify(response));
   }
 
   #answerClient(response: JsonRpcResponse): void {
@@ -327,6 +443,7 @@ export class Session implements SessionInfo {
       this.#upstream.setProtocolVersion(result.protocolVersion);
     }
     this.serverInfo = result?.serverInfo;
+    this.#record(() => this.#recording?.negotiated({ clientInfo: this.clientInfo ?? null, serverInfo: this.serverInfo ?? null, protocolVersion: this.protocolVersion ?? null }));
   }
 
   #forgetProgress(request: JsonRpcRequest): void {
@@ -334,25 +451,32 @@ export class Session implements SessionInfo {
     if (token !== undefined) this.#progressTokens.delete(token);
   }
 
-  #context(direction: Direction, request: JsonRpcRequest | undefined): MessageContext {
-    return request === undefined ? { session: this, direction } : { session: this, direction, request };
+  #context(direction: Direction, request: JsonRpcRequest | undefined, traced = false): TracedContext {
+    const ctx: { session: SessionInfo; direction: Direction; request?: JsonRpcRequest; verdicts?: VerdictEvent[] } = { session: this, direction };
+    if (request !== undefined) ctx.request = request;
+    if (traced) ctx.verdicts = [];
+    return ctx;
   }
 
-  /** Ends the session: every pending client request gets an error, the upstream closes, the edge closes its streams. */
+  /**
+   * Ends the session: every pending client request gets an error, the recording is closed and sealed (and
+   * waited for), the upstream closes, the edge closes its streams.
+   */
   async close(reason: string): Promise<void> {
     if (this.#state === 'closed') return this.#closed;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     this.closeReason = reason;
     for (const pending of this.#toServer.drain()) {
-      this.#deliver(
-        errorResponse(pending.originalId, ErrorCode.UpstreamUnavailable, `Session ended before the server answered: ${reason}`),
-        pending.originalId,
-      );
+      this.#answerClient(errorResponse(pending.originalId, ErrorCode.UpstreamUnavailable, `Session ended before the server answered: ${reason}`));
     }
     this.#toClient.drain();
     this.#progressTokens.clear();
     this.#log.info({ reason }, 'session closed');
+    if (this.#recording !== undefined) {
+      // Also lets the deliveries queued above go out first: they wait on the same or an earlier commit.
+      await this.#recording.close(reason).catch((err: Error) => this.#log.error({ err: err.message }, 'the session could not be sealed'));
+    }
     try {
       await this.#upstream.close();
     } catch (err) {

@@ -9,8 +9,9 @@ export interface ClientSink {
   /**
    * Delivers one message. `related` is the client's id of the request it belongs to: the request a
    * response answers, or the request a progress notification or a server request was made for, when known.
+   * `text` is the message's JSON exactly as recorded: the edge writes these bytes and no others.
    */
-  send(message: JsonRpcMessage, related?: RequestId): void;
+  send(message: JsonRpcMessage, related: RequestId | undefined, text: string): void;
   /** The client's request will get no response (the client cancelled it): its stream may close. */
   abandon(clientId: RequestId): void;
   /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */

@@ -5,7 +5,7 @@ import { type Upstream, UpstreamError } from './upstream.js';
 
 /** Adapts an SDK client transport to the Upstream interface; each transport module supplies its own. */
 export class SdkTransportUpstream implements Upstream {
-  onmessage?: (message: JsonRpcMessage) => void;
+  onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string) => void;
   onerror?: (error: Error) => void;
   #closed = false;
@@ -17,7 +17,8 @@ export class SdkTransportUpstream implements Upstream {
     private readonly describeSendError: (err: unknown) => UpstreamError,
     private readonly terminate: () => Promise<void> = async () => {},
   ) {
-    transport.onmessage = (m) => this.onmessage?.(m as JsonRpcMessage);
+    // The SDK hands over parsed messages only; their text is re-serialized.
+    transport.onmessage = (m) => this.onmessage?.(m as JsonRpcMessage, JSON.stringify(m));
     transport.onerror = (e) => this.onerror?.(e);
     transport.onclose = () => {
       if (this.#closed) return;
@@ -35,7 +36,7 @@ export class SdkTransportUpstream implements Upstream {
     await this.transport.start();
   }
 
-  async send(message: JsonRpcMessage): Promise<void> {
+  async send(message: JsonRpcMessage, _text: string): Promise<void> {
     try {
       await this.transport.send(message as JSONRPCMessage);
     } catch (err) {

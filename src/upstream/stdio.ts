@@ -23,7 +23,7 @@ const maxStderrLine = 2000;
  * cut out. limits.maxMessageSize bounds each message it writes, not each read.
  */
 export class StdioUpstream implements Upstream {
-  onmessage?: (message: JsonRpcMessage) => void;
+  onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string) => void;
   onerror?: (error: Error) => void;
 
@@ -104,15 +104,15 @@ export class StdioUpstream implements Upstream {
       this.onerror?.(new Error(`the server wrote a line that is not a JSON-RPC message: ${(err as Error).message}`));
       return;
     }
-    this.onmessage?.(message);
+    this.onmessage?.(message, line);
   }
 
-  async send(message: JsonRpcMessage): Promise<void> {
+  async send(_message: JsonRpcMessage, text: string): Promise<void> {
     const stdin = this.#child?.stdin;
     if (this.#closed || stdin === undefined || !stdin.writable) {
       throw new UpstreamError(`the server process cannot be written to: ${this.#closeReason ?? 'it has exited'}`, true);
     }
-    const ok = stdin.write(`${JSON.stringify(message)}\n`);
+    const ok = stdin.write(`${text}\n`);
     if (!ok) {
       // Back-pressure: wait until the server has read what is queued, or has gone.
       await new Promise<void>((resolve) => {

@@ -9,6 +9,7 @@ import {
   isResponse,
   type JsonRpcMessage,
   type RequestId,
+  splitJsonArray,
   toMessage,
 } from '../protocol/jsonrpc.js';
 import { type Upstream, UpstreamError } from './upstream.js';
@@ -65,7 +66,7 @@ function withTimeout(p: Promise<void>, ms: number): Promise<void> {
  * so a server cannot send the gateway to another address.
  */
 export class StreamableHttpUpstream implements Upstream {
-  onmessage?: (message: JsonRpcMessage) => void;
+  onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string) => void;
   onerror?: (error: Error) => void;
 
@@ -97,10 +98,10 @@ export class StreamableHttpUpstream implements Upstream {
     this.#protocolVersion = version;
   }
 
-  async send(message: JsonRpcMessage): Promise<void> {
+  async send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#getStreamOpening !== undefined) await this.#getStreamOpening;
     if (this.#closed) throw new UpstreamError('the upstream link is closed', true);
-    const res = await this.#request('POST', JSON.stringify(message), { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+    const res = await this.#request('POST', text, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
     const sessionId = res.headers['mcp-session-id'];
     if (typeof sessionId === 'string' && sessionId.length > 0) this.#sessionId = sessionId;
     const status = res.statusCode ?? 0;
@@ -197,17 +198,33 @@ export class StreamableHttpUpstream implements Upstream {
   }
 
   #deliverJson(text: string): void {
+    this.#deliverText(text, 'a body');
+  }
+
+  /** Delivers the message(s) in one JSON text (a body or an SSE event); returns the ids of the responses among them. */
+  #deliverText(text: string, what: string): Array<RequestId | null> {
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch {
-      this.onerror?.(new Error('the upstream server sent a body that is not JSON'));
-      return;
+      this.onerror?.(new Error(`the upstream server sent ${what} that is not JSON`));
+      return [];
     }
-    for (const item of Array.isArray(value) ? value : [value]) this.#deliver(item);
+    const answered: Array<RequestId | null> = [];
+    if (!Array.isArray(value)) {
+      const id = this.#deliver(value, text);
+      if (id !== undefined) answered.push(id);
+      return answered;
+    }
+    const texts = splitJsonArray(text);
+    value.forEach((item, i) => {
+      const id = this.#deliver(item, texts[i] ?? JSON.stringify(item));
+      if (id !== undefined) answered.push(id);
+    });
+    return answered;
   }
 
-  #deliver(value: unknown): RequestId | null | undefined {
+  #deliver(value: unknown, text: string): RequestId | null | undefined {
     let message: JsonRpcMessage;
     try {
       message = toMessage(value);
@@ -215,7 +232,7 @@ export class StreamableHttpUpstream implements Upstream {
       this.onerror?.(new Error(`the upstream server sent an invalid message: ${(err as Error).message}`));
       return undefined;
     }
-    this.onmessage?.(message);
+    this.onmessage?.(message, text);
     return isResponse(message) ? message.id : undefined;
   }
 
@@ -235,16 +252,8 @@ export class StreamableHttpUpstream implements Upstream {
           if (kind === 'get') this.#getLastEventId = event.id;
         }
         if (event.data === '' || (event.event !== undefined && event.event !== 'message')) return;
-        let value: unknown;
-        try {
-          value = JSON.parse(event.data);
-        } catch {
-          this.onerror?.(new Error('the upstream server sent an SSE event that is not JSON'));
-          return;
-        }
-        for (const item of Array.isArray(value) ? value : [value]) {
-          const answered = this.#deliver(item);
-          if (answered !== undefined && answered !== null) pending.delete(answered);
+        for (const answered of this.#deliverText(event.data, 'an SSE event')) {
+          if (answered !== null) pending.delete(answered);
         }
       },
       onRetry: (ms: number) => (retryMs = ms),
@@ -294,7 +303,10 @@ export class StreamableHttpUpstream implements Upstream {
   }
 
   #fail(pending: RequestId[], why: string): void {
-    for (const id of pending) this.onmessage?.(errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream server error: ${why}`));
+    for (const id of pending) {
+      const error = errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream server error: ${why}`);
+      this.onmessage?.(error, JSON.stringify(error));
+    }
   }
 
   /**

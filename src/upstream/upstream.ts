@@ -8,13 +8,17 @@ import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
 export interface Upstream {
   /** Spawns the process or prepares the HTTP client; rejects when the server cannot be reached. */
   start(): Promise<void>;
-  /** Rejects with an UpstreamError when the message could not be delivered. */
-  send(message: JsonRpcMessage): Promise<void>;
+  /**
+   * Sends `text`, the message's JSON exactly as recorded (write-ahead records it first; the server gets those
+   * bytes). Rejects with an UpstreamError when the message could not be delivered.
+   */
+  send(message: JsonRpcMessage, text: string): Promise<void>;
   /** Transports that send the negotiated version as a header learn it here after initialize. */
   setProtocolVersion(version: string): void;
   /** Ends the upstream session (DELETE for HTTP, terminates the process for stdio). Idempotent. */
   close(): Promise<void>;
-  onmessage?: (message: JsonRpcMessage) => void;
+  /** A message from the server, with its JSON text exactly as received. */
+  onmessage?: (message: JsonRpcMessage, text: string) => void;
   /** The link is gone for good: the process exited or the transport closed. */
   onclose?: (reason: string) => void;
   /** A problem that does not by itself end the link (a stray line, a dropped stream). */

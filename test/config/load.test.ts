@@ -56,7 +56,11 @@ describe('parseConfig: valid configs', () => {
     const c = parse(oneStdio);
     assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080 });
     assert.equal(c.limits.maxMessageBytes, 16 * 1024 * 1024);
-    assert.equal(c.store, 'sqlite:./data/portcullis.db');
+    assert.equal(c.store.reveal(), 'sqlite:data/portcullis.db');
+    assert.equal(c.recording.mode, 'write-ahead');
+    assert.equal(c.recording.sqliteSync, 'normal');
+    assert.equal(c.recording.retentionMs, 0);
+    assert.deepEqual(c.recording.trustedKeys, []);
     assert.equal(c.dataDir, './data');
     assert.deepEqual(c.http, { keepAliveMs: 15_000, eventBufferSize: 1000 });
     assert.equal(c.http.allowedHosts, undefined);
@@ -189,7 +193,7 @@ describe('parseConfig: valid configs', () => {
 
   it('reads the other top-level settings', () => {
     const c = parse(`${oneStdio}store: postgres://portcullis@db/portcullis\ndataDir: /var/lib/portcullis\nlog: {level: debug}\nhttp: {eventBuffer: 0}\n`);
-    assert.equal(c.store, 'postgres://portcullis@db/portcullis');
+    assert.equal(c.store.reveal(), 'postgres://portcullis@db/portcullis');
     assert.equal(c.dataDir, '/var/lib/portcullis');
     assert.equal(c.log.level, 'debug');
     assert.equal(c.http.eventBufferSize, 0);
@@ -204,7 +208,7 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt top-level key lists the top-level keys', () => {
-    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, limits, http, sessions, shutdown, log, connections/);
+    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, api, limits, http, sessions, shutdown, log, connections/);
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {
@@ -391,5 +395,57 @@ describe('loadConfigFile', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'connections: {}\n');
     assert.throws(() => loadConfigFile(file, noSecrets), (err: unknown) => err instanceof ConfigError && err.message.startsWith(`invalid config ${file}:`));
+  });
+});
+
+describe('parseConfig: the recording store and its settings', () => {
+  const env = (vars: Record<string, string>): SecretSources => ({ env: vars, readFile: noSecrets.readFile });
+
+  it('the default store is a SQLite file in the data directory', () => {
+    assert.equal(parse(`${oneStdio}dataDir: /var/lib/pc\n`).store.reveal(), 'sqlite:/var/lib/pc/portcullis.db');
+  });
+
+  it('a postgres URL is accepted, its password only from a reference, and never shown', () => {
+    const c = parse(`${oneStdio}store: "postgres://pc:\${env:PGPASSWORD}@db:5432/pc"\n`, env({ PGPASSWORD: 's3cret-pw' }));
+    assert.equal(c.store.reveal(), 'postgres://pc:s3cret-pw@db:5432/pc');
+    assert.ok(!JSON.stringify({ store: c.store }).includes('s3cret-pw'));
+    const list = problems(`${oneStdio}store: "postgres://pc:hunter2@db/pc"\n`);
+    hasProblem(list, /^store: the password in the store URL must be a reference/);
+    assert.ok(!list.join('\n').includes('hunter2'), 'the literal password is not repeated in the error');
+  });
+
+  for (const store of ['mysql://db/x', 'sqlite:', 'postgres://', 'data/portcullis.db']) {
+    it(`a bad store URL is refused: ${store}`, () => {
+      hasProblem(problems(`${oneStdio}store: "${store}"\n`), /^store: /, /sqlite:/);
+    });
+  }
+
+  it('reads recording settings', () => {
+    const c = parse(`${oneStdio}recording: {mode: best-effort, sqliteSync: full, retention: 90d, instanceId: gw-1}\n`);
+    assert.equal(c.recording.mode, 'best-effort');
+    assert.equal(c.recording.sqliteSync, 'full');
+    assert.equal(c.recording.retentionMs, 90 * 86_400_000);
+    assert.equal(c.recording.instanceId, 'gw-1');
+  });
+
+  it('names bad recording settings', () => {
+    const list = problems(`${oneStdio}recording: {mode: sometimes, sqliteSync: fast, retention: forever, instanceId: "a b"}\n`);
+    hasProblem(list, /^recording\.mode: expected one of "write-ahead", "best-effort", "off", found the string "sometimes"$/);
+    hasProblem(list, /^recording\.sqliteSync: expected one of "normal", "full"/);
+    hasProblem(list, /^recording\.retention: expected a duration/);
+    hasProblem(list, /^recording\.instanceId: expected 1-64 letters/);
+  });
+
+  it('a signing key and an API token must be references', () => {
+    const list = problems(`${oneStdio}recording: {signingKey: "-----BEGIN PRIVATE KEY-----"}\napi: {token: abc123}\n`);
+    hasProblem(list, /^recording\.signingKey: a signing key must be a reference/);
+    hasProblem(list, /^api\.token: an API token must be a reference/);
+    assert.ok(!list.join('\n').includes('abc123'));
+    const c = parse(`${oneStdio}api: {token: "\${env:API_TOKEN}"}\n`, env({ API_TOKEN: 'tok-1234567' }));
+    assert.equal(c.api.token?.reveal(), 'tok-1234567');
+  });
+
+  it('a trusted key must be an Ed25519 public key', () => {
+    hasProblem(problems(`${oneStdio}recording: {trustedKeys: ["not a key"]}\n`), /^recording\.trustedKeys\.0: expected an Ed25519 public key in PEM form/);
   });
 });

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
@@ -28,6 +31,8 @@ export class CapturedLog {
 export interface TestGateway {
   gateway: Gateway;
   url: string;
+  /** The data directory (a fresh temporary one unless the config names one): the SQLite store, the key. */
+  dataDir: string;
   log: CapturedLog;
   /** The Streamable HTTP endpoint of a connection. */
   mcp(connection: string): URL;
@@ -39,17 +44,24 @@ export interface TestGateway {
 /**
  * Starts an in-process gateway on a free loopback port with the given config (listen is forced to
  * 127.0.0.1:0). Goes through the same YAML parsing and validation as `portcullis gateway --config`.
+ * Without a `dataDir` in the config it gets a temporary one, removed again by stop().
  */
 export async function startTestGateway(config: Record<string, unknown>, options: GatewayOptions = {}): Promise<TestGateway> {
-  const text = stringify({ ...config, listen: '127.0.0.1:0' });
+  const ownDir = config.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'portcullis-test-')) : undefined;
+  const dataDir = (config.dataDir as string | undefined) ?? ownDir!;
+  const text = stringify({ ...config, dataDir, listen: '127.0.0.1:0' });
   const log = new CapturedLog();
   const gateway = await Gateway.start(parseConfig(text, '(test)'), { log: log.logger, ...options });
   return {
     gateway,
     url: gateway.url,
+    dataDir,
     log,
     mcp: (c) => new URL(`/mcp/${c}`, gateway.url),
     sse: (c) => new URL(`/sse/${c}`, gateway.url),
-    stop: () => gateway.stop(),
+    stop: async () => {
+      await gateway.stop();
+      if (ownDir !== undefined) rmSync(ownDir, { recursive: true, force: true });
+    },
   };
 }

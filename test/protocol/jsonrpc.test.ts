@@ -10,6 +10,7 @@ import {
   isResponse,
   type JsonRpcMessage,
   parseBody,
+  splitJsonArray,
   toMessage,
 } from '../../src/protocol/jsonrpc.js';
 
@@ -238,5 +239,35 @@ describe('errorResponse', () => {
     assert.deepEqual(errorResponse(null, -1, 'x', { a: 1 }), { jsonrpc: '2.0', id: null, error: { code: -1, message: 'x', data: { a: 1 } } });
     assert.ok(!('data' in errorResponse('a', -1, 'x').error!));
     assert.doesNotThrow(() => toMessage(errorResponse('a', -1, 'x')));
+  });
+});
+
+describe('splitJsonArray: the exact text of each batch element', () => {
+  const cases: string[] = [
+    '[{"a":1},{"b":2}]',
+    '[ {"a" : 1} ,\n  {"b":[1,2,{"c":"]}"}]} ]',
+    '[{"s":"a \\" quote, a ] and a } and a \\\\"},{"t":"\\u005d"}]',
+    '[1, "two", null, true, [3, 4], {"five": 5}]',
+    '[{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+    '[\t{"x":"\\\\\\""}\r\n]',
+  ];
+  for (const text of cases) {
+    it(`splits ${JSON.stringify(text)}`, () => {
+      const parts = splitJsonArray(text);
+      const values = JSON.parse(text) as unknown[];
+      assert.equal(parts.length, values.length);
+      parts.forEach((p, i) => {
+        assert.deepEqual(JSON.parse(p), values[i]);
+        assert.ok(text.includes(p), 'each part is a slice of the original text');
+        assert.equal(p, p.trim());
+      });
+    });
+  }
+
+  it('parseBody returns the texts as sent', () => {
+    const single = ' {"jsonrpc":"2.0","id":1,"method":"ping"} ';
+    assert.deepEqual(parseBody(single).texts, [single]);
+    const batch = '[{"jsonrpc":"2.0","id":1,"method":"ping"}, {"jsonrpc" : "2.0","method":"notifications/initialized"}]';
+    assert.deepEqual(parseBody(batch).texts, ['{"jsonrpc":"2.0","id":1,"method":"ping"}', '{"jsonrpc" : "2.0","method":"notifications/initialized"}']);
   });
 });

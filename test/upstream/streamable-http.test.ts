@@ -11,6 +11,11 @@ import { UpstreamError } from '../../src/upstream/upstream.js';
  * JSON or SSE answers, streams that drop before the response, lost sessions, redirects.
  */
 
+/** Sends a message as the session does: with its JSON text. */
+function sendTo(upstream: StreamableHttpUpstream, message: JsonRpcMessage): Promise<void> {
+  return upstream.send(message, JSON.stringify(message));
+}
+
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
 
 describe('Streamable HTTP upstream', () => {
@@ -70,9 +75,9 @@ describe('Streamable HTTP upstream', () => {
     };
     const { upstream, received } = link();
     await upstream.start();
-    await upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
     upstream.setProtocolVersion('2025-11-25');
-    await upstream.send({ jsonrpc: '2.0', id: 2, method: 'ping' });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 2, method: 'ping' });
     assert.deepEqual(received.map((m) => ('id' in m ? m.id : null)), [1, 2]);
     assert.equal(seen[0]!.headers['x-api-key'], 'configured');
     assert.equal(seen[0]!.headers['mcp-session-id'], undefined);
@@ -96,7 +101,7 @@ describe('Streamable HTTP upstream', () => {
       } else res.writeHead(405).end();
     };
     const { upstream, received } = link();
-    await upstream.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow' } });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow' } });
     await until(() => received.some((m) => 'id' in m && m.id === 7));
     assert.deepEqual(received.map((m) => ('method' in m ? m.method : `response:${String((m as { id: number }).id)}`)), ['notifications/progress', 'response:7']);
     assert.equal((received[1] as { result?: unknown }).result !== undefined, true);
@@ -109,7 +114,7 @@ describe('Streamable HTTP upstream', () => {
       res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x' } })}\n\n`);
     };
     const { upstream, received } = link();
-    await upstream.send({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: {} });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 9, method: 'tools/call', params: {} });
     await until(() => received.length === 2);
     const error = received[1] as { id: number; error: { code: number; message: string } };
     assert.equal(error.id, 9);
@@ -130,7 +135,7 @@ describe('Streamable HTTP upstream', () => {
       res.writeHead(status, { 'content-type': 'text/plain' }).end(text);
     };
     const { upstream } = link();
-    await upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
     for (const [s, t, lost] of [
       [404, 'Session not found', true],
       [400, 'Bad Request: No valid session ID provided', true],
@@ -139,7 +144,7 @@ describe('Streamable HTTP upstream', () => {
     ] as const) {
       status = s;
       text = t;
-      await assert.rejects(upstream.send({ jsonrpc: '2.0', id: 2, method: 'ping' }), (err: unknown) => {
+      await assert.rejects(sendTo(upstream, { jsonrpc: '2.0', id: 2, method: 'ping' }), (err: unknown) => {
         assert.ok(err instanceof UpstreamError);
         assert.equal(err.status, s);
         assert.equal(err.sessionLost, lost, `${s} ${t}`);
@@ -156,7 +161,7 @@ describe('Streamable HTTP upstream', () => {
       else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     };
     const { upstream } = link();
-    await assert.rejects(upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /HTTP 307 \(redirects are not followed\)/);
+    await assert.rejects(sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /HTTP 307 \(redirects are not followed\)/);
     assert.ok(!seen.some((s) => s.method === 'POST' && s.body && s.headers.host && s !== seen[0]), 'only one POST was made');
     assert.equal(seen.length, 1);
     await upstream.close();
@@ -168,7 +173,7 @@ describe('Streamable HTTP upstream', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { big: 'x'.repeat(5000) } }));
     };
     const { upstream } = link('/mcp', 1024);
-    await assert.rejects(upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /larger than 1024 bytes/);
+    await assert.rejects(sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /larger than 1024 bytes/);
     await upstream.close();
   });
 
@@ -191,9 +196,9 @@ describe('Streamable HTTP upstream', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'S-get' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
     };
     const { upstream, received } = link();
-    await upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
-    await upstream.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    await upstream.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'asks-the-user' } });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    await sendTo(upstream, { jsonrpc: '2.0', method: 'notifications/initialized' });
+    await sendTo(upstream, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'asks-the-user' } });
     const call = postsAt.find((p) => p.method === 'tools/call');
     assert.ok(call && getAnsweredAt > 0 && call.at >= getAnsweredAt, 'the call went out after the GET stream was open');
     await until(() => received.some((m) => 'id' in m && m.id === 'srv-1'));
@@ -217,14 +222,14 @@ describe('Streamable HTTP upstream', () => {
     const links = Array.from({ length: sessions }, () => link());
     await Promise.all(
       links.map(async ({ upstream }, i) => {
-        await upstream.send({ jsonrpc: '2.0', id: i, method: 'initialize', params: {} });
-        await upstream.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+        await sendTo(upstream, { jsonrpc: '2.0', id: i, method: 'initialize', params: {} });
+        await sendTo(upstream, { jsonrpc: '2.0', method: 'notifications/initialized' });
       }),
     );
     await until(() => streams.length === sessions);
     // Every session's GET stream holds a socket; a call on any session still goes through.
     const last = links[sessions - 1]!;
-    await last.upstream.send({ jsonrpc: '2.0', id: 'after', method: 'ping' });
+    await sendTo(last.upstream, { jsonrpc: '2.0', id: 'after', method: 'ping' });
     await until(() => last.received.some((m) => 'id' in m && m.id === 'after'));
     for (const res of streams) res.end();
     await Promise.all(links.map(({ upstream }) => upstream.close()));
@@ -232,6 +237,6 @@ describe('Streamable HTTP upstream', () => {
 
   it('says so when the server cannot be reached', async () => {
     const upstream = new StreamableHttpUpstream({ kind: 'http', url: resolveSecretString('http://127.0.0.1:9/mcp'), headers: {} }, agents.for('x', false), 1024);
-    await assert.rejects(upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /cannot be reached \(ECONNREFUSED\)/);
+    await assert.rejects(sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /cannot be reached \(ECONNREFUSED\)/);
   });
 });

@@ -1,0 +1,81 @@
+import type { Direction, VerdictEvent } from '../pipeline/stage.js';
+import type { EventBoundary, NegotiatedFields } from '../store/types.js';
+import { type Recorder, RecordingUnavailableError, type SessionChain } from './recorder.js';
+
+/**
+ * One session's recording, as the session uses it: append what crossed a boundary, and (write-ahead) wait for
+ * `barrier()` before forwarding the message it describes. In best-effort mode nothing waits and nothing throws.
+ */
+export class SessionRecording {
+  #denials = 0;
+  #redactions = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly recorder: Recorder,
+    private readonly chain: SessionChain,
+  ) {}
+
+  get writeAhead(): boolean {
+    return this.recorder.mode === 'write-ahead';
+  }
+
+  /** Called once if the recording breaks (the store failed with this session's events in flight). */
+  set onBroken(fn: (err: Error) => void) {
+    this.chain.onBroken = fn;
+  }
+
+  #append(fn: () => void): void {
+    // After the seal nothing is appended: the seal covers the recording as it ends.
+    if (this.#closing !== undefined) return;
+    if (this.writeAhead) {
+      fn();
+      return;
+    }
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof RecordingUnavailableError)) throw err;
+    }
+  }
+
+  /** A message as it crossed a boundary: `text` is the JSON exactly as received or as sent. */
+  message(direction: Direction, boundary: EventBoundary, text: string): void {
+    this.#append(() => this.recorder.append(this.chain, 'message', direction, boundary, text));
+  }
+
+  verdict(event: VerdictEvent): void {
+    if (event.action === 'answer') this.#denials++;
+    if (event.sensitive) this.#redactions++;
+    this.#append(() => this.recorder.append(this.chain, 'verdict', event.direction, null, JSON.stringify(event)));
+  }
+
+  /** A lifecycle fact (the session opened, what initialize negotiated). */
+  lifecycle(kind: 'open' | 'negotiated', details: unknown): void {
+    this.#append(() => this.recorder.append(this.chain, kind, null, null, JSON.stringify(details)));
+  }
+
+  negotiated(fields: NegotiatedFields): void {
+    this.lifecycle('negotiated', fields);
+    if (this.#closing === undefined) this.recorder.negotiated(this.chain, fields);
+  }
+
+  /** What write-ahead waits on before forwarding: undefined when everything appended is already durable. */
+  barrier(): Promise<void> | undefined {
+    if (!this.writeAhead) return undefined;
+    const commit = this.chain.lastCommit;
+    return commit === undefined || commit.done ? (this.chain.broken ? Promise.reject(new RecordingUnavailableError('the recording failed')) : undefined) : commit.promise;
+  }
+
+  /** The session ends without a seal (its recording failed): the recorder seals it as cut off once the store is back. */
+  abandon(reason: string): void {
+    this.#closing ??= Promise.resolve();
+    this.recorder.abandon(this.chain, reason);
+  }
+
+  /** Appends the close event and the seal; resolves when they are durable. */
+  close(reason: string): Promise<void> {
+    this.#closing ??= this.recorder.seal(this.chain, 'closed', reason, { denials: this.#denials, redactions: this.#redactions });
+    return this.#closing;
+  }
+}

@@ -1,0 +1,31 @@
+import { resolve } from 'node:path';
+import { PostgresStore } from './postgres.js';
+import { SqliteStore } from './sqlite.js';
+import type { Store } from './store.js';
+
+export interface OpenStoreOptions {
+  sync?: 'normal' | 'full';
+  /** A reader opens an existing store and never migrates it (CLI commands). */
+  reader?: boolean;
+}
+
+/** The SQLite file a `sqlite:PATH` URL names; a relative path is relative to the working directory, like every path in the config. */
+export function sqlitePath(url: string): string {
+  return resolve(url.slice('sqlite:'.length));
+}
+
+/** Opens the store a URL names (`sqlite:PATH` or `postgres://…`); the gateway migrates it, readers only check it. */
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  if (url.startsWith('sqlite:')) {
+    return new SqliteStore(sqlitePath(url), { sync: options.sync ?? 'normal', reader: options.reader ?? false });
+  }
+  const store = new PostgresStore(url);
+  try {
+    if (options.reader) await store.checkSchema();
+    else await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}

@@ -1,0 +1,289 @@
+import pg from 'pg';
+import { latestVersion, postgresMigrations } from './migrations.js';
+import { eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb } from './rows.js';
+import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
+import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+
+type Row = Record<string, string | number | null>;
+
+/** BIGINT columns (µs times) as numbers: exact below 2^53, which µs since 1970 stay under until 2255. */
+const int8 = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === int8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** `postgres://user@host:port/db?schema=name` → pg's connection string and the schema to use (default public). */
+export function parsePostgresUrl(url: string): { connectionString: string; schema: string; location: string } {
+  const u = new URL(url);
+  const schema = u.searchParams.get('schema') ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/i.test(schema)) throw new Error(`the store URL's schema ${JSON.stringify(schema)} is not a plain SQL identifier`);
+  u.searchParams.delete('schema');
+  const location = `postgres://${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}${schema === 'public' ? '' : ` (schema ${schema})`}`;
+  return { connectionString: u.toString(), schema, location };
+}
+
+/**
+ * The shared store for production: many gateways write to one PostgreSQL database. A group commit is one
+ * SQL statement (data-modifying CTEs over unnest() arrays), so it costs one round trip and is atomic
+ * without BEGIN/COMMIT; one commit is in flight at a time, so commits land in order.
+ */
+export class PostgresStore implements Store {
+  readonly backend = 'postgres' as const;
+  readonly location: string;
+  readonly #pool: pg.Pool;
+  readonly #schema: string;
+
+  constructor(url: string, options: { poolSize?: number } = {}) {
+    const { connectionString, schema, location } = parsePostgresUrl(url);
+    this.location = location;
+    this.#schema = schema;
+    this.#pool = new pg.Pool({ connectionString, max: options.poolSize ?? 4, types, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
+    // A dropped idle connection is replaced on next use; it must not take the process down.
+    this.#pool.on('error', () => {});
+    this.#pool.on('connect', (client) => {
+      client.query(`SET search_path TO "${schema}"`).catch(() => {});
+    });
+  }
+
+  async #query(sql: string, params: unknown[] = []): Promise<Row[]> {
+    try {
+      return (await this.#pool.query(sql, params)).rows as Row[];
+    } catch (err) {
+      throw this.#describe(err);
+    }
+  }
+
+  #describe(err: unknown): Error {
+    if (err instanceof StoreSchemaError || err instanceof StoreUnavailableError) return err;
+    const e = err as { message?: string; code?: string };
+    return new StoreUnavailableError(`the PostgreSQL store ${this.location} failed: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, { cause: err });
+  }
+
+  async migrate(): Promise<number> {
+    const client = await this.#pool.connect().catch((err: unknown) => {
+      throw this.#describe(err);
+    });
+    try {
+      await client.query('BEGIN');
+      // Gateways starting together migrate one at a time.
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('portcullis-migrations'))");
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
+      await client.query(`SET LOCAL search_path TO "${this.#schema}"`);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)');
+      const { rows } = await client.query('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations');
+      const current = Number((rows[0] as { v: number }).v);
+      if (current > latestVersion(postgresMigrations)) {
+        throw new StoreSchemaError(`the store ${this.location} has schema version ${current}, newer than this Portcullis understands (${latestVersion(postgresMigrations)}); upgrade Portcullis`);
+      }
+      for (const m of postgresMigrations.filter((x) => x.version > current)) {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations (version, description, applied_at_us) VALUES ($1, $2, $3)', [m.version, m.description, Date.now() * 1000]);
+      }
+      await client.query('COMMIT');
+      return latestVersion(postgresMigrations);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw this.#describe(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  async checkSchema(): Promise<void> {
+    const rows = await this.#query("SELECT to_regclass('schema_migrations') AS t");
+    if (rows[0]?.t === null || rows[0]?.t === undefined) {
+      throw new StoreSchemaError(`the store ${this.location} holds no recordings yet (no Portcullis schema); start the gateway once to create it`);
+    }
+    const v = Number((await this.#query('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations'))[0]!.v);
+    if (v > latestVersion(postgresMigrations)) throw new StoreSchemaError(`the store ${this.location} has schema version ${v}, newer than this Portcullis understands; upgrade Portcullis`);
+  }
+
+  async write(batch: WriteBatch): Promise<void> {
+    const statement = buildBatchStatement(batch);
+    if (statement === undefined) return;
+    await this.#query(statement.sql, statement.params);
+  }
+
+  async heartbeat(instanceId: string, nowUs: number): Promise<void> {
+    await this.#query(
+      'INSERT INTO instances (id, heartbeat_at_us) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = GREATEST(instances.heartbeat_at_us, EXCLUDED.heartbeat_at_us)',
+      [instanceId, nowUs],
+    );
+  }
+
+  async staleInstances(beforeUs: number): Promise<string[]> {
+    return (await this.#query('SELECT id FROM instances WHERE heartbeat_at_us < $1', [beforeUs])).map((r) => String(r.id));
+  }
+
+  async registerKey(key: KeyRow): Promise<void> {
+    await this.#query('INSERT INTO signing_keys (key_id, public_key, instance_id, created_at_us) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING', [
+      key.keyId,
+      key.publicKey,
+      key.instanceId,
+      key.createdAtUs,
+    ]);
+  }
+
+  async getSession(id: string): Promise<SessionRow | undefined> {
+    const rows = await this.#query('SELECT * FROM sessions WHERE id = $1', [id]);
+    return rows[0] === undefined ? undefined : sessionFromDb(rows[0]);
+  }
+
+  async listSessions(query: SessionQuery): Promise<SessionRow[]> {
+    const params: unknown[] = [];
+    const sql = sessionQuerySql(query, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(sql, params)).map(sessionFromDb);
+  }
+
+  async openSessions(instanceIds?: readonly string[]): Promise<SessionRow[]> {
+    const rows =
+      instanceIds === undefined
+        ? await this.#query("SELECT * FROM sessions WHERE status = 'open' ORDER BY opened_at_us")
+        : await this.#query("SELECT * FROM sessions WHERE status = 'open' AND instance_id = ANY($1) ORDER BY opened_at_us", [instanceIds]);
+    return rows.map(sessionFromDb);
+  }
+
+  async expiredSessions(beforeUs: number, limit: number): Promise<SessionRow[]> {
+    return (await this.#query("SELECT * FROM sessions WHERE status <> 'open' AND closed_at_us < $1 ORDER BY closed_at_us LIMIT $2", [beforeUs, limit])).map(sessionFromDb);
+  }
+
+  async events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]> {
+    return (await this.#query('SELECT * FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [sessionId, afterSeq, limit])).map(eventFromDb);
+  }
+
+  async lastEvent(sessionId: string): Promise<EventRow | undefined> {
+    const rows = await this.#query('SELECT * FROM events WHERE session_id = $1 ORDER BY seq DESC LIMIT 1', [sessionId]);
+    return rows[0] === undefined ? undefined : eventFromDb(rows[0]);
+  }
+
+  async ledger(instanceId: string, afterSeq: number, limit: number): Promise<LedgerRow[]> {
+    return (await this.#query('SELECT * FROM ledger WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [instanceId, afterSeq, limit])).map(ledgerFromDb);
+  }
+
+  async ledgerInstances(): Promise<string[]> {
+    return (await this.#query('SELECT DISTINCT instance_id FROM ledger ORDER BY instance_id')).map((r) => String(r.instance_id));
+  }
+
+  async ledgerHead(instanceId: string): Promise<LedgerRow | undefined> {
+    const rows = await this.#query('SELECT * FROM ledger WHERE instance_id = $1 ORDER BY seq DESC LIMIT 1', [instanceId]);
+    return rows[0] === undefined ? undefined : ledgerFromDb(rows[0]);
+  }
+
+  async ledgerFor(sessionId: string): Promise<LedgerRow[]> {
+    return (await this.#query('SELECT * FROM ledger WHERE session_id = $1 ORDER BY time_us, seq', [sessionId])).map(ledgerFromDb);
+  }
+
+  async keys(): Promise<KeyRow[]> {
+    return (await this.#query('SELECT * FROM signing_keys ORDER BY created_at_us')).map(keyFromDb);
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => {});
+  }
+}
+
+/**
+ * One statement for a whole group commit. Data-modifying CTEs share one snapshot, so an UPDATE cannot see a
+ * row inserted beside it: facts about a session opened in the same batch (its negotiated details, its seal)
+ * are folded into the row before it is inserted, and only older sessions are updated.
+ */
+export function buildBatchStatement(batch: WriteBatch): { sql: string; params: unknown[] } | undefined {
+  const params: unknown[] = [];
+  const p = (value: unknown, type: string) => {
+    params.push(value);
+    return `$${params.length}::${type}`;
+  };
+  const opened = new Map(batch.sessionsOpened.map((s) => [s.id, { ...s }]));
+  const negotiated = batch.negotiated.filter((n) => {
+    const row = opened.get(n.id);
+    if (row === undefined) return true;
+    Object.assign(row, { clientInfo: n.clientInfo, serverInfo: n.serverInfo, protocolVersion: n.protocolVersion });
+    return false;
+  });
+  const sealed = batch.sealed.filter((s) => {
+    const row = opened.get(s.id);
+    if (row === undefined) return true;
+    const { id: _id, ...fields } = s;
+    Object.assign(row, fields);
+    return false;
+  });
+  const parts: string[] = [];
+  if (opened.size > 0) {
+    const rows = [...opened.values()].map(sessionToDb);
+    const types = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'int4', 'text', 'text', 'text', 'int4', 'int4'];
+    const arrays = sessionColumns.map((_, i) => p(rows.map((r) => r[i]), `${types[i]}[]`));
+    parts.push(`INSERT INTO sessions (${sessionColumns.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')})`);
+  }
+  if (batch.events.length > 0) {
+    const e = batch.events;
+    parts.push(
+      `INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, hash) SELECT * FROM unnest(${[
+        p(e.map((x) => x.sessionId), 'text[]'),
+        p(e.map((x) => x.seq), 'int4[]'),
+        p(e.map((x) => x.timeUs), 'int8[]'),
+        p(e.map((x) => x.monoUs), 'int8[]'),
+        p(e.map((x) => x.kind), 'text[]'),
+        p(e.map((x) => x.direction), 'text[]'),
+        p(e.map((x) => x.boundary), 'text[]'),
+        p(e.map((x) => x.payload), 'text[]'),
+        p(e.map((x) => x.hash), 'text[]'),
+      ].join(', ')})`,
+    );
+  }
+  if (negotiated.length > 0) {
+    const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
+    parts.push(
+      `UPDATE sessions s SET client_info = u.ci, server_info = u.si, protocol_version = u.pv FROM unnest(${[
+        p(negotiated.map((n) => n.id), 'text[]'),
+        p(negotiated.map((n) => json(n.clientInfo)), 'text[]'),
+        p(negotiated.map((n) => json(n.serverInfo)), 'text[]'),
+        p(negotiated.map((n) => n.protocolVersion), 'text[]'),
+      ].join(', ')}) AS u(id, ci, si, pv) WHERE s.id = u.id`,
+    );
+  }
+  if (sealed.length > 0) {
+    parts.push(
+      `UPDATE sessions s SET status = u.st, closed_at_us = u.ca, close_reason = u.cr, event_count = u.ec, last_hash = u.lh, seal = u.se,
+         seal_key_id = u.sk, denials = u.de, redactions = u.re
+       FROM unnest(${[
+         p(sealed.map((x) => x.id), 'text[]'),
+         p(sealed.map((x) => x.status), 'text[]'),
+         p(sealed.map((x) => x.closedAtUs), 'int8[]'),
+         p(sealed.map((x) => x.closeReason), 'text[]'),
+         p(sealed.map((x) => x.eventCount), 'int4[]'),
+         p(sealed.map((x) => x.lastHash), 'text[]'),
+         p(sealed.map((x) => x.seal), 'text[]'),
+         p(sealed.map((x) => x.sealKeyId), 'text[]'),
+         p(sealed.map((x) => x.denials), 'int4[]'),
+         p(sealed.map((x) => x.redactions), 'int4[]'),
+       ].join(', ')}) AS u(id, st, ca, cr, ec, lh, se, sk, de, re) WHERE s.id = u.id`,
+    );
+  }
+  if (batch.ledger.length > 0) {
+    const l = batch.ledger;
+    parts.push(
+      `INSERT INTO ledger (instance_id, seq, time_us, kind, session_id, detail, hash) SELECT * FROM unnest(${[
+        p(l.map((x) => x.instanceId), 'text[]'),
+        p(l.map((x) => x.seq), 'int4[]'),
+        p(l.map((x) => x.timeUs), 'int8[]'),
+        p(l.map((x) => x.kind), 'text[]'),
+        p(l.map((x) => x.sessionId), 'text[]'),
+        p(l.map((x) => x.detail), 'text[]'),
+        p(l.map((x) => x.hash), 'text[]'),
+      ].join(', ')})`,
+    );
+  }
+  if (batch.deletions.length > 0) {
+    const ids = p(batch.deletions, 'text[]');
+    parts.push(`DELETE FROM events WHERE session_id = ANY(${ids})`);
+    parts.push(`DELETE FROM sessions WHERE id = ANY(${ids})`);
+  }
+  if (parts.length === 0) return undefined;
+  if (parts.length === 1) return { sql: parts[0]!, params };
+  const ctes = parts.slice(0, -1).map((sql, i) => `w${i} AS (${sql})`);
+  return { sql: `WITH ${ctes.join(', ')} ${parts.at(-1)!}`, params };
+}

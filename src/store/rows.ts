@@ -1,0 +1,147 @@
+import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow } from './types.js';
+
+/** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
+
+type DbValue = string | number | null | undefined;
+type DbRow = Record<string, DbValue>;
+
+function json(text: DbValue): unknown {
+  if (text === null || text === undefined) return null;
+  try {
+    return JSON.parse(String(text));
+  } catch {
+    return null;
+  }
+}
+
+const num = (v: DbValue): number => Number(v);
+const numOrNull = (v: DbValue): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: DbValue): string | null => (v === null || v === undefined ? null : String(v));
+
+export function sessionFromDb(r: DbRow): SessionRow {
+  return {
+    id: String(r.id),
+    instanceId: String(r.instance_id),
+    connection: String(r.connection),
+    subject: String(r.subject),
+    email: strOrNull(r.email),
+    groups: (json(r.groups) as string[] | null) ?? [],
+    edge: String(r.edge),
+    remoteAddress: strOrNull(r.remote_address),
+    clientInfo: json(r.client_info),
+    serverInfo: json(r.server_info),
+    protocolVersion: strOrNull(r.protocol_version),
+    openedAtUs: num(r.opened_at_us),
+    closedAtUs: numOrNull(r.closed_at_us),
+    status: String(r.status) as SessionRow['status'],
+    closeReason: strOrNull(r.close_reason),
+    eventCount: numOrNull(r.event_count),
+    lastHash: strOrNull(r.last_hash),
+    seal: strOrNull(r.seal),
+    sealKeyId: strOrNull(r.seal_key_id),
+    denials: num(r.denials),
+    redactions: num(r.redactions),
+  };
+}
+
+/** Column values of a new session row, in the order of `sessionColumns`. */
+export const sessionColumns = [
+  'id',
+  'instance_id',
+  'connection',
+  'subject',
+  'email',
+  'groups',
+  'edge',
+  'remote_address',
+  'client_info',
+  'server_info',
+  'protocol_version',
+  'opened_at_us',
+  'closed_at_us',
+  'status',
+  'close_reason',
+  'event_count',
+  'last_hash',
+  'seal',
+  'seal_key_id',
+  'denials',
+  'redactions',
+] as const;
+
+export function sessionToDb(s: SessionRow): DbValue[] {
+  return [
+    s.id,
+    s.instanceId,
+    s.connection,
+    s.subject,
+    s.email,
+    JSON.stringify(s.groups),
+    s.edge,
+    s.remoteAddress,
+    s.clientInfo === null || s.clientInfo === undefined ? null : JSON.stringify(s.clientInfo),
+    s.serverInfo === null || s.serverInfo === undefined ? null : JSON.stringify(s.serverInfo),
+    s.protocolVersion,
+    s.openedAtUs,
+    s.closedAtUs,
+    s.status,
+    s.closeReason,
+    s.eventCount,
+    s.lastHash,
+    s.seal,
+    s.sealKeyId,
+    s.denials,
+    s.redactions,
+  ];
+}
+
+export function eventFromDb(r: DbRow): EventRow {
+  return {
+    sessionId: String(r.session_id),
+    seq: num(r.seq),
+    timeUs: num(r.time_us),
+    monoUs: num(r.mono_us),
+    kind: String(r.kind) as EventRow['kind'],
+    direction: strOrNull(r.direction) as EventRow['direction'],
+    boundary: strOrNull(r.boundary) as EventRow['boundary'],
+    payload: String(r.payload),
+    hash: String(r.hash),
+  };
+}
+
+export function ledgerFromDb(r: DbRow): LedgerRow {
+  return {
+    instanceId: String(r.instance_id),
+    seq: num(r.seq),
+    timeUs: num(r.time_us),
+    kind: String(r.kind) as LedgerRow['kind'],
+    sessionId: String(r.session_id),
+    detail: String(r.detail),
+    hash: String(r.hash),
+  };
+}
+
+export function keyFromDb(r: DbRow): KeyRow {
+  return { keyId: String(r.key_id), publicKey: String(r.public_key), instanceId: String(r.instance_id), createdAtUs: num(r.created_at_us) };
+}
+
+/**
+ * The WHERE clause and parameters of a session query, with placeholders made by `param` (`?` for SQLite,
+ * `$n` for PostgreSQL). Newest first, keyset-paginated on (opened_at_us, id).
+ */
+export function sessionQuerySql(q: SessionQuery, param: (value: string | number) => string): string {
+  const where: string[] = [];
+  if (q.subject !== undefined) where.push(`subject = ${param(q.subject)}`);
+  if (q.connection !== undefined) where.push(`connection = ${param(q.connection)}`);
+  if (q.status !== undefined) where.push(`status = ${param(q.status)}`);
+  if (q.fromUs !== undefined) where.push(`opened_at_us >= ${param(q.fromUs)}`);
+  if (q.toUs !== undefined) where.push(`opened_at_us < ${param(q.toUs)}`);
+  if (q.hadDenial !== undefined) where.push(q.hadDenial ? 'denials > 0' : 'denials = 0');
+  if (q.hadRedaction !== undefined) where.push(q.hadRedaction ? 'redactions > 0' : 'redactions = 0');
+  if (q.before !== undefined) {
+    const t = param(q.before.openedAtUs);
+    where.push(`(opened_at_us < ${t} OR (opened_at_us = ${param(q.before.openedAtUs)} AND id < ${param(q.before.id)}))`);
+  }
+  const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+  return `SELECT * FROM sessions ${clause} ORDER BY opened_at_us DESC, id DESC LIMIT ${param(q.limit)}`;
+}

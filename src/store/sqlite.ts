@@ -1,0 +1,224 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { latestVersion, type Migration, sqliteMigrations } from './migrations.js';
+import { eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb } from './rows.js';
+import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
+import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+
+type Row = Record<string, string | number | null>;
+
+export interface SqliteOptions {
+  /** `full` fsyncs every group commit (durable across power loss); `normal` is durable across a crash of the gateway. */
+  sync: 'normal' | 'full';
+  /** How long a write waits for a lock held by another process before the store counts as unavailable. */
+  busyTimeoutMs?: number;
+  /** A reader (the CLI) opens an existing store and never migrates it. */
+  reader?: boolean;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode (readers never block the writer). better-sqlite3 is
+ * synchronous, which suits the group commit: a batch is written in one transaction on the event loop, in
+ * microseconds, with no thread hand-off.
+ */
+export class SqliteStore implements Store {
+  readonly backend = 'sqlite' as const;
+  readonly location: string;
+  readonly #db: Database.Database;
+  readonly #insertSession: Database.Statement;
+  readonly #insertEvent: Database.Statement;
+  readonly #updateNegotiated: Database.Statement;
+  readonly #updateSeal: Database.Statement;
+  readonly #insertLedger: Database.Statement;
+  readonly #deleteEvents: Database.Statement;
+  readonly #deleteSession: Database.Statement;
+  readonly #writeBatch: Database.Transaction<(batch: WriteBatch) => void>;
+
+  constructor(path: string, options: SqliteOptions) {
+    this.location = path;
+    const reader = options.reader ?? false;
+    if (!reader) mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.#db = new Database(path, { fileMustExist: reader });
+    } catch (err) {
+      const missing = reader && /unable to open|does not exist/i.test((err as Error).message);
+      throw missing
+        ? new StoreSchemaError(`the store ${path} does not exist: no recordings yet (the gateway creates it when it starts)`)
+        : new StoreUnavailableError(`cannot open the SQLite store ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`);
+    if (!reader) {
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+      this.#migrateSync();
+    } else {
+      this.#checkSchemaSync();
+    }
+
+    const placeholders = sessionColumns.map(() => '?').join(', ');
+    this.#insertSession = this.#db.prepare(`INSERT INTO sessions (${sessionColumns.join(', ')}) VALUES (${placeholders})`);
+    this.#insertEvent = this.#db.prepare(
+      'INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#updateNegotiated = this.#db.prepare('UPDATE sessions SET client_info = ?, server_info = ?, protocol_version = ? WHERE id = ?');
+    this.#updateSeal = this.#db.prepare(
+      `UPDATE sessions SET status = ?, closed_at_us = ?, close_reason = ?, event_count = ?, last_hash = ?, seal = ?, seal_key_id = ?,
+       denials = ?, redactions = ? WHERE id = ?`,
+    );
+    this.#insertLedger = this.#db.prepare('INSERT INTO ledger (instance_id, seq, time_us, kind, session_id, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.#deleteEvents = this.#db.prepare('DELETE FROM events WHERE session_id = ?');
+    this.#deleteSession = this.#db.prepare('DELETE FROM sessions WHERE id = ?');
+    this.#writeBatch = this.#db.transaction((b: WriteBatch) => {
+      for (const s of b.sessionsOpened) this.#insertSession.run(...sessionToDb(s));
+      for (const e of b.events) this.#insertEvent.run(e.sessionId, e.seq, e.timeUs, e.monoUs, e.kind, e.direction, e.boundary, e.payload, e.hash);
+      for (const n of b.negotiated) {
+        this.#updateNegotiated.run(n.clientInfo == null ? null : JSON.stringify(n.clientInfo), n.serverInfo == null ? null : JSON.stringify(n.serverInfo), n.protocolVersion, n.id);
+      }
+      for (const s of b.sealed) {
+        this.#updateSeal.run(s.status, s.closedAtUs, s.closeReason, s.eventCount, s.lastHash, s.seal, s.sealKeyId, s.denials, s.redactions, s.id);
+      }
+      for (const l of b.ledger) this.#insertLedger.run(l.instanceId, l.seq, l.timeUs, l.kind, l.sessionId, l.detail, l.hash);
+      for (const id of b.deletions) {
+        this.#deleteEvents.run(id);
+        this.#deleteSession.run(id);
+      }
+    });
+  }
+
+  #schemaVersion(): number {
+    const exists = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+    if (exists === undefined) return 0;
+    const row = this.#db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    return row.v ?? 0;
+  }
+
+  #migrateSync(): number {
+    const apply = this.#db.transaction((pending: readonly Migration[]) => {
+      this.#db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us INTEGER NOT NULL)');
+      for (const m of pending) {
+        this.#db.exec(m.sql);
+        this.#db.prepare('INSERT INTO schema_migrations (version, description, applied_at_us) VALUES (?, ?, ?)').run(m.version, m.description, Date.now() * 1000);
+      }
+    });
+    const current = this.#schemaVersion();
+    if (current > latestVersion(sqliteMigrations)) {
+      throw new StoreSchemaError(`the store ${this.location} has schema version ${current}, newer than this Portcullis understands (${latestVersion(sqliteMigrations)}); upgrade Portcullis`);
+    }
+    apply.immediate(sqliteMigrations.filter((m) => m.version > current));
+    return this.#schemaVersion();
+  }
+
+  #checkSchemaSync(): void {
+    const v = this.#schemaVersion();
+    if (v === 0) throw new StoreSchemaError(`the store ${this.location} holds no recordings yet (no Portcullis schema); start the gateway once to create it`);
+    if (v > latestVersion(sqliteMigrations)) {
+      throw new StoreSchemaError(`the store ${this.location} has schema version ${v}, newer than this Portcullis understands; upgrade Portcullis`);
+    }
+  }
+
+  async migrate(): Promise<number> {
+    return this.#migrateSync();
+  }
+
+  async checkSchema(): Promise<void> {
+    this.#checkSchemaSync();
+  }
+
+  async write(batch: WriteBatch): Promise<void> {
+    this.writeSync(batch);
+  }
+
+  /** The group commit's path: synchronous, so a batch costs no promise and no thread hand-off. */
+  writeSync(batch: WriteBatch): void {
+    try {
+      this.#writeBatch.immediate(batch);
+    } catch (err) {
+      throw new StoreUnavailableError(`the SQLite store ${this.location} did not take the write: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async heartbeat(instanceId: string, nowUs: number): Promise<void> {
+    try {
+      this.#db
+        .prepare('INSERT INTO instances (id, heartbeat_at_us) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = excluded.heartbeat_at_us')
+        .run(instanceId, nowUs);
+    } catch (err) {
+      throw new StoreUnavailableError(`the SQLite store ${this.location} did not take the write: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async staleInstances(beforeUs: number): Promise<string[]> {
+    return (this.#db.prepare('SELECT id FROM instances WHERE heartbeat_at_us < ?').all(beforeUs) as Row[]).map((r) => String(r.id));
+  }
+
+  async registerKey(key: KeyRow): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO signing_keys (key_id, public_key, instance_id, created_at_us) VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO NOTHING')
+      .run(key.keyId, key.publicKey, key.instanceId, key.createdAtUs);
+  }
+
+  async getSession(id: string): Promise<SessionRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as Row | undefined;
+    return row === undefined ? undefined : sessionFromDb(row);
+  }
+
+  async listSessions(query: SessionQuery): Promise<SessionRow[]> {
+    const params: Array<string | number | null> = [];
+    const sql = sessionQuerySql(query, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return (this.#db.prepare(sql).all(...params) as Row[]).map(sessionFromDb);
+  }
+
+  async openSessions(instanceIds?: readonly string[]): Promise<SessionRow[]> {
+    if (instanceIds !== undefined && instanceIds.length === 0) return [];
+    const rows =
+      instanceIds === undefined
+        ? this.#db.prepare("SELECT * FROM sessions WHERE status = 'open' ORDER BY opened_at_us").all()
+        : this.#db.prepare(`SELECT * FROM sessions WHERE status = 'open' AND instance_id IN (${instanceIds.map(() => '?').join(', ')}) ORDER BY opened_at_us`).all(...instanceIds);
+    return (rows as Row[]).map(sessionFromDb);
+  }
+
+  async expiredSessions(beforeUs: number, limit: number): Promise<SessionRow[]> {
+    const rows = this.#db.prepare("SELECT * FROM sessions WHERE status <> 'open' AND closed_at_us < ? ORDER BY closed_at_us LIMIT ?").all(beforeUs, limit);
+    return (rows as Row[]).map(sessionFromDb);
+  }
+
+  async events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]> {
+    const rows = this.#db.prepare('SELECT * FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(sessionId, afterSeq, limit);
+    return (rows as Row[]).map(eventFromDb);
+  }
+
+  async lastEvent(sessionId: string): Promise<EventRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1').get(sessionId) as Row | undefined;
+    return row === undefined ? undefined : eventFromDb(row);
+  }
+
+  async ledger(instanceId: string, afterSeq: number, limit: number): Promise<LedgerRow[]> {
+    const rows = this.#db.prepare('SELECT * FROM ledger WHERE instance_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(instanceId, afterSeq, limit);
+    return (rows as Row[]).map(ledgerFromDb);
+  }
+
+  async ledgerInstances(): Promise<string[]> {
+    return (this.#db.prepare('SELECT DISTINCT instance_id FROM ledger ORDER BY instance_id').all() as Row[]).map((r) => String(r.instance_id));
+  }
+
+  async ledgerHead(instanceId: string): Promise<LedgerRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM ledger WHERE instance_id = ? ORDER BY seq DESC LIMIT 1').get(instanceId) as Row | undefined;
+    return row === undefined ? undefined : ledgerFromDb(row);
+  }
+
+  async ledgerFor(sessionId: string): Promise<LedgerRow[]> {
+    return (this.#db.prepare('SELECT * FROM ledger WHERE session_id = ? ORDER BY time_us, seq').all(sessionId) as Row[]).map(ledgerFromDb);
+  }
+
+  async keys(): Promise<KeyRow[]> {
+    return (this.#db.prepare('SELECT * FROM signing_keys ORDER BY created_at_us').all() as Row[]).map(keyFromDb);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,59 @@
+import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+
+/**
+ * The recording store: one interface, two backends (SQLite embedded, PostgreSQL shared) that pass the same
+ * test suite (test/store/contract.ts). The recorder is its only writer; the CLI and the API read it.
+ */
+export interface Store {
+  readonly backend: 'sqlite' | 'postgres';
+  /** Where it is, for logs and errors; never a password. */
+  readonly location: string;
+
+  /** Applies pending migrations; returns the schema version now in place. */
+  migrate(): Promise<number>;
+  /** Throws StoreSchemaError when the store has no Portcullis schema or a newer one (read-only commands). */
+  checkSchema(): Promise<void>;
+
+  /** Writes a group commit in one transaction: all of it or nothing. */
+  write(batch: WriteBatch): Promise<void>;
+  /** Records that an instance is alive (and proves the store takes writes). */
+  heartbeat(instanceId: string, nowUs: number): Promise<void>;
+  /** Instances whose last heartbeat is older than `beforeUs`. */
+  staleInstances(beforeUs: number): Promise<string[]>;
+  registerKey(key: KeyRow): Promise<void>;
+
+  getSession(id: string): Promise<SessionRow | undefined>;
+  listSessions(query: SessionQuery): Promise<SessionRow[]>;
+  /** Sessions still marked open, optionally only those of some instances. */
+  openSessions(instanceIds?: readonly string[]): Promise<SessionRow[]>;
+  /** Sealed sessions that closed before `beforeUs`, oldest first. */
+  expiredSessions(beforeUs: number, limit: number): Promise<SessionRow[]>;
+  /** Events after `afterSeq`, in order, at most `limit`. */
+  events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]>;
+  lastEvent(sessionId: string): Promise<EventRow | undefined>;
+  /** Ledger rows of one instance after `afterSeq`, in order. */
+  ledger(instanceId: string, afterSeq: number, limit: number): Promise<LedgerRow[]>;
+  ledgerInstances(): Promise<string[]>;
+  ledgerHead(instanceId: string): Promise<LedgerRow | undefined>;
+  /** Every ledger row that names a session (opened, sealed, tombstone). */
+  ledgerFor(sessionId: string): Promise<LedgerRow[]>;
+  keys(): Promise<KeyRow[]>;
+
+  close(): Promise<void>;
+}
+
+/** The store cannot take writes (disk full, database down, locked): recording fails closed. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** The store has no Portcullis schema yet, or one newer than this version understands. */
+export class StoreSchemaError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreSchemaError';
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * What the recording store holds. Times are microseconds since the Unix epoch (a JS number holds them
+ * exactly until the year 2255); hashes are lower-case hex SHA-256.
+ */
+
+export type SessionStatus = 'open' | 'closed' | 'cut-off';
+
+/** One session's summary row: who, to what, when, and (once sealed) how its recording ends. */
+export interface SessionRow {
+  id: string;
+  /** The gateway instance that recorded it (see recording/instance.ts). */
+  instanceId: string;
+  connection: string;
+  subject: string;
+  email: string | null;
+  groups: string[];
+  /** The downstream edge: streamable-http or sse. */
+  edge: string;
+  remoteAddress: string | null;
+  clientInfo: unknown;
+  serverInfo: unknown;
+  protocolVersion: string | null;
+  openedAtUs: number;
+  closedAtUs: number | null;
+  status: SessionStatus;
+  closeReason: string | null;
+  /** Set by the seal: how many events the recording has, and the hash of the last one. */
+  eventCount: number | null;
+  lastHash: string | null;
+  /** Ed25519 signature (base64) over the seal statement, and the id of the key that made it. */
+  seal: string | null;
+  sealKeyId: string | null;
+  /** Verdicts that refused a message, and redactions: counted for search. */
+  denials: number;
+  redactions: number;
+}
+
+export type EventKind = 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'close';
+export type EventDirection = 'toServer' | 'toClient';
+export type EventBoundary = 'received' | 'delivered';
+
+/** One recorded event; `payload` is the JSON text as it passed (for messages) or a JSON object describing it. */
+export interface EventRow {
+  sessionId: string;
+  seq: number;
+  timeUs: number;
+  /** Microseconds since the session opened, from a monotonic clock. */
+  monoUs: number;
+  kind: EventKind;
+  direction: EventDirection | null;
+  boundary: EventBoundary | null;
+  payload: string;
+  hash: string;
+}
+
+export type LedgerKind = 'opened' | 'sealed' | 'tombstone';
+
+/**
+ * The ledger: one hash chain per gateway instance over every session it opened, sealed or deleted, so a
+ * session that disappears without a tombstone, or a tombstone that disappears, is noticed.
+ */
+export interface LedgerRow {
+  instanceId: string;
+  seq: number;
+  timeUs: number;
+  kind: LedgerKind;
+  sessionId: string;
+  /** JSON: for `sealed` and `tombstone`, the seal (event count, last hash, signature, key id, status). */
+  detail: string;
+  hash: string;
+}
+
+export interface KeyRow {
+  keyId: string;
+  /** SPKI PEM of the Ed25519 public key. */
+  publicKey: string;
+  instanceId: string;
+  createdAtUs: number;
+}
+
+/** What a seal sets on the session row. */
+export interface SealFields {
+  status: Exclude<SessionStatus, 'open'>;
+  closedAtUs: number;
+  closeReason: string;
+  eventCount: number;
+  lastHash: string;
+  seal: string;
+  sealKeyId: string;
+  denials: number;
+  redactions: number;
+}
+
+/** Session facts learned after it opened (the initialize exchange). */
+export interface NegotiatedFields {
+  clientInfo: unknown;
+  serverInfo: unknown;
+  protocolVersion: string | null;
+}
+
+/** Everything one group commit writes, in one transaction, in this order. */
+export interface WriteBatch {
+  sessionsOpened: SessionRow[];
+  events: EventRow[];
+  negotiated: Array<{ id: string } & NegotiatedFields>;
+  sealed: Array<{ id: string } & SealFields>;
+  ledger: LedgerRow[];
+  /** Sessions whose events and row are deleted (their tombstones are in `ledger`). */
+  deletions: string[];
+}
+
+export function emptyBatch(): WriteBatch {
+  return { sessionsOpened: [], events: [], negotiated: [], sealed: [], ledger: [], deletions: [] };
+}
+
+export function batchSize(b: WriteBatch): number {
+  return b.sessionsOpened.length + b.events.length + b.negotiated.length + b.sealed.length + b.ledger.length + b.deletions.length;
+}
+
+export interface SessionQuery {
+  subject?: string;
+  connection?: string;
+  status?: SessionStatus;
+  /** Sessions opened at or after this time (µs). */
+  fromUs?: number;
+  /** Sessions opened before this time (µs). */
+  toUs?: number;
+  hadDenial?: boolean;
+  hadRedaction?: boolean;
+  /** Page size; newest first. */
+  limit: number;
+  /** Keyset cursor: sessions strictly older than this (opened time, then id). */
+  before?: { openedAtUs: number; id: string };
+}
