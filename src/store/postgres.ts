@@ -234,33 +234,44 @@ export function buildBatchStatement(batch: WriteBatch): { sql: string; params: u
       ].join(', ')})`,
     );
   }
-  if (negotiated.length > 0) {
+  // One UPDATE per existing session, whatever the batch learned of it: two updates of one row in one statement would lose one.
+  const updates = new Map<string, { n?: (typeof negotiated)[number]; s?: (typeof sealed)[number] }>();
+  for (const n of negotiated) updates.set(n.id, { ...updates.get(n.id), n });
+  for (const x of sealed) updates.set(x.id, { ...updates.get(x.id), s: x });
+  if (updates.size > 0) {
+    const u = [...updates.entries()];
     const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
     parts.push(
-      `UPDATE sessions s SET client_info = u.ci, server_info = u.si, protocol_version = u.pv FROM unnest(${[
-        p(negotiated.map((n) => n.id), 'text[]'),
-        p(negotiated.map((n) => json(n.clientInfo)), 'text[]'),
-        p(negotiated.map((n) => json(n.serverInfo)), 'text[]'),
-        p(negotiated.map((n) => n.protocolVersion), 'text[]'),
-      ].join(', ')}) AS u(id, ci, si, pv) WHERE s.id = u.id`,
-    );
-  }
-  if (sealed.length > 0) {
-    parts.push(
-      `UPDATE sessions s SET status = u.st, closed_at_us = u.ca, close_reason = u.cr, event_count = u.ec, last_hash = u.lh, seal = u.se,
-         seal_key_id = u.sk, denials = u.de, redactions = u.re
+      `UPDATE sessions s SET
+         client_info = CASE WHEN u.hn THEN u.ci ELSE s.client_info END,
+         server_info = CASE WHEN u.hn THEN u.si ELSE s.server_info END,
+         protocol_version = CASE WHEN u.hn THEN u.pv ELSE s.protocol_version END,
+         status = CASE WHEN u.hs THEN u.st ELSE s.status END,
+         closed_at_us = CASE WHEN u.hs THEN u.ca ELSE s.closed_at_us END,
+         close_reason = CASE WHEN u.hs THEN u.cr ELSE s.close_reason END,
+         event_count = CASE WHEN u.hs THEN u.ec ELSE s.event_count END,
+         last_hash = CASE WHEN u.hs THEN u.lh ELSE s.last_hash END,
+         seal = CASE WHEN u.hs THEN u.se ELSE s.seal END,
+         seal_key_id = CASE WHEN u.hs THEN u.sk ELSE s.seal_key_id END,
+         denials = CASE WHEN u.hs THEN u.de ELSE s.denials END,
+         redactions = CASE WHEN u.hs THEN u.re ELSE s.redactions END
        FROM unnest(${[
-         p(sealed.map((x) => x.id), 'text[]'),
-         p(sealed.map((x) => x.status), 'text[]'),
-         p(sealed.map((x) => x.closedAtUs), 'int8[]'),
-         p(sealed.map((x) => x.closeReason), 'text[]'),
-         p(sealed.map((x) => x.eventCount), 'int4[]'),
-         p(sealed.map((x) => x.lastHash), 'text[]'),
-         p(sealed.map((x) => x.seal), 'text[]'),
-         p(sealed.map((x) => x.sealKeyId), 'text[]'),
-         p(sealed.map((x) => x.denials), 'int4[]'),
-         p(sealed.map((x) => x.redactions), 'int4[]'),
-       ].join(', ')}) AS u(id, st, ca, cr, ec, lh, se, sk, de, re) WHERE s.id = u.id`,
+         p(u.map(([id]) => id), 'text[]'),
+         p(u.map(([, x]) => x.n !== undefined), 'bool[]'),
+         p(u.map(([, x]) => json(x.n?.clientInfo)), 'text[]'),
+         p(u.map(([, x]) => json(x.n?.serverInfo)), 'text[]'),
+         p(u.map(([, x]) => x.n?.protocolVersion ?? null), 'text[]'),
+         p(u.map(([, x]) => x.s !== undefined), 'bool[]'),
+         p(u.map(([, x]) => x.s?.status ?? null), 'text[]'),
+         p(u.map(([, x]) => x.s?.closedAtUs ?? null), 'int8[]'),
+         p(u.map(([, x]) => x.s?.closeReason ?? null), 'text[]'),
+         p(u.map(([, x]) => x.s?.eventCount ?? null), 'int4[]'),
+         p(u.map(([, x]) => x.s?.lastHash ?? null), 'text[]'),
+         p(u.map(([, x]) => x.s?.seal ?? null), 'text[]'),
+         p(u.map(([, x]) => x.s?.sealKeyId ?? null), 'text[]'),
+         p(u.map(([, x]) => x.s?.denials ?? null), 'int4[]'),
+         p(u.map(([, x]) => x.s?.redactions ?? null), 'int4[]'),
+       ].join(', ')}) AS u(id, hn, ci, si, pv, hs, st, ca, cr, ec, lh, se, sk, de, re) WHERE s.id = u.id`,
     );
   }
   if (batch.ledger.length > 0) {

@@ -1,0 +1,225 @@
+import type { Store } from '../store/store.js';
+import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
+import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
+import { verifySeal } from './keys.js';
+
+/**
+ * Verification: recomputes a session's hash chain from its first event, checks the seal against the last
+ * event and a trusted key, and cross-checks the ledger. It says which event broke and how, and tells a
+ * session cut off by a crash (sealed as such at recovery) from one that was tampered with.
+ */
+
+export type VerifyStatus = 'verified' | 'unsealed' | 'deleted' | 'failed';
+
+export interface VerifyProblem {
+  /** The event the problem is at, when it is at one. */
+  seq?: number;
+  message: string;
+}
+
+export interface SessionVerification {
+  sessionId: string;
+  status: VerifyStatus;
+  /** The session's own status (open, closed, cut-off), when it exists. */
+  sessionStatus?: string;
+  events: number;
+  problems: VerifyProblem[];
+  notes: string[];
+}
+
+/** Keys whose seals count: this gateway's own, configured ones, and (only when asked) every key the store lists. */
+export type TrustedKeys = ReadonlyMap<string, string>;
+
+const page = 5000;
+
+export async function verifySession(store: Store, sessionId: string, trusted: TrustedKeys): Promise<SessionVerification> {
+  const session = await store.getSession(sessionId);
+  const ledger = await store.ledgerFor(sessionId);
+  if (session === undefined) return missing(sessionId, ledger);
+  const result: SessionVerification = { sessionId, status: 'verified', sessionStatus: session.status, events: 0, problems: [], notes: [] };
+  const problem = (message: string, seq?: number) => result.problems.push(seq === undefined ? { message } : { seq, message });
+
+  let expected = sessionGenesis(sessionId);
+  let index = 0;
+  let last: EventRow | undefined;
+  for (let after = -1; ; ) {
+    const events = await store.events(sessionId, after, page);
+    for (const e of events) {
+      let afterGap = false;
+      if (e.seq !== index) {
+        afterGap = true;
+        if (e.seq > index) {
+          problem(
+            e.seq === index + 1 ? `event ${index} is missing (deleted): the recording goes from ${index - 1} to ${e.seq}` : `events ${index} to ${e.seq - 1} are missing (deleted)`,
+            index,
+          );
+        } else {
+          problem(`event ${e.seq} appears out of order (after event ${index - 1})`, e.seq);
+        }
+        index = e.seq;
+      }
+      const computed = eventHash(expected, e);
+      if (computed !== e.hash && !afterGap) {
+        const prevStored = last?.hash ?? sessionGenesis(sessionId);
+        if (last !== undefined && last.seq === e.seq - 1 && eventHash(prevStored, e) === e.hash) {
+          // Consistent with the event stored before it: the break is the one reported earlier.
+        } else {
+          problem(`event ${e.seq} does not match its hash: its content, time or position was changed (or two events were swapped)`, e.seq);
+        }
+      }
+      if (index === 0 && e.kind !== 'open') problem(`event 0 is a ${e.kind} event, not the session's opening`, 0);
+      if (e.kind === 'gap') {
+        const gap = parseJson(e.payload) as { lost?: number } | undefined;
+        result.notes.push(`event ${e.seq}: best-effort recording lost ${gap?.lost ?? 'some'} events here, while the store was unavailable`);
+      }
+      // Go on from the stored hash, so that each further problem is found on its own.
+      expected = e.hash;
+      last = e;
+      index++;
+      result.events++;
+    }
+    if (events.length < page) break;
+    after = events.at(-1)!.seq;
+  }
+  if (last === undefined) problem('the session has no events: not even its opening');
+
+  if (session.status === 'open') {
+    result.notes.push('not sealed yet: the session is live, or its gateway stopped and it awaits recovery (the next start of that gateway, or any gateway once it is silent)');
+    checkSealedInLedger(session, ledger, problem);
+    if (result.problems.length > 0) result.status = 'failed';
+    else result.status = 'unsealed';
+    return result;
+  }
+  checkSeal(session, last, result.events, trusted, problem, result.notes);
+  checkSealedInLedger(session, ledger, problem);
+  if (session.status === 'cut-off') result.notes.push(`cut off: ${session.closeReason ?? 'no reason recorded'}`);
+  if (result.problems.length > 0) result.status = 'failed';
+  return result;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function missing(sessionId: string, ledger: LedgerRow[]): SessionVerification {
+  const tombstone = ledger.find((l) => l.kind === 'tombstone');
+  if (tombstone !== undefined) {
+    const d = parseJson(tombstone.detail) as { reason?: string; deletedAtUs?: number; eventCount?: number } | undefined;
+    const when = d?.deletedAtUs ? new Date(d.deletedAtUs / 1000).toISOString() : 'at an unknown time';
+    return {
+      sessionId,
+      status: 'deleted',
+      events: 0,
+      problems: [],
+      notes: [`deleted ${when} by ${tombstone.instanceId} (${d?.reason ?? 'no reason recorded'}); its ${d?.eventCount ?? '?'} events were sealed before deletion`],
+    };
+  }
+  if (ledger.length > 0) {
+    return { sessionId, status: 'failed', events: 0, problems: [{ message: 'the session is in the ledger but its recording is gone, with no tombstone: it was deleted outside Portcullis' }], notes: [] };
+  }
+  return { sessionId, status: 'failed', events: 0, problems: [{ message: 'no such session in the store' }], notes: [] };
+}
+
+function checkSeal(
+  session: SessionRow,
+  last: EventRow | undefined,
+  eventCount: number,
+  trusted: TrustedKeys,
+  problem: (message: string, seq?: number) => void,
+  notes: string[],
+): void {
+  if (session.seal === null || session.sealKeyId === null || session.lastHash === null || session.eventCount === null || session.closedAtUs === null) {
+    problem(`the session is marked ${session.status} but has no seal: the seal was removed`);
+    return;
+  }
+  if (eventCount < session.eventCount) {
+    problem(
+      `the recording ends at event ${eventCount - 1}, but the seal covers ${session.eventCount} events: ${session.eventCount - eventCount} were removed from the end (truncated)`,
+      eventCount,
+    );
+  } else if (eventCount > session.eventCount) {
+    problem(`${eventCount - session.eventCount} events follow the seal (which covers ${session.eventCount}): they were added after the session was sealed`, session.eventCount);
+  }
+  if (last !== undefined && eventCount === session.eventCount && last.hash !== session.lastHash) {
+    problem(`the seal's last hash does not match event ${last.seq}: the end of the recording was changed`, last.seq);
+  }
+  if (last !== undefined && last.kind !== 'close') problem(`the last event (${last.seq}) is a ${last.kind} event, not the session's close`, last.seq);
+  const publicKey = trusted.get(session.sealKeyId);
+  if (publicKey === undefined) {
+    problem(`sealed with key ${session.sealKeyId}, which is not trusted here: add its public key to recording.trustedKeys (or verify on the gateway that made it)`);
+    return;
+  }
+  const statement = sealBytes({ sessionId: session.id, eventCount: session.eventCount, lastHash: session.lastHash, status: session.status, closedAtUs: session.closedAtUs });
+  if (!verifySeal(publicKey, statement, session.seal)) {
+    problem(`the seal's signature is not valid for key ${session.sealKeyId}: the seal was replaced, or the session's end (status, time, event count, last hash) was altered`);
+    return;
+  }
+  notes.push(`sealed by key ${session.sealKeyId}`);
+}
+
+function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void): void {
+  if (!ledger.some((l) => l.kind === 'opened')) problem('the session is not in any gateway ledger: it was inserted outside Portcullis');
+  const sealed = ledger.find((l) => l.kind === 'sealed');
+  if (session.status === 'open') {
+    if (sealed !== undefined) problem('the ledger records this session as sealed, but the store has it open: its seal was removed');
+    return;
+  }
+  if (sealed === undefined) {
+    problem('the ledger has no seal for this session');
+    return;
+  }
+  const d = parseJson(sealed.detail) as { seal?: string; eventCount?: number; lastHash?: string } | undefined;
+  if (d?.seal !== session.seal || d?.eventCount !== session.eventCount || d?.lastHash !== session.lastHash) {
+    problem('the seal differs from the one the ledger recorded when the session was sealed');
+  }
+}
+
+export interface LedgerVerification {
+  instanceId: string;
+  entries: number;
+  problems: VerifyProblem[];
+}
+
+/** Recomputes an instance's ledger chain, and checks that every session it opened is either present or tombstoned. */
+export async function verifyLedger(store: Store, instanceId: string): Promise<LedgerVerification> {
+  const result: LedgerVerification = { instanceId, entries: 0, problems: [] };
+  let expected = ledgerGenesis(instanceId);
+  let index = 0;
+  const opened = new Set<string>();
+  const tombstoned = new Set<string>();
+  for (let after = -1; ; ) {
+    const rows = await store.ledger(instanceId, after, page);
+    for (const l of rows) {
+      if (l.seq !== index) {
+        result.problems.push({ seq: index, message: l.seq > index ? `ledger entries ${index} to ${l.seq - 1} of ${instanceId} are missing (deleted)` : `ledger entry ${l.seq} is out of order` });
+        index = l.seq;
+      }
+      if (ledgerHash(expected, l) !== l.hash) result.problems.push({ seq: l.seq, message: `ledger entry ${l.seq} of ${instanceId} does not match its hash: it was changed` });
+      expected = l.hash;
+      if (l.kind === 'opened') opened.add(l.sessionId);
+      if (l.kind === 'tombstone') tombstoned.add(l.sessionId);
+      index++;
+      result.entries++;
+    }
+    if (rows.length < page) break;
+    after = rows.at(-1)!.seq;
+  }
+  for (const id of opened) {
+    if (tombstoned.has(id)) continue;
+    if ((await store.getSession(id)) === undefined && !(await store.ledgerFor(id)).some((l) => l.kind === 'tombstone')) {
+      result.problems.push({ message: `session ${id} (opened by ${instanceId}) is gone from the store without a tombstone: it was deleted outside Portcullis` });
+    }
+  }
+  return result;
+}
+
+/** Trusted keys for verification: the given PEMs by key id, and optionally every key registered in the store. */
+export async function trustedKeys(own: Array<{ keyId: string; publicKeyPem: string }>, store?: Store): Promise<Map<string, string>> {
+  const map = new Map(own.map((k) => [k.keyId, k.publicKeyPem]));
+  if (store !== undefined) for (const k of await store.keys()) if (!map.has(k.keyId)) map.set(k.keyId, k.publicKey);
+  return map;
+}

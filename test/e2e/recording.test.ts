@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { keyIdOfPem } from '../../src/recording/keys.js';
+import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
+import type { EventRow } from '../../src/store/types.js';
+import { everythingStdio } from '../helpers/everything.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { backends, type TestStore } from '../helpers/stores.js';
+import { wireTap } from '../helpers/wire-tap.js';
+
+/**
+ * A real session through the gateway is recorded completely: every message the client sent and received,
+ * byte for byte as it crossed the wire, in order, with the session's lifecycle; and the recording verifies.
+ */
+
+async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
+  return store.events(sessionId, -1, 100_000);
+}
+
+const messages = (events: EventRow[], direction: string, boundary: string) =>
+  events.filter((e) => e.kind === 'message' && e.direction === direction && e.boundary === boundary).map((e) => e.payload);
+
+for (const backend of backends) {
+  describe(`recording a real session (${backend.name} store)`, () => {
+    let ts: TestStore;
+    let gw: TestGateway;
+    let store: Store;
+    let sessionId: string;
+    const tap = wireTap();
+
+    before(async () => {
+      ts = backend.make();
+      gw = await startTestGateway({ store: ts.url, connections: { everything: { stdio: everythingStdio() } } });
+      const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { fetch: tap.fetch });
+      const client = new Client({ name: 'recorded-client', version: '2.0.0' }, { capabilities: { sampling: {} } });
+      client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', model: 'm', content: { type: 'text', text: 'sampled' } }));
+      await client.connect(transport);
+      sessionId = transport.sessionId!;
+      await client.listTools();
+      await client.callTool({ name: 'echo', arguments: { message: 'recorded: "quotes", \\ backslash, ünïcode 🐉' } });
+      await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } }, undefined, { onprogress: () => {} });
+      await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } });
+      const { resources } = await client.listResources();
+      await client.readResource({ uri: resources[0]!.uri });
+      await client.ping();
+      await transport.terminateSession();
+      await client.close();
+      await tap.settled();
+      store = await openStore(ts.url, { reader: true });
+    });
+
+    after(async () => {
+      await store?.close();
+      await gw?.stop();
+      await ts?.destroy();
+    });
+
+    it('records the session as opened and closed, with identity, connection, client and protocol', async () => {
+      const row = (await store.getSession(sessionId))!;
+      assert.equal(row.connection, 'everything');
+      assert.equal(row.subject, 'anonymous');
+      assert.equal(row.edge, 'streamable-http');
+      assert.equal(row.status, 'closed');
+      assert.equal(row.closeReason, 'client ended the session');
+      assert.deepEqual(row.clientInfo, { name: 'recorded-client', version: '2.0.0' });
+      assert.equal((row.serverInfo as { name: string }).name, 'mcp-servers/everything');
+      assert.equal(row.protocolVersion, '2025-11-25');
+      assert.equal(row.instanceId, gw.gateway.recorder!.instanceId);
+      const events = await allEvents(store, sessionId);
+      assert.equal(events[0]!.kind, 'open');
+      assert.deepEqual(JSON.parse(events[0]!.payload).identity, { subject: 'anonymous', email: null, groups: [] });
+      assert.equal(events.at(-1)!.kind, 'close');
+      assert.ok(events.some((e) => e.kind === 'negotiated'));
+      assert.equal(row.eventCount, events.length);
+    });
+
+    it('holds every message the client sent, byte for byte, in order', async () => {
+      const events = await allEvents(store, sessionId);
+      assert.ok(tap.sent.length >= 8, `the client sent ${tap.sent.length} messages`);
+      assert.deepEqual(messages(events, 'toServer', 'received'), tap.sent);
+    });
+
+    it('holds every message the client received, byte for byte', async () => {
+      const events = await allEvents(store, sessionId);
+      const delivered = messages(events, 'toClient', 'delivered');
+      assert.ok(tap.received.length >= 10, `the client received ${tap.received.length} messages`);
+      assert.deepEqual([...delivered].sort(), [...tap.received].sort());
+      // Each stream's order holds: progress comes before the response of its call.
+      const progressAt = delivered.findIndex((p) => p.includes('notifications/progress'));
+      const longCall = JSON.parse(tap.sent.find((s) => s.includes('trigger-long-running-operation'))!) as { id: number };
+      const responseAt = delivered.findIndex((p) => (JSON.parse(p) as { id?: number }).id === longCall.id && p.includes('"result"'));
+      assert.ok(progressAt >= 0 && progressAt < responseAt, 'progress recorded before the response');
+    });
+
+    it('records both boundaries: what the gateway received and what it delivered, with renumbered ids', async () => {
+      const events = await allEvents(store, sessionId);
+      const echo = events.find((e) => e.direction === 'toServer' && e.boundary === 'delivered' && e.payload.includes('"echo"'))!;
+      const asSent = JSON.parse(tap.sent.find((s) => s.includes('"echo"'))!) as { id: number; params: unknown };
+      const forwarded = JSON.parse(echo.payload) as { id: number; params: unknown };
+      assert.deepEqual(forwarded.params, asSent.params);
+      assert.equal(typeof forwarded.id, 'number');
+      // The server's answer as received (its id) and as delivered (the client's id).
+      const fromServer = events.filter((e) => e.direction === 'toClient' && e.boundary === 'received').map((e) => JSON.parse(e.payload) as { id?: number });
+      assert.ok(fromServer.some((m) => m.id === forwarded.id));
+    });
+
+    it('numbers events gaplessly with µs times and monotonic offsets', async () => {
+      const events = await allEvents(store, sessionId);
+      events.forEach((e, i) => assert.equal(e.seq, i));
+      for (let i = 1; i < events.length; i++) {
+        assert.ok(events[i]!.monoUs >= events[i - 1]!.monoUs, `monotonic at ${i}`);
+        assert.ok(Math.abs(events[i]!.timeUs - Date.now() * 1000) < 600_000_000, 'a µs wall clock time');
+      }
+    });
+
+    it('verifies: chain, seal and ledger', async () => {
+      const key = gw.gateway.recorder!.key;
+      const result = await verifySession(store, sessionId, await trustedKeys([{ keyId: key.keyId, publicKeyPem: key.publicKeyPem }]));
+      assert.deepEqual(result.problems, []);
+      assert.equal(result.status, 'verified');
+      assert.equal(keyIdOfPem(key.publicKeyPem), key.keyId);
+      const ledger = await verifyLedger(store, gw.gateway.recorder!.instanceId);
+      assert.deepEqual(ledger.problems, []);
+      assert.ok(ledger.entries >= 2);
+    });
+
+    it('records a batch element by element, each as its exact text', async () => {
+      const id = await rawInitialize(gw.mcp('everything'));
+      const body = '[ {"jsonrpc":"2.0", "id":"b1","method":"ping"} ,{"jsonrpc":"2.0","id":"b2","method":"tools/list"}]';
+      const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' }, body });
+      await res.text();
+      await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { 'mcp-session-id': id } });
+      await gw.gateway.recorder!.drain();
+      const received = messages(await allEvents(store, id), 'toServer', 'received');
+      assert.deepEqual(received.slice(-2), ['{"jsonrpc":"2.0", "id":"b1","method":"ping"}', '{"jsonrpc":"2.0","id":"b2","method":"tools/list"}']);
+    });
+  });
+}

@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
+
+/**
+ * The two store backends, for suites that must pass against both. PostgreSQL is the server on the machine
+ * (PORTCULLIS_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/test); each store gets its own schema,
+ * dropped afterwards. When PostgreSQL is unreachable the suites fail: they never skip.
+ */
+
+export const postgresUrl = process.env.PORTCULLIS_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface TestStore {
+  /** The store URL, as a config's `store` key would hold it. */
+  url: string;
+  open(): Promise<Store>;
+  /** Removes the store's data (its file or schema). */
+  destroy(): Promise<void>;
+}
+
+export function sqliteTestStore(): TestStore {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-store-'));
+  const url = `sqlite:${join(dir, 'test.db')}`;
+  return {
+    url,
+    open: () => openStore(url),
+    destroy: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export function postgresTestStore(): TestStore {
+  const schema = `pc_test_${randomBytes(5).toString('hex')}`;
+  const url = `${postgresUrl}${postgresUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+  return {
+    url,
+    open: () => openStore(url),
+    destroy: async () => {
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+export const backends: Array<{ name: 'sqlite' | 'postgres'; make: () => TestStore }> = [
+  { name: 'sqlite', make: sqliteTestStore },
+  { name: 'postgres', make: postgresTestStore },
+];
+
+/** Runs SQL against the test PostgreSQL server (fault injection, inspection). */
+export async function postgresSql(sql: string, params: unknown[] = [], schema?: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    if (schema) await client.query(`SET search_path TO "${schema}"`);
+    return await client.query(sql, params);
+  } finally {
+    await client.end();
+  }
+}
+
+export function schemaOf(url: string): string | undefined {
+  return new URL(url).searchParams.get('schema') ?? undefined;
+}

@@ -1,0 +1,263 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { latestVersion, sqliteMigrations } from '../../src/store/migrations.js';
+import { openStore } from '../../src/store/open.js';
+import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
+import { emptyBatch, type EventRow, type LedgerRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
+import { backends, type TestStore } from '../helpers/stores.js';
+
+/** One suite, both backends: what the recorder writes, the CLI and the API read back exactly. */
+
+let counter = 0;
+function session(over: Partial<SessionRow> = {}): SessionRow {
+  counter++;
+  return {
+    id: `s-${counter}-${Math.random().toString(36).slice(2, 8)}`,
+    instanceId: 'gw-a',
+    connection: 'everything',
+    subject: 'alice',
+    email: 'alice@example.com',
+    groups: ['eng', 'sre'],
+    edge: 'streamable-http',
+    remoteAddress: '127.0.0.1',
+    clientInfo: null,
+    serverInfo: null,
+    protocolVersion: null,
+    openedAtUs: 1_790_000_000_000_000 + counter * 1000,
+    closedAtUs: null,
+    status: 'open',
+    closeReason: null,
+    eventCount: null,
+    lastHash: null,
+    seal: null,
+    sealKeyId: null,
+    denials: 0,
+    redactions: 0,
+    ...over,
+  };
+}
+
+function event(sessionId: string, seq: number, payload = `{"jsonrpc":"2.0","id":${seq},"method":"ping"}`): EventRow {
+  return {
+    sessionId,
+    seq,
+    timeUs: 1_790_000_000_000_000 + seq,
+    monoUs: seq * 10,
+    kind: 'message',
+    direction: seq % 2 === 0 ? 'toServer' : 'toClient',
+    boundary: 'received',
+    payload,
+    hash: `${seq}`.padStart(64, 'a'),
+  };
+}
+
+function ledgerRow(instanceId: string, seq: number, sessionId: string, kind: LedgerRow['kind'] = 'opened'): LedgerRow {
+  return { instanceId, seq, timeUs: 1_790_000_000_000_000 + seq, kind, sessionId, detail: JSON.stringify({ n: seq }), hash: `${seq}`.padStart(64, 'b') };
+}
+
+function batch(parts: Partial<WriteBatch>): WriteBatch {
+  return { ...emptyBatch(), ...parts };
+}
+
+for (const backend of backends) {
+  describe(`store contract: ${backend.name}`, () => {
+    let ts: TestStore;
+    let store: Store;
+
+    before(async () => {
+      ts = backend.make();
+      store = await ts.open();
+    });
+    after(async () => {
+      await store?.close();
+      await ts?.destroy();
+    });
+
+    it('migrates to the latest version, and again is a no-op', async () => {
+      assert.equal(await store.migrate(), latestVersion(sqliteMigrations));
+      assert.equal(await store.migrate(), latestVersion(sqliteMigrations));
+      await store.checkSchema();
+      assert.equal(store.backend, backend.name);
+    });
+
+    it('writes a session with its events and ledger rows in one batch, and reads them back exactly', async () => {
+      const s = session({ clientInfo: { name: 'c', version: '1' } });
+      const events = [event(s.id, 0), event(s.id, 1), event(s.id, 2)];
+      await store.write(batch({ sessionsOpened: [s], events, ledger: [ledgerRow('gw-contract', 0, s.id)] }));
+      assert.deepEqual(await store.getSession(s.id), s);
+      assert.deepEqual(await store.events(s.id, -1, 100), events);
+      assert.deepEqual(await store.events(s.id, 0, 1), [events[1]]);
+      assert.deepEqual(await store.lastEvent(s.id), events[2]);
+      assert.equal(await store.lastEvent('nope'), undefined);
+      assert.equal(await store.getSession('nope'), undefined);
+      assert.deepEqual(await store.ledgerFor(s.id), [ledgerRow('gw-contract', 0, s.id)]);
+    });
+
+    it('stores large and awkward payloads whole', async () => {
+      const s = session();
+      const big = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { text: 'x'.repeat(5 * 1024 * 1024) } });
+      const awkward = JSON.stringify({ jsonrpc: '2.0', id: 2, result: { t: 'quote " backslash \\ nul \u0000 emoji 🐉 newline \n tab \t ümlaut' } });
+      await store.write(batch({ sessionsOpened: [s], events: [event(s.id, 0, big), event(s.id, 1, awkward)] }));
+      const back = await store.events(s.id, -1, 10);
+      assert.equal(back[0]!.payload.length, big.length);
+      assert.equal(back[0]!.payload, big);
+      assert.equal(back[1]!.payload, awkward);
+    });
+
+    it('a batch is atomic: one bad row and nothing of it is written', async () => {
+      const s = session();
+      await store.write(batch({ sessionsOpened: [s], events: [event(s.id, 0)] }));
+      const t = session();
+      await assert.rejects(
+        store.write(batch({ sessionsOpened: [t], events: [event(t.id, 0), event(s.id, 0)] })),
+        (err: unknown) => err instanceof StoreUnavailableError && /did not take the write|failed/.test(err.message),
+      );
+      assert.equal(await store.getSession(t.id), undefined);
+      assert.deepEqual(await store.events(t.id, -1, 10), []);
+      assert.equal((await store.events(s.id, -1, 10)).length, 1);
+    });
+
+    it('updates what initialize negotiated and the seal, for sessions of earlier batches and of the same batch', async () => {
+      const older = session();
+      await store.write(batch({ sessionsOpened: [older] }));
+      const same = session();
+      const negotiated = { clientInfo: { name: 'inspector' }, serverInfo: { name: 'everything' }, protocolVersion: '2025-11-25' };
+      const seal = {
+        status: 'closed' as const,
+        closedAtUs: same.openedAtUs + 5,
+        closeReason: 'client ended the session',
+        eventCount: 0,
+        lastHash: 'f'.repeat(64),
+        seal: 'c2lnbmF0dXJl',
+        sealKeyId: 'abcdef0123456789',
+        denials: 2,
+        redactions: 3,
+      };
+      await store.write(
+        batch({
+          sessionsOpened: [same],
+          negotiated: [
+            { id: older.id, ...negotiated },
+            { id: same.id, ...negotiated },
+          ],
+          sealed: [
+            { id: older.id, ...seal },
+            { id: same.id, ...seal },
+          ],
+        }),
+      );
+      for (const id of [older.id, same.id]) {
+        const row = (await store.getSession(id))!;
+        assert.deepEqual(row.clientInfo, negotiated.clientInfo);
+        assert.deepEqual(row.serverInfo, negotiated.serverInfo);
+        assert.equal(row.protocolVersion, '2025-11-25');
+        assert.equal(row.status, 'closed');
+        assert.equal(row.closedAtUs, seal.closedAtUs);
+        assert.equal(row.closeReason, seal.closeReason);
+        assert.equal(row.eventCount, 0);
+        assert.equal(row.lastHash, seal.lastHash);
+        assert.equal(row.seal, seal.seal);
+        assert.equal(row.sealKeyId, seal.sealKeyId);
+        assert.equal(row.denials, 2);
+        assert.equal(row.redactions, 3);
+      }
+    });
+
+    it('lists sessions newest first with filters and a keyset cursor', async () => {
+      const base = 1_800_000_000_000_000;
+      const rows = [
+        session({ subject: 'lister-a', connection: 'c1', openedAtUs: base + 1 }),
+        session({ subject: 'lister-a', connection: 'c2', openedAtUs: base + 2, status: 'closed', closedAtUs: base + 9, denials: 1 }),
+        session({ subject: 'lister-b', connection: 'c1', openedAtUs: base + 3, status: 'cut-off', closedAtUs: base + 9, redactions: 4 }),
+        session({ id: 'tie-b', subject: 'lister-b', connection: 'c1', openedAtUs: base + 4 }),
+        session({ id: 'tie-a', subject: 'lister-b', connection: 'c1', openedAtUs: base + 4 }),
+      ];
+      await store.write(batch({ sessionsOpened: rows }));
+      const ids = (list: SessionRow[]) => list.map((r) => r.id);
+      const window = { fromUs: base, toUs: base + 100, limit: 50 };
+      assert.deepEqual(ids(await store.listSessions(window)), ['tie-b', 'tie-a', rows[2]!.id, rows[1]!.id, rows[0]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ ...window, subject: 'lister-a' })), [rows[1]!.id, rows[0]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ ...window, connection: 'c2' })), [rows[1]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ ...window, status: 'cut-off' })), [rows[2]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ ...window, hadDenial: true })), [rows[1]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ ...window, hadRedaction: true })), [rows[2]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ fromUs: base + 2, toUs: base + 4, limit: 50 })), [rows[2]!.id, rows[1]!.id]);
+      // Pages of two, following the cursor, see every row once, ties included.
+      const seen: string[] = [];
+      let before: { openedAtUs: number; id: string } | undefined;
+      for (;;) {
+        const page = await store.listSessions({ ...window, limit: 2, ...(before ? { before } : {}) });
+        if (page.length === 0) break;
+        seen.push(...ids(page));
+        const last = page.at(-1)!;
+        before = { openedAtUs: last.openedAtUs, id: last.id };
+      }
+      assert.deepEqual(seen, ['tie-b', 'tie-a', rows[2]!.id, rows[1]!.id, rows[0]!.id]);
+    });
+
+    it('finds open sessions by instance, and expired closed ones oldest first', async () => {
+      const a = session({ instanceId: 'gw-open-a' });
+      const b = session({ instanceId: 'gw-open-b' });
+      const closedOld = session({ instanceId: 'gw-open-a', status: 'closed', closedAtUs: 1000 });
+      const closedNew = session({ instanceId: 'gw-open-a', status: 'closed', closedAtUs: 2000 });
+      await store.write(batch({ sessionsOpened: [a, b, closedOld, closedNew] }));
+      assert.deepEqual((await store.openSessions(['gw-open-a'])).map((s) => s.id), [a.id]);
+      assert.deepEqual((await store.openSessions(['gw-open-a', 'gw-open-b'])).map((s) => s.id).sort(), [a.id, b.id].sort());
+      assert.deepEqual(await store.openSessions([]), []);
+      assert.ok((await store.openSessions()).some((s) => s.id === b.id));
+      assert.deepEqual((await store.expiredSessions(1500, 10)).map((s) => s.id), [closedOld.id]);
+      assert.deepEqual((await store.expiredSessions(2500, 10)).map((s) => s.id), [closedOld.id, closedNew.id]);
+      assert.deepEqual((await store.expiredSessions(2500, 1)).map((s) => s.id), [closedOld.id]);
+    });
+
+    it('deletes a session and its events', async () => {
+      const s = session({ status: 'closed', closedAtUs: 5 });
+      await store.write(batch({ sessionsOpened: [s], events: [event(s.id, 0), event(s.id, 1)] }));
+      await store.write(batch({ deletions: [s.id], ledger: [ledgerRow('gw-del', 0, s.id, 'tombstone')] }));
+      assert.equal(await store.getSession(s.id), undefined);
+      assert.deepEqual(await store.events(s.id, -1, 10), []);
+      assert.deepEqual((await store.ledgerFor(s.id)).map((l) => l.kind), ['tombstone']);
+    });
+
+    it('keeps one ledger chain per instance', async () => {
+      await store.write(batch({ ledger: [ledgerRow('gw-l1', 0, 'x'), ledgerRow('gw-l1', 1, 'y', 'sealed'), ledgerRow('gw-l2', 0, 'z')] }));
+      assert.deepEqual((await store.ledger('gw-l1', -1, 10)).map((l) => l.seq), [0, 1]);
+      assert.deepEqual((await store.ledger('gw-l1', 0, 10)).map((l) => l.sessionId), ['y']);
+      assert.deepEqual((await store.ledgerHead('gw-l1'))?.seq, 1);
+      assert.equal(await store.ledgerHead('gw-none'), undefined);
+      const instances = await store.ledgerInstances();
+      assert.ok(instances.includes('gw-l1') && instances.includes('gw-l2'));
+      await assert.rejects(store.write(batch({ ledger: [ledgerRow('gw-l1', 1, 'dup')] })), StoreUnavailableError);
+    });
+
+    it('tracks instance heartbeats', async () => {
+      await store.heartbeat('gw-hb-old', 1000);
+      await store.heartbeat('gw-hb-new', 5000);
+      await store.heartbeat('gw-hb-old', 2000);
+      const stale = await store.staleInstances(3000);
+      assert.ok(stale.includes('gw-hb-old'));
+      assert.ok(!stale.includes('gw-hb-new'));
+    });
+
+    it('registers signing keys once', async () => {
+      const key = { keyId: 'k1', publicKey: '-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n', instanceId: 'gw-a', createdAtUs: 1 };
+      await store.registerKey(key);
+      await store.registerKey({ ...key, createdAtUs: 2 });
+      assert.deepEqual((await store.keys()).filter((k) => k.keyId === 'k1'), [key]);
+    });
+  });
+}
+
+describe('store: opening', () => {
+  it('a reader refuses a SQLite store that does not exist, saying so', async () => {
+    await assert.rejects(openStore('sqlite:/nonexistent/dir/portcullis.db', { reader: true }), (err: unknown) => {
+      return err instanceof StoreSchemaError && /does not exist: no recordings yet/.test(err.message);
+    });
+  });
+
+  it('a PostgreSQL store that cannot be reached is a clear StoreUnavailableError without the password', async () => {
+    await assert.rejects(openStore('postgres://u:pw-secret-123@127.0.0.1:9/none'), (err: unknown) => {
+      return err instanceof StoreUnavailableError && /PostgreSQL store postgres:\/\/u@127\.0\.0\.1:9\/none failed/.test(err.message) && !err.message.includes('pw-secret-123');
+    });
+  });
+});
