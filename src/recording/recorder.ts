@@ -428,11 +428,18 @@ export class Recorder {
 
   #startProbe(): void {
     if (this.#probe !== undefined || this.#closed) return;
+    let probing = false;
     this.#probe = setInterval(() => {
-      this.store.heartbeat(this.instanceId, nowUs()).then(
-        () => this.#recovered(),
-        (err: Error) => (this.#lastError = err),
-      );
+      if (probing) return;
+      probing = true;
+      this.store
+        .probe()
+        .then(() => this.store.heartbeat(this.instanceId, nowUs()))
+        .then(
+          () => this.#recovered(),
+          (err: Error) => (this.#lastError = err),
+        )
+        .finally(() => (probing = false));
     }, this.#options.probeMs);
     this.#probe.unref();
   }

@@ -180,7 +180,7 @@ export class Session implements SessionInfo {
     this.#recording = undefined;
     recording.abandon(err.message);
     this.#log.error({ err: err.message }, 'recording failed; ending the session rather than forwarding unrecorded messages');
-    void this.close(`recording store unavailable: ${err.message}`);
+    void this.close(`recording store unavailable: ${err.message}`, ErrorCode.RecordingUnavailable);
   }
 
   #recordingError(id: RequestId | null): JsonRpcResponse {
@@ -462,13 +462,13 @@ export class Session implements SessionInfo {
    * Ends the session: every pending client request gets an error, the recording is closed and sealed (and
    * waited for), the upstream closes, the edge closes its streams.
    */
-  async close(reason: string): Promise<void> {
+  async close(reason: string, code: number = ErrorCode.UpstreamUnavailable): Promise<void> {
     if (this.#state === 'closed') return this.#closed;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     this.closeReason = reason;
     for (const pending of this.#toServer.drain()) {
-      this.#answerClient(errorResponse(pending.originalId, ErrorCode.UpstreamUnavailable, `Session ended before the server answered: ${reason}`));
+      this.#answerClient(errorResponse(pending.originalId, code, `Session ended before the server answered: ${reason}`));
     }
     this.#toClient.drain();
     this.#progressTokens.clear();

@@ -105,6 +105,24 @@ export class PostgresStore implements Store {
     await this.#query(statement.sql, statement.params);
   }
 
+  async probe(): Promise<void> {
+    const client = await this.#pool.connect().catch((err: unknown) => {
+      throw this.#describe(err);
+    });
+    try {
+      await client.query('BEGIN');
+      await client.query("SET LOCAL lock_timeout = '500ms'");
+      await client.query(
+        "INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ('portcullis-probe', -1, 0, 0, 'probe', '{}', '')",
+      );
+    } catch (err) {
+      throw this.#describe(err);
+    } finally {
+      await client.query('ROLLBACK').catch(() => {});
+      client.release();
+    }
+  }
+
   async heartbeat(instanceId: string, nowUs: number): Promise<void> {
     await this.#query(
       'INSERT INTO instances (id, heartbeat_at_us) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = GREATEST(instances.heartbeat_at_us, EXCLUDED.heartbeat_at_us)',

@@ -34,6 +34,7 @@ export class SqliteStore implements Store {
   readonly #deleteEvents: Database.Statement;
   readonly #deleteSession: Database.Statement;
   readonly #writeBatch: Database.Transaction<(batch: WriteBatch) => void>;
+  readonly #busyTimeoutMs: number;
 
   constructor(path: string, options: SqliteOptions) {
     this.location = path;
@@ -47,7 +48,8 @@ export class SqliteStore implements Store {
         ? new StoreSchemaError(`the store ${path} does not exist: no recordings yet (the gateway creates it when it starts)`)
         : new StoreUnavailableError(`cannot open the SQLite store ${path}: ${(err as Error).message}`, { cause: err });
     }
-    this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`);
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 1000;
+    this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
     if (!reader) {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -135,6 +137,23 @@ export class SqliteStore implements Store {
       this.#writeBatch.immediate(batch);
     } catch (err) {
       throw new StoreUnavailableError(`the SQLite store ${this.location} did not take the write: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async probe(): Promise<void> {
+    // Never wait on a lock here: a probe that blocked the event loop would stall every session.
+    this.#db.pragma('busy_timeout = 0');
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        this.#insertEvent.run('portcullis-probe', -1, 0, 0, 'probe', null, null, '{}', '');
+      } finally {
+        this.#db.exec('ROLLBACK');
+      }
+    } catch (err) {
+      throw new StoreUnavailableError(`the SQLite store ${this.location} still does not take writes: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
     }
   }
 

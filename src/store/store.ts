@@ -16,7 +16,12 @@ export interface Store {
 
   /** Writes a group commit in one transaction: all of it or nothing. */
   write(batch: WriteBatch): Promise<void>;
-  /** Records that an instance is alive (and proves the store takes writes). */
+  /**
+   * Proves the store takes event writes again after a failure: inserts a throw-away event in a transaction that
+   * is rolled back (so locks, permissions and triggers are exercised) without waiting on a lock.
+   */
+  probe(): Promise<void>;
+  /** Records that an instance is alive. */
   heartbeat(instanceId: string, nowUs: number): Promise<void>;
   /** Instances whose last heartbeat is older than `beforeUs`. */
   staleInstances(beforeUs: number): Promise<string[]>;
