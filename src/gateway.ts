@@ -9,7 +9,9 @@ import { KeepAlive } from './edge/sse-writer.js';
 import { StreamableHttpEdge } from './edge/streamable-http.js';
 import { createLogger } from './log.js';
 import { loadInstanceId } from './recording/instance.js';
-import { loadSigningKey } from './recording/keys.js';
+import { SessionsApi } from './api/sessions.js';
+import { keyIdOfPem, loadSigningKey } from './recording/keys.js';
+import { type TrustedKeys, trustedKeys } from './recording/verify.js';
 import { Recorder } from './recording/recorder.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -116,7 +118,17 @@ export class Gateway {
       hostPolicy: hostPolicy(config),
       log,
       ready: () => this.#readiness(),
+      api: {
+        ...(recording.store ? { sessions: new SessionsApi(recording.store, () => this.#trustedKeys()) } : {}),
+        ...(config.api.token ? { token: config.api.token } : {}),
+      },
     });
+  }
+
+  /** The keys this gateway's verification trusts: its own and the configured ones (never merely the store's). */
+  async #trustedKeys(): Promise<TrustedKeys> {
+    const own = this.#recorder ? [{ keyId: this.#recorder.key.keyId, publicKeyPem: this.#recorder.key.publicKeyPem }] : [];
+    return trustedKeys([...own, ...this.config.recording.trustedKeys.map((pem) => ({ keyId: keyIdOfPem(pem), publicKeyPem: pem }))]);
   }
 
   /** Why the gateway takes no new sessions, or undefined when it does. */

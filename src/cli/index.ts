@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
+import { sessionsCommand } from './sessions/index.js';
 
 /** The `portcullis` command line: one file per command, each parsing flags and calling the library. */
 export function buildCli(): Command {
@@ -11,6 +12,7 @@ export function buildCli(): Command {
     .showHelpAfterError();
   program.addCommand(gatewayCommand());
   program.addCommand(connectCommand());
+  program.addCommand(sessionsCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());
   program.addCommand(config);

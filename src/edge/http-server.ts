@@ -1,6 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
+import { apiRefusal } from '../api/access.js';
+import { ApiError, type SessionsApi } from '../api/sessions.js';
+import type { SecretString } from '../config/secrets.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { replyError, replyJson } from './http-reply.js';
 import type { LegacySseEdge } from './legacy-sse.js';
@@ -13,6 +16,8 @@ export interface HttpServerOptions {
   legacySse: LegacySseEdge;
   hostPolicy: HostPolicy;
   log: Logger;
+  /** The HTTP API: absent parts answer 503 saying why (recording off). */
+  api: { sessions?: SessionsApi; token?: SecretString };
   /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
   ready: () => string | undefined;
 }
@@ -37,6 +42,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       const notReady = o.ready();
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size });
     }
+    if (path === '/api' || path.startsWith('/api/')) return api(req, res, url);
     const m = connectionPath.exec(path);
     if (m === null) {
       req.resume();
@@ -73,6 +79,31 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'));
     return o.legacySse.open(req, res, connection);
+  }
+
+  async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    req.resume();
+    const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyJson(res, status, { error: message }, { 'cache-control': 'no-store', ...headers });
+    const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
+    if (hostRefusal !== undefined) {
+      o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
+      return fail(403, `Forbidden: ${hostRefusal}`);
+    }
+    const refusal = apiRefusal(req, o.api.token);
+    if (refusal !== undefined) {
+      o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');
+      return fail(refusal.status, refusal.message, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
+    }
+    if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {
+      if (o.api.sessions === undefined) return fail(503, 'recording is off (recording.mode: off): there are no recordings to serve');
+      try {
+        return await o.api.sessions.handle(req, res, url);
+      } catch (err) {
+        if (err instanceof ApiError) return fail(err.status, err.message);
+        throw err;
+      }
+    }
+    return fail(404, `no API at ${url.pathname.slice(0, 200)}; see /api/sessions`);
   }
 
   return server;

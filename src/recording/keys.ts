@@ -85,3 +85,17 @@ export function verifySeal(publicKeyPem: string, data: Buffer, signature: string
 export function keyIdOfPem(publicKeyPem: string): string {
   return keyIdOf(createPublicKey(publicKeyPem));
 }
+
+/**
+ * The public keys a verifier on this machine trusts, without creating anything: the gateway's own key (the
+ * configured one, or the one in the data directory if it exists) and the configured trusted keys.
+ */
+export function verifierKeys(dataDir: string, configured: SecretString | undefined, trusted: readonly string[]): Array<{ keyId: string; publicKeyPem: string }> {
+  const keys: Array<{ keyId: string; publicKeyPem: string }> = [];
+  if (configured !== undefined || existsSync(join(dataDir, signingKeyFile))) {
+    const own = loadSigningKey(dataDir, configured);
+    keys.push({ keyId: own.keyId, publicKeyPem: own.publicKeyPem });
+  }
+  for (const pem of trusted) keys.push({ keyId: keyIdOfPem(pem), publicKeyPem: pem });
+  return keys;
+}

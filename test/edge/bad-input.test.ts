@@ -314,7 +314,7 @@ describe('bad input at the Streamable HTTP edge', () => {
   });
 
   it('an unknown path: 404 naming the endpoints', async () => {
-    const res = await fetch(new URL('/api/nothing-here', gw.url));
+    const res = await fetch(new URL('/nothing-here', gw.url));
     await refusedFetch(res, { status: 404, code: ErrorCode.InvalidRequest, message: /\/mcp\/<connection>/ });
   });
 

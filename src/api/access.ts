@@ -1,0 +1,25 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { SecretString } from '../config/secrets.js';
+
+/**
+ * Who may use /api until identity lands: with `api.token` set, whoever presents it as a bearer token;
+ * without it, only clients on the loopback interface. Returns why a request is refused, with its status.
+ */
+export function apiRefusal(req: IncomingMessage, token: SecretString | undefined): { status: 401 | 403; message: string } | undefined {
+  if (token !== undefined) {
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const given = Buffer.from(m?.[1] ?? '');
+    const expected = Buffer.from(token.reveal());
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return undefined;
+    return { status: 401, message: m ? 'the API token is not valid' : 'the API needs a bearer token (Authorization: Bearer …; api.token in the gateway config)' };
+  }
+  if (isLoopback(req.socket.remoteAddress)) return undefined;
+  return { status: 403, message: 'the API answers loopback clients only, unless api.token is set in the gateway config' };
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}

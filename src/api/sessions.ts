@@ -1,0 +1,121 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { eventLine, exportSession } from '../recording/export.js';
+import { type TrustedKeys, verifySession } from '../recording/verify.js';
+import type { Store } from '../store/store.js';
+import type { SessionQuery, SessionStatus } from '../store/types.js';
+
+/**
+ * /api/sessions: the recordings over HTTP for the console and scripts (read only).
+ *   GET /api/sessions                 ?user&connection&status&since&until&limit&cursor → { sessions, next }
+ *   GET /api/sessions/:id             → { session }
+ *   GET /api/sessions/:id/events      ?after&limit → { events, next }
+ *   GET /api/sessions/:id/verify      → the verification result
+ *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
+ */
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+function intParam(params: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = params.get(name);
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ApiError(400, `${name} expects a whole number from ${min} to ${max}, found ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** An ISO time, or a duration ago (15m, 2h, 7d), in µs. */
+function timeParam(params: URLSearchParams, name: string): number | undefined {
+  const raw = params.get(name);
+  if (raw === null) return undefined;
+  const relative = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(raw);
+  if (relative) return Math.round((Date.now() - Number(relative[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[relative[2] as 's']!) * 1000);
+  const ms = Date.parse(raw);
+  if (Number.isNaN(ms)) throw new ApiError(400, `${name} expects an ISO time or a duration ago such as 2h, found ${JSON.stringify(raw)}`);
+  return ms * 1000;
+}
+
+function encodeCursor(openedAtUs: number, id: string): string {
+  return Buffer.from(`${openedAtUs}:${id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { openedAtUs: number; id: string } {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const at = text.indexOf(':');
+  const openedAtUs = Number(text.slice(0, at));
+  if (at < 1 || !Number.isSafeInteger(openedAtUs)) throw new ApiError(400, 'cursor is not one this API gave out');
+  return { openedAtUs, id: text.slice(at + 1) };
+}
+
+export class SessionsApi {
+  constructor(
+    private readonly store: Store,
+    private readonly trusted: () => Promise<TrustedKeys>,
+  ) {}
+
+  /** Handles a request under /api/sessions; `rest` is the path after it. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed here; the sessions API is read only (GET)`);
+    const parts = url.pathname.split('/').filter(Boolean).slice(2).map(decodeURIComponent);
+    if (parts.length === 0) return this.#list(res, url.searchParams);
+    const [id, what] = parts;
+    const session = await this.store.getSession(id!);
+    if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${url.pathname}`);
+    if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
+    if (session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
+    if (what === undefined) return json(res, 200, { session });
+    if (what === 'events') {
+      const after = intParam(url.searchParams, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
+      const limit = intParam(url.searchParams, 'limit', 1000, 1, 10_000);
+      const events = await this.store.events(id!, after, limit);
+      return json(res, 200, { events: events.map((e) => eventLine(session, e)), next: events.length === limit ? events.at(-1)!.seq : null });
+    }
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'content-disposition': `attachment; filename="portcullis-session-${id!.replace(/[^A-Za-z0-9_-]/g, '_')}.jsonl"`,
+      'cache-control': 'no-store',
+    });
+    for await (const line of exportSession(this.store, session)) {
+      if (!res.write(`${line}\n`)) await once(res, 'drain');
+    }
+    res.end();
+  }
+
+  async #list(res: ServerResponse, params: URLSearchParams): Promise<void> {
+    const limit = intParam(params, 'limit', 50, 1, 1000);
+    const query: SessionQuery = { limit };
+    const user = params.get('user');
+    const connection = params.get('connection');
+    const status = params.get('status');
+    if (user) query.subject = user;
+    if (connection) query.connection = connection;
+    if (status) {
+      if (!statuses.includes(status as SessionStatus)) throw new ApiError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
+      query.status = status as SessionStatus;
+    }
+    const since = timeParam(params, 'since');
+    const until = timeParam(params, 'until');
+    if (since !== undefined) query.fromUs = since;
+    if (until !== undefined) query.toUs = until;
+    const cursor = params.get('cursor');
+    if (cursor) query.before = decodeCursor(cursor);
+    const sessions = await this.store.listSessions(query);
+    const last = sessions.at(-1);
+    json(res, 200, { sessions, next: sessions.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
+  }
+}

@@ -1,0 +1,84 @@
+import { Command } from 'commander';
+import { nowUs } from '../../recording/time.js';
+import { durationOf, isoUs } from '../../recording/transcript.js';
+import type { SessionQuery, SessionStatus } from '../../store/types.js';
+import { parseTimeArg, storeForCommand } from '../store-for-command.js';
+
+interface ListOptions {
+  config?: string;
+  user?: string;
+  connection?: string;
+  status?: string;
+  since?: string;
+  until?: string;
+  limit: string;
+  json?: boolean;
+}
+
+const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
+
+/** Pads each column to its widest cell. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export function sessionsListCommand(): Command {
+  return new Command('list')
+    .description('recorded sessions, newest first')
+    .option('-c, --config <file>', "the gateway's config file (its store)")
+    .option('-u, --user <subject>', 'only this user')
+    .option('--connection <name>', 'only this connection')
+    .option('--status <status>', `only sessions that are ${statuses.join(', ')}`)
+    .option('--since <time>', 'opened at or after: an ISO time, or a duration ago (15m, 2h, 7d)')
+    .option('--until <time>', 'opened before: an ISO time, or a duration ago')
+    .option('-n, --limit <n>', 'at most this many', '50')
+    .option('--json', 'one JSON object per session, one per line')
+    .action(async (o: ListOptions) => {
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+        process.stderr.write(`portcullis: --limit expects a whole number from 1 to 10000, found ${JSON.stringify(o.limit)}\n`);
+        process.exit(2);
+      }
+      if (o.status !== undefined && !statuses.includes(o.status as SessionStatus)) {
+        process.stderr.write(`portcullis: --status expects one of ${statuses.join(', ')}, found ${JSON.stringify(o.status)}\n`);
+        process.exit(2);
+      }
+      const query: SessionQuery = { limit };
+      if (o.user) query.subject = o.user;
+      if (o.connection) query.connection = o.connection;
+      if (o.status) query.status = o.status as SessionStatus;
+      if (o.since) query.fromUs = parseTimeArg(o.since, '--since');
+      if (o.until) query.toUs = parseTimeArg(o.until, '--until');
+      const { store } = await storeForCommand(o.config);
+      try {
+        const sessions = await store.listSessions(query);
+        if (o.json) {
+          for (const s of sessions) process.stdout.write(`${JSON.stringify(s)}\n`);
+          return;
+        }
+        if (sessions.length === 0) {
+          process.stdout.write('no sessions match\n');
+          return;
+        }
+        const now = nowUs();
+        const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'STATUS', 'EVENTS', 'CLIENT']];
+        for (const s of sessions) {
+          const client = s.clientInfo as { name?: string; version?: string } | null;
+          rows.push([
+            s.id,
+            isoUs(s.openedAtUs).slice(0, 19).replace('T', ' '),
+            durationOf(s, now),
+            s.subject,
+            s.connection,
+            s.status,
+            s.eventCount === null ? '-' : String(s.eventCount),
+            client ? `${client.name ?? '?'} ${client.version ?? ''}`.trim() : '-',
+          ]);
+        }
+        process.stdout.write(`${table(rows)}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+}

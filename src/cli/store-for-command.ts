@@ -1,0 +1,40 @@
+import type { GatewayConfig } from '../config/schema.js';
+import { verifierKeys } from '../recording/keys.js';
+import { trustedKeys } from '../recording/verify.js';
+import { openStore } from '../store/open.js';
+import { type Store, StoreSchemaError, StoreUnavailableError } from '../store/store.js';
+import { configForCommand } from './load-config.js';
+
+/** What a command that reads the gateway's recordings needs: its config and its store, opened for reading. */
+export async function storeForCommand(configFile: string | undefined): Promise<{ config: GatewayConfig; store: Store }> {
+  const config = configForCommand(configFile);
+  try {
+    return { config, store: await openStore(config.store.reveal(), { reader: true }) };
+  } catch (err) {
+    if (err instanceof StoreSchemaError || err instanceof StoreUnavailableError) {
+      process.stderr.write(`portcullis: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+/** The keys `verify` trusts: the gateway's own and configured ones; every key the store lists only when asked. */
+export async function trustedKeysForCommand(config: GatewayConfig, store: Store, trustStoreKeys: boolean): Promise<Map<string, string>> {
+  return trustedKeys(verifierKeys(config.dataDir, config.recording.signingKey, config.recording.trustedKeys), trustStoreKeys ? store : undefined);
+}
+
+/** A time for --since/--until: an ISO date or time, or a duration ago (`15m`, `2h`, `7d`). Returns µs. */
+export function parseTimeArg(value: string, flag: string): number {
+  const relative = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(value.trim());
+  if (relative) {
+    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[relative[2] as 's' | 'm' | 'h' | 'd'];
+    return Math.round((Date.now() - Number(relative[1]) * unit) * 1000);
+  }
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) {
+    process.stderr.write(`portcullis: ${flag} expects an ISO date or time (2026-11-24, 2026-11-24T10:00Z) or a duration ago (15m, 2h, 7d), found ${JSON.stringify(value)}\n`);
+    process.exit(2);
+  }
+  return ms * 1000;
+}

@@ -1,0 +1,125 @@
+import type { Store } from '../store/store.js';
+import type { EventRow, SessionRow } from '../store/types.js';
+import { isoUs, type RpcSummary, summarizeRpc } from './transcript.js';
+
+/**
+ * The JSONL export: one `session` line, then one `event` line per event, in order. The schema is stable
+ * (docs/recording.md): fields are only ever added, and a breaking change gets a new `schema` value. Every
+ * field the hash chain covers is carried as stored (payload as the exact text), so an export can be
+ * verified on its own; the rest (`rpc`, `details`, identity on each line) is there for SIEM queries.
+ */
+
+export const exportSchema = 'portcullis.recording/v1';
+
+export interface SessionLine {
+  type: 'session';
+  schema: typeof exportSchema;
+  session: {
+    id: string;
+    instance: string;
+    connection: string;
+    identity: { subject: string; email: string | null; groups: string[] };
+    edge: string;
+    remoteAddress: string | null;
+    clientInfo: unknown;
+    serverInfo: unknown;
+    protocolVersion: string | null;
+    openedAt: string;
+    openedAtUs: number;
+    closedAt: string | null;
+    closedAtUs: number | null;
+    status: string;
+    closeReason: string | null;
+    eventCount: number | null;
+    lastHash: string | null;
+    seal: { signature: string; keyId: string } | null;
+  };
+}
+
+export interface EventLine {
+  type: 'event';
+  schema: typeof exportSchema;
+  session: string;
+  seq: number;
+  time: string;
+  timeUs: number;
+  monoUs: number;
+  kind: string;
+  direction: string | null;
+  boundary: string | null;
+  /** The exact text recorded: for messages, the JSON-RPC message as it crossed the boundary. */
+  payload: string;
+  hash: string;
+  subject: string;
+  connection: string;
+  /** Messages: what the JSON-RPC message is (not covered by the hash; derived from payload). */
+  rpc?: RpcSummary;
+  /** Other events: the payload, parsed. */
+  details?: unknown;
+}
+
+export function sessionLine(s: SessionRow): SessionLine {
+  return {
+    type: 'session',
+    schema: exportSchema,
+    session: {
+      id: s.id,
+      instance: s.instanceId,
+      connection: s.connection,
+      identity: { subject: s.subject, email: s.email, groups: s.groups },
+      edge: s.edge,
+      remoteAddress: s.remoteAddress,
+      clientInfo: s.clientInfo,
+      serverInfo: s.serverInfo,
+      protocolVersion: s.protocolVersion,
+      openedAt: isoUs(s.openedAtUs),
+      openedAtUs: s.openedAtUs,
+      closedAt: s.closedAtUs === null ? null : isoUs(s.closedAtUs),
+      closedAtUs: s.closedAtUs,
+      status: s.status,
+      closeReason: s.closeReason,
+      eventCount: s.eventCount,
+      lastHash: s.lastHash,
+      seal: s.seal !== null && s.sealKeyId !== null ? { signature: s.seal, keyId: s.sealKeyId } : null,
+    },
+  };
+}
+
+export function eventLine(s: SessionRow, e: EventRow): EventLine {
+  const line: EventLine = {
+    type: 'event',
+    schema: exportSchema,
+    session: e.sessionId,
+    seq: e.seq,
+    time: isoUs(e.timeUs),
+    timeUs: e.timeUs,
+    monoUs: e.monoUs,
+    kind: e.kind,
+    direction: e.direction,
+    boundary: e.boundary,
+    payload: e.payload,
+    hash: e.hash,
+    subject: s.subject,
+    connection: s.connection,
+  };
+  if (e.kind === 'message') line.rpc = summarizeRpc(e.payload);
+  else {
+    try {
+      line.details = JSON.parse(e.payload);
+    } catch {
+      line.details = null;
+    }
+  }
+  return line;
+}
+
+/** The export of one session as JSONL lines (each without its newline), read from the store page by page. */
+export async function* exportSession(store: Store, session: SessionRow): AsyncGenerator<string> {
+  yield JSON.stringify(sessionLine(session));
+  for (let after = -1; ; ) {
+    const events = await store.events(session.id, after, 5000);
+    for (const e of events) yield JSON.stringify(eventLine(session, e));
+    if (events.length < 5000) break;
+    after = events.at(-1)!.seq;
+  }
+}

@@ -1,0 +1,153 @@
+import type { EventRow, SessionRow } from '../store/types.js';
+
+/**
+ * How recorded events read to a person (`sessions show`, `replay`) and to a machine (the JSON-RPC summary in
+ * exports and the API): who sent what to whom, which method, which id, which tool, and a short excerpt.
+ */
+
+export interface RpcSummary {
+  kind: 'request' | 'response' | 'notification' | 'error' | 'invalid';
+  method?: string;
+  id?: string | number | null;
+  /** For tools/call: the tool's name. */
+  tool?: string;
+  /** For an error response: its code and message. */
+  errorCode?: number;
+  errorMessage?: string;
+}
+
+export function summarizeRpc(payload: string): RpcSummary {
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(payload) as Record<string, unknown>;
+  } catch {
+    return { kind: 'invalid' };
+  }
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) return { kind: 'invalid' };
+  if ('withheld' in m && 'digest' in m) return { kind: 'invalid' };
+  const id = m.id as string | number | null | undefined;
+  if (typeof m.method === 'string') {
+    const params = m.params as { name?: unknown } | undefined;
+    const summary: RpcSummary = id === undefined ? { kind: 'notification', method: m.method } : { kind: 'request', method: m.method, id };
+    if (m.method === 'tools/call' && typeof params?.name === 'string') summary.tool = params.name;
+    return summary;
+  }
+  const error = m.error as { code?: unknown; message?: unknown } | undefined;
+  if (error !== undefined) {
+    return { kind: 'error', id: id ?? null, ...(typeof error.code === 'number' ? { errorCode: error.code } : {}), ...(typeof error.message === 'string' ? { errorMessage: error.message } : {}) };
+  }
+  return { kind: 'response', id: id ?? null };
+}
+
+const arrows: Record<string, string> = {
+  'toServer:received': 'client  → gateway',
+  'toServer:delivered': 'gateway → server ',
+  'toClient:received': 'server  → gateway',
+  'toClient:delivered': 'gateway → client ',
+};
+
+function excerpt(value: unknown, max: number): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text === undefined) return '';
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** The interesting part of a message in a line: params of a request, result or error of a response. */
+function messageDetail(payload: string, max: number): string {
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(payload) as Record<string, unknown>;
+  } catch {
+    return excerpt(payload, max);
+  }
+  if ('withheld' in m) return `[withheld: only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
+  if (m.params !== undefined) {
+    const p = m.params as Record<string, unknown>;
+    if (typeof p.name === 'string' && p.arguments !== undefined) return excerpt(p.arguments, max);
+    return excerpt(p, max);
+  }
+  if (m.error !== undefined) return excerpt(m.error, max);
+  const result = m.result as { content?: Array<{ type?: string; text?: string }> } | undefined;
+  const texts = result?.content?.filter((c) => c.type === 'text').map((c) => c.text);
+  if (texts !== undefined && texts.length > 0) return excerpt(texts.join(' '), max);
+  return excerpt(m.result, max);
+}
+
+export function formatOffset(monoUs: number): string {
+  return `+${(monoUs / 1e6).toFixed(3)}s`.padStart(10);
+}
+
+/** One line of a transcript. `width` bounds the excerpt. */
+export function describeEvent(e: EventRow, width = 160): string {
+  const at = formatOffset(e.monoUs);
+  if (e.kind === 'message') {
+    const s = summarizeRpc(e.payload);
+    const arrow = arrows[`${e.direction}:${e.boundary}`] ?? `${e.direction} ${e.boundary}`;
+    const what =
+      s.kind === 'request'
+        ? `request ${s.method} #${s.id}${s.tool ? ` ${s.tool}` : ''}`
+        : s.kind === 'notification'
+          ? `notify  ${s.method}`
+          : s.kind === 'error'
+            ? `error   #${s.id} ${s.errorCode ?? ''}`
+            : s.kind === 'response'
+              ? `result  #${s.id}`
+              : 'message';
+    return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(e.payload, width)}`;
+  }
+  let details: Record<string, unknown> = {};
+  try {
+    details = JSON.parse(e.payload) as Record<string, unknown>;
+  } catch {
+    // An unreadable payload still gets a line; verify says whether it was altered.
+  }
+  switch (e.kind) {
+    case 'open': {
+      const who = details.identity as { subject?: string } | undefined;
+      return `${at}  ■ opened   ${who?.subject ?? '?'} → ${String(details.connection)} over ${String(details.edge)}${details.remoteAddress ? ` from ${String(details.remoteAddress)}` : ''}`;
+    }
+    case 'negotiated': {
+      const client = details.clientInfo as { name?: string; version?: string } | null;
+      const server = details.serverInfo as { name?: string; version?: string } | null;
+      return `${at}  ■ agreed   protocol ${String(details.protocolVersion)}; client ${client?.name ?? '?'} ${client?.version ?? ''}; server ${server?.name ?? '?'} ${server?.version ?? ''}`;
+    }
+    case 'verdict':
+      return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}`;
+    case 'gap':
+      return `${at}  ✂ gap      ${String(details.lost)} events lost: ${String(details.reason)}`;
+    case 'close':
+      return `${at}  ■ ${details.status === 'cut-off' ? 'cut off ' : 'closed  '} ${String(details.reason)}`;
+    default:
+      return `${at}  ${e.kind} ${excerpt(e.payload, width)}`;
+  }
+}
+
+export function isoUs(us: number | null): string {
+  if (us === null) return '';
+  const ms = Math.floor(us / 1000);
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 23)}${String(us % 1000).padStart(3, '0')}Z`;
+}
+
+export function durationOf(s: SessionRow, nowUs: number): string {
+  const us = (s.closedAtUs ?? nowUs) - s.openedAtUs;
+  const secs = us / 1e6;
+  if (secs < 60) return `${secs.toFixed(1)}s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)}m${String(Math.floor(secs % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(secs / 3600)}h${String(Math.floor((secs % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** The session's facts as `sessions show` prints them above its transcript. */
+export function describeSession(s: SessionRow, nowUs: number): string[] {
+  const client = s.clientInfo as { name?: string; version?: string } | null;
+  const server = s.serverInfo as { name?: string; version?: string } | null;
+  return [
+    `Session     ${s.id}`,
+    `Status      ${s.status}${s.closeReason ? ` (${s.closeReason})` : ''}`,
+    `User        ${s.subject}${s.email ? ` <${s.email}>` : ''}${s.groups.length ? `  groups: ${s.groups.join(', ')}` : ''}`,
+    `Connection  ${s.connection} over ${s.edge}${s.remoteAddress ? ` from ${s.remoteAddress}` : ''}`,
+    `Client      ${client ? `${client.name ?? '?'} ${client.version ?? ''}` : '-'}    Server  ${server ? `${server.name ?? '?'} ${server.version ?? ''}` : '-'}    Protocol  ${s.protocolVersion ?? '-'}`,
+    `Opened      ${isoUs(s.openedAtUs)}    ${s.closedAtUs ? `Closed  ${isoUs(s.closedAtUs)}` : 'still open'}    Duration  ${durationOf(s, nowUs)}`,
+    `Recording   ${s.eventCount ?? '?'} events${s.seal ? `, sealed by key ${s.sealKeyId}` : ', not sealed yet'}; gateway ${s.instanceId}${s.denials ? `; ${s.denials} refused` : ''}${s.redactions ? `; ${s.redactions} redactions` : ''}`,
+  ];
+}
