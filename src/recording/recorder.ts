@@ -119,6 +119,7 @@ export class Recorder {
   readonly #timers: NodeJS.Timeout[] = [];
   #probe: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
   #sweeping: Promise<void> | undefined;
   readonly #sqliteSync: SqliteStore | undefined;
 
@@ -167,6 +168,11 @@ export class Recorder {
 
   get healthy(): boolean {
     return this.#healthy;
+  }
+
+  /** Group commits and events written, commits that failed and events they lost, since start. */
+  get stats(): Readonly<{ commits: number; events: number; failedCommits: number; lostEvents: number }> {
+    return { ...this.#stats };
   }
 
   get lastError(): Error | undefined {
@@ -278,6 +284,8 @@ export class Recorder {
     for (const item of items) if (item.type === 'open') item.chain.opened = true;
     for (const id of sealed) this.#live.delete(id);
     this.#ledger = ledger;
+    this.#stats.commits++;
+    this.#stats.events += batch.events.length;
     commit.succeed();
   }
 
@@ -386,6 +394,8 @@ export class Recorder {
   /** A batch did not reach the store: fail closed (write-ahead) or carry on and mark the hole (best-effort). */
   #failed(items: Item[], commit: Commit, err: Error): void {
     this.#lastError = err;
+    this.#stats.failedCommits++;
+    this.#stats.lostEvents += items.filter((i) => i.type === 'event').length;
     const chains = new Set<SessionChain>();
     for (const item of items) if ('chain' in item) chains.add(item.chain);
     if (this.#healthy) {

@@ -125,7 +125,7 @@ export class PostgresStore implements Store {
 
   async heartbeat(instanceId: string, nowUs: number): Promise<void> {
     await this.#query(
-      'INSERT INTO instances (id, heartbeat_at_us) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = GREATEST(instances.heartbeat_at_us, EXCLUDED.heartbeat_at_us)',
+      'INSERT INTO instances (id, heartbeat_at_us) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = EXCLUDED.heartbeat_at_us',
       [instanceId, nowUs],
     );
   }

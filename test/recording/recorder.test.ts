@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { resolveSecretString } from '../../src/config/secrets.js';
+import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
+import { Recorder, type RecorderOptions } from '../../src/recording/recorder.js';
+import { SessionRecording } from '../../src/recording/session-recording.js';
+import { nowUs } from '../../src/recording/time.js';
+import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
+import { sqlitePath } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
+import type { SessionRow } from '../../src/store/types.js';
+import { backends, sqliteTestStore, type TestStore } from '../helpers/stores.js';
+
+/** The recorder on its own: group commit, retention with tombstones, best-effort gaps, recovery of silent gateways. */
+
+const quiet = pino({ level: 'silent' });
+
+function key(): SigningKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  process.env.PORTCULLIS_TEST_KEY = pem;
+  return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_KEY}'));
+}
+
+function row(recorder: Recorder, id: string): SessionRow {
+  return {
+    id,
+    instanceId: recorder.instanceId,
+    connection: 'c',
+    subject: 'u',
+    email: null,
+    groups: [],
+    edge: 'streamable-http',
+    remoteAddress: null,
+    clientInfo: null,
+    serverInfo: null,
+    protocolVersion: null,
+    openedAtUs: nowUs(),
+    closedAtUs: null,
+    status: 'open',
+    closeReason: null,
+    eventCount: null,
+    lastHash: null,
+    seal: null,
+    sealKeyId: null,
+    denials: 0,
+    redactions: 0,
+  };
+}
+
+function open(recorder: Recorder, id: string): SessionRecording {
+  const rec = new SessionRecording(recorder, recorder.openSession(row(recorder, id)));
+  rec.lifecycle('open', { connection: 'c' });
+  return rec;
+}
+
+const start = (store: Store, instanceId: string, signing: SigningKey, extra: Partial<RecorderOptions> = {}) =>
+  Recorder.start({ store, instanceId, key: signing, mode: 'write-ahead', log: quiet, ...extra });
+
+for (const backend of backends) {
+  describe(`recorder (${backend.name})`, () => {
+    let ts: TestStore;
+    let store: Store;
+    const signing = key();
+    let trusted: Map<string, string>;
+
+    before(async () => {
+      ts = backend.make();
+      store = await ts.open();
+      trusted = await trustedKeys([{ keyId: signing.keyId, publicKeyPem: signing.publicKeyPem }]);
+    });
+    after(async () => {
+      await store?.close();
+      await ts?.destroy();
+    });
+
+    it('group commit: what many sessions append at once lands in a few transactions', async () => {
+      const recorder = await start(store, 'gw-group', signing);
+      const before = recorder.stats;
+      const sessions = Array.from({ length: 50 }, (_, i) => open(recorder, `group-${backend.name}-${i}`));
+      for (let n = 0; n < 10; n++) for (const s of sessions) s.message('toServer', 'received', `{"jsonrpc":"2.0","id":${n},"method":"ping"}`);
+      await Promise.all(sessions.map((s) => s.barrier()));
+      const after = recorder.stats;
+      assert.equal(after.events - before.events, 50 * 11);
+      assert.ok(after.commits - before.commits <= 3, `commits: ${after.commits - before.commits}`);
+      await Promise.all(sessions.map((s) => s.close('done')));
+      const r = await verifySession(store, `group-${backend.name}-7`, trusted);
+      assert.equal(r.status, 'verified', JSON.stringify(r.problems));
+      assert.equal(r.events, 12);
+      await recorder.close();
+    });
+
+    it('retention deletes old closed sessions and leaves tombstones that verify understands', async () => {
+      const recorder = await start(store, `gw-ret-${backend.name}`, signing, { retentionMs: 300, sweepMs: 3_600_000 });
+      const old = open(recorder, `old-${backend.name}`);
+      old.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+      await old.close('done');
+      const live = open(recorder, `live-${backend.name}`);
+      await live.barrier();
+      await new Promise((r) => setTimeout(r, 400));
+      const fresh = open(recorder, `fresh-${backend.name}`);
+      await fresh.close('done');
+      await recorder.sweep();
+      assert.equal(await store.getSession(`old-${backend.name}`), undefined, 'the old closed session is deleted');
+      assert.deepEqual(await store.events(`old-${backend.name}`, -1, 10), []);
+      assert.ok(await store.getSession(`live-${backend.name}`), 'an open session is never deleted');
+      assert.ok(await store.getSession(`fresh-${backend.name}`), 'a recent one is kept');
+      const r = await verifySession(store, `old-${backend.name}`, trusted);
+      assert.equal(r.status, 'deleted');
+      assert.match(r.notes[0]!, /deleted .* by gw-ret-\S+ \(retention: closed more than 300 ms ago\); its 3 events were sealed before deletion/);
+      assert.deepEqual((await verifyLedger(store, `gw-ret-${backend.name}`)).problems, []);
+      await live.close('done');
+      await recorder.close();
+    });
+
+    it('a silent gateway’s open sessions are sealed as cut off by another one', async () => {
+      const a = await start(store, `gw-silent-${backend.name}`, signing);
+      const s = open(a, `orphan-${backend.name}`);
+      s.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+      await s.barrier();
+      await a.close(); // stops without sealing its session, as a crashed gateway would
+      await store.heartbeat(`gw-silent-${backend.name}`, nowUs() - 10 * 60_000_000);
+      const b = await start(store, `gw-rescuer-${backend.name}`, signing, { staleAfterMs: 60_000 });
+      const recovered = (await store.getSession(`orphan-${backend.name}`))!;
+      assert.equal(recovered.status, 'cut-off');
+      assert.match(recovered.closeReason!, new RegExp(`gateway instance gw-silent-${backend.name} stopped without closing the session; recovered by gw-rescuer-${backend.name}`));
+      const r = await verifySession(store, `orphan-${backend.name}`, trusted);
+      assert.equal(r.status, 'verified', JSON.stringify(r.problems));
+      await b.close();
+    });
+
+    it('a live gateway’s open sessions are left alone', async () => {
+      const a = await start(store, `gw-alive-${backend.name}`, signing);
+      const s = open(a, `alive-${backend.name}`);
+      await s.barrier();
+      const b = await start(store, `gw-other-${backend.name}`, signing, { staleAfterMs: 60_000 });
+      await b.sweep();
+      assert.equal((await store.getSession(`alive-${backend.name}`))!.status, 'open');
+      await s.close('done');
+      await a.close();
+      await b.close();
+    });
+  });
+}
+
+describe('recorder: best-effort mode (SQLite)', () => {
+  let ts: TestStore;
+  let store: Store;
+  before(async () => {
+    ts = sqliteTestStore();
+    store = await ts.open();
+  });
+  after(async () => {
+    await store?.close();
+    await ts?.destroy();
+  });
+
+  it('never blocks or throws, and marks the events it lost as a gap in the chain', async () => {
+    const signing = key();
+    const recorder = await start(store, 'gw-best', signing, { mode: 'best-effort', probeMs: 50 });
+    const s = open(recorder, 'best-1');
+    s.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    assert.equal(s.barrier(), undefined, 'best-effort waits for nothing');
+    await recorder.drain();
+    const lock = new Database(sqlitePath(ts.url));
+    lock.exec('BEGIN EXCLUSIVE');
+    s.message('toServer', 'received', '{"jsonrpc":"2.0","id":2,"method":"ping"}');
+    s.message('toClient', 'delivered', '{"jsonrpc":"2.0","id":2,"result":{}}');
+    await recorder.drain();
+    assert.equal(recorder.healthy, false);
+    assert.equal(recorder.accepting, true, 'best-effort takes new sessions while the store is down');
+    s.message('toServer', 'received', '{"jsonrpc":"2.0","id":3,"method":"ping"}');
+    lock.exec('ROLLBACK');
+    lock.close();
+    const deadline = Date.now() + 5000;
+    while (!recorder.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(recorder.healthy, true);
+    s.message('toServer', 'received', '{"jsonrpc":"2.0","id":4,"method":"ping"}');
+    await s.close('done');
+    const events = await store.events('best-1', -1, 100);
+    const gap = events.find((e) => e.kind === 'gap')!;
+    assert.ok(gap, 'a gap event stands where events were lost');
+    assert.ok((JSON.parse(gap.payload) as { lost: number }).lost >= 2);
+    assert.ok(events.some((e) => e.payload.includes('"id":4')));
+    assert.ok(!events.some((e) => e.payload.includes('"id":2')), 'what was lost is not invented');
+    const r = await verifySession(store, 'best-1', await trustedKeys([{ keyId: signing.keyId, publicKeyPem: signing.publicKeyPem }]));
+    assert.equal(r.status, 'verified', JSON.stringify(r.problems));
+    assert.ok(r.notes.some((n) => /best-effort recording lost \d+ events here/.test(n)));
+    await recorder.close();
+  });
+});
