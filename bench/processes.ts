@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,13 +66,26 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
 }
 
 /** `portcullis gateway` with the given connections, in its own process. */
-export async function startGateway(connections: Record<string, unknown>): Promise<Proc> {
+/**
+ * `portcullis gateway` with the given connections, in its own process, with a fresh data directory (its
+ * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store).
+ */
+export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Proc> {
   const port = await freePort();
-  const file = join(tmpdir(), `portcullis-bench-${process.pid}-${port}.yaml`);
-  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, connections }));
+  const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-data-'));
+  const file = join(dataDir, 'gateway.yaml');
+  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, dataDir, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, ...extra, connections }));
   const child = spawn(process.execPath, [cli, 'gateway', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');
-  return { child, port, stop: stopper(child) };
+  const stop = stopper(child);
+  return {
+    child,
+    port,
+    stop: async () => {
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export function everythingStdioConnection(): Record<string, unknown> {

@@ -8,10 +8,12 @@
  * Direct and gateway rounds alternate so that drift on the machine hits both alike. A do-nothing Node.js
  * pass-through proxy (null-proxy.ts) runs beside them as the floor of any extra hop, so the cost of the
  * gateway's own work can be told apart from the cost of one more process and connection.
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|mem.
+ *   - recording (write-ahead) on vs off at 32 concurrent clients: ≥ 0.9× on SQLite, ≥ 0.8× on PostgreSQL (issue 3)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|mem.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
+import { benchPostgresStore } from './postgres.js';
 import { everythingStdioConnection, type Proc, rssOf, startDirectServer, startGateway, startNullProxy } from './processes.js';
 
 const quick = process.argv.includes('--quick');
@@ -193,6 +195,41 @@ async function main(): Promise<void> {
       const ratio = conc.get('gateway→stdio')!.callsPerSec / d;
       verdicts.push({ target: 'calls/s gateway→stdio / direct (32 clients)', value: ratio, limit: '≥ 1.5', pass: ratio >= 1.5 });
       results.concurrent = Object.fromEntries(conc);
+    }
+    if (!only || only === 'rec') {
+      const pgStore = await benchPostgresStore();
+      const stdio = { everything: everythingStdioConnection() };
+      const off = await startGateway(stdio, { recording: { mode: 'off' } });
+      const onSqlite = await startGateway(stdio);
+      const onPostgres = await startGateway(stdio, { store: pgStore.url });
+      try {
+        const rec: Target[] = [
+          { name: 'recording off', url: `http://127.0.0.1:${off.port}/mcp/everything` },
+          { name: 'SQLite', url: `http://127.0.0.1:${onSqlite.port}/mcp/everything` },
+          { name: 'PostgreSQL', url: `http://127.0.0.1:${onPostgres.port}/mcp/everything` },
+        ];
+        const seq = await sequential(rec);
+        const conc = await concurrent(rec);
+        const offSeq = seq.get('recording off')!;
+        const offConc = conc.get('recording off')!.callsPerSec;
+        console.log(`\nRecording (write-ahead) vs off, gateway→stdio: sequential p50, and ${settings.clients} concurrent clients`);
+        console.log('target            p50 ms   p99 ms   p50 vs off   calls/s (32)   vs off');
+        for (const t of rec) {
+          const q = seq.get(t.name)!;
+          const c = conc.get(t.name)!;
+          console.log(
+            `${t.name.padEnd(16)} ${fmt(q.p50).padStart(7)} ${fmt(q.p99).padStart(8)} ${fmt(q.p50 / offSeq.p50).padStart(11)}×   ${fmt(c.callsPerSec, 0).padStart(12)}   ${fmt(c.callsPerSec / offConc)}×`,
+          );
+        }
+        const sqliteRatio = conc.get('SQLite')!.callsPerSec / offConc;
+        const pgRatio = conc.get('PostgreSQL')!.callsPerSec / offConc;
+        verdicts.push({ target: 'calls/s recording on (SQLite) / off (32 clients)', value: sqliteRatio, limit: '≥ 0.9', pass: sqliteRatio >= 0.9 });
+        verdicts.push({ target: 'calls/s recording on (PostgreSQL) / off (32 clients)', value: pgRatio, limit: '≥ 0.8', pass: pgRatio >= 0.8 });
+        results.recording = { sequential: Object.fromEntries(seq), concurrent: Object.fromEntries(conc) };
+      } finally {
+        await Promise.all([off.stop(), onSqlite.stop(), onPostgres.stop()]);
+        await pgStore.drop();
+      }
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);

@@ -5,8 +5,8 @@ import type { EventRow, LedgerRow } from '../store/types.js';
  * Tamper evidence: every session's events form a SHA-256 hash chain,
  *   hash_n = SHA-256(hash_{n-1} ‖ canonical(event_n)),   hash_{-1} = SHA-256("portcullis-session\0" ‖ session id),
  * and every gateway instance's ledger rows form one the same way. The canonical encoding is a version tag
- * followed by each field as `<byte length>:<bytes>`, so no two different events encode alike whatever
- * their text holds. It is part of the recording format: changing it is a new version tag, never an edit.
+ * followed by each field as `<byte length>:<bytes>` (a relayed message adds its forwarded text as a last
+ * field), so no two different events encode alike whatever their text holds. It is part of the recording format: changing it is a new version tag, never an edit.
  */
 
 const eventTag = 'portcullis-event-v1';
@@ -29,18 +29,19 @@ export function ledgerGenesis(instanceId: string): string {
 export type UnhashedEvent = Omit<EventRow, 'hash'>;
 
 export function eventHash(previousHash: string, e: UnhashedEvent): string {
-  const h = createHash('sha256');
-  h.update(Buffer.from(previousHash, 'hex'));
-  field(h, eventTag);
-  field(h, e.sessionId);
-  field(h, String(e.seq));
-  field(h, String(e.timeUs));
-  field(h, String(e.monoUs));
-  field(h, e.kind);
-  field(h, e.direction ?? '');
-  field(h, e.boundary ?? '');
-  field(h, e.payload);
-  return h.digest('hex');
+  // One update for all the fields: each update() crosses into native code, and events are hashed on the hot path.
+  const direction = e.direction ?? '';
+  const boundary = e.boundary ?? '';
+  const seq = String(e.seq);
+  const timeUs = String(e.timeUs);
+  const monoUs = String(e.monoUs);
+  const canonical =
+    `${eventTag.length}:${eventTag}${Buffer.byteLength(e.sessionId)}:${e.sessionId}${seq.length}:${seq}${timeUs.length}:${timeUs}` +
+    `${monoUs.length}:${monoUs}${e.kind.length}:${e.kind}${direction.length}:${direction}${boundary.length}:${boundary}` +
+    `${Buffer.byteLength(e.payload)}:${e.payload}` +
+    // Only a relayed message has a second text: the other events' encoding stays as it is.
+    (e.forwarded === null ? '' : `${Buffer.byteLength(e.forwarded)}:${e.forwarded}`);
+  return createHash('sha256').update(Buffer.from(previousHash, 'hex')).update(canonical).digest('hex');
 }
 
 export function ledgerHash(previousHash: string, l: Omit<LedgerRow, 'hash'>): string {

@@ -1,6 +1,6 @@
 import type { Store } from '../store/store.js';
 import type { EventRow, SessionRow } from '../store/types.js';
-import { isoUs, type RpcSummary, summarizeRpc } from './transcript.js';
+import { clientView, isoUs, type RpcSummary, summarizeRpc } from './transcript.js';
 
 /**
  * The JSONL export: one `session` line, then one `event` line per event, in order. The schema is stable
@@ -47,8 +47,10 @@ export interface EventLine {
   kind: string;
   direction: string | null;
   boundary: string | null;
-  /** The exact text recorded: for messages, the JSON-RPC message as it crossed the boundary. */
+  /** The exact text recorded: for messages, the JSON-RPC message as it crossed the boundary (for `relayed`: as received). */
   payload: string;
+  /** A `relayed` message: the exact text forwarded (ids renumbered). */
+  forwarded?: string;
   hash: string;
   subject: string;
   connection: string;
@@ -98,11 +100,13 @@ export function eventLine(s: SessionRow, e: EventRow): EventLine {
     direction: e.direction,
     boundary: e.boundary,
     payload: e.payload,
+    ...(e.forwarded !== null ? { forwarded: e.forwarded } : {}),
     hash: e.hash,
     subject: s.subject,
     connection: s.connection,
   };
-  if (e.kind === 'message') line.rpc = summarizeRpc(e.payload);
+  // Ids as the client numbers them, so a request and its response pair up.
+  if (e.kind === 'message') line.rpc = summarizeRpc(clientView(e));
   else {
     try {
       line.details = JSON.parse(e.payload);

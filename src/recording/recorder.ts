@@ -72,6 +72,7 @@ type Item =
       direction: EventDirection | null;
       boundary: EventBoundary | null;
       payload: string;
+      forwarded: string | null;
     }
   | { type: 'negotiated'; chain: SessionChain; fields: NegotiatedFields }
   | { type: 'seal'; chain: SessionChain; status: 'closed' | 'cut-off'; closedAtUs: number; reason: string; denials: number; redactions: number }
@@ -194,7 +195,14 @@ export class Recorder {
     return chain;
   }
 
-  append(chain: SessionChain, kind: EventKind, direction: EventDirection | null, boundary: EventBoundary | null, payload: string): void {
+  append(
+    chain: SessionChain,
+    kind: EventKind,
+    direction: EventDirection | null,
+    boundary: EventBoundary | null,
+    payload: string,
+    forwarded: string | null = null,
+  ): void {
     if (chain.broken) throw this.#unavailable();
     if (!this.#healthy && this.mode === 'write-ahead') throw this.#unavailable();
     this.#enqueue({
@@ -206,6 +214,7 @@ export class Recorder {
       direction,
       boundary,
       payload,
+      forwarded,
     });
   }
 
@@ -322,12 +331,13 @@ export class Recorder {
       boundary: EventBoundary | null,
       payload: string,
       monoUs = Math.round((performance.now() - chain.t0) * 1000),
+      forwarded: string | null = null,
     ) => {
-      const e = { sessionId: chain.sessionId, seq: head.nextSeq, timeUs, monoUs, kind, direction, boundary, payload };
-      const hash = eventHash(head.lastHash, e);
-      batch.events.push({ ...e, hash });
+      const e = { sessionId: chain.sessionId, seq: head.nextSeq, timeUs, monoUs, kind, direction, boundary, payload, forwarded, hash: '' };
+      e.hash = eventHash(head.lastHash, e);
+      batch.events.push(e);
       head.nextSeq++;
-      head.lastHash = hash;
+      head.lastHash = e.hash;
     };
     for (const item of items) {
       switch (item.type) {
@@ -336,7 +346,7 @@ export class Recorder {
           toLedger('opened', item.row.id, { connection: item.row.connection, subject: item.row.subject, openedAtUs: item.row.openedAtUs }, item.row.openedAtUs);
           break;
         case 'event':
-          pushEvent(item.chain, headOf(item.chain), item.timeUs, item.kind, item.direction, item.boundary, item.payload, item.monoUs);
+          pushEvent(item.chain, headOf(item.chain), item.timeUs, item.kind, item.direction, item.boundary, item.payload, item.monoUs, item.forwarded);
           break;
         case 'negotiated':
           batch.negotiated.push({ id: item.chain.sessionId, ...item.fields });

@@ -40,8 +40,13 @@ export class SessionRecording {
   }
 
   /** A message as it crossed a boundary: `text` is the JSON exactly as received or as sent. */
-  message(direction: Direction, boundary: EventBoundary, text: string): void {
+  message(direction: Direction, boundary: Exclude<EventBoundary, 'relayed'>, text: string): void {
     this.#append(() => this.recorder.append(this.chain, 'message', direction, boundary, text));
+  }
+
+  /** A message passed straight through, no stage acting on it: one event with both texts, as received and as forwarded. */
+  relayed(direction: Direction, received: string, forwarded: string): void {
+    this.#append(() => this.recorder.append(this.chain, 'message', direction, 'relayed', received, forwarded));
   }
 
   verdict(event: VerdictEvent): void {

@@ -40,10 +40,12 @@ export function summarizeRpc(payload: string): RpcSummary {
 }
 
 const arrows: Record<string, string> = {
-  'toServer:received': 'client  → gateway',
-  'toServer:delivered': 'gateway → server ',
-  'toClient:received': 'server  → gateway',
-  'toClient:delivered': 'gateway → client ',
+  'toServer:received': 'client  → gateway         ',
+  'toServer:delivered': '          gateway → server',
+  'toServer:relayed': 'client  → gateway → server',
+  'toClient:received': 'server  → gateway         ',
+  'toClient:delivered': '          gateway → client',
+  'toClient:relayed': 'server  → gateway → client',
 };
 
 function excerpt(value: unknown, max: number): string {
@@ -73,6 +75,11 @@ function messageDetail(payload: string, max: number): string {
   return excerpt(m.result, max);
 }
 
+/** A message's text in the client's numbering of ids: what it sent (to the server) or what it got (from the server). */
+export function clientView(e: EventRow): string {
+  return e.boundary === 'relayed' && e.direction === 'toClient' && e.forwarded !== null ? e.forwarded : e.payload;
+}
+
 export function formatOffset(monoUs: number): string {
   return `+${(monoUs / 1e6).toFixed(3)}s`.padStart(10);
 }
@@ -81,7 +88,8 @@ export function formatOffset(monoUs: number): string {
 export function describeEvent(e: EventRow, width = 160): string {
   const at = formatOffset(e.monoUs);
   if (e.kind === 'message') {
-    const s = summarizeRpc(e.payload);
+    const shown = clientView(e);
+    const s = summarizeRpc(shown);
     const arrow = arrows[`${e.direction}:${e.boundary}`] ?? `${e.direction} ${e.boundary}`;
     const what =
       s.kind === 'request'
@@ -93,7 +101,7 @@ export function describeEvent(e: EventRow, width = 160): string {
             : s.kind === 'response'
               ? `result  #${s.id}`
               : 'message';
-    return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(e.payload, width)}`;
+    return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(shown, width)}`;
   }
   let details: Record<string, unknown> = {};
   try {

@@ -45,9 +45,19 @@ export interface SessionOptions {
 
 type State = 'new' | 'open' | 'closed';
 
-/** A message context that collects the verdicts of a message to the client until its `received` event is recorded. */
+/**
+ * A message context that collects the verdicts on a message until its `received` event is recorded: a message
+ * no stage acted on is then recorded as one `relayed` event. Once `received` is recorded (or when nothing is
+ * recorded), `verdicts` is undefined and verdicts are recorded as they come.
+ */
 interface TracedContext extends MessageContext {
-  readonly verdicts?: VerdictEvent[];
+  verdicts?: VerdictEvent[];
+}
+
+/** A message whose `received` event is not recorded yet: its text and the verdicts collected on it. */
+interface Unrecorded {
+  text: string;
+  ctx: TracedContext;
 }
 
 function progressTokenOf(request: JsonRpcRequest): string | undefined {
@@ -199,20 +209,48 @@ export class Session implements SessionInfo {
       if (isRequest(message)) this.#sendUnrecorded(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'), message.id);
       return;
     }
-    if (!this.#record(() => this.#recording?.message('toServer', 'received', text))) {
-      if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
-      return;
-    }
-    const ctx = this.#context('toServer', isRequest(message) ? undefined : this.#requestAnsweredByClient(message));
+    const ctx = this.#context('toServer', isRequest(message) ? undefined : this.#requestAnsweredByClient(message), this.#recording !== undefined);
     const outcome = this.#pipeline.run(message, ctx);
     if (outcome instanceof Promise) {
+      // A stage holds the message (a review): what was received is recorded now, not when the stage decides.
+      if (!this.#record(() => this.#appendReceived('toServer', text, ctx))) {
+        if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
+        return;
+      }
       outcome.then(
-        (o) => this.#afterClientPipeline(message, o),
+        (o) => this.#afterClientPipeline(message, o, undefined),
         (err) => this.#stageFailed(message, err),
       );
     } else {
-      this.#afterClientPipeline(message, outcome);
+      this.#afterClientPipeline(message, outcome, { text, ctx });
     }
+  }
+
+  /** Appends a message's `received` event and the verdicts collected on it; from then on its verdicts are recorded directly. */
+  #appendReceived(direction: Direction, text: string, ctx: TracedContext): void {
+    const verdicts = ctx.verdicts ?? [];
+    ctx.verdicts = undefined;
+    if (this.#recording === undefined) return;
+    const sensitive = verdicts.some((v) => v.sensitive);
+    this.#recording.message(direction, 'received', direction === 'toClient' && sensitive ? withheld(text) : text);
+    for (const v of verdicts) this.#recording.verdict(v);
+  }
+
+  /**
+   * Appends what a forwarded or delivered message crossed: one `relayed` event when no stage acted on it, or
+   * `received`, the verdicts, then `delivered`. False when recording refused (the session is ending).
+   */
+  #recordPassage(direction: Direction, unrecorded: Unrecorded | undefined, sent: string): boolean {
+    if (this.#recording === undefined) return true;
+    return this.#record(() => {
+      if (unrecorded !== undefined && unrecorded.ctx.verdicts !== undefined && unrecorded.ctx.verdicts.length === 0) {
+        unrecorded.ctx.verdicts = undefined;
+        this.#recording?.relayed(direction, unrecorded.text, sent);
+        return;
+      }
+      if (unrecorded !== undefined) this.#appendReceived(direction, unrecorded.text, unrecorded.ctx);
+      this.#recording?.message(direction, 'delivered', sent);
+    });
   }
 
   #requestAnsweredByClient(message: JsonRpcMessage): JsonRpcRequest | undefined {
@@ -220,7 +258,10 @@ export class Session implements SessionInfo {
     return this.#toClient.peek((message as JsonRpcResponse).id)?.request;
   }
 
-  #afterClientPipeline(original: JsonRpcMessage, outcome: Outcome): void {
+  #afterClientPipeline(original: JsonRpcMessage, outcome: Outcome, unrecorded: Unrecorded | undefined): void {
+    if (outcome.action === 'answer' || this.#state === 'closed') {
+      if (unrecorded !== undefined && !this.#record(() => this.#appendReceived('toServer', unrecorded.text, unrecorded.ctx))) return;
+    }
     if (outcome.action === 'answer') {
       if (isRequest(original) && outcome.message) this.#answerClient(outcome.message);
       return;
@@ -235,21 +276,22 @@ export class Session implements SessionInfo {
       const mappedId = this.#toServer.add(message);
       const token = progressTokenOf(message);
       if (token !== undefined) this.#progressTokens.set(token, message.id);
-      this.#forwardToServer({ ...message, id: mappedId }, message.id);
+      this.#forwardToServer({ ...message, id: mappedId }, message.id, unrecorded);
       return;
     }
     if (isNotification(message)) {
-      this.#forwardToServer(this.#mapClientNotification(message));
+      this.#forwardToServer(this.#mapClientNotification(message), undefined, unrecorded);
       return;
     }
     // A client's response to a server request: back to the server's own id.
     const response = message as JsonRpcResponse;
     const pending = this.#toClient.take(response.id);
     if (pending === undefined) {
+      if (unrecorded !== undefined && !this.#record(() => this.#appendReceived('toServer', unrecorded.text, unrecorded.ctx))) return;
       this.#dropped('toServer', response, 'the client answered a request the server is not waiting for (unknown, late or cancelled)');
       return;
     }
-    this.#forwardToServer({ ...response, id: pending.originalId });
+    this.#forwardToServer({ ...response, id: pending.originalId }, undefined, unrecorded);
   }
 
   #mapClientNotification(n: JsonRpcNotification): JsonRpcNotification {
@@ -264,10 +306,10 @@ export class Session implements SessionInfo {
   }
 
   /** Records the message as delivered to the server and, once that is durable, sends those exact bytes. */
-  #forwardToServer(message: JsonRpcMessage, clientRequestId?: RequestId): void {
+  #forwardToServer(message: JsonRpcMessage, clientRequestId?: RequestId, unrecorded?: Unrecorded): void {
     const text = JSON.stringify(message);
     for (const o of this.#observers) o.message?.(this, 'toServer', 'delivered', message);
-    if (!this.#record(() => this.#recording?.message('toServer', 'delivered', text))) return;
+    if (!this.#recordPassage('toServer', unrecorded, text)) return;
     const barrier = this.#recording?.barrier();
     if (barrier === undefined) this.#sendToServer(message, text, clientRequestId);
     else barrier.then(() => this.#sendToServer(message, text, clientRequestId), (err: Error) => this.#recordingFailed(err));
@@ -297,7 +339,7 @@ export class Session implements SessionInfo {
     const response = message as JsonRpcResponse;
     const pending = this.#toServer.take(response.id);
     if (pending === undefined) {
-      this.#record(() => this.#recording?.message('toClient', 'received', text));
+      if (!this.#record(() => this.#recording?.message('toClient', 'received', text))) return;
       this.#dropped('toClient', response, 'the server answered a request that is not pending (unknown, late or cancelled)');
       return;
     }
@@ -367,16 +409,9 @@ export class Session implements SessionInfo {
 
   #afterServerPipeline(original: JsonRpcMessage, text: string, outcome: Outcome, related: RequestId | undefined, ctx: TracedContext): void {
     if (this.#state === 'closed') return;
-    // The server's message as received (or only its digest, when a stage stripped sensitive content), then the verdicts on it.
-    const verdicts = ctx.verdicts ?? [];
-    const sensitive = verdicts.some((v) => v.sensitive);
-    const recorded = this.#record(() => {
-      this.#recording?.message('toClient', 'received', sensitive ? withheld(text) : text);
-      for (const v of verdicts) this.#recording?.verdict(v);
-    });
-    if (!recorded) return;
     if (outcome.action === 'answer') {
       // A stage answered a server request itself (e.g. refused a sampling request): reply upstream.
+      if (!this.#record(() => this.#appendReceived('toClient', text, ctx))) return;
       if (isRequest(original) && outcome.message) this.#forwardToServer(outcome.message);
       return;
     }
@@ -389,14 +424,14 @@ export class Session implements SessionInfo {
       const pending = serverId === undefined ? undefined : this.#toClient.forget(serverId);
       if (pending !== undefined) message = { ...message, params: { ...message.params, requestId: pending.mappedId } };
     }
-    this.#deliver(message, related);
+    this.#deliver(message, related, { text, ctx });
   }
 
   /** Records the message as delivered to the client and, once that is durable, hands those exact bytes to the edge. */
-  #deliver(message: JsonRpcMessage, related: RequestId | undefined): void {
+  #deliver(message: JsonRpcMessage, related: RequestId | undefined, unrecorded?: Unrecorded): void {
     const text = JSON.stringify(message);
     for (const o of this.#observers) o.message?.(this, 'toClient', 'delivered', message);
-    if (!this.#record(() => this.#recording?.message('toClient', 'delivered', text))) {
+    if (!this.#recordPassage('toClient', unrecorded, text)) {
       this.#withheldFromClient(message, related);
       return;
     }

@@ -51,6 +51,7 @@ export const sqliteMigrations: readonly Migration[] = [
         direction TEXT,
         boundary TEXT,
         payload TEXT NOT NULL,
+        forwarded TEXT,
         hash TEXT NOT NULL,
         PRIMARY KEY (session_id, seq)
       );
@@ -125,6 +126,7 @@ export const postgresMigrations: readonly Migration[] = [
         direction TEXT,
         boundary TEXT,
         payload TEXT NOT NULL,
+        forwarded TEXT,
         hash TEXT NOT NULL,
         PRIMARY KEY (session_id, seq)
       );

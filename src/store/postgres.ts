@@ -239,7 +239,7 @@ export function buildBatchStatement(batch: WriteBatch): { sql: string; params: u
   if (batch.events.length > 0) {
     const e = batch.events;
     parts.push(
-      `INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, hash) SELECT * FROM unnest(${[
+      `INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, forwarded, hash) SELECT * FROM unnest(${[
         p(e.map((x) => x.sessionId), 'text[]'),
         p(e.map((x) => x.seq), 'int4[]'),
         p(e.map((x) => x.timeUs), 'int8[]'),
@@ -248,6 +248,7 @@ export function buildBatchStatement(batch: WriteBatch): { sql: string; params: u
         p(e.map((x) => x.direction), 'text[]'),
         p(e.map((x) => x.boundary), 'text[]'),
         p(e.map((x) => x.payload), 'text[]'),
+        p(e.map((x) => x.forwarded), 'text[]'),
         p(e.map((x) => x.hash), 'text[]'),
       ].join(', ')})`,
     );

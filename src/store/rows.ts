@@ -105,6 +105,7 @@ export function eventFromDb(r: DbRow): EventRow {
     direction: strOrNull(r.direction) as EventRow['direction'],
     boundary: strOrNull(r.boundary) as EventRow['boundary'],
     payload: String(r.payload),
+    forwarded: strOrNull(r.forwarded),
     hash: String(r.hash),
   };
 }

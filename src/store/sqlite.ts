@@ -61,7 +61,7 @@ export class SqliteStore implements Store {
     const placeholders = sessionColumns.map(() => '?').join(', ');
     this.#insertSession = this.#db.prepare(`INSERT INTO sessions (${sessionColumns.join(', ')}) VALUES (${placeholders})`);
     this.#insertEvent = this.#db.prepare(
-      'INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, forwarded, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#updateNegotiated = this.#db.prepare('UPDATE sessions SET client_info = ?, server_info = ?, protocol_version = ? WHERE id = ?');
     this.#updateSeal = this.#db.prepare(
@@ -73,7 +73,7 @@ export class SqliteStore implements Store {
     this.#deleteSession = this.#db.prepare('DELETE FROM sessions WHERE id = ?');
     this.#writeBatch = this.#db.transaction((b: WriteBatch) => {
       for (const s of b.sessionsOpened) this.#insertSession.run(...sessionToDb(s));
-      for (const e of b.events) this.#insertEvent.run(e.sessionId, e.seq, e.timeUs, e.monoUs, e.kind, e.direction, e.boundary, e.payload, e.hash);
+      for (const e of b.events) this.#insertEvent.run(e.sessionId, e.seq, e.timeUs, e.monoUs, e.kind, e.direction, e.boundary, e.payload, e.forwarded, e.hash);
       for (const n of b.negotiated) {
         this.#updateNegotiated.run(n.clientInfo == null ? null : JSON.stringify(n.clientInfo), n.serverInfo == null ? null : JSON.stringify(n.serverInfo), n.protocolVersion, n.id);
       }
@@ -146,7 +146,7 @@ export class SqliteStore implements Store {
     try {
       this.#db.exec('BEGIN IMMEDIATE');
       try {
-        this.#insertEvent.run('portcullis-probe', -1, 0, 0, 'probe', null, null, '{}', '');
+        this.#insertEvent.run('portcullis-probe', -1, 0, 0, 'probe', null, null, '{}', null, '');
       } finally {
         this.#db.exec('ROLLBACK');
       }

@@ -37,7 +37,11 @@ export interface SessionRow {
 
 export type EventKind = 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'close';
 export type EventDirection = 'toServer' | 'toClient';
-export type EventBoundary = 'received' | 'delivered';
+/**
+ * Where a message event was taken: as `received` from its sender, as `delivered` to its receiver, or both at
+ * once (`relayed`: passed straight through with no stage acting on it; `payload` as received, `forwarded` as sent).
+ */
+export type EventBoundary = 'received' | 'delivered' | 'relayed';
 
 /** One recorded event; `payload` is the JSON text as it passed (for messages) or a JSON object describing it. */
 export interface EventRow {
@@ -50,6 +54,8 @@ export interface EventRow {
   direction: EventDirection | null;
   boundary: EventBoundary | null;
   payload: string;
+  /** For a `relayed` message: the JSON exactly as forwarded (ids renumbered); otherwise null. */
+  forwarded: string | null;
   hash: string;
 }
 

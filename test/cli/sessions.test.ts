@@ -100,8 +100,11 @@ describe('portcullis sessions', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^Session +${ids[1]}$`, 'm'));
     assert.match(r.stdout, /^Client +cli-test-client 3\.1\.4 +Server +mcp-servers\/everything/m);
-    assert.match(r.stdout, /client {2}→ gateway {2}request tools\/call #\d+ echo +\{"message":"second session"\}/);
-    assert.match(r.stdout, /gateway → client {3}result {2}#\d+ +Echo: second session/);
+    assert.match(r.stdout, /client {2}→ gateway → server {2}request tools\/call #\d+ echo +\{"message":"second session"\}/);
+    assert.match(r.stdout, /server {2}→ gateway → client {2}result {2}#\d+ +Echo: second session/);
+    // A refused call is shown as received, then the decision, then the gateway's own answer.
+    assert.match(r.stdout, /client +→ gateway +request tools\/call #\d+ get-env/);
+    assert.match(r.stdout, /s +gateway → client +error +#\d+ -32003/);
     assert.match(r.stdout, /⚑ tool-filter answer tools\/call #\d+: tool 'get-env' is not allowed/);
     assert.match(r.stdout, /■ closed +client ended the session$/m);
     const missing = await cli('sessions', 'show', 'no-such-session');

@@ -14,8 +14,11 @@ import { freePort } from '../helpers/ports.js';
 
 /** `portcullis gateway` as operators run it: a real process, its banner, its exit codes and its shutdown. */
 
+/** Each CLI process runs in its own scratch folder, so the default ./data directory is never the project's. */
 function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string } {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cwd = mkdtempSync(join(tmpdir(), 'portcullis-cli-cwd-'));
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));

@@ -12,6 +12,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { backends, type TestStore } from '../helpers/stores.js';
+import { deliveredTexts, receivedTexts } from '../helpers/recorded.js';
 import { wireTap } from '../helpers/wire-tap.js';
 
 /**
@@ -23,8 +24,6 @@ async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
   return store.events(sessionId, -1, 100_000);
 }
 
-const messages = (events: EventRow[], direction: string, boundary: string) =>
-  events.filter((e) => e.kind === 'message' && e.direction === direction && e.boundary === boundary).map((e) => e.payload);
 
 for (const backend of backends) {
   describe(`recording a real session (${backend.name} store)`, () => {
@@ -83,12 +82,12 @@ for (const backend of backends) {
     it('holds every message the client sent, byte for byte, in order', async () => {
       const events = await allEvents(store, sessionId);
       assert.ok(tap.sent.length >= 8, `the client sent ${tap.sent.length} messages`);
-      assert.deepEqual(messages(events, 'toServer', 'received'), tap.sent);
+      assert.deepEqual(receivedTexts(events, 'toServer'), tap.sent);
     });
 
     it('holds every message the client received, byte for byte', async () => {
       const events = await allEvents(store, sessionId);
-      const delivered = messages(events, 'toClient', 'delivered');
+      const delivered = deliveredTexts(events, 'toClient');
       assert.ok(tap.received.length >= 10, `the client received ${tap.received.length} messages`);
       assert.deepEqual([...delivered].sort(), [...tap.received].sort());
       // Each stream's order holds: progress comes before the response of its call.
@@ -99,14 +98,16 @@ for (const backend of backends) {
     });
 
     it('records both boundaries: what the gateway received and what it delivered, with renumbered ids', async () => {
+      const relayed = (await allEvents(store, sessionId)).filter((e) => e.boundary === 'relayed');
+      assert.ok(relayed.length > 0 && relayed.every((e) => e.forwarded !== null), 'messages no stage acted on are one relayed event with both texts');
       const events = await allEvents(store, sessionId);
-      const echo = events.find((e) => e.direction === 'toServer' && e.boundary === 'delivered' && e.payload.includes('"echo"'))!;
+      const echo = deliveredTexts(events, 'toServer').find((p) => p.includes('"echo"'))!;
       const asSent = JSON.parse(tap.sent.find((s) => s.includes('"echo"'))!) as { id: number; params: unknown };
-      const forwarded = JSON.parse(echo.payload) as { id: number; params: unknown };
+      const forwarded = JSON.parse(echo) as { id: number; params: unknown };
       assert.deepEqual(forwarded.params, asSent.params);
       assert.equal(typeof forwarded.id, 'number');
       // The server's answer as received (its id) and as delivered (the client's id).
-      const fromServer = events.filter((e) => e.direction === 'toClient' && e.boundary === 'received').map((e) => JSON.parse(e.payload) as { id?: number });
+      const fromServer = receivedTexts(events, 'toClient').map((p) => JSON.parse(p) as { id?: number });
       assert.ok(fromServer.some((m) => m.id === forwarded.id));
     });
 
@@ -137,7 +138,7 @@ for (const backend of backends) {
       await res.text();
       await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { 'mcp-session-id': id } });
       await gw.gateway.recorder!.drain();
-      const received = messages(await allEvents(store, id), 'toServer', 'received');
+      const received = receivedTexts(await allEvents(store, id), 'toServer');
       assert.deepEqual(received.slice(-2), ['{"jsonrpc":"2.0", "id":"b1","method":"ping"}', '{"jsonrpc":"2.0","id":"b2","method":"tools/list"}']);
     });
   });

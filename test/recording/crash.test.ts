@@ -13,6 +13,7 @@ import { cliPath } from '../helpers/client.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { freePort } from '../helpers/ports.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
+import { deliveredTexts } from '../helpers/recorded.js';
 import { postgresTestStore, sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
 /**
@@ -110,9 +111,7 @@ async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer):
           assert.ok(row, `${where}: recorded`);
           assert.equal(row.status, 'cut-off', where);
           assert.match(row.closeReason ?? '', /cut off: the gateway stopped without closing the session/, where);
-          const delivered = new Set(
-            (await store.events(c.sessionId, -1, 1_000_000)).filter((e) => e.direction === 'toClient' && e.boundary === 'delivered').map((e) => e.payload),
-          );
+          const delivered = new Set(deliveredTexts(await store.events(c.sessionId, -1, 1_000_000), 'toClient'));
           for (const text of c.received) assert.ok(delivered.has(text), `${where}: the recording holds what the client received: ${text.slice(0, 120)}`);
           const result = await verifySession(store, c.sessionId, trusted);
           assert.equal(result.status, 'verified', `${where}: ${JSON.stringify(result.problems)}`);

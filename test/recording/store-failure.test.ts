@@ -9,6 +9,7 @@ import { sqlitePath } from '../../src/store/open.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
+import { deliveredTexts } from '../helpers/recorded.js';
 import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
 
 /**
@@ -140,7 +141,7 @@ for (const backend of backends) {
       const verified = await verifySession(store, sessionId, await trustedKeys([{ keyId: key.keyId, publicKeyPem: key.publicKeyPem }]));
       assert.equal(verified.status, 'verified', JSON.stringify(verified.problems));
       assert.ok(verified.notes.some((n) => /^cut off: /.test(n)));
-      const forwarded = (await store.events(sessionId, -1, 1000)).filter((e) => e.direction === 'toServer' && e.boundary === 'delivered').map((e) => e.payload);
+      const forwarded = deliveredTexts(await store.events(sessionId, -1, 1000), 'toServer');
       assert.ok(forwarded.some((p) => p.includes('before the fault')));
       assert.ok(!forwarded.some((p) => p.includes('during the fault')), 'the recording does not claim the unforwarded call went out');
     });

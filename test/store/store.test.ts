@@ -47,6 +47,7 @@ function event(sessionId: string, seq: number, payload = `{"jsonrpc":"2.0","id":
     direction: seq % 2 === 0 ? 'toServer' : 'toClient',
     boundary: 'received',
     payload,
+    forwarded: seq % 3 === 0 ? `{"forwarded":${seq}}` : null,
     hash: `${seq}`.padStart(64, 'a'),
   };
 }
