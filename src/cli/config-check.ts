@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import { describeStore } from '../store/open.js';
 
 export function configCheckCommand(): Command {
   return new Command('check')
@@ -9,7 +10,8 @@ export function configCheckCommand(): Command {
       try {
         const config = loadConfigFile(file);
         const names = [...config.connections.values()].map((c) => `${c.name} (${c.upstream.kind})`);
-        process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}\n`);
+        const recording = config.recording.mode === 'off' ? 'recording off' : `recording ${config.recording.mode} to ${describeStore(config.store.reveal())}`;
+        process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}\n`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.message}\n`);

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { PostgresStore } from './postgres.js';
+import { parsePostgresUrl, PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
 
@@ -12,6 +12,16 @@ export interface OpenStoreOptions {
 /** The SQLite file a `sqlite:PATH` URL names; a relative path is relative to the working directory, like every path in the config. */
 export function sqlitePath(url: string): string {
   return resolve(url.slice('sqlite:'.length));
+}
+
+/** Where a store URL points, safe to print (no password). */
+export function describeStore(url: string): string {
+  if (url.startsWith('sqlite:')) return `sqlite:${sqlitePath(url)}`;
+  try {
+    return parsePostgresUrl(url).location;
+  } catch {
+    return 'postgres://…';
+  }
 }
 
 /** Opens the store a URL names (`sqlite:PATH` or `postgres://…`); the gateway migrates it, readers only check it. */

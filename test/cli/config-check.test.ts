@@ -24,11 +24,14 @@ describe('portcullis config check', () => {
   it('a valid file: exit 0 and a one-line summary on stdout', async () => {
     const path = file(
       'valid.yaml',
-      'listen: 127.0.0.1:9123\nconnections:\n  everything:\n    stdio: {command: node}\n  remote:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n  old:\n    sse: {url: "http://127.0.0.1:3001/sse"}\n',
+      'listen: 127.0.0.1:9123\nstore: postgres://pc@db:5432/pc?schema=audit\nconnections:\n  everything:\n    stdio: {command: node}\n  remote:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n  old:\n    sse: {url: "http://127.0.0.1:3001/sse"}\n',
     );
     const run = await configCheck(path);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout, `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse)\n`);
+    assert.equal(
+      run.stdout,
+      `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse); recording write-ahead to postgres://pc@db:5432/pc (schema audit)\n`,
+    );
     assert.equal(run.stderr, '');
   });
 

@@ -1,0 +1,199 @@
+import { emptyBatch, type EventBoundary, type EventDirection, type EventKind, type LedgerKind, type NegotiatedFields, type SessionRow, type WriteBatch } from '../store/types.js';
+import { eventHash, ledgerHash, sealBytes } from './chain.js';
+import type { Commit } from './commit.js';
+import type { SigningKey } from './keys.js';
+import type { SessionChain } from './session-chain.js';
+import { nowUs } from './time.js';
+
+/** What sessions queue for the recorder, before it has a sequence number or a hash. */
+export type Item =
+  | { type: 'open'; chain: SessionChain; row: SessionRow }
+  | {
+      type: 'event';
+      chain: SessionChain;
+      timeUs: number;
+      monoUs: number;
+      kind: EventKind;
+      direction: EventDirection | null;
+      boundary: EventBoundary | null;
+      payload: string;
+      forwarded: string | null;
+    }
+  | { type: 'negotiated'; chain: SessionChain; fields: NegotiatedFields }
+  | { type: 'seal'; chain: SessionChain; status: 'closed' | 'cut-off'; closedAtUs: number; reason: string; denials: number; redactions: number }
+  | { type: 'tombstone'; session: SessionRow; reason: string; deletedAtUs: number; commit: Commit };
+
+export function chainOf(item: Item): SessionChain | undefined {
+  return item.type === 'tombstone' ? undefined : item.chain;
+}
+
+/** Items that add a row to the instance's ledger, whose chain orders them across sessions. */
+export function needsLedger(item: Item): boolean {
+  return item.type === 'open' || item.type === 'seal' || item.type === 'tombstone';
+}
+
+export interface Head {
+  nextSeq: number;
+  lastHash: string;
+}
+
+export interface Materialized {
+  batch: WriteBatch;
+  /** Each chain's head once the batch is written. */
+  heads: Map<SessionChain, Head>;
+  /** The ledger's head once the batch is written. */
+  ledger: { seq: number; hash: string };
+  /** Sessions the batch seals. */
+  sealed: string[];
+}
+
+/**
+ * Turns queued items into the rows of one group commit: assigns each event its sequence number and hash from
+ * its chain's durable head, signs seals, and appends ledger rows. Nothing changes until the batch is written:
+ * the caller moves the heads forward then, so a failed batch leaves no trace to undo.
+ */
+export function materialize(items: readonly Item[], ledgerHead: { seq: number; hash: string }, key: SigningKey, instanceId: string): Materialized {
+  const batch = emptyBatch();
+  const heads = new Map<SessionChain, Head>();
+  const sealed: string[] = [];
+  let ledger = { ...ledgerHead };
+
+  const toLedger = (kind: LedgerKind, sessionId: string, detail: unknown, timeUs: number) => {
+    const row = { instanceId, seq: ledger.seq + 1, timeUs, kind, sessionId, detail: JSON.stringify(detail), hash: '' };
+    row.hash = ledgerHash(ledger.hash, row);
+    batch.ledger.push(row);
+    ledger = { seq: row.seq, hash: row.hash };
+  };
+  const pushEvent = (
+    chain: SessionChain,
+    head: Head,
+    timeUs: number,
+    monoUs: number,
+    kind: EventKind,
+    direction: EventDirection | null,
+    boundary: EventBoundary | null,
+    payload: string,
+    forwarded: string | null,
+  ) => {
+    const e = { sessionId: chain.sessionId, seq: head.nextSeq, timeUs, monoUs, kind, direction, boundary, payload, forwarded, hash: '' };
+    e.hash = eventHash(head.lastHash, e);
+    batch.events.push(e);
+    head.nextSeq++;
+    head.lastHash = e.hash;
+  };
+  const headOf = (chain: SessionChain): Head => {
+    let head = heads.get(chain);
+    if (head === undefined) {
+      head = { nextSeq: chain.nextSeq, lastHash: chain.lastHash };
+      heads.set(chain, head);
+      if (chain.lost > 0) {
+        // Best-effort recording lost events here: the chain says so instead of hiding the hole.
+        const gap = JSON.stringify({ lost: chain.lost, reason: 'the recording store was unavailable (best-effort recording)' });
+        pushEvent(chain, head, nowUs(), chain.monoUs(), 'gap', null, null, gap, null);
+      }
+    }
+    return head;
+  };
+
+  for (const item of items) {
+    switch (item.type) {
+      case 'open':
+        batch.sessionsOpened.push(item.row);
+        toLedger('opened', item.row.id, { connection: item.row.connection, subject: item.row.subject, openedAtUs: item.row.openedAtUs }, item.row.openedAtUs);
+        break;
+      case 'event':
+        pushEvent(item.chain, headOf(item.chain), item.timeUs, item.monoUs, item.kind, item.direction, item.boundary, item.payload, item.forwarded);
+        break;
+      case 'negotiated':
+        batch.negotiated.push({ id: item.chain.sessionId, ...item.fields });
+        break;
+      case 'seal': {
+        const head = headOf(item.chain);
+        pushEvent(item.chain, head, item.closedAtUs, item.chain.monoUs(), 'close', null, null, JSON.stringify({ status: item.status, reason: item.reason }), null);
+        const seal = key.sign(sealBytes({ sessionId: item.chain.sessionId, eventCount: head.nextSeq, lastHash: head.lastHash, status: item.status, closedAtUs: item.closedAtUs }));
+        batch.sealed.push({
+          id: item.chain.sessionId,
+          status: item.status,
+          closedAtUs: item.closedAtUs,
+          closeReason: item.reason,
+          eventCount: head.nextSeq,
+          lastHash: head.lastHash,
+          seal,
+          sealKeyId: key.keyId,
+          denials: item.denials,
+          redactions: item.redactions,
+        });
+        toLedger('sealed', item.chain.sessionId, { status: item.status, eventCount: head.nextSeq, lastHash: head.lastHash, seal, sealKeyId: key.keyId }, item.closedAtUs);
+        sealed.push(item.chain.sessionId);
+        break;
+      }
+      case 'tombstone': {
+        const s = item.session;
+        batch.deletions.push(s.id);
+        const detail = {
+          reason: item.reason,
+          deletedAtUs: item.deletedAtUs,
+          instanceId: s.instanceId,
+          connection: s.connection,
+          subject: s.subject,
+          openedAtUs: s.openedAtUs,
+          closedAtUs: s.closedAtUs,
+          status: s.status,
+          eventCount: s.eventCount,
+          lastHash: s.lastHash,
+          seal: s.seal,
+          sealKeyId: s.sealKeyId,
+        };
+        toLedger('tombstone', s.id, detail, item.deletedAtUs);
+        break;
+      }
+    }
+  }
+  return { batch, heads, ledger, sealed };
+}
+
+/**
+ * Picks the queued items the next batch may take. A chain already in a batch being written waits; so does
+ * every ledger item from the first one that waits, since the ledger is one chain across sessions; and a chain
+ * is never split between two batches, so its commit covers exactly its events. Returns the items taken and
+ * the ones left, both in queue order.
+ */
+export function selectBatch(queue: readonly Item[], ledgerBusy: boolean): { taken: Item[]; rest: Item[] } {
+  const blocked = new Set<SessionChain>();
+  for (const item of queue) {
+    const chain = chainOf(item);
+    if (chain?.inFlight) blocked.add(chain);
+  }
+  for (;;) {
+    let ledgerOpen = !ledgerBusy;
+    let grew = false;
+    for (const item of queue) {
+      const chain = chainOf(item);
+      if (chain !== undefined && blocked.has(chain)) {
+        if (needsLedger(item)) ledgerOpen = false;
+        continue;
+      }
+      if (needsLedger(item) && !ledgerOpen) {
+        if (chain !== undefined) {
+          blocked.add(chain);
+          grew = true;
+        }
+      }
+    }
+    // A chain blocked late may have had earlier items counted as taken: go again until nothing changes.
+    if (!grew) break;
+  }
+  const taken: Item[] = [];
+  const rest: Item[] = [];
+  let ledgerOpen = !ledgerBusy;
+  for (const item of queue) {
+    const chain = chainOf(item);
+    const ok = (chain === undefined || !blocked.has(chain)) && (!needsLedger(item) || ledgerOpen);
+    if (ok) taken.push(item);
+    else {
+      rest.push(item);
+      if (needsLedger(item)) ledgerOpen = false;
+    }
+  }
+  return { taken, rest };
+}

@@ -1,0 +1,79 @@
+import type { Logger } from 'pino';
+import type { SessionRow } from '../store/types.js';
+import type { Recorder } from './recorder.js';
+import { nowUs } from './time.js';
+
+/**
+ * What the recorder does in the background: seal sessions left open, and apply retention.
+ *
+ * A session is left open when its gateway crashed or was killed (sealed at that gateway's next start), when
+ * the store failed under it (sealed once the store is back), or when its gateway went away for good (sealed by
+ * any gateway on the same store once the silent one's heartbeat is older than `staleAfterMs`). Each is sealed
+ * as cut off, its chain continued from the last event the store holds, with the reason.
+ */
+export class Sweeper {
+  #running: Promise<void> | undefined;
+
+  constructor(
+    private readonly recorder: Recorder,
+    private readonly o: { staleAfterMs: number; retentionMs: number; log: Logger },
+  ) {}
+
+  /** One sweep at a time; a call during one waits for it. */
+  sweep(): Promise<void> {
+    this.#running ??= this.#sweep().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async idle(): Promise<void> {
+    await this.#running?.catch(() => {});
+  }
+
+  async #sweep(): Promise<void> {
+    const r = this.recorder;
+    if (!r.healthy || r.closed) return;
+    try {
+      const stale = (await r.store.staleInstances(nowUs() - this.o.staleAfterMs * 1000)).filter((id) => id !== r.instanceId);
+      const open = await r.store.openSessions([r.instanceId, ...stale]);
+      for (const row of open) {
+        if (!r.isLive(row.id)) await this.#recover(row);
+      }
+      if (this.o.retentionMs > 0) await this.#applyRetention();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'recording sweep failed; it runs again later');
+    }
+  }
+
+  /** Continues a session's chain from what the store holds and seals it as cut off. */
+  async #recover(row: SessionRow): Promise<void> {
+    const r = this.recorder;
+    // Whatever this instance still has queued for the session lands first, so the chain goes on from its true end.
+    await r.drain();
+    const last = await r.store.lastEvent(row.id);
+    const chain = r.resumeChain(row, last);
+    const reason =
+      r.cutOffReason(row.id) ??
+      (row.instanceId === r.instanceId
+        ? 'cut off: the gateway stopped without closing the session (a crash or a kill); recovered at its next start'
+        : `cut off: gateway instance ${row.instanceId} stopped without closing the session; recovered by ${r.instanceId}`);
+    await r.seal(chain, 'cut-off', reason, { denials: row.denials, redactions: row.redactions }).then(
+      () => {
+        r.forgetCutOff(row.id);
+        this.o.log.warn({ session: row.id, events: chain.nextSeq, reason }, 'session recovered and sealed as cut off');
+      },
+      (err: Error) => this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later'),
+    );
+  }
+
+  async #applyRetention(): Promise<void> {
+    const r = this.recorder;
+    const before = nowUs() - this.o.retentionMs * 1000;
+    const expired = await r.store.expiredSessions(before, 200);
+    if (expired.length === 0) return;
+    const deletedAtUs = nowUs();
+    const days = Math.round(this.o.retentionMs / 86_400_000);
+    const reason = `retention: closed more than ${days >= 1 ? `${days} days` : `${this.o.retentionMs} ms`} ago`;
+    await Promise.all(expired.map((session) => r.tombstone(session, reason, deletedAtUs)));
+    this.o.log.info({ deleted: expired.length }, 'retention deleted old sessions, leaving tombstones in the ledger');
+  }
+}
