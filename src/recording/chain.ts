@@ -1,9 +1,9 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, type Hash, hash } from 'node:crypto';
 import type { EventRow, LedgerRow } from '../store/types.js';
 
 /**
  * Tamper evidence: every session's events form a SHA-256 hash chain,
- *   hash_n = SHA-256(hash_{n-1} ‖ canonical(event_n)),   hash_{-1} = SHA-256("portcullis-session\0" ‖ session id),
+ *   hash_n = SHA-256(hex(hash_{n-1}) ‖ canonical(event_n)),   hash_{-1} = SHA-256("portcullis-session\0" ‖ session id),
  * and every gateway instance's ledger rows form one the same way. The canonical encoding is a version tag
  * followed by each field as `<byte length>:<bytes>` (a relayed message adds its forwarded text as a last
  * field), so no two different events encode alike whatever their text holds. It is part of the recording format: changing it is a new version tag, never an edit.
@@ -41,12 +41,13 @@ export function eventHash(previousHash: string, e: UnhashedEvent): string {
     `${Buffer.byteLength(e.payload)}:${e.payload}` +
     // Only a relayed message has a second text: the other events' encoding stays as it is.
     (e.forwarded === null ? '' : `${Buffer.byteLength(e.forwarded)}:${e.forwarded}`);
-  return createHash('sha256').update(Buffer.from(previousHash, 'hex')).update(canonical).digest('hex');
+  // One-shot hashing of one string: no Hash object, no Buffer, on a path taken twice per call.
+  return hash('sha256', previousHash + canonical, 'hex');
 }
 
 export function ledgerHash(previousHash: string, l: Omit<LedgerRow, 'hash'>): string {
   const h = createHash('sha256');
-  h.update(Buffer.from(previousHash, 'hex'));
+  h.update(previousHash);
   field(h, ledgerTag);
   field(h, l.instanceId);
   field(h, String(l.seq));
