@@ -6,6 +6,7 @@ import type { Identity, Stage } from '../pipeline/stage.js';
 import type { Recorder } from '../recording/recorder.js';
 import { SessionRecording } from '../recording/session-recording.js';
 import { nowUs } from '../recording/time.js';
+import { openSessionRow } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { Session, type SessionObserver } from './session.js';
 
@@ -101,30 +102,19 @@ export class SessionRegistry {
   #startRecording(id: string, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): SessionRecording | undefined {
     const recorder = this.#options.recorder;
     if (recorder === undefined) return undefined;
-    const openedAtUs = nowUs();
-    const chain = recorder.openSession({
-      id,
-      instanceId: recorder.instanceId,
-      connection: connection.name,
-      subject: identity.subject,
-      email: identity.email ?? null,
-      groups: identity.groups,
-      edge: origin.edge,
-      remoteAddress: origin.remoteAddress ?? null,
-      clientInfo: null,
-      serverInfo: null,
-      protocolVersion: null,
-      openedAtUs,
-      closedAtUs: null,
-      status: 'open',
-      closeReason: null,
-      eventCount: null,
-      lastHash: null,
-      seal: null,
-      sealKeyId: null,
-      denials: 0,
-      redactions: 0,
-    });
+    const chain = recorder.openSession(
+      openSessionRow({
+        id,
+        instanceId: recorder.instanceId,
+        connection: connection.name,
+        subject: identity.subject,
+        email: identity.email ?? null,
+        groups: identity.groups,
+        edge: origin.edge,
+        remoteAddress: origin.remoteAddress ?? null,
+        openedAtUs: nowUs(),
+      }),
+    );
     const recording = new SessionRecording(recorder, chain);
     recording.lifecycle('open', {
       connection: connection.name,

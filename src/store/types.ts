@@ -35,6 +35,31 @@ export interface SessionRow {
   redactions: number;
 }
 
+/** A session row as it is when the session opens: what is known then, and nothing of how it ends. */
+export function openSessionRow(
+  fields: Pick<SessionRow, 'id' | 'instanceId' | 'connection' | 'subject' | 'openedAtUs'> & Partial<Pick<SessionRow, 'email' | 'groups' | 'edge' | 'remoteAddress'>>,
+): SessionRow {
+  return {
+    email: null,
+    groups: [],
+    edge: 'streamable-http',
+    remoteAddress: null,
+    clientInfo: null,
+    serverInfo: null,
+    protocolVersion: null,
+    closedAtUs: null,
+    status: 'open',
+    closeReason: null,
+    eventCount: null,
+    lastHash: null,
+    seal: null,
+    sealKeyId: null,
+    denials: 0,
+    redactions: 0,
+    ...fields,
+  };
+}
+
 export type EventKind = 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'close';
 export type EventDirection = 'toServer' | 'toClient';
 /**

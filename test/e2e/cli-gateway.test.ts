@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { cliPath } from '../helpers/client.js';
 import { childPids, everythingStdio, isAlive } from '../helpers/everything.js';
 import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** `portcullis gateway` as operators run it: a real process, its banner, its exit codes and its shutdown. */
 
@@ -26,13 +27,6 @@ function startCli(args: string[], env: Record<string, string> = {}): { child: Ch
   return { child, stdout: () => out, stderr: () => err };
 }
 
-async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('portcullis gateway (the CLI process)', () => {
   let dir: string;

@@ -11,7 +11,7 @@ import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
-import type { SessionRow } from '../../src/store/types.js';
+import { openSessionRow, type SessionRow } from '../../src/store/types.js';
 import { backends, sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
 /** The recorder on its own: group commit, retention with tombstones, best-effort gaps, recovery of silent gateways. */
@@ -26,29 +26,7 @@ function key(): SigningKey {
 }
 
 function row(recorder: Recorder, id: string): SessionRow {
-  return {
-    id,
-    instanceId: recorder.instanceId,
-    connection: 'c',
-    subject: 'u',
-    email: null,
-    groups: [],
-    edge: 'streamable-http',
-    remoteAddress: null,
-    clientInfo: null,
-    serverInfo: null,
-    protocolVersion: null,
-    openedAtUs: nowUs(),
-    closedAtUs: null,
-    status: 'open',
-    closeReason: null,
-    eventCount: null,
-    lastHash: null,
-    seal: null,
-    sealKeyId: null,
-    denials: 0,
-    redactions: 0,
-  };
+  return openSessionRow({ id, instanceId: recorder.instanceId, connection: 'c', subject: 'u', openedAtUs: nowUs() });
 }
 
 function open(recorder: Recorder, id: string): SessionRecording {

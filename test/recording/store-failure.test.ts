@@ -11,6 +11,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
 import { deliveredTexts } from '../helpers/recorded.js';
 import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Write-ahead recording fails closed: when the store stops taking writes mid-session, the session ends with a
@@ -55,13 +56,6 @@ function faultFor(backend: 'sqlite' | 'postgres', ts: TestStore): Fault {
   };
 }
 
-async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 for (const backend of backends) {
   describe(`the store fails mid-session (${backend.name} store)`, () => {
@@ -126,7 +120,7 @@ for (const backend of backends) {
 
       // The store comes back: sessions open again, and the cut-off session is sealed as such.
       await fault.release();
-      await until(async () => (await ready()) === 200, 'the gateway to be ready again');
+      await waitFor(async () => (await ready()) === 200, 'the gateway to be ready again');
       const again = await connect();
       const after = await again.client.callTool({ name: 'echo', arguments: { message: 'after the fault' } });
       assert.deepEqual(after.content, [{ type: 'text', text: 'Echo: after the fault' }]);
@@ -134,7 +128,7 @@ for (const backend of backends) {
       await again.client.close();
 
       const store = gw.gateway.recorder!.store;
-      await until(async () => (await store.getSession(sessionId))?.status === 'cut-off', 'the cut-off session to be sealed');
+      await waitFor(async () => (await store.getSession(sessionId))?.status === 'cut-off', 'the cut-off session to be sealed');
       const row = (await store.getSession(sessionId))!;
       assert.match(row.closeReason!, /cut off: .*recording store/);
       const key = gw.gateway.recorder!.key;

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { latestVersion, sqliteMigrations } from '../../src/store/migrations.js';
 import { openStore } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
-import { emptyBatch, type EventRow, type LedgerRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
+import { emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
 import { backends, type TestStore } from '../helpers/stores.js';
 
 /** One suite, both backends: what the recorder writes, the CLI and the API read back exactly. */
@@ -12,27 +12,16 @@ let counter = 0;
 function session(over: Partial<SessionRow> = {}): SessionRow {
   counter++;
   return {
-    id: `s-${counter}-${Math.random().toString(36).slice(2, 8)}`,
-    instanceId: 'gw-a',
-    connection: 'everything',
-    subject: 'alice',
-    email: 'alice@example.com',
-    groups: ['eng', 'sre'],
-    edge: 'streamable-http',
-    remoteAddress: '127.0.0.1',
-    clientInfo: null,
-    serverInfo: null,
-    protocolVersion: null,
-    openedAtUs: 1_790_000_000_000_000 + counter * 1000,
-    closedAtUs: null,
-    status: 'open',
-    closeReason: null,
-    eventCount: null,
-    lastHash: null,
-    seal: null,
-    sealKeyId: null,
-    denials: 0,
-    redactions: 0,
+    ...openSessionRow({
+      id: `s-${counter}-${Math.random().toString(36).slice(2, 8)}`,
+      instanceId: 'gw-a',
+      connection: 'everything',
+      subject: 'alice',
+      email: 'alice@example.com',
+      groups: ['eng', 'sre'],
+      remoteAddress: '127.0.0.1',
+      openedAtUs: 1_790_000_000_000_000 + counter * 1000,
+    }),
     ...over,
   };
 }

@@ -6,19 +6,13 @@ import { after, before, describe, it } from 'node:test';
 import { everythingStdio, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The stdio server's process: started only from the configured command, ended with its whole process group
  * when the session ends (a wrapper's children included), and a command that does not exist is a clear error.
  */
 
-async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('stdio upstream process', () => {
   let gw: TestGateway;
