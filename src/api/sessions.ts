@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { eventLine, exportSession } from '../recording/export.js';
+import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
 import type { Store } from '../store/store.js';
 import type { SessionQuery, SessionStatus } from '../store/types.js';
@@ -43,11 +44,9 @@ function intParam(params: URLSearchParams, name: string, fallback: number, min: 
 function timeParam(params: URLSearchParams, name: string): number | undefined {
   const raw = params.get(name);
   if (raw === null) return undefined;
-  const relative = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(raw);
-  if (relative) return Math.round((Date.now() - Number(relative[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[relative[2] as 's']!) * 1000);
-  const ms = Date.parse(raw);
-  if (Number.isNaN(ms)) throw new ApiError(400, `${name} expects an ISO time or a duration ago such as 2h, found ${JSON.stringify(raw)}`);
-  return ms * 1000;
+  const us = parseTimeSpec(raw);
+  if (us === undefined) throw new ApiError(400, `${name} expects an ISO time or a duration ago such as 2h, found ${JSON.stringify(raw)}`);
+  return us;
 }
 
 function encodeCursor(openedAtUs: number, id: string): string {

@@ -1,5 +1,6 @@
 import type { GatewayConfig } from '../config/schema.js';
 import { verifierKeys } from '../recording/keys.js';
+import { parseTimeSpec } from '../recording/time.js';
 import { trustedKeys } from '../recording/verify.js';
 import { openStore } from '../store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../store/store.js';
@@ -24,17 +25,12 @@ export async function trustedKeysForCommand(config: GatewayConfig, store: Store,
   return trustedKeys(verifierKeys(config.dataDir, config.recording.signingKey, config.recording.trustedKeys), trustStoreKeys ? store : undefined);
 }
 
-/** A time for --since/--until: an ISO date or time, or a duration ago (`15m`, `2h`, `7d`). Returns µs. */
+/** A time for --since/--until (see parseTimeSpec); exits 2 naming the flag when it is not one. */
 export function parseTimeArg(value: string, flag: string): number {
-  const relative = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(value.trim());
-  if (relative) {
-    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[relative[2] as 's' | 'm' | 'h' | 'd'];
-    return Math.round((Date.now() - Number(relative[1]) * unit) * 1000);
-  }
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) {
+  const us = parseTimeSpec(value);
+  if (us === undefined) {
     process.stderr.write(`portcullis: ${flag} expects an ISO date or time (2026-11-24, 2026-11-24T10:00Z) or a duration ago (15m, 2h, 7d), found ${JSON.stringify(value)}\n`);
     process.exit(2);
   }
-  return ms * 1000;
+  return us;
 }

@@ -12,6 +12,7 @@ import { runCli } from '../helpers/cli.js';
 import { cliPath } from '../helpers/client.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * `portcullis sessions list|show|replay|verify|export --config FILE` against the recordings of a running
@@ -159,11 +160,9 @@ describe('portcullis sessions', () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const deadline = Date.now() + 10_000;
-    while (!out.includes('■ agreed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => out.includes('■ agreed'), `the replay to show the session so far; it printed: ${out}`);
     await client.callTool({ name: 'echo', arguments: { message: 'said while followed' } });
-    while (!out.includes('said while followed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(out.includes('said while followed'), out);
+    await waitFor(() => out.includes('said while followed'), 'the replay to show the call made while it followed');
     await transport.terminateSession();
     await client.close();
     assert.equal(await exited, 0);
