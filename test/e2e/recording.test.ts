@@ -48,6 +48,8 @@ for (const backend of backends) {
       const { resources } = await client.listResources();
       await client.readResource({ uri: resources[0]!.uri });
       await client.ping();
+      // A large message is stored whole, not truncated.
+      await client.callTool({ name: 'echo', arguments: { message: 'L'.repeat(1024 * 1024) } });
       await transport.terminateSession();
       await client.close();
       await tap.settled();
@@ -109,6 +111,14 @@ for (const backend of backends) {
       // The server's answer as received (its id) and as delivered (the client's id).
       const fromServer = receivedTexts(events, 'toClient').map((p) => JSON.parse(p) as { id?: number });
       assert.ok(fromServer.some((m) => m.id === forwarded.id));
+    });
+
+    it('stores a 1 MiB message whole, both ways', async () => {
+      const events = await allEvents(store, sessionId);
+      const big = deliveredTexts(events, 'toClient').filter((p) => p.length > 1024 * 1024);
+      assert.equal(big.length, 1);
+      assert.ok(tap.received.includes(big[0]!), 'the recorded response is byte for byte what the client got');
+      assert.ok(receivedTexts(events, 'toServer').some((p) => p.length > 1024 * 1024));
     });
 
     it('numbers events gaplessly with µs times and monotonic offsets', async () => {
