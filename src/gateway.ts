@@ -15,8 +15,14 @@ import { type TrustedKeys, trustedKeys } from './recording/verify.js';
 import { Recorder } from './recording/recorder.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
-import type { Identity, Stage } from './pipeline/stage.js';
+import type { Stage } from './pipeline/stage.js';
+import { AuthorizeStage } from './pipeline/authorize.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
+import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
+import { ConnectionAccess } from './identity/access-policy.js';
+import { DevIdentity } from './identity/dev-identity.js';
+import { RemoteIssuer, type RemoteIssuerTimings, type TrustedIssuer } from './identity/issuers.js';
+import { TokenVerifier } from './identity/verifier.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
@@ -26,6 +32,29 @@ export interface GatewayOptions {
   observers?: SessionObserver[];
   /** Tuning for tests: how often the recorder probes a failed store, heart-beats and sweeps. */
   recorderTimings?: { probeMs?: number; heartbeatMs?: number; staleAfterMs?: number; sweepMs?: number };
+  /** Tuning for tests: discovery retry and JWKS cooldown of external issuers. */
+  issuerTimings?: RemoteIssuerTimings;
+  /**
+   * Replaces token authentication: for the benchmark's "authentication off" baseline only. Not reachable
+   * from the config file or the command line.
+   */
+  authenticator?: Authenticator;
+}
+
+/** Who the gateway trusts to say who is calling: the configured issuers, or (with none) the embedded dev identity. */
+async function startIdentity(config: GatewayConfig, options: GatewayOptions, log: Logger): Promise<{ issuers: TrustedIssuer[]; dev?: DevIdentity }> {
+  if (config.identity.issuers.length === 0) {
+    const dev = await DevIdentity.load(config.dataDir, config.identity.dev);
+    log.warn(
+      { users: dev.users },
+      'dev identity is ON (no identity.issuers configured): the gateway signs its own tokens for the users in identity.dev.users; get one with `portcullis login --dev <user>`. Configure an OIDC issuer for real use.',
+    );
+    return { issuers: [dev.issuer], dev };
+  }
+  const issuers = config.identity.issuers.map((c) => new RemoteIssuer(c, log, options.issuerTimings));
+  // Discover now, so that a misconfigured issuer shows in the log at start rather than at the first request.
+  for (const issuer of issuers) void issuer.metadata();
+  return { issuers };
 }
 
 /** Opens the store and starts the recorder, unless recording is off. */
@@ -59,9 +88,6 @@ async function startRecording(config: GatewayConfig, options: GatewayOptions, lo
   }
 }
 
-/** Until identity lands (issue 4), every session belongs to the same anonymous caller. */
-const anonymous: Identity = Object.freeze({ subject: 'anonymous', groups: [] });
-
 function hostPolicy(config: GatewayConfig): HostPolicy {
   return {
     allowedHosts: config.http.allowedHosts ?? loopbackHosts,
@@ -69,9 +95,9 @@ function hostPolicy(config: GatewayConfig): HostPolicy {
   };
 }
 
-/** The pipeline of a connection's sessions, client side first. Later issues add authorize, pins, guardrails, masking. */
-function stagesFor(connection: ConnectionConfig): Stage[] {
-  const stages: Array<Stage | undefined> = [ToolFilterStage.forRules(connection.tools)];
+/** The pipeline of a connection's sessions, client side first. Later issues add pins, guardrails, masking. */
+function stagesFor(connection: ConnectionConfig, access: ConnectionAccess): Stage[] {
+  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(access), ToolFilterStage.forRules(connection.tools)];
   return stages.filter((s) => s !== undefined);
 }
 
@@ -87,6 +113,9 @@ export class Gateway {
   readonly #agents = new UpstreamAgents();
   readonly #recorder: Recorder | undefined;
   readonly #store: Store | undefined;
+  readonly #access: Map<string, ConnectionAccess>;
+  /** The embedded dev identity, when no issuer is configured. */
+  readonly devIdentity: DevIdentity | undefined;
   #draining = false;
   #stopped: Promise<void> | undefined;
 
@@ -95,22 +124,28 @@ export class Gateway {
     options: GatewayOptions,
     log: Logger,
     recording: { store?: Store; recorder?: Recorder },
+    identity: { issuers: TrustedIssuer[]; dev?: DevIdentity },
   ) {
     this.#log = log;
+    this.devIdentity = identity.dev;
+    this.#access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
+    for (const a of this.#access.values()) {
+      if (a.closedToAll) log.warn({ connection: a.connection }, `connection '${a.connection}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user`);
+    }
     this.#recorder = recording.recorder;
     this.#store = recording.store;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.#registry = new SessionRegistry({
       connections: config.connections,
       createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog),
-      stagesFor: (c) => stagesFor(c),
+      stagesFor: (c) => stagesFor(c, this.#access.get(c.name)!),
       observers: options.observers ?? [],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
     });
-    const identify = () => anonymous;
-    const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes, identify };
+    const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes };
+    const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     this.#server = createHttpServer({
       registry: this.#registry,
       streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, log: log.child({ edge: 'streamable-http' }) }),
@@ -118,6 +153,10 @@ export class Gateway {
       hostPolicy: hostPolicy(config),
       log,
       ready: () => this.#readiness(),
+      authenticator: options.authenticator ?? new BearerAuthenticator(verifier, config.http.publicUrl),
+      access: (name) => this.#access.get(name)!,
+      issuers: identity.issuers,
+      publicUrl: config.http.publicUrl,
       api: {
         ...(recording.store ? { sessions: new SessionsApi(recording.store, () => this.#trustedKeys()) } : {}),
         ...(config.api.token ? { token: config.api.token } : {}),
@@ -141,8 +180,9 @@ export class Gateway {
   /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
     const log = options.log ?? createLogger(config.log.level);
+    const identity = await startIdentity(config, options, log);
     const recording = await startRecording(config, options, log);
-    const gateway = new Gateway(config, options, log, recording);
+    const gateway = new Gateway(config, options, log, recording, identity);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const where = `${config.listen.host}:${config.listen.port}`;

@@ -6,6 +6,23 @@ import { configForCommand } from './load-config.js';
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
 const cliEntry = fileURLToPath(new URL('../../../bin/portcullis.js', import.meta.url));
 
+const cli = `node ${cliEntry}`;
+
+/** How to get a token: from the dev identity, or from the configured IdP. */
+function signIn(gateway: Gateway, embedded: boolean): string[] {
+  const config = embedded ? '' : ' --config FILE';
+  const dev = gateway.devIdentity;
+  if (dev === undefined) return ['Sign in:', `  ${cli} login --gateway ${gateway.url}   (your OIDC provider), then use the connections below`, ''];
+  const users = dev.users;
+  return [
+    'Sign in (dev identity: no OIDC issuer is configured; not for production):',
+    users.length === 0
+      ? '  no users yet: list some under identity.dev.users in the config (name: [groups])'
+      : `  ${cli} login --dev ${users[0]}${config} --print    (users: ${users.map((u) => `${u} [${gateway.config.identity.dev.users[u]!.join(', ')}]`).join(', ')})`,
+    '',
+  ];
+}
+
 function banner(gateway: Gateway, embedded: boolean): string {
   const names = [...gateway.config.connections.keys()];
   const first = names[0]!;
@@ -16,10 +33,13 @@ function banner(gateway: Gateway, embedded: boolean): string {
     'Connections:',
     ...names.map((n) => `  ${n.padEnd(16)} Streamable HTTP ${gateway.url}/mcp/${n}    legacy SSE ${gateway.url}/sse/${n}`),
     '',
+    ...signIn(gateway, embedded),
     'Next:',
-    `  MCP Inspector:  npx @modelcontextprotocol/inspector   then choose "Streamable HTTP" and enter ${gateway.url}/mcp/${first}`,
-    `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'))`,
     `  stdio clients:  command ${JSON.stringify(process.execPath)}, args ${JSON.stringify([cliEntry, 'connect', first, '--gateway', gateway.url])}`,
+    `                  (or: ${cli} mcp-config ${first}${embedded ? '' : ' --config FILE'})`,
+    `  MCP Inspector:  npx @modelcontextprotocol/inspector   then "Streamable HTTP", ${gateway.url}/mcp/${first}, and the token as a Bearer header`,
+    `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'), { requestInit: { headers: { Authorization: 'Bearer …' } } })`,
+    `  recordings:     ${cli} sessions list${embedded ? '' : ' --config FILE'}`,
     `  health:         curl ${gateway.url}/healthz`,
     '',
     'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first.',

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
+import { loginCommand } from './login.js';
+import { mcpConfigCommand } from './mcp-config.js';
 import { sessionsCommand } from './sessions/index.js';
 
 /** The `portcullis` command line: one file per command, each parsing flags and calling the library. */
@@ -11,7 +13,9 @@ export function buildCli(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   program.addCommand(gatewayCommand());
+  program.addCommand(loginCommand());
   program.addCommand(connectCommand());
+  program.addCommand(mcpConfigCommand());
   program.addCommand(sessionsCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());

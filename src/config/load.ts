@@ -155,12 +155,20 @@ export function defaultConfigText(): string {
   return [
     'listen: 127.0.0.1:8080',
     'store: sqlite:./data/portcullis.db',
+    '# No OIDC issuer here, so the embedded dev identity signs tokens: portcullis login --dev alice',
+    'identity:',
+    '  dev:',
+    '    users:',
+    '      alice: [engineers, approvers]',
+    '      bob: [engineers]',
     'connections:',
     '  everything:',
     '    description: The MCP reference server that exercises every protocol feature',
     '    stdio:',
     `      command: ${JSON.stringify(process.execPath)}`,
     `      args: [${JSON.stringify(demoServerEntry())}, stdio]`,
+    '    access:',
+    '      groups: [engineers]',
     '',
   ].join('\n');
 }

@@ -184,6 +184,91 @@ function publicKeys(list: string[], sources: SecretSources, ctx: z.RefinementCtx
   return out;
 }
 
+const groupList = z.array(z.string().min(1, 'expected a group name')).default([]);
+
+/** Who may use a connection: the groups that may open a session, and narrower groups per tool, prompt or resource. */
+function accessSchema() {
+  const narrower = z.record(z.string().min(1), z.array(z.string().min(1)).min(1, 'expected at least one group')).default({});
+  return z
+    .strictObject({
+      /** Groups whose members may open a session; `*` is every signed-in user; empty (the default) is nobody. */
+      groups: groupList,
+      /** Tool name pattern (`*` wildcards) → the groups that may see and call matching tools. */
+      tools: narrower,
+      /** Prompt name pattern → the groups that may see and get matching prompts. */
+      prompts: narrower,
+      /** Resource URI pattern → the groups that may see and read matching resources. */
+      resources: narrower,
+    })
+    .prefault({});
+}
+
+/** The JWS algorithms an issuer's tokens may use: asymmetric only (a symmetric key would be a shared secret with every verifier). */
+export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** An issuer URL: https, or http on a loopback host (a local IdP for development and tests). */
+function issuerUrl() {
+  return z.string().transform((v, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected the issuer URL exactly as the IdP states it, e.g. https://idp.example.com/realms/main' });
+      return z.NEVER;
+    }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+      ctx.addIssue({ code: 'custom', message: 'an issuer must use https:// (http:// only on a loopback host)' });
+      return z.NEVER;
+    }
+    if (url.search !== '' || url.hash !== '') {
+      ctx.addIssue({ code: 'custom', message: 'an issuer URL has no query or fragment' });
+      return z.NEVER;
+    }
+    return v;
+  });
+}
+
+function issuerSchema() {
+  return z.strictObject({
+    /** The `iss` value, exactly; discovery is at <issuer>/.well-known/openid-configuration. */
+    issuer: issuerUrl(),
+    /** `aud` values accepted besides each connection's own resource URL (RFC 8707). */
+    audiences: z.array(z.string().min(1)).default([]),
+    algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).default(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA']),
+    /** Where the groups are: `groups`, `cognito:groups`, a dotted path such as `realm_access.roles`. */
+    groupsClaim: z.string().min(1).default('groups'),
+    /** Portcullis group → the IdP groups that grant it; when set, only these mapped groups count. */
+    roles: z.record(z.string().min(1), z.array(z.string().min(1))).optional(),
+    /** The public OAuth client `portcullis login` uses (authorization code with PKCE, or device code). */
+    clientId: z.string().min(1).optional(),
+    scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email', 'offline_access']),
+  });
+}
+
+function identitySchema() {
+  return z
+    .strictObject({
+      /** External OIDC issuers; with none, the embedded dev identity is on. */
+      issuers: z.array(issuerSchema()).default([]),
+      /** Tolerance for `exp`, `nbf` and `iat` against this machine's clock. */
+      clockSkew: duration('30s').refine((ms) => ms <= 300_000, 'expected at most 5m: a larger skew keeps expired tokens alive'),
+      dev: z
+        .strictObject({
+          /** The embedded dev identity's users: name → groups. */
+          users: z.record(z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_", "@" or "-"'), groupList).default({}),
+          /** Dev identity is refused on a non-loopback listen address unless this is true. */
+          allowNonLoopback: z.boolean().default(false),
+          tokenLifetime: duration('8h'),
+        })
+        .prefault({}),
+    })
+    .prefault({});
+}
+
 function connectionSchema(sources: SecretSources) {
   const stdio = z.strictObject({
     command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
@@ -201,6 +286,7 @@ function connectionSchema(sources: SecretSources) {
       stdio: stdio.optional(),
       http: http.optional(),
       sse: http.optional(),
+      access: accessSchema(),
       tools: z
         .strictObject({
           /** Tool names (`*` wildcards) the connection exposes; all when absent. */
@@ -266,6 +352,7 @@ export function configSchema(sources: SecretSources) {
             .optional(),
         })
         .prefault({}),
+      identity: identitySchema(),
       api: z
         .strictObject({
           /** A bearer token for /api (the CLI, scripts); without it the API answers loopback clients only. */
@@ -277,6 +364,8 @@ export function configSchema(sources: SecretSources) {
         .strictObject({
           /** Host header values accepted (DNS-rebinding defence); defaults to loopback names on a loopback listen. */
           allowedHosts: z.array(z.string().min(1)).optional(),
+          /** The URL clients reach the gateway at (behind a proxy, its public https URL); default: the listen address. */
+          publicUrl: z.url({ protocol: /^https?$/, error: 'expected the gateway\'s base URL as clients see it, e.g. https://portcullis.example.com' }).optional(),
           /** Origin header values accepted from browsers; defaults to the allowed hosts over http and https. */
           allowedOrigins: z.array(z.string().min(1)).optional(),
           keepAlive: duration('15s'),
@@ -299,16 +388,24 @@ export function configSchema(sources: SecretSources) {
     // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
     .check(
       z.superRefine(
-        (c: { listen?: unknown; http?: { allowedHosts?: unknown } }, ctx) => {
+        (c: { listen?: unknown; http?: { allowedHosts?: unknown }; identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } } }, ctx) => {
           const listen = c.listen as { host?: unknown } | undefined;
           if (typeof listen?.host !== 'string') return;
           const host = listen.host;
-          const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host) || host.startsWith('127.');
+          const loopback = isLoopbackHost(host);
           if (!loopback && c.http?.allowedHosts === undefined) {
             ctx.addIssue({
               code: 'custom',
               path: ['http', 'allowedHosts'],
               message: `required when listening on ${host}: list the host names clients use to reach the gateway (DNS-rebinding defence)`,
+            });
+          }
+          const devIdentity = Array.isArray(c.identity?.issuers) && c.identity.issuers.length === 0;
+          if (!loopback && devIdentity && c.identity?.dev?.allowNonLoopback !== true) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['identity', 'issuers'],
+              message: `the embedded dev identity (on when no issuer is configured) is refused on ${host}: configure an OIDC issuer here, or set identity.dev.allowNonLoopback: true to accept dev tokens from the network`,
             });
           }
         },
@@ -324,11 +421,36 @@ export type UpstreamConfig =
   | { kind: 'stdio'; command: string; args: SecretString[]; env: Record<string, SecretString>; cwd?: string }
   | { kind: 'http' | 'sse'; url: SecretString; headers: Record<string, SecretString> };
 
+/** Who may use a connection (see accessSchema). */
+export interface AccessConfig {
+  groups: string[];
+  tools: Record<string, string[]>;
+  prompts: Record<string, string[]>;
+  resources: Record<string, string[]>;
+}
+
 export interface ConnectionConfig {
   name: string;
   description?: string;
   upstream: UpstreamConfig;
+  access: AccessConfig;
   tools: { allow?: string[]; deny?: string[] };
+}
+
+export interface IssuerConfig {
+  issuer: string;
+  audiences: string[];
+  algorithms: string[];
+  groupsClaim: string;
+  roles?: Record<string, string[]>;
+  clientId?: string;
+  scopes: string[];
+}
+
+export interface IdentityConfig {
+  issuers: IssuerConfig[];
+  clockSkewMs: number;
+  dev: { users: Record<string, string[]>; allowNonLoopback: boolean; tokenLifetimeMs: number };
 }
 
 export interface RecordingConfig {
@@ -346,9 +468,10 @@ export interface GatewayConfig {
   store: SecretString;
   dataDir: string;
   recording: RecordingConfig;
+  identity: IdentityConfig;
   api: { token?: SecretString };
   limits: { maxMessageBytes: number };
-  http: { allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
+  http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
   shutdown: { drainTimeoutMs: number };
   log: { level: string };
@@ -361,7 +484,7 @@ function toConnection(name: string, c: ParsedConnection): ConnectionConfig {
     : c.http
       ? { kind: 'http', url: c.http.url, headers: c.http.headers }
       : { kind: 'sse', url: c.sse!.url, headers: c.sse!.headers };
-  return { name, ...(c.description ? { description: c.description } : {}), upstream, tools: c.tools };
+  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, tools: c.tools };
 }
 
 export function toGatewayConfig(p: Parsed): GatewayConfig {
@@ -377,9 +500,15 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
       trustedKeys: p.recording.trustedKeys,
       ...(p.recording.instanceId ? { instanceId: p.recording.instanceId } : {}),
     },
+    identity: {
+      issuers: p.identity.issuers.map((i) => ({ ...i, ...(i.roles ? { roles: i.roles } : {}) }) as IssuerConfig),
+      clockSkewMs: p.identity.clockSkew,
+      dev: { users: p.identity.dev.users, allowNonLoopback: p.identity.dev.allowNonLoopback, tokenLifetimeMs: p.identity.dev.tokenLifetime },
+    },
     api: p.api.token ? { token: p.api.token } : {},
     limits: { maxMessageBytes: p.limits.maxMessageSize },
     http: {
+      ...(p.http.publicUrl ? { publicUrl: p.http.publicUrl.replace(/\/+$/, '') } : {}),
       ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),
       ...(p.http.allowedOrigins ? { allowedOrigins: p.http.allowedOrigins } : {}),
       keepAliveMs: p.http.keepAlive,

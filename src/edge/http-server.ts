@@ -4,7 +4,13 @@ import { ErrorCode } from '../protocol/jsonrpc.js';
 import { apiRefusal } from '../api/access.js';
 import { ApiError, type SessionsApi } from '../api/sessions.js';
 import type { SecretString } from '../config/secrets.js';
+import type { ConnectionConfig } from '../config/schema.js';
+import type { ConnectionAccess } from '../identity/access-policy.js';
+import { AuthError } from '../identity/auth-error.js';
+import type { TrustedIssuer } from '../identity/issuers.js';
 import type { SessionRegistry } from '../session/registry.js';
+import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl, publicBase } from './authenticate.js';
+import { protectedResourceMetadata } from './protected-resource.js';
 import { replyError, replyJson } from './http-reply.js';
 import type { LegacySseEdge } from './legacy-sse.js';
 import { checkHostAndOrigin, type HostPolicy } from './origin.js';
@@ -20,9 +26,26 @@ export interface HttpServerOptions {
   api: { sessions?: SessionsApi; token?: SecretString };
   /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
   ready: () => string | undefined;
+  /** Who sent a request to an MCP endpoint. */
+  authenticator: Authenticator;
+  /** Who may use each connection. */
+  access: (connection: string) => ConnectionAccess;
+  /** The issuers whose tokens are accepted, for the protected resource metadata. */
+  issuers: readonly TrustedIssuer[];
+  publicUrl?: string | undefined;
 }
 
 const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
+const metadataPath = /^\/\.well-known\/oauth-protected-resource\/(mcp|sse)\/([^/]+)\/?$/;
+
+/** A connection name from a path segment, or undefined when its %-escapes are malformed. */
+function decodeName(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The gateway's one HTTP port: routes each path to its edge, and answers health checks. */
 export function createHttpServer(o: HttpServerOptions): Server {
@@ -43,6 +66,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size });
     }
     if (path === '/api' || path.startsWith('/api/')) return api(req, res, url);
+    const wellKnown = metadataPath.exec(path);
+    if (wellKnown !== null) return metadata(req, res, wellKnown[1] as 'mcp' | 'sse', wellKnown[2]!);
     const m = connectionPath.exec(path);
     if (m === null) {
       req.resume();
@@ -59,26 +84,90 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: the gateway is shutting down', null, { 'retry-after': '5' });
     }
     const [, edge, rawName, messages] = m;
-    let name: string;
-    try {
-      name = decodeURIComponent(rawName!);
-    } catch {
+    const connection = findConnection(req, res, rawName!);
+    if (connection === undefined) return;
+    // An attempt to open a session: the legacy SSE stream, or a POST without a session (initialize).
+    const opening = edge === 'sse' ? !messages : req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
+    const caller = await authenticate(req, res, url, edge as 'mcp' | 'sse', connection, opening);
+    if (caller === undefined) return;
+    if (edge === 'mcp') {
+      if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
+      return o.streamableHttp.handle(req, res, connection, caller);
+    }
+    if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
+    return o.legacySse.open(req, res, connection, caller);
+  }
+
+  /** The connection a path names, or undefined after replying 400 or 404. */
+  function findConnection(req: IncomingMessage, res: ServerResponse, rawName: string): ConnectionConfig | undefined {
+    const name = decodeName(rawName);
+    if (name === undefined) {
       req.resume();
-      o.log.info({ path: path.slice(0, 200) }, 'malformed connection name in path');
-      return replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the connection name in the path has a malformed %-escape');
+      o.log.info({ path: rawName.slice(0, 200) }, 'malformed connection name in path');
+      replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the connection name in the path has a malformed %-escape');
+      return undefined;
     }
     const connection = o.registry.connection(name);
     if (connection === undefined) {
       req.resume();
       o.log.info({ connection: name.slice(0, 100) }, 'unknown connection');
-      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(name.slice(0, 100))}`);
+      replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(name.slice(0, 100))}`);
     }
-    if (edge === 'mcp') {
-      if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
-      return o.streamableHttp.handle(req, res, connection);
+    return connection;
+  }
+
+  /**
+   * Who is calling, and whether they may use the connection; else undefined after replying 400, 401 (with the
+   * challenge that leads a client to the IdP), 403 or 503. A refused attempt to open a session is recorded.
+   */
+  async function authenticate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    edge: 'mcp' | 'sse',
+    connection: ConnectionConfig,
+    opening: boolean,
+  ): Promise<Caller | undefined> {
+    const base = publicBase(req, o.publicUrl);
+    const challengeUrl = metadataUrl(base, edge, connection.name);
+    let caller: Authenticated;
+    try {
+      caller = await o.authenticator.authenticate(req, url, connection);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      req.resume();
+      o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
+      const headers: Record<string, string> = err.status === 401 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
+      if (err.status === 503) headers['retry-after'] = '10';
+      replyError(res, err.status, ErrorCode.Unauthorized, `${err.status === 503 ? 'Service Unavailable' : err.status === 400 ? 'Bad Request' : 'Unauthorized'}: ${err.message}`, null, headers);
+      return undefined;
     }
-    if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'));
-    return o.legacySse.open(req, res, connection);
+    const decision = o.access(connection.name).open(caller.identity);
+    if (caller.groupsProblem !== undefined) o.log.warn({ subject: caller.identity.subject, problem: caller.groupsProblem }, 'groups claim unusable: no groups');
+    if (decision.allowed) return { identity: caller.identity, access: decision.reason };
+    req.resume();
+    o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
+    if (opening) await o.registry.refuse(connection, caller.identity, { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress }, decision.reason);
+    const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
+    replyError(res, 403, ErrorCode.Denied, `Forbidden: ${forbidden.message}`, null, { 'www-authenticate': bearerChallenge(challengeUrl, forbidden) });
+    return undefined;
+  }
+
+  /** GET /.well-known/oauth-protected-resource/<edge>/<connection>: public, so any origin may read it. */
+  function metadata(req: IncomingMessage, res: ServerResponse, edge: 'mcp' | 'sse', rawName: string): void {
+    req.resume();
+    const hostRefusal = checkHostAndOrigin(req, { ...o.hostPolicy, allowedOrigins: [] });
+    if (hostRefusal !== undefined && !hostRefusal.startsWith('Origin')) return replyJson(res, 403, { error: `Forbidden: ${hostRefusal}` });
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'mcp-protocol-version' }).end();
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return replyJson(res, 405, { error: 'use GET' }, { allow: 'GET' });
+    const name = decodeName(rawName);
+    const connection = name === undefined ? undefined : o.registry.connection(name);
+    if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify((name ?? rawName).slice(0, 100))}` });
+    const doc = protectedResourceMetadata(publicBase(req, o.publicUrl), edge, connection, o.issuers);
+    return replyJson(res, 200, doc, { 'access-control-allow-origin': '*', 'cache-control': 'max-age=300' });
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
-import type { Identity } from '../pipeline/stage.js';
+import { type Identity, samePrincipal } from '../pipeline/stage.js';
 import { ErrorCode, InvalidMessageError, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { ClientSink } from '../session/sink.js';
+import type { Caller } from './authenticate.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
@@ -15,7 +16,6 @@ export interface LegacySseOptions {
   keepAlive: KeepAlive;
   maxMessageBytes: number;
   log: Logger;
-  identify: (req: IncomingMessage) => Identity;
 }
 
 /** The one SSE stream of a legacy session: every message to the client goes on it. */
@@ -48,7 +48,7 @@ class SseStreamSink implements ClientSink {
 export class LegacySseEdge {
   constructor(private readonly o: LegacySseOptions) {}
 
-  async open(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+  async open(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
     if (req.method !== 'GET') {
       req.resume();
@@ -61,7 +61,7 @@ export class LegacySseEdge {
     }
     let session;
     try {
-      session = await this.o.registry.create(connection, this.o.identify(req), { edge: 'sse', remoteAddress: req.socket.remoteAddress });
+      session = await this.o.registry.create(connection, caller.identity, { edge: 'sse', remoteAddress: req.socket.remoteAddress, access: caller.access });
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);
@@ -75,7 +75,8 @@ export class LegacySseEdge {
     res.on('close', () => void session.close('client closed the SSE stream'));
   }
 
-  async post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, sessionId: string | null): Promise<void> {
+  /** A message for a session; only the identity that opened the session may post to it. */
+  async post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, sessionId: string | null, identity: Identity): Promise<void> {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
     if (req.method !== 'POST') {
       req.resume();
@@ -83,9 +84,9 @@ export class LegacySseEdge {
       return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: send messages with POST', null, { allow: 'POST' });
     }
     const session = sessionId === null ? undefined : this.o.registry.get(sessionId);
-    if (session === undefined || !session.isOpen || session.connection !== connection.name) {
+    if (session === undefined || !session.isOpen || session.connection !== connection.name || !samePrincipal(session.identity, identity)) {
       req.resume();
-      log.info('unknown legacy session');
+      log.info({ subject: identity.subject, owner: session?.identity.subject }, 'unknown legacy session');
       return replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: open a new stream with GET /sse/' + connection.name);
     }
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {

@@ -11,6 +11,18 @@ export interface StdioBridgeOptions {
   /** Where to say what went wrong; stdout belongs to the protocol. */
   report?: (line: string) => void;
   headers?: Record<string, string>;
+  /** The bearer token for each request, asked afresh every time so that a refreshed token is used at once. */
+  token?: () => Promise<string | undefined>;
+}
+
+/** fetch that adds the current bearer token to every request to the gateway. */
+function withToken(token: () => Promise<string | undefined>): typeof fetch {
+  return async (input, init) => {
+    const headers = new Headers(init?.headers);
+    const value = await token();
+    if (value !== undefined) headers.set('authorization', `Bearer ${value}`);
+    return fetch(input, { ...init, headers });
+  };
 }
 
 /** Says what went wrong in words a person configuring a desktop client can act on. */
@@ -18,7 +30,10 @@ function describeError(err: unknown, endpoint: URL): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message;
   if (why) return `cannot reach the gateway at ${endpoint.href} (${why}); is \`portcullis gateway\` running there?`;
-  return (err as Error).message ?? String(err);
+  const message = (err as Error).message ?? String(err);
+  if (/\b401\b|Unauthorized/i.test(message)) return `the gateway did not accept the token (${message}); sign in with \`portcullis login\``;
+  if (/\b403\b/.test(message)) return `the gateway refused access (${message})`;
+  return message;
 }
 
 /**
@@ -28,7 +43,10 @@ function describeError(err: unknown, endpoint: URL): string {
 export async function runStdioBridge(o: StdioBridgeOptions): Promise<void> {
   const report = o.report ?? ((line: string) => process.stderr.write(`portcullis connect: ${line}\n`));
   const local = new StdioServerTransport(o.stdin as never, o.stdout as never);
-  const remote = new StreamableHTTPClientTransport(o.endpoint, o.headers ? { requestInit: { headers: o.headers } } : undefined);
+  const remote = new StreamableHTTPClientTransport(o.endpoint, {
+    ...(o.headers ? { requestInit: { headers: o.headers } } : {}),
+    ...(o.token ? { fetch: withToken(o.token) } : {}),
+  });
   /** Requests sent to the gateway and not yet answered: answered with an error if the gateway goes away. */
   const inFlight = new Map<string, { id: RequestId; method: string }>();
   let done!: () => void;

@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
-import type { Identity } from '../pipeline/stage.js';
+import { type Identity, samePrincipal } from '../pipeline/stage.js';
 import { ErrorCode, errorResponse, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Session } from '../session/session.js';
 import { BodyTooLargeError, readBody } from './body.js';
+import type { Caller } from './authenticate.js';
 import { HttpSessionStreams } from './http-streams.js';
 import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
@@ -18,8 +19,6 @@ export interface StreamableHttpOptions {
   maxMessageBytes: number;
   eventBufferSize: number;
   log: Logger;
-  /** Who is calling; identity verification (a later issue) replaces the anonymous default. */
-  identify: (req: IncomingMessage) => Identity;
 }
 
 /**
@@ -32,14 +31,15 @@ export class StreamableHttpEdge {
 
   constructor(private readonly o: StreamableHttpOptions) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+  /** Serves one request of `identity`, whom the HTTP server has authenticated and found allowed on the connection. */
+  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
     switch (req.method) {
       case 'POST':
-        return this.#post(req, res, connection);
+        return this.#post(req, res, connection, caller);
       case 'GET':
-        return this.#get(req, res, connection);
+        return this.#get(req, res, connection, caller.identity);
       case 'DELETE':
-        return this.#delete(req, res, connection);
+        return this.#delete(req, res, connection, caller.identity);
       default:
         req.resume();
         this.o.log.info({ connection: connection.name, method: req.method }, 'HTTP method not allowed');
@@ -49,8 +49,11 @@ export class StreamableHttpEdge {
     }
   }
 
-  /** The session a request names, or a reply saying why there is none. */
-  #sessionFor(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, log: Logger): Session | undefined {
+  /**
+   * The session a request names, or a reply saying why there is none. A session belongs to the identity that
+   * opened it: another identity presenting its id is told it does not exist, exactly as for an unknown id.
+   */
+  #sessionFor(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, identity: Identity, log: Logger): Session | undefined {
     const header = req.headers['mcp-session-id'];
     if (typeof header !== 'string' || header.length === 0) {
       log.info('request without Mcp-Session-Id refused');
@@ -58,7 +61,10 @@ export class StreamableHttpEdge {
       return undefined;
     }
     const session = this.o.registry.get(header);
-    if (session === undefined || !session.isOpen || session.connection !== connection.name) {
+    if (session !== undefined && !samePrincipal(session.identity, identity)) {
+      log.warn({ session: header.slice(0, 64), subject: identity.subject, owner: session.identity.subject }, 'session id presented by another identity');
+    }
+    if (session === undefined || !session.isOpen || session.connection !== connection.name || !samePrincipal(session.identity, identity)) {
       log.info({ session: header.slice(0, 64) }, 'unknown session');
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: it has ended or never existed; initialize a new session');
       return undefined;
@@ -77,7 +83,7 @@ export class StreamableHttpEdge {
     return session;
   }
 
-  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
     const log = this.o.log.child({ connection: connection.name });
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
@@ -117,10 +123,10 @@ export class StreamableHttpEdge {
         log.info('initialize inside a batch refused');
         return replyError(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: initialize must be sent on its own, not in a batch');
       }
-      session = await this.#createSession(req, res, connection, log, initialize);
+      session = await this.#createSession(req, res, connection, caller, log, initialize);
       if (session === undefined) return;
     } else {
-      session = this.#sessionFor(req, res, connection, log);
+      session = this.#sessionFor(req, res, connection, caller.identity, log);
       if (session === undefined) return;
     }
     const streams = this.#streams.get(session)!;
@@ -153,13 +159,13 @@ export class StreamableHttpEdge {
     req: IncomingMessage,
     res: ServerResponse,
     connection: ConnectionConfig,
+    caller: Caller,
     log: Logger,
     initialize: JsonRpcMessage,
   ): Promise<Session | undefined> {
-    const identity = this.o.identify(req);
     let session: Session;
     try {
-      session = await this.o.registry.create(connection, identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress });
+      session = await this.o.registry.create(connection, caller.identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress, access: caller.access });
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);
@@ -172,13 +178,13 @@ export class StreamableHttpEdge {
     return session;
   }
 
-  #get(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): void {
+  #get(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, identity: Identity): void {
     const log = this.o.log.child({ connection: connection.name });
     if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
       log.info({ accept: req.headers.accept }, 'GET with unacceptable Accept');
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
     }
-    const session = this.#sessionFor(req, res, connection, log);
+    const session = this.#sessionFor(req, res, connection, identity, log);
     if (session === undefined) return;
     session.lastActivity = Date.now();
     const lastEventId = req.headers['last-event-id'];
@@ -188,9 +194,9 @@ export class StreamableHttpEdge {
     }
   }
 
-  async #delete(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig): Promise<void> {
+  async #delete(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, identity: Identity): Promise<void> {
     const log = this.o.log.child({ connection: connection.name });
-    const session = this.#sessionFor(req, res, connection, log);
+    const session = this.#sessionFor(req, res, connection, identity, log);
     if (session === undefined) return;
     await session.close('client ended the session');
     res.writeHead(200).end();

@@ -8,11 +8,21 @@ import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse, RequestId } from 
 
 export type Direction = 'toServer' | 'toClient';
 
-/** Who is on the session; filled in by identity (a later issue) and carried into every verdict. */
+/** Who is on the session: a verified token's subject and issuer, and the groups access is decided by. */
 export interface Identity {
+  /** The token's `sub`, unique within its issuer. */
   subject: string;
+  /** The token's `iss`: a subject is only meaningful together with it. */
+  issuer: string;
   email?: string;
+  name?: string;
+  /** Portcullis groups (after any role mapping); empty when the claim is missing or malformed. */
   groups: string[];
+}
+
+/** Whether two identities are the same principal (same subject from the same issuer). */
+export function samePrincipal(a: Identity, b: Identity): boolean {
+  return a.subject === b.subject && a.issuer === b.issuer;
 }
 
 /** What a stage may know about the session; never the transport. */

@@ -1,4 +1,5 @@
 import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { globToRegExp } from './glob.js';
 import type { MessageContext, Stage, Verdict } from './stage.js';
 
 /**
@@ -8,12 +9,6 @@ import type { MessageContext, Stage, Verdict } from './stage.js';
 export interface ToolFilterRules {
   allow?: readonly string[];
   deny?: readonly string[];
-}
-
-function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
-  // `s`: a name with a newline in it must not step round a deny rule.
-  return new RegExp(`^${escaped.join('.*')}$`, 's');
 }
 
 export class ToolFilterStage implements Stage {

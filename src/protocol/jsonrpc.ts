@@ -51,6 +51,8 @@ export const ErrorCode = {
   Denied: -32003,
   /** The message could not be recorded, so it was not forwarded (write-ahead recording fails closed). */
   RecordingUnavailable: -32004,
+  /** The request carried no acceptable credentials (HTTP 401), or the identity may not use the connection (403 uses Denied). */
+  Unauthorized: -32005,
 } as const;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

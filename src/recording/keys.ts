@@ -1,7 +1,8 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SecretString } from '../config/secrets.js';
+import { KeyFileError, loadOrCreateEd25519Key } from '../crypto/key-file.js';
 
 /**
  * The gateway's Ed25519 signing key, which seals every closed session. Generated on first start into the
@@ -51,25 +52,12 @@ export function loadSigningKey(dataDir: string, configured?: SecretString): Sign
     }
   }
   const path = join(dataDir, signingKeyFile);
-  if (existsSync(path)) {
-    let pem: string;
-    try {
-      pem = readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new SigningKeyError(`the signing key ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
-    try {
-      return fromPrivateKey(createPrivateKey(pem), path);
-    } catch (err) {
-      if (err instanceof SigningKeyError) throw err;
-      throw new SigningKeyError(`the signing key ${path} is not a PEM private key: ${(err as Error).message}`);
-    }
+  try {
+    return fromPrivateKey(loadOrCreateEd25519Key(path, 'the signing key'), path);
+  } catch (err) {
+    if (err instanceof KeyFileError) throw new SigningKeyError(err.message);
+    throw err;
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ed25519');
-  writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600);
-  return fromPrivateKey(privateKey, path);
 }
 
 /** Checks a seal's signature with a public key (SPKI PEM). */

@@ -27,6 +27,8 @@ export interface SessionRegistryOptions {
 export interface SessionOrigin {
   edge: 'streamable-http' | 'sse';
   remoteAddress?: string | undefined;
+  /** Why the identity may use the connection (the group that granted it), for the recording. */
+  access?: string;
 }
 
 /** 128 bits from the CSPRNG, URL-safe: unguessable, and visible ASCII as the transport requires. */
@@ -118,12 +120,28 @@ export class SessionRegistry {
     const recording = new SessionRecording(recorder, chain);
     recording.lifecycle('open', {
       connection: connection.name,
-      identity: { subject: identity.subject, email: identity.email ?? null, groups: identity.groups },
+      identity: { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null, name: identity.name ?? null, groups: identity.groups },
       edge: origin.edge,
       remoteAddress: origin.remoteAddress ?? null,
       gateway: recorder.instanceId,
+      ...(origin.access !== undefined ? { access: origin.access } : {}),
     });
     return recording;
+  }
+
+  /**
+   * Records an attempt to open a session that access policy refused: a session of its own that opens, holds the
+   * refusal, and closes at once, so that who tried what is in the audit trail and not only in a log.
+   */
+  async refuse(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, reason: string): Promise<void> {
+    try {
+      const recording = this.#startRecording(newSessionId(), connection, identity, origin);
+      if (recording === undefined) return;
+      recording.verdict({ stage: 'access', action: 'answer', reason, direction: 'toServer' });
+      await recording.close(`access denied: ${reason}`);
+    } catch (err) {
+      this.#options.log.warn({ connection: connection.name, subject: identity.subject, err: (err as Error).message }, 'a refused session could not be recorded');
+    }
   }
 
   reapIdle(now = Date.now()): number {

@@ -10,10 +10,10 @@ import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 async function makeSessions(gw: TestGateway, n: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const id = await rawInitialize(gw.mcp('everything'));
-    const headers = { ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
+    const id = await rawInitialize(gw.mcp('everything'), gw.auth);
+    const headers = { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
     await (await fetch(gw.mcp('everything'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: `api ${i}` } } }) })).text();
-    await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { 'mcp-session-id': id } });
+    await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': id } });
     ids.push(id);
   }
   return ids;

@@ -26,7 +26,7 @@ describe('portcullis sessions', () => {
   const ids: string[] = [];
 
   async function session(calls: (client: Client) => Promise<void>): Promise<string> {
-    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'));
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'cli-test-client', version: '3.1.4' });
     await client.connect(transport);
     const id = transport.sessionId!;
@@ -73,11 +73,11 @@ describe('portcullis sessions', () => {
     assert.match(lines[0]!, /^SESSION +OPENED \(UTC\) +DURATION +USER +CONNECTION +STATUS +EVENTS +CLIENT$/);
     assert.ok(lines[1]!.startsWith(ids[1]!), 'newest first');
     assert.ok(lines[2]!.startsWith(ids[0]!));
-    assert.match(lines[1]!, /anonymous +everything +closed +\d+ +cli-test-client 3\.1\.4$/);
+    assert.match(lines[1]!, /tester +everything +closed +\d+ +cli-test-client 3\.1\.4$/);
   });
 
   it('list: filters and JSON lines', async () => {
-    const json = await cli('sessions', 'list', '--json', '--user', 'anonymous', '--connection', 'everything', '--status', 'closed', '--since', '1h');
+    const json = await cli('sessions', 'list', '--json', '--user', 'tester', '--connection', 'everything', '--status', 'closed', '--since', '1h');
     assert.equal(json.code, 0, json.stderr);
     const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; denials: number });
     assert.deepEqual(rows.map((r) => r.id), [ids[1], ids[0]]);
@@ -127,7 +127,7 @@ describe('portcullis sessions', () => {
       assert.equal(e.seq, i);
       assert.equal(e.payload, stored[i]!.payload);
       assert.equal(e.hash, stored[i]!.hash);
-      assert.equal(e.subject, 'anonymous');
+      assert.equal(e.subject, 'tester');
       assert.match(String(e.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     });
     const call = events.find((e) => (e.rpc as { tool?: string } | undefined)?.tool === 'echo')!;
@@ -151,7 +151,7 @@ describe('portcullis sessions', () => {
   });
 
   it('replay --follow: shows a live session as it happens, and ends with it', async () => {
-    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'));
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'live', version: '1' });
     await client.connect(transport);
     const id = transport.sessionId!;

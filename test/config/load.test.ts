@@ -185,7 +185,9 @@ describe('parseConfig: valid configs', () => {
   }
 
   it('accepts a non-loopback listen address when http.allowedHosts names the hosts', () => {
-    const c = parse(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com], allowedOrigins: ["https://console.example.com"]}\n`);
+    const c = parse(
+      `${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com], allowedOrigins: ["https://console.example.com"]}\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\n`,
+    );
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(c.http.allowedHosts, ['gw.example.com']);
     assert.deepEqual(c.http.allowedOrigins, ['https://console.example.com']);
@@ -208,7 +210,7 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt top-level key lists the top-level keys', () => {
-    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, api, limits, http, sessions, shutdown, log, connections/);
+    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, api, limits, http, sessions, shutdown, log, connections/);
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {

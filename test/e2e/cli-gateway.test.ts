@@ -15,11 +15,21 @@ import { waitFor } from '../helpers/wait.js';
 
 /** `portcullis gateway` as operators run it: a real process, its banner, its exit codes and its shutdown. */
 
-/** Each CLI process runs in its own scratch folder, so the default ./data directory is never the project's. */
-function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string } {
-  const cwd = mkdtempSync(join(tmpdir(), 'portcullis-cli-cwd-'));
-  const child = spawn(process.execPath, [cliPath, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
+/**
+ * Each CLI process runs in its own scratch folder (or the one given, to share its ./data with another), so the
+ * default ./data directory is never the project's; PORTCULLIS_HOME keeps the token cache out of the real home.
+ */
+/** Runs a CLI command to its end; resolves with its exit code and output. */
+async function runCliIn(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cli = startCli(args, {}, cwd);
+  const [code] = (await once(cli.child, 'exit')) as [number];
+  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
+}
+
+function startCli(args: string[], env: Record<string, string> = {}, sharedCwd?: string): { child: ChildProcess; stdout: () => string; stderr: () => string } {
+  const cwd = sharedCwd ?? mkdtempSync(join(tmpdir(), 'portcullis-cli-cwd-'));
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd, env: { PORTCULLIS_HOME: join(cwd, '.portcullis'), ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (sharedCwd === undefined) child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));
@@ -39,13 +49,26 @@ describe('portcullis gateway (the CLI process)', () => {
   it('prints the URL and next steps, serves, and on SIGTERM drains and leaves no server process behind', async () => {
     const port = await freePort();
     const config = join(dir, 'ok.yaml');
-    writeFileSync(config, stringify({ listen: `127.0.0.1:${port}`, connections: { everything: { stdio: everythingStdio() } } }));
+    writeFileSync(
+      config,
+      stringify({
+        listen: `127.0.0.1:${port}`,
+        dataDir: join(dir, 'data'),
+        identity: { dev: { users: { ops: ['operators'] } } },
+        connections: { everything: { stdio: everythingStdio(), access: { groups: ['operators'] } } },
+      }),
+    );
     const cli = startCli(['gateway', '--config', config]);
     await waitFor(() => cli.stdout().includes('Portcullis is running'), 'the banner');
     assert.match(cli.stdout(), new RegExp(`http://127.0.0.1:${port}/mcp/everything`));
     assert.match(cli.stdout(), /Inspector/);
+    assert.match(cli.stdout(), /login --dev ops --config FILE/);
 
-    const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`));
+    const login = await runCliIn(dir, ['login', '--dev', 'ops', '--config', config, '--print']);
+    assert.equal(login.code, 0, login.stderr);
+    const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`), {
+      requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } },
+    });
     const client = new Client({ name: 'cli-test', version: '1.0.0' });
     await client.connect(transport);
     const servers = childPids(cli.child.pid!);
@@ -78,13 +101,28 @@ describe('portcullis gateway (the CLI process)', () => {
     assert.deepEqual(words.slice(0, 2), ['node', 'bin/portcullis.js'], 'npm start runs the CLI');
     const port = await freePort();
     // The script's own arguments, with only the port moved off 8080 so the test cannot collide with a running gateway.
-    const cli = startCli([...words.slice(2), '--listen', `127.0.0.1:${port}`]);
+    const cwd = mkdtempSync(join(tmpdir(), 'portcullis-quick-start-'));
+    const cli = startCli([...words.slice(2), '--listen', `127.0.0.1:${port}`], {}, cwd);
     await waitFor(() => cli.stdout().includes('Portcullis is running'), `the banner; stderr: ${cli.stderr()}`);
     assert.match(cli.stdout(), /embedded defaults/);
     assert.match(cli.stdout(), new RegExp(`MCP Inspector: .*http://127.0.0.1:${port}/mcp/everything`));
     assert.match(cli.stdout(), /StreamableHTTPClientTransport/);
     assert.match(cli.stdout(), /stdio clients: +command ".*node", args \[".*\/bin\/portcullis\.js","connect","everything","--gateway"/);
-    const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`));
+    assert.match(cli.stdout(), /login --dev alice --print/);
+    assert.match(cli.stderr(), /dev identity is ON/);
+
+    // Without a token the gateway answers 401 and points at its protected resource metadata.
+    const anonymous = await fetch(`http://127.0.0.1:${port}/mcp/everything`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /resource_metadata=/);
+
+    // The newcomer's next step, as the banner prints it: a dev token for alice.
+    const login = await runCliIn(cwd, ['login', '--dev', 'alice', '--gateway', `http://127.0.0.1:${port}`, '--print']);
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stderr, /Signed in to .* as alice \(dev identity; groups: engineers, approvers\)/);
+    const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`), {
+      requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } },
+    });
     const client = new Client({ name: 'quick-start', version: '1.0.0' });
     await client.connect(transport);
     assert.equal(client.getServerVersion()?.name, 'mcp-servers/everything');
@@ -94,6 +132,7 @@ describe('portcullis gateway (the CLI process)', () => {
     cli.child.kill('SIGTERM');
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0);
+    rmSync(cwd, { recursive: true, force: true });
   });
 
   it('says clearly when the port is taken', async () => {

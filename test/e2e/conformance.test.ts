@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { fixturePath, type RunningServer, startFixtureHttp } from '../helpers/everything.js';
+import { startAuthProxy } from '../helpers/auth-proxy.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 /**
@@ -49,6 +50,8 @@ async function serverSuite(url: string, outDir: string): Promise<Map<string, Che
 describe('MCP conformance suite', () => {
   let fixture: RunningServer;
   let gw: TestGateway;
+  /** The suite's server mode cannot send a token: it reaches the gateway through a proxy that adds one. */
+  let proxy: { url: string; stop(): Promise<void> };
   let work: string;
   let direct: Map<string, Check[]>;
 
@@ -61,10 +64,12 @@ describe('MCP conformance suite', () => {
         'fixture-stdio': { stdio: { command: process.execPath, args: [fixturePath('conformance-server.js'), 'stdio'] } },
       },
     });
+    proxy = await startAuthProxy(gw.url, `Bearer ${gw.token}`);
     direct = await serverSuite(fixture.url, join(work, 'direct'));
   });
 
   after(async () => {
+    await proxy?.stop();
     await gw?.stop();
     await fixture?.stop();
     rmSync(work, { recursive: true, force: true });
@@ -78,7 +83,7 @@ describe('MCP conformance suite', () => {
 
   for (const connection of ['fixture-http', 'fixture-stdio']) {
     it(`every scenario that passes directly passes through the gateway (${connection} upstream)`, async () => {
-      const through = await serverSuite(gw.mcp(connection).href, join(work, connection));
+      const through = await serverSuite(`${proxy.url}/mcp/${connection}`, join(work, connection));
       const regressions: string[] = [];
       for (const [scenario, checks] of direct) {
         if (!passed(checks)) continue;

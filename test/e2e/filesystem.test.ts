@@ -23,7 +23,7 @@ describe('server-filesystem through the gateway', () => {
     writeFileSync(join(root, 'hello.txt'), 'hello from disk\n');
     const entry = resolve(dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist/index.js');
     gw = await startTestGateway({ connections: { files: { stdio: { command: process.execPath, args: [entry, root] } } } });
-    transport = new StreamableHTTPClientTransport(gw.mcp('files'));
+    transport = new StreamableHTTPClientTransport(gw.mcp('files'), { requestInit: { headers: gw.auth } });
     client = new Client({ name: 'fs-test', version: '1.0.0' });
     await client.connect(transport);
   });

@@ -16,7 +16,7 @@ describe('idle sessions', () => {
 
   it('reaps a session with no traffic and no open stream after the idle timeout, and stops its server', async () => {
     const before = new Set(childPids());
-    const sessionId = await rawInitialize(gw.mcp('everything'));
+    const sessionId = await rawInitialize(gw.mcp('everything'), gw.auth);
     const server = childPids().find((p) => !before.has(p))!;
     assert.ok(gw.gateway.sessions.get(sessionId));
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 5 * 60_000), 0, 'not idle long enough yet');
@@ -27,7 +27,7 @@ describe('idle sessions', () => {
   });
 
   it('keeps a session whose client holds its GET stream open', async () => {
-    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'));
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'idle-test', version: '1.0.0' });
     await client.connect(transport);
     // The SDK client opens the standalone GET stream after initialization.

@@ -13,16 +13,13 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { backends, type TestStore } from '../helpers/stores.js';
 import { deliveredTexts, receivedTexts } from '../helpers/recorded.js';
+import { allEvents } from '../helpers/recorded.js';
 import { wireTap } from '../helpers/wire-tap.js';
 
 /**
  * A real session through the gateway is recorded completely: every message the client sent and received,
  * byte for byte as it crossed the wire, in order, with the session's lifecycle; and the recording verifies.
  */
-
-async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
-  return store.events(sessionId, -1, 100_000);
-}
 
 
 for (const backend of backends) {
@@ -36,7 +33,7 @@ for (const backend of backends) {
     before(async () => {
       ts = backend.make();
       gw = await startTestGateway({ store: ts.url, connections: { everything: { stdio: everythingStdio() } } });
-      const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { fetch: tap.fetch });
+      const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { fetch: tap.fetch, requestInit: { headers: gw.auth } });
       const client = new Client({ name: 'recorded-client', version: '2.0.0' }, { capabilities: { sampling: {} } });
       client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', model: 'm', content: { type: 'text', text: 'sampled' } }));
       await client.connect(transport);
@@ -65,7 +62,8 @@ for (const backend of backends) {
     it('records the session as opened and closed, with identity, connection, client and protocol', async () => {
       const row = (await store.getSession(sessionId))!;
       assert.equal(row.connection, 'everything');
-      assert.equal(row.subject, 'anonymous');
+      assert.equal(row.subject, 'tester');
+      assert.deepEqual(row.groups, ['testers']);
       assert.equal(row.edge, 'streamable-http');
       assert.equal(row.status, 'closed');
       assert.equal(row.closeReason, 'client ended the session');
@@ -75,7 +73,11 @@ for (const backend of backends) {
       assert.equal(row.instanceId, gw.gateway.recorder!.instanceId);
       const events = await allEvents(store, sessionId);
       assert.equal(events[0]!.kind, 'open');
-      assert.deepEqual(JSON.parse(events[0]!.payload).identity, { subject: 'anonymous', email: null, groups: [] });
+      const opened = JSON.parse(events[0]!.payload) as { identity: { subject: string; issuer: string; groups: string[] }; access: string };
+      assert.equal(opened.identity.subject, 'tester');
+      assert.match(opened.identity.issuer, /^urn:portcullis:dev-identity:/);
+      assert.deepEqual(opened.identity.groups, ['testers']);
+      assert.equal(opened.access, 'open to every signed-in user', 'the access decision that let the session open');
       assert.equal(events.at(-1)!.kind, 'close');
       assert.ok(events.some((e) => e.kind === 'negotiated'));
       assert.equal(row.eventCount, events.length);
@@ -142,11 +144,11 @@ for (const backend of backends) {
     });
 
     it('records a batch element by element, each as its exact text', async () => {
-      const id = await rawInitialize(gw.mcp('everything'));
+      const id = await rawInitialize(gw.mcp('everything'), gw.auth);
       const body = '[ {"jsonrpc":"2.0", "id":"b1","method":"ping"} ,{"jsonrpc":"2.0","id":"b2","method":"tools/list"}]';
-      const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' }, body });
+      const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' }, body });
       await res.text();
-      await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { 'mcp-session-id': id } });
+      await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': id } });
       await gw.gateway.recorder!.drain();
       const received = receivedTexts(await allEvents(store, id), 'toServer');
       assert.deepEqual(received.slice(-2), ['{"jsonrpc":"2.0", "id":"b1","method":"ping"}', '{"jsonrpc":"2.0","id":"b2","method":"tools/list"}']);

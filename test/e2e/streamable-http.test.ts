@@ -16,7 +16,7 @@ describe('Streamable HTTP edge', () => {
   });
   after(() => gw.stop());
 
-  const headersFor = (sessionId: string) => ({ ...mcpHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
+  const headersFor = (sessionId: string) => ({ ...mcpHeaders, ...gw.auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
 
   function longCall(id: string, token: string, duration: number, steps: number) {
     return JSON.stringify({
@@ -28,7 +28,7 @@ describe('Streamable HTTP edge', () => {
   }
 
   it('answers a lone request with plain JSON and the session header', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     const res = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'ping' }) });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /application\/json/);
@@ -37,7 +37,7 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('switches to SSE when messages precede the response, with buffering disabled for proxies', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     const res = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('c1', 'tok', 0.3, 3) });
     assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
     assert.equal(res.headers.get('x-accel-buffering'), 'no');
@@ -51,7 +51,7 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('accepts a batch of requests and answers each on one stream; a batch of notifications gets 202', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     const res = await fetch(endpoint, {
       method: 'POST',
       headers: headersFor(sessionId),
@@ -72,7 +72,7 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('refuses a request id that is already in flight', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     const first = fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('dup', 't', 0.5, 1) });
     await new Promise((r) => setTimeout(r, 100));
     const second = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'ping' }) });
@@ -81,12 +81,12 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('opens one standalone GET stream per session (409 for a second) and keeps it alive with comments', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     const controller = new AbortController();
-    const get = await fetch(endpoint, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId }, signal: controller.signal });
+    const get = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId }, signal: controller.signal });
     assert.equal(get.status, 200);
     assert.equal(get.headers.get('x-accel-buffering'), 'no');
-    const second = await fetch(endpoint, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+    const second = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId } });
     assert.equal(second.status, 409);
     // Keep-alive comments arrive on a quiet stream (interval 1s in this test's config).
     const reader = get.body!.getReader();
@@ -102,7 +102,7 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('resumes a dropped POST stream with Last-Event-ID: only that stream’s missed events, no duplicates', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     // Two calls in flight, each on its own POST stream.
     const aborter = new AbortController();
     const a = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('A', 'token-a', 1.2, 3), signal: aborter.signal });
@@ -119,7 +119,7 @@ describe('Streamable HTTP edge', () => {
     aborter.abort();
     await bDone; // by now A's remaining events were produced while nobody listened
 
-    const resumed = await fetch(endpoint, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
+    const resumed = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
     assert.equal(resumed.status, 200);
     const replay: any[] = [];
     for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
@@ -130,7 +130,7 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('primes each 2025-11-25 SSE stream with an event id, so a client cut off before any message resumes everything', async () => {
-    const sessionId = await rawInitialize(endpoint, '2025-11-25');
+    const sessionId = await rawInitialize(endpoint, gw.auth, '2025-11-25');
     const aborter = new AbortController();
     const res = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('P', 'token-p', 0.6, 2), signal: aborter.signal });
     const first = (await sseEvents(res.body!, { includePriming: true }).next()).value as SseEvent;
@@ -138,7 +138,7 @@ describe('Streamable HTTP edge', () => {
     assert.ok(first.id);
     aborter.abort();
     await new Promise((r) => setTimeout(r, 900));
-    const resumed = await fetch(endpoint, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
+    const resumed = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
     const replay: any[] = [];
     for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
     assert.deepEqual(
@@ -148,7 +148,7 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('does not prime streams of older protocol versions', async () => {
-    const sessionId = await rawInitialize(endpoint, '2025-06-18');
+    const sessionId = await rawInitialize(endpoint, gw.auth, '2025-06-18');
     const res = await fetch(endpoint, {
       method: 'POST',
       headers: { ...headersFor(sessionId), 'mcp-protocol-version': '2025-06-18' },
@@ -160,8 +160,8 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('DELETE ends the session; the id then gets 404', async () => {
-    const sessionId = await rawInitialize(endpoint);
-    const del = await fetch(endpoint, { method: 'DELETE', headers: { 'mcp-session-id': sessionId } });
+    const sessionId = await rawInitialize(endpoint, gw.auth);
+    const del = await fetch(endpoint, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': sessionId } });
     assert.equal(del.status, 200);
     const after = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) });
     assert.equal(after.status, 404);
@@ -172,21 +172,21 @@ describe('Streamable HTTP edge', () => {
     for (const version of ['2024-11-05', '2025-03-26', '2025-06-18']) {
       const res = await fetch(endpoint, {
         method: 'POST',
-        headers: mcpHeaders,
+        headers: { ...mcpHeaders, ...gw.auth },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'old', version: '1' } } }),
       });
       const body = (await res.json()) as any;
       assert.equal(body.result.protocolVersion, version);
       const sessionId = res.headers.get('mcp-session-id')!;
-      const ping = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, 'mcp-session-id': sessionId }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }) });
+      const ping = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': sessionId }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }) });
       assert.equal(ping.status, 200);
       await ping.text();
-      await fetch(endpoint, { method: 'DELETE', headers: { 'mcp-session-id': sessionId } });
+      await fetch(endpoint, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': sessionId } });
     }
   });
 
   it('passes through methods the gateway does not know, and the server’s answer to them', async () => {
-    const sessionId = await rawInitialize(endpoint);
+    const sessionId = await rawInitialize(endpoint, gw.auth);
     const res = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'vendor/custom-thing', params: { x: 1 } }) });
     const body = (await res.json()) as any;
     assert.equal(body.id, 5);

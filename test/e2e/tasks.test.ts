@@ -14,7 +14,7 @@ describe('tasks through the gateway', () => {
 
   before(async () => {
     gw = await startTestGateway({ connections: { everything: { stdio: everythingStdio() } } });
-    transport = new StreamableHTTPClientTransport(gw.mcp('everything'));
+    transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
     client = new Client({ name: 'tasks-test', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } });
     await client.connect(transport);
   });

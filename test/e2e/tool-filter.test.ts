@@ -24,7 +24,7 @@ describe('tool allow/deny lists through the gateway', () => {
   after(() => gw.stop());
 
   async function session(name: string) {
-    const transport = new StreamableHTTPClientTransport(gw.mcp(name));
+    const transport = new StreamableHTTPClientTransport(gw.mcp(name), { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'filter-test', version: '1.0.0' }, { capabilities: { sampling: {} } });
     await client.connect(transport);
     return { client, close: async () => (await transport.terminateSession(), await client.close()) };

@@ -9,7 +9,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 /** When the upstream dies or forgets the session, the client hears about it and can start again. */
 
 async function connect(gw: TestGateway, connection: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(gw.mcp(connection));
+  const transport = new StreamableHTTPClientTransport(gw.mcp(connection), { requestInit: { headers: gw.auth } });
   const client = new Client({ name: 'failure-test', version: '1.0.0' });
   await client.connect(transport);
   return { client, transport };
@@ -68,7 +68,7 @@ describe('upstream failure', () => {
     for (const o of outcomes) assert.match(o, /killed by SIGKILL|Session ended/);
     const res = await fetch(gw.mcp('everything'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId! },
+      headers: { ...gw.auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId! },
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
     });
     assert.equal(res.status, 404);
@@ -91,7 +91,7 @@ describe('upstream failure', () => {
   it('a stdio command that does not exist: initialize fails with 502 naming the problem, and nothing is left behind', async () => {
     const broken = await startTestGateway({ connections: { broken: { stdio: { command: '/nonexistent/mcp-server' } } } });
     try {
-      const transport = new StreamableHTTPClientTransport(broken.mcp('broken'));
+      const transport = new StreamableHTTPClientTransport(broken.mcp('broken'), { requestInit: { headers: broken.auth } });
       const client = new Client({ name: 'failure-test', version: '1.0.0' });
       await assert.rejects(client.connect(transport), /502|could not start|ENOENT|closed/);
       assert.equal(broken.gateway.sessions.size, 0);

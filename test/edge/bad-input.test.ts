@@ -77,8 +77,8 @@ describe('bad input at the Streamable HTTP edge', () => {
       limits: { maxMessageSize: '4KiB' },
     });
     endpoint = gw.mcp('everything');
-    sessionId = await rawInitialize(endpoint);
-    const transport = new StreamableHTTPClientTransport(endpoint);
+    sessionId = await rawInitialize(endpoint, gw.auth);
+    const transport = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'long-lived', version: '1.0.0' });
     await client.connect(transport);
     longLived = { client, transport };
@@ -90,7 +90,7 @@ describe('bad input at the Streamable HTTP edge', () => {
     await gw?.stop();
   });
 
-  const sessionHeaders = (id = sessionId) => ({ ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' });
+  const sessionHeaders = (id = sessionId) => ({ ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' });
   const ping = (id: string | number = 1) => JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' });
 
   /** Marks where this test's log lines start. */
@@ -114,7 +114,7 @@ describe('bad input at the Streamable HTTP edge', () => {
   /** The gateway still serves: the long-lived session answers, and a new SDK session opens, calls a tool and ends. */
   async function assertStillServing(): Promise<void> {
     await longLived.client.ping();
-    const transport = new StreamableHTTPClientTransport(endpoint);
+    const transport = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'after-bad-input', version: '1.0.0' });
     try {
       await client.connect(transport);
@@ -165,7 +165,7 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('invalid input before initialize opens no session', async () => {
     const before = gw.gateway.sessions.size;
-    const res = await fetch(endpoint, { method: 'POST', headers: mcpHeaders, body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":[]}' });
+    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":[]}' });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, id: 1, message: /"params" must be an object/ });
     assert.equal(res.headers.get('mcp-session-id'), null);
     assert.equal(gw.gateway.sessions.size, before);
@@ -259,9 +259,9 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('a request without Mcp-Session-Id: 400', async () => {
     markLog();
-    const res = await fetch(endpoint, { method: 'POST', headers: mcpHeaders, body: ping() });
+    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: ping() });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /Mcp-Session-Id header is required/ });
-    const notification = await fetch(endpoint, { method: 'POST', headers: mcpHeaders, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+    const notification = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
     await refusedFetch(notification, { status: 400, code: ErrorCode.InvalidRequest });
     const logged = logSince();
     await assertStillServing();
@@ -273,9 +273,9 @@ describe('bad input at the Streamable HTTP edge', () => {
     const unknown = 'AAAAAAAAAAAAAAAAAAAAAA';
     const post = await fetch(endpoint, { method: 'POST', headers: sessionHeaders(unknown), body: ping() });
     await refusedFetch(post, { status: 404, code: ErrorCode.SessionNotFound, message: /Session not found/ });
-    const get = await fetch(endpoint, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': unknown } });
+    const get = await fetch(endpoint, { method: 'GET', headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': unknown } });
     await refusedFetch(get, { status: 404, code: ErrorCode.SessionNotFound });
-    const del = await fetch(endpoint, { method: 'DELETE', headers: { 'mcp-session-id': unknown } });
+    const del = await fetch(endpoint, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': unknown } });
     await refusedFetch(del, { status: 404, code: ErrorCode.SessionNotFound });
     const logged = logSince();
     await assertStillServing();
@@ -292,8 +292,8 @@ describe('bad input at the Streamable HTTP edge', () => {
   });
 
   it('a session that was ended: 404', async () => {
-    const ended = await rawInitialize(endpoint);
-    const del = await fetch(endpoint, { method: 'DELETE', headers: { 'mcp-session-id': ended } });
+    const ended = await rawInitialize(endpoint, gw.auth);
+    const del = await fetch(endpoint, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': ended } });
     assert.equal(del.status, 200);
     await del.text();
     markLog();
@@ -304,7 +304,7 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('an unknown connection: 404 on /mcp and /sse', async () => {
     markLog();
-    const res = await fetch(gw.mcp('nope'), { method: 'POST', headers: mcpHeaders, body: ping() });
+    const res = await fetch(gw.mcp('nope'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: ping() });
     await refusedFetch(res, { status: 404, code: ErrorCode.InvalidRequest, message: /no connection named "nope"/ });
     const sse = await fetch(gw.sse('nope'), { headers: { accept: 'text/event-stream' } });
     await refusedFetch(sse, { status: 404, code: ErrorCode.InvalidRequest });
@@ -321,7 +321,7 @@ describe('bad input at the Streamable HTTP edge', () => {
   // BUG: decodeURIComponent throws on a malformed escape and the request ends as a 500 "Internal error".
   it('a connection name with a malformed %-escape: a 4xx, not a 500', async () => {
     markLog();
-    const res = await fetch(new URL('/mcp/%E0%A4%A', gw.url), { method: 'POST', headers: mcpHeaders, body: ping() });
+    const res = await fetch(new URL('/mcp/%E0%A4%A', gw.url), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: ping() });
     assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
     await res.text();
     await assertStillServing();
@@ -364,7 +364,7 @@ describe('bad input at the Streamable HTTP edge', () => {
     markLog();
     const res = await fetch(endpoint, { method: 'POST', headers: { ...sessionHeaders(), 'mcp-protocol-version': '1999-01-01' }, body: ping() });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /unsupported MCP-Protocol-Version "1999-01-01"; supported: .*2025-06-18/ });
-    const get = await fetch(endpoint, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': 'latest' } });
+    const get = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': 'latest' } });
     await refusedFetch(get, { status: 400, code: ErrorCode.InvalidRequest });
     const logged = logSince();
     await assertStillServing();
@@ -385,7 +385,7 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('GET without Accept text/event-stream: 406', async () => {
     markLog();
-    const res = await fetch(endpoint, { headers: { accept: 'application/json', 'mcp-session-id': sessionId } });
+    const res = await fetch(endpoint, { headers: { ...gw.auth, accept: 'application/json', 'mcp-session-id': sessionId } });
     await refusedFetch(res, { status: 406, code: ErrorCode.InvalidRequest, message: /text\/event-stream/ });
     const logged = logSince();
     await assertStillServing();
@@ -396,7 +396,7 @@ describe('bad input at the Streamable HTTP edge', () => {
     markLog();
     const before = gw.gateway.sessions.size;
     const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
-    const res = await fetch(endpoint, { method: 'POST', headers: mcpHeaders, body: JSON.stringify([init, { jsonrpc: '2.0', id: 2, method: 'ping' }]) });
+    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: JSON.stringify([init, { jsonrpc: '2.0', id: 2, method: 'ping' }]) });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /initialize must be sent on its own/ });
     assert.equal(gw.gateway.sessions.size, before);
     const logged = logSince();
@@ -450,8 +450,8 @@ describe('/readyz while draining', () => {
   it('answers 503 draining, and new MCP requests 503 with Retry-After, while a call is still running', async () => {
     gw = await startTestGateway({ connections: { everything: { stdio: everythingStdio() } }, shutdown: { drainTimeout: '5s' } });
     const endpoint = gw.mcp('everything');
-    const sessionId = await rawInitialize(endpoint);
-    const headers = { ...mcpHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+    const sessionId = await rawInitialize(endpoint, gw.auth);
+    const headers = { ...mcpHeaders, ...gw.auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
     // A call that keeps the drain waiting.
     const running = fetch(endpoint, {
       method: 'POST',
@@ -468,7 +468,7 @@ describe('/readyz while draining', () => {
     socket.on('data', (d: Buffer) => (received += d.toString()));
     const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
     const post = (body: string) =>
-      `POST /mcp/everything HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${sessionId}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      `POST /mcp/everything HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer ${gw.token}\r\nMcp-Session-Id: ${sessionId}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
     const first = post(ping);
     socket.write(first.slice(0, -5));
     await new Promise((r) => setTimeout(r, 100));

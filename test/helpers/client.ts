@@ -22,13 +22,14 @@ export const cliPath = fileURLToPath(new URL('../../../bin/portcullis.js', impor
 export function edgeTransport(edge: Edge, gw: TestGateway, connection: string): Transport {
   switch (edge) {
     case 'streamable-http':
-      return new StreamableHTTPClientTransport(gw.mcp(connection));
+      return new StreamableHTTPClientTransport(gw.mcp(connection), { requestInit: { headers: gw.auth } });
     case 'sse':
-      return new SSEClientTransport(gw.sse(connection));
+      return new SSEClientTransport(gw.sse(connection), { requestInit: { headers: gw.auth } });
     case 'stdio-bridge':
       return new StdioClientTransport({
         command: process.execPath,
         args: [cliPath, 'connect', connection, '--gateway', gw.url],
+        env: { ...(process.env as Record<string, string>), PORTCULLIS_TOKEN: gw.token },
         stderr: 'pipe',
       });
   }

@@ -31,6 +31,12 @@ export class CapturedLog {
 export interface TestGateway {
   gateway: Gateway;
   url: string;
+  /** A dev-identity token of the default test user (`tester`, in group `testers`), when the dev identity is on. */
+  token: string;
+  /** The Authorization header carrying `token`. */
+  auth: Record<string, string>;
+  /** A dev-identity token for another configured dev user. */
+  tokenFor(user: string): Promise<string>;
   /** The data directory (a fresh temporary one unless the config names one): the SQLite store, the key. */
   dataDir: string;
   log: CapturedLog;
@@ -46,15 +52,45 @@ export interface TestGateway {
  * 127.0.0.1:0). Goes through the same YAML parsing and validation as `portcullis gateway --config`.
  * Without a `dataDir` in the config it gets a temporary one, removed again by stop().
  */
+/** The dev users a test gateway has unless its config lists its own. */
+export const testUsers = { tester: ['testers'], other: ['testers'], outsider: [] as string[] };
+
+/**
+ * A test's config with what every test gateway needs to be usable: without an `identity` section, the dev
+ * identity with the test users; a connection without `access` is open to every signed-in user.
+ */
+function withTestIdentity(config: Record<string, unknown>): Record<string, unknown> {
+  const connections = Object.fromEntries(
+    Object.entries((config.connections ?? {}) as Record<string, Record<string, unknown>>).map(([name, c]) => [
+      name,
+      c !== null && typeof c === 'object' && c.access === undefined ? { ...c, access: { groups: ['*'] } } : c,
+    ]),
+  );
+  return {
+    ...config,
+    ...(config.identity === undefined ? { identity: { dev: { users: testUsers } } } : {}),
+    ...(config.connections !== undefined ? { connections } : {}),
+  };
+}
+
 export async function startTestGateway(config: Record<string, unknown>, options: GatewayOptions = {}): Promise<TestGateway> {
   const ownDir = config.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'portcullis-test-')) : undefined;
   const dataDir = (config.dataDir as string | undefined) ?? ownDir!;
-  const text = stringify({ ...config, dataDir, listen: '127.0.0.1:0' });
+  const text = stringify({ ...withTestIdentity(config), dataDir, listen: '127.0.0.1:0' });
   const log = new CapturedLog();
   const gateway = await Gateway.start(parseConfig(text, '(test)'), { log: log.logger, ...options });
+  const tokenFor = async (user: string) => {
+    if (gateway.devIdentity === undefined) throw new Error('this test gateway has no dev identity');
+    return (await gateway.devIdentity.mint(user)).token;
+  };
+  const firstUser = gateway.devIdentity?.users[0];
+  const token = firstUser === undefined ? '' : await tokenFor(firstUser);
   return {
     gateway,
     url: gateway.url,
+    token,
+    auth: token === '' ? {} : { authorization: `Bearer ${token}` },
+    tokenFor,
     dataDir,
     log,
     mcp: (c) => new URL(`/mcp/${c}`, gateway.url),

@@ -38,10 +38,10 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>, options: { in
 }
 
 /** Initializes a session over raw HTTP and sends `initialized`; returns the session id. */
-export async function rawInitialize(endpoint: URL, protocolVersion = '2025-11-25'): Promise<string> {
+export async function rawInitialize(endpoint: URL, auth: Record<string, string>, protocolVersion = '2025-11-25'): Promise<string> {
   const res = await fetch(endpoint, {
     method: 'POST',
-    headers: mcpHeaders,
+    headers: { ...mcpHeaders, ...auth },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 'init',
@@ -55,7 +55,7 @@ export async function rawInitialize(endpoint: URL, protocolVersion = '2025-11-25
   if (!sessionId) throw new Error('initialize: no Mcp-Session-Id');
   const ack = await fetch(endpoint, {
     method: 'POST',
-    headers: { ...mcpHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': protocolVersion },
+    headers: { ...mcpHeaders, ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': protocolVersion },
     body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
   });
   if (ack.status !== 202) throw new Error(`initialized: HTTP ${ack.status}`);

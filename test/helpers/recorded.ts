@@ -1,4 +1,10 @@
+import type { Store } from '../../src/store/store.js';
 import type { EventRow } from '../../src/store/types.js';
+
+/** Every event of a session, in order. */
+export async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
+  return store.events(sessionId, -1, 100_000);
+}
 
 /** What a recording says crossed a boundary: `received` events and the received side of `relayed` ones. */
 export function receivedTexts(events: EventRow[], direction: 'toServer' | 'toClient'): string[] {

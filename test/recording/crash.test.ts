@@ -13,6 +13,7 @@ import { cliPath } from '../helpers/client.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { freePort } from '../helpers/ports.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
+import { DevIdentity } from '../../src/identity/dev-identity.js';
 import { deliveredTexts } from '../helpers/recorded.js';
 import { postgresTestStore, sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
@@ -30,16 +31,16 @@ interface Busy {
 }
 
 /** A client that initializes and then calls echo in a loop until the gateway goes away; keeps what it received. */
-async function busyClient(url: string): Promise<Busy> {
+async function busyClient(url: string, token: string): Promise<Busy> {
   const received: string[] = [];
   const init = await fetch(url, {
     method: 'POST',
-    headers: mcpHeaders,
+    headers: { ...mcpHeaders, authorization: `Bearer ${token}` },
     body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'crash', version: '1' } } }),
   });
   const sessionId = init.headers.get('mcp-session-id')!;
   received.push(await init.text());
-  const headers = { ...mcpHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+  const headers = { ...mcpHeaders, authorization: `Bearer ${token}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
   await (await fetch(url, { method: 'POST', headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })).text();
   const stopped = (async () => {
     for (let id = 1; ; id++) {
@@ -85,12 +86,18 @@ async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer):
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-crash-'));
     const port = await freePort();
     const config = join(dir, 'gateway.yaml');
-    writeFileSync(config, stringify({ listen: `127.0.0.1:${port}`, dataDir: dir, store: ts.url, log: { level: 'warn' }, connections: { echo: { http: { url: echo.url } } } }));
+    const dev = { users: { tester: ['testers'] } };
+    writeFileSync(
+      config,
+      stringify({ listen: `127.0.0.1:${port}`, dataDir: dir, store: ts.url, log: { level: 'warn' }, identity: { dev }, connections: { echo: { http: { url: echo.url }, access: { groups: ['testers'] } } } }),
+    );
     const url = `http://127.0.0.1:${port}/mcp/echo`;
+    // The dev identity's key is in the data directory, as `portcullis login --dev` finds it.
+    const { token } = await (await DevIdentity.load(dir, { ...dev, allowNonLoopback: false, tokenLifetimeMs: 3_600_000 })).mint('tester');
     try {
       const first = new GatewayProcess(config);
       await first.ready();
-      const clients = await Promise.all([busyClient(url), busyClient(url), busyClient(url)]);
+      const clients = await Promise.all([busyClient(url, token), busyClient(url, token), busyClient(url, token)]);
       // A different moment each run: early, mid-stream, or after many calls.
       await new Promise((r) => setTimeout(r, 30 + Math.floor(Math.random() * 400)));
       await first.stop('SIGKILL');

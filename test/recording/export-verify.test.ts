@@ -33,8 +33,8 @@ describe('an export verifies by the documented algorithm alone', () => {
   let lines: Line[];
   before(async () => {
     gw = await startTestGateway({ connections: { everything: { stdio: everythingStdio() }, denied: { stdio: everythingStdio(), tools: { deny: ['echo'] } } } });
-    const id = await rawInitialize(gw.mcp('denied'));
-    const headers = { ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
+    const id = await rawInitialize(gw.mcp('denied'), gw.auth);
+    const headers = { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
     for (const [n, body] of [
       { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'refused: ünïcode 🐉 "quoted"' } } },
       { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get-sum', arguments: { a: 1, b: 2 } } },
@@ -42,7 +42,7 @@ describe('an export verifies by the documented algorithm alone', () => {
       await (await fetch(gw.mcp('denied'), { method: 'POST', headers, body: JSON.stringify(body) })).text();
       void n;
     }
-    await fetch(gw.mcp('denied'), { method: 'DELETE', headers: { 'mcp-session-id': id } });
+    await fetch(gw.mcp('denied'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': id } });
     const store = gw.gateway.recorder!.store;
     const session = (await store.getSession(id))!;
     lines = [];

@@ -78,7 +78,7 @@ for (const backend of backends) {
     });
 
     async function connect(): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-      const transport = new StreamableHTTPClientTransport(gw.mcp('echo'));
+      const transport = new StreamableHTTPClientTransport(gw.mcp('echo'), { requestInit: { headers: gw.auth } });
       const client = new Client({ name: 'failure-test', version: '1.0.0' });
       await client.connect(transport);
       return { client, transport };
@@ -104,7 +104,7 @@ for (const backend of backends) {
       // New sessions are refused, and readiness says why.
       const init = await fetch(gw.mcp('echo'), {
         method: 'POST',
-        headers: mcpHeaders,
+        headers: { ...mcpHeaders, ...gw.auth },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
       });
       assert.equal(init.status, 503);

@@ -51,12 +51,12 @@ for (const backend of backends) {
       const gw = await startTestGateway({ store: ts.url, connections: { everything: { stdio: everythingStdio() } } });
       const url = gw.mcp('everything');
       for (let i = 0; i < 9; i++) {
-        const id = await rawInitialize(url);
-        const headers = { ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
+        const id = await rawInitialize(url, gw.auth);
+        const headers = { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
         for (const [n, method] of ['ping', 'tools/list', 'ping'].entries()) {
           await (await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: n + 1, method }) })).text();
         }
-        await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': id } });
+        await fetch(url, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': id } });
         sessions.push(id);
       }
       const key = gw.gateway.recorder!.key;

@@ -39,7 +39,7 @@ describe('stdio upstream and limits.maxMessageSize', () => {
   const post = (sessionId: string, body: unknown) =>
     fetch(gw.mcp('burst'), {
       method: 'POST',
-      headers: { ...mcpHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+      headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
@@ -47,7 +47,7 @@ describe('stdio upstream and limits.maxMessageSize', () => {
   // BUG: the limit is handed to the SDK's ReadBuffer as maxBufferSize, which bounds the bytes of one stdout read
   // (up to 64 KiB of many messages), not one message; a burst of small messages ends the session.
   it('relays a burst of small messages whose total exceeds the limit', async () => {
-    const sessionId = await rawInitialize(gw.mcp('burst'));
+    const sessionId = await rawInitialize(gw.mcp('burst'), gw.auth);
     const res = await post(sessionId, { jsonrpc: '2.0', id: 1, method: 'ping' });
     const text = await res.text();
     assert.equal(res.status, 200);
@@ -58,7 +58,7 @@ describe('stdio upstream and limits.maxMessageSize', () => {
 
   // BUG: the session ends with "the server process exited with code 0", which hides that the gateway refused the message.
   it('one message over the limit ends the session with an error naming the limit', async () => {
-    const sessionId = await rawInitialize(gw.mcp('burst'));
+    const sessionId = await rawInitialize(gw.mcp('burst'), gw.auth);
     const res = await post(sessionId, { jsonrpc: '2.0', id: 2, method: 'big' });
     const text = await res.text();
     assert.ok(!text.includes('x'.repeat(100)), 'the oversized message is not relayed');

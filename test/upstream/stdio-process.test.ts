@@ -37,7 +37,7 @@ describe('stdio upstream process', () => {
   });
 
   it('ends the whole process group when the session ends: no orphans', async () => {
-    const sessionId = await rawInitialize(gw.mcp('wrapped'));
+    const sessionId = await rawInitialize(gw.mcp('wrapped'), gw.auth);
     await waitFor(() => {
       try {
         return readFileSync(pidFile(), 'utf8').trim().length > 0;
@@ -47,7 +47,7 @@ describe('stdio upstream process', () => {
     }, 'the wrapper to start its grandchild');
     const grandchild = Number(readFileSync(pidFile(), 'utf8').trim());
     assert.ok(isAlive(grandchild), 'the grandchild runs while the session does');
-    const res = await fetch(gw.mcp('wrapped'), { method: 'DELETE', headers: { 'mcp-session-id': sessionId } });
+    const res = await fetch(gw.mcp('wrapped'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': sessionId } });
     assert.equal(res.status, 200);
     await waitFor(() => !isAlive(grandchild), 'the grandchild to be ended with its group');
   });
@@ -55,7 +55,7 @@ describe('stdio upstream process', () => {
   it('a command that does not exist: 502 naming the command and the key', async () => {
     const res = await fetch(gw.mcp('missing'), {
       method: 'POST',
-      headers: mcpHeaders,
+      headers: { ...mcpHeaders, ...gw.auth },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
     });
     assert.equal(res.status, 502);

@@ -1,0 +1,34 @@
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A pass-through HTTP proxy that adds an Authorization header to every request: for clients that cannot
+ * send one (the conformance suite's server mode), so they can be pointed at a gateway that requires a
+ * token. Streams both ways, so SSE works through it. Host and Origin pass as the client sent them, so the
+ * gateway's DNS-rebinding checks see what the client did.
+ */
+export async function startAuthProxy(target: string, authorization: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const to = new URL(target);
+  const server: Server = createServer((req, res) => {
+    const upstream = request(
+      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, authorization } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

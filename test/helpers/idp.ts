@@ -1,0 +1,145 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type JWK, type JWTPayload, SignJWT } from 'jose';
+import Provider from 'oidc-provider';
+
+/**
+ * A real OpenID provider (`oidc-provider`) on a loopback port, for the identity tests: discovery, JWKS,
+ * token endpoint (client credentials with resource indicators, so access tokens are JWTs whose `aud` is the
+ * requested resource), device flow and dynamic registration. Its signing key is the test's, so tests can
+ * also craft tokens signed "by the IdP" with any claims, and counts every JWKS fetch.
+ */
+
+export interface SigningKey {
+  kid: string;
+  privateJwk: JWK;
+  publicJwk: JWK;
+}
+
+export function newRsaKey(kid = `k-${randomBytes(4).toString('hex')}`): SigningKey {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const privateJwk = { ...(privateKey.export({ format: 'jwk' }) as JWK), kid, alg: 'RS256', use: 'sig' };
+  const publicJwk = { ...(publicKey.export({ format: 'jwk' }) as JWK), kid, alg: 'RS256', use: 'sig' };
+  return { kid, privateJwk, publicJwk };
+}
+
+/** Users of the test IdP and their groups (a claim in every token issued for them). */
+export const idpUsers: Record<string, string[]> = { ada: ['eng', 'sre'], bob: ['eng'], eve: [] };
+
+export interface TestIdp {
+  issuer: string;
+  key: SigningKey;
+  /** How many times the JWKS was fetched. */
+  jwksFetches: number;
+  /** A JWT signed with the IdP's current key: default claims (iss, sub ada, aud, exp in 5 min) merged with `claims`. */
+  sign(claims: JWTPayload, header?: Record<string, unknown>, key?: SigningKey): Promise<string>;
+  /** A real access token from the token endpoint (client credentials), for `resource`. */
+  clientCredentialsToken(resource: string): Promise<string>;
+  /** Replaces the signing key: the IdP restarts on the same port publishing only the new key. */
+  rotate(): Promise<SigningKey>;
+  stop(): Promise<void>;
+}
+
+function providerFor(issuer: string, key: SigningKey): Provider {
+  return new Provider(issuer, {
+    clients: [
+      {
+        client_id: 'portcullis-cli',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
+      },
+      { client_id: 'service', client_secret: 'service-secret-for-tests', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+    ],
+    jwks: { keys: [key.privateJwk] },
+    cookies: { keys: ['portcullis-test-idp-cookie-key'] },
+    scopes: ['openid', 'profile', 'email', 'offline_access', 'mcp'],
+    claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+    findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id, email: `${id}@example.test`, name: id }) }),
+    extraTokenClaims: (_ctx, token) => {
+      const subject = (token as { accountId?: string }).accountId;
+      return { groups: subject === undefined ? ['services'] : (idpUsers[subject] ?? []) };
+    },
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
+      registration: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resource) => ({
+          scope: 'mcp openid',
+          audience: resource,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 3600,
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
+    },
+  });
+}
+
+export async function startTestIdp(): Promise<TestIdp> {
+  let key = newRsaKey();
+  let server: Server;
+  const listen = (port: number) =>
+    new Promise<Server>((resolve, reject) => {
+      const provider = providerFor(issuer, key);
+      provider.use(async (ctx, next) => {
+        if (ctx.path === '/jwks') idp.jwksFetches++;
+        await next();
+      });
+      const s = createServer(provider.callback());
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => resolve(s));
+    });
+  // The issuer must be known before the provider is made: take a free port first.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const issuer = `http://127.0.0.1:${port}`;
+
+  const idp: TestIdp = {
+    issuer,
+    key,
+    jwksFetches: 0,
+    sign: async (claims, header = {}, signWith = key) => {
+      const now = Math.floor(Date.now() / 1000);
+      const payload = { iss: issuer, sub: 'ada', aud: 'portcullis', iat: now, exp: now + 300, groups: idpUsers.ada, ...claims };
+      for (const [k, v] of Object.entries(payload)) if (v === undefined) delete (payload as Record<string, unknown>)[k];
+      return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: signWith.kid, ...header }).sign(signWith.privateJwk);
+    },
+    clientCredentialsToken: async (resource) => {
+      const res = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('service:service-secret-for-tests').toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope: 'mcp' }),
+      });
+      const body = (await res.json()) as { access_token?: string };
+      if (!res.ok || body.access_token === undefined) throw new Error(`token endpoint: HTTP ${res.status} ${JSON.stringify(body)}`);
+      return body.access_token;
+    },
+    rotate: async () => {
+      key = newRsaKey();
+      idp.key = key;
+      await new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      });
+      server = await listen(port);
+      return key;
+    },
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+  server = await listen(port);
+  return idp;
+}
