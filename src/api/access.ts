@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { SecretString } from '../config/secrets.js';
 
 /**
- * Who may use /api until identity lands: with `api.token` set, whoever presents it as a bearer token;
+ * Who may use /api (until it takes OIDC tokens with roles): with `api.token` set, whoever presents it as a bearer token;
  * without it, only clients on the loopback interface. Returns why a request is refused, with its status.
  */
 export function apiRefusal(req: IncomingMessage, token: SecretString | undefined): { status: 401 | 403; message: string } | undefined {

@@ -451,3 +451,40 @@ describe('parseConfig: the recording store and its settings', () => {
     hasProblem(problems(`${oneStdio}recording: {trustedKeys: ["not a key"]}\n`), /^recording\.trustedKeys\.0: expected an Ed25519 public key in PEM form/);
   });
 });
+
+describe('parseConfig: identity and access', () => {
+  it('reads issuers with their defaults, access groups and narrower groups', () => {
+    const c = parse(
+      `identity:\n  issuers:\n    - issuer: https://idp.example.com/realms/main\n      groupsClaim: realm_access.roles\n      roles: {engineers: [idp-eng]}\n  clockSkew: 10s\n` +
+        `connections:\n  a:\n    stdio: {command: node}\n    access: {groups: [engineers], tools: {"delete_*": [leads]}}\n`,
+    );
+    const issuer = c.identity.issuers[0]!;
+    assert.equal(issuer.issuer, 'https://idp.example.com/realms/main');
+    assert.deepEqual(issuer.audiences, []);
+    assert.deepEqual(issuer.algorithms, ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA']);
+    assert.equal(issuer.groupsClaim, 'realm_access.roles');
+    assert.deepEqual(issuer.roles, { engineers: ['idp-eng'] });
+    assert.equal(c.identity.clockSkewMs, 10_000);
+    const access = c.connections.get('a')!.access;
+    assert.deepEqual(access.groups, ['engineers']);
+    assert.deepEqual(access.tools, { 'delete_*': ['leads'] });
+  });
+
+  it('a connection without access is closed to everybody (fail closed)', () => {
+    assert.deepEqual(parse(oneStdio).connections.get('a')!.access.groups, []);
+  });
+
+  it('refuses a plain-http issuer off loopback, symmetric algorithms, and a clock skew over 5 minutes', () => {
+    const found = problems(`${oneStdio}identity:\n  issuers:\n    - {issuer: "http://idp.example.com", algorithms: [HS256]}\n  clockSkew: 10m\n`);
+    assert.ok(found.some((p) => /^identity\.issuers\.0\.issuer: an issuer must use https:\/\//.test(p)), found.join('\n'));
+    assert.ok(found.some((p) => /^identity\.issuers\.0\.algorithms\.0: expected one of "RS256"/.test(p)), found.join('\n'));
+    assert.ok(found.some((p) => /^identity\.clockSkew: expected at most 5m/.test(p)), found.join('\n'));
+  });
+
+  it('refuses the dev identity on a non-loopback listen address, naming the way out', () => {
+    const found = problems(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\n`);
+    assert.ok(found.some((p) => /^identity\.issuers: the embedded dev identity .* refused on 0\.0\.0\.0: .*identity\.dev\.allowNonLoopback: true/.test(p)), found.join('\n'));
+    const allowed = parse(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\nidentity: {dev: {allowNonLoopback: true}}\n`);
+    assert.equal(allowed.identity.dev.allowNonLoopback, true);
+  });
+});
