@@ -59,16 +59,18 @@ export interface McpSession {
   close(): Promise<void>;
 }
 
-export async function openSession(endpoint: string): Promise<McpSession> {
+/** Opens a session at `endpoint`, sending `token` as a bearer token on every request when given. */
+export async function openSession(endpoint: string, token?: string): Promise<McpSession> {
   const url = new URL(endpoint);
+  const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const init = await post(
     url,
     JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
-    {},
+    auth,
   );
   const sessionId = init.headers['mcp-session-id'];
   if (init.status !== 200 || typeof sessionId !== 'string') throw new Error(`initialize failed: HTTP ${init.status} ${init.body.slice(0, 200)}`);
-  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+  const headers = { ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
   const ack = await post(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
   if (ack.status !== 202) throw new Error(`initialized failed: HTTP ${ack.status}`);
   let next = 1;

@@ -6,12 +6,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { demoServerEntry } from '../src/config/load.js';
+import { DevIdentity } from '../src/identity/dev-identity.js';
 import { freePort } from '../test/helpers/ports.js';
 
 /** The processes a benchmark compares, each started the way an operator would start it. */
 export interface Proc {
   child: ChildProcess;
   port: number;
+  /** For a gateway: a dev-identity token its connections accept. */
+  token?: string;
   stop(): Promise<void>;
 }
 
@@ -70,17 +73,24 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
  * `portcullis gateway` with the given connections, in its own process, with a fresh data directory (its
  * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store).
  */
-export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Proc> {
+/** A gateway process with `connections`; `authOff` starts the benchmark's no-authentication baseline instead (auth-off-gateway.ts). */
+export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}, authOff = false): Promise<Proc> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-data-'));
   const file = join(dataDir, 'gateway.yaml');
-  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, dataDir, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, ...extra, connections }));
-  const child = spawn(process.execPath, [cli, 'gateway', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Every client signs in, as in production: the dev identity, a user in the group every connection admits.
+  const dev = { users: { bench: ['bench'] } };
+  const admitted = Object.fromEntries(Object.entries(connections).map(([name, c]) => [name, { access: { groups: ['bench'] }, ...(c as object) }]));
+  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, dataDir, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, identity: { dev }, ...extra, connections: admitted }));
+  const entry = authOff ? [fileURLToPath(new URL('./auth-off-gateway.js', import.meta.url)), file] : [cli, 'gateway', '--config', file];
+  const child = spawn(process.execPath, entry, { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');
   const stop = stopper(child);
+  const { token } = await (await DevIdentity.load(dataDir, { ...dev, allowNonLoopback: false, tokenLifetimeMs: 24 * 3_600_000 })).mint('bench');
   return {
     child,
     port,
+    token,
     stop: async () => {
       await stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -9,7 +9,8 @@
  * pass-through proxy (null-proxy.ts) runs beside them as the floor of any extra hop, so the cost of the
  * gateway's own work can be told apart from the cost of one more process and connection.
  *   - recording (write-ahead) on vs off at 32 concurrent clients: ≥ 0.9× on SQLite, ≥ 0.8× on PostgreSQL (issue 3)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|mem.
+ *   - authentication on (a dev-identity JWT on every request, keys cached) vs off: sequential p50 ≤ 1.05× (issue 4)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|mem.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -25,6 +26,8 @@ const settings = quick
 interface Target {
   name: string;
   url: string;
+  /** The bearer token the target wants (the gateway's), if any. */
+  token?: string | undefined;
   /** The endpoint of concurrent client i, when clients do not all share `url`. */
   urlFor?: (client: number) => string;
 }
@@ -34,7 +37,7 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 async function sequential(targets: Target[]): Promise<Map<string, { p50: number; p99: number; callsPerSec: number }>> {
   const sessions = new Map<string, McpSession>();
   for (const t of targets) {
-    const s = await openSession(t.url);
+    const s = await openSession(t.url, t.token);
     for (let i = 0; i < settings.seqWarm; i++) await s.echo();
     sessions.set(t.name, s);
   }
@@ -107,7 +110,7 @@ async function concurrent(targets: Target[]): Promise<Map<string, { callsPerSec:
   const pools = new Map<string, McpSession[]>();
   const warmed = new Map<string, number>();
   for (const t of targets) {
-    const pool = await Promise.all(Array.from({ length: settings.clients }, (_, i) => openSession(t.urlFor ? t.urlFor(i) : t.url)));
+    const pool = await Promise.all(Array.from({ length: settings.clients }, (_, i) => openSession(t.urlFor ? t.urlFor(i) : t.url, t.token)));
     warmed.set(t.name, await warmUp(pool));
     pools.set(t.name, pool);
   }
@@ -136,14 +139,44 @@ async function idleMemory(upstreamUrl: string): Promise<{ baselineMB: number; pe
   }
 }
 
+/**
+ * Authentication on vs off: two gateways in front of server-everything over stdio, one checking a bearer JWT on
+ * every request (the dev identity's, so keys are local and verified tokens cached, as with any IdP once its
+ * JWKS is cached), the other with authentication replaced by a fixed identity. Sequential calls, alternating.
+ */
+async function authenticationOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  const on = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } });
+  const off = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }, true);
+  try {
+    const targets: Target[] = [
+      { name: 'auth off', url: `http://127.0.0.1:${off.port}/mcp/everything` },
+      { name: 'auth on', url: `http://127.0.0.1:${on.port}/mcp/everything`, token: on.token },
+    ];
+    const seq = await sequential(targets);
+    const base = seq.get('auth off')!;
+    console.log(`\nAuthentication on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
+    console.log('target            p50 ms   p99 ms   calls/s   p50 vs off');
+    for (const t of targets) {
+      const r = seq.get(t.name)!;
+      console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50)}×`);
+    }
+    const ratio = seq.get('auth on')!.p50 / base.p50;
+    verdicts.push({ target: 'p50 authentication on / off (sequential)', value: ratio, limit: '≤ 1.05', pass: ratio <= 1.05 });
+    return Object.fromEntries(seq);
+  } finally {
+    await on.stop();
+    await off.stop();
+  }
+}
+
 async function measureIdleSessions(gateway: Proc, url: string): Promise<{ baselineMB: number; perSessionKB: number; totalMB: number }> {
-  const warm = await Promise.all(Array.from({ length: 10 }, () => openSession(url)));
+  const warm = await Promise.all(Array.from({ length: 10 }, () => openSession(url, gateway.token)));
   await new Promise((r) => setTimeout(r, 1000));
   const baseline = rssOf(gateway.child.pid!);
   const sessions: McpSession[] = [...warm];
   while (sessions.length < settings.idleSessions) {
     const batch = Math.min(50, settings.idleSessions - sessions.length);
-    sessions.push(...(await Promise.all(Array.from({ length: batch }, () => openSession(url)))));
+    sessions.push(...(await Promise.all(Array.from({ length: batch }, () => openSession(url, gateway.token)))));
   }
   await new Promise((r) => setTimeout(r, 2000));
   const total = rssOf(gateway.child.pid!);
@@ -179,7 +212,7 @@ async function recordingOnOff(verdicts: Array<{ target: string; value: number; l
     const gateways = new Map<string, Proc>();
     try {
       for (const m of order) gateways.set(m.name, await startGateway({ everything: everythingStdioConnection() }, m.extra(pgStore.url)));
-      const targets: Target[] = modes.map((m) => ({ name: m.name, url: `http://127.0.0.1:${gateways.get(m.name)!.port}/mcp/everything` }));
+      const targets: Target[] = modes.map((m) => ({ name: m.name, url: `http://127.0.0.1:${gateways.get(m.name)!.port}/mcp/everything`, token: gateways.get(m.name)!.token }));
       const seq = rep === 0 ? await sequential(targets) : undefined;
       const conc = await concurrent(targets);
       const off = conc.get('recording off')!.callsPerSec;
@@ -216,8 +249,8 @@ async function main(): Promise<void> {
   const floor: Target = { name: 'null proxy→http', url: `http://127.0.0.1:${nullProxy.port}/mcp` };
   const targets: Target[] = [
     { name: 'direct', url: `http://127.0.0.1:${direct.port}/mcp` },
-    { name: 'gateway→stdio', url: `http://127.0.0.1:${gateway.port}/mcp/everything` },
-    { name: 'gateway→http', url: `http://127.0.0.1:${gateway.port}/mcp/remote` },
+    { name: 'gateway→stdio', url: `http://127.0.0.1:${gateway.port}/mcp/everything`, token: gateway.token },
+    { name: 'gateway→http', url: `http://127.0.0.1:${gateway.port}/mcp/remote`, token: gateway.token },
   ];
   const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, quick, settings };
   const verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }> = [];
@@ -256,6 +289,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'rec') {
       results.recording = await recordingOnOff(verdicts);
+    }
+    if (!only || only === 'auth') {
+      results.authentication = await authenticationOnOff(verdicts);
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);
