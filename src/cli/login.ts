@@ -1,15 +1,64 @@
 import { Command } from 'commander';
 import { DevIdentity, DevIdentityError } from '../identity/dev-identity.js';
-import { writeCachedToken } from '../identity/token-cache.js';
+import { spawn } from 'node:child_process';
+import { authorizationCodeLogin, deviceCodeLogin, type LoginTarget } from '../identity/oidc-login.js';
+import { type CachedToken, writeCachedToken } from '../identity/token-cache.js';
+import { loginTarget } from './login-target.js';
 import { gatewayBaseUrl } from './gateway-url.js';
 import { configForCommand } from './load-config.js';
 
 interface LoginOptions {
   dev?: string;
   device?: boolean;
+  browser?: boolean;
+  issuer?: string;
+  clientId?: string;
   gateway?: string;
   config?: string;
   print?: boolean;
+}
+
+/** Opens a URL in the desktop's browser, without a shell; the URL is printed anyway, so failing to open is fine. */
+function openBrowser(url: URL): void {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))) return;
+  const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+  try {
+    const child = spawn(opener, [url.href], { stdio: 'ignore', detached: true });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    // No browser here: the printed URL is the way.
+  }
+}
+
+/** `login` with an OIDC provider: the authorization-code flow with PKCE, or the device flow. */
+async function oidcLogin(opts: LoginOptions): Promise<void> {
+  const base = gatewayBaseUrl('login', opts.gateway, opts.config);
+  let target: LoginTarget;
+  try {
+    target = await loginTarget(base, opts);
+  } catch (err) {
+    fail((err as Error).message, 2);
+  }
+  let token: CachedToken;
+  try {
+    token = opts.device
+      ? await deviceCodeLogin(target, (uri, code, complete) => {
+          process.stderr.write(`To sign in, visit ${complete ?? uri}${complete ? '' : ' and enter the code'}\n  code: ${code}\n(waiting for you to approve…)\n`);
+        })
+      : await authorizationCodeLogin(target, (url) => {
+          process.stderr.write(`Sign in at ${target.issuer} in your browser:\n  ${url.href}\n(waiting for the browser to come back…)\n`);
+          if (opts.browser !== false) openBrowser(url);
+        });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  writeCachedToken(base, token);
+  process.stderr.write(
+    `Signed in to ${base} as ${token.subject} (${target.issuer}) until ${new Date(token.expiresAtMs).toISOString()}${token.refreshToken ? '; it is refreshed when it expires' : ''}.\n` +
+      `\`portcullis connect <connection>\` uses this token; \`portcullis mcp-config <connection>\` prints a client entry.\n`,
+  );
+  if (opts.print) process.stdout.write(`${token.accessToken}\n`);
 }
 
 function fail(message: string, code = 1): never {
@@ -46,11 +95,15 @@ export function loginCommand(): Command {
   return new Command('login')
     .description('sign in to a gateway and cache the token for `portcullis connect`')
     .option('--dev <user>', 'sign in as a user of the embedded dev identity (a gateway with no OIDC issuer)')
+    .option('--device', 'use the device flow: enter a code on another device (for machines without a browser)')
+    .option('--no-browser', 'print the sign-in URL without opening a browser')
+    .option('--issuer <url>', 'the OIDC issuer to sign in with (default: the first the gateway or its config names)')
+    .option('--client-id <id>', 'the public OAuth client (default: the one the gateway or its config names for the issuer)')
     .option('-g, --gateway <url>', 'the gateway base URL (default: $PORTCULLIS_URL, the --config listen address, or http://127.0.0.1:8080)')
     .option('-c, --config <file>', "the gateway's config file (for --dev: its data directory holds the dev identity key)")
     .option('--print', 'also print the access token on stdout (for curl and scripts)')
     .action(async (opts: LoginOptions) => {
       if (opts.dev !== undefined) return devLogin(opts.dev, opts);
-      fail('signing in with an OIDC provider (authorization code with PKCE, or --device) is not available in this build yet; use --dev <user> on a gateway with the dev identity, or set PORTCULLIS_TOKEN', 2);
+      return oidcLogin(opts);
     });
 }

@@ -1,18 +1,21 @@
-import { readCachedToken } from '../identity/token-cache.js';
+import { LoginError, refreshToken } from '../identity/oidc-login.js';
+import { type CachedToken, readCachedToken, writeCachedToken } from '../identity/token-cache.js';
 
 /** Refresh this long before expiry, so that a request never leaves with a token about to expire. */
 const marginMs = 30_000;
 
 /**
  * The token a client command sends to the gateway at `base`: $PORTCULLIS_TOKEN, else the cached one from
- * `portcullis login`. Says once (through `report`) what to do when there is none or it has expired.
+ * `portcullis login`, refreshed (and the cache updated) when it is about to expire and a refresh token is at
+ * hand. Says once (through `report`) what to do when there is none, or it expired and cannot be refreshed.
  */
 export function tokenSource(): (base: string, report: (line: string) => void) => Promise<string | undefined> {
-  let warned = false;
+  const warned = new Set<string>();
   const warn = (report: (line: string) => void, line: string) => {
-    if (!warned) report(line);
-    warned = true;
+    if (!warned.has(line)) report(line);
+    warned.add(line);
   };
+  let refreshing: Promise<CachedToken> | undefined;
   return async (base, report) => {
     const fromEnv = process.env.PORTCULLIS_TOKEN;
     if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
@@ -22,6 +25,19 @@ export function tokenSource(): (base: string, report: (line: string) => void) =>
       return undefined;
     }
     if (Date.now() + marginMs < cached.expiresAtMs) return cached.accessToken;
+    if (cached.refreshToken !== undefined) {
+      // One refresh at a time, however many requests are waiting for it.
+      refreshing ??= refreshToken(cached).finally(() => (refreshing = undefined));
+      try {
+        const fresh = await refreshing;
+        writeCachedToken(base, fresh);
+        return fresh.accessToken;
+      } catch (err) {
+        if (!(err instanceof LoginError)) throw err;
+        warn(report, `${err.message}; sign in again with \`portcullis login\``);
+        return cached.accessToken;
+      }
+    }
     warn(report, `the token for ${base} (${cached.subject}) has expired: sign in again with \`portcullis login\``);
     return cached.accessToken;
   };

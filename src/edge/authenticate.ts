@@ -33,10 +33,14 @@ export function publicBase(req: IncomingMessage, publicUrl: string | undefined):
   return publicUrl ?? `http://${req.headers.host ?? 'localhost'}`;
 }
 
-/** A connection's resource identifiers: its Streamable HTTP and its legacy SSE endpoint. */
+/**
+ * The resource identifiers a token for a connection may name: its Streamable HTTP and legacy SSE endpoints (what
+ * an MCP client asks for), and the gateway as a whole (what `portcullis login` asks for, one sign-in for every
+ * connection; access is still decided per connection by group).
+ */
 export function resourceUrls(base: string, connection: string): string[] {
   const name = encodeURIComponent(connection);
-  return [`${base}/mcp/${name}`, `${base}/sse/${name}`];
+  return [`${base}/mcp/${name}`, `${base}/sse/${name}`, base];
 }
 
 /** Where a connection's protected resource metadata is (RFC 9728 §3.1: the well-known prefix before the path). */
@@ -73,7 +77,7 @@ export class BearerAuthenticator implements Authenticator {
     }
     const token = await this.verifier.verify(m[1]!);
     if (!audienceMatches(token, resourceUrls(publicBase(req, this.publicUrl), connection.name))) {
-      throw new AuthError(401, 'invalid_token', `the token is not meant for this connection: its audience is neither ${resourceUrls(publicBase(req, this.publicUrl), connection.name)[0]} nor one its issuer is trusted with`);
+      throw new AuthError(401, 'invalid_token', `the token is not meant for this connection: its audience is neither ${resourceUrls(publicBase(req, this.publicUrl), connection.name)[0]}, the gateway, nor one its issuer is trusted with`);
     }
     return { identity: token.identity, ...(token.groupsProblem ? { groupsProblem: token.groupsProblem } : {}) };
   }

@@ -10,7 +10,7 @@ import { AuthError } from '../identity/auth-error.js';
 import type { TrustedIssuer } from '../identity/issuers.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl, publicBase } from './authenticate.js';
-import { protectedResourceMetadata } from './protected-resource.js';
+import { gatewayMetadata, protectedResourceMetadata } from './protected-resource.js';
 import { replyError, replyJson } from './http-reply.js';
 import type { LegacySseEdge } from './legacy-sse.js';
 import { checkHostAndOrigin, type HostPolicy } from './origin.js';
@@ -66,6 +66,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size });
     }
     if (path === '/api' || path.startsWith('/api/')) return api(req, res, url);
+    if (path === '/.well-known/oauth-protected-resource') return metadata(req, res);
     const wellKnown = metadataPath.exec(path);
     if (wellKnown !== null) return metadata(req, res, wellKnown[1] as 'mcp' | 'sse', wellKnown[2]!);
     const m = connectionPath.exec(path);
@@ -153,8 +154,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     return undefined;
   }
 
-  /** GET /.well-known/oauth-protected-resource/<edge>/<connection>: public, so any origin may read it. */
-  function metadata(req: IncomingMessage, res: ServerResponse, edge: 'mcp' | 'sse', rawName: string): void {
+  /** GET /.well-known/oauth-protected-resource[/<edge>/<connection>]: public, so any origin may read it. */
+  function metadata(req: IncomingMessage, res: ServerResponse, edge?: 'mcp' | 'sse', rawName?: string): void {
     req.resume();
     const hostRefusal = checkHostAndOrigin(req, { ...o.hostPolicy, allowedOrigins: [] });
     if (hostRefusal !== undefined && !hostRefusal.startsWith('Origin')) return replyJson(res, 403, { error: `Forbidden: ${hostRefusal}` });
@@ -163,11 +164,13 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return replyJson(res, 405, { error: 'use GET' }, { allow: 'GET' });
+    const cors = { 'access-control-allow-origin': '*', 'cache-control': 'max-age=300' };
+    if (edge === undefined || rawName === undefined) return replyJson(res, 200, gatewayMetadata(publicBase(req, o.publicUrl), o.issuers), cors);
     const name = decodeName(rawName);
     const connection = name === undefined ? undefined : o.registry.connection(name);
     if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify((name ?? rawName).slice(0, 100))}` });
     const doc = protectedResourceMetadata(publicBase(req, o.publicUrl), edge, connection, o.issuers);
-    return replyJson(res, 200, doc, { 'access-control-allow-origin': '*', 'cache-control': 'max-age=300' });
+    return replyJson(res, 200, doc, cors);
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

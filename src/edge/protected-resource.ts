@@ -17,3 +17,23 @@ export function protectedResourceMetadata(base: string, edge: 'mcp' | 'sse', con
     resource_name: `Portcullis: ${connection.description ?? connection.name}`,
   };
 }
+
+/**
+ * The gateway's own metadata (`/.well-known/oauth-protected-resource`, no path): the gateway as one resource,
+ * which is what `portcullis login` asks a token for, so that one sign-in serves every connection the caller's
+ * groups allow. `portcullis_clients` (an extension RFC 9728 §2 allows) names the public client to sign in with
+ * at each issuer.
+ */
+export function gatewayMetadata(base: string, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
+  const external = issuers.filter((i) => !i.config.issuer.startsWith('urn:'));
+  const scopes = [...new Set(external.flatMap((i) => i.config.scopes))];
+  const clients = Object.fromEntries(external.filter((i) => i.config.clientId !== undefined).map((i) => [i.config.issuer, i.config.clientId!]));
+  return {
+    resource: base,
+    ...(external.length > 0 ? { authorization_servers: external.map((i) => i.config.issuer) } : {}),
+    bearer_methods_supported: ['header'],
+    ...(scopes.length > 0 ? { scopes_supported: scopes } : {}),
+    resource_name: 'Portcullis',
+    ...(Object.keys(clients).length > 0 ? { portcullis_clients: clients } : {}),
+  };
+}

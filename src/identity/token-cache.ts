@@ -19,6 +19,9 @@ export interface CachedToken {
   /** For a refresh: the client and the issuer's token endpoint. */
   clientId?: string;
   tokenEndpoint?: string;
+  /** The resource (audience) the token was asked for, and the scopes: asked for again on refresh. */
+  resource?: string;
+  scopes?: string[];
 }
 
 export function portcullisHome(): string {

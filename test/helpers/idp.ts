@@ -46,6 +46,7 @@ function providerFor(issuer: string, key: SigningKey): Provider {
     clients: [
       {
         client_id: 'portcullis-cli',
+        application_type: 'native',
         token_endpoint_auth_method: 'none',
         grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
         response_types: ['code'],
@@ -142,4 +143,69 @@ export async function startTestIdp(): Promise<TestIdp> {
   };
   server = await listen(port);
   return idp;
+}
+
+/** A tiny cookie jar: enough for oidc-provider's interaction cookies in one sequential sign-in. */
+class CookieJar {
+  readonly #cookies = new Map<string, string>();
+
+  take(res: Response): void {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      this.#cookies.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
+    }
+  }
+
+  get header(): string {
+    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+}
+
+function decodeHtml(s: string): string {
+  return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#x2F;/g, '/').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+}
+
+/**
+ * What a person does in the browser at the IdP, done with fetch: follows redirects, and on each page with a
+ * form (oidc-provider's development login, consent and device-code pages) fills in the user and submits. Ends
+ * when the IdP redirects somewhere else (the CLI's loopback callback: that URL is returned, not visited) or shows
+ * a page with no form (the device flow's "done" page: undefined is returned).
+ */
+export async function signInAsUser(start: string, user: string, issuer: string): Promise<URL | undefined> {
+  const jar = new CookieJar();
+  let url = new URL(start);
+  let init: RequestInit = {};
+  for (let step = 0; step < 20; step++) {
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: jar.header } });
+    jar.take(res);
+    if (res.status >= 300 && res.status < 400) {
+      await res.body?.cancel();
+      const next = new URL(res.headers.get('location')!, url);
+      if (next.origin !== new URL(issuer).origin) return next;
+      url = next;
+      init = {};
+      continue;
+    }
+    const html = await res.text();
+    if (res.status !== 200) throw new Error(`the IdP answered HTTP ${res.status} at ${url.pathname}: ${html.slice(0, 300)}`);
+    const form = /<form([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
+    const action = form === null || !/method="post"/i.test(form[1]!) ? undefined : /action="([^"]+)"/.exec(form[1]!)?.[1];
+    if (form === null || action === undefined) return undefined;
+    const fields = new URLSearchParams();
+    for (const input of form[2]!.matchAll(/<input[^>]*>/gi)) {
+      const name = /name="([^"]+)"/.exec(input[0])?.[1];
+      const value = /value="([^"]*)"/.exec(input[0])?.[1] ?? '';
+      if (name === undefined) continue;
+      if (name === 'login') fields.set(name, user);
+      else if (name === 'password') fields.set(name, 'any password will do');
+      else if (/type="(hidden|text)"/.test(input[0]) || !/type=/.test(input[0])) fields.set(name, decodeHtml(value));
+    }
+    for (const button of form[2]!.matchAll(/<button[^>]*name="([^"]+)"[^>]*value="([^"]*)"[^>]*>/gi)) {
+      if (!fields.has(button[1]!)) fields.set(button[1]!, decodeHtml(button[2]!));
+    }
+    url = new URL(decodeHtml(action), url);
+    init = { method: 'POST', body: fields, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+  }
+  throw new Error('the sign-in did not finish in 20 steps');
 }

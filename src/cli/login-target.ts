@@ -1,0 +1,44 @@
+import type { LoginTarget } from '../identity/oidc-login.js';
+import { configForCommand } from './load-config.js';
+
+export interface TargetOptions {
+  issuer?: string;
+  clientId?: string;
+  config?: string;
+}
+
+/**
+ * Which IdP and client `portcullis login` signs in with, for the gateway at `base`: --issuer/--client-id; else the
+ * gateway's config (its issuers with a clientId); else the gateway itself, whose metadata names its issuers and
+ * their public clients. Throws with what to pass when none of them says.
+ */
+export async function loginTarget(base: string, o: TargetOptions): Promise<LoginTarget> {
+  const defaultScopes = ['openid', 'profile', 'email', 'offline_access'];
+  if (o.config !== undefined) {
+    const issuers = configForCommand(o.config).identity.issuers.filter((i) => i.clientId !== undefined && (o.issuer === undefined || i.issuer === o.issuer));
+    const chosen = issuers[0];
+    if (chosen === undefined) {
+      throw new Error(`the config names no issuer${o.issuer ? ` ${o.issuer}` : ''} with a clientId (identity.issuers[].clientId: the public client registered for Portcullis at the IdP)`);
+    }
+    return { issuer: chosen.issuer, clientId: o.clientId ?? chosen.clientId!, scopes: chosen.scopes, resource: base };
+  }
+  if (o.issuer !== undefined && o.clientId !== undefined) return { issuer: o.issuer, clientId: o.clientId, scopes: defaultScopes, resource: base };
+  let doc: { authorization_servers?: unknown; portcullis_clients?: unknown; scopes_supported?: unknown };
+  try {
+    const res = await fetch(`${base}/.well-known/oauth-protected-resource`, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    doc = (await res.json()) as typeof doc;
+  } catch (err) {
+    throw new Error(`cannot ask the gateway at ${base} how to sign in (${(err as Error).message}); pass --config, or --issuer and --client-id`);
+  }
+  const servers = Array.isArray(doc.authorization_servers) ? doc.authorization_servers.filter((s): s is string => typeof s === 'string') : [];
+  if (servers.length === 0) {
+    throw new Error(`the gateway at ${base} names no identity provider: it runs the dev identity, so sign in with --dev <user>`);
+  }
+  const issuer = o.issuer ?? servers[0]!;
+  const clients = (doc.portcullis_clients ?? {}) as Record<string, unknown>;
+  const clientId = o.clientId ?? (typeof clients[issuer] === 'string' ? clients[issuer] : undefined);
+  if (clientId === undefined) throw new Error(`the gateway names no public client for ${issuer}; pass --client-id`);
+  const scopes = Array.isArray(doc.scopes_supported) ? doc.scopes_supported.filter((s): s is string => typeof s === 'string') : defaultScopes;
+  return { issuer, clientId, scopes, resource: base };
+}
