@@ -7,8 +7,7 @@ import { loadConfigFile } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 
 const config = loadConfigFile(process.argv[2]!);
-const gateway = await Gateway.start(config, {
-  authenticator: { authenticate: async () => ({ identity: { subject: 'bench', issuer: 'urn:bench', groups: ['bench'] } }) },
-});
+const bench = { identity: { subject: 'bench', issuer: 'urn:bench', groups: ['bench'] } };
+const gateway = await Gateway.start(config, { authenticator: { authenticate: async () => bench, authenticateGateway: async () => bench } });
 process.stdout.write(`Portcullis is running at ${gateway.url} (authentication off, for the benchmark)\n`);
 process.once('SIGTERM', () => void gateway.stop().then(() => process.exit(0)));

@@ -23,6 +23,8 @@ import { ConnectionAccess } from './identity/access-policy.js';
 import { DevIdentity } from './identity/dev-identity.js';
 import { RemoteIssuer, type RemoteIssuerTimings, type TrustedIssuer } from './identity/issuers.js';
 import { TokenVerifier } from './identity/verifier.js';
+import { AccessRequests } from './identity/access-requests.js';
+import { AccessRequestsApi } from './api/access-requests.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
@@ -34,6 +36,8 @@ export interface GatewayOptions {
   recorderTimings?: { probeMs?: number; heartbeatMs?: number; staleAfterMs?: number; sweepMs?: number };
   /** Tuning for tests: discovery retry and JWKS cooldown of external issuers. */
   issuerTimings?: RemoteIssuerTimings;
+  /** Tuning for tests: how often just-in-time grants are re-read and expiries applied. */
+  grantRefreshMs?: number;
   /**
    * Replaces token authentication: for the benchmark's "authentication off" baseline only. Not reachable
    * from the config file or the command line.
@@ -114,6 +118,7 @@ export class Gateway {
   readonly #recorder: Recorder | undefined;
   readonly #store: Store | undefined;
   readonly #access: Map<string, ConnectionAccess>;
+  readonly #accessRequests: AccessRequests | undefined;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -144,6 +149,21 @@ export class Gateway {
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
     });
+    this.#accessRequests =
+      recording.store && recording.recorder
+        ? new AccessRequests({
+            store: recording.store,
+            recorder: recording.recorder,
+            access: (name) => this.#access.get(name),
+            log,
+            refreshMs: options.grantRefreshMs ?? 1000,
+            onGrantEnded: (grant, why) => {
+              void this.#registry.endGrant(grant.id, why).then((n) => {
+                if (n > 0) log.info({ grant: grant.id, subject: grant.requesterSubject, sessions: n }, `${why}: its sessions ended`);
+              });
+            },
+          })
+        : undefined;
     const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes };
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     this.#server = createHttpServer({
@@ -155,6 +175,7 @@ export class Gateway {
       ready: () => this.#readiness(),
       authenticator: options.authenticator ?? new BearerAuthenticator(verifier, config.http.publicUrl),
       access: (name) => this.#access.get(name)!,
+      ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       issuers: identity.issuers,
       publicUrl: config.http.publicUrl,
       api: {
@@ -183,6 +204,13 @@ export class Gateway {
     const identity = await startIdentity(config, options, log);
     const recording = await startRecording(config, options, log);
     const gateway = new Gateway(config, options, log, recording, identity);
+    try {
+      await gateway.#accessRequests?.start();
+    } catch (err) {
+      await recording.recorder?.close();
+      await recording.store?.close();
+      throw err;
+    }
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const where = `${config.listen.host}:${config.listen.port}`;
@@ -245,6 +273,7 @@ export class Gateway {
     while (Date.now() < deadline && [...this.#registry.all()].some((s) => s.pendingRequests > 0)) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    this.#accessRequests?.stop();
     await this.#registry.closeAll('gateway shutting down');
     // Every session's seal is written before the store closes.
     await this.#recorder?.close();

@@ -11,7 +11,14 @@ export function configCheckCommand(): Command {
         const config = loadConfigFile(file);
         const names = [...config.connections.values()].map((c) => `${c.name} (${c.upstream.kind})`);
         const recording = config.recording.mode === 'off' ? 'recording off' : `recording ${config.recording.mode} to ${describeStore(config.store.reveal())}`;
-        process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}\n`);
+        const identity =
+          config.identity.issuers.length > 0
+            ? `identity: ${config.identity.issuers.map((i) => i.issuer).join(', ')}`
+            : `identity: dev identity (users: ${Object.keys(config.identity.dev.users).join(', ') || 'none'})`;
+        process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}; ${identity}\n`);
+        for (const c of config.connections.values()) {
+          if (c.access.groups.length === 0) process.stdout.write(`warning: connection '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`);
+        }
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.message}\n`);

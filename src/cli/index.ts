@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { accessCommand } from './access/index.js';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
@@ -17,6 +18,7 @@ export function buildCli(): Command {
   program.addCommand(connectCommand());
   program.addCommand(mcpConfigCommand());
   program.addCommand(sessionsCommand());
+  program.addCommand(accessCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());
   program.addCommand(config);

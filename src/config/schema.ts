@@ -199,6 +199,10 @@ function accessSchema() {
       prompts: narrower,
       /** Resource URI pattern → the groups that may see and read matching resources. */
       resources: narrower,
+      /** Groups whose members may approve just-in-time access requests for this connection; none: no requests. */
+      approvers: groupList,
+      /** The longest just-in-time grant an approver may give. */
+      maxGrant: duration('8h'),
     })
     .prefault({});
 }
@@ -427,6 +431,8 @@ export interface AccessConfig {
   tools: Record<string, string[]>;
   prompts: Record<string, string[]>;
   resources: Record<string, string[]>;
+  approvers: string[];
+  maxGrant: number;
 }
 
 export interface ConnectionConfig {

@@ -21,11 +21,16 @@ export interface Authenticated {
 export interface Caller {
   identity: Identity;
   access: string;
+  /** The just-in-time grant that lets the caller in, when no group does. */
+  grant?: string;
 }
 
 /** Takes a request and says who sent it, or throws AuthError. */
 export interface Authenticator {
+  /** A request to a connection: the token must be meant for it (or for the gateway). */
   authenticate(req: IncomingMessage, url: URL, connection: ConnectionConfig): Promise<Authenticated>;
+  /** A request to the gateway itself (/api/access): the token must be meant for the gateway. */
+  authenticateGateway(req: IncomingMessage, url: URL): Promise<Authenticated>;
 }
 
 /** The gateway's base URL as this client reaches it: the configured public URL, else the (allowed) Host it used. */
@@ -63,7 +68,17 @@ export class BearerAuthenticator implements Authenticator {
     private readonly publicUrl: string | undefined,
   ) {}
 
-  async authenticate(req: IncomingMessage, url: URL, connection: ConnectionConfig): Promise<Authenticated> {
+  authenticate(req: IncomingMessage, url: URL, connection: ConnectionConfig): Promise<Authenticated> {
+    const base = publicBase(req, this.publicUrl);
+    return this.#authenticate(req, url, resourceUrls(base, connection.name), `neither ${resourceUrls(base, connection.name)[0]}, the gateway,`);
+  }
+
+  authenticateGateway(req: IncomingMessage, url: URL): Promise<Authenticated> {
+    const base = publicBase(req, this.publicUrl);
+    return this.#authenticate(req, url, [base], `not the gateway (${base})`);
+  }
+
+  async #authenticate(req: IncomingMessage, url: URL, resources: string[], expected: string): Promise<Authenticated> {
     if (url.searchParams.has('access_token')) {
       throw new AuthError(400, 'invalid_request', 'a token is accepted only in the Authorization header, never in the URL');
     }
@@ -76,8 +91,8 @@ export class BearerAuthenticator implements Authenticator {
       throw new AuthError(401, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
     }
     const token = await this.verifier.verify(m[1]!);
-    if (!audienceMatches(token, resourceUrls(publicBase(req, this.publicUrl), connection.name))) {
-      throw new AuthError(401, 'invalid_token', `the token is not meant for this connection: its audience is neither ${resourceUrls(publicBase(req, this.publicUrl), connection.name)[0]}, the gateway, nor one its issuer is trusted with`);
+    if (!audienceMatches(token, resources)) {
+      throw new AuthError(401, 'invalid_token', `the token is not meant for this connection: its audience is ${expected} nor one its issuer is trusted with`);
     }
     return { identity: token.identity, ...(token.groupsProblem ? { groupsProblem: token.groupsProblem } : {}) };
   }

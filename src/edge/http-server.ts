@@ -8,6 +8,9 @@ import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError } from '../identity/auth-error.js';
 import type { TrustedIssuer } from '../identity/issuers.js';
+import type { AccessRequestsApi } from '../api/access-requests.js';
+import type { Identity } from '../pipeline/stage.js';
+import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl, publicBase } from './authenticate.js';
 import { gatewayMetadata, protectedResourceMetadata } from './protected-resource.js';
@@ -30,6 +33,9 @@ export interface HttpServerOptions {
   authenticator: Authenticator;
   /** Who may use each connection. */
   access: (connection: string) => ConnectionAccess;
+  /** Just-in-time grants, consulted when no group admits a caller; and their API. Absent when recording is off. */
+  grants?: { grantFor(identity: Identity, connection: string): AccessRequestRow | undefined };
+  accessRequests?: AccessRequestsApi;
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   publicUrl?: string | undefined;
@@ -146,12 +152,41 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const decision = o.access(connection.name).open(caller.identity);
     if (caller.groupsProblem !== undefined) o.log.warn({ subject: caller.identity.subject, problem: caller.groupsProblem }, 'groups claim unusable: no groups');
     if (decision.allowed) return { identity: caller.identity, access: decision.reason };
+    const grant = o.grants?.grantFor(caller.identity, connection.name);
+    if (grant !== undefined) {
+      const until = new Date(grant.expiresAtUs / 1000).toISOString();
+      return { identity: caller.identity, access: `just-in-time grant ${grant.id} approved by ${grant.deciderSubject ?? 'an approver'} until ${until}`, grant: grant.id };
+    }
     req.resume();
     o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
     if (opening) await o.registry.refuse(connection, caller.identity, { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress }, decision.reason);
     const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
     replyError(res, 403, ErrorCode.Denied, `Forbidden: ${forbidden.message}`, null, { 'www-authenticate': bearerChallenge(challengeUrl, forbidden) });
     return undefined;
+  }
+
+  /** /api/access: the caller is whoever their bearer token (meant for the gateway) says. */
+  async function accessApi(req: IncomingMessage, res: ServerResponse, url: URL, fail: (status: number, message: string, headers?: Record<string, string>) => void): Promise<void> {
+    let caller: Authenticated;
+    try {
+      caller = await o.authenticator.authenticateGateway(req, url);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      req.resume();
+      o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
+      const challenge = bearerChallenge(`${publicBase(req, o.publicUrl)}/.well-known/oauth-protected-resource`, err);
+      return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': challenge } : {});
+    }
+    if (o.accessRequests === undefined) {
+      req.resume();
+      return fail(503, 'access requests need the recording store (recording.mode is off)');
+    }
+    try {
+      return await o.accessRequests.handle(req, res, url, caller.identity);
+    } catch (err) {
+      if (err instanceof ApiError) return fail(err.status, err.message);
+      throw err;
+    }
   }
 
   /** GET /.well-known/oauth-protected-resource[/<edge>/<connection>]: public, so any origin may read it. */
@@ -174,13 +209,17 @@ export function createHttpServer(o: HttpServerOptions): Server {
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    req.resume();
+    // Only /api/access reads a body; every other API request's body is drained unread.
+    const access = url.pathname === '/api/access' || url.pathname.startsWith('/api/access/');
+    if (!access) req.resume();
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyJson(res, status, { error: message }, { 'cache-control': 'no-store', ...headers });
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     if (hostRefusal !== undefined) {
+      req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
       return fail(403, `Forbidden: ${hostRefusal}`);
     }
+    if (access) return accessApi(req, res, url, fail);
     const refusal = apiRefusal(req, o.api.token);
     if (refusal !== undefined) {
       o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');

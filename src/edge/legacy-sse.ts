@@ -61,7 +61,7 @@ export class LegacySseEdge {
     }
     let session;
     try {
-      session = await this.o.registry.create(connection, caller.identity, { edge: 'sse', remoteAddress: req.socket.remoteAddress, access: caller.access });
+      session = await this.o.registry.create(connection, caller.identity, { edge: 'sse', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);

@@ -165,7 +165,7 @@ export class StreamableHttpEdge {
   ): Promise<Session | undefined> {
     let session: Session;
     try {
-      session = await this.o.registry.create(connection, caller.identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress, access: caller.access });
+      session = await this.o.registry.create(connection, caller.identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);

@@ -33,13 +33,18 @@ function grantingGroup(identity: Identity, groups: readonly string[]): string | 
 
 export class ConnectionAccess {
   readonly #groups: readonly string[];
+  readonly #approvers: readonly string[];
   readonly #items: Record<ItemKind, ItemRule[]>;
+  /** The longest just-in-time grant (ms). */
+  readonly maxGrantMs: number;
 
   constructor(
     readonly connection: string,
     config: AccessConfig,
   ) {
     this.#groups = config.groups;
+    this.#approvers = config.approvers;
+    this.maxGrantMs = config.maxGrant;
     this.#items = { tool: compile(config.tools), prompt: compile(config.prompts), resource: compile(config.resources) };
   }
 
@@ -60,6 +65,21 @@ export class ConnectionAccess {
     const granted = grantingGroup(identity, this.#groups);
     if (granted !== undefined) return { allowed: true, reason: granted === '*' ? 'open to every signed-in user' : `member of ${granted}` };
     return { allowed: false, reason: `connection '${this.connection}' needs membership of ${this.#groups.join(' or ')}` };
+  }
+
+  /** Whether the connection takes just-in-time access requests (it names approvers). */
+  get takesRequests(): boolean {
+    return this.#approvers.length > 0;
+  }
+
+  /** Whether the identity may approve access requests for this connection. */
+  approve(identity: Identity): AccessDecision {
+    const granted = grantingGroup(identity, this.#approvers);
+    if (granted !== undefined) return { allowed: true, reason: `member of ${granted}` };
+    return {
+      allowed: false,
+      reason: this.#approvers.length === 0 ? `connection '${this.connection}' takes no access requests` : `approving access to '${this.connection}' needs membership of ${this.#approvers.join(' or ')}`,
+    };
   }
 
   item(identity: Identity, kind: ItemKind, name: string): AccessDecision {

@@ -21,15 +21,22 @@ export type Item =
     }
   | { type: 'negotiated'; chain: SessionChain; fields: NegotiatedFields }
   | { type: 'seal'; chain: SessionChain; status: 'closed' | 'cut-off'; closedAtUs: number; reason: string; denials: number; redactions: number }
-  | { type: 'tombstone'; session: SessionRow; reason: string; deletedAtUs: number; commit: Commit };
+  | { type: 'tombstone'; session: SessionRow; reason: string; deletedAtUs: number; commit: Commit }
+  /** A just-in-time access request, decision or expiry: a ledger entry of its own, outside any session. */
+  | { type: 'access'; requestId: string; detail: unknown; timeUs: number; commit: Commit };
 
 export function chainOf(item: Item): SessionChain | undefined {
-  return item.type === 'tombstone' ? undefined : item.chain;
+  return item.type === 'tombstone' || item.type === 'access' ? undefined : item.chain;
+}
+
+/** Items outside any session, each with its own commit to settle. */
+export function standaloneCommit(item: Item): Commit | undefined {
+  return item.type === 'tombstone' || item.type === 'access' ? item.commit : undefined;
 }
 
 /** Items that add a row to the instance's ledger, whose chain orders them across sessions. */
 export function needsLedger(item: Item): boolean {
-  return item.type === 'open' || item.type === 'seal' || item.type === 'tombstone';
+  return item.type === 'open' || item.type === 'seal' || item.type === 'tombstone' || item.type === 'access';
 }
 
 export interface Head {
@@ -147,6 +154,9 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
         toLedger('tombstone', s.id, detail, item.deletedAtUs);
         break;
       }
+      case 'access':
+        toLedger('access', item.requestId, item.detail, item.timeUs);
+        break;
     }
   }
   return { batch, heads, ledger, sealed };

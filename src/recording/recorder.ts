@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
-import { chainOf, type Item, materialize, needsLedger, selectBatch } from './batch.js';
+import { chainOf, type Item, materialize, needsLedger, selectBatch, standaloneCommit } from './batch.js';
 import { ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
@@ -199,6 +199,16 @@ export class Recorder {
     return commit.promise;
   }
 
+  /**
+   * Records a just-in-time access event (a request, a decision, an expiry) as a ledger entry: tamper evident like
+   * every session, in the same chain. Resolves when durable; rejects when the store cannot write.
+   */
+  recordAccess(requestId: string, detail: unknown): Promise<void> {
+    const commit = new Commit();
+    this.#enqueue({ type: 'access', requestId, detail, timeUs: nowUs(), commit });
+    return commit.promise;
+  }
+
   /** A chain that continues a session from what the store holds (recovery); it counts as live until sealed. */
   resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined): SessionChain {
     // Monotonic offsets go on from the session's opening, as near as the wall clock tells.
@@ -282,7 +292,8 @@ export class Recorder {
         commits.push(chain.pending!);
         chain.pending = undefined;
       }
-      if (item.type === 'tombstone') commits.push(item.commit);
+      const own = standaloneCommit(item);
+      if (own !== undefined) commits.push(own);
       if (needsLedger(item)) ledgerRows = true;
     }
     if (ledgerRows) this.#ledgerBusy = true;
@@ -338,7 +349,7 @@ export class Recorder {
           chain.pending?.fail(this.unavailable());
           chain.pending = undefined;
           this.#break(chain, err);
-        } else if (item.type === 'tombstone') item.commit.fail(this.unavailable());
+        } else standaloneCommit(item)?.fail(this.unavailable());
       }
     } else {
       for (const item of items) {

@@ -29,6 +29,8 @@ export interface SessionOrigin {
   remoteAddress?: string | undefined;
   /** Why the identity may use the connection (the group that granted it), for the recording. */
   access?: string;
+  /** The just-in-time grant the session depends on: when it ends, so does the session. */
+  grant?: string;
 }
 
 /** 128 bits from the CSPRNG, URL-safe: unguessable, and visible ASCII as the transport requires. */
@@ -41,6 +43,8 @@ export class SessionRegistry {
   readonly #sessions = new Map<string, Session>();
   readonly #options: SessionRegistryOptions;
   readonly #pipelines = new Map<string, readonly Stage[]>();
+  /** Sessions that exist by a just-in-time grant, by grant id. */
+  readonly #byGrant = new Map<string, Set<Session>>();
   #reaper: NodeJS.Timeout | undefined;
 
   constructor(options: SessionRegistryOptions) {
@@ -87,10 +91,20 @@ export class SessionRegistry {
       ...(recording ? { recording } : {}),
       observers: [
         ...this.#options.observers,
-        { closed: (s) => void this.#sessions.delete(s.id) },
+        {
+          closed: (s) => {
+            this.#sessions.delete(s.id);
+            if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(s);
+          },
+        },
       ],
     });
     this.#sessions.set(id, session);
+    if (origin.grant !== undefined) {
+      let sessions = this.#byGrant.get(origin.grant);
+      if (sessions === undefined) this.#byGrant.set(origin.grant, (sessions = new Set()));
+      sessions.add(session);
+    }
     try {
       await session.open();
     } catch (err) {
@@ -142,6 +156,14 @@ export class SessionRegistry {
     } catch (err) {
       this.#options.log.warn({ connection: connection.name, subject: identity.subject, err: (err as Error).message }, 'a refused session could not be recorded');
     }
+  }
+
+  /** Ends every session that exists by a grant that has ended. */
+  async endGrant(grantId: string, reason: string): Promise<number> {
+    const sessions = [...(this.#byGrant.get(grantId) ?? [])];
+    this.#byGrant.delete(grantId);
+    await Promise.all(sessions.map((s) => s.close(reason)));
+    return sessions.length;
   }
 
   reapIdle(now = Date.now()): number {

@@ -8,6 +8,33 @@ export interface Migration {
   sql: string;
 }
 
+/** Version 2 is the same on both backends but for the integer type. */
+function accessRequestsMigration(int: 'INTEGER' | 'BIGINT'): Migration {
+  return {
+    version: 2,
+    description: 'just-in-time access requests',
+    sql: `
+      CREATE TABLE access_requests (
+        id TEXT PRIMARY KEY,
+        connection TEXT NOT NULL,
+        requester_subject TEXT NOT NULL,
+        requester_issuer TEXT NOT NULL,
+        requester_email TEXT,
+        reason TEXT NOT NULL,
+        duration_ms ${int} NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'revoked')),
+        created_at_us ${int} NOT NULL,
+        decided_at_us ${int},
+        decider_subject TEXT,
+        decider_issuer TEXT,
+        decision_note TEXT,
+        expires_at_us ${int} NOT NULL
+      );
+      CREATE INDEX access_requests_by_status ON access_requests (status, expires_at_us);
+    `,
+  };
+}
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -81,6 +108,7 @@ export const sqliteMigrations: readonly Migration[] = [
       );
     `,
   },
+  accessRequestsMigration('INTEGER'),
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -156,6 +184,7 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  accessRequestsMigration('BIGINT'),
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { latestVersion, postgresMigrations } from './migrations.js';
-import { eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb } from './rows.js';
+import { eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb, accessQuerySql, accessRequestFromDb, accessRequestToDb, accessUpdateSql } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch, AccessRequestQuery, AccessRequestRow, AccessRequestStatus } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -154,6 +154,36 @@ export class PostgresStore implements Store {
       key.instanceId,
       key.createdAtUs,
     ]);
+  }
+
+  async insertAccessRequest(row: AccessRequestRow): Promise<void> {
+    const { columns, values } = accessRequestToDb(row);
+    await this.#query(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+  }
+
+  async getAccessRequest(id: string): Promise<AccessRequestRow | undefined> {
+    const rows = await this.#query('SELECT * FROM access_requests WHERE id = $1', [id]);
+    return rows[0] === undefined ? undefined : accessRequestFromDb(rows[0]);
+  }
+
+  async listAccessRequests(query: AccessRequestQuery): Promise<AccessRequestRow[]> {
+    const params: Array<string | number> = [];
+    const sql = accessQuerySql(query, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(sql, params)).map(accessRequestFromDb);
+  }
+
+  async updateAccessRequest(id: string, from: AccessRequestStatus, to: Parameters<Store['updateAccessRequest']>[2]): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const set = accessUpdateSql(to, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    params.push(id, from);
+    const rows = await this.#query(`UPDATE access_requests SET ${set} WHERE id = $${params.length - 1} AND status = $${params.length} RETURNING id`, params);
+    return rows.length === 1;
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

@@ -1,4 +1,4 @@
-import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow } from './types.js';
+import type { AccessRequestRow, EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow } from './types.js';
 
 /** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
 
@@ -145,4 +145,71 @@ export function sessionQuerySql(q: SessionQuery, param: (value: string | number)
   }
   const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
   return `SELECT * FROM sessions ${clause} ORDER BY opened_at_us DESC, id DESC LIMIT ${param(q.limit)}`;
+}
+
+export function accessRequestFromDb(r: DbRow): AccessRequestRow {
+  return {
+    id: String(r.id),
+    connection: String(r.connection),
+    requesterSubject: String(r.requester_subject),
+    requesterIssuer: String(r.requester_issuer),
+    requesterEmail: strOrNull(r.requester_email),
+    reason: String(r.reason),
+    durationMs: num(r.duration_ms),
+    status: String(r.status) as AccessRequestRow['status'],
+    createdAtUs: num(r.created_at_us),
+    decidedAtUs: numOrNull(r.decided_at_us),
+    deciderSubject: strOrNull(r.decider_subject),
+    deciderIssuer: strOrNull(r.decider_issuer),
+    decisionNote: strOrNull(r.decision_note),
+    expiresAtUs: num(r.expires_at_us),
+  };
+}
+
+/** The columns of an access request, in insert order, with its values. */
+export function accessRequestToDb(a: AccessRequestRow): { columns: string[]; values: Array<string | number | null> } {
+  const entries: Array<[string, string | number | null]> = [
+    ['id', a.id],
+    ['connection', a.connection],
+    ['requester_subject', a.requesterSubject],
+    ['requester_issuer', a.requesterIssuer],
+    ['requester_email', a.requesterEmail],
+    ['reason', a.reason],
+    ['duration_ms', a.durationMs],
+    ['status', a.status],
+    ['created_at_us', a.createdAtUs],
+    ['decided_at_us', a.decidedAtUs],
+    ['decider_subject', a.deciderSubject],
+    ['decider_issuer', a.deciderIssuer],
+    ['decision_note', a.decisionNote],
+    ['expires_at_us', a.expiresAtUs],
+  ];
+  return { columns: entries.map(([c]) => c), values: entries.map(([, v]) => v) };
+}
+
+/** The SET clause of an access request update, with its values, given a placeholder maker. */
+export function accessUpdateSql(
+  to: Partial<AccessRequestRow>,
+  placeholder: (v: string | number | null) => string,
+): string {
+  const names: Record<string, string> = {
+    status: 'status',
+    expiresAtUs: 'expires_at_us',
+    decidedAtUs: 'decided_at_us',
+    deciderSubject: 'decider_subject',
+    deciderIssuer: 'decider_issuer',
+    decisionNote: 'decision_note',
+  };
+  return Object.entries(to)
+    .filter(([k, v]) => names[k] !== undefined && v !== undefined)
+    .map(([k, v]) => `${names[k]} = ${placeholder(v as string | number | null)}`)
+    .join(', ');
+}
+
+/** The WHERE clause of an access request query, given a placeholder maker. */
+export function accessQuerySql(q: { status?: string; connection?: string; limit: number }, placeholder: (v: string | number) => string): string {
+  const where: string[] = [];
+  if (q.status !== undefined) where.push(`status = ${placeholder(q.status)}`);
+  if (q.connection !== undefined) where.push(`connection = ${placeholder(q.connection)}`);
+  return `SELECT * FROM access_requests${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at_us DESC, id DESC LIMIT ${placeholder(q.limit)}`;
 }

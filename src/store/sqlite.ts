@@ -3,9 +3,9 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { latestVersion, type Migration, sqliteMigrations } from './migrations.js';
-import { eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb } from './rows.js';
+import { accessQuerySql, accessRequestFromDb, accessRequestToDb, accessUpdateSql, eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -186,6 +186,42 @@ export class SqliteStore implements Store {
     this.#db
       .prepare('INSERT INTO signing_keys (key_id, public_key, instance_id, created_at_us) VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO NOTHING')
       .run(key.keyId, key.publicKey, key.instanceId, key.createdAtUs);
+  }
+
+  #writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new StoreUnavailableError(`the SQLite store ${this.location} did not take the write: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async insertAccessRequest(row: AccessRequestRow): Promise<void> {
+    const { columns, values } = accessRequestToDb(row);
+    this.#writing(() => this.#db.prepare(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`).run(...values));
+  }
+
+  async getAccessRequest(id: string): Promise<AccessRequestRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM access_requests WHERE id = ?').get(id) as Row | undefined;
+    return row === undefined ? undefined : accessRequestFromDb(row);
+  }
+
+  async listAccessRequests(query: AccessRequestQuery): Promise<AccessRequestRow[]> {
+    const params: Array<string | number> = [];
+    const sql = accessQuerySql(query, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return (this.#db.prepare(sql).all(...params) as Row[]).map(accessRequestFromDb);
+  }
+
+  async updateAccessRequest(id: string, from: AccessRequestStatus, to: Parameters<Store['updateAccessRequest']>[2]): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const set = accessUpdateSql(to, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return this.#writing(() => this.#db.prepare(`UPDATE access_requests SET ${set} WHERE id = ? AND status = ?`).run(...params, id, from).changes === 1);
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

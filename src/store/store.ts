@@ -1,4 +1,4 @@
-import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
 
 /**
  * The recording store: one interface, two backends (SQLite embedded, PostgreSQL shared) that pass the same
@@ -26,6 +26,15 @@ export interface Store {
   /** Instances whose last heartbeat is older than `beforeUs`. */
   staleInstances(beforeUs: number): Promise<string[]>;
   registerKey(key: KeyRow): Promise<void>;
+
+  insertAccessRequest(row: AccessRequestRow): Promise<void>;
+  getAccessRequest(id: string): Promise<AccessRequestRow | undefined>;
+  listAccessRequests(query: AccessRequestQuery): Promise<AccessRequestRow[]>;
+  /**
+   * Moves a request from status `from` to `to` with the given decision fields; false when it was no longer in
+   * `from` (another approver, or another gateway, got there first).
+   */
+  updateAccessRequest(id: string, from: AccessRequestStatus, to: Pick<AccessRequestRow, 'status' | 'expiresAtUs'> & Partial<Pick<AccessRequestRow, 'decidedAtUs' | 'deciderSubject' | 'deciderIssuer' | 'decisionNote'>>): Promise<boolean>;
 
   getSession(id: string): Promise<SessionRow | undefined>;
   listSessions(query: SessionQuery): Promise<SessionRow[]>;

@@ -84,7 +84,7 @@ export interface EventRow {
   hash: string;
 }
 
-export type LedgerKind = 'opened' | 'sealed' | 'tombstone';
+export type LedgerKind = 'opened' | 'sealed' | 'tombstone' | 'access';
 
 /**
  * The ledger: one hash chain per gateway instance over every session it opened, sealed or deleted, so a
@@ -162,4 +162,34 @@ export interface SessionQuery {
   limit: number;
   /** Keyset cursor: sessions strictly older than this (opened time, then id). */
   before?: { openedAtUs: number; id: string };
+}
+
+/** Where a just-in-time access request is: waiting, decided, or (for a grant) run out or taken back. */
+export type AccessRequestStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'revoked';
+
+/** A just-in-time access request and, once decided, its decision; an approved one is a grant until `expiresAtUs`. */
+export interface AccessRequestRow {
+  id: string;
+  connection: string;
+  requesterSubject: string;
+  requesterIssuer: string;
+  requesterEmail: string | null;
+  reason: string;
+  /** How long the access is asked for. */
+  durationMs: number;
+  status: AccessRequestStatus;
+  createdAtUs: number;
+  decidedAtUs: number | null;
+  deciderSubject: string | null;
+  deciderIssuer: string | null;
+  decisionNote: string | null;
+  /** Pending: when the request lapses unanswered; approved: when the grant ends. */
+  expiresAtUs: number;
+}
+
+export interface AccessRequestQuery {
+  status?: AccessRequestStatus;
+  connection?: string;
+  /** Newest first. */
+  limit: number;
 }

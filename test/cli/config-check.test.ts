@@ -21,16 +21,17 @@ describe('portcullis config check', () => {
     return path;
   }
 
-  it('a valid file: exit 0 and a one-line summary on stdout', async () => {
+  it('a valid file: exit 0 and a one-line summary on stdout, then warnings about access nobody has', async () => {
     const path = file(
       'valid.yaml',
-      'listen: 127.0.0.1:9123\nstore: postgres://pc@db:5432/pc?schema=audit\nconnections:\n  everything:\n    stdio: {command: node}\n  remote:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n  old:\n    sse: {url: "http://127.0.0.1:3001/sse"}\n',
+      'listen: 127.0.0.1:9123\nstore: postgres://pc@db:5432/pc?schema=audit\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\nconnections:\n  everything:\n    stdio: {command: node}\n    access: {groups: [eng]}\n  remote:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n    access: {groups: ["*"]}\n  old:\n    sse: {url: "http://127.0.0.1:3001/sse"}\n',
     );
     const run = await configCheck(path);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(
       run.stdout,
-      `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse); recording write-ahead to postgres://pc@db:5432/pc (schema audit)\n`,
+      `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse); recording write-ahead to postgres://pc@db:5432/pc (schema audit); identity: https://idp.example.com\n` +
+        `warning: connection 'old' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`,
     );
     assert.equal(run.stderr, '');
   });

@@ -168,3 +168,56 @@ describe('a real access token from the IdP, for the connection as its resource (
     assert.match(await res.text(), /not meant for this connection/);
   });
 });
+
+describe('several issuers, each with its own groups claim and role map', () => {
+  let a: TestIdp;
+  let b: TestIdp;
+  let gw: TestGateway;
+
+  before(async () => {
+    a = await startTestIdp();
+    b = await startTestIdp();
+    gw = await startTestGateway({
+      identity: {
+        issuers: [
+          { issuer: a.issuer, audiences: ['portcullis'] },
+          { issuer: b.issuer, audiences: ['portcullis'], groupsClaim: 'realm_access.roles', roles: { eng: ['b-engineers'] } },
+        ],
+      },
+      connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await a?.stop();
+    await b?.stop();
+  });
+
+  const open = async (token: string) =>
+    fetch(gw.mcp('everything'), {
+      method: 'POST',
+      headers: { ...mcpHeaders, authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    });
+
+  it('accepts each issuer\'s tokens and maps the second one\'s roles to Portcullis groups', async () => {
+    assert.equal((await open(await a.sign({ sub: 'from-a', groups: ['eng'] }))).status, 200);
+    const fromB = await open(await b.sign({ sub: 'from-b', groups: undefined, realm_access: { roles: ['b-engineers', 'b-other'] } }));
+    assert.equal(fromB.status, 200);
+    const rows = await gw.gateway.recorder!.store.listSessions({ subject: 'from-b', limit: 5 });
+    assert.deepEqual(rows[0]?.groups, ['eng'], 'only the mapped group counts');
+  });
+
+  it('an unmapped IdP group grants nothing, even when it is named like a Portcullis group', async () => {
+    const res = await open(await b.sign({ sub: 'sly', groups: undefined, realm_access: { roles: ['eng'] } }));
+    assert.equal(res.status, 403);
+  });
+
+  it("a token signed by one issuer's key but naming the other issuer is refused", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const forged = await a.sign({ iss: b.issuer, sub: 'forger', exp: now + 300, realm_access: { roles: ['b-engineers'] } });
+    const res = await open(forged);
+    assert.equal(res.status, 401);
+    assert.match(await res.text(), /no signing key .* matches|signature is not valid/);
+  });
+});

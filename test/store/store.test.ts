@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { latestVersion, sqliteMigrations } from '../../src/store/migrations.js';
 import { openStore } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
-import { emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
+import { type AccessRequestRow, emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
 import { backends, type TestStore } from '../helpers/stores.js';
 
 /** One suite, both backends: what the recorder writes, the CLI and the API read back exactly. */
@@ -234,6 +234,37 @@ for (const backend of backends) {
       await store.registerKey(key);
       await store.registerKey({ ...key, createdAtUs: 2 });
       assert.deepEqual((await store.keys()).filter((k) => k.keyId === 'k1'), [key]);
+    });
+
+    it('keeps access requests, moves them on only from the status expected, and lists them newest first', async () => {
+      const base: AccessRequestRow = {
+        id: 'ar_1',
+        connection: 'prod',
+        requesterSubject: 'bob',
+        requesterIssuer: 'https://idp.example.com',
+        requesterEmail: null,
+        reason: 'incident: "quotes", \\ and ünïcode',
+        durationMs: 3_600_000,
+        status: 'pending',
+        createdAtUs: 1_000,
+        decidedAtUs: null,
+        deciderSubject: null,
+        deciderIssuer: null,
+        decisionNote: null,
+        expiresAtUs: 9_000_000_000,
+      };
+      await store.insertAccessRequest(base);
+      await store.insertAccessRequest({ ...base, id: 'ar_2', connection: 'lab', createdAtUs: 2_000 });
+      assert.deepEqual(await store.getAccessRequest('ar_1'), base);
+      assert.equal(await store.getAccessRequest('ar_none'), undefined);
+      assert.deepEqual((await store.listAccessRequests({ limit: 10 })).map((r) => r.id), ['ar_2', 'ar_1']);
+      assert.deepEqual((await store.listAccessRequests({ connection: 'prod', limit: 10 })).map((r) => r.id), ['ar_1']);
+      const decision = { status: 'approved' as const, expiresAtUs: 5_000, decidedAtUs: 3_000, deciderSubject: 'alice', deciderIssuer: 'https://idp.example.com', decisionNote: 'ok' };
+      assert.equal(await store.updateAccessRequest('ar_1', 'pending', decision), true);
+      assert.equal(await store.updateAccessRequest('ar_1', 'pending', { ...decision, deciderSubject: 'mallory' }), false, 'a second decision loses');
+      assert.deepEqual(await store.getAccessRequest('ar_1'), { ...base, ...decision });
+      assert.deepEqual((await store.listAccessRequests({ status: 'approved', limit: 10 })).map((r) => r.id), ['ar_1']);
+      await assert.rejects(store.insertAccessRequest(base), 'the same id twice is refused');
     });
   });
 }

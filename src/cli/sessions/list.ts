@@ -3,6 +3,7 @@ import { nowUs } from '../../recording/time.js';
 import { durationOf, isoUs } from '../../recording/transcript.js';
 import type { SessionQuery, SessionStatus } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
+import { table } from '../table.js';
 
 interface ListOptions {
   config?: string;
@@ -16,12 +17,6 @@ interface ListOptions {
 }
 
 const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
-
-/** Pads each column to its widest cell. */
-export function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
-}
 
 export function sessionsListCommand(): Command {
   return new Command('list')

@@ -1,0 +1,98 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseDuration } from '../config/duration.js';
+import { BodyTooLargeError, readBody } from '../edge/body.js';
+import { AccessRequestError, type AccessRequests } from '../identity/access-requests.js';
+import type { Identity } from '../pipeline/stage.js';
+import type { AccessRequestStatus } from '../store/types.js';
+import { ApiError } from './sessions.js';
+
+/**
+ * /api/access: just-in-time access requests, for the CLI and the console. The caller is the identity of their
+ * bearer token; what they see is their own requests and those they may approve.
+ *   GET  /api/access                 ?status → { requests }
+ *   POST /api/access                 { connection, duration: "1h", reason } → 201 { request }
+ *   GET  /api/access/:id             → { request }
+ *   POST /api/access/:id/approve     { note? } → { request }   (also /deny, and /revoke for a grant)
+ */
+
+const statuses: AccessRequestStatus[] = ['pending', 'approved', 'denied', 'expired', 'revoked'];
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readBody(req, 64 * 1024);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw new ApiError(413, 'the body is larger than 64 KiB');
+    throw new ApiError(400, 'the body could not be read');
+  }
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ApiError(400, 'the body is not JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ApiError(400, 'the body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new ApiError(400, `${key} must be a string`);
+  return v;
+}
+
+export class AccessRequestsApi {
+  constructor(private readonly requests: AccessRequests) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
+    try {
+      await this.#route(req, res, url, identity);
+    } catch (err) {
+      if (err instanceof AccessRequestError) throw new ApiError(err.status, err.message);
+      if (err instanceof URIError) throw new ApiError(400, 'the path has a malformed %-escape');
+      throw err;
+    }
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
+    const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
+    if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
+      if (req.method === 'GET') {
+        const status = url.searchParams.get('status');
+        if (status !== null && !statuses.includes(status as AccessRequestStatus)) throw new ApiError(400, `status expects one of ${statuses.join(', ')}`);
+        return json(res, 200, { requests: await this.requests.list(identity, (status ?? undefined) as AccessRequestStatus | undefined) });
+      }
+      if (req.method === 'POST') {
+        const body = await readJson(req);
+        const connection = optionalString(body, 'connection');
+        if (connection === undefined) throw new ApiError(400, 'connection is required');
+        const duration = body.duration;
+        const ms = typeof duration === 'string' || typeof duration === 'number' ? parseDuration(duration) : undefined;
+        if (ms === undefined) throw new ApiError(400, 'duration is required: a duration such as 30m or 1h');
+        const reason = optionalString(body, 'reason') ?? '';
+        return json(res, 201, { request: await this.requests.request(identity, connection, ms, reason) });
+      }
+      throw new ApiError(405, 'use GET or POST');
+    }
+    const [id, action] = parts as [string, string | undefined];
+    if (action === undefined && parts.length === 1) {
+      if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+      return json(res, 200, { request: await this.requests.get(identity, id) });
+    }
+    if (parts.length === 2 && (action === 'approve' || action === 'deny' || action === 'revoke')) {
+      if (req.method !== 'POST') throw new ApiError(405, 'use POST');
+      const note = optionalString(await readJson(req), 'note');
+      const request = await this.requests[action](identity, id, note);
+      return json(res, 200, { request });
+    }
+    throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+  }
+}

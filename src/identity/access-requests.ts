@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Identity } from '../pipeline/stage.js';
+import type { Recorder } from '../recording/recorder.js';
+import { nowUs } from '../recording/time.js';
+import type { Store } from '../store/store.js';
+import type { AccessRequestRow, AccessRequestStatus } from '../store/types.js';
+import type { ConnectionAccess } from './access-policy.js';
+
+/**
+ * Just-in-time access: a user asks for a connection their groups do not open, for a bounded time and a stated
+ * reason; someone in the connection's `access.approvers` (never the requester) approves or denies; an approved
+ * request is a grant until it expires or is revoked, and then the sessions that depended on it end. Requests
+ * and grants live in the store (so every gateway sharing it honours them); every request, decision and expiry
+ * is also a ledger entry, tamper evident like the recordings.
+ */
+
+export class AccessRequestError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 503,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AccessRequestError';
+  }
+}
+
+/** How long a request waits for an answer before it lapses. */
+export const pendingLifetimeMs = 24 * 3_600_000;
+
+export interface AccessRequestsOptions {
+  store: Store;
+  recorder: Recorder;
+  access: (connection: string) => ConnectionAccess | undefined;
+  log: Logger;
+  /** Ends the sessions that depended on a grant that expired or was revoked. */
+  onGrantEnded: (grant: AccessRequestRow, why: string) => void;
+  /** How often the grants are read again from the store (other gateways' decisions) and expiries applied. */
+  refreshMs?: number;
+}
+
+const same = (row: AccessRequestRow, identity: Identity) => row.requesterSubject === identity.subject && row.requesterIssuer === identity.issuer;
+const whoOf = (identity: Identity) => ({ subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null });
+
+export class AccessRequests {
+  /** Approved grants not yet expired, as last read from the store (or changed here). */
+  #grants = new Map<string, AccessRequestRow>();
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+
+  constructor(private readonly o: AccessRequestsOptions) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.#timer = setInterval(() => void this.refresh().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'access grants could not be refreshed')), this.o.refreshMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  /** The grant that lets `identity` use `connection` now, if any (from memory: called on every refused request). */
+  grantFor(identity: Identity, connection: string, nowMs = Date.now()): AccessRequestRow | undefined {
+    for (const g of this.#grants.values()) {
+      if (g.connection === connection && same(g, identity) && g.expiresAtUs > nowMs * 1000) return g;
+    }
+    return undefined;
+  }
+
+  /** Reads the grants again, ends those that expired or disappeared (revoked elsewhere), and lapses old requests. */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<void> {
+    const now = nowUs();
+    const approved = await this.o.store.listAccessRequests({ status: 'approved', limit: 100_000 });
+    const current = new Map(approved.filter((g) => g.expiresAtUs > now).map((g) => [g.id, g]));
+    for (const [id, g] of this.#grants) {
+      if (!current.has(id)) this.o.onGrantEnded(g, g.expiresAtUs <= now ? 'the access grant expired' : 'the access grant was revoked');
+    }
+    this.#grants = current;
+    for (const g of approved.filter((x) => x.expiresAtUs <= now)) await this.#transition(g, 'approved', { status: 'expired', expiresAtUs: g.expiresAtUs }, 'expired', null);
+    for (const r of await this.o.store.listAccessRequests({ status: 'pending', limit: 100_000 })) {
+      if (r.expiresAtUs <= now) await this.#transition(r, 'pending', { status: 'expired', expiresAtUs: r.expiresAtUs }, 'lapsed', null);
+    }
+  }
+
+  #connection(name: string): ConnectionAccess {
+    const access = this.o.access(name);
+    if (access === undefined) throw new AccessRequestError(404, `there is no connection named ${JSON.stringify(name.slice(0, 100))}`);
+    return access;
+  }
+
+  /** Moves a request on in the store and records it in the ledger; false when another decision came first. */
+  async #transition(
+    row: AccessRequestRow,
+    from: AccessRequestStatus,
+    to: Parameters<Store['updateAccessRequest']>[2],
+    event: string,
+    by: Identity | null,
+  ): Promise<AccessRequestRow | undefined> {
+    if (!(await this.o.store.updateAccessRequest(row.id, from, to))) return undefined;
+    const updated = { ...row, ...to };
+    try {
+      await this.o.recorder.recordAccess(row.id, { event, request: updated, by: by === null ? null : whoOf(by) });
+    } catch (err) {
+      // Unrecorded, it must not stand: put it back as it was, and say the store is unavailable.
+      await this.o.store.updateAccessRequest(row.id, to.status, { status: from, expiresAtUs: row.expiresAtUs }).catch(() => {});
+      throw new AccessRequestError(503, `the decision could not be recorded (${(err as Error).message}); try again when the store is back`);
+    }
+    this.o.log.info({ request: row.id, connection: row.connection, requester: row.requesterSubject, event, by: by?.subject }, 'access request');
+    return updated;
+  }
+
+  async request(identity: Identity, connection: string, durationMs: number, reason: string): Promise<AccessRequestRow> {
+    const access = this.#connection(connection);
+    if (!access.takesRequests) throw new AccessRequestError(400, `connection '${connection}' takes no access requests (it names no access.approvers)`);
+    if (!Number.isFinite(durationMs) || durationMs < 1000) throw new AccessRequestError(400, 'the duration must be at least 1s');
+    if (durationMs > access.maxGrantMs) {
+      throw new AccessRequestError(400, `connection '${connection}' grants at most ${Math.round(access.maxGrantMs / 60_000)} minutes (access.maxGrant); ask for less`);
+    }
+    const why = reason.trim();
+    if (why.length === 0 || why.length > 1000) throw new AccessRequestError(400, 'a reason of 1 to 1000 characters is required');
+    const already = access.open(identity);
+    if (already.allowed) throw new AccessRequestError(409, `you already have access to '${connection}' (${already.reason})`);
+    const grant = this.grantFor(identity, connection);
+    if (grant !== undefined) throw new AccessRequestError(409, `you already have access to '${connection}' until ${new Date(grant.expiresAtUs / 1000).toISOString()} (grant ${grant.id})`);
+    const pending = (await this.o.store.listAccessRequests({ status: 'pending', connection, limit: 10_000 })).find((r) => same(r, identity));
+    if (pending !== undefined) throw new AccessRequestError(409, `your request ${pending.id} for '${connection}' is still waiting for an approver`);
+    const now = nowUs();
+    const row: AccessRequestRow = {
+      id: `ar_${randomBytes(9).toString('base64url')}`,
+      connection,
+      requesterSubject: identity.subject,
+      requesterIssuer: identity.issuer,
+      requesterEmail: identity.email ?? null,
+      reason: why,
+      durationMs,
+      status: 'pending',
+      createdAtUs: now,
+      decidedAtUs: null,
+      deciderSubject: null,
+      deciderIssuer: null,
+      decisionNote: null,
+      expiresAtUs: now + pendingLifetimeMs * 1000,
+    };
+    await this.o.store.insertAccessRequest(row);
+    try {
+      await this.o.recorder.recordAccess(row.id, { event: 'requested', request: row, by: whoOf(identity) });
+    } catch (err) {
+      await this.o.store.updateAccessRequest(row.id, 'pending', { status: 'denied', expiresAtUs: row.expiresAtUs, decisionNote: 'not recorded: the store was unavailable' }).catch(() => {});
+      throw new AccessRequestError(503, `the request could not be recorded (${(err as Error).message}); try again when the store is back`);
+    }
+    this.o.log.info({ request: row.id, connection, requester: identity.subject }, 'access requested');
+    return row;
+  }
+
+  /** Whether `identity` may see a request: their own, or one they may approve. */
+  visible(identity: Identity, row: AccessRequestRow): boolean {
+    return same(row, identity) || this.o.access(row.connection)?.approve(identity).allowed === true;
+  }
+
+  async list(identity: Identity, status?: AccessRequestStatus): Promise<AccessRequestRow[]> {
+    const rows = await this.o.store.listAccessRequests({ ...(status ? { status } : {}), limit: 1000 });
+    return rows.filter((r) => this.visible(identity, r));
+  }
+
+  async get(identity: Identity, id: string): Promise<AccessRequestRow> {
+    const row = await this.o.store.getAccessRequest(id);
+    if (row === undefined || !this.visible(identity, row)) throw new AccessRequestError(404, `there is no access request ${JSON.stringify(id.slice(0, 64))} you may see`);
+    return row;
+  }
+
+  async #decidable(identity: Identity, id: string, status: AccessRequestStatus, what: string): Promise<AccessRequestRow> {
+    const row = await this.get(identity, id);
+    const may = this.#connection(row.connection).approve(identity);
+    if (!may.allowed) throw new AccessRequestError(403, may.reason);
+    if (same(row, identity)) throw new AccessRequestError(403, `you cannot ${what} your own access request`);
+    if (row.status !== status) throw new AccessRequestError(409, `request ${row.id} is ${row.status}, so it cannot be ${what === 'revoke' ? 'revoked' : `${what}d`}`);
+    return row;
+  }
+
+  async approve(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
+    const row = await this.#decidable(identity, id, 'pending', 'approve');
+    const now = nowUs();
+    const updated = await this.#transition(
+      row,
+      'pending',
+      { status: 'approved', expiresAtUs: now + row.durationMs * 1000, decidedAtUs: now, deciderSubject: identity.subject, deciderIssuer: identity.issuer, decisionNote: note ?? null },
+      'approved',
+      identity,
+    );
+    if (updated === undefined) throw new AccessRequestError(409, `request ${row.id} was decided by someone else first`);
+    this.#grants.set(updated.id, updated);
+    return updated;
+  }
+
+  async deny(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
+    const row = await this.#decidable(identity, id, 'pending', 'deny');
+    const now = nowUs();
+    const updated = await this.#transition(
+      row,
+      'pending',
+      { status: 'denied', expiresAtUs: row.expiresAtUs, decidedAtUs: now, deciderSubject: identity.subject, deciderIssuer: identity.issuer, decisionNote: note ?? null },
+      'denied',
+      identity,
+    );
+    if (updated === undefined) throw new AccessRequestError(409, `request ${row.id} was decided by someone else first`);
+    return updated;
+  }
+
+  /** Ends a grant before its time; its sessions end at once here, and within a refresh on other gateways. */
+  async revoke(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
+    const row = await this.#decidable(identity, id, 'approved', 'revoke');
+    const updated = await this.#transition(row, 'approved', { status: 'revoked', expiresAtUs: nowUs(), decisionNote: note ?? row.decisionNote }, 'revoked', identity);
+    if (updated === undefined) throw new AccessRequestError(409, `grant ${row.id} already ended`);
+    this.#grants.delete(row.id);
+    this.o.onGrantEnded(row, 'the access grant was revoked');
+    return updated;
+  }
+}
