@@ -19,6 +19,7 @@ import type { Stage } from './pipeline/stage.js';
 import { AuthorizeStage } from './pipeline/authorize.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
 import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
+import { PublicUrls } from './edge/public-urls.js';
 import { ConnectionAccess } from './identity/access-policy.js';
 import { DevIdentity } from './identity/dev-identity.js';
 import { RemoteIssuer, type RemoteIssuerTimings, type TrustedIssuer } from './identity/issuers.js';
@@ -166,6 +167,7 @@ export class Gateway {
         : undefined;
     const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes };
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
+    const publicUrls = new PublicUrls(config.http.publicUrl, () => ({ host: config.listen.host, port: this.port }));
     this.#server = createHttpServer({
       registry: this.#registry,
       streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, log: log.child({ edge: 'streamable-http' }) }),
@@ -173,11 +175,11 @@ export class Gateway {
       hostPolicy: hostPolicy(config),
       log,
       ready: () => this.#readiness(),
-      authenticator: options.authenticator ?? new BearerAuthenticator(verifier, config.http.publicUrl),
+      authenticator: options.authenticator ?? new BearerAuthenticator(verifier, publicUrls),
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       issuers: identity.issuers,
-      publicUrl: config.http.publicUrl,
+      publicUrls,
       api: {
         ...(recording.store ? { sessions: new SessionsApi(recording.store, () => this.#trustedKeys()) } : {}),
         ...(config.api.token ? { token: config.api.token } : {}),

@@ -23,7 +23,7 @@ export async function loginTarget(base: string, o: TargetOptions): Promise<Login
     return { issuer: chosen.issuer, clientId: o.clientId ?? chosen.clientId!, scopes: chosen.scopes, resource: base };
   }
   if (o.issuer !== undefined && o.clientId !== undefined) return { issuer: o.issuer, clientId: o.clientId, scopes: defaultScopes, resource: base };
-  let doc: { authorization_servers?: unknown; portcullis_clients?: unknown; scopes_supported?: unknown };
+  let doc: { authorization_servers?: unknown; portcullis_clients?: unknown };
   try {
     const res = await fetch(`${base}/.well-known/oauth-protected-resource`, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -36,9 +36,10 @@ export async function loginTarget(base: string, o: TargetOptions): Promise<Login
     throw new Error(`the gateway at ${base} names no identity provider: it runs the dev identity, so sign in with --dev <user>`);
   }
   const issuer = o.issuer ?? servers[0]!;
-  const clients = (doc.portcullis_clients ?? {}) as Record<string, unknown>;
-  const clientId = o.clientId ?? (typeof clients[issuer] === 'string' ? clients[issuer] : undefined);
+  const client = ((doc.portcullis_clients ?? {}) as Record<string, { client_id?: unknown; scopes?: unknown } | undefined>)[issuer];
+  const clientId = o.clientId ?? (typeof client?.client_id === 'string' ? client.client_id : undefined);
   if (clientId === undefined) throw new Error(`the gateway names no public client for ${issuer}; pass --client-id`);
-  const scopes = Array.isArray(doc.scopes_supported) ? doc.scopes_supported.filter((s): s is string => typeof s === 'string') : defaultScopes;
+  // The scopes of this issuer only: another IdP's scope names mean nothing (or an error) here.
+  const scopes = Array.isArray(client?.scopes) ? client.scopes.filter((s): s is string => typeof s === 'string') : defaultScopes;
   return { issuer, clientId, scopes, resource: base };
 }

@@ -392,7 +392,7 @@ export function configSchema(sources: SecretSources) {
     // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
     .check(
       z.superRefine(
-        (c: { listen?: unknown; http?: { allowedHosts?: unknown }; identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } } }, ctx) => {
+        (c: { listen?: unknown; http?: { allowedHosts?: unknown; publicUrl?: unknown }; identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } } }, ctx) => {
           const listen = c.listen as { host?: unknown } | undefined;
           if (typeof listen?.host !== 'string') return;
           const host = listen.host;
@@ -405,6 +405,13 @@ export function configSchema(sources: SecretSources) {
             });
           }
           const devIdentity = Array.isArray(c.identity?.issuers) && c.identity.issuers.length === 0;
+          if (!loopback && !devIdentity && c.http?.publicUrl === undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['http', 'publicUrl'],
+              message: `required when listening on ${host} with identity issuers: the URL clients use (e.g. https://portcullis.example.com) is what their tokens must be meant for`,
+            });
+          }
           if (!loopback && devIdentity && c.identity?.dev?.allowNonLoopback !== true) {
             ctx.addIssue({
               code: 'custom',

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ConnectionConfig } from '../config/schema.js';
 import { AuthError } from '../identity/auth-error.js';
 import { audienceMatches, type TokenVerifier } from '../identity/verifier.js';
+import type { PublicUrls } from './public-urls.js';
 import type { Identity } from '../pipeline/stage.js';
 
 /**
@@ -33,11 +34,6 @@ export interface Authenticator {
   authenticateGateway(req: IncomingMessage, url: URL): Promise<Authenticated>;
 }
 
-/** The gateway's base URL as this client reaches it: the configured public URL, else the (allowed) Host it used. */
-export function publicBase(req: IncomingMessage, publicUrl: string | undefined): string {
-  return publicUrl ?? `http://${req.headers.host ?? 'localhost'}`;
-}
-
 /**
  * The resource identifiers a token for a connection may name: its Streamable HTTP and legacy SSE endpoints (what
  * an MCP client asks for), and the gateway as a whole (what `portcullis login` asks for, one sign-in for every
@@ -65,17 +61,17 @@ export function bearerChallenge(metadata: string, err?: AuthError, scope?: strin
 export class BearerAuthenticator implements Authenticator {
   constructor(
     private readonly verifier: TokenVerifier,
-    private readonly publicUrl: string | undefined,
+    private readonly urls: PublicUrls,
   ) {}
 
   authenticate(req: IncomingMessage, url: URL, connection: ConnectionConfig): Promise<Authenticated> {
-    const base = publicBase(req, this.publicUrl);
-    return this.#authenticate(req, url, resourceUrls(base, connection.name), `neither ${resourceUrls(base, connection.name)[0]}, the gateway,`);
+    const resources = this.urls.all().flatMap((base) => resourceUrls(base, connection.name));
+    return this.#authenticate(req, url, resources, `neither ${resources[0]}, the gateway,`);
   }
 
   authenticateGateway(req: IncomingMessage, url: URL): Promise<Authenticated> {
-    const base = publicBase(req, this.publicUrl);
-    return this.#authenticate(req, url, [base], `not the gateway (${base})`);
+    const bases = this.urls.all();
+    return this.#authenticate(req, url, bases, `not the gateway (${bases[0]})`);
   }
 
   async #authenticate(req: IncomingMessage, url: URL, resources: string[], expected: string): Promise<Authenticated> {
@@ -83,13 +79,12 @@ export class BearerAuthenticator implements Authenticator {
       throw new AuthError(400, 'invalid_request', 'a token is accepted only in the Authorization header, never in the URL');
     }
     const header = req.headers.authorization;
-    if (header === undefined || header === '') {
+    // No credentials, or credentials of another scheme: a bare challenge (RFC 6750 §3.1).
+    if (header === undefined || !/^Bearer(\s|$)/i.test(header)) {
       throw new AuthError(401, undefined, 'this connection needs a bearer token in the Authorization header');
     }
     const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
-    if (m === null) {
-      throw new AuthError(401, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
-    }
+    if (m === null) throw new AuthError(400, 'invalid_request', 'the Authorization header must be "Bearer <token>"');
     const token = await this.verifier.verify(m[1]!);
     if (!audienceMatches(token, resources)) {
       throw new AuthError(401, 'invalid_token', `the token is not meant for this connection: its audience is ${expected} nor one its issuer is trusted with`);

@@ -12,7 +12,8 @@ import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
-import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl, publicBase } from './authenticate.js';
+import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from './authenticate.js';
+import type { PublicUrls } from './public-urls.js';
 import { gatewayMetadata, protectedResourceMetadata } from './protected-resource.js';
 import { replyError, replyJson } from './http-reply.js';
 import type { LegacySseEdge } from './legacy-sse.js';
@@ -38,7 +39,8 @@ export interface HttpServerOptions {
   accessRequests?: AccessRequestsApi;
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
-  publicUrl?: string | undefined;
+  /** The gateway's own base URLs (audiences, metadata). */
+  publicUrls: PublicUrls;
 }
 
 const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
@@ -135,7 +137,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     connection: ConnectionConfig,
     opening: boolean,
   ): Promise<Caller | undefined> {
-    const base = publicBase(req, o.publicUrl);
+    const base = o.publicUrls.for(req);
     const challengeUrl = metadataUrl(base, edge, connection.name);
     let caller: Authenticated;
     try {
@@ -144,7 +146,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       if (!(err instanceof AuthError)) throw err;
       req.resume();
       o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
-      const headers: Record<string, string> = err.status === 401 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
+      const headers: Record<string, string> = err.status === 401 || err.status === 400 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
       if (err.status === 503) headers['retry-after'] = '10';
       replyError(res, err.status, ErrorCode.Unauthorized, `${err.status === 503 ? 'Service Unavailable' : err.status === 400 ? 'Bad Request' : 'Unauthorized'}: ${err.message}`, null, headers);
       return undefined;
@@ -174,8 +176,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
       if (!(err instanceof AuthError)) throw err;
       req.resume();
       o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
-      const challenge = bearerChallenge(`${publicBase(req, o.publicUrl)}/.well-known/oauth-protected-resource`, err);
-      return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': challenge } : {});
+      const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
+      return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
     }
     if (o.accessRequests === undefined) {
       req.resume();
@@ -184,7 +186,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     try {
       return await o.accessRequests.handle(req, res, url, caller.identity);
     } catch (err) {
-      if (err instanceof ApiError) return fail(err.status, err.message);
+      if (err instanceof ApiError) return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : {});
       throw err;
     }
   }
@@ -200,11 +202,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return replyJson(res, 405, { error: 'use GET' }, { allow: 'GET' });
     const cors = { 'access-control-allow-origin': '*', 'cache-control': 'max-age=300' };
-    if (edge === undefined || rawName === undefined) return replyJson(res, 200, gatewayMetadata(publicBase(req, o.publicUrl), o.issuers), cors);
+    if (edge === undefined || rawName === undefined) return replyJson(res, 200, gatewayMetadata(o.publicUrls.for(req), o.issuers), cors);
     const name = decodeName(rawName);
     const connection = name === undefined ? undefined : o.registry.connection(name);
     if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify((name ?? rawName).slice(0, 100))}` });
-    const doc = protectedResourceMetadata(publicBase(req, o.publicUrl), edge, connection, o.issuers);
+    const doc = protectedResourceMetadata(o.publicUrls.for(req), edge, connection, o.issuers);
     return replyJson(res, 200, doc, cors);
   }
 

@@ -89,6 +89,7 @@ export class LegacySseEdge {
       log.info({ subject: identity.subject, owner: session?.identity.subject }, 'unknown legacy session');
       return replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: open a new stream with GET /sse/' + connection.name);
     }
+    session.refreshIdentity(identity);
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
       log.info({ contentType: req.headers['content-type'] }, 'POST with wrong content type');

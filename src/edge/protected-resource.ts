@@ -22,12 +22,14 @@ export function protectedResourceMetadata(base: string, edge: 'mcp' | 'sse', con
  * The gateway's own metadata (`/.well-known/oauth-protected-resource`, no path): the gateway as one resource,
  * which is what `portcullis login` asks a token for, so that one sign-in serves every connection the caller's
  * groups allow. `portcullis_clients` (an extension RFC 9728 §2 allows) names the public client to sign in with
- * at each issuer.
+ * at each issuer, and the scopes to ask that issuer for.
  */
 export function gatewayMetadata(base: string, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
   const external = issuers.filter((i) => !i.config.issuer.startsWith('urn:'));
   const scopes = [...new Set(external.flatMap((i) => i.config.scopes))];
-  const clients = Object.fromEntries(external.filter((i) => i.config.clientId !== undefined).map((i) => [i.config.issuer, i.config.clientId!]));
+  const clients = Object.fromEntries(
+    external.filter((i) => i.config.clientId !== undefined).map((i) => [i.config.issuer, { client_id: i.config.clientId!, scopes: i.config.scopes }]),
+  );
   return {
     resource: base,
     ...(external.length > 0 ? { authorization_servers: external.map((i) => i.config.issuer) } : {}),

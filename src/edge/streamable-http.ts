@@ -80,6 +80,7 @@ export class StreamableHttpEdge {
       );
       return undefined;
     }
+    session.refreshIdentity(identity);
     return session;
   }
 

@@ -45,6 +45,8 @@ const whoOf = (identity: Identity) => ({ subject: identity.subject, issuer: iden
 export class AccessRequests {
   /** Approved grants not yet expired, as last read from the store (or changed here). */
   #grants = new Map<string, AccessRequestRow>();
+  /** Grants ended here (revoked): a refresh that read the store before the revocation must not bring them back. */
+  readonly #ended = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
 
@@ -77,7 +79,7 @@ export class AccessRequests {
   async #refresh(): Promise<void> {
     const now = nowUs();
     const approved = await this.o.store.listAccessRequests({ status: 'approved', limit: 100_000 });
-    const current = new Map(approved.filter((g) => g.expiresAtUs > now).map((g) => [g.id, g]));
+    const current = new Map(approved.filter((g) => g.expiresAtUs > now && !this.#ended.has(g.id)).map((g) => [g.id, g]));
     for (const [id, g] of this.#grants) {
       if (!current.has(id)) this.o.onGrantEnded(g, g.expiresAtUs <= now ? 'the access grant expired' : 'the access grant was revoked');
     }
@@ -147,7 +149,9 @@ export class AccessRequests {
       decisionNote: null,
       expiresAtUs: now + pendingLifetimeMs * 1000,
     };
-    await this.o.store.insertAccessRequest(row);
+    if (!(await this.o.store.insertAccessRequest(row))) {
+      throw new AccessRequestError(409, `you already have a request for '${connection}' waiting for an approver`);
+    }
     try {
       await this.o.recorder.recordAccess(row.id, { event: 'requested', request: row, by: whoOf(identity) });
     } catch (err) {
@@ -217,6 +221,7 @@ export class AccessRequests {
     const row = await this.#decidable(identity, id, 'approved', 'revoke');
     const updated = await this.#transition(row, 'approved', { status: 'revoked', expiresAtUs: nowUs(), decisionNote: note ?? row.decisionNote }, 'revoked', identity);
     if (updated === undefined) throw new AccessRequestError(409, `grant ${row.id} already ended`);
+    this.#ended.add(row.id);
     this.#grants.delete(row.id);
     this.o.onGrantEnded(row, 'the access grant was revoked');
     return updated;

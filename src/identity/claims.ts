@@ -29,7 +29,11 @@ const maxGroups = 1000;
 export function idpGroups(payload: JWTPayload, path: string): GroupsReading {
   const value = claimAt(payload, path);
   if (value === undefined) return { groups: [] };
-  if (typeof value === 'string') return { groups: value.split(/\s+/).filter((g) => g.length > 0).slice(0, maxGroups) };
+  if (typeof value === 'string') {
+    const groups = value.split(/\s+/).filter((g) => g.length > 0);
+    if (groups.length > maxGroups) return { groups: [], problem: `the ${path} claim lists more than ${maxGroups} groups` };
+    return { groups };
+  }
   if (Array.isArray(value) && value.every((g) => typeof g === 'string')) {
     if (value.length > maxGroups) return { groups: [], problem: `the ${path} claim lists more than ${maxGroups} groups` };
     return { groups: value.filter((g) => g.length > 0) };

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, createRemoteJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import type { IssuerConfig } from '../config/schema.js';
 import { AuthError } from './auth-error.js';
@@ -42,7 +42,26 @@ export class RemoteIssuer implements TrustedIssuer {
     this.#timings = { discoveryRetryMs: 10_000, jwksCooldownMs: 30_000, jwksMaxAgeMs: 600_000, ...timings };
   }
 
-  readonly getKey: JWTVerifyGetKey = async (header, token) => (await this.#keySet())(header, token);
+  #jwksFailedAt = -Infinity;
+
+  /**
+   * The key for a token. A JWKS that cannot be fetched (timeout, an error status, not a key set) is the IdP's
+   * trouble, not the token's: 503, and no new fetch for a while, so that a flood of tokens is not a flood of
+   * fetches at an IdP that is already struggling.
+   */
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    const unavailable = () => new AuthError(503, 'temporarily_unavailable', `the signing keys of ${this.config.issuer} cannot be fetched now`);
+    if (Date.now() - this.#jwksFailedAt < this.#timings.discoveryRetryMs) throw unavailable();
+    const keys = await this.#keySet();
+    try {
+      return await keys(header, token);
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys || err instanceof errors.JOSEAlgNotAllowed) throw err;
+      this.#jwksFailedAt = Date.now();
+      this.log.warn({ issuer: this.config.issuer, err: (err as Error).message }, 'the JWKS could not be fetched');
+      throw unavailable();
+    }
+  };
 
   async metadata(): Promise<IssuerMetadata | undefined> {
     try {

@@ -3,13 +3,24 @@ import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage } 
 import type { MessageContext, Stage, Verdict } from './stage.js';
 
 /** The requests that use one tool, prompt or resource, and where its name is. */
-const uses: Record<string, { kind: ItemKind; param: 'name' | 'uri' }> = {
+const uses: Record<string, { kind: ItemKind; param: 'name' | 'uri'; of?: undefined }> = {
   'tools/call': { kind: 'tool', param: 'name' },
   'prompts/get': { kind: 'prompt', param: 'name' },
   'resources/read': { kind: 'resource', param: 'uri' },
   'resources/subscribe': { kind: 'resource', param: 'uri' },
   'resources/unsubscribe': { kind: 'resource', param: 'uri' },
 };
+
+/**
+ * What a completion request is about: the prompt (`ref/prompt`, by name) or resource template (`ref/resource`, by
+ * URI) whose arguments it completes. Completions reveal what an item would offer, so they need the same groups.
+ */
+function completionUse(ref: unknown): { kind: ItemKind; param: 'name' | 'uri'; of: Record<string, unknown> } {
+  const r = (ref !== null && typeof ref === 'object' ? ref : {}) as Record<string, unknown>;
+  if (r.type === 'ref/resource') return { kind: 'resource', param: 'uri', of: r };
+  // A prompt reference, or one of a kind not known here: checked as a prompt by its name (fail closed: no name, no answer).
+  return { kind: 'prompt', param: 'name', of: r };
+}
 
 /** The list results that show items, the array in the result, and the field that names each item. */
 const lists: Record<string, { kind: ItemKind; field: string; key: string }> = {
@@ -37,9 +48,9 @@ export class AuthorizeStage implements Stage {
     const identity = ctx.session.identity;
     if (ctx.direction === 'toServer') {
       if (!isRequest(message)) return undefined;
-      const use = uses[message.method];
+      const use = message.method === 'completion/complete' ? completionUse(message.params?.ref) : uses[message.method];
       if (use === undefined) return undefined;
-      const name = message.params?.[use.param];
+      const name = use.of === undefined ? message.params?.[use.param] : use.of[use.param];
       const shown = typeof name === 'string' ? name : '';
       const decision = this.access.item(identity, use.kind, shown);
       if (decision.allowed && typeof name === 'string') return undefined;

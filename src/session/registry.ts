@@ -45,6 +45,8 @@ export class SessionRegistry {
   readonly #pipelines = new Map<string, readonly Stage[]>();
   /** Sessions that exist by a just-in-time grant, by grant id. */
   readonly #byGrant = new Map<string, Set<Session>>();
+  /** Grants that have ended: a session that slips in by one just as it ends is closed at once. */
+  readonly #endedGrants = new Set<string>();
   #reaper: NodeJS.Timeout | undefined;
 
   constructor(options: SessionRegistryOptions) {
@@ -112,6 +114,7 @@ export class SessionRegistry {
       throw err;
     }
     log.info({ subject: identity.subject }, 'session opened');
+    if (origin.grant !== undefined && this.#endedGrants.has(origin.grant)) void session.close('the access grant ended');
     return session;
   }
 
@@ -160,6 +163,7 @@ export class SessionRegistry {
 
   /** Ends every session that exists by a grant that has ended. */
   async endGrant(grantId: string, reason: string): Promise<number> {
+    this.#endedGrants.add(grantId);
     const sessions = [...(this.#byGrant.get(grantId) ?? [])];
     this.#byGrant.delete(grantId);
     await Promise.all(sessions.map((s) => s.close(reason)));

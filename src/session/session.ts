@@ -79,7 +79,7 @@ function withheld(text: string): string {
 export class Session implements SessionInfo {
   readonly id: string;
   readonly connection: string;
-  readonly identity: Identity;
+  #identity: Identity;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
   /** Filled in from the initialize exchange. */
@@ -107,10 +107,28 @@ export class Session implements SessionInfo {
   /** Settles once close() has finished; a second close() waits on it. */
   readonly #closed = new Promise<void>((resolve) => (this.#markClosed = resolve));
 
+  /** Who is on the session, as their latest request's token says (the same principal as the one who opened it). */
+  get identity(): Identity {
+    return this.#identity;
+  }
+
+  /**
+   * Takes the identity of a request on this session, so that access is decided by the caller's groups now, not
+   * those they had when the session opened (a refreshed token may carry fewer). Only the same principal may be
+   * given: the edges refuse a session id presented by anyone else.
+   */
+  refreshIdentity(identity: Identity): void {
+    if (identity === this.#identity) return;
+    if (identity.subject !== this.#identity.subject || identity.issuer !== this.#identity.issuer) throw new Error('a session belongs to the identity that opened it');
+    const before = this.#identity.groups.join(',');
+    this.#identity = identity;
+    if (identity.groups.join(',') !== before) this.#log.info({ groups: identity.groups }, "the caller's groups changed");
+  }
+
   constructor(options: SessionOptions) {
     this.id = options.id;
     this.connection = options.connection;
-    this.identity = options.identity;
+    this.#identity = options.identity;
     this.#upstream = options.upstream;
     this.#log = options.log;
     this.#observers = options.observers ?? [];

@@ -31,6 +31,7 @@ function accessRequestsMigration(int: 'INTEGER' | 'BIGINT'): Migration {
         expires_at_us ${int} NOT NULL
       );
       CREATE INDEX access_requests_by_status ON access_requests (status, expires_at_us);
+      CREATE UNIQUE INDEX access_requests_one_pending ON access_requests (connection, requester_issuer, requester_subject) WHERE status = 'pending';
     `,
   };
 }

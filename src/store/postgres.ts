@@ -156,9 +156,10 @@ export class PostgresStore implements Store {
     ]);
   }
 
-  async insertAccessRequest(row: AccessRequestRow): Promise<void> {
+  async insertAccessRequest(row: AccessRequestRow): Promise<boolean> {
     const { columns, values } = accessRequestToDb(row);
-    await this.#query(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+    const sql = `INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT DO NOTHING RETURNING id`;
+    return (await this.#query(sql, values)).length === 1;
   }
 
   async getAccessRequest(id: string): Promise<AccessRequestRow | undefined> {

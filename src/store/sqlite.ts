@@ -196,9 +196,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  async insertAccessRequest(row: AccessRequestRow): Promise<void> {
+  async insertAccessRequest(row: AccessRequestRow): Promise<boolean> {
     const { columns, values } = accessRequestToDb(row);
-    this.#writing(() => this.#db.prepare(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`).run(...values));
+    const sql = `INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT DO NOTHING`;
+    return this.#writing(() => this.#db.prepare(sql).run(...values).changes === 1);
   }
 
   async getAccessRequest(id: string): Promise<AccessRequestRow | undefined> {

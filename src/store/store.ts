@@ -27,7 +27,8 @@ export interface Store {
   staleInstances(beforeUs: number): Promise<string[]>;
   registerKey(key: KeyRow): Promise<void>;
 
-  insertAccessRequest(row: AccessRequestRow): Promise<void>;
+  /** Adds a request; false (nothing written) when its id exists or its requester already waits on the connection. */
+  insertAccessRequest(row: AccessRequestRow): Promise<boolean>;
   getAccessRequest(id: string): Promise<AccessRequestRow | undefined>;
   listAccessRequests(query: AccessRequestQuery): Promise<AccessRequestRow[]>;
   /**

@@ -186,7 +186,7 @@ describe('parseConfig: valid configs', () => {
 
   it('accepts a non-loopback listen address when http.allowedHosts names the hosts', () => {
     const c = parse(
-      `${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com], allowedOrigins: ["https://console.example.com"]}\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\n`,
+      `${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com], allowedOrigins: ["https://console.example.com"], publicUrl: "https://gw.example.com"}\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\n`,
     );
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(c.http.allowedHosts, ['gw.example.com']);
@@ -479,6 +479,11 @@ describe('parseConfig: identity and access', () => {
     assert.ok(found.some((p) => /^identity\.issuers\.0\.issuer: an issuer must use https:\/\//.test(p)), found.join('\n'));
     assert.ok(found.some((p) => /^identity\.issuers\.0\.algorithms\.0: expected one of "RS256"/.test(p)), found.join('\n'));
     assert.ok(found.some((p) => /^identity\.clockSkew: expected at most 5m/.test(p)), found.join('\n'));
+  });
+
+  it('requires http.publicUrl off loopback with issuers: it is what tokens must be meant for', () => {
+    const found = problems(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\n`);
+    assert.ok(found.some((p) => /^http\.publicUrl: required when listening on 0\.0\.0\.0 with identity issuers/.test(p)), found.join('\n'));
   });
 
   it('refuses the dev identity on a non-loopback listen address, naming the way out', () => {

@@ -66,6 +66,7 @@ describe('access policy with dev identity users', () => {
     });
     await assert.rejects(client.getPrompt({ name: 'args-prompt', arguments: { city: 'Oslo' } }), /prompt 'args-prompt' needs membership of sre/);
     await assert.rejects(client.readResource({ uri: 'demo://resource/static/document/architecture.md' }), /needs membership of sre/);
+    await assert.rejects(client.complete({ ref: { type: 'ref/prompt', name: 'args-prompt' }, argument: { name: 'city', value: 'O' } }), /prompt 'args-prompt' needs membership of sre/);
     assert.match(JSON.stringify(await client.callTool({ name: 'echo', arguments: { message: 'allowed' } })), /Echo: allowed/);
     await transport.terminateSession();
     await client.close();
@@ -219,5 +220,41 @@ describe('several issuers, each with its own groups claim and role map', () => {
     const res = await open(forged);
     assert.equal(res.status, 401);
     assert.match(await res.text(), /no signing key .* matches|signature is not valid/);
+  });
+});
+
+describe("per-tool access follows the caller's groups now, not those they had when the session opened", () => {
+  let idp: TestIdp;
+  let gw: TestGateway;
+
+  before(async () => {
+    idp = await startTestIdp();
+    gw = await startTestGateway({
+      identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] },
+      connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'], tools: { 'get-sum': ['sre'] } } } },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await idp?.stop();
+  });
+
+  it('a refreshed token with fewer groups loses a tool mid-session', async () => {
+    let token = await idp.sign({ sub: 'ada', groups: ['eng', 'sre'] });
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), {
+      fetch: (url, init) => {
+        const headers = new Headers(init?.headers);
+        headers.set('authorization', `Bearer ${token}`);
+        return fetch(url, { ...init, headers });
+      },
+    });
+    const client = new Client({ name: 'groups-change', version: '1.0.0' });
+    await client.connect(transport);
+    assert.match(JSON.stringify(await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })), /3/);
+    token = await idp.sign({ sub: 'ada', groups: ['eng'] });
+    await assert.rejects(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }), /needs membership of sre/);
+    assert.ok(!(await client.listTools()).tools.some((t) => t.name === 'get-sum'));
+    await transport.terminateSession();
+    await client.close();
   });
 });

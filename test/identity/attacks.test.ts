@@ -130,6 +130,30 @@ describe('token attacks against a gateway trusting a real IdP', () => {
     await refused(await idp.sign({ iss: 'https://evil.example.com' }), /issuer 'https:\/\/evil\.example\.com' is not trusted/);
   });
 
+  it("a token meant for another server on this machine, replayed with that server's Host header", async () => {
+    const other = 'http://localhost:3000';
+    const token = await idp.sign({ aud: `${other}/mcp/everything` });
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, host: 'localhost:3000', authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(initialize);
+    });
+    assert.equal(status, 401, 'the audience is the gateway\'s own address, never the Host a request names');
+  });
+
+  it('credentials of another scheme are no credentials (401, bare challenge); a malformed bearer header is a bad request (400)', async () => {
+    const basic = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: 'Basic dXNlcjpwYXNz' }, body: initialize });
+    assert.equal(basic.status, 401);
+    assert.doesNotMatch(basic.headers.get('www-authenticate') ?? '', /error=/);
+    const malformed = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: 'Bearer two words' }, body: initialize });
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
+  });
+
   it('a wrong audience', async () => {
     await refused(await idp.sign({ aud: 'some-other-api' }), /not meant for this connection/);
   });
@@ -163,6 +187,7 @@ describe('token attacks against a gateway trusting a real IdP', () => {
     const r = await attempt(token, url);
     assert.equal(r.status, 400);
     assert.match(r.body, /only in the Authorization header/);
+    assert.match(r.challenge, /error="invalid_request"/);
     const bare = await fetch(url, { method: 'POST', headers: mcpHeaders, body: initialize });
     assert.equal(bare.status, 400);
   });
@@ -247,5 +272,30 @@ describe('key rotation at a real IdP', () => {
     const r = await attempt(oldToken);
     assert.equal(r.status, 401);
     assert.match(await r.text(), /no signing key .* matches the token's kid/);
+  });
+});
+
+describe('an IdP that cannot be reached', () => {
+  it('answers 503 with Retry-After (the token may be good), and does not fetch again at once', async () => {
+    const idp = await startTestIdp();
+    const gw = await startTestGateway(
+      { identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] }, connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } } },
+      { issuerTimings: { jwksCooldownMs: 0, discoveryRetryMs: 60_000 } },
+    );
+    try {
+      const attempt = async (token: string) => fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: initialize });
+      assert.equal((await attempt(await idp.sign({}))).status, 200);
+      const rotated = await idp.sign({}, { kid: 'next-key' });
+      await idp.stop();
+      const down = await attempt(rotated);
+      assert.equal(down.status, 503);
+      assert.equal(down.headers.get('retry-after'), '10');
+      assert.match(await down.text(), /cannot be fetched now/);
+      assert.ok(gw.log.lines.filter((l) => l.msg === 'the JWKS could not be fetched').length === 1);
+      assert.equal((await attempt(await idp.sign({}, { kid: 'yet-another' }))).status, 503);
+      assert.ok(gw.log.lines.filter((l) => l.msg === 'the JWKS could not be fetched').length === 1, 'no second fetch within the retry time');
+    } finally {
+      await gw.stop();
+    }
   });
 });

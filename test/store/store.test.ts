@@ -253,8 +253,9 @@ for (const backend of backends) {
         decisionNote: null,
         expiresAtUs: 9_000_000_000,
       };
-      await store.insertAccessRequest(base);
-      await store.insertAccessRequest({ ...base, id: 'ar_2', connection: 'lab', createdAtUs: 2_000 });
+      assert.equal(await store.insertAccessRequest(base), true);
+      assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_2', connection: 'lab', createdAtUs: 2_000 }), true);
+      assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_3' }), false, 'one pending request per requester and connection');
       assert.deepEqual(await store.getAccessRequest('ar_1'), base);
       assert.equal(await store.getAccessRequest('ar_none'), undefined);
       assert.deepEqual((await store.listAccessRequests({ limit: 10 })).map((r) => r.id), ['ar_2', 'ar_1']);
@@ -264,7 +265,8 @@ for (const backend of backends) {
       assert.equal(await store.updateAccessRequest('ar_1', 'pending', { ...decision, deciderSubject: 'mallory' }), false, 'a second decision loses');
       assert.deepEqual(await store.getAccessRequest('ar_1'), { ...base, ...decision });
       assert.deepEqual((await store.listAccessRequests({ status: 'approved', limit: 10 })).map((r) => r.id), ['ar_1']);
-      await assert.rejects(store.insertAccessRequest(base), 'the same id twice is refused');
+      assert.equal(await store.insertAccessRequest(base), false, 'the same id twice is refused');
+      assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_4' }), true, 'once decided, the requester may ask again');
     });
   });
 }
