@@ -56,6 +56,8 @@ function messageWithId(reply: Reply, id: number): Answer | undefined {
 export interface McpSession {
   /** Calls `echo` once; rejects unless the real echo result came back. */
   echo(): Promise<void>;
+  /** Calls `echo` with `message`; resolves with the text that came back (masked or not). */
+  echoText(message: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -81,6 +83,13 @@ export async function openSession(endpoint: string, token?: string): Promise<Mcp
       const message = messageWithId(reply, id);
       const text = (message?.result as { content?: Array<{ text?: string }> } | undefined)?.content?.[0]?.text;
       if (text !== 'Echo: bench') throw new Error(`echo failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+    },
+    async echoText(message: string) {
+      const id = next++;
+      const reply = await post(url, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message } } }), headers);
+      const text = (messageWithId(reply, id)?.result as { content?: Array<{ text?: string }> } | undefined)?.content?.[0]?.text;
+      if (typeof text !== 'string') throw new Error(`echo failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+      return text;
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -10,10 +10,12 @@
  * gateway's own work can be told apart from the cost of one more process and connection.
  *   - recording (write-ahead) on vs off at 32 concurrent clients: ≥ 0.9× on SQLite, ≥ 0.8× on PostgreSQL (issue 3)
  *   - authentication on (a dev-identity JWT on every request, keys cached) vs off: sequential p50 ≤ 1.05× (issue 4)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|mem.
+ *   - masking: engine throughput ≥ 100 MB/s on one core with every detector on; p50 of a 1 MB tools/call result, masking on / off ≤ 1.5× (issue 5)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|mask|mem.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
+import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
 import { everythingStdioConnection, type Proc, rssOf, startDirectServer, startGateway, startNullProxy } from './processes.js';
 
@@ -131,6 +133,7 @@ async function concurrent(targets: Target[]): Promise<Map<string, { callsPerSec:
 
 /** A fresh gateway (so earlier runs' heap does not hide the sessions' cost) holding idle sessions to an HTTP upstream. */
 async function idleMemory(upstreamUrl: string): Promise<{ baselineMB: number; perSessionKB: number; totalMB: number }> {
+  // As shipped: recording on (SQLite, write-ahead), since a recorded session is what an operator runs.
   const gateway = await startGateway({ remote: { http: { url: upstreamUrl } } });
   try {
     return await measureIdleSessions(gateway, `http://127.0.0.1:${gateway.port}/mcp/remote`);
@@ -163,6 +166,47 @@ async function authenticationOnOff(verdicts: Array<{ target: string; value: numb
     const ratio = seq.get('auth on')!.p50 / base.p50;
     verdicts.push({ target: 'p50 authentication on / off (sequential)', value: ratio, limit: '≤ 1.05', pass: ratio <= 1.05 });
     return Object.fromEntries(seq);
+  } finally {
+    await on.stop();
+    await off.stop();
+  }
+}
+
+/**
+ * Masking: the engine alone over a mixed JSON corpus (MB/s, one core), then two gateways in front of
+ * server-everything over stdio, masking on and off, answering `echo` with a 1 MB mixed text (log lines, tables,
+ * a few secrets) in sequential calls, alternating.
+ */
+async function maskingOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  const engine = maskingThroughput(quick ? 4_000_000 : 16_000_000, quick ? 3 : 5);
+  console.log(`\nMasking engine: ${fmt(engine.bytes / 1e6, 1)} MB of mixed JSON, every detector on: ${fmt(engine.mbPerSec, 0)} MB/s on one core (${engine.redactions} redactions a pass)`);
+  verdicts.push({ target: 'masking throughput, all detectors (MB/s)', value: engine.mbPerSec, limit: '≥ 100', pass: engine.mbPerSec >= 100 });
+  const on = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } });
+  const off = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' }, masking: { enabled: false } });
+  try {
+    const message = (JSON.parse(mixedCorpus(1_200_000)) as Array<{ content: Array<{ text: string }> }>).map((r) => r.content[0]!.text).join('\n').slice(0, 1_000_000);
+    const sessions = { on: await openSession(`http://127.0.0.1:${on.port}/mcp/everything`, on.token), off: await openSession(`http://127.0.0.1:${off.port}/mcp/everything`, off.token) };
+    if (!(await sessions.on.echoText(message)).includes('[REDACTED:')) throw new Error('masking on, but nothing was masked');
+    if ((await sessions.off.echoText(message)).includes('[REDACTED:')) throw new Error('masking off, but something was masked');
+    const calls = quick ? 30 : 90;
+    const samples: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    for (let i = 0; i < 10; i++) for (const k of ['on', 'off'] as const) await sessions[k].echoText(message);
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const k of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        for (let i = 0; i < calls / settings.rounds; i++) {
+          const start = process.hrtime.bigint();
+          await sessions[k].echoText(message);
+          samples[k].push(Number(process.hrtime.bigint() - start) / 1e6);
+        }
+      }
+    }
+    await sessions.on.close();
+    await sessions.off.close();
+    const p50 = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 0.5);
+    const ratio = p50(samples.on) / p50(samples.off);
+    console.log(`1 MB tools/call result, sequential: p50 ${fmt(p50(samples.off))} ms masking off, ${fmt(p50(samples.on))} ms on: ${fmt(ratio)}×`);
+    verdicts.push({ target: 'p50 of a 1 MB tools/call, masking on / off', value: ratio, limit: '≤ 1.5', pass: ratio <= 1.5 });
+    return { engine, p50OnMs: p50(samples.on), p50OffMs: p50(samples.off), ratio };
   } finally {
     await on.stop();
     await off.stop();
@@ -245,7 +289,11 @@ async function recordingOnOff(verdicts: Array<{ target: string; value: number; l
 async function main(): Promise<void> {
   const direct = await startDirectServer();
   const nullProxy = await startNullProxy(direct.port);
-  const gateway = await startGateway({ everything: everythingStdioConnection(), remote: { http: { url: `http://127.0.0.1:${direct.port}/mcp` } } });
+  // The data path on its own: recording and authentication each have a section that measures what they add.
+  const gateway = await startGateway(
+    { everything: everythingStdioConnection(), remote: { http: { url: `http://127.0.0.1:${direct.port}/mcp` } } },
+    { recording: { mode: 'off' } },
+  );
   const floor: Target = { name: 'null proxy→http', url: `http://127.0.0.1:${nullProxy.port}/mcp` };
   const targets: Target[] = [
     { name: 'direct', url: `http://127.0.0.1:${direct.port}/mcp` },
@@ -292,6 +340,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'auth') {
       results.authentication = await authenticationOnOff(verdicts);
+    }
+    if (!only || only === 'mask') {
+      results.masking = await maskingOnOff(verdicts);
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);

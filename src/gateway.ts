@@ -18,6 +18,8 @@ import type { Store } from './store/store.js';
 import type { Stage } from './pipeline/stage.js';
 import { AuthorizeStage } from './pipeline/authorize.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
+import { MaskStage } from './pipeline/mask.js';
+import { MaskingPolicies } from './masking/policy.js';
 import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { ConnectionAccess } from './identity/access-policy.js';
@@ -101,8 +103,10 @@ function hostPolicy(config: GatewayConfig): HostPolicy {
 }
 
 /** The pipeline of a connection's sessions, client side first. Later issues add pins, guardrails, masking. */
-function stagesFor(connection: ConnectionConfig, access: ConnectionAccess): Stage[] {
-  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(access), ToolFilterStage.forRules(connection.tools)];
+function stagesFor(connection: ConnectionConfig, access: ConnectionAccess, masking: MaskingPolicies): Stage[] {
+  // Masking is last, so that on the way back it is the first stage to see what the server sent.
+  const mask = masking.enabled(connection.name) ? new MaskStage((session) => masking.forSession(session)) : undefined;
+  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(access), ToolFilterStage.forRules(connection.tools), mask];
   return stages.filter((s) => s !== undefined);
 }
 
@@ -135,6 +139,7 @@ export class Gateway {
     this.#log = log;
     this.devIdentity = identity.dev;
     this.#access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
+    const masking = new MaskingPolicies(config.connections);
     for (const a of this.#access.values()) {
       if (a.closedToAll) log.warn({ connection: a.connection }, `connection '${a.connection}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user`);
     }
@@ -144,7 +149,7 @@ export class Gateway {
     this.#registry = new SessionRegistry({
       connections: config.connections,
       createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog),
-      stagesFor: (c) => stagesFor(c, this.#access.get(c.name)!),
+      stagesFor: (c) => stagesFor(c, this.#access.get(c.name)!, masking),
       observers: options.observers ?? [],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       log,

@@ -4,6 +4,7 @@ import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
+import { maskCommand } from './mask/index.js';
 import { mcpConfigCommand } from './mcp-config.js';
 import { sessionsCommand } from './sessions/index.js';
 
@@ -19,6 +20,7 @@ export function buildCli(): Command {
   program.addCommand(mcpConfigCommand());
   program.addCommand(sessionsCommand());
   program.addCommand(accessCommand());
+  program.addCommand(maskCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());
   program.addCommand(config);

@@ -2,6 +2,9 @@ import { createPublicKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { selectDetectors } from '../masking/catalog.js';
+import { CustomDetectorError, customRegexDetector, JsonPathRule } from '../masking/custom.js';
+import { defaultFieldWords } from '../masking/fields.js';
 import { parseDuration, parseSize } from './duration.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources, SecretString } from './secrets.js';
 
@@ -253,6 +256,85 @@ function issuerSchema() {
   });
 }
 
+/** How masking replaces a match: `redact`, `hash`, or `{ keepLast: N }`. */
+const replacement = z
+  .union([z.enum(['redact', 'hash']), z.strictObject({ keepLast: z.number().int().min(1).max(8) })])
+  .transform((r) => (typeof r === 'string' ? { kind: r } : { kind: 'keep-last' as const, count: r.keepLast }));
+
+/** Every detector or family name in `detectors` and `exclude`, gateway-wide and per connection, must exist: built in or custom. */
+function checkMaskingNames(c: { masking?: unknown; connections?: unknown }, ctx: z.RefinementCtx): void {
+  type Masking = { detectors?: unknown; exclude?: unknown; custom?: unknown } | undefined;
+  const customNames = (m: Masking) => (Array.isArray(m?.custom) ? m.custom.map((x: { name?: unknown }) => x?.name).filter((n): n is string => typeof n === 'string') : []);
+  const connections = c.connections !== null && typeof c.connections === 'object' ? Object.entries(c.connections as Record<string, { masking?: Masking }>) : [];
+  const known = new Set(['custom', ...customNames(c.masking as Masking), ...connections.flatMap(([, conn]) => customNames(conn?.masking))]);
+  const check = (m: Masking, at: Array<string | number>) => {
+    for (const key of ['detectors', 'exclude'] as const) {
+      const names = m?.[key];
+      if (!Array.isArray(names)) continue;
+      names.forEach((name, i) => {
+        if (typeof name !== 'string' || known.has(name) || selectDetectors([name]).unknown.length === 0) return;
+        ctx.addIssue({ code: 'custom', path: [...at, key, i], message: `there is no detector or family named ${JSON.stringify(name)}; see docs/masking.md for the list` });
+      });
+    }
+  };
+  check(c.masking as Masking, ['masking']);
+  for (const [name, conn] of connections) check(conn?.masking, ['connections', name, 'masking']);
+}
+
+/** A custom detector: compiled here, so a pattern RE2 refuses or a malformed path is a config error naming it. */
+function customDetectorSchema() {
+  const name = z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a name of lower-case letters, digits and -, e.g. employee-id')
+    .refine((n) => selectDetectors([n]).unknown.length > 0 && n !== 'secrets' && n !== 'pii' && n !== 'field-rule', 'this name is a built-in detector or family; choose another');
+  return z
+    .union([
+      z.strictObject({ name, regex: z.string().min(1), ignoreCase: z.boolean().default(false) }),
+      z.strictObject({ name, jsonPath: z.string().min(1) }),
+    ])
+    .superRefine((c, ctx) => {
+      try {
+        if ('regex' in c) customRegexDetector(c);
+        else new JsonPathRule(c.name, c.jsonPath);
+      } catch (err) {
+        if (!(err instanceof CustomDetectorError)) throw err;
+        ctx.addIssue({ code: 'custom', path: ['regex' in c ? 'regex' : 'jsonPath'], message: err.message });
+      }
+    });
+}
+
+/** Masking settings; on a connection, each key given replaces the gateway-wide one. */
+function maskingSchema(withDefaults: boolean) {
+  // Names are checked against the built-ins and the custom detectors once the whole config is read (checkMaskingNames).
+  const detectorNames = z.array(z.string().min(1));
+  const shape = {
+    /** Detectors by name or family, or the categories `secrets` and `pii` (their default-on members). */
+    detectors: detectorNames,
+    /** Detectors or families turned off. */
+    exclude: detectorNames,
+    /** JSON keys (by their ending word) whose values are masked whatever they hold; [] turns field rules off. */
+    fields: z.array(z.string().min(1)),
+    replace: replacement,
+    /** Exact values never masked (documentation examples such as AKIAIOSFODNN7EXAMPLE). */
+    allow: z.array(z.string().min(1)),
+    enabled: z.boolean(),
+    /** The operator's own detectors: a regex (RE2 syntax, linear time) or a JSON path whose value is masked. */
+    custom: z.array(customDetectorSchema()),
+  };
+  if (!withDefaults) return z.strictObject(shape).partial().optional();
+  return z
+    .strictObject({
+      detectors: shape.detectors.default(['secrets', 'pii']),
+      exclude: shape.exclude.default([]),
+      fields: shape.fields.default(defaultFieldWords),
+      replace: replacement.default({ kind: 'redact' }),
+      allow: shape.allow.default([]),
+      enabled: shape.enabled.default(true),
+      custom: shape.custom.default([]),
+    })
+    .prefault({});
+}
+
 function identitySchema() {
   return z
     .strictObject({
@@ -291,6 +373,7 @@ function connectionSchema(sources: SecretSources) {
       http: http.optional(),
       sse: http.optional(),
       access: accessSchema(),
+      masking: maskingSchema(false),
       tools: z
         .strictObject({
           /** Tool names (`*` wildcards) the connection exposes; all when absent. */
@@ -357,6 +440,7 @@ export function configSchema(sources: SecretSources) {
         })
         .prefault({}),
       identity: identitySchema(),
+      masking: maskingSchema(true),
       api: z
         .strictObject({
           /** A bearer token for /api (the CLI, scripts); without it the API answers loopback clients only. */
@@ -389,6 +473,7 @@ export function configSchema(sources: SecretSources) {
         )
         .refine((conns) => Object.keys(conns).length > 0, { message: 'expected at least one connection' }),
     })
+    .check(z.superRefine(checkMaskingNames, { when: () => true }))
     // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
     .check(
       z.superRefine(
@@ -442,11 +527,23 @@ export interface AccessConfig {
   maxGrant: number;
 }
 
+export interface MaskingConfig {
+  enabled: boolean;
+  detectors: string[];
+  exclude: string[];
+  fields: string[];
+  replace: { kind: 'redact' } | { kind: 'hash' } | { kind: 'keep-last'; count: number };
+  allow: string[];
+  custom: Array<{ name: string; regex: string; ignoreCase: boolean } | { name: string; jsonPath: string }>;
+}
+
 export interface ConnectionConfig {
   name: string;
   description?: string;
   upstream: UpstreamConfig;
   access: AccessConfig;
+  /** The gateway-wide masking with this connection's overrides applied. */
+  masking: MaskingConfig;
   tools: { allow?: string[]; deny?: string[] };
 }
 
@@ -482,6 +579,7 @@ export interface GatewayConfig {
   dataDir: string;
   recording: RecordingConfig;
   identity: IdentityConfig;
+  masking: MaskingConfig;
   api: { token?: SecretString };
   limits: { maxMessageBytes: number };
   http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
@@ -491,13 +589,14 @@ export interface GatewayConfig {
   connections: Map<string, ConnectionConfig>;
 }
 
-function toConnection(name: string, c: ParsedConnection): ConnectionConfig {
+function toConnection(name: string, c: ParsedConnection, masking: MaskingConfig): ConnectionConfig {
   const upstream: UpstreamConfig = c.stdio
     ? { kind: 'stdio', command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) }
     : c.http
       ? { kind: 'http', url: c.http.url, headers: c.http.headers }
       : { kind: 'sse', url: c.sse!.url, headers: c.sse!.headers };
-  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, tools: c.tools };
+  const own = Object.fromEntries(Object.entries(c.masking ?? {}).filter(([, v]) => v !== undefined));
+  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...masking, ...own } as MaskingConfig, tools: c.tools };
 }
 
 export function toGatewayConfig(p: Parsed): GatewayConfig {
@@ -518,6 +617,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
       clockSkewMs: p.identity.clockSkew,
       dev: { users: p.identity.dev.users, allowNonLoopback: p.identity.dev.allowNonLoopback, tokenLifetimeMs: p.identity.dev.tokenLifetime },
     },
+    masking: p.masking as MaskingConfig,
     api: p.api.token ? { token: p.api.token } : {},
     limits: { maxMessageBytes: p.limits.maxMessageSize },
     http: {
@@ -530,6 +630,6 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
     shutdown: { drainTimeoutMs: p.shutdown.drainTimeout },
     log: { level: p.log.level },
-    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c)])),
+    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c, p.masking as MaskingConfig)])),
   };
 }

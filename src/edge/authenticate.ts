@@ -64,9 +64,13 @@ export class BearerAuthenticator implements Authenticator {
     private readonly urls: PublicUrls,
   ) {}
 
+  /** Each connection's resource identifiers, worked out once. */
+  readonly #resources = new Map<string, string[]>();
+
   authenticate(req: IncomingMessage, url: URL, connection: ConnectionConfig): Promise<Authenticated> {
-    const resources = this.urls.all().flatMap((base) => resourceUrls(base, connection.name));
-    return this.#authenticate(req, url, resources, `neither ${resources[0]}, the gateway,`);
+    let resources = this.#resources.get(connection.name);
+    if (resources === undefined) this.#resources.set(connection.name, (resources = this.urls.all().flatMap((base) => resourceUrls(base, connection.name))));
+    return this.#authenticate(req, url, resources, 'neither the connection, the gateway,');
   }
 
   authenticateGateway(req: IncomingMessage, url: URL): Promise<Authenticated> {

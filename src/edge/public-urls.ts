@@ -8,13 +8,20 @@ import type { IncomingMessage } from 'node:http';
  * localhost where the gateway says 127.0.0.1).
  */
 export class PublicUrls {
+  #all: string[] | undefined;
+
   constructor(
     private readonly configured: string | undefined,
     private readonly listening: () => { host: string; port: number },
   ) {}
 
-  /** Every base URL that is this gateway, the primary one first. */
+  /** Every base URL that is this gateway, the primary one first (worked out once, when the port is known). */
   all(): string[] {
+    this.#all ??= this.#compute();
+    return this.#all;
+  }
+
+  #compute(): string[] {
     if (this.configured !== undefined) return [this.configured];
     const { host, port } = this.listening();
     const own = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

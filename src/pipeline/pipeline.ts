@@ -50,7 +50,7 @@ export class Pipeline {
     switch (verdict.action) {
       case 'pass':
         if (verdict.message === undefined || verdict.message === message) return { action: 'forward', message };
-        this.#emit(stage, 'rewrite', undefined, message, ctx, verdict.sensitive);
+        this.#emit(stage, 'rewrite', undefined, message, ctx, verdict.sensitive, verdict.details);
         return { action: 'forward', message: verdict.message };
       case 'answer':
         this.#emit(stage, 'answer', verdict.reason, message, ctx);
@@ -74,10 +74,19 @@ export class Pipeline {
     return this.#runFrom(stages, index + 1, outcome.message, ctx);
   }
 
-  #emit(stage: Stage, action: VerdictEvent['action'], reason: string | undefined, message: JsonRpcMessage, ctx: MessageContext, sensitive?: boolean): void {
+  #emit(
+    stage: Stage,
+    action: VerdictEvent['action'],
+    reason: string | undefined,
+    message: JsonRpcMessage,
+    ctx: MessageContext,
+    sensitive?: boolean,
+    details?: Record<string, unknown>,
+  ): void {
     const event: VerdictEvent = { stage: stage.name, action, direction: ctx.direction };
     if (reason !== undefined) event.reason = reason;
     if (sensitive) event.sensitive = true;
+    if (details !== undefined) event.details = details;
     if ('id' in message && message.id !== null && message.id !== undefined) event.messageId = message.id;
     if ('method' in message) event.method = message.method;
     this.onVerdict(event, ctx);

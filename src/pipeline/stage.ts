@@ -44,7 +44,7 @@ export type Verdict =
    * Forward, with `message` replacing the original when a stage rewrote it. `sensitive` says the rewrite
    * removed something that must not be kept (masking): the recording then keeps only the original's digest.
    */
-  | { readonly action: 'pass'; readonly message?: JsonRpcMessage; readonly sensitive?: boolean }
+  | { readonly action: 'pass'; readonly message?: JsonRpcMessage; readonly sensitive?: boolean; readonly details?: Record<string, unknown> }
   /**
    * Reply to the sender and forward nothing. For a request, `message` is its response (same id); a
    * notification or response answered is simply not forwarded.
@@ -71,6 +71,8 @@ export interface VerdictEvent {
   method?: string;
   /** A rewrite that removed sensitive content (see Verdict). */
   sensitive?: boolean;
+  /** What the stage reports about it (masking: the redactions, by detector, JSON path and count). */
+  details?: Record<string, unknown>;
 }
 
 /** The outcome of running every stage. */

@@ -16,6 +16,13 @@ export interface RpcSummary {
   errorMessage?: string;
 }
 
+/** Where masking happened, from a verdict's redactions: `masked payment-card ×2 at $.result…`. */
+function maskedAt(details: unknown): string {
+  const redactions = (details as { redactions?: Array<{ detector: string; path: string; count: number }> } | undefined)?.redactions;
+  if (!Array.isArray(redactions) || redactions.length === 0) return '';
+  return redactions.map((r) => `\n      masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('');
+}
+
 export function summarizeRpc(payload: string): RpcSummary {
   let m: Record<string, unknown>;
   try {
@@ -120,7 +127,7 @@ export function describeEvent(e: EventRow, width = 160): string {
       return `${at}  ■ agreed   protocol ${String(details.protocolVersion)}; client ${client?.name ?? '?'} ${client?.version ?? ''}; server ${server?.name ?? '?'} ${server?.version ?? ''}`;
     }
     case 'verdict':
-      return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}`;
+      return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${maskedAt(details.details)}`;
     case 'gap':
       return `${at}  ✂ gap      ${String(details.lost)} events lost: ${String(details.reason)}`;
     case 'close':

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { maskerFor } from '../../src/masking/policy.js';
+
+const oneStdio = 'connections:\n  a:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n';
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'test.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+describe('masking config', () => {
+  it('is on by default with secrets and personal data, field rules and labels', () => {
+    const c = parseConfig(oneStdio, 'test.yaml');
+    assert.equal(c.masking.enabled, true);
+    assert.deepEqual(c.masking.detectors, ['secrets', 'pii']);
+    assert.deepEqual(c.masking.replace, { kind: 'redact' });
+    assert.ok(c.masking.fields.includes('password'));
+    assert.deepEqual(c.connections.get('a')!.masking, c.masking);
+  });
+
+  it('a connection overrides the keys it names, and keeps the rest', () => {
+    const c = parseConfig(`masking: {exclude: [phone-number], replace: hash}\n${oneStdio}    masking: {replace: {keepLast: 4}, exclude: [email]}\n`, 'test.yaml');
+    assert.deepEqual(c.masking.exclude, ['phone-number']);
+    assert.deepEqual(c.connections.get('a')!.masking.exclude, ['email']);
+    assert.deepEqual(c.connections.get('a')!.masking.replace, { kind: 'keep-last', count: 4 });
+    assert.equal(c.connections.get('a')!.masking.enabled, true);
+  });
+
+  it('names an unknown detector, a regex RE2 refuses, a malformed JSON path and a name taken by a built-in', () => {
+    const found = problems(
+      `masking:\n  detectors: [secrets, credit-cards]\n  custom:\n    - {name: bad-regex, regex: "(a)\\\\1"}\n    - {name: bad-path, jsonPath: "result.x"}\n    - {name: email, regex: "x"}\n${oneStdio}`,
+    );
+    assert.ok(found.some((p) => /^masking\.detectors\.1: there is no detector or family named "credit-cards"/.test(p)), found.join('\n'));
+    assert.ok(found.some((p) => /^masking\.custom\.0\.regex: the regex of custom detector "bad-regex" is not valid RE2 syntax/.test(p)), found.join('\n'));
+    assert.ok(found.some((p) => /^masking\.custom\.1\.jsonPath: the jsonPath of custom detector "bad-path" must start with \$/.test(p)), found.join('\n'));
+    assert.ok(found.some((p) => /^masking\.custom\.2\.name: this name is a built-in detector or family/.test(p)), found.join('\n'));
+  });
+
+  it('custom detectors: a regex (RE2, linear time) and a JSON path', () => {
+    const c = parseConfig(
+      `masking:\n  custom:\n    - {name: employee-id, regex: "EMP-[0-9]{6}"}\n    - {name: customer-notes, jsonPath: "$..notes"}\n  exclude: []\n${oneStdio}`,
+      'test.yaml',
+    );
+    const masker = maskerFor(c.masking);
+    const { value, redactions } = masker.maskValue({ text: 'ticket by EMP-123456', customer: { notes: { free: 'anything at all' } } }, ['result']);
+    assert.deepEqual(value, { text: 'ticket by [REDACTED:employee-id]', customer: { notes: { free: '[REDACTED:customer-notes]' } } });
+    assert.deepEqual(
+      redactions.map((r) => [r.detector, r.path]),
+      [
+        ['employee-id', '$.result.text'],
+        ['customer-notes', '$.result.customer.notes.free'],
+      ],
+    );
+  });
+
+  it('a custom regex cannot be driven into catastrophic backtracking', { timeout: 20_000 }, () => {
+    const c = parseConfig(`masking:\n  custom:\n    - {name: evil, regex: "(a+)+b"}\n${oneStdio}`, 'test.yaml');
+    const masker = maskerFor(c.masking);
+    const start = performance.now();
+    assert.equal(masker.maskString(`${'a'.repeat(50_000)}c`), undefined);
+    assert.ok(performance.now() - start < 5000, 'RE2 semantics: linear in the input');
+  });
+});
