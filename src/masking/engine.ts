@@ -1,5 +1,6 @@
 import type { Detector, Finding } from './detector.js';
 import type { JsonPathRule } from './custom.js';
+import { AnchorGate } from './anchor-gate.js';
 import { fieldMatcher } from './fields.js';
 
 /**
@@ -54,6 +55,7 @@ export class Masker {
   readonly #maxDepth: number;
   readonly #fieldRules: boolean;
   readonly #pathRules: readonly JsonPathRule[];
+  readonly #gate: AnchorGate;
 
   constructor(o: MaskerOptions) {
     this.#detectors = o.detectors;
@@ -63,6 +65,7 @@ export class Masker {
     this.#allow = new Set(o.allow ?? []);
     this.#maxDepth = o.maxDepth ?? 512;
     this.#pathRules = o.pathRules ?? [];
+    this.#gate = new AnchorGate(o.detectors);
   }
 
   /** Each detector's rank: the earlier in the list (specific before generic), the more it is credited. */
@@ -82,7 +85,7 @@ export class Masker {
     const findings: Finding[] = [];
     let lowered: string | undefined;
     const lower = () => (lowered ??= text.toLowerCase());
-    for (const d of this.#detectors) d.find(text, lower, findings);
+    this.#gate.run(text, lower, findings);
     if (findings.length <= 1) return findings.filter((f) => !this.#allow.has(text.slice(f.start, f.end)));
     findings.sort((a, b) => a.start - b.start || b.end - a.end);
     const merged: Finding[] = [];
@@ -151,7 +154,8 @@ export class Masker {
     // Under a key that names a secret, an object's own keys are judged one by one (a `credentials` object's `user`
     // is kept, its `password` masked); a JSON-path rule, though, covers everything below it.
     if (whole === fieldRule) whole = undefined;
-    for (const key of Object.keys(object)) {
+    // for…in over a parsed JSON object: its own keys, in order, without allocating an array of them.
+    for (const key in object) {
       if (protocolKeys.has(key)) continue;
       const child = object[key];
       path.push(key);

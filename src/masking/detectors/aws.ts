@@ -2,16 +2,15 @@ import { type Detector, regexDetector } from '../detector.js';
 
 /** AWS credentials: access key ids (by their documented prefixes), secret access keys and session tokens (by the name they come with). */
 
-const keyIdPrefixes = ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'AGPA', 'AIDA', 'AIPA', 'ANPA', 'ANVA', 'APKA', 'AROA', 'ASCA'];
-
 export const awsDetectors: Detector[] = [
   regexDetector({
     name: 'aws-access-key-id',
     family: 'aws',
     category: 'secret',
     confidence: 'high',
+    // No anchors: the regex engine finds an alternation of literals faster than twelve indexOf calls.
+    minLength: 20,
     pattern: /(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z2-7]{16}(?![A-Z0-9])/g,
-    anchors: keyIdPrefixes,
   }),
   regexDetector({
     name: 'aws-secret-access-key',

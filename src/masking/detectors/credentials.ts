@@ -1,25 +1,33 @@
-import { type Detector, regexDetector } from '../detector.js';
+import { type Detector, pivotDetector, regexDetector, scanBack } from '../detector.js';
+
+const isLetter = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+const isSchemeChar = (c: number) => isLetter(c) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45;
 
 /**
  * Credentials by their context: the password in a URL or connection string (`postgres://user:pass@host`), the
  * value of an Authorization header or a bearer token, and generic assignments (`password=…`, `secret: …`,
  * `api_key = …`) in configuration, logs and command output.
  */
-/** A key that names a secret, optionally with a prefix (`db_password`, `MYSQL_ROOT_PASSWORD`, `x-api-key`). */
-const secretKey =
-  /(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,32}[_.-]){0,3}(?:password|passwd|passphrase|pwd|secret|api[_.-]?key|access[_.-]?key|auth[_.-]?token|access[_.-]?token|refresh[_.-]?token|client[_.-]?secret|private[_.-]?key)/.source;
+/**
+ * A word that names a secret, wherever it ends a key (`db_password`, `MYSQL_ROOT_PASSWORD`, `x-api-key`): the
+ * pattern starts with these words, not with the key's prefix, so the regex engine can skip to them.
+ */
+const secretKey = /(?:password|passwd|passphrase|pwd|secret|api[_.-]?key|access[_.-]?key|auth[_.-]?token|access[_.-]?token|refresh[_.-]?token|client[_.-]?secret|private[_.-]?key)/
+  .source;
 
 /** Values that say there is no secret here: masks, placeholders, template variables. */
 const placeholder = /^(?:\*+|x+|<[^>]*>|\$\{[^}]*\}|\$[A-Z_]+|%[A-Za-z_]+%|null|none|true|false|redacted|\[redacted[^\]]*\])$/i;
 
 export const credentialDetectors: Detector[] = [
-  regexDetector({
+  pivotDetector({
     name: 'url-credentials',
     family: 'credentials',
     category: 'secret',
     confidence: 'high',
-    pattern: /[A-Za-z][A-Za-z0-9+.-]{1,31}:\/\/[^\s:/@"'<>]{1,256}:(?<secret>[^\s@/"'<>]{1,256})@/dg,
-    anchors: ['://'],
+    pivot: '://',
+    // The scheme before `://`: a letter, then letters, digits, +, . or -.
+    back: (text, at) => scanBack(text, at, isSchemeChar, 32, isLetter),
+    forward: /:\/\/[^\s:/@"'<>]{1,256}:(?<secret>[^\s@/"'<>]{1,256})@/dy,
   }),
   regexDetector({
     name: 'authorization-header',
@@ -37,20 +45,15 @@ export const credentialDetectors: Detector[] = [
     pattern: /(?<![A-Za-z0-9])bearer[ \t]{1,5}(?<secret>[A-Za-z0-9._~+/-]{16,8192}=*)/dgi,
     anchorsIgnoringCase: ['bearer'],
   }),
-  // Quoted and unquoted values are two patterns (one named group each: Node 20 has no duplicate group names).
-  ...[
-    /(?<q>["'])(?<secret>[^"'\r\n]{1,512})\k<q>/.source,
-    /(?<secret>[^\s"',;&<>]{1,512})/.source,
-  ].map((value) =>
-    regexDetector({
-      name: 'password-assignment',
-      family: 'credentials',
-      category: 'secret',
-      confidence: 'medium',
-      // key=value, key: value, "key": "value", with the key naming a secret.
-      pattern: new RegExp(`${secretKey}["']?[ \\t]{0,5}[:=][ \\t]{0,5}${value}`, 'dgi'),
-      anchorsIgnoringCase: ['pass', 'pwd', 'secret', 'key', 'token'],
-      validate: (v) => !placeholder.test(v),
-    }),
-  ),
+  regexDetector({
+    name: 'password-assignment',
+    family: 'credentials',
+    category: 'secret',
+    confidence: 'medium',
+    // key=value, key: value, "key": "value", with the key naming a secret; a quoted value is masked inside its quotes.
+    pattern: new RegExp(`${secretKey}["']?[ \\t]{0,5}[:=][ \\t]{0,5}(?<secret>"[^"\\r\\n]{1,512}"|'[^'\\r\\n]{1,512}'|[^\\s"',;&<>]{1,512})`, 'dgi'),
+    anchorsIgnoringCase: ['pass', 'pwd', 'secret', 'api', 'access', 'private', 'token'],
+    trimQuotes: true,
+    validate: (v) => !placeholder.test(v),
+  }),
 ];

@@ -8,7 +8,7 @@ export const gitlabDetectors: Detector[] = [
     category: 'secret',
     confidence: 'high',
     pattern: /(?<![A-Za-z0-9_-])gl(?:pat|dt|rt|ptt|cbt|oas|ft|imt|agent|soat|ffct)-[A-Za-z0-9_-]{20,255}(?![A-Za-z0-9_-])/g,
-    anchors: ['gl'],
+    anchors: ['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glcbt-', 'gloas-', 'glft-', 'glimt-', 'glagent-', 'glsoat-', 'glffct-'],
   }),
   regexDetector({
     name: 'gitlab-runner-token',

@@ -31,6 +31,7 @@ export const ibanDetectors: Detector[] = [
     family: 'iban',
     category: 'pii',
     confidence: 'high',
+    minLength: 15,
     pattern: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])/g,
     validate: ibanValid,
   }),

@@ -28,5 +28,5 @@ function findPrivateKeys(text: string, _lower: () => string, out: Finding[]): vo
 }
 
 export const pemDetectors: Detector[] = [
-  { name: 'private-key', family: 'pem', category: 'secret', confidence: 'high', onByDefault: true, find: findPrivateKeys },
+  { name: 'private-key', family: 'pem', category: 'secret', confidence: 'high', onByDefault: true, anchors: [begin], find: findPrivateKeys },
 ];

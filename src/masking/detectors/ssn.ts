@@ -19,6 +19,7 @@ export const ssnDetectors: Detector[] = [
     family: 'ssn',
     category: 'pii',
     confidence: 'high',
+    minLength: 11,
     pattern: /(?<![0-9A-Za-z-])\d{3}-\d{2}-\d{4}(?![0-9A-Za-z-])/g,
     anchors: ['-'],
     validate: isSsn,

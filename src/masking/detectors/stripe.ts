@@ -8,7 +8,7 @@ export const stripeDetectors: Detector[] = [
     category: 'secret',
     confidence: 'high',
     pattern: /(?<![A-Za-z0-9_])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,250}(?![A-Za-z0-9_])/g,
-    anchors: ['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_'],
+    anchors: ['_live_', '_test_'],
   }),
   regexDetector({
     name: 'stripe-webhook-secret',
