@@ -19,7 +19,11 @@ import type { Stage } from './pipeline/stage.js';
 import { AuthorizeStage } from './pipeline/authorize.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
 import { MaskStage } from './pipeline/mask.js';
-import { MaskingPolicies } from './masking/policy.js';
+import { MaskingPolicies, maskerFor } from './masking/policy.js';
+import { maskMessage } from './masking/message.js';
+import { MaskingRefusedError } from './masking/engine.js';
+import { digestOf } from './recording/chain.js';
+import type { JsonRpcMessage } from './protocol/jsonrpc.js';
 import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { ConnectionAccess } from './identity/access-policy.js';
@@ -102,6 +106,26 @@ function hostPolicy(config: GatewayConfig): HostPolicy {
   };
 }
 
+/** Masks a client message's JSON text for the recording (the server gets the original): `masking.recordArguments`. */
+function recordingRedactor(connection: ConnectionConfig): (text: string) => { text: string; redactions: unknown[] } | undefined {
+  const masker = maskerFor({ ...connection.masking, enabled: true });
+  return (text) => {
+    let message: JsonRpcMessage;
+    try {
+      message = JSON.parse(text) as JsonRpcMessage;
+    } catch {
+      return undefined;
+    }
+    try {
+      const masked = maskMessage(masker, message);
+      return masked === undefined ? undefined : { text: JSON.stringify(masked.message), redactions: masked.redactions };
+    } catch (err) {
+      if (!(err instanceof MaskingRefusedError)) throw err;
+      return { text: JSON.stringify({ withheld: err.message, digest: digestOf(text) }), redactions: [] };
+    }
+  };
+}
+
 /** The pipeline of a connection's sessions, client side first. Later issues add pins, guardrails, masking. */
 function stagesFor(connection: ConnectionConfig, access: ConnectionAccess, masking: MaskingPolicies): Stage[] {
   // Masking is last, so that on the way back it is the first stage to see what the server sent.
@@ -139,7 +163,7 @@ export class Gateway {
     this.#log = log;
     this.devIdentity = identity.dev;
     this.#access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
-    const masking = new MaskingPolicies(config.connections);
+    const masking = new MaskingPolicies(config.connections, config.masking.rules);
     for (const a of this.#access.values()) {
       if (a.closedToAll) log.warn({ connection: a.connection }, `connection '${a.connection}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user`);
     }
@@ -154,6 +178,7 @@ export class Gateway {
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
+      redactForRecording: (c) => (c.masking.recordArguments ? recordingRedactor(c) : undefined),
     });
     this.#accessRequests =
       recording.store && recording.recorder

@@ -278,6 +278,8 @@ function checkMaskingNames(c: { masking?: unknown; connections?: unknown }, ctx:
     }
   };
   check(c.masking as Masking, ['masking']);
+  const rules = (c.masking as { rules?: unknown } | undefined)?.rules;
+  if (Array.isArray(rules)) rules.forEach((r, i) => check(r as Masking, ['masking', 'rules', i]));
   for (const [name, conn] of connections) check(conn?.masking, ['connections', name, 'masking']);
 }
 
@@ -320,8 +322,20 @@ function maskingSchema(withDefaults: boolean) {
     enabled: z.boolean(),
     /** The operator's own detectors: a regex (RE2 syntax, linear time) or a JSON path whose value is masked. */
     custom: z.array(customDetectorSchema()),
+    /** Also mask what clients send (tool arguments) in the recording; the server still receives it whole. */
+    recordArguments: z.boolean(),
   };
   if (!withDefaults) return z.strictObject(shape).partial().optional();
+  /** Masking for some callers: the keys a rule gives replace the connection's, for members of its groups. */
+  const rule = z.strictObject({
+    groups: z.array(z.string().min(1)).min(1, 'expected the groups the rule applies to (["*"] for everyone)'),
+    connections: z.array(z.string().min(1)).optional(),
+    detectors: shape.detectors.optional(),
+    exclude: shape.exclude.optional(),
+    fields: shape.fields.optional(),
+    replace: replacement.optional(),
+    enabled: shape.enabled.optional(),
+  });
   return z
     .strictObject({
       detectors: shape.detectors.default(['secrets', 'pii']),
@@ -331,6 +345,9 @@ function maskingSchema(withDefaults: boolean) {
       allow: shape.allow.default([]),
       enabled: shape.enabled.default(true),
       custom: shape.custom.default([]),
+      recordArguments: shape.recordArguments.default(false),
+      /** Per caller group (and optionally per connection): later rules win over earlier ones. */
+      rules: z.array(rule).default([]),
     })
     .prefault({});
 }
@@ -535,6 +552,20 @@ export interface MaskingConfig {
   replace: { kind: 'redact' } | { kind: 'hash' } | { kind: 'keep-last'; count: number };
   allow: string[];
   custom: Array<{ name: string; regex: string; ignoreCase: boolean } | { name: string; jsonPath: string }>;
+  recordArguments: boolean;
+  /** Gateway-wide only: masking for members of some groups (see MaskingRule). */
+  rules?: MaskingRule[];
+}
+
+/** Masking for callers in one of `groups` (on `connections`, or all): the keys given replace the connection's. */
+export interface MaskingRule {
+  groups: string[];
+  connections?: string[];
+  detectors?: string[];
+  exclude?: string[];
+  fields?: string[];
+  replace?: MaskingConfig['replace'];
+  enabled?: boolean;
 }
 
 export interface ConnectionConfig {
@@ -596,7 +627,8 @@ function toConnection(name: string, c: ParsedConnection, masking: MaskingConfig)
       ? { kind: 'http', url: c.http.url, headers: c.http.headers }
       : { kind: 'sse', url: c.sse!.url, headers: c.sse!.headers };
   const own = Object.fromEntries(Object.entries(c.masking ?? {}).filter(([, v]) => v !== undefined));
-  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...masking, ...own } as MaskingConfig, tools: c.tools };
+  const { rules: _rules, ...gatewayWide } = masking;
+  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...gatewayWide, ...own } as MaskingConfig, tools: c.tools };
 }
 
 export function toGatewayConfig(p: Parsed): GatewayConfig {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ConnectionConfig, MaskingConfig } from '../config/schema.js';
+import type { ConnectionConfig, MaskingConfig, MaskingRule } from '../config/schema.js';
 import type { SessionInfo } from '../pipeline/stage.js';
 import { selectDetectors } from './catalog.js';
 import type { Detector } from './detector.js';
@@ -26,31 +26,48 @@ export function maskerFor(config: MaskingConfig, hashKey: Buffer = randomBytes(3
 }
 
 /**
- * Which masker a session's messages go through: its connection's masking. With keyed-hash replacement each
- * session has its own key, so a value masks the same way within a session and differently across sessions.
+ * Which masker a session's messages go through: its connection's masking, with the gateway's rules for the
+ * caller's groups applied over it (in order; the caller's groups as of the message, so a changed token changes
+ * the masking at once). With keyed-hash replacement each session has its own key, so a value masks the same way
+ * within a session and differently across sessions.
  */
 export class MaskingPolicies {
-  readonly #byConnection = new Map<string, Masker | undefined>();
-  readonly #bySession = new WeakMap<SessionInfo, Masker>();
+  /** Maskers shared by sessions, by connection and the rules that applied. */
+  readonly #shared = new Map<string, Masker | undefined>();
+  readonly #bySession = new WeakMap<SessionInfo, Map<string, Masker | undefined>>();
 
-  constructor(private readonly connections: ReadonlyMap<string, ConnectionConfig>) {
-    for (const c of connections.values()) {
-      this.#byConnection.set(c.name, c.masking.enabled && c.masking.replace.kind !== 'hash' ? maskerFor(c.masking) : undefined);
-    }
-  }
+  constructor(
+    private readonly connections: ReadonlyMap<string, ConnectionConfig>,
+    private readonly rules: readonly MaskingRule[] = [],
+  ) {}
 
-  /** Whether any session of the connection is masked (else the stage is left out of its pipeline). */
+  /** Whether any session of the connection may be masked (else the stage is left out of its pipeline). */
   enabled(connection: string): boolean {
-    return this.connections.get(connection)?.masking.enabled === true;
+    const config = this.connections.get(connection)?.masking;
+    if (config === undefined) return false;
+    return config.enabled || this.rules.some((r) => r.enabled === true && (r.connections === undefined || r.connections.includes(connection)));
   }
 
   forSession(session: SessionInfo): Masker | undefined {
-    const shared = this.#byConnection.get(session.connection);
-    if (shared !== undefined) return shared;
-    const config = this.connections.get(session.connection)?.masking;
-    if (config === undefined || !config.enabled) return undefined;
+    const base = this.connections.get(session.connection)?.masking;
+    if (base === undefined) return undefined;
+    const groups = session.identity.groups;
+    const applied: number[] = [];
+    this.rules.forEach((r, i) => {
+      if ((r.connections === undefined || r.connections.includes(session.connection)) && r.groups.some((g) => g === '*' || groups.includes(g))) applied.push(i);
+    });
+    const key = `${session.connection}|${applied.join(',')}`;
+    const config = applied.reduce<MaskingConfig>((c, i) => {
+      const { groups: _g, connections: _c, ...over } = this.rules[i]!;
+      return { ...c, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) };
+    }, base);
+    if (config.replace.kind !== 'hash') {
+      if (!this.#shared.has(key)) this.#shared.set(key, config.enabled ? maskerFor(config) : undefined);
+      return this.#shared.get(key);
+    }
     let own = this.#bySession.get(session);
-    if (own === undefined) this.#bySession.set(session, (own = maskerFor(config)));
-    return own;
+    if (own === undefined) this.#bySession.set(session, (own = new Map()));
+    if (!own.has(key)) own.set(key, config.enabled ? maskerFor(config) : undefined);
+    return own.get(key);
   }
 }

@@ -11,10 +11,24 @@ export class SessionRecording {
   #redactions = 0;
   #closing: Promise<void> | undefined;
 
+  /**
+   * `redactToServer`, when given, masks what the client sends before it is recorded (the server still receives
+   * it whole): tool arguments an operator does not want kept in the audit trail.
+   */
   constructor(
     private readonly recorder: Recorder,
     private readonly chain: SessionChain,
+    private readonly redactToServer?: (text: string) => { text: string; redactions: unknown[] } | undefined,
   ) {}
+
+  /** The text to record for a message to the server, masked if so configured; the redactions are recorded as a verdict. */
+  #toServerText(direction: Direction, text: string, note: boolean): string {
+    if (direction !== 'toServer' || this.redactToServer === undefined) return text;
+    const masked = this.redactToServer(text);
+    if (masked === undefined) return text;
+    if (note) this.verdict({ stage: 'mask', action: 'rewrite', direction, sensitive: true, details: { recordingOnly: true, redactions: masked.redactions } });
+    return masked.text;
+  }
 
   get writeAhead(): boolean {
     return this.recorder.mode === 'write-ahead';
@@ -41,12 +55,15 @@ export class SessionRecording {
 
   /** A message as it crossed a boundary: `text` is the JSON exactly as received or as sent. */
   message(direction: Direction, boundary: Exclude<EventBoundary, 'relayed'>, text: string): void {
-    this.#append(() => this.recorder.append(this.chain, 'message', direction, boundary, text));
+    const recorded = this.#toServerText(direction, text, boundary === 'received');
+    this.#append(() => this.recorder.append(this.chain, 'message', direction, boundary, recorded));
   }
 
   /** A message passed straight through, no stage acting on it: one event with both texts, as received and as forwarded. */
   relayed(direction: Direction, received: string, forwarded: string): void {
-    this.#append(() => this.recorder.append(this.chain, 'message', direction, 'relayed', received, forwarded));
+    const recordedReceived = this.#toServerText(direction, received, true);
+    const recordedForwarded = this.#toServerText(direction, forwarded, false);
+    this.#append(() => this.recorder.append(this.chain, 'message', direction, 'relayed', recordedReceived, recordedForwarded));
   }
 
   verdict(event: VerdictEvent): void {

@@ -21,6 +21,8 @@ export interface SessionRegistryOptions {
   log: Logger;
   /** Records every session; absent when recording is off. */
   recorder?: Recorder;
+  /** For connections that mask client messages in the recording only: the masking of a message's JSON text. */
+  redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
 }
 
 /** Where a session came from, for its recording. */
@@ -134,7 +136,7 @@ export class SessionRegistry {
         openedAtUs: nowUs(),
       }),
     );
-    const recording = new SessionRecording(recorder, chain);
+    const recording = new SessionRecording(recorder, chain, this.#options.redactForRecording?.(connection));
     recording.lifecycle('open', {
       connection: connection.name,
       identity: { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null, name: identity.name ?? null, groups: identity.groups },

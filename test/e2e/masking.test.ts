@@ -127,3 +127,29 @@ describe('masking through the gateway', () => {
     assert.ok(redactions >= 5, `redactions recorded: ${redactions}`);
   });
 });
+
+describe('masking client arguments in the recording only', () => {
+  let gw: TestGateway;
+  after(() => gw?.stop());
+
+  it('the server receives the argument whole; the recording keeps it masked, with a redaction event', async () => {
+    gw = await startTestGateway({
+      connections: { everything: { stdio: everythingStdio(), masking: { enabled: false, recordArguments: true } } },
+    });
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
+    const client = new Client({ name: 'args', version: '1.0.0' });
+    await client.connect(transport);
+    const sessionId = transport.sessionId!;
+    const result = JSON.stringify(await client.callTool({ name: 'echo', arguments: { message: `charge ${planted.card}` } }));
+    assert.match(result, new RegExp(`Echo: charge ${planted.card}`), 'the server got the card number and echoed it');
+    await transport.terminateSession();
+    await client.close();
+    const events = await allEvents(gw.gateway.recorder!.store, sessionId);
+    const toServer = events.filter((e) => e.kind === 'message' && e.direction === 'toServer');
+    assert.ok(toServer.length > 0);
+    for (const e of toServer) assert.ok(!`${e.payload}${e.forwarded ?? ''}`.includes(planted.card), 'no card number in what the client sent, as recorded');
+    assert.ok(toServer.some((e) => e.payload.includes('[REDACTED:payment-card]')));
+    const notes = events.filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; direction: string; details?: { recordingOnly?: boolean } });
+    assert.ok(notes.some((v) => v.stage === 'mask' && v.direction === 'toServer' && v.details?.recordingOnly === true));
+  });
+});

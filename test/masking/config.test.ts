@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { maskerFor } from '../../src/masking/policy.js';
+import { MaskingPolicies, maskerFor } from '../../src/masking/policy.js';
 
 const oneStdio = 'connections:\n  a:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n';
 
@@ -22,7 +22,9 @@ describe('masking config', () => {
     assert.deepEqual(c.masking.detectors, ['secrets', 'pii']);
     assert.deepEqual(c.masking.replace, { kind: 'redact' });
     assert.ok(c.masking.fields.includes('password'));
-    assert.deepEqual(c.connections.get('a')!.masking, c.masking);
+    const { rules, ...gatewayWide } = c.masking;
+    assert.deepEqual(rules, []);
+    assert.deepEqual(c.connections.get('a')!.masking, gatewayWide, 'a connection has the gateway-wide settings (rules apply per caller)');
   });
 
   it('a connection overrides the keys it names, and keeps the rest', () => {
@@ -66,5 +68,38 @@ describe('masking config', () => {
     const start = performance.now();
     assert.equal(masker.maskString(`${'a'.repeat(50_000)}c`), undefined);
     assert.ok(performance.now() - start < 5000, 'RE2 semantics: linear in the input');
+  });
+});
+
+describe('masking per caller group', () => {
+  const text = 'mail ada@example.com, card 4111 1111 1111 1111';
+  const config = parseConfig(
+    `masking:\n  rules:\n    - {groups: [support], exclude: [email]}\n    - {groups: [auditors], connections: [b], replace: {keepLast: 4}}\n` +
+      `connections:\n  a:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n  b:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n    masking: {replace: hash}\n`,
+    'test.yaml',
+  );
+  const policies = new MaskingPolicies(config.connections, config.masking.rules);
+  const session = (connection: string, groups: string[]) => ({ id: `s-${connection}-${groups.join('+')}`, connection, identity: { subject: 'u', issuer: 'https://idp', groups } });
+
+  it("a rule's keys apply to members of its groups only", () => {
+    assert.equal(policies.forSession(session('a', ['support']))!.maskString(text)!.text, 'mail ada@example.com, card [REDACTED:payment-card]');
+    assert.equal(policies.forSession(session('a', ['eng']))!.maskString(text)!.text, 'mail [REDACTED:email], card [REDACTED:payment-card]');
+  });
+
+  it('a rule may be limited to some connections', () => {
+    assert.match(policies.forSession(session('b', ['auditors']))!.maskString(text)!.text, /card \[REDACTED:payment-card\]1111$/);
+    assert.doesNotMatch(policies.forSession(session('a', ['auditors']))!.maskString(text)!.text, /1111$/);
+  });
+
+  it('keyed hashes are per session: the same value masks alike within one session and differently in another', () => {
+    const one = session('b', ['eng']);
+    const first = policies.forSession(one)!.maskString(text)!.text;
+    assert.equal(policies.forSession(one)!.maskString(text)!.text, first);
+    assert.notEqual(policies.forSession(session('b', ['other']))!.maskString(text)!.text, first);
+  });
+
+  it('names in rules are checked like the rest', () => {
+    const found = problems(`masking:\n  rules:\n    - {groups: [x], exclude: [emails]}\n${oneStdio}`);
+    assert.ok(found.some((p) => /^masking\.rules\.0\.exclude\.0: there is no detector or family named "emails"/.test(p)), found.join('\n'));
   });
 });
