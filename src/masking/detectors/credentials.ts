@@ -52,7 +52,8 @@ export const credentialDetectors: Detector[] = [
     confidence: 'medium',
     // key=value, key: value, "key": "value", with the key naming a secret; a quoted value is masked inside its quotes.
     pattern: new RegExp(`${secretKey}["']?[ \\t]{0,5}[:=][ \\t]{0,5}(?<secret>"[^"\\r\\n]{1,512}"|'[^'\\r\\n]{1,512}'|[^\\s"',;&<>]{1,512})`, 'dgi'),
-    anchorsIgnoringCase: ['pass', 'pwd', 'secret', 'api', 'access', 'private', 'token'],
+    // Every word of secretKey, spelled out (plain `api` or `access` would be found in every URL and log line).
+    anchorsIgnoringCase: ['pass', 'pwd', 'secret', 'token', ...['api', 'access', 'private'].flatMap((w) => ['', '_', '-', '.'].map((sep) => `${w}${sep}key`))],
     trimQuotes: true,
     validate: (v) => !placeholder.test(v),
   }),
