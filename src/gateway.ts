@@ -188,6 +188,7 @@ export class Gateway {
             access: (name) => this.#access.get(name),
             log,
             refreshMs: options.grantRefreshMs ?? 1000,
+            inUse: [...this.#access.values()].some((a) => a.takesRequests),
             onGrantEnded: (grant, why) => {
               void this.#registry.endGrant(grant.id, why).then((n) => {
                 if (n > 0) log.info({ grant: grant.id, subject: grant.requesterSubject, sessions: n }, `${why}: its sessions ended`);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { replyApiJson as json } from '../edge/http-reply.js';
 import { parseDuration } from '../config/duration.js';
 import { BodyTooLargeError, readBody } from '../edge/body.js';
 import { AccessRequestError, type AccessRequests } from '../identity/access-requests.js';
@@ -17,11 +18,6 @@ import { ApiError } from './sessions.js';
 
 const statuses: AccessRequestStatus[] = ['pending', 'approved', 'denied', 'expired', 'revoked'];
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-  res.end(body);
-}
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   let text: string;

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { SecretString } from '../config/secrets.js';
+import { isLoopbackAddress } from '../net/loopback.js';
 
 /**
  * Who may use /api (until it takes OIDC tokens with roles): with `api.token` set, whoever presents it as a bearer token;
@@ -15,11 +16,6 @@ export function apiRefusal(req: IncomingMessage, token: SecretString | undefined
     if (given.length === expected.length && timingSafeEqual(given, expected)) return undefined;
     return { status: 401, message: m ? 'the API token is not valid' : 'the API needs a bearer token (Authorization: Bearer …; api.token in the gateway config)' };
   }
-  if (isLoopback(req.socket.remoteAddress)) return undefined;
+  if (isLoopbackAddress(req.socket.remoteAddress)) return undefined;
   return { status: 403, message: 'the API answers loopback clients only, unless api.token is set in the gateway config' };
-}
-
-export function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { replyApiJson as json } from '../edge/http-reply.js';
 import { once } from 'node:events';
 import { eventLine, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
@@ -26,11 +27,6 @@ export class ApiError extends Error {
 
 const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-  res.end(body);
-}
 
 function intParam(params: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
   const raw = params.get(name);

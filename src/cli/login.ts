@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DevIdentity, DevIdentityError } from '../identity/dev-identity.js';
 import { spawn } from 'node:child_process';
+import { isLoopbackHttpUrl } from '../net/loopback.js';
 import { authorizationCodeLogin, deviceCodeLogin, type LoginTarget } from '../identity/oidc-login.js';
 import { type CachedToken, writeCachedToken } from '../identity/token-cache.js';
 import { loginTarget } from './login-target.js';
@@ -20,7 +21,7 @@ interface LoginOptions {
 
 /** Opens a URL in the desktop's browser, without a shell; the URL is printed anyway, so failing to open is fine. */
 function openBrowser(url: URL): void {
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))) return;
+  if (url.protocol !== 'https:' && !isLoopbackHttpUrl(url)) return;
   const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
   try {
     const child = spawn(opener, [url.href], { stdio: 'ignore', detached: true });

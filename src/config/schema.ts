@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { selectDetectors } from '../masking/catalog.js';
+import { isLoopbackHost } from '../net/loopback.js';
 import { CustomDetectorError, customRegexDetector, JsonPathRule } from '../masking/custom.js';
 import { defaultFieldWords } from '../masking/fields.js';
 import { parseDuration, parseSize } from './duration.js';
@@ -212,10 +213,6 @@ function accessSchema() {
 
 /** The JWS algorithms an issuer's tokens may use: asymmetric only (a symmetric key would be a shared secret with every verifier). */
 export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 /** An issuer URL: https, or http on a loopback host (a local IdP for development and tests). */
 function issuerUrl() {

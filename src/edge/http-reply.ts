@@ -25,6 +25,11 @@ export function replyJson(res: ServerResponse, status: number, value: unknown, h
   res.end(body);
 }
 
+/** An /api answer: JSON that is never cached, since it describes the state of the moment. */
+export function replyApiJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  replyJson(res, status, value, { 'cache-control': 'no-store', ...headers });
+}
+
 /** Media-type check that tolerates parameters (`application/json; charset=utf-8`). */
 export function hasMediaType(header: string | undefined, type: string): boolean {
   if (header === undefined) return false;

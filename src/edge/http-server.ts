@@ -15,7 +15,7 @@ import type { SessionRegistry } from '../session/registry.js';
 import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from './authenticate.js';
 import type { PublicUrls } from './public-urls.js';
 import { gatewayMetadata, protectedResourceMetadata } from './protected-resource.js';
-import { replyError, replyJson } from './http-reply.js';
+import { replyApiJson, replyError, replyJson } from './http-reply.js';
 import type { LegacySseEdge } from './legacy-sse.js';
 import { checkHostAndOrigin, type HostPolicy } from './origin.js';
 import type { StreamableHttpEdge } from './streamable-http.js';
@@ -214,7 +214,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     // Only /api/access reads a body; every other API request's body is drained unread.
     const access = url.pathname === '/api/access' || url.pathname.startsWith('/api/access/');
     if (!access) req.resume();
-    const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyJson(res, status, { error: message }, { 'cache-control': 'no-store', ...headers });
+    const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyApiJson(res, status, { error: message }, headers);
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     if (hostRefusal !== undefined) {
       req.resume();

@@ -7,14 +7,19 @@ import type { TrustedIssuer } from '../identity/issuers.js';
  * a token for (RFC 8707). The embedded dev identity is no authorization server, so it is not listed.
  */
 export function protectedResourceMetadata(base: string, edge: 'mcp' | 'sse', connection: ConnectionConfig, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
-  const external = issuers.filter((i) => !i.config.issuer.startsWith('urn:'));
-  const scopes = [...new Set(external.flatMap((i) => i.config.scopes))];
+  return metadata(`${base}/${edge}/${encodeURIComponent(connection.name)}`, `Portcullis: ${connection.description ?? connection.name}`, issuers);
+}
+
+/** RFC 9728 metadata for `resource`: the issuers clients can sign in with, and their scopes. */
+function metadata(resource: string, name: string, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
+  const servers = issuers.filter((i) => i.authorizationServer);
+  const scopes = [...new Set(servers.flatMap((i) => i.config.scopes))];
   return {
-    resource: `${base}/${edge}/${encodeURIComponent(connection.name)}`,
-    ...(external.length > 0 ? { authorization_servers: external.map((i) => i.config.issuer) } : {}),
+    resource,
+    ...(servers.length > 0 ? { authorization_servers: servers.map((i) => i.config.issuer) } : {}),
     bearer_methods_supported: ['header'],
     ...(scopes.length > 0 ? { scopes_supported: scopes } : {}),
-    resource_name: `Portcullis: ${connection.description ?? connection.name}`,
+    resource_name: name,
   };
 }
 
@@ -25,17 +30,10 @@ export function protectedResourceMetadata(base: string, edge: 'mcp' | 'sse', con
  * at each issuer, and the scopes to ask that issuer for.
  */
 export function gatewayMetadata(base: string, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
-  const external = issuers.filter((i) => !i.config.issuer.startsWith('urn:'));
-  const scopes = [...new Set(external.flatMap((i) => i.config.scopes))];
   const clients = Object.fromEntries(
-    external.filter((i) => i.config.clientId !== undefined).map((i) => [i.config.issuer, { client_id: i.config.clientId!, scopes: i.config.scopes }]),
+    issuers
+      .filter((i) => i.authorizationServer && i.config.clientId !== undefined)
+      .map((i) => [i.config.issuer, { client_id: i.config.clientId!, scopes: i.config.scopes }]),
   );
-  return {
-    resource: base,
-    ...(external.length > 0 ? { authorization_servers: external.map((i) => i.config.issuer) } : {}),
-    bearer_methods_supported: ['header'],
-    ...(scopes.length > 0 ? { scopes_supported: scopes } : {}),
-    resource_name: 'Portcullis',
-    ...(Object.keys(clients).length > 0 ? { portcullis_clients: clients } : {}),
-  };
+  return { ...metadata(base, 'Portcullis', issuers), ...(Object.keys(clients).length > 0 ? { portcullis_clients: clients } : {}) };
 }

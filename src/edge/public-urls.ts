@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isLoopbackHost } from '../net/loopback.js';
 
 /**
  * The gateway's base URLs, which a token's audience names (RFC 8707) and the metadata shows: the configured
@@ -25,8 +26,7 @@ export class PublicUrls {
     if (this.configured !== undefined) return [this.configured];
     const { host, port } = this.listening();
     const own = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-    if (!loopback) return [own];
+    if (!isLoopbackHost(host)) return [own];
     return [...new Set([own, `http://127.0.0.1:${port}`, `http://localhost:${port}`, `http://[::1]:${port}`])];
   }
 

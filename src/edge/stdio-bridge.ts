@@ -10,7 +10,6 @@ export interface StdioBridgeOptions {
   stdout?: NodeJS.WritableStream;
   /** Where to say what went wrong; stdout belongs to the protocol. */
   report?: (line: string) => void;
-  headers?: Record<string, string>;
   /** The bearer token for each request, asked afresh every time so that a refreshed token is used at once. */
   token?: () => Promise<string | undefined>;
 }
@@ -44,7 +43,6 @@ export async function runStdioBridge(o: StdioBridgeOptions): Promise<void> {
   const report = o.report ?? ((line: string) => process.stderr.write(`portcullis connect: ${line}\n`));
   const local = new StdioServerTransport(o.stdin as never, o.stdout as never);
   const remote = new StreamableHTTPClientTransport(o.endpoint, {
-    ...(o.headers ? { requestInit: { headers: o.headers } } : {}),
     ...(o.token ? { fetch: withToken(o.token) } : {}),
   });
   /** Requests sent to the gateway and not yet answered: answered with an error if the gateway goes away. */

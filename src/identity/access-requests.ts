@@ -37,6 +37,8 @@ export interface AccessRequestsOptions {
   onGrantEnded: (grant: AccessRequestRow, why: string) => void;
   /** How often the grants are read again from the store (other gateways' decisions) and expiries applied. */
   refreshMs?: number;
+  /** Whether any connection takes requests; when none does, no grant can admit anyone and the store is not polled. */
+  inUse: boolean;
 }
 
 const same = (row: AccessRequestRow, identity: Identity) => row.requesterSubject === identity.subject && row.requesterIssuer === identity.issuer;
@@ -53,6 +55,7 @@ export class AccessRequests {
   constructor(private readonly o: AccessRequestsOptions) {}
 
   async start(): Promise<void> {
+    if (!this.o.inUse) return;
     await this.refresh();
     this.#timer = setInterval(() => void this.refresh().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'access grants could not be refreshed')), this.o.refreshMs ?? 1000);
     this.#timer.unref();
@@ -64,6 +67,7 @@ export class AccessRequests {
 
   /** The grant that lets `identity` use `connection` now, if any (from memory: called on every refused request). */
   grantFor(identity: Identity, connection: string, nowMs = Date.now()): AccessRequestRow | undefined {
+    if (this.#grants.size === 0) return undefined;
     for (const g of this.#grants.values()) {
       if (g.connection === connection && same(g, identity) && g.expiresAtUs > nowMs * 1000) return g;
     }
@@ -130,8 +134,6 @@ export class AccessRequests {
     if (already.allowed) throw new AccessRequestError(409, `you already have access to '${connection}' (${already.reason})`);
     const grant = this.grantFor(identity, connection);
     if (grant !== undefined) throw new AccessRequestError(409, `you already have access to '${connection}' until ${new Date(grant.expiresAtUs / 1000).toISOString()} (grant ${grant.id})`);
-    const pending = (await this.o.store.listAccessRequests({ status: 'pending', connection, limit: 10_000 })).find((r) => same(r, identity));
-    if (pending !== undefined) throw new AccessRequestError(409, `your request ${pending.id} for '${connection}' is still waiting for an approver`);
     const now = nowUs();
     const row: AccessRequestRow = {
       id: `ar_${randomBytes(9).toString('base64url')}`,
@@ -149,8 +151,10 @@ export class AccessRequests {
       decisionNote: null,
       expiresAtUs: now + pendingLifetimeMs * 1000,
     };
+    // The store keeps one pending request per requester and connection; only when it refuses is the other one looked up.
     if (!(await this.o.store.insertAccessRequest(row))) {
-      throw new AccessRequestError(409, `you already have a request for '${connection}' waiting for an approver`);
+      const pending = (await this.o.store.listAccessRequests({ status: 'pending', connection, limit: 10_000 })).find((r) => same(r, identity));
+      throw new AccessRequestError(409, `your request ${pending === undefined ? '' : `${pending.id} `}for '${connection}' is still waiting for an approver`);
     }
     try {
       await this.o.recorder.recordAccess(row.id, { event: 'requested', request: row, by: whoOf(identity) });
@@ -188,30 +192,22 @@ export class AccessRequests {
   }
 
   async approve(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
-    const row = await this.#decidable(identity, id, 'pending', 'approve');
-    const now = nowUs();
-    const updated = await this.#transition(
-      row,
-      'pending',
-      { status: 'approved', expiresAtUs: now + row.durationMs * 1000, decidedAtUs: now, deciderSubject: identity.subject, deciderIssuer: identity.issuer, decisionNote: note ?? null },
-      'approved',
-      identity,
-    );
-    if (updated === undefined) throw new AccessRequestError(409, `request ${row.id} was decided by someone else first`);
-    this.#grants.set(updated.id, updated);
-    return updated;
+    const granted = await this.#decide(identity, id, 'approved', note);
+    this.#grants.set(granted.id, granted);
+    return granted;
   }
 
-  async deny(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
-    const row = await this.#decidable(identity, id, 'pending', 'deny');
+  deny(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
+    return this.#decide(identity, id, 'denied', note);
+  }
+
+  /** A pending request approved (a grant from now for its duration) or denied, once, by an approver who is not its requester. */
+  async #decide(identity: Identity, id: string, to: 'approved' | 'denied', note: string | undefined): Promise<AccessRequestRow> {
+    const row = await this.#decidable(identity, id, 'pending', to === 'approved' ? 'approve' : 'deny');
     const now = nowUs();
-    const updated = await this.#transition(
-      row,
-      'pending',
-      { status: 'denied', expiresAtUs: row.expiresAtUs, decidedAtUs: now, deciderSubject: identity.subject, deciderIssuer: identity.issuer, decisionNote: note ?? null },
-      'denied',
-      identity,
-    );
+    const expiresAtUs = to === 'approved' ? now + row.durationMs * 1000 : row.expiresAtUs;
+    const decision = { status: to, expiresAtUs, decidedAtUs: now, deciderSubject: identity.subject, deciderIssuer: identity.issuer, decisionNote: note ?? null };
+    const updated = await this.#transition(row, 'pending', decision, to, identity);
     if (updated === undefined) throw new AccessRequestError(409, `request ${row.id} was decided by someone else first`);
     return updated;
   }

@@ -7,6 +7,8 @@ import { discover, type IssuerMetadata } from './discovery.js';
 /** An issuer whose tokens the gateway accepts: its settings and where its signing keys come from. */
 export interface TrustedIssuer {
   readonly config: IssuerConfig;
+  /** Whether clients can sign in with it (an OAuth authorization server to name in the metadata). */
+  readonly authorizationServer: boolean;
   /** jose's key lookup for a token's protected header. */
   readonly getKey: JWTVerifyGetKey;
   /** Its discovery metadata (for the protected resource metadata and `portcullis login`), when known. */
@@ -28,6 +30,7 @@ export interface RemoteIssuerTimings {
  * once per cooldown (so a flood of made-up `kid`s costs the IdP nothing).
  */
 export class RemoteIssuer implements TrustedIssuer {
+  readonly authorizationServer = true;
   #metadata: Promise<IssuerMetadata> | undefined;
   #jwks: JWTVerifyGetKey | undefined;
   #failedAt = -Infinity;
@@ -100,6 +103,8 @@ export class RemoteIssuer implements TrustedIssuer {
 
 /** An issuer whose keys are known locally (the embedded dev identity). */
 export class LocalIssuer implements TrustedIssuer {
+  /** It only signs tokens (`portcullis login --dev`): no client can sign in with it. */
+  readonly authorizationServer = false;
   readonly getKey: JWTVerifyGetKey;
 
   constructor(

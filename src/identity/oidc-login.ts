@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
+import { isLoopbackHttpUrl } from '../net/loopback.js';
 import type { CachedToken } from './token-cache.js';
 
 /**
@@ -25,15 +26,11 @@ export class LoginError extends Error {
   }
 }
 
-function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === 'http:' && (url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]');
-}
-
 async function configure(target: LoginTarget): Promise<oidc.Configuration> {
   const issuer = new URL(target.issuer);
   try {
     // Plain http only for an IdP on this machine (a local test or dev IdP); anything else must be https.
-    return await oidc.discovery(issuer, target.clientId, undefined, oidc.None(), isLoopbackHttp(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined);
+    return await oidc.discovery(issuer, target.clientId, undefined, oidc.None(), isLoopbackHttpUrl(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined);
   } catch (err) {
     throw new LoginError(`the identity provider ${target.issuer} could not be discovered: ${(err as Error).message}`);
   }

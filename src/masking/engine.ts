@@ -66,18 +66,16 @@ export class Masker {
     this.#maxDepth = o.maxDepth ?? 512;
     this.#pathRules = o.pathRules ?? [];
     this.#gate = new AnchorGate(o.detectors);
+    o.detectors.forEach((d, i) => {
+      if (!this.#rank.has(d.name)) this.#rank.set(d.name, i);
+    });
   }
 
   /** Each detector's rank: the earlier in the list (specific before generic), the more it is credited. */
   readonly #rank = new Map<string, number>();
 
   #rankOf(detector: string): number {
-    let r = this.#rank.get(detector);
-    if (r === undefined) {
-      r = this.#detectors.findIndex((d) => d.name === detector);
-      this.#rank.set(detector, r < 0 ? Number.MAX_SAFE_INTEGER : r);
-    }
-    return r < 0 ? Number.MAX_SAFE_INTEGER : r;
+    return this.#rank.get(detector) ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** What the detectors find in `text`: overlapping findings merged into one span, credited to the most specific detector. */

@@ -51,6 +51,8 @@ export class MaskingPolicies {
   forSession(session: SessionInfo): Masker | undefined {
     const base = this.connections.get(session.connection)?.masking;
     if (base === undefined) return undefined;
+    // No rule for this connection: every session shares the connection's masker (the common case: no work per message).
+    if (!this.rules.some((r) => r.connections === undefined || r.connections.includes(session.connection))) return this.#masker(session, session.connection, base);
     const groups = session.identity.groups;
     const applied: number[] = [];
     this.rules.forEach((r, i) => {
@@ -61,13 +63,18 @@ export class MaskingPolicies {
       const { groups: _g, connections: _c, ...over } = this.rules[i]!;
       return { ...c, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) };
     }, base);
-    if (config.replace.kind !== 'hash') {
-      if (!this.#shared.has(key)) this.#shared.set(key, config.enabled ? maskerFor(config) : undefined);
-      return this.#shared.get(key);
+    return this.#masker(session, key, config);
+  }
+
+  /** The masker for a config, made once: shared by every session, or the session's own with keyed hashes. */
+  #masker(session: SessionInfo, key: string, config: MaskingConfig): Masker | undefined {
+    let cache = this.#shared;
+    if (config.replace.kind === 'hash') {
+      let own = this.#bySession.get(session);
+      if (own === undefined) this.#bySession.set(session, (own = new Map()));
+      cache = own;
     }
-    let own = this.#bySession.get(session);
-    if (own === undefined) this.#bySession.set(session, (own = new Map()));
-    if (!own.has(key)) own.set(key, config.enabled ? maskerFor(config) : undefined);
-    return own.get(key);
+    if (!cache.has(key)) cache.set(key, config.enabled ? maskerFor(config) : undefined);
+    return cache.get(key);
   }
 }

@@ -8,6 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describeEvent } from '../../src/recording/transcript.js';
 import { allEvents } from '../helpers/recorded.js';
 import { wireTap } from '../helpers/wire-tap.js';
 
@@ -115,6 +116,8 @@ describe('masking through the gateway', () => {
         const v = JSON.parse(e.payload) as { stage: string; sensitive?: boolean; details?: { redactions?: Array<{ detector: string; path: string; count: number }> } };
         if (v.stage !== 'mask') continue;
         assert.equal(v.sensitive, true);
+        // What `portcullis sessions show` prints for it: where masking happened, by what.
+        assert.match(describeEvent(e), /masked [a-z0-9-]+(?: ×\d+)? at \$\.result/);
         for (const r of v.details!.redactions!) {
           assert.ok(r.detector.length > 0 && r.path.startsWith('$.result') && r.count >= 1);
           redactions++;
