@@ -84,7 +84,8 @@ export class Masker {
     let lowered: string | undefined;
     const lower = () => (lowered ??= text.toLowerCase());
     this.#gate.run(text, lower, findings);
-    if (findings.length <= 1) return findings.filter((f) => !this.#allow.has(text.slice(f.start, f.end)));
+    if (findings.length === 0) return findings;
+    if (findings.length === 1) return this.#allow.size > 0 && this.#allow.has(text.slice(findings[0]!.start, findings[0]!.end)) ? [] : findings;
     findings.sort((a, b) => a.start - b.start || b.end - a.end);
     const merged: Finding[] = [];
     for (const f of findings) {

@@ -142,3 +142,32 @@ describe('the masking engine', () => {
     assert.equal(docs.maskString('aws_access_key_id = AKIAIOSFODNN7EXAMPLE'), undefined);
   });
 });
+
+describe('the opt-in IP address detectors', () => {
+  const network = new Masker({ detectors: builtInDetectors.filter((d) => d.family === 'network'), fieldWords: [], replace: replacer({ kind: 'redact' }, Buffer.alloc(32)) });
+  const found = (text: string) => [...(network.maskString(text)?.counts.keys() ?? [])];
+
+  for (const [text, address] of [
+    ['inet6 2001:db8:85a3::8a2e:370:7334/64 scope global', '2001:db8:85a3::8a2e:370:7334'],
+    ['peer fe80:0000:0000:0000:0202:b3ff:fe1e:8329 connected', 'fe80:0000:0000:0000:0202:b3ff:fe1e:8329'],
+    ['listening on ::1.', '::1'],
+  ] as const) {
+    it(`finds the IPv6 address in ${JSON.stringify(text)}`, () => {
+      assert.deepEqual(found(text), ['ipv6-address']);
+      assert.ok(!network.maskString(text)!.text.includes(address));
+    });
+  }
+
+  it('masks an IPv4-mapped IPv6 address whole', () => {
+    assert.equal(network.maskString('mapped ::ffff:192.0.2.128 ok')!.text, 'mapped [REDACTED:ipv4-address] ok');
+  });
+
+  for (const text of ['2026-11-25T10:00:01.123Z up 10:00:01', 'mac 00:1a:2b:3c:4d:5e', 'std::vector<int> v;', 'ratio 3:2:1 at 12:30']) {
+    it(`leaves ${JSON.stringify(text)} alone`, () => assert.deepEqual(found(text), []));
+  }
+
+  it('finds IPv4 addresses, not versions or out-of-range quads', () => {
+    assert.deepEqual(found('pod ip 10.0.12.44 ready'), ['ipv4-address']);
+    assert.deepEqual(found('version 1.2.3.4.5 and 256.1.1.1'), []);
+  });
+});

@@ -8,9 +8,9 @@ export const awsDetectors: Detector[] = [
     family: 'aws',
     category: 'secret',
     confidence: 'high',
-    // No anchors: the regex engine finds an alternation of literals faster than twelve indexOf calls.
     minLength: 20,
     pattern: /(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z2-7]{16}(?![A-Z0-9])/g,
+    anchors: ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'AGPA', 'AIDA', 'AIPA', 'ANPA', 'ANVA', 'APKA', 'AROA', 'ASCA'],
   }),
   regexDetector({
     name: 'aws-secret-access-key',

@@ -14,17 +14,30 @@ function findIpv6(text: string, _lower: () => string, out: Finding[]): void {
   for (;;) {
     const colon = text.indexOf(':', from);
     if (colon < 0) return;
+    // Colons are counted while scanning, so a run that cannot be an address (a time, 10:00:01) costs no allocation.
+    let colons = 1;
+    let doubled = false;
     let start = colon;
-    while (start > 0 && inAddress(text.charCodeAt(start - 1))) start--;
+    for (let c = text.charCodeAt(start - 1); start > 0 && inAddress(c); c = text.charCodeAt(--start - 1)) {
+      if (c === 58) {
+        colons++;
+        if (text.charCodeAt(start) === 58) doubled = true;
+      }
+    }
     let end = colon + 1;
-    while (end < text.length && inAddress(text.charCodeAt(end))) end++;
+    for (let c = text.charCodeAt(end); end < text.length && inAddress(c); c = text.charCodeAt(++end)) {
+      if (c === 58) {
+        colons++;
+        if (text.charCodeAt(end - 1) === 58) doubled = true;
+      }
+    }
     from = end;
     // Trailing dots or colons belong to the sentence, not the address.
     while (end > colon + 1 && (text.charCodeAt(end - 1) === 46 || text.charCodeAt(end - 1) === 58)) end--;
     if (end - start < 3 || end - start > 45) continue;
-    // An IPv6 address has eight groups, or fewer with `::`: anything else (a time, 10:00:01) is turned away before the parser.
+    // An IPv6 address has eight groups, or fewer with `::`: anything else is turned away before the parser.
+    if (!doubled && colons < 7) continue;
     const candidate = text.slice(start, end);
-    if (!candidate.includes('::') && candidate.split(':').length < 8) continue;
     if (isIP(candidate) === 6) out.push({ start, end, detector: 'ipv6-address' });
   }
 }
