@@ -19,11 +19,15 @@ import type { Stage } from './pipeline/stage.js';
 import { AuthorizeStage } from './pipeline/authorize.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
 import { MaskStage } from './pipeline/mask.js';
+import { GuardStage } from './pipeline/guard.js';
+import { RuleSet } from './policy/rules.js';
+import { Reviews } from './reviews/reviews.js';
+import { ReviewsApi } from './api/reviews.js';
 import { MaskingPolicies, maskerFor } from './masking/policy.js';
 import { maskMessage } from './masking/message.js';
 import { MaskingRefusedError } from './masking/engine.js';
 import { digestOf } from './recording/chain.js';
-import type { JsonRpcMessage } from './protocol/jsonrpc.js';
+import type { JsonRpcMessage, JsonRpcRequest } from './protocol/jsonrpc.js';
 import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { ConnectionAccess } from './identity/access-policy.js';
@@ -45,6 +49,8 @@ export interface GatewayOptions {
   issuerTimings?: RemoteIssuerTimings;
   /** Tuning for tests: how often just-in-time grants are re-read and expiries applied. */
   grantRefreshMs?: number;
+  /** Tuning for tests: how often held reviews are re-read for decisions taken through another gateway. */
+  reviewPollMs?: number;
   /**
    * Replaces token authentication: for the benchmark's "authentication off" baseline only. Not reachable
    * from the config file or the command line.
@@ -126,11 +132,40 @@ function recordingRedactor(connection: ConnectionConfig): (text: string) => { te
   };
 }
 
-/** The pipeline of a connection's sessions, client side first. Later issues add pins, guardrails, masking. */
-function stagesFor(connection: ConnectionConfig, access: ConnectionAccess, masking: MaskingPolicies): Stage[] {
+/** What approvers are shown of a held call's params: what the recording keeps (client-argument masking applied). */
+function paramsForReview(connection: ConnectionConfig): (request: JsonRpcRequest) => string {
+  const redact = connection.masking.recordArguments ? recordingRedactor(connection) : undefined;
+  return (request) => {
+    const masked = redact?.(JSON.stringify(request));
+    if (masked === undefined) return JSON.stringify(request.params ?? {});
+    return JSON.stringify((JSON.parse(masked.text) as { params?: unknown }).params ?? { withheld: 'the params could not be masked, so they are not shown' });
+  };
+}
+
+interface StageParts {
+  access: ConnectionAccess;
+  masking: MaskingPolicies;
+  rules: RuleSet;
+  reviews: Reviews | undefined;
+  reviewTimeoutMs: number;
+}
+
+/**
+ * The pipeline of a connection's sessions, client side first: access to items, the tool filter, guardrails, then
+ * masking. Guardrails come after access, so a call the caller may not make never waits for a review.
+ */
+function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
   // Masking is last, so that on the way back it is the first stage to see what the server sent.
-  const mask = masking.enabled(connection.name) ? new MaskStage((session) => masking.forSession(session)) : undefined;
-  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(access), ToolFilterStage.forRules(connection.tools), mask];
+  const mask = p.masking.enabled(connection.name) ? new MaskStage((session) => p.masking.forSession(session)) : undefined;
+  const guard = GuardStage.when({
+    connection: connection.name,
+    rules: p.rules,
+    defaults: connection.guardrails,
+    reviews: p.reviews,
+    reviewTimeoutMs: p.reviewTimeoutMs,
+    paramsForReview: paramsForReview(connection),
+  });
+  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(p.access), ToolFilterStage.forRules(connection.tools), guard, mask];
   return stages.filter((s) => s !== undefined);
 }
 
@@ -148,6 +183,7 @@ export class Gateway {
   readonly #store: Store | undefined;
   readonly #access: Map<string, ConnectionAccess>;
   readonly #accessRequests: AccessRequests | undefined;
+  readonly #reviews: Reviews | undefined;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -170,12 +206,21 @@ export class Gateway {
     this.#recorder = recording.recorder;
     this.#store = recording.store;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
+    this.#reviews =
+      recording.store && recording.recorder
+        ? new Reviews({ store: recording.store, instanceId: recording.recorder.instanceId, log: log.child({ part: 'reviews' }), ...(options.reviewPollMs ? { pollMs: options.reviewPollMs } : {}) })
+        : undefined;
+    const rules = new RuleSet(config.rules);
+    if (!this.#reviews && (config.rules.some((r) => r.action === 'review') || [...config.connections.values()].some((c) => c.guardrails.default === 'review'))) {
+      log.warn('guardrail reviews need the recording store, and recording is off: calls a review rule matches will be refused');
+    }
     this.#registry = new SessionRegistry({
       connections: config.connections,
       createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog),
-      stagesFor: (c) => stagesFor(c, this.#access.get(c.name)!, masking),
+      stagesFor: (c) => stagesFor(c, { access: this.#access.get(c.name)!, masking, rules, reviews: this.#reviews, reviewTimeoutMs: config.reviews.timeoutMs }),
       observers: options.observers ?? [],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
+      holdProgressMs: config.reviews.progressIntervalMs,
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       redactForRecording: (c) => (c.masking.recordArguments ? recordingRedactor(c) : undefined),
@@ -209,6 +254,7 @@ export class Gateway {
       authenticator: options.authenticator ?? new BearerAuthenticator(verifier, publicUrls),
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
+      ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
       issuers: identity.issuers,
       publicUrls,
       api: {
@@ -239,6 +285,7 @@ export class Gateway {
     const gateway = new Gateway(config, options, log, recording, identity);
     try {
       await gateway.#accessRequests?.start();
+      await gateway.#reviews?.start();
     } catch (err) {
       await recording.recorder?.close();
       await recording.store?.close();
@@ -307,6 +354,8 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 50));
     }
     this.#accessRequests?.stop();
+    // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
+    await this.#reviews?.stop();
     await this.#registry.closeAll('gateway shutting down');
     // Every session's seal is written before the store closes.
     await this.#recorder?.close();

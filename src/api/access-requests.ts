@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { parseDuration } from '../config/duration.js';
-import { BodyTooLargeError, readBody } from '../edge/body.js';
 import { AccessRequestError, type AccessRequests } from '../identity/access-requests.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestStatus } from '../store/types.js';
+import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
 
 /**
@@ -18,32 +18,6 @@ import { ApiError } from './sessions.js';
 
 const statuses: AccessRequestStatus[] = ['pending', 'approved', 'denied', 'expired', 'revoked'];
 
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readBody(req, 64 * 1024);
-  } catch (err) {
-    if (err instanceof BodyTooLargeError) throw new ApiError(413, 'the body is larger than 64 KiB');
-    throw new ApiError(400, 'the body could not be read');
-  }
-  if (text.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ApiError(400, 'the body is not JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ApiError(400, 'the body must be a JSON object');
-  return value as Record<string, unknown>;
-}
-
-function optionalString(body: Record<string, unknown>, key: string): string | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new ApiError(400, `${key} must be a string`);
-  return v;
-}
 
 export class AccessRequestsApi {
   constructor(private readonly requests: AccessRequests) {}

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { accessCommand } from './access/index.js';
+import { reviewsCommand } from './reviews/index.js';
+import { rulesCommand } from './rules/index.js';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
@@ -20,6 +22,8 @@ export function buildCli(): Command {
   program.addCommand(mcpConfigCommand());
   program.addCommand(sessionsCommand());
   program.addCommand(accessCommand());
+  program.addCommand(reviewsCommand());
+  program.addCommand(rulesCommand());
   program.addCommand(maskCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());

@@ -6,6 +6,7 @@ import { selectDetectors } from '../masking/catalog.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { CustomDetectorError, customRegexDetector, JsonPathRule } from '../masking/custom.js';
 import { defaultFieldWords } from '../masking/fields.js';
+import { compileCondition, type Condition, ConditionError } from '../policy/cel.js';
 import { parseDuration, parseSize } from './duration.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources, SecretString } from './secrets.js';
 
@@ -369,6 +370,80 @@ function identitySchema() {
     .prefault({});
 }
 
+const groupNames = z.array(z.string().min(1)).min(1, 'expected at least one group');
+
+/** How a review waits: who approves, how many must, and for how long before it is rejected. */
+const reviewFields = {
+  /** Groups whose members may approve or reject (never the caller themselves). */
+  approvers: groupNames.optional(),
+  /** Distinct approvals needed. */
+  approvals: z.number().int().min(1).max(10).default(1),
+  /** Unanswered for this long, the call is rejected; default: reviews.timeout. */
+  timeout: z.union([z.string(), z.number()]).optional(),
+};
+
+/** A review needs approvers; a message belongs to deny. */
+function checkAction(r: { action: string; approvers?: unknown; message?: unknown }, ctx: z.RefinementCtx): void {
+  if (r.action === 'review' && r.approvers === undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'a review needs approvers: the groups whose members may approve the call' });
+  if (r.action !== 'review' && r.approvers !== undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: `approvers belong to action: review, not ${r.action}` });
+}
+
+function timeoutMs(v: string | number | undefined, ctx: z.RefinementCtx): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms < 1000) {
+    ctx.addIssue({ code: 'custom', path: ['timeout'], message: `expected a duration of at least 1s such as 15m or 1h, found ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return ms;
+}
+
+/** One guardrail rule: a CEL condition over the request, compiled now so a typo stops the gateway at start. */
+function ruleSchema() {
+  return z
+    .strictObject({
+      name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a rule name is 1-64 letters, digits, ".", "_" or "-"'),
+      /** CEL over identity, connection, method, tool, arguments, resource, prompt, params (docs/guardrails.md). */
+      when: z.string().min(1, 'expected a CEL condition, e.g. tool.name.startsWith("delete_")'),
+      action: z.enum(['allow', 'deny', 'review']),
+      /** deny: what the client is told. */
+      message: z.string().min(1).max(1000).optional(),
+      ...reviewFields,
+    })
+    .superRefine(checkAction)
+    .transform((r, ctx) => {
+      let condition: Condition;
+      try {
+        condition = compileCondition(r.when);
+      } catch (err) {
+        if (!(err instanceof ConditionError)) throw err;
+        ctx.addIssue({ code: 'custom', path: ['when'], message: `rule ${JSON.stringify(r.name)} does not compile: ${err.message}` });
+        return z.NEVER;
+      }
+      const timeout = timeoutMs(r.timeout, ctx);
+      const { timeout: _t, ...rest } = r;
+      return { ...rest, condition, ...(timeout === undefined ? {} : { timeoutMs: timeout }) };
+    });
+}
+
+/** A connection's guardrail defaults: what happens to a call no rule decides. */
+function guardrailsSchema() {
+  return z
+    .strictObject({
+      /** For tools/call, prompts/get, resources/read and subscribe, completion/complete that no rule matched. */
+      default: z.enum(['allow', 'deny', 'review']).default('allow'),
+      message: z.string().min(1).max(1000).optional(),
+      ...reviewFields,
+    })
+    .superRefine((g, ctx) => checkAction({ ...g, action: g.default }, ctx))
+    .transform((g, ctx) => {
+      const timeout = timeoutMs(g.timeout, ctx);
+      const { timeout: _t, ...rest } = g;
+      return { ...rest, ...(timeout === undefined ? {} : { timeoutMs: timeout }) };
+    })
+    .prefault({});
+}
+
 function connectionSchema(sources: SecretSources) {
   const stdio = z.strictObject({
     command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
@@ -388,6 +463,7 @@ function connectionSchema(sources: SecretSources) {
       sse: http.optional(),
       access: accessSchema(),
       masking: maskingSchema(false),
+      guardrails: guardrailsSchema(),
       tools: z
         .strictObject({
           /** Tool names (`*` wildcards) the connection exposes; all when absent. */
@@ -476,6 +552,25 @@ export function configSchema(sources: SecretSources) {
         })
         .prefault({}),
       sessions: z.strictObject({ idleTimeout: duration('30m') }).prefault({}),
+      /** Guardrails, evaluated in order on every request to a server; the first whose condition holds decides. */
+      rules: z
+        .array(ruleSchema())
+        .default([])
+        .superRefine((rules, ctx) => {
+          const seen = new Set<string>();
+          rules.forEach((r, i) => {
+            if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `two rules are named ${JSON.stringify(r.name)}; names appear in recordings and must be unique` });
+            seen.add(r.name);
+          });
+        }),
+      reviews: z
+        .strictObject({
+          /** How long a held call waits for approvers before it is rejected, unless its rule says otherwise. */
+          timeout: duration('15m'),
+          /** How often a held call whose client asked for progress is told it is still waiting. */
+          progressInterval: duration('10s'),
+        })
+        .prefault({}),
       shutdown: z.strictObject({ drainTimeout: duration('10s') }).prefault({}),
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
@@ -565,6 +660,28 @@ export interface MaskingRule {
   enabled?: boolean;
 }
 
+/** How a review waits: approver groups, distinct approvals needed, and a timeout (default: reviews.timeout). */
+export interface ReviewPolicy {
+  approvers?: string[];
+  approvals: number;
+  timeoutMs?: number;
+}
+
+/** A compiled guardrail rule. */
+export interface RuleConfig extends ReviewPolicy {
+  name: string;
+  when: string;
+  condition: Condition;
+  action: 'allow' | 'deny' | 'review';
+  message?: string;
+}
+
+/** What a connection does with a call no rule decides. */
+export interface GuardrailDefaults extends ReviewPolicy {
+  default: 'allow' | 'deny' | 'review';
+  message?: string;
+}
+
 export interface ConnectionConfig {
   name: string;
   description?: string;
@@ -572,6 +689,7 @@ export interface ConnectionConfig {
   access: AccessConfig;
   /** The gateway-wide masking with this connection's overrides applied. */
   masking: MaskingConfig;
+  guardrails: GuardrailDefaults;
   tools: { allow?: string[]; deny?: string[] };
 }
 
@@ -612,6 +730,8 @@ export interface GatewayConfig {
   limits: { maxMessageBytes: number };
   http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
+  rules: RuleConfig[];
+  reviews: { timeoutMs: number; progressIntervalMs: number };
   shutdown: { drainTimeoutMs: number };
   log: { level: string };
   connections: Map<string, ConnectionConfig>;
@@ -625,7 +745,7 @@ function toConnection(name: string, c: ParsedConnection, masking: MaskingConfig)
       : { kind: 'sse', url: c.sse!.url, headers: c.sse!.headers };
   const own = Object.fromEntries(Object.entries(c.masking ?? {}).filter(([, v]) => v !== undefined));
   const { rules: _rules, ...gatewayWide } = masking;
-  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...gatewayWide, ...own } as MaskingConfig, tools: c.tools };
+  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...gatewayWide, ...own } as MaskingConfig, guardrails: c.guardrails as GuardrailDefaults, tools: c.tools };
 }
 
 export function toGatewayConfig(p: Parsed): GatewayConfig {
@@ -657,6 +777,8 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
       eventBufferSize: p.http.eventBuffer,
     },
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
+    rules: p.rules as RuleConfig[],
+    reviews: { timeoutMs: p.reviews.timeout, progressIntervalMs: p.reviews.progressInterval },
     shutdown: { drainTimeoutMs: p.shutdown.drainTimeout },
     log: { level: p.log.level },
     connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c, p.masking as MaskingConfig)])),

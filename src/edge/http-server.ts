@@ -9,6 +9,7 @@ import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError } from '../identity/auth-error.js';
 import type { TrustedIssuer } from '../identity/issuers.js';
 import type { AccessRequestsApi } from '../api/access-requests.js';
+import type { ReviewsApi } from '../api/reviews.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -37,6 +38,8 @@ export interface HttpServerOptions {
   /** Just-in-time grants, consulted when no group admits a caller; and their API. Absent when recording is off. */
   grants?: { grantFor(identity: Identity, connection: string): AccessRequestRow | undefined };
   accessRequests?: AccessRequestsApi;
+  /** /api/reviews; absent when there is no store (recording off). */
+  reviews?: ReviewsApi;
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
@@ -167,8 +170,15 @@ export function createHttpServer(o: HttpServerOptions): Server {
     return undefined;
   }
 
-  /** /api/access: the caller is whoever their bearer token (meant for the gateway) says. */
-  async function accessApi(req: IncomingMessage, res: ServerResponse, url: URL, fail: (status: number, message: string, headers?: Record<string, string>) => void): Promise<void> {
+  /** /api/access and /api/reviews: the caller is whoever their bearer token (meant for the gateway) says. */
+  async function identityApi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    fail: (status: number, message: string, headers?: Record<string, string>) => void,
+    name: 'access requests' | 'reviews',
+    handler: AccessRequestsApi | ReviewsApi | undefined,
+  ): Promise<void> {
     let caller: Authenticated;
     try {
       caller = await o.authenticator.authenticateGateway(req, url);
@@ -179,12 +189,12 @@ export function createHttpServer(o: HttpServerOptions): Server {
       const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
       return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
     }
-    if (o.accessRequests === undefined) {
+    if (handler === undefined) {
       req.resume();
-      return fail(503, 'access requests need the recording store (recording.mode is off)');
+      return fail(503, `${name} need the recording store (recording.mode is off)`);
     }
     try {
-      return await o.accessRequests.handle(req, res, url, caller.identity);
+      return await handler.handle(req, res, url, caller.identity);
     } catch (err) {
       if (err instanceof ApiError) return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : {});
       throw err;
@@ -211,9 +221,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    // Only /api/access reads a body; every other API request's body is drained unread.
-    const access = url.pathname === '/api/access' || url.pathname.startsWith('/api/access/');
-    if (!access) req.resume();
+    // Only /api/access and /api/reviews read a body; every other API request's body is drained unread.
+    const under = (prefix: string) => url.pathname === prefix || url.pathname.startsWith(`${prefix}/`);
+    const access = under('/api/access');
+    const reviews = under('/api/reviews');
+    if (!access && !reviews) req.resume();
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyApiJson(res, status, { error: message }, headers);
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     if (hostRefusal !== undefined) {
@@ -221,7 +233,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
       return fail(403, `Forbidden: ${hostRefusal}`);
     }
-    if (access) return accessApi(req, res, url, fail);
+    if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
+    if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     const refusal = apiRefusal(req, o.api.token);
     if (refusal !== undefined) {
       o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');

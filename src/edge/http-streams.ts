@@ -72,6 +72,11 @@ class OutStream {
     this.owner.keepAlive.add(res);
   }
 
+  /** A long wait ahead: answer as SSE from now on, so the keep-alive comments can flow before the response. */
+  keepAlive(): void {
+    if (this.mode === 'undecided' && this.res !== undefined) this.startSse(this.res);
+  }
+
   /** Attaches a (re)connected client; replays events after `afterSeq`, or every undelivered one. */
   attach(res: ServerResponse, afterSeq?: number): void {
     this.res = res;
@@ -203,6 +208,11 @@ export class HttpSessionStreams implements ClientSink {
     this.#byRequest.delete(key);
     stream.pending.delete(key);
     if (stream.pending.size === 0) stream.end();
+  }
+
+  hold(clientId: RequestId): void {
+    const stream = this.#byRequest.get(idKey(clientId));
+    if (stream !== undefined) stream.keepAlive();
   }
 
   abandon(clientId: RequestId): void {

@@ -49,11 +49,14 @@ export class Pipeline {
   #apply(stage: Stage, verdict: Verdict, message: JsonRpcMessage, ctx: MessageContext): Outcome | 'hold' {
     switch (verdict.action) {
       case 'pass':
-        if (verdict.message === undefined || verdict.message === message) return { action: 'forward', message };
+        if (verdict.message === undefined || verdict.message === message) {
+          if (verdict.details !== undefined) this.#emit(stage, 'pass', undefined, message, ctx, false, verdict.details);
+          return { action: 'forward', message };
+        }
         this.#emit(stage, 'rewrite', undefined, message, ctx, verdict.sensitive, verdict.details);
         return { action: 'forward', message: verdict.message };
       case 'answer':
-        this.#emit(stage, 'answer', verdict.reason, message, ctx);
+        this.#emit(stage, 'answer', verdict.reason, message, ctx, false, verdict.details);
         return verdict.message === undefined ? { action: 'answer' } : { action: 'answer', message: verdict.message };
       case 'hold':
         return 'hold';

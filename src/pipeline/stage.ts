@@ -30,6 +30,11 @@ export interface SessionInfo {
   readonly id: string;
   readonly connection: string;
   readonly identity: Identity;
+  /**
+   * Aborted when the client's request will never be answered by what the stage waits on: the client cancelled it
+   * or the session ended. For stages that hold a request.
+   */
+  cancellation(requestId: RequestId): AbortSignal;
 }
 
 export interface MessageContext {
@@ -49,7 +54,7 @@ export type Verdict =
    * Reply to the sender and forward nothing. For a request, `message` is its response (same id); a
    * notification or response answered is simply not forwarded.
    */
-  | { readonly action: 'answer'; readonly message?: JsonRpcResponse; readonly reason?: string }
+  | { readonly action: 'answer'; readonly message?: JsonRpcResponse; readonly reason?: string; readonly details?: Record<string, unknown> }
   /** Decide later: the promise settles to a pass or an answer (how a review pauses a call). */
   | { readonly action: 'hold'; readonly until: Promise<Verdict>; readonly reason?: string };
 
@@ -64,7 +69,8 @@ export interface Stage {
 /** A verdict a stage took that changed something, for observers (the recorder, metrics, logs). */
 export interface VerdictEvent {
   stage: string;
-  action: 'rewrite' | 'answer' | 'hold';
+  /** `pass`: let through unchanged, reported because the stage said why (a rule that allowed it, an approved review). */
+  action: 'pass' | 'rewrite' | 'answer' | 'hold';
   reason?: string;
   direction: Direction;
   messageId?: RequestId;

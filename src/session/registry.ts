@@ -18,6 +18,8 @@ export interface SessionRegistryOptions {
   stagesFor: (connection: ConnectionConfig) => Stage[];
   observers: readonly SessionObserver[];
   idleTimeoutMs: number;
+  /** How often a client whose request is held for review is told it still waits. */
+  holdProgressMs?: number;
   log: Logger;
   /** Records every session; absent when recording is off. */
   recorder?: Recorder;
@@ -92,6 +94,7 @@ export class SessionRegistry {
       upstream: this.#options.createUpstream(connection, log),
       pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
+      ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),
       ...(recording ? { recording } : {}),
       observers: [
         ...this.#options.observers,

@@ -6,6 +6,7 @@ import {
   errorResponse,
   isNotification,
   isRequest,
+  idKey,
   isResponse,
   type JsonRpcMessage,
   type JsonRpcNotification,
@@ -41,6 +42,15 @@ export interface SessionOptions {
   observers?: readonly SessionObserver[];
   /** The session's recording; absent when recording is off. */
   recording?: SessionRecording;
+  /** How often a held request whose client asked for progress is told it still waits (reviews.progressInterval). */
+  holdProgressMs?: number;
+}
+
+/** A client request a stage holds (a review): how to give up on it, and what keeps its client waiting. */
+interface HeldRequest {
+  controller?: AbortController;
+  reason?: string;
+  progress?: NodeJS.Timeout;
 }
 
 type State = 'new' | 'open' | 'closed';
@@ -101,6 +111,9 @@ export class Session implements SessionInfo {
   readonly #toClient = new RequestIdMap();
   /** Progress tokens of pending client requests → the client's request id, to route progress to its stream. */
   readonly #progressTokens = new Map<string, RequestId>();
+  /** Client requests a stage holds, by idKey of the client's id. */
+  readonly #held = new Map<string, HeldRequest>();
+  readonly #holdProgressMs: number;
   /** Messages to the client wait here while an earlier one is still in an asynchronous stage: order is kept. */
   #toClientTail: Promise<void> | undefined;
   #markClosed!: () => void;
@@ -133,9 +146,11 @@ export class Session implements SessionInfo {
     this.#log = options.log;
     this.#observers = options.observers ?? [];
     this.#recording = options.recording;
+    this.#holdProgressMs = options.holdProgressMs ?? 10_000;
     if (this.#recording) this.#recording.onBroken = (err) => this.#recordingFailed(err);
     this.#pipeline = options.pipeline((event, ctx) => {
       for (const o of this.#observers) o.verdict?.(this, event);
+      if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#heldRequest(event.messageId).reason = event.reason;
       const collector = (ctx as TracedContext).verdicts;
       if (collector !== undefined) collector.push(event);
       else this.#record(() => this.#recording?.verdict(event));
@@ -143,6 +158,52 @@ export class Session implements SessionInfo {
     this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
     this.#upstream.onclose = (reason) => void this.close(`upstream closed: ${reason}`);
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
+  }
+
+  cancellation(requestId: RequestId): AbortSignal {
+    const held = this.#heldRequest(requestId);
+    held.controller ??= new AbortController();
+    if (this.#state === 'closed') held.controller.abort(new Error(`session ended: ${this.closeReason}`));
+    return held.controller.signal;
+  }
+
+  #heldRequest(id: RequestId): HeldRequest {
+    const key = idKey(id);
+    let held = this.#held.get(key);
+    if (held === undefined) this.#held.set(key, (held = {}));
+    return held;
+  }
+
+  /**
+   * Keeps the client of a held request waiting: its HTTP response turns into a stream with keep-alives, and a
+   * client that sent a progress token is told, now and at an interval, that the call is waiting and why.
+   */
+  #keepWaiting(request: JsonRpcRequest): void {
+    const held = this.#heldRequest(request.id);
+    this.#sink.hold?.(request.id);
+    const token = (request.params?._meta as { progressToken?: unknown } | undefined)?.progressToken;
+    if (typeof token !== 'string' && typeof token !== 'number') return;
+    let progress = 0;
+    const tell = () => {
+      const note: JsonRpcNotification = {
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: ++progress, message: `Waiting: ${held.reason ?? 'held by the gateway'}` },
+      };
+      this.#deliver(note, request.id);
+    };
+    tell();
+    held.progress = setInterval(tell, this.#holdProgressMs);
+    held.progress.unref();
+  }
+
+  /** The stage that held a request has decided: the request is no longer held. */
+  #released(id: RequestId): void {
+    const key = idKey(id);
+    const held = this.#held.get(key);
+    if (held === undefined) return;
+    if (held.progress !== undefined) clearInterval(held.progress);
+    this.#held.delete(key);
   }
 
   get isOpen(): boolean {
@@ -235,6 +296,7 @@ export class Session implements SessionInfo {
         if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
         return;
       }
+      if (isRequest(message)) this.#keepWaiting(message);
       outcome.then(
         (o) => this.#afterClientPipeline(message, o, undefined),
         (err) => this.#stageFailed(message, err),
@@ -277,6 +339,7 @@ export class Session implements SessionInfo {
   }
 
   #afterClientPipeline(original: JsonRpcMessage, outcome: Outcome, unrecorded: Unrecorded | undefined): void {
+    if (isRequest(original) && this.#held.size > 0) this.#released(original.id);
     if (outcome.action === 'answer' || this.#state === 'closed') {
       if (unrecorded !== undefined && !this.#record(() => this.#appendReceived('toServer', unrecorded.text, unrecorded.ctx))) return;
     }
@@ -298,6 +361,10 @@ export class Session implements SessionInfo {
       return;
     }
     if (isNotification(message)) {
+      if (this.#cancelsHeld(message)) {
+        if (unrecorded !== undefined) this.#record(() => this.#appendReceived('toServer', unrecorded.text, unrecorded.ctx));
+        return;
+      }
       this.#forwardToServer(this.#mapClientNotification(message), undefined, unrecorded);
       return;
     }
@@ -310,6 +377,18 @@ export class Session implements SessionInfo {
       return;
     }
     this.#forwardToServer({ ...response, id: pending.originalId }, undefined, unrecorded);
+  }
+
+  /** A cancellation of a request a stage holds: the server never saw it, so it is given up here and not forwarded. */
+  #cancelsHeld(n: JsonRpcNotification): boolean {
+    if (n.method !== 'notifications/cancelled' || this.#held.size === 0) return false;
+    const requestId = n.params?.requestId;
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return false;
+    const held = this.#held.get(idKey(requestId));
+    if (held === undefined) return false;
+    held.controller?.abort(new Error('the client cancelled the request'));
+    this.#sink.abandon(requestId);
+    return true;
   }
 
   #mapClientNotification(n: JsonRpcNotification): JsonRpcNotification {
@@ -525,6 +604,10 @@ export class Session implements SessionInfo {
     }
     this.#toClient.drain();
     this.#progressTokens.clear();
+    for (const [, held] of this.#held) {
+      if (held.progress !== undefined) clearInterval(held.progress);
+      held.controller?.abort(new Error(`session ended: ${reason}`));
+    }
     this.#log.info({ reason }, 'session closed');
     if (this.#recording !== undefined) {
       // Also lets the deliveries queued above go out first: they wait on the same or an earlier commit.

@@ -14,6 +14,11 @@ export interface ClientSink {
   send(message: JsonRpcMessage, related: RequestId | undefined, text: string): void;
   /** The client's request will get no response (the client cancelled it): its stream may close. */
   abandon(clientId: RequestId): void;
+  /**
+   * The client's request is held (waiting for a review): its stream should show life until the answer comes
+   * (an HTTP response switches to SSE, whose keep-alive comments then flow).
+   */
+  hold?(clientId: RequestId): void;
   /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */
   readonly connected: boolean;
   /** The session is over: close every stream. */

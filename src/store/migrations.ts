@@ -36,6 +36,47 @@ function accessRequestsMigration(int: 'INTEGER' | 'BIGINT'): Migration {
   };
 }
 
+/**
+ * Version 3, the same on both backends but for the integer type. `approval_count` mirrors the length of the
+ * `approvals` JSON so that an update can compare-and-set on it: two approvals racing cannot both land.
+ */
+function reviewsMigration(int: 'INTEGER' | 'BIGINT'): Migration {
+  return {
+    version: 3,
+    description: 'guardrail reviews',
+    sql: `
+      CREATE TABLE reviews (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'released', 'rejected', 'expired', 'interrupted', 'cancelled')),
+        rule TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        target TEXT,
+        params TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        requester_subject TEXT NOT NULL,
+        requester_issuer TEXT NOT NULL,
+        requester_email TEXT,
+        approver_groups TEXT NOT NULL,
+        min_approvals INTEGER NOT NULL,
+        approvals TEXT NOT NULL,
+        approval_count INTEGER NOT NULL,
+        created_at_us ${int} NOT NULL,
+        expires_at_us ${int} NOT NULL,
+        decided_at_us ${int},
+        decider_subject TEXT,
+        decider_issuer TEXT,
+        decider_email TEXT,
+        decision_note TEXT
+      );
+      CREATE INDEX reviews_by_status ON reviews (status, created_at_us DESC);
+      CREATE INDEX reviews_by_instance ON reviews (instance_id, created_at_us DESC);
+    `,
+  };
+}
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -110,6 +151,7 @@ export const sqliteMigrations: readonly Migration[] = [
     `,
   },
   accessRequestsMigration('INTEGER'),
+  reviewsMigration('INTEGER'),
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -186,6 +228,7 @@ export const postgresMigrations: readonly Migration[] = [
     `,
   },
   accessRequestsMigration('BIGINT'),
+  reviewsMigration('BIGINT'),
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -1,8 +1,24 @@
 import pg from 'pg';
 import { latestVersion, postgresMigrations } from './migrations.js';
-import { eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb, accessQuerySql, accessRequestFromDb, accessRequestToDb, accessUpdateSql } from './rows.js';
+import {
+  accessQuerySql,
+  accessRequestFromDb,
+  accessRequestToDb,
+  accessUpdateSql,
+  eventFromDb,
+  keyFromDb,
+  ledgerFromDb,
+  reviewFromDb,
+  reviewQuerySql,
+  reviewToDb,
+  reviewUpdateSql,
+  sessionColumns,
+  sessionFromDb,
+  sessionQuerySql,
+  sessionToDb,
+} from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch, AccessRequestQuery, AccessRequestRow, AccessRequestStatus } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -185,6 +201,34 @@ export class PostgresStore implements Store {
     params.push(id, from);
     const rows = await this.#query(`UPDATE access_requests SET ${set} WHERE id = $${params.length - 1} AND status = $${params.length} RETURNING id`, params);
     return rows.length === 1;
+  }
+
+  async insertReview(row: ReviewRow): Promise<void> {
+    const { columns, values } = reviewToDb(row);
+    await this.#query(`INSERT INTO reviews (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+  }
+
+  async getReview(id: string): Promise<ReviewRow | undefined> {
+    const rows = await this.#query('SELECT * FROM reviews WHERE id = $1', [id]);
+    return rows[0] === undefined ? undefined : reviewFromDb(rows[0]);
+  }
+
+  async listReviews(query: ReviewQuery): Promise<ReviewRow[]> {
+    const params: Array<string | number> = [];
+    const sql = reviewQuerySql(query, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(sql, params)).map(reviewFromDb);
+  }
+
+  async updateReview(id: string, from: { status: ReviewStatus; approvalCount: number }, to: ReviewUpdate): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = reviewUpdateSql(id, from, to, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(`${sql} RETURNING id`, params)).length === 1;
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

@@ -1,4 +1,4 @@
-import type { AccessRequestRow, EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow } from './types.js';
+import type { AccessRequestRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow } from './types.js';
 
 /** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
 
@@ -166,9 +166,15 @@ export function accessRequestFromDb(r: DbRow): AccessRequestRow {
   };
 }
 
+type Entry = [column: string, value: string | number | null];
+
+function columnsAndValues(entries: Entry[]): { columns: string[]; values: Array<string | number | null> } {
+  return { columns: entries.map(([c]) => c), values: entries.map(([, v]) => v) };
+}
+
 /** The columns of an access request, in insert order, with its values. */
 export function accessRequestToDb(a: AccessRequestRow): { columns: string[]; values: Array<string | number | null> } {
-  const entries: Array<[string, string | number | null]> = [
+  return columnsAndValues([
     ['id', a.id],
     ['connection', a.connection],
     ['requester_subject', a.requesterSubject],
@@ -183,8 +189,7 @@ export function accessRequestToDb(a: AccessRequestRow): { columns: string[]; val
     ['decider_issuer', a.deciderIssuer],
     ['decision_note', a.decisionNote],
     ['expires_at_us', a.expiresAtUs],
-  ];
-  return { columns: entries.map(([c]) => c), values: entries.map(([, v]) => v) };
+  ]);
 }
 
 /** The SET clause of an access request update, with its values, given a placeholder maker. */
@@ -206,10 +211,109 @@ export function accessUpdateSql(
     .join(', ');
 }
 
+/** A newest-first listing of `table`, keeping rows whose columns equal the filters given (undefined: any). */
+function newestFirstSql(table: string, filters: Record<string, string | undefined>, limit: number, placeholder: (v: string | number) => string): string {
+  const where = Object.entries(filters).flatMap(([column, v]) => (v === undefined ? [] : [`${column} = ${placeholder(v)}`]));
+  return `SELECT * FROM ${table}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at_us DESC, id DESC LIMIT ${placeholder(limit)}`;
+}
+
 /** The WHERE clause of an access request query, given a placeholder maker. */
 export function accessQuerySql(q: { status?: string; connection?: string; limit: number }, placeholder: (v: string | number) => string): string {
-  const where: string[] = [];
-  if (q.status !== undefined) where.push(`status = ${placeholder(q.status)}`);
-  if (q.connection !== undefined) where.push(`connection = ${placeholder(q.connection)}`);
-  return `SELECT * FROM access_requests${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at_us DESC, id DESC LIMIT ${placeholder(q.limit)}`;
+  return newestFirstSql('access_requests', { status: q.status, connection: q.connection }, q.limit, placeholder);
+}
+
+export function reviewFromDb(r: DbRow): ReviewRow {
+  return {
+    id: String(r.id),
+    status: String(r.status) as ReviewStatus,
+    rule: String(r.rule),
+    connection: String(r.connection),
+    sessionId: String(r.session_id),
+    instanceId: String(r.instance_id),
+    method: String(r.method),
+    target: strOrNull(r.target),
+    params: String(r.params),
+    digest: String(r.digest),
+    requesterSubject: String(r.requester_subject),
+    requesterIssuer: String(r.requester_issuer),
+    requesterEmail: strOrNull(r.requester_email),
+    approverGroups: (json(r.approver_groups) as string[] | null) ?? [],
+    minApprovals: num(r.min_approvals),
+    approvals: (json(r.approvals) as ReviewApproval[] | null) ?? [],
+    createdAtUs: num(r.created_at_us),
+    expiresAtUs: num(r.expires_at_us),
+    decidedAtUs: numOrNull(r.decided_at_us),
+    deciderSubject: strOrNull(r.decider_subject),
+    deciderIssuer: strOrNull(r.decider_issuer),
+    deciderEmail: strOrNull(r.decider_email),
+    decisionNote: strOrNull(r.decision_note),
+  };
+}
+
+/** The approvals columns: the list, and its length for the compare-and-set of `reviewUpdateSql`. */
+function approvalEntries(approvals: ReviewApproval[]): Entry[] {
+  return [
+    ['approvals', JSON.stringify(approvals)],
+    ['approval_count', approvals.length],
+  ];
+}
+
+/** The columns of a review, in insert order, with its values. */
+export function reviewToDb(r: ReviewRow): { columns: string[]; values: Array<string | number | null> } {
+  return columnsAndValues([
+    ['id', r.id],
+    ['status', r.status],
+    ['rule', r.rule],
+    ['connection', r.connection],
+    ['session_id', r.sessionId],
+    ['instance_id', r.instanceId],
+    ['method', r.method],
+    ['target', r.target],
+    ['params', r.params],
+    ['digest', r.digest],
+    ['requester_subject', r.requesterSubject],
+    ['requester_issuer', r.requesterIssuer],
+    ['requester_email', r.requesterEmail],
+    ['approver_groups', JSON.stringify(r.approverGroups)],
+    ['min_approvals', r.minApprovals],
+    ...approvalEntries(r.approvals),
+    ['created_at_us', r.createdAtUs],
+    ['expires_at_us', r.expiresAtUs],
+    ['decided_at_us', r.decidedAtUs],
+    ['decider_subject', r.deciderSubject],
+    ['decider_issuer', r.deciderIssuer],
+    ['decider_email', r.deciderEmail],
+    ['decision_note', r.decisionNote],
+  ]);
+}
+
+/** A review query, given a placeholder maker. */
+export function reviewQuerySql(q: ReviewQuery, placeholder: (v: string | number) => string): string {
+  return newestFirstSql('reviews', { status: q.status, connection: q.connection, instance_id: q.instanceId }, q.limit, placeholder);
+}
+
+/**
+ * The whole compare-and-set UPDATE of a review, given a placeholder maker: it writes `to` only while the row is
+ * still at `from`, so it changes one row or none.
+ */
+export function reviewUpdateSql(
+  id: string,
+  from: { status: ReviewStatus; approvalCount: number },
+  to: ReviewUpdate,
+  placeholder: (v: string | number | null) => string,
+): string {
+  const optional: Array<[string, string | number | null | undefined]> = [
+    ['decided_at_us', to.decidedAtUs],
+    ['decider_subject', to.deciderSubject],
+    ['decider_issuer', to.deciderIssuer],
+    ['decider_email', to.deciderEmail],
+    ['decision_note', to.decisionNote],
+  ];
+  const entries: Entry[] = [
+    ['status', to.status],
+    ...(to.approvals === undefined ? [] : approvalEntries(to.approvals)),
+    ...optional.filter((e): e is Entry => e[1] !== undefined),
+  ];
+  const set = entries.map(([column, v]) => `${column} = ${placeholder(v)}`).join(', ');
+  return `UPDATE reviews SET ${set} WHERE id = ${placeholder(id)} AND status = ${placeholder(from.status)} AND approval_count = ${placeholder(from.approvalCount)}`;
 }

@@ -3,9 +3,25 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { latestVersion, type Migration, sqliteMigrations } from './migrations.js';
-import { accessQuerySql, accessRequestFromDb, accessRequestToDb, accessUpdateSql, eventFromDb, keyFromDb, ledgerFromDb, sessionColumns, sessionFromDb, sessionQuerySql, sessionToDb } from './rows.js';
+import {
+  accessQuerySql,
+  accessRequestFromDb,
+  accessRequestToDb,
+  accessUpdateSql,
+  eventFromDb,
+  keyFromDb,
+  ledgerFromDb,
+  reviewFromDb,
+  reviewQuerySql,
+  reviewToDb,
+  reviewUpdateSql,
+  sessionColumns,
+  sessionFromDb,
+  sessionQuerySql,
+  sessionToDb,
+} from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -223,6 +239,35 @@ export class SqliteStore implements Store {
       return '?';
     });
     return this.#writing(() => this.#db.prepare(`UPDATE access_requests SET ${set} WHERE id = ? AND status = ?`).run(...params, id, from).changes === 1);
+  }
+
+  async insertReview(row: ReviewRow): Promise<void> {
+    const { columns, values } = reviewToDb(row);
+    const sql = `INSERT INTO reviews (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
+    this.#writing(() => this.#db.prepare(sql).run(...values));
+  }
+
+  async getReview(id: string): Promise<ReviewRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM reviews WHERE id = ?').get(id) as Row | undefined;
+    return row === undefined ? undefined : reviewFromDb(row);
+  }
+
+  async listReviews(query: ReviewQuery): Promise<ReviewRow[]> {
+    const params: Array<string | number> = [];
+    const sql = reviewQuerySql(query, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return (this.#db.prepare(sql).all(...params) as Row[]).map(reviewFromDb);
+  }
+
+  async updateReview(id: string, from: { status: ReviewStatus; approvalCount: number }, to: ReviewUpdate): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = reviewUpdateSql(id, from, to, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

@@ -1,4 +1,4 @@
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, WriteBatch } from './types.js';
 
 /**
  * The recording store: one interface, two backends (SQLite embedded, PostgreSQL shared) that pass the same
@@ -36,6 +36,15 @@ export interface Store {
    * `from` (another approver, or another gateway, got there first).
    */
   updateAccessRequest(id: string, from: AccessRequestStatus, to: Pick<AccessRequestRow, 'status' | 'expiresAtUs'> & Partial<Pick<AccessRequestRow, 'decidedAtUs' | 'deciderSubject' | 'deciderIssuer' | 'decisionNote'>>): Promise<boolean>;
+
+  insertReview(row: ReviewRow): Promise<void>;
+  getReview(id: string): Promise<ReviewRow | undefined>;
+  listReviews(query: ReviewQuery): Promise<ReviewRow[]>;
+  /**
+   * Compare-and-set: applies `to` only while the review is still in status `from` with `approvalCount` approvals
+   * (two approvers approving at once, or a decision racing the timeout, cannot both win); false when it was not.
+   */
+  updateReview(id: string, from: { status: ReviewStatus; approvalCount: number }, to: ReviewUpdate): Promise<boolean>;
 
   getSession(id: string): Promise<SessionRow | undefined>;
   listSessions(query: SessionQuery): Promise<SessionRow[]>;

@@ -1,3 +1,4 @@
+import { sessionInfo } from '../helpers/session-info.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
@@ -79,7 +80,7 @@ describe('masking per caller group', () => {
     'test.yaml',
   );
   const policies = new MaskingPolicies(config.connections, config.masking.rules);
-  const session = (connection: string, groups: string[]) => ({ id: `s-${connection}-${groups.join('+')}`, connection, identity: { subject: 'u', issuer: 'https://idp', groups } });
+  const session = (connection: string, groups: string[]) => sessionInfo(`s-${connection}-${groups.join('+')}`, connection, { subject: 'u', issuer: 'https://idp', groups });
 
   it("a rule's keys apply to members of its groups only", () => {
     assert.equal(policies.forSession(session('a', ['support']))!.maskString(text)!.text, 'mail ada@example.com, card [REDACTED:payment-card]');

@@ -1,3 +1,4 @@
+import { sessionInfo } from '../helpers/session-info.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { builtInDetectors } from '../../src/masking/catalog.js';
@@ -11,7 +12,7 @@ import { ErrorCode, type JsonRpcMessage } from '../../src/protocol/jsonrpc.js';
 
 const masker = new Masker({ detectors: builtInDetectors, fieldWords: ['password'], replace: replacer({ kind: 'redact' }, Buffer.alloc(32)) });
 const stage = new MaskStage(() => masker);
-const ctx = (direction: 'toServer' | 'toClient'): MessageContext => ({ session: { id: 's', connection: 'c', identity: { subject: 'u', issuer: 'i', groups: [] } }, direction });
+const ctx = (direction: 'toServer' | 'toClient'): MessageContext => ({ session: sessionInfo('s', 'c', { subject: 'u', issuer: 'i', groups: [] }), direction });
 const deep = JSON.parse(`${'['.repeat(1000)}1${']'.repeat(1000)}`) as unknown;
 
 describe('the mask stage', () => {

@@ -1,3 +1,4 @@
+import { sessionInfo } from '../helpers/session-info.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
@@ -6,7 +7,7 @@ import { errorResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../s
 
 /** The pipeline as a filter chain: order, verdicts, holds, and staying synchronous when it can. */
 
-const session = { id: 'sess-1', connection: 'conn-a', identity: { subject: 'alice', issuer: 'https://idp.test', groups: ['eng'] } };
+const session = sessionInfo('sess-1', 'conn-a', { subject: 'alice', issuer: 'https://idp.test', groups: ['eng'] });
 const ctx = (direction: Direction, request?: JsonRpcRequest): MessageContext => (request ? { session, direction, request } : { session, direction });
 const call: JsonRpcRequest = { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hi' } } };
 

@@ -1,3 +1,4 @@
+import { sessionInfo } from '../helpers/session-info.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
@@ -7,7 +8,7 @@ import { ErrorCode, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcRespon
 
 /** Per-connection tool allow/deny: hidden from tools/list, refused on tools/call before the server sees it. */
 
-const session = { id: 's1', connection: 'prod-db', identity: { subject: 'alice', issuer: 'https://idp.test', groups: [] } };
+const session = sessionInfo('s1', 'prod-db', { subject: 'alice', issuer: 'https://idp.test', groups: [] });
 const ctx = (direction: Direction, request?: JsonRpcRequest): MessageContext => (request ? { session, direction, request } : { session, direction });
 const listRequest: JsonRpcRequest = { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} };
 const tool = (name: string) => ({ name, description: `the ${name} tool`, inputSchema: { type: 'object' } });

@@ -1,10 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { latestVersion, sqliteMigrations } from '../../src/store/migrations.js';
-import { openStore } from '../../src/store/open.js';
+import Database from 'better-sqlite3';
+import { latestVersion, type Migration, postgresMigrations, sqliteMigrations } from '../../src/store/migrations.js';
+import { openStore, sqlitePath } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
-import { type AccessRequestRow, emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
-import { backends, type TestStore } from '../helpers/stores.js';
+import {
+  type AccessRequestRow,
+  emptyBatch,
+  type EventRow,
+  type LedgerRow,
+  openSessionRow,
+  type ReviewApproval,
+  type ReviewRow,
+  type SessionRow,
+  type WriteBatch,
+} from '../../src/store/types.js';
+import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
 
 /** One suite, both backends: what the recorder writes, the CLI and the API read back exactly. */
 
@@ -47,6 +58,66 @@ function ledgerRow(instanceId: string, seq: number, sessionId: string, kind: Led
 
 function batch(parts: Partial<WriteBatch>): WriteBatch {
   return { ...emptyBatch(), ...parts };
+}
+
+function review(over: Partial<ReviewRow> = {}): ReviewRow {
+  counter++;
+  return {
+    id: `rv-${counter}-${Math.random().toString(36).slice(2, 8)}`,
+    status: 'pending',
+    rule: 'prod-writes',
+    connection: 'prod',
+    sessionId: 's-held',
+    instanceId: 'gw-a',
+    method: 'tools/call',
+    target: 'drop_table',
+    params: JSON.stringify({ name: 'drop_table', arguments: { table: 'users', note: 'quote " backslash \\ ünïcode 🐉' } }),
+    digest: 'd'.repeat(64),
+    requesterSubject: 'bob',
+    requesterIssuer: 'https://idp.example.com',
+    requesterEmail: 'bob@example.com',
+    approverGroups: ['sre', 'dba'],
+    minApprovals: 2,
+    approvals: [],
+    createdAtUs: 1_790_000_000_000_000 + counter,
+    expiresAtUs: 1_790_000_300_000_000 + counter,
+    decidedAtUs: null,
+    deciderSubject: null,
+    deciderIssuer: null,
+    deciderEmail: null,
+    decisionNote: null,
+    ...over,
+  };
+}
+
+function approval(subject: string, over: Partial<ReviewApproval> = {}): ReviewApproval {
+  return { subject, issuer: 'https://idp.example.com', email: `${subject}@example.com`, atUs: 1_790_000_100_000_000, note: null, ...over };
+}
+
+/**
+ * Creates a store's tables as a Portcullis whose newest migration was `version` left them (plus `seedSql`),
+ * straight in the database, so that opening it with this Portcullis has to migrate it the rest of the way.
+ */
+async function createAtVersion(backend: 'sqlite' | 'postgres', url: string, version: number, seedSql: string): Promise<void> {
+  const migrations: readonly Migration[] = backend === 'sqlite' ? sqliteMigrations : postgresMigrations;
+  const script = [
+    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL);',
+    ...migrations
+      .filter((m) => m.version <= version)
+      .map((m) => `${m.sql};\nINSERT INTO schema_migrations VALUES (${m.version}, '${m.description.replaceAll("'", "''")}', 0);`),
+    seedSql,
+  ].join('\n');
+  if (backend === 'postgres') {
+    const schema = schemaOf(url)!;
+    await postgresSql(`CREATE SCHEMA "${schema}"; SET search_path TO "${schema}";\n${script}`);
+    return;
+  }
+  const db = new Database(sqlitePath(url));
+  try {
+    db.exec(script);
+  } finally {
+    db.close();
+  }
 }
 
 for (const backend of backends) {
@@ -267,6 +338,131 @@ for (const backend of backends) {
       assert.deepEqual((await store.listAccessRequests({ status: 'approved', limit: 10 })).map((r) => r.id), ['ar_1']);
       assert.equal(await store.insertAccessRequest(base), false, 'the same id twice is refused');
       assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_4' }), true, 'once decided, the requester may ask again');
+    });
+
+    it('keeps reviews: every field reads back exactly, nulls and approvals included', async () => {
+      const bare = review({ target: null, requesterEmail: null, approverGroups: [], approvals: [] });
+      const decided = review({
+        status: 'approved',
+        approvals: [approval('carol', { note: 'looks right' }), approval('dave', { email: null, atUs: 1_790_000_200_000_000 })],
+        decidedAtUs: 1_790_000_200_000_000,
+        deciderSubject: 'dave',
+        deciderIssuer: 'https://idp.example.com',
+        deciderEmail: 'dave@example.com',
+        decisionNote: 'two approvals',
+      });
+      for (const r of [bare, decided]) {
+        await store.insertReview(r);
+        assert.deepEqual(await store.getReview(r.id), r);
+      }
+      assert.equal(await store.getReview('rv-none'), undefined);
+      await assert.rejects(store.insertReview({ ...bare, rule: 'other' }), StoreUnavailableError, 'an id is stored once');
+      assert.deepEqual(await store.getReview(bare.id), bare);
+    });
+
+    it('lists reviews newest first (ties by id), by status, connection and instance, up to the limit', async () => {
+      // Later than every other test's reviews, so that the unfiltered listing starts with these.
+      const base = 1_900_000_000_000_000;
+      const a = review({ connection: 'rv-list-1', instanceId: 'gw-rv-1', createdAtUs: base + 1 });
+      const b = review({ connection: 'rv-list-1', instanceId: 'gw-rv-2', createdAtUs: base + 2, status: 'approved' });
+      const c = review({ connection: 'rv-list-2', instanceId: 'gw-rv-1', createdAtUs: base + 3 });
+      const tieB = review({ id: 'rv-tie-b', connection: 'rv-list-1', instanceId: 'gw-rv-1', createdAtUs: base + 4 });
+      const tieA = review({ id: 'rv-tie-a', connection: 'rv-list-1', instanceId: 'gw-rv-1', createdAtUs: base + 4 });
+      for (const r of [a, b, c, tieB, tieA]) await store.insertReview(r);
+      const ids = async (query: Parameters<Store['listReviews']>[0]) => (await store.listReviews(query)).map((r) => r.id);
+      assert.deepEqual(await ids({ limit: 5 }), ['rv-tie-b', 'rv-tie-a', c.id, b.id, a.id]);
+      assert.deepEqual(await ids({ limit: 2 }), ['rv-tie-b', 'rv-tie-a']);
+      assert.deepEqual(await ids({ connection: 'rv-list-1', limit: 10 }), ['rv-tie-b', 'rv-tie-a', b.id, a.id]);
+      assert.deepEqual(await ids({ instanceId: 'gw-rv-1', limit: 10 }), ['rv-tie-b', 'rv-tie-a', c.id, a.id]);
+      assert.deepEqual(await ids({ instanceId: 'gw-rv-2', status: 'approved', limit: 10 }), [b.id]);
+      assert.deepEqual(await ids({ instanceId: 'gw-rv-2', status: 'pending', limit: 10 }), []);
+      assert.deepEqual(await ids({ connection: 'rv-list-1', instanceId: 'gw-rv-1', status: 'pending', limit: 2 }), ['rv-tie-b', 'rv-tie-a']);
+    });
+
+    it('updates a review only from the status and approval count expected, and only the fields given', async () => {
+      const r = review();
+      await store.insertReview(r);
+      const carol = approval('carol');
+      assert.equal(await store.updateReview(r.id, { status: 'pending', approvalCount: 0 }, { status: 'pending', approvals: [carol] }), true);
+      assert.deepEqual(await store.getReview(r.id), { ...r, approvals: [carol] });
+
+      const stale = [
+        { from: { status: 'pending' as const, approvalCount: 0 }, why: 'a stale approval count' },
+        { from: { status: 'approved' as const, approvalCount: 1 }, why: 'a stale status' },
+      ];
+      for (const { from, why } of stale) {
+        assert.equal(await store.updateReview(r.id, from, { status: 'rejected', approvals: [], decidedAtUs: 5, deciderSubject: 'mallory' }), false, why);
+        assert.deepEqual(await store.getReview(r.id), { ...r, approvals: [carol] }, `${why} changes nothing`);
+      }
+      assert.equal(await store.updateReview('rv-none', { status: 'pending', approvalCount: 0 }, { status: 'expired' }), false);
+
+      const decision = {
+        status: 'approved' as const,
+        approvals: [carol, approval('dave')],
+        decidedAtUs: 1_790_000_200_000_000,
+        deciderSubject: 'dave',
+        deciderIssuer: 'https://idp.example.com',
+        deciderEmail: 'dave@example.com',
+        decisionNote: 'two approvals',
+      };
+      assert.equal(await store.updateReview(r.id, { status: 'pending', approvalCount: 1 }, decision), true);
+      assert.deepEqual(await store.getReview(r.id), { ...r, ...decision });
+      // The approval count moved with the list: the release is compared against two.
+      assert.equal(await store.updateReview(r.id, { status: 'approved', approvalCount: 1 }, { status: 'released' }), false);
+      assert.equal(await store.updateReview(r.id, { status: 'approved', approvalCount: 2 }, { status: 'released' }), true);
+      assert.deepEqual(await store.getReview(r.id), { ...r, ...decision, status: 'released' });
+    });
+
+    it('of concurrent updates from the same state, exactly one wins', async () => {
+      const r = review();
+      await store.insertReview(r);
+      const approvers = ['a1', 'a2', 'a3', 'a4', 'a5'];
+      const won = await Promise.all(
+        approvers.map((s) => store.updateReview(r.id, { status: 'pending', approvalCount: 0 }, { status: 'pending', approvals: [approval(s)] })),
+      );
+      assert.equal(won.filter(Boolean).length, 1, `winners: ${JSON.stringify(won)}`);
+      assert.deepEqual((await store.getReview(r.id))!.approvals, [approval(approvers[won.indexOf(true)]!)]);
+
+      // The last approval racing the timeout.
+      const from = { status: 'pending' as const, approvalCount: 1 };
+      const [approved, expired] = await Promise.all([
+        store.updateReview(r.id, from, { status: 'approved', approvals: [approval(approvers[won.indexOf(true)]!), approval('b1')], decidedAtUs: 7 }),
+        store.updateReview(r.id, from, { status: 'expired', decidedAtUs: 8, decisionNote: 'timed out' }),
+      ]);
+      assert.equal(Number(approved) + Number(expired), 1);
+      assert.equal((await store.getReview(r.id))!.status, approved ? 'approved' : 'expired');
+    });
+
+    it('brings a version 2 store to version 3, keeping what it held', async () => {
+      const old = backend.make();
+      try {
+        await createAtVersion(
+          backend.name,
+          old.url,
+          2,
+          `INSERT INTO access_requests (id, connection, requester_subject, requester_issuer, reason, duration_ms, status, created_at_us, expires_at_us)
+           VALUES ('ar_v2', 'prod', 'bob', 'https://idp.example.com', 'before reviews', 60000, 'pending', 1000, 9000000000);`,
+        );
+        const r = review();
+        const migrated = await old.open();
+        try {
+          assert.equal(await migrated.migrate(), 3);
+          assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
+          await migrated.insertReview(r);
+        } finally {
+          await migrated.close();
+        }
+        // Opened again, version 3 is recorded: nothing is applied twice, and the review is there.
+        const reopened = await old.open();
+        try {
+          await reopened.checkSchema();
+          assert.deepEqual(await reopened.getReview(r.id), r);
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        await old.destroy();
+      }
     });
   });
 }

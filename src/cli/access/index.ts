@@ -2,22 +2,10 @@ import { Command } from 'commander';
 import type { AccessRequestRow } from '../../store/types.js';
 import { callGateway } from '../gateway-api.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
+import { type GatewayCommandOptions as Common, isoSeconds as iso, withGateway } from '../gateway-command.js';
 import { table } from '../table.js';
 
 /** `portcullis access …`: just-in-time access requests, over the gateway's API as the signed-in user. */
-
-interface Common {
-  gateway?: string;
-  config?: string;
-}
-
-function withGateway(cmd: Command): Command {
-  return cmd
-    .option('-g, --gateway <url>', 'the gateway base URL (default: $PORTCULLIS_URL, the --config listen address, or http://127.0.0.1:8080)')
-    .option('-c, --config <file>', "the gateway's config file, to find its address");
-}
-
-const iso = (us: number | null) => (us === null ? '-' : new Date(us / 1000).toISOString().replace(/\.\d+Z$/, 'Z'));
 
 function minutes(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;

@@ -1,0 +1,87 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { replyApiJson as json } from '../edge/http-reply.js';
+import type { Identity } from '../pipeline/stage.js';
+import { ReviewError, type Reviews } from '../reviews/reviews.js';
+import type { ReviewRow, ReviewStatus } from '../store/types.js';
+import { optionalString, readJson } from './json-body.js';
+import { ApiError } from './sessions.js';
+
+/**
+ * /api/reviews: calls held by guardrail rules, for the CLI and the console. The caller is the identity of their
+ * bearer token; they see the reviews they may decide and those of their own calls.
+ *   GET  /api/reviews                ?status → { reviews }
+ *   GET  /api/reviews/:id            → { review }
+ *   POST /api/reviews/:id/approve    { note? } → { review }
+ *   POST /api/reviews/:id/reject     { reason } → { review }
+ */
+
+const statuses: ReviewStatus[] = ['pending', 'approved', 'released', 'rejected', 'expired', 'interrupted', 'cancelled'];
+
+/** A review as the API shows it: times as ISO strings, params parsed back into JSON. */
+export function reviewView(r: ReviewRow): Record<string, unknown> {
+  const iso = (us: number | null) => (us === null ? null : new Date(us / 1000).toISOString());
+  let params: unknown;
+  try {
+    params = JSON.parse(r.params);
+  } catch {
+    params = r.params;
+  }
+  return {
+    id: r.id,
+    status: r.status,
+    rule: r.rule,
+    connection: r.connection,
+    session: r.sessionId,
+    method: r.method,
+    target: r.target,
+    params,
+    digest: r.digest,
+    requester: { subject: r.requesterSubject, issuer: r.requesterIssuer, email: r.requesterEmail },
+    approvers: r.approverGroups,
+    approvalsNeeded: r.minApprovals,
+    approvals: r.approvals.map((a) => ({ subject: a.subject, issuer: a.issuer, email: a.email, at: iso(a.atUs), note: a.note })),
+    createdAt: iso(r.createdAtUs),
+    expiresAt: iso(r.expiresAtUs),
+    decidedAt: iso(r.decidedAtUs),
+    decider: r.deciderSubject === null ? null : { subject: r.deciderSubject, issuer: r.deciderIssuer, email: r.deciderEmail },
+    note: r.decisionNote,
+  };
+}
+
+export class ReviewsApi {
+  constructor(private readonly reviews: Reviews) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
+    try {
+      await this.#route(req, res, url, identity);
+    } catch (err) {
+      if (err instanceof ReviewError) throw new ApiError(err.status, err.message);
+      if (err instanceof URIError) throw new ApiError(400, 'the path has a malformed %-escape');
+      throw err;
+    }
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
+    const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
+    if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
+      if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+      const status = url.searchParams.get('status');
+      if (status !== null && !statuses.includes(status as ReviewStatus)) throw new ApiError(400, `status expects one of ${statuses.join(', ')}`);
+      const rows = await this.reviews.list(identity, (status ?? undefined) as ReviewStatus | undefined);
+      return json(res, 200, { reviews: rows.map(reviewView) });
+    }
+    const [id, action] = parts as [string, string | undefined];
+    if (parts.length === 1) {
+      if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+      return json(res, 200, { review: reviewView(await this.reviews.get(id, identity)) });
+    }
+    if (parts.length === 2 && (action === 'approve' || action === 'reject')) {
+      if (req.method !== 'POST') throw new ApiError(405, 'use POST');
+      const body = await readJson(req);
+      const review =
+        action === 'approve' ? await this.reviews.approve(id, identity, optionalString(body, 'note')) : await this.reviews.reject(id, identity, optionalString(body, 'reason') ?? '');
+      return json(res, 200, { review: reviewView(review) });
+    }
+    throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+  }
+}

@@ -1,0 +1,116 @@
+import type { GuardrailDefaults } from '../config/schema.js';
+import { requestFacts, targetOf } from '../policy/facts.js';
+import type { Decision, RuleSet } from '../policy/rules.js';
+import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../protocol/jsonrpc.js';
+import { requestDigest } from '../reviews/request-digest.js';
+import type { ReviewOutcome, Reviews } from '../reviews/reviews.js';
+import type { MessageContext, Stage, Verdict } from './stage.js';
+
+export interface GuardOptions {
+  connection: string;
+  rules: RuleSet;
+  defaults: GuardrailDefaults;
+  /** Absent when there is no store to keep reviews in (recording off): a review rule then refuses. */
+  reviews: Reviews | undefined;
+  reviewTimeoutMs: number;
+  /** The params as approvers are shown them: as the recording keeps them (client-argument masking applied). */
+  paramsForReview: (request: JsonRpcRequest) => string;
+}
+
+/**
+ * Guardrails: every request to the server is judged by the rules (first match decides, else the connection's
+ * default). `deny` answers the client with the rule's message; `review` holds the call until approvers approve
+ * exactly it (then it goes on, unchanged) or someone rejects it, or it times out. A rule's verdict, its
+ * approvers and the time waited are reported for the recording. Tool annotations for conditions come from the
+ * connection's tools/list results, as the server last declared them.
+ */
+export class GuardStage implements Stage {
+  readonly name = 'guard';
+  /** Tool name → its annotations, from the latest tools/list on any of the connection's sessions. */
+  readonly #annotations = new Map<string, Record<string, unknown>>();
+
+  constructor(private readonly o: GuardOptions) {}
+
+  /** A stage only when it could decide anything: rules exist, or the connection's default is not allow. */
+  static when(o: GuardOptions): GuardStage | undefined {
+    return o.rules.size > 0 || o.defaults.default !== 'allow' ? new GuardStage(o) : undefined;
+  }
+
+  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
+    if (ctx.direction === 'toClient') {
+      if (ctx.request?.method === 'tools/list' && isResponse(message)) this.#learnTools(message.result?.tools);
+      return undefined;
+    }
+    if (!isRequest(message)) return undefined;
+    const facts = requestFacts(message, ctx.session, (tool) => this.#annotations.get(tool));
+    const decision = this.o.rules.decide(facts, this.o.defaults);
+    switch (decision.action) {
+      case 'allow':
+        return decision.rule === undefined ? undefined : { action: 'pass', details: { rule: decision.rule, action: 'allow' } };
+      case 'deny':
+        return this.#deny(message, decision, ctx);
+      case 'review':
+        return this.#hold(message, decision, ctx, targetOf(facts));
+    }
+  }
+
+  #learnTools(tools: unknown): void {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools as Array<{ name?: unknown; annotations?: unknown }>) {
+      if (typeof t?.name !== 'string') continue;
+      const a = t.annotations;
+      this.#annotations.set(t.name, a !== null && typeof a === 'object' && !Array.isArray(a) ? (a as Record<string, unknown>) : {});
+    }
+    // Bounded: a server listing an endless number of tools cannot grow this without limit.
+    while (this.#annotations.size > 10_000) this.#annotations.delete(this.#annotations.keys().next().value!);
+  }
+
+  #deny(request: JsonRpcRequest, decision: Decision, ctx: MessageContext): Verdict {
+    const by = decision.rule === undefined ? `connection '${ctx.session.connection}' denies calls no rule allows` : `rule '${decision.rule}'`;
+    const why = decision.message ?? (decision.error === undefined ? 'this call is not allowed' : `the rule's condition could not be evaluated on this call (${decision.error})`);
+    return {
+      action: 'answer',
+      reason: `denied by ${by}${decision.error ? ` (condition failed: ${decision.error})` : ''}`,
+      details: { rule: decision.rule ?? 'default', action: 'deny' },
+      message: errorResponse(request.id, ErrorCode.Denied, `Denied by ${by}: ${why}`, { gateway: 'portcullis', stage: this.name, rule: decision.rule ?? null }),
+    };
+  }
+
+  #hold(request: JsonRpcRequest, decision: Decision, ctx: MessageContext, target: string | undefined): Verdict {
+    const review = decision.review!;
+    const rule = decision.rule ?? 'default';
+    const refuse = (message: string, details?: Record<string, unknown>): Verdict => ({
+      action: 'answer',
+      reason: message,
+      ...(details ? { details } : {}),
+      message: errorResponse(request.id, ErrorCode.Denied, message, { gateway: 'portcullis', stage: this.name, rule, ...details }),
+    });
+    if (this.o.reviews === undefined) return refuse(`Rule '${rule}' holds this call for review, but reviews need the store and recording is off; the call is refused`);
+    const started = Date.now();
+    const held = this.o.reviews.hold({
+      sessionId: ctx.session.id,
+      connection: ctx.session.connection,
+      identity: ctx.session.identity,
+      method: request.method,
+      target,
+      params: this.o.paramsForReview(request),
+      digest: requestDigest(request.method, request.params),
+      rule,
+      approvers: review.approvers,
+      approvals: review.approvals,
+      timeoutMs: review.timeoutMs ?? this.o.reviewTimeoutMs,
+      signal: ctx.session.cancellation(request.id),
+    });
+    const verdictOf = (outcome: ReviewOutcome): Verdict => {
+      const details = { rule, review: held.id, waitedMs: Date.now() - started, status: outcome.review?.status ?? 'unstored', approvers: (outcome.review?.approvals ?? []).map((a) => a.email ?? a.subject) };
+      if (outcome.released) return { action: 'pass', details: { ...details, action: 'approved' } };
+      const rejectedBy = outcome.review?.status === 'rejected' ? (outcome.review.deciderEmail ?? outcome.review.deciderSubject) : undefined;
+      return refuse(outcome.message, { ...details, action: 'refused', ...(rejectedBy ? { rejectedBy } : {}) });
+    };
+    return {
+      action: 'hold',
+      reason: `held for review ${held.id} by rule '${rule}': ${review.approvals > 1 ? `${review.approvals} approvals` : 'an approval'} from ${review.approvers.join(', ')} needed`,
+      until: held.outcome.then(verdictOf),
+    };
+  }
+}

@@ -1,0 +1,140 @@
+import { Environment } from '@marcbachmann/cel-js';
+import { RE2JS } from 're2js';
+
+/**
+ * Guardrail conditions in CEL, compiled and type-checked once at start against the fields a request offers, so a
+ * typo (`tool.nmae`) or an unknown variable stops the gateway instead of silently never matching. `matches()`
+ * runs on RE2 (linear time in its input, whatever the pattern): a client's arguments can never drive an
+ * operator's pattern into catastrophic backtracking.
+ */
+
+/** What a condition can look at: one request on one session. */
+export interface RequestFacts {
+  identity: { subject: string; issuer: string; email: string; groups: string[] };
+  connection: string;
+  method: string;
+  /** The tool of a tools/call (its annotations as the server declared them); empty name otherwise. */
+  tool: { name: string; annotations: Record<string, unknown> };
+  /** The tool's or prompt's arguments; empty otherwise. */
+  arguments: Record<string, unknown>;
+  resource: { uri: string };
+  prompt: { name: string };
+  /** The request's params, whole. */
+  params: Record<string, unknown>;
+}
+
+/** The fields, as CEL types (documented in docs/guardrails.md). */
+const schema = {
+  identity: { subject: 'string', issuer: 'string', email: 'string', groups: 'list<string>' },
+  tool: { name: 'string', annotations: 'map<string, dyn>' },
+  resource: { uri: 'string' },
+  prompt: { name: 'string' },
+} as const;
+
+export class ConditionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConditionError';
+  }
+}
+
+/** A compiled condition: true or false for a request; throws when the request makes it fail (a missing key). */
+export type Condition = (facts: RequestFacts) => boolean;
+
+const regexCache = new Map<string, RE2JS>();
+
+function re2(pattern: string): RE2JS {
+  let re = regexCache.get(pattern);
+  if (re === undefined) {
+    re = RE2JS.compile(pattern);
+    if (regexCache.size < 1000) regexCache.set(pattern, re);
+  }
+  return re;
+}
+
+function buildEnvironment(): Environment {
+  const env = new Environment({ enableOptionalTypes: true });
+  for (const [name, fields] of Object.entries(schema)) env.registerVariable({ name, schema: fields });
+  env.registerVariable('connection', 'string').registerVariable('method', 'string').registerVariable('arguments', 'map<string, dyn>').registerVariable('params', 'map<string, dyn>');
+  env.registerFunction('string.re2Matches(string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
+  env.registerFunction('re2Matches(string, string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
+  return env;
+}
+
+let environment: Environment | undefined;
+
+interface AstNode {
+  op: string;
+  args: unknown;
+  start: number;
+  end: number;
+}
+
+const isNode = (v: unknown): v is AstNode => v !== null && typeof v === 'object' && typeof (v as AstNode).op === 'string';
+
+/** Every node of a parsed expression. */
+function* nodes(v: unknown): Generator<AstNode> {
+  if (Array.isArray(v)) for (const x of v) yield* nodes(x);
+  else if (isNode(v)) {
+    yield v;
+    yield* nodes(v.args);
+  }
+}
+
+/**
+ * The source with each `matches` call renamed to the RE2 one (the engine's own uses backtracking regexes and
+ * cannot be replaced), and the literal patterns among them, which are checked now rather than on first use.
+ */
+function withRe2Matches(source: string, ast: unknown): { source: string; patterns: string[] } {
+  const edits: Array<{ from: number; to: number; text: string }> = [];
+  const patterns: string[] = [];
+  for (const node of nodes(ast)) {
+    if ((node.op !== 'rcall' && node.op !== 'call') || !Array.isArray(node.args) || node.args[0] !== 'matches') continue;
+    const callArgs = (node.op === 'rcall' ? node.args[2] : node.args[1]) as unknown[];
+    const pattern = node.op === 'rcall' ? callArgs[0] : callArgs[1];
+    if (isNode(pattern) && pattern.op === 'value' && typeof pattern.args === 'string') patterns.push(pattern.args);
+    // The name sits between the receiver (or the call's start) and the first argument: `.matches(` or `matches(`.
+    const from = node.op === 'rcall' ? (node.args[1] as AstNode).end : node.start;
+    const to = (callArgs[0] as AstNode).start;
+    edits.push({ from, to, text: source.slice(from, to).replace('matches', 're2Matches') });
+  }
+  let out = source;
+  for (const e of edits.sort((a, b) => b.from - a.from)) out = out.slice(0, e.from) + e.text + out.slice(e.to);
+  return { source: out, patterns };
+}
+
+/** Compiles a condition; throws ConditionError saying what is wrong (syntax, unknown field, not a bool, bad regex). */
+export function compileCondition(source: string): Condition {
+  environment ??= buildEnvironment();
+  const env = environment;
+  let rewritten: string;
+  try {
+    const { source: s, patterns } = withRe2Matches(source, env.parse(source).ast);
+    for (const p of patterns) {
+      try {
+        re2(p);
+      } catch (err) {
+        throw new ConditionError(`the pattern ${JSON.stringify(p)} is not valid RE2 syntax: ${(err as Error).message}`);
+      }
+    }
+    rewritten = s;
+  } catch (err) {
+    if (err instanceof ConditionError) throw err;
+    throw new ConditionError(describe(err));
+  }
+  const checked = env.check(rewritten);
+  if (!checked.valid) throw new ConditionError(describe(checked.error));
+  if (checked.type !== 'bool' && checked.type !== 'dyn') throw new ConditionError(`a condition must be true or false, but this one gives a ${checked.type}`);
+  const evaluate = env.parse(rewritten);
+  return (facts) => {
+    const v = evaluate(facts as unknown as Record<string, unknown>);
+    if (typeof v !== 'boolean') throw new ConditionError(`the condition gave ${typeof v === 'bigint' ? 'an int' : `a ${typeof v}`}, not true or false`);
+    return v;
+  };
+}
+
+/** An engine error's first line, in the user's own words (`matches`, not the RE2 name it runs under). */
+export function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return (message.split('\n')[0] ?? message).replaceAll('re2Matches', 'matches');
+}

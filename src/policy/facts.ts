@@ -1,0 +1,35 @@
+import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
+import type { SessionInfo } from '../pipeline/stage.js';
+import type { RequestFacts } from './cel.js';
+
+const none: Readonly<Record<string, unknown>> = Object.freeze({});
+
+const objectOr = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : (none as Record<string, unknown>));
+const stringOr = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/**
+ * What a guardrail condition sees of one request: who sent it on which connection, and what it is about. Fields
+ * a request does not have are empty (an empty tool name, no arguments), never missing, so a condition about tools
+ * is simply false for a resources/read. `annotations` are the tool's, as the server last declared them.
+ */
+export function requestFacts(request: JsonRpcRequest, session: SessionInfo, annotations: (tool: string) => Record<string, unknown> | undefined): RequestFacts {
+  const params = objectOr(request.params);
+  const identity = session.identity;
+  const isTool = request.method === 'tools/call';
+  const toolName = isTool ? stringOr(params.name) : '';
+  return {
+    identity: { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? '', groups: identity.groups },
+    connection: session.connection,
+    method: request.method,
+    tool: { name: toolName, annotations: (toolName === '' ? undefined : annotations(toolName)) ?? (none as Record<string, unknown>) },
+    arguments: isTool || request.method === 'prompts/get' ? objectOr(params.arguments) : (none as Record<string, unknown>),
+    resource: { uri: request.method.startsWith('resources/') ? stringOr(params.uri) : '' },
+    prompt: { name: request.method === 'prompts/get' ? stringOr(params.name) : '' },
+    params,
+  };
+}
+
+/** The tool, prompt or resource a request is about, for reviews and messages; undefined for protocol housekeeping. */
+export function targetOf(facts: RequestFacts): string | undefined {
+  return facts.tool.name || facts.prompt.name || facts.resource.uri || undefined;
+}

@@ -1,0 +1,24 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * JSON with object keys sorted at every level (and no whitespace): the same value always gives the same text,
+ * however its sender ordered the keys.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const object = value as Record<string, unknown>;
+  const keys = Object.keys(object)
+    .filter((k) => object[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(object[k])}`).join(',')}}`;
+}
+
+/**
+ * What an approval is bound to: SHA-256 (hex) of the method and the canonical params, without `_meta` (a progress
+ * token says nothing about what the call does). Two calls with other arguments never share a digest.
+ */
+export function requestDigest(method: string, params: Record<string, unknown> | undefined): string {
+  const { _meta: _ignored, ...rest } = params ?? {};
+  return createHash('sha256').update(canonicalJson({ method, params: rest })).digest('hex');
+}

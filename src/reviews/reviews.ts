@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Identity } from '../pipeline/stage.js';
+import { samePrincipal } from '../pipeline/stage.js';
+import { nowUs } from '../recording/time.js';
+import type { Store } from '../store/store.js';
+import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/types.js';
+
+/**
+ * Reviews: a call a guardrail holds waits, as a durable record in the store, until enough approvers (never the
+ * caller) approve exactly it, someone rejects it, or it times out. Only the gateway instance holding the call
+ * can forward it, and only once: it moves the review from approved to released before it does. Decisions made
+ * through another gateway sharing the store are found by polling while anything is held here.
+ */
+
+export class ReviewError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 503,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReviewError';
+  }
+}
+
+/** A call to hold. */
+export interface HoldSpec {
+  sessionId: string;
+  connection: string;
+  identity: Identity;
+  method: string;
+  target: string | undefined;
+  /** The params as the recording keeps them (what approvers are shown). */
+  params: string;
+  digest: string;
+  rule: string;
+  approvers: string[];
+  approvals: number;
+  timeoutMs: number;
+  /** Aborted when the client cancels or the session ends. */
+  signal: AbortSignal;
+}
+
+/** How a hold ended: released to the server, or refused with a message for the client. */
+export type ReviewOutcome = { released: true; review: ReviewRow } | { released: false; review: ReviewRow | undefined; message: string };
+
+interface Waiter {
+  row: ReviewRow;
+  settle: (outcome: ReviewOutcome) => void;
+  timer: NodeJS.Timeout;
+  onAbort: () => void;
+  signal: AbortSignal;
+}
+
+export interface ReviewsOptions {
+  store: Store;
+  instanceId: string;
+  log: Logger;
+  /** How often held reviews are read again for decisions taken through another gateway. */
+  pollMs?: number;
+  /** Told of every new review (notifications). */
+  onCreated?: (review: ReviewRow) => void;
+}
+
+const terminal = (status: ReviewStatus) => status !== 'pending' && status !== 'approved';
+const who = (row: Pick<ReviewRow, 'deciderEmail' | 'deciderSubject'>) => row.deciderEmail ?? row.deciderSubject ?? 'an approver';
+
+export function mayDecide(identity: Identity, row: ReviewRow): boolean {
+  return identity.groups.some((g) => row.approverGroups.includes(g));
+}
+
+export class Reviews {
+  readonly #waiting = new Map<string, Waiter>();
+  #poller: NodeJS.Timeout | undefined;
+  #polling = false;
+  #stopped = false;
+
+  constructor(private readonly o: ReviewsOptions) {}
+
+  /** Calls this instance held when it last stopped (or crashed) failed with it: their reviews say so. */
+  async start(): Promise<void> {
+    for (const status of ['pending', 'approved'] as const) {
+      for (const row of await this.o.store.listReviews({ instanceId: this.o.instanceId, status, limit: 100_000 })) {
+        await this.#end(row, 'interrupted', 'the gateway restarted while the call was held; the client got an error and the call was not forwarded');
+      }
+    }
+  }
+
+  /** Gives up every held call: the gateway is shutting down. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#poller) clearInterval(this.#poller);
+    await Promise.all([...this.#waiting.values()].map((w) => this.#giveUp(w, 'interrupted', 'the gateway shut down while the call was held')));
+  }
+
+  /** Holds a call: the review is stored, and the promise settles when it is decided, times out or is given up. */
+  hold(spec: HoldSpec): { id: string; outcome: Promise<ReviewOutcome> } {
+    const id = `rv_${randomBytes(9).toString('base64url')}`;
+    const created = nowUs();
+    const row: ReviewRow = {
+      id,
+      status: 'pending',
+      rule: spec.rule,
+      connection: spec.connection,
+      sessionId: spec.sessionId,
+      instanceId: this.o.instanceId,
+      method: spec.method,
+      target: spec.target ?? null,
+      params: spec.params,
+      digest: spec.digest,
+      requesterSubject: spec.identity.subject,
+      requesterIssuer: spec.identity.issuer,
+      requesterEmail: spec.identity.email ?? null,
+      approverGroups: spec.approvers,
+      minApprovals: spec.approvals,
+      approvals: [],
+      createdAtUs: created,
+      expiresAtUs: created + spec.timeoutMs * 1000,
+      decidedAtUs: null,
+      deciderSubject: null,
+      deciderIssuer: null,
+      deciderEmail: null,
+      decisionNote: null,
+    };
+    const outcome = new Promise<ReviewOutcome>((resolve) => {
+      if (this.#stopped) return resolve({ released: false, review: undefined, message: 'The gateway is shutting down' });
+      this.o.store.insertReview(row).then(
+        () => {
+          if (spec.signal.aborted) return resolve({ released: false, review: row, message: 'cancelled before it was held' });
+          const waiter: Waiter = {
+            row,
+            settle: resolve,
+            signal: spec.signal,
+            timer: setTimeout(() => void this.#timedOut(waiter), spec.timeoutMs),
+            onAbort: () => void this.#giveUp(waiter, 'cancelled', (spec.signal.reason as Error | undefined)?.message ?? 'the client went away'),
+          };
+          waiter.timer.unref();
+          spec.signal.addEventListener('abort', waiter.onAbort, { once: true });
+          this.#waiting.set(id, waiter);
+          this.#startPolling();
+          this.o.log.info({ review: id, rule: spec.rule, connection: spec.connection, requester: spec.identity.subject, target: spec.target }, 'call held for review');
+          this.o.onCreated?.(row);
+        },
+        (err: Error) => {
+          this.o.log.error({ err: err.message, review: id }, 'a review could not be stored; the call is refused');
+          resolve({ released: false, review: undefined, message: `The call needs a review, but the review could not be stored (${err.message}); try again later` });
+        },
+      );
+    });
+    return { id, outcome };
+  }
+
+  async get(id: string, identity: Identity): Promise<ReviewRow> {
+    const row = await this.o.store.getReview(id);
+    // Neither approver nor caller: as if there were no such review (its arguments are not theirs to see).
+    if (row === undefined || (!mayDecide(identity, row) && !this.#isRequester(identity, row))) throw new ReviewError(404, `there is no review ${JSON.stringify(id.slice(0, 100))}`);
+    return row;
+  }
+
+  /** Reviews the identity may decide, or asked for themselves, newest first. */
+  async list(identity: Identity, status?: ReviewStatus, limit = 200): Promise<ReviewRow[]> {
+    const rows = await this.o.store.listReviews({ ...(status ? { status } : {}), limit: 10_000 });
+    return rows.filter((r) => mayDecide(identity, r) || this.#isRequester(identity, r)).slice(0, limit);
+  }
+
+  async approve(id: string, identity: Identity, note: string | undefined): Promise<ReviewRow> {
+    const row = await this.#decidable(id, identity);
+    if (row.approvals.some((a) => a.subject === identity.subject && a.issuer === identity.issuer)) {
+      throw new ReviewError(409, `you already approved review ${id}; it needs ${row.minApprovals - row.approvals.length} more approval(s) from other approvers`);
+    }
+    const approvals = [...row.approvals, { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null, atUs: nowUs(), note: note ?? null }];
+    const done = approvals.length >= row.minApprovals;
+    const to: ReviewUpdate = done
+      ? { status: 'approved', approvals, decidedAtUs: nowUs(), deciderSubject: identity.subject, deciderIssuer: identity.issuer, deciderEmail: identity.email ?? null, decisionNote: note ?? null }
+      : { status: 'pending', approvals };
+    const updated = await this.#update(row, to);
+    this.o.log.info({ review: id, by: identity.subject, approvals: approvals.length, needed: row.minApprovals }, done ? 'review approved' : 'review approval added');
+    if (done) this.#decided(updated);
+    return updated;
+  }
+
+  async reject(id: string, identity: Identity, reason: string): Promise<ReviewRow> {
+    const why = reason.trim();
+    if (why.length === 0 || why.length > 1000) throw new ReviewError(400, 'a reason of 1 to 1000 characters is required: the caller is told who rejected the call and why');
+    const row = await this.#decidable(id, identity);
+    const updated = await this.#update(row, { status: 'rejected', decidedAtUs: nowUs(), deciderSubject: identity.subject, deciderIssuer: identity.issuer, deciderEmail: identity.email ?? null, decisionNote: why });
+    this.o.log.info({ review: id, by: identity.subject }, 'review rejected');
+    this.#decided(updated);
+    return updated;
+  }
+
+  #isRequester(identity: Identity, row: ReviewRow): boolean {
+    return samePrincipal(identity, { subject: row.requesterSubject, issuer: row.requesterIssuer, groups: [] });
+  }
+
+  /** The review, if this identity may decide it now. */
+  async #decidable(id: string, identity: Identity): Promise<ReviewRow> {
+    const row = await this.get(id, identity);
+    if (this.#isRequester(identity, row)) throw new ReviewError(403, 'you cannot decide a review of your own call; another approver must');
+    if (!mayDecide(identity, row)) throw new ReviewError(403, `only members of ${row.approverGroups.join(', ')} may decide review ${id}`);
+    if (row.status === 'pending' && row.expiresAtUs <= nowUs()) {
+      await this.#end(row, 'expired', 'no approver decided in time');
+      throw new ReviewError(409, `review ${id} timed out; the call was rejected`);
+    }
+    if (row.status !== 'pending') throw new ReviewError(409, `review ${id} is already ${row.status}; an approval applies once, to the call it was made for`);
+    return row;
+  }
+
+  async #update(row: ReviewRow, to: ReviewUpdate): Promise<ReviewRow> {
+    let ok: boolean;
+    try {
+      ok = await this.o.store.updateReview(row.id, { status: row.status, approvalCount: row.approvals.length }, to);
+    } catch (err) {
+      throw new ReviewError(503, `the decision could not be stored (${(err as Error).message}); try again`);
+    }
+    if (!ok) throw new ReviewError(409, `review ${row.id} changed while you decided (another approver, or a timeout); look at it again`);
+    return { ...row, ...to };
+  }
+
+  /** A decision taken here on a call held here settles it at once; another gateway's poll finds it. */
+  #decided(row: ReviewRow): void {
+    const waiter = this.#waiting.get(row.id);
+    if (waiter !== undefined) void this.#follow(waiter, row);
+  }
+
+  /** Moves a waiting review to where its stored state says: released and forwarded once approved, or refused. */
+  async #follow(waiter: Waiter, row: ReviewRow): Promise<void> {
+    if (!this.#waiting.has(row.id)) return;
+    if (row.status === 'pending') return;
+    if (row.status === 'approved') {
+      // The approval is for the call held here, bound by digest; releasing it spends it.
+      if (row.digest !== waiter.row.digest) return this.#finish(waiter, { released: false, review: row, message: `Review ${row.id} was approved for another call than this one` });
+      let released = false;
+      try {
+        released = await this.o.store.updateReview(row.id, { status: 'approved', approvalCount: row.approvals.length }, { status: 'released' });
+      } catch (err) {
+        return this.#finish(waiter, { released: false, review: row, message: `Review ${row.id} was approved, but the release could not be stored (${(err as Error).message}); call again` });
+      }
+      if (!released) return;
+      return this.#finish(waiter, { released: true, review: { ...row, status: 'released' } });
+    }
+    const message =
+      row.status === 'rejected'
+        ? `Rejected by ${who(row)}: ${row.decisionNote ?? 'no reason given'} (review ${row.id})`
+        : row.status === 'expired'
+          ? `No approver decided within the review's timeout, so the call was rejected (review ${row.id})`
+          : `The review ended without approval: ${row.decisionNote ?? row.status} (review ${row.id})`;
+    this.#finish(waiter, { released: false, review: row, message });
+  }
+
+  #finish(waiter: Waiter, outcome: ReviewOutcome): void {
+    if (!this.#waiting.delete(waiter.row.id)) return;
+    clearTimeout(waiter.timer);
+    waiter.signal.removeEventListener('abort', waiter.onAbort);
+    if (this.#waiting.size === 0 && this.#poller !== undefined) {
+      clearInterval(this.#poller);
+      this.#poller = undefined;
+    }
+    waiter.settle(outcome);
+  }
+
+  async #timedOut(waiter: Waiter): Promise<void> {
+    await this.#giveUp(waiter, 'expired', 'no approver decided in time');
+  }
+
+  /** Ends a waiting review without approval; if it was decided meanwhile, follows the decision instead. */
+  async #giveUp(waiter: Waiter, status: ReviewStatus, note: string): Promise<void> {
+    const row = await this.o.store.getReview(waiter.row.id).catch(() => undefined);
+    if (row === undefined) return this.#finish(waiter, { released: false, review: waiter.row, message: `The review ended: ${note} (review ${waiter.row.id})` });
+    if (row.status !== 'pending') return this.#follow(waiter, row);
+    const ended = await this.#end(row, status, note);
+    if (ended === undefined) {
+      // Decided in the meantime: follow what was decided.
+      const now = await this.o.store.getReview(row.id).catch(() => undefined);
+      if (now !== undefined && now.status !== 'pending') return this.#follow(waiter, now);
+    }
+    this.#follow(waiter, ended ?? { ...row, status, decisionNote: note }).catch(() => {});
+  }
+
+  /** Moves a pending or approved review to a terminal status; undefined when it was no longer there. */
+  async #end(row: ReviewRow, status: ReviewStatus, note: string): Promise<ReviewRow | undefined> {
+    if (terminal(row.status)) return undefined;
+    const to: ReviewUpdate = { status, decidedAtUs: nowUs(), decisionNote: note };
+    const ok = await this.o.store.updateReview(row.id, { status: row.status, approvalCount: row.approvals.length }, to).catch((err: Error) => {
+      this.o.log.error({ err: err.message, review: row.id }, 'a review could not be ended in the store');
+      return false;
+    });
+    return ok ? { ...row, ...to } : undefined;
+  }
+
+  #startPolling(): void {
+    if (this.#poller !== undefined) return;
+    this.#poller = setInterval(() => void this.#poll(), this.o.pollMs ?? 1000);
+    this.#poller.unref();
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
+    try {
+      for (const waiter of [...this.#waiting.values()]) {
+        const row = await this.o.store.getReview(waiter.row.id);
+        if (row !== undefined && row.status !== 'pending') await this.#follow(waiter, row);
+      }
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'held reviews could not be read again');
+    } finally {
+      this.#polling = false;
+    }
+  }
+}

@@ -1,0 +1,265 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { allEvents } from '../helpers/recorded.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Guardrails with a real server (`server-filesystem` over stdio): writes held until a second person approves
+ * them, denials on an argument pattern, timeouts, and the rules an approval obeys (never the caller's own,
+ * single-use, bound to one call).
+ */
+
+const fsEntry = resolve(dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist/index.js');
+
+interface ReviewView {
+  id: string;
+  status: string;
+  rule: string;
+  target: string | null;
+  params: { name: string; arguments: Record<string, unknown> };
+  requester: { subject: string };
+  approvals: Array<{ subject: string }>;
+  note: string | null;
+}
+
+const users = { alice: ['eng'], bob: ['sre-leads'], carol: ['sre-leads', 'eng'], dave: ['sre-leads'] };
+
+function guardedConfig(root: string, dataDir?: string): Record<string, unknown> {
+  return {
+    ...(dataDir ? { dataDir } : {}),
+    identity: { dev: { users } },
+    rules: [
+      { name: 'no-dotenv', when: 'tool.name == "read_text_file" && arguments.path.matches("\\\\.env$")', action: 'deny', message: 'environment files stay on the server' },
+      { name: 'quick-review', when: 'tool.name == "write_file" && arguments.path.endsWith(".quick")', action: 'review', approvers: ['sre-leads'], timeout: '1s' },
+      { name: 'writes-need-review', when: 'tool.name in ["write_file", "move_file"]', action: 'review', approvers: ['sre-leads'] },
+    ],
+    connections: { files: { stdio: { command: process.execPath, args: [fsEntry, root] }, access: { groups: ['eng'] } } },
+  };
+}
+
+describe('guardrails with server-filesystem', () => {
+  let gw: TestGateway;
+  let root: string;
+  const tokens: Record<string, string> = {};
+  const clients: Client[] = [];
+
+  const text = (r: unknown) => ((r as CallToolResult).content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('');
+
+  async function connect(user: string): Promise<Client> {
+    const client = new Client({ name: `guard-${user}`, version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(gw.mcp('files'), { requestInit: { headers: { authorization: `Bearer ${tokens[user]}` } } }));
+    clients.push(client);
+    return client;
+  }
+
+  const api = async (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+    const res = await fetch(new URL(path, gw.url), {
+      method,
+      headers: { authorization: `Bearer ${tokens[user]}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as { review?: ReviewView; reviews?: ReviewView[]; error?: string } };
+  };
+
+  /** The pending review of a call to `path`, once it shows up for an approver. */
+  async function pendingFor(path: string): Promise<ReviewView> {
+    let found: ReviewView | undefined;
+    await waitFor(async () => {
+      const r = await api('bob', 'GET', '/api/reviews?status=pending');
+      found = r.body.reviews?.find((v) => v.params.arguments.path === path);
+      return found !== undefined;
+    }, `a pending review of ${path}`);
+    return found!;
+  }
+
+  before(async () => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-guard-')));
+    writeFileSync(join(root, '.env'), 'API_KEY=never-leaves\n');
+    writeFileSync(join(root, 'notes.txt'), 'plain notes\n');
+    gw = await startTestGateway(guardedConfig(root), { reviewPollMs: 100 });
+    for (const user of Object.keys(users)) tokens[user] = await gw.tokenFor(user);
+  });
+
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await gw?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('lets through what no rule holds', async () => {
+    const alice = await connect('alice');
+    assert.match(text(await alice.callTool({ name: 'read_text_file', arguments: { path: join(root, 'notes.txt') } })), /plain notes/);
+  });
+
+  it('denies a call whose arguments match a deny rule, with the rule and its message', async () => {
+    const alice = await connect('alice');
+    await assert.rejects(
+      alice.callTool({ name: 'read_text_file', arguments: { path: join(root, '.env') } }),
+      (err: McpError) => /Denied by rule 'no-dotenv': environment files stay on the server/.test(err.message),
+    );
+  });
+
+  it('holds a write until a second person approves it, then completes the same call', async () => {
+    const alice = await connect('alice');
+    const target = join(root, 'approved.txt');
+    const call = alice.callTool({ name: 'write_file', arguments: { path: target, content: 'approved content' } }, undefined, { timeout: 30_000 });
+    call.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+    const review = await pendingFor(target);
+    assert.equal(review.rule, 'writes-need-review');
+    assert.equal(review.target, 'write_file');
+    assert.equal(review.requester.subject, 'alice');
+    assert.deepEqual(review.params.arguments, { path: target, content: 'approved content' }, 'approvers see the full arguments');
+    assert.equal(existsSync(target), false, 'nothing reaches the server while the call is held');
+    const approved = await api('bob', 'POST', `/api/reviews/${review.id}/approve`, { note: 'looks fine' });
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    const result = await call;
+    assert.notEqual(result.isError, true, text(result));
+    assert.equal(readFileSync(target, 'utf8'), 'approved content');
+    await waitFor(async () => (await api('alice', 'GET', `/api/reviews/${review.id}`)).body.review?.status === 'released', 'the review to be released');
+  });
+
+  it('refuses the caller approving their own call, and anyone outside the approver groups', async () => {
+    const carol = await connect('carol');
+    const target = join(root, 'self.txt');
+    const call = carol.callTool({ name: 'write_file', arguments: { path: target, content: 'x' } }, undefined, { timeout: 30_000 });
+    call.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+    const review = await pendingFor(target);
+    const own = await api('carol', 'POST', `/api/reviews/${review.id}/approve`, {});
+    assert.equal(own.status, 403);
+    assert.match(own.body.error!, /your own call/);
+    const outsider = await api('alice', 'POST', `/api/reviews/${review.id}/approve`, {});
+    assert.equal(outsider.status, 404, 'someone who is neither approver nor caller does not see it at all');
+    const rejected = await api('bob', 'POST', `/api/reviews/${review.id}/reject`, { reason: 'not during the freeze' });
+    assert.equal(rejected.status, 200);
+    await assert.rejects(call, (err: McpError) => /Rejected by bob.*: not during the freeze/.test(err.message));
+    assert.equal(existsSync(target), false);
+  });
+
+  it('an approval is single-use and releases only the call it was made for', async () => {
+    const alice = await connect('alice');
+    const first = join(root, 'first.txt');
+    const second = join(root, 'second.txt');
+    const one = alice.callTool({ name: 'write_file', arguments: { path: first, content: 'one' } }, undefined, { timeout: 30_000 });
+    one.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+    const two = alice.callTool({ name: 'write_file', arguments: { path: second, content: 'two' } }, undefined, { timeout: 30_000 });
+    two.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+    const reviewOne = await pendingFor(first);
+    const reviewTwo = await pendingFor(second);
+    assert.notEqual(reviewOne.id, reviewTwo.id);
+    assert.equal((await api('bob', 'POST', `/api/reviews/${reviewOne.id}/approve`, {})).status, 200);
+    await one;
+    assert.equal(readFileSync(first, 'utf8'), 'one');
+    assert.equal(existsSync(second), false, 'approving one call released no other');
+    assert.equal((await api('bob', 'GET', `/api/reviews/${reviewTwo.id}`)).body.review!.status, 'pending');
+    const replay = await api('dave', 'POST', `/api/reviews/${reviewOne.id}/approve`, {});
+    assert.equal(replay.status, 409, 'a decided review takes no more approvals');
+    assert.match(replay.body.error!, /already released/);
+    assert.equal((await api('bob', 'POST', `/api/reviews/${reviewTwo.id}/reject`, { reason: 'one is enough' })).status, 200);
+    await assert.rejects(two, /one is enough/);
+    // The same call again is a new review: the spent approval does not carry over.
+    const again = alice.callTool({ name: 'write_file', arguments: { path: first, content: 'one' } }, undefined, { timeout: 30_000 });
+    again.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+    const reviewAgain = await pendingFor(first);
+    assert.notEqual(reviewAgain.id, reviewOne.id);
+    await api('bob', 'POST', `/api/reviews/${reviewAgain.id}/reject`, { reason: 'done already' });
+    await assert.rejects(again, /done already/);
+  });
+
+  it('rejects a call nobody decides within the timeout', async () => {
+    const alice = await connect('alice');
+    const target = join(root, 'late.quick');
+    await assert.rejects(alice.callTool({ name: 'write_file', arguments: { path: target, content: 'x' } }, undefined, { timeout: 30_000 }), /No approver decided/);
+    const [review] = (await api('bob', 'GET', '/api/reviews?status=expired')).body.reviews!.filter((r) => r.params.arguments.path === target);
+    assert.ok(review, 'the review is kept, expired');
+    assert.equal(existsSync(target), false);
+  });
+
+  it('tells a client that asked for progress that its call waits, and why', async () => {
+    const alice = await connect('alice');
+    const target = join(root, 'progress.txt');
+    const progress: string[] = [];
+    const call = alice.callTool({ name: 'write_file', arguments: { path: target, content: 'p' } }, undefined, {
+      timeout: 30_000,
+      onprogress: (p) => progress.push(p.message ?? ''),
+    });
+    const review = await pendingFor(target);
+    await waitFor(() => progress.length > 0, 'a progress notification');
+    assert.match(progress[0]!, new RegExp(`Waiting: held for review ${review.id} by rule 'writes-need-review'.*sre-leads`));
+    await api('bob', 'POST', `/api/reviews/${review.id}/approve`, {});
+    await call;
+    assert.equal(readFileSync(target, 'utf8'), 'p');
+  });
+
+  it('a cancelled call cancels its review', async () => {
+    const alice = await connect('alice');
+    const target = join(root, 'cancelled.txt');
+    const controller = new AbortController();
+    const call = alice.callTool({ name: 'write_file', arguments: { path: target, content: 'c' } }, undefined, { timeout: 30_000, signal: controller.signal });
+    call.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+    const review = await pendingFor(target);
+    controller.abort('changed my mind');
+    await assert.rejects(call);
+    await waitFor(async () => (await api('bob', 'GET', `/api/reviews/${review.id}`)).body.review?.status === 'cancelled', 'the review to be cancelled');
+    assert.equal((await api('bob', 'POST', `/api/reviews/${review.id}/approve`, {})).status, 409);
+    assert.equal(existsSync(target), false);
+  });
+
+  it('records every verdict: the rule, the hold, who approved and how long it waited', async () => {
+    const store = gw.gateway.recorder!.store;
+    const sessions = await store.listSessions({ limit: 100 });
+    const verdicts = [];
+    for (const s of sessions) for (const e of await allEvents(store, s.id)) if (e.kind === 'verdict') verdicts.push(JSON.parse(e.payload) as { stage: string; action: string; reason?: string; details?: Record<string, unknown> });
+    const guard = verdicts.filter((v) => v.stage === 'guard');
+    assert.ok(guard.some((v) => v.action === 'answer' && v.details?.rule === 'no-dotenv' && v.details.action === 'deny'));
+    assert.ok(guard.some((v) => v.action === 'hold' && /held for review rv_/.test(v.reason ?? '')));
+    const approved = guard.find((v) => v.action === 'pass' && v.details?.action === 'approved');
+    assert.ok(approved, 'an approval is recorded');
+    assert.deepEqual(approved.details!.approvers, ['bob@dev.portcullis.local']);
+    assert.equal(typeof approved.details!.waitedMs, 'number');
+    assert.ok(guard.some((v) => v.action === 'answer' && v.details?.rejectedBy === 'bob@dev.portcullis.local'));
+  });
+});
+
+describe('a pending review across a gateway restart', () => {
+  it('fails the held call cleanly and marks the review interrupted', async () => {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-guard-restart-')));
+    const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-guard-data-'));
+    try {
+      let gw = await startTestGateway(guardedConfig(root, dataDir), { reviewPollMs: 100 });
+      const client = new Client({ name: 'restart', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(gw.mcp('files'), { requestInit: { headers: { authorization: `Bearer ${await gw.tokenFor('alice')}` } } }));
+      const target = join(root, 'restart.txt');
+      const call = client.callTool({ name: 'write_file', arguments: { path: target, content: 'r' } }, undefined, { timeout: 30_000 });
+      call.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
+      const store = () => gw.gateway.recorder!.store;
+      await waitFor(async () => (await store().listReviews({ status: 'pending', limit: 10 })).length === 1, 'the call to be held');
+      const settled = call.then(
+        () => 'completed',
+        (err: Error) => err.message,
+      );
+      await gw.stop();
+      assert.match(await settled, /shut down while the call was held/);
+      await client.close().catch(() => {});
+      gw = await startTestGateway(guardedConfig(root, dataDir));
+      try {
+        const [review] = await store().listReviews({ limit: 10 });
+        assert.equal(review!.status, 'interrupted');
+        assert.match(review!.decisionNote!, /shut down/);
+        assert.equal(existsSync(target), false);
+      } finally {
+        await gw.stop();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
