@@ -11,7 +11,7 @@
  *   - recording (write-ahead) on vs off at 32 concurrent clients: ≥ 0.9× on SQLite, ≥ 0.8× on PostgreSQL (issue 3)
  *   - authentication on (a dev-identity JWT on every request, keys cached) vs off: sequential p50 ≤ 1.05× (issue 4)
  *   - masking: engine throughput ≥ 100 MB/s on one core with every detector on; p50 of a 1 MB tools/call result, masking on / off ≤ 1.5× (issue 5)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|mask|mem.
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|mask|mem.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -147,29 +147,73 @@ async function idleMemory(upstreamUrl: string): Promise<{ baselineMB: number; pe
  * every request (the dev identity's, so keys are local and verified tokens cached, as with any IdP once its
  * JWKS is cached), the other with authentication replaced by a fixed identity. Sequential calls, alternating.
  */
-async function authenticationOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
-  const on = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } });
-  const off = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }, true);
+/**
+ * The p50 of sequential `tools/call` (echo) through two gateways in front of server-everything over stdio, one
+ * with a feature on and one with it off, measured in one run.
+ */
+async function sequentialOnOff(
+  feature: string,
+  gateways: { on: () => Promise<Proc>; off: () => Promise<Proc> },
+  limit: number,
+  verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>,
+): Promise<Record<string, unknown>> {
+  const on = await gateways.on();
+  const off = await gateways.off();
   try {
     const targets: Target[] = [
-      { name: 'auth off', url: `http://127.0.0.1:${off.port}/mcp/everything` },
-      { name: 'auth on', url: `http://127.0.0.1:${on.port}/mcp/everything`, token: on.token },
+      { name: `${feature} off`, url: `http://127.0.0.1:${off.port}/mcp/everything`, token: off.token },
+      { name: `${feature} on`, url: `http://127.0.0.1:${on.port}/mcp/everything`, token: on.token },
     ];
     const seq = await sequential(targets);
-    const base = seq.get('auth off')!;
-    console.log(`\nAuthentication on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
+    const base = seq.get(`${feature} off`)!;
+    console.log(`\n${feature} on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
     console.log('target            p50 ms   p99 ms   calls/s   p50 vs off');
     for (const t of targets) {
       const r = seq.get(t.name)!;
       console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50)}×`);
     }
-    const ratio = seq.get('auth on')!.p50 / base.p50;
-    verdicts.push({ target: 'p50 authentication on / off (sequential)', value: ratio, limit: '≤ 1.05', pass: ratio <= 1.05 });
+    const ratio = seq.get(`${feature} on`)!.p50 / base.p50;
+    verdicts.push({ target: `p50 ${feature} on / off (sequential)`, value: ratio, limit: `≤ ${limit}`, pass: ratio <= limit });
     return Object.fromEntries(seq);
   } finally {
     await on.stop();
     await off.stop();
   }
+}
+
+/** Authentication: a gateway checking every request's bearer token vs the bench-only entry point without. */
+function authenticationOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  return sequentialOnOff(
+    'authentication',
+    {
+      on: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }),
+      off: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }, true),
+    },
+    1.05,
+    verdicts,
+  );
+}
+
+/**
+ * Guardrails: 50 rules, every one evaluated on every call (none matches the echo call, so all are tried; each
+ * looks at the tool, the arguments and the caller's groups, as real rules do), vs no rules.
+ */
+function rulesOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  const rules = Array.from({ length: 50 }, (_, i) => ({
+    name: `rule-${i}`,
+    when: `tool.name == "tool_${i}" || (has(arguments.path) && arguments.path.startsWith("/secret/${i}/")) || ("never-${i}" in identity.groups && method == "tools/call")`,
+    action: i % 2 === 0 ? 'deny' : 'review',
+    ...(i % 2 === 0 ? {} : { approvers: ['leads'] }),
+  }));
+  return sequentialOnOff(
+    '50 rules',
+    {
+      on: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' }, rules }),
+      off: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }),
+    },
+    1.05,
+    verdicts,
+  );
 }
 
 /**
@@ -340,6 +384,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'auth') {
       results.authentication = await authenticationOnOff(verdicts);
+    }
+    if (!only || only === 'rules') {
+      results.rules = await rulesOnOff(verdicts);
     }
     if (!only || only === 'mask') {
       results.masking = await maskingOnOff(verdicts);

@@ -15,14 +15,18 @@ import { type TrustedKeys, trustedKeys } from './recording/verify.js';
 import { Recorder } from './recording/recorder.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
-import type { Stage } from './pipeline/stage.js';
+import type { Identity, Stage } from './pipeline/stage.js';
 import { AuthorizeStage } from './pipeline/authorize.js';
 import { ToolFilterStage } from './pipeline/tool-filter.js';
 import { MaskStage } from './pipeline/mask.js';
 import { GuardStage } from './pipeline/guard.js';
 import { RuleSet } from './policy/rules.js';
 import { Reviews } from './reviews/reviews.js';
+import { ReviewNotifier } from './reviews/notifier.js';
 import { ReviewsApi } from './api/reviews.js';
+import { ToolPins } from './pins/tool-pins.js';
+import { ToolPinStage } from './pipeline/tool-pins.js';
+import { PinsApi } from './api/pins.js';
 import { MaskingPolicies, maskerFor } from './masking/policy.js';
 import { maskMessage } from './masking/message.js';
 import { MaskingRefusedError } from './masking/engine.js';
@@ -148,11 +152,14 @@ interface StageParts {
   rules: RuleSet;
   reviews: Reviews | undefined;
   reviewTimeoutMs: number;
+  pins: ToolPins | undefined;
+  mayOpen: (identity: Identity, connection: string) => boolean;
 }
 
 /**
- * The pipeline of a connection's sessions, client side first: access to items, the tool filter, guardrails, then
- * masking. Guardrails come after access, so a call the caller may not make never waits for a review.
+ * The pipeline of a connection's sessions, client side first: access to items, the tool filter, tool pins,
+ * guardrails, then masking. Guardrails come after access and pins, so a call the caller may not make, or to a
+ * quarantined tool, never waits for a review.
  */
 function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
   // Masking is last, so that on the way back it is the first stage to see what the server sent.
@@ -165,7 +172,8 @@ function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
     reviewTimeoutMs: p.reviewTimeoutMs,
     paramsForReview: paramsForReview(connection),
   });
-  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(p.access), ToolFilterStage.forRules(connection.tools), guard, mask];
+  const pins = p.pins && connection.tools.pin ? new ToolPinStage({ connection: connection.name, pins: p.pins, mayOpen: p.mayOpen }) : undefined;
+  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(p.access), ToolFilterStage.forRules(connection.tools), pins, guard, mask];
   return stages.filter((s) => s !== undefined);
 }
 
@@ -184,6 +192,8 @@ export class Gateway {
   readonly #access: Map<string, ConnectionAccess>;
   readonly #accessRequests: AccessRequests | undefined;
   readonly #reviews: Reviews | undefined;
+  readonly #notifier: ReviewNotifier;
+  readonly #pins: ToolPins | undefined;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -206,10 +216,22 @@ export class Gateway {
     this.#recorder = recording.recorder;
     this.#store = recording.store;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
+    this.#notifier = ReviewNotifier.fromConfig(config, () => config.http.publicUrl ?? (this.#server.listening ? this.url : undefined), log.child({ part: 'notifications' }));
     this.#reviews =
       recording.store && recording.recorder
-        ? new Reviews({ store: recording.store, instanceId: recording.recorder.instanceId, log: log.child({ part: 'reviews' }), ...(options.reviewPollMs ? { pollMs: options.reviewPollMs } : {}) })
+        ? new Reviews({
+            store: recording.store,
+            instanceId: recording.recorder.instanceId,
+            log: log.child({ part: 'reviews' }),
+            ...(options.reviewPollMs ? { pollMs: options.reviewPollMs } : {}),
+            onCreated: (review) => this.#notifier.notify('review.created', review),
+            onDecided: (review) => this.#notifier.notify('review.decided', review),
+          })
         : undefined;
+    this.#pins = recording.store ? new ToolPins({ store: recording.store, log: log.child({ part: 'tool-pins' }), admins: config.roles.admins }) : undefined;
+    if (!this.#pins && [...config.connections.values()].some((c) => c.tools.pin)) {
+      log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
+    }
     const rules = new RuleSet(config.rules);
     if (!this.#reviews && (config.rules.some((r) => r.action === 'review') || [...config.connections.values()].some((c) => c.guardrails.default === 'review'))) {
       log.warn('guardrail reviews need the recording store, and recording is off: calls a review rule matches will be refused');
@@ -217,7 +239,16 @@ export class Gateway {
     this.#registry = new SessionRegistry({
       connections: config.connections,
       createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog),
-      stagesFor: (c) => stagesFor(c, { access: this.#access.get(c.name)!, masking, rules, reviews: this.#reviews, reviewTimeoutMs: config.reviews.timeoutMs }),
+      stagesFor: (c) =>
+        stagesFor(c, {
+          access: this.#access.get(c.name)!,
+          masking,
+          rules,
+          reviews: this.#reviews,
+          reviewTimeoutMs: config.reviews.timeoutMs,
+          pins: this.#pins,
+          mayOpen: (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false,
+        }),
       observers: options.observers ?? [],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       holdProgressMs: config.reviews.progressIntervalMs,
@@ -255,6 +286,7 @@ export class Gateway {
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
+      ...(this.#pins ? { pins: new PinsApi(this.#pins, (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false) } : {}),
       issuers: identity.issuers,
       publicUrls,
       api: {
@@ -356,6 +388,7 @@ export class Gateway {
     this.#accessRequests?.stop();
     // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
     await this.#reviews?.stop();
+    await this.#notifier.stop();
     await this.#registry.closeAll('gateway shutting down');
     // Every session's seal is written before the store closes.
     await this.#recorder?.close();

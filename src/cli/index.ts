@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { accessCommand } from './access/index.js';
 import { reviewsCommand } from './reviews/index.js';
 import { rulesCommand } from './rules/index.js';
+import { pinsCommand } from './pins/index.js';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
@@ -24,6 +25,7 @@ export function buildCli(): Command {
   program.addCommand(accessCommand());
   program.addCommand(reviewsCommand());
   program.addCommand(rulesCommand());
+  program.addCommand(pinsCommand());
   program.addCommand(maskCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());

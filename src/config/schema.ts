@@ -383,9 +383,10 @@ const reviewFields = {
 };
 
 /** A review needs approvers; a message belongs to deny. */
-function checkAction(r: { action: string; approvers?: unknown; message?: unknown }, ctx: z.RefinementCtx): void {
+function checkAction(r: { action: string; approvers?: unknown; message?: unknown; notify?: unknown }, ctx: z.RefinementCtx): void {
   if (r.action === 'review' && r.approvers === undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'a review needs approvers: the groups whose members may approve the call' });
   if (r.action !== 'review' && r.approvers !== undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: `approvers belong to action: review, not ${r.action}` });
+  if (r.action !== 'review' && r.notify !== undefined) ctx.addIssue({ code: 'custom', path: ['notify'], message: `notify belongs to action: review, not ${r.action}` });
 }
 
 function timeoutMs(v: string | number | undefined, ctx: z.RefinementCtx): number | undefined {
@@ -396,6 +397,53 @@ function timeoutMs(v: string | number | undefined, ctx: z.RefinementCtx): number
     return z.NEVER;
   }
   return ms;
+}
+
+/** Webhook names, checked against notifications.webhooks once the whole config is read (checkWebhookNames). */
+const webhookNames = z.array(z.string().min(1));
+
+export const reviewEvents = ['review.created', 'review.decided'] as const;
+
+/** Webhooks told of reviews: generic JSON or Slack's payload, signed when they have a secret. */
+function notificationsSchema(sources: SecretSources) {
+  const webhook = z.strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a webhook name is 1-64 letters, digits, ".", "_" or "-"'),
+    /** May hold references (a Slack webhook URL is itself a credential). */
+    url: upstreamUrl(sources),
+    format: z.enum(['json', 'slack']).default('json'),
+    /** The HMAC-SHA256 key of x-portcullis-signature. */
+    secret: referenceOnly(sources, 'a webhook secret').optional(),
+    events: z.array(z.enum(reviewEvents)).min(1).default([...reviewEvents]),
+  });
+  return z
+    .strictObject({
+      webhooks: z
+        .array(webhook)
+        .default([])
+        .superRefine((webhooks, ctx) => {
+          const seen = new Set<string>();
+          webhooks.forEach((w, i) => {
+            if (seen.has(w.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `two webhooks are named ${JSON.stringify(w.name)}; rules name them and they must be unique` });
+            seen.add(w.name);
+          });
+        }),
+    })
+    .prefault({});
+}
+
+/** Every webhook `reviews.notify` or a rule's `notify` names must be in notifications.webhooks. */
+function checkWebhookNames(c: { notifications?: unknown; reviews?: unknown; rules?: unknown }, ctx: z.RefinementCtx): void {
+  const webhooks = (c.notifications as { webhooks?: unknown } | undefined)?.webhooks;
+  const known = new Set(Array.isArray(webhooks) ? webhooks.map((w: { name?: unknown }) => w?.name).filter((n): n is string => typeof n === 'string') : []);
+  const expected = known.size === 0 ? 'notifications.webhooks configures none' : `notifications.webhooks has ${[...known].join(', ')}`;
+  const check = (names: unknown, at: Array<string | number>) => {
+    if (!Array.isArray(names)) return;
+    names.forEach((name, i) => {
+      if (typeof name === 'string' && !known.has(name)) ctx.addIssue({ code: 'custom', path: [...at, i], message: `there is no webhook named ${JSON.stringify(name)}; ${expected}` });
+    });
+  };
+  check((c.reviews as { notify?: unknown } | undefined)?.notify, ['reviews', 'notify']);
+  if (Array.isArray(c.rules)) c.rules.forEach((r: { notify?: unknown } | undefined, i) => check(r?.notify, ['rules', i, 'notify']));
 }
 
 /** One guardrail rule: a CEL condition over the request, compiled now so a typo stops the gateway at start. */
@@ -409,6 +457,8 @@ function ruleSchema() {
       /** deny: what the client is told. */
       message: z.string().min(1).max(1000).optional(),
       ...reviewFields,
+      /** review: the webhooks told of its reviews, instead of reviews.notify. */
+      notify: webhookNames.optional(),
     })
     .superRefine(checkAction)
     .transform((r, ctx) => {
@@ -470,6 +520,8 @@ function connectionSchema(sources: SecretSources) {
           allow: namePatterns,
           /** Tool names (`*` wildcards) hidden and refused, even when allowed. */
           deny: namePatterns,
+          /** Pin the server's tool definitions and quarantine changed or new ones until an admin approves them. */
+          pin: z.boolean().default(true),
         })
         .prefault({}),
     })
@@ -552,6 +604,12 @@ export function configSchema(sources: SecretSources) {
         })
         .prefault({}),
       sessions: z.strictObject({ idleTimeout: duration('30m') }).prefault({}),
+      roles: z
+        .strictObject({
+          /** Groups whose members administer the gateway: approve changed tool definitions (portcullis pins approve). */
+          admins: z.array(z.string().min(1)).default([]),
+        })
+        .prefault({}),
       /** Guardrails, evaluated in order on every request to a server; the first whose condition holds decides. */
       rules: z
         .array(ruleSchema())
@@ -569,8 +627,11 @@ export function configSchema(sources: SecretSources) {
           timeout: duration('15m'),
           /** How often a held call whose client asked for progress is told it is still waiting. */
           progressInterval: duration('10s'),
+          /** The webhooks told of reviews whose rule has no `notify` of its own. */
+          notify: webhookNames.default([]),
         })
         .prefault({}),
+      notifications: notificationsSchema(sources),
       shutdown: z.strictObject({ drainTimeout: duration('10s') }).prefault({}),
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
@@ -583,6 +644,7 @@ export function configSchema(sources: SecretSources) {
         .refine((conns) => Object.keys(conns).length > 0, { message: 'expected at least one connection' }),
     })
     .check(z.superRefine(checkMaskingNames, { when: () => true }))
+    .check(z.superRefine(checkWebhookNames, { when: () => true }))
     // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
     .check(
       z.superRefine(
@@ -674,6 +736,21 @@ export interface RuleConfig extends ReviewPolicy {
   condition: Condition;
   action: 'allow' | 'deny' | 'review';
   message?: string;
+  /** Webhooks told of this rule's reviews, instead of reviews.notify. */
+  notify?: string[];
+}
+
+export type ReviewEvent = (typeof reviewEvents)[number];
+
+/** A webhook told of reviews (docs/guardrails.md, Notifications). */
+export interface WebhookConfig {
+  name: string;
+  /** May hold a credential (a Slack webhook URL): reveal only to send. */
+  url: SecretString;
+  format: 'json' | 'slack';
+  /** The HMAC-SHA256 key that signs each delivery. */
+  secret?: SecretString;
+  events: ReviewEvent[];
 }
 
 /** What a connection does with a call no rule decides. */
@@ -690,7 +767,7 @@ export interface ConnectionConfig {
   /** The gateway-wide masking with this connection's overrides applied. */
   masking: MaskingConfig;
   guardrails: GuardrailDefaults;
-  tools: { allow?: string[]; deny?: string[] };
+  tools: { allow?: string[]; deny?: string[]; pin: boolean };
 }
 
 export interface IssuerConfig {
@@ -731,7 +808,9 @@ export interface GatewayConfig {
   http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
-  reviews: { timeoutMs: number; progressIntervalMs: number };
+  roles: { admins: string[] };
+  reviews: { timeoutMs: number; progressIntervalMs: number; notify: string[] };
+  notifications: { webhooks: WebhookConfig[] };
   shutdown: { drainTimeoutMs: number };
   log: { level: string };
   connections: Map<string, ConnectionConfig>;
@@ -778,7 +857,9 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     },
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
     rules: p.rules as RuleConfig[],
-    reviews: { timeoutMs: p.reviews.timeout, progressIntervalMs: p.reviews.progressInterval },
+    roles: { admins: p.roles.admins },
+    reviews: { timeoutMs: p.reviews.timeout, progressIntervalMs: p.reviews.progressInterval, notify: p.reviews.notify },
+    notifications: { webhooks: p.notifications.webhooks },
     shutdown: { drainTimeoutMs: p.shutdown.drainTimeout },
     log: { level: p.log.level },
     connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c, p.masking as MaskingConfig)])),

@@ -10,6 +10,7 @@ import { AuthError } from '../identity/auth-error.js';
 import type { TrustedIssuer } from '../identity/issuers.js';
 import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
+import type { PinsApi } from '../api/pins.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -40,6 +41,8 @@ export interface HttpServerOptions {
   accessRequests?: AccessRequestsApi;
   /** /api/reviews; absent when there is no store (recording off). */
   reviews?: ReviewsApi;
+  /** /api/pins; absent when there is no store. */
+  pins?: PinsApi;
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
@@ -176,8 +179,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     res: ServerResponse,
     url: URL,
     fail: (status: number, message: string, headers?: Record<string, string>) => void,
-    name: 'access requests' | 'reviews',
-    handler: AccessRequestsApi | ReviewsApi | undefined,
+    name: 'access requests' | 'reviews' | 'tool pins',
+    handler: AccessRequestsApi | ReviewsApi | PinsApi | undefined,
   ): Promise<void> {
     let caller: Authenticated;
     try {
@@ -221,11 +224,12 @@ export function createHttpServer(o: HttpServerOptions): Server {
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    // Only /api/access and /api/reviews read a body; every other API request's body is drained unread.
+    // Only /api/access, /api/reviews and /api/pins read a body; every other API request's body is drained unread.
     const under = (prefix: string) => url.pathname === prefix || url.pathname.startsWith(`${prefix}/`);
     const access = under('/api/access');
     const reviews = under('/api/reviews');
-    if (!access && !reviews) req.resume();
+    const pins = under('/api/pins');
+    if (!access && !reviews && !pins) req.resume();
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyApiJson(res, status, { error: message }, headers);
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     if (hostRefusal !== undefined) {
@@ -235,6 +239,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
+    if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
     const refusal = apiRefusal(req, o.api.token);
     if (refusal !== undefined) {
       o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');

@@ -35,6 +35,11 @@ export interface SessionInfo {
    * or the session ended. For stages that hold a request.
    */
   cancellation(requestId: RequestId): AbortSignal;
+  /**
+   * Asks the server something on the gateway's own behalf (a stage that must see the current tool list): the
+   * request is recorded like any other but never reaches the client. Rejects on an error response or timeout.
+   */
+  requestUpstream(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 export interface MessageContext {

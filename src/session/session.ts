@@ -111,6 +111,9 @@ export class Session implements SessionInfo {
   readonly #toClient = new RequestIdMap();
   /** Progress tokens of pending client requests → the client's request id, to route progress to its stream. */
   readonly #progressTokens = new Map<string, RequestId>();
+  /** Requests the gateway itself sent the server (string ids, which never collide with the renumbered clients' ones). */
+  readonly #own = new Map<string, { resolve: (result: Record<string, unknown>) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
+  #ownSeq = 0;
   /** Client requests a stage holds, by idKey of the client's id. */
   readonly #held = new Map<string, HeldRequest>();
   readonly #holdProgressMs: number;
@@ -206,6 +209,33 @@ export class Session implements SessionInfo {
     this.#held.delete(key);
   }
 
+  requestUpstream(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    if (this.#state !== 'open') return Promise.reject(new Error('the session is not open'));
+    const id = `portcullis-${++this.#ownSeq}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#own.delete(id);
+        reject(new Error(`the server did not answer the gateway's ${method} within 30s`));
+      }, 30_000);
+      timer.unref();
+      this.#own.set(id, { resolve, reject, timer });
+      this.#forwardToServer({ jsonrpc: '2.0', id, method, params });
+    });
+  }
+
+  /** A response to the gateway's own request: recorded as received, settled, never sent to the client. */
+  #ownResponse(response: JsonRpcResponse, text: string): boolean {
+    if (typeof response.id !== 'string' || this.#own.size === 0) return false;
+    const own = this.#own.get(response.id);
+    if (own === undefined) return false;
+    this.#own.delete(response.id);
+    clearTimeout(own.timer);
+    this.#record(() => this.#recording?.message('toClient', 'received', text));
+    if (response.error !== undefined) own.reject(new Error(`the server refused the gateway's request: ${response.error.message}`));
+    else own.resolve((response.result ?? {}) as Record<string, unknown>);
+    return true;
+  }
+
   get isOpen(): boolean {
     return this.#state === 'open';
   }
@@ -296,7 +326,8 @@ export class Session implements SessionInfo {
         if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
         return;
       }
-      if (isRequest(message)) this.#keepWaiting(message);
+      // Only a hold keeps the client waiting; a stage that merely answers later (a store read) does not.
+      if (isRequest(message) && this.#held.get(idKey(message.id))?.reason !== undefined) this.#keepWaiting(message);
       outcome.then(
         (o) => this.#afterClientPipeline(message, o, undefined),
         (err) => this.#stageFailed(message, err),
@@ -434,6 +465,7 @@ export class Session implements SessionInfo {
     if (isRequest(message)) return this.#serverRequest(message, text);
     if (isNotification(message)) return this.#toClientThroughPipeline(message, text, undefined, this.#relatedToNotification(message));
     const response = message as JsonRpcResponse;
+    if (this.#ownResponse(response, text)) return;
     const pending = this.#toServer.take(response.id);
     if (pending === undefined) {
       if (!this.#record(() => this.#recording?.message('toClient', 'received', text))) return;
@@ -604,6 +636,11 @@ export class Session implements SessionInfo {
     }
     this.#toClient.drain();
     this.#progressTokens.clear();
+    for (const own of this.#own.values()) {
+      clearTimeout(own.timer);
+      own.reject(new Error(`session ended: ${reason}`));
+    }
+    this.#own.clear();
     for (const [, held] of this.#held) {
       if (held.progress !== undefined) clearInterval(held.progress);
       held.controller?.abort(new Error(`session ended: ${reason}`));

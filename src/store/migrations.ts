@@ -77,6 +77,34 @@ function reviewsMigration(int: 'INTEGER' | 'BIGINT'): Migration {
   };
 }
 
+/**
+ * Version 4, the same on both backends but for the integer type and the key columns' collation: PostgreSQL's
+ * key columns compare in byte order ("C"), as SQLite's do, so that pins list in the same order on both whatever
+ * the database's locale, and the primary key's index serves that order.
+ */
+function toolPinsMigration(int: 'INTEGER' | 'BIGINT', key: 'TEXT' | 'TEXT COLLATE "C"'): Migration {
+  return {
+    version: 4,
+    description: 'tool pins',
+    sql: `
+      CREATE TABLE tool_pins (
+        connection ${key} NOT NULL,
+        tool ${key} NOT NULL,
+        digest TEXT,
+        definition TEXT,
+        pending_digest TEXT,
+        pending_definition TEXT,
+        pending_since_us ${int},
+        removed_at_us ${int},
+        pinned_at_us ${int} NOT NULL,
+        approved_at_us ${int},
+        approved_by TEXT,
+        PRIMARY KEY (connection, tool)
+      );
+    `,
+  };
+}
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -152,6 +180,7 @@ export const sqliteMigrations: readonly Migration[] = [
   },
   accessRequestsMigration('INTEGER'),
   reviewsMigration('INTEGER'),
+  toolPinsMigration('INTEGER', 'TEXT'),
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -229,6 +258,7 @@ export const postgresMigrations: readonly Migration[] = [
   },
   accessRequestsMigration('BIGINT'),
   reviewsMigration('BIGINT'),
+  toolPinsMigration('BIGINT', 'TEXT COLLATE "C"'),
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

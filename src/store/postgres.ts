@@ -16,9 +16,13 @@ import {
   sessionFromDb,
   sessionQuerySql,
   sessionToDb,
+  toolPinFromDb,
+  toolPinQuerySql,
+  toolPinToDb,
+  toolPinUpdateSql,
 } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -229,6 +233,37 @@ export class PostgresStore implements Store {
       return `$${params.length}`;
     });
     return (await this.#query(`${sql} RETURNING id`, params)).length === 1;
+  }
+
+  async insertToolPin(row: ToolPinRow): Promise<boolean> {
+    const { columns, values } = toolPinToDb(row);
+    const sql = `INSERT INTO tool_pins (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (connection, tool) DO NOTHING RETURNING tool`;
+    return (await this.#query(sql, values)).length === 1;
+  }
+
+  async listToolPins(connection?: string): Promise<ToolPinRow[]> {
+    const params: Array<string | number> = [];
+    const sql = toolPinQuerySql(connection, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(sql, params)).map(toolPinFromDb);
+  }
+
+  async updateToolPin(connection: string, tool: string, expect: { digest: string | null; pendingDigest: string | null }, to: ToolPinUpdate): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = toolPinUpdateSql(
+      connection,
+      tool,
+      expect,
+      to,
+      (v) => {
+        params.push(v);
+        return `$${params.length}`;
+      },
+      'IS NOT DISTINCT FROM',
+    );
+    return (await this.#query(`${sql} RETURNING tool`, params)).length === 1;
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

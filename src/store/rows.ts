@@ -1,4 +1,4 @@
-import type { AccessRequestRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow } from './types.js';
+import type { AccessRequestRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate } from './types.js';
 
 /** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
 
@@ -316,4 +316,74 @@ export function reviewUpdateSql(
   ];
   const set = entries.map(([column, v]) => `${column} = ${placeholder(v)}`).join(', ');
   return `UPDATE reviews SET ${set} WHERE id = ${placeholder(id)} AND status = ${placeholder(from.status)} AND approval_count = ${placeholder(from.approvalCount)}`;
+}
+
+export function toolPinFromDb(r: DbRow): ToolPinRow {
+  return {
+    connection: String(r.connection),
+    tool: String(r.tool),
+    digest: strOrNull(r.digest),
+    definition: strOrNull(r.definition),
+    pendingDigest: strOrNull(r.pending_digest),
+    pendingDefinition: strOrNull(r.pending_definition),
+    pendingSinceUs: numOrNull(r.pending_since_us),
+    removedAtUs: numOrNull(r.removed_at_us),
+    pinnedAtUs: num(r.pinned_at_us),
+    approvedAtUs: numOrNull(r.approved_at_us),
+    approvedBy: strOrNull(r.approved_by),
+  };
+}
+
+/** The columns of a tool pin, in insert order, with its values. */
+export function toolPinToDb(p: ToolPinRow): { columns: string[]; values: Array<string | number | null> } {
+  return columnsAndValues([
+    ['connection', p.connection],
+    ['tool', p.tool],
+    ['digest', p.digest],
+    ['definition', p.definition],
+    ['pending_digest', p.pendingDigest],
+    ['pending_definition', p.pendingDefinition],
+    ['pending_since_us', p.pendingSinceUs],
+    ['removed_at_us', p.removedAtUs],
+    ['pinned_at_us', p.pinnedAtUs],
+    ['approved_at_us', p.approvedAtUs],
+    ['approved_by', p.approvedBy],
+  ]);
+}
+
+/** A listing of one connection's pins (undefined: every connection's), by connection then tool, given a placeholder maker. */
+export function toolPinQuerySql(connection: string | undefined, placeholder: (v: string | number) => string): string {
+  return `SELECT * FROM tool_pins${connection === undefined ? '' : ` WHERE connection = ${placeholder(connection)}`} ORDER BY connection, tool`;
+}
+
+/**
+ * The whole compare-and-set UPDATE of a tool pin, given a placeholder maker and the backend's null-safe equality
+ * (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL, so that an expected null matches NULL): it writes the
+ * fields present in `to` (null writes NULL) only while both digests are still as expected, so it changes one row
+ * or none. With nothing to write it changes nothing, and still tells whether the pin is as expected.
+ */
+export function toolPinUpdateSql(
+  connection: string,
+  tool: string,
+  expect: { digest: string | null; pendingDigest: string | null },
+  to: ToolPinUpdate,
+  placeholder: (v: string | number | null) => string,
+  nullSafeEquals: 'IS' | 'IS NOT DISTINCT FROM',
+): string {
+  const fields: Array<[string, string | number | null | undefined]> = [
+    ['digest', to.digest],
+    ['definition', to.definition],
+    ['pending_digest', to.pendingDigest],
+    ['pending_definition', to.pendingDefinition],
+    ['pending_since_us', to.pendingSinceUs],
+    ['removed_at_us', to.removedAtUs],
+    ['approved_at_us', to.approvedAtUs],
+    ['approved_by', to.approvedBy],
+  ];
+  const entries = fields.filter((e): e is Entry => e[1] !== undefined);
+  const set = entries.length === 0 ? 'digest = digest' : entries.map(([column, v]) => `${column} = ${placeholder(v)}`).join(', ');
+  return (
+    `UPDATE tool_pins SET ${set} WHERE connection = ${placeholder(connection)} AND tool = ${placeholder(tool)}` +
+    ` AND digest ${nullSafeEquals} ${placeholder(expect.digest)} AND pending_digest ${nullSafeEquals} ${placeholder(expect.pendingDigest)}`
+  );
 }

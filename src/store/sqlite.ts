@@ -19,9 +19,13 @@ import {
   sessionFromDb,
   sessionQuerySql,
   sessionToDb,
+  toolPinFromDb,
+  toolPinQuerySql,
+  toolPinToDb,
+  toolPinUpdateSql,
 } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -267,6 +271,37 @@ export class SqliteStore implements Store {
       params.push(v);
       return '?';
     });
+    return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
+  }
+
+  async insertToolPin(row: ToolPinRow): Promise<boolean> {
+    const { columns, values } = toolPinToDb(row);
+    const sql = `INSERT INTO tool_pins (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ON CONFLICT (connection, tool) DO NOTHING`;
+    return this.#writing(() => this.#db.prepare(sql).run(...values).changes === 1);
+  }
+
+  async listToolPins(connection?: string): Promise<ToolPinRow[]> {
+    const params: Array<string | number> = [];
+    const sql = toolPinQuerySql(connection, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return (this.#db.prepare(sql).all(...params) as Row[]).map(toolPinFromDb);
+  }
+
+  async updateToolPin(connection: string, tool: string, expect: { digest: string | null; pendingDigest: string | null }, to: ToolPinUpdate): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = toolPinUpdateSql(
+      connection,
+      tool,
+      expect,
+      to,
+      (v) => {
+        params.push(v);
+        return '?';
+      },
+      'IS',
+    );
     return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
   }
 

@@ -1,4 +1,4 @@
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 /**
  * The recording store: one interface, two backends (SQLite embedded, PostgreSQL shared) that pass the same
@@ -45,6 +45,16 @@ export interface Store {
    * (two approvers approving at once, or a decision racing the timeout, cannot both win); false when it was not.
    */
   updateReview(id: string, from: { status: ReviewStatus; approvalCount: number }, to: ReviewUpdate): Promise<boolean>;
+
+  /** Adds a pin; false (nothing written) when the connection already has one for the tool (another gateway pinned it first). */
+  insertToolPin(row: ToolPinRow): Promise<boolean>;
+  /** A connection's pins, or every connection's, by connection then tool. */
+  listToolPins(connection?: string): Promise<ToolPinRow[]>;
+  /**
+   * Compare-and-set on the pin's approved and pending digests (null matches null): applies `to` only while both
+   * are still as the caller last read them; false when they were not.
+   */
+  updateToolPin(connection: string, tool: string, expect: { digest: string | null; pendingDigest: string | null }, to: ToolPinUpdate): Promise<boolean>;
 
   getSession(id: string): Promise<SessionRow | undefined>;
   listSessions(query: SessionQuery): Promise<SessionRow[]>;

@@ -258,3 +258,29 @@ export interface ReviewQuery {
 
 /** What a review update writes; `approvals` replaces the list. */
 export type ReviewUpdate = Pick<ReviewRow, 'status'> & Partial<Pick<ReviewRow, 'approvals' | 'decidedAtUs' | 'deciderSubject' | 'deciderIssuer' | 'deciderEmail' | 'decisionNote'>>;
+
+/**
+ * A connection's pinned tool: the definition an admin trusts (first seen, or approved since) and, when the server
+ * now offers another one (or a tool never approved), that definition, pending approval. A tool with a pending
+ * definition is quarantined: hidden from tools/list, its calls refused.
+ */
+export interface ToolPinRow {
+  connection: string;
+  tool: string;
+  /** SHA-256 (hex) of the approved definition; null for a tool that appeared later and was never approved. */
+  digest: string | null;
+  /** The approved definition as canonical JSON (name, description, inputSchema, annotations). */
+  definition: string | null;
+  /** A changed or new definition the server offers, awaiting approval. */
+  pendingDigest: string | null;
+  pendingDefinition: string | null;
+  pendingSinceUs: number | null;
+  /** When the server's list last lacked the tool; null while it offers it. */
+  removedAtUs: number | null;
+  pinnedAtUs: number;
+  approvedAtUs: number | null;
+  approvedBy: string | null;
+}
+
+/** What a tool pin update writes. */
+export type ToolPinUpdate = Partial<Omit<ToolPinRow, 'connection' | 'tool' | 'pinnedAtUs'>>;

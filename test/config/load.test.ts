@@ -72,7 +72,7 @@ describe('parseConfig: valid configs', () => {
     const a = c.connections.get('a')!;
     assert.equal(a.name, 'a');
     assert.equal(a.description, undefined);
-    assert.deepEqual(a.tools, {});
+    assert.deepEqual(a.tools, { pin: true });
     assert.equal(a.upstream.kind, 'stdio');
     assert.ok(a.upstream.kind === 'stdio');
     assert.equal(a.upstream.command, 'node');
@@ -97,7 +97,7 @@ describe('parseConfig: valid configs', () => {
     );
     const fs = c.connections.get('fs-1')!;
     assert.equal(fs.description, 'files');
-    assert.deepEqual(fs.tools, { allow: ['read_*', 'list_directory'], deny: ['read_secret'] });
+    assert.deepEqual(fs.tools, { allow: ['read_*', 'list_directory'], deny: ['read_secret'], pin: true });
     assert.ok(fs.upstream.kind === 'stdio');
     assert.deepEqual(
       fs.upstream.args.map((a) => a.reveal()),
@@ -210,12 +210,12 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt top-level key lists the top-level keys', () => {
-    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, rules, reviews, shutdown, log, connections/);
+    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, roles, rules, reviews, notifications, shutdown, log, connections/);
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {
     hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize$/);
-    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny$/);
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny, pin$/);
     hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'), /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/);
   });
 
@@ -492,4 +492,39 @@ describe('parseConfig: identity and access', () => {
     const allowed = parse(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\nidentity: {dev: {allowNonLoopback: true}}\n`);
     assert.equal(allowed.identity.dev.allowNonLoopback, true);
   });
+});
+
+describe('parseConfig: review notifications', () => {
+  const hooks = (extra = '') => `notifications:\n  webhooks:\n    - {name: ops, url: "https://hooks.example.com/ops"}\n    - {name: slack, url: "\${env:SLACK_URL}", format: slack, secret: "\${env:HOOK_SECRET}", events: [review.created]}\n${extra}`;
+  const sources: SecretSources = { ...noSecrets, env: { SLACK_URL: 'https://hooks.slack.com/services/T0/B0/xyz', HOOK_SECRET: 'k' } };
+
+  it('reads webhooks with their defaults, reviews.notify and a rule’s notify', () => {
+    const c = parse(`${oneStdio}${hooks()}reviews: {notify: [ops]}\nrules:\n  - {name: r, when: 'tool.name == "x"', action: review, approvers: [leads], notify: [slack]}\n`, sources);
+    const [ops, slack] = c.notifications.webhooks;
+    assert.deepEqual({ ...ops!, url: ops!.url.reveal() }, { name: 'ops', url: 'https://hooks.example.com/ops', format: 'json', events: ['review.created', 'review.decided'] });
+    assert.equal(slack!.url.reveal(), 'https://hooks.slack.com/services/T0/B0/xyz');
+    assert.equal(JSON.stringify(slack), JSON.stringify({ name: 'slack', url: '${env:SLACK_URL}', format: 'slack', secret: '${env:HOOK_SECRET}', events: ['review.created'] }), 'secrets show as references');
+    assert.deepEqual(c.reviews.notify, ['ops']);
+    assert.deepEqual(c.rules[0]!.notify, ['slack']);
+    assert.deepEqual(parse(oneStdio).reviews.notify, []);
+    assert.deepEqual(parse(oneStdio).notifications.webhooks, []);
+  });
+
+  it('an unknown webhook name is an error naming the key path', () => {
+    const found = problems(`${oneStdio}${hooks()}reviews: {notify: [ops, pager]}\nrules:\n  - {name: r, when: 'true', action: review, approvers: [leads], notify: [chat]}\n`, sources);
+    hasProblem(found, /^reviews\.notify\.1: there is no webhook named "pager"; notifications\.webhooks has ops, slack/);
+    hasProblem(found, /^rules\.0\.notify\.0: there is no webhook named "chat"/);
+    hasProblem(problems(`${oneStdio}reviews: {notify: [ops]}\n`), /^reviews\.notify\.0: there is no webhook named "ops"; notifications\.webhooks configures none/);
+  });
+
+  const webhook = (...lines: string[]) => `${oneStdio}notifications:\n  webhooks:\n${lines.map((l) => `    - ${l}\n`).join('')}`;
+  for (const [what, text, pattern] of [
+    ['a non-http(s) url', webhook('{name: a, url: "ftp://example.com/x"}'), /^notifications\.webhooks\.0\.url: expected an http:\/\/ or https:\/\/ URL, found ftp:/],
+    ['a literal secret', webhook('{name: a, url: "https://example.com/a", secret: plain-text}'), /^notifications\.webhooks\.0\.secret: a webhook secret must be a reference/],
+    ['an unknown event', webhook('{name: a, url: "https://example.com/a", events: [review.updated]}'), /^notifications\.webhooks\.0\.events\.0: expected one of "review\.created", "review\.decided"/],
+    ['a duplicate name', webhook('{name: a, url: "https://example.com/a"}', '{name: a, url: "https://example.com/b"}'), /^notifications\.webhooks\.1\.name: two webhooks are named "a"/],
+    ['notify on a rule that does not review', `${webhook('{name: a, url: "https://example.com/a"}')}rules:\n  - {name: d, when: 'true', action: deny, notify: [a]}\n`, /^rules\.0\.notify: notify belongs to action: review, not deny/],
+  ] as const) {
+    it(`refuses ${what}`, () => hasProblem(problems(text), pattern));
+  }
 });

@@ -119,7 +119,7 @@ describe('portcullis gateway (the CLI process)', () => {
     // The newcomer's next step, as the banner prints it: a dev token for alice.
     const login = await runCliIn(cwd, ['login', '--dev', 'alice', '--gateway', `http://127.0.0.1:${port}`, '--print']);
     assert.equal(login.code, 0, login.stderr);
-    assert.match(login.stderr, /Signed in to .* as alice \(dev identity; groups: engineers, approvers\)/);
+    assert.match(login.stderr, /Signed in to .* as alice \(dev identity; groups: engineers, approvers, admins\)/);
     const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`), {
       requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } },
     });

@@ -13,6 +13,7 @@ import {
   type ReviewApproval,
   type ReviewRow,
   type SessionRow,
+  type ToolPinRow,
   type WriteBatch,
 } from '../../src/store/types.js';
 import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
@@ -92,6 +93,43 @@ function review(over: Partial<ReviewRow> = {}): ReviewRow {
 
 function approval(subject: string, over: Partial<ReviewApproval> = {}): ReviewApproval {
   return { subject, issuer: 'https://idp.example.com', email: `${subject}@example.com`, atUs: 1_790_000_100_000_000, note: null, ...over };
+}
+
+function toolPin(over: Partial<ToolPinRow> = {}): ToolPinRow {
+  counter++;
+  return {
+    connection: 'prod',
+    tool: `tool-${counter}-${Math.random().toString(36).slice(2, 8)}`,
+    digest: 'a'.repeat(64),
+    definition: JSON.stringify({ name: 'drop_table', description: 'quote " backslash \\ ünïcode 🐉', inputSchema: { type: 'object' } }),
+    pendingDigest: null,
+    pendingDefinition: null,
+    pendingSinceUs: null,
+    removedAtUs: null,
+    pinnedAtUs: 1_790_000_000_000_000 + counter,
+    approvedAtUs: null,
+    approvedBy: null,
+    ...over,
+  };
+}
+
+/** One pin as `listToolPins` has it. */
+async function pinOf(store: Store, connection: string, tool: string): Promise<ToolPinRow | undefined> {
+  return (await store.listToolPins(connection)).find((p) => p.tool === tool);
+}
+
+/** The schema versions a store recorded, in order. */
+async function recordedVersions(backend: 'sqlite' | 'postgres', url: string): Promise<number[]> {
+  if (backend === 'postgres') {
+    const { rows } = await postgresSql('SELECT version FROM schema_migrations ORDER BY version', [], schemaOf(url));
+    return rows.map((r: { version: number }) => Number(r.version));
+  }
+  const db = new Database(sqlitePath(url), { readonly: true });
+  try {
+    return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>).map((r) => r.version);
+  } finally {
+    db.close();
+  }
 }
 
 /**
@@ -433,7 +471,136 @@ for (const backend of backends) {
       assert.equal((await store.getReview(r.id))!.status, approved ? 'approved' : 'expired');
     });
 
-    it('brings a version 2 store to version 3, keeping what it held', async () => {
+    it('keeps tool pins: every field reads back exactly, nulls included', async () => {
+      const full = toolPin({
+        connection: 'tp-round',
+        pendingDigest: 'b'.repeat(64),
+        pendingDefinition: JSON.stringify({ name: 'drop_table', description: 'now drops everything' }),
+        pendingSinceUs: 1_790_000_100_000_000,
+        removedAtUs: 1_790_000_200_000_000,
+        approvedAtUs: 1_790_000_050_000_000,
+        approvedBy: 'alice (https://idp.example.com)',
+      });
+      const bare = toolPin({ connection: 'tp-round', digest: null, definition: null });
+      for (const p of [full, bare]) {
+        assert.equal(await store.insertToolPin(p), true);
+        assert.deepEqual(await pinOf(store, p.connection, p.tool), p);
+      }
+      assert.equal(await pinOf(store, 'tp-round', 'tool-none'), undefined);
+      assert.deepEqual(await store.listToolPins('tp-none'), []);
+    });
+
+    it('pins a tool once: inserting it again returns false and changes nothing', async () => {
+      const p = toolPin({ connection: 'tp-once' });
+      assert.equal(await store.insertToolPin(p), true);
+      const other = { ...p, digest: 'f'.repeat(64), definition: '{}', pendingDigest: 'e'.repeat(64), pinnedAtUs: p.pinnedAtUs + 1, approvedBy: 'mallory' };
+      assert.equal(await store.insertToolPin(other), false, 'another gateway pinned it first');
+      assert.deepEqual(await store.listToolPins('tp-once'), [p]);
+      // The same tool on another connection is another pin.
+      const elsewhere = { ...p, connection: 'tp-once-2' };
+      assert.equal(await store.insertToolPin(elsewhere), true);
+      assert.deepEqual(await store.listToolPins('tp-once-2'), [elsewhere]);
+      assert.deepEqual(await store.listToolPins('tp-once'), [p]);
+    });
+
+    it('lists tool pins by connection then tool, in byte order, for one connection or all', async () => {
+      const names = ['read_file', 'Write', 'read-file', 'über', 'readFile', 'a', 'z'];
+      const pins = ['tp-list-b', 'tp-list-A', 'tp-list-a'].flatMap((connection) => names.map((tool) => toolPin({ connection, tool })));
+      // Inserted in an order that is not the listing's.
+      for (const p of [...pins].reverse()) assert.equal(await store.insertToolPin(p), true);
+      const key = (p: ToolPinRow) => `${p.connection}/${p.tool}`;
+      const byteOrder = (a: ToolPinRow, b: ToolPinRow) => (a.connection < b.connection ? -1 : a.connection > b.connection ? 1 : a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0);
+      const expected = [...pins].sort(byteOrder);
+      assert.deepEqual(expected.slice(0, 3).map(key), ['tp-list-A/Write', 'tp-list-A/a', 'tp-list-A/read-file']);
+
+      assert.deepEqual(await store.listToolPins('tp-list-a'), expected.filter((p) => p.connection === 'tp-list-a'));
+      assert.deepEqual((await store.listToolPins('tp-list-a')).map((p) => p.tool), ['Write', 'a', 'read-file', 'readFile', 'read_file', 'z', 'über']);
+      const all = await store.listToolPins();
+      assert.deepEqual(all.filter((p) => p.connection.startsWith('tp-list-')), expected);
+      assert.deepEqual([...all].sort(byteOrder).map(key), all.map(key), 'every pin, in order');
+      assert.ok(all.some((p) => p.connection === 'tp-once'), "every connection's pins");
+    });
+
+    it('updates a tool pin only while both digests are as expected (null matching null), and only the fields given', async () => {
+      const p = toolPin({ connection: 'tp-cas' });
+      await store.insertToolPin(p);
+      const offered = { pendingDigest: 'b'.repeat(64), pendingDefinition: '{"name":"changed"}', pendingSinceUs: 1_790_000_100_000_000 };
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: p.digest, pendingDigest: null }, offered), true);
+      const quarantined = { ...p, ...offered };
+      assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), quarantined);
+
+      const approve = {
+        digest: 'b'.repeat(64),
+        definition: '{"name":"changed"}',
+        pendingDigest: null,
+        pendingDefinition: null,
+        pendingSinceUs: null,
+        approvedAtUs: 1_790_000_200_000_000,
+        approvedBy: 'alice',
+      };
+      const stale = [
+        { expect: { digest: p.digest, pendingDigest: null }, why: 'a stale pending digest (null, now set)' },
+        { expect: { digest: p.digest, pendingDigest: 'c'.repeat(64) }, why: 'a stale pending digest' },
+        { expect: { digest: 'c'.repeat(64), pendingDigest: offered.pendingDigest }, why: 'a stale digest' },
+        { expect: { digest: null, pendingDigest: offered.pendingDigest }, why: 'a stale digest (null, but set)' },
+        { expect: { digest: null, pendingDigest: null }, why: 'both stale' },
+      ];
+      for (const { expect, why } of stale) {
+        assert.equal(await store.updateToolPin('tp-cas', p.tool, expect, approve), false, why);
+        assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), quarantined, `${why} changes nothing`);
+      }
+      assert.equal(await store.updateToolPin('tp-cas', 'tool-none', { digest: p.digest, pendingDigest: offered.pendingDigest }, approve), false, 'no such tool');
+      assert.equal(await store.updateToolPin('tp-none', p.tool, { digest: p.digest, pendingDigest: offered.pendingDigest }, approve), false, 'no such connection');
+
+      // Fields given as null write NULL; fields not given are kept.
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: p.digest, pendingDigest: offered.pendingDigest }, approve), true);
+      const approved = { ...p, ...approve };
+      assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), approved);
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, { removedAtUs: 1_790_000_300_000_000 }), true);
+      assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), { ...approved, removedAtUs: 1_790_000_300_000_000 });
+      // Nothing to write: nothing changes, and the answer says whether the pin is as expected.
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, {}), true);
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: p.digest, pendingDigest: null }, {}), false);
+      assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), { ...approved, removedAtUs: 1_790_000_300_000_000 });
+
+      // A tool never approved: both digests null to start with, then a null digest with a pending one.
+      const fresh = toolPin({ connection: 'tp-cas', digest: null, definition: null });
+      await store.insertToolPin(fresh);
+      assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: 'a'.repeat(64), pendingDigest: null }, offered), false, 'a digest where there is none');
+      assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: null, pendingDigest: null }, offered), true);
+      assert.deepEqual(await pinOf(store, 'tp-cas', fresh.tool), { ...fresh, ...offered });
+      assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: null, pendingDigest: null }, approve), false, 'the pending digest moved on');
+      assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: null, pendingDigest: offered.pendingDigest }, approve), true);
+      assert.deepEqual(await pinOf(store, 'tp-cas', fresh.tool), { ...fresh, ...approve });
+    });
+
+    it('of concurrent tool pin updates from the same digests, exactly one wins', async () => {
+      const p = toolPin({ connection: 'tp-race' });
+      const fresh = toolPin({ connection: 'tp-race', digest: null, definition: null });
+      await store.insertToolPin(p);
+      await store.insertToolPin(fresh);
+      const offers = ['1', '2', '3', '4', '5', '6'].map((c) => ({ pendingDigest: c.repeat(64), pendingDefinition: `{"offer":${c}}`, pendingSinceUs: Number(c) }));
+      for (const [pin, expect] of [
+        [p, { digest: p.digest, pendingDigest: null }],
+        [fresh, { digest: null, pendingDigest: null }],
+      ] as const) {
+        const won = await Promise.all(offers.map((to) => store.updateToolPin('tp-race', pin.tool, expect, to)));
+        assert.equal(won.filter(Boolean).length, 1, `winners for ${pin.tool}: ${JSON.stringify(won)}`);
+        assert.deepEqual(await pinOf(store, 'tp-race', pin.tool), { ...pin, ...offers[won.indexOf(true)]! });
+      }
+
+      // An approval racing a newer offer: whichever lands first, the other finds the pending digest moved.
+      const current = (await pinOf(store, 'tp-race', p.tool))!;
+      const expect = { digest: current.digest, pendingDigest: current.pendingDigest };
+      const [approved, reoffered] = await Promise.all([
+        store.updateToolPin('tp-race', p.tool, expect, { digest: current.pendingDigest, definition: current.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null }),
+        store.updateToolPin('tp-race', p.tool, expect, { pendingDigest: '9'.repeat(64), pendingDefinition: '{"offer":9}', pendingSinceUs: 9 }),
+      ]);
+      assert.equal(Number(approved) + Number(reoffered), 1);
+      assert.equal((await pinOf(store, 'tp-race', p.tool))!.pendingDigest, approved ? null : '9'.repeat(64));
+    });
+
+    it('brings a version 2 store to the latest version, keeping what it held', async () => {
       const old = backend.make();
       try {
         await createAtVersion(
@@ -444,22 +611,64 @@ for (const backend of backends) {
            VALUES ('ar_v2', 'prod', 'bob', 'https://idp.example.com', 'before reviews', 60000, 'pending', 1000, 9000000000);`,
         );
         const r = review();
+        const pin = toolPin({ connection: 'tp-v2' });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 3);
+          assert.equal(await migrated.migrate(), 4);
           assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
           await migrated.insertReview(r);
+          assert.equal(await migrated.insertToolPin(pin), true);
         } finally {
           await migrated.close();
         }
-        // Opened again, version 3 is recorded: nothing is applied twice, and the review is there.
+        // Opened again, version 4 is recorded: nothing is applied twice, and the review and the pin are there.
         const reopened = await old.open();
         try {
           await reopened.checkSchema();
           assert.deepEqual(await reopened.getReview(r.id), r);
+          assert.deepEqual(await reopened.listToolPins(), [pin]);
         } finally {
           await reopened.close();
         }
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4]);
+      } finally {
+        await old.destroy();
+      }
+    });
+
+    it('brings a version 3 store to version 4 (tool pins), keeping its reviews', async () => {
+      const old = backend.make();
+      try {
+        await createAtVersion(
+          backend.name,
+          old.url,
+          3,
+          `INSERT INTO reviews (id, status, rule, connection, session_id, instance_id, method, params, digest, requester_subject, requester_issuer,
+             approver_groups, min_approvals, approvals, approval_count, created_at_us, expires_at_us)
+           VALUES ('rv_v3', 'pending', 'prod-writes', 'prod', 's-v3', 'gw-a', 'tools/call', '{}', '${'d'.repeat(64)}', 'bob', 'https://idp.example.com',
+             '["sre"]', 1, '[]', 0, 1000, 9000000000);`,
+        );
+        const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
+        const migrated = await old.open();
+        try {
+          assert.equal(await migrated.migrate(), 4);
+          const kept = await migrated.getReview('rv_v3');
+          assert.equal(kept?.status, 'pending');
+          assert.deepEqual(kept?.approverGroups, ['sre']);
+          assert.deepEqual(await migrated.listToolPins(), []);
+          assert.equal(await migrated.insertToolPin(pin), true);
+          assert.equal(await migrated.updateToolPin('tp-v3', pin.tool, { digest: null, pendingDigest: pin.pendingDigest }, { digest: pin.pendingDigest, pendingDigest: null }), true);
+        } finally {
+          await migrated.close();
+        }
+        const reopened = await old.open();
+        try {
+          await reopened.checkSchema();
+          assert.deepEqual(await reopened.listToolPins('tp-v3'), [{ ...pin, digest: pin.pendingDigest, pendingDigest: null }]);
+        } finally {
+          await reopened.close();
+        }
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4]);
       } finally {
         await old.destroy();
       }

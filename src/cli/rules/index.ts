@@ -86,7 +86,7 @@ export function rulesCommand(): Command {
         const request = sampleRequest(o);
         const groups = o.groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
         const identity = { subject: o.user, issuer: '(rules test)', groups, ...(o.email ? { email: o.email } : {}) };
-        const session = { id: '(rules test)', connection: name, identity, cancellation: () => new AbortController().signal };
+        const session = { connection: name, identity };
         const annotations = jsonOption('--annotations', o.annotations) ?? {};
         const facts = requestFacts(request, session, () => annotations);
         const trace: RuleTrace[] = [];

@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Identity } from '../pipeline/stage.js';
+import { canonicalJson } from '../protocol/canonical-json.js';
+import { nowUs } from '../recording/time.js';
+import type { Store } from '../store/store.js';
+import type { ToolPinRow } from '../store/types.js';
+
+/**
+ * Tool pinning, the rug-pull defence: the first time a connection's tool list is seen, every definition is pinned
+ * (SHA-256 of its canonical name, description, input schema and annotations). Later, a definition that changed, or
+ * a tool that appeared, is quarantined (hidden from tools/list, its calls refused) until an admin approves the new
+ * definition; a tool that disappeared is noted. Pins live in the store, shared by every gateway.
+ */
+
+export class PinError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 503,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PinError';
+  }
+}
+
+export type PinChange = { tool: string; change: 'pinned' | 'changed' | 'added' | 'removed' | 'restored'; digest?: string };
+
+/** What a tool list looks like after pinning: the tools to show, what changed, and which are quarantined. */
+export interface PinCheck {
+  visible: unknown[];
+  changes: PinChange[];
+  quarantined: string[];
+}
+
+/** The part of a tool definition that is pinned, as canonical JSON, and its digest. */
+export function pinnedDefinition(tool: Record<string, unknown>): { definition: string; digest: string } {
+  const definition = canonicalJson({ name: tool.name, description: tool.description ?? null, inputSchema: tool.inputSchema ?? null, annotations: tool.annotations ?? null });
+  return { definition, digest: createHash('sha256').update(definition).digest('hex') };
+}
+
+const named = (t: unknown): t is Record<string, unknown> & { name: string } => t !== null && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string';
+
+export interface ToolPinsOptions {
+  store: Store;
+  log: Logger;
+  /** Groups whose members may approve new definitions (roles.admins). */
+  admins: readonly string[];
+}
+
+export class ToolPins {
+  /** Connection → its quarantined tools, as this gateway last saw them: read on every tools/call. */
+  readonly #quarantined = new Map<string, Set<string>>();
+  /** Connection → the tools it offers, for reporting one name offered by two connections. */
+  readonly #offered = new Map<string, Set<string>>();
+
+  constructor(private readonly o: ToolPinsOptions) {}
+
+  /**
+   * Whether a tool is quarantined. Undefined until this gateway has read the connection's pins (it has not seen a
+   * list yet): then `load` first, so a call is never let through for lack of knowing.
+   */
+  isQuarantined(connection: string, tool: string): boolean | undefined {
+    return this.#quarantined.get(connection)?.has(tool);
+  }
+
+  /** Reads a connection's quarantined tools from the store (pins another gateway saw). */
+  async load(connection: string): Promise<void> {
+    const pins = await this.o.store.listToolPins(connection);
+    this.#quarantined.set(connection, new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool)));
+  }
+
+  /** Tool names already reported as offered by several connections, so the log says it once. */
+  readonly #reported = new Set<string>();
+
+  /** Logs, once per name and set of connections, that a tool name is offered by more than one connection. */
+  reportShadowed(connection: string, tool: string, others: readonly string[]): void {
+    const key = JSON.stringify([tool, ...[connection, ...others].sort()]);
+    if (this.#reported.has(key)) return;
+    this.#reported.add(key);
+    this.o.log.warn({ tool, connections: [connection, ...others] }, 'a tool name is offered by more than one connection');
+  }
+
+  /** The other connections that offer a tool of this name. */
+  alsoOfferedBy(connection: string, tool: string): string[] {
+    const others: string[] = [];
+    for (const [c, tools] of this.#offered) if (c !== connection && tools.has(tool)) others.push(c);
+    return others;
+  }
+
+  /**
+   * Checks a server's tool list against the connection's pins, pinning on first sight. `complete` says the list is
+   * the whole of it (not one page), so that tools missing from it count as removed.
+   */
+  async check(connection: string, tools: readonly unknown[], complete: boolean): Promise<PinCheck> {
+    let pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
+    const changes: PinChange[] = [];
+    const offered = tools.filter(named);
+    if (pins.size === 0 && offered.length > 0) {
+      // Trust on first use: every definition seen now is the approved one.
+      const at = nowUs();
+      for (const t of offered) {
+        const { definition, digest } = pinnedDefinition(t);
+        const row: ToolPinRow = { connection, tool: t.name, digest, definition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, removedAtUs: null, pinnedAtUs: at, approvedAtUs: at, approvedBy: null };
+        if (await this.o.store.insertToolPin(row)) changes.push({ tool: t.name, change: 'pinned', digest });
+      }
+      pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
+    }
+    const visible: unknown[] = [];
+    const quarantined = new Set(this.#quarantined.get(connection));
+    const seen = new Set<string>();
+    for (const t of tools) {
+      if (!named(t)) {
+        visible.push(t);
+        continue;
+      }
+      // A second definition under a name already listed could shadow the first: hidden.
+      if (seen.has(t.name)) continue;
+      seen.add(t.name);
+      const { definition, digest } = pinnedDefinition(t);
+      const pin = pins.get(t.name);
+      const trusted = await this.#compare(connection, t.name, pin, definition, digest, changes);
+      if (trusted) {
+        visible.push(t);
+        quarantined.delete(t.name);
+      } else {
+        quarantined.add(t.name);
+      }
+    }
+    if (complete) {
+      for (const pin of pins.values()) {
+        if (seen.has(pin.tool) || pin.removedAtUs !== null) continue;
+        if (await this.o.store.updateToolPin(connection, pin.tool, pin, { removedAtUs: nowUs() })) changes.push({ tool: pin.tool, change: 'removed' });
+      }
+      this.#offered.set(connection, seen);
+    } else {
+      for (const name of seen) (this.#offered.get(connection) ?? this.#offered.set(connection, new Set()).get(connection)!).add(name);
+    }
+    this.#quarantined.set(connection, quarantined);
+    for (const c of changes) if (c.change !== 'pinned') this.o.log.warn({ connection, tool: c.tool, change: c.change }, c.change === 'removed' ? 'a pinned tool was removed by its server' : 'a tool definition differs from its pin: quarantined until an admin approves it');
+    return { visible, changes, quarantined: [...quarantined] };
+  }
+
+  /** Whether a listed definition is the approved one; records a new pending definition when it is not. */
+  async #compare(connection: string, tool: string, pin: ToolPinRow | undefined, definition: string, digest: string, changes: PinChange[]): Promise<boolean> {
+    if (pin === undefined) {
+      const row: ToolPinRow = { connection, tool, digest: null, definition: null, pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null, pinnedAtUs: nowUs(), approvedAtUs: null, approvedBy: null };
+      if (await this.o.store.insertToolPin(row)) changes.push({ tool, change: 'added', digest });
+      return false;
+    }
+    if (pin.digest === digest) {
+      if (pin.removedAtUs !== null && (await this.o.store.updateToolPin(connection, tool, pin, { removedAtUs: null }))) changes.push({ tool, change: 'restored', digest });
+      return true;
+    }
+    if (pin.pendingDigest !== digest) {
+      const update = { pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null };
+      if (await this.o.store.updateToolPin(connection, tool, pin, update)) changes.push({ tool, change: pin.digest === null ? 'added' : 'changed', digest });
+    }
+    return false;
+  }
+
+  mayApprove(identity: Identity): boolean {
+    return identity.groups.some((g) => this.o.admins.includes(g));
+  }
+
+  list(connection?: string): Promise<ToolPinRow[]> {
+    return this.o.store.listToolPins(connection);
+  }
+
+  async get(connection: string, tool: string): Promise<ToolPinRow> {
+    const pin = (await this.o.store.listToolPins(connection)).find((p) => p.tool === tool);
+    if (pin === undefined) throw new PinError(404, `connection '${connection.slice(0, 100)}' has no pinned tool named ${JSON.stringify(tool.slice(0, 200))}`);
+    return pin;
+  }
+
+  /**
+   * Approves the pending definition of a tool: it becomes the pinned one and the tool leaves quarantine. `digest`,
+   * when given, must be the pending definition's (what the admin looked at), so a definition that changed again
+   * meanwhile is not approved unseen.
+   */
+  async approve(connection: string, tool: string, identity: Identity, digest: string | undefined): Promise<ToolPinRow> {
+    if (!this.mayApprove(identity)) throw new PinError(403, `only members of ${this.o.admins.join(', ') || 'roles.admins (none configured)'} may approve tool definitions`);
+    const pin = await this.get(connection, tool);
+    if (pin.pendingDigest === null || pin.pendingDefinition === null) throw new PinError(409, `tool '${tool}' on '${connection}' has no new definition waiting for approval`);
+    if (digest !== undefined && digest !== pin.pendingDigest) throw new PinError(409, `the waiting definition is ${pin.pendingDigest.slice(0, 12)}…, not ${digest.slice(0, 12)}…: look at it again before approving`);
+    const update = { digest: pin.pendingDigest, definition: pin.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: nowUs(), approvedBy: identity.email ?? identity.subject };
+    if (!(await this.o.store.updateToolPin(connection, tool, pin, update))) throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
+    this.#quarantined.get(connection)?.delete(tool);
+    this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');
+    return { ...pin, ...update };
+  }
+}
