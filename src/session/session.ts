@@ -49,7 +49,11 @@ export interface SessionOptions {
 /** A client request a stage holds (a review): how to give up on it, and what keeps its client waiting. */
 interface HeldRequest {
   controller?: AbortController;
+  /** Why it is held, once a stage said so (a request in an asynchronous stage is not necessarily held). */
   reason?: string;
+  /** The request, while it is in an asynchronous stage: a hold that comes later can keep its client waiting. */
+  request?: JsonRpcRequest;
+  waiting?: boolean;
   progress?: NodeJS.Timeout;
 }
 
@@ -153,7 +157,11 @@ export class Session implements SessionInfo {
     if (this.#recording) this.#recording.onBroken = (err) => this.#recordingFailed(err);
     this.#pipeline = options.pipeline((event, ctx) => {
       for (const o of this.#observers) o.verdict?.(this, event);
-      if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#heldRequest(event.messageId).reason = event.reason;
+      if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) {
+        const held = this.#heldRequest(event.messageId);
+        held.reason = event.reason;
+        if (held.request !== undefined) this.#keepWaiting(held.request);
+      }
       const collector = (ctx as TracedContext).verdicts;
       if (collector !== undefined) collector.push(event);
       else this.#record(() => this.#recording?.verdict(event));
@@ -183,6 +191,8 @@ export class Session implements SessionInfo {
    */
   #keepWaiting(request: JsonRpcRequest): void {
     const held = this.#heldRequest(request.id);
+    if (held.waiting) return;
+    held.waiting = true;
     this.#sink.hold?.(request.id);
     const token = (request.params?._meta as { progressToken?: unknown } | undefined)?.progressToken;
     if (typeof token !== 'string' && typeof token !== 'number') return;
@@ -326,8 +336,12 @@ export class Session implements SessionInfo {
         if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
         return;
       }
-      // Only a hold keeps the client waiting; a stage that merely answers later (a store read) does not.
-      if (isRequest(message) && this.#held.get(idKey(message.id))?.reason !== undefined) this.#keepWaiting(message);
+      // Only a hold keeps the client waiting (now, or when a later stage holds); a stage that merely answers later does not.
+      if (isRequest(message)) {
+        const held = this.#heldRequest(message.id);
+        held.request = message;
+        if (held.reason !== undefined) this.#keepWaiting(message);
+      }
       outcome.then(
         (o) => this.#afterClientPipeline(message, o, undefined),
         (err) => this.#stageFailed(message, err),
@@ -592,6 +606,7 @@ export class Session implements SessionInfo {
   }
 
   #stageFailed(message: JsonRpcMessage, err: unknown): void {
+    if (isRequest(message)) this.#released(message.id);
     this.#log.error({ err: (err as Error).message }, 'a pipeline stage failed; refusing the message');
     if (isRequest(message)) {
       const error = errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process this request');

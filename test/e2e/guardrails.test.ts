@@ -7,7 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { stringify } from 'yaml';
+import { DevIdentity } from '../../src/identity/dev-identity.js';
+import { openStore } from '../../src/store/open.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { GatewayProcess } from '../helpers/gateway-process.js';
+import { freePort } from '../helpers/ports.js';
+import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { allEvents } from '../helpers/recorded.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -257,6 +263,89 @@ describe('a pending review across a gateway restart', () => {
       } finally {
         await gw.stop();
       }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a held call without a progress token', () => {
+  it('gets an SSE response with keep-alive comments while it waits', async () => {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-guard-sse-')));
+    const gw = await startTestGateway({ ...guardedConfig(root), http: { keepAlive: '200ms' } }, { reviewPollMs: 100 });
+    try {
+      const auth = { authorization: `Bearer ${await gw.tokenFor('alice')}` };
+      const endpoint = gw.mcp('files');
+      const session = await rawInitialize(endpoint, auth);
+      const headers = { ...mcpHeaders, ...auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+      await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+      const target = join(root, 'kept-alive.txt');
+      const res = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'write_file', arguments: { path: target, content: 'k' } } }) });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+      const reader = res.body!.getReader();
+      let seen = '';
+      const decoder = new TextDecoder();
+      while (!seen.includes(': keep-alive')) {
+        const { value, done } = await reader.read();
+        assert.equal(done, false, 'the stream stays open while the call is held');
+        seen += decoder.decode(value);
+      }
+      const [review] = await gw.gateway.recorder!.store.listReviews({ status: 'pending', limit: 10 });
+      const bob = `Bearer ${await gw.tokenFor('bob')}`;
+      await fetch(new URL(`/api/reviews/${review!.id}/approve`, gw.url), { method: 'POST', headers: { authorization: bob, 'content-type': 'application/json' }, body: '{}' });
+      while (!seen.includes('"id":7')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += decoder.decode(value);
+      }
+      assert.match(seen, /"result":\{"content":\[\{"type":"text","text":"Successfully wrote[^\n]*"id":7\}/, `the result comes on the same stream: ${seen}`);
+      assert.equal(readFileSync(target, 'utf8'), 'k');
+    } finally {
+      await gw.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a pending review when the gateway is killed', () => {
+  it('is marked interrupted at the next start, and the call never reaches the server', async () => {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-guard-kill-')));
+    const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-guard-kill-data-'));
+    const port = await freePort();
+    const configFile = join(dataDir, 'gateway.yaml');
+    writeFileSync(configFile, stringify({ ...guardedConfig(root, dataDir), listen: `127.0.0.1:${port}`, log: { level: 'warn' } }));
+    const { token } = await (await DevIdentity.load(dataDir, { users, allowNonLoopback: false, tokenLifetimeMs: 3_600_000 })).mint('alice');
+    try {
+      const first = new GatewayProcess(configFile);
+      await first.ready();
+      const client = new Client({ name: 'killed', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/files`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      const target = join(root, 'killed.txt');
+      const call = client.callTool({ name: 'write_file', arguments: { path: target, content: 'x' } }, undefined, { timeout: 30_000 });
+      call.catch(() => {}); // settled below; marked handled so an early rejection is not reported as unhandled
+      const store = await openStore(`sqlite:${join(dataDir, 'portcullis.db')}`);
+      try {
+        await waitFor(async () => (await store.listReviews({ status: 'pending', limit: 10 })).length === 1, 'the call to be held');
+      } finally {
+        await store.close();
+      }
+      await first.stop('SIGKILL');
+      await assert.rejects(call, 'the client learns its call failed');
+      await client.close().catch(() => {});
+      const second = new GatewayProcess(configFile);
+      await second.ready();
+      await second.stop('SIGTERM');
+      const after = await openStore(`sqlite:${join(dataDir, 'portcullis.db')}`);
+      try {
+        const [review] = await after.listReviews({ limit: 10 });
+        assert.equal(review!.status, 'interrupted');
+        assert.match(review!.decisionNote!, /restarted while the call was held/);
+      } finally {
+        await after.close();
+      }
+      assert.equal(existsSync(target), false);
     } finally {
       rmSync(root, { recursive: true, force: true });
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,10 +7,10 @@ import { stringify } from 'yaml';
 import { loadSigningKey } from '../../src/recording/keys.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { openStore } from '../../src/store/open.js';
-import { cliPath } from '../helpers/client.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { freePort } from '../helpers/ports.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
+import { GatewayProcess } from '../helpers/gateway-process.js';
 import { DevIdentity } from '../../src/identity/dev-identity.js';
 import { deliveredTexts } from '../helpers/recorded.js';
 import { postgresTestStore, sqliteTestStore, type TestStore } from '../helpers/stores.js';
@@ -55,29 +53,6 @@ async function busyClient(url: string, token: string): Promise<Busy> {
     }
   })();
   return { sessionId, received, stopped };
-}
-
-class GatewayProcess {
-  readonly child: ChildProcess;
-  #out = '';
-  constructor(config: string) {
-    this.child = spawn(process.execPath, [cliPath, 'gateway', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d: Buffer) => (this.#out += d));
-    this.child.stderr!.on('data', (d: Buffer) => (this.#out += d));
-  }
-  async ready(): Promise<void> {
-    const deadline = Date.now() + 20_000;
-    while (!this.#out.includes('Portcullis is running')) {
-      if (this.child.exitCode !== null) throw new Error(`the gateway exited: ${this.#out}`);
-      if (Date.now() > deadline) throw new Error(`the gateway did not start: ${this.#out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  async stop(signal: NodeJS.Signals): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill(signal);
-    await once(this.child, 'exit');
-  }
 }
 
 async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer): Promise<void> {
