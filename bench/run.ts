@@ -149,36 +149,45 @@ async function idleMemory(upstreamUrl: string): Promise<{ baselineMB: number; pe
  */
 /**
  * The p50 of sequential `tools/call` (echo) through two gateways in front of server-everything over stdio, one
- * with a feature on and one with it off, measured in one run.
+ * with a feature on and one with it off, measured in one run; `repetitions` times with fresh gateways (and so
+ * fresh server processes, whose placement on the machine moves a p50 by a few percent), judged by the median.
  */
 async function sequentialOnOff(
   feature: string,
   gateways: { on: () => Promise<Proc>; off: () => Promise<Proc> },
   limit: number,
   verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>,
+  repetitions = 1,
 ): Promise<Record<string, unknown>> {
-  const on = await gateways.on();
-  const off = await gateways.off();
-  try {
-    const targets: Target[] = [
-      { name: `${feature} off`, url: `http://127.0.0.1:${off.port}/mcp/everything`, token: off.token },
-      { name: `${feature} on`, url: `http://127.0.0.1:${on.port}/mcp/everything`, token: on.token },
-    ];
-    const seq = await sequential(targets);
-    const base = seq.get(`${feature} off`)!;
-    console.log(`\n${feature} on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
-    console.log('target            p50 ms   p99 ms   calls/s   p50 vs off');
-    for (const t of targets) {
-      const r = seq.get(t.name)!;
-      console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50)}×`);
+  console.log(`\n${feature} on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up${repetitions > 1 ? `; ${repetitions} repetitions with fresh gateways` : ''}`);
+  console.log('target            p50 ms   p99 ms   calls/s   p50 vs off');
+  const ratios: number[] = [];
+  const runs: Array<Record<string, unknown>> = [];
+  for (let rep = 0; rep < repetitions; rep++) {
+    const on = await gateways.on();
+    const off = await gateways.off();
+    try {
+      const targets: Target[] = [
+        { name: `${feature} off`, url: `http://127.0.0.1:${off.port}/mcp/everything`, token: off.token },
+        { name: `${feature} on`, url: `http://127.0.0.1:${on.port}/mcp/everything`, token: on.token },
+      ];
+      const seq = await sequential(targets);
+      const base = seq.get(`${feature} off`)!;
+      for (const t of targets) {
+        const r = seq.get(t.name)!;
+        console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50)}×`);
+      }
+      ratios.push(seq.get(`${feature} on`)!.p50 / base.p50);
+      runs.push(Object.fromEntries(seq));
+    } finally {
+      await on.stop();
+      await off.stop();
     }
-    const ratio = seq.get(`${feature} on`)!.p50 / base.p50;
-    verdicts.push({ target: `p50 ${feature} on / off (sequential)`, value: ratio, limit: `≤ ${limit}`, pass: ratio <= limit });
-    return Object.fromEntries(seq);
-  } finally {
-    await on.stop();
-    await off.stop();
   }
+  const ratio = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+  if (repetitions > 1) console.log(`median p50 ratio ${fmt(ratio)}× (${ratios.map((r) => `${fmt(r)}×`).join(', ')})`);
+  verdicts.push({ target: `p50 ${feature} on / off (sequential${repetitions > 1 ? `, median of ${repetitions}` : ''})`, value: ratio, limit: `≤ ${limit}`, pass: ratio <= limit });
+  return { runs, ratios, ratio };
 }
 
 /** Authentication: a gateway checking every request's bearer token vs the bench-only entry point without. */
@@ -196,12 +205,16 @@ function authenticationOnOff(verdicts: Array<{ target: string; value: number; li
 
 /**
  * Guardrails: 50 rules, every one evaluated on every call (none matches the echo call, so all are tried; each
- * looks at the tool, the arguments and the caller's groups, as real rules do), vs no rules.
+ * looks at the tool, the arguments and the caller's groups, as real rules do; ten use a regex), vs no rules.
  */
 function rulesOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  // One rule in five uses a regex and a numeric comparison, which the quick pre-check leaves to the CEL interpreter.
   const rules = Array.from({ length: 50 }, (_, i) => ({
     name: `rule-${i}`,
-    when: `tool.name == "tool_${i}" || (has(arguments.path) && arguments.path.startsWith("/secret/${i}/")) || ("never-${i}" in identity.groups && method == "tools/call")`,
+    when:
+      i % 5 === 4
+        ? `arguments.?message.orValue("").matches("^drop table ${i}") || size(identity.groups) > ${100 + i}`
+        : `tool.name == "tool_${i}" || (has(arguments.path) && arguments.path.startsWith("/secret/${i}/")) || ("never-${i}" in identity.groups && method == "tools/call")`,
     action: i % 2 === 0 ? 'deny' : 'review',
     ...(i % 2 === 0 ? {} : { approvers: ['leads'] }),
   }));
@@ -213,6 +226,7 @@ function rulesOnOff(verdicts: Array<{ target: string; value: number; limit: stri
     },
     1.05,
     verdicts,
+    quick ? 1 : 3,
   );
 }
 

@@ -1,5 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { RE2JS } from 're2js';
+import { quickReject } from './quick-reject.js';
 
 /**
  * Guardrail conditions in CEL, compiled and type-checked once at start against the fields a request offers, so a
@@ -111,8 +112,11 @@ function withRe2Matches(source: string, ast: unknown): { source: string; pattern
   return { source: out, patterns };
 }
 
-/** Compiles a condition; throws ConditionError saying what is wrong (syntax, unknown field, not a bool, bad regex). */
-export function compileCondition(source: string): Condition {
+/**
+ * Compiles a condition; throws ConditionError saying what is wrong (syntax, unknown field, not a bool, bad regex).
+ * `preCheck: false` leaves out the quick pre-check (for testing that it never disagrees with the interpreter).
+ */
+export function compileCondition(source: string, options: { preCheck?: boolean } = {}): Condition {
   environments ??= { check: buildEnvironment(true), run: buildEnvironment(false) };
   const env = environments.check;
   let rewritten: string;
@@ -134,7 +138,10 @@ export function compileCondition(source: string): Condition {
   if (!checked.valid) throw new ConditionError(describe(checked.error));
   if (checked.type !== 'bool' && checked.type !== 'dyn') throw new ConditionError(`a condition must be true or false, but this one gives a ${checked.type}`);
   const evaluate = environments.run.parse(rewritten);
+  // Most requests match no rule: a sound pre-check turns most of them away without the interpreter.
+  const quick = options.preCheck === false ? () => undefined : quickReject(evaluate.ast, (pattern) => (text) => re2(pattern).matcher(text).find());
   return (facts) => {
+    if (quick(facts as unknown as Record<string, unknown>) === false) return false;
     const v = evaluate(facts as unknown as Record<string, unknown>);
     if (typeof v !== 'boolean') throw new ConditionError(`the condition gave ${typeof v === 'bigint' ? 'an int' : `a ${typeof v}`}, not true or false`);
     return v;

@@ -23,6 +23,19 @@ function maskedAt(details: unknown): string {
   return redactions.map((r) => `\n      masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('');
 }
 
+/** What a guardrail or pinning verdict says: the rule, the review and who decided it, what changed in a tool list. */
+function decidedBy(details: unknown): string {
+  const d = (details ?? {}) as { rule?: string; review?: string; approvers?: string[]; rejectedBy?: string; waitedMs?: number; changes?: Array<{ tool: string; change: string }> };
+  const parts: string[] = [];
+  if (d.rule !== undefined) parts.push(`rule ${d.rule}`);
+  if (d.review !== undefined) parts.push(`review ${d.review}`);
+  if (Array.isArray(d.approvers) && d.approvers.length > 0) parts.push(`approved by ${d.approvers.join(', ')}`);
+  if (d.rejectedBy !== undefined) parts.push(`rejected by ${d.rejectedBy}`);
+  if (typeof d.waitedMs === 'number') parts.push(`waited ${d.waitedMs} ms`);
+  if (Array.isArray(d.changes) && d.changes.length > 0) parts.push(`tools ${d.changes.map((c) => `${c.tool} ${c.change}`).join(', ')}`);
+  return parts.length === 0 ? '' : ` [${parts.join('; ')}]`;
+}
+
 export function summarizeRpc(payload: string): RpcSummary {
   let m: Record<string, unknown>;
   try {
@@ -127,7 +140,7 @@ export function describeEvent(e: EventRow, width = 160): string {
       return `${at}  ■ agreed   protocol ${String(details.protocolVersion)}; client ${client?.name ?? '?'} ${client?.version ?? ''}; server ${server?.name ?? '?'} ${server?.version ?? ''}`;
     }
     case 'verdict':
-      return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${maskedAt(details.details)}`;
+      return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${decidedBy(details.details)}${maskedAt(details.details)}`;
     case 'gap':
       return `${at}  ✂ gap      ${String(details.lost)} events lost: ${String(details.reason)}`;
     case 'close':

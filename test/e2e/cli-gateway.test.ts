@@ -151,7 +151,7 @@ describe('portcullis gateway (the CLI process)', () => {
 describe('portcullis config check', () => {
   it('accepts the shipped example config', async () => {
     const example = new URL('../../../examples/portcullis.yaml', import.meta.url).pathname;
-    const cli = startCli(['config', 'check', example], { REMOTE_MCP_TOKEN: 'example-token-value' });
+    const cli = startCli(['config', 'check', example], { REMOTE_MCP_TOKEN: 'example-token-value', PORTCULLIS_WEBHOOK_SECRET: 'example-webhook-secret' });
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0, cli.stderr());
     assert.match(cli.stdout(), /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\)/);

@@ -10,6 +10,7 @@ import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.j
 import { stringify } from 'yaml';
 import { DevIdentity } from '../../src/identity/dev-identity.js';
 import { openStore } from '../../src/store/open.js';
+import { describeEvent } from '../../src/recording/transcript.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
@@ -224,6 +225,9 @@ describe('guardrails with server-filesystem', () => {
     const verdicts = [];
     for (const s of sessions) for (const e of await allEvents(store, s.id)) if (e.kind === 'verdict') verdicts.push(JSON.parse(e.payload) as { stage: string; action: string; reason?: string; details?: Record<string, unknown> });
     const guard = verdicts.filter((v) => v.stage === 'guard');
+    const shown: string[] = [];
+    for (const s of sessions) for (const e of await allEvents(store, s.id)) if (e.kind === 'verdict') shown.push(describeEvent(e, 400));
+    assert.ok(shown.some((l) => /⚑ guard pass tools\/call #\d+ \[rule writes-need-review; review rv_\S+; approved by bob@dev\.portcullis\.local; waited \d+ ms\]/.test(l)), `sessions show marks the approval: ${shown.join('\n')}`);
     assert.ok(guard.some((v) => v.action === 'answer' && v.details?.rule === 'no-dotenv' && v.details.action === 'deny'));
     assert.ok(guard.some((v) => v.action === 'hold' && /held for review rv_/.test(v.reason ?? '')));
     const approved = guard.find((v) => v.action === 'pass' && v.details?.action === 'approved');
