@@ -133,6 +133,25 @@ describe('guardrails with server-filesystem', () => {
     await waitFor(async () => (await api('alice', 'GET', `/api/reviews/${review.id}`)).body.review?.status === 'released', 'the review to be released');
   });
 
+  it('holds a move_file the same way, and moves the file once approved', async () => {
+    const alice = await connect('alice');
+    const from = join(root, 'to-move.txt');
+    const to = join(root, 'moved.txt');
+    writeFileSync(from, 'moving');
+    const call = alice.callTool({ name: 'move_file', arguments: { source: from, destination: to } }, undefined, { timeout: 30_000 });
+    let review: ReviewView | undefined;
+    await waitFor(async () => {
+      review = (await api('bob', 'GET', '/api/reviews?status=pending')).body.reviews?.find((v) => v.target === 'move_file');
+      return review !== undefined;
+    }, 'the move to be held');
+    assert.deepEqual(review!.params.arguments, { source: from, destination: to });
+    assert.equal(existsSync(to), false);
+    assert.equal((await api('bob', 'POST', `/api/reviews/${review!.id}/approve`, {})).status, 200);
+    await call;
+    assert.equal(readFileSync(to, 'utf8'), 'moving');
+    assert.equal(existsSync(from), false);
+  });
+
   it('refuses the caller approving their own call, and anyone outside the approver groups', async () => {
     const carol = await connect('carol');
     const target = join(root, 'self.txt');
