@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { parseDuration } from '../config/duration.js';
-import { AccessRequestError, type AccessRequests } from '../identity/access-requests.js';
+import type { AccessRequests } from '../identity/access-requests.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestStatus } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
@@ -22,17 +22,8 @@ const statuses: AccessRequestStatus[] = ['pending', 'approved', 'denied', 'expir
 export class AccessRequestsApi {
   constructor(private readonly requests: AccessRequests) {}
 
+  /** Answers one request; a Refusal from the service becomes the reply's status and message (see the HTTP server). */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    try {
-      await this.#route(req, res, url, identity);
-    } catch (err) {
-      if (err instanceof AccessRequestError) throw new ApiError(err.status, err.message);
-      if (err instanceof URIError) throw new ApiError(400, 'the path has a malformed %-escape');
-      throw err;
-    }
-  }
-
-  async #route(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
       if (req.method === 'GET') {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import type { Identity } from '../pipeline/stage.js';
-import { PinError, type ToolPins } from '../pins/tool-pins.js';
+import type { ToolPins } from '../pins/tool-pins.js';
 import type { ToolPinRow } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
@@ -40,22 +40,13 @@ export class PinsApi {
     private readonly mayOpen: (identity: Identity, connection: string) => boolean,
   ) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    try {
-      await this.#route(req, res, url, identity);
-    } catch (err) {
-      if (err instanceof PinError) throw new ApiError(err.status, err.message);
-      if (err instanceof URIError) throw new ApiError(400, 'the path has a malformed %-escape');
-      throw err;
-    }
-  }
-
   /** Admins see every connection's pins; others those of the connections they may open. */
   #visible(identity: Identity, connection: string): boolean {
     return this.pins.mayApprove(identity) || this.mayOpen(identity, connection);
   }
 
-  async #route(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
+  /** Answers one request; a Refusal from the service becomes the reply's status and message (see the HTTP server). */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
       if (req.method !== 'GET') throw new ApiError(405, 'use GET');

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import type { Identity } from '../pipeline/stage.js';
-import { ReviewError, type Reviews } from '../reviews/reviews.js';
+import type { Reviews } from '../reviews/reviews.js';
 import type { ReviewRow, ReviewStatus } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
@@ -51,17 +51,8 @@ export function reviewView(r: ReviewRow): Record<string, unknown> {
 export class ReviewsApi {
   constructor(private readonly reviews: Reviews) {}
 
+  /** Answers one request; a Refusal from the service becomes the reply's status and message (see the HTTP server). */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    try {
-      await this.#route(req, res, url, identity);
-    } catch (err) {
-      if (err instanceof ReviewError) throw new ApiError(err.status, err.message);
-      if (err instanceof URIError) throw new ApiError(400, 'the path has a malformed %-escape');
-      throw err;
-    }
-  }
-
-  async #route(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
       if (req.method !== 'GET') throw new ApiError(405, 'use GET');

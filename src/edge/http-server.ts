@@ -11,6 +11,7 @@ import type { TrustedIssuer } from '../identity/issuers.js';
 import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
 import type { PinsApi } from '../api/pins.js';
+import { Refusal } from '../refusal.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -199,7 +200,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     try {
       return await handler.handle(req, res, url, caller.identity);
     } catch (err) {
-      if (err instanceof ApiError) return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : {});
+      if (err instanceof ApiError || err instanceof Refusal) return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : {});
+      if (err instanceof URIError) return fail(400, 'the path has a malformed %-escape');
       throw err;
     }
   }

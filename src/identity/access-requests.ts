@@ -6,6 +6,7 @@ import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { AccessRequestRow, AccessRequestStatus } from '../store/types.js';
 import type { ConnectionAccess } from './access-policy.js';
+import { Refusal } from '../refusal.js';
 
 /**
  * Just-in-time access: a user asks for a connection their groups do not open, for a bounded time and a stated
@@ -15,15 +16,7 @@ import type { ConnectionAccess } from './access-policy.js';
  * is also a ledger entry, tamper evident like the recordings.
  */
 
-export class AccessRequestError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409 | 503,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'AccessRequestError';
-  }
-}
+export class AccessRequestError extends Refusal {}
 
 /** How long a request waits for an answer before it lapses. */
 export const pendingLifetimeMs = 24 * 3_600_000;

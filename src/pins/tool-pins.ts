@@ -5,6 +5,7 @@ import { canonicalJson } from '../protocol/canonical-json.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { ToolPinRow } from '../store/types.js';
+import { Refusal } from '../refusal.js';
 
 /**
  * Tool pinning, the rug-pull defence: the first time a connection's tool list is seen, every definition is pinned
@@ -13,15 +14,7 @@ import type { ToolPinRow } from '../store/types.js';
  * definition; a tool that disappeared is noted. Pins live in the store, shared by every gateway.
  */
 
-export class PinError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409 | 503,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PinError';
-  }
-}
+export class PinError extends Refusal {}
 
 export type PinChange = { tool: string; change: 'pinned' | 'changed' | 'added' | 'removed' | 'restored'; digest?: string };
 

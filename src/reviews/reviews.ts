@@ -5,6 +5,7 @@ import { samePrincipal } from '../pipeline/stage.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/types.js';
+import { Refusal } from '../refusal.js';
 
 /**
  * Reviews: a call a guardrail holds waits, as a durable record in the store, until enough approvers (never the
@@ -13,15 +14,7 @@ import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/types.js';
  * through another gateway sharing the store are found by polling while anything is held here.
  */
 
-export class ReviewError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409 | 503,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ReviewError';
-  }
-}
+export class ReviewError extends Refusal {}
 
 /** A call to hold. */
 export interface HoldSpec {
