@@ -162,7 +162,7 @@ interface StageParts {
  * quarantined tool, never waits for a review.
  */
 function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
-  // Masking is last, so that on the way back it is the first stage to see what the server sent.
+  // Masking comes last but for the list pin check, so on the way back it masks before any other stage sees a message.
   const mask = p.masking.enabled(connection.name) ? new MaskStage((session) => p.masking.forSession(session)) : undefined;
   const guard = GuardStage.when({
     connection: connection.name,
@@ -171,9 +171,18 @@ function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
     reviews: p.reviews,
     reviewTimeoutMs: p.reviewTimeoutMs,
     paramsForReview: paramsForReview(connection),
+    ...(p.pins && connection.tools.pin ? { pinned: { annotations: (tool: string) => p.pins!.annotations(connection.name, tool), load: () => p.pins!.load(connection.name) } } : {}),
   });
-  const pins = p.pins && connection.tools.pin ? new ToolPinStage({ connection: connection.name, pins: p.pins, mayOpen: p.mayOpen }) : undefined;
-  const stages: Array<Stage | undefined> = [AuthorizeStage.forAccess(p.access), ToolFilterStage.forRules(connection.tools), pins, guard, mask];
+  const pinning = p.pins && connection.tools.pin ? { connection: connection.name, pins: p.pins, mayOpen: p.mayOpen } : undefined;
+  // Pinned lists are checked next to the server (last here), so that what is pinned is what the server sent, unmasked.
+  const stages: Array<Stage | undefined> = [
+    AuthorizeStage.forAccess(p.access),
+    ToolFilterStage.forRules(connection.tools),
+    pinning && new ToolPinStage(pinning, 'calls'),
+    guard,
+    mask,
+    pinning && new ToolPinStage(pinning, 'lists'),
+  ];
   return stages.filter((s) => s !== undefined);
 }
 

@@ -389,11 +389,14 @@ function checkAction(r: { action: string; approvers?: unknown; message?: unknown
   if (r.action !== 'review' && r.notify !== undefined) ctx.addIssue({ code: 'custom', path: ['notify'], message: `notify belongs to action: review, not ${r.action}` });
 }
 
+/** The longest a call may be held (a timer beyond 24.8 days would overflow). */
+const maxReviewMs = 7 * 24 * 3_600_000;
+
 function timeoutMs(v: string | number | undefined, ctx: z.RefinementCtx): number | undefined {
   if (v === undefined) return undefined;
   const ms = parseDuration(v);
-  if (ms === undefined || ms < 1000) {
-    ctx.addIssue({ code: 'custom', path: ['timeout'], message: `expected a duration of at least 1s such as 15m or 1h, found ${JSON.stringify(v)}` });
+  if (ms === undefined || ms < 1000 || ms > maxReviewMs) {
+    ctx.addIssue({ code: 'custom', path: ['timeout'], message: `expected a duration from 1s to 7d such as 15m or 1h, found ${JSON.stringify(v)}` });
     return z.NEVER;
   }
   return ms;
@@ -624,9 +627,9 @@ export function configSchema(sources: SecretSources) {
       reviews: z
         .strictObject({
           /** How long a held call waits for approvers before it is rejected, unless its rule says otherwise. */
-          timeout: duration('15m'),
+          timeout: duration('15m').refine((ms) => ms >= 1000 && ms <= maxReviewMs, 'expected a duration from 1s to 7d'),
           /** How often a held call whose client asked for progress is told it is still waiting. */
-          progressInterval: duration('10s'),
+          progressInterval: duration('10s').refine((ms) => ms >= 1000 && ms <= 600_000, 'expected a duration from 1s to 10m'),
           /** The webhooks told of reviews whose rule has no `notify` of its own. */
           notify: webhookNames.default([]),
         })

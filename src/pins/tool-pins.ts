@@ -16,7 +16,7 @@ import { Refusal } from '../refusal.js';
 
 export class PinError extends Refusal {}
 
-export type PinChange = { tool: string; change: 'pinned' | 'changed' | 'added' | 'removed' | 'restored'; digest?: string };
+export type PinChange = { tool: string; change: 'pinned' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated'; digest?: string };
 
 /** What a tool list looks like after pinning: the tools to show, what changed, and which are quarantined. */
 export interface PinCheck {
@@ -30,6 +30,11 @@ export function pinnedDefinition(tool: Record<string, unknown>): { definition: s
   const definition = canonicalJson({ name: tool.name, description: tool.description ?? null, inputSchema: tool.inputSchema ?? null, annotations: tool.annotations ?? null });
   return { definition, digest: createHash('sha256').update(definition).digest('hex') };
 }
+
+const annotationsOf = (tool: Record<string, unknown>): Record<string, unknown> => {
+  const a = tool.annotations;
+  return a !== null && typeof a === 'object' && !Array.isArray(a) ? (a as Record<string, unknown>) : {};
+};
 
 const named = (t: unknown): t is Record<string, unknown> & { name: string } => t !== null && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string';
 
@@ -60,6 +65,26 @@ export class ToolPins {
   async load(connection: string): Promise<void> {
     const pins = await this.o.store.listToolPins(connection);
     this.#quarantined.set(connection, new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool)));
+    const annotations = new Map<string, Record<string, unknown>>();
+    for (const p of pins) if (p.definition !== null) annotations.set(p.tool, annotationsOf(JSON.parse(p.definition) as Record<string, unknown>));
+    this.#annotations.set(connection, annotations);
+  }
+
+  /** Connection → tool → the annotations of its approved definition: what guardrail conditions see. */
+  readonly #annotations = new Map<string, Map<string, Record<string, unknown>>>();
+
+  /**
+   * The annotations of a tool's approved definition (not whatever a server said last); undefined until this
+   * gateway has read the connection's pins (`load`), and `{}` for a tool it has no approved definition of.
+   */
+  annotations(connection: string, tool: string): Record<string, unknown> | undefined {
+    const known = this.#annotations.get(connection);
+    return known === undefined ? undefined : (known.get(tool) ?? {});
+  }
+
+  /** Whether any tool of the connection is pinned, as this gateway last read. */
+  hasPins(connection: string): boolean {
+    return (this.#annotations.get(connection)?.size ?? 0) > 0 || (this.#quarantined.get(connection)?.size ?? 0) > 0;
   }
 
   /** Tool names already reported as offered by several connections, so the log says it once. */
@@ -101,13 +126,20 @@ export class ToolPins {
     const visible: unknown[] = [];
     const quarantined = new Set(this.#quarantined.get(connection));
     const seen = new Set<string>();
+    // A name listed twice is ambiguous (which definition would the client use?): both are quarantined.
+    const counts = new Map<string, number>();
+    for (const t of offered) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
     for (const t of tools) {
       if (!named(t)) {
         visible.push(t);
         continue;
       }
-      // A second definition under a name already listed could shadow the first: hidden.
-      if (seen.has(t.name)) continue;
+      if ((counts.get(t.name) ?? 0) > 1) {
+        if (!seen.has(t.name)) changes.push({ tool: t.name, change: 'duplicated' });
+        seen.add(t.name);
+        quarantined.add(t.name);
+        continue;
+      }
       seen.add(t.name);
       const { definition, digest } = pinnedDefinition(t);
       const pin = pins.get(t.name);
@@ -115,6 +147,7 @@ export class ToolPins {
       if (trusted) {
         visible.push(t);
         quarantined.delete(t.name);
+        (this.#annotations.get(connection) ?? this.#annotations.set(connection, new Map()).get(connection)!).set(t.name, annotationsOf(t));
       } else {
         quarantined.add(t.name);
       }
@@ -129,7 +162,7 @@ export class ToolPins {
       for (const name of seen) (this.#offered.get(connection) ?? this.#offered.set(connection, new Set()).get(connection)!).add(name);
     }
     this.#quarantined.set(connection, quarantined);
-    for (const c of changes) if (c.change !== 'pinned') this.o.log.warn({ connection, tool: c.tool, change: c.change }, c.change === 'removed' ? 'a pinned tool was removed by its server' : 'a tool definition differs from its pin: quarantined until an admin approves it');
+    for (const c of changes) if (c.change !== 'pinned' && c.change !== 'restored' && c.change !== 'reverted') this.o.log.warn({ connection, tool: c.tool, change: c.change }, c.change === 'removed' ? 'a pinned tool was removed by its server' : 'a tool definition differs from its pin: quarantined until an admin approves it');
     return { visible, changes, quarantined: [...quarantined] };
   }
 
@@ -142,6 +175,8 @@ export class ToolPins {
     }
     if (pin.digest === digest) {
       if (pin.removedAtUs !== null && (await this.o.store.updateToolPin(connection, tool, pin, { removedAtUs: null }))) changes.push({ tool, change: 'restored', digest });
+      // Back to the approved definition: the change that waited is void (else other gateways keep it quarantined).
+      if (pin.pendingDigest !== null && (await this.o.store.updateToolPin(connection, tool, pin, { pendingDigest: null, pendingDefinition: null, pendingSinceUs: null }))) changes.push({ tool, change: 'reverted', digest });
       return true;
     }
     if (pin.pendingDigest !== digest) {
@@ -178,6 +213,7 @@ export class ToolPins {
     const update = { digest: pin.pendingDigest, definition: pin.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: nowUs(), approvedBy: identity.email ?? identity.subject };
     if (!(await this.o.store.updateToolPin(connection, tool, pin, update))) throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
     this.#quarantined.get(connection)?.delete(tool);
+    this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));
     this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');
     return { ...pin, ...update };
   }

@@ -15,6 +15,11 @@ export interface GuardOptions {
   reviewTimeoutMs: number;
   /** The params as approvers are shown them: as the recording keeps them (client-argument masking applied). */
   paramsForReview: (request: JsonRpcRequest) => string;
+  /**
+   * Tool annotations from the connection's approved (pinned) definitions, when pinning is on: what an admin
+   * trusted, whichever session listed what. `annotations` is undefined until `load` has read the pins.
+   */
+  pinned?: { annotations(tool: string): Record<string, unknown> | undefined; load(): Promise<void> };
 }
 
 /**
@@ -26,7 +31,7 @@ export interface GuardOptions {
  */
 export class GuardStage implements Stage {
   readonly name = 'guard';
-  /** Tool name → its annotations, from the latest tools/list on any of the connection's sessions. */
+  /** Without pinning: tool name → its annotations, from the latest tools/list on any of the connection's sessions. */
   readonly #annotations = new Map<string, Record<string, unknown>>();
 
   constructor(private readonly o: GuardOptions) {}
@@ -36,13 +41,23 @@ export class GuardStage implements Stage {
     return o.rules.size > 0 || o.defaults.default !== 'allow' ? new GuardStage(o) : undefined;
   }
 
-  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
+  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined> {
     if (ctx.direction === 'toClient') {
-      if (ctx.request?.method === 'tools/list' && isResponse(message)) this.#learnTools(message.result?.tools);
+      if (this.o.pinned === undefined && ctx.request?.method === 'tools/list' && isResponse(message)) this.#learnTools(message.result?.tools);
       return undefined;
     }
     if (!isRequest(message)) return undefined;
-    const facts = requestFacts(message, ctx.session, (tool) => this.#annotations.get(tool));
+    const pinned = this.o.pinned;
+    const tool = message.method === 'tools/call' ? message.params?.name : undefined;
+    // Without the pins read yet, a rule about annotations would see none: read them first, never decide without.
+    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(() => this.#decide(message, ctx));
+    return this.#decide(message, ctx);
+  }
+
+  #decide(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
+    const message = request;
+    const annotationsOf = this.o.pinned === undefined ? (tool: string) => this.#annotations.get(tool) : (tool: string) => this.o.pinned!.annotations(tool);
+    const facts = requestFacts(message, ctx.session, annotationsOf);
     const decision = this.o.rules.decide(facts, this.o.defaults);
     switch (decision.action) {
       case 'allow':

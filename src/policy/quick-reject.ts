@@ -21,7 +21,11 @@ interface Node {
 }
 
 const isNode = (v: unknown): v is Node => v !== null && typeof v === 'object' && typeof (v as Node).op === 'string';
-const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+/**
+ * A map the interpreter reads as one. (It cannot type a map with its own `constructor` key and fails on it; the
+ * pre-check then answers nothing, as the interpreter's failure counts as a match for deny and review rules.)
+ */
+const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !Object.hasOwn(v, 'constructor');
 
 /** A reader for `name`, `a.b.c` (variables and map fields) or `a.?b.orValue("literal")`, or undefined for anything else. */
 function reader(node: Node): Reader | undefined {

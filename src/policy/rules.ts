@@ -5,8 +5,8 @@ import { describe, type RequestFacts } from './cel.js';
  * The guardrail rules in order: the first whose condition holds decides a request. A condition that fails on a
  * request (a key the arguments lack, a value of another type) counts as holding for a deny or review rule and
  * as not holding for an allow rule: a client cannot slip past a rule by sending arguments it did not expect.
- * A request no rule decides gets the connection's default when it uses something (a tool, prompt or resource)
- * and is allowed when it is protocol housekeeping (initialize, lists, ping).
+ * A request no rule decides gets the connection's default, unless it is protocol housekeeping (initialize, the
+ * lists, ping), which is allowed.
  */
 
 export type Action = 'allow' | 'deny' | 'review';
@@ -31,8 +31,24 @@ export interface RuleTrace {
   error?: string;
 }
 
-/** The requests that use a tool, prompt or resource: those the connection's default action applies to. */
-const uses = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'completion/complete']);
+/**
+ * Protocol housekeeping: requests that use no tool, prompt or resource (or follow up on a call already allowed, as
+ * the task methods do). Every other request, including methods this gateway does not know, gets the connection's
+ * default when no rule decides it.
+ */
+const housekeeping = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'logging/setLevel',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+]);
 
 export class RuleSet {
   constructor(readonly rules: readonly RuleConfig[]) {}
@@ -55,7 +71,7 @@ export class RuleSet {
       trace?.push({ rule: rule.name, when: rule.when, result: error === undefined ? holds : 'error', ...(error === undefined ? {} : { error }) });
       if (holds) return decision(rule.action, rule, rule.name, error);
     }
-    if (!uses.has(facts.method) || defaults.default === 'allow') return { action: 'allow' };
+    if (housekeeping.has(facts.method) || defaults.default === 'allow') return { action: 'allow' };
     return decision(defaults.default, defaults, undefined, undefined);
   }
 }

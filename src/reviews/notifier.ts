@@ -80,7 +80,8 @@ export function noticeOf(row: ReviewRow, masker: Masker): ReviewNotice {
   const { session: _session, digest: _digest, ...view } = reviewView(row) as unknown as ReviewNotice & { session: string; digest: string };
   let params: unknown;
   try {
-    params = masker.maskValue(view.params).value;
+    // Where the params are in a request, so that JSON-path rules anchored at the message (`$.params.…`) apply.
+    params = masker.maskValue(view.params, ['params']).value;
   } catch (err) {
     if (!(err instanceof MaskingRefusedError)) throw err;
     params = { withheld: `the params could not be masked (${err.message}), so they are not sent` };

@@ -121,7 +121,11 @@ export class Reviews {
       if (this.#stopped) return resolve({ released: false, review: undefined, message: 'The gateway is shutting down' });
       this.o.store.insertReview(row).then(
         () => {
-          if (spec.signal.aborted) return resolve({ released: false, review: row, message: 'cancelled before it was held' });
+          if (spec.signal.aborted || this.#stopped) {
+            const why = this.#stopped ? 'the gateway shut down while the call was held' : 'cancelled before it was held';
+            void this.#end(row, this.#stopped ? 'interrupted' : 'cancelled', why);
+            return resolve({ released: false, review: row, message: `The review ended: ${why} (review ${id})` });
+          }
           const waiter: Waiter = {
             row,
             settle: resolve,
@@ -155,7 +159,10 @@ export class Reviews {
   /** Reviews the identity may decide, or asked for themselves, newest first. */
   async list(identity: Identity, status?: ReviewStatus, limit = 200): Promise<ReviewRow[]> {
     const rows = await this.o.store.listReviews({ ...(status ? { status } : {}), limit: 10_000 });
-    return rows.filter((r) => mayDecide(identity, r) || this.#isRequester(identity, r)).slice(0, limit);
+    const visible = rows.filter((r) => mayDecide(identity, r) || this.#isRequester(identity, r)).slice(0, limit);
+    // A review whose gateway died without restarting is never timed out by it: overdue ones are expired here.
+    const now = nowUs();
+    return Promise.all(visible.map(async (r) => (r.status === 'pending' && r.expiresAtUs <= now ? ((await this.#end(r, 'expired', 'no approver decided in time')) ?? r) : r)));
   }
 
   async approve(id: string, identity: Identity, note: string | undefined): Promise<ReviewRow> {
@@ -259,18 +266,23 @@ export class Reviews {
     await this.#giveUp(waiter, 'expired', 'no approver decided in time');
   }
 
-  /** Ends a waiting review without approval; if it was decided meanwhile, follows the decision instead. */
+  /**
+   * Ends a waiting review without approval. A timeout loses to an approval that came first (the call goes on); a
+   * cancellation or a shutdown never does: the client is gone, so an approved review is ended rather than
+   * released. Retried while approvals race it, so the stored review always says how it ended.
+   */
   async #giveUp(waiter: Waiter, status: ReviewStatus, note: string): Promise<void> {
-    const row = await this.o.store.getReview(waiter.row.id).catch(() => undefined);
-    if (row === undefined) return this.#finish(waiter, { released: false, review: waiter.row, message: `The review ended: ${note} (review ${waiter.row.id})` });
-    if (row.status !== 'pending') return this.#follow(waiter, row);
-    const ended = await this.#end(row, status, note);
-    if (ended === undefined) {
-      // Decided in the meantime: follow what was decided.
-      const now = await this.o.store.getReview(row.id).catch(() => undefined);
-      if (now !== undefined && now.status !== 'pending') return this.#follow(waiter, now);
+    const refused = (review: ReviewRow) => this.#finish(waiter, { released: false, review, message: `The review ended: ${note} (review ${review.id})` });
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const row = await this.o.store.getReview(waiter.row.id).catch(() => undefined);
+      if (row === undefined) return refused(waiter.row);
+      const endable = row.status === 'pending' || (row.status === 'approved' && status !== 'expired');
+      if (!endable) return this.#follow(waiter, row);
+      const ended = await this.#end(row, status, note);
+      if (ended !== undefined) return this.#follow(waiter, ended);
     }
-    this.#follow(waiter, ended ?? { ...row, status, decisionNote: note }).catch(() => {});
+    // The store would not take it: the call is refused all the same, and never forwarded.
+    refused(waiter.row);
   }
 
   /** Moves a pending or approved review to a terminal status; undefined when it was no longer there. */

@@ -240,7 +240,8 @@ export class Session implements SessionInfo {
     if (own === undefined) return false;
     this.#own.delete(response.id);
     clearTimeout(own.timer);
-    this.#record(() => this.#recording?.message('toClient', 'received', text));
+    // Never shown to the client and not masked: the recording keeps its digest, not its text.
+    this.#record(() => this.#recording?.message('toClient', 'received', JSON.stringify({ gatewayRequest: response.id, digest: digestOf(text), bytes: Buffer.byteLength(text) })));
     if (response.error !== undefined) own.reject(new Error(`the server refused the gateway's request: ${response.error.message}`));
     else own.resolve((response.result ?? {}) as Record<string, unknown>);
     return true;
@@ -260,7 +261,7 @@ export class Session implements SessionInfo {
 
   /** Whether the session has nothing going on and no client listening (for idle reaping). */
   isIdleSince(cutoff: number): boolean {
-    return this.lastActivity < cutoff && this.pendingRequests === 0 && !this.#sink.connected;
+    return this.lastActivity < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !this.#sink.connected;
   }
 
   /** The edge that serves this session's client attaches its sink. */
@@ -333,6 +334,8 @@ export class Session implements SessionInfo {
     if (outcome instanceof Promise) {
       // A stage holds the message (a review): what was received is recorded now, not when the stage decides.
       if (!this.#record(() => this.#appendReceived('toServer', text, ctx))) {
+        // The session is ending; whatever the stage still decides is dropped, and must not go unhandled.
+        outcome.catch(() => {});
         if (isRequest(message)) this.#sendUnrecorded(this.#recordingError(message.id), message.id);
         return;
       }
@@ -344,7 +347,7 @@ export class Session implements SessionInfo {
       }
       outcome.then(
         (o) => this.#afterClientPipeline(message, o, undefined),
-        (err) => this.#stageFailed(message, err),
+        (err) => this.#stageFailed(message, err, 'toServer'),
       );
     } else {
       this.#afterClientPipeline(message, outcome, { text, ctx });
@@ -384,7 +387,12 @@ export class Session implements SessionInfo {
   }
 
   #afterClientPipeline(original: JsonRpcMessage, outcome: Outcome, unrecorded: Unrecorded | undefined): void {
-    if (isRequest(original) && this.#held.size > 0) this.#released(original.id);
+    if (isRequest(original) && this.#held.size > 0) {
+      const cancelled = this.#held.get(idKey(original.id))?.controller?.signal.aborted === true;
+      this.#released(original.id);
+      // The client cancelled it while a stage held it: whatever the stage decided, nothing goes to the server.
+      if (cancelled && outcome.action === 'forward') return;
+    }
     if (outcome.action === 'answer' || this.#state === 'closed') {
       if (unrecorded !== undefined && !this.#record(() => this.#appendReceived('toServer', unrecorded.text, unrecorded.ctx))) return;
     }
@@ -431,7 +439,8 @@ export class Session implements SessionInfo {
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return false;
     const held = this.#held.get(idKey(requestId));
     if (held === undefined) return false;
-    held.controller?.abort(new Error('the client cancelled the request'));
+    held.controller ??= new AbortController();
+    held.controller.abort(new Error('the client cancelled the request'));
     this.#sink.abandon(requestId);
     return true;
   }
@@ -530,7 +539,7 @@ export class Session implements SessionInfo {
       if (outcome instanceof Promise) {
         return outcome.then(
           (o) => this.#afterServerPipeline(message, text, o, related, ctx),
-          (err) => this.#stageFailed(message, err),
+          (err) => this.#stageFailed(message, err, 'toClient'),
         );
       }
       this.#afterServerPipeline(message, text, outcome, related, ctx);
@@ -605,13 +614,18 @@ export class Session implements SessionInfo {
     this.#deliver(response, response.id ?? undefined);
   }
 
-  #stageFailed(message: JsonRpcMessage, err: unknown): void {
+  #stageFailed(message: JsonRpcMessage, err: unknown, direction: Direction): void {
     if (isRequest(message)) this.#released(message.id);
     this.#log.error({ err: (err as Error).message }, 'a pipeline stage failed; refusing the message');
-    if (isRequest(message)) {
-      const error = errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process this request');
-      if (this.#toServer.mappedIdOf(message.id) === undefined) this.#answerClient(error);
+    // A server's response a stage could not process: its request still gets an answer, an error.
+    if (direction === 'toClient' && isResponse(message) && message.id !== null) {
+      this.#answerClient(errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process the server\'s response'));
+      return;
     }
+    if (!isRequest(message)) return;
+    const error = errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process this request');
+    if (direction === 'toClient') this.#forwardToServer(error);
+    else if (this.#toServer.mappedIdOf(message.id) === undefined) this.#answerClient(error);
   }
 
   #learnFromInitialize(request: JsonRpcRequest, response: JsonRpcResponse): void {

@@ -34,7 +34,7 @@ describe('tool pinning', () => {
   const tokens: Record<string, string> = {};
   const clients: Client[] = [];
 
-  const define = (connection: keyof typeof files, d: { description: string; extraTool?: boolean }) => writeFileSync(files[connection], JSON.stringify(d));
+  const define = (connection: keyof typeof files, d: { description: string; extraTool?: boolean; duplicate?: boolean }) => writeFileSync(files[connection], JSON.stringify(d));
 
   async function connect(connection: string, user = 'bob'): Promise<Client> {
     const client = new Client({ name: `pins-${user}`, version: '1.0.0' });
@@ -146,6 +146,32 @@ describe('tool pinning', () => {
     define('shifty', { description: 'Now also deletes the record' });
     await bob.listTools();
     assert.equal((await api('alice', 'GET', '/api/pins/shifty/exfiltrate')).body.pin!.status, 'removed');
+  });
+
+  it('quarantines a name the server lists twice, whichever definition is the pinned one', async () => {
+    define('shifty', { description: 'Now also deletes the record', duplicate: true });
+    const bob = await connect('shifty');
+    assert.deepEqual(await names(bob), ['rug_pull'], 'neither definition is shown');
+    await assert.rejects(bob.callTool({ name: 'fetch_data', arguments: { id: '9' } }), /quarantined/);
+    define('shifty', { description: 'Now also deletes the record' });
+    assert.deepEqual(await names(bob), ['fetch_data', 'rug_pull'], 'listed once again, as pinned: back');
+    await bob.callTool({ name: 'fetch_data', arguments: { id: '9' } });
+  });
+
+  it('pins what the server sent, not what masking made of it', async () => {
+    // An e-mail address in a description is masked for the client; the pin must hold the original, and must not
+    // flap between the masked form (a client's list) and the original (the gateway's own list after list_changed).
+    define('twin', { description: 'Fetches a record; questions to data-owners@example.com' });
+    const twin = await connect('twin');
+    const shown = (await twin.listTools()).tools.find((t) => t.name === 'fetch_data');
+    assert.match(shown!.description!, /\[REDACTED:email\]/, 'the client gets it masked');
+    const { pin } = (await api('alice', 'GET', '/api/pins/twin/fetch_data')).body;
+    assert.equal(pin!.status, 'pinned');
+    assert.match(JSON.stringify(pin!.definition), /data-owners@example\.com/, 'the pin is of the original');
+    await twin.callTool({ name: 'rug_pull', arguments: { description: 'Fetches a record; questions to data-owners@example.com' } });
+    await twin.listTools();
+    assert.equal((await api('alice', 'GET', '/api/pins/twin/fetch_data')).body.pin!.status, 'pinned', 'the same definition, read by the gateway: no change');
+    await twin.callTool({ name: 'fetch_data', arguments: { id: '1' } });
   });
 
   it('reports a tool name that two connections the caller may open both offer', async () => {

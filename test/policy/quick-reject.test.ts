@@ -48,6 +48,7 @@ function facts(random: () => number): RequestFacts {
   const args: Record<string, unknown> = {};
   if (random() < 0.6) args.path = pick(['/etc/passwd', '/secret/x', '/srv/a/.env', '/srv/../etc', 42, null, ['x'], { p: 1 }, '']);
   if (random() < 0.3) args.target = pick(['/t', 7]);
+  if (random() < 0.1) args['constructor'] = pick([1, 'x']);
   if (random() < 0.3) args.mode = pick(['force', 'soft', true]);
   if (random() < 0.3) args.count = pick([1, 5, 5.5, 6.5, -0, 'many', null]);
   if (random() < 0.5) args.message = pick(['drop table users', 'hello', '😀😀', '', 3, null, ['drop table']]);

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { callGateway } from '../gateway-api.js';
 import { type GatewayCommandOptions, withGateway } from '../gateway-command.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
-import { table } from '../table.js';
+import { printable, table } from '../table.js';
 import { lineDiff } from './line-diff.js';
 
 /** `portcullis pins …`: pinned tool definitions, and approving the changed ones (admins). */
@@ -61,7 +61,7 @@ function diffCommand(): Command {
         '',
         `approve with: portcullis pins approve ${connection} ${tool} --digest ${pin.pendingDigest}`,
       ];
-      process.stdout.write(`${lines.join('\n')}\n`);
+      process.stdout.write(`${printable(lines.join('\n'))}\n`);
     },
   );
 }

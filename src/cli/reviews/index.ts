@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { callGateway } from '../gateway-api.js';
 import { type GatewayCommandOptions, withGateway } from '../gateway-command.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
-import { table } from '../table.js';
+import { printable, table } from '../table.js';
 
 /** `portcullis reviews …`: calls held by guardrail rules, over the gateway's API as the signed-in user. */
 
@@ -89,7 +89,7 @@ function showCommand(): Command {
           .split('\n')
           .map((l) => `    ${l}`),
       ];
-      process.stdout.write(`${lines.join('\n')}\n`);
+      process.stdout.write(`${printable(lines.join('\n'))}\n`);
     },
   );
 }
@@ -102,7 +102,7 @@ function decisionCommand(action: 'approve' | 'reject'): Command {
     const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
     const body = action === 'approve' ? (opts.note ? { note: opts.note } : {}) : { reason: opts.reason };
     const { review } = (await callGateway('reviews', base, 'POST', `/api/reviews/${encodeURIComponent(id)}/${action}`, body)) as { review: Review };
-    process.stdout.write(`${summary(review)}\n`);
+    process.stdout.write(`${printable(summary(review))}\n`);
   });
 }
 
