@@ -26,18 +26,18 @@ export class Pipeline {
     return this.#runFrom(stages, 0, message, ctx);
   }
 
-  #runFrom(stages: readonly Stage[], start: number, message: JsonRpcMessage, ctx: MessageContext): Outcome | Promise<Outcome> {
+  #runFrom(stages: readonly Stage[], start: number, message: JsonRpcMessage, ctx: MessageContext, end = stages.length): Outcome | Promise<Outcome> {
     let current = message;
-    for (let i = start; i < stages.length; i++) {
+    for (let i = start; i < end; i++) {
       const stage = stages[i]!;
       const verdict = stage.inspect(current, ctx);
       if (verdict === undefined) continue;
       if (verdict instanceof Promise) {
-        return verdict.then((v) => this.#settle(stages, i, stage, v, current, ctx));
+        return verdict.then((v) => this.#settle(stages, i, stage, v, current, ctx, end));
       }
       const settled = this.#apply(stage, verdict, current, ctx);
       if (settled === 'hold') {
-        return this.#settle(stages, i, stage, verdict, current, ctx);
+        return this.#settle(stages, i, stage, verdict, current, ctx, end);
       }
       if (settled.action === 'answer') return settled;
       current = settled.message;
@@ -63,8 +63,9 @@ export class Pipeline {
     }
   }
 
-  async #settle(stages: readonly Stage[], index: number, stage: Stage, verdict: Verdict | undefined, message: JsonRpcMessage, ctx: MessageContext): Promise<Outcome> {
+  async #settle(stages: readonly Stage[], index: number, stage: Stage, verdict: Verdict | undefined, message: JsonRpcMessage, ctx: MessageContext, end: number): Promise<Outcome> {
     let v = verdict;
+    const held = v?.action === 'hold';
     // A hold may settle to another hold (e.g. a review that escalates); follow it, bounded.
     for (let depth = 0; v?.action === 'hold'; depth++) {
       if (depth > 16) throw new Error(`stage ${stage.name} held a message more than 16 times`);
@@ -74,7 +75,14 @@ export class Pipeline {
     const outcome = v === undefined ? ({ action: 'forward', message } as const) : this.#apply(stage, v, message, ctx);
     if (outcome === 'hold') throw new Error('unreachable: hold after settle');
     if (outcome.action === 'answer') return outcome;
-    return this.#runFrom(stages, index + 1, outcome.message, ctx);
+    if (held && index > 0 && ctx.direction === 'toServer') {
+      // Time passed while it was held (a review can take minutes): the stages before it judge it again, as it is
+      // now (the caller's groups today, a tool quarantined meanwhile), before it goes on.
+      const again = await this.#runFrom(stages, 0, outcome.message, ctx, index);
+      if (again.action === 'answer') return again;
+      return this.#runFrom(stages, index + 1, again.message, ctx, end);
+    }
+    return this.#runFrom(stages, index + 1, outcome.message, ctx, end);
   }
 
   #emit(

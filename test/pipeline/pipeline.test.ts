@@ -180,8 +180,24 @@ describe('Pipeline', () => {
     until.resolve(pass);
     const out = await result;
     assert.deepEqual(out, { action: 'forward', message: call });
-    assert.deepEqual(seen, ['a', 'review', 'c']);
+    assert.deepEqual(seen, ['a', 'review', 'a', 'c'], 'the stages before the hold judge it again after it');
     assert.equal(events.length, 1, 'an unchanged pass emits nothing more');
+  });
+
+  it('a held message that an earlier stage refuses by the time it is released goes no further', async () => {
+    const seen: string[] = [];
+    let allowed = true;
+    const until = deferred<Verdict>();
+    const p = new Pipeline([
+      stage('access', seen, () => (allowed ? undefined : { action: 'answer', reason: 'no longer allowed' })),
+      stage('review', seen, () => ({ action: 'hold', until: until.promise })),
+      stage('after', seen),
+    ]);
+    const result = p.run(call, ctx('toServer'));
+    allowed = false;
+    until.resolve(pass);
+    assert.deepEqual(await result, { action: 'answer' });
+    assert.deepEqual(seen, ['access', 'review', 'access']);
   });
 
   it('a hold settling to a rewrite forwards the rewrite through the later stages', async () => {
