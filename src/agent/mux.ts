@@ -1,0 +1,213 @@
+import { controlFrame, creditFrame, dataFrame, decodeFrame, type Frame } from './frames.js';
+
+/**
+ * Many sessions over one tunnel, fairly. Each channel carries whole messages (JSON texts), cut into chunks; a
+ * channel may have at most `window` bytes on the wire that its peer has not acknowledged (credit frames give
+ * them back as chunks arrive), and the sender takes one chunk from each channel in turn, writing only while the
+ * socket's own buffer is below `highWater`. So a session sending 50 MB holds at most one window of the wire at a
+ * time, and a small message of another session waits behind a few chunks, not behind the 50 MB.
+ */
+
+/** Where frames go: the WebSocket, or anything with its two members. */
+export interface FrameSink {
+  send(frame: Buffer): void;
+  /** Bytes handed to `send` but not yet written to the network. */
+  readonly bufferedAmount: number;
+}
+
+export interface MuxOptions {
+  /** Unacknowledged bytes a channel may have in flight. */
+  window?: number;
+  /** The largest chunk of a message in one frame. */
+  chunkSize?: number;
+  /** The socket buffer above which the sender waits. */
+  highWater?: number;
+  /** The largest message a channel accepts; a larger one closes the channel with an error. */
+  maxMessageBytes?: number;
+}
+
+const defaults = { window: 1 << 20, chunkSize: 64 << 10, highWater: 1 << 20, maxMessageBytes: 16 << 20 };
+
+/** One session's side of the tunnel. */
+export class Channel {
+  onmessage?: (text: string) => void;
+  onclose?: (reason: string) => void;
+  /** Chunks waiting for credit or for their turn. */
+  readonly queue: Array<{ chunk: Buffer; final: boolean }> = [];
+  credit: number;
+  closed = false;
+  #incoming: Buffer[] = [];
+  #incomingBytes = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly mux: Mux,
+    window: number,
+  ) {
+    this.credit = window;
+  }
+
+  /** Queues a message; it goes out in turn with the other channels' messages. */
+  send(text: string): void {
+    if (this.closed) throw new Error(`channel ${this.id} is closed`);
+    this.mux.enqueue(this, Buffer.from(text));
+  }
+
+  /** Ends the channel on both sides; queued chunks are dropped. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.mux.sendControl(this.id, { type: 'close', reason });
+    this.mux.forget(this, reason);
+  }
+
+  /** A chunk arrived: kept until its message is whole; its bytes are acknowledged at once. */
+  take(chunk: Buffer, final: boolean, maxMessageBytes: number): void {
+    this.#incomingBytes += chunk.length;
+    if (this.#incomingBytes > maxMessageBytes) {
+      this.#incoming = [];
+      this.close(`a message larger than ${maxMessageBytes} bytes`);
+      return;
+    }
+    this.#incoming.push(chunk);
+    if (chunk.length > 0) this.mux.acknowledge(this.id, chunk.length);
+    if (!final) return;
+    const text = (this.#incoming.length === 1 ? this.#incoming[0]! : Buffer.concat(this.#incoming)).toString('utf8');
+    this.#incoming = [];
+    this.#incomingBytes = 0;
+    this.onmessage?.(text);
+  }
+}
+
+export class Mux {
+  readonly #o: typeof defaults;
+  readonly #channels = new Map<number, Channel>();
+  /** Channels with chunks queued, in turn order. */
+  readonly #ready: Channel[] = [];
+  #pumpTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** Control frames for the owner (the agent or the gateway side): hello, open, opened, … */
+  oncontrol?: (channel: number, body: Record<string, unknown>) => void;
+
+  constructor(
+    private readonly sink: FrameSink,
+    options: MuxOptions = {},
+  ) {
+    this.#o = { ...defaults, ...options };
+  }
+
+  get channels(): number {
+    return this.#channels.size;
+  }
+
+  /** The local end of a channel (the gateway numbers channels; the agent takes the numbers it is given). */
+  channel(id: number): Channel {
+    let c = this.#channels.get(id);
+    if (c === undefined) {
+      c = new Channel(id, this, this.#o.window);
+      this.#channels.set(id, c);
+    }
+    return c;
+  }
+
+  has(id: number): boolean {
+    return this.#channels.has(id);
+  }
+
+  sendControl(channel: number, body: Record<string, unknown>): void {
+    if (!this.#closed) this.sink.send(controlFrame(channel, body));
+  }
+
+  enqueue(channel: Channel, bytes: Buffer): void {
+    const size = this.#o.chunkSize;
+    if (bytes.length === 0) channel.queue.push({ chunk: bytes, final: true });
+    for (let at = 0; at < bytes.length; at += size) channel.queue.push({ chunk: bytes.subarray(at, at + size), final: at + size >= bytes.length });
+    if (!this.#ready.includes(channel)) this.#ready.push(channel);
+    this.pump();
+  }
+
+  acknowledge(channel: number, bytes: number): void {
+    if (!this.#closed) this.sink.send(creditFrame(channel, bytes));
+  }
+
+  /** Sends what credit and the socket allow, one chunk per channel in turn. */
+  pump(): void {
+    if (this.#closed) return;
+    let progressed = true;
+    while (this.#ready.length > 0 && progressed) {
+      progressed = false;
+      for (let i = 0; i < this.#ready.length; i++) {
+        if (this.sink.bufferedAmount > this.#o.highWater) return this.#retryLater();
+        const c = this.#ready[i]!;
+        const next = c.queue[0];
+        if (next === undefined || c.closed) {
+          this.#ready.splice(i--, 1);
+          continue;
+        }
+        if (c.credit <= 0 && next.chunk.length > 0) continue;
+        c.queue.shift();
+        c.credit -= next.chunk.length;
+        this.sink.send(dataFrame(c.id, next.final, next.chunk));
+        progressed = true;
+        if (c.queue.length === 0) this.#ready.splice(i--, 1);
+      }
+    }
+  }
+
+  /** The socket is full: try again shortly (a WebSocket tells no drain). */
+  #retryLater(): void {
+    this.#pumpTimer ??= setTimeout(() => {
+      this.#pumpTimer = undefined;
+      this.pump();
+    }, 2);
+  }
+
+  /** One frame from the peer. Throws FrameError on a malformed one (the caller ends the tunnel). */
+  receive(raw: Buffer): void {
+    const frame: Frame = decodeFrame(raw);
+    switch (frame.type) {
+      case 'control':
+        if (frame.channel !== 0 && frame.body.type === 'close') {
+          const c = this.#channels.get(frame.channel);
+          if (c !== undefined) this.forget(c, typeof frame.body.reason === 'string' ? frame.body.reason : 'closed by the peer');
+        }
+        this.oncontrol?.(frame.channel, frame.body);
+        return;
+      case 'data': {
+        const c = this.#channels.get(frame.channel);
+        // Data for a channel already closed here (the frames crossed): dropped, but acknowledged, so credit balances.
+        if (c === undefined || c.closed) {
+          if (frame.chunk.length > 0) this.acknowledge(frame.channel, frame.chunk.length);
+          return;
+        }
+        c.take(frame.chunk, frame.final, this.#o.maxMessageBytes);
+        return;
+      }
+      case 'credit': {
+        const c = this.#channels.get(frame.channel);
+        if (c === undefined) return;
+        c.credit += frame.bytes;
+        if (c.queue.length > 0 && !this.#ready.includes(c)) this.#ready.push(c);
+        this.pump();
+        return;
+      }
+    }
+  }
+
+  /** Drops a channel here (closed by either side). */
+  forget(channel: Channel, reason: string): void {
+    if (channel.closed) return;
+    channel.closed = true;
+    channel.queue.length = 0;
+    this.#channels.delete(channel.id);
+    const at = this.#ready.indexOf(channel);
+    if (at >= 0) this.#ready.splice(at, 1);
+    channel.onclose?.(reason);
+  }
+
+  /** The tunnel is gone: every channel ends with `reason`. */
+  closeAll(reason: string): void {
+    this.#closed = true;
+    if (this.#pumpTimer !== undefined) clearTimeout(this.#pumpTimer);
+    for (const c of [...this.#channels.values()]) this.forget(c, reason);
+  }
+}
