@@ -27,6 +27,9 @@ import { ReviewsApi } from './api/reviews.js';
 import { ToolPins } from './pins/tool-pins.js';
 import { ToolPinStage } from './pipeline/tool-pins.js';
 import { PinsApi } from './api/pins.js';
+import { AgentHub } from './agent/hub.js';
+import { AgentsApi } from './api/agents.js';
+import { TunnelUpstream } from './upstream/tunnel.js';
 import { MaskingPolicies, maskerFor } from './masking/policy.js';
 import { maskMessage } from './masking/message.js';
 import { MaskingRefusedError } from './masking/engine.js';
@@ -203,6 +206,7 @@ export class Gateway {
   readonly #reviews: Reviews | undefined;
   readonly #notifier: ReviewNotifier;
   readonly #pins: ToolPins | undefined;
+  readonly #hub: AgentHub | undefined;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -241,13 +245,16 @@ export class Gateway {
     if (!this.#pins && [...config.connections.values()].some((c) => c.tools.pin)) {
       log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
     }
+    const agentNames = [...new Set([...config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
+    this.#hub = recording.store && agentNames.length > 0 ? new AgentHub({ store: recording.store, log: log.child({ part: 'agents' }), expected: agentNames, heartbeatMs: config.agents.heartbeatMs, maxMessageBytes: config.limits.maxMessageBytes }) : undefined;
     const rules = new RuleSet(config.rules);
     if (!this.#reviews && (config.rules.some((r) => r.action === 'review') || [...config.connections.values()].some((c) => c.guardrails.default === 'review'))) {
       log.warn('guardrail reviews need the recording store, and recording is off: calls a review rule matches will be refused');
     }
     this.#registry = new SessionRegistry({
       connections: config.connections,
-      createUpstream: (c, sessionLog) => createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog),
+      createUpstream: (c, sessionLog, sessionId) =>
+        createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog, (agent) => new TunnelUpstream(this.#hub!, agent, c.name, sessionId)),
       stagesFor: (c) =>
         stagesFor(c, {
           access: this.#access.get(c.name)!,
@@ -295,6 +302,7 @@ export class Gateway {
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
+      ...(this.#hub ? { agents: { hub: this.#hub, api: new AgentsApi(this.#hub) } } : {}),
       ...(this.#pins ? { pins: new PinsApi(this.#pins, (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false) } : {}),
       issuers: identity.issuers,
       publicUrls,
@@ -397,6 +405,7 @@ export class Gateway {
     this.#accessRequests?.stop();
     // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
     await this.#reviews?.stop();
+    this.#hub?.close();
     await this.#notifier.stop();
     await this.#registry.closeAll('gateway shutting down');
     // Every session's seal is written before the store closes.

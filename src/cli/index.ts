@@ -3,6 +3,8 @@ import { accessCommand } from './access/index.js';
 import { reviewsCommand } from './reviews/index.js';
 import { rulesCommand } from './rules/index.js';
 import { pinsCommand } from './pins/index.js';
+import { agentCommand } from './agent.js';
+import { agentsCommand } from './agents/index.js';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
@@ -26,6 +28,8 @@ export function buildCli(): Command {
   program.addCommand(reviewsCommand());
   program.addCommand(rulesCommand());
   program.addCommand(pinsCommand());
+  program.addCommand(agentCommand());
+  program.addCommand(agentsCommand());
   program.addCommand(maskCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());

@@ -115,8 +115,8 @@ function formatIssue(issue: z.core.$ZodIssue, schema: AnySchema): string[] {
   }
 }
 
-/** Parses and validates config text; throws ConfigError listing every problem. */
-export function parseConfig(text: string, source: string, sources: SecretSources = processSecretSources): GatewayConfig {
+/** Parses YAML text against a schema; throws ConfigError listing every problem (key path, what was found, what is expected). */
+export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: string): z.output<S> {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -125,23 +125,30 @@ export function parseConfig(text: string, source: string, sources: SecretSources
     );
   }
   const raw: unknown = doc.toJS() ?? {};
-  const schema = configSchema(sources);
   const result = schema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(source, result.error.issues.flatMap((i) => formatIssue(i, schema as unknown as AnySchema)));
   }
-  return toGatewayConfig(result.data);
+  return result.data;
+}
+
+/** Parses and validates config text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, source: string, sources: SecretSources = processSecretSources): GatewayConfig {
+  return toGatewayConfig(parseYaml(configSchema(sources), text, source));
+}
+
+/** Reads a file for a command; ConfigError when it cannot be read. */
+export function readConfigText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`the file cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+  }
 }
 
 /** Reads a config file. Relative paths inside it (stdio cwd, dataDir, sqlite store) stay relative to the process cwd. */
 export function loadConfigFile(path: string, sources?: SecretSources): GatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(path, [`the file cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
-  }
-  return parseConfig(text, path, sources);
+  return parseConfig(readConfigText(path), path, sources);
 }
 
 /** Where the demo server's entry point is, so the quick start needs no path from the user. */

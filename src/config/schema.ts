@@ -497,7 +497,8 @@ function guardrailsSchema() {
     .prefault({});
 }
 
-function connectionSchema(sources: SecretSources) {
+/** How a server is reached: a process over stdio, or a URL (Streamable HTTP or legacy SSE). Shared with the agent's config. */
+export function upstreamSchemas(sources: SecretSources) {
   const stdio = z.strictObject({
     command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
     args: secretList(sources),
@@ -508,12 +509,42 @@ function connectionSchema(sources: SecretSources) {
     url: upstreamUrl(sources),
     headers: secretMap(sources, 'header'),
   });
+  return { stdio, http };
+}
+
+type ParsedUpstreams = { stdio?: z.output<ReturnType<typeof upstreamSchemas>['stdio']>; http?: z.output<ReturnType<typeof upstreamSchemas>['http']>; sse?: z.output<ReturnType<typeof upstreamSchemas>['http']>; agent?: string };
+
+/** The upstream a parsed connection names (exactly one of its kinds is present, as checked by `oneUpstream`). */
+export function upstreamOf(c: ParsedUpstreams): UpstreamConfig {
+  if (c.stdio) return { kind: 'stdio', command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) };
+  if (c.http) return { kind: 'http', url: c.http.url, headers: c.http.headers };
+  if (c.sse) return { kind: 'sse', url: c.sse.url, headers: c.sse.headers };
+  return { kind: 'agent', agent: c.agent! };
+}
+
+/** Exactly one upstream kind of those allowed. */
+export function oneUpstream(kinds: readonly string[]) {
+  return (c: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const present = kinds.filter((k) => c[k] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: present.length === 0 ? `a connection needs exactly one upstream: ${kinds.join(', ')}` : `a connection has exactly one upstream, found ${present.join(' and ')}`,
+      });
+    }
+  };
+}
+
+function connectionSchema(sources: SecretSources) {
+  const { stdio, http } = upstreamSchemas(sources);
   return z
     .strictObject({
       description: z.string().optional(),
       stdio: stdio.optional(),
       http: http.optional(),
       sse: http.optional(),
+      /** Served by this agent, inside the server's network (portcullis agent); its credentials never leave it. */
+      agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'an agent name is lower-case letters, digits, - and _').optional(),
       access: accessSchema(),
       masking: maskingSchema(false),
       guardrails: guardrailsSchema(),
@@ -528,18 +559,7 @@ function connectionSchema(sources: SecretSources) {
         })
         .prefault({}),
     })
-    .superRefine((c, ctx) => {
-      const kinds = (['stdio', 'http', 'sse'] as const).filter((k) => c[k] !== undefined);
-      if (kinds.length !== 1) {
-        ctx.addIssue({
-          code: 'custom',
-          message:
-            kinds.length === 0
-              ? 'a connection needs exactly one upstream: stdio, http or sse'
-              : `a connection has exactly one upstream, found ${kinds.join(' and ')}`,
-        });
-      }
-    });
+    .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']));
 }
 
 function listenAddress() {
@@ -607,6 +627,12 @@ export function configSchema(sources: SecretSources) {
         })
         .prefault({}),
       sessions: z.strictObject({ idleTimeout: duration('30m') }).prefault({}),
+      agents: z
+        .strictObject({
+          /** How often the gateway pings each agent's tunnel; a tunnel that misses one is closed. */
+          heartbeat: duration('15s'),
+        })
+        .prefault({}),
       roles: z
         .strictObject({
           /** Groups whose members administer the gateway: approve changed tool definitions (portcullis pins approve). */
@@ -651,7 +677,14 @@ export function configSchema(sources: SecretSources) {
     // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
     .check(
       z.superRefine(
-        (c: { listen?: unknown; http?: { allowedHosts?: unknown; publicUrl?: unknown }; identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } } }, ctx) => {
+        (
+          c: { listen?: unknown; http?: { allowedHosts?: unknown; publicUrl?: unknown }; identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } }; recording?: { mode?: unknown }; connections?: unknown },
+          ctx,
+        ) => {
+          const conns = c.connections !== null && typeof c.connections === 'object' ? Object.values(c.connections as Record<string, { agent?: unknown }>) : [];
+          if (c.recording?.mode === 'off' && conns.some((x) => x?.agent !== undefined)) {
+            ctx.addIssue({ code: 'custom', path: ['recording', 'mode'], message: 'connections served by an agent need the store (agent tokens live there): recording.mode cannot be off' });
+          }
           const listen = c.listen as { host?: unknown } | undefined;
           if (typeof listen?.host !== 'string') return;
           const host = listen.host;
@@ -689,7 +722,8 @@ type ParsedConnection = Parsed['connections'][string];
 
 export type UpstreamConfig =
   | { kind: 'stdio'; command: string; args: SecretString[]; env: Record<string, SecretString>; cwd?: string }
-  | { kind: 'http' | 'sse'; url: SecretString; headers: Record<string, SecretString> };
+  | { kind: 'http' | 'sse'; url: SecretString; headers: Record<string, SecretString> }
+  | { kind: 'agent'; agent: string };
 
 /** Who may use a connection (see accessSchema). */
 export interface AccessConfig {
@@ -812,6 +846,7 @@ export interface GatewayConfig {
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
   roles: { admins: string[] };
+  agents: { heartbeatMs: number };
   reviews: { timeoutMs: number; progressIntervalMs: number; notify: string[] };
   notifications: { webhooks: WebhookConfig[] };
   shutdown: { drainTimeoutMs: number };
@@ -820,11 +855,7 @@ export interface GatewayConfig {
 }
 
 function toConnection(name: string, c: ParsedConnection, masking: MaskingConfig): ConnectionConfig {
-  const upstream: UpstreamConfig = c.stdio
-    ? { kind: 'stdio', command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) }
-    : c.http
-      ? { kind: 'http', url: c.http.url, headers: c.http.headers }
-      : { kind: 'sse', url: c.sse!.url, headers: c.sse!.headers };
+  const upstream = upstreamOf(c);
   const own = Object.fromEntries(Object.entries(c.masking ?? {}).filter(([, v]) => v !== undefined));
   const { rules: _rules, ...gatewayWide } = masking;
   return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...gatewayWide, ...own } as MaskingConfig, guardrails: c.guardrails as GuardrailDefaults, tools: c.tools };
@@ -861,6 +892,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
     rules: p.rules as RuleConfig[],
     roles: { admins: p.roles.admins },
+    agents: { heartbeatMs: p.agents.heartbeat },
     reviews: { timeoutMs: p.reviews.timeout, progressIntervalMs: p.reviews.progressInterval, notify: p.reviews.notify },
     notifications: { webhooks: p.notifications.webhooks },
     shutdown: { drainTimeoutMs: p.shutdown.drainTimeout },

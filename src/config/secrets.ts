@@ -13,11 +13,18 @@ export class SecretString {
   readonly template: string;
   /** True when the text contains at least one reference. */
   readonly hasReferences: boolean;
+  readonly #referenced: readonly string[];
 
-  constructor(template: string, value: string, hasReferences: boolean) {
+  constructor(template: string, value: string, hasReferences: boolean, referenced: readonly string[] = []) {
     this.template = template;
     this.#value = value;
     this.hasReferences = hasReferences;
+    this.#referenced = referenced;
+  }
+
+  /** The values its references resolved to, each on its own (the agent scrubs every one from what leaves it). */
+  referencedValues(): readonly string[] {
+    return this.#referenced;
   }
 
   reveal(): string {
@@ -60,17 +67,21 @@ export const processSecretSources: SecretSources = {
 /** Resolves every reference in `template`; the error names the reference, never a value. */
 export function resolveSecretString(template: string, sources: SecretSources = processSecretSources): SecretString {
   let hasReferences = false;
+  const referenced: string[] = [];
   const value = template.replace(referencePattern, (_match, kind: string, name: string) => {
     hasReferences = true;
     if (name.length === 0) throw new SecretReferenceError(`the reference \${${kind}:} names nothing`);
     if (kind === 'env') {
       const v = sources.env[name];
       if (v === undefined) throw new SecretReferenceError(`environment variable ${name} is not set (referenced as \${env:${name}})`);
+      referenced.push(v);
       return v;
     }
     try {
       // A file secret conventionally ends with one newline (echo > file); it is not part of the value.
-      return sources.readFile(name).replace(/\r?\n$/, '');
+      const v = sources.readFile(name).replace(/\r?\n$/, '');
+      referenced.push(v);
+      return v;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
       throw new SecretReferenceError(`file ${name} cannot be read (${code}) (referenced as \${file:${name}})`);
@@ -79,5 +90,5 @@ export function resolveSecretString(template: string, sources: SecretSources = p
   if (/\$\{[a-z]+:/.test(template.replace(referencePattern, ''))) {
     throw new SecretReferenceError('unknown reference kind; use ${env:NAME} or ${file:PATH}');
   }
-  return new SecretString(template, value, hasReferences);
+  return new SecretString(template, value, hasReferences, referenced);
 }

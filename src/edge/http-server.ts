@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import { apiRefusal } from '../api/access.js';
@@ -12,6 +13,8 @@ import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
 import type { PinsApi } from '../api/pins.js';
 import { Refusal } from '../refusal.js';
+import type { AgentHub } from '../agent/hub.js';
+import type { AgentsApi } from '../api/agents.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -44,6 +47,8 @@ export interface HttpServerOptions {
   reviews?: ReviewsApi;
   /** /api/pins; absent when there is no store. */
   pins?: PinsApi;
+  /** Agent tunnels: /agent (WebSocket upgrade) and /api/agents; absent when no connection is served by an agent. */
+  agents?: { hub: AgentHub; api: AgentsApi };
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
@@ -78,7 +83,9 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (path === '/healthz') return replyJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       const notReady = o.ready();
-      return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size });
+      // A disconnected agent is reported, not made the gateway's unreadiness: its other connections still serve.
+      const agents = o.agents ? Object.fromEntries(o.agents.hub.status().map((a) => [a.name, a.connected ? 'connected' : 'disconnected'])) : undefined;
+      return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size, ...(agents ? { agents } : {}) });
     }
     if (path === '/api' || path.startsWith('/api/')) return api(req, res, url);
     if (path === '/.well-known/oauth-protected-resource') return metadata(req, res);
@@ -180,8 +187,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     res: ServerResponse,
     url: URL,
     fail: (status: number, message: string, headers?: Record<string, string>) => void,
-    name: 'access requests' | 'reviews' | 'tool pins',
-    handler: AccessRequestsApi | ReviewsApi | PinsApi | undefined,
+    name: 'access requests' | 'reviews' | 'tool pins' | 'agents',
+    handler: AccessRequestsApi | ReviewsApi | PinsApi | AgentsApi | undefined,
   ): Promise<void> {
     let caller: Authenticated;
     try {
@@ -231,6 +238,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const access = under('/api/access');
     const reviews = under('/api/reviews');
     const pins = under('/api/pins');
+    const agents = under('/api/agents');
     if (!access && !reviews && !pins) req.resume();
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyApiJson(res, status, { error: message }, headers);
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
@@ -242,6 +250,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
+    if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api);
     const refusal = apiRefusal(req, o.api.token);
     if (refusal !== undefined) {
       o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');
@@ -258,6 +267,20 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     return fail(404, `no API at ${url.pathname.slice(0, 200)}; see /api/sessions`);
   }
+
+  // Agents dial in here: a WebSocket upgrade on /agent, nothing else upgrades.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    const refuse = (status: string, why: string) => socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
+    if (path !== '/agent' || o.agents === undefined) return refuse('404 Not Found', path === '/agent' ? 'no connection of this gateway is served by an agent' : 'only /agent takes a WebSocket');
+    const hostRefusal = checkHostAndOrigin(req, { ...o.hostPolicy, allowedOrigins: [] });
+    if (hostRefusal !== undefined) return refuse('403 Forbidden', hostRefusal);
+    if (o.ready() === 'draining') return refuse('503 Service Unavailable', 'the gateway is shutting down');
+    o.agents.hub.handleUpgrade(req, socket, head).catch((err: unknown) => {
+      o.log.error({ err: (err as Error).message }, 'agent tunnel failed to open');
+      socket.destroy();
+    });
+  });
 
   return server;
 }

@@ -13,7 +13,7 @@ import { Session, type SessionObserver } from './session.js';
 export interface SessionRegistryOptions {
   connections: ReadonlyMap<string, ConnectionConfig>;
   /** A fresh upstream link for a new session. */
-  createUpstream: (connection: ConnectionConfig, log: Logger) => Upstream;
+  createUpstream: (connection: ConnectionConfig, log: Logger, sessionId: string) => Upstream;
   /** The stages for a connection's sessions, in order from client to server. */
   stagesFor: (connection: ConnectionConfig) => Stage[];
   observers: readonly SessionObserver[];
@@ -91,7 +91,7 @@ export class SessionRegistry {
       id,
       connection: connection.name,
       identity,
-      upstream: this.#options.createUpstream(connection, log),
+      upstream: this.#options.createUpstream(connection, log, id),
       pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),

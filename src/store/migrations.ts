@@ -105,6 +105,27 @@ function toolPinsMigration(int: 'INTEGER' | 'BIGINT', key: 'TEXT' | 'TEXT COLLAT
   };
 }
 
+/**
+ * Version 5, the same on both backends but for the integer type and the key column's collation (byte order on
+ * PostgreSQL, as for the tool pins, so that agents list by name in the same order on both). An agent's token is
+ * never stored: only its SHA-256.
+ */
+function agentsMigration(int: 'INTEGER' | 'BIGINT', key: 'TEXT' | 'TEXT COLLATE "C"'): Migration {
+  return {
+    version: 5,
+    description: 'agents',
+    sql: `
+      CREATE TABLE agents (
+        name ${key} PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        created_at_us ${int} NOT NULL,
+        revoked_at_us ${int},
+        last_seen_at_us ${int}
+      );
+    `,
+  };
+}
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -181,6 +202,7 @@ export const sqliteMigrations: readonly Migration[] = [
   accessRequestsMigration('INTEGER'),
   reviewsMigration('INTEGER'),
   toolPinsMigration('INTEGER', 'TEXT'),
+  agentsMigration('INTEGER', 'TEXT'),
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -259,6 +281,7 @@ export const postgresMigrations: readonly Migration[] = [
   accessRequestsMigration('BIGINT'),
   reviewsMigration('BIGINT'),
   toolPinsMigration('BIGINT', 'TEXT COLLATE "C"'),
+  agentsMigration('BIGINT', 'TEXT COLLATE "C"'),
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

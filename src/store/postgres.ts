@@ -5,6 +5,10 @@ import {
   accessRequestFromDb,
   accessRequestToDb,
   accessUpdateSql,
+  agentFromDb,
+  agentListSql,
+  agentPutSql,
+  agentUpdateSql,
   eventFromDb,
   keyFromDb,
   ledgerFromDb,
@@ -22,7 +26,7 @@ import {
   toolPinUpdateSql,
 } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, AgentRow, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -264,6 +268,33 @@ export class PostgresStore implements Store {
       'IS NOT DISTINCT FROM',
     );
     return (await this.#query(`${sql} RETURNING tool`, params)).length === 1;
+  }
+
+  async putAgent(row: AgentRow, replace: boolean): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = agentPutSql(row, replace, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(`${sql} RETURNING name`, params)).length === 1;
+  }
+
+  async getAgent(name: string): Promise<AgentRow | undefined> {
+    const rows = await this.#query('SELECT * FROM agents WHERE name = $1', [name]);
+    return rows[0] === undefined ? undefined : agentFromDb(rows[0]);
+  }
+
+  async listAgents(): Promise<AgentRow[]> {
+    return (await this.#query(agentListSql)).map(agentFromDb);
+  }
+
+  async updateAgent(name: string, to: Parameters<Store['updateAgent']>[1]): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = agentUpdateSql(name, to, (v) => {
+      params.push(v);
+      return `$${params.length}`;
+    });
+    return (await this.#query(`${sql} RETURNING name`, params)).length === 1;
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

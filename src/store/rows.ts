@@ -1,4 +1,4 @@
-import type { AccessRequestRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate } from './types.js';
+import type { AccessRequestRow, AgentRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate } from './types.js';
 
 /** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
 
@@ -386,4 +386,59 @@ export function toolPinUpdateSql(
     `UPDATE tool_pins SET ${set} WHERE connection = ${placeholder(connection)} AND tool = ${placeholder(tool)}` +
     ` AND digest ${nullSafeEquals} ${placeholder(expect.digest)} AND pending_digest ${nullSafeEquals} ${placeholder(expect.pendingDigest)}`
   );
+}
+
+export function agentFromDb(r: DbRow): AgentRow {
+  return {
+    name: String(r.name),
+    tokenHash: String(r.token_hash),
+    createdAtUs: num(r.created_at_us),
+    revokedAtUs: numOrNull(r.revoked_at_us),
+    lastSeenAtUs: numOrNull(r.last_seen_at_us),
+  };
+}
+
+/** The columns of an agent, in insert order, with its values. */
+export function agentToDb(a: AgentRow): { columns: string[]; values: Array<string | number | null> } {
+  return columnsAndValues([
+    ['name', a.name],
+    ['token_hash', a.tokenHash],
+    ['created_at_us', a.createdAtUs],
+    ['revoked_at_us', a.revokedAtUs],
+    ['last_seen_at_us', a.lastSeenAtUs],
+  ]);
+}
+
+/**
+ * The whole INSERT of an agent, given a placeholder maker: a name already there is left as it is, or with
+ * `replace` takes every other column of `a` (a new token, its creation time, and the revocation and last
+ * sighting given, so a revoked agent given a new token is no longer revoked). It changes one row or none.
+ */
+export function agentPutSql(a: AgentRow, replace: boolean, placeholder: (v: string | number | null) => string): string {
+  const { columns, values } = agentToDb(a);
+  const conflict = replace
+    ? `DO UPDATE SET ${columns
+        .filter((c) => c !== 'name')
+        .map((c) => `${c} = excluded.${c}`)
+        .join(', ')}`
+    : 'DO NOTHING';
+  return `INSERT INTO agents (${columns.join(', ')}) VALUES (${values.map((v) => placeholder(v)).join(', ')}) ON CONFLICT (name) ${conflict}`;
+}
+
+/** Every agent, by name (byte order on both backends). */
+export const agentListSql = 'SELECT * FROM agents ORDER BY name';
+
+/**
+ * The whole UPDATE of an agent, given a placeholder maker: it writes the fields present in `to` (null writes
+ * NULL), so it changes one row or none. With nothing to write it changes nothing, and still tells whether the
+ * agent exists.
+ */
+export function agentUpdateSql(name: string, to: Partial<Pick<AgentRow, 'revokedAtUs' | 'lastSeenAtUs'>>, placeholder: (v: string | number | null) => string): string {
+  const fields: Array<[string, string | number | null | undefined]> = [
+    ['revoked_at_us', to.revokedAtUs],
+    ['last_seen_at_us', to.lastSeenAtUs],
+  ];
+  const entries = fields.filter((e): e is Entry => e[1] !== undefined);
+  const set = entries.length === 0 ? 'token_hash = token_hash' : entries.map(([column, v]) => `${column} = ${placeholder(v)}`).join(', ');
+  return `UPDATE agents SET ${set} WHERE name = ${placeholder(name)}`;
 }

@@ -8,6 +8,10 @@ import {
   accessRequestFromDb,
   accessRequestToDb,
   accessUpdateSql,
+  agentFromDb,
+  agentListSql,
+  agentPutSql,
+  agentUpdateSql,
   eventFromDb,
   keyFromDb,
   ledgerFromDb,
@@ -25,7 +29,7 @@ import {
   toolPinUpdateSql,
 } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, AgentRow, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -302,6 +306,33 @@ export class SqliteStore implements Store {
       },
       'IS',
     );
+    return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
+  }
+
+  async putAgent(row: AgentRow, replace: boolean): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = agentPutSql(row, replace, (v) => {
+      params.push(v);
+      return '?';
+    });
+    return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
+  }
+
+  async getAgent(name: string): Promise<AgentRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM agents WHERE name = ?').get(name) as Row | undefined;
+    return row === undefined ? undefined : agentFromDb(row);
+  }
+
+  async listAgents(): Promise<AgentRow[]> {
+    return (this.#db.prepare(agentListSql).all() as Row[]).map(agentFromDb);
+  }
+
+  async updateAgent(name: string, to: Parameters<Store['updateAgent']>[1]): Promise<boolean> {
+    const params: Array<string | number | null> = [];
+    const sql = agentUpdateSql(name, to, (v) => {
+      params.push(v);
+      return '?';
+    });
     return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
   }
 

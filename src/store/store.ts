@@ -1,4 +1,4 @@
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
+import type { AgentRow, AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 /**
  * The recording store: one interface, two backends (SQLite embedded, PostgreSQL shared) that pass the same
@@ -55,6 +55,14 @@ export interface Store {
    * are still as the caller last read them; false when they were not.
    */
   updateToolPin(connection: string, tool: string, expect: { digest: string | null; pendingDigest: string | null }, to: ToolPinUpdate): Promise<boolean>;
+
+  /** Adds an agent, or replaces its token (and clears a revocation) when `replace`; false when it exists and not `replace`. */
+  putAgent(row: AgentRow, replace: boolean): Promise<boolean>;
+  getAgent(name: string): Promise<AgentRow | undefined>;
+  /** Every agent, by name. */
+  listAgents(): Promise<AgentRow[]>;
+  /** Sets the given fields of an agent; false when there is no such agent. */
+  updateAgent(name: string, to: Partial<Pick<AgentRow, 'revokedAtUs' | 'lastSeenAtUs'>>): Promise<boolean>;
 
   getSession(id: string): Promise<SessionRow | undefined>;
   listSessions(query: SessionQuery): Promise<SessionRow[]>;

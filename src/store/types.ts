@@ -284,3 +284,18 @@ export interface ToolPinRow {
 
 /** What a tool pin update writes. */
 export type ToolPinUpdate = Partial<Omit<ToolPinRow, 'connection' | 'tool' | 'pinnedAtUs'>>;
+
+/**
+ * An agent the gateway accepts tunnels from: its name and the SHA-256 of its token (the token itself is shown once,
+ * when created, and never stored).
+ */
+export interface AgentRow {
+  name: string;
+  /** SHA-256 (hex) of the agent's token. */
+  tokenHash: string;
+  createdAtUs: number;
+  /** Set once revoked: the token no longer opens a tunnel. */
+  revokedAtUs: number | null;
+  /** When a gateway last accepted a tunnel from it. */
+  lastSeenAtUs: number | null;
+}

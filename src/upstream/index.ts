@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ConnectionConfig } from '../config/schema.js';
+import type { UpstreamConfig } from '../config/schema.js';
 import { SseUpstream } from './http.js';
 import { StreamableHttpUpstream, type UpstreamAgents } from './streamable-http.js';
 import { StdioUpstream } from './stdio.js';
@@ -9,10 +9,22 @@ export type { Upstream } from './upstream.js';
 export { UpstreamError } from './upstream.js';
 export { UpstreamAgents } from './streamable-http.js';
 
-/** Builds a fresh, unstarted upstream link for one client session on a connection. */
-export function createUpstream(connection: ConnectionConfig, maxMessageBytes: number, agents: UpstreamAgents, log: Logger): Upstream {
+/**
+ * Builds a fresh, unstarted upstream link for one client session on a connection. A connection served by an agent
+ * is reached through `viaAgent` (the gateway's tunnels); the agent itself has none.
+ */
+export function createUpstream(
+  connection: { name: string; upstream: UpstreamConfig },
+  maxMessageBytes: number,
+  agents: UpstreamAgents,
+  log: Logger,
+  viaAgent?: (agent: string) => Upstream,
+): Upstream {
   const u = connection.upstream;
   switch (u.kind) {
+    case 'agent':
+      if (viaAgent === undefined) throw new Error(`connection '${connection.name}' is served by an agent, and agents are not reachable here`);
+      return viaAgent(u.agent);
     case 'stdio':
       return new StdioUpstream(u, maxMessageBytes, log);
     case 'http':

@@ -6,6 +6,7 @@ import { openStore, sqlitePath } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
 import {
   type AccessRequestRow,
+  type AgentRow,
   emptyBatch,
   type EventRow,
   type LedgerRow,
@@ -109,6 +110,18 @@ function toolPin(over: Partial<ToolPinRow> = {}): ToolPinRow {
     pinnedAtUs: 1_790_000_000_000_000 + counter,
     approvedAtUs: null,
     approvedBy: null,
+    ...over,
+  };
+}
+
+function agent(over: Partial<AgentRow> = {}): AgentRow {
+  counter++;
+  return {
+    name: `agent-${counter}-${Math.random().toString(36).slice(2, 8)}`,
+    tokenHash: counter.toString(16).padStart(64, 'c'),
+    createdAtUs: 1_790_000_000_000_000 + counter,
+    revokedAtUs: null,
+    lastSeenAtUs: null,
     ...over,
   };
 }
@@ -600,6 +613,84 @@ for (const backend of backends) {
       assert.equal((await pinOf(store, 'tp-race', p.tool))!.pendingDigest, approved ? null : '9'.repeat(64));
     });
 
+    it('keeps agents: every field reads back exactly, nulls included', async () => {
+      const bare = agent();
+      const full = agent({ name: 'ag-round ünïcode "quote" \\ 🐉', revokedAtUs: 1_790_000_100_000_000, lastSeenAtUs: 1_790_000_050_000_000 });
+      for (const a of [bare, full]) {
+        assert.equal(await store.putAgent(a, false), true);
+        assert.deepEqual(await store.getAgent(a.name), a);
+      }
+      assert.equal(await store.getAgent('ag-none'), undefined);
+      assert.equal(await store.getAgent(bare.name.toUpperCase()), undefined, 'names are compared exactly');
+    });
+
+    it('adds an agent once: putting it again without replace returns false and changes nothing', async () => {
+      const a = agent({ lastSeenAtUs: 1_790_000_050_000_000 });
+      assert.equal(await store.putAgent(a, false), true);
+      const other = { ...a, tokenHash: 'f'.repeat(64), createdAtUs: a.createdAtUs + 1, revokedAtUs: 7, lastSeenAtUs: null };
+      assert.equal(await store.putAgent(other, false), false, 'the name is taken');
+      assert.deepEqual(await store.getAgent(a.name), a);
+    });
+
+    it('with replace, overwrites an agent\'s token hash and creation time, and clears its revocation', async () => {
+      const a = agent({ revokedAtUs: 1_790_000_100_000_000, lastSeenAtUs: 1_790_000_050_000_000 });
+      assert.equal(await store.putAgent(a, false), true);
+      const rotated = { ...a, tokenHash: 'e'.repeat(64), createdAtUs: 1_790_000_200_000_000, revokedAtUs: null, lastSeenAtUs: null };
+      assert.equal(await store.putAgent(rotated, true), true);
+      assert.deepEqual(await store.getAgent(a.name), rotated);
+      // The row's revocation and last sighting are written as given, not kept.
+      const again = { ...rotated, tokenHash: 'd'.repeat(64), revokedAtUs: 5, lastSeenAtUs: 6 };
+      assert.equal(await store.putAgent(again, true), true);
+      assert.deepEqual(await store.getAgent(a.name), again);
+      // A new name with replace is an insert.
+      const fresh = agent();
+      assert.equal(await store.putAgent(fresh, true), true);
+      assert.deepEqual(await store.getAgent(fresh.name), fresh);
+    });
+
+    it('lists agents by name, in byte order', async () => {
+      const names = ['ag-list-read_file', 'ag-list-Write', 'ag-list-read-file', 'ag-list-über', 'ag-list-readFile', 'ag-list-a', 'ag-list-z', 'ag-list-A'];
+      const agents = names.map((name) => agent({ name }));
+      // Put in an order that is not the listing's.
+      for (const a of [...agents].reverse()) assert.equal(await store.putAgent(a, false), true);
+      const byteOrder = (a: AgentRow, b: AgentRow) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+      const all = await store.listAgents();
+      assert.deepEqual(
+        all.filter((a) => a.name.startsWith('ag-list-')).map((a) => a.name),
+        ['ag-list-A', 'ag-list-Write', 'ag-list-a', 'ag-list-read-file', 'ag-list-readFile', 'ag-list-read_file', 'ag-list-z', 'ag-list-über'],
+      );
+      assert.deepEqual(all.filter((a) => a.name.startsWith('ag-list-')), [...agents].sort(byteOrder));
+      assert.deepEqual([...all].sort(byteOrder), all, 'every agent, in order');
+      assert.ok(all.length > agents.length, "the other tests' agents too");
+    });
+
+    it('updates only the agent fields given (null writes NULL); an unknown agent is false', async () => {
+      const a = agent();
+      await store.putAgent(a, false);
+      assert.equal(await store.updateAgent(a.name, { lastSeenAtUs: 1_790_000_050_000_000 }), true);
+      assert.deepEqual(await store.getAgent(a.name), { ...a, lastSeenAtUs: 1_790_000_050_000_000 });
+      assert.equal(await store.updateAgent(a.name, { revokedAtUs: 1_790_000_100_000_000 }), true);
+      const revoked = { ...a, lastSeenAtUs: 1_790_000_050_000_000, revokedAtUs: 1_790_000_100_000_000 };
+      assert.deepEqual(await store.getAgent(a.name), revoked);
+      assert.equal(await store.updateAgent(a.name, { lastSeenAtUs: null }), true);
+      assert.deepEqual(await store.getAgent(a.name), { ...revoked, lastSeenAtUs: null });
+      assert.equal(await store.updateAgent(a.name, { revokedAtUs: null, lastSeenAtUs: 9 }), true);
+      assert.deepEqual(await store.getAgent(a.name), { ...a, revokedAtUs: null, lastSeenAtUs: 9 });
+      // Nothing to write: nothing changes, and the answer says whether the agent exists.
+      assert.equal(await store.updateAgent(a.name, {}), true);
+      assert.deepEqual(await store.getAgent(a.name), { ...a, revokedAtUs: null, lastSeenAtUs: 9 });
+      assert.equal(await store.updateAgent('ag-none', { revokedAtUs: 1 }), false);
+      assert.equal(await store.updateAgent('ag-none', {}), false);
+      assert.equal(await store.getAgent('ag-none'), undefined, 'an update creates no agent');
+    });
+
+    it('an agent write the database refuses is a StoreUnavailableError', async () => {
+      const a = agent({ tokenHash: null as unknown as string });
+      await assert.rejects(store.putAgent(a, false), StoreUnavailableError);
+      await assert.rejects(store.putAgent(a, true), StoreUnavailableError);
+      assert.equal(await store.getAgent(a.name), undefined);
+    });
+
     it('brings a version 2 store to the latest version, keeping what it held', async () => {
       const old = backend.make();
       try {
@@ -612,31 +703,34 @@ for (const backend of backends) {
         );
         const r = review();
         const pin = toolPin({ connection: 'tp-v2' });
+        const a = agent();
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 4);
+          assert.equal(await migrated.migrate(), 5);
           assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
           await migrated.insertReview(r);
           assert.equal(await migrated.insertToolPin(pin), true);
+          assert.equal(await migrated.putAgent(a, false), true);
         } finally {
           await migrated.close();
         }
-        // Opened again, version 4 is recorded: nothing is applied twice, and the review and the pin are there.
+        // Opened again, version 5 is recorded: nothing is applied twice, and the review, the pin and the agent are there.
         const reopened = await old.open();
         try {
           await reopened.checkSchema();
           assert.deepEqual(await reopened.getReview(r.id), r);
           assert.deepEqual(await reopened.listToolPins(), [pin]);
+          assert.deepEqual(await reopened.listAgents(), [a]);
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5]);
       } finally {
         await old.destroy();
       }
     });
 
-    it('brings a version 3 store to version 4 (tool pins), keeping its reviews', async () => {
+    it('brings a version 3 store to the latest version (tool pins, agents), keeping its reviews', async () => {
       const old = backend.make();
       try {
         await createAtVersion(
@@ -651,7 +745,7 @@ for (const backend of backends) {
         const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 4);
+          assert.equal(await migrated.migrate(), 5);
           const kept = await migrated.getReview('rv_v3');
           assert.equal(kept?.status, 'pending');
           assert.deepEqual(kept?.approverGroups, ['sre']);
@@ -668,7 +762,44 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5]);
+      } finally {
+        await old.destroy();
+      }
+    });
+
+    it('brings a version 4 store to version 5 (agents), keeping its tool pins', async () => {
+      const old = backend.make();
+      try {
+        await createAtVersion(
+          backend.name,
+          old.url,
+          4,
+          `INSERT INTO tool_pins (connection, tool, digest, definition, pinned_at_us)
+           VALUES ('tp-v4', 'read_file', '${'a'.repeat(64)}', '{"name":"read_file"}', 1000);`,
+        );
+        const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
+        const migrated = await old.open();
+        try {
+          assert.equal(await migrated.migrate(), 5);
+          assert.deepEqual((await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs]), [
+            ['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000],
+          ]);
+          assert.deepEqual(await migrated.listAgents(), []);
+          assert.equal(await migrated.putAgent(a, false), true);
+          assert.equal(await migrated.updateAgent(a.name, { revokedAtUs: null }), true);
+        } finally {
+          await migrated.close();
+        }
+        const reopened = await old.open();
+        try {
+          await reopened.checkSchema();
+          assert.deepEqual(await reopened.getAgent(a.name), { ...a, revokedAtUs: null });
+          assert.equal((await reopened.listToolPins('tp-v4')).length, 1);
+        } finally {
+          await reopened.close();
+        }
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5]);
       } finally {
         await old.destroy();
       }

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { parseDuration, parseSize } from '../config/duration.js';
+import { parseYaml, readConfigText } from '../config/load.js';
+import { oneUpstream, type UpstreamConfig, upstreamOf, upstreamSchemas } from '../config/schema.js';
+import { resolveSecretString, type SecretSources, processSecretSources, SecretReferenceError, type SecretString } from '../config/secrets.js';
+
+/**
+ * The agent's own config: where the gateway is, who the agent is, and the connections it serves. It holds the
+ * upstream credentials (as references resolved in the agent's process); the gateway's config names only the agent.
+ *
+ *   gateway: https://portcullis.example.com
+ *   name: vpc-prod
+ *   token: ${env:PORTCULLIS_AGENT_TOKEN}
+ *   connections:
+ *     aws: { stdio: { command: aws-mcp, env: { AWS_SECRET_ACCESS_KEY: "${env:AWS_SECRET_ACCESS_KEY}" } } }
+ */
+
+export interface AgentConfig {
+  /** The gateway's tunnel endpoint, ws(s)://…/agent. */
+  tunnelUrl: string;
+  name: string;
+  token: SecretString;
+  tls: { ca?: string; pin?: string };
+  heartbeatMs: number;
+  maxMessageBytes: number;
+  logLevel: string;
+  connections: Map<string, { name: string; upstream: UpstreamConfig }>;
+}
+
+function secret(sources: SecretSources, what: string) {
+  return z.string().transform((template, ctx) => {
+    if (!/\$\{(env|file):/.test(template)) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a reference such as \${env:NAME} or \${file:PATH}, never a literal value` });
+      return z.NEVER;
+    }
+    try {
+      return resolveSecretString(template, sources);
+    } catch (err) {
+      if (!(err instanceof SecretReferenceError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+      return z.NEVER;
+    }
+  });
+}
+
+function agentSchema(sources: SecretSources) {
+  const { stdio, http } = upstreamSchemas(sources);
+  return z.strictObject({
+    /** The gateway's base URL (https in production); the tunnel is its /agent endpoint. */
+    gateway: z.url({ protocol: /^(https?|wss?)$/, error: "expected the gateway's base URL, e.g. https://portcullis.example.com" }),
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'an agent name is lower-case letters, digits, - and _ (as the gateway config names it)'),
+    /** The token `portcullis agents create` printed. */
+    token: secret(sources, 'the agent token'),
+    tls: z
+      .strictObject({
+        /** PEM of the CA that signed the gateway's certificate, when not a public one (usually ${file:…}). */
+        ca: z
+          .string()
+          .transform((t, ctx) => {
+            try {
+              return resolveSecretString(t, sources).reveal();
+            } catch (err) {
+              if (!(err instanceof SecretReferenceError)) throw err;
+              ctx.addIssue({ code: 'custom', message: err.message });
+              return z.NEVER;
+            }
+          })
+          .optional(),
+        /** The SHA-256 of the gateway certificate's public key (base64, as `openssl … | base64` prints it): any other is refused. */
+        pin: z.string().regex(/^(sha256\/)?[A-Za-z0-9+/]{43}=$/, 'expected sha256/ followed by a base64 SHA-256 of the public key').optional(),
+      })
+      .prefault({}),
+    heartbeat: z
+      .union([z.string(), z.number()])
+      .default('15s')
+      .transform((v, ctx) => {
+        const ms = parseDuration(v);
+        if (ms === undefined || ms < 1000) {
+          ctx.addIssue({ code: 'custom', message: `expected a duration of at least 1s such as 15s, found ${JSON.stringify(v)}` });
+          return z.NEVER;
+        }
+        return ms;
+      }),
+    limits: z
+      .strictObject({
+        maxMessageSize: z
+          .union([z.string(), z.number()])
+          .default('16MiB')
+          .transform((v, ctx) => {
+            const bytes = parseSize(v);
+            if (bytes === undefined) {
+              ctx.addIssue({ code: 'custom', message: `expected a size such as 16MiB, found ${JSON.stringify(v)}` });
+              return z.NEVER;
+            }
+            return bytes;
+          }),
+      })
+      .prefault({}),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    connections: z
+      .record(
+        z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a connection name is lower-case letters, digits, - and _, as in the gateway config'),
+        z.strictObject({ description: z.string().optional(), stdio: stdio.optional(), http: http.optional(), sse: http.optional() }).superRefine(oneUpstream(['stdio', 'http', 'sse'])),
+      )
+      .refine((c) => Object.keys(c).length > 0, { message: 'expected at least one connection to serve' }),
+  });
+}
+
+export function parseAgentConfig(text: string, source: string, sources: SecretSources = processSecretSources): AgentConfig {
+  const p = parseYaml(agentSchema(sources), text, source);
+  const base = p.gateway.replace(/\/+$/, '').replace(/^http/, 'ws');
+  return {
+    tunnelUrl: `${base}/agent`,
+    name: p.name,
+    token: p.token,
+    tls: { ...(p.tls.ca ? { ca: p.tls.ca } : {}), ...(p.tls.pin ? { pin: p.tls.pin.replace(/^sha256\//, '') } : {}) },
+    heartbeatMs: p.heartbeat,
+    maxMessageBytes: p.limits.maxMessageSize,
+    logLevel: p.log.level,
+    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, { name, upstream: upstreamOf(c) }])),
+  };
+}
+
+export function loadAgentConfig(path: string, sources?: SecretSources): AgentConfig {
+  return parseAgentConfig(readConfigText(path), path, sources);
+}

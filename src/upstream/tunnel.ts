@@ -1,0 +1,61 @@
+import type { AgentHub } from '../agent/hub.js';
+import type { Channel } from '../agent/mux.js';
+import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { type Upstream, UpstreamError } from './upstream.js';
+
+/**
+ * A session's link to a server that an agent runs inside its own network: one channel of the agent's tunnel.
+ * Messages go through unchanged (the agent relays them to the server it started for this session); the whole
+ * pipeline runs here, at the gateway, exactly as for a local server.
+ */
+export class TunnelUpstream implements Upstream {
+  #channel: Channel | undefined;
+  onmessage?: (message: JsonRpcMessage, text: string) => void;
+  onclose?: (reason: string) => void;
+  onerror?: (error: Error) => void;
+
+  constructor(
+    private readonly hub: AgentHub,
+    private readonly agent: string,
+    private readonly connection: string,
+    private readonly session: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const tunnel = this.hub.tunnel(this.agent);
+    if (tunnel === undefined) throw new UpstreamError(`agent '${this.agent}' is not connected: the server of '${this.connection}' runs behind it (portcullis agents list)`, true, 503);
+    let channel: Channel;
+    try {
+      channel = await tunnel.open(this.connection, this.session);
+    } catch (err) {
+      throw new UpstreamError((err as Error).message, true, 502);
+    }
+    this.#channel = channel;
+    channel.onmessage = (text) => {
+      let message: JsonRpcMessage;
+      try {
+        message = JSON.parse(text) as JsonRpcMessage;
+      } catch {
+        this.onerror?.(new Error('the agent relayed a message that is not JSON'));
+        return;
+      }
+      this.onmessage?.(message, text);
+    };
+    channel.onclose = (reason) => this.onclose?.(reason);
+  }
+
+  async send(_message: JsonRpcMessage, text: string): Promise<void> {
+    const channel = this.#channel;
+    if (channel === undefined || channel.closed) throw new UpstreamError(`the tunnel to agent '${this.agent}' is closed`, true);
+    channel.send(text);
+  }
+
+  setProtocolVersion(version: string): void {
+    const channel = this.#channel;
+    if (channel !== undefined && !channel.closed) this.hub.tunnel(this.agent)?.mux.sendControl(channel.id, { type: 'protocol-version', version });
+  }
+
+  async close(): Promise<void> {
+    this.#channel?.close('the session ended');
+  }
+}

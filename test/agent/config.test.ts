@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseAgentConfig } from '../../src/agent/config.js';
+import { CredentialScrubber } from '../../src/agent/credential-scrubber.js';
+import { credentialsOf } from '../../src/agent/agent.js';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+
+/** The agent's config, and the scrubbing of the credentials it injects. */
+
+const sources = { env: { TOKEN: 'pca_abcdefghijklmnop', AWS_SECRET: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz', WIKI: 'wiki-bearer-0123456789' }, readFile: () => 'from-a-file-secret-42\n' };
+
+const valid = `
+gateway: https://portcullis.example.com/
+name: vpc-prod
+token: \${env:TOKEN}
+connections:
+  aws:
+    stdio: { command: aws-mcp, env: { AWS_SECRET_ACCESS_KEY: "\${env:AWS_SECRET}", REGION: eu-west-1 } }
+  wiki:
+    http: { url: "http://wiki.internal/mcp", headers: { Authorization: "Bearer \${env:WIKI}", X-Extra: "\${file:/run/x}" } }
+`;
+
+describe('the agent config', () => {
+  it('reads the gateway, the name, the token and the connections; the tunnel is wss://…/agent', () => {
+    const c = parseAgentConfig(valid, '(test)', sources);
+    assert.equal(c.tunnelUrl, 'wss://portcullis.example.com/agent');
+    assert.equal(c.name, 'vpc-prod');
+    assert.equal(c.token.reveal(), 'pca_abcdefghijklmnop');
+    assert.deepEqual([...c.connections.keys()], ['aws', 'wiki']);
+    assert.equal(c.heartbeatMs, 15_000);
+  });
+
+  it('names every problem: a literal token, an unknown key, a connection with two upstreams', () => {
+    const bad = `
+gateway: ftp://x
+name: VPC
+token: pca_literal
+tsl: {}
+connections:
+  aws: { stdio: { command: x }, http: { url: "http://x" } }
+`;
+    assert.throws(
+      () => parseAgentConfig(bad, 'agent.yaml', sources),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        /gateway: expected the gateway's base URL/.test(err.message) &&
+        /name: an agent name is lower-case/.test(err.message) &&
+        /token: the agent token must be a reference/.test(err.message) &&
+        /tsl: unknown key/.test(err.message) &&
+        /connections\.aws: a connection has exactly one upstream, found stdio and http/.test(err.message),
+    );
+  });
+
+  it('the gateway refuses agent connections without a store', () => {
+    assert.throws(
+      () => parseConfig('recording: { mode: "off" }\nconnections:\n  aws: { agent: vpc-prod, access: { groups: ["*"] } }\n', '(test)'),
+      /recording\.mode: connections served by an agent need the store/,
+    );
+  });
+});
+
+describe('the credential scrubber', () => {
+  const config = parseAgentConfig(valid, '(test)', sources);
+  const scrubber = new CredentialScrubber(credentialsOf(config));
+  const secret = sources.env.AWS_SECRET;
+
+  for (const [form, text] of [
+    ['as is', `{"text":"AWS_SECRET_ACCESS_KEY=${secret}"}`],
+    ['JSON-escaped', JSON.stringify({ text: `key: "${secret}"` })],
+    ['base64', `{"b":"${Buffer.from(secret).toString('base64')}"}`],
+    ['base64url unpadded', `{"b":"${Buffer.from(secret).toString('base64url')}"}`],
+    ['URL-encoded', `{"u":"https://x/?k=${encodeURIComponent(secret)}"}`],
+  ] as const) {
+    it(`replaces a credential ${form}`, () => {
+      const out = scrubber.scrub(text);
+      assert.ok(!out.includes(secret) && !out.includes(Buffer.from(secret).toString('base64').slice(0, 20)), out);
+      assert.match(out, /\[REDACTED:credential:aws\.env\.AWS_SECRET_ACCESS_KEY\]/);
+      assert.doesNotThrow(() => JSON.parse(out), 'still JSON');
+    });
+  }
+
+  it('knows the values of references inside header text, files, and its own token; not literal config text', () => {
+    const out = scrubber.scrub('Bearer wiki-bearer-0123456789 from-a-file-secret-42 pca_abcdefghijklmnop region eu-west-1');
+    assert.equal(out, 'Bearer [REDACTED:credential:wiki.headers.Authorization] [REDACTED:credential:wiki.headers.X-Extra] [REDACTED:credential:agent.token] region eu-west-1');
+  });
+
+  it('returns the very same string when nothing is there', () => {
+    const text = '{"jsonrpc":"2.0","id":1,"result":{}}';
+    assert.equal(scrubber.scrub(text), text);
+  });
+});
