@@ -15,6 +15,8 @@ export interface Proc {
   port: number;
   /** For a gateway: a dev-identity token its connections accept. */
   token?: string;
+  /** For a gateway: its data directory (its SQLite store). */
+  dataDir?: string;
   stop(): Promise<void>;
 }
 
@@ -91,9 +93,35 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
     child,
     port,
     token,
+    dataDir,
     stop: async () => {
       await stop();
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `portcullis agent` serving `connections` for the gateway at `gatewayPort`, its token created in the gateway's
+ * store as `portcullis agents create` does.
+ */
+export async function startAgent(gateway: Proc, name: string, connections: Record<string, unknown>): Promise<Proc> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-agent-'));
+  const create = spawn(process.execPath, [cli, 'agents', 'create', name, '--config', join(gateway.dataDir!, 'gateway.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let token = '';
+  create.stdout!.on('data', (d: Buffer) => (token += d.toString()));
+  await once(create, 'exit');
+  const file = join(dir, 'agent.yaml');
+  writeFileSync(file, stringify({ gateway: `http://127.0.0.1:${gateway.port}`, name, token: '${env:AGENT_TOKEN}', log: { level: 'warn' }, connections }));
+  const child = spawn(process.execPath, [cli, 'agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', AGENT_TOKEN: token.trim() } });
+  await waitForOutput(child, /is connected to/, 'the agent');
+  const stop = stopper(child);
+  return {
+    child,
+    port: gateway.port,
+    stop: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -11,13 +11,13 @@
  *   - recording (write-ahead) on vs off at 32 concurrent clients: ≥ 0.9× on SQLite, ≥ 0.8× on PostgreSQL (issue 3)
  *   - authentication on (a dev-identity JWT on every request, keys cached) vs off: sequential p50 ≤ 1.05× (issue 4)
  *   - masking: engine throughput ≥ 100 MB/s on one core with every detector on; p50 of a 1 MB tools/call result, masking on / off ≤ 1.5× (issue 5)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|mask|mem.
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|agent|mask|mem.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
-import { everythingStdioConnection, type Proc, rssOf, startDirectServer, startGateway, startNullProxy } from './processes.js';
+import { everythingStdioConnection, type Proc, rssOf, startAgent, startDirectServer, startGateway, startNullProxy } from './processes.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -231,6 +231,40 @@ function rulesOnOff(verdicts: Array<{ target: string; value: number; limit: stri
 }
 
 /**
+ * The agent: one gateway with two connections to server-everything over stdio, one started by the gateway itself
+ * and one by an agent over its tunnel. Sequential p50 of each, then 32 clients on each (all of the agent's over its
+ * one tunnel). Recording is on (agents need the store), the same for both.
+ */
+async function agentVsLocal(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  const gateway = await startGateway({ local: everythingStdioConnection(), vpc: { agent: 'bench-agent' } });
+  const agent = await startAgent(gateway, 'bench-agent', { vpc: everythingStdioConnection() });
+  try {
+    const targets: Target[] = [
+      { name: 'local stdio', url: `http://127.0.0.1:${gateway.port}/mcp/local`, token: gateway.token },
+      { name: 'via agent', url: `http://127.0.0.1:${gateway.port}/mcp/vpc`, token: gateway.token },
+    ];
+    const seq = await sequential(targets);
+    const local = seq.get('local stdio')!;
+    console.log(`\nAgent vs local upstream, one gateway (recording on), sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
+    console.log('target            p50 ms   p99 ms   calls/s   p50 vs local');
+    for (const t of targets) {
+      const r = seq.get(t.name)!;
+      console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / local.p50)}×`);
+    }
+    const ratio = seq.get('via agent')!.p50 / local.p50;
+    verdicts.push({ target: 'p50 gateway + agent / gateway with a local upstream', value: ratio, limit: '≤ 1.2', pass: ratio <= 1.2 });
+    const conc = await concurrent(targets);
+    console.log(`${settings.clients} clients, closed loop (the agent's all over one tunnel)`);
+    console.log('target            calls/s   vs local');
+    for (const t of targets) console.log(`${t.name.padEnd(16)} ${fmt(conc.get(t.name)!.callsPerSec, 0).padStart(8)}   ${fmt(conc.get(t.name)!.callsPerSec / conc.get('local stdio')!.callsPerSec).padStart(7)}×`);
+    return { sequential: Object.fromEntries(seq), concurrent: Object.fromEntries(conc), ratio };
+  } finally {
+    await agent.stop();
+    await gateway.stop();
+  }
+}
+
+/**
  * Masking: the engine alone over a mixed JSON corpus (MB/s, one core), then two gateways in front of
  * server-everything over stdio, masking on and off, answering `echo` with a 1 MB mixed text (log lines, tables,
  * a few secrets) in sequential calls, alternating.
@@ -401,6 +435,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'rules') {
       results.rules = await rulesOnOff(verdicts);
+    }
+    if (!only || only === 'agent') {
+      results.agent = await agentVsLocal(verdicts);
     }
     if (!only || only === 'mask') {
       results.masking = await maskingOnOff(verdicts);

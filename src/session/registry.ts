@@ -39,7 +39,11 @@ export interface SessionOrigin {
 
 /** 128 bits from the CSPRNG, URL-safe: unguessable, and visible ASCII as the transport requires. */
 export function newSessionId(): string {
-  return randomBytes(16).toString('base64url');
+  // Never starting with '-': a command line would take `portcullis sessions show -abc…` for an option.
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /** The live sessions of this gateway: creates, finds, reaps idle ones and closes them all on shutdown. */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +10,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
 import WebSocket from 'ws';
 import { tokenHash } from '../../src/agent/hub.js';
-import { cliPath } from '../helpers/client.js';
+import { AgentProcess } from '../helpers/agent-process.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { allEvents } from '../helpers/recorded.js';
@@ -26,27 +25,6 @@ import { waitFor } from '../helpers/wait.js';
 // Looks like nothing a pattern would catch: only the agent, which knows it injected it, can scrub it.
 const planted = 'quietly-ordinary-value-7f3k9q2m';
 const token = 'pca_test-token-for-the-agent-0123456789abcdef';
-
-class AgentProcess {
-  readonly child: ChildProcess;
-  out = '';
-  constructor(config: string) {
-    this.child = spawn(process.execPath, [cliPath, 'agent', '--config', config], {
-      env: { PATH: process.env.PATH ?? '', AGENT_TOKEN: token, PLANTED_SETTING: planted },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.on('data', (d: Buffer) => (this.out += d));
-    this.child.stderr!.on('data', (d: Buffer) => (this.out += d));
-  }
-  async connected(): Promise<void> {
-    await waitFor(() => this.out.includes('is connected to'), `the agent to connect: ${this.out}`, 20_000);
-  }
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill(signal);
-    await once(this.child, 'exit');
-  }
-}
 
 describe('the agent', () => {
   let gw: TestGateway;
@@ -103,7 +81,7 @@ describe('the agent', () => {
   });
 
   it('serves the connection through the agent once it dials in, the credential staying inside', async () => {
-    agent = new AgentProcess(agentConfig);
+    agent = new AgentProcess(agentConfig, { AGENT_TOKEN: token, PLANTED_SETTING: planted });
     await agent.connected();
     const client = await connect();
     assert.match(text(await client.callTool({ name: 'echo', arguments: { message: 'through the tunnel' } })), /Echo: through the tunnel/);
@@ -133,7 +111,7 @@ describe('the agent', () => {
     await agent!.stop('SIGKILL');
     await waitFor(async () => ((await (await fetch(new URL('/readyz', gw.url))).json()) as { agents: Record<string, string> }).agents['vpc-agent'] === 'disconnected', 'the gateway to notice', 10_000);
     await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'after' } }));
-    agent = new AgentProcess(agentConfig);
+    agent = new AgentProcess(agentConfig, { AGENT_TOKEN: token, PLANTED_SETTING: planted });
     await agent.connected();
     const again = await connect();
     assert.match(text(await again.callTool({ name: 'echo', arguments: { message: 'back' } })), /Echo: back/);
