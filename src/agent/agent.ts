@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { createUpstream, UpstreamAgents } from '../upstream/index.js';
 import type { Upstream } from '../upstream/upstream.js';
+import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { AgentConfig } from './config.js';
 import { type Credential, CredentialScrubber } from './credential-scrubber.js';
 import { type Channel, Mux } from './mux.js';
@@ -178,11 +179,14 @@ export class Agent {
       this.#sessions.delete(channel.id);
       void upstream.close();
     };
+    // A stdio server takes the text as it is; only an HTTP upstream looks into the message (request or not).
+    const parse = config.upstream.kind !== 'stdio';
     channel.onmessage = (text) => {
-      let message;
+      let message: JsonRpcMessage;
       try {
-        message = JSON.parse(text);
+        message = parse ? (JSON.parse(text) as JsonRpcMessage) : (undefined as unknown as JsonRpcMessage);
       } catch {
+        log.warn('the gateway relayed a message that is not JSON; dropped');
         return;
       }
       upstream.send(message, text).catch((err: Error) => log.warn({ err: this.#scrubber.scrub(err.message) }, 'could not deliver to the server'));
