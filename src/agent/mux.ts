@@ -3,7 +3,7 @@ import { controlFrame, creditFrame, dataFrame, decodeFrame, type Frame } from '.
 /**
  * Many sessions over one tunnel, fairly. Each channel carries whole messages (JSON texts), cut into chunks; a
  * channel may have at most `window` bytes on the wire that its peer has not acknowledged (credit frames give
- * them back as chunks arrive), and the sender takes one chunk from each channel in turn, writing only while the
+ * them back, half a window at a time, as chunks arrive), and the sender takes one chunk from each channel in turn, writing only while the
  * socket's own buffer is below `highWater`. So a session sending 50 MB holds at most one window of the wire at a
  * time, and a small message of another session waits behind a few chunks, not behind the 50 MB.
  */
@@ -125,8 +125,22 @@ export class Mux {
     this.pump();
   }
 
+  /** Bytes taken in per channel and not yet acknowledged: sent back once half a window, not per message. */
+  readonly #unacknowledged = new Map<number, number>();
+
+  /**
+   * Acknowledges bytes taken in. Batched: a credit frame per half window rather than per message, so a small call
+   * costs one socket write each way instead of two (on a busy machine a write is tens of microseconds).
+   */
   acknowledge(channel: number, bytes: number): void {
-    if (!this.#closed) this.sink.send(creditFrame(channel, bytes));
+    if (this.#closed) return;
+    const total = (this.#unacknowledged.get(channel) ?? 0) + bytes;
+    if (total < this.#o.window / 2) {
+      this.#unacknowledged.set(channel, total);
+      return;
+    }
+    this.#unacknowledged.delete(channel);
+    this.sink.send(creditFrame(channel, total));
   }
 
   /** Sends what credit and the socket allow, one chunk per channel in turn. */
@@ -174,11 +188,9 @@ export class Mux {
         return;
       case 'data': {
         const c = this.#channels.get(frame.channel);
-        // Data for a channel already closed here (the frames crossed): dropped, but acknowledged, so credit balances.
-        if (c === undefined || c.closed) {
-          if (frame.chunk.length > 0) this.acknowledge(frame.channel, frame.chunk.length);
-          return;
-        }
+        // Data for a channel already closed here (the frames crossed), or never opened: dropped. Its sender's side is
+        // closed too (or it is misbehaving), so no credit is owed, and nothing is kept per unknown channel.
+        if (c === undefined || c.closed) return;
         c.take(frame.chunk, frame.final, this.#o.maxMessageBytes);
         return;
       }
@@ -199,6 +211,7 @@ export class Mux {
     channel.closed = true;
     channel.queue.length = 0;
     this.#channels.delete(channel.id);
+    this.#unacknowledged.delete(channel.id);
     const at = this.#ready.indexOf(channel);
     if (at >= 0) this.#ready.splice(at, 1);
     channel.onclose?.(reason);

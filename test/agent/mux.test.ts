@@ -97,6 +97,21 @@ describe('the tunnel multiplexer', () => {
     assert.equal(received, 1 << 20);
   });
 
+  it('acknowledges half a window at a time, not every message', async () => {
+    const { a, b, sent } = pair({ window: 64 << 10 });
+    let got = 0;
+    b.channel(1).onmessage = () => got++;
+    for (let i = 0; i < 100; i++) a.channel(1).send('{"jsonrpc":"2.0","method":"notifications/progress"}');
+    await settle();
+    assert.equal(got, 100);
+    assert.equal(sent.b.filter((f) => decodeFrame(f).type === 'credit').length, 0, 'five kilobytes owe no credit frame yet');
+    a.channel(1).send('w'.repeat(40 << 10));
+    await settle();
+    const credits = sent.b.map((f) => decodeFrame(f)).filter((f) => f.type === 'credit');
+    assert.equal(credits.length, 1);
+    assert.ok((credits[0] as { bytes: number }).bytes >= 32 << 10);
+  });
+
   it('closes a channel whose message is over the limit, on both sides, and keeps the others', async () => {
     const { a, b } = pair({ chunkSize: 1024, maxMessageBytes: 10_000 });
     const closed: string[] = [];
