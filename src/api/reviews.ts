@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { Reviews } from '../reviews/reviews.js';
-import type { ReviewRow, ReviewStatus } from '../store/types.js';
+import type { ReviewStatus } from '../store/types.js';
+import { reviewView } from '../reviews/view.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
 
@@ -16,37 +17,6 @@ import { ApiError } from './sessions.js';
  */
 
 const statuses: ReviewStatus[] = ['pending', 'approved', 'released', 'rejected', 'expired', 'interrupted', 'cancelled'];
-
-/** A review as the API shows it: times as ISO strings, params parsed back into JSON. */
-export function reviewView(r: ReviewRow): Record<string, unknown> {
-  const iso = (us: number | null) => (us === null ? null : new Date(us / 1000).toISOString());
-  let params: unknown;
-  try {
-    params = JSON.parse(r.params);
-  } catch {
-    params = r.params;
-  }
-  return {
-    id: r.id,
-    status: r.status,
-    rule: r.rule,
-    connection: r.connection,
-    session: r.sessionId,
-    method: r.method,
-    target: r.target,
-    params,
-    digest: r.digest,
-    requester: { subject: r.requesterSubject, issuer: r.requesterIssuer, email: r.requesterEmail },
-    approvers: r.approverGroups,
-    approvalsNeeded: r.minApprovals,
-    approvals: r.approvals.map((a) => ({ subject: a.subject, issuer: a.issuer, email: a.email, at: iso(a.atUs), note: a.note })),
-    createdAt: iso(r.createdAtUs),
-    expiresAt: iso(r.expiresAtUs),
-    decidedAt: iso(r.decidedAtUs),
-    decider: r.deciderSubject === null ? null : { subject: r.deciderSubject, issuer: r.deciderIssuer, email: r.deciderEmail },
-    note: r.decisionNote,
-  };
-}
 
 export class ReviewsApi {
   constructor(private readonly reviews: Reviews) {}

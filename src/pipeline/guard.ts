@@ -55,17 +55,16 @@ export class GuardStage implements Stage {
   }
 
   #decide(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
-    const message = request;
     const annotationsOf = this.o.pinned === undefined ? (tool: string) => this.#annotations.get(tool) : (tool: string) => this.o.pinned!.annotations(tool);
-    const facts = requestFacts(message, ctx.session, annotationsOf);
+    const facts = requestFacts(request, ctx.session, annotationsOf);
     const decision = this.o.rules.decide(facts, this.o.defaults);
     switch (decision.action) {
       case 'allow':
         return decision.rule === undefined ? undefined : { action: 'pass', details: { rule: decision.rule, action: 'allow' } };
       case 'deny':
-        return this.#deny(message, decision, ctx);
+        return this.#deny(request, decision, ctx);
       case 'review':
-        return this.#hold(message, decision, ctx, targetOf(facts));
+        return this.#hold(request, decision, ctx, targetOf(facts));
     }
   }
 

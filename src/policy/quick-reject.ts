@@ -108,9 +108,8 @@ export function quickReject(node: unknown, re2?: (pattern: string) => (text: str
     }
     case '==': {
       // A string field compared with a string literal (either way round).
-      const [left, right] = [args[0], args[1]];
-      const text = literal(right) ?? literal(left);
-      const field = isNode(literal(right) === undefined ? right : left) ? reader((literal(right) === undefined ? right : left) as Node) : undefined;
+      const [fieldSide, text] = literal(args[1]) !== undefined ? [args[0], literal(args[1])] : [args[1], literal(args[0])];
+      const field = isNode(fieldSide) ? reader(fieldSide) : undefined;
       if (text === undefined || field === undefined) return never;
       return (f) => {
         const v = field(f);

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { reviewView } from '../api/reviews.js';
+import { type ReviewView, reviewView } from './view.js';
 import type { GatewayConfig, MaskingConfig, ReviewEvent, RuleConfig, WebhookConfig } from '../config/schema.js';
 import { type Masker, MaskingRefusedError } from '../masking/engine.js';
 import { maskerFor } from '../masking/policy.js';
@@ -44,25 +44,8 @@ export interface ReviewNotifierOptions {
   timings?: Partial<DeliveryTimings>;
 }
 
-/** A review as a notification shows it. */
-export interface ReviewNotice {
-  id: string;
-  status: string;
-  rule: string;
-  connection: string;
-  method: string;
-  target: string | null;
-  requester: { subject: string; email: string | null };
-  approvers: string[];
-  approvalsNeeded: number;
-  approvals: Array<{ subject: string; issuer: string; email: string | null; at: string; note: string | null }>;
-  createdAt: string;
-  expiresAt: string;
-  decidedAt: string | null;
-  decider: { subject: string; issuer: string | null; email: string | null } | null;
-  note: string | null;
-  params: unknown;
-}
+/** A review as a notification shows it: no session id or digest, the requester without issuer. */
+export type ReviewNotice = Omit<ReviewView, 'session' | 'digest' | 'requester'> & { requester: { subject: string; email: string | null } };
 
 interface Delivery {
   webhook: WebhookConfig;
@@ -77,7 +60,7 @@ type Attempt = { ok: true } | { ok: false; retry: boolean; problem: string; retr
 
 /** The review with its call masked: a masker that refuses the params (nested too deep) withholds them. */
 export function noticeOf(row: ReviewRow, masker: Masker): ReviewNotice {
-  const { session: _session, digest: _digest, ...view } = reviewView(row) as unknown as ReviewNotice & { session: string; digest: string };
+  const { session: _session, digest: _digest, ...view } = reviewView(row);
   let params: unknown;
   try {
     // Where the params are in a request, so that JSON-path rules anchored at the message (`$.params.…`) apply.

@@ -17,6 +17,7 @@ import { freePort } from '../helpers/ports.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { allEvents } from '../helpers/recorded.js';
 import { waitFor } from '../helpers/wait.js';
+import { callApi } from '../helpers/api.js';
 
 /**
  * Guardrails with a real server (`server-filesystem` over stdio): writes held until a second person approves
@@ -67,14 +68,7 @@ describe('guardrails with server-filesystem', () => {
     return client;
   }
 
-  const api = async (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
-    const res = await fetch(new URL(path, gw.url), {
-      method,
-      headers: { authorization: `Bearer ${tokens[user]}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as { review?: ReviewView; reviews?: ReviewView[]; error?: string } };
-  };
+  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => callApi<{ review?: ReviewView; reviews?: ReviewView[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
 
   /** The pending review of a call to `path`, once it shows up for an approver. */
   async function pendingFor(path: string): Promise<ReviewView> {

@@ -10,6 +10,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { allEvents } from '../helpers/recorded.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { callApi } from '../helpers/api.js';
 
 /**
  * Tool pinning against a server whose tool definitions change: between sessions, within a session (announced
@@ -43,14 +44,7 @@ describe('tool pinning', () => {
     return client;
   }
 
-  const api = async (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
-    const res = await fetch(new URL(path, gw.url), {
-      method,
-      headers: { authorization: `Bearer ${tokens[user]}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as { pin?: PinView; pins?: PinView[]; error?: string } };
-  };
+  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => callApi<{ pin?: PinView; pins?: PinView[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
   const names = async (client: Client) => (await client.listTools()).tools.map((t) => t.name).sort();
   const cli = (user: string, ...args: string[]) => runCli(['pins', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
 

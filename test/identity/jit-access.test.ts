@@ -7,6 +7,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { allEvents } from '../helpers/recorded.js';
 import { waitFor } from '../helpers/wait.js';
+import { callApi } from '../helpers/api.js';
 
 /**
  * Just-in-time access end to end: a user outside a connection's groups asks for it with the CLI, an approver
@@ -34,14 +35,7 @@ describe('just-in-time access', () => {
   after(() => gw?.stop());
 
   const cli = (user: string, ...args: string[]) => runCli(['access', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
-  const api = async (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
-    const res = await fetch(new URL(path, gw.url), {
-      method,
-      headers: { authorization: `Bearer ${tokens[user]}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as { request?: AccessRequestRow; requests?: AccessRequestRow[]; error?: string } };
-  };
+  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => callApi<{ request?: AccessRequestRow; requests?: AccessRequestRow[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
   const initialize = (user: string) =>
     fetch(gw.mcp('prod'), {
       method: 'POST',

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import type { ReviewView } from '../../reviews/view.js';
 import { callGateway } from '../gateway-api.js';
 import { type GatewayCommandOptions, withGateway } from '../gateway-command.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
@@ -6,24 +7,7 @@ import { printable, table } from '../table.js';
 
 /** `portcullis reviews …`: calls held by guardrail rules, over the gateway's API as the signed-in user. */
 
-interface Review {
-  id: string;
-  status: string;
-  rule: string;
-  connection: string;
-  method: string;
-  target: string | null;
-  params: unknown;
-  requester: { subject: string; email: string | null };
-  approvers: string[];
-  approvalsNeeded: number;
-  approvals: Array<{ subject: string; email: string | null; at: string; note: string | null }>;
-  createdAt: string;
-  expiresAt: string;
-  decidedAt: string | null;
-  decider: { subject: string; email: string | null } | null;
-  note: string | null;
-}
+type Review = ReviewView;
 
 const person = (p: { subject: string; email: string | null }) => p.email ?? p.subject;
 const second = (iso: string | null) => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
