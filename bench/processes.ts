@@ -105,14 +105,14 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
  * `portcullis agent` serving `connections` for the gateway at `gatewayPort`, its token created in the gateway's
  * store as `portcullis agents create` does.
  */
-export async function startAgent(gateway: Proc, name: string, connections: Record<string, unknown>): Promise<Proc> {
+export async function startAgent(gateway: Proc, name: string, connections: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Proc> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-agent-'));
   const create = spawn(process.execPath, [cli, 'agents', 'create', name, '--config', join(gateway.dataDir!, 'gateway.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let token = '';
   create.stdout!.on('data', (d: Buffer) => (token += d.toString()));
   await once(create, 'exit');
   const file = join(dir, 'agent.yaml');
-  writeFileSync(file, stringify({ gateway: `http://127.0.0.1:${gateway.port}`, name, token: '${env:AGENT_TOKEN}', log: { level: 'warn' }, connections }));
+  writeFileSync(file, stringify({ gateway: `http://127.0.0.1:${gateway.port}`, name, token: '${env:AGENT_TOKEN}', log: { level: 'warn' }, ...extra, connections }));
   const child = spawn(process.execPath, [cli, 'agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', AGENT_TOKEN: token.trim() } });
   await waitForOutput(child, /is connected to/, 'the agent');
   const stop = stopper(child);
@@ -124,6 +124,11 @@ export async function startAgent(gateway: Proc, name: string, connections: Recor
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** server-everything over stdio behind bench/null-relay.ts: one more process on the path, doing nothing. */
+export function relayedStdioConnection(): Record<string, unknown> {
+  return { stdio: { command: process.execPath, args: [fileURLToPath(new URL('./null-relay.js', import.meta.url)), process.execPath, demoServerEntry(), 'stdio'] } };
 }
 
 export function everythingStdioConnection(): Record<string, unknown> {

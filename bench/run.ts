@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
-import { everythingStdioConnection, type Proc, rssOf, startAgent, startDirectServer, startGateway, startNullProxy } from './processes.js';
+import { everythingStdioConnection, type Proc, relayedStdioConnection, rssOf, startAgent, startDirectServer, startGateway, startNullProxy } from './processes.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -236,11 +236,12 @@ function rulesOnOff(verdicts: Array<{ target: string; value: number; limit: stri
  * one tunnel). Recording is on (agents need the store), the same for both.
  */
 async function agentVsLocal(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
-  const gateway = await startGateway({ local: everythingStdioConnection(), vpc: { agent: 'bench-agent' } });
+  const gateway = await startGateway({ local: everythingStdioConnection(), relayed: relayedStdioConnection(), vpc: { agent: 'bench-agent' } });
   const agent = await startAgent(gateway, 'bench-agent', { vpc: everythingStdioConnection() });
   try {
     const targets: Target[] = [
       { name: 'local stdio', url: `http://127.0.0.1:${gateway.port}/mcp/local`, token: gateway.token },
+      { name: '+ null relay', url: `http://127.0.0.1:${gateway.port}/mcp/relayed`, token: gateway.token },
       { name: 'via agent', url: `http://127.0.0.1:${gateway.port}/mcp/vpc`, token: gateway.token },
     ];
     const seq = await sequential(targets);
@@ -253,11 +254,64 @@ async function agentVsLocal(verdicts: Array<{ target: string; value: number; lim
     }
     const ratio = seq.get('via agent')!.p50 / local.p50;
     verdicts.push({ target: 'p50 gateway + agent / gateway with a local upstream', value: ratio, limit: '≤ 1.2', pass: ratio <= 1.2 });
+    console.log('(+ null relay: the local server behind a do-nothing pass-through process, the floor of one more hop; bench/null-relay.ts)');
     const conc = await concurrent(targets);
     console.log(`${settings.clients} clients, closed loop (the agent's all over one tunnel)`);
     console.log('target            calls/s   vs local');
     for (const t of targets) console.log(`${t.name.padEnd(16)} ${fmt(conc.get(t.name)!.callsPerSec, 0).padStart(8)}   ${fmt(conc.get(t.name)!.callsPerSec / conc.get('local stdio')!.callsPerSec).padStart(7)}×`);
-    return { sequential: Object.fromEntries(seq), concurrent: Object.fromEntries(conc), ratio };
+    return { sequential: Object.fromEntries(seq), concurrent: Object.fromEntries(conc), ratio, besideBulk: await smallBesideBulk(verdicts) };
+  } finally {
+    await agent.stop();
+    await gateway.stop();
+  }
+}
+
+/**
+ * Small calls beside a bulk session: the p50 of a session's small echo calls while another session on the same
+ * connection moves 50 MB each way (ten 5 MB echoes), against the same calls when nothing else runs. Through the
+ * agent (both sessions over its one tunnel), and with a local upstream for comparison: the gateway itself parses and
+ * records each 5 MB message, which costs small calls time wherever the server is. Masking is off (its cost on 5 MB is
+ * measured under `mask`); limits are raised to 64 MiB on both sides.
+ */
+async function smallBesideBulk(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
+  const limits = { limits: { maxMessageSize: '64MiB' } };
+  const gateway = await startGateway({ local: everythingStdioConnection(), vpc: { agent: 'bulk-agent' } }, { ...limits, masking: { enabled: false } });
+  const agent = await startAgent(gateway, 'bulk-agent', { vpc: everythingStdioConnection() }, limits);
+  const smallCalls = async (s: McpSession, until: () => boolean, max: number) => {
+    const times: number[] = [];
+    while (times.length < max && !until()) {
+      const start = process.hrtime.bigint();
+      await s.echo();
+      times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    return times.sort((a, b) => a - b);
+  };
+  const out: Record<string, unknown> = {};
+  console.log('\nSmall calls beside a session moving 50 MB each way (10 × 5 MB echoes), recording on, masking off');
+  console.log('target            idle p50   busy p50   busy p99   small calls   p50 busy/idle');
+  try {
+    for (const name of ['local', 'vpc']) {
+      const small = await openSession(`http://127.0.0.1:${gateway.port}/mcp/${name}`, gateway.token);
+      const bulk = await openSession(`http://127.0.0.1:${gateway.port}/mcp/${name}`, gateway.token);
+      for (let i = 0; i < 200; i++) await small.echo();
+      await bulk.echoText('warm');
+      const idle = await smallCalls(small, () => false, 1000);
+      const chunk = 'x'.repeat(5_000_000);
+      let done = false;
+      const transfer = (async () => {
+        for (let i = 0; i < 10; i++) if ((await bulk.echoText(chunk)).length !== chunk.length + 'Echo: '.length) throw new Error('a 5 MB echo came back cut');
+      })().finally(() => (done = true));
+      const busy = await smallCalls(small, () => done, 1_000_000);
+      await transfer;
+      await small.close();
+      await bulk.close();
+      const ratio = percentile(busy, 0.5) / percentile(idle, 0.5);
+      const label = name === 'vpc' ? 'via agent' : 'local stdio';
+      console.log(`${label.padEnd(16)} ${fmt(percentile(idle, 0.5)).padStart(9)} ${fmt(percentile(busy, 0.5)).padStart(10)} ${fmt(percentile(busy, 0.99)).padStart(10)} ${String(busy.length).padStart(13)}   ${fmt(ratio)}×`);
+      out[label] = { idleP50: percentile(idle, 0.5), busyP50: percentile(busy, 0.5), busyP99: percentile(busy, 0.99), smallCalls: busy.length, ratio };
+      if (name === 'vpc') verdicts.push({ target: 'small-call p50 beside a 50 MB session / idle, via agent', value: ratio, limit: '≤ 2', pass: ratio <= 2 });
+    }
+    return out;
   } finally {
     await agent.stop();
     await gateway.stop();

@@ -28,6 +28,8 @@ import { ToolPins } from './pins/tool-pins.js';
 import { ToolPinStage } from './pipeline/tool-pins.js';
 import { PinsApi } from './api/pins.js';
 import { AgentHub } from './agent/hub.js';
+import { GatewayMetrics } from './metrics/gateway-metrics.js';
+import { version } from './version.js';
 import { AgentsApi } from './api/agents.js';
 import { TunnelUpstream } from './upstream/tunnel.js';
 import { MaskingPolicies, maskerFor } from './masking/policy.js';
@@ -207,6 +209,7 @@ export class Gateway {
   readonly #notifier: ReviewNotifier;
   readonly #pins: ToolPins | undefined;
   readonly #hub: AgentHub | undefined;
+  readonly #metrics: GatewayMetrics;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -247,6 +250,8 @@ export class Gateway {
     }
     const agentNames = [...new Set([...config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
     this.#hub = recording.store && agentNames.length > 0 ? new AgentHub({ store: recording.store, log: log.child({ part: 'agents' }), expected: agentNames, heartbeatMs: config.agents.heartbeatMs, maxMessageBytes: config.limits.maxMessageBytes }) : undefined;
+    const hub = this.#hub;
+    this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     const rules = new RuleSet(config.rules);
     if (!this.#reviews && (config.rules.some((r) => r.action === 'review') || [...config.connections.values()].some((c) => c.guardrails.default === 'review'))) {
       log.warn('guardrail reviews need the recording store, and recording is off: calls a review rule matches will be refused');
@@ -265,7 +270,7 @@ export class Gateway {
           pins: this.#pins,
           mayOpen: (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false,
         }),
-      observers: options.observers ?? [],
+      observers: [...(options.observers ?? []), this.#metrics],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       holdProgressMs: config.reviews.progressIntervalMs,
       log,
@@ -303,6 +308,7 @@ export class Gateway {
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
       ...(this.#hub ? { agents: { hub: this.#hub, api: new AgentsApi(this.#hub) } } : {}),
+      metrics: this.#metrics,
       ...(this.#pins ? { pins: new PinsApi(this.#pins, (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false) } : {}),
       issuers: identity.issuers,
       publicUrls,

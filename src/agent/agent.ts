@@ -3,8 +3,10 @@ import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { createUpstream, UpstreamAgents } from '../upstream/index.js';
+import { passedEnvironment, StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { version } from '../version.js';
 import type { AgentConfig } from './config.js';
 import { type Credential, CredentialScrubber } from './credential-scrubber.js';
 import { type Channel, Mux } from './mux.js';
@@ -17,7 +19,7 @@ import { type Channel, Mux } from './mux.js';
  * drops, and finds a dead gateway by its missing heartbeats.
  */
 
-export const agentVersion = '0.1.0';
+export const agentVersion = version;
 
 /** Every value a reference of a connection's config resolved to: what the scrubber looks for. */
 export function credentialsOf(config: AgentConfig): Credential[] {
@@ -27,6 +29,7 @@ export function credentialsOf(config: AgentConfig): Credential[] {
     if (u.kind === 'stdio') {
       for (const [k, v] of Object.entries(u.env)) for (const value of v.referencedValues()) out.push({ name: `${c.name}.env.${k}`, value });
       u.args.forEach((a, i) => a.referencedValues().forEach((value) => out.push({ name: `${c.name}.args[${i}]`, value })));
+      for (const [k, value] of Object.entries(passedEnvironment(u.passEnv))) out.push({ name: `${c.name}.env.${k}`, value });
     } else if (u.kind === 'http' || u.kind === 'sse') {
       for (const [k, v] of Object.entries(u.headers)) for (const value of v.referencedValues()) out.push({ name: `${c.name}.headers.${k}`, value });
       for (const value of u.url.referencedValues()) out.push({ name: `${c.name}.url`, value });
@@ -41,6 +44,32 @@ export function publicKeyPin(cert: PeerCertificate): string | undefined {
   if (cert.raw === undefined) return undefined;
   const key = new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(key).digest('base64');
+}
+
+/**
+ * Stderr goes to the gateway as control frames, outside the channel's flow control, so a server that floods stderr
+ * is held to `perSecond` lines; the count of those dropped rides on the next line that goes.
+ */
+export class StderrBudget {
+  #windowStart = 0;
+  #sent = 0;
+  #dropped = 0;
+  constructor(private readonly perSecond = 50) {}
+  /** false: drop this line; otherwise send it, with how many were dropped before it. */
+  take(now = Date.now()): number | false {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#sent = 0;
+    }
+    if (this.#sent >= this.perSecond) {
+      this.#dropped++;
+      return false;
+    }
+    this.#sent++;
+    const dropped = this.#dropped;
+    this.#dropped = 0;
+    return dropped;
+  }
 }
 
 export class Agent {
@@ -167,14 +196,23 @@ export class Agent {
     const log = this.log.child({ connection, channel: channel.id });
     const upstream = createUpstream(config, this.config.maxMessageBytes, this.#httpAgents, log);
     this.#sessions.set(channel.id, upstream);
-    upstream.onmessage = (_message, text) => {
+    const relay = (text: string) => {
       if (!channel.closed) channel.send(this.#scrubber.scrub(text));
     };
+    // A stdio server's lines go on unparsed (the gateway parses and checks each message); others hand over text too.
+    if (upstream instanceof StdioUpstream) upstream.ontext = relay;
+    else upstream.onmessage = (_message, text) => relay(text);
     upstream.onclose = (reason) => {
       this.#sessions.delete(channel.id);
       channel.close(this.#scrubber.scrub(`the server closed: ${reason}`));
     };
     upstream.onerror = (err) => log.warn({ err: this.#scrubber.scrub(err.message) }, 'upstream problem');
+    const stderr = new StderrBudget();
+    upstream.onstderr = (line) => {
+      const dropped = stderr.take();
+      if (dropped === false || channel.closed) return;
+      mux.sendControl(channel.id, { type: 'stderr', line: this.#scrubber.scrub(line), ...(dropped > 0 ? { dropped } : {}) });
+    };
     channel.onclose = () => {
       this.#sessions.delete(channel.id);
       void upstream.close();

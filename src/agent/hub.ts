@@ -24,6 +24,10 @@ export interface AgentStatus {
   sessions: number;
   connectedAt: string | null;
   lastHeartbeat: string | null;
+  /** Since the gateway started, over all of the agent's tunnels: bytes received from it and sent to it, and tunnels accepted. */
+  bytesIn: number;
+  bytesOut: number;
+  tunnels: number;
 }
 
 /** One connected agent. */
@@ -34,7 +38,12 @@ export class AgentTunnel {
   readonly connectedAt = Date.now();
   lastHeartbeat = Date.now();
   alive = true;
+  /** Frame bytes over this tunnel, each way. */
+  bytesIn = 0;
+  bytesOut = 0;
   #nextChannel = 1;
+  /** Which session and connection each channel carries, for what the agent reports about it. */
+  readonly #sessionOf = new Map<number, { session: string; connection: string }>();
   readonly #opening = new Map<number, { resolve: (c: Channel) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #hello!: () => void;
   /** Settles when the agent has said which connections it serves. */
@@ -45,9 +54,21 @@ export class AgentTunnel {
     readonly ws: WebSocket,
     maxMessageBytes: number,
     private readonly log: Logger,
+    /** The hash of the token it authenticated with: a rotated or revoked token ends the tunnel. */
+    readonly tokenHash: string,
   ) {
-    this.mux = new Mux({ send: (f) => ws.send(f), get bufferedAmount() { return ws.bufferedAmount; } }, { maxMessageBytes });
+    const sink = {
+      send: (f: Buffer) => {
+        this.bytesOut += f.length;
+        ws.send(f);
+      },
+      get bufferedAmount() {
+        return ws.bufferedAmount;
+      },
+    };
+    this.mux = new Mux(sink, { maxMessageBytes });
     this.mux.oncontrol = (channel, body) => this.#control(channel, body);
+    this.mux.onforget = (channel) => this.#sessionOf.delete(channel);
   }
 
   #control(channel: number, body: Record<string, unknown>): void {
@@ -57,6 +78,13 @@ export class AgentTunnel {
       this.mux.sendControl(0, { type: 'welcome' });
       this.log.info({ agent: this.name, version: this.version, connections: this.connections }, 'agent connected');
       this.#hello();
+      return;
+    }
+    if (body.type === 'stderr') {
+      const of = this.#sessionOf.get(channel);
+      if (of === undefined || !this.mux.has(channel)) return;
+      const dropped = typeof body.dropped === 'number' ? { droppedBefore: body.dropped } : {};
+      this.log.info({ agent: this.name, connection: of.connection, session: of.session, stderr: String(body.line ?? '').slice(0, 2000), ...dropped }, 'upstream stderr (via agent)');
       return;
     }
     const opening = this.#opening.get(channel);
@@ -84,6 +112,7 @@ export class AgentTunnel {
     }
     const id = this.#nextChannel++;
     const channel = this.mux.channel(id);
+    this.#sessionOf.set(id, { session, connection });
     return new Promise<Channel>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#opening.delete(id);
@@ -119,6 +148,8 @@ export interface AgentHubOptions {
 export class AgentHub {
   readonly #wss: WebSocketServer;
   readonly #tunnels = new Map<string, AgentTunnel>();
+  /** Per agent: the traffic of its tunnels that have closed, and how many it has opened. */
+  readonly #past = new Map<string, { bytesIn: number; bytesOut: number; tunnels: number }>();
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(private readonly o: AgentHubOptions) {
@@ -141,6 +172,7 @@ export class AgentHub {
     const names = [...new Set([...this.o.expected, ...this.#tunnels.keys()])].sort();
     return names.map((name) => {
       const t = this.#tunnels.get(name);
+      const past = this.#past.get(name) ?? { bytesIn: 0, bytesOut: 0, tunnels: 0 };
       return {
         name,
         connected: t !== undefined,
@@ -149,6 +181,9 @@ export class AgentHub {
         sessions: t?.sessions ?? 0,
         connectedAt: t ? new Date(t.connectedAt).toISOString() : null,
         lastHeartbeat: t ? new Date(t.lastHeartbeat).toISOString() : null,
+        bytesIn: past.bytesIn + (t?.bytesIn ?? 0),
+        bytesOut: past.bytesOut + (t?.bytesOut ?? 0),
+        tunnels: past.tunnels,
       };
     });
   }
@@ -174,16 +209,20 @@ export class AgentHub {
     // Compared in constant time, and compared even for an unknown name, so timing tells nothing.
     if (row === undefined || !timingSafeEqual(given, known) || row.revokedAtUs !== null) return refuse(403, `agent '${name.slice(0, 64)}' is unknown, revoked, or its token is wrong (portcullis agents create|list)`);
     await this.o.store.updateAgent(name, { lastSeenAtUs: nowUs() }).catch(() => {});
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(name, ws));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(name, ws, row.tokenHash));
   }
 
-  #accept(name: string, ws: WebSocket): void {
+  #accept(name: string, ws: WebSocket, tokenHash: string): void {
     const previous = this.#tunnels.get(name);
-    const tunnel = new AgentTunnel(name, ws, this.o.maxMessageBytes, this.o.log);
+    const tunnel = new AgentTunnel(name, ws, this.o.maxMessageBytes, this.o.log, tokenHash);
     this.#tunnels.set(name, tunnel);
+    const past = this.#past.get(name) ?? { bytesIn: 0, bytesOut: 0, tunnels: 0 };
+    past.tunnels++;
+    this.#past.set(name, past);
     // The same agent again (it reconnected before the old tunnel was found dead): the new tunnel wins.
     if (previous !== undefined) previous.ws.close(4000, 'replaced by a new tunnel from the same agent');
     ws.on('message', (data: Buffer) => {
+      tunnel.bytesIn += data.length;
       try {
         tunnel.mux.receive(data);
       } catch (err) {
@@ -198,6 +237,8 @@ export class AgentHub {
     ws.on('close', (code, reason) => {
       const why = `the tunnel to agent '${name}' closed${reason.length > 0 ? `: ${reason.toString().slice(0, 200)}` : ` (${code})`}`;
       tunnel.closed(why);
+      past.bytesIn += tunnel.bytesIn;
+      past.bytesOut += tunnel.bytesOut;
       if (this.#tunnels.get(name) === tunnel) this.#tunnels.delete(name);
       this.o.log.warn({ agent: name, code }, 'agent disconnected');
     });
@@ -206,6 +247,7 @@ export class AgentHub {
 
   #beat(): void {
     for (const t of this.#tunnels.values()) {
+      void this.#checkStillValid(t);
       if (!t.alive) {
         this.o.log.warn({ agent: t.name }, 'agent missed a heartbeat; closing its tunnel');
         t.ws.terminate();
@@ -214,6 +256,20 @@ export class AgentHub {
       t.alive = false;
       t.ws.ping();
     }
+  }
+
+  /** `agents revoke` or `agents create --rotate` (on any gateway, through the store) ends a tunnel by the next heartbeat. */
+  async #checkStillValid(t: AgentTunnel): Promise<void> {
+    let row;
+    try {
+      row = await this.o.store.getAgent(t.name);
+    } catch {
+      return; // the store is unavailable: the tunnel stays until it can be checked
+    }
+    const why = row === undefined ? 'the agent was removed' : row.revokedAtUs !== null ? "the agent's token was revoked" : row.tokenHash !== t.tokenHash ? "the agent's token was rotated" : undefined;
+    if (why === undefined || this.#tunnels.get(t.name) !== t) return;
+    this.o.log.warn({ agent: t.name, why }, 'closing the tunnel of an agent whose token is no longer valid');
+    t.ws.close(4001, why);
   }
 
   close(): void {

@@ -31,7 +31,8 @@ const defaults = { window: 1 << 20, chunkSize: 64 << 10, highWater: 1 << 20, max
 /** One session's side of the tunnel. */
 export class Channel {
   onmessage?: (text: string) => void;
-  onclose?: (reason: string) => void;
+  /** `lost`: the tunnel went, not the peer's decision. */
+  onclose?: (reason: string, lost: boolean) => void;
   /** Chunks waiting for credit or for their turn. */
   readonly queue: Array<{ chunk: Buffer; final: boolean }> = [];
   credit: number;
@@ -68,8 +69,14 @@ export class Channel {
       this.close(`a message larger than ${maxMessageBytes} bytes`);
       return;
     }
-    this.#incoming.push(chunk);
     if (chunk.length > 0) this.mux.acknowledge(this.id, chunk.length);
+    if (final && this.#incoming.length === 0) {
+      // A whole message in one chunk: no gathering.
+      this.#incomingBytes = 0;
+      this.onmessage?.(chunk.toString('utf8'));
+      return;
+    }
+    this.#incoming.push(chunk);
     if (!final) return;
     const text = (this.#incoming.length === 1 ? this.#incoming[0]! : Buffer.concat(this.#incoming)).toString('utf8');
     this.#incoming = [];
@@ -87,6 +94,8 @@ export class Mux {
   #closed = false;
   /** Control frames for the owner (the agent or the gateway side): hello, open, opened, … */
   oncontrol?: (channel: number, body: Record<string, unknown>) => void;
+  /** A channel is gone here, whichever side closed it. */
+  onforget?: (channel: number) => void;
 
   constructor(
     private readonly sink: FrameSink,
@@ -119,6 +128,12 @@ export class Mux {
 
   enqueue(channel: Channel, bytes: Buffer): void {
     const size = this.#o.chunkSize;
+    // The common case, a small message with nothing waiting anywhere: straight out, no queueing.
+    if (bytes.length <= size && bytes.length > 0 && this.#ready.length === 0 && channel.credit > 0 && !this.#closed && this.sink.bufferedAmount <= this.#o.highWater) {
+      channel.credit -= bytes.length;
+      this.sink.send(dataFrame(channel.id, true, bytes));
+      return;
+    }
     if (bytes.length === 0) channel.queue.push({ chunk: bytes, final: true });
     for (let at = 0; at < bytes.length; at += size) channel.queue.push({ chunk: bytes.subarray(at, at + size), final: at + size >= bytes.length });
     if (!this.#ready.includes(channel)) this.#ready.push(channel);
@@ -206,7 +221,7 @@ export class Mux {
   }
 
   /** Drops a channel here (closed by either side). */
-  forget(channel: Channel, reason: string): void {
+  forget(channel: Channel, reason: string, lost = false): void {
     if (channel.closed) return;
     channel.closed = true;
     channel.queue.length = 0;
@@ -214,13 +229,14 @@ export class Mux {
     this.#unacknowledged.delete(channel.id);
     const at = this.#ready.indexOf(channel);
     if (at >= 0) this.#ready.splice(at, 1);
-    channel.onclose?.(reason);
+    this.onforget?.(channel.id);
+    channel.onclose?.(reason, lost);
   }
 
   /** The tunnel is gone: every channel ends with `reason`. */
   closeAll(reason: string): void {
     this.#closed = true;
     if (this.#pumpTimer !== undefined) clearTimeout(this.#pumpTimer);
-    for (const c of [...this.#channels.values()]) this.forget(c, reason);
+    for (const c of [...this.#channels.values()]) this.forget(c, reason, true);
   }
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { version } from '../version.js';
 import { accessCommand } from './access/index.js';
 import { reviewsCommand } from './reviews/index.js';
 import { rulesCommand } from './rules/index.js';
@@ -17,7 +18,7 @@ import { sessionsCommand } from './sessions/index.js';
 export function buildCli(): Command {
   const program = new Command('portcullis')
     .description('An access gateway for MCP servers: every message seen, recorded and governed.')
-    .version('0.1.0')
+    .version(version)
     .showHelpAfterError();
   program.addCommand(gatewayCommand());
   program.addCommand(loginCommand());

@@ -503,6 +503,11 @@ export function upstreamSchemas(sources: SecretSources) {
     command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
     args: secretList(sources),
     env: secretMap(sources, 'environment variable'),
+    /**
+     * Variables passed through from the environment of the process that starts the server (the agent's, e.g. an
+     * instance role's AWS_* credentials), by name or by a prefix ending in `*`. Nothing else of it is passed.
+     */
+    passEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, 'expected an environment variable name, or a prefix ending in * such as AWS_*')).default([]),
     cwd: z.string().min(1).optional(),
   });
   const http = z.strictObject({
@@ -516,7 +521,7 @@ type ParsedUpstreams = { stdio?: z.output<ReturnType<typeof upstreamSchemas>['st
 
 /** The upstream a parsed connection names (exactly one of its kinds is present, as checked by `oneUpstream`). */
 export function upstreamOf(c: ParsedUpstreams): UpstreamConfig {
-  if (c.stdio) return { kind: 'stdio', command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) };
+  if (c.stdio) return { kind: 'stdio', command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, passEnv: c.stdio.passEnv, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) };
   if (c.http) return { kind: 'http', url: c.http.url, headers: c.http.headers };
   if (c.sse) return { kind: 'sse', url: c.sse.url, headers: c.sse.headers };
   return { kind: 'agent', agent: c.agent! };
@@ -721,7 +726,7 @@ type Parsed = z.output<ReturnType<typeof configSchema>>;
 type ParsedConnection = Parsed['connections'][string];
 
 export type UpstreamConfig =
-  | { kind: 'stdio'; command: string; args: SecretString[]; env: Record<string, SecretString>; cwd?: string }
+  | { kind: 'stdio'; command: string; args: SecretString[]; env: Record<string, SecretString>; passEnv: string[]; cwd?: string }
   | { kind: 'http' | 'sse'; url: SecretString; headers: Record<string, SecretString> }
   | { kind: 'agent'; agent: string };
 

@@ -15,6 +15,7 @@ import type { PinsApi } from '../api/pins.js';
 import { Refusal } from '../refusal.js';
 import type { AgentHub } from '../agent/hub.js';
 import type { AgentsApi } from '../api/agents.js';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -49,6 +50,8 @@ export interface HttpServerOptions {
   pins?: PinsApi;
   /** Agent tunnels: /agent (WebSocket upgrade) and /api/agents; absent when no connection is served by an agent. */
   agents?: { hub: AgentHub; api: AgentsApi };
+  /** GET /metrics (Prometheus), for whoever may use the API (api.token, or loopback without one). */
+  metrics: GatewayMetrics;
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
@@ -88,6 +91,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size, ...(agents ? { agents } : {}) });
     }
     if (path === '/api' || path.startsWith('/api/')) return api(req, res, url);
+    if (path === '/metrics') return metrics(req, res);
     if (path === '/.well-known/oauth-protected-resource') return metadata(req, res);
     const wellKnown = metadataPath.exec(path);
     if (wellKnown !== null) return metadata(req, res, wellKnown[1] as 'mcp' | 'sse', wellKnown[2]!);
@@ -230,6 +234,21 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify((name ?? rawName).slice(0, 100))}` });
     const doc = protectedResourceMetadata(o.publicUrls.for(req), edge, connection, o.issuers);
     return replyJson(res, 200, doc, cors);
+  }
+
+  /** GET /metrics: guarded as the sessions API is (a Prometheus scrape sends api.token as its bearer token). */
+  async function metrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.resume();
+    const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
+    const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.token);
+    if (refusal !== undefined) {
+      o.log.info({ remote: req.socket.remoteAddress, reason: refusal.message }, 'metrics request refused');
+      return replyJson(res, refusal.status, { error: refusal.message }, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return replyJson(res, 405, { error: 'use GET' }, { allow: 'GET' });
+    const { contentType, body } = await o.metrics.scrape();
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

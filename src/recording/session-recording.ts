@@ -96,8 +96,8 @@ export class SessionRecording {
   }
 
   /** Appends the close event and the seal; resolves when they are durable. */
-  close(reason: string): Promise<void> {
-    this.#closing ??= this.recorder.seal(this.chain, 'closed', reason, { denials: this.#denials, redactions: this.#redactions });
+  close(reason: string, status: 'closed' | 'cut-off' = 'closed'): Promise<void> {
+    this.#closing ??= this.recorder.seal(this.chain, status, reason, { denials: this.#denials, redactions: this.#redactions });
     return this.#closing;
   }
 }

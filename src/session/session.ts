@@ -167,7 +167,7 @@ export class Session implements SessionInfo {
       else this.#record(() => this.#recording?.verdict(event));
     });
     this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
-    this.#upstream.onclose = (reason) => void this.close(`upstream closed: ${reason}`);
+    this.#upstream.onclose = (reason, cutOff) => void this.close(cutOff ? `cut off: ${reason}` : `upstream closed: ${reason}`, ErrorCode.UpstreamUnavailable, cutOff ? 'cut-off' : 'closed');
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
   }
 
@@ -655,7 +655,7 @@ export class Session implements SessionInfo {
    * Ends the session: every pending client request gets an error, the recording is closed and sealed (and
    * waited for), the upstream closes, the edge closes its streams.
    */
-  async close(reason: string, code: number = ErrorCode.UpstreamUnavailable): Promise<void> {
+  async close(reason: string, code: number = ErrorCode.UpstreamUnavailable, status: 'closed' | 'cut-off' = 'closed'): Promise<void> {
     if (this.#state === 'closed') return this.#closed;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
@@ -677,7 +677,7 @@ export class Session implements SessionInfo {
     this.#log.info({ reason }, 'session closed');
     if (this.#recording !== undefined) {
       // Also lets the deliveries queued above go out first: they wait on the same or an earlier commit.
-      await this.#recording.close(reason).catch((err: Error) => this.#log.error({ err: err.message }, 'the session could not be sealed'));
+      await this.#recording.close(reason, status).catch((err: Error) => this.#log.error({ err: err.message }, 'the session could not be sealed'));
     }
     try {
       await this.#upstream.close();

@@ -9,6 +9,18 @@ import { type Upstream, UpstreamError } from './upstream.js';
 
 type StdioConfig = Extract<UpstreamConfig, { kind: 'stdio' }>;
 
+/** The variables of `from` that `passEnv` names (a name, or a prefix ending in `*`). */
+export function passedEnvironment(passEnv: readonly string[], from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pattern of passEnv) {
+    const prefix = pattern.endsWith('*') ? pattern.slice(0, -1) : undefined;
+    for (const [name, value] of Object.entries(from)) {
+      if (value !== undefined && (prefix === undefined ? name === pattern : name.startsWith(prefix))) out[name] = value;
+    }
+  }
+  return out;
+}
+
 /** How long a server gets to exit after its stdin closes, and then after SIGTERM, before the next step. */
 const exitGraceMs = 2000;
 const maxStderrLine = 2000;
@@ -26,6 +38,10 @@ export class StdioUpstream implements Upstream {
   onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string) => void;
   onerror?: (error: Error) => void;
+  /** Set by a relay: each line from stdout as text, unparsed, instead of onmessage. */
+  ontext?: (text: string) => void;
+  /** Each line the server writes to stderr (besides the log), unredacted: the agent scrubs and forwards them. */
+  onstderr?: (line: string) => void;
 
   readonly #config: StdioConfig;
   readonly #maxMessageBytes: number;
@@ -47,7 +63,7 @@ export class StdioUpstream implements Upstream {
 
   async start(): Promise<void> {
     const c = this.#config;
-    const env: Record<string, string> = { ...getDefaultEnvironment() };
+    const env: Record<string, string> = { ...getDefaultEnvironment(), ...passedEnvironment(c.passEnv) };
     for (const [k, v] of Object.entries(c.env)) env[k] = v.reveal();
     const child = spawn(
       c.command,
@@ -89,13 +105,24 @@ export class StdioUpstream implements Upstream {
     const secrets = [...Object.values(c.env), ...c.args].filter((s) => s.hasReferences);
     const stderr = new LineReader(
       64 * 1024,
-      (line) => this.#log.info({ stderr: redactKnownSecrets(line.slice(0, maxStderrLine), secrets) }, 'upstream stderr'),
+      (line) => {
+        this.#log.info({ stderr: redactKnownSecrets(line.slice(0, maxStderrLine), secrets) }, 'upstream stderr');
+        // As written: whoever takes it scrubs it (the agent, with every credential it knows and their encodings).
+        this.onstderr?.(line.slice(0, maxStderrLine));
+      },
       () => this.#log.warn('upstream stderr line too long; the rest of stderr is dropped'),
     );
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
   }
 
   #receive(line: string): void {
+    if (this.ontext !== undefined) {
+      // A relay (the agent): the text goes on as it is; the gateway at the other end checks it as a message.
+      const first = line.trimStart().charCodeAt(0);
+      if (first === 123 /* { */ || first === 91 /* [ */) this.ontext(line);
+      else this.onerror?.(new Error('the server wrote a line that is not a JSON-RPC message'));
+      return;
+    }
     let message: JsonRpcMessage;
     try {
       message = toMessage(JSON.parse(line));

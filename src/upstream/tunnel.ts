@@ -1,6 +1,6 @@
 import type { AgentHub } from '../agent/hub.js';
 import type { Channel } from '../agent/mux.js';
-import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 /**
@@ -11,7 +11,7 @@ import { type Upstream, UpstreamError } from './upstream.js';
 export class TunnelUpstream implements Upstream {
   #channel: Channel | undefined;
   onmessage?: (message: JsonRpcMessage, text: string) => void;
-  onclose?: (reason: string) => void;
+  onclose?: (reason: string, cutOff?: boolean) => void;
   onerror?: (error: Error) => void;
 
   constructor(
@@ -34,14 +34,15 @@ export class TunnelUpstream implements Upstream {
     channel.onmessage = (text) => {
       let message: JsonRpcMessage;
       try {
-        message = JSON.parse(text) as JsonRpcMessage;
-      } catch {
-        this.onerror?.(new Error('the agent relayed a message that is not JSON'));
+        message = toMessage(JSON.parse(text));
+      } catch (err) {
+        // The agent relays a stdio server's lines unparsed: checked here, as a local stdio line would be.
+        this.onerror?.(new Error(`the server (via the agent) sent a line that is not a JSON-RPC message: ${(err as Error).message}`));
         return;
       }
       this.onmessage?.(message, text);
     };
-    channel.onclose = (reason) => this.onclose?.(reason);
+    channel.onclose = (reason, lost) => this.onclose?.(reason, lost);
   }
 
   async send(_message: JsonRpcMessage, text: string): Promise<void> {

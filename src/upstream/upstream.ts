@@ -19,10 +19,15 @@ export interface Upstream {
   close(): Promise<void>;
   /** A message from the server, with its JSON text exactly as received. */
   onmessage?: (message: JsonRpcMessage, text: string) => void;
-  /** The link is gone for good: the process exited or the transport closed. */
-  onclose?: (reason: string) => void;
+  /**
+   * The link is gone for good: the process exited or the transport closed. `cutOff` says the server did not end
+   * it: the way to it was lost mid-session (an agent's tunnel dropped), so the recording is sealed as cut off.
+   */
+  onclose?: (reason: string, cutOff?: boolean) => void;
   /** A problem that does not by itself end the link (a stray line, a dropped stream). */
   onerror?: (error: Error) => void;
+  /** A line the server wrote to stderr (stdio servers only; it is logged either way). */
+  onstderr?: (line: string) => void;
 }
 
 /** Why an upstream send failed; `sessionLost` means the server no longer knows the session. */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { CredentialScrubber } from '../../src/agent/credential-scrubber.js';
-import { credentialsOf } from '../../src/agent/agent.js';
+import { credentialsOf, StderrBudget } from '../../src/agent/agent.js';
+import { passedEnvironment } from '../../src/upstream/stdio.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 
 /** The agent's config, and the scrubbing of the credentials it injects. */
@@ -49,6 +50,31 @@ connections:
         /tsl: unknown key/.test(err.message) &&
         /connections\.aws: a connection has exactly one upstream, found stdio and http/.test(err.message),
     );
+  });
+
+  it('passes variables of its own environment through by name or prefix, and says what a bad pattern is', () => {
+    const env = { AWS_ACCESS_KEY_ID: 'AKIA0000', AWS_SESSION_TOKEN: 'tok', HOME: '/root', AWSOME: 'no' };
+    assert.deepEqual(passedEnvironment(['AWS_*', 'HOME', 'MISSING'], env), { AWS_ACCESS_KEY_ID: 'AKIA0000', AWS_SESSION_TOKEN: 'tok', HOME: '/root' });
+    assert.deepEqual(passedEnvironment([], env), {});
+    const c = parseAgentConfig(valid.replace('aws-mcp, env', 'aws-mcp, passEnv: ["PORTCULLIS_TEST_PASSED_*"], env'), '(test)', sources);
+    assert.deepEqual((c.connections.get('aws')!.upstream as { passEnv: string[] }).passEnv, ['PORTCULLIS_TEST_PASSED_*']);
+    // What is passed through is a credential the agent injected: scrubbed like the referenced ones.
+    process.env.PORTCULLIS_TEST_PASSED_KEY = 'passed-through-value-123';
+    try {
+      assert.ok(credentialsOf(c).some((k) => k.name === 'aws.env.PORTCULLIS_TEST_PASSED_KEY' && k.value === 'passed-through-value-123'));
+    } finally {
+      delete process.env.PORTCULLIS_TEST_PASSED_KEY;
+    }
+    assert.throws(() => parseAgentConfig(valid.replace('aws-mcp, env', 'aws-mcp, passEnv: ["AWS-*"], env'), 'agent.yaml', sources), /connections\.aws\.stdio\.passEnv\.0: expected an environment variable name, or a prefix ending in \*/);
+  });
+
+  it('holds a flood of stderr to its budget and says how much it dropped', () => {
+    const budget = new StderrBudget(3);
+    const at = 1_000_000;
+    assert.deepEqual([1, 2, 3, 4, 5].map(() => budget.take(at)), [0, 0, 0, false, false]);
+    assert.equal(budget.take(at + 999), false);
+    assert.equal(budget.take(at + 1000), 3, 'the next second: the line goes, carrying the count dropped before it');
+    assert.equal(budget.take(at + 1001), 0);
   });
 
   it('the gateway refuses agent connections without a store', () => {

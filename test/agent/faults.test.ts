@@ -71,6 +71,13 @@ describe('the agent under faults', () => {
     return client;
   }
 
+  /** The gateway runs in its own process: its recording is read over the API (loopback needs no token). */
+  async function sessionRow(id: string): Promise<{ status: string; closeReason: string | null }> {
+    const res = await fetch(`http://127.0.0.1:${gatewayPort}/api/sessions/${id}`);
+    assert.equal(res.status, 200, await res.clone().text());
+    return ((await res.json()) as { session: { status: string; closeReason: string | null } }).session;
+  }
+
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-faults-'));
     gatewayPort = await freePort();
@@ -122,6 +129,12 @@ describe('the agent under faults', () => {
     await before.callTool({ name: 'echo', arguments: { message: 'before the drop' } });
     await relay.cut();
     await assert.rejects(before.callTool({ name: 'echo', arguments: { message: 'during' } }, undefined, { timeout: 15_000 }));
+    // Recorded as cut off, with the reason, not as a session that ended normally.
+    const sessionId = (before.transport as StreamableHTTPClientTransport).sessionId!;
+    await waitFor(async () => (await sessionRow(sessionId)).status !== 'open', 'the session to be sealed', 10_000);
+    const row = await sessionRow(sessionId);
+    assert.equal(row.status, 'cut-off');
+    assert.match(row.closeReason ?? '', /cut off: the tunnel to agent 'vpc-agent' closed/);
     await new Promise((r) => setTimeout(r, 3000));
     await relay.open();
     await agent.connected(2);

@@ -43,7 +43,7 @@ describe('portcullis config check', () => {
     assert.equal(run.stdout, '');
     assert.ok(run.stderr.startsWith(`invalid config ${path}:\n`), run.stderr);
     assert.match(run.stderr, /  - listen: expected HOST:PORT .*found "nowhere"/);
-    assert.match(run.stderr, /  - connections\.a\.stdio\.comand: unknown key; expected one of: command, args, env, cwd/);
+    assert.match(run.stderr, /  - connections\.a\.stdio\.comand: unknown key; expected one of: command, args, env, passEnv, cwd/);
     assert.doesNotMatch(run.stderr, /at .*\.js:\d+/, 'no stack trace');
   });
 

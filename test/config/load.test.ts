@@ -205,7 +205,7 @@ describe('parseConfig: valid configs', () => {
 describe('parseConfig: invalid configs', () => {
   it('a misspelt key is named, with the keys expected there', () => {
     const list = problems('connections:\n  a:\n    stdio:\n      comand: node\n');
-    hasProblem(list, /^connections\.a\.stdio\.comand: unknown key/, /expected one of: command, args, env, cwd/);
+    hasProblem(list, /^connections\.a\.stdio\.comand: unknown key/, /expected one of: command, args, env, passEnv, cwd/);
     hasProblem(list, /^connections\.a\.stdio\.command: expected a string, found nothing/);
   });
 

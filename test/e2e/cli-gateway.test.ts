@@ -92,7 +92,7 @@ describe('portcullis gateway (the CLI process)', () => {
     const cli = startCli(['gateway', '--config', config]);
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 2);
-    assert.match(cli.stderr(), /connections\.everything\.stdio\.comand: unknown key; expected one of: command, args, env, cwd/);
+    assert.match(cli.stderr(), /connections\.everything\.stdio\.comand: unknown key; expected one of: command, args, env, passEnv, cwd/);
   });
 
   it('`npm start` runs the quick start: embedded defaults fronting server-everything, and prints what to do next', async () => {

@@ -3,12 +3,16 @@ import { once } from 'node:events';
 import { cliPath } from './client.js';
 import { waitFor } from './wait.js';
 
-/** `portcullis agent --config FILE` as a real process, with only the environment given (and PATH). */
+/**
+ * `portcullis agent --config FILE` as a real process, with only the environment given (and PATH); `prefix` runs it
+ * through another command (`ip netns exec <ns>`), which must exec it so that signals reach the agent itself.
+ */
 export class AgentProcess {
   readonly child: ChildProcess;
   out = '';
-  constructor(config: string, env: Record<string, string>) {
-    this.child = spawn(process.execPath, [cliPath, 'agent', '--config', config], {
+  constructor(config: string, env: Record<string, string>, prefix: string[] = []) {
+    const command = [...prefix, process.execPath, cliPath, 'agent', '--config', config];
+    this.child = spawn(command[0]!, command.slice(1), {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -13,10 +13,14 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Starts `@modelcontextprotocol/server-everything` over HTTP (`streamableHttp` or `sse`) on a free loopback port. */
-export async function startEverything(mode: 'streamableHttp' | 'sse'): Promise<RunningServer> {
+/**
+ * Starts `@modelcontextprotocol/server-everything` over HTTP (`streamableHttp` or `sse`) on a free loopback port;
+ * `prefix` runs it through another command (`ip netns exec <ns>`: its loopback, not the test's).
+ */
+export async function startEverything(mode: 'streamableHttp' | 'sse', prefix: string[] = []): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, [demoServerEntry(), mode], {
+  const command = [...prefix, process.execPath, demoServerEntry(), mode];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { PATH: process.env.PATH ?? '', PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -103,7 +103,7 @@ function listCommand(): Command {
 
 function revokeCommand(): Command {
   return new Command('revoke')
-    .description("revoke an agent's token: its tunnel can no longer open (one open now stays until it drops)")
+    .description("revoke an agent's token: it can no longer open a tunnel, and the gateway closes an open one at its next heartbeat")
     .argument('<name>')
     .option('-c, --config <file>', "the gateway's config file (its store)")
     .action(async (name: string, o: { config?: string }) => {
