@@ -48,6 +48,13 @@ import { AccessRequestsApi } from './api/access-requests.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
+import { ConsoleEdge } from './console/console-edge.js';
+import { nowUs } from './recording/time.js';
+import { ConsoleSessions } from './console/console-sessions.js';
+import { LiveEvents } from './console/live-events.js';
+import { consoleIssuers, OidcSignIn } from './console/oidc-sign-in.js';
+import { StaticFiles } from './console/static-files.js';
+import { connectionSummaries } from './console/connection-summary.js';
 
 export interface GatewayOptions {
   log?: Logger;
@@ -210,6 +217,9 @@ export class Gateway {
   readonly #pins: ToolPins | undefined;
   readonly #hub: AgentHub | undefined;
   readonly #metrics: GatewayMetrics;
+  readonly #live = new LiveEvents();
+  #consolePrune: NodeJS.Timeout | undefined;
+  #consoleOn = false;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -240,8 +250,14 @@ export class Gateway {
             instanceId: recording.recorder.instanceId,
             log: log.child({ part: 'reviews' }),
             ...(options.reviewPollMs ? { pollMs: options.reviewPollMs } : {}),
-            onCreated: (review) => this.#notifier.notify('review.created', review),
-            onDecided: (review) => this.#notifier.notify('review.decided', review),
+            onCreated: (review) => {
+              this.#notifier.notify('review.created', review);
+              this.#live.reviewsChanged();
+            },
+            onDecided: (review) => {
+              this.#notifier.notify('review.decided', review);
+              this.#live.reviewsChanged();
+            },
           })
         : undefined;
     this.#pins = recording.store ? new ToolPins({ store: recording.store, log: log.child({ part: 'tool-pins' }), admins: config.roles.admins }) : undefined;
@@ -270,7 +286,7 @@ export class Gateway {
           pins: this.#pins,
           mayOpen: (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false,
         }),
-      observers: [...(options.observers ?? []), this.#metrics],
+      observers: [...(options.observers ?? []), this.#metrics, this.#live],
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       holdProgressMs: config.reviews.progressIntervalMs,
       log,
@@ -286,6 +302,7 @@ export class Gateway {
             log,
             refreshMs: options.grantRefreshMs ?? 1000,
             inUse: [...this.#access.values()].some((a) => a.takesRequests),
+            onChanged: () => this.#live.accessRequestsChanged(),
             onGrantEnded: (grant, why) => {
               void this.#registry.endGrant(grant.id, why).then((n) => {
                 if (n > 0) log.info({ grant: grant.id, subject: grant.requesterSubject, sessions: n }, `${why}: its sessions ended`);
@@ -296,6 +313,8 @@ export class Gateway {
     const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes };
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     const publicUrls = new PublicUrls(config.http.publicUrl, () => ({ host: config.listen.host, port: this.port }));
+    const consoleParts = recording.store && config.console.enabled ? this.#console(recording.store, verifier, publicUrls, identity.dev, log) : undefined;
+    this.#consoleOn = consoleParts !== undefined;
     this.#server = createHttpServer({
       registry: this.#registry,
       streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, log: log.child({ edge: 'streamable-http' }) }),
@@ -309,6 +328,8 @@ export class Gateway {
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
       ...(this.#hub ? { agents: { hub: this.#hub, api: new AgentsApi(this.#hub) } } : {}),
       metrics: this.#metrics,
+      roles: config.roles,
+      ...(consoleParts ? { console: consoleParts } : {}),
       ...(this.#pins ? { pins: new PinsApi(this.#pins, (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false) } : {}),
       issuers: identity.issuers,
       publicUrls,
@@ -317,6 +338,33 @@ export class Gateway {
         ...(config.api.token ? { token: config.api.token } : {}),
       },
     });
+  }
+
+  /** The web console: its sign-in (OIDC, or the dev identity), its sessions in the store, its live events and pages. */
+  #console(store: Store, verifier: TokenVerifier, publicUrls: PublicUrls, dev: DevIdentity | undefined, log: Logger): { edge: ConsoleEdge; files: StaticFiles } {
+    const issuers = consoleIssuers(this.config.identity.issuers);
+    const files = new StaticFiles();
+    if (!files.built) log.warn('the web console was not built (npm run build bundles it into dist/console); / answers 503 until it is');
+    this.#consolePrune = setInterval(() => void store.pruneConsole(nowUs()).catch(() => {}), 10 * 60_000);
+    this.#consolePrune.unref();
+    const edge = new ConsoleEdge({
+      sessions: new ConsoleSessions(store, this.config.console.sessionLifetimeMs),
+      signIn: new OidcSignIn(issuers, store, verifier),
+      issuers,
+      devIdentity: dev,
+      verifier,
+      live: this.#live,
+      files,
+      publicUrls,
+      roles: this.config.roles,
+      connections: () => {
+        const open = new Map<string, number>();
+        for (const s of this.#registry.all()) open.set(s.connection, (open.get(s.connection) ?? 0) + 1);
+        return connectionSummaries(this.config.connections.values(), (name) => open.get(name) ?? 0);
+      },
+      log: log.child({ part: 'console' }),
+    });
+    return { edge, files };
   }
 
   /** The keys this gateway's verification trusts: its own and the configured ones (never merely the store's). */
@@ -381,6 +429,13 @@ export class Gateway {
     return `http://${host}:${this.port}`;
   }
 
+  /** Where a person opens the web console (with the dev identity, the link that signs in), or undefined when it is off. */
+  get consoleUrl(): string | undefined {
+    if (!this.#consoleOn) return undefined;
+    const base = this.config.http.publicUrl ?? this.url;
+    return this.devIdentity ? this.devIdentity.consoleLink(base) : `${base}/`;
+  }
+
   get sessions(): SessionRegistry {
     return this.#registry;
   }
@@ -412,6 +467,8 @@ export class Gateway {
     // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
     await this.#reviews?.stop();
     this.#hub?.close();
+    this.#live.close();
+    if (this.#consolePrune) clearInterval(this.#consolePrune);
     await this.#notifier.stop();
     await this.#registry.closeAll('gateway shutting down');
     // Every session's seal is written before the store closes.

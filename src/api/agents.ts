@@ -9,11 +9,12 @@ import { ApiError } from './sessions.js';
  *   GET /api/agents → { agents }
  */
 export class AgentsApi {
-  constructor(private readonly hub: AgentHub) {}
+  /** Without a hub (no connection is served by an agent), the list is empty. */
+  constructor(private readonly hub: AgentHub | undefined) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
     if (req.method !== 'GET') throw new ApiError(405, 'use GET');
-    return json(res, 200, { agents: this.hub.status() });
+    return json(res, 200, { agents: this.hub?.status() ?? [] });
   }
 }

@@ -9,7 +9,7 @@ import type { SessionQuery, SessionStatus } from '../store/types.js';
 
 /**
  * /api/sessions: the recordings over HTTP for the console and scripts (read only).
- *   GET /api/sessions                 ?user&connection&status&since&until&limit&cursor → { sessions, next }
+ *   GET /api/sessions                 ?user&connection&status&since&until&denied&redacted&q&limit&cursor → { sessions, next }
  *   GET /api/sessions/:id             → { session }
  *   GET /api/sessions/:id/events      ?after&limit → { events, next }
  *   GET /api/sessions/:id/verify      → the verification result
@@ -64,12 +64,15 @@ export class SessionsApi {
   ) {}
 
   /** Handles a request under /api/sessions; `rest` is the path after it. */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, only?: { subject: string }): Promise<void> {
     if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed here; the sessions API is read only (GET)`);
     const parts = url.pathname.split('/').filter(Boolean).slice(2).map(decodeURIComponent);
-    if (parts.length === 0) return this.#list(res, url.searchParams);
+    if (parts.length === 0) return this.#list(res, url.searchParams, only);
     const [id, what] = parts;
-    const session = await this.store.getSession(id!);
+    let session = await this.store.getSession(id!);
+    // Someone else's session, for a caller who may only see their own: as if it did not exist.
+    if (only !== undefined && session !== undefined && session.subject !== only.subject) session = undefined;
+    if (only !== undefined && session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
     if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${url.pathname}`);
     if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
     if (session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
@@ -91,13 +94,17 @@ export class SessionsApi {
     res.end();
   }
 
-  async #list(res: ServerResponse, params: URLSearchParams): Promise<void> {
+  async #list(res: ServerResponse, params: URLSearchParams, only?: { subject: string }): Promise<void> {
     const limit = intParam(params, 'limit', 50, 1, 1000);
     const query: SessionQuery = { limit };
     const user = params.get('user');
     const connection = params.get('connection');
     const status = params.get('status');
     if (user) query.subject = user;
+    if (only !== undefined) {
+      if (user && user !== only.subject) throw new ApiError(403, 'you may see your own sessions only (roles.auditors see everyone\'s)');
+      query.subject = only.subject;
+    }
     if (connection) query.connection = connection;
     if (status) {
       if (!statuses.includes(status as SessionStatus)) throw new ApiError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
@@ -107,6 +114,18 @@ export class SessionsApi {
     const until = timeParam(params, 'until');
     if (since !== undefined) query.fromUs = since;
     if (until !== undefined) query.toUs = until;
+    const flag = (name: string) => {
+      const v = params.get(name);
+      if (v === null || v === '') return undefined;
+      if (v !== 'true' && v !== 'false') throw new ApiError(400, `${name} expects true or false, found ${JSON.stringify(v.slice(0, 20))}`);
+      return v === 'true';
+    };
+    const denied = flag('denied');
+    const redacted = flag('redacted');
+    if (denied !== undefined) query.hadDenial = denied;
+    if (redacted !== undefined) query.hadRedaction = redacted;
+    const search = params.get('q');
+    if (search) query.search = search.slice(0, 200);
     const cursor = params.get('cursor');
     if (cursor) query.before = decodeCursor(cursor);
     const sessions = await this.store.listSessions(query);

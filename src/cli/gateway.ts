@@ -35,6 +35,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     '',
     ...signIn(gateway, embedded),
     'Next:',
+    ...(gateway.consoleUrl ? [`  web console:    ${gateway.consoleUrl}${gateway.devIdentity ? '   (the link lets you sign in as a dev user)' : ''}`] : []),
     `  stdio clients:  command ${JSON.stringify(process.execPath)}, args ${JSON.stringify([cliEntry, 'connect', first, '--gateway', gateway.url])}`,
     `                  (or: ${cli} mcp-config ${first}${embedded ? '' : ' --config FILE'})`,
     `  MCP Inspector:  npx @modelcontextprotocol/inspector   then "Streamable HTTP", ${gateway.url}/mcp/${first}, and the token as a Bearer header`,

@@ -87,7 +87,8 @@ async function devLogin(user: string, opts: LoginOptions): Promise<void> {
   const groups = config.identity.dev.users[user]!;
   process.stderr.write(
     `Signed in to ${base} as ${user} (dev identity; groups: ${groups.length > 0 ? groups.join(', ') : 'none'}) until ${new Date(minted.expiresAtMs).toISOString()}.\n` +
-      `\`portcullis connect <connection>\` uses this token; \`portcullis mcp-config <connection>\` prints a client entry.\n`,
+      `\`portcullis connect <connection>\` uses this token; \`portcullis mcp-config <connection>\` prints a client entry.\n` +
+      `The web console: ${dev.consoleLink(base)}\n`,
   );
   if (opts.print) process.stdout.write(`${minted.token}\n`);
 }

@@ -237,7 +237,7 @@ function issuerUrl() {
   });
 }
 
-function issuerSchema() {
+function issuerSchema(sources: SecretSources) {
   return z.strictObject({
     /** The `iss` value, exactly; discovery is at <issuer>/.well-known/openid-configuration. */
     issuer: issuerUrl(),
@@ -251,6 +251,18 @@ function issuerSchema() {
     /** The public OAuth client `portcullis login` uses (authorization code with PKCE, or device code). */
     clientId: z.string().min(1).optional(),
     scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email', 'offline_access']),
+    /**
+     * The OAuth client the web console signs in with (authorization code with PKCE; its redirect URI is
+     * <publicUrl>/auth/callback): by default `clientId` as a public client; a secret makes it a confidential one.
+     */
+    console: z
+      .strictObject({
+        clientId: z.string().min(1).optional(),
+        clientSecret: referenceOnly(sources, 'a client secret').optional(),
+        /** Shown on the sign-in button. */
+        label: z.string().min(1).max(60).optional(),
+      })
+      .optional(),
   });
 }
 
@@ -350,11 +362,11 @@ function maskingSchema(withDefaults: boolean) {
     .prefault({});
 }
 
-function identitySchema() {
+function identitySchema(sources: SecretSources) {
   return z
     .strictObject({
       /** External OIDC issuers; with none, the embedded dev identity is on. */
-      issuers: z.array(issuerSchema()).default([]),
+      issuers: z.array(issuerSchema(sources)).default([]),
       /** Tolerance for `exp`, `nbf` and `iat` against this machine's clock. */
       clockSkew: duration('30s').refine((ms) => ms <= 300_000, 'expected at most 5m: a larger skew keeps expired tokens alive'),
       dev: z
@@ -609,7 +621,7 @@ export function configSchema(sources: SecretSources) {
             .optional(),
         })
         .prefault({}),
-      identity: identitySchema(),
+      identity: identitySchema(sources),
       masking: maskingSchema(true),
       api: z
         .strictObject({
@@ -642,6 +654,16 @@ export function configSchema(sources: SecretSources) {
         .strictObject({
           /** Groups whose members administer the gateway: approve changed tool definitions (portcullis pins approve). */
           admins: z.array(z.string().min(1)).default([]),
+          /** Groups whose members see every session in the console and the API (others see their own). */
+          auditors: z.array(z.string().min(1)).default([]),
+        })
+        .prefault({}),
+      console: z
+        .strictObject({
+          /** Serve the web console at / (its API and sign-in stay available to the CLI either way). */
+          enabled: z.boolean().default(true),
+          /** How long a console sign-in lasts before the person signs in again. */
+          sessionLifetime: duration('8h').refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, 'expected between 1m and 30d'),
         })
         .prefault({}),
       /** Guardrails, evaluated in order on every request to a server; the first whose condition holds decides. */
@@ -820,6 +842,7 @@ export interface IssuerConfig {
   roles?: Record<string, string[]>;
   clientId?: string;
   scopes: string[];
+  console?: { clientId?: string; clientSecret?: SecretString; label?: string };
 }
 
 export interface IdentityConfig {
@@ -850,7 +873,8 @@ export interface GatewayConfig {
   http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
-  roles: { admins: string[] };
+  roles: { admins: string[]; auditors: string[] };
+  console: { enabled: boolean; sessionLifetimeMs: number };
   agents: { heartbeatMs: number };
   reviews: { timeoutMs: number; progressIntervalMs: number; notify: string[] };
   notifications: { webhooks: WebhookConfig[] };
@@ -896,7 +920,8 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     },
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
     rules: p.rules as RuleConfig[],
-    roles: { admins: p.roles.admins },
+    roles: { admins: p.roles.admins, auditors: p.roles.auditors },
+    console: { enabled: p.console.enabled, sessionLifetimeMs: p.console.sessionLifetime },
     agents: { heartbeatMs: p.agents.heartbeat },
     reviews: { timeoutMs: p.reviews.timeout, progressIntervalMs: p.reviews.progressInterval, notify: p.reviews.notify },
     notifications: { webhooks: p.notifications.webhooks },

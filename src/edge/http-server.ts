@@ -14,8 +14,10 @@ import type { ReviewsApi } from '../api/reviews.js';
 import type { PinsApi } from '../api/pins.js';
 import { Refusal } from '../refusal.js';
 import type { AgentHub } from '../agent/hub.js';
-import type { AgentsApi } from '../api/agents.js';
+import { AgentsApi } from '../api/agents.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
+import type { ConsoleEdge } from '../console/console-edge.js';
+import { securityHeaders, type StaticFiles } from '../console/static-files.js';
 import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -50,8 +52,12 @@ export interface HttpServerOptions {
   pins?: PinsApi;
   /** Agent tunnels: /agent (WebSocket upgrade) and /api/agents; absent when no connection is served by an agent. */
   agents?: { hub: AgentHub; api: AgentsApi };
+  /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
+  console?: { edge: ConsoleEdge; files: StaticFiles };
   /** GET /metrics (Prometheus), for whoever may use the API (api.token, or loopback without one). */
   metrics: GatewayMetrics;
+  /** Groups that see every session (roles.auditors). */
+  roles: { auditors: readonly string[] };
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
@@ -72,6 +78,7 @@ function decodeName(raw: string): string | undefined {
 
 /** The gateway's one HTTP port: routes each path to its edge, and answers health checks. */
 export function createHttpServer(o: HttpServerOptions): Server {
+  const noAgents = new AgentsApi(undefined);
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       o.log.error({ err: (err as Error).stack ?? String(err), url: req.url }, 'request failed');
@@ -89,6 +96,16 @@ export function createHttpServer(o: HttpServerOptions): Server {
       // A disconnected agent is reported, not made the gateway's unreadiness: its other connections still serve.
       const agents = o.agents ? Object.fromEntries(o.agents.hub.status().map((a) => [a.name, a.connected ? 'connected' : 'disconnected'])) : undefined;
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size, ...(agents ? { agents } : {}) });
+    }
+    if (o.console !== undefined && (path.startsWith('/auth/') || path.startsWith('/api/console/') || o.console.files.serves(path))) {
+      const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
+      if (hostRefusal !== undefined) {
+        req.resume();
+        o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
+        return replyJson(res, 403, { error: `Forbidden: ${hostRefusal}` }, securityHeaders);
+      }
+      if (await o.console.edge.handle(req, res, url)) return;
+      if (o.console.files.serves(path)) return o.console.files.serve(req, res, path);
     }
     if (path === '/api' || path.startsWith('/api/')) return api(req, res, url);
     if (path === '/metrics') return metrics(req, res);
@@ -196,8 +213,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
   ): Promise<void> {
     let caller: Authenticated;
     try {
-      caller = await o.authenticator.authenticateGateway(req, url);
+      // A signed-in console user (their cookie), else the bearer token's holder.
+      const user = await o.console?.edge.caller(req);
+      caller = user !== undefined ? { identity: user.identity } : await o.authenticator.authenticateGateway(req, url);
     } catch (err) {
+      if (err instanceof ApiError) {
+        req.resume();
+        return fail(err.status, err.message);
+      }
       if (!(err instanceof AuthError)) throw err;
       req.resume();
       o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
@@ -251,6 +274,32 @@ export function createHttpServer(o: HttpServerOptions): Server {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
+  /**
+   * Whose recordings a request may read. A person (a console sign-in, or their bearer token for the gateway) sees
+   * their own sessions, or everyone's with roles.auditors. A machine sees them all: the holder of api.token, or,
+   * without one, a client on the gateway's own host that presents no token (the CLI, scripts). A bearer token that
+   * is neither is refused, never taken for the loopback's. Throws ApiError when none of these.
+   */
+  async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | { subject: string }> {
+    const person = (identity: Identity) => (identity.groups.some((g) => o.roles.auditors.includes(g)) ? { all: true as const } : { subject: identity.subject });
+    const user = await o.console?.edge.caller(req);
+    if (user !== undefined) return person(user.identity);
+    const refusal = apiRefusal(req, o.api.token);
+    if (o.api.token !== undefined && refusal === undefined) return { all: true };
+    if (req.headers.authorization !== undefined) {
+      try {
+        return person((await o.authenticator.authenticateGateway(req, url)).identity);
+      } catch (err) {
+        if (!(err instanceof AuthError)) throw err;
+        o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
+        throw new ApiError(401, o.api.token === undefined ? err.message : 'the bearer token is neither the API token nor a valid token for the gateway');
+      }
+    }
+    if (refusal === undefined) return { all: true };
+    o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');
+    throw new ApiError(refusal.status, refusal.message);
+  }
+
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     // Only /api/access, /api/reviews and /api/pins read a body; every other API request's body is drained unread.
     const under = (prefix: string) => url.pathname === prefix || url.pathname.startsWith(`${prefix}/`);
@@ -269,16 +318,18 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
-    if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api);
-    const refusal = apiRefusal(req, o.api.token);
-    if (refusal !== undefined) {
-      o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');
-      return fail(refusal.status, refusal.message, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
+    if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
+    let scope: { all: true } | { subject: string };
+    try {
+      scope = await sessionsScope(req, url);
+    } catch (err) {
+      if (err instanceof ApiError) return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
+      throw err;
     }
     if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {
       if (o.api.sessions === undefined) return fail(503, 'recording is off (recording.mode: off): there are no recordings to serve');
       try {
-        return await o.api.sessions.handle(req, res, url);
+        return await o.api.sessions.handle(req, res, url, 'subject' in scope ? scope : undefined);
       } catch (err) {
         if (err instanceof ApiError) return fail(err.status, err.message);
         throw err;

@@ -32,6 +32,8 @@ export interface AccessRequestsOptions {
   refreshMs?: number;
   /** Whether any connection takes requests; when none does, no grant can admit anyone and the store is not polled. */
   inUse: boolean;
+  /** A request was made or moved on here (the console's live view asks again). */
+  onChanged?: () => void;
 }
 
 const same = (row: AccessRequestRow, identity: Identity) => row.requesterSubject === identity.subject && row.requesterIssuer === identity.issuer;
@@ -111,6 +113,7 @@ export class AccessRequests {
       throw new AccessRequestError(503, `the decision could not be recorded (${(err as Error).message}); try again when the store is back`);
     }
     this.o.log.info({ request: row.id, connection: row.connection, requester: row.requesterSubject, event, by: by?.subject }, 'access request');
+    this.o.onChanged?.();
     return updated;
   }
 
@@ -156,6 +159,7 @@ export class AccessRequests {
       throw new AccessRequestError(503, `the request could not be recorded (${(err as Error).message}); try again when the store is back`);
     }
     this.o.log.info({ request: row.id, connection, requester: identity.subject }, 'access requested');
+    this.o.onChanged?.();
     return row;
   }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK, SignJWT } from 'jose';
 import type { KeyObject } from 'node:crypto';
@@ -26,6 +26,12 @@ export class DevIdentityError extends Error {
 
 export class DevIdentity {
   readonly issuer: LocalIssuer;
+  /**
+   * What the console's dev sign-in asks for (it is in the link the gateway prints at start): derived from the key,
+   * so only whoever can read the key file (or the gateway's output) can sign in, as with `login --dev`, and the
+   * same across restarts. Other users of the machine reach the loopback port, not the key.
+   */
+  readonly consoleKey: string;
 
   private constructor(
     private readonly key: KeyObject,
@@ -42,6 +48,12 @@ export class DevIdentity {
       scopes: [],
     };
     this.issuer = new LocalIssuer(issuerConfig, [publicJwk]);
+    this.consoleKey = createHmac('sha256', key.export({ format: 'der', type: 'pkcs8' })).update('portcullis console dev sign-in v1').digest('base64url');
+  }
+
+  /** The console link that signs in with the dev identity (the key rides in the fragment, which no request carries). */
+  consoleLink(base: string): string {
+    return `${base}/sign-in#dev=${this.consoleKey}`;
   }
 
   static async load(dataDir: string, config: IdentityConfig['dev']): Promise<DevIdentity> {

@@ -126,6 +126,39 @@ function agentsMigration(int: 'INTEGER' | 'BIGINT', key: 'TEXT' | 'TEXT COLLATE 
   };
 }
 
+/**
+ * Version 6, the same on both backends but for the integer type: the web console's sign-ins in progress and its
+ * signed-in sessions (only the SHA-256 of a session's cookie is stored).
+ */
+function consoleMigration(int: 'INTEGER' | 'BIGINT'): Migration {
+  return {
+    version: 6,
+    description: 'console sign-ins and sessions',
+    sql: `
+      CREATE TABLE console_logins (
+        state TEXT PRIMARY KEY,
+        issuer TEXT NOT NULL,
+        code_verifier TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        return_to TEXT NOT NULL,
+        expires_at_us ${int} NOT NULL
+      );
+      CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        email TEXT,
+        name TEXT,
+        groups TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        created_at_us ${int} NOT NULL,
+        expires_at_us ${int} NOT NULL
+      );
+      CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at_us);
+    `,
+  };
+}
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -203,6 +236,7 @@ export const sqliteMigrations: readonly Migration[] = [
   reviewsMigration('INTEGER'),
   toolPinsMigration('INTEGER', 'TEXT'),
   agentsMigration('INTEGER', 'TEXT'),
+  consoleMigration('INTEGER'),
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -282,6 +316,7 @@ export const postgresMigrations: readonly Migration[] = [
   reviewsMigration('BIGINT'),
   toolPinsMigration('BIGINT', 'TEXT COLLATE "C"'),
   agentsMigration('BIGINT', 'TEXT COLLATE "C"'),
+  consoleMigration('BIGINT'),
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -9,6 +9,10 @@ import {
   agentListSql,
   agentPutSql,
   agentUpdateSql,
+  consoleLoginFromDb,
+  consoleLoginToDb,
+  consoleSessionFromDb,
+  consoleSessionToDb,
   eventFromDb,
   keyFromDb,
   ledgerFromDb,
@@ -26,7 +30,7 @@ import {
   toolPinUpdateSql,
 } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, AgentRow, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, AgentRow, ConsoleLoginRow, ConsoleSessionRow, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -295,6 +299,37 @@ export class PostgresStore implements Store {
       return `$${params.length}`;
     });
     return (await this.#query(`${sql} RETURNING name`, params)).length === 1;
+  }
+
+  async putConsoleLogin(row: ConsoleLoginRow): Promise<void> {
+    const { columns, values } = consoleLoginToDb(row);
+    await this.#query(`INSERT INTO console_logins (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+  }
+
+  async takeConsoleLogin(state: string, nowUs: number): Promise<ConsoleLoginRow | undefined> {
+    const [row] = await this.#query('DELETE FROM console_logins WHERE state = $1 RETURNING *', [state]);
+    const login = row === undefined ? undefined : consoleLoginFromDb(row);
+    return login !== undefined && login.expiresAtUs > nowUs ? login : undefined;
+  }
+
+  async putConsoleSession(row: ConsoleSessionRow): Promise<void> {
+    const { columns, values } = consoleSessionToDb(row);
+    await this.#query(`INSERT INTO console_sessions (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+  }
+
+  async getConsoleSession(idHash: string, nowUs: number): Promise<ConsoleSessionRow | undefined> {
+    const [row] = await this.#query('SELECT * FROM console_sessions WHERE id_hash = $1 AND expires_at_us > $2', [idHash, nowUs]);
+    return row === undefined ? undefined : consoleSessionFromDb(row);
+  }
+
+  async deleteConsoleSession(idHash: string): Promise<void> {
+    await this.#query('DELETE FROM console_sessions WHERE id_hash = $1', [idHash]);
+  }
+
+  async pruneConsole(nowUs: number): Promise<number> {
+    const logins = await this.#query('DELETE FROM console_logins WHERE expires_at_us <= $1 RETURNING state', [nowUs]);
+    const sessions = await this.#query('DELETE FROM console_sessions WHERE expires_at_us <= $1 RETURNING id_hash', [nowUs]);
+    return logins.length + sessions.length;
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

@@ -1,4 +1,4 @@
-import type { AccessRequestRow, AgentRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate } from './types.js';
+import type { AccessRequestRow, AgentRow, ConsoleLoginRow, ConsoleSessionRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate } from './types.js';
 
 /** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
 
@@ -139,6 +139,11 @@ export function sessionQuerySql(q: SessionQuery, param: (value: string | number)
   if (q.toUs !== undefined) where.push(`opened_at_us < ${param(q.toUs)}`);
   if (q.hadDenial !== undefined) where.push(q.hadDenial ? 'denials > 0' : 'denials = 0');
   if (q.hadRedaction !== undefined) where.push(q.hadRedaction ? 'redactions > 0' : 'redactions = 0');
+  if (q.search !== undefined && q.search !== '') {
+    // Anywhere in the user, e-mail, connection or session id, case-insensitively; % and _ are literal.
+    const pattern = `%${q.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    where.push(`(${['subject', 'email', 'connection', 'id'].map((c) => `lower(${c}) LIKE ${param(pattern)} ESCAPE '\\'`).join(' OR ')})`);
+  }
   if (q.before !== undefined) {
     const t = param(q.before.openedAtUs);
     where.push(`(opened_at_us < ${t} OR (opened_at_us = ${param(q.before.openedAtUs)} AND id < ${param(q.before.id)}))`);
@@ -441,4 +446,54 @@ export function agentUpdateSql(name: string, to: Partial<Pick<AgentRow, 'revoked
   const entries = fields.filter((e): e is Entry => e[1] !== undefined);
   const set = entries.length === 0 ? 'token_hash = token_hash' : entries.map(([column, v]) => `${column} = ${placeholder(v)}`).join(', ');
   return `UPDATE agents SET ${set} WHERE name = ${placeholder(name)}`;
+}
+
+export function consoleLoginFromDb(r: DbRow): ConsoleLoginRow {
+  return {
+    state: String(r.state),
+    issuer: String(r.issuer),
+    codeVerifier: String(r.code_verifier),
+    nonce: String(r.nonce),
+    returnTo: String(r.return_to),
+    expiresAtUs: num(r.expires_at_us),
+  };
+}
+
+export function consoleLoginToDb(l: ConsoleLoginRow): { columns: string[]; values: Array<string | number | null> } {
+  return columnsAndValues([
+    ['state', l.state],
+    ['issuer', l.issuer],
+    ['code_verifier', l.codeVerifier],
+    ['nonce', l.nonce],
+    ['return_to', l.returnTo],
+    ['expires_at_us', l.expiresAtUs],
+  ]);
+}
+
+export function consoleSessionFromDb(r: DbRow): ConsoleSessionRow {
+  return {
+    idHash: String(r.id_hash),
+    subject: String(r.subject),
+    issuer: String(r.issuer),
+    email: r.email === null ? null : String(r.email),
+    name: r.name === null ? null : String(r.name),
+    groups: JSON.parse(String(r.groups)) as string[],
+    csrfToken: String(r.csrf_token),
+    createdAtUs: num(r.created_at_us),
+    expiresAtUs: num(r.expires_at_us),
+  };
+}
+
+export function consoleSessionToDb(s: ConsoleSessionRow): { columns: string[]; values: Array<string | number | null> } {
+  return columnsAndValues([
+    ['id_hash', s.idHash],
+    ['subject', s.subject],
+    ['issuer', s.issuer],
+    ['email', s.email],
+    ['name', s.name],
+    ['groups', JSON.stringify(s.groups)],
+    ['csrf_token', s.csrfToken],
+    ['created_at_us', s.createdAtUs],
+    ['expires_at_us', s.expiresAtUs],
+  ]);
 }

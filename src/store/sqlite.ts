@@ -12,6 +12,10 @@ import {
   agentListSql,
   agentPutSql,
   agentUpdateSql,
+  consoleLoginFromDb,
+  consoleLoginToDb,
+  consoleSessionFromDb,
+  consoleSessionToDb,
   eventFromDb,
   keyFromDb,
   ledgerFromDb,
@@ -29,7 +33,7 @@ import {
   toolPinUpdateSql,
 } from './rows.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from './store.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, AgentRow, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus, AgentRow, ConsoleLoginRow, ConsoleSessionRow, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 type Row = Record<string, string | number | null>;
 
@@ -334,6 +338,37 @@ export class SqliteStore implements Store {
       return '?';
     });
     return this.#writing(() => this.#db.prepare(sql).run(...params).changes === 1);
+  }
+
+  async putConsoleLogin(row: ConsoleLoginRow): Promise<void> {
+    const { columns, values } = consoleLoginToDb(row);
+    this.#writing(() => this.#db.prepare(`INSERT INTO console_logins (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`).run(...values));
+  }
+
+  async takeConsoleLogin(state: string, nowUs: number): Promise<ConsoleLoginRow | undefined> {
+    const row = this.#writing(() => this.#db.prepare('DELETE FROM console_logins WHERE state = ? RETURNING *').get(state) as Row | undefined);
+    const login = row === undefined ? undefined : consoleLoginFromDb(row);
+    return login !== undefined && login.expiresAtUs > nowUs ? login : undefined;
+  }
+
+  async putConsoleSession(row: ConsoleSessionRow): Promise<void> {
+    const { columns, values } = consoleSessionToDb(row);
+    this.#writing(() => this.#db.prepare(`INSERT INTO console_sessions (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`).run(...values));
+  }
+
+  async getConsoleSession(idHash: string, nowUs: number): Promise<ConsoleSessionRow | undefined> {
+    const row = this.#db.prepare('SELECT * FROM console_sessions WHERE id_hash = ? AND expires_at_us > ?').get(idHash, nowUs) as Row | undefined;
+    return row === undefined ? undefined : consoleSessionFromDb(row);
+  }
+
+  async deleteConsoleSession(idHash: string): Promise<void> {
+    this.#writing(() => this.#db.prepare('DELETE FROM console_sessions WHERE id_hash = ?').run(idHash));
+  }
+
+  async pruneConsole(nowUs: number): Promise<number> {
+    return this.#writing(
+      () => this.#db.prepare('DELETE FROM console_logins WHERE expires_at_us <= ?').run(nowUs).changes + this.#db.prepare('DELETE FROM console_sessions WHERE expires_at_us <= ?').run(nowUs).changes,
+    );
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

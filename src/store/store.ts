@@ -1,4 +1,4 @@
-import type { AgentRow, AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
+import type { AgentRow, ConsoleLoginRow, ConsoleSessionRow, AccessRequestQuery, AccessRequestRow, AccessRequestStatus, EventRow, KeyRow, LedgerRow, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate, WriteBatch } from './types.js';
 
 /**
  * The recording store: one interface, two backends (SQLite embedded, PostgreSQL shared) that pass the same
@@ -63,6 +63,17 @@ export interface Store {
   listAgents(): Promise<AgentRow[]>;
   /** Sets the given fields of an agent; false when there is no such agent. */
   updateAgent(name: string, to: Partial<Pick<AgentRow, 'revokedAtUs' | 'lastSeenAtUs'>>): Promise<boolean>;
+
+  /** A console sign-in started (see ConsoleLoginRow). */
+  putConsoleLogin(row: ConsoleLoginRow): Promise<void>;
+  /** Takes the sign-in with this state once: it is deleted, and only returned when not expired. */
+  takeConsoleLogin(state: string, nowUs: number): Promise<ConsoleLoginRow | undefined>;
+  putConsoleSession(row: ConsoleSessionRow): Promise<void>;
+  /** The console session with this id hash, unless it has expired. */
+  getConsoleSession(idHash: string, nowUs: number): Promise<ConsoleSessionRow | undefined>;
+  deleteConsoleSession(idHash: string): Promise<void>;
+  /** Deletes expired console sign-ins and sessions; how many. */
+  pruneConsole(nowUs: number): Promise<number>;
 
   getSession(id: string): Promise<SessionRow | undefined>;
   listSessions(query: SessionQuery): Promise<SessionRow[]>;

@@ -158,6 +158,8 @@ export interface SessionQuery {
   toUs?: number;
   hadDenial?: boolean;
   hadRedaction?: boolean;
+  /** Text found (case-insensitively) in the subject, e-mail, connection or id. */
+  search?: string;
   /** Page size; newest first. */
   limit: number;
   /** Keyset cursor: sessions strictly older than this (opened time, then id). */
@@ -284,6 +286,39 @@ export interface ToolPinRow {
 
 /** What a tool pin update writes. */
 export type ToolPinUpdate = Partial<Omit<ToolPinRow, 'connection' | 'tool' | 'pinnedAtUs'>>;
+
+/**
+ * A console sign-in on its way: the browser went to the IdP, and comes back with `state`. Kept in the store so that
+ * any gateway instance can finish it; taken (and deleted) once.
+ */
+export interface ConsoleLoginRow {
+  state: string;
+  /** Which configured issuer (its URL). */
+  issuer: string;
+  /** PKCE: the verifier whose challenge went to the IdP. */
+  codeVerifier: string;
+  nonce: string;
+  /** The console path to go back to. */
+  returnTo: string;
+  expiresAtUs: number;
+}
+
+/**
+ * A signed-in person in the console. The browser holds a random id in an HttpOnly cookie; the store keeps only its
+ * SHA-256, the identity the sign-in established, and the CSRF token the console sends back on every change.
+ */
+export interface ConsoleSessionRow {
+  /** SHA-256 (hex) of the cookie's value. */
+  idHash: string;
+  subject: string;
+  issuer: string;
+  email: string | null;
+  name: string | null;
+  groups: string[];
+  csrfToken: string;
+  createdAtUs: number;
+  expiresAtUs: number;
+}
 
 /**
  * An agent the gateway accepts tunnels from: its name and the SHA-256 of its token (the token itself is shown once,

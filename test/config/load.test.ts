@@ -210,7 +210,7 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt top-level key lists the top-level keys', () => {
-    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, rules, reviews, notifications, shutdown, log, connections/);
+    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, console, rules, reviews, notifications, shutdown, log, connections/);
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {

@@ -24,6 +24,9 @@ export function newRsaKey(kid = `k-${randomBytes(4).toString('hex')}`): SigningK
   return { kid, privateJwk, publicJwk };
 }
 
+/** The secret of the test IdP's console client, `portcullis-console`. */
+export const consoleClientSecret = 'console-secret-for-tests';
+
 /** Users of the test IdP and their groups (a claim in every token issued for them). */
 export const idpUsers: Record<string, string[]> = { ada: ['eng', 'sre'], bob: ['eng'], eve: [] };
 
@@ -50,7 +53,17 @@ function providerFor(issuer: string, key: SigningKey): Provider {
         token_endpoint_auth_method: 'none',
         grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
         response_types: ['code'],
-        redirect_uris: ['http://127.0.0.1/callback'],
+        redirect_uris: ['http://127.0.0.1/callback', 'http://127.0.0.1/auth/callback'],
+      },
+      // The web console's client: confidential, its redirect on a loopback gateway (any port, as RFC 8252 has it).
+      {
+        client_id: 'portcullis-console',
+        client_secret: consoleClientSecret,
+        application_type: 'native',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/auth/callback'],
       },
       { client_id: 'service', client_secret: 'service-secret-for-tests', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
     ],

@@ -684,6 +684,39 @@ for (const backend of backends) {
       assert.equal(await store.getAgent('ag-none'), undefined, 'an update creates no agent');
     });
 
+    it('takes a console sign-in once, and only before it expires', async () => {
+      const login = { state: `st-${Math.random().toString(36).slice(2)}`, issuer: 'https://idp.example.com', codeVerifier: 'v'.repeat(43), nonce: 'n-1', returnTo: '/reviews/rv_1?x="y"', expiresAtUs: 2_000 };
+      await store.putConsoleLogin(login);
+      await assert.rejects(store.putConsoleLogin(login), StoreUnavailableError, 'a state is unique');
+      assert.deepEqual(await store.takeConsoleLogin(login.state, 1_000), login);
+      assert.equal(await store.takeConsoleLogin(login.state, 1_000), undefined, 'once');
+      const late = { ...login, state: `${login.state}-late` };
+      await store.putConsoleLogin(late);
+      assert.equal(await store.takeConsoleLogin(late.state, 2_000), undefined, 'expired');
+      assert.equal(await store.takeConsoleLogin(late.state, 1_000), undefined, 'and gone');
+    });
+
+    it('keeps console sessions until they expire or are deleted; prunes the expired', async () => {
+      const id = () => Math.random().toString(16).slice(2).padEnd(64, '0');
+      const full = { idHash: id(), subject: 'ada', issuer: 'https://idp.example.com', email: 'ada@example.com', name: 'Ada "L" 🐉', groups: ['eng', 'sre'], csrfToken: 'c'.repeat(43), createdAtUs: 1_000, expiresAtUs: 5_000 };
+      const bare = { ...full, idHash: id(), email: null, name: null, groups: [] };
+      for (const s of [full, bare]) {
+        await store.putConsoleSession(s);
+        assert.deepEqual(await store.getConsoleSession(s.idHash, 4_999), s);
+        assert.equal(await store.getConsoleSession(s.idHash, 5_000), undefined, 'expired');
+      }
+      await store.deleteConsoleSession(bare.idHash);
+      assert.equal(await store.getConsoleSession(bare.idHash, 1), undefined);
+      const login = { state: `st-prune-${id()}`, issuer: 'i', codeVerifier: 'v', nonce: 'n', returnTo: '/', expiresAtUs: 5_000 };
+      await store.putConsoleLogin(login);
+      const lasting = { ...full, idHash: id(), expiresAtUs: Number.MAX_SAFE_INTEGER };
+      await store.putConsoleSession(lasting);
+      assert.ok((await store.pruneConsole(5_000)) >= 2, 'the expired session and sign-in');
+      assert.equal(await store.getConsoleSession(full.idHash, 1), undefined);
+      assert.equal(await store.takeConsoleLogin(login.state, 1), undefined);
+      assert.deepEqual(await store.getConsoleSession(lasting.idHash, 5_000), lasting);
+    });
+
     it('an agent write the database refuses is a StoreUnavailableError', async () => {
       const a = agent({ tokenHash: null as unknown as string });
       await assert.rejects(store.putAgent(a, false), StoreUnavailableError);
@@ -706,7 +739,7 @@ for (const backend of backends) {
         const a = agent();
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 5);
+          assert.equal(await migrated.migrate(), 6);
           assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
           await migrated.insertReview(r);
           assert.equal(await migrated.insertToolPin(pin), true);
@@ -724,7 +757,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6]);
       } finally {
         await old.destroy();
       }
@@ -745,7 +778,7 @@ for (const backend of backends) {
         const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 5);
+          assert.equal(await migrated.migrate(), 6);
           const kept = await migrated.getReview('rv_v3');
           assert.equal(kept?.status, 'pending');
           assert.deepEqual(kept?.approverGroups, ['sre']);
@@ -762,13 +795,13 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6]);
       } finally {
         await old.destroy();
       }
     });
 
-    it('brings a version 4 store to version 5 (agents), keeping its tool pins', async () => {
+    it('brings a version 4 store to the latest version (agents, console), keeping its tool pins', async () => {
       const old = backend.make();
       try {
         await createAtVersion(
@@ -781,7 +814,7 @@ for (const backend of backends) {
         const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 5);
+          assert.equal(await migrated.migrate(), 6);
           assert.deepEqual((await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs]), [
             ['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000],
           ]);
@@ -799,7 +832,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6]);
       } finally {
         await old.destroy();
       }

@@ -1,0 +1,324 @@
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { get } from '../api';
+import { JsonView, parseJson } from '../components/json-view';
+import { Link } from '../components/link';
+import { duration, person, time } from '../format';
+
+interface Session {
+  id: string;
+  connection: string;
+  subject: string;
+  email: string | null;
+  groups: string[];
+  status: string;
+  closeReason: string | null;
+  openedAtUs: number;
+  closedAtUs: number | null;
+  protocolVersion: string | null;
+  clientInfo: { name?: string; version?: string } | null;
+  serverInfo: { name?: string; version?: string } | null;
+}
+
+interface EventLine {
+  seq: number;
+  time: string;
+  monoUs: number;
+  kind: 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'close';
+  direction: 'toServer' | 'toClient' | null;
+  boundary: 'received' | 'delivered' | 'relayed' | null;
+  payload: string;
+  forwarded?: string;
+  rpc?: { kind: string; method?: string; id?: string | number | null; tool?: string; errorCode?: number; errorMessage?: string };
+  details?: Record<string, unknown> | null;
+}
+
+interface Verification {
+  status: 'verified' | 'unsealed' | 'deleted' | 'failed';
+  events: number;
+  problems: Array<{ seq?: number; message: string }>;
+  notes: string[];
+}
+
+const speeds = [1, 2, 5, 10, 50];
+
+/** Reads every event of a session after `after`, a page at a time. */
+async function eventsAfter(id: string, after = -1): Promise<EventLine[]> {
+  const out: EventLine[] = [];
+  for (;;) {
+    const page = await get<{ events: EventLine[]; next: number | null }>(`/api/sessions/${encodeURIComponent(id)}/events?after=${after}&limit=1000`);
+    out.push(...page.events);
+    if (page.next === null) return out;
+    after = page.next;
+  }
+}
+
+function Badge({ v }: { v: Verification | undefined | string }) {
+  if (v === undefined) return <span class="badge">verifying…</span>;
+  if (typeof v === 'string') return <span class="badge bad">could not verify: {v}</span>;
+  const label = v.status === 'verified' ? 'Verified: hash chain and seal intact' : v.status === 'unsealed' ? 'Chain intact, not sealed yet' : v.status === 'failed' ? 'Verification FAILED' : 'Deleted';
+  return (
+    <span class={`badge verify-${v.status}`} role="status" title={[...v.problems.map((p) => (p.seq === undefined ? p.message : `event ${p.seq}: ${p.message}`)), ...v.notes].join('\n')}>
+      {label} ({v.events} events)
+    </span>
+  );
+}
+
+/** What a verdict event says, in a line. */
+function verdictText(d: Record<string, unknown>): string {
+  const details = (d.details ?? {}) as { redactions?: Array<{ detector: string; path: string; count: number }>; rule?: string; review?: string; approvers?: string[]; rejectedBy?: string; waitedMs?: number };
+  const parts = [`${String(d.stage)}: ${String(d.action)}`];
+  if (typeof d.reason === 'string') parts.push(d.reason);
+  if (details.redactions) parts.push(details.redactions.map((r) => `masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('; '));
+  if (details.rule) parts.push(`rule ${details.rule}`);
+  if (details.review) parts.push(`review ${details.review}`);
+  if (details.approvers?.length) parts.push(`approved by ${details.approvers.join(', ')}`);
+  if (details.rejectedBy) parts.push(`rejected by ${details.rejectedBy}`);
+  if (typeof details.waitedMs === 'number') parts.push(`waited ${duration(details.waitedMs)}`);
+  return parts.join(' · ');
+}
+
+/** A session's exchange as a timeline that plays back at its own pace (or faster), with every decision marked. */
+export function ReplayPage({ id }: { id: string }) {
+  const [session, setSession] = useState<Session | undefined>(undefined);
+  const [events, setEvents] = useState<EventLine[] | undefined>(undefined);
+  const [verification, setVerification] = useState<Verification | string | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [position, setPosition] = useState(Number.MAX_SAFE_INTEGER);
+  const [playing, setPlaying] = useState(false);
+  const [speed, setSpeed] = useState(1);
+  const frame = useRef<number | undefined>(undefined);
+
+  useEffect(() => {
+    get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => setSession(r.session), (err: Error) => setError(err.message));
+    eventsAfter(id).then(setEvents, (err: Error) => setError(err.message));
+    get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
+  }, [id]);
+
+  // A session in progress is followed: new events (and its end) arrive without a reload.
+  const open = session?.status === 'open';
+  const lastSeq = events?.at(-1)?.seq;
+  useEffect(() => {
+    if (!open || lastSeq === undefined) return;
+    const timer = setTimeout(() => {
+      Promise.all([eventsAfter(id, lastSeq), get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`)]).then(
+        ([more, r]) => {
+          if (more.length > 0) setEvents((e) => [...(e ?? []), ...more.filter((m) => m.seq > (e?.at(-1)?.seq ?? -1))]);
+          if (r.session.status !== 'open') {
+            setSession(r.session);
+            get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
+          } else if (more.length === 0) setSession({ ...r.session });
+        },
+        () => setSession((s) => (s === undefined ? s : { ...s })),
+      );
+    }, 1000);
+    return () => clearTimeout(timer);
+  }, [open, lastSeq, session, id]);
+
+  const end = events?.at(-1)?.monoUs ?? 0;
+  // Requests paired with their responses, by direction and the client's id.
+  const pairs = useMemo(() => {
+    const requests = new Map<string, EventLine>();
+    const answer = new Map<number, EventLine>();
+    const answers = new Map<number, EventLine>();
+    for (const e of events ?? []) {
+      // The client's side of each exchange: what it sent (received from it) and what it got (delivered to it).
+      const serverSide = (e.direction === 'toServer' && e.boundary === 'delivered') || (e.direction === 'toClient' && e.boundary === 'received');
+      if (e.kind !== 'message' || serverSide || e.rpc?.id === undefined || e.rpc.id === null) continue;
+      const key = `${e.direction}:${JSON.stringify(e.rpc.id)}`;
+      if (e.rpc.kind === 'request') requests.set(key, e);
+      else if (e.rpc.kind === 'response' || e.rpc.kind === 'error') {
+        const request = requests.get(`${e.direction === 'toClient' ? 'toServer' : 'toClient'}:${JSON.stringify(e.rpc.id)}`);
+        if (request !== undefined && !answer.has(request.seq)) {
+          answer.set(request.seq, e);
+          answers.set(e.seq, request);
+        }
+      }
+    }
+    return { answer, answers };
+  }, [events]);
+
+  useEffect(() => {
+    if (!playing) return;
+    let last = performance.now();
+    const tick = (now: number) => {
+      const elapsedUs = (now - last) * 1000 * speed;
+      last = now;
+      let stop = false;
+      setPosition((p) => {
+        const next = p + elapsedUs;
+        if (next >= end) stop = true;
+        return Math.min(next, end);
+      });
+      if (stop) setPlaying(false);
+      else frame.current = requestAnimationFrame(tick);
+    };
+    frame.current = requestAnimationFrame(tick);
+    return () => {
+      if (frame.current !== undefined) cancelAnimationFrame(frame.current);
+    };
+  }, [playing, speed, end]);
+
+  if (error !== undefined)
+    return (
+      <p role="alert" class="error">
+        {error}
+      </p>
+    );
+  if (session === undefined || events === undefined) return <p>Loading the session…</p>;
+
+  const at = Math.min(position, end);
+  const shown = events.filter((e) => e.monoUs <= at);
+  const play = () => {
+    if (at >= end) setPosition(0);
+    setPlaying(!playing);
+  };
+  const step = (dir: 1 | -1) => {
+    setPlaying(false);
+    const times = events.map((e) => e.monoUs);
+    const target = dir === 1 ? times.find((t) => t > at) : [...times].reverse().find((t) => t < at);
+    setPosition(target ?? (dir === 1 ? end : 0));
+  };
+  const seekTo = (e: EventLine) => {
+    setPlaying(false);
+    setPosition(e.monoUs);
+    document.getElementById(`event-${e.seq}`)?.scrollIntoView({ block: 'center' });
+  };
+
+  return (
+    <>
+      <p>
+        <Link href="/">← Sessions</Link>
+      </p>
+      <h1>
+        Session <code>{session.id}</code>
+      </h1>
+      <dl class="meta">
+        <dt>User</dt>
+        <dd>
+          {person(session)} <span class="hint">({session.groups.join(', ') || 'no groups'})</span>
+        </dd>
+        <dt>Connection</dt>
+        <dd>{session.connection}</dd>
+        <dt>Opened</dt>
+        <dd>{time(session.openedAtUs)}</dd>
+        <dt>Status</dt>
+        <dd>
+          <span class={`status status-${session.status}`}>{session.status}</span>
+          {session.closeReason ? ` — ${session.closeReason}` : ''}
+          {open && <span class="hint"> · following live</span>}
+        </dd>
+        <dt>Client / server</dt>
+        <dd>
+          {session.clientInfo?.name ?? '?'} {session.clientInfo?.version ?? ''} → {session.serverInfo?.name ?? '?'} {session.serverInfo?.version ?? ''} (MCP {session.protocolVersion ?? '?'})
+        </dd>
+        <dt>Integrity</dt>
+        <dd>
+          <Badge v={verification} />
+        </dd>
+      </dl>
+      <p>
+        <a class="button" href={`/api/sessions/${encodeURIComponent(session.id)}/export`} download={`portcullis-session-${session.id}.jsonl`}>
+          Export JSONL
+        </a>
+      </p>
+      <div class="player" role="group" aria-label="Replay controls">
+        <button type="button" class="primary" onClick={play} aria-pressed={playing}>
+          {playing ? 'Pause' : at >= end ? 'Replay from start' : 'Play'}
+        </button>
+        <button type="button" onClick={() => step(-1)} aria-label="Previous event">
+          ◀
+        </button>
+        <button type="button" onClick={() => step(1)} aria-label="Next event">
+          ▶
+        </button>
+        <label>
+          Speed
+          <select value={String(speed)} onChange={(e) => setSpeed(Number((e.currentTarget as HTMLSelectElement).value))}>
+            {speeds.map((s) => (
+              <option key={s} value={String(s)}>
+                {s}×
+              </option>
+            ))}
+          </select>
+        </label>
+        <label class="seek">
+          Position
+          <input
+            type="range"
+            min={0}
+            max={Math.max(end, 1)}
+            step={1}
+            value={at}
+            aria-valuetext={`${duration(at / 1000)} of ${duration(end / 1000)}`}
+            onInput={(e) => {
+              setPlaying(false);
+              setPosition(Number((e.currentTarget as HTMLInputElement).value));
+            }}
+          />
+        </label>
+        <span class="clock">
+          {duration(at / 1000)} / {duration(end / 1000)} · {shown.length} of {events.length} events
+        </span>
+      </div>
+      <ol class="timeline" aria-label="Events">
+        {shown.map((e) => (
+          <TimelineItem key={e.seq} e={e} answer={pairs.answer.get(e.seq)} answers={pairs.answers.get(e.seq)} onSeek={seekTo} />
+        ))}
+      </ol>
+    </>
+  );
+}
+
+function TimelineItem({ e, answer, answers, onSeek }: { e: EventLine; answer?: EventLine | undefined; answers?: EventLine | undefined; onSeek: (e: EventLine) => void }) {
+  const when = <span class="t">+{duration(e.monoUs / 1000)}</span>;
+  if (e.kind === 'verdict') {
+    const d = (e.details ?? {}) as Record<string, unknown>;
+    const redaction = Array.isArray((d.details as { redactions?: unknown } | undefined)?.redactions);
+    const cls = redaction ? 'redaction' : d.action === 'answer' ? 'denial' : d.action === 'hold' ? 'hold' : 'verdict';
+    return (
+      <li id={`event-${e.seq}`} class={`ev marker ${cls}`}>
+        {when} <strong>{redaction ? 'Redacted' : d.action === 'answer' ? 'Refused' : d.action === 'hold' ? 'Held for review' : 'Decision'}</strong> {verdictText(d)}
+      </li>
+    );
+  }
+  if (e.kind !== 'message') {
+    return (
+      <li id={`event-${e.seq}`} class="ev lifecycle">
+        {when} <strong>{e.kind}</strong> {e.details ? <JsonView value={e.details} openDepth={0} /> : null}
+      </li>
+    );
+  }
+  const r = e.rpc ?? { kind: 'invalid' };
+  const arrow = e.direction === 'toServer' ? 'client → server' : 'server → client';
+  const parsed = parseJson(e.payload);
+  const digestOnly = r.kind === 'invalid' && typeof parsed === 'object' && parsed !== null && 'withheld' in parsed && 'digest' in parsed;
+  const title = digestOnly
+    ? 'the server’s original, as a digest only (masking changed it)'
+    : r.kind === 'request' ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}` : r.kind === 'notification' ? String(r.method) : r.kind === 'error' ? `error ${r.errorCode ?? ''} #${String(r.id)}` : r.kind === 'response' ? `result #${String(r.id)}` : 'not JSON-RPC';
+  return (
+    <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
+      <div class="ev-head">
+        {when} <span class="dir">{arrow}</span> <strong>{title}</strong>
+        {e.boundary === 'delivered' && <span class="tag">as delivered, after the stages</span>}
+        {e.boundary === 'received' && <span class="tag">as received, before the stages</span>}
+        {answer !== undefined && (
+          <button type="button" class="link" onClick={() => onSeek(answer)}>
+            answered in {duration((answer.monoUs - e.monoUs) / 1000)} (event {answer.seq})
+          </button>
+        )}
+        {answers !== undefined && (
+          <button type="button" class="link" onClick={() => onSeek(answers)}>
+            answers event {answers.seq}
+          </button>
+        )}
+      </div>
+      <JsonView value={parsed} openDepth={r.kind === 'response' ? 3 : 2} />
+      {e.forwarded !== undefined && e.forwarded !== e.payload && (
+        <details class="forwarded">
+          <summary>As forwarded</summary>
+          <JsonView value={parseJson(e.forwarded)} />
+        </details>
+      )}
+    </li>
+  );
+}

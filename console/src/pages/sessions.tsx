@@ -1,0 +1,220 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { get, type Me, query } from '../api';
+import { Link } from '../components/link';
+import { person, time } from '../format';
+import { type LiveEvent, useLive } from '../live';
+import { navigate } from '../router';
+
+interface SessionRow {
+  id: string;
+  connection: string;
+  subject: string;
+  email: string | null;
+  status: 'open' | 'closed' | 'cut-off';
+  openedAtUs: number;
+  closedAtUs: number | null;
+  eventCount: number | null;
+  denials: number;
+  redactions: number;
+  closeReason: string | null;
+}
+
+interface Filters {
+  q: string;
+  user: string;
+  connection: string;
+  status: string;
+  since: string;
+  until: string;
+  denied: boolean;
+  redacted: boolean;
+}
+
+const empty: Filters = { q: '', user: '', connection: '', status: '', since: '', until: '', denied: false, redacted: false };
+
+function filtersFromUrl(): Filters {
+  const p = new URLSearchParams(location.search);
+  return { q: p.get('q') ?? '', user: p.get('user') ?? '', connection: p.get('connection') ?? '', status: p.get('status') ?? '', since: p.get('since') ?? '', until: p.get('until') ?? '', denied: p.get('denied') === 'true', redacted: p.get('redacted') === 'true' };
+}
+
+/** A datetime-local value as the API's time (ISO, in the viewer's zone). */
+const isoOf = (local: string) => (local === '' ? undefined : new Date(local).toISOString());
+
+/** The sessions a person may see: those in progress, live, and the recorded ones, filtered and paged on the server. */
+export function SessionsPage({ me }: { me: Me }) {
+  const [filters, setFilters] = useState<Filters>(filtersFromUrl);
+  const [draft, setDraft] = useState<Filters>(filters);
+  const [page, setPage] = useState<{ rows: SessionRow[]; next: string | null } | undefined>(undefined);
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [live, setLive] = useState<SessionRow[]>([]);
+
+  const load = (f: Filters, cursor: string | undefined) => {
+    setError(undefined);
+    const params = { q: f.q, user: f.user, connection: f.connection, status: f.status, since: isoOf(f.since), until: isoOf(f.until), denied: f.denied ? 'true' : undefined, redacted: f.redacted ? 'true' : undefined, limit: 50, cursor };
+    get<{ sessions: SessionRow[]; next: string | null }>(`/api/sessions${query(params)}`).then(
+      (r) => setPage({ rows: r.sessions, next: r.next }),
+      (err: Error) => setError(err.message),
+    );
+  };
+  useEffect(() => load(filters, cursors.at(-1)), [filters, cursors]);
+  useEffect(() => {
+    get<{ sessions: SessionRow[] }>('/api/sessions?status=open&limit=100').then((r) => setLive(r.sessions), () => {});
+  }, []);
+
+  const onLive = useCallback((e: LiveEvent) => {
+    if (e.type === 'session-opened') {
+      const s = e.session;
+      setLive((l) => [{ id: s.id, connection: s.connection, subject: s.subject, email: s.email, status: 'open', openedAtUs: Date.parse(s.openedAt) * 1000, closedAtUs: null, eventCount: null, denials: 0, redactions: 0, closeReason: null }, ...l.filter((x) => x.id !== s.id)]);
+    } else if (e.type === 'session-closed') {
+      setLive((l) => l.filter((x) => x.id !== e.id));
+    }
+  }, []);
+  useLive(onLive);
+
+  const apply = (e: Event) => {
+    e.preventDefault();
+    setCursors([]);
+    setFilters(draft);
+    const params = { ...draft, denied: draft.denied ? 'true' : undefined, redacted: draft.redacted ? 'true' : undefined };
+    history.replaceState(null, '', `/${query(params)}`);
+  };
+  const field = (name: keyof Filters) => ({
+    value: draft[name] as string,
+    onInput: (e: Event) => setDraft({ ...draft, [name]: (e.currentTarget as HTMLInputElement).value }),
+  });
+  const check = (name: 'denied' | 'redacted') => ({
+    checked: draft[name],
+    onChange: (e: Event) => setDraft({ ...draft, [name]: (e.currentTarget as HTMLInputElement).checked }),
+  });
+
+  return (
+    <>
+      <h1>Sessions</h1>
+      <p class="hint">{me.roles.auditor ? 'Everyone’s sessions (you are an auditor).' : 'Your own sessions. Auditors see everyone’s.'}</p>
+      <section aria-labelledby="live-heading" class="live">
+        <h2 id="live-heading">
+          In progress <span class="badge" aria-label={`${live.length} open`}>{live.length}</span>
+        </h2>
+        {live.length === 0 ? (
+          <p class="hint">No session is open right now. New ones appear here as they start.</p>
+        ) : (
+          <ul class="live-list" aria-live="polite">
+            {live.map((s) => (
+              <li key={s.id}>
+                <span class="dot" aria-hidden="true" /> <Link href={`/sessions/${encodeURIComponent(s.id)}`}>{s.connection}</Link> · {person(s)} · since {time(s.openedAtUs)}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+      <form class="filters" onSubmit={apply} aria-label="Filter sessions">
+        <label>
+          Search <input type="search" name="q" placeholder="user, connection or id" {...field('q')} />
+        </label>
+        {me.roles.auditor && (
+          <label>
+            User <input name="user" {...field('user')} />
+          </label>
+        )}
+        <label>
+          Connection <input name="connection" {...field('connection')} />
+        </label>
+        <label>
+          Status
+          <select name="status" value={draft.status} onChange={(e) => setDraft({ ...draft, status: (e.currentTarget as HTMLSelectElement).value })}>
+            <option value="">any</option>
+            <option value="open">open</option>
+            <option value="closed">closed</option>
+            <option value="cut-off">cut off</option>
+          </select>
+        </label>
+        <label>
+          From <input type="datetime-local" name="since" {...field('since')} />
+        </label>
+        <label>
+          To <input type="datetime-local" name="until" {...field('until')} />
+        </label>
+        <label class="check">
+          <input type="checkbox" name="denied" {...check('denied')} /> had a denial
+        </label>
+        <label class="check">
+          <input type="checkbox" name="redacted" {...check('redacted')} /> had a redaction
+        </label>
+        <button type="submit" class="primary">
+          Apply
+        </button>
+        <button
+          type="button"
+          onClick={() => {
+            setDraft(empty);
+            setCursors([]);
+            setFilters(empty);
+            history.replaceState(null, '', '/');
+          }}
+        >
+          Clear
+        </button>
+      </form>
+      {error !== undefined && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      {page === undefined ? (
+        <p>Loading…</p>
+      ) : page.rows.length === 0 ? (
+        <p>No session matches.</p>
+      ) : (
+        <table class="sessions">
+          <caption class="visually-hidden">Recorded sessions, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Opened</th>
+              <th scope="col">User</th>
+              <th scope="col">Connection</th>
+              <th scope="col">Status</th>
+              <th scope="col">Events</th>
+              <th scope="col">Denials</th>
+              <th scope="col">Redactions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {page.rows.map((s) => (
+              <tr key={s.id} onClick={() => navigate(`/sessions/${encodeURIComponent(s.id)}`)}>
+                <td>
+                  <Link href={`/sessions/${encodeURIComponent(s.id)}`}>{time(s.openedAtUs)}</Link>
+                </td>
+                <td>{person(s)}</td>
+                <td>{s.connection}</td>
+                <td>
+                  <span class={`status status-${s.status}`}>{s.status}</span>
+                </td>
+                <td>{s.eventCount ?? '…'}</td>
+                {s.status === 'open' ? (
+                  <td colSpan={2} class="hint">
+                    counted when it ends
+                  </td>
+                ) : (
+                  <>
+                    <td>{s.denials > 0 ? <span class="flag deny">{s.denials}</span> : 0}</td>
+                    <td>{s.redactions > 0 ? <span class="flag redact">{s.redactions}</span> : 0}</td>
+                  </>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <nav class="pager" aria-label="Pages">
+        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+          ← Newer
+        </button>
+        <span>Page {cursors.length + 1}</span>
+        <button type="button" disabled={!page?.next} onClick={() => page?.next && setCursors([...cursors, page.next])}>
+          Older →
+        </button>
+      </nav>
+    </>
+  );
+}

@@ -1,0 +1,211 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { readJson } from '../api/json-body.js';
+import { ApiError } from '../api/sessions.js';
+import { replyApiJson } from '../edge/http-reply.js';
+import type { PublicUrls } from '../edge/public-urls.js';
+import type { DevIdentity } from '../identity/dev-identity.js';
+import type { TokenVerifier } from '../identity/verifier.js';
+import type { Identity } from '../pipeline/stage.js';
+import { ConsoleSessions, type ConsoleUser } from './console-sessions.js';
+import type { LiveEvents } from './live-events.js';
+import { type ConsoleIssuer, type OidcSignIn, SignInError } from './oidc-sign-in.js';
+import type { StaticFiles } from './static-files.js';
+import type { ConnectionSummary } from './connection-summary.js';
+
+/**
+ * The web console's own endpoints, beside the pages (static-files.ts):
+ *   GET  /auth/login?issuer&return   → 302 to the IdP (authorization code with PKCE)
+ *   GET  /auth/callback              → the IdP's answer: signs in, 302 back into the console
+ *   POST /auth/dev {user, key}       → signs in as a dev-identity user (quick start; the key is in the link printed at start)
+ *   POST /auth/sign-out              → ends the console session
+ *   GET  /api/console/sign-in        → { issuers, devUsers } for the sign-in page (public)
+ *   GET  /api/console/me             → { identity, roles, csrfToken, expiresAt }
+ *   GET  /api/console/live           → server-sent events (live-events.ts)
+ *   GET  /api/console/connections    → { connections } (roles.admins; connection-summary.ts)
+ * and, for the rest of /api, `caller()`: the signed-in person a console request comes from.
+ */
+
+export interface ConsoleRoles {
+  /** Sees every session (roles.auditors); others see their own. */
+  auditor: boolean;
+  /** Agents, tool pins, connections (roles.admins). */
+  admin: boolean;
+}
+
+export interface ConsoleEdgeOptions {
+  sessions: ConsoleSessions;
+  signIn: OidcSignIn;
+  issuers: readonly ConsoleIssuer[];
+  devIdentity: DevIdentity | undefined;
+  verifier: TokenVerifier;
+  live: LiveEvents;
+  files: StaticFiles;
+  publicUrls: PublicUrls;
+  roles: { admins: readonly string[]; auditors: readonly string[] };
+  /** The gateway's connections, as admins see them. */
+  connections: () => ConnectionSummary[];
+  log: Logger;
+}
+
+/** Only a path inside the console may be gone back to after signing in (no open redirect). */
+function safeReturn(raw: string | null): string {
+  if (raw === null || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\') || raw.length > 500) return '/';
+  return raw;
+}
+
+export class ConsoleEdge {
+  constructor(private readonly o: ConsoleEdgeOptions) {}
+
+  rolesOf(identity: Identity): ConsoleRoles {
+    const has = (groups: readonly string[]) => identity.groups.some((g) => groups.includes(g));
+    return { auditor: has(this.o.roles.auditors), admin: has(this.o.roles.admins) };
+  }
+
+  /** Whether the gateway is reached over https (the cookie is then Secure and __Host-). */
+  #secure(req: IncomingMessage): boolean {
+    return this.o.publicUrls.for(req).startsWith('https:');
+  }
+
+  /** Whether the request's Origin is the gateway's own (what a change from the console must show). */
+  #sameOrigin(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    return origin !== undefined && this.o.publicUrls.all().some((base) => new URL(base).origin === origin);
+  }
+
+  /**
+   * The person a request with a console cookie comes from, or undefined when it has none. A change (anything but
+   * GET/HEAD) must also come from the console itself: the gateway's origin and the session's CSRF token.
+   */
+  async caller(req: IncomingMessage): Promise<ConsoleUser | undefined> {
+    if (!ConsoleSessions.hasCookie(req)) return undefined;
+    const user = await this.o.sessions.user(req, this.#secure(req));
+    if (user === undefined) throw new ApiError(401, 'the console sign-in has expired or ended; sign in again');
+    if (req.method !== 'GET' && req.method !== 'HEAD' && (!this.#sameOrigin(req) || !ConsoleSessions.csrfMatches(req, user))) {
+      throw new ApiError(403, 'a change from the console must come from its own page (Origin and the CSRF token)');
+    }
+    return user;
+  }
+
+  /** Handles /auth/* and /api/console/*; false for anything else. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    try {
+      if (path === '/auth/login') return await this.#login(req, res, url);
+      if (path === '/auth/callback') return await this.#callback(req, res, url);
+      if (path === '/auth/dev') return await this.#dev(req, res);
+      if (path === '/auth/sign-out') return await this.#signOut(req, res);
+      if (path === '/api/console/sign-in') return this.#signInOptions(req, res);
+      if (path === '/api/console/me') return await this.#me(req, res);
+      if (path === '/api/console/live') return await this.#liveEvents(req, res);
+      if (path === '/api/console/connections') return await this.#connections(req, res);
+    } catch (err) {
+      if (err instanceof ApiError || err instanceof SignInError) {
+        req.resume();
+        if (path === '/auth/callback' || path === '/auth/login') return this.#signInFailed(res, err.message, err.status);
+        replyApiJson(res, err.status, { error: err.message });
+        return true;
+      }
+      throw err;
+    }
+    return false;
+  }
+
+  async #login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    req.resume();
+    const issuer = url.searchParams.get('issuer') ?? this.o.issuers[0]?.issuer;
+    if (issuer === undefined) throw new SignInError('no identity provider is configured for the console (identity.issuers[].clientId or .console.clientId)');
+    const base = this.o.publicUrls.for(req);
+    const to = await this.o.signIn.start(issuer, `${base}/auth/callback`, base, safeReturn(url.searchParams.get('return')));
+    res.writeHead(302, { location: to.href, 'cache-control': 'no-store' }).end();
+    return true;
+  }
+
+  async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    req.resume();
+    const base = this.o.publicUrls.for(req);
+    const { identity, returnTo } = await this.o.signIn.finish(url, `${base}/auth/callback`, this.o.publicUrls.all());
+    await this.o.sessions.signIn(res, identity, this.#secure(req));
+    this.o.log.info({ subject: identity.subject, issuer: identity.issuer }, 'console sign-in');
+    res.writeHead(302, { location: returnTo, 'cache-control': 'no-store' }).end();
+    return true;
+  }
+
+  /** A sign-in with the dev identity: only where the dev identity is on (loopback, unless allowed), from the console's own origin. */
+  async #dev(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (req.method !== 'POST') throw new ApiError(405, 'use POST');
+    if (this.o.devIdentity === undefined) throw new ApiError(404, 'the dev identity is off (identity.issuers are configured)');
+    if (!this.#sameOrigin(req)) throw new ApiError(403, 'a dev sign-in must come from the console page');
+    const body = await readJson(req);
+    const key = Buffer.from(typeof body.key === 'string' ? body.key : '');
+    const expected = Buffer.from(this.o.devIdentity.consoleKey);
+    if (key.length !== expected.length || !timingSafeEqual(key, expected)) {
+      throw new ApiError(403, 'the dev sign-in needs its key: open the console link the gateway printed at start (portcullis login --dev <user> prints it too)');
+    }
+    const user = typeof body.user === 'string' ? body.user : '';
+    let token: string;
+    try {
+      ({ token } = await this.o.devIdentity.mint(user));
+    } catch (err) {
+      throw new ApiError(400, (err as Error).message);
+    }
+    const { identity } = await this.o.verifier.verify(token);
+    await this.o.sessions.signIn(res, identity, this.#secure(req));
+    this.o.log.info({ subject: identity.subject }, 'console sign-in (dev identity)');
+    replyApiJson(res, 200, { identity, roles: this.rolesOf(identity) });
+    return true;
+  }
+
+  async #signOut(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    req.resume();
+    if (req.method !== 'POST') throw new ApiError(405, 'use POST');
+    const user = await this.caller(req);
+    if (user !== undefined) await this.o.sessions.signOut(res, user, this.#secure(req));
+    res.writeHead(204, { 'cache-control': 'no-store' }).end();
+    return true;
+  }
+
+  #signInOptions(req: IncomingMessage, res: ServerResponse): boolean {
+    req.resume();
+    replyApiJson(res, 200, {
+      issuers: this.o.issuers.map((i) => ({ issuer: i.issuer, label: i.label })),
+      devUsers: this.o.devIdentity?.users ?? null,
+    });
+    return true;
+  }
+
+  async #me(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    req.resume();
+    const user = await this.caller(req);
+    if (user === undefined) throw new ApiError(401, 'not signed in to the console');
+    replyApiJson(res, 200, { identity: user.identity, roles: this.rolesOf(user.identity), csrfToken: user.csrfToken, expiresAt: new Date(user.expiresAtUs / 1000).toISOString() });
+    return true;
+  }
+
+  async #liveEvents(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const user = await this.caller(req);
+    if (user === undefined) throw new ApiError(401, 'not signed in to the console');
+    this.o.live.subscribe(req, res, user.identity, this.rolesOf(user.identity).auditor);
+    return true;
+  }
+
+  async #connections(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    req.resume();
+    if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+    const user = await this.caller(req);
+    if (user === undefined) throw new ApiError(401, 'not signed in to the console');
+    if (!this.rolesOf(user.identity).admin) throw new ApiError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
+    replyApiJson(res, 200, { connections: this.o.connections() });
+    return true;
+  }
+
+  /** A sign-in that failed, as a small page (the browser is mid-redirect, not in the console's script). */
+  #signInFailed(res: ServerResponse, message: string, status: number): boolean {
+    this.o.log.info({ status, reason: message }, 'console sign-in failed');
+    const escaped = message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" });
+    res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in failed</title><h1>Sign-in failed</h1><p>${escaped}</p><p><a href="/sign-in">Try again</a></p></html>`);
+    return true;
+  }
+}

@@ -1,0 +1,79 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Identity } from '../pipeline/stage.js';
+import type { Session, SessionObserver } from '../session/session.js';
+
+/**
+ * What the console hears without reloading: sessions opening and ending (to those who may see them), and a nudge
+ * when reviews or access requests change (the console then asks /api/reviews, which decides what each person
+ * sees). Server-sent events on GET /api/console/live; a comment line every 25 s keeps proxies from closing it.
+ */
+
+export interface LiveSession {
+  id: string;
+  connection: string;
+  subject: string;
+  email: string | null;
+  openedAt: string;
+}
+
+type LiveEvent = { type: 'session-opened'; session: LiveSession } | { type: 'session-closed'; id: string; subject: string; reason: string } | { type: 'reviews' } | { type: 'access-requests' };
+
+interface Listener {
+  res: ServerResponse;
+  /** Sees every session (auditors) or only their own. */
+  all: boolean;
+  subject: string;
+}
+
+export class LiveEvents implements SessionObserver {
+  readonly #listeners = new Set<Listener>();
+  readonly #keepAlive: NodeJS.Timeout;
+
+  constructor() {
+    this.#keepAlive = setInterval(() => {
+      for (const l of this.#listeners) l.res.write(': keep-alive\n\n');
+    }, 25_000);
+    this.#keepAlive.unref();
+  }
+
+  get listeners(): number {
+    return this.#listeners.size;
+  }
+
+  /** Holds the response open as an event stream for `identity`. */
+  subscribe(req: IncomingMessage, res: ServerResponse, identity: Identity, all: boolean): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.write(': live\n\n');
+    const listener: Listener = { res, all, subject: identity.subject };
+    this.#listeners.add(listener);
+    req.on('close', () => this.#listeners.delete(listener));
+  }
+
+  #send(event: LiveEvent, subject?: string): void {
+    const line = `data: ${JSON.stringify(event)}\n\n`;
+    for (const l of this.#listeners) if (subject === undefined || l.all || l.subject === subject) l.res.write(line);
+  }
+
+  opened(session: Session): void {
+    const identity = session.identity;
+    this.#send({ type: 'session-opened', session: { id: session.id, connection: session.connection, subject: identity.subject, email: identity.email ?? null, openedAt: new Date().toISOString() } }, identity.subject);
+  }
+
+  closed(session: Session, reason: string): void {
+    this.#send({ type: 'session-closed', id: session.id, subject: session.identity.subject, reason: reason.slice(0, 300) }, session.identity.subject);
+  }
+
+  reviewsChanged(): void {
+    this.#send({ type: 'reviews' });
+  }
+
+  accessRequestsChanged(): void {
+    this.#send({ type: 'access-requests' });
+  }
+
+  close(): void {
+    clearInterval(this.#keepAlive);
+    for (const l of this.#listeners) l.res.end();
+    this.#listeners.clear();
+  }
+}
