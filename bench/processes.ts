@@ -70,12 +70,11 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
   return { child, port, stop: stopper(child) };
 }
 
-/** `portcullis gateway` with the given connections, in its own process. */
 /**
  * `portcullis gateway` with the given connections, in its own process, with a fresh data directory (its
- * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store).
+ * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store, roles).
+ * `authOff` starts the benchmark's no-authentication baseline instead (auth-off-gateway.ts).
  */
-/** A gateway process with `connections`; `authOff` starts the benchmark's no-authentication baseline instead (auth-off-gateway.ts). */
 export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}, authOff = false): Promise<Proc> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-data-'));

@@ -23,6 +23,7 @@ import {
   sessionColumns,
   sessionFromDb,
   sessionQuerySql,
+  likeSearchText,
   sessionToDb,
   toolPinFromDb,
   toolPinQuerySql,
@@ -342,7 +343,7 @@ export class PostgresStore implements Store {
     const sql = sessionQuerySql(query, (v) => {
       params.push(v);
       return `$${params.length}`;
-    });
+    }, likeSearchText);
     return (await this.#query(sql, params)).map(sessionFromDb);
   }
 

@@ -126,11 +126,21 @@ export function keyFromDb(r: DbRow): KeyRow {
   return { keyId: String(r.key_id), publicKey: String(r.public_key), instanceId: String(r.instance_id), createdAtUs: num(r.created_at_us) };
 }
 
+/** How a backend finds a LIKE pattern (lowercase, escaped with \\) in a session's user, e-mail, connection or id. */
+export type SessionTextMatch = (pattern: string, param: (value: string | number) => string) => string;
+
+/** SQLite: its LIKE ignores ASCII case already (as its lower() does), so the columns are compared as stored, inside the time index. */
+export const likeEachColumn: SessionTextMatch = (pattern, param) =>
+  `(${['subject', 'email', 'connection', 'id'].map((c) => `${c} LIKE ${param(pattern)} ESCAPE '\\'`).join(' OR ')})`;
+
+/** PostgreSQL: one lowercase, byte-wise ("C") column the table keeps of the four (migration 6), one LIKE per row. */
+export const likeSearchText: SessionTextMatch = (pattern, param) => `search_text LIKE ${param(pattern)} ESCAPE '\\'`;
+
 /**
  * The WHERE clause and parameters of a session query, with placeholders made by `param` (`?` for SQLite,
  * `$n` for PostgreSQL). Newest first, keyset-paginated on (opened_at_us, id).
  */
-export function sessionQuerySql(q: SessionQuery, param: (value: string | number) => string): string {
+export function sessionQuerySql(q: SessionQuery, param: (value: string | number) => string, textMatch: SessionTextMatch): string {
   const where: string[] = [];
   if (q.subject !== undefined) where.push(`subject = ${param(q.subject)}`);
   if (q.connection !== undefined) where.push(`connection = ${param(q.connection)}`);
@@ -140,9 +150,10 @@ export function sessionQuerySql(q: SessionQuery, param: (value: string | number)
   if (q.hadDenial !== undefined) where.push(q.hadDenial ? 'denials > 0' : 'denials = 0');
   if (q.hadRedaction !== undefined) where.push(q.hadRedaction ? 'redactions > 0' : 'redactions = 0');
   if (q.search !== undefined && q.search !== '') {
-    // Anywhere in the user, e-mail, connection or session id, case-insensitively; % and _ are literal.
-    const pattern = `%${q.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    where.push(`(${['subject', 'email', 'connection', 'id'].map((c) => `lower(${c}) LIKE ${param(pattern)} ESCAPE '\\'`).join(' OR ')})`);
+    // Anywhere in the user, e-mail, connection or session id, case-insensitively; % and _ are literal, and control
+    // characters (PostgreSQL's search_text separates the columns with one) are dropped.
+    const pattern = `%${q.search.toLowerCase().replace(/[\u0000-\u001f]/g, '').replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    where.push(textMatch(pattern, param));
   }
   if (q.before !== undefined) {
     const t = param(q.before.openedAtUs);

@@ -26,6 +26,7 @@ import {
   sessionColumns,
   sessionFromDb,
   sessionQuerySql,
+  likeEachColumn,
   sessionToDb,
   toolPinFromDb,
   toolPinQuerySql,
@@ -381,7 +382,7 @@ export class SqliteStore implements Store {
     const sql = sessionQuerySql(query, (v) => {
       params.push(v);
       return '?';
-    });
+    }, likeEachColumn);
     return (this.#db.prepare(sql).all(...params) as Row[]).map(sessionFromDb);
   }
 

@@ -119,7 +119,14 @@ describe('portcullis gateway (the CLI process)', () => {
     // The newcomer's next step, as the banner prints it: a dev token for alice.
     const login = await runCliIn(cwd, ['login', '--dev', 'alice', '--gateway', `http://127.0.0.1:${port}`, '--print']);
     assert.equal(login.code, 0, login.stderr);
-    assert.match(login.stderr, /Signed in to .* as alice \(dev identity; groups: engineers, approvers, admins\)/);
+    assert.match(login.stderr, /Signed in to .* as alice \(dev identity; groups: engineers, approvers, admins, auditors\)/);
+    // The web console: the banner's link, which login prints too, and the page it opens.
+    const link = new RegExp(`web console: +(http://127\\.0\\.0\\.1:${port}/sign-in#dev=[A-Za-z0-9_-]{43})`).exec(cli.stdout())?.[1];
+    assert.ok(link, cli.stdout());
+    assert.ok(login.stderr.includes(`The web console: ${link}`), login.stderr);
+    const page = await fetch(link);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<div id="app">/);
     const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/everything`), {
       requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } },
     });

@@ -307,6 +307,26 @@ for (const backend of backends) {
       assert.deepEqual(seen, ['tie-b', 'tie-a', rows[2]!.id, rows[1]!.id, rows[0]!.id]);
     });
 
+    it('finds sessions by text in the user, e-mail, connection or id, ignoring case, with % and _ taken literally', async () => {
+      const base = 1_900_000_000_000_000;
+      const rows = [
+        session({ id: 'srch-Alpha-1', subject: 'Grace.Hopper', email: 'grace@navy.example', connection: 'Prod_DB', openedAtUs: base + 1 }),
+        session({ id: 'srch-beta-2', subject: 'linus', email: null, connection: 'prodXdb', openedAtUs: base + 2 }),
+        session({ id: 'srch-gamma-3', subject: '100%-user', connection: 'staging', openedAtUs: base + 3 }),
+      ];
+      await store.write(batch({ sessionsOpened: rows }));
+      const found = async (search: string) => (await store.listSessions({ search, fromUs: base, toUs: base + 100, limit: 50 })).map((r) => r.id);
+      assert.deepEqual(await found('grace.HOPPER'), ['srch-Alpha-1'], 'the user, any case');
+      assert.deepEqual(await found('NAVY.ex'), ['srch-Alpha-1'], 'the e-mail');
+      assert.deepEqual(await found('prod_db'), ['srch-Alpha-1'], '_ is a literal: prodXdb does not match');
+      assert.deepEqual(await found('prod'), ['srch-beta-2', 'srch-Alpha-1'], 'the connection');
+      assert.deepEqual(await found('alpha-1'), ['srch-Alpha-1'], 'the id');
+      assert.deepEqual(await found('0%-'), ['srch-gamma-3'], '% is a literal');
+      assert.deepEqual(await found('\\'), [], 'a backslash is a literal too');
+      assert.deepEqual(await found('nowhere'), []);
+      assert.deepEqual((await store.listSessions({ search: 'srch-', status: 'open', fromUs: base, toUs: base + 100, limit: 2 })).map((r) => r.id), ['srch-gamma-3', 'srch-beta-2'], 'with other filters and a limit');
+    });
+
     it('finds open sessions by instance, and expired closed ones oldest first', async () => {
       const a = session({ instanceId: 'gw-open-a' });
       const b = session({ instanceId: 'gw-open-b' });
