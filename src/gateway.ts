@@ -55,6 +55,7 @@ import { LiveEvents } from './console/live-events.js';
 import { consoleIssuers, OidcSignIn } from './console/oidc-sign-in.js';
 import { StaticFiles } from './console/static-files.js';
 import { connectionSummaries } from './console/connection-summary.js';
+import { consoleWarnings } from './console/console-warnings.js';
 
 export interface GatewayOptions {
   log?: Logger;
@@ -236,6 +237,7 @@ export class Gateway {
     this.devIdentity = identity.dev;
     this.#access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
     const masking = new MaskingPolicies(config.connections, config.masking.rules);
+    for (const w of consoleWarnings(config)) log.warn(w);
     for (const a of this.#access.values()) {
       if (a.closedToAll) log.warn({ connection: a.connection }, `connection '${a.connection}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user`);
     }

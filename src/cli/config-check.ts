@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { describeStore } from '../store/open.js';
+import { consoleWarnings } from '../console/console-warnings.js';
 
 export function configCheckCommand(): Command {
   return new Command('check')
@@ -19,6 +20,7 @@ export function configCheckCommand(): Command {
         for (const c of config.connections.values()) {
           if (c.access.groups.length === 0) process.stdout.write(`warning: connection '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`);
         }
+        for (const w of consoleWarnings(config)) process.stdout.write(`warning: ${w}\n`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.message}\n`);

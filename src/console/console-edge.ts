@@ -8,7 +8,7 @@ import type { PublicUrls } from '../edge/public-urls.js';
 import type { DevIdentity } from '../identity/dev-identity.js';
 import type { TokenVerifier } from '../identity/verifier.js';
 import type { Identity } from '../pipeline/stage.js';
-import { ConsoleSessions, type ConsoleUser } from './console-sessions.js';
+import { addCookie, ConsoleSessions, type ConsoleUser, readCookie } from './console-sessions.js';
 import type { LiveEvents } from './live-events.js';
 import { type ConsoleIssuer, type OidcSignIn, SignInError } from './oidc-sign-in.js';
 import type { StaticFiles } from './static-files.js';
@@ -48,6 +48,9 @@ export interface ConsoleEdgeOptions {
   connections: () => ConnectionSummary[];
   log: Logger;
 }
+
+/** The cookie that binds a sign-in in flight to the browser that started it (its value is the OAuth state). */
+const loginCookie = 'portcullis-login';
 
 /** Only a path inside the console may be gone back to after signing in (no open redirect). */
 function safeReturn(raw: string | null): string {
@@ -118,12 +121,21 @@ export class ConsoleEdge {
     if (issuer === undefined) throw new SignInError('no identity provider is configured for the console (identity.issuers[].clientId or .console.clientId)');
     const base = this.o.publicUrls.for(req);
     const to = await this.o.signIn.start(issuer, `${base}/auth/callback`, base, safeReturn(url.searchParams.get('return')));
-    res.writeHead(302, { location: to.href, 'cache-control': 'no-store' }).end();
+    // The sign-in is bound to this browser: the callback must come back with this cookie, so nobody can hand
+    // someone else a callback link that signs them in as the sender (login CSRF).
+    const state = to.searchParams.get('state')!;
+    const secure = this.#secure(req) ? '; Secure' : '';
+    res.writeHead(302, { location: to.href, 'cache-control': 'no-store', 'set-cookie': `${loginCookie}=${state}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=600${secure}` }).end();
     return true;
   }
 
   async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     req.resume();
+    const state = url.searchParams.get('state');
+    if (url.searchParams.get('error') === null && (state === null || readCookie(req, loginCookie) !== state)) {
+      throw new SignInError('this sign-in was not started in this browser (or another one started since); start again from the sign-in page', 400);
+    }
+    addCookie(res, `${loginCookie}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0${this.#secure(req) ? '; Secure' : ''}`);
     const base = this.o.publicUrls.for(req);
     const { identity, returnTo } = await this.o.signIn.finish(url, `${base}/auth/callback`, this.o.publicUrls.all());
     await this.o.sessions.signIn(res, identity, this.#secure(req));

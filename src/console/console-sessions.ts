@@ -29,7 +29,7 @@ function cookieName(secure: boolean): string {
   return secure ? '__Host-portcullis-console' : 'portcullis-console';
 }
 
-function readCookie(req: IncomingMessage, name: string): string | undefined {
+export function readCookie(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
   if (header === undefined) return undefined;
   for (const part of header.split(';')) {
@@ -37,6 +37,12 @@ function readCookie(req: IncomingMessage, name: string): string | undefined {
     if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
   }
   return undefined;
+}
+
+/** Adds a Set-Cookie header to those already on `res` (a sign-in sets one and clears another). */
+export function addCookie(res: ServerResponse, cookie: string): void {
+  const prior = res.getHeader('set-cookie');
+  res.setHeader('set-cookie', [...(prior === undefined ? [] : Array.isArray(prior) ? prior : [String(prior)]), cookie]);
 }
 
 export class ConsoleSessions {
@@ -62,7 +68,7 @@ export class ConsoleSessions {
     };
     await this.store.putConsoleSession(row);
     const attributes = ['Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${Math.floor(this.lifetimeMs / 1000)}`, ...(secure ? ['Secure'] : [])];
-    res.setHeader('set-cookie', `${cookieName(secure)}=${id}; ${attributes.join('; ')}`);
+    addCookie(res, `${cookieName(secure)}=${id}; ${attributes.join('; ')}`);
   }
 
   /** The signed-in person a request's cookie names, or undefined (no cookie, unknown, or expired). */
@@ -85,7 +91,7 @@ export class ConsoleSessions {
   /** Ends the session, and clears the cookie. */
   async signOut(res: ServerResponse, user: ConsoleUser, secure: boolean): Promise<void> {
     await this.store.deleteConsoleSession(user.idHash);
-    res.setHeader('set-cookie', `${cookieName(secure)}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
+    addCookie(res, `${cookieName(secure)}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
   }
 
   /** Whether a request carries a console cookie at all (signed in or not). */

@@ -21,7 +21,7 @@ describe('portcullis config check', () => {
     return path;
   }
 
-  it('a valid file: exit 0 and a one-line summary on stdout, then warnings about access nobody has', async () => {
+  it('a valid file: exit 0 and a one-line summary on stdout, then warnings about access nobody has and a console nobody can sign in to', async () => {
     const path = file(
       'valid.yaml',
       'listen: 127.0.0.1:9123\nstore: postgres://pc@db:5432/pc?schema=audit\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\nconnections:\n  everything:\n    stdio: {command: node}\n    access: {groups: [eng]}\n  remote:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n    access: {groups: ["*"]}\n  old:\n    sse: {url: "http://127.0.0.1:3001/sse"}\n',
@@ -31,7 +31,9 @@ describe('portcullis config check', () => {
     assert.equal(
       run.stdout,
       `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse); recording write-ahead to postgres://pc@db:5432/pc (schema audit); identity: https://idp.example.com\n` +
-        `warning: connection 'old' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`,
+        `warning: connection 'old' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n` +
+        'warning: nobody can sign in to the web console: give an issuer a client for it (identity.issuers[].clientId or .console.clientId)\n' +
+        'warning: roles.auditors is empty: in the web console and /api/sessions, every person sees only their own sessions\n',
     );
     assert.equal(run.stderr, '');
   });

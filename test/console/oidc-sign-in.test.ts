@@ -12,17 +12,25 @@ import { consoleClientSecret, signInAsUser, startTestIdp, type TestIdp } from '.
 
 process.env.PORTCULLIS_TEST_CONSOLE_CLIENT_SECRET = consoleClientSecret;
 
-/** Starts a sign-in at the gateway: where it sends the browser. */
+/** The browser's cookie that binds a sign-in in flight to it, as the gateway set it at /auth/login. */
+let loginCookie = '';
+
+/** Starts a sign-in at the gateway: where it sends the browser (and the browser keeps the gateway's login cookie). */
 async function startSignIn(gw: TestGateway, query: string): Promise<URL> {
   const res = await fetch(new URL(`/auth/login${query}`, gw.url), { redirect: 'manual' });
   assert.equal(res.status, 302, await res.text());
-  return new URL(res.headers.get('location')!);
+  const to = new URL(res.headers.get('location')!);
+  const cookie = res.headers.get('set-cookie') ?? '';
+  assert.match(cookie, new RegExp(`^portcullis-login=${to.searchParams.get('state')}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=600$`));
+  loginCookie = cookie.split(';')[0]!;
+  return to;
 }
 
-/** Comes back to the gateway's callback: its redirect and the cookie it set. */
-async function finishSignIn(callback: URL): Promise<{ status: number; location: string | null; cookie: string; body: string; headers: Headers }> {
-  const res = await fetch(callback, { redirect: 'manual' });
-  return { status: res.status, location: res.headers.get('location'), cookie: (res.headers.get('set-cookie') ?? '').split(';')[0]!, body: await res.text(), headers: res.headers };
+/** Comes back to the gateway's callback (with the login cookie, unless told otherwise): its redirect and the session cookie it set. */
+async function finishSignIn(callback: URL, cookie = loginCookie): Promise<{ status: number; location: string | null; cookie: string; body: string; headers: Headers }> {
+  const res = await fetch(callback, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+  const session = res.headers.getSetCookie().find((c) => c.startsWith('portcullis-console='));
+  return { status: res.status, location: res.headers.get('location'), cookie: (session ?? '').split(';')[0]!, body: await res.text(), headers: res.headers };
 }
 
 describe('console sign-in with an OpenID provider', () => {
@@ -90,6 +98,19 @@ describe('console sign-in with an OpenID provider', () => {
     assert.equal(again.status, 400, 'a callback is taken once');
     assert.match(again.body, /unknown, used already, or older than 10 minutes/);
     assert.equal(again.cookie, '');
+  });
+
+  it('refuses a callback in a browser that did not start the sign-in (login CSRF)', async () => {
+    // Someone signs in as themselves and hands the callback link to another person, whose browser has no login cookie.
+    const callback = await signInAsUser((await startSignIn(gw, '')).href, 'bob', idp.issuer);
+    const victim = await finishSignIn(callback!, '');
+    assert.equal(victim.status, 400);
+    assert.match(victim.body, /not started in this browser/);
+    assert.equal(victim.cookie, '', 'nobody is signed in');
+    const otherSignIn = await finishSignIn(callback!, 'portcullis-login=some-other-state');
+    assert.equal(otherSignIn.status, 400, 'a browser in the middle of another sign-in');
+    const own = await finishSignIn(callback!);
+    assert.equal(own.status, 302, 'the browser that started it still finishes it');
   });
 
   it('a person without groups is signed in, and sees only their own sessions', async () => {

@@ -8,9 +8,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, pageProblems, screenshot } from '../helpers/browser.js';
+import { accessibilityViolations, launchBrowser, pageProblems, screenshot } from '../helpers/browser.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { consoleClientSecret, startTestIdp } from '../helpers/idp.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -66,7 +67,10 @@ describe('the web console in a browser', () => {
     await page.goto(gw.gateway.consoleUrl!);
     await page.getByRole('button', { name: `Sign in as ${user}`, exact: true }).waitFor();
     assert.ok(!page.url().includes('#dev='), 'the key is taken out of the address bar');
-    if (shot !== undefined) await screenshot(page, shot);
+    if (shot !== undefined) {
+      await screenshot(page, shot);
+      assert.deepEqual(await accessibilityViolations(page), [], `${shot}: WCAG 2 AA`);
+    }
     await page.getByRole('button', { name: `Sign in as ${user}`, exact: true }).click();
     await page.getByRole('heading', { name: 'Sessions', level: 1 }).waitFor();
     return page;
@@ -124,6 +128,7 @@ describe('the web console in a browser', () => {
     assert.match(await rows.first().innerText(), /ada@dev\.portcullis\.local/);
     assert.match(page.url(), /redacted=true/, 'the filter is in the address, to share or reload');
     await screenshot(page, 'sessions');
+    assert.deepEqual(await accessibilityViolations(page), [], 'sessions: WCAG 2 AA');
 
     await rows.first().getByRole('link').click();
     await page.getByRole('heading', { name: `Session ${adaSession}` }).waitFor();
@@ -138,6 +143,10 @@ describe('the web console in a browser', () => {
     assert.ok(fromServer.length >= 2);
     for (const text of fromServer) assert.ok(!text.includes(planted), `no server message shows the secret: ${text}`);
     await screenshot(page, 'replay');
+    assert.deepEqual(await accessibilityViolations(page), [], 'replay: WCAG 2 AA');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    assert.deepEqual(await accessibilityViolations(page), [], 'replay, dark scheme: WCAG 2 AA');
+    await page.emulateMedia({ colorScheme: 'light' });
 
     // The player: seek to the start, step, then play it all at 50×.
     const clock = page.locator('.clock');
@@ -190,6 +199,7 @@ describe('the web console in a browser', () => {
     assert.equal(settled, false, 'the client is still waiting');
     assert.equal(existsSync(target), false);
     await screenshot(page, 'reviews');
+    assert.deepEqual(await accessibilityViolations(page), [], 'reviews: WCAG 2 AA');
 
     await card.getByLabel('Reason or note').fill('looks fine');
     await card.getByRole('button', { name: 'Approve' }).click();
@@ -241,6 +251,7 @@ describe('the web console in a browser', () => {
     assert.match(await item.innerText(), /bo@dev\.portcullis\.local/);
     await live.getByLabel('1 open').waitFor();
     await screenshot(page, 'live');
+    assert.deepEqual(await accessibilityViolations(page), [], 'live: WCAG 2 AA');
     const id = transport.sessionId!;
     await item.getByRole('link').click();
     await page.getByText('following live').waitFor();
@@ -293,6 +304,7 @@ describe('the web console in a browser', () => {
     await detail.locator('.diff-removed', { hasText: 'Fetches a record by id"' }).waitFor();
     await detail.locator('.diff-added', { hasText: 'id_rsa' }).waitFor();
     await screenshot(page, 'admin');
+    assert.deepEqual(await accessibilityViolations(page), [], 'admin: WCAG 2 AA');
     await detail.getByRole('button', { name: 'Approve this definition' }).click();
     await page.locator('tr', { hasText: 'fetch_data' }).getByText('pinned', { exact: true }).waitFor();
     assert.ok((await client.listTools()).tools.some((t) => t.name === 'fetch_data'), 'approved: offered again');
@@ -300,5 +312,41 @@ describe('the web console in a browser', () => {
 
   it('ran every page under its Content-Security-Policy without an error', () => {
     assert.deepEqual(problems, []);
+  });
+});
+
+describe('the web console in a browser, signing in with an OpenID provider', () => {
+  it('goes to the IdP and back (code + PKCE), and is signed in as the person the IdP says', async () => {
+    process.env.PORTCULLIS_TEST_CONSOLE_CLIENT_SECRET = consoleClientSecret;
+    const idp = await startTestIdp();
+    const gw = await startTestGateway({
+      identity: { issuers: [{ issuer: idp.issuer, clientId: 'portcullis-cli', console: { clientId: 'portcullis-console', clientSecret: '${env:PORTCULLIS_TEST_CONSOLE_CLIENT_SECRET}', label: 'Test IdP' } }] },
+      roles: { auditors: ['sre'] },
+      connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
+    });
+    const browser = await launchBrowser();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      const problems = pageProblems(page);
+      await page.goto(new URL('/reviews', gw.url).href);
+      await page.getByRole('link', { name: 'Sign in with Test IdP' }).click();
+      await page.waitForURL((u) => u.origin === idp.issuer);
+      await page.locator('input[name="login"]').fill('ada');
+      await page.locator('input[name="password"]').fill('any password will do');
+      await page.locator('button[type="submit"]').click();
+      // oidc-provider's consent page, then back to the console.
+      while (new URL(page.url()).origin === idp.issuer) {
+        await page.locator('button[type="submit"]').click();
+        await page.waitForURL((u) => u.origin !== idp.issuer || u.pathname.includes('consent'), { timeout: 5000 }).catch(() => {});
+      }
+      await page.getByRole('heading', { name: 'Reviews', level: 1 }).waitFor();
+      assert.equal(new URL(page.url()).pathname, '/reviews', 'back where the person was going');
+      assert.match(await page.locator('.who').innerText(), /^ada\b.*· auditor/, 'who the IdP said, with the role its groups give');
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+      await gw.stop();
+      await idp.stop();
+    }
   });
 });

@@ -40,6 +40,8 @@ interface Verification {
 }
 
 const speeds = [1, 2, 5, 10, 50];
+/** How many events the timeline draws at first, and how many more each time it is asked. */
+const pageOfEvents = 300;
 
 /** Reads every event of a session after `after`, a page at a time. */
 async function eventsAfter(id: string, after = -1): Promise<EventLine[]> {
@@ -87,6 +89,7 @@ export function ReplayPage({ id }: { id: string }) {
   const [playing, setPlaying] = useState(false);
   const [speed, setSpeed] = useState(1);
   const frame = useRef<number | undefined>(undefined);
+  const [windowSize, setWindowSize] = useState(pageOfEvents);
 
   useEffect(() => {
     get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => setSession(r.session), (err: Error) => setError(err.message));
@@ -168,6 +171,9 @@ export function ReplayPage({ id }: { id: string }) {
 
   const at = Math.min(position, end);
   const shown = events.filter((e) => e.monoUs <= at);
+  // A long session draws its latest events up to the position, and earlier ones on request.
+  const hidden = Math.max(0, shown.length - windowSize);
+  const visible = hidden > 0 ? shown.slice(hidden) : shown;
   const play = () => {
     if (at >= end) setPosition(0);
     setPlaying(!playing);
@@ -181,7 +187,10 @@ export function ReplayPage({ id }: { id: string }) {
   const seekTo = (e: EventLine) => {
     setPlaying(false);
     setPosition(e.monoUs);
-    document.getElementById(`event-${e.seq}`)?.scrollIntoView({ block: 'center' });
+    const index = events.findIndex((x) => x.seq === e.seq);
+    const through = events.filter((x) => x.monoUs <= e.monoUs).length;
+    if (through - index > windowSize) setWindowSize(through - index);
+    requestAnimationFrame(() => document.getElementById(`event-${e.seq}`)?.scrollIntoView({ block: 'center' }));
   };
 
   return (
@@ -260,8 +269,15 @@ export function ReplayPage({ id }: { id: string }) {
           {duration(at / 1000)} / {duration(end / 1000)} · {shown.length} of {events.length} events
         </span>
       </div>
+      {hidden > 0 && (
+        <p>
+          <button type="button" onClick={() => setWindowSize(windowSize + pageOfEvents)}>
+            Show {Math.min(hidden, pageOfEvents)} earlier events ({hidden} not shown)
+          </button>
+        </p>
+      )}
       <ol class="timeline" aria-label="Events">
-        {shown.map((e) => (
+        {visible.map((e) => (
           <TimelineItem key={e.seq} e={e} answer={pairs.answer.get(e.seq)} answers={pairs.answers.get(e.seq)} onSeek={seekTo} />
         ))}
       </ol>
