@@ -3,13 +3,9 @@
  * CSRF token the gateway gave at sign-in (/api/console/me). Errors come back as the gateway's own message.
  */
 
-export interface Identity {
-  subject: string;
-  issuer: string;
-  email?: string;
-  name?: string;
-  groups: string[];
-}
+/** Who is signed in, as the gateway knows them (a type-only import: nothing of the server is bundled). */
+export type { Identity } from '../../src/pipeline/stage.js';
+import type { Identity } from '../../src/pipeline/stage.js';
 
 export interface Me {
   identity: Identity;

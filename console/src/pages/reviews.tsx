@@ -4,46 +4,12 @@ import { JsonView } from '../components/json-view';
 import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
+import type { ReviewView } from '../../../src/reviews/view.js';
+import type { AccessRequestRow } from '../../../src/store/types.js';
 
-interface Person {
-  subject: string;
-  issuer: string | null;
-  email: string | null;
-}
-
-interface Review {
-  id: string;
-  status: string;
-  rule: string;
-  connection: string;
-  session: string;
-  method: string;
-  target: string | null;
-  params: unknown;
-  requester: Person;
-  approvers: string[];
-  approvalsNeeded: number;
-  approvals: Array<Person & { at: string; note: string | null }>;
-  createdAt: string;
-  expiresAt: string;
-  decidedAt: string | null;
-  decider: Person | null;
-  note: string | null;
-}
-
-interface AccessRequest {
-  id: string;
-  connection: string;
-  requesterSubject: string;
-  requesterEmail: string | null;
-  reason: string;
-  durationMs: number;
-  status: string;
-  createdAtUs: number;
-  expiresAtUs: number;
-  deciderSubject: string | null;
-  decisionNote: string | null;
-}
+/** The API's own shapes (type-only imports: nothing of the server is bundled). */
+type Review = ReviewView;
+type AccessRequest = AccessRequestRow;
 
 /** Held calls and access requests: what waits for this person's decision, and what they asked for themselves. */
 export function ReviewsPage({ me, focus }: { me: Me; focus?: string | undefined }) {

@@ -4,20 +4,10 @@ import { Link } from '../components/link';
 import { person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
 import { navigate } from '../router';
+import type { SessionRow } from '../../../src/store/types.js';
 
-interface SessionRow {
-  id: string;
-  connection: string;
-  subject: string;
-  email: string | null;
-  status: 'open' | 'closed' | 'cut-off';
-  openedAtUs: number;
-  closedAtUs: number | null;
-  eventCount: number | null;
-  denials: number;
-  redactions: number;
-  closeReason: string | null;
-}
+/** A session in progress, as the live list shows it. */
+type LiveRow = Pick<SessionRow, 'id' | 'connection' | 'subject' | 'email' | 'openedAtUs'>;
 
 interface Filters {
   q: string;
@@ -47,7 +37,7 @@ export function SessionsPage({ me }: { me: Me }) {
   const [page, setPage] = useState<{ rows: SessionRow[]; next: string | null } | undefined>(undefined);
   const [cursors, setCursors] = useState<string[]>([]);
   const [error, setError] = useState<string | undefined>(undefined);
-  const [live, setLive] = useState<SessionRow[]>([]);
+  const [live, setLive] = useState<LiveRow[]>([]);
 
   const load = (f: Filters, cursor: string | undefined) => {
     setError(undefined);
@@ -65,7 +55,7 @@ export function SessionsPage({ me }: { me: Me }) {
   const onLive = useCallback((e: LiveEvent) => {
     if (e.type === 'session-opened') {
       const s = e.session;
-      setLive((l) => [{ id: s.id, connection: s.connection, subject: s.subject, email: s.email, status: 'open', openedAtUs: Date.parse(s.openedAt) * 1000, closedAtUs: null, eventCount: null, denials: 0, redactions: 0, closeReason: null }, ...l.filter((x) => x.id !== s.id)]);
+      setLive((l) => [{ id: s.id, connection: s.connection, subject: s.subject, email: s.email, openedAtUs: Date.parse(s.openedAt) * 1000 }, ...l.filter((x) => x.id !== s.id)]);
     } else if (e.type === 'session-closed') {
       setLive((l) => l.filter((x) => x.id !== e.id));
     }
