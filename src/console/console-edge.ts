@@ -173,7 +173,10 @@ export class ConsoleEdge {
     req.resume();
     if (req.method !== 'POST') throw new ApiError(405, 'use POST');
     const user = await this.caller(req);
-    if (user !== undefined) await this.o.sessions.signOut(res, user, this.#secure(req));
+    if (user !== undefined) {
+      await this.o.sessions.signOut(res, user, this.#secure(req));
+      this.o.live.endSession(user.idHash);
+    }
     res.writeHead(204, { 'cache-control': 'no-store' }).end();
     return true;
   }
@@ -198,7 +201,7 @@ export class ConsoleEdge {
   async #liveEvents(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const user = await this.caller(req);
     if (user === undefined) throw new ApiError(401, 'not signed in to the console');
-    this.o.live.subscribe(req, res, user.identity, this.rolesOf(user.identity).auditor);
+    this.o.live.subscribe(req, res, user.identity, this.rolesOf(user.identity).auditor, user);
     return true;
   }
 

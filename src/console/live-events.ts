@@ -23,6 +23,9 @@ interface Listener {
   /** Sees every session (auditors) or only their own. */
   all: boolean;
   subject: string;
+  /** The console session it belongs to, and when that ends: the stream ends with it. */
+  consoleSession: string;
+  expiresAtMs: number;
 }
 
 export class LiveEvents implements SessionObserver {
@@ -31,7 +34,11 @@ export class LiveEvents implements SessionObserver {
 
   constructor() {
     this.#keepAlive = setInterval(() => {
-      for (const l of this.#listeners) l.res.write(': keep-alive\n\n');
+      const now = Date.now();
+      for (const l of this.#listeners) {
+        if (l.expiresAtMs <= now) this.#end(l);
+        else l.res.write(': keep-alive\n\n');
+      }
     }, 25_000);
     this.#keepAlive.unref();
   }
@@ -40,13 +47,23 @@ export class LiveEvents implements SessionObserver {
     return this.#listeners.size;
   }
 
-  /** Holds the response open as an event stream for `identity`. */
-  subscribe(req: IncomingMessage, res: ServerResponse, identity: Identity, all: boolean): void {
+  /** Holds the response open as an event stream for `identity`, until the console session ends. */
+  subscribe(req: IncomingMessage, res: ServerResponse, identity: Identity, all: boolean, consoleSession: { idHash: string; expiresAtUs: number }): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.write(': live\n\n');
-    const listener: Listener = { res, all, subject: identity.subject };
+    const listener: Listener = { res, all, subject: identity.subject, consoleSession: consoleSession.idHash, expiresAtMs: consoleSession.expiresAtUs / 1000 };
     this.#listeners.add(listener);
     req.on('close', () => this.#listeners.delete(listener));
+  }
+
+  /** Ends the streams of a console session that signed out. */
+  endSession(idHash: string): void {
+    for (const l of this.#listeners) if (l.consoleSession === idHash) this.#end(l);
+  }
+
+  #end(l: Listener): void {
+    this.#listeners.delete(l);
+    l.res.end();
   }
 
   #send(event: LiveEvent, subject?: string): void {

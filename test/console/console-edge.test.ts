@@ -277,6 +277,21 @@ describe('the console over HTTP', () => {
       }
     });
 
+    it('end with the console session: signing out closes the stream', async () => {
+      const omar = await consoleSignIn(gw, 'omar');
+      const res = await fetch(new URL('/api/console/live', gw.url), { headers: { cookie: omar.cookie } });
+      const reader = res.body!.getReader();
+      assert.match(Buffer.from((await reader.read()).value!).toString(), /^: live/);
+      assert.equal((await omar.post('/auth/sign-out')).status, 204);
+      const ended = await Promise.race([
+        (async () => {
+          for (;;) if ((await reader.read()).done) return true;
+        })(),
+        new Promise<false>((r) => setTimeout(() => r(false), 5000)),
+      ]);
+      assert.equal(ended, true, 'the stream ended');
+    });
+
     it('are for signed-in people only', async () => {
       assert.equal((await fetch(new URL('/api/console/live', gw.url))).status, 401);
     });
