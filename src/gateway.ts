@@ -328,7 +328,7 @@ export class Gateway {
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
-      ...(this.#hub ? { agents: { hub: this.#hub, api: new AgentsApi(this.#hub) } } : {}),
+      ...(this.#hub ? { agents: { hub: this.#hub, api: new AgentsApi(this.#hub, config.roles.admins) } } : {}),
       metrics: this.#metrics,
       roles: config.roles,
       ...(consoleParts ? { console: consoleParts } : {}),

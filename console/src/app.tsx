@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiFailure, get, type Me, post, setCsrfToken } from './api';
 import { Link } from './components/link';
+import { closeLive } from './live';
 import { navigate, useLocation } from './router';
 import { AdminPage } from './pages/admin';
 import { ReplayPage } from './pages/replay';
@@ -40,7 +41,9 @@ export function App() {
   if (me === null || path === '/sign-in') return <SignInPage onSignedIn={refresh} signedIn={me !== null} />;
 
   const signOut = async () => {
-    await post('/auth/sign-out');
+    // Signed out whatever the answer: the gateway clears the cookie even of a sign-in that has already ended.
+    await post('/auth/sign-out').catch((err: unknown) => console.warn('sign-out', err));
+    closeLive();
     setMe(null);
     navigate('/sign-in');
   };

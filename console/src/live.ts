@@ -10,8 +10,16 @@ export type LiveEvent =
 let source: EventSource | undefined;
 const listeners = new Set<(e: LiveEvent) => void>();
 
+/** Ends the stream (signing out); the next page that listens opens a new one. */
+export function closeLive(): void {
+  source?.close();
+  source = undefined;
+}
+
 export function useLive(on: (e: LiveEvent) => void): void {
   useEffect(() => {
+    // A stream the gateway ended for good (a sign-in that expired) is opened again once someone is signed in.
+    if (source?.readyState === EventSource.CLOSED) source = undefined;
     if (source === undefined) {
       source = new EventSource('/api/console/live');
       source.onmessage = (m: MessageEvent<string>) => {

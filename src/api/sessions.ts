@@ -16,6 +16,12 @@ import type { SessionQuery, SessionStatus } from '../store/types.js';
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
  */
 
+/** A person whose own sessions a request may see: a subject of one issuer. */
+export interface Person {
+  subject: string;
+  issuer: string;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -64,14 +70,14 @@ export class SessionsApi {
   ) {}
 
   /** Handles a request under /api/sessions; `rest` is the path after it. */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, only?: { subject: string }): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, only?: Person): Promise<void> {
     if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed here; the sessions API is read only (GET)`);
     const parts = url.pathname.split('/').filter(Boolean).slice(2).map(decodeURIComponent);
     if (parts.length === 0) return this.#list(res, url.searchParams, only);
     const [id, what] = parts;
     let session = await this.store.getSession(id!);
     // Someone else's session, for a caller who may only see their own: as if it did not exist.
-    if (only !== undefined && session !== undefined && session.subject !== only.subject) session = undefined;
+    if (only !== undefined && session !== undefined && (session.subject !== only.subject || session.issuer !== only.issuer)) session = undefined;
     if (only !== undefined && session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
     if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${url.pathname}`);
     if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
@@ -94,7 +100,7 @@ export class SessionsApi {
     res.end();
   }
 
-  async #list(res: ServerResponse, params: URLSearchParams, only?: { subject: string }): Promise<void> {
+  async #list(res: ServerResponse, params: URLSearchParams, only?: Person): Promise<void> {
     const limit = intParam(params, 'limit', 50, 1, 1000);
     const query: SessionQuery = { limit };
     const user = params.get('user');
@@ -104,6 +110,7 @@ export class SessionsApi {
     if (only !== undefined) {
       if (user && user !== only.subject) throw new ApiError(403, 'you may see your own sessions only (roles.auditors see everyone\'s)');
       query.subject = only.subject;
+      query.issuer = only.issuer;
     }
     if (connection) query.connection = connection;
     if (status) {

@@ -49,16 +49,37 @@ export interface ConsoleEdgeOptions {
   log: Logger;
 }
 
-/** The cookie that binds a sign-in in flight to the browser that started it (its value is the OAuth state). */
-const loginCookie = 'portcullis-login';
+/**
+ * The cookie that binds a sign-in in flight to the browser that started it (its value is the OAuth state). Over
+ * https it is `__Host-` prefixed, so no other site of the same domain can plant one.
+ */
+const loginCookie = (secure: boolean) => (secure ? '__Host-portcullis-login' : 'portcullis-login');
+const loginCookiePath = (secure: boolean) => (secure ? '/' : '/auth');
 
-/** Only a path inside the console may be gone back to after signing in (no open redirect). */
-function safeReturn(raw: string | null): string {
-  if (raw === null || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\') || raw.length > 500) return '/';
-  return raw;
+/** Sign-ins a gateway starts in a minute at most: each keeps a row in the store for 10 minutes, and nobody is signed in yet. */
+const signInStartsPerMinute = 300;
+
+/**
+ * Only a path inside the console may be gone back to after signing in (no open redirect). The path is read as a
+ * browser reads it (a browser drops tabs and newlines, and takes \\ for /, so `/\t/evil` is `//evil`), and what is
+ * kept is its path and query on the gateway's own origin, in plain ASCII.
+ */
+export function safeReturn(raw: string | null): string {
+  if (raw === null || raw.length > 500 || !raw.startsWith('/') || /[\u0000-\u0020\u007f-\uffff\\]/.test(raw)) return '/';
+  const base = 'https://console.invalid';
+  let url: URL;
+  try {
+    url = new URL(raw, base);
+  } catch {
+    return '/';
+  }
+  // `/..//evil` normalizes to `//evil`: a path that starts with two slashes names another host.
+  return url.origin === base && !url.pathname.startsWith('//') ? `${url.pathname}${url.search}` : '/';
 }
 
 export class ConsoleEdge {
+  #starts = { minute: 0, count: 0 };
+
   constructor(private readonly o: ConsoleEdgeOptions) {}
 
   rolesOf(identity: Identity): ConsoleRoles {
@@ -117,6 +138,9 @@ export class ConsoleEdge {
 
   async #login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     req.resume();
+    const minute = Math.floor(Date.now() / 60_000);
+    if (this.#starts.minute !== minute) this.#starts = { minute, count: 0 };
+    if (++this.#starts.count > signInStartsPerMinute) throw new SignInError(`more than ${signInStartsPerMinute} sign-ins were started in the last minute; try again in a minute`, 429);
     const issuer = url.searchParams.get('issuer') ?? this.o.issuers[0]?.issuer;
     if (issuer === undefined) throw new SignInError('no identity provider is configured for the console (identity.issuers[].clientId or .console.clientId)');
     const base = this.o.publicUrls.for(req);
@@ -124,20 +148,21 @@ export class ConsoleEdge {
     // The sign-in is bound to this browser: the callback must come back with this cookie, so nobody can hand
     // someone else a callback link that signs them in as the sender (login CSRF).
     const state = to.searchParams.get('state')!;
-    const secure = this.#secure(req) ? '; Secure' : '';
-    res.writeHead(302, { location: to.href, 'cache-control': 'no-store', 'set-cookie': `${loginCookie}=${state}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=600${secure}` }).end();
+    const secure = this.#secure(req);
+    const cookie = `${loginCookie(secure)}=${state}; Path=${loginCookiePath(secure)}; HttpOnly; SameSite=Lax; Max-Age=600${secure ? '; Secure' : ''}`;
+    res.writeHead(302, { location: to.href, 'cache-control': 'no-store', 'set-cookie': cookie }).end();
     return true;
   }
 
   async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     req.resume();
     const state = url.searchParams.get('state');
-    if (url.searchParams.get('error') === null && (state === null || readCookie(req, loginCookie) !== state)) {
+    const secure = this.#secure(req);
+    if (url.searchParams.get('error') === null && (state === null || readCookie(req, loginCookie(secure)) !== state)) {
       throw new SignInError('this sign-in was not started in this browser (or another one started since); start again from the sign-in page', 400);
     }
-    addCookie(res, `${loginCookie}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0${this.#secure(req) ? '; Secure' : ''}`);
-    const base = this.o.publicUrls.for(req);
-    const { identity, returnTo } = await this.o.signIn.finish(url, `${base}/auth/callback`, this.o.publicUrls.all());
+    addCookie(res, `${loginCookie(secure)}=; Path=${loginCookiePath(secure)}; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
+    const { identity, returnTo } = await this.o.signIn.finish(url, this.o.publicUrls.all());
     await this.o.sessions.signIn(res, identity, this.#secure(req));
     this.o.log.info({ subject: identity.subject, issuer: identity.issuer }, 'console sign-in');
     res.writeHead(302, { location: returnTo, 'cache-control': 'no-store' }).end();
@@ -169,14 +194,17 @@ export class ConsoleEdge {
     return true;
   }
 
+  /** Signing out always clears the cookie; a session that has ended or expired already is simply forgotten. */
   async #signOut(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     req.resume();
     if (req.method !== 'POST') throw new ApiError(405, 'use POST');
-    const user = await this.caller(req);
-    if (user !== undefined) {
-      await this.o.sessions.signOut(res, user, this.#secure(req));
-      this.o.live.endSession(user.idHash);
+    const secure = this.#secure(req);
+    const user = ConsoleSessions.hasCookie(req) ? await this.o.sessions.user(req, secure) : undefined;
+    if (user !== undefined && (!this.#sameOrigin(req) || !ConsoleSessions.csrfMatches(req, user))) {
+      throw new ApiError(403, 'a change from the console must come from its own page (Origin and the CSRF token)');
     }
+    await this.o.sessions.signOut(res, user, secure);
+    if (user !== undefined) this.o.live.endSession(user.idHash);
     res.writeHead(204, { 'cache-control': 'no-store' }).end();
     return true;
   }

@@ -88,9 +88,9 @@ export class ConsoleSessions {
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
-  /** Ends the session, and clears the cookie. */
-  async signOut(res: ServerResponse, user: ConsoleUser, secure: boolean): Promise<void> {
-    await this.store.deleteConsoleSession(user.idHash);
+  /** Ends the session (when there still is one), and clears the cookie. */
+  async signOut(res: ServerResponse, user: ConsoleUser | undefined, secure: boolean): Promise<void> {
+    if (user !== undefined) await this.store.deleteConsoleSession(user.idHash);
     addCookie(res, `${cookieName(secure)}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
   }
 

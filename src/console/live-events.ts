@@ -20,9 +20,10 @@ type LiveEvent = { type: 'session-opened'; session: LiveSession } | { type: 'ses
 
 interface Listener {
   res: ServerResponse;
-  /** Sees every session (auditors) or only their own. */
+  /** Sees every session (auditors) or only their own: their subject at their issuer. */
   all: boolean;
   subject: string;
+  issuer: string;
   /** The console session it belongs to, and when that ends: the stream ends with it. */
   consoleSession: string;
   expiresAtMs: number;
@@ -51,7 +52,7 @@ export class LiveEvents implements SessionObserver {
   subscribe(req: IncomingMessage, res: ServerResponse, identity: Identity, all: boolean, consoleSession: { idHash: string; expiresAtUs: number }): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.write(': live\n\n');
-    const listener: Listener = { res, all, subject: identity.subject, consoleSession: consoleSession.idHash, expiresAtMs: consoleSession.expiresAtUs / 1000 };
+    const listener: Listener = { res, all, subject: identity.subject, issuer: identity.issuer, consoleSession: consoleSession.idHash, expiresAtMs: consoleSession.expiresAtUs / 1000 };
     this.#listeners.add(listener);
     req.on('close', () => this.#listeners.delete(listener));
   }
@@ -66,18 +67,19 @@ export class LiveEvents implements SessionObserver {
     l.res.end();
   }
 
-  #send(event: LiveEvent, subject?: string): void {
+  /** To every listener, or, for a session's event, to those who may see that session (its owner, the auditors). */
+  #send(event: LiveEvent, owner?: Identity): void {
     const line = `data: ${JSON.stringify(event)}\n\n`;
-    for (const l of this.#listeners) if (subject === undefined || l.all || l.subject === subject) l.res.write(line);
+    for (const l of this.#listeners) if (owner === undefined || l.all || (l.subject === owner.subject && l.issuer === owner.issuer)) l.res.write(line);
   }
 
   opened(session: Session): void {
     const identity = session.identity;
-    this.#send({ type: 'session-opened', session: { id: session.id, connection: session.connection, subject: identity.subject, email: identity.email ?? null, openedAt: new Date().toISOString() } }, identity.subject);
+    this.#send({ type: 'session-opened', session: { id: session.id, connection: session.connection, subject: identity.subject, email: identity.email ?? null, openedAt: new Date().toISOString() } }, identity);
   }
 
   closed(session: Session, reason: string): void {
-    this.#send({ type: 'session-closed', id: session.id, subject: session.identity.subject, reason: reason.slice(0, 300) }, session.identity.subject);
+    this.#send({ type: 'session-closed', id: session.id, subject: session.identity.subject, reason: reason.slice(0, 300) }, session.identity);
   }
 
   reviewsChanged(): void {

@@ -74,19 +74,26 @@ export class OidcSignIn {
     return i;
   }
 
-  /** Where to send the browser: the IdP's authorization endpoint, for a sign-in that returns to `redirectUri`. */
-  async start(issuer: string, redirectUri: string, resource: string, returnTo: string): Promise<URL> {
-    const i = this.#find(issuer);
-    let config: oidc.Configuration;
+  /** Discovery, as a SignInError the person is shown when the IdP cannot be reached. */
+  async #reach(i: ConsoleIssuer): Promise<oidc.Configuration> {
     try {
-      config = await this.#config(i);
+      return await this.#config(i);
     } catch (err) {
       throw new SignInError(`the identity provider ${i.issuer} could not be reached: ${(err as Error).message}`, 502);
     }
+  }
+
+  /**
+   * Where to send the browser: the IdP's authorization endpoint, for a sign-in that returns to `redirectUri` with a
+   * token for `resource`. Both are kept with the sign-in, so the token request names exactly the same.
+   */
+  async start(issuer: string, redirectUri: string, resource: string, returnTo: string): Promise<URL> {
+    const i = this.#find(issuer);
+    const config = await this.#reach(i);
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
-    await this.store.putConsoleLogin({ state, issuer: i.issuer, codeVerifier, nonce, returnTo, expiresAtUs: nowUs() + loginTtlUs });
+    await this.store.putConsoleLogin({ state, issuer: i.issuer, codeVerifier, nonce, returnTo, redirectUri, resource, expiresAtUs: nowUs() + loginTtlUs });
     return oidc.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
       scope: i.scopes.join(' '),
@@ -99,20 +106,20 @@ export class OidcSignIn {
   }
 
   /** The browser is back: the identity it signed in as, and where in the console it was going. */
-  async finish(callback: URL, redirectUri: string, resources: readonly string[]): Promise<{ identity: Identity; returnTo: string }> {
+  async finish(callback: URL, resources: readonly string[]): Promise<{ identity: Identity; returnTo: string }> {
     const error = callback.searchParams.get('error');
     if (error !== null) throw new SignInError(`the identity provider refused the sign-in: ${error}${callback.searchParams.has('error_description') ? `: ${callback.searchParams.get('error_description')!.slice(0, 300)}` : ''}`, 401);
     const state = callback.searchParams.get('state');
     const login = state === null ? undefined : await this.store.takeConsoleLogin(state, nowUs());
     if (login === undefined) throw new SignInError('this sign-in is unknown, used already, or older than 10 minutes; start again', 400);
     const i = this.#find(login.issuer);
-    const config = await this.#config(i);
-    // The redirect URI sent to the token endpoint must be the one of the authorization request, whatever Host came back.
-    const current = new URL(redirectUri);
+    const config = await this.#reach(i);
+    // The redirect URI and resource sent to the token endpoint must be those of the authorization request, whatever Host came back.
+    const current = new URL(login.redirectUri);
     current.search = callback.search;
     let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
     try {
-      tokens = await oidc.authorizationCodeGrant(config, current, { pkceCodeVerifier: login.codeVerifier, expectedState: state!, expectedNonce: login.nonce }, { resource: resources[0]! });
+      tokens = await oidc.authorizationCodeGrant(config, current, { pkceCodeVerifier: login.codeVerifier, expectedState: state!, expectedNonce: login.nonce }, { resource: login.resource });
     } catch (err) {
       throw new SignInError(`the sign-in could not be completed: ${(err as Error).message}`, 401);
     }

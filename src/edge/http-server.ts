@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import { apiRefusal } from '../api/access.js';
-import { ApiError, type SessionsApi } from '../api/sessions.js';
+import { ApiError, type Person, type SessionsApi } from '../api/sessions.js';
 import type { SecretString } from '../config/secrets.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
@@ -56,8 +56,8 @@ export interface HttpServerOptions {
   console?: { edge: ConsoleEdge; files: StaticFiles };
   /** GET /metrics (Prometheus), for whoever may use the API (api.token, or loopback without one). */
   metrics: GatewayMetrics;
-  /** Groups that see every session (roles.auditors). */
-  roles: { auditors: readonly string[] };
+  /** Groups that see every session (roles.auditors), and that administer agents and pins (roles.admins). */
+  roles: { auditors: readonly string[]; admins: readonly string[] };
   /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
@@ -78,7 +78,17 @@ function decodeName(raw: string): string | undefined {
 
 /** The gateway's one HTTP port: routes each path to its edge, and answers health checks. */
 export function createHttpServer(o: HttpServerOptions): Server {
-  const noAgents = new AgentsApi(undefined);
+  const noAgents = new AgentsApi(undefined, o.roles.admins);
+  /**
+   * The Host and Origin policy, with the gateway's own origins always allowed: the console's page calls the API from
+   * them, and an operator listing other origins (http.allowedOrigins) must not lock it out.
+   */
+  let effectivePolicy: HostPolicy | undefined;
+  const hostPolicy = (): HostPolicy => {
+    if (o.hostPolicy.allowedOrigins.length === 0) return o.hostPolicy;
+    effectivePolicy ??= { ...o.hostPolicy, allowedOrigins: [...new Set([...o.hostPolicy.allowedOrigins, ...o.publicUrls.all().map((u) => new URL(u).origin)])] };
+    return effectivePolicy;
+  };
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       o.log.error({ err: (err as Error).stack ?? String(err), url: req.url }, 'request failed');
@@ -98,7 +108,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size, ...(agents ? { agents } : {}) });
     }
     if (o.console !== undefined && (path.startsWith('/auth/') || path.startsWith('/api/console/') || o.console.files.serves(path))) {
-      const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
+      const hostRefusal = checkHostAndOrigin(req, hostPolicy());
       if (hostRefusal !== undefined) {
         req.resume();
         o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -117,7 +127,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       req.resume();
       return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${path.slice(0, 200)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
     }
-    const refusal = checkHostAndOrigin(req, o.hostPolicy);
+    const refusal = checkHostAndOrigin(req, hostPolicy());
     if (refusal !== undefined) {
       req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -262,7 +272,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
   /** GET /metrics: guarded as the sessions API is (a Prometheus scrape sends api.token as its bearer token). */
   async function metrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.resume();
-    const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
+    const hostRefusal = checkHostAndOrigin(req, hostPolicy());
     const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.token);
     if (refusal !== undefined) {
       o.log.info({ remote: req.socket.remoteAddress, reason: refusal.message }, 'metrics request refused');
@@ -280,8 +290,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
    * without one, a client on the gateway's own host that presents no token (the CLI, scripts). A bearer token that
    * is neither is refused, never taken for the loopback's. Throws ApiError when none of these.
    */
-  async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | { subject: string }> {
-    const person = (identity: Identity) => (identity.groups.some((g) => o.roles.auditors.includes(g)) ? { all: true as const } : { subject: identity.subject });
+  async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | Person> {
+    const person = (identity: Identity) => (identity.groups.some((g) => o.roles.auditors.includes(g)) ? { all: true as const } : { subject: identity.subject, issuer: identity.issuer });
     const user = await o.console?.edge.caller(req);
     if (user !== undefined) return person(user.identity);
     const refusal = apiRefusal(req, o.api.token);
@@ -309,7 +319,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const agents = under('/api/agents');
     if (!access && !reviews && !pins) req.resume();
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyApiJson(res, status, { error: message }, headers);
-    const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
+    const hostRefusal = checkHostAndOrigin(req, hostPolicy());
     if (hostRefusal !== undefined) {
       req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -319,7 +329,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
     if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
-    let scope: { all: true } | { subject: string };
+    let scope: { all: true } | Person;
     try {
       scope = await sessionsScope(req, url);
     } catch (err) {

@@ -18,7 +18,7 @@ export interface SessionLine {
     id: string;
     instance: string;
     connection: string;
-    identity: { subject: string; email: string | null; groups: string[] };
+    identity: { subject: string; issuer: string | null; email: string | null; groups: string[] };
     edge: string;
     remoteAddress: string | null;
     clientInfo: unknown;
@@ -68,7 +68,7 @@ export function sessionLine(s: SessionRow): SessionLine {
       id: s.id,
       instance: s.instanceId,
       connection: s.connection,
-      identity: { subject: s.subject, email: s.email, groups: s.groups },
+      identity: { subject: s.subject, issuer: s.issuer, email: s.email, groups: s.groups },
       edge: s.edge,
       remoteAddress: s.remoteAddress,
       clientInfo: s.clientInfo,

@@ -136,6 +136,7 @@ export class SessionRegistry {
         instanceId: recorder.instanceId,
         connection: connection.name,
         subject: identity.subject,
+        issuer: identity.issuer,
         email: identity.email ?? null,
         groups: identity.groups,
         edge: origin.edge,

@@ -128,15 +128,17 @@ function agentsMigration(int: 'INTEGER' | 'BIGINT', key: 'TEXT' | 'TEXT COLLATE 
 
 /**
  * Version 6: the web console's sign-ins in progress and its signed-in sessions (only the SHA-256 of a session's
- * cookie is stored), and what its session list needs over many sessions (bench/console.ts): an index by status; on
+ * cookie is stored); each session's issuer beside its subject, so "one's own sessions" means one person even when
+ * two IdPs give the same subject (sessions recorded before stay visible to auditors only); and what its session list needs over many sessions (bench/console.ts): an index by status; on
  * SQLite a time index that carries the columns the list filters on, so a scan for a flag or a text reads only the
  * rows it keeps; on PostgreSQL a lowercase column of the four a text search looks in, so a row costs one LIKE.
  */
 function consoleMigration(int: 'INTEGER' | 'BIGINT', sessionIndexes: string): Migration {
   return {
     version: 6,
-    description: 'console sign-ins and sessions; session list indexes',
+    description: 'console sign-ins and sessions; sessions know their issuer; session list indexes',
     sql: `
+      ALTER TABLE sessions ADD COLUMN issuer TEXT;
       ${sessionIndexes}
       CREATE TABLE console_logins (
         state TEXT PRIMARY KEY,
@@ -144,6 +146,8 @@ function consoleMigration(int: 'INTEGER' | 'BIGINT', sessionIndexes: string): Mi
         code_verifier TEXT NOT NULL,
         nonce TEXT NOT NULL,
         return_to TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        resource TEXT NOT NULL,
         expires_at_us ${int} NOT NULL
       );
       CREATE TABLE console_sessions (

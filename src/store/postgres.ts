@@ -422,7 +422,7 @@ export function buildBatchStatement(batch: WriteBatch): { sql: string; params: u
   const parts: string[] = [];
   if (opened.size > 0) {
     const rows = [...opened.values()].map(sessionToDb);
-    const types = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'int4', 'text', 'text', 'text', 'int4', 'int4'];
+    const types = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'int4', 'text', 'text', 'text', 'int4', 'int4', 'text'];
     const arrays = sessionColumns.map((_, i) => p(rows.map((r) => r[i]), `${types[i]}[]`));
     parts.push(`INSERT INTO sessions (${sessionColumns.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')})`);
   }

@@ -24,6 +24,7 @@ export function sessionFromDb(r: DbRow): SessionRow {
     instanceId: String(r.instance_id),
     connection: String(r.connection),
     subject: String(r.subject),
+    issuer: strOrNull(r.issuer),
     email: strOrNull(r.email),
     groups: (json(r.groups) as string[] | null) ?? [],
     edge: String(r.edge),
@@ -67,6 +68,7 @@ export const sessionColumns = [
   'seal_key_id',
   'denials',
   'redactions',
+  'issuer',
 ] as const;
 
 export function sessionToDb(s: SessionRow): DbValue[] {
@@ -92,6 +94,7 @@ export function sessionToDb(s: SessionRow): DbValue[] {
     s.sealKeyId,
     s.denials,
     s.redactions,
+    s.issuer,
   ];
 }
 
@@ -126,15 +129,18 @@ export function keyFromDb(r: DbRow): KeyRow {
   return { keyId: String(r.key_id), publicKey: String(r.public_key), instanceId: String(r.instance_id), createdAtUs: num(r.created_at_us) };
 }
 
-/** How a backend finds a LIKE pattern (lowercase, escaped with \\) in a session's user, e-mail, connection or id. */
+/** How a backend finds a LIKE pattern (escaped with \\) in a session's user, e-mail, connection or id, ignoring case. */
 export type SessionTextMatch = (pattern: string, param: (value: string | number) => string) => string;
 
-/** SQLite: its LIKE ignores ASCII case already (as its lower() does), so the columns are compared as stored, inside the time index. */
+/**
+ * SQLite: its LIKE ignores case for ASCII letters (and only those, as its lower() does), so the columns are compared
+ * as stored, inside the time index, and the pattern is left as typed: other letters match in the case they have.
+ */
 export const likeEachColumn: SessionTextMatch = (pattern, param) =>
   `(${['subject', 'email', 'connection', 'id'].map((c) => `${c} LIKE ${param(pattern)} ESCAPE '\\'`).join(' OR ')})`;
 
 /** PostgreSQL: one lowercase, byte-wise ("C") column the table keeps of the four (migration 6), one LIKE per row. */
-export const likeSearchText: SessionTextMatch = (pattern, param) => `search_text LIKE ${param(pattern)} ESCAPE '\\'`;
+export const likeSearchText: SessionTextMatch = (pattern, param) => `search_text LIKE ${param(pattern.toLowerCase())} ESCAPE '\\'`;
 
 /**
  * The WHERE clause and parameters of a session query, with placeholders made by `param` (`?` for SQLite,
@@ -143,6 +149,7 @@ export const likeSearchText: SessionTextMatch = (pattern, param) => `search_text
 export function sessionQuerySql(q: SessionQuery, param: (value: string | number) => string, textMatch: SessionTextMatch): string {
   const where: string[] = [];
   if (q.subject !== undefined) where.push(`subject = ${param(q.subject)}`);
+  if (q.issuer !== undefined) where.push(`issuer = ${param(q.issuer)}`);
   if (q.connection !== undefined) where.push(`connection = ${param(q.connection)}`);
   if (q.status !== undefined) where.push(`status = ${param(q.status)}`);
   if (q.fromUs !== undefined) where.push(`opened_at_us >= ${param(q.fromUs)}`);
@@ -152,7 +159,7 @@ export function sessionQuerySql(q: SessionQuery, param: (value: string | number)
   if (q.search !== undefined && q.search !== '') {
     // Anywhere in the user, e-mail, connection or session id, case-insensitively; % and _ are literal, and control
     // characters (PostgreSQL's search_text separates the columns with one) are dropped.
-    const pattern = `%${q.search.toLowerCase().replace(/[\u0000-\u001f]/g, '').replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const pattern = `%${q.search.replace(/[\u0000-\u001f]/g, '').replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     where.push(textMatch(pattern, param));
   }
   if (q.before !== undefined) {
@@ -466,6 +473,8 @@ export function consoleLoginFromDb(r: DbRow): ConsoleLoginRow {
     codeVerifier: String(r.code_verifier),
     nonce: String(r.nonce),
     returnTo: String(r.return_to),
+    redirectUri: String(r.redirect_uri),
+    resource: String(r.resource),
     expiresAtUs: num(r.expires_at_us),
   };
 }
@@ -477,6 +486,8 @@ export function consoleLoginToDb(l: ConsoleLoginRow): { columns: string[]; value
     ['code_verifier', l.codeVerifier],
     ['nonce', l.nonce],
     ['return_to', l.returnTo],
+    ['redirect_uri', l.redirectUri],
+    ['resource', l.resource],
     ['expires_at_us', l.expiresAtUs],
   ]);
 }

@@ -12,6 +12,8 @@ export interface SessionRow {
   instanceId: string;
   connection: string;
   subject: string;
+  /** The subject's issuer; null for sessions recorded before store version 6. */
+  issuer: string | null;
   email: string | null;
   groups: string[];
   /** The downstream edge: streamable-http or sse. */
@@ -37,9 +39,10 @@ export interface SessionRow {
 
 /** A session row as it is when the session opens: what is known then, and nothing of how it ends. */
 export function openSessionRow(
-  fields: Pick<SessionRow, 'id' | 'instanceId' | 'connection' | 'subject' | 'openedAtUs'> & Partial<Pick<SessionRow, 'email' | 'groups' | 'edge' | 'remoteAddress'>>,
+  fields: Pick<SessionRow, 'id' | 'instanceId' | 'connection' | 'subject' | 'openedAtUs'> & Partial<Pick<SessionRow, 'issuer' | 'email' | 'groups' | 'edge' | 'remoteAddress'>>,
 ): SessionRow {
   return {
+    issuer: null,
     email: null,
     groups: [],
     edge: 'streamable-http',
@@ -150,6 +153,8 @@ export function batchSize(b: WriteBatch): number {
 
 export interface SessionQuery {
   subject?: string;
+  /** With `subject`: that subject of this issuer only (one person, not whoever another IdP gave the same subject). */
+  issuer?: string;
   connection?: string;
   status?: SessionStatus;
   /** Sessions opened at or after this time (µs). */
@@ -300,6 +305,9 @@ export interface ConsoleLoginRow {
   nonce: string;
   /** The console path to go back to. */
   returnTo: string;
+  /** What the authorization request named, for the token request to name the same. */
+  redirectUri: string;
+  resource: string;
   expiresAtUs: number;
 }
 

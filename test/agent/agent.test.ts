@@ -47,7 +47,7 @@ describe('the agent', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-'));
-    gw = await startTestGateway({ connections: { vpc: { agent: 'vpc-agent' } }, agents: { heartbeat: '1s' } });
+    gw = await startTestGateway({ connections: { vpc: { agent: 'vpc-agent' } }, agents: { heartbeat: '1s' }, roles: { admins: ['testers'] } });
     await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: tokenHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
     agentConfig = join(dir, 'agent.yaml');
     writeFileSync(

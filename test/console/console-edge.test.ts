@@ -109,6 +109,7 @@ describe('the console over HTTP', () => {
       assert.equal((await devSignIn({ user: 'olga', key: `${key.slice(0, -1)}A` })).status, 403, 'a wrong key');
       assert.equal((await devSignIn({ user: 'olga', key }, null)).status, 403, 'no Origin: not from the page');
       assert.equal((await devSignIn({ user: 'olga', key }, 'http://evil.example')).status, 403, 'a foreign Origin');
+      assert.equal((await devSignIn({ user: 'olga', key }, `http://localhost:${Number(new URL(gw.url).port) + 1}`)).status, 403, 'an allowed host on another port');
       const unknown = await devSignIn({ user: 'mallory', key });
       assert.equal(unknown.status, 400);
       assert.match(((await unknown.json()) as { error: string }).error, /not a dev user; the config lists: olga, omar, audrey, adam/);
@@ -138,6 +139,9 @@ describe('the console over HTTP', () => {
       assert.match(out.headers.get('set-cookie') ?? '', /^portcullis-console=; .*Max-Age=0/);
       assert.equal((await omar.get('/api/console/me')).status, 401);
       assert.equal((await omar.get('/api/sessions')).status, 401, 'the API refuses the ended session too');
+      const again = await omar.post('/auth/sign-out');
+      assert.equal(again.status, 204, 'signing out of an ended session still clears the cookie');
+      assert.match(again.headers.get('set-cookie') ?? '', /^portcullis-console=; .*Max-Age=0/);
     });
   });
 
@@ -153,7 +157,13 @@ describe('the console over HTTP', () => {
       assert.equal(noToken.status, 403);
       assert.match(((await noToken.json()) as { error: string }).error, /must come from its own page \(Origin and the CSRF token\)/);
       assert.equal((await adam.post(path, {}, { 'x-portcullis-csrf': `${adam.csrf.slice(0, -1)}x` })).status, 403);
-      assert.equal((await adam.post(path, {}, { origin: 'http://evil.example' })).status, 403);
+      assert.equal((await adam.post(path, {}, { origin: 'http://evil.example' })).status, 403, 'a foreign host (refused before the console sees it)');
+      // An allowed host on another port passes the Host/Origin check, and the console's own check refuses it.
+      const otherPort = await adam.post(path, {}, { origin: `http://127.0.0.1:${Number(new URL(gw.url).port) + 1}` });
+      assert.equal(otherPort.status, 403);
+      assert.match(((await otherPort.json()) as { error: string }).error, /must come from its own page/);
+      const noOrigin = await fetch(new URL(path, gw.url), { method: 'POST', headers: { cookie: adam.cookie, 'content-type': 'application/json', 'x-portcullis-csrf': adam.csrf }, body: '{}' });
+      assert.equal(noOrigin.status, 403, 'no Origin at all');
       // With both, the request reaches the reviews API, which knows no such review.
       assert.equal((await adam.post(path)).status, 404);
     });
@@ -211,6 +221,16 @@ describe('the console over HTTP', () => {
       ]);
       assert.ok(!text.includes(everythingStdio().args[0]!), 'never the arguments');
       assert.ok(!text.includes('PLANTED'), 'never the environment');
+    });
+
+    it('and the agents are the admins’ too, in the console and by bearer token', async () => {
+      const adam = await consoleSignIn(gw, 'adam');
+      assert.deepEqual(await (await adam.get('/api/agents')).json(), { agents: [] }, 'no connection is served by an agent here');
+      const olga = await consoleSignIn(gw, 'olga');
+      const refused = await olga.get('/api/agents');
+      assert.equal(refused.status, 403);
+      assert.match(((await refused.json()) as { error: string }).error, /only members of admins see the agents/);
+      assert.equal((await fetch(new URL('/api/agents', gw.url), { headers: { authorization: `Bearer ${await gw.tokenFor('olga')}` } })).status, 403);
     });
 
     it('are refused to everyone else', async () => {
@@ -306,6 +326,45 @@ describe('the console switched off', () => {
       assert.equal((await fetch(new URL('/auth/dev', gw.url), { method: 'POST' })).status, 404);
       assert.equal((await fetch(new URL('/api/sessions', gw.url), { headers: gw.auth })).status, 200);
       assert.equal(gw.gateway.consoleUrl, undefined);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('the console over https', () => {
+  it('sets a __Host- cookie, Secure, and ignores a plain one', async () => {
+    const publicUrl = 'https://portcullis.example.test';
+    const gw = await startTestGateway({
+      http: { publicUrl, allowedHosts: ['127.0.0.1', 'portcullis.example.test'] },
+      connections: { everything: { stdio: everythingStdio() } },
+    });
+    try {
+      const signIn = await fetch(new URL('/auth/dev', gw.url), {
+        method: 'POST',
+        headers: { origin: publicUrl, 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'tester', key: gw.gateway.devIdentity!.consoleKey }),
+      });
+      assert.equal(signIn.status, 200, await signIn.text());
+      const setCookie = signIn.headers.get('set-cookie') ?? '';
+      assert.match(setCookie, /^__Host-portcullis-console=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Secure$/);
+      const value = setCookie.split(';')[0]!.split('=')[1]!;
+      assert.equal((await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: `__Host-portcullis-console=${value}` } })).status, 200);
+      assert.equal((await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: `portcullis-console=${value}` } })).status, 401, 'not the plain name: a sibling site could have set that one');
+      assert.ok(gw.gateway.consoleUrl?.startsWith(`${publicUrl}/sign-in#dev=`), 'the link names the public URL');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('the console with http.allowedOrigins', () => {
+  it('still takes changes from its own page', async () => {
+    const gw = await startTestGateway({ http: { allowedOrigins: ['http://inspector.localhost:6274'] }, connections: { everything: { stdio: everythingStdio() } } });
+    try {
+      const tester = await consoleSignIn(gw, 'tester');
+      assert.equal((await tester.post('/api/reviews/rv_none/approve')).status, 404, 'through to the reviews API');
+      assert.equal((await tester.post('/api/reviews/rv_none/approve', {}, { origin: 'http://localhost:1' })).status, 403, 'an origin not listed');
     } finally {
       await gw.stop();
     }

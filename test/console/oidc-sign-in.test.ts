@@ -123,7 +123,7 @@ describe('console sign-in with an OpenID provider', () => {
   });
 
   it('never goes back to another site after signing in (no open redirect)', async () => {
-    for (const evil of ['//evil.example/x', 'https://evil.example/', '/\\evil.example']) {
+    for (const evil of ['//evil.example/x', 'https://evil.example/', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', '/..//evil.example', '/%09/x\u0101']) {
       const done = await finishSignIn((await signInAsUser((await startSignIn(gw, `?return=${encodeURIComponent(evil)}`)).href, 'bob', idp.issuer))!);
       assert.equal(done.location, '/', evil);
     }
@@ -142,8 +142,34 @@ describe('console sign-in with an OpenID provider', () => {
     const other = await fetch(new URL(`/auth/login?issuer=${encodeURIComponent('https://idp.elsewhere.example')}`, gw.url), { redirect: 'manual' });
     assert.equal(other.status, 400);
     assert.match(await other.text(), /is not an issuer the console signs in with/);
-    const forged = await finishSignIn(new URL('/auth/callback?code=made-up&state=made-up', gw.url));
+    // The browser's cookie matches the state, so what refuses it is that the store never saw this sign-in.
+    const forged = await finishSignIn(new URL('/auth/callback?code=made-up&state=made-up', gw.url), 'portcullis-login=made-up');
     assert.equal(forged.status, 400);
+    assert.match(forged.body, /unknown, used already, or older than 10 minutes/);
+  });
+
+  it('refuses more than 300 sign-ins started in a minute (each keeps a row in the store until it expires)', async () => {
+    const busy = await startTestGateway({
+      identity: { issuers: [{ issuer: idp.issuer, clientId: 'portcullis-cli' }] },
+      connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
+    });
+    try {
+      // Started at the top of a minute's window, so that the count is not reset half-way.
+      const second = new Date().getSeconds();
+      if (second > 50) await new Promise((r) => setTimeout(r, (61 - second) * 1000));
+      const statuses = new Map<number, number>();
+      for (let i = 0; i < 301; i++) {
+        const res = await fetch(new URL('/auth/login', busy.url), { redirect: 'manual' });
+        await res.body?.cancel();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      }
+      assert.deepEqual([...statuses], [
+        [302, 300],
+        [429, 1],
+      ]);
+    } finally {
+      await busy.stop();
+    }
   });
 
   it('signs in as a public client too (PKCE without a secret)', async () => {

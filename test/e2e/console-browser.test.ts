@@ -260,6 +260,10 @@ describe('the web console in a browser', () => {
     await end(bo);
     await page.getByText(/Verified: hash chain and seal intact/).waitFor({ timeout: 10_000 });
     assert.equal(await page.getByText('following live').count(), 0);
+    assert.match(await page.locator('ol.timeline > li').last().innerText(), /close/, 'the session’s last events, its close among them, reached the timeline');
+    const clock = await page.locator('.clock').innerText();
+    const [shown, total] = /(\d+) of (\d+) events/.exec(clock)!.slice(1).map(Number);
+    assert.equal(shown, total, clock);
     await page.getByRole('link', { name: '← Sessions' }).click();
     await live.getByText('No session is open right now.').waitFor();
     assert.ok(id.length > 0);

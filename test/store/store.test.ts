@@ -705,7 +705,7 @@ for (const backend of backends) {
     });
 
     it('takes a console sign-in once, and only before it expires', async () => {
-      const login = { state: `st-${Math.random().toString(36).slice(2)}`, issuer: 'https://idp.example.com', codeVerifier: 'v'.repeat(43), nonce: 'n-1', returnTo: '/reviews/rv_1?x="y"', expiresAtUs: 2_000 };
+      const login = { state: `st-${Math.random().toString(36).slice(2)}`, issuer: 'https://idp.example.com', codeVerifier: 'v'.repeat(43), nonce: 'n-1', returnTo: '/reviews/rv_1?x="y"', redirectUri: 'https://gw.example.com/auth/callback', resource: 'https://gw.example.com', expiresAtUs: 2_000 };
       await store.putConsoleLogin(login);
       await assert.rejects(store.putConsoleLogin(login), StoreUnavailableError, 'a state is unique');
       assert.deepEqual(await store.takeConsoleLogin(login.state, 1_000), login);
@@ -727,7 +727,7 @@ for (const backend of backends) {
       }
       await store.deleteConsoleSession(bare.idHash);
       assert.equal(await store.getConsoleSession(bare.idHash, 1), undefined);
-      const login = { state: `st-prune-${id()}`, issuer: 'i', codeVerifier: 'v', nonce: 'n', returnTo: '/', expiresAtUs: 5_000 };
+      const login = { state: `st-prune-${id()}`, issuer: 'i', codeVerifier: 'v', nonce: 'n', returnTo: '/', redirectUri: 'r', resource: 'r', expiresAtUs: 5_000 };
       await store.putConsoleLogin(login);
       const lasting = { ...full, idHash: id(), expiresAtUs: Number.MAX_SAFE_INTEGER };
       await store.putConsoleSession(lasting);

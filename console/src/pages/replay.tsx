@@ -103,7 +103,12 @@ export function ReplayPage({ id }: { id: string }) {
   useEffect(() => {
     if (!open || lastSeq === undefined) return;
     const timer = setTimeout(() => {
-      Promise.all([eventsAfter(id, lastSeq), get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`)]).then(
+      // The session first, then its events: a session seen closed has all its events in the read that follows.
+      const poll = async () => {
+        const r = await get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`);
+        return [await eventsAfter(id, lastSeq), r] as const;
+      };
+      poll().then(
         ([more, r]) => {
           if (more.length > 0) setEvents((e) => [...(e ?? []), ...more.filter((m) => m.seq > (e?.at(-1)?.seq ?? -1))]);
           if (r.session.status !== 'open') {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { get, type Me, query } from '../api';
 import { Link } from '../components/link';
 import { person, time } from '../format';
@@ -48,18 +48,43 @@ export function SessionsPage({ me }: { me: Me }) {
     );
   };
   useEffect(() => load(filters, cursors.at(-1)), [filters, cursors]);
+  // Sessions in progress: a snapshot from the store (every gateway's), kept current by this gateway's live events,
+  // and taken again every 30 s (sessions on other gateways, anything missed). An event may arrive before the
+  // snapshot it is newer than, so what was heard is kept and applied to every snapshot.
+  const heard = useRef({ snapshot: [] as LiveRow[], opened: new Map<string, LiveRow>(), closed: new Set<string>() });
+  const showLive = useCallback(() => {
+    const h = heard.current;
+    const rows = new Map<string, LiveRow>();
+    for (const r of [...h.snapshot, ...h.opened.values()]) if (!h.closed.has(r.id)) rows.set(r.id, r);
+    setLive([...rows.values()].sort((a, b) => b.openedAtUs - a.openedAtUs));
+  }, []);
   useEffect(() => {
-    get<{ sessions: SessionRow[] }>('/api/sessions?status=open&limit=100').then((r) => setLive(r.sessions), () => {});
-  }, []);
+    const refresh = () =>
+      get<{ sessions: SessionRow[] }>('/api/sessions?status=open&limit=100').then(
+        (r) => {
+          heard.current.snapshot = r.sessions;
+          showLive();
+        },
+        () => {},
+      );
+    void refresh();
+    const timer = setInterval(() => void refresh(), 30_000);
+    return () => clearInterval(timer);
+  }, [showLive]);
 
-  const onLive = useCallback((e: LiveEvent) => {
-    if (e.type === 'session-opened') {
-      const s = e.session;
-      setLive((l) => [{ id: s.id, connection: s.connection, subject: s.subject, email: s.email, openedAtUs: Date.parse(s.openedAt) * 1000 }, ...l.filter((x) => x.id !== s.id)]);
-    } else if (e.type === 'session-closed') {
-      setLive((l) => l.filter((x) => x.id !== e.id));
-    }
-  }, []);
+  const onLive = useCallback(
+    (e: LiveEvent) => {
+      if (e.type === 'session-opened') {
+        const s = e.session;
+        heard.current.opened.set(s.id, { id: s.id, connection: s.connection, subject: s.subject, email: s.email, openedAtUs: Date.parse(s.openedAt) * 1000 });
+      } else if (e.type === 'session-closed') {
+        heard.current.closed.add(e.id);
+        heard.current.opened.delete(e.id);
+      } else return;
+      showLive();
+    },
+    [showLive],
+  );
   useLive(onLive);
 
   const apply = (e: Event) => {
