@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromiumPath, launchBrowser } from '../test/helpers/browser.js';
 import { DevIdentity } from '../src/identity/dev-identity.js';
 import { openStore } from '../src/store/open.js';
 import { emptyBatch, openSessionRow } from '../src/store/types.js';
@@ -114,9 +114,8 @@ async function listTimings(base: string, cookie: string): Promise<Map<string, Ti
 
 /** The sessions page in Chromium: from navigation until its table is drawn, median of 10 loads. */
 async function pageLoad(base: string, cookie: string): Promise<number | undefined> {
-  const executablePath = process.env.PORTCULLIS_CHROMIUM ?? '/usr/bin/chromium';
-  if (!existsSync(executablePath)) return undefined;
-  const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  if (!existsSync(chromiumPath)) return undefined;
+  const browser = await launchBrowser();
   try {
     const context = await browser.newContext();
     const [name, value] = cookie.split('=') as [string, string];

@@ -122,10 +122,11 @@ async function startRecording(config: GatewayConfig, options: GatewayOptions, lo
   }
 }
 
-function hostPolicy(config: GatewayConfig): HostPolicy {
+function hostPolicy(config: GatewayConfig, publicUrls: PublicUrls): HostPolicy {
   return {
     allowedHosts: config.http.allowedHosts ?? loopbackHosts,
     allowedOrigins: config.http.allowedOrigins ?? [],
+    ownOrigins: () => publicUrls.origins(),
   };
 }
 
@@ -321,7 +322,7 @@ export class Gateway {
       registry: this.#registry,
       streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, log: log.child({ edge: 'streamable-http' }) }),
       legacySse: new LegacySseEdge({ ...common, log: log.child({ edge: 'sse' }) }),
-      hostPolicy: hostPolicy(config),
+      hostPolicy: hostPolicy(config, publicUrls),
       log,
       ready: () => this.#readiness(),
       authenticator: options.authenticator ?? new BearerAuthenticator(verifier, publicUrls),

@@ -1,12 +1,10 @@
 import { useEffect } from 'preact/hooks';
 
-/** One EventSource for the page's life; each hook adds a listener for what it cares about. */
-export type LiveEvent =
-  | { type: 'session-opened'; session: { id: string; connection: string; subject: string; email: string | null; openedAt: string } }
-  | { type: 'session-closed'; id: string; subject: string; reason: string }
-  | { type: 'reviews' }
-  | { type: 'access-requests' };
+/** What the stream says (a type-only import of the gateway's own). */
+export type { LiveEvent } from '../../src/console/live-events.js';
+import type { LiveEvent } from '../../src/console/live-events.js';
 
+/** One EventSource for the page's life; each hook adds a listener for what it cares about. */
 let source: EventSource | undefined;
 const listeners = new Set<(e: LiveEvent) => void>();
 

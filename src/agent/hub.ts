@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { sameSecret, secretHash } from '../crypto/secrets.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -14,7 +14,6 @@ import { type Channel, Mux } from './mux.js';
  * dead peer; a tunnel that goes ends its sessions, and new ones get a clear error until the agent is back.
  */
 
-export const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 
 export interface AgentStatus {
   name: string;
@@ -204,10 +203,9 @@ export class AgentHub {
     } catch {
       return refuse(503, 'the gateway cannot read its store; try again later');
     }
-    const given = Buffer.from(tokenHash(token), 'hex');
-    const known = Buffer.from(row?.tokenHash ?? '0'.repeat(64), 'hex');
     // Compared in constant time, and compared even for an unknown name, so timing tells nothing.
-    if (row === undefined || !timingSafeEqual(given, known) || row.revokedAtUs !== null) return refuse(403, `agent '${name.slice(0, 64)}' is unknown, revoked, or its token is wrong (portcullis agents create|list)`);
+    const matches = sameSecret(secretHash(token), row?.tokenHash ?? '0'.repeat(64));
+    if (row === undefined || !matches || row.revokedAtUs !== null) return refuse(403, `agent '${name.slice(0, 64)}' is unknown, revoked, or its token is wrong (portcullis agents create|list)`);
     await this.o.store.updateAgent(name, { lastSeenAtUs: nowUs() }).catch(() => {});
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(name, ws, row.tokenHash));
   }

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../crypto/secrets.js';
 import type { IncomingMessage } from 'node:http';
 import type { SecretString } from '../config/secrets.js';
 import { isLoopbackAddress } from '../net/loopback.js';
@@ -11,9 +11,7 @@ export function apiRefusal(req: IncomingMessage, token: SecretString | undefined
   if (token !== undefined) {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const given = Buffer.from(m?.[1] ?? '');
-    const expected = Buffer.from(token.reveal());
-    if (given.length === expected.length && timingSafeEqual(given, expected)) return undefined;
+    if (sameSecret(m?.[1] ?? '', token.reveal())) return undefined;
     return { status: 401, message: m ? 'the API token is not valid' : 'the API needs a bearer token (Authorization: Bearer …; api.token in the gateway config)' };
   }
   if (isLoopbackAddress(req.socket.remoteAddress)) return undefined;

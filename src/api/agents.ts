@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentHub } from '../agent/hub.js';
 import type { Identity } from '../pipeline/stage.js';
+import { inGroups } from '../identity/roles.js';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { ApiError } from './sessions.js';
 
@@ -18,7 +19,7 @@ export class AgentsApi {
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    if (!identity.groups.some((g) => this.admins.includes(g))) throw new ApiError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
+    if (!inGroups(identity, this.admins)) throw new ApiError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
     if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
     if (req.method !== 'GET') throw new ApiError(405, 'use GET');
     return json(res, 200, { agents: this.hub?.status() ?? [] });

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { readJson } from '../api/json-body.js';
@@ -8,10 +7,13 @@ import type { PublicUrls } from '../edge/public-urls.js';
 import type { DevIdentity } from '../identity/dev-identity.js';
 import type { TokenVerifier } from '../identity/verifier.js';
 import type { Identity } from '../pipeline/stage.js';
+import { sameSecret } from '../crypto/secrets.js';
+import { inGroups } from '../identity/roles.js';
 import { addCookie, ConsoleSessions, type ConsoleUser, readCookie } from './console-sessions.js';
 import type { LiveEvents } from './live-events.js';
 import { type ConsoleIssuer, type OidcSignIn, SignInError } from './oidc-sign-in.js';
 import type { StaticFiles } from './static-files.js';
+import { Refusal } from '../refusal.js';
 import type { ConnectionSummary } from './connection-summary.js';
 
 /**
@@ -83,8 +85,7 @@ export class ConsoleEdge {
   constructor(private readonly o: ConsoleEdgeOptions) {}
 
   rolesOf(identity: Identity): ConsoleRoles {
-    const has = (groups: readonly string[]) => identity.groups.some((g) => groups.includes(g));
-    return { auditor: has(this.o.roles.auditors), admin: has(this.o.roles.admins) };
+    return { auditor: inGroups(identity, this.o.roles.auditors), admin: inGroups(identity, this.o.roles.admins) };
   }
 
   /** Whether the gateway is reached over https (the cookie is then Secure and __Host-). */
@@ -95,7 +96,7 @@ export class ConsoleEdge {
   /** Whether the request's Origin is the gateway's own (what a change from the console must show). */
   #sameOrigin(req: IncomingMessage): boolean {
     const origin = req.headers.origin;
-    return origin !== undefined && this.o.publicUrls.all().some((base) => new URL(base).origin === origin);
+    return origin !== undefined && this.o.publicUrls.origins().includes(origin);
   }
 
   /**
@@ -106,10 +107,15 @@ export class ConsoleEdge {
     if (!ConsoleSessions.hasCookie(req)) return undefined;
     const user = await this.o.sessions.user(req, this.#secure(req));
     if (user === undefined) throw new ApiError(401, 'the console sign-in has expired or ended; sign in again');
-    if (req.method !== 'GET' && req.method !== 'HEAD' && (!this.#sameOrigin(req) || !ConsoleSessions.csrfMatches(req, user))) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') this.#fromOwnPage(req, user);
+    return user;
+  }
+
+  /** A change must come from the console's page: the gateway's Origin and the session's CSRF token. */
+  #fromOwnPage(req: IncomingMessage, user: ConsoleUser): void {
+    if (!this.#sameOrigin(req) || !ConsoleSessions.csrfMatches(req, user)) {
       throw new ApiError(403, 'a change from the console must come from its own page (Origin and the CSRF token)');
     }
-    return user;
   }
 
   /** Handles /auth/* and /api/console/*; false for anything else. */
@@ -125,7 +131,7 @@ export class ConsoleEdge {
       if (path === '/api/console/live') return await this.#liveEvents(req, res);
       if (path === '/api/console/connections') return await this.#connections(req, res);
     } catch (err) {
-      if (err instanceof ApiError || err instanceof SignInError) {
+      if (err instanceof ApiError || err instanceof Refusal) {
         req.resume();
         if (path === '/auth/callback' || path === '/auth/login') return this.#signInFailed(res, err.message, err.status);
         replyApiJson(res, err.status, { error: err.message });
@@ -163,7 +169,7 @@ export class ConsoleEdge {
     }
     addCookie(res, `${loginCookie(secure)}=; Path=${loginCookiePath(secure)}; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
     const { identity, returnTo } = await this.o.signIn.finish(url, this.o.publicUrls.all());
-    await this.o.sessions.signIn(res, identity, this.#secure(req));
+    await this.o.sessions.signIn(res, identity, secure);
     this.o.log.info({ subject: identity.subject, issuer: identity.issuer }, 'console sign-in');
     res.writeHead(302, { location: returnTo, 'cache-control': 'no-store' }).end();
     return true;
@@ -175,9 +181,7 @@ export class ConsoleEdge {
     if (this.o.devIdentity === undefined) throw new ApiError(404, 'the dev identity is off (identity.issuers are configured)');
     if (!this.#sameOrigin(req)) throw new ApiError(403, 'a dev sign-in must come from the console page');
     const body = await readJson(req);
-    const key = Buffer.from(typeof body.key === 'string' ? body.key : '');
-    const expected = Buffer.from(this.o.devIdentity.consoleKey);
-    if (key.length !== expected.length || !timingSafeEqual(key, expected)) {
+    if (!sameSecret(typeof body.key === 'string' ? body.key : '', this.o.devIdentity.consoleKey)) {
       throw new ApiError(403, 'the dev sign-in needs its key: open the console link the gateway printed at start (portcullis login --dev <user> prints it too)');
     }
     const user = typeof body.user === 'string' ? body.user : '';
@@ -200,9 +204,7 @@ export class ConsoleEdge {
     if (req.method !== 'POST') throw new ApiError(405, 'use POST');
     const secure = this.#secure(req);
     const user = ConsoleSessions.hasCookie(req) ? await this.o.sessions.user(req, secure) : undefined;
-    if (user !== undefined && (!this.#sameOrigin(req) || !ConsoleSessions.csrfMatches(req, user))) {
-      throw new ApiError(403, 'a change from the console must come from its own page (Origin and the CSRF token)');
-    }
+    if (user !== undefined) this.#fromOwnPage(req, user);
     await this.o.sessions.signOut(res, user, secure);
     if (user !== undefined) this.o.live.endSession(user.idHash);
     res.writeHead(204, { 'cache-control': 'no-store' }).end();

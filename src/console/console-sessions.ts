@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sameSecret, secretHash } from '../crypto/secrets.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../pipeline/stage.js';
 import { nowUs } from '../recording/time.js';
@@ -21,8 +22,6 @@ export interface ConsoleUser {
   expiresAtUs: number;
   idHash: string;
 }
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** The cookie's name: with https, `__Host-` binds it to this origin (Secure, Path=/, no Domain). */
 function cookieName(secure: boolean): string {
@@ -56,7 +55,7 @@ export class ConsoleSessions {
     const id = randomBytes(32).toString('base64url');
     const created = nowUs();
     const row: ConsoleSessionRow = {
-      idHash: sha256(id),
+      idHash: secretHash(id),
       subject: identity.subject,
       issuer: identity.issuer,
       email: identity.email ?? null,
@@ -75,7 +74,7 @@ export class ConsoleSessions {
   async user(req: IncomingMessage, secure: boolean): Promise<ConsoleUser | undefined> {
     const id = readCookie(req, cookieName(secure));
     if (id === undefined || !/^[A-Za-z0-9_-]{20,100}$/.test(id)) return undefined;
-    const row = await this.store.getConsoleSession(sha256(id), nowUs());
+    const row = await this.store.getConsoleSession(secretHash(id), nowUs());
     if (row === undefined) return undefined;
     const identity: Identity = { subject: row.subject, issuer: row.issuer, groups: row.groups, ...(row.email ? { email: row.email } : {}), ...(row.name ? { name: row.name } : {}) };
     return { identity, csrfToken: row.csrfToken, expiresAtUs: row.expiresAtUs, idHash: row.idHash };
@@ -83,9 +82,7 @@ export class ConsoleSessions {
 
   /** Whether a request carries the session's CSRF token. */
   static csrfMatches(req: IncomingMessage, user: ConsoleUser): boolean {
-    const given = Buffer.from(String(req.headers[csrfHeader] ?? ''));
-    const expected = Buffer.from(user.csrfToken);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    return sameSecret(String(req.headers[csrfHeader] ?? ''), user.csrfToken);
   }
 
   /** Ends the session (when there still is one), and clears the cookie. */

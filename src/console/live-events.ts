@@ -16,7 +16,7 @@ export interface LiveSession {
   openedAt: string;
 }
 
-type LiveEvent = { type: 'session-opened'; session: LiveSession } | { type: 'session-closed'; id: string; subject: string; reason: string } | { type: 'reviews' } | { type: 'access-requests' };
+export type LiveEvent = { type: 'session-opened'; session: LiveSession } | { type: 'session-closed'; id: string; subject: string; reason: string } | { type: 'reviews' } | { type: 'access-requests' };
 
 interface Listener {
   res: ServerResponse;
@@ -28,6 +28,9 @@ interface Listener {
   consoleSession: string;
   expiresAtMs: number;
 }
+
+/** What a listener that does not read may have waiting before its stream is ended. */
+const maxBufferedBytes = 1024 * 1024;
 
 export class LiveEvents implements SessionObserver {
   readonly #listeners = new Set<Listener>();
@@ -64,13 +67,22 @@ export class LiveEvents implements SessionObserver {
 
   #end(l: Listener): void {
     this.#listeners.delete(l);
-    l.res.end();
+    // A stream that is not being read will not take its end either: its socket goes.
+    if (l.res.writableLength > maxBufferedBytes) l.res.destroy();
+    else l.res.end();
   }
 
   /** To every listener, or, for a session's event, to those who may see that session (its owner, the auditors). */
   #send(event: LiveEvent, owner?: Identity): void {
+    if (this.#listeners.size === 0) return;
     const line = `data: ${JSON.stringify(event)}\n\n`;
-    for (const l of this.#listeners) if (owner === undefined || l.all || (l.subject === owner.subject && l.issuer === owner.issuer)) l.res.write(line);
+    for (const l of this.#listeners) {
+      if (owner !== undefined && !l.all && (l.subject !== owner.subject || l.issuer !== owner.issuer)) continue;
+      // A page that stopped reading (a frozen tab, a dead network) is let go rather than buffered for without end;
+      // the console opens a new stream and reads the lists again.
+      if (l.res.writableLength > maxBufferedBytes) this.#end(l);
+      else l.res.write(line);
+    }
   }
 
   opened(session: Session): void {

@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import type { IssuerConfig } from '../config/schema.js';
 import type { Identity } from '../pipeline/stage.js';
 import { isLoopbackHttpUrl } from '../net/loopback.js';
+import { Refusal } from '../refusal.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import { audienceMatches, type TokenVerifier } from '../identity/verifier.js';
@@ -14,13 +15,10 @@ import { audienceMatches, type TokenVerifier } from '../identity/verifier.js';
  * the access token when it is a JWT meant for the gateway, else the ID token.
  */
 
-export class SignInError extends Error {
-  constructor(
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-    this.name = 'SignInError';
+/** A sign-in that cannot go on, with the status of the page that says why. */
+export class SignInError extends Refusal {
+  constructor(message: string, status: Refusal['status'] = 400) {
+    super(status, message);
   }
 }
 

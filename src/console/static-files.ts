@@ -45,7 +45,7 @@ const types: Record<string, string> = {
 export const builtConsoleDir = fileURLToPath(new URL('../../console/', import.meta.url));
 
 /** The console's page routes: each answers index.html. */
-const pageRoutes = /^\/(|sign-in|sessions(\/[^/]+)?|live|reviews(\/[^/]+)?|access|admin|agents|pins|connections)\/?$/;
+const pageRoutes = /^\/(|sign-in|sessions\/[^/]+|reviews(\/[^/]+)?|admin)\/?$/;
 
 export class StaticFiles {
   readonly #files = new Map<string, { body: Buffer; type: string }>();

@@ -19,6 +19,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { ConsoleEdge } from '../console/console-edge.js';
 import { securityHeaders, type StaticFiles } from '../console/static-files.js';
 import type { Identity } from '../pipeline/stage.js';
+import { inGroups } from '../identity/roles.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from './authenticate.js';
@@ -79,16 +80,6 @@ function decodeName(raw: string): string | undefined {
 /** The gateway's one HTTP port: routes each path to its edge, and answers health checks. */
 export function createHttpServer(o: HttpServerOptions): Server {
   const noAgents = new AgentsApi(undefined, o.roles.admins);
-  /**
-   * The Host and Origin policy, with the gateway's own origins always allowed: the console's page calls the API from
-   * them, and an operator listing other origins (http.allowedOrigins) must not lock it out.
-   */
-  let effectivePolicy: HostPolicy | undefined;
-  const hostPolicy = (): HostPolicy => {
-    if (o.hostPolicy.allowedOrigins.length === 0) return o.hostPolicy;
-    effectivePolicy ??= { ...o.hostPolicy, allowedOrigins: [...new Set([...o.hostPolicy.allowedOrigins, ...o.publicUrls.all().map((u) => new URL(u).origin)])] };
-    return effectivePolicy;
-  };
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       o.log.error({ err: (err as Error).stack ?? String(err), url: req.url }, 'request failed');
@@ -108,7 +99,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyJson(res, notReady === undefined ? 200 : 503, { status: notReady ?? 'ready', sessions: o.registry.size, ...(agents ? { agents } : {}) });
     }
     if (o.console !== undefined && (path.startsWith('/auth/') || path.startsWith('/api/console/') || o.console.files.serves(path))) {
-      const hostRefusal = checkHostAndOrigin(req, hostPolicy());
+      const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
       if (hostRefusal !== undefined) {
         req.resume();
         o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -127,7 +118,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       req.resume();
       return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${path.slice(0, 200)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
     }
-    const refusal = checkHostAndOrigin(req, hostPolicy());
+    const refusal = checkHostAndOrigin(req, o.hostPolicy);
     if (refusal !== undefined) {
       req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -253,7 +244,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
   /** GET /.well-known/oauth-protected-resource[/<edge>/<connection>]: public, so any origin may read it. */
   function metadata(req: IncomingMessage, res: ServerResponse, edge?: 'mcp' | 'sse', rawName?: string): void {
     req.resume();
-    const hostRefusal = checkHostAndOrigin(req, { ...o.hostPolicy, allowedOrigins: [] });
+    const hostRefusal = checkHostAndOrigin(req, { allowedHosts: o.hostPolicy.allowedHosts, allowedOrigins: [] });
     if (hostRefusal !== undefined && !hostRefusal.startsWith('Origin')) return replyJson(res, 403, { error: `Forbidden: ${hostRefusal}` });
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'mcp-protocol-version' }).end();
@@ -272,7 +263,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
   /** GET /metrics: guarded as the sessions API is (a Prometheus scrape sends api.token as its bearer token). */
   async function metrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.resume();
-    const hostRefusal = checkHostAndOrigin(req, hostPolicy());
+    const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.token);
     if (refusal !== undefined) {
       o.log.info({ remote: req.socket.remoteAddress, reason: refusal.message }, 'metrics request refused');
@@ -291,7 +282,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
    * is neither is refused, never taken for the loopback's. Throws ApiError when none of these.
    */
   async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | Person> {
-    const person = (identity: Identity) => (identity.groups.some((g) => o.roles.auditors.includes(g)) ? { all: true as const } : { subject: identity.subject, issuer: identity.issuer });
+    const person = (identity: Identity) => (inGroups(identity, o.roles.auditors) ? { all: true as const } : { subject: identity.subject, issuer: identity.issuer });
     const user = await o.console?.edge.caller(req);
     if (user !== undefined) return person(user.identity);
     const refusal = apiRefusal(req, o.api.token);
@@ -319,7 +310,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const agents = under('/api/agents');
     if (!access && !reviews && !pins) req.resume();
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => replyApiJson(res, status, { error: message }, headers);
-    const hostRefusal = checkHostAndOrigin(req, hostPolicy());
+    const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     if (hostRefusal !== undefined) {
       req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -353,7 +344,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     const refuse = (status: string, why: string) => socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
     if (path !== '/agent' || o.agents === undefined) return refuse('404 Not Found', path === '/agent' ? 'no connection of this gateway is served by an agent' : 'only /agent takes a WebSocket');
-    const hostRefusal = checkHostAndOrigin(req, { ...o.hostPolicy, allowedOrigins: [] });
+    const hostRefusal = checkHostAndOrigin(req, { allowedHosts: o.hostPolicy.allowedHosts, allowedOrigins: [] });
     if (hostRefusal !== undefined) return refuse('403 Forbidden', hostRefusal);
     if (o.ready() === 'draining') return refuse('503 Service Unavailable', 'the gateway is shutting down');
     o.agents.hub.handleUpgrade(req, socket, head).catch((err: unknown) => {

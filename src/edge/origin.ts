@@ -9,6 +9,11 @@ export interface HostPolicy {
   allowedHosts: readonly string[];
   /** Exact origins (scheme://host[:port]); when empty, any http(s) origin on an allowed host. */
   allowedOrigins: readonly string[];
+  /**
+   * The gateway's own origins, allowed whatever allowedOrigins lists: its console's page calls its API from them,
+   * and listing other origins must not lock the console out.
+   */
+  ownOrigins?: () => readonly string[];
 }
 
 export const loopbackHosts = ['localhost', '127.0.0.1', '[::1]'];
@@ -37,7 +42,8 @@ export function checkHostAndOrigin(req: IncomingMessage, policy: HostPolicy): st
   const origin = req.headers.origin;
   if (origin === undefined) return undefined;
   if (policy.allowedOrigins.length > 0) {
-    return policy.allowedOrigins.includes(origin) ? undefined : `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`;
+    const allowed = policy.allowedOrigins.includes(origin) || (policy.ownOrigins?.().includes(origin) ?? false);
+    return allowed ? undefined : `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`;
   }
   let url: URL;
   try {

@@ -10,6 +10,7 @@ import { isLoopbackHost } from '../net/loopback.js';
  */
 export class PublicUrls {
   #all: string[] | undefined;
+  #origins: string[] | undefined;
 
   constructor(
     private readonly configured: string | undefined,
@@ -20,6 +21,12 @@ export class PublicUrls {
   all(): string[] {
     this.#all ??= this.#compute();
     return this.#all;
+  }
+
+  /** The origins of those URLs (what a browser sends as Origin from a page of the gateway's). */
+  origins(): string[] {
+    this.#origins ??= [...new Set(this.all().map((u) => new URL(u).origin))];
+    return this.#origins;
   }
 
   #compute(): string[] {

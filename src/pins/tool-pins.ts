@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { inGroups } from '../identity/roles.js';
 import type { Logger } from 'pino';
 import type { Identity } from '../pipeline/stage.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
@@ -187,7 +188,7 @@ export class ToolPins {
   }
 
   mayApprove(identity: Identity): boolean {
-    return identity.groups.some((g) => this.o.admins.includes(g));
+    return inGroups(identity, this.o.admins);
   }
 
   list(connection?: string): Promise<ToolPinRow[]> {

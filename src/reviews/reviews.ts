@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { inGroups } from '../identity/roles.js';
 import type { Logger } from 'pino';
 import type { Identity } from '../pipeline/stage.js';
 import { samePrincipal } from '../pipeline/stage.js';
@@ -61,7 +62,7 @@ const terminal = (status: ReviewStatus) => status !== 'pending' && status !== 'a
 const who = (row: Pick<ReviewRow, 'deciderEmail' | 'deciderSubject'>) => row.deciderEmail ?? row.deciderSubject ?? 'an approver';
 
 export function mayDecide(identity: Identity, row: ReviewRow): boolean {
-  return identity.groups.some((g) => row.approverGroups.includes(g));
+  return inGroups(identity, row.approverGroups);
 }
 
 export class Reviews {

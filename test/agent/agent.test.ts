@@ -9,7 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
 import WebSocket from 'ws';
-import { tokenHash } from '../../src/agent/hub.js';
+import { secretHash } from '../../src/crypto/secrets.js';
 import { version } from '../../src/version.js';
 import { AgentProcess } from '../helpers/agent-process.js';
 import { everythingStdio } from '../helpers/everything.js';
@@ -48,7 +48,7 @@ describe('the agent', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-'));
     gw = await startTestGateway({ connections: { vpc: { agent: 'vpc-agent' } }, agents: { heartbeat: '1s' }, roles: { admins: ['testers'] } });
-    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: tokenHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
     agentConfig = join(dir, 'agent.yaml');
     writeFileSync(
       agentConfig,
@@ -179,7 +179,7 @@ describe('the agent', () => {
 
   it('closes the tunnel of an agent that sends malformed frames, and keeps serving the others', async () => {
     const rogueToken = 'pca_rogue-agent-token-0123456789abcdef';
-    await gw.gateway.recorder!.store.putAgent({ name: 'rogue-agent', tokenHash: tokenHash(rogueToken), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent({ name: 'rogue-agent', tokenHash: secretHash(rogueToken), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
     const healthy = await connect();
     for (const garbage of [Buffer.from([9, 0, 0, 0, 0]), Buffer.from([1, 0, 0, 0, 0, 0x7b]), Buffer.from([2, 0])]) {
       const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/agent`, { headers: { 'x-portcullis-agent': 'rogue-agent', authorization: `Bearer ${rogueToken}` } });
@@ -197,11 +197,11 @@ describe('the agent', () => {
     const changes = {
       'revoked-agent': () => store.updateAgent('revoked-agent', { revokedAtUs: Date.now() * 1000 }),
       // As `agents create --rotate` does.
-      'rotated-agent': () => store.putAgent({ name: 'rotated-agent', tokenHash: tokenHash('pca_the-new-token-0123456789abcdef'), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, true),
+      'rotated-agent': () => store.putAgent({ name: 'rotated-agent', tokenHash: secretHash('pca_the-new-token-0123456789abcdef'), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, true),
     };
     for (const [name, change] of Object.entries(changes)) {
       const agentToken = `pca_${name}-token-0123456789abcdef`;
-      await store.putAgent({ name, tokenHash: tokenHash(agentToken), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+      await store.putAgent({ name, tokenHash: secretHash(agentToken), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
       const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/agent`, { headers: { 'x-portcullis-agent': name, authorization: `Bearer ${agentToken}` } });
       await once(ws, 'open');
       const closed = once(ws, 'close') as Promise<[number, Buffer]>;

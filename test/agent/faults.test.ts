@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
-import { tokenHash } from '../../src/agent/hub.js';
+import { secretHash } from '../../src/crypto/secrets.js';
 import { DevIdentity } from '../../src/identity/dev-identity.js';
 import { openStore } from '../../src/store/open.js';
 import { AgentProcess } from '../helpers/agent-process.js';
@@ -102,7 +102,7 @@ describe('the agent under faults', () => {
     // The gateway's store must know the agent before the gateway starts taking tunnels: created as the CLI would.
     const store = await openStore(`sqlite:${join(dir, 'portcullis.db')}`);
     await store.migrate();
-    await store.putAgent({ name: 'vpc-agent', tokenHash: tokenHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
     await store.close();
     userToken = (await (await DevIdentity.load(dir, { ...dev, allowNonLoopback: false, tokenLifetimeMs: 3_600_000 })).mint('tester')).token;
     agentConfig = join(dir, 'agent.yaml');

@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
-import { tokenHash } from '../../src/agent/hub.js';
+import { secretHash } from '../../src/crypto/secrets.js';
 import { AgentProcess } from '../helpers/agent-process.js';
 import { fixturePath, type RunningServer, startEverything } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -40,7 +40,7 @@ describe('the agent and its server in their own network namespace', { skip: unav
     ns = NetworkNamespace.create();
     dir = mkdtempSync(join(tmpdir(), 'portcullis-netns-'));
     gw = await startTestGateway({ connections: { vpc: { agent: 'vpc-agent' } }, agents: { heartbeat: '1s' } });
-    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: tokenHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
     // The namespace's way out: its relay (inside) → this Unix socket → the gateway's port (outside).
     const socketPath = join(dir, 'exit.sock');
     const gatewayPort = Number(new URL(gw.url).port);

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consoleCsp } from '../../src/console/static-files.js';
-import { consoleSignIn, type ConsoleCaller } from '../helpers/console.js';
+import { consoleSignIn, type ConsoleCaller, readLiveEvents } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
@@ -77,10 +81,10 @@ describe('the console over HTTP', () => {
       assert.ok((await res.text()).length > 1000);
       assert.equal((await fetch(new URL('/', gw.url), { method: 'POST' })).status, 405);
       assert.equal((await fetch(new URL('/assets/nothing-here.js', gw.url))).status, 404, 'not a console file: the gateway 404s');
+      assert.equal((await fetch(new URL('/pins', gw.url))).status, 404, 'not a console page either');
     });
 
     it('refuses a foreign Host, as the MCP endpoints do (DNS rebinding)', async () => {
-      const { request } = await import('node:http');
       const status = await new Promise<number>((resolve, reject) => {
         const req = request(new URL('/', gw.url), { headers: { host: 'evil.example' } }, (res) => {
           res.resume();
@@ -114,6 +118,12 @@ describe('the console over HTTP', () => {
       assert.equal(unknown.status, 400);
       assert.match(((await unknown.json()) as { error: string }).error, /not a dev user; the config lists: olga, omar, audrey, adam/);
       assert.equal((await fetch(new URL('/auth/dev', gw.url))).status, 405);
+      const post = (body: string) => fetch(new URL('/auth/dev', gw.url), { method: 'POST', headers: { origin: gw.url, 'content-type': 'application/json' }, body });
+      const notJson = await post('{"user": "olga", ');
+      assert.equal(notJson.status, 400);
+      assert.match(((await notJson.json()) as { error: string }).error, /not JSON/);
+      assert.equal((await post('["olga"]')).status, 400, 'not an object');
+      assert.equal((await post(JSON.stringify({ user: 'olga', key, pad: 'x'.repeat(70_000) }))).status, 413, 'over 64 KiB');
       assert.ok(gw.gateway.consoleUrl?.endsWith(`/sign-in#dev=${key}`), 'the banner prints the link with the key in its fragment');
     });
 
@@ -243,34 +253,11 @@ describe('the console over HTTP', () => {
   });
 
   describe('live events', () => {
-    /** Reads a console caller's event stream into `events` until aborted. */
-    async function listen(caller: ConsoleCaller, events: Array<Record<string, unknown>>, signal: AbortSignal): Promise<void> {
-      const res = await fetch(new URL('/api/console/live', gw.url), { headers: { cookie: caller.cookie }, signal });
-      assert.equal(res.headers.get('content-type'), 'text/event-stream');
-      void (async () => {
-        let buffer = '';
-        try {
-          for await (const chunk of res.body!) {
-            buffer += Buffer.from(chunk).toString();
-            for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
-              const frame = buffer.slice(0, at);
-              buffer = buffer.slice(at + 2);
-              if (frame.startsWith('data: ')) events.push(JSON.parse(frame.slice(6)) as Record<string, unknown>);
-            }
-          }
-        } catch {
-          // aborted
-        }
-      })();
-    }
-
     it('tells each person of the sessions they may see opening and closing, as they happen', async () => {
       const abort = new AbortController();
-      const olgaEvents: Array<Record<string, unknown>> = [];
-      const audreyEvents: Array<Record<string, unknown>> = [];
       try {
-        await listen(await consoleSignIn(gw, 'olga'), olgaEvents, abort.signal);
-        await listen(await consoleSignIn(gw, 'audrey'), audreyEvents, abort.signal);
+        const olgaEvents = await readLiveEvents(gw, (await consoleSignIn(gw, 'olga')).cookie, abort.signal);
+        const audreyEvents = await readLiveEvents(gw, (await consoleSignIn(gw, 'audrey')).cookie, abort.signal);
         const omars = await recordSession(gw, 'omar');
         const olgas = await recordSession(gw, 'olga');
         await waitFor(() => audreyEvents.filter((e) => e.type === 'session-closed').length === 2, 'the auditor hears both sessions end');
@@ -367,6 +354,30 @@ describe('the console with http.allowedOrigins', () => {
       assert.equal((await tester.post('/api/reviews/rv_none/approve', {}, { origin: 'http://localhost:1' })).status, 403, 'an origin not listed');
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe('the console across a gateway restart', () => {
+  it('keeps people signed in (the store has their sessions), and the dev link stays the same', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-console-restart-'));
+    const config = { dataDir, connections: { everything: { stdio: everythingStdio() } } };
+    try {
+      const first = await startTestGateway(config);
+      const link = first.gateway.consoleUrl!.split('#')[1];
+      const tester = await consoleSignIn(first, 'tester');
+      await first.stop();
+      const second = await startTestGateway(config);
+      try {
+        assert.equal(second.gateway.consoleUrl!.split('#')[1], link);
+        const me = await fetch(new URL('/api/console/me', second.url), { headers: { cookie: tester.cookie } });
+        assert.equal(me.status, 200);
+        assert.equal(((await me.json()) as { csrfToken: string }).csrfToken, tester.csrf, 'the same session');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { finishConsoleSignIn, startConsoleSignIn } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { consoleClientSecret, signInAsUser, startTestIdp, type TestIdp } from '../helpers/idp.js';
@@ -17,21 +18,14 @@ let loginCookie = '';
 
 /** Starts a sign-in at the gateway: where it sends the browser (and the browser keeps the gateway's login cookie). */
 async function startSignIn(gw: TestGateway, query: string): Promise<URL> {
-  const res = await fetch(new URL(`/auth/login${query}`, gw.url), { redirect: 'manual' });
-  assert.equal(res.status, 302, await res.text());
-  const to = new URL(res.headers.get('location')!);
-  const cookie = res.headers.get('set-cookie') ?? '';
-  assert.match(cookie, new RegExp(`^portcullis-login=${to.searchParams.get('state')}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=600$`));
-  loginCookie = cookie.split(';')[0]!;
+  const { to, setCookie, cookie } = await startConsoleSignIn(gw, query);
+  assert.match(setCookie, new RegExp(`^portcullis-login=${to.searchParams.get('state')}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=600$`));
+  loginCookie = cookie;
   return to;
 }
 
-/** Comes back to the gateway's callback (with the login cookie, unless told otherwise): its redirect and the session cookie it set. */
-async function finishSignIn(callback: URL, cookie = loginCookie): Promise<{ status: number; location: string | null; cookie: string; body: string; headers: Headers }> {
-  const res = await fetch(callback, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-  const session = res.headers.getSetCookie().find((c) => c.startsWith('portcullis-console='));
-  return { status: res.status, location: res.headers.get('location'), cookie: (session ?? '').split(';')[0]!, body: await res.text(), headers: res.headers };
-}
+/** Comes back to the gateway's callback (with the login cookie, unless told otherwise). */
+const finishSignIn = (callback: URL, cookie = loginCookie) => finishConsoleSignIn(callback, cookie);
 
 describe('console sign-in with an OpenID provider', () => {
   let idp: TestIdp;

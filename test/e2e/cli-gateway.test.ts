@@ -158,11 +158,12 @@ describe('portcullis gateway (the CLI process)', () => {
 describe('portcullis config check', () => {
   it('accepts the shipped example config', async () => {
     const example = new URL('../../../examples/portcullis.yaml', import.meta.url).pathname;
-    const cli = startCli(['config', 'check', example], { REMOTE_MCP_TOKEN: 'example-token-value', PORTCULLIS_WEBHOOK_SECRET: 'example-webhook-secret' });
+    const cli = startCli(['config', 'check', example], { REMOTE_MCP_TOKEN: 'example-token-value', PORTCULLIS_WEBHOOK_SECRET: 'example-webhook-secret', CONSOLE_CLIENT_SECRET: 'example-console-secret' });
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0, cli.stderr());
     assert.match(cli.stdout(), /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\)/);
-    assert.ok(!cli.stdout().includes('example-token-value'));
+    assert.ok(!cli.stdout().includes('example-token-value') && !cli.stdout().includes('example-console-secret'));
+    assert.doesNotMatch(cli.stdout(), /web console|roles\.auditors/, 'the example has a console people can sign in to, and auditors');
   });
 
   it('names a missing secret reference without starting anything', async () => {

@@ -138,3 +138,14 @@ describe('checkHostAndOrigin: configured hosts and origins', () => {
     assert.equal(check(v6, '[fd00::1]:8080', 'http://[fd00::1]:3000'), undefined);
   });
 });
+
+describe('checkHostAndOrigin: the gateway’s own origins', () => {
+  const listed: HostPolicy = { allowedHosts: loopbackHosts, allowedOrigins: ['http://localhost:6274'], ownOrigins: () => ['http://127.0.0.1:8080'] };
+
+  it('are allowed beside a list of other origins, which stays exact otherwise', () => {
+    assert.equal(check(listed, '127.0.0.1:8080', 'http://127.0.0.1:8080'), undefined, 'the console’s own page');
+    assert.equal(check(listed, '127.0.0.1:8080', 'http://localhost:6274'), undefined, 'a listed origin');
+    assert.match(check(listed, '127.0.0.1:8080', 'http://127.0.0.1:8081') ?? '', /not allowed \(http\.allowedOrigins\)/, 'another port');
+    assert.match(check({ ...listed, ownOrigins: undefined }, '127.0.0.1:8080', 'http://127.0.0.1:8080') ?? '', /not allowed/, 'without them, only the list');
+  });
+});

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { Alert, Fetched } from '../components/alert';
 import { get, post } from '../api';
 import { LineDiff } from '../components/line-diff';
 import { time } from '../format';
@@ -78,131 +79,117 @@ export function AdminPage() {
       <h1>Agents, connections and tool pins</h1>
       <section aria-labelledby="agents-heading">
         <h2 id="agents-heading">Agents</h2>
-        {typeof agents === 'string' ? (
-          <p class="hint">{agents}</p>
-        ) : agents === undefined ? (
-          <p>Loading…</p>
-        ) : agents.length === 0 ? (
-          <p class="hint">No connection is served by an agent.</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Agent</th>
-                <th scope="col">State</th>
-                <th scope="col">Version</th>
-                <th scope="col">Connections</th>
-                <th scope="col">Sessions</th>
-                <th scope="col">Last heartbeat</th>
-                <th scope="col">Traffic in / out</th>
-              </tr>
-            </thead>
-            <tbody>
-              {agents.map((a) => (
-                <tr key={a.name}>
-                  <td>{a.name}</td>
-                  <td>
-                    <span class={`status ${a.connected ? 'status-open' : 'status-cut-off'}`}>{a.connected ? 'connected' : 'disconnected'}</span>
-                  </td>
-                  <td>{a.version ?? '—'}</td>
-                  <td>{a.connections.join(', ') || '—'}</td>
-                  <td>{a.sessions}</td>
-                  <td>{time(a.lastHeartbeat)}</td>
-                  <td>
-                    {(a.bytesIn / 1024).toFixed(0)} KiB / {(a.bytesOut / 1024).toFixed(0)} KiB
-                  </td>
+        <Fetched value={agents} empty="No connection is served by an agent.">
+          {(rows) => (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Agent</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Version</th>
+                  <th scope="col">Connections</th>
+                  <th scope="col">Sessions</th>
+                  <th scope="col">Last heartbeat</th>
+                  <th scope="col">Traffic in / out</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </section>
-      <section aria-labelledby="connections-heading">
-        <h2 id="connections-heading">Connections</h2>
-        {typeof connections === 'string' ? (
-          <p class="hint">{connections}</p>
-        ) : connections === undefined ? (
-          <p>Loading…</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Connection</th>
-                <th scope="col">Upstream</th>
-                <th scope="col">Who may open it</th>
-                <th scope="col">Default for unmatched calls</th>
-                <th scope="col">Tool pinning</th>
-                <th scope="col">Open sessions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {connections.map((c) => (
-                <tr key={c.name}>
-                  <td>
-                    {c.name}
-                    {c.description ? <div class="hint">{c.description}</div> : null}
-                  </td>
-                  <td>{c.agent ? `via agent ${c.agent}` : c.upstream}</td>
-                  <td>{c.groups.join(', ') || 'nobody'}</td>
-                  <td>{c.guardrailsDefault}</td>
-                  <td>{c.pinning ? 'on' : 'off'}</td>
-                  <td>{c.openSessions}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </section>
-      <section aria-labelledby="pins-heading">
-        <h2 id="pins-heading">Tool pins</h2>
-        {error !== undefined && (
-          <p role="alert" class="error">
-            {error}
-          </p>
-        )}
-        {typeof pins === 'string' ? (
-          <p class="hint">{pins}</p>
-        ) : pins === undefined ? (
-          <p>Loading…</p>
-        ) : pins.length === 0 ? (
-          <p class="hint">No tool definitions pinned yet: they are pinned when a server first lists them.</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Connection</th>
-                <th scope="col">Tool</th>
-                <th scope="col">Status</th>
-                <th scope="col">Approved</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {[...pins]
-                .sort((a, b) => Number(b.status === 'quarantined') - Number(a.status === 'quarantined'))
-                .map((p) => (
-                  <tr key={`${p.connection}/${p.tool}`}>
-                    <td>{p.connection}</td>
+              </thead>
+              <tbody>
+                {rows.map((a) => (
+                  <tr key={a.name}>
+                    <td>{a.name}</td>
                     <td>
-                      <code>{p.tool}</code>
+                      <span class={`status ${a.connected ? 'status-open' : 'status-cut-off'}`}>{a.connected ? 'connected' : 'disconnected'}</span>
                     </td>
+                    <td>{a.version ?? '—'}</td>
+                    <td>{a.connections.join(', ') || '—'}</td>
+                    <td>{a.sessions}</td>
+                    <td>{time(a.lastHeartbeat)}</td>
                     <td>
-                      <span class={`status status-${p.status === 'quarantined' ? 'cut-off' : p.status === 'pinned' ? 'closed' : 'open'}`}>{p.status}</span>
-                      {p.pendingSince ? ` since ${time(p.pendingSince)}` : ''}
-                    </td>
-                    <td>{p.approvedBy ? `${p.approvedBy}, ${time(p.approvedAt)}` : '—'}</td>
-                    <td>
-                      <button type="button" onClick={() => void show(p)}>
-                        {p.status === 'quarantined' ? 'Review the change' : 'Definition'}
-                      </button>
+                      {(a.bytesIn / 1024).toFixed(0)} KiB / {(a.bytesOut / 1024).toFixed(0)} KiB
                     </td>
                   </tr>
                 ))}
-            </tbody>
-          </table>
+              </tbody>
+            </table>
         )}
+        </Fetched>
+      </section>
+      <section aria-labelledby="connections-heading">
+        <h2 id="connections-heading">Connections</h2>
+        <Fetched value={connections} empty="No connections.">
+          {(rows) => (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Connection</th>
+                  <th scope="col">Upstream</th>
+                  <th scope="col">Who may open it</th>
+                  <th scope="col">Default for unmatched calls</th>
+                  <th scope="col">Tool pinning</th>
+                  <th scope="col">Open sessions</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((c) => (
+                  <tr key={c.name}>
+                    <td>
+                      {c.name}
+                      {c.description ? <div class="hint">{c.description}</div> : null}
+                    </td>
+                    <td>{c.agent ? `via agent ${c.agent}` : c.upstream}</td>
+                    <td>{c.groups.join(', ') || 'nobody'}</td>
+                    <td>{c.guardrailsDefault}</td>
+                    <td>{c.pinning ? 'on' : 'off'}</td>
+                    <td>{c.openSessions}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+        )}
+        </Fetched>
+      </section>
+      <section aria-labelledby="pins-heading">
+        <h2 id="pins-heading">Tool pins</h2>
+        <Alert message={error} />
+        <Fetched value={pins} empty="No tool definitions pinned yet: they are pinned when a server first lists them.">
+          {(rows) => (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Connection</th>
+                  <th scope="col">Tool</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Approved</th>
+                  <th scope="col">
+                    <span class="visually-hidden">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...rows]
+                  .sort((a, b) => Number(b.status === 'quarantined') - Number(a.status === 'quarantined'))
+                  .map((p) => (
+                    <tr key={`${p.connection}/${p.tool}`}>
+                      <td>{p.connection}</td>
+                      <td>
+                        <code>{p.tool}</code>
+                      </td>
+                      <td>
+                        <span class={`status status-${p.status === 'quarantined' ? 'cut-off' : p.status === 'pinned' ? 'closed' : 'open'}`}>{p.status}</span>
+                        {p.pendingSince ? ` since ${time(p.pendingSince)}` : ''}
+                      </td>
+                      <td>{p.approvedBy ? `${p.approvedBy}, ${time(p.approvedAt)}` : '—'}</td>
+                      <td>
+                        <button type="button" onClick={() => void show(p)}>
+                          {p.status === 'quarantined' ? 'Review the change' : 'Definition'}
+                        </button>
+                      </td>
+                    </tr>
+                  ))}
+              </tbody>
+            </table>
+          )}
+        </Fetched>
         {open !== undefined && (
           <div class="card pin-detail" role="region" aria-label={`Definition of ${open.tool}`}>
             <h3>

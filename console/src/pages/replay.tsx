@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { Alert } from '../components/alert';
 import { get } from '../api';
 import { JsonView, parseJson } from '../components/json-view';
 import { Link } from '../components/link';
@@ -91,36 +92,46 @@ export function ReplayPage({ id }: { id: string }) {
   const frame = useRef<number | undefined>(undefined);
   const [windowSize, setWindowSize] = useState(pageOfEvents);
 
+  const verify = () => get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
+  const readSession = () => get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => r.session);
   useEffect(() => {
-    get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => setSession(r.session), (err: Error) => setError(err.message));
+    readSession().then(setSession, (err: Error) => setError(err.message));
     eventsAfter(id).then(setEvents, (err: Error) => setError(err.message));
-    get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
+    void verify();
   }, [id]);
 
-  // A session in progress is followed: new events (and its end) arrive without a reload.
-  const open = session?.status === 'open';
-  const lastSeq = events?.at(-1)?.seq;
+  // A session in progress is followed, a poll a second, until it ends: the session is read first and its events
+  // after, so the read that sees it closed has all of them.
+  const following = session?.status === 'open' && events !== undefined;
   useEffect(() => {
-    if (!open || lastSeq === undefined) return;
-    const timer = setTimeout(() => {
-      // The session first, then its events: a session seen closed has all its events in the read that follows.
-      const poll = async () => {
-        const r = await get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`);
-        return [await eventsAfter(id, lastSeq), r] as const;
-      };
-      poll().then(
-        ([more, r]) => {
-          if (more.length > 0) setEvents((e) => [...(e ?? []), ...more.filter((m) => m.seq > (e?.at(-1)?.seq ?? -1))]);
-          if (r.session.status !== 'open') {
-            setSession(r.session);
-            get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
-          } else if (more.length === 0) setSession({ ...r.session });
-        },
-        () => setSession((s) => (s === undefined ? s : { ...s })),
-      );
-    }, 1000);
-    return () => clearTimeout(timer);
-  }, [open, lastSeq, session, id]);
+    if (!following) return;
+    let stopped = false;
+    let after = events.at(-1)?.seq ?? -1;
+    void (async () => {
+      while (!stopped) {
+        await new Promise((r) => setTimeout(r, 1000));
+        try {
+          const now = await readSession();
+          const more = await eventsAfter(id, after);
+          if (stopped) return;
+          if (more.length > 0) {
+            after = more.at(-1)!.seq;
+            setEvents((e) => [...(e ?? []), ...more]);
+          }
+          if (now.status !== 'open') {
+            setSession(now);
+            void verify();
+            return;
+          }
+        } catch {
+          // the gateway is away for a moment: the next poll tries again
+        }
+      }
+    })();
+    return () => {
+      stopped = true;
+    };
+  }, [following, id]);
 
   const end = events?.at(-1)?.monoUs ?? 0;
   // Requests paired with their responses, by direction and the client's id.
@@ -167,11 +178,7 @@ export function ReplayPage({ id }: { id: string }) {
   }, [playing, speed, end]);
 
   if (error !== undefined)
-    return (
-      <p role="alert" class="error">
-        {error}
-      </p>
-    );
+    return <Alert message={error} />;
   if (session === undefined || events === undefined) return <p>Loading the session…</p>;
 
   const at = Math.min(position, end);
@@ -219,7 +226,7 @@ export function ReplayPage({ id }: { id: string }) {
         <dd>
           <span class={`status status-${session.status}`}>{session.status}</span>
           {session.closeReason ? ` — ${session.closeReason}` : ''}
-          {open && <span class="hint"> · following live</span>}
+          {following && <span class="hint"> · following live</span>}
         </dd>
         <dt>Client / server</dt>
         <dd>

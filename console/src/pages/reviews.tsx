@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
+import { Alert } from '../components/alert';
 import { get, type Me, post } from '../api';
 import { JsonView } from '../components/json-view';
 import { Link } from '../components/link';
@@ -35,11 +36,7 @@ export function ReviewsPage({ me, focus }: { me: Me; focus?: string | undefined 
   return (
     <>
       <h1>Reviews</h1>
-      {error !== undefined && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <section aria-labelledby="pending-heading">
         <h2 id="pending-heading">
           Waiting for a decision <span class="badge">{pending.length}</span>
@@ -117,11 +114,7 @@ function ReviewCard({ r, me, focused, onDecided }: { r: Review; me: Me; focused:
               </button>
             </>
           )}
-          {error !== undefined && (
-            <p role="alert" class="error">
-              {error}
-            </p>
-          )}
+          <Alert message={error} />
         </div>
       )}
     </article>
@@ -158,11 +151,7 @@ function AccessCard({ a, me, onDecided }: { a: AccessRequest; me: Me; onDecided:
           </button>
         </div>
       )}
-      {error !== undefined && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
     </article>
   );
 }

@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { Alert } from '../components/alert';
 import { get, type Me, query } from '../api';
 import { Link } from '../components/link';
 import { person, time } from '../format';
@@ -171,11 +172,7 @@ export function SessionsPage({ me }: { me: Me }) {
           Clear
         </button>
       </form>
-      {error !== undefined && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       {page === undefined ? (
         <p>Loading…</p>
       ) : page.rows.length === 0 ? (

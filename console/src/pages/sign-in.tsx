@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { Alert } from '../components/alert';
 import { get, post } from '../api';
 import { navigate } from '../router';
 
@@ -51,11 +52,7 @@ export function SignInPage({ onSignedIn, signedIn }: { onSignedIn: () => Promise
   return (
     <main id="main" class="sign-in">
       <h1>Sign in to Portcullis</h1>
-      {error !== undefined && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       {options === undefined ? (
         <p>Loading…</p>
       ) : (

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
-import { tokenHash } from '../../agent/hub.js';
+import { secretHash } from '../../crypto/secrets.js';
 import type { AgentStatus } from '../../agent/hub.js';
 import { isoUs } from '../../recording/transcript.js';
 import { nowUs } from '../../recording/time.js';
@@ -55,7 +55,7 @@ function createCommand(): Command {
     .action(async (name: string, o: { config?: string; rotate?: boolean }) => {
       checkName(name);
       const token = `pca_${randomBytes(32).toString('base64url')}`;
-      const created = await withStore(o.config, (store) => store.putAgent({ name, tokenHash: tokenHash(token), createdAtUs: nowUs(), revokedAtUs: null, lastSeenAtUs: null }, o.rotate === true));
+      const created = await withStore(o.config, (store) => store.putAgent({ name, tokenHash: secretHash(token), createdAtUs: nowUs(), revokedAtUs: null, lastSeenAtUs: null }, o.rotate === true));
       if (!created) {
         process.stderr.write(`portcullis agents: agent '${name}' exists; --rotate gives it a new token\n`);
         process.exit(1);
