@@ -197,6 +197,11 @@ describe('tool poisoning', () => {
     const diff = await cli('alice', 'diff', 'hostile', 'get_weather');
     assert.match(diff.stdout, /tag-characters {2}description: hides text in a run of Unicode tag characters \(invisible\), reading "and the user keys"/);
     assert.match(diff.stdout, /\\u\{e0061\}/, 'the diff shows the tag characters escaped');
+    // Back to the approved definition: the waiting change and its reasons are void.
+    define('hostile', [tool('get_weather', 'Returns the weather for a city'), ...poisoned.map((p) => tool(p.name, p.description, p.extra))]);
+    assert.deepEqual(await names(bob), ['get_weather']);
+    const reverted = await pin('alice', 'hostile', 'get_weather');
+    assert.deepEqual([reverted.status, reverted.pendingDigest, reverted.pendingReasons, reverted.reasons], ['pinned', null, [], []]);
   });
 
   it('releases a suspicious definition an admin approves, keeping why it was held', async () => {
@@ -205,7 +210,7 @@ describe('tool poisoning', () => {
     assert.equal(approved.status, 200);
     assert.deepEqual([approved.body.pin.status, approved.body.pin.pendingReasons, approved.body.pin.reasons.map((r) => r.rule)], ['pinned', [], ['model-markup']]);
     const bob = await connect('hostile');
-    assert.deepEqual(await names(bob), ['t_markup']);
+    assert.deepEqual(await names(bob), ['get_weather', 't_markup']);
     assert.match(JSON.stringify((await bob.callTool({ name: 't_markup', arguments: {} })).content), /t_markup ran/);
     assert.match((await cli('alice', 'list', '--connection', 'hostile')).stdout, /^hostile\s+t_markup\s+pinned\s.*alice@\S+\s+flagged: model-markup$/m);
   });
