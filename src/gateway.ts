@@ -263,7 +263,7 @@ export class Gateway {
             },
           })
         : undefined;
-    this.#pins = recording.store ? new ToolPins({ store: recording.store, log: log.child({ part: 'tool-pins' }), admins: config.roles.admins }) : undefined;
+    this.#pins = recording.store ? new ToolPins({ store: recording.store, log: log.child({ part: 'tool-pins' }), admins: config.roles.admins, scan: config.pins.scan, duplicateNames: config.pins.duplicateNames }) : undefined;
     if (!this.#pins && [...config.connections.values()].some((c) => c.tools.pin)) {
       log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
     }

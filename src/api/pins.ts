@@ -1,13 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import type { Identity } from '../pipeline/stage.js';
+import { offeredBy } from '../pins/screen.js';
 import type { ToolPins } from '../pins/tool-pins.js';
-import type { ToolPinRow } from '../store/types.js';
+import type { ToolPinReason, ToolPinRow } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
 
 /**
  * /api/pins: the pinned tool definitions of the connections the caller may open; admins approve changed ones.
+ * A pin carries why it is suspicious (`reasons` of the approved definition, `pendingReasons` of the one waiting)
+ * and the other connections that offer a tool of the same name (`alsoOfferedBy`); other connections are named
+ * only to those who may see them.
  *   GET  /api/pins                          ?connection → { pins }
  *   GET  /api/pins/:connection/:tool        → { pin }   (with both definitions)
  *   POST /api/pins/:connection/:tool/approve { digest? } → { pin }
@@ -17,7 +21,14 @@ function parse(definition: string | null): unknown {
   return definition === null ? null : (JSON.parse(definition) as unknown);
 }
 
-export function pinView(p: ToolPinRow, withDefinitions: boolean): Record<string, unknown> {
+/** Who is looking at a pin: what else offers its name, and which connections they may see named. */
+interface Viewer {
+  offeredBy: ReadonlyMap<string, readonly string[]>;
+  sees: (connection: string) => boolean;
+}
+
+export function pinView(p: ToolPinRow, withDefinitions: boolean, viewer: Viewer): Record<string, unknown> {
+  const reasons = (list: readonly ToolPinReason[]) => list.map((r) => (r.connections === undefined ? r : { ...r, connections: r.connections.filter(viewer.sees) }));
   const iso = (us: number | null) => (us === null ? null : new Date(us / 1000).toISOString());
   return {
     connection: p.connection,
@@ -30,6 +41,9 @@ export function pinView(p: ToolPinRow, withDefinitions: boolean): Record<string,
     pinnedAt: iso(p.pinnedAtUs),
     approvedAt: iso(p.approvedAtUs),
     approvedBy: p.approvedBy,
+    reasons: reasons(p.reasons),
+    pendingReasons: reasons(p.pendingReasons),
+    alsoOfferedBy: p.removedAtUs === null ? (viewer.offeredBy.get(p.tool) ?? []).filter((c) => c !== p.connection && viewer.sees(c)) : [],
     ...(withDefinitions ? { definition: parse(p.definition), pendingDefinition: parse(p.pendingDefinition) } : {}),
   };
 }
@@ -45,25 +59,34 @@ export class PinsApi {
     return this.pins.mayApprove(identity) || this.mayOpen(identity, connection);
   }
 
+  /** The viewer of pins, given every pin: what offers each tool name (nothing when pins.duplicateNames is allow). */
+  #viewer(identity: Identity, all: readonly ToolPinRow[]): Viewer {
+    return { offeredBy: offeredBy(this.pins.duplicateNames === 'allow' ? [] : all), sees: (c) => this.#visible(identity, c) };
+  }
+
   /** Answers one request; a Refusal from the service becomes the reply's status and message (see the HTTP server). */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
       if (req.method !== 'GET') throw new ApiError(405, 'use GET');
       const connection = url.searchParams.get('connection') ?? undefined;
-      const rows = (await this.pins.list(connection)).filter((p) => this.#visible(identity, p.connection));
-      return json(res, 200, { pins: rows.map((p) => pinView(p, false)) });
+      const all = await this.pins.list();
+      const rows = all.filter((p) => (connection === undefined || p.connection === connection) && this.#visible(identity, p.connection));
+      const viewer = this.#viewer(identity, all);
+      return json(res, 200, { pins: rows.map((p) => pinView(p, false, viewer)) });
     }
     const [connection, tool, action] = parts as [string, string | undefined, string | undefined];
     if (tool === undefined || !this.#visible(identity, connection)) throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
     if (parts.length === 2) {
       if (req.method !== 'GET') throw new ApiError(405, 'use GET');
-      return json(res, 200, { pin: pinView(await this.pins.get(connection, tool), true) });
+      const pin = await this.pins.get(connection, tool);
+      return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
     }
     if (parts.length === 3 && action === 'approve') {
       if (req.method !== 'POST') throw new ApiError(405, 'use POST');
       const digest = optionalString(await readJson(req), 'digest');
-      return json(res, 200, { pin: pinView(await this.pins.approve(connection, tool, identity, digest), true) });
+      const pin = await this.pins.approve(connection, tool, identity, digest);
+      return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
     }
     throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
   }

@@ -658,6 +658,18 @@ export function configSchema(sources: SecretSources) {
           auditors: z.array(z.string().min(1)).default([]),
         })
         .prefault({}),
+      pins: z
+        .strictObject({
+          /**
+           * Scan tool definitions when first seen and when they change (hidden characters, instructions aimed at the
+           * model, references to other servers' tools): `quarantine` holds a suspicious one for an admin, even at
+           * first sight; `flag` pins it and keeps the reasons; `off`.
+           */
+          scan: z.enum(['quarantine', 'flag', 'off']).default('quarantine'),
+          /** A tool name two connections offer: `allow` says nothing; `flag` shows it (pins list, console); `quarantine` also holds the later connection's tool. */
+          duplicateNames: z.enum(['allow', 'flag', 'quarantine']).default('flag'),
+        })
+        .prefault({}),
       console: z
         .strictObject({
           /** Serve the web console at / (its API and sign-in stay available to the CLI either way). */
@@ -874,6 +886,7 @@ export interface GatewayConfig {
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
   roles: { admins: string[]; auditors: string[] };
+  pins: { scan: 'quarantine' | 'flag' | 'off'; duplicateNames: 'allow' | 'flag' | 'quarantine' };
   console: { enabled: boolean; sessionLifetimeMs: number };
   agents: { heartbeatMs: number };
   reviews: { timeoutMs: number; progressIntervalMs: number; notify: string[] };
@@ -921,6 +934,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
     rules: p.rules as RuleConfig[],
     roles: { admins: p.roles.admins, auditors: p.roles.auditors },
+    pins: { scan: p.pins.scan, duplicateNames: p.pins.duplicateNames },
     console: { enabled: p.console.enabled, sessionLifetimeMs: p.console.sessionLifetime },
     agents: { heartbeatMs: p.agents.heartbeat },
     reviews: { timeoutMs: p.reviews.timeout, progressIntervalMs: p.reviews.progressInterval, notify: p.reviews.notify },

@@ -5,19 +5,25 @@ import type { Identity } from '../pipeline/stage.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { ToolPinRow } from '../store/types.js';
+import type { ToolPinReason, ToolPinRow } from '../store/types.js';
 import { Refusal } from '../refusal.js';
+import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
 
 /**
  * Tool pinning, the rug-pull defence: the first time a connection's tool list is seen, every definition is pinned
  * (SHA-256 of its canonical name, description, input schema and annotations). Later, a definition that changed, or
  * a tool that appeared, is quarantined (hidden from tools/list, its calls refused) until an admin approves the new
- * definition; a tool that disappeared is noted. Pins live in the store, shared by every gateway.
+ * definition; a tool that disappeared is noted. Pins live in the store, shared by every gateway. A definition
+ * not trusted before (first sight, a change, a new tool) is screened first (./screen.ts): one that looks poisoned,
+ * or whose name another connection offered first, is quarantined even at first sight, with the reasons kept.
  */
 
 export class PinError extends Refusal {}
 
-export type PinChange = { tool: string; change: 'pinned' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated'; digest?: string };
+/** What happened to a tool's pin; `reasons` names the rules a new or changed definition tripped. */
+export type PinChange = { tool: string; change: 'pinned' | 'suspicious' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated'; digest?: string; reasons?: string[] };
+
+const withReasons = (change: PinChange, reasons: readonly ToolPinReason[]): PinChange => (reasons.length === 0 ? change : { ...change, reasons: reasons.map((r) => r.rule) });
 
 /** What a tool list looks like after pinning: the tools to show, what changed, and which are quarantined. */
 export interface PinCheck {
@@ -44,6 +50,10 @@ export interface ToolPinsOptions {
   log: Logger;
   /** Groups whose members may approve new definitions (roles.admins). */
   admins: readonly string[];
+  /** pins.scan; default quarantine. */
+  scan?: ScanMode;
+  /** pins.duplicateNames; default flag. */
+  duplicateNames?: DuplicateNames;
 }
 
 export class ToolPins {
@@ -52,7 +62,13 @@ export class ToolPins {
   /** Connection → the tools it offers, for reporting one name offered by two connections. */
   readonly #offered = new Map<string, Set<string>>();
 
-  constructor(private readonly o: ToolPinsOptions) {}
+  readonly scan: ScanMode;
+  readonly duplicateNames: DuplicateNames;
+
+  constructor(private readonly o: ToolPinsOptions) {
+    this.scan = o.scan ?? 'quarantine';
+    this.duplicateNames = o.duplicateNames ?? 'flag';
+  }
 
   /**
    * Whether a tool is quarantined. Undefined until this gateway has read the connection's pins (it has not seen a
@@ -93,6 +109,7 @@ export class ToolPins {
 
   /** Logs, once per name and set of connections, that a tool name is offered by more than one connection. */
   reportShadowed(connection: string, tool: string, others: readonly string[]): void {
+    if (this.duplicateNames === 'allow') return;
     const key = JSON.stringify([tool, ...[connection, ...others].sort()]);
     if (this.#reported.has(key)) return;
     this.#reported.add(key);
@@ -114,13 +131,18 @@ export class ToolPins {
     let pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
     const changes: PinChange[] = [];
     const offered = tools.filter(named);
+    const screener = new Screener(this.o.store, connection, new Set(offered.map((t) => t.name)), this);
     if (pins.size === 0 && offered.length > 0) {
-      // Trust on first use: every definition seen now is the approved one.
+      // Trust on first use: every definition seen now is the approved one, unless screening holds it back.
       const at = nowUs();
       for (const t of offered) {
         const { definition, digest } = pinnedDefinition(t);
-        const row: ToolPinRow = { connection, tool: t.name, digest, definition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, removedAtUs: null, pinnedAtUs: at, approvedAtUs: at, approvedBy: null };
-        if (await this.o.store.insertToolPin(row)) changes.push({ tool: t.name, change: 'pinned', digest });
+        const { reasons, quarantine } = await screener.screen(t.name, definition, at);
+        const base = { connection, tool: t.name, removedAtUs: null, pinnedAtUs: at, approvedBy: null };
+        const row: ToolPinRow = quarantine
+          ? { ...base, digest: null, definition: null, pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: at, approvedAtUs: null, reasons: [], pendingReasons: reasons }
+          : { ...base, digest, definition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: at, reasons, pendingReasons: [] };
+        if (await this.o.store.insertToolPin(row)) changes.push(withReasons({ tool: t.name, change: quarantine ? 'suspicious' : 'pinned', digest }, reasons));
       }
       pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
     }
@@ -144,7 +166,7 @@ export class ToolPins {
       seen.add(t.name);
       const { definition, digest } = pinnedDefinition(t);
       const pin = pins.get(t.name);
-      const trusted = await this.#compare(connection, t.name, pin, definition, digest, changes);
+      const trusted = await this.#compare(connection, t.name, pin, definition, digest, changes, screener);
       if (trusted) {
         visible.push(t);
         quarantined.delete(t.name);
@@ -163,26 +185,37 @@ export class ToolPins {
       for (const name of seen) (this.#offered.get(connection) ?? this.#offered.set(connection, new Set()).get(connection)!).add(name);
     }
     this.#quarantined.set(connection, quarantined);
-    for (const c of changes) if (c.change !== 'pinned' && c.change !== 'restored' && c.change !== 'reverted') this.o.log.warn({ connection, tool: c.tool, change: c.change }, c.change === 'removed' ? 'a pinned tool was removed by its server' : 'a tool definition differs from its pin: quarantined until an admin approves it');
+    for (const c of changes) this.#logChange(connection, c);
     return { visible, changes, quarantined: [...quarantined] };
   }
 
-  /** Whether a listed definition is the approved one; records a new pending definition when it is not. */
-  async #compare(connection: string, tool: string, pin: ToolPinRow | undefined, definition: string, digest: string, changes: PinChange[]): Promise<boolean> {
+  #logChange(connection: string, c: PinChange): void {
+    const fields = { connection, tool: c.tool, change: c.change, ...(c.reasons ? { reasons: c.reasons } : {}) };
+    if (c.change === 'removed') this.o.log.warn(fields, 'a pinned tool was removed by its server');
+    else if (c.change === 'suspicious') this.o.log.warn(fields, 'a new tool definition looks poisoned: quarantined until an admin approves it');
+    else if (c.change === 'pinned' && c.reasons) this.o.log.warn(fields, 'a new tool definition looks poisoned: pinned anyway (pins.scan: flag)');
+    else if (c.change !== 'pinned' && c.change !== 'restored' && c.change !== 'reverted') this.o.log.warn(fields, 'a tool definition differs from its pin: quarantined until an admin approves it');
+  }
+
+  /** Whether a listed definition is the approved one; records a new pending definition, screened, when it is not. */
+  async #compare(connection: string, tool: string, pin: ToolPinRow | undefined, definition: string, digest: string, changes: PinChange[], screener: Screener): Promise<boolean> {
     if (pin === undefined) {
-      const row: ToolPinRow = { connection, tool, digest: null, definition: null, pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null, pinnedAtUs: nowUs(), approvedAtUs: null, approvedBy: null };
-      if (await this.o.store.insertToolPin(row)) changes.push({ tool, change: 'added', digest });
+      const at = nowUs();
+      const { reasons } = await screener.screen(tool, definition, at);
+      const row: ToolPinRow = { connection, tool, digest: null, definition: null, pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: at, removedAtUs: null, pinnedAtUs: at, approvedAtUs: null, approvedBy: null, reasons: [], pendingReasons: reasons };
+      if (await this.o.store.insertToolPin(row)) changes.push(withReasons({ tool, change: 'added', digest }, reasons));
       return false;
     }
     if (pin.digest === digest) {
       if (pin.removedAtUs !== null && (await this.o.store.updateToolPin(connection, tool, pin, { removedAtUs: null }))) changes.push({ tool, change: 'restored', digest });
       // Back to the approved definition: the change that waited is void (else other gateways keep it quarantined).
-      if (pin.pendingDigest !== null && (await this.o.store.updateToolPin(connection, tool, pin, { pendingDigest: null, pendingDefinition: null, pendingSinceUs: null }))) changes.push({ tool, change: 'reverted', digest });
+      if (pin.pendingDigest !== null && (await this.o.store.updateToolPin(connection, tool, pin, { pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, pendingReasons: [] }))) changes.push({ tool, change: 'reverted', digest });
       return true;
     }
     if (pin.pendingDigest !== digest) {
-      const update = { pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null };
-      if (await this.o.store.updateToolPin(connection, tool, pin, update)) changes.push({ tool, change: pin.digest === null ? 'added' : 'changed', digest });
+      const { reasons } = await screener.screen(tool, definition, pin.pinnedAtUs);
+      const update = { pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null, pendingReasons: reasons };
+      if (await this.o.store.updateToolPin(connection, tool, pin, update)) changes.push(withReasons({ tool, change: pin.digest === null ? 'added' : 'changed', digest }, reasons));
     }
     return false;
   }
@@ -211,7 +244,8 @@ export class ToolPins {
     const pin = await this.get(connection, tool);
     if (pin.pendingDigest === null || pin.pendingDefinition === null) throw new PinError(409, `tool '${tool}' on '${connection}' has no new definition waiting for approval`);
     if (digest !== undefined && digest !== pin.pendingDigest) throw new PinError(409, `the waiting definition is ${pin.pendingDigest.slice(0, 12)}…, not ${digest.slice(0, 12)}…: look at it again before approving`);
-    const update = { digest: pin.pendingDigest, definition: pin.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: nowUs(), approvedBy: identity.email ?? identity.subject };
+    // The reasons go with the definition: an approved suspicious one still shows why it was held.
+    const update = { digest: pin.pendingDigest, definition: pin.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: nowUs(), approvedBy: identity.email ?? identity.subject, reasons: pin.pendingReasons, pendingReasons: [] };
     if (!(await this.o.store.updateToolPin(connection, tool, pin, update))) throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
     this.#quarantined.get(connection)?.delete(tool);
     this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));

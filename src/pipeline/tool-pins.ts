@@ -59,13 +59,14 @@ export class ToolPinStage implements Stage {
 
   #refuseQuarantined(request: JsonRpcRequest, tool: string): Verdict | undefined {
     if (!this.o.pins.isQuarantined(this.o.connection, tool)) return undefined;
-    const text = `Tool '${tool}' on connection '${this.o.connection}' is quarantined: its definition changed since it was approved (or it is new), and an admin must approve it first (portcullis pins diff|approve ${this.o.connection} ${tool})`;
+    // The reasons are not repeated to the client: they quote the suspicious text, which is meant for the model.
+    const text = `Tool '${tool}' on connection '${this.o.connection}' is quarantined: its definition changed since it was approved, is new, or looks suspicious, and an admin must approve it first (portcullis pins show|diff|approve ${this.o.connection} ${tool})`;
     return { action: 'answer', reason: `quarantined tool ${tool}`, details: { tool, quarantined: true }, message: errorResponse(request.id, ErrorCode.Denied, text, { gateway: 'portcullis', stage: this.name, tool }) };
   }
 
   /** The list as the client may see it: quarantined tools left out; the changes and shadowed names reported. */
   #shown(message: JsonRpcResponse, checked: PinCheck, identity: Identity): Verdict | undefined {
-    const shadowed = checked.visible
+    const shadowed = (this.o.pins.duplicateNames === 'allow' ? [] : checked.visible)
       .map((t) => (t as { name?: unknown }).name)
       .filter((n): n is string => typeof n === 'string')
       .map((tool) => ({ tool, alsoOn: this.o.pins.alsoOfferedBy(this.o.connection, tool).filter((c) => this.o.mayOpen(identity, c)) }))

@@ -166,6 +166,19 @@ function consoleMigration(int: 'INTEGER' | 'BIGINT', sessionIndexes: string): Mi
   };
 }
 
+/**
+ * Version 7, the same on both backends: why a tool definition is suspicious (the poisoning scan's findings, a name
+ * another connection offered first), for the approved and for the pending definition; JSON arrays, NULL for none.
+ */
+const toolPinReasonsMigration: Migration = {
+  version: 7,
+  description: 'tool pin reasons',
+  sql: `
+      ALTER TABLE tool_pins ADD COLUMN reasons TEXT;
+      ALTER TABLE tool_pins ADD COLUMN pending_reasons TEXT;
+    `,
+};
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -249,6 +262,7 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX sessions_by_time ON sessions (opened_at_us DESC, id DESC, subject, email, connection, status, denials, redactions);
       CREATE INDEX sessions_by_status ON sessions (status, opened_at_us DESC, id DESC);`,
   ),
+  toolPinReasonsMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -334,6 +348,7 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE sessions ADD COLUMN search_text TEXT COLLATE "C"
         GENERATED ALWAYS AS (lower(subject || chr(31) || coalesce(email, '') || chr(31) || connection || chr(31) || id)) STORED;`,
   ),
+  toolPinReasonsMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

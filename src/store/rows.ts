@@ -1,4 +1,4 @@
-import type { AccessRequestRow, AgentRow, ConsoleLoginRow, ConsoleSessionRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinRow, ToolPinUpdate } from './types.js';
+import type { AccessRequestRow, AgentRow, ConsoleLoginRow, ConsoleSessionRow, EventRow, KeyRow, LedgerRow, ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate, SessionQuery, SessionRow, ToolPinReason, ToolPinRow, ToolPinUpdate } from './types.js';
 
 /** Mapping between the tables' snake_case rows and the store's types, shared by both backends. */
 
@@ -354,8 +354,14 @@ export function toolPinFromDb(r: DbRow): ToolPinRow {
     pinnedAtUs: num(r.pinned_at_us),
     approvedAtUs: numOrNull(r.approved_at_us),
     approvedBy: strOrNull(r.approved_by),
+    reasons: reasonsFromDb(r.reasons),
+    pendingReasons: reasonsFromDb(r.pending_reasons),
   };
 }
+
+/** Reasons are stored as a JSON array, NULL when there are none. */
+const reasonsToDb = (reasons: readonly ToolPinReason[]) => (reasons.length === 0 ? null : JSON.stringify(reasons));
+const reasonsFromDb = (v: unknown): ToolPinReason[] => (typeof v === 'string' ? (JSON.parse(v) as ToolPinReason[]) : []);
 
 /** The columns of a tool pin, in insert order, with its values. */
 export function toolPinToDb(p: ToolPinRow): { columns: string[]; values: Array<string | number | null> } {
@@ -371,6 +377,8 @@ export function toolPinToDb(p: ToolPinRow): { columns: string[]; values: Array<s
     ['pinned_at_us', p.pinnedAtUs],
     ['approved_at_us', p.approvedAtUs],
     ['approved_by', p.approvedBy],
+    ['reasons', reasonsToDb(p.reasons)],
+    ['pending_reasons', reasonsToDb(p.pendingReasons)],
   ]);
 }
 
@@ -402,6 +410,8 @@ export function toolPinUpdateSql(
     ['removed_at_us', to.removedAtUs],
     ['approved_at_us', to.approvedAtUs],
     ['approved_by', to.approvedBy],
+    ['reasons', to.reasons === undefined ? undefined : reasonsToDb(to.reasons)],
+    ['pending_reasons', to.pendingReasons === undefined ? undefined : reasonsToDb(to.pendingReasons)],
   ];
   const entries = fields.filter((e): e is Entry => e[1] !== undefined);
   const set = entries.length === 0 ? 'digest = digest' : entries.map(([column, v]) => `${column} = ${placeholder(v)}`).join(', ');

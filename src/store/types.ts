@@ -287,6 +287,25 @@ export interface ToolPinRow {
   pinnedAtUs: number;
   approvedAtUs: number | null;
   approvedBy: string | null;
+  /**
+   * Why the approved definition deserves a second look: what the poisoning scan found in it, or the name another
+   * connection offered first. Kept after an admin approved it anyway; empty for most pins.
+   */
+  reasons: ToolPinReason[];
+  /** Why the pending definition is held besides being new or changed (the scan's findings); empty when none. */
+  pendingReasons: ToolPinReason[];
+}
+
+/** One reason a tool definition is suspicious: the rule, where in the definition, and what it found. */
+export interface ToolPinReason {
+  /** The scan rule (`bidi-control`, `hide-from-user`, …) or `duplicate-name`. */
+  rule: string;
+  /** Where: `description`, `inputSchema.properties.path.description`, `name`, … */
+  field: string;
+  /** What, with the text around it quoted, invisible characters shown as code points. */
+  message: string;
+  /** Other connections involved (a tool it names, the one that offered the name first). */
+  connections?: string[];
 }
 
 /** What a tool pin update writes. */

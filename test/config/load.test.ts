@@ -68,6 +68,7 @@ describe('parseConfig: valid configs', () => {
     assert.equal(c.sessions.idleTimeoutMs, 30 * 60_000);
     assert.equal(c.shutdown.drainTimeoutMs, 10_000);
     assert.equal(c.log.level, 'info');
+    assert.deepEqual(c.pins, { scan: 'quarantine', duplicateNames: 'flag' });
     assert.deepEqual([...c.connections.keys()], ['a']);
     const a = c.connections.get('a')!;
     assert.equal(a.name, 'a');
@@ -194,7 +195,8 @@ describe('parseConfig: valid configs', () => {
   });
 
   it('reads the other top-level settings', () => {
-    const c = parse(`${oneStdio}store: postgres://portcullis@db/portcullis\ndataDir: /var/lib/portcullis\nlog: {level: debug}\nhttp: {eventBuffer: 0}\n`);
+    const c = parse(`${oneStdio}store: postgres://portcullis@db/portcullis\ndataDir: /var/lib/portcullis\nlog: {level: debug}\nhttp: {eventBuffer: 0}\npins: {scan: flag, duplicateNames: quarantine}\n`);
+    assert.deepEqual(c.pins, { scan: 'flag', duplicateNames: 'quarantine' });
     assert.equal(c.store.reveal(), 'postgres://portcullis@db/portcullis');
     assert.equal(c.dataDir, '/var/lib/portcullis');
     assert.equal(c.log.level, 'debug');
@@ -210,7 +212,13 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt top-level key lists the top-level keys', () => {
-    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, console, rules, reviews, notifications, shutdown, log, connections/);
+    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/);
+  });
+
+  it('a pins setting it does not know names the key and the choices', () => {
+    hasProblem(problems(`${oneStdio}pins: {scan: warn, duplicateNames: maybe}\n`), /^pins\.scan: expected one of "quarantine", "flag", "off", found the string "warn"$/);
+    hasProblem(problems(`${oneStdio}pins: {scan: off, duplicateNames: maybe}\n`), /^pins\.duplicateNames: expected one of "allow", "flag", "quarantine", found the string "maybe"$/);
+    hasProblem(problems(`${oneStdio}pins: {scan: off, duplicates: allow}\n`), /^pins\.duplicates: unknown key; expected one of: scan, duplicateNames$/);
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {

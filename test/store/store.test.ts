@@ -110,6 +110,8 @@ function toolPin(over: Partial<ToolPinRow> = {}): ToolPinRow {
     pinnedAtUs: 1_790_000_000_000_000 + counter,
     approvedAtUs: null,
     approvedBy: null,
+    reasons: [],
+    pendingReasons: [],
     ...over,
   };
 }
@@ -513,6 +515,11 @@ for (const backend of backends) {
         removedAtUs: 1_790_000_200_000_000,
         approvedAtUs: 1_790_000_050_000_000,
         approvedBy: 'alice (https://idp.example.com)',
+        reasons: [{ rule: 'duplicate-name', field: 'name', message: 'another connection offered "drop_table" first', connections: ['staging'] }],
+        pendingReasons: [
+          { rule: 'bidi-control', field: 'description', message: 'quote " backslash \\ \u202e ünïcode 🐉' },
+          { rule: 'hide-from-user', field: 'inputSchema.properties.q.description', message: 'tells the model to keep something from the user' },
+        ],
       });
       const bare = toolPin({ connection: 'tp-round', digest: null, definition: null });
       for (const p of [full, bare]) {
@@ -591,6 +598,13 @@ for (const backend of backends) {
       assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), approved);
       assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, { removedAtUs: 1_790_000_300_000_000 }), true);
       assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), { ...approved, removedAtUs: 1_790_000_300_000_000 });
+      // Reasons are written whole, and an empty list clears them.
+      const reasons = [{ rule: 'tag-characters', field: 'description', message: 'hides text' }];
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, { reasons, pendingReasons: reasons }), true);
+      assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), { ...approved, removedAtUs: 1_790_000_300_000_000, reasons, pendingReasons: reasons });
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, { pendingReasons: [] }), true);
+      assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), { ...approved, removedAtUs: 1_790_000_300_000_000, reasons });
+      assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, { reasons: [] }), true);
       // Nothing to write: nothing changes, and the answer says whether the pin is as expected.
       assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: approve.digest, pendingDigest: null }, {}), true);
       assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: p.digest, pendingDigest: null }, {}), false);
@@ -759,7 +773,7 @@ for (const backend of backends) {
         const a = agent();
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 6);
+          assert.equal(await migrated.migrate(), 7);
           assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
           await migrated.insertReview(r);
           assert.equal(await migrated.insertToolPin(pin), true);
@@ -777,7 +791,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
       } finally {
         await old.destroy();
       }
@@ -798,7 +812,7 @@ for (const backend of backends) {
         const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 6);
+          assert.equal(await migrated.migrate(), 7);
           const kept = await migrated.getReview('rv_v3');
           assert.equal(kept?.status, 'pending');
           assert.deepEqual(kept?.approverGroups, ['sre']);
@@ -815,13 +829,13 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
       } finally {
         await old.destroy();
       }
     });
 
-    it('brings a version 4 store to the latest version (agents, console), keeping its tool pins', async () => {
+    it('brings a version 4 store to the latest version (agents, console, pin reasons), keeping its tool pins', async () => {
       const old = backend.make();
       try {
         await createAtVersion(
@@ -834,9 +848,9 @@ for (const backend of backends) {
         const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 6);
-          assert.deepEqual((await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs]), [
-            ['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000],
+          assert.equal(await migrated.migrate(), 7);
+          assert.deepEqual((await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]), [
+            ['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []],
           ]);
           assert.deepEqual(await migrated.listAgents(), []);
           assert.equal(await migrated.putAgent(a, false), true);
@@ -852,7 +866,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
       } finally {
         await old.destroy();
       }

@@ -28,8 +28,19 @@ export function diffLines(before: string, after: string): Line[] {
   return out;
 }
 
+/**
+ * A definition as JSON with its invisible characters written out: format characters (bidirectional controls would
+ * reorder the line the admin reads, tag characters hide text) as \u escapes, as JSON already writes controls.
+ */
+export function visibleJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/\p{Cf}/gu, (c) => {
+    const code = c.codePointAt(0)!;
+    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 export function LineDiff({ before, after }: { before: unknown; after: unknown }) {
-  const lines = diffLines(before === null || before === undefined ? '' : JSON.stringify(before, null, 2), JSON.stringify(after, null, 2));
+  const lines = diffLines(before === null || before === undefined ? '' : visibleJson(before), visibleJson(after));
   return (
     <pre class="diff" aria-label="Definition changes: lines starting with minus were removed, plus were added">
       {lines.map((l, k) => (

@@ -3,6 +3,7 @@ import { Alert, Fetched } from '../components/alert';
 import { get, post } from '../api';
 import { LineDiff } from '../components/line-diff';
 import { time } from '../format';
+import type { ToolPinReason } from '../../../src/store/types.js';
 
 interface Agent {
   name: string;
@@ -25,8 +26,43 @@ interface Pin {
   pendingSince: string | null;
   approvedBy: string | null;
   approvedAt: string | null;
+  /** Why the pinned definition was flagged (kept after an admin approved it anyway). */
+  reasons: ToolPinReason[];
+  /** Why the waiting definition is held, besides being new or changed. */
+  pendingReasons: ToolPinReason[];
+  /** Other connections that offer a tool of the same name. */
+  alsoOfferedBy: string[];
   definition?: unknown;
   pendingDefinition?: unknown;
+}
+
+/** A pin's concerns in a table cell: the rules its definitions tripped, and the other connections offering its name. */
+function Concerns({ pin }: { pin: Pin }) {
+  const rules = (list: ToolPinReason[]) => [...new Set(list.map((r) => r.rule))].join(', ');
+  const notes = [
+    ...(pin.pendingReasons.length > 0 ? [`held: ${rules(pin.pendingReasons)}`] : []),
+    ...(pin.reasons.length > 0 ? [`flagged: ${rules(pin.reasons)}`] : []),
+    ...(pin.alsoOfferedBy.length > 0 ? [`name also on ${pin.alsoOfferedBy.join(', ')}`] : []),
+  ];
+  return notes.length === 0 ? <>—</> : <>{notes.map((n) => <div key={n}>{n}</div>)}</>;
+}
+
+/** Why a definition is suspicious, one reason a line: the rule, where, and what (quoted text already escaped). */
+function Reasons({ title, reasons }: { title: string; reasons: ToolPinReason[] }) {
+  if (reasons.length === 0) return null;
+  return (
+    <>
+      <h4>{title}</h4>
+      <ul class="pin-reasons">
+        {reasons.map((r, k) => (
+          <li key={k}>
+            <strong>{r.rule}</strong> in <code>{r.field}</code>: {r.message}
+            {r.connections && r.connections.length > 0 ? ` (${r.connections.join(', ')})` : ''}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
 }
 
 interface Connection {
@@ -160,6 +196,7 @@ export function AdminPage() {
                   <th scope="col">Tool</th>
                   <th scope="col">Status</th>
                   <th scope="col">Approved</th>
+                  <th scope="col">Concerns</th>
                   <th scope="col">
                     <span class="visually-hidden">Actions</span>
                   </th>
@@ -180,6 +217,9 @@ export function AdminPage() {
                       </td>
                       <td>{p.approvedBy ? `${p.approvedBy}, ${time(p.approvedAt)}` : '—'}</td>
                       <td>
+                        <Concerns pin={p} />
+                      </td>
+                      <td>
                         <button type="button" onClick={() => void show(p)}>
                           {p.status === 'quarantined' ? 'Review the change' : 'Definition'}
                         </button>
@@ -195,9 +235,14 @@ export function AdminPage() {
             <h3>
               <code>{open.tool}</code> on {open.connection}
             </h3>
+            {open.alsoOfferedBy.length > 0 && <p>A tool of the same name is also offered by {open.alsoOfferedBy.join(', ')}: a client using both could be steered to the wrong one.</p>}
+            <Reasons title="Why the waiting definition is held" reasons={open.pendingReasons} />
+            <Reasons title="Why the pinned definition was flagged" reasons={open.reasons} />
             {open.status === 'quarantined' ? (
               <>
-                <p>The server now offers a changed definition. Until it is approved, the tool is hidden and its calls are refused.</p>
+                <p>
+                  {open.digest === null ? 'No definition of this tool was ever approved.' : 'The server now offers a changed definition.'} Until it is approved, the tool is hidden and its calls are refused.
+                </p>
                 <LineDiff before={open.definition} after={open.pendingDefinition} />
                 <button type="button" class="primary" onClick={() => void approve(open)}>
                   Approve this definition

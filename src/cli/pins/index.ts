@@ -5,7 +5,14 @@ import { gatewayBaseUrl } from '../gateway-url.js';
 import { printable, table } from '../table.js';
 import { lineDiff } from './line-diff.js';
 
-/** `portcullis pins …`: pinned tool definitions, and approving the changed ones (admins). */
+/** `portcullis pins …`: pinned tool definitions, why some are suspicious, and approving the changed ones (admins). */
+
+interface Reason {
+  rule: string;
+  field: string;
+  message: string;
+  connections?: string[];
+}
 
 interface Pin {
   connection: string;
@@ -17,12 +24,28 @@ interface Pin {
   pinnedAt: string;
   approvedAt: string | null;
   approvedBy: string | null;
+  reasons: Reason[];
+  pendingReasons: Reason[];
+  alsoOfferedBy: string[];
   definition?: unknown;
   pendingDefinition?: unknown;
 }
 
 const short = (digest: string | null) => (digest === null ? '-' : digest.slice(0, 12));
 const pinPath = (connection: string, tool: string) => `/api/pins/${encodeURIComponent(connection)}/${encodeURIComponent(tool)}`;
+
+/** A pin's notes in one cell: the rules its definitions tripped, and the other connections offering its name. */
+function notes(p: Pin): string {
+  const rules = (list: Reason[]) => [...new Set(list.map((r) => r.rule))].join(', ');
+  return [
+    ...(p.pendingReasons.length > 0 ? [`held: ${rules(p.pendingReasons)}`] : []),
+    ...(p.reasons.length > 0 ? [`flagged: ${rules(p.reasons)}`] : []),
+    ...(p.alsoOfferedBy.length > 0 ? [`also on: ${p.alsoOfferedBy.join(', ')}`] : []),
+  ].join('; ') || '-';
+}
+
+/** Reasons, one a line: rule, where, what. */
+const reasonLines = (list: Reason[]) => list.map((r) => `  ${r.rule}  ${r.field}: ${r.message}${r.connections?.length ? ` (${r.connections.join(', ')})` : ''}`);
 
 function listCommand(): Command {
   return withGateway(
@@ -38,8 +61,8 @@ function listCommand(): Command {
       process.stdout.write('no pinned tools yet (a connection is pinned the first time its tools are listed)\n');
       return;
     }
-    const rows = [['CONNECTION', 'TOOL', 'STATUS', 'PINNED', 'WAITING', 'APPROVED BY']];
-    for (const p of pins) rows.push([p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-')]);
+    const rows = [['CONNECTION', 'TOOL', 'STATUS', 'PINNED', 'WAITING', 'APPROVED BY', 'NOTES']];
+    for (const p of pins) rows.push([p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-'), notes(p)]);
     process.stdout.write(`${table(rows)}\n`);
   });
 }
@@ -55,11 +78,36 @@ function diffCommand(): Command {
       }
       const before = pin.definition === null ? '' : JSON.stringify(pin.definition, null, 2);
       const lines = [
-        `--- pinned   ${pin.digest ?? '(none: a tool that appeared after the connection was pinned)'}`,
+        ...(pin.pendingReasons.length > 0 ? ['why the offered definition is suspicious:', ...reasonLines(pin.pendingReasons), ''] : []),
+        `--- pinned   ${pin.digest ?? '(none: never approved)'}`,
         `+++ offered  ${pin.pendingDigest} (since ${pin.pendingSince})`,
         ...lineDiff(before, JSON.stringify(pin.pendingDefinition, null, 2)),
         '',
         `approve with: portcullis pins approve ${connection} ${tool} --digest ${pin.pendingDigest}`,
+      ];
+      process.stdout.write(`${printable(lines.join('\n'))}\n`);
+    },
+  );
+}
+
+function showCommand(): Command {
+  return withGateway(new Command('show').description("a tool's pin: its status, why it is suspicious, and its definitions").argument('<connection>').argument('<tool>').option('--json', 'the pin as JSON')).action(
+    async (connection: string, tool: string, opts: GatewayCommandOptions & { json?: boolean }) => {
+      const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
+      const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(pin)}\n`);
+        return;
+      }
+      const lines = [
+        `tool '${pin.tool}' on '${pin.connection}': ${pin.status}${pin.pendingSince ? ` since ${pin.pendingSince}` : ''}`,
+        `pinned:   ${pin.digest ?? '(never approved)'}${pin.approvedBy ? `, approved by ${pin.approvedBy}` : pin.approvedAt ? ', first seen' : ''}`,
+        ...(pin.pendingDigest ? [`waiting:  ${pin.pendingDigest}`] : []),
+        ...(pin.alsoOfferedBy.length > 0 ? [`also offered by: ${pin.alsoOfferedBy.join(', ')}`] : []),
+        ...(pin.pendingReasons.length > 0 ? ['why the waiting definition is suspicious:', ...reasonLines(pin.pendingReasons)] : []),
+        ...(pin.reasons.length > 0 ? ['why the pinned definition was flagged:', ...reasonLines(pin.reasons)] : []),
+        ...(pin.definition ? ['pinned definition:', JSON.stringify(pin.definition, null, 2)] : []),
+        ...(pin.pendingDefinition ? ['waiting definition:', JSON.stringify(pin.pendingDefinition, null, 2), '', `see the change: portcullis pins diff ${connection} ${tool}`] : []),
       ];
       process.stdout.write(`${printable(lines.join('\n'))}\n`);
     },
@@ -81,8 +129,9 @@ function approveCommand(): Command {
 }
 
 export function pinsCommand(): Command {
-  const pins = new Command('pins').description('tool pinning: list pinned tools, diff and approve changed definitions');
+  const pins = new Command('pins').description('tool pinning: list pinned tools and why some are held, diff and approve changed definitions');
   pins.addCommand(listCommand());
+  pins.addCommand(showCommand());
   pins.addCommand(diffCommand());
   pins.addCommand(approveCommand());
   return pins;
