@@ -167,9 +167,9 @@ export class Masker {
   }
 
   /** The string with every finding replaced, and how many each detector found (plain, and inside base64); undefined when nothing was found. */
-  #maskText(text: string, walk: Walk): MaskedText | undefined {
+  #maskText(text: string, walk: Walk, depth = 0): MaskedText | undefined {
     if (text.length < 6) return undefined;
-    const findings = this.#findings(text, walk);
+    const findings = this.#findings(text, walk, depth);
     if (findings.length === 0) return undefined;
     const counts = new Map<string, number>();
     const inBase64 = new Map<string, number>();
@@ -318,9 +318,10 @@ export class Masker {
       const inner = this.#walk(embedded.value, depth + 1, undefined, walk);
       path.pop();
       if (inner !== embedded.value) return JSON.stringify(inner, null, embedded.indent);
-      // Nothing inside the JSON: the raw text is still looked at, as any text (a key=value in a string value).
+      // Nothing inside the JSON: the raw text is still looked at (`"password": "…"` shows only unparsed), but its
+      // base64 is not decoded again: every run of it sits in a string the walk above has decoded.
     }
-    const masked = this.#maskText(text, walk);
+    const masked = this.#maskText(text, walk, embedded === undefined ? 0 : maxDecodeDepth);
     if (masked === undefined) return text;
     walk.record(masked.counts);
     walk.record(masked.inBase64, '<base64>');

@@ -170,6 +170,11 @@ describe('the decoding limit', () => {
     assert.doesNotThrow(() => small.maskValue({ items: Array.from({ length: 10 }, () => run) }));
   });
 
+  it('base64 in a JSON text is decoded once, not again when the raw text is looked at', () => {
+    const text = JSON.stringify({ attachment: base64('harmless words '.repeat(45)) });
+    assert.doesNotThrow(() => small.maskValue({ content: [{ type: 'text', text }] }));
+  });
+
   it('the mask stage withholds such a response from the client (fail closed)', () => {
     const stage = new MaskStage(() => small);
     const v = stage.inspect({ jsonrpc: '2.0', id: 9, result: { contents: [{ uri: 'x', blob: base64(Buffer.alloc(4096, 'a')) }] } } as JsonRpcMessage, {
