@@ -32,12 +32,12 @@ function isBase64Char(c: number): boolean {
 }
 
 /**
- * Where the next run of at least `minRun` base64 characters begins, from `from`; -1 when there is none. Such a run
+ * Where the next run of at least `minRun` base64 characters begins, from `from` (its end in `runFound`); -1 when there is none. Such a run
  * holds two positions that are multiples of 8, eight apart, and all between: so only every eighth character is
  * read until two in a row are base64, and then those between them (in prose a space comes within a few). Most
  * text is passed over reading a third of its characters, several times faster than a regex trying every position.
  */
-function nextRun(text: string, from: number): { start: number; end: number } | -1 {
+function nextRun(text: string, from: number): number {
   for (let p = Math.ceil(from / 8) * 8; p + 8 < text.length; p += 8) {
     if (!isBase64Char(text.charCodeAt(p + 8)) || !isBase64Char(text.charCodeAt(p))) continue;
     let q = p + 1;
@@ -45,12 +45,19 @@ function nextRun(text: string, from: number): { start: number; end: number } | -
     if (q < p + 8) continue;
     let start = p;
     while (start > from && isBase64Char(text.charCodeAt(start - 1))) start--;
-    const end = runEnd(text, p + 9, notBase64);
-    if (end - start >= minRun) return { start, end };
+    let end = p + 9;
+    while (end < text.length && isBase64Char(text.charCodeAt(end))) end++;
+    if (end - start >= minRun) {
+      runFound = end;
+      return start;
+    }
     p = Math.floor(end / 8) * 8;
   }
   return -1;
 }
+
+/** Where the run `nextRun` last found ends (one number kept here rather than an object made for each run). */
+let runFound = 0;
 
 /** Where the run that reaches `from` ends: at the first character `stop` finds from there, or the end of `text`. */
 function runEnd(text: string, from: number, stop: RegExp): number {
@@ -58,7 +65,6 @@ function runEnd(text: string, from: number, stop: RegExp): number {
   return stop.exec(text)?.index ?? text.length;
 }
 
-const notBase64 = /[^A-Za-z0-9+/_-]/g;
 const notPrintable = /[^\t\n\r\x20-\x7e]/g;
 
 /**
@@ -70,10 +76,9 @@ const notPrintable = /[^\t\n\r\x20-\x7e]/g;
 export function base64Runs(text: string): EncodedRun[] | undefined {
   let runs: EncodedRun[] | undefined;
   if (text.length < minRun) return runs;
-  for (let run = nextRun(text, 0); run !== -1; run = nextRun(text, run.end)) {
-    if (!worthDecoding(text, run.start, Math.min(run.end, run.start + 64))) continue;
-    let end = run.end;
-    let encoded = text.slice(run.start, end);
+  for (let start = nextRun(text, 0), end = runFound; start !== -1; start = nextRun(text, end), end = runFound) {
+    if (!worthDecoding(text, start, Math.min(end, start + 64))) continue;
+    let encoded = text.slice(start, end);
     const width = encoded.length;
     if (width % 4 === 0) {
       for (;;) {
@@ -91,8 +96,8 @@ export function base64Runs(text: string): EncodedRun[] | undefined {
     while (pad < 2 && text.charCodeAt(end + pad) === 61) pad++;
     // `=` followed by more (key=value) is not padding.
     if (pad > 0 && (isBase64Char(text.charCodeAt(end + pad)) || text.charCodeAt(end + pad) === 61 || (encoded.length + pad) % 4 !== 0)) pad = 0;
-    if (pad > 0 || encoded.length % 4 !== 1) (runs ??= []).push({ start: run.start, end: end + pad, encoded });
-    run.end = end + pad;
+    end += pad;
+    if (pad > 0 || encoded.length % 4 !== 1) (runs ??= []).push({ start, end, encoded });
   }
   return runs;
 }
@@ -102,6 +107,14 @@ const head = new Uint8Array(48);
 
 /** Whether `text[from, to)` (at most 64 base64 characters) decodes to text or to the start of a binary format known to carry readable text. */
 function worthDecoding(text: string, from: number, to: number): boolean {
+  // The first 16 characters (12 bytes) first, none of them amiss: noise is turned away having decoded only those.
+  if (!(decodeHead(text, from, from + 16) === 12 && looksLikeText(head, 12, true, 0)) && !knownBinary(head)) return false;
+  const length = decodeHead(text, from, to);
+  return looksLikeText(head, length, true) || knownBinary(head);
+}
+
+/** Decodes `text[from, to)` into `head`; the number of bytes decoded. */
+function decodeHead(text: string, from: number, to: number): number {
   let bits = 0;
   let n = 0;
   let length = 0;
@@ -115,7 +128,7 @@ function worthDecoding(text: string, from: number, to: number): boolean {
       n = 0;
     }
   }
-  return looksLikeText(head, length, true) || knownBinary(head);
+  return length;
 }
 
 /** Decoded bytes as the detectors read them: valid, printable UTF-8 as text; anything else as its printable runs. */
@@ -144,9 +157,8 @@ export function encodedMarker(marker: string): string {
  * Text: UTF-8 in which at most one byte in twenty is a control character or breaks the encoding (a `partial`
  * head may end inside a character). Random bytes fail at once: half of them are not valid UTF-8.
  */
-function looksLikeText(bytes: Uint8Array, length: number, partial: boolean): boolean {
+function looksLikeText(bytes: Uint8Array, length: number, partial: boolean, allowed = Math.floor(length / 20)): boolean {
   if (length === 0) return false;
-  const allowed = Math.floor(length / 20);
   let bad = 0;
   for (let i = 0; i < length; i++) {
     const b = bytes[i]!;
