@@ -5,16 +5,19 @@ import { base64Runs, encodedMarker, minRun, readable } from './base64.js';
 import { fieldMatcher } from './fields.js';
 
 /**
- * The masking engine: finds what the detectors find in every string of a JSON value (decoded strings, so an
- * escape sequence cannot hide a secret), masks the value of every key a field rule names, and descends into
- * JSON carried inside strings. Copy on write: a value with nothing to mask comes back as the same object, so
- * the common case allocates nothing. Each redaction is reported with its detector, JSON path and count, never
- * the value.
+ * The masking engine: finds what the detectors find in every string of a JSON value, keys included (decoded
+ * strings, so an escape sequence cannot hide a secret), masks the value of every key a field rule names, and
+ * descends into JSON carried inside strings and into base64 (text runs and binary fields, see base64.ts). Copy on
+ * write: a value with nothing to mask comes back as the same object, so the common case allocates nothing. Each
+ * redaction is reported with its detector, JSON path and count, never the value.
  */
 
 export interface Redaction {
   detector: string;
-  /** Where, as a JSONPath (`$.result.content[0].text`); `<json>` marks a descent into JSON inside a string. */
+  /**
+   * Where, as a JSONPath (`$.result.content[0].text`); `<json>` marks a descent into JSON inside a string, `<key>`
+   * an object's keys, `<base64>` a finding inside base64.
+   */
   path: string;
   count: number;
 }
@@ -290,7 +293,6 @@ export class Masker {
   #binary(blob: string, whole: string | undefined, walk: Walk): string {
     let credit = whole;
     if (credit === undefined) {
-      if (blob.length < minRun) return this.#string(blob, 0, undefined, walk);
       credit = this.#decodedFinding(blob, walk, 1) ?? this.#findings(blob, walk, maxDecodeDepth)[0]?.detector;
       if (credit === undefined) return blob;
     }

@@ -147,6 +147,11 @@ describe('binary fields', () => {
     }
   });
 
+  it('a short blob is decoded too (an SSN is 9 bytes), and an empty one passes', () => {
+    const { value } = masker.maskValue({ contents: [{ uri: 'u', blob: base64('SSN 536228726') }, { uri: 'v', blob: '' }] });
+    assert.deepEqual(value, { contents: [{ uri: 'u', blob: base64('[REDACTED:us-ssn]'), mimeType: 'text/plain' }, { uri: 'v', blob: '' }] });
+  });
+
   it('a secret written raw into a blob field (not base64) is masked too', () => {
     const item = (masker.maskValue(resource(`token ${token}`)).value as { contents: Array<{ blob: string }> }).contents[0]!;
     assert.equal(decoded(item.blob), '[REDACTED:github-token]');
