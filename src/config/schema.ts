@@ -48,6 +48,18 @@ function size(fallback: string) {
     });
 }
 
+/** A size without a default: a per-connection override that otherwise falls back to the gateway-wide value. */
+function sizeValue() {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 16MiB or 512KiB, found ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+}
+
 /** A map whose values are secret strings; a credential-looking key with a literal value is refused. */
 function secretMap(sources: SecretSources, what: string) {
   return z
@@ -334,6 +346,8 @@ function maskingSchema(withDefaults: boolean) {
     custom: z.array(customDetectorSchema()),
     /** Also mask what clients send (tool arguments) in the recording; the server still receives it whole. */
     recordArguments: z.boolean(),
+    /** Base64 decoded per message to look inside (text runs, resource blobs); a message with more is withheld. */
+    maxDecodedSize: sizeValue(),
   };
   if (!withDefaults) return z.strictObject(shape).partial().optional();
   /** Masking for some callers: the keys a rule gives replace the connection's, for members of its groups. */
@@ -356,6 +370,7 @@ function maskingSchema(withDefaults: boolean) {
       enabled: shape.enabled.default(true),
       custom: shape.custom.default([]),
       recordArguments: shape.recordArguments.default(false),
+      maxDecodedSize: size('16MiB'),
       /** Per caller group (and optionally per connection): later rules win over earlier ones. */
       rules: z.array(rule).default([]),
     })
@@ -783,6 +798,8 @@ export interface MaskingConfig {
   allow: string[];
   custom: Array<{ name: string; regex: string; ignoreCase: boolean } | { name: string; jsonPath: string }>;
   recordArguments: boolean;
+  /** Bytes of base64 decoded per message, at most (default 16 MiB). */
+  maxDecodedSize: number;
   /** Gateway-wide only: masking for members of some groups (see MaskingRule). */
   rules?: MaskingRule[];
 }

@@ -32,6 +32,11 @@ export interface Detector {
   /** As `anchors`, looked for in the lower-cased text. */
   readonly anchorsIgnoringCase?: readonly string[];
   /**
+   * Recognizes a whole JSON value by the key it is under, where the value alone says too little (nine digits under
+   * `ssn`). Numbers are given as numbers.
+   */
+  readonly valueUnderKey?: (key: string, value: string | number) => boolean;
+  /**
    * Appends what it finds in `text` (`lower` is `text` lower-cased, computed once for every detector).
    * `anchorsChecked` says the caller has already found one of its anchors in the text.
    */

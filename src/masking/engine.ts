@@ -1,19 +1,23 @@
 import type { Detector, Finding } from './detector.js';
 import type { JsonPathRule } from './custom.js';
 import { AnchorGate } from './anchor-gate.js';
+import { base64Runs, encodedMarker, minRun, readable } from './base64.js';
 import { fieldMatcher } from './fields.js';
 
 /**
- * The masking engine: finds what the detectors find in every string of a JSON value (decoded strings, so an
- * escape sequence cannot hide a secret), masks the value of every key a field rule names, and descends into
- * JSON carried inside strings. Copy on write: a value with nothing to mask comes back as the same object, so
- * the common case allocates nothing. Each redaction is reported with its detector, JSON path and count, never
- * the value.
+ * The masking engine: finds what the detectors find in every string of a JSON value, keys included (decoded
+ * strings, so an escape sequence cannot hide a secret), masks the value of every key a field rule names, and
+ * descends into JSON carried inside strings and into base64 (text runs and binary fields, see base64.ts). Copy on
+ * write: a value with nothing to mask comes back as the same object, so the common case allocates nothing. Each
+ * redaction is reported with its detector, JSON path and count, never the value.
  */
 
 export interface Redaction {
   detector: string;
-  /** Where, as a JSONPath (`$.result.content[0].text`); `<json>` marks a descent into JSON inside a string. */
+  /**
+   * Where, as a JSONPath (`$.result.content[0].text`); `<json>` marks a descent into JSON inside a string, `<key>`
+   * an object's keys, `<base64>` a finding inside base64.
+   */
   path: string;
   count: number;
 }
@@ -37,6 +41,8 @@ export interface MaskerOptions {
   maxDepth?: number;
   /** Places in a message whose value is masked whatever it holds (custom JSON-path detectors). */
   pathRules?: readonly JsonPathRule[];
+  /** Base64 decoded per message, at most; a message with more is refused (default 16 MiB). */
+  maxDecodedBytes?: number;
 }
 
 /** Keys the protocol itself uses to correlate messages: their values are identifiers, never masked (or progress would stop reaching its request). */
@@ -47,15 +53,46 @@ export const fieldRule = 'field-rule';
 
 const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
+/** Base64 decoded per message, at most (decoding is linear, but a message may be all base64). */
+export const defaultMaxDecodedBytes = 16 * 1024 * 1024;
+
+/** Base64 decoded, and its decoded text decoded once more (base64 in base64), no deeper. */
+const maxDecodeDepth = 2;
+
+/** A finding, and whether it is a base64 run credited to what its decoded content holds. */
+interface Found extends Finding {
+  inBase64?: boolean;
+}
+
+interface MaskedText {
+  text: string;
+  counts: Map<string, number>;
+  /** Findings inside base64, by detector. */
+  inBase64: Map<string, number>;
+}
+
+/** One message's walk: where it is, how it reports, and how many bytes of base64 it may still decode. */
+interface Walk {
+  path: Array<string | number>;
+  /** Records redactions at the current path, with a marker after it (`<key>`, `<base64>`). */
+  record: (counts: Map<string, number>, marker?: string) => void;
+  decodeLeft: number;
+}
+
 export class Masker {
   readonly #detectors: readonly Detector[];
   readonly #isSecretField: (key: string) => boolean;
   readonly #replace: (value: string, detector: string) => string;
   readonly #allow: ReadonlySet<string>;
   readonly #maxDepth: number;
+  readonly #maxDecodedBytes: number;
   readonly #fieldRules: boolean;
   readonly #pathRules: readonly JsonPathRule[];
   readonly #gate: AnchorGate;
+  /** Detectors that recognize a value by its key (nine digits under `ssn`). */
+  readonly #byKey: readonly Detector[];
+  /** Keys found to hold nothing, so the many objects of one shape cost one look at each key (secrets are never kept here). */
+  readonly #cleanKeys = new Set<string>();
 
   constructor(o: MaskerOptions) {
     this.#detectors = o.detectors;
@@ -64,8 +101,10 @@ export class Masker {
     this.#replace = o.replace;
     this.#allow = new Set(o.allow ?? []);
     this.#maxDepth = o.maxDepth ?? 512;
+    this.#maxDecodedBytes = o.maxDecodedBytes ?? defaultMaxDecodedBytes;
     this.#pathRules = o.pathRules ?? [];
     this.#gate = new AnchorGate(o.detectors);
+    this.#byKey = o.detectors.filter((d) => d.valueUnderKey !== undefined);
     o.detectors.forEach((d, i) => {
       if (!this.#rank.has(d.name)) this.#rank.set(d.name, i);
     });
@@ -78,22 +117,36 @@ export class Masker {
     return this.#rank.get(detector) ?? Number.MAX_SAFE_INTEGER;
   }
 
-  /** What the detectors find in `text`: overlapping findings merged into one span, credited to the most specific detector. */
-  #findings(text: string): Finding[] {
-    const findings: Finding[] = [];
+  /**
+   * What the detectors find in `text`, and the base64 runs in it whose decoded content holds a finding (each a
+   * finding over the whole run, credited to what is inside; decoded text is looked into once more, for base64
+   * inside base64, and no deeper): overlapping findings merged into one span, credited to the most specific detector.
+   */
+  #findings(text: string, walk: Walk, depth = 0): Found[] {
+    const findings: Found[] = [];
     let lowered: string | undefined;
     const lower = () => (lowered ??= text.toLowerCase());
     this.#gate.run(text, lower, findings);
+    if (depth < maxDecodeDepth && text.length >= minRun) {
+      for (const run of base64Runs(text) ?? []) {
+        if (this.#allow.has(run.encoded)) continue;
+        const inside = this.#decodedFinding(run.encoded, walk, depth + 1);
+        if (inside !== undefined) findings.push({ start: run.start, end: run.end, detector: inside, inBase64: true });
+      }
+    }
     if (findings.length === 0) return findings;
     if (findings.length === 1) return this.#allow.size > 0 && this.#allow.has(text.slice(findings[0]!.start, findings[0]!.end)) ? [] : findings;
     findings.sort((a, b) => a.start - b.start || b.end - a.end);
-    const merged: Finding[] = [];
+    const merged: Found[] = [];
     for (const f of findings) {
       if (this.#allow.has(text.slice(f.start, f.end))) continue;
       const last = merged.at(-1);
       if (last !== undefined && f.start < last.end) {
         last.end = Math.max(last.end, f.end);
-        if (this.#rankOf(f.detector) < this.#rankOf(last.detector)) last.detector = f.detector;
+        if (this.#rankOf(f.detector) < this.#rankOf(last.detector)) {
+          last.detector = f.detector;
+          last.inBase64 = f.inBase64;
+        }
       } else {
         merged.push({ ...f });
       }
@@ -101,20 +154,49 @@ export class Masker {
     return merged;
   }
 
-  /** The string with every finding replaced, and how many each detector found; undefined when nothing was found. */
-  maskString(text: string): { text: string; counts: Map<string, number> } | undefined {
+  /** The detector credited with what decoded bytes hold (the most specific), or undefined when they hold nothing. */
+  #decodedFinding(encoded: string, walk: Walk, depth: number): string | undefined {
+    // Counted before decoding (3 bytes for 4 characters), so no more than the limit is ever allocated.
+    walk.decodeLeft -= Math.floor((encoded.length * 3) / 4);
+    if (walk.decodeLeft < 0) {
+      throw new MaskingRefusedError(`the message holds more than ${this.#maxDecodedBytes} bytes of base64 to decode, so it cannot be checked for secrets (raise masking.maxDecodedSize to allow more)`);
+    }
+    const content = readable(Buffer.from(encoded, 'base64'));
+    let credit: string | undefined;
+    for (const text of 'text' in content ? [content.text] : content.strings) {
+      for (const f of this.#findings(text, walk, depth)) if (credit === undefined || this.#rankOf(f.detector) < this.#rankOf(credit)) credit = f.detector;
+    }
+    return credit;
+  }
+
+  /** The string with every finding replaced, and how many each detector found (plain, and inside base64); undefined when nothing was found. */
+  #maskText(text: string, walk: Walk, depth = 0): MaskedText | undefined {
     if (text.length < 6) return undefined;
-    const findings = this.#findings(text);
+    const findings = this.#findings(text, walk, depth);
     if (findings.length === 0) return undefined;
     const counts = new Map<string, number>();
+    const inBase64 = new Map<string, number>();
     let out = '';
     let at = 0;
     for (const f of findings) {
       out += text.slice(at, f.start) + this.#replace(text.slice(f.start, f.end), f.detector);
       at = f.end;
-      counts.set(f.detector, (counts.get(f.detector) ?? 0) + 1);
+      const tally = f.inBase64 ? inBase64 : counts;
+      tally.set(f.detector, (tally.get(f.detector) ?? 0) + 1);
     }
-    return { text: out + text.slice(at), counts };
+    return { text: out + text.slice(at), counts, inBase64 };
+  }
+
+  /** `text` with every finding replaced, and how many each detector found; undefined when nothing was found. */
+  maskString(text: string): { text: string; counts: Map<string, number> } | undefined {
+    const masked = this.#maskText(text, this.#newWalk([], () => {}));
+    if (masked === undefined) return undefined;
+    for (const [detector, count] of masked.inBase64) masked.counts.set(detector, (masked.counts.get(detector) ?? 0) + count);
+    return { text: masked.text, counts: masked.counts };
+  }
+
+  #newWalk(path: Array<string | number>, record: Walk['record']): Walk {
+    return { path, record, decodeLeft: this.#maxDecodedBytes };
   }
 
   /**
@@ -124,25 +206,26 @@ export class Masker {
   maskValue(value: unknown, at: ReadonlyArray<string | number> = []): { value: unknown; redactions: Redaction[] } {
     const redactions: Redaction[] = [];
     const path: Array<string | number> = [...at];
-    const record = (counts: Map<string, number>) => {
-      const where = `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : p === '<json>' ? '<json>' : identifier.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`)).join('')}`;
+    const record = (counts: Map<string, number>, marker = '') => {
+      const where = `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : p === '<json>' ? '<json>' : identifier.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`)).join('')}${marker}`;
       for (const [detector, count] of counts) redactions.push({ detector, path: where, count });
     };
-    const masked = this.#walk(value, path, 0, undefined, record);
+    const masked = this.#walk(value, 0, undefined, this.#newWalk(path, record));
     return { value: masked, redactions };
   }
 
   /** `whole` names the rule under which everything here is masked (a field rule or a JSON path above). */
-  #walk(value: unknown, path: Array<string | number>, depth: number, whole: string | undefined, record: (counts: Map<string, number>) => void): unknown {
+  #walk(value: unknown, depth: number, whole: string | undefined, walk: Walk): unknown {
+    const path = walk.path;
     if (whole === undefined && this.#pathRules.length > 0) whole = this.#pathRules.find((r) => r.matches(path))?.name;
-    if (typeof value === 'string') return this.#string(value, path, depth, whole, record);
+    if (typeof value === 'string') return this.#string(value, depth, whole, walk);
     if (value === null || typeof value !== 'object') return value;
     if (depth >= this.#maxDepth) throw new MaskingRefusedError(`the message nests deeper than ${this.#maxDepth} levels, so it cannot be checked for secrets`);
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         path.push(i);
-        const next = this.#walk(value[i], path, depth + 1, whole, record);
+        const next = this.#walk(value[i], depth + 1, whole, walk);
         path.pop();
         if (next !== value[i]) (copy ??= value.slice())[i] = next;
       }
@@ -150,22 +233,75 @@ export class Masker {
     }
     let copy: Record<string, unknown> | undefined;
     const object = value as Record<string, unknown>;
+    /** Keys that hold a finding themselves (an e-mail address, a token used as a key), and what they become. */
+    let renamed: Map<string, string> | undefined;
+    let binaryMasked = false;
     // Under a key that names a secret, an object's own keys are judged one by one (a `credentials` object's `user`
     // is kept, its `password` masked); a JSON-path rule, though, covers everything below it.
     if (whole === fieldRule) whole = undefined;
     // for…in over a parsed JSON object: its own keys, in order, without allocating an array of them.
     for (const key in object) {
       if (protocolKeys.has(key)) continue;
+      const newKey = this.#maskKey(key, walk);
+      if (newKey !== undefined) (renamed ??= new Map()).set(key, newKey);
       const child = object[key];
-      path.push(key);
-      const next = this.#walk(child, path, depth + 1, whole ?? (this.#fieldRules && this.#isSecretField(key) ? fieldRule : undefined), record);
+      // The path never holds a key that was masked: the redactions recorded under it would give it away.
+      path.push(newKey ?? key);
+      let next: unknown;
+      const byKey = whole === undefined && (typeof child === 'string' || typeof child === 'number') ? this.#underKey(key, child) : undefined;
+      if (byKey !== undefined) {
+        walk.record(new Map([[byKey.name, 1]]));
+        next = this.#replace(String(child), byKey.name);
+      } else if (typeof child === 'string' && isBinaryField(object, key)) {
+        next = this.#binary(child, whole ?? (this.#fieldRules && this.#isSecretField(key) ? fieldRule : undefined), walk);
+        if (next !== child) binaryMasked = true;
+      } else {
+        next = this.#walk(child, depth + 1, whole ?? (this.#fieldRules && this.#isSecretField(key) ? fieldRule : undefined), walk);
+      }
       path.pop();
       if (next !== child) (copy ??= { ...object })[key] = next;
     }
-    return copy ?? value;
+    // A binary field masked holds the marker as text now: its type says so.
+    if (binaryMasked) copy!.mimeType = 'text/plain';
+    return renamed === undefined ? (copy ?? value) : withKeysRenamed(copy ?? object, renamed);
   }
 
-  #string(text: string, path: Array<string | number>, depth: number, whole: string | undefined, record: (counts: Map<string, number>) => void): string {
+  /** The detector that recognizes `value` by its key, if one does. */
+  #underKey(key: string, value: string | number): Detector | undefined {
+    for (const d of this.#byKey) if (d.valueUnderKey!(key, value)) return d;
+    return undefined;
+  }
+
+  /** A key masked as a string is (undefined when it holds nothing), recorded at its object's path. */
+  #maskKey(key: string, walk: Walk): string | undefined {
+    if (key.length < 6 || this.#cleanKeys.has(key)) return undefined;
+    const masked = this.#maskText(key, walk);
+    if (masked === undefined) {
+      if (this.#cleanKeys.size < 10_000) this.#cleanKeys.add(key);
+      return undefined;
+    }
+    walk.record(masked.counts, '<key>');
+    walk.record(masked.inBase64, '<key><base64>');
+    return masked.text;
+  }
+
+  /**
+   * A binary field (a resource's `blob`, an image's `data`): decoded and looked into (its text whole, or a binary's
+   * printable runs), and its raw characters too; when anything is found the whole field is replaced by the marker,
+   * encoded as base64 so the field stays valid.
+   */
+  #binary(blob: string, whole: string | undefined, walk: Walk): string {
+    let credit = whole;
+    if (credit === undefined) {
+      credit = this.#decodedFinding(blob, walk, 1) ?? this.#findings(blob, walk, maxDecodeDepth)[0]?.detector;
+      if (credit === undefined) return blob;
+    }
+    walk.record(new Map([[credit, 1]]), '<base64>');
+    return encodedMarker(this.#replace(blob, credit));
+  }
+
+  #string(text: string, depth: number, whole: string | undefined, walk: Walk): string {
+    const path = walk.path;
     if (whole !== undefined) {
       if (text.length === 0 || this.#allow.has(text)) return text;
       // Masked whole whatever it holds; credited to what a detector recognizes in it, when one does.
@@ -174,23 +310,48 @@ export class Masker {
       const context = typeof key === 'string' ? `${key}=${text}` : text;
       // (A generic key=value detector would only restate the field rule, so it is not the one credited.)
       const credit =
-        text.length < 6 ? whole : (this.#findings(text)[0]?.detector ?? this.#findings(context).find((f) => f.detector !== 'password-assignment')?.detector ?? whole);
-      record(new Map([[credit, 1]]));
+        text.length < 6 ? whole : (this.#findings(text, walk)[0]?.detector ?? this.#findings(context, walk).find((f) => f.detector !== 'password-assignment')?.detector ?? whole);
+      walk.record(new Map([[credit, 1]]));
       return this.#replace(text, credit);
     }
     const embedded = embeddedJson(text);
     if (embedded !== undefined) {
       path.push('<json>');
-      const inner = this.#walk(embedded.value, path, depth + 1, undefined, record);
+      const inner = this.#walk(embedded.value, depth + 1, undefined, walk);
       path.pop();
       if (inner !== embedded.value) return JSON.stringify(inner, null, embedded.indent);
-      // Nothing inside the JSON: the raw text can still hold what only shows unparsed (a secret in a key).
+      // Nothing inside the JSON: the raw text is still looked at (`"password": "…"` shows only unparsed), but its
+      // base64 is not decoded again: every run of it sits in a string the walk above has decoded.
     }
-    const masked = this.maskString(text);
+    const masked = this.#maskText(text, walk, embedded === undefined ? 0 : maxDecodeDepth);
     if (masked === undefined) return text;
-    record(masked.counts);
+    walk.record(masked.counts);
+    walk.record(masked.inBase64, '<base64>');
     return masked.text;
   }
+}
+
+/** An object with some keys replaced, in their places; keys that would come out the same are told apart (` #2`), so none is lost. */
+function withKeysRenamed(object: Record<string, unknown>, renamed: ReadonlyMap<string, string>): Record<string, unknown> {
+  const taken = new Set(Object.keys(object).filter((k) => !renamed.has(k)));
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(object)) {
+    let name = key;
+    const masked = renamed.get(key);
+    if (masked !== undefined) {
+      name = masked;
+      for (let n = 2; taken.has(name); n++) name = `${masked} #${n}`;
+      taken.add(name);
+    }
+    // defineProperty: a key named __proto__ stays a key, as JSON.parse made it.
+    Object.defineProperty(out, name, { value: object[key], enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/** A field MCP defines as base64: a resource's `blob` (next to its `uri`), an image's or audio clip's `data`. */
+function isBinaryField(object: Record<string, unknown>, key: string): boolean {
+  return (key === 'blob' && typeof object.uri === 'string') || (key === 'data' && (object.type === 'image' || object.type === 'audio'));
 }
 
 /** JSON carried in a string (a tool's text content that is a JSON document), parsed, with the indentation it used. */

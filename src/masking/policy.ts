@@ -22,6 +22,7 @@ export function maskerFor(config: MaskingConfig, hashKey: Buffer = randomBytes(3
     fieldWords: config.fields,
     replace: replacer(config.replace, hashKey),
     allow: config.allow,
+    maxDecodedBytes: config.maxDecodedSize,
   });
 }
 

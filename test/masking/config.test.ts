@@ -28,6 +28,15 @@ describe('masking config', () => {
     assert.deepEqual(c.connections.get('a')!.masking, gatewayWide, 'a connection has the gateway-wide settings (rules apply per caller)');
   });
 
+  it('maxDecodedSize: 16 MiB by default, a size per connection, a clear error for a bad one', () => {
+    const c = parseConfig(`masking: {maxDecodedSize: 4MiB}\n${oneStdio}    masking: {exclude: [email]}\n  b:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n    masking: {maxDecodedSize: 512KiB}\n`, 'test.yaml');
+    assert.equal(c.masking.maxDecodedSize, 4 * 1024 * 1024);
+    assert.equal(c.connections.get('a')!.masking.maxDecodedSize, 4 * 1024 * 1024, 'a connection that does not set it keeps the gateway-wide value');
+    assert.equal(c.connections.get('b')!.masking.maxDecodedSize, 512 * 1024);
+    assert.equal(parseConfig(oneStdio, 'test.yaml').masking.maxDecodedSize, 16 * 1024 * 1024);
+    assert.ok(problems(`masking: {maxDecodedSize: lots}\n${oneStdio}`).some((p) => /^masking\.maxDecodedSize: expected a size such as 16MiB/.test(p)));
+  });
+
   it('a connection overrides the keys it names, and keeps the rest', () => {
     const c = parseConfig(`masking: {exclude: [phone-number], replace: hash}\n${oneStdio}    masking: {replace: {keepLast: 4}, exclude: [email]}\n`, 'test.yaml');
     assert.deepEqual(c.masking.exclude, ['phone-number']);

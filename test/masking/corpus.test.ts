@@ -12,7 +12,7 @@ import { negatives, positives } from './corpus.js';
  * Recall and the false-positive rate are reported in the test output; on this corpus both must be perfect.
  */
 
-const defaults = { enabled: true, detectors: ['secrets', 'pii'], exclude: [], fields: defaultFieldWords, replace: { kind: 'redact' as const }, allow: [], custom: [], recordArguments: false };
+const defaults = { enabled: true, detectors: ['secrets', 'pii'], exclude: [], fields: defaultFieldWords, replace: { kind: 'redact' as const }, allow: [], custom: [], recordArguments: false, maxDecodedSize: 16 * 1024 * 1024 };
 const masker = new Masker({ detectors: detectorsFor(defaults), fieldWords: defaults.fields, replace: replacer(defaults.replace, Buffer.alloc(32)) });
 
 /** What a tool result carrying `text` becomes. */

@@ -59,6 +59,13 @@ const webhookSecret = `whsec_${fake(32)}`;
 const googleSecret = `GOCSPX-${fake(28, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-')}`;
 const bearer = fake(48, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-');
 
+/** Base64 as tools show it: a Kubernetes secret's data, a base64url value, `base64` output wrapped at 76 columns, base64 in base64. */
+const base64 = (text: string) => Buffer.from(text).toString('base64');
+const envB64 = base64(`HOME=/home/ci\nGITHUB_TOKEN=${ghp}\n`);
+const urlB64 = Buffer.from(`postgres://app:${dbPassword}@db.internal:5432/app`).toString('base64url');
+const wrappedB64 = base64(`# deploy settings\nREGION=eu-west-1\nAWS_ACCESS_KEY_ID=${awsKeyId}\nLOG_LEVEL=info\nWORKERS=4\n`).replace(/(.{76})/g, '$1\n');
+const nestedB64 = base64(`{"auths":{"registry.example.com":{"auth":"${base64(`ci:${glpat}`)}"}}}`);
+
 export const positives: Positive[] = [
   { detector: 'gitlab-runner-token', secret: runnerToken, text: `gitlab-runner register --registration-token ${runnerToken} --executor docker` },
   { detector: 'stripe-webhook-secret', secret: webhookSecret, text: `STRIPE_WEBHOOK_SECRET=${webhookSecret}` },
@@ -98,9 +105,28 @@ export const positives: Positive[] = [
   { detector: 'email', secret: 'ada.lovelace@example.com', text: `From: Ada <ada.lovelace@example.com>\nSubject: notes` },
   { detector: 'phone-number', secret: '+44 20 7946 0958', text: `Call the on-call engineer at +44 20 7946 0958.` },
   { detector: 'phone-number', secret: '(415) 555-0132', text: `customer phone: (415) 555-0132` },
+  // What masking looked past before issue 15: base64 (decoded and replaced whole), keys, lower-case IBANs, labelled SSNs.
+  { detector: 'github-token', secret: envB64, text: `apiVersion: v1\nkind: Secret\ndata:\n  env: ${envB64}\ntype: Opaque` },
+  { detector: 'url-credentials', secret: urlB64, text: `DATABASE_URL_B64=${urlB64}` },
+  { detector: 'aws-access-key-id', secret: wrappedB64.slice(0, 76), text: `$ base64 deploy.env\n${wrappedB64}\n$ ` },
+  { detector: 'gitlab-token', secret: nestedB64, text: `{"data": {".dockerconfigjson": "${nestedB64}"}}` },
+  { detector: 'email', secret: 'ada.lovelace@example.com', text: `{"owners": {"ada.lovelace@example.com": "admin", "team": "billing"}}` },
+  { detector: 'github-token', secret: ghs, text: `{"tokens": {"${ghs}": {"scopes": ["repo"]}}}` },
+  { detector: 'iban', secret: 'de89 3704 0044 0532 0130 00', text: `please pay to de89 3704 0044 0532 0130 00 thanks` },
+  { detector: 'iban', secret: 'gb82west12345698765432', text: `iban=gb82west12345698765432` },
+  { detector: 'us-ssn', secret: '536228726', text: `Applicant: Ada Lovelace, SSN: 536228726, DOB 1815-12-10` },
+  { detector: 'us-ssn', secret: '536 22 8726', text: `her social security number is 536 22 8726.` },
+  { detector: 'us-ssn', secret: '536228726', text: `{"employee": {"name": "Ada", "ssn": "536228726"}}` },
 ];
 
 export const negatives: Negative[] = [
+  { lookalike: 'internationalization', text: 'internationalization responsibilities in /usr/local/lib/node_modules/typescript/lib', why: 'long words and paths (base64 characters, not base64)' },
+  { lookalike: base64('Content-Type: text/plain; charset=utf-8'), text: `header ${base64('Content-Type: text/plain; charset=utf-8')}`, why: 'base64 of harmless text' },
+  { lookalike: 'iVBORw0KGgo', text: 'icon: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', why: 'a small PNG as a data URL' },
+  { lookalike: 'be5609f728403e19', text: '{"span_id": "be5609f728403e19", "trace_flags": 1}', why: 'a lower-case hex span id that passes the IBAN checksum' },
+  { lookalike: '536228726', text: 'order 536228726 shipped; tracking 536228726', why: 'nine digits without an SSN label' },
+  { lookalike: '536228726', text: '{"id": "536228726", "zip": 941031234}', why: 'nine digits under a key that is not an SSN' },
+  { lookalike: 'user:1042:profile', text: '{"cache": {"user:1042:profile": {"ttl": 300}}}', why: 'ordinary keys' },
   { lookalike: '4111 1111 1111 1112', text: 'card 4111 1111 1111 1112 failed Luhn', why: 'a card number that fails Luhn' },
   { lookalike: 'DE89 3704 0044 0532 0130 01', text: 'IBAN DE89 3704 0044 0532 0130 01 (typo)', why: 'an IBAN that fails mod-97' },
   { lookalike: '000-12-3456', text: 'ssn 000-12-3456', why: 'an SSN with area 000' },

@@ -35,7 +35,7 @@ export const cardDetectors: Detector[] = [
     confidence: 'high',
     // Not right after an IBAN's country code and check digits (`DE89 3704 …`), whose digits can pass Luhn by chance.
     minLength: 13,
-    pattern: /(?<![0-9A-Za-z_.-])(?<![A-Z]{2}\d{2} )\d(?:[ -]?\d){12,18}(?![0-9A-Za-z_])/g,
+    pattern: /(?<![0-9A-Za-z_.-])(?<![A-Za-z]{2}\d{2} )\d(?:[ -]?\d){12,18}(?![0-9A-Za-z_])/g,
     validate: isCardNumber,
   }),
 ];

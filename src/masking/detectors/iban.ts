@@ -1,6 +1,11 @@
 import { type Detector, regexDetector } from '../detector.js';
 
-/** International bank account numbers: a country code, two check digits, the country's length, and the mod-97 check. */
+/**
+ * International bank account numbers: a country code, two check digits, the country's length, and the mod-97 check,
+ * in upper or lower case (`de89 3704 …` as people type it), grouped by fours or not. Lower case lets more strings be
+ * tried (a lower-case hex id shaped like one), so two more checks turn look-alikes away: the letters are all of one
+ * case, and where a country's account part is all digits (most of Europe) it must be.
+ */
 
 /** IBAN length by country (ISO 13616 registry). */
 const lengths: Record<string, number> = {
@@ -12,9 +17,15 @@ const lengths: Record<string, number> = {
   VG: 24, XK: 20,
 };
 
+/** Countries whose account part (after the check digits) is digits only (ISO 13616 registry). */
+const numericAccount = new Set(['AE', 'AT', 'BA', 'BE', 'CZ', 'DE', 'DK', 'EE', 'ES', 'FI', 'FO', 'GL', 'HR', 'HU', 'IL', 'LT', 'ME', 'NO', 'PL', 'PT', 'RS', 'SE', 'SI', 'SK', 'TL', 'TN', 'XK']);
+
 export function ibanValid(candidate: string): boolean {
-  const iban = candidate.replace(/ /g, '').toUpperCase();
+  const compact = candidate.replace(/ /g, '');
+  if (/[a-z]/.test(compact) && /[A-Z]/.test(compact)) return false;
+  const iban = compact.toUpperCase();
   if (lengths[iban.slice(0, 2)] !== iban.length) return false;
+  if (numericAccount.has(iban.slice(0, 2)) && !/^\d+$/.test(iban.slice(4))) return false;
   const rearranged = iban.slice(4) + iban.slice(0, 4);
   let remainder = 0;
   for (const ch of rearranged) {
@@ -32,7 +43,7 @@ export const ibanDetectors: Detector[] = [
     category: 'pii',
     confidence: 'high',
     minLength: 15,
-    pattern: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])/g,
+    pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])/g,
     validate: ibanValid,
   }),
 ];
