@@ -63,8 +63,8 @@ export class LegacySseEdge {
     try {
       session = await this.o.registry.create(connection, caller.identity, { edge: 'sse', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);
+      if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
       return replyError(res, refusal.status, refusal.code, refusal.message, null, refusal.headers);
     }
     res.writeHead(200, sseHeaders);

@@ -168,8 +168,8 @@ export class StreamableHttpEdge {
     try {
       session = await this.o.registry.create(connection, caller.identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);
+      if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
       replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }
