@@ -557,15 +557,15 @@ function rateSchema(perSecond: number, burst: number) {
   return z
     .strictObject({
       /** Sustained events per second (fractions allowed: 0.2 is one every 5 s). */
-      perSecond: z.number().positive('expected events per second above 0, e.g. 0.5 or 100').max(1_000_000).default(perSecond),
+      perSecond: z.number().positive().max(1_000_000).default(perSecond),
       /** How many may come at once above the sustained rate. */
-      burst: z.number().int().min(1, 'expected a burst of at least 1').max(10_000_000).default(burst),
+      burst: z.number().int().min(1).max(10_000_000).default(burst),
     })
     .prefault({});
 }
 
-/** A count limit: a whole number from 1 (there is no "unlimited": set a large number). */
-const countLimit = z.number().int().min(1, 'expected at least 1 (to lift a limit, set a large number)').max(10_000_000);
+/** A count limit: a whole number from 1 (there is no "unlimited": to lift a limit, set a large number). */
+const countLimit = z.number().int().min(1).max(10_000_000);
 
 /** Every connection's limits unless it gives its own (`limits.connection`; docs/security.d/limits.md). */
 function connectionLimitDefaults() {
