@@ -24,8 +24,13 @@ export interface Principal {
   issuer: string;
 }
 
+const keys = new WeakMap<Principal, string>();
+
+/** The key of a principal (remembered per identity object: a request's costs a lookup). */
 export function principalKey(p: Principal): string {
-  return JSON.stringify([p.issuer, p.subject]);
+  let key = keys.get(p);
+  if (key === undefined) keys.set(p, (key = JSON.stringify([p.issuer, p.subject])));
+  return key;
 }
 
 /** A place taken by a session; released once, when the session has ended. */
@@ -44,6 +49,8 @@ const trackedKeys = 100_000;
 interface Slot {
   principal: string;
   connection: string;
+  /** Requests in flight under this id (a legacy client may reuse an id before its answer: each counts). */
+  count: number;
 }
 
 interface ToolRule {
@@ -130,14 +137,10 @@ export class Limits {
     };
   }
 
-  /**
-   * Admits a client request on a session (its rate, per tool for tools/call, and its place in flight), or says
-   * which limit refuses it. A request already admitted (a stage ran again after a hold) is not counted twice.
-   */
+  /** Admits a client request on a session (its rate, per tool for tools/call, and its place in flight), or says which limit refuses it. */
   admitRequest(sessionId: string, connection: ConnectionConfig, principal: Principal, request: JsonRpcRequest): LimitExceededError | undefined {
     let slots = this.#slots.get(sessionId);
     const key = idKey(request.id);
-    if (slots?.has(key)) return undefined;
     const p = principalKey(principal);
     const taken: Array<{ refund(): void }> = [];
     const refund = () => taken.forEach((b) => b.refund());
@@ -170,7 +173,9 @@ export class Limits {
     f.connection.add(connection.name);
     f.global++;
     if (slots === undefined) this.#slots.set(sessionId, (slots = new Map()));
-    slots.set(key, { principal: p, connection: connection.name });
+    const slot = slots.get(key);
+    if (slot !== undefined) slot.count++;
+    else slots.set(key, { principal: p, connection: connection.name, count: 1 });
     return undefined;
   }
 
@@ -180,7 +185,7 @@ export class Limits {
     const key = idKey(id);
     const slot = slots?.get(key);
     if (slot === undefined) return;
-    slots!.delete(key);
+    if (--slot.count === 0) slots!.delete(key);
     if (slots!.size === 0) this.#slots.delete(sessionId);
     this.#freeSlot(slot);
   }
@@ -190,7 +195,7 @@ export class Limits {
     const slots = this.#slots.get(sessionId);
     if (slots === undefined) return;
     this.#slots.delete(sessionId);
-    for (const slot of slots.values()) this.#freeSlot(slot);
+    for (const slot of slots.values()) for (let i = 0; i < slot.count; i++) this.#freeSlot(slot);
   }
 
   /** What is held now, for tests and metrics. */

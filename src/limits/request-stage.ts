@@ -11,6 +11,8 @@ import type { Limits } from './limits.js';
  */
 export class RequestLimitsStage implements Stage {
   readonly name = 'limits';
+  /** Requests already admitted: after a hold the stages before it run again on the same context, and must not count it twice. */
+  readonly #admitted = new WeakSet<MessageContext>();
 
   constructor(
     private readonly limits: Limits,
@@ -18,9 +20,12 @@ export class RequestLimitsStage implements Stage {
   ) {}
 
   inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
-    if (ctx.direction !== 'toServer' || !isRequest(message)) return undefined;
+    if (ctx.direction !== 'toServer' || !isRequest(message) || this.#admitted.has(ctx)) return undefined;
     const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message);
-    if (refused === undefined) return undefined;
+    if (refused === undefined) {
+      this.#admitted.add(ctx);
+      return undefined;
+    }
     const data = { limit: refused.limit, value: refused.value, retryAfterSeconds: refused.retryAfterSeconds };
     return { action: 'answer', message: errorResponse(message.id, ErrorCode.RateLimited, refused.message, data), reason: refused.message, details: data };
   }

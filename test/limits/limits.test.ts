@@ -7,8 +7,12 @@ import { KeyedBuckets } from '../../src/limits/keyed.js';
 import { LimitExceededError, Limits } from '../../src/limits/limits.js';
 import { TokenBucket } from '../../src/limits/token-bucket.js';
 import { addressKey } from '../../src/limits/unauthenticated.js';
-import type { JsonRpcRequest } from '../../src/protocol/jsonrpc.js';
+import { ErrorCode, isRequest, type JsonRpcRequest } from '../../src/protocol/jsonrpc.js';
+import { RequestLimitsObserver, RequestLimitsStage } from '../../src/limits/request-stage.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { pass, type Stage } from '../../src/pipeline/stage.js';
 import { CapturedLog } from '../helpers/gateway.js';
+import { sessionInfo } from '../helpers/session-info.js';
 
 /** A clock the test moves by hand: nothing here sleeps. */
 function manualClock(start = 1_000_000) {
@@ -220,7 +224,7 @@ describe('Limits', () => {
     const { l, tools, remote } = setup({ principal: { requestsInFlight: 2 }, global: { requestsInFlight: 5 } }, { requestsInFlight: 3 });
     assert.equal(l.admitRequest('a', remote, alice, call('x', 1)), undefined);
     assert.equal(l.admitRequest('a', remote, alice, call('x', 2)), undefined);
-    assert.equal(l.admitRequest('a', remote, alice, call('x', 1)), undefined, 'the same request again (after a hold) takes no second place');
+    assert.equal(l.admitRequest('a', remote, alice, call('x', 1))?.limit, 'limits.principal.requestsInFlight', 'an id reused before its answer counts again');
     assert.equal(l.admitRequest('a', remote, alice, call('x', 3))?.limit, 'limits.principal.requestsInFlight');
     assert.equal(l.admitRequest('b', tools, bob, call('x', 1)), undefined);
     assert.equal(l.admitRequest('b', tools, bob, call('x', 2)), undefined);
@@ -308,5 +312,54 @@ describe('limits config', () => {
     const cfg = config({ connection: { sessions: 10, stdioProcesses: 5 } }, { stdioProcesses: 2 });
     assert.deepEqual(cfg.connections.get('tools')!.limits, { sessions: 10, stdioProcesses: 2, requestsInFlight: 1024, tools: {} } satisfies ConnectionConfig['limits']);
     assert.equal(cfg.connections.get('remote')!.limits.stdioProcesses, 5);
+  });
+});
+
+describe('RequestLimitsStage and its observer', () => {
+  const setup = (limits: Record<string, unknown>) => {
+    const cfg = config(limits);
+    const l = new Limits({ config: cfg.limits, log: new CapturedLog().logger, clock: manualClock().clock });
+    const remote = cfg.connections.get('remote')!;
+    return { l, stage: new RequestLimitsStage(l, remote), observer: new RequestLimitsObserver(l) };
+  };
+  const identity = { ...alice, groups: [] };
+  const session = sessionInfo('s1', 'remote', identity);
+
+  it('a request held by a later stage is counted once, though the stages before the hold run again', async () => {
+    const { l, stage } = setup({ principal: { requests: { perSecond: 0.001, burst: 1 } } });
+    const released = Promise.resolve(pass);
+    const holder: Stage = { name: 'review', inspect: (m) => (isRequest(m) && m.method === 'tools/call' ? { action: 'hold', until: released, reason: 'review' } : undefined) };
+    const outcome = await new Pipeline([stage, holder]).run(call('echo', 'held'), { session, direction: 'toServer' });
+    assert.equal(outcome.action, 'forward', 'the rate (one request) was spent once');
+    assert.equal(l.usage.requestsInFlight, 1);
+  });
+
+  it('answers a request over a limit with -32029 naming the limit and when to retry', () => {
+    const { stage } = setup({ principal: { requests: { perSecond: 0.5, burst: 1 } } });
+    assert.equal(stage.inspect(call('echo', 1), { session, direction: 'toServer' }), undefined);
+    const verdict = stage.inspect(call('echo', 2), { session, direction: 'toServer' });
+    assert.equal(verdict?.action, 'answer');
+    const error = verdict?.action === 'answer' ? verdict.message?.error : undefined;
+    assert.equal(error?.code, ErrorCode.RateLimited);
+    assert.deepEqual(error?.data, { limit: 'limits.principal.requests', value: '0.5/s with bursts of 1', retryAfterSeconds: 2 });
+  });
+
+  it('gives a place back when the answer is delivered, the client cancels, or the session closes; an id reused in flight counts twice', () => {
+    const { l, stage, observer } = setup({});
+    const admit = (id: number) => assert.equal(stage.inspect(call('echo', id), { session, direction: 'toServer' }), undefined);
+    admit(1);
+    admit(1);
+    admit(2);
+    admit(3);
+    assert.equal(l.usage.requestsInFlight, 4);
+    observer.message(session, 'toClient', 'delivered', { jsonrpc: '2.0', id: 1, result: {} });
+    assert.equal(l.usage.requestsInFlight, 3);
+    observer.message(session, 'toServer', 'received', { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 2 } });
+    assert.equal(l.usage.requestsInFlight, 2);
+    observer.message(session, 'toClient', 'delivered', { jsonrpc: '2.0', id: 99, result: {} });
+    observer.message(session, 'toClient', 'delivered', { jsonrpc: '2.0', method: 'notifications/progress', params: {} });
+    assert.equal(l.usage.requestsInFlight, 2, 'nothing else gives a place back');
+    observer.closed(session);
+    assert.equal(l.usage.requestsInFlight, 0);
   });
 });
