@@ -75,7 +75,7 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
  * limits are raised to let it, not removed: every request still goes through them, so their cost is measured.
  */
 const benchLimits = {
-  principal: { sessions: 5000, sessionOpens: { perSecond: 1_000_000, burst: 5000 }, requestsInFlight: 1000, requests: { perSecond: 1_000_000, burst: 1_000_000 } },
+  principal: { sessions: 5000, stdioProcesses: 5000, sessionOpens: { perSecond: 1_000_000, burst: 5000 }, requestsInFlight: 1000, requests: { perSecond: 1_000_000, burst: 1_000_000 } },
   connection: { sessions: 5000 },
   global: { sessions: 5000 },
 };

@@ -602,6 +602,8 @@ function limitsSchema() {
       principal: z
         .strictObject({
           sessions: countLimit.default(64),
+          /** Live server processes of stdio connections started for the principal (one per session). */
+          stdioProcesses: countLimit.default(16),
           sessionOpens: rateSchema(2, 60),
           requestsInFlight: countLimit.default(64),
           requests: rateSchema(100, 500),
@@ -914,7 +916,7 @@ export interface ConnectionLimits {
 
 export interface LimitsConfig {
   maxMessageBytes: number;
-  principal: { sessions: number; sessionOpens: RateConfig; requestsInFlight: number; requests: RateConfig };
+  principal: { sessions: number; stdioProcesses: number; sessionOpens: RateConfig; requestsInFlight: number; requests: RateConfig };
   global: { sessions: number; requestsInFlight: number };
   unauthenticated: { perAddress: RateConfig; total: RateConfig; addresses: number };
 }

@@ -71,7 +71,7 @@ export class Limits {
   readonly #config: LimitsConfig;
   readonly #clock: Clock;
   readonly #bursts: BurstLog;
-  readonly #sessions = { principal: new Counters(), connection: new Counters(), stdio: new Counters(), global: 0 };
+  readonly #sessions = { principal: new Counters(), principalStdio: new Counters(), connection: new Counters(), stdio: new Counters(), global: 0 };
   readonly #inFlight = { principal: new Counters(), connection: new Counters(), global: 0 };
   readonly #opens: KeyedBuckets;
   readonly #requests: KeyedBuckets;
@@ -109,6 +109,7 @@ export class Limits {
     const full = (limit: string, value: number, what: string) =>
       this.#refuse(principal, connection.name, limit, String(value), sessionRetrySeconds, `Too many sessions: ${what} (${limit}: ${value}); close a session or try again later`);
     if (s.principal.count(p) >= this.#config.principal.sessions) return full('limits.principal.sessions', this.#config.principal.sessions, 'you have as many open sessions as one person may');
+    if (stdio && s.principalStdio.count(p) >= this.#config.principal.stdioProcesses) return full('limits.principal.stdioProcesses', this.#config.principal.stdioProcesses, 'you have as many server processes running as one person may');
     if (stdio && s.stdio.count(connection.name) >= c.stdioProcesses) return full(`connections.${connection.name}.limits.stdioProcesses`, c.stdioProcesses, `connection '${connection.name}' runs as many server processes as it may`);
     if (s.connection.count(connection.name) >= c.sessions) return full(`connections.${connection.name}.limits.sessions`, c.sessions, `connection '${connection.name}' has as many sessions as it may`);
     if (s.global >= this.#config.global.sessions) return full('limits.global.sessions', this.#config.global.sessions, 'the gateway has as many sessions as it may');
@@ -120,7 +121,10 @@ export class Limits {
     }
     s.principal.add(p);
     s.connection.add(connection.name);
-    if (stdio) s.stdio.add(connection.name);
+    if (stdio) {
+      s.stdio.add(connection.name);
+      s.principalStdio.add(p);
+    }
     s.global++;
     let held = true;
     return {
@@ -130,7 +134,10 @@ export class Limits {
           held = false;
           s.principal.remove(p);
           s.connection.remove(connection.name);
-          if (stdio) s.stdio.remove(connection.name);
+          if (stdio) {
+            s.stdio.remove(connection.name);
+            s.principalStdio.remove(p);
+          }
           s.global--;
         },
       },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { allEvents } from '../helpers/recorded.js';
@@ -133,15 +134,18 @@ describe('limits: sessions', () => {
   });
 });
 
-describe('limits: stdio processes per connection', () => {
+describe('limits: stdio processes', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await gateway({}, { stdioProcesses: 2 });
+    gw = await gateway({ principal: { stdioProcesses: 1 } }, { stdioProcesses: 2 });
   });
   after(() => gw?.stop());
 
-  it('the connection runs at most stdioProcesses servers, whoever asks; an ended session frees its process', async () => {
+  it('per principal and per connection, whoever asks; an ended session frees its process', async () => {
     const first = await rawInitialize(gw.mcp('tools'), gw.auth);
+    const mine = await initialize(gw, gw.token);
+    assert.equal(mine.status, 429);
+    assert.match(((await mine.json()) as { error: { message: string } }).error.message, /limits\.principal\.stdioProcesses: 1/);
     await rawInitialize(gw.mcp('tools'), { authorization: `Bearer ${await gw.tokenFor('other')}` });
     const res = await initialize(gw, await gw.tokenFor('outsider'));
     assert.equal(res.status, 429);
@@ -152,6 +156,39 @@ describe('limits: stdio processes per connection', () => {
     const later = await initialize(gw, await gw.tokenFor('outsider'));
     assert.equal(later.status, 200);
     await later.text();
+  });
+});
+
+describe('limits: the defaults against a flood of sessions', () => {
+  let gw: TestGateway;
+  let echo: EchoServer;
+  before(async () => {
+    echo = await startEchoServer();
+    gw = await startTestGateway({ connections: { remote: { http: { url: echo.url }, tools: { pin: false } } } });
+  });
+  after(async () => {
+    await gw?.stop();
+    await echo?.stop();
+  });
+
+  it('one principal opening 100 sessions at once gets most refused with 429; another opens and calls meanwhile', async () => {
+    const attempts = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const res = await fetch(gw.mcp('remote'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: JSON.stringify(initializeBody), signal: AbortSignal.timeout(30_000) });
+        await res.text();
+        return res.status;
+      }),
+    );
+    const opened = attempts.filter((s) => s === 200).length;
+    assert.equal(opened + attempts.filter((s) => s === 429).length, 100, `only 200 or 429: ${attempts.join(',')}`);
+    assert.ok(opened >= 1 && opened <= 64, `opened ${opened}, at most limits.principal.sessions`);
+    const other = await rawInitialize(gw.mcp('remote'), { authorization: `Bearer ${await gw.tokenFor('other')}` });
+    const res = await fetch(gw.mcp('remote'), {
+      method: 'POST',
+      headers: { ...mcpHeaders, authorization: `Bearer ${await gw.tokenFor('other')}`, 'mcp-session-id': other, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify(callTool(1, 'echo')),
+    });
+    assert.match(await res.text(), /Echo: /);
   });
 });
 

@@ -158,7 +158,7 @@ describe('Limits', () => {
 
   it('has defaults that leave ordinary use alone', () => {
     const cfg = config();
-    assert.deepEqual(cfg.limits.principal, { sessions: 64, sessionOpens: { perSecond: 2, burst: 60 }, requestsInFlight: 64, requests: { perSecond: 100, burst: 500 } });
+    assert.deepEqual(cfg.limits.principal, { sessions: 64, stdioProcesses: 16, sessionOpens: { perSecond: 2, burst: 60 }, requestsInFlight: 64, requests: { perSecond: 100, burst: 500 } });
     assert.deepEqual(cfg.connections.get('tools')!.limits, { sessions: 1024, stdioProcesses: 64, requestsInFlight: 1024, tools: {} });
   });
 
@@ -189,6 +189,17 @@ describe('Limits', () => {
     lease(l.admitSession(remote, bob));
     lease(l.admitSession(remote, bob));
     assert.equal(refusal(l.admitSession(remote, { subject: 'carol', issuer: 'x' })).refused.limit, 'limits.global.sessions');
+  });
+
+  it('stdio processes per principal: its other sessions (not stdio) go on', () => {
+    const { l, tools, remote } = setup({ principal: { stdioProcesses: 2 } });
+    lease(l.admitSession(tools, alice));
+    const second = lease(l.admitSession(tools, alice));
+    assert.equal(refusal(l.admitSession(tools, alice)).refused.limit, 'limits.principal.stdioProcesses');
+    lease(l.admitSession(remote, alice));
+    lease(l.admitSession(tools, bob));
+    second.release();
+    lease(l.admitSession(tools, alice));
   });
 
   it('session opens per principal: a rate with bursts, with the wait in Retry-After', () => {
