@@ -243,7 +243,7 @@ export class Gateway {
   ) {
     this.#log = log;
     this.devIdentity = identity.dev;
-    this.#limits = new Limits({ config: config.limits, log });
+    this.#limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
     this.#access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
     const masking = new MaskingPolicies(config.connections, config.masking.rules);
     for (const w of consoleWarnings(config)) log.warn(w);

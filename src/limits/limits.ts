@@ -65,6 +65,8 @@ export interface LimitsOptions {
   clock?: Clock;
   /** How long a key must be refused no more for its burst to be over (logging). */
   quietMs?: number;
+  /** Told of every refusal, by the limit's config key (metrics). */
+  onRefused?: (limit: string) => void;
 }
 
 export class Limits {
@@ -80,6 +82,7 @@ export class Limits {
   /** Requests in flight by session, then by idKey of the client's id. */
   readonly #slots = new Map<string, Map<string, Slot>>();
   #sweeper: NodeJS.Timeout | undefined;
+  readonly #onRefused: (limit: string) => void;
   /** Requests whose token is not known to be valid yet, paced by remote address before verification. */
   readonly unauthenticated: UnauthenticatedGate;
 
@@ -90,7 +93,8 @@ export class Limits {
     this.#opens = new KeyedBuckets(trackedKeys, this.#clock);
     this.#requests = new KeyedBuckets(trackedKeys, this.#clock);
     this.#toolRates = new KeyedBuckets(trackedKeys, this.#clock);
-    this.unauthenticated = new UnauthenticatedGate(o.config.unauthenticated, this.#bursts, this.#clock);
+    this.#onRefused = o.onRefused ?? (() => {});
+    this.unauthenticated = new UnauthenticatedGate(o.config.unauthenticated, this.#bursts, this.#clock, this.#onRefused);
     if (o.clock === undefined) {
       this.#sweeper = setInterval(() => this.#bursts.sweep(), Math.max(1000, o.quietMs ?? 10_000));
       this.#sweeper.unref();
@@ -243,6 +247,7 @@ export class Limits {
 
   #refuse(principal: Principal, connection: string, limit: string, value: string, retryAfterSeconds: number, message: string): { refused: LimitExceededError; record: boolean } {
     const refused = new LimitExceededError(limit, value, retryAfterSeconds, message);
+    this.#onRefused(limit);
     const record = this.#bursts.refused(`${principalKey(principal)}\n${limit}`, { subject: principal.subject, issuer: principal.issuer, connection, limit, value }, 'limit reached: refusing');
     return { refused, record };
   }

@@ -42,6 +42,7 @@ export class UnauthenticatedGate {
     private readonly config: LimitsConfig['unauthenticated'],
     private readonly bursts: BurstLog,
     clock: Clock = monotonicClock,
+    private readonly onRefused: (limit: string) => void = () => {},
   ) {
     this.#addresses = new KeyedBuckets(config.addresses, clock);
     this.#total = new TokenBucket(config.total, clock);
@@ -73,6 +74,7 @@ export class UnauthenticatedGate {
 
   #refuse(address: string, limit: string, waitMs: number, where: string): LimitExceededError {
     const wait = Math.max(1, Math.ceil(waitMs / 1000));
+    this.onRefused(limit);
     this.bursts.refused(`unauthenticated\n${address}\n${limit}`, { remote: address, limit }, 'limit reached: refusing unauthenticated requests');
     return new LimitExceededError(limit, '', wait, `too many requests without a valid token ${where} (${limit}); try again in ${wait}s`);
   }

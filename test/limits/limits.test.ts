@@ -269,10 +269,14 @@ describe('Limits', () => {
     assert.equal(l.admitRequest('a', tools, alice, call('send_mail')), undefined);
   });
 
-  it('logs a burst of refusals once, with its total when it is over', () => {
-    const { l, t, log, remote } = setup({ principal: { sessions: 1 } });
+  it('logs a burst of refusals once, with its total when it is over; tells of each refusal (metrics)', () => {
+    const { t, log, remote } = setup();
+    const counted: string[] = [];
+    const l = new Limits({ config: config({ principal: { sessions: 1 } }).limits, log: log.logger, clock: t.clock, onRefused: (limit) => counted.push(limit) });
     lease(l.admitSession(remote, alice));
     for (let i = 0; i < 50; i++) l.admitSession(remote, alice);
+    assert.equal(counted.length, 50);
+    assert.equal(counted[0], 'limits.principal.sessions');
     assert.equal(log.lines.filter((x) => x.msg === 'limit reached: refusing').length, 1);
     t.advance(10_000);
     l.sweep();
