@@ -1,4 +1,4 @@
-import { LimitExceededError } from '../limits/limits.js';
+import { LimitExceededError } from '../limits/limit-error.js';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import { RecordingUnavailableError } from '../recording/recorder.js';
 import { UpstreamError } from '../upstream/upstream.js';

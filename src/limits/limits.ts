@@ -112,8 +112,8 @@ export class Limits {
     const s = this.#sessions;
     const full = (limit: string, value: number, what: string) =>
       this.#refuse(principal, connection.name, limit, String(value), sessionRetrySeconds, `Too many sessions: ${what} (${limit}: ${value}); close a session or try again later`);
-    if (s.principal.count(p) >= this.#config.principal.sessions) return full('limits.principal.sessions', this.#config.principal.sessions, 'you have as many open sessions as one person may');
-    if (stdio && s.principalStdio.count(p) >= this.#config.principal.stdioProcesses) return full('limits.principal.stdioProcesses', this.#config.principal.stdioProcesses, 'you have as many server processes running as one person may');
+    if (s.principal.count(p) >= this.#config.principal.sessions) return full('limits.principal.sessions', this.#config.principal.sessions, 'you have as many open sessions as one caller may');
+    if (stdio && s.principalStdio.count(p) >= this.#config.principal.stdioProcesses) return full('limits.principal.stdioProcesses', this.#config.principal.stdioProcesses, 'you have as many server processes running as one caller may');
     if (stdio && s.stdio.count(connection.name) >= c.stdioProcesses) return full(`connections.${connection.name}.limits.stdioProcesses`, c.stdioProcesses, `connection '${connection.name}' runs as many server processes as it may`);
     if (s.connection.count(connection.name) >= c.sessions) return full(`connections.${connection.name}.limits.sessions`, c.sessions, `connection '${connection.name}' has as many sessions as it may`);
     if (s.global >= this.#config.global.sessions) return full('limits.global.sessions', this.#config.global.sessions, 'the gateway has as many sessions as it may');
@@ -177,7 +177,7 @@ export class Limits {
       refund();
       return this.#refuse(principal, connection.name, limit, String(value), requestRetrySeconds, `Too many requests in flight: ${what} (${limit}: ${value}); wait for an answer first`).refused;
     };
-    if (f.principal.count(p) >= this.#config.principal.requestsInFlight) return busy('limits.principal.requestsInFlight', this.#config.principal.requestsInFlight, 'you have as many requests waiting as one person may');
+    if (f.principal.count(p) >= this.#config.principal.requestsInFlight) return busy('limits.principal.requestsInFlight', this.#config.principal.requestsInFlight, 'you have as many requests waiting as one caller may');
     if (f.connection.count(connection.name) >= connection.limits.requestsInFlight) return busy(`connections.${connection.name}.limits.requestsInFlight`, connection.limits.requestsInFlight, `connection '${connection.name}' has as many requests waiting as it may`);
     if (f.global >= this.#config.global.requestsInFlight) return busy('limits.global.requestsInFlight', this.#config.global.requestsInFlight, 'the gateway has as many requests waiting as it may');
     f.principal.add(p);
