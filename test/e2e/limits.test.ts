@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -79,10 +80,10 @@ async function sdkClient(gw: TestGateway, user: string): Promise<{ client: Clien
   };
 }
 
-async function assertEchoWorks(gw: TestGateway, user: string): Promise<void> {
+async function assertEchoWorks(gw: TestGateway, user: string, calls = 3): Promise<void> {
   const other = await sdkClient(gw, user);
   try {
-    for (let i = 0; i < 3; i++) assert.match(JSON.stringify(await other.client.callTool({ name: 'echo', arguments: {} })), /echo done/);
+    for (let i = 0; i < calls; i++) assert.match(JSON.stringify(await other.client.callTool({ name: 'echo', arguments: {} })), /echo done/);
   } finally {
     await other.close();
   }
@@ -224,6 +225,31 @@ describe('limits: request rate', () => {
     assert.equal(limitLogLines(gw, 'limits.principal.requests').length, 1);
   });
 
+});
+
+describe('limits: on the legacy SSE stream', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await gateway({ principal: { requests: { perSecond: 0.001, burst: 2 } } });
+  });
+  after(() => gw?.stop());
+
+  it('a request over the rate gets the JSON-RPC error on the stream; the session goes on for another principal', async () => {
+    const transport = new SSEClientTransport(gw.sse('tools'), { requestInit: { headers: gw.auth } });
+    const client = new Client({ name: 'legacy', version: '1' });
+    await client.connect(transport);
+    try {
+      for (let i = 0; i < 2; i++) assert.match(JSON.stringify(await client.callTool({ name: 'echo', arguments: {} })), /echo done/);
+      await assert.rejects(client.callTool({ name: 'echo', arguments: {} }), (err: Error & { code?: number }) => {
+        assert.equal(err.code, rateLimited);
+        assert.match(err.message, /limits\.principal\.requests/);
+        return true;
+      });
+    } finally {
+      await client.close();
+    }
+    await assertEchoWorks(gw, 'other', 2);
+  });
 });
 
 describe('limits: requests in flight', () => {
