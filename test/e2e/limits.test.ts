@@ -267,6 +267,8 @@ describe('limits: requests in flight', () => {
     const refused = await post(gw, token, session, callTool('e1', 'echo'));
     assert.equal(refused.message?.error?.code, rateLimited);
     assert.equal(refused.message?.error?.data?.limit, 'limits.principal.requestsInFlight');
+    const verdicts = (await allEvents(gw.gateway.recorder!.store, session)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
+    assert.deepEqual(verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId), ['e1'], 'the refusal is recorded');
     await assertEchoWorks(gw, 'other');
     assert.equal((await post(gw, token, session, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' })).status, 202);
     assert.match(JSON.stringify((await waiting).message?.result), /waited/);
@@ -304,6 +306,8 @@ describe('limits: per tool', () => {
     const refused = await post(gw, token, session, callTool(2, 'add'));
     assert.equal(refused.message?.error?.code, rateLimited);
     assert.equal(refused.message?.error?.data?.limit, 'connections.tools.limits.tools.add');
+    const verdicts = (await allEvents(gw.gateway.recorder!.store, session)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
+    assert.deepEqual(verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId), [2], 'the refusal is recorded');
     assert.match(JSON.stringify((await post(gw, token, session, callTool(3, 'echo'))).message?.result), /echo done/);
     const tester = await rawInitialize(gw.mcp('tools'), gw.auth);
     assert.match(JSON.stringify((await post(gw, gw.token, tester, callTool(1, 'add'))).message?.result), /add done/, 'another principal has its own allowance');
