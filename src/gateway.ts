@@ -323,7 +323,12 @@ export class Gateway {
             },
           })
         : undefined;
-    const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes };
+    const common = {
+      registry: this.#registry,
+      keepAlive: this.#keepAlive,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      refuseEarly: (identity: Identity) => this.#limits.refusesRequestsEarly(identity),
+    };
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     const publicUrls = new PublicUrls(config.http.publicUrl, () => ({ host: config.listen.host, port: this.port }));
     const consoleParts = recording.store && config.console.enabled ? this.#console(recording.store, verifier, publicUrls, identity.dev, log) : undefined;

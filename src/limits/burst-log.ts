@@ -44,6 +44,12 @@ export class BurstLog {
     return true;
   }
 
+  /** Whether `key` is in a burst of refusals (refused within the last `quietMs`). */
+  active(key: string): boolean {
+    const burst = this.#bursts.get(key);
+    return burst !== undefined && this.clock() - burst.lastMs < this.quietMs;
+  }
+
   /** Ends the bursts quiet for `quietMs`, logging their totals; all of them with `all` (shutdown). */
   sweep(all = false): void {
     const now = this.clock();

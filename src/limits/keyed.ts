@@ -17,6 +17,11 @@ export class KeyedBuckets {
     return this.#buckets.size;
   }
 
+  /** The key's bucket, if it has one. */
+  peek(key: string): TokenBucket | undefined {
+    return this.#buckets.get(key);
+  }
+
   /** The key's bucket, created at `rate` when it has none. */
   get(key: string, rate: Rate): TokenBucket {
     let bucket = this.#buckets.get(key);

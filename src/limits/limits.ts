@@ -190,6 +190,27 @@ export class Limits {
     return undefined;
   }
 
+  /**
+   * Whether a principal's next requests are refused before they reach a session: it was refused for its request
+   * rate or its requests in flight lately (that refusal is recorded) and is still over the limit. The edge then
+   * answers 429 at once, so a client that keeps sending costs neither parsing into its session nor a recorded event
+   * per request: one recorded refusal per burst, the rest counted.
+   */
+  refusesRequestsEarly(principal: Principal): LimitExceededError | undefined {
+    const p = principalKey(principal);
+    const rate = this.#config.principal.requests;
+    const bucket = this.#requests.peek(p);
+    if (bucket !== undefined && this.#bursts.active(`${p}\nlimits.principal.requests`)) {
+      const waitMs = bucket.waitMs();
+      if (waitMs > 0) return this.#refuseRate(principal, '', 'limits.principal.requests', rate, waitMs, 'requests');
+    }
+    const cap = this.#config.principal.requestsInFlight;
+    if (this.#inFlight.principal.count(p) >= cap && this.#bursts.active(`${p}\nlimits.principal.requestsInFlight`)) {
+      return this.#refuse(principal, '', 'limits.principal.requestsInFlight', String(cap), requestRetrySeconds, `Too many requests in flight: you have as many requests waiting as one caller may (limits.principal.requestsInFlight: ${cap}); wait for an answer first`).refused;
+    }
+    return undefined;
+  }
+
   /** The request is over for its client: answered, or cancelled by it. */
   releaseRequest(sessionId: string, id: RequestId): void {
     const slots = this.#slots.get(sessionId);

@@ -200,7 +200,7 @@ describe('limits: request rate', () => {
   });
   after(() => gw?.stop());
 
-  it('over limits.principal.requests: the JSON-RPC error inside the session, recorded as a verdict; another principal calls on', async () => {
+  it('over limits.principal.requests: the JSON-RPC error inside the session, recorded; then 429 before the session while the burst lasts; another principal calls on', async () => {
     const token = await gw.tokenFor('tester');
     const session = await rawInitialize(gw.mcp('tools'), gw.auth);
     for (let i = 1; i <= 4; i++) assert.deepEqual((await post(gw, token, session, callTool(i, 'echo'))).message?.result, { content: [{ type: 'text', text: 'echo done' }] });
@@ -209,7 +209,21 @@ describe('limits: request rate', () => {
     assert.equal(refused.message?.error?.code, rateLimited);
     assert.equal(refused.message?.error?.data?.limit, 'limits.principal.requests');
     assert.ok((refused.message?.error?.data?.retryAfterSeconds ?? 0) >= 1);
-    assert.equal((await post(gw, token, session, callTool(6, 'echo'))).message?.error?.code, rateLimited);
+    // The client keeps sending: refused at the edge, before its session parses or records anything.
+    for (const id of [6, 7]) {
+      const res = await fetch(gw.mcp('tools'), {
+        method: 'POST',
+        headers: { ...mcpHeaders, authorization: `Bearer ${token}`, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify(callTool(id, 'echo')),
+      });
+      assert.equal(res.status, 429);
+      assert.ok(Number(res.headers.get('retry-after')) >= 1);
+      const body = (await res.json()) as { id: unknown; error: { code: number; message: string } };
+      assert.equal(body.id, id);
+      assert.equal(body.error.code, rateLimited);
+      assert.match(body.error.message, /limits\.principal\.requests/);
+    }
+    assert.equal((await post(gw, token, session, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' })).status, 202, 'notifications still pass');
 
     await assertEchoWorks(gw, 'other');
 
@@ -217,11 +231,10 @@ describe('limits: request rate', () => {
     const verdicts = events.filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown; details?: { limit?: string } });
     assert.deepEqual(
       verdicts.filter((v) => v.stage === 'limits').map((v) => [v.messageId, v.details?.limit]),
-      [
-        [5, 'limits.principal.requests'],
-        [6, 'limits.principal.requests'],
-      ],
+      [[5, 'limits.principal.requests']],
+      'the first refusal of the burst is recorded; the ones refused at the edge are counted',
     );
+    assert.ok(!events.some((e) => e.payload.includes('"id":6')), 'a request refused at the edge never reached the session');
     assert.equal(limitLogLines(gw, 'limits.principal.requests').length, 1);
   });
 
@@ -245,6 +258,8 @@ describe('limits: on the legacy SSE stream', () => {
         assert.match(err.message, /limits\.principal\.requests/);
         return true;
       });
+      // Still over it: the next POST is refused before the stream carries anything.
+      await assert.rejects(client.callTool({ name: 'echo', arguments: {} }), /429|Too Many Requests/);
     } finally {
       await client.close();
     }
@@ -269,6 +284,7 @@ describe('limits: requests in flight', () => {
     assert.equal(refused.message?.error?.data?.limit, 'limits.principal.requestsInFlight');
     const verdicts = (await allEvents(gw.gateway.recorder!.store, session)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
     assert.deepEqual(verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId), ['e1'], 'the refusal is recorded');
+    assert.equal((await post(gw, token, session, callTool('e1b', 'echo'))).status, 429, 'while the burst lasts and the call still waits: refused at the edge');
     await assertEchoWorks(gw, 'other');
     assert.equal((await post(gw, token, session, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' })).status, 202);
     assert.match(JSON.stringify((await waiting).message?.result), /waited/);

@@ -257,6 +257,22 @@ describe('Limits', () => {
     assert.equal(l.admitRequest('a', remote, alice, call('x', 3)), undefined, 'the refused request gave its token back');
   });
 
+  it('once a request limit refused a principal, its further requests are refused early while it is still over it', () => {
+    const { l, t, remote } = setup({ principal: { requests: { perSecond: 1, burst: 1 }, requestsInFlight: 1 } });
+    assert.equal(l.refusesRequestsEarly(alice), undefined);
+    assert.equal(l.admitRequest('a', remote, alice, call('x', 1)), undefined);
+    assert.equal(l.refusesRequestsEarly(alice), undefined, 'at its limits but not refused yet: the stage decides and records');
+    assert.equal(l.admitRequest('a', remote, alice, call('x', 2))?.limit, 'limits.principal.requests');
+    assert.equal(l.refusesRequestsEarly(alice)?.limit, 'limits.principal.requests');
+    assert.equal(l.refusesRequestsEarly(bob), undefined);
+    t.advance(1000);
+    assert.equal(l.refusesRequestsEarly(alice), undefined, 'the rate allows one again');
+    assert.equal(l.admitRequest('a', remote, alice, call('x', 3))?.limit, 'limits.principal.requestsInFlight');
+    assert.equal(l.refusesRequestsEarly(alice)?.limit, 'limits.principal.requestsInFlight');
+    l.releaseRequest('a', 1);
+    assert.equal(l.refusesRequestsEarly(alice), undefined, 'an answer frees a place');
+  });
+
   it('per tool: a pattern paces the matching tools of each principal; other tools and principals go on', () => {
     const { l, t, tools } = setup({}, { tools: { 'send_*': { perSecond: 0.5, burst: 1 } } });
     assert.equal(l.admitRequest('a', tools, alice, call('send_mail')), undefined);
