@@ -567,7 +567,7 @@ function rateSchema(perSecond: number, burst: number) {
 /** A count limit: a whole number from 1 (there is no "unlimited": to lift a limit, set a large number). */
 const countLimit = z.number().int().min(1).max(10_000_000);
 
-/** Every connection's limits unless it gives its own (`limits.connection`; docs/security.d/limits.md). */
+/** Every connection's limits unless it gives its own (`limits.connection`; docs/security.md, Limits). */
 function connectionLimitDefaults() {
   return z
     .strictObject({

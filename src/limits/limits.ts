@@ -11,7 +11,7 @@ import { UnauthenticatedGate } from './unauthenticated.js';
 export { LimitExceededError } from './limit-error.js';
 
 /**
- * The gateway's limits (docs/security.d/limits.md): how many sessions and requests in flight each principal,
+ * The gateway's limits (docs/security.md, Limits): how many sessions and requests in flight each principal,
  * each connection and the gateway may have, and how fast each principal may open sessions and send requests
  * (per tool too). Everything is kept per principal or per connection, so one principal over its limits is refused
  * while every other goes on as before. Counters exist only while something is held; buckets are bounded in

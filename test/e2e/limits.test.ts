@@ -10,7 +10,7 @@ import { allEvents } from '../helpers/recorded.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * Limits (docs/security.d/limits.md) over real HTTP, against a real stdio server: a principal over a limit is
+ * Limits (docs/security.md, Limits) over real HTTP, against a real stdio server: a principal over a limit is
  * refused (429 + Retry-After before a session exists, the JSON-RPC error -32029 inside one), the refusal is recorded
  * and logged once per burst, and another principal's calls at the same time succeed.
  */
