@@ -71,6 +71,16 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
 }
 
 /**
+ * One principal (`bench`) does here what many would: a thousand idle sessions, thousands of calls a second. The
+ * limits are raised to let it, not removed: every request still goes through them, so their cost is measured.
+ */
+const benchLimits = {
+  principal: { sessions: 5000, stdioProcesses: 5000, sessionOpens: { perSecond: 1_000_000, burst: 5000 }, requestsInFlight: 1000, requests: { perSecond: 1_000_000, burst: 1_000_000 } },
+  connection: { sessions: 5000 },
+  global: { sessions: 5000 },
+};
+
+/**
  * `portcullis gateway` with the given connections, in its own process, with a fresh data directory (its
  * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store, roles).
  * `authOff` starts the benchmark's no-authentication baseline instead (auth-off-gateway.ts).
@@ -82,7 +92,7 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
   // Every client signs in, as in production: the dev identity, a user in the group every connection admits.
   const dev = { users: { bench: ['bench'] } };
   const admitted = Object.fromEntries(Object.entries(connections).map(([name, c]) => [name, { access: { groups: ['bench'] }, ...(c as object) }]));
-  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, dataDir, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, identity: { dev }, ...extra, connections: admitted }));
+  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, dataDir, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, identity: { dev }, ...extra, limits: { ...benchLimits, ...(extra.limits as object | undefined) }, connections: admitted }));
   const entry = authOff ? [fileURLToPath(new URL('./auth-off-gateway.js', import.meta.url)), file] : [cli, 'gateway', '--config', file];
   const child = spawn(process.execPath, entry, { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');

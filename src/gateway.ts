@@ -38,6 +38,9 @@ import { MaskingRefusedError } from './masking/engine.js';
 import { digestOf } from './recording/chain.js';
 import type { JsonRpcMessage, JsonRpcRequest } from './protocol/jsonrpc.js';
 import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
+import { GatedAuthenticator } from './edge/gated-authenticator.js';
+import { Limits } from './limits/limits.js';
+import { RequestLimitsObserver, RequestLimitsStage } from './limits/request-stage.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { ConnectionAccess } from './identity/access-policy.js';
 import { DevIdentity } from './identity/dev-identity.js';
@@ -168,6 +171,7 @@ interface StageParts {
   reviewTimeoutMs: number;
   pins: ToolPins | undefined;
   mayOpen: (identity: Identity, connection: string) => boolean;
+  limits: Limits;
 }
 
 /**
@@ -190,6 +194,8 @@ function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
   const pinning = p.pins && connection.tools.pin ? { connection: connection.name, pins: p.pins, mayOpen: p.mayOpen } : undefined;
   // Pinned lists are checked next to the server (last here), so that what is pinned is what the server sent, unmasked.
   const stages: Array<Stage | undefined> = [
+    // Limits first: a request over them costs nothing more.
+    new RequestLimitsStage(p.limits, connection),
     AuthorizeStage.forAccess(p.access),
     ToolFilterStage.forRules(connection.tools),
     pinning && new ToolPinStage(pinning, 'calls'),
@@ -220,6 +226,7 @@ export class Gateway {
   readonly #hub: AgentHub | undefined;
   readonly #metrics: GatewayMetrics;
   readonly #live = new LiveEvents();
+  readonly #limits: Limits;
   #consolePrune: NodeJS.Timeout | undefined;
   #consoleOn = false;
   /** The embedded dev identity, when no issuer is configured. */
@@ -236,6 +243,7 @@ export class Gateway {
   ) {
     this.#log = log;
     this.devIdentity = identity.dev;
+    this.#limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
     this.#access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
     const masking = new MaskingPolicies(config.connections, config.masking.rules);
     for (const w of consoleWarnings(config)) log.warn(w);
@@ -288,8 +296,10 @@ export class Gateway {
           reviewTimeoutMs: config.reviews.timeoutMs,
           pins: this.#pins,
           mayOpen: (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false,
+          limits: this.#limits,
         }),
-      observers: [...(options.observers ?? []), this.#metrics, this.#live],
+      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits)],
+      admission: this.#limits,
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       holdProgressMs: config.reviews.progressIntervalMs,
       log,
@@ -313,7 +323,12 @@ export class Gateway {
             },
           })
         : undefined;
-    const common = { registry: this.#registry, keepAlive: this.#keepAlive, maxMessageBytes: config.limits.maxMessageBytes };
+    const common = {
+      registry: this.#registry,
+      keepAlive: this.#keepAlive,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      refuseEarly: (identity: Identity) => this.#limits.refusesRequestsEarly(identity),
+    };
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     const publicUrls = new PublicUrls(config.http.publicUrl, () => ({ host: config.listen.host, port: this.port }));
     const consoleParts = recording.store && config.console.enabled ? this.#console(recording.store, verifier, publicUrls, identity.dev, log) : undefined;
@@ -325,7 +340,7 @@ export class Gateway {
       hostPolicy: hostPolicy(config, publicUrls),
       log,
       ready: () => this.#readiness(),
-      authenticator: options.authenticator ?? new BearerAuthenticator(verifier, publicUrls),
+      authenticator: options.authenticator ?? new GatedAuthenticator(new BearerAuthenticator(verifier, publicUrls), this.#limits.unauthenticated, (token) => verifier.knows(token)),
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
@@ -443,6 +458,11 @@ export class Gateway {
     return this.#registry;
   }
 
+  /** The gateway's limits (what they hold now: tests). */
+  get limits(): Limits {
+    return this.#limits;
+  }
+
   /** The recorder, when recording is on. */
   get recorder(): Recorder | undefined {
     return this.#recorder;
@@ -474,6 +494,7 @@ export class Gateway {
     if (this.#consolePrune) clearInterval(this.#consolePrune);
     await this.#notifier.stop();
     await this.#registry.closeAll('gateway shutting down');
+    this.#limits.close();
     // Every session's seal is written before the store closes.
     await this.#recorder?.close();
     await this.#store?.close();

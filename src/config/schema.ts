@@ -567,6 +567,80 @@ export function oneUpstream(kinds: readonly string[]) {
   };
 }
 
+/** A rate with bursts: `{ perSecond: 100, burst: 500 }`. */
+function rateSchema(perSecond: number, burst: number) {
+  return z
+    .strictObject({
+      /** Sustained events per second (fractions allowed: 0.2 is one every 5 s). */
+      perSecond: z.number().positive().max(1_000_000).default(perSecond),
+      /** How many may come at once above the sustained rate. */
+      burst: z.number().int().min(1).max(10_000_000).default(burst),
+    })
+    .prefault({});
+}
+
+/** A count limit: a whole number from 1 (there is no "unlimited": to lift a limit, set a large number). */
+const countLimit = z.number().int().min(1).max(10_000_000);
+
+/** Every connection's limits unless it gives its own (`limits.connection`; docs/security.md, Limits). */
+function connectionLimitDefaults() {
+  return z
+    .strictObject({
+      /** Live sessions on the connection, all principals together. */
+      sessions: countLimit.default(1024),
+      /** Live server processes of a stdio connection (one per session). */
+      stdioProcesses: countLimit.default(64),
+      /** Client requests waiting for their answer on the connection, all principals together. */
+      requestsInFlight: countLimit.default(1024),
+    })
+    .prefault({});
+}
+
+/** A connection's own limits: the keys given replace `limits.connection`'s; per tool rates exist only here. */
+function connectionLimitsSchema() {
+  return z
+    .strictObject({
+      sessions: countLimit.optional(),
+      stdioProcesses: countLimit.optional(),
+      requestsInFlight: countLimit.optional(),
+      /** Tool name pattern (`*` wildcards) → the rate each principal may call the matching tools at (one bucket per pattern). */
+      tools: z.record(z.string().min(1), rateSchema(1, 10)).default({}),
+    })
+    .prefault({});
+}
+
+function limitsSchema() {
+  return z
+    .strictObject({
+      maxMessageSize: size('16MiB'),
+      /** Each principal (issuer + subject), on this gateway. */
+      principal: z
+        .strictObject({
+          sessions: countLimit.default(64),
+          /** Live server processes of stdio connections started for the principal (one per session). */
+          stdioProcesses: countLimit.default(16),
+          sessionOpens: rateSchema(2, 60),
+          requestsInFlight: countLimit.default(64),
+          requests: rateSchema(100, 500),
+        })
+        .prefault({}),
+      /** The defaults of every connection; a connection's own `limits` replaces the keys it gives. */
+      connection: connectionLimitDefaults(),
+      /** This gateway as a whole. */
+      global: z.strictObject({ sessions: countLimit.default(4096), requestsInFlight: countLimit.default(4096) }).prefault({}),
+      /** Requests to MCP endpoints whose token is not already verified, checked before any signature is. */
+      unauthenticated: z
+        .strictObject({
+          perAddress: rateSchema(10, 100),
+          total: rateSchema(500, 2000),
+          /** Remote addresses remembered (IPv6 by /64); beyond it the stalest are forgotten. */
+          addresses: countLimit.default(10_000),
+        })
+        .prefault({}),
+    })
+    .prefault({});
+}
+
 function connectionSchema(sources: SecretSources) {
   const { stdio, http } = upstreamSchemas(sources);
   return z
@@ -580,6 +654,8 @@ function connectionSchema(sources: SecretSources) {
       access: accessSchema(),
       masking: maskingSchema(false),
       guardrails: guardrailsSchema(),
+      /** This connection's limits; keys not given come from the gateway-wide `limits.connection`. */
+      limits: connectionLimitsSchema(),
       tools: z
         .strictObject({
           /** Tool names (`*` wildcards) the connection exposes; all when absent. */
@@ -644,7 +720,7 @@ export function configSchema(sources: SecretSources) {
           token: referenceOnly(sources, 'an API token').optional(),
         })
         .prefault({}),
-      limits: z.strictObject({ maxMessageSize: size('16MiB') }).prefault({}),
+      limits: limitsSchema(),
       http: z
         .strictObject({
           /** Host header values accepted (DNS-rebinding defence); defaults to loopback names on a loopback listen. */
@@ -852,6 +928,28 @@ export interface GuardrailDefaults extends ReviewPolicy {
   message?: string;
 }
 
+/** A rate with bursts (limits). */
+export interface RateConfig {
+  perSecond: number;
+  burst: number;
+}
+
+/** A connection's limits: the gateway-wide `limits.connection` with the connection's own keys applied. */
+export interface ConnectionLimits {
+  sessions: number;
+  stdioProcesses: number;
+  requestsInFlight: number;
+  /** Tool name pattern → the rate each principal may call matching tools at. */
+  tools: Record<string, RateConfig>;
+}
+
+export interface LimitsConfig {
+  maxMessageBytes: number;
+  principal: { sessions: number; stdioProcesses: number; sessionOpens: RateConfig; requestsInFlight: number; requests: RateConfig };
+  global: { sessions: number; requestsInFlight: number };
+  unauthenticated: { perAddress: RateConfig; total: RateConfig; addresses: number };
+}
+
 export interface ConnectionConfig {
   name: string;
   description?: string;
@@ -861,6 +959,7 @@ export interface ConnectionConfig {
   masking: MaskingConfig;
   guardrails: GuardrailDefaults;
   tools: { allow?: string[]; deny?: string[]; pin: boolean };
+  limits: ConnectionLimits;
 }
 
 export interface IssuerConfig {
@@ -898,7 +997,7 @@ export interface GatewayConfig {
   identity: IdentityConfig;
   masking: MaskingConfig;
   api: { token?: SecretString };
-  limits: { maxMessageBytes: number };
+  limits: LimitsConfig;
   http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
@@ -913,11 +1012,20 @@ export interface GatewayConfig {
   connections: Map<string, ConnectionConfig>;
 }
 
-function toConnection(name: string, c: ParsedConnection, masking: MaskingConfig): ConnectionConfig {
+function toConnection(name: string, c: ParsedConnection, masking: MaskingConfig, limits: Parsed['limits']['connection']): ConnectionConfig {
   const upstream = upstreamOf(c);
   const own = Object.fromEntries(Object.entries(c.masking ?? {}).filter(([, v]) => v !== undefined));
   const { rules: _rules, ...gatewayWide } = masking;
-  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...gatewayWide, ...own } as MaskingConfig, guardrails: c.guardrails as GuardrailDefaults, tools: c.tools };
+  return { name, ...(c.description ? { description: c.description } : {}), upstream, access: c.access, masking: { ...gatewayWide, ...own } as MaskingConfig, guardrails: c.guardrails as GuardrailDefaults, tools: c.tools, limits: connectionLimits(c.limits, limits) };
+}
+
+function connectionLimits(own: ParsedConnection['limits'], defaults: Parsed['limits']['connection']): ConnectionLimits {
+  return {
+    sessions: own.sessions ?? defaults.sessions,
+    stdioProcesses: own.stdioProcesses ?? defaults.stdioProcesses,
+    requestsInFlight: own.requestsInFlight ?? defaults.requestsInFlight,
+    tools: own.tools,
+  };
 }
 
 export function toGatewayConfig(p: Parsed): GatewayConfig {
@@ -940,7 +1048,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     },
     masking: p.masking as MaskingConfig,
     api: p.api.token ? { token: p.api.token } : {},
-    limits: { maxMessageBytes: p.limits.maxMessageSize },
+    limits: { maxMessageBytes: p.limits.maxMessageSize, principal: p.limits.principal, global: p.limits.global, unauthenticated: p.limits.unauthenticated },
     http: {
       ...(p.http.publicUrl ? { publicUrl: p.http.publicUrl.replace(/\/+$/, '') } : {}),
       ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),
@@ -958,6 +1066,6 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     notifications: { webhooks: p.notifications.webhooks },
     shutdown: { drainTimeoutMs: p.shutdown.drainTimeout },
     log: { level: p.log.level },
-    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c, p.masking as MaskingConfig)])),
+    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c, p.masking as MaskingConfig, p.limits.connection)])),
   };
 }

@@ -7,7 +7,7 @@ import { ApiError, type Person, type SessionsApi } from '../api/sessions.js';
 import type { SecretString } from '../config/secrets.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
-import { AuthError } from '../identity/auth-error.js';
+import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
 import type { TrustedIssuer } from '../identity/issuers.js';
 import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
@@ -181,6 +181,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       req.resume();
+      // limits.unauthenticated: refused before verification, and logged once per burst where it was decided.
+      if (err instanceof TooManyAttemptsError) return void replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${err.message}`, null, { 'retry-after': String(err.retryAfterSeconds) });
       o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
       const headers: Record<string, string> = err.status === 401 || err.status === 400 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
       if (err.status === 503) headers['retry-after'] = '10';

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { type Identity, samePrincipal } from '../pipeline/stage.js';
-import { ErrorCode, InvalidMessageError, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { ErrorCode, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { ClientSink } from '../session/sink.js';
 import type { Caller } from './authenticate.js';
@@ -16,6 +16,8 @@ export interface LegacySseOptions {
   keepAlive: KeepAlive;
   maxMessageBytes: number;
   log: Logger;
+  /** A caller whose requests are refused before they reach their session (limits), and why. */
+  refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
 }
 
 /** The one SSE stream of a legacy session: every message to the client goes on it. */
@@ -63,8 +65,8 @@ export class LegacySseEdge {
     try {
       session = await this.o.registry.create(connection, caller.identity, { edge: 'sse', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);
+      if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
       return replyError(res, refusal.status, refusal.code, refusal.message, null, refusal.headers);
     }
     res.writeHead(200, sseHeaders);
@@ -108,6 +110,8 @@ export class LegacySseEdge {
       log.info({ err: (err as Error).message }, 'invalid JSON-RPC message');
       return replyError(res, 400, code, `Invalid message: ${(err as Error).message}`, err instanceof InvalidMessageError ? err.id : null);
     }
+    const early = messages.some(isRequest) ? this.o.refuseEarly?.(identity) : undefined;
+    if (early !== undefined) return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, null, { 'retry-after': String(early.retryAfterSeconds) });
     res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
     messages.forEach((m, i) => session.receive(m, texts[i]!));
   }

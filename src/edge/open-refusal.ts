@@ -1,3 +1,4 @@
+import { LimitExceededError } from '../limits/limit-error.js';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import { RecordingUnavailableError } from '../recording/recorder.js';
 import { UpstreamError } from '../upstream/upstream.js';
@@ -8,9 +9,14 @@ export interface OpenRefusal {
   code: number;
   message: string;
   headers: Record<string, string>;
+  /** Already logged where it was decided (a limit logs once per burst): the edge does not log it again. */
+  logged?: true;
 }
 
 export function openRefusal(err: unknown): OpenRefusal {
+  if (err instanceof LimitExceededError) {
+    return { status: 429, code: ErrorCode.RateLimited, message: err.message, headers: { 'retry-after': String(err.retryAfterSeconds) }, logged: true };
+  }
   if (err instanceof RecordingUnavailableError) {
     return {
       status: 503,

@@ -19,6 +19,8 @@ export interface StreamableHttpOptions {
   maxMessageBytes: number;
   eventBufferSize: number;
   log: Logger;
+  /** A caller whose requests are refused before they reach their session (limits), and why. */
+  refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
 }
 
 /**
@@ -137,6 +139,8 @@ export class StreamableHttpEdge {
       res.writeHead(202, streams.headers).end();
       return;
     }
+    const early = initialize === undefined ? this.o.refuseEarly?.(caller.identity) : undefined;
+    if (early !== undefined) return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, batch ? null : requests[0]!.id, { 'retry-after': String(early.retryAfterSeconds) });
     const seen = new Set<string>();
     const repeated = requests.find((r) => seen.size === seen.add(idKey(r.id)).size);
     if (repeated !== undefined) {
@@ -168,8 +172,8 @@ export class StreamableHttpEdge {
     try {
       session = await this.o.registry.create(connection, caller.identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'session could not open');
       const refusal = openRefusal(err);
+      if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
       replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }

@@ -4,11 +4,22 @@
  */
 export class AuthError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 503,
+    readonly status: 400 | 401 | 403 | 429 | 503,
     readonly code: undefined | 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'temporarily_unavailable',
     message: string,
   ) {
     super(message);
     this.name = 'AuthError';
+  }
+}
+
+/** Too many requests without a valid token came from the caller's address: refused before any verification. */
+export class TooManyAttemptsError extends AuthError {
+  constructor(
+    readonly retryAfterSeconds: number,
+    message: string,
+  ) {
+    super(429, undefined, message);
+    this.name = 'TooManyAttemptsError';
   }
 }

@@ -79,6 +79,13 @@ export class TokenVerifier {
     return [...this.#issuers.values()];
   }
 
+  /** Whether `token` was verified lately and is still good: checking it again costs a lookup, not a signature. */
+  knows(token: string): boolean {
+    const cached = this.#cache.get(token);
+    const now = Date.now();
+    return cached !== undefined && now < cached.until && now <= cached.token.expiresAtMs + this.#skewMs;
+  }
+
   async verify(token: string): Promise<VerifiedToken> {
     const now = Date.now();
     const cached = this.#cache.get(token);

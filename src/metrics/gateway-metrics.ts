@@ -24,6 +24,7 @@ export class GatewayMetrics implements SessionObserver {
   readonly #closed: Counter<'connection'>;
   readonly #messages: Counter<'connection' | 'direction'>;
   readonly #verdicts: Counter<'connection' | 'stage' | 'action'>;
+  readonly #refusals: Counter<'limit'>;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -53,6 +54,12 @@ export class GatewayMetrics implements SessionObserver {
       name: 'portcullis_verdicts_total',
       help: 'What pipeline stages did to messages (rewrite: masked; answer: refused or answered by the gateway; hold: held for review)',
       labelNames: ['connection', 'stage', 'action'],
+      registers,
+    });
+    this.#refusals = new Counter({
+      name: 'portcullis_limit_refusals_total',
+      help: 'Sessions and requests refused by a limit (HTTP 429 or JSON-RPC -32029), per limit (its config key)',
+      labelNames: ['limit'],
       registers,
     });
     if (sources.agents !== undefined) this.#agentMetrics(sources.agents, registers);
@@ -127,6 +134,11 @@ export class GatewayMetrics implements SessionObserver {
 
   verdict(session: Session, event: VerdictEvent): void {
     this.#verdicts.inc({ connection: session.connection, stage: event.stage, action: event.action });
+  }
+
+  /** A limit refused a session, a request, or an unauthenticated attempt. */
+  limitRefused(limit: string): void {
+    this.#refusals.inc({ limit });
   }
 
   /** The exposition text, and its content type. */

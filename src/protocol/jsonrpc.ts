@@ -53,6 +53,8 @@ export const ErrorCode = {
   RecordingUnavailable: -32004,
   /** The request carried no acceptable credentials (HTTP 401), or the identity may not use the connection (403 uses Denied). */
   Unauthorized: -32005,
+  /** A limit refused the request (limits: rate, requests in flight, sessions); `data.retryAfterSeconds` says when to retry. Mirrors HTTP 429. */
+  RateLimited: -32029,
 } as const;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

@@ -23,8 +23,16 @@ export interface SessionRegistryOptions {
   log: Logger;
   /** Records every session; absent when recording is off. */
   recorder?: Recorder;
+  /** Limits on opening sessions (src/limits): each session holds a place until it ends. */
+  admission?: SessionAdmission;
   /** For connections that mask client messages in the recording only: the masking of a message's JSON text. */
   redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
+}
+
+/** Whether a principal may open one more session: a place to give back when it ends, or the error to answer with. */
+export interface SessionAdmission {
+  /** `record` says the refusal is worth recording (the first of a burst). */
+  admitSession(connection: ConnectionConfig, identity: Identity): { lease: { release(): void } } | { refused: Error; record: boolean };
 }
 
 /** Where a session came from, for its recording. */
@@ -87,6 +95,12 @@ export class SessionRegistry {
    * cannot be recorded, and with UpstreamError when the upstream cannot start (that session is recorded).
    */
   async create(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): Promise<Session> {
+    const admitted = this.#options.admission?.admitSession(connection, identity);
+    if (admitted !== undefined && 'refused' in admitted) {
+      if (admitted.record) await this.refuse(connection, identity, origin, admitted.refused.message, 'limits');
+      throw admitted.refused;
+    }
+    const lease = admitted?.lease;
     const id = newSessionId();
     const log = this.#options.log.child({ session: id, connection: connection.name });
     const stages = this.#pipelines.get(connection.name) ?? [];
@@ -105,6 +119,7 @@ export class SessionRegistry {
         {
           closed: (s) => {
             this.#sessions.delete(s.id);
+            lease?.release();
             if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(s);
           },
         },
@@ -120,6 +135,7 @@ export class SessionRegistry {
       await session.open();
     } catch (err) {
       this.#sessions.delete(id);
+      lease?.release();
       throw err;
     }
     log.info({ subject: identity.subject }, 'session opened');
@@ -157,15 +173,15 @@ export class SessionRegistry {
   }
 
   /**
-   * Records an attempt to open a session that access policy refused: a session of its own that opens, holds the
-   * refusal, and closes at once, so that who tried what is in the audit trail and not only in a log.
+   * Records an attempt to open a session that access policy (or a limit: `stage` limits) refused: a session of its
+   * own that opens, holds the refusal, and closes at once, so that who tried what is in the audit trail and not only in a log.
    */
-  async refuse(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, reason: string): Promise<void> {
+  async refuse(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, reason: string, stage: 'access' | 'limits' = 'access'): Promise<void> {
     try {
       const recording = this.#startRecording(newSessionId(), connection, identity, origin);
       if (recording === undefined) return;
-      recording.verdict({ stage: 'access', action: 'answer', reason, direction: 'toServer' });
-      await recording.close(`access denied: ${reason}`);
+      recording.verdict({ stage, action: 'answer', reason, direction: 'toServer' });
+      await recording.close(stage === 'access' ? `access denied: ${reason}` : `refused: ${reason}`);
     } catch (err) {
       this.#options.log.warn({ connection: connection.name, subject: identity.subject, err: (err as Error).message }, 'a refused session could not be recorded');
     }

@@ -222,7 +222,7 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {
-    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize$/);
+    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, principal, connection, global, unauthenticated$/);
     hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny, pin$/);
     hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'), /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/);
   });

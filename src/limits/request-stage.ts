@@ -1,0 +1,50 @@
+import type { ConnectionConfig } from '../config/schema.js';
+import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
+import type { Direction, MessageContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { Limits } from './limits.js';
+
+/**
+ * The first stage of every connection: admits each client request under the limits (rate, per tool, in flight),
+ * or answers it with a RateLimited error, a verdict the session records like any other. The request's place
+ * in flight is given back by RequestLimitsObserver when its answer reaches the client, the client cancels it, or
+ * the session ends.
+ */
+export class RequestLimitsStage implements Stage {
+  readonly name = 'limits';
+  /** Requests already admitted: after a hold the stages before it run again on the same context, and must not count it twice. */
+  readonly #admitted = new WeakSet<MessageContext>();
+
+  constructor(
+    private readonly limits: Limits,
+    private readonly connection: ConnectionConfig,
+  ) {}
+
+  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
+    if (ctx.direction !== 'toServer' || !isRequest(message) || this.#admitted.has(ctx)) return undefined;
+    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message);
+    if (refused === undefined) {
+      this.#admitted.add(ctx);
+      return undefined;
+    }
+    const data = { limit: refused.limit, value: refused.value, retryAfterSeconds: refused.retryAfterSeconds };
+    return { action: 'answer', message: errorResponse(message.id, ErrorCode.RateLimited, refused.message, data), reason: refused.message, details: data };
+  }
+}
+
+/** Gives back a request's place in flight when it is over for its client (a session observer). */
+export class RequestLimitsObserver {
+  constructor(private readonly limits: Limits) {}
+
+  message(session: { id: string }, direction: Direction, boundary: 'received' | 'delivered', message: JsonRpcMessage): void {
+    if (direction === 'toClient' && boundary === 'delivered' && isResponse(message) && message.id !== null) {
+      this.limits.releaseRequest(session.id, message.id);
+    } else if (direction === 'toServer' && boundary === 'received' && isNotification(message) && message.method === 'notifications/cancelled') {
+      const id = message.params?.requestId;
+      if (typeof id === 'string' || typeof id === 'number') this.limits.releaseRequest(session.id, id as RequestId);
+    }
+  }
+
+  closed(session: { id: string }): void {
+    this.limits.releaseSession(session.id);
+  }
+}
