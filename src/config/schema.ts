@@ -625,7 +625,7 @@ export function configSchema(sources: SecretSources) {
       masking: maskingSchema(true),
       api: z
         .strictObject({
-          /** A bearer token for /api (the CLI, scripts); without it the API answers loopback clients only. */
+          /** A bearer token for /api/sessions and /metrics (a Prometheus scrape, scripts elsewhere); on the host, the local API key in dataDir does the same. */
           token: referenceOnly(sources, 'an API token').optional(),
         })
         .prefault({}),

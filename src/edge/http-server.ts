@@ -2,9 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
-import { apiRefusal } from '../api/access.js';
+import { anonymousApiRefusal, apiRefusal, isMachineCaller, type MachineKeys } from '../api/access.js';
 import { ApiError, type Person, type SessionsApi } from '../api/sessions.js';
-import type { SecretString } from '../config/secrets.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError } from '../identity/auth-error.js';
@@ -36,8 +35,8 @@ export interface HttpServerOptions {
   legacySse: LegacySseEdge;
   hostPolicy: HostPolicy;
   log: Logger;
-  /** The HTTP API: absent parts answer 503 saying why (recording off). */
-  api: { sessions?: SessionsApi; token?: SecretString };
+  /** The HTTP API: absent parts answer 503 saying why (recording off); the machine credentials of /api/sessions and /metrics. */
+  api: { sessions?: SessionsApi; keys: MachineKeys };
   /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
   ready: () => string | undefined;
   /** Who sent a request to an MCP endpoint. */
@@ -55,7 +54,7 @@ export interface HttpServerOptions {
   agents?: { hub: AgentHub; api: AgentsApi };
   /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
   console?: { edge: ConsoleEdge; files: StaticFiles };
-  /** GET /metrics (Prometheus), for whoever may use the API (api.token, or loopback without one). */
+  /** GET /metrics (Prometheus), for the holders of a machine credential (api.token, the local API key). */
   metrics: GatewayMetrics;
   /** Groups that see every session (roles.auditors), and that administer agents and pins (roles.admins). */
   roles: { auditors: readonly string[]; admins: readonly string[] };
@@ -260,11 +259,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
     return replyJson(res, 200, doc, cors);
   }
 
-  /** GET /metrics: guarded as the sessions API is (a Prometheus scrape sends api.token as its bearer token). */
+  /** GET /metrics: machine credentials only (a Prometheus scrape sends api.token as its bearer token). */
   async function metrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.resume();
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
-    const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.token);
+    const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.keys);
     if (refusal !== undefined) {
       o.log.info({ remote: req.socket.remoteAddress, reason: refusal.message }, 'metrics request refused');
       return replyJson(res, refusal.status, { error: refusal.message }, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
@@ -277,28 +276,26 @@ export function createHttpServer(o: HttpServerOptions): Server {
 
   /**
    * Whose recordings a request may read. A person (a console sign-in, or their bearer token for the gateway) sees
-   * their own sessions, or everyone's with roles.auditors. A machine sees them all: the holder of api.token, or,
-   * without one, a client on the gateway's own host that presents no token (the CLI, scripts). A bearer token that
-   * is neither is refused, never taken for the loopback's. Throws ApiError when none of these.
+   * their own sessions, or everyone's with roles.auditors. A machine sees them all: the holder of api.token or of
+   * the local API key (the CLI, scripts, on the gateway's host). Nobody else, wherever they connect from: a request
+   * with no credential is refused even on loopback. Throws ApiError when none of these.
    */
   async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | Person> {
     const person = (identity: Identity) => (inGroups(identity, o.roles.auditors) ? { all: true as const } : { subject: identity.subject, issuer: identity.issuer });
     const user = await o.console?.edge.caller(req);
     if (user !== undefined) return person(user.identity);
-    const refusal = apiRefusal(req, o.api.token);
-    if (o.api.token !== undefined && refusal === undefined) return { all: true };
+    if (isMachineCaller(req, o.api.keys)) return { all: true };
     if (req.headers.authorization !== undefined) {
       try {
         return person((await o.authenticator.authenticateGateway(req, url)).identity);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
         o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
-        throw new ApiError(401, o.api.token === undefined ? err.message : 'the bearer token is neither the API token nor a valid token for the gateway');
+        throw new ApiError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
       }
     }
-    if (refusal === undefined) return { all: true };
-    o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');
-    throw new ApiError(refusal.status, refusal.message);
+    o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request without a credential refused');
+    throw new ApiError(401, anonymousApiRefusal);
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
