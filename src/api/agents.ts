@@ -4,6 +4,7 @@ import type { Identity } from '../pipeline/stage.js';
 import { inGroups } from '../identity/roles.js';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { ApiError } from './sessions.js';
+import { untrustedPath } from '../untrusted-text.js';
 
 /**
  * /api/agents: the agents this gateway expects or has tunnels from, and how they are (connected, version,
@@ -20,7 +21,7 @@ export class AgentsApi {
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     if (!inGroups(identity, this.admins)) throw new ApiError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
-    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
     if (req.method !== 'GET') throw new ApiError(405, 'use GET');
     return json(res, 200, { agents: this.hub?.status() ?? [] });
   }

@@ -5,6 +5,7 @@ import type { ToolPins } from '../pins/tool-pins.js';
 import type { ToolPinRow } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
+import { untrustedPath } from '../untrusted-text.js';
 
 /**
  * /api/pins: the pinned tool definitions of the connections the caller may open; admins approve changed ones.
@@ -55,7 +56,7 @@ export class PinsApi {
       return json(res, 200, { pins: rows.map((p) => pinView(p, false)) });
     }
     const [connection, tool, action] = parts as [string, string | undefined, string | undefined];
-    if (tool === undefined || !this.#visible(identity, connection)) throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    if (tool === undefined || !this.#visible(identity, connection)) throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
     if (parts.length === 2) {
       if (req.method !== 'GET') throw new ApiError(405, 'use GET');
       return json(res, 200, { pin: pinView(await this.pins.get(connection, tool), true) });
@@ -65,6 +66,6 @@ export class PinsApi {
       const digest = optionalString(await readJson(req), 'digest');
       return json(res, 200, { pin: pinView(await this.pins.approve(connection, tool, identity, digest), true) });
     }
-    throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
   }
 }

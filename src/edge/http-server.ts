@@ -12,6 +12,7 @@ import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
 import type { PinsApi } from '../api/pins.js';
 import { Refusal } from '../refusal.js';
+import { untrustedPath, untrustedPrefix } from '../untrusted-text.js';
 import type { AgentHub } from '../agent/hub.js';
 import { AgentsApi } from '../api/agents.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -81,7 +82,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
   const noAgents = new AgentsApi(undefined, o.roles.admins);
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
-      o.log.error({ err: (err as Error).stack ?? String(err), url: req.url }, 'request failed');
+      o.log.error({ err: (err as Error).stack ?? String(err), path: untrustedPath(new URL(req.url ?? '/', 'http://gateway').pathname) }, 'request failed');
       if (!res.headersSent) replyError(res, 500, ErrorCode.InternalError, 'Internal error in the gateway');
       else res.end();
     });
@@ -115,7 +116,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const m = connectionPath.exec(path);
     if (m === null) {
       req.resume();
-      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${path.slice(0, 200)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
+      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${untrustedPath(path)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
     }
     const refusal = checkHostAndOrigin(req, o.hostPolicy);
     if (refusal !== undefined) {
@@ -147,15 +148,15 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const name = decodeName(rawName);
     if (name === undefined) {
       req.resume();
-      o.log.info({ path: rawName.slice(0, 200) }, 'malformed connection name in path');
+      o.log.info({ connection: untrustedPrefix(rawName) }, 'malformed connection name in path');
       replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the connection name in the path has a malformed %-escape');
       return undefined;
     }
     const connection = o.registry.connection(name);
     if (connection === undefined) {
       req.resume();
-      o.log.info({ connection: name.slice(0, 100) }, 'unknown connection');
-      replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(name.slice(0, 100))}`);
+      o.log.info({ connection: untrustedPrefix(name) }, 'unknown connection');
+      replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(untrustedPrefix(name))}`);
     }
     return connection;
   }
@@ -254,7 +255,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (edge === undefined || rawName === undefined) return replyJson(res, 200, gatewayMetadata(o.publicUrls.for(req), o.issuers), cors);
     const name = decodeName(rawName);
     const connection = name === undefined ? undefined : o.registry.connection(name);
-    if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify((name ?? rawName).slice(0, 100))}` });
+    if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify(untrustedPrefix(name ?? rawName))}` });
     const doc = protectedResourceMetadata(o.publicUrls.for(req), edge, connection, o.issuers);
     return replyJson(res, 200, doc, cors);
   }
@@ -333,7 +334,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         throw err;
       }
     }
-    return fail(404, `no API at ${url.pathname.slice(0, 200)}; see /api/sessions`);
+    return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
   }
 
   // Agents dial in here: a WebSocket upgrade on /agent, nothing else upgrades.
