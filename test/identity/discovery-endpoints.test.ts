@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
 import { checkEndpoint, isInternalAddress } from '../../src/identity/endpoint-policy.js';
 import { runCli } from '../helpers/cli.js';
 import { everythingStdio } from '../helpers/everything.js';
@@ -207,6 +209,12 @@ describe('portcullis login: the issuer and endpoints a gateway names', () => {
 });
 
 describe('endpoint policy', () => {
+  it('endpointHosts takes host names with an optional port, and a config error names the key', () => {
+    const config = (endpointHosts: unknown) => stringify({ identity: { issuers: [{ issuer: 'https://accounts.example.com', endpointHosts }] }, connections: { x: { stdio: { command: 'true' }, access: { groups: ['*'] } } } });
+    assert.deepEqual(parseConfig(config(['oauth2.example.com', 'keys.example.com:8443']), '(test)').identity.issuers[0]!.endpointHosts, ['oauth2.example.com', 'keys.example.com:8443']);
+    assert.throws(() => parseConfig(config(['https://oauth2.example.com/token']), '(test)'), /identity\.issuers\.0\.endpointHosts\.0: expected a host name, optionally with :port/);
+  });
+
   it('knows the internal address ranges', () => {
     for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:169.254.169.254']) {
       assert.ok(isInternalAddress(a), a);
