@@ -13,7 +13,8 @@ export interface MachineKeys {
   localKey: string;
 }
 
-const noCredential = 'the API needs a bearer token (Authorization: Bearer …): a person\'s token for the gateway, api.token, or the local API key (the file api-key in the gateway\'s data directory)';
+/** What a request with no credential is told. */
+export const anonymousApiRefusal = 'the API needs a bearer token (Authorization: Bearer …): a person\'s token for the gateway, api.token, or the local API key (the file api-key in the gateway\'s data directory)';
 
 /** The bearer token of a request, or undefined when it sends none. */
 function bearer(req: IncomingMessage): string | undefined {
@@ -33,8 +34,5 @@ export function isMachineCaller(req: IncomingMessage, keys: MachineKeys): boolea
 /** Why a request for a machine-only resource (/metrics) is refused, or undefined when it presents a machine credential. */
 export function apiRefusal(req: IncomingMessage, keys: MachineKeys): { status: 401; message: string } | undefined {
   if (isMachineCaller(req, keys)) return undefined;
-  return { status: 401, message: req.headers.authorization === undefined ? noCredential : 'the bearer token is neither api.token nor the local API key' };
+  return { status: 401, message: req.headers.authorization === undefined ? anonymousApiRefusal : 'the bearer token is neither api.token nor the local API key' };
 }
-
-/** What an anonymous /api request is told. */
-export const anonymousApiRefusal = noCredential;

@@ -224,7 +224,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       }
       if (!(err instanceof AuthError)) throw err;
       req.resume();
-      o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
+      o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
       const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
       return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
     }
@@ -291,11 +291,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
         return person((await o.authenticator.authenticateGateway(req, url)).identity);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
-        o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
+        o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
         throw new ApiError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
       }
     }
-    o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request without a credential refused');
+    o.log.info({ path: untrustedPath(url.pathname), remote: req.socket.remoteAddress }, 'API request without a credential refused');
     throw new ApiError(401, anonymousApiRefusal);
   }
 

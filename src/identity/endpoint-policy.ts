@@ -47,6 +47,20 @@ for (const [net, bits] of [
   internal.addSubnet(net, bits, 'ipv6');
 }
 
+/**
+ * IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4) may hide any of them, and a URL writes the mapped form
+ * in hex (`[::ffff:a9fe:a9fe]` is 169.254.169.254): refused whatever they hold. A list of their own, since BlockList
+ * matches every IPv4 address against a ::ffff:0:0/96 rule.
+ */
+const embedsIpv4 = new BlockList();
+for (const [net, bits] of [
+  ['::ffff:0:0', 96],
+  ['64:ff9b::', 96],
+  ['2002::', 16],
+] as const) {
+  embedsIpv4.addSubnet(net, bits, 'ipv6');
+}
+
 /** Whether an IP address (v4, v6, or v4-mapped v6) is loopback, private, link-local, or otherwise not a public address. */
 export function isInternalAddress(address: string): boolean {
   const bare = address.replace(/^\[|\]$/g, '');
@@ -54,7 +68,7 @@ export function isInternalAddress(address: string): boolean {
   if (mapped !== undefined) return internal.check(mapped, 'ipv4');
   const family = isIP(bare);
   if (family === 4) return internal.check(bare, 'ipv4');
-  if (family === 6) return internal.check(bare, 'ipv6');
+  if (family === 6) return internal.check(bare, 'ipv6') || embedsIpv4.check(bare, 'ipv6');
   return false;
 }
 

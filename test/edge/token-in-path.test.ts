@@ -44,9 +44,17 @@ describe('a token in the URL path', () => {
 
   it('anywhere else in the path: the 404s of the router, the metadata and the API reflect no token', async () => {
     const before = gw.log.lines.length;
-    const paths = [`/${jwt}`, `/nothing/${jwt}/more`, `/.well-known/oauth-protected-resource/mcp/${jwt}`, `/api/${jwt}`, `/api/reviews/${jwt}/x/y`];
-    for (const path of paths) {
-      const res = await fetch(new URL(path, gw.url), { headers: path.startsWith('/api/reviews') ? gw.auth : path.startsWith('/api/') ? gw.apiAuth : {} });
+    const paths: Array<[string, Record<string, string>]> = [
+      [`/${jwt}`, {}],
+      [`/nothing/${jwt}/more`, {}],
+      [`/.well-known/oauth-protected-resource/mcp/${jwt}`, {}],
+      [`/api/${jwt}`, gw.apiAuth],
+      [`/api/sessions/${jwt}`, {}],
+      [`/api/reviews/${jwt}/x/y`, gw.auth],
+      [`/api/reviews/${jwt}`, { authorization: 'Bearer not-a-token' }],
+    ];
+    for (const [path, headers] of paths) {
+      const res = await fetch(new URL(path, gw.url), { headers });
       assert.ok(res.status === 404 || res.status === 401, `${path}: status ${res.status}`);
       const text = await res.text();
       assert.deepEqual(leaks(text), [], `${path}: the answer reflects the token: ${text}`);
