@@ -317,6 +317,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
+    if (agents && isMachineCaller(req, o.api.keys)) {
+      try {
+        return await (o.agents?.api ?? noAgents).handle(req, res, url, 'machine');
+      } catch (err) {
+        if (err instanceof ApiError) return fail(err.status, err.message);
+        throw err;
+      }
+    }
     if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
     let scope: { all: true } | Person;
     try {

@@ -12,7 +12,7 @@ export interface ScriptedServer {
   host: string;
   /** The JSON served at each path (200); anything else is a 404. */
   routes: Map<string, unknown>;
-  requests: Array<{ method: string; path: string }>;
+  requests: Array<{ method: string; path: string; authorization?: string }>;
   stop(): Promise<void>;
 }
 
@@ -21,7 +21,7 @@ export async function startScriptedServer(): Promise<ScriptedServer> {
   const requests: ScriptedServer['requests'] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push({ method: req.method ?? '', path });
+    requests.push({ method: req.method ?? '', path, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
     req.resume();
     const body = routes.get(path);
     if (body === undefined) {
