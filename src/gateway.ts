@@ -9,6 +9,7 @@ import { KeepAlive } from './edge/sse-writer.js';
 import { StreamableHttpEdge } from './edge/streamable-http.js';
 import { createLogger } from './log.js';
 import { loadInstanceId } from './recording/instance.js';
+import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { SessionsApi } from './api/sessions.js';
 import { keyIdOfPem, loadSigningKey } from './recording/keys.js';
 import { type TrustedKeys, trustedKeys } from './recording/verify.js';
@@ -240,6 +241,7 @@ export class Gateway {
     log: Logger,
     recording: { store?: Store; recorder?: Recorder },
     identity: { issuers: TrustedIssuer[]; dev?: DevIdentity },
+    localApiKey: string,
   ) {
     this.#log = log;
     this.devIdentity = identity.dev;
@@ -353,7 +355,7 @@ export class Gateway {
       publicUrls,
       api: {
         ...(recording.store ? { sessions: new SessionsApi(recording.store, () => this.#trustedKeys()) } : {}),
-        ...(config.api.token ? { token: config.api.token } : {}),
+        keys: { localKey: localApiKey, ...(config.api.token ? { token: config.api.token } : {}) },
       },
     });
   }
@@ -402,8 +404,9 @@ export class Gateway {
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
     const log = options.log ?? createLogger(config.log.level);
     const identity = await startIdentity(config, options, log);
+    const localApiKey = loadOrCreateLocalApiKey(config.dataDir);
     const recording = await startRecording(config, options, log);
-    const gateway = new Gateway(config, options, log, recording, identity);
+    const gateway = new Gateway(config, options, log, recording, identity, localApiKey);
     try {
       await gateway.#accessRequests?.start();
       await gateway.#reviews?.start();

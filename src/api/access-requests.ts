@@ -6,6 +6,7 @@ import type { Identity } from '../pipeline/stage.js';
 import type { AccessRequestStatus } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
+import { untrustedPath } from '../untrusted-text.js';
 
 /**
  * /api/access: just-in-time access requests, for the CLI and the console. The caller is the identity of their
@@ -54,6 +55,6 @@ export class AccessRequestsApi {
       const request = await this.requests[action](identity, id, note);
       return json(res, 200, { request });
     }
-    throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
   }
 }

@@ -4,11 +4,13 @@ import type { Identity } from '../pipeline/stage.js';
 import { inGroups } from '../identity/roles.js';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { ApiError } from './sessions.js';
+import { untrustedPath } from '../untrusted-text.js';
 
 /**
  * /api/agents: the agents this gateway expects or has tunnels from, and how they are (connected, version,
  * connections served, sessions, last heartbeat), for admins (roles.admins). Never their tokens, nor anything of the
- * credentials they hold.
+ * credentials they hold. Also for a machine credential (api.token, the local API key): `portcullis agents list` runs
+ * where the gateway's config and data directory are, and reads the store itself anyway.
  *   GET /api/agents → { agents }
  */
 export class AgentsApi {
@@ -18,9 +20,9 @@ export class AgentsApi {
     private readonly admins: readonly string[],
   ) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    if (!inGroups(identity, this.admins)) throw new ApiError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
-    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, caller: Identity | 'machine'): Promise<void> {
+    if (caller !== 'machine' && !inGroups(caller, this.admins)) throw new ApiError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
+    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
     if (req.method !== 'GET') throw new ApiError(405, 'use GET');
     return json(res, 200, { agents: this.hub?.status() ?? [] });
   }

@@ -6,6 +6,7 @@ import type { ToolPins } from '../pins/tool-pins.js';
 import type { ToolPinReason, ToolPinRow } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
+import { untrustedPath } from '../untrusted-text.js';
 
 /**
  * /api/pins: the pinned tool definitions of the connections the caller may open; admins approve changed ones.
@@ -76,7 +77,7 @@ export class PinsApi {
       return json(res, 200, { pins: rows.map((p) => pinView(p, false, viewer)) });
     }
     const [connection, tool, action] = parts as [string, string | undefined, string | undefined];
-    if (tool === undefined || !this.#visible(identity, connection)) throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    if (tool === undefined || !this.#visible(identity, connection)) throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
     if (parts.length === 2) {
       if (req.method !== 'GET') throw new ApiError(405, 'use GET');
       const pin = await this.pins.get(connection, tool);
@@ -88,6 +89,6 @@ export class PinsApi {
       const pin = await this.pins.approve(connection, tool, identity, digest);
       return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
     }
-    throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
   }
 }

@@ -6,6 +6,7 @@ import type { ReviewStatus } from '../store/types.js';
 import { reviewView } from '../reviews/view.js';
 import { optionalString, readJson } from './json-body.js';
 import { ApiError } from './sessions.js';
+import { untrustedPath } from '../untrusted-text.js';
 
 /**
  * /api/reviews: calls held by guardrail rules, for the CLI and the console. The caller is the identity of their
@@ -43,6 +44,6 @@ export class ReviewsApi {
         action === 'approve' ? await this.reviews.approve(id, identity, optionalString(body, 'note')) : await this.reviews.reject(id, identity, optionalString(body, 'reason') ?? '');
       return json(res, 200, { review: reviewView(review) });
     }
-    throw new ApiError(404, `no API at ${url.pathname.slice(0, 200)}`);
+    throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
   }
 }

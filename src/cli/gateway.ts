@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Gateway } from '../gateway.js';
+import { localApiKeyPath } from '../crypto/local-api-key.js';
 import { configForCommand } from './load-config.js';
 
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
@@ -41,6 +42,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     `  MCP Inspector:  npx @modelcontextprotocol/inspector   then "Streamable HTTP", ${gateway.url}/mcp/${first}, and the token as a Bearer header`,
     `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'), { requestInit: { headers: { Authorization: 'Bearer …' } } })`,
     `  recordings:     ${cli} sessions list${embedded ? '' : ' --config FILE'}`,
+    `  recordings API: curl -H "Authorization: Bearer $(cat ${localApiKeyPath(gateway.config.dataDir)})" ${gateway.url}/api/sessions`,
     `  health:         curl ${gateway.url}/healthz`,
     '',
     'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first.',

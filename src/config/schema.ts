@@ -264,6 +264,13 @@ function issuerSchema(sources: SecretSources) {
     clientId: z.string().min(1).optional(),
     scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email', 'offline_access']),
     /**
+     * Hosts besides the issuer's own that its discovery document may name as endpoints (jwks_uri, token endpoint…):
+     * `host` (port 443) or `host:port`, e.g. oauth2.googleapis.com for Google. Discovery naming any other host is refused.
+     */
+    endpointHosts: z
+      .array(z.string().regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, 'expected a host name, optionally with :port, such as oauth2.googleapis.com (no scheme, no path)'))
+      .default([]),
+    /**
      * The OAuth client the web console signs in with (authorization code with PKCE; its redirect URI is
      * <publicUrl>/auth/callback): by default `clientId` as a public client; a secret makes it a confidential one.
      */
@@ -716,7 +723,7 @@ export function configSchema(sources: SecretSources) {
       masking: maskingSchema(true),
       api: z
         .strictObject({
-          /** A bearer token for /api (the CLI, scripts); without it the API answers loopback clients only. */
+          /** A bearer token for /api/sessions and /metrics (a Prometheus scrape, scripts elsewhere); on the host, the local API key in dataDir does the same. */
           token: referenceOnly(sources, 'an API token').optional(),
         })
         .prefault({}),
@@ -970,6 +977,8 @@ export interface IssuerConfig {
   roles?: Record<string, string[]>;
   clientId?: string;
   scopes: string[];
+  /** Hosts besides the issuer's own its discovery document may name as endpoints. */
+  endpointHosts: string[];
   console?: { clientId?: string; clientSecret?: SecretString; label?: string };
 }
 

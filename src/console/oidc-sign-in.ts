@@ -6,6 +6,7 @@ import { Refusal } from '../refusal.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import { audienceMatches, type TokenVerifier } from '../identity/verifier.js';
+import { checkDiscoveredEndpoints } from '../identity/endpoint-policy.js';
 
 /**
  * The console's OIDC sign-in: the authorization-code flow with PKCE (and state and nonce), the gateway being the
@@ -29,6 +30,8 @@ export interface ConsoleIssuer {
   clientId: string;
   clientSecret?: string;
   scopes: string[];
+  /** Hosts besides the issuer's own its discovery document may name (identity.issuers[].endpointHosts). */
+  endpointHosts: readonly string[];
 }
 
 export function consoleIssuers(issuers: readonly IssuerConfig[]): ConsoleIssuer[] {
@@ -36,7 +39,7 @@ export function consoleIssuers(issuers: readonly IssuerConfig[]): ConsoleIssuer[
     const clientId = i.console?.clientId ?? i.clientId;
     if (clientId === undefined) return [];
     const secret = i.console?.clientSecret?.reveal();
-    return [{ issuer: i.issuer, label: i.console?.label ?? new URL(i.issuer).host, clientId, ...(secret ? { clientSecret: secret } : {}), scopes: i.scopes.filter((s) => s !== 'offline_access') }];
+    return [{ issuer: i.issuer, label: i.console?.label ?? new URL(i.issuer).host, clientId, ...(secret ? { clientSecret: secret } : {}), scopes: i.scopes.filter((s) => s !== 'offline_access'), endpointHosts: i.endpointHosts }];
   });
 }
 
@@ -59,7 +62,11 @@ export class OidcSignIn {
       const url = new URL(i.issuer);
       const auth = i.clientSecret === undefined ? oidc.None() : oidc.ClientSecretBasic(i.clientSecret);
       // Plain http only for an IdP on this machine (a local test or dev IdP).
-      config = oidc.discovery(url, i.clientId, undefined, auth, isLoopbackHttpUrl(url) ? { execute: [oidc.allowInsecureRequests] } : undefined);
+      // Its endpoints are checked before any is used: the client secret goes to the token endpoint.
+      config = oidc.discovery(url, i.clientId, undefined, auth, isLoopbackHttpUrl(url) ? { execute: [oidc.allowInsecureRequests] } : undefined).then((c) => {
+        checkDiscoveredEndpoints(c.serverMetadata() as unknown as Record<string, unknown>, { issuer: i.issuer, endpointHosts: i.endpointHosts }, false);
+        return c;
+      });
       config.catch(() => this.#configs.delete(i.issuer));
       this.#configs.set(i.issuer, config);
     }

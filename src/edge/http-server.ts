@@ -2,9 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
-import { apiRefusal } from '../api/access.js';
+import { anonymousApiRefusal, apiRefusal, isMachineCaller, type MachineKeys } from '../api/access.js';
 import { ApiError, type Person, type SessionsApi } from '../api/sessions.js';
-import type { SecretString } from '../config/secrets.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
@@ -13,6 +12,7 @@ import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
 import type { PinsApi } from '../api/pins.js';
 import { Refusal } from '../refusal.js';
+import { untrustedPath, untrustedPrefix } from '../untrusted-text.js';
 import type { AgentHub } from '../agent/hub.js';
 import { AgentsApi } from '../api/agents.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -36,8 +36,8 @@ export interface HttpServerOptions {
   legacySse: LegacySseEdge;
   hostPolicy: HostPolicy;
   log: Logger;
-  /** The HTTP API: absent parts answer 503 saying why (recording off). */
-  api: { sessions?: SessionsApi; token?: SecretString };
+  /** The HTTP API: absent parts answer 503 saying why (recording off); the machine credentials of /api/sessions and /metrics. */
+  api: { sessions?: SessionsApi; keys: MachineKeys };
   /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
   ready: () => string | undefined;
   /** Who sent a request to an MCP endpoint. */
@@ -55,7 +55,7 @@ export interface HttpServerOptions {
   agents?: { hub: AgentHub; api: AgentsApi };
   /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
   console?: { edge: ConsoleEdge; files: StaticFiles };
-  /** GET /metrics (Prometheus), for whoever may use the API (api.token, or loopback without one). */
+  /** GET /metrics (Prometheus), for the holders of a machine credential (api.token, the local API key). */
   metrics: GatewayMetrics;
   /** Groups that see every session (roles.auditors), and that administer agents and pins (roles.admins). */
   roles: { auditors: readonly string[]; admins: readonly string[] };
@@ -82,7 +82,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
   const noAgents = new AgentsApi(undefined, o.roles.admins);
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     route(req, res).catch((err: unknown) => {
-      o.log.error({ err: (err as Error).stack ?? String(err), url: req.url }, 'request failed');
+      o.log.error({ err: (err as Error).stack ?? String(err), path: untrustedPath(new URL(req.url ?? '/', 'http://gateway').pathname) }, 'request failed');
       if (!res.headersSent) replyError(res, 500, ErrorCode.InternalError, 'Internal error in the gateway');
       else res.end();
     });
@@ -116,7 +116,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const m = connectionPath.exec(path);
     if (m === null) {
       req.resume();
-      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${path.slice(0, 200)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
+      return replyError(res, 404, ErrorCode.InvalidRequest, `Not found: ${untrustedPath(path)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
     }
     const refusal = checkHostAndOrigin(req, o.hostPolicy);
     if (refusal !== undefined) {
@@ -148,15 +148,15 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const name = decodeName(rawName);
     if (name === undefined) {
       req.resume();
-      o.log.info({ path: rawName.slice(0, 200) }, 'malformed connection name in path');
+      o.log.info({ connection: untrustedPrefix(rawName) }, 'malformed connection name in path');
       replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the connection name in the path has a malformed %-escape');
       return undefined;
     }
     const connection = o.registry.connection(name);
     if (connection === undefined) {
       req.resume();
-      o.log.info({ connection: name.slice(0, 100) }, 'unknown connection');
-      replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(name.slice(0, 100))}`);
+      o.log.info({ connection: untrustedPrefix(name) }, 'unknown connection');
+      replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(untrustedPrefix(name))}`);
     }
     return connection;
   }
@@ -226,7 +226,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       }
       if (!(err instanceof AuthError)) throw err;
       req.resume();
-      o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
+      o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
       const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
       return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
     }
@@ -257,16 +257,16 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (edge === undefined || rawName === undefined) return replyJson(res, 200, gatewayMetadata(o.publicUrls.for(req), o.issuers), cors);
     const name = decodeName(rawName);
     const connection = name === undefined ? undefined : o.registry.connection(name);
-    if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify((name ?? rawName).slice(0, 100))}` });
+    if (connection === undefined) return replyJson(res, 404, { error: `there is no connection named ${JSON.stringify(untrustedPrefix(name ?? rawName))}` });
     const doc = protectedResourceMetadata(o.publicUrls.for(req), edge, connection, o.issuers);
     return replyJson(res, 200, doc, cors);
   }
 
-  /** GET /metrics: guarded as the sessions API is (a Prometheus scrape sends api.token as its bearer token). */
+  /** GET /metrics: machine credentials only (a Prometheus scrape sends api.token as its bearer token). */
   async function metrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.resume();
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
-    const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.token);
+    const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.keys);
     if (refusal !== undefined) {
       o.log.info({ remote: req.socket.remoteAddress, reason: refusal.message }, 'metrics request refused');
       return replyJson(res, refusal.status, { error: refusal.message }, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
@@ -279,28 +279,26 @@ export function createHttpServer(o: HttpServerOptions): Server {
 
   /**
    * Whose recordings a request may read. A person (a console sign-in, or their bearer token for the gateway) sees
-   * their own sessions, or everyone's with roles.auditors. A machine sees them all: the holder of api.token, or,
-   * without one, a client on the gateway's own host that presents no token (the CLI, scripts). A bearer token that
-   * is neither is refused, never taken for the loopback's. Throws ApiError when none of these.
+   * their own sessions, or everyone's with roles.auditors. A machine sees them all: the holder of api.token or of
+   * the local API key (the CLI, scripts, on the gateway's host). Nobody else, wherever they connect from: a request
+   * with no credential is refused even on loopback. Throws ApiError when none of these.
    */
   async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | Person> {
     const person = (identity: Identity) => (inGroups(identity, o.roles.auditors) ? { all: true as const } : { subject: identity.subject, issuer: identity.issuer });
     const user = await o.console?.edge.caller(req);
     if (user !== undefined) return person(user.identity);
-    const refusal = apiRefusal(req, o.api.token);
-    if (o.api.token !== undefined && refusal === undefined) return { all: true };
+    if (isMachineCaller(req, o.api.keys)) return { all: true };
     if (req.headers.authorization !== undefined) {
       try {
         return person((await o.authenticator.authenticateGateway(req, url)).identity);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
-        o.log.info({ path: url.pathname, status: err.status, reason: err.message }, 'API request not authenticated');
-        throw new ApiError(401, o.api.token === undefined ? err.message : 'the bearer token is neither the API token nor a valid token for the gateway');
+        o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
+        throw new ApiError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
       }
     }
-    if (refusal === undefined) return { all: true };
-    o.log.info({ path: url.pathname, remote: req.socket.remoteAddress }, 'API request refused');
-    throw new ApiError(refusal.status, refusal.message);
+    o.log.info({ path: untrustedPath(url.pathname), remote: req.socket.remoteAddress }, 'API request without a credential refused');
+    throw new ApiError(401, anonymousApiRefusal);
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -321,6 +319,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
+    if (agents && isMachineCaller(req, o.api.keys)) {
+      try {
+        return await (o.agents?.api ?? noAgents).handle(req, res, url, 'machine');
+      } catch (err) {
+        if (err instanceof ApiError) return fail(err.status, err.message);
+        throw err;
+      }
+    }
     if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
     let scope: { all: true } | Person;
     try {
@@ -338,7 +344,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         throw err;
       }
     }
-    return fail(404, `no API at ${url.pathname.slice(0, 200)}; see /api/sessions`);
+    return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
   }
 
   // Agents dial in here: a WebSocket upgrade on /agent, nothing else upgrades.

@@ -7,11 +7,11 @@ import type { IncomingMessage } from 'node:http';
 export interface HostPolicy {
   /** Host names, with or without :port; a name without a port matches any port. */
   allowedHosts: readonly string[];
-  /** Exact origins (scheme://host[:port]); when empty, any http(s) origin on an allowed host. */
+  /** Exact origins (scheme://host[:port]) allowed besides the gateway's own; browsers on any other page are refused. */
   allowedOrigins: readonly string[];
   /**
-   * The gateway's own origins, allowed whatever allowedOrigins lists: its console's page calls its API from them,
-   * and listing other origins must not lock the console out.
+   * The gateway's own origins (http.publicUrl, else the listen address and its loopback aliases), always allowed:
+   * its console's page calls its API from them.
    */
   ownOrigins?: () => readonly string[];
 }
@@ -41,16 +41,8 @@ export function checkHostAndOrigin(req: IncomingMessage, policy: HostPolicy): st
   }
   const origin = req.headers.origin;
   if (origin === undefined) return undefined;
-  if (policy.allowedOrigins.length > 0) {
-    const allowed = policy.allowedOrigins.includes(origin) || (policy.ownOrigins?.().includes(origin) ?? false);
-    return allowed ? undefined : `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`;
-  }
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    return `Origin ${JSON.stringify(origin)} is not allowed`;
-  }
-  if ((url.protocol === 'http:' || url.protocol === 'https:') && hostAllowed(url.host, policy.allowedHosts)) return undefined;
-  return `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`;
+  // Only the gateway's own origins and the listed ones: any page on a loopback host (a dev server on
+  // localhost:3000, a page another local user serves) is another site, whatever its host name.
+  const allowed = policy.allowedOrigins.includes(origin) || (policy.ownOrigins?.().includes(origin) ?? false);
+  return allowed ? undefined : `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`;
 }

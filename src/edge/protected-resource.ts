@@ -27,13 +27,13 @@ function metadata(resource: string, name: string, issuers: readonly TrustedIssue
  * The gateway's own metadata (`/.well-known/oauth-protected-resource`, no path): the gateway as one resource,
  * which is what `portcullis login` asks a token for, so that one sign-in serves every connection the caller's
  * groups allow. `portcullis_clients` (an extension RFC 9728 §2 allows) names the public client to sign in with
- * at each issuer, and the scopes to ask that issuer for.
+ * at each issuer, the scopes to ask that issuer for, and the hosts besides the issuer's its endpoints are on.
  */
 export function gatewayMetadata(base: string, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
   const clients = Object.fromEntries(
     issuers
       .filter((i) => i.authorizationServer && i.config.clientId !== undefined)
-      .map((i) => [i.config.issuer, { client_id: i.config.clientId!, scopes: i.config.scopes }]),
+      .map((i) => [i.config.issuer, { client_id: i.config.clientId!, scopes: i.config.scopes, ...(i.config.endpointHosts.length > 0 ? { endpoint_hosts: i.config.endpointHosts } : {}) }]),
   );
   return { ...metadata(base, 'Portcullis', issuers), ...(Object.keys(clients).length > 0 ? { portcullis_clients: clients } : {}) };
 }

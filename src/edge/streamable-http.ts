@@ -12,6 +12,7 @@ import { HttpSessionStreams } from './http-streams.js';
 import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
 import type { KeepAlive } from './sse-writer.js';
+import { untrustedPrefix } from '../untrusted-text.js';
 
 export interface StreamableHttpOptions {
   registry: SessionRegistry;
@@ -67,7 +68,7 @@ export class StreamableHttpEdge {
       log.warn({ session: header.slice(0, 64), subject: identity.subject, owner: session.identity.subject }, 'session id presented by another identity');
     }
     if (session === undefined || !session.isOpen || session.connection !== connection.name || !samePrincipal(session.identity, identity)) {
-      log.info({ session: header.slice(0, 64) }, 'unknown session');
+      log.info({ session: untrustedPrefix(header) }, 'unknown session');
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: it has ended or never existed; initialize a new session');
       return undefined;
     }

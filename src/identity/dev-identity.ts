@@ -46,6 +46,7 @@ export class DevIdentity {
       algorithms: ['EdDSA'],
       groupsClaim: 'groups',
       scopes: [],
+      endpointHosts: [],
     };
     this.issuer = new LocalIssuer(issuerConfig, [publicJwk]);
     this.consoleKey = createHmac('sha256', key.export({ format: 'der', type: 'pkcs8' })).update('portcullis console dev sign-in v1').digest('base64url');

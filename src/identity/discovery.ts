@@ -1,7 +1,10 @@
+import { checkDiscoveredEndpoints, EndpointError } from './endpoint-policy.js';
+
 /**
  * OpenID Connect discovery: an issuer's metadata from `<issuer>/.well-known/openid-configuration`. The
  * document must name the same issuer exactly (OpenID Connect Discovery §4.3), or it is refused: a proxy or a
- * misconfigured IdP must not get the gateway to trust another issuer's keys.
+ * misconfigured IdP must not get the gateway to trust another issuer's keys. Nor may it send the gateway to
+ * another host for them (endpoint-policy.ts).
  */
 
 export interface IssuerMetadata {
@@ -26,22 +29,11 @@ export function discoveryUrl(issuer: string): URL {
   return new URL(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`);
 }
 
-/** https, or http when the issuer itself is plain http on loopback (a local IdP). */
-function checkEndpoint(name: string, value: unknown, issuer: URL): URL {
-  if (typeof value !== 'string') throw new DiscoveryError(`its discovery document has no ${name}`);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new DiscoveryError(`its discovery document's ${name} is not a URL`);
-  }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && issuer.protocol === 'http:')) {
-    throw new DiscoveryError(`its discovery document's ${name} is not https`);
-  }
-  return url;
-}
-
-export async function discover(issuer: string, timeoutMs = 5000): Promise<IssuerMetadata> {
+/**
+ * The issuer's metadata, its endpoints checked against `policy` (on the issuer's host, or its configured
+ * endpointHosts; see endpoint-policy.ts): a document that points elsewhere is refused before anything is fetched there.
+ */
+export async function discover(issuer: string, policy: { endpointHosts?: readonly string[] } = {}, timeoutMs = 5000): Promise<IssuerMetadata> {
   const url = discoveryUrl(issuer);
   let res: Response;
   try {
@@ -63,10 +55,11 @@ export async function discover(issuer: string, timeoutMs = 5000): Promise<Issuer
   if (doc.issuer !== issuer) {
     throw new DiscoveryError(`${url.href} names the issuer ${JSON.stringify(doc.issuer)}, not ${JSON.stringify(issuer)} as configured`);
   }
-  const base = new URL(issuer);
-  checkEndpoint('jwks_uri', doc.jwks_uri, base);
-  for (const name of ['authorization_endpoint', 'token_endpoint', 'device_authorization_endpoint', 'registration_endpoint'] as const) {
-    if (doc[name] !== undefined) checkEndpoint(name, doc[name], base);
+  try {
+    checkDiscoveredEndpoints(doc, { issuer, ...policy }, true);
+  } catch (err) {
+    if (err instanceof EndpointError) throw new DiscoveryError(err.message);
+    throw err;
   }
   return doc as unknown as IssuerMetadata;
 }

@@ -79,7 +79,7 @@ export class RemoteIssuer implements TrustedIssuer {
     if (Date.now() - this.#failedAt < this.#timings.discoveryRetryMs) {
       return Promise.reject(new AuthError(503, 'temporarily_unavailable', `tokens from ${this.config.issuer} cannot be checked now: ${this.#lastFailure}`));
     }
-    this.#metadata = discover(this.config.issuer).catch((err: unknown) => {
+    this.#metadata = discover(this.config.issuer, { endpointHosts: this.config.endpointHosts }).catch((err: unknown) => {
       this.#metadata = undefined;
       this.#failedAt = Date.now();
       this.#lastFailure = (err as Error).message;

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { isLoopbackHttpUrl } from '../net/loopback.js';
+import { assertPublicHost, checkDiscoveredEndpoints, discoveredEndpoints, EndpointError } from './endpoint-policy.js';
 import type { CachedToken } from './token-cache.js';
 
 /**
@@ -17,6 +18,13 @@ export interface LoginTarget {
   scopes: string[];
   /** The gateway's base URL, asked for as the token's resource (audience). */
   resource: string;
+  /** Hosts besides the issuer's own its discovery document may name as endpoints. */
+  endpointHosts: readonly string[];
+  /**
+   * Whether the user named the issuer and its endpoint hosts (--issuer, --config, or a sign-in they already made);
+   * when the gateway named them, endpoint hosts other than the issuer's must be public addresses too.
+   */
+  named: boolean;
 }
 
 export class LoginError extends Error {
@@ -28,12 +36,28 @@ export class LoginError extends Error {
 
 async function configure(target: LoginTarget): Promise<oidc.Configuration> {
   const issuer = new URL(target.issuer);
+  let config: oidc.Configuration;
   try {
     // Plain http only for an IdP on this machine (a local test or dev IdP); anything else must be https.
-    return await oidc.discovery(issuer, target.clientId, undefined, oidc.None(), isLoopbackHttpUrl(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined);
+    config = await oidc.discovery(issuer, target.clientId, undefined, oidc.None(), isLoopbackHttpUrl(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined);
   } catch (err) {
     throw new LoginError(`the identity provider ${target.issuer} could not be discovered: ${(err as Error).message}`);
   }
+  // Nothing is sent to an endpoint before it is known to be the IdP's (endpoint-policy.ts).
+  const metadata = config.serverMetadata() as unknown as Record<string, unknown>;
+  try {
+    checkDiscoveredEndpoints(metadata, target, false);
+    if (!target.named) {
+      for (const name of discoveredEndpoints) {
+        const value = metadata[name];
+        if (typeof value === 'string' && new URL(value).host !== issuer.host) await assertPublicHost(new URL(value).hostname, `its ${name}`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof EndpointError) throw new LoginError(`the identity provider ${target.issuer} is not used: ${err.message}`);
+    throw err;
+  }
+  return config;
 }
 
 function toCached(target: LoginTarget, config: oidc.Configuration, tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, previous?: CachedToken): CachedToken {
@@ -51,6 +75,7 @@ function toCached(target: LoginTarget, config: oidc.Configuration, tokens: oidc.
     ...(tokenEndpoint ? { tokenEndpoint } : {}),
     resource: target.resource,
     scopes: target.scopes,
+    ...(target.endpointHosts.length > 0 ? { endpointHosts: [...target.endpointHosts] } : {}),
   };
 }
 
@@ -150,7 +175,8 @@ export async function refreshToken(cached: CachedToken): Promise<CachedToken> {
   if (cached.refreshToken === undefined || cached.clientId === undefined || cached.resource === undefined) {
     throw new LoginError('the cached token cannot be refreshed (no refresh token)');
   }
-  const target: LoginTarget = { issuer: cached.issuer, clientId: cached.clientId, scopes: cached.scopes ?? [], resource: cached.resource };
+  // The issuer and its endpoint hosts were checked when the user signed in.
+  const target: LoginTarget = { issuer: cached.issuer, clientId: cached.clientId, scopes: cached.scopes ?? [], resource: cached.resource, endpointHosts: cached.endpointHosts ?? [], named: true };
   const config = await configure(target);
   try {
     const tokens = await oidc.refreshTokenGrant(config, cached.refreshToken, { resource: target.resource });

@@ -22,6 +22,8 @@ export interface CachedToken {
   /** The resource (audience) the token was asked for, and the scopes: asked for again on refresh. */
   resource?: string;
   scopes?: string[];
+  /** Hosts besides the issuer's own its endpoints may be on (as accepted at sign-in). */
+  endpointHosts?: string[];
 }
 
 export function portcullisHome(): string {

@@ -14,6 +14,11 @@ export interface RpcSummary {
   /** For an error response: its code and message. */
   errorCode?: number;
   errorMessage?: string;
+  /**
+   * The server's answer to a request the gateway sent on its own behalf (a tools/list after list_changed): never
+   * shown to the client, so recorded as its digest only; `id` is the gateway's request id.
+   */
+  ownRequest?: true;
 }
 
 /** Where masking happened, from a verdict's redactions: `masked payment-card ×2 at $.result…`. */
@@ -45,6 +50,7 @@ export function summarizeRpc(payload: string): RpcSummary {
   }
   if (m === null || typeof m !== 'object' || Array.isArray(m)) return { kind: 'invalid' };
   if ('withheld' in m && 'digest' in m) return { kind: 'invalid' };
+  if (typeof m.gatewayRequest === 'string' && m.jsonrpc === undefined) return { kind: 'response', id: m.gatewayRequest, ownRequest: true };
   const id = m.id as string | number | null | undefined;
   if (typeof m.method === 'string') {
     const params = m.params as { name?: unknown } | undefined;
@@ -83,6 +89,9 @@ function messageDetail(payload: string, max: number): string {
     return excerpt(payload, max);
   }
   if ('withheld' in m) return `[withheld: only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
+  if (typeof m.gatewayRequest === 'string' && m.jsonrpc === undefined) {
+    return `[the answer to the gateway's own request, never shown to the client: ${String(m.bytes)} bytes, only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
+  }
   if (m.params !== undefined) {
     const p = m.params as Record<string, unknown>;
     if (typeof p.name === 'string' && p.arguments !== undefined) return excerpt(p.arguments, max);
@@ -119,7 +128,7 @@ export function describeEvent(e: EventRow, width = 160): string {
           : s.kind === 'error'
             ? `error   #${s.id} ${s.errorCode ?? ''}`
             : s.kind === 'response'
-              ? `result  #${s.id}`
+              ? `${s.ownRequest ? 'answer ' : 'result '} #${s.id}`
               : 'message';
     return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(shown, width)}`;
   }

@@ -91,7 +91,7 @@ describe('the agent', () => {
     const ready = (await (await fetch(new URL('/readyz', gw.url))).json()) as { status: string; agents: Record<string, string> };
     assert.equal(ready.status, 'ready', 'the gateway itself is ready');
     assert.deepEqual(ready.agents, { 'vpc-agent': 'disconnected' });
-    assert.match(await (await fetch(new URL('/metrics', gw.url))).text(), /^portcullis_agent_connected\{agent="vpc-agent"\} 0$/m);
+    assert.match(await (await fetch(new URL('/metrics', gw.url), { headers: gw.apiAuth })).text(), /^portcullis_agent_connected\{agent="vpc-agent"\} 0$/m);
   });
 
   it('serves the connection through the agent once it dials in, the credential staying inside', async () => {
@@ -121,7 +121,7 @@ describe('the agent', () => {
   });
 
   it("exports the agent's status as Prometheus metrics", async () => {
-    const res = await fetch(new URL('/metrics', gw.url));
+    const res = await fetch(new URL('/metrics', gw.url), { headers: gw.apiAuth });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
     const metrics = await res.text();

@@ -14,6 +14,7 @@ import { openStore } from '../../src/store/open.js';
 import { AgentProcess } from '../helpers/agent-process.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
+import { localApiAuth } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -71,9 +72,9 @@ describe('the agent under faults', () => {
     return client;
   }
 
-  /** The gateway runs in its own process: its recording is read over the API (loopback needs no token). */
+  /** The gateway runs in its own process: its recording is read over the API, with its local API key (as the CLI would). */
   async function sessionRow(id: string): Promise<{ status: string; closeReason: string | null }> {
-    const res = await fetch(`http://127.0.0.1:${gatewayPort}/api/sessions/${id}`);
+    const res = await fetch(`http://127.0.0.1:${gatewayPort}/api/sessions/${id}`, { headers: localApiAuth(dir) });
     assert.equal(res.status, 200, await res.clone().text());
     return ((await res.json()) as { session: { status: string; closeReason: string | null } }).session;
   }

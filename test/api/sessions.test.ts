@@ -5,7 +5,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 
-/** /api/sessions: the recordings over HTTP, read only, for the loopback or a bearer token. */
+/** /api/sessions: the recordings over HTTP, read only, for a bearer token (a person's, api.token, the local API key). */
 
 async function makeSessions(gw: TestGateway, n: number): Promise<string[]> {
   const ids: string[] = [];
@@ -29,7 +29,7 @@ describe('/api/sessions', () => {
   after(() => gw?.stop());
 
   const get = async (path: string) => {
-    const res = await fetch(new URL(path, gw.url));
+    const res = await fetch(new URL(path, gw.url), { headers: gw.apiAuth });
     const type = res.headers.get('content-type') ?? '';
     return { status: res.status, type, body: type.includes('json') && !type.includes('ndjson') ? ((await res.json()) as Record<string, unknown>) : await res.text() };
   };
@@ -84,14 +84,14 @@ describe('/api/sessions', () => {
     assert.equal((await get('/api/sessions/nope/verify')).status, 404);
     assert.equal((await get(`/api/sessions/${ids[0]}/nothing`)).status, 404);
     assert.equal((await get('/api/nothing')).status, 404);
-    const del = await fetch(new URL(`/api/sessions/${ids[0]}`, gw.url), { method: 'DELETE' });
+    const del = await fetch(new URL(`/api/sessions/${ids[0]}`, gw.url), { method: 'DELETE', headers: gw.apiAuth });
     assert.equal(del.status, 405);
     assert.match(((await del.json()) as { error: string }).error, /read only/);
   });
 
   it('a foreign Host is refused (DNS rebinding)', async () => {
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(new URL('/api/sessions', gw.url), { headers: { host: 'evil.example' } }, (res) => {
+      const req = request(new URL('/api/sessions', gw.url), { headers: { ...gw.apiAuth, host: 'evil.example' } }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       });
@@ -125,6 +125,9 @@ describe('/api with api.token', () => {
     const right = await fetch(url, { headers: { authorization: 'Bearer api-token-5a1e-long-enough' } });
     assert.equal(right.status, 200);
     await right.text();
+    const local = await fetch(url, { headers: gw.apiAuth });
+    assert.equal(local.status, 200, 'the local API key works beside api.token: the CLI on the host needs no copy of it');
+    await local.text();
     assert.ok(!gw.log.text.includes('api-token-5a1e-long-enough'), 'the token never reaches the log');
   });
 });
@@ -133,7 +136,7 @@ describe('/api with recording off', () => {
   it('answers 503 saying recording is off', async () => {
     const gw = await startTestGateway({ recording: { mode: 'off' }, connections: { everything: { stdio: everythingStdio() } } });
     try {
-      const res = await fetch(new URL('/api/sessions', gw.url));
+      const res = await fetch(new URL('/api/sessions', gw.url), { headers: gw.apiAuth });
       assert.equal(res.status, 503);
       assert.match(((await res.json()) as { error: string }).error, /recording is off/);
       assert.ok(gw.log.lines.some((l) => /recording is OFF/.test(String(l.msg)) && Number(l.level) === 40));

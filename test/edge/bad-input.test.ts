@@ -355,8 +355,12 @@ describe('bad input at the Streamable HTTP edge', () => {
     });
   }
 
-  it('a loopback Origin is accepted', async () => {
-    const res = await fetch(endpoint, { method: 'POST', headers: { ...sessionHeaders(), origin: 'http://localhost:6274' }, body: ping(3) });
+  it("a page on another loopback port is refused (a local dev server is another site); the gateway's own origin is accepted", async () => {
+    for (const origin of ['http://localhost:3000', 'http://localhost:6274', 'http://127.0.0.1:1']) {
+      const res = await fetch(endpoint, { method: 'POST', headers: { ...sessionHeaders(), origin }, body: ping() });
+      await refusedFetch(res, { status: 403, code: ErrorCode.InvalidRequest, message: /^Forbidden: Origin .* is not allowed \(http\.allowedOrigins\)/ });
+    }
+    const res = await fetch(endpoint, { method: 'POST', headers: { ...sessionHeaders(), origin: new URL(gw.url).origin }, body: ping(3) });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { jsonrpc: '2.0', id: 3, result: {} });
   });

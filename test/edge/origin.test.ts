@@ -13,7 +13,8 @@ function check(policy: HostPolicy, host: string | undefined, origin?: string): s
   return checkHostAndOrigin({ headers } as unknown as IncomingMessage, policy);
 }
 
-const loopback: HostPolicy = { allowedHosts: loopbackHosts, allowedOrigins: [] };
+/** As the gateway sets it on 127.0.0.1:8080 with no http.allowedOrigins: its own origins (PublicUrls) only. */
+const loopback: HostPolicy = { allowedHosts: loopbackHosts, allowedOrigins: [], ownOrigins: () => ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080'] };
 
 describe('checkHostAndOrigin: loopback defaults', () => {
   it('the defaults are the loopback names', () => {
@@ -56,8 +57,15 @@ describe('checkHostAndOrigin: loopback defaults', () => {
     assert.equal(check(loopback, '127.0.0.1:8080'), undefined);
   });
 
-  for (const origin of ['http://localhost:3000', 'http://localhost', 'https://127.0.0.1', 'http://127.0.0.1:8080', 'http://[::1]:6274', 'HTTP://LOCALHOST:1']) {
-    it(`allows the loopback Origin ${origin} on any port`, () => assert.equal(check(loopback, '127.0.0.1:8080', origin), undefined));
+  for (const origin of ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080']) {
+    it(`allows the gateway's own Origin ${origin}`, () => assert.equal(check(loopback, '127.0.0.1:8080', origin), undefined));
+  }
+
+  // A page on a loopback host is another site: a dev server, a page another user of the machine serves.
+  for (const origin of ['http://localhost:3000', 'http://localhost', 'https://127.0.0.1', 'https://127.0.0.1:8080', 'http://[::1]:6274', 'HTTP://LOCALHOST:1', 'http://127.0.0.1:8081']) {
+    it(`refuses the loopback Origin ${origin} that is not the gateway's own`, () => {
+      assert.equal(check(loopback, '127.0.0.1:8080', origin), `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`);
+    });
   }
 
   for (const origin of [
@@ -98,12 +106,12 @@ describe('checkHostAndOrigin: configured hosts and origins', () => {
     assert.ok(check(hosts, 'internal.example') !== undefined);
   });
 
-  it('without configured origins, an http(s) origin on an allowed host is accepted', () => {
-    assert.equal(check(hosts, 'gw.example.com', 'https://gw.example.com'), undefined);
-    assert.equal(check(hosts, 'gw.example.com', 'http://gw.example.com:8080'), undefined);
-    assert.equal(check(hosts, 'gw.example.com', 'https://internal.example:8443'), undefined);
-    assert.ok(check(hosts, 'gw.example.com', 'https://internal.example:9999') !== undefined);
-    assert.ok(check(hosts, 'gw.example.com', 'http://localhost:3000') !== undefined);
+  it('without configured origins, only the gateway’s own: not every origin on an allowed host', () => {
+    const own: HostPolicy = { ...hosts, ownOrigins: () => ['https://gw.example.com'] };
+    assert.equal(check(own, 'gw.example.com', 'https://gw.example.com'), undefined);
+    assert.ok(check(own, 'gw.example.com', 'http://gw.example.com:8080') !== undefined);
+    assert.ok(check(own, 'gw.example.com', 'https://internal.example:8443') !== undefined);
+    assert.ok(check(own, 'gw.example.com', 'http://localhost:3000') !== undefined);
   });
 
   it('configured origins are matched exactly, and nothing else is accepted', () => {
@@ -135,7 +143,7 @@ describe('checkHostAndOrigin: configured hosts and origins', () => {
     assert.equal(check(v6, '[fd00::1]:8080'), undefined);
     assert.equal(check(v6, '[FD00::1]'), undefined);
     assert.ok(check(v6, '[fd00::2]:8080') !== undefined);
-    assert.equal(check(v6, '[fd00::1]:8080', 'http://[fd00::1]:3000'), undefined);
+    assert.ok(check(v6, '[fd00::1]:8080', 'http://[fd00::1]:3000') !== undefined, 'an origin is never allowed for its host alone');
   });
 });
 

@@ -6,6 +6,14 @@ import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway.js';
+import { readLocalApiKey } from '../../src/crypto/local-api-key.js';
+
+/** The Authorization header with the local API key of the gateway whose data directory this is (as the CLI reads it). */
+export function localApiAuth(dataDir: string): Record<string, string> {
+  const key = readLocalApiKey(dataDir);
+  if (key === undefined) throw new Error(`no local API key in ${dataDir}: has a gateway started on it?`);
+  return { authorization: `Bearer ${key}` };
+}
 
 /** Log lines a test gateway wrote, parsed, so tests can assert on them. */
 export class CapturedLog {
@@ -37,6 +45,8 @@ export interface TestGateway {
   auth: Record<string, string>;
   /** A dev-identity token for another configured dev user. */
   tokenFor(user: string): Promise<string>;
+  /** The Authorization header carrying the gateway's local API key: the machine's view of /api/sessions and /metrics. */
+  apiAuth: Record<string, string>;
   /** The data directory (a fresh temporary one unless the config names one): the SQLite store, the key. */
   dataDir: string;
   log: CapturedLog;
@@ -91,6 +101,9 @@ export async function startTestGateway(config: Record<string, unknown>, options:
     token,
     auth: token === '' ? {} : { authorization: `Bearer ${token}` },
     tokenFor,
+    get apiAuth() {
+      return localApiAuth(dataDir);
+    },
     dataDir,
     log,
     mcp: (c) => new URL(`/mcp/${c}`, gateway.url),

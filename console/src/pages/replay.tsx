@@ -29,7 +29,7 @@ interface EventLine {
   boundary: 'received' | 'delivered' | 'relayed' | null;
   payload: string;
   forwarded?: string;
-  rpc?: { kind: string; method?: string; id?: string | number | null; tool?: string; errorCode?: number; errorMessage?: string };
+  rpc?: { kind: string; method?: string; id?: string | number | null; tool?: string; errorCode?: number; errorMessage?: string; ownRequest?: true };
   details?: Record<string, unknown> | null;
 }
 
@@ -322,7 +322,7 @@ function TimelineItem({ e, answer, answers, onSeek }: { e: EventLine; answer?: E
   const digestOnly = r.kind === 'invalid' && typeof parsed === 'object' && parsed !== null && 'withheld' in parsed && 'digest' in parsed;
   const title = digestOnly
     ? 'the server’s original, as a digest only (masking changed it)'
-    : r.kind === 'request' ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}` : r.kind === 'notification' ? String(r.method) : r.kind === 'error' ? `error ${r.errorCode ?? ''} #${String(r.id)}` : r.kind === 'response' ? `result #${String(r.id)}` : 'not JSON-RPC';
+    : r.kind === 'request' ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}` : r.kind === 'notification' ? String(r.method) : r.kind === 'error' ? `error ${r.errorCode ?? ''} #${String(r.id)}` : r.kind === 'response' ? (r.ownRequest ? `answer to the gateway’s own request #${String(r.id)} (digest only)` : `result #${String(r.id)}`) : 'not JSON-RPC';
   return (
     <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
       <div class="ev-head">

@@ -7,6 +7,8 @@ import { nowUs } from '../../recording/time.js';
 import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/store.js';
 import { StoreSchemaError, StoreUnavailableError } from '../../store/store.js';
+import { KeyFileError } from '../../crypto/key-file.js';
+import { readLocalApiKey } from '../../crypto/local-api-key.js';
 import { callGateway } from '../gateway-api.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
 import { configForCommand } from '../load-config.js';
@@ -18,6 +20,20 @@ import { table } from '../table.js';
  */
 
 const agentName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/**
+ * The gateway's local API key in the config's data directory, when this user can read it and the gateway asked is the
+ * config's own (never sent to a --gateway or $PORTCULLIS_URL elsewhere); else the user's sign-in is used.
+ */
+function localKey(o: { config?: string; gateway?: string }): string | undefined {
+  if (o.gateway !== undefined || process.env.PORTCULLIS_URL !== undefined) return undefined;
+  try {
+    return readLocalApiKey(configForCommand(o.config).dataDir);
+  } catch (err) {
+    if (err instanceof KeyFileError) return undefined;
+    throw err;
+  }
+}
 
 async function withStore<T>(configFile: string | undefined, run: (store: Store) => Promise<T>): Promise<T> {
   const config = configForCommand(configFile);
@@ -75,7 +91,7 @@ function listCommand(): Command {
       const rows = await withStore(o.config, (store) => store.listAgents());
       let live: Map<string, AgentStatus> | undefined;
       try {
-        const { agents } = (await callGateway('agents', gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents')) as { agents: AgentStatus[] };
+        const { agents } = (await callGateway('agents', gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents', undefined, localKey(o))) as { agents: AgentStatus[] };
         live = new Map(agents.map((a) => [a.name, a]));
       } catch {
         live = undefined;
