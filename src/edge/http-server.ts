@@ -226,6 +226,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       }
       if (!(err instanceof AuthError)) throw err;
       req.resume();
+      if (err instanceof TooManyAttemptsError) return fail(429, err.message, { 'retry-after': String(err.retryAfterSeconds) });
       o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
       const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
       return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
@@ -293,6 +294,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         return person((await o.authenticator.authenticateGateway(req, url)).identity);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
+        if (err instanceof TooManyAttemptsError) throw new ApiError(429, err.message, { 'retry-after': String(err.retryAfterSeconds) });
         o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
         throw new ApiError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
       }
@@ -332,7 +334,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     try {
       scope = await sessionsScope(req, url);
     } catch (err) {
-      if (err instanceof ApiError) return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
+      if (err instanceof ApiError) return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : err.headers);
       throw err;
     }
     if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {

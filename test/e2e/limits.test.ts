@@ -356,6 +356,13 @@ describe('limits: unauthenticated requests', () => {
     const noToken = await fetch(gw.mcp('tools'), { method: 'POST', headers: mcpHeaders, body: JSON.stringify(initializeBody) });
     assert.equal(noToken.status, 429);
     await noToken.text();
+    // The API's bearer-token sign-in sits behind the same gate, and says so the same way.
+    for (const path of ['/api/sessions', '/api/reviews']) {
+      const api = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${bad}` } });
+      assert.equal(api.status, 429, path);
+      assert.ok(Number(api.headers.get('retry-after')) >= 1, `${path} says when to retry`);
+      await api.text();
+    }
     assert.equal(gw.log.lines.filter((l) => l.msg === 'request not authenticated').length, 5, 'only the first five were verified (and logged)');
     assert.equal(limitLogLines(gw, 'limits.unauthenticated.perAddress').length, 1);
     // The signed-in user on the same address is not locked out.
