@@ -629,7 +629,15 @@ export function configSchema(sources: SecretSources) {
           token: referenceOnly(sources, 'an API token').optional(),
         })
         .prefault({}),
-      limits: z.strictObject({ maxMessageSize: size('16MiB') }).prefault({}),
+      limits: z
+        .strictObject({
+          maxMessageSize: size('16MiB'),
+          /** Bytes on their way to one session's client, unread, above which the gateway stops reading its server. */
+          clientBacklog: size('8MiB').refine((bytes) => bytes >= 64 * 1024, 'expected at least 64KiB'),
+          /** How long a session's server may stay paused for a client that does not catch up before the session ends. */
+          slowClientTimeout: duration('60s').refine((ms) => ms >= 1000, 'expected at least 1s'),
+        })
+        .prefault({}),
       http: z
         .strictObject({
           /** Host header values accepted (DNS-rebinding defence); defaults to loopback names on a loopback listen. */
@@ -869,7 +877,7 @@ export interface GatewayConfig {
   identity: IdentityConfig;
   masking: MaskingConfig;
   api: { token?: SecretString };
-  limits: { maxMessageBytes: number };
+  limits: { maxMessageBytes: number; clientBacklogBytes: number; slowClientTimeoutMs: number };
   http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
@@ -910,7 +918,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     },
     masking: p.masking as MaskingConfig,
     api: p.api.token ? { token: p.api.token } : {},
-    limits: { maxMessageBytes: p.limits.maxMessageSize },
+    limits: { maxMessageBytes: p.limits.maxMessageSize, clientBacklogBytes: p.limits.clientBacklog, slowClientTimeoutMs: p.limits.slowClientTimeout },
     http: {
       ...(p.http.publicUrl ? { publicUrl: p.http.publicUrl.replace(/\/+$/, '') } : {}),
       ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),

@@ -18,6 +18,9 @@ class OutStream {
   /** Highest seq written to a live connection; a fresh GET receives what lies beyond it. */
   #deliveredSeq = 0;
   readonly #events: BufferedEvent[] = [];
+  /** Bytes of the events kept, and of those no connection has taken yet (part of the session's backlog). */
+  #bytes = 0;
+  undelivered = 0;
   res: ServerResponse | undefined;
   /** A POST stream answers with plain JSON when its first message is its only response; else SSE. */
   mode: 'undecided' | 'json' | 'sse';
@@ -53,10 +56,18 @@ class OutStream {
     const seq = ++this.#seq;
     const frame = sseFrame(text, `${this.id}_${seq}`);
     this.#events.push({ seq, frame });
-    if (this.#events.length > this.owner.bufferSize) this.#events.shift();
+    this.#bytes += frame.length;
     if (this.attached) {
       this.res!.write(frame);
       this.#deliveredSeq = seq;
+    } else {
+      this.undelivered += frame.length;
+    }
+    // Kept for resumption within a count and a size: the oldest go first.
+    while (this.#events.length > this.owner.bufferSize || (this.#bytes > this.owner.bufferBytes && this.#events.length > 1)) {
+      const dropped = this.#events.shift()!;
+      this.#bytes -= dropped.frame.length;
+      if (dropped.seq > this.#deliveredSeq) this.undelivered -= dropped.frame.length;
     }
   }
 
@@ -84,6 +95,7 @@ class OutStream {
     const from = afterSeq ?? this.#deliveredSeq;
     for (const e of this.#events) if (e.seq > from) res.write(e.frame);
     this.#deliveredSeq = this.#seq;
+    this.undelivered = 0;
     if (this.finished) this.end();
   }
 
@@ -125,6 +137,8 @@ export class HttpSessionStreams implements ClientSink {
   readonly #streams = new Map<string, OutStream>();
   readonly #byRequest = new Map<string, OutStream>();
   readonly #standalone: OutStream;
+  /** Responses whose bytes may still wait in their socket: the client's unread part of the backlog. */
+  readonly #responses = new Set<ServerResponse>();
   #nextStream = 1;
   #closed = false;
 
@@ -134,6 +148,8 @@ export class HttpSessionStreams implements ClientSink {
     readonly bufferSize: number,
     /** The session's negotiated protocol version, once known. */
     private readonly protocolVersion: () => string | undefined,
+    /** Bytes of events each stream keeps for resumption, at most. */
+    readonly bufferBytes: number = Infinity,
   ) {
     this.headers = { 'mcp-session-id': sessionId };
     this.#standalone = new OutStream('0', this, undefined, false);
@@ -151,6 +167,18 @@ export class HttpSessionStreams implements ClientSink {
     return false;
   }
 
+  get backlog(): number {
+    let bytes = 0;
+    for (const res of this.#responses) bytes += res.writableLength;
+    for (const s of this.#streams.values()) bytes += s.undelivered;
+    return bytes;
+  }
+
+  #watch(res: ServerResponse): void {
+    this.#responses.add(res);
+    res.once('close', () => this.#responses.delete(res));
+  }
+
   /** Whether a client request id is already waiting for its response (ids must be unique while in flight). */
   isPending(id: RequestId): boolean {
     return this.#byRequest.has(idKey(id));
@@ -165,6 +193,7 @@ export class HttpSessionStreams implements ClientSink {
       this.#byRequest.set(idKey(id), stream);
     }
     res.on('close', () => stream.detach(res));
+    this.#watch(res);
     // Bound what a misbehaving client can leave behind: the oldest finished-but-unread streams go first.
     if (this.#streams.size > 64) {
       for (const s of this.#streams.values()) {
@@ -182,6 +211,7 @@ export class HttpSessionStreams implements ClientSink {
     const stream = (parsed && this.#streams.get(parsed.stream)) ?? this.#standalone;
     if (stream.attached) return 409;
     res.on('close', () => stream.detach(res));
+    this.#watch(res);
     stream.attach(res, parsed && parsed.stream === stream.id ? parsed.seq : undefined);
     return 200;
   }

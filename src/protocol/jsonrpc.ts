@@ -53,6 +53,8 @@ export const ErrorCode = {
   RecordingUnavailable: -32004,
   /** The request carried no acceptable credentials (HTTP 401), or the identity may not use the connection (403 uses Denied). */
   Unauthorized: -32005,
+  /** The client did not read what the server sent fast enough (limits.clientBacklog, limits.slowClientTimeout). */
+  ClientTooSlow: -32010,
 } as const;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

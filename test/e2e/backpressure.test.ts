@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { openStore } from '../../src/store/open.js';
+import { connectClient, closeClient } from '../helpers/client.js';
+import { fixturePath, type RunningServer, startFixtureHttp } from '../helpers/everything.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { rawInitialize } from '../helpers/raw-http.js';
+import { SlowReader } from '../helpers/slow-reader.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Backpressure (issue 15): a server that sends faster than its client reads is paused, not buffered for; a client
+ * that stays behind has its session ended with a clear error, recorded; other clients are served all along.
+ */
+
+/** Far more than a paused server can have written into pipes, sockets and one backlog; an unpaused flood passes it in seconds. */
+const pausedBound = 32 << 20;
+
+const floodCall = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'flood', arguments: {}, _meta: { progressToken: 'p' } } });
+
+function sessionHeaders(gw: TestGateway, session: string): Record<string, string> {
+  return { ...gw.auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+}
+
+/** What the stdio flood server last said it had written (it says so on stderr every 200 ms). */
+function stdioFlooded(gw: TestGateway): number {
+  for (let i = gw.log.lines.length - 1; i >= 0; i--) {
+    const m = /^flooded (\d+)$/.exec(String(gw.log.lines[i]!.stderr ?? ''));
+    if (m) return Number(m[1]);
+  }
+  return 0;
+}
+
+/**
+ * Waits until the server has stopped writing (no growth over a second and a half); fails as soon as it has written
+ * more than `pausedBound`, the sign that the gateway is reading on for a client that is not.
+ */
+async function waitUntilPaused(flooded: () => Promise<number> | number): Promise<number> {
+  let last = -1;
+  let since = Date.now();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const now = await flooded();
+    assert.ok(now <= pausedBound, `the server wrote ${now} bytes for a client that reads nothing: the gateway did not pause it`);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (now > 0 && Date.now() - since > 1500) {
+      return now;
+    }
+    assert.ok(Date.now() < deadline, 'the flood neither stopped nor grew past the bound');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Another client's call on the same gateway is answered while the flood is held. */
+async function otherClientIsServed(gw: TestGateway): Promise<void> {
+  const transport = new StreamableHTTPClientTransport(gw.mcp('flood'), { requestInit: { headers: gw.auth } });
+  const { client } = await connectClient(transport, 'bystander');
+  try {
+    const result = await client.callTool({ name: 'echo', arguments: { text: 'still served' } }, undefined, { timeout: 20_000 });
+    assert.deepEqual(result.content, [{ type: 'text', text: 'still served' }]);
+  } finally {
+    await closeClient(client, transport);
+  }
+}
+
+for (const kind of ['stdio', 'http'] as const) {
+  describe(`backpressure: a ${kind} server flooding a client that does not read`, () => {
+    let gw: TestGateway;
+    let server: RunningServer | undefined;
+    let flooded: () => Promise<number> | number;
+
+    before(async () => {
+      if (kind === 'http') {
+        server = await startFixtureHttp('flood-server.js');
+        const stats = new URL('/stats', server.url);
+        flooded = async () => ((await (await fetch(stats)).json()) as { flooded: number }).flooded;
+      }
+      const upstream = kind === 'stdio' ? { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } : { http: { url: server!.url } };
+      gw = await startTestGateway({ limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' }, connections: { flood: upstream } });
+      if (kind === 'stdio') flooded = () => stdioFlooded(gw);
+    });
+
+    after(async () => {
+      await gw?.stop();
+      await server?.stop();
+    });
+
+    it('pauses the server instead of buffering, serves other clients, and resumes when the client reads', async () => {
+      const session = await rawInitialize(gw.mcp('flood'), gw.auth);
+      const reader = new SlowReader(gw.mcp('flood'), sessionHeaders(gw, session), floodCall, 0);
+      try {
+        await waitFor(async () => (await flooded()) > 0, 'the flood to start', 20_000);
+        const held = await waitUntilPaused(flooded);
+        assert.ok(
+          gw.log.lines.some((l) => l.msg === 'the client is not keeping up; reading from the server paused'),
+          'the pause is logged',
+        );
+        await otherClientIsServed(gw);
+        // The held session is not ended for being slow within slowClientTimeout, and flows again once read.
+        reader.rate(Infinity);
+        await waitFor(async () => (await flooded()) > held + (4 << 20), 'the server to be read again once the client reads', 30_000);
+      } finally {
+        reader.close();
+        await fetch(gw.mcp('flood'), { method: 'DELETE', headers: sessionHeaders(gw, session) });
+      }
+    });
+  });
+}
+
+describe('backpressure: a client that stays behind', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startTestGateway({
+      limits: { clientBacklog: '64KiB', slowClientTimeout: '2s' },
+      connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+  });
+
+  it('has its session ended with a clear JSON-RPC error and the reason recorded, while others are served', async () => {
+    const session = await rawInitialize(gw.mcp('flood'), gw.auth);
+    const reader = new SlowReader(gw.mcp('flood'), sessionHeaders(gw, session), floodCall, 0);
+    try {
+      await waitFor(() => gw.log.lines.some((l) => l.msg === 'ending the session of a client that stayed behind'), 'the slow session to be ended', 30_000);
+      await otherClientIsServed(gw);
+      // What was written before the end is bounded, so the client still gets to the error once it reads.
+      reader.rate(Infinity);
+      await waitFor(() => reader.complete, 'the stream of the ended session to end', 30_000);
+      const last = reader.tail.trim().split('\n').reverse().find((l) => l.startsWith('data: '));
+      assert.ok(last, 'the stream carried events');
+      const error = (JSON.parse(last.slice('data: '.length)) as { id: number; error?: { code: number; message: string } });
+      assert.equal(error.id, 7);
+      assert.equal(error.error?.code, -32010);
+      assert.match(error.error!.message, /the client fell behind.*limits\.slowClientTimeout/);
+    } finally {
+      reader.close();
+    }
+    const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
+    try {
+      await waitFor(async () => (await store.getSession(session))?.status === 'closed', 'the session to be sealed');
+      assert.match((await store.getSession(session))!.closeReason ?? '', /^the client fell behind: it did not read the \d+ bytes waiting for it within 2000 ms/);
+    } finally {
+      await store.close();
+    }
+  });
+});
