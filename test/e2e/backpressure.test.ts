@@ -6,6 +6,7 @@ import { openStore } from '../../src/store/open.js';
 import { connectClient, closeClient } from '../helpers/client.js';
 import { fixturePath, type RunningServer, startFixtureHttp } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { floodCall, sessionHeaders, stdioFlooded, waitUntilPaused } from '../helpers/flood.js';
 import { rawInitialize } from '../helpers/raw-http.js';
 import { SlowReader } from '../helpers/slow-reader.js';
 import { waitFor } from '../helpers/wait.js';
@@ -14,46 +15,6 @@ import { waitFor } from '../helpers/wait.js';
  * Backpressure (issue 15): a server that sends faster than its client reads is paused, not buffered for; a client
  * that stays behind has its session ended with a clear error, recorded; other clients are served all along.
  */
-
-/** Far more than a paused server can have written into pipes, sockets and one backlog; an unpaused flood passes it in seconds. */
-const pausedBound = 32 << 20;
-
-const floodCall = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'flood', arguments: {}, _meta: { progressToken: 'p' } } });
-
-function sessionHeaders(gw: TestGateway, session: string): Record<string, string> {
-  return { ...gw.auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
-}
-
-/** What the stdio flood server last said it had written (it says so on stderr every 200 ms). */
-function stdioFlooded(gw: TestGateway): number {
-  for (let i = gw.log.lines.length - 1; i >= 0; i--) {
-    const m = /^flooded (\d+)$/.exec(String(gw.log.lines[i]!.stderr ?? ''));
-    if (m) return Number(m[1]);
-  }
-  return 0;
-}
-
-/**
- * Waits until the server has stopped writing (no growth over a second and a half); fails as soon as it has written
- * more than `pausedBound`, the sign that the gateway is reading on for a client that is not.
- */
-async function waitUntilPaused(flooded: () => Promise<number> | number): Promise<number> {
-  let last = -1;
-  let since = Date.now();
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const now = await flooded();
-    assert.ok(now <= pausedBound, `the server wrote ${now} bytes for a client that reads nothing: the gateway did not pause it`);
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (now > 0 && Date.now() - since > 1500) {
-      return now;
-    }
-    assert.ok(Date.now() < deadline, 'the flood neither stopped nor grew past the bound');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Another client's call on the same gateway is answered while the flood is held. */
 async function otherClientIsServed(gw: TestGateway): Promise<void> {
