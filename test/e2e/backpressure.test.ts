@@ -72,6 +72,38 @@ for (const kind of ['stdio', 'http'] as const) {
   });
 }
 
+describe('backpressure: a legacy SSE client that does not read', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startTestGateway({
+      limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' },
+      connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+  });
+
+  it('pauses the server instead of buffering for its stream, and resumes when it reads', async () => {
+    const stream = new SlowReader(gw.sse('flood'), gw.auth, undefined, Infinity);
+    try {
+      await waitFor(() => /event: endpoint\ndata: (\S+)/.test(stream.tail), 'the endpoint event');
+      stream.rate(0);
+      const endpoint = new URL(/event: endpoint\ndata: (\S+)/.exec(stream.tail)![1]!, gw.url);
+      const posted = await fetch(endpoint, { method: 'POST', headers: { ...gw.auth, 'content-type': 'application/json' }, body: floodCall });
+      assert.equal(posted.status, 202);
+      await waitFor(() => stdioFlooded(gw) > 0, 'the flood to start', 20_000);
+      const held = await waitUntilPaused(() => stdioFlooded(gw));
+      stream.rate(Infinity);
+      await waitFor(() => stdioFlooded(gw) > held + (4 << 20), 'the server to be read again once the client reads', 30_000);
+    } finally {
+      stream.close();
+    }
+  });
+});
+
 describe('backpressure: a client that stays behind', () => {
   let gw: TestGateway;
 

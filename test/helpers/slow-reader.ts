@@ -2,23 +2,26 @@ import { connect, type Socket } from 'node:net';
 import { mcpHeaders } from './raw-http.js';
 
 /**
- * A client that POSTs one request over a raw loopback socket and then reads its answer at `bytesPerSecond`
- * (0: not at all) until told otherwise: the slow reader a gateway must not buffer for. What it read is kept.
+ * A client that POSTs one request (or, without a body, GETs a stream) over a raw loopback socket and then reads
+ * the answer at `bytesPerSecond` (0: not at all) until told otherwise: the slow reader a gateway must not buffer
+ * for. The tail of what it read is kept.
  */
 export class SlowReader {
   readonly #socket: Socket;
   #timer: NodeJS.Timeout | undefined;
   #chunks: Buffer[] = [];
+  readonly #onData = (c: Buffer) => this.#take(c);
   received = 0;
   readonly ended: Promise<void>;
 
-  constructor(url: URL, headers: Record<string, string>, body: string, bytesPerSecond: number) {
+  constructor(url: URL, headers: Record<string, string>, body: string | undefined, bytesPerSecond: number) {
     const socket = connect(Number(url.port), url.hostname);
     this.#socket = socket;
-    const head = Object.entries({ ...mcpHeaders, ...headers, host: url.host, 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
+    const fields = body === undefined ? { accept: 'text/event-stream' } : { ...mcpHeaders, 'content-length': String(Buffer.byteLength(body)) };
+    const head = Object.entries({ ...fields, ...headers, host: url.host, connection: 'close' })
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
-    socket.write(`POST ${url.pathname} HTTP/1.1\r\n${head}\r\n${body}`);
+    socket.write(`${body === undefined ? 'GET' : 'POST'} ${url.pathname}${url.search} HTTP/1.1\r\n${head}\r\n${body ?? ''}`);
     socket.pause();
     this.ended = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('error', () => {});
@@ -29,8 +32,10 @@ export class SlowReader {
   rate(bytesPerSecond: number): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#socket.off('data', this.#onData);
+    this.#socket.pause();
     if (bytesPerSecond === Infinity) {
-      this.#socket.on('data', (c: Buffer) => this.#take(c));
+      this.#socket.on('data', this.#onData);
       this.#socket.resume();
       return;
     }
