@@ -18,9 +18,8 @@ class OutStream {
   /** Highest seq written to a live connection; a fresh GET receives what lies beyond it. */
   #deliveredSeq = 0;
   readonly #events: BufferedEvent[] = [];
-  /** Bytes of the events kept, and of those no connection has taken yet (part of the session's backlog). */
+  /** Bytes of the events kept. */
   #bytes = 0;
-  undelivered = 0;
   res: ServerResponse | undefined;
   /** A POST stream answers with plain JSON when its first message is its only response; else SSE. */
   mode: 'undecided' | 'json' | 'sse';
@@ -60,14 +59,11 @@ class OutStream {
     if (this.attached) {
       this.res!.write(frame);
       this.#deliveredSeq = seq;
-    } else {
-      this.undelivered += frame.length;
     }
-    // Kept for resumption within a count and a size: the oldest go first.
+    // Kept for resumption within a count and a size, the oldest going first: a stream no client has open holds its
+    // server back by nobody (pausing it would hold up the streams the client does read), and never more than this.
     while (this.#events.length > this.owner.bufferSize || (this.#bytes > this.owner.bufferBytes && this.#events.length > 1)) {
-      const dropped = this.#events.shift()!;
-      this.#bytes -= dropped.frame.length;
-      if (dropped.seq > this.#deliveredSeq) this.undelivered -= dropped.frame.length;
+      this.#bytes -= this.#events.shift()!.frame.length;
     }
   }
 
@@ -95,7 +91,6 @@ class OutStream {
     const from = afterSeq ?? this.#deliveredSeq;
     for (const e of this.#events) if (e.seq > from) res.write(e.frame);
     this.#deliveredSeq = this.#seq;
-    this.undelivered = 0;
     if (this.finished) this.end();
   }
 
@@ -170,7 +165,6 @@ export class HttpSessionStreams implements ClientSink {
   get backlog(): number {
     let bytes = 0;
     for (const res of this.#responses) bytes += res.writableLength;
-    for (const s of this.#streams.values()) bytes += s.undelivered;
     return bytes;
   }
 

@@ -18,7 +18,7 @@ export interface StreamableHttpOptions {
   keepAlive: KeepAlive;
   maxMessageBytes: number;
   eventBufferSize: number;
-  /** limits.clientBacklog: each stream keeps at most twice this for resumption (the session pauses its server first). */
+  /** limits.clientBacklog: each stream keeps at most this much for resumption. */
   clientBacklogBytes?: number;
   log: Logger;
 }
@@ -175,7 +175,7 @@ export class StreamableHttpEdge {
       replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }
-    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize, () => session.protocolVersion, 2 * (this.o.clientBacklogBytes ?? Infinity));
+    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize, () => session.protocolVersion, this.o.clientBacklogBytes);
     this.#streams.set(session, streams);
     session.attach(streams);
     return session;

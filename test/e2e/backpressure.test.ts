@@ -72,6 +72,42 @@ for (const kind of ['stdio', 'http'] as const) {
   });
 }
 
+describe('backpressure: a stream no client has open', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startTestGateway({
+      limits: { clientBacklog: '256KiB', slowClientTimeout: '2s' },
+      connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+  });
+
+  it('does not hold up the calls the client does read, nor end the session', async () => {
+    const session = await rawInitialize(gw.mcp('flood'), gw.auth);
+    const call = async (id: number, name: string) => {
+      const res = await fetch(gw.mcp('flood'), {
+        method: 'POST',
+        headers: { ...sessionHeaders(gw, session), 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: { text: `call ${id}` } } }),
+      });
+      assert.equal(res.status, 200);
+      return (await res.text());
+    };
+    // 16 MB of notifications for the session's GET stream, which this client never opens: kept within the bound,
+    // the oldest dropped, and the server not paused for them.
+    await call(1, 'spam');
+    for (let id = 2; id < 8; id++) {
+      assert.match(await call(id, 'echo'), new RegExp(`"text":"call ${id}"`));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.ok(!gw.log.lines.some((l) => l.msg === 'ending the session of a client that stayed behind'));
+  });
+});
+
 describe('backpressure: a legacy SSE client that does not read', () => {
   let gw: TestGateway;
 
