@@ -15,8 +15,11 @@ export interface FlowControl {
   /** Stop reading from the server (a paused pipe or socket fills, and the server waits on its write). */
   pause(): void;
   resume(): void;
-  /** The client stayed behind: end the session, saying why. */
-  stalled(reason: string): void;
+  /**
+   * The backlog stayed: end the session, saying why. `behind` is who held it: the client (most of it was written to
+   * the client and not read) or the gateway (most of it waited in the pipeline or for the recording).
+   */
+  stalled(reason: string, behind: 'client' | 'gateway'): void;
 }
 
 /** How often a paused session looks whether its client has caught up (a socket's drain is not always told). */
@@ -70,7 +73,7 @@ export class ClientFlow {
     if (this.#stopped) return;
     const backlog = this.backlog;
     if (backlog > this.limits.hardCapBytes) {
-      return this.#stall(`the client fell behind: ${backlog} bytes waited for it, over the hard cap of ${this.limits.hardCapBytes} bytes (limits.clientBacklog)`);
+      return this.#stall(`${backlog} bytes waited for it, over the hard cap of ${this.limits.hardCapBytes} bytes (limits.clientBacklog)`);
     }
     if (!this.#paused) {
       if (backlog <= this.limits.backlogBytes) return;
@@ -90,15 +93,16 @@ export class ClientFlow {
     }
     const waited = Date.now() - this.#pausedAt;
     if (waited > this.limits.stallTimeoutMs) {
-      this.#stall(
-        `the client fell behind: it did not read the ${backlog} bytes waiting for it within ${this.limits.stallTimeoutMs} ms (limits.slowClientTimeout, limits.clientBacklog)`,
-      );
+      this.#stall(`the ${backlog} bytes waiting for it did not go out within ${this.limits.stallTimeoutMs} ms (limits.slowClientTimeout, limits.clientBacklog)`);
     }
   }
 
-  #stall(reason: string): void {
+  #stall(what: string): void {
     this.stop();
-    this.control.stalled(reason);
+    // Truthful about who is behind: a stalled recording store or stage holds messages in the gateway, not the client.
+    const unread = this.sinkBacklog();
+    if (unread >= this.#held) this.control.stalled(`the client fell behind: it did not read what was sent; ${what}`, 'client');
+    else this.control.stalled(`the gateway fell behind: messages waited in its pipeline or for the recording; ${what}`, 'gateway');
   }
 
   /** The session is over: no more checks, no timer left behind. */

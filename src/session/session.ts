@@ -172,9 +172,9 @@ export class Session implements SessionInfo {
           this.#log.debug('the client caught up; reading from the server resumed');
           this.#upstream.resume?.();
         },
-        stalled: (reason) => {
-          this.#log.warn({ reason }, 'ending the session of a client that stayed behind');
-          void this.close(reason, ErrorCode.ClientTooSlow);
+        stalled: (reason, behind) => {
+          this.#log.warn({ reason }, behind === 'client' ? 'ending the session of a client that stayed behind' : 'ending a session the gateway could not keep up with');
+          void this.close(reason, behind === 'client' ? ErrorCode.ClientTooSlow : ErrorCode.InternalError);
         },
       });
     }

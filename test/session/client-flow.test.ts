@@ -10,7 +10,7 @@ function flowWith(limits: Partial<FlowLimits> = {}) {
   const flow = new ClientFlow({ backlogBytes: 1000, stallTimeoutMs: 60_000, hardCapBytes: 10_000, ...limits }, () => sink, {
     pause: () => calls.push('pause'),
     resume: () => calls.push('resume'),
-    stalled: (reason) => calls.push(`stalled: ${reason}`),
+    stalled: (reason, behind) => calls.push(`stalled (${behind}): ${reason}`),
   });
   return { flow, calls, setSink: (bytes: number) => (sink = bytes) };
 }
@@ -45,7 +45,7 @@ describe('ClientFlow', () => {
     flow.check();
     await waitFor(() => calls.length === 2, 'the stall', 5000);
     assert.equal(calls[0], 'pause');
-    assert.match(calls[1]!, /^stalled: the client fell behind: it did not read the 5000 bytes waiting for it within 200 ms \(limits\.slowClientTimeout/);
+    assert.match(calls[1]!, /^stalled \(client\): the client fell behind: it did not read what was sent; the 5000 bytes waiting for it did not go out within 200 ms \(limits\.slowClientTimeout/);
     assert.equal(flow.paused, true);
   });
 
@@ -53,6 +53,13 @@ describe('ClientFlow', () => {
     const { flow, calls } = flowWith();
     flow.admit(10_001);
     assert.equal(calls.length, 1);
-    assert.match(calls[0]!, /^stalled: the client fell behind: 10001 bytes waited for it, over the hard cap of 10000 bytes/);
+    assert.match(calls[0]!, /^stalled \(gateway\): the gateway fell behind: messages waited in its pipeline or for the recording; 10001 bytes waited for it, over the hard cap of 10000 bytes/);
+  });
+
+  it('says the client is behind when most of the backlog is written to it and unread', () => {
+    const { flow, calls, setSink } = flowWith();
+    setSink(9000);
+    flow.admit(1001);
+    assert.match(calls.at(-1)!, /^stalled \(client\): the client fell behind/);
   });
 });
