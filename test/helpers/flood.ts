@@ -1,8 +1,21 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { TestGateway } from './gateway.js';
 
-/** Far more than a paused server can have written into pipes, sockets and one backlog; an unpaused flood passes it in seconds. */
-export const pausedBound = 32 << 20;
+/** The most the kernel may buffer in one TCP socket's receive or send direction (its autotuning maximum). */
+function tcpBufferMax(kind: 'rmem' | 'wmem'): number {
+  try {
+    return Number(readFileSync(`/proc/sys/net/ipv4/tcp_${kind}`, 'utf8').trim().split(/\s+/)[2]) || 8 << 20;
+  } catch {
+    return 8 << 20;
+  }
+}
+
+/**
+ * Far more than a paused server can have written into pipes, sockets (two loopback connections, each direction
+ * at the kernel's maximum) and one backlog; an unpaused flood passes it in seconds.
+ */
+export const pausedBound = Math.max(32 << 20, 2 * (tcpBufferMax('rmem') + tcpBufferMax('wmem')) + (8 << 20));
 
 /** A call of the flood server's `flood` tool (test/fixtures/flood-server.ts), id 7, its progress on token "p". */
 export const floodCall = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'flood', arguments: {}, _meta: { progressToken: 'p' } } });
