@@ -304,6 +304,12 @@ export class Gateway {
       admission: this.#limits,
       idleTimeoutMs: config.sessions.idleTimeoutMs,
       holdProgressMs: config.reviews.progressIntervalMs,
+      flow: {
+        backlogBytes: config.limits.clientBacklogBytes,
+        stallTimeoutMs: config.limits.slowClientTimeoutMs,
+        // What may still arrive after the pause: a read under way (up to one whole message) and a last one parsed.
+        hardCapBytes: config.limits.clientBacklogBytes + 2 * config.limits.maxMessageBytes,
+      },
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       redactForRecording: (c) => (c.masking.recordArguments ? recordingRedactor(c) : undefined),
@@ -337,7 +343,7 @@ export class Gateway {
     this.#consoleOn = consoleParts !== undefined;
     this.#server = createHttpServer({
       registry: this.#registry,
-      streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, log: log.child({ edge: 'streamable-http' }) }),
+      streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, clientBacklogBytes: config.limits.clientBacklogBytes, log: log.child({ edge: 'streamable-http' }) }),
       legacySse: new LegacySseEdge({ ...common, log: log.child({ edge: 'sse' }) }),
       hostPolicy: hostPolicy(config, publicUrls),
       log,

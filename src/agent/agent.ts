@@ -46,6 +46,9 @@ export function publicKeyPin(cert: PeerCertificate): string | undefined {
   return createHash('sha256').update(key).digest('base64');
 }
 
+/** Bytes a session's channel may queue toward the gateway before its server is paused. */
+const maxQueuedBytes = 4 << 20;
+
 /**
  * Stderr goes to the gateway as control frames, outside the channel's flow control, so a server that floods stderr
  * is held to `perSecond` lines; the count of those dropped rides on the next line that goes.
@@ -196,8 +199,21 @@ export class Agent {
     const log = this.log.child({ connection, channel: channel.id });
     const upstream = createUpstream(config, this.config.maxMessageBytes, this.#httpAgents, log);
     this.#sessions.set(channel.id, upstream);
+    // Backpressure: when the gateway withholds credit (its client is behind), the channel's queue grows; past a bound
+    // the server is paused (its pipe fills and it waits) until the queue has gone out.
+    let paused = false;
     const relay = (text: string) => {
-      if (!channel.closed) channel.send(this.#scrubber.scrub(text));
+      if (channel.closed) return;
+      channel.send(this.#scrubber.scrub(text));
+      if (!paused && channel.queuedBytes > maxQueuedBytes && upstream.pause !== undefined) {
+        paused = true;
+        upstream.pause();
+      }
+    };
+    channel.ondrain = () => {
+      if (!paused) return;
+      paused = false;
+      upstream.resume?.();
     };
     // A stdio server's lines go on unparsed (the gateway parses and checks each message); others hand over text too.
     if (upstream instanceof StdioUpstream) upstream.ontext = relay;

@@ -37,8 +37,15 @@ export class Channel {
   readonly queue: Array<{ chunk: Buffer; final: boolean }> = [];
   credit: number;
   closed = false;
+  /** Bytes of the chunks in `queue`. */
+  queuedBytes = 0;
+  /** The queue has emptied (everything queued is on the wire): a paused source may go on. */
+  ondrain?: () => void;
   #incoming: Buffer[] = [];
   #incomingBytes = 0;
+  /** While paused, what arrives is not acknowledged: the peer runs out of credit and stops sending. */
+  #paused = false;
+  #owed = 0;
 
   constructor(
     readonly id: number,
@@ -61,7 +68,23 @@ export class Channel {
     this.mux.forget(this, reason);
   }
 
-  /** A chunk arrived: kept until its message is whole; its bytes are acknowledged at once. */
+  /**
+   * Backpressure: stop giving credit back, so the peer sends at most one window more and then waits (its own
+   * source pauses in turn). The session at this end pauses its channel when its client falls behind.
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    if (this.#owed === 0 || this.closed) return;
+    const owed = this.#owed;
+    this.#owed = 0;
+    this.mux.acknowledge(this.id, owed);
+  }
+
+  /** A chunk arrived: kept until its message is whole; its bytes are acknowledged at once, unless paused. */
   take(chunk: Buffer, final: boolean, maxMessageBytes: number): void {
     this.#incomingBytes += chunk.length;
     if (this.#incomingBytes > maxMessageBytes) {
@@ -69,7 +92,10 @@ export class Channel {
       this.close(`a message larger than ${maxMessageBytes} bytes`);
       return;
     }
-    if (chunk.length > 0) this.mux.acknowledge(this.id, chunk.length);
+    if (chunk.length > 0) {
+      if (this.#paused) this.#owed += chunk.length;
+      else this.mux.acknowledge(this.id, chunk.length);
+    }
     if (final && this.#incoming.length === 0) {
       // A whole message in one chunk: no gathering.
       this.#incomingBytes = 0;
@@ -134,6 +160,7 @@ export class Mux {
       this.sink.send(dataFrame(channel.id, true, bytes));
       return;
     }
+    channel.queuedBytes += bytes.length;
     if (bytes.length === 0) channel.queue.push({ chunk: bytes, final: true });
     for (let at = 0; at < bytes.length; at += size) channel.queue.push({ chunk: bytes.subarray(at, at + size), final: at + size >= bytes.length });
     if (!this.#ready.includes(channel)) this.#ready.push(channel);
@@ -175,9 +202,13 @@ export class Mux {
         if (c.credit <= 0 && next.chunk.length > 0) continue;
         c.queue.shift();
         c.credit -= next.chunk.length;
+        c.queuedBytes -= next.chunk.length;
         this.sink.send(dataFrame(c.id, next.final, next.chunk));
         progressed = true;
-        if (c.queue.length === 0) this.#ready.splice(i--, 1);
+        if (c.queue.length === 0) {
+          this.#ready.splice(i--, 1);
+          c.ondrain?.();
+        }
       }
     }
   }
@@ -225,6 +256,7 @@ export class Mux {
     if (channel.closed) return;
     channel.closed = true;
     channel.queue.length = 0;
+    channel.queuedBytes = 0;
     this.#channels.delete(channel.id);
     this.#unacknowledged.delete(channel.id);
     const at = this.#ready.indexOf(channel);

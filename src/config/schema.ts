@@ -620,6 +620,10 @@ function limitsSchema() {
   return z
     .strictObject({
       maxMessageSize: size('16MiB'),
+      /** Bytes on their way to one session's client, unread, above which the gateway stops reading its server. */
+      clientBacklog: size('8MiB').refine((bytes) => bytes >= 64 * 1024, 'expected at least 64KiB'),
+      /** How long a session's server may stay paused for a client that does not catch up before the session ends. */
+      slowClientTimeout: duration('60s').refine((ms) => ms >= 1000, 'expected at least 1s'),
       /** Each principal (issuer + subject), on this gateway. */
       principal: z
         .strictObject({
@@ -952,6 +956,8 @@ export interface ConnectionLimits {
 
 export interface LimitsConfig {
   maxMessageBytes: number;
+  clientBacklogBytes: number;
+  slowClientTimeoutMs: number;
   principal: { sessions: number; stdioProcesses: number; sessionOpens: RateConfig; requestsInFlight: number; requests: RateConfig };
   global: { sessions: number; requestsInFlight: number };
   unauthenticated: { perAddress: RateConfig; total: RateConfig; addresses: number };
@@ -1057,7 +1063,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     },
     masking: p.masking as MaskingConfig,
     api: p.api.token ? { token: p.api.token } : {},
-    limits: { maxMessageBytes: p.limits.maxMessageSize, principal: p.limits.principal, global: p.limits.global, unauthenticated: p.limits.unauthenticated },
+    limits: { maxMessageBytes: p.limits.maxMessageSize, clientBacklogBytes: p.limits.clientBacklog, slowClientTimeoutMs: p.limits.slowClientTimeout, principal: p.limits.principal, global: p.limits.global, unauthenticated: p.limits.unauthenticated },
     http: {
       ...(p.http.publicUrl ? { publicUrl: p.http.publicUrl.replace(/\/+$/, '') } : {}),
       ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),

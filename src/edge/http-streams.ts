@@ -18,6 +18,8 @@ class OutStream {
   /** Highest seq written to a live connection; a fresh GET receives what lies beyond it. */
   #deliveredSeq = 0;
   readonly #events: BufferedEvent[] = [];
+  /** Bytes of the events kept. */
+  #bytes = 0;
   res: ServerResponse | undefined;
   /** A POST stream answers with plain JSON when its first message is its only response; else SSE. */
   mode: 'undecided' | 'json' | 'sse';
@@ -53,10 +55,15 @@ class OutStream {
     const seq = ++this.#seq;
     const frame = sseFrame(text, `${this.id}_${seq}`);
     this.#events.push({ seq, frame });
-    if (this.#events.length > this.owner.bufferSize) this.#events.shift();
+    this.#bytes += frame.length;
     if (this.attached) {
       this.res!.write(frame);
       this.#deliveredSeq = seq;
+    }
+    // Kept for resumption within a count and a size, the oldest going first: a stream no client has open holds its
+    // server back by nobody (pausing it would hold up the streams the client does read), and never more than this.
+    while (this.#events.length > this.owner.bufferSize || (this.#bytes > this.owner.bufferBytes && this.#events.length > 1)) {
+      this.#bytes -= this.#events.shift()!.frame.length;
     }
   }
 
@@ -125,6 +132,8 @@ export class HttpSessionStreams implements ClientSink {
   readonly #streams = new Map<string, OutStream>();
   readonly #byRequest = new Map<string, OutStream>();
   readonly #standalone: OutStream;
+  /** Responses whose bytes may still wait in their socket: the client's unread part of the backlog. */
+  readonly #responses = new Set<ServerResponse>();
   #nextStream = 1;
   #closed = false;
 
@@ -134,6 +143,8 @@ export class HttpSessionStreams implements ClientSink {
     readonly bufferSize: number,
     /** The session's negotiated protocol version, once known. */
     private readonly protocolVersion: () => string | undefined,
+    /** Bytes of events each stream keeps for resumption, at most. */
+    readonly bufferBytes: number = Infinity,
   ) {
     this.headers = { 'mcp-session-id': sessionId };
     this.#standalone = new OutStream('0', this, undefined, false);
@@ -151,6 +162,17 @@ export class HttpSessionStreams implements ClientSink {
     return false;
   }
 
+  get backlog(): number {
+    let bytes = 0;
+    for (const res of this.#responses) bytes += res.writableLength;
+    return bytes;
+  }
+
+  #watch(res: ServerResponse): void {
+    this.#responses.add(res);
+    res.once('close', () => this.#responses.delete(res));
+  }
+
   /** Whether a client request id is already waiting for its response (ids must be unique while in flight). */
   isPending(id: RequestId): boolean {
     return this.#byRequest.has(idKey(id));
@@ -165,6 +187,7 @@ export class HttpSessionStreams implements ClientSink {
       this.#byRequest.set(idKey(id), stream);
     }
     res.on('close', () => stream.detach(res));
+    this.#watch(res);
     // Bound what a misbehaving client can leave behind: the oldest finished-but-unread streams go first.
     if (this.#streams.size > 64) {
       for (const s of this.#streams.values()) {
@@ -182,6 +205,7 @@ export class HttpSessionStreams implements ClientSink {
     const stream = (parsed && this.#streams.get(parsed.stream)) ?? this.#standalone;
     if (stream.attached) return 409;
     res.on('close', () => stream.detach(res));
+    this.#watch(res);
     stream.attach(res, parsed && parsed.stream === stream.id ? parsed.seq : undefined);
     return 200;
   }

@@ -31,6 +31,10 @@ class SseStreamSink implements ClientSink {
     return !this.res.writableEnded && !this.res.destroyed;
   }
 
+  get backlog(): number {
+    return this.connected ? this.res.writableLength : 0;
+  }
+
   send(_message: JsonRpcMessage, _related: unknown, text: string): void {
     if (this.connected) this.res.write(sseFrame(text));
   }

@@ -19,6 +19,8 @@ export interface StreamableHttpOptions {
   keepAlive: KeepAlive;
   maxMessageBytes: number;
   eventBufferSize: number;
+  /** limits.clientBacklog: each stream keeps at most this much for resumption. */
+  clientBacklogBytes?: number;
   log: Logger;
   /** A caller whose requests are refused before they reach their session (limits), and why. */
   refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
@@ -178,7 +180,7 @@ export class StreamableHttpEdge {
       replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }
-    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize, () => session.protocolVersion);
+    const streams = new HttpSessionStreams(session.id, this.o.keepAlive, this.o.eventBufferSize, () => session.protocolVersion, this.o.clientBacklogBytes);
     this.#streams.set(session, streams);
     session.attach(streams);
     return session;

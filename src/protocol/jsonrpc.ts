@@ -55,6 +55,8 @@ export const ErrorCode = {
   Unauthorized: -32005,
   /** A limit refused the request (limits: rate, requests in flight, sessions); `data.retryAfterSeconds` says when to retry. Mirrors HTTP 429. */
   RateLimited: -32029,
+  /** The client did not read what the server sent fast enough (limits.clientBacklog, limits.slowClientTimeout). */
+  ClientTooSlow: -32010,
 } as const;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

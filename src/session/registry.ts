@@ -8,6 +8,7 @@ import { SessionRecording } from '../recording/session-recording.js';
 import { nowUs } from '../recording/time.js';
 import { openSessionRow } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
+import type { FlowLimits } from './client-flow.js';
 import { Session, type SessionObserver } from './session.js';
 
 export interface SessionRegistryOptions {
@@ -20,6 +21,8 @@ export interface SessionRegistryOptions {
   idleTimeoutMs: number;
   /** How often a client whose request is held for review is told it still waits. */
   holdProgressMs?: number;
+  /** Backpressure toward slow clients; absent: unbounded. */
+  flow?: FlowLimits;
   log: Logger;
   /** Records every session; absent when recording is off. */
   recorder?: Recorder;
@@ -113,6 +116,7 @@ export class SessionRegistry {
       pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),
+      ...(this.#options.flow === undefined ? {} : { flow: this.#options.flow }),
       ...(recording ? { recording } : {}),
       observers: [
         ...this.#options.observers,

@@ -19,6 +19,7 @@ import { RecordingUnavailableError } from '../recording/recorder.js';
 import type { SessionRecording } from '../recording/session-recording.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
+import { ClientFlow, type FlowLimits } from './client-flow.js';
 import { RequestIdMap } from './id-map.js';
 import { type ClientSink, detachedSink } from './sink.js';
 
@@ -44,6 +45,8 @@ export interface SessionOptions {
   recording?: SessionRecording;
   /** How often a held request whose client asked for progress is told it still waits (reviews.progressInterval). */
   holdProgressMs?: number;
+  /** Backpressure toward a slow client (limits.clientBacklog, limits.slowClientTimeout); absent: unbounded. */
+  flow?: FlowLimits;
 }
 
 /** A client request a stage holds (a review): how to give up on it, and what keeps its client waiting. */
@@ -73,6 +76,8 @@ interface Unrecorded {
   text: string;
   ctx: TracedContext;
 }
+
+function noop(): void {}
 
 function progressTokenOf(request: JsonRpcRequest): string | undefined {
   const meta = request.params?._meta as { progressToken?: unknown } | undefined;
@@ -121,6 +126,8 @@ export class Session implements SessionInfo {
   /** Client requests a stage holds, by idKey of the client's id. */
   readonly #held = new Map<string, HeldRequest>();
   readonly #holdProgressMs: number;
+  /** Bytes on their way to the client, and the pause of the upstream when it does not keep up. */
+  readonly #flow: ClientFlow | undefined;
   /** Messages to the client wait here while an earlier one is still in an asynchronous stage: order is kept. */
   #toClientTail: Promise<void> | undefined;
   #markClosed!: () => void;
@@ -155,6 +162,22 @@ export class Session implements SessionInfo {
     this.#recording = options.recording;
     this.#holdProgressMs = options.holdProgressMs ?? 10_000;
     if (this.#recording) this.#recording.onBroken = (err) => this.#recordingFailed(err);
+    if (options.flow !== undefined) {
+      this.#flow = new ClientFlow(options.flow, () => this.#sink.backlog ?? 0, {
+        pause: () => {
+          this.#log.debug({ backlog: this.#flow?.backlog }, 'the client is not keeping up; reading from the server paused');
+          this.#upstream.pause?.();
+        },
+        resume: () => {
+          this.#log.debug('the client caught up; reading from the server resumed');
+          this.#upstream.resume?.();
+        },
+        stalled: (reason, behind) => {
+          this.#log.warn({ reason }, behind === 'client' ? 'ending the session of a client that stayed behind' : 'ending a session the gateway could not keep up with');
+          void this.close(reason, behind === 'client' ? ErrorCode.ClientTooSlow : ErrorCode.InternalError);
+        },
+      });
+    }
     this.#pipeline = options.pipeline((event, ctx) => {
       for (const o of this.#observers) o.verdict?.(this, event);
       if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) {
@@ -485,12 +508,15 @@ export class Session implements SessionInfo {
     if (this.#state === 'closed') return;
     this.lastActivity = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toClient', 'received', message);
-    if (isRequest(message)) return this.#serverRequest(message, text);
-    if (isNotification(message)) return this.#toClientThroughPipeline(message, text, undefined, this.#relatedToNotification(message));
+    // Counted from here until the edge has it (or it is dropped): pipeline, recording and socket make one backlog.
+    const left = this.#flow?.admit(text.length) ?? noop;
+    if (isRequest(message)) return this.#serverRequest(message, text, left);
+    if (isNotification(message)) return this.#toClientThroughPipeline(message, text, undefined, this.#relatedToNotification(message), left);
     const response = message as JsonRpcResponse;
-    if (this.#ownResponse(response, text)) return;
+    if (this.#ownResponse(response, text)) return left();
     const pending = this.#toServer.take(response.id);
     if (pending === undefined) {
+      left();
       if (!this.#record(() => this.#recording?.message('toClient', 'received', text))) return;
       this.#dropped('toClient', response, 'the server answered a request that is not pending (unknown, late or cancelled)');
       return;
@@ -498,7 +524,7 @@ export class Session implements SessionInfo {
     this.#forgetProgress(pending.request);
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
     if (pending.request.method === 'initialize') this.#learnFromInitialize(pending.request, clientResponse);
-    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId);
+    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, left);
   }
 
   /** A message the session drops rather than forwards: a decision like any other, so it is logged and recorded. */
@@ -509,9 +535,9 @@ export class Session implements SessionInfo {
     this.#record(() => this.#recording?.verdict(event));
   }
 
-  #serverRequest(request: JsonRpcRequest, text: string): void {
+  #serverRequest(request: JsonRpcRequest, text: string, left: () => void): void {
     // Sampling, elicitation and roots requests are made for the call in flight, when there is only one.
-    this.#toClientThroughPipeline(request, text, undefined, this.#toServer.single()?.originalId);
+    this.#toClientThroughPipeline(request, text, undefined, this.#toServer.single()?.originalId, left);
   }
 
   /**
@@ -532,17 +558,21 @@ export class Session implements SessionInfo {
     return undefined;
   }
 
-  #toClientThroughPipeline(message: JsonRpcMessage, text: string, request: JsonRpcRequest | undefined, related: RequestId | undefined): void {
+  /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */
+  #toClientThroughPipeline(message: JsonRpcMessage, text: string, request: JsonRpcRequest | undefined, related: RequestId | undefined, left: () => void): void {
     const run = (): void | Promise<void> => {
       const ctx = this.#context('toClient', request, this.#recording !== undefined);
       const outcome = this.#pipeline.run(message, ctx);
       if (outcome instanceof Promise) {
         return outcome.then(
-          (o) => this.#afterServerPipeline(message, text, o, related, ctx),
-          (err) => this.#stageFailed(message, err, 'toClient'),
+          (o) => this.#afterServerPipeline(message, text, o, related, ctx, left),
+          (err) => {
+            left();
+            this.#stageFailed(message, err, 'toClient');
+          },
         );
       }
-      this.#afterServerPipeline(message, text, outcome, related, ctx);
+      this.#afterServerPipeline(message, text, outcome, related, ctx, left);
     };
     if (this.#toClientTail === undefined) {
       const result = run();
@@ -559,7 +589,8 @@ export class Session implements SessionInfo {
     return tail;
   }
 
-  #afterServerPipeline(original: JsonRpcMessage, text: string, outcome: Outcome, related: RequestId | undefined, ctx: TracedContext): void {
+  #afterServerPipeline(original: JsonRpcMessage, text: string, outcome: Outcome, related: RequestId | undefined, ctx: TracedContext, left: () => void): void {
+    if (this.#state === 'closed' || outcome.action === 'answer') left();
     if (this.#state === 'closed') return;
     if (outcome.action === 'answer') {
       // A stage answered a server request itself (e.g. refused a sampling request): reply upstream.
@@ -576,23 +607,33 @@ export class Session implements SessionInfo {
       const pending = serverId === undefined ? undefined : this.#toClient.forget(serverId);
       if (pending !== undefined) message = { ...message, params: { ...message.params, requestId: pending.mappedId } };
     }
-    this.#deliver(message, related, { text, ctx });
+    this.#deliver(message, related, { text, ctx }, left);
   }
 
-  /** Records the message as delivered to the client and, once that is durable, hands those exact bytes to the edge. */
-  #deliver(message: JsonRpcMessage, related: RequestId | undefined, unrecorded?: Unrecorded): void {
+  /**
+   * Records the message as delivered to the client and, once that is durable, hands those exact bytes to the edge.
+   * `left` is called once the message is the edge's (or will never be): the backlog then counts it there.
+   */
+  #deliver(message: JsonRpcMessage, related: RequestId | undefined, unrecorded?: Unrecorded, left: () => void = noop): void {
     const text = JSON.stringify(message);
     for (const o of this.#observers) o.message?.(this, 'toClient', 'delivered', message);
     if (!this.#recordPassage('toClient', unrecorded, text)) {
+      left();
       this.#withheldFromClient(message, related);
       return;
     }
     const barrier = this.#recording?.barrier();
-    if (barrier === undefined) this.#sink.send(message, related, text);
-    else {
+    if (barrier === undefined) {
+      this.#sink.send(message, related, text);
+      left();
+    } else {
       barrier.then(
-        () => this.#sink.send(message, related, text),
+        () => {
+          this.#sink.send(message, related, text);
+          left();
+        },
         (err: Error) => {
+          left();
           this.#withheldFromClient(message, related);
           this.#recordingFailed(err);
         },
@@ -660,6 +701,7 @@ export class Session implements SessionInfo {
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     this.closeReason = reason;
+    this.#flow?.stop();
     for (const pending of this.#toServer.drain()) {
       this.#answerClient(errorResponse(pending.originalId, code, `Session ended before the server answered: ${reason}`));
     }

@@ -21,6 +21,11 @@ export interface ClientSink {
   hold?(clientId: RequestId): void;
   /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */
   readonly connected: boolean;
+  /**
+   * Bytes written toward the client that it has not read yet (its sockets' and responses' buffers): the session
+   * pauses the server when this and what it holds itself grow past limits.clientBacklog.
+   */
+  readonly backlog?: number;
   /** The session is over: close every stream. */
   close(reason: string): void;
 }

@@ -158,6 +158,15 @@ export class StdioUpstream implements Upstream {
     // stdio carries no version header.
   }
 
+  /** Stops reading stdout: the pipe fills and the server blocks on its next write, holding nothing here. */
+  pause(): void {
+    this.#child?.stdout.pause();
+  }
+
+  resume(): void {
+    this.#child?.stdout.resume();
+  }
+
   /** Closes stdin (the MCP way to ask a stdio server to stop), then SIGTERM, then SIGKILL to the process group. */
   async close(): Promise<void> {
     const child = this.#child;
@@ -166,6 +175,8 @@ export class StdioUpstream implements Upstream {
       return;
     }
     this.#closeReason ??= 'closed by the gateway';
+    // A server blocked writing to a paused pipe could not see its stdin close: let it write (into the void) and exit.
+    child.stdout.resume();
     child.stdin.end();
     if (await this.#exitsWithin(exitGraceMs)) return;
     this.#signal('SIGTERM');

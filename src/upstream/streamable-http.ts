@@ -81,6 +81,9 @@ export class StreamableHttpUpstream implements Upstream {
   #getStream: IncomingMessage | undefined;
   #getStreamOpening: Promise<void> | undefined;
   #getLastEventId: string | undefined;
+  /** SSE streams being read, paused together when the client falls behind (backpressure). */
+  readonly #streams = new Set<IncomingMessage>();
+  #paused = false;
 
   constructor(config: HttpConfig, agent: HttpAgent, maxMessageBytes: number) {
     this.#url = new URL(config.url.reveal());
@@ -96,6 +99,17 @@ export class StreamableHttpUpstream implements Upstream {
 
   setProtocolVersion(version: string): void {
     this.#protocolVersion = version;
+  }
+
+  /** Stops reading the server's SSE streams: TCP's window closes and the server waits, holding nothing here. */
+  pause(): void {
+    this.#paused = true;
+    for (const res of this.#streams) res.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    for (const res of this.#streams) res.resume();
   }
 
   async send(message: JsonRpcMessage, text: string): Promise<void> {
@@ -264,6 +278,9 @@ export class StreamableHttpUpstream implements Upstream {
     });
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => parser.feed(chunk));
+    this.#streams.add(res);
+    res.once('close', () => this.#streams.delete(res));
+    if (this.#paused) res.pause();
     const ended = () => {
       if (this.#closed) return;
       if (kind === 'get') {

@@ -51,6 +51,15 @@ export class TunnelUpstream implements Upstream {
     channel.send(text);
   }
 
+  /** Withholds the channel's credit: the agent stops sending after one window and pauses its server. */
+  pause(): void {
+    this.#channel?.pause();
+  }
+
+  resume(): void {
+    this.#channel?.resume();
+  }
+
   setProtocolVersion(version: string): void {
     const channel = this.#channel;
     if (channel !== undefined && !channel.closed) this.hub.tunnel(this.agent)?.mux.sendControl(channel.id, { type: 'protocol-version', version });

@@ -17,6 +17,12 @@ export interface Upstream {
   setProtocolVersion(version: string): void;
   /** Ends the upstream session (DELETE for HTTP, terminates the process for stdio). Idempotent. */
   close(): Promise<void>;
+  /**
+   * Backpressure: stop reading what the server sends (its pipe or socket fills and it waits on its write) until
+   * `resume()`. Optional: the session ends a client's session at limits.clientBacklog's hard cap without it.
+   */
+  pause?(): void;
+  resume?(): void;
   /** A message from the server, with its JSON text exactly as received. */
   onmessage?: (message: JsonRpcMessage, text: string) => void;
   /**

@@ -149,4 +149,28 @@ describe('the tunnel multiplexer', () => {
       [9, { type: 'open', connection: 'aws' }],
     ]);
   });
+
+  it('withholds credit from a paused channel, so its sender stops after one window, and drains once resumed', async () => {
+    const { a, b } = pair({ window: 64 << 10, chunkSize: 8 << 10 });
+    const sender = a.channel(1);
+    const receiver = b.channel(1);
+    let received = 0;
+    let drained = 0;
+    receiver.onmessage = (t) => (received += t.length);
+    sender.ondrain = () => drained++;
+    receiver.pause();
+    const message = 'x'.repeat(1000);
+    for (let i = 0; i < 1000; i++) sender.send(message);
+    for (let i = 0; i < 20; i++) await settle();
+    // Credit may go below zero by the last chunk sent on it.
+    assert.ok(received <= (64 << 10) + (8 << 10), `a paused receiver took ${received} bytes: no more than one window and a chunk`);
+    assert.equal(sender.queuedBytes, 1_000_000 - received, 'the rest waits, counted, at the sender');
+    assert.equal(drained, 0);
+    receiver.resume();
+    const deadline = Date.now() + 10_000;
+    while (received < 1_000_000 && Date.now() < deadline) await settle();
+    assert.equal(received, 1_000_000);
+    assert.equal(sender.queuedBytes, 0);
+    assert.ok(drained >= 1, 'the sender is told its queue has gone out');
+  });
 });

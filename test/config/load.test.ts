@@ -170,6 +170,19 @@ describe('parseConfig: valid configs', () => {
     });
   }
 
+  it('bounds what waits for a slow client by default, and reads the backpressure limits', () => {
+    assert.deepEqual(parse(oneStdio).limits, { maxMessageBytes: 16 << 20, clientBacklogBytes: 8 << 20, slowClientTimeoutMs: 60_000 });
+    const c = parse(`${oneStdio}limits: {clientBacklog: 1MiB, slowClientTimeout: 5m}\n`);
+    assert.equal(c.limits.clientBacklogBytes, 1 << 20);
+    assert.equal(c.limits.slowClientTimeoutMs, 300_000);
+  });
+
+  it('refuses backpressure limits too small to work, naming the key', () => {
+    hasProblem(problems(`${oneStdio}limits: {clientBacklog: 1KiB}\n`), /^limits\.clientBacklog: expected at least 64KiB/);
+    hasProblem(problems(`${oneStdio}limits: {slowClientTimeout: 10ms}\n`), /^limits\.slowClientTimeout: expected at least 1s/);
+    hasProblem(problems(`${oneStdio}limits: {slowClientTimeout: soon}\n`), /^limits\.slowClientTimeout: expected a duration/);
+  });
+
   it('reads a bare number as a size in bytes', () => {
     assert.equal(parse(`${oneStdio}limits: {maxMessageSize: 4096}\n`).limits.maxMessageBytes, 4096);
   });
@@ -222,7 +235,7 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {
-    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, principal, connection, global, unauthenticated$/);
+    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, clientBacklog, slowClientTimeout, principal, connection, global, unauthenticated$/);
     hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny, pin$/);
     hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'), /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/);
   });

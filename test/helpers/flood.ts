@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { TestGateway } from './gateway.js';
+
+/** The most the kernel may buffer in one TCP socket's receive or send direction (its autotuning maximum). */
+function tcpBufferMax(kind: 'rmem' | 'wmem'): number {
+  try {
+    return Number(readFileSync(`/proc/sys/net/ipv4/tcp_${kind}`, 'utf8').trim().split(/\s+/)[2]) || 8 << 20;
+  } catch {
+    return 8 << 20;
+  }
+}
+
+/**
+ * Far more than a paused server can have written into pipes, sockets (two loopback connections, each direction
+ * at the kernel's maximum) and one backlog; an unpaused flood passes it in seconds.
+ */
+export const pausedBound = Math.max(32 << 20, 2 * (tcpBufferMax('rmem') + tcpBufferMax('wmem')) + (8 << 20));
+
+/** A call of the flood server's `flood` tool (test/fixtures/flood-server.ts), id 7, its progress on token "p". */
+export const floodCall = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'flood', arguments: {}, _meta: { progressToken: 'p' } } });
+
+export function sessionHeaders(gw: TestGateway, session: string): Record<string, string> {
+  return { ...gw.auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+}
+
+/** What a stdio flood server last said it had written (it says so on stderr every 200 ms; the gateway logs it). */
+export function stdioFlooded(gw: TestGateway): number {
+  for (let i = gw.log.lines.length - 1; i >= 0; i--) {
+    const m = /^flooded (\d+)$/.exec(String(gw.log.lines[i]!.stderr ?? ''));
+    if (m) return Number(m[1]);
+  }
+  return 0;
+}
+
+/**
+ * Waits until the server has stopped writing (no growth over a second and a half); fails as soon as it has written
+ * more than `pausedBound`, the sign that the gateway is reading on for a client that is not.
+ */
+export async function waitUntilPaused(flooded: () => Promise<number> | number): Promise<number> {
+  let last = -1;
+  let since = Date.now();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const now = await flooded();
+    assert.ok(now <= pausedBound, `the server wrote ${now} bytes for a client that reads nothing: the gateway did not pause it`);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (now > 0 && Date.now() - since > 1500) {
+      return now;
+    }
+    assert.ok(Date.now() < deadline, 'the flood neither stopped nor grew past the bound');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
