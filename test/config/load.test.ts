@@ -171,7 +171,8 @@ describe('parseConfig: valid configs', () => {
   }
 
   it('bounds what waits for a slow client by default, and reads the backpressure limits', () => {
-    assert.deepEqual(parse(oneStdio).limits, { maxMessageBytes: 16 << 20, clientBacklogBytes: 8 << 20, slowClientTimeoutMs: 60_000 });
+    const { maxMessageBytes, clientBacklogBytes, slowClientTimeoutMs } = parse(oneStdio).limits;
+    assert.deepEqual({ maxMessageBytes, clientBacklogBytes, slowClientTimeoutMs }, { maxMessageBytes: 16 << 20, clientBacklogBytes: 8 << 20, slowClientTimeoutMs: 60_000 });
     const c = parse(`${oneStdio}limits: {clientBacklog: 1MiB, slowClientTimeout: 5m}\n`);
     assert.equal(c.limits.clientBacklogBytes, 1 << 20);
     assert.equal(c.limits.slowClientTimeoutMs, 300_000);
