@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Gateway } from '../gateway.js';
+import { createLogger, logProcessWarnings } from '../log.js';
 import { configForCommand } from './load-config.js';
 
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
@@ -64,9 +65,11 @@ export function gatewayCommand(): Command {
         }
         config.listen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
       }
+      const log = createLogger(config.log.level);
+      logProcessWarnings(log);
       let gateway: Gateway;
       try {
-        gateway = await Gateway.start(config);
+        gateway = await Gateway.start(config, { log });
       } catch (err) {
         process.stderr.write(`portcullis: ${(err as Error).message}\n`);
         process.exit(1);

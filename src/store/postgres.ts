@@ -67,12 +67,18 @@ export class PostgresStore implements Store {
     const { connectionString, schema, location } = parsePostgresUrl(url);
     this.location = location;
     this.#schema = schema;
-    this.#pool = new pg.Pool({ connectionString, max: options.poolSize ?? 4, types, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
+    this.#pool = new pg.Pool({
+      connectionString,
+      // The schema is a startup parameter of each connection, not a query run on connect: such a query would
+      // overlap the first one the pool hands the connection to (pg 8 warns, pg 9 refuses).
+      options: `-c search_path="${schema}"`,
+      max: options.poolSize ?? 4,
+      types,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 30_000,
+    });
     // A dropped idle connection is replaced on next use; it must not take the process down.
     this.#pool.on('error', () => {});
-    this.#pool.on('connect', (client) => {
-      client.query(`SET search_path TO "${schema}"`).catch(() => {});
-    });
   }
 
   async #query(sql: string, params: unknown[] = []): Promise<Row[]> {
