@@ -369,6 +369,11 @@ export class PostgresStore implements Store {
     return (await this.#query('SELECT * FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [sessionId, afterSeq, limit])).map(eventFromDb);
   }
 
+  async openingEvents(sessionIds: readonly string[]): Promise<EventRow[]> {
+    if (sessionIds.length === 0) return [];
+    return (await this.#query('SELECT * FROM events WHERE seq = 0 AND session_id = ANY($1::text[])', [sessionIds])).map(eventFromDb);
+  }
+
   async lastEvent(sessionId: string): Promise<EventRow | undefined> {
     const rows = await this.#query('SELECT * FROM events WHERE session_id = $1 ORDER BY seq DESC LIMIT 1', [sessionId]);
     return rows[0] === undefined ? undefined : eventFromDb(rows[0]);

@@ -11,6 +11,7 @@ import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
+import { openingDetails } from '../../src/recording/session-facts.js';
 import { openSessionRow, type SessionRow } from '../../src/store/types.js';
 import { backends, sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
@@ -30,8 +31,9 @@ function row(recorder: Recorder, id: string): SessionRow {
 }
 
 function open(recorder: Recorder, id: string): SessionRecording {
-  const rec = new SessionRecording(recorder, recorder.openSession(row(recorder, id)));
-  rec.lifecycle('open', { connection: 'c' });
+  const r = row(recorder, id);
+  const rec = new SessionRecording(recorder, recorder.openSession(r));
+  rec.lifecycle('open', openingDetails(r));
   return rec;
 }
 
