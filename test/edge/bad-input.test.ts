@@ -169,7 +169,8 @@ describe('bad input at the Streamable HTTP edge', () => {
     const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":[]}' });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, id: 1, message: /"params" must be an object/ });
     assert.equal(res.headers.get('mcp-session-id'), null);
-    assert.equal(gw.gateway.sessions.size, before);
+    // At most as many as before: a session of an earlier test may still be closing, none may have opened.
+    assert.ok(gw.gateway.sessions.size <= before, 'no session opened');
   });
 
   for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/json-seq', 'text/json']) {
@@ -399,7 +400,7 @@ describe('bad input at the Streamable HTTP edge', () => {
     const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
     const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: JSON.stringify([init, { jsonrpc: '2.0', id: 2, method: 'ping' }]) });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /initialize must be sent on its own/ });
-    assert.equal(gw.gateway.sessions.size, before);
+    assert.ok(gw.gateway.sessions.size <= before, 'no session opened');
     const logged = logSince();
     await assertStillServing();
     assertLogged(logged, /batch|initialize/i); // BUG: this 400 leaves no log line.
@@ -435,11 +436,13 @@ describe('bad input at the Streamable HTTP edge', () => {
   });
 
   it('/readyz: 200 ready with the number of live sessions', async () => {
+    const before = gw.gateway.sessions.size;
     const res = await fetch(new URL('/readyz', gw.url));
     assert.equal(res.status, 200);
     const body = (await res.json()) as { status: string; sessions: number };
     assert.equal(body.status, 'ready');
-    assert.equal(body.sessions, gw.gateway.sessions.size);
+    // A session of an earlier test may finish closing meanwhile: the count is one the gateway had in between.
+    assert.ok(body.sessions <= before && body.sessions >= gw.gateway.sessions.size, `${body.sessions} sessions, ${before} before`);
     assert.ok(body.sessions >= 2, 'the raw and the long-lived sessions');
   });
 });
