@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
-import { SqliteStore } from '../store/sqlite.js';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
-import { type Store, StoreUnavailableError } from '../store/store.js';
-import { chainOf, type Item, type Materialized, materialize, needsLedger, selectBatch, standaloneCommit } from './batch.js';
-import { resyncChain, withinBound } from './bounded-write.js';
+import type { Store } from '../store/store.js';
+import { chainOf, type Item, needsLedger, selectBatch, standaloneCommit } from './batch.js';
+import { BatchWriter } from './batch-writer.js';
 import { ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
@@ -69,12 +68,7 @@ export class Recorder {
   #scheduled = false;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #maxInFlight: number;
-  /** A batch with ledger rows is being written: the ledger is one chain, so the next one waits. */
-  #ledgerBusy = false;
-  #ledger: { seq: number; hash: string };
-  /** A network write with ledger rows failed or went unanswered: the ledger's head is read back before the next. */
-  #ledgerUncertain = false;
-  readonly #writeTimeoutMs: number;
+  readonly #writer: BatchWriter;
   #healthy = true;
   #lastError: Error | undefined;
   /** Chains of sessions whose seal is not yet durable: never recovered from under them. */
@@ -85,7 +79,6 @@ export class Recorder {
   #probe: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
-  readonly #sqliteSync: SqliteStore | undefined;
 
   private constructor(o: RecorderOptions, ledger: { seq: number; hash: string }) {
     this.store = o.store;
@@ -93,11 +86,9 @@ export class Recorder {
     this.mode = o.mode;
     this.key = o.key;
     this.#log = o.log.child({ component: 'recorder' });
-    this.#ledger = ledger;
-    this.#sqliteSync = o.store instanceof SqliteStore ? o.store : undefined;
-    this.#maxInFlight = this.#sqliteSync ? 1 : 2;
+    this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
+    this.#maxInFlight = this.#writer.synchronous ? 1 : 2;
     this.#probeMs = o.probeMs ?? 1000;
-    this.#writeTimeoutMs = o.writeTimeoutMs ?? 5000;
     this.#heartbeatMs = o.heartbeatMs ?? 10_000;
     this.#sweeper = new Sweeper(this, {
       staleAfterMs: o.staleAfterMs ?? 60_000,
@@ -272,14 +263,14 @@ export class Recorder {
   /** Starts as many batches as may be in flight. */
   #flush(): void {
     while (this.#queue.length > 0 && this.#inFlight.size < this.#maxInFlight) {
-      const { taken, rest } = selectBatch(this.#queue, this.#ledgerBusy);
+      const { taken, rest } = selectBatch(this.#queue, this.#writer.ledgerBusy);
       if (taken.length === 0) return;
       this.#queue = rest;
       const write = this.#write(taken).finally(() => {
         this.#inFlight.delete(write);
         if (this.#queue.length > 0) {
           // SQLite: let a round of I/O add to the next batch. PostgreSQL: what came in meanwhile goes now.
-          if (this.#sqliteSync) this.#schedule();
+          if (this.#writer.synchronous) this.#schedule();
           else this.#flush();
         }
       });
@@ -289,40 +280,18 @@ export class Recorder {
 
   async #write(items: Item[]): Promise<void> {
     const { chains, commits, ledgerRows } = this.#take(items);
-    if (this.#sqliteSync) {
-      // SQLite writes in this thread: it succeeds or fails (rolled back) before this returns, never half-way.
-      const m = materialize(items, this.#ledger, this.key, this.instanceId);
-      let failure: Error | undefined;
-      try {
-        this.#sqliteSync.writeSync(m.batch);
-      } catch (err) {
-        failure = err as Error;
-      }
-      this.#release(chains, ledgerRows);
-      if (failure !== undefined) this.#failed(items, chains, commits, failure);
-      else this.#landed(m, commits);
-      return;
-    }
-    const landing = this.#writeAsync(items, chains, ledgerRows);
-    const outcome = await withinBound(landing, this.#writeTimeoutMs);
-    if (outcome === 'timed out') {
-      // Fail closed now: what waits on this write gets the recording error within the bound. The write itself may
-      // still land (or may have, unanswered): nothing else writes these chains or the ledger until it settles.
-      this.#failed(items, chains, commits, new StoreUnavailableError(`the recording store did not confirm a write within ${this.#writeTimeoutMs} ms (recording.writeTimeout)`));
-      const late = await landing.then(
-        (m) => m,
-        () => undefined,
-      );
-      this.#release(chains, ledgerRows);
-      if (late !== undefined) this.#advance(late);
-      else this.#uncertain(chains, ledgerRows);
-      return;
-    }
-    this.#release(chains, ledgerRows);
-    if (outcome instanceof Error) {
-      this.#uncertain(chains, ledgerRows);
-      this.#failed(items, chains, commits, outcome);
-    } else this.#landed(outcome, commits);
+    let failed = false;
+    const written = await this.#writer.write(items, chains, ledgerRows, (err) => {
+      failed = true;
+      this.#failed(items, chains, commits, err);
+    });
+    if (written === undefined) return;
+    for (const id of written.sealed) this.#live.delete(id);
+    // Landed after it was given up on: its exchanges have ended already, and the heads went on with it.
+    if (failed) return;
+    this.#stats.commits++;
+    this.#stats.events += written.batch.events.length;
+    for (const c of commits) c.succeed();
   }
 
   /** Marks the items' chains in flight and takes their commits. */
@@ -342,57 +311,7 @@ export class Recorder {
       if (own !== undefined) commits.push(own);
       if (needsLedger(item)) ledgerRows = true;
     }
-    if (ledgerRows) this.#ledgerBusy = true;
     return { chains, commits, ledgerRows };
-  }
-
-  /**
-   * A batch over the network. A failed or unanswered write may still have been committed (the answer was lost):
-   * heads it left uncertain are read back from the store first, so the next batch goes on from the store's truth.
-   */
-  async #writeAsync(items: Item[], chains: Set<SessionChain>, ledgerRows: boolean): Promise<Materialized> {
-    if (ledgerRows && this.#ledgerUncertain) {
-      const head = await this.store.ledgerHead(this.instanceId);
-      this.#ledger = head === undefined ? { seq: -1, hash: ledgerGenesis(this.instanceId) } : { seq: head.seq, hash: head.hash };
-      this.#ledgerUncertain = false;
-    }
-    for (const chain of chains) if (chain.uncertain) await resyncChain(this.store, chain);
-    const m = materialize(items, this.#ledger, this.key, this.instanceId);
-    await this.store.write(m.batch);
-    return m;
-  }
-
-  #release(chains: Set<SessionChain>, ledgerRows: boolean): void {
-    for (const chain of chains) chain.inFlight = false;
-    if (ledgerRows) this.#ledgerBusy = false;
-  }
-
-  /** A written batch moves the chains' and the ledger's heads on. */
-  #advance(m: Materialized): void {
-    for (const [chain, head] of m.heads) {
-      chain.nextSeq = head.nextSeq;
-      chain.lastHash = head.lastHash;
-      chain.lost = 0;
-      chain.uncertain = false;
-    }
-    for (const id of m.sealed) this.#live.delete(id);
-    if (m.batch.ledger.length > 0) {
-      this.#ledger = m.ledger;
-      this.#ledgerUncertain = false;
-    }
-  }
-
-  #landed(m: Materialized, commits: Commit[]): void {
-    this.#advance(m);
-    this.#stats.commits++;
-    this.#stats.events += m.batch.events.length;
-    for (const c of commits) c.succeed();
-  }
-
-  /** A network write that failed may have been committed all the same: its heads are read back before the next. */
-  #uncertain(chains: Set<SessionChain>, ledgerRows: boolean): void {
-    if (ledgerRows) this.#ledgerUncertain = true;
-    for (const chain of chains) chain.uncertain = true;
   }
 
   /** A batch did not reach the store: fail closed (write-ahead) or carry on and mark the hole (best-effort). */

@@ -13,7 +13,7 @@ import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import { openSessionRow, type SessionRow } from '../../src/store/types.js';
-import { backends, sqliteTestStore, type TestStore } from '../helpers/stores.js';
+import { backends, sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
 
 /** The recorder on its own: group commit, retention with tombstones, best-effort gaps, recovery of silent gateways. */
 
@@ -108,6 +108,25 @@ for (const backend of backends) {
       assert.equal(recovered.status, 'cut-off');
       assert.match(recovered.closeReason!, new RegExp(`gateway instance gw-silent-${backend.name} stopped without closing the session; recovered by gw-rescuer-${backend.name}`));
       const r = await verifySession(store, `orphan-${backend.name}`, trusted);
+      assert.equal(r.status, 'verified', JSON.stringify(r.problems));
+      await b.close();
+    });
+
+    it('a recovered session states the refusals and redactions it recorded, not what its row was rewritten to', async () => {
+      const a = await start(store, `gw-counted-${backend.name}`, signing);
+      const s = open(a, `counted-${backend.name}`);
+      s.verdict({ stage: 'guard', action: 'answer', direction: 'toServer', reason: 'denied by rule' });
+      s.verdict({ stage: 'mask', action: 'rewrite', direction: 'toClient', sensitive: true });
+      await s.barrier();
+      await a.close(); // a crash: the session stays open
+      await storeSql(ts, backend.name)('UPDATE sessions SET denials = 0, redactions = 9 WHERE id = ?', `counted-${backend.name}`);
+      const b = await start(store, `gw-counted-${backend.name}`, signing); // the same gateway restarts and recovers it
+      const row = (await store.getSession(`counted-${backend.name}`))!;
+      assert.equal(row.status, 'cut-off');
+      assert.deepEqual([row.denials, row.redactions], [1, 1]);
+      const close = (await store.lastEvent(row.id))!;
+      assert.deepEqual(JSON.parse(close.payload), { status: 'cut-off', reason: row.closeReason, denials: 1, redactions: 1 });
+      const r = await verifySession(store, row.id, trusted);
       assert.equal(r.status, 'verified', JSON.stringify(r.problems));
       await b.close();
     });

@@ -3,16 +3,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
-import { openStore, sqlitePath } from '../../src/store/open.js';
+import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { type SessionVerification, trustedKeys, verifySession } from '../../src/recording/verify.js';
 import { runCli } from '../helpers/cli.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
-import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
+import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -23,25 +22,6 @@ import { waitFor } from '../helpers/wait.js';
 
 const apiToken = 'row-tamper-test-api-token-0123456789';
 process.env.ROW_TAMPER_API_TOKEN = apiToken;
-
-/** Runs SQL with `?` placeholders against the store behind the gateway's back. */
-function sqlOn(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: string, ...params: unknown[]) => Promise<void> {
-  if (backend === 'sqlite') {
-    return async (sql, ...params) => {
-      const db = new Database(sqlitePath(ts.url));
-      try {
-        db.exec('PRAGMA busy_timeout = 5000');
-        db.prepare(sql).run(...(params as Array<string | number | null>));
-      } finally {
-        db.close();
-      }
-    };
-  }
-  return async (sql, ...params) => {
-    let n = 0;
-    await postgresSql(sql.replace(/\?/g, () => `$${++n}`), params, schemaOf(ts.url));
-  };
-}
 
 /** Each stored column of `sessions`, a rewrite of it, and what verify must say. */
 const rewrites: Array<{ column: string; set: string; expect: RegExp }> = [
@@ -109,7 +89,7 @@ for (const backend of backends) {
       await waitFor(async () => (await store.getSession(victim))?.status === 'closed', 'the session to be sealed');
       const key = gw.gateway.recorder!.key;
       trusted = await trustedKeys([{ keyId: key.keyId, publicKeyPem: key.publicKeyPem }]);
-      sql = sqlOn(ts, backend.name);
+      sql = storeSql(ts, backend.name);
       await sql('CREATE TABLE sessions_untouched AS SELECT * FROM sessions WHERE id = ?', victim);
     });
 
