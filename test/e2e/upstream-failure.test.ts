@@ -64,7 +64,7 @@ describe('upstream failure', () => {
         (err: Error) => err.message,
       ),
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => gw.gateway.sessions.get(transport.sessionId!)?.pendingRequests === 3, 'the three calls to be in flight');
     process.kill(spawned[0]!, 'SIGKILL');
     const outcomes = await Promise.all(calls);
     for (const o of outcomes) assert.match(o, /killed by SIGKILL|Session ended/);

@@ -8,6 +8,7 @@ import { ErrorCode } from '../../src/protocol/jsonrpc.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Bad input at the HTTP edge, against a real gateway in front of server-everything: each is refused with the
@@ -407,9 +408,10 @@ describe('bad input at the Streamable HTTP edge', () => {
   });
 
   it('a request id already in flight on the session: 409', async () => {
-    const long = JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 1 } } });
+    const long = JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 1 } } });
     const first = fetch(endpoint, { method: 'POST', headers: sessionHeaders(), body: long });
-    await new Promise((r) => setTimeout(r, 200));
+    // The second goes once the first is in flight, not after a guess at how long that takes.
+    await waitFor(() => (gw.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the first call to be in flight');
     const second = await fetch(endpoint, { method: 'POST', headers: sessionHeaders(), body: ping('dup') });
     await refusedFetch(second, { status: 409, code: ErrorCode.InvalidRequest, id: 'dup', message: /already in flight/ });
     const res = await first;
