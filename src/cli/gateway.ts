@@ -76,11 +76,12 @@ export function gatewayCommand(): Command {
       }
       process.stdout.write(banner(gateway, opts.config === undefined));
       const stop = (signal: string) => {
-        process.stderr.write(`portcullis: ${signal} received, draining sessions\n`);
+        // stderr is the JSON log: these are log lines too.
+        log.info({ signal }, `${signal} received, draining sessions`);
         gateway.stop().then(
           () => process.exit(0),
           (err: unknown) => {
-            process.stderr.write(`portcullis: shutdown failed: ${(err as Error).message}\n`);
+            log.error({ err: (err as Error).message }, 'shutdown failed');
             process.exit(1);
           },
         );
