@@ -107,7 +107,7 @@ async function startRecording(config: GatewayConfig, options: GatewayOptions, lo
   }
   const key = loadSigningKey(config.dataDir, config.recording.signingKey);
   const instanceId = loadInstanceId(config.dataDir, config.recording.instanceId);
-  const store = await openStore(config.store.reveal(), { sync: config.recording.sqliteSync });
+  const store = await openStore(config.store.reveal(), { sync: config.recording.sqliteSync, writeTimeoutMs: config.recording.writeTimeoutMs });
   try {
     const recorder = await Recorder.start({
       store,
@@ -116,6 +116,7 @@ async function startRecording(config: GatewayConfig, options: GatewayOptions, lo
       mode,
       log,
       retentionMs: config.recording.retentionMs,
+      writeTimeoutMs: config.recording.writeTimeoutMs,
       ...options.recorderTimings,
     });
     log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');

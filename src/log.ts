@@ -18,3 +18,15 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
     pino.destination({ dest: (destination as { fd?: number }).fd ?? 2, sync: true }),
   );
 }
+
+/**
+ * Sends process warnings (deprecations, a dependency's warnings) to the log as JSON lines, instead of Node's
+ * default plain-text lines on stderr that would break the log's format. For processes whose stderr is the log.
+ */
+export function logProcessWarnings(log: Logger): void {
+  // Node's own printer is a 'warning' listener added at start-up: replacing it is what stops the plain text.
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => {
+    log.warn({ warning: { name: w.name, message: w.message, ...(w.code ? { code: w.code } : {}) } }, `process warning: ${w.name}`);
+  });
+}

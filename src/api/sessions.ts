@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { once } from 'node:events';
+import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
 import { eventLine, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
@@ -14,6 +15,8 @@ import type { SessionQuery, SessionStatus } from '../store/types.js';
  *   GET /api/sessions/:id/events      ?after&limit → { events, next }
  *   GET /api/sessions/:id/verify      → the verification result
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
+ * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
+ * (recording/attest.ts): each session carries `tampered`, the row's columns that disagree with it.
  */
 
 /** A person whose own sessions a request may see: a subject of one issuer. */
@@ -77,9 +80,10 @@ export class SessionsApi {
     const parts = url.pathname.split('/').filter(Boolean).slice(2).map(decodeURIComponent);
     if (parts.length === 0) return this.#list(res, url.searchParams, only);
     const [id, what] = parts;
-    let session = await this.store.getSession(id!);
-    // Someone else's session, for a caller who may only see their own: as if it did not exist.
-    if (only !== undefined && session !== undefined && (session.subject !== only.subject || session.issuer !== only.issuer)) session = undefined;
+    let session = await attestSession(this.store, await this.store.getSession(id!));
+    // Someone else's session, for a caller who may only see their own: as if it did not exist. Decided on the
+    // recording, so that rewriting the row's owner shows a session to nobody it did not already belong to.
+    if (only !== undefined && session !== undefined && !ownedBy(session, only)) session = undefined;
     if (only !== undefined && session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
     if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${url.pathname}`);
     if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
@@ -137,8 +141,11 @@ export class SessionsApi {
     if (search) query.search = search.slice(0, 200);
     const cursor = params.get('cursor');
     if (cursor) query.before = decodeCursor(cursor);
-    const sessions = await this.store.listSessions(query);
-    const last = sessions.at(-1);
-    json(res, 200, { sessions, next: sessions.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
+    const rows = await this.store.listSessions(query);
+    const attested = await attestSessions(this.store, rows);
+    // The row's owner picked these (the index); the recording must agree before a scoped caller sees one.
+    const sessions = only === undefined ? attested : attested.filter((s) => ownedBy(s, only));
+    const last = rows.at(-1);
+    json(res, 200, { sessions, next: rows.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
   }
 }

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { ConfigError } from '../config/load.js';
-import { createLogger } from '../log.js';
+import { createLogger, logProcessWarnings } from '../log.js';
 
 /** `portcullis agent --config agent.yaml`: runs the agent until SIGINT or SIGTERM. */
 export function agentCommand(): Command {
@@ -21,6 +21,7 @@ export function agentCommand(): Command {
         throw err;
       }
       const log = createLogger(config.logLevel);
+      logProcessWarnings(log);
       const agent = new Agent(config, log);
       agent.onconnected = () => process.stdout.write(`Portcullis agent '${config.name}' is connected to ${config.tunnelUrl}, serving: ${[...config.connections.keys()].join(', ')}\n`);
       agent.start();

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Gateway } from '../gateway.js';
 import { localApiKeyPath } from '../crypto/local-api-key.js';
+import { createLogger, logProcessWarnings } from '../log.js';
 import { configForCommand } from './load-config.js';
 
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
@@ -66,20 +67,23 @@ export function gatewayCommand(): Command {
         }
         config.listen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
       }
+      const log = createLogger(config.log.level);
+      logProcessWarnings(log);
       let gateway: Gateway;
       try {
-        gateway = await Gateway.start(config);
+        gateway = await Gateway.start(config, { log });
       } catch (err) {
         process.stderr.write(`portcullis: ${(err as Error).message}\n`);
         process.exit(1);
       }
       process.stdout.write(banner(gateway, opts.config === undefined));
       const stop = (signal: string) => {
-        process.stderr.write(`portcullis: ${signal} received, draining sessions\n`);
+        // stderr is the JSON log: these are log lines too.
+        log.info({ signal }, `${signal} received, draining sessions`);
         gateway.stop().then(
           () => process.exit(0),
           (err: unknown) => {
-            process.stderr.write(`portcullis: shutdown failed: ${(err as Error).message}\n`);
+            log.error({ err: (err as Error).message }, 'shutdown failed');
             process.exit(1);
           },
         );

@@ -712,6 +712,11 @@ export function configSchema(sources: SecretSources) {
           sqliteSync: z.enum(['normal', 'full']).default('normal'),
           /** Closed sessions older than this are deleted, leaving a tombstone; 0 keeps them forever. */
           retention: duration('0'),
+          /**
+           * A write the store has not confirmed within this fails: write-ahead ends the exchanges waiting on it with
+           * the recording error (fail closed) instead of holding them while the store stalls.
+           */
+          writeTimeout: duration('5s').refine((ms) => ms >= 100 && ms <= 300_000, 'expected from 100ms to 5m: the longest a message may wait for its recording to become durable'),
           /** The Ed25519 private key (PEM) that seals sessions; default: generated into the data directory. */
           signingKey: referenceOnly(sources, 'a signing key').optional(),
           /** Public keys (PEM, usually `${file:…}`) whose seals verify trusts besides this gateway's own. */
@@ -998,6 +1003,7 @@ export interface RecordingConfig {
   mode: 'write-ahead' | 'best-effort' | 'off';
   sqliteSync: 'normal' | 'full';
   retentionMs: number;
+  writeTimeoutMs: number;
   signingKey?: SecretString;
   trustedKeys: string[];
   instanceId?: string;
@@ -1052,6 +1058,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
       mode: p.recording.mode,
       sqliteSync: p.recording.sqliteSync,
       retentionMs: p.recording.retention,
+      writeTimeoutMs: p.recording.writeTimeout,
       ...(p.recording.signingKey ? { signingKey: p.recording.signingKey } : {}),
       trustedKeys: p.recording.trustedKeys,
       ...(p.recording.instanceId ? { instanceId: p.recording.instanceId } : {}),

@@ -116,7 +116,7 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
         break;
       case 'seal': {
         const head = headOf(item.chain);
-        pushEvent(item.chain, head, item.closedAtUs, item.chain.monoUs(), 'close', null, null, JSON.stringify({ status: item.status, reason: item.reason }), null);
+        pushEvent(item.chain, head, item.closedAtUs, item.chain.monoUs(), 'close', null, null, JSON.stringify({ status: item.status, reason: item.reason, denials: item.denials, redactions: item.redactions }), null);
         const seal = key.sign(sealBytes({ sessionId: item.chain.sessionId, eventCount: head.nextSeq, lastHash: head.lastHash, status: item.status, closedAtUs: item.closedAtUs }));
         batch.sealed.push({
           id: item.chain.sessionId,

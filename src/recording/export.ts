@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js';
 import type { EventRow, SessionRow } from '../store/types.js';
+import type { ColumnMismatch } from './session-facts.js';
 import { clientView, isoUs, type RpcSummary, summarizeRpc } from './transcript.js';
 
 /**
@@ -33,6 +34,8 @@ export interface SessionLine {
     eventCount: number | null;
     lastHash: string | null;
     seal: { signature: string; keyId: string } | null;
+    /** Columns of the session row that disagree with the recording (which the fields above follow); absent when none. */
+    tampered?: ColumnMismatch[];
   };
 }
 
@@ -60,7 +63,7 @@ export interface EventLine {
   details?: unknown;
 }
 
-export function sessionLine(s: SessionRow): SessionLine {
+export function sessionLine(s: SessionRow & { tampered?: ColumnMismatch[] }): SessionLine {
   return {
     type: 'session',
     schema: exportSchema,
@@ -83,6 +86,7 @@ export function sessionLine(s: SessionRow): SessionLine {
       eventCount: s.eventCount,
       lastHash: s.lastHash,
       seal: s.seal !== null && s.sealKeyId !== null ? { signature: s.seal, keyId: s.sealKeyId } : null,
+      ...(s.tampered !== undefined && s.tampered.length > 0 ? { tampered: s.tampered } : {}),
     },
   };
 }

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { SqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/store.js';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
-import { chainOf, type Item, materialize, needsLedger, selectBatch, standaloneCommit } from './batch.js';
+import type { Store } from '../store/store.js';
+import { chainOf, type Item, needsLedger, selectBatch, standaloneCommit } from './batch.js';
+import { BatchWriter } from './batch-writer.js';
 import { ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
@@ -47,6 +47,8 @@ export interface RecorderOptions {
   staleAfterMs?: number;
   /** While the store is unavailable, how often it is probed. */
   probeMs?: number;
+  /** A network store's write not confirmed within this fails closed (the exchanges waiting on it end). */
+  writeTimeoutMs?: number;
   /** Closed sessions older than this are deleted (with a tombstone); 0 keeps them forever. */
   retentionMs?: number;
   sweepMs?: number;
@@ -66,9 +68,7 @@ export class Recorder {
   #scheduled = false;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #maxInFlight: number;
-  /** A batch with ledger rows is being written: the ledger is one chain, so the next one waits. */
-  #ledgerBusy = false;
-  #ledger: { seq: number; hash: string };
+  readonly #writer: BatchWriter;
   #healthy = true;
   #lastError: Error | undefined;
   /** Chains of sessions whose seal is not yet durable: never recovered from under them. */
@@ -79,7 +79,6 @@ export class Recorder {
   #probe: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
-  readonly #sqliteSync: SqliteStore | undefined;
 
   private constructor(o: RecorderOptions, ledger: { seq: number; hash: string }) {
     this.store = o.store;
@@ -87,9 +86,8 @@ export class Recorder {
     this.mode = o.mode;
     this.key = o.key;
     this.#log = o.log.child({ component: 'recorder' });
-    this.#ledger = ledger;
-    this.#sqliteSync = o.store instanceof SqliteStore ? o.store : undefined;
-    this.#maxInFlight = this.#sqliteSync ? 1 : 2;
+    this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
+    this.#maxInFlight = this.#writer.synchronous ? 1 : 2;
     this.#probeMs = o.probeMs ?? 1000;
     this.#heartbeatMs = o.heartbeatMs ?? 10_000;
     this.#sweeper = new Sweeper(this, {
@@ -265,14 +263,14 @@ export class Recorder {
   /** Starts as many batches as may be in flight. */
   #flush(): void {
     while (this.#queue.length > 0 && this.#inFlight.size < this.#maxInFlight) {
-      const { taken, rest } = selectBatch(this.#queue, this.#ledgerBusy);
+      const { taken, rest } = selectBatch(this.#queue, this.#writer.ledgerBusy);
       if (taken.length === 0) return;
       this.#queue = rest;
       const write = this.#write(taken).finally(() => {
         this.#inFlight.delete(write);
         if (this.#queue.length > 0) {
           // SQLite: let a round of I/O add to the next batch. PostgreSQL: what came in meanwhile goes now.
-          if (this.#sqliteSync) this.#schedule();
+          if (this.#writer.synchronous) this.#schedule();
           else this.#flush();
         }
       });
@@ -281,6 +279,23 @@ export class Recorder {
   }
 
   async #write(items: Item[]): Promise<void> {
+    const { chains, commits, ledgerRows } = this.#take(items);
+    let failed = false;
+    const written = await this.#writer.write(items, chains, ledgerRows, (err) => {
+      failed = true;
+      this.#failed(items, chains, commits, err);
+    });
+    if (written === undefined) return;
+    for (const id of written.sealed) this.#live.delete(id);
+    // Landed after it was given up on: its exchanges have ended already, and the heads went on with it.
+    if (failed) return;
+    this.#stats.commits++;
+    this.#stats.events += written.batch.events.length;
+    for (const c of commits) c.succeed();
+  }
+
+  /** Marks the items' chains in flight and takes their commits. */
+  #take(items: Item[]): { chains: Set<SessionChain>; commits: Commit[]; ledgerRows: boolean } {
     const chains = new Set<SessionChain>();
     const commits: Commit[] = [];
     let ledgerRows = false;
@@ -296,31 +311,7 @@ export class Recorder {
       if (own !== undefined) commits.push(own);
       if (needsLedger(item)) ledgerRows = true;
     }
-    if (ledgerRows) this.#ledgerBusy = true;
-    const { batch, heads, ledger, sealed } = materialize(items, this.#ledger, this.key, this.instanceId);
-    let failure: Error | undefined;
-    try {
-      if (this.#sqliteSync) this.#sqliteSync.writeSync(batch);
-      else await this.store.write(batch);
-    } catch (err) {
-      failure = err as Error;
-    }
-    for (const chain of chains) chain.inFlight = false;
-    if (ledgerRows) this.#ledgerBusy = false;
-    if (failure !== undefined) {
-      this.#failed(items, chains, commits, failure);
-      return;
-    }
-    for (const [chain, head] of heads) {
-      chain.nextSeq = head.nextSeq;
-      chain.lastHash = head.lastHash;
-      chain.lost = 0;
-    }
-    for (const id of sealed) this.#live.delete(id);
-    if (ledgerRows) this.#ledger = ledger;
-    this.#stats.commits++;
-    this.#stats.events += batch.events.length;
-    for (const c of commits) c.succeed();
+    return { chains, commits, ledgerRows };
   }
 
   /** A batch did not reach the store: fail closed (write-ahead) or carry on and mark the hole (best-effort). */

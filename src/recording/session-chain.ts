@@ -19,6 +19,8 @@ export class SessionChain {
   broken = false;
   /** Best-effort: events lost since the last durable one, recorded as a gap before the next. */
   lost = 0;
+  /** A write with this chain's events failed unanswered and may have landed: the head is read back before the next. */
+  uncertain = false;
   /** Told once when the chain breaks, so the session can end (fail closed). */
   onBroken?: (err: Error) => void;
 

@@ -39,17 +39,20 @@ export class SessionRecording {
     this.chain.onBroken = fn;
   }
 
-  #append(fn: () => void): void {
+  /** Appends unless the session is sealing; whether the event was queued (best-effort may drop it). */
+  #append(fn: () => void): boolean {
     // After the seal nothing is appended: the seal covers the recording as it ends.
-    if (this.#closing !== undefined) return;
+    if (this.#closing !== undefined) return false;
     if (this.writeAhead) {
       fn();
-      return;
+      return true;
     }
     try {
       fn();
+      return true;
     } catch (err) {
       if (!(err instanceof RecordingUnavailableError)) throw err;
+      return false;
     }
   }
 
@@ -78,8 +81,8 @@ export class SessionRecording {
   }
 
   negotiated(fields: NegotiatedFields): void {
-    this.lifecycle('negotiated', fields);
-    if (this.#closing === undefined) this.recorder.negotiated(this.chain, fields);
+    // The row learns what the event states, in the same batch, or not at all: verify compares the two.
+    if (this.#append(() => this.recorder.append(this.chain, 'negotiated', null, null, JSON.stringify(fields)))) this.recorder.negotiated(this.chain, fields);
   }
 
   /** What write-ahead waits on before forwarding: undefined when everything appended is already durable. */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
 import type { SessionRow } from '../store/types.js';
 import type { Recorder } from './recorder.js';
 import { nowUs } from './time.js';
@@ -56,7 +57,9 @@ export class Sweeper {
       (row.instanceId === r.instanceId
         ? 'cut off: the gateway stopped without closing the session (a crash or a kill); recovered at its next start'
         : `cut off: gateway instance ${row.instanceId} stopped without closing the session; recovered by ${r.instanceId}`);
-    await r.seal(chain, 'cut-off', reason, { denials: row.denials, redactions: row.redactions }).then(
+    // The counts the close event states come from the recorded verdicts, not from the row (an index anyone who can
+    // write the store can change, and which learns the counts only at a seal this session never had).
+    await r.seal(chain, 'cut-off', reason, await recordedCounts(r.store, row.id)).then(
       () => {
         r.forgetCutOff(row.id);
         this.o.log.warn({ session: row.id, events: chain.nextSeq, reason }, 'session recovered and sealed as cut off');
@@ -76,4 +79,26 @@ export class Sweeper {
     await Promise.all(expired.map((session) => r.tombstone(session, reason, deletedAtUs)));
     this.o.log.info({ deleted: expired.length }, 'retention deleted old sessions, leaving tombstones in the ledger');
   }
+}
+
+/** Refusals and redactions as a session's recorded verdicts tell them. */
+async function recordedCounts(store: Store, sessionId: string): Promise<{ denials: number; redactions: number }> {
+  const counts = { denials: 0, redactions: 0 };
+  for (let after = -1; ; ) {
+    const events = await store.events(sessionId, after, 5000);
+    for (const e of events) {
+      if (e.kind !== 'verdict') continue;
+      let v: { action?: unknown; sensitive?: unknown } = {};
+      try {
+        v = JSON.parse(e.payload) as typeof v;
+      } catch {
+        // An unreadable verdict counts as neither; verify tells whether it was altered.
+      }
+      if (v.action === 'answer') counts.denials++;
+      if (v.sensitive === true) counts.redactions++;
+    }
+    if (events.length < 5000) break;
+    after = events.at(-1)!.seq;
+  }
+  return counts;
 }

@@ -2,11 +2,13 @@ import type { Store } from '../store/store.js';
 import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
 import { verifySeal } from './keys.js';
+import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatches } from './session-facts.js';
 
 /**
  * Verification: recomputes a session's hash chain from its first event, checks the seal against the last
  * event and a trusted key, and cross-checks the ledger. It says which event broke and how, and tells a
- * session cut off by a crash (sealed as such at recovery) from one that was tampered with.
+ * session cut off by a crash (sealed as such at recovery) from one that was tampered with. The session row
+ * itself is not hashed: each of its columns is checked against the hashed event that states it (session-facts.ts).
  */
 
 export type VerifyStatus = 'verified' | 'unsealed' | 'deleted' | 'failed';
@@ -57,6 +59,8 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
   let expected = sessionGenesis(sessionId);
   let index = 0;
   let last: EventRow | undefined;
+  let first: EventRow | undefined;
+  let negotiated: EventRow | undefined;
   for (let after = -1; ; ) {
     const events = await store.events(sessionId, after, page);
     for (const e of events) {
@@ -77,6 +81,8 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
         problem(`event ${e.seq} does not match its hash: its content, time or position was changed (or two events were swapped)`, e.seq);
       }
       if (index === 0 && e.kind !== 'open') problem(`event 0 is a ${e.kind} event, not the session's opening`, 0);
+      first ??= e;
+      if (e.kind === 'negotiated') negotiated = e;
       if (e.kind === 'gap') {
         const gap = parseJson(e.payload) as { lost?: number } | undefined;
         result.notes.push(`event ${e.seq}: best-effort recording lost ${gap?.lost ?? 'some'} events here, while the store was unavailable`);
@@ -91,6 +97,7 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
     after = events.at(-1)!.seq;
   }
   if (last === undefined) problem('the session has no events: not even its opening');
+  checkRow(session, first, negotiated, last, ledger, problem, result.notes);
 
   if (session.status === 'open') {
     result.notes.push('not sealed yet: the session is live, or its gateway stopped and it awaits recovery (the next start of that gateway, or any gateway once it is silent)');
@@ -104,6 +111,31 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
   if (session.status === 'cut-off') result.notes.push(`cut off: ${session.closeReason ?? 'no reason recorded'}`);
   if (result.problems.length > 0) result.status = 'failed';
   return result;
+}
+
+/** Every column of the session row against the hashed events that state it. */
+function checkRow(
+  session: SessionRow,
+  first: EventRow | undefined,
+  negotiated: EventRow | undefined,
+  last: EventRow | undefined,
+  ledger: LedgerRow[],
+  problem: (message: string) => void,
+  notes: string[],
+): void {
+  const opening = openingFacts(first);
+  for (const m of openingMismatches(session, opening)) problem(m.message);
+  if (opening !== undefined && opening.openedAtUs === undefined) {
+    // Recorded before the opening event stated its time: the ledger's hash-chained entry does.
+    const entry = parseJson(ledger.find((l) => l.kind === 'opened')?.detail ?? 'null') as { openedAtUs?: number } | null;
+    if (entry?.openedAtUs !== undefined && entry.openedAtUs !== session.openedAtUs) {
+      problem(`the session row's openedAtUs is ${session.openedAtUs}, but the ledger recorded the session opening at ${entry.openedAtUs}: the row was changed`);
+    }
+  }
+  for (const m of negotiatedMismatches(session, negotiated)) problem(m.message);
+  const closing = closingMismatches(session, last);
+  for (const m of closing.mismatches) problem(m.message);
+  if (!closing.counted) notes.push('recorded before the close event stated the counts of refusals and redactions: those two columns are not covered');
 }
 
 function parseJson(text: string): unknown {

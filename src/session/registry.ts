@@ -4,6 +4,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import type { Identity, Stage } from '../pipeline/stage.js';
 import type { Recorder } from '../recording/recorder.js';
+import { openingDetails } from '../recording/session-facts.js';
 import { SessionRecording } from '../recording/session-recording.js';
 import { nowUs } from '../recording/time.js';
 import { openSessionRow } from '../store/types.js';
@@ -150,29 +151,22 @@ export class SessionRegistry {
   #startRecording(id: string, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): SessionRecording | undefined {
     const recorder = this.#options.recorder;
     if (recorder === undefined) return undefined;
-    const chain = recorder.openSession(
-      openSessionRow({
-        id,
-        instanceId: recorder.instanceId,
-        connection: connection.name,
-        subject: identity.subject,
-        issuer: identity.issuer,
-        email: identity.email ?? null,
-        groups: identity.groups,
-        edge: origin.edge,
-        remoteAddress: origin.remoteAddress ?? null,
-        openedAtUs: nowUs(),
-      }),
-    );
-    const recording = new SessionRecording(recorder, chain, this.#options.redactForRecording?.(connection));
-    recording.lifecycle('open', {
+    const row = openSessionRow({
+      id,
+      instanceId: recorder.instanceId,
       connection: connection.name,
-      identity: { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null, name: identity.name ?? null, groups: identity.groups },
+      subject: identity.subject,
+      issuer: identity.issuer,
+      email: identity.email ?? null,
+      groups: identity.groups,
       edge: origin.edge,
       remoteAddress: origin.remoteAddress ?? null,
-      gateway: recorder.instanceId,
-      ...(origin.access !== undefined ? { access: origin.access } : {}),
+      openedAtUs: nowUs(),
     });
+    const chain = recorder.openSession(row);
+    const recording = new SessionRecording(recorder, chain, this.#options.redactForRecording?.(connection));
+    // The opening event states every column of the row, from the row itself: verify compares the two.
+    recording.lifecycle('open', openingDetails(row, { name: identity.name ?? null, ...(origin.access !== undefined ? { access: origin.access } : {}) }));
     return recording;
   }
 

@@ -7,6 +7,8 @@ export interface OpenStoreOptions {
   sync?: 'normal' | 'full';
   /** A reader opens an existing store and never migrates it (CLI commands). */
   reader?: boolean;
+  /** PostgreSQL: how long a write may go unanswered before its connection is given up (recording.writeTimeout). */
+  writeTimeoutMs?: number;
 }
 
 /** The SQLite file a `sqlite:PATH` URL names; a relative path is relative to the working directory, like every path in the config. */
@@ -29,7 +31,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   if (url.startsWith('sqlite:')) {
     return new SqliteStore(sqlitePath(url), { sync: options.sync ?? 'normal', reader: options.reader ?? false });
   }
-  const store = new PostgresStore(url);
+  const store = new PostgresStore(url, options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs });
   try {
     if (options.reader) await store.checkSchema();
     else await store.migrate();

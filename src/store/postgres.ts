@@ -62,22 +62,31 @@ export class PostgresStore implements Store {
   readonly location: string;
   readonly #pool: pg.Pool;
   readonly #schema: string;
+  /** How long a write (a batch, a heartbeat, a probe) may go unanswered before its connection is given up. */
+  readonly #writeTimeoutMs: number;
 
-  constructor(url: string, options: { poolSize?: number } = {}) {
+  constructor(url: string, options: { poolSize?: number; writeTimeoutMs?: number } = {}) {
     const { connectionString, schema, location } = parsePostgresUrl(url);
     this.location = location;
     this.#schema = schema;
-    this.#pool = new pg.Pool({ connectionString, max: options.poolSize ?? 4, types, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
+    this.#writeTimeoutMs = options.writeTimeoutMs ?? 5000;
+    this.#pool = new pg.Pool({
+      connectionString,
+      // The schema is a startup parameter of each connection, not a query run on connect: such a query would
+      // overlap the first one the pool hands the connection to (pg 8 warns, pg 9 refuses).
+      options: `-c search_path="${schema}"`,
+      max: options.poolSize ?? 4,
+      types,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 30_000,
+    });
     // A dropped idle connection is replaced on next use; it must not take the process down.
     this.#pool.on('error', () => {});
-    this.#pool.on('connect', (client) => {
-      client.query(`SET search_path TO "${schema}"`).catch(() => {});
-    });
   }
 
-  async #query(sql: string, params: unknown[] = []): Promise<Row[]> {
+  async #query(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<Row[]> {
     try {
-      return (await this.#pool.query(sql, params)).rows as Row[];
+      return (await this.#pool.query({ text: sql, values: params, ...(timeoutMs ? { query_timeout: timeoutMs } : {}) } as pg.QueryConfig)).rows as Row[];
     } catch (err) {
       throw this.#describe(err);
     }
@@ -139,7 +148,9 @@ export class PostgresStore implements Store {
       this.#statementNames.set(statement.sql, name);
     }
     try {
-      await this.#pool.query({ name, text: statement.sql, values: statement.params });
+      // A stalled server (connection open, no answer) must not hold the connection for ever: past the bound pg fails
+      // the query and the pool discards the connection. (The recorder fails the exchanges waiting on it sooner.)
+      await this.#pool.query({ name, text: statement.sql, values: statement.params, query_timeout: this.#writeTimeoutMs } as pg.QueryConfig);
     } catch (err) {
       throw this.#describe(err);
     }
@@ -152,16 +163,16 @@ export class PostgresStore implements Store {
       throw this.#describe(err);
     });
     try {
-      await client.query('BEGIN');
-      await client.query("SET LOCAL lock_timeout = '500ms'");
-      await client.query(
-        "INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ('portcullis-probe', -1, 0, 0, 'probe', '{}', '')",
-      );
-    } catch (err) {
-      throw this.#describe(err);
-    } finally {
-      await client.query('ROLLBACK').catch(() => {});
+      const bounded = (text: string) => client.query({ text, query_timeout: this.#writeTimeoutMs } as pg.QueryConfig);
+      await bounded('BEGIN');
+      await bounded("SET LOCAL lock_timeout = '500ms'");
+      await bounded("INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ('portcullis-probe', -1, 0, 0, 'probe', '{}', '')");
+      await bounded('ROLLBACK');
       client.release();
+    } catch (err) {
+      // A connection that failed or stalled mid-transaction is not given back to the pool.
+      client.release(err as Error);
+      throw this.#describe(err);
     }
   }
 
@@ -169,6 +180,7 @@ export class PostgresStore implements Store {
     await this.#query(
       'INSERT INTO instances (id, heartbeat_at_us) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = EXCLUDED.heartbeat_at_us',
       [instanceId, nowUs],
+      this.#writeTimeoutMs,
     );
   }
 
@@ -361,6 +373,11 @@ export class PostgresStore implements Store {
 
   async events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]> {
     return (await this.#query('SELECT * FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [sessionId, afterSeq, limit])).map(eventFromDb);
+  }
+
+  async openingEvents(sessionIds: readonly string[]): Promise<EventRow[]> {
+    if (sessionIds.length === 0) return [];
+    return (await this.#query('SELECT * FROM events WHERE seq = 0 AND session_id = ANY($1::text[])', [sessionIds])).map(eventFromDb);
   }
 
   async lastEvent(sessionId: string): Promise<EventRow | undefined> {

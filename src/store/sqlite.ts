@@ -405,6 +405,12 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(eventFromDb);
   }
 
+  async openingEvents(sessionIds: readonly string[]): Promise<EventRow[]> {
+    if (sessionIds.length === 0) return [];
+    const rows = this.#db.prepare(`SELECT * FROM events WHERE seq = 0 AND session_id IN (${sessionIds.map(() => '?').join(', ')})`).all(...sessionIds);
+    return (rows as Row[]).map(eventFromDb);
+  }
+
   async lastEvent(sessionId: string): Promise<EventRow | undefined> {
     const row = this.#db.prepare('SELECT * FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1').get(sessionId) as Row | undefined;
     return row === undefined ? undefined : eventFromDb(row);

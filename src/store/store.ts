@@ -84,6 +84,8 @@ export interface Store {
   /** Events after `afterSeq`, in order, at most `limit`. */
   events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]>;
   lastEvent(sessionId: string): Promise<EventRow | undefined>;
+  /** The first event (seq 0, the opening) of each of these sessions that has one, in no particular order. */
+  openingEvents(sessionIds: readonly string[]): Promise<EventRow[]>;
   /** Ledger rows of one instance after `afterSeq`, in order. */
   ledger(instanceId: string, afterSeq: number, limit: number): Promise<LedgerRow[]>;
   ledgerInstances(): Promise<string[]>;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { controlFrame, creditFrame, dataFrame, decodeFrame, FrameError } from '../../src/agent/frames.js';
 import { type FrameSink, Mux } from '../../src/agent/mux.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The tunnel's frames and multiplexer: whole messages per channel, fairness between channels, credit, limits. */
 
@@ -78,7 +79,7 @@ describe('the tunnel multiplexer', () => {
     };
     a.channel(1).send('x'.repeat(8 << 20));
     a.channel(2).send('{"small":true}');
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitFor(() => order.length === 2, 'both messages to arrive', 60_000);
     assert.deepEqual(order, ['small', 'huge']);
     assert.equal(hugeChunksBefore, 0);
   });
@@ -93,8 +94,7 @@ describe('the tunnel multiplexer', () => {
     // Before any credit can come back (nothing delivered yet), only the window went out.
     const dataBytes = () => sent.a.map((f) => decodeFrame(f)).filter((f) => f.type === 'data').reduce((n, f) => n + (f as { chunk: Buffer }).chunk.length, 0);
     assert.ok(dataBytes() <= window + chunkSize, `${dataBytes()} bytes sent before any credit`);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(received, 1 << 20);
+    await waitFor(() => received === 1 << 20, 'the whole message to arrive', 60_000);
   });
 
   it('acknowledges half a window at a time, not every message', async () => {

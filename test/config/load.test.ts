@@ -60,6 +60,7 @@ describe('parseConfig: valid configs', () => {
     assert.equal(c.recording.mode, 'write-ahead');
     assert.equal(c.recording.sqliteSync, 'normal');
     assert.equal(c.recording.retentionMs, 0);
+    assert.equal(c.recording.writeTimeoutMs, 5000);
     assert.deepEqual(c.recording.trustedKeys, []);
     assert.equal(c.dataDir, './data');
     assert.deepEqual(c.http, { keepAliveMs: 15_000, eventBufferSize: 1000 });
@@ -445,7 +446,8 @@ describe('parseConfig: the recording store and its settings', () => {
   }
 
   it('reads recording settings', () => {
-    const c = parse(`${oneStdio}recording: {mode: best-effort, sqliteSync: full, retention: 90d, instanceId: gw-1}\n`);
+    const c = parse(`${oneStdio}recording: {mode: best-effort, sqliteSync: full, retention: 90d, writeTimeout: 2s, instanceId: gw-1}\n`);
+    assert.equal(c.recording.writeTimeoutMs, 2000);
     assert.equal(c.recording.mode, 'best-effort');
     assert.equal(c.recording.sqliteSync, 'full');
     assert.equal(c.recording.retentionMs, 90 * 86_400_000);
@@ -458,6 +460,8 @@ describe('parseConfig: the recording store and its settings', () => {
     hasProblem(list, /^recording\.sqliteSync: expected one of "normal", "full"/);
     hasProblem(list, /^recording\.retention: expected a duration/);
     hasProblem(list, /^recording\.instanceId: expected 1-64 letters/);
+    hasProblem(problems(`${oneStdio}recording: {writeTimeout: 10ms}\n`), /^recording\.writeTimeout: expected from 100ms to 5m/);
+    hasProblem(problems(`${oneStdio}recording: {writeTimeout: soon}\n`), /^recording\.writeTimeout: expected a duration/);
   });
 
   it('a signing key and an API token must be references', () => {

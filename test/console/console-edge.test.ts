@@ -8,6 +8,7 @@ import { consoleCsp } from '../../src/console/static-files.js';
 import { consoleSignIn, type ConsoleCaller, readLiveEvents } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { alteredSecret } from '../helpers/negative.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -110,7 +111,7 @@ describe('the console over HTTP', () => {
       const noKey = await devSignIn({ user: 'olga' });
       assert.equal(noKey.status, 403);
       assert.match(((await noKey.json()) as { error: string }).error, /needs its key: open the console link the gateway printed/);
-      assert.equal((await devSignIn({ user: 'olga', key: `${key.slice(0, -1)}A` })).status, 403, 'a wrong key');
+      assert.equal((await devSignIn({ user: 'olga', key: alteredSecret(key) })).status, 403, 'a wrong key');
       assert.equal((await devSignIn({ user: 'olga', key }, null)).status, 403, 'no Origin: not from the page');
       assert.equal((await devSignIn({ user: 'olga', key }, 'http://evil.example')).status, 403, 'a foreign Origin');
       assert.equal((await devSignIn({ user: 'olga', key }, `http://localhost:${Number(new URL(gw.url).port) + 1}`)).status, 403, 'an allowed host on another port');
@@ -166,7 +167,7 @@ describe('the console over HTTP', () => {
       const noToken = await adam.post(path, {}, { 'x-portcullis-csrf': '' });
       assert.equal(noToken.status, 403);
       assert.match(((await noToken.json()) as { error: string }).error, /must come from its own page \(Origin and the CSRF token\)/);
-      assert.equal((await adam.post(path, {}, { 'x-portcullis-csrf': `${adam.csrf.slice(0, -1)}x` })).status, 403);
+      assert.equal((await adam.post(path, {}, { 'x-portcullis-csrf': alteredSecret(adam.csrf) })).status, 403);
       assert.equal((await adam.post(path, {}, { origin: 'http://evil.example' })).status, 403, 'a foreign host (refused before the console sees it)');
       // An allowed host on another port is another site: refused by the Origin check.
       const otherPort = await adam.post(path, {}, { origin: `http://127.0.0.1:${Number(new URL(gw.url).port) + 1}` });

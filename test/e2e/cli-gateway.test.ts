@@ -74,8 +74,10 @@ describe('portcullis gateway (the CLI process)', () => {
     const servers = childPids(cli.child.pid!);
     assert.equal(servers.length, 1, 'one stdio server for the session');
     // A call in flight when SIGTERM arrives is allowed to finish.
-    const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } });
-    await new Promise((r) => setTimeout(r, 200));
+    let progressed = false;
+    const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, { onprogress: () => (progressed = true) });
+    // The server's first progress proves the call is in flight through the gateway.
+    await waitFor(() => progressed, 'the call to be in flight');
     cli.child.kill('SIGTERM');
     const result = await call;
     assert.match(JSON.stringify(result), /completed/);

@@ -5,6 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { childPids, everythingStdio, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawInitialize } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Clients vanish without DELETE; their sessions (and stdio servers) must not live forever. */
 describe('idle sessions', () => {
@@ -21,9 +22,9 @@ describe('idle sessions', () => {
     assert.ok(gw.gateway.sessions.get(sessionId));
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 5 * 60_000), 0, 'not idle long enough yet');
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 11 * 60_000), 1);
-    for (let i = 0; i < 50 && isAlive(server); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(gw.gateway.sessions.get(sessionId), undefined);
-    assert.equal(isAlive(server), false);
+    // reapIdle only starts the close (seal, stop the server, leave the registry): wait for each end state.
+    await waitFor(() => !isAlive(server), 'the idle session\'s server to stop');
+    await waitFor(() => gw.gateway.sessions.get(sessionId) === undefined, 'the idle session to leave the registry');
   });
 
   it('keeps a session whose client holds its GET stream open', async () => {
@@ -31,7 +32,7 @@ describe('idle sessions', () => {
     const client = new Client({ name: 'idle-test', version: '1.0.0' });
     await client.connect(transport);
     // The SDK client opens the standalone GET stream after initialization.
-    for (let i = 0; i < 50 && !gw.gateway.sessions.get(transport.sessionId!)?.sink.connected; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => gw.gateway.sessions.get(transport.sessionId!)?.sink.connected === true, 'the client\'s GET stream to be open');
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 60 * 60_000), 0);
     await transport.terminateSession();
     await client.close();

@@ -4,6 +4,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The Streamable HTTP edge on the wire: response modes, batches, the GET stream, resumption, keep-alives. */
 describe('Streamable HTTP edge', () => {
@@ -73,8 +74,9 @@ describe('Streamable HTTP edge', () => {
 
   it('refuses a request id that is already in flight', async () => {
     const sessionId = await rawInitialize(endpoint, gw.auth);
-    const first = fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('dup', 't', 0.5, 1) });
-    await new Promise((r) => setTimeout(r, 100));
+    const first = fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('dup', 't', 3, 1) });
+    // The second goes once the first is in flight, not after a guess at how long that takes.
+    await waitFor(() => (gw.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the first call to be in flight');
     const second = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'ping' }) });
     assert.equal(second.status, 409);
     await (await first).text();

@@ -5,6 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { childPids, everythingStdio, fixturePath, isAlive, type RunningServer, startFixtureHttp } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** When the upstream dies or forgets the session, the client hears about it and can start again. */
 
@@ -46,7 +47,8 @@ describe('upstream failure', () => {
       assert.match(err.message, /exited with code 3|Session ended/);
       return true;
     });
-    assert.equal(gw.gateway.sessions.get(sessionId), undefined, 'session removed');
+    // The pending call is answered as the close begins; the session leaves the registry when the close ends.
+    await waitFor(() => gw.gateway.sessions.get(sessionId) === undefined, 'the session to be removed');
     await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 'x' } }), /404|Session not found/);
     await client.close();
   });
@@ -62,7 +64,7 @@ describe('upstream failure', () => {
         (err: Error) => err.message,
       ),
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => gw.gateway.sessions.get(transport.sessionId!)?.pendingRequests === 3, 'the three calls to be in flight');
     process.kill(spawned[0]!, 'SIGKILL');
     const outcomes = await Promise.all(calls);
     for (const o of outcomes) assert.match(o, /killed by SIGKILL|Session ended/);
@@ -113,7 +115,6 @@ describe('upstream failure', () => {
     assert.equal(spawned.length, 1);
     await transport.terminateSession();
     await client.close();
-    for (let i = 0; i < 50 && isAlive(spawned[0]!); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(isAlive(spawned[0]!), false, 'server process gone');
+    await waitFor(() => !isAlive(spawned[0]!), 'the server process to be gone');
   });
 });

@@ -8,6 +8,7 @@ import { ErrorCode } from '../../src/protocol/jsonrpc.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Bad input at the HTTP edge, against a real gateway in front of server-everything: each is refused with the
@@ -169,7 +170,8 @@ describe('bad input at the Streamable HTTP edge', () => {
     const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":[]}' });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, id: 1, message: /"params" must be an object/ });
     assert.equal(res.headers.get('mcp-session-id'), null);
-    assert.equal(gw.gateway.sessions.size, before);
+    // At most as many as before: a session of an earlier test may still be closing, none may have opened.
+    assert.ok(gw.gateway.sessions.size <= before, 'no session opened');
   });
 
   for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/json-seq', 'text/json']) {
@@ -403,16 +405,17 @@ describe('bad input at the Streamable HTTP edge', () => {
     const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
     const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: JSON.stringify([init, { jsonrpc: '2.0', id: 2, method: 'ping' }]) });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /initialize must be sent on its own/ });
-    assert.equal(gw.gateway.sessions.size, before);
+    assert.ok(gw.gateway.sessions.size <= before, 'no session opened');
     const logged = logSince();
     await assertStillServing();
     assertLogged(logged, /batch|initialize/i); // BUG: this 400 leaves no log line.
   });
 
   it('a request id already in flight on the session: 409', async () => {
-    const long = JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 1 } } });
+    const long = JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 1 } } });
     const first = fetch(endpoint, { method: 'POST', headers: sessionHeaders(), body: long });
-    await new Promise((r) => setTimeout(r, 200));
+    // The second goes once the first is in flight, not after a guess at how long that takes.
+    await waitFor(() => (gw.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the first call to be in flight');
     const second = await fetch(endpoint, { method: 'POST', headers: sessionHeaders(), body: ping('dup') });
     await refusedFetch(second, { status: 409, code: ErrorCode.InvalidRequest, id: 'dup', message: /already in flight/ });
     const res = await first;
@@ -439,11 +442,13 @@ describe('bad input at the Streamable HTTP edge', () => {
   });
 
   it('/readyz: 200 ready with the number of live sessions', async () => {
+    const before = gw.gateway.sessions.size;
     const res = await fetch(new URL('/readyz', gw.url));
     assert.equal(res.status, 200);
     const body = (await res.json()) as { status: string; sessions: number };
     assert.equal(body.status, 'ready');
-    assert.equal(body.sessions, gw.gateway.sessions.size);
+    // A session of an earlier test may finish closing meanwhile: the count is one the gateway had in between.
+    assert.ok(body.sessions <= before && body.sessions >= gw.gateway.sessions.size, `${body.sessions} sessions, ${before} before`);
     assert.ok(body.sessions >= 2, 'the raw and the long-lived sessions');
   });
 });

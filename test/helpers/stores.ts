@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
-import { openStore } from '../../src/store/open.js';
+import { openStore, sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 
 /**
@@ -69,4 +70,23 @@ export async function postgresSql(sql: string, params: unknown[] = [], schema?: 
 
 export function schemaOf(url: string): string | undefined {
   return new URL(url).searchParams.get('schema') ?? undefined;
+}
+
+/** Runs SQL written with `?` placeholders against a test store behind the gateway's back (tampering, faults). */
+export function storeSql(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: string, ...params: unknown[]) => Promise<void> {
+  if (backend === 'sqlite') {
+    return async (sql, ...params) => {
+      const db = new Database(sqlitePath(ts.url));
+      try {
+        db.pragma('busy_timeout = 5000');
+        db.prepare(sql).run(...(params as Array<string | number | null>));
+      } finally {
+        db.close();
+      }
+    };
+  }
+  return async (sql, ...params) => {
+    let n = 0;
+    await postgresSql(sql.replace(/\?/g, () => `$${++n}`), params, schemaOf(ts.url));
+  };
 }

@@ -11,8 +11,9 @@ import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
+import { openingDetails } from '../../src/recording/session-facts.js';
 import { openSessionRow, type SessionRow } from '../../src/store/types.js';
-import { backends, sqliteTestStore, type TestStore } from '../helpers/stores.js';
+import { backends, sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
 
 /** The recorder on its own: group commit, retention with tombstones, best-effort gaps, recovery of silent gateways. */
 
@@ -30,8 +31,9 @@ function row(recorder: Recorder, id: string): SessionRow {
 }
 
 function open(recorder: Recorder, id: string): SessionRecording {
-  const rec = new SessionRecording(recorder, recorder.openSession(row(recorder, id)));
-  rec.lifecycle('open', { connection: 'c' });
+  const r = row(recorder, id);
+  const rec = new SessionRecording(recorder, recorder.openSession(r));
+  rec.lifecycle('open', openingDetails(r));
   return rec;
 }
 
@@ -72,13 +74,14 @@ for (const backend of backends) {
     });
 
     it('retention deletes old closed sessions and leaves tombstones that verify understands', async () => {
-      const recorder = await start(store, `gw-ret-${backend.name}`, signing, { retentionMs: 300, sweepMs: 3_600_000 });
+      const recorder = await start(store, `gw-ret-${backend.name}`, signing, { retentionMs: 60_000, sweepMs: 3_600_000 });
       const old = open(recorder, `old-${backend.name}`);
       old.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
       await old.close('done');
       const live = open(recorder, `live-${backend.name}`);
       await live.barrier();
-      await new Promise((r) => setTimeout(r, 400));
+      // Closed two minutes ago, as the store tells it: no sleeping past a short retention that a slow sweep could overrun.
+      await storeSql(ts, backend.name)('UPDATE sessions SET closed_at_us = closed_at_us - 120000000 WHERE id = ?', `old-${backend.name}`);
       const fresh = open(recorder, `fresh-${backend.name}`);
       await fresh.close('done');
       await recorder.sweep();
@@ -88,7 +91,7 @@ for (const backend of backends) {
       assert.ok(await store.getSession(`fresh-${backend.name}`), 'a recent one is kept');
       const r = await verifySession(store, `old-${backend.name}`, trusted);
       assert.equal(r.status, 'deleted');
-      assert.match(r.notes[0]!, /deleted .* by gw-ret-\S+ \(retention: closed more than 300 ms ago\); its 3 events were sealed before deletion/);
+      assert.match(r.notes[0]!, /deleted .* by gw-ret-\S+ \(retention: closed more than 60000 ms ago\); its 3 events were sealed before deletion/);
       assert.deepEqual((await verifyLedger(store, `gw-ret-${backend.name}`)).problems, []);
       await live.close('done');
       await recorder.close();
@@ -106,6 +109,25 @@ for (const backend of backends) {
       assert.equal(recovered.status, 'cut-off');
       assert.match(recovered.closeReason!, new RegExp(`gateway instance gw-silent-${backend.name} stopped without closing the session; recovered by gw-rescuer-${backend.name}`));
       const r = await verifySession(store, `orphan-${backend.name}`, trusted);
+      assert.equal(r.status, 'verified', JSON.stringify(r.problems));
+      await b.close();
+    });
+
+    it('a recovered session states the refusals and redactions it recorded, not what its row was rewritten to', async () => {
+      const a = await start(store, `gw-counted-${backend.name}`, signing);
+      const s = open(a, `counted-${backend.name}`);
+      s.verdict({ stage: 'guard', action: 'answer', direction: 'toServer', reason: 'denied by rule' });
+      s.verdict({ stage: 'mask', action: 'rewrite', direction: 'toClient', sensitive: true });
+      await s.barrier();
+      await a.close(); // a crash: the session stays open
+      await storeSql(ts, backend.name)('UPDATE sessions SET denials = 0, redactions = 9 WHERE id = ?', `counted-${backend.name}`);
+      const b = await start(store, `gw-counted-${backend.name}`, signing); // the same gateway restarts and recovers it
+      const row = (await store.getSession(`counted-${backend.name}`))!;
+      assert.equal(row.status, 'cut-off');
+      assert.deepEqual([row.denials, row.redactions], [1, 1]);
+      const close = (await store.lastEvent(row.id))!;
+      assert.deepEqual(JSON.parse(close.payload), { status: 'cut-off', reason: row.closeReason, denials: 1, redactions: 1 });
+      const r = await verifySession(store, row.id, trusted);
       assert.equal(r.status, 'verified', JSON.stringify(r.problems));
       await b.close();
     });

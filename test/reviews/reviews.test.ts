@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { Reviews, type HoldSpec } from '../../src/reviews/reviews.js';
 import type { Store } from '../../src/store/store.js';
 import { backends, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Reviews on two gateways sharing one store (each backend): decisions taken through one are followed by the
@@ -60,7 +61,7 @@ for (const backend of backends) {
     });
 
     const waitPending = async (id: string) => {
-      for (let i = 0; i < 200 && (await store.getReview(id))?.status !== 'pending'; i++) await new Promise((r) => setTimeout(r, 10));
+      await waitFor(async () => (await store.getReview(id))?.status === 'pending', `review ${id} to be pending`);
     };
 
     it('a client that cancels after another gateway approved does not get its call forwarded', async () => {

@@ -18,6 +18,8 @@ interface Session {
   protocolVersion: string | null;
   clientInfo: { name?: string; version?: string } | null;
   serverInfo: { name?: string; version?: string } | null;
+  /** Columns of the session row that disagree with the recording (the fields above are the recording's). */
+  tampered: Array<{ message: string }>;
 }
 
 interface EventLine {
@@ -235,6 +237,9 @@ export function ReplayPage({ id }: { id: string }) {
         <dt>Integrity</dt>
         <dd>
           <Badge v={verification} />
+          {session.tampered.map((m) => (
+            <div class="flag deny">{m.message}</div>
+          ))}
         </dd>
       </dl>
       <p>

@@ -5,6 +5,7 @@ import { Link } from '../components/link';
 import { person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
 import { navigate } from '../router';
+import type { AttestedSession } from '../../../src/recording/attest.js';
 import type { SessionRow } from '../../../src/store/types.js';
 
 /** A session in progress, as the live list shows it. */
@@ -35,7 +36,7 @@ const isoOf = (local: string) => (local === '' ? undefined : new Date(local).toI
 export function SessionsPage({ me }: { me: Me }) {
   const [filters, setFilters] = useState<Filters>(filtersFromUrl);
   const [draft, setDraft] = useState<Filters>(filters);
-  const [page, setPage] = useState<{ rows: SessionRow[]; next: string | null } | undefined>(undefined);
+  const [page, setPage] = useState<{ rows: AttestedSession[]; next: string | null } | undefined>(undefined);
   const [cursors, setCursors] = useState<string[]>([]);
   const [error, setError] = useState<string | undefined>(undefined);
   const [live, setLive] = useState<LiveRow[]>([]);
@@ -43,7 +44,7 @@ export function SessionsPage({ me }: { me: Me }) {
   const load = (f: Filters, cursor: string | undefined) => {
     setError(undefined);
     const params = { q: f.q, user: f.user, connection: f.connection, status: f.status, since: isoOf(f.since), until: isoOf(f.until), denied: f.denied ? 'true' : undefined, redacted: f.redacted ? 'true' : undefined, limit: 50, cursor };
-    get<{ sessions: SessionRow[]; next: string | null }>(`/api/sessions${query(params)}`).then(
+    get<{ sessions: AttestedSession[]; next: string | null }>(`/api/sessions${query(params)}`).then(
       (r) => setPage({ rows: r.sessions, next: r.next }),
       (err: Error) => setError(err.message),
     );
@@ -201,6 +202,12 @@ export function SessionsPage({ me }: { me: Me }) {
                 <td>{s.connection}</td>
                 <td>
                   <span class={`status status-${s.status}`}>{s.status}</span>
+                  {s.tampered.length > 0 && (
+                    // User and connection above are the recording's; the row claimed otherwise.
+                    <span class="flag deny" title={s.tampered.map((m) => m.message).join('\n')}>
+                      {' '}row altered
+                    </span>
+                  )}
                 </td>
                 <td>{s.eventCount ?? '…'}</td>
                 {s.status === 'open' ? (

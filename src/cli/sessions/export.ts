@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Command } from 'commander';
+import { attestSession } from '../../recording/attest.js';
 import { exportSession } from '../../recording/export.js';
 import { storeForCommand } from '../store-for-command.js';
 
@@ -19,12 +20,13 @@ export function sessionsExportCommand(): Command {
       const { store } = await storeForCommand(o.config);
       let out: WriteStream | NodeJS.WriteStream = process.stdout;
       try {
-        const session = await store.getSession(id);
+        const session = await attestSession(store, await store.getSession(id));
         if (session === undefined) {
           process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}\n`);
           process.exitCode = 1;
           return;
         }
+        if (session.tampered.length > 0) process.stderr.write(`portcullis: the session row disagrees with the recording (${session.tampered.map((m) => m.column).join(', ')}): the export carries the recorded values and lists the row's in "tampered"\n`);
         if (o.output) out = createWriteStream(o.output, { mode: 0o600 });
         for await (const line of exportSession(store, session)) {
           if (!out.write(`${line}\n`)) await once(out, 'drain');

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { attestSessions } from '../../recording/attest.js';
 import { nowUs } from '../../recording/time.js';
 import { durationOf, isoUs } from '../../recording/transcript.js';
 import type { SessionQuery, SessionStatus } from '../../store/types.js';
@@ -47,7 +48,8 @@ export function sessionsListCommand(): Command {
       if (o.until) query.toUs = parseTimeArg(o.until, '--until');
       const { store } = await storeForCommand(o.config);
       try {
-        const sessions = await store.listSessions(query);
+        // Who, to what and when as each session's hashed opening states them; a row that says otherwise is marked.
+        const sessions = await attestSessions(store, await store.listSessions(query));
         if (o.json) {
           for (const s of sessions) process.stdout.write(`${JSON.stringify(s)}\n`);
           return;
@@ -66,12 +68,19 @@ export function sessionsListCommand(): Command {
             durationOf(s, now),
             s.subject,
             s.connection,
-            s.status,
+            s.tampered.length > 0 ? `${s.status} ALTERED` : s.status,
             s.eventCount === null ? '-' : String(s.eventCount),
             client ? `${client.name ?? '?'} ${client.version ?? ''}`.trim() : '-',
           ]);
         }
         process.stdout.write(`${table(rows)}\n`);
+        const altered = sessions.filter((s) => s.tampered.length > 0);
+        if (altered.length > 0) {
+          process.stderr.write(
+            `portcullis: ${altered.length} session row${altered.length === 1 ? '' : 's'} disagree${altered.length === 1 ? 's' : ''} with the recording (marked ALTERED; shown as recorded): ` +
+              `${altered.map((s) => `${s.id} (${s.tampered.map((m) => m.column).join(', ')})`).join('; ')}; \`portcullis sessions verify <id>\` tells more\n`,
+          );
+        }
       } finally {
         await store.close();
       }

@@ -1,0 +1,37 @@
+import type { Store } from '../store/store.js';
+import type { SessionRow } from '../store/types.js';
+import { type ColumnMismatch, openingFacts, openingMismatches } from './session-facts.js';
+
+/**
+ * Sessions as the list, the API and the console show them: whose a session is comes from its hashed opening event,
+ * never from the session row alone (an index anyone who can write the store can change). A row that disagrees with
+ * its opening is shown with the recorded values and marked, naming what the row claims. This is a cheap check for
+ * lists, one read of each session's first event; `verify` proves the whole recording, the opening included.
+ */
+export interface AttestedSession extends SessionRow {
+  /** Columns of the row that disagree with the opening event; empty when they agree. */
+  tampered: ColumnMismatch[];
+  /** Whose the session is by its opening event; false when it has none, so it belongs to nobody a scope names. */
+  owned: boolean;
+}
+
+/** The rows with their ownership columns as the opening events state them, in the same order. */
+export async function attestSessions(store: Store, rows: readonly SessionRow[]): Promise<AttestedSession[]> {
+  const openings = new Map((await store.openingEvents(rows.map((r) => r.id))).map((e) => [e.sessionId, e]));
+  return rows.map((row) => {
+    const opening = openingFacts(openings.get(row.id));
+    const tampered = openingMismatches(row, opening);
+    if (opening === undefined) return { ...row, tampered, owned: false };
+    const { openedAtUs, ...owner } = opening;
+    return { ...row, ...owner, issuer: owner.issuer ?? row.issuer, ...(openedAtUs === undefined ? {} : { openedAtUs }), tampered, owned: true };
+  });
+}
+
+export async function attestSession(store: Store, row: SessionRow | undefined): Promise<AttestedSession | undefined> {
+  return row === undefined ? undefined : (await attestSessions(store, [row]))[0];
+}
+
+/** Whether the session is this person's, by its opening event. */
+export function ownedBy(s: AttestedSession, person: { subject: string; issuer: string }): boolean {
+  return s.owned && s.subject === person.subject && s.issuer === person.issuer;
+}

@@ -1,0 +1,56 @@
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+
+/**
+ * A TCP proxy on loopback in front of a server (PostgreSQL) that can be told to stall: connections stay open and
+ * bytes are taken in both directions, but nothing is passed on (no answers) until it is told to go on, when what
+ * it held is delivered. A network that hangs, not one that fails.
+ */
+export class StallProxy {
+  readonly #sockets = new Set<Socket>();
+  readonly #held: Array<() => void> = [];
+  #server: Server | undefined;
+  #stalled = false;
+  port = 0;
+
+  constructor(
+    private readonly targetPort: number,
+    private readonly targetHost = '127.0.0.1',
+  ) {}
+
+  async start(): Promise<void> {
+    this.#server = createServer((client) => {
+      const upstream = tcpConnect(this.targetPort, this.targetHost);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => {});
+      }
+      const relay = (from: Socket, to: Socket) => {
+        from.on('data', (chunk: Buffer) => {
+          if (this.#stalled) this.#held.push(() => to.write(chunk));
+          else to.write(chunk);
+        });
+        from.on('end', () => (this.#stalled ? this.#held.push(() => to.end()) : to.end()));
+      };
+      relay(client, upstream);
+      relay(upstream, client);
+    });
+    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as { port: number }).port;
+  }
+
+  stall(): void {
+    this.#stalled = true;
+  }
+
+  /** Forwards again, delivering what was held in order. */
+  resume(): void {
+    this.#stalled = false;
+    for (const deliver of this.#held.splice(0)) deliver();
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve());
+  }
+}
