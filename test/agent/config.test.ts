@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAgentConfig } from '../../src/agent/config.js';
-import { CredentialScrubber } from '../../src/agent/credential-scrubber.js';
+import { CredentialScrubber } from '../../src/scrub/credential-scrubber.js';
 import { credentialsOf, StderrBudget } from '../../src/agent/agent.js';
 import { passedEnvironment } from '../../src/upstream/stdio.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
