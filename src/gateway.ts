@@ -48,6 +48,7 @@ import { AccessRequestsApi } from './api/access-requests.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
+import { unscrubbableCredentials } from './upstream/injected-credentials.js';
 import { ConsoleEdge } from './console/console-edge.js';
 import { nowUs } from './recording/time.js';
 import { ConsoleSessions } from './console/console-sessions.js';
@@ -266,6 +267,10 @@ export class Gateway {
     this.#pins = recording.store ? new ToolPins({ store: recording.store, log: log.child({ part: 'tool-pins' }), admins: config.roles.admins }) : undefined;
     if (!this.#pins && [...config.connections.values()].some((c) => c.tools.pin)) {
       log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
+    }
+    const unscrubbable = [...config.connections.values()].flatMap((c) => unscrubbableCredentials(c.name, c.upstream));
+    if (unscrubbable.length > 0) {
+      log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
     }
     const agentNames = [...new Set([...config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
     this.#hub = recording.store && agentNames.length > 0 ? new AgentHub({ store: recording.store, log: log.child({ part: 'agents' }), expected: agentNames, heartbeatMs: config.agents.heartbeatMs, maxMessageBytes: config.limits.maxMessageBytes }) : undefined;

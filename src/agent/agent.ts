@@ -3,7 +3,7 @@ import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { createUpstream, UpstreamAgents } from '../upstream/index.js';
-import { injectedCredentials } from '../upstream/injected-credentials.js';
+import { injectedCredentials, unscrubbableCredentials } from '../upstream/injected-credentials.js';
 import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
@@ -80,6 +80,10 @@ export class Agent {
     private readonly log: Logger,
   ) {
     this.#scrubber = new CredentialScrubber(credentialsOf(config));
+    const unscrubbable = [...config.connections.values()].flatMap((c) => unscrubbableCredentials(c.name, c.upstream));
+    if (unscrubbable.length > 0) {
+      log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
+    }
   }
 
   get connected(): boolean {

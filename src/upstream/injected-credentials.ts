@@ -1,5 +1,5 @@
 import type { UpstreamConfig } from '../config/schema.js';
-import { type Credential, CredentialScrubber } from '../scrub/credential-scrubber.js';
+import { type Credential, CredentialScrubber, minimumCredentialLength } from '../scrub/credential-scrubber.js';
 import { passedEnvironment } from './stdio.js';
 
 /**
@@ -27,4 +27,11 @@ export function upstreamScrubber(connection: string, upstream: UpstreamConfig): 
   let scrubber = scrubbers.get(upstream);
   if (scrubber === undefined) scrubbers.set(upstream, (scrubber = new CredentialScrubber(injectedCredentials(connection, upstream))));
   return scrubber;
+}
+
+/** The credentials of a connection too short to be scrubbed (minimumCredentialLength), by name: worth a warning at start. */
+export function unscrubbableCredentials(connection: string, upstream: UpstreamConfig): string[] {
+  return injectedCredentials(connection, upstream)
+    .filter((c) => c.value.length > 0 && c.value.length < minimumCredentialLength)
+    .map((c) => c.name);
 }

@@ -40,6 +40,7 @@ describe('injected credentials that a server sends back', () => {
       connections: {
         echo: { http: { url: server.url, headers }, masking: { enabled: false } },
         deny: { http: { url: server.url.replace('/mcp', '/deny/mcp'), headers }, masking: { enabled: false } },
+        legacy: { sse: { url: server.url.replace('/mcp', '/sse'), headers }, masking: { enabled: false } },
         env: {
           stdio: { command: process.execPath, args: [fixturePath('echoing-server.js'), 'stdio'], env: stdioEnv, passEnv: ['PORTCULLIS_TEST_ECHO_PASSED'] },
           masking: { enabled: false },
@@ -96,6 +97,21 @@ describe('injected credentials that a server sends back', () => {
     assertNoCredential(error, values, 'the error');
   });
 
+  it('a legacy HTTP+SSE server echoing the headers in a result and in a 401: the client gets markers, not credentials', async () => {
+    const client = await connect('legacy');
+    const result = JSON.stringify(await client.callTool({ name: 'headers', arguments: {} }));
+    const error = await client.callTool({ name: 'locked', arguments: {} }).then(
+      () => assert.fail('the call should fail'),
+      (err: Error) => err.message,
+    );
+    await client.close();
+    clientSaw.push(result, error);
+    assertNoCredential(result, values, 'the tool result');
+    assert.match(result, /\[REDACTED:credential:legacy\.headers\.Authorization\]/);
+    assert.match(error, /401/);
+    assertNoCredential(error, values, 'the error');
+  });
+
   it("a stdio server printing its environment: the ${env:…} value and what passEnv passed come back as markers", async () => {
     const client = await connect('env');
     const result = JSON.stringify(await client.callTool({ name: 'env', arguments: {} }));
@@ -125,7 +141,7 @@ describe('injected credentials that a server sends back', () => {
   it('the recording holds no credential (read back from the store)', async () => {
     const store = gw.gateway.recorder!.store;
     const sessions = await store.listSessions({ limit: 100 });
-    assert.ok(sessions.length >= 5, `sessions recorded: ${sessions.length}`);
+    assert.ok(sessions.length >= 6, `sessions recorded: ${sessions.length}`);
     let markers = 0;
     for (const s of sessions) {
       const text = JSON.stringify(await allEvents(store, s.id));
@@ -140,5 +156,22 @@ describe('injected credentials that a server sends back', () => {
     await waitFor(() => gw.log.text.includes('APP_TOKEN raw=[REDACTED:credential:env.env.APP_TOKEN]'), 'the stderr lines in the log');
     assertNoCredential(gw.log.text, values, 'the log');
     assert.match(gw.log.text, /HTTP 401/, 'the failed calls are logged');
+  });
+});
+
+describe('injected credentials too short to scrub', () => {
+  it('are named in a warning at start, never shown', async () => {
+    process.env.PORTCULLIS_TEST_SHORT_PIN = '4821';
+    const gw = await startTestGateway({
+      connections: { short: { stdio: { command: process.execPath, args: [fixturePath('echoing-server.js'), 'stdio'], env: { PIN: '${env:PORTCULLIS_TEST_SHORT_PIN}' } } } },
+    });
+    try {
+      const warning = gw.log.lines.find((l) => String(l.msg).includes('too short to be scrubbed'));
+      assert.deepEqual(warning?.credentials, ['short.env.PIN']);
+      assert.ok(!gw.log.text.includes('4821'));
+    } finally {
+      await gw.stop();
+      delete process.env.PORTCULLIS_TEST_SHORT_PIN;
+    }
   });
 });
