@@ -1,10 +1,15 @@
 /**
- * The patterns that find one credential value in text, however a server wrote it back: as is, inside JSON strings
- * (short escapes, `\u` escapes, any mix of them, nested JSON), URL-encoded (either hex case, `+` for a space,
- * twice-encoded), in base64 (standard and URL-safe) at every byte alignment inside a longer encoding, and in hex.
+ * How one credential value is found in text, however a server wrote it back: as is, inside JSON strings (short
+ * escapes, `\u` escapes, any mix of them, JSON inside JSON), URL-encoded (either hex case, `+` for a space, twice
+ * encoded), in base64 (standard and URL-safe) at every byte alignment inside a longer encoding, and in hex.
  *
- * Each character of a form matches any of its escaped spellings, so one pattern per form covers every mix (a server
- * that escapes only some characters, as Go escapes `<>&` and PHP escapes `/`).
+ * Finding uses plain strings (literalForms), looked for in the text and in the text with its escapes decoded
+ * (unescaped). Replacing uses one pattern per value (valuePattern) in which each character matches any of its
+ * escaped spellings, so that every mix is replaced (a server that escapes only some characters, as Go escapes `<>&`
+ * and PHP escapes `/`).
+ *
+ * Runs of backslashes are bounded (at most 8: JSON nested three deep) in both, so that a server cannot make the
+ * search quadratic with a long run of them; the two must accept exactly the same escapes.
  */
 
 const hexDigits = '0123456789abcdef';
@@ -16,20 +21,20 @@ function hexPattern(n: number, width: number): string {
   return out;
 }
 
-export function regexLiteral(s: string): string {
+function regexLiteral(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** JSON's short escapes, as patterns: one backslash per nesting level (a JSON text inside a JSON string has more). */
 const shortEscapes: Record<string, string> = {
-  '"': '\\\\+"',
-  '/': '\\\\+/',
-  '\\': '\\\\{2,}',
-  '\n': '\\\\+n',
-  '\r': '\\\\+r',
-  '\t': '\\\\+t',
-  '\b': '\\\\+b',
-  '\f': '\\\\+f',
+  '"': '\\\\{1,8}"',
+  '/': '\\\\{1,8}/',
+  '\\': '\\\\{2,8}',
+  '\n': '\\\\{1,8}n',
+  '\r': '\\\\{1,8}r',
+  '\t': '\\\\{1,8}t',
+  '\b': '\\\\{1,8}b',
+  '\f': '\\\\{1,8}f',
 };
 
 /** Every spelling of one character (a code point) inside JSON strings at any nesting depth, or in a URL. */
@@ -39,7 +44,7 @@ function characterPattern(char: string): string {
   const short = shortEscapes[char];
   if (short !== undefined) spellings.push(short);
   let units = '';
-  for (let i = 0; i < char.length; i++) units += `\\\\+u${hexPattern(char.charCodeAt(i), 4)}`;
+  for (let i = 0; i < char.length; i++) units += `\\\\{1,8}u${hexPattern(char.charCodeAt(i), 4)}`;
   spellings.push(units);
   let bytes = '';
   for (const b of Buffer.from(char, 'utf8')) bytes += `%(?:25)?${hexPattern(b, 2)}`;
@@ -93,7 +98,7 @@ export function valuePattern(value: string): string {
   return [...patterns].join('|');
 }
 
-const escapes = /\\+u([0-9a-fA-F]{4})|\\+(["\\/bfnrt])|(?:%(?:25)?[0-9a-fA-F]{2})+/g;
+const escapes = /\\{1,8}u([0-9a-fA-F]{4})|\\{1,8}(["\\/bfnrt])|(?:%(?:25)?[0-9a-fA-F]{2})+/g;
 const shortUnescaped: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
 /**

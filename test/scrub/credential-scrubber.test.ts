@@ -128,6 +128,13 @@ describe('the credential scrubber', () => {
     assert.ok(Object.keys(parsed).some((k) => k.includes('[REDACTED:credential:k]')), out);
   });
 
+  it('stays linear on a long run of backslashes next to a credential (a hostile server cannot stall the gateway)', () => {
+    // With unbounded backslash runs in the patterns this took minutes (quadratic backtracking); now milliseconds.
+    const text = `{"a":"${secret.replaceAll('\\', '\\\\').replaceAll('"', '\\"')} ${'\\'.repeat(400_000)}x"}`;
+    const out = scrubber.scrub(text);
+    assert.ok(out.startsWith(`{"a":"${marker} `), out.slice(0, 80));
+  });
+
   it('scales: a thousand credentials and a megabyte of text without any', () => {
     const many = new CredentialScrubber(Array.from({ length: 1000 }, (_, i) => ({ name: `c${i}`, value: `credential-${i}-${'x'.repeat(i % 7)}-value` })));
     const text = JSON.stringify({ text: 'the quick brown fox\n '.repeat(50_000) });
