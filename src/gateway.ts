@@ -48,7 +48,7 @@ import { AccessRequestsApi } from './api/access-requests.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
-import { unscrubbableCredentials } from './upstream/injected-credentials.js';
+import { allInjectedCredentials, unscrubbableCredentials } from './upstream/injected-credentials.js';
 import { ConsoleEdge } from './console/console-edge.js';
 import { nowUs } from './recording/time.js';
 import { ConsoleSessions } from './console/console-sessions.js';
@@ -390,7 +390,7 @@ export class Gateway {
 
   /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const log = options.log ?? createLogger(config.log.level);
+    const log = options.log ?? createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()));
     const identity = await startIdentity(config, options, log);
     const recording = await startRecording(config, options, log);
     const gateway = new Gateway(config, options, log, recording, identity);
