@@ -52,6 +52,7 @@ import { AccessRequestsApi } from './api/access-requests.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
+import { allInjectedCredentials, unscrubbableCredentials } from './upstream/injected-credentials.js';
 import { ConsoleEdge } from './console/console-edge.js';
 import { nowUs } from './recording/time.js';
 import { ConsoleSessions } from './console/console-sessions.js';
@@ -278,6 +279,10 @@ export class Gateway {
     if (!this.#pins && [...config.connections.values()].some((c) => c.tools.pin)) {
       log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
     }
+    const unscrubbable = [...config.connections.values()].flatMap((c) => unscrubbableCredentials(c.name, c.upstream));
+    if (unscrubbable.length > 0) {
+      log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
+    }
     const agentNames = [...new Set([...config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
     this.#hub = recording.store && agentNames.length > 0 ? new AgentHub({ store: recording.store, log: log.child({ part: 'agents' }), expected: agentNames, heartbeatMs: config.agents.heartbeatMs, maxMessageBytes: config.limits.maxMessageBytes }) : undefined;
     const hub = this.#hub;
@@ -409,7 +414,7 @@ export class Gateway {
 
   /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const log = options.log ?? createLogger(config.log.level);
+    const log = options.log ?? createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()));
     const identity = await startIdentity(config, options, log);
     const localApiKey = loadOrCreateLocalApiKey(config.dataDir);
     const recording = await startRecording(config, options, log);

@@ -3,12 +3,13 @@ import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { createUpstream, UpstreamAgents } from '../upstream/index.js';
-import { passedEnvironment, StdioUpstream } from '../upstream/stdio.js';
+import { injectedCredentials, unscrubbableCredentials } from '../upstream/injected-credentials.js';
+import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { version } from '../version.js';
 import type { AgentConfig } from './config.js';
-import { type Credential, CredentialScrubber } from './credential-scrubber.js';
+import { type Credential, CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { type Channel, Mux } from './mux.js';
 
 /**
@@ -23,18 +24,7 @@ export const agentVersion = version;
 
 /** Every value a reference of a connection's config resolved to: what the scrubber looks for. */
 export function credentialsOf(config: AgentConfig): Credential[] {
-  const out: Credential[] = [];
-  for (const c of config.connections.values()) {
-    const u = c.upstream;
-    if (u.kind === 'stdio') {
-      for (const [k, v] of Object.entries(u.env)) for (const value of v.referencedValues()) out.push({ name: `${c.name}.env.${k}`, value });
-      u.args.forEach((a, i) => a.referencedValues().forEach((value) => out.push({ name: `${c.name}.args[${i}]`, value })));
-      for (const [k, value] of Object.entries(passedEnvironment(u.passEnv))) out.push({ name: `${c.name}.env.${k}`, value });
-    } else if (u.kind === 'http' || u.kind === 'sse') {
-      for (const [k, v] of Object.entries(u.headers)) for (const value of v.referencedValues()) out.push({ name: `${c.name}.headers.${k}`, value });
-      for (const value of u.url.referencedValues()) out.push({ name: `${c.name}.url`, value });
-    }
-  }
+  const out = [...config.connections.values()].flatMap((c) => injectedCredentials(c.name, c.upstream));
   out.push({ name: 'agent.token', value: config.token.reveal() });
   return out;
 }
@@ -93,6 +83,10 @@ export class Agent {
     private readonly log: Logger,
   ) {
     this.#scrubber = new CredentialScrubber(credentialsOf(config));
+    const unscrubbable = [...config.connections.values()].flatMap((c) => unscrubbableCredentials(c.name, c.upstream));
+    if (unscrubbable.length > 0) {
+      log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
+    }
   }
 
   get connected(): boolean {
@@ -204,7 +198,8 @@ export class Agent {
     let paused = false;
     const relay = (text: string) => {
       if (channel.closed) return;
-      channel.send(this.#scrubber.scrub(text));
+      // Still JSON after scrubbing: the gateway parses and checks every message.
+      channel.send(this.#scrubber.scrubJson(text));
       if (!paused && channel.queuedBytes > maxQueuedBytes && upstream.pause !== undefined) {
         paused = true;
         upstream.pause();

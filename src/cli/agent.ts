@@ -1,8 +1,9 @@
 import { Command } from 'commander';
-import { Agent } from '../agent/agent.js';
+import { Agent, credentialsOf } from '../agent/agent.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { ConfigError } from '../config/load.js';
 import { createLogger, logProcessWarnings } from '../log.js';
+import { CredentialScrubber } from '../scrub/credential-scrubber.js';
 
 /** `portcullis agent --config agent.yaml`: runs the agent until SIGINT or SIGTERM. */
 export function agentCommand(): Command {
@@ -20,7 +21,7 @@ export function agentCommand(): Command {
         }
         throw err;
       }
-      const log = createLogger(config.logLevel);
+      const log = createLogger(config.logLevel, process.stderr, new CredentialScrubber(credentialsOf(config)));
       logProcessWarnings(log);
       const agent = new Agent(config, log);
       agent.onconnected = () => process.stdout.write(`Portcullis agent '${config.name}' is connected to ${config.tunnelUrl}, serving: ${[...config.connections.keys()].join(', ')}\n`);

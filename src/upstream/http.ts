@@ -1,6 +1,6 @@
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { UpstreamConfig } from '../config/schema.js';
-import { redactKnownSecrets } from './redact-secrets.js';
+import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { SdkTransportUpstream } from './sdk-transport.js';
 import { UpstreamError } from './upstream.js';
 
@@ -13,10 +13,6 @@ function configuredHeaders(config: HttpConfig): Record<string, string> {
   return headers;
 }
 
-function secretsOf(config: HttpConfig) {
-  return [config.url, ...Object.values(config.headers)].filter((s) => s.hasReferences);
-}
-
 /**
  * Many servers answer 400 rather than 404 when they no longer know a session; both mean the client must
  * start again. A 400 that does not mention the session is an ordinary bad request.
@@ -26,14 +22,14 @@ function isLostSession(status: number | undefined, message: string): boolean {
   return status === 400 && /session/i.test(message);
 }
 
-function describeHttpError(config: HttpConfig) {
+function describeHttpError(scrubber: CredentialScrubber) {
   return (err: unknown): UpstreamError => {
     const status = err instanceof SseError ? err.code : undefined;
     const raw = err instanceof Error ? err.message : String(err);
-    // fetch puts the URL (which may carry a credential reference's value) into some messages.
-    const message = redactKnownSecrets(raw, secretsOf(config));
+    // The SDK puts the server's answer into the message, and fetch the URL (which may carry a credential).
+    const message = scrubber.scrub(raw);
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message;
+    const why = cause?.code ?? (cause?.message === undefined ? undefined : scrubber.scrub(cause.message));
     return new UpstreamError(
       `the upstream server ${status ? `answered HTTP ${status}` : `cannot be reached${why ? ` (${why})` : ''}`}: ${message}`,
       isLostSession(status, raw),
@@ -44,17 +40,17 @@ function describeHttpError(config: HttpConfig) {
 
 /** Legacy HTTP+SSE upstream (protocol 2024-11-05). The SDK refuses an endpoint event on another origin. */
 export class SseUpstream extends SdkTransportUpstream {
-  constructor(config: HttpConfig) {
+  constructor(config: HttpConfig, scrubber: CredentialScrubber) {
     const headers = configuredHeaders(config);
     const transport = new SSEClientTransport(new URL(config.url.reveal()), { requestInit: { headers } });
-    super(transport, describeHttpError(config));
+    super(transport, describeHttpError(scrubber), scrubber);
   }
 
   override async start(): Promise<void> {
     try {
       await this.transport.start();
     } catch (err) {
-      throw new UpstreamError(`the upstream SSE server cannot be reached: ${(err as Error).message}`, true);
+      throw new UpstreamError(`the upstream SSE server cannot be reached: ${this.scrubber.scrub((err as Error).message)}`, true);
     }
   }
 }

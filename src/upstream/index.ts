@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { SseUpstream } from './http.js';
+import { upstreamScrubber } from './injected-credentials.js';
 import { StreamableHttpUpstream, type UpstreamAgents } from './streamable-http.js';
 import { StdioUpstream } from './stdio.js';
 import type { Upstream } from './upstream.js';
@@ -21,15 +22,17 @@ export function createUpstream(
   viaAgent?: (agent: string) => Upstream,
 ): Upstream {
   const u = connection.upstream;
+  // Every credential the gateway injects is scrubbed from everything the server sends back, where it enters.
+  const scrubber = upstreamScrubber(connection.name, u);
   switch (u.kind) {
     case 'agent':
       if (viaAgent === undefined) throw new Error(`connection '${connection.name}' is served by an agent, and agents are not reachable here`);
       return viaAgent(u.agent);
     case 'stdio':
-      return new StdioUpstream(u, maxMessageBytes, log);
+      return new StdioUpstream(u, maxMessageBytes, log, scrubber);
     case 'http':
-      return new StreamableHttpUpstream(u, agents.for(connection.name, u.url.reveal().startsWith('https:')), maxMessageBytes);
+      return new StreamableHttpUpstream(u, agents.for(connection.name, u.url.reveal().startsWith('https:')), maxMessageBytes, scrubber);
     case 'sse':
-      return new SseUpstream(u);
+      return new SseUpstream(u, scrubber);
   }
 }

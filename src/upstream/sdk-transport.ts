@@ -1,6 +1,7 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 /** Adapts an SDK client transport to the Upstream interface; each transport module supplies its own. */
@@ -15,11 +16,17 @@ export class SdkTransportUpstream implements Upstream {
     protected readonly transport: Transport,
     /** Describes a send failure; decides whether it means the upstream session is gone. */
     private readonly describeSendError: (err: unknown) => UpstreamError,
+    /** Takes the credentials the gateway injected out of everything the server sends, where it enters. */
+    protected readonly scrubber: CredentialScrubber,
     private readonly terminate: () => Promise<void> = async () => {},
   ) {
-    // The SDK hands over parsed messages only; their text is re-serialized.
-    transport.onmessage = (m) => this.onmessage?.(m as JsonRpcMessage, JSON.stringify(m));
-    transport.onerror = (e) => this.onerror?.(e);
+    transport.onmessage = (m) => {
+      // The SDK hands over parsed messages only; their text is re-serialized, and parsed again only if scrubbed.
+      const text = JSON.stringify(m);
+      const scrubbed = scrubber.scrubJson(text);
+      this.onmessage?.(scrubbed === text ? (m as JsonRpcMessage) : toMessage(JSON.parse(scrubbed)), scrubbed);
+    };
+    transport.onerror = (e) => this.onerror?.(new Error(scrubber.scrub(e.message)));
     transport.onclose = () => {
       if (this.#closed) return;
       this.#closed = true;

@@ -3,8 +3,8 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { LineReader } from './line-reader.js';
-import { redactKnownSecrets } from './redact-secrets.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 type StdioConfig = Extract<UpstreamConfig, { kind: 'stdio' }>;
@@ -31,8 +31,9 @@ const maxStderrLine = 2000;
  * The child gets a minimal inherited environment (PATH, HOME, …) plus the connection's configured
  * variables, never the gateway's own environment, so the gateway's secrets do not leak into servers by
  * accident. It runs in its own process group so that closing the session ends wrappers such as `npx`
- * together with the server they started: no orphans. Its stderr goes to the log with configured secrets
- * cut out. limits.maxMessageSize bounds each message it writes, not each read.
+ * together with the server they started: no orphans. Every line it writes (stdout and stderr) is scrubbed of the
+ * credentials the gateway handed it before anything else sees it. limits.maxMessageSize bounds each message it
+ * writes, not each read.
  */
 export class StdioUpstream implements Upstream {
   onmessage?: (message: JsonRpcMessage, text: string) => void;
@@ -40,21 +41,23 @@ export class StdioUpstream implements Upstream {
   onerror?: (error: Error) => void;
   /** Set by a relay: each line from stdout as text, unparsed, instead of onmessage. */
   ontext?: (text: string) => void;
-  /** Each line the server writes to stderr (besides the log), unredacted: the agent scrubs and forwards them. */
+  /** Each line the server writes to stderr (besides the log), scrubbed: the agent scrubs again (it knows more) and forwards them. */
   onstderr?: (line: string) => void;
 
   readonly #config: StdioConfig;
   readonly #maxMessageBytes: number;
   readonly #log: Logger;
+  readonly #scrubber: CredentialScrubber;
   #child: ChildProcessWithoutNullStreams | undefined;
   #exited: Promise<void> | undefined;
   #closeReason: string | undefined;
   #closed = false;
 
-  constructor(config: StdioConfig, maxMessageBytes: number, log: Logger) {
+  constructor(config: StdioConfig, maxMessageBytes: number, log: Logger, scrubber: CredentialScrubber) {
     this.#config = config;
     this.#maxMessageBytes = maxMessageBytes;
     this.#log = log;
+    this.#scrubber = scrubber;
   }
 
   get pid(): number | undefined {
@@ -102,20 +105,21 @@ export class StdioUpstream implements Upstream {
     );
     child.stdout.on('data', (chunk: Buffer) => reader.push(chunk));
 
-    const secrets = [...Object.values(c.env), ...c.args].filter((s) => s.hasReferences);
     const stderr = new LineReader(
       64 * 1024,
       (line) => {
-        this.#log.info({ stderr: redactKnownSecrets(line.slice(0, maxStderrLine), secrets) }, 'upstream stderr');
-        // As written: whoever takes it scrubs it (the agent, with every credential it knows and their encodings).
-        this.onstderr?.(line.slice(0, maxStderrLine));
+        // Scrubbed whole, then cut: cutting first could leave the start of a credential that the scrubber no longer recognizes.
+        const scrubbed = this.#scrubber.scrub(line).slice(0, maxStderrLine);
+        this.#log.info({ stderr: scrubbed }, 'upstream stderr');
+        this.onstderr?.(scrubbed);
       },
       () => this.#log.warn('upstream stderr line too long; the rest of stderr is dropped'),
     );
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
   }
 
-  #receive(line: string): void {
+  #receive(raw: string): void {
+    const line = this.#scrubber.scrubJson(raw);
     if (this.ontext !== undefined) {
       // A relay (the agent): the text goes on as it is; the gateway at the other end checks it as a message.
       const first = line.trimStart().charCodeAt(0);

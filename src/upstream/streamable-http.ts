@@ -12,6 +12,7 @@ import {
   splitJsonArray,
   toMessage,
 } from '../protocol/jsonrpc.js';
+import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 type HttpConfig = Extract<UpstreamConfig, { kind: 'http' | 'sse' }>;
@@ -74,6 +75,7 @@ export class StreamableHttpUpstream implements Upstream {
   readonly #headers: Record<string, string>;
   readonly #agent: HttpAgent;
   readonly #maxBytes: number;
+  readonly #scrubber: CredentialScrubber;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
   #closed = false;
@@ -85,12 +87,14 @@ export class StreamableHttpUpstream implements Upstream {
   readonly #streams = new Set<IncomingMessage>();
   #paused = false;
 
-  constructor(config: HttpConfig, agent: HttpAgent, maxMessageBytes: number) {
+  /** `scrubber` takes the credentials the gateway injected out of every text the server sends, where it enters. */
+  constructor(config: HttpConfig, agent: HttpAgent, maxMessageBytes: number, scrubber: CredentialScrubber) {
     this.#url = new URL(config.url.reveal());
     this.#headers = {};
     for (const [k, v] of Object.entries(config.headers)) this.#headers[k.toLowerCase()] = v.reveal();
     this.#agent = agent;
     this.#maxBytes = maxMessageBytes;
+    this.#scrubber = scrubber;
   }
 
   async start(): Promise<void> {
@@ -144,7 +148,7 @@ export class StreamableHttpUpstream implements Upstream {
       return;
     }
     res.resume();
-    throw new UpstreamError(`the upstream server answered with an unexpected Content-Type ${JSON.stringify(type.slice(0, 60))}`, false, status);
+    throw new UpstreamError(`the upstream server answered with an unexpected Content-Type ${JSON.stringify(this.#scrubber.scrub(type).slice(0, 60))}`, false, status);
   }
 
   async close(): Promise<void> {
@@ -178,7 +182,7 @@ export class StreamableHttpUpstream implements Upstream {
       if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.once('error', (err: NodeJS.ErrnoException) => {
         this.#inflight.delete(req);
-        reject(new UpstreamError(`the upstream server cannot be reached (${err.code ?? err.message})`, false));
+        reject(new UpstreamError(`the upstream server cannot be reached (${err.code ?? this.#scrubber.scrub(err.message)})`, false));
       });
       req.end(body);
     });
@@ -186,11 +190,13 @@ export class StreamableHttpUpstream implements Upstream {
 
   async #statusError(res: IncomingMessage): Promise<UpstreamError> {
     const status = res.statusCode ?? 0;
-    const text = (await this.#readBody(res, 4096).catch(() => '')).slice(0, 300);
+    // Scrubbed whole, then cut: cutting first could leave the start of a credential the scrubber no longer recognizes.
+    const text = this.#scrubber.scrub(await this.#readBody(res, 4096).catch(() => '')).slice(0, 300);
     // Many servers answer 400 rather than 404 for a session they no longer know; both mean start again.
     const lost = this.#sessionId !== undefined && (status === 404 || (status === 400 && /session/i.test(text)));
     const where = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-    return new UpstreamError(`the upstream server answered HTTP ${status}${where}: ${text || res.statusMessage || ''}`.trim(), lost, status);
+    const reason = text || this.#scrubber.scrub(res.statusMessage ?? '').slice(0, 300);
+    return new UpstreamError(`the upstream server answered HTTP ${status}${where}: ${reason}`.trim(), lost, status);
   }
 
   #readBody(res: IncomingMessage, limit = this.#maxBytes): Promise<string> {
@@ -216,7 +222,8 @@ export class StreamableHttpUpstream implements Upstream {
   }
 
   /** Delivers the message(s) in one JSON text (a body or an SSE event); returns the ids of the responses among them. */
-  #deliverText(text: string, what: string): Array<RequestId | null> {
+  #deliverText(raw: string, what: string): Array<RequestId | null> {
+    const text = this.#scrubber.scrubJson(raw);
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -272,7 +279,7 @@ export class StreamableHttpUpstream implements Upstream {
       },
       onRetry: (ms: number) => (retryMs = ms),
       onError: (err) => {
-        this.onerror?.(new Error(`the upstream SSE stream is malformed: ${err.message}`));
+        this.onerror?.(new Error(`the upstream SSE stream is malformed: ${this.#scrubber.scrub(err.message)}`));
         res.destroy();
       },
     });

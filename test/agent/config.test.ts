@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAgentConfig } from '../../src/agent/config.js';
-import { CredentialScrubber } from '../../src/agent/credential-scrubber.js';
+import { CredentialScrubber } from '../../src/scrub/credential-scrubber.js';
 import { credentialsOf, StderrBudget } from '../../src/agent/agent.js';
 import { passedEnvironment } from '../../src/upstream/stdio.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
@@ -96,10 +96,16 @@ describe('the credential scrubber', () => {
     ['base64', `{"b":"${Buffer.from(secret).toString('base64')}"}`],
     ['base64url unpadded', `{"b":"${Buffer.from(secret).toString('base64url')}"}`],
     ['URL-encoded', `{"u":"https://x/?k=${encodeURIComponent(secret)}"}`],
+    // The two it used to miss: every character a \u escape (valid JSON that parses back to the secret), and the
+    // secret one or two bytes into a longer base64 text (a dumped environment, a Basic header).
+    ['\\u-escaped', `{"text":"${[...secret].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"}`],
+    ['in base64, one byte in', `{"b":"${Buffer.from(`x${secret}`).toString('base64')}"}`],
+    ['in base64, two bytes in', `{"b":"${Buffer.from(`xy${secret}`).toString('base64')}"}`],
   ] as const) {
     it(`replaces a credential ${form}`, () => {
       const out = scrubber.scrub(text);
       assert.ok(!out.includes(secret) && !out.includes(Buffer.from(secret).toString('base64').slice(0, 20)), out);
+      assert.notEqual(JSON.parse(out).text, secret, 'what it parses to is not the secret either');
       assert.match(out, /\[REDACTED:credential:aws\.env\.AWS_SECRET_ACCESS_KEY\]/);
       assert.doesNotThrow(() => JSON.parse(out), 'still JSON');
     });

@@ -5,6 +5,7 @@ import { resolveSecretString } from '../../src/config/secrets.js';
 import type { JsonRpcMessage } from '../../src/protocol/jsonrpc.js';
 import { StreamableHttpUpstream, UpstreamAgents } from '../../src/upstream/streamable-http.js';
 import { UpstreamError } from '../../src/upstream/upstream.js';
+import { noCredentials } from '../../src/scrub/credential-scrubber.js';
 
 /**
  * The gateway's own Streamable HTTP client against a scripted server that does what real servers do:
@@ -50,6 +51,7 @@ describe('Streamable HTTP upstream', () => {
       { kind: 'http', url: resolveSecretString(`${base}${path}`), headers: { 'X-Api-Key': resolveSecretString('configured') } },
       agents.for('test', false),
       maxBytes,
+      noCredentials,
     );
     const received: JsonRpcMessage[] = [];
     upstream.onmessage = (m) => received.push(m);
@@ -236,7 +238,7 @@ describe('Streamable HTTP upstream', () => {
   });
 
   it('says so when the server cannot be reached', async () => {
-    const upstream = new StreamableHttpUpstream({ kind: 'http', url: resolveSecretString('http://127.0.0.1:9/mcp'), headers: {} }, agents.for('x', false), 1024);
+    const upstream = new StreamableHttpUpstream({ kind: 'http', url: resolveSecretString('http://127.0.0.1:9/mcp'), headers: {} }, agents.for('x', false), 1024, noCredentials);
     await assert.rejects(sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /cannot be reached \(ECONNREFUSED\)/);
   });
 });
