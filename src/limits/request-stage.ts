@@ -4,6 +4,13 @@ import type { Direction, MessageContext, Stage, Verdict } from '../pipeline/stag
 import type { Limits } from './limits.js';
 
 /**
+ * The answers this stage gave to requests it refused. Such a request never took a place in flight, so its answer
+ * gives none back: on the legacy SSE edge a client may reuse an id before its answer, and the place is that of an
+ * earlier, admitted use of the id, still waiting at the server.
+ */
+const refusals = new WeakSet<JsonRpcMessage>();
+
+/**
  * The first stage of every connection: admits each client request under the limits (rate, per tool, in flight),
  * or answers it with a RateLimited error, a verdict the session records like any other. The request's place
  * in flight is given back by RequestLimitsObserver when its answer reaches the client, the client cancels it, or
@@ -27,7 +34,9 @@ export class RequestLimitsStage implements Stage {
       return undefined;
     }
     const data = { limit: refused.limit, value: refused.value, retryAfterSeconds: refused.retryAfterSeconds };
-    return { action: 'answer', message: errorResponse(message.id, ErrorCode.RateLimited, refused.message, data), reason: refused.message, details: data };
+    const answer = errorResponse(message.id, ErrorCode.RateLimited, refused.message, data);
+    refusals.add(answer);
+    return { action: 'answer', message: answer, reason: refused.message, details: data };
   }
 }
 
@@ -36,7 +45,7 @@ export class RequestLimitsObserver {
   constructor(private readonly limits: Limits) {}
 
   message(session: { id: string }, direction: Direction, boundary: 'received' | 'delivered', message: JsonRpcMessage): void {
-    if (direction === 'toClient' && boundary === 'delivered' && isResponse(message) && message.id !== null) {
+    if (direction === 'toClient' && boundary === 'delivered' && isResponse(message) && message.id !== null && !refusals.has(message)) {
       this.limits.releaseRequest(session.id, message.id);
     } else if (direction === 'toServer' && boundary === 'received' && isNotification(message) && message.method === 'notifications/cancelled') {
       const id = message.params?.requestId;
