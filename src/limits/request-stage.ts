@@ -20,6 +20,8 @@ export class RequestLimitsStage implements Stage {
   readonly name = 'limits';
   /** Requests already admitted: after a hold the stages before it run again on the same context, and must not count it twice. */
   readonly #admitted = new WeakSet<MessageContext>();
+  /** Sessions whose opening initialize went by: any later one (a legacy SSE client may send more) is paced as a request. */
+  readonly #initialized = new WeakSet<object>();
 
   constructor(
     private readonly limits: Limits,
@@ -28,7 +30,9 @@ export class RequestLimitsStage implements Stage {
 
   inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
     if (ctx.direction !== 'toServer' || !isRequest(message) || this.#admitted.has(ctx)) return undefined;
-    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message);
+    const opening = message.method === 'initialize' && !this.#initialized.has(ctx.session);
+    if (message.method === 'initialize') this.#initialized.add(ctx.session);
+    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message, !opening);
     if (refused === undefined) {
       this.#admitted.add(ctx);
       return undefined;
