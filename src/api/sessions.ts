@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { untrustedPath, untrustedPrefix } from '../untrusted-text.js';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { once } from 'node:events';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
@@ -84,10 +85,10 @@ export class SessionsApi {
     // Someone else's session, for a caller who may only see their own: as if it did not exist. Decided on the
     // recording, so that rewriting the row's owner shows a session to nobody it did not already belong to.
     if (only !== undefined && session !== undefined && !ownedBy(session, only)) session = undefined;
-    if (only !== undefined && session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
-    if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${url.pathname}`);
+    if (only !== undefined && session === undefined) throw new ApiError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
+    if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${untrustedPath(url.pathname)}`);
     if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
-    if (session === undefined) throw new ApiError(404, `no session ${JSON.stringify(id)}`);
+    if (session === undefined) throw new ApiError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
     if (what === undefined) return json(res, 200, { session });
     if (what === 'events') {
       const after = intParam(url.searchParams, 'after', -1, -1, Number.MAX_SAFE_INTEGER);

@@ -343,6 +343,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         return await o.api.sessions.handle(req, res, url, 'subject' in scope ? scope : undefined);
       } catch (err) {
         if (err instanceof ApiError) return fail(err.status, err.message);
+        if (err instanceof URIError) return fail(400, 'the path has a malformed %-escape');
         throw err;
       }
     }

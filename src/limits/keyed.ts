@@ -2,8 +2,9 @@ import { type Clock, type Rate, TokenBucket } from './token-bucket.js';
 
 /**
  * Token buckets by key (a principal, an address), at most `capacity` of them. When full, buckets that have
- * refilled are forgotten first (losslessly: a new one starts full); only if none has, the least recently used
- * one goes, which lets that key start over with a full burst: the price of a bounded memory.
+ * refilled are forgotten first (losslessly: a new one starts full); if too few have, the least recently used go
+ * (a sixteenth of the capacity at once), which lets those keys start over with a full burst: the price of a
+ * bounded memory.
  */
 export class KeyedBuckets {
   readonly #buckets = new Map<string, TokenBucket>();
@@ -39,8 +40,10 @@ export class KeyedBuckets {
 
   #evict(): void {
     for (const [key, bucket] of this.#buckets) if (bucket.full) this.#buckets.delete(key);
-    // Nothing could go for free: the stalest goes (an amortised sweep: the next ones find room).
-    while (this.#buckets.size >= this.capacity) this.#buckets.delete(this.#buckets.keys().next().value!);
+    // Too few could go for free: the stalest go, until a sixteenth of the capacity is free. So a sweep (a look at
+    // every bucket) comes once per that many new keys, not for each one of a flood whose buckets never refill.
+    const room = this.capacity - Math.max(1, Math.floor(this.capacity / 16));
+    while (this.#buckets.size > room) this.#buckets.delete(this.#buckets.keys().next().value!);
   }
 }
 

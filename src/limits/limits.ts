@@ -148,15 +148,18 @@ export class Limits {
     };
   }
 
-  /** Admits a client request on a session (its rate, per tool for tools/call, and its place in flight), or says which limit refuses it. */
-  admitRequest(sessionId: string, connection: ConnectionConfig, principal: Principal, request: JsonRpcRequest): LimitExceededError | undefined {
+  /**
+   * Admits a client request on a session (its rate, per tool for tools/call, and its place in flight), or says which
+   * limit refuses it. `paced` false spares a session's opening initialize the request rate: limits.principal.sessionOpens
+   * already paces it.
+   */
+  admitRequest(sessionId: string, connection: ConnectionConfig, principal: Principal, request: JsonRpcRequest, paced = request.method !== 'initialize'): LimitExceededError | undefined {
     let slots = this.#slots.get(sessionId);
     const key = idKey(request.id);
     const p = principalKey(principal);
     const taken: Array<{ refund(): void }> = [];
     const refund = () => taken.forEach((b) => b.refund());
-    // initialize is a session opening, which limits.principal.sessionOpens already paces.
-    if (request.method !== 'initialize') {
+    if (paced) {
       const rate = this.#config.principal.requests;
       const bucket = this.#requests.get(p, rate);
       if (!bucket.take()) return this.#refuseRate(principal, connection.name, 'limits.principal.requests', rate, bucket.waitMs(), 'requests');

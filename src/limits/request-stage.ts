@@ -4,6 +4,13 @@ import type { Direction, MessageContext, Stage, Verdict } from '../pipeline/stag
 import type { Limits } from './limits.js';
 
 /**
+ * The answers this stage gave to requests it refused. Such a request never took a place in flight, so its answer
+ * gives none back: on the legacy SSE edge a client may reuse an id before its answer, and the place is that of an
+ * earlier, admitted use of the id, still waiting at the server.
+ */
+const refusals = new WeakSet<JsonRpcMessage>();
+
+/**
  * The first stage of every connection: admits each client request under the limits (rate, per tool, in flight),
  * or answers it with a RateLimited error, a verdict the session records like any other. The request's place
  * in flight is given back by RequestLimitsObserver when its answer reaches the client, the client cancels it, or
@@ -13,6 +20,8 @@ export class RequestLimitsStage implements Stage {
   readonly name = 'limits';
   /** Requests already admitted: after a hold the stages before it run again on the same context, and must not count it twice. */
   readonly #admitted = new WeakSet<MessageContext>();
+  /** Sessions whose opening initialize went by: any later one (a legacy SSE client may send more) is paced as a request. */
+  readonly #initialized = new WeakSet<object>();
 
   constructor(
     private readonly limits: Limits,
@@ -21,13 +30,17 @@ export class RequestLimitsStage implements Stage {
 
   inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
     if (ctx.direction !== 'toServer' || !isRequest(message) || this.#admitted.has(ctx)) return undefined;
-    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message);
+    const opening = message.method === 'initialize' && !this.#initialized.has(ctx.session);
+    if (message.method === 'initialize') this.#initialized.add(ctx.session);
+    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message, !opening);
     if (refused === undefined) {
       this.#admitted.add(ctx);
       return undefined;
     }
     const data = { limit: refused.limit, value: refused.value, retryAfterSeconds: refused.retryAfterSeconds };
-    return { action: 'answer', message: errorResponse(message.id, ErrorCode.RateLimited, refused.message, data), reason: refused.message, details: data };
+    const answer = errorResponse(message.id, ErrorCode.RateLimited, refused.message, data);
+    refusals.add(answer);
+    return { action: 'answer', message: answer, reason: refused.message, details: data };
   }
 }
 
@@ -36,7 +49,7 @@ export class RequestLimitsObserver {
   constructor(private readonly limits: Limits) {}
 
   message(session: { id: string }, direction: Direction, boundary: 'received' | 'delivered', message: JsonRpcMessage): void {
-    if (direction === 'toClient' && boundary === 'delivered' && isResponse(message) && message.id !== null) {
+    if (direction === 'toClient' && boundary === 'delivered' && isResponse(message) && message.id !== null && !refusals.has(message)) {
       this.limits.releaseRequest(session.id, message.id);
     } else if (direction === 'toServer' && boundary === 'received' && isNotification(message) && message.method === 'notifications/cancelled') {
       const id = message.params?.requestId;

@@ -108,12 +108,22 @@ export class SessionRegistry {
     const id = newSessionId();
     const log = this.#options.log.child({ session: id, connection: connection.name });
     const stages = this.#pipelines.get(connection.name) ?? [];
-    const recording = this.#startRecording(id, connection, identity, origin);
+    let recording: SessionRecording | undefined;
+    let upstream: Upstream;
+    try {
+      recording = this.#startRecording(id, connection, identity, origin);
+      upstream = this.#options.createUpstream(connection, log, id);
+    } catch (err) {
+      // Not recorded (the store is unavailable) or no upstream to start: the place taken above is given back.
+      lease?.release();
+      void recording?.close(`upstream could not be set up: ${(err as Error).message}`).catch(() => {});
+      throw err;
+    }
     const session = new Session({
       id,
       connection: connection.name,
       identity,
-      upstream: this.#options.createUpstream(connection, log, id),
+      upstream,
       pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),

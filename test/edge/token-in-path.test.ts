@@ -50,6 +50,8 @@ describe('a token in the URL path', () => {
       [`/.well-known/oauth-protected-resource/mcp/${jwt}`, {}],
       [`/api/${jwt}`, gw.apiAuth],
       [`/api/sessions/${jwt}`, {}],
+      [`/api/sessions/${jwt}`, gw.apiAuth],
+      [`/api/sessions/x/${jwt}/y`, gw.apiAuth],
       [`/api/reviews/${jwt}/x/y`, gw.auth],
       [`/api/reviews/${jwt}`, { authorization: 'Bearer not-a-token' }],
     ];
@@ -60,6 +62,12 @@ describe('a token in the URL path', () => {
       assert.deepEqual(leaks(text), [], `${path}: the answer reflects the token: ${text}`);
     }
     assert.deepEqual(leaks(JSON.stringify(gw.log.lines.slice(before))), []);
+  });
+
+  it('a malformed %-escape in a session id: 400, not an internal error', async () => {
+    const res = await fetch(new URL('/api/sessions/%zz', gw.url), { headers: gw.apiAuth });
+    assert.equal(res.status, 400, await res.clone().text());
+    assert.match(((await res.json()) as { error: string }).error, /malformed %-escape/);
   });
 
   it('cuts names and paths to printable prefixes', () => {
