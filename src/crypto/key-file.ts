@@ -1,11 +1,29 @@
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export class KeyFileError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'KeyFileError';
+  }
+}
+
+/**
+ * Puts a new secret file (mode 0600) at `path` whole, or leaves the one another process put there first: false then.
+ * Written aside and linked into place, so that a process racing to read it never sees it empty or half written.
+ */
+export function writeNewSecretFile(path: string, content: string): boolean {
+  const aside = join(dirname(path), `.${randomBytes(8).toString('hex')}.new`);
+  writeFileSync(aside, content, { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(aside, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    unlinkSync(aside);
   }
 }
 
@@ -23,14 +41,8 @@ export function loadOrCreateEd25519Key(path: string, what: string): KeyObject {
     }
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const { privateKey } = generateKeyPairSync('ed25519');
-    try {
-      writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-      chmodSync(path, 0o600);
-      return privateKey;
-    } catch (writeErr) {
-      if ((writeErr as NodeJS.ErrnoException).code !== 'EEXIST') throw writeErr;
-      pem = readFileSync(path, 'utf8');
-    }
+    if (writeNewSecretFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)) return privateKey;
+    pem = readFileSync(path, 'utf8');
   }
   let key: KeyObject;
   try {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KeyFileError } from './key-file.js';
+import { KeyFileError, writeNewSecretFile } from './key-file.js';
 
 /**
  * The gateway's local API key: a bearer secret in the data directory (mode 0600), made at the first start, that
@@ -27,15 +27,9 @@ export function loadOrCreateLocalApiKey(dataDir: string): string {
   if (existing !== undefined) return existing;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = `pcl_${randomBytes(32).toString('base64url')}`;
-  try {
-    writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(path, 0o600);
-    return key;
-  } catch (err) {
-    // Two processes started at once: one wrote it, the other reads what was written.
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return readLocalApiKey(dataDir)!;
-  }
+  // Two processes started at once: one puts its key in place whole, the other reads that one.
+  if (writeNewSecretFile(path, `${key}\n`)) return key;
+  return readLocalApiKey(dataDir)!;
 }
 
 /** The key when the file exists (the CLI and tests read it; only the gateway makes it); throws when it is unusable. */
