@@ -323,6 +323,32 @@ export class Session implements SessionInfo {
 
   /** A message from the client, with its JSON text as received. Never throws: failures become JSON-RPC errors or log lines. */
   receive(message: JsonRpcMessage, text: string): void {
+    try {
+      this.#receive(message, text);
+    } catch (err) {
+      this.#receiveFailed(message, err);
+    }
+  }
+
+  /**
+   * Handling a client message failed in the gateway itself (a defect, or input no check foresaw): its request is
+   * answered with an error and forgotten everywhere, so its id is free again and its client does not wait forever.
+   */
+  #receiveFailed(message: JsonRpcMessage, err: unknown): void {
+    this.#log.error({ err: (err as Error)?.stack ?? String(err) }, 'the gateway failed handling a client message; answering it with an error');
+    if (!isRequest(message)) return;
+    this.#released(message.id);
+    const pending = this.#toServer.forget(message.id);
+    if (pending !== undefined) this.#forgetProgress(pending.request);
+    const error = errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process this request');
+    try {
+      this.#answerClient(error);
+    } catch {
+      this.#sendUnrecorded(error, message.id);
+    }
+  }
+
+  #receive(message: JsonRpcMessage, text: string): void {
     this.lastActivity = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
@@ -345,10 +371,12 @@ export class Session implements SessionInfo {
         held.request = message;
         if (held.reason !== undefined) this.#keepWaiting(message);
       }
-      outcome.then(
-        (o) => this.#afterClientPipeline(message, o, undefined),
-        (err) => this.#stageFailed(message, err, 'toServer'),
-      );
+      outcome
+        .then(
+          (o) => this.#afterClientPipeline(message, o, undefined),
+          (err) => this.#stageFailed(message, err, 'toServer'),
+        )
+        .catch((err: unknown) => this.#receiveFailed(message, err));
     } else {
       this.#afterClientPipeline(message, outcome, { text, ctx });
     }

@@ -2,7 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
-import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, parseMessage } from '../protocol/jsonrpc.js';
 import { LineReader } from './line-reader.js';
 import { redactKnownSecrets } from './redact-secrets.js';
 import { type Upstream, UpstreamError } from './upstream.js';
@@ -125,7 +125,7 @@ export class StdioUpstream implements Upstream {
     }
     let message: JsonRpcMessage;
     try {
-      message = toMessage(JSON.parse(line));
+      message = parseMessage(line);
     } catch (err) {
       // Servers print banners and debug output on stdout; one bad line is not the end of the session.
       this.onerror?.(new Error(`the server wrote a line that is not a JSON-RPC message: ${(err as Error).message}`));

@@ -8,6 +8,7 @@ import {
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  parseJsonText,
   type RequestId,
   splitJsonArray,
   toMessage,
@@ -205,9 +206,9 @@ export class StreamableHttpUpstream implements Upstream {
   #deliverText(text: string, what: string): Array<RequestId | null> {
     let value: unknown;
     try {
-      value = JSON.parse(text);
-    } catch {
-      this.onerror?.(new Error(`the upstream server sent ${what} that is not JSON`));
+      value = parseJsonText(text);
+    } catch (err) {
+      this.onerror?.(new Error(`the upstream server sent ${what} that the gateway cannot take: ${(err as Error).message}`));
       return [];
     }
     const answered: Array<RequestId | null> = [];

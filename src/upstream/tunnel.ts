@@ -1,6 +1,6 @@
 import type { AgentHub } from '../agent/hub.js';
 import type { Channel } from '../agent/mux.js';
-import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, parseMessage } from '../protocol/jsonrpc.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 /**
@@ -34,7 +34,7 @@ export class TunnelUpstream implements Upstream {
     channel.onmessage = (text) => {
       let message: JsonRpcMessage;
       try {
-        message = toMessage(JSON.parse(text));
+        message = parseMessage(text);
       } catch (err) {
         // The agent relays a stdio server's lines unparsed: checked here, as a local stdio line would be.
         this.onerror?.(new Error(`the server (via the agent) sent a line that is not a JSON-RPC message: ${(err as Error).message}`));
