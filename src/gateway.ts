@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig, GatewayConfig } from './config/schema.js';
 import { createHttpServer } from './edge/http-server.js';
+import { defaultMaxConnections } from './edge/connection-guard.js';
 import { LegacySseEdge } from './edge/legacy-sse.js';
 import { loopbackHosts, type HostPolicy } from './edge/origin.js';
 import { KeepAlive } from './edge/sse-writer.js';
@@ -336,6 +337,12 @@ export class Gateway {
       ...(this.#pins ? { pins: new PinsApi(this.#pins, (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false) } : {}),
       issuers: identity.issuers,
       publicUrls,
+      connections: {
+        headersMs: config.http.headersTimeoutMs,
+        requestMs: config.http.requestTimeoutMs,
+        idleMs: config.http.idleTimeoutMs,
+        maxConnections: config.http.maxConnections ?? defaultMaxConnections(),
+      },
       api: {
         ...(recording.store ? { sessions: new SessionsApi(recording.store, () => this.#trustedKeys()) } : {}),
         ...(config.api.token ? { token: config.api.token } : {}),
