@@ -34,6 +34,7 @@ import { version } from './version.js';
 import { AgentsApi } from './api/agents.js';
 import { TunnelUpstream } from './upstream/tunnel.js';
 import { MaskingPolicies, maskerFor } from './masking/policy.js';
+import { maskFragment } from './masking/fragment.js';
 import { maskMessage } from './masking/message.js';
 import { MaskingRefusedError } from './masking/engine.js';
 import { digestOf } from './recording/chain.js';
@@ -296,6 +297,13 @@ export class Gateway {
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       redactForRecording: (c) => (c.masking.recordArguments ? recordingRedactor(c) : undefined),
+      maskFragment: (c) =>
+        masking.enabled(c.name)
+          ? (text, session) => {
+              const masker = masking.forSession(session);
+              return masker === undefined ? text : maskFragment(masker, text);
+            }
+          : undefined,
     });
     this.#accessRequests =
       recording.store && recording.recorder

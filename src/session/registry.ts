@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { Identity, Stage } from '../pipeline/stage.js';
+import type { Identity, SessionInfo, Stage } from '../pipeline/stage.js';
 import type { Recorder } from '../recording/recorder.js';
 import { SessionRecording } from '../recording/session-recording.js';
 import { nowUs } from '../recording/time.js';
@@ -25,6 +25,8 @@ export interface SessionRegistryOptions {
   recorder?: Recorder;
   /** For connections that mask client messages in the recording only: the masking of a message's JSON text. */
   redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
+  /** For connections whose server messages are masked: the masking of a cut-off fragment for the recording. */
+  maskFragment?: (connection: ConnectionConfig) => ((text: string, session: SessionInfo) => string) | undefined;
 }
 
 /** Where a session came from, for its recording. */
@@ -100,6 +102,7 @@ export class SessionRegistry {
       log,
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),
       ...(recording ? { recording } : {}),
+      ...this.#fragmentMasking(connection),
       observers: [
         ...this.#options.observers,
         {
@@ -125,6 +128,11 @@ export class SessionRegistry {
     log.info({ subject: identity.subject }, 'session opened');
     if (origin.grant !== undefined && this.#endedGrants.has(origin.grant)) void session.close('the access grant ended');
     return session;
+  }
+
+  #fragmentMasking(connection: ConnectionConfig): { maskFragment?: (text: string, session: SessionInfo) => string } {
+    const maskFragment = this.#options.maskFragment?.(connection);
+    return maskFragment === undefined ? {} : { maskFragment };
   }
 
   #startRecording(id: string, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): SessionRecording | undefined {

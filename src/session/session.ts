@@ -44,6 +44,8 @@ export interface SessionOptions {
   recording?: SessionRecording;
   /** How often a held request whose client asked for progress is told it still waits (reviews.progressInterval). */
   holdProgressMs?: number;
+  /** Masks a cut-off fragment of a server message for the recording; absent when masking does not apply. */
+  maskFragment?: (text: string, session: SessionInfo) => string;
 }
 
 /** A client request a stage holds (a review): how to give up on it, and what keeps its client waiting. */
@@ -121,6 +123,7 @@ export class Session implements SessionInfo {
   /** Client requests a stage holds, by idKey of the client's id. */
   readonly #held = new Map<string, HeldRequest>();
   readonly #holdProgressMs: number;
+  readonly #maskFragment: ((text: string, session: SessionInfo) => string) | undefined;
   /** Messages to the client wait here while an earlier one is still in an asynchronous stage: order is kept. */
   #toClientTail: Promise<void> | undefined;
   #markClosed!: () => void;
@@ -154,6 +157,7 @@ export class Session implements SessionInfo {
     this.#observers = options.observers ?? [];
     this.#recording = options.recording;
     this.#holdProgressMs = options.holdProgressMs ?? 10_000;
+    this.#maskFragment = options.maskFragment;
     if (this.#recording) this.#recording.onBroken = (err) => this.#recordingFailed(err);
     this.#pipeline = options.pipeline((event, ctx) => {
       for (const o of this.#observers) o.verdict?.(this, event);
@@ -169,6 +173,33 @@ export class Session implements SessionInfo {
     this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
     this.#upstream.onclose = (reason, cutOff) => void this.close(cutOff ? `cut off: ${reason}` : `upstream closed: ${reason}`, ErrorCode.UpstreamUnavailable, cutOff ? 'cut-off' : 'closed');
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
+    this.#upstream.ontruncated = (partial, reason) => this.#truncated(partial, reason);
+    this.#upstream.onfailed = (ids, reason) => this.#failed(ids, reason);
+  }
+
+  /** The server stopped mid-message: what arrived is recorded (masked as text when masking applies), never delivered. */
+  #truncated(partial: string, reason: string): void {
+    this.#log.warn({ bytes: Buffer.byteLength(partial), reason }, 'the server stopped in the middle of a message');
+    let recorded = partial;
+    try {
+      recorded = this.#maskFragment?.(partial, this) ?? partial;
+    } catch (err) {
+      // Fail closed: a fragment that could not be checked is kept as its digest only.
+      this.#log.warn({ err: (err as Error).message }, 'a cut-off fragment could not be masked; only its digest is recorded');
+      this.#record(() => this.#recording?.truncated(partial, reason, true));
+      return;
+    }
+    this.#record(() => this.#recording?.truncated(recorded, reason, false));
+  }
+
+  /** Requests whose answers the upstream link lost: the gateway answers them itself, and is recorded as doing so. */
+  #failed(serverIds: readonly RequestId[], reason: string): void {
+    for (const id of serverIds) {
+      const pending = this.#toServer.take(id);
+      if (pending === undefined) continue;
+      this.#forgetProgress(pending.request);
+      this.#answerClient(errorResponse(pending.originalId, ErrorCode.UpstreamUnavailable, `Upstream server error: ${reason}`));
+    }
   }
 
   cancellation(requestId: RequestId): AbortSignal {

@@ -21,6 +21,23 @@ export function passedEnvironment(passEnv: readonly string[], from: NodeJS.Proce
   return out;
 }
 
+/** Resolves once the child's stdout has ended (everything it wrote has been read), or after `ms` at most. */
+function stdoutDrained(child: ChildProcessWithoutNullStreams, ms: number): Promise<void> {
+  const stdout = child.stdout;
+  if (stdout.readableEnded || stdout.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stdout.off('end', done);
+      stdout.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stdout.once('end', done);
+    stdout.once('close', done);
+  });
+}
+
 /** How long a server gets to exit after its stdin closes, and then after SIGTERM, before the next step. */
 const exitGraceMs = 2000;
 const maxStderrLine = 2000;
@@ -40,6 +57,7 @@ export class StdioUpstream implements Upstream {
   onerror?: (error: Error) => void;
   /** Set by a relay: each line from stdout as text, unparsed, instead of onmessage. */
   ontext?: (text: string) => void;
+  ontruncated?: (partial: string, reason: string) => void;
   /** Each line the server writes to stderr (besides the log), unredacted: the agent scrubs and forwards them. */
   onstderr?: (line: string) => void;
 
@@ -82,8 +100,14 @@ export class StdioUpstream implements Upstream {
       child.once('exit', (code, signal) => {
         // Wrappers (npx, sh) may leave the real server running; end the rest of the group.
         this.#signal('SIGTERM');
-        this.#end(signal ? `the server process was killed by ${signal}` : `the server process exited with code ${code}`);
-        resolve();
+        const reason = signal ? `the server process was killed by ${signal}` : `the server process exited with code ${code}`;
+        // What it wrote before it died may still be in the pipe: read it all, then see whether a message was cut off.
+        void stdoutDrained(child, exitGraceMs).then(() => {
+          const partial = reader.rest();
+          if (partial.trim() !== '') this.ontruncated?.(partial, `${reason} in the middle of a message`);
+          this.#end(reason);
+          resolve();
+        });
       });
     });
     child.on('error', (err) => this.onerror?.(err));
