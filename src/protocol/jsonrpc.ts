@@ -192,11 +192,28 @@ export function parseBody(text: string): ParsedBody {
   return { messages: [toMessage(value)], texts: [text], batch: false };
 }
 
+/**
+ * A message nested deeper than maxJsonDepth. `id` is set when it is a response (so the request it answers can be
+ * failed instead of waiting forever); a request's id is the sender's, which the receiver may not know.
+ */
+export class NestedTooDeepError extends InvalidMessageError {}
+
+/** The id of a response nested too deep, read from the top level only (JSON.parse itself takes any depth). */
+function responseIdOf(text: string): RequestId | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isPlainObject(value) && !('method' in value) && isValidId(value.id) ? value.id : null;
+  } catch {
+    return null;
+  }
+}
+
 /** JSON.parse, refusing (InvalidMessageError) text that is not JSON or nests deeper than maxJsonDepth. */
 function parseJson(text: string, what: string): unknown {
   // Before parsing: what parses fine can still overflow the stack of whatever walks it next.
   if (nestsDeeperThan(text)) {
-    throw new InvalidMessageError(`${what} nests arrays and objects more than ${maxJsonDepth} levels deep; the gateway does not process such messages`);
+    const message = `${what} nests arrays and objects more than ${maxJsonDepth} levels deep; the gateway does not process such messages`;
+    throw new NestedTooDeepError(message, ErrorCode.InvalidRequest, responseIdOf(text));
   }
   try {
     return JSON.parse(text);
@@ -212,5 +229,5 @@ export function parseMessage(text: string): JsonRpcMessage {
 
 /** Parses the JSON text of a body or an SSE event that may hold one message or a batch; throws InvalidMessageError when it is too deep or not JSON. */
 export function parseJsonText(text: string): unknown {
-  return parseJson(text, 'the text');
+  return parseJson(text, 'the message');
 }

@@ -2,7 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
-import { type JsonRpcMessage, parseMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, NestedTooDeepError, parseMessage, type RequestId } from '../protocol/jsonrpc.js';
 import { LineReader } from './line-reader.js';
 import { redactKnownSecrets } from './redact-secrets.js';
 import { type Upstream, UpstreamError } from './upstream.js';
@@ -58,6 +58,7 @@ export class StdioUpstream implements Upstream {
   /** Set by a relay: each line from stdout as text, unparsed, instead of onmessage. */
   ontext?: (text: string) => void;
   ontruncated?: (partial: string, reason: string) => void;
+  onfailed?: (ids: RequestId[], reason: string) => void;
   /** Each line the server writes to stderr (besides the log), unredacted: the agent scrubs and forwards them. */
   onstderr?: (line: string) => void;
 
@@ -151,6 +152,8 @@ export class StdioUpstream implements Upstream {
     try {
       message = parseMessage(line);
     } catch (err) {
+      // An answer the gateway cannot take: its request gets an error rather than waiting forever.
+      if (err instanceof NestedTooDeepError && err.id !== null) this.onfailed?.([err.id], `the server's answer was refused: ${err.message}`);
       // Servers print banners and debug output on stdout; one bad line is not the end of the session.
       this.onerror?.(new Error(`the server wrote a line that is not a JSON-RPC message: ${(err as Error).message}`));
       return;

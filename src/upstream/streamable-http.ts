@@ -8,6 +8,7 @@ import {
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  NestedTooDeepError,
   parseJsonText,
   type RequestId,
   splitJsonArray,
@@ -112,6 +113,20 @@ export class StreamableHttpUpstream implements Upstream {
 
   async send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#getStreamOpening !== undefined) await this.#getStreamOpening;
+    if (!('method' in message && message.method === 'notifications/initialized')) return this.#send(message, text);
+    // What the client sends next waits until the server has heard `initialized` (then, briefly, for the GET stream
+    // below): on concurrent connections a call could otherwise overtake it, or find the server gone because of it.
+    const sending = this.#send(message, text);
+    const gate: Promise<void> = sending
+      .then(() => (this.#getStreamOpening === gate ? undefined : this.#getStreamOpening), () => {})
+      .finally(() => {
+        if (this.#getStreamOpening === gate) this.#getStreamOpening = undefined;
+      });
+    this.#getStreamOpening = gate;
+    return sending;
+  }
+
+  async #send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#closed) throw new UpstreamError('the upstream link is closed', true);
     let res: IncomingMessage;
     try {
@@ -275,7 +290,10 @@ export class StreamableHttpUpstream implements Upstream {
       value = parseJsonText(text);
     } catch (err) {
       this.onerror?.(new Error(`the upstream server sent ${what} that the gateway cannot take: ${(err as Error).message}`));
-      return [];
+      // An answer the gateway cannot take: its request gets an error rather than waiting forever.
+      if (!(err instanceof NestedTooDeepError) || err.id === null) return [];
+      this.#fail([err.id], `the server's answer was refused: ${err.message}`);
+      return [err.id];
     }
     const answered: Array<RequestId | null> = [];
     if (!Array.isArray(value)) {

@@ -23,7 +23,7 @@ describe('an upstream that crashes mid-answer', () => {
   const servers: Record<string, RunningServer> = {};
 
   before(async () => {
-    for (const name of ['json', 'sse', 'live']) servers[name] = await startFixtureHttp('crashing-server.js');
+    for (const name of ['json', 'sse', 'live', 'idle']) servers[name] = await startFixtureHttp('crashing-server.js');
     const stdio = { command: process.execPath, args: [fixturePath('crashing-server.js'), 'stdio'] };
     gw = await startTestGateway({
       connections: {
@@ -33,6 +33,7 @@ describe('an upstream that crashes mid-answer', () => {
         json: { http: { url: servers.json!.url }, tools: { pin: false }, masking: { enabled: false } },
         sse: { http: { url: servers.sse!.url }, tools: { pin: false }, masking: { enabled: false } },
         live: { http: { url: servers.live!.url }, tools: { pin: false }, masking: { enabled: false } },
+        idle: { http: { url: servers.idle!.url }, tools: { pin: false }, masking: { enabled: false } },
       },
     });
   });
@@ -151,6 +152,28 @@ describe('an upstream that crashes mid-answer', () => {
     await assertVerifies(sessionId);
     await client.close();
   });
+
+  it('HTTP, the server dies between calls: the next call is told and the session ends, not each later call', async () => {
+    const { client, sessionId } = await connect('idle');
+    assert.deepEqual((await client.callTool({ name: 'echo', arguments: { text: 'hello' } })).content, [{ type: 'text', text: 'hello' }]);
+    await servers.idle!.stop();
+    await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 'anyone?' } }), /Upstream server error: .*(ECONNREFUSED|refuses connections)/);
+    assert.match(await sessionEnded(sessionId), /upstream session lost/);
+    await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 'again' } }), /Session not found|404/);
+    await client.close();
+  });
+
+  for (const connection of ['masked', 'live']) {
+    it(`${connection === 'live' ? 'HTTP' : 'stdio'}: an answer nested 10,000 levels deep is refused, its call gets the gateway's error, the session goes on`, async () => {
+      const { client, transport, sessionId } = await connect(connection);
+      await assert.rejects(client.callTool({ name: 'deep', arguments: {} }), /answer was refused: the message nests arrays and objects more than 512 levels deep/);
+      const after = await client.callTool({ name: 'echo', arguments: { text: 'still here' } });
+      assert.deepEqual(after.content, [{ type: 'text', text: 'still here' }]);
+      assert.ok(gw.gateway.sessions.get(sessionId)?.isOpen, 'the session is still open');
+      await transport.terminateSession();
+      await client.close();
+    });
+  }
 
   it('HTTP, the connection breaks but the server lives: the call fails and is recorded, the session goes on', async () => {
     const { client, transport, sessionId } = await connect('live');
