@@ -6,6 +6,8 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import WebSocket from 'ws';
+import { secretHash } from '../../src/crypto/secrets.js';
 import { defaultMaxConnections } from '../../src/edge/connection-guard.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -142,6 +144,40 @@ describe('slow and idle clients', () => {
     assert.equal(ended.status, 200);
     await reading;
     controller.abort();
+  });
+});
+
+describe('an agent tunnel under short timeouts', () => {
+  let gw: TestGateway;
+  const token = 'pca_slow-clients-test-token-0123456789abcdef';
+
+  before(async () => {
+    gw = await startTestGateway({
+      connections: { vpc: { agent: 'vpc-agent' } },
+      agents: { heartbeat: '1s' },
+      http: { headersTimeout: '300ms', requestTimeout: '300ms', idleTimeout: '300ms' },
+    });
+    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+  });
+
+  after(async () => {
+    await gw?.stop();
+  });
+
+  it('a WebSocket tunnel outlives the header, request and idle timeouts', async () => {
+    const url = new URL('/agent', gw.url.replace(/^http/, 'ws'));
+    const ws = new WebSocket(url, { headers: { 'x-portcullis-agent': 'vpc-agent', authorization: `Bearer ${token}` } });
+    let closed = false;
+    ws.on('close', () => (closed = true));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    // Ten times every timeout, with the gateway's heartbeat pings (answered by ws) as the only traffic.
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(closed, false, 'the tunnel is still open');
+    assert.equal(ws.readyState, WebSocket.OPEN);
+    ws.close();
   });
 });
 
