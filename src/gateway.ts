@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig, GatewayConfig } from './config/schema.js';
 import { createHttpServer } from './edge/http-server.js';
+import { defaultMaxConnections } from './edge/connection-guard.js';
 import { LegacySseEdge } from './edge/legacy-sse.js';
 import { loopbackHosts, type HostPolicy } from './edge/origin.js';
 import { KeepAlive } from './edge/sse-writer.js';
@@ -34,6 +35,7 @@ import { version } from './version.js';
 import { AgentsApi } from './api/agents.js';
 import { TunnelUpstream } from './upstream/tunnel.js';
 import { MaskingPolicies, maskerFor } from './masking/policy.js';
+import { maskFragment } from './masking/fragment.js';
 import { maskMessage } from './masking/message.js';
 import { MaskingRefusedError } from './masking/engine.js';
 import { digestOf } from './recording/chain.js';
@@ -319,6 +321,13 @@ export class Gateway {
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       redactForRecording: (c) => (c.masking.recordArguments ? recordingRedactor(c) : undefined),
+      maskFragment: (c) =>
+        masking.enabled(c.name)
+          ? (text, session) => {
+              const masker = masking.forSession(session);
+              return masker === undefined ? text : maskFragment(masker, text);
+            }
+          : undefined,
     });
     this.#accessRequests =
       recording.store && recording.recorder
@@ -365,6 +374,12 @@ export class Gateway {
       ...(this.#pins ? { pins: new PinsApi(this.#pins, (identity, name) => this.#access.get(name)?.open(identity).allowed ?? false) } : {}),
       issuers: identity.issuers,
       publicUrls,
+      connections: {
+        headersMs: config.http.headersTimeoutMs,
+        requestMs: config.http.requestTimeoutMs,
+        idleMs: config.http.idleTimeoutMs,
+        maxConnections: config.http.maxConnections ?? defaultMaxConnections(),
+      },
       api: {
         ...(recording.store ? { sessions: new SessionsApi(recording.store, () => this.#trustedKeys()) } : {}),
         keys: { localKey: localApiKey, ...(config.api.token ? { token: config.api.token } : {}) },

@@ -213,7 +213,7 @@ export class Agent {
     // A stdio server's lines go on unparsed (the gateway parses and checks each message); others hand over text too.
     if (upstream instanceof StdioUpstream) upstream.ontext = relay;
     else upstream.onmessage = (_message, text) => relay(text);
-    upstream.onclose = (reason) => {
+    upstream.onclose = (reason: string) => {
       this.#sessions.delete(channel.id);
       channel.close(this.#scrubber.scrub(`the server closed: ${reason}`));
     };

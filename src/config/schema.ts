@@ -748,6 +748,18 @@ export function configSchema(sources: SecretSources) {
           keepAlive: duration('15s'),
           /** Events kept per SSE stream for Last-Event-ID resumption. */
           eventBuffer: z.number().int().min(0).max(100_000).default(1000),
+          /** Slow clients (docs/security.md): a request's head must arrive within this, head and body within requestTimeout. */
+          headersTimeout: duration('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+          requestTimeout: duration('60s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+          /** How long a keep-alive connection may wait for its next request. */
+          idleTimeout: duration('65s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+          /** Open connections at most; over it idle ones are shed first. Default: half the open-file limit. */
+          maxConnections: z.number().int().min(1).optional(),
+        })
+        .superRefine((h, ctx) => {
+          if (h.requestTimeout < h.headersTimeout) {
+            ctx.addIssue({ code: 'custom', path: ['requestTimeout'], message: 'expected at least http.headersTimeout: the head is part of the request; raise requestTimeout or lower headersTimeout' });
+          }
         })
         .prefault({}),
       sessions: z.strictObject({ idleTimeout: duration('30m') }).prefault({}),
@@ -1019,7 +1031,17 @@ export interface GatewayConfig {
   masking: MaskingConfig;
   api: { token?: SecretString };
   limits: LimitsConfig;
-  http: { publicUrl?: string; allowedHosts?: string[]; allowedOrigins?: string[]; keepAliveMs: number; eventBufferSize: number };
+  http: {
+    publicUrl?: string;
+    allowedHosts?: string[];
+    allowedOrigins?: string[];
+    keepAliveMs: number;
+    eventBufferSize: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    idleTimeoutMs: number;
+    maxConnections?: number;
+  };
   sessions: { idleTimeoutMs: number };
   rules: RuleConfig[];
   roles: { admins: string[]; auditors: string[] };
@@ -1077,6 +1099,10 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
       ...(p.http.allowedOrigins ? { allowedOrigins: p.http.allowedOrigins } : {}),
       keepAliveMs: p.http.keepAlive,
       eventBufferSize: p.http.eventBuffer,
+      headersTimeoutMs: p.http.headersTimeout,
+      requestTimeoutMs: p.http.requestTimeout,
+      idleTimeoutMs: p.http.idleTimeout,
+      ...(p.http.maxConnections !== undefined ? { maxConnections: p.http.maxConnections } : {}),
     },
     sessions: { idleTimeoutMs: p.sessions.idleTimeout },
     rules: p.rules as RuleConfig[],

@@ -24,6 +24,7 @@ import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from './authenticate.js';
 import type { PublicUrls } from './public-urls.js';
+import { capConnections, type ConnectionLimits, timeoutOptions } from './connection-guard.js';
 import { gatewayMetadata, protectedResourceMetadata } from './protected-resource.js';
 import { replyApiJson, replyError, replyJson } from './http-reply.js';
 import type { LegacySseEdge } from './legacy-sse.js';
@@ -63,6 +64,8 @@ export interface HttpServerOptions {
   issuers: readonly TrustedIssuer[];
   /** The gateway's own base URLs (audiences, metadata). */
   publicUrls: PublicUrls;
+  /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
+  connections: ConnectionLimits;
 }
 
 const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
@@ -80,7 +83,7 @@ function decodeName(raw: string): string | undefined {
 /** The gateway's one HTTP port: routes each path to its edge, and answers health checks. */
 export function createHttpServer(o: HttpServerOptions): Server {
   const noAgents = new AgentsApi(undefined, o.roles.admins);
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  const server = createServer(timeoutOptions(o.connections), (req, res) => {
     route(req, res).catch((err: unknown) => {
       o.log.error({ err: (err as Error).stack ?? String(err), path: untrustedPath(new URL(req.url ?? '/', 'http://gateway').pathname) }, 'request failed');
       if (!res.headersSent) replyError(res, 500, ErrorCode.InternalError, 'Internal error in the gateway');
@@ -349,6 +352,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
   }
+
+  capConnections(server, o.connections.maxConnections, o.log);
 
   // Agents dial in here: a WebSocket upgrade on /agent, nothing else upgrades.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

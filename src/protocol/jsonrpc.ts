@@ -1,3 +1,5 @@
+import { maxJsonDepth, nestsDeeperThan } from './json-depth.js';
+
 /**
  * JSON-RPC 2.0 as MCP uses it: the one shape every part of the data path speaks.
  * Validation here is structural and cheap (no schema library on the hot path): the gateway relays
@@ -186,15 +188,50 @@ export interface ParsedBody {
  * Throws InvalidMessageError with ParseError for text that is not JSON.
  */
 export function parseBody(text: string): ParsedBody {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidMessageError(`the body is not valid JSON: ${(err as Error).message}`, ErrorCode.ParseError);
-  }
+  const value = parseJson(text, 'the body');
   if (Array.isArray(value)) {
     if (value.length === 0) throw new InvalidMessageError('a batch must contain at least one message');
     return { messages: value.map(toMessage), texts: splitJsonArray(text), batch: true };
   }
   return { messages: [toMessage(value)], texts: [text], batch: false };
+}
+
+/**
+ * A message nested deeper than maxJsonDepth. `id` is set when it is a response (so the request it answers can be
+ * failed instead of waiting forever); a request's id is the sender's, which the receiver may not know.
+ */
+export class NestedTooDeepError extends InvalidMessageError {}
+
+/** The id of a response nested too deep, read from the top level only (JSON.parse itself takes any depth). */
+function responseIdOf(text: string): RequestId | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isPlainObject(value) && !('method' in value) && isValidId(value.id) ? value.id : null;
+  } catch {
+    return null;
+  }
+}
+
+/** JSON.parse, refusing (InvalidMessageError) text that is not JSON or nests deeper than maxJsonDepth. */
+function parseJson(text: string, what: string): unknown {
+  // Before parsing: what parses fine can still overflow the stack of whatever walks it next.
+  if (nestsDeeperThan(text)) {
+    const message = `${what} nests arrays and objects more than ${maxJsonDepth} levels deep; the gateway does not process such messages`;
+    throw new NestedTooDeepError(message, ErrorCode.InvalidRequest, responseIdOf(text));
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidMessageError(`${what} is not valid JSON: ${(err as Error).message}`, ErrorCode.ParseError);
+  }
+}
+
+/** Parses one message's JSON text (a stdio line, an SSE event, a tunnel frame); throws InvalidMessageError saying why not. */
+export function parseMessage(text: string): JsonRpcMessage {
+  return toMessage(parseJson(text, 'the message'));
+}
+
+/** Parses the JSON text of a body or an SSE event that may hold one message or a batch; throws InvalidMessageError when it is too deep or not JSON. */
+export function parseJsonText(text: string): unknown {
+  return parseJson(text, 'the message');
 }

@@ -1,5 +1,6 @@
 import type { Direction, VerdictEvent } from '../pipeline/stage.js';
 import type { EventBoundary, NegotiatedFields } from '../store/types.js';
+import { digestOf } from './chain.js';
 import { type Recorder, RecordingUnavailableError, type SessionChain } from './recorder.js';
 
 /**
@@ -73,6 +74,18 @@ export class SessionRecording {
     if (event.action === 'answer') this.#denials++;
     if (event.sensitive) this.#redactions++;
     this.#append(() => this.recorder.append(this.chain, 'verdict', event.direction, null, JSON.stringify(event)));
+  }
+
+  /**
+   * The server stopped in the middle of a message: what had arrived of it (or only its digest, `withheld`, when
+   * masking applies: a fragment cannot be checked, a secret cut in half escapes every detector) and why it ended.
+   */
+  truncated(partial: string, reason: string, withheld: boolean): void {
+    const bytes = Buffer.byteLength(partial);
+    const details = withheld
+      ? { reason, bytes, withheld: 'masking applies to this session and a fragment cannot be checked; only its digest is kept', digest: digestOf(partial) }
+      : { reason, bytes, partial };
+    this.#append(() => this.recorder.append(this.chain, 'truncated', 'toClient', 'received', JSON.stringify(details)));
   }
 
   /** A lifecycle fact (the session opened, what initialize negotiated). */

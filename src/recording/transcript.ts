@@ -152,6 +152,10 @@ export function describeEvent(e: EventRow, width = 160): string {
       return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${decidedBy(details.details)}${maskedAt(details.details)}`;
     case 'gap':
       return `${at}  ✂ gap      ${String(details.lost)} events lost: ${String(details.reason)}`;
+    case 'truncated':
+      return `${at}  ✂ cut off  server → gateway  ${String(details.bytes)} bytes of an unfinished message (${String(details.reason)}): ${
+        typeof details.partial === 'string' ? excerpt(details.partial, width) : `[withheld: only the digest ${String(details.digest).slice(0, 20)}… is kept]`
+      }`;
     case 'close':
       return `${at}  ■ ${details.status === 'cut-off' ? 'cut off ' : 'closed  '} ${String(details.reason)}`;
     default:

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { Identity, Stage } from '../pipeline/stage.js';
+import type { Identity, SessionInfo, Stage } from '../pipeline/stage.js';
 import type { Recorder } from '../recording/recorder.js';
 import { openingDetails } from '../recording/session-facts.js';
 import { SessionRecording } from '../recording/session-recording.js';
@@ -31,6 +31,8 @@ export interface SessionRegistryOptions {
   admission?: SessionAdmission;
   /** For connections that mask client messages in the recording only: the masking of a message's JSON text. */
   redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
+  /** For connections whose server messages are masked: the masking of a cut-off fragment for the recording. */
+  maskFragment?: (connection: ConnectionConfig) => ((text: string, session: SessionInfo) => string) | undefined;
 }
 
 /** Whether a principal may open one more session: a place to give back when it ends, or the error to answer with. */
@@ -129,6 +131,7 @@ export class SessionRegistry {
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),
       ...(this.#options.flow === undefined ? {} : { flow: this.#options.flow }),
       ...(recording ? { recording } : {}),
+      ...this.#fragmentMasking(connection),
       observers: [
         ...this.#options.observers,
         {
@@ -156,6 +159,11 @@ export class SessionRegistry {
     log.info({ subject: identity.subject }, 'session opened');
     if (origin.grant !== undefined && this.#endedGrants.has(origin.grant)) void session.close('the access grant ended');
     return session;
+  }
+
+  #fragmentMasking(connection: ConnectionConfig): { maskFragment?: (text: string, session: SessionInfo) => string } {
+    const maskFragment = this.#options.maskFragment?.(connection);
+    return maskFragment === undefined ? {} : { maskFragment };
   }
 
   #startRecording(id: string, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): SessionRecording | undefined {

@@ -47,6 +47,8 @@ export interface SessionOptions {
   holdProgressMs?: number;
   /** Backpressure toward a slow client (limits.clientBacklog, limits.slowClientTimeout); absent: unbounded. */
   flow?: FlowLimits;
+  /** Masks a cut-off fragment of a server message for the recording; absent when masking does not apply. */
+  maskFragment?: (text: string, session: SessionInfo) => string;
 }
 
 /** A client request a stage holds (a review): how to give up on it, and what keeps its client waiting. */
@@ -128,6 +130,7 @@ export class Session implements SessionInfo {
   readonly #holdProgressMs: number;
   /** Bytes on their way to the client, and the pause of the upstream when it does not keep up. */
   readonly #flow: ClientFlow | undefined;
+  readonly #maskFragment: ((text: string, session: SessionInfo) => string) | undefined;
   /** Messages to the client wait here while an earlier one is still in an asynchronous stage: order is kept. */
   #toClientTail: Promise<void> | undefined;
   #markClosed!: () => void;
@@ -161,6 +164,7 @@ export class Session implements SessionInfo {
     this.#observers = options.observers ?? [];
     this.#recording = options.recording;
     this.#holdProgressMs = options.holdProgressMs ?? 10_000;
+    this.#maskFragment = options.maskFragment;
     if (this.#recording) this.#recording.onBroken = (err) => this.#recordingFailed(err);
     if (options.flow !== undefined) {
       this.#flow = new ClientFlow(options.flow, () => this.#sink.backlog ?? 0, {
@@ -192,6 +196,33 @@ export class Session implements SessionInfo {
     this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
     this.#upstream.onclose = (reason, cutOff) => void this.close(cutOff ? `cut off: ${reason}` : `upstream closed: ${reason}`, ErrorCode.UpstreamUnavailable, cutOff ? 'cut-off' : 'closed');
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
+    this.#upstream.ontruncated = (partial, reason) => this.#truncated(partial, reason);
+    this.#upstream.onfailed = (ids, reason) => this.#failed(ids, reason);
+  }
+
+  /** The server stopped mid-message: what arrived is recorded (masked as text when masking applies), never delivered. */
+  #truncated(partial: string, reason: string): void {
+    this.#log.warn({ bytes: Buffer.byteLength(partial), reason }, 'the server stopped in the middle of a message');
+    let recorded = partial;
+    try {
+      recorded = this.#maskFragment?.(partial, this) ?? partial;
+    } catch (err) {
+      // Fail closed: a fragment that could not be checked is kept as its digest only.
+      this.#log.warn({ err: (err as Error).message }, 'a cut-off fragment could not be masked; only its digest is recorded');
+      this.#record(() => this.#recording?.truncated(partial, reason, true));
+      return;
+    }
+    this.#record(() => this.#recording?.truncated(recorded, reason, false));
+  }
+
+  /** Requests whose answers the upstream link lost: the gateway answers them itself, and is recorded as doing so. */
+  #failed(serverIds: readonly RequestId[], reason: string): void {
+    for (const id of serverIds) {
+      const pending = this.#toServer.take(id);
+      if (pending === undefined) continue;
+      this.#forgetProgress(pending.request);
+      this.#answerClient(errorResponse(pending.originalId, ErrorCode.UpstreamUnavailable, `Upstream server error: ${reason}`));
+    }
   }
 
   cancellation(requestId: RequestId): AbortSignal {
@@ -346,6 +377,32 @@ export class Session implements SessionInfo {
 
   /** A message from the client, with its JSON text as received. Never throws: failures become JSON-RPC errors or log lines. */
   receive(message: JsonRpcMessage, text: string): void {
+    try {
+      this.#receive(message, text);
+    } catch (err) {
+      this.#receiveFailed(message, err);
+    }
+  }
+
+  /**
+   * Handling a client message failed in the gateway itself (a defect, or input no check foresaw): its request is
+   * answered with an error and forgotten everywhere, so its id is free again and its client does not wait forever.
+   */
+  #receiveFailed(message: JsonRpcMessage, err: unknown): void {
+    this.#log.error({ err: (err as Error)?.stack ?? String(err) }, 'the gateway failed handling a client message; answering it with an error');
+    if (!isRequest(message)) return;
+    this.#released(message.id);
+    const pending = this.#toServer.forget(message.id);
+    if (pending !== undefined) this.#forgetProgress(pending.request);
+    const error = errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process this request');
+    try {
+      this.#answerClient(error);
+    } catch {
+      this.#sendUnrecorded(error, message.id);
+    }
+  }
+
+  #receive(message: JsonRpcMessage, text: string): void {
     this.lastActivity = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
@@ -368,10 +425,12 @@ export class Session implements SessionInfo {
         held.request = message;
         if (held.reason !== undefined) this.#keepWaiting(message);
       }
-      outcome.then(
-        (o) => this.#afterClientPipeline(message, o, undefined),
-        (err) => this.#stageFailed(message, err, 'toServer'),
-      );
+      outcome
+        .then(
+          (o) => this.#afterClientPipeline(message, o, undefined),
+          (err) => this.#stageFailed(message, err, 'toServer'),
+        )
+        .catch((err: unknown) => this.#receiveFailed(message, err));
     } else {
       this.#afterClientPipeline(message, outcome, { text, ctx });
     }

@@ -63,7 +63,7 @@ export function openSessionRow(
   };
 }
 
-export type EventKind = 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'close';
+export type EventKind = 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'truncated' | 'close';
 export type EventDirection = 'toServer' | 'toClient';
 /**
  * Where a message event was taken: as `received` from its sender, as `delivered` to its receiver, or both at

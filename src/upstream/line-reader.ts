@@ -43,6 +43,15 @@ export class LineReader {
     }
   }
 
+  /** What arrived after the last complete line (a message cut off mid-way), as text; empty when nothing did. */
+  rest(): string {
+    if (this.#overflowed || this.#parts.length === 0) return '';
+    const text = Buffer.concat(this.#parts, this.#partBytes).toString('utf8');
+    this.#parts = [];
+    this.#partBytes = 0;
+    return text;
+  }
+
   #overflow(): void {
     this.#overflowed = true;
     this.#parts = [];

@@ -2,7 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
-import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, NestedTooDeepError, parseMessage, type RequestId } from '../protocol/jsonrpc.js';
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { LineReader } from './line-reader.js';
 import { type Upstream, UpstreamError } from './upstream.js';
@@ -19,6 +19,23 @@ export function passedEnvironment(passEnv: readonly string[], from: NodeJS.Proce
     }
   }
   return out;
+}
+
+/** Resolves once the child's stdout has ended (everything it wrote has been read), or after `ms` at most. */
+function stdoutDrained(child: ChildProcessWithoutNullStreams, ms: number): Promise<void> {
+  const stdout = child.stdout;
+  if (stdout.readableEnded || stdout.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stdout.off('end', done);
+      stdout.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stdout.once('end', done);
+    stdout.once('close', done);
+  });
 }
 
 /** How long a server gets to exit after its stdin closes, and then after SIGTERM, before the next step. */
@@ -41,6 +58,8 @@ export class StdioUpstream implements Upstream {
   onerror?: (error: Error) => void;
   /** Set by a relay: each line from stdout as text, unparsed, instead of onmessage. */
   ontext?: (text: string) => void;
+  ontruncated?: (partial: string, reason: string) => void;
+  onfailed?: (ids: RequestId[], reason: string) => void;
   /** Each line the server writes to stderr (besides the log), scrubbed: the agent scrubs again (it knows more) and forwards them. */
   onstderr?: (line: string) => void;
 
@@ -85,8 +104,14 @@ export class StdioUpstream implements Upstream {
       child.once('exit', (code, signal) => {
         // Wrappers (npx, sh) may leave the real server running; end the rest of the group.
         this.#signal('SIGTERM');
-        this.#end(signal ? `the server process was killed by ${signal}` : `the server process exited with code ${code}`);
-        resolve();
+        const reason = signal ? `the server process was killed by ${signal}` : `the server process exited with code ${code}`;
+        // What it wrote before it died may still be in the pipe: read it all, then see whether a message was cut off.
+        void stdoutDrained(child, exitGraceMs).then(() => {
+          const partial = reader.rest();
+          if (partial.trim() !== '') this.ontruncated?.(this.#scrubber.scrub(partial), `${reason} in the middle of a message`);
+          this.#end(reason);
+          resolve();
+        });
       });
     });
     child.on('error', (err) => this.onerror?.(err));
@@ -129,8 +154,10 @@ export class StdioUpstream implements Upstream {
     }
     let message: JsonRpcMessage;
     try {
-      message = toMessage(JSON.parse(line));
+      message = parseMessage(line);
     } catch (err) {
+      // An answer the gateway cannot take: its request gets an error rather than waiting forever.
+      if (err instanceof NestedTooDeepError && err.id !== null) this.onfailed?.([err.id], `the server's answer was refused: ${err.message}`);
       // Servers print banners and debug output on stdout; one bad line is not the end of the session.
       this.onerror?.(new Error(`the server wrote a line that is not a JSON-RPC message: ${(err as Error).message}`));
       return;

@@ -8,11 +8,14 @@ import {
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  NestedTooDeepError,
+  parseJsonText,
   type RequestId,
   splitJsonArray,
   toMessage,
 } from '../protocol/jsonrpc.js';
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
+import { CutOffError, holdsEvent, lastEventEnd, LinkError, refusesConnections } from './broken-link.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 type HttpConfig = Extract<UpstreamConfig, { kind: 'http' | 'sse' }>;
@@ -65,11 +68,19 @@ function withTimeout(p: Promise<void>, ms: number): Promise<void> {
  * JSON or SSE responses, the session and protocol-version headers, the standalone GET stream, and
  * resumption with Last-Event-ID when a stream drops before its response. Redirects are never followed,
  * so a server cannot send the gateway to another address.
+ *
+ * When an answer breaks off (the connection reset, the stream cut mid-event), what arrived is reported as
+ * truncated and the requests it would have answered are failed by the gateway. The link then ends as "gone" if
+ * the server's address refuses connections (its process died): a later call could only fail too. A server that
+ * no longer knows the session (404) ends it as well; a reset with the server still listening (a proxy dropping
+ * a connection) fails only the calls it cut.
  */
 export class StreamableHttpUpstream implements Upstream {
   onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string) => void;
   onerror?: (error: Error) => void;
+  ontruncated?: (partial: string, reason: string) => void;
+  onfailed?: (ids: RequestId[], reason: string) => void;
 
   readonly #url: URL;
   readonly #headers: Record<string, string>;
@@ -79,6 +90,8 @@ export class StreamableHttpUpstream implements Upstream {
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
   #closed = false;
+  /** The server is gone (its address refuses connections): nothing more is sent, not even the DELETE. */
+  #gone = false;
   readonly #inflight = new Set<ClientRequest>();
   #getStream: IncomingMessage | undefined;
   #getStreamOpening: Promise<void> | undefined;
@@ -118,8 +131,33 @@ export class StreamableHttpUpstream implements Upstream {
 
   async send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#getStreamOpening !== undefined) await this.#getStreamOpening;
+    if (!('method' in message && message.method === 'notifications/initialized')) return this.#send(message, text);
+    // What the client sends next waits until the server has heard `initialized` (then, briefly, for the GET stream
+    // below): on concurrent connections a call could otherwise overtake it, or find the server gone because of it.
+    const sending = this.#send(message, text);
+    const gate: Promise<void> = sending
+      .then(() => (this.#getStreamOpening === gate ? undefined : this.#getStreamOpening), () => {})
+      .finally(() => {
+        if (this.#getStreamOpening === gate) this.#getStreamOpening = undefined;
+      });
+    this.#getStreamOpening = gate;
+    return sending;
+  }
+
+  async #send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#closed) throw new UpstreamError('the upstream link is closed', true);
-    const res = await this.#request('POST', text, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+    let res: IncomingMessage;
+    try {
+      res = await this.#request('POST', text, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+    } catch (err) {
+      if (!(err instanceof LinkError)) throw err;
+      if (err.sessionLost) {
+        this.#gone = true;
+        throw err;
+      }
+      // Reset before any answer: the server may have died with the request; say so only once it is sure.
+      throw await this.#afterBreak(err.message);
+    }
     const sessionId = res.headers['mcp-session-id'];
     if (typeof sessionId === 'string' && sessionId.length > 0) this.#sessionId = sessionId;
     const status = res.statusCode ?? 0;
@@ -143,8 +181,15 @@ export class StreamableHttpUpstream implements Upstream {
       return;
     }
     if (type.startsWith('application/json')) {
-      const text = await this.#readBody(res);
-      this.#deliverJson(text);
+      let body: string;
+      try {
+        body = await this.#readBody(res);
+      } catch (err) {
+        if (!(err instanceof CutOffError)) throw err;
+        if (err.partial.length > 0) this.ontruncated?.(this.#scrubber.scrub(err.partial), err.message);
+        throw await this.#afterBreak(err.message);
+      }
+      this.#deliverJson(body);
       return;
     }
     res.resume();
@@ -157,7 +202,7 @@ export class StreamableHttpUpstream implements Upstream {
     for (const req of this.#inflight) req.destroy();
     this.#inflight.clear();
     this.#getStream?.destroy();
-    if (this.#sessionId !== undefined) {
+    if (this.#sessionId !== undefined && !this.#gone) {
       // Tell the server the session is over; it may already be gone, which is fine.
       await this.#request('DELETE', undefined, {}, 2000).then(
         (res) => res.resume(),
@@ -182,7 +227,7 @@ export class StreamableHttpUpstream implements Upstream {
       if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.once('error', (err: NodeJS.ErrnoException) => {
         this.#inflight.delete(req);
-        reject(new UpstreamError(`the upstream server cannot be reached (${err.code ?? this.#scrubber.scrub(err.message)})`, false));
+        reject(new LinkError(`the upstream server cannot be reached (${err.code ?? this.#scrubber.scrub(err.message)})`, err.code));
       });
       req.end(body);
     });
@@ -199,13 +244,16 @@ export class StreamableHttpUpstream implements Upstream {
     return new UpstreamError(`the upstream server answered HTTP ${status}${where}: ${reason}`.trim(), lost, status);
   }
 
+  /** The whole body; rejects with CutOffError, holding what arrived, when the connection breaks before its end. */
   #readBody(res: IncomingMessage, limit = this.#maxBytes): Promise<string> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      let tooLarge = false;
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > limit) {
+          tooLarge = true;
           res.destroy();
           reject(new UpstreamError(`the upstream response is larger than ${limit} bytes (limits.maxMessageSize)`, false));
           return;
@@ -213,7 +261,41 @@ export class StreamableHttpUpstream implements Upstream {
         chunks.push(c);
       });
       res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.once('error', reject);
+      res.once('error', () => {
+        // An aborted response: told by 'close' below, with what arrived.
+      });
+      res.once('close', () => {
+        if (!res.complete && !tooLarge) reject(new CutOffError(Buffer.concat(chunks).toString('utf8')));
+      });
+    });
+  }
+
+  /**
+   * After an answer broke off: the error for the requests it cut, and whether the server is gone. Gone means its
+   * address refuses connections now (the process died; a restarted one would not know the session either).
+   */
+  async #afterBreak(why: string): Promise<UpstreamError> {
+    if (!(await refusesConnections(this.#url))) return new UpstreamError(why, false);
+    this.#gone = true;
+    return new UpstreamError(`${why}, and the server is gone (its address refuses connections)`, true);
+  }
+
+  /** The server is gone: the link ends, and with it the session. */
+  #goneNow(why: string): void {
+    if (this.#closed) return;
+    this.#gone = true;
+    this.#closed = true;
+    for (const req of this.#inflight) req.destroy();
+    this.#inflight.clear();
+    this.#getStream?.destroy();
+    this.onclose?.(`the upstream server is gone: ${why}`);
+  }
+
+  /** After a stream broke: ends the link if the server is gone. */
+  #checkGone(why: string): void {
+    if (this.#closed) return;
+    void refusesConnections(this.#url).then((refused) => {
+      if (refused) this.#goneNow(`${why}, and its address refuses connections`);
     });
   }
 
@@ -226,10 +308,13 @@ export class StreamableHttpUpstream implements Upstream {
     const text = this.#scrubber.scrubJson(raw);
     let value: unknown;
     try {
-      value = JSON.parse(text);
-    } catch {
-      this.onerror?.(new Error(`the upstream server sent ${what} that is not JSON`));
-      return [];
+      value = parseJsonText(text);
+    } catch (err) {
+      this.onerror?.(new Error(`the upstream server sent ${what} that the gateway cannot take: ${(err as Error).message}`));
+      // An answer the gateway cannot take: its request gets an error rather than waiting forever.
+      if (!(err instanceof NestedTooDeepError) || err.id === null) return [];
+      this.#fail([err.id], `the server's answer was refused: ${err.message}`);
+      return [err.id];
     }
     const answered: Array<RequestId | null> = [];
     if (!Array.isArray(value)) {
@@ -283,13 +368,27 @@ export class StreamableHttpUpstream implements Upstream {
         res.destroy();
       },
     });
+    // The text after the last complete event: on a break, what had arrived of an unfinished one.
+    let unfinished = '';
     res.setEncoding('utf8');
-    res.on('data', (chunk: string) => parser.feed(chunk));
+    res.on('data', (chunk: string) => {
+      const from = Math.max(0, unfinished.length - 3);
+      unfinished += chunk;
+      const end = lastEventEnd(unfinished, from);
+      if (end >= 0) unfinished = unfinished.slice(end);
+      if (unfinished.length > this.#maxBytes) unfinished = unfinished.slice(0, this.#maxBytes);
+      parser.feed(chunk);
+    });
     this.#streams.add(res);
     res.once('close', () => this.#streams.delete(res));
     if (this.#paused) res.pause();
-    const ended = () => {
+    const ended = (broken: boolean) => {
       if (this.#closed) return;
+      const cutOff = holdsEvent(unfinished);
+      if (cutOff) {
+        this.ontruncated?.(this.#scrubber.scrub(unfinished), `the upstream server's ${kind === 'get' ? 'stream' : 'response stream'} ${broken ? 'broke' : 'ended'} in the middle of an event`);
+        unfinished = '';
+      }
       if (kind === 'get') {
         if (this.#getStream !== res) return;
         this.#getStream = undefined;
@@ -301,12 +400,14 @@ export class StreamableHttpUpstream implements Upstream {
         setTimeout(() => this.#resume(lastEventId!, [...pending], attempt + 1), retryMs).unref();
         return;
       }
-      this.#fail([...pending], 'the upstream server closed its response stream before answering');
+      const why = cutOff ? 'the upstream server stopped in the middle of its answer' : 'the upstream server closed its response stream before answering';
+      this.#fail([...pending], why);
+      if (broken || cutOff) this.#checkGone(why);
     };
-    res.once('end', ended);
+    res.once('end', () => ended(false));
     res.once('error', () => {});
     res.once('close', () => {
-      if (!res.complete) ended();
+      if (!res.complete) ended(true);
     });
   }
 
@@ -322,11 +423,18 @@ export class StreamableHttpUpstream implements Upstream {
         }
         this.#consumeSse(res, pending, 'post', attempt);
       },
-      (err: Error) => this.#fail(pending, err.message),
+      (err: Error) => {
+        this.#fail(pending, err.message);
+        if (err instanceof LinkError && err.sessionLost) this.#goneNow(err.message);
+      },
     );
   }
 
+  /** Requests whose answers are lost: failed by the session as the gateway's own errors. */
   #fail(pending: RequestId[], why: string): void {
+    if (pending.length === 0) return;
+    if (this.onfailed !== undefined) return this.onfailed(pending, why);
+    // A relay (the agent) has no session to answer them: the errors go on as messages, the gateway's at the far end.
     for (const id of pending) {
       const error = errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream server error: ${why}`);
       this.onmessage?.(error, JSON.stringify(error));
@@ -359,8 +467,9 @@ export class StreamableHttpUpstream implements Upstream {
             }
             // 405 and the like: this server offers no standalone stream.
           },
-          () => {
+          (err: Error) => {
             answered();
+            if (err instanceof LinkError && err.sessionLost) return this.#goneNow(err.message);
             void this.#openGetStream(lastEventId, attempt + 1, defaultRetryMs * (attempt + 1));
           },
         );

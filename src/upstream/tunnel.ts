@@ -1,6 +1,6 @@
 import type { AgentHub } from '../agent/hub.js';
 import type { Channel } from '../agent/mux.js';
-import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
+import { type JsonRpcMessage, NestedTooDeepError, parseMessage, type RequestId } from '../protocol/jsonrpc.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 /**
@@ -13,6 +13,7 @@ export class TunnelUpstream implements Upstream {
   onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string, cutOff?: boolean) => void;
   onerror?: (error: Error) => void;
+  onfailed?: (ids: RequestId[], reason: string) => void;
 
   constructor(
     private readonly hub: AgentHub,
@@ -34,8 +35,9 @@ export class TunnelUpstream implements Upstream {
     channel.onmessage = (text) => {
       let message: JsonRpcMessage;
       try {
-        message = toMessage(JSON.parse(text));
+        message = parseMessage(text);
       } catch (err) {
+        if (err instanceof NestedTooDeepError && err.id !== null) this.onfailed?.([err.id], `the server's answer was refused: ${err.message}`);
         // The agent relays a stdio server's lines unparsed: checked here, as a local stdio line would be.
         this.onerror?.(new Error(`the server (via the agent) sent a line that is not a JSON-RPC message: ${(err as Error).message}`));
         return;

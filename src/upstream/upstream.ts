@@ -1,4 +1,4 @@
-import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
 
 /**
  * The gateway's link to one upstream MCP server for one client session. Implementations wrap the
@@ -30,6 +30,16 @@ export interface Upstream {
    * it: the way to it was lost mid-session (an agent's tunnel dropped), so the recording is sealed as cut off.
    */
   onclose?: (reason: string, cutOff?: boolean) => void;
+  /**
+   * The server stopped in the middle of a message (its process died, its connection broke): `partial` is what
+   * had arrived of it, as text, and `reason` why it ended. The message itself is never delivered.
+   */
+  ontruncated?: (partial: string, reason: string) => void;
+  /**
+   * Requests, by the ids the server was sent, that the link can no longer get answers to (their response stream
+   * broke and could not be resumed): the session answers them itself, as the gateway, never as the server.
+   */
+  onfailed?: (ids: RequestId[], reason: string) => void;
   /** A problem that does not by itself end the link (a stray line, a dropped stream). */
   onerror?: (error: Error) => void;
   /** A line the server wrote to stderr (stdio servers only; it is logged either way). */

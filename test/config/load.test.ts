@@ -63,7 +63,7 @@ describe('parseConfig: valid configs', () => {
     assert.equal(c.recording.writeTimeoutMs, 5000);
     assert.deepEqual(c.recording.trustedKeys, []);
     assert.equal(c.dataDir, './data');
-    assert.deepEqual(c.http, { keepAliveMs: 15_000, eventBufferSize: 1000 });
+    assert.deepEqual(c.http, { keepAliveMs: 15_000, eventBufferSize: 1000, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000 });
     assert.equal(c.http.allowedHosts, undefined);
     assert.equal(c.http.allowedOrigins, undefined);
     assert.equal(c.sessions.idleTimeoutMs, 30 * 60_000);
@@ -259,6 +259,12 @@ describe('parseConfig: invalid configs', () => {
   it('a config that is not a map says what it is', () => {
     hasProblem(problems('- a\n- b\n'), /^\(top level\): expected a map, found a list$/);
     hasProblem(problems('hello\n'), /^\(top level\): expected a map, found the string "hello"$/);
+  });
+
+  it('a request timeout shorter than the header timeout names both keys', () => {
+    hasProblem(problems(`http: {headersTimeout: 30s, requestTimeout: 10s}\n${oneStdio}`), /^http\.requestTimeout: expected at least http\.headersTimeout/);
+    hasProblem(problems(`http: {idleTimeout: 10ms}\n${oneStdio}`), /^http\.idleTimeout: expected at least 100ms/);
+    hasProblem(problems(`http: {maxConnections: 0}\n${oneStdio}`), /^http\.maxConnections: /);
   });
 
   it('no connections at all is refused', () => {

@@ -26,7 +26,7 @@ interface EventLine {
   seq: number;
   time: string;
   monoUs: number;
-  kind: 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'close';
+  kind: 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'truncated' | 'close';
   direction: 'toServer' | 'toClient' | null;
   boundary: 'received' | 'delivered' | 'relayed' | null;
   payload: string;
