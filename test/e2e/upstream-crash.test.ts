@@ -22,7 +22,11 @@ describe('an upstream that crashes mid-answer', () => {
   let gw: TestGateway;
   const servers: Record<string, RunningServer> = {};
 
+  // A credential no detector recognises, injected into `injected`'s environment: only the scrubber can catch it.
+  const injected = 'Zq7-crash-credential-4410-plain';
+
   before(async () => {
+    process.env.PORTCULLIS_TEST_CRASH_SECRET = injected;
     for (const name of ['json', 'sse', 'live', 'idle']) servers[name] = await startFixtureHttp('crashing-server.js');
     const stdio = { command: process.execPath, args: [fixturePath('crashing-server.js'), 'stdio'] };
     gw = await startTestGateway({
@@ -30,6 +34,7 @@ describe('an upstream that crashes mid-answer', () => {
         // Masking off, so the fragment is recorded byte for byte; `masked` shows what masking does to it.
         stdio: { stdio, tools: { pin: false }, masking: { enabled: false } },
         masked: { stdio, tools: { pin: false }, masking: { enabled: true } },
+        injected: { stdio: { ...stdio, env: { CRASHING_TOKEN: '${env:PORTCULLIS_TEST_CRASH_SECRET}' } }, tools: { pin: false }, masking: { enabled: false } },
         json: { http: { url: servers.json!.url }, tools: { pin: false }, masking: { enabled: false } },
         sse: { http: { url: servers.sse!.url }, tools: { pin: false }, masking: { enabled: false } },
         live: { http: { url: servers.live!.url }, tools: { pin: false }, masking: { enabled: false } },
@@ -39,6 +44,7 @@ describe('an upstream that crashes mid-answer', () => {
   });
 
   after(async () => {
+    delete process.env.PORTCULLIS_TEST_CRASH_SECRET;
     await gw?.stop();
     for (const s of Object.values(servers)) await s.stop();
   });
@@ -113,6 +119,18 @@ describe('an upstream that crashes mid-answer', () => {
     assert.match(await sessionEnded(sessionId), /exited with code 7/);
     await assertRecorded(sessionId, (id) => halfOf(wholeAnswer(id)), /exited with code 7/);
     await assertVerifies(sessionId);
+    await client.close();
+  });
+
+  it('stdio: an injected credential in the fragment is scrubbed like any other server text', async () => {
+    const { client, sessionId } = await connect('injected');
+    await callHalf(client);
+    await sessionEnded(sessionId);
+    const recorded = await events(sessionId);
+    const truncated = recorded.find((e) => e.kind === 'truncated');
+    assert.ok(truncated !== undefined, 'a truncation event');
+    assert.match(truncated.payload, /the token is \[REDACTED:credential:injected\.env\.CRASHING_TOKEN\]/);
+    assert.ok(!recorded.some((e) => e.payload.includes(injected)), 'the credential is nowhere in the recording');
     await client.close();
   });
 
