@@ -230,7 +230,7 @@ export class Masker {
   /** `whole` names the rule under which everything here is masked (a field rule or a JSON path above). */
   #walk(value: unknown, depth: number, whole: string | undefined, walk: Walk): unknown {
     const path = walk.path;
-    if (whole === undefined && this.#pathRules.length > 0) whole = this.#pathRules.find((r) => r.matches(path))?.name;
+    if (whole === undefined && this.#pathRules.length > 0) whole = this.#pathRuleAt(path);
     if (typeof value === 'string') return this.#string(value, depth, whole, walk);
     if (value === null || typeof value !== 'object') return value;
     if (depth >= this.#maxDepth) throw new MaskingRefusedError(`the message nests deeper than ${this.#maxDepth} levels, so it cannot be checked for secrets`);
@@ -275,8 +275,11 @@ export class Masker {
       } else if (typeof child === 'string' && isBinaryField(object, key)) {
         next = this.#binary(child, rule, walk);
         if (next !== child) binaryMasked = true;
-      } else {
+      } else if (typeof child === 'string' || (typeof child === 'object' && child !== null)) {
         next = this.#walk(child, depth + 1, rule, walk);
+      } else {
+        // A number, boolean or null holds nothing to find (a number under an SSN key was looked at above).
+        next = child;
       }
       path.pop();
       if (next !== child) (copy ??= { ...object })[key] = next;
@@ -284,6 +287,15 @@ export class Masker {
     // A binary field masked holds the marker as text now: its type says so.
     if (binaryMasked) copy!.mimeType = 'text/plain';
     return renamed === undefined ? (copy ?? value) : withKeysRenamed(copy ?? object, renamed);
+  }
+
+  /**
+   * The JSON-path rule naming `path`, if one does. (A method, not a closure in #walk: a closure there capturing
+   * `path` made every call of #walk allocate a context, even with no rules.)
+   */
+  #pathRuleAt(path: ReadonlyArray<string | number>): string | undefined {
+    for (const r of this.#pathRules) if (r.matches(path)) return r.name;
+    return undefined;
   }
 
   #factsOf(key: string): KeyFacts {
