@@ -40,7 +40,26 @@ export class AnchorGate {
     this.#anchors = own.size > 0 ? new RegExp(prefixTree([...own.keys()]), 'gi') : undefined;
   }
 
-  run(text: string, lower: () => string, out: Finding[]): void {
+  /** The text being looked at, and it lower-cased once a detector asks (one function for every text, not a closure made for each). */
+  #text = '';
+  #lowered: string | undefined;
+  readonly #lower = () => (this.#lowered ??= this.#text.toLowerCase());
+
+  /** Appends to `out` what the detectors that can match find in `text`. */
+  run(text: string, out: Finding[]): void {
+    this.#text = text;
+    this.#lowered = undefined;
+    try {
+      this.#find(text, out);
+    } finally {
+      // Not kept past the call: the text may hold a secret.
+      this.#text = '';
+      this.#lowered = undefined;
+    }
+  }
+
+  #find(text: string, out: Finding[]): void {
+    const lower = this.#lower;
     for (const d of this.#always) if (d.minLength === undefined || text.length >= d.minLength) d.find(text, lower, out);
     const anchors = this.#anchors;
     if (anchors === undefined) return;

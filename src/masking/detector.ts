@@ -33,9 +33,10 @@ export interface Detector {
   readonly anchorsIgnoringCase?: readonly string[];
   /**
    * Recognizes a whole JSON value by the key it is under, where the value alone says too little (nine digits under
-   * `ssn`). Numbers are given as numbers.
+   * `ssn`): `key` tells the keys that say what their value is, `value` the values such a key's value must look like
+   * (numbers are given as numbers). Two tests, so the engine can ask about each key once and remember the answer.
    */
-  readonly valueUnderKey?: (key: string, value: string | number) => boolean;
+  readonly underKey?: { key: (key: string) => boolean; value: (value: string | number) => boolean };
   /**
    * Appends what it finds in `text` (`lower` is `text` lower-cased, computed once for every detector).
    * `anchorsChecked` says the caller has already found one of its anchors in the text.

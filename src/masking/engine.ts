@@ -3,6 +3,7 @@ import type { JsonPathRule } from './custom.js';
 import { AnchorGate } from './anchor-gate.js';
 import { base64Runs, encodedMarker, minRun, readable } from './base64.js';
 import { fieldMatcher } from './fields.js';
+import { embeddedJson, isBinaryField, withKeysRenamed } from './json-shapes.js';
 
 /**
  * The masking engine: finds what the detectors find in every string of a JSON value, keys included (decoded
@@ -71,6 +72,16 @@ interface MaskedText {
   inBase64: Map<string, number>;
 }
 
+/** What the walk needs to know of a key, worked out once per key (objects of one shape repeat their keys). */
+interface KeyFacts {
+  /** A key the protocol uses to correlate messages (`progressToken`): its value is left alone. */
+  protocol: boolean;
+  /** A field rule names it: its value is masked whole. */
+  secretField: boolean;
+  /** The detectors that recognize a value by this key (nine digits under `ssn`); mostly none. */
+  byKey: readonly Detector[];
+}
+
 /** One message's walk: where it is, how it reports, and how many bytes of base64 it may still decode. */
 interface Walk {
   path: Array<string | number>;
@@ -91,8 +102,11 @@ export class Masker {
   readonly #gate: AnchorGate;
   /** Detectors that recognize a value by its key (nine digits under `ssn`). */
   readonly #byKey: readonly Detector[];
-  /** Keys found to hold nothing, so the many objects of one shape cost one look at each key (secrets are never kept here). */
-  readonly #cleanKeys = new Set<string>();
+  /**
+   * The facts of keys found to hold nothing, so the many objects of one shape cost one lookup per key (a key that
+   * holds a finding is never kept here, so neither is a secret).
+   */
+  readonly #cleanKeys = new Map<string, KeyFacts>();
 
   constructor(o: MaskerOptions) {
     this.#detectors = o.detectors;
@@ -104,7 +118,7 @@ export class Masker {
     this.#maxDecodedBytes = o.maxDecodedBytes ?? defaultMaxDecodedBytes;
     this.#pathRules = o.pathRules ?? [];
     this.#gate = new AnchorGate(o.detectors);
-    this.#byKey = o.detectors.filter((d) => d.valueUnderKey !== undefined);
+    this.#byKey = o.detectors.filter((d) => d.underKey !== undefined);
     o.detectors.forEach((d, i) => {
       if (!this.#rank.has(d.name)) this.#rank.set(d.name, i);
     });
@@ -124,11 +138,10 @@ export class Masker {
    */
   #findings(text: string, walk: Walk, depth = 0): Found[] {
     const findings: Found[] = [];
-    let lowered: string | undefined;
-    const lower = () => (lowered ??= text.toLowerCase());
-    this.#gate.run(text, lower, findings);
-    if (depth < maxDecodeDepth && text.length >= minRun) {
-      for (const run of base64Runs(text) ?? []) {
+    this.#gate.run(text, findings);
+    const runs = depth < maxDecodeDepth && text.length >= minRun ? base64Runs(text) : undefined;
+    if (runs !== undefined) {
+      for (const run of runs) {
         if (this.#allow.has(run.encoded)) continue;
         const inside = this.#decodedFinding(run.encoded, walk, depth + 1);
         if (inside !== undefined) findings.push({ start: run.start, end: run.end, detector: inside, inBase64: true });
@@ -207,6 +220,7 @@ export class Masker {
     const redactions: Redaction[] = [];
     const path: Array<string | number> = [...at];
     const record = (counts: Map<string, number>, marker = '') => {
+      if (counts.size === 0) return;
       const where = `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : p === '<json>' ? '<json>' : identifier.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`)).join('')}${marker}`;
       for (const [detector, count] of counts) redactions.push({ detector, path: where, count });
     };
@@ -217,7 +231,7 @@ export class Masker {
   /** `whole` names the rule under which everything here is masked (a field rule or a JSON path above). */
   #walk(value: unknown, depth: number, whole: string | undefined, walk: Walk): unknown {
     const path = walk.path;
-    if (whole === undefined && this.#pathRules.length > 0) whole = this.#pathRules.find((r) => r.matches(path))?.name;
+    if (whole === undefined && this.#pathRules.length > 0) whole = this.#pathRuleAt(path);
     if (typeof value === 'string') return this.#string(value, depth, whole, walk);
     if (value === null || typeof value !== 'object') return value;
     if (depth >= this.#maxDepth) throw new MaskingRefusedError(`the message nests deeper than ${this.#maxDepth} levels, so it cannot be checked for secrets`);
@@ -241,22 +255,32 @@ export class Masker {
     if (whole === fieldRule) whole = undefined;
     // for…in over a parsed JSON object: its own keys, in order, without allocating an array of them.
     for (const key in object) {
-      if (protocolKeys.has(key)) continue;
-      const newKey = this.#maskKey(key, walk);
+      let facts = this.#cleanKeys.get(key);
+      let newKey: string | undefined;
+      if (facts === undefined) {
+        facts = this.#factsOf(key);
+        if (!facts.protocol) newKey = this.#maskKey(key, walk);
+        if (newKey === undefined && this.#cleanKeys.size < 10_000) this.#cleanKeys.set(key, facts);
+      }
+      if (facts.protocol) continue;
       if (newKey !== undefined) (renamed ??= new Map()).set(key, newKey);
       const child = object[key];
       // The path never holds a key that was masked: the redactions recorded under it would give it away.
       path.push(newKey ?? key);
       let next: unknown;
-      const byKey = whole === undefined && (typeof child === 'string' || typeof child === 'number') ? this.#underKey(key, child) : undefined;
+      const byKey = whole === undefined && facts.byKey.length > 0 && (typeof child === 'string' || typeof child === 'number') ? recognizing(facts.byKey, child) : undefined;
+      const rule = whole ?? (facts.secretField ? fieldRule : undefined);
       if (byKey !== undefined) {
         walk.record(new Map([[byKey.name, 1]]));
         next = this.#replace(String(child), byKey.name);
       } else if (typeof child === 'string' && isBinaryField(object, key)) {
-        next = this.#binary(child, whole ?? (this.#fieldRules && this.#isSecretField(key) ? fieldRule : undefined), walk);
+        next = this.#binary(child, rule, walk);
         if (next !== child) binaryMasked = true;
+      } else if (typeof child === 'string' || (typeof child === 'object' && child !== null)) {
+        next = this.#walk(child, depth + 1, rule, walk);
       } else {
-        next = this.#walk(child, depth + 1, whole ?? (this.#fieldRules && this.#isSecretField(key) ? fieldRule : undefined), walk);
+        // A number, boolean or null holds nothing to find (a number under an SSN key was looked at above).
+        next = child;
       }
       path.pop();
       if (next !== child) (copy ??= { ...object })[key] = next;
@@ -266,20 +290,28 @@ export class Masker {
     return renamed === undefined ? (copy ?? value) : withKeysRenamed(copy ?? object, renamed);
   }
 
-  /** The detector that recognizes `value` by its key, if one does. */
-  #underKey(key: string, value: string | number): Detector | undefined {
-    for (const d of this.#byKey) if (d.valueUnderKey!(key, value)) return d;
+  /**
+   * The JSON-path rule naming `path`, if one does. (A method, not a closure in #walk: a closure there capturing
+   * `path` made every call of #walk allocate a context, even with no rules.)
+   */
+  #pathRuleAt(path: ReadonlyArray<string | number>): string | undefined {
+    for (const r of this.#pathRules) if (r.matches(path)) return r.name;
     return undefined;
+  }
+
+  /** What the walk needs to know of `key`, worked out when it is first seen. */
+  #factsOf(key: string): KeyFacts {
+    return {
+      protocol: protocolKeys.has(key),
+      secretField: this.#fieldRules && this.#isSecretField(key),
+      byKey: this.#byKey.filter((d) => d.underKey!.key(key)),
+    };
   }
 
   /** A key masked as a string is (undefined when it holds nothing), recorded at its object's path. */
   #maskKey(key: string, walk: Walk): string | undefined {
-    if (key.length < 6 || this.#cleanKeys.has(key)) return undefined;
     const masked = this.#maskText(key, walk);
-    if (masked === undefined) {
-      if (this.#cleanKeys.size < 10_000) this.#cleanKeys.add(key);
-      return undefined;
-    }
+    if (masked === undefined) return undefined;
     walk.record(masked.counts, '<key>');
     walk.record(masked.inBase64, '<key><base64>');
     return masked.text;
@@ -331,45 +363,8 @@ export class Masker {
   }
 }
 
-/** An object with some keys replaced, in their places; keys that would come out the same are told apart (` #2`), so none is lost. */
-function withKeysRenamed(object: Record<string, unknown>, renamed: ReadonlyMap<string, string>): Record<string, unknown> {
-  const taken = new Set(Object.keys(object).filter((k) => !renamed.has(k)));
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(object)) {
-    let name = key;
-    const masked = renamed.get(key);
-    if (masked !== undefined) {
-      name = masked;
-      for (let n = 2; taken.has(name); n++) name = `${masked} #${n}`;
-      taken.add(name);
-    }
-    // defineProperty: a key named __proto__ stays a key, as JSON.parse made it.
-    Object.defineProperty(out, name, { value: object[key], enumerable: true, writable: true, configurable: true });
-  }
-  return out;
-}
-
-/** A field MCP defines as base64: a resource's `blob` (next to its `uri`), an image's or audio clip's `data`. */
-function isBinaryField(object: Record<string, unknown>, key: string): boolean {
-  return (key === 'blob' && typeof object.uri === 'string') || (key === 'data' && (object.type === 'image' || object.type === 'audio'));
-}
-
-/** JSON carried in a string (a tool's text content that is a JSON document), parsed, with the indentation it used. */
-function embeddedJson(text: string): { value: unknown; indent: number | string | undefined } | undefined {
-  if (text.length < 2) return undefined;
-  let i = 0;
-  while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
-  const first = text[i];
-  if (first !== '{' && first !== '[') return undefined;
-  let j = text.length - 1;
-  while (j > i && (text[j] === ' ' || text[j] === '\n' || text[j] === '\r' || text[j] === '\t')) j--;
-  if (text[j] !== (first === '{' ? '}' : ']')) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const m = /\n( +|\t)\S/.exec(text);
-  return { value, indent: m === null ? undefined : m[1] === '\t' ? '\t' : m[1]!.length };
+/** The first of `detectors` (each recognizing values by the key they are under) that recognizes `value`. */
+function recognizing(detectors: readonly Detector[], value: string | number): Detector | undefined {
+  for (const d of detectors) if (d.underKey!.value(value)) return d;
+  return undefined;
 }

@@ -42,6 +42,14 @@ describe('keys', () => {
     assert.ok(!JSON.stringify(redactions).includes(token));
   });
 
+  it('what is learnt of a key is remembered only for keys that hold nothing: a secret key is masked every time', () => {
+    // The engine looks at each clean key once; a key holding a finding must not be remembered as clean.
+    const rows = Array.from({ length: 3 }, (_, i) => ({ 'ada@example.com': i, ssn: 536228726, note: 'n' }));
+    const { value, redactions } = masker.maskValue(rows);
+    assert.deepEqual(value, Array.from({ length: 3 }, (_, i) => ({ '[REDACTED:email]': i, ssn: '[REDACTED:us-ssn]', note: 'n' })));
+    assert.equal(redactions.filter((r) => r.path.endsWith('<key>')).length, 3);
+  });
+
   it('keys that mask the same are told apart, in their places, so none is dropped (nor one the object already had)', () => {
     const { value } = masker.maskValue({ 'ada@example.com': 1, plain: 2, 'grace@example.com': 3, '[REDACTED:email]': 4 });
     assert.deepEqual(Object.entries(value as object), [

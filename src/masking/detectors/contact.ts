@@ -28,7 +28,9 @@ export const contactDetectors: Detector[] = [
     family: 'contact',
     category: 'pii',
     confidence: 'medium',
-    pattern: /(?<![0-9A-Za-z+])\+[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,3}(?![0-9A-Za-z])/g,
+    // The look-behind comes after the `+`, not before it: the same condition, but the regex engine skips to each
+    // `+` first instead of testing the look-behind at every position.
+    pattern: /\+(?<![0-9A-Za-z+]\+)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,3}(?![0-9A-Za-z])/g,
     anchors: ['+'],
     minLength: 11,
     validate: phoneDigits,
@@ -39,7 +41,8 @@ export const contactDetectors: Detector[] = [
     category: 'pii',
     confidence: 'medium',
     minLength: 12,
-    pattern: /(?<![0-9A-Za-z+])(?:\(\d{3}\) ?\d{3}[.-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![0-9A-Za-z])/g,
+    // As above, the look-behind follows the first character: the engine skips to a digit or `(` before testing it.
+    pattern: /(?:\((?<![0-9A-Za-z+]\()\d{3}\) ?\d{3}[.-]\d{4}|\d(?<![0-9A-Za-z+]\d)\d{2}[.-]\d{3}[.-]\d{4})(?![0-9A-Za-z])/g,
     validate: phoneDigits,
   }),
 ];

@@ -21,18 +21,14 @@ function isSsn(v: string): boolean {
   return !neverIssued.has(`${area}-${group}-${serial}`);
 }
 
-const ssnKeys = new Map<string, boolean>();
-
-/** A JSON key naming an SSN: lower-cased without `-`, `_`, `.` and spaces, it ends with `ssn` or names a social security number. */
+/**
+ * A JSON key naming an SSN: lower-cased without `-`, `_`, `.` and spaces, it ends with `ssn` or names a social
+ * security number. (The engine asks once per key it sees and remembers the answer.)
+ */
 function isSsnKey(key: string): boolean {
   if (key.length < 3 || key.length > 40) return false;
-  let hit = ssnKeys.get(key);
-  if (hit === undefined) {
-    const k = key.toLowerCase().replace(/[-_. ]/g, '');
-    hit = k.endsWith('ssn') || /socialsecurity(?:number|num|no)?$/.test(k);
-    if (ssnKeys.size < 10_000) ssnKeys.set(key, hit);
-  }
-  return hit;
+  const k = key.toLowerCase().replace(/[-_. ]/g, '');
+  return k.endsWith('ssn') || /socialsecurity(?:number|num|no)?$/.test(k);
 }
 
 /** A JSON value under such a key: nine digits as a string (AAA-GG-SSSS, AAA GG SSSS or run together) or as a number (leading zeros lost). */
@@ -66,6 +62,6 @@ export const ssnDetectors: Detector[] = [
       anchorsIgnoringCase: ['ssn', 'social'],
       validate: isSsn,
     }),
-    valueUnderKey: (key, value) => isSsnKey(key) && ssnValue(value),
+    underKey: { key: isSsnKey, value: ssnValue },
   },
 ];
