@@ -34,6 +34,22 @@ function duration(fallback: string) {
     });
 }
 
+/** A duration, or `off` (undefined): for waits a deployment may turn off. */
+function durationOrOff(fallback: string) {
+  return z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (v === 'off') return undefined;
+      const ms = parseDuration(v);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as 1s or 5m, or off, found ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
 function size(fallback: string) {
   return z
     .union([z.string(), z.number()])
@@ -624,6 +640,11 @@ function limitsSchema() {
       clientBacklog: size('8MiB').refine((bytes) => bytes >= 64 * 1024, 'expected at least 64KiB'),
       /** How long a session's server may stay paused for a client that does not catch up before the session ends. */
       slowClientTimeout: duration('60s').refine((ms) => ms >= 1000, 'expected at least 1s'),
+      /**
+       * At a session limit, the least recently used session quiet this long (nothing pending, no client stream open)
+       * is closed to make room instead of the new one being refused; `off` refuses.
+       */
+      reclaimIdleAfter: durationOrOff('1s'),
       /** Each principal (issuer + subject), on this gateway. */
       principal: z
         .strictObject({
@@ -975,6 +996,8 @@ export interface LimitsConfig {
   maxMessageBytes: number;
   clientBacklogBytes: number;
   slowClientTimeoutMs: number;
+  /** undefined: never reclaim (refuse at the limit). */
+  reclaimIdleAfterMs?: number | undefined;
   principal: { sessions: number; stdioProcesses: number; sessionOpens: RateConfig; requestsInFlight: number; requests: RateConfig };
   global: { sessions: number; requestsInFlight: number };
   unauthenticated: { perAddress: RateConfig; total: RateConfig; addresses: number };
@@ -1092,7 +1115,7 @@ export function toGatewayConfig(p: Parsed): GatewayConfig {
     },
     masking: p.masking as MaskingConfig,
     api: p.api.token ? { token: p.api.token } : {},
-    limits: { maxMessageBytes: p.limits.maxMessageSize, clientBacklogBytes: p.limits.clientBacklog, slowClientTimeoutMs: p.limits.slowClientTimeout, principal: p.limits.principal, global: p.limits.global, unauthenticated: p.limits.unauthenticated },
+    limits: { maxMessageBytes: p.limits.maxMessageSize, clientBacklogBytes: p.limits.clientBacklog, slowClientTimeoutMs: p.limits.slowClientTimeout, reclaimIdleAfterMs: p.limits.reclaimIdleAfter, principal: p.limits.principal, global: p.limits.global, unauthenticated: p.limits.unauthenticated },
     http: {
       ...(p.http.publicUrl ? { publicUrl: p.http.publicUrl.replace(/\/+$/, '') } : {}),
       ...(p.http.allowedHosts ? { allowedHosts: p.http.allowedHosts } : {}),

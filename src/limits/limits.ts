@@ -40,6 +40,17 @@ export interface SessionLease {
 
 export type Admission = { lease: SessionLease } | { refused: LimitExceededError; record: boolean };
 
+/**
+ * A session count at its limit, and which live sessions count towards it: the principal's (`principal-stdio`: those
+ * on stdio connections), the connection's, or all of the gateway's.
+ */
+export interface FullSessionCap {
+  scope: 'principal' | 'principal-stdio' | 'connection' | 'global';
+  limit: string;
+  value: number;
+  what: string;
+}
+
 /** How long a client refused for a count (sessions, requests in flight) is told to wait: a hint, not a promise. */
 const sessionRetrySeconds = 10;
 const requestRetrySeconds = 1;
@@ -102,21 +113,35 @@ export class Limits {
   }
 
   /**
+   * The session count that is at its limit for one more session of `principal` on `connection`, if any: which
+   * sessions count towards it (`scope`), so that an idle one among them can make room (the registry reclaims it).
+   */
+  fullSessionCap(connection: ConnectionConfig, principal: Principal): FullSessionCap | undefined {
+    const p = principalKey(principal);
+    const c = connection.limits;
+    const stdio = connection.upstream.kind === 'stdio';
+    const s = this.#sessions;
+    const principalCap = this.#config.principal;
+    if (s.principal.count(p) >= principalCap.sessions) return { scope: 'principal', limit: 'limits.principal.sessions', value: principalCap.sessions, what: 'you have as many open sessions as one caller may' };
+    if (stdio && s.principalStdio.count(p) >= principalCap.stdioProcesses) return { scope: 'principal-stdio', limit: 'limits.principal.stdioProcesses', value: principalCap.stdioProcesses, what: 'you have as many server processes running as one caller may' };
+    if (stdio && s.stdio.count(connection.name) >= c.stdioProcesses) return { scope: 'connection', limit: `connections.${connection.name}.limits.stdioProcesses`, value: c.stdioProcesses, what: `connection '${connection.name}' runs as many server processes as it may` };
+    if (s.connection.count(connection.name) >= c.sessions) return { scope: 'connection', limit: `connections.${connection.name}.limits.sessions`, value: c.sessions, what: `connection '${connection.name}' has as many sessions as it may` };
+    if (s.global >= this.#config.global.sessions) return { scope: 'global', limit: 'limits.global.sessions', value: this.#config.global.sessions, what: 'the gateway has as many sessions as it may' };
+    return undefined;
+  }
+
+  /**
    * Takes a place for a new session of `principal` on `connection`, or says which limit refuses it. `record` is
    * true for the first refusal of a burst: the one to record as a refused session (the rest are counted in the log).
    */
   admitSession(connection: ConnectionConfig, principal: Principal): Admission {
     const p = principalKey(principal);
-    const c = connection.limits;
     const stdio = connection.upstream.kind === 'stdio';
     const s = this.#sessions;
-    const full = (limit: string, value: number, what: string) =>
-      this.#refuse(principal, connection.name, limit, String(value), sessionRetrySeconds, `Too many sessions: ${what} (${limit}: ${value}); close a session or try again later`);
-    if (s.principal.count(p) >= this.#config.principal.sessions) return full('limits.principal.sessions', this.#config.principal.sessions, 'you have as many open sessions as one caller may');
-    if (stdio && s.principalStdio.count(p) >= this.#config.principal.stdioProcesses) return full('limits.principal.stdioProcesses', this.#config.principal.stdioProcesses, 'you have as many server processes running as one caller may');
-    if (stdio && s.stdio.count(connection.name) >= c.stdioProcesses) return full(`connections.${connection.name}.limits.stdioProcesses`, c.stdioProcesses, `connection '${connection.name}' runs as many server processes as it may`);
-    if (s.connection.count(connection.name) >= c.sessions) return full(`connections.${connection.name}.limits.sessions`, c.sessions, `connection '${connection.name}' has as many sessions as it may`);
-    if (s.global >= this.#config.global.sessions) return full('limits.global.sessions', this.#config.global.sessions, 'the gateway has as many sessions as it may');
+    const full = this.fullSessionCap(connection, principal);
+    if (full !== undefined) {
+      return this.#refuse(principal, connection.name, full.limit, String(full.value), sessionRetrySeconds, `Too many sessions: ${full.what} (${full.limit}: ${full.value}); close a session or try again later`);
+    }
     const opens = this.#opens.get(p, this.#config.principal.sessionOpens);
     if (!opens.take()) {
       const rate = this.#config.principal.sessionOpens;

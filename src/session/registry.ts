@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { Identity, SessionInfo, Stage } from '../pipeline/stage.js';
+import { type Identity, type SessionInfo, type Stage, samePrincipal } from '../pipeline/stage.js';
 import type { Recorder } from '../recording/recorder.js';
 import { openingDetails } from '../recording/session-facts.js';
 import { SessionRecording } from '../recording/session-recording.js';
@@ -29,6 +29,8 @@ export interface SessionRegistryOptions {
   recorder?: Recorder;
   /** Limits on opening sessions (src/limits): each session holds a place until it ends. */
   admission?: SessionAdmission;
+  /** At a session limit, a session quiet this long may be closed to make room (limits.reclaimIdleAfter); absent: never. */
+  reclaimIdleAfterMs?: number;
   /** For connections that mask client messages in the recording only: the masking of a message's JSON text. */
   redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
   /** For connections whose server messages are masked: the masking of a cut-off fragment for the recording. */
@@ -39,7 +41,13 @@ export interface SessionRegistryOptions {
 export interface SessionAdmission {
   /** `record` says the refusal is worth recording (the first of a burst). */
   admitSession(connection: ConnectionConfig, identity: Identity): { lease: { release(): void } } | { refused: Error; record: boolean };
+  /**
+   * The session count at its limit for one more session, and whose sessions count towards it: an idle one of those
+   * is closed to make room rather than the new session refused.
+   */
+  fullSessionCap?(connection: ConnectionConfig, identity: Identity): { scope: 'principal' | 'principal-stdio' | 'connection' | 'global'; limit: string } | undefined;
 }
+
 
 /** Where a session came from, for its recording. */
 export interface SessionOrigin {
@@ -101,6 +109,7 @@ export class SessionRegistry {
    * cannot be recorded, and with UpstreamError when the upstream cannot start (that session is recorded).
    */
   async create(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): Promise<Session> {
+    await this.#makeRoom(connection, identity);
     const admitted = this.#options.admission?.admitSession(connection, identity);
     if (admitted !== undefined && 'refused' in admitted) {
       if (admitted.record) await this.refuse(connection, identity, origin, admitted.refused.message, 'limits');
@@ -159,6 +168,37 @@ export class SessionRegistry {
     log.info({ subject: identity.subject }, 'session opened');
     if (origin.grant !== undefined && this.#endedGrants.has(origin.grant)) void session.close('the access grant ended');
     return session;
+  }
+
+  /**
+   * A session count at its limit (limits.principal.sessions, stdioProcesses, …) makes room by closing the least
+   * recently used of the idle sessions that count towards it: clients often leave sessions without a DELETE (neither
+   * SDK's close() sends one), and those would otherwise lock their principal out until the idle timeout. Only a
+   * session with nothing pending, no client stream open and quiet for a moment is taken; none: the limit refuses.
+   */
+  async #makeRoom(connection: ConnectionConfig, identity: Identity): Promise<void> {
+    const admission = this.#options.admission;
+    const quietMs = this.#options.reclaimIdleAfterMs;
+    if (admission?.fullSessionCap === undefined || quietMs === undefined) return;
+    // A few rounds at most: each closes one session, and more than one limit may be at its value.
+    for (let round = 0; round < 4; round++) {
+      const full = admission.fullSessionCap(connection, identity);
+      if (full === undefined) return;
+      const counts = (s: Session): boolean => {
+        if (full.scope === 'global') return true;
+        if (full.scope === 'connection') return s.connection === connection.name;
+        if (!samePrincipal(s.identity, identity)) return false;
+        return full.scope === 'principal' || this.#options.connections.get(s.connection)?.upstream.kind === 'stdio';
+      };
+      const cutoff = Date.now() - quietMs;
+      let oldest: Session | undefined;
+      for (const s of this.#sessions.values()) {
+        if (counts(s) && s.isOpen && s.isIdleSince(cutoff) && (oldest === undefined || s.lastActivity < oldest.lastActivity)) oldest = s;
+      }
+      if (oldest === undefined) return;
+      this.#options.log.info({ session: oldest.id, connection: oldest.connection, limit: full.limit }, 'closing an idle session to make room for a new one');
+      await oldest.close(`reclaimed: idle, and its place under ${full.limit} was needed for a new session`);
+    }
   }
 
   #fragmentMasking(connection: ConnectionConfig): { maskFragment?: (text: string, session: SessionInfo) => string } {

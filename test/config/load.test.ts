@@ -179,6 +179,13 @@ describe('parseConfig: valid configs', () => {
     assert.equal(c.limits.slowClientTimeoutMs, 300_000);
   });
 
+  it('reclaims idle sessions at a limit after 1s by default; off turns it off; a bad value names the key', () => {
+    assert.equal(parse(oneStdio).limits.reclaimIdleAfterMs, 1000);
+    assert.equal(parse(`${oneStdio}limits: {reclaimIdleAfter: off}\n`).limits.reclaimIdleAfterMs, undefined);
+    assert.equal(parse(`${oneStdio}limits: {reclaimIdleAfter: 30s}\n`).limits.reclaimIdleAfterMs, 30_000);
+    hasProblem(problems(`${oneStdio}limits: {reclaimIdleAfter: never}\n`), /^limits\.reclaimIdleAfter: expected a duration such as 1s or 5m, or off/);
+  });
+
   it('refuses backpressure limits too small to work, naming the key', () => {
     hasProblem(problems(`${oneStdio}limits: {clientBacklog: 1KiB}\n`), /^limits\.clientBacklog: expected at least 64KiB/);
     hasProblem(problems(`${oneStdio}limits: {slowClientTimeout: 10ms}\n`), /^limits\.slowClientTimeout: expected at least 1s/);
@@ -237,7 +244,7 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {
-    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, clientBacklog, slowClientTimeout, principal, connection, global, unauthenticated$/);
+    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, clientBacklog, slowClientTimeout, reclaimIdleAfter, principal, connection, global, unauthenticated$/);
     hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny, pin$/);
     hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'), /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/);
   });

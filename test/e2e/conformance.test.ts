@@ -58,13 +58,17 @@ describe('MCP conformance suite', () => {
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'portcullis-conformance-'));
     fixture = await startFixtureHttp('conformance-server.js');
+    // The suite reaches the gateway through the proxy, so its pages' origin is the proxy's: configured as allowed,
+    // as a deployment behind a proxy configures its public origin.
+    proxy = await startAuthProxy(() => gw.url, () => `Bearer ${gw.token}`);
+    const proxyPort = new URL(proxy.url).port;
     gw = await startTestGateway({
       connections: {
         'fixture-http': { http: { url: fixture.url } },
         'fixture-stdio': { stdio: { command: process.execPath, args: [fixturePath('conformance-server.js'), 'stdio'] } },
       },
+      http: { allowedOrigins: [`http://localhost:${proxyPort}`, `http://127.0.0.1:${proxyPort}`] },
     });
-    proxy = await startAuthProxy(gw.url, `Bearer ${gw.token}`);
     direct = await serverSuite(fixture.url, join(work, 'direct'));
   });
 

@@ -94,7 +94,8 @@ const limitLogLines = (gw: TestGateway, limit: string) => gw.log.lines.filter((l
 describe('limits: sessions', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await gateway({ principal: { sessions: 2 } }, { stdioProcesses: 3 });
+    // Reclaiming idle sessions off: this test holds idle sessions and expects the limit to refuse.
+    gw = await gateway({ principal: { sessions: 2 }, reclaimIdleAfter: 'off' }, { stdioProcesses: 3 });
   });
   after(() => gw?.stop());
 
@@ -138,7 +139,7 @@ describe('limits: sessions', () => {
 describe('limits: stdio processes', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await gateway({ principal: { stdioProcesses: 1 } }, { stdioProcesses: 2 });
+    gw = await gateway({ principal: { stdioProcesses: 1 }, reclaimIdleAfter: 'off' }, { stdioProcesses: 2 });
   });
   after(() => gw?.stop());
 
@@ -160,12 +161,61 @@ describe('limits: stdio processes', () => {
   });
 });
 
+describe('limits: idle sessions make room', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await gateway({ principal: { stdioProcesses: 2 } });
+  });
+  after(() => gw?.stop());
+
+  /** A session with a call the server holds until released: busy, so never reclaimed. */
+  async function busySession(): Promise<{ id: string; release(): Promise<void> }> {
+    const id = await rawInitialize(gw.mcp('tools'), gw.auth);
+    const answered = post(gw, gw.token, id, callTool(7, 'wait'));
+    await waitFor(() => gw.gateway.sessions.get(id)?.pendingRequests === 1, 'the held call to reach the server');
+    return {
+      id,
+      release: async () => {
+        await post(gw, gw.token, id, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' });
+        assert.match(JSON.stringify((await answered).message?.result), /waited/);
+      },
+    };
+  }
+
+  it('at limits.principal.stdioProcesses the least recently used idle session is closed for a new one; busy ones never', async () => {
+    const busy = await busySession();
+    const idle = await rawInitialize(gw.mcp('tools'), gw.auth);
+    // Quiet for longer than limits.reclaimIdleAfter (1s by default).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const fresh = await initialize(gw, gw.token);
+    assert.equal(fresh.status, 200, 'the idle session made room');
+    await fresh.text();
+    const store = gw.gateway.recorder!.store;
+    await waitFor(async () => (await store.getSession(idle))?.status === 'closed', 'the reclaimed session to be sealed');
+    assert.match((await store.getSession(idle))!.closeReason!, /^reclaimed: idle, and its place under limits\.principal\.stdioProcesses was needed/);
+    assert.ok(gw.gateway.sessions.get(busy.id)?.isOpen, 'the busy session goes on');
+
+    // Both places now held by sessions with a call in flight: the limit refuses, whatever the time.
+    const newest = fresh.headers.get('mcp-session-id')!;
+    const answered = post(gw, gw.token, newest, callTool(8, 'wait'));
+    await waitFor(() => gw.gateway.sessions.get(newest)?.pendingRequests === 1, 'the second held call');
+    const refused = await initialize(gw, gw.token);
+    assert.equal(refused.status, 429);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /limits\.principal\.stdioProcesses: 2/);
+    await busy.release();
+    await post(gw, gw.token, newest, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' });
+    assert.match(JSON.stringify((await answered).message?.result), /waited/);
+  });
+});
+
 describe('limits: the defaults against a flood of sessions', () => {
   let gw: TestGateway;
   let echo: EchoServer;
   before(async () => {
     echo = await startEchoServer();
-    gw = await startTestGateway({ connections: { remote: { http: { url: echo.url }, tools: { pin: false } } } });
+    // The defaults, but for reclaiming idle sessions: on a slow machine the flood's first sessions could turn idle
+    // before its last ones arrive, and make room for them (the next test shows that).
+    gw = await startTestGateway({ connections: { remote: { http: { url: echo.url }, tools: { pin: false } } }, limits: { reclaimIdleAfter: 'off' } });
   });
   after(async () => {
     await gw?.stop();

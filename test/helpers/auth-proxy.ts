@@ -7,11 +7,13 @@ import type { AddressInfo } from 'node:net';
  * token. Streams both ways, so SSE works through it. Host and Origin pass as the client sent them, so the
  * gateway's DNS-rebinding checks see what the client did.
  */
-export async function startAuthProxy(target: string, authorization: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const to = new URL(target);
+export async function startAuthProxy(target: string | (() => string), authorization: string | (() => string)): Promise<{ url: string; stop(): Promise<void> }> {
+  // Either may be given late (a function): a gateway configured with the proxy's origin starts after the proxy.
+  const resolve = (v: string | (() => string)) => (typeof v === 'string' ? v : v());
   const server: Server = createServer((req, res) => {
+    const to = new URL(resolve(target));
     const upstream = request(
-      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, authorization } },
+      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, authorization: resolve(authorization) } },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
@@ -21,14 +23,14 @@ export async function startAuthProxy(target: string, authorization: string): Pro
     res.on('close', () => upstream.destroy());
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
     stop: () =>
-      new Promise<void>((resolve) => {
+      new Promise<void>((closed) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => closed());
       }),
   };
 }
