@@ -18,7 +18,7 @@ import { checkDiscoveredEndpoints } from '../identity/endpoint-policy.js';
 
 /** A sign-in that cannot go on, with the status of the page that says why. */
 export class SignInError extends HttpError {
-  constructor(message: string, status: number = 400) {
+  constructor(message: string, status = 400) {
     super(status, message);
   }
 }

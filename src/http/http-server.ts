@@ -318,32 +318,21 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
-    if (agents && isMachineCaller(req, o.api.keys)) {
-      try {
-        return await (o.agents?.api ?? noAgents).handle(req, res, url, 'machine');
-      } catch (err) {
-        if (err instanceof HttpError) return fail(err.status, err.message);
-        throw err;
-      }
-    }
-    if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
-    let scope: { all: true } | Person;
     try {
-      scope = await sessionsScope(req, url);
+      if (agents && isMachineCaller(req, o.api.keys)) return await (o.agents?.api ?? noAgents).handle(req, res, url, 'machine');
+      if (agents) return await identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
+      const scope = await sessionsScope(req, url);
+      if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {
+        if (o.api.sessions === undefined) return fail(503, 'recording is off (recording.mode: off): there are no recordings to serve');
+        return await o.api.sessions.handle(req, res, url, 'subject' in scope ? scope : undefined);
+      }
+      return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
     } catch (err) {
+      // An HttpError becomes its reply here (identityApi answers its own: a bearer challenge, a retry hint). Only
+      // the caller's scope refuses with 401, which points a client at the API's bearer realm.
       if (err instanceof HttpError) return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : err.headers);
       throw err;
     }
-    if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {
-      if (o.api.sessions === undefined) return fail(503, 'recording is off (recording.mode: off): there are no recordings to serve');
-      try {
-        return await o.api.sessions.handle(req, res, url, 'subject' in scope ? scope : undefined);
-      } catch (err) {
-        if (err instanceof HttpError) return fail(err.status, err.message);
-        throw err;
-      }
-    }
-    return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
   }
 
   // Agents dial in here: a WebSocket upgrade on /agent, nothing else upgrades.
