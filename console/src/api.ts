@@ -4,8 +4,8 @@
  */
 
 /** Who is signed in, as the gateway knows them (a type-only import: nothing of the server is bundled). */
-export type { Identity } from '../../src/pipeline/stage.js';
-import type { Identity } from '../../src/pipeline/stage.js';
+export type { Identity } from '../../src/core/identity.js';
+import type { Identity } from '../../src/core/identity.js';
 
 export interface Me {
   identity: Identity;

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentHub } from '../agent/hub.js';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { inGroups } from '../identity/roles.js';
 import { replyApiJson as json } from '../edge/http-reply.js';
-import { ApiError } from './sessions.js';
-import { untrustedPath } from '../untrusted-text.js';
+import { HttpError } from '../core/http-error.js';
+import { untrustedPath } from '../core/untrusted-text.js';
 
 /**
  * /api/agents: the agents this gateway expects or has tunnels from, and how they are (connected, version,
@@ -21,9 +21,9 @@ export class AgentsApi {
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, caller: Identity | 'machine'): Promise<void> {
-    if (caller !== 'machine' && !inGroups(caller, this.admins)) throw new ApiError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
-    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
-    if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+    if (caller !== 'machine' && !inGroups(caller, this.admins)) throw new HttpError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
+    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
+    if (req.method !== 'GET') throw new HttpError(405, 'use GET');
     return json(res, 200, { agents: this.hub?.status() ?? [] });
   }
 }

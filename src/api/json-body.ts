@@ -1,24 +1,24 @@
 import type { IncomingMessage } from 'node:http';
 import { BodyTooLargeError, readBody } from '../edge/body.js';
-import { ApiError } from './sessions.js';
+import { HttpError } from '../core/http-error.js';
 
-/** A request's JSON object body (at most 64 KiB; empty means {}), or an ApiError saying what is wrong with it. */
+/** A request's JSON object body (at most 64 KiB; empty means {}), or an HttpError saying what is wrong with it. */
 export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readBody(req, 64 * 1024);
   } catch (err) {
-    if (err instanceof BodyTooLargeError) throw new ApiError(413, 'the body is larger than 64 KiB');
-    throw new ApiError(400, 'the body could not be read');
+    if (err instanceof BodyTooLargeError) throw new HttpError(413, 'the body is larger than 64 KiB');
+    throw new HttpError(400, 'the body could not be read');
   }
   if (text.trim() === '') return {};
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw new ApiError(400, 'the body is not JSON');
+    throw new HttpError(400, 'the body is not JSON');
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ApiError(400, 'the body must be a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new HttpError(400, 'the body must be a JSON object');
   return value as Record<string, unknown>;
 }
 
@@ -26,6 +26,6 @@ export async function readJson(req: IncomingMessage): Promise<Record<string, unk
 export function optionalString(body: Record<string, unknown>, key: string): string | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new ApiError(400, `${key} must be a string`);
+  if (typeof v !== 'string') throw new HttpError(400, `${key} must be a string`);
   return v;
 }

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { offeredBy } from '../pins/screen.js';
 import type { ToolPins } from '../pins/tool-pins.js';
 import type { ToolPinReason, ToolPinRow } from '../store/types.js';
 import { optionalString, readJson } from './json-body.js';
-import { ApiError } from './sessions.js';
-import { untrustedPath } from '../untrusted-text.js';
+import { HttpError } from '../core/http-error.js';
+import { untrustedPath } from '../core/untrusted-text.js';
 
 /**
  * /api/pins: the pinned tool definitions of the connections the caller may open; admins approve changed ones.
@@ -65,11 +65,11 @@ export class PinsApi {
     return { offeredBy: offeredBy(this.pins.duplicateNames === 'allow' ? [] : all), sees: (c) => this.#visible(identity, c) };
   }
 
-  /** Answers one request; a Refusal from the service becomes the reply's status and message (see the HTTP server). */
+  /** Answers one request; an HttpError from the service becomes the reply's status and message (see the HTTP server). */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
     const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
-      if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+      if (req.method !== 'GET') throw new HttpError(405, 'use GET');
       const connection = url.searchParams.get('connection') ?? undefined;
       const all = await this.pins.list();
       const rows = all.filter((p) => (connection === undefined || p.connection === connection) && this.#visible(identity, p.connection));
@@ -77,18 +77,18 @@ export class PinsApi {
       return json(res, 200, { pins: rows.map((p) => pinView(p, false, viewer)) });
     }
     const [connection, tool, action] = parts as [string, string | undefined, string | undefined];
-    if (tool === undefined || !this.#visible(identity, connection)) throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
+    if (tool === undefined || !this.#visible(identity, connection)) throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
     if (parts.length === 2) {
-      if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+      if (req.method !== 'GET') throw new HttpError(405, 'use GET');
       const pin = await this.pins.get(connection, tool);
       return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
     }
     if (parts.length === 3 && action === 'approve') {
-      if (req.method !== 'POST') throw new ApiError(405, 'use POST');
+      if (req.method !== 'POST') throw new HttpError(405, 'use POST');
       const digest = optionalString(await readJson(req), 'digest');
       const pin = await this.pins.approve(connection, tool, identity, digest);
       return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
     }
-    throw new ApiError(404, `no API at ${untrustedPath(url.pathname)}`);
+    throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
   }
 }

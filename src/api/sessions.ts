@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { untrustedPath, untrustedPrefix } from '../untrusted-text.js';
+import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
+import { HttpError } from '../core/http-error.js';
 import { replyApiJson as json } from '../edge/http-reply.js';
 import { once } from 'node:events';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
@@ -26,17 +27,6 @@ export interface Person {
   issuer: string;
 }
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    /** Headers the reply carries (a 429's Retry-After). */
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
 
 
@@ -44,7 +34,7 @@ function intParam(params: URLSearchParams, name: string, fallback: number, min: 
   const raw = params.get(name);
   if (raw === null) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ApiError(400, `${name} expects a whole number from ${min} to ${max}, found ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `${name} expects a whole number from ${min} to ${max}, found ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -53,7 +43,7 @@ function timeParam(params: URLSearchParams, name: string): number | undefined {
   const raw = params.get(name);
   if (raw === null) return undefined;
   const us = parseTimeSpec(raw);
-  if (us === undefined) throw new ApiError(400, `${name} expects an ISO time or a duration ago such as 2h, found ${JSON.stringify(raw)}`);
+  if (us === undefined) throw new HttpError(400, `${name} expects an ISO time or a duration ago such as 2h, found ${JSON.stringify(raw)}`);
   return us;
 }
 
@@ -65,7 +55,7 @@ function decodeCursor(cursor: string): { openedAtUs: number; id: string } {
   const text = Buffer.from(cursor, 'base64url').toString();
   const at = text.indexOf(':');
   const openedAtUs = Number(text.slice(0, at));
-  if (at < 1 || !Number.isSafeInteger(openedAtUs)) throw new ApiError(400, 'cursor is not one this API gave out');
+  if (at < 1 || !Number.isSafeInteger(openedAtUs)) throw new HttpError(400, 'cursor is not one this API gave out');
   return { openedAtUs, id: text.slice(at + 1) };
 }
 
@@ -77,7 +67,7 @@ export class SessionsApi {
 
   /** Handles a request under /api/sessions; `rest` is the path after it. */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, only?: Person): Promise<void> {
-    if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed here; the sessions API is read only (GET)`);
+    if (req.method !== 'GET') throw new HttpError(405, `${req.method} is not allowed here; the sessions API is read only (GET)`);
     const parts = url.pathname.split('/').filter(Boolean).slice(2).map(decodeURIComponent);
     if (parts.length === 0) return this.#list(res, url.searchParams, only);
     const [id, what] = parts;
@@ -85,10 +75,10 @@ export class SessionsApi {
     // Someone else's session, for a caller who may only see their own: as if it did not exist. Decided on the
     // recording, so that rewriting the row's owner shows a session to nobody it did not already belong to.
     if (only !== undefined && session !== undefined && !ownedBy(session, only)) session = undefined;
-    if (only !== undefined && session === undefined) throw new ApiError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
-    if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new ApiError(404, `no such resource: ${untrustedPath(url.pathname)}`);
+    if (only !== undefined && session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
+    if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
     if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
-    if (session === undefined) throw new ApiError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
+    if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
     if (what === undefined) return json(res, 200, { session });
     if (what === 'events') {
       const after = intParam(url.searchParams, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
@@ -115,13 +105,13 @@ export class SessionsApi {
     const status = params.get('status');
     if (user) query.subject = user;
     if (only !== undefined) {
-      if (user && user !== only.subject) throw new ApiError(403, 'you may see your own sessions only (roles.auditors see everyone\'s)');
+      if (user && user !== only.subject) throw new HttpError(403, 'you may see your own sessions only (roles.auditors see everyone\'s)');
       query.subject = only.subject;
       query.issuer = only.issuer;
     }
     if (connection) query.connection = connection;
     if (status) {
-      if (!statuses.includes(status as SessionStatus)) throw new ApiError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
+      if (!statuses.includes(status as SessionStatus)) throw new HttpError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
       query.status = status as SessionStatus;
     }
     const since = timeParam(params, 'since');
@@ -131,7 +121,7 @@ export class SessionsApi {
     const flag = (name: string) => {
       const v = params.get(name);
       if (v === null || v === '') return undefined;
-      if (v !== 'true' && v !== 'false') throw new ApiError(400, `${name} expects true or false, found ${JSON.stringify(v.slice(0, 20))}`);
+      if (v !== 'true' && v !== 'false') throw new HttpError(400, `${name} expects true or false, found ${JSON.stringify(v.slice(0, 20))}`);
       return v === 'true';
     };
     const denied = flag('denied');

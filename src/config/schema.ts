@@ -7,6 +7,8 @@ import { isLoopbackHost } from '../net/loopback.js';
 import { CustomDetectorError, customRegexDetector, JsonPathRule } from '../masking/custom.js';
 import { defaultFieldWords } from '../masking/fields.js';
 import { compileCondition, type Condition, ConditionError } from '../policy/cel.js';
+import type { MaskingConfig, MaskingRule } from '../masking/config.js';
+import type { GuardrailDefaults, ReviewPolicy, RuleConfig } from '../policy/config.js';
 import { parseDuration, parseSize } from './duration.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources, SecretString } from './secrets.js';
 
@@ -896,6 +898,9 @@ export function configSchema(sources: SecretSources) {
     );
 }
 
+// The slices their features own, re-exported for the code that reads a whole connection or gateway config.
+export type { GuardrailDefaults, MaskingConfig, MaskingRule, ReviewPolicy, RuleConfig };
+
 type Parsed = z.output<ReturnType<typeof configSchema>>;
 type ParsedConnection = Parsed['connections'][string];
 
@@ -914,50 +919,6 @@ export interface AccessConfig {
   maxGrant: number;
 }
 
-export interface MaskingConfig {
-  enabled: boolean;
-  detectors: string[];
-  exclude: string[];
-  fields: string[];
-  replace: { kind: 'redact' } | { kind: 'hash' } | { kind: 'keep-last'; count: number };
-  allow: string[];
-  custom: Array<{ name: string; regex: string; ignoreCase: boolean } | { name: string; jsonPath: string }>;
-  recordArguments: boolean;
-  /** Bytes of base64 decoded per message, at most (default 16 MiB). */
-  maxDecodedSize: number;
-  /** Gateway-wide only: masking for members of some groups (see MaskingRule). */
-  rules?: MaskingRule[];
-}
-
-/** Masking for callers in one of `groups` (on `connections`, or all): the keys given replace the connection's. */
-export interface MaskingRule {
-  groups: string[];
-  connections?: string[];
-  detectors?: string[];
-  exclude?: string[];
-  fields?: string[];
-  replace?: MaskingConfig['replace'];
-  enabled?: boolean;
-}
-
-/** How a review waits: approver groups, distinct approvals needed, and a timeout (default: reviews.timeout). */
-export interface ReviewPolicy {
-  approvers?: string[];
-  approvals: number;
-  timeoutMs?: number;
-}
-
-/** A compiled guardrail rule. */
-export interface RuleConfig extends ReviewPolicy {
-  name: string;
-  when: string;
-  condition: Condition;
-  action: 'allow' | 'deny' | 'review';
-  message?: string;
-  /** Webhooks told of this rule's reviews, instead of reviews.notify. */
-  notify?: string[];
-}
-
 export type ReviewEvent = (typeof reviewEvents)[number];
 
 /** A webhook told of reviews (docs/guardrails.md, Notifications). */
@@ -969,12 +930,6 @@ export interface WebhookConfig {
   /** The HMAC-SHA256 key that signs each delivery. */
   secret?: SecretString;
   events: ReviewEvent[];
-}
-
-/** What a connection does with a call no rule decides. */
-export interface GuardrailDefaults extends ReviewPolicy {
-  default: 'allow' | 'deny' | 'review';
-  message?: string;
 }
 
 /** A rate with bursts (limits). */

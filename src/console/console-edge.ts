@@ -1,19 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { readJson } from '../api/json-body.js';
-import { ApiError } from '../api/sessions.js';
 import { replyApiJson } from '../edge/http-reply.js';
 import type { PublicUrls } from '../edge/public-urls.js';
 import type { DevIdentity } from '../identity/dev-identity.js';
 import type { TokenVerifier } from '../identity/verifier.js';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { sameSecret } from '../crypto/secrets.js';
 import { inGroups } from '../identity/roles.js';
 import { addCookie, ConsoleSessions, type ConsoleUser, readCookie } from './console-sessions.js';
 import type { LiveEvents } from './live-events.js';
 import { type ConsoleIssuer, type OidcSignIn, SignInError } from './oidc-sign-in.js';
 import type { StaticFiles } from './static-files.js';
-import { Refusal } from '../refusal.js';
+import { HttpError } from '../core/http-error.js';
 import type { ConnectionSummary } from './connection-summary.js';
 
 /**
@@ -106,7 +105,7 @@ export class ConsoleEdge {
   async caller(req: IncomingMessage): Promise<ConsoleUser | undefined> {
     if (!ConsoleSessions.hasCookie(req)) return undefined;
     const user = await this.o.sessions.user(req, this.#secure(req));
-    if (user === undefined) throw new ApiError(401, 'the console sign-in has expired or ended; sign in again');
+    if (user === undefined) throw new HttpError(401, 'the console sign-in has expired or ended; sign in again');
     if (req.method !== 'GET' && req.method !== 'HEAD') this.#fromOwnPage(req, user);
     return user;
   }
@@ -114,7 +113,7 @@ export class ConsoleEdge {
   /** A change must come from the console's page: the gateway's Origin and the session's CSRF token. */
   #fromOwnPage(req: IncomingMessage, user: ConsoleUser): void {
     if (!this.#sameOrigin(req) || !ConsoleSessions.csrfMatches(req, user)) {
-      throw new ApiError(403, 'a change from the console must come from its own page (Origin and the CSRF token)');
+      throw new HttpError(403, 'a change from the console must come from its own page (Origin and the CSRF token)');
     }
   }
 
@@ -131,7 +130,7 @@ export class ConsoleEdge {
       if (path === '/api/console/live') return await this.#liveEvents(req, res);
       if (path === '/api/console/connections') return await this.#connections(req, res);
     } catch (err) {
-      if (err instanceof ApiError || err instanceof Refusal) {
+      if (err instanceof HttpError) {
         req.resume();
         if (path === '/auth/callback' || path === '/auth/login') return this.#signInFailed(res, err.message, err.status);
         replyApiJson(res, err.status, { error: err.message });
@@ -177,19 +176,19 @@ export class ConsoleEdge {
 
   /** A sign-in with the dev identity: only where the dev identity is on (loopback, unless allowed), from the console's own origin. */
   async #dev(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if (req.method !== 'POST') throw new ApiError(405, 'use POST');
-    if (this.o.devIdentity === undefined) throw new ApiError(404, 'the dev identity is off (identity.issuers are configured)');
-    if (!this.#sameOrigin(req)) throw new ApiError(403, 'a dev sign-in must come from the console page');
+    if (req.method !== 'POST') throw new HttpError(405, 'use POST');
+    if (this.o.devIdentity === undefined) throw new HttpError(404, 'the dev identity is off (identity.issuers are configured)');
+    if (!this.#sameOrigin(req)) throw new HttpError(403, 'a dev sign-in must come from the console page');
     const body = await readJson(req);
     if (!sameSecret(typeof body.key === 'string' ? body.key : '', this.o.devIdentity.consoleKey)) {
-      throw new ApiError(403, 'the dev sign-in needs its key: open the console link the gateway printed at start (portcullis login --dev <user> prints it too)');
+      throw new HttpError(403, 'the dev sign-in needs its key: open the console link the gateway printed at start (portcullis login --dev <user> prints it too)');
     }
     const user = typeof body.user === 'string' ? body.user : '';
     let token: string;
     try {
       ({ token } = await this.o.devIdentity.mint(user));
     } catch (err) {
-      throw new ApiError(400, (err as Error).message);
+      throw new HttpError(400, (err as Error).message);
     }
     const { identity } = await this.o.verifier.verify(token);
     await this.o.sessions.signIn(res, identity, this.#secure(req));
@@ -201,7 +200,7 @@ export class ConsoleEdge {
   /** Signing out always clears the cookie; a session that has ended or expired already is simply forgotten. */
   async #signOut(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     req.resume();
-    if (req.method !== 'POST') throw new ApiError(405, 'use POST');
+    if (req.method !== 'POST') throw new HttpError(405, 'use POST');
     const secure = this.#secure(req);
     const user = ConsoleSessions.hasCookie(req) ? await this.o.sessions.user(req, secure) : undefined;
     if (user !== undefined) this.#fromOwnPage(req, user);
@@ -223,24 +222,24 @@ export class ConsoleEdge {
   async #me(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     req.resume();
     const user = await this.caller(req);
-    if (user === undefined) throw new ApiError(401, 'not signed in to the console');
+    if (user === undefined) throw new HttpError(401, 'not signed in to the console');
     replyApiJson(res, 200, { identity: user.identity, roles: this.rolesOf(user.identity), csrfToken: user.csrfToken, expiresAt: new Date(user.expiresAtUs / 1000).toISOString() });
     return true;
   }
 
   async #liveEvents(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const user = await this.caller(req);
-    if (user === undefined) throw new ApiError(401, 'not signed in to the console');
+    if (user === undefined) throw new HttpError(401, 'not signed in to the console');
     this.o.live.subscribe(req, res, user.identity, this.rolesOf(user.identity).auditor, user);
     return true;
   }
 
   async #connections(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     req.resume();
-    if (req.method !== 'GET') throw new ApiError(405, 'use GET');
+    if (req.method !== 'GET') throw new HttpError(405, 'use GET');
     const user = await this.caller(req);
-    if (user === undefined) throw new ApiError(401, 'not signed in to the console');
-    if (!this.rolesOf(user.identity).admin) throw new ApiError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
+    if (user === undefined) throw new HttpError(401, 'not signed in to the console');
+    if (!this.rolesOf(user.identity).admin) throw new HttpError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
     replyApiJson(res, 200, { connections: this.o.connections() });
     return true;
   }

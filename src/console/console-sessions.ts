@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sameSecret, secretHash } from '../crypto/secrets.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { ConsoleSessionRow } from '../store/types.js';

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import type { Session, SessionObserver } from '../session/session.js';
 
 /**

@@ -1,8 +1,8 @@
 import * as oidc from 'openid-client';
 import type { IssuerConfig } from '../config/schema.js';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { isLoopbackHttpUrl } from '../net/loopback.js';
-import { Refusal } from '../refusal.js';
+import { HttpError } from '../core/http-error.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import { audienceMatches, type TokenVerifier } from '../identity/verifier.js';
@@ -17,8 +17,8 @@ import { checkDiscoveredEndpoints } from '../identity/endpoint-policy.js';
  */
 
 /** A sign-in that cannot go on, with the status of the page that says why. */
-export class SignInError extends Refusal {
-  constructor(message: string, status: Refusal['status'] = 400) {
+export class SignInError extends HttpError {
+  constructor(message: string, status = 400) {
     super(status, message);
   }
 }

@@ -3,7 +3,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import { AuthError } from '../identity/auth-error.js';
 import { audienceMatches, type TokenVerifier } from '../identity/verifier.js';
 import type { PublicUrls } from './public-urls.js';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 
 /**
  * Bearer authentication for the MCP endpoints, as the MCP authorization spec asks of a resource server: the

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
-import { type Identity, samePrincipal } from '../pipeline/stage.js';
+import { type Identity, samePrincipal } from '../core/identity.js';
 import { ErrorCode, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { ClientSink } from '../session/sink.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
-import { type Identity, samePrincipal } from '../pipeline/stage.js';
+import { type Identity, samePrincipal } from '../core/identity.js';
 import { ErrorCode, errorResponse, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -12,7 +12,7 @@ import { HttpSessionStreams } from './http-streams.js';
 import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
 import type { KeepAlive } from './sse-writer.js';
-import { untrustedPrefix } from '../untrusted-text.js';
+import { untrustedPrefix } from '../core/untrusted-text.js';
 
 export interface StreamableHttpOptions {
   registry: SessionRegistry;

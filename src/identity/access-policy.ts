@@ -1,6 +1,6 @@
 import type { AccessConfig } from '../config/schema.js';
-import { globToRegExp } from '../pipeline/glob.js';
-import type { Identity } from '../pipeline/stage.js';
+import { globToRegExp } from '../core/glob.js';
+import type { Identity } from '../core/identity.js';
 
 /**
  * Who may use a connection, decided from the identity's groups alone: the groups that may open a session

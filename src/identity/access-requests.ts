@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import type { Recorder } from '../recording/recorder.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { AccessRequestRow, AccessRequestStatus } from '../store/types.js';
 import type { ConnectionAccess } from './access-policy.js';
-import { Refusal } from '../refusal.js';
+import { HttpError } from '../core/http-error.js';
 
 /**
  * Just-in-time access: a user asks for a connection their groups do not open, for a bounded time and a stated
@@ -16,7 +16,7 @@ import { Refusal } from '../refusal.js';
  * is also a ledger entry, tamper evident like the recordings.
  */
 
-export class AccessRequestError extends Refusal {}
+export class AccessRequestError extends HttpError {}
 
 /** How long a request waits for an answer before it lapses. */
 export const pendingLifetimeMs = 24 * 3_600_000;

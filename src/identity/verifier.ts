@@ -1,5 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { AuthError } from './auth-error.js';
 import { idpGroups, mapRoles } from './claims.js';
 import type { TrustedIssuer } from './issuers.js';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { ConnectionConfig, LimitsConfig } from '../config/schema.js';
-import { globToRegExp } from '../pipeline/glob.js';
+import { globToRegExp } from '../core/glob.js';
 import { idKey, type JsonRpcRequest, type RequestId } from '../protocol/jsonrpc.js';
 import { BurstLog } from './burst-log.js';
 import { Counters, KeyedBuckets } from './keyed.js';

@@ -1,6 +1,7 @@
 import type { ConnectionConfig } from '../config/schema.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
-import type { Direction, MessageContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { MessageContext, Stage, Verdict } from '../pipeline/stage.js';
+import type { Direction } from '../core/direction.js';
 import type { Limits } from './limits.js';
 
 /**

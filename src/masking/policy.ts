@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { ConnectionConfig, MaskingConfig, MaskingRule } from '../config/schema.js';
-import type { SessionInfo } from '../pipeline/stage.js';
+import type { MaskingConfig, MaskingRule } from './config.js';
+import type { CallerOnConnection } from '../core/identity.js';
 import { selectDetectors } from './catalog.js';
 import type { Detector } from './detector.js';
 import { customRegexDetector, JsonPathRule } from './custom.js';
@@ -35,10 +35,11 @@ export function maskerFor(config: MaskingConfig, hashKey: Buffer = randomBytes(3
 export class MaskingPolicies {
   /** Maskers shared by sessions, by connection and the rules that applied. */
   readonly #shared = new Map<string, Masker | undefined>();
-  readonly #bySession = new WeakMap<SessionInfo, Map<string, Masker | undefined>>();
+  readonly #bySession = new WeakMap<CallerOnConnection, Map<string, Masker | undefined>>();
 
   constructor(
-    private readonly connections: ReadonlyMap<string, ConnectionConfig>,
+    /** Each connection's masking (a ConnectionConfig has it). */
+    private readonly connections: ReadonlyMap<string, { readonly masking: MaskingConfig }>,
     private readonly rules: readonly MaskingRule[] = [],
   ) {}
 
@@ -49,7 +50,7 @@ export class MaskingPolicies {
     return config.enabled || this.rules.some((r) => r.enabled === true && (r.connections === undefined || r.connections.includes(connection)));
   }
 
-  forSession(session: SessionInfo): Masker | undefined {
+  forSession(session: CallerOnConnection): Masker | undefined {
     const base = this.connections.get(session.connection)?.masking;
     if (base === undefined) return undefined;
     // No rule for this connection: every session shares the connection's masker (the common case: no work per message).
@@ -68,7 +69,7 @@ export class MaskingPolicies {
   }
 
   /** The masker for a config, made once: shared by every session, or the session's own with keyed hashes. */
-  #masker(session: SessionInfo, key: string, config: MaskingConfig): Masker | undefined {
+  #masker(session: CallerOnConnection, key: string, config: MaskingConfig): Masker | undefined {
     let cache = this.#shared;
     if (config.replace.kind === 'hash') {
       let own = this.#bySession.get(session);

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { AgentStatus } from '../agent/hub.js';
-import type { Direction, VerdictEvent } from '../pipeline/stage.js';
+import type { Direction } from '../core/direction.js';
+import type { VerdictEvent } from '../core/verdict-event.js';
 import type { Session, SessionObserver } from '../session/session.js';
 
 /**

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { inGroups } from '../identity/roles.js';
 import type { Logger } from 'pino';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { ToolPinReason, ToolPinRow } from '../store/types.js';
-import { Refusal } from '../refusal.js';
+import { HttpError } from '../core/http-error.js';
 import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
 
 /**
@@ -18,7 +18,7 @@ import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
  * or whose name another connection offered first, is quarantined even at first sight, with the reasons kept.
  */
 
-export class PinError extends Refusal {}
+export class PinError extends HttpError {}
 
 /** What happened to a tool's pin; `reasons` names the rules a new or changed definition tripped. */
 export type PinChange = { tool: string; change: 'pinned' | 'suspicious' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated'; digest?: string; reasons?: string[] };

@@ -1,5 +1,6 @@
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
-import type { MessageContext, Outcome, Stage, Verdict, VerdictEvent } from './stage.js';
+import type { VerdictEvent } from '../core/verdict-event.js';
+import type { MessageContext, Outcome, Stage, Verdict } from './stage.js';
 
 /**
  * Runs stages over a message. Synchronous whenever every stage is, so the common path allocates no

@@ -1,3 +1,5 @@
+import type { Direction } from '../core/direction.js';
+import type { Identity } from '../core/identity.js';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse, RequestId } from '../protocol/jsonrpc.js';
 
 /**
@@ -5,25 +7,6 @@ import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse, RequestId } from 
  * context and answers with a verdict. Stages run in order for messages to the server and in reverse
  * order for messages to the client, so the stage closest to the server sees a response first.
  */
-
-export type Direction = 'toServer' | 'toClient';
-
-/** Who is on the session: a verified token's subject and issuer, and the groups access is decided by. */
-export interface Identity {
-  /** The token's `sub`, unique within its issuer. */
-  subject: string;
-  /** The token's `iss`: a subject is only meaningful together with it. */
-  issuer: string;
-  email?: string;
-  name?: string;
-  /** Portcullis groups (after any role mapping); empty when the claim is missing or malformed. */
-  groups: string[];
-}
-
-/** Whether two identities are the same principal (same subject from the same issuer). */
-export function samePrincipal(a: Identity, b: Identity): boolean {
-  return a.subject === b.subject && a.issuer === b.issuer;
-}
 
 /** What a stage may know about the session; never the transport. */
 export interface SessionInfo {
@@ -69,21 +52,6 @@ export interface Stage {
   readonly name: string;
   /** Returns undefined (or `pass`) to let the message through unchanged: the common, allocation-free case. */
   inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined>;
-}
-
-/** A verdict a stage took that changed something, for observers (the recorder, metrics, logs). */
-export interface VerdictEvent {
-  stage: string;
-  /** `pass`: let through unchanged, reported because the stage said why (a rule that allowed it, an approved review). */
-  action: 'pass' | 'rewrite' | 'answer' | 'hold';
-  reason?: string;
-  direction: Direction;
-  messageId?: RequestId;
-  method?: string;
-  /** A rewrite that removed sensitive content (see Verdict). */
-  sensitive?: boolean;
-  /** What the stage reports about it (masking: the redactions, by detector, JSON path and count). */
-  details?: Record<string, unknown>;
 }
 
 /** The outcome of running every stage. */

@@ -1,5 +1,5 @@
 import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage } from '../protocol/jsonrpc.js';
-import { globToRegExp } from './glob.js';
+import { globToRegExp } from '../core/glob.js';
 import type { MessageContext, Stage, Verdict } from './stage.js';
 
 /**

@@ -1,6 +1,7 @@
 import type { PinCheck, ToolPins } from '../pins/tool-pins.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
-import type { Identity, MessageContext, SessionInfo, Stage, Verdict } from './stage.js';
+import type { Identity } from '../core/identity.js';
+import type { MessageContext, SessionInfo, Stage, Verdict } from './stage.js';
 
 export interface ToolPinStageOptions {
   connection: string;

@@ -1,5 +1,5 @@
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
-import type { SessionInfo } from '../pipeline/stage.js';
+import type { CallerOnConnection } from '../core/identity.js';
 import type { RequestFacts } from './cel.js';
 
 const none: Readonly<Record<string, unknown>> = Object.freeze({});
@@ -12,7 +12,7 @@ const stringOr = (v: unknown): string => (typeof v === 'string' ? v : '');
  * a request does not have are empty (an empty tool name, no arguments), never missing, so a condition about tools
  * is simply false for a resources/read. `annotations` are the tool's, as the server last declared them.
  */
-export function requestFacts(request: JsonRpcRequest, session: Pick<SessionInfo, 'connection' | 'identity'>, annotations: (tool: string) => Record<string, unknown> | undefined): RequestFacts {
+export function requestFacts(request: JsonRpcRequest, session: CallerOnConnection, annotations: (tool: string) => Record<string, unknown> | undefined): RequestFacts {
   const params = objectOr(request.params);
   const identity = session.identity;
   const isTool = request.method === 'tools/call';

@@ -1,4 +1,4 @@
-import type { GuardrailDefaults, ReviewPolicy, RuleConfig } from '../config/schema.js';
+import type { GuardrailDefaults, ReviewPolicy, RuleConfig } from './config.js';
 import { describe, type RequestFacts } from './cel.js';
 
 /**

@@ -1,4 +1,5 @@
-import type { Direction, VerdictEvent } from '../pipeline/stage.js';
+import type { Direction } from '../core/direction.js';
+import type { VerdictEvent } from '../core/verdict-event.js';
 import type { EventBoundary, NegotiatedFields } from '../store/types.js';
 import { digestOf } from './chain.js';
 import { type Recorder, RecordingUnavailableError, type SessionChain } from './recorder.js';

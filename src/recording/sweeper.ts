@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { SessionRow } from '../store/types.js';
-import type { Recorder } from './recorder.js';
+import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
 /**
@@ -12,11 +12,26 @@ import { nowUs } from './time.js';
  * any gateway on the same store once the silent one's heartbeat is older than `staleAfterMs`). Each is sealed
  * as cut off, its chain continued from the last event the store holds, with the reason.
  */
+/** What the sweeper needs of the recorder (the Recorder is it; declared here so the two files do not import each other). */
+export interface SweptRecorder {
+  readonly store: Store;
+  readonly instanceId: string;
+  readonly healthy: boolean;
+  readonly closed: boolean;
+  isLive(sessionId: string): boolean;
+  drain(): Promise<void>;
+  resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined): SessionChain;
+  cutOffReason(sessionId: string): string | undefined;
+  forgetCutOff(sessionId: string): void;
+  seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void>;
+  tombstone(session: SessionRow, reason: string, deletedAtUs: number): Promise<void>;
+}
+
 export class Sweeper {
   #running: Promise<void> | undefined;
 
   constructor(
-    private readonly recorder: Recorder,
+    private readonly recorder: SweptRecorder,
     private readonly o: { staleAfterMs: number; retentionMs: number; log: Logger },
   ) {}
 

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { inGroups } from '../identity/roles.js';
 import type { Logger } from 'pino';
-import type { Identity } from '../pipeline/stage.js';
-import { samePrincipal } from '../pipeline/stage.js';
+import { type Identity, samePrincipal } from '../core/identity.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
 import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/types.js';
-import { Refusal } from '../refusal.js';
+import { HttpError } from '../core/http-error.js';
 
 /**
  * Reviews: a call a guardrail holds waits, as a durable record in the store, until enough approvers (never the
@@ -15,7 +14,7 @@ import { Refusal } from '../refusal.js';
  * through another gateway sharing the store are found by polling while anything is held here.
  */
 
-export class ReviewError extends Refusal {}
+export class ReviewError extends HttpError {}
 
 /** A call to hold. */
 export interface HoldSpec {

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { Direction, Identity, MessageContext, Outcome, SessionInfo, VerdictEvent } from '../pipeline/stage.js';
+import type { MessageContext, Outcome, SessionInfo } from '../pipeline/stage.js';
+import type { Direction } from '../core/direction.js';
+import type { Identity } from '../core/identity.js';
+import type { VerdictEvent } from '../core/verdict-event.js';
 import {
   ErrorCode,
   errorResponse,

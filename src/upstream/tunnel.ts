@@ -1,7 +1,31 @@
-import type { AgentHub } from '../agent/hub.js';
-import type { Channel } from '../agent/mux.js';
 import { type JsonRpcMessage, NestedTooDeepError, parseMessage, type RequestId } from '../protocol/jsonrpc.js';
 import { type Upstream, UpstreamError } from './upstream.js';
+
+/** One channel of an agent's tunnel, as this upstream uses it (agent/mux.ts's Channel is one). */
+export interface TunnelChannel {
+  readonly id: number;
+  readonly closed: boolean;
+  onmessage?: (text: string) => void;
+  /** `lost`: the tunnel went, not the peer's decision. */
+  onclose?: (reason: string, lost: boolean) => void;
+  send(text: string): void;
+  pause(): void;
+  resume(): void;
+  close(reason: string): void;
+}
+
+/**
+ * The agents' tunnels as this upstream uses them (agent/hub.ts's AgentHub is them): passed in, so that upstream
+ * needs nothing of agent/, whose process runs upstreams itself.
+ */
+export interface AgentTunnels {
+  tunnel(agent: string):
+    | {
+        open(connection: string, session: string): Promise<TunnelChannel>;
+        readonly mux: { sendControl(channel: number, body: Record<string, unknown>): void };
+      }
+    | undefined;
+}
 
 /**
  * A session's link to a server that an agent runs inside its own network: one channel of the agent's tunnel.
@@ -9,14 +33,14 @@ import { type Upstream, UpstreamError } from './upstream.js';
  * pipeline runs here, at the gateway, exactly as for a local server.
  */
 export class TunnelUpstream implements Upstream {
-  #channel: Channel | undefined;
+  #channel: TunnelChannel | undefined;
   onmessage?: (message: JsonRpcMessage, text: string) => void;
   onclose?: (reason: string, cutOff?: boolean) => void;
   onerror?: (error: Error) => void;
   onfailed?: (ids: RequestId[], reason: string) => void;
 
   constructor(
-    private readonly hub: AgentHub,
+    private readonly hub: AgentTunnels,
     private readonly agent: string,
     private readonly connection: string,
     private readonly session: string,
@@ -25,7 +49,7 @@ export class TunnelUpstream implements Upstream {
   async start(): Promise<void> {
     const tunnel = this.hub.tunnel(this.agent);
     if (tunnel === undefined) throw new UpstreamError(`agent '${this.agent}' is not connected: the server of '${this.connection}' runs behind it (portcullis agents list)`, true, 503);
-    let channel: Channel;
+    let channel: TunnelChannel;
     try {
       channel = await tunnel.open(this.connection, this.session);
     } catch (err) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { untrustedPath, untrustedPrefix } from '../../src/untrusted-text.js';
+import { untrustedPath, untrustedPrefix } from '../../src/core/untrusted-text.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders } from '../helpers/raw-http.js';

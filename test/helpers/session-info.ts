@@ -1,4 +1,5 @@
-import type { Identity, SessionInfo } from '../../src/pipeline/stage.js';
+import type { SessionInfo } from '../../src/pipeline/stage.js';
+import type { Identity } from '../../src/core/identity.js';
 
 /** A session as stages see it, for testing a stage on its own: nothing is ever cancelled unless `cancel` is used. */
 export function sessionInfo(id: string, connection: string, identity: Identity): SessionInfo & { cancel(reason: string): void } {

@@ -2,7 +2,9 @@ import { sessionInfo } from '../helpers/session-info.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
-import { type Direction, type MessageContext, pass, type Stage, type Verdict, type VerdictEvent } from '../../src/pipeline/stage.js';
+import { type MessageContext, pass, type Stage, type Verdict } from '../../src/pipeline/stage.js';
+import type { Direction } from '../../src/core/direction.js';
+import type { VerdictEvent } from '../../src/core/verdict-event.js';
 import { errorResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../src/protocol/jsonrpc.js';
 
 /** The pipeline as a filter chain: order, verdicts, holds, and staying synchronous when it can. */

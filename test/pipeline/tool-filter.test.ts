@@ -2,7 +2,9 @@ import { sessionInfo } from '../helpers/session-info.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
-import type { Direction, MessageContext, VerdictEvent } from '../../src/pipeline/stage.js';
+import type { MessageContext } from '../../src/pipeline/stage.js';
+import type { Direction } from '../../src/core/direction.js';
+import type { VerdictEvent } from '../../src/core/verdict-event.js';
 import { ToolFilterStage } from '../../src/pipeline/tool-filter.js';
 import { ErrorCode, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../../src/protocol/jsonrpc.js';
 

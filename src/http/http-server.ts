@@ -3,33 +3,33 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import { anonymousApiRefusal, apiRefusal, isMachineCaller, type MachineKeys } from '../api/access.js';
-import { ApiError, type Person, type SessionsApi } from '../api/sessions.js';
+import type { Person, SessionsApi } from '../api/sessions.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
+import { HttpError } from '../core/http-error.js';
 import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
 import type { TrustedIssuer } from '../identity/issuers.js';
 import type { AccessRequestsApi } from '../api/access-requests.js';
 import type { ReviewsApi } from '../api/reviews.js';
 import type { PinsApi } from '../api/pins.js';
-import { Refusal } from '../refusal.js';
-import { untrustedPath, untrustedPrefix } from '../untrusted-text.js';
+import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
 import type { AgentHub } from '../agent/hub.js';
 import { AgentsApi } from '../api/agents.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { ConsoleEdge } from '../console/console-edge.js';
 import { securityHeaders, type StaticFiles } from '../console/static-files.js';
-import type { Identity } from '../pipeline/stage.js';
+import type { Identity } from '../core/identity.js';
 import { inGroups } from '../identity/roles.js';
 import type { AccessRequestRow } from '../store/types.js';
 import type { SessionRegistry } from '../session/registry.js';
-import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from './authenticate.js';
-import type { PublicUrls } from './public-urls.js';
-import { capConnections, type ConnectionLimits, timeoutOptions } from './connection-guard.js';
-import { gatewayMetadata, protectedResourceMetadata } from './protected-resource.js';
-import { replyApiJson, replyError, replyJson } from './http-reply.js';
-import type { LegacySseEdge } from './legacy-sse.js';
-import { checkHostAndOrigin, type HostPolicy } from './origin.js';
-import type { StreamableHttpEdge } from './streamable-http.js';
+import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from '../edge/authenticate.js';
+import type { PublicUrls } from '../edge/public-urls.js';
+import { gatewayMetadata, protectedResourceMetadata } from '../edge/protected-resource.js';
+import { replyApiJson, replyError, replyJson } from '../edge/http-reply.js';
+import type { LegacySseEdge } from '../edge/legacy-sse.js';
+import { checkHostAndOrigin, type HostPolicy } from '../edge/origin.js';
+import type { StreamableHttpEdge } from '../edge/streamable-http.js';
+import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 
 export interface HttpServerOptions {
   registry: SessionRegistry;
@@ -223,13 +223,10 @@ export function createHttpServer(o: HttpServerOptions): Server {
       const user = await o.console?.edge.caller(req);
       caller = user !== undefined ? { identity: user.identity } : await o.authenticator.authenticateGateway(req, url);
     } catch (err) {
-      if (err instanceof ApiError) {
-        req.resume();
-        return fail(err.status, err.message);
-      }
-      if (!(err instanceof AuthError)) throw err;
+      if (!(err instanceof HttpError)) throw err;
       req.resume();
-      if (err instanceof TooManyAttemptsError) return fail(429, err.message, { 'retry-after': String(err.retryAfterSeconds) });
+      if (!(err instanceof AuthError)) return fail(err.status, err.message);
+      if (err instanceof TooManyAttemptsError) return fail(429, err.message, err.headers);
       o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
       const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
       return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
@@ -241,7 +238,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     try {
       return await handler.handle(req, res, url, caller.identity);
     } catch (err) {
-      if (err instanceof ApiError || err instanceof Refusal) return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : {});
+      if (err instanceof HttpError) return fail(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : {});
       if (err instanceof URIError) return fail(400, 'the path has a malformed %-escape');
       throw err;
     }
@@ -285,7 +282,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
    * Whose recordings a request may read. A person (a console sign-in, or their bearer token for the gateway) sees
    * their own sessions, or everyone's with roles.auditors. A machine sees them all: the holder of api.token or of
    * the local API key (the CLI, scripts, on the gateway's host). Nobody else, wherever they connect from: a request
-   * with no credential is refused even on loopback. Throws ApiError when none of these.
+   * with no credential is refused even on loopback. Throws HttpError when none of these.
    */
   async function sessionsScope(req: IncomingMessage, url: URL): Promise<{ all: true } | Person> {
     const person = (identity: Identity) => (inGroups(identity, o.roles.auditors) ? { all: true as const } : { subject: identity.subject, issuer: identity.issuer });
@@ -297,13 +294,13 @@ export function createHttpServer(o: HttpServerOptions): Server {
         return person((await o.authenticator.authenticateGateway(req, url)).identity);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
-        if (err instanceof TooManyAttemptsError) throw new ApiError(429, err.message, { 'retry-after': String(err.retryAfterSeconds) });
+        if (err instanceof TooManyAttemptsError) throw new HttpError(429, err.message, err.headers);
         o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
-        throw new ApiError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
+        throw new HttpError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
       }
     }
     o.log.info({ path: untrustedPath(url.pathname), remote: req.socket.remoteAddress }, 'API request without a credential refused');
-    throw new ApiError(401, anonymousApiRefusal);
+    throw new HttpError(401, anonymousApiRefusal);
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -324,33 +321,22 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (access) return identityApi(req, res, url, fail, 'access requests', o.accessRequests);
     if (reviews) return identityApi(req, res, url, fail, 'reviews', o.reviews);
     if (pins) return identityApi(req, res, url, fail, 'tool pins', o.pins);
-    if (agents && isMachineCaller(req, o.api.keys)) {
-      try {
-        return await (o.agents?.api ?? noAgents).handle(req, res, url, 'machine');
-      } catch (err) {
-        if (err instanceof ApiError) return fail(err.status, err.message);
-        throw err;
-      }
-    }
-    if (agents) return identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
-    let scope: { all: true } | Person;
     try {
-      scope = await sessionsScope(req, url);
+      if (agents && isMachineCaller(req, o.api.keys)) return await (o.agents?.api ?? noAgents).handle(req, res, url, 'machine');
+      if (agents) return await identityApi(req, res, url, fail, 'agents', o.agents?.api ?? noAgents);
+      const scope = await sessionsScope(req, url);
+      if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {
+        if (o.api.sessions === undefined) return fail(503, 'recording is off (recording.mode: off): there are no recordings to serve');
+        return await o.api.sessions.handle(req, res, url, 'subject' in scope ? scope : undefined);
+      }
+      return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
     } catch (err) {
-      if (err instanceof ApiError) return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : err.headers);
+      // An HttpError becomes its reply here (identityApi answers its own: a bearer challenge, a retry hint). Only
+      // the caller's scope refuses with 401, which points a client at the API's bearer realm.
+      if (err instanceof HttpError) return fail(err.status, err.message, err.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : err.headers);
+      if (err instanceof URIError) return fail(400, 'the path has a malformed %-escape');
       throw err;
     }
-    if (url.pathname === '/api/sessions' || url.pathname.startsWith('/api/sessions/')) {
-      if (o.api.sessions === undefined) return fail(503, 'recording is off (recording.mode: off): there are no recordings to serve');
-      try {
-        return await o.api.sessions.handle(req, res, url, 'subject' in scope ? scope : undefined);
-      } catch (err) {
-        if (err instanceof ApiError) return fail(err.status, err.message);
-        if (err instanceof URIError) return fail(400, 'the path has a malformed %-escape');
-        throw err;
-      }
-    }
-    return fail(404, `no API at ${untrustedPath(url.pathname)}; see /api/sessions`);
   }
 
   capConnections(server, o.connections.maxConnections, o.log);
