@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { DatabasePort, Queryable, Row, SyncDatabase } from './port.js';
-import { render, type Sql } from './sql.js';
+import { render, Sql } from './sql.js';
 import { StoreSchemaError, StoreUnavailableError } from './errors.js';
 
 export interface SqliteOptions {
@@ -29,6 +29,7 @@ export class SqlitePort implements DatabasePort {
   readonly sync: SyncDatabase;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  readonly #byTemplate = new WeakMap<readonly string[], Database.Statement>();
   readonly #busyTimeoutMs: number;
   /** The statements of an open async transaction; anything else meanwhile would silently join it. */
   readonly #tx: Queryable;
@@ -109,8 +110,8 @@ export class SqlitePort implements DatabasePort {
     try {
       this.#db.exec('BEGIN IMMEDIATE');
       try {
-        const { text, values } = render(statement, 'question');
-        this.#prepared(text).run(...(values as Array<string | number | null>));
+        const { prepared, values } = this.#bind(statement);
+        prepared.run(...values);
       } finally {
         this.#db.exec('ROLLBACK');
       }
@@ -142,6 +143,20 @@ export class SqlitePort implements DatabasePort {
     this.#writing(() => this.#transaction.immediate(fn));
   }
 
+  /**
+   * The prepared statement and the values to bind. A statement without fragments is found by its template (the
+   * same strings array at every evaluation) before any text is built: the group commit runs one per event.
+   */
+  #bind(statement: Sql): { prepared: Database.Statement; values: Array<string | number | null> } {
+    const plain = !statement.values.some((v) => v instanceof Sql);
+    let prepared = plain ? this.#byTemplate.get(statement.strings) : undefined;
+    if (prepared !== undefined) return { prepared, values: statement.values as Array<string | number | null> };
+    const { text, values } = render(statement, 'question');
+    prepared = this.#prepared(text);
+    if (plain) this.#byTemplate.set(statement.strings, prepared);
+    return { prepared, values: values as Array<string | number | null> };
+  }
+
   /** The prepared statement of a text, kept for the next time (the hot statements are a handful). */
   #prepared(text: string): Database.Statement {
     let prepared = this.#statements.get(text);
@@ -155,8 +170,8 @@ export class SqlitePort implements DatabasePort {
 
   #run(statement: Sql): number {
     try {
-      const { text, values } = render(statement, 'question');
-      return this.#prepared(text).run(...(values as Array<string | number | null>)).changes;
+      const { prepared, values } = this.#bind(statement);
+      return prepared.run(...values).changes;
     } catch (err) {
       throw new StoreUnavailableError(`the SQLite store ${this.location} did not take the write: ${(err as Error).message}`, { cause: err });
     }
@@ -164,8 +179,8 @@ export class SqlitePort implements DatabasePort {
 
   #all(statement: Sql): Row[] {
     try {
-      const { text, values } = render(statement, 'question');
-      return this.#prepared(text).all(...(values as Array<string | number | null>)) as Row[];
+      const { prepared, values } = this.#bind(statement);
+      return prepared.all(...values) as Row[];
     } catch (err) {
       throw new StoreUnavailableError(`the SQLite store ${this.location} failed: ${(err as Error).message}`, { cause: err });
     }
