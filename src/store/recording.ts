@@ -1,4 +1,4 @@
-import type { DatabasePort } from './port.js';
+import type { DatabasePort, Row } from './port.js';
 import { batchStatement, writeBatchRows } from './recording-batch.js';
 import { eventFromDb, keyFromDb, ledgerFromDb, sessionFromDb } from './recording-rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
@@ -49,8 +49,8 @@ export interface RecordingStore {
 
 export function recordingStore(db: DatabasePort): RecordingStore {
   const { sync } = db;
-  const writeSync = sync === undefined ? undefined : (batch: WriteBatch) => sync.transaction(() => writeBatchRows((s) => sync.run(s), batch));
-  const first = async <T>(statement: Sql, map: (r: Record<string, string | number | null>) => T): Promise<T | undefined> => {
+  const writeSync = sync === undefined ? undefined : (batch: WriteBatch) => sync.transaction(() => writeBatchRows(sync.run, batch));
+  const first = async <T>(statement: Sql, map: (r: Row) => T): Promise<T | undefined> => {
     const [row] = await db.query(statement);
     return row === undefined ? undefined : map(row);
   };

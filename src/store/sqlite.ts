@@ -72,8 +72,14 @@ export class SqlitePort implements DatabasePort {
       exec: async (script) => this.#exec(script),
     };
     this.sync = {
-      run: (s) => this.#outside(() => this.#run(s)),
-      transaction: (fn) => this.#outside(() => this.#immediate(fn)),
+      run: (s) => {
+        this.#refuseInTransaction();
+        return this.#run(s);
+      },
+      transaction: (fn) => {
+        this.#refuseInTransaction();
+        this.#writing(() => this.#transaction.immediate(fn));
+      },
     };
   }
 
@@ -135,12 +141,12 @@ export class SqlitePort implements DatabasePort {
   }
 
   #outside<T>(fn: () => T): T {
-    if (this.#inTransaction) throw new StoreUnavailableError(`the SQLite store ${this.location} is in a transaction (migrating); try again once it is done`);
+    this.#refuseInTransaction();
     return fn();
   }
 
-  #immediate(fn: () => void): void {
-    this.#writing(() => this.#transaction.immediate(fn));
+  #refuseInTransaction(): void {
+    if (this.#inTransaction) throw new StoreUnavailableError(`the SQLite store ${this.location} is in a transaction (migrating); try again once it is done`);
   }
 
   /**
@@ -148,7 +154,7 @@ export class SqlitePort implements DatabasePort {
    * same strings array at every evaluation) before any text is built: the group commit runs one per event.
    */
   #bind(statement: Sql): { prepared: Database.Statement; values: Array<string | number | null> } {
-    const plain = !statement.values.some((v) => v instanceof Sql);
+    const plain = isPlain(statement);
     let prepared = plain ? this.#byTemplate.get(statement.strings) : undefined;
     if (prepared !== undefined) return { prepared, values: statement.values as Array<string | number | null> };
     const { text, values } = render(statement, 'question');
@@ -170,6 +176,9 @@ export class SqlitePort implements DatabasePort {
 
   #run(statement: Sql): number {
     try {
+      // The group commit's path, one per event: no text built, no object made.
+      const known = this.#byTemplate.get(statement.strings);
+      if (known !== undefined && isPlain(statement)) return known.run(...(statement.values as Array<string | number | null>)).changes;
       const { prepared, values } = this.#bind(statement);
       return prepared.run(...values).changes;
     } catch (err) {
@@ -198,4 +207,10 @@ export class SqlitePort implements DatabasePort {
       throw new StoreUnavailableError(`the SQLite store ${this.location} did not take the write: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/** A statement with no fragment among its values: its text depends on its template alone. */
+function isPlain(statement: Sql): boolean {
+  for (const v of statement.values) if (v instanceof Sql) return false;
+  return true;
 }
