@@ -1,5 +1,5 @@
-import { SqliteStore } from '../store/sqlite.js';
 import { type Store, StoreUnavailableError } from '../store/store.js';
+import type { WriteBatch } from '../store/types.js';
 import { type Item, type Materialized, materialize } from './batch.js';
 import { ledgerGenesis } from './chain.js';
 import type { SigningKey } from './keys.js';
@@ -18,7 +18,8 @@ export class BatchWriter {
   #ledger: { seq: number; hash: string };
   #ledgerBusy = false;
   #ledgerUncertain = false;
-  readonly #sqlite: SqliteStore | undefined;
+  /** The store's synchronous write, where it has one (SQLite). */
+  readonly #writeSync: ((batch: WriteBatch) => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -28,12 +29,12 @@ export class BatchWriter {
     private readonly timeoutMs: number,
   ) {
     this.#ledger = ledger;
-    this.#sqlite = store instanceof SqliteStore ? store : undefined;
+    this.#writeSync = store.writeSync;
   }
 
   /** SQLite: batches are written synchronously, one at a time. */
   get synchronous(): boolean {
-    return this.#sqlite !== undefined;
+    return this.#writeSync !== undefined;
   }
 
   /** A batch with ledger rows is being written: the ledger is one chain, so the next one waits. */
@@ -49,10 +50,10 @@ export class BatchWriter {
   async write(items: Item[], chains: Set<SessionChain>, ledgerRows: boolean, failed: (err: Error) => void): Promise<Materialized | undefined> {
     if (ledgerRows) this.#ledgerBusy = true;
     let written: Materialized | undefined;
-    if (this.#sqlite !== undefined) {
+    if (this.#writeSync !== undefined) {
       const m = materialize(items, this.#ledger, this.key, this.instanceId);
       try {
-        this.#sqlite.writeSync(m.batch);
+        this.#writeSync(m.batch);
         written = m;
       } catch (err) {
         failed(err as Error);

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
-import { parsePostgresUrl, PostgresStore } from './postgres.js';
-import { SqliteStore } from './sqlite.js';
-import type { Store } from './store.js';
+import type { DatabasePort } from './port.js';
+import { PostgresPort, parsePostgresUrl } from './postgres.js';
+import { SqlitePort } from './sqlite.js';
+import { type Store, storeOver } from './store.js';
 
 export interface OpenStoreOptions {
   sync?: 'normal' | 'full';
@@ -28,10 +29,10 @@ export function describeStore(url: string): string {
 
 /** Opens the store a URL names (`sqlite:PATH` or `postgres://…`); the gateway migrates it, readers only check it. */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
-  if (url.startsWith('sqlite:')) {
-    return new SqliteStore(sqlitePath(url), { sync: options.sync ?? 'normal', reader: options.reader ?? false });
-  }
-  const store = new PostgresStore(url, options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs });
+  const db: DatabasePort = url.startsWith('sqlite:')
+    ? new SqlitePort(sqlitePath(url), { sync: options.sync ?? 'normal', reader: options.reader ?? false })
+    : new PostgresPort(url, options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs });
+  const store = storeOver(db);
   try {
     if (options.reader) await store.checkSchema();
     else await store.migrate();

@@ -1,0 +1,89 @@
+import type { DatabasePort } from './port.js';
+import { type Entry, insertSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
+import { raw, sql } from './sql.js';
+import type { ToolPinReason, ToolPinRow, ToolPinUpdate } from './types.js';
+
+/** Each connection's pinned tool definitions (pins/). */
+export interface PinStore {
+  /** Adds a pin; false (nothing written) when the connection already has one for the tool (another gateway pinned it first). */
+  insertToolPin(row: ToolPinRow): Promise<boolean>;
+  /** A connection's pins, or every connection's, by connection then tool. */
+  listToolPins(connection?: string): Promise<ToolPinRow[]>;
+  /**
+   * Compare-and-set on the pin's approved and pending digests (null matches null): applies `to` only while both
+   * are still as the caller last read them; false when they were not. With nothing to write it changes nothing,
+   * and still tells whether the pin is as expected.
+   */
+  updateToolPin(connection: string, tool: string, expect: { digest: string | null; pendingDigest: string | null }, to: ToolPinUpdate): Promise<boolean>;
+}
+
+export function pinStore(db: DatabasePort): PinStore {
+  return {
+    async insertToolPin(row) {
+      return (await db.run(sql`${insertSql('tool_pins', toolPinToDb(row))} ON CONFLICT (connection, tool) DO NOTHING`)) === 1;
+    },
+    async listToolPins(connection) {
+      const where = connection === undefined ? raw('') : sql` WHERE connection = ${connection}`;
+      return (await db.query(sql`SELECT * FROM tool_pins${where} ORDER BY connection, tool`)).map(toolPinFromDb);
+    },
+    async updateToolPin(connection, tool, expect, to) {
+      const entries: Array<[string, string | number | null | undefined]> = [
+        ['digest', to.digest],
+        ['definition', to.definition],
+        ['pending_digest', to.pendingDigest],
+        ['pending_definition', to.pendingDefinition],
+        ['pending_since_us', to.pendingSinceUs],
+        ['removed_at_us', to.removedAtUs],
+        ['approved_at_us', to.approvedAtUs],
+        ['approved_by', to.approvedBy],
+        ['reasons', to.reasons === undefined ? undefined : reasonsToDb(to.reasons)],
+        ['pending_reasons', to.pendingReasons === undefined ? undefined : reasonsToDb(to.pendingReasons)],
+      ];
+      const set = entries.some(([, v]) => v !== undefined) ? setSql(entries) : raw('digest = digest');
+      // IS NOT DISTINCT FROM: an expected null matches NULL (SQLite has it since 3.39).
+      const changed = await db.run(sql`UPDATE tool_pins SET ${set} WHERE connection = ${connection} AND tool = ${tool}
+        AND digest IS NOT DISTINCT FROM ${expect.digest} AND pending_digest IS NOT DISTINCT FROM ${expect.pendingDigest}`);
+      return changed === 1;
+    },
+  };
+}
+
+function toolPinFromDb(r: Row): ToolPinRow {
+  return {
+    connection: String(r.connection),
+    tool: String(r.tool),
+    digest: strOrNull(r.digest),
+    definition: strOrNull(r.definition),
+    pendingDigest: strOrNull(r.pending_digest),
+    pendingDefinition: strOrNull(r.pending_definition),
+    pendingSinceUs: numOrNull(r.pending_since_us),
+    removedAtUs: numOrNull(r.removed_at_us),
+    pinnedAtUs: num(r.pinned_at_us),
+    approvedAtUs: numOrNull(r.approved_at_us),
+    approvedBy: strOrNull(r.approved_by),
+    reasons: reasonsFromDb(r.reasons),
+    pendingReasons: reasonsFromDb(r.pending_reasons),
+  };
+}
+
+/** Reasons are stored as a JSON array, NULL when there are none. */
+const reasonsToDb = (reasons: readonly ToolPinReason[]) => (reasons.length === 0 ? null : JSON.stringify(reasons));
+const reasonsFromDb = (v: unknown): ToolPinReason[] => (typeof v === 'string' ? (JSON.parse(v) as ToolPinReason[]) : []);
+
+function toolPinToDb(p: ToolPinRow): Entry[] {
+  return [
+    ['connection', p.connection],
+    ['tool', p.tool],
+    ['digest', p.digest],
+    ['definition', p.definition],
+    ['pending_digest', p.pendingDigest],
+    ['pending_definition', p.pendingDefinition],
+    ['pending_since_us', p.pendingSinceUs],
+    ['removed_at_us', p.removedAtUs],
+    ['pinned_at_us', p.pinnedAtUs],
+    ['approved_at_us', p.approvedAtUs],
+    ['approved_by', p.approvedBy],
+    ['reasons', reasonsToDb(p.reasons)],
+    ['pending_reasons', reasonsToDb(p.pendingReasons)],
+  ];
+}
