@@ -8,6 +8,7 @@ import { loadSigningKey } from '../../src/recording/keys.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { openStore } from '../../src/store/open.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
+import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../helpers/ports.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
@@ -73,8 +74,10 @@ async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer):
       const first = new GatewayProcess(config);
       await first.ready();
       const clients = await Promise.all([busyClient(url, token), busyClient(url, token), busyClient(url, token)]);
-      // A different moment each run: early, mid-stream, or after many calls.
-      await new Promise((r) => setTimeout(r, 30 + Math.floor(Math.random() * 400)));
+      // Every client has had a call answered (the state the assertion below needs, waited for: a busy machine may take
+      // longer than any fixed delay), then a different moment each run: mid-stream, or after many calls.
+      await waitFor(() => clients.every((c) => c.received.length >= 2), 'every client to have a call answered');
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       await first.stop('SIGKILL');
       await Promise.all(clients.map((c) => c.stopped));
       assert.ok(clients.every((c) => c.received.length >= 2), `run ${run}: every client had calls answered before the kill`);
