@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { parseDuration, parseSize } from '../config/duration.js';
+import { parseDuration, parseSize } from '../core/duration.js';
 import { parseYaml, readConfigText } from '../config/load.js';
-import { oneUpstream, type UpstreamConfig, upstreamOf, upstreamSchemas } from '../config/schema.js';
-import { resolveSecretString, type SecretSources, processSecretSources, SecretReferenceError, type SecretString } from '../config/secrets.js';
+import { oneUpstream, type UpstreamConfig, upstreamOf, upstreamSchemas } from '../upstream/config.js';
+import { resolveSecretString, type SecretSources, processSecretSources, SecretReferenceError, type SecretString } from '../core/secrets.js';
 
 /**
  * The agent's own config: where the gateway is, who the agent is, and the connections it serves. It holds the

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, toGatewayConfig, type GatewayConfig } from './schema.js';
-import { processSecretSources, type SecretSources } from './secrets.js';
+import { processSecretSources, type SecretSources } from '../core/secrets.js';
 
 /** A config that cannot be used; `problems` each name a key path, what was found and what is expected. */
 export class ConfigError extends Error {
