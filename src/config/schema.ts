@@ -70,7 +70,8 @@ function listenAddress() {
     });
 }
 
-export function configSchema(sources: SecretSources) {
+/** The file as written, every slice parsed and checked. */
+function fileSchema(sources: SecretSources) {
   return z
     .strictObject({
       listen: listenAddress(),
@@ -222,7 +223,7 @@ export type { RecordingConfig } from '../recording/config.js';
 export type { ReviewEvent, WebhookConfig } from '../reviews/config.js';
 export type { UpstreamConfig } from '../upstream/config.js';
 
-type Parsed = z.output<ReturnType<typeof configSchema>>;
+type Parsed = z.output<ReturnType<typeof fileSchema>>;
 
 /** A connection as the gateway serves it: its own keys, with the gateway-wide masking and limits it does not override. */
 function toConnection(name: string, c: Parsed['connections'][string], p: Parsed) {
@@ -241,7 +242,7 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
 export type ConnectionConfig = ReturnType<typeof toConnection>;
 
 /** The parsed file as the gateway runs it: the store defaults into dataDir, connections by name. */
-export function toGatewayConfig(p: Parsed) {
+function toGatewayConfig(p: Parsed) {
   const defaultStore = `sqlite:${join(p.dataDir, 'portcullis.db')}`;
   // Typed as every connection's masking is, so code may read either (the gateway-wide one also has the rules).
   const masking: MaskingConfig = p.masking;
@@ -254,4 +255,9 @@ export function toGatewayConfig(p: Parsed) {
   };
 }
 
-export type GatewayConfig = ReturnType<typeof toGatewayConfig>;
+/** The config file's schema: parsing it gives the GatewayConfig the gateway runs. */
+export function configSchema(sources: SecretSources) {
+  return fileSchema(sources).transform(toGatewayConfig);
+}
+
+export type GatewayConfig = z.output<ReturnType<typeof configSchema>>;
