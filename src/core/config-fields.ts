@@ -146,7 +146,7 @@ export function referenceOnly(sources: SecretSources, what: string) {
 export const groupList = z.array(z.string().min(1, 'expected a group name')).default([]);
 
 /** `base` with every key `own` gives (not undefined) replacing its value: a connection's overrides of a gateway-wide slice. */
-export function overlay<T extends object>(base: T, own: Partial<T>): T {
+export function overlay<T extends object>(base: T, own: { [K in keyof T]?: T[K] | undefined }): T {
   const out = { ...base };
   for (const key in own) {
     const value = own[key];
