@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { parseDuration, parseSize } from '../config/duration.js';
+import { parseDuration, parseSize } from '../core/duration.js';
 import { parseYaml, readConfigText } from '../config/load.js';
-import { oneUpstream, type UpstreamConfig, upstreamOf, upstreamSchemas } from '../config/schema.js';
-import { resolveSecretString, type SecretSources, processSecretSources, SecretReferenceError, type SecretString } from '../config/secrets.js';
+import { oneUpstream, upstreamOf, upstreamSchemas } from '../upstream/config.js';
+import { resolveSecretString, type SecretSources, processSecretSources, SecretReferenceError } from '../core/secrets.js';
 
 /**
  * The agent's own config: where the gateway is, who the agent is, and the connections it serves. It holds the
@@ -14,18 +14,6 @@ import { resolveSecretString, type SecretSources, processSecretSources, SecretRe
  *   connections:
  *     aws: { stdio: { command: aws-mcp, env: { AWS_SECRET_ACCESS_KEY: "${env:AWS_SECRET_ACCESS_KEY}" } } }
  */
-
-export interface AgentConfig {
-  /** The gateway's tunnel endpoint, ws(s)://…/agent. */
-  tunnelUrl: string;
-  name: string;
-  token: SecretString;
-  tls: { ca?: string; pin?: string };
-  heartbeatMs: number;
-  maxMessageBytes: number;
-  logLevel: string;
-  connections: Map<string, { name: string; upstream: UpstreamConfig }>;
-}
 
 function secret(sources: SecretSources, what: string) {
   return z.string().transform((template, ctx) => {
@@ -106,10 +94,11 @@ function agentSchema(sources: SecretSources) {
   });
 }
 
-export function parseAgentConfig(text: string, source: string, sources: SecretSources = processSecretSources): AgentConfig {
-  const p = parseYaml(agentSchema(sources), text, source);
+/** The agent's config as it runs: the tunnel URL from the gateway's, durations in ms, sizes in bytes, connections by name. */
+function toAgentConfig(p: z.output<ReturnType<typeof agentSchema>>) {
   const base = p.gateway.replace(/\/+$/, '').replace(/^http/, 'ws');
   return {
+    /** The gateway's tunnel endpoint, ws(s)://…/agent. */
     tunnelUrl: `${base}/agent`,
     name: p.name,
     token: p.token,
@@ -119,6 +108,12 @@ export function parseAgentConfig(text: string, source: string, sources: SecretSo
     logLevel: p.log.level,
     connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, { name, upstream: upstreamOf(c) }])),
   };
+}
+
+export type AgentConfig = ReturnType<typeof toAgentConfig>;
+
+export function parseAgentConfig(text: string, source: string, sources: SecretSources = processSecretSources): AgentConfig {
+  return toAgentConfig(parseYaml(agentSchema(sources), text, source));
 }
 
 export function loadAgentConfig(path: string, sources?: SecretSources): AgentConfig {

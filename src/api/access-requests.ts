@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { replyApiJson as json } from '../edge/http-reply.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '../core/duration.js';
 import type { AccessRequests } from '../identity/access-requests.js';
 import type { Identity } from '../core/identity.js';
 import type { AccessRequestStatus } from '../store/types.js';

@@ -1,6 +1,6 @@
 import { sameSecret } from '../crypto/secrets.js';
 import type { IncomingMessage } from 'node:http';
-import type { SecretString } from '../config/secrets.js';
+import type { SecretString } from '../core/secrets.js';
 
 /**
  * The machine credentials of /api/sessions and /metrics: `api.token` (for a Prometheus scrape, or scripts on other

@@ -3,8 +3,8 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, toGatewayConfig, type GatewayConfig } from './schema.js';
-import { processSecretSources, type SecretSources } from './secrets.js';
+import { configSchema, type GatewayConfig } from './schema.js';
+import { processSecretSources, type SecretSources } from '../core/secrets.js';
 
 /** A config that cannot be used; `problems` each name a key path, what was found and what is expected. */
 export class ConfigError extends Error {
@@ -134,7 +134,7 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: 
 
 /** Parses and validates config text; throws ConfigError listing every problem. */
 export function parseConfig(text: string, source: string, sources: SecretSources = processSecretSources): GatewayConfig {
-  return toGatewayConfig(parseYaml(configSchema(sources), text, source));
+  return parseYaml(configSchema(sources), text, source);
 }
 
 /** Reads a file for a command; ConfigError when it cannot be read. */

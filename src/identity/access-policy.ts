@@ -1,4 +1,4 @@
-import type { AccessConfig } from '../config/schema.js';
+import type { AccessConfig } from './config.js';
 import { globToRegExp } from '../core/glob.js';
 import type { Identity } from '../core/identity.js';
 

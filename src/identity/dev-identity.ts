@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK, SignJWT } from 'jose';
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import type { IdentityConfig, IssuerConfig } from '../config/schema.js';
+import type { IdentityConfig, IssuerConfig } from './config.js';
 import { loadOrCreateEd25519Key } from '../crypto/key-file.js';
 import { LocalIssuer } from './issuers.js';
 

@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
-import type { IssuerConfig } from '../config/schema.js';
+import type { IssuerConfig } from './config.js';
 import { AuthError } from './auth-error.js';
 import { discover, type IssuerMetadata } from './discovery.js';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ConnectionConfig, LimitsConfig } from '../config/schema.js';
+import type { LimitedConnection, LimitsConfig } from './config.js';
 import { globToRegExp } from '../core/glob.js';
 import { idKey, type JsonRpcRequest, type RequestId } from '../protocol/jsonrpc.js';
 import { BurstLog } from './burst-log.js';
@@ -116,7 +116,7 @@ export class Limits {
    * The session count that is at its limit for one more session of `principal` on `connection`, if any: which
    * sessions count towards it (`scope`), so that an idle one among them can make room (the registry reclaims it).
    */
-  fullSessionCap(connection: ConnectionConfig, principal: Principal): FullSessionCap | undefined {
+  fullSessionCap(connection: LimitedConnection, principal: Principal): FullSessionCap | undefined {
     const p = principalKey(principal);
     const c = connection.limits;
     const stdio = connection.upstream.kind === 'stdio';
@@ -134,7 +134,7 @@ export class Limits {
    * Takes a place for a new session of `principal` on `connection`, or says which limit refuses it. `record` is
    * true for the first refusal of a burst: the one to record as a refused session (the rest are counted in the log).
    */
-  admitSession(connection: ConnectionConfig, principal: Principal): Admission {
+  admitSession(connection: LimitedConnection, principal: Principal): Admission {
     const p = principalKey(principal);
     const stdio = connection.upstream.kind === 'stdio';
     const s = this.#sessions;
@@ -178,7 +178,7 @@ export class Limits {
    * limit refuses it. `paced` false spares a session's opening initialize the request rate: limits.principal.sessionOpens
    * already paces it.
    */
-  admitRequest(sessionId: string, connection: ConnectionConfig, principal: Principal, request: JsonRpcRequest, paced = request.method !== 'initialize'): LimitExceededError | undefined {
+  admitRequest(sessionId: string, connection: LimitedConnection, principal: Principal, request: JsonRpcRequest, paced = request.method !== 'initialize'): LimitExceededError | undefined {
     let slots = this.#slots.get(sessionId);
     const key = idKey(request.id);
     const p = principalKey(principal);
@@ -280,7 +280,7 @@ export class Limits {
     this.#inFlight.global--;
   }
 
-  #toolRule(connection: ConnectionConfig, tool: string): ToolRule | undefined {
+  #toolRule(connection: LimitedConnection, tool: string): ToolRule | undefined {
     let rules = this.#toolRules.get(connection.name);
     if (rules === undefined) {
       rules = Object.entries(connection.limits.tools).map(([pattern, rate]) => ({ pattern, match: globToRegExp(pattern), rate }));

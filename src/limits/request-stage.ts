@@ -1,4 +1,4 @@
-import type { ConnectionConfig } from '../config/schema.js';
+import type { LimitedConnection } from './config.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
 import type { MessageContext, Stage, Verdict } from '../pipeline/stage.js';
 import type { Direction } from '../core/direction.js';
@@ -26,7 +26,7 @@ export class RequestLimitsStage implements Stage {
 
   constructor(
     private readonly limits: Limits,
-    private readonly connection: ConnectionConfig,
+    private readonly connection: LimitedConnection,
   ) {}
 
   inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { LimitsConfig } from '../config/schema.js';
+import type { LimitsConfig } from './config.js';
 import type { BurstLog } from './burst-log.js';
 import { KeyedBuckets } from './keyed.js';
 import { LimitExceededError } from './limit-error.js';

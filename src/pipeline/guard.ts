@@ -1,4 +1,4 @@
-import type { GuardrailDefaults } from '../config/schema.js';
+import type { GuardrailDefaults } from '../policy/config.js';
 import { requestFacts, targetOf } from '../policy/facts.js';
 import type { Decision, RuleSet } from '../policy/rules.js';
 import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../protocol/jsonrpc.js';

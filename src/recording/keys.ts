@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SecretString } from '../config/secrets.js';
+import type { SecretString } from '../core/secrets.js';
 import { KeyFileError, loadOrCreateEd25519Key } from '../crypto/key-file.js';
 
 /**

@@ -2,7 +2,9 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type ReviewView, reviewView } from './view.js';
-import type { GatewayConfig, MaskingConfig, ReviewEvent, RuleConfig, WebhookConfig } from '../config/schema.js';
+import type { MaskingConfig } from '../masking/config.js';
+import type { RuleConfig } from '../policy/config.js';
+import type { NotifierConfig, ReviewEvent, WebhookConfig } from './config.js';
 import { type Masker, MaskingRefusedError } from '../masking/engine.js';
 import { maskerFor } from '../masking/policy.js';
 import type { ReviewRow } from '../store/types.js';
@@ -146,7 +148,7 @@ export class ReviewNotifier {
   }
 
   /** The notifier a gateway's config describes; a review held by a connection not configured here gets the gateway-wide masking. */
-  static fromConfig(config: GatewayConfig, baseUrl: () => string | undefined, log: Logger, timings?: Partial<DeliveryTimings>): ReviewNotifier {
+  static fromConfig(config: NotifierConfig, baseUrl: () => string | undefined, log: Logger, timings?: Partial<DeliveryTimings>): ReviewNotifier {
     return new ReviewNotifier({
       webhooks: config.notifications.webhooks,
       rules: config.rules,

@@ -1,5 +1,5 @@
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamConfig } from './config.js';
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { SdkTransportUpstream } from './sdk-transport.js';
 import { UpstreamError } from './upstream.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamConfig } from './config.js';
 import { SseUpstream } from './http.js';
 import { upstreamScrubber } from './injected-credentials.js';
 import { StreamableHttpUpstream, type UpstreamAgents } from './streamable-http.js';

@@ -1,4 +1,4 @@
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamConfig } from './config.js';
 import { type Credential, CredentialScrubber, minimumCredentialLength } from '../scrub/credential-scrubber.js';
 import { passedEnvironment } from './stdio.js';
 

@@ -1,7 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Logger } from 'pino';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamConfig } from './config.js';
 import { type JsonRpcMessage, NestedTooDeepError, parseMessage, type RequestId } from '../protocol/jsonrpc.js';
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { LineReader } from './line-reader.js';

@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamConfig } from './config.js';
 import {
   ErrorCode,
   errorResponse,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
-import type { SecretSources } from '../../src/config/secrets.js';
+import type { SecretSources } from '../../src/core/secrets.js';
 
 /** The config file as operators write it: defaults filled in, and every mistake named by key path, found value and expectation. */
 

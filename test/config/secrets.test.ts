@@ -11,7 +11,7 @@ import {
   SecretReferenceError,
   type SecretSources,
   SecretString,
-} from '../../src/config/secrets.js';
+} from '../../src/core/secrets.js';
 import { CapturedLog } from '../helpers/gateway.js';
 
 /** Secret references: resolved from the environment or a file, named in errors, and never shown anywhere. */

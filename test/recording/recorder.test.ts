@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
-import { resolveSecretString } from '../../src/config/secrets.js';
+import { resolveSecretString } from '../../src/core/secrets.js';
 import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
 import { Recorder, type RecorderOptions } from '../../src/recording/recorder.js';
 import { SessionRecording } from '../../src/recording/session-recording.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { resolveSecretString } from '../../src/config/secrets.js';
+import { resolveSecretString } from '../../src/core/secrets.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import type { Stage } from '../../src/pipeline/stage.js';
 import { ErrorCode, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../../src/protocol/jsonrpc.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { resolveSecretString } from '../../src/config/secrets.js';
+import { resolveSecretString } from '../../src/core/secrets.js';
 import type { JsonRpcMessage } from '../../src/protocol/jsonrpc.js';
 import { StreamableHttpUpstream, UpstreamAgents } from '../../src/upstream/streamable-http.js';
 import { UpstreamError } from '../../src/upstream/upstream.js';

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { httpUrl, secretList, secretMap } from '../core/config-fields.js';
+import type { SecretSources } from '../core/secrets.js';
+
+/** How a server is reached: a process over stdio, or a URL (Streamable HTTP or legacy SSE). The gateway's and the agent's config share it. */
+export function upstreamSchemas(sources: SecretSources) {
+  const stdio = z.strictObject({
+    command: z.string().min(1, 'expected the program to run, e.g. node or npx'),
+    args: secretList(sources),
+    env: secretMap(sources, 'environment variable'),
+    /**
+     * Variables passed through from the environment of the process that starts the server (the agent's, e.g. an
+     * instance role's AWS_* credentials), by name or by a prefix ending in `*`. Nothing else of it is passed.
+     */
+    passEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, 'expected an environment variable name, or a prefix ending in * such as AWS_*')).default([]),
+    cwd: z.string().min(1).optional(),
+  });
+  const http = z.strictObject({
+    url: httpUrl(sources),
+    headers: secretMap(sources, 'header'),
+  });
+  return { stdio, http };
+}
+
+type Stdio = z.output<ReturnType<typeof upstreamSchemas>['stdio']>;
+type Http = z.output<ReturnType<typeof upstreamSchemas>['http']>;
+
+/** The upstream a parsed connection names (exactly one of its kinds is present, as checked by `oneUpstream`). */
+export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefined; sse?: Http | undefined; agent?: string | undefined }) {
+  if (c.stdio) return { kind: 'stdio' as const, command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, passEnv: c.stdio.passEnv, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) };
+  if (c.http) return { kind: 'http' as const, url: c.http.url, headers: c.http.headers };
+  if (c.sse) return { kind: 'sse' as const, url: c.sse.url, headers: c.sse.headers };
+  return { kind: 'agent' as const, agent: c.agent! };
+}
+
+export type UpstreamConfig = ReturnType<typeof upstreamOf>;
+
+/** Exactly one upstream kind of those allowed. */
+export function oneUpstream(kinds: readonly string[]) {
+  return (c: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const present = kinds.filter((k) => c[k] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: present.length === 0 ? `a connection needs exactly one upstream: ${kinds.join(', ')}` : `a connection has exactly one upstream, found ${present.join(' and ')}`,
+      });
+    }
+  };
+}
