@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { idKey, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
-import type { ClientSink } from '../session/sink.js';
+import type { ClientSink } from '../exchange/sink.js';
 import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
 
 interface BufferedEvent {

@@ -4,7 +4,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import { type Identity, samePrincipal } from '../core/identity.js';
 import { ErrorCode, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
-import type { ClientSink } from '../session/sink.js';
+import type { ClientSink } from '../exchange/sink.js';
 import type { Caller } from './authenticate.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { hasMediaType, replyError } from './http-reply.js';

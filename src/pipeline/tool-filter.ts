@@ -1,6 +1,6 @@
-import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { globToRegExp } from '../core/glob.js';
-import type { MessageContext, Stage, Verdict } from './stage.js';
+import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type Verdict } from './stage.js';
 
 /**
  * A per-connection allow/deny list of tool names (`*` matches any run of characters). A tool that is not
@@ -11,8 +11,9 @@ export interface ToolFilterRules {
   deny?: readonly string[];
 }
 
-export class ToolFilterStage implements Stage {
+export class ToolFilterStage implements Stage, StageHandlers {
   readonly name = 'tool-filter';
+  readonly inspect = inspectWith(this);
   readonly #allow?: RegExp[];
   readonly #deny: RegExp[];
 
@@ -31,26 +32,24 @@ export class ToolFilterStage implements Stage {
     return this.#allow === undefined || this.#allow.some((r) => r.test(tool));
   }
 
-  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
-    if (ctx.direction === 'toServer') {
-      if (!isRequest(message) || message.method !== 'tools/call') return undefined;
-      const name = message.params?.name;
-      if (typeof name === 'string' && this.allows(name)) return undefined;
-      const shown = typeof name === 'string' ? `'${name}'` : '(no name)';
-      return {
-        action: 'answer',
-        reason: `tool ${shown} is not allowed`,
-        message: errorResponse(
-          message.id,
-          ErrorCode.Denied,
-          `Tool ${shown} is not allowed on connection '${ctx.session.connection}' by the gateway's tool policy`,
-          { gateway: 'portcullis', stage: this.name, tool: name ?? null },
-        ),
-      };
-    }
-    if (!isResponse(message) || ctx.request?.method !== 'tools/list' || message.result === undefined) return undefined;
-    const tools = message.result.tools;
-    if (!Array.isArray(tools)) return undefined;
+  onToolCall(request: JsonRpcRequest, tool: string | undefined, ctx: MessageContext): Verdict | undefined {
+    if (tool !== undefined && this.allows(tool)) return undefined;
+    const name = request.params?.name;
+    const shown = tool !== undefined ? `'${tool}'` : '(no name)';
+    return {
+      action: 'answer',
+      reason: `tool ${shown} is not allowed`,
+      message: errorResponse(
+        request.id,
+        ErrorCode.Denied,
+        `Tool ${shown} is not allowed on connection '${ctx.session.connection}' by the gateway's tool policy`,
+        { gateway: 'portcullis', stage: this.name, tool: name ?? null },
+      ),
+    };
+  }
+
+  onList(kind: ListKind, response: JsonRpcResponse, tools: readonly unknown[]): Verdict | undefined {
+    if (kind !== 'tools') return undefined;
     const visible = tools.filter((t: unknown) => {
       const name = (t as { name?: unknown } | null)?.name;
       return typeof name === 'string' && this.allows(name);
@@ -58,7 +57,7 @@ export class ToolFilterStage implements Stage {
     if (visible.length === tools.length) return undefined;
     return {
       action: 'pass',
-      message: { ...message, result: { ...message.result, tools: visible } },
+      message: { ...response, result: { ...response.result, tools: visible } },
     };
   }
 }

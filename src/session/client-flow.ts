@@ -1,3 +1,7 @@
+import type { Logger } from 'pino';
+import { ErrorCode } from '../protocol/jsonrpc.js';
+import type { Upstream } from '../upstream/upstream.js';
+
 /** How much a session may hold for a client that does not keep up, and for how long. */
 export interface FlowLimits {
   /** Bytes on their way to the client (inside the gateway or in its socket) above which the upstream is paused. */
@@ -111,4 +115,23 @@ export class ClientFlow {
     if (this.#poll !== undefined) clearInterval(this.#poll);
     this.#poll = undefined;
   }
+}
+
+/** A session's flow toward its client, pausing and resuming `upstream`; a stall ends the session through `end`. */
+export function upstreamFlow(limits: FlowLimits, sinkBacklog: () => number, upstream: Upstream, log: Logger, end: (reason: string, code: number) => void): ClientFlow {
+  const flow: ClientFlow = new ClientFlow(limits, sinkBacklog, {
+    pause: () => {
+      log.debug({ backlog: flow.backlog }, 'the client is not keeping up; reading from the server paused');
+      upstream.pause?.();
+    },
+    resume: () => {
+      log.debug('the client caught up; reading from the server resumed');
+      upstream.resume?.();
+    },
+    stalled: (reason, behind) => {
+      log.warn({ reason }, behind === 'client' ? 'ending the session of a client that stayed behind' : 'ending a session the gateway could not keep up with');
+      end(reason, behind === 'client' ? ErrorCode.ClientTooSlow : ErrorCode.InternalError);
+    },
+  });
+  return flow;
 }

@@ -6,7 +6,7 @@ import { Pipeline } from '../../src/pipeline/pipeline.js';
 import type { Stage } from '../../src/pipeline/stage.js';
 import { ErrorCode, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../../src/protocol/jsonrpc.js';
 import { Session } from '../../src/session/session.js';
-import type { ClientSink } from '../../src/session/sink.js';
+import type { ClientSink } from '../../src/exchange/sink.js';
 import { StreamableHttpUpstream, UpstreamAgents } from '../../src/upstream/streamable-http.js';
 import { noCredentials } from '../../src/scrub/credential-scrubber.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
