@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { resolveSecretString } from '../../src/config/secrets.js';
+import { resolveSecretString } from '../../src/core/secrets.js';
 import type { SessionInfo } from '../../src/pipeline/stage.js';
 import { ErrorCode } from '../../src/protocol/jsonrpc.js';
 import { loadSigningKey } from '../../src/recording/keys.js';
