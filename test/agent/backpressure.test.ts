@@ -58,7 +58,7 @@ describe('backpressure through an agent', () => {
       await waitFor(() => stdioFlooded(gw) > 0, 'the flood to start', 20_000);
       const held = await waitUntilPaused(() => stdioFlooded(gw));
       reader.rate(Infinity);
-      await waitFor(() => stdioFlooded(gw) > held + (4 << 20), 'the server to be read again once the client reads', 30_000);
+      await waitFor(() => stdioFlooded(gw) > held + (4 << 20), 'the server to be read again once the client reads', 90_000); // generous: a loaded machine moves 4 MiB through the agent slowly; a missing resume never gets there
       assert.ok(reader.received > 0);
     } finally {
       reader.close();
