@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getRequestListener } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { apiRefusal, type MachineKeys } from '../api/access.js';
@@ -194,7 +194,18 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
   });
 
   // The node request and response reach the routes as c.env; Hono's Request is only read for its method and path.
-  return getRequestListener(app.fetch, { overrideGlobalObjects: false, autoCleanupIncoming: false, hostname: 'gateway' });
+  // The globals stay the platform's, and a body nobody read is the gateway's to drain (autoCleanupIncoming off).
+  // A request Hono cannot even make a URL of (a Host header that is no host name) is refused before any route.
+  return getRequestListener(app.fetch, {
+    overrideGlobalObjects: false,
+    autoCleanupIncoming: false,
+    hostname: 'gateway',
+    errorHandler: (err) => {
+      if (!(err instanceof RequestError)) o.log.error({ err: (err as Error).stack ?? String(err) }, 'request failed');
+      const [status, error] = err instanceof RequestError ? [400, `Bad Request: ${err.message}`] : [500, 'Internal error in the gateway'];
+      return new Response(JSON.stringify({ error }), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+    },
+  });
 }
 
 /** A connection name from a path segment, or undefined when its %-escapes are malformed. */
