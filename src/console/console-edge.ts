@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { readJson } from '../api/json-body.js';
-import { Hono, type MiddlewareHandler } from 'hono';
-import { replyApiJson, replyJson } from '../edge/http-reply.js';
-import { checkHostAndOrigin, type HostPolicy } from '../edge/origin.js';
-import { type ControlEnv, type ErrorReply, requestUrl, sent } from '../http/kit/route.js';
+import { Hono } from 'hono';
+import { replyApiJson } from '../edge/http-reply.js';
+import type { HostPolicy } from '../edge/origin.js';
+import { type ControlEnv, type ErrorReply, errorsAs, hostGuard, plainErrorReply, requestUrl, sent } from '../http/kit/route.js';
 import type { PublicUrls } from '../edge/public-urls.js';
 import type { DevIdentity } from '../identity/dev-identity.js';
 import type { TokenVerifier } from '../identity/verifier.js';
@@ -129,22 +129,12 @@ export class ConsoleEdge {
     const r = new Hono<ControlEnv>();
     const files = this.o.files;
     const ours = (path: string) => path.startsWith('/auth/') || path.startsWith('/api/console/') || files.serves(path);
-    r.use(async (c, next) => {
-      if (!ours(requestUrl(c).pathname)) return next();
-      const req = c.env.incoming;
-      const refusal = checkHostAndOrigin(req, hostPolicy);
-      if (refusal === undefined) return next();
-      req.resume();
-      this.o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
-      replyJson(c.env.outgoing, 403, { error: `Forbidden: ${refusal}` }, securityHeaders);
-      return sent;
-    });
+    // The console's own refusal of a foreign Host or Origin carries the pages' security headers.
+    const guard = hostGuard(hostPolicy, this.o.log, plainErrorReply, securityHeaders);
+    r.use((c, next) => (ours(requestUrl(c).pathname) ? guard(c, next) : next()));
     // The browser is mid-redirect there, not in the console's script: a refusal is a page.
     const signInPage: ErrorReply = (res, err) => this.#signInFailed(res, err.message, err.status);
-    const pageErrors: MiddlewareHandler<ControlEnv> = (c, next) => {
-      c.set('errorReply', signInPage);
-      return next();
-    };
+    const pageErrors = errorsAs(signInPage);
     r.all('/auth/login', pageErrors, (c) => this.#login(c.env.incoming, c.env.outgoing, requestUrl(c)));
     r.all('/auth/callback', pageErrors, (c) => this.#callback(c.env.incoming, c.env.outgoing, requestUrl(c)));
     r.all('/auth/dev', (c) => this.#dev(c.env.incoming, c.env.outgoing));

@@ -23,7 +23,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { apiAuth } from './api-auth.js';
-import { type ControlEnv, type ErrorReply, requestUrl, sent } from './kit/route.js';
+import { apiErrorReply, type ControlEnv, type ErrorReply, drainUnreadBodies, errorsAs, hostGuard, plainErrorReply, requestUrl, sent } from './kit/route.js';
 
 /**
  * The control plane of the gateway's one port: /healthz, /readyz, /.well-known/oauth-protected-resource, /metrics,
@@ -49,20 +49,8 @@ export interface ControlPlaneOptions {
   publicUrls: PublicUrls;
 }
 
-/** An API refusal: JSON `{ error }`, never cached, with the headers the error carries. */
-const apiError: ErrorReply = (res, err) => replyApiJson(res, err.status, { error: err.message }, { ...err.headers });
 /** The APIs a person uses (access, reviews, pins, agents): a store that cannot write now (503) says when to retry. */
 const personApiError: ErrorReply = (res, err) => replyApiJson(res, err.status, { error: err.message }, err.status === 503 ? { 'retry-after': '10', ...err.headers } : { ...err.headers });
-/** A public document's or a scrape's refusal: JSON `{ error }`. */
-const plainError: ErrorReply = (res, err) => replyJson(res, err.status, { error: err.message }, { ...err.headers });
-
-/** Middleware that makes an area's refusals look like `reply`. */
-const errorsAs =
-  (reply: ErrorReply): MiddlewareHandler<ControlEnv> =>
-  (c, next) => {
-    c.set('errorReply', reply);
-    return next();
-  };
 
 const metadataPath = /^\/\.well-known\/oauth-protected-resource\/(mcp|sse)\/([^/]+)\/?$/;
 
@@ -82,7 +70,7 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
       return sent;
     }
     c.env.incoming.resume();
-    (c.get('errorReply') ?? apiError)(res, refusal);
+    (c.get('errorReply') ?? apiErrorReply)(res, refusal);
     return sent;
   });
   app.notFound((c) => {
@@ -119,11 +107,11 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
     await next();
   };
   const cors = { 'access-control-allow-origin': '*', 'cache-control': 'max-age=300' };
-  app.all('/.well-known/oauth-protected-resource', errorsAs(plainError), metadataGuard, (c) => {
+  app.all('/.well-known/oauth-protected-resource', errorsAs(plainErrorReply), metadataGuard, (c) => {
     replyJson(c.env.outgoing, 200, gatewayMetadata(o.publicUrls.for(c.env.incoming), o.issuers), cors);
     return sent;
   });
-  app.all('/.well-known/oauth-protected-resource/:edge{mcp|sse}/:name', errorsAs(plainError), metadataGuard, (c) => {
+  app.all('/.well-known/oauth-protected-resource/:edge{mcp|sse}/:name', errorsAs(plainErrorReply), metadataGuard, (c) => {
     // The raw name, so that a malformed %-escape names no connection (Hono would keep the escape as text).
     const [, edge, rawName] = metadataPath.exec(requestUrl(c).pathname) as unknown as [string, 'mcp' | 'sse', string];
     const name = decodeName(rawName);
@@ -134,7 +122,7 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
   });
 
   // GET /metrics: machine credentials only (a Prometheus scrape sends api.token as its bearer token).
-  app.all('/metrics', errorsAs(plainError), async (c) => {
+  app.all('/metrics', errorsAs(plainErrorReply), async (c) => {
     const req = c.env.incoming;
     req.resume();
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
@@ -151,18 +139,7 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
   });
 
   // /api: Host and Origin first; only the APIs that read a body keep it, every other request's is drained unread.
-  const bodyReaders = ['/api/access', '/api/reviews', '/api/pins'];
-  app.use('/api/*', async (c, next) => {
-    const req = c.env.incoming;
-    const path = requestUrl(c).pathname;
-    if (!bodyReaders.some((p) => path === p || path.startsWith(`${p}/`))) req.resume();
-    const refusal = checkHostAndOrigin(req, o.hostPolicy);
-    if (refusal !== undefined) {
-      o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
-      throw new HttpError(403, `Forbidden: ${refusal}`);
-    }
-    await next();
-  });
+  app.use('/api/*', drainUnreadBodies(['/api/access', '/api/reviews', '/api/pins']), hostGuard(o.hostPolicy, o.log));
 
   // The APIs of people: one line each, the API's path, its caller, and its routes (absent without a store).
   const personApis: [path: string, caller: MiddlewareHandler<ControlEnv>, name: string, routes: Hono<ControlEnv> | undefined][] = [
