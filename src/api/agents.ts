@@ -1,8 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Hono } from 'hono';
 import type { AgentHub } from '../agent/hub.js';
-import type { Identity } from '../core/identity.js';
 import { inGroups } from '../identity/roles.js';
-import { replyApiJson as json } from '../edge/http-reply.js';
+import { type ControlEnv, replyJsonApi as json, requestUrl } from '../http/kit/route.js';
 import { HttpError } from '../core/http-error.js';
 import { untrustedPath } from '../core/untrusted-text.js';
 
@@ -20,10 +19,16 @@ export class AgentsApi {
     private readonly admins: readonly string[],
   ) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, caller: Identity | 'machine'): Promise<void> {
-    if (caller !== 'machine' && !inGroups(caller, this.admins)) throw new HttpError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
-    if (url.pathname !== '/api/agents' && url.pathname !== '/api/agents/') throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
-    if (req.method !== 'GET') throw new HttpError(405, 'use GET');
-    return json(res, 200, { agents: this.hub?.status() ?? [] });
+  /** The routes under /api/agents, for a machine credential or a person the authentication has named. */
+  routes(): Hono<ControlEnv> {
+    const r = new Hono<ControlEnv>();
+    r.all('*', (c) => {
+      const path = requestUrl(c).pathname;
+      if (!c.get('machine') && !inGroups(c.get('identity'), this.admins)) throw new HttpError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
+      if (path !== '/api/agents' && path !== '/api/agents/') throw new HttpError(404, `no API at ${untrustedPath(path)}`);
+      if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
+      return json(c, 200, { agents: this.hub?.status() ?? [] });
+    });
+    return r;
   }
 }

@@ -1,5 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { replyApiJson as json } from '../edge/http-reply.js';
+import { Hono } from 'hono';
+import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, strictParams } from '../http/kit/route.js';
 import type { Identity } from '../core/identity.js';
 import { offeredBy } from '../pins/screen.js';
 import type { ToolPins } from '../pins/tool-pins.js';
@@ -65,30 +65,45 @@ export class PinsApi {
     return { offeredBy: offeredBy(this.pins.duplicateNames === 'allow' ? [] : all), sees: (c) => this.#visible(identity, c) };
   }
 
-  /** Answers one request; an HttpError from the service becomes the reply's status and message (see the HTTP server). */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
-    if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
-      if (req.method !== 'GET') throw new HttpError(405, 'use GET');
-      const connection = url.searchParams.get('connection') ?? undefined;
+  /** The routes under /api/pins, for a caller the person authentication has named (`identity`). */
+  routes(): Hono<ControlEnv> {
+    const r = new Hono<ControlEnv>();
+    r.use(async (c, next) => {
+      strictParams(c);
+      await next();
+    });
+    r.all('/', async (c) => {
+      if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
+      const identity = c.get('identity');
+      const connection = requestUrl(c).searchParams.get('connection') ?? undefined;
       const all = await this.pins.list();
       const rows = all.filter((p) => (connection === undefined || p.connection === connection) && this.#visible(identity, p.connection));
       const viewer = this.#viewer(identity, all);
-      return json(res, 200, { pins: rows.map((p) => pinView(p, false, viewer)) });
-    }
-    const [connection, tool, action] = parts as [string, string | undefined, string | undefined];
-    if (tool === undefined || !this.#visible(identity, connection)) throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
-    if (parts.length === 2) {
-      if (req.method !== 'GET') throw new HttpError(405, 'use GET');
+      return json(c, 200, { pins: rows.map((p) => pinView(p, false, viewer)) });
+    });
+    // A connection the caller may not see has no pins to them: as if there were no such path.
+    const visible = (c: ControlContext): { connection: string; tool: string } => {
+      const { connection, tool } = strictParams(c) as { connection: string; tool: string };
+      if (!this.#visible(c.get('identity'), connection)) throw new HttpError(404, `no API at ${untrustedPath(requestUrl(c).pathname)}`);
+      return { connection, tool };
+    };
+    r.all('/:connection/:tool', async (c) => {
+      const { connection, tool } = visible(c);
+      if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
       const pin = await this.pins.get(connection, tool);
-      return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
-    }
-    if (parts.length === 3 && action === 'approve') {
-      if (req.method !== 'POST') throw new HttpError(405, 'use POST');
-      const digest = optionalString(await readJson(req), 'digest');
+      return json(c, 200, { pin: pinView(pin, true, this.#viewer(c.get('identity'), await this.pins.list())) });
+    });
+    r.all('/:connection/:tool/approve', async (c) => {
+      const { connection, tool } = visible(c);
+      if (c.req.method !== 'POST') throw new HttpError(405, 'use POST');
+      const identity = c.get('identity');
+      const digest = optionalString(await readJson(c.env.incoming), 'digest');
       const pin = await this.pins.approve(connection, tool, identity, digest);
-      return json(res, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
-    }
-    throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
+      return json(c, 200, { pin: pinView(pin, true, this.#viewer(identity, await this.pins.list())) });
+    });
+    r.all('*', (c) => {
+      throw new HttpError(404, `no API at ${untrustedPath(requestUrl(c).pathname)}`);
+    });
+    return r;
   }
 }

@@ -1,6 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { replyApiJson as json } from '../edge/http-reply.js';
-import type { Identity } from '../core/identity.js';
+import { Hono } from 'hono';
+import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams } from '../http/kit/route.js';
 import type { Reviews } from '../reviews/reviews.js';
 import type { ReviewStatus } from '../store/types.js';
 import { reviewView } from '../reviews/view.js';
@@ -22,28 +21,35 @@ const statuses: ReviewStatus[] = ['pending', 'approved', 'released', 'rejected',
 export class ReviewsApi {
   constructor(private readonly reviews: Reviews) {}
 
-  /** Answers one request; an HttpError from the service becomes the reply's status and message (see the HTTP server). */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, identity: Identity): Promise<void> {
-    const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
-    if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
-      if (req.method !== 'GET') throw new HttpError(405, 'use GET');
-      const status = url.searchParams.get('status');
+  /** The routes under /api/reviews, for a caller the person authentication has named (`identity`). */
+  routes(): Hono<ControlEnv> {
+    const r = new Hono<ControlEnv>();
+    r.use(async (c, next) => {
+      strictParams(c);
+      await next();
+    });
+    r.all('/', async (c) => {
+      if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
+      const status = requestUrl(c).searchParams.get('status');
       if (status !== null && !statuses.includes(status as ReviewStatus)) throw new HttpError(400, `status expects one of ${statuses.join(', ')}`);
-      const rows = await this.reviews.list(identity, (status ?? undefined) as ReviewStatus | undefined);
-      return json(res, 200, { reviews: rows.map(reviewView) });
-    }
-    const [id, action] = parts as [string, string | undefined];
-    if (parts.length === 1) {
-      if (req.method !== 'GET') throw new HttpError(405, 'use GET');
-      return json(res, 200, { review: reviewView(await this.reviews.get(id, identity)) });
-    }
-    if (parts.length === 2 && (action === 'approve' || action === 'reject')) {
-      if (req.method !== 'POST') throw new HttpError(405, 'use POST');
-      const body = await readJson(req);
-      const review =
-        action === 'approve' ? await this.reviews.approve(id, identity, optionalString(body, 'note')) : await this.reviews.reject(id, identity, optionalString(body, 'reason') ?? '');
-      return json(res, 200, { review: reviewView(review) });
-    }
-    throw new HttpError(404, `no API at ${untrustedPath(url.pathname)}`);
+      const rows = await this.reviews.list(c.get('identity'), (status ?? undefined) as ReviewStatus | undefined);
+      return json(c, 200, { reviews: rows.map(reviewView) });
+    });
+    r.all('/:id', async (c) => {
+      if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
+      return json(c, 200, { review: reviewView(await this.reviews.get(strictParams(c).id!, c.get('identity'))) });
+    });
+    r.all('/:id/:action{approve|reject}', async (c) => {
+      if (c.req.method !== 'POST') throw new HttpError(405, 'use POST');
+      const { id, action } = strictParams(c) as { id: string; action: 'approve' | 'reject' };
+      const identity = c.get('identity');
+      const body = await readJson(c.env.incoming);
+      const review = action === 'approve' ? await this.reviews.approve(id, identity, optionalString(body, 'note')) : await this.reviews.reject(id, identity, optionalString(body, 'reason') ?? '');
+      return json(c, 200, { review: reviewView(review) });
+    });
+    r.all('*', (c) => {
+      throw new HttpError(404, `no API at ${untrustedPath(requestUrl(c).pathname)}`);
+    });
+    return r;
   }
 }

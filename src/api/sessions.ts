@@ -1,7 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Hono } from 'hono';
 import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
 import { HttpError } from '../core/http-error.js';
-import { replyApiJson as json } from '../edge/http-reply.js';
+import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, sent, strictParams } from '../http/kit/route.js';
 import { once } from 'node:events';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
 import { eventLine, exportSession } from '../recording/export.js';
@@ -65,39 +65,54 @@ export class SessionsApi {
     private readonly trusted: () => Promise<TrustedKeys>,
   ) {}
 
-  /** Handles a request under /api/sessions; `rest` is the path after it. */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL, only?: Person): Promise<void> {
-    if (req.method !== 'GET') throw new HttpError(405, `${req.method} is not allowed here; the sessions API is read only (GET)`);
-    const parts = url.pathname.split('/').filter(Boolean).slice(2).map(decodeURIComponent);
-    if (parts.length === 0) return this.#list(res, url.searchParams, only);
-    const [id, what] = parts;
-    let session = await attestSession(this.store, await this.store.getSession(id!));
+  /** The routes under /api/sessions; whose sessions the caller may see is `seesOnly` (undefined: everyone's). */
+  routes(): Hono<ControlEnv> {
+    const r = new Hono<ControlEnv>();
+    r.use(async (c, next) => {
+      if (c.req.method !== 'GET') throw new HttpError(405, `${c.req.method} is not allowed here; the sessions API is read only (GET)`);
+      strictParams(c);
+      await next();
+    });
+    r.all('/', (c) => this.#list(c, requestUrl(c).searchParams, c.get('seesOnly')));
+    r.all('/:id/:what?', (c) => this.#session(c, false));
+    r.all('/:id/:what/*', (c) => this.#session(c, true));
+    return r;
+  }
+
+  /** One session, its events, its verification or its export; `beyond`: the path goes on past what it names. */
+  async #session(c: ControlContext, beyond: boolean): Promise<Response> {
+    const { id, what } = strictParams(c) as { id: string; what?: string };
+    const only = c.get('seesOnly');
+    const url = requestUrl(c);
+    const res = c.env.outgoing;
+    let session = await attestSession(this.store, await this.store.getSession(id));
     // Someone else's session, for a caller who may only see their own: as if it did not exist. Decided on the
     // recording, so that rewriting the row's owner shows a session to nobody it did not already belong to.
     if (only !== undefined && session !== undefined && !ownedBy(session, only)) session = undefined;
-    if (only !== undefined && session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
-    if (parts.length > 2 || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
-    if (what === 'verify') return json(res, session === undefined ? 404 : 200, await verifySession(this.store, id!, await this.trusted()));
-    if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id!))}`);
-    if (what === undefined) return json(res, 200, { session });
+    if (only !== undefined && session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
+    if (beyond || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
+    if (what === 'verify') return json(c, session === undefined ? 404 : 200, await verifySession(this.store, id, await this.trusted()));
+    if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
+    if (what === undefined) return json(c, 200, { session });
     if (what === 'events') {
       const after = intParam(url.searchParams, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
       const limit = intParam(url.searchParams, 'limit', 1000, 1, 10_000);
-      const events = await this.store.events(id!, after, limit);
-      return json(res, 200, { events: events.map((e) => eventLine(session, e)), next: events.length === limit ? events.at(-1)!.seq : null });
+      const events = await this.store.events(id, after, limit);
+      return json(c, 200, { events: events.map((e) => eventLine(session, e)), next: events.length === limit ? events.at(-1)!.seq : null });
     }
     res.writeHead(200, {
       'content-type': 'application/x-ndjson',
-      'content-disposition': `attachment; filename="portcullis-session-${id!.replace(/[^A-Za-z0-9_-]/g, '_')}.jsonl"`,
+      'content-disposition': `attachment; filename="portcullis-session-${id.replace(/[^A-Za-z0-9_-]/g, '_')}.jsonl"`,
       'cache-control': 'no-store',
     });
     for await (const line of exportSession(this.store, session)) {
       if (!res.write(`${line}\n`)) await once(res, 'drain');
     }
     res.end();
+    return sent;
   }
 
-  async #list(res: ServerResponse, params: URLSearchParams, only?: Person): Promise<void> {
+  async #list(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {
     const limit = intParam(params, 'limit', 50, 1, 1000);
     const query: SessionQuery = { limit };
     const user = params.get('user');
@@ -137,6 +152,6 @@ export class SessionsApi {
     // The row's owner picked these (the index); the recording must agree before a scoped caller sees one.
     const sessions = only === undefined ? attested : attested.filter((s) => ownedBy(s, only));
     const last = rows.at(-1);
-    json(res, 200, { sessions, next: rows.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
+    return json(c, 200, { sessions, next: rows.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
   }
 }

@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { readJson } from '../api/json-body.js';
+import { Hono } from 'hono';
 import { replyApiJson } from '../edge/http-reply.js';
+import type { HostPolicy } from '../edge/origin.js';
+import { type ControlEnv, type ErrorReply, errorsAs, hostGuard, plainErrorReply, requestUrl, sent } from '../http/kit/route.js';
 import type { PublicUrls } from '../edge/public-urls.js';
 import type { DevIdentity } from '../identity/dev-identity.js';
 import type { TokenVerifier } from '../identity/verifier.js';
@@ -11,7 +14,7 @@ import { inGroups } from '../identity/roles.js';
 import { addCookie, ConsoleSessions, type ConsoleUser, readCookie } from './console-sessions.js';
 import type { LiveEvents } from './live-events.js';
 import { type ConsoleIssuer, type OidcSignIn, SignInError } from './oidc-sign-in.js';
-import type { StaticFiles } from './static-files.js';
+import { securityHeaders, type StaticFiles } from './static-files.js';
 import { HttpError } from '../core/http-error.js';
 import type { ConnectionSummary } from './connection-summary.js';
 
@@ -117,31 +120,39 @@ export class ConsoleEdge {
     }
   }
 
-  /** Handles /auth/* and /api/console/*; false for anything else. */
-  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-    const path = url.pathname;
-    try {
-      if (path === '/auth/login') return await this.#login(req, res, url);
-      if (path === '/auth/callback') return await this.#callback(req, res, url);
-      if (path === '/auth/dev') return await this.#dev(req, res);
-      if (path === '/auth/sign-out') return await this.#signOut(req, res);
-      if (path === '/api/console/sign-in') return this.#signInOptions(req, res);
-      if (path === '/api/console/me') return await this.#me(req, res);
-      if (path === '/api/console/live') return await this.#liveEvents(req, res);
-      if (path === '/api/console/connections') return await this.#connections(req, res);
-    } catch (err) {
-      if (err instanceof HttpError) {
-        req.resume();
-        if (path === '/auth/callback' || path === '/auth/login') return this.#signInFailed(res, err.message, err.status);
-        replyApiJson(res, err.status, { error: err.message });
-        return true;
-      }
-      throw err;
-    }
-    return false;
+  /**
+   * The routes of /auth/* and /api/console/*, and the pages: the console's area refuses a foreign Host or Origin
+   * first (with the pages' security headers), a failed sign-in is a small page, and any other refusal the API's JSON.
+   * What none of them serves goes on to the rest of the control plane (an unknown /api/console/x is the API's 404).
+   */
+  routes(hostPolicy: HostPolicy): Hono<ControlEnv> {
+    const r = new Hono<ControlEnv>();
+    const files = this.o.files;
+    const ours = (path: string) => path.startsWith('/auth/') || path.startsWith('/api/console/') || files.serves(path);
+    // The console's own refusal of a foreign Host or Origin carries the pages' security headers.
+    const guard = hostGuard(hostPolicy, this.o.log, plainErrorReply, securityHeaders);
+    r.use((c, next) => (ours(requestUrl(c).pathname) ? guard(c, next) : next()));
+    // The browser is mid-redirect there, not in the console's script: a refusal is a page.
+    const signInPage: ErrorReply = (res, err) => this.#signInFailed(res, err.message, err.status);
+    const pageErrors = errorsAs(signInPage);
+    r.all('/auth/login', pageErrors, (c) => this.#login(c.env.incoming, c.env.outgoing, requestUrl(c)));
+    r.all('/auth/callback', pageErrors, (c) => this.#callback(c.env.incoming, c.env.outgoing, requestUrl(c)));
+    r.all('/auth/dev', (c) => this.#dev(c.env.incoming, c.env.outgoing));
+    r.all('/auth/sign-out', (c) => this.#signOut(c.env.incoming, c.env.outgoing));
+    r.all('/api/console/sign-in', (c) => this.#signInOptions(c.env.incoming, c.env.outgoing));
+    r.all('/api/console/me', (c) => this.#me(c.env.incoming, c.env.outgoing));
+    r.all('/api/console/live', (c) => this.#liveEvents(c.env.incoming, c.env.outgoing));
+    r.all('/api/console/connections', (c) => this.#connections(c.env.incoming, c.env.outgoing));
+    r.all('*', async (c, next) => {
+      const path = requestUrl(c).pathname;
+      if (!files.serves(path)) return next();
+      files.serve(c.env.incoming, c.env.outgoing, path);
+      return sent;
+    });
+    return r;
   }
 
-  async #login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  async #login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Response> {
     req.resume();
     const minute = Math.floor(Date.now() / 60_000);
     if (this.#starts.minute !== minute) this.#starts = { minute, count: 0 };
@@ -156,10 +167,10 @@ export class ConsoleEdge {
     const secure = this.#secure(req);
     const cookie = `${loginCookie(secure)}=${state}; Path=${loginCookiePath(secure)}; HttpOnly; SameSite=Lax; Max-Age=600${secure ? '; Secure' : ''}`;
     res.writeHead(302, { location: to.href, 'cache-control': 'no-store', 'set-cookie': cookie }).end();
-    return true;
+    return sent;
   }
 
-  async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Response> {
     req.resume();
     const state = url.searchParams.get('state');
     const secure = this.#secure(req);
@@ -171,11 +182,11 @@ export class ConsoleEdge {
     await this.o.sessions.signIn(res, identity, secure);
     this.o.log.info({ subject: identity.subject, issuer: identity.issuer }, 'console sign-in');
     res.writeHead(302, { location: returnTo, 'cache-control': 'no-store' }).end();
-    return true;
+    return sent;
   }
 
   /** A sign-in with the dev identity: only where the dev identity is on (loopback, unless allowed), from the console's own origin. */
-  async #dev(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async #dev(req: IncomingMessage, res: ServerResponse): Promise<Response> {
     if (req.method !== 'POST') throw new HttpError(405, 'use POST');
     if (this.o.devIdentity === undefined) throw new HttpError(404, 'the dev identity is off (identity.issuers are configured)');
     if (!this.#sameOrigin(req)) throw new HttpError(403, 'a dev sign-in must come from the console page');
@@ -194,11 +205,11 @@ export class ConsoleEdge {
     await this.o.sessions.signIn(res, identity, this.#secure(req));
     this.o.log.info({ subject: identity.subject }, 'console sign-in (dev identity)');
     replyApiJson(res, 200, { identity, roles: this.rolesOf(identity) });
-    return true;
+    return sent;
   }
 
   /** Signing out always clears the cookie; a session that has ended or expired already is simply forgotten. */
-  async #signOut(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async #signOut(req: IncomingMessage, res: ServerResponse): Promise<Response> {
     req.resume();
     if (req.method !== 'POST') throw new HttpError(405, 'use POST');
     const secure = this.#secure(req);
@@ -207,49 +218,48 @@ export class ConsoleEdge {
     await this.o.sessions.signOut(res, user, secure);
     if (user !== undefined) this.o.live.endSession(user.idHash);
     res.writeHead(204, { 'cache-control': 'no-store' }).end();
-    return true;
+    return sent;
   }
 
-  #signInOptions(req: IncomingMessage, res: ServerResponse): boolean {
+  #signInOptions(req: IncomingMessage, res: ServerResponse): Response {
     req.resume();
     replyApiJson(res, 200, {
       issuers: this.o.issuers.map((i) => ({ issuer: i.issuer, label: i.label })),
       devUsers: this.o.devIdentity?.users ?? null,
     });
-    return true;
+    return sent;
   }
 
-  async #me(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async #me(req: IncomingMessage, res: ServerResponse): Promise<Response> {
     req.resume();
     const user = await this.caller(req);
     if (user === undefined) throw new HttpError(401, 'not signed in to the console');
     replyApiJson(res, 200, { identity: user.identity, roles: this.rolesOf(user.identity), csrfToken: user.csrfToken, expiresAt: new Date(user.expiresAtUs / 1000).toISOString() });
-    return true;
+    return sent;
   }
 
-  async #liveEvents(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async #liveEvents(req: IncomingMessage, res: ServerResponse): Promise<Response> {
     const user = await this.caller(req);
     if (user === undefined) throw new HttpError(401, 'not signed in to the console');
     this.o.live.subscribe(req, res, user.identity, this.rolesOf(user.identity).auditor, user);
-    return true;
+    return sent;
   }
 
-  async #connections(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async #connections(req: IncomingMessage, res: ServerResponse): Promise<Response> {
     req.resume();
     if (req.method !== 'GET') throw new HttpError(405, 'use GET');
     const user = await this.caller(req);
     if (user === undefined) throw new HttpError(401, 'not signed in to the console');
     if (!this.rolesOf(user.identity).admin) throw new HttpError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
     replyApiJson(res, 200, { connections: this.o.connections() });
-    return true;
+    return sent;
   }
 
   /** A sign-in that failed, as a small page (the browser is mid-redirect, not in the console's script). */
-  #signInFailed(res: ServerResponse, message: string, status: number): boolean {
+  #signInFailed(res: ServerResponse, message: string, status: number): void {
     this.o.log.info({ status, reason: message }, 'console sign-in failed');
     const escaped = message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" });
     res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in failed</title><h1>Sign-in failed</h1><p>${escaped}</p><p><a href="/sign-in">Try again</a></p></html>`);
-    return true;
   }
 }
