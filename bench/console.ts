@@ -31,7 +31,16 @@ async function seed(url: string, n: number): Promise<void> {
         const opened = Math.floor(now - Math.random() * span);
         const subject = done % 100 === 0 ? 'bench' : `user-${done % users}`;
         const id = randomBytes(16).toString('base64url').replace(/^-/, 'A');
-        batch.sessionsOpened.push(openSessionRow({ id, instanceId: 'bench-seed', connection: `conn-${done % connections}`, subject, openedAtUs: opened, email: `${subject}@example.com` }));
+        batch.sessionsOpened.push(
+          openSessionRow({
+            id,
+            instanceId: 'bench-seed',
+            connection: `conn-${done % connections}`,
+            subject,
+            openedAtUs: opened,
+            email: `${subject}@example.com`,
+          }),
+        );
         batch.sealed.push({
           id,
           status: 'closed',
@@ -72,7 +81,11 @@ async function time(samples: number, f: () => Promise<void>): Promise<Timed> {
 /** A dev sign-in to a bench gateway's console, as its page does: the cookie. */
 async function signIn(base: string, dataDir: string): Promise<string> {
   const dev = await DevIdentity.load(dataDir, { users: { bench: ['bench'] }, allowNonLoopback: false, tokenLifetimeMs: 3_600_000 });
-  const res = await fetch(`${base}/auth/dev`, { method: 'POST', headers: { origin: base, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'bench', key: dev.consoleKey }) });
+  const res = await fetch(`${base}/auth/dev`, {
+    method: 'POST',
+    headers: { origin: base, 'content-type': 'application/json' },
+    body: JSON.stringify({ user: 'bench', key: dev.consoleKey }),
+  });
   if (!res.ok) throw new Error(`console sign-in: HTTP ${res.status} ${await res.text()}`);
   return (res.headers.get('set-cookie') ?? '').split(';')[0]!;
 }
@@ -166,18 +179,29 @@ export async function consoleSessionList(verdicts: Array<{ target: string; value
     }
     const small = timings.get(sizes[0]!)!;
     const large = timings.get(sizes[1]!)!;
-    console.log(`\nConsole session list, ${backend}: ${sizes[1]!.toLocaleString('en')} recorded sessions beside ${sizes[0]!.toLocaleString('en')} (seeded in ${fmt(large.seedMs / 1000)} s), 50 a page, as a signed-in auditor`);
+    console.log(
+      `\nConsole session list, ${backend}: ${sizes[1]!.toLocaleString('en')} recorded sessions beside ${sizes[0]!.toLocaleString('en')} (seeded in ${fmt(large.seedMs / 1000)} s), 50 a page, as a signed-in auditor`,
+    );
     console.log('query                           1k p50 ms   100k p50 ms   100k p90 ms   100k / 1k');
     let worst = 0;
     for (const [name] of queries) {
       const a = small.list.get(name)!;
       const b = large.list.get(name)!;
       worst = Math.max(worst, b.p50);
-      console.log(`${name.padEnd(30)} ${fmt(a.p50).padStart(10)} ${fmt(b.p50).padStart(13)} ${fmt(b.p90).padStart(13)}   ${fmt(b.p50 / a.p50, 2).padStart(8)}×`);
+      console.log(
+        `${name.padEnd(30)} ${fmt(a.p50).padStart(10)} ${fmt(b.p50).padStart(13)} ${fmt(b.p90).padStart(13)}   ${fmt(b.p50 / a.p50, 2).padStart(8)}×`,
+      );
     }
     if (small.page !== undefined && large.page !== undefined) {
-      console.log(`${'the page in Chromium, drawn'.padEnd(30)} ${fmt(small.page).padStart(10)} ${fmt(large.page).padStart(13)} ${''.padStart(13)}   ${fmt(large.page / small.page, 2).padStart(8)}×`);
-      verdicts.push({ target: `console sessions page drawn, ${backend}, 100k / 1k sessions`, value: large.page / small.page, limit: '≤ 1.5', pass: large.page / small.page <= 1.5 });
+      console.log(
+        `${'the page in Chromium, drawn'.padEnd(30)} ${fmt(small.page).padStart(10)} ${fmt(large.page).padStart(13)} ${''.padStart(13)}   ${fmt(large.page / small.page, 2).padStart(8)}×`,
+      );
+      verdicts.push({
+        target: `console sessions page drawn, ${backend}, 100k / 1k sessions`,
+        value: large.page / small.page,
+        limit: '≤ 1.5',
+        pass: large.page / small.page <= 1.5,
+      });
     } else console.log('(the page in Chromium: skipped, /usr/bin/chromium is not installed)');
     verdicts.push({ target: `console list, ${backend}, slowest query p50 at 100k sessions (ms)`, value: worst, limit: '≤ 100', pass: worst <= 100 });
     results[backend] = Object.fromEntries([...timings].map(([n, t]) => [n, { seedMs: t.seedMs, page: t.page, list: Object.fromEntries(t.list) }]));

@@ -34,7 +34,12 @@ const builds: Build[] = [];
 for (const spec of specs) {
   const [name, dir] = spec.split('=') as [string, string];
   const load = (file: string) => import(pathToFileURL(resolve(dir, 'src/masking', file)).href);
-  const [{ builtInDetectors }, { Masker }, { defaultFieldWords }, { replacer }] = await Promise.all([load('catalog.js'), load('engine.js'), load('fields.js'), load('replace.js')]);
+  const [{ builtInDetectors }, { Masker }, { defaultFieldWords }, { replacer }] = await Promise.all([
+    load('catalog.js'),
+    load('engine.js'),
+    load('fields.js'),
+    load('replace.js'),
+  ]);
   // As bench/masking.ts: every built-in detector on, the default field rules, replaced by label.
   const masker = new Masker({ detectors: builtInDetectors, fieldWords: defaultFieldWords, replace: replacer({ kind: 'redact' }, Buffer.alloc(32)) });
   // Each build walks its own parse of the corpus, so none walks objects another has just warmed.
@@ -62,7 +67,11 @@ for (let r = 0; r < rounds; r++) {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const list = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
-console.log(`Masking engine A/B: ${(text.length / 1e6).toFixed(1)} MB of mixed JSON, every detector on, ${rounds} rounds of best-of-${passes} passes, builds alternating`);
+console.log(
+  `Masking engine A/B: ${(text.length / 1e6).toFixed(1)} MB of mixed JSON, every detector on, ${rounds} rounds of best-of-${passes} passes, builds alternating`,
+);
 for (const b of builds) {
-  console.log(`${b.name.padEnd(10)} wall median ${median(b.wall).toFixed(0)} MB/s (${list(b.wall)})   CPU median ${median(b.cpu).toFixed(0)} MB/s (${list(b.cpu)})   ${b.redactions} redactions a pass`);
+  console.log(
+    `${b.name.padEnd(10)} wall median ${median(b.wall).toFixed(0)} MB/s (${list(b.wall)})   CPU median ${median(b.cpu).toFixed(0)} MB/s (${list(b.cpu)})   ${b.redactions} redactions a pass`,
+  );
 }

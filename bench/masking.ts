@@ -37,7 +37,15 @@ export function mixedCorpus(bytes: number): string {
     const text = Array.from({ length: 40 }, (_, j) => (j === 17 && i % 7 === 0 ? secrets[i % secrets.length]! : lines[(i + j) % lines.length]!)).join('\n');
     const item = {
       content: [{ type: 'text', text }],
-      structuredContent: { items: Array.from({ length: 8 }, (_, k) => ({ id: i * 8 + k, name: `item-${k}`, price: 9.99 + k, tags: ['a', 'b'], updatedAt: '2026-11-25T10:00:00Z' })) },
+      structuredContent: {
+        items: Array.from({ length: 8 }, (_, k) => ({
+          id: i * 8 + k,
+          name: `item-${k}`,
+          price: 9.99 + k,
+          tags: ['a', 'b'],
+          updatedAt: '2026-11-25T10:00:00Z',
+        })),
+      },
       _meta: { embedded: JSON.stringify({ page: i, cursor: `c${i}`, stats: { hits: i * 3, misses: i } }, null, 2) },
     };
     const json = JSON.stringify(item);

@@ -67,7 +67,12 @@ export async function openSession(endpoint: string, token?: string): Promise<Mcp
   const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const init = await post(
     url,
-    JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+    }),
     auth,
   );
   const sessionId = init.headers['mcp-session-id'];
@@ -79,7 +84,11 @@ export async function openSession(endpoint: string, token?: string): Promise<Mcp
   return {
     async echo() {
       const id = next++;
-      const reply = await post(url, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'bench' } } }), headers);
+      const reply = await post(
+        url,
+        JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'bench' } } }),
+        headers,
+      );
       const message = messageWithId(reply, id);
       const text = (message?.result as { content?: Array<{ text?: string }> } | undefined)?.content?.[0]?.text;
       if (text !== 'Echo: bench') throw new Error(`echo failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);

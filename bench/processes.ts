@@ -56,7 +56,10 @@ function stopper(child: ChildProcess): () => Promise<void> {
 /** server-everything's own Streamable HTTP transport: the direct baseline. */
 export async function startDirectServer(): Promise<Proc> {
   const port = await freePort();
-  const child = spawn(process.execPath, [demoServerEntry(), 'streamableHttp'], { env: { PATH: process.env.PATH ?? '', PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [demoServerEntry(), 'streamableHttp'], {
+    env: { PATH: process.env.PATH ?? '', PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   await waitForOutput(child, /listening on port/i, 'server-everything');
   return { child, port, stop: stopper(child) };
 }
@@ -75,7 +78,13 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
  * limits are raised to let it, not removed: every request still goes through them, so their cost is measured.
  */
 const benchLimits = {
-  principal: { sessions: 5000, stdioProcesses: 5000, sessionOpens: { perSecond: 1_000_000, burst: 5000 }, requestsInFlight: 1000, requests: { perSecond: 1_000_000, burst: 1_000_000 } },
+  principal: {
+    sessions: 5000,
+    stdioProcesses: 5000,
+    sessionOpens: { perSecond: 1_000_000, burst: 5000 },
+    requestsInFlight: 1000,
+    requests: { perSecond: 1_000_000, burst: 1_000_000 },
+  },
   connection: { sessions: 5000 },
   global: { sessions: 5000 },
 };
@@ -92,7 +101,19 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
   // Every client signs in, as in production: the dev identity, a user in the group every connection admits.
   const dev = { users: { bench: ['bench'] } };
   const admitted = Object.fromEntries(Object.entries(connections).map(([name, c]) => [name, { access: { groups: ['bench'] }, ...(c as object) }]));
-  writeFileSync(file, stringify({ listen: `127.0.0.1:${port}`, dataDir, log: { level: 'warn' }, sessions: { idleTimeout: '1h' }, identity: { dev }, ...extra, limits: { ...benchLimits, ...(extra.limits as object | undefined) }, connections: admitted }));
+  writeFileSync(
+    file,
+    stringify({
+      listen: `127.0.0.1:${port}`,
+      dataDir,
+      log: { level: 'warn' },
+      sessions: { idleTimeout: '1h' },
+      identity: { dev },
+      ...extra,
+      limits: { ...benchLimits, ...(extra.limits as object | undefined) },
+      connections: admitted,
+    }),
+  );
   const entry = authOff ? [fileURLToPath(new URL('./auth-off-gateway.js', import.meta.url)), file] : [cli, 'gateway', '--config', file];
   const child = spawn(process.execPath, entry, { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');
@@ -116,13 +137,21 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
  */
 export async function startAgent(gateway: Proc, name: string, connections: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Proc> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-agent-'));
-  const create = spawn(process.execPath, [cli, 'agents', 'create', name, '--config', join(gateway.dataDir!, 'gateway.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const create = spawn(process.execPath, [cli, 'agents', 'create', name, '--config', join(gateway.dataDir!, 'gateway.yaml')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let token = '';
   create.stdout!.on('data', (d: Buffer) => (token += d.toString()));
   await once(create, 'exit');
   const file = join(dir, 'agent.yaml');
-  writeFileSync(file, stringify({ gateway: `http://127.0.0.1:${gateway.port}`, name, token: '${env:AGENT_TOKEN}', log: { level: 'warn' }, ...extra, connections }));
-  const child = spawn(process.execPath, [cli, 'agent', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', AGENT_TOKEN: token.trim() } });
+  writeFileSync(
+    file,
+    stringify({ gateway: `http://127.0.0.1:${gateway.port}`, name, token: '${env:AGENT_TOKEN}', log: { level: 'warn' }, ...extra, connections }),
+  );
+  const child = spawn(process.execPath, [cli, 'agent', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', AGENT_TOKEN: token.trim() },
+  });
   await waitForOutput(child, /is connected to/, 'the agent');
   const stop = stopper(child);
   return {
@@ -137,7 +166,9 @@ export async function startAgent(gateway: Proc, name: string, connections: Recor
 
 /** server-everything over stdio behind bench/null-relay.ts: one more process on the path, doing nothing. */
 export function relayedStdioConnection(): Record<string, unknown> {
-  return { stdio: { command: process.execPath, args: [fileURLToPath(new URL('./null-relay.js', import.meta.url)), process.execPath, demoServerEntry(), 'stdio'] } };
+  return {
+    stdio: { command: process.execPath, args: [fileURLToPath(new URL('./null-relay.js', import.meta.url)), process.execPath, demoServerEntry(), 'stdio'] },
+  };
 }
 
 export function everythingStdioConnection(): Record<string, unknown> {

@@ -20,7 +20,16 @@ import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
 import { consoleSessionList } from './console.js';
-import { everythingStdioConnection, type Proc, relayedStdioConnection, rssOf, startAgent, startDirectServer, startGateway, startNullProxy } from './processes.js';
+import {
+  everythingStdioConnection,
+  type Proc,
+  relayedStdioConnection,
+  rssOf,
+  startAgent,
+  startDirectServer,
+  startGateway,
+  startNullProxy,
+} from './processes.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -162,7 +171,9 @@ async function sequentialOnOff(
   verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>,
   repetitions = 1,
 ): Promise<Record<string, unknown>> {
-  console.log(`\n${feature} on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up${repetitions > 1 ? `; ${repetitions} repetitions with fresh gateways` : ''}`);
+  console.log(
+    `\n${feature} on vs off, gateway→stdio, sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up${repetitions > 1 ? `; ${repetitions} repetitions with fresh gateways` : ''}`,
+  );
   console.log('target            p50 ms   p99 ms   calls/s   p50 vs off');
   const ratios: number[] = [];
   const runs: Array<Record<string, unknown>> = [];
@@ -178,7 +189,9 @@ async function sequentialOnOff(
       const base = seq.get(`${feature} off`)!;
       for (const t of targets) {
         const r = seq.get(t.name)!;
-        console.log(`${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50)}×`);
+        console.log(
+          `${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50)}×`,
+        );
       }
       ratios.push(seq.get(`${feature} on`)!.p50 / base.p50);
       runs.push(Object.fromEntries(seq));
@@ -189,7 +202,12 @@ async function sequentialOnOff(
   }
   const ratio = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
   if (repetitions > 1) console.log(`median p50 ratio ${fmt(ratio)}× (${ratios.map((r) => `${fmt(r)}×`).join(', ')})`);
-  verdicts.push({ target: `p50 ${feature} on / off (sequential${repetitions > 1 ? `, median of ${repetitions}` : ''})`, value: ratio, limit: `≤ ${limit}`, pass: ratio <= limit });
+  verdicts.push({
+    target: `p50 ${feature} on / off (sequential${repetitions > 1 ? `, median of ${repetitions}` : ''})`,
+    value: ratio,
+    limit: `≤ ${limit}`,
+    pass: ratio <= limit,
+  });
   return { runs, ratios, ratio };
 }
 
@@ -249,7 +267,9 @@ async function agentVsLocal(verdicts: Array<{ target: string; value: number; lim
     ];
     const seq = await sequential(targets);
     const local = seq.get('local stdio')!;
-    console.log(`\nAgent vs local upstream, one gateway (recording on), sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`);
+    console.log(
+      `\nAgent vs local upstream, one gateway (recording on), sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up`,
+    );
     console.log('target            p50 ms   p99 ms   calls/s   p50 vs local');
     for (const t of targets) {
       const r = seq.get(t.name)!;
@@ -261,7 +281,10 @@ async function agentVsLocal(verdicts: Array<{ target: string; value: number; lim
     const conc = await concurrent(targets);
     console.log(`${settings.clients} clients, closed loop (the agent's all over one tunnel)`);
     console.log('target            calls/s   vs local');
-    for (const t of targets) console.log(`${t.name.padEnd(16)} ${fmt(conc.get(t.name)!.callsPerSec, 0).padStart(8)}   ${fmt(conc.get(t.name)!.callsPerSec / conc.get('local stdio')!.callsPerSec).padStart(7)}×`);
+    for (const t of targets)
+      console.log(
+        `${t.name.padEnd(16)} ${fmt(conc.get(t.name)!.callsPerSec, 0).padStart(8)}   ${fmt(conc.get(t.name)!.callsPerSec / conc.get('local stdio')!.callsPerSec).padStart(7)}×`,
+      );
     return { sequential: Object.fromEntries(seq), concurrent: Object.fromEntries(conc), ratio, besideBulk: await smallBesideBulk(verdicts) };
   } finally {
     await agent.stop();
@@ -310,7 +333,9 @@ async function smallBesideBulk(verdicts: Array<{ target: string; value: number; 
       await bulk.close();
       const ratio = percentile(busy, 0.5) / percentile(idle, 0.5);
       const label = name === 'vpc' ? 'via agent' : 'local stdio';
-      console.log(`${label.padEnd(16)} ${fmt(percentile(idle, 0.5)).padStart(9)} ${fmt(percentile(busy, 0.5)).padStart(10)} ${fmt(percentile(busy, 0.99)).padStart(10)} ${String(busy.length).padStart(13)}   ${fmt(ratio)}×`);
+      console.log(
+        `${label.padEnd(16)} ${fmt(percentile(idle, 0.5)).padStart(9)} ${fmt(percentile(busy, 0.5)).padStart(10)} ${fmt(percentile(busy, 0.99)).padStart(10)} ${String(busy.length).padStart(13)}   ${fmt(ratio)}×`,
+      );
       out[label] = { idleP50: percentile(idle, 0.5), busyP50: percentile(busy, 0.5), busyP99: percentile(busy, 0.99), smallCalls: busy.length, ratio };
       if (name === 'vpc') verdicts.push({ target: 'small-call p50 beside a 50 MB session / idle, via agent', value: ratio, limit: '≤ 2', pass: ratio <= 2 });
     }
@@ -328,13 +353,21 @@ async function smallBesideBulk(verdicts: Array<{ target: string; value: number; 
  */
 async function maskingOnOff(verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>): Promise<Record<string, unknown>> {
   const engine = maskingThroughput(quick ? 4_000_000 : 16_000_000, quick ? 3 : 5);
-  console.log(`\nMasking engine: ${fmt(engine.bytes / 1e6, 1)} MB of mixed JSON, every detector on: ${fmt(engine.mbPerSec, 0)} MB/s on one core (${engine.redactions} redactions a pass)`);
+  console.log(
+    `\nMasking engine: ${fmt(engine.bytes / 1e6, 1)} MB of mixed JSON, every detector on: ${fmt(engine.mbPerSec, 0)} MB/s on one core (${engine.redactions} redactions a pass)`,
+  );
   verdicts.push({ target: 'masking throughput, all detectors (MB/s)', value: engine.mbPerSec, limit: '≥ 100', pass: engine.mbPerSec >= 100 });
   const on = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } });
   const off = await startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' }, masking: { enabled: false } });
   try {
-    const message = (JSON.parse(mixedCorpus(1_200_000)) as Array<{ content: Array<{ text: string }> }>).map((r) => r.content[0]!.text).join('\n').slice(0, 1_000_000);
-    const sessions = { on: await openSession(`http://127.0.0.1:${on.port}/mcp/everything`, on.token), off: await openSession(`http://127.0.0.1:${off.port}/mcp/everything`, off.token) };
+    const message = (JSON.parse(mixedCorpus(1_200_000)) as Array<{ content: Array<{ text: string }> }>)
+      .map((r) => r.content[0]!.text)
+      .join('\n')
+      .slice(0, 1_000_000);
+    const sessions = {
+      on: await openSession(`http://127.0.0.1:${on.port}/mcp/everything`, on.token),
+      off: await openSession(`http://127.0.0.1:${off.port}/mcp/everything`, off.token),
+    };
     if (!(await sessions.on.echoText(message)).includes('[REDACTED:')) throw new Error('masking on, but nothing was masked');
     if ((await sessions.off.echoText(message)).includes('[REDACTED:')) throw new Error('masking off, but something was masked');
     const calls = quick ? 30 : 90;
@@ -351,7 +384,11 @@ async function maskingOnOff(verdicts: Array<{ target: string; value: number; lim
     }
     await sessions.on.close();
     await sessions.off.close();
-    const p50 = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 0.5);
+    const p50 = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        0.5,
+      );
     const ratio = p50(samples.on) / p50(samples.off);
     console.log(`1 MB tools/call result, sequential: p50 ${fmt(p50(samples.off))} ms masking off, ${fmt(p50(samples.on))} ms on: ${fmt(ratio)}×`);
     verdicts.push({ target: 'p50 of a 1 MB tools/call, masking on / off', value: ratio, limit: '≤ 1.5', pass: ratio <= 1.5 });
@@ -405,7 +442,11 @@ async function recordingOnOff(verdicts: Array<{ target: string; value: number; l
     const gateways = new Map<string, Proc>();
     try {
       for (const m of order) gateways.set(m.name, await startGateway({ everything: everythingStdioConnection() }, m.extra(pgStore.url)));
-      const targets: Target[] = modes.map((m) => ({ name: m.name, url: `http://127.0.0.1:${gateways.get(m.name)!.port}/mcp/everything`, token: gateways.get(m.name)!.token }));
+      const targets: Target[] = modes.map((m) => ({
+        name: m.name,
+        url: `http://127.0.0.1:${gateways.get(m.name)!.port}/mcp/everything`,
+        token: gateways.get(m.name)!.token,
+      }));
       const seq = rep === 0 ? await sequential(targets) : undefined;
       const conc = await concurrent(targets);
       const off = conc.get('recording off')!.callsPerSec;
@@ -474,11 +515,15 @@ async function main(): Promise<void> {
     if (!only || only === 'conc') {
       const conc = await concurrent(targets);
       const d = conc.get('direct')!.callsPerSec;
-      console.log(`\nConcurrent: ${settings.clients} clients, closed loop, ${settings.rounds} rounds of ${settings.concRoundMs} ms per target, each after warming until its rate stopped climbing`);
+      console.log(
+        `\nConcurrent: ${settings.clients} clients, closed loop, ${settings.rounds} rounds of ${settings.concRoundMs} ms per target, each after warming until its rate stopped climbing`,
+      );
       console.log('target            calls/s   vs direct   warm-up s');
       for (const t of targets) {
         const r = conc.get(t.name)!;
-        console.log(`${t.name.padEnd(16)} ${fmt(r.callsPerSec, 0).padStart(8)}   ${fmt(r.callsPerSec / d).padStart(8)}×   ${fmt(r.warmMs / 1000, 0).padStart(9)}`);
+        console.log(
+          `${t.name.padEnd(16)} ${fmt(r.callsPerSec, 0).padStart(8)}   ${fmt(r.callsPerSec / d).padStart(8)}×   ${fmt(r.warmMs / 1000, 0).padStart(9)}`,
+        );
       }
       const ratio = conc.get('gateway→stdio')!.callsPerSec / d;
       verdicts.push({ target: 'calls/s gateway→stdio / direct (32 clients)', value: ratio, limit: '≥ 1.5', pass: ratio >= 1.5 });
@@ -505,7 +550,9 @@ async function main(): Promise<void> {
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);
       console.log(`\nIdle sessions: ${settings.idleSessions} through the gateway (HTTP upstream)`);
-      console.log(`gateway RSS ${fmt(mem.baselineMB, 1)} MB before, ${fmt(mem.totalMB, 1)} MB with ${settings.idleSessions} sessions (${fmt(mem.perSessionKB, 1)} KB per session)`);
+      console.log(
+        `gateway RSS ${fmt(mem.baselineMB, 1)} MB before, ${fmt(mem.totalMB, 1)} MB with ${settings.idleSessions} sessions (${fmt(mem.perSessionKB, 1)} KB per session)`,
+      );
       verdicts.push({ target: `gateway RSS with ${settings.idleSessions} idle sessions (MB)`, value: mem.totalMB, limit: '≤ 300', pass: mem.totalMB <= 300 });
       results.memory = mem;
     }

@@ -195,7 +195,9 @@ function stagesFor(connection: ConnectionConfig, p: StageParts): Stage[] {
     reviews: p.reviews,
     reviewTimeoutMs: p.reviewTimeoutMs,
     paramsForReview: paramsForReview(connection),
-    ...(p.pins && connection.tools.pin ? { pinned: { annotations: (tool: string) => p.pins!.annotations(connection.name, tool), load: () => p.pins!.load(connection.name) } } : {}),
+    ...(p.pins && connection.tools.pin
+      ? { pinned: { annotations: (tool: string) => p.pins!.annotations(connection.name, tool), load: () => p.pins!.load(connection.name) } }
+      : {}),
   });
   const pinning = p.pins && connection.tools.pin ? { connection: connection.name, pins: p.pins, mayOpen: p.mayOpen } : undefined;
   // Pinned lists are checked next to the server (last here), so that what is pinned is what the server sent, unmasked.
@@ -255,12 +257,20 @@ export class Gateway {
     const masking = new MaskingPolicies(config.connections, config.masking.rules);
     for (const w of consoleWarnings(config)) log.warn(w);
     for (const a of this.#access.values()) {
-      if (a.closedToAll) log.warn({ connection: a.connection }, `connection '${a.connection}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user`);
+      if (a.closedToAll)
+        log.warn(
+          { connection: a.connection },
+          `connection '${a.connection}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user`,
+        );
     }
     this.#recorder = recording.recorder;
     this.#store = recording.store;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
-    this.#notifier = ReviewNotifier.fromConfig(config, () => config.http.publicUrl ?? (this.#server.listening ? this.url : undefined), log.child({ part: 'notifications' }));
+    this.#notifier = ReviewNotifier.fromConfig(
+      config,
+      () => config.http.publicUrl ?? (this.#server.listening ? this.url : undefined),
+      log.child({ part: 'notifications' }),
+    );
     this.#reviews =
       recording.store && recording.recorder
         ? new Reviews({
@@ -278,7 +288,15 @@ export class Gateway {
             },
           })
         : undefined;
-    this.#pins = recording.store ? new ToolPins({ store: recording.store, log: log.child({ part: 'tool-pins' }), admins: config.roles.admins, scan: config.pins.scan, duplicateNames: config.pins.duplicateNames }) : undefined;
+    this.#pins = recording.store
+      ? new ToolPins({
+          store: recording.store,
+          log: log.child({ part: 'tool-pins' }),
+          admins: config.roles.admins,
+          scan: config.pins.scan,
+          duplicateNames: config.pins.duplicateNames,
+        })
+      : undefined;
     if (!this.#pins && [...config.connections.values()].some((c) => c.tools.pin)) {
       log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
     }
@@ -287,11 +305,23 @@ export class Gateway {
       log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
     }
     const agentNames = [...new Set([...config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
-    this.#hub = recording.store && agentNames.length > 0 ? new AgentHub({ store: recording.store, log: log.child({ part: 'agents' }), expected: agentNames, heartbeatMs: config.agents.heartbeatMs, maxMessageBytes: config.limits.maxMessageBytes }) : undefined;
+    this.#hub =
+      recording.store && agentNames.length > 0
+        ? new AgentHub({
+            store: recording.store,
+            log: log.child({ part: 'agents' }),
+            expected: agentNames,
+            heartbeatMs: config.agents.heartbeatMs,
+            maxMessageBytes: config.limits.maxMessageBytes,
+          })
+        : undefined;
     const hub = this.#hub;
     this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     const rules = new RuleSet(config.rules);
-    if (!this.#reviews && (config.rules.some((r) => r.action === 'review') || [...config.connections.values()].some((c) => c.guardrails.default === 'review'))) {
+    if (
+      !this.#reviews &&
+      (config.rules.some((r) => r.action === 'review') || [...config.connections.values()].some((c) => c.guardrails.default === 'review'))
+    ) {
       log.warn('guardrail reviews need the recording store, and recording is off: calls a review rule matches will be refused');
     }
     this.#registry = new SessionRegistry({
@@ -360,12 +390,19 @@ export class Gateway {
     this.#consoleOn = consoleParts !== undefined;
     this.#server = createHttpServer({
       registry: this.#registry,
-      streamableHttp: new StreamableHttpEdge({ ...common, eventBufferSize: config.http.eventBufferSize, clientBacklogBytes: config.limits.clientBacklogBytes, log: log.child({ edge: 'streamable-http' }) }),
+      streamableHttp: new StreamableHttpEdge({
+        ...common,
+        eventBufferSize: config.http.eventBufferSize,
+        clientBacklogBytes: config.limits.clientBacklogBytes,
+        log: log.child({ edge: 'streamable-http' }),
+      }),
       legacySse: new LegacySseEdge({ ...common, log: log.child({ edge: 'sse' }) }),
       hostPolicy: hostPolicy(config, publicUrls),
       log,
       ready: () => this.#readiness(),
-      authenticator: options.authenticator ?? new GatedAuthenticator(new BearerAuthenticator(verifier, publicUrls), this.#limits.unauthenticated, (token) => verifier.knows(token)),
+      authenticator:
+        options.authenticator ??
+        new GatedAuthenticator(new BearerAuthenticator(verifier, publicUrls), this.#limits.unauthenticated, (token) => verifier.knows(token)),
       access: (name) => this.#access.get(name)!,
       ...(this.#accessRequests ? { grants: this.#accessRequests, accessRequests: new AccessRequestsApi(this.#accessRequests) } : {}),
       ...(this.#reviews ? { reviews: new ReviewsApi(this.#reviews) } : {}),
@@ -390,7 +427,13 @@ export class Gateway {
   }
 
   /** The web console: its sign-in (OIDC, or the dev identity), its sessions in the store, its live events and pages. */
-  #console(store: Store, verifier: TokenVerifier, publicUrls: PublicUrls, dev: DevIdentity | undefined, log: Logger): { edge: ConsoleEdge; files: StaticFiles } {
+  #console(
+    store: Store,
+    verifier: TokenVerifier,
+    publicUrls: PublicUrls,
+    dev: DevIdentity | undefined,
+    log: Logger,
+  ): { edge: ConsoleEdge; files: StaticFiles } {
     const issuers = consoleIssuers(this.config.identity.issuers);
     const files = new StaticFiles();
     if (!files.built) log.warn('the web console was not built (npm run build bundles it into dist/console); / answers 503 until it is');

@@ -33,7 +33,15 @@ export function App() {
 
   // Each page has its own title, so a screen reader and the browser's history say where one is.
   useEffect(() => {
-    const page = path.startsWith('/sessions/') ? 'Session replay' : path.startsWith('/reviews') ? 'Reviews' : path.startsWith('/admin') ? 'Agents, connections and tool pins' : path === '/sign-in' || me === null ? 'Sign in' : 'Sessions';
+    const page = path.startsWith('/sessions/')
+      ? 'Session replay'
+      : path.startsWith('/reviews')
+        ? 'Reviews'
+        : path.startsWith('/admin')
+          ? 'Agents, connections and tool pins'
+          : path === '/sign-in' || me === null
+            ? 'Sign in'
+            : 'Sessions';
     document.title = `${page} · Portcullis`;
   }, [path, me]);
 

@@ -117,14 +117,23 @@ export class Agent {
       ...(tls.pin
         ? {
             // Pinned: the gateway's certificate must also carry exactly this public key.
-            checkServerIdentity: (_host: string, cert: PeerCertificate) => (publicKeyPin(cert) === tls.pin ? undefined : new Error('the gateway certificate does not match tls.pin')),
+            checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+              publicKeyPin(cert) === tls.pin ? undefined : new Error('the gateway certificate does not match tls.pin'),
           }
         : {}),
     });
     this.#ws = ws;
     ws.on('open', () => {
       this.#attempt = 0;
-      const mux = new Mux({ send: (f) => ws.send(f), get bufferedAmount() { return ws.bufferedAmount; } }, { maxMessageBytes: this.config.maxMessageBytes });
+      const mux = new Mux(
+        {
+          send: (f) => ws.send(f),
+          get bufferedAmount() {
+            return ws.bufferedAmount;
+          },
+        },
+        { maxMessageBytes: this.config.maxMessageBytes },
+      );
       this.#mux = mux;
       mux.oncontrol = (channel, body) => void this.#control(mux, channel, body);
       mux.sendControl(0, { type: 'hello', version: agentVersion, connections: [...this.config.connections.keys()] });
@@ -244,7 +253,10 @@ export class Agent {
       await upstream.start();
     } catch (err) {
       this.#sessions.delete(channel.id);
-      mux.sendControl(channel.id, { type: 'failed', error: this.#scrubber.scrub(`the agent could not start the server of '${connection}': ${(err as Error).message}`) });
+      mux.sendControl(channel.id, {
+        type: 'failed',
+        error: this.#scrubber.scrub(`the agent could not start the server of '${connection}': ${(err as Error).message}`),
+      });
       mux.forget(channel, 'start failed');
       return;
     }

@@ -55,7 +55,10 @@ function agentSchema(sources: SecretSources) {
           })
           .optional(),
         /** The SHA-256 of the gateway certificate's public key (base64, as `openssl … | base64` prints it): any other is refused. */
-        pin: z.string().regex(/^(sha256\/)?[A-Za-z0-9+/]{43}=$/, 'expected sha256/ followed by a base64 SHA-256 of the public key').optional(),
+        pin: z
+          .string()
+          .regex(/^(sha256\/)?[A-Za-z0-9+/]{43}=$/, 'expected sha256/ followed by a base64 SHA-256 of the public key')
+          .optional(),
       })
       .prefault({}),
     heartbeat: z
@@ -88,7 +91,9 @@ function agentSchema(sources: SecretSources) {
     connections: z
       .record(
         z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a connection name is lower-case letters, digits, - and _, as in the gateway config'),
-        z.strictObject({ description: z.string().optional(), stdio: stdio.optional(), http: http.optional(), sse: http.optional() }).superRefine(oneUpstream(['stdio', 'http', 'sse'])),
+        z
+          .strictObject({ description: z.string().optional(), stdio: stdio.optional(), http: http.optional(), sse: http.optional() })
+          .superRefine(oneUpstream(['stdio', 'http', 'sse'])),
       )
       .refine((c) => Object.keys(c).length > 0, { message: 'expected at least one connection to serve' }),
   });

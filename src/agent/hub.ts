@@ -14,7 +14,6 @@ import { type Channel, Mux } from './mux.js';
  * dead peer; a tunnel that goes ends its sessions, and new ones get a clear error until the agent is back.
  */
 
-
 export interface AgentStatus {
   name: string;
   connected: boolean;
@@ -83,7 +82,10 @@ export class AgentTunnel {
       const of = this.#sessionOf.get(channel);
       if (of === undefined || !this.mux.has(channel)) return;
       const dropped = typeof body.dropped === 'number' ? { droppedBefore: body.dropped } : {};
-      this.log.info({ agent: this.name, connection: of.connection, session: of.session, stderr: String(body.line ?? '').slice(0, 2000), ...dropped }, 'upstream stderr (via agent)');
+      this.log.info(
+        { agent: this.name, connection: of.connection, session: of.session, stderr: String(body.line ?? '').slice(0, 2000), ...dropped },
+        'upstream stderr (via agent)',
+      );
       return;
     }
     const opening = this.#opening.get(channel);
@@ -95,7 +97,15 @@ export class AgentTunnel {
     } else if (body.type === 'failed' || body.type === 'close') {
       this.#opening.delete(channel);
       clearTimeout(opening.timer);
-      opening.reject(new Error(typeof body.error === 'string' ? body.error.slice(0, 1000) : typeof body.reason === 'string' ? body.reason.slice(0, 1000) : 'the agent could not start the server'));
+      opening.reject(
+        new Error(
+          typeof body.error === 'string'
+            ? body.error.slice(0, 1000)
+            : typeof body.reason === 'string'
+              ? body.reason.slice(0, 1000)
+              : 'the agent could not start the server',
+        ),
+      );
     }
   }
 
@@ -105,7 +115,10 @@ export class AgentTunnel {
 
   /** Opens a channel for a session on one of the agent's connections; rejects with why not. */
   async open(connection: string, session: string): Promise<Channel> {
-    await Promise.race([this.ready, new Promise((_, reject) => setTimeout(() => reject(new Error(`agent '${this.name}' connected but did not say what it serves`)), 10_000).unref())]);
+    await Promise.race([
+      this.ready,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`agent '${this.name}' connected but did not say what it serves`)), 10_000).unref()),
+    ]);
     if (!this.connections.includes(connection)) {
       throw new Error(`agent '${this.name}' does not serve connection '${connection}' (its config has: ${this.connections.join(', ') || 'none'})`);
     }
@@ -191,12 +204,15 @@ export class AgentHub {
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const refuse = (status: 401 | 403 | 503, why: string) => {
       this.o.log.warn({ remote: req.socket.remoteAddress, status, why }, 'agent tunnel refused');
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Service Unavailable'}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Service Unavailable'}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`,
+      );
     };
     const name = req.headers['x-portcullis-agent'];
     const auth = req.headers.authorization;
     const token = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    if (typeof name !== 'string' || token === undefined) return refuse(401, 'an agent sends its name (X-Portcullis-Agent) and its token (Authorization: Bearer)');
+    if (typeof name !== 'string' || token === undefined)
+      return refuse(401, 'an agent sends its name (X-Portcullis-Agent) and its token (Authorization: Bearer)');
     let row;
     try {
       row = await this.o.store.getAgent(name);
@@ -205,7 +221,8 @@ export class AgentHub {
     }
     // Compared in constant time, and compared even for an unknown name, so timing tells nothing.
     const matches = sameSecret(secretHash(token), row?.tokenHash ?? '0'.repeat(64));
-    if (row === undefined || !matches || row.revokedAtUs !== null) return refuse(403, `agent '${name.slice(0, 64)}' is unknown, revoked, or its token is wrong (portcullis agents create|list)`);
+    if (row === undefined || !matches || row.revokedAtUs !== null)
+      return refuse(403, `agent '${name.slice(0, 64)}' is unknown, revoked, or its token is wrong (portcullis agents create|list)`);
     await this.o.store.updateAgent(name, { lastSeenAtUs: nowUs() }).catch(() => {});
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(name, ws, row.tokenHash));
   }
@@ -264,7 +281,14 @@ export class AgentHub {
     } catch {
       return; // the store is unavailable: the tunnel stays until it can be checked
     }
-    const why = row === undefined ? 'the agent was removed' : row.revokedAtUs !== null ? "the agent's token was revoked" : row.tokenHash !== t.tokenHash ? "the agent's token was rotated" : undefined;
+    const why =
+      row === undefined
+        ? 'the agent was removed'
+        : row.revokedAtUs !== null
+          ? "the agent's token was revoked"
+          : row.tokenHash !== t.tokenHash
+            ? "the agent's token was rotated"
+            : undefined;
     if (why === undefined || this.#tunnels.get(t.name) !== t) return;
     this.o.log.warn({ agent: t.name, why }, 'closing the tunnel of an agent whose token is no longer valid');
     t.ws.close(4001, why);

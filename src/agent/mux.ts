@@ -155,7 +155,14 @@ export class Mux {
   enqueue(channel: Channel, bytes: Buffer): void {
     const size = this.#o.chunkSize;
     // The common case, a small message with nothing waiting anywhere: straight out, no queueing.
-    if (bytes.length <= size && bytes.length > 0 && this.#ready.length === 0 && channel.credit > 0 && !this.#closed && this.sink.bufferedAmount <= this.#o.highWater) {
+    if (
+      bytes.length <= size &&
+      bytes.length > 0 &&
+      this.#ready.length === 0 &&
+      channel.credit > 0 &&
+      !this.#closed &&
+      this.sink.bufferedAmount <= this.#o.highWater
+    ) {
       channel.credit -= bytes.length;
       this.sink.send(dataFrame(channel.id, true, bytes));
       return;

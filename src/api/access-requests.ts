@@ -18,7 +18,6 @@ import { untrustedPath } from '../core/untrusted-text.js';
 
 const statuses: AccessRequestStatus[] = ['pending', 'approved', 'denied', 'expired', 'revoked'];
 
-
 export class AccessRequestsApi {
   constructor(private readonly requests: AccessRequests) {}
 

@@ -14,7 +14,8 @@ export interface MachineKeys {
 }
 
 /** What a request with no credential is told. */
-export const anonymousApiRefusal = 'the API needs a bearer token (Authorization: Bearer …): a person\'s token for the gateway, api.token, or the local API key (the file api-key in the gateway\'s data directory)';
+export const anonymousApiRefusal =
+  "the API needs a bearer token (Authorization: Bearer …): a person's token for the gateway, api.token, or the local API key (the file api-key in the gateway's data directory)";
 
 /** The bearer token of a request, or undefined when it sends none. */
 function bearer(req: IncomingMessage): string | undefined {
@@ -34,5 +35,8 @@ export function isMachineCaller(req: IncomingMessage, keys: MachineKeys): boolea
 /** Why a request for a machine-only resource (/metrics) is refused, or undefined when it presents a machine credential. */
 export function apiRefusal(req: IncomingMessage, keys: MachineKeys): { status: 401; message: string } | undefined {
   if (isMachineCaller(req, keys)) return undefined;
-  return { status: 401, message: req.headers.authorization === undefined ? anonymousApiRefusal : 'the bearer token is neither api.token nor the local API key' };
+  return {
+    status: 401,
+    message: req.headers.authorization === undefined ? anonymousApiRefusal : 'the bearer token is neither api.token nor the local API key',
+  };
 }

@@ -24,7 +24,8 @@ export class AgentsApi {
     const r = new Hono<ControlEnv>();
     r.all('*', (c) => {
       const path = requestUrl(c).pathname;
-      if (!c.get('machine') && !inGroups(c.get('identity'), this.admins)) throw new HttpError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
+      if (!c.get('machine') && !inGroups(c.get('identity'), this.admins))
+        throw new HttpError(403, `only members of ${this.admins.join(', ') || 'roles.admins (none configured)'} see the agents`);
       if (path !== '/api/agents' && path !== '/api/agents/') throw new HttpError(404, `no API at ${untrustedPath(path)}`);
       if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
       return json(c, 200, { agents: this.hub?.status() ?? [] });

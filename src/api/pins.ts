@@ -29,7 +29,8 @@ interface Viewer {
 }
 
 export function pinView(p: ToolPinRow, withDefinitions: boolean, viewer: Viewer): Record<string, unknown> {
-  const reasons = (list: readonly ToolPinReason[]) => list.map((r) => (r.connections === undefined ? r : { ...r, connections: r.connections.filter(viewer.sees) }));
+  const reasons = (list: readonly ToolPinReason[]) =>
+    list.map((r) => (r.connections === undefined ? r : { ...r, connections: r.connections.filter(viewer.sees) }));
   const iso = (us: number | null) => (us === null ? null : new Date(us / 1000).toISOString());
   return {
     connection: p.connection,

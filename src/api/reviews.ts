@@ -44,7 +44,10 @@ export class ReviewsApi {
       const { id, action } = strictParams(c) as { id: string; action: 'approve' | 'reject' };
       const identity = c.get('identity');
       const body = await readJson(c.env.incoming);
-      const review = action === 'approve' ? await this.reviews.approve(id, identity, optionalString(body, 'note')) : await this.reviews.reject(id, identity, optionalString(body, 'reason') ?? '');
+      const review =
+        action === 'approve'
+          ? await this.reviews.approve(id, identity, optionalString(body, 'note'))
+          : await this.reviews.reject(id, identity, optionalString(body, 'reason') ?? '');
       return json(c, 200, { review: reviewView(review) });
     });
     r.all('*', (c) => {

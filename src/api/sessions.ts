@@ -29,12 +29,12 @@ export interface Person {
 
 const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
 
-
 function intParam(params: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
   const raw = params.get(name);
   if (raw === null) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `${name} expects a whole number from ${min} to ${max}, found ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new HttpError(400, `${name} expects a whole number from ${min} to ${max}, found ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -90,7 +90,8 @@ export class SessionsApi {
     // recording, so that rewriting the row's owner shows a session to nobody it did not already belong to.
     if (only !== undefined && session !== undefined && !ownedBy(session, only)) session = undefined;
     if (only !== undefined && session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
-    if (beyond || (what !== undefined && !['events', 'verify', 'export'].includes(what))) throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
+    if (beyond || (what !== undefined && !['events', 'verify', 'export'].includes(what)))
+      throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
     if (what === 'verify') return json(c, session === undefined ? 404 : 200, await verifySession(this.store, id, await this.trusted()));
     if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
     if (what === undefined) return json(c, 200, { session });
@@ -120,13 +121,14 @@ export class SessionsApi {
     const status = params.get('status');
     if (user) query.subject = user;
     if (only !== undefined) {
-      if (user && user !== only.subject) throw new HttpError(403, 'you may see your own sessions only (roles.auditors see everyone\'s)');
+      if (user && user !== only.subject) throw new HttpError(403, "you may see your own sessions only (roles.auditors see everyone's)");
       query.subject = only.subject;
       query.issuer = only.issuer;
     }
     if (connection) query.connection = connection;
     if (status) {
-      if (!statuses.includes(status as SessionStatus)) throw new HttpError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
+      if (!statuses.includes(status as SessionStatus))
+        throw new HttpError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
       query.status = status as SessionStatus;
     }
     const since = timeParam(params, 'since');

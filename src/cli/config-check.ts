@@ -16,9 +16,14 @@ export function configCheckCommand(): Command {
           config.identity.issuers.length > 0
             ? `identity: ${config.identity.issuers.map((i) => i.issuer).join(', ')}`
             : `identity: dev identity (users: ${Object.keys(config.identity.dev.users).join(', ') || 'none'})`;
-        process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}; ${identity}\n`);
+        process.stdout.write(
+          `${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}; ${identity}\n`,
+        );
         for (const c of config.connections.values()) {
-          if (c.access.groups.length === 0) process.stdout.write(`warning: connection '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`);
+          if (c.access.groups.length === 0)
+            process.stdout.write(
+              `warning: connection '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`,
+            );
         }
         for (const w of consoleWarnings(config)) process.stdout.write(`warning: ${w}\n`);
       } catch (err) {

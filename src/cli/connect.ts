@@ -9,10 +9,7 @@ export function connectCommand(): Command {
     .argument('<connection>', 'the connection name on the gateway')
     .option('-g, --gateway <url>', 'the gateway base URL (default: $PORTCULLIS_URL, the --config listen address, or http://127.0.0.1:8080)')
     .option('-c, --config <file>', "the gateway's config file, to find its address")
-    .addHelpText(
-      'after',
-      '\nThe token comes from $PORTCULLIS_TOKEN if set, else from `portcullis login` (cached per gateway, refreshed when it expires).',
-    )
+    .addHelpText('after', '\nThe token comes from $PORTCULLIS_TOKEN if set, else from `portcullis login` (cached per gateway, refreshed when it expires).')
     .action(async (connection: string, opts: { gateway?: string; config?: string }) => {
       const base = gatewayBaseUrl('connect', opts.gateway, opts.config);
       const endpoint = new URL(`mcp/${encodeURIComponent(connection)}`, `${base}/`);

@@ -5,7 +5,14 @@ import { currentToken } from './token-source.js';
  * $PORTCULLIS_TOKEN), or with `machineKey` (the gateway's local API key, for a command run beside the gateway).
  * Exits 1 with the gateway's own words when it refuses, or when it cannot be reached.
  */
-export async function callGateway(command: string, base: string, method: 'GET' | 'POST', path: string, body?: unknown, machineKey?: string): Promise<Record<string, unknown>> {
+export async function callGateway(
+  command: string,
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  machineKey?: string,
+): Promise<Record<string, unknown>> {
   const report = (line: string) => process.stderr.write(`portcullis ${command}: ${line}\n`);
   const token = machineKey ?? (await currentToken(base, report));
   let res: Response;

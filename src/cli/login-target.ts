@@ -20,11 +20,21 @@ export async function loginTarget(base: string, o: TargetOptions): Promise<Login
     const issuers = configForCommand(o.config).identity.issuers.filter((i) => i.clientId !== undefined && (o.issuer === undefined || i.issuer === o.issuer));
     const chosen = issuers[0];
     if (chosen === undefined) {
-      throw new Error(`the config names no issuer${o.issuer ? ` ${o.issuer}` : ''} with a clientId (identity.issuers[].clientId: the public client registered for Portcullis at the IdP)`);
+      throw new Error(
+        `the config names no issuer${o.issuer ? ` ${o.issuer}` : ''} with a clientId (identity.issuers[].clientId: the public client registered for Portcullis at the IdP)`,
+      );
     }
-    return { issuer: chosen.issuer, clientId: o.clientId ?? chosen.clientId!, scopes: chosen.scopes, resource: base, endpointHosts: chosen.endpointHosts, named: true };
+    return {
+      issuer: chosen.issuer,
+      clientId: o.clientId ?? chosen.clientId!,
+      scopes: chosen.scopes,
+      resource: base,
+      endpointHosts: chosen.endpointHosts,
+      named: true,
+    };
   }
-  if (o.issuer !== undefined && o.clientId !== undefined) return { issuer: o.issuer, clientId: o.clientId, scopes: defaultScopes, resource: base, endpointHosts: [], named: true };
+  if (o.issuer !== undefined && o.clientId !== undefined)
+    return { issuer: o.issuer, clientId: o.clientId, scopes: defaultScopes, resource: base, endpointHosts: [], named: true };
   let doc: { authorization_servers?: unknown; portcullis_clients?: unknown };
   try {
     const res = await fetch(`${base}/.well-known/oauth-protected-resource`, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
@@ -56,7 +66,9 @@ export async function loginTarget(base: string, o: TargetOptions): Promise<Login
  */
 async function checkNamedByGateway(issuer: string, base: string): Promise<void> {
   const refuse = (why: string) => {
-    throw new Error(`the gateway at ${base} names the identity provider ${JSON.stringify(issuer.slice(0, 200))}, ${why}; to sign in there anyway, name it yourself with --issuer and --client-id, or --config`);
+    throw new Error(
+      `the gateway at ${base} names the identity provider ${JSON.stringify(issuer.slice(0, 200))}, ${why}; to sign in there anyway, name it yourself with --issuer and --client-id, or --config`,
+    );
   };
   let url: URL;
   try {

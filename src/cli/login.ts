@@ -45,7 +45,9 @@ async function oidcLogin(opts: LoginOptions): Promise<void> {
   try {
     token = opts.device
       ? await deviceCodeLogin(target, (uri, code, complete) => {
-          process.stderr.write(`To sign in, visit ${complete ?? uri}${complete ? '' : ' and enter the code'}\n  code: ${code}\n(waiting for you to approve…)\n`);
+          process.stderr.write(
+            `To sign in, visit ${complete ?? uri}${complete ? '' : ' and enter the code'}\n  code: ${code}\n(waiting for you to approve…)\n`,
+          );
         })
       : await authorizationCodeLogin(target, (url) => {
           process.stderr.write(`Sign in at ${target.issuer} in your browser:\n  ${url.href}\n(waiting for the browser to come back…)\n`);
@@ -71,7 +73,10 @@ function fail(message: string, code = 1): never {
 async function devLogin(user: string, opts: LoginOptions): Promise<void> {
   const config = configForCommand(opts.config);
   if (config.identity.issuers.length > 0) {
-    fail(`this gateway's config names an OIDC issuer (${config.identity.issuers[0]!.issuer}), so its dev identity is off; run \`portcullis login\` without --dev`, 2);
+    fail(
+      `this gateway's config names an OIDC issuer (${config.identity.issuers[0]!.issuer}), so its dev identity is off; run \`portcullis login\` without --dev`,
+      2,
+    );
   }
   const base = gatewayBaseUrl('login', opts.gateway, opts.config);
   let dev: DevIdentity;

@@ -29,7 +29,9 @@ export async function trustedKeysForCommand(config: GatewayConfig, store: Store,
 export function parseTimeArg(value: string, flag: string): number {
   const us = parseTimeSpec(value);
   if (us === undefined) {
-    process.stderr.write(`portcullis: ${flag} expects an ISO date or time (2026-11-24, 2026-11-24T10:00Z) or a duration ago (15m, 2h, 7d), found ${JSON.stringify(value)}\n`);
+    process.stderr.write(
+      `portcullis: ${flag} expects an ISO date or time (2026-11-24, 2026-11-24T10:00Z) or a duration ago (15m, 2h, 7d), found ${JSON.stringify(value)}\n`,
+    );
     process.exit(2);
   }
   return us;

@@ -89,9 +89,7 @@ function formatIssue(issue: z.core.$ZodIssue, schema: AnySchema): string[] {
   switch (issue.code) {
     case 'unrecognized_keys': {
       const known = knownKeysAt(schema, issue.path);
-      return issue.keys.map(
-        (k) => `${formatPath([...issue.path, k])}: unknown key${known ? `; expected one of: ${known.join(', ')}` : ''}`,
-      );
+      return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key${known ? `; expected one of: ${known.join(', ')}` : ''}`);
     }
     case 'invalid_type':
       return [`${at}: expected ${expectedType(issue.expected)}, found ${describeFound(issue.input, issue.path)}`];
@@ -127,7 +125,10 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: 
   const raw: unknown = doc.toJS() ?? {};
   const result = schema.safeParse(raw, { reportInput: true });
   if (!result.success) {
-    throw new ConfigError(source, result.error.issues.flatMap((i) => formatIssue(i, schema as unknown as AnySchema)));
+    throw new ConfigError(
+      source,
+      result.error.issues.flatMap((i) => formatIssue(i, schema as unknown as AnySchema)),
+    );
   }
   return result.data;
 }
@@ -172,7 +173,7 @@ export function defaultConfigText(): string {
     '  admins: [admins]                  # may approve changed tool definitions: portcullis pins approve',
     '  auditors: [auditors]              # see every session in the web console (others see their own)',
     'rules:',
-    '  # A tool that prints the server\'s environment waits for an approver (try it as bob, approve it as alice)',
+    "  # A tool that prints the server's environment waits for an approver (try it as bob, approve it as alice)",
     '  - name: env-needs-review',
     '    when: tool.name == "get-env"',
     '    action: review',

@@ -34,7 +34,10 @@ function connectionSchema(sources: SecretSources) {
       http: http.optional(),
       sse: http.optional(),
       /** Served by this agent, inside the server's network (portcullis agent); its credentials never leave it. */
-      agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'an agent name is lower-case letters, digits, - and _').optional(),
+      agent: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'an agent name is lower-case letters, digits, - and _')
+        .optional(),
       access: accessSchema(),
       masking: connectionMaskingSchema(),
       guardrails: guardrailsSchema(),
@@ -72,146 +75,163 @@ function listenAddress() {
 
 /** The file as written, every slice parsed and checked. */
 function fileSchema(sources: SecretSources) {
-  return z
-    .strictObject({
-      listen: listenAddress(),
-      /** The recording store; default: sqlite:<dataDir>/portcullis.db. */
-      store: storeUrl(sources),
-      dataDir: z.string().min(1).default('./data'),
-      recording: recordingSchema(sources),
-      identity: identitySchema(sources),
-      masking: maskingSchema(),
-      api: z
-        .strictObject({
-          /** A bearer token for /api/sessions and /metrics (a Prometheus scrape, scripts elsewhere); on the host, the local API key in dataDir does the same. */
-          token: referenceOnly(sources, 'an API token').optional(),
-        })
-        .prefault({}),
-      limits: limitsSchema(),
-      http: z
-        .strictObject({
-          /** Host header values accepted (DNS-rebinding defence); defaults to loopback names on a loopback listen. */
-          allowedHosts: z.array(z.string().min(1)).optional(),
-          /** The URL clients reach the gateway at (behind a proxy, its public https URL); default: the listen address. */
-          publicUrl: z
-            .url({ protocol: /^https?$/, error: 'expected the gateway\'s base URL as clients see it, e.g. https://portcullis.example.com' })
-            .transform((url) => url.replace(/\/+$/, ''))
-            .optional(),
-          /** Origin header values accepted from browsers; defaults to the allowed hosts over http and https. */
-          allowedOrigins: z.array(z.string().min(1)).optional(),
-          keepAlive: duration('15s'),
-          /** Events kept per SSE stream for Last-Event-ID resumption. */
-          eventBuffer: z.number().int().min(0).max(100_000).default(1000),
-          /** Slow clients (docs/security.md): a request's head must arrive within this, head and body within requestTimeout. */
-          headersTimeout: duration('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
-          requestTimeout: duration('60s').refine((ms) => ms >= 100, 'expected at least 100ms'),
-          /** How long a keep-alive connection may wait for its next request. */
-          idleTimeout: duration('65s').refine((ms) => ms >= 100, 'expected at least 100ms'),
-          /** Open connections at most; over it idle ones are shed first. Default: half the open-file limit. */
-          maxConnections: z.number().int().min(1).optional(),
-        })
-        .superRefine((h, ctx) => {
-          if (h.requestTimeout < h.headersTimeout) {
-            ctx.addIssue({ code: 'custom', path: ['requestTimeout'], message: 'expected at least http.headersTimeout: the head is part of the request; raise requestTimeout or lower headersTimeout' });
-          }
-        })
-        .prefault({})
-        .transform(({ keepAlive, eventBuffer, headersTimeout, requestTimeout, idleTimeout, ...rest }) => ({
-          ...rest,
-          keepAliveMs: keepAlive,
-          eventBufferSize: eventBuffer,
-          headersTimeoutMs: headersTimeout,
-          requestTimeoutMs: requestTimeout,
-          idleTimeoutMs: idleTimeout,
-        })),
-      sessions: z
-        .strictObject({ idleTimeout: duration('30m') })
-        .prefault({})
-        .transform((s) => ({ idleTimeoutMs: s.idleTimeout })),
-      agents: z
-        .strictObject({
-          /** How often the gateway pings each agent's tunnel; a tunnel that misses one is closed. */
-          heartbeat: duration('15s'),
-        })
-        .prefault({})
-        .transform((a) => ({ heartbeatMs: a.heartbeat })),
-      roles: z
-        .strictObject({
-          /** Groups whose members administer the gateway: approve changed tool definitions (portcullis pins approve). */
-          admins: z.array(z.string().min(1)).default([]),
-          /** Groups whose members see every session in the console and the API (others see their own). */
-          auditors: z.array(z.string().min(1)).default([]),
-        })
-        .prefault({}),
-      pins: pinsSchema(),
-      console: z
-        .strictObject({
-          /** Serve the web console at / (its API and sign-in stay available to the CLI either way). */
-          enabled: z.boolean().default(true),
-          /** How long a console sign-in lasts before the person signs in again. */
-          sessionLifetime: duration('8h').refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, 'expected between 1m and 30d'),
-        })
-        .prefault({})
-        .transform((c) => ({ enabled: c.enabled, sessionLifetimeMs: c.sessionLifetime })),
-      rules: rulesSchema(),
-      reviews: reviewsSchema(),
-      notifications: notificationsSchema(sources),
-      shutdown: z
-        .strictObject({ drainTimeout: duration('10s') })
-        .prefault({})
-        .transform((s) => ({ drainTimeoutMs: s.drainTimeout })),
-      log: z
-        .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-        .prefault({}),
-      connections: z
-        .record(
-          z.string().regex(connectionName, 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)'),
-          connectionSchema(sources),
-        )
-        .refine((conns) => Object.keys(conns).length > 0, { message: 'expected at least one connection' }),
-    })
-    .check(z.superRefine(checkMaskingNames, { when: () => true }))
-    .check(z.superRefine(checkWebhookNames, { when: () => true }))
-    // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
-    .check(
-      z.superRefine(
-        (
-          c: { listen?: { host?: unknown }; http?: { allowedHosts?: unknown; publicUrl?: unknown }; identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } }; recording?: { mode?: unknown }; connections?: unknown },
-          ctx,
-        ) => {
-          const conns = c.connections !== null && typeof c.connections === 'object' ? Object.values<{ agent?: unknown } | undefined>({ ...c.connections }) : [];
-          if (c.recording?.mode === 'off' && conns.some((x) => x?.agent !== undefined)) {
-            ctx.addIssue({ code: 'custom', path: ['recording', 'mode'], message: 'connections served by an agent need the store (agent tokens live there): recording.mode cannot be off' });
-          }
-          const host = c.listen?.host;
-          if (typeof host !== 'string') return;
-          const loopback = isLoopbackHost(host);
-          if (!loopback && c.http?.allowedHosts === undefined) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['http', 'allowedHosts'],
-              message: `required when listening on ${host}: list the host names clients use to reach the gateway (DNS-rebinding defence)`,
-            });
-          }
-          const devIdentity = Array.isArray(c.identity?.issuers) && c.identity.issuers.length === 0;
-          if (!loopback && !devIdentity && c.http?.publicUrl === undefined) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['http', 'publicUrl'],
-              message: `required when listening on ${host} with identity issuers: the URL clients use (e.g. https://portcullis.example.com) is what their tokens must be meant for`,
-            });
-          }
-          if (!loopback && devIdentity && c.identity?.dev?.allowNonLoopback !== true) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['identity', 'issuers'],
-              message: `the embedded dev identity (on when no issuer is configured) is refused on ${host}: configure an OIDC issuer here, or set identity.dev.allowNonLoopback: true to accept dev tokens from the network`,
-            });
-          }
-        },
-        { when: () => true },
-      ),
-    );
+  return (
+    z
+      .strictObject({
+        listen: listenAddress(),
+        /** The recording store; default: sqlite:<dataDir>/portcullis.db. */
+        store: storeUrl(sources),
+        dataDir: z.string().min(1).default('./data'),
+        recording: recordingSchema(sources),
+        identity: identitySchema(sources),
+        masking: maskingSchema(),
+        api: z
+          .strictObject({
+            /** A bearer token for /api/sessions and /metrics (a Prometheus scrape, scripts elsewhere); on the host, the local API key in dataDir does the same. */
+            token: referenceOnly(sources, 'an API token').optional(),
+          })
+          .prefault({}),
+        limits: limitsSchema(),
+        http: z
+          .strictObject({
+            /** Host header values accepted (DNS-rebinding defence); defaults to loopback names on a loopback listen. */
+            allowedHosts: z.array(z.string().min(1)).optional(),
+            /** The URL clients reach the gateway at (behind a proxy, its public https URL); default: the listen address. */
+            publicUrl: z
+              .url({ protocol: /^https?$/, error: "expected the gateway's base URL as clients see it, e.g. https://portcullis.example.com" })
+              .transform((url) => url.replace(/\/+$/, ''))
+              .optional(),
+            /** Origin header values accepted from browsers; defaults to the allowed hosts over http and https. */
+            allowedOrigins: z.array(z.string().min(1)).optional(),
+            keepAlive: duration('15s'),
+            /** Events kept per SSE stream for Last-Event-ID resumption. */
+            eventBuffer: z.number().int().min(0).max(100_000).default(1000),
+            /** Slow clients (docs/security.md): a request's head must arrive within this, head and body within requestTimeout. */
+            headersTimeout: duration('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            requestTimeout: duration('60s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            /** How long a keep-alive connection may wait for its next request. */
+            idleTimeout: duration('65s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            /** Open connections at most; over it idle ones are shed first. Default: half the open-file limit. */
+            maxConnections: z.number().int().min(1).optional(),
+          })
+          .superRefine((h, ctx) => {
+            if (h.requestTimeout < h.headersTimeout) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['requestTimeout'],
+                message: 'expected at least http.headersTimeout: the head is part of the request; raise requestTimeout or lower headersTimeout',
+              });
+            }
+          })
+          .prefault({})
+          .transform(({ keepAlive, eventBuffer, headersTimeout, requestTimeout, idleTimeout, ...rest }) => ({
+            ...rest,
+            keepAliveMs: keepAlive,
+            eventBufferSize: eventBuffer,
+            headersTimeoutMs: headersTimeout,
+            requestTimeoutMs: requestTimeout,
+            idleTimeoutMs: idleTimeout,
+          })),
+        sessions: z
+          .strictObject({ idleTimeout: duration('30m') })
+          .prefault({})
+          .transform((s) => ({ idleTimeoutMs: s.idleTimeout })),
+        agents: z
+          .strictObject({
+            /** How often the gateway pings each agent's tunnel; a tunnel that misses one is closed. */
+            heartbeat: duration('15s'),
+          })
+          .prefault({})
+          .transform((a) => ({ heartbeatMs: a.heartbeat })),
+        roles: z
+          .strictObject({
+            /** Groups whose members administer the gateway: approve changed tool definitions (portcullis pins approve). */
+            admins: z.array(z.string().min(1)).default([]),
+            /** Groups whose members see every session in the console and the API (others see their own). */
+            auditors: z.array(z.string().min(1)).default([]),
+          })
+          .prefault({}),
+        pins: pinsSchema(),
+        console: z
+          .strictObject({
+            /** Serve the web console at / (its API and sign-in stay available to the CLI either way). */
+            enabled: z.boolean().default(true),
+            /** How long a console sign-in lasts before the person signs in again. */
+            sessionLifetime: duration('8h').refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, 'expected between 1m and 30d'),
+          })
+          .prefault({})
+          .transform((c) => ({ enabled: c.enabled, sessionLifetimeMs: c.sessionLifetime })),
+        rules: rulesSchema(),
+        reviews: reviewsSchema(),
+        notifications: notificationsSchema(sources),
+        shutdown: z
+          .strictObject({ drainTimeout: duration('10s') })
+          .prefault({})
+          .transform((s) => ({ drainTimeoutMs: s.drainTimeout })),
+        log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+        connections: z
+          .record(
+            z
+              .string()
+              .regex(connectionName, 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)'),
+            connectionSchema(sources),
+          )
+          .refine((conns) => Object.keys(conns).length > 0, { message: 'expected at least one connection' }),
+      })
+      .check(z.superRefine(checkMaskingNames, { when: () => true }))
+      .check(z.superRefine(checkWebhookNames, { when: () => true }))
+      // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
+      .check(
+        z.superRefine(
+          (
+            c: {
+              listen?: { host?: unknown };
+              http?: { allowedHosts?: unknown; publicUrl?: unknown };
+              identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } };
+              recording?: { mode?: unknown };
+              connections?: unknown;
+            },
+            ctx,
+          ) => {
+            const conns =
+              c.connections !== null && typeof c.connections === 'object' ? Object.values<{ agent?: unknown } | undefined>({ ...c.connections }) : [];
+            if (c.recording?.mode === 'off' && conns.some((x) => x?.agent !== undefined)) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['recording', 'mode'],
+                message: 'connections served by an agent need the store (agent tokens live there): recording.mode cannot be off',
+              });
+            }
+            const host = c.listen?.host;
+            if (typeof host !== 'string') return;
+            const loopback = isLoopbackHost(host);
+            if (!loopback && c.http?.allowedHosts === undefined) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['http', 'allowedHosts'],
+                message: `required when listening on ${host}: list the host names clients use to reach the gateway (DNS-rebinding defence)`,
+              });
+            }
+            const devIdentity = Array.isArray(c.identity?.issuers) && c.identity.issuers.length === 0;
+            if (!loopback && !devIdentity && c.http?.publicUrl === undefined) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['http', 'publicUrl'],
+                message: `required when listening on ${host} with identity issuers: the URL clients use (e.g. https://portcullis.example.com) is what their tokens must be meant for`,
+              });
+            }
+            if (!loopback && devIdentity && c.identity?.dev?.allowNonLoopback !== true) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['identity', 'issuers'],
+                message: `the embedded dev identity (on when no issuer is configured) is refused on ${host}: configure an OIDC issuer here, or set identity.dev.allowNonLoopback: true to accept dev tokens from the network`,
+              });
+            }
+          },
+          { when: () => true },
+        ),
+      )
+  );
 }
 
 // The slices their features own, re-exported for the code that reads a whole connection or gateway config.

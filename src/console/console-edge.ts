@@ -156,7 +156,8 @@ export class ConsoleEdge {
     req.resume();
     const minute = Math.floor(Date.now() / 60_000);
     if (this.#starts.minute !== minute) this.#starts = { minute, count: 0 };
-    if (++this.#starts.count > signInStartsPerMinute) throw new SignInError(`more than ${signInStartsPerMinute} sign-ins were started in the last minute; try again in a minute`, 429);
+    if (++this.#starts.count > signInStartsPerMinute)
+      throw new SignInError(`more than ${signInStartsPerMinute} sign-ins were started in the last minute; try again in a minute`, 429);
     const issuer = url.searchParams.get('issuer') ?? this.o.issuers[0]?.issuer;
     if (issuer === undefined) throw new SignInError('no identity provider is configured for the console (identity.issuers[].clientId or .console.clientId)');
     const base = this.o.publicUrls.for(req);
@@ -192,7 +193,10 @@ export class ConsoleEdge {
     if (!this.#sameOrigin(req)) throw new HttpError(403, 'a dev sign-in must come from the console page');
     const body = await readJson(req);
     if (!sameSecret(typeof body.key === 'string' ? body.key : '', this.o.devIdentity.consoleKey)) {
-      throw new HttpError(403, 'the dev sign-in needs its key: open the console link the gateway printed at start (portcullis login --dev <user> prints it too)');
+      throw new HttpError(
+        403,
+        'the dev sign-in needs its key: open the console link the gateway printed at start (portcullis login --dev <user> prints it too)',
+      );
     }
     const user = typeof body.user === 'string' ? body.user : '';
     let token: string;
@@ -234,7 +238,12 @@ export class ConsoleEdge {
     req.resume();
     const user = await this.caller(req);
     if (user === undefined) throw new HttpError(401, 'not signed in to the console');
-    replyApiJson(res, 200, { identity: user.identity, roles: this.rolesOf(user.identity), csrfToken: user.csrfToken, expiresAt: new Date(user.expiresAtUs / 1000).toISOString() });
+    replyApiJson(res, 200, {
+      identity: user.identity,
+      roles: this.rolesOf(user.identity),
+      csrfToken: user.csrfToken,
+      expiresAt: new Date(user.expiresAtUs / 1000).toISOString(),
+    });
     return sent;
   }
 
@@ -250,7 +259,8 @@ export class ConsoleEdge {
     if (req.method !== 'GET') throw new HttpError(405, 'use GET');
     const user = await this.caller(req);
     if (user === undefined) throw new HttpError(401, 'not signed in to the console');
-    if (!this.rolesOf(user.identity).admin) throw new HttpError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
+    if (!this.rolesOf(user.identity).admin)
+      throw new HttpError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
     replyApiJson(res, 200, { connections: this.o.connections() });
     return sent;
   }
@@ -260,6 +270,8 @@ export class ConsoleEdge {
     this.o.log.info({ status, reason: message }, 'console sign-in failed');
     const escaped = message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" });
-    res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in failed</title><h1>Sign-in failed</h1><p>${escaped}</p><p><a href="/sign-in">Try again</a></p></html>`);
+    res.end(
+      `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in failed</title><h1>Sign-in failed</h1><p>${escaped}</p><p><a href="/sign-in">Try again</a></p></html>`,
+    );
   }
 }

@@ -76,7 +76,13 @@ export class ConsoleSessions {
     if (id === undefined || !/^[A-Za-z0-9_-]{20,100}$/.test(id)) return undefined;
     const row = await this.store.getConsoleSession(secretHash(id), nowUs());
     if (row === undefined) return undefined;
-    const identity: Identity = { subject: row.subject, issuer: row.issuer, groups: row.groups, ...(row.email ? { email: row.email } : {}), ...(row.name ? { name: row.name } : {}) };
+    const identity: Identity = {
+      subject: row.subject,
+      issuer: row.issuer,
+      groups: row.groups,
+      ...(row.email ? { email: row.email } : {}),
+      ...(row.name ? { name: row.name } : {}),
+    };
     return { identity, csrfToken: row.csrfToken, expiresAtUs: row.expiresAtUs, idHash: row.idHash };
   }
 

@@ -16,7 +16,11 @@ export interface LiveSession {
   openedAt: string;
 }
 
-export type LiveEvent = { type: 'session-opened'; session: LiveSession } | { type: 'session-closed'; id: string; subject: string; reason: string } | { type: 'reviews' } | { type: 'access-requests' };
+export type LiveEvent =
+  | { type: 'session-opened'; session: LiveSession }
+  | { type: 'session-closed'; id: string; subject: string; reason: string }
+  | { type: 'reviews' }
+  | { type: 'access-requests' };
 
 interface Listener {
   res: ServerResponse;
@@ -55,7 +59,14 @@ export class LiveEvents implements SessionObserver {
   subscribe(req: IncomingMessage, res: ServerResponse, identity: Identity, all: boolean, consoleSession: { idHash: string; expiresAtUs: number }): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.write(': live\n\n');
-    const listener: Listener = { res, all, subject: identity.subject, issuer: identity.issuer, consoleSession: consoleSession.idHash, expiresAtMs: consoleSession.expiresAtUs / 1000 };
+    const listener: Listener = {
+      res,
+      all,
+      subject: identity.subject,
+      issuer: identity.issuer,
+      consoleSession: consoleSession.idHash,
+      expiresAtMs: consoleSession.expiresAtUs / 1000,
+    };
     this.#listeners.add(listener);
     req.on('close', () => this.#listeners.delete(listener));
   }
@@ -87,7 +98,19 @@ export class LiveEvents implements SessionObserver {
 
   opened(session: Session): void {
     const identity = session.identity;
-    this.#send({ type: 'session-opened', session: { id: session.id, connection: session.connection, subject: identity.subject, email: identity.email ?? null, openedAt: new Date().toISOString() } }, identity);
+    this.#send(
+      {
+        type: 'session-opened',
+        session: {
+          id: session.id,
+          connection: session.connection,
+          subject: identity.subject,
+          email: identity.email ?? null,
+          openedAt: new Date().toISOString(),
+        },
+      },
+      identity,
+    );
   }
 
   closed(session: Session, reason: string): void {

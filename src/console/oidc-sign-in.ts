@@ -39,7 +39,16 @@ export function consoleIssuers(issuers: readonly IssuerConfig[]): ConsoleIssuer[
     const clientId = i.console?.clientId ?? i.clientId;
     if (clientId === undefined) return [];
     const secret = i.console?.clientSecret?.reveal();
-    return [{ issuer: i.issuer, label: i.console?.label ?? new URL(i.issuer).host, clientId, ...(secret ? { clientSecret: secret } : {}), scopes: i.scopes.filter((s) => s !== 'offline_access'), endpointHosts: i.endpointHosts }];
+    return [
+      {
+        issuer: i.issuer,
+        label: i.console?.label ?? new URL(i.issuer).host,
+        clientId,
+        ...(secret ? { clientSecret: secret } : {}),
+        scopes: i.scopes.filter((s) => s !== 'offline_access'),
+        endpointHosts: i.endpointHosts,
+      },
+    ];
   });
 }
 
@@ -113,7 +122,11 @@ export class OidcSignIn {
   /** The browser is back: the identity it signed in as, and where in the console it was going. */
   async finish(callback: URL, resources: readonly string[]): Promise<{ identity: Identity; returnTo: string }> {
     const error = callback.searchParams.get('error');
-    if (error !== null) throw new SignInError(`the identity provider refused the sign-in: ${error}${callback.searchParams.has('error_description') ? `: ${callback.searchParams.get('error_description')!.slice(0, 300)}` : ''}`, 401);
+    if (error !== null)
+      throw new SignInError(
+        `the identity provider refused the sign-in: ${error}${callback.searchParams.has('error_description') ? `: ${callback.searchParams.get('error_description')!.slice(0, 300)}` : ''}`,
+        401,
+      );
     const state = callback.searchParams.get('state');
     const login = state === null ? undefined : await this.store.takeConsoleLogin(state, nowUs());
     if (login === undefined) throw new SignInError('this sign-in is unknown, used already, or older than 10 minutes; start again', 400);
@@ -124,7 +137,12 @@ export class OidcSignIn {
     current.search = callback.search;
     let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
     try {
-      tokens = await oidc.authorizationCodeGrant(config, current, { pkceCodeVerifier: login.codeVerifier, expectedState: state!, expectedNonce: login.nonce }, { resource: login.resource });
+      tokens = await oidc.authorizationCodeGrant(
+        config,
+        current,
+        { pkceCodeVerifier: login.codeVerifier, expectedState: state!, expectedNonce: login.nonce },
+        { resource: login.resource },
+      );
     } catch (err) {
       throw new SignInError(`the sign-in could not be completed: ${(err as Error).message}`, 401);
     }

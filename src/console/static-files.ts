@@ -57,7 +57,11 @@ export class StaticFiles {
       for (const name of readdirSync(d)) {
         const path = join(d, name);
         if (statSync(path).isDirectory()) walk(path);
-        else this.#files.set(`/${relative(dir, path).split('\\').join('/')}`, { body: readFileSync(path), type: types[extname(name)] ?? 'application/octet-stream' });
+        else
+          this.#files.set(`/${relative(dir, path).split('\\').join('/')}`, {
+            body: readFileSync(path),
+            type: types[extname(name)] ?? 'application/octet-stream',
+          });
       }
     };
     walk(dir);
@@ -80,7 +84,9 @@ export class StaticFiles {
       return;
     }
     if (this.#index === undefined) {
-      res.writeHead(503, { ...securityHeaders, 'content-type': 'text/plain; charset=utf-8' }).end('The web console was not built: run npm run build (it bundles console/ into dist/console).\n');
+      res
+        .writeHead(503, { ...securityHeaders, 'content-type': 'text/plain; charset=utf-8' })
+        .end('The web console was not built: run npm run build (it bundles console/ into dist/console).\n');
       return;
     }
     const file = pageRoutes.test(path) ? { body: this.#index, type: types['.html']! } : this.#files.get(path)!;

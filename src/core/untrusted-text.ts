@@ -16,6 +16,8 @@ export function untrustedPrefix(text: string): string {
 /** A request path for a log line or an error: its first four segments, each cut as untrustedPrefix cuts a name. */
 export function untrustedPath(path: string): string {
   const segments = path.split('/').slice(1);
-  const shown = segments.slice(0, 4).map((s) => (s.length > keep ? `${s.slice(0, keep).replace(/[^A-Za-z0-9._~%-]/g, '?')}…` : s.replace(/[^A-Za-z0-9._~%-]/g, '?')));
+  const shown = segments
+    .slice(0, 4)
+    .map((s) => (s.length > keep ? `${s.slice(0, keep).replace(/[^A-Za-z0-9._~%-]/g, '?')}…` : s.replace(/[^A-Za-z0-9._~%-]/g, '?')));
   return `/${shown.join('/')}${segments.length > 4 ? '/…' : ''}`;
 }

@@ -81,7 +81,9 @@ export function capConnections(server: Server, maxConnections: number, log: Logg
     }
     warn('connection limit reached and every connection busy: new connections refused');
     sockets.delete(socket);
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: ${refusal.length}\r\nretry-after: 5\r\nconnection: close\r\n\r\n${refusal}`);
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: ${refusal.length}\r\nretry-after: 5\r\nconnection: close\r\n\r\n${refusal}`,
+    );
     socket.destroySoon();
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -33,10 +33,8 @@ export function replyApiJson(res: ServerResponse, status: number, value: unknown
 /** Media-type check that tolerates parameters (`application/json; charset=utf-8`). */
 export function hasMediaType(header: string | undefined, type: string): boolean {
   if (header === undefined) return false;
-  return header
-    .split(',')
-    .some((part) => {
-      const t = part.split(';')[0]!.trim().toLowerCase();
-      return t === type || t === '*/*' || (t.endsWith('/*') && type.startsWith(t.slice(0, -1)));
-    });
+  return header.split(',').some((part) => {
+    const t = part.split(';')[0]!.trim().toLowerCase();
+    return t === type || t === '*/*' || (t.endsWith('/*') && type.startsWith(t.slice(0, -1)));
+  });
 }

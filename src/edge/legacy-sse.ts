@@ -67,7 +67,12 @@ export class LegacySseEdge {
     }
     let session;
     try {
-      session = await this.o.registry.create(connection, caller.identity, { edge: 'sse', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
+      session = await this.o.registry.create(connection, caller.identity, {
+        edge: 'sse',
+        remoteAddress: req.socket.remoteAddress,
+        access: caller.access,
+        ...(caller.grant ? { grant: caller.grant } : {}),
+      });
     } catch (err) {
       const refusal = openRefusal(err);
       if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
@@ -115,7 +120,8 @@ export class LegacySseEdge {
       return replyError(res, 400, code, `Invalid message: ${(err as Error).message}`, err instanceof InvalidMessageError ? err.id : null);
     }
     const early = messages.some(isRequest) ? this.o.refuseEarly?.(identity) : undefined;
-    if (early !== undefined) return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, null, { 'retry-after': String(early.retryAfterSeconds) });
+    if (early !== undefined)
+      return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, null, { 'retry-after': String(early.retryAfterSeconds) });
     res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
     messages.forEach((m, i) => session.receive(m, texts[i]!));
   }

@@ -6,7 +6,12 @@ import type { TrustedIssuer } from '../identity/issuers.js';
  * clients fetch after a 401 to learn which authorization server to sign in with and what resource to ask
  * a token for (RFC 8707). The embedded dev identity is no authorization server, so it is not listed.
  */
-export function protectedResourceMetadata(base: string, edge: 'mcp' | 'sse', connection: ConnectionConfig, issuers: readonly TrustedIssuer[]): Record<string, unknown> {
+export function protectedResourceMetadata(
+  base: string,
+  edge: 'mcp' | 'sse',
+  connection: ConnectionConfig,
+  issuers: readonly TrustedIssuer[],
+): Record<string, unknown> {
   return metadata(`${base}/${edge}/${encodeURIComponent(connection.name)}`, `Portcullis: ${connection.description ?? connection.name}`, issuers);
 }
 
@@ -33,7 +38,10 @@ export function gatewayMetadata(base: string, issuers: readonly TrustedIssuer[])
   const clients = Object.fromEntries(
     issuers
       .filter((i) => i.authorizationServer && i.config.clientId !== undefined)
-      .map((i) => [i.config.issuer, { client_id: i.config.clientId!, scopes: i.config.scopes, ...(i.config.endpointHosts.length > 0 ? { endpoint_hosts: i.config.endpointHosts } : {}) }]),
+      .map((i) => [
+        i.config.issuer,
+        { client_id: i.config.clientId!, scopes: i.config.scopes, ...(i.config.endpointHosts.length > 0 ? { endpoint_hosts: i.config.endpointHosts } : {}) },
+      ]),
   );
   return { ...metadata(base, 'Portcullis', issuers), ...(Object.keys(clients).length > 0 ? { portcullis_clients: clients } : {}) };
 }

@@ -143,17 +143,32 @@ export class StreamableHttpEdge {
       return;
     }
     const early = initialize === undefined ? this.o.refuseEarly?.(caller.identity) : undefined;
-    if (early !== undefined) return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, batch ? null : requests[0]!.id, { 'retry-after': String(early.retryAfterSeconds) });
+    if (early !== undefined)
+      return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, batch ? null : requests[0]!.id, {
+        'retry-after': String(early.retryAfterSeconds),
+      });
     const seen = new Set<string>();
     const repeated = requests.find((r) => seen.size === seen.add(idKey(r.id)).size);
     if (repeated !== undefined) {
       log.info({ id: repeated.id }, 'batch repeats a request id');
-      return replyError(res, 400, ErrorCode.InvalidRequest, `Invalid Request: request id ${JSON.stringify(repeated.id)} appears twice in the batch`, repeated.id);
+      return replyError(
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        `Invalid Request: request id ${JSON.stringify(repeated.id)} appears twice in the batch`,
+        repeated.id,
+      );
     }
     const duplicate = requests.find((r) => streams.isPending(r.id));
     if (duplicate !== undefined) {
       log.info({ id: duplicate.id }, 'request id already in flight');
-      return replyError(res, 409, ErrorCode.InvalidRequest, `Conflict: request id ${JSON.stringify(duplicate.id)} is already in flight on this session`, duplicate.id);
+      return replyError(
+        res,
+        409,
+        ErrorCode.InvalidRequest,
+        `Conflict: request id ${JSON.stringify(duplicate.id)} is already in flight on this session`,
+        duplicate.id,
+      );
     }
     streams.openPostStream(
       res,
@@ -173,7 +188,12 @@ export class StreamableHttpEdge {
   ): Promise<Session | undefined> {
     let session: Session;
     try {
-      session = await this.o.registry.create(connection, caller.identity, { edge: 'streamable-http', remoteAddress: req.socket.remoteAddress, access: caller.access, ...(caller.grant ? { grant: caller.grant } : {}) });
+      session = await this.o.registry.create(connection, caller.identity, {
+        edge: 'streamable-http',
+        remoteAddress: req.socket.remoteAddress,
+        access: caller.access,
+        ...(caller.grant ? { grant: caller.grant } : {}),
+      });
     } catch (err) {
       const refusal = openRefusal(err);
       if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');

@@ -34,7 +34,8 @@ export class FailureAnswers {
   sendFailed(message: JsonRpcMessage, clientRequestId: RequestId | undefined, e: UpstreamError): void {
     this.log.warn({ err: e.message, sessionLost: e.sessionLost }, 'upstream send failed');
     if (clientRequestId !== undefined && 'id' in message && typeof message.id === 'number') {
-      if (this.router.answered(message.id)) this.toClient.answer(errorResponse(clientRequestId, ErrorCode.UpstreamUnavailable, `Upstream server error: ${e.message}`));
+      if (this.router.answered(message.id))
+        this.toClient.answer(errorResponse(clientRequestId, ErrorCode.UpstreamUnavailable, `Upstream server error: ${e.message}`));
     }
   }
 
@@ -61,7 +62,7 @@ export class FailureAnswers {
     this.log.error({ err: (err as Error).message }, 'a pipeline stage failed; refusing the message');
     // A server's response a stage could not process: its request still gets an answer, an error.
     if (direction === 'toClient' && isResponse(message) && message.id !== null) {
-      this.toClient.answer(errorResponse(message.id, ErrorCode.InternalError, 'The gateway could not process the server\'s response'));
+      this.toClient.answer(errorResponse(message.id, ErrorCode.InternalError, "The gateway could not process the server's response"));
       return;
     }
     if (!isRequest(message)) return;

@@ -20,7 +20,11 @@ export class ServerForwarding {
     const durable = this.tap.passage('toServer', unrecorded, text);
     if (durable === false) return;
     if (durable === undefined) this.#send(message, text, clientRequestId);
-    else durable.then(() => this.#send(message, text, clientRequestId), (err: Error) => this.tap.fail(err));
+    else
+      durable.then(
+        () => this.#send(message, text, clientRequestId),
+        (err: Error) => this.tap.fail(err),
+      );
   }
 
   #send(message: JsonRpcMessage, text: string, clientRequestId: RequestId | undefined): void {

@@ -25,7 +25,11 @@ export interface Unrecorded {
 
 /** What the recording keeps of a server message that a stage stripped of sensitive content: its digest, never the text. */
 function withheld(text: string): string {
-  return JSON.stringify({ withheld: 'a stage removed sensitive content from this message; only its digest is kept', digest: digestOf(text), bytes: Buffer.byteLength(text) });
+  return JSON.stringify({
+    withheld: 'a stage removed sensitive content from this message; only its digest is kept',
+    digest: digestOf(text),
+    bytes: Buffer.byteLength(text),
+  });
 }
 
 /** The answer a request gets when the recording could not take it (write-ahead): it was not forwarded. */

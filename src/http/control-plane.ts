@@ -50,14 +50,22 @@ export interface ControlPlaneOptions {
 }
 
 /** The APIs a person uses (access, reviews, pins, agents): a store that cannot write now (503) says when to retry. */
-const personApiError: ErrorReply = (res, err) => replyApiJson(res, err.status, { error: err.message }, err.status === 503 ? { 'retry-after': '10', ...err.headers } : { ...err.headers });
+const personApiError: ErrorReply = (res, err) =>
+  replyApiJson(res, err.status, { error: err.message }, err.status === 503 ? { 'retry-after': '10', ...err.headers } : { ...err.headers });
 
 const metadataPath = /^\/\.well-known\/oauth-protected-resource\/(mcp|sse)\/([^/]+)\/?$/;
 
 /** The control plane as a node request listener, for the paths the data path does not take. */
 export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const app = new Hono<ControlEnv>({ strict: false });
-  const auth = apiAuth({ authenticator: o.authenticator, keys: o.api.keys, console: o.console?.edge, publicUrls: o.publicUrls, auditors: o.roles.auditors, log: o.log });
+  const auth = apiAuth({
+    authenticator: o.authenticator,
+    keys: o.api.keys,
+    console: o.console?.edge,
+    publicUrls: o.publicUrls,
+    auditors: o.roles.auditors,
+    log: o.log,
+  });
 
   // The one place an error becomes a reply: an HttpError in its area's form, anything else a logged 500.
   app.onError((err, c) => {
@@ -75,7 +83,12 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
   });
   app.notFound((c) => {
     c.env.incoming.resume();
-    replyError(c.env.outgoing, 404, ErrorCode.InvalidRequest, `Not found: ${untrustedPath(requestUrl(c).pathname)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`);
+    replyError(
+      c.env.outgoing,
+      404,
+      ErrorCode.InvalidRequest,
+      `Not found: ${untrustedPath(requestUrl(c).pathname)}; MCP endpoints are /mcp/<connection> and /sse/<connection>`,
+    );
     return sent;
   });
 
@@ -100,7 +113,9 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
     const hostRefusal = checkHostAndOrigin(req, { allowedHosts: o.hostPolicy.allowedHosts, allowedOrigins: [] });
     if (hostRefusal !== undefined && !hostRefusal.startsWith('Origin')) throw new HttpError(403, `Forbidden: ${hostRefusal}`);
     if (req.method === 'OPTIONS') {
-      c.env.outgoing.writeHead(204, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'mcp-protocol-version' }).end();
+      c.env.outgoing
+        .writeHead(204, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'mcp-protocol-version' })
+        .end();
       return sent;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'use GET', { allow: 'GET' });

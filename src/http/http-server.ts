@@ -155,11 +155,19 @@ export function createHttpServer(o: HttpServerOptions): Server {
       if (!(err instanceof AuthError)) throw err;
       req.resume();
       // limits.unauthenticated: refused before verification, and logged once per burst where it was decided.
-      if (err instanceof TooManyAttemptsError) return void replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${err.message}`, null, { 'retry-after': String(err.retryAfterSeconds) });
+      if (err instanceof TooManyAttemptsError)
+        return void replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${err.message}`, null, { 'retry-after': String(err.retryAfterSeconds) });
       o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
       const headers: Record<string, string> = err.status === 401 || err.status === 400 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
       if (err.status === 503) headers['retry-after'] = '10';
-      replyError(res, err.status, ErrorCode.Unauthorized, `${err.status === 503 ? 'Service Unavailable' : err.status === 400 ? 'Bad Request' : 'Unauthorized'}: ${err.message}`, null, headers);
+      replyError(
+        res,
+        err.status,
+        ErrorCode.Unauthorized,
+        `${err.status === 503 ? 'Service Unavailable' : err.status === 400 ? 'Bad Request' : 'Unauthorized'}: ${err.message}`,
+        null,
+        headers,
+      );
       return undefined;
     }
     const decision = o.access(connection.name).open(caller.identity);
@@ -168,11 +176,21 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const grant = o.grants?.grantFor(caller.identity, connection.name);
     if (grant !== undefined) {
       const until = new Date(grant.expiresAtUs / 1000).toISOString();
-      return { identity: caller.identity, access: `just-in-time grant ${grant.id} approved by ${grant.deciderSubject ?? 'an approver'} until ${until}`, grant: grant.id };
+      return {
+        identity: caller.identity,
+        access: `just-in-time grant ${grant.id} approved by ${grant.deciderSubject ?? 'an approver'} until ${until}`,
+        grant: grant.id,
+      };
     }
     req.resume();
     o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
-    if (opening) await o.registry.refuse(connection, caller.identity, { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress }, decision.reason);
+    if (opening)
+      await o.registry.refuse(
+        connection,
+        caller.identity,
+        { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress },
+        decision.reason,
+      );
     const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
     replyError(res, 403, ErrorCode.Denied, `Forbidden: ${forbidden.message}`, null, { 'www-authenticate': bearerChallenge(challengeUrl, forbidden) });
     return undefined;
@@ -184,7 +202,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     const refuse = (status: string, why: string) => socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
-    if (path !== '/agent' || o.agents === undefined) return refuse('404 Not Found', path === '/agent' ? 'no connection of this gateway is served by an agent' : 'only /agent takes a WebSocket');
+    if (path !== '/agent' || o.agents === undefined)
+      return refuse('404 Not Found', path === '/agent' ? 'no connection of this gateway is served by an agent' : 'only /agent takes a WebSocket');
     const hostRefusal = checkHostAndOrigin(req, { allowedHosts: o.hostPolicy.allowedHosts, allowedOrigins: [] });
     if (hostRefusal !== undefined) return refuse('403 Forbidden', hostRefusal);
     if (o.ready() === 'draining') return refuse('503 Service Unavailable', 'the gateway is shutting down');

@@ -78,7 +78,10 @@ export class ConnectionAccess {
     if (granted !== undefined) return { allowed: true, reason: `member of ${granted}` };
     return {
       allowed: false,
-      reason: this.#approvers.length === 0 ? `connection '${this.connection}' takes no access requests` : `approving access to '${this.connection}' needs membership of ${this.#approvers.join(' or ')}`,
+      reason:
+        this.#approvers.length === 0
+          ? `connection '${this.connection}' takes no access requests`
+          : `approving access to '${this.connection}' needs membership of ${this.#approvers.join(' or ')}`,
     };
   }
 

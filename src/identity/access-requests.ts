@@ -52,7 +52,10 @@ export class AccessRequests {
   async start(): Promise<void> {
     if (!this.o.inUse) return;
     await this.refresh();
-    this.#timer = setInterval(() => void this.refresh().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'access grants could not be refreshed')), this.o.refreshMs ?? 1000);
+    this.#timer = setInterval(
+      () => void this.refresh().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'access grants could not be refreshed')),
+      this.o.refreshMs ?? 1000,
+    );
     this.#timer.unref();
   }
 
@@ -83,7 +86,8 @@ export class AccessRequests {
       if (!current.has(id)) this.o.onGrantEnded(g, g.expiresAtUs <= now ? 'the access grant expired' : 'the access grant was revoked');
     }
     this.#grants = current;
-    for (const g of approved.filter((x) => x.expiresAtUs <= now)) await this.#transition(g, 'approved', { status: 'expired', expiresAtUs: g.expiresAtUs }, 'expired', null);
+    for (const g of approved.filter((x) => x.expiresAtUs <= now))
+      await this.#transition(g, 'approved', { status: 'expired', expiresAtUs: g.expiresAtUs }, 'expired', null);
     for (const r of await this.o.store.listAccessRequests({ status: 'pending', limit: 100_000 })) {
       if (r.expiresAtUs <= now) await this.#transition(r, 'pending', { status: 'expired', expiresAtUs: r.expiresAtUs }, 'lapsed', null);
     }
@@ -122,14 +126,21 @@ export class AccessRequests {
     if (!access.takesRequests) throw new AccessRequestError(400, `connection '${connection}' takes no access requests (it names no access.approvers)`);
     if (!Number.isFinite(durationMs) || durationMs < 1000) throw new AccessRequestError(400, 'the duration must be at least 1s');
     if (durationMs > access.maxGrantMs) {
-      throw new AccessRequestError(400, `connection '${connection}' grants at most ${Math.round(access.maxGrantMs / 60_000)} minutes (access.maxGrant); ask for less`);
+      throw new AccessRequestError(
+        400,
+        `connection '${connection}' grants at most ${Math.round(access.maxGrantMs / 60_000)} minutes (access.maxGrant); ask for less`,
+      );
     }
     const why = reason.trim();
     if (why.length === 0 || why.length > 1000) throw new AccessRequestError(400, 'a reason of 1 to 1000 characters is required');
     const already = access.open(identity);
     if (already.allowed) throw new AccessRequestError(409, `you already have access to '${connection}' (${already.reason})`);
     const grant = this.grantFor(identity, connection);
-    if (grant !== undefined) throw new AccessRequestError(409, `you already have access to '${connection}' until ${new Date(grant.expiresAtUs / 1000).toISOString()} (grant ${grant.id})`);
+    if (grant !== undefined)
+      throw new AccessRequestError(
+        409,
+        `you already have access to '${connection}' until ${new Date(grant.expiresAtUs / 1000).toISOString()} (grant ${grant.id})`,
+      );
     const now = nowUs();
     const row: AccessRequestRow = {
       id: `ar_${randomBytes(9).toString('base64url')}`,
@@ -155,7 +166,9 @@ export class AccessRequests {
     try {
       await this.o.recorder.recordAccess(row.id, { event: 'requested', request: row, by: whoOf(identity) });
     } catch (err) {
-      await this.o.store.updateAccessRequest(row.id, 'pending', { status: 'denied', expiresAtUs: row.expiresAtUs, decisionNote: 'not recorded: the store was unavailable' }).catch(() => {});
+      await this.o.store
+        .updateAccessRequest(row.id, 'pending', { status: 'denied', expiresAtUs: row.expiresAtUs, decisionNote: 'not recorded: the store was unavailable' })
+        .catch(() => {});
       throw new AccessRequestError(503, `the request could not be recorded (${(err as Error).message}); try again when the store is back`);
     }
     this.o.log.info({ request: row.id, connection, requester: identity.subject }, 'access requested');
@@ -175,7 +188,8 @@ export class AccessRequests {
 
   async get(identity: Identity, id: string): Promise<AccessRequestRow> {
     const row = await this.o.store.getAccessRequest(id);
-    if (row === undefined || !this.visible(identity, row)) throw new AccessRequestError(404, `there is no access request ${JSON.stringify(id.slice(0, 64))} you may see`);
+    if (row === undefined || !this.visible(identity, row))
+      throw new AccessRequestError(404, `there is no access request ${JSON.stringify(id.slice(0, 64))} you may see`);
     return row;
   }
 
@@ -184,7 +198,8 @@ export class AccessRequests {
     const may = this.#connection(row.connection).approve(identity);
     if (!may.allowed) throw new AccessRequestError(403, may.reason);
     if (same(row, identity)) throw new AccessRequestError(403, `you cannot ${what} your own access request`);
-    if (row.status !== status) throw new AccessRequestError(409, `request ${row.id} is ${row.status}, so it cannot be ${what === 'revoke' ? 'revoked' : `${what}d`}`);
+    if (row.status !== status)
+      throw new AccessRequestError(409, `request ${row.id} is ${row.status}, so it cannot be ${what === 'revoke' ? 'revoked' : `${what}d`}`);
     return row;
   }
 
@@ -203,7 +218,14 @@ export class AccessRequests {
     const row = await this.#decidable(identity, id, 'pending', to === 'approved' ? 'approve' : 'deny');
     const now = nowUs();
     const expiresAtUs = to === 'approved' ? now + row.durationMs * 1000 : row.expiresAtUs;
-    const decision = { status: to, expiresAtUs, decidedAtUs: now, deciderSubject: identity.subject, deciderIssuer: identity.issuer, decisionNote: note ?? null };
+    const decision = {
+      status: to,
+      expiresAtUs,
+      decidedAtUs: now,
+      deciderSubject: identity.subject,
+      deciderIssuer: identity.issuer,
+      decisionNote: note ?? null,
+    };
     const updated = await this.#transition(row, 'pending', decision, to, identity);
     if (updated === undefined) throw new AccessRequestError(409, `request ${row.id} was decided by someone else first`);
     return updated;
@@ -212,7 +234,13 @@ export class AccessRequests {
   /** Ends a grant before its time; its sessions end at once here, and within a refresh on other gateways. */
   async revoke(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
     const row = await this.#decidable(identity, id, 'approved', 'revoke');
-    const updated = await this.#transition(row, 'approved', { status: 'revoked', expiresAtUs: nowUs(), decisionNote: note ?? row.decisionNote }, 'revoked', identity);
+    const updated = await this.#transition(
+      row,
+      'approved',
+      { status: 'revoked', expiresAtUs: nowUs(), decisionNote: note ?? row.decisionNote },
+      'revoked',
+      identity,
+    );
     if (updated === undefined) throw new AccessRequestError(409, `grant ${row.id} already ended`);
     this.#ended.add(row.id);
     this.#grants.delete(row.id);

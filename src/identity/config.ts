@@ -72,7 +72,14 @@ function issuerSchema(sources: SecretSources) {
      * `host` (port 443) or `host:port`, e.g. oauth2.googleapis.com for Google. Discovery naming any other host is refused.
      */
     endpointHosts: z
-      .array(z.string().regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, 'expected a host name, optionally with :port, such as oauth2.googleapis.com (no scheme, no path)'))
+      .array(
+        z
+          .string()
+          .regex(
+            /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/,
+            'expected a host name, optionally with :port, such as oauth2.googleapis.com (no scheme, no path)',
+          ),
+      )
       .default([]),
     /**
      * The OAuth client the web console signs in with (authorization code with PKCE; its redirect URI is

@@ -49,7 +49,9 @@ export class DevIdentity {
       endpointHosts: [],
     };
     this.issuer = new LocalIssuer(issuerConfig, [publicJwk]);
-    this.consoleKey = createHmac('sha256', key.export({ format: 'der', type: 'pkcs8' })).update('portcullis console dev sign-in v1').digest('base64url');
+    this.consoleKey = createHmac('sha256', key.export({ format: 'der', type: 'pkcs8' }))
+      .update('portcullis console dev sign-in v1')
+      .digest('base64url');
   }
 
   /** The console link that signs in with the dev identity (the key rides in the fragment, which no request carries). */

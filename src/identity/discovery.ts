@@ -39,7 +39,9 @@ export async function discover(issuer: string, policy: { endpointHosts?: readonl
   try {
     res = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    throw new DiscoveryError(`${url.href} could not be fetched: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+    throw new DiscoveryError(
+      `${url.href} could not be fetched: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
+    );
   }
   if (!res.ok) {
     await res.body?.cancel();

@@ -92,7 +92,8 @@ export async function assertPublicHost(hostname: string, what: string): Promise<
     throw new EndpointError(`${what}: ${hostname} cannot be resolved (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   const inside = addresses.find((a) => isInternalAddress(a.address));
-  if (inside !== undefined) throw new EndpointError(`${what} is on ${hostname}, which resolves to ${inside.address}: an address on this machine or a private or link-local network`);
+  if (inside !== undefined)
+    throw new EndpointError(`${what} is on ${hostname}, which resolves to ${inside.address}: an address on this machine or a private or link-local network`);
 }
 
 /** host[:port] as a URL writes it, for an `endpointHosts` entry (`idp.example.com`, `idp.example.com:8443`). */
@@ -135,7 +136,18 @@ export function checkEndpoint(name: string, value: unknown, policy: EndpointPoli
 }
 
 /** The endpoints of a discovery document the gateway and the CLI may use: each checked when present (jwks_uri always). */
-export const discoveredEndpoints = ['jwks_uri', 'authorization_endpoint', 'token_endpoint', 'device_authorization_endpoint', 'registration_endpoint', 'userinfo_endpoint', 'revocation_endpoint', 'introspection_endpoint', 'end_session_endpoint', 'pushed_authorization_request_endpoint'] as const;
+export const discoveredEndpoints = [
+  'jwks_uri',
+  'authorization_endpoint',
+  'token_endpoint',
+  'device_authorization_endpoint',
+  'registration_endpoint',
+  'userinfo_endpoint',
+  'revocation_endpoint',
+  'introspection_endpoint',
+  'end_session_endpoint',
+  'pushed_authorization_request_endpoint',
+] as const;
 
 /** Checks every endpoint a discovery document names; `jwks_uri` must be there when `needsJwks`. */
 export function checkDiscoveredEndpoints(doc: Record<string, unknown>, policy: EndpointPolicy, needsJwks: boolean): void {

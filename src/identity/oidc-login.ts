@@ -39,7 +39,13 @@ async function configure(target: LoginTarget): Promise<oidc.Configuration> {
   let config: oidc.Configuration;
   try {
     // Plain http only for an IdP on this machine (a local test or dev IdP); anything else must be https.
-    config = await oidc.discovery(issuer, target.clientId, undefined, oidc.None(), isLoopbackHttpUrl(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined);
+    config = await oidc.discovery(
+      issuer,
+      target.clientId,
+      undefined,
+      oidc.None(),
+      isLoopbackHttpUrl(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined,
+    );
   } catch (err) {
     throw new LoginError(`the identity provider ${target.issuer} could not be discovered: ${(err as Error).message}`);
   }
@@ -60,7 +66,12 @@ async function configure(target: LoginTarget): Promise<oidc.Configuration> {
   return config;
 }
 
-function toCached(target: LoginTarget, config: oidc.Configuration, tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, previous?: CachedToken): CachedToken {
+function toCached(
+  target: LoginTarget,
+  config: oidc.Configuration,
+  tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers,
+  previous?: CachedToken,
+): CachedToken {
   const claims = tokens.claims();
   const subject = claims?.sub ?? previous?.subject ?? 'unknown';
   const expiresIn = tokens.expiresIn();
@@ -141,7 +152,9 @@ export async function authorizationCodeLogin(target: LoginTarget, open: (url: UR
     });
     const callback = await Promise.race([receiver.result, timeout]).finally(() => clearTimeout(timer));
     if (callback.searchParams.has('error')) {
-      throw new LoginError(`the identity provider refused the sign-in: ${callback.searchParams.get('error')} ${callback.searchParams.get('error_description') ?? ''}`.trim());
+      throw new LoginError(
+        `the identity provider refused the sign-in: ${callback.searchParams.get('error')} ${callback.searchParams.get('error_description') ?? ''}`.trim(),
+      );
     }
     try {
       const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: target.resource });
@@ -176,7 +189,14 @@ export async function refreshToken(cached: CachedToken): Promise<CachedToken> {
     throw new LoginError('the cached token cannot be refreshed (no refresh token)');
   }
   // The issuer and its endpoint hosts were checked when the user signed in.
-  const target: LoginTarget = { issuer: cached.issuer, clientId: cached.clientId, scopes: cached.scopes ?? [], resource: cached.resource, endpointHosts: cached.endpointHosts ?? [], named: true };
+  const target: LoginTarget = {
+    issuer: cached.issuer,
+    clientId: cached.clientId,
+    scopes: cached.scopes ?? [],
+    resource: cached.resource,
+    endpointHosts: cached.endpointHosts ?? [],
+    named: true,
+  };
   const config = await configure(target);
   try {
     const tokens = await oidc.refreshTokenGrant(config, cached.refreshToken, { resource: target.resource });

@@ -114,7 +114,13 @@ export class TokenVerifier {
     }
     const issuer = typeof claims.iss === 'string' ? this.#issuers.get(claims.iss) : undefined;
     if (issuer === undefined) {
-      throw new AuthError(401, 'invalid_token', typeof claims.iss === 'string' ? `the token's issuer '${claims.iss.slice(0, 200).replace(/[^\x20-\x7e]|'/g, '?')}' is not trusted` : "the token has no 'iss' claim");
+      throw new AuthError(
+        401,
+        'invalid_token',
+        typeof claims.iss === 'string'
+          ? `the token's issuer '${claims.iss.slice(0, 200).replace(/[^\x20-\x7e]|'/g, '?')}' is not trusted`
+          : "the token has no 'iss' claim",
+      );
     }
     const config = issuer.config;
     let payload: JWTPayload;
@@ -138,7 +144,11 @@ export class TokenVerifier {
       issuer: config.issuer,
       groups: mapRoles(groups.groups, config.roles),
       ...(typeof payload.email === 'string' ? { email: payload.email } : {}),
-      ...(typeof payload.name === 'string' ? { name: payload.name } : typeof payload.preferred_username === 'string' ? { name: payload.preferred_username } : {}),
+      ...(typeof payload.name === 'string'
+        ? { name: payload.name }
+        : typeof payload.preferred_username === 'string'
+          ? { name: payload.preferred_username }
+          : {}),
     };
     return {
       identity,

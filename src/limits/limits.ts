@@ -122,11 +122,31 @@ export class Limits {
     const stdio = connection.upstream.kind === 'stdio';
     const s = this.#sessions;
     const principalCap = this.#config.principal;
-    if (s.principal.count(p) >= principalCap.sessions) return { scope: 'principal', limit: 'limits.principal.sessions', value: principalCap.sessions, what: 'you have as many open sessions as one caller may' };
-    if (stdio && s.principalStdio.count(p) >= principalCap.stdioProcesses) return { scope: 'principal-stdio', limit: 'limits.principal.stdioProcesses', value: principalCap.stdioProcesses, what: 'you have as many server processes running as one caller may' };
-    if (stdio && s.stdio.count(connection.name) >= c.stdioProcesses) return { scope: 'connection', limit: `connections.${connection.name}.limits.stdioProcesses`, value: c.stdioProcesses, what: `connection '${connection.name}' runs as many server processes as it may` };
-    if (s.connection.count(connection.name) >= c.sessions) return { scope: 'connection', limit: `connections.${connection.name}.limits.sessions`, value: c.sessions, what: `connection '${connection.name}' has as many sessions as it may` };
-    if (s.global >= this.#config.global.sessions) return { scope: 'global', limit: 'limits.global.sessions', value: this.#config.global.sessions, what: 'the gateway has as many sessions as it may' };
+    if (s.principal.count(p) >= principalCap.sessions)
+      return { scope: 'principal', limit: 'limits.principal.sessions', value: principalCap.sessions, what: 'you have as many open sessions as one caller may' };
+    if (stdio && s.principalStdio.count(p) >= principalCap.stdioProcesses)
+      return {
+        scope: 'principal-stdio',
+        limit: 'limits.principal.stdioProcesses',
+        value: principalCap.stdioProcesses,
+        what: 'you have as many server processes running as one caller may',
+      };
+    if (stdio && s.stdio.count(connection.name) >= c.stdioProcesses)
+      return {
+        scope: 'connection',
+        limit: `connections.${connection.name}.limits.stdioProcesses`,
+        value: c.stdioProcesses,
+        what: `connection '${connection.name}' runs as many server processes as it may`,
+      };
+    if (s.connection.count(connection.name) >= c.sessions)
+      return {
+        scope: 'connection',
+        limit: `connections.${connection.name}.limits.sessions`,
+        value: c.sessions,
+        what: `connection '${connection.name}' has as many sessions as it may`,
+      };
+    if (s.global >= this.#config.global.sessions)
+      return { scope: 'global', limit: 'limits.global.sessions', value: this.#config.global.sessions, what: 'the gateway has as many sessions as it may' };
     return undefined;
   }
 
@@ -140,13 +160,27 @@ export class Limits {
     const s = this.#sessions;
     const full = this.fullSessionCap(connection, principal);
     if (full !== undefined) {
-      return this.#refuse(principal, connection.name, full.limit, String(full.value), sessionRetrySeconds, `Too many sessions: ${full.what} (${full.limit}: ${full.value}); close a session or try again later`);
+      return this.#refuse(
+        principal,
+        connection.name,
+        full.limit,
+        String(full.value),
+        sessionRetrySeconds,
+        `Too many sessions: ${full.what} (${full.limit}: ${full.value}); close a session or try again later`,
+      );
     }
     const opens = this.#opens.get(p, this.#config.principal.sessionOpens);
     if (!opens.take()) {
       const rate = this.#config.principal.sessionOpens;
       const wait = Math.max(1, Math.ceil(opens.waitMs() / 1000));
-      return this.#refuse(principal, connection.name, 'limits.principal.sessionOpens', rateText(rate), wait, `Too many sessions opened: at most ${rateText(rate)} (limits.principal.sessionOpens); try again in ${wait}s`);
+      return this.#refuse(
+        principal,
+        connection.name,
+        'limits.principal.sessionOpens',
+        rateText(rate),
+        wait,
+        `Too many sessions opened: at most ${rateText(rate)} (limits.principal.sessionOpens); try again in ${wait}s`,
+      );
     }
     s.principal.add(p);
     s.connection.add(connection.name);
@@ -178,7 +212,13 @@ export class Limits {
    * limit refuses it. `paced` false spares a session's opening initialize the request rate: limits.principal.sessionOpens
    * already paces it.
    */
-  admitRequest(sessionId: string, connection: LimitedConnection, principal: Principal, request: JsonRpcRequest, paced = request.method !== 'initialize'): LimitExceededError | undefined {
+  admitRequest(
+    sessionId: string,
+    connection: LimitedConnection,
+    principal: Principal,
+    request: JsonRpcRequest,
+    paced = request.method !== 'initialize',
+  ): LimitExceededError | undefined {
     let slots = this.#slots.get(sessionId);
     const key = idKey(request.id);
     const p = principalKey(principal);
@@ -196,18 +236,39 @@ export class Limits {
       const bucket = this.#toolRates.get(`${p}\n${connection.name}\n${rule.pattern}`, rule.rate);
       if (!bucket.take()) {
         refund();
-        return this.#refuseRate(principal, connection.name, `connections.${connection.name}.limits.tools.${rule.pattern}`, rule.rate, bucket.waitMs(), `calls of ${JSON.stringify(tool)}`);
+        return this.#refuseRate(
+          principal,
+          connection.name,
+          `connections.${connection.name}.limits.tools.${rule.pattern}`,
+          rule.rate,
+          bucket.waitMs(),
+          `calls of ${JSON.stringify(tool)}`,
+        );
       }
       taken.push(bucket);
     }
     const f = this.#inFlight;
     const busy = (limit: string, value: number, what: string) => {
       refund();
-      return this.#refuse(principal, connection.name, limit, String(value), requestRetrySeconds, `Too many requests in flight: ${what} (${limit}: ${value}); wait for an answer first`).refused;
+      return this.#refuse(
+        principal,
+        connection.name,
+        limit,
+        String(value),
+        requestRetrySeconds,
+        `Too many requests in flight: ${what} (${limit}: ${value}); wait for an answer first`,
+      ).refused;
     };
-    if (f.principal.count(p) >= this.#config.principal.requestsInFlight) return busy('limits.principal.requestsInFlight', this.#config.principal.requestsInFlight, 'you have as many requests waiting as one caller may');
-    if (f.connection.count(connection.name) >= connection.limits.requestsInFlight) return busy(`connections.${connection.name}.limits.requestsInFlight`, connection.limits.requestsInFlight, `connection '${connection.name}' has as many requests waiting as it may`);
-    if (f.global >= this.#config.global.requestsInFlight) return busy('limits.global.requestsInFlight', this.#config.global.requestsInFlight, 'the gateway has as many requests waiting as it may');
+    if (f.principal.count(p) >= this.#config.principal.requestsInFlight)
+      return busy('limits.principal.requestsInFlight', this.#config.principal.requestsInFlight, 'you have as many requests waiting as one caller may');
+    if (f.connection.count(connection.name) >= connection.limits.requestsInFlight)
+      return busy(
+        `connections.${connection.name}.limits.requestsInFlight`,
+        connection.limits.requestsInFlight,
+        `connection '${connection.name}' has as many requests waiting as it may`,
+      );
+    if (f.global >= this.#config.global.requestsInFlight)
+      return busy('limits.global.requestsInFlight', this.#config.global.requestsInFlight, 'the gateway has as many requests waiting as it may');
     f.principal.add(p);
     f.connection.add(connection.name);
     f.global++;
@@ -234,7 +295,14 @@ export class Limits {
     }
     const cap = this.#config.principal.requestsInFlight;
     if (this.#inFlight.principal.count(p) >= cap && this.#bursts.active(`${p}\nlimits.principal.requestsInFlight`)) {
-      return this.#refuse(principal, '', 'limits.principal.requestsInFlight', String(cap), requestRetrySeconds, `Too many requests in flight: you have as many requests waiting as one caller may (limits.principal.requestsInFlight: ${cap}); wait for an answer first`).refused;
+      return this.#refuse(
+        principal,
+        '',
+        'limits.principal.requestsInFlight',
+        String(cap),
+        requestRetrySeconds,
+        `Too many requests in flight: you have as many requests waiting as one caller may (limits.principal.requestsInFlight: ${cap}); wait for an answer first`,
+      ).refused;
     }
     return undefined;
   }
@@ -291,13 +359,25 @@ export class Limits {
 
   #refuseRate(principal: Principal, connection: string, limit: string, rate: Rate, waitMs: number, what: string): LimitExceededError {
     const wait = Math.max(1, Math.ceil(waitMs / 1000));
-    return this.#refuse(principal, connection, limit, rateText(rate), wait, `Too many ${what}: at most ${rateText(rate)} (${limit}); try again in ${wait}s`).refused;
+    return this.#refuse(principal, connection, limit, rateText(rate), wait, `Too many ${what}: at most ${rateText(rate)} (${limit}); try again in ${wait}s`)
+      .refused;
   }
 
-  #refuse(principal: Principal, connection: string, limit: string, value: string, retryAfterSeconds: number, message: string): { refused: LimitExceededError; record: boolean } {
+  #refuse(
+    principal: Principal,
+    connection: string,
+    limit: string,
+    value: string,
+    retryAfterSeconds: number,
+    message: string,
+  ): { refused: LimitExceededError; record: boolean } {
     const refused = new LimitExceededError(limit, value, retryAfterSeconds, message);
     this.#onRefused(limit);
-    const record = this.#bursts.refused(`${principalKey(principal)}\n${limit}`, { subject: principal.subject, issuer: principal.issuer, connection, limit, value }, 'limit reached: refusing');
+    const record = this.#bursts.refused(
+      `${principalKey(principal)}\n${limit}`,
+      { subject: principal.subject, issuer: principal.issuer, connection, limit, value },
+      'limit reached: refusing',
+    );
     return { refused, record };
   }
 }

@@ -39,6 +39,13 @@ export const builtInDetectors: readonly Detector[] = [
 /** The names a config may use: each detector's name, its family, and the categories `secrets` and `pii`. */
 export function selectDetectors(names: readonly string[], from: readonly Detector[] = builtInDetectors): { detectors: Detector[]; unknown: string[] } {
   const unknown = names.filter((n) => !from.some((d) => d.name === n || d.family === n) && n !== 'secrets' && n !== 'pii');
-  const wanted = (d: Detector) => names.some((n) => n === d.name || n === d.family || (n === 'secrets' && d.category === 'secret' && d.onByDefault) || (n === 'pii' && d.category === 'pii' && d.onByDefault));
+  const wanted = (d: Detector) =>
+    names.some(
+      (n) =>
+        n === d.name ||
+        n === d.family ||
+        (n === 'secrets' && d.category === 'secret' && d.onByDefault) ||
+        (n === 'pii' && d.category === 'pii' && d.onByDefault),
+    );
   return { detectors: from.filter(wanted), unknown };
 }

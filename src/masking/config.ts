@@ -19,12 +19,12 @@ function customDetectorSchema() {
   const name = z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a name of lower-case letters, digits and -, e.g. employee-id')
-    .refine((n) => selectDetectors([n]).unknown.length > 0 && n !== 'secrets' && n !== 'pii' && n !== 'field-rule', 'this name is a built-in detector or family; choose another');
+    .refine(
+      (n) => selectDetectors([n]).unknown.length > 0 && n !== 'secrets' && n !== 'pii' && n !== 'field-rule',
+      'this name is a built-in detector or family; choose another',
+    );
   return z
-    .union([
-      z.strictObject({ name, regex: z.string().min(1), ignoreCase: z.boolean().default(false) }),
-      z.strictObject({ name, jsonPath: z.string().min(1) }),
-    ])
+    .union([z.strictObject({ name, regex: z.string().min(1), ignoreCase: z.boolean().default(false) }), z.strictObject({ name, jsonPath: z.string().min(1) })])
     .superRefine((c, ctx) => {
       try {
         if ('regex' in c) customRegexDetector(c);
@@ -116,7 +116,8 @@ function entries<T>(v: unknown): Array<[string, T | undefined]> {
 
 /** Every detector or family name in `detectors` and `exclude`, gateway-wide and per connection, must exist: built in or custom. */
 export function checkMaskingNames(c: { masking?: Unparsed; connections?: unknown }, ctx: z.RefinementCtx): void {
-  const customNames = (m: Unparsed) => (Array.isArray(m?.custom) ? m.custom.map((x: { name?: unknown }) => x?.name).filter((n): n is string => typeof n === 'string') : []);
+  const customNames = (m: Unparsed) =>
+    Array.isArray(m?.custom) ? m.custom.map((x: { name?: unknown }) => x?.name).filter((n): n is string => typeof n === 'string') : [];
   const connections = entries<{ masking?: Unparsed }>(c.connections).map(([name, conn]): [string, Unparsed] => [name, conn?.masking]);
   const known = new Set(['custom', ...customNames(c.masking), ...connections.flatMap(([, m]) => customNames(m))]);
   const check = (m: Unparsed, at: Array<string | number>) => {
@@ -125,7 +126,11 @@ export function checkMaskingNames(c: { masking?: Unparsed; connections?: unknown
       if (!Array.isArray(names)) continue;
       names.forEach((name, i) => {
         if (typeof name !== 'string' || known.has(name) || selectDetectors([name]).unknown.length === 0) return;
-        ctx.addIssue({ code: 'custom', path: [...at, key, i], message: `there is no detector or family named ${JSON.stringify(name)}; see docs/masking.md for the list` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, key, i],
+          message: `there is no detector or family named ${JSON.stringify(name)}; see docs/masking.md for the list`,
+        });
       });
     }
   };

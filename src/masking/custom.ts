@@ -69,7 +69,9 @@ export class JsonPathRule {
 
 function parsePath(path: string, name: string): Step[] {
   const fail = (why: string): never => {
-    throw new CustomDetectorError(`the jsonPath of custom detector ${JSON.stringify(name)} ${why}: ${JSON.stringify(path)} (e.g. $.result.structuredContent.ssn, $..password, $.result.content[*].text)`);
+    throw new CustomDetectorError(
+      `the jsonPath of custom detector ${JSON.stringify(name)} ${why}: ${JSON.stringify(path)} (e.g. $.result.structuredContent.ssn, $..password, $.result.content[*].text)`,
+    );
   };
   if (!path.startsWith('$')) fail('must start with $');
   const steps: Step[] = [];
@@ -89,7 +91,7 @@ function parsePath(path: string, name: string): Step[] {
       i += 1 + m![1]!.length;
     } else if (path[i] === '[') {
       const m = /^\[(?:(\d+)|\*|'([^']*)'|"([^"]*)")\]/.exec(path.slice(i));
-      if (m === null) fail('has a [ that is not [n], [*] or [\'key\']');
+      if (m === null) fail("has a [ that is not [n], [*] or ['key']");
       steps.push(m![1] !== undefined ? { index: Number(m![1]) } : m![2] !== undefined ? { key: m![2] } : m![3] !== undefined ? { key: m![3] } : { any: true });
       i += m![0].length;
     } else {

@@ -71,7 +71,8 @@ function present(haystack: string, needles: readonly string[]): boolean {
 
 export function regexDetector(spec: RegexDetectorSpec): Detector {
   if (!spec.pattern.global) throw new Error(`detector ${spec.name}: the pattern must be global`);
-  if (spec.pattern.source.includes('(?<secret>') && !spec.pattern.hasIndices) throw new Error(`detector ${spec.name}: a pattern with a secret group needs the d flag`);
+  if (spec.pattern.source.includes('(?<secret>') && !spec.pattern.hasIndices)
+    throw new Error(`detector ${spec.name}: a pattern with a secret group needs the d flag`);
   return {
     name: spec.name,
     family: spec.family,

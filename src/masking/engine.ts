@@ -172,7 +172,9 @@ export class Masker {
     // Counted before decoding (3 bytes for 4 characters), so no more than the limit is ever allocated.
     walk.decodeLeft -= Math.floor((encoded.length * 3) / 4);
     if (walk.decodeLeft < 0) {
-      throw new MaskingRefusedError(`the message holds more than ${this.#maxDecodedBytes} bytes of base64 to decode, so it cannot be checked for secrets (raise masking.maxDecodedSize to allow more)`);
+      throw new MaskingRefusedError(
+        `the message holds more than ${this.#maxDecodedBytes} bytes of base64 to decode, so it cannot be checked for secrets (raise masking.maxDecodedSize to allow more)`,
+      );
     }
     const content = readable(Buffer.from(encoded, 'base64'));
     let credit: string | undefined;
@@ -202,7 +204,10 @@ export class Masker {
 
   /** `text` with every finding replaced, and how many each detector found; undefined when nothing was found. */
   maskString(text: string): { text: string; counts: Map<string, number> } | undefined {
-    const masked = this.#maskText(text, this.#newWalk([], () => {}));
+    const masked = this.#maskText(
+      text,
+      this.#newWalk([], () => {}),
+    );
     if (masked === undefined) return undefined;
     for (const [detector, count] of masked.inBase64) masked.counts.set(detector, (masked.counts.get(detector) ?? 0) + count);
     return { text: masked.text, counts: masked.counts };
@@ -268,7 +273,8 @@ export class Masker {
       // The path never holds a key that was masked: the redactions recorded under it would give it away.
       path.push(newKey ?? key);
       let next: unknown;
-      const byKey = whole === undefined && facts.byKey.length > 0 && (typeof child === 'string' || typeof child === 'number') ? recognizing(facts.byKey, child) : undefined;
+      const byKey =
+        whole === undefined && facts.byKey.length > 0 && (typeof child === 'string' || typeof child === 'number') ? recognizing(facts.byKey, child) : undefined;
       const rule = whole ?? (facts.secretField ? fieldRule : undefined);
       if (byKey !== undefined) {
         walk.record(new Map([[byKey.name, 1]]));
@@ -342,7 +348,9 @@ export class Masker {
       const context = typeof key === 'string' ? `${key}=${text}` : text;
       // (A generic key=value detector would only restate the field rule, so it is not the one credited.)
       const credit =
-        text.length < 6 ? whole : (this.#findings(text, walk)[0]?.detector ?? this.#findings(context, walk).find((f) => f.detector !== 'password-assignment')?.detector ?? whole);
+        text.length < 6
+          ? whole
+          : (this.#findings(text, walk)[0]?.detector ?? this.#findings(context, walk).find((f) => f.detector !== 'password-assignment')?.detector ?? whole);
       walk.record(new Map([[credit, 1]]));
       return this.#replace(text, credit);
     }

@@ -3,7 +3,19 @@
  * lower-cased and with `-`, `_`, `.` and spaces removed, it ends with one of the words (`dbPassword`,
  * `client_secret`, `X-Api-Key`), so `max_tokens` or `secretName` do not.
  */
-export const defaultFieldWords = ['password', 'passwd', 'passphrase', 'secret', 'token', 'apikey', 'accesskey', 'secretkey', 'privatekey', 'credential', 'credentials'];
+export const defaultFieldWords = [
+  'password',
+  'passwd',
+  'passphrase',
+  'secret',
+  'token',
+  'apikey',
+  'accesskey',
+  'secretkey',
+  'privatekey',
+  'credential',
+  'credentials',
+];
 
 export function fieldMatcher(words: readonly string[]): (key: string) => boolean {
   const normalized = words.map((w) => w.toLowerCase().replace(/[-_. ]/g, ''));

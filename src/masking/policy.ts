@@ -54,7 +54,8 @@ export class MaskingPolicies {
     const base = this.connections.get(session.connection)?.masking;
     if (base === undefined) return undefined;
     // No rule for this connection: every session shares the connection's masker (the common case: no work per message).
-    if (!this.rules.some((r) => r.connections === undefined || r.connections.includes(session.connection))) return this.#masker(session, session.connection, base);
+    if (!this.rules.some((r) => r.connections === undefined || r.connections.includes(session.connection)))
+      return this.#masker(session, session.connection, base);
     const groups = session.identity.groups;
     const applied: number[] = [];
     this.rules.forEach((r, i) => {

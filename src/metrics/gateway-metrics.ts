@@ -30,7 +30,10 @@ export class GatewayMetrics implements SessionObserver {
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({ name: 'portcullis_build_info', help: 'The running version (always 1)', labelNames: ['version'], registers }).set({ version: sources.version }, 1);
+    new Gauge({ name: 'portcullis_build_info', help: 'The running version (always 1)', labelNames: ['version'], registers }).set(
+      { version: sources.version },
+      1,
+    );
     new Gauge({
       name: 'portcullis_sessions_open',
       help: 'Sessions open now, per connection',
@@ -68,7 +71,12 @@ export class GatewayMetrics implements SessionObserver {
 
   #agentMetrics(agents: () => AgentStatus[], registers: Registry[]): void {
     /** A gauge over every agent, read from its status when scraped. */
-    const perAgent = (name: string, help: string, value: (a: AgentStatus) => number | undefined, extraLabel?: { name: string; of: (a: AgentStatus) => string | null }) =>
+    const perAgent = (
+      name: string,
+      help: string,
+      value: (a: AgentStatus) => number | undefined,
+      extraLabel?: { name: string; of: (a: AgentStatus) => string | null },
+    ) =>
       new Gauge({
         name,
         help,
@@ -85,10 +93,15 @@ export class GatewayMetrics implements SessionObserver {
         },
       });
     perAgent('portcullis_agent_connected', 'Whether the agent has a tunnel to this gateway (1) or not (0)', (a) => (a.connected ? 1 : 0));
-    perAgent('portcullis_agent_info', "The connected agent's version (always 1)", (a) => (a.connected ? 1 : undefined), { name: 'version', of: (a) => a.version });
+    perAgent('portcullis_agent_info', "The connected agent's version (always 1)", (a) => (a.connected ? 1 : undefined), {
+      name: 'version',
+      of: (a) => a.version,
+    });
     perAgent('portcullis_agent_sessions', "Sessions open over the agent's tunnel", (a) => a.sessions);
     perAgent('portcullis_agent_connections', 'Connections the connected agent says it serves', (a) => (a.connected ? a.connections.length : undefined));
-    perAgent('portcullis_agent_last_heartbeat_timestamp_seconds', 'When the agent last answered a heartbeat (Unix time)', (a) => (a.lastHeartbeat === null ? undefined : Date.parse(a.lastHeartbeat) / 1000));
+    perAgent('portcullis_agent_last_heartbeat_timestamp_seconds', 'When the agent last answered a heartbeat (Unix time)', (a) =>
+      a.lastHeartbeat === null ? undefined : Date.parse(a.lastHeartbeat) / 1000,
+    );
     // Totals the hub keeps since the gateway started, exported as counters: each scrape adds what grew since the last.
     const seen = new Map<string, number>();
     const grow = (counter: Counter<string>, labels: Record<string, string>, total: number) => {

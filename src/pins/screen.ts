@@ -45,16 +45,33 @@ export class Screener {
     const others = await (this.#others ??= this.#readOthers());
     const scanned = this.modes.scan === 'off' ? [] : scanDefinition(JSON.parse(definition) as Record<string, unknown>, others.context);
     // The later of two connections offering a name is the one held; pins of the same moment go by connection name.
-    const earlier = others.pins.filter((p) => p.tool === tool && p.removedAtUs === null && (p.pinnedAtUs < pinnedAtUs || (p.pinnedAtUs === pinnedAtUs && p.connection < this.connection)));
+    const earlier = others.pins.filter(
+      (p) => p.tool === tool && p.removedAtUs === null && (p.pinnedAtUs < pinnedAtUs || (p.pinnedAtUs === pinnedAtUs && p.connection < this.connection)),
+    );
     const duplicate: ToolPinReason[] =
       this.modes.duplicateNames === 'quarantine' && earlier.length > 0
-        ? [{ rule: 'duplicate-name', field: 'name', message: `another connection offered a tool named ${JSON.stringify(tool.slice(0, 100))} first: a client using both could be steered to this one`, connections: earlier.map((p) => p.connection) }]
+        ? [
+            {
+              rule: 'duplicate-name',
+              field: 'name',
+              message: `another connection offered a tool named ${JSON.stringify(tool.slice(0, 100))} first: a client using both could be steered to this one`,
+              connections: earlier.map((p) => p.connection),
+            },
+          ]
         : [];
     return { reasons: [...scanned, ...duplicate], quarantine: (this.modes.scan === 'quarantine' && scanned.length > 0) || duplicate.length > 0 };
   }
 
   async #readOthers(): Promise<{ pins: ToolPinRow[]; context: ScanContext }> {
     const pins = (await this.store.listToolPins()).filter((p) => p.connection !== this.connection);
-    return { pins, context: { connection: this.connection, ownTools: this.ownTools, otherTools: offeredBy(pins), otherConnections: [...new Set(pins.map((p) => p.connection))] } };
+    return {
+      pins,
+      context: {
+        connection: this.connection,
+        ownTools: this.ownTools,
+        otherTools: offeredBy(pins),
+        otherConnections: [...new Set(pins.map((p) => p.connection))],
+      },
+    };
   }
 }

@@ -21,9 +21,15 @@ import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
 export class PinError extends HttpError {}
 
 /** What happened to a tool's pin; `reasons` names the rules a new or changed definition tripped. */
-export type PinChange = { tool: string; change: 'pinned' | 'suspicious' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated'; digest?: string; reasons?: string[] };
+export type PinChange = {
+  tool: string;
+  change: 'pinned' | 'suspicious' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated';
+  digest?: string;
+  reasons?: string[];
+};
 
-const withReasons = (change: PinChange, reasons: readonly ToolPinReason[]): PinChange => (reasons.length === 0 ? change : { ...change, reasons: reasons.map((r) => r.rule) });
+const withReasons = (change: PinChange, reasons: readonly ToolPinReason[]): PinChange =>
+  reasons.length === 0 ? change : { ...change, reasons: reasons.map((r) => r.rule) };
 
 /** What a tool list looks like after pinning: the tools to show, what changed, and which are quarantined. */
 export interface PinCheck {
@@ -34,7 +40,12 @@ export interface PinCheck {
 
 /** The part of a tool definition that is pinned, as canonical JSON, and its digest. */
 export function pinnedDefinition(tool: Record<string, unknown>): { definition: string; digest: string } {
-  const definition = canonicalJson({ name: tool.name, description: tool.description ?? null, inputSchema: tool.inputSchema ?? null, annotations: tool.annotations ?? null });
+  const definition = canonicalJson({
+    name: tool.name,
+    description: tool.description ?? null,
+    inputSchema: tool.inputSchema ?? null,
+    annotations: tool.annotations ?? null,
+  });
   return { definition, digest: createHash('sha256').update(definition).digest('hex') };
 }
 
@@ -43,7 +54,8 @@ const annotationsOf = (tool: Record<string, unknown>): Record<string, unknown> =
   return a !== null && typeof a === 'object' && !Array.isArray(a) ? (a as Record<string, unknown>) : {};
 };
 
-const named = (t: unknown): t is Record<string, unknown> & { name: string } => t !== null && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string';
+const named = (t: unknown): t is Record<string, unknown> & { name: string } =>
+  t !== null && typeof t === 'object' && typeof (t as { name?: unknown }).name === 'string';
 
 export interface ToolPinsOptions {
   store: Store;
@@ -140,7 +152,17 @@ export class ToolPins {
         const { reasons, quarantine } = await screener.screen(t.name, definition, at);
         const base = { connection, tool: t.name, removedAtUs: null, pinnedAtUs: at, approvedBy: null };
         const row: ToolPinRow = quarantine
-          ? { ...base, digest: null, definition: null, pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: at, approvedAtUs: null, reasons: [], pendingReasons: reasons }
+          ? {
+              ...base,
+              digest: null,
+              definition: null,
+              pendingDigest: digest,
+              pendingDefinition: definition,
+              pendingSinceUs: at,
+              approvedAtUs: null,
+              reasons: [],
+              pendingReasons: reasons,
+            }
           : { ...base, digest, definition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: at, reasons, pendingReasons: [] };
         if (await this.o.store.insertToolPin(row)) changes.push(withReasons({ tool: t.name, change: quarantine ? 'suspicious' : 'pinned', digest }, reasons));
       }
@@ -194,28 +216,57 @@ export class ToolPins {
     if (c.change === 'removed') this.o.log.warn(fields, 'a pinned tool was removed by its server');
     else if (c.change === 'suspicious') this.o.log.warn(fields, 'a new tool definition looks poisoned: quarantined until an admin approves it');
     else if (c.change === 'pinned' && c.reasons) this.o.log.warn(fields, 'a new tool definition looks poisoned: pinned anyway (pins.scan: flag)');
-    else if (c.change !== 'pinned' && c.change !== 'restored' && c.change !== 'reverted') this.o.log.warn(fields, 'a tool definition differs from its pin: quarantined until an admin approves it');
+    else if (c.change !== 'pinned' && c.change !== 'restored' && c.change !== 'reverted')
+      this.o.log.warn(fields, 'a tool definition differs from its pin: quarantined until an admin approves it');
   }
 
   /** Whether a listed definition is the approved one; records a new pending definition, screened, when it is not. */
-  async #compare(connection: string, tool: string, pin: ToolPinRow | undefined, definition: string, digest: string, changes: PinChange[], screener: Screener): Promise<boolean> {
+  async #compare(
+    connection: string,
+    tool: string,
+    pin: ToolPinRow | undefined,
+    definition: string,
+    digest: string,
+    changes: PinChange[],
+    screener: Screener,
+  ): Promise<boolean> {
     if (pin === undefined) {
       const at = nowUs();
       const { reasons } = await screener.screen(tool, definition, at);
-      const row: ToolPinRow = { connection, tool, digest: null, definition: null, pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: at, removedAtUs: null, pinnedAtUs: at, approvedAtUs: null, approvedBy: null, reasons: [], pendingReasons: reasons };
+      const row: ToolPinRow = {
+        connection,
+        tool,
+        digest: null,
+        definition: null,
+        pendingDigest: digest,
+        pendingDefinition: definition,
+        pendingSinceUs: at,
+        removedAtUs: null,
+        pinnedAtUs: at,
+        approvedAtUs: null,
+        approvedBy: null,
+        reasons: [],
+        pendingReasons: reasons,
+      };
       if (await this.o.store.insertToolPin(row)) changes.push(withReasons({ tool, change: 'added', digest }, reasons));
       return false;
     }
     if (pin.digest === digest) {
-      if (pin.removedAtUs !== null && (await this.o.store.updateToolPin(connection, tool, pin, { removedAtUs: null }))) changes.push({ tool, change: 'restored', digest });
+      if (pin.removedAtUs !== null && (await this.o.store.updateToolPin(connection, tool, pin, { removedAtUs: null })))
+        changes.push({ tool, change: 'restored', digest });
       // Back to the approved definition: the change that waited is void (else other gateways keep it quarantined).
-      if (pin.pendingDigest !== null && (await this.o.store.updateToolPin(connection, tool, pin, { pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, pendingReasons: [] }))) changes.push({ tool, change: 'reverted', digest });
+      if (
+        pin.pendingDigest !== null &&
+        (await this.o.store.updateToolPin(connection, tool, pin, { pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, pendingReasons: [] }))
+      )
+        changes.push({ tool, change: 'reverted', digest });
       return true;
     }
     if (pin.pendingDigest !== digest) {
       const { reasons } = await screener.screen(tool, definition, pin.pinnedAtUs);
       const update = { pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null, pendingReasons: reasons };
-      if (await this.o.store.updateToolPin(connection, tool, pin, update)) changes.push(withReasons({ tool, change: pin.digest === null ? 'added' : 'changed', digest }, reasons));
+      if (await this.o.store.updateToolPin(connection, tool, pin, update))
+        changes.push(withReasons({ tool, change: pin.digest === null ? 'added' : 'changed', digest }, reasons));
     }
     return false;
   }
@@ -240,13 +291,27 @@ export class ToolPins {
    * meanwhile is not approved unseen.
    */
   async approve(connection: string, tool: string, identity: Identity, digest: string | undefined): Promise<ToolPinRow> {
-    if (!this.mayApprove(identity)) throw new PinError(403, `only members of ${this.o.admins.join(', ') || 'roles.admins (none configured)'} may approve tool definitions`);
+    if (!this.mayApprove(identity))
+      throw new PinError(403, `only members of ${this.o.admins.join(', ') || 'roles.admins (none configured)'} may approve tool definitions`);
     const pin = await this.get(connection, tool);
-    if (pin.pendingDigest === null || pin.pendingDefinition === null) throw new PinError(409, `tool '${tool}' on '${connection}' has no new definition waiting for approval`);
-    if (digest !== undefined && digest !== pin.pendingDigest) throw new PinError(409, `the waiting definition is ${pin.pendingDigest.slice(0, 12)}…, not ${digest.slice(0, 12)}…: look at it again before approving`);
+    if (pin.pendingDigest === null || pin.pendingDefinition === null)
+      throw new PinError(409, `tool '${tool}' on '${connection}' has no new definition waiting for approval`);
+    if (digest !== undefined && digest !== pin.pendingDigest)
+      throw new PinError(409, `the waiting definition is ${pin.pendingDigest.slice(0, 12)}…, not ${digest.slice(0, 12)}…: look at it again before approving`);
     // The reasons go with the definition: an approved suspicious one still shows why it was held.
-    const update = { digest: pin.pendingDigest, definition: pin.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: nowUs(), approvedBy: identity.email ?? identity.subject, reasons: pin.pendingReasons, pendingReasons: [] };
-    if (!(await this.o.store.updateToolPin(connection, tool, pin, update))) throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
+    const update = {
+      digest: pin.pendingDigest,
+      definition: pin.pendingDefinition,
+      pendingDigest: null,
+      pendingDefinition: null,
+      pendingSinceUs: null,
+      approvedAtUs: nowUs(),
+      approvedBy: identity.email ?? identity.subject,
+      reasons: pin.pendingReasons,
+      pendingReasons: [],
+    };
+    if (!(await this.o.store.updateToolPin(connection, tool, pin, update)))
+      throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
     this.#quarantined.get(connection)?.delete(tool);
     this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));
     this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');

@@ -81,7 +81,9 @@ export class GuardStage implements Stage {
 
   #deny(request: JsonRpcRequest, decision: Decision, ctx: MessageContext): Verdict {
     const by = decision.rule === undefined ? `connection '${ctx.session.connection}' denies calls no rule allows` : `rule '${decision.rule}'`;
-    const why = decision.message ?? (decision.error === undefined ? 'this call is not allowed' : `the rule's condition could not be evaluated on this call (${decision.error})`);
+    const why =
+      decision.message ??
+      (decision.error === undefined ? 'this call is not allowed' : `the rule's condition could not be evaluated on this call (${decision.error})`);
     return {
       action: 'answer',
       reason: `denied by ${by}${decision.error ? ` (condition failed: ${decision.error})` : ''}`,
@@ -99,7 +101,8 @@ export class GuardStage implements Stage {
       ...(details ? { details } : {}),
       message: errorResponse(request.id, ErrorCode.Denied, message, { gateway: 'portcullis', stage: this.name, rule, ...details }),
     });
-    if (this.o.reviews === undefined) return refuse(`Rule '${rule}' holds this call for review, but reviews need the store and recording is off; the call is refused`);
+    if (this.o.reviews === undefined)
+      return refuse(`Rule '${rule}' holds this call for review, but reviews need the store and recording is off; the call is refused`);
     const started = Date.now();
     const held = this.o.reviews.hold({
       sessionId: ctx.session.id,
@@ -116,7 +119,13 @@ export class GuardStage implements Stage {
       signal: ctx.session.cancellation(request.id),
     });
     const verdictOf = (outcome: ReviewOutcome): Verdict => {
-      const details = { rule, review: held.id, waitedMs: Date.now() - started, status: outcome.review?.status ?? 'unstored', approvers: (outcome.review?.approvals ?? []).map((a) => a.email ?? a.subject) };
+      const details = {
+        rule,
+        review: held.id,
+        waitedMs: Date.now() - started,
+        status: outcome.review?.status ?? 'unstored',
+        approvers: (outcome.review?.approvals ?? []).map((a) => a.email ?? a.subject),
+      };
       if (outcome.released) return { action: 'pass', details: { ...details, action: 'approved' } };
       const rejectedBy = outcome.review?.status === 'rejected' ? (outcome.review.deciderEmail ?? outcome.review.deciderSubject) : undefined;
       return refuse(outcome.message, { ...details, action: 'refused', ...(rejectedBy ? { rejectedBy } : {}) });

@@ -64,7 +64,15 @@ export class Pipeline {
     }
   }
 
-  async #settle(stages: readonly Stage[], index: number, stage: Stage, verdict: Verdict | undefined, message: JsonRpcMessage, ctx: MessageContext, end: number): Promise<Outcome> {
+  async #settle(
+    stages: readonly Stage[],
+    index: number,
+    stage: Stage,
+    verdict: Verdict | undefined,
+    message: JsonRpcMessage,
+    ctx: MessageContext,
+    end: number,
+  ): Promise<Outcome> {
     let v = verdict;
     const held = v?.action === 'hold';
     // A hold may settle to another hold (e.g. a review that escalates); follow it, bounded.

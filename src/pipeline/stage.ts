@@ -121,6 +121,4 @@ export function inspectWith<R extends StageVerdict>(handlers: StageHandlers<R>):
 }
 
 /** The outcome of running every stage. */
-export type Outcome =
-  | { readonly action: 'forward'; readonly message: JsonRpcMessage }
-  | { readonly action: 'answer'; readonly message?: JsonRpcResponse };
+export type Outcome = { readonly action: 'forward'; readonly message: JsonRpcMessage } | { readonly action: 'answer'; readonly message?: JsonRpcResponse };

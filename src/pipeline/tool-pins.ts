@@ -1,5 +1,14 @@
 import type { PinCheck, ToolPins } from '../pins/tool-pins.js';
-import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
+import {
+  ErrorCode,
+  errorResponse,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.js';
 import type { Identity } from '../core/identity.js';
 import type { MessageContext, SessionInfo, Stage, Verdict } from './stage.js';
 
@@ -41,7 +50,11 @@ export class ToolPinStage implements Stage {
     }
     if (ctx.direction !== 'toClient') return undefined;
     if (isNotification(message) && message.method === 'notifications/tools/list_changed') {
-      return this.#relist(ctx.session).then((checked) => (checked === undefined || checked.changes.length === 0 ? undefined : { action: 'pass', details: { relisted: true, changes: checked.changes, quarantined: checked.quarantined } }));
+      return this.#relist(ctx.session).then((checked) =>
+        checked === undefined || checked.changes.length === 0
+          ? undefined
+          : { action: 'pass', details: { relisted: true, changes: checked.changes, quarantined: checked.quarantined } },
+      );
     }
     if (ctx.request?.method !== 'tools/list' || !isResponse(message) || !Array.isArray(message.result?.tools)) return undefined;
     const complete = ctx.request.params?.cursor === undefined && message.result.nextCursor === undefined;
@@ -62,7 +75,12 @@ export class ToolPinStage implements Stage {
     if (!this.o.pins.isQuarantined(this.o.connection, tool)) return undefined;
     // The reasons are not repeated to the client: they quote the suspicious text, which is meant for the model.
     const text = `Tool '${tool}' on connection '${this.o.connection}' is quarantined: its definition changed since it was approved, is new, or looks suspicious, and an admin must approve it first (portcullis pins show|diff|approve ${this.o.connection} ${tool})`;
-    return { action: 'answer', reason: `quarantined tool ${tool}`, details: { tool, quarantined: true }, message: errorResponse(request.id, ErrorCode.Denied, text, { gateway: 'portcullis', stage: this.name, tool }) };
+    return {
+      action: 'answer',
+      reason: `quarantined tool ${tool}`,
+      details: { tool, quarantined: true },
+      message: errorResponse(request.id, ErrorCode.Denied, text, { gateway: 'portcullis', stage: this.name, tool }),
+    };
   }
 
   /** The list as the client may see it: quarantined tools left out; the changes and shadowed names reported. */

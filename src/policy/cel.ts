@@ -64,7 +64,11 @@ function buildEnvironment(checked: boolean): Environment {
     if (checked) env.registerVariable({ name, schema: fields });
     else env.registerVariable(name, 'map<string, dyn>');
   }
-  env.registerVariable('connection', 'string').registerVariable('method', 'string').registerVariable('arguments', 'map<string, dyn>').registerVariable('params', 'map<string, dyn>');
+  env
+    .registerVariable('connection', 'string')
+    .registerVariable('method', 'string')
+    .registerVariable('arguments', 'map<string, dyn>')
+    .registerVariable('params', 'map<string, dyn>');
   env.registerFunction('string.re2Matches(string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
   env.registerFunction('re2Matches(string, string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
   return env;

@@ -21,9 +21,12 @@ const reviewFields = {
 
 /** A review needs approvers; a message belongs to deny. */
 function checkAction(r: { action: string; approvers?: unknown; message?: unknown; notify?: unknown }, ctx: z.RefinementCtx): void {
-  if (r.action === 'review' && r.approvers === undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'a review needs approvers: the groups whose members may approve the call' });
-  if (r.action !== 'review' && r.approvers !== undefined) ctx.addIssue({ code: 'custom', path: ['approvers'], message: `approvers belong to action: review, not ${r.action}` });
-  if (r.action !== 'review' && r.notify !== undefined) ctx.addIssue({ code: 'custom', path: ['notify'], message: `notify belongs to action: review, not ${r.action}` });
+  if (r.action === 'review' && r.approvers === undefined)
+    ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'a review needs approvers: the groups whose members may approve the call' });
+  if (r.action !== 'review' && r.approvers !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['approvers'], message: `approvers belong to action: review, not ${r.action}` });
+  if (r.action !== 'review' && r.notify !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['notify'], message: `notify belongs to action: review, not ${r.action}` });
 }
 
 /** The longest a call may be held (a timer beyond 24.8 days would overflow). */
@@ -80,7 +83,12 @@ export function rulesSchema() {
     .superRefine((rules, ctx) => {
       const seen = new Set<string>();
       rules.forEach((r, i) => {
-        if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `two rules are named ${JSON.stringify(r.name)}; names appear in recordings and must be unique` });
+        if (seen.has(r.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `two rules are named ${JSON.stringify(r.name)}; names appear in recordings and must be unique`,
+          });
         seen.add(r.name);
       });
     });

@@ -4,7 +4,8 @@ import type { RequestFacts } from './cel.js';
 
 const none: Readonly<Record<string, unknown>> = Object.freeze({});
 
-const objectOr = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : (none as Record<string, unknown>));
+const objectOr = (v: unknown): Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : (none as Record<string, unknown>);
 const stringOr = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /**
@@ -12,7 +13,11 @@ const stringOr = (v: unknown): string => (typeof v === 'string' ? v : '');
  * a request does not have are empty (an empty tool name, no arguments), never missing, so a condition about tools
  * is simply false for a resources/read. `annotations` are the tool's, as the server last declared them.
  */
-export function requestFacts(request: JsonRpcRequest, session: CallerOnConnection, annotations: (tool: string) => Record<string, unknown> | undefined): RequestFacts {
+export function requestFacts(
+  request: JsonRpcRequest,
+  session: CallerOnConnection,
+  annotations: (tool: string) => Record<string, unknown> | undefined,
+): RequestFacts {
   const params = objectOr(request.params);
   const identity = session.identity;
   const isTool = request.method === 'tools/call';

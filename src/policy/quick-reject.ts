@@ -72,7 +72,14 @@ function numberLiteral(node: unknown): number | undefined {
 /** A reader of a number: a numeric field, or `size()` of a list or map field (not of a string: CEL counts code points). */
 function numberReader(node: unknown): ((facts: Facts) => number | undefined) | undefined {
   if (!isNode(node)) return undefined;
-  if (node.op === 'call' && Array.isArray(node.args) && node.args[0] === 'size' && Array.isArray(node.args[1]) && node.args[1].length === 1 && isNode(node.args[1][0])) {
+  if (
+    node.op === 'call' &&
+    Array.isArray(node.args) &&
+    node.args[0] === 'size' &&
+    Array.isArray(node.args[1]) &&
+    node.args[1].length === 1 &&
+    isNode(node.args[1][0])
+  ) {
     const of = reader(node.args[1][0]);
     if (of === undefined) return undefined;
     return (facts) => {
@@ -88,7 +95,12 @@ function numberReader(node: unknown): ((facts: Facts) => number | undefined) | u
   };
 }
 
-const comparisons: Record<string, (a: number, b: number) => boolean> = { '>': (a, b) => a > b, '>=': (a, b) => a >= b, '<': (a, b) => a < b, '<=': (a, b) => a <= b };
+const comparisons: Record<string, (a: number, b: number) => boolean> = {
+  '>': (a, b) => a > b,
+  '>=': (a, b) => a >= b,
+  '<': (a, b) => a < b,
+  '<=': (a, b) => a <= b,
+};
 
 /** The pre-check of a condition's syntax tree (from the CEL parser); `re2` compiles the patterns of `re2Matches`. */
 export function quickReject(node: unknown, re2?: (pattern: string) => (text: string) => boolean): QuickReject {

@@ -81,6 +81,7 @@ function decision(action: Action, source: ReviewPolicy & { message?: string }, r
   if (rule !== undefined) d.rule = rule;
   if (error !== undefined) d.error = error;
   if (action === 'deny' && source.message !== undefined) d.message = source.message;
-  if (action === 'review') d.review = { approvers: source.approvers ?? [], approvals: source.approvals, ...(source.timeoutMs === undefined ? {} : { timeoutMs: source.timeoutMs }) };
+  if (action === 'review')
+    d.review = { approvers: source.approvers ?? [], approvals: source.approvals, ...(source.timeoutMs === undefined ? {} : { timeoutMs: source.timeoutMs }) };
   return d;
 }

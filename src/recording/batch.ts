@@ -1,4 +1,13 @@
-import { emptyBatch, type EventBoundary, type EventDirection, type EventKind, type LedgerKind, type NegotiatedFields, type SessionRow, type WriteBatch } from '../store/types.js';
+import {
+  emptyBatch,
+  type EventBoundary,
+  type EventDirection,
+  type EventKind,
+  type LedgerKind,
+  type NegotiatedFields,
+  type SessionRow,
+  type WriteBatch,
+} from '../store/types.js';
 import { eventHash, ledgerHash, sealBytes } from './chain.js';
 import type { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
@@ -116,8 +125,20 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
         break;
       case 'seal': {
         const head = headOf(item.chain);
-        pushEvent(item.chain, head, item.closedAtUs, item.chain.monoUs(), 'close', null, null, JSON.stringify({ status: item.status, reason: item.reason, denials: item.denials, redactions: item.redactions }), null);
-        const seal = key.sign(sealBytes({ sessionId: item.chain.sessionId, eventCount: head.nextSeq, lastHash: head.lastHash, status: item.status, closedAtUs: item.closedAtUs }));
+        pushEvent(
+          item.chain,
+          head,
+          item.closedAtUs,
+          item.chain.monoUs(),
+          'close',
+          null,
+          null,
+          JSON.stringify({ status: item.status, reason: item.reason, denials: item.denials, redactions: item.redactions }),
+          null,
+        );
+        const seal = key.sign(
+          sealBytes({ sessionId: item.chain.sessionId, eventCount: head.nextSeq, lastHash: head.lastHash, status: item.status, closedAtUs: item.closedAtUs }),
+        );
         batch.sealed.push({
           id: item.chain.sessionId,
           status: item.status,
@@ -130,7 +151,12 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
           denials: item.denials,
           redactions: item.redactions,
         });
-        toLedger('sealed', item.chain.sessionId, { status: item.status, eventCount: head.nextSeq, lastHash: head.lastHash, seal, sealKeyId: key.keyId }, item.closedAtUs);
+        toLedger(
+          'sealed',
+          item.chain.sessionId,
+          { status: item.status, eventCount: head.nextSeq, lastHash: head.lastHash, seal, sealKeyId: key.keyId },
+          item.closedAtUs,
+        );
         sealed.push(item.chain.sessionId);
         break;
       }

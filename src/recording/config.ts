@@ -18,7 +18,11 @@ function publicKeys(list: string[], sources: SecretSources, ctx: z.RefinementCtx
       }
       out.push(key.export({ type: 'spki', format: 'pem' }).toString());
     } catch (err) {
-      ctx.addIssue({ code: 'custom', path: [i], message: err instanceof SecretReferenceError ? err.message : 'expected an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [i],
+        message: err instanceof SecretReferenceError ? err.message : 'expected an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----)',
+      });
     }
   });
   return out;
@@ -37,11 +41,17 @@ export function recordingSchema(sources: SecretSources) {
        * A write the store has not confirmed within this fails: write-ahead ends the exchanges waiting on it with
        * the recording error (fail closed) instead of holding them while the store stalls.
        */
-      writeTimeout: duration('5s').refine((ms) => ms >= 100 && ms <= 300_000, 'expected from 100ms to 5m: the longest a message may wait for its recording to become durable'),
+      writeTimeout: duration('5s').refine(
+        (ms) => ms >= 100 && ms <= 300_000,
+        'expected from 100ms to 5m: the longest a message may wait for its recording to become durable',
+      ),
       /** The Ed25519 private key (PEM) that seals sessions; default: generated into the data directory. */
       signingKey: referenceOnly(sources, 'a signing key').optional(),
       /** Public keys (PEM, usually `${file:…}`) whose seals verify trusts besides this gateway's own. */
-      trustedKeys: z.array(z.string()).default([]).transform((list, ctx) => publicKeys(list, sources, ctx)),
+      trustedKeys: z
+        .array(z.string())
+        .default([])
+        .transform((list, ctx) => publicKeys(list, sources, ctx)),
       /** This gateway's id in a shared store; default: generated into the data directory. */
       instanceId: z
         .string()

@@ -23,7 +23,10 @@ export class SigningKeyError extends Error {
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function fromPrivateKey(privateKey: KeyObject, where: string): SigningKey {
@@ -78,7 +81,11 @@ export function keyIdOfPem(publicKeyPem: string): string {
  * The public keys a verifier on this machine trusts, without creating anything: the gateway's own key (the
  * configured one, or the one in the data directory if it exists) and the configured trusted keys.
  */
-export function verifierKeys(dataDir: string, configured: SecretString | undefined, trusted: readonly string[]): Array<{ keyId: string; publicKeyPem: string }> {
+export function verifierKeys(
+  dataDir: string,
+  configured: SecretString | undefined,
+  trusted: readonly string[],
+): Array<{ keyId: string; publicKeyPem: string }> {
   const keys: Array<{ keyId: string; publicKeyPem: string }> = [];
   if (configured !== undefined || existsSync(join(dataDir, signingKeyFile))) {
     const own = loadSigningKey(dataDir, configured);

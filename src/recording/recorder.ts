@@ -142,9 +142,7 @@ export class Recorder {
   }
 
   unavailable(): RecordingUnavailableError {
-    return new RecordingUnavailableError(
-      `the recording store (${this.store.location}) is unavailable${this.#lastError ? `: ${this.#lastError.message}` : ''}`,
-    );
+    return new RecordingUnavailableError(`the recording store (${this.store.location}) is unavailable${this.#lastError ? `: ${this.#lastError.message}` : ''}`);
   }
 
   /** Starts a session's chain and queues its row; throws RecordingUnavailableError when recording cannot take it. */

@@ -92,7 +92,14 @@ function mismatch(column: ColumnMismatch['column'], stored: unknown, recorded: u
 /** The opening's columns: who, to what, from where, when, recorded by which gateway. */
 export function openingMismatches(row: SessionRow, opening: OpeningFacts | undefined): ColumnMismatch[] {
   if (opening === undefined) {
-    return [{ column: 'opening', stored: row.subject, recorded: null, message: 'the session has no readable opening event: its owner cannot be told from the recording' }];
+    return [
+      {
+        column: 'opening',
+        stored: row.subject,
+        recorded: null,
+        message: 'the session has no readable opening event: its owner cannot be told from the recording',
+      },
+    ];
   }
   const out: ColumnMismatch[] = [];
   const check = (column: keyof OpeningFacts & keyof SessionRow, recorded: unknown) => {
@@ -119,7 +126,8 @@ export function negotiatedMismatches(row: SessionRow, negotiated: EventRow | und
   for (const column of ['clientInfo', 'serverInfo', 'protocolVersion'] as const) {
     // A live session's row learns these in the batch that records the event: a reader between the two sees null.
     if (row.status === 'open' && row[column] === null) continue;
-    if (!same(row[column], recorded[column])) out.push(mismatch(column, row[column], recorded[column], negotiated ? `negotiated event ${negotiated.seq}` : 'lack of a negotiated event'));
+    if (!same(row[column], recorded[column]))
+      out.push(mismatch(column, row[column], recorded[column], negotiated ? `negotiated event ${negotiated.seq}` : 'lack of a negotiated event'));
   }
   return out;
 }

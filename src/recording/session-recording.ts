@@ -103,7 +103,11 @@ export class SessionRecording {
   barrier(): Promise<void> | undefined {
     if (!this.writeAhead) return undefined;
     const commit = this.chain.lastCommit;
-    return commit === undefined || commit.done ? (this.chain.broken ? Promise.reject(new RecordingUnavailableError('the recording failed')) : undefined) : commit.promise;
+    return commit === undefined || commit.done
+      ? this.chain.broken
+        ? Promise.reject(new RecordingUnavailableError('the recording failed'))
+        : undefined
+      : commit.promise;
   }
 
   /** The session ends without a seal (its recording failed): the recorder seals it as cut off once the store is back. */

@@ -30,7 +30,14 @@ function maskedAt(details: unknown): string {
 
 /** What a guardrail or pinning verdict says: the rule, the review and who decided it, what changed in a tool list. */
 function decidedBy(details: unknown): string {
-  const d = (details ?? {}) as { rule?: string; review?: string; approvers?: string[]; rejectedBy?: string; waitedMs?: number; changes?: Array<{ tool: string; change: string }> };
+  const d = (details ?? {}) as {
+    rule?: string;
+    review?: string;
+    approvers?: string[];
+    rejectedBy?: string;
+    waitedMs?: number;
+    changes?: Array<{ tool: string; change: string }>;
+  };
   const parts: string[] = [];
   if (d.rule !== undefined) parts.push(`rule ${d.rule}`);
   if (d.review !== undefined) parts.push(`review ${d.review}`);
@@ -60,7 +67,12 @@ export function summarizeRpc(payload: string): RpcSummary {
   }
   const error = m.error as { code?: unknown; message?: unknown } | undefined;
   if (error !== undefined) {
-    return { kind: 'error', id: id ?? null, ...(typeof error.code === 'number' ? { errorCode: error.code } : {}), ...(typeof error.message === 'string' ? { errorMessage: error.message } : {}) };
+    return {
+      kind: 'error',
+      id: id ?? null,
+      ...(typeof error.code === 'number' ? { errorCode: error.code } : {}),
+      ...(typeof error.message === 'string' ? { errorMessage: error.message } : {}),
+    };
   }
   return { kind: 'response', id: id ?? null };
 }

@@ -69,7 +69,9 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
         afterGap = true;
         if (e.seq > index) {
           problem(
-            e.seq === index + 1 ? `event ${index} is missing (deleted): the recording goes from ${index - 1} to ${e.seq}` : `events ${index} to ${e.seq - 1} are missing (deleted)`,
+            e.seq === index + 1
+              ? `event ${index} is missing (deleted): the recording goes from ${index - 1} to ${e.seq}`
+              : `events ${index} to ${e.seq - 1} are missing (deleted)`,
             index,
           );
         } else {
@@ -100,7 +102,9 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
   checkRow(session, first, negotiated, last, ledger, problem, result.notes);
 
   if (session.status === 'open') {
-    result.notes.push('not sealed yet: the session is live, or its gateway stopped and it awaits recovery (the next start of that gateway, or any gateway once it is silent)');
+    result.notes.push(
+      'not sealed yet: the session is live, or its gateway stopped and it awaits recovery (the next start of that gateway, or any gateway once it is silent)',
+    );
     checkSealedInLedger(session, ledger, problem);
     if (result.problems.length > 0) result.status = 'failed';
     else result.status = 'unsealed';
@@ -156,11 +160,19 @@ function missing(sessionId: string, ledger: LedgerRow[]): SessionVerification {
       status: 'deleted',
       events: 0,
       problems: [],
-      notes: [`deleted ${when} by ${tombstone.instanceId} (${d?.reason ?? 'no reason recorded'}); its ${d?.eventCount ?? '?'} events were sealed before deletion`],
+      notes: [
+        `deleted ${when} by ${tombstone.instanceId} (${d?.reason ?? 'no reason recorded'}); its ${d?.eventCount ?? '?'} events were sealed before deletion`,
+      ],
     };
   }
   if (ledger.length > 0) {
-    return { sessionId, status: 'failed', events: 0, problems: [{ message: 'the session is in the ledger but its recording is gone, with no tombstone: it was deleted outside Portcullis' }], notes: [] };
+    return {
+      sessionId,
+      status: 'failed',
+      events: 0,
+      problems: [{ message: 'the session is in the ledger but its recording is gone, with no tombstone: it was deleted outside Portcullis' }],
+      notes: [],
+    };
   }
   return { sessionId, status: 'failed', events: 0, problems: [{ message: 'no such session in the store' }], notes: [] };
 }
@@ -183,7 +195,10 @@ function checkSeal(
       eventCount,
     );
   } else if (eventCount > session.eventCount) {
-    problem(`${eventCount - session.eventCount} events follow the seal (which covers ${session.eventCount}): they were added after the session was sealed`, session.eventCount);
+    problem(
+      `${eventCount - session.eventCount} events follow the seal (which covers ${session.eventCount}): they were added after the session was sealed`,
+      session.eventCount,
+    );
   }
   if (last !== undefined && eventCount === session.eventCount && last.hash !== session.lastHash) {
     problem(`the seal's last hash does not match event ${last.seq}: the end of the recording was changed`, last.seq);
@@ -191,12 +206,22 @@ function checkSeal(
   if (last !== undefined && last.kind !== 'close') problem(`the last event (${last.seq}) is a ${last.kind} event, not the session's close`, last.seq);
   const publicKey = trusted.get(session.sealKeyId);
   if (publicKey === undefined) {
-    problem(`sealed with key ${session.sealKeyId}, which is not trusted here: add its public key to recording.trustedKeys (or verify on the gateway that made it)`);
+    problem(
+      `sealed with key ${session.sealKeyId}, which is not trusted here: add its public key to recording.trustedKeys (or verify on the gateway that made it)`,
+    );
     return;
   }
-  const statement = sealBytes({ sessionId: session.id, eventCount: session.eventCount, lastHash: session.lastHash, status: session.status, closedAtUs: session.closedAtUs });
+  const statement = sealBytes({
+    sessionId: session.id,
+    eventCount: session.eventCount,
+    lastHash: session.lastHash,
+    status: session.status,
+    closedAtUs: session.closedAtUs,
+  });
   if (!verifySeal(publicKey, statement, session.seal)) {
-    problem(`the seal's signature is not valid for key ${session.sealKeyId}: the seal was replaced, or the session's end (status, time, event count, last hash) was altered`);
+    problem(
+      `the seal's signature is not valid for key ${session.sealKeyId}: the seal was replaced, or the session's end (status, time, event count, last hash) was altered`,
+    );
     return;
   }
   notes.push(`sealed by key ${session.sealKeyId}`);
@@ -236,10 +261,14 @@ export async function verifyLedger(store: Store, instanceId: string): Promise<Le
     const rows = await store.ledger(instanceId, after, page);
     for (const l of rows) {
       if (l.seq !== index) {
-        result.problems.push({ seq: index, message: l.seq > index ? `ledger entries ${index} to ${l.seq - 1} of ${instanceId} are missing (deleted)` : `ledger entry ${l.seq} is out of order` });
+        result.problems.push({
+          seq: index,
+          message: l.seq > index ? `ledger entries ${index} to ${l.seq - 1} of ${instanceId} are missing (deleted)` : `ledger entry ${l.seq} is out of order`,
+        });
         index = l.seq;
       }
-      if (ledgerHash(expected, l) !== l.hash) result.problems.push({ seq: l.seq, message: `ledger entry ${l.seq} of ${instanceId} does not match its hash: it was changed` });
+      if (ledgerHash(expected, l) !== l.hash)
+        result.problems.push({ seq: l.seq, message: `ledger entry ${l.seq} of ${instanceId} does not match its hash: it was changed` });
       expected = l.hash;
       if (l.kind === 'opened') opened.add(l.sessionId);
       if (l.kind === 'tombstone') tombstoned.add(l.sessionId);
@@ -252,7 +281,9 @@ export async function verifyLedger(store: Store, instanceId: string): Promise<Le
   for (const id of opened) {
     if (tombstoned.has(id)) continue;
     if ((await store.getSession(id)) === undefined && !(await store.ledgerFor(id)).some((l) => l.kind === 'tombstone')) {
-      result.problems.push({ message: `session ${id} (opened by ${instanceId}) is gone from the store without a tombstone: it was deleted outside Portcullis` });
+      result.problems.push({
+        message: `session ${id} (opened by ${instanceId}) is gone from the store without a tombstone: it was deleted outside Portcullis`,
+      });
     }
   }
   return result;

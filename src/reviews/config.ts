@@ -32,7 +32,10 @@ function webhookSchema(sources: SecretSources) {
     format: z.enum(['json', 'slack']).default('json'),
     /** The HMAC-SHA256 key that signs each delivery (x-portcullis-signature). */
     secret: referenceOnly(sources, 'a webhook secret').optional(),
-    events: z.array(z.enum(reviewEvents)).min(1).default([...reviewEvents]),
+    events: z
+      .array(z.enum(reviewEvents))
+      .min(1)
+      .default([...reviewEvents]),
   });
 }
 
@@ -48,7 +51,12 @@ export function notificationsSchema(sources: SecretSources) {
         .superRefine((webhooks, ctx) => {
           const seen = new Set<string>();
           webhooks.forEach((w, i) => {
-            if (seen.has(w.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `two webhooks are named ${JSON.stringify(w.name)}; rules name them and they must be unique` });
+            if (seen.has(w.name))
+              ctx.addIssue({
+                code: 'custom',
+                path: [i, 'name'],
+                message: `two webhooks are named ${JSON.stringify(w.name)}; rules name them and they must be unique`,
+              });
             seen.add(w.name);
           });
         }),
@@ -66,7 +74,8 @@ export function checkWebhookNames(c: { notifications?: { webhooks?: unknown }; r
   const check = (names: unknown, at: Array<string | number>) => {
     if (!Array.isArray(names)) return;
     names.forEach((name, i) => {
-      if (typeof name === 'string' && !known.has(name)) ctx.addIssue({ code: 'custom', path: [...at, i], message: `there is no webhook named ${JSON.stringify(name)}; ${expected}` });
+      if (typeof name === 'string' && !known.has(name))
+        ctx.addIssue({ code: 'custom', path: [...at, i], message: `there is no webhook named ${JSON.stringify(name)}; ${expected}` });
     });
   };
   check(c.reviews?.notify, ['reviews', 'notify']);

@@ -108,7 +108,9 @@ export function slackPayload(event: ReviewEvent, r: ReviewNotice, approveUrl: st
         ],
       },
       { type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${params}\`\`\`` } },
-      ...(approveUrl === null ? [] : [{ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open in Portcullis' }, url: approveUrl }] }]),
+      ...(approveUrl === null
+        ? []
+        : [{ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open in Portcullis' }, url: approveUrl }] }]),
     ],
   };
 }
@@ -211,11 +213,16 @@ export class ReviewNotifier {
         return;
       }
       const last = !result.retry || attempt >= this.#timings.attempts || this.#stopping;
-      this.o.log.warn({ ...where, attempt, problem: result.problem }, last ? 'review notification not delivered; giving up' : 'review notification failed; will retry');
+      this.o.log.warn(
+        { ...where, attempt, problem: result.problem },
+        last ? 'review notification not delivered; giving up' : 'review notification failed; will retry',
+      );
       if (last) return;
       const backoff = this.#timings.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
       try {
-        await sleep(result.retryAfterMs === undefined ? backoff : Math.min(result.retryAfterMs, this.#timings.maxRetryAfterMs), undefined, { signal: this.#retries.signal });
+        await sleep(result.retryAfterMs === undefined ? backoff : Math.min(result.retryAfterMs, this.#timings.maxRetryAfterMs), undefined, {
+          signal: this.#retries.signal,
+        });
       } catch {
         this.o.log.warn(where, 'review notification abandoned: the gateway is stopping');
         return;
@@ -232,7 +239,8 @@ export class ReviewNotifier {
       'x-portcullis-delivery': d.id,
       'x-portcullis-timestamp': timestamp,
     };
-    if (d.webhook.secret !== undefined) headers['x-portcullis-signature'] = `sha256=${createHmac('sha256', d.webhook.secret.reveal()).update(`${timestamp}.${d.body}`).digest('hex')}`;
+    if (d.webhook.secret !== undefined)
+      headers['x-portcullis-signature'] = `sha256=${createHmac('sha256', d.webhook.secret.reveal()).update(`${timestamp}.${d.body}`).digest('hex')}`;
     let res: Response;
     try {
       res = await fetch(d.webhook.url.reveal(), {

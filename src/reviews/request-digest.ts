@@ -7,5 +7,7 @@ import { canonicalJson } from '../protocol/canonical-json.js';
  */
 export function requestDigest(method: string, params: Record<string, unknown> | undefined): string {
   const { _meta: _ignored, ...rest } = params ?? {};
-  return createHash('sha256').update(canonicalJson({ method, params: rest })).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson({ method, params: rest }))
+    .digest('hex');
 }

@@ -137,12 +137,19 @@ export class Reviews {
           spec.signal.addEventListener('abort', waiter.onAbort, { once: true });
           this.#waiting.set(id, waiter);
           this.#startPolling();
-          this.o.log.info({ review: id, rule: spec.rule, connection: spec.connection, requester: spec.identity.subject, target: spec.target }, 'call held for review');
+          this.o.log.info(
+            { review: id, rule: spec.rule, connection: spec.connection, requester: spec.identity.subject, target: spec.target },
+            'call held for review',
+          );
           this.o.onCreated?.(row);
         },
         (err: Error) => {
           this.o.log.error({ err: err.message, review: id }, 'a review could not be stored; the call is refused');
-          resolve({ released: false, review: undefined, message: `The call needs a review, but the review could not be stored (${err.message}); try again later` });
+          resolve({
+            released: false,
+            review: undefined,
+            message: `The call needs a review, but the review could not be stored (${err.message}); try again later`,
+          });
         },
       );
     });
@@ -152,7 +159,8 @@ export class Reviews {
   async get(id: string, identity: Identity): Promise<ReviewRow> {
     const row = await this.o.store.getReview(id);
     // Neither approver nor caller: as if there were no such review (its arguments are not theirs to see).
-    if (row === undefined || (!mayDecide(identity, row) && !this.#isRequester(identity, row))) throw new ReviewError(404, `there is no review ${JSON.stringify(id.slice(0, 100))}`);
+    if (row === undefined || (!mayDecide(identity, row) && !this.#isRequester(identity, row)))
+      throw new ReviewError(404, `there is no review ${JSON.stringify(id.slice(0, 100))}`);
     return row;
   }
 
@@ -162,30 +170,57 @@ export class Reviews {
     const visible = rows.filter((r) => mayDecide(identity, r) || this.#isRequester(identity, r)).slice(0, limit);
     // A review whose gateway died without restarting is never timed out by it: overdue ones are expired here.
     const now = nowUs();
-    return Promise.all(visible.map(async (r) => (r.status === 'pending' && r.expiresAtUs <= now ? ((await this.#end(r, 'expired', 'no approver decided in time')) ?? r) : r)));
+    return Promise.all(
+      visible.map(async (r) => (r.status === 'pending' && r.expiresAtUs <= now ? ((await this.#end(r, 'expired', 'no approver decided in time')) ?? r) : r)),
+    );
   }
 
   async approve(id: string, identity: Identity, note: string | undefined): Promise<ReviewRow> {
     const row = await this.#decidable(id, identity);
     if (row.approvals.some((a) => a.subject === identity.subject && a.issuer === identity.issuer)) {
-      throw new ReviewError(409, `you already approved review ${id}; it needs ${row.minApprovals - row.approvals.length} more approval(s) from other approvers`);
+      throw new ReviewError(
+        409,
+        `you already approved review ${id}; it needs ${row.minApprovals - row.approvals.length} more approval(s) from other approvers`,
+      );
     }
-    const approvals = [...row.approvals, { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null, atUs: nowUs(), note: note ?? null }];
+    const approvals = [
+      ...row.approvals,
+      { subject: identity.subject, issuer: identity.issuer, email: identity.email ?? null, atUs: nowUs(), note: note ?? null },
+    ];
     const done = approvals.length >= row.minApprovals;
     const to: ReviewUpdate = done
-      ? { status: 'approved', approvals, decidedAtUs: nowUs(), deciderSubject: identity.subject, deciderIssuer: identity.issuer, deciderEmail: identity.email ?? null, decisionNote: note ?? null }
+      ? {
+          status: 'approved',
+          approvals,
+          decidedAtUs: nowUs(),
+          deciderSubject: identity.subject,
+          deciderIssuer: identity.issuer,
+          deciderEmail: identity.email ?? null,
+          decisionNote: note ?? null,
+        }
       : { status: 'pending', approvals };
     const updated = await this.#update(row, to);
-    this.o.log.info({ review: id, by: identity.subject, approvals: approvals.length, needed: row.minApprovals }, done ? 'review approved' : 'review approval added');
+    this.o.log.info(
+      { review: id, by: identity.subject, approvals: approvals.length, needed: row.minApprovals },
+      done ? 'review approved' : 'review approval added',
+    );
     if (done) this.#decided(updated);
     return updated;
   }
 
   async reject(id: string, identity: Identity, reason: string): Promise<ReviewRow> {
     const why = reason.trim();
-    if (why.length === 0 || why.length > 1000) throw new ReviewError(400, 'a reason of 1 to 1000 characters is required: the caller is told who rejected the call and why');
+    if (why.length === 0 || why.length > 1000)
+      throw new ReviewError(400, 'a reason of 1 to 1000 characters is required: the caller is told who rejected the call and why');
     const row = await this.#decidable(id, identity);
-    const updated = await this.#update(row, { status: 'rejected', decidedAtUs: nowUs(), deciderSubject: identity.subject, deciderIssuer: identity.issuer, deciderEmail: identity.email ?? null, decisionNote: why });
+    const updated = await this.#update(row, {
+      status: 'rejected',
+      decidedAtUs: nowUs(),
+      deciderSubject: identity.subject,
+      deciderIssuer: identity.issuer,
+      deciderEmail: identity.email ?? null,
+      decisionNote: why,
+    });
     this.o.log.info({ review: id, by: identity.subject }, 'review rejected');
     this.#decided(updated);
     return updated;
@@ -232,12 +267,17 @@ export class Reviews {
     if (row.status === 'pending') return;
     if (row.status === 'approved') {
       // The approval is for the call held here, bound by digest; releasing it spends it.
-      if (row.digest !== waiter.row.digest) return this.#finish(waiter, { released: false, review: row, message: `Review ${row.id} was approved for another call than this one` });
+      if (row.digest !== waiter.row.digest)
+        return this.#finish(waiter, { released: false, review: row, message: `Review ${row.id} was approved for another call than this one` });
       let released = false;
       try {
         released = await this.o.store.updateReview(row.id, { status: 'approved', approvalCount: row.approvals.length }, { status: 'released' });
       } catch (err) {
-        return this.#finish(waiter, { released: false, review: row, message: `Review ${row.id} was approved, but the release could not be stored (${(err as Error).message}); call again` });
+        return this.#finish(waiter, {
+          released: false,
+          review: row,
+          message: `Review ${row.id} was approved, but the release could not be stored (${(err as Error).message}); call again`,
+        });
       }
       if (!released) return;
       return this.#finish(waiter, { released: true, review: { ...row, status: 'released' } });

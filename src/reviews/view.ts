@@ -58,4 +58,3 @@ export function reviewView(r: ReviewRow): ReviewView {
     note: r.decisionNote,
   };
 }
-

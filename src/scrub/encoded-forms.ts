@@ -66,7 +66,9 @@ export function spelledPattern(text: string): string {
  * boundary of a longer encoded text: the characters that mix in bits of the neighbouring bytes are dropped.
  */
 export function base64Core(bytes: Buffer, offset: number, alphabet: 'base64' | 'base64url'): string {
-  const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString(alphabet).replace(/=+$/, '');
+  const encoded = Buffer.concat([Buffer.alloc(offset), bytes])
+    .toString(alphabet)
+    .replace(/=+$/, '');
   return encoded.slice(Math.ceil((8 * offset) / 6), Math.floor((8 * (offset + bytes.length)) / 6));
 }
 
@@ -110,7 +112,10 @@ export function unescaped(text: string): string {
     if (unit !== undefined) return String.fromCharCode(parseInt(unit, 16));
     if (short !== undefined) return shortUnescaped[short]!;
     // A run of URL-encoded bytes: decoded together, so that multi-byte UTF-8 characters come out whole.
-    const bytes = found.split('%').slice(1).map((h) => parseInt(h.slice(-2), 16));
+    const bytes = found
+      .split('%')
+      .slice(1)
+      .map((h) => parseInt(h.slice(-2), 16));
     return Buffer.from(bytes).toString('utf8');
   });
 }

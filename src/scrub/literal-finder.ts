@@ -11,7 +11,13 @@ function filterBitsFor(strings: number): number {
 
 /** The key of four characters: their low bytes (the filter only narrows; matches are checked exactly). */
 function keyOf(text: string, at: number): number {
-  return (((text.charCodeAt(at) & 0xff) << 24) | ((text.charCodeAt(at + 1) & 0xff) << 16) | ((text.charCodeAt(at + 2) & 0xff) << 8) | (text.charCodeAt(at + 3) & 0xff)) >>> 0;
+  return (
+    (((text.charCodeAt(at) & 0xff) << 24) |
+      ((text.charCodeAt(at + 1) & 0xff) << 16) |
+      ((text.charCodeAt(at + 2) & 0xff) << 8) |
+      (text.charCodeAt(at + 3) & 0xff)) >>>
+    0
+  );
 }
 
 export class LiteralFinder {

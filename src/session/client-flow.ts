@@ -97,7 +97,9 @@ export class ClientFlow {
     }
     const waited = Date.now() - this.#pausedAt;
     if (waited > this.limits.stallTimeoutMs) {
-      this.#stall(`the ${backlog} bytes waiting for it did not go out within ${this.limits.stallTimeoutMs} ms (limits.slowClientTimeout, limits.clientBacklog)`);
+      this.#stall(
+        `the ${backlog} bytes waiting for it did not go out within ${this.limits.stallTimeoutMs} ms (limits.slowClientTimeout, limits.clientBacklog)`,
+      );
     }
   }
 
@@ -118,7 +120,13 @@ export class ClientFlow {
 }
 
 /** A session's flow toward its client, pausing and resuming `upstream`; a stall ends the session through `end`. */
-export function upstreamFlow(limits: FlowLimits, sinkBacklog: () => number, upstream: Upstream, log: Logger, end: (reason: string, code: number) => void): ClientFlow {
+export function upstreamFlow(
+  limits: FlowLimits,
+  sinkBacklog: () => number,
+  upstream: Upstream,
+  log: Logger,
+  end: (reason: string, code: number) => void,
+): ClientFlow {
   const flow: ClientFlow = new ClientFlow(limits, sinkBacklog, {
     pause: () => {
       log.debug({ backlog: flow.backlog }, 'the client is not keeping up; reading from the server paused');

@@ -46,9 +46,11 @@ export interface SessionAdmission {
    * The session count at its limit for one more session, and whose sessions count towards it: an idle one of those
    * is closed to make room rather than the new session refused.
    */
-  fullSessionCap?(connection: ConnectionConfig, identity: Identity): { scope: 'principal' | 'principal-stdio' | 'connection' | 'global'; limit: string } | undefined;
+  fullSessionCap?(
+    connection: ConnectionConfig,
+    identity: Identity,
+  ): { scope: 'principal' | 'principal-stdio' | 'connection' | 'global'; limit: string } | undefined;
 }
-
 
 /** Where a session came from, for its recording. */
 export interface SessionOrigin {
@@ -240,7 +242,10 @@ export class SessionRegistry {
       recording.verdict({ stage, action: 'answer', reason, direction: 'toServer' });
       await recording.close(stage === 'access' ? `access denied: ${reason}` : `refused: ${reason}`);
     } catch (err) {
-      this.#options.log.warn({ connection: connection.name, subject: identity.subject, err: (err as Error).message }, 'a refused session could not be recorded');
+      this.#options.log.warn(
+        { connection: connection.name, subject: identity.subject, err: (err as Error).message },
+        'a refused session could not be recorded',
+      );
     }
   }
 

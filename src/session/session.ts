@@ -4,7 +4,17 @@ import type { MessageContext, Outcome, SessionInfo } from '../pipeline/stage.js'
 import type { Direction } from '../core/direction.js';
 import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
-import { ErrorCode, errorResponse, isNotification, isRequest, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
+import {
+  ErrorCode,
+  errorResponse,
+  isNotification,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../protocol/jsonrpc.js';
 import type { SessionRecording } from '../recording/session-recording.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
@@ -99,7 +109,8 @@ export class Session implements SessionInfo {
    */
   refreshIdentity(identity: Identity): void {
     if (identity === this.#identity) return;
-    if (identity.subject !== this.#identity.subject || identity.issuer !== this.#identity.issuer) throw new Error('a session belongs to the identity that opened it');
+    if (identity.subject !== this.#identity.subject || identity.issuer !== this.#identity.issuer)
+      throw new Error('a session belongs to the identity that opened it');
     const before = this.#identity.groups.join(',');
     this.#identity = identity;
     if (identity.groups.join(',') !== before) this.#log.info({ groups: identity.groups }, "the caller's groups changed");
@@ -120,12 +131,17 @@ export class Session implements SessionInfo {
     this.#toClient = new ClientDelivery(this.#tap, (message) => {
       for (const o of this.#observers) o.message?.(this, 'toClient', 'delivered', message);
     });
-    this.#toServer = new ServerForwarding(this.#upstream, this.#tap, (message) => {
-      for (const o of this.#observers) o.message?.(this, 'toServer', 'delivered', message);
-    }, (message, clientRequestId, err) => {
-      this.#failures.sendFailed(message, clientRequestId, err);
-      if (err.sessionLost) void this.close(`upstream session lost: ${err.message}`);
-    });
+    this.#toServer = new ServerForwarding(
+      this.#upstream,
+      this.#tap,
+      (message) => {
+        for (const o of this.#observers) o.message?.(this, 'toServer', 'delivered', message);
+      },
+      (message, clientRequestId, err) => {
+        this.#failures.sendFailed(message, clientRequestId, err);
+        if (err.sessionLost) void this.close(`upstream session lost: ${err.message}`);
+      },
+    );
     this.#held = new HeldRequests(options.holdProgressMs ?? 10_000, {
       hold: (clientId) => this.#toClient.sink.hold?.(clientId),
       progress: (note, clientId) => this.#toClient.deliver(note, clientId),
@@ -135,14 +151,22 @@ export class Session implements SessionInfo {
       send: (request) => this.#toServer.forward(request),
       answered: (id, text) => this.#tap.recordGatewayAnswer(id, text),
     });
-    if (options.flow !== undefined) this.#flow = upstreamFlow(options.flow, () => this.#toClient.sink.backlog ?? 0, this.#upstream, this.#log, (reason, code) => void this.close(reason, code));
+    if (options.flow !== undefined)
+      this.#flow = upstreamFlow(
+        options.flow,
+        () => this.#toClient.sink.backlog ?? 0,
+        this.#upstream,
+        this.#log,
+        (reason, code) => void this.close(reason, code),
+      );
     this.#pipeline = options.pipeline((event, ctx) => {
       for (const o of this.#observers) o.verdict?.(this, event);
       if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#held.holding(event.messageId, event.reason);
       this.#tap.verdict(event, ctx as TracedContext);
     });
     this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
-    this.#upstream.onclose = (reason, cutOff) => void this.close(cutOff ? `cut off: ${reason}` : `upstream closed: ${reason}`, ErrorCode.UpstreamUnavailable, cutOff ? 'cut-off' : 'closed');
+    this.#upstream.onclose = (reason, cutOff) =>
+      void this.close(cutOff ? `cut off: ${reason}` : `upstream closed: ${reason}`, ErrorCode.UpstreamUnavailable, cutOff ? 'cut-off' : 'closed');
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
     this.#upstream.ontruncated = (partial, reason) => this.#tap.recordCutOff(partial, reason, options.maskFragment, this, this.#log);
     this.#upstream.onfailed = (ids, reason) => this.#failures.answersLost(ids, reason);

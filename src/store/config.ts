@@ -28,7 +28,10 @@ export function storeUrl(sources: SecretSources) {
         url = undefined;
       }
       if (url === undefined || (url.hostname === '' && url.pathname.length <= 1)) {
-        ctx.addIssue({ code: 'custom', message: 'expected sqlite:PATH or postgres://USER@HOST:PORT/DB (a password only as a reference: postgres://user:${env:PGPASSWORD}@host/db)' });
+        ctx.addIssue({
+          code: 'custom',
+          message: 'expected sqlite:PATH or postgres://USER@HOST:PORT/DB (a password only as a reference: postgres://user:${env:PGPASSWORD}@host/db)',
+        });
         return z.NEVER;
       }
       if (url.password !== '' && !s.hasReferences) {

@@ -154,6 +154,8 @@ export class PostgresPort implements DatabasePort {
   #describe(err: unknown): Error {
     if (err instanceof StoreSchemaError || err instanceof StoreUnavailableError) return err;
     const e = err as { message?: string; code?: string };
-    return new StoreUnavailableError(`the PostgreSQL store ${this.location} failed: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, { cause: err });
+    return new StoreUnavailableError(`the PostgreSQL store ${this.location} failed: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, {
+      cause: err,
+    });
   }
 }

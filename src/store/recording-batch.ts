@@ -17,14 +17,18 @@ export function writeBatchRows(run: (statement: Sql) => unknown, b: WriteBatch):
       VALUES (${e.sessionId}, ${e.seq}, ${e.timeUs}, ${e.monoUs}, ${e.kind}, ${e.direction}, ${e.boundary}, ${e.payload}, ${e.forwarded}, ${e.hash})`);
   }
   for (const n of b.negotiated) {
-    run(sql`UPDATE sessions SET client_info = ${jsonOrNull(n.clientInfo)}, server_info = ${jsonOrNull(n.serverInfo)}, protocol_version = ${n.protocolVersion} WHERE id = ${n.id}`);
+    run(
+      sql`UPDATE sessions SET client_info = ${jsonOrNull(n.clientInfo)}, server_info = ${jsonOrNull(n.serverInfo)}, protocol_version = ${n.protocolVersion} WHERE id = ${n.id}`,
+    );
   }
   for (const s of b.sealed) {
     run(sql`UPDATE sessions SET status = ${s.status}, closed_at_us = ${s.closedAtUs}, close_reason = ${s.closeReason}, event_count = ${s.eventCount},
       last_hash = ${s.lastHash}, seal = ${s.seal}, seal_key_id = ${s.sealKeyId}, denials = ${s.denials}, redactions = ${s.redactions} WHERE id = ${s.id}`);
   }
   for (const l of b.ledger) {
-    run(sql`INSERT INTO ledger (instance_id, seq, time_us, kind, session_id, detail, hash) VALUES (${l.instanceId}, ${l.seq}, ${l.timeUs}, ${l.kind}, ${l.sessionId}, ${l.detail}, ${l.hash})`);
+    run(
+      sql`INSERT INTO ledger (instance_id, seq, time_us, kind, session_id, detail, hash) VALUES (${l.instanceId}, ${l.seq}, ${l.timeUs}, ${l.kind}, ${l.sessionId}, ${l.detail}, ${l.hash})`,
+    );
   }
   for (const id of b.deletions) {
     run(sql`DELETE FROM events WHERE session_id = ${id}`);
@@ -33,7 +37,30 @@ export function writeBatchRows(run: (statement: Sql) => unknown, b: WriteBatch):
 }
 
 /** PostgreSQL types of the session columns, in `sessionColumns` order. */
-const sessionTypes = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'text', 'int4', 'text', 'text', 'text', 'int4', 'int4', 'text'];
+const sessionTypes = [
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'int8',
+  'int8',
+  'text',
+  'text',
+  'int4',
+  'text',
+  'text',
+  'text',
+  'int4',
+  'int4',
+  'text',
+];
 
 /**
  * PostgreSQL: one statement for a whole group commit (data-modifying CTEs over unnest() arrays), so it costs one
@@ -60,13 +87,29 @@ export function batchStatement(batch: WriteBatch): Sql | undefined {
   const parts: Sql[] = [];
   if (opened.size > 0) {
     const rows = [...opened.values()].map(sessionToDb);
-    const arrays = sessionColumns.map((_, i) => p(rows.map((r) => r[i]!), `${sessionTypes[i]}[]`));
+    const arrays = sessionColumns.map((_, i) =>
+      p(
+        rows.map((r) => r[i]!),
+        `${sessionTypes[i]}[]`,
+      ),
+    );
     parts.push(sql`INSERT INTO sessions (${raw(sessionColumns.join(', '))}) SELECT * FROM unnest(${join(arrays)})`);
   }
   if (batch.events.length > 0) {
     // The hot path: one JSON text for all the events, parsed by PostgreSQL in C, rather than ten array literals
     // whose escaping of every payload costs the gateway more than the JSON encoding does.
-    const rows = batch.events.map((e) => ({ s: e.sessionId, q: e.seq, t: e.timeUs, m: e.monoUs, k: e.kind, d: e.direction, b: e.boundary, p: e.payload, f: e.forwarded, h: e.hash }));
+    const rows = batch.events.map((e) => ({
+      s: e.sessionId,
+      q: e.seq,
+      t: e.timeUs,
+      m: e.monoUs,
+      k: e.kind,
+      d: e.direction,
+      b: e.boundary,
+      p: e.payload,
+      f: e.forwarded,
+      h: e.hash,
+    }));
     parts.push(
       sql`INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, forwarded, hash)
        SELECT s, q, t, m, k, d, b, p, f, h FROM json_to_recordset(${p(JSON.stringify(rows), 'json')})
@@ -94,21 +137,66 @@ export function batchStatement(batch: WriteBatch): Sql | undefined {
          denials = CASE WHEN u.hs THEN u.de ELSE s.denials END,
          redactions = CASE WHEN u.hs THEN u.re ELSE s.redactions END
        FROM unnest(${join([
-         p(u.map(([id]) => id), 'text[]'),
-         p(u.map(([, x]) => x.n !== undefined), 'bool[]'),
-         p(u.map(([, x]) => jsonOrNull(x.n?.clientInfo)), 'text[]'),
-         p(u.map(([, x]) => jsonOrNull(x.n?.serverInfo)), 'text[]'),
-         p(u.map(([, x]) => x.n?.protocolVersion ?? null), 'text[]'),
-         p(u.map(([, x]) => x.s !== undefined), 'bool[]'),
-         p(u.map(([, x]) => x.s?.status ?? null), 'text[]'),
-         p(u.map(([, x]) => x.s?.closedAtUs ?? null), 'int8[]'),
-         p(u.map(([, x]) => x.s?.closeReason ?? null), 'text[]'),
-         p(u.map(([, x]) => x.s?.eventCount ?? null), 'int4[]'),
-         p(u.map(([, x]) => x.s?.lastHash ?? null), 'text[]'),
-         p(u.map(([, x]) => x.s?.seal ?? null), 'text[]'),
-         p(u.map(([, x]) => x.s?.sealKeyId ?? null), 'text[]'),
-         p(u.map(([, x]) => x.s?.denials ?? null), 'int4[]'),
-         p(u.map(([, x]) => x.s?.redactions ?? null), 'int4[]'),
+         p(
+           u.map(([id]) => id),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.n !== undefined),
+           'bool[]',
+         ),
+         p(
+           u.map(([, x]) => jsonOrNull(x.n?.clientInfo)),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => jsonOrNull(x.n?.serverInfo)),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.n?.protocolVersion ?? null),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.s !== undefined),
+           'bool[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.status ?? null),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.closedAtUs ?? null),
+           'int8[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.closeReason ?? null),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.eventCount ?? null),
+           'int4[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.lastHash ?? null),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.seal ?? null),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.sealKeyId ?? null),
+           'text[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.denials ?? null),
+           'int4[]',
+         ),
+         p(
+           u.map(([, x]) => x.s?.redactions ?? null),
+           'int4[]',
+         ),
        ])}) AS u(id, hn, ci, si, pv, hs, st, ca, cr, ec, lh, se, sk, de, re) WHERE s.id = u.id`,
     );
   }
@@ -116,13 +204,34 @@ export function batchStatement(batch: WriteBatch): Sql | undefined {
     const l = batch.ledger;
     parts.push(
       sql`INSERT INTO ledger (instance_id, seq, time_us, kind, session_id, detail, hash) SELECT * FROM unnest(${join([
-        p(l.map((x) => x.instanceId), 'text[]'),
-        p(l.map((x) => x.seq), 'int4[]'),
-        p(l.map((x) => x.timeUs), 'int8[]'),
-        p(l.map((x) => x.kind), 'text[]'),
-        p(l.map((x) => x.sessionId), 'text[]'),
-        p(l.map((x) => x.detail), 'text[]'),
-        p(l.map((x) => x.hash), 'text[]'),
+        p(
+          l.map((x) => x.instanceId),
+          'text[]',
+        ),
+        p(
+          l.map((x) => x.seq),
+          'int4[]',
+        ),
+        p(
+          l.map((x) => x.timeUs),
+          'int8[]',
+        ),
+        p(
+          l.map((x) => x.kind),
+          'text[]',
+        ),
+        p(
+          l.map((x) => x.sessionId),
+          'text[]',
+        ),
+        p(
+          l.map((x) => x.detail),
+          'text[]',
+        ),
+        p(
+          l.map((x) => x.hash),
+          'text[]',
+        ),
       ])})`,
     );
   }

@@ -63,7 +63,9 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       if (statement !== undefined) await db.run(statement, { bounded: true, prepared: true });
     },
     async probe() {
-      await db.rehearse(sql`INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ('portcullis-probe', -1, 0, 0, 'probe', '{}', '')`);
+      await db.rehearse(
+        sql`INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ('portcullis-probe', -1, 0, 0, 'probe', '{}', '')`,
+      );
     },
     async heartbeat(instanceId, nowUs) {
       const upsert = sql`INSERT INTO instances (id, heartbeat_at_us) VALUES (${instanceId}, ${nowUs})
@@ -88,7 +90,9 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       return (await db.query(sql`SELECT * FROM sessions WHERE status = 'open'${of} ORDER BY opened_at_us`)).map(sessionFromDb);
     },
     async expiredSessions(beforeUs, limit) {
-      return (await db.query(sql`SELECT * FROM sessions WHERE status <> 'open' AND closed_at_us < ${beforeUs} ORDER BY closed_at_us LIMIT ${limit}`)).map(sessionFromDb);
+      return (await db.query(sql`SELECT * FROM sessions WHERE status <> 'open' AND closed_at_us < ${beforeUs} ORDER BY closed_at_us LIMIT ${limit}`)).map(
+        sessionFromDb,
+      );
     },
     async events(sessionId, afterSeq, limit) {
       return (await db.query(sql`SELECT * FROM events WHERE session_id = ${sessionId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`)).map(eventFromDb);
@@ -123,7 +127,10 @@ export function recordingStore(db: DatabasePort): RecordingStore {
  */
 function textMatch(pattern: string, dialect: DatabasePort['dialect']): Sql {
   if (dialect === 'postgres') return sql`search_text LIKE ${pattern.toLowerCase()} ESCAPE '\\'`;
-  return sql`(${join(['subject', 'email', 'connection', 'id'].map((c) => sql`${raw(c)} LIKE ${pattern} ESCAPE '\\'`), ' OR ')})`;
+  return sql`(${join(
+    ['subject', 'email', 'connection', 'id'].map((c) => sql`${raw(c)} LIKE ${pattern} ESCAPE '\\'`),
+    ' OR ',
+  )})`;
 }
 
 /** A session query: newest first, keyset-paginated on (opened_at_us, id). */

@@ -24,7 +24,9 @@ export async function migrate(db: DatabasePort): Promise<number> {
     await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us ${appliedAt} NOT NULL)`);
     const current = await versionIn(tx);
     if (current > latest) {
-      throw new StoreSchemaError(`the store ${db.location} has schema version ${current}, newer than this Portcullis understands (${latest}); upgrade Portcullis`);
+      throw new StoreSchemaError(
+        `the store ${db.location} has schema version ${current}, newer than this Portcullis understands (${latest}); upgrade Portcullis`,
+      );
     }
     for (const m of migrations.filter((x) => x.version > current)) {
       await tx.exec(m.sql);

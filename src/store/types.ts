@@ -39,7 +39,8 @@ export interface SessionRow {
 
 /** A session row as it is when the session opens: what is known then, and nothing of how it ends. */
 export function openSessionRow(
-  fields: Pick<SessionRow, 'id' | 'instanceId' | 'connection' | 'subject' | 'openedAtUs'> & Partial<Pick<SessionRow, 'issuer' | 'email' | 'groups' | 'edge' | 'remoteAddress'>>,
+  fields: Pick<SessionRow, 'id' | 'instanceId' | 'connection' | 'subject' | 'openedAtUs'> &
+    Partial<Pick<SessionRow, 'issuer' | 'email' | 'groups' | 'edge' | 'remoteAddress'>>,
 ): SessionRow {
   return {
     issuer: null,
@@ -264,7 +265,8 @@ export interface ReviewQuery {
 }
 
 /** What a review update writes; `approvals` replaces the list. */
-export type ReviewUpdate = Pick<ReviewRow, 'status'> & Partial<Pick<ReviewRow, 'approvals' | 'decidedAtUs' | 'deciderSubject' | 'deciderIssuer' | 'deciderEmail' | 'decisionNote'>>;
+export type ReviewUpdate = Pick<ReviewRow, 'status'> &
+  Partial<Pick<ReviewRow, 'approvals' | 'decidedAtUs' | 'deciderSubject' | 'deciderIssuer' | 'deciderEmail' | 'decisionNote'>>;
 
 /**
  * A connection's pinned tool: the definition an admin trusts (first seen, or approved since) and, when the server

@@ -5,7 +5,10 @@ import { UpstreamError } from './upstream.js';
 
 /** A request that failed before its answer began; `code` is the socket error's (ECONNREFUSED, ECONNRESET, …). */
 export class LinkError extends UpstreamError {
-  constructor(message: string, readonly code: string | undefined) {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
     // Nothing listens at the server's address: the process that held the session is gone.
     super(message, code === 'ECONNREFUSED');
   }

@@ -12,7 +12,9 @@ export function upstreamSchemas(sources: SecretSources) {
      * Variables passed through from the environment of the process that starts the server (the agent's, e.g. an
      * instance role's AWS_* credentials), by name or by a prefix ending in `*`. Nothing else of it is passed.
      */
-    passEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, 'expected an environment variable name, or a prefix ending in * such as AWS_*')).default([]),
+    passEnv: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, 'expected an environment variable name, or a prefix ending in * such as AWS_*'))
+      .default([]),
     cwd: z.string().min(1).optional(),
   });
   const http = z.strictObject({
@@ -27,7 +29,15 @@ type Http = z.output<ReturnType<typeof upstreamSchemas>['http']>;
 
 /** The upstream a parsed connection names (exactly one of its kinds is present, as checked by `oneUpstream`). */
 export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefined; sse?: Http | undefined; agent?: string | undefined }) {
-  if (c.stdio) return { kind: 'stdio' as const, command: c.stdio.command, args: c.stdio.args, env: c.stdio.env, passEnv: c.stdio.passEnv, ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}) };
+  if (c.stdio)
+    return {
+      kind: 'stdio' as const,
+      command: c.stdio.command,
+      args: c.stdio.args,
+      env: c.stdio.env,
+      passEnv: c.stdio.passEnv,
+      ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}),
+    };
   if (c.http) return { kind: 'http' as const, url: c.http.url, headers: c.http.headers };
   if (c.sse) return { kind: 'sse' as const, url: c.sse.url, headers: c.sse.headers };
   return { kind: 'agent' as const, agent: c.agent! };
@@ -42,7 +52,10 @@ export function oneUpstream(kinds: readonly string[]) {
     if (present.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: present.length === 0 ? `a connection needs exactly one upstream: ${kinds.join(', ')}` : `a connection has exactly one upstream, found ${present.join(' and ')}`,
+        message:
+          present.length === 0
+            ? `a connection needs exactly one upstream: ${kinds.join(', ')}`
+            : `a connection has exactly one upstream, found ${present.join(' and ')}`,
       });
     }
   };

@@ -2,7 +2,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { type JsonRpcMessage, toMessage } from '../protocol/jsonrpc.js';
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
-import { type Upstream, UpstreamError } from './upstream.js';
+import type { Upstream, UpstreamError } from './upstream.js';
 
 /** Adapts an SDK client transport to the Upstream interface; each transport module supplies its own. */
 export class SdkTransportUpstream implements Upstream {

@@ -136,7 +136,10 @@ export class StreamableHttpUpstream implements Upstream {
     // below): on concurrent connections a call could otherwise overtake it, or find the server gone because of it.
     const sending = this.#send(message, text);
     const gate: Promise<void> = sending
-      .then(() => (this.#getStreamOpening === gate ? undefined : this.#getStreamOpening), () => {})
+      .then(
+        () => (this.#getStreamOpening === gate ? undefined : this.#getStreamOpening),
+        () => {},
+      )
       .finally(() => {
         if (this.#getStreamOpening === gate) this.#getStreamOpening = undefined;
       });
@@ -193,7 +196,11 @@ export class StreamableHttpUpstream implements Upstream {
       return;
     }
     res.resume();
-    throw new UpstreamError(`the upstream server answered with an unexpected Content-Type ${JSON.stringify(this.#scrubber.scrub(type).slice(0, 60))}`, false, status);
+    throw new UpstreamError(
+      `the upstream server answered with an unexpected Content-Type ${JSON.stringify(this.#scrubber.scrub(type).slice(0, 60))}`,
+      false,
+      status,
+    );
   }
 
   async close(): Promise<void> {
@@ -386,7 +393,10 @@ export class StreamableHttpUpstream implements Upstream {
       if (this.#closed) return;
       const cutOff = holdsEvent(unfinished);
       if (cutOff) {
-        this.ontruncated?.(this.#scrubber.scrub(unfinished), `the upstream server's ${kind === 'get' ? 'stream' : 'response stream'} ${broken ? 'broke' : 'ended'} in the middle of an event`);
+        this.ontruncated?.(
+          this.#scrubber.scrub(unfinished),
+          `the upstream server's ${kind === 'get' ? 'stream' : 'response stream'} ${broken ? 'broke' : 'ended'} in the middle of an event`,
+        );
         unfinished = '';
       }
       if (kind === 'get') {

@@ -48,7 +48,8 @@ export class TunnelUpstream implements Upstream {
 
   async start(): Promise<void> {
     const tunnel = this.hub.tunnel(this.agent);
-    if (tunnel === undefined) throw new UpstreamError(`agent '${this.agent}' is not connected: the server of '${this.connection}' runs behind it (portcullis agents list)`, true, 503);
+    if (tunnel === undefined)
+      throw new UpstreamError(`agent '${this.agent}' is not connected: the server of '${this.connection}' runs behind it (portcullis agents list)`, true, 503);
     let channel: TunnelChannel;
     try {
       channel = await tunnel.open(this.connection, this.session);

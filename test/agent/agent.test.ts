@@ -48,7 +48,10 @@ describe('the agent', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-'));
     gw = await startTestGateway({ connections: { vpc: { agent: 'vpc-agent' } }, agents: { heartbeat: '1s' }, roles: { admins: ['testers'] } });
-    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent(
+      { name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
+      false,
+    );
     agentConfig = join(dir, 'agent.yaml');
     writeFileSync(
       agentConfig,
@@ -84,7 +87,12 @@ describe('the agent', () => {
     const res = await fetch(gw.mcp('vpc'), {
       method: 'POST',
       headers: { ...gw.auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
     });
     assert.ok(res.status >= 500, `status ${res.status}`);
     assert.match(await res.text(), /agent 'vpc-agent' is not connected/);
@@ -104,7 +112,9 @@ describe('the agent', () => {
     assert.match(env, /\[REDACTED:credential:vpc\.env\.UPSTREAM_SETTING\]/, 'the agent names what it scrubbed');
     assert.ok(!env.includes(passed), 'nor a value passed through from the agent environment');
     assert.match(env, /\[REDACTED:credential:vpc\.env\.ROLE_CONTEXT\]/, 'passEnv gave the server the variable, and the agent scrubs it');
-    const { agents } = (await (await fetch(new URL('/api/agents', gw.url), { headers: gw.auth })).json()) as { agents: Array<{ name: string; connected: boolean; connections: string[]; sessions: number }> };
+    const { agents } = (await (await fetch(new URL('/api/agents', gw.url), { headers: gw.auth })).json()) as {
+      agents: Array<{ name: string; connected: boolean; connections: string[]; sessions: number }>;
+    };
     assert.deepEqual(
       agents.map((a) => [a.name, a.connected, a.connections, a.sessions]),
       [['vpc-agent', true, ['vpc'], 1]],
@@ -127,7 +137,13 @@ describe('the agent', () => {
     const metrics = await res.text();
     const value = (name: string) => {
       const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics);
-      assert.ok(m, `${name} in\n${metrics.split('\n').filter((l) => l.startsWith('portcullis_')).join('\n')}`);
+      assert.ok(
+        m,
+        `${name} in\n${metrics
+          .split('\n')
+          .filter((l) => l.startsWith('portcullis_'))
+          .join('\n')}`,
+      );
       return Number(m[1]);
     };
     assert.equal(value('portcullis_agent_connected{agent="vpc-agent"}'), 1);
@@ -146,7 +162,9 @@ describe('the agent', () => {
     assert.ok(!gw.log.text.includes(planted) && !gw.log.text.includes(passed), 'logs');
     const store = gw.gateway.recorder!.store;
     for (const s of await store.listSessions({ limit: 100 })) {
-      for (const e of await allEvents(store, s.id)) for (const value of [planted, passed]) assert.ok(!e.payload.includes(value) && !(e.forwarded ?? '').includes(value), `recording ${s.id} event ${e.seq}`);
+      for (const e of await allEvents(store, s.id))
+        for (const value of [planted, passed])
+          assert.ok(!e.payload.includes(value) && !(e.forwarded ?? '').includes(value), `recording ${s.id} event ${e.seq}`);
     }
     const api = await (await fetch(new URL('/api/agents', gw.url), { headers: gw.auth })).text();
     assert.ok(!api.includes(planted) && !api.includes(passed) && !api.includes(token));
@@ -156,7 +174,11 @@ describe('the agent', () => {
     const client = await connect();
     await client.callTool({ name: 'echo', arguments: { message: 'before' } });
     await agent!.stop('SIGKILL');
-    await waitFor(async () => ((await (await fetch(new URL('/readyz', gw.url))).json()) as { agents: Record<string, string> }).agents['vpc-agent'] === 'disconnected', 'the gateway to notice', 10_000);
+    await waitFor(
+      async () => ((await (await fetch(new URL('/readyz', gw.url))).json()) as { agents: Record<string, string> }).agents['vpc-agent'] === 'disconnected',
+      'the gateway to notice',
+      10_000,
+    );
     await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'after' } }));
     const row = await gw.gateway.recorder!.store.getSession((client.transport as StreamableHTTPClientTransport).sessionId!);
     assert.equal(row?.status, 'cut-off', 'a session whose tunnel dropped is recorded as cut off');
@@ -179,10 +201,15 @@ describe('the agent', () => {
 
   it('closes the tunnel of an agent that sends malformed frames, and keeps serving the others', async () => {
     const rogueToken = 'pca_rogue-agent-token-0123456789abcdef';
-    await gw.gateway.recorder!.store.putAgent({ name: 'rogue-agent', tokenHash: secretHash(rogueToken), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent(
+      { name: 'rogue-agent', tokenHash: secretHash(rogueToken), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
+      false,
+    );
     const healthy = await connect();
     for (const garbage of [Buffer.from([9, 0, 0, 0, 0]), Buffer.from([1, 0, 0, 0, 0, 0x7b]), Buffer.from([2, 0])]) {
-      const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/agent`, { headers: { 'x-portcullis-agent': 'rogue-agent', authorization: `Bearer ${rogueToken}` } });
+      const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/agent`, {
+        headers: { 'x-portcullis-agent': 'rogue-agent', authorization: `Bearer ${rogueToken}` },
+      });
       await once(ws, 'open');
       ws.send(garbage);
       const [code] = (await once(ws, 'close')) as [number];
@@ -197,7 +224,17 @@ describe('the agent', () => {
     const changes = {
       'revoked-agent': () => store.updateAgent('revoked-agent', { revokedAtUs: Date.now() * 1000 }),
       // As `agents create --rotate` does.
-      'rotated-agent': () => store.putAgent({ name: 'rotated-agent', tokenHash: secretHash('pca_the-new-token-0123456789abcdef'), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, true),
+      'rotated-agent': () =>
+        store.putAgent(
+          {
+            name: 'rotated-agent',
+            tokenHash: secretHash('pca_the-new-token-0123456789abcdef'),
+            createdAtUs: Date.now() * 1000,
+            revokedAtUs: null,
+            lastSeenAtUs: null,
+          },
+          true,
+        ),
     };
     for (const [name, change] of Object.entries(changes)) {
       const agentToken = `pca_${name}-token-0123456789abcdef`;

@@ -27,8 +27,15 @@ describe('backpressure through an agent', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-flood-'));
-    gw = await startTestGateway({ connections: { flood: { agent: 'flood-agent' } }, agents: { heartbeat: '1s' }, limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' } });
-    await gw.gateway.recorder!.store.putAgent({ name: 'flood-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    gw = await startTestGateway({
+      connections: { flood: { agent: 'flood-agent' } },
+      agents: { heartbeat: '1s' },
+      limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' },
+    });
+    await gw.gateway.recorder!.store.putAgent(
+      { name: 'flood-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
+      false,
+    );
     const config = join(dir, 'agent.yaml');
     writeFileSync(
       config,

@@ -8,7 +8,10 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 
 /** The agent's config, and the scrubbing of the credentials it injects. */
 
-const sources = { env: { TOKEN: 'pca_abcdefghijklmnop', AWS_SECRET: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz', WIKI: 'wiki-bearer-0123456789' }, readFile: () => 'from-a-file-secret-42\n' };
+const sources = {
+  env: { TOKEN: 'pca_abcdefghijklmnop', AWS_SECRET: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz', WIKI: 'wiki-bearer-0123456789' },
+  readFile: () => 'from-a-file-secret-42\n',
+};
 
 const valid = `
 gateway: https://portcullis.example.com/
@@ -65,13 +68,19 @@ connections:
     } finally {
       delete process.env.PORTCULLIS_TEST_PASSED_KEY;
     }
-    assert.throws(() => parseAgentConfig(valid.replace('aws-mcp, env', 'aws-mcp, passEnv: ["AWS-*"], env'), 'agent.yaml', sources), /connections\.aws\.stdio\.passEnv\.0: expected an environment variable name, or a prefix ending in \*/);
+    assert.throws(
+      () => parseAgentConfig(valid.replace('aws-mcp, env', 'aws-mcp, passEnv: ["AWS-*"], env'), 'agent.yaml', sources),
+      /connections\.aws\.stdio\.passEnv\.0: expected an environment variable name, or a prefix ending in \*/,
+    );
   });
 
   it('holds a flood of stderr to its budget and says how much it dropped', () => {
     const budget = new StderrBudget(3);
     const at = 1_000_000;
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => budget.take(at)), [0, 0, 0, false, false]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => budget.take(at)),
+      [0, 0, 0, false, false],
+    );
     assert.equal(budget.take(at + 999), false);
     assert.equal(budget.take(at + 1000), 3, 'the next second: the line goes, carrying the count dropped before it');
     assert.equal(budget.take(at + 1001), 0);
@@ -113,7 +122,10 @@ describe('the credential scrubber', () => {
 
   it('knows the values of references inside header text, files, and its own token; not literal config text', () => {
     const out = scrubber.scrub('Bearer wiki-bearer-0123456789 from-a-file-secret-42 pca_abcdefghijklmnop region eu-west-1');
-    assert.equal(out, 'Bearer [REDACTED:credential:wiki.headers.Authorization] [REDACTED:credential:wiki.headers.X-Extra] [REDACTED:credential:agent.token] region eu-west-1');
+    assert.equal(
+      out,
+      'Bearer [REDACTED:credential:wiki.headers.Authorization] [REDACTED:credential:wiki.headers.X-Extra] [REDACTED:credential:agent.token] region eu-west-1',
+    );
   });
 
   it('returns the very same string when nothing is there', () => {

@@ -67,7 +67,11 @@ describe('the agent under faults', () => {
 
   async function connect(): Promise<Client> {
     const client = new Client({ name: 'fault-test', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${gatewayPort}/mcp/vpc`), { requestInit: { headers: { authorization: `Bearer ${userToken}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${gatewayPort}/mcp/vpc`), {
+        requestInit: { headers: { authorization: `Bearer ${userToken}` } },
+      }),
+    );
     clients.push(client);
     return client;
   }
@@ -109,7 +113,14 @@ describe('the agent under faults', () => {
     agentConfig = join(dir, 'agent.yaml');
     writeFileSync(
       agentConfig,
-      stringify({ gateway: `http://127.0.0.1:${relay.port}`, name: 'vpc-agent', token: '${env:AGENT_TOKEN}', heartbeat: '1s', limits: { maxMessageSize: '64MiB' }, connections: { vpc: { stdio: everythingStdio() } } }),
+      stringify({
+        gateway: `http://127.0.0.1:${relay.port}`,
+        name: 'vpc-agent',
+        token: '${env:AGENT_TOKEN}',
+        heartbeat: '1s',
+        limits: { maxMessageSize: '64MiB' },
+        connections: { vpc: { stdio: everythingStdio() } },
+      }),
     );
     gateway = new GatewayProcess(gatewayConfig);
     await gateway.ready();

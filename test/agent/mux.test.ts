@@ -40,14 +40,23 @@ const settle = () => new Promise((r) => setTimeout(r, 20));
 
 describe('tunnel frames', () => {
   it('round-trip each kind', () => {
-    assert.deepEqual(decodeFrame(controlFrame(7, { type: 'open', connection: 'fs' })), { type: 'control', channel: 7, body: { type: 'open', connection: 'fs' } });
+    assert.deepEqual(decodeFrame(controlFrame(7, { type: 'open', connection: 'fs' })), {
+      type: 'control',
+      channel: 7,
+      body: { type: 'open', connection: 'fs' },
+    });
     const d = decodeFrame(dataFrame(4_000_000_000, true, Buffer.from('{"a":1}')));
     assert.deepEqual([d.type, d.channel, (d as { final: boolean }).final, String((d as { chunk: Buffer }).chunk)], ['data', 4_000_000_000, true, '{"a":1}']);
     assert.deepEqual(decodeFrame(creditFrame(3, 65536)), { type: 'credit', channel: 3, bytes: 65536 });
   });
 
   it('refuse what is not a frame', () => {
-    for (const bad of [Buffer.alloc(3), Buffer.from([9, 0, 0, 0, 1]), Buffer.concat([Buffer.from([1, 0, 0, 0, 1]), Buffer.from('[1]')]), Buffer.from([3, 0, 0, 0, 1, 0])]) {
+    for (const bad of [
+      Buffer.alloc(3),
+      Buffer.from([9, 0, 0, 0, 1]),
+      Buffer.concat([Buffer.from([1, 0, 0, 0, 1]), Buffer.from('[1]')]),
+      Buffer.from([3, 0, 0, 0, 1, 0]),
+    ]) {
       assert.throws(() => decodeFrame(bad), FrameError);
     }
   });
@@ -92,7 +101,11 @@ describe('the tunnel multiplexer', () => {
     b.channel(5).onmessage = (t) => (received = t.length);
     a.channel(5).send('y'.repeat(1 << 20));
     // Before any credit can come back (nothing delivered yet), only the window went out.
-    const dataBytes = () => sent.a.map((f) => decodeFrame(f)).filter((f) => f.type === 'data').reduce((n, f) => n + (f as { chunk: Buffer }).chunk.length, 0);
+    const dataBytes = () =>
+      sent.a
+        .map((f) => decodeFrame(f))
+        .filter((f) => f.type === 'data')
+        .reduce((n, f) => n + (f as { chunk: Buffer }).chunk.length, 0);
     assert.ok(dataBytes() <= window + chunkSize, `${dataBytes()} bytes sent before any credit`);
     await waitFor(() => received === 1 << 20, 'the whole message to arrive', 60_000);
   });

@@ -26,7 +26,10 @@ import { freePort } from '../helpers/ports.js';
 const unavailable = namespacesUnavailable();
 const token = 'pca_netns-test-token-0123456789abcdef';
 
-describe('the agent and its server in their own network namespace', { skip: unavailable && `network namespaces cannot be made here (${unavailable}); test/agent/agent.test.ts runs the agent on a port the gateway is not told about` }, () => {
+describe('the agent and its server in their own network namespace', {
+  skip:
+    unavailable && `network namespaces cannot be made here (${unavailable}); test/agent/agent.test.ts runs the agent on a port the gateway is not told about`,
+}, () => {
   let ns: NetworkNamespace;
   let dir: string;
   let gw: TestGateway;
@@ -40,7 +43,10 @@ describe('the agent and its server in their own network namespace', { skip: unav
     ns = NetworkNamespace.create();
     dir = mkdtempSync(join(tmpdir(), 'portcullis-netns-'));
     gw = await startTestGateway({ connections: { vpc: { agent: 'vpc-agent' } }, agents: { heartbeat: '1s' } });
-    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent(
+      { name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
+      false,
+    );
     // The namespace's way out: its relay (inside) → this Unix socket → the gateway's port (outside).
     const socketPath = join(dir, 'exit.sock');
     const gatewayPort = Number(new URL(gw.url).port);
@@ -51,7 +57,9 @@ describe('the agent and its server in their own network namespace', { skip: unav
     });
     await new Promise<void>((resolve) => exit.listen(socketPath, resolve));
     const relayPort = await freePort();
-    relay = spawn(ns.prefix[0]!, [...ns.prefix.slice(1), process.execPath, fixturePath('unix-relay.js'), String(relayPort), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    relay = spawn(ns.prefix[0]!, [...ns.prefix.slice(1), process.execPath, fixturePath('unix-relay.js'), String(relayPort), socketPath], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await once(relay.stdout!, 'data');
     // The server: Streamable HTTP on the namespace's own loopback.
     server = await startEverything('streamableHttp', ns.prefix);

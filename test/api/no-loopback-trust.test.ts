@@ -89,7 +89,10 @@ describe('no trust for loopback: /api/sessions and /metrics with OIDC and no api
   it('gives a signed-in non-auditor their own sessions only', async () => {
     const bob = { authorization: `Bearer ${await idp.sign({ sub: 'bob', groups: [] })}` };
     const list = (await (await fetch(new URL('/api/sessions', gw.url), { headers: bob })).json()) as { sessions: Array<{ id: string }> };
-    assert.deepEqual(list.sessions.map((s) => s.id), [bobSession]);
+    assert.deepEqual(
+      list.sessions.map((s) => s.id),
+      [bobSession],
+    );
     assert.equal((await fetch(new URL(`/api/sessions/${adaSession}/events`, gw.url), { headers: bob })).status, 404);
     const metrics = await fetch(new URL('/metrics', gw.url), { headers: bob });
     assert.equal(metrics.status, 401, "a person's token is not a machine credential");

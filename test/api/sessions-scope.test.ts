@@ -36,17 +36,25 @@ describe('sessions are scoped by subject and issuer', () => {
     const adaAtB = { authorization: `Bearer ${await idpB.sign({ sub: 'ada' })}` };
     const id = await rawInitialize(gw.mcp('everything'), adaAtA);
     await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...adaAtA, 'mcp-session-id': id } });
-    const list = async (headers: Record<string, string>) => ((await (await fetch(new URL('/api/sessions', gw.url), { headers })).json()) as { sessions: Array<{ id: string; issuer: string }> }).sessions;
+    const list = async (headers: Record<string, string>) =>
+      ((await (await fetch(new URL('/api/sessions', gw.url), { headers })).json()) as { sessions: Array<{ id: string; issuer: string }> }).sessions;
 
     const own = await list(adaAtA);
-    assert.deepEqual(own.map((s) => [s.id, s.issuer]), [[id, idpA.issuer]]);
+    assert.deepEqual(
+      own.map((s) => [s.id, s.issuer]),
+      [[id, idpA.issuer]],
+    );
     assert.deepEqual(await list(adaAtB), []);
     assert.equal((await fetch(new URL(`/api/sessions/${id}`, gw.url), { headers: adaAtB })).status, 404);
     assert.equal((await fetch(new URL(`/api/sessions/${id}/export`, gw.url), { headers: adaAtB })).status, 404);
     assert.equal((await fetch(new URL('/api/sessions?user=ada', gw.url), { headers: adaAtB })).status, 200, 'their own subject, so allowed…');
     assert.deepEqual(await list(adaAtB), [], '…and still only their own');
     const exported = await (await fetch(new URL(`/api/sessions/${id}/export`, gw.url), { headers: adaAtA })).text();
-    assert.equal((JSON.parse(exported.split('\n')[0]!) as { session: { identity: { issuer: string } } }).session.identity.issuer, idpA.issuer, 'the export names the issuer');
+    assert.equal(
+      (JSON.parse(exported.split('\n')[0]!) as { session: { identity: { issuer: string } } }).session.identity.issuer,
+      idpA.issuer,
+      'the export names the issuer',
+    );
   });
 
   it('and the console’s live stream tells only the owner (subject and issuer) of a session', async () => {
@@ -58,7 +66,10 @@ describe('sessions are scoped by subject and issuer', () => {
       const id = await rawInitialize(gw.mcp('everything'), adaAtA);
       await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...adaAtA, 'mcp-session-id': id } });
       await waitFor(() => atA.some((e) => e.type === 'session-closed' && e.id === id), 'the owner hears the session end');
-      assert.deepEqual(atA.map((e) => e.type), ['session-opened', 'session-closed']);
+      assert.deepEqual(
+        atA.map((e) => e.type),
+        ['session-opened', 'session-closed'],
+      );
       assert.deepEqual(atB, [], 'ada at the other IdP hears nothing of it');
     } finally {
       abort.abort();

@@ -12,7 +12,13 @@ async function makeSessions(gw: TestGateway, n: number): Promise<string[]> {
   for (let i = 0; i < n; i++) {
     const id = await rawInitialize(gw.mcp('everything'), gw.auth);
     const headers = { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
-    await (await fetch(gw.mcp('everything'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: `api ${i}` } } }) })).text();
+    await (
+      await fetch(gw.mcp('everything'), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: `api ${i}` } } }),
+      })
+    ).text();
     await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': id } });
     ids.push(id);
   }
@@ -31,18 +37,31 @@ describe('/api/sessions', () => {
   const get = async (path: string) => {
     const res = await fetch(new URL(path, gw.url), { headers: gw.apiAuth });
     const type = res.headers.get('content-type') ?? '';
-    return { status: res.status, type, body: type.includes('json') && !type.includes('ndjson') ? ((await res.json()) as Record<string, unknown>) : await res.text() };
+    return {
+      status: res.status,
+      type,
+      body: type.includes('json') && !type.includes('ndjson') ? ((await res.json()) as Record<string, unknown>) : await res.text(),
+    };
   };
 
   it('lists sessions newest first, with filters and a cursor for the next page', async () => {
     const all = await get('/api/sessions');
     assert.equal(all.status, 200);
     const sessions = (all.body as { sessions: Array<{ id: string }> }).sessions;
-    assert.deepEqual(sessions.map((s) => s.id), [...ids].reverse());
+    assert.deepEqual(
+      sessions.map((s) => s.id),
+      [...ids].reverse(),
+    );
     const first = (await get('/api/sessions?limit=2')).body as { sessions: Array<{ id: string }>; next: string };
-    assert.deepEqual(first.sessions.map((s) => s.id), [ids[2], ids[1]]);
+    assert.deepEqual(
+      first.sessions.map((s) => s.id),
+      [ids[2], ids[1]],
+    );
     const second = (await get(`/api/sessions?limit=2&cursor=${first.next}`)).body as { sessions: Array<{ id: string }>; next: string | null };
-    assert.deepEqual(second.sessions.map((s) => s.id), [ids[0]]);
+    assert.deepEqual(
+      second.sessions.map((s) => s.id),
+      [ids[0]],
+    );
     assert.equal(second.next, null);
     assert.equal(((await get('/api/sessions?user=nobody')).body as { sessions: unknown[] }).sessions.length, 0);
     assert.equal(((await get('/api/sessions?status=closed&since=1h&connection=everything')).body as { sessions: unknown[] }).sessions.length, 3);
@@ -62,12 +81,18 @@ describe('/api/sessions', () => {
     const one = (await get(`/api/sessions/${id}`)).body as { session: { id: string; status: string } };
     assert.equal(one.session.id, id);
     assert.equal(one.session.status, 'closed');
-    const events = (await get(`/api/sessions/${id}/events`)).body as { events: Array<{ seq: number; kind: string; rpc?: { tool?: string } }>; next: number | null };
+    const events = (await get(`/api/sessions/${id}/events`)).body as {
+      events: Array<{ seq: number; kind: string; rpc?: { tool?: string } }>;
+      next: number | null;
+    };
     assert.equal(events.events[0]!.kind, 'open');
     assert.ok(events.events.some((e) => e.rpc?.tool === 'echo'));
     assert.equal(events.next, null);
     const paged = (await get(`/api/sessions/${id}/events?after=2&limit=3`)).body as { events: Array<{ seq: number }>; next: number };
-    assert.deepEqual(paged.events.map((e) => e.seq), [3, 4, 5]);
+    assert.deepEqual(
+      paged.events.map((e) => e.seq),
+      [3, 4, 5],
+    );
     assert.equal(paged.next, 5);
     const verify = (await get(`/api/sessions/${id}/verify`)).body as { status: string };
     assert.equal(verify.status, 'verified');

@@ -47,7 +47,11 @@ test('the compiled code of src/ has no import cycle between files or folders', (
 
 test('the sources of src/, type-only imports included, have no import cycle between files or folders', () => {
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
-  const run = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json'), '--noEmit', '--incremental', 'false', '--explainFiles'], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const run = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json'), '--noEmit', '--incremental', 'false', '--explainFiles'], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (run.error) throw run.error;
   // Each file the program holds, then (indented) why: `Imported via '<specifier>' from file '<importer>'`, one per import.
   const imports = new Map<string, Set<string>>();

@@ -48,6 +48,9 @@ describe('portcullis agents list with the local API key', () => {
   it('never sends the local key to a gateway named with --gateway', async () => {
     const run = await runCli(['agents', 'list', '--config', configFile, '--gateway', elsewhere.url], { env: { PORTCULLIS_HOME: home } });
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(elsewhere.requests.map((r) => [r.path, r.authorization]), [['/api/agents', undefined]]);
+    assert.deepEqual(
+      elsewhere.requests.map((r) => [r.path, r.authorization]),
+      [['/api/agents', undefined]],
+    );
   });
 });

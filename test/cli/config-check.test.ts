@@ -77,7 +77,10 @@ describe('portcullis config check', () => {
 
   it('refuses a literal credential without printing it', async () => {
     const literal = 'cli-literal-hunter2';
-    const path = file('literal.yaml', `connections:\n  a:\n    http:\n      url: "http://127.0.0.1:1/mcp"\n      headers: {Authorization: "Bearer ${literal}"}\n`);
+    const path = file(
+      'literal.yaml',
+      `connections:\n  a:\n    http:\n      url: "http://127.0.0.1:1/mcp"\n      headers: {Authorization: "Bearer ${literal}"}\n`,
+    );
     const run = await configCheck(path);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /connections\.a\.http\.headers\.Authorization: this header looks like a credential/);

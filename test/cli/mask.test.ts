@@ -29,7 +29,10 @@ describe('portcullis mask test', () => {
     const run = await runCli(['mask', 'test', file, '--json']);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(
-      run.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown),
+      run.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown),
       [{ detector: 'github-token', path: '$', count: 1 }],
     );
   });

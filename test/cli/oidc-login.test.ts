@@ -112,7 +112,7 @@ describe('portcullis login with an OIDC provider', () => {
     assert.equal(readCache()[gw.url]!.subject, 'bob');
   });
 
-  it('a refused sign-in ends the CLI with the IdP\'s reason', async () => {
+  it("a refused sign-in ends the CLI with the IdP's reason", async () => {
     const login = startLogin(['--no-browser']);
     await waitFor(() => /redirect_uri=(\S+?)(&|\s)/.test(login.stderr()), 'the sign-in URL');
     const redirect = decodeURIComponent(/redirect_uri=(\S+?)(&|\s)/.exec(login.stderr())![1]!);

@@ -37,7 +37,8 @@ describe('portcullis reviews', () => {
     await gw?.stop();
   });
 
-  const cli = (user: string, ...args: string[]) => runCli(['reviews', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
+  const cli = (user: string, ...args: string[]) =>
+    runCli(['reviews', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
 
   async function heldId(): Promise<string> {
     let id = '';

@@ -79,8 +79,14 @@ describe('portcullis sessions', () => {
   it('list: filters and JSON lines', async () => {
     const json = await cli('sessions', 'list', '--json', '--user', 'tester', '--connection', 'everything', '--status', 'closed', '--since', '1h');
     assert.equal(json.code, 0, json.stderr);
-    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; denials: number });
-    assert.deepEqual(rows.map((r) => r.id), [ids[1], ids[0]]);
+    const rows = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; denials: number });
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [ids[1], ids[0]],
+    );
     assert.equal(rows[0]!.denials, 1, 'the refused get-env call is counted');
     assert.equal((await cli('sessions', 'list', '--user', 'mallory')).stdout, 'no sessions match\n');
     assert.equal((await cli('sessions', 'list', '--until', '2000-01-01')).stdout, 'no sessions match\n');
@@ -116,7 +122,10 @@ describe('portcullis sessions', () => {
   it('export: JSON lines a SIEM can ingest, with the exact payloads', async () => {
     const r = await cli('sessions', 'export', ids[0]!, '--format', 'jsonl');
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines[0]!.type, 'session');
     assert.equal(lines[0]!.schema, 'portcullis.recording/v1');
     const events = lines.slice(1);
@@ -182,7 +191,9 @@ describe('portcullis sessions', () => {
 
   it('verify: a tampered session fails with exit code 1, naming the event', async () => {
     const db = new Database(join(dir, 'data', 'recordings.db'));
-    db.prepare("UPDATE events SET payload = replace(payload, 'first session', 'forged session') WHERE session_id = ? AND payload LIKE '%first session%'").run(ids[0]!);
+    db.prepare("UPDATE events SET payload = replace(payload, 'first session', 'forged session') WHERE session_id = ? AND payload LIKE '%first session%'").run(
+      ids[0]!,
+    );
     db.close();
     const r = await cli('sessions', 'verify', ids[0]!);
     assert.equal(r.code, 1);

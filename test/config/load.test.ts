@@ -173,7 +173,10 @@ describe('parseConfig: valid configs', () => {
 
   it('bounds what waits for a slow client by default, and reads the backpressure limits', () => {
     const { maxMessageBytes, clientBacklogBytes, slowClientTimeoutMs } = parse(oneStdio).limits;
-    assert.deepEqual({ maxMessageBytes, clientBacklogBytes, slowClientTimeoutMs }, { maxMessageBytes: 16 << 20, clientBacklogBytes: 8 << 20, slowClientTimeoutMs: 60_000 });
+    assert.deepEqual(
+      { maxMessageBytes, clientBacklogBytes, slowClientTimeoutMs },
+      { maxMessageBytes: 16 << 20, clientBacklogBytes: 8 << 20, slowClientTimeoutMs: 60_000 },
+    );
     const c = parse(`${oneStdio}limits: {clientBacklog: 1MiB, slowClientTimeout: 5m}\n`);
     assert.equal(c.limits.clientBacklogBytes, 1 << 20);
     assert.equal(c.limits.slowClientTimeoutMs, 300_000);
@@ -217,7 +220,9 @@ describe('parseConfig: valid configs', () => {
   });
 
   it('reads the other top-level settings', () => {
-    const c = parse(`${oneStdio}store: postgres://portcullis@db/portcullis\ndataDir: /var/lib/portcullis\nlog: {level: debug}\nhttp: {eventBuffer: 0}\npins: {scan: flag, duplicateNames: quarantine}\n`);
+    const c = parse(
+      `${oneStdio}store: postgres://portcullis@db/portcullis\ndataDir: /var/lib/portcullis\nlog: {level: debug}\nhttp: {eventBuffer: 0}\npins: {scan: flag, duplicateNames: quarantine}\n`,
+    );
     assert.deepEqual(c.pins, { scan: 'flag', duplicateNames: 'quarantine' });
     assert.equal(c.store.reveal(), 'postgres://portcullis@db/portcullis');
     assert.equal(c.dataDir, '/var/lib/portcullis');
@@ -234,19 +239,38 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a misspelt top-level key lists the top-level keys', () => {
-    hasProblem(problems(`${oneStdio}listne: 127.0.0.1:1\n`), /^listne: unknown key/, /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/);
+    hasProblem(
+      problems(`${oneStdio}listne: 127.0.0.1:1\n`),
+      /^listne: unknown key/,
+      /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/,
+    );
   });
 
   it('a pins setting it does not know names the key and the choices', () => {
-    hasProblem(problems(`${oneStdio}pins: {scan: warn, duplicateNames: maybe}\n`), /^pins\.scan: expected one of "quarantine", "flag", "off", found the string "warn"$/);
-    hasProblem(problems(`${oneStdio}pins: {scan: off, duplicateNames: maybe}\n`), /^pins\.duplicateNames: expected one of "allow", "flag", "quarantine", found the string "maybe"$/);
+    hasProblem(
+      problems(`${oneStdio}pins: {scan: warn, duplicateNames: maybe}\n`),
+      /^pins\.scan: expected one of "quarantine", "flag", "off", found the string "warn"$/,
+    );
+    hasProblem(
+      problems(`${oneStdio}pins: {scan: off, duplicateNames: maybe}\n`),
+      /^pins\.duplicateNames: expected one of "allow", "flag", "quarantine", found the string "maybe"$/,
+    );
     hasProblem(problems(`${oneStdio}pins: {scan: off, duplicates: allow}\n`), /^pins\.duplicates: unknown key; expected one of: scan, duplicateNames$/);
   });
 
   it('a misspelt key in a nested section lists that section’s keys', () => {
-    hasProblem(problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`), /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, clientBacklog, slowClientTimeout, reclaimIdleAfter, principal, connection, global, unauthenticated$/);
-    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'), /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny, pin$/);
-    hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'), /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/);
+    hasProblem(
+      problems(`${oneStdio}limits: {maxMessageBytes: 10}\n`),
+      /^limits\.maxMessageBytes: unknown key; expected one of: maxMessageSize, clientBacklog, slowClientTimeout, reclaimIdleAfter, principal, connection, global, unauthenticated$/,
+    );
+    hasProblem(
+      problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {alow: [x]}\n'),
+      /^connections\.a\.tools\.alow: unknown key; expected one of: allow, deny, pin$/,
+    );
+    hasProblem(
+      problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'),
+      /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/,
+    );
   });
 
   it('a number where a string is expected says so', () => {
@@ -256,7 +280,10 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('a scalar where a list is expected says so', () => {
-    hasProblem(problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {allow: read_file}\n'), /^connections\.a\.tools\.allow: expected a list, found the string "read_file"$/);
+    hasProblem(
+      problems('connections:\n  a:\n    stdio: {command: node}\n    tools: {allow: read_file}\n'),
+      /^connections\.a\.tools\.allow: expected a list, found the string "read_file"$/,
+    );
   });
 
   it('an empty command is refused', () => {
@@ -300,10 +327,7 @@ describe('parseConfig: invalid configs', () => {
       /^connections\.a: /,
       /exactly one upstream, found stdio and http/,
     );
-    hasProblem(
-      problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp"}\n    sse: {url: "http://127.0.0.1:1/sse"}\n'),
-      /found http and sse/,
-    );
+    hasProblem(problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp"}\n    sse: {url: "http://127.0.0.1:1/sse"}\n'), /found http and sse/);
   });
 
   for (const name of ['Upper', 'has space', 'dot.ted', '-leading', '_leading', 'a/b', 'ü', 'x'.repeat(64)]) {
@@ -314,11 +338,24 @@ describe('parseConfig: invalid configs', () => {
   }
 
   it('good connection names are accepted', () => {
-    const c = parse('connections:\n  a:\n    stdio: {command: node}\n  0-x_y:\n    stdio: {command: node}\n  ' + 'z'.repeat(63) + ':\n    stdio: {command: node}\n');
+    const c = parse(
+      'connections:\n  a:\n    stdio: {command: node}\n  0-x_y:\n    stdio: {command: node}\n  ' + 'z'.repeat(63) + ':\n    stdio: {command: node}\n',
+    );
     assert.equal(c.connections.size, 3);
   });
 
-  for (const listen of ['nowhere', '127.0.0.1', '127.0.0.1:', ':8080', '127.0.0.1:70000', '127.0.0.1:123456', 'example.com:80', '::1:8080', '[::1]', '127.0.0.1:http']) {
+  for (const listen of [
+    'nowhere',
+    '127.0.0.1',
+    '127.0.0.1:',
+    ':8080',
+    '127.0.0.1:70000',
+    '127.0.0.1:123456',
+    'example.com:80',
+    '::1:8080',
+    '[::1]',
+    '127.0.0.1:http',
+  ]) {
     it(`a bad listen address is refused: ${listen}`, () => {
       hasProblem(problems(`${oneStdio}listen: "${listen}"\n`), /^listen: /, /expected HOST:PORT/, literally(`found ${JSON.stringify(listen)}`));
     });
@@ -372,7 +409,10 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('an unknown log level lists the levels', () => {
-    hasProblem(problems(`${oneStdio}log: {level: loud}\n`), /^log\.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", found the string "loud"$/);
+    hasProblem(
+      problems(`${oneStdio}log: {level: loud}\n`),
+      /^log\.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", found the string "loud"$/,
+    );
   });
 
   it('an unknown store is refused with the forms expected', () => {
@@ -380,7 +420,10 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('an upstream URL must be absolute http(s)', () => {
-    hasProblem(problems('connections:\n  a:\n    http: {url: "ftp://example.com/mcp"}\n'), /^connections\.a\.http\.url: expected an http:\/\/ or https:\/\/ URL, found ftp:$/);
+    hasProblem(
+      problems('connections:\n  a:\n    http: {url: "ftp://example.com/mcp"}\n'),
+      /^connections\.a\.http\.url: expected an http:\/\/ or https:\/\/ URL, found ftp:$/,
+    );
     hasProblem(problems('connections:\n  a:\n    sse: {url: "/sse"}\n'), /^connections\.a\.sse\.url: expected an absolute http\(s\) URL/);
     hasProblem(problems('connections:\n  a:\n    http: {}\n'), /^connections\.a\.http\.url: expected a string, found nothing$/);
   });
@@ -432,7 +475,10 @@ describe('loadConfigFile', () => {
   it('an invalid file is a ConfigError whose source is the file', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'connections: {}\n');
-    assert.throws(() => loadConfigFile(file, noSecrets), (err: unknown) => err instanceof ConfigError && err.message.startsWith(`invalid config ${file}:`));
+    assert.throws(
+      () => loadConfigFile(file, noSecrets),
+      (err: unknown) => err instanceof ConfigError && err.message.startsWith(`invalid config ${file}:`),
+    );
   });
 });
 
@@ -515,34 +561,62 @@ describe('parseConfig: identity and access', () => {
 
   it('refuses a plain-http issuer off loopback, symmetric algorithms, and a clock skew over 5 minutes', () => {
     const found = problems(`${oneStdio}identity:\n  issuers:\n    - {issuer: "http://idp.example.com", algorithms: [HS256]}\n  clockSkew: 10m\n`);
-    assert.ok(found.some((p) => /^identity\.issuers\.0\.issuer: an issuer must use https:\/\//.test(p)), found.join('\n'));
-    assert.ok(found.some((p) => /^identity\.issuers\.0\.algorithms\.0: expected one of "RS256"/.test(p)), found.join('\n'));
-    assert.ok(found.some((p) => /^identity\.clockSkew: expected at most 5m/.test(p)), found.join('\n'));
+    assert.ok(
+      found.some((p) => /^identity\.issuers\.0\.issuer: an issuer must use https:\/\//.test(p)),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => /^identity\.issuers\.0\.algorithms\.0: expected one of "RS256"/.test(p)),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => /^identity\.clockSkew: expected at most 5m/.test(p)),
+      found.join('\n'),
+    );
   });
 
   it('requires http.publicUrl off loopback with issuers: it is what tokens must be meant for', () => {
-    const found = problems(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\n`);
-    assert.ok(found.some((p) => /^http\.publicUrl: required when listening on 0\.0\.0\.0 with identity issuers/.test(p)), found.join('\n'));
+    const found = problems(
+      `${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\nidentity: {issuers: [{issuer: "https://idp.example.com"}]}\n`,
+    );
+    assert.ok(
+      found.some((p) => /^http\.publicUrl: required when listening on 0\.0\.0\.0 with identity issuers/.test(p)),
+      found.join('\n'),
+    );
   });
 
   it('refuses the dev identity on a non-loopback listen address, naming the way out', () => {
     const found = problems(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\n`);
-    assert.ok(found.some((p) => /^identity\.issuers: the embedded dev identity .* refused on 0\.0\.0\.0: .*identity\.dev\.allowNonLoopback: true/.test(p)), found.join('\n'));
+    assert.ok(
+      found.some((p) => /^identity\.issuers: the embedded dev identity .* refused on 0\.0\.0\.0: .*identity\.dev\.allowNonLoopback: true/.test(p)),
+      found.join('\n'),
+    );
     const allowed = parse(`${oneStdio}listen: 0.0.0.0:8080\nhttp: {allowedHosts: [gw.example.com]}\nidentity: {dev: {allowNonLoopback: true}}\n`);
     assert.equal(allowed.identity.dev.allowNonLoopback, true);
   });
 });
 
 describe('parseConfig: review notifications', () => {
-  const hooks = (extra = '') => `notifications:\n  webhooks:\n    - {name: ops, url: "https://hooks.example.com/ops"}\n    - {name: slack, url: "\${env:SLACK_URL}", format: slack, secret: "\${env:HOOK_SECRET}", events: [review.created]}\n${extra}`;
+  const hooks = (extra = '') =>
+    `notifications:\n  webhooks:\n    - {name: ops, url: "https://hooks.example.com/ops"}\n    - {name: slack, url: "\${env:SLACK_URL}", format: slack, secret: "\${env:HOOK_SECRET}", events: [review.created]}\n${extra}`;
   const sources: SecretSources = { ...noSecrets, env: { SLACK_URL: 'https://hooks.slack.com/services/T0/B0/xyz', HOOK_SECRET: 'k' } };
 
   it('reads webhooks with their defaults, reviews.notify and a rule’s notify', () => {
-    const c = parse(`${oneStdio}${hooks()}reviews: {notify: [ops]}\nrules:\n  - {name: r, when: 'tool.name == "x"', action: review, approvers: [leads], notify: [slack]}\n`, sources);
+    const c = parse(
+      `${oneStdio}${hooks()}reviews: {notify: [ops]}\nrules:\n  - {name: r, when: 'tool.name == "x"', action: review, approvers: [leads], notify: [slack]}\n`,
+      sources,
+    );
     const [ops, slack] = c.notifications.webhooks;
-    assert.deepEqual({ ...ops!, url: ops!.url.reveal() }, { name: 'ops', url: 'https://hooks.example.com/ops', format: 'json', events: ['review.created', 'review.decided'] });
+    assert.deepEqual(
+      { ...ops!, url: ops!.url.reveal() },
+      { name: 'ops', url: 'https://hooks.example.com/ops', format: 'json', events: ['review.created', 'review.decided'] },
+    );
     assert.equal(slack!.url.reveal(), 'https://hooks.slack.com/services/T0/B0/xyz');
-    assert.equal(JSON.stringify(slack), JSON.stringify({ name: 'slack', url: '${env:SLACK_URL}', format: 'slack', secret: '${env:HOOK_SECRET}', events: ['review.created'] }), 'secrets show as references');
+    assert.equal(
+      JSON.stringify(slack),
+      JSON.stringify({ name: 'slack', url: '${env:SLACK_URL}', format: 'slack', secret: '${env:HOOK_SECRET}', events: ['review.created'] }),
+      'secrets show as references',
+    );
     assert.deepEqual(c.reviews.notify, ['ops']);
     assert.deepEqual(c.rules[0]!.notify, ['slack']);
     assert.deepEqual(parse(oneStdio).reviews.notify, []);
@@ -550,19 +624,45 @@ describe('parseConfig: review notifications', () => {
   });
 
   it('an unknown webhook name is an error naming the key path', () => {
-    const found = problems(`${oneStdio}${hooks()}reviews: {notify: [ops, pager]}\nrules:\n  - {name: r, when: 'true', action: review, approvers: [leads], notify: [chat]}\n`, sources);
+    const found = problems(
+      `${oneStdio}${hooks()}reviews: {notify: [ops, pager]}\nrules:\n  - {name: r, when: 'true', action: review, approvers: [leads], notify: [chat]}\n`,
+      sources,
+    );
     hasProblem(found, /^reviews\.notify\.1: there is no webhook named "pager"; notifications\.webhooks has ops, slack/);
     hasProblem(found, /^rules\.0\.notify\.0: there is no webhook named "chat"/);
-    hasProblem(problems(`${oneStdio}reviews: {notify: [ops]}\n`), /^reviews\.notify\.0: there is no webhook named "ops"; notifications\.webhooks configures none/);
+    hasProblem(
+      problems(`${oneStdio}reviews: {notify: [ops]}\n`),
+      /^reviews\.notify\.0: there is no webhook named "ops"; notifications\.webhooks configures none/,
+    );
   });
 
   const webhook = (...lines: string[]) => `${oneStdio}notifications:\n  webhooks:\n${lines.map((l) => `    - ${l}\n`).join('')}`;
   for (const [what, text, pattern] of [
-    ['a non-http(s) url', webhook('{name: a, url: "ftp://example.com/x"}'), /^notifications\.webhooks\.0\.url: expected an http:\/\/ or https:\/\/ URL, found ftp:/],
-    ['a literal secret', webhook('{name: a, url: "https://example.com/a", secret: plain-text}'), /^notifications\.webhooks\.0\.secret: a webhook secret must be a reference/],
-    ['an unknown event', webhook('{name: a, url: "https://example.com/a", events: [review.updated]}'), /^notifications\.webhooks\.0\.events\.0: expected one of "review\.created", "review\.decided"/],
-    ['a duplicate name', webhook('{name: a, url: "https://example.com/a"}', '{name: a, url: "https://example.com/b"}'), /^notifications\.webhooks\.1\.name: two webhooks are named "a"/],
-    ['notify on a rule that does not review', `${webhook('{name: a, url: "https://example.com/a"}')}rules:\n  - {name: d, when: 'true', action: deny, notify: [a]}\n`, /^rules\.0\.notify: notify belongs to action: review, not deny/],
+    [
+      'a non-http(s) url',
+      webhook('{name: a, url: "ftp://example.com/x"}'),
+      /^notifications\.webhooks\.0\.url: expected an http:\/\/ or https:\/\/ URL, found ftp:/,
+    ],
+    [
+      'a literal secret',
+      webhook('{name: a, url: "https://example.com/a", secret: plain-text}'),
+      /^notifications\.webhooks\.0\.secret: a webhook secret must be a reference/,
+    ],
+    [
+      'an unknown event',
+      webhook('{name: a, url: "https://example.com/a", events: [review.updated]}'),
+      /^notifications\.webhooks\.0\.events\.0: expected one of "review\.created", "review\.decided"/,
+    ],
+    [
+      'a duplicate name',
+      webhook('{name: a, url: "https://example.com/a"}', '{name: a, url: "https://example.com/b"}'),
+      /^notifications\.webhooks\.1\.name: two webhooks are named "a"/,
+    ],
+    [
+      'notify on a rule that does not review',
+      `${webhook('{name: a, url: "https://example.com/a"}')}rules:\n  - {name: d, when: 'true', action: deny, notify: [a]}\n`,
+      /^rules\.0\.notify: notify belongs to action: review, not deny/,
+    ],
   ] as const) {
     it(`refuses ${what}`, () => hasProblem(problems(text), pattern));
   }

@@ -5,13 +5,7 @@ import { join } from 'node:path';
 import { format, inspect } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import {
-  processSecretSources,
-  resolveSecretString,
-  SecretReferenceError,
-  type SecretSources,
-  SecretString,
-} from '../../src/core/secrets.js';
+import { processSecretSources, resolveSecretString, SecretReferenceError, type SecretSources, SecretString } from '../../src/core/secrets.js';
 import { CapturedLog } from '../helpers/gateway.js';
 
 /** Secret references: resolved from the environment or a file, named in errors, and never shown anywhere. */
@@ -86,7 +80,8 @@ describe('resolveSecretString', () => {
   it('a missing variable names the reference', () => {
     assert.throws(
       () => resolveSecretString('Bearer ${env:NOT_SET_ANYWHERE}', sources),
-      (err: unknown) => err instanceof SecretReferenceError && /NOT_SET_ANYWHERE is not set/.test(err.message) && err.message.includes('${env:NOT_SET_ANYWHERE}'),
+      (err: unknown) =>
+        err instanceof SecretReferenceError && /NOT_SET_ANYWHERE is not set/.test(err.message) && err.message.includes('${env:NOT_SET_ANYWHERE}'),
     );
   });
 
@@ -94,15 +89,28 @@ describe('resolveSecretString', () => {
     const missing = join(dir, 'nope');
     assert.throws(
       () => resolveSecretString(`\${file:${missing}}`, sources),
-      (err: unknown) => err instanceof SecretReferenceError && err.message.includes(`file ${missing} cannot be read (ENOENT)`) && err.message.includes(`\${file:${missing}}`),
+      (err: unknown) =>
+        err instanceof SecretReferenceError && err.message.includes(`file ${missing} cannot be read (ENOENT)`) && err.message.includes(`\${file:${missing}}`),
     );
-    assert.throws(() => resolveSecretString(`\${file:${aDirectory}}`, sources), (err: unknown) => err instanceof SecretReferenceError && /EISDIR/.test(err.message));
+    assert.throws(
+      () => resolveSecretString(`\${file:${aDirectory}}`, sources),
+      (err: unknown) => err instanceof SecretReferenceError && /EISDIR/.test(err.message),
+    );
   });
 
   it('an empty reference and an unknown kind are refused', () => {
-    assert.throws(() => resolveSecretString('${env:}', sources), (err: unknown) => err instanceof SecretReferenceError && /names nothing/.test(err.message));
-    assert.throws(() => resolveSecretString('${file:}', sources), (err: unknown) => err instanceof SecretReferenceError && /names nothing/.test(err.message));
-    assert.throws(() => resolveSecretString('${vault:kv/x}', sources), (err: unknown) => err instanceof SecretReferenceError && /unknown reference kind/.test(err.message));
+    assert.throws(
+      () => resolveSecretString('${env:}', sources),
+      (err: unknown) => err instanceof SecretReferenceError && /names nothing/.test(err.message),
+    );
+    assert.throws(
+      () => resolveSecretString('${file:}', sources),
+      (err: unknown) => err instanceof SecretReferenceError && /names nothing/.test(err.message),
+    );
+    assert.throws(
+      () => resolveSecretString('${vault:kv/x}', sources),
+      (err: unknown) => err instanceof SecretReferenceError && /unknown reference kind/.test(err.message),
+    );
   });
 });
 
@@ -126,7 +134,10 @@ describe('secret references in a config', () => {
     );
     const local = c.connections.get('local')!.upstream;
     assert.ok(local.kind === 'stdio');
-    assert.deepEqual(local.args.map((a) => a.reveal()), ['server.js', `--token=${tokenValue}`]);
+    assert.deepEqual(
+      local.args.map((a) => a.reveal()),
+      ['server.js', `--token=${tokenValue}`],
+    );
     assert.equal(local.env.API_KEY!.reveal(), tokenValue);
     assert.equal(local.env.DB_PASSWORD!.reveal(), fileValue);
     assert.equal(local.env.PLAIN!.reveal(), 'visible');
@@ -156,7 +167,11 @@ describe('secret references in a config', () => {
         `      headers: {Authorization: "\${file:${missing}}"}`,
       ].join('\n'),
     );
-    const has = (re: RegExp) => assert.ok(err.problems.some((p) => re.test(p)), `${re} in\n${err.problems.join('\n')}`);
+    const has = (re: RegExp) =>
+      assert.ok(
+        err.problems.some((p) => re.test(p)),
+        `${re} in\n${err.problems.join('\n')}`,
+      );
     has(/^connections\.a\.stdio\.args\.0: environment variable MISSING_ARG is not set/);
     has(/^connections\.a\.stdio\.env\.API_KEY: environment variable MISSING_VAR is not set \(referenced as \$\{env:MISSING_VAR\}\)/);
     has(/^connections\.b\.http\.url: environment variable MISSING_URL is not set/);

@@ -26,7 +26,12 @@ test('limits: defaults in bytes and ms under their runtime names; a connection o
   assert.equal(limitsSchema().parse({ reclaimIdleAfter: 'off' }).reclaimIdleAfterMs, undefined);
   assert.deepEqual(l.principal.requests, { perSecond: 100, burst: 500 });
   const own = connectionLimitsSchema().parse({ sessions: 3, tools: { 'delete_*': { perSecond: 0.5 } } });
-  assert.deepEqual(connectionLimits(own, l.connection), { sessions: 3, stdioProcesses: 64, requestsInFlight: 1024, tools: { 'delete_*': { perSecond: 0.5, burst: 10 } } });
+  assert.deepEqual(connectionLimits(own, l.connection), {
+    sessions: 3,
+    stdioProcesses: 64,
+    requestsInFlight: 1024,
+    tools: { 'delete_*': { perSecond: 0.5, burst: 10 } },
+  });
 });
 
 test('identity: clock skew and dev token lifetime in ms', () => {

@@ -27,7 +27,13 @@ async function recordSession(gw: TestGateway, user: string): Promise<string> {
   const auth = { authorization: `Bearer ${await gw.tokenFor(user)}` };
   const id = await rawInitialize(gw.mcp('everything'), auth);
   const headers = { ...mcpHeaders, ...auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
-  await (await fetch(gw.mcp('everything'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: `from ${user}` } } }) })).text();
+  await (
+    await fetch(gw.mcp('everything'), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: `from ${user}` } } }),
+    })
+  ).text();
   await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...auth, 'mcp-session-id': id } });
   return id;
 }
@@ -107,19 +113,28 @@ describe('the console over HTTP', () => {
     it('a dev sign-in needs the key of the printed link, the console page as Origin, and a known user', async () => {
       const key = gw.gateway.devIdentity!.consoleKey;
       const devSignIn = (body: unknown, origin: string | null = gw.url) =>
-        fetch(new URL('/auth/dev', gw.url), { method: 'POST', headers: { 'content-type': 'application/json', ...(origin ? { origin } : {}) }, body: JSON.stringify(body) });
+        fetch(new URL('/auth/dev', gw.url), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(origin ? { origin } : {}) },
+          body: JSON.stringify(body),
+        });
       const noKey = await devSignIn({ user: 'olga' });
       assert.equal(noKey.status, 403);
       assert.match(((await noKey.json()) as { error: string }).error, /needs its key: open the console link the gateway printed/);
       assert.equal((await devSignIn({ user: 'olga', key: alteredSecret(key) })).status, 403, 'a wrong key');
       assert.equal((await devSignIn({ user: 'olga', key }, null)).status, 403, 'no Origin: not from the page');
       assert.equal((await devSignIn({ user: 'olga', key }, 'http://evil.example')).status, 403, 'a foreign Origin');
-      assert.equal((await devSignIn({ user: 'olga', key }, `http://localhost:${Number(new URL(gw.url).port) + 1}`)).status, 403, 'an allowed host on another port');
+      assert.equal(
+        (await devSignIn({ user: 'olga', key }, `http://localhost:${Number(new URL(gw.url).port) + 1}`)).status,
+        403,
+        'an allowed host on another port',
+      );
       const unknown = await devSignIn({ user: 'mallory', key });
       assert.equal(unknown.status, 400);
       assert.match(((await unknown.json()) as { error: string }).error, /not a dev user; the config lists: olga, omar, audrey, adam/);
       assert.equal((await fetch(new URL('/auth/dev', gw.url))).status, 405);
-      const post = (body: string) => fetch(new URL('/auth/dev', gw.url), { method: 'POST', headers: { origin: gw.url, 'content-type': 'application/json' }, body });
+      const post = (body: string) =>
+        fetch(new URL('/auth/dev', gw.url), { method: 'POST', headers: { origin: gw.url, 'content-type': 'application/json' }, body });
       const notJson = await post('{"user": "olga", ');
       assert.equal(notJson.status, 400);
       assert.match(((await notJson.json()) as { error: string }).error, /not JSON/);
@@ -131,7 +146,12 @@ describe('the console over HTTP', () => {
     it('sets an HttpOnly SameSite cookie whose value the store never keeps, and says who is signed in', async () => {
       const olga = await consoleSignIn(gw, 'olga');
       assert.match(olga.setCookie, /^portcullis-console=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=28800$/);
-      const me = (await (await olga.get('/api/console/me')).json()) as { identity: { subject: string; groups: string[] }; roles: Record<string, boolean>; csrfToken: string; expiresAt: string };
+      const me = (await (await olga.get('/api/console/me')).json()) as {
+        identity: { subject: string; groups: string[] };
+        roles: Record<string, boolean>;
+        csrfToken: string;
+        expiresAt: string;
+      };
       assert.equal(me.identity.subject, 'olga');
       assert.deepEqual(me.identity.groups, ['eng']);
       assert.deepEqual(me.roles, { auditor: false, admin: false });
@@ -139,7 +159,11 @@ describe('the console over HTTP', () => {
       assert.ok(Date.parse(me.expiresAt) > Date.now() + 7 * 3_600_000);
       assert.ok(!gw.log.text.includes(olga.cookie.split('=')[1]!), 'the cookie is never logged');
       assert.equal((await fetch(new URL('/api/console/me', gw.url))).status, 401);
-      assert.equal((await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: 'portcullis-console=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).status, 401, 'an unknown cookie');
+      assert.equal(
+        (await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: 'portcullis-console=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).status,
+        401,
+        'an unknown cookie',
+      );
     });
 
     it('signing out ends the session: the cookie is cleared and no longer works', async () => {
@@ -173,7 +197,11 @@ describe('the console over HTTP', () => {
       const otherPort = await adam.post(path, {}, { origin: `http://127.0.0.1:${Number(new URL(gw.url).port) + 1}` });
       assert.equal(otherPort.status, 403);
       assert.match(((await otherPort.json()) as { error: string }).error, /Origin .* is not allowed \(http\.allowedOrigins\)/);
-      const noOrigin = await fetch(new URL(path, gw.url), { method: 'POST', headers: { cookie: adam.cookie, 'content-type': 'application/json', 'x-portcullis-csrf': adam.csrf }, body: '{}' });
+      const noOrigin = await fetch(new URL(path, gw.url), {
+        method: 'POST',
+        headers: { cookie: adam.cookie, 'content-type': 'application/json', 'x-portcullis-csrf': adam.csrf },
+        body: '{}',
+      });
       assert.equal(noOrigin.status, 403, 'no Origin at all');
       // With both, the request reaches the reviews API, which knows no such review.
       assert.equal((await adam.post(path)).status, 404);
@@ -184,7 +212,10 @@ describe('the console over HTTP', () => {
     it('an operator sees only their own sessions, in the list and one by one', async () => {
       const olga = await consoleSignIn(gw, 'olga');
       const list = (await (await olga.get('/api/sessions')).json()) as { sessions: Array<{ id: string; subject: string }> };
-      assert.deepEqual(list.sessions.map((s) => s.id), [sessions.olga]);
+      assert.deepEqual(
+        list.sessions.map((s) => s.id),
+        [sessions.olga],
+      );
       const others = await olga.get('/api/sessions?user=omar');
       assert.equal(others.status, 403);
       assert.match(((await others.json()) as { error: string }).error, /your own sessions only \(roles.auditors see everyone's\)/);
@@ -196,8 +227,13 @@ describe('the console over HTTP', () => {
 
     it('the same holds for their bearer token', async () => {
       const token = await gw.tokenFor('olga');
-      const list = (await (await fetch(new URL('/api/sessions', gw.url), { headers: { authorization: `Bearer ${token}` } })).json()) as { sessions: Array<{ id: string }> };
-      assert.deepEqual(list.sessions.map((s) => s.id), [sessions.olga]);
+      const list = (await (await fetch(new URL('/api/sessions', gw.url), { headers: { authorization: `Bearer ${token}` } })).json()) as {
+        sessions: Array<{ id: string }>;
+      };
+      assert.deepEqual(
+        list.sessions.map((s) => s.id),
+        [sessions.olga],
+      );
       assert.equal((await fetch(new URL(`/api/sessions/${sessions.omar}/events`, gw.url), { headers: { authorization: `Bearer ${token}` } })).status, 404);
     });
 
@@ -206,9 +242,16 @@ describe('the console over HTTP', () => {
       const all = (await (await audrey.get('/api/sessions')).json()) as { sessions: Array<{ id: string }> };
       assert.deepEqual(all.sessions.map((s) => s.id).sort(), [sessions.olga, sessions.omar].sort());
       const omar = (await (await audrey.get('/api/sessions?user=omar')).json()) as { sessions: Array<{ id: string }> };
-      assert.deepEqual(omar.sessions.map((s) => s.id), [sessions.omar]);
+      assert.deepEqual(
+        omar.sessions.map((s) => s.id),
+        [sessions.omar],
+      );
       const search = (await (await audrey.get(`/api/sessions?q=${encodeURIComponent('OLG')}`)).json()) as { sessions: Array<{ id: string }> };
-      assert.deepEqual(search.sessions.map((s) => s.id), [sessions.olga], 'search is case-insensitive over user, e-mail, connection and id');
+      assert.deepEqual(
+        search.sessions.map((s) => s.id),
+        [sessions.olga],
+        'search is case-insensitive over user, e-mail, connection and id',
+      );
       const literal = (await (await audrey.get(`/api/sessions?q=${encodeURIComponent('o_ga')}`)).json()) as { sessions: unknown[] };
       assert.equal(literal.sessions.length, 0, '_ is a literal, not a wildcard');
       const denied = (await (await audrey.get('/api/sessions?denied=true')).json()) as { sessions: unknown[] };
@@ -228,7 +271,17 @@ describe('the console over HTTP', () => {
       const text = await res.text();
       const { connections } = JSON.parse(text) as { connections: Array<Record<string, unknown>> };
       assert.deepEqual(connections, [
-        { name: 'everything', description: 'the reference server', upstream: `stdio: ${everythingStdio().command.split('/').at(-1)}`, agent: null, groups: ['eng'], approvers: [], guardrailsDefault: 'allow', pinning: true, openSessions: 0 },
+        {
+          name: 'everything',
+          description: 'the reference server',
+          upstream: `stdio: ${everythingStdio().command.split('/').at(-1)}`,
+          agent: null,
+          groups: ['eng'],
+          approvers: [],
+          guardrailsDefault: 'allow',
+          pinning: true,
+          openSessions: 0,
+        },
       ]);
       assert.ok(!text.includes(everythingStdio().args[0]!), 'never the arguments');
       assert.ok(!text.includes('PLANTED'), 'never the environment');
@@ -338,7 +391,11 @@ describe('the console over https', () => {
       assert.match(setCookie, /^__Host-portcullis-console=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Secure$/);
       const value = setCookie.split(';')[0]!.split('=')[1]!;
       assert.equal((await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: `__Host-portcullis-console=${value}` } })).status, 200);
-      assert.equal((await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: `portcullis-console=${value}` } })).status, 401, 'not the plain name: a sibling site could have set that one');
+      assert.equal(
+        (await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: `portcullis-console=${value}` } })).status,
+        401,
+        'not the plain name: a sibling site could have set that one',
+      );
       assert.ok(gw.gateway.consoleUrl?.startsWith(`${publicUrl}/sign-in#dev=`), 'the link names the public URL');
     } finally {
       await gw.stop();
@@ -348,7 +405,10 @@ describe('the console over https', () => {
 
 describe('the console with http.allowedOrigins', () => {
   it('still takes changes from its own page', async () => {
-    const gw = await startTestGateway({ http: { allowedOrigins: ['http://inspector.localhost:6274'] }, connections: { everything: { stdio: everythingStdio() } } });
+    const gw = await startTestGateway({
+      http: { allowedOrigins: ['http://inspector.localhost:6274'] },
+      connections: { everything: { stdio: everythingStdio() } },
+    });
     try {
       const tester = await consoleSignIn(gw, 'tester');
       assert.equal((await tester.post('/api/reviews/rv_none/approve')).status, 404, 'through to the reviews API');

@@ -11,7 +11,9 @@ import { waitFor } from '../helpers/wait.js';
 describe('LiveEvents and a client that does not read', () => {
   it('ends the stream of a client with over 1 MiB waiting, and keeps the others', async () => {
     const live = new LiveEvents();
-    const server = createServer((req, res) => live.subscribe(req, res, { subject: req.url!.slice(1), issuer: 'i', groups: [] }, true, { idHash: req.url!, expiresAtUs: Number.MAX_SAFE_INTEGER }));
+    const server = createServer((req, res) =>
+      live.subscribe(req, res, { subject: req.url!.slice(1), issuer: 'i', groups: [] }, true, { idHash: req.url!, expiresAtUs: Number.MAX_SAFE_INTEGER }),
+    );
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const port = (server.address() as AddressInfo).port;

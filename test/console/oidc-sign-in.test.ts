@@ -81,7 +81,10 @@ describe('console sign-in with an OpenID provider', () => {
     const done = await finishSignIn(callback);
     assert.equal(done.status, 302, done.body);
     assert.equal(done.location, '/reviews/rv_1?x=1');
-    const me = (await (await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: done.cookie } })).json()) as { identity: { subject: string; issuer: string; groups: string[] }; roles: { auditor: boolean } };
+    const me = (await (await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: done.cookie } })).json()) as {
+      identity: { subject: string; issuer: string; groups: string[] };
+      roles: { auditor: boolean };
+    };
     assert.equal(me.identity.subject, 'ada');
     assert.equal(me.identity.issuer, idp.issuer);
     assert.deepEqual(me.identity.groups, ['eng', 'sre']);
@@ -110,14 +113,25 @@ describe('console sign-in with an OpenID provider', () => {
   it('a person without groups is signed in, and sees only their own sessions', async () => {
     const done = await finishSignIn((await signInAsUser((await startSignIn(gw, '')).href, 'eve', idp.issuer))!);
     assert.equal(done.status, 302);
-    const me = (await (await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: done.cookie } })).json()) as { identity: { groups: string[] }; roles: { auditor: boolean } };
+    const me = (await (await fetch(new URL('/api/console/me', gw.url), { headers: { cookie: done.cookie } })).json()) as {
+      identity: { groups: string[] };
+      roles: { auditor: boolean };
+    };
     assert.deepEqual(me.identity.groups, []);
     assert.equal(me.roles.auditor, false);
     assert.equal((await fetch(new URL('/api/sessions?user=ada', gw.url), { headers: { cookie: done.cookie } })).status, 403);
   });
 
   it('never goes back to another site after signing in (no open redirect)', async () => {
-    for (const evil of ['//evil.example/x', 'https://evil.example/', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', '/..//evil.example', '/%09/x\u0101']) {
+    for (const evil of [
+      '//evil.example/x',
+      'https://evil.example/',
+      '/\\evil.example',
+      '/\t/evil.example',
+      '/\n/evil.example',
+      '/..//evil.example',
+      '/%09/x\u0101',
+    ]) {
       const done = await finishSignIn((await signInAsUser((await startSignIn(gw, `?return=${encodeURIComponent(evil)}`)).href, 'bob', idp.issuer))!);
       assert.equal(done.location, '/', evil);
     }
@@ -125,7 +139,12 @@ describe('console sign-in with an OpenID provider', () => {
 
   it('shows the IdP’s refusal, escaped, on a page of its own', async () => {
     const to = await startSignIn(gw, '');
-    const refused = await finishSignIn(new URL(`/auth/callback?error=access_denied&error_description=${encodeURIComponent('<script>alert(1)</script> said no')}&state=${to.searchParams.get('state')}`, gw.url));
+    const refused = await finishSignIn(
+      new URL(
+        `/auth/callback?error=access_denied&error_description=${encodeURIComponent('<script>alert(1)</script> said no')}&state=${to.searchParams.get('state')}`,
+        gw.url,
+      ),
+    );
     assert.equal(refused.status, 401);
     assert.match(refused.body, /the identity provider refused the sign-in: access_denied: &#60;script&#62;alert\(1\)&#60;\/script&#62; said no/);
     assert.equal(refused.headers.get('content-security-policy'), "default-src 'none'");
@@ -157,10 +176,13 @@ describe('console sign-in with an OpenID provider', () => {
         await res.body?.cancel();
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       }
-      assert.deepEqual([...statuses], [
-        [302, 300],
-        [429, 1],
-      ]);
+      assert.deepEqual(
+        [...statuses],
+        [
+          [302, 300],
+          [429, 1],
+        ],
+      );
     } finally {
       await busy.stop();
     }
@@ -176,7 +198,9 @@ describe('console sign-in with an OpenID provider', () => {
       assert.equal(to.searchParams.get('client_id'), 'portcullis-cli');
       const done = await finishSignIn((await signInAsUser(to.href, 'bob', idp.issuer))!);
       assert.equal(done.status, 302, done.body);
-      const me = (await (await fetch(new URL('/api/console/me', pub.url), { headers: { cookie: done.cookie } })).json()) as { identity: { subject: string; groups: string[] } };
+      const me = (await (await fetch(new URL('/api/console/me', pub.url), { headers: { cookie: done.cookie } })).json()) as {
+        identity: { subject: string; groups: string[] };
+      };
       assert.equal(me.identity.subject, 'bob');
       assert.deepEqual(me.identity.groups, ['eng']);
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { duration, durationOrOff, overlay, referenceOnly, secretMap, size, sizeValue } from '../../src/core/config-fields.js';
 import type { SecretSources } from '../../src/core/secrets.js';
 
@@ -54,7 +54,9 @@ test('a secret map resolves references, and refuses a literal under a credential
   const ok = m.parse({ Authorization: 'Bearer ${env:TOKEN}', 'X-Team': 'blue' });
   assert.equal(ok['Authorization']!.reveal(), 'Bearer tok-value');
   assert.equal(ok['X-Team']!.reveal(), 'blue');
-  assert.deepEqual(messages(m, { 'X-Api-Key': 'literal' }), ['X-Api-Key: this header looks like a credential, so its value must be a reference such as ${env:NAME} or ${file:PATH}, not a literal']);
+  assert.deepEqual(messages(m, { 'X-Api-Key': 'literal' }), [
+    'X-Api-Key: this header looks like a credential, so its value must be a reference such as ${env:NAME} or ${file:PATH}, not a literal',
+  ]);
   assert.deepEqual(messages(m, { Authorization: '${env:MISSING}' }).length, 1);
   assert.ok(!messages(m, { Authorization: '${env:MISSING}' })[0]!.includes('tok-value'));
 });

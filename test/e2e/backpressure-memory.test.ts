@@ -82,7 +82,10 @@ describe('backpressure: the gateway holds a memory bound against slow readers', 
       while (Date.now() < end) {
         const rss = rssOf(pid);
         peak = Math.max(peak, rss);
-        assert.ok(rss < rssBound, `the gateway's RSS reached ${(rss / 2 ** 20).toFixed(0)} MB after ${calls} bystander calls: over the bound of ${rssBound >> 20} MB`);
+        assert.ok(
+          rss < rssBound,
+          `the gateway's RSS reached ${(rss / 2 ** 20).toFixed(0)} MB after ${calls} bystander calls: over the bound of ${rssBound >> 20} MB`,
+        );
         if (Date.now() >= nextCall) {
           const result = await client.callTool({ name: 'echo', arguments: { text: `call ${calls}` } }, undefined, { timeout: callBound });
           assert.deepEqual(result.content, [{ type: 'text', text: `call ${calls}` }]);

@@ -40,7 +40,8 @@ for (const kind of ['stdio', 'http'] as const) {
         const stats = new URL('/stats', server.url);
         flooded = async () => ((await (await fetch(stats)).json()) as { flooded: number }).flooded;
       }
-      const upstream = kind === 'stdio' ? { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } : { http: { url: server!.url } };
+      const upstream =
+        kind === 'stdio' ? { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } : { http: { url: server!.url } };
       gw = await startTestGateway({ limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' }, connections: { flood: upstream } });
       if (kind === 'stdio') flooded = () => stdioFlooded(gw);
     });
@@ -95,7 +96,7 @@ describe('backpressure: a stream no client has open', () => {
         body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: { text: `call ${id}` } } }),
       });
       assert.equal(res.status, 200);
-      return (await res.text());
+      return await res.text();
     };
     // 16 MB of notifications for the session's GET stream, which this client never opens: kept within the bound,
     // the oldest dropped, and the server not paused for them.
@@ -163,9 +164,13 @@ describe('backpressure: a client that stays behind', () => {
       // What was written before the end is bounded, so the client still gets to the error once it reads.
       reader.rate(Infinity);
       await waitFor(() => reader.complete, 'the stream of the ended session to end', 30_000);
-      const last = reader.tail.trim().split('\n').reverse().find((l) => l.startsWith('data: '));
+      const last = reader.tail
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('data: '));
       assert.ok(last, 'the stream carried events');
-      const error = (JSON.parse(last.slice('data: '.length)) as { id: number; error?: { code: number; message: string } });
+      const error = JSON.parse(last.slice('data: '.length)) as { id: number; error?: { code: number; message: string } };
       assert.equal(error.id, 7);
       assert.equal(error.error?.code, -32010);
       assert.match(error.error!.message, /the client fell behind.*limits\.slowClientTimeout/);
@@ -175,7 +180,10 @@ describe('backpressure: a client that stays behind', () => {
     const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
     try {
       await waitFor(async () => (await store.getSession(session))?.status === 'closed', 'the session to be sealed');
-      assert.match((await store.getSession(session))!.closeReason ?? '', /^the client fell behind: it did not read what was sent; the \d+ bytes waiting for it did not go out within 2000 ms/);
+      assert.match(
+        (await store.getSession(session))!.closeReason ?? '',
+        /^the client fell behind: it did not read what was sent; the \d+ bytes waiting for it did not go out within 2000 ms/,
+      );
     } finally {
       await store.close();
     }

@@ -28,7 +28,11 @@ async function runCliIn(cwd: string, args: string[]): Promise<{ code: number; st
 
 function startCli(args: string[], env: Record<string, string> = {}, sharedCwd?: string): { child: ChildProcess; stdout: () => string; stderr: () => string } {
   const cwd = sharedCwd ?? mkdtempSync(join(tmpdir(), 'portcullis-cli-cwd-'));
-  const child = spawn(process.execPath, [cliPath, ...args], { cwd, env: { PORTCULLIS_HOME: join(cwd, '.portcullis'), ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    cwd,
+    env: { PORTCULLIS_HOME: join(cwd, '.portcullis'), ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (sharedCwd === undefined) child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
   let out = '';
   let err = '';
@@ -36,7 +40,6 @@ function startCli(args: string[], env: Record<string, string> = {}, sharedCwd?: 
   child.stderr!.on('data', (d: Buffer) => (err += d));
   return { child, stdout: () => out, stderr: () => err };
 }
-
 
 describe('portcullis gateway (the CLI process)', () => {
   let dir: string;
@@ -75,7 +78,9 @@ describe('portcullis gateway (the CLI process)', () => {
     assert.equal(servers.length, 1, 'one stdio server for the session');
     // A call in flight when SIGTERM arrives is allowed to finish.
     let progressed = false;
-    const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, { onprogress: () => (progressed = true) });
+    const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, {
+      onprogress: () => (progressed = true),
+    });
     // The server's first progress proves the call is in flight through the gateway.
     await waitFor(() => progressed, 'the call to be in flight');
     cli.child.kill('SIGTERM');
@@ -114,7 +119,11 @@ describe('portcullis gateway (the CLI process)', () => {
     assert.match(cli.stderr(), /dev identity is ON/);
 
     // Without a token the gateway answers 401 and points at its protected resource metadata.
-    const anonymous = await fetch(`http://127.0.0.1:${port}/mcp/everything`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
+    const anonymous = await fetch(`http://127.0.0.1:${port}/mcp/everything`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: '{}',
+    });
     assert.equal(anonymous.status, 401);
     assert.match(anonymous.headers.get('www-authenticate') ?? '', /resource_metadata=/);
 
@@ -160,7 +169,11 @@ describe('portcullis gateway (the CLI process)', () => {
 describe('portcullis config check', () => {
   it('accepts the shipped example config', async () => {
     const example = new URL('../../../examples/portcullis.yaml', import.meta.url).pathname;
-    const cli = startCli(['config', 'check', example], { REMOTE_MCP_TOKEN: 'example-token-value', PORTCULLIS_WEBHOOK_SECRET: 'example-webhook-secret', CONSOLE_CLIENT_SECRET: 'example-console-secret' });
+    const cli = startCli(['config', 'check', example], {
+      REMOTE_MCP_TOKEN: 'example-token-value',
+      PORTCULLIS_WEBHOOK_SECRET: 'example-webhook-secret',
+      CONSOLE_CLIENT_SECRET: 'example-console-secret',
+    });
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0, cli.stderr());
     assert.match(cli.stdout(), /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\)/);

@@ -60,7 +60,10 @@ describe('MCP conformance suite', () => {
     fixture = await startFixtureHttp('conformance-server.js');
     // The suite reaches the gateway through the proxy, so its pages' origin is the proxy's: configured as allowed,
     // as a deployment behind a proxy configures its public origin.
-    proxy = await startAuthProxy(() => gw.url, () => `Bearer ${gw.token}`);
+    proxy = await startAuthProxy(
+      () => gw.url,
+      () => `Bearer ${gw.token}`,
+    );
     const proxyPort = new URL(proxy.url).port;
     gw = await startTestGateway({
       connections: {
@@ -110,7 +113,10 @@ describe('MCP conformance suite', () => {
       });
       const results = readResults(outDir, '');
       const checks = results.get(scenario) ?? [];
-      assert.ok(checks.some((c) => c.status === 'SUCCESS'), stdout);
+      assert.ok(
+        checks.some((c) => c.status === 'SUCCESS'),
+        stdout,
+      );
       assert.deepEqual(failures(checks), []);
     });
   }

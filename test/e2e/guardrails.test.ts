@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { McpError, CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
 import { DevIdentity } from '../../src/identity/dev-identity.js';
 import { openStore } from '../../src/store/open.js';
@@ -45,8 +45,19 @@ function guardedConfig(root: string, dataDir?: string): Record<string, unknown> 
     ...(dataDir ? { dataDir } : {}),
     identity: { dev: { users } },
     rules: [
-      { name: 'no-dotenv', when: 'tool.name == "read_text_file" && arguments.path.matches("\\\\.env$")', action: 'deny', message: 'environment files stay on the server' },
-      { name: 'quick-review', when: 'tool.name == "write_file" && arguments.path.endsWith(".quick")', action: 'review', approvers: ['sre-leads'], timeout: '1s' },
+      {
+        name: 'no-dotenv',
+        when: 'tool.name == "read_text_file" && arguments.path.matches("\\\\.env$")',
+        action: 'deny',
+        message: 'environment files stay on the server',
+      },
+      {
+        name: 'quick-review',
+        when: 'tool.name == "write_file" && arguments.path.endsWith(".quick")',
+        action: 'review',
+        approvers: ['sre-leads'],
+        timeout: '1s',
+      },
       { name: 'writes-need-review', when: 'tool.name in ["write_file", "move_file"]', action: 'review', approvers: ['sre-leads'] },
     ],
     connections: { files: { stdio: { command: process.execPath, args: [fsEntry, root] }, access: { groups: ['eng'] } } },
@@ -68,7 +79,8 @@ describe('guardrails with server-filesystem', () => {
     return client;
   }
 
-  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => callApi<{ review?: ReviewView; reviews?: ReviewView[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
+  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
+    callApi<{ review?: ReviewView; reviews?: ReviewView[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
 
   /** The pending review of a call to `path`, once it shows up for an approver. */
   async function pendingFor(path: string): Promise<ReviewView> {
@@ -102,9 +114,8 @@ describe('guardrails with server-filesystem', () => {
 
   it('denies a call whose arguments match a deny rule, with the rule and its message', async () => {
     const alice = await connect('alice');
-    await assert.rejects(
-      alice.callTool({ name: 'read_text_file', arguments: { path: join(root, '.env') } }),
-      (err: McpError) => /Denied by rule 'no-dotenv': environment files stay on the server/.test(err.message),
+    await assert.rejects(alice.callTool({ name: 'read_text_file', arguments: { path: join(root, '.env') } }), (err: McpError) =>
+      /Denied by rule 'no-dotenv': environment files stay on the server/.test(err.message),
     );
   });
 
@@ -196,7 +207,10 @@ describe('guardrails with server-filesystem', () => {
   it('rejects a call nobody decides within the timeout', async () => {
     const alice = await connect('alice');
     const target = join(root, 'late.quick');
-    await assert.rejects(alice.callTool({ name: 'write_file', arguments: { path: target, content: 'x' } }, undefined, { timeout: 30_000 }), /No approver decided/);
+    await assert.rejects(
+      alice.callTool({ name: 'write_file', arguments: { path: target, content: 'x' } }, undefined, { timeout: 30_000 }),
+      /No approver decided/,
+    );
     const [review] = (await api('bob', 'GET', '/api/reviews?status=expired')).body.reviews!.filter((r) => r.params.arguments.path === target);
     assert.ok(review, 'the review is kept, expired');
     assert.equal(existsSync(target), false);
@@ -236,11 +250,18 @@ describe('guardrails with server-filesystem', () => {
     const store = gw.gateway.recorder!.store;
     const sessions = await store.listSessions({ limit: 100 });
     const verdicts = [];
-    for (const s of sessions) for (const e of await allEvents(store, s.id)) if (e.kind === 'verdict') verdicts.push(JSON.parse(e.payload) as { stage: string; action: string; reason?: string; details?: Record<string, unknown> });
+    for (const s of sessions)
+      for (const e of await allEvents(store, s.id))
+        if (e.kind === 'verdict') verdicts.push(JSON.parse(e.payload) as { stage: string; action: string; reason?: string; details?: Record<string, unknown> });
     const guard = verdicts.filter((v) => v.stage === 'guard');
     const shown: string[] = [];
     for (const s of sessions) for (const e of await allEvents(store, s.id)) if (e.kind === 'verdict') shown.push(describeEvent(e, 400));
-    assert.ok(shown.some((l) => /⚑ guard pass tools\/call #\d+ \[rule writes-need-review; review rv_\S+; approved by bob@dev\.portcullis\.local; waited \d+ ms\]/.test(l)), `sessions show marks the approval: ${shown.join('\n')}`);
+    assert.ok(
+      shown.some((l) =>
+        /⚑ guard pass tools\/call #\d+ \[rule writes-need-review; review rv_\S+; approved by bob@dev\.portcullis\.local; waited \d+ ms\]/.test(l),
+      ),
+      `sessions show marks the approval: ${shown.join('\n')}`,
+    );
     assert.ok(guard.some((v) => v.action === 'answer' && v.details?.rule === 'no-dotenv' && v.details.action === 'deny'));
     assert.ok(guard.some((v) => v.action === 'hold' && /held for review rv_/.test(v.reason ?? '')));
     const approved = guard.find((v) => v.action === 'pass' && v.details?.action === 'approved');
@@ -258,7 +279,9 @@ describe('a pending review across a gateway restart', () => {
     try {
       let gw = await startTestGateway(guardedConfig(root, dataDir), { reviewPollMs: 100 });
       const client = new Client({ name: 'restart', version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(gw.mcp('files'), { requestInit: { headers: { authorization: `Bearer ${await gw.tokenFor('alice')}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(gw.mcp('files'), { requestInit: { headers: { authorization: `Bearer ${await gw.tokenFor('alice')}` } } }),
+      );
       const target = join(root, 'restart.txt');
       const call = client.callTool({ name: 'write_file', arguments: { path: target, content: 'r' } }, undefined, { timeout: 30_000 });
       call.catch(() => {}); // settled later; marked handled so an early rejection is not reported as unhandled
@@ -298,7 +321,11 @@ describe('a held call without a progress token', () => {
       const headers = { ...mcpHeaders, ...auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
       await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
       const target = join(root, 'kept-alive.txt');
-      const res = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'write_file', arguments: { path: target, content: 'k' } } }) });
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'write_file', arguments: { path: target, content: 'k' } } }),
+      });
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
       const reader = res.body!.getReader();
@@ -311,7 +338,11 @@ describe('a held call without a progress token', () => {
       }
       const [review] = await gw.gateway.recorder!.store.listReviews({ status: 'pending', limit: 10 });
       const bob = `Bearer ${await gw.tokenFor('bob')}`;
-      await fetch(new URL(`/api/reviews/${review!.id}/approve`, gw.url), { method: 'POST', headers: { authorization: bob, 'content-type': 'application/json' }, body: '{}' });
+      await fetch(new URL(`/api/reviews/${review!.id}/approve`, gw.url), {
+        method: 'POST',
+        headers: { authorization: bob, 'content-type': 'application/json' },
+        body: '{}',
+      });
       while (!seen.includes('"id":7')) {
         const { value, done } = await reader.read();
         if (done) break;
@@ -338,7 +369,9 @@ describe('a pending review when the gateway is killed', () => {
       const first = new GatewayProcess(configFile);
       await first.ready();
       const client = new Client({ name: 'killed', version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/files`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/files`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+      );
       const target = join(root, 'killed.txt');
       const call = client.callTool({ name: 'write_file', arguments: { path: target, content: 'x' } }, undefined, { timeout: 30_000 });
       call.catch(() => {}); // settled below; marked handled so an early rejection is not reported as unhandled

@@ -23,7 +23,7 @@ describe('idle sessions', () => {
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 5 * 60_000), 0, 'not idle long enough yet');
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 11 * 60_000), 1);
     // reapIdle only starts the close (seal, stop the server, leave the registry): wait for each end state.
-    await waitFor(() => !isAlive(server), 'the idle session\'s server to stop');
+    await waitFor(() => !isAlive(server), "the idle session's server to stop");
     await waitFor(() => gw.gateway.sessions.get(sessionId) === undefined, 'the idle session to leave the registry');
   });
 
@@ -32,7 +32,7 @@ describe('idle sessions', () => {
     const client = new Client({ name: 'idle-test', version: '1.0.0' });
     await client.connect(transport);
     // The SDK client opens the standalone GET stream after initialization.
-    await waitFor(() => gw.gateway.sessions.get(transport.sessionId!)?.sink.connected === true, 'the client\'s GET stream to be open');
+    await waitFor(() => gw.gateway.sessions.get(transport.sessionId!)?.sink.connected === true, "the client's GET stream to be open");
     assert.equal(gw.gateway.sessions.reapIdle(Date.now() + 60 * 60_000), 0);
     await transport.terminateSession();
     await client.close();

@@ -112,7 +112,7 @@ describe('injected credentials that a server sends back', () => {
     assertNoCredential(error, values, 'the error');
   });
 
-  it("a stdio server printing its environment: the ${env:…} value and what passEnv passed come back as markers", async () => {
+  it('a stdio server printing its environment: the ${env:…} value and what passEnv passed come back as markers', async () => {
     const client = await connect('env');
     const result = JSON.stringify(await client.callTool({ name: 'env', arguments: {} }));
     await client.close();
@@ -163,7 +163,9 @@ describe('injected credentials too short to scrub', () => {
   it('are named in a warning at start, never shown', async () => {
     process.env.PORTCULLIS_TEST_SHORT_PIN = '4821';
     const gw = await startTestGateway({
-      connections: { short: { stdio: { command: process.execPath, args: [fixturePath('echoing-server.js'), 'stdio'], env: { PIN: '${env:PORTCULLIS_TEST_SHORT_PIN}' } } } },
+      connections: {
+        short: { stdio: { command: process.execPath, args: [fixturePath('echoing-server.js'), 'stdio'], env: { PIN: '${env:PORTCULLIS_TEST_SHORT_PIN}' } } },
+      },
     });
     try {
       const warning = gw.log.lines.find((l) => String(l.msg).includes('too short to be scrubbed'));

@@ -26,7 +26,11 @@ rl.on('line', (line) => {
 `;
 
 /** A legacy SSE session over raw HTTP: POST a message (202 expected), read the next message off the stream. */
-async function legacySession(gw: TestGateway): Promise<{ post(body: unknown): Promise<void>; next(): Promise<{ id?: unknown; result?: unknown; error?: { code: number; data?: { limit?: string } } }>; close(): Promise<void> }> {
+async function legacySession(gw: TestGateway): Promise<{
+  post(body: unknown): Promise<void>;
+  next(): Promise<{ id?: unknown; result?: unknown; error?: { code: number; data?: { limit?: string } } }>;
+  close(): Promise<void>;
+}> {
   const controller = new AbortController();
   const stream = await fetch(gw.sse('tools'), { headers: { accept: 'text/event-stream', ...gw.auth }, signal: controller.signal });
   assert.equal(stream.status, 200);
@@ -45,7 +49,12 @@ async function legacySession(gw: TestGateway): Promise<{ post(body: unknown): Pr
   };
 }
 
-const initialize = (id: string) => ({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+const initialize = (id: string) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'initialize',
+  params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+});
 
 describe('limits: a request id reused on the legacy SSE edge', () => {
   let gw: TestGateway;

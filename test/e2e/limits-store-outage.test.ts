@@ -51,7 +51,12 @@ describe('limits: sessions refused during a store outage', () => {
       const res = await fetch(gw.mcp('echo'), {
         method: 'POST',
         headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+        }),
       });
       assert.equal(res.status, 503, 'refused: it cannot be recorded');
       await res.text();
@@ -60,7 +65,11 @@ describe('limits: sessions refused during a store outage', () => {
     lock.close();
     lock = undefined;
     await waitFor(async () => (await fetch(new URL('/readyz', gw.url))).status === 200, 'the gateway to be ready again');
-    await waitFor(() => gw.gateway.limits.usage.sessions === 0, 'every place to be given back (the cut-off session sealed, the refused ones never kept)', 10_000);
+    await waitFor(
+      () => gw.gateway.limits.usage.sessions === 0,
+      'every place to be given back (the cut-off session sealed, the refused ones never kept)',
+      10_000,
+    );
     for (let i = 0; i < 5; i++) await rawInitialize(gw.mcp('echo'), gw.auth);
   });
 });

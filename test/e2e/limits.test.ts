@@ -43,15 +43,33 @@ async function gateway(limits: Record<string, unknown>, connectionLimits: Record
   return startTestGateway({ connections: { tools: connection(connectionLimits) }, limits });
 }
 
-const initializeBody = { jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const initializeBody = {
+  jsonrpc: '2.0',
+  id: 'init',
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+};
 
 /** An initialize over raw HTTP: the response as it came. */
 function initialize(gw: TestGateway, token: string): Promise<Response> {
-  return fetch(gw.mcp('tools'), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: JSON.stringify(initializeBody), signal: AbortSignal.timeout(20_000) });
+  return fetch(gw.mcp('tools'), {
+    method: 'POST',
+    headers: { ...mcpHeaders, authorization: `Bearer ${token}` },
+    body: JSON.stringify(initializeBody),
+    signal: AbortSignal.timeout(20_000),
+  });
 }
 
 /** Posts one message on a session; the JSON-RPC answer of a request (JSON, or the first SSE data line), or undefined. */
-async function post(gw: TestGateway, token: string, sessionId: string, body: unknown): Promise<{ status: number; message?: { result?: unknown; error?: { code: number; message: string; data?: { limit?: string; retryAfterSeconds?: number } } } }> {
+async function post(
+  gw: TestGateway,
+  token: string,
+  sessionId: string,
+  body: unknown,
+): Promise<{
+  status: number;
+  message?: { result?: unknown; error?: { code: number; message: string; data?: { limit?: string; retryAfterSeconds?: number } } };
+}> {
   const res = await fetch(gw.mcp('tools'), {
     method: 'POST',
     headers: { ...mcpHeaders, authorization: `Bearer ${token}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
@@ -60,7 +78,12 @@ async function post(gw: TestGateway, token: string, sessionId: string, body: unk
   });
   const text = await res.text();
   if (text === '') return { status: res.status };
-  const json = res.headers.get('content-type')?.startsWith('text/event-stream') ? text.split('\n').find((l) => l.startsWith('data: {'))!.slice(6) : text;
+  const json = res.headers.get('content-type')?.startsWith('text/event-stream')
+    ? text
+        .split('\n')
+        .find((l) => l.startsWith('data: {'))!
+        .slice(6)
+    : text;
   return { status: res.status, message: JSON.parse(json) };
 }
 
@@ -121,8 +144,13 @@ describe('limits: sessions', () => {
     const refused = (await store.listSessions({ subject: 'tester', limit: 20 })).filter((r) => /^refused: /.test(r.closeReason ?? ''));
     assert.equal(refused.length, 1, 'the first refusal of the burst is recorded');
     assert.match(refused[0]!.closeReason!, /limits\.principal\.sessions/);
-    const verdicts = (await allEvents(store, refused[0]!.id)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; reason: string });
-    assert.deepEqual(verdicts.map((v) => v.stage), ['limits']);
+    const verdicts = (await allEvents(store, refused[0]!.id))
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; reason: string });
+    assert.deepEqual(
+      verdicts.map((v) => v.stage),
+      ['limits'],
+    );
     assert.equal(limitLogLines(gw, 'limits.principal.sessions').length, 1, 'logged once for the burst');
     assert.ok(!gw.log.lines.some((l) => l.msg === 'session could not open'), 'no log line per refusal');
 
@@ -225,7 +253,12 @@ describe('limits: the defaults against a flood of sessions', () => {
   it('one principal opening 100 sessions at once gets most refused with 429; another opens and calls meanwhile', async () => {
     const attempts = await Promise.all(
       Array.from({ length: 100 }, async () => {
-        const res = await fetch(gw.mcp('remote'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: JSON.stringify(initializeBody), signal: AbortSignal.timeout(30_000) });
+        const res = await fetch(gw.mcp('remote'), {
+          method: 'POST',
+          headers: { ...mcpHeaders, ...gw.auth },
+          body: JSON.stringify(initializeBody),
+          signal: AbortSignal.timeout(30_000),
+        });
         await res.text();
         return res.status;
       }),
@@ -253,7 +286,8 @@ describe('limits: request rate', () => {
   it('over limits.principal.requests: the JSON-RPC error inside the session, recorded; then 429 before the session while the burst lasts; another principal calls on', async () => {
     const token = await gw.tokenFor('tester');
     const session = await rawInitialize(gw.mcp('tools'), gw.auth);
-    for (let i = 1; i <= 4; i++) assert.deepEqual((await post(gw, token, session, callTool(i, 'echo'))).message?.result, { content: [{ type: 'text', text: 'echo done' }] });
+    for (let i = 1; i <= 4; i++)
+      assert.deepEqual((await post(gw, token, session, callTool(i, 'echo'))).message?.result, { content: [{ type: 'text', text: 'echo done' }] });
     const refused = await post(gw, token, session, callTool(5, 'echo'));
     assert.equal(refused.status, 200);
     assert.equal(refused.message?.error?.code, rateLimited);
@@ -278,7 +312,9 @@ describe('limits: request rate', () => {
     await assertEchoWorks(gw, 'other');
 
     const events = await allEvents(gw.gateway.recorder!.store, session);
-    const verdicts = events.filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown; details?: { limit?: string } });
+    const verdicts = events
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown; details?: { limit?: string } });
     assert.deepEqual(
       verdicts.filter((v) => v.stage === 'limits').map((v) => [v.messageId, v.details?.limit]),
       [[5, 'limits.principal.requests']],
@@ -287,7 +323,6 @@ describe('limits: request rate', () => {
     assert.ok(!events.some((e) => e.payload.includes('"id":6')), 'a request refused at the edge never reached the session');
     assert.equal(limitLogLines(gw, 'limits.principal.requests').length, 1);
   });
-
 });
 
 describe('limits: on the legacy SSE stream', () => {
@@ -332,8 +367,14 @@ describe('limits: requests in flight', () => {
     const refused = await post(gw, token, session, callTool('e1', 'echo'));
     assert.equal(refused.message?.error?.code, rateLimited);
     assert.equal(refused.message?.error?.data?.limit, 'limits.principal.requestsInFlight');
-    const verdicts = (await allEvents(gw.gateway.recorder!.store, session)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
-    assert.deepEqual(verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId), ['e1'], 'the refusal is recorded');
+    const verdicts = (await allEvents(gw.gateway.recorder!.store, session))
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
+    assert.deepEqual(
+      verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId),
+      ['e1'],
+      'the refusal is recorded',
+    );
     assert.equal((await post(gw, token, session, callTool('e1b', 'echo'))).status, 429, 'while the burst lasts and the call still waits: refused at the edge');
     await assertEchoWorks(gw, 'other');
     assert.equal((await post(gw, token, session, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' })).status, 202);
@@ -355,7 +396,6 @@ describe('limits: requests in flight', () => {
     await cancelled;
     assert.match(JSON.stringify((await post(gw, token, session, callTool('e3', 'echo'))).message?.result), /echo done/);
   });
-
 });
 
 describe('limits: per tool', () => {
@@ -372,8 +412,14 @@ describe('limits: per tool', () => {
     const refused = await post(gw, token, session, callTool(2, 'add'));
     assert.equal(refused.message?.error?.code, rateLimited);
     assert.equal(refused.message?.error?.data?.limit, 'connections.tools.limits.tools.add');
-    const verdicts = (await allEvents(gw.gateway.recorder!.store, session)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
-    assert.deepEqual(verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId), [2], 'the refusal is recorded');
+    const verdicts = (await allEvents(gw.gateway.recorder!.store, session))
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; messageId?: unknown });
+    assert.deepEqual(
+      verdicts.filter((v) => v.stage === 'limits').map((v) => v.messageId),
+      [2],
+      'the refusal is recorded',
+    );
     assert.match(JSON.stringify((await post(gw, token, session, callTool(3, 'echo'))).message?.result), /echo done/);
     const tester = await rawInitialize(gw.mcp('tools'), gw.auth);
     assert.match(JSON.stringify((await post(gw, gw.token, tester, callTool(1, 'add'))).message?.result), /add done/, 'another principal has its own allowance');

@@ -49,7 +49,9 @@ describe('masking keys, base64 text and blobs through the gateway', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-leaky-'));
     writeFileSync(join(dir, 'leaks.json'), JSON.stringify(leaks));
-    gw = await startTestGateway({ connections: { leaky: { stdio: { command: process.execPath, args: [fixturePath('leaky-server.js'), join(dir, 'leaks.json')] } } } });
+    gw = await startTestGateway({
+      connections: { leaky: { stdio: { command: process.execPath, args: [fixturePath('leaky-server.js'), join(dir, 'leaks.json')] } } },
+    });
     const transport = new StreamableHTTPClientTransport(gw.mcp('leaky'), { fetch: tap.fetch, requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'masking-keys-encodings', version: '1.0.0' });
     await client.connect(transport);

@@ -91,7 +91,11 @@ describe('masking through the gateway', () => {
       const env = JSON.stringify(await client.callTool({ name: 'read_text_file', arguments: { path: join(root, '.env') } }));
       const csv = JSON.stringify(await client.callTool({ name: 'read_text_file', arguments: { path: join(root, 'customers.csv') } }));
       const json = JSON.stringify(await client.callTool({ name: 'read_text_file', arguments: { path: join(root, 'config.json') } }));
-      for (const [where, text] of [['.env', env], ['customers.csv', csv], ['config.json', json]] as const) {
+      for (const [where, text] of [
+        ['.env', env],
+        ['customers.csv', csv],
+        ['config.json', json],
+      ] as const) {
         for (const secret of Object.values(planted)) assert.ok(!text.includes(secret), `${where}: ${secret.slice(0, 8)}… reached the client`);
       }
       assert.match(env, /LOG_LEVEL=info/, 'the rest of the file is intact');
@@ -114,7 +118,11 @@ describe('masking through the gateway', () => {
       const text = JSON.stringify(events);
       for (const secret of Object.values(planted)) assert.ok(!text.includes(secret), `the recording of ${id} holds ${secret.slice(0, 8)}…`);
       for (const e of events.filter((x) => x.kind === 'verdict')) {
-        const v = JSON.parse(e.payload) as { stage: string; sensitive?: boolean; details?: { redactions?: Array<{ detector: string; path: string; count: number }> } };
+        const v = JSON.parse(e.payload) as {
+          stage: string;
+          sensitive?: boolean;
+          details?: { redactions?: Array<{ detector: string; path: string; count: number }> };
+        };
         if (v.stage !== 'mask') continue;
         assert.equal(v.sensitive, true);
         // What `portcullis sessions show` prints for it: where masking happened, by what.
@@ -153,7 +161,9 @@ describe('masking client arguments in the recording only', () => {
     assert.ok(toServer.length > 0);
     for (const e of toServer) assert.ok(!`${e.payload}${e.forwarded ?? ''}`.includes(planted.card), 'no card number in what the client sent, as recorded');
     assert.ok(toServer.some((e) => e.payload.includes('[REDACTED:payment-card]')));
-    const notes = events.filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; direction: string; details?: { recordingOnly?: boolean } });
+    const notes = events
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; direction: string; details?: { recordingOnly?: boolean } });
     assert.ok(notes.some((v) => v.stage === 'mask' && v.direction === 'toServer' && v.details?.recordingOnly === true));
   });
 });

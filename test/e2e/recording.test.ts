@@ -21,7 +21,6 @@ import { wireTap } from '../helpers/wire-tap.js';
  * byte for byte as it crossed the wire, in order, with the session's lifecycle; and the recording verifies.
  */
 
-
 for (const backend of backends) {
   describe(`recording a real session (${backend.name} store)`, () => {
     let ts: TestStore;
@@ -146,7 +145,11 @@ for (const backend of backends) {
     it('records a batch element by element, each as its exact text', async () => {
       const id = await rawInitialize(gw.mcp('everything'), gw.auth);
       const body = '[ {"jsonrpc":"2.0", "id":"b1","method":"ping"} ,{"jsonrpc":"2.0","id":"b2","method":"tools/list"}]';
-      const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' }, body });
+      const res = await fetch(gw.mcp('everything'), {
+        method: 'POST',
+        headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+        body,
+      });
       await res.text();
       await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': id } });
       await gw.gateway.recorder!.drain();

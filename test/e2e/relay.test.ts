@@ -16,9 +16,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 type UpstreamKind = 'stdio' | 'http' | 'sse';
 
 function text(result: unknown): string {
-  return ((result as CallToolResult).content ?? [])
-    .map((c) => (c.type === 'text' ? c.text : ''))
-    .join('\n');
+  return ((result as CallToolResult).content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('\n');
 }
 
 const upstreams: UpstreamKind[] = ['stdio', 'http', 'sse'];
@@ -82,7 +80,9 @@ for (const upstream of upstreams) {
         const structured = await client.callTool({ name: 'get-structured-content', arguments: { location: 'New York' } });
         assert.ok(structured.structuredContent, 'structuredContent relayed');
         // Current SDK servers report an unknown tool as an error result, older ones as a JSON-RPC error.
-        const unknown = await client.callTool({ name: 'no-such-tool', arguments: {} }).catch((err: Error) => ({ isError: true, content: [{ type: 'text', text: err.message }] }));
+        const unknown = await client
+          .callTool({ name: 'no-such-tool', arguments: {} })
+          .catch((err: Error) => ({ isError: true, content: [{ type: 'text', text: err.message }] }));
         assert.equal(unknown.isError, true);
         assert.match(text(unknown), /no-such-tool/);
       });

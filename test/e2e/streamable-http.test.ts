@@ -77,7 +77,11 @@ describe('Streamable HTTP edge', () => {
     const first = fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('dup', 't', 3, 1) });
     // The second goes once the first is in flight, not after a guess at how long that takes.
     await waitFor(() => (gw.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the first call to be in flight');
-    const second = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'ping' }) });
+    const second = await fetch(endpoint, {
+      method: 'POST',
+      headers: headersFor(sessionId),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'ping' }),
+    });
     assert.equal(second.status, 409);
     await (await first).text();
   });
@@ -158,7 +162,10 @@ describe('Streamable HTTP edge', () => {
     });
     const events = [];
     for await (const e of sseEvents(res.body!, { includePriming: true })) events.push(e);
-    assert.ok(events.every((e) => e.data !== ''), 'no empty-data event');
+    assert.ok(
+      events.every((e) => e.data !== ''),
+      'no empty-data event',
+    );
   });
 
   it('DELETE ends the session; the id then gets 404', async () => {
@@ -175,12 +182,21 @@ describe('Streamable HTTP edge', () => {
       const res = await fetch(endpoint, {
         method: 'POST',
         headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'old', version: '1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'old', version: '1' } },
+        }),
       });
       const body = (await res.json()) as any;
       assert.equal(body.result.protocolVersion, version);
       const sessionId = res.headers.get('mcp-session-id')!;
-      const ping = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': sessionId }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }) });
+      const ping = await fetch(endpoint, {
+        method: 'POST',
+        headers: { ...mcpHeaders, ...gw.auth, 'mcp-session-id': sessionId },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+      });
       assert.equal(ping.status, 200);
       await ping.text();
       await fetch(endpoint, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': sessionId } });
@@ -189,7 +205,11 @@ describe('Streamable HTTP edge', () => {
 
   it('passes through methods the gateway does not know, and the server’s answer to them', async () => {
     const sessionId = await rawInitialize(endpoint, gw.auth);
-    const res = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'vendor/custom-thing', params: { x: 1 } }) });
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: headersFor(sessionId),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'vendor/custom-thing', params: { x: 1 } }),
+    });
     const body = (await res.json()) as any;
     assert.equal(body.id, 5);
     assert.equal(body.error.code, -32601, 'the server itself said method not found');

@@ -35,7 +35,8 @@ describe('tool pinning', () => {
   const tokens: Record<string, string> = {};
   const clients: Client[] = [];
 
-  const define = (connection: keyof typeof files, d: { description: string; extraTool?: boolean; duplicate?: boolean }) => writeFileSync(files[connection], JSON.stringify(d));
+  const define = (connection: keyof typeof files, d: { description: string; extraTool?: boolean; duplicate?: boolean }) =>
+    writeFileSync(files[connection], JSON.stringify(d));
 
   async function connect(connection: string, user = 'bob'): Promise<Client> {
     const client = new Client({ name: `pins-${user}`, version: '1.0.0' });
@@ -44,9 +45,11 @@ describe('tool pinning', () => {
     return client;
   }
 
-  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => callApi<{ pin?: PinView; pins?: PinView[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
+  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
+    callApi<{ pin?: PinView; pins?: PinView[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
   const names = async (client: Client) => (await client.listTools()).tools.map((t) => t.name).sort();
-  const cli = (user: string, ...args: string[]) => runCli(['pins', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
+  const cli = (user: string, ...args: string[]) =>
+    runCli(['pins', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-pins-'));
@@ -121,8 +124,12 @@ describe('tool pinning', () => {
     const session = (await store.listSessions({ limit: 50 })).find((s) => s.connection === 'shifty' && s.status === 'open');
     const events = await allEvents(store, session!.id);
     assert.ok(events.some((e) => e.kind === 'message' && e.direction === 'toServer' && /"id":"portcullis-1","method":"tools\/list"/.test(e.payload)));
-    const verdict = events.filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; details?: { relisted?: boolean; changes?: Array<{ tool: string; change: string }> } });
-    assert.ok(verdict.some((v) => v.stage === 'tool-pins' && v.details?.relisted && v.details.changes?.some((c) => c.tool === 'fetch_data' && c.change === 'changed')));
+    const verdict = events
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; details?: { relisted?: boolean; changes?: Array<{ tool: string; change: string }> } });
+    assert.ok(
+      verdict.some((v) => v.stage === 'tool-pins' && v.details?.relisted && v.details.changes?.some((c) => c.tool === 'fetch_data' && c.change === 'changed')),
+    );
     const { pin } = (await api('alice', 'GET', '/api/pins/shifty/fetch_data')).body;
     assert.equal((await api('alice', 'POST', '/api/pins/shifty/fetch_data/approve', { digest: pin!.pendingDigest })).status, 200);
   });
@@ -173,8 +180,13 @@ describe('tool pinning', () => {
     await twin.listTools();
     const store = gw.gateway.recorder!.store;
     const session = (await store.listSessions({ limit: 50 })).find((s) => s.connection === 'twin');
-    const verdicts = (await allEvents(store, session!.id)).filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { details?: { shadowed?: Array<{ tool: string; alsoOn: string[] }> } });
-    assert.ok(verdicts.some((v) => v.details?.shadowed?.some((s) => s.tool === 'fetch_data' && s.alsoOn.includes('shifty'))), JSON.stringify(verdicts));
+    const verdicts = (await allEvents(store, session!.id))
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { details?: { shadowed?: Array<{ tool: string; alsoOn: string[] }> } });
+    assert.ok(
+      verdicts.some((v) => v.details?.shadowed?.some((s) => s.tool === 'fetch_data' && s.alsoOn.includes('shifty'))),
+      JSON.stringify(verdicts),
+    );
     assert.ok(gw.log.lines.some((l) => l.msg === 'a tool name is offered by more than one connection' && l.tool === 'fetch_data'));
   });
 

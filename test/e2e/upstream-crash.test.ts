@@ -184,7 +184,10 @@ describe('an upstream that crashes mid-answer', () => {
   for (const connection of ['masked', 'live']) {
     it(`${connection === 'live' ? 'HTTP' : 'stdio'}: an answer nested 10,000 levels deep is refused, its call gets the gateway's error, the session goes on`, async () => {
       const { client, transport, sessionId } = await connect(connection);
-      await assert.rejects(client.callTool({ name: 'deep', arguments: {} }), /answer was refused: the message nests arrays and objects more than 512 levels deep/);
+      await assert.rejects(
+        client.callTool({ name: 'deep', arguments: {} }),
+        /answer was refused: the message nests arrays and objects more than 512 levels deep/,
+      );
       const after = await client.callTool({ name: 'echo', arguments: { text: 'still here' } });
       assert.deepEqual(after.content, [{ type: 'text', text: 'still here' }]);
       assert.ok(gw.gateway.sessions.get(sessionId)?.isOpen, 'the session is still open');

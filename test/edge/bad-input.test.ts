@@ -42,7 +42,12 @@ interface ErrorBody {
   error: { code: number; message: string };
 }
 
-function errorBody(status: number, contentType: string | null | undefined, text: string, expected: { status: number; code: number; id?: string | number | null; message?: RegExp }): ErrorBody {
+function errorBody(
+  status: number,
+  contentType: string | null | undefined,
+  text: string,
+  expected: { status: number; code: number; id?: string | number | null; message?: RegExp },
+): ErrorBody {
   assert.equal(status, expected.status, text);
   assert.match(String(contentType), /application\/json/);
   const body = JSON.parse(text) as ErrorBody;
@@ -167,7 +172,11 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('invalid input before initialize opens no session', async () => {
     const before = gw.gateway.sessions.size;
-    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":[]}' });
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...mcpHeaders, ...gw.auth },
+      body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":[]}',
+    });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, id: 1, message: /"params" must be an object/ });
     assert.equal(res.headers.get('mcp-session-id'), null);
     // At most as many as before: a session of an earlier test may still be closing, none may have opened.
@@ -264,7 +273,11 @@ describe('bad input at the Streamable HTTP edge', () => {
     markLog();
     const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: ping() });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /Mcp-Session-Id header is required/ });
-    const notification = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+    const notification = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...mcpHeaders, ...gw.auth },
+      body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    });
     await refusedFetch(notification, { status: 400, code: ErrorCode.InvalidRequest });
     const logged = logSince();
     await assertStillServing();
@@ -402,8 +415,17 @@ describe('bad input at the Streamable HTTP edge', () => {
   it('initialize inside a batch: 400, and no session opens', async () => {
     markLog();
     const before = gw.gateway.sessions.size;
-    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
-    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: JSON.stringify([init, { jsonrpc: '2.0', id: 2, method: 'ping' }]) });
+    const init = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    };
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...mcpHeaders, ...gw.auth },
+      body: JSON.stringify([init, { jsonrpc: '2.0', id: 2, method: 'ping' }]),
+    });
     await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /initialize must be sent on its own/ });
     assert.ok(gw.gateway.sessions.size <= before, 'no session opened');
     const logged = logSince();
@@ -412,7 +434,12 @@ describe('bad input at the Streamable HTTP edge', () => {
   });
 
   it('a request id already in flight on the session: 409', async () => {
-    const long = JSON.stringify({ jsonrpc: '2.0', id: 'dup', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 1 } } });
+    const long = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'dup',
+      method: 'tools/call',
+      params: { name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 1 } },
+    });
     const first = fetch(endpoint, { method: 'POST', headers: sessionHeaders(), body: long });
     // The second goes once the first is in flight, not after a guess at how long that takes.
     await waitFor(() => (gw.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the first call to be in flight');
@@ -466,7 +493,12 @@ describe('/readyz while draining', () => {
     const running = fetch(endpoint, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 'long', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'long',
+        method: 'tools/call',
+        params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } },
+      }),
     }).then((r) => r.text());
     await new Promise((r) => setTimeout(r, 200));
 

@@ -78,7 +78,12 @@ describe('nesting depth of client JSON', () => {
       const endpointEvent = await events.next();
       const messages = new URL(String(endpointEvent.value?.data), gw.url);
       const post = (body: string) => fetch(messages, { method: 'POST', headers: { ...gw.auth, 'content-type': 'application/json' }, body });
-      const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'deep', version: '1' } } };
+      const init = {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'deep', version: '1' } },
+      };
       assert.equal((await post(JSON.stringify(init))).status, 202);
       assert.equal(JSON.parse(String((await events.next()).value?.data)).id, 1);
       assert.equal((await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))).status, 202);

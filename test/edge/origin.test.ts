@@ -14,14 +14,28 @@ function check(policy: HostPolicy, host: string | undefined, origin?: string): s
 }
 
 /** As the gateway sets it on 127.0.0.1:8080 with no http.allowedOrigins: its own origins (PublicUrls) only. */
-const loopback: HostPolicy = { allowedHosts: loopbackHosts, allowedOrigins: [], ownOrigins: () => ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080'] };
+const loopback: HostPolicy = {
+  allowedHosts: loopbackHosts,
+  allowedOrigins: [],
+  ownOrigins: () => ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080'],
+};
 
 describe('checkHostAndOrigin: loopback defaults', () => {
   it('the defaults are the loopback names', () => {
     assert.deepEqual([...loopbackHosts].sort(), ['127.0.0.1', '[::1]', 'localhost']);
   });
 
-  for (const host of ['localhost', 'localhost:8080', '127.0.0.1', '127.0.0.1:1', '127.0.0.1:65535', '[::1]', '[::1]:8080', 'LOCALHOST:8080', ' localhost:80 ']) {
+  for (const host of [
+    'localhost',
+    'localhost:8080',
+    '127.0.0.1',
+    '127.0.0.1:1',
+    '127.0.0.1:65535',
+    '[::1]',
+    '[::1]:8080',
+    'LOCALHOST:8080',
+    ' localhost:80 ',
+  ]) {
     it(`allows Host ${JSON.stringify(host)}`, () => assert.equal(check(loopback, host), undefined));
   }
 
@@ -62,7 +76,15 @@ describe('checkHostAndOrigin: loopback defaults', () => {
   }
 
   // A page on a loopback host is another site: a dev server, a page another user of the machine serves.
-  for (const origin of ['http://localhost:3000', 'http://localhost', 'https://127.0.0.1', 'https://127.0.0.1:8080', 'http://[::1]:6274', 'HTTP://LOCALHOST:1', 'http://127.0.0.1:8081']) {
+  for (const origin of [
+    'http://localhost:3000',
+    'http://localhost',
+    'https://127.0.0.1',
+    'https://127.0.0.1:8080',
+    'http://[::1]:6274',
+    'HTTP://LOCALHOST:1',
+    'http://127.0.0.1:8081',
+  ]) {
     it(`refuses the loopback Origin ${origin} that is not the gateway's own`, () => {
       assert.equal(check(loopback, '127.0.0.1:8080', origin), `Origin ${JSON.stringify(origin)} is not allowed (http.allowedOrigins)`);
     });

@@ -134,7 +134,10 @@ describe('slow and idle clients', () => {
     const transport = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'slow-call', version: '1.0.0' });
     await client.connect(transport);
-    const result = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2.5, steps: 5 } }, undefined, { onprogress: () => {}, timeout: 30_000 });
+    const result = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2.5, steps: 5 } }, undefined, {
+      onprogress: () => {},
+      timeout: 30_000,
+    });
     assert.match(JSON.stringify(result.content), /Long running operation completed/);
     await transport.terminateSession();
     await client.close();
@@ -157,7 +160,10 @@ describe('an agent tunnel under short timeouts', () => {
       agents: { heartbeat: '1s' },
       http: { headersTimeout: '300ms', requestTimeout: '300ms', idleTimeout: '300ms' },
     });
-    await gw.gateway.recorder!.store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
+    await gw.gateway.recorder!.store.putAgent(
+      { name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
+      false,
+    );
   });
 
   after(async () => {
@@ -241,7 +247,10 @@ describe('the default connection cap', () => {
     try {
       const limits = (soft: string) => {
         const file = join(dir, soft);
-        writeFileSync(file, `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                 1048576              files\n`);
+        writeFileSync(
+          file,
+          `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                 1048576              files\n`,
+        );
         return file;
       };
       assert.equal(defaultMaxConnections(limits('256')), 128);

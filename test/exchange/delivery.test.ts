@@ -26,10 +26,15 @@ function parts() {
   const sendFailures: UpstreamError[] = [];
   const router = new RequestRouter();
   const held = new HeldRequests(60_000, { hold: () => {}, progress: (note, id) => toClient.deliver(note, id) });
-  const toServer = new ServerForwarding(upstream, tap, (m) => seen.push(m), (message, clientRequestId, err) => {
-    sendFailures.push(err);
-    failures.sendFailed(message, clientRequestId, err);
-  });
+  const toServer = new ServerForwarding(
+    upstream,
+    tap,
+    (m) => seen.push(m),
+    (message, clientRequestId, err) => {
+      sendFailures.push(err);
+      failures.sendFailed(message, clientRequestId, err);
+    },
+  );
   const failures = new FailureAnswers(router, held, toClient, toServer, quiet);
   return { sink, seen, toClient, upstream, toServer, router, held, failures, sendFailures };
 }
@@ -69,7 +74,10 @@ describe('FailureAnswers', () => {
     const a = router.toServer({ jsonrpc: '2.0', id: 'a', method: 'tools/call' });
     router.toServer({ jsonrpc: '2.0', id: 'b', method: 'tools/call' });
     failures.answersLost([a, 999], 'stream broke');
-    assert.deepEqual(sink.sent.map((s) => (s.message as JsonRpcResponse).id), ['a']);
+    assert.deepEqual(
+      sink.sent.map((s) => (s.message as JsonRpcResponse).id),
+      ['a'],
+    );
     assert.equal(router.pending, 1);
   });
 

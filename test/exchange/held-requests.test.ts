@@ -55,7 +55,11 @@ describe('HeldRequests', () => {
     assert.equal(hooks.notes.length, 1);
     assert.deepEqual(hooks.notes[0], {
       clientId: 3,
-      note: { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'tok', progress: 1, message: 'Waiting: an approver must review deploy' } },
+      note: {
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: 'tok', progress: 1, message: 'Waiting: an approver must review deploy' },
+      },
     });
     await waitFor(() => hooks.notes.length >= 3, 'progress at the interval');
     assert.deepEqual(

@@ -61,7 +61,9 @@ describe('WriteAheadTap', () => {
   }
 
   async function messages(id: string) {
-    return (await allEvents(store, id)).filter((e) => e.kind === 'message' || e.kind === 'verdict').map((e) => [e.kind, e.boundary, e.kind === 'verdict' ? JSON.parse(e.payload).stage : e.payload, e.forwarded]);
+    return (await allEvents(store, id))
+      .filter((e) => e.kind === 'message' || e.kind === 'verdict')
+      .map((e) => [e.kind, e.boundary, e.kind === 'verdict' ? JSON.parse(e.payload).stage : e.payload, e.forwarded]);
   }
 
   it('without a recording it says go at once and collects nothing', () => {
@@ -119,7 +121,15 @@ describe('WriteAheadTap', () => {
     const { id, rec } = recording();
     const tap = new WriteAheadTap(rec, () => assert.fail('not refused'));
     tap.recordGatewayAnswer('portcullis-1', '{"result":{"tools":["secret-tool"]}}');
-    tap.recordCutOff('{"partial":"s3cr3t', 'the process exited', () => { throw new Error('cannot mask'); }, info, quiet);
+    tap.recordCutOff(
+      '{"partial":"s3cr3t',
+      'the process exited',
+      () => {
+        throw new Error('cannot mask');
+      },
+      info,
+      quiet,
+    );
     await tap.close('done');
     const events = await allEvents(store, id);
     const text = events.map((e) => e.payload).join('\n');

@@ -47,10 +47,7 @@ export interface ClientInbox {
  * real host would (a canned model reply, an accepted form, one root).
  */
 export async function connectClient(transport: Transport, name = 'portcullis-test'): Promise<{ client: Client; inbox: ClientInbox }> {
-  const client = new Client(
-    { name, version: '1.0.0' },
-    { capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } } },
-  );
+  const client = new Client({ name, version: '1.0.0' }, { capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } } });
   const inbox: ClientInbox = { sampling: [], elicitation: [], rootsRequests: 0 };
   client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
     inbox.sampling.push(req.params);

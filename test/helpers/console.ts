@@ -51,7 +51,10 @@ export async function startConsoleSignIn(gw: TestGateway, query = ''): Promise<{
 }
 
 /** Back at the gateway's callback with `cookie` (the login cookie, or none): its redirect and the session cookie it set. */
-export async function finishConsoleSignIn(callback: URL, cookie: string): Promise<{ status: number; location: string | null; cookie: string; body: string; headers: Headers }> {
+export async function finishConsoleSignIn(
+  callback: URL,
+  cookie: string,
+): Promise<{ status: number; location: string | null; cookie: string; body: string; headers: Headers }> {
   const res = await fetch(callback, { redirect: 'manual', headers: cookie ? { cookie } : {} });
   const session = res.headers.getSetCookie().find((c) => c.startsWith('portcullis-console='));
   return { status: res.status, location: res.headers.get('location'), cookie: (session ?? '').split(';')[0]!, body: await res.text(), headers: res.headers };

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 
 /** The base64 characters that encode `value` alone when it sits `offset` bytes into a longer encoded text. */
 function base64Inside(value: string, offset: number, alphabet: 'base64' | 'base64url'): string {
-  const encoded = Buffer.from(`${'\0'.repeat(offset)}${value}`).toString(alphabet).replace(/=+$/, '');
+  const encoded = Buffer.from(`${'\0'.repeat(offset)}${value}`)
+    .toString(alphabet)
+    .replace(/=+$/, '');
   const bits = 8 * Buffer.byteLength(value);
   return encoded.slice(Math.ceil((8 * offset) / 6), Math.floor((8 * offset + bits) / 6));
 }

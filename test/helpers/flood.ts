@@ -18,7 +18,12 @@ function tcpBufferMax(kind: 'rmem' | 'wmem'): number {
 export const pausedBound = Math.max(32 << 20, 2 * (tcpBufferMax('rmem') + tcpBufferMax('wmem')) + (8 << 20));
 
 /** A call of the flood server's `flood` tool (test/fixtures/flood-server.ts), id 7, its progress on token "p". */
-export const floodCall = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'flood', arguments: {}, _meta: { progressToken: 'p' } } });
+export const floodCall = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 7,
+  method: 'tools/call',
+  params: { name: 'flood', arguments: {}, _meta: { progressToken: 'p' } },
+});
 
 export function sessionHeaders(gw: TestGateway, session: string): Record<string, string> {
   return { ...gw.auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };

@@ -8,7 +8,9 @@ export async function allEvents(store: Store, sessionId: string): Promise<EventR
 
 /** What a recording says crossed a boundary: `received` events and the received side of `relayed` ones. */
 export function receivedTexts(events: EventRow[], direction: 'toServer' | 'toClient'): string[] {
-  return events.filter((e) => e.kind === 'message' && e.direction === direction && (e.boundary === 'received' || e.boundary === 'relayed')).map((e) => e.payload);
+  return events
+    .filter((e) => e.kind === 'message' && e.direction === direction && (e.boundary === 'received' || e.boundary === 'relayed'))
+    .map((e) => e.payload);
 }
 
 /** `delivered` events and the forwarded side of `relayed` ones. */

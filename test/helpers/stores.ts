@@ -87,6 +87,10 @@ export function storeSql(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: s
   }
   return async (sql, ...params) => {
     let n = 0;
-    await postgresSql(sql.replace(/\?/g, () => `$${++n}`), params, schemaOf(ts.url));
+    await postgresSql(
+      sql.replace(/\?/g, () => `$${++n}`),
+      params,
+      schemaOf(ts.url),
+    );
   };
 }

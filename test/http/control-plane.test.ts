@@ -122,7 +122,10 @@ test('authentication runs before any route: no credential, a bad token, and the 
     assert.equal(sessions.status, 401);
     assert.equal(sessions.headers.get('www-authenticate'), 'Bearer realm="portcullis-api"');
     const off = await call(h, '/api/sessions', { headers: { authorization: `Bearer ${localKey}` } });
-    assert.deepEqual([off.status, off.body, off.headers.get('retry-after')], [503, { error: 'recording is off (recording.mode: off): there are no recordings to serve' }, null]);
+    assert.deepEqual(
+      [off.status, off.body, off.headers.get('retry-after')],
+      [503, { error: 'recording is off (recording.mode: off): there are no recordings to serve' }, null],
+    );
     const nowhere = await call(h, '/api/nowhere', { headers: { authorization: `Bearer ${localKey}` } });
     assert.deepEqual([nowhere.status, nowhere.body], [404, { error: 'no API at /api/nowhere; see /api/sessions' }]);
   } finally {
@@ -137,7 +140,10 @@ test("a person API's store that cannot write now says when to retry; an API with
     const unavailable = await call(h, '/api/access', { headers: { authorization: 'Bearer alice' } });
     assert.deepEqual([unavailable.status, unavailable.headers.get('retry-after')], [503, '10']);
     const noStore = await call(h, '/api/reviews/rv_1', { headers: { authorization: 'Bearer alice' } });
-    assert.deepEqual([noStore.status, noStore.body, noStore.headers.get('retry-after')], [503, { error: 'reviews need the recording store (recording.mode is off)' }, null]);
+    assert.deepEqual(
+      [noStore.status, noStore.body, noStore.headers.get('retry-after')],
+      [503, { error: 'reviews need the recording store (recording.mode is off)' }, null],
+    );
   } finally {
     await h.close();
   }
@@ -177,7 +183,11 @@ test('public metadata and machine-only metrics keep their own forms; an unknown 
 
     const lost = await call(h, '/nowhere');
     assert.equal(lost.status, 404);
-    assert.deepEqual(lost.body, { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Not found: /nowhere; MCP endpoints are /mcp/<connection> and /sse/<connection>' } });
+    assert.deepEqual(lost.body, {
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32600, message: 'Not found: /nowhere; MCP endpoints are /mcp/<connection> and /sse/<connection>' },
+    });
     assert.deepEqual((await call(h, '/healthz')).body, { status: 'ok' });
   } finally {
     await h.close();

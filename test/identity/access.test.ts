@@ -33,7 +33,9 @@ describe('access policy with dev identity users', () => {
   after(() => gw?.stop());
 
   async function clientFor(user: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: { authorization: `Bearer ${await gw.tokenFor(user)}` } } });
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), {
+      requestInit: { headers: { authorization: `Bearer ${await gw.tokenFor(user)}` } },
+    });
     const client = new Client({ name: `access-${user}`, version: '1.0.0' });
     await client.connect(transport);
     return { client, transport };
@@ -56,7 +58,10 @@ describe('access policy with dev identity users', () => {
     const sessionId = transport.sessionId!;
     const tools = (await client.listTools()).tools.map((t) => t.name);
     assert.ok(tools.includes('echo'));
-    assert.deepEqual(tools.filter((t) => t.startsWith('get-') || t.startsWith('trigger-')), []);
+    assert.deepEqual(
+      tools.filter((t) => t.startsWith('get-') || t.startsWith('trigger-')),
+      [],
+    );
     assert.ok(!(await client.listPrompts()).prompts.some((p) => p.name === 'args-prompt'));
     assert.ok(!(await client.listResources()).resources.some((r) => r.uri.startsWith('demo://resource/static/document/')));
     await assert.rejects(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }), (err: Error & { code?: number }) => {
@@ -66,7 +71,10 @@ describe('access policy with dev identity users', () => {
     });
     await assert.rejects(client.getPrompt({ name: 'args-prompt', arguments: { city: 'Oslo' } }), /prompt 'args-prompt' needs membership of sre/);
     await assert.rejects(client.readResource({ uri: 'demo://resource/static/document/architecture.md' }), /needs membership of sre/);
-    await assert.rejects(client.complete({ ref: { type: 'ref/prompt', name: 'args-prompt' }, argument: { name: 'city', value: 'O' } }), /prompt 'args-prompt' needs membership of sre/);
+    await assert.rejects(
+      client.complete({ ref: { type: 'ref/prompt', name: 'args-prompt' }, argument: { name: 'city', value: 'O' } }),
+      /prompt 'args-prompt' needs membership of sre/,
+    );
     assert.match(JSON.stringify(await client.callTool({ name: 'echo', arguments: { message: 'allowed' } })), /Echo: allowed/);
     await transport.terminateSession();
     await client.close();
@@ -74,14 +82,22 @@ describe('access policy with dev identity users', () => {
     const events = await allEvents(gw.gateway.recorder!.store, sessionId);
     const verdicts = events.filter((e) => e.kind === 'verdict').map((e) => JSON.parse(e.payload) as { stage: string; action: string; reason?: string });
     assert.ok(verdicts.some((v) => v.stage === 'authorize' && v.action === 'answer' && /get-sum/.test(v.reason ?? '')));
-    assert.ok(verdicts.some((v) => v.stage === 'authorize' && v.action === 'rewrite'), 'the filtered list is recorded as a rewrite');
+    assert.ok(
+      verdicts.some((v) => v.stage === 'authorize' && v.action === 'rewrite'),
+      'the filtered list is recorded as a rewrite',
+    );
   });
 
   it('someone outside the connection group gets 403 insufficient_scope, and the attempt is recorded', async () => {
     const res = await fetch(gw.mcp('everything'), {
       method: 'POST',
       headers: { ...mcpHeaders, authorization: `Bearer ${await gw.tokenFor('eve')}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'eve', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'eve', version: '1' } },
+      }),
     });
     assert.equal(res.status, 403);
     assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
@@ -101,7 +117,11 @@ describe('access policy with dev identity users', () => {
     while (!/sessionId=[^\s]+/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
     const endpoint = new URL(/data: (\S+)/.exec(text)![1]!, gw.url);
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
-    const other = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await gw.tokenFor('ada')}` }, body });
+    const other = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await gw.tokenFor('ada')}` },
+      body,
+    });
     assert.equal(other.status, 404, 'another identity cannot post into the session');
     const none = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     assert.equal(none.status, 401);
@@ -130,7 +150,10 @@ describe('a real access token from the IdP, for the connection as its resource (
     idp = await startTestIdp();
     gw = await startTestGateway({
       identity: { issuers: [{ issuer: idp.issuer, clientId: 'portcullis-cli' }] },
-      connections: { everything: { stdio: everythingStdio(), access: { groups: ['services'] } }, other: { stdio: everythingStdio(), access: { groups: ['*'] } } },
+      connections: {
+        everything: { stdio: everythingStdio(), access: { groups: ['services'] } },
+        other: { stdio: everythingStdio(), access: { groups: ['*'] } },
+      },
     });
   });
   after(async () => {
@@ -163,7 +186,12 @@ describe('a real access token from the IdP, for the connection as its resource (
     const res = await fetch(gw.mcp('other'), {
       method: 'POST',
       headers: { ...mcpHeaders, authorization: `Bearer ${token}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
     });
     assert.equal(res.status, 401);
     assert.match(await res.text(), /not meant for this connection/);
@@ -198,10 +226,15 @@ describe('several issuers, each with its own groups claim and role map', () => {
     fetch(gw.mcp('everything'), {
       method: 'POST',
       headers: { ...mcpHeaders, authorization: `Bearer ${token}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
     });
 
-  it('accepts each issuer\'s tokens and maps the second one\'s roles to Portcullis groups', async () => {
+  it("accepts each issuer's tokens and maps the second one's roles to Portcullis groups", async () => {
     assert.equal((await open(await a.sign({ sub: 'from-a', groups: ['eng'] }))).status, 200);
     const fromB = await open(await b.sign({ sub: 'from-b', groups: undefined, realm_access: { roles: ['b-engineers', 'b-other'] } }));
     assert.equal(fromB.status, 200);

@@ -135,14 +135,18 @@ describe('token attacks against a gateway trusting a real IdP', () => {
     const token = await idp.sign({ aud: `${other}/mcp/everything` });
     const { request } = await import('node:http');
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, host: 'localhost:3000', authorization: `Bearer ${token}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        gw.mcp('everything'),
+        { method: 'POST', headers: { ...mcpHeaders, host: 'localhost:3000', authorization: `Bearer ${token}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end(initialize);
     });
-    assert.equal(status, 401, 'the audience is the gateway\'s own address, never the Host a request names');
+    assert.equal(status, 401, "the audience is the gateway's own address, never the Host a request names");
   });
 
   it('credentials of another scheme are no credentials (401, bare challenge); a malformed bearer header is a bad request (400)', async () => {
@@ -247,7 +251,10 @@ describe('key rotation at a real IdP', () => {
     idp = await startTestIdp();
     // A short cooldown, so that the new key's first token may refetch the JWKS at once.
     gw = await startTestGateway(
-      { identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] }, connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } } },
+      {
+        identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] },
+        connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
+      },
       { issuerTimings: { jwksCooldownMs: 10 } },
     );
   });
@@ -259,7 +266,7 @@ describe('key rotation at a real IdP', () => {
   const attempt = async (token: string) =>
     fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: initialize });
 
-  it('a token under a new key is accepted at once, and the revoked key\'s tokens fail from then on', async () => {
+  it("a token under a new key is accepted at once, and the revoked key's tokens fail from then on", async () => {
     const oldKey = idp.key;
     assert.equal((await attempt(await idp.sign({}))).status, 200);
     const oldToken = await idp.sign({ sub: 'bob', groups: ['eng'] }, {}, oldKey);
@@ -279,11 +286,15 @@ describe('an IdP that cannot be reached', () => {
   it('answers 503 with Retry-After (the token may be good), and does not fetch again at once', async () => {
     const idp = await startTestIdp();
     const gw = await startTestGateway(
-      { identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] }, connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } } },
+      {
+        identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] },
+        connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
+      },
       { issuerTimings: { jwksCooldownMs: 0, discoveryRetryMs: 60_000 } },
     );
     try {
-      const attempt = async (token: string) => fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: initialize });
+      const attempt = async (token: string) =>
+        fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${token}` }, body: initialize });
       assert.equal((await attempt(await idp.sign({}))).status, 200);
       const rotated = await idp.sign({}, { kid: 'next-key' });
       await idp.stop();

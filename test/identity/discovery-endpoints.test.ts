@@ -20,7 +20,12 @@ import { mcpHeaders } from '../helpers/raw-http.js';
  * documents are served by real servers; a canary server on another port counts whoever was sent to it.
  */
 
-const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+const initialize = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+});
 
 describe("the gateway's OIDC discovery", () => {
   let idp: ScriptedServer;
@@ -51,7 +56,11 @@ describe("the gateway's OIDC discovery", () => {
   }
 
   const open = async (gw: TestGateway) => {
-    const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${await token(idp.url)}` }, body: initialize });
+    const res = await fetch(gw.mcp('everything'), {
+      method: 'POST',
+      headers: { ...mcpHeaders, authorization: `Bearer ${await token(idp.url)}` },
+      body: initialize,
+    });
     await res.text();
     return res.status;
   };
@@ -74,7 +83,12 @@ describe("the gateway's OIDC discovery", () => {
     assert.equal(await open(gw), 503);
     assert.deepEqual(canary.requests, [], 'nothing was sent to the address the document named');
     const failed = gw.log.lines.find((l) => l.msg === 'OIDC discovery failed');
-    assert.match(String(failed?.err), new RegExp(`jwks_uri is on "${canary.host}", not on the issuer's host "${idp.host}"; if that host is the IdP's, list it under identity\\.issuers\\[\\]\\.endpointHosts`));
+    assert.match(
+      String(failed?.err),
+      new RegExp(
+        `jwks_uri is on "${canary.host}", not on the issuer's host "${idp.host}"; if that host is the IdP's, list it under identity\\.issuers\\[\\]\\.endpointHosts`,
+      ),
+    );
   });
 
   it('refuses link-local, private and plain-http endpoints', async () => {
@@ -105,10 +119,17 @@ describe("the console's sign-in discovery", () => {
   it('never sends the browser, nor the client secret, to endpoints on another host', async () => {
     const idp = await startScriptedServer();
     const canary = await startScriptedServer();
-    idp.routes.set('/.well-known/openid-configuration', discoveryDocument(idp.url, { authorization_endpoint: `${canary.url}/auth`, token_endpoint: `${canary.url}/token` }));
+    idp.routes.set(
+      '/.well-known/openid-configuration',
+      discoveryDocument(idp.url, { authorization_endpoint: `${canary.url}/auth`, token_endpoint: `${canary.url}/token` }),
+    );
     process.env.PORTCULLIS_TEST_CONSOLE_SECRET = 'console-secret-for-the-hostile-idp';
     const gw = await startTestGateway({
-      identity: { issuers: [{ issuer: idp.url, clientId: 'portcullis-cli', console: { clientId: 'portcullis-console', clientSecret: '${env:PORTCULLIS_TEST_CONSOLE_SECRET}' } }] },
+      identity: {
+        issuers: [
+          { issuer: idp.url, clientId: 'portcullis-cli', console: { clientId: 'portcullis-console', clientSecret: '${env:PORTCULLIS_TEST_CONSOLE_SECRET}' } },
+        ],
+      },
       connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
     });
     try {
@@ -139,7 +160,8 @@ describe('portcullis login: the issuer and endpoints a gateway names', () => {
       authorization_servers: [issuer],
       portcullis_clients: { [issuer]: { client_id: 'portcullis-cli', scopes: ['openid'], ...(endpointHosts ? { endpoint_hosts: endpointHosts } : {}) } },
     });
-  const login = (...args: string[]) => runCli(['login', '--gateway', gateway.url, '--no-browser', ...args], { env: { PORTCULLIS_HOME: home }, timeoutMs: 60_000 });
+  const login = (...args: string[]) =>
+    runCli(['login', '--gateway', gateway.url, '--no-browser', ...args], { env: { PORTCULLIS_HOME: home }, timeoutMs: 60_000 });
 
   before(async () => {
     gateway = await startScriptedServer();
@@ -173,12 +195,23 @@ describe('portcullis login: the issuer and endpoints a gateway names', () => {
   it('login --device: refuses a device endpoint on another address, and sends it nothing', async () => {
     // A gateway on loopback may name an IdP on loopback (the tests' own setup); its endpoints stay on that IdP.
     names(idp.url);
-    idp.routes.set('/.well-known/openid-configuration', discoveryDocument(idp.url, { device_authorization_endpoint: `${canary.url}/device`, token_endpoint: `${canary.url}/token` }));
+    idp.routes.set(
+      '/.well-known/openid-configuration',
+      discoveryDocument(idp.url, { device_authorization_endpoint: `${canary.url}/device`, token_endpoint: `${canary.url}/token` }),
+    );
     const run = await login('--device');
     assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stderr, new RegExp(`is not used: its discovery document's (token_endpoint|device_authorization_endpoint) is on "${canary.host}", not on the issuer's host "${idp.host}"`));
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `is not used: its discovery document's (token_endpoint|device_authorization_endpoint) is on "${canary.host}", not on the issuer's host "${idp.host}"`,
+      ),
+    );
     assert.deepEqual(canary.requests, [], 'no device code was asked for at the address the document named');
-    assert.ok(idp.requests.some((r) => r.path === '/.well-known/openid-configuration'), 'the IdP itself was asked');
+    assert.ok(
+      idp.requests.some((r) => r.path === '/.well-known/openid-configuration'),
+      'the IdP itself was asked',
+    );
   });
 
   it('login --device: refuses a link-local device endpoint', async () => {
@@ -210,13 +243,41 @@ describe('portcullis login: the issuer and endpoints a gateway names', () => {
 
 describe('endpoint policy', () => {
   it('endpointHosts takes host names with an optional port, and a config error names the key', () => {
-    const config = (endpointHosts: unknown) => stringify({ identity: { issuers: [{ issuer: 'https://accounts.example.com', endpointHosts }] }, connections: { x: { stdio: { command: 'true' }, access: { groups: ['*'] } } } });
-    assert.deepEqual(parseConfig(config(['oauth2.example.com', 'keys.example.com:8443']), '(test)').identity.issuers[0]!.endpointHosts, ['oauth2.example.com', 'keys.example.com:8443']);
-    assert.throws(() => parseConfig(config(['https://oauth2.example.com/token']), '(test)'), /identity\.issuers\.0\.endpointHosts\.0: expected a host name, optionally with :port/);
+    const config = (endpointHosts: unknown) =>
+      stringify({
+        identity: { issuers: [{ issuer: 'https://accounts.example.com', endpointHosts }] },
+        connections: { x: { stdio: { command: 'true' }, access: { groups: ['*'] } } },
+      });
+    assert.deepEqual(parseConfig(config(['oauth2.example.com', 'keys.example.com:8443']), '(test)').identity.issuers[0]!.endpointHosts, [
+      'oauth2.example.com',
+      'keys.example.com:8443',
+    ]);
+    assert.throws(
+      () => parseConfig(config(['https://oauth2.example.com/token']), '(test)'),
+      /identity\.issuers\.0\.endpointHosts\.0: expected a host name, optionally with :port/,
+    );
   });
 
   it('knows the internal address ranges', () => {
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:169.254.169.254', new URL('https://[::ffff:169.254.169.254]/').hostname, '64:ff9b::a9fe:a9fe', '2002:a00:1::1']) {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      '::',
+      'fd00::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:169.254.169.254',
+      new URL('https://[::ffff:169.254.169.254]/').hostname,
+      '64:ff9b::a9fe:a9fe',
+      '2002:a00:1::1',
+    ]) {
       assert.ok(isInternalAddress(a), a);
     }
     for (const a of ['8.8.8.8', '172.32.0.1', '2001:4860:4860::8888', '93.184.216.34']) assert.ok(!isInternalAddress(a), a);

@@ -34,13 +34,20 @@ describe('just-in-time access', () => {
   });
   after(() => gw?.stop());
 
-  const cli = (user: string, ...args: string[]) => runCli(['access', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
-  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) => callApi<{ request?: AccessRequestRow; requests?: AccessRequestRow[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
+  const cli = (user: string, ...args: string[]) =>
+    runCli(['access', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
+  const api = (user: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
+    callApi<{ request?: AccessRequestRow; requests?: AccessRequestRow[]; error?: string }>(gw.url, tokens[user]!, method, path, body);
   const initialize = (user: string) =>
     fetch(gw.mcp('prod'), {
       method: 'POST',
       headers: { ...mcpHeaders, authorization: `Bearer ${tokens[user]}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: user, version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: user, version: '1' } },
+      }),
     });
   const ledgerAccess = async () =>
     (await gw.gateway.recorder!.store.ledger(gw.gateway.recorder!.instanceId, -1, 10_000))
@@ -64,7 +71,7 @@ describe('just-in-time access', () => {
     assert.equal(own.status, 403);
     assert.match(own.body.error!, /approving access to 'prod' needs membership of approvers/);
     const stranger = await api('eve', 'POST', `/api/access/${id}/approve`);
-    assert.equal(stranger.status, 404, 'eve may not even see bob\'s request');
+    assert.equal(stranger.status, 404, "eve may not even see bob's request");
 
     const listed = await cli('alice', 'list', '--status', 'pending');
     assert.equal(listed.code, 0, listed.stderr);

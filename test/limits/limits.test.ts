@@ -38,7 +38,12 @@ const bob = { subject: 'bob', issuer: 'https://idp.example' };
 const otherAlice = { subject: 'alice', issuer: 'https://other.example' };
 
 let seq = 0;
-const call = (tool = 'echo', id: number | string = ++seq): JsonRpcRequest => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: tool, arguments: {} } });
+const call = (tool = 'echo', id: number | string = ++seq): JsonRpcRequest => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name: tool, arguments: {} },
+});
 
 describe('TokenBucket', () => {
   it('admits a burst, then refills at its rate, never above the burst', () => {
@@ -158,7 +163,13 @@ describe('Limits', () => {
 
   it('has defaults that leave ordinary use alone', () => {
     const cfg = config();
-    assert.deepEqual(cfg.limits.principal, { sessions: 64, stdioProcesses: 16, sessionOpens: { perSecond: 2, burst: 60 }, requestsInFlight: 64, requests: { perSecond: 100, burst: 500 } });
+    assert.deepEqual(cfg.limits.principal, {
+      sessions: 64,
+      stdioProcesses: 16,
+      sessionOpens: { perSecond: 2, burst: 60 },
+      requestsInFlight: 64,
+      requests: { perSecond: 100, burst: 500 },
+    });
     assert.deepEqual(cfg.connections.get('tools')!.limits, { sessions: 1024, stdioProcesses: 64, requestsInFlight: 1024, tools: {} });
   });
 
@@ -341,7 +352,12 @@ describe('limits config', () => {
 
   it('a connection overrides the gateway-wide connection defaults key by key', () => {
     const cfg = config({ connection: { sessions: 10, stdioProcesses: 5 } }, { stdioProcesses: 2 });
-    assert.deepEqual(cfg.connections.get('tools')!.limits, { sessions: 10, stdioProcesses: 2, requestsInFlight: 1024, tools: {} } satisfies ConnectionConfig['limits']);
+    assert.deepEqual(cfg.connections.get('tools')!.limits, {
+      sessions: 10,
+      stdioProcesses: 2,
+      requestsInFlight: 1024,
+      tools: {},
+    } satisfies ConnectionConfig['limits']);
     assert.equal(cfg.connections.get('remote')!.limits.stdioProcesses, 5);
   });
 });
@@ -359,7 +375,10 @@ describe('RequestLimitsStage and its observer', () => {
   it('a request held by a later stage is counted once, though the stages before the hold run again', async () => {
     const { l, stage } = setup({ principal: { requests: { perSecond: 0.001, burst: 1 } } });
     const released = Promise.resolve(pass);
-    const holder: Stage = { name: 'review', inspect: (m) => (isRequest(m) && m.method === 'tools/call' ? { action: 'hold', until: released, reason: 'review' } : undefined) };
+    const holder: Stage = {
+      name: 'review',
+      inspect: (m) => (isRequest(m) && m.method === 'tools/call' ? { action: 'hold', until: released, reason: 'review' } : undefined),
+    };
     const outcome = await new Pipeline([stage, holder]).run(call('echo', 'held'), { session, direction: 'toServer' });
     assert.equal(outcome.action, 'forward', 'the rate (one request) was spent once');
     assert.equal(l.usage.requestsInFlight, 1);

@@ -29,7 +29,10 @@ describe('masking config', () => {
   });
 
   it('maxDecodedSize: 16 MiB by default, a size per connection, a clear error for a bad one', () => {
-    const c = parseConfig(`masking: {maxDecodedSize: 4MiB}\n${oneStdio}    masking: {exclude: [email]}\n  b:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n    masking: {maxDecodedSize: 512KiB}\n`, 'test.yaml');
+    const c = parseConfig(
+      `masking: {maxDecodedSize: 4MiB}\n${oneStdio}    masking: {exclude: [email]}\n  b:\n    stdio: {command: node}\n    access: {groups: ["*"]}\n    masking: {maxDecodedSize: 512KiB}\n`,
+      'test.yaml',
+    );
     assert.equal(c.masking.maxDecodedSize, 4 * 1024 * 1024);
     assert.equal(c.connections.get('a')!.masking.maxDecodedSize, 4 * 1024 * 1024, 'a connection that does not set it keeps the gateway-wide value');
     assert.equal(c.connections.get('b')!.masking.maxDecodedSize, 512 * 1024);
@@ -38,7 +41,10 @@ describe('masking config', () => {
   });
 
   it('a connection overrides the keys it names, and keeps the rest', () => {
-    const c = parseConfig(`masking: {exclude: [phone-number], replace: hash}\n${oneStdio}    masking: {replace: {keepLast: 4}, exclude: [email]}\n`, 'test.yaml');
+    const c = parseConfig(
+      `masking: {exclude: [phone-number], replace: hash}\n${oneStdio}    masking: {replace: {keepLast: 4}, exclude: [email]}\n`,
+      'test.yaml',
+    );
     assert.deepEqual(c.masking.exclude, ['phone-number']);
     assert.deepEqual(c.connections.get('a')!.masking.exclude, ['email']);
     assert.deepEqual(c.connections.get('a')!.masking.replace, { kind: 'keep-last', count: 4 });
@@ -49,10 +55,22 @@ describe('masking config', () => {
     const found = problems(
       `masking:\n  detectors: [secrets, credit-cards]\n  custom:\n    - {name: bad-regex, regex: "(a)\\\\1"}\n    - {name: bad-path, jsonPath: "result.x"}\n    - {name: email, regex: "x"}\n${oneStdio}`,
     );
-    assert.ok(found.some((p) => /^masking\.detectors\.1: there is no detector or family named "credit-cards"/.test(p)), found.join('\n'));
-    assert.ok(found.some((p) => /^masking\.custom\.0\.regex: the regex of custom detector "bad-regex" is not valid RE2 syntax/.test(p)), found.join('\n'));
-    assert.ok(found.some((p) => /^masking\.custom\.1\.jsonPath: the jsonPath of custom detector "bad-path" must start with \$/.test(p)), found.join('\n'));
-    assert.ok(found.some((p) => /^masking\.custom\.2\.name: this name is a built-in detector or family/.test(p)), found.join('\n'));
+    assert.ok(
+      found.some((p) => /^masking\.detectors\.1: there is no detector or family named "credit-cards"/.test(p)),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => /^masking\.custom\.0\.regex: the regex of custom detector "bad-regex" is not valid RE2 syntax/.test(p)),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => /^masking\.custom\.1\.jsonPath: the jsonPath of custom detector "bad-path" must start with \$/.test(p)),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => /^masking\.custom\.2\.name: this name is a built-in detector or family/.test(p)),
+      found.join('\n'),
+    );
   });
 
   it('custom detectors: a regex (RE2, linear time) and a JSON path', () => {
@@ -89,7 +107,8 @@ describe('masking per caller group', () => {
     'test.yaml',
   );
   const policies = new MaskingPolicies(config.connections, config.masking.rules);
-  const session = (connection: string, groups: string[]) => sessionInfo(`s-${connection}-${groups.join('+')}`, connection, { subject: 'u', issuer: 'https://idp', groups });
+  const session = (connection: string, groups: string[]) =>
+    sessionInfo(`s-${connection}-${groups.join('+')}`, connection, { subject: 'u', issuer: 'https://idp', groups });
 
   it("a rule's keys apply to members of its groups only", () => {
     assert.equal(policies.forSession(session('a', ['support']))!.maskString(text)!.text, 'mail ada@example.com, card [REDACTED:payment-card]');
@@ -110,6 +129,9 @@ describe('masking per caller group', () => {
 
   it('names in rules are checked like the rest', () => {
     const found = problems(`masking:\n  rules:\n    - {groups: [x], exclude: [emails]}\n${oneStdio}`);
-    assert.ok(found.some((p) => /^masking\.rules\.0\.exclude\.0: there is no detector or family named "emails"/.test(p)), found.join('\n'));
+    assert.ok(
+      found.some((p) => /^masking\.rules\.0\.exclude\.0: there is no detector or family named "emails"/.test(p)),
+      found.join('\n'),
+    );
   });
 });

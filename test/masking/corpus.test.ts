@@ -12,7 +12,17 @@ import { negatives, positives } from './corpus.js';
  * Recall and the false-positive rate are reported in the test output; on this corpus both must be perfect.
  */
 
-const defaults = { enabled: true, detectors: ['secrets', 'pii'], exclude: [], fields: defaultFieldWords, replace: { kind: 'redact' as const }, allow: [], custom: [], recordArguments: false, maxDecodedSize: 16 * 1024 * 1024 };
+const defaults = {
+  enabled: true,
+  detectors: ['secrets', 'pii'],
+  exclude: [],
+  fields: defaultFieldWords,
+  replace: { kind: 'redact' as const },
+  allow: [],
+  custom: [],
+  recordArguments: false,
+  maxDecodedSize: 16 * 1024 * 1024,
+};
 const masker = new Masker({ detectors: detectorsFor(defaults), fieldWords: defaults.fields, replace: replacer(defaults.replace, Buffer.alloc(32)) });
 
 /** What a tool result carrying `text` becomes. */
@@ -25,7 +35,10 @@ describe('the masking corpus', () => {
   it('every built-in detector is covered by a positive', () => {
     const onByDefault = builtInDetectors.filter((d) => d.onByDefault).map((d) => d.name);
     const covered = new Set(positives.map((p) => p.detector));
-    assert.deepEqual([...new Set(onByDefault)].filter((n) => !covered.has(n)), []);
+    assert.deepEqual(
+      [...new Set(onByDefault)].filter((n) => !covered.has(n)),
+      [],
+    );
   });
 
   for (const p of positives) {
@@ -54,7 +67,9 @@ describe('the masking corpus', () => {
     const falsePositives = negatives.filter((n) => throughToolResult(n.text).redactions.length > 0).length;
     const recall = found / positives.length;
     const fpRate = falsePositives / negatives.length;
-    t.diagnostic(`masking corpus: recall ${(recall * 100).toFixed(1)}% (${found}/${positives.length}), false positives ${(fpRate * 100).toFixed(1)}% (${falsePositives}/${negatives.length})`);
+    t.diagnostic(
+      `masking corpus: recall ${(recall * 100).toFixed(1)}% (${found}/${positives.length}), false positives ${(fpRate * 100).toFixed(1)}% (${falsePositives}/${negatives.length})`,
+    );
     assert.equal(recall, 1);
     assert.equal(fpRate, 0);
   });
@@ -78,13 +93,10 @@ describe('the masking engine', () => {
     assert.equal(parsed.db.password, '[REDACTED:field-rule]');
     assert.equal(parsed.note, 'mail [REDACTED:email]');
     assert.match(text, /\n  "user"/, 'indented as it was');
-    assert.deepEqual(
-      redactions.map((r) => [r.detector, r.path]).sort(),
-      [
-        ['email', '$.text<json>.note'],
-        ['field-rule', '$.text<json>.db.password'],
-      ],
-    );
+    assert.deepEqual(redactions.map((r) => [r.detector, r.path]).sort(), [
+      ['email', '$.text<json>.note'],
+      ['field-rule', '$.text<json>.db.password'],
+    ]);
   });
 
   it('field rules mask a named field whatever it holds, and leave look-alike keys', () => {
@@ -138,13 +150,22 @@ describe('the masking engine', () => {
   });
 
   it('leaves allow-listed values (documentation examples) alone', () => {
-    const docs = new Masker({ detectors: builtInDetectors, fieldWords: [], replace: replacer({ kind: 'redact' }, Buffer.alloc(32)), allow: ['AKIAIOSFODNN7EXAMPLE'] });
+    const docs = new Masker({
+      detectors: builtInDetectors,
+      fieldWords: [],
+      replace: replacer({ kind: 'redact' }, Buffer.alloc(32)),
+      allow: ['AKIAIOSFODNN7EXAMPLE'],
+    });
     assert.equal(docs.maskString('aws_access_key_id = AKIAIOSFODNN7EXAMPLE'), undefined);
   });
 });
 
 describe('the opt-in IP address detectors', () => {
-  const network = new Masker({ detectors: builtInDetectors.filter((d) => d.family === 'network'), fieldWords: [], replace: replacer({ kind: 'redact' }, Buffer.alloc(32)) });
+  const network = new Masker({
+    detectors: builtInDetectors.filter((d) => d.family === 'network'),
+    fieldWords: [],
+    replace: replacer({ kind: 'redact' }, Buffer.alloc(32)),
+  });
   const found = (text: string) => [...(network.maskString(text)?.counts.keys() ?? [])];
 
   for (const [text, address] of [

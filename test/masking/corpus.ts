@@ -69,7 +69,11 @@ const nestedB64 = base64(`{"auths":{"registry.example.com":{"auth":"${base64(`ci
 export const positives: Positive[] = [
   { detector: 'gitlab-runner-token', secret: runnerToken, text: `gitlab-runner register --registration-token ${runnerToken} --executor docker` },
   { detector: 'stripe-webhook-secret', secret: webhookSecret, text: `STRIPE_WEBHOOK_SECRET=${webhookSecret}` },
-  { detector: 'google-oauth-client-secret', secret: googleSecret, text: `{"installed": {"client_id": "1234.apps.googleusercontent.com", "client_secret": "${googleSecret}"}}` },
+  {
+    detector: 'google-oauth-client-secret',
+    secret: googleSecret,
+    text: `{"installed": {"client_id": "1234.apps.googleusercontent.com", "client_secret": "${googleSecret}"}}`,
+  },
   { detector: 'bearer-token', secret: bearer, text: `curl -s -H "X-Trace: 1" api.example.com/v1/items  # sent Bearer ${bearer}` },
   { detector: 'aws-access-key-id', secret: awsKeyId, text: `[default]\naws_access_key_id = ${awsKeyId}\n` },
   { detector: 'aws-access-key-id', secret: awsKeyId, text: `{"AccessKey": {"UserName": "ci", "AccessKeyId": "${awsKeyId}", "Status": "Active"}}` },
@@ -120,9 +124,21 @@ export const positives: Positive[] = [
 ];
 
 export const negatives: Negative[] = [
-  { lookalike: 'internationalization', text: 'internationalization responsibilities in /usr/local/lib/node_modules/typescript/lib', why: 'long words and paths (base64 characters, not base64)' },
-  { lookalike: base64('Content-Type: text/plain; charset=utf-8'), text: `header ${base64('Content-Type: text/plain; charset=utf-8')}`, why: 'base64 of harmless text' },
-  { lookalike: 'iVBORw0KGgo', text: 'icon: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', why: 'a small PNG as a data URL' },
+  {
+    lookalike: 'internationalization',
+    text: 'internationalization responsibilities in /usr/local/lib/node_modules/typescript/lib',
+    why: 'long words and paths (base64 characters, not base64)',
+  },
+  {
+    lookalike: base64('Content-Type: text/plain; charset=utf-8'),
+    text: `header ${base64('Content-Type: text/plain; charset=utf-8')}`,
+    why: 'base64 of harmless text',
+  },
+  {
+    lookalike: 'iVBORw0KGgo',
+    text: 'icon: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+    why: 'a small PNG as a data URL',
+  },
   { lookalike: 'be5609f728403e19', text: '{"span_id": "be5609f728403e19", "trace_flags": 1}', why: 'a lower-case hex span id that passes the IBAN checksum' },
   { lookalike: '536228726', text: 'order 536228726 shipped; tracking 536228726', why: 'nine digits without an SSN label' },
   { lookalike: '536228726', text: '{"id": "536228726", "zip": 941031234}', why: 'nine digits under a key that is not an SSN' },
@@ -132,11 +148,19 @@ export const negatives: Negative[] = [
   { lookalike: '000-12-3456', text: 'ssn 000-12-3456', why: 'an SSN with area 000' },
   { lookalike: '666-12-3456', text: 'ssn 666-12-3456', why: 'an SSN with area 666' },
   { lookalike: '536-00-8726', text: 'ssn 536-00-8726', why: 'an SSN with group 00' },
-  { lookalike: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', text: 'sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', why: 'a hex digest' },
+  {
+    lookalike: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    text: 'sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    why: 'a hex digest',
+  },
   { lookalike: '123e4567-e89b-12d3-a456-426614174000', text: '{"requestId": "123e4567-e89b-12d3-a456-426614174000"}', why: 'a UUID' },
   { lookalike: '1764064800123', text: '{"timestamp": 1764064800123, "ts": "1764064800123"}', why: 'a millisecond timestamp' },
   { lookalike: '2026-11-25T10:01:02Z', text: 'created 2026-11-25T10:01:02Z', why: 'a date' },
-  { lookalike: 'pk_live_51H8abcdefghijklmnop', text: 'STRIPE_PUBLISHABLE_KEY=pk_live_51H8abcdefghijklmnop', why: 'a Stripe publishable key (public by design)' },
+  {
+    lookalike: 'pk_live_51H8abcdefghijklmnop',
+    text: 'STRIPE_PUBLISHABLE_KEY=pk_live_51H8abcdefghijklmnop',
+    why: 'a Stripe publishable key (public by design)',
+  },
   { lookalike: 'AKIA1234', text: 'AKIA1234 is too short to be a key id', why: 'a short AKIA string' },
   { lookalike: 'secretName: db-credentials', text: 'volumes:\n- secret:\n    secretName: db-credentials\n', why: 'a Kubernetes secret reference' },
   { lookalike: 'max_tokens', text: '{"max_tokens": 1024, "token_count": 17}', why: 'token counts' },
@@ -146,5 +170,9 @@ export const negatives: Negative[] = [
   { lookalike: '10.0.0.12', text: 'pod/api-7d9f 1/1 Running 10.0.0.12 node-3', why: 'an IP address (IP detection is opt-in)' },
   { lookalike: 'eyJhbGciOi', text: 'the prefix eyJhbGciOi alone is not a token', why: 'a JWT prefix alone' },
   { lookalike: 'sk-1234', text: 'sk-1234 is not a key', why: 'a short sk- string' },
-  { lookalike: '-----BEGIN PUBLIC KEY-----', text: '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----', why: 'a public key' },
+  {
+    lookalike: '-----BEGIN PUBLIC KEY-----',
+    text: '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----',
+    why: 'a public key',
+  },
 ];

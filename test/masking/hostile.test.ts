@@ -51,12 +51,20 @@ describe('hostile input', () => {
     const token = `ghp_${'Q'.repeat(36)}`;
     const { value, redactions } = masker.maskValue({ content: [{ type: 'text', text: `${big}GITHUB_TOKEN=${token}` }] });
     assert.ok(!JSON.stringify(value).includes(token));
-    assert.deepEqual(redactions.map((r) => r.detector), ['github-token']);
+    assert.deepEqual(
+      redactions.map((r) => r.detector),
+      ['github-token'],
+    );
   });
 
   it('base64-shaped input (wrapped lines, padding everywhere, runs a character too long) is masked in bounded time', { timeout: 60_000 }, () => {
     const token = `ghp_${'Q'.repeat(36)}`;
-    for (const text of [`${'QUJD'.repeat(4)}\n`.repeat(50_000), 'QUJDRA=='.repeat(50_000), `${'QUJDREVG'.repeat(2)}Q `.repeat(20_000), `${'aGVsbG8g'.repeat(50_000)}`]) {
+    for (const text of [
+      `${'QUJD'.repeat(4)}\n`.repeat(50_000),
+      'QUJDRA=='.repeat(50_000),
+      `${'QUJDREVG'.repeat(2)}Q `.repeat(20_000),
+      `${'aGVsbG8g'.repeat(50_000)}`,
+    ]) {
       const start = performance.now();
       const { value } = masker.maskValue({ content: [{ type: 'text', text: `${text} GITHUB_TOKEN=${token}` }] });
       assert.ok(!JSON.stringify(value).includes(token));
@@ -66,7 +74,10 @@ describe('hostile input', () => {
 
   it('refuses JSON nested 10,000 deep with a clear error, rather than walking it', () => {
     const deep = JSON.parse(`${'['.repeat(10_000)}"x"${']'.repeat(10_000)}`) as unknown;
-    assert.throws(() => masker.maskValue(deep), (err: Error) => err instanceof MaskingRefusedError && /deeper than 512 levels/.test(err.message));
+    assert.throws(
+      () => masker.maskValue(deep),
+      (err: Error) => err instanceof MaskingRefusedError && /deeper than 512 levels/.test(err.message),
+    );
   });
 
   it('refuses such JSON inside a text content too', () => {

@@ -46,7 +46,10 @@ describe('keys', () => {
     // The engine looks at each clean key once; a key holding a finding must not be remembered as clean.
     const rows = Array.from({ length: 3 }, (_, i) => ({ 'ada@example.com': i, ssn: 536228726, note: 'n' }));
     const { value, redactions } = masker.maskValue(rows);
-    assert.deepEqual(value, Array.from({ length: 3 }, (_, i) => ({ '[REDACTED:email]': i, ssn: '[REDACTED:us-ssn]', note: 'n' })));
+    assert.deepEqual(
+      value,
+      Array.from({ length: 3 }, (_, i) => ({ '[REDACTED:email]': i, ssn: '[REDACTED:us-ssn]', note: 'n' })),
+    );
     assert.equal(redactions.filter((r) => r.path.endsWith('<key>')).length, 3);
   });
 
@@ -137,7 +140,12 @@ describe('binary fields', () => {
   });
 
   it('a binary (a PNG whose text chunk holds a card number) is looked into by its printable runs', () => {
-    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), noise(2000, 'png-a'), Buffer.from('tEXtComment\0paid with 4111 1111 1111 1111\0'), noise(2000, 'png-b')]);
+    const png = Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      noise(2000, 'png-a'),
+      Buffer.from('tEXtComment\0paid with 4111 1111 1111 1111\0'),
+      noise(2000, 'png-b'),
+    ]);
     const item = (masker.maskValue(resource(base64(png), 'image/png')).value as { contents: Array<{ mimeType: string; blob: string }> }).contents[0]!;
     assert.equal(decoded(item.blob), '[REDACTED:payment-card]');
     assert.equal(item.mimeType, 'text/plain');
@@ -156,8 +164,18 @@ describe('binary fields', () => {
   });
 
   it('a short blob is decoded too (an SSN is 9 bytes), and an empty one passes', () => {
-    const { value } = masker.maskValue({ contents: [{ uri: 'u', blob: base64('SSN 536228726') }, { uri: 'v', blob: '' }] });
-    assert.deepEqual(value, { contents: [{ uri: 'u', blob: base64('[REDACTED:us-ssn]'), mimeType: 'text/plain' }, { uri: 'v', blob: '' }] });
+    const { value } = masker.maskValue({
+      contents: [
+        { uri: 'u', blob: base64('SSN 536228726') },
+        { uri: 'v', blob: '' },
+      ],
+    });
+    assert.deepEqual(value, {
+      contents: [
+        { uri: 'u', blob: base64('[REDACTED:us-ssn]'), mimeType: 'text/plain' },
+        { uri: 'v', blob: '' },
+      ],
+    });
   });
 
   it('a secret written raw into a blob field (not base64) is masked too', () => {
@@ -216,11 +234,13 @@ describe('nine-digit SSNs and lower-case IBANs', () => {
       id: 536228726,
       order: '536228726',
     });
-    for (const text of ['order 536228726', 'SSN: 000228726', 'ssn: 666228726', 'SSN: 5362287261', 'ssn_count 536228726']) assert.equal(masker.maskString(text), undefined, text);
+    for (const text of ['order 536228726', 'SSN: 000228726', 'ssn: 666228726', 'SSN: 5362287261', 'ssn_count 536228726'])
+      assert.equal(masker.maskString(text), undefined, text);
   });
 
   it('masks lower-case IBANs, grouped or not; not mixed case, nor letters where a country has only digits', () => {
     assert.equal(masker.maskString('to de89 3704 0044 0532 0130 00 and gb82west12345698765432')?.text, 'to [REDACTED:iban] and [REDACTED:iban]');
-    for (const text of ['De89370400440532013000', 'span be5609f728403e19', 'de89 3704 0044 0532 0130 01']) assert.equal(masker.maskString(text), undefined, text);
+    for (const text of ['De89370400440532013000', 'span be5609f728403e19', 'de89 3704 0044 0532 0130 01'])
+      assert.equal(masker.maskString(text), undefined, text);
   });
 });

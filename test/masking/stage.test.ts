@@ -25,7 +25,10 @@ describe('the mask stage', () => {
   });
 
   it('leaves messages to the server alone (masking them is for the recording only)', () => {
-    assert.equal(stage.inspect({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { arguments: { password: 'x' } } } as JsonRpcMessage, ctx('toServer')), undefined);
+    assert.equal(
+      stage.inspect({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { arguments: { password: 'x' } } } as JsonRpcMessage, ctx('toServer')),
+      undefined,
+    );
   });
 
   it('a response it cannot check reaches the client as an error saying it was withheld', () => {
@@ -38,7 +41,10 @@ describe('the mask stage', () => {
   });
 
   it('a server request it cannot check is answered to the server; a notification is dropped', () => {
-    const request = stage.inspect({ jsonrpc: '2.0', id: 'r1', method: 'sampling/createMessage', params: { messages: deep } } as JsonRpcMessage, ctx('toClient'));
+    const request = stage.inspect(
+      { jsonrpc: '2.0', id: 'r1', method: 'sampling/createMessage', params: { messages: deep } } as JsonRpcMessage,
+      ctx('toClient'),
+    );
     assert.equal(request?.action, 'answer');
     assert.equal((request as { message: { id: string } }).message.id, 'r1');
     const note = stage.inspect({ jsonrpc: '2.0', method: 'notifications/message', params: { data: deep } } as JsonRpcMessage, ctx('toClient'));

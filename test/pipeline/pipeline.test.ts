@@ -89,7 +89,7 @@ describe('Pipeline', () => {
     assert.ok(!(out instanceof Promise) && out.action === 'forward');
     assert.deepEqual((seenByB[0] as JsonRpcRequest).params!.arguments, { text: 'hi', a: '1' });
     assert.deepEqual((out.message as JsonRpcRequest).params!.arguments, { text: 'hi', a: '1', b: '2' });
-    assert.deepEqual((call.params!.arguments as object), { text: 'hi' }, 'the original is untouched');
+    assert.deepEqual(call.params!.arguments as object, { text: 'hi' }, 'the original is untouched');
     assert.deepEqual(
       events.map((e) => [e.stage, e.action, e.direction, e.messageId, e.method]),
       [
@@ -103,7 +103,10 @@ describe('Pipeline', () => {
     const seen: string[] = [];
     const { events, contexts, onVerdict } = collect();
     const reply = errorResponse(11, -32003, 'no');
-    const p = new Pipeline([stage('a', seen), stage('deny', seen, () => ({ action: 'answer', message: reply, reason: 'policy says no' })), stage('c', seen)], onVerdict);
+    const p = new Pipeline(
+      [stage('a', seen), stage('deny', seen, () => ({ action: 'answer', message: reply, reason: 'policy says no' })), stage('c', seen)],
+      onVerdict,
+    );
     const c = ctx('toServer');
     const out = p.run(call, c);
     assert.deepEqual(seen, ['a', 'deny']);
@@ -129,7 +132,11 @@ describe('Pipeline', () => {
 
   it('is synchronous when every stage is: run() returns an outcome, not a promise', () => {
     const seen: string[] = [];
-    const p = new Pipeline([stage('a', seen), stage('b', seen, (m) => ({ action: 'pass', message: withArg(m, 'x', 'y') })), stage('c', seen, () => ({ action: 'answer' }))]);
+    const p = new Pipeline([
+      stage('a', seen),
+      stage('b', seen, (m) => ({ action: 'pass', message: withArg(m, 'x', 'y') })),
+      stage('c', seen, () => ({ action: 'answer' })),
+    ]);
     const out = p.run(call, ctx('toServer'));
     assert.ok(!(out instanceof Promise));
     assert.equal(typeof (out as { then?: unknown }).then, 'undefined');
@@ -170,7 +177,10 @@ describe('Pipeline', () => {
     const seen: string[] = [];
     const { events, onVerdict } = collect();
     const until = deferred<Verdict>();
-    const p = new Pipeline([stage('a', seen), stage('review', seen, () => ({ action: 'hold', until: until.promise, reason: 'needs review' })), stage('c', seen)], onVerdict);
+    const p = new Pipeline(
+      [stage('a', seen), stage('review', seen, () => ({ action: 'hold', until: until.promise, reason: 'needs review' })), stage('c', seen)],
+      onVerdict,
+    );
     const result = p.run(call, ctx('toServer'));
     assert.ok(result instanceof Promise);
     let settled = false;
@@ -216,7 +226,10 @@ describe('Pipeline', () => {
     assert.ok(out.action === 'forward');
     assert.equal(((out.message as JsonRpcRequest).params!.arguments as Record<string, unknown>).approved, 'by bob');
     assert.equal(seenByC[0], out.message);
-    assert.deepEqual(events.map((e) => `${e.stage}:${e.action}`), ['review:hold', 'review:rewrite']);
+    assert.deepEqual(
+      events.map((e) => `${e.stage}:${e.action}`),
+      ['review:hold', 'review:rewrite'],
+    );
   });
 
   it('a hold settling to an answer stops the run', async () => {
@@ -229,7 +242,10 @@ describe('Pipeline', () => {
     );
     assert.deepEqual(await p.run(call, ctx('toServer')), { action: 'answer', message: reply });
     assert.deepEqual(seen, ['review']);
-    assert.deepEqual(events.map((e) => `${e.stage}:${e.action}:${e.reason}`), ['review:hold:undefined', 'review:answer:rejected']);
+    assert.deepEqual(
+      events.map((e) => `${e.stage}:${e.action}:${e.reason}`),
+      ['review:hold:undefined', 'review:answer:rejected'],
+    );
   });
 
   it('a hold may settle to another hold (escalation), each one reported', async () => {
@@ -239,7 +255,10 @@ describe('Pipeline', () => {
     const p = new Pipeline([stage('review', seen, () => ({ action: 'hold', reason: 'first', until: Promise.resolve(second) })), stage('c', seen)], onVerdict);
     assert.deepEqual(await p.run(call, ctx('toServer')), { action: 'forward', message: call });
     assert.deepEqual(seen, ['review', 'c']);
-    assert.deepEqual(events.map((e) => e.reason), ['first', 'escalated']);
+    assert.deepEqual(
+      events.map((e) => e.reason),
+      ['first', 'escalated'],
+    );
   });
 
   it('a hold that never stops holding is cut off with an error', async () => {
@@ -272,7 +291,12 @@ describe('Pipeline', () => {
     const first = deferred<Verdict>();
     const second = deferred<Verdict>();
     const p = new Pipeline(
-      [stage('one', seen, () => ({ action: 'hold', until: first.promise })), stage('mid', seen), stage('two', seen, () => ({ action: 'hold', until: second.promise })), stage('last', seen)],
+      [
+        stage('one', seen, () => ({ action: 'hold', until: first.promise })),
+        stage('mid', seen),
+        stage('two', seen, () => ({ action: 'hold', until: second.promise })),
+        stage('last', seen),
+      ],
       onVerdict,
     );
     const result = p.run(call, ctx('toServer'));
@@ -282,7 +306,10 @@ describe('Pipeline', () => {
     second.resolve({ action: 'answer', reason: 'no' });
     assert.deepEqual(await result, { action: 'answer' });
     assert.deepEqual(seen, ['one', 'mid', 'two']);
-    assert.deepEqual(events.map((e) => `${e.stage}:${e.action}`), ['one:hold', 'two:hold', 'two:answer']);
+    assert.deepEqual(
+      events.map((e) => `${e.stage}:${e.action}`),
+      ['one:hold', 'two:hold', 'two:answer'],
+    );
   });
 
   it('holds toClient follow the reverse order', async () => {
@@ -293,7 +320,14 @@ describe('Pipeline', () => {
   });
 
   it('a throwing stage throws out of run()', () => {
-    const p = new Pipeline([{ name: 'bad', inspect: () => { throw new Error('stage bug'); } }]);
+    const p = new Pipeline([
+      {
+        name: 'bad',
+        inspect: () => {
+          throw new Error('stage bug');
+        },
+      },
+    ]);
     assert.throws(() => p.run(call, ctx('toServer')), /stage bug/);
   });
 });

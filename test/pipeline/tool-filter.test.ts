@@ -113,7 +113,7 @@ describe('ToolFilterStage on tools/list', () => {
     const s = new ToolFilterStage({ allow: ['*'] });
     const response: JsonRpcResponse = { jsonrpc: '2.0', id: 1, result: { tools: [tool('ok'), { description: 'nameless' }, null, { name: 5 }] } };
     const v = s.inspect(response, ctx('toClient', listRequest));
-    assert.deepEqual(((v as { message: JsonRpcResponse }).message.result!.tools as unknown[]), [tool('ok')]);
+    assert.deepEqual((v as { message: JsonRpcResponse }).message.result!.tools as unknown[], [tool('ok')]);
   });
 
   it('filters only a response to tools/list', () => {
@@ -196,7 +196,10 @@ describe('ToolFilterStage in a Pipeline', () => {
     assert.equal(refused.message!.error!.code, ErrorCode.Denied);
     const listed = p.run(listResponse(['echo', 'delete_all']), ctx('toClient', listRequest));
     assert.ok(!(listed instanceof Promise) && listed.action === 'forward');
-    assert.deepEqual(((listed.message as JsonRpcResponse).result!.tools as Array<{ name: string }>).map((t) => t.name), ['echo']);
+    assert.deepEqual(
+      ((listed.message as JsonRpcResponse).result!.tools as Array<{ name: string }>).map((t) => t.name),
+      ['echo'],
+    );
     assert.deepEqual(
       events.map((e) => [e.stage, e.action, e.direction, e.messageId]),
       [

@@ -57,7 +57,10 @@ function facts(random: () => number): RequestFacts {
     identity: { subject: 'u', issuer: 'i', email: '', groups },
     connection: 'c',
     method: pick(['tools/call', 'resources/read', 'tools/list']),
-    tool: { name: pick(['write_file', 'a', 'b', 't', 'c', 'x', 'delete_all', '']), annotations: pick([{}, { destructiveHint: true }, { destructiveHint: 'yes' }]) },
+    tool: {
+      name: pick(['write_file', 'a', 'b', 't', 'c', 'x', 'delete_all', '']),
+      annotations: pick([{}, { destructiveHint: true }, { destructiveHint: 'yes' }]),
+    },
     arguments: args,
     resource: { uri: '' },
     prompt: { name: '' },
@@ -81,7 +84,11 @@ describe('the quick pre-check of guardrail conditions', () => {
       const random = generator(0x9e3779b9 ^ source.length);
       for (let i = 0; i < 2000; i++) {
         const f = facts(random);
-        assert.deepEqual(outcome(() => fast(f)), outcome(() => exact(f)), JSON.stringify(f));
+        assert.deepEqual(
+          outcome(() => fast(f)),
+          outcome(() => exact(f)),
+          JSON.stringify(f),
+        );
       }
     });
   }

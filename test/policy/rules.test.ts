@@ -10,11 +10,19 @@ import { sessionInfo } from '../helpers/session-info.js';
 /** Guardrail conditions (CEL) and rules: compiled at start, evaluated in order, failing closed. */
 
 const alice = sessionInfo('s1', 'files', { subject: 'alice', issuer: 'https://idp', email: 'alice@example.com', groups: ['eng'] });
-const call = (name: string, args: Record<string, unknown>): JsonRpcRequest => ({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } });
+const call = (name: string, args: Record<string, unknown>): JsonRpcRequest => ({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
 const facts = (request: JsonRpcRequest, annotations: Record<string, unknown> = {}) => requestFacts(request, alice, () => annotations);
 
 function configWith(rules: unknown[], guardrails?: unknown) {
-  const yaml = JSON.stringify({ rules, connections: { files: { stdio: { command: 'node', args: ['x.js'] }, access: { groups: ['*'] }, ...(guardrails ? { guardrails } : {}) } } });
+  const yaml = JSON.stringify({
+    rules,
+    connections: { files: { stdio: { command: 'node', args: ['x.js'] }, access: { groups: ['*'] }, ...(guardrails ? { guardrails } : {}) } },
+  });
   return parseConfig(yaml, '(test)');
 }
 
@@ -43,7 +51,11 @@ describe('guardrail conditions', () => {
     ['arguments.path.matches("(unclosed")', /not valid RE2 syntax/],
     ['arguments.path.matches("(?=lookahead)")', /not valid RE2 syntax/],
   ] as const) {
-    it(`refuses to compile ${source}`, () => assert.throws(() => compileCondition(source), (err: Error) => err instanceof ConditionError && why.test(err.message)));
+    it(`refuses to compile ${source}`, () =>
+      assert.throws(
+        () => compileCondition(source),
+        (err: Error) => err instanceof ConditionError && why.test(err.message),
+      ));
   }
 
   it('runs matches() on RE2: a pattern that backtracks catastrophically elsewhere takes linear time here', () => {
@@ -66,12 +78,26 @@ describe('guardrail conditions', () => {
 describe('guardrail rules', () => {
   it('stop the gateway at start when a rule does not compile, naming the rule and the key', () => {
     assert.throws(
-      () => configWith([{ name: 'ok', when: 'true', action: 'allow' }, { name: 'typo', when: 'tool.nmae == "x"', action: 'deny' }]),
+      () =>
+        configWith([
+          { name: 'ok', when: 'true', action: 'allow' },
+          { name: 'typo', when: 'tool.nmae == "x"', action: 'deny' },
+        ]),
       (err: Error) => err instanceof ConfigError && /rules\.1\.when: rule "typo" does not compile: No such key: nmae/.test(err.message),
     );
     assert.throws(() => configWith([{ name: 'r', when: 'true', action: 'review' }]), /rules\.0\.approvers: a review needs approvers/);
-    assert.throws(() => configWith([{ name: 'r', when: 'true', action: 'allow' }, { name: 'r', when: 'true', action: 'deny' }]), /two rules are named "r"/);
-    assert.throws(() => configWith([{ name: 'r', when: 'true', action: 'review', approvers: ['x'], timeout: 'soon' }]), /rules\.0\.timeout: expected a duration/);
+    assert.throws(
+      () =>
+        configWith([
+          { name: 'r', when: 'true', action: 'allow' },
+          { name: 'r', when: 'true', action: 'deny' },
+        ]),
+      /two rules are named "r"/,
+    );
+    assert.throws(
+      () => configWith([{ name: 'r', when: 'true', action: 'review', approvers: ['x'], timeout: 'soon' }]),
+      /rules\.0\.timeout: expected a duration/,
+    );
     assert.throws(() => configWith([], { default: 'review' }), /connections\.files\.guardrails\.approvers/);
   });
 
@@ -92,7 +118,11 @@ describe('guardrail rules', () => {
         ['no-etc', true],
       ],
     );
-    assert.deepEqual(rules.decide(facts(call('write_file', { path: '/srv/x' })), defaults), { action: 'review', rule: 'writes', review: { approvers: ['leads'], approvals: 2, timeoutMs: 300_000 } });
+    assert.deepEqual(rules.decide(facts(call('write_file', { path: '/srv/x' })), defaults), {
+      action: 'review',
+      rule: 'writes',
+      review: { approvers: ['leads'], approvals: 2, timeoutMs: 300_000 },
+    });
     assert.deepEqual(rules.decide(facts(call('read_file', { path: '/srv/x' })), defaults), { action: 'allow' });
   });
 

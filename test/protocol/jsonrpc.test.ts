@@ -178,7 +178,10 @@ describe('toMessage', () => {
     ['an array', [-32000, 'x']],
   ] as const) {
     it(`refuses an error with ${what}`, () => {
-      rejects(() => toMessage({ jsonrpc: '2.0', id: 'e', error }), { id: 'e', message: /"error" must be an object with a numeric "code" and a string "message"/ });
+      rejects(() => toMessage({ jsonrpc: '2.0', id: 'e', error }), {
+        id: 'e',
+        message: /"error" must be an object with a numeric "code" and a string "message"/,
+      });
     });
   }
 

@@ -35,7 +35,12 @@ async function busyClient(url: string, token: string): Promise<Busy> {
   const init = await fetch(url, {
     method: 'POST',
     headers: { ...mcpHeaders, authorization: `Bearer ${token}` },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'crash', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'crash', version: '1' } },
+    }),
   });
   const sessionId = init.headers.get('mcp-session-id')!;
   received.push(await init.text());
@@ -44,7 +49,11 @@ async function busyClient(url: string, token: string): Promise<Busy> {
   const stopped = (async () => {
     for (let id = 1; ; id++) {
       try {
-        const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: `call ${id}` } } }) });
+        const res = await fetch(url, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: `call ${id}` } } }),
+        });
         const text = await res.text();
         if (res.status !== 200) return;
         received.push(text);
@@ -65,7 +74,14 @@ async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer):
     const dev = { users: { tester: ['testers'] } };
     writeFileSync(
       config,
-      stringify({ listen: `127.0.0.1:${port}`, dataDir: dir, store: ts.url, log: { level: 'warn' }, identity: { dev }, connections: { echo: { http: { url: echo.url }, access: { groups: ['testers'] } } } }),
+      stringify({
+        listen: `127.0.0.1:${port}`,
+        dataDir: dir,
+        store: ts.url,
+        log: { level: 'warn' },
+        identity: { dev },
+        connections: { echo: { http: { url: echo.url }, access: { groups: ['testers'] } } },
+      }),
     );
     const url = `http://127.0.0.1:${port}/mcp/echo`;
     // The dev identity's key is in the data directory, as `portcullis login --dev` finds it.
@@ -80,7 +96,10 @@ async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer):
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       await first.stop('SIGKILL');
       await Promise.all(clients.map((c) => c.stopped));
-      assert.ok(clients.every((c) => c.received.length >= 2), `run ${run}: every client had calls answered before the kill`);
+      assert.ok(
+        clients.every((c) => c.received.length >= 2),
+        `run ${run}: every client had calls answered before the kill`,
+      );
 
       const second = new GatewayProcess(config);
       await second.ready();

@@ -74,14 +74,31 @@ describe('an export verifies by the documented algorithm alone', () => {
   });
 
   it('the seal is an Ed25519 signature over the documented statement, by the key the gateway publishes', () => {
-    const s = lines[0]!.session as { id: string; eventCount: number; lastHash: string; status: string; closedAtUs: number; seal: { signature: string; keyId: string } };
+    const s = lines[0]!.session as {
+      id: string;
+      eventCount: number;
+      lastHash: string;
+      status: string;
+      closedAtUs: number;
+      seal: { signature: string; keyId: string };
+    };
     const events = lines.slice(1);
     assert.equal(s.eventCount, events.length);
     assert.equal(s.lastHash, events.at(-1)!.hash);
-    const statement = [field('portcullis-seal-v1'), field(s.id), field(String(s.eventCount)), field(s.lastHash), field(s.status), field(String(s.closedAtUs))].join('');
+    const statement = [
+      field('portcullis-seal-v1'),
+      field(s.id),
+      field(String(s.eventCount)),
+      field(s.lastHash),
+      field(s.status),
+      field(String(s.closedAtUs)),
+    ].join('');
     const key = gw.gateway.recorder!.key;
     const publicKey = createPublicKey(key.publicKeyPem);
-    const keyId = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+    const keyId = createHash('sha256')
+      .update(publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('hex')
+      .slice(0, 16);
     assert.equal(s.seal.keyId, keyId);
     assert.ok(verify(null, Buffer.from(statement), publicKey, Buffer.from(s.seal.signature, 'base64')));
   });

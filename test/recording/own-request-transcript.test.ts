@@ -42,7 +42,10 @@ describe("the answer to the gateway's own request in a transcript", () => {
     // The server changes a definition and says so: the gateway lists the tools itself.
     await client.callTool({ name: 'rug_pull', arguments: { description: 'Now different' } });
     const store = gw.gateway.recorder!.store;
-    await waitFor(async () => (await allEvents(store, sessionId)).some((e) => e.kind === 'message' && e.payload.includes('"gatewayRequest"')), "the answer to the gateway's own tools/list to be recorded");
+    await waitFor(
+      async () => (await allEvents(store, sessionId)).some((e) => e.kind === 'message' && e.payload.includes('"gatewayRequest"')),
+      "the answer to the gateway's own tools/list to be recorded",
+    );
     await transport.terminateSession();
     await client.close();
   });
@@ -56,14 +59,20 @@ describe("the answer to the gateway's own request in a transcript", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /#null/);
     assert.match(r.stdout, /gateway → server {2}request tools\/list #portcullis-1/);
-    assert.match(r.stdout, /server {2}→ gateway +answer {2}#portcullis-1 +\[the answer to the gateway's own request, never shown to the client: \d+ bytes, only the digest sha256:[0-9a-f]+… is kept\]/);
+    assert.match(
+      r.stdout,
+      /server {2}→ gateway +answer {2}#portcullis-1 +\[the answer to the gateway's own request, never shown to the client: \d+ bytes, only the digest sha256:[0-9a-f]+… is kept\]/,
+    );
   });
 
   it('the API summarizes it as a response to the gateway request', async () => {
     const res = await fetch(new URL(`/api/sessions/${sessionId}/events`, gw.url), { headers: gw.apiAuth });
     const { events } = (await res.json()) as { events: Array<{ rpc?: { kind: string; id?: unknown; ownRequest?: boolean } }> };
     const own = events.filter((e) => e.rpc?.ownRequest === true);
-    assert.deepEqual(own.map((e) => [e.rpc!.kind, e.rpc!.id]), [['response', 'portcullis-1']]);
+    assert.deepEqual(
+      own.map((e) => [e.rpc!.kind, e.rpc!.id]),
+      [['response', 'portcullis-1']],
+    );
     assert.ok(!events.some((e) => e.rpc?.kind === 'response' && e.rpc.id === null), 'no response without an id');
   });
 });

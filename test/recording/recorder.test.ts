@@ -107,7 +107,10 @@ for (const backend of backends) {
       const b = await start(store, `gw-rescuer-${backend.name}`, signing, { staleAfterMs: 60_000 });
       const recovered = (await store.getSession(`orphan-${backend.name}`))!;
       assert.equal(recovered.status, 'cut-off');
-      assert.match(recovered.closeReason!, new RegExp(`gateway instance gw-silent-${backend.name} stopped without closing the session; recovered by gw-rescuer-${backend.name}`));
+      assert.match(
+        recovered.closeReason!,
+        new RegExp(`gateway instance gw-silent-${backend.name} stopped without closing the session; recovered by gw-rescuer-${backend.name}`),
+      );
       const r = await verifySession(store, `orphan-${backend.name}`, trusted);
       assert.equal(r.status, 'verified', JSON.stringify(r.problems));
       await b.close();

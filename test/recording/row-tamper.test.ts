@@ -33,7 +33,11 @@ const rewrites: Array<{ column: string; set: string; expect: RegExp }> = [
   { column: 'edge', set: "'sse'", expect: /row's edge is "sse"/ },
   { column: 'remote_address', set: "'203.0.113.9'", expect: /row's remoteAddress is "203\.0\.113\.9"/ },
   { column: 'instance_id', set: "'gw-forged'", expect: /row's instanceId is "gw-forged"/ },
-  { column: 'client_info', set: `'{"name":"forged","version":"6.6.6"}'`, expect: /row's clientInfo is \{"name":"forged","version":"6\.6\.6"\}, but the recording's negotiated event \d+ says/ },
+  {
+    column: 'client_info',
+    set: `'{"name":"forged","version":"6.6.6"}'`,
+    expect: /row's clientInfo is \{"name":"forged","version":"6\.6\.6"\}, but the recording's negotiated event \d+ says/,
+  },
   { column: 'server_info', set: `'{"name":"forged-server","version":"1"}'`, expect: /row's serverInfo is \{"name":"forged-server"/ },
   { column: 'protocol_version', set: "'1999-01-01'", expect: /row's protocolVersion is "1999-01-01"/ },
   { column: 'opened_at_us', set: 'opened_at_us - 3600000000', expect: /row's openedAtUs is \d+, but the recording's opening event says \d+/ },
@@ -144,7 +148,9 @@ for (const backend of backends) {
       try {
         // An auditor (the API token) sees the session as recorded, with what the row claims.
         const all = await api('/api/sessions');
-        const seen = (all.body.sessions as Array<{ id: string; subject: string; tampered: Array<{ column: string; stored: unknown }> }>).find((s) => s.id === victim)!;
+        const seen = (all.body.sessions as Array<{ id: string; subject: string; tampered: Array<{ column: string; stored: unknown }> }>).find(
+          (s) => s.id === victim,
+        )!;
         assert.equal(seen.subject, 'tester', 'the owner is the recording’s');
         assert.deepEqual(
           seen.tampered.map((m) => [m.column, m.stored]),
@@ -160,7 +166,11 @@ for (const backend of backends) {
         const other = await gw.tokenFor('other');
         const asOther = await api('/api/sessions', other);
         assert.equal(asOther.status, 200);
-        assert.deepEqual((asOther.body.sessions as Array<{ id: string }>).map((s) => s.id), [], 'the row’s new owner does not see it');
+        assert.deepEqual(
+          (asOther.body.sessions as Array<{ id: string }>).map((s) => s.id),
+          [],
+          'the row’s new owner does not see it',
+        );
         assert.equal((await api(`/api/sessions/${victim}`, other)).status, 404);
         assert.equal((await api(`/api/sessions/${victim}/events`, other)).status, 404);
         assert.equal((await api(`/api/sessions/${victim}/export`, other)).status, 404);
@@ -179,7 +189,10 @@ for (const backend of backends) {
         assert.match(show.stdout, /^User +tester/m);
         assert.match(show.stdout, /^ALTERED +the session row's subject is "other"/m);
       } finally {
-        await sql('UPDATE sessions SET subject = (SELECT subject FROM sessions_untouched), email = (SELECT email FROM sessions_untouched) WHERE id = ?', victim);
+        await sql(
+          'UPDATE sessions SET subject = (SELECT subject FROM sessions_untouched), email = (SELECT email FROM sessions_untouched) WHERE id = ?',
+          victim,
+        );
       }
     });
 
@@ -191,8 +204,13 @@ for (const backend of backends) {
         const other = await gw.tokenFor('other');
         assert.deepEqual(((await api('/api/sessions', other)).body.sessions as unknown[]).length, 0);
         assert.equal((await api('/api/sessions/forged-row', other)).status, 404);
-        const seen = ((await api('/api/sessions')).body.sessions as Array<{ id: string; tampered: Array<{ column: string }> }>).find((s) => s.id === 'forged-row')!;
-        assert.deepEqual(seen.tampered.map((m) => m.column), ['opening']);
+        const seen = ((await api('/api/sessions')).body.sessions as Array<{ id: string; tampered: Array<{ column: string }> }>).find(
+          (s) => s.id === 'forged-row',
+        )!;
+        assert.deepEqual(
+          seen.tampered.map((m) => m.column),
+          ['opening'],
+        );
       } finally {
         await sql("DELETE FROM sessions WHERE id = 'forged-row'");
       }

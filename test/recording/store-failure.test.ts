@@ -56,7 +56,6 @@ function faultFor(backend: 'sqlite' | 'postgres', ts: TestStore): Fault {
   };
 }
 
-
 for (const backend of backends) {
   describe(`the store fails mid-session (${backend.name} store)`, () => {
     let ts: TestStore;
@@ -67,7 +66,10 @@ for (const backend of backends) {
     before(async () => {
       ts = backend.make();
       echo = await startEchoServer();
-      gw = await startTestGateway({ store: ts.url, connections: { echo: { http: { url: echo.url } } } }, { recorderTimings: { probeMs: 100, sweepMs: 60_000 } });
+      gw = await startTestGateway(
+        { store: ts.url, connections: { echo: { http: { url: echo.url } } } },
+        { recorderTimings: { probeMs: 100, sweepMs: 60_000 } },
+      );
       fault = faultFor(backend.name, ts);
     });
     after(async () => {
@@ -105,7 +107,12 @@ for (const backend of backends) {
       const init = await fetch(gw.mcp('echo'), {
         method: 'POST',
         headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+        }),
       });
       assert.equal(init.status, 503);
       assert.equal(init.headers.get('retry-after'), '5');
@@ -116,7 +123,10 @@ for (const backend of backends) {
       const readiness = await fetch(new URL('/readyz', gw.url));
       assert.equal(readiness.status, 503);
       assert.equal(((await readiness.json()) as { status: string }).status, 'recording store unavailable');
-      assert.ok(gw.log.lines.some((l) => /the recording store failed/.test(String(l.msg)) && Number(l.level) >= 50), 'an error is logged');
+      assert.ok(
+        gw.log.lines.some((l) => /the recording store failed/.test(String(l.msg)) && Number(l.level) >= 50),
+        'an error is logged',
+      );
 
       // The store comes back: sessions open again, and the cut-off session is sealed as such.
       await fault.release();

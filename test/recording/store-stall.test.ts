@@ -62,17 +62,23 @@ describe('the PostgreSQL store stalls mid-session', () => {
     proxy.stall();
     const started = Date.now();
     // The SDK's own timeout (20 s) is far past the bound: hitting it would be the defect.
-    await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'during the stall' } }, undefined, { timeout: 20_000 }), (err: Error & { code?: number }) => {
-      assert.equal(err.code, ErrorCode.RecordingUnavailable, err.message);
-      assert.match(err.message, /recording store/);
-      return true;
-    });
+    await assert.rejects(
+      client.callTool({ name: 'echo', arguments: { message: 'during the stall' } }, undefined, { timeout: 20_000 }),
+      (err: Error & { code?: number }) => {
+        assert.equal(err.code, ErrorCode.RecordingUnavailable, err.message);
+        assert.match(err.message, /recording store/);
+        return true;
+      },
+    );
     const waited = Date.now() - started;
     // The bound plus slack for a loaded machine; before, the call waited as long as the stall (over 35 s).
     assert.ok(waited < writeTimeoutMs + 8000, `the call waited ${waited} ms`);
     assert.ok(!echo.received.some((m) => m.params?.arguments?.message === 'during the stall'), 'the unrecorded call never reached the upstream');
     assert.equal((await fetch(new URL('/readyz', gw.url))).status, 503);
-    assert.ok(gw.log.lines.some((l) => /did not confirm a write within 1500 ms/.test(JSON.stringify(l))), 'the log says why');
+    assert.ok(
+      gw.log.lines.some((l) => /did not confirm a write within 1500 ms/.test(JSON.stringify(l))),
+      'the log says why',
+    );
     await client.close().catch(() => {});
 
     proxy.resume();
@@ -98,7 +104,12 @@ describe('the PostgreSQL store stalls mid-session', () => {
     const init = await fetch(gw.mcp('echo'), {
       method: 'POST',
       headers: { ...mcpHeaders, ...gw.auth },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
       signal: AbortSignal.timeout(20_000),
     });
     const body = (await init.json()) as { error?: { code: number } };

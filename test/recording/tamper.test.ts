@@ -29,7 +29,11 @@ function tamperer(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: string, 
   }
   return async (sql, ...params) => {
     let n = 0;
-    await postgresSql(sql.replace(/\?/g, () => `$${++n}`), params, schemaOf(ts.url));
+    await postgresSql(
+      sql.replace(/\?/g, () => `$${++n}`),
+      params,
+      schemaOf(ts.url),
+    );
   };
 }
 
@@ -89,7 +93,11 @@ for (const backend of backends) {
       await tamper('UPDATE events SET payload = ? WHERE session_id = ? AND seq = ?', flipped, id, 5);
       const r = await verify(id);
       assert.equal(r.status, 'failed');
-      assert.deepEqual(r.problems.map((p) => p.seq), [5], problemsOf(r));
+      assert.deepEqual(
+        r.problems.map((p) => p.seq),
+        [5],
+        problemsOf(r),
+      );
       assert.match(r.problems[0]!.message, /event 5 does not match its hash: its content, time or position was changed/);
     });
 
@@ -109,7 +117,11 @@ for (const backend of backends) {
       await tamper('UPDATE events SET seq = 6 WHERE session_id = ? AND seq = -1', id);
       const r = await verify(id);
       assert.equal(r.status, 'failed');
-      assert.deepEqual(r.problems.map((p) => p.seq), [3, 6], problemsOf(r));
+      assert.deepEqual(
+        r.problems.map((p) => p.seq),
+        [3, 6],
+        problemsOf(r),
+      );
       for (const p of r.problems) assert.match(p.message, /does not match its hash: .*swapped/);
     });
 
@@ -120,7 +132,9 @@ for (const backend of backends) {
       const r = await verify(id);
       assert.equal(r.status, 'failed');
       assert.ok(
-        r.problems.some((p) => new RegExp(`ends at event ${total - 4}, but the seal covers ${total} events: 3 were removed from the end \\(truncated\\)`).test(p.message)),
+        r.problems.some((p) =>
+          new RegExp(`ends at event ${total - 4}, but the seal covers ${total} events: 3 were removed from the end \\(truncated\\)`).test(p.message),
+        ),
         problemsOf(r),
       );
     });
@@ -133,8 +147,14 @@ for (const backend of backends) {
       await tamper('UPDATE sessions SET event_count = ?, last_hash = ? WHERE id = ?', keep, events[keep - 1]!.hash, id);
       const r = await verify(id);
       assert.equal(r.status, 'failed');
-      assert.ok(r.problems.some((p) => /signature is not valid/.test(p.message)), problemsOf(r));
-      assert.ok(r.problems.some((p) => /differs from the one the ledger recorded/.test(p.message)), problemsOf(r));
+      assert.ok(
+        r.problems.some((p) => /signature is not valid/.test(p.message)),
+        problemsOf(r),
+      );
+      assert.ok(
+        r.problems.some((p) => /differs from the one the ledger recorded/.test(p.message)),
+        problemsOf(r),
+      );
     });
 
     it('replacing the seal (with another session’s valid seal): the signature fails', async () => {

@@ -113,7 +113,12 @@ describe('review webhooks', () => {
     receiver = await startReceiver();
     let log: CapturedLog;
     ({ notifier, log } = notifierFor({
-      notifications: { webhooks: [{ name: 'signed', url: `${receiver.url}/signed`, secret: '${env:HOOK_SECRET}' }, { name: 'plain', url: `${receiver.url}/plain` }] },
+      notifications: {
+        webhooks: [
+          { name: 'signed', url: `${receiver.url}/signed`, secret: '${env:HOOK_SECRET}' },
+          { name: 'plain', url: `${receiver.url}/plain` },
+        ],
+      },
       reviews: { notify: ['signed', 'plain'] },
     }));
     notifier.notify('review.created', review());
@@ -161,7 +166,10 @@ describe('review webhooks', () => {
     receiver = await startReceiver((n) => ({ status: n === 1 ? 503 : 200 }));
     let log: CapturedLog;
     ({ notifier, log } = notifierFor({ notifications: { webhooks: [{ name: 'hook', url: receiver.url }] }, reviews: { notify: ['hook'] } }));
-    notifier.notify('review.decided', review({ status: 'rejected', decidedAtUs: Date.now() * 1000, deciderSubject: 'bob', deciderEmail: 'bob@example.com', decisionNote: 'not now' }));
+    notifier.notify(
+      'review.decided',
+      review({ status: 'rejected', decidedAtUs: Date.now() * 1000, deciderSubject: 'bob', deciderEmail: 'bob@example.com', decisionNote: 'not now' }),
+    );
     await waitFor(() => logged(log, 'review notification delivered'), 'the delivery');
     assert.equal(receiver.received.length, 2);
     const [first, second] = receiver.received;
@@ -197,7 +205,10 @@ describe('review webhooks', () => {
   it('honours Retry-After', async () => {
     receiver = await startReceiver((n) => (n === 1 ? { status: 429, headers: { 'retry-after': '1' } } : { status: 204 }));
     let log: CapturedLog;
-    ({ notifier, log } = notifierFor({ notifications: { webhooks: [{ name: 'hook', url: receiver.url }] }, reviews: { notify: ['hook'] } }, { ...fast, backoffMs: 5 }));
+    ({ notifier, log } = notifierFor(
+      { notifications: { webhooks: [{ name: 'hook', url: receiver.url }] }, reviews: { notify: ['hook'] } },
+      { ...fast, backoffMs: 5 },
+    ));
     notifier.notify('review.created', review());
     await waitFor(() => logged(log, 'review notification delivered'), 'the delivery');
     const gap = receiver.received[1]!.at - receiver.received[0]!.at;
@@ -207,7 +218,10 @@ describe('review webhooks', () => {
   it('stops retrying when stopped', async () => {
     receiver = await startReceiver(() => ({ status: 503 }));
     let log: CapturedLog;
-    ({ notifier, log } = notifierFor({ notifications: { webhooks: [{ name: 'hook', url: receiver.url }] }, reviews: { notify: ['hook'] } }, { ...fast, backoffMs: 60_000 }));
+    ({ notifier, log } = notifierFor(
+      { notifications: { webhooks: [{ name: 'hook', url: receiver.url }] }, reviews: { notify: ['hook'] } },
+      { ...fast, backoffMs: 60_000 },
+    ));
     notifier.notify('review.created', review());
     await waitFor(() => logged(log, 'review notification failed; will retry'), 'the first failure');
     const started = Date.now();
@@ -232,7 +246,11 @@ describe('review webhooks', () => {
     assert.equal(body.blocks[0]!.text.type, 'mrkdwn');
     assert.ok(body.blocks[1]!.fields.some((f: { text: string }) => f.text === '*Approvers*\nleads (0/1)'));
     assert.match(body.blocks[2]!.text.text, /^```[\s\S]*&lt;!channel&gt;[\s\S]*```$/, 'params are shown, escaped so they cannot mention anyone');
-    assert.deepEqual(body.blocks[3]!.elements[0], { type: 'button', text: { type: 'plain_text', text: 'Open in Portcullis' }, url: 'https://gw.example.com/reviews/rv_test1' });
+    assert.deepEqual(body.blocks[3]!.elements[0], {
+      type: 'button',
+      text: { type: 'plain_text', text: 'Open in Portcullis' },
+      url: 'https://gw.example.com/reviews/rv_test1',
+    });
   });
 
   it("a rule's notify replaces reviews.notify, and a webhook gets only its events", async () => {
@@ -257,14 +275,26 @@ describe('review webhooks', () => {
     notifier.notify('review.decided', review({ id: 'rv_sums', rule: 'sums', status: 'approved' }));
     await waitFor(() => receiver.received.length === 4, 'four deliveries');
     await pause(100);
-    const got = receiver.received.map((r) => `${r.path} ${(JSON.parse(r.body) as { review: { id: string } }).review.id} ${r.headers['x-portcullis-event'] as string}`).sort();
-    assert.deepEqual(got, ['/decisions rv_sums review.decided', '/everyone rv_other review.created', '/sre rv_sums review.created', '/sre rv_sums review.decided']);
+    const got = receiver.received
+      .map((r) => `${r.path} ${(JSON.parse(r.body) as { review: { id: string } }).review.id} ${r.headers['x-portcullis-event'] as string}`)
+      .sort();
+    assert.deepEqual(got, [
+      '/decisions rv_sums review.decided',
+      '/everyone rv_other review.created',
+      '/sre rv_sums review.created',
+      '/sre rv_sums review.decided',
+    ]);
   });
 
   it('masks the params with the connection’s masking, even without recordArguments', async () => {
     receiver = await startReceiver();
     ({ notifier } = notifierFor({
-      notifications: { webhooks: [{ name: 'json', url: `${receiver.url}/json` }, { name: 'slack', url: `${receiver.url}/slack`, format: 'slack' }] },
+      notifications: {
+        webhooks: [
+          { name: 'json', url: `${receiver.url}/json` },
+          { name: 'slack', url: `${receiver.url}/slack`, format: 'slack' },
+        ],
+      },
       reviews: { notify: ['json', 'slack'] },
     }));
     const params = { name: 'deploy', arguments: { repo: 'acme/app', auth: `token ${githubToken}`, notes: `aws ${awsKey} in use` } };
@@ -326,7 +356,10 @@ describe('review webhooks through a gateway', () => {
     const id = created.review.id as string;
     assert.match(id, /^rv_/);
     assert.equal(created.approveUrl, `${gw.url}/reviews/${id}`);
-    assert.deepEqual([created.review.status, created.review.rule, created.review.connection, created.review.target], ['pending', 'sums-need-review', 'demo', 'get-sum']);
+    assert.deepEqual(
+      [created.review.status, created.review.rule, created.review.connection, created.review.target],
+      ['pending', 'sums-need-review', 'demo', 'get-sum'],
+    );
     assert.equal(created.review.requester.subject, 'alice');
     assert.deepEqual(created.review.params.arguments, { a: 2, b: 40 });
 

@@ -107,7 +107,10 @@ describe('the credential scrubber', () => {
   });
 
   it(`leaves values shorter than ${minimumCredentialLength} characters alone: they would mangle ordinary text`, () => {
-    const s = new CredentialScrubber([{ name: 'flag', value: 'true' }, { name: 'pin', value: '1234567' }]);
+    const s = new CredentialScrubber([
+      { name: 'flag', value: 'true' },
+      { name: 'pin', value: '1234567' },
+    ]);
     assert.equal(s.size, 0);
     assert.equal(s.scrub('true 1234567'), 'true 1234567');
   });
@@ -124,7 +127,10 @@ describe('the credential scrubber', () => {
     const out = s.scrubJson(text);
     const parsed = JSON.parse(out) as Record<string, unknown>;
     assert.ok(!JSON.stringify(parsed).includes('a\\",\\"b'), out);
-    assert.ok(Object.keys(parsed).some((k) => k.includes('[REDACTED:credential:k]')), out);
+    assert.ok(
+      Object.keys(parsed).some((k) => k.includes('[REDACTED:credential:k]')),
+      out,
+    );
   });
 
   it('stays linear on a long run of backslashes next to a credential (a hostile server cannot stall the gateway)', () => {

@@ -20,7 +20,10 @@ describe('the log', () => {
       log.flush();
       const text = readFileSync(join(dir, 'log'), 'utf8');
       assertNoCredential(text, [value], 'the log');
-      const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.equal(lines.length, 2);
       assert.equal(lines[0]!.detail, 'raw [REDACTED:credential:c.env.KEY]');
     } finally {

@@ -45,7 +45,10 @@ describe('ClientFlow', () => {
     flow.check();
     await waitFor(() => calls.length === 2, 'the stall', 5000);
     assert.equal(calls[0], 'pause');
-    assert.match(calls[1]!, /^stalled \(client\): the client fell behind: it did not read what was sent; the 5000 bytes waiting for it did not go out within 200 ms \(limits\.slowClientTimeout/);
+    assert.match(
+      calls[1]!,
+      /^stalled \(client\): the client fell behind: it did not read what was sent; the 5000 bytes waiting for it did not go out within 200 ms \(limits\.slowClientTimeout/,
+    );
     assert.equal(flow.paused, true);
   });
 
@@ -53,7 +56,10 @@ describe('ClientFlow', () => {
     const { flow, calls } = flowWith();
     flow.admit(10_001);
     assert.equal(calls.length, 1);
-    assert.match(calls[0]!, /^stalled \(gateway\): the gateway fell behind: messages waited in its pipeline or for the recording; 10001 bytes waited for it, over the hard cap of 10000 bytes/);
+    assert.match(
+      calls[0]!,
+      /^stalled \(gateway\): the gateway fell behind: messages waited in its pipeline or for the recording; 10001 bytes waited for it, over the hard cap of 10000 bytes/,
+    );
   });
 
   it('says the client is behind when most of the backlog is written to it and unread', () => {

@@ -58,13 +58,21 @@ describe('a failure while handling a client message', () => {
       id: 's1',
       connection: 'echo',
       identity: { subject: 'tester', issuer: 'test', groups: [] },
-      upstream: new StreamableHttpUpstream({ kind: 'http', url: resolveSecretString(echo.url), headers: {} }, agents.for('echo', false), 1 << 20, noCredentials),
+      upstream: new StreamableHttpUpstream(
+        { kind: 'http', url: resolveSecretString(echo.url), headers: {} },
+        agents.for('echo', false),
+        1 << 20,
+        noCredentials,
+      ),
       pipeline: (onVerdict) => new Pipeline([faulty], onVerdict),
       log: pino({ level: 'silent' }),
     });
     session.attach(sink);
     await session.open();
-    session.receive({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }, '');
+    session.receive(
+      { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } },
+      '',
+    );
     await waitFor(() => sink.sent.some((r) => r.id === 0), 'the initialize answer');
   });
 
@@ -74,7 +82,12 @@ describe('a failure while handling a client message', () => {
     await echo?.stop();
   });
 
-  const call = (id: number, args: Record<string, unknown>) => ({ jsonrpc: '2.0' as const, id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi', ...args } } });
+  const call = (id: number, args: Record<string, unknown>) => ({
+    jsonrpc: '2.0' as const,
+    id,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { message: 'hi', ...args } },
+  });
 
   for (const fault of ['now', 'later']) {
     it(`a defect ${fault === 'now' ? 'in a synchronous stage' : 'after an asynchronous stage'}: an internal error answers the request, and its id serves again`, async () => {

@@ -76,8 +76,14 @@ for (const backend of backends) {
     });
 
     it('a failure is a StoreUnavailableError naming the store, not the driver’s error', async () => {
-      await assert.rejects(db.query(sql`SELECT * FROM no_such_table`), (err: unknown) => err instanceof StoreUnavailableError && err.message.includes(db.location));
-      await assert.rejects(db.run(sql`INSERT INTO no_such_table (k) VALUES (${1})`), (err: unknown) => err instanceof StoreUnavailableError && err.message.includes(db.location));
+      await assert.rejects(
+        db.query(sql`SELECT * FROM no_such_table`),
+        (err: unknown) => err instanceof StoreUnavailableError && err.message.includes(db.location),
+      );
+      await assert.rejects(
+        db.run(sql`INSERT INTO no_such_table (k) VALUES (${1})`),
+        (err: unknown) => err instanceof StoreUnavailableError && err.message.includes(db.location),
+      );
     });
 
     it(`the synchronous capability is ${backend.name === 'sqlite' ? 'there' : 'absent'}, and so is the store's writeSync`, async () => {
@@ -150,7 +156,10 @@ describe('database port: SQLite specifics', () => {
     const other = new Database(sqlitePath(ts.url));
     other.exec('BEGIN IMMEDIATE');
     try {
-      await assert.rejects(db.rehearse(sql`INSERT INTO port_t (k, v) VALUES (${'r'}, ${1})`), (err: unknown) => err instanceof StoreUnavailableError && /still does not take writes/.test(err.message));
+      await assert.rejects(
+        db.rehearse(sql`INSERT INTO port_t (k, v) VALUES (${'r'}, ${1})`),
+        (err: unknown) => err instanceof StoreUnavailableError && /still does not take writes/.test(err.message),
+      );
     } finally {
       other.exec('ROLLBACK');
       other.close();

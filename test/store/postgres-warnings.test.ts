@@ -44,7 +44,16 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
         await Promise.all(
           Array.from({ length: 24 }, (_, i) =>
             i % 3 === 0
-              ? s.write({ sessionsOpened: [openSessionRow({ id: `overlap-${i}`, instanceId: 'gw', connection: 'c', subject: 'alice', openedAtUs: 1_790_000_000_000_000 + i })], events: [], negotiated: [], sealed: [], ledger: [], deletions: [] })
+              ? s.write({
+                  sessionsOpened: [
+                    openSessionRow({ id: `overlap-${i}`, instanceId: 'gw', connection: 'c', subject: 'alice', openedAtUs: 1_790_000_000_000_000 + i }),
+                  ],
+                  events: [],
+                  negotiated: [],
+                  sealed: [],
+                  ledger: [],
+                  deletions: [],
+                })
               : i % 3 === 1
                 ? s.listSessions({ limit: 10 })
                 : s.heartbeat('gw', 1_790_000_000_000_000 + i),
@@ -70,7 +79,10 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
     await (await own.open()).close();
     t.after(() => own.destroy());
     const configFile = join(dir, 'cli.yaml');
-    writeFileSync(configFile, stringify({ dataDir: join(dir, 'data'), store: own.url, listen: '127.0.0.1:1', connections: { everything: { stdio: everythingStdio() } } }));
+    writeFileSync(
+      configFile,
+      stringify({ dataDir: join(dir, 'data'), store: own.url, listen: '127.0.0.1:1', connections: { everything: { stdio: everythingStdio() } } }),
+    );
     const r = await runCli(['sessions', 'verify', '--all', '--config', configFile]);
     assert.doesNotMatch(r.stderr, overlapWarning);
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -82,7 +94,10 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
   it('the gateway on PostgreSQL logs only JSON lines, a process warning included', async () => {
     const port = await freePort();
     const configFile = join(dir, 'gateway.yaml');
-    writeFileSync(configFile, stringify({ dataDir: join(dir, 'gw-data'), store: store.url, listen: `127.0.0.1:${port}`, connections: { everything: { stdio: everythingStdio() } } }));
+    writeFileSync(
+      configFile,
+      stringify({ dataDir: join(dir, 'gw-data'), store: store.url, listen: `127.0.0.1:${port}`, connections: { everything: { stdio: everythingStdio() } } }),
+    );
     // A warning some dependency emits once the gateway runs: it must arrive in the log as JSON.
     const emitLater = `data:text/javascript,setTimeout(() => process.emitWarning('a test warning', 'TestWarning'), 1500).unref()`;
     const child = spawn(process.execPath, ['--import', emitLater, cliPath, 'gateway', '--config', configFile], {
@@ -116,9 +131,14 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
     });
     assert.deepEqual(plain, [], 'every stderr line is a JSON log line');
     assert.doesNotMatch(stderr, overlapWarning);
-    const warning = lines.map((l) => JSON.parse(l) as { msg?: string; warning?: { name?: string; message?: string } }).find((l) => l.warning?.message === 'a test warning');
+    const warning = lines
+      .map((l) => JSON.parse(l) as { msg?: string; warning?: { name?: string; message?: string } })
+      .find((l) => l.warning?.message === 'a test warning');
     assert.ok(warning, 'the warning is a structured log line');
     assert.equal(warning.warning?.name, 'TestWarning');
-    assert.ok(lines.some((l) => /SIGTERM received, draining sessions/.test(l)), 'the drain is logged');
+    assert.ok(
+      lines.some((l) => /SIGTERM received, draining sessions/.test(l)),
+      'the drain is logged',
+    );
   });
 });

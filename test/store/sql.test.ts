@@ -15,7 +15,10 @@ describe('sql: statements written once for both backends', () => {
   it('inlines fragments and numbers their placeholders in order', () => {
     const where = join([sql`subject = ${'alice'}`, sql`connection = ${'prod'}`], ' AND ');
     const s = sql`SELECT * FROM sessions WHERE ${where} ORDER BY opened_at_us DESC LIMIT ${50}`;
-    assert.deepEqual(render(s, 'numbered'), { text: 'SELECT * FROM sessions WHERE subject = $1 AND connection = $2 ORDER BY opened_at_us DESC LIMIT $3', values: ['alice', 'prod', 50] });
+    assert.deepEqual(render(s, 'numbered'), {
+      text: 'SELECT * FROM sessions WHERE subject = $1 AND connection = $2 ORDER BY opened_at_us DESC LIMIT $3',
+      values: ['alice', 'prod', 50],
+    });
     assert.deepEqual(render(s, 'question').text, 'SELECT * FROM sessions WHERE subject = ? AND connection = ? ORDER BY opened_at_us DESC LIMIT ?');
   });
 

@@ -326,7 +326,11 @@ for (const backend of backends) {
       assert.deepEqual(await found('0%-'), ['srch-gamma-3'], '% is a literal');
       assert.deepEqual(await found('\\'), [], 'a backslash is a literal too');
       assert.deepEqual(await found('nowhere'), []);
-      assert.deepEqual((await store.listSessions({ search: 'srch-', status: 'open', fromUs: base, toUs: base + 100, limit: 2 })).map((r) => r.id), ['srch-gamma-3', 'srch-beta-2'], 'with other filters and a limit');
+      assert.deepEqual(
+        (await store.listSessions({ search: 'srch-', status: 'open', fromUs: base, toUs: base + 100, limit: 2 })).map((r) => r.id),
+        ['srch-gamma-3', 'srch-beta-2'],
+        'with other filters and a limit',
+      );
     });
 
     it('finds open sessions by instance, and expired closed ones oldest first', async () => {
@@ -335,13 +339,25 @@ for (const backend of backends) {
       const closedOld = session({ instanceId: 'gw-open-a', status: 'closed', closedAtUs: 1000 });
       const closedNew = session({ instanceId: 'gw-open-a', status: 'closed', closedAtUs: 2000 });
       await store.write(batch({ sessionsOpened: [a, b, closedOld, closedNew] }));
-      assert.deepEqual((await store.openSessions(['gw-open-a'])).map((s) => s.id), [a.id]);
+      assert.deepEqual(
+        (await store.openSessions(['gw-open-a'])).map((s) => s.id),
+        [a.id],
+      );
       assert.deepEqual((await store.openSessions(['gw-open-a', 'gw-open-b'])).map((s) => s.id).sort(), [a.id, b.id].sort());
       assert.deepEqual(await store.openSessions([]), []);
       assert.ok((await store.openSessions()).some((s) => s.id === b.id));
-      assert.deepEqual((await store.expiredSessions(1500, 10)).map((s) => s.id), [closedOld.id]);
-      assert.deepEqual((await store.expiredSessions(2500, 10)).map((s) => s.id), [closedOld.id, closedNew.id]);
-      assert.deepEqual((await store.expiredSessions(2500, 1)).map((s) => s.id), [closedOld.id]);
+      assert.deepEqual(
+        (await store.expiredSessions(1500, 10)).map((s) => s.id),
+        [closedOld.id],
+      );
+      assert.deepEqual(
+        (await store.expiredSessions(2500, 10)).map((s) => s.id),
+        [closedOld.id, closedNew.id],
+      );
+      assert.deepEqual(
+        (await store.expiredSessions(2500, 1)).map((s) => s.id),
+        [closedOld.id],
+      );
     });
 
     it('deletes a session and its events', async () => {
@@ -350,13 +366,22 @@ for (const backend of backends) {
       await store.write(batch({ deletions: [s.id], ledger: [ledgerRow('gw-del', 0, s.id, 'tombstone')] }));
       assert.equal(await store.getSession(s.id), undefined);
       assert.deepEqual(await store.events(s.id, -1, 10), []);
-      assert.deepEqual((await store.ledgerFor(s.id)).map((l) => l.kind), ['tombstone']);
+      assert.deepEqual(
+        (await store.ledgerFor(s.id)).map((l) => l.kind),
+        ['tombstone'],
+      );
     });
 
     it('keeps one ledger chain per instance', async () => {
       await store.write(batch({ ledger: [ledgerRow('gw-l1', 0, 'x'), ledgerRow('gw-l1', 1, 'y', 'sealed'), ledgerRow('gw-l2', 0, 'z')] }));
-      assert.deepEqual((await store.ledger('gw-l1', -1, 10)).map((l) => l.seq), [0, 1]);
-      assert.deepEqual((await store.ledger('gw-l1', 0, 10)).map((l) => l.sessionId), ['y']);
+      assert.deepEqual(
+        (await store.ledger('gw-l1', -1, 10)).map((l) => l.seq),
+        [0, 1],
+      );
+      assert.deepEqual(
+        (await store.ledger('gw-l1', 0, 10)).map((l) => l.sessionId),
+        ['y'],
+      );
       assert.deepEqual((await store.ledgerHead('gw-l1'))?.seq, 1);
       assert.equal(await store.ledgerHead('gw-none'), undefined);
       const instances = await store.ledgerInstances();
@@ -377,7 +402,10 @@ for (const backend of backends) {
       const key = { keyId: 'k1', publicKey: '-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n', instanceId: 'gw-a', createdAtUs: 1 };
       await store.registerKey(key);
       await store.registerKey({ ...key, createdAtUs: 2 });
-      assert.deepEqual((await store.keys()).filter((k) => k.keyId === 'k1'), [key]);
+      assert.deepEqual(
+        (await store.keys()).filter((k) => k.keyId === 'k1'),
+        [key],
+      );
     });
 
     it('keeps access requests, moves them on only from the status expected, and lists them newest first', async () => {
@@ -402,13 +430,29 @@ for (const backend of backends) {
       assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_3' }), false, 'one pending request per requester and connection');
       assert.deepEqual(await store.getAccessRequest('ar_1'), base);
       assert.equal(await store.getAccessRequest('ar_none'), undefined);
-      assert.deepEqual((await store.listAccessRequests({ limit: 10 })).map((r) => r.id), ['ar_2', 'ar_1']);
-      assert.deepEqual((await store.listAccessRequests({ connection: 'prod', limit: 10 })).map((r) => r.id), ['ar_1']);
-      const decision = { status: 'approved' as const, expiresAtUs: 5_000, decidedAtUs: 3_000, deciderSubject: 'alice', deciderIssuer: 'https://idp.example.com', decisionNote: 'ok' };
+      assert.deepEqual(
+        (await store.listAccessRequests({ limit: 10 })).map((r) => r.id),
+        ['ar_2', 'ar_1'],
+      );
+      assert.deepEqual(
+        (await store.listAccessRequests({ connection: 'prod', limit: 10 })).map((r) => r.id),
+        ['ar_1'],
+      );
+      const decision = {
+        status: 'approved' as const,
+        expiresAtUs: 5_000,
+        decidedAtUs: 3_000,
+        deciderSubject: 'alice',
+        deciderIssuer: 'https://idp.example.com',
+        decisionNote: 'ok',
+      };
       assert.equal(await store.updateAccessRequest('ar_1', 'pending', decision), true);
       assert.equal(await store.updateAccessRequest('ar_1', 'pending', { ...decision, deciderSubject: 'mallory' }), false, 'a second decision loses');
       assert.deepEqual(await store.getAccessRequest('ar_1'), { ...base, ...decision });
-      assert.deepEqual((await store.listAccessRequests({ status: 'approved', limit: 10 })).map((r) => r.id), ['ar_1']);
+      assert.deepEqual(
+        (await store.listAccessRequests({ status: 'approved', limit: 10 })).map((r) => r.id),
+        ['ar_1'],
+      );
       assert.equal(await store.insertAccessRequest(base), false, 'the same id twice is refused');
       assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_4' }), true, 'once decided, the requester may ask again');
     });
@@ -549,16 +593,29 @@ for (const backend of backends) {
       // Inserted in an order that is not the listing's.
       for (const p of [...pins].reverse()) assert.equal(await store.insertToolPin(p), true);
       const key = (p: ToolPinRow) => `${p.connection}/${p.tool}`;
-      const byteOrder = (a: ToolPinRow, b: ToolPinRow) => (a.connection < b.connection ? -1 : a.connection > b.connection ? 1 : a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0);
+      const byteOrder = (a: ToolPinRow, b: ToolPinRow) =>
+        a.connection < b.connection ? -1 : a.connection > b.connection ? 1 : a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0;
       const expected = [...pins].sort(byteOrder);
       assert.deepEqual(expected.slice(0, 3).map(key), ['tp-list-A/Write', 'tp-list-A/a', 'tp-list-A/read-file']);
 
-      assert.deepEqual(await store.listToolPins('tp-list-a'), expected.filter((p) => p.connection === 'tp-list-a'));
-      assert.deepEqual((await store.listToolPins('tp-list-a')).map((p) => p.tool), ['Write', 'a', 'read-file', 'readFile', 'read_file', 'z', 'über']);
+      assert.deepEqual(
+        await store.listToolPins('tp-list-a'),
+        expected.filter((p) => p.connection === 'tp-list-a'),
+      );
+      assert.deepEqual(
+        (await store.listToolPins('tp-list-a')).map((p) => p.tool),
+        ['Write', 'a', 'read-file', 'readFile', 'read_file', 'z', 'über'],
+      );
       const all = await store.listToolPins();
-      assert.deepEqual(all.filter((p) => p.connection.startsWith('tp-list-')), expected);
+      assert.deepEqual(
+        all.filter((p) => p.connection.startsWith('tp-list-')),
+        expected,
+      );
       assert.deepEqual([...all].sort(byteOrder).map(key), all.map(key), 'every pin, in order');
-      assert.ok(all.some((p) => p.connection === 'tp-once'), "every connection's pins");
+      assert.ok(
+        all.some((p) => p.connection === 'tp-once'),
+        "every connection's pins",
+      );
     });
 
     it('updates a tool pin only while both digests are as expected (null matching null), and only the fields given', async () => {
@@ -589,8 +646,16 @@ for (const backend of backends) {
         assert.equal(await store.updateToolPin('tp-cas', p.tool, expect, approve), false, why);
         assert.deepEqual(await pinOf(store, 'tp-cas', p.tool), quarantined, `${why} changes nothing`);
       }
-      assert.equal(await store.updateToolPin('tp-cas', 'tool-none', { digest: p.digest, pendingDigest: offered.pendingDigest }, approve), false, 'no such tool');
-      assert.equal(await store.updateToolPin('tp-none', p.tool, { digest: p.digest, pendingDigest: offered.pendingDigest }, approve), false, 'no such connection');
+      assert.equal(
+        await store.updateToolPin('tp-cas', 'tool-none', { digest: p.digest, pendingDigest: offered.pendingDigest }, approve),
+        false,
+        'no such tool',
+      );
+      assert.equal(
+        await store.updateToolPin('tp-none', p.tool, { digest: p.digest, pendingDigest: offered.pendingDigest }, approve),
+        false,
+        'no such connection',
+      );
 
       // Fields given as null write NULL; fields not given are kept.
       assert.equal(await store.updateToolPin('tp-cas', p.tool, { digest: p.digest, pendingDigest: offered.pendingDigest }, approve), true);
@@ -613,7 +678,11 @@ for (const backend of backends) {
       // A tool never approved: both digests null to start with, then a null digest with a pending one.
       const fresh = toolPin({ connection: 'tp-cas', digest: null, definition: null });
       await store.insertToolPin(fresh);
-      assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: 'a'.repeat(64), pendingDigest: null }, offered), false, 'a digest where there is none');
+      assert.equal(
+        await store.updateToolPin('tp-cas', fresh.tool, { digest: 'a'.repeat(64), pendingDigest: null }, offered),
+        false,
+        'a digest where there is none',
+      );
       assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: null, pendingDigest: null }, offered), true);
       assert.deepEqual(await pinOf(store, 'tp-cas', fresh.tool), { ...fresh, ...offered });
       assert.equal(await store.updateToolPin('tp-cas', fresh.tool, { digest: null, pendingDigest: null }, approve), false, 'the pending digest moved on');
@@ -626,7 +695,11 @@ for (const backend of backends) {
       const fresh = toolPin({ connection: 'tp-race', digest: null, definition: null });
       await store.insertToolPin(p);
       await store.insertToolPin(fresh);
-      const offers = ['1', '2', '3', '4', '5', '6'].map((c) => ({ pendingDigest: c.repeat(64), pendingDefinition: `{"offer":${c}}`, pendingSinceUs: Number(c) }));
+      const offers = ['1', '2', '3', '4', '5', '6'].map((c) => ({
+        pendingDigest: c.repeat(64),
+        pendingDefinition: `{"offer":${c}}`,
+        pendingSinceUs: Number(c),
+      }));
       for (const [pin, expect] of [
         [p, { digest: p.digest, pendingDigest: null }],
         [fresh, { digest: null, pendingDigest: null }],
@@ -640,7 +713,13 @@ for (const backend of backends) {
       const current = (await pinOf(store, 'tp-race', p.tool))!;
       const expect = { digest: current.digest, pendingDigest: current.pendingDigest };
       const [approved, reoffered] = await Promise.all([
-        store.updateToolPin('tp-race', p.tool, expect, { digest: current.pendingDigest, definition: current.pendingDefinition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null }),
+        store.updateToolPin('tp-race', p.tool, expect, {
+          digest: current.pendingDigest,
+          definition: current.pendingDefinition,
+          pendingDigest: null,
+          pendingDefinition: null,
+          pendingSinceUs: null,
+        }),
         store.updateToolPin('tp-race', p.tool, expect, { pendingDigest: '9'.repeat(64), pendingDefinition: '{"offer":9}', pendingSinceUs: 9 }),
       ]);
       assert.equal(Number(approved) + Number(reoffered), 1);
@@ -666,7 +745,7 @@ for (const backend of backends) {
       assert.deepEqual(await store.getAgent(a.name), a);
     });
 
-    it('with replace, overwrites an agent\'s token hash and creation time, and clears its revocation', async () => {
+    it("with replace, overwrites an agent's token hash and creation time, and clears its revocation", async () => {
       const a = agent({ revokedAtUs: 1_790_000_100_000_000, lastSeenAtUs: 1_790_000_050_000_000 });
       assert.equal(await store.putAgent(a, false), true);
       const rotated = { ...a, tokenHash: 'e'.repeat(64), createdAtUs: 1_790_000_200_000_000, revokedAtUs: null, lastSeenAtUs: null };
@@ -693,7 +772,10 @@ for (const backend of backends) {
         all.filter((a) => a.name.startsWith('ag-list-')).map((a) => a.name),
         ['ag-list-A', 'ag-list-Write', 'ag-list-a', 'ag-list-read-file', 'ag-list-readFile', 'ag-list-read_file', 'ag-list-z', 'ag-list-über'],
       );
-      assert.deepEqual(all.filter((a) => a.name.startsWith('ag-list-')), [...agents].sort(byteOrder));
+      assert.deepEqual(
+        all.filter((a) => a.name.startsWith('ag-list-')),
+        [...agents].sort(byteOrder),
+      );
       assert.deepEqual([...all].sort(byteOrder), all, 'every agent, in order');
       assert.ok(all.length > agents.length, "the other tests' agents too");
     });
@@ -719,7 +801,16 @@ for (const backend of backends) {
     });
 
     it('takes a console sign-in once, and only before it expires', async () => {
-      const login = { state: `st-${Math.random().toString(36).slice(2)}`, issuer: 'https://idp.example.com', codeVerifier: 'v'.repeat(43), nonce: 'n-1', returnTo: '/reviews/rv_1?x="y"', redirectUri: 'https://gw.example.com/auth/callback', resource: 'https://gw.example.com', expiresAtUs: 2_000 };
+      const login = {
+        state: `st-${Math.random().toString(36).slice(2)}`,
+        issuer: 'https://idp.example.com',
+        codeVerifier: 'v'.repeat(43),
+        nonce: 'n-1',
+        returnTo: '/reviews/rv_1?x="y"',
+        redirectUri: 'https://gw.example.com/auth/callback',
+        resource: 'https://gw.example.com',
+        expiresAtUs: 2_000,
+      };
       await store.putConsoleLogin(login);
       await assert.rejects(store.putConsoleLogin(login), StoreUnavailableError, 'a state is unique');
       assert.deepEqual(await store.takeConsoleLogin(login.state, 1_000), login);
@@ -732,7 +823,17 @@ for (const backend of backends) {
 
     it('keeps console sessions until they expire or are deleted; prunes the expired', async () => {
       const id = () => Math.random().toString(16).slice(2).padEnd(64, '0');
-      const full = { idHash: id(), subject: 'ada', issuer: 'https://idp.example.com', email: 'ada@example.com', name: 'Ada "L" 🐉', groups: ['eng', 'sre'], csrfToken: 'c'.repeat(43), createdAtUs: 1_000, expiresAtUs: 5_000 };
+      const full = {
+        idHash: id(),
+        subject: 'ada',
+        issuer: 'https://idp.example.com',
+        email: 'ada@example.com',
+        name: 'Ada "L" 🐉',
+        groups: ['eng', 'sre'],
+        csrfToken: 'c'.repeat(43),
+        createdAtUs: 1_000,
+        expiresAtUs: 5_000,
+      };
       const bare = { ...full, idHash: id(), email: null, name: null, groups: [] };
       for (const s of [full, bare]) {
         await store.putConsoleSession(s);
@@ -741,7 +842,16 @@ for (const backend of backends) {
       }
       await store.deleteConsoleSession(bare.idHash);
       assert.equal(await store.getConsoleSession(bare.idHash, 1), undefined);
-      const login = { state: `st-prune-${id()}`, issuer: 'i', codeVerifier: 'v', nonce: 'n', returnTo: '/', redirectUri: 'r', resource: 'r', expiresAtUs: 5_000 };
+      const login = {
+        state: `st-prune-${id()}`,
+        issuer: 'i',
+        codeVerifier: 'v',
+        nonce: 'n',
+        returnTo: '/',
+        redirectUri: 'r',
+        resource: 'r',
+        expiresAtUs: 5_000,
+      };
       await store.putConsoleLogin(login);
       const lasting = { ...full, idHash: id(), expiresAtUs: Number.MAX_SAFE_INTEGER };
       await store.putConsoleSession(lasting);
@@ -818,7 +928,15 @@ for (const backend of backends) {
           assert.deepEqual(kept?.approverGroups, ['sre']);
           assert.deepEqual(await migrated.listToolPins(), []);
           assert.equal(await migrated.insertToolPin(pin), true);
-          assert.equal(await migrated.updateToolPin('tp-v3', pin.tool, { digest: null, pendingDigest: pin.pendingDigest }, { digest: pin.pendingDigest, pendingDigest: null }), true);
+          assert.equal(
+            await migrated.updateToolPin(
+              'tp-v3',
+              pin.tool,
+              { digest: null, pendingDigest: pin.pendingDigest },
+              { digest: pin.pendingDigest, pendingDigest: null },
+            ),
+            true,
+          );
         } finally {
           await migrated.close();
         }
@@ -849,9 +967,10 @@ for (const backend of backends) {
         const migrated = await old.open();
         try {
           assert.equal(await migrated.migrate(), 7);
-          assert.deepEqual((await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]), [
-            ['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []],
-          ]);
+          assert.deepEqual(
+            (await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]),
+            [['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []]],
+          );
           assert.deepEqual(await migrated.listAgents(), []);
           assert.equal(await migrated.putAgent(a, false), true);
           assert.equal(await migrated.updateAgent(a.name, { revokedAtUs: null }), true);
@@ -883,7 +1002,11 @@ describe('store: opening', () => {
 
   it('a PostgreSQL store that cannot be reached is a clear StoreUnavailableError without the password', async () => {
     await assert.rejects(openStore('postgres://u:pw-secret-123@127.0.0.1:9/none'), (err: unknown) => {
-      return err instanceof StoreUnavailableError && /PostgreSQL store postgres:\/\/u@127\.0\.0\.1:9\/none failed/.test(err.message) && !err.message.includes('pw-secret-123');
+      return (
+        err instanceof StoreUnavailableError &&
+        /PostgreSQL store postgres:\/\/u@127\.0\.0\.1:9\/none failed/.test(err.message) &&
+        !err.message.includes('pw-secret-123')
+      );
     });
   });
 });

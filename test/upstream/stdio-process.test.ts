@@ -13,7 +13,6 @@ import { waitFor } from '../helpers/wait.js';
  * when the session ends (a wrapper's children included), and a command that does not exist is a clear error.
  */
 
-
 describe('stdio upstream process', () => {
   let gw: TestGateway;
   let dir: string;
@@ -56,7 +55,12 @@ describe('stdio upstream process', () => {
     const res = await fetch(gw.mcp('missing'), {
       method: 'POST',
       headers: { ...mcpHeaders, ...gw.auth },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
     });
     assert.equal(res.status, 502);
     const body = (await res.json()) as { id: number; error: { message: string } };

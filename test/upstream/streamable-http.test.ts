@@ -80,7 +80,10 @@ describe('Streamable HTTP upstream', () => {
     await sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
     upstream.setProtocolVersion('2025-11-25');
     await sendTo(upstream, { jsonrpc: '2.0', id: 2, method: 'ping' });
-    assert.deepEqual(received.map((m) => ('id' in m ? m.id : null)), [1, 2]);
+    assert.deepEqual(
+      received.map((m) => ('id' in m ? m.id : null)),
+      [1, 2],
+    );
     assert.equal(seen[0]!.headers['x-api-key'], 'configured');
     assert.equal(seen[0]!.headers['mcp-session-id'], undefined);
     assert.equal(seen[1]!.headers['mcp-session-id'], 'S1');
@@ -105,7 +108,10 @@ describe('Streamable HTTP upstream', () => {
     const { upstream, received } = link();
     await sendTo(upstream, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow' } });
     await until(() => received.some((m) => 'id' in m && m.id === 7));
-    assert.deepEqual(received.map((m) => ('method' in m ? m.method : `response:${String((m as { id: number }).id)}`)), ['notifications/progress', 'response:7']);
+    assert.deepEqual(
+      received.map((m) => ('method' in m ? m.method : `response:${String((m as { id: number }).id)}`)),
+      ['notifications/progress', 'response:7'],
+    );
     assert.equal((received[1] as { result?: unknown }).result !== undefined, true);
     await upstream.close();
   });
@@ -238,7 +244,12 @@ describe('Streamable HTTP upstream', () => {
   });
 
   it('says so when the server cannot be reached', async () => {
-    const upstream = new StreamableHttpUpstream({ kind: 'http', url: resolveSecretString('http://127.0.0.1:9/mcp'), headers: {} }, agents.for('x', false), 1024, noCredentials);
+    const upstream = new StreamableHttpUpstream(
+      { kind: 'http', url: resolveSecretString('http://127.0.0.1:9/mcp'), headers: {} },
+      agents.for('x', false),
+      1024,
+      noCredentials,
+    );
     await assert.rejects(sendTo(upstream, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }), /cannot be reached \(ECONNREFUSED\)/);
   });
 });

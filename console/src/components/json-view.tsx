@@ -84,7 +84,21 @@ function Node({ value, depth, openDepth, label }: { value: unknown; depth: numbe
   return <Branch value={value} entries={entries} brackets={[open, close]} depth={depth} openDepth={openDepth} label={key} />;
 }
 
-function Branch({ value, entries, brackets, depth, openDepth, label }: { value: object; entries: ReadonlyArray<readonly [string, unknown]>; brackets: [string, string]; depth: number; openDepth: number; label: ComponentChildren }) {
+function Branch({
+  value,
+  entries,
+  brackets,
+  depth,
+  openDepth,
+  label,
+}: {
+  value: object;
+  entries: ReadonlyArray<readonly [string, unknown]>;
+  brackets: [string, string];
+  depth: number;
+  openDepth: number;
+  label: ComponentChildren;
+}) {
   const [shown, setShown] = useState(() => {
     const w = weigh(value);
     return depth < openDepth || w.marked || w.chars < 300;
@@ -94,7 +108,10 @@ function Branch({ value, entries, brackets, depth, openDepth, label }: { value: 
       <summary>
         {label}
         {brackets[0]}
-        <span class="j-count"> {entries.length} {Array.isArray(value) ? 'items' : 'keys'} </span>
+        <span class="j-count">
+          {' '}
+          {entries.length} {Array.isArray(value) ? 'items' : 'keys'}{' '}
+        </span>
       </summary>
       {shown && (
         <>

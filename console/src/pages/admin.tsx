@@ -44,7 +44,15 @@ function Concerns({ pin }: { pin: Pin }) {
     ...(pin.reasons.length > 0 ? [`flagged: ${rules(pin.reasons)}`] : []),
     ...(pin.alsoOfferedBy.length > 0 ? [`name also on ${pin.alsoOfferedBy.join(', ')}`] : []),
   ];
-  return notes.length === 0 ? <>—</> : <>{notes.map((n) => <div key={n}>{n}</div>)}</>;
+  return notes.length === 0 ? (
+    <>—</>
+  ) : (
+    <>
+      {notes.map((n) => (
+        <div key={n}>{n}</div>
+      ))}
+    </>
+  );
 }
 
 /** Why a definition is suspicious, one reason a line: the rule, where, and what (quoted text already escaped). */
@@ -85,9 +93,18 @@ export function AdminPage() {
   const [error, setError] = useState<string | undefined>(undefined);
 
   const load = () => {
-    get<{ agents: Agent[] }>('/api/agents').then((r) => setAgents(r.agents), (err: Error) => setAgents(err.message));
-    get<{ pins: Pin[] }>('/api/pins').then((r) => setPins(r.pins), (err: Error) => setPins(err.message));
-    get<{ connections: Connection[] }>('/api/console/connections').then((r) => setConnections(r.connections), (err: Error) => setConnections(err.message));
+    get<{ agents: Agent[] }>('/api/agents').then(
+      (r) => setAgents(r.agents),
+      (err: Error) => setAgents(err.message),
+    );
+    get<{ pins: Pin[] }>('/api/pins').then(
+      (r) => setPins(r.pins),
+      (err: Error) => setPins(err.message),
+    );
+    get<{ connections: Connection[] }>('/api/console/connections').then(
+      (r) => setConnections(r.connections),
+      (err: Error) => setConnections(err.message),
+    );
   };
   useEffect(load, []);
 
@@ -147,7 +164,7 @@ export function AdminPage() {
                 ))}
               </tbody>
             </table>
-        )}
+          )}
         </Fetched>
       </section>
       <section aria-labelledby="connections-heading">
@@ -181,7 +198,7 @@ export function AdminPage() {
                 ))}
               </tbody>
             </table>
-        )}
+          )}
         </Fetched>
       </section>
       <section aria-labelledby="pins-heading">
@@ -235,13 +252,16 @@ export function AdminPage() {
             <h3>
               <code>{open.tool}</code> on {open.connection}
             </h3>
-            {open.alsoOfferedBy.length > 0 && <p>A tool of the same name is also offered by {open.alsoOfferedBy.join(', ')}: a client using both could be steered to the wrong one.</p>}
+            {open.alsoOfferedBy.length > 0 && (
+              <p>A tool of the same name is also offered by {open.alsoOfferedBy.join(', ')}: a client using both could be steered to the wrong one.</p>
+            )}
             <Reasons title="Why the waiting definition is held" reasons={open.pendingReasons} />
             <Reasons title="Why the pinned definition was flagged" reasons={open.reasons} />
             {open.status === 'quarantined' ? (
               <>
                 <p>
-                  {open.digest === null ? 'No definition of this tool was ever approved.' : 'The server now offers a changed definition.'} Until it is approved, the tool is hidden and its calls are refused.
+                  {open.digest === null ? 'No definition of this tool was ever approved.' : 'The server now offers a changed definition.'} Until it is approved,
+                  the tool is hidden and its calls are refused.
                 </p>
                 <LineDiff before={open.definition} after={open.pendingDefinition} />
                 <button type="button" class="primary" onClick={() => void approve(open)}>

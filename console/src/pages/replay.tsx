@@ -60,9 +60,20 @@ async function eventsAfter(id: string, after = -1): Promise<EventLine[]> {
 function Badge({ v }: { v: Verification | undefined | string }) {
   if (v === undefined) return <span class="badge">verifying…</span>;
   if (typeof v === 'string') return <span class="badge bad">could not verify: {v}</span>;
-  const label = v.status === 'verified' ? 'Verified: hash chain and seal intact' : v.status === 'unsealed' ? 'Chain intact, not sealed yet' : v.status === 'failed' ? 'Verification FAILED' : 'Deleted';
+  const label =
+    v.status === 'verified'
+      ? 'Verified: hash chain and seal intact'
+      : v.status === 'unsealed'
+        ? 'Chain intact, not sealed yet'
+        : v.status === 'failed'
+          ? 'Verification FAILED'
+          : 'Deleted';
   return (
-    <span class={`badge verify-${v.status}`} role="status" title={[...v.problems.map((p) => (p.seq === undefined ? p.message : `event ${p.seq}: ${p.message}`)), ...v.notes].join('\n')}>
+    <span
+      class={`badge verify-${v.status}`}
+      role="status"
+      title={[...v.problems.map((p) => (p.seq === undefined ? p.message : `event ${p.seq}: ${p.message}`)), ...v.notes].join('\n')}
+    >
       {label} ({v.events} events)
     </span>
   );
@@ -70,7 +81,14 @@ function Badge({ v }: { v: Verification | undefined | string }) {
 
 /** What a verdict event says, in a line. */
 function verdictText(d: Record<string, unknown>): string {
-  const details = (d.details ?? {}) as { redactions?: Array<{ detector: string; path: string; count: number }>; rule?: string; review?: string; approvers?: string[]; rejectedBy?: string; waitedMs?: number };
+  const details = (d.details ?? {}) as {
+    redactions?: Array<{ detector: string; path: string; count: number }>;
+    rule?: string;
+    review?: string;
+    approvers?: string[];
+    rejectedBy?: string;
+    waitedMs?: number;
+  };
   const parts = [`${String(d.stage)}: ${String(d.action)}`];
   if (typeof d.reason === 'string') parts.push(d.reason);
   if (details.redactions) parts.push(details.redactions.map((r) => `masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('; '));
@@ -179,8 +197,7 @@ export function ReplayPage({ id }: { id: string }) {
     };
   }, [playing, speed, end]);
 
-  if (error !== undefined)
-    return <Alert message={error} />;
+  if (error !== undefined) return <Alert message={error} />;
   if (session === undefined || events === undefined) return <p>Loading the session…</p>;
 
   const at = Math.min(position, end);
@@ -232,7 +249,8 @@ export function ReplayPage({ id }: { id: string }) {
         </dd>
         <dt>Client / server</dt>
         <dd>
-          {session.clientInfo?.name ?? '?'} {session.clientInfo?.version ?? ''} → {session.serverInfo?.name ?? '?'} {session.serverInfo?.version ?? ''} (MCP {session.protocolVersion ?? '?'})
+          {session.clientInfo?.name ?? '?'} {session.clientInfo?.version ?? ''} → {session.serverInfo?.name ?? '?'} {session.serverInfo?.version ?? ''} (MCP{' '}
+          {session.protocolVersion ?? '?'})
         </dd>
         <dt>Integrity</dt>
         <dd>
@@ -302,7 +320,17 @@ export function ReplayPage({ id }: { id: string }) {
   );
 }
 
-function TimelineItem({ e, answer, answers, onSeek }: { e: EventLine; answer?: EventLine | undefined; answers?: EventLine | undefined; onSeek: (e: EventLine) => void }) {
+function TimelineItem({
+  e,
+  answer,
+  answers,
+  onSeek,
+}: {
+  e: EventLine;
+  answer?: EventLine | undefined;
+  answers?: EventLine | undefined;
+  onSeek: (e: EventLine) => void;
+}) {
   const when = <span class="t">+{duration(e.monoUs / 1000)}</span>;
   if (e.kind === 'verdict') {
     const d = (e.details ?? {}) as Record<string, unknown>;
@@ -310,7 +338,8 @@ function TimelineItem({ e, answer, answers, onSeek }: { e: EventLine; answer?: E
     const cls = redaction ? 'redaction' : d.action === 'answer' ? 'denial' : d.action === 'hold' ? 'hold' : 'verdict';
     return (
       <li id={`event-${e.seq}`} class={`ev marker ${cls}`}>
-        {when} <strong>{redaction ? 'Redacted' : d.action === 'answer' ? 'Refused' : d.action === 'hold' ? 'Held for review' : 'Decision'}</strong> {verdictText(d)}
+        {when} <strong>{redaction ? 'Redacted' : d.action === 'answer' ? 'Refused' : d.action === 'hold' ? 'Held for review' : 'Decision'}</strong>{' '}
+        {verdictText(d)}
       </li>
     );
   }
@@ -327,7 +356,17 @@ function TimelineItem({ e, answer, answers, onSeek }: { e: EventLine; answer?: E
   const digestOnly = r.kind === 'invalid' && typeof parsed === 'object' && parsed !== null && 'withheld' in parsed && 'digest' in parsed;
   const title = digestOnly
     ? 'the server’s original, as a digest only (masking changed it)'
-    : r.kind === 'request' ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}` : r.kind === 'notification' ? String(r.method) : r.kind === 'error' ? `error ${r.errorCode ?? ''} #${String(r.id)}` : r.kind === 'response' ? (r.ownRequest ? `answer to the gateway’s own request #${String(r.id)} (digest only)` : `result #${String(r.id)}`) : 'not JSON-RPC';
+    : r.kind === 'request'
+      ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}`
+      : r.kind === 'notification'
+        ? String(r.method)
+        : r.kind === 'error'
+          ? `error ${r.errorCode ?? ''} #${String(r.id)}`
+          : r.kind === 'response'
+            ? r.ownRequest
+              ? `answer to the gateway’s own request #${String(r.id)} (digest only)`
+              : `result #${String(r.id)}`
+            : 'not JSON-RPC';
   return (
     <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
       <div class="ev-head">

@@ -19,13 +19,22 @@ export function ReviewsPage({ me, focus }: { me: Me; focus?: string | undefined 
   const [error, setError] = useState<string | undefined>(undefined);
 
   const load = useCallback(() => {
-    get<{ reviews: Review[] }>('/api/reviews').then((r) => setReviews(r.reviews), (err: Error) => setError(err.message));
-    get<{ requests: AccessRequest[] }>('/api/access').then((r) => setRequests(r.requests), () => setRequests([]));
+    get<{ reviews: Review[] }>('/api/reviews').then(
+      (r) => setReviews(r.reviews),
+      (err: Error) => setError(err.message),
+    );
+    get<{ requests: AccessRequest[] }>('/api/access').then(
+      (r) => setRequests(r.requests),
+      () => setRequests([]),
+    );
   }, []);
   useEffect(load, [load]);
-  const onLive = useCallback((e: LiveEvent) => {
-    if (e.type === 'reviews' || e.type === 'access-requests') load();
-  }, [load]);
+  const onLive = useCallback(
+    (e: LiveEvent) => {
+      if (e.type === 'reviews' || e.type === 'access-requests') load();
+    },
+    [load],
+  );
   useLive(onLive);
   useEffect(() => {
     if (focus !== undefined && reviews !== undefined) document.getElementById(`review-${focus}`)?.scrollIntoView({ block: 'start' });
@@ -41,15 +50,31 @@ export function ReviewsPage({ me, focus }: { me: Me; focus?: string | undefined 
         <h2 id="pending-heading">
           Waiting for a decision <span class="badge">{pending.length}</span>
         </h2>
-        {reviews === undefined ? <p>Loading…</p> : pending.length === 0 ? <p class="hint">Nothing waits for you.</p> : pending.map((r) => <ReviewCard key={r.id} r={r} me={me} focused={r.id === focus} onDecided={load} />)}
+        {reviews === undefined ? (
+          <p>Loading…</p>
+        ) : pending.length === 0 ? (
+          <p class="hint">Nothing waits for you.</p>
+        ) : (
+          pending.map((r) => <ReviewCard key={r.id} r={r} me={me} focused={r.id === focus} onDecided={load} />)
+        )}
       </section>
       <section aria-labelledby="access-heading">
         <h2 id="access-heading">Access requests</h2>
-        {requests === undefined ? <p>Loading…</p> : requests.length === 0 ? <p class="hint">No access requests.</p> : requests.slice(0, 50).map((a) => <AccessCard key={a.id} a={a} me={me} onDecided={load} />)}
+        {requests === undefined ? (
+          <p>Loading…</p>
+        ) : requests.length === 0 ? (
+          <p class="hint">No access requests.</p>
+        ) : (
+          requests.slice(0, 50).map((a) => <AccessCard key={a.id} a={a} me={me} onDecided={load} />)
+        )}
       </section>
       <section aria-labelledby="decided-heading">
         <h2 id="decided-heading">Decided lately</h2>
-        {decided.length === 0 ? <p class="hint">None yet.</p> : decided.map((r) => <ReviewCard key={r.id} r={r} me={me} focused={r.id === focus} onDecided={load} />)}
+        {decided.length === 0 ? (
+          <p class="hint">None yet.</p>
+        ) : (
+          decided.map((r) => <ReviewCard key={r.id} r={r} me={me} focused={r.id === focus} onDecided={load} />)
+        )}
       </section>
     </>
   );
@@ -85,11 +110,15 @@ function ReviewCard({ r, me, focused, onDecided }: { r: Review; me: Me; focused:
         <dd>{r.rule}</dd>
         <dt>Approvers</dt>
         <dd>
-          {r.approvers.join(', ')} ({r.approvals.length} of {r.approvalsNeeded} approvals{r.approvals.length > 0 ? `: ${r.approvals.map((a) => person(a)).join(', ')}` : ''})
+          {r.approvers.join(', ')} ({r.approvals.length} of {r.approvalsNeeded} approvals
+          {r.approvals.length > 0 ? `: ${r.approvals.map((a) => person(a)).join(', ')}` : ''})
         </dd>
         <dt>Asked</dt>
         <dd>
-          {time(r.createdAt)}; {r.status === 'pending' ? `times out at ${time(r.expiresAt)}` : `decided ${time(r.decidedAt)}${r.decider ? ` by ${person(r.decider)}` : ''}${r.note ? `: ${r.note}` : ''}`}
+          {time(r.createdAt)};{' '}
+          {r.status === 'pending'
+            ? `times out at ${time(r.expiresAt)}`
+            : `decided ${time(r.decidedAt)}${r.decider ? ` by ${person(r.decider)}` : ''}${r.note ? `: ${r.note}` : ''}`}
         </dd>
         <dt>Session</dt>
         <dd>
@@ -136,7 +165,8 @@ function AccessCard({ a, me, onDecided }: { a: AccessRequest; me: Me; onDecided:
   return (
     <article class={`card access access-${a.status}`} aria-label={`Access request ${a.id}`}>
       <h3>
-        {a.requesterEmail ?? a.requesterSubject} asks for {a.connection} for {duration(a.durationMs)} <span class={`status status-${a.status}`}>{a.status}</span>
+        {a.requesterEmail ?? a.requesterSubject} asks for {a.connection} for {duration(a.durationMs)}{' '}
+        <span class={`status status-${a.status}`}>{a.status}</span>
       </h3>
       <p>“{a.reason}”</p>
       {a.status === 'pending' && !own && (

@@ -26,7 +26,16 @@ const empty: Filters = { q: '', user: '', connection: '', status: '', since: '',
 
 function filtersFromUrl(): Filters {
   const p = new URLSearchParams(location.search);
-  return { q: p.get('q') ?? '', user: p.get('user') ?? '', connection: p.get('connection') ?? '', status: p.get('status') ?? '', since: p.get('since') ?? '', until: p.get('until') ?? '', denied: p.get('denied') === 'true', redacted: p.get('redacted') === 'true' };
+  return {
+    q: p.get('q') ?? '',
+    user: p.get('user') ?? '',
+    connection: p.get('connection') ?? '',
+    status: p.get('status') ?? '',
+    since: p.get('since') ?? '',
+    until: p.get('until') ?? '',
+    denied: p.get('denied') === 'true',
+    redacted: p.get('redacted') === 'true',
+  };
 }
 
 /** A datetime-local value as the API's time (ISO, in the viewer's zone). */
@@ -43,7 +52,18 @@ export function SessionsPage({ me }: { me: Me }) {
 
   const load = (f: Filters, cursor: string | undefined) => {
     setError(undefined);
-    const params = { q: f.q, user: f.user, connection: f.connection, status: f.status, since: isoOf(f.since), until: isoOf(f.until), denied: f.denied ? 'true' : undefined, redacted: f.redacted ? 'true' : undefined, limit: 50, cursor };
+    const params = {
+      q: f.q,
+      user: f.user,
+      connection: f.connection,
+      status: f.status,
+      since: isoOf(f.since),
+      until: isoOf(f.until),
+      denied: f.denied ? 'true' : undefined,
+      redacted: f.redacted ? 'true' : undefined,
+      limit: 50,
+      cursor,
+    };
     get<{ sessions: AttestedSession[]; next: string | null }>(`/api/sessions${query(params)}`).then(
       (r) => setPage({ rows: r.sessions, next: r.next }),
       (err: Error) => setError(err.message),
@@ -111,7 +131,10 @@ export function SessionsPage({ me }: { me: Me }) {
       <p class="hint">{me.roles.auditor ? 'Everyone’s sessions (you are an auditor).' : 'Your own sessions. Auditors see everyone’s.'}</p>
       <section aria-labelledby="live-heading" class="live">
         <h2 id="live-heading">
-          In progress <span class="badge" aria-label={`${live.length} open`}>{live.length}</span>
+          In progress{' '}
+          <span class="badge" aria-label={`${live.length} open`}>
+            {live.length}
+          </span>
         </h2>
         {live.length === 0 ? (
           <p class="hint">No session is open right now. New ones appear here as they start.</p>
@@ -119,7 +142,8 @@ export function SessionsPage({ me }: { me: Me }) {
           <ul class="live-list" aria-live="polite">
             {live.map((s) => (
               <li key={s.id}>
-                <span class="dot" aria-hidden="true" /> <Link href={`/sessions/${encodeURIComponent(s.id)}`}>{s.connection}</Link> · {person(s)} · since {time(s.openedAtUs)}
+                <span class="dot" aria-hidden="true" /> <Link href={`/sessions/${encodeURIComponent(s.id)}`}>{s.connection}</Link> · {person(s)} · since{' '}
+                {time(s.openedAtUs)}
               </li>
             ))}
           </ul>
@@ -205,7 +229,8 @@ export function SessionsPage({ me }: { me: Me }) {
                   {s.tampered.length > 0 && (
                     // User and connection above are the recording's; the row claimed otherwise.
                     <span class="flag deny" title={s.tampered.map((m) => m.message).join('\n')}>
-                      {' '}row altered
+                      {' '}
+                      row altered
                     </span>
                   )}
                 </td>

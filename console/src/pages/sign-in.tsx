@@ -72,7 +72,13 @@ export function SignInPage({ onSignedIn, signedIn }: { onSignedIn: () => Promise
                 <p>
                   <label>
                     Dev sign-in key (in the console link the gateway printed at start, after <code>#dev=</code>)
-                    <input name="dev-key" autocomplete="off" spellcheck={false} value={key} onInput={(e) => setKey((e.currentTarget as HTMLInputElement).value.trim())} />
+                    <input
+                      name="dev-key"
+                      autocomplete="off"
+                      spellcheck={false}
+                      value={key}
+                      onInput={(e) => setKey((e.currentTarget as HTMLInputElement).value.trim())}
+                    />
                   </label>
                 </p>
               )}
@@ -87,7 +93,9 @@ export function SignInPage({ onSignedIn, signedIn }: { onSignedIn: () => Promise
               </ul>
             </section>
           )}
-          {options.issuers.length === 0 && options.devUsers === null && <p>No identity provider is set up for the console: give an issuer a clientId (identity.issuers[].clientId).</p>}
+          {options.issuers.length === 0 && options.devUsers === null && (
+            <p>No identity provider is set up for the console: give an issuer a clientId (identity.issuers[].clientId).</p>
+          )}
         </>
       )}
     </main>

@@ -29,11 +29,13 @@ function requestCommand(): Command {
     new Command('request')
       .description('ask for time-bound access to a connection your groups do not open')
       .argument('<connection>', 'the connection')
-      .requiredOption('--for <duration>', 'how long, e.g. 30m or 1h (at most the connection\'s access.maxGrant)')
+      .requiredOption('--for <duration>', "how long, e.g. 30m or 1h (at most the connection's access.maxGrant)")
       .requiredOption('--reason <text>', 'why: shown to approvers and kept in the audit trail'),
   ).action(async (connection: string, opts: Common & { for: string; reason: string }) => {
     const base = gatewayBaseUrl('access', opts.gateway, opts.config);
-    const { request } = (await callGateway('access', base, 'POST', '/api/access', { connection, duration: opts.for, reason: opts.reason })) as { request: AccessRequestRow };
+    const { request } = (await callGateway('access', base, 'POST', '/api/access', { connection, duration: opts.for, reason: opts.reason })) as {
+      request: AccessRequestRow;
+    };
     process.stdout.write(`${describe(request)}\n`);
   });
 }
@@ -46,7 +48,9 @@ function listCommand(): Command {
       .option('--json', 'one JSON object per line'),
   ).action(async (opts: Common & { status?: string; json?: boolean }) => {
     const base = gatewayBaseUrl('access', opts.gateway, opts.config);
-    const { requests } = (await callGateway('access', base, 'GET', `/api/access${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as { requests: AccessRequestRow[] };
+    const { requests } = (await callGateway('access', base, 'GET', `/api/access${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
+      requests: AccessRequestRow[];
+    };
     if (opts.json) {
       for (const r of requests) process.stdout.write(`${JSON.stringify(r)}\n`);
       return;
@@ -57,22 +61,38 @@ function listCommand(): Command {
     }
     const rows = [['ID', 'CONNECTION', 'REQUESTER', 'FOR', 'STATUS', 'CREATED', 'UNTIL', 'DECIDED BY', 'REASON']];
     for (const r of requests) {
-      rows.push([r.id, r.connection, r.requesterSubject, minutes(r.durationMs), r.status, iso(r.createdAtUs), iso(r.expiresAtUs), r.deciderSubject ?? '-', r.reason]);
+      rows.push([
+        r.id,
+        r.connection,
+        r.requesterSubject,
+        minutes(r.durationMs),
+        r.status,
+        iso(r.createdAtUs),
+        iso(r.expiresAtUs),
+        r.deciderSubject ?? '-',
+        r.reason,
+      ]);
     }
     process.stdout.write(`${table(rows)}\n`);
   });
 }
 
 function decisionCommand(action: 'approve' | 'deny' | 'revoke', description: string): Command {
-  return withGateway(new Command(action).description(description).argument('<id>', 'the request id').option('--note <text>', 'a note kept with the decision')).action(
-    async (id: string, opts: Common & { note?: string }) => {
-      const base = gatewayBaseUrl('access', opts.gateway, opts.config);
-      const { request } = (await callGateway('access', base, 'POST', `/api/access/${encodeURIComponent(id)}/${action}`, opts.note ? { note: opts.note } : {})) as {
-        request: AccessRequestRow;
-      };
-      process.stdout.write(`${describe(request)}\n`);
-    },
-  );
+  return withGateway(
+    new Command(action).description(description).argument('<id>', 'the request id').option('--note <text>', 'a note kept with the decision'),
+  ).action(async (id: string, opts: Common & { note?: string }) => {
+    const base = gatewayBaseUrl('access', opts.gateway, opts.config);
+    const { request } = (await callGateway(
+      'access',
+      base,
+      'POST',
+      `/api/access/${encodeURIComponent(id)}/${action}`,
+      opts.note ? { note: opts.note } : {},
+    )) as {
+      request: AccessRequestRow;
+    };
+    process.stdout.write(`${describe(request)}\n`);
+  });
 }
 
 export function accessCommand(): Command {

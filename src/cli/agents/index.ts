@@ -71,12 +71,16 @@ function createCommand(): Command {
     .action(async (name: string, o: { config?: string; rotate?: boolean }) => {
       checkName(name);
       const token = `pca_${randomBytes(32).toString('base64url')}`;
-      const created = await withStore(o.config, (store) => store.putAgent({ name, tokenHash: secretHash(token), createdAtUs: nowUs(), revokedAtUs: null, lastSeenAtUs: null }, o.rotate === true));
+      const created = await withStore(o.config, (store) =>
+        store.putAgent({ name, tokenHash: secretHash(token), createdAtUs: nowUs(), revokedAtUs: null, lastSeenAtUs: null }, o.rotate === true),
+      );
       if (!created) {
         process.stderr.write(`portcullis agents: agent '${name}' exists; --rotate gives it a new token\n`);
         process.exit(1);
       }
-      process.stderr.write(`agent '${name}' ${o.rotate ? 'has a new token' : 'created'}. Its token (shown once, keep it secret; the agent reads it as \${env:PORTCULLIS_AGENT_TOKEN} or \${file:…}):\n`);
+      process.stderr.write(
+        `agent '${name}' ${o.rotate ? 'has a new token' : 'created'}. Its token (shown once, keep it secret; the agent reads it as \${env:PORTCULLIS_AGENT_TOKEN} or \${file:…}):\n`,
+      );
       process.stdout.write(`${token}\n`);
     });
 }
@@ -91,7 +95,9 @@ function listCommand(): Command {
       const rows = await withStore(o.config, (store) => store.listAgents());
       let live: Map<string, AgentStatus> | undefined;
       try {
-        const { agents } = (await callGateway('agents', gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents', undefined, localKey(o))) as { agents: AgentStatus[] };
+        const { agents } = (await callGateway('agents', gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents', undefined, localKey(o))) as {
+          agents: AgentStatus[];
+        };
         live = new Map(agents.map((a) => [a.name, a]));
       } catch {
         live = undefined;
@@ -101,7 +107,17 @@ function listCommand(): Command {
         const r = rows.find((x) => x.name === name);
         const s = live?.get(name);
         const state = r?.revokedAtUs ? 'revoked' : live === undefined ? 'unknown (gateway not reachable)' : s?.connected ? 'connected' : 'disconnected';
-        return { name, state, version: s?.version ?? null, connections: s?.connections ?? [], sessions: s?.sessions ?? 0, lastHeartbeat: s?.lastHeartbeat ?? null, created: r ? isoUs(r.createdAtUs) : null, lastSeen: r?.lastSeenAtUs ? isoUs(r.lastSeenAtUs) : null, known: r !== undefined };
+        return {
+          name,
+          state,
+          version: s?.version ?? null,
+          connections: s?.connections ?? [],
+          sessions: s?.sessions ?? 0,
+          lastHeartbeat: s?.lastHeartbeat ?? null,
+          created: r ? isoUs(r.createdAtUs) : null,
+          lastSeen: r?.lastSeenAtUs ? isoUs(r.lastSeenAtUs) : null,
+          known: r !== undefined,
+        };
       });
       if (o.json) {
         for (const v of view) process.stdout.write(`${JSON.stringify(v)}\n`);
@@ -112,7 +128,16 @@ function listCommand(): Command {
         return;
       }
       const out = [['AGENT', 'STATE', 'VERSION', 'CONNECTIONS', 'SESSIONS', 'LAST HEARTBEAT', 'CREATED']];
-      for (const v of view) out.push([v.name, v.known ? v.state : `${v.state} (no token: portcullis agents create ${v.name})`, v.version ?? '-', v.connections.join(',') || '-', String(v.sessions), v.lastHeartbeat ?? '-', v.created ?? '-']);
+      for (const v of view)
+        out.push([
+          v.name,
+          v.known ? v.state : `${v.state} (no token: portcullis agents create ${v.name})`,
+          v.version ?? '-',
+          v.connections.join(',') || '-',
+          String(v.sessions),
+          v.lastHeartbeat ?? '-',
+          v.created ?? '-',
+        ]);
       process.stdout.write(`${table(out)}\n`);
     });
 }

@@ -19,7 +19,9 @@ function maskTestCommand(): Command {
       if (opts.connection !== undefined) {
         const connection = config.connections.get(opts.connection);
         if (connection === undefined) {
-          process.stderr.write(`portcullis mask test: there is no connection named ${JSON.stringify(opts.connection)}; the config has: ${[...config.connections.keys()].join(', ')}\n`);
+          process.stderr.write(
+            `portcullis mask test: there is no connection named ${JSON.stringify(opts.connection)}; the config has: ${[...config.connections.keys()].join(', ')}\n`,
+          );
           process.exit(2);
         }
         masking = connection.masking;

@@ -37,22 +37,30 @@ const pinPath = (connection: string, tool: string) => `/api/pins/${encodeURIComp
 /** A pin's notes in one cell: the rules its definitions tripped, and the other connections offering its name. */
 function notes(p: Pin): string {
   const rules = (list: Reason[]) => [...new Set(list.map((r) => r.rule))].join(', ');
-  return [
-    ...(p.pendingReasons.length > 0 ? [`held: ${rules(p.pendingReasons)}`] : []),
-    ...(p.reasons.length > 0 ? [`flagged: ${rules(p.reasons)}`] : []),
-    ...(p.alsoOfferedBy.length > 0 ? [`also on: ${p.alsoOfferedBy.join(', ')}`] : []),
-  ].join('; ') || '-';
+  return (
+    [
+      ...(p.pendingReasons.length > 0 ? [`held: ${rules(p.pendingReasons)}`] : []),
+      ...(p.reasons.length > 0 ? [`flagged: ${rules(p.reasons)}`] : []),
+      ...(p.alsoOfferedBy.length > 0 ? [`also on: ${p.alsoOfferedBy.join(', ')}`] : []),
+    ].join('; ') || '-'
+  );
 }
 
 /** Reasons, one a line: rule, where, what. */
-const reasonLines = (list: Reason[]) => list.map((r) => `  ${r.rule}  ${r.field}: ${r.message}${r.connections?.length ? ` (${r.connections.join(', ')})` : ''}`);
+const reasonLines = (list: Reason[]) =>
+  list.map((r) => `  ${r.rule}  ${r.field}: ${r.message}${r.connections?.length ? ` (${r.connections.join(', ')})` : ''}`);
 
 function listCommand(): Command {
   return withGateway(
-    new Command('list').description("pinned tools, and those quarantined until an admin approves their new definition").option('--connection <name>', 'one connection only').option('--json', 'one JSON object per line'),
+    new Command('list')
+      .description('pinned tools, and those quarantined until an admin approves their new definition')
+      .option('--connection <name>', 'one connection only')
+      .option('--json', 'one JSON object per line'),
   ).action(async (opts: GatewayCommandOptions & { connection?: string; json?: boolean }) => {
     const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-    const { pins } = (await callGateway('pins', base, 'GET', `/api/pins${opts.connection ? `?connection=${encodeURIComponent(opts.connection)}` : ''}`)) as { pins: Pin[] };
+    const { pins } = (await callGateway('pins', base, 'GET', `/api/pins${opts.connection ? `?connection=${encodeURIComponent(opts.connection)}` : ''}`)) as {
+      pins: Pin[];
+    };
     if (opts.json) {
       for (const p of pins) process.stdout.write(`${JSON.stringify(p)}\n`);
       return;
@@ -62,7 +70,8 @@ function listCommand(): Command {
       return;
     }
     const rows = [['CONNECTION', 'TOOL', 'STATUS', 'PINNED', 'WAITING', 'APPROVED BY', 'NOTES']];
-    for (const p of pins) rows.push([p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-'), notes(p)]);
+    for (const p of pins)
+      rows.push([p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-'), notes(p)]);
     process.stdout.write(`${table(rows)}\n`);
   });
 }
@@ -91,27 +100,33 @@ function diffCommand(): Command {
 }
 
 function showCommand(): Command {
-  return withGateway(new Command('show').description("a tool's pin: its status, why it is suspicious, and its definitions").argument('<connection>').argument('<tool>').option('--json', 'the pin as JSON')).action(
-    async (connection: string, tool: string, opts: GatewayCommandOptions & { json?: boolean }) => {
-      const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-      const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(pin)}\n`);
-        return;
-      }
-      const lines = [
-        `tool '${pin.tool}' on '${pin.connection}': ${pin.status}${pin.pendingSince ? ` since ${pin.pendingSince}` : ''}`,
-        `pinned:   ${pin.digest ?? '(never approved)'}${pin.approvedBy ? `, approved by ${pin.approvedBy}` : pin.approvedAt ? ', first seen' : ''}`,
-        ...(pin.pendingDigest ? [`waiting:  ${pin.pendingDigest}`] : []),
-        ...(pin.alsoOfferedBy.length > 0 ? [`also offered by: ${pin.alsoOfferedBy.join(', ')}`] : []),
-        ...(pin.pendingReasons.length > 0 ? ['why the waiting definition is suspicious:', ...reasonLines(pin.pendingReasons)] : []),
-        ...(pin.reasons.length > 0 ? ['why the pinned definition was flagged:', ...reasonLines(pin.reasons)] : []),
-        ...(pin.definition ? ['pinned definition:', JSON.stringify(pin.definition, null, 2)] : []),
-        ...(pin.pendingDefinition ? ['waiting definition:', JSON.stringify(pin.pendingDefinition, null, 2), '', `see the change: portcullis pins diff ${connection} ${tool}`] : []),
-      ];
-      process.stdout.write(`${printable(lines.join('\n'))}\n`);
-    },
-  );
+  return withGateway(
+    new Command('show')
+      .description("a tool's pin: its status, why it is suspicious, and its definitions")
+      .argument('<connection>')
+      .argument('<tool>')
+      .option('--json', 'the pin as JSON'),
+  ).action(async (connection: string, tool: string, opts: GatewayCommandOptions & { json?: boolean }) => {
+    const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
+    const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(pin)}\n`);
+      return;
+    }
+    const lines = [
+      `tool '${pin.tool}' on '${pin.connection}': ${pin.status}${pin.pendingSince ? ` since ${pin.pendingSince}` : ''}`,
+      `pinned:   ${pin.digest ?? '(never approved)'}${pin.approvedBy ? `, approved by ${pin.approvedBy}` : pin.approvedAt ? ', first seen' : ''}`,
+      ...(pin.pendingDigest ? [`waiting:  ${pin.pendingDigest}`] : []),
+      ...(pin.alsoOfferedBy.length > 0 ? [`also offered by: ${pin.alsoOfferedBy.join(', ')}`] : []),
+      ...(pin.pendingReasons.length > 0 ? ['why the waiting definition is suspicious:', ...reasonLines(pin.pendingReasons)] : []),
+      ...(pin.reasons.length > 0 ? ['why the pinned definition was flagged:', ...reasonLines(pin.reasons)] : []),
+      ...(pin.definition ? ['pinned definition:', JSON.stringify(pin.definition, null, 2)] : []),
+      ...(pin.pendingDefinition
+        ? ['waiting definition:', JSON.stringify(pin.pendingDefinition, null, 2), '', `see the change: portcullis pins diff ${connection} ${tool}`]
+        : []),
+    ];
+    process.stdout.write(`${printable(lines.join('\n'))}\n`);
+  });
 }
 
 function approveCommand(): Command {
@@ -123,7 +138,9 @@ function approveCommand(): Command {
       .option('--digest <sha256>', 'the definition you reviewed (from pins diff): refused if the server offers another by now'),
   ).action(async (connection: string, tool: string, opts: GatewayCommandOptions & { digest?: string }) => {
     const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-    const { pin } = (await callGateway('pins', base, 'POST', `${pinPath(connection, tool)}/approve`, opts.digest ? { digest: opts.digest } : {})) as { pin: Pin };
+    const { pin } = (await callGateway('pins', base, 'POST', `${pinPath(connection, tool)}/approve`, opts.digest ? { digest: opts.digest } : {})) as {
+      pin: Pin;
+    };
     process.stdout.write(`tool '${pin.tool}' on '${pin.connection}' pinned at ${short(pin.digest)}, approved by ${pin.approvedBy}\n`);
   });
 }

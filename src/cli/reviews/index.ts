@@ -33,7 +33,9 @@ function listCommand(): Command {
       .option('--json', 'one JSON object per line'),
   ).action(async (opts: GatewayCommandOptions & { status?: string; json?: boolean }) => {
     const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
-    const { reviews } = (await callGateway('reviews', base, 'GET', `/api/reviews${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as { reviews: Review[] };
+    const { reviews } = (await callGateway('reviews', base, 'GET', `/api/reviews${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
+      reviews: Review[];
+    };
     if (opts.json) {
       for (const r of reviews) process.stdout.write(`${JSON.stringify(r)}\n`);
       return;
@@ -44,43 +46,59 @@ function listCommand(): Command {
     }
     const rows = [['ID', 'STATUS', 'RULE', 'CONNECTION', 'CALLER', 'CALL', 'APPROVALS', 'CREATED', 'EXPIRES']];
     for (const r of reviews) {
-      rows.push([r.id, r.status, r.rule, r.connection, person(r.requester), `${r.method}${r.target ? ` ${r.target}` : ''}`, `${r.approvals.length}/${r.approvalsNeeded}`, second(r.createdAt), second(r.expiresAt)]);
+      rows.push([
+        r.id,
+        r.status,
+        r.rule,
+        r.connection,
+        person(r.requester),
+        `${r.method}${r.target ? ` ${r.target}` : ''}`,
+        `${r.approvals.length}/${r.approvalsNeeded}`,
+        second(r.createdAt),
+        second(r.expiresAt),
+      ]);
     }
     process.stdout.write(`${table(rows)}\n`);
   });
 }
 
 function showCommand(): Command {
-  return withGateway(new Command('show').description('one review: who called what, with the full arguments, and its decisions').argument('<id>', 'the review id').option('--json', 'as JSON')).action(
-    async (id: string, opts: GatewayCommandOptions & { json?: boolean }) => {
-      const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
-      const { review: r } = (await callGateway('reviews', base, 'GET', `/api/reviews/${encodeURIComponent(id)}`)) as { review: Review };
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-        return;
-      }
-      const lines = [
-        summary(r),
-        `  rule:       ${r.rule}`,
-        `  caller:     ${person(r.requester)} (${r.requester.subject})`,
-        `  call:       ${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}'`,
-        `  approvers:  ${r.approvers.join(', ')} (${r.approvalsNeeded} needed)`,
-        `  created:    ${second(r.createdAt)}, expires ${second(r.expiresAt)}`,
-        ...r.approvals.map((a) => `  approved:   by ${person(a)} at ${second(a.at)}${a.note ? `: ${a.note}` : ''}`),
-        ...(r.decider && r.status === 'rejected' ? [`  rejected:   by ${person(r.decider)} at ${second(r.decidedAt)}: ${r.note ?? ''}`] : []),
-        '  params:',
-        ...JSON.stringify(r.params, null, 2)
-          .split('\n')
-          .map((l) => `    ${l}`),
-      ];
-      process.stdout.write(`${printable(lines.join('\n'))}\n`);
-    },
-  );
+  return withGateway(
+    new Command('show')
+      .description('one review: who called what, with the full arguments, and its decisions')
+      .argument('<id>', 'the review id')
+      .option('--json', 'as JSON'),
+  ).action(async (id: string, opts: GatewayCommandOptions & { json?: boolean }) => {
+    const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
+    const { review: r } = (await callGateway('reviews', base, 'GET', `/api/reviews/${encodeURIComponent(id)}`)) as { review: Review };
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      return;
+    }
+    const lines = [
+      summary(r),
+      `  rule:       ${r.rule}`,
+      `  caller:     ${person(r.requester)} (${r.requester.subject})`,
+      `  call:       ${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}'`,
+      `  approvers:  ${r.approvers.join(', ')} (${r.approvalsNeeded} needed)`,
+      `  created:    ${second(r.createdAt)}, expires ${second(r.expiresAt)}`,
+      ...r.approvals.map((a) => `  approved:   by ${person(a)} at ${second(a.at)}${a.note ? `: ${a.note}` : ''}`),
+      ...(r.decider && r.status === 'rejected' ? [`  rejected:   by ${person(r.decider)} at ${second(r.decidedAt)}: ${r.note ?? ''}`] : []),
+      '  params:',
+      ...JSON.stringify(r.params, null, 2)
+        .split('\n')
+        .map((l) => `    ${l}`),
+    ];
+    process.stdout.write(`${printable(lines.join('\n'))}\n`);
+  });
 }
 
 function decisionCommand(action: 'approve' | 'reject'): Command {
   const cmd = new Command(action).argument('<id>', 'the review id');
-  if (action === 'approve') cmd.description('approve a held call (not your own): it goes on to the server once enough approvers have').option('--note <text>', 'a note kept with the approval');
+  if (action === 'approve')
+    cmd
+      .description('approve a held call (not your own): it goes on to the server once enough approvers have')
+      .option('--note <text>', 'a note kept with the approval');
   else cmd.description('reject a held call: the caller gets an error naming you and your reason').requiredOption('--reason <text>', 'why: the caller is told');
   return withGateway(cmd).action(async (id: string, opts: GatewayCommandOptions & { note?: string; reason?: string }) => {
     const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);

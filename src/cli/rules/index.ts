@@ -69,7 +69,7 @@ export function rulesCommand(): Command {
       .option('--connection <name>', 'the connection the request is on (default: the first)')
       .option('--request <file>', 'a JSON-RPC request to test, from a file (- for standard input)')
       .option('--tool <name>', 'a tools/call of this tool')
-      .option('--arguments <json>', 'the tool\'s or prompt\'s arguments, as a JSON object')
+      .option('--arguments <json>', "the tool's or prompt's arguments, as a JSON object")
       .option('--prompt <name>', 'a prompts/get of this prompt')
       .option('--uri <uri>', 'a resources/read of this resource')
       .option('--method <method>', 'any other method', 'tools/list')
@@ -82,9 +82,13 @@ export function rulesCommand(): Command {
         const config = configForCommand(o.config);
         const name = o.connection ?? [...config.connections.keys()][0]!;
         const connection = config.connections.get(name);
-        if (connection === undefined) fail(`there is no connection named ${JSON.stringify(name)}; the config has: ${[...config.connections.keys()].join(', ')}`);
+        if (connection === undefined)
+          fail(`there is no connection named ${JSON.stringify(name)}; the config has: ${[...config.connections.keys()].join(', ')}`);
         const request = sampleRequest(o);
-        const groups = o.groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
+        const groups = o.groups
+          .split(',')
+          .map((g) => g.trim())
+          .filter((g) => g !== '');
         const identity = { subject: o.user, issuer: '(rules test)', groups, ...(o.email ? { email: o.email } : {}) };
         const session = { connection: name, identity };
         const annotations = jsonOption('--annotations', o.annotations) ?? {};
@@ -97,7 +101,10 @@ export function rulesCommand(): Command {
         }
         const lines = [`${request.method}${facts.tool.name ? ` ${facts.tool.name}` : ''} on '${name}' by ${o.user} (groups: ${groups.join(', ') || 'none'})`];
         if (config.rules.length === 0) lines.push('  no rules are configured');
-        for (const t of trace) lines.push(`  ${t.result === 'error' ? 'error' : t.result ? 'MATCH' : 'no   '}  ${t.rule}: ${t.when}${t.error ? `\n         the condition failed on this request: ${t.error}` : ''}`);
+        for (const t of trace)
+          lines.push(
+            `  ${t.result === 'error' ? 'error' : t.result ? 'MATCH' : 'no   '}  ${t.rule}: ${t.when}${t.error ? `\n         the condition failed on this request: ${t.error}` : ''}`,
+          );
         const by = decision.rule === undefined ? `the connection's default (guardrails.default: ${connection.guardrails.default})` : `rule '${decision.rule}'`;
         const what =
           decision.action === 'review'
@@ -105,7 +112,9 @@ export function rulesCommand(): Command {
             : decision.action === 'deny'
               ? `deny${decision.message ? `: "${decision.message}"` : ''}`
               : 'allow';
-        lines.push(`decision: ${what}, by ${decision.rule === undefined && decision.action === 'allow' && connection.guardrails.default === 'allow' ? 'default (no rule matched)' : by}`);
+        lines.push(
+          `decision: ${what}, by ${decision.rule === undefined && decision.action === 'allow' && connection.guardrails.default === 'allow' ? 'default (no rule matched)' : by}`,
+        );
         if (decision.error) lines.push(`  (a condition that fails counts as matching for deny and review rules, so a client cannot slip past one)`);
         process.stdout.write(`${lines.join('\n')}\n`);
       }),

@@ -26,7 +26,10 @@ export function sessionsExportCommand(): Command {
           process.exitCode = 1;
           return;
         }
-        if (session.tampered.length > 0) process.stderr.write(`portcullis: the session row disagrees with the recording (${session.tampered.map((m) => m.column).join(', ')}): the export carries the recorded values and lists the row's in "tampered"\n`);
+        if (session.tampered.length > 0)
+          process.stderr.write(
+            `portcullis: the session row disagrees with the recording (${session.tampered.map((m) => m.column).join(', ')}): the export carries the recorded values and lists the row's in "tampered"\n`,
+          );
         if (o.output) out = createWriteStream(o.output, { mode: 0o600 });
         for await (const line of exportSession(store, session)) {
           if (!out.write(`${line}\n`)) await once(out, 'drain');

@@ -37,7 +37,12 @@ export function errorsAs(reply: ErrorReply): MiddlewareHandler<ControlEnv> {
  * Middleware: a request with a foreign Host or Origin (DNS rebinding, another site's page) is refused with a 403
  * before anything else, in the form `reply` and with `headers` (the pages' security headers), and logged.
  */
-export function hostGuard(policy: HostPolicy, log: Logger, reply: ErrorReply = apiErrorReply, headers: Record<string, string> = {}): MiddlewareHandler<ControlEnv> {
+export function hostGuard(
+  policy: HostPolicy,
+  log: Logger,
+  reply: ErrorReply = apiErrorReply,
+  headers: Record<string, string> = {},
+): MiddlewareHandler<ControlEnv> {
   return async (c, next) => {
     const req = c.env.incoming;
     const refusal = checkHostAndOrigin(req, policy);

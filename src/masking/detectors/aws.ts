@@ -18,7 +18,8 @@ export const awsDetectors: Detector[] = [
     category: 'secret',
     confidence: 'high',
     // The 40 characters after a name that says what they are (env files, ~/.aws/credentials, JSON from the CLI).
-    pattern: /(?:aws_?secret_?access_?key|secret_?access_?key|secretaccesskey)["']?[ \t]{0,5}[:=][ \t]{0,5}["']?(?<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])/dgi,
+    pattern:
+      /(?:aws_?secret_?access_?key|secret_?access_?key|secretaccesskey)["']?[ \t]{0,5}[:=][ \t]{0,5}["']?(?<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])/dgi,
     anchorsIgnoringCase: ['secret'],
   }),
   regexDetector({

@@ -12,8 +12,9 @@ const isSchemeChar = (c: number) => isLetter(c) || (c >= 48 && c <= 57) || c ===
  * A word that names a secret, wherever it ends a key (`db_password`, `MYSQL_ROOT_PASSWORD`, `x-api-key`): the
  * pattern starts with these words, not with the key's prefix, so the regex engine can skip to them.
  */
-const secretKey = /(?:password|passwd|passphrase|pwd|secret|api[_.-]?key|access[_.-]?key|auth[_.-]?token|access[_.-]?token|refresh[_.-]?token|client[_.-]?secret|private[_.-]?key)/
-  .source;
+const secretKey =
+  /(?:password|passwd|passphrase|pwd|secret|api[_.-]?key|access[_.-]?key|auth[_.-]?token|access[_.-]?token|refresh[_.-]?token|client[_.-]?secret|private[_.-]?key)/
+    .source;
 
 /** Values that say there is no secret here: masks, placeholders, template variables. */
 const placeholder = /^(?:\*+|x+|<[^>]*>|\$\{[^}]*\}|\$[A-Z_]+|%[A-Za-z_]+%|null|none|true|false|redacted|\[redacted[^\]]*\])$/i;
@@ -34,7 +35,8 @@ export const credentialDetectors: Detector[] = [
     family: 'credentials',
     category: 'secret',
     confidence: 'high',
-    pattern: /(?:proxy-)?authorization["']?[ \t]{0,5}[:=][ \t]{0,5}["']?(?:(?:bearer|basic|token|digest|bot|apikey|negotiate)[ \t]{1,5})?(?<secret>[A-Za-z0-9._~+/=:-]{8,8192})/dgi,
+    pattern:
+      /(?:proxy-)?authorization["']?[ \t]{0,5}[:=][ \t]{0,5}["']?(?:(?:bearer|basic|token|digest|bot|apikey|negotiate)[ \t]{1,5})?(?<secret>[A-Za-z0-9._~+/=:-]{8,8192})/dgi,
     anchorsIgnoringCase: ['authorization'],
   }),
   regexDetector({

@@ -11,7 +11,19 @@ import type { ScanContext, ScannedText, ScanRule } from './rule.js';
 const maxReasons = 20;
 const maxPerRule = 3;
 /** Schema keywords whose strings are machinery, not text the model reads as language. */
-const schemaKeywords = new Set(['type', 'format', 'pattern', '$schema', '$ref', '$id', '$anchor', '$dynamicRef', '$dynamicAnchor', 'contentEncoding', 'contentMediaType']);
+const schemaKeywords = new Set([
+  'type',
+  'format',
+  'pattern',
+  '$schema',
+  '$ref',
+  '$id',
+  '$anchor',
+  '$dynamicRef',
+  '$dynamicAnchor',
+  'contentEncoding',
+  'contentMediaType',
+]);
 
 /** The strings of a definition and where they are. */
 export function definitionTexts(definition: Record<string, unknown>): ScannedText[] {
@@ -19,7 +31,8 @@ export function definitionTexts(definition: Record<string, unknown>): ScannedTex
   if (typeof definition.name === 'string') out.push({ field: 'name', text: definition.name, kind: 'name' });
   if (typeof definition.description === 'string') out.push({ field: 'description', text: definition.description, kind: 'prose' });
   const walk = (value: unknown, field: string, key: string | undefined) => {
-    if (typeof value === 'string') out.push({ field, text: value, kind: key === 'required' || (key !== undefined && schemaKeywords.has(key)) ? 'name' : 'prose' });
+    if (typeof value === 'string')
+      out.push({ field, text: value, kind: key === 'required' || (key !== undefined && schemaKeywords.has(key)) ? 'name' : 'prose' });
     else if (Array.isArray(value)) value.forEach((v, i) => walk(v, `${field}[${i}]`, key));
     else if (value !== null && typeof value === 'object') {
       for (const [k, v] of Object.entries(value)) {

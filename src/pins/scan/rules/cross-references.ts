@@ -24,7 +24,10 @@ function connectionPatterns(context: ScanContext): Array<{ connection: string; p
       .filter((c) => c !== context.connection)
       .map((connection) => {
         const name = connection.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
-        const pattern = new RegExp(String.raw`(?<![\p{L}\p{N}_-])${name}(?![\p{L}\p{N}_-])\s+(?:mcp\s+)?(?:server|connection)\b|\b(?:server|connection)\s+(?:named\s+|called\s+)?[\x60'"“]?${name}(?![\p{L}\p{N}_-])`, 'iu');
+        const pattern = new RegExp(
+          String.raw`(?<![\p{L}\p{N}_-])${name}(?![\p{L}\p{N}_-])\s+(?:mcp\s+)?(?:server|connection)\b|\b(?:server|connection)\s+(?:named\s+|called\s+)?[\x60'"“]?${name}(?![\p{L}\p{N}_-])`,
+          'iu',
+        );
         return { connection, pattern };
       });
     compiled.set(context, patterns);
@@ -48,7 +51,10 @@ export const crossReferenceRules: readonly ScanRule[] = [
         const others = context.otherTools.get(name);
         if (others === undefined || context.ownTools.has(name)) continue;
         if (!distinctive(name) && !quoted(plain, m.index, m.index + name.length)) continue;
-        return { message: `names ${JSON.stringify(name)}, a tool another connection offers: ${excerpt(plain, m.index, name.length)}`, connections: [...others] };
+        return {
+          message: `names ${JSON.stringify(name)}, a tool another connection offers: ${excerpt(plain, m.index, name.length)}`,
+          connections: [...others],
+        };
       }
       return undefined;
     },

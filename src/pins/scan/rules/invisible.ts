@@ -52,7 +52,8 @@ const tags = /[\u{e0000}-\u{e007f}]+/gu;
  * line breaks. A zero width joiner between two pictographs (an emoji sequence) is allowed, and so is one
  * variation selector after a character (an emoji's presentation).
  */
-const hidden = /(?!(?<=\p{Extended_Pictographic}\uFE0F?)\u200d(?=\p{Extended_Pictographic}))(?![\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u{e0000}-\u{e007f}])\p{Cf}|[\u115f\u1160\u17b4\u17b5\u3164\uffa0\u034f]|[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]{2,}|(?<![\ufe00-\ufe0f\u{e0100}-\u{e01ef}])[\u{e0100}-\u{e01ef}]|[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/gu;
+const hidden =
+  /(?!(?<=\p{Extended_Pictographic}\uFE0F?)\u200d(?=\p{Extended_Pictographic}))(?![\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u{e0000}-\u{e007f}])\p{Cf}|[\u115f\u1160\u17b4\u17b5\u3164\uffa0\u034f]|[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]{2,}|(?<![\ufe00-\ufe0f\u{e0100}-\u{e01ef}])[\u{e0100}-\u{e01ef}]|[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/gu;
 
 export const invisibleRules: readonly ScanRule[] = [
   {
@@ -63,7 +64,9 @@ export const invisibleRules: readonly ScanRule[] = [
       const found = scan(text, tags);
       if (found === undefined) return undefined;
       const decoded = [...found.first].map((c) => String.fromCharCode(c.codePointAt(0)! - 0xe0000)).join('');
-      return { message: `hides text in ${found.count === 1 ? 'a run' : `${found.count} runs`} of Unicode tag characters (invisible), reading ${excerpt(decoded)}` };
+      return {
+        message: `hides text in ${found.count === 1 ? 'a run' : `${found.count} runs`} of Unicode tag characters (invisible), reading ${excerpt(decoded)}`,
+      };
     },
   },
   {
@@ -73,7 +76,9 @@ export const invisibleRules: readonly ScanRule[] = [
     check({ text }) {
       const found = scan(text, bidi);
       if (found === undefined) return undefined;
-      return { message: `${found.count} bidirectional control character${found.count === 1 ? '' : 's'} (${describe(found.first)} first), which make the text shown differ from the text read: ${excerpt(text, found.at, 1)}` };
+      return {
+        message: `${found.count} bidirectional control character${found.count === 1 ? '' : 's'} (${describe(found.first)} first), which make the text shown differ from the text read: ${excerpt(text, found.at, 1)}`,
+      };
     },
   },
   {
@@ -83,7 +88,9 @@ export const invisibleRules: readonly ScanRule[] = [
     check({ text }) {
       const found = scan(text, hidden);
       if (found === undefined) return undefined;
-      return { message: `${found.count} invisible or control character${found.count === 1 ? '' : 's'} (${describe([...found.first][0]!)} first): ${excerpt(text, found.at, 1)}` };
+      return {
+        message: `${found.count} invisible or control character${found.count === 1 ? '' : 's'} (${describe([...found.first][0]!)} first): ${excerpt(text, found.at, 1)}`,
+      };
     },
   },
 ];
