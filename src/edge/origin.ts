@@ -13,7 +13,7 @@ export interface HostPolicy {
    * The gateway's own origins (http.publicUrl, else the listen address and its loopback aliases), always allowed:
    * its console's page calls its API from them.
    */
-  ownOrigins?: () => readonly string[];
+  ownOrigins?: (() => readonly string[]) | undefined;
 }
 
 export const loopbackHosts = ['localhost', '127.0.0.1', '[::1]'];

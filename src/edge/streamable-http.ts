@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { type Identity, samePrincipal } from '../core/identity.js';
-import { ErrorCode, errorResponse, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { ErrorCode, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Session } from '../session/session.js';

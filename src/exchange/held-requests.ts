@@ -12,7 +12,7 @@ export interface HoldHooks {
 interface HeldRequest {
   controller?: AbortController;
   /** Why it is held, once a stage said so (a request in an asynchronous stage is not necessarily held). */
-  reason?: string;
+  reason?: string | undefined;
   /** The request, while it is in an asynchronous stage: a hold that comes later can keep its client waiting. */
   request?: JsonRpcRequest;
   waiting?: boolean;

@@ -14,7 +14,7 @@ import type { NegotiatedFields } from '../store/types.js';
  * recorded), `verdicts` is undefined and verdicts are recorded as they come.
  */
 export interface TracedContext extends MessageContext {
-  verdicts?: VerdictEvent[];
+  verdicts?: VerdictEvent[] | undefined;
 }
 
 /** A message whose `received` event is not recorded yet: its text and the verdicts collected on it. */
@@ -66,7 +66,7 @@ export class WriteAheadTap {
 
   /** The context a message goes through the pipeline with; it collects the verdicts when they are recorded. */
   context(session: SessionInfo, direction: Direction, request: JsonRpcRequest | undefined): TracedContext {
-    const ctx: { session: SessionInfo; direction: Direction; request?: JsonRpcRequest; verdicts?: VerdictEvent[] } = { session, direction };
+    const ctx: { session: SessionInfo; direction: Direction; request?: JsonRpcRequest; verdicts?: VerdictEvent[] | undefined } = { session, direction };
     if (request !== undefined) ctx.request = request;
     if (this.#recording !== undefined) ctx.verdicts = [];
     return ctx;

@@ -62,7 +62,7 @@ const maxDecodeDepth = 2;
 
 /** A finding, and whether it is a base64 run credited to what its decoded content holds. */
 interface Found extends Finding {
-  inBase64?: boolean;
+  inBase64?: boolean | undefined;
 }
 
 interface MaskedText {
@@ -91,7 +91,6 @@ interface Walk {
 }
 
 export class Masker {
-  readonly #detectors: readonly Detector[];
   readonly #isSecretField: (key: string) => boolean;
   readonly #replace: (value: string, detector: string) => string;
   readonly #allow: ReadonlySet<string>;
@@ -109,7 +108,6 @@ export class Masker {
   readonly #cleanKeys = new Map<string, KeyFacts>();
 
   constructor(o: MaskerOptions) {
-    this.#detectors = o.detectors;
     this.#isSecretField = fieldMatcher(o.fieldWords);
     this.#fieldRules = o.fieldWords.length > 0;
     this.#replace = o.replace;

@@ -113,7 +113,7 @@ export class GuardStage implements Stage {
       params: this.o.paramsForReview(request),
       digest: requestDigest(request.method, request.params),
       rule,
-      approvers: review.approvers,
+      approvers: review.approvers ?? [],
       approvals: review.approvals,
       timeoutMs: review.timeoutMs ?? this.o.reviewTimeoutMs,
       signal: ctx.session.cancellation(request.id),
@@ -132,7 +132,7 @@ export class GuardStage implements Stage {
     };
     return {
       action: 'hold',
-      reason: `held for review ${held.id} by rule '${rule}': ${review.approvals > 1 ? `${review.approvals} approvals` : 'an approval'} from ${review.approvers.join(', ')} needed`,
+      reason: `held for review ${held.id} by rule '${rule}': ${review.approvals > 1 ? `${review.approvals} approvals` : 'an approval'} from ${(review.approvers ?? []).join(', ')} needed`,
       until: held.outcome.then(verdictOf),
     };
   }

@@ -7,8 +7,8 @@ import { inspectWith, type ListKind, type MessageContext, type Stage, type Stage
  * allowed is hidden from `tools/list` and refused on `tools/call` before it reaches the server.
  */
 export interface ToolFilterRules {
-  allow?: readonly string[];
-  deny?: readonly string[];
+  allow?: readonly string[] | undefined;
+  deny?: readonly string[] | undefined;
 }
 
 export class ToolFilterStage implements Stage, StageHandlers {

@@ -76,7 +76,7 @@ export class RuleSet {
   }
 }
 
-function decision(action: Action, source: ReviewPolicy & { message?: string }, rule: string | undefined, error: string | undefined): Decision {
+function decision(action: Action, source: ReviewPolicy & { message?: string | undefined }, rule: string | undefined, error: string | undefined): Decision {
   const d: Decision = { action };
   if (rule !== undefined) d.rule = rule;
   if (error !== undefined) d.error = error;

@@ -7,7 +7,6 @@ import { keyIdOfPem } from '../../src/recording/keys.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
-import type { EventRow } from '../../src/store/types.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';

@@ -36,7 +36,8 @@ export interface TestIdp {
   /** How many times the JWKS was fetched. */
   jwksFetches: number;
   /** A JWT signed with the IdP's current key: default claims (iss, sub ada, aud, exp in 5 min) merged with `claims`. */
-  sign(claims: JWTPayload, header?: Record<string, unknown>, key?: SigningKey): Promise<string>;
+  /** `undefined` for a claim leaves it out (tests of tokens that lack one). */
+  sign(claims: { [K in keyof JWTPayload]: JWTPayload[K] | undefined }, header?: Record<string, unknown>, key?: SigningKey): Promise<string>;
   /** A real access token from the token endpoint (client credentials), for `resource`. */
   clientCredentialsToken(resource: string): Promise<string>;
   /** Replaces the signing key: the IdP restarts on the same port publishing only the new key. */
@@ -124,8 +125,9 @@ export async function startTestIdp(): Promise<TestIdp> {
     jwksFetches: 0,
     sign: async (claims, header = {}, signWith = key) => {
       const now = Math.floor(Date.now() / 1000);
-      const payload = { iss: issuer, sub: 'ada', aud: 'portcullis', iat: now, exp: now + 300, groups: idpUsers.ada, ...claims };
-      for (const [k, v] of Object.entries(payload)) if (v === undefined) delete (payload as Record<string, unknown>)[k];
+      // A claim given as undefined is left out.
+      const merged: Record<string, unknown> = { iss: issuer, sub: 'ada', aud: 'portcullis', iat: now, exp: now + 300, groups: idpUsers.ada, ...claims };
+      const payload: JWTPayload = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined));
       return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: signWith.kid, ...header }).sign(signWith.privateJwk);
     },
     clientCredentialsToken: async (resource) => {

@@ -108,7 +108,7 @@ export function rulesCommand(): Command {
         const by = decision.rule === undefined ? `the connection's default (guardrails.default: ${connection.guardrails.default})` : `rule '${decision.rule}'`;
         const what =
           decision.action === 'review'
-            ? `review: held until ${decision.review!.approvals} approver(s) from ${decision.review!.approvers.join(', ')} approve`
+            ? `review: held until ${decision.review!.approvals} approver(s) from ${(decision.review!.approvers ?? []).join(', ')} approve`
             : decision.action === 'deny'
               ? `deny${decision.message ? `: "${decision.message}"` : ''}`
               : 'allow';
