@@ -7,18 +7,18 @@ import { LiveEvents } from './console/live-events.js';
 import type { Identity } from './core/identity.js';
 import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
-import { defaultMaxConnections } from './edge/connection-guard.js';
 import { GatedAuthenticator } from './edge/gated-authenticator.js';
-import { LegacySseEdge } from './edge/legacy-sse.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
-import { StreamableHttpEdge } from './edge/streamable-http.js';
 import { agentsModule } from './features/agents.js';
-import { hostPolicy, startIdentity, startRecording, verificationKeys } from './features/base.js';
+import { startIdentity, startRecording, verificationKeys, warnUnscrubbable } from './features/base.js';
+import { edges, registrySettings, serverSettings } from './features/settings.js';
 import { consoleModule } from './features/console.js';
-import { type Feature, type FeatureContext, type FeatureModule, type FeatureTimings, contributions, stagesOf } from './features/feature.js';
+import type { FeatureTimings } from './features/feature.js';
+import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
 import { createHttpServer } from './http/http-server.js';
+import { listen } from './http/listen.js';
 import { ConnectionAccess } from './identity/access-policy.js';
 import type { DevIdentity } from './identity/dev-identity.js';
 import type { TrustedIssuer } from './identity/issuers.js';
@@ -31,7 +31,7 @@ import type { Recorder } from './recording/recorder.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import type { Store } from './store/store.js';
-import { allInjectedCredentials, unscrubbableCredentials } from './upstream/injected-credentials.js';
+import { allInjectedCredentials } from './upstream/injected-credentials.js';
 import { createUpstream, UpstreamAgents } from './upstream/index.js';
 import { TunnelUpstream } from './upstream/tunnel.js';
 import { version } from './version.js';
@@ -58,7 +58,7 @@ export class Gateway {
   readonly #agents = new UpstreamAgents();
   readonly #recorder: Recorder | undefined;
   readonly #store: Store | undefined;
-  readonly #features = new Map<FeatureModule<Feature>, Feature>();
+  readonly #features: Features;
   readonly #metrics: GatewayMetrics;
   readonly #live = new LiveEvents();
   readonly #limits: Limits;
@@ -82,102 +82,57 @@ export class Gateway {
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.#limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
     const access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
-    const mayOpen = (identity: Identity, name: string) => access.get(name)?.open(identity).allowed ?? false;
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     const publicUrls = new PublicUrls(config.http.publicUrl, () => ({ host: config.listen.host, port: this.port }));
-    const ctx: FeatureContext = {
+    this.#features = new Features(featureModules, {
+      ...recording,
       config,
       timings: options,
       log,
-      store: recording.store,
-      recorder: recording.recorder,
       live: this.#live,
       limits: this.#limits,
       verifier,
       publicUrls,
       devIdentity: identity.dev,
       access: (name) => access.get(name),
-      mayOpen,
+      mayOpen: (identity, name) => access.get(name)?.open(identity).allowed ?? false,
       registry: () => this.#registry,
       url: () => (this.#server.listening ? this.url : undefined),
-      feature: <T extends Feature>(module: FeatureModule<T>) => this.#features.get(module) as T | undefined,
-    };
-    for (const module of featureModules) {
-      const feature = module.create(ctx);
-      if (feature !== undefined) this.#features.set(module, feature);
-    }
-    const features = [...this.#features.values()];
-    const unscrubbable = [...config.connections.values()].flatMap((c) => unscrubbableCredentials(c.name, c.upstream));
-    if (unscrubbable.length > 0) {
-      log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
-    }
-    const hub = ctx.feature(agentsModule)?.hub;
+    });
+    warnUnscrubbable(config, log);
+    const hub = this.#features.get(agentsModule)?.hub;
     this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.#registry = new SessionRegistry({
-      connections: config.connections,
+      ...registrySettings(config),
       createUpstream: (c, sessionLog, sessionId) =>
         createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId)),
-      stagesFor: (c) => stagesOf(features, c),
+      stagesFor: (c) => this.#features.stagesFor(c),
       observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits)],
       admission: this.#limits,
-      ...(config.limits.reclaimIdleAfterMs === undefined ? {} : { reclaimIdleAfterMs: config.limits.reclaimIdleAfterMs }),
-      idleTimeoutMs: config.sessions.idleTimeoutMs,
-      holdProgressMs: config.reviews.progressIntervalMs,
-      flow: {
-        backlogBytes: config.limits.clientBacklogBytes,
-        stallTimeoutMs: config.limits.slowClientTimeoutMs,
-        // What may still arrive after the pause: a read under way (up to one whole message) and a last one parsed.
-        hardCapBytes: config.limits.clientBacklogBytes + 2 * config.limits.maxMessageBytes,
-      },
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
-      ...contributions(features, 'sessions'),
+      ...this.#features.contributions('sessions'),
     });
-    const common = {
-      registry: this.#registry,
-      keepAlive: this.#keepAlive,
-      maxMessageBytes: config.limits.maxMessageBytes,
-      refuseEarly: (identity: Identity) => this.#limits.refusesRequestsEarly(identity),
-    };
+    const refuseEarly = (identity: Identity) => this.#limits.refusesRequestsEarly(identity);
     this.#server = createHttpServer({
       registry: this.#registry,
-      streamableHttp: new StreamableHttpEdge({
-        ...common,
-        eventBufferSize: config.http.eventBufferSize,
-        clientBacklogBytes: config.limits.clientBacklogBytes,
-        log: log.child({ edge: 'streamable-http' }),
-      }),
-      legacySse: new LegacySseEdge({ ...common, log: log.child({ edge: 'sse' }) }),
-      hostPolicy: hostPolicy(config, publicUrls),
+      ...edges(config, { registry: this.#registry, keepAlive: this.#keepAlive, refuseEarly, log }),
+      ...serverSettings(config, publicUrls),
       log,
-      ready: () => this.#readiness(),
+      // Why the gateway takes no new sessions, or undefined when it does.
+      ready: () => (this.#draining ? 'draining' : this.#recorder?.accepting === false ? 'recording store unavailable' : undefined),
       authenticator:
         options.authenticator ??
         new GatedAuthenticator(new BearerAuthenticator(verifier, publicUrls), this.#limits.unauthenticated, (token) => verifier.knows(token)),
       access: (name) => access.get(name)!,
       metrics: this.#metrics,
-      roles: config.roles,
       issuers: identity.issuers,
-      publicUrls,
-      connections: {
-        headersMs: config.http.headersTimeoutMs,
-        requestMs: config.http.requestTimeoutMs,
-        idleMs: config.http.idleTimeoutMs,
-        maxConnections: config.http.maxConnections ?? defaultMaxConnections(),
-      },
       api: {
         ...(recording.store ? { sessions: new SessionsApi(recording.store, () => verificationKeys(config, this.#recorder)) } : {}),
         keys: { localKey: localApiKey, ...(config.api.token ? { token: config.api.token } : {}) },
       },
-      ...contributions(features, 'http'),
+      ...this.#features.contributions('http'),
     });
-  }
-
-  /** Why the gateway takes no new sessions, or undefined when it does. */
-  #readiness(): string | undefined {
-    if (this.#draining) return 'draining';
-    if (this.#recorder !== undefined && !this.#recorder.accepting) return 'recording store unavailable';
-    return undefined;
   }
 
   /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
@@ -188,29 +143,13 @@ export class Gateway {
     const recording = await startRecording(config, options, log);
     const gateway = new Gateway(config, options, log, recording, identity, localApiKey);
     try {
-      for (const feature of gateway.#features.values()) await feature.start?.();
+      await gateway.#features.start();
     } catch (err) {
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;
     }
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        const where = `${config.listen.host}:${config.listen.port}`;
-        reject(
-          new Error(
-            err.code === 'EADDRINUSE'
-              ? `listen ${where}: the address is already in use; stop the other process or set \`listen\` in the config`
-              : `listen ${where}: ${err.message}`,
-          ),
-        );
-      };
-      gateway.#server.once('error', onError);
-      gateway.#server.listen(config.listen.port, config.listen.host, () => {
-        gateway.#server.off('error', onError);
-        resolve();
-      });
-    }).catch(async (err: unknown) => {
+    await listen(gateway.#server, config.listen.host, config.listen.port).catch(async (err: unknown) => {
       await gateway.#recorder?.close();
       await gateway.#store?.close();
       throw err;
@@ -231,7 +170,7 @@ export class Gateway {
 
   /** Where a person opens the web console (with the dev identity, the link that signs in), or undefined when it is off. */
   get consoleUrl(): string | undefined {
-    if (!this.#features.has(consoleModule)) return undefined;
+    if (!this.#features.get(consoleModule)) return undefined;
     const base = this.config.http.publicUrl ?? this.url;
     return this.devIdentity ? this.devIdentity.consoleLink(base) : `${base}/`;
   }
@@ -268,7 +207,7 @@ export class Gateway {
     while (Date.now() < deadline && [...this.#registry.all()].some((s) => s.pendingRequests > 0)) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    for (const feature of this.#features.values()) await feature.stop?.();
+    await this.#features.stop();
     this.#live.close();
     await this.#registry.closeAll('gateway shutting down');
     this.#limits.close();

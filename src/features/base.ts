@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
-import { loopbackHosts, type HostPolicy } from '../edge/origin.js';
-import type { PublicUrls } from '../edge/public-urls.js';
 import { DevIdentity } from '../identity/dev-identity.js';
 import { RemoteIssuer, type TrustedIssuer } from '../identity/issuers.js';
 import { loadInstanceId } from '../recording/instance.js';
@@ -10,10 +8,10 @@ import { Recorder } from '../recording/recorder.js';
 import { type TrustedKeys, trustedKeys } from '../recording/verify.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
+import { unscrubbableCredentials } from '../upstream/injected-credentials.js';
 import type { FeatureTimings } from './feature.js';
 
 /** What every feature stands on, built before them: who is calling (identity) and where it is written (recording). */
-
 /** Who the gateway trusts to say who is calling: the configured issuers, or (with none) the embedded dev identity. */
 export async function startIdentity(config: GatewayConfig, timings: FeatureTimings, log: Logger): Promise<{ issuers: TrustedIssuer[]; dev?: DevIdentity }> {
   if (config.identity.issuers.length === 0) {
@@ -68,10 +66,10 @@ export async function verificationKeys(config: GatewayConfig, recorder: Recorder
   return trustedKeys([...own, ...config.recording.trustedKeys.map((pem) => ({ keyId: keyIdOfPem(pem), publicKeyPem: pem }))]);
 }
 
-export function hostPolicy(config: GatewayConfig, publicUrls: PublicUrls): HostPolicy {
-  return {
-    allowedHosts: config.http.allowedHosts ?? loopbackHosts,
-    allowedOrigins: config.http.allowedOrigins ?? [],
-    ownOrigins: () => publicUrls.origins(),
-  };
+/** Injected credentials too short to scrub from what servers send back: said once, at start. */
+export function warnUnscrubbable(config: GatewayConfig, log: Logger): void {
+  const unscrubbable = [...config.connections.values()].flatMap((c) => unscrubbableCredentials(c.name, c.upstream));
+  if (unscrubbable.length > 0) {
+    log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
+  }
 }

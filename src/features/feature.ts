@@ -32,13 +32,13 @@ export interface FeatureContext {
   readonly timings: FeatureTimings;
   readonly log: Logger;
   /** Absent when recording is off: the features that keep state in the store are then off too. */
-  readonly store: Store | undefined;
-  readonly recorder: Recorder | undefined;
+  readonly store?: Store | undefined;
+  readonly recorder?: Recorder | undefined;
   readonly live: LiveEvents;
   readonly limits: Limits;
   readonly verifier: TokenVerifier;
   readonly publicUrls: PublicUrls;
-  readonly devIdentity: DevIdentity | undefined;
+  readonly devIdentity?: DevIdentity | undefined;
   /** Who may use each connection (access.groups). */
   readonly access: (connection: string) => ConnectionAccess | undefined;
   readonly mayOpen: (identity: Identity, connection: string) => boolean;
