@@ -1,27 +1,23 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { SessionsApi } from './api/sessions.js';
 import type { GatewayConfig } from './config/schema.js';
 import { LiveEvents } from './console/live-events.js';
-import type { Identity } from './core/identity.js';
 import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
-import { type Authenticator, BearerAuthenticator } from './edge/authenticate.js';
-import { GatedAuthenticator } from './edge/gated-authenticator.js';
+import type { Authenticator } from './edge/authenticate.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
-import { agentsModule } from './features/agents.js';
-import { startIdentity, startRecording, verificationKeys, warnUnscrubbable } from './features/base.js';
-import { edges, registrySettings, serverSettings } from './features/settings.js';
+import { agentsModule, upstreams } from './features/agents.js';
+import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warnUnscrubbable } from './features/base.js';
 import { consoleModule } from './features/console.js';
 import type { FeatureTimings } from './features/feature.js';
 import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
+import { edges, registrySettings, serverSettings } from './features/settings.js';
 import { createHttpServer } from './http/http-server.js';
 import { listen } from './http/listen.js';
 import { ConnectionAccess } from './identity/access-policy.js';
 import type { DevIdentity } from './identity/dev-identity.js';
-import type { TrustedIssuer } from './identity/issuers.js';
 import { TokenVerifier } from './identity/verifier.js';
 import { Limits } from './limits/limits.js';
 import { RequestLimitsObserver } from './limits/request-stage.js';
@@ -30,34 +26,25 @@ import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import type { Recorder } from './recording/recorder.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
-import type { Store } from './store/store.js';
+import { UpstreamAgents } from './upstream/index.js';
 import { allInjectedCredentials } from './upstream/injected-credentials.js';
-import { createUpstream, UpstreamAgents } from './upstream/index.js';
-import { TunnelUpstream } from './upstream/tunnel.js';
 import { version } from './version.js';
 
 export interface GatewayOptions extends FeatureTimings {
   log?: Logger;
   observers?: SessionObserver[];
-  /**
-   * Replaces token authentication: for the benchmark's "authentication off" baseline only. Not reachable
-   * from the config file or the command line.
-   */
+  /** Replaces token authentication: for the benchmark's "authentication off" baseline only (not in config or CLI). */
   authenticator?: Authenticator;
 }
 
-/**
- * The composition root: builds what every feature stands on (identity, recording, limits, the session registry, the
- * HTTP port), then the features of src/features/index.ts in order. Nothing else holds global state.
- */
+/** The composition root: identity, recording, limits, sessions and the port, then each feature of src/features/index.ts in order. */
 export class Gateway {
   readonly #server: Server;
   readonly #registry: SessionRegistry;
   readonly #keepAlive: KeepAlive;
   readonly #log: Logger;
   readonly #agents = new UpstreamAgents();
-  readonly #recorder: Recorder | undefined;
-  readonly #store: Store | undefined;
+  readonly #recording: Awaited<ReturnType<typeof startRecording>>;
   readonly #features: Features;
   readonly #metrics: GatewayMetrics;
   readonly #live = new LiveEvents();
@@ -71,14 +58,13 @@ export class Gateway {
     readonly config: GatewayConfig,
     options: GatewayOptions,
     log: Logger,
-    recording: { store?: Store; recorder?: Recorder },
-    identity: { issuers: TrustedIssuer[]; dev?: DevIdentity },
+    recording: Awaited<ReturnType<typeof startRecording>>,
+    identity: Awaited<ReturnType<typeof startIdentity>>,
     localApiKey: string,
   ) {
     this.#log = log;
     this.devIdentity = identity.dev;
-    this.#recorder = recording.recorder;
-    this.#store = recording.store;
+    this.#recording = recording;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.#limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
     const access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
@@ -104,8 +90,7 @@ export class Gateway {
     this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.#registry = new SessionRegistry({
       ...registrySettings(config),
-      createUpstream: (c, sessionLog, sessionId) =>
-        createUpstream(c, config.limits.maxMessageBytes, this.#agents, sessionLog, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId)),
+      createUpstream: upstreams(config, this.#agents, hub),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits)],
       admission: this.#limits,
@@ -113,24 +98,18 @@ export class Gateway {
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       ...this.#features.contributions('sessions'),
     });
-    const refuseEarly = (identity: Identity) => this.#limits.refusesRequestsEarly(identity);
     this.#server = createHttpServer({
       registry: this.#registry,
-      ...edges(config, { registry: this.#registry, keepAlive: this.#keepAlive, refuseEarly, log }),
+      ...edges(config, { registry: this.#registry, keepAlive: this.#keepAlive, refuseEarly: (id) => this.#limits.refusesRequestsEarly(id), log }),
       ...serverSettings(config, publicUrls),
       log,
       // Why the gateway takes no new sessions, or undefined when it does.
-      ready: () => (this.#draining ? 'draining' : this.#recorder?.accepting === false ? 'recording store unavailable' : undefined),
-      authenticator:
-        options.authenticator ??
-        new GatedAuthenticator(new BearerAuthenticator(verifier, publicUrls), this.#limits.unauthenticated, (token) => verifier.knows(token)),
+      ready: () => (this.#draining ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
+      authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.#limits),
       access: (name) => access.get(name)!,
       metrics: this.#metrics,
       issuers: identity.issuers,
-      api: {
-        ...(recording.store ? { sessions: new SessionsApi(recording.store, () => verificationKeys(config, this.#recorder)) } : {}),
-        keys: { localKey: localApiKey, ...(config.api.token ? { token: config.api.token } : {}) },
-      },
+      api: recordingsApi(config, recording, localApiKey),
       ...this.#features.contributions('http'),
     });
   }
@@ -144,16 +123,12 @@ export class Gateway {
     const gateway = new Gateway(config, options, log, recording, identity, localApiKey);
     try {
       await gateway.#features.start();
+      await listen(gateway.#server, config.listen.host, config.listen.port);
     } catch (err) {
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;
     }
-    await listen(gateway.#server, config.listen.host, config.listen.port).catch(async (err: unknown) => {
-      await gateway.#recorder?.close();
-      await gateway.#store?.close();
-      throw err;
-    });
     gateway.#log.info({ url: gateway.url, connections: [...config.connections.keys()] }, 'gateway listening');
     return gateway;
   }
@@ -186,7 +161,7 @@ export class Gateway {
 
   /** The recorder, when recording is on. */
   get recorder(): Recorder | undefined {
-    return this.#recorder;
+    return this.#recording.recorder;
   }
 
   /**
@@ -194,8 +169,7 @@ export class Gateway {
    * then end every session (stdio servers are terminated) and close the port.
    */
   stop(): Promise<void> {
-    this.#stopped ??= this.#stop();
-    return this.#stopped;
+    return (this.#stopped ??= this.#stop());
   }
 
   async #stop(): Promise<void> {
@@ -212,8 +186,8 @@ export class Gateway {
     await this.#registry.closeAll('gateway shutting down');
     this.#limits.close();
     // Every session's seal is written before the store closes.
-    await this.#recorder?.close();
-    await this.#store?.close();
+    await this.#recording.recorder?.close();
+    await this.#recording.store?.close();
     this.#keepAlive.stop();
     this.#agents.destroy();
     this.#server.closeAllConnections();

@@ -1,5 +1,9 @@
 import { AgentHub } from '../agent/hub.js';
 import { AgentsApi } from '../api/agents.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { SessionRegistryOptions } from '../session/registry.js';
+import { createUpstream, type UpstreamAgents } from '../upstream/index.js';
+import { TunnelUpstream } from '../upstream/tunnel.js';
 import type { Feature, FeatureModule } from './feature.js';
 
 export interface AgentsFeature extends Feature {
@@ -22,3 +26,8 @@ export const agentsModule: FeatureModule<AgentsFeature> = {
     return { hub, http: { agents: { hub, api: new AgentsApi(hub, ctx.config.roles.admins) } }, stop: () => hub.close() };
   },
 };
+
+/** How a session reaches its server: stdio, HTTP, or (for an agent's connection) a tunnel through the hub. */
+export function upstreams(config: GatewayConfig, agents: UpstreamAgents, hub: AgentHub | undefined): SessionRegistryOptions['createUpstream'] {
+  return (c, log, sessionId) => createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId));
+}

@@ -1,4 +1,11 @@
 import type { Logger } from 'pino';
+import { SessionsApi } from '../api/sessions.js';
+import { type Authenticator, BearerAuthenticator } from '../edge/authenticate.js';
+import { GatedAuthenticator } from '../edge/gated-authenticator.js';
+import type { PublicUrls } from '../edge/public-urls.js';
+import type { HttpServerOptions } from '../http/http-server.js';
+import type { TokenVerifier } from '../identity/verifier.js';
+import type { Limits } from '../limits/limits.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { DevIdentity } from '../identity/dev-identity.js';
 import { RemoteIssuer, type TrustedIssuer } from '../identity/issuers.js';
@@ -61,7 +68,7 @@ export async function startRecording(config: GatewayConfig, timings: FeatureTimi
 }
 
 /** The keys this gateway's verification trusts: its own and the configured ones (never merely the store's). */
-export async function verificationKeys(config: GatewayConfig, recorder: Recorder | undefined): Promise<TrustedKeys> {
+async function verificationKeys(config: GatewayConfig, recorder: Recorder | undefined): Promise<TrustedKeys> {
   const own = recorder ? [{ keyId: recorder.key.keyId, publicKeyPem: recorder.key.publicKeyPem }] : [];
   return trustedKeys([...own, ...config.recording.trustedKeys.map((pem) => ({ keyId: keyIdOfPem(pem), publicKeyPem: pem }))]);
 }
@@ -72,4 +79,17 @@ export function warnUnscrubbable(config: GatewayConfig, log: Logger): void {
   if (unscrubbable.length > 0) {
     log.warn({ credentials: unscrubbable }, 'these injected values are too short to be scrubbed from what the servers send back (under 8 characters)');
   }
+}
+
+/** Token authentication of MCP requests, behind the limit on unauthenticated attempts. */
+export function bearerAuthenticator(verifier: TokenVerifier, publicUrls: PublicUrls, limits: Limits): Authenticator {
+  return new GatedAuthenticator(new BearerAuthenticator(verifier, publicUrls), limits.unauthenticated, (token) => verifier.knows(token));
+}
+
+/** /api/sessions (absent when recording is off) and the machine credentials of /api and /metrics. */
+export function recordingsApi(config: GatewayConfig, recording: { store?: Store; recorder?: Recorder }, localApiKey: string): HttpServerOptions['api'] {
+  return {
+    ...(recording.store ? { sessions: new SessionsApi(recording.store, () => verificationKeys(config, recording.recorder)) } : {}),
+    keys: { localKey: localApiKey, ...(config.api.token ? { token: config.api.token } : {}) },
+  };
 }
