@@ -1,9 +1,8 @@
-import { RequestLimitsStage } from '../limits/request-stage.js';
 import { AuthorizeStage } from '../pipeline/authorize.js';
 import { ToolFilterStage } from '../pipeline/tool-filter.js';
 import type { FeatureModule } from './feature.js';
 
-/** Who may use a connection and which of its tools: limits first (a request over them costs nothing more), access, the tool filter. */
+/** Who may use a connection and which of its tools: access to items, then the tool filter. */
 export const connectionAccessModule: FeatureModule = {
   name: 'connection access',
   create(ctx) {
@@ -16,7 +15,6 @@ export const connectionAccessModule: FeatureModule = {
     }
     return {
       stages: (connection) => ({
-        limits: new RequestLimitsStage(ctx.limits, connection),
         authorize: AuthorizeStage.forAccess(ctx.access(connection.name)!),
         'tool-filter': ToolFilterStage.forRules(connection.tools),
       }),

@@ -4,6 +4,7 @@ import { connectionAccessModule } from './connection-access.js';
 import { consoleModule } from './console.js';
 import type { FeatureModule } from './feature.js';
 import { guardrailsModule } from './guardrails.js';
+import { limitsModule } from './limits.js';
 import { maskingModule } from './masking.js';
 import { pinsModule } from './pins.js';
 import { reviewsModule } from './reviews.js';
@@ -13,6 +14,7 @@ import { reviewsModule } from './reviews.js';
  * `ctx.feature(...)`), started and stopped in this order; where its stages sit in the pipeline is its slot's business.
  */
 export const featureModules: readonly FeatureModule[] = [
+  limitsModule,
   connectionAccessModule,
   accessRequestsModule,
   reviewsModule,
