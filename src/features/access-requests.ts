@@ -1,0 +1,34 @@
+import { AccessRequestsApi } from '../api/access-requests.js';
+import { AccessRequests } from '../identity/access-requests.js';
+import type { FeatureModule } from './feature.js';
+
+/** Just-in-time access: requests, grants consulted when no group admits a caller, their expiry, and /api/access. */
+export const accessRequestsModule: FeatureModule = {
+  name: 'access requests',
+  create(ctx) {
+    if (!ctx.store || !ctx.recorder) return undefined;
+    const log = ctx.log;
+    const requests = new AccessRequests({
+      store: ctx.store,
+      recorder: ctx.recorder,
+      access: ctx.access,
+      log,
+      refreshMs: ctx.timings.grantRefreshMs ?? 1000,
+      inUse: [...ctx.config.connections.values()].some((c) => ctx.access(c.name)?.takesRequests),
+      onChanged: () => ctx.live.accessRequestsChanged(),
+      onGrantEnded: (grant, why) => {
+        void ctx
+          .registry()
+          .endGrant(grant.id, why)
+          .then((n) => {
+            if (n > 0) log.info({ grant: grant.id, subject: grant.requesterSubject, sessions: n }, `${why}: its sessions ended`);
+          });
+      },
+    });
+    return {
+      http: { grants: requests, accessRequests: new AccessRequestsApi(requests) },
+      start: () => requests.start(),
+      stop: () => requests.stop(),
+    };
+  },
+};

@@ -1,0 +1,33 @@
+import { AgentHub } from '../agent/hub.js';
+import { AgentsApi } from '../api/agents.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { SessionRegistryOptions } from '../session/registry.js';
+import { createUpstream, type UpstreamAgents } from '../upstream/index.js';
+import { TunnelUpstream } from '../upstream/tunnel.js';
+import type { Feature, FeatureModule } from './feature.js';
+
+export interface AgentsFeature extends Feature {
+  readonly hub: AgentHub;
+}
+
+/** Agent tunnels: the hub the agents dial (/agent), /api/agents; on only when a connection is served by an agent. */
+export const agentsModule: FeatureModule<AgentsFeature> = {
+  name: 'agents',
+  create(ctx) {
+    const names = [...new Set([...ctx.config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
+    if (!ctx.store || names.length === 0) return undefined;
+    const hub = new AgentHub({
+      store: ctx.store,
+      log: ctx.log.child({ part: 'agents' }),
+      expected: names,
+      heartbeatMs: ctx.config.agents.heartbeatMs,
+      maxMessageBytes: ctx.config.limits.maxMessageBytes,
+    });
+    return { hub, http: { agents: { hub, api: new AgentsApi(hub, ctx.config.roles.admins) } }, stop: () => hub.close() };
+  },
+};
+
+/** How a session reaches its server: stdio, HTTP, or (for an agent's connection) a tunnel through the hub. */
+export function upstreams(config: GatewayConfig, agents: UpstreamAgents, hub: AgentHub | undefined): SessionRegistryOptions['createUpstream'] {
+  return (c, log, sessionId) => createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId));
+}

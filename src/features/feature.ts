@@ -1,0 +1,96 @@
+import type { Logger } from 'pino';
+import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
+import type { LiveEvents } from '../console/live-events.js';
+import type { Identity } from '../core/identity.js';
+import type { PublicUrls } from '../edge/public-urls.js';
+import type { HttpServerOptions } from '../http/http-server.js';
+import type { ConnectionAccess } from '../identity/access-policy.js';
+import type { DevIdentity } from '../identity/dev-identity.js';
+import type { RemoteIssuerTimings } from '../identity/issuers.js';
+import type { TokenVerifier } from '../identity/verifier.js';
+import type { Limits } from '../limits/limits.js';
+import type { Stage } from '../pipeline/stage.js';
+import type { Recorder } from '../recording/recorder.js';
+import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
+import type { Store } from '../store/store.js';
+
+/** Tuning for tests (never from the config file): how often the features poll, probe and sweep. */
+export interface FeatureTimings {
+  /** How often the recorder probes a failed store, heart-beats and sweeps. */
+  recorderTimings?: { probeMs?: number; heartbeatMs?: number; staleAfterMs?: number; sweepMs?: number };
+  /** Discovery retry and JWKS cooldown of external issuers. */
+  issuerTimings?: RemoteIssuerTimings;
+  /** How often just-in-time grants are re-read and expiries applied. */
+  grantRefreshMs?: number;
+  /** How often held reviews are re-read for decisions taken through another gateway. */
+  reviewPollMs?: number;
+}
+
+/** What the composition root has built before the features, and what a feature may use of it. */
+export interface FeatureContext {
+  readonly config: GatewayConfig;
+  readonly timings: FeatureTimings;
+  readonly log: Logger;
+  /** Absent when recording is off: the features that keep state in the store are then off too. */
+  readonly store?: Store | undefined;
+  readonly recorder?: Recorder | undefined;
+  readonly live: LiveEvents;
+  readonly limits: Limits;
+  readonly verifier: TokenVerifier;
+  readonly publicUrls: PublicUrls;
+  readonly devIdentity?: DevIdentity | undefined;
+  /** Who may use each connection (access.groups). */
+  readonly access: (connection: string) => ConnectionAccess | undefined;
+  readonly mayOpen: (identity: Identity, connection: string) => boolean;
+  /** The session registry; built after the features, so only called once the gateway runs. */
+  readonly registry: () => SessionRegistry;
+  /** The gateway's base URL once it listens. */
+  readonly url: () => string | undefined;
+  /** The running part of a feature registered earlier in the list, or undefined when that feature is off. */
+  feature<T extends Feature>(module: FeatureModule<T>): T | undefined;
+}
+
+/**
+ * Where a stage sits in a connection's pipeline, client side first. Slots are fixed so that the order is written
+ * once (here) rather than implied by the order of the feature list.
+ */
+export const stageSlots = ['limits', 'authorize', 'tool-filter', 'pin-calls', 'guard', 'mask', 'pin-lists'] as const;
+export type StageSlot = (typeof stageSlots)[number];
+
+/** A feature as it runs in one gateway: what it adds to the pipeline, to the sessions and to the HTTP port. */
+export interface Feature {
+  /** The stages it adds to a connection's pipeline, each in its slot (built once per connection). */
+  stages?(connection: ConnectionConfig): Partial<Record<StageSlot, Stage>>;
+  /** What it adds to the session registry (e.g. masking: the recording's redactor). */
+  readonly sessions?: Partial<SessionRegistryOptions>;
+  /** Its control-plane routes and data-path hooks (e.g. `reviews: new ReviewsApi(...)`). */
+  readonly http?: Partial<HttpServerOptions>;
+  /** Called in list order before the gateway listens; a rejection stops the start. */
+  start?(): Promise<void>;
+  /** Called in list order on shutdown, after the drain and before the sessions end. */
+  stop?(): Promise<void> | void;
+}
+
+/** A feature as registered: its name and how it is built (undefined when it is off, e.g. without a store). */
+export interface FeatureModule<T extends Feature = Feature> {
+  readonly name: string;
+  create(ctx: FeatureContext): T | undefined;
+}
+
+/** A connection's pipeline from the features' contributions, in slot order. */
+export function stagesOf(features: readonly Feature[], connection: ConnectionConfig): Stage[] {
+  const slots = new Map<StageSlot, Stage>();
+  for (const f of features) {
+    for (const [slot, stage] of Object.entries(f.stages?.(connection) ?? {}) as [StageSlot, Stage | undefined][]) {
+      if (stage === undefined) continue;
+      if (slots.has(slot)) throw new Error(`two features put a stage in the '${slot}' slot`);
+      slots.set(slot, stage);
+    }
+  }
+  return stageSlots.flatMap((slot) => slots.get(slot) ?? []);
+}
+
+/** The features' contributions to one options object (a later feature's key wins, though none should overlap). */
+export function contributions<K extends 'sessions' | 'http'>(features: readonly Feature[], key: K): NonNullable<Feature[K]> {
+  return Object.assign({}, ...features.map((f) => f[key] ?? {})) as NonNullable<Feature[K]>;
+}

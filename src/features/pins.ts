@@ -1,0 +1,38 @@
+import { PinsApi } from '../api/pins.js';
+import { ToolPins } from '../pins/tool-pins.js';
+import { ToolPinStage } from '../pipeline/tool-pins.js';
+import type { Feature, FeatureModule } from './feature.js';
+
+export interface PinsFeature extends Feature {
+  readonly pins: ToolPins;
+}
+
+/** Tool pinning: calls to a quarantined tool are refused, lists are checked against the pins, and /api/pins. */
+export const pinsModule: FeatureModule<PinsFeature> = {
+  name: 'tool pins',
+  create(ctx) {
+    if (!ctx.store) {
+      if ([...ctx.config.connections.values()].some((c) => c.tools.pin)) {
+        ctx.log.warn('tool pinning needs the recording store, and recording is off: tool definitions are not pinned');
+      }
+      return undefined;
+    }
+    const pins = new ToolPins({
+      store: ctx.store,
+      log: ctx.log.child({ part: 'tool-pins' }),
+      admins: ctx.config.roles.admins,
+      scan: ctx.config.pins.scan,
+      duplicateNames: ctx.config.pins.duplicateNames,
+    });
+    return {
+      pins,
+      http: { pins: new PinsApi(pins, ctx.mayOpen) },
+      stages: (connection) => {
+        if (!connection.tools.pin) return {};
+        const pinning = { connection: connection.name, pins, mayOpen: ctx.mayOpen };
+        // Pinned lists are checked next to the server (last), so that what is pinned is what the server sent, unmasked.
+        return { 'pin-calls': new ToolPinStage(pinning, 'calls'), 'pin-lists': new ToolPinStage(pinning, 'lists') };
+      },
+    };
+  },
+};
