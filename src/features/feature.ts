@@ -60,7 +60,7 @@ export type StageSlot = (typeof stageSlots)[number];
 /** A feature as it runs in one gateway: what it adds to the pipeline, to the sessions and to the HTTP port. */
 export interface Feature {
   /** The stages it adds to a connection's pipeline, each in its slot (built once per connection). */
-  stages?(connection: ConnectionConfig): Partial<Record<StageSlot, Stage>>;
+  stages?(connection: ConnectionConfig): { [slot in StageSlot]?: Stage | undefined };
   /** What it adds to the session registry (e.g. masking: the recording's redactor). */
   readonly sessions?: Partial<SessionRegistryOptions>;
   /** Its control-plane routes and data-path hooks (e.g. `reviews: new ReviewsApi(...)`). */
