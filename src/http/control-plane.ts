@@ -35,17 +35,28 @@ export interface ControlPlaneOptions {
   registry: SessionRegistry;
   hostPolicy: HostPolicy;
   log: Logger;
+  /** The HTTP API: absent parts answer 503 saying why (recording off); the machine credentials of /api/sessions and /metrics. */
   api: { sessions?: SessionsApi; keys: MachineKeys };
+  /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
   ready: () => string | undefined;
+  /** Who sent a request (a bearer token for the gateway). */
   authenticator: Authenticator;
   accessRequests?: AccessRequestsApi;
+  /** /api/reviews; absent when there is no store (recording off). */
   reviews?: ReviewsApi;
+  /** /api/pins; absent when there is no store. */
   pins?: PinsApi;
+  /** Agent tunnels: /agent (WebSocket upgrade) and /api/agents; absent when no connection is served by an agent. */
   agents?: { hub: AgentHub; api: AgentsApi };
+  /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
   console?: { edge: ConsoleEdge; files: StaticFiles };
+  /** GET /metrics (Prometheus), for the holders of a machine credential (api.token, the local API key). */
   metrics: GatewayMetrics;
+  /** Groups that see every session (roles.auditors), and that administer agents and pins (roles.admins). */
   roles: { auditors: readonly string[]; admins: readonly string[] };
+  /** The issuers whose tokens are accepted, for the protected resource metadata. */
   issuers: readonly TrustedIssuer[];
+  /** The gateway's own base URLs (audiences, metadata). */
   publicUrls: PublicUrls;
 }
 

@@ -1,67 +1,28 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/jsonrpc.js';
-import type { MachineKeys } from '../api/access.js';
-import type { SessionsApi } from '../api/sessions.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
-import type { TrustedIssuer } from '../identity/issuers.js';
-import type { AccessRequestsApi } from '../api/access-requests.js';
-import type { ReviewsApi } from '../api/reviews.js';
-import type { PinsApi } from '../api/pins.js';
 import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
-import type { AgentHub } from '../agent/hub.js';
-import type { AgentsApi } from '../api/agents.js';
-import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
-import type { ConsoleEdge } from '../console/console-edge.js';
-import type { StaticFiles } from '../console/static-files.js';
 import type { Identity } from '../core/identity.js';
 import type { AccessRequestRow } from '../store/types.js';
-import type { SessionRegistry } from '../session/registry.js';
-import { type Authenticated, type Authenticator, bearerChallenge, type Caller, metadataUrl } from '../edge/authenticate.js';
-import type { PublicUrls } from '../edge/public-urls.js';
+import { type Authenticated, bearerChallenge, type Caller, metadataUrl } from '../edge/authenticate.js';
 import { replyError } from '../edge/http-reply.js';
 import type { LegacySseEdge } from '../edge/legacy-sse.js';
-import { checkHostAndOrigin, type HostPolicy } from '../edge/origin.js';
+import { checkHostAndOrigin } from '../edge/origin.js';
 import type { StreamableHttpEdge } from '../edge/streamable-http.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
-import { controlPlane, decodeName } from './control-plane.js';
+import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
 
-export interface HttpServerOptions {
-  registry: SessionRegistry;
+/** The control plane's options (control-plane.ts), and what the MCP data path needs besides. */
+export interface HttpServerOptions extends ControlPlaneOptions {
   streamableHttp: StreamableHttpEdge;
   legacySse: LegacySseEdge;
-  hostPolicy: HostPolicy;
-  log: Logger;
-  /** The HTTP API: absent parts answer 503 saying why (recording off); the machine credentials of /api/sessions and /metrics. */
-  api: { sessions?: SessionsApi; keys: MachineKeys };
-  /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
-  ready: () => string | undefined;
-  /** Who sent a request to an MCP endpoint. */
-  authenticator: Authenticator;
   /** Who may use each connection. */
   access: (connection: string) => ConnectionAccess;
   /** Just-in-time grants, consulted when no group admits a caller; and their API. Absent when recording is off. */
   grants?: { grantFor(identity: Identity, connection: string): AccessRequestRow | undefined };
-  accessRequests?: AccessRequestsApi;
-  /** /api/reviews; absent when there is no store (recording off). */
-  reviews?: ReviewsApi;
-  /** /api/pins; absent when there is no store. */
-  pins?: PinsApi;
-  /** Agent tunnels: /agent (WebSocket upgrade) and /api/agents; absent when no connection is served by an agent. */
-  agents?: { hub: AgentHub; api: AgentsApi };
-  /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
-  console?: { edge: ConsoleEdge; files: StaticFiles };
-  /** GET /metrics (Prometheus), for the holders of a machine credential (api.token, the local API key). */
-  metrics: GatewayMetrics;
-  /** Groups that see every session (roles.auditors), and that administer agents and pins (roles.admins). */
-  roles: { auditors: readonly string[]; admins: readonly string[] };
-  /** The issuers whose tokens are accepted, for the protected resource metadata. */
-  issuers: readonly TrustedIssuer[];
-  /** The gateway's own base URLs (audiences, metadata). */
-  publicUrls: PublicUrls;
   /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
   connections: ConnectionLimits;
 }
