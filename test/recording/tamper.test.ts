@@ -1,41 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import { sqlitePath } from '../../src/store/open.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { trustedKeys, verifyLedger, verifySession, type SessionVerification } from '../../src/recording/verify.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
-import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
+import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 
 /**
  * Tamper evidence: each way of altering a recording after the fact makes verify fail, at the right event,
  * with the right explanation; an untouched recording verifies.
  */
-
-/** Runs SQL written with `?` placeholders against the test store behind the gateway's back. */
-function tamperer(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: string, ...params: unknown[]) => Promise<void> {
-  if (backend === 'sqlite') {
-    return async (sql, ...params) => {
-      const db = new Database(sqlitePath(ts.url));
-      try {
-        db.prepare(sql).run(...(params as Array<string | number | null>));
-      } finally {
-        db.close();
-      }
-    };
-  }
-  return async (sql, ...params) => {
-    let n = 0;
-    await postgresSql(
-      sql.replace(/\?/g, () => `$${++n}`),
-      params,
-      schemaOf(ts.url),
-    );
-  };
-}
 
 function problemsOf(r: SessionVerification): string {
   return r.problems.map((p) => `${p.seq ?? '-'}: ${p.message}`).join('\n');
@@ -68,7 +44,7 @@ for (const backend of backends) {
       trusted = await trustedKeys([{ keyId: key.keyId, publicKeyPem: key.publicKeyPem }]);
       await gw.stop();
       store = await openStore(ts.url, { reader: true });
-      tamper = tamperer(ts, backend.name);
+      tamper = storeSql(ts, backend.name);
     });
 
     after(async () => {
