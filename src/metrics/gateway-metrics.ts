@@ -62,7 +62,7 @@ export class GatewayMetrics implements SessionObserver {
     });
     this.#refusals = new Counter({
       name: 'portcullis_limit_refusals_total',
-      help: 'Sessions and requests refused by a limit (HTTP 429 or JSON-RPC -32029), per limit (its config key)',
+      help: 'Sessions and requests refused by a limit (HTTP 429 or JSON-RPC -31029), per limit (its config key)',
       labelNames: ['limit'],
       registers,
     });

@@ -36,29 +36,39 @@ export interface JsonRpcResponse {
 
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
 
-/** Standard and gateway error codes. Gateway codes sit in JSON-RPC's implementation-defined range. */
+/**
+ * Standard, MCP and gateway error codes. The gateway's own codes sit outside -32768..-32000, which JSON-RPC and MCP
+ * reserve (MCP 2026-07-28 forbids new codes in -32000..-32019 and keeps -32020..-32099 for its own): -31xxx, with the
+ * last digits of the codes they replace. SessionNotFound keeps -32001, the code the SDKs' legacy servers send.
+ */
 export const ErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /** MCP 2026-07-28: an HTTP header disagrees with the body it mirrors. */
+  HeaderMismatch: -32020,
+  /** MCP 2026-07-28: the request needs a client capability its `_meta` did not declare. */
+  MissingRequiredClientCapability: -32021,
+  /** MCP 2026-07-28: the protocol version is not one the receiver implements; `data.supported` lists those it does. */
+  UnsupportedProtocolVersion: -32022,
   /** The upstream server is unreachable, failed, or closed the session. */
-  UpstreamUnavailable: -32000,
+  UpstreamUnavailable: -31000,
   /** The session is unknown or has ended. */
   SessionNotFound: -32001,
   /** A message exceeded the configured size limit. */
-  MessageTooLarge: -32002,
+  MessageTooLarge: -31002,
   /** A pipeline stage refused the message (policy). */
-  Denied: -32003,
+  Denied: -31003,
   /** The message could not be recorded, so it was not forwarded (write-ahead recording fails closed). */
-  RecordingUnavailable: -32004,
+  RecordingUnavailable: -31004,
   /** The request carried no acceptable credentials (HTTP 401), or the identity may not use the connection (403 uses Denied). */
-  Unauthorized: -32005,
+  Unauthorized: -31005,
   /** A limit refused the request (limits: rate, requests in flight, sessions); `data.retryAfterSeconds` says when to retry. Mirrors HTTP 429. */
-  RateLimited: -32029,
+  RateLimited: -31029,
   /** The client did not read what the server sent fast enough (limits.clientBacklog, limits.slowClientTimeout). */
-  ClientTooSlow: -32010,
+  ClientTooSlow: -31010,
 } as const;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

@@ -111,7 +111,7 @@ describe('portcullis sessions', () => {
     assert.match(r.stdout, /server {2}→ gateway → client {2}result {2}#\d+ +Echo: second session/);
     // A refused call is shown as received, then the decision, then the gateway's own answer.
     assert.match(r.stdout, /client +→ gateway +request tools\/call #\d+ get-env/);
-    assert.match(r.stdout, /s +gateway → client +error +#\d+ -32003/);
+    assert.match(r.stdout, /s +gateway → client +error +#\d+ -31003/);
     assert.match(r.stdout, /⚑ tool-filter answer tools\/call #\d+: tool 'get-env' is not allowed/);
     assert.match(r.stdout, /■ closed +client ended the session$/m);
     const missing = await cli('sessions', 'show', 'no-such-session');

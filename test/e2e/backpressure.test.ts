@@ -172,7 +172,7 @@ describe('backpressure: a client that stays behind', () => {
       assert.ok(last, 'the stream carried events');
       const error = JSON.parse(last.slice('data: '.length)) as { id: number; error?: { code: number; message: string } };
       assert.equal(error.id, 7);
-      assert.equal(error.error?.code, -32010);
+      assert.equal(error.error?.code, -31010);
       assert.match(error.error!.message, /the client fell behind.*limits\.slowClientTimeout/);
     } finally {
       reader.close();

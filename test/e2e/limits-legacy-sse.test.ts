@@ -80,7 +80,7 @@ describe('limits: a request id reused on the legacy SSE edge', () => {
       await post(wait);
       const refused = await next();
       assert.equal(refused.id, 5);
-      assert.equal(refused.error?.code, -32029);
+      assert.equal(refused.error?.code, -31029);
       assert.equal(refused.error?.data?.limit, 'limits.principal.requestsInFlight');
       // The refusal has reached the client: both admitted uses still wait at the server, and still count.
       assert.equal(gw.gateway.limits.usage.requestsInFlight, 2);
@@ -115,7 +115,7 @@ describe('limits: initialize sent again on a legacy SSE session', () => {
       await post(initialize('again-2'));
       const refused = await next();
       assert.equal(refused.id, 'again-2');
-      assert.equal(refused.error?.code, -32029);
+      assert.equal(refused.error?.code, -31029);
       assert.equal(refused.error?.data?.limit, 'limits.principal.requests');
     } finally {
       await close();

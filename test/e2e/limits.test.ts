@@ -11,11 +11,11 @@ import { waitFor } from '../helpers/wait.js';
 
 /**
  * Limits (docs/security.md, Limits) over real HTTP, against a real stdio server: a principal over a limit is
- * refused (429 + Retry-After before a session exists, the JSON-RPC error -32029 inside one), the refusal is recorded
+ * refused (429 + Retry-After before a session exists, the JSON-RPC error -31029 inside one), the refusal is recorded
  * and logged once per burst, and another principal's calls at the same time succeed.
  */
 
-const rateLimited = -32029;
+const rateLimited = -31029;
 
 /**
  * A stdio MCP server (CommonJS, for `node -e`): `echo` and `add` answer at once; `wait` answers when the client sends

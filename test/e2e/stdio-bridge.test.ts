@@ -21,7 +21,7 @@ describe('portcullis connect (stdio bridge) failures', () => {
     while (!out.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const reply = JSON.parse(out.split('\n')[0]!) as { id: number; error: { code: number; message: string } };
     assert.equal(reply.id, 1);
-    assert.equal(reply.error.code, -32000);
+    assert.equal(reply.error.code, -31000);
     assert.match(reply.error.message, new RegExp(`cannot reach the gateway at http://127.0.0.1:${port}/mcp/everything \\(ECONNREFUSED\\)`));
     assert.match(err, /is `portcullis gateway` running there\?/);
     child.stdin.end();

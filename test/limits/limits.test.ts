@@ -384,7 +384,7 @@ describe('RequestLimitsStage and its observer', () => {
     assert.equal(l.usage.requestsInFlight, 1);
   });
 
-  it('answers a request over a limit with -32029 naming the limit and when to retry', () => {
+  it('answers a request over a limit with -31029 naming the limit and when to retry', () => {
     const { stage } = setup({ principal: { requests: { perSecond: 0.5, burst: 1 } } });
     assert.equal(stage.inspect(call('echo', 1), { session, direction: 'toServer' }), undefined);
     const verdict = stage.inspect(call('echo', 2), { session, direction: 'toServer' });

@@ -102,7 +102,7 @@ describe('Pipeline', () => {
   it('an answer stops the run: later stages never see the message', () => {
     const seen: string[] = [];
     const { events, contexts, onVerdict } = collect();
-    const reply = errorResponse(11, -32003, 'no');
+    const reply = errorResponse(11, -31003, 'no');
     const p = new Pipeline(
       [stage('a', seen), stage('deny', seen, () => ({ action: 'answer', message: reply, reason: 'policy says no' })), stage('c', seen)],
       onVerdict,
@@ -235,7 +235,7 @@ describe('Pipeline', () => {
   it('a hold settling to an answer stops the run', async () => {
     const seen: string[] = [];
     const { events, onVerdict } = collect();
-    const reply = errorResponse(11, -32003, 'rejected by reviewer');
+    const reply = errorResponse(11, -31003, 'rejected by reviewer');
     const p = new Pipeline(
       [stage('review', seen, () => ({ action: 'hold', until: Promise.resolve({ action: 'answer', message: reply, reason: 'rejected' }) })), stage('c', seen)],
       onVerdict,

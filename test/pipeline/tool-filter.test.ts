@@ -158,7 +158,7 @@ describe('ToolFilterStage on tools/call', () => {
       assert.equal(reply.jsonrpc, '2.0');
       assert.equal(reply.id, 'call-7', 'the answer has the request’s id');
       assert.equal(reply.error!.code, ErrorCode.Denied);
-      assert.equal(reply.error!.code, -32003);
+      assert.equal(reply.error!.code, -31003);
       assert.ok(reply.error!.message.includes(`'${name}'`), reply.error!.message);
       assert.ok(reply.error!.message.includes(`'prod-db'`), reply.error!.message);
       assert.deepEqual(reply.error!.data, { gateway: 'portcullis', stage: 'tool-filter', tool: name });

@@ -238,7 +238,7 @@ describe('idKey', () => {
 
 describe('errorResponse', () => {
   it('builds a JSON-RPC error, with data only when given', () => {
-    assert.deepEqual(errorResponse(3, ErrorCode.Denied, 'no'), { jsonrpc: '2.0', id: 3, error: { code: -32003, message: 'no' } });
+    assert.deepEqual(errorResponse(3, ErrorCode.Denied, 'no'), { jsonrpc: '2.0', id: 3, error: { code: -31003, message: 'no' } });
     assert.deepEqual(errorResponse(null, -1, 'x', { a: 1 }), { jsonrpc: '2.0', id: null, error: { code: -1, message: 'x', data: { a: 1 } } });
     assert.ok(!('data' in errorResponse('a', -1, 'x').error!));
     assert.doesNotThrow(() => toMessage(errorResponse('a', -1, 'x')));

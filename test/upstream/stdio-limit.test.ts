@@ -62,7 +62,7 @@ describe('stdio upstream and limits.maxMessageSize', () => {
     const res = await post(sessionId, { jsonrpc: '2.0', id: 2, method: 'big' });
     const text = await res.text();
     assert.ok(!text.includes('x'.repeat(100)), 'the oversized message is not relayed');
-    assert.match(text, /"code":-32000/);
+    assert.match(text, /"code":-31000/);
     assert.match(text, /maxMessageSize|larger than|too large/i, text);
   });
 });

@@ -126,7 +126,7 @@ describe('Streamable HTTP upstream', () => {
     await until(() => received.length === 2);
     const error = received[1] as { id: number; error: { code: number; message: string } };
     assert.equal(error.id, 9);
-    assert.equal(error.error.code, -32000);
+    assert.equal(error.error.code, -31000);
     assert.match(error.error.message, /closed its response stream before answering/);
     await upstream.close();
   });
