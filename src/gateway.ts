@@ -110,6 +110,7 @@ export class Gateway {
       metrics: this.#metrics,
       issuers: identity.issuers,
       api: recordingsApi(config, recording, localApiKey),
+      apis: this.#features.apis,
       ...this.#features.contributions('http'),
     });
   }

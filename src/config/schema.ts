@@ -7,6 +7,7 @@ import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
 import { checkMaskingNames, connectionMasking, connectionMaskingSchema, type MaskingConfig, maskingSchema } from '../masking/config.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { clientCapabilitiesSchema } from '../pipeline/client-capabilities.js';
 import { pinsSchema } from '../pins/config.js';
 import { guardrailsSchema, rulesSchema } from '../policy/config.js';
 import { recordingSchema } from '../recording/config.js';
@@ -53,6 +54,8 @@ function connectionSchema(sources: SecretSources) {
           pin: z.boolean().default(true),
         })
         .prefault({}),
+      /** Client capabilities the server is never offered (sampling, roots, elicitation.url, ...). */
+      clientCapabilities: clientCapabilitiesSchema(),
     })
     .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']));
 }
@@ -255,6 +258,7 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
     masking: connectionMasking(p.masking, c.masking),
     guardrails: c.guardrails,
     tools: c.tools,
+    clientCapabilities: c.clientCapabilities,
     limits: connectionLimits(c.limits, p.limits.connection),
   };
 }
