@@ -2,13 +2,14 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from './config.js';
 import { SseUpstream } from './http.js';
 import { upstreamScrubber } from './injected-credentials.js';
-import { StreamableHttpUpstream, type UpstreamAgents } from './streamable-http.js';
+import type { UpstreamAgents } from './http-agents.js';
+import { StreamableHttpUpstream } from './streamable-http.js';
 import { StdioUpstream } from './stdio.js';
 import type { Upstream } from './upstream.js';
 
 export type { Upstream } from './upstream.js';
 export { UpstreamError } from './upstream.js';
-export { UpstreamAgents } from './streamable-http.js';
+export { UpstreamAgents } from './http-agents.js';
 
 /**
  * Builds a fresh, unstarted upstream link for one client session on a connection. A connection served by an agent

@@ -7,7 +7,7 @@ import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { LineReader } from './line-reader.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
-type StdioConfig = Extract<UpstreamConfig, { kind: 'stdio' }>;
+type StdioConfig = Omit<Extract<UpstreamConfig, { kind: 'stdio' }>, 'protocol' | 'processes'>;
 
 /** The variables of `from` that `passEnv` names (a name, or a prefix ending in `*`). */
 export function passedEnvironment(passEnv: readonly string[], from: NodeJS.ProcessEnv = process.env): Record<string, string> {
