@@ -1,9 +1,14 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { UpstreamEras } from './eras.js';
 
-/** Keep-alive agents per connection, shared by that connection's sessions, so calls reuse sockets. */
+/**
+ * What a connection's sessions share on their way upstream: keep-alive agents, so calls reuse sockets, and the era of
+ * each connection's server with a modern connection's transport (its stdio processes).
+ */
 export class UpstreamAgents {
   readonly #agents = new Map<string, HttpAgent>();
+  readonly eras = new UpstreamEras();
 
   for(connection: string, secure: boolean): HttpAgent {
     const key = `${connection}:${secure ? 'https' : 'http'}`;
@@ -19,7 +24,8 @@ export class UpstreamAgents {
     return agent;
   }
 
-  destroy(): void {
+  async destroy(): Promise<void> {
+    await this.eras.close();
     for (const a of this.#agents.values()) a.destroy();
     this.#agents.clear();
   }
