@@ -40,6 +40,10 @@ interface Exchange {
   call?: ModernCall | undefined;
   round?: PendingRound | undefined;
   rounds: number;
+  /** The request of the round in flight (the first, or a retry with answers). */
+  current?: JsonRpcRequest;
+  /** The tool list was read again after a header mismatch (once per request). */
+  relisted?: boolean;
 }
 
 /**
@@ -171,6 +175,7 @@ export class ModernUpstream implements Upstream {
   /** Sends one round of an exchange: the first under the session's id, each retry under an id of its own. */
   #call(exchange: Exchange, request: JsonRpcRequest): void {
     const key = idKey(exchange.request.id);
+    exchange.current = request;
     exchange.call = this.#connection.transport.call(request, {
       message: (m, text) => {
         if (this.#exchanges.get(key) !== exchange) return;
@@ -190,10 +195,38 @@ export class ModernUpstream implements Upstream {
     const id = exchange.request.id;
     const result = response.result as Record<string, unknown> | undefined;
     if (response.error === undefined && isInputRequired(result)) return this.#inputRound(exchange, result!);
+    if (response.error?.code === ErrorCode.HeaderMismatch && exchange.request.method === 'tools/call' && !exchange.relisted) {
+      // The tool's x-mcp-header parameters are not known (no tools/list yet) or changed: read them, then try again.
+      exchange.relisted = true;
+      const again = exchange.current ?? exchange.request;
+      return this.#relist(() => {
+        if (this.#exchanges.get(idKey(id)) === exchange) this.#call(exchange, again);
+      });
+    }
     this.#exchanges.delete(idKey(id));
     if (result !== undefined) this.#learn(exchange.request, result);
     if (response.id === id) return this.#emit(response, text);
     this.#emit({ ...response, id });
+  }
+
+  /** Reads the server's tool list (every page, up to a bound) to learn its header parameters, then `then`. */
+  #relist(then: () => void, cursor?: string, page = 0): void {
+    const request: JsonRpcRequest = {
+      jsonrpc: '2.0',
+      id: `portcullis-tools-${++this.#nextQuestion}`,
+      method: 'tools/list',
+      params: this.#envelope(cursor === undefined ? {} : { cursor }),
+    };
+    this.#connection.transport.call(request, {
+      message: (m) => {
+        if (!('id' in m) || isRequest(m) || isNotification(m)) return;
+        const result = (m as JsonRpcResponse).result as { tools?: unknown; nextCursor?: unknown } | undefined;
+        if (Array.isArray(result?.tools)) learnToolHeaders(this.#connection, result.tools, (e) => this.onerror?.(e));
+        if (typeof result?.nextCursor === 'string' && page < 20) return this.#relist(then, result.nextCursor, page + 1);
+        then();
+      },
+      failed: () => then(),
+    });
   }
 
   /** What the session's results teach: the tools' header parameters, the tasks this session owns. */
