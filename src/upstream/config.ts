@@ -7,12 +7,8 @@ export const upstreamProtocols = ['auto', '2026-07-28', '2025-11-25'] as const;
 export type UpstreamProtocol = (typeof upstreamProtocols)[number];
 
 function protocolSetting() {
-  return z
-    .enum(upstreamProtocols, {
-      error: (issue) =>
-        `expected auto, 2026-07-28 or 2025-11-25, found ${JSON.stringify(issue.input)}: auto (the default) asks the server with server/discover once per connection; 2026-07-28 speaks the stateless protocol only; 2025-11-25 opens an initialize session as before`,
-    })
-    .default('auto');
+  // The loader names the key, the choices and what was found.
+  return z.enum(upstreamProtocols).default('auto');
 }
 
 /** How a server is reached: a process over stdio, or a URL (Streamable HTTP or legacy SSE). The gateway's and the agent's config share it. */
