@@ -88,13 +88,21 @@ export class ModernStdioPool implements ModernTransport {
     this.#members.length = 0;
   }
 
-  /** The least busy live process; a new one while the pool is not full and every process is busy. */
+  /**
+   * The least busy live process; a new one while the pool is not full and every process is busy. Open
+   * subscriptions/listen streams cost the server nothing while quiet: only calls count.
+   */
   #pick(): Member {
     const live = this.#members.filter((m) => !m.dead);
-    const idle = live.find((m) => m.routes.size === 0);
+    const load = (m: Member) => {
+      let n = 0;
+      for (const r of m.routes.values()) if (!r.listen) n++;
+      return n;
+    };
+    const idle = live.find((m) => load(m) === 0);
     if (idle !== undefined) return idle;
     if (live.length < this.size) return this.#spawn();
-    return live.reduce((a, b) => (b.routes.size < a.routes.size ? b : a));
+    return live.reduce((a, b) => (load(b) < load(a) ? b : a));
   }
 
   #spawn(): Member {

@@ -28,12 +28,6 @@ function legacyVersion(asked: unknown): string {
   return [...legacy].sort().at(-1) ?? '2025-11-25';
 }
 
-/** The server's capabilities as a legacy client may see them: what the gateway cannot relay is left out. */
-function legacyCapabilities(capabilities: Record<string, unknown>): Record<string, unknown> {
-  const { tasks: _tasks, ...rest } = capabilities;
-  return rest;
-}
-
 interface Exchange {
   /** The request as the session sent it (its id is the session's). */
   request: JsonRpcRequest;
@@ -154,7 +148,7 @@ export class ModernUpstream implements Upstream {
     const d = this.#connection.discover;
     this.#answerLocally(request.id, {
       protocolVersion: legacyVersion(p.protocolVersion),
-      capabilities: legacyCapabilities(d.capabilities),
+      capabilities: d.capabilities,
       serverInfo: d.serverInfo,
       ...(d.instructions === undefined ? {} : { instructions: d.instructions }),
     });

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, LoggingMessageNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { type RunningV2Server, startV2HttpServer, v2StdioCommand } from '../fixtures/v2-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
@@ -25,6 +25,8 @@ interface Probe {
   serverVersion(): unknown;
   logs: string[];
   elicited: string[];
+  /** How many notifications/tools/list_changed arrived. */
+  changes: () => number;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,8 @@ async function v1Probe(url: URL, token: string): Promise<Probe> {
     return answer(r.params.message) as never;
   });
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(String(n.params.data)));
+  let changes = 0;
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changes++);
   const transport = new V1Transport(url, { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
   await client.connect(transport);
   return {
@@ -52,6 +56,7 @@ async function v1Probe(url: URL, token: string): Promise<Probe> {
     serverVersion: () => client.getServerVersion(),
     logs,
     elicited,
+    changes: () => changes,
     close: () => client.close(),
   };
 }
@@ -66,6 +71,8 @@ async function v2Probe(url: URL, token: string): Promise<Probe> {
     return answer(message) as never;
   });
   client.setNotificationHandler('notifications/message', (n) => void logs.push(String(n.params.data)));
+  let changes = 0;
+  client.setNotificationHandler('notifications/tools/list_changed', () => void changes++);
   const transport = new V2Transport(url, { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
   await client.connect(transport);
   return {
@@ -77,6 +84,7 @@ async function v2Probe(url: URL, token: string): Promise<Probe> {
     serverVersion: () => client.getServerVersion(),
     logs,
     elicited,
+    changes: () => changes,
     close: () => client.close(),
   };
 }
@@ -111,7 +119,7 @@ describe('2025-era clients through the gateway to a 2026-07-28 server', () => {
 
   for (const connection of ['http-default', 'http-modern', 'stdio-default', 'stdio-modern']) {
     for (const make of [v1Probe, v2Probe]) {
-      it(`${connection}, ${make === v1Probe ? 'v1 client' : 'v2 client (default mode)'}: tools, resources, prompts, logging, progress, MRTR elicitation, cancellation`, async () => {
+      it(`${connection}, ${make === v1Probe ? 'v1 client' : 'v2 client (default mode)'}: tools, resources, prompts, logging, progress, MRTR elicitation, cancellation, list_changed`, async () => {
         const c = await make(gw.mcp(connection), gw.token);
         try {
           assert.deepEqual((c.serverVersion() as { name: string }).name, 'v2-fixture', 'initialize answered from server/discover');
@@ -142,6 +150,10 @@ describe('2025-era clients through the gateway to a 2026-07-28 server', () => {
           await assert.rejects(slow);
           if (server !== undefined) await waitFor(() => server.events.includes(`cancelled:${ms}`), 'the server to see the cancellation');
           assert.equal(text(await c.callTool('echo', { text: 'after' })), 'echo: after');
+          // list_changed: the gateway listens upstream (subscriptions/listen) and tells the session.
+          const changes = c.changes();
+          assert.equal(text(await c.callTool('touch-tools', {})), 'touched');
+          await waitFor(() => c.changes() > changes, 'notifications/tools/list_changed');
         } finally {
           await c.close();
         }
