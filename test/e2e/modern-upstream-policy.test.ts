@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type RunningV2Server, startV2HttpServer } from '../fixtures/v2-server.js';
+import { type RunningV2Server, startV2HttpServer, v2StdioCommand } from '../fixtures/v2-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 /**
@@ -12,8 +12,8 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const plantedToken = `ghp_${'k3Y'.repeat(12)}`;
 
-async function connect(gw: TestGateway, connection: string, headers: Record<string, string> = {}): Promise<Client> {
-  const client = new Client({ name: 'policy-client', version: '1.0.0' });
+async function connect(gw: TestGateway, connection: string, headers: Record<string, string> = {}, capabilities = {}): Promise<Client> {
+  const client = new Client({ name: 'policy-client', version: '1.0.0' }, { capabilities });
   await client.connect(
     new StreamableHTTPClientTransport(gw.mcp(connection), { requestInit: { headers: { Authorization: `Bearer ${gw.token}`, ...headers } } }),
   );
@@ -39,6 +39,7 @@ describe('a 2026-07-28 upstream under policy', () => {
     gw = await startTestGateway({
       connections: {
         modern: { http: { url: server.url }, tools: { deny: ['slow'] } },
+        pool: { stdio: { ...v2StdioCommand({ legacy: 'reject' }), processes: 2 } },
       },
     });
   });
@@ -94,6 +95,52 @@ describe('a 2026-07-28 upstream under policy', () => {
       assert.ok(!echoed.includes(plantedToken), `masked: ${echoed}`);
     } finally {
       await client.close();
+    }
+  });
+
+  it('refuses an input round that asks what the client did not declare, with -32021', async () => {
+    const client = await connect(gw, 'modern');
+    try {
+      await assert.rejects(client.callTool({ name: 'ask', arguments: {} }), (e: Error & { code?: number }) => {
+        assert.equal(e.code, -32021);
+        assert.match(e.message, /elicitation/);
+        return true;
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('shares a bounded pool of stdio processes between sessions, and replaces one that dies', async () => {
+    const a = await connect(gw, 'pool');
+    const b = await connect(gw, 'pool');
+    try {
+      const first = text(await a.callTool({ name: 'pid', arguments: {} }));
+      assert.equal(text(await b.callTool({ name: 'pid', arguments: {} })), first, 'an idle process serves the next session');
+      const abort = new AbortController();
+      const slow = a.callTool({ name: 'slow', arguments: { ms: 60_000 } }, undefined, { signal: abort.signal });
+      // While the first process is busy, another starts (the pool holds two): the sessions do not wait on each other.
+      let second = first;
+      for (let i = 0; i < 50 && second === first; i++) second = text(await b.callTool({ name: 'pid', arguments: {} }));
+      assert.notEqual(second, first);
+      abort.abort();
+      await assert.rejects(slow);
+      const pids = new Set<string>();
+      for (let i = 0; i < 6; i++) pids.add(text(await b.callTool({ name: 'pid', arguments: {} })));
+      assert.ok(
+        [...pids].every((p) => p === first || p === second),
+        'no third process',
+      );
+      // A process that dies fails its call; the next call is served by a live or a new process.
+      const died = await a.callTool({ name: 'die', arguments: {} }).then(
+        () => 'answered',
+        (e: Error) => e.message,
+      );
+      assert.notEqual(died, 'answered');
+      assert.match(text(await a.callTool({ name: 'pid', arguments: {} })), /^[0-9]+$/);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });
