@@ -274,6 +274,8 @@ export class ModernUpstream implements Upstream {
     const round = exchange?.round;
     if (exchange === undefined || round === undefined) return;
     if (response.error !== undefined) {
+      // This question is answered (with a refusal); the others of the round are withdrawn.
+      round.answer(gatewayId, undefined);
       this.#withdraw(exchange);
       this.#exchanges.delete(key);
       const e = response.error;
