@@ -66,6 +66,7 @@ export class ModernUpstream implements Upstream {
   readonly #tasks = new Set<string>();
   readonly #subscribed = new Set<string>();
   #listen: ModernCall | undefined;
+  #listenLost = false;
   #nextQuestion = 0;
   #nextRetryId = 0;
   #closed = false;
@@ -136,6 +137,7 @@ export class ModernUpstream implements Upstream {
       const refusal = errorResponse(request.id, ErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(p.taskId.slice(0, 100))}`);
       return void queueMicrotask(() => this.#emit(refusal));
     }
+    if (this.#listenLost) this.#openListen();
     const exchange: Exchange = { request: { ...request, params: this.#envelope(p) }, rounds: 0 };
     this.#exchanges.set(idKey(request.id), exchange);
     this.#call(exchange, exchange.request);
@@ -310,6 +312,7 @@ export class ModernUpstream implements Upstream {
 
   /** One `subscriptions/listen` for what the session can be told: list changes the server declares, subscribed resources. */
   #openListen(): void {
+    this.#listenLost = false;
     this.#listen?.cancel();
     this.#listen = undefined;
     const caps = this.#connection.discover.capabilities as Record<string, { listChanged?: boolean; subscribe?: boolean } | undefined>;
@@ -330,7 +333,11 @@ export class ModernUpstream implements Upstream {
         this.#emit({ jsonrpc: '2.0', method: m.method, params });
       },
       failed: (reason) => {
-        if (this.#listen === call) this.onerror?.(new Error(`the server's change notifications stopped: ${reason}`));
+        if (this.#listen !== call) return;
+        // Its process died or its stream broke: opened again with the session's next request.
+        this.#listen = undefined;
+        this.#listenLost = true;
+        this.onerror?.(new Error(`the server's change notifications stopped: ${reason}`));
       },
     });
     this.#listen = call;
