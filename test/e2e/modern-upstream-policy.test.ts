@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type RunningV2Server, startV2HttpServer, v2StdioCommand } from '../fixtures/v2-server.js';
+import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 /**
@@ -40,6 +41,8 @@ describe('a 2026-07-28 upstream under policy', () => {
       connections: {
         modern: { http: { url: server.url }, tools: { deny: ['slow'] } },
         pool: { stdio: { ...v2StdioCommand({ legacy: 'reject' }), processes: 2 } },
+        pinned: { stdio: { ...everythingStdio(), protocol: '2026-07-28' } },
+        legacy: { stdio: everythingStdio() },
       },
     });
   });
@@ -142,5 +145,18 @@ describe('a 2026-07-28 upstream under policy', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('auto finds a legacy server legacy; protocol: 2026-07-28 on one fails with an error that says what to set', async () => {
+    const client = await connect(gw, 'legacy');
+    try {
+      assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'old' } })), 'Echo: old');
+    } finally {
+      await client.close();
+    }
+    await assert.rejects(connect(gw, 'pinned'), (e: Error) => {
+      assert.match(e.message, /protocol: 2026-07-28.*set protocol: auto or 2025-11-25/s);
+      return true;
+    });
   });
 });
