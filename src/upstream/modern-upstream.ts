@@ -160,7 +160,7 @@ export class ModernUpstream implements Upstream {
   #envelope(params: Record<string, unknown>): Record<string, unknown> {
     const { inputResponses: _r, requestState: _s, ...rest } = params;
     const meta = { ...((params._meta as Record<string, unknown> | undefined) ?? {}) };
-    for (const k of Object.keys(meta)) if (k.startsWith('io.modelcontextprotocol/')) delete meta[k];
+    for (const k of [metaVersion, metaClientInfo, metaCapabilities, metaLogLevel, metaSubscription]) delete meta[k];
     meta[metaVersion] = this.#connection.version;
     meta[metaClientInfo] = this.#clientInfo;
     meta[metaCapabilities] = this.#capabilities;
