@@ -4,7 +4,13 @@ import { ModernUpstream } from './modern-upstream.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 /** What the gateway learned of a connection's server: a 2026-07-28 one (and how to reach it), or a legacy one. */
-export type EraVerdict = { modern: ModernConnection } | { legacy: string };
+export type EraVerdict = { modern: ModernConnection } | LegacyVerdict;
+
+/** A legacy server; `spare`: the started link the probe used, for the first session to take (once). */
+export interface LegacyVerdict {
+  legacy: string;
+  spare?: (Upstream & { readonly running: boolean }) | undefined;
+}
 
 /**
  * The era of each connection's server, asked once (`server/discover`) and kept for the gateway's life, with what a
@@ -14,12 +20,14 @@ export type EraVerdict = { modern: ModernConnection } | { legacy: string };
 export class UpstreamEras {
   readonly #verdicts = new Map<string, Promise<EraVerdict>>();
   readonly #modern = new Set<ModernConnection>();
+  readonly #spares = new Set<LegacyVerdict>();
 
   verdict(connection: string, probe: () => Promise<EraVerdict>): Promise<EraVerdict> {
     let v = this.#verdicts.get(connection);
     if (v === undefined) {
       v = probe().then((verdict) => {
         if ('modern' in verdict) this.#modern.add(verdict.modern);
+        else if (verdict.spare !== undefined) this.#spares.add(verdict);
         return verdict;
       });
       this.#verdicts.set(connection, v);
@@ -30,11 +38,20 @@ export class UpstreamEras {
     return v;
   }
 
+  /** The probe's spare link, if no session has taken it yet; taken once. */
+  static takeSpare(verdict: LegacyVerdict): LegacyVerdict['spare'] {
+    const spare = verdict.spare;
+    verdict.spare = undefined;
+    return spare;
+  }
+
   async close(): Promise<void> {
     const modern = [...this.#modern];
+    const spares = [...this.#spares].map((v) => UpstreamEras.takeSpare(v));
     this.#modern.clear();
+    this.#spares.clear();
     this.#verdicts.clear();
-    await Promise.all(modern.map((m) => m.transport.close().catch(() => {})));
+    await Promise.all([...modern.map((m) => m.transport.close().catch(() => {})), ...spares.map((s) => s?.close().catch(() => {}))]);
   }
 }
 
@@ -67,13 +84,18 @@ export class EraUpstream implements Upstream {
     } catch (err) {
       throw err instanceof UpstreamError ? err : new UpstreamError((err as Error).message, true);
     }
+    let spare = 'legacy' in verdict ? UpstreamEras.takeSpare(verdict) : undefined;
+    if (spare !== undefined && (this.modernOnly || this.#closed || !spare.running)) {
+      await spare.close().catch(() => {});
+      spare = undefined;
+    }
     if ('legacy' in verdict && this.modernOnly)
       throw new UpstreamError(
         `connection '${this.connection}' has protocol: 2026-07-28, but its server does not speak it (${verdict.legacy}); set protocol: auto or 2025-11-25`,
         true,
       );
     if (this.#closed) throw new UpstreamError('closed while starting', true);
-    const inner: Upstream = 'modern' in verdict ? new ModernUpstream(verdict.modern) : this.legacy();
+    const inner: Upstream = 'modern' in verdict ? new ModernUpstream(verdict.modern) : (spare ?? this.legacy());
     inner.onmessage = (m, t) => this.onmessage?.(m, t);
     inner.onclose = (r, c) => this.onclose?.(r, c);
     inner.ontruncated = (p, r) => this.ontruncated?.(p, r);
@@ -81,7 +103,8 @@ export class EraUpstream implements Upstream {
     inner.onerror = (e) => this.onerror?.(e);
     inner.onstderr = (l) => this.onstderr?.(l);
     this.#inner = inner;
-    await inner.start();
+    // The probe's process is running already (one that ended in between was dropped above: a fresh one starts).
+    if (inner !== spare) await inner.start();
   }
 
   /** Whether the session talks to a 2026-07-28 server (known once started). */

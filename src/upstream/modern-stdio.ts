@@ -167,14 +167,15 @@ export class ModernStdioPool implements ModernTransport {
 
 /**
  * Asks a stdio server `server/discover` on a process of its own. A modern answer keeps the process (it becomes the
- * pool's first); an error, silence or an exit means a legacy server, and the process is closed.
+ * pool's first); an error, silence or an exit means a legacy server. A legacy server that answered (an error) is
+ * left running as `spare`, for the session that asked to use (one spawn fewer); a silent one is closed.
  */
 export async function probeStdio(
   config: StdioConfig,
   maxBytes: number,
   log: Logger,
   scrubber: CredentialScrubber,
-): Promise<{ discover: DiscoverInfo; proc: StdioUpstream } | { legacy: string }> {
+): Promise<{ discover: DiscoverInfo; proc: StdioUpstream } | { legacy: string; spare?: StdioUpstream }> {
   const proc = new StdioUpstream(config, maxBytes, log, scrubber);
   const answer = new Promise<JsonRpcMessage | string>((resolve) => {
     const timer = setTimeout(() => resolve(`it did not answer server/discover within ${probeTimeoutMs} ms`), probeTimeoutMs);
@@ -200,6 +201,7 @@ export async function probeStdio(
         ? { legacy: `it answered server/discover with error ${(m as JsonRpcResponse).error?.code} ${(m as JsonRpcResponse).error?.message.slice(0, 100)}` }
         : readDiscover((m as JsonRpcResponse).result);
   if ('legacy' in verdict) {
+    if (typeof m !== 'string') return { legacy: verdict.legacy, spare: proc };
     await proc.close();
     return verdict;
   }

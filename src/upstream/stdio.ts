@@ -83,6 +83,11 @@ export class StdioUpstream implements Upstream {
     return this.#child?.pid;
   }
 
+  /** Started, and neither exited nor closed. */
+  get running(): boolean {
+    return this.#child !== undefined && !this.#closed && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
   async start(): Promise<void> {
     const c = this.#config;
     const env: Record<string, string> = { ...getDefaultEnvironment(), ...passedEnvironment(c.passEnv) };
