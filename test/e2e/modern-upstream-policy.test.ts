@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { EmptyResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { type RunningV2Server, startV2HttpServer, v2StdioCommand } from '../fixtures/v2-server.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -96,6 +97,20 @@ describe('a 2026-07-28 upstream under policy', () => {
       const echoed = text(await client.callTool({ name: 'echo', arguments: { text: `token ${plantedToken}` } }));
       assert.ok(echoed.startsWith('echo: token '), echoed);
       assert.ok(!echoed.includes(plantedToken), `masked: ${echoed}`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("passes a typed error from the server's 4xx answer on as itself (-32601 with HTTP 404)", async () => {
+    const client = await connect(gw, 'modern');
+    try {
+      await assert.rejects(client.request({ method: 'nothing/here', params: {} }, EmptyResultSchema), (e: Error & { code?: number }) => {
+        assert.equal(e.code, -32601, e.message);
+        return true;
+      });
+      const last = server.seen.at(-1)!;
+      assert.equal(last.headers['mcp-method'], 'nothing/here');
     } finally {
       await client.close();
     }
