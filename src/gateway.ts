@@ -190,7 +190,7 @@ export class Gateway {
     await this.#recording.recorder?.close();
     await this.#recording.store?.close();
     this.#keepAlive.stop();
-    this.#agents.destroy();
+    await this.#agents.destroy();
     this.#server.closeAllConnections();
     await closed;
     this.#log.info('gateway stopped');

@@ -27,13 +27,13 @@ const connectionName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const namePatterns = z.array(z.string().min(1)).optional();
 
 function connectionSchema(sources: SecretSources) {
-  const { stdio, http } = upstreamSchemas(sources);
+  const { stdio, http, sse } = upstreamSchemas(sources);
   return z
     .strictObject({
       description: z.string().optional(),
       stdio: stdio.optional(),
       http: http.optional(),
-      sse: http.optional(),
+      sse: sse.optional(),
       /** Served by this agent, inside the server's network (portcullis agent); its credentials never leave it. */
       agent: z
         .string()
