@@ -37,10 +37,10 @@ export class StreamableHttpEdge {
   constructor(private readonly o: StreamableHttpOptions) {}
 
   /** Serves one request of `identity`, whom the HTTP server has authenticated and found allowed on the connection. */
-  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, body?: string): Promise<void> {
     switch (req.method) {
       case 'POST':
-        return this.#post(req, res, connection, caller);
+        return this.#post(req, res, connection, caller, body);
       case 'GET':
         return this.#get(req, res, connection, caller.identity);
       case 'DELETE':
@@ -89,7 +89,8 @@ export class StreamableHttpEdge {
     return session;
   }
 
-  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
+  /** `body`: the body when the HTTP server has read it already (to tell the era of a POST without a session). */
+  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, body?: string): Promise<void> {
     const log = this.o.log.child({ connection: connection.name });
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
@@ -106,7 +107,7 @@ export class StreamableHttpEdge {
     let texts: string[];
     let batch: boolean;
     try {
-      ({ messages, texts, batch } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+      ({ messages, texts, batch } = parseBody(body ?? (await readBody(req, this.o.maxMessageBytes))));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         log.warn({ limit: err.limit }, 'message too large');

@@ -7,6 +7,9 @@ import { loopbackHosts } from '../edge/origin.js';
 import type { PublicUrls } from '../edge/public-urls.js';
 import type { KeepAlive } from '../edge/sse-writer.js';
 import { StreamableHttpEdge } from '../edge/streamable-http.js';
+import { ModernHttpEdge } from '../edge/modern-http.js';
+import { RequestStateSealer } from '../edge/request-state.js';
+import type { ModernPool } from '../session/modern-pool.js';
 import type { HttpServerOptions } from '../http/http-server.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
 
@@ -37,8 +40,12 @@ export function edges(
     keepAlive: KeepAlive;
     refuseEarly: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
     log: Logger;
+    /** The pooled sessions of modern clients. */
+    pool: ModernPool;
+    /** The recorder's instance id, which MRTR states bind (a random one when recording is off). */
+    instanceId: string;
   },
-): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse'> {
+): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse' | 'modernHttp' | 'maxMessageBytes'> {
   const common = { registry: o.registry, keepAlive: o.keepAlive, maxMessageBytes: config.limits.maxMessageBytes, refuseEarly: o.refuseEarly };
   return {
     streamableHttp: new StreamableHttpEdge({
@@ -48,6 +55,18 @@ export function edges(
       log: o.log.child({ edge: 'streamable-http' }),
     }),
     legacySse: new LegacySseEdge({ ...common, log: o.log.child({ edge: 'sse' }) }),
+    modernHttp: new ModernHttpEdge({
+      pool: o.pool,
+      keepAlive: o.keepAlive,
+      log: o.log.child({ edge: 'modern' }),
+      ttlCapMs: config.sessions.maxResultTtlMs,
+      variesByCaller: (connection) => o.registry.resultsVaryByCaller(connection),
+      recordRefusal: (connection, identity, origin, reason, text, answer) => o.registry.refuse(connection, identity, origin, reason, 'edge', { text, answer }),
+      sealer: new RequestStateSealer(o.instanceId, config.sessions.inputTimeoutMs),
+      roundTtlMs: config.sessions.inputTimeoutMs,
+      refuseEarly: o.refuseEarly,
+    }),
+    maxMessageBytes: config.limits.maxMessageBytes,
   };
 }
 

@@ -12,12 +12,20 @@ import { replyError } from '../edge/http-reply.js';
 import type { LegacySseEdge } from '../edge/legacy-sse.js';
 import { checkHostAndOrigin } from '../edge/origin.js';
 import type { StreamableHttpEdge } from '../edge/streamable-http.js';
+import { BodyTooLargeError, readBody } from '../edge/body.js';
+import { eraOfBody, mayBeModern } from '../edge/era.js';
+import type { ModernHttpEdge } from '../edge/modern-http.js';
+import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
 
 /** The control plane's options (control-plane.ts), and what the MCP data path needs besides. */
 export interface HttpServerOptions extends ControlPlaneOptions {
   streamableHttp: StreamableHttpEdge;
+  /** The MCP 2026-07-28 edge at the same /mcp/<name> URL; absent: every request goes to the legacy edge. */
+  modernHttp?: ModernHttpEdge;
+  /** limits.maxMessageSize: a POST read to tell its era is refused past it. */
+  maxMessageBytes: number;
   legacySse: LegacySseEdge;
   /** Who may use each connection. */
   access: (connection: string) => ConnectionAccess;
@@ -71,10 +79,29 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (caller === undefined) return;
     if (edge === 'mcp') {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
-      return o.streamableHttp.handle(req, res, connection, caller);
+      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller);
+      return byEra(req, res, connection, caller, o.modernHttp);
     }
     if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
     return o.legacySse.open(req, res, connection, caller);
+  }
+
+  /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
+  async function byEra(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, modern: ModernHttpEdge): Promise<void> {
+    let text: string;
+    try {
+      text = await readBody(req, o.maxMessageBytes);
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) throw err;
+      res.setHeader('connection', 'close');
+      return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+    }
+    const verdict = eraOfBody(req, text);
+    if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
+    if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);
+    if (verdict.code === ErrorCode.ParseError) return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
+    const origin = { edge: 'modern' as const, remoteAddress: req.socket.remoteAddress, access: caller.access };
+    return modern.refuse(res, connection, caller.identity, origin, verdict, text);
   }
 
   /** The connection a path names, or undefined after replying 400 or 404. */
@@ -143,16 +170,21 @@ export function createHttpServer(o: HttpServerOptions): Server {
         grant: grant.id,
       };
     }
-    req.resume();
     o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
-    if (opening)
+    const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
+    if (opening) {
+      // A refused POST without a session is kept with its text: a modern request says here what it asked for.
+      const text = edge === 'mcp' && req.method === 'POST' ? await readBody(req, o.maxMessageBytes).catch(() => undefined) : undefined;
       await o.registry.refuse(
         connection,
         caller.identity,
         { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress },
         decision.reason,
+        'access',
+        text === undefined ? undefined : { text },
       );
-    const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
+    }
+    req.resume();
     replyError(res, 403, ErrorCode.Denied, `Forbidden: ${forbidden.message}`, null, { 'www-authenticate': bearerChallenge(challengeUrl, forbidden) });
     return undefined;
   }

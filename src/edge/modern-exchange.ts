@@ -1,0 +1,225 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import {
+  errorResponse,
+  ErrorCode,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.js';
+import type { ExchangeHandler, PooledSession } from '../session/modern-pool.js';
+import { cacheableMethods, ModernReply } from './modern-reply.js';
+import { requestDigest, type RequestStateSealer } from './request-state.js';
+import type { KeepAlive } from './sse-writer.js';
+
+/** Server requests a modern client answers through an MRTR round (basic/patterns/mrtr.mdx). */
+const inputMethods: ReadonlySet<string> = new Set(['elicitation/create', 'sampling/createMessage', 'roots/list']);
+
+const logSeverity = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/** The exchanges waiting for the retry of an MRTR round, by round id (the id sealed in the round's requestState). */
+export type RoundTable = Map<string, ModernExchange>;
+
+export interface ModernExchangeOptions {
+  pooled: PooledSession;
+  request: JsonRpcRequest;
+  connection: string;
+  principal: string;
+  variesByCaller: boolean;
+  ttlCapMs: number;
+  sealer: RequestStateSealer;
+  roundTtlMs: number;
+  rounds: RoundTable;
+  keepAlive: KeepAlive;
+  log: Logger;
+  /** The request's `_meta` log level: without one, no log notification is sent for it. */
+  logLevel: string | undefined;
+}
+
+let roundSequence = 0;
+
+/**
+ * One modern request served through a pooled session, over one or more HTTP responses: the first POST, then one
+ * retry per MRTR round. The upstream request stays pending across the rounds; the server's requests made for it
+ * are collected into `inputRequests` and answered with the retry's `inputResponses`.
+ */
+export class ModernExchange implements ExchangeHandler {
+  #reply: ModernReply | undefined;
+  #clientId: JsonRpcRequest['id'];
+  #gatewayId = '';
+  #filtered = false;
+  #ended = false;
+  /** Server requests made for this request that no round has carried yet. */
+  readonly #queued: JsonRpcRequest[] = [];
+  /** The open round: its id, number, the server requests it carries by key, and its expiry. */
+  #round: { id: string; n: number; asked: Map<string, JsonRpcRequest>; timer: NodeJS.Timeout } | undefined;
+  #n = 0;
+
+  constructor(private readonly o: ModernExchangeOptions) {
+    this.#clientId = o.request.id;
+  }
+
+  /** Sends the request upstream and answers on `res`. */
+  start(res: ServerResponse): void {
+    this.#attach(res);
+    const { id: _id, jsonrpc: _j, method, params } = this.o.request;
+    this.#gatewayId = this.o.pooled.submit(method, params, this);
+  }
+
+  #attach(res: ServerResponse): void {
+    const reply = new ModernReply(res, this.o.keepAlive);
+    this.#reply = reply;
+    res.on('close', () => {
+      // Closing the response before its end is the client's cancellation (basic/transports, "Cancellation").
+      if (reply.done || this.#ended || this.#reply !== reply) return;
+      this.#end();
+      this.o.pooled.cancel(this.#gatewayId, 'the client closed its request stream');
+    });
+  }
+
+  // ExchangeHandler
+
+  message(message: JsonRpcMessage, text: string): void {
+    if (isResponse(message)) return this.#finish(message);
+    if (isRequest(message)) {
+      if (!inputMethods.has(message.method)) {
+        this.o.pooled.answerServer(
+          message.method === 'ping'
+            ? { jsonrpc: '2.0', id: message.id, result: {} }
+            : errorResponse(message.id, ErrorCode.MethodNotFound, `a 2026-07-28 client cannot be asked ${message.method}`),
+        );
+        return;
+      }
+      this.#queued.push(message);
+      if (this.#reply !== undefined && this.#round === undefined) void this.#openRound();
+      return;
+    }
+    if (!isNotification(message) || this.#reply === undefined) return;
+    if (message.method === 'notifications/progress') return this.#reply.event(text);
+    if (message.method === 'notifications/message' && this.#wantsLog(message.params?.level)) this.#reply.event(text);
+  }
+
+  hold(): void {
+    this.#reply?.stream();
+  }
+
+  abandoned(): void {
+    if (this.#ended) return;
+    this.#reply?.end(errorResponse(this.#clientId, ErrorCode.InternalError, 'the request was cancelled'));
+    this.#end();
+  }
+
+  filtered(): void {
+    this.#filtered = true;
+  }
+
+  // MRTR
+
+  /** Whether this exchange waits for the retry of round `n`. */
+  awaits(n: number): boolean {
+    return !this.#ended && this.#round !== undefined && this.#round.n === n && this.#reply === undefined;
+  }
+
+  /** The client's retry of the open round: its inputResponses answer the server's requests; `res` carries what comes next. */
+  resume(res: ServerResponse, retry: JsonRpcRequest): void {
+    const round = this.#round!;
+    clearTimeout(round.timer);
+    this.o.rounds.delete(round.id);
+    this.#round = undefined;
+    this.#clientId = retry.id;
+    this.#attach(res);
+    const responses = (retry.params?.inputResponses ?? {}) as Record<string, unknown>;
+    for (const [key, asked] of round.asked) {
+      const answer = responses[key];
+      this.o.pooled.answerServer(
+        answer !== null && typeof answer === 'object' && !Array.isArray(answer)
+          ? { jsonrpc: '2.0', id: asked.id, result: answer as Record<string, unknown> }
+          : errorResponse(asked.id, ErrorCode.InvalidRequest, `the client did not answer input request ${key}`),
+      );
+    }
+    if (this.#queued.length > 0) void this.#openRound();
+  }
+
+  /** Ends the current HTTP response with an input_required result carrying the server's requests. */
+  async #openRound(): Promise<void> {
+    const reply = this.#reply!;
+    this.#reply = undefined;
+    const n = ++this.#n;
+    const id = `${this.o.sealer.instance}.${++roundSequence}`;
+    const asked = new Map<string, JsonRpcRequest>();
+    const inputRequests: Record<string, unknown> = {};
+    for (const request of this.#queued.splice(0)) {
+      const key = `r${n}-${asked.size + 1}`;
+      asked.set(key, request);
+      inputRequests[key] = { method: request.method, ...(request.params === undefined ? {} : { params: request.params }) };
+    }
+    const timer = setTimeout(() => this.#expire(id), this.o.roundTtlMs);
+    timer.unref();
+    this.#round = { id, n, asked, timer };
+    this.o.rounds.set(id, this);
+    const requestState = await this.o.sealer.seal({
+      principal: this.o.principal,
+      connection: this.o.connection,
+      digest: requestDigest(this.o.request.method, this.o.request.params),
+      instance: this.o.sealer.instance,
+      round: id,
+      n,
+    });
+    reply.end({ jsonrpc: '2.0', id: this.#clientId, result: { resultType: 'input_required', inputRequests, requestState } });
+  }
+
+  /** Nobody came back for the round: the server's requests get an error and the request is cancelled upstream. */
+  #expire(roundId: string): void {
+    const round = this.#round;
+    if (round === undefined || round.id !== roundId) return;
+    this.o.log.info({ connection: this.o.connection, round: roundId }, 'MRTR round expired unanswered; cancelling the request upstream');
+    for (const asked of round.asked.values())
+      this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, 'the client did not answer in time (MRTR round expired)'));
+    this.#end();
+    this.o.pooled.cancel(this.#gatewayId, 'the client did not answer the input requests in time');
+  }
+
+  #end(): void {
+    this.#ended = true;
+    if (this.#round !== undefined) {
+      clearTimeout(this.#round.timer);
+      this.o.rounds.delete(this.#round.id);
+      this.#round = undefined;
+    }
+  }
+
+  #finish(response: JsonRpcResponse): void {
+    this.o.pooled.finish(this.#gatewayId);
+    if (this.#ended) return;
+    const reply = this.#reply;
+    this.#end();
+    if (reply === undefined) return;
+    reply.end(
+      response.error !== undefined
+        ? { jsonrpc: '2.0', id: this.#clientId, error: response.error }
+        : { jsonrpc: '2.0', id: this.#clientId, result: this.#frame(response.result ?? {}) },
+    );
+  }
+
+  /** A complete result as a 2026-07-28 client reads it: resultType, and for cacheable results ttlMs (capped) and cacheScope. */
+  #frame(result: Record<string, unknown>): Record<string, unknown> {
+    const framed: Record<string, unknown> = { ...result };
+    if (framed.resultType === undefined) framed.resultType = 'complete';
+    const method = this.o.request.method;
+    if (!cacheableMethods.has(method) || framed.resultType !== 'complete') return framed;
+    const ttl = typeof result.ttlMs === 'number' && result.ttlMs >= 0 ? result.ttlMs : 0;
+    framed.ttlMs = Math.min(ttl, this.o.ttlCapMs);
+    const stated = result.cacheScope === 'public' || result.cacheScope === 'private' ? result.cacheScope : undefined;
+    framed.cacheScope = this.#filtered || this.o.variesByCaller ? 'private' : (stated ?? (method === 'resources/read' ? 'private' : 'public'));
+    return framed;
+  }
+
+  #wantsLog(level: unknown): boolean {
+    if (this.o.logLevel === undefined) return false;
+    const at = logSeverity.indexOf(typeof level === 'string' ? level : '');
+    return at >= logSeverity.indexOf(this.o.logLevel);
+  }
+}
