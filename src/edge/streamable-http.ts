@@ -42,9 +42,17 @@ export class StreamableHttpEdge {
       case 'POST':
         return this.#post(req, res, connection, caller, body);
       case 'GET':
-        return this.#get(req, res, connection, caller.identity);
       case 'DELETE':
-        return this.#delete(req, res, connection, caller.identity);
+        // Without a session there is no stream to open and nothing to end: a 2026-07-28 client (no sessions) is told
+        // 405, as a v2 SDK server tells it; a 2025-era client never sends these before initialize.
+        if (req.headers['mcp-session-id'] === undefined) {
+          req.resume();
+          return replyError(res, 405, -32000, `Method not allowed: ${req.method} needs the Mcp-Session-Id of a 2025-era session`, null, {
+            allow: 'GET, POST, DELETE',
+          });
+        }
+        if (req.method === 'DELETE') return this.#delete(req, res, connection, caller.identity);
+        return this.#get(req, res, connection, caller.identity);
       default:
         req.resume();
         this.o.log.info({ connection: connection.name, method: req.method }, 'HTTP method not allowed');
