@@ -11,6 +11,7 @@ import { KeepAlive } from './edge/sse-writer.js';
 import { agentsModule, upstreams } from './features/agents.js';
 import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warnUnscrubbable } from './features/base.js';
 import { consoleModule } from './features/console.js';
+import { pinsModule } from './features/pins.js';
 import type { FeatureTimings } from './features/feature.js';
 import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
@@ -116,6 +117,7 @@ export class Gateway {
         refuseEarly: (id) => this.#limits.refusesRequestsEarly(id),
         log,
         pool: this.#pool,
+        pins: this.#features.get(pinsModule)?.pins,
         instanceId: recording.recorder?.instanceId ?? randomBytes(12).toString('base64url'),
       }),
       ...serverSettings(config, publicUrls),

@@ -37,6 +37,8 @@ export interface ModernExchangeOptions {
   log: Logger;
   /** The request's `_meta` log level: without one, no log notification is sent for it. */
   logLevel: string | undefined;
+  /** Told the tools of a tools/list result as the client receives them. */
+  listed?: (tools: unknown) => void;
 }
 
 let roundSequence = 0;
@@ -197,6 +199,7 @@ export class ModernExchange implements ExchangeHandler {
     const reply = this.#reply;
     this.#end();
     if (reply === undefined) return;
+    if (response.result !== undefined) this.o.listed?.(response.result.tools);
     reply.end(
       response.error !== undefined
         ? { jsonrpc: '2.0', id: this.#clientId, error: response.error }

@@ -10,6 +10,7 @@ import type { Caller } from './authenticate.js';
 import { ModernExchange, type RoundTable } from './modern-exchange.js';
 import { replyRpcError } from './modern-reply.js';
 import { openRefusal } from './open-refusal.js';
+import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import { checkStandardHeaders, type HeaderValue, type Refusal, unsupportedVersion } from './request-metadata.js';
 import { principalOf, requestDigest, RequestStateError, type RequestStateSealer } from './request-state.js';
 import type { KeepAlive } from './sse-writer.js';
@@ -42,6 +43,11 @@ export interface ModernHttpOptions {
   /** How long an MRTR round waits for the client's retry (sessions.inputTimeout). */
   roundTtlMs: number;
   refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  /**
+   * The approved (pinned) inputSchema of a tool, whose `x-mcp-header` declarations `Mcp-Param-*` headers are checked
+   * against; undefined when the connection pins nothing. Without a pin, the definition last listed to a modern client is used.
+   */
+  pinnedInputSchema?: (connection: ConnectionConfig, tool: string) => Promise<unknown>;
 }
 
 /**
@@ -51,6 +57,8 @@ export interface ModernHttpOptions {
  */
 export class ModernHttpEdge {
   readonly rounds: RoundTable = new Map();
+  /** Connection → tool → the inputSchema last listed to a modern client (for `Mcp-Param-*` when nothing is pinned). */
+  readonly #listed = new Map<string, Map<string, unknown>>();
 
   constructor(private readonly o: ModernHttpOptions) {}
 
@@ -89,6 +97,10 @@ export class ModernHttpEdge {
         { era: 'refused', status: 404, code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method}`, id },
         text,
       );
+    if (request.method === 'tools/call') {
+      const mismatched = await this.#checkParamHeaders(connection, request, headers);
+      if (mismatched !== undefined) return this.refuse(res, connection, caller.identity, origin, mismatched, text);
+    }
     const early = this.o.refuseEarly?.(caller.identity);
     if (early !== undefined) {
       res.setHeader('retry-after', String(early.retryAfterSeconds));
@@ -123,6 +135,7 @@ export class ModernHttpEdge {
       keepAlive: this.o.keepAlive,
       log: this.o.log,
       logLevel: metaOf(request.params)?.[logLevelKey] as string | undefined,
+      ...(request.method === 'tools/list' ? { listed: (tools: unknown) => this.#remember(connection.name, tools) } : {}),
     });
     exchange.start(res);
   }
@@ -147,7 +160,7 @@ export class ModernHttpEdge {
         text,
       );
     if (typeof state !== 'string' || state.length > 8192) return refuse('requestState must be the string the gateway returned');
-    let claims;
+    let claims: Awaited<ReturnType<RequestStateSealer['open']>>;
     try {
       claims = await this.o.sealer.open(state);
     } catch (err) {
@@ -161,6 +174,24 @@ export class ModernHttpEdge {
     const exchange = this.rounds.get(claims.round);
     if (exchange === undefined || !exchange.awaits(claims.n)) return refuse('the round of this requestState has already been answered or has expired');
     exchange.resume(res, request);
+  }
+
+  /** `Mcp-Param-*` against the tool's trusted definition: the pinned one, else the one last listed to a modern client. */
+  async #checkParamHeaders(connection: ConnectionConfig, request: JsonRpcRequest, headers: Map<string, HeaderValue>): Promise<Refusal | undefined> {
+    const tool = request.params?.name;
+    if (typeof tool !== 'string') return undefined;
+    const pinned = await this.o.pinnedInputSchema?.(connection, tool);
+    const schema = pinned ?? this.#listed.get(connection.name)?.get(tool);
+    const declared = schema === undefined || schema === null ? undefined : paramHeaders(schema);
+    if (declared === undefined || declared.length === 0) return undefined;
+    return checkParamHeaders(declared, request.params?.arguments, headers, request.id);
+  }
+
+  #remember(connection: string, tools: unknown): void {
+    if (!Array.isArray(tools)) return;
+    const known = this.#listed.get(connection) ?? new Map<string, unknown>();
+    for (const t of tools as Array<{ name?: unknown; inputSchema?: unknown }>) if (typeof t?.name === 'string') known.set(t.name, t.inputSchema);
+    this.#listed.set(connection, known);
   }
 
   #discover(res: ServerResponse, pooled: PooledSession, request: JsonRpcRequest, connection: string): void {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../config/schema.js';
+import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
+import type { ToolPins } from '../pins/tool-pins.js';
 import type { Identity } from '../core/identity.js';
 import { defaultMaxConnections } from '../edge/connection-guard.js';
 import { LegacySseEdge } from '../edge/legacy-sse.js';
@@ -44,6 +45,8 @@ export function edges(
     pool: ModernPool;
     /** The recorder's instance id, which MRTR states bind (a random one when recording is off). */
     instanceId: string;
+    /** Tool pins, when the gateway pins tool definitions: `Mcp-Param-*` headers are checked against the pinned schemas. */
+    pins?: ToolPins | undefined;
   },
 ): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse' | 'modernHttp' | 'maxMessageBytes'> {
   const common = { registry: o.registry, keepAlive: o.keepAlive, maxMessageBytes: config.limits.maxMessageBytes, refuseEarly: o.refuseEarly };
@@ -65,8 +68,18 @@ export function edges(
       sealer: new RequestStateSealer(o.instanceId, config.sessions.inputTimeoutMs),
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly: o.refuseEarly,
+      ...(o.pins === undefined ? {} : { pinnedInputSchema: pinnedInputSchema(o.pins) }),
     }),
     maxMessageBytes: config.limits.maxMessageBytes,
+  };
+}
+
+/** A tool's approved inputSchema on a connection that pins tools (read from the store the first time). */
+function pinnedInputSchema(pins: ToolPins): (connection: ConnectionConfig, tool: string) => Promise<unknown> {
+  return async (connection, tool) => {
+    if (!connection.tools.pin) return undefined;
+    if (pins.inputSchema(connection.name, tool) === undefined) await pins.load(connection.name);
+    return pins.inputSchema(connection.name, tool) ?? undefined;
   };
 }
 
