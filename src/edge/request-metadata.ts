@@ -87,18 +87,22 @@ export function classifyPost(body: unknown, headers: Map<string, HeaderValue>): 
   const headerVersion = headers.get('mcp-protocol-version')?.value;
   const methodHeader = headers.get('mcp-method')?.value;
   const headerModern = headerVersion !== undefined && isModernVersion(headerVersion);
+  // What is not modern (no envelope claim, no modern version header) is the legacy edge's to answer, in its words.
   if (Array.isArray(body)) {
-    if (body.length === 0) return invalidRequest('empty JSON-RPC batch');
+    if (body.length === 0) return headerModern ? invalidRequest('empty JSON-RPC batch') : { era: 'legacy' };
     for (const element of body) {
       if (hasEnvelopeClaim(isPlainObject(element) ? element.params : undefined))
         return invalidRequest('JSON-RPC batches may not contain requests for protocol revision 2026-07-28 or later');
-      if (kindOf(element) === 'invalid') return invalidRequest('JSON-RPC batch contains an invalid message');
+      if (headerModern && kindOf(element) === 'invalid') return invalidRequest('JSON-RPC batch contains an invalid message');
     }
     return { era: 'legacy' };
   }
   const kind = kindOf(body);
   if (kind === 'response') return { era: 'legacy' };
-  if (kind === 'invalid') return invalidRequest('the request body is not a valid JSON-RPC message', idOf(body));
+  if (kind === 'invalid') {
+    if (!headerModern && !hasEnvelopeClaim(isPlainObject(body) ? body.params : undefined)) return { era: 'legacy' };
+    return invalidRequest('the request body is not a valid JSON-RPC message', idOf(body));
+  }
   const message = body as JsonRpcRequest | JsonRpcNotification;
   const id = kind === 'request' ? (message as JsonRpcRequest).id : null;
   const params = message.params;
