@@ -8,6 +8,7 @@ import type { ModernPool, PooledSession } from '../session/modern-pool.js';
 import type { SessionOrigin } from '../session/registry.js';
 import type { Caller } from './authenticate.js';
 import { ModernExchange, type RoundTable } from './modern-exchange.js';
+import { serveListen } from './modern-listen.js';
 import { replyRpcError } from './modern-reply.js';
 import { openRefusal } from './open-refusal.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
@@ -121,7 +122,7 @@ export class ModernHttpEdge {
     }
     if (request.method === 'server/discover') return this.#discover(res, pooled, request, connection.name);
     if (request.method === 'subscriptions/listen')
-      return replyRpcError(res, 404, id, ErrorCode.MethodNotFound, 'Method not found: subscriptions/listen is not offered by this gateway yet');
+      return serveListen(res, pooled, request, this.o.keepAlive, this.o.log.child({ connection: connection.name }));
     const exchange = new ModernExchange({
       pooled,
       request,

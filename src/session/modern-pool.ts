@@ -5,7 +5,18 @@ import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import type { EnvelopeClient } from '../protocol/envelope.js';
-import { errorResponse, ErrorCode, isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest, type RequestId } from '../protocol/jsonrpc.js';
+import {
+  errorResponse,
+  ErrorCode,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../protocol/jsonrpc.js';
 import { latestProtocolVersion } from '../protocol/versions.js';
 import type { ClientSink } from '../exchange/sink.js';
 import type { SessionOrigin, SessionRegistry } from './registry.js';
@@ -23,6 +34,12 @@ export interface ExchangeHandler {
   abandoned(): void;
   /** A stage rewrote or answered something of this exchange toward the client (filtered, masked): not for shared caches. */
   filtered?(): void;
+}
+
+/** A `subscriptions/listen` stream: the session's notifications that belong to no request, and its end. */
+export interface Listener {
+  notification(message: JsonRpcNotification, text: string): void;
+  closed(reason: string): void;
 }
 
 export interface ModernPoolOptions {
@@ -56,6 +73,8 @@ function gatewayId(): string {
  */
 export class PooledSession implements ClientSink {
   readonly #exchanges = new Map<RequestId, ExchangeHandler>();
+  /** `subscriptions/listen` streams on this session: they receive the notifications that belong to no request. */
+  readonly #listeners = new Set<Listener>();
   #facts: UpstreamFacts | undefined;
   #closed = false;
   lastUsed = Date.now();
@@ -75,23 +94,41 @@ export class PooledSession implements ClientSink {
     return this.#exchanges.size;
   }
 
+  /** Whether a listen stream is open on it (it is then not closed for being idle). */
+  get listened(): boolean {
+    return this.#listeners.size > 0;
+  }
+
+  /** Adds a listen stream; returns its removal. */
+  listen(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+      this.lastUsed = Date.now();
+    };
+  }
+
   get isOpen(): boolean {
     return !this.#closed && this.session.isOpen;
+  }
+
+  /** Sends a request through the session (and its pipeline) on the gateway's behalf; resolves with its response. */
+  call(method: string, params: Record<string, unknown>): Promise<JsonRpcResponse> {
+    return new Promise<JsonRpcResponse>((resolve) => {
+      const id = this.submit(method, params, {
+        message: (m) => {
+          if (isResponse(m)) resolve(m);
+        },
+        hold() {},
+        abandoned: () => resolve(errorResponse(id, ErrorCode.UpstreamUnavailable, `${method} abandoned`)),
+      });
+    });
   }
 
   /** Initializes the upstream session as the client of the envelope, the gateway speaking its initialize. */
   async initialize(client: EnvelopeClient): Promise<void> {
     const params = { protocolVersion: latestProtocolVersion, capabilities: client.capabilities, clientInfo: client.clientInfo };
-    const response = await new Promise<JsonRpcMessage>((resolve) => {
-      const id = this.submit('initialize', params, {
-        message: (m) => {
-          if (isResponse(m)) resolve(m);
-        },
-        hold() {},
-        abandoned: () => resolve(errorResponse(id, ErrorCode.UpstreamUnavailable, 'initialize abandoned')),
-      });
-    });
-    const r = response as { result?: Record<string, unknown>; error?: { message: string } };
+    const r = await this.call('initialize', params);
     if (r.result === undefined) throw new Error(`the upstream refused initialize: ${r.error?.message ?? 'no result'}`);
     this.#facts = {
       capabilities: (r.result.capabilities as Record<string, unknown> | undefined) ?? {},
@@ -149,6 +186,10 @@ export class PooledSession implements ClientSink {
       handler.message(message, _text);
       return;
     }
+    if (isNotification(message)) {
+      for (const l of this.#listeners) l.notification(message, _text);
+      return;
+    }
     if (isRequest(message)) {
       // A server request made outside any modern request (or while several are in flight): a modern client has no
       // stream to receive it on. Refused, and the refusal is recorded like any answer to the server.
@@ -181,6 +222,8 @@ export class PooledSession implements ClientSink {
       handler.message(errorResponse(id, ErrorCode.UpstreamUnavailable, `Session ended before the server answered: ${reason}`), '');
     }
     this.#exchanges.clear();
+    for (const l of [...this.#listeners]) l.closed(reason);
+    this.#listeners.clear();
   }
 }
 
@@ -260,7 +303,7 @@ export class ModernPool implements SessionObserver {
     let reaped = 0;
     for (const list of this.#byKey.values()) {
       for (const p of list) {
-        if (p.busy === 0 && p.session.pendingRequests === 0 && now - p.lastUsed >= this.o.idleMs) {
+        if (p.busy === 0 && !p.listened && p.session.pendingRequests === 0 && now - p.lastUsed >= this.o.idleMs) {
           reaped++;
           void p.session.close('pooled session idle');
         }

@@ -120,6 +120,26 @@ describe('modern clients through the gateway to a 2025 server (server-everything
     }
   });
 
+  it('subscriptions/listen delivers resources/updated for a followed resource, built from the legacy server', async () => {
+    const client = await connectV2(gw.mcp('ev'), gw.auth, { pin: '2026-07-28' });
+    const updated: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (n) => void updated.push(n.params.uri));
+    try {
+      const { resources } = await client.listResources();
+      const uri = resources[0]!.uri;
+      const subscription = await client.listen({ resourceSubscriptions: [uri], toolsListChanged: true });
+      assert.deepEqual(subscription.honoredFilter.resourceSubscriptions, [uri]);
+      // server-everything sends an update for each subscribed resource at once when simulated updates start.
+      await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+      await until(() => updated.includes(uri), 'the update arrives on the listen stream');
+      await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+      await subscription.close();
+      assert.equal(await subscription.closed, 'local');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('the v1 client still works (legacy edge, its own session)', async () => {
     const { client } = await connectClient(edgeTransport('streamable-http', gw, 'ev'));
     try {
