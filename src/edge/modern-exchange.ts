@@ -39,9 +39,28 @@ export interface ModernExchangeOptions {
   logLevel: string | undefined;
   /** Told the tools of a tools/list result as the client receives them. */
   listed?: (tools: unknown) => void;
+  /** Held exchanges by (principal, connection, request): the identical request of the same principal attaches there. */
+  held: HeldTable;
+  /** The key of this exchange in `held`. */
+  heldKey: string;
+}
+
+/** Held exchanges by principal, connection and request digest. */
+export type HeldTable = Map<string, ModernExchange>;
+
+/** A client waiting on a held call besides the first: its own HTTP response, id and progress token. */
+interface Watcher {
+  reply: ModernReply;
+  clientId: JsonRpcRequest['id'];
+  progressToken: unknown;
 }
 
 let roundSequence = 0;
+
+function metaProgressToken(request: JsonRpcRequest): unknown {
+  const meta = request.params?._meta as { progressToken?: unknown } | undefined;
+  return meta?.progressToken;
+}
 
 /**
  * One modern request served through a pooled session, over one or more HTTP responses: the first POST, then one
@@ -59,9 +78,15 @@ export class ModernExchange implements ExchangeHandler {
   /** The open round: its id, number, the server requests it carries by key, and its expiry. */
   #round: { id: string; n: number; asked: Map<string, JsonRpcRequest>; timer: NodeJS.Timeout } | undefined;
   #n = 0;
+  /** A stage holds the request (a review): the stream shows life, and the same request re-sent attaches here. */
+  #held = false;
+  readonly #watchers: Watcher[] = [];
+  /** While held and no client is attached: when the call is given up. */
+  #orphaned: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ModernExchangeOptions) {
     this.#clientId = o.request.id;
+    this.#progressToken = metaProgressToken(o.request);
   }
 
   /** Sends the request upstream and answers on `res`. */
@@ -75,12 +100,57 @@ export class ModernExchange implements ExchangeHandler {
     const reply = new ModernReply(res, this.o.keepAlive);
     this.#reply = reply;
     res.on('close', () => {
-      // Closing the response before its end is the client's cancellation (basic/transports, "Cancellation").
       if (reply.done || this.#ended || this.#reply !== reply) return;
+      if (this.#held) return this.#detach();
+      // Closing the response before its end is the client's cancellation (basic/transports, "Cancellation").
       this.#end();
       this.o.pooled.cancel(this.#gatewayId, 'the client closed its request stream');
     });
   }
+
+  /**
+   * The same principal sent the identical request while this one is held: it waits on the same review (no second
+   * one), on its own response, and gets the same result under its own id.
+   */
+  join(res: ServerResponse, request: JsonRpcRequest): void {
+    if (this.#reply === undefined) {
+      clearTimeout(this.#orphaned);
+      this.#orphaned = undefined;
+      this.#clientId = request.id;
+      this.#progressToken = metaProgressToken(request);
+      this.#attach(res);
+      this.#reply!.stream();
+      return;
+    }
+    const watcher: Watcher = { reply: new ModernReply(res, this.o.keepAlive), clientId: request.id, progressToken: metaProgressToken(request) };
+    this.#watchers.push(watcher);
+    watcher.reply.stream();
+    res.on('close', () => {
+      const at = this.#watchers.indexOf(watcher);
+      if (at >= 0 && !watcher.reply.done) this.#watchers.splice(at, 1);
+    });
+  }
+
+  /** The first client of a held call went away: another one waiting takes its place, else the call waits for one to come back. */
+  #detach(): void {
+    const next = this.#watchers.shift();
+    if (next !== undefined) {
+      this.#reply = next.reply;
+      this.#clientId = next.clientId;
+      this.#progressToken = next.progressToken;
+      return;
+    }
+    this.#reply = undefined;
+    this.#orphaned = setTimeout(() => {
+      if (this.#reply !== undefined || this.#ended) return;
+      this.#end();
+      this.o.pooled.cancel(this.#gatewayId, 'no client came back for the held call');
+    }, this.o.roundTtlMs);
+    this.#orphaned.unref();
+  }
+
+  /** The progress token of the client now attached (the first request's, unless another took its place). */
+  #progressToken: unknown;
 
   // ExchangeHandler
 
@@ -100,11 +170,20 @@ export class ModernExchange implements ExchangeHandler {
       return;
     }
     if (!isNotification(message) || this.#reply === undefined) return;
-    if (message.method === 'notifications/progress') return this.#reply.event(text);
+    if (message.method === 'notifications/progress') {
+      const rewrite = (token: unknown) => JSON.stringify({ ...message, params: { ...message.params, progressToken: token } });
+      if (this.#progressToken === message.params?.progressToken) this.#reply.event(text);
+      else if (this.#progressToken !== undefined) this.#reply.event(rewrite(this.#progressToken));
+      // Each client waiting on a held call hears of it under its own progress token.
+      for (const w of this.#watchers) if (w.progressToken !== undefined) w.reply.event(rewrite(w.progressToken));
+      return;
+    }
     if (message.method === 'notifications/message' && this.#wantsLog(message.params?.level)) this.#reply.event(text);
   }
 
   hold(): void {
+    this.#held = true;
+    this.o.held.set(this.o.heldKey, this);
     this.#reply?.stream();
   }
 
@@ -186,6 +265,8 @@ export class ModernExchange implements ExchangeHandler {
 
   #end(): void {
     this.#ended = true;
+    clearTimeout(this.#orphaned);
+    if (this.o.held.get(this.o.heldKey) === this) this.o.held.delete(this.o.heldKey);
     if (this.#round !== undefined) {
       clearTimeout(this.#round.timer);
       this.o.rounds.delete(this.#round.id);
@@ -200,11 +281,10 @@ export class ModernExchange implements ExchangeHandler {
     this.#end();
     if (reply === undefined) return;
     if (response.result !== undefined) this.o.listed?.(response.result.tools);
-    reply.end(
-      response.error !== undefined
-        ? { jsonrpc: '2.0', id: this.#clientId, error: response.error }
-        : { jsonrpc: '2.0', id: this.#clientId, result: this.#frame(response.result ?? {}) },
-    );
+    const answer = (id: JsonRpcRequest['id']): JsonRpcResponse =>
+      response.error !== undefined ? { jsonrpc: '2.0', id, error: response.error } : { jsonrpc: '2.0', id, result: this.#frame(response.result ?? {}) };
+    reply.end(answer(this.#clientId));
+    for (const w of this.#watchers.splice(0)) w.reply.end(answer(w.clientId));
   }
 
   /** A complete result as a 2026-07-28 client reads it: resultType, and for cacheable results ttlMs (capped) and cacheScope. */

@@ -7,7 +7,7 @@ import { ErrorCode, type JsonRpcNotification, type JsonRpcRequest } from '../pro
 import type { ModernPool, PooledSession } from '../session/modern-pool.js';
 import type { SessionOrigin } from '../session/registry.js';
 import type { Caller } from './authenticate.js';
-import { ModernExchange, type RoundTable } from './modern-exchange.js';
+import { type HeldTable, ModernExchange, type RoundTable } from './modern-exchange.js';
 import { serveListen } from './modern-listen.js';
 import { replyRpcError } from './modern-reply.js';
 import { openRefusal } from './open-refusal.js';
@@ -58,6 +58,7 @@ export interface ModernHttpOptions {
  */
 export class ModernHttpEdge {
   readonly rounds: RoundTable = new Map();
+  readonly held: HeldTable = new Map();
   /** Connection → tool → the inputSchema last listed to a modern client (for `Mcp-Param-*` when nothing is pinned). */
   readonly #listed = new Map<string, Map<string, unknown>>();
 
@@ -110,6 +111,10 @@ export class ModernHttpEdge {
     const requestState = request.params?.requestState;
     if (requestState !== undefined) return this.#retry(res, connection, caller.identity, origin, request, requestState, text);
 
+    // The identical request of the same principal, while the first is held for review, waits on that review.
+    const heldKey = `${principalOf(caller.identity)}|${connection.name}|${requestDigest(request.method, request.params)}`;
+    const held = this.held.get(heldKey);
+    if (held !== undefined) return held.join(res, request);
     const client = envelopeClient(metaOf(request.params)!);
     let pooled: PooledSession;
     try {
@@ -133,6 +138,8 @@ export class ModernHttpEdge {
       sealer: this.o.sealer,
       roundTtlMs: this.o.roundTtlMs,
       rounds: this.rounds,
+      held: this.held,
+      heldKey,
       keepAlive: this.o.keepAlive,
       log: this.o.log,
       logLevel: metaOf(request.params)?.[logLevelKey] as string | undefined,

@@ -7,6 +7,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectV2, modernBody, modernHeaders, type RawAnswer, rawRequest } from '../helpers/modern.js';
 import { allEvents, receivedTexts } from '../helpers/recorded.js';
 import { waitFor } from '../helpers/wait.js';
+import { callApi } from '../helpers/api.js';
 
 /**
  * Policy and security in the modern era: access, tool filters, guardrails and masking apply to 2026-07-28 clients as
@@ -231,5 +232,66 @@ describe('an MRTR round nobody answers', () => {
     } finally {
       await gw.stop();
     }
+  });
+});
+
+describe('a modern call held for review', () => {
+  let gw: TestGateway;
+  let approver: string;
+
+  before(async () => {
+    gw = await startTestGateway(
+      {
+        identity: { dev: { users: { tester: ['testers'], approver: ['approvers'] } } },
+        reviews: { progressInterval: '1s' },
+        rules: [{ name: 'review-echo', when: 'tool.name == "echo" && arguments.message.contains("needs-review")', action: 'review', approvers: ['approvers'] }],
+        connections: { ev: { stdio: everythingStdio(), tools: { pin: false } } },
+      },
+      { reviewPollMs: 100 },
+    );
+    approver = await gw.tokenFor('approver');
+  });
+  after(async () => gw?.stop());
+
+  const pending = async (): Promise<Array<{ id: string }>> =>
+    (await callApi<{ reviews?: Array<{ id: string }> }>(gw.url, approver, 'GET', '/api/reviews?status=pending')).body.reviews ?? [];
+
+  function send(message: string, id: number, progressToken: string, signal?: AbortSignal): Promise<Response> {
+    return fetch(gw.mcp('ev'), {
+      method: 'POST',
+      headers: { ...Object.fromEntries(modernHeaders('tools/call', 'echo')), ...gw.auth },
+      body: JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { message }, _meta: { progressToken } }, id)),
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  it('keeps the stream open, and the identical request of the same caller waits on the same review', async () => {
+    const first = await send('needs-review one', 1, 'p1');
+    assert.equal(first.headers.get('content-type'), 'text/event-stream', 'a held call answers with a stream');
+    await waitFor(async () => (await pending()).length === 1, 'the call is held');
+    const second = await send('needs-review one', 2, 'p2');
+    assert.equal(second.headers.get('content-type'), 'text/event-stream');
+    const reviews = await pending();
+    assert.equal(reviews.length, 1, 'no second review for the identical request');
+    const approved = await callApi(gw.url, approver, 'POST', `/api/reviews/${reviews[0]!.id}/approve`, { note: 'ok' });
+    assert.equal(approved.status, 200);
+    const [a, b] = await Promise.all([first.text(), second.text()]);
+    assert.match(a, /"id":1,"result".*Echo: needs-review one/);
+    assert.match(b, /"id":2,"result".*Echo: needs-review one/);
+  });
+
+  it('a client that closed the stream of a held call and sends it again gets its result', async () => {
+    const abort = new AbortController();
+    const first = await send('needs-review two', 3, 'p3', abort.signal);
+    assert.equal(first.headers.get('content-type'), 'text/event-stream');
+    await waitFor(async () => (await pending()).length === 1, 'the call is held');
+    abort.abort();
+    await first.text().catch(() => {});
+    const again = await send('needs-review two', 4, 'p4');
+    assert.equal(again.headers.get('content-type'), 'text/event-stream');
+    const reviews = await pending();
+    assert.equal(reviews.length, 1, 'the review was neither cancelled nor doubled');
+    await callApi(gw.url, approver, 'POST', `/api/reviews/${reviews[0]!.id}/approve`, { note: 'ok' });
+    assert.match(await again.text(), /"id":4,"result".*Echo: needs-review two/);
   });
 });
