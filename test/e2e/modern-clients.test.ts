@@ -8,7 +8,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectV2, type NegotiationMode } from '../helpers/modern.js';
 import { allEvents, deliveredTexts } from '../helpers/recorded.js';
-import { waitFor as until } from '../helpers/wait.js';
+import { waitFor, waitFor as until } from '../helpers/wait.js';
 
 /**
  * 2026 client → 2025 server: the official v2 client, pinned to 2026-07-28, in auto mode and in its default mode, and
@@ -204,6 +204,47 @@ describe('the pool of modern sessions', () => {
       const after = await client.callTool({ name: 'echo', arguments: { text: 'after' } });
       assert.match(JSON.stringify(after), /after/);
       await client.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('a server request outside any modern request', () => {
+  it('is refused with an error to the server, and recorded', async () => {
+    const refused: string[] = [];
+    const gw = await startTestGateway(
+      { connections: { asking: { stdio: { command: process.execPath, args: [join(import.meta.dirname, '../fixtures/asking-server.js')] } } } },
+      {
+        observers: [
+          {
+            message: (_s, direction, boundary, m) => {
+              if (direction === 'toServer' && boundary === 'delivered' && 'error' in m && m.id === 'unprompted-roots') refused.push(JSON.stringify(m));
+            },
+          },
+        ],
+      },
+    );
+    try {
+      const client = await connectV2(gw.mcp('asking'), gw.auth, { pin: '2026-07-28' });
+      const asked = await client.callTool({ name: 'ask-later', arguments: {} });
+      assert.deepEqual(asked.content, [{ type: 'text', text: 'will ask' }]);
+      await waitFor(() => refused.length === 1, 'the unprompted server request is answered by the gateway');
+      assert.match(refused[0]!, /outside a single pending client request/);
+      const seen = await client.callTool({ name: 'answer', arguments: {} });
+      assert.match(JSON.stringify(seen.content), /outside a single pending client request/, 'the server got the refusal');
+      await client.close();
+      const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
+      try {
+        const rows = (await store.listSessions({ connection: 'asking', limit: 50 })).filter((r) => r.edge === 'modern');
+        const texts = (await Promise.all(rows.map(async (r) => deliveredTexts(await allEvents(store, r.id), 'toServer')))).flat();
+        assert.ok(
+          texts.some((t) => t.includes('unprompted-roots') && t.includes('outside a single pending client request')),
+          'the refusal is recorded',
+        );
+      } finally {
+        await store.close();
+      }
     } finally {
       await gw.stop();
     }
