@@ -175,10 +175,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (opening) {
       // A refused POST without a session is kept with its text: a modern request says here what it asked for.
       const text = edge === 'mcp' && req.method === 'POST' ? await readBody(req, o.maxMessageBytes).catch(() => undefined) : undefined;
+      const era = text !== undefined && mayBeModern(req) ? eraOfBody(req, text).era : 'legacy';
       await o.registry.refuse(
         connection,
         caller.identity,
-        { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress },
+        { edge: edge === 'sse' ? 'sse' : era === 'legacy' ? 'streamable-http' : 'modern', remoteAddress: req.socket.remoteAddress },
         decision.reason,
         'access',
         text === undefined ? undefined : { text },

@@ -73,7 +73,7 @@ export function newSessionId(): string {
 }
 
 /** Stages that never change a result toward the client (they refuse or hold requests, or check tool definitions). */
-const resultNeutralStages: ReadonlySet<string> = new Set(['limits', 'guard', 'tool-pins']);
+const resultNeutralStages: ReadonlySet<string> = new Set(['limits', 'guard', 'tool-pins', 'client-capabilities']);
 
 /** The live sessions of this gateway: creates, finds, reaps idle ones and closes them all on shutdown. */
 export class SessionRegistry {
