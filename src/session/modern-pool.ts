@@ -255,8 +255,16 @@ export class ModernPool implements SessionObserver {
     const creating = this.#creating.get(key) ?? [];
     let chosen: PooledSession;
     if (idle !== undefined) chosen = idle;
-    else if (open.length + creating.length < this.o.maxPerKey) chosen = await this.#create(key, connection, identity, origin, client);
-    else if (open.length > 0) chosen = open.reduce((a, b) => (b.busy < a.busy ? b : a));
+    else if (open.length + creating.length < this.o.maxPerKey) {
+      try {
+        chosen = await this.#create(key, connection, identity, origin, client);
+      } catch (err) {
+        // One more session is refused (a session limit, an upstream that will not start): share an open one if any.
+        const fallback = open.filter((p) => p.isOpen).reduce<PooledSession | undefined>((a, b) => (a === undefined || b.busy < a.busy ? b : a), undefined);
+        if (fallback === undefined) throw err;
+        chosen = fallback;
+      }
+    } else if (open.length > 0) chosen = open.reduce((a, b) => (b.busy < a.busy ? b : a));
     else chosen = await creating[0]!;
     chosen.session.refreshIdentity(identity);
     chosen.lastUsed = Date.now();

@@ -173,6 +173,26 @@ describe('modern clients through the gateway to a 2025 server (server-everything
 });
 
 describe('the pool of modern sessions', () => {
+  it('serves concurrent requests of one caller on up to modernPoolSize sessions, elicitations included', async () => {
+    const gw = await startTestGateway({ sessions: { modernPoolSize: 3 }, connections: { ev: { stdio: everythingStdio() } } });
+    try {
+      const elicited: unknown[] = [];
+      const client = await connectV2(gw.mcp('ev'), gw.auth, { pin: '2026-07-28' }, elicited);
+      const echoes = await Promise.all(Array.from({ length: 8 }, (_, i) => client.callTool({ name: 'echo', arguments: { message: `c${i}` } })));
+      assert.deepEqual(
+        echoes.map((r) => (r.content as Array<{ text: string }>)[0]!.text),
+        Array.from({ length: 8 }, (_, i) => `Echo: c${i}`),
+      );
+      assert.ok(gw.gateway.modernPool.size >= 1 && gw.gateway.modernPool.size <= 3, `pool size ${gw.gateway.modernPool.size}`);
+      const asked = await Promise.all(Array.from({ length: 2 }, () => client.callTool({ name: 'trigger-elicitation-request', arguments: {} })));
+      for (const r of asked) assert.match(JSON.stringify(r.content), /Ada Lovelace/);
+      assert.equal(elicited.length, 2);
+      await client.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('closes a pooled session after it sat idle, and opens a new one for the next request', async () => {
     const gw = await startTestGateway({ sessions: { modernIdleTimeout: '300ms' }, connections: { ev: { stdio: everythingStdio() } } });
     try {
