@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { Identity } from '../core/identity.js';
 import {
   errorResponse,
   ErrorCode,
@@ -195,6 +196,11 @@ export class ModernExchange implements ExchangeHandler {
 
   filtered(): void {
     this.#filtered = true;
+  }
+
+  /** The caller's identity as its latest request's token says (a retry, a join): access is decided on it from now. */
+  refreshIdentity(identity: Identity): void {
+    this.o.pooled.session.refreshIdentity(identity);
   }
 
   // MRTR

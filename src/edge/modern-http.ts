@@ -114,7 +114,10 @@ export class ModernHttpEdge {
     // The identical request of the same principal, while the first is held for review, waits on that review.
     const heldKey = `${principalOf(caller.identity)}|${connection.name}|${requestDigest(request.method, request.params)}`;
     const held = this.held.get(heldKey);
-    if (held !== undefined) return held.join(res, request);
+    if (held !== undefined) {
+      held.refreshIdentity(caller.identity);
+      return held.join(res, request);
+    }
     const client = envelopeClient(metaOf(request.params)!);
     let pooled: PooledSession;
     try {
@@ -181,6 +184,7 @@ export class ModernHttpEdge {
     if (claims.instance !== this.o.sealer.instance) return refuse('the requestState was issued by another gateway instance');
     const exchange = this.rounds.get(claims.round);
     if (exchange === undefined || !exchange.awaits(claims.n)) return refuse('the round of this requestState has already been answered or has expired');
+    exchange.refreshIdentity(identity);
     exchange.resume(res, request);
   }
 
