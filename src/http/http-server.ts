@@ -35,6 +35,9 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   connections: ConnectionLimits;
 }
 
+/** Who a refused unauthenticated request is recorded as. */
+const unauthenticated: Identity = { subject: '(unauthenticated)', issuer: '(none)', groups: [] };
+
 const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
 
 /**
@@ -104,6 +107,27 @@ export function createHttpServer(o: HttpServerOptions): Server {
     return modern.refuse(res, connection, caller.identity, origin, verdict, text);
   }
 
+  /**
+   * A 2026-07-28 request refused for want of credentials is recorded (its text and why), under no identity: a modern
+   * client has no session whose opening could be refused, and this is the only trace of what it asked for. The token
+   * is never part of it (it is a header). limits.unauthenticated bounds how many get here.
+   */
+  async function recordUnauthenticated(req: IncomingMessage, connection: ConnectionConfig, reason: string): Promise<void> {
+    if (!mayBeModern(req)) return;
+    const text = await readBody(req, o.maxMessageBytes).catch(() => undefined);
+    if (text === undefined || eraOfBody(req, text).era !== 'modern') return;
+    await o.registry.refuse(
+      connection,
+      unauthenticated,
+      { edge: 'modern', remoteAddress: req.socket.remoteAddress },
+      `not authenticated: ${reason}`,
+      'access',
+      {
+        text,
+      },
+    );
+  }
+
   /** The connection a path names, or undefined after replying 400 or 404. */
   function findConnection(req: IncomingMessage, res: ServerResponse, rawName: string): ConnectionConfig | undefined {
     const name = decodeName(rawName);
@@ -141,11 +165,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
       caller = await o.authenticator.authenticate(req, url, connection);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      req.resume();
       // limits.unauthenticated: refused before verification, and logged once per burst where it was decided.
-      if (err instanceof TooManyAttemptsError)
+      if (err instanceof TooManyAttemptsError) {
+        req.resume();
         return void replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${err.message}`, null, { 'retry-after': String(err.retryAfterSeconds) });
+      }
       o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
+      if (err.status === 401 && edge === 'mcp' && opening) await recordUnauthenticated(req, connection, err.message);
+      req.resume();
       const headers: Record<string, string> = err.status === 401 || err.status === 400 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
       if (err.status === 503) headers['retry-after'] = '10';
       replyError(

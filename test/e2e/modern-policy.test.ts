@@ -114,6 +114,23 @@ describe('policy in the modern era', () => {
     }
   });
 
+  it('records a modern request refused for want of credentials, without the credential', async () => {
+    const bogus = 'not-a-valid-token-4f1c9e';
+    const answer = await post(gw, 'ev', bogus, 'tools/call', { name: 'echo', arguments: { message: 'unauthenticated-marker' } }, 'echo');
+    assert.equal(answer.status, 401);
+    const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
+    try {
+      const rows = await store.listSessions({ connection: 'ev', subject: '(unauthenticated)', limit: 50 });
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.edge, 'modern');
+      const events = await allEvents(store, rows[0]!.id);
+      assert.ok(receivedTexts(events, 'toServer').some((t) => t.includes('unauthenticated-marker')));
+      assert.ok(!JSON.stringify(events).includes(bogus), 'the presented token is not recorded');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a v2 client pinned to 2026-07-28 sees a 403 as an authorization failure', async () => {
     await assert.rejects(connectV2(gw.mcp('ev'), { authorization: `Bearer ${outsider}` }, { pin: '2026-07-28' }), /403|Forbidden|insufficient/i);
   });
