@@ -1,5 +1,5 @@
 import type { RequestId } from '../protocol/jsonrpc.js';
-import { decodeHeaderValue, type HeaderValue, mismatch, type Refusal } from './request-metadata.js';
+import { decodeHeaderValue, type HeaderValue, hasInvalidCharacters, mismatch, type Refusal } from './request-metadata.js';
 
 /**
  * `Mcp-Param-{Name}` headers (basic/transports/streamable-http.mdx, "Custom Headers from Tool Parameters"): a tool's
@@ -77,6 +77,9 @@ export function checkParamHeaders(
     const header = headers.get(headerName.toLowerCase());
     if (header === undefined)
       return mismatch(`the body carries ${d.path.join('.')}=${JSON.stringify(body)} but the ${headerName} header is absent`, id, '(missing)', text);
+    if (header.repeated) return mismatch(`the ${headerName} header appears more than once`, id, header.value, text);
+    if (hasInvalidCharacters(header.value))
+      return mismatch(`the ${headerName} header carries characters a header value may not hold (base64-encode them)`, id, headerName, text);
     const decoded = decodeHeaderValue(header.value);
     if (decoded === undefined) return mismatch(`the ${headerName} header carries an invalid Base64 sentinel value`, id, header.value, text);
     const numeric = (d.type === 'integer' || d.type === 'number') && typeof body === 'number' && /^-?\d+(\.\d+)?$/.test(decoded);

@@ -199,7 +199,7 @@ export function decodeHeaderValue(value: string): string | undefined {
 }
 
 /** Only visible ASCII, space and tab may stand in a header value; anything else must have been base64-encoded. */
-function hasInvalidCharacters(value: string): boolean {
+export function hasInvalidCharacters(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if (c !== 0x09 && (c < 0x20 || c > 0x7e)) return true;
@@ -217,6 +217,8 @@ const nameSource: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'na
 export function checkStandardHeaders(message: JsonRpcRequest | JsonRpcNotification, headers: Map<string, HeaderValue>): Refusal | undefined {
   const id = 'id' in message ? message.id : null;
   for (const [name, h] of headers) {
+    // An Mcp-Param-* header is checked only when the tool declares it (param-headers.ts); others are ignored, as the spec says.
+    if (name.startsWith('mcp-param-')) continue;
     if (h.repeated) return mismatch(`the ${name} header appears more than once`, id, h.value, '(one value)');
     if (hasInvalidCharacters(h.value))
       return mismatch(`the ${name} header carries characters a header value may not hold (base64-encode them)`, id, name, '(valid characters)');

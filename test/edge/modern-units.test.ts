@@ -91,6 +91,16 @@ describe('Mcp-Param-* declarations', () => {
     assert.equal(checkParamHeaders(declared, { region: 'eu', nested: { n: 4 } }, h, 1)?.code, -32020);
     assert.equal(checkParamHeaders(declared, { region: 'eu' }, headers({}), 1)?.code, -32020, 'a present argument needs its header');
     assert.equal(checkParamHeaders(declared, {}, headers({}), 1), undefined, 'an absent argument needs none');
+    const twice = headers({ 'mcp-param-n': '3' });
+    twice.set('mcp-param-region', { value: 'eu, eu', repeated: true });
+    assert.equal(checkParamHeaders(declared, { region: 'eu', nested: { n: 3 } }, twice, 1)?.code, -32020, 'a repeated declared header');
+  });
+
+  it('ignores an Mcp-Param-* header no tool declares, whatever it holds', () => {
+    const call = modernBody('tools/call', { name: 'echo', arguments: {} }) as unknown as JsonRpcRequest;
+    const h = standard('tools/call', 'echo');
+    h.set('mcp-param-unknown', { value: 'caf\u00e9', repeated: true });
+    assert.equal(checkStandardHeaders(call, h), undefined);
   });
 });
 
