@@ -194,7 +194,7 @@ describe('the pool of modern sessions', () => {
   });
 
   it('closes a pooled session after it sat idle, and opens a new one for the next request', async () => {
-    const gw = await startTestGateway({ sessions: { modernIdleTimeout: '300ms' }, connections: { ev: { stdio: everythingStdio() } } });
+    const gw = await startTestGateway({ sessions: { modernIdleTimeout: '1s' }, connections: { ev: { stdio: everythingStdio() } } });
     try {
       const client = await connectV2(gw.mcp('ev'), gw.auth, { pin: '2026-07-28' });
       await client.callTool({ name: 'echo', arguments: { message: 'one' } });
