@@ -136,9 +136,25 @@ function fileSchema(sources: SecretSources) {
             idleTimeoutMs: idleTimeout,
           })),
         sessions: z
-          .strictObject({ idleTimeout: duration('30m') })
+          .strictObject({
+            idleTimeout: duration('30m'),
+            /** MCP 2026-07-28 clients are served through pooled internal sessions: one unused this long is closed. */
+            modernIdleTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            /** Pooled sessions per (connection, principal, client capabilities) at most; past it requests share one. */
+            modernPoolSize: z.number().int().min(1).max(64).default(4),
+            /** Cacheable results to modern clients carry at most this ttlMs, so a policy change or quarantine is seen in time. */
+            maxResultTtl: duration('60s'),
+            /** How long an MRTR round (input_required) waits for the client's retry before the request is cancelled upstream. */
+            inputTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
+          })
           .prefault({})
-          .transform((s) => ({ idleTimeoutMs: s.idleTimeout })),
+          .transform((s) => ({
+            idleTimeoutMs: s.idleTimeout,
+            modernIdleTimeoutMs: s.modernIdleTimeout,
+            modernPoolSize: s.modernPoolSize,
+            maxResultTtlMs: s.maxResultTtl,
+            inputTimeoutMs: s.inputTimeout,
+          })),
         agents: z
           .strictObject({
             /** How often the gateway pings each agent's tunnel; a tunnel that misses one is closed. */

@@ -54,7 +54,8 @@ export interface SessionAdmission {
 
 /** Where a session came from, for its recording. */
 export interface SessionOrigin {
-  edge: 'streamable-http' | 'sse';
+  /** `modern`: a pooled session serving MCP 2026-07-28 clients (src/session/modern-pool.ts). */
+  edge: 'streamable-http' | 'sse' | 'modern';
   remoteAddress?: string | undefined;
   /** Why the identity may use the connection (the group that granted it), for the recording. */
   access?: string;
@@ -70,6 +71,9 @@ export function newSessionId(): string {
     if (!id.startsWith('-')) return id;
   }
 }
+
+/** Stages that never change a result toward the client (they refuse or hold requests, or check tool definitions). */
+const resultNeutralStages: ReadonlySet<string> = new Set(['limits', 'guard', 'tool-pins', 'client-capabilities']);
 
 /** The live sessions of this gateway: creates, finds, reaps idle ones and closes them all on shutdown. */
 export class SessionRegistry {
@@ -93,6 +97,14 @@ export class SessionRegistry {
 
   connection(name: string): ConnectionConfig | undefined {
     return this.#options.connections.get(name);
+  }
+
+  /**
+   * Whether a connection's stages may make what a client receives depend on who it is (filter a list, mask a result):
+   * such results are never for a shared cache. Stages that only refuse or hold requests, or check pins, do not.
+   */
+  resultsVaryByCaller(connection: string): boolean {
+    return (this.#pipelines.get(connection) ?? []).some((s) => !resultNeutralStages.has(s.name));
   }
 
   get(id: string): Session | undefined {
@@ -235,11 +247,21 @@ export class SessionRegistry {
    * Records an attempt to open a session that access policy (or a limit: `stage` limits) refused: a session of its
    * own that opens, holds the refusal, and closes at once, so that who tried what is in the audit trail and not only in a log.
    */
-  async refuse(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, reason: string, stage: 'access' | 'limits' = 'access'): Promise<void> {
+  async refuse(
+    connection: ConnectionConfig,
+    identity: Identity,
+    origin: SessionOrigin,
+    reason: string,
+    stage: 'access' | 'limits' | 'edge' = 'access',
+    request?: { text: string; answer?: string },
+  ): Promise<void> {
     try {
       const recording = this.#startRecording(newSessionId(), connection, identity, origin);
       if (recording === undefined) return;
+      // A refused modern request (its text, as received, and the error it was answered with) is kept with the reason.
+      if (request !== undefined) recording.message('toServer', 'received', request.text);
       recording.verdict({ stage, action: 'answer', reason, direction: 'toServer' });
+      if (request?.answer !== undefined) recording.message('toClient', 'delivered', request.answer);
       await recording.close(stage === 'access' ? `access denied: ${reason}` : `refused: ${reason}`);
     } catch (err) {
       this.#options.log.warn(
