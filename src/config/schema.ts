@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { duration, referenceOnly } from '../core/config-fields.js';
+import { duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
@@ -133,9 +133,20 @@ function fileSchema(sources: SecretSources) {
             idleTimeoutMs: idleTimeout,
           })),
         sessions: z
-          .strictObject({ idleTimeout: duration('30m') })
+          .strictObject({
+            idleTimeout: duration('30m'),
+            /**
+             * A session whose client has no stream open, nothing in flight and has sent nothing for this long is taken as
+             * abandoned (clients leave without DELETE) and closed, stopping its server; `off`: only idleTimeout applies.
+             */
+            abandonedAfter: durationOrOff('2m').refine((ms) => ms === undefined || ms >= 1000, 'expected at least 1s, or off'),
+          })
           .prefault({})
-          .transform((s) => ({ idleTimeoutMs: s.idleTimeout })),
+          .transform((s) => ({
+            idleTimeoutMs: s.idleTimeout,
+            /** undefined: off. */
+            abandonedAfterMs: s.abandonedAfter,
+          })),
         agents: z
           .strictObject({
             /** How often the gateway pings each agent's tunnel; a tunnel that misses one is closed. */

@@ -21,57 +21,70 @@ export interface RpcSummary {
   ownRequest?: true;
 }
 
+/**
+ * A recorded payload is whatever crossed the wire: any JSON at all. Every reader here takes it field by field, each
+ * checked for its type, so that a message of an unexpected shape (an elicitation answer, whose `content` is an
+ * object; a `params` of null) is shown as it is instead of crashing the transcript.
+ */
+function record(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
 /** Where masking happened, from a verdict's redactions: `masked payment-card ×2 at $.result…`. */
 function maskedAt(details: unknown): string {
-  const redactions = (details as { redactions?: Array<{ detector: string; path: string; count: number }> } | undefined)?.redactions;
-  if (!Array.isArray(redactions) || redactions.length === 0) return '';
-  return redactions.map((r) => `\n      masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('');
+  return list(record(details)?.redactions)
+    .map(record)
+    .filter((r) => r !== undefined)
+    .map((r) => `\n      masked ${String(r.detector)}${typeof r.count === 'number' && r.count > 1 ? ` ×${r.count}` : ''} at ${String(r.path)}`)
+    .join('');
 }
 
 /** What a guardrail or pinning verdict says: the rule, the review and who decided it, what changed in a tool list. */
 function decidedBy(details: unknown): string {
-  const d = (details ?? {}) as {
-    rule?: string;
-    review?: string;
-    approvers?: string[];
-    rejectedBy?: string;
-    waitedMs?: number;
-    changes?: Array<{ tool: string; change: string }>;
-  };
+  const d = record(details) ?? {};
   const parts: string[] = [];
-  if (d.rule !== undefined) parts.push(`rule ${d.rule}`);
-  if (d.review !== undefined) parts.push(`review ${d.review}`);
-  if (Array.isArray(d.approvers) && d.approvers.length > 0) parts.push(`approved by ${d.approvers.join(', ')}`);
-  if (d.rejectedBy !== undefined) parts.push(`rejected by ${d.rejectedBy}`);
+  if (d.rule !== undefined) parts.push(`rule ${String(d.rule)}`);
+  if (d.review !== undefined) parts.push(`review ${String(d.review)}`);
+  const approvers = list(d.approvers);
+  if (approvers.length > 0) parts.push(`approved by ${approvers.map(String).join(', ')}`);
+  if (d.rejectedBy !== undefined) parts.push(`rejected by ${String(d.rejectedBy)}`);
   if (typeof d.waitedMs === 'number') parts.push(`waited ${d.waitedMs} ms`);
-  if (Array.isArray(d.changes) && d.changes.length > 0) parts.push(`tools ${d.changes.map((c) => `${c.tool} ${c.change}`).join(', ')}`);
+  const changes = list(d.changes).map((c) => record(c) ?? {});
+  if (changes.length > 0) parts.push(`tools ${changes.map((c) => `${String(c.tool)} ${String(c.change)}`).join(', ')}`);
   return parts.length === 0 ? '' : ` [${parts.join('; ')}]`;
 }
 
-export function summarizeRpc(payload: string): RpcSummary {
-  let m: Record<string, unknown>;
+function parseObject(text: string): Record<string, unknown> | undefined {
   try {
-    m = JSON.parse(payload) as Record<string, unknown>;
+    return record(JSON.parse(text));
   } catch {
-    return { kind: 'invalid' };
+    return undefined;
   }
-  if (m === null || typeof m !== 'object' || Array.isArray(m)) return { kind: 'invalid' };
+}
+
+export function summarizeRpc(payload: string): RpcSummary {
+  const m = parseObject(payload);
+  if (m === undefined) return { kind: 'invalid' };
   if ('withheld' in m && 'digest' in m) return { kind: 'invalid' };
   if (typeof m.gatewayRequest === 'string' && m.jsonrpc === undefined) return { kind: 'response', id: m.gatewayRequest, ownRequest: true };
-  const id = m.id as string | number | null | undefined;
+  const id = typeof m.id === 'string' || typeof m.id === 'number' || m.id === null ? m.id : undefined;
   if (typeof m.method === 'string') {
-    const params = m.params as { name?: unknown } | undefined;
+    const params = record(m.params);
     const summary: RpcSummary = id === undefined ? { kind: 'notification', method: m.method } : { kind: 'request', method: m.method, id };
     if (m.method === 'tools/call' && typeof params?.name === 'string') summary.tool = params.name;
     return summary;
   }
-  const error = m.error as { code?: unknown; message?: unknown } | undefined;
-  if (error !== undefined) {
+  const error = record(m.error);
+  if (error !== undefined || m.error !== undefined) {
     return {
       kind: 'error',
       id: id ?? null,
-      ...(typeof error.code === 'number' ? { errorCode: error.code } : {}),
-      ...(typeof error.message === 'string' ? { errorMessage: error.message } : {}),
+      ...(typeof error?.code === 'number' ? { errorCode: error.code } : {}),
+      ...(typeof error?.message === 'string' ? { errorMessage: error.message } : {}),
     };
   }
   return { kind: 'response', id: id ?? null };
@@ -94,25 +107,24 @@ function excerpt(value: unknown, max: number): string {
 
 /** The interesting part of a message in a line: params of a request, result or error of a response. */
 function messageDetail(payload: string, max: number): string {
-  let m: Record<string, unknown>;
-  try {
-    m = JSON.parse(payload) as Record<string, unknown>;
-  } catch {
-    return excerpt(payload, max);
-  }
+  const m = parseObject(payload);
+  if (m === undefined) return excerpt(payload, max);
   if ('withheld' in m) return `[withheld: only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
   if (typeof m.gatewayRequest === 'string' && m.jsonrpc === undefined) {
     return `[the answer to the gateway's own request, never shown to the client: ${String(m.bytes)} bytes, only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
   }
   if (m.params !== undefined) {
-    const p = m.params as Record<string, unknown>;
-    if (typeof p.name === 'string' && p.arguments !== undefined) return excerpt(p.arguments, max);
-    return excerpt(p, max);
+    const p = record(m.params);
+    if (typeof p?.name === 'string' && p.arguments !== undefined) return excerpt(p.arguments, max);
+    return excerpt(m.params, max);
   }
   if (m.error !== undefined) return excerpt(m.error, max);
-  const result = m.result as { content?: Array<{ type?: string; text?: string }> } | undefined;
-  const texts = result?.content?.filter((c) => c.type === 'text').map((c) => c.text);
-  if (texts !== undefined && texts.length > 0) return excerpt(texts.join(' '), max);
+  // A tool result's text blocks; any other result (an elicitation answer's `content` is an object) as it is.
+  const texts = list(record(m.result)?.content)
+    .map(record)
+    .filter((c) => c?.type === 'text' && typeof c.text === 'string')
+    .map((c) => c!.text as string);
+  if (texts.length > 0) return excerpt(texts.join(' '), max);
   return excerpt(m.result, max);
 }
 
@@ -144,20 +156,16 @@ export function describeEvent(e: EventRow, width = 160): string {
               : 'message';
     return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(shown, width)}`;
   }
-  let details: Record<string, unknown> = {};
-  try {
-    details = JSON.parse(e.payload) as Record<string, unknown>;
-  } catch {
-    // An unreadable payload still gets a line; verify says whether it was altered.
-  }
+  // An unreadable payload still gets a line; verify says whether it was altered.
+  const details = parseObject(e.payload) ?? {};
   switch (e.kind) {
     case 'open': {
-      const who = details.identity as { subject?: string } | undefined;
-      return `${at}  ■ opened   ${who?.subject ?? '?'} → ${String(details.connection)} over ${String(details.edge)}${details.remoteAddress ? ` from ${String(details.remoteAddress)}` : ''}`;
+      const who = record(details.identity);
+      return `${at}  ■ opened   ${typeof who?.subject === 'string' ? who.subject : '?'} → ${String(details.connection)} over ${String(details.edge)}${details.remoteAddress ? ` from ${String(details.remoteAddress)}` : ''}`;
     }
     case 'negotiated': {
-      const client = details.clientInfo as { name?: string; version?: string } | null;
-      const server = details.serverInfo as { name?: string; version?: string } | null;
+      const client = record(details.clientInfo) as { name?: string; version?: string } | undefined;
+      const server = record(details.serverInfo) as { name?: string; version?: string } | undefined;
       return `${at}  ■ agreed   protocol ${String(details.protocolVersion)}; client ${client?.name ?? '?'} ${client?.version ?? ''}; server ${server?.name ?? '?'} ${server?.version ?? ''}`;
     }
     case 'verdict':

@@ -71,6 +71,8 @@ export class Session implements SessionInfo {
   #identity: Identity;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
+  /** The last message from the client. */
+  #clientSeenAt = Date.now();
   /** Filled in from the initialize exchange. */
   protocolVersion?: string;
   clientInfo?: unknown;
@@ -198,6 +200,15 @@ export class Session implements SessionInfo {
     return this.lastActivity < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !this.#toClient.sink.connected;
   }
 
+  /**
+   * Whether the client has left: nothing in flight, no stream open, and neither a message from it nor an open stream
+   * since `cutoff` (what the server sends meanwhile does not count: a chatty server keeps no abandoned session alive).
+   */
+  isAbandonedSince(cutoff: number): boolean {
+    const sink = this.#toClient.sink;
+    return Math.max(this.#clientSeenAt, sink.lastStreamAt ?? 0) < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !sink.connected;
+  }
+
   /** The edge that serves this session's client attaches its sink. */
   attach(sink: ClientSink): void {
     this.#toClient.sink = sink;
@@ -213,6 +224,8 @@ export class Session implements SessionInfo {
       this.#state = 'closed';
       this.closeReason = `upstream failed to start: ${e.message}`;
       await this.#tap.close(this.closeReason)?.catch(() => {});
+      // Whatever did start (a process, a connection) is stopped: the session never opened and nothing will close it later.
+      await this.#upstream.close().catch(() => {});
       this.#markClosed();
       throw e;
     }
@@ -231,7 +244,7 @@ export class Session implements SessionInfo {
   }
 
   #receive(message: JsonRpcMessage, text: string): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.#clientSeenAt = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
       if (isRequest(message)) this.#toClient.unrecorded(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'), message.id);
@@ -268,7 +281,11 @@ export class Session implements SessionInfo {
       if (unrecorded !== undefined && !this.#tap.received('toServer', unrecorded.text, unrecorded.ctx)) return;
     }
     if (outcome.action === 'answer') {
-      if (isRequest(original) && outcome.message) this.#toClient.answer(outcome.message);
+      if (!isRequest(original) || !outcome.message) return;
+      // An initialize a stage refused: the session ends once the client has its answer.
+      if (original.method === 'initialize' && (outcome.message as JsonRpcResponse).error !== undefined)
+        this.#toClient.deliver(outcome.message, original.id, undefined, this.#thenClose(noop, 'initialize refused by the gateway'));
+      else this.#toClient.answer(outcome.message);
       return;
     }
     const message = outcome.message;
@@ -303,6 +320,14 @@ export class Session implements SessionInfo {
     this.#toServer.forward({ ...response, id: pending.originalId }, undefined, unrecorded);
   }
 
+  /** `left`, then the session ends: for an answer after which the session cannot go on (a failed initialize). */
+  #thenClose(left: () => void, reason: string): () => void {
+    return () => {
+      left();
+      void this.close(reason);
+    };
+  }
+
   #mapClientNotification(n: JsonRpcNotification): JsonRpcNotification {
     if (n.method !== 'notifications/cancelled') return n;
     const requestId = n.params?.requestId as RequestId | undefined;
@@ -332,8 +357,11 @@ export class Session implements SessionInfo {
       return;
     }
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
-    if (pending.request.method === 'initialize') this.#learnFromInitialize(pending.request, clientResponse);
-    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, left);
+    if (pending.request.method !== 'initialize') return this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, left);
+    if (clientResponse.error === undefined) this.#learnFromInitialize(pending.request, clientResponse);
+    // A refused initialize ends the session (and its server process) once the client has the error: nothing can follow it.
+    const failed = clientResponse.error === undefined ? undefined : `initialize failed: ${String(clientResponse.error.message).slice(0, 200)}`;
+    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, failed === undefined ? left : this.#thenClose(left, failed));
   }
 
   /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */

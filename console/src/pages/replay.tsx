@@ -79,23 +79,22 @@ function Badge({ v }: { v: Verification | undefined | string }) {
   );
 }
 
-/** What a verdict event says, in a line. */
+/** What a verdict event says, in a line; each field checked for its type (a recording holds whatever was written). */
 function verdictText(d: Record<string, unknown>): string {
-  const details = (d.details ?? {}) as {
-    redactions?: Array<{ detector: string; path: string; count: number }>;
-    rule?: string;
-    review?: string;
-    approvers?: string[];
-    rejectedBy?: string;
-    waitedMs?: number;
-  };
+  const details = (typeof d.details === 'object' && d.details !== null ? d.details : {}) as Record<string, unknown>;
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
   const parts = [`${String(d.stage)}: ${String(d.action)}`];
   if (typeof d.reason === 'string') parts.push(d.reason);
-  if (details.redactions) parts.push(details.redactions.map((r) => `masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('; '));
-  if (details.rule) parts.push(`rule ${details.rule}`);
-  if (details.review) parts.push(`review ${details.review}`);
-  if (details.approvers?.length) parts.push(`approved by ${details.approvers.join(', ')}`);
-  if (details.rejectedBy) parts.push(`rejected by ${details.rejectedBy}`);
+  const redactions = list(details.redactions).filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null);
+  if (redactions.length > 0)
+    parts.push(
+      redactions.map((r) => `masked ${String(r.detector)}${typeof r.count === 'number' && r.count > 1 ? ` ×${r.count}` : ''} at ${String(r.path)}`).join('; '),
+    );
+  if (details.rule) parts.push(`rule ${String(details.rule)}`);
+  if (details.review) parts.push(`review ${String(details.review)}`);
+  const approvers = list(details.approvers);
+  if (approvers.length > 0) parts.push(`approved by ${approvers.map(String).join(', ')}`);
+  if (details.rejectedBy) parts.push(`rejected by ${String(details.rejectedBy)}`);
   if (typeof details.waitedMs === 'number') parts.push(`waited ${duration(details.waitedMs)}`);
   return parts.join(' · ');
 }
