@@ -1,4 +1,5 @@
-import type { EventRow, SessionRow } from '../store/types.js';
+import { eraOfEdge, type EventRow, type SessionRow } from '../store/types.js';
+import { exchangeMeta } from './exchanges.js';
 
 /**
  * How recorded events read to a person (`sessions show`, `replay`) and to a machine (the JSON-RPC summary in
@@ -19,6 +20,10 @@ export interface RpcSummary {
    * shown to the client, so recorded as its digest only; `id` is the gateway's request id.
    */
   ownRequest?: true;
+  /** A request made in MCP 2026-07-28: the protocol version its `_meta` names (a 2025-era request has its session's). */
+  protocolVersion?: string;
+  /** The W3C trace id of the request's `_meta.traceparent`, when it carries a valid one (grouping only). */
+  traceId?: string;
 }
 
 /**
@@ -39,7 +44,7 @@ function maskedAt(details: unknown): string {
   return list(record(details)?.redactions)
     .map(record)
     .filter((r) => r !== undefined)
-    .map((r) => `\n      masked ${String(r.detector)}${typeof r.count === 'number' && r.count > 1 ? ` ×${r.count}` : ''} at ${String(r.path)}`)
+    .map((r) => `\n      masked ${shown(r.detector)}${typeof r.count === 'number' && r.count > 1 ? ` ×${r.count}` : ''} at ${shown(r.path)}`)
     .join('');
 }
 
@@ -47,14 +52,14 @@ function maskedAt(details: unknown): string {
 function decidedBy(details: unknown): string {
   const d = record(details) ?? {};
   const parts: string[] = [];
-  if (d.rule !== undefined) parts.push(`rule ${String(d.rule)}`);
-  if (d.review !== undefined) parts.push(`review ${String(d.review)}`);
+  if (d.rule !== undefined) parts.push(`rule ${shown(d.rule)}`);
+  if (d.review !== undefined) parts.push(`review ${shown(d.review)}`);
   const approvers = list(d.approvers);
   if (approvers.length > 0) parts.push(`approved by ${approvers.map(String).join(', ')}`);
-  if (d.rejectedBy !== undefined) parts.push(`rejected by ${String(d.rejectedBy)}`);
+  if (d.rejectedBy !== undefined) parts.push(`rejected by ${shown(d.rejectedBy)}`);
   if (typeof d.waitedMs === 'number') parts.push(`waited ${d.waitedMs} ms`);
   const changes = list(d.changes).map((c) => record(c) ?? {});
-  if (changes.length > 0) parts.push(`tools ${changes.map((c) => `${String(c.tool)} ${String(c.change)}`).join(', ')}`);
+  if (changes.length > 0) parts.push(`tools ${changes.map((c) => `${shown(c.tool)} ${shown(c.change)}`).join(', ')}`);
   return parts.length === 0 ? '' : ` [${parts.join('; ')}]`;
 }
 
@@ -76,6 +81,7 @@ export function summarizeRpc(payload: string): RpcSummary {
     const params = record(m.params);
     const summary: RpcSummary = id === undefined ? { kind: 'notification', method: m.method } : { kind: 'request', method: m.method, id };
     if (m.method === 'tools/call' && typeof params?.name === 'string') summary.tool = params.name;
+    if (id !== undefined) Object.assign(summary, exchangeMeta(m));
     return summary;
   }
   const error = record(m.error);
@@ -99,9 +105,18 @@ const arrows: Record<string, string> = {
   'toClient:relayed': 'server  → gateway → client',
 };
 
+/**
+ * Recorded text as one line a terminal shows as text: line breaks as ⏎, every other control character (an escape
+ * sequence a hostile server planted to rewrite the screen) as its \u escape.
+ */
+export function shown(value: unknown): string {
+  return String(value).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\n' ? '⏎' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 function excerpt(value: unknown, max: number): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  if (text === undefined) return '';
+  const raw = typeof value === 'string' ? value : JSON.stringify(value);
+  if (raw === undefined) return '';
+  const text = shown(raw);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
@@ -109,9 +124,9 @@ function excerpt(value: unknown, max: number): string {
 function messageDetail(payload: string, max: number): string {
   const m = parseObject(payload);
   if (m === undefined) return excerpt(payload, max);
-  if ('withheld' in m) return `[withheld: only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
+  if ('withheld' in m) return `[withheld: only the digest ${shown(m.digest).slice(0, 20)}… is kept]`;
   if (typeof m.gatewayRequest === 'string' && m.jsonrpc === undefined) {
-    return `[the answer to the gateway's own request, never shown to the client: ${String(m.bytes)} bytes, only the digest ${String(m.digest).slice(0, 20)}… is kept]`;
+    return `[the answer to the gateway's own request, never shown to the client: ${shown(m.bytes)} bytes, only the digest ${shown(m.digest).slice(0, 20)}… is kept]`;
   }
   if (m.params !== undefined) {
     const p = record(m.params);
@@ -141,45 +156,45 @@ export function formatOffset(monoUs: number): string {
 export function describeEvent(e: EventRow, width = 160): string {
   const at = formatOffset(e.monoUs);
   if (e.kind === 'message') {
-    const shown = clientView(e);
-    const s = summarizeRpc(shown);
+    const text = clientView(e);
+    const s = summarizeRpc(text);
     const arrow = arrows[`${e.direction}:${e.boundary}`] ?? `${e.direction} ${e.boundary}`;
     const what =
       s.kind === 'request'
-        ? `request ${s.method} #${s.id}${s.tool ? ` ${s.tool}` : ''}`
+        ? `request ${shown(s.method)} #${shown(s.id)}${s.tool ? ` ${shown(s.tool)}` : ''}${s.protocolVersion ? ` @${shown(s.protocolVersion)}` : ''}`
         : s.kind === 'notification'
-          ? `notify  ${s.method}`
+          ? `notify  ${shown(s.method)}`
           : s.kind === 'error'
-            ? `error   #${s.id} ${s.errorCode ?? ''}`
+            ? `error   #${shown(s.id)} ${s.errorCode ?? ''}`
             : s.kind === 'response'
-              ? `${s.ownRequest ? 'answer ' : 'result '} #${s.id}`
+              ? `${s.ownRequest ? 'answer ' : 'result '} #${shown(s.id)}`
               : 'message';
-    return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(shown, width)}`;
+    return `${at}  ${arrow}  ${what.padEnd(36)} ${messageDetail(text, width)}${s.traceId ? `  (trace ${s.traceId})` : ''}`;
   }
   // An unreadable payload still gets a line; verify says whether it was altered.
   const details = parseObject(e.payload) ?? {};
   switch (e.kind) {
     case 'open': {
       const who = record(details.identity);
-      return `${at}  ■ opened   ${typeof who?.subject === 'string' ? who.subject : '?'} → ${String(details.connection)} over ${String(details.edge)}${details.remoteAddress ? ` from ${String(details.remoteAddress)}` : ''}`;
+      return `${at}  ■ opened   ${typeof who?.subject === 'string' ? shown(who.subject) : '?'} → ${shown(details.connection)} over ${shown(details.edge)}${details.remoteAddress ? ` from ${shown(details.remoteAddress)}` : ''}`;
     }
     case 'negotiated': {
       const client = record(details.clientInfo) as { name?: string; version?: string } | undefined;
       const server = record(details.serverInfo) as { name?: string; version?: string } | undefined;
-      return `${at}  ■ agreed   protocol ${String(details.protocolVersion)}; client ${client?.name ?? '?'} ${client?.version ?? ''}; server ${server?.name ?? '?'} ${server?.version ?? ''}`;
+      return `${at}  ■ agreed   protocol ${shown(details.protocolVersion)}; client ${shown(client?.name ?? '?')} ${shown(client?.version ?? '')}; server ${shown(server?.name ?? '?')} ${shown(server?.version ?? '')}`;
     }
     case 'verdict':
-      return `${at}  ⚑ ${String(details.stage)} ${String(details.action)}${details.method ? ` ${String(details.method)}` : ''}${details.messageId !== undefined ? ` #${String(details.messageId)}` : ''}${details.reason ? `: ${String(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${decidedBy(details.details)}${maskedAt(details.details)}`;
+      return `${at}  ⚑ ${shown(details.stage)} ${shown(details.action)}${details.method ? ` ${shown(details.method)}` : ''}${details.messageId !== undefined ? ` #${shown(details.messageId)}` : ''}${details.reason ? `: ${shown(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${decidedBy(details.details)}${maskedAt(details.details)}`;
     case 'gap':
-      return `${at}  ✂ gap      ${String(details.lost)} events lost: ${String(details.reason)}`;
+      return `${at}  ✂ gap      ${shown(details.lost)} events lost: ${shown(details.reason)}`;
     case 'truncated':
-      return `${at}  ✂ cut off  server → gateway  ${String(details.bytes)} bytes of an unfinished message (${String(details.reason)}): ${
-        typeof details.partial === 'string' ? excerpt(details.partial, width) : `[withheld: only the digest ${String(details.digest).slice(0, 20)}… is kept]`
+      return `${at}  ✂ cut off  server → gateway  ${shown(details.bytes)} bytes of an unfinished message (${shown(details.reason)}): ${
+        typeof details.partial === 'string' ? excerpt(details.partial, width) : `[withheld: only the digest ${shown(details.digest).slice(0, 20)}… is kept]`
       }`;
     case 'close':
-      return `${at}  ■ ${details.status === 'cut-off' ? 'cut off ' : 'closed  '} ${String(details.reason)}`;
+      return `${at}  ■ ${details.status === 'cut-off' ? 'cut off ' : 'closed  '} ${shown(details.reason)}`;
     default:
-      return `${at}  ${e.kind} ${excerpt(e.payload, width)}`;
+      return `${at}  ${shown(e.kind)} ${excerpt(e.payload, width)}`;
   }
 }
 
@@ -204,10 +219,13 @@ export function describeSession(s: SessionRow, nowUs: number): string[] {
   const server = s.serverInfo as { name?: string; version?: string } | null;
   return [
     `Session     ${s.id}`,
-    `Status      ${s.status}${s.closeReason ? ` (${s.closeReason})` : ''}`,
-    `User        ${s.subject}${s.email ? ` <${s.email}>` : ''}${s.groups.length ? `  groups: ${s.groups.join(', ')}` : ''}`,
-    `Connection  ${s.connection} over ${s.edge}${s.remoteAddress ? ` from ${s.remoteAddress}` : ''}`,
-    `Client      ${client ? `${client.name ?? '?'} ${client.version ?? ''}` : '-'}    Server  ${server ? `${server.name ?? '?'} ${server.version ?? ''}` : '-'}    Protocol  ${s.protocolVersion ?? '-'}`,
+    `Status      ${s.status}${s.closeReason ? ` (${shown(s.closeReason)})` : ''}`,
+    `User        ${shown(s.subject)}${s.email ? ` <${shown(s.email)}>` : ''}${s.groups.length ? `  groups: ${shown(s.groups.join(', '))}` : ''}`,
+    `Connection  ${shown(s.connection)} over ${shown(s.edge)}${s.remoteAddress ? ` from ${shown(s.remoteAddress)}` : ''}`,
+    eraOfEdge(s.edge) === 'modern'
+      ? `Era         modern (MCP 2026-07-28): each exchange names its protocol version; the gateway's own session with the server agreed ${shown(s.protocolVersion ?? '-')}`
+      : `Era         legacy (MCP 2025-era session): every exchange in the protocol initialize agreed, ${shown(s.protocolVersion ?? '-')}`,
+    `Client      ${client ? shown(`${client.name ?? '?'} ${client.version ?? ''}`) : '-'}    Server  ${server ? shown(`${server.name ?? '?'} ${server.version ?? ''}`) : '-'}    Protocol  ${shown(s.protocolVersion ?? '-')}`,
     `Opened      ${isoUs(s.openedAtUs)}    ${s.closedAtUs ? `Closed  ${isoUs(s.closedAtUs)}` : 'still open'}    Duration  ${durationOf(s, nowUs)}`,
     `Recording   ${s.eventCount ?? '?'} events${s.seal ? `, sealed by key ${s.sealKeyId}` : ', not sealed yet'}; gateway ${s.instanceId}${s.denials ? `; ${s.denials} refused` : ''}${s.redactions ? `; ${s.redactions} redactions` : ''}`,
   ];

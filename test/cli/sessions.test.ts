@@ -70,10 +70,10 @@ describe('portcullis sessions', () => {
     const r = await cli('sessions', 'list');
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^SESSION +OPENED \(UTC\) +DURATION +USER +CONNECTION +STATUS +EVENTS +CLIENT$/);
+    assert.match(lines[0]!, /^SESSION +OPENED \(UTC\) +DURATION +USER +CONNECTION +ERA +STATUS +EVENTS +CLIENT$/);
     assert.ok(lines[1]!.startsWith(ids[1]!), 'newest first');
     assert.ok(lines[2]!.startsWith(ids[0]!));
-    assert.match(lines[1]!, /tester +everything +closed +\d+ +cli-test-client 3\.1\.4$/);
+    assert.match(lines[1]!, /tester +everything +legacy +closed +\d+ +cli-test-client 3\.1\.4$/);
   });
 
   it('list: filters and JSON lines', async () => {
@@ -140,7 +140,13 @@ describe('portcullis sessions', () => {
       assert.match(String(e.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     });
     const call = events.find((e) => (e.rpc as { tool?: string } | undefined)?.tool === 'echo')!;
-    assert.deepEqual(call.rpc, { kind: 'request', method: 'tools/call', id: (JSON.parse(String(call.payload)) as { id: number }).id, tool: 'echo' });
+    assert.deepEqual(call.rpc, {
+      kind: 'request',
+      method: 'tools/call',
+      id: (JSON.parse(String(call.payload)) as { id: number }).id,
+      tool: 'echo',
+      protocolVersion: '2025-11-25',
+    });
     const file = join(dir, 'export.jsonl');
     assert.equal((await cli('sessions', 'export', ids[0]!, '--output', file)).code, 0);
     assert.equal(readFileSync(file, 'utf8'), r.stdout);

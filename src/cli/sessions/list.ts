@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { attestSessions } from '../../recording/attest.js';
 import { nowUs } from '../../recording/time.js';
-import { durationOf, isoUs } from '../../recording/transcript.js';
-import type { SessionQuery, SessionStatus } from '../../store/types.js';
+import { durationOf, isoUs, shown } from '../../recording/transcript.js';
+import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
 import { table } from '../table.js';
 
@@ -11,6 +11,7 @@ interface ListOptions {
   user?: string;
   connection?: string;
   status?: string;
+  era?: string;
   since?: string;
   until?: string;
   limit: string;
@@ -26,6 +27,7 @@ export function sessionsListCommand(): Command {
     .option('-u, --user <subject>', 'only this user')
     .option('--connection <name>', 'only this connection')
     .option('--status <status>', `only sessions that are ${statuses.join(', ')}`)
+    .option('--era <era>', 'only modern (MCP 2026-07-28 exchanges, grouped per principal and connection) or legacy (2025-era) sessions')
     .option('--since <time>', 'opened at or after: an ISO time, or a duration ago (15m, 2h, 7d)')
     .option('--until <time>', 'opened before: an ISO time, or a duration ago')
     .option('-n, --limit <n>', 'at most this many', '50')
@@ -40,7 +42,12 @@ export function sessionsListCommand(): Command {
         process.stderr.write(`portcullis: --status expects one of ${statuses.join(', ')}, found ${JSON.stringify(o.status)}\n`);
         process.exit(2);
       }
+      if (o.era !== undefined && !sessionEras.includes(o.era as SessionEra)) {
+        process.stderr.write(`portcullis: --era expects one of ${sessionEras.join(', ')}, found ${JSON.stringify(o.era)}\n`);
+        process.exit(2);
+      }
       const query: SessionQuery = { limit };
+      if (o.era) query.era = o.era as SessionEra;
       if (o.user) query.subject = o.user;
       if (o.connection) query.connection = o.connection;
       if (o.status) query.status = o.status as SessionStatus;
@@ -59,18 +66,19 @@ export function sessionsListCommand(): Command {
           return;
         }
         const now = nowUs();
-        const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'STATUS', 'EVENTS', 'CLIENT']];
+        const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'ERA', 'STATUS', 'EVENTS', 'CLIENT']];
         for (const s of sessions) {
           const client = s.clientInfo as { name?: string; version?: string } | null;
           rows.push([
             s.id,
             isoUs(s.openedAtUs).slice(0, 19).replace('T', ' '),
             durationOf(s, now),
-            s.subject,
-            s.connection,
+            shown(s.subject),
+            shown(s.connection),
+            s.era,
             s.tampered.length > 0 ? `${s.status} ALTERED` : s.status,
             s.eventCount === null ? '-' : String(s.eventCount),
-            client ? `${client.name ?? '?'} ${client.version ?? ''}`.trim() : '-',
+            client ? shown(`${client.name ?? '?'} ${client.version ?? ''}`.trim()) : '-',
           ]);
         }
         process.stdout.write(`${table(rows)}\n`);

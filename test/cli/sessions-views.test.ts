@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { stringify } from 'yaml';
+import type { JsonRpcMessage } from '../../src/protocol/jsonrpc.js';
+import type { SessionOrigin } from '../../src/session/registry.js';
+import { runCli } from '../helpers/cli.js';
+import { closeClient, connectClient } from '../helpers/client.js';
+import { everythingStdio } from '../helpers/everything.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * The session views (`sessions list|show|replay|export`, /api/sessions) on what real clients leave in a recording:
+ * an elicitation answer (a result whose `content` is an object, which once crashed `show`), and a modern session's
+ * exchanges with their protocol versions and trace ids.
+ */
+
+const traceA = '4bf92f3577b34da6a3ce929d0e0e4736';
+const traceB = '0af7651916cd43dd8448eb211c80319c';
+const traceparent = (trace: string) => `00-${trace}-00f067aa0ba902b7-01`;
+
+describe('session views', () => {
+  let dir: string;
+  let configFile: string;
+  let gw: TestGateway;
+  let elicited: string;
+  let modern: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-views-cli-'));
+    const config = {
+      dataDir: join(dir, 'data'),
+      store: `sqlite:${join(dir, 'data', 'recordings.db')}`,
+      connections: { everything: { stdio: everythingStdio() } },
+    };
+    configFile = join(dir, 'gateway.yaml');
+    writeFileSync(configFile, stringify({ ...config, listen: '127.0.0.1:1' }));
+    gw = await startTestGateway(config);
+
+    // The v1 SDK client answers server-everything's elicitation with { action: 'accept', content: { … } }.
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
+    const { client, inbox } = await connectClient(transport, 'elicited-client');
+    elicited = transport.sessionId!;
+    const identity = gw.gateway.sessions.get(elicited)!.identity;
+    await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+    assert.equal(inbox.elicitation.length, 1, 'the server asked, through the gateway');
+    await closeClient(client, transport);
+
+    // A modern session as the modern edge records one: the gateway's own session (edge 'modern'), initialized for
+    // the client, each request naming its protocol version and (here) a W3C trace in _meta.
+    const connection = gw.gateway.sessions.connection('everything')!;
+    const session = await gw.gateway.sessions.create(connection, identity, { edge: 'modern' } as unknown as SessionOrigin);
+    modern = session.id;
+    const got: JsonRpcMessage[] = [];
+    session.attach({ send: (m) => got.push(m), abandon() {}, connected: false, close() {} });
+    const send = (m: Record<string, unknown>) => session.receive(m as unknown as JsonRpcMessage, JSON.stringify(m));
+    const answered = (id: number) => waitFor(() => got.some((m) => 'id' in m && m.id === id && !('method' in m)), `the answer to ${id}`);
+    send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'modern-client', version: '2.4.0' } },
+    });
+    await answered(1);
+    send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const call = (id: number, message: string, trace: string) =>
+      send({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: {
+          name: 'echo',
+          arguments: { message },
+          _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', traceparent: traceparent(trace), progressToken: `p${id}` },
+        },
+      });
+    call(2, 'in trace A', traceA);
+    await answered(2);
+    call(3, 'in trace B', traceB);
+    await answered(3);
+    call(4, 'in trace A again\n\u001b[2J\u009b31m', traceA);
+    await answered(4);
+    await session.close('the modern pool closed it');
+    await gw.gateway.recorder!.drain();
+  });
+
+  after(async () => {
+    await gw?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const cli = (...args: string[]) => runCli([...args, '--config', configFile]);
+
+  it('show: a session holding an elicitation answer reads as a transcript', async () => {
+    const r = await cli('sessions', 'show', elicited);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /server {2}→ gateway → client {2}request elicitation\/create #\d+ +\{"message":"Please provide inputs/);
+    assert.match(r.stdout, /client {2}→ gateway → server {2}result {2}#\d+ +\{"action":"accept","content":\{"name":"Ada Lovelace","check":true\}\}/);
+    assert.match(r.stdout, /^Era +legacy \(MCP 2025-era session\): every exchange in the protocol initialize agreed, 2025-11-25$/m);
+  });
+
+  it('replay and export: the same session, every event', async () => {
+    const replay = await cli('sessions', 'replay', elicited, '--speed', '1000');
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.match(replay.stdout, /"action":"accept"/);
+    const exported = await cli('sessions', 'export', elicited);
+    assert.equal(exported.code, 0, exported.stderr);
+    const lines = exported.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as { type: string; session?: { era: string }; payload?: string; rpc?: { kind: string; protocolVersion?: string; method?: string } },
+      );
+    assert.equal(lines[0]!.session!.era, 'legacy');
+    assert.ok(lines.some((l) => l.rpc?.kind === 'response' && l.payload!.includes('"action":"accept"')));
+    // Each request of a legacy session is in the version its initialize agreed.
+    const call = lines.find((l) => l.rpc?.method === 'tools/call')!;
+    assert.equal(call.rpc!.protocolVersion, '2025-11-25');
+    assert.equal((await cli('sessions', 'verify', elicited)).code, 0);
+  });
+
+  it('list: the era of each session, and --era to pick one', async () => {
+    const r = await cli('sessions', 'list');
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^SESSION +OPENED \(UTC\) +DURATION +USER +CONNECTION +ERA +STATUS +EVENTS +CLIENT$/);
+    assert.match(lines.find((l) => l.startsWith(modern))!, / everything +modern +closed +\d+ +modern-client 2\.4\.0$/);
+    assert.match(lines.find((l) => l.startsWith(elicited))!, / everything +legacy +closed /);
+    const onlyModern = await cli('sessions', 'list', '--era', 'modern', '--json');
+    assert.deepEqual(
+      onlyModern.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: string; era: string }).id),
+      [modern],
+    );
+    const onlyLegacy = await cli('sessions', 'list', '--era', 'legacy', '--json');
+    assert.ok(!onlyLegacy.stdout.includes(modern) && onlyLegacy.stdout.includes(elicited));
+    const bad = await cli('sessions', 'list', '--era', '2026');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--era expects one of modern, legacy, found "2026"/);
+  });
+
+  it('show: a modern session names the protocol version and trace of each exchange', async () => {
+    const r = await cli('sessions', 'show', modern);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Era +modern \(MCP 2026-07-28\)/m);
+    assert.match(r.stdout, new RegExp(`request tools/call #2 echo @2026-07-28 +\\{"message":"in trace A"\\} +\\(trace ${traceA}\\)`));
+    assert.match(r.stdout, new RegExp(`request tools/call #3 echo @2026-07-28 +\\{"message":"in trace B"\\} +\\(trace ${traceB}\\)`));
+  });
+
+  it('show --trace: only the exchanges of that trace, their answers included', async () => {
+    const r = await cli('sessions', 'show', modern, '--trace', traceA.toUpperCase());
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Trace +${traceA}: \\d+ events`, 'm'));
+    assert.match(r.stdout, /"in trace A"/);
+    assert.match(r.stdout, /\{"message":"in trace A again\\n/);
+    assert.match(r.stdout, /result {2}#2 +Echo: in trace A/);
+    // What the server echoed, control characters and all, is shown as text: a transcript cannot clear the screen.
+    assert.match(r.stdout, /result {2}#4 +Echo: in trace A again⏎\\u001b\[2J\\u009b31m$/m);
+    assert.doesNotMatch(r.stdout, /[\u001b\u009b]/);
+    assert.doesNotMatch(r.stdout, /in trace B/);
+    assert.doesNotMatch(r.stdout, /#3/);
+    const json = await cli('sessions', 'show', modern, '--trace', traceB, '--json');
+    const shown = JSON.parse(json.stdout) as { events: Array<{ payload: string; forwarded: string | null }> };
+    assert.ok(shown.events.length >= 2, 'the request and its result');
+    assert.ok(shown.events.every((e) => `${e.payload}${e.forwarded ?? ''}`.includes('in trace B')));
+    const bad = await cli('sessions', 'show', modern, '--trace', 'not-a-trace');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--trace expects a W3C trace id/);
+  });
+
+  it('the API: era on each session and as a filter; the events of one trace', async () => {
+    const api = (path: string) => fetch(new URL(path, gw.url), { headers: gw.apiAuth });
+    const list = (await (await api('/api/sessions?era=modern')).json()) as { sessions: Array<{ id: string; era: string }> };
+    assert.deepEqual(
+      list.sessions.map((s) => [s.id, s.era]),
+      [[modern, 'modern']],
+    );
+    assert.equal((await api('/api/sessions?era=future')).status, 400);
+    const traced = (await (await api(`/api/sessions/${modern}/events?trace=${traceB}`)).json()) as {
+      events: Array<{ rpc?: { kind: string; traceId?: string; protocolVersion?: string } }>;
+    };
+    const request = traced.events.find((e) => e.rpc?.kind === 'request')!;
+    assert.equal(request.rpc!.traceId, traceB);
+    assert.equal(request.rpc!.protocolVersion, '2026-07-28');
+    assert.ok(traced.events.some((e) => e.rpc?.kind === 'response'));
+    assert.equal((await api(`/api/sessions/${modern}/events?trace=xyz`)).status, 400);
+  });
+});
