@@ -130,6 +130,7 @@ describe('the web console in a browser', () => {
     await page.getByRole('button', { name: 'Apply' }).click();
     await waitFor(async () => (await rows.count()) === 1, 'only the session with a redaction');
     assert.match(await rows.first().innerText(), /ada@dev\.portcullis\.local/);
+    assert.match(await rows.first().innerText(), /legacy\s+2025-11-25/, 'the era column: a 2025-era session and its version');
     assert.match(page.url(), /redacted=true/, 'the filter is in the address, to share or reload');
     await screenshot(page, 'sessions');
     assert.deepEqual(await accessibilityViolations(page), [], 'sessions: WCAG 2 AA');
@@ -137,6 +138,7 @@ describe('the web console in a browser', () => {
     await rows.first().getByRole('link').click();
     await page.getByRole('heading', { name: `Session ${adaSession}` }).waitFor();
     await page.getByText(/Verified: hash chain and seal intact/).waitFor();
+    await page.getByText('legacy: a 2025-era session, every exchange in MCP 2025-11-25').waitFor();
     const marks = page.locator('mark.redacted');
     await marks.first().waitFor();
     assert.equal(await marks.first().innerText(), '[REDACTED:github-token]');

@@ -16,6 +16,8 @@ interface Session {
   openedAtUs: number;
   closedAtUs: number | null;
   protocolVersion: string | null;
+  /** modern: MCP 2026-07-28 exchanges (each names its version); legacy: a 2025-era session. */
+  era: 'modern' | 'legacy';
   clientInfo: { name?: string; version?: string } | null;
   serverInfo: { name?: string; version?: string } | null;
   /** Columns of the session row that disagree with the recording (the fields above are the recording's). */
@@ -31,7 +33,17 @@ interface EventLine {
   boundary: 'received' | 'delivered' | 'relayed' | null;
   payload: string;
   forwarded?: string;
-  rpc?: { kind: string; method?: string; id?: string | number | null; tool?: string; errorCode?: number; errorMessage?: string; ownRequest?: true };
+  rpc?: {
+    kind: string;
+    method?: string;
+    id?: string | number | null;
+    tool?: string;
+    errorCode?: number;
+    errorMessage?: string;
+    ownRequest?: true;
+    protocolVersion?: string;
+    traceId?: string;
+  };
   details?: Record<string, unknown> | null;
 }
 
@@ -110,6 +122,17 @@ export function ReplayPage({ id }: { id: string }) {
   const [speed, setSpeed] = useState(1);
   const frame = useRef<number | undefined>(undefined);
   const [windowSize, setWindowSize] = useState(pageOfEvents);
+  /** The W3C trace the timeline is narrowed to, and the events of it (as the gateway groups them). */
+  const [trace, setTrace] = useState('');
+  const [traced, setTraced] = useState<Set<number> | undefined>(undefined);
+  useEffect(() => {
+    setTraced(undefined);
+    if (trace === '') return;
+    get<{ events: EventLine[] }>(`/api/sessions/${encodeURIComponent(id)}/events?trace=${trace}`).then(
+      (r) => setTraced(new Set(r.events.map((e) => e.seq))),
+      (err: Error) => setError(err.message),
+    );
+  }, [id, trace]);
 
   const verify = () => get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
   const readSession = () => get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => r.session);
@@ -200,7 +223,8 @@ export function ReplayPage({ id }: { id: string }) {
   if (session === undefined || events === undefined) return <p>Loading the session…</p>;
 
   const at = Math.min(position, end);
-  const shown = events.filter((e) => e.monoUs <= at);
+  const shown = events.filter((e) => e.monoUs <= at && (traced === undefined || traced.has(e.seq)));
+  const traces = [...new Set(events.map((e) => e.rpc?.traceId).filter((t): t is string => t !== undefined))];
   // A long session draws its latest events up to the position, and earlier ones on request.
   const hidden = Math.max(0, shown.length - windowSize);
   const visible = hidden > 0 ? shown.slice(hidden) : shown;
@@ -245,6 +269,12 @@ export function ReplayPage({ id }: { id: string }) {
           <span class={`status status-${session.status}`}>{session.status}</span>
           {session.closeReason ? ` — ${session.closeReason}` : ''}
           {following && <span class="hint"> · following live</span>}
+        </dd>
+        <dt>Era</dt>
+        <dd>
+          {session.era === 'modern'
+            ? 'modern: MCP 2026-07-28 exchanges of one principal on one connection, each naming its protocol version'
+            : `legacy: a 2025-era session, every exchange in MCP ${session.protocolVersion ?? '?'}`}
         </dd>
         <dt>Client / server</dt>
         <dd>
@@ -299,6 +329,19 @@ export function ReplayPage({ id }: { id: string }) {
             }}
           />
         </label>
+        {traces.length > 0 && (
+          <label>
+            Trace
+            <select value={trace} onChange={(e) => setTrace((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">every exchange</option>
+              {traces.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <span class="clock">
           {duration(at / 1000)} / {duration(end / 1000)} · {shown.length} of {events.length} events
         </span>
@@ -356,7 +399,7 @@ function TimelineItem({
   const title = digestOnly
     ? 'the server’s original, as a digest only (masking changed it)'
     : r.kind === 'request'
-      ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}`
+      ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}${r.protocolVersion ? ` · MCP ${r.protocolVersion}` : ''}`
       : r.kind === 'notification'
         ? String(r.method)
         : r.kind === 'error'
@@ -370,6 +413,11 @@ function TimelineItem({
     <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
       <div class="ev-head">
         {when} <span class="dir">{arrow}</span> <strong>{title}</strong>
+        {r.traceId !== undefined && (
+          <span class="tag" title="the W3C trace the client says this request belongs to (grouping only)">
+            trace {r.traceId.slice(0, 8)}…
+          </span>
+        )}
         {e.boundary === 'delivered' && <span class="tag">as delivered, after the stages</span>}
         {e.boundary === 'received' && <span class="tag">as received, before the stages</span>}
         {answer !== undefined && (
