@@ -134,3 +134,71 @@ export function eventsOfTrace(events: readonly EventRow[], traceId: string): Eve
   }
   return out;
 }
+
+/** One client request of a recording and what became of it, as `verify` reports it. */
+export interface ExchangeRecord {
+  /** The client's request id. */
+  id: Id;
+  method: string;
+  /** The event that recorded the request. */
+  seq: number;
+  /** Verdicts recorded on the request or on its answer. */
+  verdicts: number;
+  /** How it ended: answered with a result or an error, refused by a stage, withdrawn by the client, or not at all. */
+  outcome: 'result' | 'error' | 'refused' | 'cancelled' | 'unanswered';
+  protocolVersion?: string;
+  traceId?: string;
+}
+
+/**
+ * Follows a recording's events and pairs each client request with its verdicts and its answer (by the client's id:
+ * the request as received, the answer as delivered). Fed the events in order; `records()` says where each stands.
+ */
+export class ExchangeTracker {
+  readonly #open = new Map<string, ExchangeRecord>();
+  readonly #done: ExchangeRecord[] = [];
+
+  add(e: EventRow): void {
+    if (e.kind === 'verdict') {
+      const d = parse(e.payload);
+      const id = d?.messageId;
+      const record = typeof id === 'string' || typeof id === 'number' ? this.#open.get(key(id)) : undefined;
+      if (record === undefined) return;
+      record.verdicts++;
+      // A stage that answered a request itself: refused (its answer, the gateway's error, follows as delivered).
+      if (d?.action === 'answer' && d.direction === 'toServer') record.outcome = 'refused';
+      return;
+    }
+    if (e.kind !== 'message') return;
+    if (e.direction === 'toServer' && (e.boundary === 'received' || e.boundary === 'relayed')) {
+      const m = parse(e.payload);
+      const id = idOf(m);
+      if (m === undefined || typeof m.method !== 'string') return;
+      if (id !== undefined) this.#open.set(key(id), { id, method: m.method, seq: e.seq, verdicts: 0, outcome: 'unanswered', ...exchangeMeta(m) });
+      else if (m.method === 'notifications/cancelled') this.#end(record(m.params)?.requestId, 'cancelled');
+      return;
+    }
+    if (e.direction === 'toServer') return;
+    const m = parse(e.boundary === 'relayed' ? e.forwarded : e.boundary === 'delivered' ? e.payload : null);
+    if (m === undefined) return;
+    if (m.method === 'notifications/cancelled') return;
+    const id = idOf(m);
+    if (id === undefined || typeof m.method === 'string') return;
+    this.#end(id, m.error !== undefined ? 'error' : 'result');
+  }
+
+  /** The request `id` is over: answered, or withdrawn by the client (no answer is then expected). */
+  #end(id: unknown, outcome: ExchangeRecord['outcome']): void {
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    const open = this.#open.get(key(id));
+    if (open === undefined) return;
+    this.#open.delete(key(id));
+    if (open.outcome !== 'refused') open.outcome = outcome;
+    this.#done.push(open);
+  }
+
+  /** Every request, in the order it was made. */
+  records(): ExchangeRecord[] {
+    return [...this.#done, ...this.#open.values()].sort((a, b) => a.seq - b.seq);
+  }
+}

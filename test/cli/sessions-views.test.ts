@@ -124,6 +124,31 @@ describe('session views', () => {
     assert.equal((await cli('sessions', 'verify', elicited)).code, 0);
   });
 
+  it('verify --exchanges: each request, its verdicts and how it ended', async () => {
+    const r = await cli('sessions', 'verify', elicited, '--exchanges');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^${elicited} +verified +\\d+ events, 2 exchanges \\(2 complete\\); sealed by key`, 'm'));
+    assert.match(r.stdout, /^ {4}#0 initialize \(event \d+\): result$/m);
+    assert.match(r.stdout, /^ {4}#1 tools\/call \(event \d+\): result$/m);
+    const modernRun = await cli('sessions', 'verify', modern, '--exchanges', '--json');
+    const v = JSON.parse(modernRun.stdout) as {
+      status: string;
+      exchanges: { total: number; complete: number; all: Array<{ id: number; protocolVersion?: string; traceId?: string; outcome: string }> };
+    };
+    assert.equal(v.status, 'verified');
+    assert.equal(v.exchanges.total, 4);
+    assert.equal(v.exchanges.complete, 4);
+    assert.deepEqual(
+      v.exchanges.all.map((e) => [e.id, e.outcome, e.protocolVersion ?? null, e.traceId ?? null]),
+      [
+        [1, 'result', null, null],
+        [2, 'result', '2026-07-28', traceA],
+        [3, 'result', '2026-07-28', traceB],
+        [4, 'result', '2026-07-28', traceA],
+      ],
+    );
+  });
+
   it('list: the era of each session, and --era to pick one', async () => {
     const r = await cli('sessions', 'list');
     assert.equal(r.code, 0, r.stderr);

@@ -187,7 +187,11 @@ describe('portcullis sessions', () => {
   it('verify: a session, then all of them; exit 0 when intact', async () => {
     const one = await cli('sessions', 'verify', ids[0]!);
     assert.equal(one.code, 0, one.stdout + one.stderr);
-    assert.match(one.stdout, new RegExp(`^${ids[0]} +verified +\\d+ events; sealed by key [0-9a-f]{16}$`, 'm'));
+    assert.match(one.stdout, new RegExp(`^${ids[0]} +verified +\\d+ events, 2 exchanges \\(2 complete\\); sealed by key [0-9a-f]{16}$`, 'm'));
+    // The refused get-env call is an exchange like any other: its request, the refusal and the gateway's answer.
+    const second = await cli('sessions', 'verify', ids[1]!, '--exchanges');
+    assert.match(second.stdout, /^ {4}#\d+ tools\/call \(event \d+\): refused, 1 verdict$/m);
+    assert.match(second.stdout, /^ {4}#\d+ tools\/call \(event \d+\): result$/m);
     const all = await cli('sessions', 'verify', '--all');
     assert.equal(all.code, 0, all.stdout);
     assert.match(all.stdout, /3 sessions: 3 verified, 0 not sealed yet \(live\), 0 FAILED; 1 ledger: intact/);
