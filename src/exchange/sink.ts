@@ -22,8 +22,9 @@ export interface ClientSink {
   /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */
   readonly connected: boolean;
   /**
-   * When the client last had a stream open (ms since the epoch): the end of its last one. Absent for an edge whose
-   * stream is the session itself. With `connected`, tells a client that has left from one between two streams.
+   * When the client last had a stream open (ms since the epoch): the end of its last one. Set only by an edge whose
+   * client may leave without a word (Streamable HTTP); absent, the session is never taken as abandoned
+   * (sessions.abandonedAfter). With `connected`, tells a client that has left from one between two streams.
    */
   readonly lastStreamAt?: number;
   /**

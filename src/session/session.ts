@@ -206,7 +206,10 @@ export class Session implements SessionInfo {
    */
   isAbandonedSince(cutoff: number): boolean {
     const sink = this.#toClient.sink;
-    return Math.max(this.#clientSeenAt, sink.lastStreamAt ?? 0) < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !sink.connected;
+    // Only a client that comes and goes by streams (Streamable HTTP) can leave unnoticed; an SSE session ends with its
+    // stream, and a session the gateway runs itself (the modern pool) has a lifetime of its own.
+    if (sink.lastStreamAt === undefined) return false;
+    return Math.max(this.#clientSeenAt, sink.lastStreamAt) < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !sink.connected;
   }
 
   /** The edge that serves this session's client attaches its sink. */
