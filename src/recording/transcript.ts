@@ -113,6 +113,13 @@ export function shown(value: unknown): string {
   return String(value).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\n' ? '⏎' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
+/** A peer's name and version as its initialize stated them (a client chooses its clientInfo: any JSON), as one line. */
+export function peerInfo(v: unknown): string {
+  const o = record(v) ?? {};
+  const text = (x: unknown) => (x === undefined || x === null ? '' : typeof x === 'string' ? x : JSON.stringify(x));
+  return shown(`${text(o.name) || '?'} ${text(o.version)}`.trim());
+}
+
 function excerpt(value: unknown, max: number): string {
   const raw = typeof value === 'string' ? value : JSON.stringify(value);
   if (raw === undefined) return '';
@@ -179,9 +186,7 @@ export function describeEvent(e: EventRow, width = 160): string {
       return `${at}  ■ opened   ${typeof who?.subject === 'string' ? shown(who.subject) : '?'} → ${shown(details.connection)} over ${shown(details.edge)}${details.remoteAddress ? ` from ${shown(details.remoteAddress)}` : ''}`;
     }
     case 'negotiated': {
-      const client = record(details.clientInfo) as { name?: string; version?: string } | undefined;
-      const server = record(details.serverInfo) as { name?: string; version?: string } | undefined;
-      return `${at}  ■ agreed   protocol ${shown(details.protocolVersion)}; client ${shown(client?.name ?? '?')} ${shown(client?.version ?? '')}; server ${shown(server?.name ?? '?')} ${shown(server?.version ?? '')}`;
+      return `${at}  ■ agreed   protocol ${shown(details.protocolVersion)}; client ${peerInfo(details.clientInfo)}; server ${peerInfo(details.serverInfo)}`;
     }
     case 'verdict':
       return `${at}  ⚑ ${shown(details.stage)} ${shown(details.action)}${details.method ? ` ${shown(details.method)}` : ''}${details.messageId !== undefined ? ` #${shown(details.messageId)}` : ''}${details.reason ? `: ${shown(details.reason)}` : ''}${details.sensitive ? ' (sensitive content removed)' : ''}${decidedBy(details.details)}${maskedAt(details.details)}`;
@@ -215,8 +220,6 @@ export function durationOf(s: SessionRow, nowUs: number): string {
 
 /** The session's facts as `sessions show` prints them above its transcript. */
 export function describeSession(s: SessionRow, nowUs: number): string[] {
-  const client = s.clientInfo as { name?: string; version?: string } | null;
-  const server = s.serverInfo as { name?: string; version?: string } | null;
   return [
     `Session     ${s.id}`,
     `Status      ${s.status}${s.closeReason ? ` (${shown(s.closeReason)})` : ''}`,
@@ -225,7 +228,7 @@ export function describeSession(s: SessionRow, nowUs: number): string[] {
     eraOfEdge(s.edge) === 'modern'
       ? `Era         modern (MCP 2026-07-28): each exchange names its protocol version; the gateway's own session with the server agreed ${shown(s.protocolVersion ?? '-')}`
       : `Era         legacy (MCP 2025-era session): every exchange in the protocol initialize agreed, ${shown(s.protocolVersion ?? '-')}`,
-    `Client      ${client ? shown(`${client.name ?? '?'} ${client.version ?? ''}`) : '-'}    Server  ${server ? shown(`${server.name ?? '?'} ${server.version ?? ''}`) : '-'}    Protocol  ${shown(s.protocolVersion ?? '-')}`,
+    `Client      ${s.clientInfo ? peerInfo(s.clientInfo) : '-'}    Server  ${s.serverInfo ? peerInfo(s.serverInfo) : '-'}    Protocol  ${shown(s.protocolVersion ?? '-')}`,
     `Opened      ${isoUs(s.openedAtUs)}    ${s.closedAtUs ? `Closed  ${isoUs(s.closedAtUs)}` : 'still open'}    Duration  ${durationOf(s, nowUs)}`,
     `Recording   ${s.eventCount ?? '?'} events${s.seal ? `, sealed by key ${s.sealKeyId}` : ', not sealed yet'}; gateway ${s.instanceId}${s.denials ? `; ${s.denials} refused` : ''}${s.redactions ? `; ${s.redactions} redactions` : ''}`,
   ];

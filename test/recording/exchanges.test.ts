@@ -102,6 +102,13 @@ describe('exchanges', () => {
     assert.deepEqual(picked, [0, 1, 3, 5, 6, 7]);
   });
 
+  it("a client's clientInfo is text whatever it sent", () => {
+    const line = describeEvent(
+      event('negotiated', null, null, { protocolVersion: '2025-11-25', clientInfo: { name: { evil: 1 }, version: 2 }, serverInfo: null }),
+    );
+    assert.match(line, /client \{"evil":1\} 2; server \?$/);
+  });
+
   it('payloads of any shape are described without throwing', () => {
     for (const payload of [
       'null',

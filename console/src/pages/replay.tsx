@@ -18,8 +18,9 @@ interface Session {
   protocolVersion: string | null;
   /** modern: MCP 2026-07-28 exchanges (each names its version); legacy: a 2025-era session. */
   era: 'modern' | 'legacy';
-  clientInfo: { name?: string; version?: string } | null;
-  serverInfo: { name?: string; version?: string } | null;
+  /** As the peers stated them in initialize: any JSON. */
+  clientInfo: unknown;
+  serverInfo: unknown;
   /** Columns of the session row that disagree with the recording (the fields above are the recording's). */
   tampered: Array<{ message: string }>;
 }
@@ -89,6 +90,13 @@ function Badge({ v }: { v: Verification | undefined | string }) {
       {label} ({v.events} events)
     </span>
   );
+}
+
+/** A peer's name and version as its initialize stated them: text whatever they sent (a client chooses its clientInfo). */
+function info(v: unknown): string {
+  const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  const text = (x: unknown) => (x === undefined || x === null ? '' : typeof x === 'string' ? x : JSON.stringify(x));
+  return `${text(o.name) || '?'} ${text(o.version)}`.trim();
 }
 
 /** What a verdict event says, in a line; each field checked for its type (a recording holds whatever was written). */
@@ -278,8 +286,7 @@ export function ReplayPage({ id }: { id: string }) {
         </dd>
         <dt>Client / server</dt>
         <dd>
-          {session.clientInfo?.name ?? '?'} {session.clientInfo?.version ?? ''} → {session.serverInfo?.name ?? '?'} {session.serverInfo?.version ?? ''} (MCP{' '}
-          {session.protocolVersion ?? '?'})
+          {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
         </dd>
         <dt>Integrity</dt>
         <dd>

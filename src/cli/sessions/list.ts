@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { attestSessions } from '../../recording/attest.js';
 import { nowUs } from '../../recording/time.js';
-import { durationOf, isoUs, shown } from '../../recording/transcript.js';
+import { durationOf, isoUs, peerInfo, shown } from '../../recording/transcript.js';
 import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
 import { table } from '../table.js';
@@ -68,7 +68,6 @@ export function sessionsListCommand(): Command {
         const now = nowUs();
         const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'ERA', 'STATUS', 'EVENTS', 'CLIENT']];
         for (const s of sessions) {
-          const client = s.clientInfo as { name?: string; version?: string } | null;
           rows.push([
             s.id,
             isoUs(s.openedAtUs).slice(0, 19).replace('T', ' '),
@@ -78,7 +77,7 @@ export function sessionsListCommand(): Command {
             s.era,
             s.tampered.length > 0 ? `${s.status} ALTERED` : s.status,
             s.eventCount === null ? '-' : String(s.eventCount),
-            client ? shown(`${client.name ?? '?'} ${client.version ?? ''}`.trim()) : '-',
+            s.clientInfo ? peerInfo(s.clientInfo) : '-',
           ]);
         }
         process.stdout.write(`${table(rows)}\n`);
