@@ -1,4 +1,5 @@
-import type { EventRow } from '../store/types.js';
+import type { Store } from '../store/store.js';
+import type { EventRow, SessionQuery, SessionRow } from '../store/types.js';
 
 /**
  * Exchanges in a recording: what a request says of itself in its `_meta` (MCP 2026-07-28 carries the protocol version
@@ -200,5 +201,45 @@ export class ExchangeTracker {
   /** Every request, in the order it was made. */
   records(): ExchangeRecord[] {
     return [...this.#done, ...this.#open.values()].sort((a, b) => a.seq - b.seq);
+  }
+}
+
+/** Sessions scanned at most by `sessionsWithTrace`: a trace id has no index, so the search reads recordings. */
+export const traceScanLimit = 5000;
+
+/**
+ * The sessions (newest first, of those `query` lists) with an exchange of the trace: a modern client's requests of one
+ * trace may be served by several pooled sessions. A scan of each candidate's events, up to `traceScanLimit` sessions:
+ * `exhausted` says the scan stopped there (narrow the query, e.g. by time).
+ */
+export async function sessionsWithTrace(store: Store, query: SessionQuery, traceId: string): Promise<{ sessions: SessionRow[]; exhausted: boolean }> {
+  const wanted = traceId.toLowerCase();
+  const out: SessionRow[] = [];
+  let scanned = 0;
+  let before = query.before;
+  for (;;) {
+    const page = await store.listSessions({ ...query, limit: 200, ...(before ? { before } : {}) });
+    for (const s of page) {
+      if (scanned++ >= traceScanLimit) return { sessions: out, exhausted: true };
+      if (await hasTrace(store, s.id, wanted)) out.push(s);
+      if (out.length >= query.limit) return { sessions: out, exhausted: false };
+    }
+    if (page.length < 200) return { sessions: out, exhausted: false };
+    const last = page.at(-1)!;
+    before = { openedAtUs: last.openedAtUs, id: last.id };
+  }
+}
+
+async function hasTrace(store: Store, sessionId: string, traceId: string): Promise<boolean> {
+  for (let after = -1; ; ) {
+    const events = await store.events(sessionId, after, 5000);
+    // The id as text first (cheap); then whether a request really carries it in its traceparent.
+    for (const e of events) {
+      if (e.kind !== 'message' || !e.payload.includes(traceId)) continue;
+      const m = parse(e.payload);
+      if (m !== undefined && typeof m.method === 'string' && exchangeMeta(m).traceId === traceId) return true;
+    }
+    if (events.length < 5000) return false;
+    after = events.at(-1)!.seq;
   }
 }

@@ -29,6 +29,7 @@ describe('session views', () => {
   let gw: TestGateway;
   let elicited: string;
   let modern: string;
+  let pooledToo: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-views-cli-'));
@@ -53,38 +54,43 @@ describe('session views', () => {
     // A modern session as the modern edge records one: the gateway's own session (edge 'modern'), initialized for
     // the client, each request naming its protocol version and (here) a W3C trace in _meta.
     const connection = gw.gateway.sessions.connection('everything')!;
-    const session = await gw.gateway.sessions.create(connection, identity, { edge: 'modern' } as unknown as SessionOrigin);
-    modern = session.id;
-    const got: JsonRpcMessage[] = [];
-    session.attach({ send: (m) => got.push(m), abandon() {}, connected: false, close() {} });
-    const send = (m: Record<string, unknown>) => session.receive(m as unknown as JsonRpcMessage, JSON.stringify(m));
-    const answered = (id: number) => waitFor(() => got.some((m) => 'id' in m && m.id === id && !('method' in m)), `the answer to ${id}`);
-    send({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'modern-client', version: '2.4.0' } },
-    });
-    await answered(1);
-    send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    const call = (id: number, message: string, trace: string) =>
+    const modernSession = async (calls: Array<[number, string, string]>): Promise<string> => {
+      const session = await gw.gateway.sessions.create(connection, identity, { edge: 'modern' } as unknown as SessionOrigin);
+      const got: JsonRpcMessage[] = [];
+      session.attach({ send: (m) => got.push(m), abandon() {}, connected: false, close() {} });
+      const send = (m: Record<string, unknown>) => session.receive(m as unknown as JsonRpcMessage, JSON.stringify(m));
+      const answered = (id: number) => waitFor(() => got.some((m) => 'id' in m && m.id === id && !('method' in m)), `the answer to ${id}`);
       send({
         jsonrpc: '2.0',
-        id,
-        method: 'tools/call',
-        params: {
-          name: 'echo',
-          arguments: { message },
-          _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', traceparent: traceparent(trace), progressToken: `p${id}` },
-        },
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'modern-client', version: '2.4.0' } },
       });
-    call(2, 'in trace A', traceA);
-    await answered(2);
-    call(3, 'in trace B', traceB);
-    await answered(3);
-    call(4, 'in trace A again\n\u001b[2J\u009b31m', traceA);
-    await answered(4);
-    await session.close('the modern pool closed it');
+      await answered(1);
+      send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      for (const [id, message, trace] of calls) {
+        send({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: {
+            name: 'echo',
+            arguments: { message },
+            _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', traceparent: traceparent(trace), progressToken: `p${id}` },
+          },
+        });
+        await answered(id);
+      }
+      await session.close('the modern pool closed it');
+      return session.id;
+    };
+    modern = await modernSession([
+      [2, 'in trace A', traceA],
+      [3, 'in trace B', traceB],
+      [4, 'in trace A again\n\u001b[2J\u009b31m', traceA],
+    ]);
+    // The same trace continued on another pooled session (a pool serves a principal with several).
+    pooledToo = await modernSession([[7, 'trace A elsewhere', traceA]]);
     await gw.gateway.recorder!.drain();
   });
 
@@ -162,10 +168,24 @@ describe('session views', () => {
         .trim()
         .split('\n')
         .map((l) => (JSON.parse(l) as { id: string; era: string }).id),
-      [modern],
+      [pooledToo, modern],
     );
     const onlyLegacy = await cli('sessions', 'list', '--era', 'legacy', '--json');
     assert.ok(!onlyLegacy.stdout.includes(modern) && onlyLegacy.stdout.includes(elicited));
+    const withA = await cli('sessions', 'list', '--trace', traceA, '--json');
+    assert.deepEqual(
+      withA.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+      [pooledToo, modern],
+      'the sessions that served the trace, newest first',
+    );
+    const withB = await cli('sessions', 'list', '--trace', traceB);
+    assert.equal(withB.stdout.trim().split('\n').length, 2, 'the header and one session');
+    assert.ok(withB.stdout.includes(modern));
+    assert.equal((await cli('sessions', 'list', '--trace', 'f'.repeat(32))).stdout, 'no sessions match\n');
+    assert.equal((await cli('sessions', 'list', '--trace', 'nope')).code, 2);
     const bad = await cli('sessions', 'list', '--era', '2026');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--era expects one of modern, legacy, found "2026"/);
@@ -205,7 +225,10 @@ describe('session views', () => {
     const list = (await (await api('/api/sessions?era=modern')).json()) as { sessions: Array<{ id: string; era: string }> };
     assert.deepEqual(
       list.sessions.map((s) => [s.id, s.era]),
-      [[modern, 'modern']],
+      [
+        [pooledToo, 'modern'],
+        [modern, 'modern'],
+      ],
     );
     assert.equal((await api('/api/sessions?era=future')).status, 400);
     const traced = (await (await api(`/api/sessions/${modern}/events?trace=${traceB}`)).json()) as {
