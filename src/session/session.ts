@@ -2,8 +2,9 @@ import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { MessageContext, Outcome, SessionInfo } from '../pipeline/stage.js';
 import type { Direction } from '../core/direction.js';
-import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
+import type { SessionRecording } from '../recording/session-recording.js';
+import type { Identity } from '../core/identity.js';
 import {
   ErrorCode,
   errorResponse,
@@ -15,7 +16,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from '../protocol/jsonrpc.js';
-import type { SessionRecording } from '../recording/session-recording.js';
+import type { NegotiatedFields } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
 import { ClientDelivery, noop } from '../exchange/client-delivery.js';
@@ -27,6 +28,7 @@ import { RequestRouter } from '../exchange/request-router.js';
 import { ServerForwarding } from '../exchange/server-forwarding.js';
 import { recordingRefusal, type TracedContext, type Unrecorded, WriteAheadTap } from '../exchange/write-ahead-tap.js';
 import { type ClientFlow, type FlowLimits, upstreamFlow } from './client-flow.js';
+import { initializeOutcome } from './initialize.js';
 import type { ClientSink } from '../exchange/sink.js';
 
 /** Sees everything a session does: metrics, debug logs, tests. The recording is not an observer: it is waited on. */
@@ -360,11 +362,11 @@ export class Session implements SessionInfo {
       return;
     }
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
-    if (pending.request.method !== 'initialize') return this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, left);
-    if (clientResponse.error === undefined) this.#learnFromInitialize(pending.request, clientResponse);
+    const initialized = pending.request.method === 'initialize' ? initializeOutcome(pending.request, clientResponse) : undefined;
+    if (initialized !== undefined && 'agreed' in initialized) this.#negotiated(initialized.agreed);
     // A refused initialize ends the session (and its server process) once the client has the error: nothing can follow it.
-    const failed = clientResponse.error === undefined ? undefined : `initialize failed: ${String(clientResponse.error.message).slice(0, 200)}`;
-    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, failed === undefined ? left : this.#thenClose(left, failed));
+    const then = initialized !== undefined && 'failed' in initialized ? this.#thenClose(left, initialized.failed) : left;
+    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, then);
   }
 
   /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */
@@ -406,15 +408,14 @@ export class Session implements SessionInfo {
     this.#toClient.deliver(message, related, { text, ctx }, left);
   }
 
-  #learnFromInitialize(request: JsonRpcRequest, response: JsonRpcResponse): void {
-    this.clientInfo = request.params?.clientInfo;
-    const result = response.result as { protocolVersion?: unknown; serverInfo?: unknown } | undefined;
-    if (typeof result?.protocolVersion === 'string') {
-      this.protocolVersion = result.protocolVersion;
-      this.#upstream.setProtocolVersion(result.protocolVersion);
+  #negotiated(agreed: NegotiatedFields): void {
+    this.clientInfo = agreed.clientInfo ?? undefined;
+    this.serverInfo = agreed.serverInfo ?? undefined;
+    if (agreed.protocolVersion !== null) {
+      this.protocolVersion = agreed.protocolVersion;
+      this.#upstream.setProtocolVersion(agreed.protocolVersion);
     }
-    this.serverInfo = result?.serverInfo;
-    this.#tap.recordNegotiated({ clientInfo: this.clientInfo ?? null, serverInfo: this.serverInfo ?? null, protocolVersion: this.protocolVersion ?? null });
+    this.#tap.recordNegotiated(agreed);
   }
 
   /**
