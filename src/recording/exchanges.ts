@@ -74,9 +74,13 @@ export function eventsOfTrace(events: readonly EventRow[], traceId: string): Eve
   const out: EventRow[] = [];
   for (const e of events) {
     if (e.kind === 'verdict') {
+      // A verdict names its message by the id it had in the pipeline: a client request or a response to it by the
+      // client's id; a server request by the server's, and the client's answer to it by the id the client was given.
       const d = parse(e.payload);
       const id = d?.messageId;
-      if ((typeof id === 'string' || typeof id === 'number') && (clientIds.has(key(id)) || relayedToClientIds.has(key(id)))) out.push(e);
+      if (typeof id !== 'string' && typeof id !== 'number') continue;
+      const theirs = e.direction === 'toClient' ? serverIds : relayedToClientIds;
+      if (clientIds.has(key(id)) || theirs.has(key(id))) out.push(e);
       continue;
     }
     if (e.kind !== 'message') continue;

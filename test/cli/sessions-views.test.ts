@@ -21,6 +21,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const traceA = '4bf92f3577b34da6a3ce929d0e0e4736';
 const traceB = '0af7651916cd43dd8448eb211c80319c';
+const traceC = '5c1a1d0d5ef44e0c8fa3b1f1f2d9e001';
 const traceparent = (trace: string) => `00-${trace}-00f067aa0ba902b7-01`;
 
 describe('session views', () => {
@@ -54,17 +55,28 @@ describe('session views', () => {
     // A modern session as the modern edge records one: the gateway's own session (edge 'modern'), initialized for
     // the client, each request naming its protocol version and (here) a W3C trace in _meta.
     const connection = gw.gateway.sessions.connection('everything')!;
+    /** Calls: [id, message for echo (or the name of another tool, after `tool:`), trace]. */
     const modernSession = async (calls: Array<[number, string, string]>): Promise<string> => {
       const session = await gw.gateway.sessions.create(connection, identity, { edge: 'modern' } as unknown as SessionOrigin);
       const got: JsonRpcMessage[] = [];
-      session.attach({ send: (m) => got.push(m), abandon() {}, connected: false, close() {} });
       const send = (m: Record<string, unknown>) => session.receive(m as unknown as JsonRpcMessage, JSON.stringify(m));
+      session.attach({
+        send: (m) => {
+          got.push(m);
+          // The client answers the server's elicitation, as the modern edge does with an MRTR round's answer.
+          if ('method' in m && m.method === 'elicitation/create' && 'id' in m)
+            send({ jsonrpc: '2.0', id: m.id, result: { action: 'accept', content: { name: 'Grace Hopper', check: true } } });
+        },
+        abandon() {},
+        connected: false,
+        close() {},
+      });
       const answered = (id: number) => waitFor(() => got.some((m) => 'id' in m && m.id === id && !('method' in m)), `the answer to ${id}`);
       send({
         jsonrpc: '2.0',
         id: 1,
         method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'modern-client', version: '2.4.0' } },
+        params: { protocolVersion: '2025-11-25', capabilities: { elicitation: { form: {} } }, clientInfo: { name: 'modern-client', version: '2.4.0' } },
       });
       await answered(1);
       send({ jsonrpc: '2.0', method: 'notifications/initialized' });
@@ -74,8 +86,8 @@ describe('session views', () => {
           id,
           method: 'tools/call',
           params: {
-            name: 'echo',
-            arguments: { message },
+            name: message.startsWith('tool:') ? message.slice(5) : 'echo',
+            arguments: message.startsWith('tool:') ? {} : { message },
             _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', traceparent: traceparent(trace), progressToken: `p${id}` },
           },
         });
@@ -90,7 +102,10 @@ describe('session views', () => {
       [4, 'in trace A again\n\u001b[2J\u009b31m', traceA],
     ]);
     // The same trace continued on another pooled session (a pool serves a principal with several).
-    pooledToo = await modernSession([[7, 'trace A elsewhere', traceA]]);
+    pooledToo = await modernSession([
+      [7, 'trace A elsewhere', traceA],
+      [8, 'tool:trigger-elicitation-request', traceC],
+    ]);
     await gw.gateway.recorder!.drain();
   });
 
@@ -215,6 +230,13 @@ describe('session views', () => {
     const shown = JSON.parse(json.stdout) as { events: Array<{ payload: string; forwarded: string | null }> };
     assert.ok(shown.events.length >= 2, 'the request and its result');
     assert.ok(shown.events.every((e) => `${e.payload}${e.forwarded ?? ''}`.includes('in trace B')));
+    // A request the server made while the traced call was the only one in flight belongs to it, with its answer.
+    const rounds = await cli('sessions', 'show', pooledToo, '--trace', traceC);
+    assert.match(rounds.stdout, /request tools\/call #8 trigger-elicitation-request @2026-07-28/);
+    assert.match(rounds.stdout, /server {2}→ gateway → client {2}request elicitation\/create #\d+/);
+    assert.match(rounds.stdout, /client {2}→ gateway → server {2}result {2}#\d+ +\{"action":"accept","content":\{"name":"Grace Hopper","check":true\}\}/);
+    assert.match(rounds.stdout, /result {2}#8 +.*Grace Hopper/);
+    assert.doesNotMatch(rounds.stdout, /trace A elsewhere/);
     const bad = await cli('sessions', 'show', modern, '--trace', 'not-a-trace');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--trace expects a W3C trace id/);
