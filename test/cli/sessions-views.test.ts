@@ -5,13 +5,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { stringify } from 'yaml';
-import type { JsonRpcMessage } from '../../src/protocol/jsonrpc.js';
-import type { SessionOrigin } from '../../src/session/registry.js';
 import { runCli } from '../helpers/cli.js';
 import { closeClient, connectClient } from '../helpers/client.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { waitFor } from '../helpers/wait.js';
+import { recordModernSession } from '../helpers/modern-session.js';
 
 /**
  * The session views (`sessions list|show|replay|export`, /api/sessions) on what real clients leave in a recording:
@@ -22,7 +20,6 @@ import { waitFor } from '../helpers/wait.js';
 const traceA = '4bf92f3577b34da6a3ce929d0e0e4736';
 const traceB = '0af7651916cd43dd8448eb211c80319c';
 const traceC = '5c1a1d0d5ef44e0c8fa3b1f1f2d9e001';
-const traceparent = (trace: string) => `00-${trace}-00f067aa0ba902b7-01`;
 
 describe('session views', () => {
   let dir: string;
@@ -54,57 +51,15 @@ describe('session views', () => {
 
     // A modern session as the modern edge records one: the gateway's own session (edge 'modern'), initialized for
     // the client, each request naming its protocol version and (here) a W3C trace in _meta.
-    const connection = gw.gateway.sessions.connection('everything')!;
-    /** Calls: [id, message for echo (or the name of another tool, after `tool:`), trace]. */
-    const modernSession = async (calls: Array<[number, string, string]>): Promise<string> => {
-      const session = await gw.gateway.sessions.create(connection, identity, { edge: 'modern' } as unknown as SessionOrigin);
-      const got: JsonRpcMessage[] = [];
-      const send = (m: Record<string, unknown>) => session.receive(m as unknown as JsonRpcMessage, JSON.stringify(m));
-      session.attach({
-        send: (m) => {
-          got.push(m);
-          // The client answers the server's elicitation, as the modern edge does with an MRTR round's answer.
-          if ('method' in m && m.method === 'elicitation/create' && 'id' in m)
-            send({ jsonrpc: '2.0', id: m.id, result: { action: 'accept', content: { name: 'Grace Hopper', check: true } } });
-        },
-        abandon() {},
-        connected: false,
-        close() {},
-      });
-      const answered = (id: number) => waitFor(() => got.some((m) => 'id' in m && m.id === id && !('method' in m)), `the answer to ${id}`);
-      send({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: { elicitation: { form: {} } }, clientInfo: { name: 'modern-client', version: '2.4.0' } },
-      });
-      await answered(1);
-      send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-      for (const [id, message, trace] of calls) {
-        send({
-          jsonrpc: '2.0',
-          id,
-          method: 'tools/call',
-          params: {
-            name: message.startsWith('tool:') ? message.slice(5) : 'echo',
-            arguments: message.startsWith('tool:') ? {} : { message },
-            _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', traceparent: traceparent(trace), progressToken: `p${id}` },
-          },
-        });
-        await answered(id);
-      }
-      await session.close('the modern pool closed it');
-      return session.id;
-    };
-    modern = await modernSession([
-      [2, 'in trace A', traceA],
-      [3, 'in trace B', traceB],
-      [4, 'in trace A again\n\u001b[2J\u009b31m', traceA],
+    modern = await recordModernSession(gw, 'everything', identity, [
+      { id: 2, message: 'in trace A', trace: traceA },
+      { id: 3, message: 'in trace B', trace: traceB },
+      { id: 4, message: 'in trace A again\n\u001b[2J\u009b31m', trace: traceA },
     ]);
     // The same trace continued on another pooled session (a pool serves a principal with several).
-    pooledToo = await modernSession([
-      [7, 'trace A elsewhere', traceA],
-      [8, 'tool:trigger-elicitation-request', traceC],
+    pooledToo = await recordModernSession(gw, 'everything', identity, [
+      { id: 7, message: 'trace A elsewhere', trace: traceA },
+      { id: 8, tool: 'trigger-elicitation-request', trace: traceC },
     ]);
     await gw.gateway.recorder!.drain();
   });
