@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { duration, referenceOnly } from '../core/config-fields.js';
+import { duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
@@ -146,6 +146,11 @@ function fileSchema(sources: SecretSources) {
             maxResultTtl: duration('60s'),
             /** How long an MRTR round (input_required) waits for the client's retry before the request is cancelled upstream. */
             inputTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            /**
+             * A session whose client has no stream open, nothing in flight and has sent nothing for this long is taken as
+             * abandoned (clients leave without DELETE) and closed, stopping its server; `off`: only idleTimeout applies.
+             */
+            abandonedAfter: durationOrOff('2m').refine((ms) => ms === undefined || ms >= 1000, 'expected at least 1s, or off'),
           })
           .prefault({})
           .transform((s) => ({
@@ -154,6 +159,8 @@ function fileSchema(sources: SecretSources) {
             modernPoolSize: s.modernPoolSize,
             maxResultTtlMs: s.maxResultTtl,
             inputTimeoutMs: s.inputTimeout,
+            /** undefined: off. */
+            abandonedAfterMs: s.abandonedAfter,
           })),
         agents: z
           .strictObject({

@@ -18,11 +18,13 @@ import type { SessionRegistry, SessionRegistryOptions } from '../session/registr
 
 export function registrySettings(
   config: GatewayConfig,
-): Pick<SessionRegistryOptions, 'connections' | 'idleTimeoutMs' | 'holdProgressMs' | 'flow'> & Partial<Pick<SessionRegistryOptions, 'reclaimIdleAfterMs'>> {
+): Pick<SessionRegistryOptions, 'connections' | 'idleTimeoutMs' | 'holdProgressMs' | 'flow'> &
+  Partial<Pick<SessionRegistryOptions, 'reclaimIdleAfterMs' | 'abandonedAfterMs'>> {
   return {
     connections: config.connections,
     ...(config.limits.reclaimIdleAfterMs === undefined ? {} : { reclaimIdleAfterMs: config.limits.reclaimIdleAfterMs }),
     idleTimeoutMs: config.sessions.idleTimeoutMs,
+    ...(config.sessions.abandonedAfterMs === undefined ? {} : { abandonedAfterMs: config.sessions.abandonedAfterMs }),
     holdProgressMs: config.reviews.progressIntervalMs,
     flow: {
       backlogBytes: config.limits.clientBacklogBytes,

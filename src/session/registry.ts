@@ -21,6 +21,8 @@ export interface SessionRegistryOptions {
   stagesFor: (connection: ConnectionConfig) => Stage[];
   observers: readonly SessionObserver[];
   idleTimeoutMs: number;
+  /** A session whose client has left (no stream, nothing in flight, nothing sent) this long is closed; absent: never. */
+  abandonedAfterMs?: number;
   /** How often a client whose request is held for review is told it still waits. */
   holdProgressMs?: number;
   /** Backpressure toward slow clients; absent: unbounded. */
@@ -89,8 +91,9 @@ export class SessionRegistry {
   constructor(options: SessionRegistryOptions) {
     this.#options = options;
     for (const c of options.connections.values()) this.#pipelines.set(c.name, options.stagesFor(c));
-    if (options.idleTimeoutMs > 0) {
-      this.#reaper = setInterval(() => this.reapIdle(), Math.min(60_000, Math.max(1000, options.idleTimeoutMs / 4)));
+    const shortest = Math.min(options.idleTimeoutMs, options.abandonedAfterMs ?? Infinity);
+    if (shortest > 0) {
+      this.#reaper = setInterval(() => this.reapIdle(), Math.min(60_000, Math.max(1000, shortest / 4)));
       this.#reaper.unref();
     }
   }
@@ -280,13 +283,25 @@ export class SessionRegistry {
     return sessions.length;
   }
 
+  /**
+   * Closes the sessions idle past sessions.idleTimeout, and those whose client has left (sessions.abandonedAfter):
+   * neither SDK's close() sends the DELETE, so without this each such session would hold its server until the idle timeout.
+   */
   reapIdle(now = Date.now()): number {
     const cutoff = now - this.#options.idleTimeoutMs;
+    const abandonedMs = this.#options.abandonedAfterMs;
     let reaped = 0;
     for (const s of this.#sessions.values()) {
+      if (!s.isOpen) continue;
       if (s.isIdleSince(cutoff)) {
         reaped++;
         void s.close('idle timeout');
+      } else if (abandonedMs !== undefined && s.isAbandonedSince(now - abandonedMs)) {
+        reaped++;
+        this.#options.log.info({ session: s.id, connection: s.connection }, 'closing an abandoned session');
+        void s.close(
+          `abandoned: no stream open, nothing in flight and nothing from the client for ${Math.round(abandonedMs / 1000)}s (sessions.abandonedAfter)`,
+        );
       }
     }
     return reaped;

@@ -2,8 +2,9 @@ import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { MessageContext, Outcome, SessionInfo } from '../pipeline/stage.js';
 import type { Direction } from '../core/direction.js';
-import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
+import type { SessionRecording } from '../recording/session-recording.js';
+import type { Identity } from '../core/identity.js';
 import {
   ErrorCode,
   errorResponse,
@@ -15,7 +16,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from '../protocol/jsonrpc.js';
-import type { SessionRecording } from '../recording/session-recording.js';
+import type { NegotiatedFields } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
 import { ClientDelivery, noop } from '../exchange/client-delivery.js';
@@ -27,6 +28,7 @@ import { RequestRouter } from '../exchange/request-router.js';
 import { ServerForwarding } from '../exchange/server-forwarding.js';
 import { recordingRefusal, type TracedContext, type Unrecorded, WriteAheadTap } from '../exchange/write-ahead-tap.js';
 import { type ClientFlow, type FlowLimits, upstreamFlow } from './client-flow.js';
+import { initializeOutcome } from './initialize.js';
 import type { ClientSink } from '../exchange/sink.js';
 
 /** Sees everything a session does: metrics, debug logs, tests. The recording is not an observer: it is waited on. */
@@ -71,6 +73,8 @@ export class Session implements SessionInfo {
   #identity: Identity;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
+  /** The last message from the client. */
+  #clientSeenAt = Date.now();
   /** Filled in from the initialize exchange. */
   protocolVersion?: string;
   clientInfo?: unknown;
@@ -198,6 +202,18 @@ export class Session implements SessionInfo {
     return this.lastActivity < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !this.#toClient.sink.connected;
   }
 
+  /**
+   * Whether the client has left: nothing in flight, no stream open, and neither a message from it nor an open stream
+   * since `cutoff` (what the server sends meanwhile does not count: a chatty server keeps no abandoned session alive).
+   */
+  isAbandonedSince(cutoff: number): boolean {
+    const sink = this.#toClient.sink;
+    // Only a client that comes and goes by streams (Streamable HTTP) can leave unnoticed; an SSE session ends with its
+    // stream, and a session the gateway runs itself (the modern pool) has a lifetime of its own.
+    if (sink.lastStreamAt === undefined) return false;
+    return Math.max(this.#clientSeenAt, sink.lastStreamAt) < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !sink.connected;
+  }
+
   /** The edge that serves this session's client attaches its sink. */
   attach(sink: ClientSink): void {
     this.#toClient.sink = sink;
@@ -213,6 +229,8 @@ export class Session implements SessionInfo {
       this.#state = 'closed';
       this.closeReason = `upstream failed to start: ${e.message}`;
       await this.#tap.close(this.closeReason)?.catch(() => {});
+      // Whatever did start (a process, a connection) is stopped: the session never opened and nothing will close it later.
+      await this.#upstream.close().catch(() => {});
       this.#markClosed();
       throw e;
     }
@@ -231,7 +249,7 @@ export class Session implements SessionInfo {
   }
 
   #receive(message: JsonRpcMessage, text: string): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.#clientSeenAt = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
       if (isRequest(message)) this.#toClient.unrecorded(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'), message.id);
@@ -268,7 +286,11 @@ export class Session implements SessionInfo {
       if (unrecorded !== undefined && !this.#tap.received('toServer', unrecorded.text, unrecorded.ctx)) return;
     }
     if (outcome.action === 'answer') {
-      if (isRequest(original) && outcome.message) this.#toClient.answer(outcome.message);
+      if (!isRequest(original) || !outcome.message) return;
+      // An initialize a stage refused: the session ends once the client has its answer.
+      if (original.method === 'initialize' && (outcome.message as JsonRpcResponse).error !== undefined)
+        this.#toClient.deliver(outcome.message, original.id, undefined, this.#thenClose(noop, 'initialize refused by the gateway'));
+      else this.#toClient.answer(outcome.message);
       return;
     }
     const message = outcome.message;
@@ -303,6 +325,14 @@ export class Session implements SessionInfo {
     this.#toServer.forward({ ...response, id: pending.originalId }, undefined, unrecorded);
   }
 
+  /** `left`, then the session ends: for an answer after which the session cannot go on (a failed initialize). */
+  #thenClose(left: () => void, reason: string): () => void {
+    return () => {
+      left();
+      void this.close(reason);
+    };
+  }
+
   #mapClientNotification(n: JsonRpcNotification): JsonRpcNotification {
     if (n.method !== 'notifications/cancelled') return n;
     const requestId = n.params?.requestId as RequestId | undefined;
@@ -332,8 +362,11 @@ export class Session implements SessionInfo {
       return;
     }
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
-    if (pending.request.method === 'initialize') this.#learnFromInitialize(pending.request, clientResponse);
-    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, left);
+    const initialized = pending.request.method === 'initialize' ? initializeOutcome(pending.request, clientResponse) : undefined;
+    if (initialized !== undefined && 'agreed' in initialized) this.#negotiated(initialized.agreed);
+    // A refused initialize ends the session (and its server process) once the client has the error: nothing can follow it.
+    const then = initialized !== undefined && 'failed' in initialized ? this.#thenClose(left, initialized.failed) : left;
+    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, then);
   }
 
   /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */
@@ -375,15 +408,14 @@ export class Session implements SessionInfo {
     this.#toClient.deliver(message, related, { text, ctx }, left);
   }
 
-  #learnFromInitialize(request: JsonRpcRequest, response: JsonRpcResponse): void {
-    this.clientInfo = request.params?.clientInfo;
-    const result = response.result as { protocolVersion?: unknown; serverInfo?: unknown } | undefined;
-    if (typeof result?.protocolVersion === 'string') {
-      this.protocolVersion = result.protocolVersion;
-      this.#upstream.setProtocolVersion(result.protocolVersion);
+  #negotiated(agreed: NegotiatedFields): void {
+    this.clientInfo = agreed.clientInfo ?? undefined;
+    this.serverInfo = agreed.serverInfo ?? undefined;
+    if (agreed.protocolVersion !== null) {
+      this.protocolVersion = agreed.protocolVersion;
+      this.#upstream.setProtocolVersion(agreed.protocolVersion);
     }
-    this.serverInfo = result?.serverInfo;
-    this.#tap.recordNegotiated({ clientInfo: this.clientInfo ?? null, serverInfo: this.serverInfo ?? null, protocolVersion: this.protocolVersion ?? null });
+    this.#tap.recordNegotiated(agreed);
   }
 
   /**
