@@ -165,7 +165,7 @@ export class SessionRegistry {
           closed: (s) => {
             this.#sessions.delete(s.id);
             lease?.release();
-            if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(s);
+            if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(session);
           },
         },
       ],
