@@ -10,6 +10,8 @@ export type EraVerdict = { modern: ModernConnection } | LegacyVerdict;
 export interface LegacyVerdict {
   legacy: string;
   spare?: (Upstream & { readonly running: boolean }) | undefined;
+  /** The stderr lines the spare's server wrote while it was probed, replayed to the session that takes it. */
+  spareStderr?: readonly string[] | undefined;
 }
 
 /**
@@ -105,6 +107,7 @@ export class EraUpstream implements Upstream {
     this.#inner = inner;
     // The probe's process is running already (one that ended in between was dropped above: a fresh one starts).
     if (inner !== spare) await inner.start();
+    else for (const line of 'legacy' in verdict ? (verdict.spareStderr ?? []) : []) this.onstderr?.(line);
   }
 
   /** Whether the session talks to a 2026-07-28 server (known once started). */

@@ -175,8 +175,13 @@ export async function probeStdio(
   maxBytes: number,
   log: Logger,
   scrubber: CredentialScrubber,
-): Promise<{ discover: DiscoverInfo; proc: StdioUpstream } | { legacy: string; spare?: StdioUpstream }> {
+): Promise<{ discover: DiscoverInfo; proc: StdioUpstream } | { legacy: string; spare?: StdioUpstream; spareStderr?: string[] }> {
   const proc = new StdioUpstream(config, maxBytes, log, scrubber);
+  // What the server says on stderr while it is probed belongs to the session that takes it as its spare (bounded).
+  const stderr: string[] = [];
+  proc.onstderr = (line) => {
+    if (stderr.length < 64) stderr.push(line);
+  };
   const answer = new Promise<JsonRpcMessage | string>((resolve) => {
     const timer = setTimeout(() => resolve(`it did not answer server/discover within ${probeTimeoutMs} ms`), probeTimeoutMs);
     proc.onmessage = (m) => {
@@ -201,7 +206,7 @@ export async function probeStdio(
         ? { legacy: `it answered server/discover with error ${(m as JsonRpcResponse).error?.code} ${(m as JsonRpcResponse).error?.message.slice(0, 100)}` }
         : readDiscover((m as JsonRpcResponse).result);
   if ('legacy' in verdict) {
-    if (typeof m !== 'string') return { legacy: verdict.legacy, spare: proc };
+    if (typeof m !== 'string') return { legacy: verdict.legacy, spare: proc, spareStderr: stderr };
     await proc.close();
     return verdict;
   }

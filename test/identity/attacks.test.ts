@@ -209,8 +209,11 @@ describe('token attacks against a gateway trusting a real IdP', () => {
     const events = await allEvents(gw.gateway.recorder!.store, refused[0]!.id);
     assert.deepEqual(
       events.map((e) => e.kind),
-      ['open', 'verdict', 'close'],
+      ['open', 'message', 'verdict', 'close'],
     );
+    // The refused request is kept as it was sent (its body), never the token that came with it.
+    assert.match(events[1]!.payload, /"method":"initialize"/);
+    assert.ok(!events.some((e) => /Bearer|eyJ/.test(e.payload)), 'no token in the recording');
   });
 
   it("a session id presented by another user is unknown (404), and the owner's session goes on", async () => {
