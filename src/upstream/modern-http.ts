@@ -15,6 +15,9 @@ import {
 import { type HeaderParam, modernHeaders } from './modern-headers.js';
 import { UpstreamError } from './upstream.js';
 
+/** How long a server gets to answer `server/discover` before the probe gives up (not a verdict: asked again later). */
+const probeTimeoutMs = 10_000;
+
 /**
  * A 2026-07-28 server over Streamable HTTP: each request is one POST, its headers generated from its body (the
  * version, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*` from the tool's `x-mcp-header` declarations) next to the
@@ -51,14 +54,33 @@ export class ModernHttpTransport implements ModernTransport {
    * Asks `server/discover`. Resolves with the discovery, or `legacy` with why the server is not a 2026-07-28 one (a
    * JSON-RPC error, 404/405/400 without one); rejects when the server cannot tell (unreachable, 401/403, 5xx).
    */
-  async discover(): Promise<DiscoverInfo | { legacy: string }> {
+  async discover(timeoutMs = probeTimeoutMs): Promise<DiscoverInfo | { legacy: string }> {
+    // A server that never answers (or keeps an SSE stream open without a response) must not hold every session of
+    // the connection at start forever: the probe gives up, uncached, and the next session asks again.
+    const mine = new Set<ClientRequest>();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        for (const req of mine) req.destroy();
+        reject(new UpstreamError(`server/discover: no answer within ${timeoutMs} ms`, false));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#discover(mine), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #discover(mine: Set<ClientRequest>): Promise<DiscoverInfo | { legacy: string }> {
     const request = discoverRequest('portcullis-discover');
-    const res = await this.#post(request);
+    const res = await this.#post(request, mine);
     const status = res.statusCode ?? 0;
     const type = String(res.headers['content-type'] ?? '');
     if (status === 200 && (type.startsWith('application/json') || type.startsWith('text/event-stream'))) {
       const answer = await new Promise<JsonRpcMessage | string>((resolve) => this.#read(res, { message: (m) => resolve(m), failed: resolve }, true));
-      if (typeof answer === 'string') throw new UpstreamError(`server/discover: ${answer}`, false);
+      if (typeof answer === 'string')
+        throw new UpstreamError(`server/discover: ${answer} (if it is a 2025-era server, set protocol: 2025-11-25 on the connection)`, false);
       if (!isResponse(answer)) return { legacy: 'it did not answer server/discover' };
       if (answer.error !== undefined) return { legacy: `it answered server/discover with error ${answer.error.code} ${answer.error.message.slice(0, 100)}` };
       return readDiscover(answer.result);
