@@ -132,9 +132,10 @@ export class ModernUpstream implements Upstream {
         }
         return this.#answerLocally(request.id, {});
     }
-    if (request.method.startsWith('tasks/') && typeof p.taskId === 'string' && !this.#tasks.has(p.taskId)) {
+    if (request.method.startsWith('tasks/') && p.taskId !== undefined && (typeof p.taskId !== 'string' || !this.#tasks.has(p.taskId))) {
       // The server knows only the gateway: its binding of tasks to callers binds nothing. This session's binding does.
-      const refusal = errorResponse(request.id, ErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(p.taskId.slice(0, 100))}`);
+      // A task id that is not a string is refused too: a server that coerced it would look up someone else's task.
+      const refusal = errorResponse(request.id, ErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(String(p.taskId).slice(0, 100))}`);
       return void queueMicrotask(() => this.#emit(refusal));
     }
     if (this.#listenLost) this.#openListen();

@@ -168,6 +168,9 @@ describe('ModernUpstream: a legacy session over a 2026-07-28 server', () => {
     await t.send({ jsonrpc: '2.0', id: 3, method: 'tasks/get', params: { taskId: 'task-other' } });
     const refused = (await t.next()) as JsonRpcResponse;
     assert.equal(refused.error?.code, -32602);
+    // A task id of another type (a number a server might coerce) is refused the same way.
+    await t.send({ jsonrpc: '2.0', id: 5, method: 'tasks/result', params: { taskId: 7 } });
+    assert.equal(((await t.next()) as JsonRpcResponse).error?.code, -32602);
     assert.equal(t.received.length, 2, "another session's task id never reaches the server");
     await t.send({ jsonrpc: '2.0', id: 4, method: 'tasks/list', params: {} });
     assert.deepEqual(((await t.next()) as JsonRpcResponse).result?.tasks, [{ taskId: 'task-mine' }]);
