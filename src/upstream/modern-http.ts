@@ -94,6 +94,7 @@ export class ModernHttpTransport implements ModernTransport {
   call(request: JsonRpcRequest, handlers: CallHandlers): ModernCall {
     const mine = new Set<ClientRequest>();
     let cancelled = false;
+    let paused = false;
     let response: IncomingMessage | undefined;
     const h: CallHandlers = {
       message: (m, t) => {
@@ -107,6 +108,8 @@ export class ModernHttpTransport implements ModernTransport {
       (res) => {
         response = res;
         if (cancelled) return void res.destroy();
+        // Paused before the answer came: it stays unread (a 'data' listener does not resume an explicit pause).
+        if (paused) res.pause();
         this.#answer(request, res, h);
       },
       (err: Error) => h.failed(err.message),
@@ -116,6 +119,14 @@ export class ModernHttpTransport implements ModernTransport {
         cancelled = true;
         response?.destroy();
         for (const req of mine) req.destroy();
+      },
+      pause: () => {
+        paused = true;
+        response?.pause();
+      },
+      resume: () => {
+        paused = false;
+        response?.resume();
       },
     };
   }

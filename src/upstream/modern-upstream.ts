@@ -70,6 +70,7 @@ export class ModernUpstream implements Upstream {
   #nextQuestion = 0;
   #nextRetryId = 0;
   #closed = false;
+  #paused = false;
 
   constructor(connection: ModernConnection) {
     this.#connection = connection;
@@ -93,6 +94,22 @@ export class ModernUpstream implements Upstream {
       return;
     }
     this.#answered(message as JsonRpcResponse);
+  }
+
+  /**
+   * Backpressure from a slow client: this session's calls stop being read (over HTTP the server then waits on its
+   * writes). A stdio process is shared by sessions and is never paused for one: the session's hard cap applies there.
+   */
+  pause(): void {
+    this.#paused = true;
+    for (const e of this.#exchanges.values()) e.call?.pause?.();
+    this.#listen?.pause?.();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    for (const e of this.#exchanges.values()) e.call?.resume?.();
+    this.#listen?.resume?.();
   }
 
   async close(): Promise<void> {
@@ -186,6 +203,7 @@ export class ModernUpstream implements Upstream {
         this.onfailed?.([exchange.request.id], reason);
       },
     });
+    if (this.#paused) exchange.call.pause?.();
   }
 
   #responded(exchange: Exchange, response: JsonRpcResponse, text: string): void {
@@ -342,5 +360,6 @@ export class ModernUpstream implements Upstream {
       },
     });
     this.#listen = call;
+    if (this.#paused) call.pause?.();
   }
 }
