@@ -151,7 +151,13 @@ export class ModernHttpTransport implements ModernTransport {
     if (status === 200 && (type.startsWith('application/json') || type.startsWith('text/event-stream'))) return this.#read(res, h, false);
     if (status >= 400 && status < 500 && type.startsWith('application/json')) {
       // A refusal with a JSON-RPC error: the request's answer, as the server gave it (its id, or the request's).
-      const body = await readBody(res, this.#maxBytes).catch(() => '');
+      let body: string;
+      try {
+        body = await readBody(res, this.#maxBytes);
+      } catch (err) {
+        // Too large (the limit is named) or cut off: not an answer the client can be given.
+        return h.failed((err as Error).message);
+      }
       const { messages } = messagesIn(body, 'an error body', this.#scrubber);
       const m = messages[0];
       if (m !== undefined && isResponse(m.message) && m.message.error !== undefined) {
