@@ -219,8 +219,9 @@ export class ModernUpstream implements Upstream {
       });
     }
     this.#exchanges.delete(idKey(id));
-    if (result !== undefined) this.#learn(exchange.request, result);
-    if (response.id === id) return this.#emit(response, text);
+    // A result the link changed (a filtered task list) is sent as it now is, never as the server's text.
+    const changed = result !== undefined && this.#learn(exchange.request, result);
+    if (response.id === id && !changed) return this.#emit(response, text);
     this.#emit({ ...response, id });
   }
 
@@ -244,15 +245,17 @@ export class ModernUpstream implements Upstream {
     });
   }
 
-  /** What the session's results teach: the tools' header parameters, the tasks this session owns. */
-  #learn(request: JsonRpcRequest, result: Record<string, unknown>): void {
+  /** What the session's results teach: the tools' header parameters, the tasks this session owns. True when it changed `result`. */
+  #learn(request: JsonRpcRequest, result: Record<string, unknown>): boolean {
     if (request.method === 'tools/list' && Array.isArray(result.tools)) learnToolHeaders(this.#connection, result.tools, (e) => this.onerror?.(e));
     const task = result.task as { taskId?: unknown } | undefined;
     if (typeof task?.taskId === 'string') this.#tasks.add(task.taskId);
     if (request.method === 'tasks/list' && Array.isArray(result.tasks)) {
       // Only this session's tasks: the server lists every task of the gateway's credential.
       result.tasks = result.tasks.filter((t) => typeof (t as { taskId?: unknown })?.taskId === 'string' && this.#tasks.has((t as { taskId: string }).taskId));
+      return true;
     }
+    return false;
   }
 
   /** An `input_required` result: the client is asked, or the request fails with why it cannot be. */
