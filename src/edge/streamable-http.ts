@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { type Identity, samePrincipal } from '../core/identity.js';
-import { ErrorCode, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { ErrorCode, idKey, InvalidMessageError, isRequest, parseBody, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
 import { isSupportedProtocolVersion, supportedProtocolVersions } from '../protocol/versions.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Session } from '../session/session.js';
@@ -66,11 +66,18 @@ export class StreamableHttpEdge {
    * The session a request names, or a reply saying why there is none. A session belongs to the identity that
    * opened it: another identity presenting its id is told it does not exist, exactly as for an unknown id.
    */
-  #sessionFor(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, identity: Identity, log: Logger): Session | undefined {
+  #sessionFor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    identity: Identity,
+    log: Logger,
+    id: RequestId | null = null,
+  ): Session | undefined {
     const header = req.headers['mcp-session-id'];
     if (typeof header !== 'string' || header.length === 0) {
       log.info('request without Mcp-Session-Id refused');
-      replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
+      replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required (send initialize first)', id);
       return undefined;
     }
     const session = this.o.registry.get(header);
@@ -79,7 +86,7 @@ export class StreamableHttpEdge {
     }
     if (session === undefined || !session.isOpen || session.connection !== connection.name || !samePrincipal(session.identity, identity)) {
       log.info({ session: untrustedPrefix(header) }, 'unknown session');
-      replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: it has ended or never existed; initialize a new session');
+      replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: it has ended or never existed; initialize a new session', id);
       return undefined;
     }
     const version = req.headers['mcp-protocol-version'];
@@ -90,6 +97,7 @@ export class StreamableHttpEdge {
         400,
         ErrorCode.InvalidRequest,
         `Bad Request: unsupported MCP-Protocol-Version ${JSON.stringify(version.slice(0, 40))}; supported: ${supportedProtocolVersions.join(', ')}`,
+        id,
       );
       return undefined;
     }
@@ -141,7 +149,9 @@ export class StreamableHttpEdge {
       session = await this.#createSession(req, res, connection, caller, log, initialize);
       if (session === undefined) return;
     } else {
-      session = this.#sessionFor(req, res, connection, caller.identity, log);
+      // An error reply carries the request's id whenever there is exactly one request to name.
+      const only = !batch && messages.length === 1 && isRequest(messages[0]!) ? messages[0].id : null;
+      session = this.#sessionFor(req, res, connection, caller.identity, log, only);
       if (session === undefined) return;
     }
     const streams = this.#streams.get(session)!;

@@ -65,8 +65,14 @@ export function cannotAsk(r: InputRequest, capabilities: Caps): string | undefin
       if (mode === 'form' && modes.length > 0 && elicitation.form === undefined) return 'form elicitation (the client did not declare elicitation.form)';
       return undefined;
     }
-    case 'sampling/createMessage':
-      return has('sampling') ? undefined : 'sampling (the client did not declare the sampling capability)';
+    case 'sampling/createMessage': {
+      if (!has('sampling')) return 'sampling (the client did not declare the sampling capability)';
+      const sampling = caps.sampling as Record<string, unknown>;
+      // Tool use in sampling needs sampling.tools (a client without it MUST NOT be sent one).
+      if ((r.params.tools !== undefined || r.params.toolChoice !== undefined) && sampling.tools === undefined)
+        return 'sampling with tools (the client did not declare sampling.tools)';
+      return undefined;
+    }
     case 'roots/list':
       return has('roots') ? undefined : 'roots (the client did not declare the roots capability)';
     default:

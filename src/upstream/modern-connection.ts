@@ -16,6 +16,9 @@ export interface DiscoverInfo {
 export interface ModernCall {
   /** The caller gave up: its stream closes (HTTP) or the server is told (stdio); nothing more is delivered. */
   cancel(): void;
+  /** Backpressure: stop reading the call's answer until `resume()` (HTTP; a shared stdio process is never paused). */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** What a modern transport tells about one call: its messages (notifications, then the response), or that it failed. */

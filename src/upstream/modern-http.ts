@@ -15,6 +15,9 @@ import {
 import { type HeaderParam, modernHeaders } from './modern-headers.js';
 import { UpstreamError } from './upstream.js';
 
+/** How long a server gets to answer `server/discover` before the probe gives up (not a verdict: asked again later). */
+const probeTimeoutMs = 10_000;
+
 /**
  * A 2026-07-28 server over Streamable HTTP: each request is one POST, its headers generated from its body (the
  * version, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*` from the tool's `x-mcp-header` declarations) next to the
@@ -51,14 +54,33 @@ export class ModernHttpTransport implements ModernTransport {
    * Asks `server/discover`. Resolves with the discovery, or `legacy` with why the server is not a 2026-07-28 one (a
    * JSON-RPC error, 404/405/400 without one); rejects when the server cannot tell (unreachable, 401/403, 5xx).
    */
-  async discover(): Promise<DiscoverInfo | { legacy: string }> {
+  async discover(timeoutMs = probeTimeoutMs): Promise<DiscoverInfo | { legacy: string }> {
+    // A server that never answers (or keeps an SSE stream open without a response) must not hold every session of
+    // the connection at start forever: the probe gives up, uncached, and the next session asks again.
+    const mine = new Set<ClientRequest>();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        for (const req of mine) req.destroy();
+        reject(new UpstreamError(`server/discover: no answer within ${timeoutMs} ms`, false));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#discover(mine), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #discover(mine: Set<ClientRequest>): Promise<DiscoverInfo | { legacy: string }> {
     const request = discoverRequest('portcullis-discover');
-    const res = await this.#post(request);
+    const res = await this.#post(request, mine);
     const status = res.statusCode ?? 0;
     const type = String(res.headers['content-type'] ?? '');
     if (status === 200 && (type.startsWith('application/json') || type.startsWith('text/event-stream'))) {
       const answer = await new Promise<JsonRpcMessage | string>((resolve) => this.#read(res, { message: (m) => resolve(m), failed: resolve }, true));
-      if (typeof answer === 'string') throw new UpstreamError(`server/discover: ${answer}`, false);
+      if (typeof answer === 'string')
+        throw new UpstreamError(`server/discover: ${answer} (if it is a 2025-era server, set protocol: 2025-11-25 on the connection)`, false);
       if (!isResponse(answer)) return { legacy: 'it did not answer server/discover' };
       if (answer.error !== undefined) return { legacy: `it answered server/discover with error ${answer.error.code} ${answer.error.message.slice(0, 100)}` };
       return readDiscover(answer.result);
@@ -72,6 +94,7 @@ export class ModernHttpTransport implements ModernTransport {
   call(request: JsonRpcRequest, handlers: CallHandlers): ModernCall {
     const mine = new Set<ClientRequest>();
     let cancelled = false;
+    let paused = false;
     let response: IncomingMessage | undefined;
     const h: CallHandlers = {
       message: (m, t) => {
@@ -85,6 +108,8 @@ export class ModernHttpTransport implements ModernTransport {
       (res) => {
         response = res;
         if (cancelled) return void res.destroy();
+        // Paused before the answer came: it stays unread (a 'data' listener does not resume an explicit pause).
+        if (paused) res.pause();
         this.#answer(request, res, h);
       },
       (err: Error) => h.failed(err.message),
@@ -94,6 +119,14 @@ export class ModernHttpTransport implements ModernTransport {
         cancelled = true;
         response?.destroy();
         for (const req of mine) req.destroy();
+      },
+      pause: () => {
+        paused = true;
+        response?.pause();
+      },
+      resume: () => {
+        paused = false;
+        response?.resume();
       },
     };
   }
@@ -118,7 +151,13 @@ export class ModernHttpTransport implements ModernTransport {
     if (status === 200 && (type.startsWith('application/json') || type.startsWith('text/event-stream'))) return this.#read(res, h, false);
     if (status >= 400 && status < 500 && type.startsWith('application/json')) {
       // A refusal with a JSON-RPC error: the request's answer, as the server gave it (its id, or the request's).
-      const body = await readBody(res, this.#maxBytes).catch(() => '');
+      let body: string;
+      try {
+        body = await readBody(res, this.#maxBytes);
+      } catch (err) {
+        // Too large (the limit is named) or cut off: not an answer the client can be given.
+        return h.failed((err as Error).message);
+      }
       const { messages } = messagesIn(body, 'an error body', this.#scrubber);
       const m = messages[0];
       if (m !== undefined && isResponse(m.message) && m.message.error !== undefined) {

@@ -151,14 +151,21 @@ export class ModernStdioPool implements ModernTransport {
     const params = m.params ?? {};
     const meta = (params._meta as Record<string, unknown> | undefined) ?? {};
     const subscription = meta['io.modelcontextprotocol/subscriptionId'];
-    if (typeof subscription === 'number') return member.routes.get(subscription)?.handlers.message(m, text);
-    if (m.method === 'notifications/progress' && typeof params.progressToken === 'string') {
-      const owner = this.#tokens.get(params.progressToken);
+    if (subscription !== undefined) {
+      // Only the listen stream it names: an unknown or malformed subscription id reaches no one.
+      const route = typeof subscription === 'number' ? member.routes.get(subscription) : undefined;
+      return route?.listen ? route.handlers.message(m, text) : undefined;
+    }
+    if (m.method === 'notifications/progress') {
+      // Only the call whose pool-wide token it names (the server never saw a client's own token).
+      const owner = typeof params.progressToken === 'string' ? this.#tokens.get(params.progressToken) : undefined;
       const route = owner?.member === member ? member.routes.get(owner.id) : undefined;
       if (route?.token === undefined) return;
       const restored = { ...m, params: { ...params, progressToken: route.token } };
       return route.handlers.message(restored, JSON.stringify(restored));
     }
+    // Change notifications travel on a listen stream only: one without a subscription id could be anyone's.
+    if (m.method === 'notifications/resources/updated' || m.method.endsWith('/list_changed')) return;
     // Nothing else names its request: it goes to the only call in flight, or nowhere.
     const calls = [...member.routes.values()].filter((r) => !r.listen);
     if (calls.length === 1) calls[0]!.handlers.message(m, text);

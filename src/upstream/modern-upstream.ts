@@ -70,6 +70,7 @@ export class ModernUpstream implements Upstream {
   #nextQuestion = 0;
   #nextRetryId = 0;
   #closed = false;
+  #paused = false;
 
   constructor(connection: ModernConnection) {
     this.#connection = connection;
@@ -93,6 +94,22 @@ export class ModernUpstream implements Upstream {
       return;
     }
     this.#answered(message as JsonRpcResponse);
+  }
+
+  /**
+   * Backpressure from a slow client: this session's calls stop being read (over HTTP the server then waits on its
+   * writes). A stdio process is shared by sessions and is never paused for one: the session's hard cap applies there.
+   */
+  pause(): void {
+    this.#paused = true;
+    for (const e of this.#exchanges.values()) e.call?.pause?.();
+    this.#listen?.pause?.();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    for (const e of this.#exchanges.values()) e.call?.resume?.();
+    this.#listen?.resume?.();
   }
 
   async close(): Promise<void> {
@@ -132,9 +149,10 @@ export class ModernUpstream implements Upstream {
         }
         return this.#answerLocally(request.id, {});
     }
-    if (request.method.startsWith('tasks/') && typeof p.taskId === 'string' && !this.#tasks.has(p.taskId)) {
+    if (request.method.startsWith('tasks/') && p.taskId !== undefined && (typeof p.taskId !== 'string' || !this.#tasks.has(p.taskId))) {
       // The server knows only the gateway: its binding of tasks to callers binds nothing. This session's binding does.
-      const refusal = errorResponse(request.id, ErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(p.taskId.slice(0, 100))}`);
+      // A task id that is not a string is refused too: a server that coerced it would look up someone else's task.
+      const refusal = errorResponse(request.id, ErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(String(p.taskId).slice(0, 100))}`);
       return void queueMicrotask(() => this.#emit(refusal));
     }
     if (this.#listenLost) this.#openListen();
@@ -185,6 +203,7 @@ export class ModernUpstream implements Upstream {
         this.onfailed?.([exchange.request.id], reason);
       },
     });
+    if (this.#paused) exchange.call.pause?.();
   }
 
   #responded(exchange: Exchange, response: JsonRpcResponse, text: string): void {
@@ -200,8 +219,9 @@ export class ModernUpstream implements Upstream {
       });
     }
     this.#exchanges.delete(idKey(id));
-    if (result !== undefined) this.#learn(exchange.request, result);
-    if (response.id === id) return this.#emit(response, text);
+    // A result the link changed (a filtered task list) is sent as it now is, never as the server's text.
+    const changed = result !== undefined && this.#learn(exchange.request, result);
+    if (response.id === id && !changed) return this.#emit(response, text);
     this.#emit({ ...response, id });
   }
 
@@ -225,15 +245,17 @@ export class ModernUpstream implements Upstream {
     });
   }
 
-  /** What the session's results teach: the tools' header parameters, the tasks this session owns. */
-  #learn(request: JsonRpcRequest, result: Record<string, unknown>): void {
+  /** What the session's results teach: the tools' header parameters, the tasks this session owns. True when it changed `result`. */
+  #learn(request: JsonRpcRequest, result: Record<string, unknown>): boolean {
     if (request.method === 'tools/list' && Array.isArray(result.tools)) learnToolHeaders(this.#connection, result.tools, (e) => this.onerror?.(e));
     const task = result.task as { taskId?: unknown } | undefined;
     if (typeof task?.taskId === 'string') this.#tasks.add(task.taskId);
     if (request.method === 'tasks/list' && Array.isArray(result.tasks)) {
       // Only this session's tasks: the server lists every task of the gateway's credential.
       result.tasks = result.tasks.filter((t) => typeof (t as { taskId?: unknown })?.taskId === 'string' && this.#tasks.has((t as { taskId: string }).taskId));
+      return true;
     }
+    return false;
   }
 
   /** An `input_required` result: the client is asked, or the request fails with why it cannot be. */
@@ -341,5 +363,6 @@ export class ModernUpstream implements Upstream {
       },
     });
     this.#listen = call;
+    if (this.#paused) call.pause?.();
   }
 }

@@ -271,8 +271,11 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('a request without Mcp-Session-Id: 400', async () => {
     markLog();
-    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: ping() });
-    await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /Mcp-Session-Id header is required/ });
+    // The reply names the request it refuses whenever the body held exactly one request.
+    const res = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: ping('p-7') });
+    await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, id: 'p-7', message: /Mcp-Session-Id header is required/ });
+    const batch = await fetch(endpoint, { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body: `[${ping(1)},${ping(2)}]` });
+    await refusedFetch(batch, { status: 400, code: ErrorCode.InvalidRequest, id: null });
     const notification = await fetch(endpoint, {
       method: 'POST',
       headers: { ...mcpHeaders, ...gw.auth },
@@ -287,8 +290,8 @@ describe('bad input at the Streamable HTTP edge', () => {
   it('an unknown session id: 404 with SessionNotFound, on POST, GET and DELETE', async () => {
     markLog();
     const unknown = 'AAAAAAAAAAAAAAAAAAAAAA';
-    const post = await fetch(endpoint, { method: 'POST', headers: sessionHeaders(unknown), body: ping() });
-    await refusedFetch(post, { status: 404, code: ErrorCode.SessionNotFound, message: /Session not found/ });
+    const post = await fetch(endpoint, { method: 'POST', headers: sessionHeaders(unknown), body: ping(41) });
+    await refusedFetch(post, { status: 404, code: ErrorCode.SessionNotFound, id: 41, message: /Session not found/ });
     const get = await fetch(endpoint, { method: 'GET', headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': unknown } });
     await refusedFetch(get, { status: 404, code: ErrorCode.SessionNotFound });
     const del = await fetch(endpoint, { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': unknown } });
@@ -301,7 +304,7 @@ describe('bad input at the Streamable HTTP edge', () => {
   it('a session id of another connection: 404', async () => {
     markLog();
     const res = await fetch(gw.mcp('other'), { method: 'POST', headers: sessionHeaders(), body: ping() });
-    await refusedFetch(res, { status: 404, code: ErrorCode.SessionNotFound });
+    await refusedFetch(res, { status: 404, code: ErrorCode.SessionNotFound, id: 1 });
     const logged = logSince();
     await assertStillServing();
     assertLogged(logged, /unknown session/);
@@ -314,7 +317,7 @@ describe('bad input at the Streamable HTTP edge', () => {
     await del.text();
     markLog();
     const res = await fetch(endpoint, { method: 'POST', headers: sessionHeaders(ended), body: ping() });
-    await refusedFetch(res, { status: 404, code: ErrorCode.SessionNotFound });
+    await refusedFetch(res, { status: 404, code: ErrorCode.SessionNotFound, id: 1 });
     assertLogged(logSince(), /unknown session/);
   });
 
@@ -382,8 +385,13 @@ describe('bad input at the Streamable HTTP edge', () => {
 
   it('an unsupported MCP-Protocol-Version: 400 naming the supported ones', async () => {
     markLog();
-    const res = await fetch(endpoint, { method: 'POST', headers: { ...sessionHeaders(), 'mcp-protocol-version': '1999-01-01' }, body: ping() });
-    await refusedFetch(res, { status: 400, code: ErrorCode.InvalidRequest, message: /unsupported MCP-Protocol-Version "1999-01-01"; supported: .*2025-06-18/ });
+    const res = await fetch(endpoint, { method: 'POST', headers: { ...sessionHeaders(), 'mcp-protocol-version': '1999-01-01' }, body: ping(9) });
+    await refusedFetch(res, {
+      status: 400,
+      code: ErrorCode.InvalidRequest,
+      id: 9,
+      message: /unsupported MCP-Protocol-Version "1999-01-01"; supported: .*2025-06-18/,
+    });
     const get = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': 'latest' } });
     await refusedFetch(get, { status: 400, code: ErrorCode.InvalidRequest });
     const logged = logSince();

@@ -37,6 +37,9 @@ describe('the legacy shim', () => {
     assert.match(cannotAsk(form, {})!, /elicitation capability/);
     assert.match(cannotAsk(sampling, { elicitation: {} })!, /sampling/);
     assert.equal(cannotAsk(sampling, { sampling: {} }), undefined);
+    const withTools = { key: 'k', method: 'sampling/createMessage', params: { tools: [{ name: 't', inputSchema: { type: 'object' } }] } };
+    assert.match(cannotAsk(withTools, { sampling: {} })!, /sampling\.tools/);
+    assert.equal(cannotAsk(withTools, { sampling: { tools: {} } }), undefined);
     assert.match(cannotAsk(roots, undefined)!, /roots/);
     assert.equal(cannotAsk(roots, { roots: { listChanged: true } }), undefined);
     assert.match(cannotAsk({ key: 'k', method: 'tools/call', params: {} }, { elicitation: {} })!, /not a request a server may make/);

@@ -39,7 +39,12 @@ function scripted(answer: (request: JsonRpcRequest) => Record<string, unknown> |
   };
   const upstream = new ModernUpstream(connection);
   const out: JsonRpcMessage[] = [];
-  upstream.onmessage = (m) => out.push(m);
+  /** Each message's text as the link hands it on (what the session records and relays). */
+  const texts: string[] = [];
+  upstream.onmessage = (m, text) => {
+    out.push(m);
+    texts.push(text);
+  };
   const send = (m: Record<string, unknown>) => upstream.send(m as unknown as JsonRpcMessage, JSON.stringify(m));
   let read = 0;
   /** The next message the client would get, in order. */
@@ -48,7 +53,7 @@ function scripted(answer: (request: JsonRpcRequest) => Record<string, unknown> |
     assert.ok(out.length > read, 'a message for the client');
     return out[read++]!;
   };
-  return { upstream, received, out, send, next, cancelled: () => cancelled };
+  return { upstream, received, out, texts, send, next, cancelled: () => cancelled };
 }
 
 async function initialize(t: ReturnType<typeof scripted>, capabilities: Record<string, unknown>) {
@@ -168,8 +173,13 @@ describe('ModernUpstream: a legacy session over a 2026-07-28 server', () => {
     await t.send({ jsonrpc: '2.0', id: 3, method: 'tasks/get', params: { taskId: 'task-other' } });
     const refused = (await t.next()) as JsonRpcResponse;
     assert.equal(refused.error?.code, -32602);
+    // A task id of another type (a number a server might coerce) is refused the same way.
+    await t.send({ jsonrpc: '2.0', id: 5, method: 'tasks/result', params: { taskId: 7 } });
+    assert.equal(((await t.next()) as JsonRpcResponse).error?.code, -32602);
     assert.equal(t.received.length, 2, "another session's task id never reaches the server");
     await t.send({ jsonrpc: '2.0', id: 4, method: 'tasks/list', params: {} });
     assert.deepEqual(((await t.next()) as JsonRpcResponse).result?.tasks, [{ taskId: 'task-mine' }]);
+    // The text relayed and recorded is the filtered list too, not the server's.
+    assert.doesNotMatch(t.texts.at(-1)!, /task-other/);
   });
 });
