@@ -16,6 +16,12 @@ export function upstreamSchemas(sources: SecretSources) {
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, 'expected an environment variable name, or a prefix ending in * such as AWS_*'))
       .default([]),
     cwd: z.string().min(1).optional(),
+    /**
+     * Server processes the gateway keeps spawned and waiting (not initialized) for the connection's next sessions, so a
+     * new session does not wait for its process to start; 0 turns it off. Each is spawned exactly as a session's
+     * process would be, and is given to one session only (src/upstream/stdio-spares.ts). The agent ignores it.
+     */
+    spares: z.number().int('expected a whole number of processes').min(0).max(16).default(1),
   });
   const http = z.strictObject({
     url: httpUrl(sources),
@@ -36,6 +42,7 @@ export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefin
       args: c.stdio.args,
       env: c.stdio.env,
       passEnv: c.stdio.passEnv,
+      spares: c.stdio.spares,
       ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}),
     };
   if (c.http) return { kind: 'http' as const, url: c.http.url, headers: c.http.headers };

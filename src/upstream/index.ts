@@ -3,16 +3,18 @@ import type { UpstreamConfig } from './config.js';
 import { SseUpstream } from './http.js';
 import { upstreamScrubber } from './injected-credentials.js';
 import { StreamableHttpUpstream, type UpstreamAgents } from './streamable-http.js';
-import { StdioUpstream } from './stdio.js';
+import { type SpareSource, StdioUpstream } from './stdio.js';
 import type { Upstream } from './upstream.js';
 
 export type { Upstream } from './upstream.js';
 export { UpstreamError } from './upstream.js';
 export { UpstreamAgents } from './streamable-http.js';
+export { StdioSparePools } from './stdio-spares.js';
 
 /**
  * Builds a fresh, unstarted upstream link for one client session on a connection. A connection served by an agent
- * is reached through `viaAgent` (the gateway's tunnels); the agent itself has none.
+ * is reached through `viaAgent` (the gateway's tunnels); the agent itself has none. A stdio connection's session takes
+ * its process from `spares` when one waits there.
  */
 export function createUpstream(
   connection: { name: string; upstream: UpstreamConfig },
@@ -20,6 +22,7 @@ export function createUpstream(
   agents: UpstreamAgents,
   log: Logger,
   viaAgent?: (agent: string) => Upstream,
+  spares?: SpareSource,
 ): Upstream {
   const u = connection.upstream;
   // Every credential the gateway injects is scrubbed from everything the server sends back, where it enters.
@@ -29,7 +32,7 @@ export function createUpstream(
       if (viaAgent === undefined) throw new Error(`connection '${connection.name}' is served by an agent, and agents are not reachable here`);
       return viaAgent(u.agent);
     case 'stdio':
-      return new StdioUpstream(u, maxMessageBytes, log, scrubber);
+      return new StdioUpstream(u, maxMessageBytes, log, scrubber, spares);
     case 'http':
       return new StreamableHttpUpstream(u, agents.for(connection.name, u.url.reveal().startsWith('https:')), maxMessageBytes, scrubber);
     case 'sse':
