@@ -23,6 +23,11 @@ export interface SessionBenchSettings {
   rounds: number;
   /** Sequential sessions per target per round, after `warmSessions` once. */
   seqSessions: number;
+  /**
+   * The pause between two sequential sessions (not timed): an agent's turn between its tasks. Without it, sessions
+   * opened back to back with nothing in between are a throughput test, which the concurrent part measures.
+   */
+  thinkMs: number;
   warmSessions: number;
   clients: number;
   /** Each target's closed-loop window per round, after one unmeasured window of `concWarmMs`. */
@@ -137,6 +142,7 @@ export async function compareSessions(targets: SessionTarget[], s: SessionBenchS
         const timing = await shortSession(t);
         sessions.push(timing.sessionMs);
         calls.push(...timing.callMs);
+        await new Promise((r) => setTimeout(r, s.thinkMs));
       }
       seq.set(t.name, { sessions, calls });
     }
@@ -213,7 +219,7 @@ export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSetti
     return { skipped: 'bridges not installed' };
   }
   console.log(
-    `\nBridges: short-lived sessions (connect, tools/list, ${callsPerSession} tools/call, close) with the v1 SDK client, in front of server-everything over stdio; ${s.rounds} round(s) of ${s.seqSessions} sequential sessions and ${s.clients} clients for ${s.concMs} ms per target`,
+    `\nBridges: short-lived sessions (connect, tools/list, ${callsPerSession} tools/call, close) with the v1 SDK client, in front of server-everything over stdio; ${s.rounds} round(s) of ${s.seqSessions} sequential sessions (${s.thinkMs} ms apart) and ${s.clients} clients for ${s.concMs} ms per target`,
   );
   const procs: Proc[] = [];
   try {

@@ -554,8 +554,8 @@ async function main(): Promise<void> {
       results.console = await consoleSessionList(verdicts);
     }
     const sessionSettings = quick
-      ? { rounds: 3, seqSessions: 15, warmSessions: 5, clients: settings.clients, concMs: 4000, concWarmMs: 3000 }
-      : { rounds: 3, seqSessions: 40, warmSessions: 10, clients: settings.clients, concMs: 8000, concWarmMs: 5000 };
+      ? { rounds: 3, seqSessions: 12, thinkMs: 500, warmSessions: 5, clients: settings.clients, concMs: 4000, concWarmMs: 3000 }
+      : { rounds: 3, seqSessions: 25, thinkMs: 500, warmSessions: 10, clients: settings.clients, concMs: 8000, concWarmMs: 5000 };
     if (!only || only === 'bridges') {
       results.bridges = await bridgesComparison(verdicts, sessionSettings);
     }

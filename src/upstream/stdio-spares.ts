@@ -68,7 +68,9 @@ export class StdioSpares implements SpareSource {
         signalGroup(spare.child, 'SIGKILL');
       }
     }
-    this.#fill();
+    // After this turn of the event loop: a spawn holds the loop for a few milliseconds (the fork), and the session that
+    // took the spare has its initialize to send first.
+    setImmediate(() => this.#fill());
     return taken;
   }
 
