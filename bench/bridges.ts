@@ -205,8 +205,9 @@ function report(
 
 /**
  * Portcullis (recording on in SQLite, masking on, every request authenticated) against supergateway and mcp-proxy,
- * with short-lived sessions; ratios against the faster bridge of each round (the lower p50, the higher calls/s). A
- * Portcullis without warm spares runs beside it, for the before/after of the spares.
+ * with short-lived sessions; ratios against the faster bridge of each round (the lower p50, the higher calls/s). First
+ * with 2025-era clients (the v1 SDK), a Portcullis without warm spares beside it for the before/after of the spares;
+ * then with the v2 client pinned to 2026-07-28, which all three serve (Portcullis through pooled upstream sessions).
  */
 export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSettings): Promise<Record<string, unknown>> {
   const sg = binOf('supergateway', 'supergateway');
@@ -219,7 +220,7 @@ export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSetti
     return { skipped: 'bridges not installed' };
   }
   console.log(
-    `\nBridges: short-lived sessions (connect, tools/list, ${callsPerSession} tools/call, close) with the v1 SDK client, in front of server-everything over stdio; ${s.rounds} round(s) of ${s.seqSessions} sequential sessions (${s.thinkMs} ms apart) and ${s.clients} clients for ${s.concMs} ms per target`,
+    `\nBridges: short-lived sessions (connect, tools/list, ${callsPerSession} tools/call, close) in front of server-everything over stdio; ${s.rounds} round(s) of ${s.seqSessions} sequential sessions (${s.thinkMs} ms apart) and ${s.clients} clients for ${s.concMs} ms per target`,
   );
   const procs: Proc[] = [];
   try {
@@ -239,20 +240,60 @@ export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSetti
       { name: 'Portcullis', url: `http://127.0.0.1:${portcullis.port}/mcp/everything`, headers: auth(portcullis), client: 'v1' },
       { name: 'Portcullis, spares: 0', url: `http://127.0.0.1:${cold.port}/mcp/everything`, headers: auth(cold), client: 'v1' },
     ];
-    const results = await compareSessions(targets, s);
-    const ratios = report(targets, results, ['supergateway', 'mcp-proxy'], 'the faster bridge of each round');
-    const p = ratios.get('Portcullis')!;
-    verdicts.push({ target: 'session p50 Portcullis / faster bridge (short sessions, median)', value: p.sessionP50, limit: '< 1', pass: p.sessionP50 < 1 });
-    verdicts.push({
-      target: 'calls/s Portcullis / faster bridge (32 clients, short sessions, median)',
-      value: p.callsPerSec,
-      limit: '≥ 1',
-      pass: p.callsPerSec >= 1,
-    });
-    return { rounds: Object.fromEntries(results), ratios: Object.fromEntries(ratios) };
+    const legacy = await bridgesPass('2025-era client (v1 SDK)', targets, ['supergateway', 'mcp-proxy'], 'Portcullis', verdicts, s);
+    // The same sessions with the v2 client pinned to 2026-07-28, where the target serves that era (both bridges do):
+    // Portcullis then serves them through pooled upstream sessions instead of a process per session.
+    const modernTargets = targets.filter((t) => t.name !== 'Portcullis, spares: 0').map((t): SessionTarget => ({ ...t, client: 'v2-modern' }));
+    console.log(`\nThe same with the v2 client pinned to 2026-07-28 (${modernTargets.map((t) => t.name).join(', ')})`);
+    const modern = await bridgesPass('2026-07-28 client (v2 SDK, pinned)', modernTargets, ['supergateway', 'mcp-proxy'], 'Portcullis', verdicts, s);
+    return { legacy, modern };
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
   }
+}
+
+/**
+ * One client era against the targets that serve it (a target that fails its first session is left out, and said so):
+ * ratios against the faster of `bridges`, verdicts for `subject`.
+ */
+async function bridgesPass(
+  era: string,
+  all: SessionTarget[],
+  bridges: string[],
+  subject: string,
+  verdicts: Verdicts,
+  s: SessionBenchSettings,
+): Promise<Record<string, unknown>> {
+  console.log(era);
+  const targets: SessionTarget[] = [];
+  const unavailable: Record<string, string> = {};
+  for (const t of all) {
+    try {
+      await shortSession(t);
+      targets.push(t);
+    } catch (err) {
+      unavailable[t.name] = (err as Error).message;
+      console.log(`${t.name}: unavailable with this client${t.name === subject ? ' (modern edge unavailable)' : ''}: ${(err as Error).message.slice(0, 200)}`);
+    }
+  }
+  const present = bridges.filter((b) => targets.some((t) => t.name === b));
+  if (present.length === 0 || !targets.some((t) => t.name === subject)) return { unavailable };
+  const results = await compareSessions(targets, s);
+  const ratios = report(targets, results, present, `the faster bridge of each round (${present.join(', ')})`);
+  const p = ratios.get(subject)!;
+  verdicts.push({
+    target: `session p50 ${subject} / faster bridge, ${era} (short sessions, median)`,
+    value: p.sessionP50,
+    limit: '< 1',
+    pass: p.sessionP50 < 1,
+  });
+  verdicts.push({
+    target: `calls/s ${subject} / faster bridge, ${era} (32 clients, short sessions, median)`,
+    value: p.callsPerSec,
+    limit: '≥ 1',
+    pass: p.callsPerSec >= 1,
+  });
+  return { rounds: Object.fromEntries(results), ratios: Object.fromEntries(ratios), unavailable };
 }
 
 /**
