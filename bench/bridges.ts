@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { demoServerEntry } from '../src/config/load.js';
 import { freePort } from '../test/helpers/ports.js';
 import { everythingStdioConnection, type Proc, startGateway } from './processes.js';
-import { callsPerSession, type SessionTarget, sessionsClosedLoop, shortSession } from './sessions.js';
+import { callsPerSession, connect as connectClient, echo, type SessionTarget, sessionsClosedLoop, shortSession } from './sessions.js';
 
 /**
  * What users pick instead of a gateway: the bare stdio→HTTP bridges `supergateway` and `mcp-proxy`, in front of the
@@ -297,6 +297,57 @@ async function bridgesPass(
 }
 
 /**
+ * Long-lived clients, for contrast: each target's clients connect once and then only call (sequential p50 over one
+ * client; `clients` clients in a closed loop), in rotated rounds. Printed, not judged: the issue's targets are about
+ * short sessions, and here neither path starts anything per session.
+ */
+async function longLived(targets: SessionTarget[], s: SessionBenchSettings): Promise<Record<string, { callP50: number[]; callsPerSec: number[] }>> {
+  const calls = s.seqSessions * 20;
+  const out: Record<string, { callP50: number[]; callsPerSec: number[] }> = Object.fromEntries(targets.map((t) => [t.name, { callP50: [], callsPerSec: [] }]));
+  const pools = new Map<string, Awaited<ReturnType<typeof connectClient>>[]>();
+  for (const t of targets) pools.set(t.name, await Promise.all(Array.from({ length: s.clients }, () => connectClient(t))));
+  try {
+    for (const t of targets) for (let i = 0; i < 200; i++) await echo(pools.get(t.name)![0]!.client);
+    for (let round = 0; round < s.rounds; round++) {
+      for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
+        const pool = pools.get(t.name)!;
+        const times: number[] = [];
+        for (let i = 0; i < calls; i++) {
+          const t0 = performance.now();
+          await echo(pool[0]!.client);
+          times.push(performance.now() - t0);
+        }
+        let done = 0;
+        const start = performance.now();
+        const end = start + s.concMs;
+        await Promise.all(
+          pool.map(async (c) => {
+            while (performance.now() < end) {
+              await echo(c.client);
+              done++;
+            }
+          }),
+        );
+        out[t.name]!.callP50.push(p50(times));
+        out[t.name]!.callsPerSec.push(done / ((performance.now() - start) / 1000));
+      }
+    }
+  } finally {
+    for (const pool of pools.values()) await Promise.all(pool.map(async (c) => (await c.end().catch(() => {}), await c.client.close())));
+  }
+  const [base] = targets;
+  console.log(`Long-lived clients (connected once; ${calls} sequential calls and ${s.clients} clients for ${s.concMs} ms per round), medians:`);
+  for (const t of targets) {
+    const o = out[t.name]!;
+    const b = out[base!.name]!;
+    console.log(
+      `       ${t.name.padEnd(28)} call p50 ${fmt(median(o.callP50))} ms (${fmt(median(o.callP50.map((x, i) => x / b.callP50[i]!)))}×)   ${fmt(median(o.callsPerSec), 0)} calls/s (${fmt(median(o.callsPerSec.map((x, i) => x / b.callsPerSec[i]!)))}×)`,
+    );
+  }
+  return out;
+}
+
+/**
  * The modern era: a v2 client pinned to 2026-07-28 → the gateway → server-everything over stdio, against the legacy
  * path (the same v2 client in its default mode, the 2025 handshake) through the same gateway, in the same run. A
  * gateway without the modern edge answers the pinned client's `server/discover` with 400: reported as unavailable.
@@ -323,7 +374,7 @@ export async function modernEra(verdicts: Verdicts, s: SessionBenchSettings): Pr
     const m = ratios.get(modern.name)!;
     verdicts.push({ target: 'session p50 modern / legacy (short sessions, median)', value: m.sessionP50, limit: '≤ 1', pass: m.sessionP50 <= 1 });
     verdicts.push({ target: 'calls/s modern / legacy (32 clients, short sessions, median)', value: m.callsPerSec, limit: '≥ 1', pass: m.callsPerSec >= 1 });
-    return { rounds: Object.fromEntries(results), ratios: Object.fromEntries(ratios) };
+    return { rounds: Object.fromEntries(results), ratios: Object.fromEntries(ratios), longLived: await longLived(targets, s) };
   } finally {
     await gateway.stop();
   }

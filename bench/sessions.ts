@@ -39,7 +39,7 @@ interface AnyClient {
   close(): Promise<void>;
 }
 
-async function connect(target: SessionTarget): Promise<{ client: AnyClient; end: () => Promise<void> }> {
+export async function connect(target: SessionTarget): Promise<{ client: AnyClient; end: () => Promise<void> }> {
   const requestInit = { headers: target.headers };
   if (target.client === 'v1') {
     const transport = new StreamableHTTPClientTransport(new URL(target.url), { requestInit });
@@ -96,4 +96,10 @@ export async function sessionsClosedLoop(target: SessionTarget, clients: number,
     }),
   );
   return { calls, sessions, ms: performance.now() - start };
+}
+
+/** One `tools/call` (echo) on a connected client; rejects unless the echo came back. */
+export async function echo(client: AnyClient): Promise<void> {
+  const result = (await client.callTool({ name: 'echo', arguments: { message: 'bench' } })) as { content?: Array<{ text?: string }> };
+  if (result.content?.[0]?.text !== 'Echo: bench') throw new Error(`echo failed: ${JSON.stringify(result).slice(0, 200)}`);
 }
