@@ -333,7 +333,14 @@ async function longLived(targets: SessionTarget[], s: SessionBenchSettings): Pro
       }
     }
   } finally {
-    for (const pool of pools.values()) await Promise.all(pool.map(async (c) => (await c.end().catch(() => {}), await c.client.close())));
+    for (const pool of pools.values()) {
+      await Promise.all(
+        pool.map(async (c) => {
+          await c.end().catch(() => {});
+          await c.client.close();
+        }),
+      );
+    }
   }
   const [base] = targets;
   console.log(`Long-lived clients (connected once; ${calls} sequential calls and ${s.clients} clients for ${s.concMs} ms per round), medians:`);
