@@ -6,8 +6,10 @@ import { type SpareSource, signalGroup, spawnServer } from './stdio.js';
 type StdioConfig = Extract<UpstreamConfig, { kind: 'stdio' }>;
 
 /** The first wait before a spare is spawned again after one died or could not start; it doubles up to the maximum. */
-const firstBackoffMs = 1000;
+const defaultFirstBackoffMs = 1000;
 const maxBackoffMs = 60_000;
+/** Failures in a row after which the pool stops trying until a session comes (and spawns its own process). */
+const maxFailuresInARow = 5;
 /** A spare that lived this long before it died resets the backoff: it started fine, something later ended it. */
 const healthyAfterMs = 30_000;
 /** How long spares get to exit after their stdin closes, and then after SIGTERM, on shutdown. */
@@ -28,7 +30,8 @@ interface Spare {
  * handed to one session only: `take()` removes it from the pool, and a replacement is spawned in the background.
  * Nothing is read from a spare while it waits (what it writes stays in its pipe for the session that takes it).
  * The pool fills on the connection's first session, not before, so a connection nobody uses holds no process. A
- * spare that exits while it waits is replaced after a backoff; `close()` ends them all.
+ * spare that exits while it waits is replaced after a backoff; after five failures in a row the pool waits for the next
+ * session before it tries again; `close()` ends them all.
  */
 export class StdioSpares implements SpareSource {
   readonly #config: StdioConfig;
@@ -36,14 +39,18 @@ export class StdioSpares implements SpareSource {
   readonly #log: Logger;
   readonly #ready: Spare[] = [];
   #starting = 0;
+  readonly #firstBackoffMs: number;
   #backoffMs = 0;
+  #failures = 0;
+  #paused = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   /** For tests and metrics: the processes spawned so far and the spares that died while waiting. */
   spawned = 0;
   died = 0;
 
-  constructor(config: StdioConfig, size: number, log: Logger) {
+  constructor(config: StdioConfig, size: number, log: Logger, firstBackoffMs = defaultFirstBackoffMs) {
+    this.#firstBackoffMs = firstBackoffMs;
     this.#config = config;
     this.#size = size;
     this.#log = log;
@@ -64,18 +71,26 @@ export class StdioSpares implements SpareSource {
       if (spare.child.exitCode === null && spare.child.signalCode === null && spare.child.stdin.writable) {
         taken = spare.child;
         this.#backoffMs = 0;
+        this.#failures = 0;
       } else {
         signalGroup(spare.child, 'SIGKILL');
       }
     }
+    // A session resumes a pool that gave up: it is used, so the next one may find a spare again.
+    this.#paused = false;
     // After this turn of the event loop: a spawn holds the loop for a few milliseconds (the fork), and the session that
     // took the spare has its initialize to send first.
     setImmediate(() => this.#fill());
     return taken;
   }
 
+  /** Whether the pool has given up after failures in a row, until the next session. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
   #fill(): void {
-    if (this.#closed || this.#timer !== undefined) return;
+    if (this.#closed || this.#paused || this.#timer !== undefined) return;
     while (this.#ready.length + this.#starting < this.#size) {
       if (this.#backoffMs > 0) {
         // Something killed a spare or stopped one from starting: wait before trying again.
@@ -117,7 +132,10 @@ export class StdioSpares implements SpareSource {
       signalGroup(child, 'SIGKILL');
       if (this.#closed) return;
       this.died++;
-      if (Date.now() - spawnedAt >= healthyAfterMs) this.#backoffMs = 0;
+      if (Date.now() - spawnedAt >= healthyAfterMs) {
+        this.#backoffMs = 0;
+        this.#failures = 0;
+      }
       this.#failed(`a spare server process ${signal ? `was killed by ${signal}` : `exited with code ${code}`} while it waited for a session`);
     };
     const onError = (err: Error) => this.#log.warn({ err: err.message }, 'spare server process error');
@@ -145,7 +163,14 @@ export class StdioSpares implements SpareSource {
   }
 
   #failed(reason: string): void {
-    this.#backoffMs = this.#backoffMs === 0 ? firstBackoffMs : Math.min(maxBackoffMs, this.#backoffMs * 2);
+    this.#failures++;
+    this.#backoffMs = this.#backoffMs === 0 ? this.#firstBackoffMs : Math.min(maxBackoffMs, this.#backoffMs * 2);
+    if (this.#failures >= maxFailuresInARow) {
+      // A command that cannot start or a server that dies at once: no endless retries; the next session tries again.
+      this.#paused = true;
+      this.#log.warn({ failures: this.#failures }, `${reason}; no more spares until the next session`);
+      return;
+    }
     this.#log.warn({ retryInMs: this.#backoffMs }, reason);
     this.#fill();
   }

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
+import { StdioSpares } from '../../src/upstream/stdio-spares.js';
 import { closeClient } from '../helpers/client.js';
 import { fixturePath, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -132,6 +134,30 @@ describe('stdio warm spares', () => {
         /spares/,
         `spares: ${spares}`,
       );
+    }
+  });
+
+  it('a server that dies at once: five tries with backoff, then no more spawns until a session comes', async () => {
+    const config = parseConfig(
+      `connections:\n  x:\n    stdio:\n      command: sh\n      args: ['-c', 'exit 3']\n    access:\n      groups: ['*']\n`,
+      'test',
+    ).connections.get('x')!.upstream;
+    assert.equal(config.kind, 'stdio');
+    if (config.kind !== 'stdio') return;
+    const pool = new StdioSpares(config, 1, pino({ level: 'silent' }), 5);
+    try {
+      assert.equal(pool.take(), undefined, 'nothing waits yet');
+      await waitFor(() => pool.paused, 'the pool to give up');
+      assert.equal(pool.died, 5);
+      assert.equal(pool.spawned, 5);
+      // Paused: no timer and nothing in flight. Ten times the longest backoff it used later, still nothing new.
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(pool.spawned, 5, 'no spawn while paused');
+      assert.equal(pool.take(), undefined);
+      assert.equal(pool.paused, false, 'a session resumes the pool');
+      await waitFor(() => pool.spawned === 6, 'the pool to try again');
+    } finally {
+      await pool.close();
     }
   });
 });
