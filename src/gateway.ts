@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
@@ -10,6 +11,7 @@ import { KeepAlive } from './edge/sse-writer.js';
 import { agentsModule, upstreams } from './features/agents.js';
 import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warnUnscrubbable } from './features/base.js';
 import { consoleModule } from './features/console.js';
+import { pinsModule } from './features/pins.js';
 import type { FeatureTimings } from './features/feature.js';
 import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
@@ -24,6 +26,7 @@ import { RequestLimitsObserver } from './limits/request-stage.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import type { Recorder } from './recording/recorder.js';
+import { ModernPool } from './session/modern-pool.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
 import { StdioSparePools, UpstreamAgents } from './upstream/index.js';
@@ -41,6 +44,8 @@ export interface GatewayOptions extends FeatureTimings {
 export class Gateway {
   readonly #server: Server;
   readonly #registry: SessionRegistry;
+  /** Pooled internal sessions serving MCP 2026-07-28 clients. */
+  readonly #pool: ModernPool;
   readonly #keepAlive: KeepAlive;
   readonly #log: Logger;
   readonly #agents = new UpstreamAgents();
@@ -90,12 +95,18 @@ export class Gateway {
     });
     warnUnscrubbable(config, log);
     const hub = this.#features.get(agentsModule)?.hub;
+    this.#pool = new ModernPool({
+      registry: () => this.#registry,
+      idleMs: config.sessions.modernIdleTimeoutMs,
+      maxPerKey: config.sessions.modernPoolSize,
+      log: log.child({ edge: 'modern' }),
+    });
     this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.#registry = new SessionRegistry({
       ...registrySettings(config),
       createUpstream: upstreams(config, this.#agents, hub, this.spares),
       stagesFor: (c) => this.#features.stagesFor(c),
-      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits)],
+      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits), this.#pool],
       admission: this.#limits,
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
@@ -103,7 +114,15 @@ export class Gateway {
     });
     this.#server = createHttpServer({
       registry: this.#registry,
-      ...edges(config, { registry: this.#registry, keepAlive: this.#keepAlive, refuseEarly: (id) => this.#limits.refusesRequestsEarly(id), log }),
+      ...edges(config, {
+        registry: this.#registry,
+        keepAlive: this.#keepAlive,
+        refuseEarly: (id) => this.#limits.refusesRequestsEarly(id),
+        log,
+        pool: this.#pool,
+        pins: this.#features.get(pinsModule)?.pins,
+        instanceId: recording.recorder?.instanceId ?? randomBytes(12).toString('base64url'),
+      }),
       ...serverSettings(config, publicUrls),
       log,
       // Why the gateway takes no new sessions, or undefined when it does.
@@ -113,6 +132,7 @@ export class Gateway {
       metrics: this.#metrics,
       issuers: identity.issuers,
       api: recordingsApi(config, recording, localApiKey),
+      apis: this.#features.apis,
       ...this.#features.contributions('http'),
     });
   }
@@ -154,6 +174,11 @@ export class Gateway {
     return this.devIdentity ? this.devIdentity.consoleLink(base) : `${base}/`;
   }
 
+  /** The pooled sessions of modern clients (tests). */
+  get modernPool(): ModernPool {
+    return this.#pool;
+  }
+
   get sessions(): SessionRegistry {
     return this.#registry;
   }
@@ -187,13 +212,14 @@ export class Gateway {
     }
     await this.#features.stop();
     this.#live.close();
+    this.#pool.stop();
     await Promise.all([this.#registry.closeAll('gateway shutting down'), this.spares.close()]);
     this.#limits.close();
     // Every session's seal is written before the store closes.
     await this.#recording.recorder?.close();
     await this.#recording.store?.close();
     this.#keepAlive.stop();
-    this.#agents.destroy();
+    await this.#agents.destroy();
     this.#server.closeAllConnections();
     await closed;
     this.#log.info('gateway stopped');

@@ -103,7 +103,7 @@ export class Agent {
     if (this.#watchdog) clearTimeout(this.#watchdog);
     this.#ws?.close(1001, 'the agent is stopping');
     await this.#endSessions('the agent is stopping');
-    this.#httpAgents.destroy();
+    await this.#httpAgents.destroy();
   }
 
   #connect(): void {

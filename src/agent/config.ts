@@ -32,7 +32,7 @@ function secret(sources: SecretSources, what: string) {
 }
 
 function agentSchema(sources: SecretSources) {
-  const { stdio, http } = upstreamSchemas(sources);
+  const { stdio, http, sse } = upstreamSchemas(sources);
   return z.strictObject({
     /** The gateway's base URL (https in production); the tunnel is its /agent endpoint. */
     gateway: z.url({ protocol: /^(https?|wss?)$/, error: "expected the gateway's base URL, e.g. https://portcullis.example.com" }),
@@ -92,7 +92,7 @@ function agentSchema(sources: SecretSources) {
       .record(
         z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a connection name is lower-case letters, digits, - and _, as in the gateway config'),
         z
-          .strictObject({ description: z.string().optional(), stdio: stdio.optional(), http: http.optional(), sse: http.optional() })
+          .strictObject({ description: z.string().optional(), stdio: stdio.optional(), http: http.optional(), sse: sse.optional() })
           .superRefine(oneUpstream(['stdio', 'http', 'sse'])),
       )
       .refine((c) => Object.keys(c).length > 0, { message: 'expected at least one connection to serve' }),

@@ -8,13 +8,14 @@ import { eventLine, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
 import type { Store } from '../store/store.js';
-import type { SessionQuery, SessionStatus } from '../store/types.js';
+import { eventsOfTrace, isTraceId } from '../recording/exchanges.js';
+import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../store/types.js';
 
 /**
  * /api/sessions: the recordings over HTTP for the console and scripts (read only).
- *   GET /api/sessions                 ?user&connection&status&since&until&denied&redacted&q&limit&cursor → { sessions, next }
+ *   GET /api/sessions                 ?user&connection&status&era&since&until&denied&redacted&q&limit&cursor → { sessions, next }
  *   GET /api/sessions/:id             → { session }
- *   GET /api/sessions/:id/events      ?after&limit → { events, next }
+ *   GET /api/sessions/:id/events      ?after&limit → { events, next }; ?trace=<W3C trace id> → { events, next: null }, that trace's exchanges
  *   GET /api/sessions/:id/verify      → the verification result
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
@@ -96,6 +97,13 @@ export class SessionsApi {
     if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
     if (what === undefined) return json(c, 200, { session });
     if (what === 'events') {
+      const trace = url.searchParams.get('trace');
+      if (trace !== null) {
+        if (!isTraceId(trace))
+          throw new HttpError(400, `trace expects a W3C trace id (32 hex digits, not all zero), found ${JSON.stringify(untrustedPrefix(trace))}`);
+        const events = eventsOfTrace(await this.store.events(id, -1, 1_000_000), trace);
+        return json(c, 200, { events: events.map((e) => eventLine(session, e)), next: null });
+      }
       const after = intParam(url.searchParams, 'after', -1, -1, Number.MAX_SAFE_INTEGER);
       const limit = intParam(url.searchParams, 'limit', 1000, 1, 10_000);
       const events = await this.store.events(id, after, limit);
@@ -126,6 +134,12 @@ export class SessionsApi {
       query.issuer = only.issuer;
     }
     if (connection) query.connection = connection;
+    const era = params.get('era');
+    if (era) {
+      if (!sessionEras.includes(era as SessionEra))
+        throw new HttpError(400, `era expects one of ${sessionEras.join(', ')}, found ${JSON.stringify(untrustedPrefix(era))}`);
+      query.era = era as SessionEra;
+    }
     if (status) {
       if (!statuses.includes(status as SessionStatus))
         throw new HttpError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);

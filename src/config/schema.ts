@@ -1,12 +1,13 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { duration, referenceOnly } from '../core/config-fields.js';
+import { duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
 import { checkMaskingNames, connectionMasking, connectionMaskingSchema, type MaskingConfig, maskingSchema } from '../masking/config.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { clientCapabilitiesSchema } from '../pipeline/client-capabilities.js';
 import { pinsSchema } from '../pins/config.js';
 import { guardrailsSchema, rulesSchema } from '../policy/config.js';
 import { recordingSchema } from '../recording/config.js';
@@ -26,13 +27,13 @@ const connectionName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const namePatterns = z.array(z.string().min(1)).optional();
 
 function connectionSchema(sources: SecretSources) {
-  const { stdio, http } = upstreamSchemas(sources);
+  const { stdio, http, sse } = upstreamSchemas(sources);
   return z
     .strictObject({
       description: z.string().optional(),
       stdio: stdio.optional(),
       http: http.optional(),
-      sse: http.optional(),
+      sse: sse.optional(),
       /** Served by this agent, inside the server's network (portcullis agent); its credentials never leave it. */
       agent: z
         .string()
@@ -53,6 +54,8 @@ function connectionSchema(sources: SecretSources) {
           pin: z.boolean().default(true),
         })
         .prefault({}),
+      /** Client capabilities the server is never offered (sampling, roots, elicitation.url, ...). */
+      clientCapabilities: clientCapabilitiesSchema(),
     })
     .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']));
 }
@@ -133,9 +136,32 @@ function fileSchema(sources: SecretSources) {
             idleTimeoutMs: idleTimeout,
           })),
         sessions: z
-          .strictObject({ idleTimeout: duration('30m') })
+          .strictObject({
+            idleTimeout: duration('30m'),
+            /** MCP 2026-07-28 clients are served through pooled internal sessions: one unused this long is closed. */
+            modernIdleTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            /** Pooled sessions per (connection, principal, client capabilities) at most; past it requests share one. */
+            modernPoolSize: z.number().int().min(1).max(64).default(4),
+            /** Cacheable results to modern clients carry at most this ttlMs, so a policy change or quarantine is seen in time. */
+            maxResultTtl: duration('60s'),
+            /** How long an MRTR round (input_required) waits for the client's retry before the request is cancelled upstream. */
+            inputTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
+            /**
+             * A session whose client has no stream open, nothing in flight and has sent nothing for this long is taken as
+             * abandoned (clients leave without DELETE) and closed, stopping its server; `off`: only idleTimeout applies.
+             */
+            abandonedAfter: durationOrOff('2m').refine((ms) => ms === undefined || ms >= 1000, 'expected at least 1s, or off'),
+          })
           .prefault({})
-          .transform((s) => ({ idleTimeoutMs: s.idleTimeout })),
+          .transform((s) => ({
+            idleTimeoutMs: s.idleTimeout,
+            modernIdleTimeoutMs: s.modernIdleTimeout,
+            modernPoolSize: s.modernPoolSize,
+            maxResultTtlMs: s.maxResultTtl,
+            inputTimeoutMs: s.inputTimeout,
+            /** undefined: off. */
+            abandonedAfterMs: s.abandonedAfter,
+          })),
         agents: z
           .strictObject({
             /** How often the gateway pings each agent's tunnel; a tunnel that misses one is closed. */
@@ -255,6 +281,7 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
     masking: connectionMasking(p.masking, c.masking),
     guardrails: c.guardrails,
     tools: c.tools,
+    clientCapabilities: c.clientCapabilities,
     limits: connectionLimits(c.limits, p.limits.connection),
   };
 }

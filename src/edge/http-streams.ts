@@ -168,9 +168,15 @@ export class HttpSessionStreams implements ClientSink {
     return bytes;
   }
 
+  /** When the client's last stream ended (abandoned sessions are told by it). */
+  lastStreamAt = Date.now();
+
   #watch(res: ServerResponse): void {
     this.#responses.add(res);
-    res.once('close', () => this.#responses.delete(res));
+    res.once('close', () => {
+      this.#responses.delete(res);
+      this.lastStreamAt = Date.now();
+    });
   }
 
   /** Whether a client request id is already waiting for its response (ids must be unique while in flight). */

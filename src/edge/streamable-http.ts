@@ -37,14 +37,22 @@ export class StreamableHttpEdge {
   constructor(private readonly o: StreamableHttpOptions) {}
 
   /** Serves one request of `identity`, whom the HTTP server has authenticated and found allowed on the connection. */
-  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, body?: string): Promise<void> {
     switch (req.method) {
       case 'POST':
-        return this.#post(req, res, connection, caller);
+        return this.#post(req, res, connection, caller, body);
       case 'GET':
-        return this.#get(req, res, connection, caller.identity);
       case 'DELETE':
-        return this.#delete(req, res, connection, caller.identity);
+        // Without a session there is no stream to open and nothing to end: a 2026-07-28 client (no sessions) is told
+        // 405, as a v2 SDK server tells it; a 2025-era client never sends these before initialize.
+        if (req.headers['mcp-session-id'] === undefined) {
+          req.resume();
+          return replyError(res, 405, -32000, `Method not allowed: ${req.method} needs the Mcp-Session-Id of a 2025-era session`, null, {
+            allow: 'GET, POST, DELETE',
+          });
+        }
+        if (req.method === 'DELETE') return this.#delete(req, res, connection, caller.identity);
+        return this.#get(req, res, connection, caller.identity);
       default:
         req.resume();
         this.o.log.info({ connection: connection.name, method: req.method }, 'HTTP method not allowed');
@@ -89,7 +97,8 @@ export class StreamableHttpEdge {
     return session;
   }
 
-  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
+  /** `body`: the body when the HTTP server has read it already (to tell the era of a POST without a session). */
+  async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, body?: string): Promise<void> {
     const log = this.o.log.child({ connection: connection.name });
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
@@ -106,7 +115,7 @@ export class StreamableHttpEdge {
     let texts: string[];
     let batch: boolean;
     try {
-      ({ messages, texts, batch } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+      ({ messages, texts, batch } = parseBody(body ?? (await readBody(req, this.o.maxMessageBytes))));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         log.warn({ limit: err.limit }, 'message too large');

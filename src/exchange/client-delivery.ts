@@ -5,6 +5,14 @@ import { recordingRefusal, type Unrecorded, type WriteAheadTap } from './write-a
 
 export function noop(): void {}
 
+/** `first`, then `next`: a delivery's completion followed by what must come after it (e.g. ending the session). */
+export function andThen(first: () => void, next: () => void): () => void {
+  return () => {
+    first();
+    next();
+  };
+}
+
 /**
  * Hands a session's messages to its client's edge, each once the write-ahead tap says it is durable, as the exact
  * bytes recorded. A response the recording refused is not delivered: its request gets the recording error instead.

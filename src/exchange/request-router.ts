@@ -43,6 +43,19 @@ export class RequestRouter {
     return pending;
   }
 
+  /**
+   * A client's notification on its way to the server: a `notifications/cancelled` of a request the server has
+   * withdraws it and names it by the server's id (`withdrawn`: the client's id, whose stream may close); any other
+   * notification is unchanged.
+   */
+  notificationToServer(n: JsonRpcNotification): { message: JsonRpcNotification; withdrawn?: RequestId } {
+    if (n.method !== 'notifications/cancelled') return { message: n };
+    const requestId = n.params?.requestId as RequestId | undefined;
+    const pending = requestId === undefined ? undefined : this.withdrawn(requestId);
+    if (pending === undefined) return { message: n };
+    return { message: { ...n, params: { ...n.params, requestId: pending.mappedId } }, withdrawn: requestId! };
+  }
+
   /** The id a still-pending client request was sent to the server with. */
   serverIdOf(clientId: RequestId): number | undefined {
     return this.#toServer.mappedIdOf(clientId);

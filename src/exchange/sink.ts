@@ -22,6 +22,12 @@ export interface ClientSink {
   /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */
   readonly connected: boolean;
   /**
+   * When the client last had a stream open (ms since the epoch): the end of its last one. Set only by an edge whose
+   * client may leave without a word (Streamable HTTP); absent, the session is never taken as abandoned
+   * (sessions.abandonedAfter). With `connected`, tells a client that has left from one between two streams.
+   */
+  readonly lastStreamAt?: number;
+  /**
    * Bytes written toward the client that it has not read yet (its sockets' and responses' buffers): the session
    * pauses the server when this and what it holds itself grow past limits.clientBacklog.
    */

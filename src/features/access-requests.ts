@@ -5,6 +5,7 @@ import type { FeatureModule } from './feature.js';
 /** Just-in-time access: requests, grants consulted when no group admits a caller, their expiry, and /api/access. */
 export const accessRequestsModule: FeatureModule = {
   name: 'access requests',
+  api: { path: '/api/access', caller: 'person', readsBody: true, whenOff: 'access requests need the recording store (recording.mode is off)' },
   create(ctx) {
     if (!ctx.store || !ctx.recorder) return undefined;
     const log = ctx.log;
@@ -26,7 +27,8 @@ export const accessRequestsModule: FeatureModule = {
       },
     });
     return {
-      http: { grants: requests, accessRequests: new AccessRequestsApi(requests) },
+      routes: new AccessRequestsApi(requests).routes(),
+      http: { grants: requests },
       start: () => requests.start(),
       stop: () => requests.stop(),
     };

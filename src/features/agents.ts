@@ -13,6 +13,7 @@ export interface AgentsFeature extends Feature {
 /** Agent tunnels: the hub the agents dial (/agent), /api/agents; on only when a connection is served by an agent. */
 export const agentsModule: FeatureModule<AgentsFeature> = {
   name: 'agents',
+  api: { path: '/api/agents', caller: 'machineOrPerson', readsBody: false, whenOff: 'no connection is served by an agent' },
   create(ctx) {
     const names = [...new Set([...ctx.config.connections.values()].flatMap((c) => (c.upstream.kind === 'agent' ? [c.upstream.agent] : [])))];
     if (!ctx.store || names.length === 0) return undefined;
@@ -23,8 +24,10 @@ export const agentsModule: FeatureModule<AgentsFeature> = {
       heartbeatMs: ctx.config.agents.heartbeatMs,
       maxMessageBytes: ctx.config.limits.maxMessageBytes,
     });
-    return { hub, http: { agents: { hub, api: new AgentsApi(hub, ctx.config.roles.admins) } }, stop: () => hub.close() };
+    return { hub, routes: new AgentsApi(hub, ctx.config.roles.admins).routes(), http: { agents: { hub } }, stop: () => hub.close() };
   },
+  // Without agents the list is empty (for those who may see it), rather than an error.
+  offRoutes: (ctx) => new AgentsApi(undefined, ctx.config.roles.admins).routes(),
 };
 
 /**

@@ -3,7 +3,9 @@ import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
 import type { LiveEvents } from '../console/live-events.js';
 import type { Identity } from '../core/identity.js';
 import type { PublicUrls } from '../edge/public-urls.js';
+import type { Hono } from 'hono';
 import type { HttpServerOptions } from '../http/http-server.js';
+import type { ApiMount, ControlEnv } from '../http/kit/route.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import type { DevIdentity } from '../identity/dev-identity.js';
 import type { RemoteIssuerTimings } from '../identity/issuers.js';
@@ -54,7 +56,7 @@ export interface FeatureContext {
  * Where a stage sits in a connection's pipeline, client side first. Slots are fixed so that the order is written
  * once (here) rather than implied by the order of the feature list.
  */
-export const stageSlots = ['limits', 'authorize', 'tool-filter', 'pin-calls', 'guard', 'mask', 'pin-lists'] as const;
+export const stageSlots = ['limits', 'authorize', 'client-capabilities', 'tool-filter', 'pin-calls', 'guard', 'mask', 'pin-lists'] as const;
 export type StageSlot = (typeof stageSlots)[number];
 
 /** A feature as it runs in one gateway: what it adds to the pipeline, to the sessions and to the HTTP port. */
@@ -63,7 +65,9 @@ export interface Feature {
   stages?(connection: ConnectionConfig): { [slot in StageSlot]?: Stage | undefined };
   /** What it adds to the session registry (e.g. masking: the recording's redactor). */
   readonly sessions?: Partial<SessionRegistryOptions>;
-  /** Its control-plane routes and data-path hooks (e.g. `reviews: new ReviewsApi(...)`). */
+  /** The routes of its module's `api` (mounted at `api.path`). */
+  readonly routes?: Hono<ControlEnv>;
+  /** What it adds to the HTTP port beyond an API (the console's pages, the agents' WebSocket, the grants). */
   readonly http?: Partial<HttpServerOptions>;
   /** Called in list order before the gateway listens; a rejection stops the start. */
   start?(): Promise<void>;
@@ -74,7 +78,11 @@ export interface Feature {
 /** A feature as registered: its name and how it is built (undefined when it is off, e.g. without a store). */
 export interface FeatureModule<T extends Feature = Feature> {
   readonly name: string;
+  /** The API it adds under /api, if any: mounted whether the feature is on or off (off, it answers 503 or `offRoutes`). */
+  readonly api?: ApiMount;
   create(ctx: FeatureContext): T | undefined;
+  /** The API's routes while the feature is off, when a 503 is not the right answer (agents: an empty list). */
+  offRoutes?(ctx: FeatureContext): Hono<ControlEnv>;
 }
 
 /** A connection's pipeline from the features' contributions, in slot order. */

@@ -1,10 +1,13 @@
 import type { ConnectionConfig } from '../config/schema.js';
+import type { MountedApi } from '../http/kit/route.js';
 import type { Stage } from '../pipeline/stage.js';
 import { contributions, type Feature, type FeatureContext, type FeatureModule, stagesOf } from './feature.js';
 
 /** The features running in one gateway, built from the registration list in order (a feature that is off is absent). */
 export class Features {
   readonly #running = new Map<FeatureModule<Feature>, Feature>();
+  /** The APIs of the features, on or off, in registration order. */
+  readonly apis: readonly MountedApi[];
 
   constructor(modules: readonly FeatureModule[], base: Omit<FeatureContext, 'feature'>) {
     const ctx: FeatureContext = { ...base, feature: (module) => this.get(module) };
@@ -12,6 +15,11 @@ export class Features {
       const feature = module.create(ctx);
       if (feature !== undefined) this.#running.set(module, feature);
     }
+    this.apis = modules.flatMap((module) => {
+      if (module.api === undefined) return [];
+      const routes = this.#running.has(module) ? this.#running.get(module)?.routes : module.offRoutes?.(ctx);
+      return [{ mount: module.api, routes }];
+    });
   }
 
   /** The running part of a feature, or undefined when it is off. */

@@ -1,5 +1,6 @@
 import { accessRequestsModule } from './access-requests.js';
 import { agentsModule } from './agents.js';
+import { clientCapabilitiesModule } from './client-capabilities.js';
 import { connectionAccessModule } from './connection-access.js';
 import { consoleModule } from './console.js';
 import type { FeatureModule } from './feature.js';
@@ -16,6 +17,7 @@ import { reviewsModule } from './reviews.js';
 export const featureModules: readonly FeatureModule[] = [
   limitsModule,
   connectionAccessModule,
+  clientCapabilitiesModule,
   accessRequestsModule,
   reviewsModule,
   pinsModule,

@@ -10,6 +10,7 @@ export interface PinsFeature extends Feature {
 /** Tool pinning: calls to a quarantined tool are refused, lists are checked against the pins, and /api/pins. */
 export const pinsModule: FeatureModule<PinsFeature> = {
   name: 'tool pins',
+  api: { path: '/api/pins', caller: 'person', readsBody: true, whenOff: 'tool pins need the recording store (recording.mode is off)' },
   create(ctx) {
     if (!ctx.store) {
       if ([...ctx.config.connections.values()].some((c) => c.tools.pin)) {
@@ -26,7 +27,7 @@ export const pinsModule: FeatureModule<PinsFeature> = {
     });
     return {
       pins,
-      http: { pins: new PinsApi(pins, ctx.mayOpen) },
+      routes: new PinsApi(pins, ctx.mayOpen).routes(),
       stages: (connection) => {
         if (!connection.tools.pin) return {};
         const pinning = { connection: connection.name, pins, mayOpen: ctx.mayOpen };

@@ -11,6 +11,7 @@ export interface ReviewsFeature extends Feature {
 /** Reviews of held calls: the store of pending reviews, their webhooks, and /api/reviews. */
 export const reviewsModule: FeatureModule<ReviewsFeature> = {
   name: 'reviews',
+  api: { path: '/api/reviews', caller: 'person', readsBody: true, whenOff: 'reviews need the recording store (recording.mode is off)' },
   create(ctx) {
     const notifier = ReviewNotifier.fromConfig(ctx.config, () => ctx.config.http.publicUrl ?? ctx.url(), ctx.log.child({ part: 'notifications' }));
     const reviews =
@@ -32,7 +33,7 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
         : undefined;
     return {
       reviews,
-      ...(reviews ? { http: { reviews: new ReviewsApi(reviews) } } : {}),
+      ...(reviews ? { routes: new ReviewsApi(reviews).routes() } : {}),
       start: async () => reviews?.start(),
       // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
       stop: async () => {

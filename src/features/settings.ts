@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../config/schema.js';
+import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
+import type { ToolPins } from '../pins/tool-pins.js';
 import type { Identity } from '../core/identity.js';
 import { defaultMaxConnections } from '../edge/connection-guard.js';
 import { LegacySseEdge } from '../edge/legacy-sse.js';
@@ -7,6 +8,9 @@ import { loopbackHosts } from '../edge/origin.js';
 import type { PublicUrls } from '../edge/public-urls.js';
 import type { KeepAlive } from '../edge/sse-writer.js';
 import { StreamableHttpEdge } from '../edge/streamable-http.js';
+import { ModernHttpEdge } from '../edge/modern-http.js';
+import { RequestStateSealer } from '../edge/request-state.js';
+import type { ModernPool } from '../session/modern-pool.js';
 import type { HttpServerOptions } from '../http/http-server.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
 
@@ -14,11 +18,13 @@ import type { SessionRegistry, SessionRegistryOptions } from '../session/registr
 
 export function registrySettings(
   config: GatewayConfig,
-): Pick<SessionRegistryOptions, 'connections' | 'idleTimeoutMs' | 'holdProgressMs' | 'flow'> & Partial<Pick<SessionRegistryOptions, 'reclaimIdleAfterMs'>> {
+): Pick<SessionRegistryOptions, 'connections' | 'idleTimeoutMs' | 'holdProgressMs' | 'flow'> &
+  Partial<Pick<SessionRegistryOptions, 'reclaimIdleAfterMs' | 'abandonedAfterMs'>> {
   return {
     connections: config.connections,
     ...(config.limits.reclaimIdleAfterMs === undefined ? {} : { reclaimIdleAfterMs: config.limits.reclaimIdleAfterMs }),
     idleTimeoutMs: config.sessions.idleTimeoutMs,
+    ...(config.sessions.abandonedAfterMs === undefined ? {} : { abandonedAfterMs: config.sessions.abandonedAfterMs }),
     holdProgressMs: config.reviews.progressIntervalMs,
     flow: {
       backlogBytes: config.limits.clientBacklogBytes,
@@ -37,8 +43,14 @@ export function edges(
     keepAlive: KeepAlive;
     refuseEarly: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
     log: Logger;
+    /** The pooled sessions of modern clients. */
+    pool: ModernPool;
+    /** The recorder's instance id, which MRTR states bind (a random one when recording is off). */
+    instanceId: string;
+    /** Tool pins, when the gateway pins tool definitions: `Mcp-Param-*` headers are checked against the pinned schemas. */
+    pins?: ToolPins | undefined;
   },
-): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse'> {
+): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse' | 'modernHttp' | 'maxMessageBytes'> {
   const common = { registry: o.registry, keepAlive: o.keepAlive, maxMessageBytes: config.limits.maxMessageBytes, refuseEarly: o.refuseEarly };
   return {
     streamableHttp: new StreamableHttpEdge({
@@ -48,6 +60,28 @@ export function edges(
       log: o.log.child({ edge: 'streamable-http' }),
     }),
     legacySse: new LegacySseEdge({ ...common, log: o.log.child({ edge: 'sse' }) }),
+    modernHttp: new ModernHttpEdge({
+      pool: o.pool,
+      keepAlive: o.keepAlive,
+      log: o.log.child({ edge: 'modern' }),
+      ttlCapMs: config.sessions.maxResultTtlMs,
+      variesByCaller: (connection) => o.registry.resultsVaryByCaller(connection),
+      recordRefusal: (connection, identity, origin, reason, text, answer) => o.registry.refuse(connection, identity, origin, reason, 'edge', { text, answer }),
+      sealer: new RequestStateSealer(o.instanceId, config.sessions.inputTimeoutMs),
+      roundTtlMs: config.sessions.inputTimeoutMs,
+      refuseEarly: o.refuseEarly,
+      ...(o.pins === undefined ? {} : { pinnedInputSchema: pinnedInputSchema(o.pins) }),
+    }),
+    maxMessageBytes: config.limits.maxMessageBytes,
+  };
+}
+
+/** A tool's approved inputSchema on a connection that pins tools (read from the store the first time). */
+function pinnedInputSchema(pins: ToolPins): (connection: ConnectionConfig, tool: string) => Promise<unknown> {
+  return async (connection, tool) => {
+    if (!connection.tools.pin) return undefined;
+    if (pins.inputSchema(connection.name, tool) === undefined) await pins.load(connection.name);
+    return pins.inputSchema(connection.name, tool) ?? undefined;
   };
 }
 

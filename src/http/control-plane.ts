@@ -3,10 +3,6 @@ import { getRequestListener, RequestError } from '@hono/node-server';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { apiRefusal, type MachineKeys } from '../api/access.js';
-import type { AccessRequestsApi } from '../api/access-requests.js';
-import { AgentsApi } from '../api/agents.js';
-import type { PinsApi } from '../api/pins.js';
-import type { ReviewsApi } from '../api/reviews.js';
 import type { SessionsApi } from '../api/sessions.js';
 import type { AgentHub } from '../agent/hub.js';
 import type { ConsoleEdge } from '../console/console-edge.js';
@@ -23,7 +19,18 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { ErrorCode } from '../protocol/jsonrpc.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { apiAuth } from './api-auth.js';
-import { apiErrorReply, type ControlEnv, type ErrorReply, drainUnreadBodies, errorsAs, hostGuard, plainErrorReply, requestUrl, sent } from './kit/route.js';
+import {
+  apiErrorReply,
+  type ControlEnv,
+  type ErrorReply,
+  drainUnreadBodies,
+  errorsAs,
+  hostGuard,
+  type MountedApi,
+  plainErrorReply,
+  requestUrl,
+  sent,
+} from './kit/route.js';
 
 /**
  * The control plane of the gateway's one port: /healthz, /readyz, /.well-known/oauth-protected-resource, /metrics,
@@ -41,13 +48,10 @@ export interface ControlPlaneOptions {
   ready: () => string | undefined;
   /** Who sent a request (a bearer token for the gateway). */
   authenticator: Authenticator;
-  accessRequests?: AccessRequestsApi;
-  /** /api/reviews; absent when there is no store (recording off). */
-  reviews?: ReviewsApi;
-  /** /api/pins; absent when there is no store. */
-  pins?: PinsApi;
-  /** Agent tunnels: /agent (WebSocket upgrade) and /api/agents; absent when no connection is served by an agent. */
-  agents?: { hub: AgentHub; api: AgentsApi };
+  /** The APIs the features add under /api (their modules' `api`), in registration order. */
+  apis: readonly MountedApi[];
+  /** Agent tunnels: /agent (WebSocket upgrade); absent when no connection is served by an agent. */
+  agents?: { hub: AgentHub };
   /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
   console?: { edge: ConsoleEdge; files: StaticFiles };
   /** GET /metrics (Prometheus), for the holders of a machine credential (api.token, the local API key). */
@@ -165,24 +169,20 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
   });
 
   // /api: Host and Origin first; only the APIs that read a body keep it, every other request's is drained unread.
-  app.use('/api/*', drainUnreadBodies(['/api/access', '/api/reviews', '/api/pins']), hostGuard(o.hostPolicy, o.log));
+  const readers = o.apis.filter((a) => a.mount.readsBody).map((a) => a.mount.path);
+  app.use('/api/*', drainUnreadBodies(readers), hostGuard(o.hostPolicy, o.log));
 
-  // The APIs of people: one line each, the API's path, its caller, and its routes (absent without a store).
-  const personApis: [path: string, caller: MiddlewareHandler<ControlEnv>, name: string, routes: Hono<ControlEnv> | undefined][] = [
-    ['/api/access', auth.person, 'access requests', o.accessRequests?.routes()],
-    ['/api/reviews', auth.person, 'reviews', o.reviews?.routes()],
-    ['/api/pins', auth.person, 'tool pins', o.pins?.routes()],
-    ['/api/agents', auth.machineOrPerson, 'agents', (o.agents?.api ?? new AgentsApi(undefined, o.roles.admins)).routes()],
-  ];
-  for (const [path, caller, name, routes] of personApis) {
+  // The features' APIs, each behind its caller's authentication; a feature that is off answers 503 saying why.
+  for (const { mount, routes } of o.apis) {
+    const caller = mount.caller === 'person' ? auth.person : auth.machineOrPerson;
     if (routes === undefined) {
-      app.all(`${path}/*`, caller, () => {
-        throw new HttpError(503, `${name} need the recording store (recording.mode is off)`);
+      app.all(`${mount.path}/*`, caller, () => {
+        throw new HttpError(503, mount.whenOff);
       });
       continue;
     }
-    app.use(`${path}/*`, caller, errorsAs(personApiError));
-    app.route(path, routes);
+    app.use(`${mount.path}/*`, caller, errorsAs(personApiError));
+    app.route(mount.path, routes);
   }
 
   // Everything else under /api reads recordings: its caller decides whose.

@@ -12,12 +12,20 @@ import { replyError } from '../edge/http-reply.js';
 import type { LegacySseEdge } from '../edge/legacy-sse.js';
 import { checkHostAndOrigin } from '../edge/origin.js';
 import type { StreamableHttpEdge } from '../edge/streamable-http.js';
+import { BodyTooLargeError, readBody } from '../edge/body.js';
+import { eraOfBody, mayBeModern } from '../edge/era.js';
+import type { ModernHttpEdge } from '../edge/modern-http.js';
+import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
 
 /** The control plane's options (control-plane.ts), and what the MCP data path needs besides. */
 export interface HttpServerOptions extends ControlPlaneOptions {
   streamableHttp: StreamableHttpEdge;
+  /** The MCP 2026-07-28 edge at the same /mcp/<name> URL; absent: every request goes to the legacy edge. */
+  modernHttp?: ModernHttpEdge;
+  /** limits.maxMessageSize: a POST read to tell its era is refused past it. */
+  maxMessageBytes: number;
   legacySse: LegacySseEdge;
   /** Who may use each connection. */
   access: (connection: string) => ConnectionAccess;
@@ -26,6 +34,9 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
   connections: ConnectionLimits;
 }
+
+/** Who a refused unauthenticated request is recorded as. */
+const unauthenticated: Identity = { subject: '(unauthenticated)', issuer: '(none)', groups: [] };
 
 const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
 
@@ -71,10 +82,50 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (caller === undefined) return;
     if (edge === 'mcp') {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
-      return o.streamableHttp.handle(req, res, connection, caller);
+      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller);
+      return byEra(req, res, connection, caller, o.modernHttp);
     }
     if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
     return o.legacySse.open(req, res, connection, caller);
+  }
+
+  /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
+  async function byEra(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, modern: ModernHttpEdge): Promise<void> {
+    let text: string;
+    try {
+      text = await readBody(req, o.maxMessageBytes);
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) throw err;
+      res.setHeader('connection', 'close');
+      return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+    }
+    const verdict = eraOfBody(req, text);
+    if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
+    if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);
+    if (verdict.code === ErrorCode.ParseError) return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
+    const origin = { edge: 'modern' as const, remoteAddress: req.socket.remoteAddress, access: caller.access };
+    return modern.refuse(res, connection, caller.identity, origin, verdict, text);
+  }
+
+  /**
+   * A 2026-07-28 request refused for want of credentials is recorded (its text and why), under no identity: a modern
+   * client has no session whose opening could be refused, and this is the only trace of what it asked for. The token
+   * is never part of it (it is a header). limits.unauthenticated bounds how many get here.
+   */
+  async function recordUnauthenticated(req: IncomingMessage, connection: ConnectionConfig, reason: string): Promise<void> {
+    if (!mayBeModern(req)) return;
+    const text = await readBody(req, o.maxMessageBytes).catch(() => undefined);
+    if (text === undefined || eraOfBody(req, text).era !== 'modern') return;
+    await o.registry.refuse(
+      connection,
+      unauthenticated,
+      { edge: 'modern', remoteAddress: req.socket.remoteAddress },
+      `not authenticated: ${reason}`,
+      'access',
+      {
+        text,
+      },
+    );
   }
 
   /** The connection a path names, or undefined after replying 400 or 404. */
@@ -114,11 +165,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
       caller = await o.authenticator.authenticate(req, url, connection);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      req.resume();
       // limits.unauthenticated: refused before verification, and logged once per burst where it was decided.
-      if (err instanceof TooManyAttemptsError)
+      if (err instanceof TooManyAttemptsError) {
+        req.resume();
         return void replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${err.message}`, null, { 'retry-after': String(err.retryAfterSeconds) });
+      }
       o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
+      if (err.status === 401 && edge === 'mcp' && opening) await recordUnauthenticated(req, connection, err.message);
+      req.resume();
       const headers: Record<string, string> = err.status === 401 || err.status === 400 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
       if (err.status === 503) headers['retry-after'] = '10';
       replyError(
@@ -143,16 +197,22 @@ export function createHttpServer(o: HttpServerOptions): Server {
         grant: grant.id,
       };
     }
-    req.resume();
     o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
-    if (opening)
+    const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
+    if (opening) {
+      // A refused POST without a session is kept with its text: a modern request says here what it asked for.
+      const text = edge === 'mcp' && req.method === 'POST' ? await readBody(req, o.maxMessageBytes).catch(() => undefined) : undefined;
+      const era = text !== undefined && mayBeModern(req) ? eraOfBody(req, text).era : 'legacy';
       await o.registry.refuse(
         connection,
         caller.identity,
-        { edge: edge === 'mcp' ? 'streamable-http' : 'sse', remoteAddress: req.socket.remoteAddress },
+        { edge: edge === 'sse' ? 'sse' : era === 'legacy' ? 'streamable-http' : 'modern', remoteAddress: req.socket.remoteAddress },
         decision.reason,
+        'access',
+        text === undefined ? undefined : { text },
       );
-    const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
+    }
+    req.resume();
     replyError(res, 403, ErrorCode.Denied, `Forbidden: ${forbidden.message}`, null, { 'www-authenticate': bearerChallenge(challengeUrl, forbidden) });
     return undefined;
   }

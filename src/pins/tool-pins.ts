@@ -95,8 +95,24 @@ export class ToolPins {
     const pins = await this.o.store.listToolPins(connection);
     this.#quarantined.set(connection, new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool)));
     const annotations = new Map<string, Record<string, unknown>>();
-    for (const p of pins) if (p.definition !== null) annotations.set(p.tool, annotationsOf(JSON.parse(p.definition) as Record<string, unknown>));
+    const schemas = new Map<string, unknown>();
+    for (const p of pins) {
+      if (p.definition === null) continue;
+      const definition = JSON.parse(p.definition) as Record<string, unknown>;
+      annotations.set(p.tool, annotationsOf(definition));
+      schemas.set(p.tool, definition.inputSchema);
+    }
     this.#annotations.set(connection, annotations);
+    this.#inputSchemas.set(connection, schemas);
+  }
+
+  /** Connection → tool → the inputSchema of its approved definition: what `Mcp-Param-*` headers are checked against. */
+  readonly #inputSchemas = new Map<string, Map<string, unknown>>();
+
+  /** The approved inputSchema of a tool (its `x-mcp-header` declarations); undefined until `load`, null for a tool with none approved. */
+  inputSchema(connection: string, tool: string): unknown {
+    const known = this.#inputSchemas.get(connection);
+    return known === undefined ? undefined : (known.get(tool) ?? null);
   }
 
   /** Connection → tool → the annotations of its approved definition: what guardrail conditions see. */
@@ -193,6 +209,7 @@ export class ToolPins {
         visible.push(t);
         quarantined.delete(t.name);
         (this.#annotations.get(connection) ?? this.#annotations.set(connection, new Map()).get(connection)!).set(t.name, annotationsOf(t));
+        (this.#inputSchemas.get(connection) ?? this.#inputSchemas.set(connection, new Map()).get(connection)!).set(t.name, t.inputSchema);
       } else {
         quarantined.add(t.name);
       }

@@ -1,6 +1,6 @@
 import type { ConnectionAccess, ItemKind } from '../identity/access-policy.js';
-import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage } from '../protocol/jsonrpc.js';
-import type { MessageContext, Stage, Verdict } from './stage.js';
+import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
+import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type Verdict } from './stage.js';
 
 /** The requests that use one tool, prompt or resource, and where its name is. */
 const uses: Record<string, { kind: ItemKind; param: 'name' | 'uri'; of?: undefined }> = {
@@ -22,20 +22,21 @@ function completionUse(ref: unknown): { kind: ItemKind; param: 'name' | 'uri'; o
   return { kind: 'prompt', param: 'name', of: r };
 }
 
-/** The list results that show items, the array in the result, and the field that names each item. */
-const lists: Record<string, { kind: ItemKind; field: string; key: string }> = {
-  'tools/list': { kind: 'tool', field: 'tools', key: 'name' },
-  'prompts/list': { kind: 'prompt', field: 'prompts', key: 'name' },
-  'resources/list': { kind: 'resource', field: 'resources', key: 'uri' },
-  'resources/templates/list': { kind: 'resource', field: 'resourceTemplates', key: 'uriTemplate' },
+/** The kind of item each list shows, and the field that names an item. */
+const lists: Record<ListKind, { kind: ItemKind; key: string }> = {
+  tools: { kind: 'tool', key: 'name' },
+  prompts: { kind: 'prompt', key: 'name' },
+  resources: { kind: 'resource', key: 'uri' },
+  resourceTemplates: { kind: 'resource', key: 'uriTemplate' },
 };
 
 /**
  * Per-user access to a connection's tools, prompts and resources (access.tools, .prompts, .resources): a list
  * shows the user only what they may use, and using anything else is refused before it reaches the server.
  */
-export class AuthorizeStage implements Stage {
+export class AuthorizeStage implements Stage, StageHandlers {
   readonly name = 'authorize';
+  readonly inspect = inspectWith(this);
 
   constructor(private readonly access: ConnectionAccess) {}
 
@@ -44,36 +45,34 @@ export class AuthorizeStage implements Stage {
     return access.hasItemRules ? new AuthorizeStage(access) : undefined;
   }
 
-  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined {
-    const identity = ctx.session.identity;
-    if (ctx.direction === 'toServer') {
-      if (!isRequest(message)) return undefined;
-      const use = message.method === 'completion/complete' ? completionUse(message.params?.ref) : uses[message.method];
-      if (use === undefined) return undefined;
-      const name = use.of === undefined ? message.params?.[use.param] : use.of[use.param];
-      const shown = typeof name === 'string' ? name : '';
-      const decision = this.access.item(identity, use.kind, shown);
-      if (decision.allowed && typeof name === 'string') return undefined;
-      const reason = typeof name === 'string' ? decision.reason : `${use.kind} request without a ${use.param}`;
-      return {
-        action: 'answer',
-        reason,
-        message: errorResponse(message.id, ErrorCode.Denied, `Access denied on connection '${ctx.session.connection}': ${reason}`, {
-          gateway: 'portcullis',
-          stage: this.name,
-          [use.kind]: name ?? null,
-        }),
-      };
-    }
-    const list = ctx.request === undefined ? undefined : lists[ctx.request.method];
-    if (list === undefined || !isResponse(message) || message.result === undefined) return undefined;
-    const items = message.result[list.field];
-    if (!Array.isArray(items)) return undefined;
+  /** A request that uses a tool, prompt or resource (or completes one's arguments) needs the item's groups. */
+  onRequest(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
+    const use = request.method === 'completion/complete' ? completionUse(request.params?.ref) : uses[request.method];
+    if (use === undefined) return undefined;
+    const name = use.of === undefined ? request.params?.[use.param] : use.of[use.param];
+    const shown = typeof name === 'string' ? name : '';
+    const decision = this.access.item(ctx.session.identity, use.kind, shown);
+    if (decision.allowed && typeof name === 'string') return undefined;
+    const reason = typeof name === 'string' ? decision.reason : `${use.kind} request without a ${use.param}`;
+    return {
+      action: 'answer',
+      reason,
+      message: errorResponse(request.id, ErrorCode.Denied, `Access denied on connection '${ctx.session.connection}': ${reason}`, {
+        gateway: 'portcullis',
+        stage: this.name,
+        [use.kind]: name ?? null,
+      }),
+    };
+  }
+
+  /** A list shows the caller only the items they may use. */
+  onList(kind: ListKind, response: JsonRpcResponse, items: readonly unknown[], ctx: MessageContext): Verdict | undefined {
+    const list = lists[kind];
     const visible = items.filter((item: unknown) => {
       const key = (item as Record<string, unknown> | null)?.[list.key];
-      return typeof key === 'string' && this.access.item(identity, list.kind, key).allowed;
+      return typeof key === 'string' && this.access.item(ctx.session.identity, list.kind, key).allowed;
     });
     if (visible.length === items.length) return undefined;
-    return { action: 'pass', message: { ...message, result: { ...message.result, [list.field]: visible } } };
+    return { action: 'pass', message: { ...response, result: { ...response.result, [kind]: visible } } };
   }
 }

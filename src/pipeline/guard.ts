@@ -1,10 +1,10 @@
 import type { GuardrailDefaults } from '../policy/config.js';
 import { requestFacts, targetOf } from '../policy/facts.js';
 import type { Decision, RuleSet } from '../policy/rules.js';
-import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { requestDigest } from '../reviews/request-digest.js';
 import type { ReviewOutcome, Reviews } from '../reviews/reviews.js';
-import type { MessageContext, Stage, Verdict } from './stage.js';
+import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type Verdict } from './stage.js';
 
 export interface GuardOptions {
   connection: string;
@@ -29,8 +29,9 @@ export interface GuardOptions {
  * approvers and the time waited are reported for the recording. Tool annotations for conditions come from the
  * connection's tools/list results, as the server last declared them.
  */
-export class GuardStage implements Stage {
+export class GuardStage implements Stage, StageHandlers {
   readonly name = 'guard';
+  readonly inspect = inspectWith(this);
   /** Without pinning: tool name → its annotations, from the latest tools/list on any of the connection's sessions. */
   readonly #annotations = new Map<string, Record<string, unknown>>();
 
@@ -41,17 +42,18 @@ export class GuardStage implements Stage {
     return o.rules.size > 0 || o.defaults.default !== 'allow' ? new GuardStage(o) : undefined;
   }
 
-  inspect(message: JsonRpcMessage, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined> {
-    if (ctx.direction === 'toClient') {
-      if (this.o.pinned === undefined && ctx.request?.method === 'tools/list' && isResponse(message)) this.#learnTools(message.result?.tools);
-      return undefined;
-    }
-    if (!isRequest(message)) return undefined;
+  /** Without pins, the annotations rules may read are learnt from the server's tool lists. */
+  onList(kind: ListKind, _response: JsonRpcResponse, items: readonly unknown[]): undefined {
+    if (this.o.pinned === undefined && kind === 'tools') this.#learnTools(items);
+    return undefined;
+  }
+
+  onRequest(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined> {
     const pinned = this.o.pinned;
-    const tool = message.method === 'tools/call' ? message.params?.name : undefined;
+    const tool = request.method === 'tools/call' ? request.params?.name : undefined;
     // Without the pins read yet, a rule about annotations would see none: read them first, never decide without.
-    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(() => this.#decide(message, ctx));
-    return this.#decide(message, ctx);
+    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(() => this.#decide(request, ctx));
+    return this.#decide(request, ctx);
   }
 
   #decide(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
@@ -68,8 +70,7 @@ export class GuardStage implements Stage {
     }
   }
 
-  #learnTools(tools: unknown): void {
-    if (!Array.isArray(tools)) return;
+  #learnTools(tools: readonly unknown[]): void {
     for (const t of tools as Array<{ name?: unknown; annotations?: unknown }>) {
       if (typeof t?.name !== 'string') continue;
       const a = t.annotations;

@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import type { SessionRow } from '../store/types.js';
+import { eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
 import { type ColumnMismatch, openingFacts, openingMismatches } from './session-facts.js';
 
 /**
@@ -13,6 +13,8 @@ export interface AttestedSession extends SessionRow {
   tampered: ColumnMismatch[];
   /** Whose the session is by its opening event; false when it has none, so it belongs to nobody a scope names. */
   owned: boolean;
+  /** The era the session served its client in, by its (attested) edge: modern (2026-07-28) or legacy (2025-era). */
+  era: SessionEra;
 }
 
 /** The rows with their ownership columns as the opening events state them, in the same order. */
@@ -21,9 +23,17 @@ export async function attestSessions(store: Store, rows: readonly SessionRow[]):
   return rows.map((row) => {
     const opening = openingFacts(openings.get(row.id));
     const tampered = openingMismatches(row, opening);
-    if (opening === undefined) return { ...row, tampered, owned: false };
+    if (opening === undefined) return { ...row, tampered, owned: false, era: eraOfEdge(row.edge) };
     const { openedAtUs, ...owner } = opening;
-    return { ...row, ...owner, issuer: owner.issuer ?? row.issuer, ...(openedAtUs === undefined ? {} : { openedAtUs }), tampered, owned: true };
+    return {
+      ...row,
+      ...owner,
+      issuer: owner.issuer ?? row.issuer,
+      ...(openedAtUs === undefined ? {} : { openedAtUs }),
+      tampered,
+      owned: true,
+      era: eraOfEdge(owner.edge),
+    };
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import type { EventRow, SessionRow } from '../store/types.js';
+import { type EventRow, eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
 import type { ColumnMismatch } from './session-facts.js';
 import { clientView, isoUs, type RpcSummary, summarizeRpc } from './transcript.js';
 
@@ -21,6 +21,8 @@ export interface SessionLine {
     connection: string;
     identity: { subject: string; issuer: string | null; email: string | null; groups: string[] };
     edge: string;
+    /** modern (2026-07-28 exchanges) or legacy (a 2025-era session), by the edge. */
+    era: SessionEra;
     remoteAddress: string | null;
     clientInfo: unknown;
     serverInfo: unknown;
@@ -57,7 +59,10 @@ export interface EventLine {
   hash: string;
   subject: string;
   connection: string;
-  /** Messages: what the JSON-RPC message is (not covered by the hash; derived from payload). */
+  /**
+   * Messages: what the JSON-RPC message is (not covered by the hash; derived from payload). A request's
+   * `protocolVersion` is its `_meta`'s (2026-07-28), else its legacy session's negotiated one.
+   */
   rpc?: RpcSummary;
   /** Other events: the payload, parsed. */
   details?: unknown;
@@ -73,6 +78,7 @@ export function sessionLine(s: SessionRow & { tampered?: ColumnMismatch[] }): Se
       connection: s.connection,
       identity: { subject: s.subject, issuer: s.issuer, email: s.email, groups: s.groups },
       edge: s.edge,
+      era: eraOfEdge(s.edge),
       remoteAddress: s.remoteAddress,
       clientInfo: s.clientInfo,
       serverInfo: s.serverInfo,
@@ -110,8 +116,12 @@ export function eventLine(s: SessionRow, e: EventRow): EventLine {
     connection: s.connection,
   };
   // Ids as the client numbers them, so a request and its response pair up.
-  if (e.kind === 'message') line.rpc = summarizeRpc(clientView(e));
-  else {
+  if (e.kind === 'message') {
+    line.rpc = summarizeRpc(clientView(e));
+    // A request of a 2025-era session is made in the version its initialize agreed; a modern one names its own.
+    if (line.rpc.kind === 'request' && line.rpc.protocolVersion === undefined && line.rpc.method !== 'initialize' && s.protocolVersion !== null)
+      line.rpc.protocolVersion = s.protocolVersion;
+  } else {
     try {
       line.details = JSON.parse(e.payload);
     } catch {

@@ -7,6 +7,7 @@ import { ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
 import { SessionChain } from './session-chain.js';
+import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
 import { nowUs } from './time.js';
 
@@ -60,7 +61,6 @@ export class Recorder {
   readonly mode: RecordingMode;
   readonly key: SigningKey;
   readonly #log: Logger;
-  readonly #probeMs: number;
   readonly #heartbeatMs: number;
   readonly #sweepMs: number;
   readonly #sweeper: Sweeper;
@@ -69,14 +69,12 @@ export class Recorder {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #maxInFlight: number;
   readonly #writer: BatchWriter;
-  #healthy = true;
-  #lastError: Error | undefined;
+  readonly #health: StoreHealth;
   /** Chains of sessions whose seal is not yet durable: never recovered from under them. */
   readonly #live = new Map<string, SessionChain>();
   /** Why sessions this instance ended without a seal were cut off, for the recovery that seals them. */
   readonly #cutOffReasons = new Map<string, string>();
   readonly #timers: NodeJS.Timeout[] = [];
-  #probe: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
 
@@ -88,7 +86,10 @@ export class Recorder {
     this.#log = o.log.child({ component: 'recorder' });
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
     this.#maxInFlight = this.#writer.synchronous ? 1 : 2;
-    this.#probeMs = o.probeMs ?? 1000;
+    this.#health = new StoreHealth(o.store, o.instanceId, o.probeMs ?? 1000, this.#log, () => {
+      this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
+      void this.sweep().catch(() => {});
+    });
     this.#heartbeatMs = o.heartbeatMs ?? 10_000;
     this.#sweeper = new Sweeper(this, {
       staleAfterMs: o.staleAfterMs ?? 60_000,
@@ -108,7 +109,7 @@ export class Recorder {
     await o.store.registerKey({ keyId: o.key.keyId, publicKey: o.key.publicKeyPem, instanceId: o.instanceId, createdAtUs: nowUs() });
     await o.store.heartbeat(o.instanceId, nowUs());
     await recorder.sweep();
-    recorder.#every(recorder.#heartbeatMs, () => recorder.#heartbeat());
+    recorder.#every(recorder.#heartbeatMs, () => recorder.#health.heartbeat());
     recorder.#every(recorder.#sweepMs, () => void recorder.sweep().catch(() => {}));
     return recorder;
   }
@@ -121,11 +122,11 @@ export class Recorder {
 
   /** Whether new sessions may open: in write-ahead mode, only while the store takes writes. */
   get accepting(): boolean {
-    return this.#healthy || this.mode === 'best-effort';
+    return this.#health.healthy || this.mode === 'best-effort';
   }
 
   get healthy(): boolean {
-    return this.#healthy;
+    return this.#health.healthy;
   }
 
   get closed(): boolean {
@@ -138,16 +139,18 @@ export class Recorder {
   }
 
   get lastError(): Error | undefined {
-    return this.#lastError;
+    return this.#health.lastError;
   }
 
   unavailable(): RecordingUnavailableError {
-    return new RecordingUnavailableError(`the recording store (${this.store.location}) is unavailable${this.#lastError ? `: ${this.#lastError.message}` : ''}`);
+    return new RecordingUnavailableError(
+      `the recording store (${this.store.location}) is unavailable${this.#health.lastError ? `: ${this.#health.lastError.message}` : ''}`,
+    );
   }
 
   /** Starts a session's chain and queues its row; throws RecordingUnavailableError when recording cannot take it. */
   openSession(row: SessionRow): SessionChain {
-    if (this.#closed || (!this.#healthy && this.mode === 'write-ahead')) throw this.unavailable();
+    if (this.#closed || (!this.#health.healthy && this.mode === 'write-ahead')) throw this.unavailable();
     const chain = new SessionChain(row.id);
     this.#live.set(row.id, chain);
     this.#enqueue({ type: 'open', chain, row });
@@ -163,7 +166,7 @@ export class Recorder {
     forwarded: string | null = null,
   ): void {
     if (chain.broken) throw this.unavailable();
-    if (!this.#healthy && this.mode === 'write-ahead') throw this.unavailable();
+    if (!this.#health.healthy && this.mode === 'write-ahead') throw this.unavailable();
     this.#enqueue({ type: 'event', chain, timeUs: nowUs(), monoUs: chain.monoUs(), kind, direction, boundary, payload, forwarded });
   }
 
@@ -314,10 +317,9 @@ export class Recorder {
 
   /** A batch did not reach the store: fail closed (write-ahead) or carry on and mark the hole (best-effort). */
   #failed(items: Item[], chains: Set<SessionChain>, commits: Commit[], err: Error): void {
-    this.#lastError = err;
     this.#stats.failedCommits++;
     this.#stats.lostEvents += items.filter((i) => i.type === 'event').length;
-    if (this.#healthy) {
+    if (this.#health.failed(err)) {
       this.#log.error(
         { err: err.message, sessions: chains.size, mode: this.mode },
         this.mode === 'write-ahead'
@@ -325,8 +327,6 @@ export class Recorder {
           : 'the recording store failed: best-effort recording is losing events; sessions go on UNRECORDED',
       );
     }
-    this.#healthy = false;
-    this.#startProbe();
     if (this.mode === 'write-ahead') {
       for (const chain of chains) this.#break(chain, err);
       // What is queued cannot be written either: those sessions end too.
@@ -359,39 +359,6 @@ export class Recorder {
     chain.onBroken?.(this.unavailable());
   }
 
-  #startProbe(): void {
-    if (this.#probe !== undefined || this.#closed) return;
-    let probing = false;
-    this.#probe = setInterval(() => {
-      if (probing) return;
-      probing = true;
-      this.store
-        .probe()
-        .then(() => this.store.heartbeat(this.instanceId, nowUs()))
-        .then(
-          () => this.#recovered(),
-          (err: Error) => (this.#lastError = err),
-        )
-        .finally(() => (probing = false));
-    }, this.#probeMs);
-    this.#probe.unref();
-  }
-
-  #recovered(): void {
-    if (this.#healthy) return;
-    clearInterval(this.#probe);
-    this.#probe = undefined;
-    this.#healthy = true;
-    this.#lastError = undefined;
-    this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
-    void this.sweep().catch(() => {});
-  }
-
-  #heartbeat(): void {
-    if (!this.#healthy) return;
-    this.store.heartbeat(this.instanceId, nowUs()).catch((err: Error) => this.#log.warn({ err: err.message }, 'recording heartbeat failed'));
-  }
-
   /** Seals sessions left open (a crash, a store failure, a gateway gone silent) and applies retention. */
   sweep(): Promise<void> {
     return this.#sweeper.sweep();
@@ -402,7 +369,7 @@ export class Recorder {
     await this.drain();
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    if (this.#probe) clearInterval(this.#probe);
+    this.#health.close();
     await this.#sweeper.idle();
   }
 }

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js';
 import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
+import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
 import { verifySeal } from './keys.js';
 import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatches } from './session-facts.js';
 
@@ -27,6 +28,11 @@ export interface SessionVerification {
   events: number;
   problems: VerifyProblem[];
   notes: string[];
+  /**
+   * The client's requests, each with its verdicts and how it ended (`incomplete`: those with no answer recorded).
+   * Whether the recording is intact is the chain's and the seal's to say; this says what it holds, per exchange.
+   */
+  exchanges?: { total: number; complete: number; incomplete: ExchangeRecord[]; all?: ExchangeRecord[] };
 }
 
 /** Keys whose seals count: this gateway's own, configured ones, and (only when asked) every key the store lists. */
@@ -34,7 +40,8 @@ export type TrustedKeys = ReadonlyMap<string, string>;
 
 const page = 5000;
 
-export async function verifySession(store: Store, sessionId: string, trusted: TrustedKeys): Promise<SessionVerification> {
+/** `listExchanges`: the result lists every exchange (`exchanges.all`), not only the incomplete ones. */
+export async function verifySession(store: Store, sessionId: string, trusted: TrustedKeys, listExchanges = false): Promise<SessionVerification> {
   const session = await store.getSession(sessionId);
   const ledger = await store.ledgerFor(sessionId);
   if (session === undefined) return missing(sessionId, ledger);
@@ -61,6 +68,7 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
   let last: EventRow | undefined;
   let first: EventRow | undefined;
   let negotiated: EventRow | undefined;
+  const exchanges = new ExchangeTracker();
   for (let after = -1; ; ) {
     const events = await store.events(sessionId, after, page);
     for (const e of events) {
@@ -84,6 +92,7 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
       }
       if (index === 0 && e.kind !== 'open') problem(`event 0 is a ${e.kind} event, not the session's opening`, 0);
       first ??= e;
+      exchanges.add(e);
       if (e.kind === 'negotiated') negotiated = e;
       if (e.kind === 'gap') {
         const gap = parseJson(e.payload) as { lost?: number } | undefined;
@@ -99,6 +108,15 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
     after = events.at(-1)!.seq;
   }
   if (last === undefined) problem('the session has no events: not even its opening');
+  const records = exchanges.records();
+  const incomplete = records.filter((r) => r.outcome === 'unanswered');
+  result.exchanges = { total: records.length, complete: records.length - incomplete.length, incomplete, ...(listExchanges ? { all: records } : {}) };
+  if (incomplete.length > 0 && session.status !== 'open') {
+    const named = incomplete.slice(0, 5).map((r) => `#${JSON.stringify(r.id)} ${r.method} (event ${r.seq})`);
+    result.notes.push(
+      `${incomplete.length} request${incomplete.length === 1 ? ' has' : 's have'} no recorded answer: ${named.join(', ')}${incomplete.length > 5 ? ', …' : ''}`,
+    );
+  }
   checkRow(session, first, negotiated, last, ledger, problem, result.notes);
 
   if (session.status === 'open') {

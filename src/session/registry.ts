@@ -21,6 +21,8 @@ export interface SessionRegistryOptions {
   stagesFor: (connection: ConnectionConfig) => Stage[];
   observers: readonly SessionObserver[];
   idleTimeoutMs: number;
+  /** A session whose client has left (no stream, nothing in flight, nothing sent) this long is closed; absent: never. */
+  abandonedAfterMs?: number;
   /** How often a client whose request is held for review is told it still waits. */
   holdProgressMs?: number;
   /** Backpressure toward slow clients; absent: unbounded. */
@@ -54,7 +56,8 @@ export interface SessionAdmission {
 
 /** Where a session came from, for its recording. */
 export interface SessionOrigin {
-  edge: 'streamable-http' | 'sse';
+  /** `modern`: a pooled session serving MCP 2026-07-28 clients (src/session/modern-pool.ts). */
+  edge: 'streamable-http' | 'sse' | 'modern';
   remoteAddress?: string | undefined;
   /** Why the identity may use the connection (the group that granted it), for the recording. */
   access?: string;
@@ -71,6 +74,9 @@ export function newSessionId(): string {
   }
 }
 
+/** Stages that never change a result toward the client (they refuse or hold requests, or check tool definitions). */
+const resultNeutralStages: ReadonlySet<string> = new Set(['limits', 'guard', 'tool-pins', 'client-capabilities']);
+
 /** The live sessions of this gateway: creates, finds, reaps idle ones and closes them all on shutdown. */
 export class SessionRegistry {
   readonly #sessions = new Map<string, Session>();
@@ -85,14 +91,23 @@ export class SessionRegistry {
   constructor(options: SessionRegistryOptions) {
     this.#options = options;
     for (const c of options.connections.values()) this.#pipelines.set(c.name, options.stagesFor(c));
-    if (options.idleTimeoutMs > 0) {
-      this.#reaper = setInterval(() => this.reapIdle(), Math.min(60_000, Math.max(1000, options.idleTimeoutMs / 4)));
+    const shortest = Math.min(options.idleTimeoutMs, options.abandonedAfterMs ?? Infinity);
+    if (shortest > 0) {
+      this.#reaper = setInterval(() => this.reapIdle(), Math.min(60_000, Math.max(1000, shortest / 4)));
       this.#reaper.unref();
     }
   }
 
   connection(name: string): ConnectionConfig | undefined {
     return this.#options.connections.get(name);
+  }
+
+  /**
+   * Whether a connection's stages may make what a client receives depend on who it is (filter a list, mask a result):
+   * such results are never for a shared cache. Stages that only refuse or hold requests, or check pins, do not.
+   */
+  resultsVaryByCaller(connection: string): boolean {
+    return (this.#pipelines.get(connection) ?? []).some((s) => !resultNeutralStages.has(s.name));
   }
 
   get(id: string): Session | undefined {
@@ -150,7 +165,7 @@ export class SessionRegistry {
           closed: (s) => {
             this.#sessions.delete(s.id);
             lease?.release();
-            if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(s);
+            if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(session);
           },
         },
       ],
@@ -235,11 +250,21 @@ export class SessionRegistry {
    * Records an attempt to open a session that access policy (or a limit: `stage` limits) refused: a session of its
    * own that opens, holds the refusal, and closes at once, so that who tried what is in the audit trail and not only in a log.
    */
-  async refuse(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, reason: string, stage: 'access' | 'limits' = 'access'): Promise<void> {
+  async refuse(
+    connection: ConnectionConfig,
+    identity: Identity,
+    origin: SessionOrigin,
+    reason: string,
+    stage: 'access' | 'limits' | 'edge' = 'access',
+    request?: { text: string; answer?: string },
+  ): Promise<void> {
     try {
       const recording = this.#startRecording(newSessionId(), connection, identity, origin);
       if (recording === undefined) return;
+      // A refused modern request (its text, as received, and the error it was answered with) is kept with the reason.
+      if (request !== undefined) recording.message('toServer', 'received', request.text);
       recording.verdict({ stage, action: 'answer', reason, direction: 'toServer' });
+      if (request?.answer !== undefined) recording.message('toClient', 'delivered', request.answer);
       await recording.close(stage === 'access' ? `access denied: ${reason}` : `refused: ${reason}`);
     } catch (err) {
       this.#options.log.warn(
@@ -258,13 +283,25 @@ export class SessionRegistry {
     return sessions.length;
   }
 
+  /**
+   * Closes the sessions idle past sessions.idleTimeout, and those whose client has left (sessions.abandonedAfter):
+   * neither SDK's close() sends the DELETE, so without this each such session would hold its server until the idle timeout.
+   */
   reapIdle(now = Date.now()): number {
     const cutoff = now - this.#options.idleTimeoutMs;
+    const abandonedMs = this.#options.abandonedAfterMs;
     let reaped = 0;
     for (const s of this.#sessions.values()) {
+      if (!s.isOpen) continue;
       if (s.isIdleSince(cutoff)) {
         reaped++;
         void s.close('idle timeout');
+      } else if (abandonedMs !== undefined && s.isAbandonedSince(now - abandonedMs)) {
+        reaped++;
+        this.#options.log.info({ session: s.id, connection: s.connection }, 'closing an abandoned session');
+        void s.close(
+          `abandoned: no stream open, nothing in flight and nothing from the client for ${Math.round(abandonedMs / 1000)}s (sessions.abandonedAfter)`,
+        );
       }
     }
     return reaped;

@@ -1,24 +1,21 @@
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { MessageContext, Outcome, SessionInfo } from '../pipeline/stage.js';
-import type { Direction } from '../core/direction.js';
+import type { Outcome, SessionInfo } from '../pipeline/stage.js';
 import type { Identity } from '../core/identity.js';
-import type { VerdictEvent } from '../core/verdict-event.js';
 import {
   ErrorCode,
   errorResponse,
   isNotification,
   isRequest,
   type JsonRpcMessage,
-  type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
 } from '../protocol/jsonrpc.js';
-import type { SessionRecording } from '../recording/session-recording.js';
+import type { NegotiatedFields } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
-import { ClientDelivery, noop } from '../exchange/client-delivery.js';
+import { andThen, ClientDelivery, noop } from '../exchange/client-delivery.js';
 import { FailureAnswers } from '../exchange/failure-answers.js';
 import { GatewayRequests } from '../exchange/gateway-requests.js';
 import { HeldRequests } from '../exchange/held-requests.js';
@@ -26,36 +23,13 @@ import { InOrder } from '../exchange/in-order.js';
 import { RequestRouter } from '../exchange/request-router.js';
 import { ServerForwarding } from '../exchange/server-forwarding.js';
 import { recordingRefusal, type TracedContext, type Unrecorded, WriteAheadTap } from '../exchange/write-ahead-tap.js';
-import { type ClientFlow, type FlowLimits, upstreamFlow } from './client-flow.js';
+import { type ClientFlow, upstreamFlow } from './client-flow.js';
+import { CallerIdentity } from './caller-identity.js';
+import { initializeOutcome } from './initialize.js';
+import type { SessionObserver, SessionOptions } from './session-options.js';
 import type { ClientSink } from '../exchange/sink.js';
 
-/** Sees everything a session does: metrics, debug logs, tests. The recording is not an observer: it is waited on. */
-export interface SessionObserver {
-  opened?(session: Session): void;
-  /** A message crossed a boundary: `received` from its sender, `delivered` to its receiver (after the pipeline). */
-  message?(session: Session, direction: Direction, boundary: 'received' | 'delivered', message: JsonRpcMessage): void;
-  verdict?(session: Session, event: VerdictEvent): void;
-  closed?(session: Session, reason: string): void;
-}
-
-export interface SessionOptions {
-  id: string;
-  connection: string;
-  identity: Identity;
-  upstream: Upstream;
-  /** Builds the session's pipeline; handed the verdict sink so every decision is seen and recorded. */
-  pipeline: (onVerdict: (event: VerdictEvent, ctx: MessageContext) => void) => Pipeline;
-  log: Logger;
-  observers?: readonly SessionObserver[];
-  /** The session's recording; absent when recording is off. */
-  recording?: SessionRecording;
-  /** How often a held request whose client asked for progress is told it still waits (reviews.progressInterval). */
-  holdProgressMs?: number;
-  /** Backpressure toward a slow client (limits.clientBacklog, limits.slowClientTimeout); absent: unbounded. */
-  flow?: FlowLimits;
-  /** Masks a cut-off fragment of a server message for the recording; absent when masking does not apply. */
-  maskFragment?: (text: string, session: SessionInfo) => string;
-}
+export type { SessionObserver, SessionOptions } from './session-options.js';
 
 type State = 'new' | 'open' | 'closed';
 
@@ -68,9 +42,11 @@ type State = 'new' | 'open' | 'closed';
 export class Session implements SessionInfo {
   readonly id: string;
   readonly connection: string;
-  #identity: Identity;
+  readonly #caller: CallerIdentity;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
+  /** The last message from the client. */
+  #clientSeenAt = Date.now();
   /** Filled in from the initialize exchange. */
   protocolVersion?: string;
   clientInfo?: unknown;
@@ -99,31 +75,21 @@ export class Session implements SessionInfo {
   /** Set by close(): sealed in the recording (at once without one), the end as the client sees it; the server may still be exiting. */
   #ended: Promise<void> = this.#closed;
 
-  /** Who is on the session, as their latest request's token says (the same principal as the one who opened it). */
+  /** Who is on the session now (the same principal as the one who opened it; see CallerIdentity). */
   get identity(): Identity {
-    return this.#identity;
+    return this.#caller.current;
   }
 
-  /**
-   * Takes the identity of a request on this session, so that access is decided by the caller's groups now, not
-   * those they had when the session opened (a refreshed token may carry fewer). Only the same principal may be
-   * given: the edges refuse a session id presented by anyone else.
-   */
   refreshIdentity(identity: Identity): void {
-    if (identity === this.#identity) return;
-    if (identity.subject !== this.#identity.subject || identity.issuer !== this.#identity.issuer)
-      throw new Error('a session belongs to the identity that opened it');
-    const before = this.#identity.groups.join(',');
-    this.#identity = identity;
-    if (identity.groups.join(',') !== before) this.#log.info({ groups: identity.groups }, "the caller's groups changed");
+    this.#caller.refresh(identity);
   }
 
   constructor(options: SessionOptions) {
     this.id = options.id;
     this.connection = options.connection;
-    this.#identity = options.identity;
     this.#upstream = options.upstream;
     this.#log = options.log;
+    this.#caller = new CallerIdentity(options.identity, options.log);
     this.#observers = options.observers ?? [];
     this.#tap = new WriteAheadTap(options.recording, (err) => {
       // Write-ahead recording failed: nothing more is forwarded; the session ends with a clear error.
@@ -202,7 +168,17 @@ export class Session implements SessionInfo {
 
   /** Whether the session has nothing going on and no client listening (for idle reaping). */
   isIdleSince(cutoff: number): boolean {
-    return this.lastActivity < cutoff && this.pendingRequests === 0 && this.#held.size === 0 && !this.#toClient.sink.connected;
+    return this.lastActivity < cutoff && this.#quiet;
+  }
+
+  /** Whether a Streamable HTTP client left without DELETE: quiet, no message from it nor stream open since `cutoff`. */
+  isAbandonedSince(cutoff: number): boolean {
+    const lastStreamAt = this.#toClient.sink.lastStreamAt;
+    return lastStreamAt !== undefined && Math.max(this.#clientSeenAt, lastStreamAt) < cutoff && this.#quiet;
+  }
+
+  get #quiet(): boolean {
+    return this.pendingRequests === 0 && this.#held.size === 0 && !this.#toClient.sink.connected;
   }
 
   /** The edge that serves this session's client attaches its sink. */
@@ -220,6 +196,8 @@ export class Session implements SessionInfo {
       this.#state = 'closed';
       this.closeReason = `upstream failed to start: ${e.message}`;
       await this.#tap.close(this.closeReason)?.catch(() => {});
+      // Whatever did start (a process, a connection) is stopped: the session never opened and nothing will close it later.
+      await this.#upstream.close().catch(() => {});
       this.#markClosed();
       throw e;
     }
@@ -238,7 +216,7 @@ export class Session implements SessionInfo {
   }
 
   #receive(message: JsonRpcMessage, text: string): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.#clientSeenAt = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
       if (isRequest(message)) this.#toClient.unrecorded(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'), message.id);
@@ -275,7 +253,16 @@ export class Session implements SessionInfo {
       if (unrecorded !== undefined && !this.#tap.received('toServer', unrecorded.text, unrecorded.ctx)) return;
     }
     if (outcome.action === 'answer') {
-      if (isRequest(original) && outcome.message) this.#toClient.answer(outcome.message);
+      if (!isRequest(original) || !outcome.message) return;
+      // An initialize a stage refused: the session ends once the client has its answer.
+      if (original.method === 'initialize' && (outcome.message as JsonRpcResponse).error !== undefined)
+        this.#toClient.deliver(
+          outcome.message,
+          original.id,
+          undefined,
+          andThen(noop, () => void this.close('initialize refused by the gateway')),
+        );
+      else this.#toClient.answer(outcome.message);
       return;
     }
     const message = outcome.message;
@@ -296,7 +283,9 @@ export class Session implements SessionInfo {
         if (unrecorded !== undefined) this.#tap.received('toServer', unrecorded.text, unrecorded.ctx);
         return;
       }
-      this.#toServer.forward(this.#mapClientNotification(message), undefined, unrecorded);
+      const { message: toServer, withdrawn } = this.#router.notificationToServer(message);
+      if (withdrawn !== undefined) this.#toClient.sink.abandon(withdrawn);
+      this.#toServer.forward(toServer, undefined, unrecorded);
       return;
     }
     // A client's response to a server request: back to the server's own id.
@@ -308,16 +297,6 @@ export class Session implements SessionInfo {
       return;
     }
     this.#toServer.forward({ ...response, id: pending.originalId }, undefined, unrecorded);
-  }
-
-  #mapClientNotification(n: JsonRpcNotification): JsonRpcNotification {
-    if (n.method !== 'notifications/cancelled') return n;
-    const requestId = n.params?.requestId as RequestId | undefined;
-    if (requestId === undefined) return n;
-    const pending = this.#router.withdrawn(requestId);
-    if (pending === undefined) return n;
-    this.#toClient.sink.abandon(requestId);
-    return { ...n, params: { ...n.params, requestId: pending.mappedId } };
   }
 
   #fromServer(message: JsonRpcMessage, text: string): void {
@@ -339,8 +318,11 @@ export class Session implements SessionInfo {
       return;
     }
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
-    if (pending.request.method === 'initialize') this.#learnFromInitialize(pending.request, clientResponse);
-    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, left);
+    const initialized = pending.request.method === 'initialize' ? initializeOutcome(pending.request, clientResponse) : undefined;
+    if (initialized !== undefined && 'agreed' in initialized) this.#negotiated(initialized.agreed);
+    // A refused initialize ends the session (and its server process) once the client has the error: nothing can follow it.
+    const then = initialized !== undefined && 'failed' in initialized ? andThen(left, () => void this.close(initialized.failed)) : left;
+    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, then);
   }
 
   /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */
@@ -382,15 +364,14 @@ export class Session implements SessionInfo {
     this.#toClient.deliver(message, related, { text, ctx }, left);
   }
 
-  #learnFromInitialize(request: JsonRpcRequest, response: JsonRpcResponse): void {
-    this.clientInfo = request.params?.clientInfo;
-    const result = response.result as { protocolVersion?: unknown; serverInfo?: unknown } | undefined;
-    if (typeof result?.protocolVersion === 'string') {
-      this.protocolVersion = result.protocolVersion;
-      this.#upstream.setProtocolVersion(result.protocolVersion);
+  #negotiated(agreed: NegotiatedFields): void {
+    this.clientInfo = agreed.clientInfo ?? undefined;
+    this.serverInfo = agreed.serverInfo ?? undefined;
+    if (agreed.protocolVersion !== null) {
+      this.protocolVersion = agreed.protocolVersion;
+      this.#upstream.setProtocolVersion(agreed.protocolVersion);
     }
-    this.serverInfo = result?.serverInfo;
-    this.#tap.recordNegotiated({ clientInfo: this.clientInfo ?? null, serverInfo: this.serverInfo ?? null, protocolVersion: this.protocolVersion ?? null });
+    this.#tap.recordNegotiated(agreed);
   }
 
   /**

@@ -2,7 +2,7 @@ import type { DatabasePort, Row } from './port.js';
 import { batchStatement, writeBatchRows } from './recording-batch.js';
 import { eventFromDb, keyFromDb, ledgerFromDb, sessionFromDb } from './recording-rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
-import type { EventRow, KeyRow, LedgerRow, SessionQuery, SessionRow, WriteBatch } from './types.js';
+import { type EventRow, type KeyRow, type LedgerRow, modernEdge, type SessionQuery, type SessionRow, type WriteBatch } from './types.js';
 
 /**
  * The recordings: sessions, their events, each instance's ledger, signing keys and instance heartbeats. The
@@ -140,6 +140,7 @@ export function sessionQuerySql(q: SessionQuery, dialect: DatabasePort['dialect'
   if (q.issuer !== undefined) where.push(sql`issuer = ${q.issuer}`);
   if (q.connection !== undefined) where.push(sql`connection = ${q.connection}`);
   if (q.status !== undefined) where.push(sql`status = ${q.status}`);
+  if (q.era !== undefined) where.push(q.era === 'modern' ? sql`edge = ${modernEdge}` : sql`edge <> ${modernEdge}`);
   if (q.fromUs !== undefined) where.push(sql`opened_at_us >= ${q.fromUs}`);
   if (q.toUs !== undefined) where.push(sql`opened_at_us < ${q.toUs}`);
   if (q.hadDenial !== undefined) where.push(raw(q.hadDenial ? 'denials > 0' : 'denials = 0'));

@@ -16,7 +16,7 @@ export interface SessionRow {
   issuer: string | null;
   email: string | null;
   groups: string[];
-  /** The downstream edge: streamable-http or sse. */
+  /** The downstream edge: streamable-http or sse (2025-era sessions), modern (2026-07-28 exchanges, see `eraOfEdge`). */
   edge: string;
   remoteAddress: string | null;
   clientInfo: unknown;
@@ -35,6 +35,18 @@ export interface SessionRow {
   /** Verdicts that refused a message, and redactions: counted for search. */
   denials: number;
   redactions: number;
+}
+
+/** The edge name of the sessions that serve 2026-07-28 (modern) clients: one pooled session per connection, principal and capabilities. */
+export const modernEdge = 'modern';
+
+/** Which era of MCP a recorded session served its client in. */
+export type SessionEra = 'modern' | 'legacy';
+
+export const sessionEras: readonly SessionEra[] = ['modern', 'legacy'];
+
+export function eraOfEdge(edge: string): SessionEra {
+  return edge === modernEdge ? 'modern' : 'legacy';
 }
 
 /** A session row as it is when the session opens: what is known then, and nothing of how it ends. */
@@ -158,6 +170,8 @@ export interface SessionQuery {
   issuer?: string;
   connection?: string;
   status?: SessionStatus;
+  /** Only sessions of this era (by their edge). */
+  era?: SessionEra;
   /** Sessions opened at or after this time (µs). */
   fromUs?: number;
   /** Sessions opened before this time (µs). */

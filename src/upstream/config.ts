@@ -2,6 +2,15 @@ import { z } from 'zod';
 import { httpUrl, secretList, secretMap } from '../core/config-fields.js';
 import type { SecretSources } from '../core/secrets.js';
 
+/** The MCP protocol versions an upstream may be told to speak: `auto` probes `server/discover` once per connection. */
+export const upstreamProtocols = ['auto', '2026-07-28', '2025-11-25'] as const;
+export type UpstreamProtocol = (typeof upstreamProtocols)[number];
+
+function protocolSetting() {
+  // The loader names the key, the choices and what was found.
+  return z.enum(upstreamProtocols).default('auto');
+}
+
 /** How a server is reached: a process over stdio, or a URL (Streamable HTTP or legacy SSE). The gateway's and the agent's config share it. */
 export function upstreamSchemas(sources: SecretSources) {
   const stdio = z.strictObject({
@@ -22,19 +31,28 @@ export function upstreamSchemas(sources: SecretSources) {
      * process would be, and is given to one session only (src/upstream/stdio-spares.ts). The agent ignores it.
      */
     spares: z.number().int('expected a whole number of processes').min(0).max(16).default(1),
+    /** Which era the server speaks (MCP 2026-07-28 or the 2025 initialize sessions); auto asks it once. */
+    protocol: protocolSetting(),
+    /** A modern (2026-07-28) server's processes, shared by the connection's sessions (requests multiplexed by id). */
+    processes: z.number().int().min(1, 'at least one process').max(32, 'at most 32 processes').default(2),
   });
   const http = z.strictObject({
     url: httpUrl(sources),
     headers: secretMap(sources, 'header'),
+    /** Which era the server speaks (MCP 2026-07-28 or the 2025 initialize sessions); auto asks it once. */
+    protocol: protocolSetting(),
   });
-  return { stdio, http };
+  // Legacy HTTP+SSE (2024-11-05) has one era only.
+  const sse = http.omit({ protocol: true });
+  return { stdio, http, sse };
 }
 
 type Stdio = z.output<ReturnType<typeof upstreamSchemas>['stdio']>;
 type Http = z.output<ReturnType<typeof upstreamSchemas>['http']>;
+type Sse = z.output<ReturnType<typeof upstreamSchemas>['sse']>;
 
 /** The upstream a parsed connection names (exactly one of its kinds is present, as checked by `oneUpstream`). */
-export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefined; sse?: Http | undefined; agent?: string | undefined }) {
+export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefined; sse?: Sse | undefined; agent?: string | undefined }) {
   if (c.stdio)
     return {
       kind: 'stdio' as const,
@@ -43,9 +61,11 @@ export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefin
       env: c.stdio.env,
       passEnv: c.stdio.passEnv,
       spares: c.stdio.spares,
+      protocol: c.stdio.protocol,
+      processes: c.stdio.processes,
       ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}),
     };
-  if (c.http) return { kind: 'http' as const, url: c.http.url, headers: c.http.headers };
+  if (c.http) return { kind: 'http' as const, url: c.http.url, headers: c.http.headers, protocol: c.http.protocol };
   if (c.sse) return { kind: 'sse' as const, url: c.sse.url, headers: c.sse.headers };
   return { kind: 'agent' as const, agent: c.agent! };
 }

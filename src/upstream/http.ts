@@ -4,7 +4,7 @@ import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { SdkTransportUpstream } from './sdk-transport.js';
 import { UpstreamError } from './upstream.js';
 
-type HttpConfig = Extract<UpstreamConfig, { kind: 'http' | 'sse' }>;
+type HttpConfig = Pick<Extract<UpstreamConfig, { kind: 'http' | 'sse' }>, 'kind' | 'url' | 'headers'>;
 
 /** Only the headers the connection configures: nothing from the client (its Authorization above all) is forwarded. */
 function configuredHeaders(config: HttpConfig): Record<string, string> {

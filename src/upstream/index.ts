@@ -1,20 +1,30 @@
 import type { Logger } from 'pino';
+import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import type { UpstreamConfig } from './config.js';
+import { type EraVerdict, EraUpstream } from './eras.js';
 import { SseUpstream } from './http.js';
+import type { UpstreamAgents } from './http-agents.js';
 import { upstreamScrubber } from './injected-credentials.js';
-import { StreamableHttpUpstream, type UpstreamAgents } from './streamable-http.js';
+import { type ModernConnection, modernVersion } from './modern-connection.js';
+import type { HeaderParam } from './modern-headers.js';
+import { ModernHttpTransport } from './modern-http.js';
+import { ModernStdioPool, probeStdio } from './modern-stdio.js';
+import { StreamableHttpUpstream } from './streamable-http.js';
 import { type SpareSource, StdioUpstream } from './stdio.js';
 import type { Upstream } from './upstream.js';
 
 export type { Upstream } from './upstream.js';
 export { UpstreamError } from './upstream.js';
-export { UpstreamAgents } from './streamable-http.js';
+export { UpstreamAgents } from './http-agents.js';
+export { EraUpstream } from './eras.js';
 export { StdioSparePools } from './stdio-spares.js';
 
 /**
  * Builds a fresh, unstarted upstream link for one client session on a connection. A connection served by an agent
- * is reached through `viaAgent` (the gateway's tunnels); the agent itself has none. A stdio connection's session takes
- * its process from `spares` when one waits there.
+ * is reached through `viaAgent` (the gateway's tunnels); the agent itself has none. A stdio or HTTP connection whose
+ * `protocol` is not 2025-11-25 learns its server's era first (`server/discover`, once per connection): a 2026-07-28
+ * server is reached per request, behind an emulated legacy session (ModernUpstream).
+ * A 2025-era stdio server's session takes its process from `spares` when one waits there.
  */
 export function createUpstream(
   connection: { name: string; upstream: UpstreamConfig },
@@ -31,11 +41,45 @@ export function createUpstream(
     case 'agent':
       if (viaAgent === undefined) throw new Error(`connection '${connection.name}' is served by an agent, and agents are not reachable here`);
       return viaAgent(u.agent);
-    case 'stdio':
-      return new StdioUpstream(u, maxMessageBytes, log, scrubber, spares);
-    case 'http':
-      return new StreamableHttpUpstream(u, agents.for(connection.name, u.url.reveal().startsWith('https:')), maxMessageBytes, scrubber);
+    case 'stdio': {
+      const legacy = () => new StdioUpstream(u, maxMessageBytes, log, scrubber, spares);
+      if (u.protocol === '2025-11-25') return legacy();
+      const probe = async (): Promise<EraVerdict> => {
+        const found = await probeStdio(u, maxMessageBytes, log, scrubber);
+        if ('legacy' in found) return found;
+        const pool = new ModernStdioPool(u, u.processes, maxMessageBytes, log.child({ pool: connection.name }), scrubber);
+        pool.adopt(found.proc);
+        return { modern: { version: modernVersion, discover: found.discover, transport: pool, toolHeaders: new Map() } };
+      };
+      return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion);
+    }
+    case 'http': {
+      const agent = agents.for(connection.name, u.url.reveal().startsWith('https:'));
+      const legacy = () => new StreamableHttpUpstream(u, agent, maxMessageBytes, scrubber);
+      if (u.protocol === '2025-11-25') return legacy();
+      const probe = async (): Promise<EraVerdict> => {
+        const toolHeaders = new Map<string, readonly HeaderParam[]>();
+        const transport = modernHttp(u, agent, maxMessageBytes, scrubber, toolHeaders);
+        const found = await transport.discover();
+        if ('legacy' in found) return found;
+        const modern: ModernConnection = { version: modernVersion, discover: found, transport, toolHeaders };
+        return { modern };
+      };
+      return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion);
+    }
     case 'sse':
       return new SseUpstream(u, scrubber);
   }
+}
+
+function modernHttp(
+  u: Extract<UpstreamConfig, { kind: 'http' }>,
+  agent: ReturnType<UpstreamAgents['for']>,
+  maxMessageBytes: number,
+  scrubber: CredentialScrubber,
+  toolHeaders: Map<string, readonly HeaderParam[]>,
+): ModernHttpTransport {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(u.headers)) headers[k] = v.reveal();
+  return new ModernHttpTransport(new URL(u.url.reveal()), headers, agent, maxMessageBytes, scrubber, (tool) => toolHeaders.get(tool));
 }

@@ -7,7 +7,7 @@ import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { LineReader } from './line-reader.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
-type StdioConfig = Extract<UpstreamConfig, { kind: 'stdio' }>;
+type StdioConfig = Omit<Extract<UpstreamConfig, { kind: 'stdio' }>, 'protocol' | 'processes'>;
 
 /** The variables of `from` that `passEnv` names (a name, or a prefix ending in `*`). */
 export function passedEnvironment(passEnv: readonly string[], from: NodeJS.ProcessEnv = process.env): Record<string, string> {
@@ -121,6 +121,11 @@ export class StdioUpstream implements Upstream {
 
   get pid(): number | undefined {
     return this.#child?.pid;
+  }
+
+  /** Started, and neither exited nor closed. */
+  get running(): boolean {
+    return this.#child !== undefined && !this.#closed && this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
   async start(): Promise<void> {

@@ -1,48 +1,13 @@
-import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { UpstreamConfig } from './config.js';
-import {
-  ErrorCode,
-  errorResponse,
-  isRequest,
-  isResponse,
-  type JsonRpcMessage,
-  NestedTooDeepError,
-  parseJsonText,
-  type RequestId,
-  splitJsonArray,
-  toMessage,
-} from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, isRequest, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { CutOffError, holdsEvent, lastEventEnd, LinkError, refusesConnections } from './broken-link.js';
+import { httpExchange, messagesIn, readBody, statusError } from './http-exchange.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
-type HttpConfig = Extract<UpstreamConfig, { kind: 'http' | 'sse' }>;
-
-/** Keep-alive agents per connection, shared by that connection's sessions, so calls reuse sockets. */
-export class UpstreamAgents {
-  readonly #agents = new Map<string, HttpAgent>();
-
-  for(connection: string, secure: boolean): HttpAgent {
-    const key = `${connection}:${secure ? 'https' : 'http'}`;
-    let agent = this.#agents.get(key);
-    if (agent === undefined) {
-      // No cap on sockets in use: every session's standalone GET stream and every long call's SSE response holds
-      // one for as long as it lasts, and a capped pool would queue the next POST behind them forever (a sampling
-      // answer behind the call waiting for it). Idle sockets kept for reuse are what is bounded.
-      const options = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' as const };
-      agent = secure ? new HttpsAgent(options) : new HttpAgent(options);
-      this.#agents.set(key, agent);
-    }
-    return agent;
-  }
-
-  destroy(): void {
-    for (const a of this.#agents.values()) a.destroy();
-    this.#agents.clear();
-  }
-}
+type HttpConfig = Pick<Extract<UpstreamConfig, { kind: 'http' | 'sse' }>, 'kind' | 'url' | 'headers'>;
 
 /** How often, and how far apart, a dropped SSE stream is reopened before the link gives up. */
 const maxReconnects = 5;
@@ -223,58 +188,15 @@ export class StreamableHttpUpstream implements Upstream {
     const headers: Record<string, string> = { ...this.#headers, ...extra };
     if (this.#sessionId !== undefined) headers['mcp-session-id'] = this.#sessionId;
     if (this.#protocolVersion !== undefined) headers['mcp-protocol-version'] = this.#protocolVersion;
-    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-    const request = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = request(this.#url, { method, headers, agent: this.#agent }, (res) => {
-        res.once('close', () => this.#inflight.delete(req));
-        resolve(res);
-      });
-      this.#inflight.add(req);
-      if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.once('error', (err: NodeJS.ErrnoException) => {
-        this.#inflight.delete(req);
-        reject(new LinkError(`the upstream server cannot be reached (${err.code ?? this.#scrubber.scrub(err.message)})`, err.code));
-      });
-      req.end(body);
-    });
+    return httpExchange(this.#url, method, headers, body, this.#agent, this.#inflight, this.#scrubber, timeoutMs);
   }
 
   async #statusError(res: IncomingMessage): Promise<UpstreamError> {
-    const status = res.statusCode ?? 0;
-    // Scrubbed whole, then cut: cutting first could leave the start of a credential the scrubber no longer recognizes.
-    const text = this.#scrubber.scrub(await this.#readBody(res, 4096).catch(() => '')).slice(0, 300);
-    // Many servers answer 400 rather than 404 for a session they no longer know; both mean start again.
-    const lost = this.#sessionId !== undefined && (status === 404 || (status === 400 && /session/i.test(text)));
-    const where = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-    const reason = text || this.#scrubber.scrub(res.statusMessage ?? '').slice(0, 300);
-    return new UpstreamError(`the upstream server answered HTTP ${status}${where}: ${reason}`.trim(), lost, status);
+    return statusError(res, this.#scrubber, this.#sessionId !== undefined);
   }
 
-  /** The whole body; rejects with CutOffError, holding what arrived, when the connection breaks before its end. */
   #readBody(res: IncomingMessage, limit = this.#maxBytes): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let tooLarge = false;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > limit) {
-          tooLarge = true;
-          res.destroy();
-          reject(new UpstreamError(`the upstream response is larger than ${limit} bytes (limits.maxMessageSize)`, false));
-          return;
-        }
-        chunks.push(c);
-      });
-      res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.once('error', () => {
-        // An aborted response: told by 'close' below, with what arrived.
-      });
-      res.once('close', () => {
-        if (!res.complete && !tooLarge) reject(new CutOffError(Buffer.concat(chunks).toString('utf8')));
-      });
-    });
+    return readBody(res, limit);
   }
 
   /**
@@ -312,41 +234,16 @@ export class StreamableHttpUpstream implements Upstream {
 
   /** Delivers the message(s) in one JSON text (a body or an SSE event); returns the ids of the responses among them. */
   #deliverText(raw: string, what: string): Array<RequestId | null> {
-    const text = this.#scrubber.scrubJson(raw);
-    let value: unknown;
-    try {
-      value = parseJsonText(text);
-    } catch (err) {
-      this.onerror?.(new Error(`the upstream server sent ${what} that the gateway cannot take: ${(err as Error).message}`));
-      // An answer the gateway cannot take: its request gets an error rather than waiting forever.
-      if (!(err instanceof NestedTooDeepError) || err.id === null) return [];
-      this.#fail([err.id], `the server's answer was refused: ${err.message}`);
-      return [err.id];
+    const { messages, problems, refused } = messagesIn(raw, what, this.#scrubber);
+    for (const p of problems) this.onerror?.(p);
+    // An answer the gateway cannot take: its request gets an error rather than waiting forever.
+    if (refused !== undefined) this.#fail([refused.id], refused.why);
+    const answered: Array<RequestId | null> = refused === undefined ? [] : [refused.id];
+    for (const { message, text } of messages) {
+      this.onmessage?.(message, text);
+      if (isResponse(message)) answered.push(message.id);
     }
-    const answered: Array<RequestId | null> = [];
-    if (!Array.isArray(value)) {
-      const id = this.#deliver(value, text);
-      if (id !== undefined) answered.push(id);
-      return answered;
-    }
-    const texts = splitJsonArray(text);
-    value.forEach((item, i) => {
-      const id = this.#deliver(item, texts[i] ?? JSON.stringify(item));
-      if (id !== undefined) answered.push(id);
-    });
     return answered;
-  }
-
-  #deliver(value: unknown, text: string): RequestId | null | undefined {
-    let message: JsonRpcMessage;
-    try {
-      message = toMessage(value);
-    } catch (err) {
-      this.onerror?.(new Error(`the upstream server sent an invalid message: ${(err as Error).message}`));
-      return undefined;
-    }
-    this.onmessage?.(message, text);
-    return isResponse(message) ? message.id : undefined;
   }
 
   /**

@@ -70,10 +70,10 @@ describe('portcullis sessions', () => {
     const r = await cli('sessions', 'list');
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^SESSION +OPENED \(UTC\) +DURATION +USER +CONNECTION +STATUS +EVENTS +CLIENT$/);
+    assert.match(lines[0]!, /^SESSION +OPENED \(UTC\) +DURATION +USER +CONNECTION +ERA +STATUS +EVENTS +CLIENT$/);
     assert.ok(lines[1]!.startsWith(ids[1]!), 'newest first');
     assert.ok(lines[2]!.startsWith(ids[0]!));
-    assert.match(lines[1]!, /tester +everything +closed +\d+ +cli-test-client 3\.1\.4$/);
+    assert.match(lines[1]!, /tester +everything +legacy +closed +\d+ +cli-test-client 3\.1\.4$/);
   });
 
   it('list: filters and JSON lines', async () => {
@@ -140,7 +140,13 @@ describe('portcullis sessions', () => {
       assert.match(String(e.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     });
     const call = events.find((e) => (e.rpc as { tool?: string } | undefined)?.tool === 'echo')!;
-    assert.deepEqual(call.rpc, { kind: 'request', method: 'tools/call', id: (JSON.parse(String(call.payload)) as { id: number }).id, tool: 'echo' });
+    assert.deepEqual(call.rpc, {
+      kind: 'request',
+      method: 'tools/call',
+      id: (JSON.parse(String(call.payload)) as { id: number }).id,
+      tool: 'echo',
+      protocolVersion: '2025-11-25',
+    });
     const file = join(dir, 'export.jsonl');
     assert.equal((await cli('sessions', 'export', ids[0]!, '--output', file)).code, 0);
     assert.equal(readFileSync(file, 'utf8'), r.stdout);
@@ -181,7 +187,11 @@ describe('portcullis sessions', () => {
   it('verify: a session, then all of them; exit 0 when intact', async () => {
     const one = await cli('sessions', 'verify', ids[0]!);
     assert.equal(one.code, 0, one.stdout + one.stderr);
-    assert.match(one.stdout, new RegExp(`^${ids[0]} +verified +\\d+ events; sealed by key [0-9a-f]{16}$`, 'm'));
+    assert.match(one.stdout, new RegExp(`^${ids[0]} +verified +\\d+ events, 2 exchanges \\(2 complete\\); sealed by key [0-9a-f]{16}$`, 'm'));
+    // The refused get-env call is an exchange like any other: its request, the refusal and the gateway's answer.
+    const second = await cli('sessions', 'verify', ids[1]!, '--exchanges');
+    assert.match(second.stdout, /^ {4}#\d+ tools\/call \(event \d+\): refused, 1 verdict$/m);
+    assert.match(second.stdout, /^ {4}#\d+ tools\/call \(event \d+\): result$/m);
     const all = await cli('sessions', 'verify', '--all');
     assert.equal(all.code, 0, all.stdout);
     assert.match(all.stdout, /3 sessions: 3 verified, 0 not sealed yet \(live\), 0 FAILED; 1 ledger: intact/);

@@ -269,8 +269,22 @@ describe('parseConfig: invalid configs', () => {
     );
     hasProblem(
       problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", header: {}}\n'),
-      /^connections\.a\.http\.header: unknown key; expected one of: url, headers$/,
+      /^connections\.a\.http\.header: unknown key; expected one of: url, headers, protocol$/,
     );
+  });
+
+  it('protocol: auto by default, one of three versions, and an error that names the key and the choices', () => {
+    const stdio = parse(oneStdio).connections.get('a')!.upstream;
+    assert.equal(stdio.kind === 'stdio' && stdio.protocol, 'auto');
+    assert.equal(stdio.kind === 'stdio' && stdio.processes, 2);
+    const http = parse('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", protocol: "2026-07-28"}\n').connections.get('a')!.upstream;
+    assert.equal(http.kind === 'http' && http.protocol, '2026-07-28');
+    hasProblem(
+      problems('connections:\n  a:\n    http: {url: "http://127.0.0.1:1/mcp", protocol: "2026"}\n'),
+      /^connections\.a\.http\.protocol: expected one of "auto", "2026-07-28", "2025-11-25", found the string "2026"$/,
+    );
+    hasProblem(problems('connections:\n  a:\n    sse: {url: "http://127.0.0.1:1/sse", protocol: auto}\n'), /^connections\.a\.sse\.protocol: unknown key/);
+    hasProblem(problems('connections:\n  a:\n    stdio: {command: node, processes: 0}\n'), /^connections\.a\.stdio\.processes: /);
   });
 
   it('a number where a string is expected says so', () => {

@@ -11,6 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { accessibilityViolations, launchBrowser, pageProblems, screenshot } from '../helpers/browser.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { recordModernSession } from '../helpers/modern-session.js';
 import { consoleClientSecret, startTestIdp } from '../helpers/idp.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -130,6 +131,7 @@ describe('the web console in a browser', () => {
     await page.getByRole('button', { name: 'Apply' }).click();
     await waitFor(async () => (await rows.count()) === 1, 'only the session with a redaction');
     assert.match(await rows.first().innerText(), /ada@dev\.portcullis\.local/);
+    assert.match(await rows.first().innerText(), /legacy\s+2025-11-25/, 'the era column: a 2025-era session and its version');
     assert.match(page.url(), /redacted=true/, 'the filter is in the address, to share or reload');
     await screenshot(page, 'sessions');
     assert.deepEqual(await accessibilityViolations(page), [], 'sessions: WCAG 2 AA');
@@ -137,6 +139,7 @@ describe('the web console in a browser', () => {
     await rows.first().getByRole('link').click();
     await page.getByRole('heading', { name: `Session ${adaSession}` }).waitFor();
     await page.getByText(/Verified: hash chain and seal intact/).waitFor();
+    await page.getByText('legacy: a 2025-era session, every exchange in MCP 2025-11-25').waitFor();
     const marks = page.locator('mark.redacted');
     await marks.first().waitFor();
     assert.equal(await marks.first().innerText(), '[REDACTED:github-token]');
@@ -356,6 +359,40 @@ describe('the web console in a browser', () => {
       (await client.listTools()).tools.some((t) => t.name === 'fetch_data'),
       'approved: offered again',
     );
+  });
+
+  it('an auditor finds a modern session by its era, sees each exchange’s version and trace, and narrows it to one trace', async () => {
+    // A session as the modern edge records one (edge `modern`), with two traces.
+    const c = await connect('ada', 'everything');
+    const identity = gw.gateway.sessions.get(c.transport.sessionId!)!.identity;
+    await end(c);
+    const one = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1';
+    const two = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2';
+    const modern = await recordModernSession(gw, 'everything', identity, [
+      { id: 2, message: 'first of trace one', trace: one },
+      { id: 3, message: 'the other trace', trace: two },
+      { id: 4, message: 'second of trace one', trace: one },
+    ]);
+    const page = await signedIn('audrey');
+    await page.getByLabel('Era').selectOption('modern');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const rows = page.locator('table.sessions tbody tr');
+    await waitFor(async () => (await rows.count()) === 1 && /modern/.test(await rows.first().innerText()), 'only the modern session');
+    assert.match(page.url(), /era=modern/);
+    await rows.first().getByRole('link').click();
+    await page.getByRole('heading', { name: `Session ${modern}` }).waitFor();
+    await page.getByText(/^modern: MCP 2026-07-28 exchanges of one principal on one connection/).waitFor();
+    await page.getByText('tools/call echo #2 · MCP 2026-07-28').waitFor();
+    const clock = page.locator('.clock');
+    const total = Number(/of (\d+) events/.exec(await clock.innerText())![1]);
+    await page.getByLabel('Trace').selectOption(one);
+    await waitFor(async () => / (\d+) of /.exec(await clock.innerText())?.[1] === '4', `the four events of trace one: ${await clock.innerText()}`);
+    assert.ok(total > 4);
+    const shown = (await page.locator('ol.timeline > li').allInnerTexts()).join('\n');
+    assert.match(shown, /first of trace one/);
+    assert.match(shown, /second of trace one/);
+    assert.doesNotMatch(shown, /the other trace/);
+    assert.deepEqual(await accessibilityViolations(page), [], 'replay of a modern session: WCAG 2 AA');
   });
 
   it('ran every page under its Content-Security-Policy without an error', () => {

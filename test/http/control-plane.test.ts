@@ -8,6 +8,8 @@ import { ReviewsApi } from '../../src/api/reviews.js';
 import type { Identity } from '../../src/core/identity.js';
 import type { Authenticated, Authenticator } from '../../src/edge/authenticate.js';
 import { loopbackHosts } from '../../src/edge/origin.js';
+import { accessRequestsModule } from '../../src/features/access-requests.js';
+import { reviewsModule } from '../../src/features/reviews.js';
 import { controlPlane, type ControlPlaneOptions } from '../../src/http/control-plane.js';
 import { AccessRequestError, type AccessRequests } from '../../src/identity/access-requests.js';
 import { AuthError } from '../../src/identity/auth-error.js';
@@ -40,7 +42,13 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function start(parts: Partial<ControlPlaneOptions> = {}): Promise<Harness> {
+/** The control plane with the reviews and access-request APIs as their feature modules mount them (absent: off). */
+async function start(parts: Partial<ControlPlaneOptions> & { reviews?: ReviewsApi; accessRequests?: AccessRequestsApi } = {}): Promise<Harness> {
+  const { reviews, accessRequests, ...rest } = parts;
+  const apis = [
+    { mount: accessRequestsModule.api!, routes: accessRequests?.routes() },
+    { mount: reviewsModule.api!, routes: reviews?.routes() },
+  ];
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   let base = '';
@@ -55,7 +63,8 @@ async function start(parts: Partial<ControlPlaneOptions> = {}): Promise<Harness>
     roles: { auditors: [], admins: [] },
     issuers: [],
     publicUrls: { for: () => base, origins: () => [base], all: () => [base] } as unknown as ControlPlaneOptions['publicUrls'],
-    ...parts,
+    apis,
+    ...rest,
   });
   const server: Server = createServer((req, res) => void listener(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -182,7 +182,7 @@ for (const backend of backends) {
         const list = await runCli(['sessions', 'list', '--config', configFile], { env: { ROW_TAMPER_API_TOKEN: apiToken } });
         assert.equal(list.code, 0, list.stderr);
         const line = list.stdout.split('\n').find((l) => l.startsWith(victim))!;
-        assert.match(line, / tester +everything +closed ALTERED /);
+        assert.match(line, / tester +everything +legacy +closed ALTERED /);
         assert.match(list.stderr, new RegExp(`${victim} \\(subject, email\\)`));
 
         const show = await runCli(['sessions', 'show', victim, '--config', configFile], { env: { ROW_TAMPER_API_TOKEN: apiToken } });

@@ -284,7 +284,7 @@ for (const backend of backends) {
         session({ subject: 'lister-a', connection: 'c2', openedAtUs: base + 2, status: 'closed', closedAtUs: base + 9, denials: 1 }),
         session({ subject: 'lister-b', connection: 'c1', openedAtUs: base + 3, status: 'cut-off', closedAtUs: base + 9, redactions: 4 }),
         session({ id: 'tie-b', subject: 'lister-b', connection: 'c1', openedAtUs: base + 4 }),
-        session({ id: 'tie-a', subject: 'lister-b', connection: 'c1', openedAtUs: base + 4 }),
+        session({ id: 'tie-a', subject: 'lister-b', connection: 'c1', openedAtUs: base + 4, edge: 'modern' }),
       ];
       await store.write(batch({ sessionsOpened: rows }));
       const ids = (list: SessionRow[]) => list.map((r) => r.id);
@@ -295,6 +295,8 @@ for (const backend of backends) {
       assert.deepEqual(ids(await store.listSessions({ ...window, status: 'cut-off' })), [rows[2]!.id]);
       assert.deepEqual(ids(await store.listSessions({ ...window, hadDenial: true })), [rows[1]!.id]);
       assert.deepEqual(ids(await store.listSessions({ ...window, hadRedaction: true })), [rows[2]!.id]);
+      assert.deepEqual(ids(await store.listSessions({ ...window, era: 'modern' })), ['tie-a']);
+      assert.deepEqual(ids(await store.listSessions({ ...window, era: 'legacy' })), ['tie-b', rows[2]!.id, rows[1]!.id, rows[0]!.id]);
       assert.deepEqual(ids(await store.listSessions({ fromUs: base + 2, toUs: base + 4, limit: 50 })), [rows[2]!.id, rows[1]!.id]);
       // Pages of two, following the cursor, see every row once, ties included.
       const seen: string[] = [];

@@ -40,6 +40,8 @@ describe('stdio warm spares', () => {
   let gw: TestGateway;
   const pool = () => gw.gateway.spares.for('pids')!;
 
+  // protocol: 2025-11-25, so that no server/discover probe runs: with auto, the probe's process serves the first session
+  // (src/upstream/modern-stdio.ts), and the pool fills on the second.
   before(async () => {
     process.env.SPARE_TEST_PASSED = passed;
     process.env.PORTCULLIS_SPARES_TEST_SECRET = secret;
@@ -49,12 +51,13 @@ describe('stdio warm spares', () => {
           stdio: {
             command: process.execPath,
             args: [fixturePath('pid-server.js')],
+            protocol: '2025-11-25',
             env: { SPARE_TEST_INJECTED: '${env:PORTCULLIS_SPARES_TEST_SECRET}' },
             passEnv: ['SPARE_TEST_PASSED'],
             spares: 2,
           },
         },
-        cold: { stdio: { command: process.execPath, args: [fixturePath('pid-server.js')], spares: 0 } },
+        cold: { stdio: { command: process.execPath, args: [fixturePath('pid-server.js')], protocol: '2025-11-25', spares: 0 } },
       },
     });
   });
@@ -115,7 +118,9 @@ describe('stdio warm spares', () => {
   });
 
   it('the gateway ends its spares when it stops', async () => {
-    const other = await startTestGateway({ connections: { pids: { stdio: { command: process.execPath, args: [fixturePath('pid-server.js')], spares: 1 } } } });
+    const other = await startTestGateway({
+      connections: { pids: { stdio: { command: process.execPath, args: [fixturePath('pid-server.js')], protocol: '2025-11-25', spares: 1 } } },
+    });
     try {
       const { close } = await session(other, 'pids');
       await close();

@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { after, before, describe, it } from 'node:test';
 import { resolveSecretString } from '../../src/core/secrets.js';
 import type { JsonRpcMessage } from '../../src/protocol/jsonrpc.js';
-import { StreamableHttpUpstream, UpstreamAgents } from '../../src/upstream/streamable-http.js';
+import { UpstreamAgents } from '../../src/upstream/http-agents.js';
+import { StreamableHttpUpstream } from '../../src/upstream/streamable-http.js';
 import { UpstreamError } from '../../src/upstream/upstream.js';
 import { noCredentials } from '../../src/scrub/credential-scrubber.js';
 

@@ -16,8 +16,11 @@ interface Session {
   openedAtUs: number;
   closedAtUs: number | null;
   protocolVersion: string | null;
-  clientInfo: { name?: string; version?: string } | null;
-  serverInfo: { name?: string; version?: string } | null;
+  /** modern: MCP 2026-07-28 exchanges (each names its version); legacy: a 2025-era session. */
+  era: 'modern' | 'legacy';
+  /** As the peers stated them in initialize: any JSON. */
+  clientInfo: unknown;
+  serverInfo: unknown;
   /** Columns of the session row that disagree with the recording (the fields above are the recording's). */
   tampered: Array<{ message: string }>;
 }
@@ -31,7 +34,17 @@ interface EventLine {
   boundary: 'received' | 'delivered' | 'relayed' | null;
   payload: string;
   forwarded?: string;
-  rpc?: { kind: string; method?: string; id?: string | number | null; tool?: string; errorCode?: number; errorMessage?: string; ownRequest?: true };
+  rpc?: {
+    kind: string;
+    method?: string;
+    id?: string | number | null;
+    tool?: string;
+    errorCode?: number;
+    errorMessage?: string;
+    ownRequest?: true;
+    protocolVersion?: string;
+    traceId?: string;
+  };
   details?: Record<string, unknown> | null;
 }
 
@@ -79,23 +92,29 @@ function Badge({ v }: { v: Verification | undefined | string }) {
   );
 }
 
-/** What a verdict event says, in a line. */
+/** A peer's name and version as its initialize stated them: text whatever they sent (a client chooses its clientInfo). */
+function info(v: unknown): string {
+  const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  const text = (x: unknown) => (x === undefined || x === null ? '' : typeof x === 'string' ? x : JSON.stringify(x));
+  return `${text(o.name) || '?'} ${text(o.version)}`.trim();
+}
+
+/** What a verdict event says, in a line; each field checked for its type (a recording holds whatever was written). */
 function verdictText(d: Record<string, unknown>): string {
-  const details = (d.details ?? {}) as {
-    redactions?: Array<{ detector: string; path: string; count: number }>;
-    rule?: string;
-    review?: string;
-    approvers?: string[];
-    rejectedBy?: string;
-    waitedMs?: number;
-  };
+  const details = (typeof d.details === 'object' && d.details !== null ? d.details : {}) as Record<string, unknown>;
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
   const parts = [`${String(d.stage)}: ${String(d.action)}`];
   if (typeof d.reason === 'string') parts.push(d.reason);
-  if (details.redactions) parts.push(details.redactions.map((r) => `masked ${r.detector}${r.count > 1 ? ` ×${r.count}` : ''} at ${r.path}`).join('; '));
-  if (details.rule) parts.push(`rule ${details.rule}`);
-  if (details.review) parts.push(`review ${details.review}`);
-  if (details.approvers?.length) parts.push(`approved by ${details.approvers.join(', ')}`);
-  if (details.rejectedBy) parts.push(`rejected by ${details.rejectedBy}`);
+  const redactions = list(details.redactions).filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null);
+  if (redactions.length > 0)
+    parts.push(
+      redactions.map((r) => `masked ${String(r.detector)}${typeof r.count === 'number' && r.count > 1 ? ` ×${r.count}` : ''} at ${String(r.path)}`).join('; '),
+    );
+  if (details.rule) parts.push(`rule ${String(details.rule)}`);
+  if (details.review) parts.push(`review ${String(details.review)}`);
+  const approvers = list(details.approvers);
+  if (approvers.length > 0) parts.push(`approved by ${approvers.map(String).join(', ')}`);
+  if (details.rejectedBy) parts.push(`rejected by ${String(details.rejectedBy)}`);
   if (typeof details.waitedMs === 'number') parts.push(`waited ${duration(details.waitedMs)}`);
   return parts.join(' · ');
 }
@@ -111,6 +130,17 @@ export function ReplayPage({ id }: { id: string }) {
   const [speed, setSpeed] = useState(1);
   const frame = useRef<number | undefined>(undefined);
   const [windowSize, setWindowSize] = useState(pageOfEvents);
+  /** The W3C trace the timeline is narrowed to, and the events of it (as the gateway groups them). */
+  const [trace, setTrace] = useState('');
+  const [traced, setTraced] = useState<Set<number> | undefined>(undefined);
+  useEffect(() => {
+    setTraced(undefined);
+    if (trace === '') return;
+    get<{ events: EventLine[] }>(`/api/sessions/${encodeURIComponent(id)}/events?trace=${trace}`).then(
+      (r) => setTraced(new Set(r.events.map((e) => e.seq))),
+      (err: Error) => setError(err.message),
+    );
+  }, [id, trace]);
 
   const verify = () => get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
   const readSession = () => get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => r.session);
@@ -201,7 +231,8 @@ export function ReplayPage({ id }: { id: string }) {
   if (session === undefined || events === undefined) return <p>Loading the session…</p>;
 
   const at = Math.min(position, end);
-  const shown = events.filter((e) => e.monoUs <= at);
+  const shown = events.filter((e) => e.monoUs <= at && (traced === undefined || traced.has(e.seq)));
+  const traces = [...new Set(events.map((e) => e.rpc?.traceId).filter((t): t is string => t !== undefined))];
   // A long session draws its latest events up to the position, and earlier ones on request.
   const hidden = Math.max(0, shown.length - windowSize);
   const visible = hidden > 0 ? shown.slice(hidden) : shown;
@@ -247,10 +278,15 @@ export function ReplayPage({ id }: { id: string }) {
           {session.closeReason ? ` — ${session.closeReason}` : ''}
           {following && <span class="hint"> · following live</span>}
         </dd>
+        <dt>Era</dt>
+        <dd>
+          {session.era === 'modern'
+            ? 'modern: MCP 2026-07-28 exchanges of one principal on one connection, each naming its protocol version'
+            : `legacy: a 2025-era session, every exchange in MCP ${session.protocolVersion ?? '?'}`}
+        </dd>
         <dt>Client / server</dt>
         <dd>
-          {session.clientInfo?.name ?? '?'} {session.clientInfo?.version ?? ''} → {session.serverInfo?.name ?? '?'} {session.serverInfo?.version ?? ''} (MCP{' '}
-          {session.protocolVersion ?? '?'})
+          {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
         </dd>
         <dt>Integrity</dt>
         <dd>
@@ -300,6 +336,19 @@ export function ReplayPage({ id }: { id: string }) {
             }}
           />
         </label>
+        {traces.length > 0 && (
+          <label>
+            Trace
+            <select value={trace} onChange={(e) => setTrace((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">every exchange</option>
+              {traces.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <span class="clock">
           {duration(at / 1000)} / {duration(end / 1000)} · {shown.length} of {events.length} events
         </span>
@@ -357,7 +406,7 @@ function TimelineItem({
   const title = digestOnly
     ? 'the server’s original, as a digest only (masking changed it)'
     : r.kind === 'request'
-      ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}`
+      ? `${r.method}${r.tool ? ` ${r.tool}` : ''} #${String(r.id)}${r.protocolVersion ? ` · MCP ${r.protocolVersion}` : ''}`
       : r.kind === 'notification'
         ? String(r.method)
         : r.kind === 'error'
@@ -371,6 +420,11 @@ function TimelineItem({
     <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
       <div class="ev-head">
         {when} <span class="dir">{arrow}</span> <strong>{title}</strong>
+        {r.traceId !== undefined && (
+          <span class="tag" title="the W3C trace the client says this request belongs to (grouping only)">
+            trace {r.traceId.slice(0, 8)}…
+          </span>
+        )}
         {e.boundary === 'delivered' && <span class="tag">as delivered, after the stages</span>}
         {e.boundary === 'received' && <span class="tag">as received, before the stages</span>}
         {answer !== undefined && (

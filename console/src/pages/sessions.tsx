@@ -16,13 +16,14 @@ interface Filters {
   user: string;
   connection: string;
   status: string;
+  era: string;
   since: string;
   until: string;
   denied: boolean;
   redacted: boolean;
 }
 
-const empty: Filters = { q: '', user: '', connection: '', status: '', since: '', until: '', denied: false, redacted: false };
+const empty: Filters = { q: '', user: '', connection: '', status: '', era: '', since: '', until: '', denied: false, redacted: false };
 
 function filtersFromUrl(): Filters {
   const p = new URLSearchParams(location.search);
@@ -31,6 +32,7 @@ function filtersFromUrl(): Filters {
     user: p.get('user') ?? '',
     connection: p.get('connection') ?? '',
     status: p.get('status') ?? '',
+    era: p.get('era') ?? '',
     since: p.get('since') ?? '',
     until: p.get('until') ?? '',
     denied: p.get('denied') === 'true',
@@ -57,6 +59,7 @@ export function SessionsPage({ me }: { me: Me }) {
       user: f.user,
       connection: f.connection,
       status: f.status,
+      era: f.era,
       since: isoOf(f.since),
       until: isoOf(f.until),
       denied: f.denied ? 'true' : undefined,
@@ -171,6 +174,14 @@ export function SessionsPage({ me }: { me: Me }) {
           </select>
         </label>
         <label>
+          Era
+          <select name="era" value={draft.era} onChange={(e) => setDraft({ ...draft, era: (e.currentTarget as HTMLSelectElement).value })}>
+            <option value="">any</option>
+            <option value="modern">modern (2026-07-28)</option>
+            <option value="legacy">legacy (2025-era session)</option>
+          </select>
+        </label>
+        <label>
           From <input type="datetime-local" name="since" {...field('since')} />
         </label>
         <label>
@@ -210,6 +221,7 @@ export function SessionsPage({ me }: { me: Me }) {
               <th scope="col">Opened</th>
               <th scope="col">User</th>
               <th scope="col">Connection</th>
+              <th scope="col">Era</th>
               <th scope="col">Status</th>
               <th scope="col">Events</th>
               <th scope="col">Denials</th>
@@ -224,6 +236,10 @@ export function SessionsPage({ me }: { me: Me }) {
                 </td>
                 <td>{person(s)}</td>
                 <td>{s.connection}</td>
+                <td title={s.era === 'modern' ? 'MCP 2026-07-28 exchanges, grouped per principal and connection' : 'a 2025-era MCP session'}>
+                  {s.era}
+                  {s.era === 'legacy' && s.protocolVersion ? <span class="hint"> {s.protocolVersion}</span> : null}
+                </td>
                 <td>
                   <span class={`status status-${s.status}`}>{s.status}</span>
                   {s.tampered.length > 0 && (

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { attestSessions } from '../../recording/attest.js';
+import { isTraceId, sessionsWithTrace, traceScanLimit } from '../../recording/exchanges.js';
 import { nowUs } from '../../recording/time.js';
-import { durationOf, isoUs } from '../../recording/transcript.js';
-import type { SessionQuery, SessionStatus } from '../../store/types.js';
+import { durationOf, isoUs, peerInfo, shown } from '../../recording/transcript.js';
+import { type SessionEra, type SessionQuery, type SessionRow, type SessionStatus, sessionEras } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
 import { table } from '../table.js';
 
@@ -11,6 +12,8 @@ interface ListOptions {
   user?: string;
   connection?: string;
   status?: string;
+  era?: string;
+  trace?: string;
   since?: string;
   until?: string;
   limit: string;
@@ -26,6 +29,8 @@ export function sessionsListCommand(): Command {
     .option('-u, --user <subject>', 'only this user')
     .option('--connection <name>', 'only this connection')
     .option('--status <status>', `only sessions that are ${statuses.join(', ')}`)
+    .option('--era <era>', 'only modern (MCP 2026-07-28 exchanges, grouped per principal and connection) or legacy (2025-era) sessions')
+    .option('--trace <id>', "only sessions with an exchange of this W3C trace id (from the requests' _meta.traceparent; a scan: narrow it with --since)")
     .option('--since <time>', 'opened at or after: an ISO time, or a duration ago (15m, 2h, 7d)')
     .option('--until <time>', 'opened before: an ISO time, or a duration ago')
     .option('-n, --limit <n>', 'at most this many', '50')
@@ -40,7 +45,16 @@ export function sessionsListCommand(): Command {
         process.stderr.write(`portcullis: --status expects one of ${statuses.join(', ')}, found ${JSON.stringify(o.status)}\n`);
         process.exit(2);
       }
+      if (o.era !== undefined && !sessionEras.includes(o.era as SessionEra)) {
+        process.stderr.write(`portcullis: --era expects one of ${sessionEras.join(', ')}, found ${JSON.stringify(o.era)}\n`);
+        process.exit(2);
+      }
+      if (o.trace !== undefined && !isTraceId(o.trace)) {
+        process.stderr.write(`portcullis: --trace expects a W3C trace id (32 hex digits, not all zero), found ${JSON.stringify(o.trace.slice(0, 80))}\n`);
+        process.exit(2);
+      }
       const query: SessionQuery = { limit };
+      if (o.era) query.era = o.era as SessionEra;
       if (o.user) query.subject = o.user;
       if (o.connection) query.connection = o.connection;
       if (o.status) query.status = o.status as SessionStatus;
@@ -49,7 +63,17 @@ export function sessionsListCommand(): Command {
       const { store } = await storeForCommand(o.config);
       try {
         // Who, to what and when as each session's hashed opening states them; a row that says otherwise is marked.
-        const sessions = await attestSessions(store, await store.listSessions(query));
+        let found: SessionRow[];
+        if (o.trace === undefined) found = await store.listSessions(query);
+        else {
+          const scan = await sessionsWithTrace(store, query, o.trace);
+          found = scan.sessions;
+          if (scan.exhausted)
+            process.stderr.write(
+              `portcullis: stopped after scanning ${traceScanLimit} sessions for the trace; narrow the search (--since, --user, --connection)\n`,
+            );
+        }
+        const sessions = await attestSessions(store, found);
         if (o.json) {
           for (const s of sessions) process.stdout.write(`${JSON.stringify(s)}\n`);
           return;
@@ -59,18 +83,18 @@ export function sessionsListCommand(): Command {
           return;
         }
         const now = nowUs();
-        const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'STATUS', 'EVENTS', 'CLIENT']];
+        const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'ERA', 'STATUS', 'EVENTS', 'CLIENT']];
         for (const s of sessions) {
-          const client = s.clientInfo as { name?: string; version?: string } | null;
           rows.push([
             s.id,
             isoUs(s.openedAtUs).slice(0, 19).replace('T', ' '),
             durationOf(s, now),
-            s.subject,
-            s.connection,
+            shown(s.subject),
+            shown(s.connection),
+            s.era,
             s.tampered.length > 0 ? `${s.status} ALTERED` : s.status,
             s.eventCount === null ? '-' : String(s.eventCount),
-            client ? `${client.name ?? '?'} ${client.version ?? ''}`.trim() : '-',
+            s.clientInfo ? peerInfo(s.clientInfo) : '-',
           ]);
         }
         process.stdout.write(`${table(rows)}\n`);

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { type SessionVerification, verifyLedger, verifySession } from '../../recording/verify.js';
+import { shown } from '../../recording/transcript.js';
 import type { Store } from '../../store/store.js';
 import { storeForCommand, trustedKeysForCommand } from '../store-for-command.js';
 
@@ -8,6 +9,7 @@ interface VerifyFlags {
   all?: boolean;
   json?: boolean;
   trustStoreKeys?: boolean;
+  exchanges?: boolean;
 }
 
 function report(r: SessionVerification, json: boolean): void {
@@ -16,8 +18,17 @@ function report(r: SessionVerification, json: boolean): void {
     return;
   }
   const label = r.status === 'failed' ? 'FAILED' : r.status;
-  process.stdout.write(`${r.sessionId}  ${label.padEnd(8)}  ${r.events} events${r.notes.length ? `; ${r.notes.join('; ')}` : ''}\n`);
+  const x = r.exchanges;
+  const exchanges = x === undefined ? '' : `, ${x.total} exchange${x.total === 1 ? '' : 's'} (${x.complete} complete)`;
+  process.stdout.write(`${r.sessionId}  ${label.padEnd(8)}  ${r.events} events${exchanges}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}\n`);
   for (const p of r.problems) process.stdout.write(`    ${p.seq === undefined ? '' : `event ${p.seq}: `}${p.message}\n`);
+  for (const e of x?.all ?? []) {
+    const about = [e.protocolVersion ? `@${e.protocolVersion}` : '', e.traceId ? `trace ${e.traceId}` : ''].filter((t) => t !== '').join(' ');
+    process.stdout.write(
+      `    #${shown(JSON.stringify(e.id))} ${shown(e.method)} (event ${e.seq}): ${e.outcome === 'unanswered' ? 'INCOMPLETE, no answer recorded' : e.outcome}` +
+        `${e.verdicts > 0 ? `, ${e.verdicts} verdict${e.verdicts === 1 ? '' : 's'}` : ''}${about ? `  ${about}` : ''}\n`,
+    );
+  }
 }
 
 /** Every session id in the store, newest first, a page at a time. */
@@ -39,6 +50,7 @@ export function sessionsVerifyCommand(): Command {
     .option('-c, --config <file>', "the gateway's config file (its store and keys)")
     .option('--all', 'every session in the store, and every ledger')
     .option('--json', 'one JSON result per line')
+    .option('--exchanges', "with a session id: each of its client's requests, with its verdicts and how it ended")
     .option('--trust-store-keys', 'also trust every public key the store lists (weaker: whoever can write the store can add one)')
     .action(async (id: string | undefined, o: VerifyFlags) => {
       if ((id === undefined) === !o.all) {
@@ -55,7 +67,7 @@ export function sessionsVerifyCommand(): Command {
         }
         const json = o.json ?? false;
         if (id !== undefined) {
-          const r = await verifySession(store, id, trusted);
+          const r = await verifySession(store, id, trusted, o.exchanges ?? false);
           report(r, json);
           if (r.status === 'failed') process.exitCode = 1;
           return;

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, Hono, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { HttpError } from '../../core/http-error.js';
 import type { Identity } from '../../core/identity.js';
@@ -65,6 +65,26 @@ export function drainUnreadBodies(readers: readonly string[]): MiddlewareHandler
     if (!readers.some((p) => path === p || path.startsWith(`${p}/`))) c.env.incoming.resume();
     await next();
   };
+}
+
+/**
+ * An API a feature adds under /api: its module declares the mount (src/features/feature.ts, `FeatureModule.api`) and
+ * its running part the routes; the control plane mounts each in registration order behind the caller's authentication.
+ */
+export interface ApiMount {
+  readonly path: `/api/${string}`;
+  /** Who may call it: a person (a bearer token, the console's sign-in), or also a machine credential (api.token, the local API key). */
+  readonly caller: 'person' | 'machineOrPerson';
+  /** Whether its routes read request bodies; the body of every other request is drained unread. */
+  readonly readsBody: boolean;
+  /** The 503's message when the feature is off, e.g. 'tool pins need the recording store (recording.mode is off)'. */
+  readonly whenOff: string;
+}
+
+/** An API as mounted: its routes, or undefined when its feature is off (the mount then answers 503 with `whenOff`). */
+export interface MountedApi {
+  readonly mount: ApiMount;
+  readonly routes: Hono<ControlEnv> | undefined;
 }
 
 export interface ControlVariables {

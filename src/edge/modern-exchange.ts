@@ -1,0 +1,314 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Identity } from '../core/identity.js';
+import {
+  errorResponse,
+  ErrorCode,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.js';
+import type { ExchangeHandler, PooledSession } from '../session/modern-pool.js';
+import { cacheableMethods, ModernReply } from './modern-reply.js';
+import { requestDigest, type RequestStateSealer } from './request-state.js';
+import type { KeepAlive } from './sse-writer.js';
+
+/** Server requests a modern client answers through an MRTR round (basic/patterns/mrtr.mdx). */
+const inputMethods: ReadonlySet<string> = new Set(['elicitation/create', 'sampling/createMessage', 'roots/list']);
+
+const logSeverity = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/** The exchanges waiting for the retry of an MRTR round, by round id (the id sealed in the round's requestState). */
+export type RoundTable = Map<string, ModernExchange>;
+
+export interface ModernExchangeOptions {
+  pooled: PooledSession;
+  request: JsonRpcRequest;
+  connection: string;
+  principal: string;
+  variesByCaller: boolean;
+  ttlCapMs: number;
+  sealer: RequestStateSealer;
+  roundTtlMs: number;
+  rounds: RoundTable;
+  keepAlive: KeepAlive;
+  log: Logger;
+  /** The request's `_meta` log level: without one, no log notification is sent for it. */
+  logLevel: string | undefined;
+  /** Told the tools of a tools/list result as the client receives them. */
+  listed?: (tools: unknown) => void;
+  /** Held exchanges by (principal, connection, request): the identical request of the same principal attaches there. */
+  held: HeldTable;
+  /** The key of this exchange in `held`. */
+  heldKey: string;
+}
+
+/** Held exchanges by principal, connection and request digest. */
+export type HeldTable = Map<string, ModernExchange>;
+
+/** A client waiting on a held call besides the first: its own HTTP response, id and progress token. */
+interface Watcher {
+  reply: ModernReply;
+  clientId: JsonRpcRequest['id'];
+  progressToken: unknown;
+}
+
+let roundSequence = 0;
+
+function metaProgressToken(request: JsonRpcRequest): unknown {
+  const meta = request.params?._meta as { progressToken?: unknown } | undefined;
+  return meta?.progressToken;
+}
+
+/**
+ * One modern request served through a pooled session, over one or more HTTP responses: the first POST, then one
+ * retry per MRTR round. The upstream request stays pending across the rounds; the server's requests made for it
+ * are collected into `inputRequests` and answered with the retry's `inputResponses`.
+ */
+export class ModernExchange implements ExchangeHandler {
+  #reply: ModernReply | undefined;
+  #clientId: JsonRpcRequest['id'];
+  #gatewayId = '';
+  #filtered = false;
+  #ended = false;
+  /** Server requests made for this request that no round has carried yet. */
+  readonly #queued: JsonRpcRequest[] = [];
+  /** The open round: its id, number, the server requests it carries by key, and its expiry. */
+  #round: { id: string; n: number; asked: Map<string, JsonRpcRequest>; timer: NodeJS.Timeout } | undefined;
+  #n = 0;
+  /** A stage holds the request (a review): the stream shows life, and the same request re-sent attaches here. */
+  #held = false;
+  readonly #watchers: Watcher[] = [];
+  /** While held and no client is attached: when the call is given up. */
+  #orphaned: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: ModernExchangeOptions) {
+    this.#clientId = o.request.id;
+    this.#progressToken = metaProgressToken(o.request);
+  }
+
+  /** Sends the request upstream and answers on `res`. */
+  start(res: ServerResponse): void {
+    this.#attach(res);
+    const { id: _id, jsonrpc: _j, method, params } = this.o.request;
+    this.#gatewayId = this.o.pooled.submit(method, params, this);
+  }
+
+  #attach(res: ServerResponse): void {
+    const reply = new ModernReply(res, this.o.keepAlive);
+    this.#reply = reply;
+    res.on('close', () => {
+      if (reply.done || this.#ended || this.#reply !== reply) return;
+      if (this.#held) return this.#detach();
+      // Closing the response before its end is the client's cancellation (basic/transports, "Cancellation").
+      this.#end();
+      this.o.pooled.cancel(this.#gatewayId, 'the client closed its request stream');
+    });
+  }
+
+  /**
+   * The same principal sent the identical request while this one is held: it waits on the same review (no second
+   * one), on its own response, and gets the same result under its own id.
+   */
+  join(res: ServerResponse, request: JsonRpcRequest): void {
+    if (this.#reply === undefined) {
+      clearTimeout(this.#orphaned);
+      this.#orphaned = undefined;
+      this.#clientId = request.id;
+      this.#progressToken = metaProgressToken(request);
+      this.#attach(res);
+      this.#reply!.stream();
+      return;
+    }
+    const watcher: Watcher = { reply: new ModernReply(res, this.o.keepAlive), clientId: request.id, progressToken: metaProgressToken(request) };
+    this.#watchers.push(watcher);
+    watcher.reply.stream();
+    res.on('close', () => {
+      const at = this.#watchers.indexOf(watcher);
+      if (at >= 0 && !watcher.reply.done) this.#watchers.splice(at, 1);
+    });
+  }
+
+  /** The first client of a held call went away: another one waiting takes its place, else the call waits for one to come back. */
+  #detach(): void {
+    const next = this.#watchers.shift();
+    if (next !== undefined) {
+      this.#reply = next.reply;
+      this.#clientId = next.clientId;
+      this.#progressToken = next.progressToken;
+      return;
+    }
+    this.#reply = undefined;
+    this.#orphaned = setTimeout(() => {
+      if (this.#reply !== undefined || this.#ended) return;
+      this.#end();
+      this.o.pooled.cancel(this.#gatewayId, 'no client came back for the held call');
+    }, this.o.roundTtlMs);
+    this.#orphaned.unref();
+  }
+
+  /** The progress token of the client now attached (the first request's, unless another took its place). */
+  #progressToken: unknown;
+
+  // ExchangeHandler
+
+  message(message: JsonRpcMessage, text: string): void {
+    if (isResponse(message)) return this.#finish(message);
+    if (isRequest(message)) {
+      if (!inputMethods.has(message.method)) {
+        this.o.pooled.answerServer(
+          message.method === 'ping'
+            ? { jsonrpc: '2.0', id: message.id, result: {} }
+            : errorResponse(message.id, ErrorCode.MethodNotFound, `a 2026-07-28 client cannot be asked ${message.method}`),
+        );
+        return;
+      }
+      this.#queued.push(message);
+      if (this.#reply !== undefined && this.#round === undefined) void this.#openRound();
+      return;
+    }
+    if (!isNotification(message) || this.#reply === undefined) return;
+    if (message.method === 'notifications/progress') {
+      const rewrite = (token: unknown) => JSON.stringify({ ...message, params: { ...message.params, progressToken: token } });
+      if (this.#progressToken === message.params?.progressToken) this.#reply.event(text);
+      else if (this.#progressToken !== undefined) this.#reply.event(rewrite(this.#progressToken));
+      // Each client waiting on a held call hears of it under its own progress token.
+      for (const w of this.#watchers) if (w.progressToken !== undefined) w.reply.event(rewrite(w.progressToken));
+      return;
+    }
+    if (message.method === 'notifications/message' && this.#wantsLog(message.params?.level)) this.#reply.event(text);
+  }
+
+  hold(): void {
+    this.#held = true;
+    this.o.held.set(this.o.heldKey, this);
+    this.#reply?.stream();
+  }
+
+  abandoned(): void {
+    if (this.#ended) return;
+    this.#reply?.end(errorResponse(this.#clientId, ErrorCode.InternalError, 'the request was cancelled'));
+    this.#end();
+  }
+
+  filtered(): void {
+    this.#filtered = true;
+  }
+
+  /** The caller's identity as its latest request's token says (a retry, a join): access is decided on it from now. */
+  refreshIdentity(identity: Identity): void {
+    this.o.pooled.session.refreshIdentity(identity);
+  }
+
+  // MRTR
+
+  /** Whether this exchange waits for the retry of round `n`. */
+  awaits(n: number): boolean {
+    return !this.#ended && this.#round !== undefined && this.#round.n === n && this.#reply === undefined;
+  }
+
+  /** The client's retry of the open round: its inputResponses answer the server's requests; `res` carries what comes next. */
+  resume(res: ServerResponse, retry: JsonRpcRequest): void {
+    const round = this.#round!;
+    clearTimeout(round.timer);
+    this.o.rounds.delete(round.id);
+    this.#round = undefined;
+    this.#clientId = retry.id;
+    this.#attach(res);
+    const responses = (retry.params?.inputResponses ?? {}) as Record<string, unknown>;
+    for (const [key, asked] of round.asked) {
+      const answer = responses[key];
+      this.o.pooled.answerServer(
+        answer !== null && typeof answer === 'object' && !Array.isArray(answer)
+          ? { jsonrpc: '2.0', id: asked.id, result: answer as Record<string, unknown> }
+          : errorResponse(asked.id, ErrorCode.InvalidRequest, `the client did not answer input request ${key}`),
+      );
+    }
+    if (this.#queued.length > 0) void this.#openRound();
+  }
+
+  /** Ends the current HTTP response with an input_required result carrying the server's requests. */
+  async #openRound(): Promise<void> {
+    const reply = this.#reply!;
+    this.#reply = undefined;
+    const n = ++this.#n;
+    const id = `${this.o.sealer.instance}.${++roundSequence}`;
+    const asked = new Map<string, JsonRpcRequest>();
+    const inputRequests: Record<string, unknown> = {};
+    for (const request of this.#queued.splice(0)) {
+      const key = `r${n}-${asked.size + 1}`;
+      asked.set(key, request);
+      inputRequests[key] = { method: request.method, ...(request.params === undefined ? {} : { params: request.params }) };
+    }
+    const timer = setTimeout(() => this.#expire(id), this.o.roundTtlMs);
+    timer.unref();
+    this.#round = { id, n, asked, timer };
+    this.o.rounds.set(id, this);
+    const requestState = await this.o.sealer.seal({
+      principal: this.o.principal,
+      connection: this.o.connection,
+      digest: requestDigest(this.o.request.method, this.o.request.params),
+      instance: this.o.sealer.instance,
+      round: id,
+      n,
+    });
+    reply.end({ jsonrpc: '2.0', id: this.#clientId, result: { resultType: 'input_required', inputRequests, requestState } });
+  }
+
+  /** Nobody came back for the round: the server's requests get an error and the request is cancelled upstream. */
+  #expire(roundId: string): void {
+    const round = this.#round;
+    if (round === undefined || round.id !== roundId) return;
+    this.o.log.info({ connection: this.o.connection, round: roundId }, 'MRTR round expired unanswered; cancelling the request upstream');
+    for (const asked of round.asked.values())
+      this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, 'the client did not answer in time (MRTR round expired)'));
+    this.#end();
+    this.o.pooled.cancel(this.#gatewayId, 'the client did not answer the input requests in time');
+  }
+
+  #end(): void {
+    this.#ended = true;
+    clearTimeout(this.#orphaned);
+    if (this.o.held.get(this.o.heldKey) === this) this.o.held.delete(this.o.heldKey);
+    if (this.#round !== undefined) {
+      clearTimeout(this.#round.timer);
+      this.o.rounds.delete(this.#round.id);
+      this.#round = undefined;
+    }
+  }
+
+  #finish(response: JsonRpcResponse): void {
+    this.o.pooled.finish(this.#gatewayId);
+    if (this.#ended) return;
+    const reply = this.#reply;
+    this.#end();
+    if (reply === undefined) return;
+    if (response.result !== undefined) this.o.listed?.(response.result.tools);
+    const answer = (id: JsonRpcRequest['id']): JsonRpcResponse =>
+      response.error !== undefined ? { jsonrpc: '2.0', id, error: response.error } : { jsonrpc: '2.0', id, result: this.#frame(response.result ?? {}) };
+    reply.end(answer(this.#clientId));
+    for (const w of this.#watchers.splice(0)) w.reply.end(answer(w.clientId));
+  }
+
+  /** A complete result as a 2026-07-28 client reads it: resultType, and for cacheable results ttlMs (capped) and cacheScope. */
+  #frame(result: Record<string, unknown>): Record<string, unknown> {
+    const framed: Record<string, unknown> = { ...result };
+    if (framed.resultType === undefined) framed.resultType = 'complete';
+    const method = this.o.request.method;
+    if (!cacheableMethods.has(method) || framed.resultType !== 'complete') return framed;
+    const ttl = typeof result.ttlMs === 'number' && result.ttlMs >= 0 ? result.ttlMs : 0;
+    framed.ttlMs = Math.min(ttl, this.o.ttlCapMs);
+    const stated = result.cacheScope === 'public' || result.cacheScope === 'private' ? result.cacheScope : undefined;
+    framed.cacheScope = this.#filtered || this.o.variesByCaller ? 'private' : (stated ?? (method === 'resources/read' ? 'private' : 'public'));
+    return framed;
+  }
+
+  #wantsLog(level: unknown): boolean {
+    if (this.o.logLevel === undefined) return false;
+    const at = logSeverity.indexOf(typeof level === 'string' ? level : '');
+    return at >= logSeverity.indexOf(this.o.logLevel);
+  }
+}

@@ -1,0 +1,233 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ConnectionConfig } from '../config/schema.js';
+import type { Identity } from '../core/identity.js';
+import { envelopeClient, logLevelKey, metaOf, modernVersions } from '../protocol/envelope.js';
+import { ErrorCode, type JsonRpcNotification, type JsonRpcRequest } from '../protocol/jsonrpc.js';
+import type { ModernPool, PooledSession } from '../session/modern-pool.js';
+import type { SessionOrigin } from '../session/registry.js';
+import type { Caller } from './authenticate.js';
+import { type HeldTable, ModernExchange, type RoundTable } from './modern-exchange.js';
+import { serveListen } from './modern-listen.js';
+import { replyRpcError } from './modern-reply.js';
+import { openRefusal } from './open-refusal.js';
+import { checkParamHeaders, paramHeaders } from './param-headers.js';
+import { checkStandardHeaders, type HeaderValue, type Refusal, unsupportedVersion } from './request-metadata.js';
+import { principalOf, requestDigest, RequestStateError, type RequestStateSealer } from './request-state.js';
+import type { KeepAlive } from './sse-writer.js';
+
+/** The requests a 2026-07-28 client may make (schema.ts, ClientRequest). Anything else: 404 with -32601. */
+export const modernMethods: ReadonlySet<string> = new Set([
+  'server/discover',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'subscriptions/listen',
+]);
+
+export interface ModernHttpOptions {
+  pool: ModernPool;
+  keepAlive: KeepAlive;
+  log: Logger;
+  /** Cacheable results carry at most this ttlMs (sessions.maxResultTtl). */
+  ttlCapMs: number;
+  /** Whether a connection's results may differ by caller (then they are `cacheScope: private`). */
+  variesByCaller: (connection: string) => boolean;
+  /** Records a refused request: its text, why, and what it was answered with. */
+  recordRefusal: (connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, reason: string, text: string, answer: string) => Promise<void>;
+  sealer: RequestStateSealer;
+  /** How long an MRTR round waits for the client's retry (sessions.inputTimeout). */
+  roundTtlMs: number;
+  refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  /**
+   * The approved (pinned) inputSchema of a tool, whose `x-mcp-header` declarations `Mcp-Param-*` headers are checked
+   * against; undefined when the connection pins nothing. Without a pin, the definition last listed to a modern client is used.
+   */
+  pinnedInputSchema?: (connection: ConnectionConfig, tool: string) => Promise<unknown>;
+}
+
+/**
+ * The modern (MCP 2026-07-28) edge at `/mcp/<connection>`: one JSON-RPC request per POST, checked (version, the
+ * metadata headers against the body), then served through a pooled internal session of the caller; the answer is
+ * JSON, or SSE when something precedes it, or an MRTR round (`input_required`) when the server asks the client.
+ */
+export class ModernHttpEdge {
+  readonly rounds: RoundTable = new Map();
+  readonly held: HeldTable = new Map();
+  /** Connection → tool → the inputSchema last listed to a modern client (for `Mcp-Param-*` when nothing is pinned). */
+  readonly #listed = new Map<string, Map<string, unknown>>();
+
+  constructor(private readonly o: ModernHttpOptions) {}
+
+  /** Serves a POST the era classifier found modern. `text` is its body as received. */
+  async post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    caller: Caller,
+    message: JsonRpcRequest | JsonRpcNotification,
+    version: string | undefined,
+    text: string,
+    headers: Map<string, HeaderValue>,
+  ): Promise<void> {
+    const origin: SessionOrigin = {
+      edge: 'modern',
+      remoteAddress: req.socket.remoteAddress,
+      access: caller.access,
+      ...(caller.grant ? { grant: caller.grant } : {}),
+    };
+    const id = 'id' in message ? message.id : null;
+    const refused = unsupportedVersion(version, id) ?? checkStandardHeaders(message, headers);
+    if (refused !== undefined) return this.refuse(res, connection, caller.identity, origin, refused, text);
+    if (id === null) {
+      // No client notification means anything on a 2026-07-28 HTTP endpoint (cancellation is closing the stream).
+      res.writeHead(202).end();
+      return;
+    }
+    const request = message as JsonRpcRequest;
+    if (!modernMethods.has(request.method))
+      return this.refuse(
+        res,
+        connection,
+        caller.identity,
+        origin,
+        { era: 'refused', status: 404, code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method}`, id },
+        text,
+      );
+    if (request.method === 'tools/call') {
+      const mismatched = await this.#checkParamHeaders(connection, request, headers);
+      if (mismatched !== undefined) return this.refuse(res, connection, caller.identity, origin, mismatched, text);
+    }
+    const early = this.o.refuseEarly?.(caller.identity);
+    if (early !== undefined) {
+      res.setHeader('retry-after', String(early.retryAfterSeconds));
+      return replyRpcError(res, 429, id, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`);
+    }
+    const requestState = request.params?.requestState;
+    if (requestState !== undefined) return this.#retry(res, connection, caller.identity, origin, request, requestState, text);
+
+    // The identical request of the same principal, while the first is held for review, waits on that review.
+    const heldKey = `${principalOf(caller.identity)}|${connection.name}|${requestDigest(request.method, request.params)}`;
+    const held = this.held.get(heldKey);
+    if (held !== undefined) {
+      held.refreshIdentity(caller.identity);
+      return held.join(res, request);
+    }
+    const client = envelopeClient(metaOf(request.params)!);
+    let pooled: PooledSession;
+    try {
+      pooled = await this.o.pool.acquire(connection, caller.identity, origin, client);
+    } catch (err) {
+      const refusal = openRefusal(err);
+      if (!refusal.logged) this.o.log.warn({ connection: connection.name, err: (err as Error).message }, 'pooled session could not open');
+      for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
+      return replyRpcError(res, refusal.status, id, refusal.code, refusal.message);
+    }
+    if (request.method === 'server/discover') return this.#discover(res, pooled, request, connection.name);
+    if (request.method === 'subscriptions/listen')
+      return serveListen(res, pooled, request, this.o.keepAlive, this.o.log.child({ connection: connection.name }));
+    const exchange = new ModernExchange({
+      pooled,
+      request,
+      connection: connection.name,
+      principal: principalOf(caller.identity),
+      variesByCaller: this.o.variesByCaller(connection.name),
+      ttlCapMs: this.o.ttlCapMs,
+      sealer: this.o.sealer,
+      roundTtlMs: this.o.roundTtlMs,
+      rounds: this.rounds,
+      held: this.held,
+      heldKey,
+      keepAlive: this.o.keepAlive,
+      log: this.o.log,
+      logLevel: metaOf(request.params)?.[logLevelKey] as string | undefined,
+      ...(request.method === 'tools/list' ? { listed: (tools: unknown) => this.#remember(connection.name, tools) } : {}),
+    });
+    exchange.start(res);
+  }
+
+  /** The retry of a request with the `requestState` of an MRTR round: verified, then the round's server requests are answered. */
+  async #retry(
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    identity: Identity,
+    origin: SessionOrigin,
+    request: JsonRpcRequest,
+    state: unknown,
+    text: string,
+  ): Promise<void> {
+    const refuse = (why: string) =>
+      this.refuse(
+        res,
+        connection,
+        identity,
+        origin,
+        { era: 'refused', status: 400, code: ErrorCode.InvalidParams, message: `Invalid params: ${why}`, id: request.id },
+        text,
+      );
+    if (typeof state !== 'string' || state.length > 8192) return refuse('requestState must be the string the gateway returned');
+    let claims: Awaited<ReturnType<RequestStateSealer['open']>>;
+    try {
+      claims = await this.o.sealer.open(state);
+    } catch (err) {
+      if (err instanceof RequestStateError) return refuse(err.message);
+      throw err;
+    }
+    if (claims.principal !== principalOf(identity)) return refuse('the requestState was issued to another principal');
+    if (claims.connection !== connection.name) return refuse('the requestState was issued for another connection');
+    if (claims.digest !== requestDigest(request.method, request.params)) return refuse('the requestState was issued for another request');
+    if (claims.instance !== this.o.sealer.instance) return refuse('the requestState was issued by another gateway instance');
+    const exchange = this.rounds.get(claims.round);
+    if (exchange === undefined || !exchange.awaits(claims.n)) return refuse('the round of this requestState has already been answered or has expired');
+    exchange.refreshIdentity(identity);
+    exchange.resume(res, request);
+  }
+
+  /** `Mcp-Param-*` against the tool's trusted definition: the pinned one, else the one last listed to a modern client. */
+  async #checkParamHeaders(connection: ConnectionConfig, request: JsonRpcRequest, headers: Map<string, HeaderValue>): Promise<Refusal | undefined> {
+    const tool = request.params?.name;
+    if (typeof tool !== 'string') return undefined;
+    const pinned = await this.o.pinnedInputSchema?.(connection, tool);
+    const schema = pinned ?? this.#listed.get(connection.name)?.get(tool);
+    const declared = schema === undefined || schema === null ? undefined : paramHeaders(schema);
+    if (declared === undefined || declared.length === 0) return undefined;
+    return checkParamHeaders(declared, request.params?.arguments, headers, request.id);
+  }
+
+  #remember(connection: string, tools: unknown): void {
+    if (!Array.isArray(tools)) return;
+    const known = this.#listed.get(connection) ?? new Map<string, unknown>();
+    for (const t of tools as Array<{ name?: unknown; inputSchema?: unknown }>) if (typeof t?.name === 'string') known.set(t.name, t.inputSchema);
+    this.#listed.set(connection, known);
+  }
+
+  #discover(res: ServerResponse, pooled: PooledSession, request: JsonRpcRequest, connection: string): void {
+    const facts = pooled.facts;
+    const result: Record<string, unknown> = {
+      resultType: 'complete',
+      supportedVersions: [...modernVersions],
+      capabilities: facts.capabilities,
+      ...(facts.instructions !== undefined ? { instructions: facts.instructions } : {}),
+      ...(facts.serverInfo !== undefined ? { _meta: { 'io.modelcontextprotocol/serverInfo': facts.serverInfo } } : {}),
+      ttlMs: Math.min(this.o.ttlCapMs, 0),
+      // The capabilities come from this caller's pooled session, after the stages that may filter them per caller.
+      cacheScope: this.o.variesByCaller(connection) ? 'private' : 'public',
+    };
+    const body = JSON.stringify({ jsonrpc: '2.0', id: request.id, result });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  /** Answers a refused request and records it (its text and the answer) with the caller and the reason. */
+  async refuse(res: ServerResponse, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, r: Refusal, text: string): Promise<void> {
+    const answer = JSON.stringify({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } });
+    this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: r.message }, 'modern request refused');
+    await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);
+    replyRpcError(res, r.status, r.id, r.code, r.message, r.data);
+  }
+}

@@ -1,0 +1,95 @@
+import type { RequestId } from '../protocol/jsonrpc.js';
+import { decodeHeaderValue, type HeaderValue, hasInvalidCharacters, mismatch, type Refusal } from './request-metadata.js';
+
+/**
+ * `Mcp-Param-{Name}` headers (basic/transports/streamable-http.mdx, "Custom Headers from Tool Parameters"): a tool's
+ * inputSchema may mark primitive arguments with `x-mcp-header`, and a 2026-07-28 client mirrors their values into
+ * headers. The gateway checks each against the argument, reading the declarations from the tool definition it
+ * trusts (the pinned one), never from the request.
+ */
+
+export interface ParamHeader {
+  /** The chain of `properties` keys from the schema root. */
+  path: readonly string[];
+  /** The header is `Mcp-Param-<name>`. */
+  name: string;
+  type: string;
+}
+
+const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const primitive = new Set(['string', 'integer', 'boolean', 'number']);
+
+/** The `x-mcp-header` declarations reachable through `properties` only; an invalid annotation gives undefined (the tool is unusable over HTTP). */
+export function paramHeaders(inputSchema: unknown): ParamHeader[] | undefined {
+  const out: ParamHeader[] = [];
+  const seen = new Set<string>();
+  let valid = true;
+  const visit = (node: unknown, path: string[]): void => {
+    if (!valid || node === null || typeof node !== 'object' || Array.isArray(node)) return;
+    const schema = node as Record<string, unknown>;
+    if ('x-mcp-header' in schema && path.length > 0) {
+      const name = schema['x-mcp-header'];
+      const type = schema.type;
+      if (typeof name !== 'string' || !token.test(name) || typeof type !== 'string' || !primitive.has(type) || seen.has(name.toLowerCase())) {
+        valid = false;
+        return;
+      }
+      seen.add(name.toLowerCase());
+      out.push({ path, name, type });
+    }
+    const properties = schema.properties;
+    if (properties !== null && typeof properties === 'object' && !Array.isArray(properties))
+      for (const [key, child] of Object.entries(properties as Record<string, unknown>)) visit(child, [...path, key]);
+  };
+  visit(inputSchema, []);
+  return valid ? out : undefined;
+}
+
+function valueAt(root: unknown, path: readonly string[]): unknown {
+  let node = root;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+function asHeaderText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number' && Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value))) return String(value);
+  return undefined;
+}
+
+/** Each declared argument present in the body must come with its header, equal to it (numbers compared as numbers). */
+export function checkParamHeaders(
+  declared: readonly ParamHeader[],
+  args: unknown,
+  headers: Map<string, HeaderValue>,
+  id: RequestId | null,
+): Refusal | undefined {
+  for (const d of declared) {
+    const body = valueAt(args, d.path);
+    if (body === undefined || body === null) continue;
+    const text = asHeaderText(body);
+    if (text === undefined) continue;
+    const headerName = `Mcp-Param-${d.name}`;
+    const header = headers.get(headerName.toLowerCase());
+    if (header === undefined)
+      return mismatch(`the body carries ${d.path.join('.')}=${JSON.stringify(body)} but the ${headerName} header is absent`, id, '(missing)', text);
+    if (header.repeated) return mismatch(`the ${headerName} header appears more than once`, id, header.value, text);
+    if (hasInvalidCharacters(header.value))
+      return mismatch(`the ${headerName} header carries characters a header value may not hold (base64-encode them)`, id, headerName, text);
+    const decoded = decodeHeaderValue(header.value);
+    if (decoded === undefined) return mismatch(`the ${headerName} header carries an invalid Base64 sentinel value`, id, header.value, text);
+    const numeric = (d.type === 'integer' || d.type === 'number') && typeof body === 'number' && /^-?\d+(\.\d+)?$/.test(decoded);
+    if (numeric ? Number(decoded) !== body : decoded !== text)
+      return mismatch(
+        `the body carries ${d.path.join('.')}=${JSON.stringify(body)} but the ${headerName} header says ${JSON.stringify(decoded)}`,
+        id,
+        header.value,
+        text,
+      );
+  }
+  return undefined;
+}

@@ -1,0 +1,209 @@
+import type { Logger } from 'pino';
+import { isNotification, isResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
+import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
+import { type CallHandlers, type DiscoverInfo, discoverRequest, type ModernCall, type ModernTransport, readDiscover } from './modern-connection.js';
+import { StdioUpstream } from './stdio.js';
+
+type StdioConfig = ConstructorParameters<typeof StdioUpstream>[0];
+
+/** How long a stdio server gets to answer `server/discover` before it counts as a legacy one (silence is legacy). */
+const probeTimeoutMs = 5000;
+
+interface Route {
+  handlers: CallHandlers;
+  originalId: RequestId;
+  /** The client's progress token, when the request carried one (it travels as a pool-wide one). */
+  token?: string | number;
+  listen: boolean;
+}
+
+interface Member {
+  proc: StdioUpstream;
+  ready: Promise<void>;
+  routes: Map<number, Route>;
+  dead: boolean;
+}
+
+/**
+ * A 2026-07-28 server over stdio, shared by every session of a connection: a small pool of processes (stdio.processes)
+ * rather than one per session. Requests are multiplexed by id: each travels under a pool-wide id (and its progress
+ * token under a pool-wide token), so sessions sharing a process cannot collide, and answers are mapped back. A log
+ * message names no request on stdio: it goes to the one request in flight on its process, and is dropped when there
+ * are several (it could belong to another caller). A process that dies fails its calls and is replaced on demand.
+ */
+export class ModernStdioPool implements ModernTransport {
+  readonly #members: Member[] = [];
+  readonly #tokens = new Map<string, { member: Member; id: number }>();
+  #next = 0;
+  #closed = false;
+
+  constructor(
+    private readonly config: StdioConfig,
+    private readonly size: number,
+    private readonly maxBytes: number,
+    private readonly log: Logger,
+    private readonly scrubber: CredentialScrubber,
+  ) {}
+
+  /** Takes a started process (the one that answered the probe) as the pool's first. */
+  adopt(proc: StdioUpstream): void {
+    this.#members.push(this.#member(proc, Promise.resolve()));
+  }
+
+  get processes(): number[] {
+    return this.#members.filter((m) => !m.dead).map((m) => m.proc.pid ?? -1);
+  }
+
+  call(request: JsonRpcRequest, handlers: CallHandlers): ModernCall {
+    if (this.#closed) {
+      queueMicrotask(() => handlers.failed('the connection is closing'));
+      return { cancel: () => {} };
+    }
+    const member = this.#pick();
+    const id = ++this.#next;
+    const meta = request.params?._meta as Record<string, unknown> | undefined;
+    const token = meta?.progressToken as string | number | undefined;
+    const route: Route = { handlers, originalId: request.id, listen: request.method === 'subscriptions/listen', ...(token === undefined ? {} : { token }) };
+    member.routes.set(id, route);
+    let params = request.params;
+    if (token !== undefined) {
+      const poolToken = `portcullis-${id}`;
+      this.#tokens.set(poolToken, { member, id });
+      params = { ...params, _meta: { ...meta, progressToken: poolToken } };
+    }
+    const text = JSON.stringify({ ...request, id, ...(params === undefined ? {} : { params }) });
+    void member.ready.then(() => member.proc.send({ ...request, id }, text)).catch((err: Error) => this.#drop(member, id)?.handlers.failed(err.message));
+    return {
+      cancel: () => {
+        if (this.#drop(member, id) === undefined || member.dead) return;
+        const note = { jsonrpc: '2.0' as const, method: 'notifications/cancelled', params: { requestId: id, reason: 'the client cancelled the request' } };
+        void member.ready.then(() => member.proc.send(note, JSON.stringify(note))).catch(() => {});
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#members.map((m) => m.proc.close()));
+    this.#members.length = 0;
+  }
+
+  /**
+   * The least busy live process; a new one while the pool is not full and every process is busy. Open
+   * subscriptions/listen streams cost the server nothing while quiet: only calls count.
+   */
+  #pick(): Member {
+    const live = this.#members.filter((m) => !m.dead);
+    const load = (m: Member) => {
+      let n = 0;
+      for (const r of m.routes.values()) if (!r.listen) n++;
+      return n;
+    };
+    const idle = live.find((m) => load(m) === 0);
+    if (idle !== undefined) return idle;
+    if (live.length < this.size) return this.#spawn();
+    return live.reduce((a, b) => (load(b) < load(a) ? b : a));
+  }
+
+  #spawn(): Member {
+    const proc = new StdioUpstream(this.config, this.maxBytes, this.log, this.scrubber);
+    const member = this.#member(proc, proc.start());
+    this.#members.push(member);
+    member.ready.catch((err: Error) => this.#died(member, err.message));
+    return member;
+  }
+
+  #member(proc: StdioUpstream, ready: Promise<void>): Member {
+    const member: Member = { proc, ready, routes: new Map(), dead: false };
+    proc.onmessage = (m, text) => this.#receive(member, m, text);
+    proc.onclose = (reason) => this.#died(member, reason);
+    proc.onfailed = (ids, reason) => {
+      for (const id of ids) if (typeof id === 'number') this.#drop(member, id)?.handlers.failed(reason);
+    };
+    proc.onerror = (err) => this.log.warn({ err: err.message }, 'modern stdio server problem');
+    return member;
+  }
+
+  #drop(member: Member, id: number): Route | undefined {
+    const route = member.routes.get(id);
+    if (route === undefined) return undefined;
+    member.routes.delete(id);
+    if (route.token !== undefined) this.#tokens.delete(`portcullis-${id}`);
+    return route;
+  }
+
+  #died(member: Member, reason: string): void {
+    if (member.dead) return;
+    member.dead = true;
+    const i = this.#members.indexOf(member);
+    if (i >= 0) this.#members.splice(i, 1);
+    for (const id of [...member.routes.keys()]) this.#drop(member, id)?.handlers.failed(`the server process ended: ${reason}`);
+    if (!this.#closed) this.log.warn({ reason }, 'a modern stdio server process ended; the next request starts another');
+  }
+
+  #receive(member: Member, m: JsonRpcMessage, text: string): void {
+    if (isResponse(m)) {
+      const route = typeof m.id === 'number' ? this.#drop(member, m.id) : undefined;
+      if (route === undefined) return;
+      return route.handlers.message({ ...m, id: route.originalId }, JSON.stringify({ ...m, id: route.originalId }));
+    }
+    if (!isNotification(m)) return this.log.warn({ method: (m as { method?: string }).method }, 'a modern stdio server sent a request; dropped');
+    const params = m.params ?? {};
+    const meta = (params._meta as Record<string, unknown> | undefined) ?? {};
+    const subscription = meta['io.modelcontextprotocol/subscriptionId'];
+    if (typeof subscription === 'number') return member.routes.get(subscription)?.handlers.message(m, text);
+    if (m.method === 'notifications/progress' && typeof params.progressToken === 'string') {
+      const owner = this.#tokens.get(params.progressToken);
+      const route = owner?.member === member ? member.routes.get(owner.id) : undefined;
+      if (route?.token === undefined) return;
+      const restored = { ...m, params: { ...params, progressToken: route.token } };
+      return route.handlers.message(restored, JSON.stringify(restored));
+    }
+    // Nothing else names its request: it goes to the only call in flight, or nowhere.
+    const calls = [...member.routes.values()].filter((r) => !r.listen);
+    if (calls.length === 1) calls[0]!.handlers.message(m, text);
+  }
+}
+
+/**
+ * Asks a stdio server `server/discover` on a process of its own. A modern answer keeps the process (it becomes the
+ * pool's first); an error, silence or an exit means a legacy server. A legacy server that answered (an error) is
+ * left running as `spare`, for the session that asked to use (one spawn fewer); a silent one is closed.
+ */
+export async function probeStdio(
+  config: StdioConfig,
+  maxBytes: number,
+  log: Logger,
+  scrubber: CredentialScrubber,
+): Promise<{ discover: DiscoverInfo; proc: StdioUpstream } | { legacy: string; spare?: StdioUpstream }> {
+  const proc = new StdioUpstream(config, maxBytes, log, scrubber);
+  const answer = new Promise<JsonRpcMessage | string>((resolve) => {
+    const timer = setTimeout(() => resolve(`it did not answer server/discover within ${probeTimeoutMs} ms`), probeTimeoutMs);
+    proc.onmessage = (m) => {
+      if (isResponse(m) && m.id === 'portcullis-discover') {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    proc.onclose = (reason) => {
+      clearTimeout(timer);
+      resolve(`it ended on server/discover (${reason})`);
+    };
+  });
+  await proc.start();
+  const request = discoverRequest('portcullis-discover');
+  await proc.send(request, JSON.stringify(request)).catch(() => {});
+  const m = await answer;
+  const verdict =
+    typeof m === 'string'
+      ? { legacy: m }
+      : (m as JsonRpcResponse).error !== undefined
+        ? { legacy: `it answered server/discover with error ${(m as JsonRpcResponse).error?.code} ${(m as JsonRpcResponse).error?.message.slice(0, 100)}` }
+        : readDiscover((m as JsonRpcResponse).result);
+  if ('legacy' in verdict) {
+    if (typeof m !== 'string') return { legacy: verdict.legacy, spare: proc };
+    await proc.close();
+    return verdict;
+  }
+  return { discover: verdict, proc };
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { listedToolsServerPath } from '../fixtures/listed-tools-server.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { connectV2, modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
+
+/**
+ * `Mcp-Param-*` headers checked against the tool definition the gateway trusts: the pinned one when the connection
+ * pins tools, else the one it last listed. A header that disagrees with the argument, is missing, or is undecodable is
+ * refused with -32020; the official v2 client, which mirrors the declared arguments itself, gets through.
+ */
+
+const tools = [
+  {
+    name: 'query',
+    description: 'Runs a query in a region',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        region: { type: 'string', 'x-mcp-header': 'Region' },
+        limit: { type: 'integer', 'x-mcp-header': 'Limit' },
+        q: { type: 'string' },
+      },
+      required: ['region', 'q'],
+    },
+  },
+];
+
+describe('Mcp-Param-* headers', () => {
+  let gw: TestGateway;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'param-headers-'));
+    const file = join(dir, 'tools.json');
+    writeFileSync(file, JSON.stringify(tools));
+    const stdio = { command: process.execPath, args: [listedToolsServerPath, file] };
+    gw = await startTestGateway({ connections: { pinned: { stdio }, unpinned: { stdio, tools: { pin: false } } } });
+  });
+  after(async () => {
+    await gw?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const call = (connection: string, args: Record<string, unknown>, extra: Array<[string, string]>) =>
+    rawRequest(
+      gw.mcp(connection),
+      'POST',
+      [...modernHeaders('tools/call', 'query'), ...extra, ['authorization', gw.auth.authorization!]],
+      JSON.stringify(modernBody('tools/call', { name: 'query', arguments: args })),
+    );
+
+  for (const connection of ['pinned', 'unpinned']) {
+    describe(`on a ${connection} connection`, () => {
+      before(async () => {
+        // Listing pins the definitions (first use) and shows them to modern clients.
+        const listed = await rawRequest(
+          gw.mcp(connection),
+          'POST',
+          [...modernHeaders('tools/list'), ['authorization', gw.auth.authorization!]],
+          JSON.stringify(modernBody('tools/list')),
+        );
+        assert.equal(listed.status, 200, listed.body);
+      });
+
+      it('lets a call through whose headers match its arguments', async () => {
+        const ok = await call(connection, { region: 'us-west1', limit: 42, q: 'select' }, [
+          ['mcp-param-region', 'us-west1'],
+          ['mcp-param-limit', '42.0'],
+        ]);
+        assert.equal(ok.status, 200, ok.body);
+        assert.match(ok.body, /query ran/);
+        const encoded = await call(connection, { region: 'zone ü', q: 'x' }, [['mcp-param-region', `=?base64?${Buffer.from('zone ü').toString('base64')}?=`]]);
+        assert.equal(encoded.status, 200, encoded.body);
+      });
+
+      it('refuses a header that disagrees with the argument', async () => {
+        const bad = await call(connection, { region: 'us-west1', q: 'select' }, [['mcp-param-region', 'eu-north1']]);
+        assert.equal(bad.status, 400);
+        assert.equal(bad.json?.error?.code, -32020);
+        const badNumber = await call(connection, { region: 'us-west1', limit: 42, q: 'select' }, [
+          ['mcp-param-region', 'us-west1'],
+          ['mcp-param-limit', '43'],
+        ]);
+        assert.equal(badNumber.json?.error?.code, -32020);
+      });
+
+      it('refuses a missing or undecodable header', async () => {
+        const missing = await call(connection, { region: 'us-west1', q: 'select' }, []);
+        assert.equal(missing.status, 400);
+        assert.equal(missing.json?.error?.code, -32020);
+        const undecodable = await call(connection, { region: 'us-west1', q: 'select' }, [['mcp-param-region', '=?base64?%%%?=']]);
+        assert.equal(undecodable.json?.error?.code, -32020);
+      });
+
+      it('the v2 client mirrors the declared arguments and gets through', async () => {
+        const client = await connectV2(gw.mcp(connection), gw.auth, { pin: '2026-07-28' });
+        try {
+          await client.listTools();
+          const result = await client.callTool({ name: 'query', arguments: { region: 'ap-south1', limit: 7, q: 'select' } });
+          assert.match(JSON.stringify(result.content), /query ran/);
+        } finally {
+          await client.close();
+        }
+      });
+    });
+  }
+});
