@@ -13,12 +13,18 @@
  *   - masking: engine throughput ≥ 100 MB/s on one core with every detector on; p50 of a 1 MB tools/call result, masking on / off ≤ 1.5× (issue 5)
  *   - the console's session list stays responsive with 100,000 recorded sessions: every list query's p50 ≤ 100 ms, and
  *     the page drawn in Chromium within 1.5× of its time over 1,000 sessions (issue 8)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|agent|mask|mem|console.
+ *   - short-lived sessions (connect, tools/list, 3 calls, close) with the official SDK client: Portcullis (recording, masking,
+ *     authentication on) against the bare stdio→HTTP bridges supergateway and mcp-proxy, each in front of the same stdio
+ *     server: session p50 below the faster bridge's, calls/s at 32 clients at least its (issue 17; bridges.ts)
+ *   - the modern era: a v2 client pinned to 2026-07-28 through the gateway against the legacy path, the same short
+ *     sessions: p50 and 32-client calls/s at least as good (issue 17)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|agent|mask|mem|console|bridges|modern.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
+import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
 import {
   everythingStdioConnection,
@@ -546,6 +552,15 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'console') {
       results.console = await consoleSessionList(verdicts);
+    }
+    const sessionSettings = quick
+      ? { rounds: 3, seqSessions: 12, thinkMs: 500, warmSessions: 5, clients: settings.clients, concMs: 4000, concWarmMs: 3000 }
+      : { rounds: 3, seqSessions: 25, thinkMs: 500, warmSessions: 10, clients: settings.clients, concMs: 8000, concWarmMs: 5000 };
+    if (!only || only === 'bridges') {
+      results.bridges = await bridgesComparison(verdicts, sessionSettings);
+    }
+    if (!only || only === 'modern') {
+      results.modern = await modernEra(verdicts, sessionSettings);
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);

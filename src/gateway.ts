@@ -29,7 +29,7 @@ import type { Recorder } from './recording/recorder.js';
 import { ModernPool } from './session/modern-pool.js';
 import { SessionRegistry } from './session/registry.js';
 import type { SessionObserver } from './session/session.js';
-import { UpstreamAgents } from './upstream/index.js';
+import { StdioSparePools, UpstreamAgents } from './upstream/index.js';
 import { allInjectedCredentials } from './upstream/injected-credentials.js';
 import { version } from './version.js';
 
@@ -49,6 +49,8 @@ export class Gateway {
   readonly #keepAlive: KeepAlive;
   readonly #log: Logger;
   readonly #agents = new UpstreamAgents();
+  /** The stdio connections' warm spares: processes spawned ahead of the sessions that take them. */
+  readonly spares: StdioSparePools;
   readonly #recording: Awaited<ReturnType<typeof startRecording>>;
   readonly #features: Features;
   readonly #metrics: GatewayMetrics;
@@ -71,6 +73,7 @@ export class Gateway {
     this.devIdentity = identity.dev;
     this.#recording = recording;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
+    this.spares = new StdioSparePools(config.connections.values(), log);
     this.#limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
     const access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
@@ -101,7 +104,7 @@ export class Gateway {
     this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.#registry = new SessionRegistry({
       ...registrySettings(config),
-      createUpstream: upstreams(config, this.#agents, hub),
+      createUpstream: upstreams(config, this.#agents, hub, this.spares),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits), this.#pool],
       admission: this.#limits,
@@ -145,6 +148,7 @@ export class Gateway {
       await gateway.#features.start();
       await listen(gateway.#server, config.listen.host, config.listen.port);
     } catch (err) {
+      await gateway.spares.close();
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;
@@ -209,7 +213,7 @@ export class Gateway {
     await this.#features.stop();
     this.#live.close();
     this.#pool.stop();
-    await this.#registry.closeAll('gateway shutting down');
+    await Promise.all([this.#registry.closeAll('gateway shutting down'), this.spares.close()]);
     this.#limits.close();
     // Every session's seal is written before the store closes.
     await this.#recording.recorder?.close();

@@ -245,7 +245,10 @@ export class StreamableHttpEdge {
     const log = this.o.log.child({ connection: connection.name });
     const session = this.#sessionFor(req, res, connection, identity, log);
     if (session === undefined) return;
-    await session.close('client ended the session');
+    const closed = session.close('client ended the session');
+    // Answered once the end is recorded: a stdio server can take seconds to exit, and the client need not wait for it
+    // (its place under the limits is held until it has).
+    await Promise.race([closed, session.ended]);
     res.writeHead(200).end();
   }
 }

@@ -2,7 +2,7 @@ import { AgentHub } from '../agent/hub.js';
 import { AgentsApi } from '../api/agents.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { SessionRegistryOptions } from '../session/registry.js';
-import { createUpstream, type UpstreamAgents } from '../upstream/index.js';
+import { createUpstream, type StdioSparePools, type UpstreamAgents } from '../upstream/index.js';
 import { TunnelUpstream } from '../upstream/tunnel.js';
 import type { Feature, FeatureModule } from './feature.js';
 
@@ -30,7 +30,16 @@ export const agentsModule: FeatureModule<AgentsFeature> = {
   offRoutes: (ctx) => new AgentsApi(undefined, ctx.config.roles.admins).routes(),
 };
 
-/** How a session reaches its server: stdio, HTTP, or (for an agent's connection) a tunnel through the hub. */
-export function upstreams(config: GatewayConfig, agents: UpstreamAgents, hub: AgentHub | undefined): SessionRegistryOptions['createUpstream'] {
-  return (c, log, sessionId) => createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId));
+/**
+ * How a session reaches its server: stdio (a warm spare when one waits), HTTP, or (for an agent's connection) a
+ * tunnel through the hub.
+ */
+export function upstreams(
+  config: GatewayConfig,
+  agents: UpstreamAgents,
+  hub: AgentHub | undefined,
+  spares: StdioSparePools,
+): SessionRegistryOptions['createUpstream'] {
+  return (c, log, sessionId) =>
+    createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId), spares.for(c.name));
 }

@@ -72,6 +72,8 @@ export class Session implements SessionInfo {
   #markClosed!: () => void;
   /** Settles once close() has finished; a second close() waits on it. */
   readonly #closed = new Promise<void>((resolve) => (this.#markClosed = resolve));
+  /** Set by close(): sealed in the recording (at once without one), the end as the client sees it; the server may still be exiting. */
+  #ended: Promise<void> = this.#closed;
 
   /** Who is on the session now (the same principal as the one who opened it; see CallerIdentity). */
   get identity(): Identity {
@@ -157,6 +159,11 @@ export class Session implements SessionInfo {
 
   get sink(): ClientSink {
     return this.#toClient.sink;
+  }
+
+  /** Once close() has been called: resolves when the session's end is recorded, without waiting for the server's process to exit. */
+  get ended(): Promise<void> {
+    return this.#ended;
   }
 
   /** Whether the session has nothing going on and no client listening (for idle reaping). */
@@ -385,6 +392,13 @@ export class Session implements SessionInfo {
     this.#log.info({ reason }, 'session closed');
     // Also lets the deliveries queued above go out first: they wait on the same or an earlier commit.
     const sealed = this.#tap.close(reason, status);
+    this.#ended =
+      sealed === undefined
+        ? Promise.resolve()
+        : sealed.then(
+            () => {},
+            () => {},
+          );
     if (sealed !== undefined) await sealed.catch((err: Error) => this.#log.error({ err: err.message }, 'the session could not be sealed'));
     try {
       await this.#upstream.close();

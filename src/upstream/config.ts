@@ -25,6 +25,12 @@ export function upstreamSchemas(sources: SecretSources) {
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, 'expected an environment variable name, or a prefix ending in * such as AWS_*'))
       .default([]),
     cwd: z.string().min(1).optional(),
+    /**
+     * Server processes the gateway keeps spawned and waiting (not initialized) for the connection's next sessions, so a
+     * new session does not wait for its process to start; 0 turns it off. Each is spawned exactly as a session's
+     * process would be, and is given to one session only (src/upstream/stdio-spares.ts). The agent ignores it.
+     */
+    spares: z.number().int('expected a whole number of processes').min(0).max(16).default(1),
     /** Which era the server speaks (MCP 2026-07-28 or the 2025 initialize sessions); auto asks it once. */
     protocol: protocolSetting(),
     /** A modern (2026-07-28) server's processes, shared by the connection's sessions (requests multiplexed by id). */
@@ -54,6 +60,7 @@ export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefin
       args: c.stdio.args,
       env: c.stdio.env,
       passEnv: c.stdio.passEnv,
+      spares: c.stdio.spares,
       protocol: c.stdio.protocol,
       processes: c.stdio.processes,
       ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}),

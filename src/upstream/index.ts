@@ -10,19 +10,21 @@ import type { HeaderParam } from './modern-headers.js';
 import { ModernHttpTransport } from './modern-http.js';
 import { ModernStdioPool, probeStdio } from './modern-stdio.js';
 import { StreamableHttpUpstream } from './streamable-http.js';
-import { StdioUpstream } from './stdio.js';
+import { type SpareSource, StdioUpstream } from './stdio.js';
 import type { Upstream } from './upstream.js';
 
 export type { Upstream } from './upstream.js';
 export { UpstreamError } from './upstream.js';
 export { UpstreamAgents } from './http-agents.js';
 export { EraUpstream } from './eras.js';
+export { StdioSparePools } from './stdio-spares.js';
 
 /**
  * Builds a fresh, unstarted upstream link for one client session on a connection. A connection served by an agent
  * is reached through `viaAgent` (the gateway's tunnels); the agent itself has none. A stdio or HTTP connection whose
  * `protocol` is not 2025-11-25 learns its server's era first (`server/discover`, once per connection): a 2026-07-28
  * server is reached per request, behind an emulated legacy session (ModernUpstream).
+ * A 2025-era stdio server's session takes its process from `spares` when one waits there.
  */
 export function createUpstream(
   connection: { name: string; upstream: UpstreamConfig },
@@ -30,6 +32,7 @@ export function createUpstream(
   agents: UpstreamAgents,
   log: Logger,
   viaAgent?: (agent: string) => Upstream,
+  spares?: SpareSource,
 ): Upstream {
   const u = connection.upstream;
   // Every credential the gateway injects is scrubbed from everything the server sends back, where it enters.
@@ -39,7 +42,7 @@ export function createUpstream(
       if (viaAgent === undefined) throw new Error(`connection '${connection.name}' is served by an agent, and agents are not reachable here`);
       return viaAgent(u.agent);
     case 'stdio': {
-      const legacy = () => new StdioUpstream(u, maxMessageBytes, log, scrubber);
+      const legacy = () => new StdioUpstream(u, maxMessageBytes, log, scrubber, spares);
       if (u.protocol === '2025-11-25') return legacy();
       const probe = async (): Promise<EraVerdict> => {
         const found = await probeStdio(u, maxMessageBytes, log, scrubber);

@@ -38,17 +38,55 @@ function stdoutDrained(child: ChildProcessWithoutNullStreams, ms: number): Promi
   });
 }
 
+/**
+ * Spawns the connection's server process and resolves once it runs. The child gets a minimal inherited environment
+ * (PATH, HOME, …) plus the connection's configured variables, never the gateway's own environment, so the gateway's
+ * secrets do not leak into servers by accident; nothing in it is specific to a session, so a process spawned ahead of
+ * its session (a spare) is the same as one spawned for it. It runs in its own process group so that ending it ends
+ * wrappers such as `npx` together with the server they started.
+ */
+export async function spawnServer(c: StdioConfig): Promise<ChildProcessWithoutNullStreams> {
+  const env: Record<string, string> = { ...getDefaultEnvironment(), ...passedEnvironment(c.passEnv) };
+  for (const [k, v] of Object.entries(c.env)) env[k] = v.reveal();
+  const child = spawn(
+    c.command,
+    c.args.map((a) => a.reveal()),
+    { env, stdio: 'pipe', detached: true, windowsHide: true, shell: false, ...(c.cwd ? { cwd: c.cwd } : {}) },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'ENOENT' ? `${JSON.stringify(c.command)} was not found (stdio.command)` : err.message;
+      reject(new UpstreamError(`the server process could not start: ${why}`, true));
+    });
+  });
+  return child;
+}
+
+/** Where a session's upstream takes a process spawned ahead of it (stdio-spares.ts): one that runs, or none. */
+export interface SpareSource {
+  take(): ChildProcessWithoutNullStreams | undefined;
+}
+
+/** Ends a process group: `pid` leads it (spawned detached). Falls back to the child alone. */
+export function signalGroup(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
 /** How long a server gets to exit after its stdin closes, and then after SIGTERM, before the next step. */
 const exitGraceMs = 2000;
 const maxStderrLine = 2000;
 
 /**
- * A server process per client session, speaking newline-delimited JSON-RPC on stdin/stdout.
- *
- * The child gets a minimal inherited environment (PATH, HOME, …) plus the connection's configured
- * variables, never the gateway's own environment, so the gateway's secrets do not leak into servers by
- * accident. It runs in its own process group so that closing the session ends wrappers such as `npx`
- * together with the server they started: no orphans. Every line it writes (stdout and stderr) is scrubbed of the
+ * A server process per client session, speaking newline-delimited JSON-RPC on stdin/stdout, spawned by
+ * `spawnServer` (or taken from the connection's spares, spawned the same way ahead of time). Closing the session
+ * ends its whole process group: no orphans. Every line it writes (stdout and stderr) is scrubbed of the
  * credentials the gateway handed it before anything else sees it. limits.maxMessageSize bounds each message it
  * writes, not each read.
  */
@@ -67,13 +105,15 @@ export class StdioUpstream implements Upstream {
   readonly #maxMessageBytes: number;
   readonly #log: Logger;
   readonly #scrubber: CredentialScrubber;
+  readonly #spares: SpareSource | undefined;
   #child: ChildProcessWithoutNullStreams | undefined;
   #exited: Promise<void> | undefined;
   #closeReason: string | undefined;
   #closed = false;
 
-  constructor(config: StdioConfig, maxMessageBytes: number, log: Logger, scrubber: CredentialScrubber) {
+  constructor(config: StdioConfig, maxMessageBytes: number, log: Logger, scrubber: CredentialScrubber, spares?: SpareSource) {
     this.#config = config;
+    this.#spares = spares;
     this.#maxMessageBytes = maxMessageBytes;
     this.#log = log;
     this.#scrubber = scrubber;
@@ -89,22 +129,9 @@ export class StdioUpstream implements Upstream {
   }
 
   async start(): Promise<void> {
-    const c = this.#config;
-    const env: Record<string, string> = { ...getDefaultEnvironment(), ...passedEnvironment(c.passEnv) };
-    for (const [k, v] of Object.entries(c.env)) env[k] = v.reveal();
-    const child = spawn(
-      c.command,
-      c.args.map((a) => a.reveal()),
-      { env, stdio: 'pipe', detached: true, windowsHide: true, shell: false, ...(c.cwd ? { cwd: c.cwd } : {}) },
-    );
+    // A spare (stdio-spares.ts) was spawned from this same config before the session opened; none: spawn one now.
+    const child = this.#spares?.take() ?? (await spawnServer(this.#config));
     this.#child = child;
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'ENOENT' ? `${JSON.stringify(c.command)} was not found (stdio.command)` : err.message;
-        reject(new UpstreamError(`the server process could not start: ${why}`, true));
-      });
-    });
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         // Wrappers (npx, sh) may leave the real server running; end the rest of the group.
@@ -222,13 +249,7 @@ export class StdioUpstream implements Upstream {
   }
 
   #signal(signal: NodeJS.Signals): void {
-    const pid = this.#child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      this.#child?.kill(signal);
-    }
+    if (this.#child !== undefined) signalGroup(this.#child, signal);
   }
 
   async #exitsWithin(ms: number): Promise<boolean> {

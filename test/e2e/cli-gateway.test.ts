@@ -58,7 +58,8 @@ describe('portcullis gateway (the CLI process)', () => {
         listen: `127.0.0.1:${port}`,
         dataDir: join(dir, 'data'),
         identity: { dev: { users: { ops: ['operators'] } } },
-        connections: { everything: { stdio: everythingStdio(), access: { groups: ['operators'] } } },
+        // No warm spare: the test finds the session's server as the gateway's one child.
+        connections: { everything: { stdio: { ...everythingStdio(), spares: 0 }, access: { groups: ['operators'] } } },
       }),
     );
     const cli = startCli(['gateway', '--config', config]);

@@ -11,7 +11,10 @@ import { waitFor } from '../helpers/wait.js';
 describe('idle sessions', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startTestGateway({ connections: { everything: { stdio: everythingStdio() } }, sessions: { idleTimeout: '10m', abandonedAfter: 'off' } });
+    gw = await startTestGateway({
+      connections: { everything: { stdio: { ...everythingStdio(), spares: 0 } } },
+      sessions: { idleTimeout: '10m', abandonedAfter: 'off' },
+    });
   });
   after(() => gw.stop());
 

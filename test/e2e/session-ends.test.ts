@@ -28,8 +28,9 @@ describe('sessions that end', () => {
   before(async () => {
     gw = await startTestGateway({
       connections: {
-        everything: { stdio: everythingStdio() },
-        refusing: { stdio: { command: process.execPath, args: [fixturePath('quirky-server.js'), 'stdio'], env: { QUIRKY_INITIALIZE: 'error' } } },
+        // No warm spares: spawnedBy finds a session's own process as the one child that appeared.
+        everything: { stdio: { ...everythingStdio(), spares: 0 } },
+        refusing: { stdio: { command: process.execPath, args: [fixturePath('quirky-server.js'), 'stdio'], env: { QUIRKY_INITIALIZE: 'error' }, spares: 0 } },
         missing: { stdio: { command: '/nonexistent/portcullis-test-server' } },
       },
     });
@@ -108,7 +109,7 @@ describe('sessions that end', () => {
 describe('sessions.abandonedAfter on its own timer', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startTestGateway({ connections: { everything: { stdio: everythingStdio() } }, sessions: { abandonedAfter: '1s' } });
+    gw = await startTestGateway({ connections: { everything: { stdio: { ...everythingStdio(), spares: 0 } } }, sessions: { abandonedAfter: '1s' } });
   });
   after(() => gw.stop());
 

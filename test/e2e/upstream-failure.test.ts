@@ -29,7 +29,8 @@ describe('upstream failure', () => {
     gw = await startTestGateway({
       connections: {
         quirky: { stdio: { command: process.execPath, args: [fixturePath('quirky-server.js'), 'stdio'] } },
-        everything: { stdio: everythingStdio() },
+        // No warm spare: the tests below find the session's own process as the one child that appeared.
+        everything: { stdio: { ...everythingStdio(), spares: 0 } },
         forgetful: { http: { url: httpServer.url } },
       },
     });

@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** GET /metrics: Prometheus' text format, guarded as /api is, counting what real sessions did. */
 
@@ -67,6 +68,8 @@ describe('/metrics', () => {
     assert.equal(sample(during, 'portcullis_verdicts_total{connection="everything",stage="guard",action="answer"}'), 1);
     await transport.terminateSession();
     await client.close();
+    // DELETE is answered once the end is recorded; the session counts as closed once its server has exited too.
+    await waitFor(async () => sample(await scrape(), 'portcullis_sessions_closed_total{connection="everything"}') === 1, 'the session to be counted closed');
     const later = await scrape();
     assert.equal(sample(later, 'portcullis_sessions_closed_total{connection="everything"}'), 1);
     assert.equal(sample(later, 'portcullis_sessions_open{connection="everything"}'), undefined);

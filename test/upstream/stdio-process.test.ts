@@ -25,7 +25,8 @@ describe('stdio upstream process', () => {
     const wrapper = `sleep 1000 & echo $! > ${JSON.stringify(pidFile())}; exec ${JSON.stringify(command)} ${args.map((a) => JSON.stringify(a)).join(' ')}`;
     gw = await startTestGateway({
       connections: {
-        wrapped: { stdio: { command: 'sh', args: ['-c', wrapper] } },
+        // No warm spare: a spare's wrapper would write its own grandchild's pid to the same file.
+        wrapped: { stdio: { command: 'sh', args: ['-c', wrapper], spares: 0 } },
         missing: { stdio: { command: 'no-such-program-portcullis' } },
       },
     });
