@@ -1,24 +1,22 @@
 import type { Server } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
 import { LiveEvents } from './console/live-events.js';
 import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
-import type { Authenticator } from './edge/authenticate.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
 import { agentsModule, upstreams } from './features/agents.js';
 import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warnUnscrubbable } from './features/base.js';
+import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
 import { pinsModule } from './features/pins.js';
-import type { FeatureTimings } from './features/feature.js';
+import type { GatewayOptions } from './features/feature.js';
 import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
-import { edges, registrySettings, serverSettings } from './features/settings.js';
+import { edges, modernPool, registrySettings, serverSettings } from './features/settings.js';
 import { createHttpServer } from './http/http-server.js';
 import { listen } from './http/listen.js';
-import { ConnectionAccess } from './identity/access-policy.js';
 import type { DevIdentity } from './identity/dev-identity.js';
 import { TokenVerifier } from './identity/verifier.js';
 import { Limits } from './limits/limits.js';
@@ -26,26 +24,21 @@ import { RequestLimitsObserver } from './limits/request-stage.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import type { Recorder } from './recording/recorder.js';
-import { ModernPool } from './session/modern-pool.js';
+import type { ModernPool } from './session/modern-pool.js';
 import { SessionRegistry } from './session/registry.js';
-import type { SessionObserver } from './session/session.js';
 import { StdioSparePools, UpstreamAgents } from './upstream/index.js';
 import { allInjectedCredentials } from './upstream/injected-credentials.js';
 import { version } from './version.js';
 
-export interface GatewayOptions extends FeatureTimings {
-  log?: Logger;
-  observers?: SessionObserver[];
-  /** Replaces token authentication: for the benchmark's "authentication off" baseline only (not in config or CLI). */
-  authenticator?: Authenticator;
-}
+export type { GatewayOptions } from './features/feature.js';
 
 /** The composition root: identity, recording, limits, sessions and the port, then each feature of src/features/index.ts in order. */
 export class Gateway {
   readonly #server: Server;
-  readonly #registry: SessionRegistry;
+  /** The sessions of every edge (the pooled ones of modern clients among them). */
+  readonly sessions: SessionRegistry;
   /** Pooled internal sessions serving MCP 2026-07-28 clients. */
-  readonly #pool: ModernPool;
+  readonly modernPool: ModernPool;
   readonly #keepAlive: KeepAlive;
   readonly #log: Logger;
   readonly #agents = new UpstreamAgents();
@@ -55,7 +48,8 @@ export class Gateway {
   readonly #features: Features;
   readonly #metrics: GatewayMetrics;
   readonly #live = new LiveEvents();
-  readonly #limits: Limits;
+  /** The gateway's limits (what they hold now: metrics, tests). */
+  readonly limits: Limits;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
   #draining = false;
@@ -74,8 +68,8 @@ export class Gateway {
     this.#recording = recording;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.spares = new StdioSparePools(config.connections.values(), log);
-    this.#limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
-    const access = new Map([...config.connections.values()].map((c) => [c.name, new ConnectionAccess(c.name, c.access)]));
+    this.limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
+    const { access, mayOpen } = connectionAccess(config);
     const verifier = new TokenVerifier({ issuers: identity.issuers, clockSkewMs: config.identity.clockSkewMs });
     const publicUrls = new PublicUrls(config.http.publicUrl, () => ({ host: config.listen.host, port: this.port }));
     this.#features = new Features(featureModules, {
@@ -84,51 +78,46 @@ export class Gateway {
       timings: options,
       log,
       live: this.#live,
-      limits: this.#limits,
+      limits: this.limits,
       verifier,
       publicUrls,
       devIdentity: identity.dev,
-      access: (name) => access.get(name),
-      mayOpen: (identity, name) => access.get(name)?.open(identity).allowed ?? false,
-      registry: () => this.#registry,
+      access,
+      mayOpen,
+      registry: () => this.sessions,
       url: () => (this.#server.listening ? this.url : undefined),
     });
     warnUnscrubbable(config, log);
     const hub = this.#features.get(agentsModule)?.hub;
-    this.#pool = new ModernPool({
-      registry: () => this.#registry,
-      idleMs: config.sessions.modernIdleTimeoutMs,
-      maxPerKey: config.sessions.modernPoolSize,
-      log: log.child({ edge: 'modern' }),
-    });
-    this.#metrics = new GatewayMetrics({ sessions: () => this.#registry.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
-    this.#registry = new SessionRegistry({
+    this.modernPool = modernPool(config, () => this.sessions, log);
+    this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
+    this.sessions = new SessionRegistry({
       ...registrySettings(config),
       createUpstream: upstreams(config, this.#agents, hub, this.spares),
       stagesFor: (c) => this.#features.stagesFor(c),
-      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.#limits), this.#pool],
-      admission: this.#limits,
+      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.limits), this.modernPool],
+      admission: this.limits,
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       ...this.#features.contributions('sessions'),
     });
     this.#server = createHttpServer({
-      registry: this.#registry,
+      registry: this.sessions,
       ...edges(config, {
-        registry: this.#registry,
+        registry: this.sessions,
         keepAlive: this.#keepAlive,
-        refuseEarly: (id) => this.#limits.refusesRequestsEarly(id),
+        refuseEarly: (id) => this.limits.refusesRequestsEarly(id),
         log,
-        pool: this.#pool,
+        pool: this.modernPool,
         pins: this.#features.get(pinsModule)?.pins,
-        instanceId: recording.recorder?.instanceId ?? randomBytes(12).toString('base64url'),
+        instanceId: recording.recorder?.instanceId,
       }),
       ...serverSettings(config, publicUrls),
       log,
       // Why the gateway takes no new sessions, or undefined when it does.
       ready: () => (this.#draining ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
-      authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.#limits),
-      access: (name) => access.get(name)!,
+      authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.limits),
+      access: (name) => access(name)!,
       metrics: this.#metrics,
       issuers: identity.issuers,
       api: recordingsApi(config, recording, localApiKey),
@@ -174,20 +163,6 @@ export class Gateway {
     return this.devIdentity ? this.devIdentity.consoleLink(base) : `${base}/`;
   }
 
-  /** The pooled sessions of modern clients (tests). */
-  get modernPool(): ModernPool {
-    return this.#pool;
-  }
-
-  get sessions(): SessionRegistry {
-    return this.#registry;
-  }
-
-  /** The gateway's limits (what they hold now: tests). */
-  get limits(): Limits {
-    return this.#limits;
-  }
-
   /** The recorder, when recording is on. */
   get recorder(): Recorder | undefined {
     return this.#recording.recorder;
@@ -203,18 +178,15 @@ export class Gateway {
 
   async #stop(): Promise<void> {
     this.#draining = true;
-    this.#log.info({ sessions: this.#registry.size }, 'draining');
+    this.#log.info({ sessions: this.sessions.size }, 'draining');
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
-    const deadline = Date.now() + this.config.shutdown.drainTimeoutMs;
-    while (Date.now() < deadline && [...this.#registry.all()].some((s) => s.pendingRequests > 0)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await this.sessions.settled(Date.now() + this.config.shutdown.drainTimeoutMs);
     await this.#features.stop();
     this.#live.close();
-    this.#pool.stop();
-    await Promise.all([this.#registry.closeAll('gateway shutting down'), this.spares.close()]);
-    this.#limits.close();
+    this.modernPool.stop();
+    await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
+    this.limits.close();
     // Every session's seal is written before the store closes.
     await this.#recording.recorder?.close();
     await this.#recording.store?.close();

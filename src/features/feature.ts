@@ -12,6 +12,8 @@ import type { RemoteIssuerTimings } from '../identity/issuers.js';
 import type { TokenVerifier } from '../identity/verifier.js';
 import type { Limits } from '../limits/limits.js';
 import type { Stage } from '../pipeline/stage.js';
+import type { Authenticator } from '../edge/authenticate.js';
+import type { SessionObserver } from '../session/session.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
 import type { Store } from '../store/store.js';
@@ -26,6 +28,14 @@ export interface FeatureTimings {
   grantRefreshMs?: number;
   /** How often held reviews are re-read for decisions taken through another gateway. */
   reviewPollMs?: number;
+}
+
+/** How a gateway is started beyond its config: tests and the benchmark only (never from the config file or the CLI). */
+export interface GatewayOptions extends FeatureTimings {
+  log?: Logger;
+  observers?: SessionObserver[];
+  /** Replaces token authentication: for the benchmark's "authentication off" baseline only. */
+  authenticator?: Authenticator;
 }
 
 /** What the composition root has built before the features, and what a feature may use of it. */

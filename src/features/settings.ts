@@ -10,7 +10,8 @@ import type { KeepAlive } from '../edge/sse-writer.js';
 import { StreamableHttpEdge } from '../edge/streamable-http.js';
 import { ModernHttpEdge } from '../edge/modern-http.js';
 import { RequestStateSealer } from '../edge/request-state.js';
-import type { ModernPool } from '../session/modern-pool.js';
+import { randomBytes } from 'node:crypto';
+import { ModernPool } from '../session/modern-pool.js';
 import type { HttpServerOptions } from '../http/http-server.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
 
@@ -35,7 +36,17 @@ export function registrySettings(
   };
 }
 
-/** The MCP edges: Streamable HTTP and legacy SSE, over one registry. */
+/** The pooled internal sessions that serve MCP 2026-07-28 clients (sessions.modernIdleTimeout, sessions.modernPoolSize). */
+export function modernPool(config: GatewayConfig, registry: () => SessionRegistry, log: Logger): ModernPool {
+  return new ModernPool({
+    registry,
+    idleMs: config.sessions.modernIdleTimeoutMs,
+    maxPerKey: config.sessions.modernPoolSize,
+    log: log.child({ edge: 'modern' }),
+  });
+}
+
+/** The MCP edges: Streamable HTTP (legacy sessions and modern requests) and legacy SSE, over one registry. */
 export function edges(
   config: GatewayConfig,
   o: {
@@ -46,7 +57,7 @@ export function edges(
     /** The pooled sessions of modern clients. */
     pool: ModernPool;
     /** The recorder's instance id, which MRTR states bind (a random one when recording is off). */
-    instanceId: string;
+    instanceId: string | undefined;
     /** Tool pins, when the gateway pins tool definitions: `Mcp-Param-*` headers are checked against the pinned schemas. */
     pins?: ToolPins | undefined;
   },
@@ -67,7 +78,7 @@ export function edges(
       ttlCapMs: config.sessions.maxResultTtlMs,
       variesByCaller: (connection) => o.registry.resultsVaryByCaller(connection),
       recordRefusal: (connection, identity, origin, reason, text, answer) => o.registry.refuse(connection, identity, origin, reason, 'edge', { text, answer }),
-      sealer: new RequestStateSealer(o.instanceId, config.sessions.inputTimeoutMs),
+      sealer: new RequestStateSealer(o.instanceId ?? randomBytes(12).toString('base64url'), config.sessions.inputTimeoutMs),
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly: o.refuseEarly,
       ...(o.pins === undefined ? {} : { pinnedInputSchema: pinnedInputSchema(o.pins) }),

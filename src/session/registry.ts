@@ -307,6 +307,11 @@ export class SessionRegistry {
     return reaped;
   }
 
+  /** Resolves once no session has a request in flight, or at `deadline` (epoch ms) at the latest (the shutdown's drain). */
+  async settled(deadline: number): Promise<void> {
+    while (Date.now() < deadline && [...this.#sessions.values()].some((s) => s.pendingRequests > 0)) await new Promise((r) => setTimeout(r, 50));
+  }
+
   /** Closes every session (shutdown). */
   async closeAll(reason: string): Promise<void> {
     if (this.#reaper) clearInterval(this.#reaper);
