@@ -34,7 +34,14 @@ rl.on('line', (line) => {
 describe('ModernStdioPool: what a shared process sends reaches only the call it names', () => {
   it('drops change notifications without a listen stream and progress under a token the pool never gave', async () => {
     const pool = new ModernStdioPool(
-      { kind: 'stdio', command: process.execPath, args: [new SecretString('-e', '-e', false), new SecretString(server, server, false)], env: {}, passEnv: [], spares: 0 },
+      {
+        kind: 'stdio',
+        command: process.execPath,
+        args: [new SecretString('-e', '-e', false), new SecretString(server, server, false)],
+        env: {},
+        passEnv: [],
+        spares: 0,
+      },
       1,
       1 << 20,
       pino({ level: 'silent' }),
