@@ -164,9 +164,10 @@ export class SessionRegistry {
         {
           closed: (s) => {
             this.#sessions.delete(s.id);
-            lease?.release();
             if (origin.grant !== undefined) this.#byGrant.get(origin.grant)?.delete(session);
           },
+          // Its place under the limits (a stdio process among them) is given back once its server has exited.
+          exited: () => lease?.release(),
         },
       ],
     });

@@ -15,7 +15,10 @@ export interface SessionObserver {
   /** A message crossed a boundary: `received` from its sender, `delivered` to its receiver (after the pipeline). */
   message?(session: SessionInfo, direction: Direction, boundary: 'received' | 'delivered', message: JsonRpcMessage): void;
   verdict?(session: SessionInfo, event: VerdictEvent): void;
+  /** The session has ended: its recording is sealed and its client told; its server may still be exiting. */
   closed?(session: SessionInfo, reason: string): void;
+  /** After `closed`: the upstream link is gone too (a stdio server has exited), so what it held under the limits is free. */
+  exited?(session: SessionInfo): void;
 }
 
 export interface SessionOptions {

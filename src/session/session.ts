@@ -72,17 +72,16 @@ export class Session implements SessionInfo {
   #markClosed!: () => void;
   /** Settles once close() has finished; a second close() waits on it. */
   readonly #closed = new Promise<void>((resolve) => (this.#markClosed = resolve));
-  /** Set by close(): sealed in the recording (at once without one), the end as the client sees it; the server may still be exiting. */
-  #ended: Promise<void> = this.#closed;
+  #markEnded!: () => void;
+  /** Settles once the session has ended for everyone (recorded, its client and observers told); its server may still be exiting. */
+  readonly ended = new Promise<void>((resolve) => (this.#markEnded = resolve));
 
   /** Who is on the session now (the same principal as the one who opened it; see CallerIdentity). */
   get identity(): Identity {
     return this.#caller.current;
   }
 
-  refreshIdentity(identity: Identity): void {
-    this.#caller.refresh(identity);
-  }
+  readonly refreshIdentity = (identity: Identity): void => this.#caller.refresh(identity);
 
   constructor(options: SessionOptions) {
     this.id = options.id;
@@ -161,11 +160,6 @@ export class Session implements SessionInfo {
     return this.#toClient.sink;
   }
 
-  /** Once close() has been called: resolves when the session's end is recorded, without waiting for the server's process to exit. */
-  get ended(): Promise<void> {
-    return this.#ended;
-  }
-
   /** Whether the session has nothing going on and no client listening (for idle reaping). */
   isIdleSince(cutoff: number): boolean {
     return this.lastActivity < cutoff && this.#quiet;
@@ -198,6 +192,7 @@ export class Session implements SessionInfo {
       await this.#tap.close(this.closeReason)?.catch(() => {});
       // Whatever did start (a process, a connection) is stopped: the session never opened and nothing will close it later.
       await this.#upstream.close().catch(() => {});
+      this.#markEnded();
       this.#markClosed();
       throw e;
     }
@@ -392,21 +387,13 @@ export class Session implements SessionInfo {
     this.#log.info({ reason }, 'session closed');
     // Also lets the deliveries queued above go out first: they wait on the same or an earlier commit.
     const sealed = this.#tap.close(reason, status);
-    this.#ended =
-      sealed === undefined
-        ? Promise.resolve()
-        : sealed.then(
-            () => {},
-            () => {},
-          );
     if (sealed !== undefined) await sealed.catch((err: Error) => this.#log.error({ err: err.message }, 'the session could not be sealed'));
-    try {
-      await this.#upstream.close();
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'upstream did not close cleanly');
-    }
+    // Ended for everyone once recorded (a DELETE is answered now); the server's exit can take a while longer.
     this.#toClient.sink.close(reason);
     if (wasOpen) for (const o of this.#observers) o.closed?.(this, reason);
+    this.#markEnded();
+    await this.#upstream.close().catch((err: Error) => this.#log.warn({ err: err.message }, 'upstream did not close cleanly'));
+    if (wasOpen) for (const o of this.#observers) o.exited?.(this);
     this.#markClosed();
   }
 }
