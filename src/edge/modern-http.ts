@@ -128,6 +128,8 @@ export class ModernHttpEdge {
       for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
       return replyRpcError(res, refusal.status, id, refusal.code, refusal.message);
     }
+    // The client left while its session opened: its 'close' is past, so a stream started now would never be ended by it.
+    if (res.destroyed) return;
     if (request.method === 'server/discover') return this.#discover(res, pooled, request, connection.name);
     if (request.method === 'subscriptions/listen')
       return serveListen(res, pooled, request, this.o.keepAlive, this.o.log.child({ connection: connection.name }));
