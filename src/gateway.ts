@@ -115,6 +115,7 @@ export class Gateway {
         registry: this.#registry,
         keepAlive: this.#keepAlive,
         refuseEarly: (id) => this.#limits.refusesRequestsEarly(id),
+        admitRefused: (id) => this.#limits.admitRefused(id),
         log,
         pool: this.#pool,
         pins: this.#features.get(pinsModule)?.pins,

@@ -44,6 +44,8 @@ export interface ModernHttpOptions {
   /** How long an MRTR round waits for the client's retry (sessions.inputTimeout). */
   roundTtlMs: number;
   refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  /** Charges a refused request to the caller's request rate: past it the refusal is a 429, neither recorded nor logged. */
+  admitRefused?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
   /**
    * The approved (pinned) inputSchema of a tool, whose `x-mcp-header` declarations `Mcp-Param-*` headers are checked
    * against; undefined when the connection pins nothing. Without a pin, the definition last listed to a modern client is used.
@@ -227,6 +229,11 @@ export class ModernHttpEdge {
 
   /** Answers a refused request and records it (its text and the answer) with the caller and the reason. */
   async refuse(res: ServerResponse, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, r: Refusal, text: string): Promise<void> {
+    const over = this.o.admitRefused?.(identity);
+    if (over !== undefined) {
+      res.setHeader('retry-after', String(over.retryAfterSeconds));
+      return replyRpcError(res, 429, r.id, ErrorCode.RateLimited, `Too Many Requests: ${over.message}`);
+    }
     const answer = JSON.stringify({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } });
     this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: r.message }, 'modern request refused');
     await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);

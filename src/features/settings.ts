@@ -42,6 +42,8 @@ export function edges(
     registry: SessionRegistry;
     keepAlive: KeepAlive;
     refuseEarly: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+    /** Charges a request refused at the modern edge to the caller's request rate. */
+    admitRefused?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
     log: Logger;
     /** The pooled sessions of modern clients. */
     pool: ModernPool;
@@ -70,6 +72,7 @@ export function edges(
       sealer: new RequestStateSealer(o.instanceId, config.sessions.inputTimeoutMs),
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly: o.refuseEarly,
+      ...(o.admitRefused === undefined ? {} : { admitRefused: o.admitRefused }),
       ...(o.pins === undefined ? {} : { pinnedInputSchema: pinnedInputSchema(o.pins) }),
     }),
     maxMessageBytes: config.limits.maxMessageBytes,

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openStore } from '../../src/store/open.js';
+import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { modernBody, modernHeaders } from '../helpers/modern.js';
+import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -95,5 +98,34 @@ describe('a modern client that leaves while its listen stream is being set up', 
     const pool = gw.gateway.modernPool;
     assert.equal(pool.size, 1);
     assert.equal(pool.reapIdle(Date.now() + 3_600_000), 1, 'no listen stream keeps the pooled session alive');
+  });
+});
+
+describe('a caller that floods the modern edge with refused requests', () => {
+  it('is paced by its request rate: past it the refusals are 429 and nothing more is recorded', async () => {
+    const gw = await startTestGateway({
+      limits: { principal: { requests: { perSecond: 0.001, burst: 3 } } },
+      connections: { ev: { stdio: everythingStdio() } },
+    });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        // A header that disagrees with the body: refused before any session, and recorded.
+        const body = JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { message: `flood-${i}` } }, i + 1));
+        const answer = await rawRequest(gw.mcp('ev'), 'POST', [...modernHeaders('tools/call', 'get-sum'), ['authorization', `Bearer ${gw.token}`]], body);
+        statuses.push(answer.status);
+        if (answer.status === 429) assert.equal(answer.json?.id, i + 1, 'the 429 carries the request id');
+      }
+      assert.deepEqual(statuses, [400, 400, 400, 429, 429, 429]);
+      const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
+      try {
+        const refused = (await store.listSessions({ connection: 'ev', limit: 100 })).filter((s) => s.edge === 'modern');
+        assert.equal(refused.length, 3, 'only the refusals within the rate are recorded');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await gw.stop();
+    }
   });
 });
