@@ -113,7 +113,9 @@ export class ModernExchange implements ExchangeHandler {
    * The same principal sent the identical request while this one is held: it waits on the same review (no second
    * one), on its own response, and gets the same result under its own id.
    */
-  join(res: ServerResponse, request: JsonRpcRequest): void {
+  join(res: ServerResponse, request: JsonRpcRequest): boolean {
+    // Past its review and waiting on an MRTR round: the round is its first client's to answer, this is a new call.
+    if (this.#round !== undefined) return false;
     if (this.#reply === undefined) {
       clearTimeout(this.#orphaned);
       this.#orphaned = undefined;
@@ -121,7 +123,8 @@ export class ModernExchange implements ExchangeHandler {
       this.#progressToken = metaProgressToken(request);
       this.#attach(res);
       this.#reply!.stream();
-      return;
+      if (this.#queued.length > 0) void this.#openRound();
+      return true;
     }
     const watcher: Watcher = { reply: new ModernReply(res, this.o.keepAlive), clientId: request.id, progressToken: metaProgressToken(request) };
     this.#watchers.push(watcher);
@@ -130,6 +133,7 @@ export class ModernExchange implements ExchangeHandler {
       const at = this.#watchers.indexOf(watcher);
       if (at >= 0 && !watcher.reply.done) this.#watchers.splice(at, 1);
     });
+    return true;
   }
 
   /** The first client of a held call went away: another one waiting takes its place, else the call waits for one to come back. */
@@ -263,21 +267,26 @@ export class ModernExchange implements ExchangeHandler {
     const round = this.#round;
     if (round === undefined || round.id !== roundId) return;
     this.o.log.info({ connection: this.o.connection, round: roundId }, 'MRTR round expired unanswered; cancelling the request upstream');
-    for (const asked of round.asked.values())
-      this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, 'the client did not answer in time (MRTR round expired)'));
-    this.#end();
+    this.#end('the client did not answer in time (MRTR round expired)');
     this.o.pooled.cancel(this.#gatewayId, 'the client did not answer the input requests in time');
   }
 
-  #end(): void {
+  /**
+   * The exchange is over. What the server still asks of the client (an open round, requests no round carried yet)
+   * is answered with an error: left pending, it would keep the pooled session from ever being reaped.
+   */
+  #end(why = 'the client request ended before this was answered'): void {
     this.#ended = true;
     clearTimeout(this.#orphaned);
     if (this.o.held.get(this.o.heldKey) === this) this.o.held.delete(this.o.heldKey);
+    const unanswered = this.#queued.splice(0);
     if (this.#round !== undefined) {
       clearTimeout(this.#round.timer);
       this.o.rounds.delete(this.#round.id);
+      unanswered.unshift(...this.#round.asked.values());
       this.#round = undefined;
     }
+    for (const asked of unanswered) this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, why));
   }
 
   #finish(response: JsonRpcResponse): void {

@@ -118,7 +118,7 @@ export class ModernHttpEdge {
     const held = this.held.get(heldKey);
     if (held !== undefined) {
       held.refreshIdentity(caller.identity);
-      return held.join(res, request);
+      if (held.join(res, request)) return;
     }
     const client = envelopeClient(metaOf(request.params)!);
     let pooled: PooledSession;

@@ -8,6 +8,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { waitFor } from '../helpers/wait.js';
+import { callApi } from '../helpers/api.js';
 
 /**
  * A hostile reading of the modern edge: what a client that leaves at the wrong moment, or floods refusals, costs the
@@ -125,6 +126,140 @@ describe('a caller that floods the modern edge with refused requests', () => {
         await store.close();
       }
     } finally {
+      await gw.stop();
+    }
+  });
+});
+
+/**
+ * A 2025-era Streamable HTTP server whose tool `ask` asks the client (elicitation/create) on the call's SSE stream,
+ * then answers the call when the test says so, without ever cancelling what it asked (some servers give up so).
+ */
+interface AskingServer {
+  url: string;
+  /** The client responses it received (to its elicitation), by id. */
+  responses: Array<{ id?: unknown; error?: unknown; result?: unknown }>;
+  /** Answers the pending call without waiting for the elicitation's answer. */
+  finish(): void;
+  stop(): Promise<void>;
+}
+
+async function startAskingServer(): Promise<AskingServer> {
+  const responses: AskingServer['responses'] = [];
+  let finish: () => void = () => {};
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'POST') return void res.writeHead(405).end();
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const m = JSON.parse(body) as { id?: number | string; method?: string; error?: unknown; result?: unknown };
+      if (m.method === undefined) responses.push(m);
+      if (m.id === undefined || m.method === undefined) return void res.writeHead(202).end();
+      const answer = (result: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+      if (m.method === 'initialize')
+        return answer({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'asking', version: '1' } });
+      if (m.method === 'tools/list') return answer({ tools: [{ name: 'ask', inputSchema: { type: 'object' } }] });
+      if (m.method !== 'tools/call') return answer({});
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const ask = {
+        jsonrpc: '2.0',
+        id: 'ask-1',
+        method: 'elicitation/create',
+        params: { mode: 'form', message: 'Your name?', requestedSchema: { type: 'object', properties: {} } },
+      };
+      res.write(`event: message\ndata: ${JSON.stringify(ask)}\n\n`);
+      finish = () =>
+        res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'gave up asking' }] } })}\n\n`);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    responses,
+    finish: () => finish(),
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+describe('a call that ends while its MRTR round is open', () => {
+  let upstream: AskingServer;
+  let gw: TestGateway;
+
+  before(async () => {
+    upstream = await startAskingServer();
+    gw = await startTestGateway({ connections: { asks: { http: { url: upstream.url, protocol: '2025-11-25' } } } });
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.stop();
+  });
+
+  it("answers the server's unanswered request, so nothing stays pending on the pooled session", async () => {
+    const caps = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } };
+    const body = JSON.stringify(modernBody('tools/call', { name: 'ask', arguments: {}, _meta: caps }, 5));
+    const answer = await rawRequest(gw.mcp('asks'), 'POST', [...modernHeaders('tools/call', 'ask'), ['authorization', `Bearer ${gw.token}`]], body);
+    assert.equal((answer.json?.result as { resultType?: string } | undefined)?.resultType, 'input_required', answer.body);
+    upstream.finish();
+    await waitFor(() => upstream.responses.length === 1, 'the gateway answers the elicitation the round still held');
+    assert.equal(upstream.responses[0]!.id, 'ask-1');
+    assert.ok(upstream.responses[0]!.error !== undefined, 'with an error: nobody answered it');
+    await waitFor(() => [...gw.gateway.sessions.all()].every((s) => s.pendingRequests === 0), 'nothing pending');
+    assert.equal(gw.gateway.modernPool.reapIdle(Date.now() + 3_600_000), 1, 'the pooled session can be reaped');
+  });
+});
+
+describe('a reviewed call that went on to an MRTR round', () => {
+  it("is not taken over by the identical request sent again: the round stays its first client's to answer", async () => {
+    const gw = await startTestGateway(
+      {
+        identity: { dev: { users: { tester: ['testers'], approver: ['approvers'] } } },
+        rules: [{ name: 'review-ask', when: 'tool.name == "trigger-elicitation-request"', action: 'review', approvers: ['approvers'] }],
+        connections: { ev: { stdio: everythingStdio(), tools: { pin: false } } },
+      },
+      { reviewPollMs: 100 },
+    );
+    const again = new AbortController();
+    try {
+      const approver = await gw.tokenFor('approver');
+      const pending = async () =>
+        (await callApi<{ reviews?: Array<{ id: string }> }>(gw.url, approver, 'GET', '/api/reviews?status=pending')).body.reviews ?? [];
+      const caps = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } };
+      const params = { name: 'trigger-elicitation-request', arguments: {} };
+      const headers = [...modernHeaders('tools/call', params.name), ['authorization', `Bearer ${gw.token}`]] as Array<[string, string]>;
+      const first = rawRequest(gw.mcp('ev'), 'POST', headers, JSON.stringify(modernBody('tools/call', { ...params, _meta: caps }, 1)));
+      await waitFor(async () => (await pending()).length === 1, 'the call is held for review');
+      await callApi(gw.url, approver, 'POST', `/api/reviews/${(await pending())[0]!.id}/approve`, { note: 'ok' });
+      const round = (await first).json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
+      assert.equal(round.resultType, 'input_required');
+      // The identical request again, without the state: a call of its own, not an attachment to the round's exchange.
+      await fetch(gw.mcp('ev'), {
+        method: 'POST',
+        headers: Object.fromEntries(headers),
+        body: JSON.stringify(modernBody('tools/call', { ...params, _meta: caps }, 2)),
+        signal: again.signal,
+      });
+      const key = Object.keys(round.inputRequests)[0]!;
+      const retried = await rawRequest(
+        gw.mcp('ev'),
+        'POST',
+        headers,
+        JSON.stringify(
+          modernBody(
+            'tools/call',
+            { ...params, inputResponses: { [key]: { action: 'accept', content: { name: 'Ada Lovelace' } } }, requestState: round.requestState, _meta: caps },
+            3,
+          ),
+        ),
+      );
+      assert.equal(retried.status, 200, retried.body);
+      assert.match(JSON.stringify(retried.json?.result), /Ada Lovelace/);
+    } finally {
+      again.abort();
       await gw.stop();
     }
   });
