@@ -235,8 +235,14 @@ export class ModernHttpEdge {
       return replyRpcError(res, 429, r.id, ErrorCode.RateLimited, `Too Many Requests: ${over.message}`);
     }
     const answer = JSON.stringify({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } });
-    this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: r.message }, 'modern request refused');
+    this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: forLog(r.message) }, 'modern request refused');
     await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);
     replyRpcError(res, r.status, r.id, r.code, r.message, r.data);
   }
+}
+
+/** A refusal's reason for the log: the values it quotes from the request (a name, a URI that may hold a token) elided, and short. */
+function forLog(reason: string): string {
+  const elided = reason.replace(/"(?:[^"\\]|\\.)*"/g, '"…"');
+  return elided.length > 300 ? `${elided.slice(0, 300)}…` : elided;
 }
