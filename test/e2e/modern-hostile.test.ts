@@ -264,3 +264,36 @@ describe('a reviewed call that went on to an MRTR round', () => {
     }
   });
 });
+
+describe('two requests of one principal sharing a pooled session', () => {
+  it('each hears only its own progress, though both chose the same progress token', async () => {
+    const gw = await startTestGateway({ sessions: { modernPoolSize: 1 }, connections: { ev: { stdio: everythingStdio() } } });
+    try {
+      const headers = [...modernHeaders('tools/call', 'trigger-long-running-operation'), ['authorization', `Bearer ${gw.token}`]] as Array<[string, string]>;
+      const send = (id: number) =>
+        rawRequest(
+          gw.mcp('ev'),
+          'POST',
+          headers,
+          JSON.stringify(
+            modernBody('tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'same' } }, id),
+          ),
+        );
+      // A first request opens the one pooled session, so that the two below certainly share it.
+      await send(9);
+      const answers = await Promise.all([send(1), send(2)]);
+      assert.equal(gw.gateway.modernPool.size, 1);
+      for (const [i, a] of answers.entries()) {
+        assert.equal(a.json?.id, i + 1, a.body);
+        const progress = a.body.split('\n').filter((l) => l.startsWith('data:') && l.includes('notifications/progress'));
+        assert.equal(progress.length, 4, `request ${i + 1} hears its own four steps: ${a.body}`);
+        assert.ok(
+          progress.every((l) => l.includes('"progressToken":"same"')),
+          'under the token it chose',
+        );
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+});
