@@ -126,6 +126,7 @@ export class Gateway {
       // Why the gateway takes no new sessions, or undefined when it does.
       ready: () => (this.#draining ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
       authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.#limits),
+      admitRefused: (id) => this.#limits.admitRefused(id),
       access: (name) => access.get(name)!,
       metrics: this.#metrics,
       issuers: identity.issuers,

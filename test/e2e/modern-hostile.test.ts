@@ -106,7 +106,7 @@ describe('a caller that floods the modern edge with refused requests', () => {
   it('is paced by its request rate: past it the refusals are 429 and nothing more is recorded', async () => {
     const gw = await startTestGateway({
       limits: { principal: { requests: { perSecond: 0.001, burst: 3 } } },
-      connections: { ev: { stdio: everythingStdio() } },
+      connections: { ev: { stdio: everythingStdio(), access: { groups: ['testers'] } } },
     });
     try {
       const statuses: number[] = [];
@@ -118,10 +118,18 @@ describe('a caller that floods the modern edge with refused requests', () => {
         if (answer.status === 429) assert.equal(answer.json?.id, i + 1, 'the 429 carries the request id');
       }
       assert.deepEqual(statuses, [400, 400, 400, 429, 429, 429]);
+      // A caller without access to the connection: each attempt is a 403, recorded only within its request rate.
+      const outsider = await gw.tokenFor('outsider');
+      for (let i = 0; i < 6; i++) {
+        const body = JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { message: `outsider-${i}` } }, i + 1));
+        const answer = await rawRequest(gw.mcp('ev'), 'POST', [...modernHeaders('tools/call', 'echo'), ['authorization', `Bearer ${outsider}`]], body);
+        assert.equal(answer.status, 403);
+      }
       const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
       try {
         const refused = (await store.listSessions({ connection: 'ev', limit: 100 })).filter((s) => s.edge === 'modern');
-        assert.equal(refused.length, 3, 'only the refusals within the rate are recorded');
+        assert.equal(refused.filter((s) => s.subject === 'tester').length, 3, 'only the refusals within the rate are recorded');
+        assert.equal(refused.filter((s) => s.subject === 'outsider').length, 3, 'so are refused attempts of a caller without access');
       } finally {
         await store.close();
       }
