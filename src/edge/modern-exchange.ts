@@ -79,6 +79,8 @@ export class ModernExchange implements ExchangeHandler {
   /** The open round: its id, number, the server requests it carries by key, and its expiry. */
   #round: { id: string; n: number; asked: Map<string, JsonRpcRequest>; timer: NodeJS.Timeout } | undefined;
   #n = 0;
+  /** A round's state is being sealed: the server's requests meanwhile join that round. */
+  #opening = false;
   /** A stage holds the request (a review): the stream shows life, and the same request re-sent attaches here. */
   #held = false;
   readonly #watchers: Watcher[] = [];
@@ -123,7 +125,7 @@ export class ModernExchange implements ExchangeHandler {
       this.#progressToken = metaProgressToken(request);
       this.#attach(res);
       this.#reply!.stream();
-      if (this.#queued.length > 0) void this.#openRound();
+      if (this.#queued.length > 0 && !this.#opening) void this.#openRound();
       return true;
     }
     const watcher: Watcher = { reply: new ModernReply(res, this.o.keepAlive), clientId: request.id, progressToken: metaProgressToken(request) };
@@ -171,7 +173,7 @@ export class ModernExchange implements ExchangeHandler {
         return;
       }
       this.#queued.push(message);
-      if (this.#reply !== undefined && this.#round === undefined) void this.#openRound();
+      if (this.#reply !== undefined && this.#round === undefined && !this.#opening) void this.#openRound();
       return;
     }
     if (!isNotification(message) || this.#reply === undefined) return;
@@ -234,12 +236,27 @@ export class ModernExchange implements ExchangeHandler {
     if (this.#queued.length > 0) void this.#openRound();
   }
 
-  /** Ends the current HTTP response with an input_required result carrying the server's requests. */
+  /**
+   * Ends the current HTTP response with an input_required result carrying the server's requests. The state is sealed
+   * first, with the response still attached: what arrives meanwhile (the call's result, a server that gave up asking)
+   * is delivered on it, and then no round is opened.
+   */
   async #openRound(): Promise<void> {
-    const reply = this.#reply!;
-    this.#reply = undefined;
+    this.#opening = true;
     const n = ++this.#n;
     const id = `${this.o.sealer.instance}.${++roundSequence}`;
+    const requestState = await this.o.sealer.seal({
+      principal: this.o.principal,
+      connection: this.o.connection,
+      digest: requestDigest(this.o.request.method, this.o.request.params),
+      instance: this.o.sealer.instance,
+      round: id,
+      n,
+    });
+    this.#opening = false;
+    const reply = this.#reply;
+    if (this.#ended || reply === undefined) return;
+    this.#reply = undefined;
     const asked = new Map<string, JsonRpcRequest>();
     const inputRequests: Record<string, unknown> = {};
     for (const request of this.#queued.splice(0)) {
@@ -251,14 +268,6 @@ export class ModernExchange implements ExchangeHandler {
     timer.unref();
     this.#round = { id, n, asked, timer };
     this.o.rounds.set(id, this);
-    const requestState = await this.o.sealer.seal({
-      principal: this.o.principal,
-      connection: this.o.connection,
-      digest: requestDigest(this.o.request.method, this.o.request.params),
-      instance: this.o.sealer.instance,
-      round: id,
-      n,
-    });
     reply.end({ jsonrpc: '2.0', id: this.#clientId, result: { resultType: 'input_required', inputRequests, requestState } });
   }
 

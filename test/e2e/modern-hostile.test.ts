@@ -176,6 +176,10 @@ async function startAskingServer(): Promise<AskingServer> {
         method: 'elicitation/create',
         params: { mode: 'form', message: 'Your name?', requestedSchema: { type: 'object', properties: {} } },
       };
+      const args = (m as { params?: { arguments?: { atOnce?: boolean } } }).params?.arguments;
+      const done = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'gave up asking' }] } })}\n\n`;
+      // One write: the server asks, and gives up on the answer at once.
+      if (args?.atOnce === true) return void res.end(`event: message\ndata: ${JSON.stringify(ask)}\n\n${done}`);
       res.write(`event: message\ndata: ${JSON.stringify(ask)}\n\n`);
       finish = () =>
         res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'gave up asking' }] } })}\n\n`);
@@ -218,6 +222,14 @@ describe('a call that ends while its MRTR round is open', () => {
     assert.ok(upstream.responses[0]!.error !== undefined, 'with an error: nobody answered it');
     await waitFor(() => [...gw.gateway.sessions.all()].every((s) => s.pendingRequests === 0), 'nothing pending');
     assert.equal(gw.gateway.modernPool.reapIdle(Date.now() + 3_600_000), 1, 'the pooled session can be reaped');
+  });
+
+  it('delivers the result of a call the server answered while its round was being opened', async () => {
+    const caps = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } };
+    const body = JSON.stringify(modernBody('tools/call', { name: 'ask', arguments: { atOnce: true }, _meta: caps }, 6));
+    const answer = await rawRequest(gw.mcp('asks'), 'POST', [...modernHeaders('tools/call', 'ask'), ['authorization', `Bearer ${gw.token}`]], body);
+    assert.equal(answer.json?.id, 6, answer.body);
+    assert.match(JSON.stringify(answer.json?.result), /gave up asking/, 'the result, not a round nobody can answer any more');
   });
 });
 
