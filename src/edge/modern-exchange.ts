@@ -197,7 +197,7 @@ export class ModernExchange implements ExchangeHandler {
   abandoned(): void {
     if (this.#ended) return;
     this.#reply?.end(errorResponse(this.#clientId, ErrorCode.InternalError, 'the request was cancelled'));
-    this.#end();
+    this.#end('the request was cancelled');
   }
 
   filtered(): void {
@@ -296,19 +296,21 @@ export class ModernExchange implements ExchangeHandler {
       this.#round = undefined;
     }
     for (const asked of unanswered) this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, why));
+    // Clients still waiting on a held call that ends without a result (its round expired, it was cancelled) are told so.
+    for (const w of this.#watchers.splice(0)) w.reply.end(errorResponse(w.clientId, ErrorCode.InternalError, why));
   }
 
   #finish(response: JsonRpcResponse): void {
     this.o.pooled.finish(this.#gatewayId);
     if (this.#ended) return;
     const reply = this.#reply;
+    const watchers = this.#watchers.splice(0);
     this.#end();
-    if (reply === undefined) return;
     if (response.result !== undefined) this.o.listed?.(response.result.tools);
     const answer = (id: JsonRpcRequest['id']): JsonRpcResponse =>
       response.error !== undefined ? { jsonrpc: '2.0', id, error: response.error } : { jsonrpc: '2.0', id, result: this.#frame(response.result ?? {}) };
-    reply.end(answer(this.#clientId));
-    for (const w of this.#watchers.splice(0)) w.reply.end(answer(w.clientId));
+    reply?.end(answer(this.#clientId));
+    for (const w of watchers) w.reply.end(answer(w.clientId));
   }
 
   /** A complete result as a 2026-07-28 client reads it: resultType, and for cacheable results ttlMs (capped) and cacheScope. */

@@ -317,3 +317,44 @@ describe('two requests of one principal sharing a pooled session', () => {
     }
   });
 });
+
+describe('a second client waiting on a reviewed call whose round then expires', () => {
+  it('is told the call ended, rather than left waiting forever', async () => {
+    const gw = await startTestGateway(
+      {
+        identity: { dev: { users: { tester: ['testers'], approver: ['approvers'] } } },
+        sessions: { inputTimeout: '1s' },
+        rules: [{ name: 'review-ask', when: 'tool.name == "trigger-elicitation-request"', action: 'review', approvers: ['approvers'] }],
+        connections: { ev: { stdio: everythingStdio(), tools: { pin: false } } },
+      },
+      { reviewPollMs: 100 },
+    );
+    try {
+      const approver = await gw.tokenFor('approver');
+      const pending = async () =>
+        (await callApi<{ reviews?: Array<{ id: string }> }>(gw.url, approver, 'GET', '/api/reviews?status=pending')).body.reviews ?? [];
+      const caps = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } };
+      const params = { name: 'trigger-elicitation-request', arguments: {}, _meta: caps };
+      const headers = [...modernHeaders('tools/call', params.name), ['authorization', `Bearer ${gw.token}`]] as Array<[string, string]>;
+      const first = rawRequest(gw.mcp('ev'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
+      await waitFor(async () => (await pending()).length === 1, 'the call is held for review');
+      // Its headers come once it waits on the same review (an SSE stream).
+      const second = await fetch(gw.mcp('ev'), {
+        method: 'POST',
+        headers: Object.fromEntries(headers),
+        body: JSON.stringify(modernBody('tools/call', params, 2)),
+      });
+      assert.equal(second.headers.get('content-type'), 'text/event-stream');
+      assert.equal((await pending()).length, 1, 'no second review');
+      await callApi(gw.url, approver, 'POST', `/api/reviews/${(await pending())[0]!.id}/approve`, { note: 'ok' });
+      assert.equal(((await first).json?.result as { resultType?: string } | undefined)?.resultType, 'input_required');
+      // Nobody answers the round: it expires after inputTimeout, and the waiting client hears of it.
+      const timeout = new Promise<'still waiting'>((r) => setTimeout(() => r('still waiting'), 10_000).unref());
+      const answer = await Promise.race([second.text(), timeout]);
+      assert.notEqual(answer, 'still waiting', 'the second client is answered');
+      assert.match(answer, /"id":2,"error":\{[^}]*expired/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
