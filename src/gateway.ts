@@ -106,13 +106,13 @@ export class Gateway {
       ...edges(config, {
         registry: this.sessions,
         keepAlive: this.#keepAlive,
-        refuseEarly: (id) => this.limits.refusesRequestsEarly(id),
+        limits: this.limits,
         log,
         pool: this.modernPool,
         pins: this.#features.get(pinsModule)?.pins,
         instanceId: recording.recorder?.instanceId,
       }),
-      ...serverSettings(config, publicUrls),
+      ...serverSettings(config, publicUrls, this.limits),
       log,
       // Why the gateway takes no new sessions, or undefined when it does.
       ready: () => (this.#draining ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),

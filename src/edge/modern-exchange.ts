@@ -79,6 +79,8 @@ export class ModernExchange implements ExchangeHandler {
   /** The open round: its id, number, the server requests it carries by key, and its expiry. */
   #round: { id: string; n: number; asked: Map<string, JsonRpcRequest>; timer: NodeJS.Timeout } | undefined;
   #n = 0;
+  /** A round's state is being sealed: the server's requests meanwhile join that round. */
+  #opening = false;
   /** A stage holds the request (a review): the stream shows life, and the same request re-sent attaches here. */
   #held = false;
   readonly #watchers: Watcher[] = [];
@@ -113,7 +115,9 @@ export class ModernExchange implements ExchangeHandler {
    * The same principal sent the identical request while this one is held: it waits on the same review (no second
    * one), on its own response, and gets the same result under its own id.
    */
-  join(res: ServerResponse, request: JsonRpcRequest): void {
+  join(res: ServerResponse, request: JsonRpcRequest): boolean {
+    // Past its review and waiting on an MRTR round: the round is its first client's to answer, this is a new call.
+    if (this.#round !== undefined) return false;
     if (this.#reply === undefined) {
       clearTimeout(this.#orphaned);
       this.#orphaned = undefined;
@@ -121,7 +125,8 @@ export class ModernExchange implements ExchangeHandler {
       this.#progressToken = metaProgressToken(request);
       this.#attach(res);
       this.#reply!.stream();
-      return;
+      if (this.#queued.length > 0 && !this.#opening) void this.#openRound();
+      return true;
     }
     const watcher: Watcher = { reply: new ModernReply(res, this.o.keepAlive), clientId: request.id, progressToken: metaProgressToken(request) };
     this.#watchers.push(watcher);
@@ -130,6 +135,7 @@ export class ModernExchange implements ExchangeHandler {
       const at = this.#watchers.indexOf(watcher);
       if (at >= 0 && !watcher.reply.done) this.#watchers.splice(at, 1);
     });
+    return true;
   }
 
   /** The first client of a held call went away: another one waiting takes its place, else the call waits for one to come back. */
@@ -167,7 +173,7 @@ export class ModernExchange implements ExchangeHandler {
         return;
       }
       this.#queued.push(message);
-      if (this.#reply !== undefined && this.#round === undefined) void this.#openRound();
+      if (this.#reply !== undefined && this.#round === undefined && !this.#opening) void this.#openRound();
       return;
     }
     if (!isNotification(message) || this.#reply === undefined) return;
@@ -191,7 +197,7 @@ export class ModernExchange implements ExchangeHandler {
   abandoned(): void {
     if (this.#ended) return;
     this.#reply?.end(errorResponse(this.#clientId, ErrorCode.InternalError, 'the request was cancelled'));
-    this.#end();
+    this.#end('the request was cancelled');
   }
 
   filtered(): void {
@@ -230,12 +236,27 @@ export class ModernExchange implements ExchangeHandler {
     if (this.#queued.length > 0) void this.#openRound();
   }
 
-  /** Ends the current HTTP response with an input_required result carrying the server's requests. */
+  /**
+   * Ends the current HTTP response with an input_required result carrying the server's requests. The state is sealed
+   * first, with the response still attached: what arrives meanwhile (the call's result, a server that gave up asking)
+   * is delivered on it, and then no round is opened.
+   */
   async #openRound(): Promise<void> {
-    const reply = this.#reply!;
-    this.#reply = undefined;
+    this.#opening = true;
     const n = ++this.#n;
     const id = `${this.o.sealer.instance}.${++roundSequence}`;
+    const requestState = await this.o.sealer.seal({
+      principal: this.o.principal,
+      connection: this.o.connection,
+      digest: requestDigest(this.o.request.method, this.o.request.params),
+      instance: this.o.sealer.instance,
+      round: id,
+      n,
+    });
+    this.#opening = false;
+    const reply = this.#reply;
+    if (this.#ended || reply === undefined) return;
+    this.#reply = undefined;
     const asked = new Map<string, JsonRpcRequest>();
     const inputRequests: Record<string, unknown> = {};
     for (const request of this.#queued.splice(0)) {
@@ -247,14 +268,6 @@ export class ModernExchange implements ExchangeHandler {
     timer.unref();
     this.#round = { id, n, asked, timer };
     this.o.rounds.set(id, this);
-    const requestState = await this.o.sealer.seal({
-      principal: this.o.principal,
-      connection: this.o.connection,
-      digest: requestDigest(this.o.request.method, this.o.request.params),
-      instance: this.o.sealer.instance,
-      round: id,
-      n,
-    });
     reply.end({ jsonrpc: '2.0', id: this.#clientId, result: { resultType: 'input_required', inputRequests, requestState } });
   }
 
@@ -263,34 +276,41 @@ export class ModernExchange implements ExchangeHandler {
     const round = this.#round;
     if (round === undefined || round.id !== roundId) return;
     this.o.log.info({ connection: this.o.connection, round: roundId }, 'MRTR round expired unanswered; cancelling the request upstream');
-    for (const asked of round.asked.values())
-      this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, 'the client did not answer in time (MRTR round expired)'));
-    this.#end();
+    this.#end('the client did not answer in time (MRTR round expired)');
     this.o.pooled.cancel(this.#gatewayId, 'the client did not answer the input requests in time');
   }
 
-  #end(): void {
+  /**
+   * The exchange is over. What the server still asks of the client (an open round, requests no round carried yet)
+   * is answered with an error: left pending, it would keep the pooled session from ever being reaped.
+   */
+  #end(why = 'the client request ended before this was answered'): void {
     this.#ended = true;
     clearTimeout(this.#orphaned);
     if (this.o.held.get(this.o.heldKey) === this) this.o.held.delete(this.o.heldKey);
+    const unanswered = this.#queued.splice(0);
     if (this.#round !== undefined) {
       clearTimeout(this.#round.timer);
       this.o.rounds.delete(this.#round.id);
+      unanswered.unshift(...this.#round.asked.values());
       this.#round = undefined;
     }
+    for (const asked of unanswered) this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, why));
+    // Clients still waiting on a held call that ends without a result (its round expired, it was cancelled) are told so.
+    for (const w of this.#watchers.splice(0)) w.reply.end(errorResponse(w.clientId, ErrorCode.InternalError, why));
   }
 
   #finish(response: JsonRpcResponse): void {
     this.o.pooled.finish(this.#gatewayId);
     if (this.#ended) return;
     const reply = this.#reply;
+    const watchers = this.#watchers.splice(0);
     this.#end();
-    if (reply === undefined) return;
     if (response.result !== undefined) this.o.listed?.(response.result.tools);
     const answer = (id: JsonRpcRequest['id']): JsonRpcResponse =>
       response.error !== undefined ? { jsonrpc: '2.0', id, error: response.error } : { jsonrpc: '2.0', id, result: this.#frame(response.result ?? {}) };
-    reply.end(answer(this.#clientId));
-    for (const w of this.#watchers.splice(0)) w.reply.end(answer(w.clientId));
+    reply?.end(answer(this.#clientId));
+    for (const w of watchers) w.reply.end(answer(w.clientId));
   }
 
   /** A complete result as a 2026-07-28 client reads it: resultType, and for cacheable results ttlMs (capped) and cacheScope. */

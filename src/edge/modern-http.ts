@@ -44,6 +44,8 @@ export interface ModernHttpOptions {
   /** How long an MRTR round waits for the client's retry (sessions.inputTimeout). */
   roundTtlMs: number;
   refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  /** Charges a refused request to the caller's request rate: past it the refusal is a 429, neither recorded nor logged. */
+  admitRefused?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
   /**
    * The approved (pinned) inputSchema of a tool, whose `x-mcp-header` declarations `Mcp-Param-*` headers are checked
    * against; undefined when the connection pins nothing. Without a pin, the definition last listed to a modern client is used.
@@ -116,7 +118,7 @@ export class ModernHttpEdge {
     const held = this.held.get(heldKey);
     if (held !== undefined) {
       held.refreshIdentity(caller.identity);
-      return held.join(res, request);
+      if (held.join(res, request)) return;
     }
     const client = envelopeClient(metaOf(request.params)!);
     let pooled: PooledSession;
@@ -128,6 +130,8 @@ export class ModernHttpEdge {
       for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
       return replyRpcError(res, refusal.status, id, refusal.code, refusal.message);
     }
+    // The client left while its session opened: its 'close' is past, so a stream started now would never be ended by it.
+    if (res.destroyed) return;
     if (request.method === 'server/discover') return this.#discover(res, pooled, request, connection.name);
     if (request.method === 'subscriptions/listen')
       return serveListen(res, pooled, request, this.o.keepAlive, this.o.log.child({ connection: connection.name }));
@@ -225,9 +229,20 @@ export class ModernHttpEdge {
 
   /** Answers a refused request and records it (its text and the answer) with the caller and the reason. */
   async refuse(res: ServerResponse, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, r: Refusal, text: string): Promise<void> {
+    const over = this.o.admitRefused?.(identity);
+    if (over !== undefined) {
+      res.setHeader('retry-after', String(over.retryAfterSeconds));
+      return replyRpcError(res, 429, r.id, ErrorCode.RateLimited, `Too Many Requests: ${over.message}`);
+    }
     const answer = JSON.stringify({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } });
-    this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: r.message }, 'modern request refused');
+    this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: forLog(r.message) }, 'modern request refused');
     await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);
     replyRpcError(res, r.status, r.id, r.code, r.message, r.data);
   }
+}
+
+/** A refusal's reason for the log: the values it quotes from the request (a name, a URI that may hold a token) elided, and short. */
+function forLog(reason: string): string {
+  const elided = reason.replace(/"(?:[^"\\]|\\.)*"/g, '"…"');
+  return elided.length > 300 ? `${elided.slice(0, 300)}…` : elided;
 }

@@ -4,6 +4,9 @@ import type { JsonRpcNotification, JsonRpcRequest } from '../protocol/jsonrpc.js
 import type { PooledSession } from '../session/modern-pool.js';
 import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
 
+/** The resources one listen stream may follow. */
+export const maxFollowed = 100;
+
 const subscriptionIdKey = 'io.modelcontextprotocol/subscriptionId';
 
 /** Which filter field lets each change notification through (basic/patterns/subscriptions.mdx). */
@@ -34,7 +37,10 @@ export async function serveListen(res: ServerResponse, pooled: PooledSession, re
   for (const { field, capability } of Object.values(listChanged)) {
     if (filter[field] === true && object(capabilities[capability]).listChanged === true) agreed[field] = true;
   }
-  const wanted = Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions.filter((u): u is string => typeof u === 'string') : [];
+  // Each URI is one upstream request: a stream follows at most maxFollowed (the honored filter says which).
+  const wanted = Array.isArray(filter.resourceSubscriptions)
+    ? filter.resourceSubscriptions.filter((u): u is string => typeof u === 'string').slice(0, maxFollowed)
+    : [];
   const followed: string[] = [];
   const counts = following.get(pooled) ?? following.set(pooled, new Map()).get(pooled)!;
   if (wanted.length > 0 && object(capabilities.resources).subscribe === true) {
@@ -49,6 +55,19 @@ export async function serveListen(res: ServerResponse, pooled: PooledSession, re
       counts.set(uri, (counts.get(uri) ?? 0) + 1);
     }
   }
+  const unfollow = () => {
+    for (const uri of followed) {
+      const left = (counts.get(uri) ?? 1) - 1;
+      if (left > 0) counts.set(uri, left);
+      else {
+        counts.delete(uri);
+        if (pooled.isOpen) void pooled.call('resources/unsubscribe', { uri });
+      }
+    }
+  };
+  // The client left while its subscriptions were made: its 'close' has come and gone, so nothing would ever end this
+  // stream (the listener would keep the pooled session, and its upstream, from being reaped). Undone now.
+  if (res.destroyed) return unfollow();
   if (followed.length > 0) agreed.resourceSubscriptions = followed;
   const stamp = (params: Record<string, unknown> | undefined) => ({
     ...params,
@@ -80,13 +99,6 @@ export async function serveListen(res: ServerResponse, pooled: PooledSession, re
     ended = true;
     keepAlive.delete(res);
     stop();
-    for (const uri of followed) {
-      const left = (counts.get(uri) ?? 1) - 1;
-      if (left > 0) counts.set(uri, left);
-      else {
-        counts.delete(uri);
-        if (pooled.isOpen) void pooled.call('resources/unsubscribe', { uri });
-      }
-    }
+    unfollow();
   });
 }

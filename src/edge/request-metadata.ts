@@ -247,6 +247,9 @@ export function checkStandardHeaders(message: JsonRpcRequest | JsonRpcNotificati
     if (bodyValue === undefined) return undefined;
     return mismatch(`the body carries params.${field}=${JSON.stringify(bodyValue)} but the required Mcp-Name header is absent`, id, '(missing)', bodyValue);
   }
+  // A name that is not a string (an array, a number) is not what the header names, whatever a server might coerce it to.
+  if (source !== undefined && bodyValue === undefined)
+    return mismatch(`the Mcp-Name header names a ${field} but the body's params.${field} is not a string`, id, header.value, typeof source);
   const decoded = decodeHeaderValue(header.value);
   if (decoded === undefined) return mismatch('the Mcp-Name header carries an invalid Base64 sentinel value', id, header.value, bodyValue ?? '(none)');
   if (bodyValue !== undefined && decoded !== bodyValue)

@@ -13,6 +13,7 @@ import { RequestStateSealer } from '../edge/request-state.js';
 import { randomBytes } from 'node:crypto';
 import { ModernPool } from '../session/modern-pool.js';
 import type { HttpServerOptions } from '../http/http-server.js';
+import type { Limits } from '../limits/limits.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
 
 /** The config's settings as the options of the parts the composition root builds: the session registry, the edges, the port. */
@@ -52,7 +53,8 @@ export function edges(
   o: {
     registry: SessionRegistry;
     keepAlive: KeepAlive;
-    refuseEarly: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+    /** Callers refused before their session (limits), and refusals charged to the caller's request rate. */
+    limits: Pick<Limits, 'refusesRequestsEarly' | 'admitRefused'>;
     log: Logger;
     /** The pooled sessions of modern clients. */
     pool: ModernPool;
@@ -62,7 +64,8 @@ export function edges(
     pins?: ToolPins | undefined;
   },
 ): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse' | 'modernHttp' | 'maxMessageBytes'> {
-  const common = { registry: o.registry, keepAlive: o.keepAlive, maxMessageBytes: config.limits.maxMessageBytes, refuseEarly: o.refuseEarly };
+  const refuseEarly = (identity: Identity) => o.limits.refusesRequestsEarly(identity);
+  const common = { registry: o.registry, keepAlive: o.keepAlive, maxMessageBytes: config.limits.maxMessageBytes, refuseEarly };
   return {
     streamableHttp: new StreamableHttpEdge({
       ...common,
@@ -80,7 +83,8 @@ export function edges(
       recordRefusal: (connection, identity, origin, reason, text, answer) => o.registry.refuse(connection, identity, origin, reason, 'edge', { text, answer }),
       sealer: new RequestStateSealer(o.instanceId ?? randomBytes(12).toString('base64url'), config.sessions.inputTimeoutMs),
       roundTtlMs: config.sessions.inputTimeoutMs,
-      refuseEarly: o.refuseEarly,
+      refuseEarly,
+      admitRefused: (identity: Identity) => o.limits.admitRefused(identity),
       ...(o.pins === undefined ? {} : { pinnedInputSchema: pinnedInputSchema(o.pins) }),
     }),
     maxMessageBytes: config.limits.maxMessageBytes,
@@ -97,8 +101,13 @@ function pinnedInputSchema(pins: ToolPins): (connection: ConnectionConfig, tool:
 }
 
 /** The port's Host/Origin policy, timeouts and connection cap, and the roles its APIs check. */
-export function serverSettings(config: GatewayConfig, publicUrls: PublicUrls): Pick<HttpServerOptions, 'hostPolicy' | 'connections' | 'roles' | 'publicUrls'> {
+export function serverSettings(
+  config: GatewayConfig,
+  publicUrls: PublicUrls,
+  limits: Pick<Limits, 'admitRefused'>,
+): Pick<HttpServerOptions, 'hostPolicy' | 'connections' | 'roles' | 'publicUrls' | 'admitRefused'> {
   return {
+    admitRefused: (identity) => limits.admitRefused(identity),
     hostPolicy: {
       allowedHosts: config.http.allowedHosts ?? loopbackHosts,
       allowedOrigins: config.http.allowedOrigins ?? [],

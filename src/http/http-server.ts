@@ -31,6 +31,8 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   access: (connection: string) => ConnectionAccess;
   /** Just-in-time grants, consulted when no group admits a caller; and their API. Absent when recording is off. */
   grants?: { grantFor(identity: Identity, connection: string): AccessRequestRow | undefined };
+  /** Charges a refused attempt to the caller's request rate; past it a 403 is answered but no longer recorded. */
+  admitRefused?: (identity: Identity) => unknown;
   /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
   connections: ConnectionLimits;
 }
@@ -199,7 +201,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
     const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
-    if (opening) {
+    if (opening && o.admitRefused?.(caller.identity) === undefined) {
       // A refused POST without a session is kept with its text: a modern request says here what it asked for.
       const text = edge === 'mcp' && req.method === 'POST' ? await readBody(req, o.maxMessageBytes).catch(() => undefined) : undefined;
       const era = text !== undefined && mayBeModern(req) ? eraOfBody(req, text).era : 'legacy';

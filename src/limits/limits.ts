@@ -307,6 +307,13 @@ export class Limits {
     return undefined;
   }
 
+  /** A request refused before any session (a bad header or envelope) costs the request rate too: a flood is 429, unrecorded. */
+  admitRefused(principal: Principal): LimitExceededError | undefined {
+    const rate = this.#config.principal.requests;
+    const bucket = this.#requests.get(principalKey(principal), rate);
+    return bucket.take() ? undefined : this.#refuseRate(principal, '', 'limits.principal.requests', rate, bucket.waitMs(), 'requests');
+  }
+
   /** The request is over for its client: answered, or cancelled by it. */
   releaseRequest(sessionId: string, id: RequestId): void {
     const slots = this.#slots.get(sessionId);

@@ -143,6 +143,11 @@ export class PooledSession implements ClientSink {
     const id = gatewayId();
     this.#exchanges.set(id, handler);
     this.lastUsed = Date.now();
+    // Progress is told apart by the gateway's id, never the client's token: two clients of one principal sharing this
+    // session may both count their tokens from 1 (the exchange gives each its own token back).
+    const meta = params?._meta as Record<string, unknown> | undefined;
+    if (meta !== undefined && meta !== null && typeof meta === 'object' && meta.progressToken !== undefined)
+      params = { ...params, _meta: { ...meta, progressToken: id } };
     const request: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) };
     this.session.receive(request, JSON.stringify(request));
     return id;

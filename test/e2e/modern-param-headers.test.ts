@@ -88,6 +88,16 @@ describe('Mcp-Param-* headers', () => {
         assert.equal(badNumber.json?.error?.code, -32020);
       });
 
+      it('repeats neither the argument nor the header value in the answer or the log (an argument may be a secret)', async () => {
+        const bad = await call(connection, { region: 'arg-secret-7f3a', q: 'select' }, [['mcp-param-region', 'header-secret-9b1c']]);
+        assert.equal(bad.json?.error?.code, -32020);
+        assert.match(bad.json!.error!.message, /region.*Mcp-Param-Region/);
+        for (const secret of ['arg-secret-7f3a', 'header-secret-9b1c']) {
+          assert.ok(!bad.body.includes(secret), `${secret} is not in the answer`);
+          assert.ok(!gw.log.text.includes(secret), `${secret} is not in the log`);
+        }
+      });
+
       it('refuses a missing or undecodable header', async () => {
         const missing = await call(connection, { region: 'us-west1', q: 'select' }, []);
         assert.equal(missing.status, 400);

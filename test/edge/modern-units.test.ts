@@ -55,6 +55,9 @@ describe('standard header checks', () => {
     repeated.set('mcp-name', { value: 'echo, echo', repeated: true });
     assert.equal(checkStandardHeaders(call, repeated)?.code, -32020);
     assert.equal(checkStandardHeaders(call, standard('tools/call', 'ech\u00f6'))?.code, -32020);
+    // A name that is not a string, which a lax server might coerce to the name in the header.
+    const arrayName = modernBody('tools/call', { name: ['echo'], arguments: {} }) as unknown as JsonRpcRequest;
+    assert.equal(checkStandardHeaders(arrayName, standard('tools/call', 'echo'))?.code, -32020);
   });
 
   it('decodes the base64 sentinel strictly', () => {
