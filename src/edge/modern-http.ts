@@ -30,6 +30,15 @@ export const modernMethods: ReadonlySet<string> = new Set([
   'subscriptions/listen',
 ]);
 
+/**
+ * What `server/discover` advertises: the upstream's capabilities as the modern edge serves them. Tasks are left out:
+ * the modern edge answers no `tasks/*` request (404), so a client must not be told it could.
+ */
+export function modernCapabilities(capabilities: Record<string, unknown> | undefined): Record<string, unknown> {
+  const { tasks: _notServed, ...served } = capabilities ?? {};
+  return served;
+}
+
 export interface ModernHttpOptions {
   pool: ModernPool;
   keepAlive: KeepAlive;
@@ -215,7 +224,7 @@ export class ModernHttpEdge {
     const result: Record<string, unknown> = {
       resultType: 'complete',
       supportedVersions: [...modernVersions],
-      capabilities: facts.capabilities,
+      capabilities: modernCapabilities(facts.capabilities),
       ...(facts.instructions !== undefined ? { instructions: facts.instructions } : {}),
       ...(facts.serverInfo !== undefined ? { _meta: { 'io.modelcontextprotocol/serverInfo': facts.serverInfo } } : {}),
       ttlMs: Math.min(this.o.ttlCapMs, 0),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { modernCapabilities } from '../../src/edge/modern-http.js';
 import { checkParamHeaders, paramHeaders } from '../../src/edge/param-headers.js';
 import { checkStandardHeaders, classifyPost, decodeHeaderValue, type HeaderValue } from '../../src/edge/request-metadata.js';
 import { RequestStateError, RequestStateSealer, requestDigest } from '../../src/edge/request-state.js';
@@ -127,5 +128,13 @@ describe('sealed request states', () => {
     await assert.rejects(sealer.open(parts.join('.')), /altered/);
     const short = new RequestStateSealer('i', -5000);
     await assert.rejects(short.open(await short.seal(claims)), /expired/);
+  });
+});
+
+describe('server/discover', () => {
+  it('advertises what the modern edge serves: not tasks, which it answers with 404', () => {
+    const upstream = { tools: { listChanged: true }, resources: { subscribe: true }, logging: {}, tasks: { list: {}, cancel: {} } };
+    assert.deepEqual(modernCapabilities(upstream), { tools: { listChanged: true }, resources: { subscribe: true }, logging: {} });
+    assert.deepEqual(modernCapabilities(undefined), {});
   });
 });
