@@ -4,6 +4,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import type { SessionInfo, Stage } from '../pipeline/stage.js';
 import { type Identity, samePrincipal } from '../core/identity.js';
+import { digestOf } from '../recording/chain.js';
 import type { Recorder } from '../recording/recorder.js';
 import { openingDetails } from '../recording/session-facts.js';
 import { SessionRecording } from '../recording/session-recording.js';
@@ -78,6 +79,9 @@ export function newSessionId(): string {
 const resultNeutralStages: ReadonlySet<string> = new Set(['limits', 'guard', 'tool-pins', 'client-capabilities']);
 
 /** The live sessions of this gateway: creates, finds, reaps idle ones and closes them all on shutdown. */
+/** The largest refused request whose text is recorded whole. */
+const maxRefusedTextBytes = 64 * 1024;
+
 export class SessionRegistry {
   readonly #sessions = new Map<string, Session>();
   readonly #options: SessionRegistryOptions;
@@ -262,9 +266,13 @@ export class SessionRegistry {
     try {
       const recording = this.#startRecording(newSessionId(), connection, identity, origin);
       if (recording === undefined) return;
-      // A refused modern request (its text, as received, and the error it was answered with) is kept with the reason.
-      if (request !== undefined) recording.message('toServer', 'received', request.text);
-      recording.verdict({ stage, action: 'answer', reason, direction: 'toServer' });
+      // A refused request (its text, as received, and the error it was answered with) is kept with the reason; a
+      // large one by its size and digest only, so that refusals (401s paced only by limits.unauthenticated) cannot
+      // fill the store at maxMessageSize each.
+      const kept = request !== undefined && Buffer.byteLength(request.text) <= maxRefusedTextBytes;
+      if (kept) recording.message('toServer', 'received', request.text);
+      const unkept = request !== undefined && !kept ? ` (its ${Buffer.byteLength(request.text)}-byte body is not kept; ${digestOf(request.text)})` : '';
+      recording.verdict({ stage, action: 'answer', reason: `${reason}${unkept}`, direction: 'toServer' });
       if (request?.answer !== undefined) recording.message('toClient', 'delivered', request.answer);
       await recording.close(stage === 'access' ? `access denied: ${reason}` : `refused: ${reason}`);
     } catch (err) {

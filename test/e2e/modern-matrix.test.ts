@@ -254,4 +254,24 @@ describe('the modern edge answers the raw matrix as a v2 SDK server does', () =>
       await store.close();
     }
   });
+
+  it('records a large refused request by its size and digest only, never its body', async () => {
+    const big = `large-refusal-marker-${'x'.repeat(100 * 1024)}`;
+    const body = JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { message: big } }, 78));
+    const answer = await rawRequest(gw.mcp('ev'), 'POST', [...modernHeaders('tools/call', 'get-sum'), ['authorization', gw.auth.authorization!]], body);
+    assert.equal(answer.status, 400);
+    const store = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`, { reader: true });
+    try {
+      const sessions = await store.listSessions({ connection: 'ev', limit: 500 });
+      const refused = [];
+      for (const s of sessions.filter((s) => s.edge === 'modern' && (s.closeReason ?? '').includes('Mcp-Name'))) {
+        const events = await allEvents(store, s.id);
+        if (events.some((e) => e.kind === 'verdict' && e.payload.includes(`${Buffer.byteLength(body)}-byte body is not kept; sha256:`))) refused.push(events);
+      }
+      assert.equal(refused.length, 1, 'the refusal names the body by its size and digest');
+      assert.ok(!refused[0]!.some((e) => e.payload.includes('large-refusal-marker')), 'the body itself is not recorded');
+    } finally {
+      await store.close();
+    }
+  });
 });
