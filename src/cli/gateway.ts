@@ -42,6 +42,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     `                  (or: ${cli} mcp-config ${first}${embedded ? '' : ' --config FILE'})`,
     `  MCP Inspector:  npx @modelcontextprotocol/inspector   then "Streamable HTTP", ${gateway.url}/mcp/${first}, and the token as a Bearer header`,
     `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'), { requestInit: { headers: { Authorization: 'Bearer …' } } })`,
+    `                  (the same URL serves MCP 2026-07-28 clients, e.g. the v2 SDK pinned to it; see docs/protocol.md)`,
     `  recordings:     ${cli} sessions list${embedded ? '' : ' --config FILE'}`,
     `  recordings API: curl -H "Authorization: Bearer $(cat ${localApiKeyPath(gateway.config.dataDir)})" ${gateway.url}/api/sessions`,
     `  health:         curl ${gateway.url}/healthz`,
