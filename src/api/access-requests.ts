@@ -1,5 +1,5 @@
-import { Hono } from 'hono';
-import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams } from '../http/kit/route.js';
+import type { Hono } from 'hono';
+import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams, apiRouter } from '../http/kit/route.js';
 import { parseDuration } from '../core/duration.js';
 import type { AccessRequests } from '../identity/access-requests.js';
 import type { AccessRequestStatus } from '../store/types.js';
@@ -23,11 +23,7 @@ export class AccessRequestsApi {
 
   /** The routes under /api/access, for a caller the person authentication has named (`identity`). */
   routes(): Hono<ControlEnv> {
-    const r = new Hono<ControlEnv>();
-    r.use(async (c, next) => {
-      strictParams(c);
-      await next();
-    });
+    const r = apiRouter();
     r.all('/', async (c) => {
       const identity = c.get('identity');
       if (c.req.method === 'GET') {

@@ -1,5 +1,5 @@
-import { Hono } from 'hono';
-import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, strictParams } from '../http/kit/route.js';
+import type { Hono } from 'hono';
+import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, strictParams, apiRouter } from '../http/kit/route.js';
 import type { Identity } from '../core/identity.js';
 import { offeredBy } from '../pins/screen.js';
 import type { ToolPins } from '../pins/tool-pins.js';
@@ -68,11 +68,7 @@ export class PinsApi {
 
   /** The routes under /api/pins, for a caller the person authentication has named (`identity`). */
   routes(): Hono<ControlEnv> {
-    const r = new Hono<ControlEnv>();
-    r.use(async (c, next) => {
-      strictParams(c);
-      await next();
-    });
+    const r = apiRouter();
     r.all('/', async (c) => {
       if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
       const identity = c.get('identity');

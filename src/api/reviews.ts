@@ -1,5 +1,5 @@
-import { Hono } from 'hono';
-import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams } from '../http/kit/route.js';
+import type { Hono } from 'hono';
+import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams, apiRouter } from '../http/kit/route.js';
 import type { Reviews } from '../reviews/reviews.js';
 import type { ReviewStatus } from '../store/types.js';
 import { reviewView } from '../reviews/view.js';
@@ -23,11 +23,7 @@ export class ReviewsApi {
 
   /** The routes under /api/reviews, for a caller the person authentication has named (`identity`). */
   routes(): Hono<ControlEnv> {
-    const r = new Hono<ControlEnv>();
-    r.use(async (c, next) => {
-      strictParams(c);
-      await next();
-    });
+    const r = apiRouter();
     r.all('/', async (c) => {
       if (c.req.method !== 'GET') throw new HttpError(405, 'use GET');
       const status = requestUrl(c).searchParams.get('status');

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { HttpError } from '../../core/http-error.js';
 import type { Identity } from '../../core/identity.js';
@@ -130,4 +130,14 @@ export function strictParams(c: ControlContext): Record<string, string> {
     throw new HttpError(400, 'the path has a malformed %-escape');
   }
   return c.req.param() as Record<string, string>;
+}
+
+/** A router for one API's paths: a path with a malformed %-escape is refused (400) before any route reads it. */
+export function apiRouter(): Hono<ControlEnv> {
+  const r = new Hono<ControlEnv>();
+  r.use(async (c, next) => {
+    strictParams(c);
+    await next();
+  });
+  return r;
 }
