@@ -78,6 +78,8 @@ export class ModernExchange implements ExchangeHandler {
   readonly #queued: JsonRpcRequest[] = [];
   /** The open round: its id, number, the server requests it carries by key, and its expiry. */
   #round: { id: string; n: number; asked: Map<string, JsonRpcRequest>; timer: NodeJS.Timeout } | undefined;
+  /** The call's answer, come while its client was away answering a round: the round's retry gets it. */
+  #settled: JsonRpcResponse | undefined;
   #n = 0;
   /** A round's state is being sealed: the server's requests meanwhile join that round. */
   #opening = false;
@@ -224,6 +226,7 @@ export class ModernExchange implements ExchangeHandler {
     this.#round = undefined;
     this.#clientId = retry.id;
     this.#attach(res);
+    if (this.#settled !== undefined) return this.#finish(this.#settled);
     const responses = (retry.params?.inputResponses ?? {}) as Record<string, unknown>;
     for (const [key, asked] of round.asked) {
       const answer = responses[key];
@@ -304,6 +307,14 @@ export class ModernExchange implements ExchangeHandler {
     this.o.pooled.finish(this.#gatewayId);
     if (this.#ended) return;
     const reply = this.#reply;
+    if (reply === undefined && this.#round !== undefined && this.#watchers.length === 0) {
+      // The server is done asking: what it asked is answered, and the answer waits for the round's retry (or expiry).
+      const unanswered = [...this.#round.asked.values(), ...this.#queued.splice(0)];
+      this.#round.asked.clear();
+      for (const asked of unanswered) this.o.pooled.answerServer(errorResponse(asked.id, ErrorCode.InternalError, 'the call ended first'));
+      this.#settled = response;
+      return;
+    }
     const watchers = this.#watchers.splice(0);
     this.#end();
     if (response.result !== undefined) this.o.listed?.(response.result.tools);

@@ -224,13 +224,36 @@ describe('a call that ends while its MRTR round is open', () => {
     assert.equal(gw.gateway.modernPool.reapIdle(Date.now() + 3_600_000), 1, 'the pooled session can be reaped');
   });
 
-  it('delivers the result of a call the server answered while its round was being opened', async () => {
-    const caps = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } };
-    const body = JSON.stringify(modernBody('tools/call', { name: 'ask', arguments: { atOnce: true }, _meta: caps }, 6));
-    const answer = await rawRequest(gw.mcp('asks'), 'POST', [...modernHeaders('tools/call', 'ask'), ['authorization', `Bearer ${gw.token}`]], body);
-    assert.equal(answer.json?.id, 6, answer.body);
-    assert.match(JSON.stringify(answer.json?.result), /gave up asking/, 'the result, not a round nobody can answer any more');
+  it("gives the round's retry the result the server sent while the client was away answering", async () => {
+    const answer = await askCall(6, {});
+    const round = answer.json?.result as { resultType?: string; requestState?: string } | undefined;
+    assert.equal(round?.resultType, 'input_required', answer.body);
+    const before = upstream.responses.length;
+    upstream.finish();
+    await waitFor(() => upstream.responses.length === before + 1, 'the server stopped waiting for its answer');
+    const retried = await askCall(7, {}, { inputResponses: { 'r1-1': { action: 'decline' } }, requestState: round!.requestState });
+    assert.equal(retried.json?.id, 7, retried.body);
+    assert.match(JSON.stringify(retried.json?.result), /gave up asking/, 'the result, not a refusal of a round that ended');
   });
+
+  it('delivers the result of a call the server answered while its round was being opened', async () => {
+    // The server asks and answers in one write. Whether the gateway delivers the result at once or has opened the
+    // round first (its state is sealed asynchronously), the client ends with the result: at once, or on its retry.
+    const answer = await askCall(8, { atOnce: true });
+    const round = answer.json?.result as { resultType?: string; requestState?: string } | undefined;
+    const final =
+      round?.resultType === 'input_required'
+        ? await askCall(9, { atOnce: true }, { inputResponses: { 'r1-1': { action: 'decline' } }, requestState: round.requestState })
+        : answer;
+    assert.match(JSON.stringify(final.json?.result), /gave up asking/, `the result, not a round nobody can answer: ${final.body}`);
+  });
+
+  /** A tools/call of the asking server's tool, with `extra` params (a round's retry), as a raw 2026-07-28 POST. */
+  function askCall(id: number, args: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+    const caps = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } };
+    const body = JSON.stringify(modernBody('tools/call', { name: 'ask', arguments: args, ...extra, _meta: caps }, id));
+    return rawRequest(gw.mcp('asks'), 'POST', [...modernHeaders('tools/call', 'ask'), ['authorization', `Bearer ${gw.token}`]], body);
+  }
 });
 
 describe('a reviewed call that went on to an MRTR round', () => {
