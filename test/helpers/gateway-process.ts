@@ -11,6 +11,10 @@ export class GatewayProcess {
     this.child.stdout!.on('data', (d: Buffer) => (this.#out += d));
     this.child.stderr!.on('data', (d: Buffer) => (this.#out += d));
   }
+  /** What it printed so far, stdout and stderr interleaved. */
+  get output(): string {
+    return this.#out;
+  }
   async ready(): Promise<void> {
     const deadline = Date.now() + 20_000;
     while (!this.#out.includes('Portcullis is running')) {

@@ -51,6 +51,25 @@ export function postgresTestStore(): TestStore {
   };
 }
 
+/**
+ * A fresh PostgreSQL database on the test server, for tests that run several gateway processes on one store: its
+ * LISTEN/NOTIFY channels are per database, so a schema of a shared one would not isolate them. `destroy` drops it,
+ * ending any connection still open to it.
+ */
+export async function createPostgresTestDatabase(): Promise<TestStore> {
+  const name = `pc_test_${randomBytes(5).toString('hex')}`;
+  const url = new URL(postgresUrl);
+  url.pathname = `/${name}`;
+  await postgresSql(`CREATE DATABASE "${name}"`);
+  return {
+    url: url.href,
+    open: () => openStore(url.href),
+    destroy: async () => {
+      await postgresSql(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    },
+  };
+}
+
 export const backends: Array<{ name: 'sqlite' | 'postgres'; make: () => TestStore }> = [
   { name: 'sqlite', make: sqliteTestStore },
   { name: 'postgres', make: postgresTestStore },

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Client as V2Client } from '@modelcontextprotocol/client';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { keyIdOfPem } from '../../src/recording/keys.js';
+import { trustedKeys, verifySession } from '../../src/recording/verify.js';
+import type { Store } from '../../src/store/store.js';
+import type { SessionRow } from '../../src/store/types.js';
+import { runCli } from '../helpers/cli.js';
+import { closeClient, connectClient } from '../helpers/client.js';
+import { everythingStdio } from '../helpers/everything.js';
+import { connectV2 } from '../helpers/modern.js';
+import { type Cluster, metric, startCluster } from '../helpers/replicas.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Issue 18: three gateway replicas (real `portcullis gateway` processes) on one PostgreSQL database behind HAProxy,
+ * round-robin per request and no stickiness. A 2026-07-28 request is self-contained, so whichever replica it lands
+ * on serves it; every replica records into the shared store, and any replica's console and API see all of it.
+ */
+
+const connection = 'everything';
+
+describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
+  let cluster: Cluster;
+  let store: Store;
+
+  before(async () => {
+    cluster = await startCluster({
+      count: 3,
+      // No warm spares: a server process only where a session is (three gateways share the machine's two cores).
+      connections: { [connection]: { stdio: { ...everythingStdio(), spares: 0 } } },
+      // Pooled upstream sessions of modern clients close a few seconds after their last use, so their recordings get sealed.
+      extra: { sessions: { modernIdleTimeout: '5s' } },
+    });
+    store = await cluster.store.open();
+  });
+  after(async () => {
+    await store?.close();
+    await cluster?.stop();
+  });
+
+  const received = (r: Cluster['replicas'][number]) => metric(cluster, r, 'portcullis_messages_total', { connection, direction: 'toServer' });
+
+  it('serves v2 clients pinned to 2026-07-28 from every replica: tools, resources, progress', async () => {
+    const before = await Promise.all(cluster.replicas.map(received));
+    const clients: V2Client[] = [];
+    try {
+      for (let i = 0; i < 3; i++) clients.push(await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' }));
+      await Promise.all(
+        clients.map(async (client, c) => {
+          assert.equal(client.getProtocolEra(), 'modern');
+          const { tools } = await client.listTools();
+          assert.ok(tools.some((t) => t.name === 'echo'));
+          for (let i = 0; i < 4; i++) {
+            const result = await client.callTool({ name: 'echo', arguments: { message: `client ${c} call ${i}` } });
+            assert.deepEqual(result.content, [{ type: 'text', text: `Echo: client ${c} call ${i}` }]);
+          }
+          const { resources } = await client.listResources();
+          assert.ok(resources.length > 0);
+          const read = await client.readResource({ uri: resources[0]!.uri });
+          assert.equal(read.contents[0]!.uri, resources[0]!.uri);
+          const progress: number[] = [];
+          const long = await client.callTool(
+            { name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } },
+            { onprogress: (p) => progress.push(p.progress) },
+          );
+          assert.deepEqual(progress, [1, 2, 3], 'every progress notification, streamed through HAProxy before the result');
+          assert.match(JSON.stringify(long.content), /Long running operation completed/);
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+    // Round-robin per request: every replica received some of these requests (each client alone made 8).
+    const afterCounts = await Promise.all(cluster.replicas.map(received));
+    cluster.replicas.forEach((r, i) => assert.ok(afterCounts[i]! > before[i]!, `${r.instanceId} received none of the requests`));
+    // And recorded them in the shared store under its own instance id.
+    const modern = (await store.listSessions({ limit: 1000 })).filter((s) => s.edge === 'modern');
+    assert.deepEqual([...new Set(modern.map((s) => s.instanceId))].sort(), cluster.replicas.map((r) => r.instanceId).sort());
+  });
+
+  it("seals every replica's recordings so that they verify, with the store API and `portcullis sessions verify`", async () => {
+    // The pooled sessions close five seconds after their last use; each replica then seals its own.
+    let sessions: SessionRow[] = [];
+    await waitFor(async () => {
+      sessions = await store.listSessions({ limit: 1000 });
+      return sessions.length > 0 && sessions.every((s) => s.status === 'closed');
+    }, 'every recorded session to be closed and sealed');
+    const keys = await trustedKeys(cluster.trustedKeys.map((pem) => ({ keyId: keyIdOfPem(pem), publicKeyPem: pem })));
+    for (const s of sessions) {
+      const v = await verifySession(store, s.id, keys);
+      assert.equal(v.status, 'verified', `${s.id} (${s.instanceId}): ${JSON.stringify(v.problems)}`);
+    }
+    // The operator's command, with one replica's config: it trusts every replica's key (recording.trustedKeys).
+    const cli = await runCli(['sessions', 'verify', '--all', '--config', cluster.replicas[0]!.configFile]);
+    assert.equal(cli.code, 0, `${cli.stdout}${cli.stderr}`);
+    const total = sessions.length;
+    assert.match(cli.stdout, new RegExp(`^${total} sessions: ${total} verified, 0 not sealed yet \\(live\\), 0 FAILED; 3 ledgers: intact$`, 'm'), cli.stdout);
+  });
+
+  it("shows every replica's sessions in the console and the API of each one", async () => {
+    const recorded = await store.listSessions({ limit: 1000 });
+    const byInstance = new Map(recorded.map((s) => [s.instanceId, s.id]));
+    assert.equal(byInstance.size, 3);
+    // The auditor signs in to the console through HAProxy: the sign-in lives in the shared store.
+    const signIn = await fetch(new URL('/auth/dev', cluster.url), {
+      method: 'POST',
+      headers: { origin: cluster.url, 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'auditor', key: cluster.consoleKey }),
+    });
+    assert.equal(signIn.status, 200, await signIn.text());
+    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0]!;
+    for (const r of cluster.replicas) {
+      // The console's list, asked of this replica directly.
+      const res = await fetch(new URL('/api/sessions?limit=1000', r.url), { headers: { cookie } });
+      assert.equal(res.status, 200);
+      const listed = ((await res.json()) as { sessions: SessionRow[] }).sessions;
+      assert.deepEqual(new Set(listed.map((s) => s.instanceId)), new Set(byInstance.keys()), `the console of ${r.instanceId}`);
+      // And a session another replica recorded verifies here, against the keys this replica trusts.
+      for (const [instance, id] of byInstance) {
+        if (instance === r.instanceId) continue;
+        const v = await fetch(new URL(`/api/sessions/${id}/verify`, r.url), { headers: cluster.apiAuth });
+        assert.equal(((await v.json()) as { status: string }).status, 'verified', `${instance}'s session ${id} on ${r.instanceId}`);
+      }
+    }
+  });
+
+  it('serves legacy (v1 SDK) sessions through HAProxy: every request reaches the replica that owns the session', {
+    todo: 'needs the internal hop (issue 18, helper D)',
+  }, async () => {
+    for (let i = 0; i < 2; i++) {
+      const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth } });
+      const { client } = await connectClient(transport, `legacy-${i}`);
+      try {
+        for (let n = 0; n < 4; n++) {
+          const result = await client.callTool({ name: 'echo', arguments: { message: `legacy ${i} call ${n}` } });
+          assert.deepEqual(result.content, [{ type: 'text', text: `Echo: legacy ${i} call ${n}` }]);
+        }
+        const { resources } = await client.listResources();
+        assert.equal((await client.readResource({ uri: resources[0]!.uri })).contents[0]!.uri, resources[0]!.uri);
+        const progress: number[] = [];
+        await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } }, undefined, {
+          onprogress: (p) => progress.push(p.progress),
+        });
+        assert.deepEqual(progress, [1, 2, 3]);
+      } finally {
+        await closeClient(client, transport);
+      }
+    }
+  });
+
+  it('takes a replica killed with -9 out of rotation, and back in once it restarts', async () => {
+    await cluster.kill(1);
+    // With one replica gone, modern requests keep being served by the two left.
+    const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const result = await client.callTool({ name: 'echo', arguments: { message: `without replica-2, ${i}` } });
+        assert.deepEqual(result.content, [{ type: 'text', text: `Echo: without replica-2, ${i}` }]);
+      }
+      await cluster.restart(1);
+      const before = await received(cluster.replicas[1]!);
+      for (let i = 0; i < 6; i++) await client.callTool({ name: 'echo', arguments: { message: `with replica-2 again, ${i}` } });
+      assert.ok((await received(cluster.replicas[1]!)) > before, 'the restarted replica serves again');
+    } finally {
+      await client.close();
+    }
+  });
+});
