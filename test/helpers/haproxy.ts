@@ -33,8 +33,8 @@ export interface HaproxyOptions {
  * The config the tests (and docs/deploy.md, as the plain-LB example) use. Why each line:
  *  - `balance roundrobin` and no `cookie`/`stick` lines: any request may land on any replica.
  *  - HTTP mode balances each request, even on a kept-alive client connection (no `prefer-last-server`).
- *  - `option httpchk` on /readyz with a Host header the gateway accepts: a draining or store-less replica answers 503
- *    and gets no new requests, while the requests it has keep flowing.
+ *  - `option httpchk` on /readyz: a draining or store-less replica answers 503 and gets no new requests, while the
+ *    requests it has keep flowing; `timeout check` is generous, since a replica busy serving answers late.
  *  - no `http-buffer-request`, no compression: a response (an SSE stream) is forwarded as it is written.
  *  - `timeout server`/`timeout client` above the gateway's SSE keep-alive (15 s) so an idle stream is not cut;
  *    `timeout tunnel` for upgraded connections (the agents' WebSocket tunnels).
@@ -42,7 +42,7 @@ export interface HaproxyOptions {
  *    connection failures, never a request a replica may have started to serve).
  */
 export function haproxyConfig(o: HaproxyOptions): string {
-  const inter = o.checkInterval ?? '250ms';
+  const inter = o.checkInterval ?? '500ms';
   return [
     'global',
     '  maxconn 4096',
@@ -57,6 +57,8 @@ export function haproxyConfig(o: HaproxyOptions): string {
     '  timeout tunnel 1h',
     '  timeout http-request 10s',
     '  timeout queue 10s',
+    // A busy replica may answer its health check late without being taken out; a dead one refuses it at once.
+    '  timeout check 5s',
     '  retries 2',
     '  option redispatch 1',
     '',
