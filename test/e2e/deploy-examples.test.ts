@@ -21,6 +21,7 @@ interface Manifest {
   kind: string;
   metadata: { name: string };
   data?: Record<string, string>;
+  // biome-ignore lint/suspicious/noExplicitAny: a manifest is untyped YAML, read by paths the test names
   spec?: Record<string, any>;
 }
 

@@ -34,6 +34,12 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
       extra: { sessions: { modernIdleTimeout: '5s' } },
     });
     store = await cluster.store.open();
+    // The connection's tools are pinned once, by one replica, before clients reach all three at once: pinning on first
+    // sight is not atomic across gateways (a replica that reads the pins while another is still writing them takes the
+    // tools not yet written as added, and quarantines them). That race is reported for issue 18, not tested here.
+    const first = await connectV2(new URL(`/mcp/${connection}`, cluster.replicas[0]!.url), cluster.auth, { pin: '2026-07-28' });
+    await first.listTools();
+    await first.close();
   });
   after(async () => {
     await store?.close();
@@ -147,6 +153,21 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
       } finally {
         await closeClient(client, transport);
       }
+    }
+  });
+
+  it('answers an MRTR elicitation whose retry lands on another replica than the round it answers', {
+    todo: 'needs the shared token keys and the hop to the owner of the legacy session (issue 18, helper D)',
+  }, async () => {
+    const elicited: unknown[] = [];
+    const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' }, elicited);
+    try {
+      // Round-robin: the call and its retry (carrying requestState) go to different replicas.
+      const result = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+      assert.equal(elicited.length, 1, 'the client was asked once');
+      assert.match(JSON.stringify(result.content), /Ada Lovelace/);
+    } finally {
+      await client.close();
     }
   });
 

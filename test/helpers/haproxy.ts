@@ -25,7 +25,7 @@ export interface HaproxyOptions {
   /** A second loopback port for HAProxy's CSV stats (`/stats;csv`): which servers it takes as up. */
   statsPort: number;
   backends: Backend[];
-  /** How often each replica's /readyz is checked; two failures in a row take it out, one success puts it back. */
+  /** How often each replica's /readyz is checked; three failures in a row take it out, one success puts it back. */
   checkInterval?: string;
 }
 
@@ -71,7 +71,7 @@ export function haproxyConfig(o: HaproxyOptions): string {
     '  option httpchk',
     '  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1',
     '  http-check expect status 200',
-    `  default-server check inter ${inter} fall 2 rise 1`,
+    `  default-server check inter ${inter} fall 3 rise 1`,
     ...o.backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),
     '',
     'listen stats',
