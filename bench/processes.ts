@@ -77,7 +77,7 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
  * One principal (`bench`) does here what many would: a thousand idle sessions, thousands of calls a second. The
  * limits are raised to let it, not removed: every request still goes through them, so their cost is measured.
  */
-const benchLimits = {
+export const benchLimits = {
   principal: {
     sessions: 5000,
     stdioProcesses: 5000,

@@ -18,7 +18,9 @@
  *     server: session p50 below the faster bridge's, calls/s at 32 clients at least its (issue 17; bridges.ts)
  *   - the modern era: a v2 client pinned to 2026-07-28 through the gateway against the legacy path, the same short
  *     sessions: p50 and 32-client calls/s at least as good (issue 17)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|agent|mask|mem|console|bridges|modern.
+ *   - replicas (issue 18): three gateway replicas on one PostgreSQL behind HAProxy vs one replica behind HAProxy, 32
+ *     clients of each era the cluster serves: calls/s at least 0.85× (everything shares this machine: coordination cost)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -26,6 +28,7 @@ import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
 import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
+import { replicasBehindHaproxy } from './replicas.js';
 import {
   everythingStdioConnection,
   type Proc,
@@ -561,6 +564,15 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'modern') {
       results.modern = await modernEra(verdicts, sessionSettings);
+    }
+    if (!only || only === 'replicas') {
+      results.replicas = await replicasBehindHaproxy(verdicts, {
+        clients: settings.clients,
+        rounds: quick ? 3 : 5,
+        warmMs: quick ? 9000 : 15_000,
+        warmMaxMs: quick ? 60_000 : 120_000,
+        roundMs: quick ? 3000 : 6000,
+      });
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);

@@ -1,0 +1,160 @@
+import { type Cluster, startCluster } from '../test/helpers/replicas.js';
+import type { Verdicts } from './bridges.js';
+import { benchLimits, everythingStdioConnection } from './processes.js';
+import { type ClientKind, connect, echo, shortSession } from './sessions.js';
+
+/**
+ * Issue 18: three gateway replicas on one PostgreSQL database behind HAProxy (round-robin, no stickiness) against one
+ * replica behind the same HAProxy setup, 32 long-lived clients in a closed loop of `tools/call` (echo), per client era
+ * where the cluster serves it. Everything shares this machine's cores, so the ratio measures what coordination and the
+ * extra processes cost, not scaling: on separate machines each replica would bring its own cores.
+ * Recording is on (write-ahead, PostgreSQL), as a replicated deployment runs.
+ */
+
+export interface ReplicaBenchSettings {
+  clients: number;
+  rounds: number;
+  /** Each target warms until its rate stops climbing, for at least `warmMs` and at most `warmMaxMs`; then `roundMs` per target per round. */
+  warmMs: number;
+  warmMaxMs: number;
+  roundMs: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+type Connected = Awaited<ReturnType<typeof connect>>;
+
+/**
+ * `pool` calling in a closed loop for `ms`: calls/s completed. A failed call does not count, and is tallied with its
+ * first message: HAProxy in front means a transport error can come from it, which the figures must show, not hide.
+ */
+async function closedLoop(pool: Connected[], ms: number, failures: Map<string, number>): Promise<number> {
+  let calls = 0;
+  const start = performance.now();
+  const end = start + ms;
+  await Promise.all(
+    pool.map(async (c) => {
+      while (performance.now() < end) {
+        try {
+          await echo(c.client);
+          calls++;
+        } catch (err) {
+          const cause = (err as { cause?: { message?: string } }).cause?.message;
+          const key = `${(err as Error).message.slice(0, 120)}${cause ? ` (${cause})` : ''}`;
+          failures.set(key, (failures.get(key) ?? 0) + 1);
+        }
+      }
+    }),
+  );
+  return calls / ((performance.now() - start) / 1000);
+}
+
+/**
+ * Runs the pool in windows until its rate stops climbing (three windows without a new best by more than 5%), after
+ * at least `warmMs` and at most `warmMaxMs`: each replica's JIT and each pooled server process warm only on the
+ * requests they get, so three replicas, each seeing a third of them, take longer to reach their steady state.
+ */
+async function warmUp(pool: Connected[], s: ReplicaBenchSettings, failures: Map<string, number>): Promise<number> {
+  const start = performance.now();
+  let best = 0;
+  let sinceBest = 0;
+  for (;;) {
+    const rate = await closedLoop(pool, 3000, failures);
+    if (rate > best * 1.05) {
+      best = rate;
+      sinceBest = 0;
+    } else {
+      sinceBest++;
+    }
+    const elapsed = performance.now() - start;
+    if (elapsed >= s.warmMaxMs || (elapsed >= s.warmMs && sinceBest >= 3)) return elapsed;
+  }
+}
+
+function startReplicas(count: number): Promise<Cluster> {
+  return startCluster({
+    count,
+    connections: { everything: everythingStdioConnection() },
+    extra: { log: { level: 'warn' }, limits: benchLimits, sessions: { idleTimeout: '1h' } },
+  });
+}
+
+/** One era's comparison: calls/s per round of each cluster, and the median ratio three / one. */
+async function era(kind: ClientKind, label: string, clusters: Map<string, Cluster>, s: ReplicaBenchSettings): Promise<Record<string, unknown>> {
+  const pools = new Map<string, Connected[]>();
+  try {
+    const targets = new Map([...clusters].map(([name, cluster]) => [name, { name, url: cluster.mcp('everything').href, headers: cluster.auth, client: kind }]));
+    // A short session on each cluster first: it fails at once where a cluster cannot serve this era, before any pool.
+    for (const [name, target] of targets) {
+      try {
+        await shortSession(target);
+      } catch (err) {
+        console.log(`${label}: ${name} unavailable: ${(err as Error).message.slice(0, 200)}`);
+        return { unavailable: `${name}: ${(err as Error).message}` };
+      }
+    }
+    for (const [name, target] of targets) pools.set(name, await Promise.all(Array.from({ length: s.clients }, () => connect(target))));
+    const failures = new Map<string, number>();
+    for (const [name, pool] of pools) console.log(`${label.padEnd(30)} ${name}: warm after ${fmt((await warmUp(pool, s, failures)) / 1000, 0)} s`);
+    const rates = new Map<string, number[]>([...clusters.keys()].map((n) => [n, []]));
+    const names = [...clusters.keys()];
+    for (let round = 0; round < s.rounds; round++) {
+      for (const name of names.map((_, i) => names[(i + round) % names.length]!))
+        rates.get(name)!.push(await closedLoop(pools.get(name)!, s.roundMs, failures));
+    }
+    const [one, three] = names;
+    const ratios = rates.get(three!)!.map((r, i) => r / rates.get(one!)![i]!);
+    for (let round = 0; round < s.rounds; round++) {
+      console.log(
+        `${label.padEnd(30)} round ${round + 1}: ${names.map((n) => `${n} ${fmt(rates.get(n)![round]!, 0)} calls/s`).join(', ')}; ${fmt(ratios[round]!)}×`,
+      );
+    }
+    const ratio = median(ratios);
+    console.log(`${label.padEnd(30)} median ${fmt(ratio)}× (three replicas / one)`);
+    for (const [message, count] of failures) console.log(`${label.padEnd(30)} ${count} failed call(s): ${message}`);
+    return { rates: Object.fromEntries(rates), ratios, ratio, failures: Object.fromEntries(failures) };
+  } finally {
+    for (const pool of pools.values())
+      await Promise.all(
+        pool.map(async (c) =>
+          c
+            .end()
+            .catch(() => {})
+            .then(() => c.client.close()),
+        ),
+      );
+  }
+}
+
+export async function replicasBehindHaproxy(verdicts: Verdicts, s: ReplicaBenchSettings): Promise<Record<string, unknown>> {
+  console.log(
+    `\nReplicas behind HAProxy (round-robin, no stickiness), one PostgreSQL database each cluster, recording on: ${s.clients} long-lived clients, closed loop of tools/call (echo); ${s.rounds} round(s) of ${s.roundMs} ms per cluster after warming each until its rate stopped climbing`,
+  );
+  const clusters = new Map<string, Cluster>();
+  try {
+    clusters.set('1 replica', await startReplicas(1));
+    clusters.set('3 replicas', await startReplicas(3));
+    const modern = await era('v2-modern', 'v2 pinned to 2026-07-28', clusters, s);
+    if (typeof modern.ratio === 'number') {
+      verdicts.push({
+        target: 'calls/s 3 replicas / 1 replica behind HAProxy, modern clients (32 clients, median)',
+        value: modern.ratio,
+        limit: '≥ 0.85',
+        pass: modern.ratio >= 0.85,
+      });
+    }
+    const legacy = await era('v1', 'v1 SDK (legacy sessions)', clusters, s);
+    if (typeof legacy.ratio === 'number') {
+      verdicts.push({
+        target: 'calls/s 3 replicas / 1 replica behind HAProxy, legacy clients (32 clients, median)',
+        value: legacy.ratio,
+        limit: '≥ 0.85',
+        pass: legacy.ratio >= 0.85,
+      });
+    }
+    return { modern, legacy };
+  } finally {
+    await Promise.all([...clusters.values()].map((c) => c.stop()));
+  }
+}
