@@ -89,10 +89,14 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
   it("seals every replica's recordings so that they verify, with the store API and `portcullis sessions verify`", async () => {
     // The pooled sessions close five seconds after their last use; each replica then seals its own.
     let sessions: SessionRow[] = [];
-    await waitFor(async () => {
-      sessions = await store.listSessions({ limit: 1000 });
-      return sessions.length > 0 && sessions.every((s) => s.status === 'closed');
-    }, 'every recorded session to be closed and sealed');
+    await waitFor(
+      async () => {
+        sessions = await store.listSessions({ limit: 1000 });
+        return sessions.length > 0 && sessions.every((s) => s.status === 'closed');
+      },
+      'every recorded session to be closed and sealed',
+      60_000,
+    );
     const keys = await trustedKeys(cluster.trustedKeys.map((pem) => ({ keyId: keyIdOfPem(pem), publicKeyPem: pem })));
     for (const s of sessions) {
       const v = await verifySession(store, s.id, keys);
