@@ -18,6 +18,8 @@ import type { ModernHttpEdge } from '../edge/modern-http.js';
 import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
+import { hopPrefix, markHopped } from '../cluster/hop.js';
+import type { Replicas } from '../cluster/replicas.js';
 
 /** The control plane's options (control-plane.ts), and what the MCP data path needs besides. */
 export interface HttpServerOptions extends ControlPlaneOptions {
@@ -35,6 +37,8 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   admitRefused?: (identity: Identity) => unknown;
   /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
   connections: ConnectionLimits;
+  /** Session ownership and the internal hop between replicas (src/cluster); absent: hops are refused. */
+  replicas?: Replicas;
 }
 
 /** Who a refused unauthenticated request is recorded as. */
@@ -51,6 +55,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
   const control = controlPlane(o);
   const server = createServer(timeoutOptions(o.connections), (req, res) => {
     const url = new URL(req.url ?? '/', 'http://gateway');
+    if (url.pathname.startsWith(`${hopPrefix}/`)) {
+      hop(req, res, url).catch((err: unknown) => {
+        o.log.error({ err: (err as Error).stack ?? String(err), path: untrustedPath(url.pathname) }, 'hop request failed');
+        if (!res.headersSent) replyError(res, 500, ErrorCode.InternalError, 'Internal error in the gateway');
+        else res.end();
+      });
+      return;
+    }
     const m = connectionPath.exec(url.pathname);
     if (m === null) {
       void control(req, res);
@@ -63,9 +75,40 @@ export function createHttpServer(o: HttpServerOptions): Server {
     });
   });
 
-  /** A request to an MCP endpoint: /mcp/<connection>, /sse/<connection>, /sse/<connection>/messages. */
-  async function mcp(req: IncomingMessage, res: ServerResponse, url: URL, m: RegExpExecArray): Promise<void> {
-    const refusal = checkHostAndOrigin(req, o.hostPolicy);
+  /**
+   * A request forwarded by another replica (src/cluster/hop.ts): served as if it came to /mcp/<connection> directly,
+   * by the caller the hop carries, once its signature under cluster.secret checks out. Anything else is refused here,
+   * before any edge sees it: nothing is recorded of it, and the identity it claims is never looked at.
+   */
+  async function hop(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const inner = url.pathname.slice(hopPrefix.length);
+    const m = connectionPath.exec(inner);
+    if (m === null || m[1] !== 'mcp' || m[3] !== undefined) {
+      req.resume();
+      return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
+    }
+    if (o.replicas?.hopAuth === undefined) {
+      req.resume();
+      o.log.warn({ remote: req.socket.remoteAddress }, 'internal hop refused: cluster.secret is not set on this gateway');
+      return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop');
+    }
+    const target = inner + url.search;
+    const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers);
+    if ('refused' in verdict) {
+      req.resume();
+      o.log.warn({ remote: req.socket.remoteAddress, reason: verdict.refused }, 'internal hop refused');
+      return replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused');
+    }
+    markHopped(req);
+    return mcp(req, res, new URL(target, 'http://gateway'), m, verdict.caller);
+  }
+
+  /**
+   * A request to an MCP endpoint: /mcp/<connection>, /sse/<connection>, /sse/<connection>/messages. `hopCaller`: the
+   * request came over the internal hop, whose sender checked the Host and Origin and authenticated the caller.
+   */
+  async function mcp(req: IncomingMessage, res: ServerResponse, url: URL, m: RegExpExecArray, hopCaller?: Caller): Promise<void> {
+    const refusal = hopCaller === undefined ? checkHostAndOrigin(req, o.hostPolicy) : undefined;
     if (refusal !== undefined) {
       req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -80,15 +123,41 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (connection === undefined) return;
     // An attempt to open a session: the legacy SSE stream, or a POST without a session (initialize).
     const opening = edge === 'sse' ? !messages : req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
-    const caller = await authenticate(req, res, url, edge as 'mcp' | 'sse', connection, opening);
+    const caller = hopCaller ?? (await authenticate(req, res, url, edge as 'mcp' | 'sse', connection, opening));
     if (caller === undefined) return;
     if (edge === 'mcp') {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
+      const forwarded = forwardSession(req, res, url, caller);
+      if (forwarded !== undefined) return forwarded;
       if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller);
       return byEra(req, res, connection, caller, o.modernHttp);
     }
     if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
     return o.legacySse.open(req, res, connection, caller);
+  }
+
+  /**
+   * A legacy session's request (POST, GET stream, DELETE, a resumption) for a session another live replica owns: sent
+   * there over the hop. A session whose owner is gone is answered 404 here, so that its client initializes anew.
+   * Undefined: the session is this replica's (or unknown to all: the edge answers 404).
+   */
+  function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller): Promise<void> | undefined {
+    const id = req.headers['mcp-session-id'];
+    if (o.replicas === undefined || typeof id !== 'string') return undefined;
+    const owner = o.replicas.ownerOfSession(id);
+    if (owner === undefined) return undefined;
+    const gone = () => {
+      req.resume();
+      replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: the gateway replica that held it is gone; initialize a new session');
+    };
+    const forwarded = o.replicas.forwardTo(owner, req, res, url.pathname + url.search, caller, undefined, (err) => {
+      o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
+      gone();
+    });
+    if (forwarded !== 'gone') return forwarded;
+    o.log.info({ owner }, 'session of a replica that is gone');
+    gone();
+    return Promise.resolve();
   }
 
   /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
