@@ -56,8 +56,9 @@ export class HopClient {
   constructor(private readonly auth: HopAuth) {}
 
   /**
-   * Sends `req` (its body: `body` when already read, else the stream) to `base` + the hop prefix + `target`, as `caller`,
-   * and pipes the reply to `res`. `unreachable` answers the client when the owner cannot be reached before any reply.
+   * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to `base` + the hop prefix +
+   * `target`, as `caller`, and pipes the reply to `res`. `unreachable` answers the client when the owner cannot be
+   * reached before any reply.
    */
   forward(
     req: IncomingMessage,
@@ -65,7 +66,7 @@ export class HopClient {
     base: string,
     target: string,
     caller: HopCaller,
-    body: string | undefined,
+    body: string,
     unreachable: (err: Error) => void,
   ): Promise<void> {
     const url = new URL(hopPrefix + target, base);
@@ -73,10 +74,9 @@ export class HopClient {
     const session = req.headers['mcp-session-id'];
     const headers: Record<string, string | string[] | number> = {
       ...kept(req.headers, requestHeadersDropped),
-      ...this.auth.sign(method, target, typeof session === 'string' ? session : undefined, caller),
+      ...this.auth.sign(method, target, typeof session === 'string' ? session : undefined, body, caller),
+      'content-length': Buffer.byteLength(body),
     };
-    if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
-    else if (req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
     const https = url.protocol === 'https:';
     return new Promise<void>((resolve) => {
       const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? this.#https : this.#http }, (reply) => {
@@ -99,8 +99,7 @@ export class HopClient {
       res.on('close', () => {
         if (!res.writableFinished) out.destroy();
       });
-      if (body !== undefined) out.end(body);
-      else req.pipe(out);
+      out.end(body);
     });
   }
 

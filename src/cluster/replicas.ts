@@ -30,22 +30,26 @@ export class Replicas {
   }
 
   /**
-   * Forwards a request to the live replica `owner` when that is another one. Undefined: serve it here (the owner is
-   * this replica, the request came over a hop, or there are no peers). `'gone'`: the owner is not a live replica.
+   * Where to send a request whose session or round `owner` holds: the owner's internal address when that is another
+   * live replica; `'gone'` when it is not a live replica; undefined to serve it here (the owner is this replica, the
+   * request came over a hop, or there are no peers).
    */
-  forwardTo(
-    owner: string,
+  addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
+    if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
+    return this.peers.addressOf(owner) ?? 'gone';
+  }
+
+  /** Sends the request to `base` (from addressOf) and streams the answer back (hop.ts). */
+  forward(
     req: IncomingMessage,
     res: ServerResponse,
+    base: string,
     target: string,
     caller: HopCaller,
-    body: string | undefined,
+    body: string,
     unreachable: (err: Error) => void,
-  ): Promise<void> | 'gone' | undefined {
-    if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
-    const base = this.peers.addressOf(owner);
-    if (base === undefined) return 'gone';
-    return this.#client.forward(req, res, base, target, caller, body, unreachable);
+  ): Promise<void> {
+    return this.#client!.forward(req, res, base, target, caller, body, unreachable);
   }
 
   /** The instance a legacy session id names (undefined: not a sealed id of ours, so unknown everywhere). */

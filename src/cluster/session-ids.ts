@@ -45,7 +45,8 @@ export class SessionIds {
   ownerOf(id: string): string | undefined {
     if (id.length > maxIdChars || !/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
     const raw = Buffer.from(id, 'base64url');
-    if (raw.length < kidBytes + nonceBytes + 1 + tagBytes) return undefined;
+    // Only the canonical spelling: base64's spare bits would otherwise let one sealed id be written several ways.
+    if (raw.length < kidBytes + nonceBytes + 1 + tagBytes || raw.toString('base64url') !== id) return undefined;
     const kid = raw.subarray(0, kidBytes).toString('base64url');
     const key = this.keys.keys.find((k) => Buffer.from(k.kid, 'base64url').subarray(0, kidBytes).toString('base64url') === kid);
     if (key === undefined) return undefined;

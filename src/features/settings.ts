@@ -85,7 +85,11 @@ export function edges(
       variesByCaller: (connection) => o.registry.resultsVaryByCaller(connection),
       recordRefusal: (connection, identity, origin, reason, text, answer) => o.registry.refuse(connection, identity, origin, reason, 'edge', { text, answer }),
       sealer: new RequestStateSealer(o.replicas.instance, config.sessions.inputTimeoutMs, o.tokenKeys.ring('requestState')),
-      forwardRound: (owner, req, res, caller, text, unreachable) => o.replicas.forwardTo(owner, req, res, req.url ?? '/', caller, text, unreachable),
+      forwardRound: (owner, req, res, caller, text, unreachable) => {
+        const address = o.replicas.addressOf(owner, req);
+        if (address === undefined || address === 'gone') return address;
+        return o.replicas.forward(req, res, address, req.url ?? '/', caller, text, unreachable);
+      },
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly,
       admitRefused: (identity: Identity) => o.limits.admitRefused(identity),

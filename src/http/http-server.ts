@@ -93,21 +93,31 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop');
     }
     const target = inner + url.search;
-    const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers);
-    if ('refused' in verdict) {
+    const refuse = (reason: string) => {
       req.resume();
-      o.log.warn({ remote: req.socket.remoteAddress, reason: verdict.refused }, 'internal hop refused');
-      return replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused');
+      o.log.warn({ remote: req.socket.remoteAddress, reason }, 'internal hop refused');
+      replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused');
+    };
+    const early = o.replicas.hopAuth.precheck(req.headers);
+    if (early !== undefined) return refuse(early);
+    let body = '';
+    if (req.method === 'POST') {
+      const read = await readWhole(req, res);
+      if (read === undefined) return;
+      body = read;
     }
+    const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers, body);
+    if ('refused' in verdict) return refuse(verdict.refused);
     markHopped(req);
-    return mcp(req, res, new URL(target, 'http://gateway'), m, verdict.caller);
+    return mcp(req, res, new URL(target, 'http://gateway'), m, verdict.caller, req.method === 'POST' ? body : undefined);
   }
 
   /**
    * A request to an MCP endpoint: /mcp/<connection>, /sse/<connection>, /sse/<connection>/messages. `hopCaller`: the
-   * request came over the internal hop, whose sender checked the Host and Origin and authenticated the caller.
+   * request came over the internal hop, whose sender checked the Host and Origin and authenticated the caller; its
+   * body, already read to check the hop's signature, is `hopBody`.
    */
-  async function mcp(req: IncomingMessage, res: ServerResponse, url: URL, m: RegExpExecArray, hopCaller?: Caller): Promise<void> {
+  async function mcp(req: IncomingMessage, res: ServerResponse, url: URL, m: RegExpExecArray, hopCaller?: Caller, hopBody?: string): Promise<void> {
     const refusal = hopCaller === undefined ? checkHostAndOrigin(req, o.hostPolicy) : undefined;
     if (refusal !== undefined) {
       req.resume();
@@ -129,8 +139,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
       const forwarded = forwardSession(req, res, url, caller);
       if (forwarded !== undefined) return forwarded;
-      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller);
-      return byEra(req, res, connection, caller, o.modernHttp);
+      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller, hopBody);
+      return byEra(req, res, connection, caller, o.modernHttp, hopBody);
     }
     if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
     return o.legacySse.open(req, res, connection, caller);
@@ -138,38 +148,62 @@ export function createHttpServer(o: HttpServerOptions): Server {
 
   /**
    * A legacy session's request (POST, GET stream, DELETE, a resumption) for a session another live replica owns: sent
-   * there over the hop. A session whose owner is gone is answered 404 here, so that its client initializes anew.
-   * Undefined: the session is this replica's (or unknown to all: the edge answers 404).
+   * there over the hop (a POST's body read here first: the hop's signature covers it). A session whose owner is gone is
+   * answered 404 here, so that its client initializes anew. Undefined: the session is this replica's (or unknown to
+   * all: the edge answers 404).
    */
   function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller): Promise<void> | undefined {
     const id = req.headers['mcp-session-id'];
     if (o.replicas === undefined || typeof id !== 'string') return undefined;
     const owner = o.replicas.ownerOfSession(id);
-    if (owner === undefined) return undefined;
+    const address = owner === undefined ? undefined : o.replicas.addressOf(owner, req);
+    if (address === undefined) return undefined;
     const gone = () => {
       req.resume();
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: the gateway replica that held it is gone; initialize a new session');
     };
-    const forwarded = o.replicas.forwardTo(owner, req, res, url.pathname + url.search, caller, undefined, (err) => {
-      o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
+    if (address === 'gone') {
+      o.log.info({ owner }, 'session of a replica that is gone');
       gone();
-    });
-    if (forwarded !== 'gone') return forwarded;
-    o.log.info({ owner }, 'session of a replica that is gone');
-    gone();
-    return Promise.resolve();
+      return Promise.resolve();
+    }
+    return (async () => {
+      let body = '';
+      if (req.method === 'POST') {
+        const read = await readWhole(req, res);
+        if (read === undefined) return;
+        body = read;
+      }
+      await o.replicas!.forward(req, res, address, url.pathname + url.search, caller, body, (err) => {
+        o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
+        gone();
+      });
+    })();
   }
 
-  /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
-  async function byEra(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, modern: ModernHttpEdge): Promise<void> {
-    let text: string;
+  /** A request's body up to limits.maxMessageSize, or undefined after answering 413. */
+  async function readWhole(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
     try {
-      text = await readBody(req, o.maxMessageBytes);
+      return await readBody(req, o.maxMessageBytes);
     } catch (err) {
       if (!(err instanceof BodyTooLargeError)) throw err;
       res.setHeader('connection', 'close');
-      return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+      replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+      return undefined;
     }
+  }
+
+  /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
+  async function byEra(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    caller: Caller,
+    modern: ModernHttpEdge,
+    body?: string,
+  ): Promise<void> {
+    const text = body ?? (await readWhole(req, res));
+    if (text === undefined) return;
     const verdict = eraOfBody(req, text);
     if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
     if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);

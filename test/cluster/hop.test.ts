@@ -45,7 +45,8 @@ describe('replicas: the internal hop', () => {
         store: store.url,
         identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] },
         cluster: { secret: `\${env:${secretVar}}` },
-        connections: { everything: { stdio: everythingStdio() } },
+        // Tool pins are off: which replica sees a tool first is not what this suite is about.
+        connections: { everything: { stdio: everythingStdio(), tools: { pin: false } } },
       },
       { peers },
     );

@@ -194,6 +194,17 @@ for (const backend of backends) {
       assert.equal(store.backend, backend.name);
     });
 
+    it('keeps one shared token key: the first candidate stored wins, for every gateway on the store', async () => {
+      const first = await store.sharedTokenKey('candidate-one', 1);
+      assert.equal(first, 'candidate-one');
+      const other = await ts.open();
+      try {
+        assert.equal(await other.sharedTokenKey('candidate-two', 2), 'candidate-one');
+      } finally {
+        await other.close();
+      }
+    });
+
     it('writes a session with its events and ledger rows in one batch, and reads them back exactly', async () => {
       const s = session({ clientInfo: { name: 'c', version: '1' } });
       const events = [event(s.id, 0), event(s.id, 1), event(s.id, 2)];
@@ -903,7 +914,10 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(
+          await recordedVersions(backend.name, old.url),
+          sqliteMigrations.map((m) => m.version),
+        );
       } finally {
         await old.destroy();
       }
@@ -949,7 +963,10 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(
+          await recordedVersions(backend.name, old.url),
+          sqliteMigrations.map((m) => m.version),
+        );
       } finally {
         await old.destroy();
       }
@@ -987,7 +1004,10 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(
+          await recordedVersions(backend.name, old.url),
+          sqliteMigrations.map((m) => m.version),
+        );
       } finally {
         await old.destroy();
       }
