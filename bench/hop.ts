@@ -36,7 +36,9 @@ async function replica(): Promise<Gateway> {
       store: store.url,
       cluster: { secret: '${env:PORTCULLIS_BENCH_CLUSTER_SECRET}' },
       log: { level: 'warn' },
-      connections: { everything: { stdio: { command: process.execPath, args: [demoServerEntry(), 'stdio'] }, access: { groups: ['*'] }, tools: { pin: false } } },
+      connections: {
+        everything: { stdio: { command: process.execPath, args: [demoServerEntry(), 'stdio'] }, access: { groups: ['*'] }, tools: { pin: false } },
+      },
     }),
     '(hop bench)',
   );

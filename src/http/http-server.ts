@@ -83,7 +83,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
   async function hop(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const inner = url.pathname.slice(hopPrefix.length);
     const m = connectionPath.exec(inner);
-    if (m === null || m[1] !== 'mcp' || m[3] !== undefined) {
+    // Only what is forwarded: the MCP endpoint, and the message POSTs of a legacy SSE session (its stream never moves).
+    if (m === null || (m[1] === 'mcp') === (m[3] !== undefined)) {
       req.resume();
       return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
     }
@@ -137,23 +138,27 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (caller === undefined) return;
     if (edge === 'mcp') {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
-      const forwarded = forwardSession(req, res, url, caller);
+      const forwarded = forwardSession(req, res, url, caller, req.headers['mcp-session-id']);
       if (forwarded !== undefined) return forwarded;
       if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller, hopBody);
       return byEra(req, res, connection, caller, o.modernHttp, hopBody);
     }
-    if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
+    if (messages) {
+      const forwarded = forwardSession(req, res, url, caller, url.searchParams.get('sessionId'));
+      if (forwarded !== undefined) return forwarded;
+      return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity, hopBody);
+    }
     return o.legacySse.open(req, res, connection, caller);
   }
 
   /**
-   * A legacy session's request (POST, GET stream, DELETE, a resumption) for a session another live replica owns: sent
+   * A legacy session's request (POST, GET stream, DELETE, a resumption; a 2024-11-05 SSE session's message POST, its
+   * `id` from the query) for a session another live replica owns: sent
    * there over the hop (a POST's body read here first: the hop's signature covers it). A session whose owner is gone is
    * answered 404 here, so that its client initializes anew. Undefined: the session is this replica's (or unknown to
    * all: the edge answers 404).
    */
-  function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller): Promise<void> | undefined {
-    const id = req.headers['mcp-session-id'];
+  function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, id: unknown): Promise<void> | undefined {
     if (o.replicas === undefined || typeof id !== 'string') return undefined;
     const owner = o.replicas.ownerOfSession(id);
     const address = owner === undefined ? undefined : o.replicas.addressOf(owner, req);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { PeerDirectory } from '../../src/cluster/peer-directory.js';
 import { everythingStdio } from '../helpers/everything.js';
@@ -99,6 +102,22 @@ describe('replicas: the internal hop', () => {
     await transport.terminateSession();
     await client.close();
     await waitFor(() => owner.gateway.sessions.get(sessionId) === undefined, 'the session to end on its owner');
+  });
+
+  it('serves a 2024-11-05 SSE session whose message POSTs alternate between the replicas (its stream stays where it opened)', async () => {
+    const transport = new SSEClientTransport(new URL('/sse/everything', front.url), { requestInit: { headers: ada } });
+    const client = new V1Client({ name: 'v1-sse', version: '1.0.0' });
+    await client.connect(transport);
+    const hitsBefore = [...front.hits];
+    for (let i = 0; i < 4; i++) {
+      const result = await client.callTool({ name: 'echo', arguments: { message: `s${i}` } });
+      assert.deepEqual(result.content, [{ type: 'text', text: `Echo: s${i}` }]);
+    }
+    assert.ok(
+      front.hits.every((h, i) => h - hitsBefore[i]! >= 2),
+      'both replicas received message POSTs',
+    );
+    await client.close();
   });
 
   it("streams the session's GET stream through the replica that does not own it, notifications included", async () => {
@@ -226,6 +245,42 @@ describe('replicas: the internal hop', () => {
     await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 
+  it("sends the owner the caller's verified identity, never the client's token or cookies", async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const capture = createServer((req, res) => {
+      seen.push(req.headers);
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    peers.addresses.set(owner.gateway.replicas.instance, `http://127.0.0.1:${(capture.address() as AddressInfo).port}`);
+    try {
+      const res = await fetch(other.mcp('everything'), {
+        method: 'POST',
+        headers: { ...headersFor(sessionId), cookie: 'portcullis_console=secret-cookie' },
+        body: call('x', 'echo', { message: 'hi' }),
+      });
+      assert.equal(res.status, 200);
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+      capture.close();
+    }
+    assert.equal(seen.length, 1);
+    const headers = seen[0]!;
+    assert.equal(headers.authorization, undefined);
+    assert.equal(headers.cookie, undefined);
+    assert.equal(headers['mcp-session-id'], sessionId);
+    assert.match(String(headers['portcullis-hop']), /^t=\d+;sig=/);
+    const carried = JSON.parse(Buffer.from(String(headers['portcullis-hop-caller']), 'base64url').toString()) as {
+      identity: { subject: string; issuer: string };
+    };
+    assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
   it('answers 404 for a session whose owner is gone from the membership, so that the client initializes anew', async () => {
     const sessionId = await rawInitialize(a.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);
@@ -307,6 +362,7 @@ describe('a single gateway, zero config', () => {
 
   it('mints sealed session ids that name it, serves them, and refuses every hop (no cluster.secret)', async () => {
     const sessionId = await rawInitialize(gw.mcp('everything'), gw.auth);
+    after(() => fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': sessionId } }));
     assert.equal(gw.gateway.replicas.sessionIds.ownerOf(sessionId), gw.gateway.replicas.instance);
     assert.ok(await gw.gateway.recorder!.store.getSession(sessionId), 'the recording is under the same id');
     const res = await fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
