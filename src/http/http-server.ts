@@ -153,10 +153,9 @@ export function createHttpServer(o: HttpServerOptions): Server {
 
   /**
    * A legacy session's request (POST, GET stream, DELETE, a resumption; a 2024-11-05 SSE session's message POST, its
-   * `id` from the query) for a session another live replica owns: sent
-   * there over the hop (a POST's body read here first: the hop's signature covers it). A session whose owner is gone is
-   * answered 404 here, so that its client initializes anew. Undefined: the session is this replica's (or unknown to
-   * all: the edge answers 404).
+   * `id` from the query) for a session another live replica owns: sent there over the hop (a POST's body read here
+   * first: the hop's signature covers it). A session whose owner is gone is answered 404 here, so that its client
+   * initializes anew. Undefined: the session is this replica's (or unknown to all: the edge answers 404).
    */
   function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, id: unknown): Promise<void> | undefined {
     if (o.replicas === undefined || typeof id !== 'string') return undefined;

@@ -372,4 +372,11 @@ describe('a single gateway, zero config', () => {
     });
     assert.equal(res.status, 403);
   });
+
+  it('refuses to start with peers but without cluster.secret, naming the key', async () => {
+    await assert.rejects(
+      startTestGateway({ connections: { everything: { stdio: everythingStdio() } } }, { peers: { addressOf: () => undefined } }),
+      /cluster\.secret is required/,
+    );
+  });
 });
