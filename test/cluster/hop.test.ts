@@ -6,6 +6,8 @@ import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { PeerDirectory } from '../../src/cluster/peer-directory.js';
+import { SessionIds } from '../../src/cluster/session-ids.js';
+import { TokenKeys } from '../../src/cluster/token-keys.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestIdp, type TestIdp } from '../helpers/idp.js';
@@ -371,6 +373,22 @@ describe('a single gateway, zero config', () => {
       body: '{}',
     });
     assert.equal(res.status, 403);
+  });
+
+  it('seals under cluster.tokenKeys when they are set, rather than the store key', async () => {
+    process.env.PORTCULLIS_TEST_TOKEN_KEY = 'configured-token-key-0123456789abcdef';
+    const configured = await startTestGateway({
+      cluster: { tokenKeys: ['${env:PORTCULLIS_TEST_TOKEN_KEY}'] },
+      connections: { everything: { stdio: everythingStdio() } },
+    });
+    try {
+      const sessionId = await rawInitialize(configured.mcp('everything'), configured.auth);
+      const outside = new SessionIds(new TokenKeys([process.env.PORTCULLIS_TEST_TOKEN_KEY]).ring('session id'), 'elsewhere');
+      assert.equal(outside.ownerOf(sessionId), configured.gateway.replicas.instance);
+      await fetch(configured.mcp('everything'), { method: 'DELETE', headers: { ...configured.auth, 'mcp-session-id': sessionId } });
+    } finally {
+      await configured.stop();
+    }
   });
 
   it('refuses to start with peers but without cluster.secret, naming the key', async () => {
