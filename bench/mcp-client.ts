@@ -61,9 +61,13 @@ export interface McpSession {
   close(): Promise<void>;
 }
 
-/** Opens a session at `endpoint`, sending `token` as a bearer token on every request when given. */
-export async function openSession(endpoint: string, token?: string): Promise<McpSession> {
+/**
+ * Opens a session at `endpoint`, sending `token` as a bearer token on every request when given. `callsTo`: where its
+ * calls go instead (another replica of the gateway, which forwards them to the one that opened the session).
+ */
+export async function openSession(endpoint: string, token?: string, callsTo?: string): Promise<McpSession> {
   const url = new URL(endpoint);
+  const callUrl = new URL(callsTo ?? endpoint);
   const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const init = await post(
     url,
@@ -85,7 +89,7 @@ export async function openSession(endpoint: string, token?: string): Promise<Mcp
     async echo() {
       const id = next++;
       const reply = await post(
-        url,
+        callUrl,
         JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'bench' } } }),
         headers,
       );

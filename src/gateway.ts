@@ -11,6 +11,9 @@ import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warn
 import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
 import { pinsModule } from './features/pins.js';
+import { loadTokenKeys, replicasOf } from './features/replicas.js';
+import type { Replicas } from './cluster/replicas.js';
+import type { TokenKeys } from './cluster/token-keys.js';
 import type { GatewayOptions } from './features/feature.js';
 import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
@@ -52,6 +55,8 @@ export class Gateway {
   readonly limits: Limits;
   /** The embedded dev identity, when no issuer is configured. */
   readonly devIdentity: DevIdentity | undefined;
+  /** This gateway among its replicas: session ownership and the internal hop. */
+  readonly replicas: Replicas;
   #draining = false;
   #stopped: Promise<void> | undefined;
 
@@ -62,8 +67,10 @@ export class Gateway {
     recording: Awaited<ReturnType<typeof startRecording>>,
     identity: Awaited<ReturnType<typeof startIdentity>>,
     localApiKey: string,
+    tokenKeys: TokenKeys,
   ) {
     this.#log = log;
+    this.replicas = replicasOf(config, tokenKeys, recording.recorder, options.peers);
     this.devIdentity = identity.dev;
     this.#recording = recording;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
@@ -97,6 +104,7 @@ export class Gateway {
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.limits), this.modernPool],
       admission: this.limits,
+      newId: () => this.replicas.sessionIds.mint(),
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       ...this.#features.contributions('sessions'),
@@ -110,8 +118,10 @@ export class Gateway {
         log,
         pool: this.modernPool,
         pins: this.#features.get(pinsModule)?.pins,
-        instanceId: recording.recorder?.instanceId,
+        replicas: this.replicas,
+        tokenKeys,
       }),
+      replicas: this.replicas,
       ...serverSettings(config, publicUrls, this.limits),
       log,
       // Why the gateway takes no new sessions, or undefined when it does.
@@ -132,7 +142,14 @@ export class Gateway {
     const identity = await startIdentity(config, options, log);
     const localApiKey = loadOrCreateLocalApiKey(config.dataDir);
     const recording = await startRecording(config, options, log);
-    const gateway = new Gateway(config, options, log, recording, identity, localApiKey);
+    let gateway: Gateway;
+    try {
+      gateway = new Gateway(config, options, log, recording, identity, localApiKey, await loadTokenKeys(config, recording.store, log));
+    } catch (err) {
+      await recording.recorder?.close();
+      await recording.store?.close();
+      throw err;
+    }
     try {
       await gateway.#features.start();
       await listen(gateway.#server, config.listen.host, config.listen.port);
@@ -192,6 +209,7 @@ export class Gateway {
     await this.#recording.store?.close();
     this.#keepAlive.stop();
     await this.#agents.destroy();
+    this.replicas.close();
     this.#server.closeAllConnections();
     await closed;
     this.#log.info('gateway stopped');

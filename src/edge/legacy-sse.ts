@@ -87,7 +87,15 @@ export class LegacySseEdge {
   }
 
   /** A message for a session; only the identity that opened the session may post to it. */
-  async post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, sessionId: string | null, identity: Identity): Promise<void> {
+  /** `body`: the body when it has been read already (a request that came over the internal hop). */
+  async post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    sessionId: string | null,
+    identity: Identity,
+    body?: string,
+  ): Promise<void> {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
     if (req.method !== 'POST') {
       req.resume();
@@ -109,7 +117,7 @@ export class LegacySseEdge {
     let messages: JsonRpcMessage[];
     let texts: string[];
     try {
-      ({ messages, texts } = parseBody(await readBody(req, this.o.maxMessageBytes)));
+      ({ messages, texts } = parseBody(body ?? (await readBody(req, this.o.maxMessageBytes))));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         log.warn({ limit: err.limit }, 'message too large');

@@ -60,6 +60,19 @@ export interface ModernHttpOptions {
    * against; undefined when the connection pins nothing. Without a pin, the definition last listed to a modern client is used.
    */
   pinnedInputSchema?: (connection: ConnectionConfig, tool: string) => Promise<unknown>;
+  /**
+   * Sends the retry of a round another replica holds to it (src/cluster/replicas.ts); `'gone'` when that replica is not
+   * live, undefined when it is not to be forwarded (no peers, or the retry came over the hop). `unreachable` answers
+   * when the owner cannot be reached.
+   */
+  forwardRound?: (
+    owner: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    caller: Caller,
+    text: string,
+    unreachable: () => void,
+  ) => Promise<void> | 'gone' | undefined;
 }
 
 /**
@@ -120,7 +133,7 @@ export class ModernHttpEdge {
       return replyRpcError(res, 429, id, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`);
     }
     const requestState = request.params?.requestState;
-    if (requestState !== undefined) return this.#retry(res, connection, caller.identity, origin, request, requestState, text);
+    if (requestState !== undefined) return this.#retry(req, res, connection, caller, origin, request, requestState, text);
 
     // The identical request of the same principal, while the first is held for review, waits on that review.
     const heldKey = `${principalOf(caller.identity)}|${connection.name}|${requestDigest(request.method, request.params)}`;
@@ -166,9 +179,10 @@ export class ModernHttpEdge {
 
   /** The retry of a request with the `requestState` of an MRTR round: verified, then the round's server requests are answered. */
   async #retry(
+    req: IncomingMessage,
     res: ServerResponse,
     connection: ConnectionConfig,
-    identity: Identity,
+    caller: Caller,
     origin: SessionOrigin,
     request: JsonRpcRequest,
     state: unknown,
@@ -183,6 +197,7 @@ export class ModernHttpEdge {
         { era: 'refused', status: 400, code: ErrorCode.InvalidParams, message: `Invalid params: ${why}`, id: request.id },
         text,
       );
+    const identity = caller.identity;
     if (typeof state !== 'string' || state.length > 8192) return refuse('requestState must be the string the gateway returned');
     let claims: Awaited<ReturnType<RequestStateSealer['open']>>;
     try {
@@ -194,9 +209,16 @@ export class ModernHttpEdge {
     if (claims.principal !== principalOf(identity)) return refuse('the requestState was issued to another principal');
     if (claims.connection !== connection.name) return refuse('the requestState was issued for another connection');
     if (claims.digest !== requestDigest(request.method, request.params)) return refuse('the requestState was issued for another request');
-    if (claims.instance !== this.o.sealer.instance) return refuse('the requestState was issued by another gateway instance');
+    const unusable = () => refuse('the round of this requestState has already been answered or has expired');
+    if (claims.instance !== this.o.sealer.instance) {
+      // The round is held by the replica that opened it: the retry goes there; a replica that is gone took it along.
+      const forwarded = this.o.forwardRound?.(claims.instance, req, res, caller, text, () => void unusable());
+      if (forwarded === 'gone') return unusable();
+      if (forwarded !== undefined) return forwarded;
+      return refuse('the requestState was issued by another gateway instance');
+    }
     const exchange = this.rounds.get(claims.round);
-    if (exchange === undefined || !exchange.awaits(claims.n)) return refuse('the round of this requestState has already been answered or has expired');
+    if (exchange === undefined || !exchange.awaits(claims.n)) return unusable();
     exchange.refreshIdentity(identity);
     exchange.resume(res, request);
   }

@@ -1,14 +1,16 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { EncryptJWT, jwtDecrypt } from 'jose';
+import type { KeyRing } from '../cluster/token-keys.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { paramsWithoutFraming } from '../protocol/envelope.js';
 
 /**
  * The `requestState` of an MRTR round the gateway opens for a modern client (basic/patterns/mrtr.mdx): an AEAD
- * token (JWE, `dir` + A256GCM, under a key that never leaves this process) that binds the round to the principal,
- * the connection, the request (a digest of its params without the framing fields), the gateway instance that holds
- * the upstream request, the round, and an expiry. The client cannot read or alter it; another caller, another
- * request, a later gateway, or an old round cannot use it.
+ * token (JWE, `dir` + A256GCM, under the replicas' shared token key, src/cluster/token-keys.ts) that binds the round to
+ * the principal, the connection, the request (a digest of its params without the framing fields), the gateway instance
+ * that holds the upstream request, the round, and an expiry. The client cannot read or alter it; another caller,
+ * another request, or an old round cannot use it; a retry that lands on another replica is forwarded to the instance it
+ * names (src/cluster/hop.ts).
  */
 
 export interface RoundClaims {
@@ -37,25 +39,30 @@ export function principalOf(identity: { issuer: string; subject: string }): stri
 }
 
 export class RequestStateSealer {
-  readonly #key = randomBytes(32);
-
   constructor(
     readonly instance: string,
     private readonly ttlMs: number,
+    /** The shared keys: the first seals, any opens (rotation). */
+    private readonly keys: KeyRing,
   ) {}
 
   async seal(claims: RoundClaims): Promise<string> {
     return new EncryptJWT({ ...claims })
-      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: this.keys.current.kid })
       .setIssuedAt()
       .setExpirationTime(new Date(Date.now() + this.ttlMs))
-      .encrypt(this.#key);
+      .encrypt(this.keys.current.key);
   }
 
-  /** The claims of a state this instance sealed and that has not expired; RequestStateError saying why not otherwise. */
+  /** The claims of a state a replica sharing the key sealed and that has not expired; RequestStateError saying why not otherwise. */
   async open(token: string): Promise<RoundClaims> {
     try {
-      const { payload } = await jwtDecrypt(token, this.#key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+      const key = (header: { kid?: unknown }) => {
+        const found = this.keys.byKid(header.kid);
+        if (found === undefined) throw new RequestStateError('unknown key');
+        return found.key;
+      };
+      const { payload } = await jwtDecrypt(token, key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
       return payload as unknown as RoundClaims;
     } catch (err) {
       const code = (err as { code?: string }).code;

@@ -13,6 +13,7 @@ import type { TokenVerifier } from '../identity/verifier.js';
 import type { Limits } from '../limits/limits.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Authenticator } from '../edge/authenticate.js';
+import type { PeerDirectory } from '../cluster/peer-directory.js';
 import type { SessionObserver } from '../session/session.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
@@ -36,6 +37,8 @@ export interface GatewayOptions extends FeatureTimings {
   observers?: SessionObserver[];
   /** Replaces token authentication: for the benchmark's "authentication off" baseline only. */
   authenticator?: Authenticator;
+  /** Where the other replicas are (src/cluster/peer-directory.ts); absent: a single gateway, nothing is forwarded. */
+  peers?: PeerDirectory;
 }
 
 /** What the composition root has built before the features, and what a feature may use of it. */

@@ -10,7 +10,8 @@ import type { KeepAlive } from '../edge/sse-writer.js';
 import { StreamableHttpEdge } from '../edge/streamable-http.js';
 import { ModernHttpEdge } from '../edge/modern-http.js';
 import { RequestStateSealer } from '../edge/request-state.js';
-import { randomBytes } from 'node:crypto';
+import type { Replicas } from '../cluster/replicas.js';
+import type { TokenKeys } from '../cluster/token-keys.js';
 import { ModernPool } from '../session/modern-pool.js';
 import type { HttpServerOptions } from '../http/http-server.js';
 import type { Limits } from '../limits/limits.js';
@@ -58,8 +59,10 @@ export function edges(
     log: Logger;
     /** The pooled sessions of modern clients. */
     pool: ModernPool;
-    /** The recorder's instance id, which MRTR states bind (a random one when recording is off). */
-    instanceId: string | undefined;
+    /** This replica among its peers: its instance id, which MRTR states bind, and the hop to the others. */
+    replicas: Replicas;
+    /** The shared keys of the gateway's sealed tokens. */
+    tokenKeys: TokenKeys;
     /** Tool pins, when the gateway pins tool definitions: `Mcp-Param-*` headers are checked against the pinned schemas. */
     pins?: ToolPins | undefined;
   },
@@ -81,7 +84,12 @@ export function edges(
       ttlCapMs: config.sessions.maxResultTtlMs,
       variesByCaller: (connection) => o.registry.resultsVaryByCaller(connection),
       recordRefusal: (connection, identity, origin, reason, text, answer) => o.registry.refuse(connection, identity, origin, reason, 'edge', { text, answer }),
-      sealer: new RequestStateSealer(o.instanceId ?? randomBytes(12).toString('base64url'), config.sessions.inputTimeoutMs),
+      sealer: new RequestStateSealer(o.replicas.instance, config.sessions.inputTimeoutMs, o.tokenKeys.ring('requestState')),
+      forwardRound: (owner, req, res, caller, text, unreachable) => {
+        const address = o.replicas.addressOf(owner, req);
+        if (address === undefined || address === 'gone') return address;
+        return o.replicas.forward(req, res, address, req.url ?? '/', caller, text, unreachable);
+      },
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly,
       admitRefused: (identity: Identity) => o.limits.admitRefused(identity),

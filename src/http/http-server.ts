@@ -18,6 +18,8 @@ import type { ModernHttpEdge } from '../edge/modern-http.js';
 import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
+import { hopPrefix, markHopped } from '../cluster/hop.js';
+import type { Replicas } from '../cluster/replicas.js';
 
 /** The control plane's options (control-plane.ts), and what the MCP data path needs besides. */
 export interface HttpServerOptions extends ControlPlaneOptions {
@@ -35,6 +37,8 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   admitRefused?: (identity: Identity) => unknown;
   /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
   connections: ConnectionLimits;
+  /** Session ownership and the internal hop between replicas (src/cluster); absent: hops are refused. */
+  replicas?: Replicas;
 }
 
 /** Who a refused unauthenticated request is recorded as. */
@@ -51,6 +55,14 @@ export function createHttpServer(o: HttpServerOptions): Server {
   const control = controlPlane(o);
   const server = createServer(timeoutOptions(o.connections), (req, res) => {
     const url = new URL(req.url ?? '/', 'http://gateway');
+    if (url.pathname.startsWith(`${hopPrefix}/`)) {
+      hop(req, res, url).catch((err: unknown) => {
+        o.log.error({ err: (err as Error).stack ?? String(err), path: untrustedPath(url.pathname) }, 'hop request failed');
+        if (!res.headersSent) replyError(res, 500, ErrorCode.InternalError, 'Internal error in the gateway');
+        else res.end();
+      });
+      return;
+    }
     const m = connectionPath.exec(url.pathname);
     if (m === null) {
       void control(req, res);
@@ -63,9 +75,51 @@ export function createHttpServer(o: HttpServerOptions): Server {
     });
   });
 
-  /** A request to an MCP endpoint: /mcp/<connection>, /sse/<connection>, /sse/<connection>/messages. */
-  async function mcp(req: IncomingMessage, res: ServerResponse, url: URL, m: RegExpExecArray): Promise<void> {
-    const refusal = checkHostAndOrigin(req, o.hostPolicy);
+  /**
+   * A request forwarded by another replica (src/cluster/hop.ts): served as if it came to /mcp/<connection> directly,
+   * by the caller the hop carries, once its signature under cluster.secret checks out. Anything else is refused here,
+   * before any edge sees it: nothing is recorded of it, and the identity it claims is never looked at.
+   */
+  async function hop(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const inner = url.pathname.slice(hopPrefix.length);
+    const m = connectionPath.exec(inner);
+    // Only what is forwarded: the MCP endpoint, and the message POSTs of a legacy SSE session (its stream never moves).
+    if (m === null || (m[1] === 'mcp') === (m[3] !== undefined)) {
+      req.resume();
+      return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
+    }
+    if (o.replicas?.hopAuth === undefined) {
+      req.resume();
+      o.log.warn({ remote: req.socket.remoteAddress }, 'internal hop refused: cluster.secret is not set on this gateway');
+      return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop');
+    }
+    const target = inner + url.search;
+    const refuse = (reason: string) => {
+      req.resume();
+      o.log.warn({ remote: req.socket.remoteAddress, reason }, 'internal hop refused');
+      replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused');
+    };
+    const early = o.replicas.hopAuth.precheck(req.headers);
+    if (early !== undefined) return refuse(early);
+    let body = '';
+    if (req.method === 'POST') {
+      const read = await readWhole(req, res);
+      if (read === undefined) return;
+      body = read;
+    }
+    const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers, body);
+    if ('refused' in verdict) return refuse(verdict.refused);
+    markHopped(req);
+    return mcp(req, res, new URL(target, 'http://gateway'), m, verdict.caller, req.method === 'POST' ? body : undefined);
+  }
+
+  /**
+   * A request to an MCP endpoint: /mcp/<connection>, /sse/<connection>, /sse/<connection>/messages. `hopCaller`: the
+   * request came over the internal hop, whose sender checked the Host and Origin and authenticated the caller; its
+   * body, already read to check the hop's signature, is `hopBody`.
+   */
+  async function mcp(req: IncomingMessage, res: ServerResponse, url: URL, m: RegExpExecArray, hopCaller?: Caller, hopBody?: string): Promise<void> {
+    const refusal = hopCaller === undefined ? checkHostAndOrigin(req, o.hostPolicy) : undefined;
     if (refusal !== undefined) {
       req.resume();
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
@@ -80,27 +134,80 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (connection === undefined) return;
     // An attempt to open a session: the legacy SSE stream, or a POST without a session (initialize).
     const opening = edge === 'sse' ? !messages : req.method === 'POST' && req.headers['mcp-session-id'] === undefined;
-    const caller = await authenticate(req, res, url, edge as 'mcp' | 'sse', connection, opening);
+    const caller = hopCaller ?? (await authenticate(req, res, url, edge as 'mcp' | 'sse', connection, opening));
     if (caller === undefined) return;
     if (edge === 'mcp') {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
-      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller);
-      return byEra(req, res, connection, caller, o.modernHttp);
+      const forwarded = forwardSession(req, res, url, caller, req.headers['mcp-session-id']);
+      if (forwarded !== undefined) return forwarded;
+      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller, hopBody);
+      return byEra(req, res, connection, caller, o.modernHttp, hopBody);
     }
-    if (messages) return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity);
+    if (messages) {
+      const forwarded = forwardSession(req, res, url, caller, url.searchParams.get('sessionId'));
+      if (forwarded !== undefined) return forwarded;
+      return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity, hopBody);
+    }
     return o.legacySse.open(req, res, connection, caller);
   }
 
-  /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
-  async function byEra(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, modern: ModernHttpEdge): Promise<void> {
-    let text: string;
+  /**
+   * A legacy session's request (POST, GET stream, DELETE, a resumption; a 2024-11-05 SSE session's message POST, its
+   * `id` from the query) for a session another live replica owns: sent there over the hop (a POST's body read here
+   * first: the hop's signature covers it). A session whose owner is gone is answered 404 here, so that its client
+   * initializes anew. Undefined: the session is this replica's (or unknown to all: the edge answers 404).
+   */
+  function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, id: unknown): Promise<void> | undefined {
+    if (o.replicas === undefined || typeof id !== 'string') return undefined;
+    const owner = o.replicas.ownerOfSession(id);
+    const address = owner === undefined ? undefined : o.replicas.addressOf(owner, req);
+    if (address === undefined) return undefined;
+    const gone = () => {
+      req.resume();
+      replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: the gateway replica that held it is gone; initialize a new session');
+    };
+    if (address === 'gone') {
+      o.log.info({ owner }, 'session of a replica that is gone');
+      gone();
+      return Promise.resolve();
+    }
+    return (async () => {
+      let body = '';
+      if (req.method === 'POST') {
+        const read = await readWhole(req, res);
+        if (read === undefined) return;
+        body = read;
+      }
+      await o.replicas!.forward(req, res, address, url.pathname + url.search, caller, body, (err) => {
+        o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
+        gone();
+      });
+    })();
+  }
+
+  /** A request's body up to limits.maxMessageSize, or undefined after answering 413. */
+  async function readWhole(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
     try {
-      text = await readBody(req, o.maxMessageBytes);
+      return await readBody(req, o.maxMessageBytes);
     } catch (err) {
       if (!(err instanceof BodyTooLargeError)) throw err;
       res.setHeader('connection', 'close');
-      return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+      replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
+      return undefined;
     }
+  }
+
+  /** A POST without a session: its body says its era; a modern one goes to the modern edge, anything else to the legacy one. */
+  async function byEra(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    caller: Caller,
+    modern: ModernHttpEdge,
+    body?: string,
+  ): Promise<void> {
+    const text = body ?? (await readWhole(req, res));
+    if (text === undefined) return;
     const verdict = eraOfBody(req, text);
     if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
     if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);

@@ -39,6 +39,8 @@ export interface SessionRegistryOptions {
   redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
   /** For connections whose server messages are masked: the masking of a cut-off fragment for the recording. */
   maskFragment?: (connection: ConnectionConfig) => ((text: string, session: SessionInfo) => string) | undefined;
+  /** A new session's id; default newSessionId(). The gateway's ids name their owner replica, sealed (src/cluster/session-ids.ts). */
+  newId?: () => string;
 }
 
 /** Whether a principal may open one more session: a place to give back when it ends, or the error to answer with. */
@@ -138,7 +140,7 @@ export class SessionRegistry {
       throw admitted.refused;
     }
     const lease = admitted?.lease;
-    const id = newSessionId();
+    const id = (this.#options.newId ?? newSessionId)();
     const log = this.#options.log.child({ session: id, connection: connection.name });
     const stages = this.#pipelines.get(connection.name) ?? [];
     let recording: SessionRecording | undefined;

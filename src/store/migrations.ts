@@ -179,6 +179,22 @@ const toolPinReasonsMigration: Migration = {
     `,
 };
 
+/**
+ * The gateway's shared token key when cluster.tokenKeys is not configured (src/store/token-keys.ts): one row, made by
+ * the first gateway to need it, read by every replica on the store.
+ */
+const tokenKeysMigration: Migration = {
+  version: 8,
+  description: 'shared token key',
+  sql: `
+      CREATE TABLE token_keys (
+        id TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        created_at_us BIGINT NOT NULL
+      );
+    `,
+};
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -263,6 +279,7 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX sessions_by_status ON sessions (status, opened_at_us DESC, id DESC);`,
   ),
   toolPinReasonsMigration,
+  tokenKeysMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -349,6 +366,7 @@ export const postgresMigrations: readonly Migration[] = [
         GENERATED ALWAYS AS (lower(subject || chr(31) || coalesce(email, '') || chr(31) || connection || chr(31) || id)) STORED;`,
   ),
   toolPinReasonsMigration,
+  tokenKeysMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -6,16 +6,17 @@ import type { DatabasePort } from './port.js';
 import { type RecordingStore, recordingStore } from './recording.js';
 import { type ReviewStore, reviewStore } from './reviews.js';
 import { checkSchema, migrate } from './schema.js';
+import { type TokenKeyStore, tokenKeyStore } from './token-keys.js';
 
 export { StoreSchemaError, StoreUnavailableError } from './errors.js';
-export type { AccessStore, AgentStore, ConsoleStore, PinStore, RecordingStore, ReviewStore };
+export type { AccessStore, AgentStore, ConsoleStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
 
 /**
  * The store the gateway, the CLI and the API use: one small interface per domain, each written once over a
  * database port (port.ts) with two backends, SQLite embedded and PostgreSQL shared, that pass one contract suite
  * (test/store/). A part that needs one domain can ask for that interface alone.
  */
-export interface Store extends RecordingStore, ReviewStore, PinStore, AgentStore, AccessStore, ConsoleStore {
+export interface Store extends RecordingStore, ReviewStore, PinStore, AgentStore, AccessStore, ConsoleStore, TokenKeyStore {
   readonly backend: DatabasePort['dialect'];
   /** Where it is, for logs and errors; never a password. */
   readonly location: string;
@@ -40,5 +41,6 @@ export function storeOver(db: DatabasePort): Store {
     ...agentStore(db),
     ...accessStore(db),
     ...consoleStore(db),
+    ...tokenKeyStore(db),
   };
 }

@@ -242,8 +242,20 @@ describe('parseConfig: invalid configs', () => {
     hasProblem(
       problems(`${oneStdio}listne: 127.0.0.1:1\n`),
       /^listne: unknown key/,
-      /expected one of: listen, store, dataDir, recording, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/,
+      /expected one of: listen, store, dataDir, recording, cluster, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/,
     );
+  });
+
+  it('cluster secrets must be references to at least 32 characters', () => {
+    const sources: SecretSources = { env: { SHORT: 'too-short', LONG: 'x'.repeat(32) }, readFile: () => '' };
+    hasProblem(
+      problems(`${oneStdio}cluster:\n  secret: literal-secret-literal-secret-literal\n`, sources),
+      /^cluster\.secret: cluster\.secret must be a reference/,
+    );
+    hasProblem(problems(`${oneStdio}cluster:\n  tokenKeys: ["\${env:SHORT}"]\n`, sources), /^cluster\.tokenKeys\.0: expected at least 32 characters/);
+    const ok = parse(`${oneStdio}cluster:\n  secret: "\${env:LONG}"\n  tokenKeys: ["\${env:LONG}"]\n`, sources);
+    assert.equal(ok.cluster.secret?.reveal(), 'x'.repeat(32));
+    assert.equal(ok.cluster.tokenKeys.length, 1);
   });
 
   it('a pins setting it does not know names the key and the choices', () => {

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { modernCapabilities } from '../../src/edge/modern-http.js';
 import { checkParamHeaders, paramHeaders } from '../../src/edge/param-headers.js';
 import { checkStandardHeaders, classifyPost, decodeHeaderValue, type HeaderValue } from '../../src/edge/request-metadata.js';
+import { TokenKeys } from '../../src/cluster/token-keys.js';
 import { RequestStateError, RequestStateSealer, requestDigest } from '../../src/edge/request-state.js';
 import type { JsonRpcRequest } from '../../src/protocol/jsonrpc.js';
 import { envelope, modernBody } from '../helpers/modern.js';
@@ -111,23 +112,36 @@ describe('Mcp-Param-* declarations', () => {
 describe('sealed request states', () => {
   const claims = { principal: 'p', connection: 'c', digest: requestDigest('tools/call', { name: 'x', _meta: envelope() }), instance: 'i', round: 'r', n: 1 };
 
+  const keys = (...secrets: string[]) => new TokenKeys(secrets).ring('requestState');
+  const key1 = 'k1'.repeat(16);
+  const key2 = 'k2'.repeat(16);
+
   it('round-trips, and ignores the framing fields in the digest', async () => {
-    const sealer = new RequestStateSealer('i', 60_000);
+    const sealer = new RequestStateSealer('i', 60_000, keys(key1));
     const opened = await sealer.open(await sealer.seal(claims));
     assert.deepEqual([opened.principal, opened.connection, opened.digest, opened.instance, opened.round, opened.n], ['p', 'c', claims.digest, 'i', 'r', 1]);
     assert.equal(requestDigest('tools/call', { name: 'x', inputResponses: { a: {} }, requestState: 's' }), claims.digest);
     assert.notEqual(requestDigest('tools/call', { name: 'y' }), claims.digest);
   });
 
-  it('refuses a state of another gateway process, an altered one, and an expired one', async () => {
-    const sealer = new RequestStateSealer('i', 60_000);
+  it('refuses a state sealed under another key, an altered one, and an expired one', async () => {
+    const sealer = new RequestStateSealer('i', 60_000, keys(key1));
     const token = await sealer.seal(claims);
-    await assert.rejects(new RequestStateSealer('i', 60_000).open(token), RequestStateError);
+    await assert.rejects(new RequestStateSealer('i', 60_000, keys(key2)).open(token), RequestStateError);
     const parts = token.split('.');
     parts[3] = (parts[3]![0] === 'A' ? 'B' : 'A') + parts[3]!.slice(1);
     await assert.rejects(sealer.open(parts.join('.')), /altered/);
-    const short = new RequestStateSealer('i', -5000);
+    const short = new RequestStateSealer('i', -5000, keys(key1));
     await assert.rejects(short.open(await short.seal(claims)), /expired/);
+  });
+
+  it('is opened by another replica sharing the key, and after a rotation while the old key is still accepted', async () => {
+    const token = await new RequestStateSealer('a', 60_000, keys(key1)).seal(claims);
+    assert.equal((await new RequestStateSealer('b', 60_000, keys(key1)).open(token)).instance, 'i');
+    assert.equal((await new RequestStateSealer('b', 60_000, keys(key2, key1)).open(token)).round, 'r');
+    await assert.rejects(new RequestStateSealer('b', 60_000, keys(key2)).open(token), /not issued by this gateway/);
+    // A session id's key is not a requestState's: the same secret derives different keys for each purpose.
+    await assert.rejects(new RequestStateSealer('b', 60_000, new TokenKeys([key1]).ring('session id')).open(token), RequestStateError);
   });
 });
 

@@ -194,6 +194,17 @@ for (const backend of backends) {
       assert.equal(store.backend, backend.name);
     });
 
+    it('keeps one shared token key: the first candidate stored wins, for every gateway on the store', async () => {
+      const first = await store.sharedTokenKey('candidate-one', 1);
+      assert.equal(first, 'candidate-one');
+      const other = await ts.open();
+      try {
+        assert.equal(await other.sharedTokenKey('candidate-two', 2), 'candidate-one');
+      } finally {
+        await other.close();
+      }
+    });
+
     it('writes a session with its events and ledger rows in one batch, and reads them back exactly', async () => {
       const s = session({ clientInfo: { name: 'c', version: '1' } });
       const events = [event(s.id, 0), event(s.id, 1), event(s.id, 2)];
@@ -885,7 +896,7 @@ for (const backend of backends) {
         const a = agent();
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 7);
+          assert.equal(await migrated.migrate(), latestVersion(sqliteMigrations));
           assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
           await migrated.insertReview(r);
           assert.equal(await migrated.insertToolPin(pin), true);
@@ -903,7 +914,10 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(
+          await recordedVersions(backend.name, old.url),
+          sqliteMigrations.map((m) => m.version),
+        );
       } finally {
         await old.destroy();
       }
@@ -924,7 +938,7 @@ for (const backend of backends) {
         const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 7);
+          assert.equal(await migrated.migrate(), latestVersion(sqliteMigrations));
           const kept = await migrated.getReview('rv_v3');
           assert.equal(kept?.status, 'pending');
           assert.deepEqual(kept?.approverGroups, ['sre']);
@@ -949,7 +963,10 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(
+          await recordedVersions(backend.name, old.url),
+          sqliteMigrations.map((m) => m.version),
+        );
       } finally {
         await old.destroy();
       }
@@ -968,7 +985,7 @@ for (const backend of backends) {
         const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 7);
+          assert.equal(await migrated.migrate(), latestVersion(sqliteMigrations));
           assert.deepEqual(
             (await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]),
             [['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []]],
@@ -987,7 +1004,10 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(
+          await recordedVersions(backend.name, old.url),
+          sqliteMigrations.map((m) => m.version),
+        );
       } finally {
         await old.destroy();
       }

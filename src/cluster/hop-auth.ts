@@ -1,0 +1,77 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { Identity } from '../core/identity.js';
+
+/**
+ * The authentication of the internal hop between replicas (docs/cluster-hop.md): an HMAC-SHA256, under the shared
+ * `cluster.secret`, of the request's method, target, session id, body, the caller it carries and a timestamp. The
+ * secret itself never travels; a signature is good for that one request, within a minute of its time.
+ */
+export const hopHeader = 'portcullis-hop';
+export const hopCallerHeader = 'portcullis-hop-caller';
+/** How far a hop's timestamp may be from the receiver's clock. */
+const skewMs = 60_000;
+
+/** The caller a hop carries: verified by the replica the client reached, trusted by the owner only under a valid signature. */
+export interface HopCaller {
+  identity: Identity;
+  access: string;
+  grant?: string;
+}
+
+export class HopAuth {
+  readonly #secret: Buffer;
+
+  constructor(secret: string) {
+    this.#secret = Buffer.from(secret, 'utf8');
+  }
+
+  /** The hop headers for a request: the caller, encoded, and the signature over it and the request line. */
+  sign(method: string, target: string, sessionId: string | undefined, body: string, caller: HopCaller, now = Date.now()): Record<string, string> {
+    const encoded = Buffer.from(JSON.stringify(caller)).toString('base64url');
+    return { [hopCallerHeader]: encoded, [hopHeader]: `t=${now};sig=${this.#mac(now, method, target, sessionId, body, encoded)}` };
+  }
+
+  /** Why a hop is refused on its headers alone (before its body is read), or undefined when they may be right. */
+  precheck(headers: Record<string, string | string[] | undefined>, now = Date.now()): string | undefined {
+    const auth = headers[hopHeader];
+    if (typeof auth !== 'string' || typeof headers[hopCallerHeader] !== 'string') return 'missing hop credentials';
+    const m = /^t=(\d{1,16});sig=[A-Za-z0-9_-]{43}$/.exec(auth);
+    if (m === null) return 'malformed hop credentials';
+    if (Math.abs(now - Number(m[1])) > skewMs) return 'hop timestamp outside the allowed clock skew';
+    return undefined;
+  }
+
+  /** The caller of a signed hop, or why it is refused (never a reason that helps a forger beyond "no"). */
+  verify(
+    method: string,
+    target: string,
+    headers: Record<string, string | string[] | undefined>,
+    body: string,
+    now = Date.now(),
+  ): { caller: HopCaller } | { refused: string } {
+    const refused = this.precheck(headers, now);
+    if (refused !== undefined) return { refused };
+    const encoded = headers[hopCallerHeader] as string;
+    const m = /^t=(\d{1,16});sig=([A-Za-z0-9_-]{43})$/.exec(headers[hopHeader] as string)!;
+    const t = Number(m[1]);
+    const session = headers['mcp-session-id'];
+    const expected = Buffer.from(this.#mac(t, method, target, typeof session === 'string' ? session : undefined, body, encoded));
+    const given = Buffer.from(m[2]!);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad hop signature' };
+    try {
+      const caller = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as HopCaller;
+      if (typeof caller?.identity?.subject !== 'string' || typeof caller.identity.issuer !== 'string' || !Array.isArray(caller.identity.groups))
+        return { refused: 'malformed hop caller' };
+      return { caller };
+    } catch {
+      return { refused: 'malformed hop caller' };
+    }
+  }
+
+  #mac(t: number, method: string, target: string, sessionId: string | undefined, body: string, caller: string): string {
+    const digest = createHash('sha256').update(body).digest('base64url');
+    return createHmac('sha256', this.#secret)
+      .update(JSON.stringify(['portcullis hop v1', t, method, target, sessionId ?? null, digest, caller]))
+      .digest('base64url');
+  }
+}

@@ -1,0 +1,63 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HopAuth, HopCaller } from './hop-auth.js';
+import { HopClient, isHopped } from './hop.js';
+import type { PeerDirectory } from './peer-directory.js';
+import type { SessionIds } from './session-ids.js';
+
+/**
+ * This replica among its peers: which instance owns a legacy session or an MRTR round, and the hop to it. Without a
+ * peer directory (a single gateway) nothing is ever forwarded: a session of another instance is simply unknown here.
+ */
+export class Replicas {
+  readonly #client: HopClient | undefined;
+
+  constructor(
+    readonly sessionIds: SessionIds,
+    /** Verifies hops coming in; absent (no cluster.secret): every hop is refused. */
+    readonly hopAuth: HopAuth | undefined,
+    private readonly peers: PeerDirectory | undefined,
+  ) {
+    if (peers !== undefined && hopAuth === undefined) {
+      throw new Error(
+        'cluster.secret is required when replicas share the gateway (a peer directory is set): set it to the same ${file:…} or ${env:…} secret on every replica',
+      );
+    }
+    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth);
+  }
+
+  get instance(): string {
+    return this.sessionIds.instance;
+  }
+
+  /**
+   * Where to send a request whose session or round `owner` holds: the owner's internal address when that is another
+   * live replica; `'gone'` when it is not a live replica; undefined to serve it here (the owner is this replica, the
+   * request came over a hop, or there are no peers).
+   */
+  addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
+    if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
+    return this.peers.addressOf(owner) ?? 'gone';
+  }
+
+  /** Sends the request to `base` (from addressOf) and streams the answer back (hop.ts). */
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    base: string,
+    target: string,
+    caller: HopCaller,
+    body: string,
+    unreachable: (err: Error) => void,
+  ): Promise<void> {
+    return this.#client!.forward(req, res, base, target, caller, body, unreachable);
+  }
+
+  /** The instance a legacy session id names (undefined: not a sealed id of ours, so unknown everywhere). */
+  ownerOfSession(id: string): string | undefined {
+    return this.sessionIds.ownerOf(id);
+  }
+
+  close(): void {
+    this.#client?.close();
+  }
+}

@@ -1,0 +1,400 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { PeerDirectory } from '../../src/cluster/peer-directory.js';
+import { SessionIds } from '../../src/cluster/session-ids.js';
+import { TokenKeys } from '../../src/cluster/token-keys.js';
+import { everythingStdio } from '../helpers/everything.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestIdp, type TestIdp } from '../helpers/idp.js';
+import { connectV2, modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
+import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
+import { type RoundRobin, startRoundRobin } from '../helpers/round-robin.js';
+import { postgresTestStore, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Two replicas of one gateway on one PostgreSQL database, with no stickiness: a legacy session's requests (POST, its
+ * GET stream, a resumption, DELETE) and the retry of an MRTR round land on either and are served by the owner over
+ * the internal hop; the hop refuses anything unsigned, and a forged session id is unknown everywhere.
+ */
+
+const secretVar = 'PORTCULLIS_TEST_CLUSTER_SECRET';
+process.env[secretVar] = 'cluster-secret-for-tests-0123456789abcdef';
+
+/** The test's membership: instance id to base URL, filled as the replicas start (helper C's table does this for real). */
+class TestPeers implements PeerDirectory {
+  readonly addresses = new Map<string, string>();
+  addressOf(instanceId: string): string | undefined {
+    return this.addresses.get(instanceId);
+  }
+}
+
+describe('replicas: the internal hop', () => {
+  let idp: TestIdp;
+  let store: TestStore;
+  const peers = new TestPeers();
+  let a: TestGateway;
+  let b: TestGateway;
+  let front: RoundRobin;
+  let ada: Record<string, string>;
+  let bob: Record<string, string>;
+
+  const replica = () =>
+    startTestGateway(
+      {
+        store: store.url,
+        identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] },
+        cluster: { secret: `\${env:${secretVar}}` },
+        // Tool pins are off: which replica sees a tool first is not what this suite is about.
+        connections: { everything: { stdio: everythingStdio(), tools: { pin: false } } },
+      },
+      { peers },
+    );
+
+  before(async () => {
+    idp = await startTestIdp();
+    store = postgresTestStore();
+    a = await replica();
+    b = await replica();
+    for (const gw of [a, b]) peers.addresses.set(gw.gateway.replicas.instance, gw.url);
+    front = await startRoundRobin([a.url, b.url]);
+    ada = { authorization: `Bearer ${await idp.sign({ sub: 'ada' })}` };
+    bob = { authorization: `Bearer ${await idp.sign({ sub: 'bob', groups: ['eng'] })}` };
+  });
+  after(async () => {
+    await front?.close();
+    await a?.stop();
+    await b?.stop();
+    await store?.destroy();
+    await idp?.stop();
+  });
+
+  /** The replica that holds a session, and the other one. */
+  const ownerAndOther = (sessionId: string): [TestGateway, TestGateway] => (a.gateway.sessions.get(sessionId) ? [a, b] : [b, a]);
+  const headersFor = (sessionId: string, auth = ada) => ({ ...mcpHeaders, ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
+  const call = (id: string, name: string, args: Record<string, unknown> = {}, meta?: Record<string, unknown>) =>
+    JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } });
+
+  it('serves a v1 SDK client whose requests alternate between the replicas, in one session on one of them', async () => {
+    const transport = new StreamableHTTPClientTransport(new URL('/mcp/everything', front.url), { requestInit: { headers: ada } });
+    const client = new V1Client({ name: 'v1', version: '1.0.0' });
+    await client.connect(transport);
+    const sessionId = transport.sessionId!;
+    const [owner, other] = ownerAndOther(sessionId);
+    assert.ok(owner.gateway.sessions.get(sessionId), 'one replica holds the session');
+    assert.equal(other.gateway.sessions.get(sessionId), undefined, 'the other does not');
+    const hitsBefore = [...front.hits];
+    for (let i = 0; i < 6; i++) {
+      const result = await client.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+      assert.deepEqual(result.content, [{ type: 'text', text: `Echo: m${i}` }]);
+    }
+    assert.ok(
+      front.hits.every((h, i) => h - hitsBefore[i]! >= 3),
+      'both replicas received calls',
+    );
+    // Every call is recorded in the owner's session, under the owner's instance.
+    const row = await owner.gateway.recorder!.store.getSession(sessionId);
+    assert.equal(row?.instanceId, owner.gateway.replicas.instance);
+    // DELETE through whichever replica the front picks ends the session on its owner.
+    await transport.terminateSession();
+    await client.close();
+    await waitFor(() => owner.gateway.sessions.get(sessionId) === undefined, 'the session to end on its owner');
+  });
+
+  it('serves a 2024-11-05 SSE session whose message POSTs alternate between the replicas (its stream stays where it opened)', async () => {
+    const transport = new SSEClientTransport(new URL('/sse/everything', front.url), { requestInit: { headers: ada } });
+    const client = new V1Client({ name: 'v1-sse', version: '1.0.0' });
+    await client.connect(transport);
+    const hitsBefore = [...front.hits];
+    for (let i = 0; i < 4; i++) {
+      const result = await client.callTool({ name: 'echo', arguments: { message: `s${i}` } });
+      assert.deepEqual(result.content, [{ type: 'text', text: `Echo: s${i}` }]);
+    }
+    assert.ok(
+      front.hits.every((h, i) => h - hitsBefore[i]! >= 2),
+      'both replicas received message POSTs',
+    );
+    await client.close();
+  });
+
+  it("streams the session's GET stream through the replica that does not own it, notifications included", async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [, other] = ownerAndOther(sessionId);
+    const controller = new AbortController();
+    const get = await fetch(other.mcp('everything'), {
+      headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId },
+      signal: controller.signal,
+    });
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get('content-type'), 'text/event-stream');
+    const toggled = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('t', 'toggle-simulated-logging') });
+    assert.equal(toggled.status, 200);
+    await toggled.text();
+    let logged: Record<string, unknown> | undefined;
+    for await (const e of sseEvents(get.body!)) {
+      const m = JSON.parse(e.data) as Record<string, unknown>;
+      if (m.method === 'notifications/message') {
+        logged = m;
+        break;
+      }
+    }
+    controller.abort();
+    assert.ok(logged, 'a server notification reached the GET stream through the hop');
+    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('resumes a dropped POST stream with Last-Event-ID through the replica that does not own the session', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [, other] = ownerAndOther(sessionId);
+    const endpoint = other.mcp('everything');
+    const aborter = new AbortController();
+    const long = call('A', 'trigger-long-running-operation', { duration: 1.2, steps: 3 }, { progressToken: 'token-a' });
+    const posted = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: long, signal: aborter.signal });
+    const iterator = sseEvents(posted.body!);
+    const first = (await iterator.next()).value as SseEvent;
+    assert.equal(JSON.parse(first.data).params.progressToken, 'token-a');
+    aborter.abort();
+    // The owner sees the hop's stream end as the client's: the rest is kept for the resumption.
+    const resumed = await fetch(endpoint, { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
+    assert.equal(resumed.status, 200);
+    const replay: Array<{ method?: string; id?: unknown; params: { progress: number } }> = [];
+    for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
+    assert.deepEqual(
+      replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
+      ['progress:2', 'progress:3', 'response:A'],
+    );
+    await fetch(endpoint, { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('ends a session by a DELETE sent to the replica that does not own it; the id is then 404 on both', async () => {
+    const sessionId = await rawInitialize(b.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const deleted = await fetch(other.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+    assert.equal(deleted.status, 200);
+    assert.equal(owner.gateway.sessions.get(sessionId), undefined);
+    for (const gw of [a, b]) {
+      const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'late' }) });
+      assert.equal(res.status, 404);
+    }
+  });
+
+  it('answers 404 for a forged or tampered session id, on every replica', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+    const forged = [flip(sessionId, 10), flip(sessionId, sessionId.length - 3), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x'];
+    for (const id of forged) {
+      for (const gw of [a, b]) {
+        const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: headersFor(id), body: call('x', 'echo', { message: 'hi' }) });
+        assert.equal(res.status, 404, `forged id ${id} on ${gw.url}`);
+        assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32001);
+      }
+    }
+    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('refuses a hop without the right signature, before anything is recorded, whatever identity it claims', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner] = ownerAndOther(sessionId);
+    const sessionsBefore = (await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length;
+    const claimed = Buffer.from(JSON.stringify({ identity: { subject: 'ada', issuer: idp.issuer, groups: [] }, access: 'x' })).toString('base64url');
+    const hopUrl = new URL('/_portcullis/hop/mcp/everything', owner.url);
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { 'portcullis-hop-caller': claimed },
+      { 'portcullis-hop-caller': claimed, 'portcullis-hop': `t=${Date.now()};sig=${'A'.repeat(43)}` },
+      { 'portcullis-hop-caller': claimed, 'portcullis-hop': process.env[secretVar]! },
+    ];
+    for (const extra of attempts) {
+      const res = await fetch(hopUrl, { method: 'POST', headers: { ...headersFor(sessionId, {}), ...extra }, body: call('x', 'echo', { message: 'hi' }) });
+      assert.equal(res.status, 401);
+    }
+    // A signature for another request line does not carry over.
+    assert.equal(
+      (
+        await fetch(new URL('/_portcullis/hop/mcp/everything?x=1', owner.url), {
+          method: 'GET',
+          headers: { ...headersFor(sessionId, {}), accept: 'text/event-stream' },
+        })
+      ).status,
+      401,
+    );
+    assert.equal((await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length, sessionsBefore);
+    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it("never trusts an identity header from a client: bob claiming ada's identity cannot use her session", async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const claimed = Buffer.from(JSON.stringify({ identity: { subject: 'ada', issuer: idp.issuer, groups: [] }, access: 'x' })).toString('base64url');
+    for (const gw of [a, b]) {
+      const res = await fetch(gw.mcp('everything'), {
+        method: 'POST',
+        headers: { ...headersFor(sessionId, bob), 'portcullis-hop-caller': claimed, 'portcullis-hop': `t=${Date.now()};sig=${'A'.repeat(43)}` },
+        body: call('x', 'echo', { message: 'hi' }),
+      });
+      assert.equal(res.status, 404, 'another principal presenting the session id is told it does not exist');
+      const anonymous = await fetch(gw.mcp('everything'), {
+        method: 'POST',
+        headers: { ...headersFor(sessionId, {}), 'portcullis-hop-caller': claimed },
+        body: call('x', 'echo', { message: 'hi' }),
+      });
+      assert.equal(anonymous.status, 401);
+    }
+    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it("sends the owner the caller's verified identity, never the client's token or cookies", async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const capture = createServer((req, res) => {
+      seen.push(req.headers);
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    peers.addresses.set(owner.gateway.replicas.instance, `http://127.0.0.1:${(capture.address() as AddressInfo).port}`);
+    try {
+      const res = await fetch(other.mcp('everything'), {
+        method: 'POST',
+        headers: { ...headersFor(sessionId), cookie: 'portcullis_console=secret-cookie' },
+        body: call('x', 'echo', { message: 'hi' }),
+      });
+      assert.equal(res.status, 200);
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+      capture.close();
+    }
+    assert.equal(seen.length, 1);
+    const headers = seen[0]!;
+    assert.equal(headers.authorization, undefined);
+    assert.equal(headers.cookie, undefined);
+    assert.equal(headers['mcp-session-id'], sessionId);
+    assert.match(String(headers['portcullis-hop']), /^t=\d+;sig=/);
+    const carried = JSON.parse(Buffer.from(String(headers['portcullis-hop-caller']), 'base64url').toString()) as {
+      identity: { subject: string; issuer: string };
+    };
+    assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('answers 404 for a session whose owner is gone from the membership, so that the client initializes anew', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    peers.addresses.delete(owner.gateway.replicas.instance);
+    try {
+      const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+      assert.equal(res.status, 404);
+      assert.match(await res.text(), /replica that held it is gone/);
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+    }
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('forwards the retry of an MRTR round of a 2026-07-28 client to the replica that holds the round', async () => {
+    const elicited: unknown[] = [];
+    const client = await connectV2(new URL('/mcp/everything', front.url), ada, { pin: '2026-07-28' }, elicited);
+    try {
+      // With two replicas and strict alternation, a call and its retry land on different replicas either way.
+      const hitsBefore = [...front.hits];
+      const result = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+      assert.equal(elicited.length, 1, 'the client was asked once');
+      assert.match(JSON.stringify(result.content), /Ada Lovelace/);
+      assert.ok(
+        front.hits.every((h, i) => h > hitsBefore[i]!),
+        'the call and its retry went to different replicas',
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers a retry whose round is held by a replica that is gone as an unusable requestState', async () => {
+    // The call goes to a, which opens the round; the retry goes to b while a is out of the membership.
+    const owner = a;
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', ada.authorization!]];
+    const params = {
+      name: 'trigger-elicitation-request',
+      arguments: {},
+      _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
+    };
+    // Listed first, as a client does: a tool never listed is not yet pinned, so its call is held back.
+    const listed = await rawRequest(
+      owner.mcp('everything'),
+      'POST',
+      [...modernHeaders('tools/list'), ['authorization', ada.authorization!]],
+      JSON.stringify(modernBody('tools/list', {}, 0)),
+    );
+    assert.equal(listed.status, 200, listed.body);
+    const first = await rawRequest(owner.mcp('everything'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
+    const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
+    assert.equal(round?.resultType, 'input_required', first.body);
+    const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
+    peers.addresses.delete(owner.gateway.replicas.instance);
+    let retried: Awaited<ReturnType<typeof rawRequest>>;
+    try {
+      retried = await rawRequest(
+        b.mcp('everything'),
+        'POST',
+        headers,
+        JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)),
+      );
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+    }
+    assert.equal(retried.status, 400, retried.body);
+    assert.match(retried.json?.error?.message ?? '', /already been answered or has expired/);
+  });
+});
+
+describe('a single gateway, zero config', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({ connections: { everything: { stdio: everythingStdio() } } });
+  });
+  after(() => gw?.stop());
+
+  it('mints sealed session ids that name it, serves them, and refuses every hop (no cluster.secret)', async () => {
+    const sessionId = await rawInitialize(gw.mcp('everything'), gw.auth);
+    after(() => fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...gw.auth, 'mcp-session-id': sessionId } }));
+    assert.equal(gw.gateway.replicas.sessionIds.ownerOf(sessionId), gw.gateway.replicas.instance);
+    assert.ok(await gw.gateway.recorder!.store.getSession(sessionId), 'the recording is under the same id');
+    const res = await fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
+      method: 'POST',
+      headers: { ...mcpHeaders, 'mcp-session-id': sessionId },
+      body: '{}',
+    });
+    assert.equal(res.status, 403);
+  });
+
+  it('seals under cluster.tokenKeys when they are set, rather than the store key', async () => {
+    process.env.PORTCULLIS_TEST_TOKEN_KEY = 'configured-token-key-0123456789abcdef';
+    const configured = await startTestGateway({
+      cluster: { tokenKeys: ['${env:PORTCULLIS_TEST_TOKEN_KEY}'] },
+      connections: { everything: { stdio: everythingStdio() } },
+    });
+    try {
+      const sessionId = await rawInitialize(configured.mcp('everything'), configured.auth);
+      const outside = new SessionIds(new TokenKeys([process.env.PORTCULLIS_TEST_TOKEN_KEY]).ring('session id'), 'elsewhere');
+      assert.equal(outside.ownerOf(sessionId), configured.gateway.replicas.instance);
+      await fetch(configured.mcp('everything'), { method: 'DELETE', headers: { ...configured.auth, 'mcp-session-id': sessionId } });
+    } finally {
+      await configured.stop();
+    }
+  });
+
+  it('refuses to start with peers but without cluster.secret, naming the key', async () => {
+    await assert.rejects(
+      startTestGateway({ connections: { everything: { stdio: everythingStdio() } } }, { peers: { addressOf: () => undefined } }),
+      /cluster\.secret is required/,
+    );
+  });
+});

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HopAuth } from '../../src/cluster/hop-auth.js';
+import { SessionIds } from '../../src/cluster/session-ids.js';
+import { TokenKeys } from '../../src/cluster/token-keys.js';
+
+/** The sealed tokens of replicas: session ids naming their owner, and the hop's signature. */
+
+const key1 = 'k1'.repeat(16);
+const key2 = 'k2'.repeat(16);
+const ids = (instance: string, ...secrets: string[]) => new SessionIds(new TokenKeys(secrets).ring('session id'), instance);
+
+describe('sealed session ids', () => {
+  it('name their owner to every replica sharing the key, and are unique, URL-safe and never start with a dash', () => {
+    const a = ids('gw-a', key1);
+    const minted = new Set(Array.from({ length: 200 }, () => a.mint()));
+    assert.equal(minted.size, 200);
+    for (const id of minted) {
+      assert.match(id, /^[A-Za-z0-9_][A-Za-z0-9_-]+$/);
+      assert.equal(ids('gw-b', key1).ownerOf(id), 'gw-a');
+    }
+  });
+
+  it('hide the instance id', () => {
+    const id = ids('gw-secret-name', key1).mint();
+    assert.ok(!Buffer.from(id, 'base64url').toString('latin1').includes('gw-secret-name'));
+  });
+
+  it('are unknown when altered, forged, or sealed under another key; accepted under an old key kept for rotation', () => {
+    const id = ids('gw-a', key1).mint();
+    const b = ids('gw-b', key1);
+    for (let i = 0; i < id.length; i++) {
+      const altered = id.slice(0, i) + (id[i] === 'A' ? 'B' : 'A') + id.slice(i + 1);
+      assert.equal(b.ownerOf(altered), undefined, `altered at ${i}`);
+    }
+    assert.equal(b.ownerOf(`${id}A`), undefined);
+    assert.equal(b.ownerOf(id.slice(0, -1)), undefined);
+    assert.equal(b.ownerOf('x'.repeat(5000)), undefined);
+    assert.equal(b.ownerOf('not base64!'), undefined);
+    assert.equal(ids('gw-b', key2).ownerOf(id), undefined);
+    assert.equal(ids('gw-b', key2, key1).ownerOf(id), 'gw-a');
+    // A requestState key is not a session id key, though both come from one secret.
+    const otherPurpose = new SessionIds(new TokenKeys([key1]).ring('requestState'), 'gw-b');
+    assert.equal(otherPurpose.ownerOf(id), undefined);
+  });
+});
+
+describe('the hop signature', () => {
+  const auth = new HopAuth('s'.repeat(32));
+  const caller = { identity: { subject: 'ada', issuer: 'https://idp', groups: ['eng'] }, access: 'group eng' };
+  const now = 1_700_000_000_000;
+
+  it('carries the caller for exactly the request signed', () => {
+    const headers = { ...auth.sign('POST', '/mcp/x', 'sid', '{"a":1}', caller, now), 'mcp-session-id': 'sid' };
+    const ok = auth.verify('POST', '/mcp/x', headers, '{"a":1}', now + 1000);
+    assert.ok('caller' in ok);
+    assert.deepEqual(ok.caller, caller);
+    for (const [method, target, sid, body] of [
+      ['GET', '/mcp/x', 'sid', '{"a":1}'],
+      ['POST', '/mcp/y', 'sid', '{"a":1}'],
+      ['POST', '/mcp/x', 'other', '{"a":1}'],
+      ['POST', '/mcp/x', 'sid', '{"a":2}'],
+    ] as const) {
+      assert.deepEqual(auth.verify(method, target, { ...headers, 'mcp-session-id': sid }, body, now), { refused: 'bad hop signature' });
+    }
+  });
+
+  it('refuses another secret, another caller, a stale time, and missing or malformed credentials', () => {
+    const headers = { ...auth.sign('GET', '/mcp/x', undefined, '', caller, now) };
+    assert.deepEqual(new HopAuth('t'.repeat(32)).verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
+    const otherCaller = Buffer.from(JSON.stringify({ ...caller, identity: { ...caller.identity, subject: 'eve' } })).toString('base64url');
+    assert.deepEqual(auth.verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-caller': otherCaller }, '', now), { refused: 'bad hop signature' });
+    assert.match((auth.verify('GET', '/mcp/x', headers, '', now + 61_000) as { refused: string }).refused, /clock skew/);
+    assert.match((auth.verify('GET', '/mcp/x', {}, '', now) as { refused: string }).refused, /missing/);
+    assert.match((auth.verify('GET', '/mcp/x', { ...headers, 'portcullis-hop': 's'.repeat(32) }, '', now) as { refused: string }).refused, /malformed/);
+  });
+});
