@@ -1,8 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { Cluster } from './cluster/cluster.js';
 import type { GatewayConfig } from './config/schema.js';
 import { LiveEvents } from './console/live-events.js';
+import { LiveRelay } from './console/live-relay.js';
 import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
@@ -95,7 +97,14 @@ export class Gateway {
       ...registrySettings(config),
       createUpstream: upstreams(config, this.#agents, hub, this.spares),
       stagesFor: (c) => this.#features.stagesFor(c),
-      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.limits), this.modernPool],
+      observers: [
+        ...(options.observers ?? []),
+        this.#metrics,
+        this.#live,
+        ...(recording.cluster?.bus.live ? [new LiveRelay(recording.cluster.bus, this.#live)] : []),
+        new RequestLimitsObserver(this.limits),
+        this.modernPool,
+      ],
       admission: this.limits,
       log,
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
@@ -136,8 +145,10 @@ export class Gateway {
     try {
       await gateway.#features.start();
       await listen(gateway.#server, config.listen.host, config.listen.port);
+      await recording.cluster?.listening(gateway.url);
     } catch (err) {
       await gateway.spares.close();
+      await recording.cluster?.leave().catch(() => {});
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;
@@ -163,6 +174,11 @@ export class Gateway {
     return this.devIdentity ? this.devIdentity.consoleLink(base) : `${base}/`;
   }
 
+  /** The replicas sharing the store (membership, change notifications), when recording is on. */
+  get cluster(): Cluster | undefined {
+    return this.#recording.cluster;
+  }
+
   /** The recorder, when recording is on. */
   get recorder(): Recorder | undefined {
     return this.#recording.recorder;
@@ -179,6 +195,8 @@ export class Gateway {
   async #stop(): Promise<void> {
     this.#draining = true;
     this.#log.info({ sessions: this.sessions.size }, 'draining');
+    // Other replicas see it draining at once (/readyz says so to the load balancer).
+    const drained = this.#recording.cluster?.drain().catch(() => {});
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await this.sessions.settled(Date.now() + this.config.shutdown.drainTimeoutMs);
@@ -187,8 +205,10 @@ export class Gateway {
     this.modernPool.stop();
     await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
     this.limits.close();
-    // Every session's seal is written before the store closes.
+    // Every session's seal is written before the store closes; then the replica leaves the membership.
+    await drained;
     await this.#recording.recorder?.close();
+    await this.#recording.cluster?.leave().catch(() => {});
     await this.#recording.store?.close();
     this.#keepAlive.stop();
     await this.#agents.destroy();

@@ -7,6 +7,7 @@ import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
 import { checkMaskingNames, connectionMasking, connectionMaskingSchema, type MaskingConfig, maskingSchema } from '../masking/config.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { clusterSchema } from '../cluster/config.js';
 import { clientCapabilitiesSchema } from '../pipeline/client-capabilities.js';
 import { pinsSchema } from '../pins/config.js';
 import { guardrailsSchema, rulesSchema } from '../policy/config.js';
@@ -86,6 +87,8 @@ function fileSchema(sources: SecretSources) {
         store: storeUrl(sources),
         dataDir: z.string().min(1).default('./data'),
         recording: recordingSchema(sources),
+        /** Replicas sharing a PostgreSQL store: membership and change notifications (src/cluster/config.ts). */
+        cluster: clusterSchema(),
         identity: identitySchema(sources),
         masking: maskingSchema(),
         api: z

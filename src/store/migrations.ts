@@ -179,6 +179,22 @@ const toolPinReasonsMigration: Migration = {
     `,
 };
 
+/**
+ * Version 8, the same on both backends: the instances table becomes the replicas' membership (src/cluster/): where
+ * each replica is reached for the internal hop, when it started, whether it serves, drains or has left, and the
+ * nonce of the process holding the id (two live processes never share one). Rows written before have no address.
+ */
+const membershipMigration: Migration = {
+  version: 8,
+  description: 'replica membership',
+  sql: `
+      ALTER TABLE instances ADD COLUMN address TEXT;
+      ALTER TABLE instances ADD COLUMN started_at_us BIGINT;
+      ALTER TABLE instances ADD COLUMN state TEXT NOT NULL DEFAULT 'serving';
+      ALTER TABLE instances ADD COLUMN boot TEXT;
+    `,
+};
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -263,6 +279,7 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX sessions_by_status ON sessions (status, opened_at_us DESC, id DESC);`,
   ),
   toolPinReasonsMigration,
+  membershipMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -349,6 +366,7 @@ export const postgresMigrations: readonly Migration[] = [
         GENERATED ALWAYS AS (lower(subject || chr(31) || coalesce(email, '') || chr(31) || connection || chr(31) || id)) STORED;`,
   ),
   toolPinReasonsMigration,
+  membershipMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

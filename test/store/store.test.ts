@@ -885,7 +885,7 @@ for (const backend of backends) {
         const a = agent();
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 7);
+          assert.equal(await migrated.migrate(), 8);
           assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
           await migrated.insertReview(r);
           assert.equal(await migrated.insertToolPin(pin), true);
@@ -924,7 +924,7 @@ for (const backend of backends) {
         const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 7);
+          assert.equal(await migrated.migrate(), 8);
           const kept = await migrated.getReview('rv_v3');
           assert.equal(kept?.status, 'pending');
           assert.deepEqual(kept?.approverGroups, ['sre']);
@@ -968,7 +968,7 @@ for (const backend of backends) {
         const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
         const migrated = await old.open();
         try {
-          assert.equal(await migrated.migrate(), 7);
+          assert.equal(await migrated.migrate(), 8);
           assert.deepEqual(
             (await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]),
             [['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []]],
