@@ -151,7 +151,10 @@ export class PostgresChangeBus implements ChangeBus {
       const select = fitting.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
       if (fitting.length > 0) await this.#sender.query(`SELECT ${select}`, [this.#channel, ...fitting]);
     } catch (err) {
-      this.#o.log.warn({ err: (err as Error).message, changes: items.length }, 'change notifications could not be sent; other replicas see them at their next reconciliation');
+      this.#o.log.warn(
+        { err: (err as Error).message, changes: items.length },
+        'change notifications could not be sent; other replicas see them at their next reconciliation',
+      );
     } finally {
       this.#flushing = false;
       if (this.#queue.length > 0) void this.#flush();
@@ -166,7 +169,10 @@ export class PostgresChangeBus implements ChangeBus {
       this.#listener = undefined;
       client.end().catch(() => {});
       if (this.#closed) return;
-      this.#o.log.warn({ why, retryInMs: this.#backoff }, 'the change notification connection dropped; reconnecting (meanwhile changes are read at the reconciliation poll)');
+      this.#o.log.warn(
+        { why, retryInMs: this.#backoff },
+        'the change notification connection dropped; reconnecting (meanwhile changes are read at the reconciliation poll)',
+      );
       this.#schedule();
     };
     client.on('error', (err) => lost(err.message));

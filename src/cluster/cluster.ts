@@ -49,12 +49,14 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
     heartbeatMs: o.heartbeatMs,
     log,
   });
-  const bus: ChangeBus = o.storeUrl.startsWith('sqlite:') ? new LocalChangeBus() : new PostgresChangeBus({
-          url: o.storeUrl,
-          instanceId: o.instanceId,
-          log,
-          ...(o.reconnectMs === undefined ? {} : { reconnectMs: { min: o.reconnectMs, max: Math.max(o.reconnectMs, 5000) } }),
-        });
+  const bus: ChangeBus = o.storeUrl.startsWith('sqlite:')
+    ? new LocalChangeBus()
+    : new PostgresChangeBus({
+        url: o.storeUrl,
+        instanceId: o.instanceId,
+        log,
+        ...(o.reconnectMs === undefined ? {} : { reconnectMs: { min: o.reconnectMs, max: Math.max(o.reconnectMs, 5000) } }),
+      });
   if (bus instanceof PostgresChangeBus) await bus.ready;
   bus.on('member', () => void membership.refresh());
   bus.onResync(() => void membership.refresh());

@@ -15,7 +15,7 @@ export class DuplicateInstanceError extends Error {
   constructor(id: string, address: string | null) {
     super(
       `another gateway is running with instance id '${id}'${address ? ` (at ${address})` : ''} on this store: two live gateways must not share ` +
-        'one, or each would seal the other\'s sessions. Give each replica its own recording.instanceId (or its own data directory, where the id is kept), ' +
+        "one, or each would seal the other's sessions. Give each replica its own recording.instanceId (or its own data directory, where the id is kept), " +
         'or stop the other one first',
     );
     this.name = 'DuplicateInstanceError';

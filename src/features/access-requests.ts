@@ -29,8 +29,7 @@ export const accessRequestsModule: FeatureModule = {
           });
       },
     });
-    const changed = () =>
-      void requests.changed().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'access grants could not be refreshed'));
+    const changed = () => void requests.changed().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'access grants could not be refreshed'));
     ctx.cluster?.bus.on('access', () => {
       ctx.live.accessRequestsChanged();
       changed();
