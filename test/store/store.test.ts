@@ -903,7 +903,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7, 8]);
       } finally {
         await old.destroy();
       }
@@ -949,7 +949,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7, 8]);
       } finally {
         await old.destroy();
       }
@@ -987,7 +987,7 @@ for (const backend of backends) {
         } finally {
           await reopened.close();
         }
-        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(await recordedVersions(backend.name, old.url), [1, 2, 3, 4, 5, 6, 7, 8]);
       } finally {
         await old.destroy();
       }
