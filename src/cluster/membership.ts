@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ClusterStore, MemberRow, MemberState } from '../store/cluster.js';
 import type { PeerDirectory } from './peer-directory.js';
@@ -34,8 +35,11 @@ export interface MembershipOptions {
 
 export class Membership implements PeerDirectory {
   readonly instanceId: string;
-  /** This process's nonce: what tells it from an earlier run, or from a duplicate, with the same id. */
-  readonly boot = randomBytes(9).toString('base64url');
+  /**
+   * This process's nonce: what tells it from an earlier run, or from a duplicate, with the same id. It names the
+   * host and process, so that a restart on the same host can tell at once that the earlier process is dead.
+   */
+  readonly boot = `${hostname()}/${process.pid}/${randomBytes(9).toString('base64url')}`;
   #state: MemberState = 'serving';
   /** Every replica as last read. */
   #members = new Map<string, MemberRow>();
@@ -154,7 +158,7 @@ export class Membership implements PeerDirectory {
     const row = (now: number) => ({ id, address: this.#address, startedAtUs: now, boot: this.boot, heartbeatAtUs: now });
     for (let attempt = 0; attempt < 5; attempt++) {
       const existing = await store.member(id);
-      if (existing !== undefined && this.#alive(existing, Date.now() * 1000)) {
+      if (existing !== undefined && this.#alive(existing, Date.now() * 1000) && !deadOnThisHost(existing.boot)) {
         // Beating still? Watch it for a little over a heartbeat's time (whatever writes it: membership or recorder).
         const deadline = Date.now() + Math.min(this.o.goneAfterMs, heartbeatMs * 1.5 + 1000);
         this.o.log.warn({ instance: id, boot: existing.boot }, 'instance id has a fresh heartbeat: checking whether another gateway holds it');
@@ -215,5 +219,18 @@ export class Membership implements PeerDirectory {
         this.o.log.warn({ err: (err as Error).message }, 'a listener of gone replicas failed');
       }
     }
+  }
+}
+
+/** Whether a boot nonce names a process of this host that no longer runs (so its id is free without waiting). */
+function deadOnThisHost(boot: string | null): boolean {
+  const [host, pid] = (boot ?? '').split('/');
+  const n = Number(pid);
+  if (host !== hostname() || !Number.isInteger(n) || n <= 0 || n === process.pid) return false;
+  try {
+    process.kill(n, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

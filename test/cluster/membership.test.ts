@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { DuplicateInstanceError, Membership } from '../../src/cluster/membership.js';
@@ -88,10 +90,19 @@ for (const backend of backends) {
       assert.equal((await store.member('m-d'))?.boot, restarted.boot);
     });
 
+    it('takes over at once the id of a process of this host that no longer runs', { timeout: 20_000 }, async () => {
+      // A process that ran and exited: its pid names no process now.
+      const { pid } = spawnSync(process.execPath, ['-e', '']);
+      await killed('m-e', 'http://10.0.0.7:8080', `${hostname()}/${pid}/x`);
+      // With a minute-long heartbeat, watching the row would outlast this test's timeout.
+      const restarted = await join('m-e', 'http://10.0.0.7:8080', 60_000, 60_000);
+      assert.equal((await store.member('m-e'))?.boot, restarted.boot);
+    });
+
     /** The row a replica leaves when killed just after a heartbeat. */
-    async function killed(id: string, address: string): Promise<void> {
+    async function killed(id: string, address: string, boot = `dead-${id}`): Promise<void> {
       const now = Date.now() * 1000;
-      assert.equal(await store.claimMember({ id, address, startedAtUs: now, boot: `dead-${id}`, heartbeatAtUs: now }, undefined), true);
+      assert.equal(await store.claimMember({ id, address, startedAtUs: now, boot, heartbeatAtUs: now }, undefined), true);
     }
   });
 }
