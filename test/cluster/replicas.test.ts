@@ -103,7 +103,7 @@ describe('replicas on one PostgreSQL store', () => {
     assert.equal(gw1.gateway.cluster!.membership.addressOf('no-such-replica'), undefined);
   });
 
-  it('a call held on one replica is released by an approval given on the other', async () => {
+  it('a call held on one replica is released by an approval given on the other', async (t) => {
     const alice = await connect(gw1, 'alice');
     const call = alice.callTool({ name: 'echo', arguments: { text: 'hold me' } }, undefined, { timeout: 30_000 });
     call.catch(() => {});
@@ -113,8 +113,10 @@ describe('replicas on one PostgreSQL store', () => {
       review = r.body.reviews?.find((v) => v.params.arguments.text === 'hold me');
       return review !== undefined;
     }, 'the held call to show on the other replica');
+    const approvedAt = performance.now();
     const approved = await api(gw2, 'bob', 'POST', `/api/reviews/${review!.id}/approve`, { note: 'fine' });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    void call.then(() => t.diagnostic(`released ${Math.round(performance.now() - approvedAt)} ms after the approval was sent (not asserted)`));
     // Within the wait (far under the minute-long poll): only the notification can have told replica 1.
     const result = (await Promise.race([
       call,
