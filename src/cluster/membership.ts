@@ -93,6 +93,17 @@ export class Membership implements PeerDirectory {
     return m.address;
   }
 
+  /**
+   * Whether this replica is the one that recovers what gone replicas left (seals their sessions): the serving replica
+   * of the lowest id, as last read, so that two survivors never seal one session at once. Alone, it is this one.
+   */
+  recovers(): boolean {
+    const now = Date.now() * 1000;
+    const serving = [...this.#members.values()].filter((m) => m.state === 'serving' && this.#alive(m, now)).map((m) => m.id);
+    if (this.#state === 'serving' && !serving.includes(this.instanceId)) serving.push(this.instanceId);
+    return serving.sort()[0] === this.instanceId;
+  }
+
   /** The replicas as last read, this one among them. */
   members(): MemberRow[] {
     return [...this.#members.values()];

@@ -80,6 +80,7 @@ export async function startRecording(
       // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (at once, below).
       staleAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
+      recoversOthers: () => cluster!.membership.recovers(),
       ...timings.recorderTimings,
     });
     cluster.membership.onGone(() => void recorder.sweep().catch(() => {}));

@@ -74,6 +74,17 @@ for (const backend of backends) {
       assert.equal(watcher.addressOf('m-s'), undefined);
     });
 
+    it('one serving replica at a time recovers what gone ones left: the lowest id, then the next when it leaves', async () => {
+      const low = await join('0-low', 'http://10.0.1.1:8080');
+      const high = await join('0-next', 'http://10.0.1.2:8080');
+      await high.refresh();
+      assert.equal(low.recovers(), true);
+      assert.equal(high.recovers(), false);
+      await low.leave();
+      await high.refresh();
+      assert.equal(high.recovers(), true);
+    });
+
     it('refuses a second live process with the same instance id, naming recording.instanceId', async () => {
       await assert.rejects(join('m-a', 'http://10.0.0.9:8080'), (err: Error) => {
         assert.ok(err instanceof DuplicateInstanceError);
