@@ -83,7 +83,9 @@ export async function startRecording(
       recoversOthers: () => cluster!.membership.recovers(),
       ...timings.recorderTimings,
     });
-    cluster.membership.onGone(() => void recorder.sweep().catch(() => {}));
+    // A heartbeat later, not at once: after a store outage every replica looks silent until it beats again, and the
+    // sweep reads the heartbeats afresh, so only replicas still silent then have their sessions sealed.
+    cluster.membership.onGone(() => setTimeout(() => void recorder.sweep().catch(() => {}), config.cluster.heartbeatMs).unref());
     log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');
     return { store, recorder, cluster };
   } catch (err) {
