@@ -77,7 +77,7 @@ export async function startRecording(
       log,
       retentionMs: config.recording.retentionMs,
       writeTimeoutMs: config.recording.writeTimeoutMs,
-      // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (at once, below).
+      // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (see onGone below).
       staleAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       recoversOthers: () => cluster!.membership.recovers(),
