@@ -1,8 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { Cluster } from './cluster/cluster.js';
 import type { GatewayConfig } from './config/schema.js';
 import { LiveEvents } from './console/live-events.js';
+import { LiveRelay } from './console/live-relay.js';
 import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
@@ -11,7 +13,7 @@ import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warn
 import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
 import { pinsModule } from './features/pins.js';
-import { loadTokenKeys, replicasOf } from './features/replicas.js';
+import { loadTokenKeys, replicasOf, warnReplicasWithoutSecret } from './features/replicas.js';
 import type { Replicas } from './cluster/replicas.js';
 import type { TokenKeys } from './cluster/token-keys.js';
 import type { GatewayOptions } from './features/feature.js';
@@ -70,7 +72,10 @@ export class Gateway {
     tokenKeys: TokenKeys,
   ) {
     this.#log = log;
-    this.replicas = replicasOf(config, tokenKeys, recording.recorder, options.peers);
+    // The membership is the peer directory once the hop has its secret; without one, other replicas' sessions are unknown here.
+    const peers = options.peers ?? (config.cluster.secret === undefined ? undefined : recording.cluster?.membership);
+    this.replicas = replicasOf(config, tokenKeys, recording.recorder, peers);
+    if (peers === undefined) warnReplicasWithoutSecret(recording.cluster?.membership, log);
     this.devIdentity = identity.dev;
     this.#recording = recording;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
@@ -102,7 +107,14 @@ export class Gateway {
       ...registrySettings(config),
       createUpstream: upstreams(config, this.#agents, hub, this.spares),
       stagesFor: (c) => this.#features.stagesFor(c),
-      observers: [...(options.observers ?? []), this.#metrics, this.#live, new RequestLimitsObserver(this.limits), this.modernPool],
+      observers: [
+        ...(options.observers ?? []),
+        this.#metrics,
+        this.#live,
+        ...(recording.cluster?.bus.live ? [new LiveRelay(recording.cluster.bus, this.#live)] : []),
+        new RequestLimitsObserver(this.limits),
+        this.modernPool,
+      ],
       admission: this.limits,
       newId: () => this.replicas.sessionIds.mint(),
       log,
@@ -153,8 +165,10 @@ export class Gateway {
     try {
       await gateway.#features.start();
       await listen(gateway.#server, config.listen.host, config.listen.port);
+      await recording.cluster?.listening(gateway.url);
     } catch (err) {
       await gateway.spares.close();
+      await recording.cluster?.leave().catch(() => {});
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;
@@ -180,6 +194,11 @@ export class Gateway {
     return this.devIdentity ? this.devIdentity.consoleLink(base) : `${base}/`;
   }
 
+  /** The replicas sharing the store (membership, change notifications), when recording is on. */
+  get cluster(): Cluster | undefined {
+    return this.#recording.cluster;
+  }
+
   /** The recorder, when recording is on. */
   get recorder(): Recorder | undefined {
     return this.#recording.recorder;
@@ -196,6 +215,8 @@ export class Gateway {
   async #stop(): Promise<void> {
     this.#draining = true;
     this.#log.info({ sessions: this.sessions.size }, 'draining');
+    // Other replicas see it draining at once (/readyz says so to the load balancer).
+    const drained = this.#recording.cluster?.drain().catch(() => {});
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await this.sessions.settled(Date.now() + this.config.shutdown.drainTimeoutMs);
@@ -204,8 +225,10 @@ export class Gateway {
     this.modernPool.stop();
     await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
     this.limits.close();
-    // Every session's seal is written before the store closes.
+    // Every session's seal is written before the store closes; then the replica leaves the membership.
+    await drained;
     await this.#recording.recorder?.close();
+    await this.#recording.cluster?.leave().catch(() => {});
     await this.#recording.store?.close();
     this.#keepAlive.stop();
     await this.#agents.destroy();

@@ -294,6 +294,12 @@ export class AgentHub {
     t.ws.close(4001, why);
   }
 
+  /** An agent's token changed on another gateway or through the CLI: its tunnel here is checked now. */
+  async recheck(name: string): Promise<void> {
+    const t = this.#tunnels.get(name);
+    if (t !== undefined) await this.#checkStillValid(t);
+  }
+
   close(): void {
     clearInterval(this.#heartbeat);
     for (const t of this.#tunnels.values()) t.ws.close(1001, 'the gateway is shutting down');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { referenceOnly } from '../core/config-fields.js';
+import { duration, referenceOnly } from '../core/config-fields.js';
 import type { SecretSources } from '../core/secrets.js';
 import { minTokenSecretLength } from './token-keys.js';
 
@@ -11,7 +11,11 @@ function clusterSecret(sources: SecretSources, what: string) {
   );
 }
 
-/** `cluster:`: what replicas of one gateway share (docs/cluster-hop.md). */
+/**
+ * `cluster:`: what the replicas of one gateway sharing a PostgreSQL store share: how they find each other
+ * (membership.ts), hear of each other's decisions (change-bus.ts) and reach each other (the hop, docs/cluster-hop.md).
+ * A lone gateway (or one on SQLite) needs none of it.
+ */
 export function clusterSchema(sources: SecretSources) {
   return z
     .strictObject({
@@ -22,6 +26,35 @@ export function clusterSchema(sources: SecretSources) {
        * (rotation). Unset: a key generated once and kept in the store, which every replica on that store shares.
        */
       tokenKeys: z.array(clusterSecret(sources, 'a cluster.tokenKeys entry')).default([]),
+      /**
+       * The base URL other replicas reach this one at for the internal hop (e.g. http://10.0.0.5:8080); default: the
+       * listen address (an unspecified host, 0.0.0.0 or ::, is replaced by this machine's first non-loopback address).
+       */
+      internalUrl: z
+        .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as http://10.0.0.5:8080' })
+        .transform((u) => u.replace(/\/+$/, ''))
+        .optional(),
+      /**
+       * A replica that has not heart-beaten for this long is gone: the others stop routing to it, seal its open
+       * recordings as cut off and mark its held reviews interrupted. Replicas heart-beat every third of it.
+       */
+      goneAfter: duration('15s').refine((ms) => ms >= 1000 && ms <= 600_000, 'expected from 1s to 10m'),
+      /**
+       * How often held reviews and access grants are read again from the store, as a safety net under the change
+       * notifications (PostgreSQL LISTEN/NOTIFY) that carry them between replicas at once. On SQLite, which has no
+       * notifications, they are read every second whatever this says.
+       */
+      reconcile: duration('10s').refine((ms) => ms >= 100 && ms <= 3_600_000, 'expected from 100ms to 1h'),
     })
-    .prefault({});
+    .prefault({})
+    .transform((c) => ({
+      ...(c.secret === undefined ? {} : { secret: c.secret }),
+      tokenKeys: c.tokenKeys,
+      ...(c.internalUrl === undefined ? {} : { internalUrl: c.internalUrl }),
+      goneAfterMs: c.goneAfter,
+      heartbeatMs: Math.max(250, Math.floor(c.goneAfter / 3)),
+      reconcileMs: c.reconcile,
+    }));
 }
+
+export type ClusterConfig = z.output<ReturnType<typeof clusterSchema>>;

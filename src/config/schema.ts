@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
-import { clusterSchema } from '../cluster/config.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
 import { checkMaskingNames, connectionMasking, connectionMaskingSchema, type MaskingConfig, maskingSchema } from '../masking/config.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { clusterSchema } from '../cluster/config.js';
 import { clientCapabilitiesSchema } from '../pipeline/client-capabilities.js';
 import { pinsSchema } from '../pins/config.js';
 import { guardrailsSchema, rulesSchema } from '../policy/config.js';
@@ -87,7 +87,7 @@ function fileSchema(sources: SecretSources) {
         store: storeUrl(sources),
         dataDir: z.string().min(1).default('./data'),
         recording: recordingSchema(sources),
-        /** Replicas of one gateway: the hop's secret and the shared token keys. */
+        /** Replicas of one gateway: membership, change notifications, the hop's secret and the shared token keys. */
         cluster: clusterSchema(sources),
         identity: identitySchema(sources),
         masking: maskingSchema(),

@@ -84,7 +84,7 @@ export class LiveEvents implements SessionObserver {
   }
 
   /** To every listener, or, for a session's event, to those who may see that session (its owner, the auditors). */
-  #send(event: LiveEvent, owner?: Identity): void {
+  #send(event: LiveEvent, owner?: { subject: string; issuer: string }): void {
     if (this.#listeners.size === 0) return;
     const line = `data: ${JSON.stringify(event)}\n\n`;
     for (const l of this.#listeners) {
@@ -97,24 +97,16 @@ export class LiveEvents implements SessionObserver {
   }
 
   opened(session: Session): void {
-    const identity = session.identity;
-    this.#send(
-      {
-        type: 'session-opened',
-        session: {
-          id: session.id,
-          connection: session.connection,
-          subject: identity.subject,
-          email: identity.email ?? null,
-          openedAt: new Date().toISOString(),
-        },
-      },
-      identity,
-    );
+    this.#send(openedEvent(session), session.identity);
   }
 
   closed(session: Session, reason: string): void {
-    this.#send({ type: 'session-closed', id: session.id, subject: session.identity.subject, reason: reason.slice(0, 300) }, session.identity);
+    this.#send(closedEvent(session, reason), session.identity);
+  }
+
+  /** A session event of another replica (live-relay.ts), to those here who may see that session. */
+  relay(event: LiveEvent, owner: { subject: string; issuer: string }): void {
+    this.#send(event, owner);
   }
 
   reviewsChanged(): void {
@@ -130,4 +122,16 @@ export class LiveEvents implements SessionObserver {
     for (const l of this.#listeners) l.res.end();
     this.#listeners.clear();
   }
+}
+
+export function openedEvent(session: Session): LiveEvent {
+  const identity = session.identity;
+  return {
+    type: 'session-opened',
+    session: { id: session.id, connection: session.connection, subject: identity.subject, email: identity.email ?? null, openedAt: new Date().toISOString() },
+  };
+}
+
+export function closedEvent(session: Session, reason: string): LiveEvent {
+  return { type: 'session-closed', id: session.id, subject: session.identity.subject, reason: reason.slice(0, 300) };
 }

@@ -14,9 +14,12 @@ export const accessRequestsModule: FeatureModule = {
       recorder: ctx.recorder,
       access: ctx.access,
       log,
-      refreshMs: ctx.timings.grantRefreshMs ?? 1000,
+      refreshMs: ctx.timings.grantRefreshMs ?? ctx.cluster?.reconcileMs ?? 1000,
       inUse: [...ctx.config.connections.values()].some((c) => ctx.access(c.name)?.takesRequests),
-      onChanged: () => ctx.live.accessRequestsChanged(),
+      onChanged: (id) => {
+        ctx.live.accessRequestsChanged();
+        ctx.cluster?.bus.publish('access', id);
+      },
       onGrantEnded: (grant, why) => {
         void ctx
           .registry()
@@ -26,6 +29,12 @@ export const accessRequestsModule: FeatureModule = {
           });
       },
     });
+    const changed = () => void requests.changed().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'access grants could not be refreshed'));
+    ctx.cluster?.bus.on('access', () => {
+      ctx.live.accessRequestsChanged();
+      changed();
+    });
+    ctx.cluster?.bus.onResync(changed);
     return {
       routes: new AccessRequestsApi(requests).routes(),
       http: { grants: requests },

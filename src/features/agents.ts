@@ -24,6 +24,8 @@ export const agentsModule: FeatureModule<AgentsFeature> = {
       heartbeatMs: ctx.config.agents.heartbeatMs,
       maxMessageBytes: ctx.config.limits.maxMessageBytes,
     });
+    // A revocation or rotation (the CLI, on any machine sharing the store) ends the tunnel held here at once.
+    ctx.cluster?.bus.on('agent', (c) => void hub.recheck(c.id));
     return { hub, routes: new AgentsApi(hub, ctx.config.roles.admins).routes(), http: { agents: { hub } }, stop: () => hub.close() };
   },
   // Without agents the list is empty (for those who may see it), rather than an error.

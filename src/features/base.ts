@@ -9,6 +9,7 @@ import type { Limits } from '../limits/limits.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { DevIdentity } from '../identity/dev-identity.js';
 import { RemoteIssuer, type TrustedIssuer } from '../identity/issuers.js';
+import { type Cluster, joinCluster } from '../cluster/cluster.js';
 import { loadInstanceId } from '../recording/instance.js';
 import { keyIdOfPem, loadSigningKey } from '../recording/keys.js';
 import { Recorder } from '../recording/recorder.js';
@@ -36,7 +37,11 @@ export async function startIdentity(config: GatewayConfig, timings: FeatureTimin
 }
 
 /** Opens the store and starts the recorder, unless recording is off. */
-export async function startRecording(config: GatewayConfig, timings: FeatureTimings, log: Logger): Promise<{ store?: Store; recorder?: Recorder }> {
+export async function startRecording(
+  config: GatewayConfig,
+  timings: FeatureTimings,
+  log: Logger,
+): Promise<{ store?: Store; recorder?: Recorder; cluster?: Cluster }> {
   const mode = config.recording.mode;
   if (mode === 'off') {
     log.warn('recording is OFF (recording.mode: off): sessions through this gateway leave no audit trail');
@@ -47,8 +52,23 @@ export async function startRecording(config: GatewayConfig, timings: FeatureTimi
   }
   const key = loadSigningKey(config.dataDir, config.recording.signingKey);
   const instanceId = loadInstanceId(config.dataDir, config.recording.instanceId);
-  const store = await openStore(config.store.reveal(), { sync: config.recording.sqliteSync, writeTimeoutMs: config.recording.writeTimeoutMs });
+  const storeUrl = config.store.reveal();
+  const store = await openStore(storeUrl, { sync: config.recording.sqliteSync, writeTimeoutMs: config.recording.writeTimeoutMs });
+  let cluster: Cluster | undefined;
   try {
+    // First the membership: a duplicate instance id is refused before the recorder seals "its" open sessions.
+    cluster = await joinCluster({
+      store,
+      storeUrl,
+      instanceId,
+      log,
+      ...(config.cluster.internalUrl === undefined ? {} : { internalUrl: config.cluster.internalUrl }),
+      listenHost: config.listen.host,
+      goneAfterMs: config.cluster.goneAfterMs,
+      heartbeatMs: config.cluster.heartbeatMs,
+      reconcileMs: config.cluster.reconcileMs,
+      ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
+    });
     const recorder = await Recorder.start({
       store,
       instanceId,
@@ -57,11 +77,19 @@ export async function startRecording(config: GatewayConfig, timings: FeatureTimi
       log,
       retentionMs: config.recording.retentionMs,
       writeTimeoutMs: config.recording.writeTimeoutMs,
+      // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (see onGone below).
+      staleAfterMs: config.cluster.goneAfterMs,
+      heartbeatMs: config.cluster.heartbeatMs,
+      recoversOthers: () => cluster!.membership.recovers(),
       ...timings.recorderTimings,
     });
+    // A heartbeat later, not at once: after a store outage every replica looks silent until it beats again, and the
+    // sweep reads the heartbeats afresh, so only replicas still silent then have their sessions sealed.
+    cluster.membership.onGone(() => setTimeout(() => void recorder.sweep().catch(() => {}), config.cluster.heartbeatMs).unref());
     log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');
-    return { store, recorder };
+    return { store, recorder, cluster };
   } catch (err) {
+    await cluster?.leave().catch(() => {});
     await store.close();
     throw err;
   }

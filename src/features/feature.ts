@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Cluster } from '../cluster/cluster.js';
 import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
 import type { LiveEvents } from '../console/live-events.js';
 import type { Identity } from '../core/identity.js';
@@ -29,6 +30,8 @@ export interface FeatureTimings {
   grantRefreshMs?: number;
   /** How often held reviews are re-read for decisions taken through another gateway. */
   reviewPollMs?: number;
+  /** How long the change notification connection waits before reconnecting after it dropped. */
+  reconnectMs?: number;
 }
 
 /** How a gateway is started beyond its config: tests and the benchmark only (never from the config file or the CLI). */
@@ -49,6 +52,8 @@ export interface FeatureContext {
   /** Absent when recording is off: the features that keep state in the store are then off too. */
   readonly store?: Store | undefined;
   readonly recorder?: Recorder | undefined;
+  /** The replicas sharing the store (membership, change notifications); absent when recording is off. */
+  readonly cluster?: Cluster | undefined;
   readonly live: LiveEvents;
   readonly limits: Limits;
   readonly verifier: TokenVerifier;

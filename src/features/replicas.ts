@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HopAuth } from '../cluster/hop-auth.js';
+import type { Membership } from '../cluster/membership.js';
 import type { PeerDirectory } from '../cluster/peer-directory.js';
 import { Replicas } from '../cluster/replicas.js';
 import { SessionIds } from '../cluster/session-ids.js';
@@ -26,4 +27,17 @@ export function replicasOf(config: GatewayConfig, tokenKeys: TokenKeys, recorder
   const instance = recorder?.instanceId ?? `gw-${randomBytes(6).toString('hex')}`;
   const secret = config.cluster.secret?.reveal();
   return new Replicas(new SessionIds(tokenKeys.ring('session id'), instance), secret === undefined ? undefined : new HopAuth(secret), peers);
+}
+
+/**
+ * Replicas sharing the store without cluster.secret cannot reach each other: a legacy session or MRTR round that lands
+ * on a replica that does not own it is answered 404 there. Said once at start, when another replica is serving.
+ */
+export function warnReplicasWithoutSecret(membership: Membership | undefined, log: Logger): void {
+  const others = membership?.members().filter((m) => m.id !== membership.instanceId && m.state === 'serving' && membership.addressOf(m.id) !== undefined);
+  if (others === undefined || others.length === 0) return;
+  log.warn(
+    { replicas: others.map((m) => m.id) },
+    'other replicas share this store but cluster.secret is not set: their legacy sessions cannot be forwarded, and answer 404 here (docs/cluster-hop.md)',
+  );
 }

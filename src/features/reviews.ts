@@ -14,23 +14,39 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
   api: { path: '/api/reviews', caller: 'person', readsBody: true, whenOff: 'reviews need the recording store (recording.mode is off)' },
   create(ctx) {
     const notifier = ReviewNotifier.fromConfig(ctx.config, () => ctx.config.http.publicUrl ?? ctx.url(), ctx.log.child({ part: 'notifications' }));
+    const bus = ctx.cluster?.bus;
+    const pollMs = ctx.timings.reviewPollMs ?? ctx.cluster?.reconcileMs;
     const reviews =
       ctx.store && ctx.recorder
         ? new Reviews({
             store: ctx.store,
             instanceId: ctx.recorder.instanceId,
             log: ctx.log.child({ part: 'reviews' }),
-            ...(ctx.timings.reviewPollMs ? { pollMs: ctx.timings.reviewPollMs } : {}),
+            ...(pollMs ? { pollMs } : {}),
             onCreated: (review) => {
               notifier.notify('review.created', review);
               ctx.live.reviewsChanged();
+              bus?.publish('review', review.id);
             },
             onDecided: (review) => {
               notifier.notify('review.decided', review);
               ctx.live.reviewsChanged();
+              // The replica holding the call releases it now, not at its next poll.
+              bus?.publish('review', review.id);
             },
           })
         : undefined;
+    if (reviews !== undefined && ctx.cluster !== undefined) {
+      const log = ctx.log.child({ part: 'reviews' });
+      ctx.cluster.bus.on('review', (c) => {
+        ctx.live.reviewsChanged();
+        reviews.changed(c.id).catch((err: Error) => log.warn({ err: err.message, review: c.id }, 'a review changed elsewhere could not be read'));
+      });
+      ctx.cluster.bus.onResync(() => void reviews.recheck());
+      ctx.cluster.membership.onGone((ids) => {
+        reviews.interruptOf(ids).catch((err: Error) => log.warn({ err: err.message, instances: ids }, 'reviews of gone replicas could not be ended'));
+      });
+    }
     return {
       reviews,
       ...(reviews ? { routes: new ReviewsApi(reviews).routes() } : {}),

@@ -32,8 +32,8 @@ export interface AccessRequestsOptions {
   refreshMs?: number;
   /** Whether any connection takes requests; when none does, no grant can admit anyone and the store is not polled. */
   inUse: boolean;
-  /** A request was made or moved on here (the console's live view asks again). */
-  onChanged?: () => void;
+  /** A request was made or moved on here (the console's live view asks again; other replicas are told). */
+  onChanged?: (requestId: string) => void;
 }
 
 const same = (row: AccessRequestRow, identity: Identity) => row.requesterSubject === identity.subject && row.requesterIssuer === identity.issuer;
@@ -46,6 +46,8 @@ export class AccessRequests {
   readonly #ended = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
+  /** A refresh asked for while one runs: it may have read the store before the change, so it runs again after. */
+  #again: Promise<void> | undefined;
 
   constructor(private readonly o: AccessRequestsOptions) {}
 
@@ -74,8 +76,22 @@ export class AccessRequests {
 
   /** Reads the grants again, ends those that expired or disappeared (revoked elsewhere), and lapses old requests. */
   refresh(): Promise<void> {
-    this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined));
+    if (this.#refreshing !== undefined) {
+      this.#again ??= this.#refreshing
+        .catch(() => {})
+        .then(() => {
+          this.#again = undefined;
+          return this.refresh();
+        });
+      return this.#again;
+    }
+    this.#refreshing = this.#refresh().finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
+  }
+
+  /** Another replica changed a request or grant: read the grants again now (when any connection takes requests). */
+  async changed(): Promise<void> {
+    if (this.o.inUse) await this.refresh();
   }
 
   async #refresh(): Promise<void> {
@@ -117,7 +133,7 @@ export class AccessRequests {
       throw new AccessRequestError(503, `the decision could not be recorded (${(err as Error).message}); try again when the store is back`);
     }
     this.o.log.info({ request: row.id, connection: row.connection, requester: row.requesterSubject, event, by: by?.subject }, 'access request');
-    this.o.onChanged?.();
+    this.o.onChanged?.(row.id);
     return updated;
   }
 
@@ -172,7 +188,7 @@ export class AccessRequests {
       throw new AccessRequestError(503, `the request could not be recorded (${(err as Error).message}); try again when the store is back`);
     }
     this.o.log.info({ request: row.id, connection, requester: identity.subject }, 'access requested');
-    this.o.onChanged?.();
+    this.o.onChanged?.(row.id);
     return row;
   }
 
@@ -231,7 +247,7 @@ export class AccessRequests {
     return updated;
   }
 
-  /** Ends a grant before its time; its sessions end at once here, and within a refresh on other gateways. */
+  /** Ends a grant before its time; its sessions end at once here, and on other gateways when they are told (or refresh). */
   async revoke(identity: Identity, id: string, note?: string): Promise<AccessRequestRow> {
     const row = await this.#decidable(identity, id, 'approved', 'revoke');
     const updated = await this.#transition(

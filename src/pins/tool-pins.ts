@@ -66,6 +66,8 @@ export interface ToolPinsOptions {
   scan?: ScanMode;
   /** pins.duplicateNames; default flag. */
   duplicateNames?: DuplicateNames;
+  /** A definition was approved here (other replicas are told, so the tool leaves quarantine there too). */
+  onApproved?: (connection: string, tool: string) => void;
 }
 
 export class ToolPins {
@@ -104,6 +106,16 @@ export class ToolPins {
     }
     this.#annotations.set(connection, annotations);
     this.#inputSchemas.set(connection, schemas);
+  }
+
+  /** Reads a connection's pins again if this gateway has read them before: another replica changed them. */
+  async reload(connection: string): Promise<void> {
+    if (this.#quarantined.has(connection)) await this.load(connection);
+  }
+
+  /** Reads again every connection this gateway knows (a change notification may have been missed). */
+  async reloadAll(): Promise<void> {
+    for (const connection of [...this.#quarantined.keys()]) await this.load(connection);
   }
 
   /** Connection → tool → the inputSchema of its approved definition: what `Mcp-Param-*` headers are checked against. */
@@ -332,6 +344,7 @@ export class ToolPins {
     this.#quarantined.get(connection)?.delete(tool);
     this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));
     this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');
+    this.o.onApproved?.(connection, tool);
     return { ...pin, ...update };
   }
 }

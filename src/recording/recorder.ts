@@ -46,6 +46,8 @@ export interface RecorderOptions {
   /** How often this instance says it is alive, and after how long without that its open sessions count as cut off. */
   heartbeatMs?: number;
   staleAfterMs?: number;
+  /** Whether this instance seals silent instances' sessions now (one replica at a time does); default always. */
+  recoversOthers?: () => boolean;
   /** While the store is unavailable, how often it is probed. */
   probeMs?: number;
   /** A network store's write not confirmed within this fails closed (the exchanges waiting on it end). */
@@ -93,6 +95,7 @@ export class Recorder {
     this.#heartbeatMs = o.heartbeatMs ?? 10_000;
     this.#sweeper = new Sweeper(this, {
       staleAfterMs: o.staleAfterMs ?? 60_000,
+      ...(o.recoversOthers ? { recoversOthers: o.recoversOthers } : {}),
       retentionMs: o.retentionMs ?? 0,
       log: this.#log,
     });

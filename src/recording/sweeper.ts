@@ -32,7 +32,16 @@ export class Sweeper {
 
   constructor(
     private readonly recorder: SweptRecorder,
-    private readonly o: { staleAfterMs: number; retentionMs: number; log: Logger },
+    private readonly o: {
+      staleAfterMs: number;
+      retentionMs: number;
+      log: Logger;
+      /**
+       * Whether this instance recovers silent instances' sessions now: with several replicas only one does (the
+       * membership's choice), so that two never seal one session at once. Default: always.
+       */
+      recoversOthers?: () => boolean;
+    },
   ) {}
 
   /** One sweep at a time; a call during one waits for it. */
@@ -49,7 +58,8 @@ export class Sweeper {
     const r = this.recorder;
     if (!r.healthy || r.closed) return;
     try {
-      const stale = (await r.store.staleInstances(nowUs() - this.o.staleAfterMs * 1000)).filter((id) => id !== r.instanceId);
+      const others = this.o.recoversOthers?.() ?? true;
+      const stale = others ? (await r.store.staleInstances(nowUs() - this.o.staleAfterMs * 1000)).filter((id) => id !== r.instanceId) : [];
       const open = await r.store.openSessions([r.instanceId, ...stale]);
       for (const row of open) {
         if (!r.isLive(row.id)) await this.#recover(row);

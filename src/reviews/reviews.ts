@@ -11,7 +11,8 @@ import { HttpError } from '../core/http-error.js';
  * Reviews: a call a guardrail holds waits, as a durable record in the store, until enough approvers (never the
  * caller) approve exactly it, someone rejects it, or it times out. Only the gateway instance holding the call
  * can forward it, and only once: it moves the review from approved to released before it does. Decisions made
- * through another gateway sharing the store are found by polling while anything is held here.
+ * through another gateway sharing the store arrive as change notifications (`changed`), with a poll underneath
+ * while anything is held here.
  */
 
 export class ReviewError extends HttpError {}
@@ -77,6 +78,34 @@ export class Reviews {
     for (const status of ['pending', 'approved'] as const) {
       for (const row of await this.o.store.listReviews({ instanceId: this.o.instanceId, status, limit: 100_000 })) {
         await this.#end(row, 'interrupted', 'the gateway restarted while the call was held; the client got an error and the call was not forwarded');
+      }
+    }
+  }
+
+  /** Another replica changed a review: if its call is held here, it follows the stored state now. */
+  async changed(id: string): Promise<void> {
+    const waiter = this.#waiting.get(id);
+    if (waiter === undefined) return;
+    const row = await this.o.store.getReview(id).catch(() => undefined);
+    if (row !== undefined && row.status !== 'pending') await this.#follow(waiter, row);
+  }
+
+  /** Reads every held review again (a missed notification: after the change listener reconnects). */
+  recheck(): Promise<void> {
+    return this.#poll();
+  }
+
+  /**
+   * Replicas that are gone held calls that will never be forwarded: their reviews say so, as their own restart
+   * would (interrupted). Any survivor may do it; the store's compare-and-set lets one win.
+   */
+  async interruptOf(instanceIds: readonly string[]): Promise<void> {
+    for (const instanceId of instanceIds) {
+      if (instanceId === this.o.instanceId) continue;
+      for (const status of ['pending', 'approved'] as const) {
+        for (const row of await this.o.store.listReviews({ instanceId, status, limit: 100_000 })) {
+          await this.#end(row, 'interrupted', `gateway instance ${instanceId} stopped while the call was held; the call was not forwarded`);
+        }
       }
     }
   }

@@ -192,6 +192,22 @@ const tokenKeysMigration: Migration = {
         secret TEXT NOT NULL,
         created_at_us BIGINT NOT NULL
       );
+      `,
+};
+
+/**
+ * Version 9, the same on both backends: the instances table becomes the replicas' membership (src/cluster/): where
+ * each replica is reached for the internal hop, when it started, whether it serves, drains or has left, and the
+ * nonce of the process holding the id (two live processes never share one). Rows written before have no address.
+ */
+const membershipMigration: Migration = {
+  version: 9,
+  description: 'replica membership',
+  sql: `
+      ALTER TABLE instances ADD COLUMN address TEXT;
+      ALTER TABLE instances ADD COLUMN started_at_us BIGINT;
+      ALTER TABLE instances ADD COLUMN state TEXT NOT NULL DEFAULT 'serving';
+      ALTER TABLE instances ADD COLUMN boot TEXT;
     `,
 };
 
@@ -280,6 +296,7 @@ export const sqliteMigrations: readonly Migration[] = [
   ),
   toolPinReasonsMigration,
   tokenKeysMigration,
+  membershipMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -367,6 +384,7 @@ export const postgresMigrations: readonly Migration[] = [
   ),
   toolPinReasonsMigration,
   tokenKeysMigration,
+  membershipMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

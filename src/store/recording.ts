@@ -23,7 +23,7 @@ export interface RecordingStore {
   probe(): Promise<void>;
   /** Records that an instance is alive. */
   heartbeat(instanceId: string, nowUs: number): Promise<void>;
-  /** Instances whose last heartbeat is older than `beforeUs`. */
+  /** Instances whose last heartbeat is older than `beforeUs`, or that left the membership. */
   staleInstances(beforeUs: number): Promise<string[]>;
   registerKey(key: KeyRow): Promise<void>;
 
@@ -73,7 +73,7 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       await db.run(upsert, { bounded: true });
     },
     async staleInstances(beforeUs) {
-      return (await db.query(sql`SELECT id FROM instances WHERE heartbeat_at_us < ${beforeUs}`)).map((r) => String(r.id));
+      return (await db.query(sql`SELECT id FROM instances WHERE heartbeat_at_us < ${beforeUs} OR state = 'gone'`)).map((r) => String(r.id));
     },
     async registerKey(key) {
       await db.run(sql`INSERT INTO signing_keys (key_id, public_key, instance_id, created_at_us)

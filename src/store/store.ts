@@ -1,5 +1,6 @@
 import { type AccessStore, accessStore } from './access.js';
 import { type AgentStore, agentStore } from './agents.js';
+import { type ClusterStore, clusterStore } from './cluster.js';
 import { type ConsoleStore, consoleStore } from './console.js';
 import { type PinStore, pinStore } from './pins.js';
 import type { DatabasePort } from './port.js';
@@ -9,14 +10,14 @@ import { checkSchema, migrate } from './schema.js';
 import { type TokenKeyStore, tokenKeyStore } from './token-keys.js';
 
 export { StoreSchemaError, StoreUnavailableError } from './errors.js';
-export type { AccessStore, AgentStore, ConsoleStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
+export type { AccessStore, AgentStore, ClusterStore, ConsoleStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
 
 /**
  * The store the gateway, the CLI and the API use: one small interface per domain, each written once over a
  * database port (port.ts) with two backends, SQLite embedded and PostgreSQL shared, that pass one contract suite
  * (test/store/). A part that needs one domain can ask for that interface alone.
  */
-export interface Store extends RecordingStore, ReviewStore, PinStore, AgentStore, AccessStore, ConsoleStore, TokenKeyStore {
+export interface Store extends RecordingStore, ReviewStore, PinStore, AgentStore, AccessStore, ConsoleStore, ClusterStore, TokenKeyStore {
   readonly backend: DatabasePort['dialect'];
   /** Where it is, for logs and errors; never a password. */
   readonly location: string;
@@ -42,5 +43,6 @@ export function storeOver(db: DatabasePort): Store {
     ...accessStore(db),
     ...consoleStore(db),
     ...tokenKeyStore(db),
+    ...clusterStore(db),
   };
 }

@@ -136,9 +136,7 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
     }
   });
 
-  it('serves legacy (v1 SDK) sessions through HAProxy: every request reaches the replica that owns the session', {
-    todo: 'needs the internal hop (issue 18, helper D)',
-  }, async () => {
+  it('serves legacy (v1 SDK) sessions through HAProxy: every request reaches the replica that owns the session', async () => {
     for (let i = 0; i < 2; i++) {
       const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth } });
       const { client } = await connectClient(transport, `legacy-${i}`);
@@ -160,9 +158,7 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
     }
   });
 
-  it('answers an MRTR elicitation whose retry lands on another replica than the round it answers', {
-    todo: 'needs the shared token keys and the hop to the owner of the legacy session (issue 18, helper D)',
-  }, async () => {
+  it('answers an MRTR elicitation whose retry lands on another replica than the round it answers', async () => {
     const elicited: unknown[] = [];
     const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' }, elicited);
     try {

@@ -110,6 +110,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const apiTokenFile = join(dir, 'api-token');
   const apiToken = randomBytes(24).toString('base64url');
   writeFileSync(apiTokenFile, apiToken, { mode: 0o600 });
+  // The hop's secret, the same on every replica (cluster.secret), so a replica forwards what another owns.
+  const clusterSecretFile = join(dir, 'cluster-secret');
+  writeFileSync(clusterSecretFile, randomBytes(32).toString('base64url'), { mode: 0o600 });
 
   // Each replica's data directory, its seal-signing key created up front so that every replica can trust all of them.
   const places: ReplicaPlace[] = [];
@@ -141,6 +144,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       ...extra,
       http: { publicUrl: lbUrl, ...(extra.http as object | undefined) },
       recording: { instanceId: p.instanceId, trustedKeys, ...(extra.recording as object | undefined) },
+      cluster: { secret: `\${file:${clusterSecretFile}}`, ...(extra.cluster as object | undefined) },
       connections,
       ...(o.perReplica?.(p) ?? {}),
     };

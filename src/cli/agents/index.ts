@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import { secretHash } from '../../crypto/secrets.js';
+import { announceChange } from '../../cluster/change-bus.js';
 import type { AgentStatus } from '../../agent/hub.js';
 import { isoUs } from '../../recording/transcript.js';
 import { nowUs } from '../../recording/time.js';
@@ -55,6 +56,17 @@ async function withStore<T>(configFile: string | undefined, run: (store: Store) 
   }
 }
 
+/**
+ * Tells the gateways sharing a PostgreSQL store that an agent's token changed, so the one holding its tunnel ends it
+ * now rather than at its next heartbeat (which it does anyway, should this notification be lost).
+ */
+async function announceAgent(configFile: string | undefined, name: string): Promise<void> {
+  const url = configForCommand(configFile).store.reveal();
+  await announceChange(url, 'agent', name, `cli-${process.pid}`).catch((err: Error) => {
+    process.stderr.write(`portcullis agents: the gateways could not be told at once (${err.message}); tunnels end at their next heartbeat\n`);
+  });
+}
+
 function checkName(name: string): void {
   if (!agentName.test(name)) {
     process.stderr.write(`portcullis agents: an agent name is 1-64 lower-case letters, digits, - and _, found ${JSON.stringify(name.slice(0, 80))}\n`);
@@ -78,6 +90,7 @@ function createCommand(): Command {
         process.stderr.write(`portcullis agents: agent '${name}' exists; --rotate gives it a new token\n`);
         process.exit(1);
       }
+      if (o.rotate === true) await announceAgent(o.config, name);
       process.stderr.write(
         `agent '${name}' ${o.rotate ? 'has a new token' : 'created'}. Its token (shown once, keep it secret; the agent reads it as \${env:PORTCULLIS_AGENT_TOKEN} or \${file:…}):\n`,
       );
@@ -154,6 +167,7 @@ function revokeCommand(): Command {
         process.stderr.write(`portcullis agents: there is no agent '${name}'\n`);
         process.exit(1);
       }
+      await announceAgent(o.config, name);
       process.stdout.write(`agent '${name}' revoked\n`);
     });
 }

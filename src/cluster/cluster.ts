@@ -1,0 +1,89 @@
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import type { ClusterStore } from '../store/cluster.js';
+import { type ChangeBus, LocalChangeBus, PostgresChangeBus } from './change-bus.js';
+import { Membership } from './membership.js';
+
+export { DuplicateInstanceError } from './membership.js';
+
+/** What the rest of the gateway uses of the replicas: who they are (membership) and what they changed (bus). */
+export interface Cluster {
+  readonly membership: Membership;
+  readonly bus: ChangeBus;
+  /** How often pollers re-read the store as a safety net: slow where changes are notified, every second where not. */
+  readonly reconcileMs: number;
+  /** The gateway listens at `url`: its internal address is known and announced. */
+  listening(url: string): Promise<void>;
+  /** Shutdown began: the replica drains (others see it), then `leave`. */
+  drain(): Promise<void>;
+  leave(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  store: ClusterStore;
+  /** The store URL: `postgres://…` gets a LISTEN/NOTIFY bus, `sqlite:` a local one. */
+  storeUrl: string;
+  instanceId: string;
+  log: Logger;
+  /** cluster.internalUrl; default: the listen address. */
+  internalUrl?: string;
+  listenHost: string;
+  goneAfterMs: number;
+  heartbeatMs: number;
+  reconcileMs: number;
+  /** The first wait before the notification connection reconnects (tests); default 100 ms, doubling to 5 s. */
+  reconnectMs?: number;
+}
+
+/**
+ * Joins the membership (refusing an instance id a live gateway holds) and starts listening for changes. Done before
+ * the recorder starts: a duplicate must be refused before it seals anyone's sessions as its own.
+ */
+export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
+  const log = o.log.child({ part: 'cluster' });
+  const membership = await Membership.join({
+    store: o.store,
+    instanceId: o.instanceId,
+    ...(o.internalUrl === undefined ? {} : { address: o.internalUrl }),
+    goneAfterMs: o.goneAfterMs,
+    heartbeatMs: o.heartbeatMs,
+    log,
+  });
+  const bus: ChangeBus = o.storeUrl.startsWith('sqlite:')
+    ? new LocalChangeBus()
+    : new PostgresChangeBus({
+        url: o.storeUrl,
+        instanceId: o.instanceId,
+        log,
+        ...(o.reconnectMs === undefined ? {} : { reconnectMs: { min: o.reconnectMs, max: Math.max(o.reconnectMs, 5000) } }),
+      });
+  if (bus instanceof PostgresChangeBus) await bus.ready;
+  bus.on('member', () => void membership.refresh());
+  bus.onResync(() => void membership.refresh());
+  membership.onChange(() => bus.publish('member', o.instanceId));
+  let closed = false;
+  return {
+    membership,
+    bus,
+    reconcileMs: bus.live ? o.reconcileMs : Math.min(o.reconcileMs, 1000),
+    listening: (url) => membership.listening(o.internalUrl ?? internalUrlOf(url, o.listenHost)),
+    drain: () => membership.drain(),
+    async leave() {
+      if (closed) return;
+      closed = true;
+      await membership.leave();
+      await bus.close();
+    },
+  };
+}
+
+/** The listen URL as other machines reach it: an unspecified host (0.0.0.0, ::) becomes this machine's first non-loopback address. */
+export function internalUrlOf(listenUrl: string, listenHost: string): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::' && listenHost !== '') return listenUrl;
+  const u = new URL(listenUrl);
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && !a.internal && a.family === 'IPv4')?.address;
+  u.hostname = address ?? '127.0.0.1';
+  return u.toString().replace(/\/+$/, '');
+}

@@ -1,0 +1,247 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { ClusterStore, MemberRow, MemberState } from '../store/cluster.js';
+import type { PeerDirectory } from './peer-directory.js';
+
+/**
+ * This replica's place among the replicas sharing the store: it registers its instance id and internal address,
+ * heart-beats, says when it drains and leaves, and keeps in memory where the others are (the peer directory the
+ * internal hop asks on every forwarded request). A replica silent for `goneAfterMs` is gone: those who notice tell
+ * their listeners (its recordings are sealed, its held reviews interrupted). The table is re-read at each heartbeat
+ * and whenever a change notification says a replica joined or left.
+ */
+
+export class DuplicateInstanceError extends Error {
+  constructor(id: string, address: string | null) {
+    super(
+      `another gateway is running with instance id '${id}'${address ? ` (at ${address})` : ''} on this store: two live gateways must not share ` +
+        "one, or each would seal the other's sessions. Give each replica its own recording.instanceId (or its own data directory, where the id is kept), " +
+        'or stop the other one first',
+    );
+    this.name = 'DuplicateInstanceError';
+  }
+}
+
+export interface MembershipOptions {
+  store: ClusterStore;
+  instanceId: string;
+  /** The internal base URL other replicas reach this one at; undefined until the gateway listens (`listening`). */
+  address?: string;
+  goneAfterMs: number;
+  heartbeatMs: number;
+  log: Logger;
+}
+
+export class Membership implements PeerDirectory {
+  readonly instanceId: string;
+  /**
+   * This process's nonce: what tells it from an earlier run, or from a duplicate, with the same id. It names the
+   * host and process, so that a restart on the same host can tell at once that the earlier process is dead.
+   */
+  readonly boot = `${hostname()}/${process.pid}/${randomBytes(9).toString('base64url')}`;
+  #state: MemberState = 'serving';
+  /** Every replica as last read. */
+  #members = new Map<string, MemberRow>();
+  /** Replicas already reported gone (so each is reported once per departure). */
+  readonly #reportedGone = new Set<string>();
+  readonly #goneListeners: Array<(ids: string[]) => void> = [];
+  readonly #changeListeners: Array<() => void> = [];
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+  #again = false;
+  #left = false;
+  #address: string | null;
+
+  private constructor(private readonly o: MembershipOptions) {
+    this.instanceId = o.instanceId;
+    this.#address = o.address ?? null;
+  }
+
+  /** The gateway listens: its internal address is now known (a port chosen at listen), and said at once. */
+  async listening(address: string): Promise<void> {
+    this.#address = address;
+    await this.#beat();
+    this.#changed();
+  }
+
+  get address(): string | null {
+    return this.#address;
+  }
+
+  /**
+   * Registers this replica. A row of the same id whose heartbeat is fresh belongs to a live process, or to one that
+   * just died (a crash, then a quick restart): it is watched for a heartbeat's time, and if it beats again this
+   * start fails with DuplicateInstanceError; if not, the id is taken over.
+   */
+  static async join(o: MembershipOptions): Promise<Membership> {
+    const m = new Membership(o);
+    await m.#claim();
+    await m.refresh();
+    m.#timer = setInterval(() => void m.#beat(), o.heartbeatMs);
+    m.#timer.unref();
+    return m;
+  }
+
+  get state(): MemberState {
+    return this.#state;
+  }
+
+  addressOf(instanceId: string): string | undefined {
+    const m = this.#members.get(instanceId);
+    if (m === undefined || m.address === null || !this.#alive(m, Date.now() * 1000)) return undefined;
+    return m.address;
+  }
+
+  /**
+   * Whether this replica is the one that recovers what gone replicas left (seals their sessions): the serving replica
+   * of the lowest id, as last read, so that two survivors never seal one session at once. Alone, it is this one.
+   */
+  recovers(): boolean {
+    const now = Date.now() * 1000;
+    const serving = [...this.#members.values()].filter((m) => m.state === 'serving' && this.#alive(m, now)).map((m) => m.id);
+    if (this.#state === 'serving' && !serving.includes(this.instanceId)) serving.push(this.instanceId);
+    return serving.sort()[0] === this.instanceId;
+  }
+
+  /** The replicas as last read, this one among them. */
+  members(): MemberRow[] {
+    return [...this.#members.values()];
+  }
+
+  /** Told the ids of replicas found gone (silent past goneAfter, or left). */
+  onGone(listener: (ids: string[]) => void): void {
+    this.#goneListeners.push(listener);
+    // Those found gone before it listened (at join) are its business too.
+    const already = [...this.#reportedGone];
+    if (already.length > 0) queueMicrotask(() => listener(already));
+  }
+
+  /** Told when this replica's own row changed (joined, draining, left), so other replicas can be notified. */
+  onChange(listener: () => void): void {
+    this.#changeListeners.push(listener);
+  }
+
+  /** Reads the table again (coalesced: a call during a read runs one more after it). */
+  refresh(): Promise<void> {
+    if (this.#refreshing !== undefined) {
+      this.#again = true;
+      return this.#refreshing;
+    }
+    this.#refreshing = this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+      if (this.#again) {
+        this.#again = false;
+        void this.refresh();
+      }
+    });
+    return this.#refreshing;
+  }
+
+  /** Shutdown has begun: other replicas see this one draining (it still finishes what it has in flight). */
+  async drain(): Promise<void> {
+    if (this.#left) return;
+    this.#state = 'draining';
+    await this.#beat();
+    this.#changed();
+  }
+
+  /** Leaves the membership: the row says gone, so no replica routes here and the id is free at once. */
+  async leave(): Promise<void> {
+    if (this.#left) return;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#state = 'gone';
+    await this.#beat();
+    this.#left = true;
+    this.#changed();
+  }
+
+  #changed(): void {
+    for (const l of this.#changeListeners) l();
+  }
+
+  #alive(m: MemberRow, nowUs: number): boolean {
+    return m.state !== 'gone' && nowUs - m.heartbeatAtUs < this.o.goneAfterMs * 1000;
+  }
+
+  async #claim(): Promise<void> {
+    const { store, instanceId: id, heartbeatMs } = this.o;
+    const row = (now: number) => ({ id, address: this.#address, startedAtUs: now, boot: this.boot, heartbeatAtUs: now });
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const existing = await store.member(id);
+      if (existing !== undefined && this.#alive(existing, Date.now() * 1000) && !deadOnThisHost(existing.boot)) {
+        // Beating still? Watch it for a little over a heartbeat's time (whatever writes it: membership or recorder).
+        const deadline = Date.now() + Math.min(this.o.goneAfterMs, heartbeatMs * 1.5 + 1000);
+        this.o.log.warn({ instance: id, boot: existing.boot }, 'instance id has a fresh heartbeat: checking whether another gateway holds it');
+        while (Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, Math.min(250, heartbeatMs / 4)));
+          const now = await store.member(id);
+          if (now !== undefined && now.heartbeatAtUs !== existing.heartbeatAtUs && now.state !== 'gone') throw new DuplicateInstanceError(id, now.address);
+        }
+        this.o.log.warn({ instance: id }, 'the earlier process with this instance id is silent (it crashed or was killed): taking the id over');
+      }
+      if (await store.claimMember(row(Date.now() * 1000), existing === undefined ? undefined : existing.boot)) return;
+      // Another process claimed it in between: look again.
+    }
+    throw new DuplicateInstanceError(id, null);
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#left) return;
+    try {
+      const held = await this.o.store.beatMember(this.o.instanceId, this.boot, this.#state, this.#address, Date.now() * 1000);
+      if (!held) {
+        this.o.log.error(
+          { instance: this.o.instanceId },
+          'another gateway took over this instance id (recording.instanceId): two gateways share it; give each replica its own',
+        );
+      }
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'membership heartbeat failed');
+    }
+    await this.refresh().catch(() => {});
+  }
+
+  async #refresh(): Promise<void> {
+    let rows: MemberRow[];
+    try {
+      rows = await this.o.store.members();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'the membership could not be read; the last one read stands');
+      return;
+    }
+    this.#members = new Map(rows.map((r) => [r.id, r]));
+    const now = Date.now() * 1000;
+    const gone: string[] = [];
+    for (const m of rows) {
+      if (m.id === this.o.instanceId) continue;
+      if (this.#alive(m, now)) this.#reportedGone.delete(m.id);
+      else if (!this.#reportedGone.has(m.id)) {
+        this.#reportedGone.add(m.id);
+        gone.push(m.id);
+      }
+    }
+    if (gone.length === 0) return;
+    this.o.log.info({ instances: gone }, 'replicas gone from the membership');
+    for (const l of this.#goneListeners) {
+      try {
+        l(gone);
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'a listener of gone replicas failed');
+      }
+    }
+  }
+}
+
+/** Whether a boot nonce names a process of this host that no longer runs (so its id is free without waiting). */
+function deadOnThisHost(boot: string | null): boolean {
+  const [host, pid] = (boot ?? '').split('/');
+  const n = Number(pid);
+  if (host !== hostname() || !Number.isInteger(n) || n <= 0 || n === process.pid) return false;
+  try {
+    process.kill(n, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { DuplicateInstanceError, Membership } from '../../src/cluster/membership.js';
+import type { Store } from '../../src/store/store.js';
+import { backends } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** The replicas' membership over both store backends: registration, the peer directory, departures and duplicates. */
+
+const log = pino({ level: 'silent' });
+
+for (const backend of backends) {
+  describe(`membership (${backend.name})`, () => {
+    const ts = backend.make();
+    let store: Store;
+    const members: Membership[] = [];
+    const join = async (instanceId: string, address: string, goneAfterMs = 60_000, heartbeatMs = 100) => {
+      const m = await Membership.join({ store, instanceId, address, goneAfterMs, heartbeatMs, log });
+      members.push(m);
+      return m;
+    };
+
+    after(async () => {
+      for (const m of members) await m.leave().catch(() => {});
+      await store?.close();
+      await ts.destroy();
+    });
+
+    it('registers each replica with its address, start time and state, and answers where another is from memory', async () => {
+      store = await ts.open();
+      const a = await join('m-a', 'http://10.0.0.1:8080');
+      const b = await join('m-b', 'http://10.0.0.2:8080');
+      const row = await store.member('m-a');
+      assert.equal(row?.address, 'http://10.0.0.1:8080');
+      assert.equal(row?.state, 'serving');
+      assert.equal(row?.boot, a.boot);
+      assert.ok((row?.startedAtUs ?? 0) > 0);
+      await waitFor(() => a.addressOf('m-b') === 'http://10.0.0.2:8080', 'a to know b after its next heartbeat');
+      assert.equal(b.addressOf('m-a'), 'http://10.0.0.1:8080');
+      assert.equal(a.addressOf('m-unknown'), undefined);
+    });
+
+    it('a replica that drains is still reachable; one that leaves is gone at once, and its id is free', async () => {
+      const a = members[0]!;
+      const c = await join('m-c', 'http://10.0.0.3:8080');
+      await c.drain();
+      assert.equal((await store.member('m-c'))?.state, 'draining');
+      await a.refresh();
+      assert.equal(a.addressOf('m-c'), 'http://10.0.0.3:8080', 'a draining replica still finishes what it has');
+      const gone: string[] = [];
+      a.onGone((ids) => gone.push(...ids));
+      await c.leave();
+      assert.equal((await store.member('m-c'))?.state, 'gone');
+      await a.refresh();
+      assert.equal(a.addressOf('m-c'), undefined);
+      assert.deepEqual(gone, ['m-c']);
+      // Leaving freed the id: a new process takes it without waiting.
+      const again = await join('m-c', 'http://10.0.0.30:8080');
+      assert.equal((await store.member('m-c'))?.boot, again.boot);
+    });
+
+    it('a replica that stops heart-beating is reported gone after goneAfter', async () => {
+      const watcher = await join('m-w', 'http://10.0.0.4:8080', 800, 100);
+      const gone: string[] = [];
+      watcher.onGone((ids) => gone.push(...ids));
+      // A replica killed right after its last heartbeat: its row stays, nothing beats it any more.
+      await killed('m-s', 'http://10.0.0.5:8080');
+      await watcher.refresh();
+      assert.equal(watcher.addressOf('m-s'), 'http://10.0.0.5:8080', 'alive until goneAfter passes');
+      await waitFor(() => gone.includes('m-s'), 'the silent replica to be reported gone');
+      assert.equal(watcher.addressOf('m-s'), undefined);
+    });
+
+    it('one serving replica at a time recovers what gone ones left: the lowest id, then the next when it leaves', async () => {
+      const low = await join('0-low', 'http://10.0.1.1:8080');
+      const high = await join('0-next', 'http://10.0.1.2:8080');
+      await high.refresh();
+      assert.equal(low.recovers(), true);
+      assert.equal(high.recovers(), false);
+      await low.leave();
+      await high.refresh();
+      assert.equal(high.recovers(), true);
+    });
+
+    it('refuses a second live process with the same instance id, naming recording.instanceId', async () => {
+      await assert.rejects(join('m-a', 'http://10.0.0.9:8080'), (err: Error) => {
+        assert.ok(err instanceof DuplicateInstanceError);
+        assert.match(err.message, /another gateway is running with instance id 'm-a' \(at http:\/\/10\.0\.0\.1:8080\)/);
+        assert.match(err.message, /recording\.instanceId/);
+        return true;
+      });
+      assert.equal((await store.member('m-a'))?.boot, members[0]!.boot, 'the live one keeps its id');
+    });
+
+    it('takes over the id of an earlier process that died with a fresh heartbeat (a crash, then a quick restart)', async () => {
+      await killed('m-d', 'http://10.0.0.6:8080');
+      const restarted = await join('m-d', 'http://10.0.0.6:8080', 60_000, 100);
+      assert.equal((await store.member('m-d'))?.boot, restarted.boot);
+    });
+
+    it('takes over at once the id of a process of this host that no longer runs', { timeout: 20_000 }, async () => {
+      // A process that ran and exited: its pid names no process now.
+      const { pid } = spawnSync(process.execPath, ['-e', '']);
+      await killed('m-e', 'http://10.0.0.7:8080', `${hostname()}/${pid}/x`);
+      // With a minute-long heartbeat, watching the row would outlast this test's timeout.
+      const restarted = await join('m-e', 'http://10.0.0.7:8080', 60_000, 60_000);
+      assert.equal((await store.member('m-e'))?.boot, restarted.boot);
+    });
+
+    /** The row a replica leaves when killed just after a heartbeat. */
+    async function killed(id: string, address: string, boot = `dead-${id}`): Promise<void> {
+      const now = Date.now() * 1000;
+      assert.equal(await store.claimMember({ id, address, startedAtUs: now, boot, heartbeatAtUs: now }, undefined), true);
+    }
+  });
+}
