@@ -175,6 +175,7 @@ export class ToolPins {
     if (pins.size === 0 && offered.length > 0) {
       // Trust on first use: every definition seen now is the approved one, unless screening holds it back.
       const at = nowUs();
+      const rows: Array<{ row: ToolPinRow; change: PinChange }> = [];
       for (const t of offered) {
         const { definition, digest } = pinnedDefinition(t);
         const { reasons, quarantine } = await screener.screen(t.name, definition, at);
@@ -192,8 +193,11 @@ export class ToolPins {
               pendingReasons: reasons,
             }
           : { ...base, digest, definition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: at, reasons, pendingReasons: [] };
-        if (await this.o.store.insertToolPin(row)) changes.push(withReasons({ tool: t.name, change: quarantine ? 'suspicious' : 'pinned', digest }, reasons));
+        rows.push({ row, change: withReasons({ tool: t.name, change: quarantine ? 'suspicious' : 'pinned', digest }, reasons) });
       }
+      // All at once: another gateway pinning the same list meanwhile writes nothing, and a reader sees all or none.
+      const written = await this.o.store.insertToolPins(rows.map((r) => r.row));
+      for (const { row, change } of rows) if (written.has(row.tool)) changes.push(change);
       pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
     }
     const visible: unknown[] = [];

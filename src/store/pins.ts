@@ -1,12 +1,17 @@
-import type { DatabasePort } from './port.js';
+import type { DatabasePort, Queryable } from './port.js';
 import { type Entry, insertSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
-import { raw, sql } from './sql.js';
+import { join, list, raw, sql } from './sql.js';
 import type { ToolPinReason, ToolPinRow, ToolPinUpdate } from './types.js';
 
 /** Each connection's pinned tool definitions (pins/). */
 export interface PinStore {
   /** Adds a pin; false (nothing written) when the connection already has one for the tool (another gateway pinned it first). */
   insertToolPin(row: ToolPinRow): Promise<boolean>;
+  /**
+   * Adds a connection's first pins in one statement, so that another gateway reading the pins meanwhile sees all of
+   * them or none (rather than taking the rest for tools added since); the tools written, less those pinned already.
+   */
+  insertToolPins(rows: readonly ToolPinRow[]): Promise<Set<string>>;
   /** A connection's pins, or every connection's, by connection then tool. */
   listToolPins(connection?: string): Promise<ToolPinRow[]>;
   /**
@@ -21,6 +26,22 @@ export function pinStore(db: DatabasePort): PinStore {
   return {
     async insertToolPin(row) {
       return (await db.run(sql`${insertSql('tool_pins', toolPinToDb(row))} ON CONFLICT (connection, tool) DO NOTHING`)) === 1;
+    },
+    async insertToolPins(rows) {
+      const write = async (q: Queryable) => {
+        const written = new Set<string>();
+        // One statement per 1,000 pins (13 values each), inside both databases' limits on bound values.
+        for (let i = 0; i < rows.length; i += 1000) {
+          const chunk = rows.slice(i, i + 1000).map(toolPinToDb);
+          const columns = raw(chunk[0]!.map(([c]) => c).join(', '));
+          const values = join(chunk.map((entries) => sql`(${list(entries.map(([, v]) => v))})`));
+          const inserted = await q.query(sql`INSERT INTO tool_pins (${columns}) VALUES ${values} ON CONFLICT (connection, tool) DO NOTHING RETURNING tool`);
+          for (const r of inserted) written.add(String(r.tool));
+        }
+        return written;
+      };
+      // Several statements are one transaction on PostgreSQL, which replicas share; an SQLite file serves one gateway.
+      return rows.length <= 1000 || db.dialect === 'sqlite' ? write(db) : db.transaction(write);
     },
     async listToolPins(connection) {
       const where = connection === undefined ? raw('') : sql` WHERE connection = ${connection}`;

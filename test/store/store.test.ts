@@ -600,6 +600,21 @@ for (const backend of backends) {
       assert.deepEqual(await store.listToolPins('tp-once'), [p]);
     });
 
+    it("pins a connection's first tools in one statement: the tools written, less those pinned already", async () => {
+      const first = toolPin({ connection: 'tp-many', tool: 'first' });
+      assert.equal(await store.insertToolPin(first), true);
+      const rows = ['first', 'second', 'third'].map((tool) => toolPin({ connection: 'tp-many', tool, approvedBy: 'pinned-together' }));
+      assert.deepEqual(await store.insertToolPins(rows), new Set(['second', 'third']));
+      assert.deepEqual(await store.listToolPins('tp-many'), [first, rows[1], rows[2]]);
+      // A second gateway pinning the same list meanwhile writes nothing.
+      assert.deepEqual(await store.insertToolPins(rows), new Set());
+      // More pins than one statement carries (1,000 each) are all written.
+      const many = Array.from({ length: 2_100 }, (_, i) => toolPin({ connection: 'tp-many-2', tool: `tool-${i}` }));
+      assert.equal((await store.insertToolPins(many)).size, 2_100);
+      assert.equal((await store.listToolPins('tp-many-2')).length, 2_100);
+      assert.deepEqual(await store.insertToolPins([]), new Set());
+    });
+
     it('lists tool pins by connection then tool, in byte order, for one connection or all', async () => {
       const names = ['read_file', 'Write', 'read-file', 'über', 'readFile', 'a', 'z'];
       const pins = ['tp-list-b', 'tp-list-A', 'tp-list-a'].flatMap((connection) => names.map((tool) => toolPin({ connection, tool })));
