@@ -34,12 +34,6 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
       extra: { sessions: { modernIdleTimeout: '5s' } },
     });
     store = await cluster.store.open();
-    // The connection's tools are pinned once, by one replica, before clients reach all three at once: pinning on first
-    // sight is not atomic across gateways (a replica that reads the pins while another is still writing them takes the
-    // tools not yet written as added, and quarantines them). That race is reported for issue 18, not tested here.
-    const first = await connectV2(new URL(`/mcp/${connection}`, cluster.replicas[0]!.url), cluster.auth, { pin: '2026-07-28' });
-    await first.listTools();
-    await first.close();
   });
   after(async () => {
     await store?.close();
