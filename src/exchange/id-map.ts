@@ -13,6 +13,8 @@ export interface PendingRequest {
   /** The request as its sender sent it (stages see responses in its light). */
   readonly request: JsonRpcRequest;
   readonly startedAt: number;
+  /** A server request to the client: the client request it was made for (the call in flight), when known. */
+  readonly madeFor?: JsonRpcRequest;
 }
 
 export class RequestIdMap {
@@ -21,9 +23,10 @@ export class RequestIdMap {
   readonly #byOriginalId = new Map<string, number>();
 
   /** Registers an outgoing request and returns the id to send it with. */
-  add(request: JsonRpcRequest): number {
+  add(request: JsonRpcRequest, madeFor?: JsonRpcRequest): number {
     const mapped = this.#next++;
-    this.#byMappedId.set(mapped, { originalId: request.id, mappedId: mapped, request, startedAt: performance.now() });
+    const pending: PendingRequest = { originalId: request.id, mappedId: mapped, request, startedAt: performance.now(), ...(madeFor ? { madeFor } : {}) };
+    this.#byMappedId.set(mapped, pending);
     this.#byOriginalId.set(idKey(request.id), mapped);
     return mapped;
   }

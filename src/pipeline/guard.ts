@@ -1,10 +1,13 @@
 import type { GuardrailDefaults } from '../policy/config.js';
 import { requestFacts, targetOf } from '../policy/facts.js';
 import type { Decision, RuleSet } from '../policy/rules.js';
-import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, isResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { requestDigest } from '../reviews/request-digest.js';
 import type { ReviewOutcome, Reviews } from '../reviews/reviews.js';
-import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type Verdict } from './stage.js';
+import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type StageVerdict, type Verdict } from './stage.js';
+
+/** The server's questions to the client whose answers the rules see as `inputResponses`. */
+const inputMethods: ReadonlySet<string> = new Set(['elicitation/create', 'sampling/createMessage', 'roots/list']);
 
 export interface GuardOptions {
   connection: string;
@@ -28,10 +31,15 @@ export interface GuardOptions {
  * exactly it (then it goes on, unchanged) or someone rejects it, or it times out. A rule's verdict, its
  * approvers and the time waited are reported for the recording. Tool annotations for conditions come from the
  * connection's tools/list results, as the server last declared them.
+ *
+ * The client's answer to a question the server asked during a call (an elicitation, in either era: a legacy
+ * client's response, a 2026-07-28 client's MRTR `inputResponses`) judges the call again, with the answer in
+ * `inputResponses`: when that changes the decision to deny (or review, which cannot start mid-call), the server gets
+ * an error instead of the answer, and the call is refused to the client and cancelled upstream.
  */
 export class GuardStage implements Stage, StageHandlers {
   readonly name = 'guard';
-  readonly inspect = inspectWith(this);
+  readonly #handlers = inspectWith(this);
   /** Without pinning: tool name → its annotations, from the latest tools/list on any of the connection's sessions. */
   readonly #annotations = new Map<string, Record<string, unknown>>();
 
@@ -48,17 +56,66 @@ export class GuardStage implements Stage, StageHandlers {
     return undefined;
   }
 
+  inspect(message: JsonRpcMessage, ctx: MessageContext): StageVerdict {
+    const asked = ctx.request;
+    if (ctx.direction === 'toServer' && ctx.madeFor !== undefined && asked !== undefined && inputMethods.has(asked.method) && isResponse(message)) {
+      const madeFor = ctx.madeFor;
+      return this.#withAnnotations(madeFor, () => this.#judgeAnswer(message, asked, madeFor, ctx));
+    }
+    return this.#handlers(message, ctx);
+  }
+
   onRequest(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined> {
+    return this.#withAnnotations(request, () => this.#decide(request, ctx));
+  }
+
+  /** Without the pins read yet, a rule about annotations would see none: they are read first, never decided without. */
+  #withAnnotations(request: JsonRpcRequest, decide: () => Verdict | undefined): Verdict | undefined | Promise<Verdict | undefined> {
     const pinned = this.o.pinned;
     const tool = request.method === 'tools/call' ? request.params?.name : undefined;
-    // Without the pins read yet, a rule about annotations would see none: read them first, never decide without.
-    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(() => this.#decide(request, ctx));
-    return this.#decide(request, ctx);
+    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(decide);
+    return decide();
+  }
+
+  #annotationsOf(): (tool: string) => Record<string, unknown> | undefined {
+    return this.o.pinned === undefined ? (tool: string) => this.#annotations.get(tool) : (tool: string) => this.o.pinned!.annotations(tool);
+  }
+
+  /**
+   * The client answered `asked`, a question the server put while working on `call`: the call is judged again with
+   * the answer. Only a change of decision acts (the call's own verdict stands otherwise, a review already approved).
+   */
+  #judgeAnswer(answer: JsonRpcResponse, asked: JsonRpcRequest, call: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
+    if (answer.result === undefined) return undefined;
+    const annotationsOf = this.#annotationsOf();
+    const before = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf), this.o.defaults);
+    const after = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf, [{ method: asked.method, result: answer.result }]), this.o.defaults);
+    if (after.action === before.action && after.rule === before.rule) return undefined;
+    if (after.action === 'allow')
+      return after.rule === undefined ? undefined : { action: 'pass', details: { rule: after.rule, action: 'allow', answerTo: asked.method } };
+    const refusal =
+      after.action === 'deny'
+        ? this.#deny(call, after, ctx)
+        : this.#deny(
+            call,
+            {
+              ...after,
+              action: 'deny',
+              message: `the rule holds the call for review once the client answered ${asked.method}, and a review cannot start in the middle of a call`,
+            },
+            ctx,
+          );
+    const refused = refusal.action === 'answer' ? refusal.message! : errorResponse(call.id, ErrorCode.Denied, 'Denied');
+    ctx.session.refusePending(call.id, refused);
+    return {
+      action: 'pass',
+      message: errorResponse(answer.id, ErrorCode.Denied, refused.error?.message ?? 'Denied', { gateway: 'portcullis', stage: this.name }),
+      details: { rule: after.rule ?? 'default', action: after.action === 'deny' ? 'deny' : 'refused', answerTo: asked.method },
+    };
   }
 
   #decide(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
-    const annotationsOf = this.o.pinned === undefined ? (tool: string) => this.#annotations.get(tool) : (tool: string) => this.o.pinned!.annotations(tool);
-    const facts = requestFacts(request, ctx.session, annotationsOf);
+    const facts = requestFacts(request, ctx.session, this.#annotationsOf());
     const decision = this.o.rules.decide(facts, this.o.defaults);
     switch (decision.action) {
       case 'allow':
