@@ -119,7 +119,7 @@ describe('Mcp-Param-* headers', () => {
           [...modernHeaders('tools/list'), ['authorization', gw.auth.authorization!]],
           JSON.stringify(modernBody('tools/list')),
         );
-        const names = (listed.json?.result as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
+        const names = ((listed.json?.result ?? { tools: [] }) as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
         assert.deepEqual(names, ['query']);
         assert.match(gw.log.text, /tool left out of tools\/list: its x-mcp-header declaration is invalid/);
         const called = await rawRequest(
