@@ -63,8 +63,9 @@ export class RequestRouter {
 
   /** A server request goes to the client: the id it travels under there. */
   toClient(request: JsonRpcRequest): number {
-    // Made for the call in flight when only one is (as relatedToServerRequest): guardrails judge its answer in that call's light.
-    return this.#toClient.add(request, this.#toServer.single()?.request);
+    // Made for one of the calls in flight (the only one, usually): guardrails judge its answer in their light.
+    const inFlight = this.#toServer.requests();
+    return this.#toClient.add(request, inFlight.length > 0 ? inFlight : undefined);
   }
 
   /** The server request the client answered, by the id the client knows: taken out; undefined when not pending. */
@@ -73,7 +74,7 @@ export class RequestRouter {
   }
 
   /** The server request a client's response answers, and the client request it was made for; left pending (stages see the response in their light). */
-  serverRequestOf(clientSideId: RequestId | null): { request: JsonRpcRequest; madeFor?: JsonRpcRequest } | undefined {
+  serverRequestOf(clientSideId: RequestId | null): { request: JsonRpcRequest; madeFor?: readonly JsonRpcRequest[] } | undefined {
     return this.#toClient.peek(clientSideId);
   }
 

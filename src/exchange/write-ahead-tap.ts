@@ -65,8 +65,14 @@ export class WriteAheadTap {
   }
 
   /** The context a message goes through the pipeline with; it collects the verdicts when they are recorded. */
-  context(session: SessionInfo, direction: Direction, request: JsonRpcRequest | undefined, madeFor?: JsonRpcRequest): TracedContext {
-    const ctx: { session: SessionInfo; direction: Direction; request?: JsonRpcRequest; madeFor?: JsonRpcRequest; verdicts?: VerdictEvent[] | undefined } = {
+  context(session: SessionInfo, direction: Direction, request: JsonRpcRequest | undefined, madeFor?: readonly JsonRpcRequest[]): TracedContext {
+    const ctx: {
+      session: SessionInfo;
+      direction: Direction;
+      request?: JsonRpcRequest;
+      madeFor?: readonly JsonRpcRequest[];
+      verdicts?: VerdictEvent[] | undefined;
+    } = {
       session,
       direction,
     };

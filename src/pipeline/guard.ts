@@ -59,8 +59,14 @@ export class GuardStage implements Stage, StageHandlers {
   inspect(message: JsonRpcMessage, ctx: MessageContext): StageVerdict {
     const asked = ctx.request;
     if (ctx.direction === 'toServer' && ctx.madeFor !== undefined && asked !== undefined && inputMethods.has(asked.method) && isResponse(message)) {
-      const madeFor = ctx.madeFor;
-      return this.#withAnnotations(madeFor, () => this.#judgeAnswer(message, asked, madeFor, ctx));
+      const calls = ctx.madeFor;
+      const pinned = this.o.pinned;
+      // Without the pins read yet, a rule about annotations would see none: read first.
+      const unread =
+        pinned !== undefined &&
+        calls.some((c) => c.method === 'tools/call' && typeof c.params?.name === 'string' && pinned.annotations(c.params.name) === undefined);
+      if (unread) return pinned.load().then(() => this.#judgeAnswer(message, asked, calls, ctx));
+      return this.#judgeAnswer(message, asked, calls, ctx);
     }
     return this.#handlers(message, ctx);
   }
@@ -82,36 +88,45 @@ export class GuardStage implements Stage, StageHandlers {
   }
 
   /**
-   * The client answered `asked`, a question the server put while working on `call`: the call is judged again with
-   * the answer. Only a change of decision acts (the call's own verdict stands otherwise, a review already approved).
+   * The client answered `asked`, a question the server put while working on one of `calls` (usually the only call in
+   * flight; when several were, which one asked is not known, and each is judged: failing closed). Each is judged
+   * again with the answer; only a change of decision acts (a call's own verdict stands otherwise, a review already
+   * approved). A call that the answer makes denied is refused and cancelled; the server gets an error for its question.
    */
-  #judgeAnswer(answer: JsonRpcResponse, asked: JsonRpcRequest, call: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
+  #judgeAnswer(answer: JsonRpcResponse, asked: JsonRpcRequest, calls: readonly JsonRpcRequest[], ctx: MessageContext): Verdict | undefined {
     if (answer.result === undefined) return undefined;
     const annotationsOf = this.#annotationsOf();
-    const before = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf), this.o.defaults);
-    const after = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf, [{ method: asked.method, result: answer.result }]), this.o.defaults);
-    if (after.action === before.action && after.rule === before.rule) return undefined;
-    if (after.action === 'allow')
-      return after.rule === undefined ? undefined : { action: 'pass', details: { rule: after.rule, action: 'allow', answerTo: asked.method } };
-    const refusal =
-      after.action === 'deny'
-        ? this.#deny(call, after, ctx)
-        : this.#deny(
-            call,
-            {
+    const given = [{ method: asked.method, result: answer.result }];
+    let allowedBy: string | undefined;
+    let refused: { call: JsonRpcRequest; decision: Decision; response: JsonRpcResponse } | undefined;
+    for (const call of calls) {
+      const before = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf), this.o.defaults);
+      const after = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf, given), this.o.defaults);
+      if (after.action === before.action && after.rule === before.rule) continue;
+      if (after.action === 'allow') {
+        allowedBy ??= after.rule;
+        continue;
+      }
+      const decision: Decision =
+        after.action === 'deny'
+          ? after
+          : {
               ...after,
               action: 'deny',
               message: `the rule holds the call for review once the client answered ${asked.method}, and a review cannot start in the middle of a call`,
-            },
-            ctx,
-          );
-    const refused = refusal.action === 'answer' ? refusal.message! : errorResponse(call.id, ErrorCode.Denied, 'Denied');
-    ctx.session.refusePending(call.id, refused);
-    return {
-      action: 'pass',
-      message: errorResponse(answer.id, ErrorCode.Denied, refused.error?.message ?? 'Denied', { gateway: 'portcullis', stage: this.name }),
-      details: { rule: after.rule ?? 'default', action: after.action === 'deny' ? 'deny' : 'refused', answerTo: asked.method },
-    };
+            };
+      const verdict = this.#deny(call, decision, ctx);
+      const response = verdict.action === 'answer' && verdict.message !== undefined ? verdict.message : errorResponse(call.id, ErrorCode.Denied, 'Denied');
+      ctx.session.refusePending(call.id, response);
+      refused ??= { call, decision: after, response };
+    }
+    if (refused !== undefined)
+      return {
+        action: 'pass',
+        message: errorResponse(answer.id, ErrorCode.Denied, refused.response.error?.message ?? 'Denied', { gateway: 'portcullis', stage: this.name }),
+        details: { rule: refused.decision.rule ?? 'default', action: refused.decision.action === 'deny' ? 'deny' : 'refused', answerTo: asked.method },
+      };
+    return allowedBy === undefined ? undefined : { action: 'pass', details: { rule: allowedBy, action: 'allow', answerTo: asked.method } };
   }
 
   #decide(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {

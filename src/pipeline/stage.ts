@@ -56,10 +56,10 @@ export interface MessageContext {
   /** For a response: the request it answers, as its sender sent it (ids in the sender's numbering). */
   readonly request?: JsonRpcRequest;
   /**
-   * For the client's answer to a server request (elicitation, sampling, roots): the client request the server asked
-   * it for, when there was one call in flight (ids in the client's numbering).
+   * For the client's answer to a server request (elicitation, sampling, roots): the client requests in flight when
+   * the server asked (one of them asked for it; usually there is one), ids in the client's numbering.
    */
-  readonly madeFor?: JsonRpcRequest;
+  readonly madeFor?: readonly JsonRpcRequest[];
 }
 
 export type Verdict =

@@ -8,6 +8,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectV2, modernBody, modernHeaders, rawRequest, type RawAnswer } from '../helpers/modern.js';
 import { allEvents } from '../helpers/recorded.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Guardrail conditions see the client's answers to the server's questions (`inputResponses`): a rule that denies a
@@ -97,6 +98,41 @@ describe('guardrails on inputResponses', () => {
       } finally {
         await closeClient(client, transport);
       }
+    }
+  });
+
+  it('judges an answer against every call in flight when it cannot be tied to one (fails closed)', async () => {
+    const transport = new StreamableHTTPClientTransport(gw.mcp('guarded'), { requestInit: { headers: gw.auth } });
+    const { client, inbox } = await connectClient(transport);
+    try {
+      let longDone = false;
+      let progressed = false;
+      const long = client
+        .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 6, steps: 3 } }, undefined, {
+          timeout: 30_000,
+          onprogress: () => {
+            progressed = true;
+          },
+        })
+        .finally(() => {
+          longDone = true;
+        });
+      // The long call is at the server (it reports progress) before the second one starts.
+      await waitFor(async () => progressed, 'the long call to report progress');
+      let longInFlightWhenAsked: boolean | undefined;
+      const asking = client.callTool({ name: 'trigger-elicitation-request', arguments: {} }).then(
+        (r) => JSON.stringify(r),
+        (err: Error) => err.message,
+      );
+      await waitFor(async () => inbox.elicitation.length === 1, 'the elicitation');
+      longInFlightWhenAsked = !longDone;
+      const outcome = await asking;
+      assert.equal(longInFlightWhenAsked, true, 'two calls were in flight when the server asked');
+      assert.match(outcome, /Ada may not sign this/);
+      assert.doesNotMatch(outcome, /Ada Lovelace/);
+      assert.match(JSON.stringify((await long).content), /Long running operation/i, 'the other call is not affected');
+    } finally {
+      await closeClient(client, transport);
     }
   });
 
