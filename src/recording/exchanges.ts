@@ -161,6 +161,8 @@ export interface ExchangeRecord {
   outcome: 'result' | 'error' | 'refused' | 'cancelled' | 'unanswered';
   protocolVersion?: string;
   traceId?: string;
+  /** Its view group (`1`, `2`, … by idle gap, or `trace <id>`), when asked for. */
+  group?: string;
 }
 
 /**

@@ -148,6 +148,26 @@ describe('modern session views: trace id, else idle gap', () => {
     assert.doesNotMatch(tracedTexts, /first|second|third/);
   });
 
+  it("sessions verify --exchanges names each exchange's group, by sessions.viewIdleGap", async () => {
+    const gapped = join(dir, 'gapped.yaml');
+    writeFileSync(
+      gapped,
+      stringify({
+        dataDir: join(dir, 'data'),
+        listen: '127.0.0.1:1',
+        sessions: { viewIdleGap: `${Math.round(gapMs * 1000) / 1000}ms` },
+        connections: { ev: { stdio: everythingStdio() } },
+      }),
+    );
+    const r = await runCli(['sessions', 'verify', sessionId, '--config', gapped, '--exchanges', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const all = (JSON.parse(r.stdout) as { exchanges: { all: Array<{ method: string; group?: string; seq: number }> } }).exchanges.all;
+    const calls = all.filter((e) => e.method === 'tools/call').map((e) => e.group);
+    assert.deepEqual(calls, ['1', '1', `trace ${traceId}`, '2']);
+    const text = await runCli(['sessions', 'verify', sessionId, '--config', gapped, '--exchanges']);
+    assert.match(text.stdout, /tools\/call .*group 2/);
+  });
+
   it('the API lists the groups with the configured gap (5m by default: one untraced group here)', async () => {
     const res = await fetch(new URL(`/api/sessions/${sessionId}/events?groups`, gw.url), { headers: gw.apiAuth });
     assert.equal(res.status, 200);
