@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
+import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
 import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
@@ -80,7 +80,8 @@ export async function verifySession(
   let negotiated: EventRow | undefined;
   const exchanges = new ExchangeTracker();
   // The message events, for the view groups of a listing (their order is the recording's).
-  const messages: EventRow[] | undefined = listExchanges && idleGapMs !== undefined ? [] : undefined;
+  // A legacy session is its client's own: only a modern (pooled) one is grouped.
+  const messages: EventRow[] | undefined = listExchanges && idleGapMs !== undefined && eraOfEdge(session.edge) === 'modern' ? [] : undefined;
   for (let after = -1; ; ) {
     const events = await store.events(sessionId, after, page);
     for (const e of events) {
