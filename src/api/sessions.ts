@@ -9,6 +9,7 @@ import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
 import type { Store } from '../store/store.js';
 import { eventsOfTrace, isTraceId } from '../recording/exchanges.js';
+import { eventsOfGroup, exchangeGroups } from '../recording/exchange-groups.js';
 import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../store/types.js';
 
 /**
@@ -16,6 +17,7 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
  *   GET /api/sessions                 ?user&connection&status&era&since&until&denied&redacted&q&limit&cursor → { sessions, next }
  *   GET /api/sessions/:id             → { session }
  *   GET /api/sessions/:id/events      ?after&limit → { events, next }; ?trace=<W3C trace id> → { events, next: null }, that trace's exchanges
+ *                                     ?groups → { idleGapMs, groups }, a modern session's groups; ?group=<label> → { events, next: null }, one group's
  *   GET /api/sessions/:id/verify      → the verification result
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
@@ -64,6 +66,8 @@ export class SessionsApi {
   constructor(
     private readonly store: Store,
     private readonly trusted: () => Promise<TrustedKeys>,
+    /** The idle gap that starts a new group of a modern session's untraced exchanges (sessions.viewIdleGap). */
+    private readonly idleGapMs = 300_000,
   ) {}
 
   /** The routes under /api/sessions; whose sessions the caller may see is `seesOnly` (undefined: everyone's). */
@@ -102,6 +106,13 @@ export class SessionsApi {
         if (!isTraceId(trace))
           throw new HttpError(400, `trace expects a W3C trace id (32 hex digits, not all zero), found ${JSON.stringify(untrustedPrefix(trace))}`);
         const events = eventsOfTrace(await this.store.events(id, -1, 1_000_000), trace);
+        return json(c, 200, { events: events.map((e) => eventLine(session, e)), next: null });
+      }
+      if (url.searchParams.has('groups'))
+        return json(c, 200, { idleGapMs: this.idleGapMs, groups: exchangeGroups(await this.store.events(id, -1, 1_000_000), this.idleGapMs).groups });
+      const group = url.searchParams.get('group');
+      if (group !== null) {
+        const events = eventsOfGroup(await this.store.events(id, -1, 1_000_000), group.slice(0, 100), this.idleGapMs);
         return json(c, 200, { events: events.map((e) => eventLine(session, e)), next: null });
       }
       const after = intParam(url.searchParams, 'after', -1, -1, Number.MAX_SAFE_INTEGER);

@@ -154,6 +154,11 @@ function fileSchema(sources: SecretSources) {
              * abandoned (clients leave without DELETE) and closed, stopping its server; `off`: only idleTimeout applies.
              */
             abandonedAfter: durationOrOff('2m').refine((ms) => ms === undefined || ms >= 1000, 'expected at least 1s, or off'),
+            /**
+             * The session views (CLI, API, console) group a modern session's exchanges by trace id, else by this idle
+             * gap: an untraced request this long after the previous one ended starts a new group. A view only.
+             */
+            viewIdleGap: duration('5m').refine((ms) => ms >= 1, 'expected at least 1ms'),
           })
           .prefault({})
           .transform((s) => ({
@@ -164,6 +169,7 @@ function fileSchema(sources: SecretSources) {
             inputTimeoutMs: s.inputTimeout,
             /** undefined: off. */
             abandonedAfterMs: s.abandonedAfter,
+            viewIdleGapMs: s.viewIdleGap,
           })),
         agents: z
           .strictObject({

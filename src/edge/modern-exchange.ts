@@ -11,6 +11,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
+import { xMcpHeaders } from '../protocol/x-mcp-header.js';
 import type { ExchangeHandler, PooledSession } from '../session/modern-pool.js';
 import { cacheableMethods, ModernReply } from './modern-reply.js';
 import { requestDigest, type RequestStateSealer } from './request-state.js';
@@ -57,6 +58,9 @@ interface Watcher {
 }
 
 let roundSequence = 0;
+
+/** Invalid tool definitions already warned about. */
+const warnedTools = new Set<string>();
 
 function metaProgressToken(request: JsonRpcRequest): unknown {
   const meta = request.params?._meta as { progressToken?: unknown } | undefined;
@@ -317,11 +321,37 @@ export class ModernExchange implements ExchangeHandler {
     }
     const watchers = this.#watchers.splice(0);
     this.#end();
-    if (response.result !== undefined) this.o.listed?.(response.result.tools);
+    if (response.result !== undefined) {
+      this.o.listed?.(response.result.tools);
+      if (this.o.request.method === 'tools/list' && Array.isArray(response.result.tools))
+        response = { ...response, result: { ...response.result, tools: this.#callableTools(response.result.tools) } };
+    }
     const answer = (id: JsonRpcRequest['id']): JsonRpcResponse =>
       response.error !== undefined ? { jsonrpc: '2.0', id, error: response.error } : { jsonrpc: '2.0', id, result: this.#frame(response.result ?? {}) };
     reply?.end(answer(this.#clientId));
     for (const w of watchers) w.reply.end(answer(w.clientId));
+  }
+
+  /**
+   * The tools a 2026-07-28 client may be shown: one whose `x-mcp-header` declarations are invalid is left out, with a
+   * warning, as the spec has clients do (its calls are refused at the edge: its headers cannot be checked).
+   */
+  #callableTools(tools: unknown[]): unknown[] {
+    return tools.filter((t) => {
+      const tool = t as { name?: unknown; inputSchema?: unknown } | null;
+      const declared = xMcpHeaders(tool?.inputSchema);
+      if (!('invalid' in declared)) return true;
+      const name = typeof tool?.name === 'string' ? tool.name.slice(0, 100) : '?';
+      // Once per connection, tool and reason: every modern tools/list would repeat it.
+      const key = `${this.o.connection}\0${name}\0${declared.invalid}`;
+      if (warnedTools.has(key)) return false;
+      if (warnedTools.size < 1000) warnedTools.add(key);
+      this.o.log.warn(
+        { connection: this.o.connection, tool: name, reason: declared.invalid },
+        'tool left out of tools/list: its x-mcp-header declaration is invalid',
+      );
+      return false;
+    });
   }
 
   /** A complete result as a 2026-07-28 client reads it: resultType, and for cacheable results ttlMs (capped) and cacheScope. */

@@ -230,6 +230,15 @@ export class ModernHttpEdge {
     const pinned = await this.o.pinnedInputSchema?.(connection, tool);
     const schema = pinned ?? this.#listed.get(connection.name)?.get(tool);
     const declared = schema === undefined || schema === null ? undefined : paramHeaders(schema);
+    if (declared !== undefined && 'invalid' in declared)
+      // Its headers cannot be checked, so it is not called: a 2026-07-28 client drops such a tool from tools/list.
+      return {
+        era: 'refused',
+        status: 400,
+        code: ErrorCode.InvalidParams,
+        message: `Invalid params: the tool ${JSON.stringify(tool.slice(0, 100))} cannot be called over HTTP: its definition is invalid (${declared.invalid})`,
+        id: request.id,
+      };
     if (declared === undefined || declared.length === 0) return undefined;
     return checkParamHeaders(declared, request.params?.arguments, headers, request.id);
   }

@@ -1,4 +1,5 @@
 import type { RequestId } from '../protocol/jsonrpc.js';
+import { type XMcpHeader, xMcpHeaders } from '../protocol/x-mcp-header.js';
 import { decodeHeaderValue, type HeaderValue, hasInvalidCharacters, mismatch, type Refusal } from './request-metadata.js';
 
 /**
@@ -8,41 +9,11 @@ import { decodeHeaderValue, type HeaderValue, hasInvalidCharacters, mismatch, ty
  * trusts (the pinned one), never from the request.
  */
 
-export interface ParamHeader {
-  /** The chain of `properties` keys from the schema root. */
-  path: readonly string[];
-  /** The header is `Mcp-Param-<name>`. */
-  name: string;
-  type: string;
-}
+export type ParamHeader = XMcpHeader;
 
-const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const primitive = new Set(['string', 'integer', 'boolean', 'number']);
-
-/** The `x-mcp-header` declarations reachable through `properties` only; an invalid annotation gives undefined (the tool is unusable over HTTP). */
-export function paramHeaders(inputSchema: unknown): ParamHeader[] | undefined {
-  const out: ParamHeader[] = [];
-  const seen = new Set<string>();
-  let valid = true;
-  const visit = (node: unknown, path: string[]): void => {
-    if (!valid || node === null || typeof node !== 'object' || Array.isArray(node)) return;
-    const schema = node as Record<string, unknown>;
-    if ('x-mcp-header' in schema && path.length > 0) {
-      const name = schema['x-mcp-header'];
-      const type = schema.type;
-      if (typeof name !== 'string' || !token.test(name) || typeof type !== 'string' || !primitive.has(type) || seen.has(name.toLowerCase())) {
-        valid = false;
-        return;
-      }
-      seen.add(name.toLowerCase());
-      out.push({ path, name, type });
-    }
-    const properties = schema.properties;
-    if (properties !== null && typeof properties === 'object' && !Array.isArray(properties))
-      for (const [key, child] of Object.entries(properties as Record<string, unknown>)) visit(child, [...path, key]);
-  };
-  visit(inputSchema, []);
-  return valid ? out : undefined;
+/** The `x-mcp-header` declarations of a trusted tool definition, or why they make it invalid (xMcpHeaders). */
+export function paramHeaders(inputSchema: unknown): ParamHeader[] | { invalid: string } {
+  return xMcpHeaders(inputSchema);
 }
 
 function valueAt(root: unknown, path: readonly string[]): unknown {
@@ -73,7 +44,7 @@ export function checkParamHeaders(
     if (body === undefined || body === null) continue;
     const text = asHeaderText(body);
     if (text === undefined) continue;
-    const headerName = `Mcp-Param-${d.name}`;
+    const headerName = `Mcp-Param-${d.header}`;
     const at = d.path.join('.');
     // Neither value is repeated in the answer (nor so in the recording or the log): an argument may be a secret.
     const header = headers.get(headerName.toLowerCase());
@@ -83,7 +54,7 @@ export function checkParamHeaders(
       return mismatch(`the ${headerName} header carries characters a header value may not hold (base64-encode them)`, id, headerName, at);
     const decoded = decodeHeaderValue(header.value);
     if (decoded === undefined) return mismatch(`the ${headerName} header carries an invalid Base64 sentinel value`, id, headerName, at);
-    const numeric = (d.type === 'integer' || d.type === 'number') && typeof body === 'number' && /^-?\d+(\.\d+)?$/.test(decoded);
+    const numeric = d.type === 'integer' && typeof body === 'number' && /^-?\d+(\.\d+)?$/.test(decoded);
     if (numeric ? Number(decoded) !== body : decoded !== text) return mismatch(`the body's ${at} and the ${headerName} header differ`, id, headerName, at);
   }
   return undefined;

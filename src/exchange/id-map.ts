@@ -13,6 +13,8 @@ export interface PendingRequest {
   /** The request as its sender sent it (stages see responses in its light). */
   readonly request: JsonRpcRequest;
   readonly startedAt: number;
+  /** A server request to the client: the client requests in flight when it was made (one of them asked for it). */
+  readonly madeFor?: readonly JsonRpcRequest[];
 }
 
 export class RequestIdMap {
@@ -21,9 +23,10 @@ export class RequestIdMap {
   readonly #byOriginalId = new Map<string, number>();
 
   /** Registers an outgoing request and returns the id to send it with. */
-  add(request: JsonRpcRequest): number {
+  add(request: JsonRpcRequest, madeFor?: readonly JsonRpcRequest[]): number {
     const mapped = this.#next++;
-    this.#byMappedId.set(mapped, { originalId: request.id, mappedId: mapped, request, startedAt: performance.now() });
+    const pending: PendingRequest = { originalId: request.id, mappedId: mapped, request, startedAt: performance.now(), ...(madeFor ? { madeFor } : {}) };
+    this.#byMappedId.set(mapped, pending);
     this.#byOriginalId.set(idKey(request.id), mapped);
     return mapped;
   }
@@ -64,6 +67,11 @@ export class RequestIdMap {
     this.#byMappedId.clear();
     this.#byOriginalId.clear();
     return all;
+  }
+
+  /** Every pending request, oldest first. */
+  requests(): JsonRpcRequest[] {
+    return [...this.#byMappedId.values()].map((p) => p.request);
   }
 
   /** The only pending request, when there is exactly one. */

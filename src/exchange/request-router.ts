@@ -63,7 +63,9 @@ export class RequestRouter {
 
   /** A server request goes to the client: the id it travels under there. */
   toClient(request: JsonRpcRequest): number {
-    return this.#toClient.add(request);
+    // Made for one of the calls in flight (the only one, usually): guardrails judge its answer in their light.
+    const inFlight = this.#toServer.requests();
+    return this.#toClient.add(request, inFlight.length > 0 ? inFlight : undefined);
   }
 
   /** The server request the client answered, by the id the client knows: taken out; undefined when not pending. */
@@ -71,9 +73,9 @@ export class RequestRouter {
     return this.#toClient.take(clientSideId);
   }
 
-  /** The server request a client's response answers, left pending (stages see the response in its light). */
-  serverRequestOf(clientSideId: RequestId | null): JsonRpcRequest | undefined {
-    return this.#toClient.peek(clientSideId)?.request;
+  /** The server request a client's response answers, and the client request it was made for; left pending (stages see the response in their light). */
+  serverRequestOf(clientSideId: RequestId | null): { request: JsonRpcRequest; madeFor?: readonly JsonRpcRequest[] } | undefined {
+    return this.#toClient.peek(clientSideId);
   }
 
   /** The server cancelled one of its requests to the client, by the server's id: taken out. */

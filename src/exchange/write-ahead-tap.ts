@@ -65,9 +65,19 @@ export class WriteAheadTap {
   }
 
   /** The context a message goes through the pipeline with; it collects the verdicts when they are recorded. */
-  context(session: SessionInfo, direction: Direction, request: JsonRpcRequest | undefined): TracedContext {
-    const ctx: { session: SessionInfo; direction: Direction; request?: JsonRpcRequest; verdicts?: VerdictEvent[] | undefined } = { session, direction };
+  context(session: SessionInfo, direction: Direction, request: JsonRpcRequest | undefined, madeFor?: readonly JsonRpcRequest[]): TracedContext {
+    const ctx: {
+      session: SessionInfo;
+      direction: Direction;
+      request?: JsonRpcRequest;
+      madeFor?: readonly JsonRpcRequest[];
+      verdicts?: VerdictEvent[] | undefined;
+    } = {
+      session,
+      direction,
+    };
     if (request !== undefined) ctx.request = request;
+    if (madeFor !== undefined) ctx.madeFor = madeFor;
     if (this.#recording !== undefined) ctx.verdicts = [];
     return ctx;
   }

@@ -117,7 +117,9 @@ export function bearerAuthenticator(verifier: TokenVerifier, publicUrls: PublicU
 /** /api/sessions (absent when recording is off) and the machine credentials of /api and /metrics. */
 export function recordingsApi(config: GatewayConfig, recording: { store?: Store; recorder?: Recorder }, localApiKey: string): HttpServerOptions['api'] {
   return {
-    ...(recording.store ? { sessions: new SessionsApi(recording.store, () => verificationKeys(config, recording.recorder)) } : {}),
+    ...(recording.store
+      ? { sessions: new SessionsApi(recording.store, () => verificationKeys(config, recording.recorder), config.sessions.viewIdleGapMs) }
+      : {}),
     keys: { localKey: localApiKey, ...(config.api.token ? { token: config.api.token } : {}) },
   };
 }

@@ -1,10 +1,13 @@
 import type { GuardrailDefaults } from '../policy/config.js';
 import { requestFacts, targetOf } from '../policy/facts.js';
 import type { Decision, RuleSet } from '../policy/rules.js';
-import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, isResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { requestDigest } from '../reviews/request-digest.js';
 import type { ReviewOutcome, Reviews } from '../reviews/reviews.js';
-import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type Verdict } from './stage.js';
+import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type StageVerdict, type Verdict } from './stage.js';
+
+/** The server's questions to the client whose answers the rules see as `inputResponses`. */
+const inputMethods: ReadonlySet<string> = new Set(['elicitation/create', 'sampling/createMessage', 'roots/list']);
 
 export interface GuardOptions {
   connection: string;
@@ -28,10 +31,15 @@ export interface GuardOptions {
  * exactly it (then it goes on, unchanged) or someone rejects it, or it times out. A rule's verdict, its
  * approvers and the time waited are reported for the recording. Tool annotations for conditions come from the
  * connection's tools/list results, as the server last declared them.
+ *
+ * The client's answer to a question the server asked during a call (an elicitation, in either era: a legacy
+ * client's response, a 2026-07-28 client's MRTR `inputResponses`) judges the call again, with the answer in
+ * `inputResponses`: when that changes the decision to deny (or review, which cannot start mid-call), the server gets
+ * an error instead of the answer, and the call is refused to the client and cancelled upstream.
  */
 export class GuardStage implements Stage, StageHandlers {
   readonly name = 'guard';
-  readonly inspect = inspectWith(this);
+  readonly #handlers = inspectWith(this);
   /** Without pinning: tool name → its annotations, from the latest tools/list on any of the connection's sessions. */
   readonly #annotations = new Map<string, Record<string, unknown>>();
 
@@ -48,17 +56,81 @@ export class GuardStage implements Stage, StageHandlers {
     return undefined;
   }
 
+  inspect(message: JsonRpcMessage, ctx: MessageContext): StageVerdict {
+    const asked = ctx.request;
+    if (ctx.direction === 'toServer' && ctx.madeFor !== undefined && asked !== undefined && inputMethods.has(asked.method) && isResponse(message)) {
+      const calls = ctx.madeFor;
+      const pinned = this.o.pinned;
+      // Without the pins read yet, a rule about annotations would see none: read first.
+      const unread =
+        pinned !== undefined &&
+        calls.some((c) => c.method === 'tools/call' && typeof c.params?.name === 'string' && pinned.annotations(c.params.name) === undefined);
+      if (unread) return pinned.load().then(() => this.#judgeAnswer(message, asked, calls, ctx));
+      return this.#judgeAnswer(message, asked, calls, ctx);
+    }
+    return this.#handlers(message, ctx);
+  }
+
   onRequest(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined | Promise<Verdict | undefined> {
+    return this.#withAnnotations(request, () => this.#decide(request, ctx));
+  }
+
+  /** Without the pins read yet, a rule about annotations would see none: they are read first, never decided without. */
+  #withAnnotations(request: JsonRpcRequest, decide: () => Verdict | undefined): Verdict | undefined | Promise<Verdict | undefined> {
     const pinned = this.o.pinned;
     const tool = request.method === 'tools/call' ? request.params?.name : undefined;
-    // Without the pins read yet, a rule about annotations would see none: read them first, never decide without.
-    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(() => this.#decide(request, ctx));
-    return this.#decide(request, ctx);
+    if (pinned !== undefined && typeof tool === 'string' && pinned.annotations(tool) === undefined) return pinned.load().then(decide);
+    return decide();
+  }
+
+  #annotationsOf(): (tool: string) => Record<string, unknown> | undefined {
+    return this.o.pinned === undefined ? (tool: string) => this.#annotations.get(tool) : (tool: string) => this.o.pinned!.annotations(tool);
+  }
+
+  /**
+   * The client answered `asked`, a question the server put while working on one of `calls` (usually the only call in
+   * flight; when several were, which one asked is not known, and each is judged: failing closed). Each is judged
+   * again with the answer; only a change of decision acts (a call's own verdict stands otherwise, a review already
+   * approved). A call that the answer makes denied is refused and cancelled; the server gets an error for its question.
+   */
+  #judgeAnswer(answer: JsonRpcResponse, asked: JsonRpcRequest, calls: readonly JsonRpcRequest[], ctx: MessageContext): Verdict | undefined {
+    if (answer.result === undefined) return undefined;
+    const annotationsOf = this.#annotationsOf();
+    const given = [{ method: asked.method, result: answer.result }];
+    let allowedBy: string | undefined;
+    let refused: { call: JsonRpcRequest; decision: Decision; response: JsonRpcResponse } | undefined;
+    for (const call of calls) {
+      const before = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf), this.o.defaults);
+      const after = this.o.rules.decide(requestFacts(call, ctx.session, annotationsOf, given), this.o.defaults);
+      if (after.action === before.action && after.rule === before.rule) continue;
+      if (after.action === 'allow') {
+        allowedBy ??= after.rule;
+        continue;
+      }
+      const decision: Decision =
+        after.action === 'deny'
+          ? after
+          : {
+              ...after,
+              action: 'deny',
+              message: `the rule holds the call for review once the client answered ${asked.method}, and a review cannot start in the middle of a call`,
+            };
+      const verdict = this.#deny(call, decision, ctx);
+      const response = verdict.action === 'answer' && verdict.message !== undefined ? verdict.message : errorResponse(call.id, ErrorCode.Denied, 'Denied');
+      ctx.session.refusePending(call.id, response);
+      refused ??= { call, decision: after, response };
+    }
+    if (refused !== undefined)
+      return {
+        action: 'pass',
+        message: errorResponse(answer.id, ErrorCode.Denied, refused.response.error?.message ?? 'Denied', { gateway: 'portcullis', stage: this.name }),
+        details: { rule: refused.decision.rule ?? 'default', action: refused.decision.action === 'deny' ? 'deny' : 'refused', answerTo: asked.method },
+      };
+    return allowedBy === undefined ? undefined : { action: 'pass', details: { rule: allowedBy, action: 'allow', answerTo: asked.method } };
   }
 
   #decide(request: JsonRpcRequest, ctx: MessageContext): Verdict | undefined {
-    const annotationsOf = this.o.pinned === undefined ? (tool: string) => this.#annotations.get(tool) : (tool: string) => this.o.pinned!.annotations(tool);
-    const facts = requestFacts(request, ctx.session, annotationsOf);
+    const facts = requestFacts(request, ctx.session, this.#annotationsOf());
     const decision = this.o.rules.decide(facts, this.o.defaults);
     switch (decision.action) {
       case 'allow':

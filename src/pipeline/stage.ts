@@ -43,6 +43,11 @@ export interface SessionInfo {
    * request is recorded like any other but never reaches the client. Rejects on an error response or timeout.
    */
   requestUpstream(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /**
+   * Ends a client request the server is working on now: the client gets `response`, the server a cancellation (a
+   * guardrail that refuses a call once the client's answer to the server's question is known).
+   */
+  refusePending(clientId: RequestId, response: JsonRpcResponse): void;
 }
 
 export interface MessageContext {
@@ -50,6 +55,11 @@ export interface MessageContext {
   readonly direction: Direction;
   /** For a response: the request it answers, as its sender sent it (ids in the sender's numbering). */
   readonly request?: JsonRpcRequest;
+  /**
+   * For the client's answer to a server request (elicitation, sampling, roots): the client requests in flight when
+   * the server asked (one of them asked for it; usually there is one), ids in the client's numbering.
+   */
+  readonly madeFor?: readonly JsonRpcRequest[];
 }
 
 export type Verdict =

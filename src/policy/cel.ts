@@ -22,6 +22,20 @@ export interface RequestFacts {
   prompt: { name: string };
   /** The request's params, whole. */
   params: Record<string, unknown>;
+  /**
+   * The client's answers to the server's questions for this request (elicitation, sampling, roots), each with the
+   * question's method: empty when the request is first judged, one answer when the rules judge the call again as
+   * that answer arrives (an MRTR retry's `inputResponses`, or a legacy client's response).
+   */
+  inputResponses: InputResponse[];
+}
+
+/** One answer of the client to a server's question (`inputResponses` of a condition). */
+export interface InputResponse {
+  /** The question's method: elicitation/create, sampling/createMessage or roots/list. */
+  method: string;
+  /** What the client answered (an ElicitResult: action, content; a CreateMessageResult; a ListRootsResult). */
+  result: Record<string, unknown>;
 }
 
 /** The fields, as CEL types (documented in docs/guardrails.md). */
@@ -68,7 +82,8 @@ function buildEnvironment(checked: boolean): Environment {
     .registerVariable('connection', 'string')
     .registerVariable('method', 'string')
     .registerVariable('arguments', 'map<string, dyn>')
-    .registerVariable('params', 'map<string, dyn>');
+    .registerVariable('params', 'map<string, dyn>')
+    .registerVariable('inputResponses', 'list<map<string, dyn>>');
   env.registerFunction('string.re2Matches(string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
   env.registerFunction('re2Matches(string, string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
   return env;

@@ -1,6 +1,6 @@
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
 import type { CallerOnConnection } from '../core/identity.js';
-import type { RequestFacts } from './cel.js';
+import type { InputResponse, RequestFacts } from './cel.js';
 
 const none: Readonly<Record<string, unknown>> = Object.freeze({});
 
@@ -17,6 +17,7 @@ export function requestFacts(
   request: JsonRpcRequest,
   session: CallerOnConnection,
   annotations: (tool: string) => Record<string, unknown> | undefined,
+  inputResponses: InputResponse[] = [],
 ): RequestFacts {
   const params = objectOr(request.params);
   const identity = session.identity;
@@ -31,6 +32,7 @@ export function requestFacts(
     resource: { uri: request.method.startsWith('resources/') ? stringOr(params.uri) : '' },
     prompt: { name: request.method === 'prompts/get' ? stringOr(params.name) : '' },
     params,
+    inputResponses,
   };
 }
 

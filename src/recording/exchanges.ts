@@ -62,6 +62,14 @@ const key = (id: Id) => JSON.stringify(id);
  */
 export function eventsOfTrace(events: readonly EventRow[], traceId: string): EventRow[] {
   const wanted = traceId.toLowerCase();
+  return eventsOfRequests(events, (m) => exchangeMeta(m).traceId === wanted);
+}
+
+/**
+ * The events that belong to the requests `chosen` picks (called on each request, as the client sent it and as
+ * forwarded), followed as `eventsOfTrace` says.
+ */
+export function eventsOfRequests(events: readonly EventRow[], chosen: (request: Record<string, unknown>, e: EventRow) => boolean): EventRow[] {
   /** Client ids of its requests, and the ids they were forwarded under, in the trace. */
   const clientIds = new Set<string>();
   const upstreamIds = new Set<string>();
@@ -95,7 +103,7 @@ export function eventsOfTrace(events: readonly EventRow[], traceId: string): Eve
       if (isRequest) {
         const client = e.boundary !== 'delivered';
         if (client) inFlight.add(key(id));
-        if (exchangeMeta(m).traceId === wanted) {
+        if (chosen(m, e)) {
           inTrace = true;
           (client ? clientIds : upstreamIds).add(key(id));
           const forwardedId = idOf(forwarded);
@@ -153,6 +161,8 @@ export interface ExchangeRecord {
   outcome: 'result' | 'error' | 'refused' | 'cancelled' | 'unanswered';
   protocolVersion?: string;
   traceId?: string;
+  /** Its view group (`1`, `2`, … by idle gap, or `trace <id>`), when asked for. */
+  group?: string;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js';
-import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
+import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
+import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
 import { verifySeal } from './keys.js';
 import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatches } from './session-facts.js';
@@ -40,8 +41,17 @@ export type TrustedKeys = ReadonlyMap<string, string>;
 
 const page = 5000;
 
-/** `listExchanges`: the result lists every exchange (`exchanges.all`), not only the incomplete ones. */
-export async function verifySession(store: Store, sessionId: string, trusted: TrustedKeys, listExchanges = false): Promise<SessionVerification> {
+/**
+ * `listExchanges`: the result lists every exchange (`exchanges.all`), not only the incomplete ones, each with its
+ * view group (`group`: trace id, else by `idleGapMs`, see exchange-groups.ts) when that is given.
+ */
+export async function verifySession(
+  store: Store,
+  sessionId: string,
+  trusted: TrustedKeys,
+  listExchanges = false,
+  idleGapMs?: number,
+): Promise<SessionVerification> {
   const session = await store.getSession(sessionId);
   const ledger = await store.ledgerFor(sessionId);
   if (session === undefined) return missing(sessionId, ledger);
@@ -69,6 +79,9 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
   let first: EventRow | undefined;
   let negotiated: EventRow | undefined;
   const exchanges = new ExchangeTracker();
+  // The message events, for the view groups of a listing (their order is the recording's).
+  // A legacy session is its client's own: only a modern (pooled) one is grouped.
+  const messages: EventRow[] | undefined = listExchanges && idleGapMs !== undefined && eraOfEdge(session.edge) === 'modern' ? [] : undefined;
   for (let after = -1; ; ) {
     const events = await store.events(sessionId, after, page);
     for (const e of events) {
@@ -93,6 +106,7 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
       if (index === 0 && e.kind !== 'open') problem(`event 0 is a ${e.kind} event, not the session's opening`, 0);
       first ??= e;
       exchanges.add(e);
+      if (e.kind === 'message') messages?.push(e);
       if (e.kind === 'negotiated') negotiated = e;
       if (e.kind === 'gap') {
         const gap = parseJson(e.payload) as { lost?: number } | undefined;
@@ -109,6 +123,13 @@ export async function verifySession(store: Store, sessionId: string, trusted: Tr
   }
   if (last === undefined) problem('the session has no events: not even its opening');
   const records = exchanges.records();
+  if (messages !== undefined) {
+    const { bySeq } = exchangeGroups(messages, idleGapMs!);
+    for (const r of records) {
+      const group = bySeq.get(r.seq);
+      if (group !== undefined) r.group = group;
+    }
+  }
   const incomplete = records.filter((r) => r.outcome === 'unanswered');
   result.exchanges = { total: records.length, complete: records.length - incomplete.length, incomplete, ...(listExchanges ? { all: records } : {}) };
   if (incomplete.length > 0 && session.status !== 'open') {

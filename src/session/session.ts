@@ -148,6 +148,15 @@ export class Session implements SessionInfo {
     return this.#own.request(method, params);
   }
 
+  refusePending(clientId: RequestId, response: JsonRpcResponse): void {
+    if (this.#state !== 'open') return;
+    const pending = this.#router.withdrawn(clientId);
+    if (pending === undefined) return;
+    const reason = response.error?.message ?? 'refused by the gateway';
+    this.#toServer.forward({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: pending.mappedId, reason } });
+    this.#toClient.answer(response);
+  }
+
   get isOpen(): boolean {
     return this.#state === 'open';
   }
@@ -218,7 +227,7 @@ export class Session implements SessionInfo {
       return;
     }
     const answered = isRequest(message) || isNotification(message) ? undefined : this.#router.serverRequestOf((message as JsonRpcResponse).id);
-    const ctx = this.#tap.context(this, 'toServer', answered);
+    const ctx = this.#tap.context(this, 'toServer', answered?.request, answered?.madeFor);
     const outcome = this.#pipeline.run(message, ctx);
     if (outcome instanceof Promise) {
       // A stage holds the message (a review): what was received is recorded now, not when the stage decides.

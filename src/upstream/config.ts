@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { httpUrl, secretList, secretMap } from '../core/config-fields.js';
+import { duration, httpUrl, secretList, secretMap } from '../core/config-fields.js';
 import type { SecretSources } from '../core/secrets.js';
 
 /** The MCP protocol versions an upstream may be told to speak: `auto` probes `server/discover` once per connection. */
@@ -35,6 +35,11 @@ export function upstreamSchemas(sources: SecretSources) {
     protocol: protocolSetting(),
     /** A modern (2026-07-28) server's processes, shared by the connection's sessions (requests multiplexed by id). */
     processes: z.number().int().min(1, 'at least one process').max(32, 'at most 32 processes').default(2),
+    /**
+     * protocol: auto: how long the server gets to answer server/discover. A silent one is served as a 2025-era server
+     * meanwhile, and heard for 12 times as long: a late 2026-07-28 answer (a slow start) still makes it modern.
+     */
+    probeTimeout: duration('5s').refine((ms) => ms >= 100 && ms <= 300_000, 'expected from 100ms to 5m'),
   });
   const http = z.strictObject({
     url: httpUrl(sources),
@@ -63,6 +68,7 @@ export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefin
       spares: c.stdio.spares,
       protocol: c.stdio.protocol,
       processes: c.stdio.processes,
+      probeTimeoutMs: c.stdio.probeTimeout,
       ...(c.stdio.cwd ? { cwd: c.stdio.cwd } : {}),
     };
   if (c.http) return { kind: 'http' as const, url: c.http.url, headers: c.http.headers, protocol: c.http.protocol };

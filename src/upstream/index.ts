@@ -8,7 +8,7 @@ import { upstreamScrubber } from './injected-credentials.js';
 import { type ModernConnection, modernVersion } from './modern-connection.js';
 import type { HeaderParam } from './modern-headers.js';
 import { ModernHttpTransport } from './modern-http.js';
-import { ModernStdioPool, probeStdio } from './modern-stdio.js';
+import { ModernStdioPool, probeStdio, type StdioProbe } from './modern-stdio.js';
 import { StreamableHttpUpstream } from './streamable-http.js';
 import { type SpareSource, StdioUpstream } from './stdio.js';
 import type { Upstream } from './upstream.js';
@@ -44,14 +44,28 @@ export function createUpstream(
     case 'stdio': {
       const legacy = () => new StdioUpstream(u, maxMessageBytes, log, scrubber, spares);
       if (u.protocol === '2025-11-25') return legacy();
-      const probe = async (): Promise<EraVerdict> => {
-        const found = await probeStdio(u, maxMessageBytes, log, scrubber);
-        if ('legacy' in found) return found;
+      const verdictOf = (found: StdioProbe): EraVerdict => {
+        if ('legacy' in found) {
+          const { later, ...settled } = found;
+          if (later === undefined) return settled;
+          log.warn(
+            { connection: connection.name, probeTimeoutMs: u.probeTimeoutMs },
+            'the server did not answer server/discover in time: served as a 2025-era server meanwhile (set protocol, or a longer probeTimeout, on the connection)',
+          );
+          return { ...settled, later: later.then(verdictOf) };
+        }
         const pool = new ModernStdioPool(u, u.processes, maxMessageBytes, log.child({ pool: connection.name }), scrubber);
         pool.adopt(found.proc);
         return { modern: { version: modernVersion, discover: found.discover, transport: pool, toolHeaders: new Map() } };
       };
-      return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion);
+      const probe = async (): Promise<EraVerdict> => verdictOf(await probeStdio(u, maxMessageBytes, log, scrubber));
+      // A stdio server's process is the gateway's own: only a legacy verdict can be wrong about a later process.
+      const forget = (v: EraVerdict, why: string) => {
+        if (!('legacy' in v)) return;
+        log.info({ connection: connection.name, why }, "the server's era is asked again: it contradicted the verdict");
+        agents.eras.forget(connection.name, v);
+      };
+      return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion, forget);
     }
     case 'http': {
       const agent = agents.for(connection.name, u.url.reveal().startsWith('https:'));
@@ -65,7 +79,11 @@ export function createUpstream(
         const modern: ModernConnection = { version: modernVersion, discover: found, transport, toolHeaders };
         return { modern };
       };
-      return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion);
+      const forget = (v: EraVerdict, why: string) => {
+        log.info({ connection: connection.name, why }, "the server's era is asked again: it contradicted the verdict");
+        agents.eras.forget(connection.name, v);
+      };
+      return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion, forget);
     }
     case 'sse':
       return new SseUpstream(u, scrubber);

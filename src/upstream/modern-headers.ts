@@ -1,4 +1,5 @@
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
+import { xMcpHeaders } from '../protocol/x-mcp-header.js';
 
 /**
  * The HTTP headers of a 2026-07-28 request, generated from its body (never copied from a client): the version, the
@@ -14,8 +15,6 @@ export interface HeaderParam {
 }
 
 const sentinel = /^=\?base64\?.*\?=$/s;
-/** RFC 9110 token: the characters a header name may have. */
-const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** A header value as sent: itself when it is plain visible ASCII without edge spaces, else the base64 sentinel. */
 export function encodeHeaderValue(value: string): string {
@@ -23,42 +22,10 @@ export function encodeHeaderValue(value: string): string {
   return plain ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
 }
 
-/**
- * The `x-mcp-header` parameters a tool's input schema declares, or why the declaration is invalid (a header name
- * that is not a token, one used twice, one on a non-primitive, or one not reachable through `properties` alone).
- */
+/** The `x-mcp-header` parameters a tool's input schema declares, or why the declaration is invalid (xMcpHeaders). */
 export function headerParamsOf(inputSchema: unknown): HeaderParam[] | { invalid: string } {
-  const found: HeaderParam[] = [];
-  const seen = new Set<string>();
-  let invalid: string | undefined;
-  const walk = (schema: unknown, path: string[], reachable: boolean): void => {
-    if (invalid !== undefined || schema === null || typeof schema !== 'object') return;
-    const s = schema as Record<string, unknown>;
-    const header = s['x-mcp-header'];
-    if (header !== undefined) {
-      const type = s.type;
-      if (!reachable || path.length === 0) invalid = `x-mcp-header at ${path.join('.') || 'the root'} is not reachable through properties alone`;
-      else if (typeof header !== 'string' || !token.test(header)) invalid = `x-mcp-header ${JSON.stringify(header)} is not an HTTP header name`;
-      else if (seen.has(header.toLowerCase())) invalid = `x-mcp-header ${JSON.stringify(header)} is used twice`;
-      else if (type !== 'string' && type !== 'integer' && type !== 'boolean')
-        invalid = `x-mcp-header ${header} is on a ${String(type)}, not a string, integer or boolean`;
-      else {
-        seen.add(header.toLowerCase());
-        found.push({ header, path });
-      }
-    }
-    for (const [key, value] of Object.entries(s)) {
-      if (key === 'properties' && value !== null && typeof value === 'object') {
-        for (const [name, sub] of Object.entries(value as Record<string, unknown>)) walk(sub, [...path, name], reachable);
-      } else if (value !== null && typeof value === 'object') {
-        // Anything under items, anyOf, $defs…: not statically reachable.
-        const children = Array.isArray(value) ? value : key === 'x-mcp-header' ? [] : [value];
-        for (const child of children) walk(child, path, false);
-      }
-    }
-  };
-  walk(inputSchema, [], true);
-  return invalid === undefined ? found : { invalid };
+  const declared = xMcpHeaders(inputSchema);
+  return 'invalid' in declared ? declared : declared.map(({ header, path }) => ({ header, path }));
 }
 
 /** A header parameter's value in the arguments: string as is, integer in decimal, boolean as true/false; else none. */

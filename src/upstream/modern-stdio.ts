@@ -6,8 +6,8 @@ import { StdioUpstream } from './stdio.js';
 
 type StdioConfig = ConstructorParameters<typeof StdioUpstream>[0];
 
-/** How long a stdio server gets to answer `server/discover` before it counts as a legacy one (silence is legacy). */
-const probeTimeoutMs = 5000;
+/** A server silent on `server/discover` for its probe timeout is heard this many times as long for a late answer. */
+const lateAnswerFactor = 12;
 
 interface Route {
   handlers: CallHandlers;
@@ -172,50 +172,71 @@ export class ModernStdioPool implements ModernTransport {
   }
 }
 
+/** What a stdio probe found: a modern server (its process, to adopt), or a legacy one, perhaps provisionally. */
+export type StdioProbe =
+  | { discover: DiscoverInfo; proc: StdioUpstream }
+  | {
+      legacy: string;
+      spare?: StdioUpstream;
+      spareStderr?: string[];
+      /**
+       * The server was silent for the probe timeout: served as legacy meanwhile, while the probe listens on for a
+       * late answer (a slow-starting 2026-07-28 server). Settles to the final finding; `legacy` again when it stays silent.
+       */
+      later?: Promise<StdioProbe>;
+    };
+
 /**
- * Asks a stdio server `server/discover` on a process of its own. A modern answer keeps the process (it becomes the
- * pool's first); an error, silence or an exit means a legacy server. A legacy server that answered (an error) is
- * left running as `spare`, for the session that asked to use (one spawn fewer); a silent one is closed.
+ * Asks a fresh process `server/discover`. An answer decides (an error or a 2025-era reply: legacy, the process kept
+ * as a spare); silence for `probeTimeoutMs` is no verdict: the finding is legacy for now, with `later`.
  */
-export async function probeStdio(
-  config: StdioConfig,
-  maxBytes: number,
-  log: Logger,
-  scrubber: CredentialScrubber,
-): Promise<{ discover: DiscoverInfo; proc: StdioUpstream } | { legacy: string; spare?: StdioUpstream; spareStderr?: string[] }> {
+export async function probeStdio(config: StdioConfig, maxBytes: number, log: Logger, scrubber: CredentialScrubber): Promise<StdioProbe> {
   const proc = new StdioUpstream(config, maxBytes, log, scrubber);
+  const timeoutMs = config.probeTimeoutMs;
   // What the server says on stderr while it is probed belongs to the session that takes it as its spare (bounded).
   const stderr: string[] = [];
   proc.onstderr = (line) => {
     if (stderr.length < 64) stderr.push(line);
   };
   const answer = new Promise<JsonRpcMessage | string>((resolve) => {
-    const timer = setTimeout(() => resolve(`it did not answer server/discover within ${probeTimeoutMs} ms`), probeTimeoutMs);
     proc.onmessage = (m) => {
-      if (isResponse(m) && m.id === 'portcullis-discover') {
-        clearTimeout(timer);
-        resolve(m);
-      }
+      if (isResponse(m) && m.id === 'portcullis-discover') resolve(m);
     };
-    proc.onclose = (reason) => {
-      clearTimeout(timer);
-      resolve(`it ended on server/discover (${reason})`);
-    };
+    proc.onclose = (reason) => resolve(`it ended on server/discover (${reason})`);
   });
   await proc.start();
   const request = discoverRequest('portcullis-discover');
   await proc.send(request, JSON.stringify(request)).catch(() => {});
-  const m = await answer;
-  const verdict =
-    typeof m === 'string'
-      ? { legacy: m }
-      : (m as JsonRpcResponse).error !== undefined
-        ? { legacy: `it answered server/discover with error ${(m as JsonRpcResponse).error?.code} ${(m as JsonRpcResponse).error?.message.slice(0, 100)}` }
-        : readDiscover((m as JsonRpcResponse).result);
-  if ('legacy' in verdict) {
-    if (typeof m !== 'string') return { legacy: verdict.legacy, spare: proc, spareStderr: stderr };
+  const finding = async (m: JsonRpcMessage | string, late: boolean): Promise<StdioProbe> => {
+    const verdict =
+      typeof m === 'string'
+        ? { legacy: m }
+        : (m as JsonRpcResponse).error !== undefined
+          ? { legacy: `it answered server/discover with error ${(m as JsonRpcResponse).error?.code} ${(m as JsonRpcResponse).error?.message.slice(0, 100)}` }
+          : readDiscover((m as JsonRpcResponse).result);
+    if (!('legacy' in verdict)) return { discover: verdict, proc };
+    // A late legacy answer: the sessions meanwhile used processes of their own; this one is not needed.
+    if (typeof m !== 'string' && !late) return { legacy: verdict.legacy, spare: proc, spareStderr: stderr };
     await proc.close();
     return verdict;
-  }
-  return { discover: verdict, proc };
+  };
+  const timer = (ms: number) => {
+    let t: NodeJS.Timeout | undefined;
+    const p = new Promise<'silent'>((resolve) => {
+      t = setTimeout(() => resolve('silent'), ms);
+    });
+    return { p, clear: () => clearTimeout(t) };
+  };
+  const first = timer(timeoutMs);
+  const m = await Promise.race([answer, first.p]);
+  first.clear();
+  if (m !== 'silent') return finding(m, false);
+  const laterMs = timeoutMs * lateAnswerFactor;
+  const later = (async () => {
+    const wait = timer(laterMs - timeoutMs);
+    const m2 = await Promise.race([answer, wait.p]);
+    wait.clear();
+    return finding(m2 === 'silent' ? `it did not answer server/discover within ${laterMs} ms` : m2, true);
+  })();
+  return { legacy: `it did not answer server/discover within ${timeoutMs} ms (still listening for a late answer for ${laterMs} ms)`, later };
 }

@@ -27,6 +27,12 @@ const tools = [
       required: ['region', 'q'],
     },
   },
+  {
+    // Invalid: x-mcp-header on a number (the spec allows string, integer and boolean only).
+    name: 'weigh',
+    description: 'Weighs something',
+    inputSchema: { type: 'object', properties: { kg: { type: 'number', 'x-mcp-header': 'Kg' }, what: { type: 'string' } } },
+  },
 ];
 
 describe('Mcp-Param-* headers', () => {
@@ -104,6 +110,28 @@ describe('Mcp-Param-* headers', () => {
         assert.equal(missing.json?.error?.code, -32020);
         const undecodable = await call(connection, { region: 'us-west1', q: 'select' }, [['mcp-param-region', '=?base64?%%%?=']]);
         assert.equal(undecodable.json?.error?.code, -32020);
+      });
+
+      it('leaves a tool with an invalid x-mcp-header out of a modern tools/list, and refuses calls to it', async () => {
+        const listed = await rawRequest(
+          gw.mcp(connection),
+          'POST',
+          [...modernHeaders('tools/list'), ['authorization', gw.auth.authorization!]],
+          JSON.stringify(modernBody('tools/list')),
+        );
+        const names = ((listed.json?.result ?? { tools: [] }) as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
+        assert.deepEqual(names, ['query']);
+        assert.match(gw.log.text, /tool left out of tools\/list: its x-mcp-header declaration is invalid/);
+        const called = await rawRequest(
+          gw.mcp(connection),
+          'POST',
+          [...modernHeaders('tools/call', 'weigh'), ['mcp-param-kg', '3.5'], ['authorization', gw.auth.authorization!]],
+          JSON.stringify(modernBody('tools/call', { name: 'weigh', arguments: { kg: 3.5, what: 'flour' } })),
+        );
+        assert.equal(called.status, 400, called.body);
+        assert.equal(called.json?.error?.code, -32602);
+        assert.match(called.json!.error!.message, /weigh.*cannot be called over HTTP: its definition is invalid \(x-mcp-header Kg is on a "number"/);
+        assert.doesNotMatch(called.body, /weigh ran/);
       });
 
       it('the v2 client mirrors the declared arguments and gets through', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { modernCapabilities } from '../../src/edge/modern-http.js';
-import { checkParamHeaders, paramHeaders } from '../../src/edge/param-headers.js';
+import { checkParamHeaders, type ParamHeader, paramHeaders } from '../../src/edge/param-headers.js';
 import { checkStandardHeaders, classifyPost, decodeHeaderValue, type HeaderValue } from '../../src/edge/request-metadata.js';
 import { TokenKeys } from '../../src/cluster/token-keys.js';
 import { RequestStateError, RequestStateSealer, requestDigest } from '../../src/edge/request-state.js';
@@ -82,14 +82,30 @@ describe('Mcp-Param-* declarations', () => {
 
   it('reads declarations reachable through properties only', () => {
     assert.deepEqual(
-      paramHeaders(schema)?.map((d) => d.path.join('.')),
+      (paramHeaders(schema) as ParamHeader[]).map((d) => d.path.join('.')),
       ['region', 'nested.n'],
     );
-    assert.equal(paramHeaders({ type: 'object', properties: { a: { type: 'object', 'x-mcp-header': 'A' } } }), undefined, 'not a primitive');
+    const invalid = (schema: unknown) => {
+      const r = paramHeaders(schema);
+      return 'invalid' in r ? r.invalid : undefined;
+    };
+    assert.match(invalid({ type: 'object', properties: { a: { type: 'object', 'x-mcp-header': 'A' } } }) ?? '', /not a string, integer or boolean/);
+    assert.match(invalid({ type: 'object', properties: { a: { type: 'number', 'x-mcp-header': 'A' } } }) ?? '', /not a string/, 'number is not allowed');
+    assert.match(invalid({ type: 'object', properties: { a: { type: 'string', 'x-mcp-header': 'Bad Name' } } }) ?? '', /not an HTTP header name/);
+    assert.match(invalid({ type: 'object', properties: { a: { type: 'string', 'x-mcp-header': '' } } }) ?? '', /not an HTTP header name/);
+    assert.match(
+      invalid({ type: 'object', properties: { a: { type: 'string', 'x-mcp-header': 'A' }, b: { type: 'string', 'x-mcp-header': 'a' } } }) ?? '',
+      /used twice/,
+    );
+    assert.match(
+      invalid({ type: 'object', properties: { a: { type: 'array', items: { type: 'string', 'x-mcp-header': 'A' } } } }) ?? '',
+      /not reachable/,
+      'under items',
+    );
   });
 
   it('compares headers with arguments, integers as numbers', () => {
-    const declared = paramHeaders(schema)!;
+    const declared = paramHeaders(schema) as ParamHeader[];
     const h = headers({ 'mcp-param-region': 'eu', 'mcp-param-n': '3.0' });
     assert.equal(checkParamHeaders(declared, { region: 'eu', nested: { n: 3 } }, h, 1), undefined);
     assert.equal(checkParamHeaders(declared, { region: 'us', nested: { n: 3 } }, h, 1)?.code, -32020);

@@ -75,12 +75,25 @@ describe('RequestRouter', () => {
     const router = new RequestRouter();
     const sampling: JsonRpcRequest = { jsonrpc: '2.0', id: 5, method: 'sampling/createMessage' };
     const clientSide = router.toClient(sampling);
-    assert.equal(router.serverRequestOf(clientSide), sampling, 'peeking leaves it pending');
+    assert.equal(router.serverRequestOf(clientSide)?.request, sampling, 'peeking leaves it pending');
+    assert.equal(router.serverRequestOf(clientSide)?.madeFor, undefined, 'no call was in flight');
     assert.equal(router.answeredByClient(clientSide)?.originalId, 5);
     assert.equal(router.answeredByClient(clientSide), undefined);
     const roots = router.toClient({ jsonrpc: '2.0', id: 'r', method: 'roots/list' });
     assert.equal(router.withdrawnByServer('r')?.mappedId, roots);
     assert.equal(router.pending, 0);
+  });
+
+  it('a server request is tied to the calls in flight when it was made (guardrails judge its answer in their light)', () => {
+    const router = new RequestRouter();
+    const first = call('c1');
+    router.toServer(first);
+    const asked = router.toClient({ jsonrpc: '2.0', id: 9, method: 'elicitation/create' });
+    assert.deepEqual(router.serverRequestOf(asked)?.madeFor, [first]);
+    const second = call('c2');
+    router.toServer(second);
+    const ambiguous = router.toClient({ jsonrpc: '2.0', id: 10, method: 'elicitation/create' });
+    assert.deepEqual(router.serverRequestOf(ambiguous)?.madeFor, [first, second], 'two calls in flight: either may have asked');
   });
 
   it('drain hands back the client requests still owed an answer, oldest first, and forgets everything', () => {

@@ -29,6 +29,7 @@ const info: SessionInfo = {
   identity: { subject: 'u', issuer: 'test', groups: [] },
   cancellation: () => new AbortController().signal,
   requestUpstream: () => Promise.reject(new Error('not here')),
+  refusePending: () => {},
 };
 
 describe('WriteAheadTap', () => {

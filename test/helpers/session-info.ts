@@ -10,6 +10,7 @@ export function sessionInfo(id: string, connection: string, identity: Identity):
     identity,
     cancellation: () => controller.signal,
     requestUpstream: () => Promise.reject(new Error('no server behind this test session')),
+    refusePending: () => {},
     cancel: (reason) => controller.abort(new Error(reason)),
   };
 }

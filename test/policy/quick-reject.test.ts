@@ -30,6 +30,8 @@ const conditions = [
   'arguments.?path.orValue("").matches("(^|/)\\\\.env$")',
   'arguments.?message.orValue("none") == "none"',
   'size(arguments.message) > 3',
+  'tool.name == "write_file" && inputResponses.exists(r, r.method == "elicitation/create" && r.result.?content.?confirm.orValue("") == "yes")',
+  'size(inputResponses) > 0 || tool.name == "a"',
 ];
 
 /** A small deterministic generator (xorshift), so a failure can be replayed. */
@@ -65,6 +67,7 @@ function facts(random: () => number): RequestFacts {
     resource: { uri: '' },
     prompt: { name: '' },
     params: {},
+    inputResponses: pick([[], [{ method: 'elicitation/create', result: { action: 'accept', content: { confirm: 'yes' } } }]]),
   };
 }
 

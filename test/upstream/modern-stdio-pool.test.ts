@@ -41,6 +41,7 @@ describe('ModernStdioPool: what a shared process sends reaches only the call it 
         env: {},
         passEnv: [],
         spares: 0,
+        probeTimeoutMs: 5000,
       },
       1,
       1 << 20,

@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { attestSession } from '../../recording/attest.js';
 import { nowUs } from '../../recording/time.js';
+import { parseDuration } from '../../core/duration.js';
+import { eventsOfGroup, exchangeGroups } from '../../recording/exchange-groups.js';
 import { eventsOfTrace, isTraceId } from '../../recording/exchanges.js';
+import { eraOfEdge } from '../../store/types.js';
 import { describeEvent, describeSession, shown } from '../../recording/transcript.js';
 import { storeForCommand } from '../store-for-command.js';
 
@@ -12,12 +15,24 @@ export function sessionsShowCommand(): Command {
     .option('-c, --config <file>', "the gateway's config file (its store)")
     .option('--json', 'the session row and its events as JSON')
     .option('--trace <id>', "only the exchanges of this W3C trace id (32 hex digits, from the requests' _meta.traceparent): grouping, not proof")
-    .action(async (id: string, o: { config?: string; json?: boolean; trace?: string }) => {
+    .option('--group <label>', "only one group of a modern session's exchanges (as the Groups lines name them: a number, or a trace id)")
+    .option('--idle-gap <duration>', 'the idle gap that starts a new group of untraced exchanges (default: sessions.viewIdleGap, 5m)')
+    .action(async (id: string, o: { config?: string; json?: boolean; trace?: string; group?: string; idleGap?: string }) => {
       if (o.trace !== undefined && !isTraceId(o.trace)) {
         process.stderr.write(`portcullis: --trace expects a W3C trace id (32 hex digits, not all zero), found ${JSON.stringify(o.trace.slice(0, 80))}\n`);
         process.exit(2);
       }
-      const { store } = await storeForCommand(o.config);
+      const gapArg = o.idleGap === undefined ? undefined : parseDuration(o.idleGap);
+      if (o.idleGap !== undefined && (gapArg === undefined || gapArg < 1)) {
+        process.stderr.write(`portcullis: --idle-gap expects a duration such as 5m, 90s or 500ms, found ${JSON.stringify(o.idleGap.slice(0, 80))}\n`);
+        process.exit(2);
+      }
+      if (o.group !== undefined && o.trace !== undefined) {
+        process.stderr.write('portcullis: --group and --trace pick exchanges two ways; give one\n');
+        process.exit(2);
+      }
+      const { config, store } = await storeForCommand(o.config);
+      const gapMs = gapArg ?? config.sessions.viewIdleGapMs;
       try {
         const session = await attestSession(store, await store.getSession(id));
         if (session === undefined) {
@@ -39,13 +54,38 @@ export function sessionsShowCommand(): Command {
           if (events.length === 0) process.stdout.write('no exchange of this session carries that trace id\n');
           return;
         }
+        const modern = eraOfEdge(session.edge) === 'modern';
+        if (o.group !== undefined) {
+          const events = await store.events(id, -1, 1_000_000);
+          const label = o.group.startsWith('trace ') ? o.group : isTraceId(o.group) ? `trace ${o.group.toLowerCase()}` : o.group;
+          const picked = eventsOfGroup(events, label, gapMs);
+          if (o.json) {
+            process.stdout.write(`${JSON.stringify({ session, group: label, idleGapMs: gapMs, events: picked })}\n`);
+            return;
+          }
+          process.stdout.write(`${describeSession(session, nowUs()).join('\n')}\n`);
+          for (const m of session.tampered) process.stdout.write(`ALTERED     ${shown(m.message)}\n`);
+          process.stdout.write(`Group       ${shown(label)}: ${picked.length} events (grouping, not proof)\n\n`);
+          for (const e of picked) process.stdout.write(`${describeEvent(e)}\n`);
+          if (picked.length === 0) process.stdout.write('no exchange of this session is in that group\n');
+          return;
+        }
         if (o.json) {
-          process.stdout.write(`${JSON.stringify({ session, events: await store.events(id, -1, 1_000_000) })}\n`);
+          const events = await store.events(id, -1, 1_000_000);
+          const groups = modern ? { idleGapMs: gapMs, groups: exchangeGroups(events, gapMs).groups } : {};
+          process.stdout.write(`${JSON.stringify({ session, ...groups, events })}\n`);
           return;
         }
         process.stdout.write(`${describeSession(session, nowUs()).join('\n')}\n`);
         // The facts above are the recording's; what the row claims instead is shown, never taken as fact.
         for (const m of session.tampered) process.stdout.write(`ALTERED     ${shown(m.message)}\n`);
+        if (modern) {
+          const { groups } = exchangeGroups(await store.events(id, -1, 1_000_000), gapMs);
+          for (const g of groups)
+            process.stdout.write(
+              `Group       ${shown(g.label)}: ${g.exchanges} exchange${g.exchanges === 1 ? '' : 's'}, ${new Date(g.firstUs / 1000).toISOString()} to ${new Date(g.lastUs / 1000).toISOString()}\n`,
+            );
+        }
         process.stdout.write('\n');
         for (let after = -1; ; ) {
           const events = await store.events(id, after, 5000);

@@ -23,7 +23,9 @@ function report(r: SessionVerification, json: boolean): void {
   process.stdout.write(`${r.sessionId}  ${label.padEnd(8)}  ${r.events} events${exchanges}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}\n`);
   for (const p of r.problems) process.stdout.write(`    ${p.seq === undefined ? '' : `event ${p.seq}: `}${p.message}\n`);
   for (const e of x?.all ?? []) {
-    const about = [e.protocolVersion ? `@${e.protocolVersion}` : '', e.traceId ? `trace ${e.traceId}` : ''].filter((t) => t !== '').join(' ');
+    const about = [e.protocolVersion ? `@${e.protocolVersion}` : '', e.traceId ? `trace ${e.traceId}` : '', e.group && !e.traceId ? `group ${e.group}` : '']
+      .filter((t) => t !== '')
+      .join(' ');
     process.stdout.write(
       `    #${shown(JSON.stringify(e.id))} ${shown(e.method)} (event ${e.seq}): ${e.outcome === 'unanswered' ? 'INCOMPLETE, no answer recorded' : e.outcome}` +
         `${e.verdicts > 0 ? `, ${e.verdicts} verdict${e.verdicts === 1 ? '' : 's'}` : ''}${about ? `  ${about}` : ''}\n`,
@@ -67,7 +69,7 @@ export function sessionsVerifyCommand(): Command {
         }
         const json = o.json ?? false;
         if (id !== undefined) {
-          const r = await verifySession(store, id, trusted, o.exchanges ?? false);
+          const r = await verifySession(store, id, trusted, o.exchanges ?? false, config.sessions.viewIdleGapMs);
           report(r, json);
           if (r.status === 'failed') process.exitCode = 1;
           return;
