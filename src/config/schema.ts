@@ -56,8 +56,26 @@ function connectionSchema(sources: SecretSources) {
         .prefault({}),
       /** Client capabilities the server is never offered (sampling, roots, elicitation.url, ...). */
       clientCapabilities: clientCapabilitiesSchema(),
+      /**
+       * How 2025-era client sessions reach the server. `per-client` (default): each client session has an upstream
+       * session of its own (for stdio, its own server process). `pooled`: client sessions of the same principal,
+       * protocol version and client capabilities share a few upstream sessions (sessions.modernPoolSize at most,
+       * closed after sessions.modernIdleTimeout unused); only for servers that keep no per-session state, since the
+       * server then sees one session for several of that principal's clients (docs/protocol.md, "Pooled upstream sessions").
+       */
+      upstreamSessions: z
+        .enum(['per-client', 'pooled'], { error: 'expected per-client (one upstream session per client session, the default) or pooled' })
+        .default('per-client'),
     })
-    .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']));
+    .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']))
+    .superRefine((c, ctx) => {
+      if (c.upstreamSessions === 'pooled' && c.agent !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreamSessions'],
+          message: 'an agent connection has an upstream session per client session; remove upstreamSessions: pooled (or serve the connection from the gateway)',
+        });
+    });
 }
 
 function listenAddress() {
@@ -283,6 +301,7 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
     tools: c.tools,
     clientCapabilities: c.clientCapabilities,
     limits: connectionLimits(c.limits, p.limits.connection),
+    upstreamSessions: c.upstreamSessions,
   };
 }
 
