@@ -63,9 +63,7 @@ function connectionSchema(sources: SecretSources) {
        * closed after sessions.modernIdleTimeout unused); only for servers that keep no per-session state, since the
        * server then sees one session for several of that principal's clients (docs/protocol.md, "Pooled upstream sessions").
        */
-      upstreamSessions: z
-        .enum(['per-client', 'pooled'], { error: 'expected per-client (one upstream session per client session, the default) or pooled' })
-        .default('per-client'),
+      upstreamSessions: z.enum(['per-client', 'pooled']).default('per-client'),
     })
     .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']))
     .superRefine((c, ctx) => {
@@ -156,9 +154,12 @@ function fileSchema(sources: SecretSources) {
         sessions: z
           .strictObject({
             idleTimeout: duration('30m'),
-            /** MCP 2026-07-28 clients are served through pooled internal sessions: one unused this long is closed. */
+            /**
+             * MCP 2026-07-28 clients (and 2025-era clients of `upstreamSessions: pooled` connections) are served through
+             * pooled upstream sessions: one unused this long is closed.
+             */
             modernIdleTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
-            /** Pooled sessions per (connection, principal, client capabilities) at most; past it requests share one. */
+            /** Pooled sessions per (connection, principal, client capabilities) at most; past it requests (sessions) share one. */
             modernPoolSize: z.number().int().min(1).max(64).default(4),
             /** Cacheable results to modern clients carry at most this ttlMs, so a policy change or quarantine is seen in time. */
             maxResultTtl: duration('60s'),
