@@ -28,6 +28,9 @@ export interface SharedUpstreamsOptions {
   log: Logger;
 }
 
+/** A link with this many requests in flight is shared no more while another may be opened (sessions.modernPoolSize). */
+const shareBelow = 8;
+
 /** What a client session's `initialize` says that decides which link may serve it. */
 interface InitializeFacts {
   protocolVersion: unknown;
@@ -334,23 +337,25 @@ export class SharedUpstreams {
     return new Lease(this, canonicalJson([connection, principal.issuer, principal.subject]), create);
   }
 
-  /** @internal the link a lease of `key` joins: an idle one, else a new one under the cap, else the least busy. */
+  /**
+   * @internal The link a lease of `key` joins: the least busy open one while it has fewer than `shareBelow` requests in
+   * flight (a gateway stage's own request, e.g. the pins' tools/list, must not make the next session start a process),
+   * else a new one under the cap, else the least busy. While the key's first link is still opening, sessions wait for it.
+   */
   async linkFor(key: string, facts: InitializeFacts, create: () => Upstream): Promise<SharedLink> {
-    const open = (this.#links.get(key) ?? []).filter((l) => !l.closed);
+    const open = (this.#links.get(key) ?? []).filter((l) => !l.closed).sort((a, b) => a.busy - b.busy);
     const opening = this.#opening.get(key) ?? [];
-    const idle = open.find((l) => l.busy === 0);
-    if (idle !== undefined) return idle;
-    if (open.length + opening.length < this.o.maxPerKey) {
-      try {
-        return await this.#open(key, facts, create);
-      } catch (err) {
-        const fallback = open.filter((l) => !l.closed).sort((a, b) => a.busy - b.busy)[0];
-        if (fallback === undefined) throw err;
-        return fallback;
-      }
+    const least = open[0];
+    if (least === undefined && opening.length > 0) return opening[0]!;
+    if (least !== undefined && (least.busy < shareBelow || open.length + opening.length >= this.o.maxPerKey)) return least;
+    try {
+      return await this.#open(key, facts, create);
+    } catch (err) {
+      // One more could not open (a limit, a server that will not start): share an open one if any.
+      const fallback = open.find((l) => !l.closed);
+      if (fallback === undefined) throw err;
+      return fallback;
     }
-    if (open.length > 0) return open.sort((a, b) => a.busy - b.busy)[0]!;
-    return opening[0]!;
   }
 
   #open(key: string, facts: InitializeFacts, create: () => Upstream): Promise<SharedLink> {
@@ -363,6 +368,7 @@ export class SharedUpstreams {
         throw err;
       }
       this.#links.set(key, [...(this.#links.get(key) ?? []), link]);
+      this.o.log.info({ links: this.#links.get(key)!.length }, 'pooled upstream session opened');
       return link;
     })();
     this.#opening.set(key, [...(this.#opening.get(key) ?? []), opening]);
