@@ -49,12 +49,11 @@ class SharedLink {
   /** The link's progress token → the lease and the token its client chose. */
   readonly #progress = new Map<string, { lease: Lease; token: string | number }>();
   /** Server requests in flight, by the server's id: the lease whose client was asked. */
-  readonly #asked = new Map<string, Lease>();
+  readonly #asked = new Map<string, { lease: Lease; id: RequestId }>();
   #next = 0;
   #initialized: { resolve: (r: JsonRpcResponse) => void } | undefined;
   result: Record<string, unknown> | undefined;
   closed = false;
-  lastUsed = Date.now();
   #idle: NodeJS.Timeout | undefined;
 
   constructor(
@@ -103,7 +102,6 @@ class SharedLink {
     clearTimeout(this.#idle);
     this.#idle = undefined;
     this.leases.add(lease);
-    this.lastUsed = Date.now();
   }
 
   /** The lease's session has ended: what it still has in flight is cancelled upstream; unused, the link closes after a while. */
@@ -111,8 +109,13 @@ class SharedLink {
     if (!this.leases.delete(lease)) return;
     for (const [id, p] of this.#pending) if (p.lease === lease) this.#cancel(id, 'the client session ended');
     for (const [token, p] of this.#progress) if (p.lease === lease) this.#progress.delete(token);
-    for (const [id, l] of this.#asked) if (l === lease) this.#asked.delete(id);
-    this.lastUsed = Date.now();
+    for (const [key, asked] of this.#asked) {
+      if (asked.lease !== lease) continue;
+      // The server would wait for ever on a client that has gone: it is answered for it.
+      this.#asked.delete(key);
+      const refusal = errorResponse(asked.id, ErrorCode.InternalError, 'the client session ended before it answered');
+      this.upstream.send(refusal, JSON.stringify(refusal)).catch(() => {});
+    }
     if (this.leases.size === 0 && !this.closed) {
       this.#idle = setTimeout(() => {
         if (this.leases.size === 0) void this.close('pooled upstream session idle');
@@ -123,7 +126,6 @@ class SharedLink {
 
   /** A message of a lease's session toward the server. */
   async send(lease: Lease, message: JsonRpcMessage, text: string): Promise<void> {
-    this.lastUsed = Date.now();
     if (isRequest(message)) {
       const id = ++this.#next;
       this.#pending.set(id, { lease, id: message.id });
@@ -177,7 +179,6 @@ class SharedLink {
   }
 
   #fromServer(message: JsonRpcMessage, text: string): void {
-    this.lastUsed = Date.now();
     if (!isRequest(message) && !isNotification(message)) {
       const response = message as JsonRpcResponse;
       if (response.id === 'pc-shared-init' && this.#initialized !== undefined) {
@@ -214,7 +215,7 @@ class SharedLink {
         return;
       }
       const [lease] = waiting;
-      this.#asked.set(idKey(message.id), lease!);
+      this.#asked.set(idKey(message.id), { lease: lease!, id: message.id });
       lease!.deliver(message, text);
       return;
     }
@@ -229,10 +230,10 @@ class SharedLink {
     if (message.method === 'notifications/cancelled') {
       // The server withdraws one of its own requests: only the client it asked hears of it.
       const id = message.params?.requestId as RequestId | undefined;
-      const lease = id === undefined ? undefined : this.#asked.get(idKey(id));
-      if (lease === undefined) return;
+      const asked = id === undefined ? undefined : this.#asked.get(idKey(id));
+      if (asked === undefined) return;
       this.#asked.delete(idKey(id!));
-      lease.deliver(message, text);
+      asked.lease.deliver(message, text);
       return;
     }
     // Belongs to no request (list_changed, resources/updated, logging): every client session on the link, each
