@@ -206,7 +206,8 @@ function report(
 /**
  * Portcullis (recording on in SQLite, masking on, every request authenticated) against supergateway and mcp-proxy,
  * with short-lived sessions; ratios against the faster bridge of each round (the lower p50, the higher calls/s). First
- * with 2025-era clients (the v1 SDK), a Portcullis without warm spares beside it for the before/after of the spares;
+ * with 2025-era clients (the v1 SDK), a Portcullis without warm spares beside it for the before/after of the spares,
+ * and one whose connection has `upstreamSessions: pooled` (the opt-in: a principal's sessions share server processes);
  * then with the v2 client pinned to 2026-07-28, which all three serve (Portcullis through pooled upstream sessions).
  */
 export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSettings): Promise<Record<string, unknown>> {
@@ -233,19 +234,25 @@ export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSetti
     procs.push(portcullis);
     const cold = await startGateway({ everything: { stdio: { ...(everythingStdioConnection().stdio as object), spares: 0 } } });
     procs.push(cold);
+    // Opt-in: the 2025-era client sessions of one principal share pooled upstream sessions (upstreamSessions: pooled).
+    const pooled = await startGateway({ everything: { ...everythingStdioConnection(), upstreamSessions: 'pooled' } });
+    procs.push(pooled);
     const auth = (p: Proc) => ({ authorization: `Bearer ${p.token}` });
     const targets: SessionTarget[] = [
       { name: 'supergateway', url: `http://127.0.0.1:${supergateway.port}/mcp`, headers: {}, client: 'v1' },
       { name: 'mcp-proxy', url: `http://127.0.0.1:${mcpProxy.port}/mcp`, headers: {}, client: 'v1' },
       { name: 'Portcullis', url: `http://127.0.0.1:${portcullis.port}/mcp/everything`, headers: auth(portcullis), client: 'v1' },
       { name: 'Portcullis, spares: 0', url: `http://127.0.0.1:${cold.port}/mcp/everything`, headers: auth(cold), client: 'v1' },
+      { name: 'Portcullis, pooled', url: `http://127.0.0.1:${pooled.port}/mcp/everything`, headers: auth(pooled), client: 'v1' },
     ];
-    const legacy = await bridgesPass('2025-era client (v1 SDK)', targets, ['supergateway', 'mcp-proxy'], 'Portcullis', verdicts, s);
+    const legacy = await bridgesPass('2025-era client (v1 SDK)', targets, ['supergateway', 'mcp-proxy'], ['Portcullis', 'Portcullis, pooled'], verdicts, s);
     // The same sessions with the v2 client pinned to 2026-07-28, where the target serves that era (both bridges do):
     // Portcullis then serves them through pooled upstream sessions instead of a process per session.
-    const modernTargets = targets.filter((t) => t.name !== 'Portcullis, spares: 0').map((t): SessionTarget => ({ ...t, client: 'v2-modern' }));
+    const modernTargets = targets
+      .filter((t) => t.name !== 'Portcullis, spares: 0' && t.name !== 'Portcullis, pooled')
+      .map((t): SessionTarget => ({ ...t, client: 'v2-modern' }));
     console.log(`\nThe same with the v2 client pinned to 2026-07-28 (${modernTargets.map((t) => t.name).join(', ')})`);
-    const modern = await bridgesPass('2026-07-28 client (v2 SDK, pinned)', modernTargets, ['supergateway', 'mcp-proxy'], 'Portcullis', verdicts, s);
+    const modern = await bridgesPass('2026-07-28 client (v2 SDK, pinned)', modernTargets, ['supergateway', 'mcp-proxy'], ['Portcullis'], verdicts, s);
     return { legacy, modern };
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
@@ -254,13 +261,13 @@ export async function bridgesComparison(verdicts: Verdicts, s: SessionBenchSetti
 
 /**
  * One client era against the targets that serve it (a target that fails its first session is left out, and said so):
- * ratios against the faster of `bridges`, verdicts for `subject`.
+ * ratios against the faster of `bridges`, verdicts for each of `subjects`.
  */
 async function bridgesPass(
   era: string,
   all: SessionTarget[],
   bridges: string[],
-  subject: string,
+  subjects: string[],
   verdicts: Verdicts,
   s: SessionBenchSettings,
 ): Promise<Record<string, unknown>> {
@@ -273,26 +280,31 @@ async function bridgesPass(
       targets.push(t);
     } catch (err) {
       unavailable[t.name] = (err as Error).message;
-      console.log(`${t.name}: unavailable with this client${t.name === subject ? ' (modern edge unavailable)' : ''}: ${(err as Error).message.slice(0, 200)}`);
+      console.log(
+        `${t.name}: unavailable with this client${t.name === 'Portcullis' && t.client === 'v2-modern' ? ' (modern edge unavailable)' : ''}: ${(err as Error).message.slice(0, 200)}`,
+      );
     }
   }
   const present = bridges.filter((b) => targets.some((t) => t.name === b));
-  if (present.length === 0 || !targets.some((t) => t.name === subject)) return { unavailable };
+  const judged = subjects.filter((subject) => targets.some((t) => t.name === subject));
+  if (present.length === 0 || judged.length === 0) return { unavailable };
   const results = await compareSessions(targets, s);
   const ratios = report(targets, results, present, `the faster bridge of each round (${present.join(', ')})`);
-  const p = ratios.get(subject)!;
-  verdicts.push({
-    target: `session p50 ${subject} / faster bridge, ${era} (short sessions, median)`,
-    value: p.sessionP50,
-    limit: '< 1',
-    pass: p.sessionP50 < 1,
-  });
-  verdicts.push({
-    target: `calls/s ${subject} / faster bridge, ${era} (32 clients, short sessions, median)`,
-    value: p.callsPerSec,
-    limit: '≥ 1',
-    pass: p.callsPerSec >= 1,
-  });
+  for (const subject of judged) {
+    const p = ratios.get(subject)!;
+    verdicts.push({
+      target: `session p50 ${subject} / faster bridge, ${era} (short sessions, median)`,
+      value: p.sessionP50,
+      limit: '< 1',
+      pass: p.sessionP50 < 1,
+    });
+    verdicts.push({
+      target: `calls/s ${subject} / faster bridge, ${era} (32 clients, short sessions, median)`,
+      value: p.callsPerSec,
+      limit: '≥ 1',
+      pass: p.callsPerSec >= 1,
+    });
+  }
   return { rounds: Object.fromEntries(results), ratios: Object.fromEntries(ratios), unavailable };
 }
 

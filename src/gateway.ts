@@ -31,7 +31,7 @@ import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import type { Recorder } from './recording/recorder.js';
 import type { ModernPool } from './session/modern-pool.js';
 import { SessionRegistry } from './session/registry.js';
-import { StdioSparePools, UpstreamAgents } from './upstream/index.js';
+import { SharedUpstreams, StdioSparePools, UpstreamAgents } from './upstream/index.js';
 import { allInjectedCredentials } from './upstream/injected-credentials.js';
 import { version } from './version.js';
 
@@ -49,6 +49,8 @@ export class Gateway {
   readonly #agents = new UpstreamAgents();
   /** The stdio connections' warm spares: processes spawned ahead of the sessions that take them. */
   readonly spares: StdioSparePools;
+  /** The upstream sessions that `upstreamSessions: pooled` connections' client sessions share. */
+  readonly sharedUpstreams: SharedUpstreams;
   readonly #recording: Awaited<ReturnType<typeof startRecording>>;
   readonly #features: Features;
   readonly #metrics: GatewayMetrics;
@@ -102,10 +104,15 @@ export class Gateway {
     warnUnscrubbable(config, log);
     const hub = this.#features.get(agentsModule)?.hub;
     this.modernPool = modernPool(config, () => this.sessions, log);
+    this.sharedUpstreams = new SharedUpstreams({
+      idleMs: config.sessions.modernIdleTimeoutMs,
+      maxPerKey: config.sessions.modernPoolSize,
+      log: log.child({ part: 'pooled-upstreams' }),
+    });
     this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
-      createUpstream: upstreams(config, this.#agents, hub, this.spares),
+      createUpstream: upstreams(config, this.#agents, hub, this.spares, this.sharedUpstreams),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [
         ...(options.observers ?? []),
@@ -224,6 +231,7 @@ export class Gateway {
     this.#live.close();
     this.modernPool.stop();
     await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
+    await this.sharedUpstreams.close();
     this.limits.close();
     // Every session's seal is written before the store closes; then the replica leaves the membership.
     await drained;

@@ -57,8 +57,24 @@ function connectionSchema(sources: SecretSources) {
         .prefault({}),
       /** Client capabilities the server is never offered (sampling, roots, elicitation.url, ...). */
       clientCapabilities: clientCapabilitiesSchema(),
+      /**
+       * How 2025-era client sessions reach the server. `per-client` (default): each client session has an upstream
+       * session of its own (for stdio, its own server process). `pooled`: client sessions of the same principal,
+       * protocol version and client capabilities share a few upstream sessions (sessions.modernPoolSize at most,
+       * closed after sessions.modernIdleTimeout unused); only for servers that keep no per-session state, since the
+       * server then sees one session for several of that principal's clients (docs/protocol.md, "Pooled upstream sessions").
+       */
+      upstreamSessions: z.enum(['per-client', 'pooled']).default('per-client'),
     })
-    .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']));
+    .superRefine(oneUpstream(['stdio', 'http', 'sse', 'agent']))
+    .superRefine((c, ctx) => {
+      if (c.upstreamSessions === 'pooled' && c.agent !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreamSessions'],
+          message: 'an agent connection has an upstream session per client session; remove upstreamSessions: pooled (or serve the connection from the gateway)',
+        });
+    });
 }
 
 function listenAddress() {
@@ -141,9 +157,12 @@ function fileSchema(sources: SecretSources) {
         sessions: z
           .strictObject({
             idleTimeout: duration('30m'),
-            /** MCP 2026-07-28 clients are served through pooled internal sessions: one unused this long is closed. */
+            /**
+             * MCP 2026-07-28 clients (and 2025-era clients of `upstreamSessions: pooled` connections) are served through
+             * pooled upstream sessions: one unused this long is closed.
+             */
             modernIdleTimeout: duration('5m').refine((ms) => ms >= 100, 'expected at least 100ms'),
-            /** Pooled sessions per (connection, principal, client capabilities) at most; past it requests share one. */
+            /** Pooled sessions per (connection, principal, client capabilities) at most; past it requests (sessions) share one. */
             modernPoolSize: z.number().int().min(1).max(64).default(4),
             /** Cacheable results to modern clients carry at most this ttlMs, so a policy change or quarantine is seen in time. */
             maxResultTtl: duration('60s'),
@@ -292,6 +311,7 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
     tools: c.tools,
     clientCapabilities: c.clientCapabilities,
     limits: connectionLimits(c.limits, p.limits.connection),
+    upstreamSessions: c.upstreamSessions,
   };
 }
 

@@ -2,7 +2,7 @@ import { AgentHub } from '../agent/hub.js';
 import { AgentsApi } from '../api/agents.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { SessionRegistryOptions } from '../session/registry.js';
-import { createUpstream, type StdioSparePools, type UpstreamAgents } from '../upstream/index.js';
+import { createUpstream, type SharedUpstreams, type StdioSparePools, type UpstreamAgents } from '../upstream/index.js';
 import { TunnelUpstream } from '../upstream/tunnel.js';
 import type { Feature, FeatureModule } from './feature.js';
 
@@ -41,7 +41,13 @@ export function upstreams(
   agents: UpstreamAgents,
   hub: AgentHub | undefined,
   spares: StdioSparePools,
+  shared: SharedUpstreams,
 ): SessionRegistryOptions['createUpstream'] {
-  return (c, log, sessionId) =>
-    createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId), spares.for(c.name));
+  return (c, log, sessionId, identity) => {
+    // Pooled: the client session leases a shared upstream session; one is created (without a spare: it lives on,
+    // warm, for the sessions after it) only when none can take it.
+    if (c.upstreamSessions === 'pooled')
+      return shared.lease(c.name, identity, () => createUpstream(c, config.limits.maxMessageBytes, agents, log.child({ pooled: true }), undefined, undefined));
+    return createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(hub!, agent, c.name, sessionId), spares.for(c.name));
+  };
 }

@@ -16,8 +16,8 @@ import { Session, type SessionObserver } from './session.js';
 
 export interface SessionRegistryOptions {
   connections: ReadonlyMap<string, ConnectionConfig>;
-  /** A fresh upstream link for a new session. */
-  createUpstream: (connection: ConnectionConfig, log: Logger, sessionId: string) => Upstream;
+  /** A fresh upstream link for a new session of `identity` (a lease on a shared one for `upstreamSessions: pooled`). */
+  createUpstream: (connection: ConnectionConfig, log: Logger, sessionId: string, identity: Identity) => Upstream;
   /** The stages for a connection's sessions, in order from client to server. */
   stagesFor: (connection: ConnectionConfig) => Stage[];
   observers: readonly SessionObserver[];
@@ -147,7 +147,7 @@ export class SessionRegistry {
     let upstream: Upstream;
     try {
       recording = this.#startRecording(id, connection, identity, origin);
-      upstream = this.#options.createUpstream(connection, log, id);
+      upstream = this.#options.createUpstream(connection, log, id, identity);
     } catch (err) {
       // Not recorded (the store is unavailable) or no upstream to start: the place taken above is given back.
       lease?.release();

@@ -18,6 +18,7 @@ export { UpstreamError } from './upstream.js';
 export { UpstreamAgents } from './http-agents.js';
 export { EraUpstream } from './eras.js';
 export { StdioSparePools } from './stdio-spares.js';
+export { SharedUpstreams } from './shared.js';
 
 /**
  * Builds a fresh, unstarted upstream link for one client session on a connection. A connection served by an agent

@@ -693,3 +693,18 @@ describe('parseConfig: review notifications', () => {
     it(`refuses ${what}`, () => hasProblem(problems(text), pattern));
   }
 });
+
+describe('connections.<name>.upstreamSessions', () => {
+  it('is per-client unless a connection opts in to pooled', () => {
+    assert.equal(parse(oneStdio).connections.get('a')!.upstreamSessions, 'per-client');
+    assert.equal(parse(`${oneStdio}    upstreamSessions: pooled\n`).connections.get('a')!.upstreamSessions, 'pooled');
+  });
+
+  it('refuses another value, and pooling an agent connection, naming the key', () => {
+    hasProblem(problems(`${oneStdio}    upstreamSessions: shared\n`), /^connections\.a\.upstreamSessions: expected one of "per-client", "pooled"/);
+    hasProblem(
+      problems('connections:\n  a:\n    agent: vpc\n    upstreamSessions: pooled\n'),
+      /^connections\.a\.upstreamSessions: an agent connection has an upstream session per client session/,
+    );
+  });
+});
