@@ -18,10 +18,9 @@ export { SessionChain } from './session-chain.js';
  * and settles each session's Commit, which is what write-ahead waits on before a message is forwarded.
  *
  * SQLite: everything queued while the event loop handled one round of I/O goes in one transaction, written
- * synchronously (microseconds, no thread hand-off). PostgreSQL: one batch is in flight; everything that arrives
- * meanwhile is the next batch, sent as soon as it lands. A second batch in flight would halve the batches and
- * double the commits: each commit costs a round trip, a WAL flush and the wake-ups of two processes, which on a
- * busy machine cost more than the wait they save (BENCHMARKS.md, issue 18).
+ * synchronously (microseconds, no thread hand-off). PostgreSQL: up to two batches are in flight at once on
+ * their own connections, each holding different sessions, so a session waits for one round trip, not for
+ * everyone else's; what arrives meanwhile is the next batch.
  *
  * Sequence numbers and hashes are assigned when a batch is written, from the durable head of each chain
  * (batch.ts): a batch that fails leaves no hole and nothing to roll back, and what the store holds is always a
@@ -29,9 +28,6 @@ export { SessionChain } from './session-chain.js';
  */
 
 export type RecordingMode = 'write-ahead' | 'best-effort';
-
-/** Batches written at once (see above): the batch selection still allows more, the measurements say one. */
-const maxInFlight = 1;
 
 /** Recording cannot take the event: in write-ahead mode the message must not be forwarded. */
 export class RecordingUnavailableError extends Error {
@@ -71,6 +67,7 @@ export class Recorder {
   #queue: Item[] = [];
   #scheduled = false;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #maxInFlight: number;
   readonly #writer: BatchWriter;
   readonly #health: StoreHealth;
   /** Chains of sessions whose seal is not yet durable: never recovered from under them. */
@@ -88,6 +85,7 @@ export class Recorder {
     this.key = o.key;
     this.#log = o.log.child({ component: 'recorder' });
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
+    this.#maxInFlight = this.#writer.synchronous ? 1 : 2;
     this.#health = new StoreHealth(o.store, o.instanceId, o.probeMs ?? 1000, this.#log, () => {
       this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
       void this.sweep().catch(() => {});
@@ -265,7 +263,7 @@ export class Recorder {
 
   /** Starts as many batches as may be in flight. */
   #flush(): void {
-    while (this.#queue.length > 0 && this.#inFlight.size < maxInFlight) {
+    while (this.#queue.length > 0 && this.#inFlight.size < this.#maxInFlight) {
       const { taken, rest } = selectBatch(this.#queue, this.#writer.ledgerBusy);
       if (taken.length === 0) return;
       this.#queue = rest;

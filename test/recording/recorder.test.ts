@@ -13,9 +13,7 @@ import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import { openSessionRow, type SessionRow } from '../../src/store/types.js';
-import pg from 'pg';
-import { backends, postgresTestStore, postgresUrl, schemaOf, sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
-import { waitFor } from '../helpers/wait.js';
+import { backends, sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
 
 /** The recorder on its own: group commit, retention with tombstones, best-effort gaps, recovery of silent gateways. */
 
@@ -150,60 +148,6 @@ for (const backend of backends) {
     });
   });
 }
-
-describe('recorder (postgres): group commit with a network round trip', () => {
-  let ts: TestStore;
-  let store: Store;
-  before(async () => {
-    ts = postgresTestStore();
-    store = await ts.open();
-  });
-  after(async () => {
-    await store?.close();
-    await ts?.destroy();
-  });
-
-  it('what sessions append while a batch is in flight goes in one next batch, not in a second batch beside it', async () => {
-    const signing = key();
-    const trusted = await trustedKeys([{ keyId: signing.keyId, publicKeyPem: signing.publicKeyPem }]);
-    const recorder = await start(store, 'gw-one-in-flight', signing);
-    const sessions = Array.from({ length: 10 }, (_, i) => open(recorder, `flight-${i}`));
-    await Promise.all(sessions.map((s) => s.barrier()));
-    // Hold the next batch in flight: event inserts wait on a lock another connection holds.
-    const locker = new pg.Client({ connectionString: postgresUrl });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query(`LOCK TABLE "${schemaOf(ts.url)}".events IN SHARE MODE`);
-      const before = recorder.stats;
-      sessions[0]!.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
-      const first = sessions[0]!.barrier();
-      await waitFor(async () => {
-        const waiting = await locker.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'`);
-        return waiting.rowCount! > 0;
-      }, 'the first batch to wait on the lock');
-      // The others append one at a time, each in a later turn of the event loop, while that batch is in flight.
-      for (const s of sessions.slice(1)) {
-        s.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      await locker.query('COMMIT');
-      await first;
-      await Promise.all(sessions.map((s) => s.barrier()));
-      const after = recorder.stats;
-      assert.equal(after.events - before.events, 10);
-      assert.equal(after.commits - before.commits, 2, 'the batch in flight, then everything that arrived meanwhile');
-    } finally {
-      await locker.end();
-    }
-    await Promise.all(sessions.map((s) => s.close('done')));
-    for (let i = 0; i < 10; i++) {
-      const r = await verifySession(store, `flight-${i}`, trusted);
-      assert.equal(r.status, 'verified', JSON.stringify(r.problems));
-    }
-    await recorder.close();
-  });
-});
 
 describe('recorder: best-effort mode (SQLite)', () => {
   let ts: TestStore;
