@@ -237,12 +237,13 @@ export class Agent {
       this.#sessions.delete(channel.id);
       void upstream.close();
     };
-    // A stdio server takes the text as it is; only an HTTP upstream looks into the message (request or not).
-    const parse = config.upstream.kind !== 'stdio';
+    // A stdio server takes the text as it is; only an HTTP upstream looks into every message (request or not), and a
+    // stdio one into its initialize (a server refusing it as 2026-07-28-only has its era asked again).
+    const parseAll = config.upstream.kind !== 'stdio';
     channel.onmessage = (text) => {
       let message: JsonRpcMessage;
       try {
-        message = parse ? (JSON.parse(text) as JsonRpcMessage) : (undefined as unknown as JsonRpcMessage);
+        message = parseAll || text.includes('"initialize"') ? (JSON.parse(text) as JsonRpcMessage) : (undefined as unknown as JsonRpcMessage);
       } catch {
         log.warn('the gateway relayed a message that is not JSON; dropped');
         return;

@@ -181,7 +181,8 @@ export class EraUpstream implements Upstream {
 
   send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#inner === undefined) return Promise.reject(new UpstreamError('the upstream link is not started', true));
-    if (isRequest(message) && message.method === 'initialize') this.#initializeId = message.id;
+    // The agent relays a stdio session's text unparsed (message undefined) but for its initialize.
+    if (message !== undefined && isRequest(message) && message.method === 'initialize') this.#initializeId = message.id;
     return this.#inner.send(message, text);
   }
 
