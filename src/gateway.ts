@@ -148,7 +148,7 @@ export class Gateway {
       replicas: this.replicas,
       ...serverSettings(config, publicUrls, this.limits),
       log,
-      // Why the gateway takes no new sessions, or undefined when it does.
+      // Why a load balancer should send nothing new here (/readyz), or undefined when it may.
       ready: () => (this.#unready ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
       closing: () => this.#draining,
       authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.limits),
@@ -218,7 +218,7 @@ export class Gateway {
   }
 
   /**
-   * Graceful shutdown: refuse new work, let requests in flight finish (up to shutdown.drainTimeout),
+   * Graceful shutdown: close the port and refuse new work, let requests in flight finish (up to shutdown.drainTimeout),
    * then end every session (stdio servers are terminated) and close the port. `drainDelay` (what a signal gets):
    * first answer /readyz 503 while serving on for shutdown.drainDelay, so a load balancer moves traffic away before
    * the port closes. A second call ends that delay at once.
