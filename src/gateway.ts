@@ -61,7 +61,12 @@ export class Gateway {
   readonly devIdentity: DevIdentity | undefined;
   /** This gateway among its replicas: session ownership and the internal hop. */
   readonly replicas: Replicas;
+  /** Shutdown has begun: /readyz answers 503 (the data path still serves until #draining). */
+  #unready = false;
+  /** Past the drain delay: MCP requests and agent tunnels are refused, the port closes. */
   #draining = false;
+  /** Ends the drain delay early (a second stop). */
+  #endDelay: (() => void) | undefined;
   #stopped: Promise<void> | undefined;
 
   private constructor(
@@ -143,8 +148,9 @@ export class Gateway {
       replicas: this.replicas,
       ...serverSettings(config, publicUrls, this.limits),
       log,
-      // Why the gateway takes no new sessions, or undefined when it does.
-      ready: () => (this.#draining ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
+      // Why a load balancer should send nothing new here (/readyz), or undefined when it may.
+      ready: () => (this.#unready ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
+      closing: () => this.#draining,
       authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.limits),
       access: (name) => access(name)!,
       metrics: this.#metrics,
@@ -212,18 +218,33 @@ export class Gateway {
   }
 
   /**
-   * Graceful shutdown: refuse new work, let requests in flight finish (up to shutdown.drainTimeout),
-   * then end every session (stdio servers are terminated) and close the port.
+   * Graceful shutdown: close the port and refuse new work, let requests in flight finish (up to shutdown.drainTimeout),
+   * then end every session (stdio servers are terminated) and close the port. `drainDelay` (what a signal gets):
+   * first answer /readyz 503 while serving on for shutdown.drainDelay, so a load balancer moves traffic away before
+   * the port closes. A second call ends that delay at once.
    */
-  stop(): Promise<void> {
-    return (this.#stopped ??= this.#stop());
+  stop(options: { drainDelay?: boolean } = {}): Promise<void> {
+    this.#endDelay?.();
+    return (this.#stopped ??= this.#stop(options.drainDelay === true ? this.config.shutdown.drainDelayMs : 0));
   }
 
-  async #stop(): Promise<void> {
+  async #stop(delayMs: number): Promise<void> {
+    this.#unready = true;
+    // Other replicas see it draining at once, as the load balancer does on /readyz.
+    const drained = this.#recording.cluster?.drain().catch(() => {});
+    if (delayMs > 0) {
+      this.#log.info({ sessions: this.sessions.size, delayMs }, 'not ready: serving on while the load balancer stops sending');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.#endDelay = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#endDelay = undefined;
+    }
     this.#draining = true;
     this.#log.info({ sessions: this.sessions.size }, 'draining');
-    // Other replicas see it draining at once (/readyz says so to the load balancer).
-    const drained = this.#recording.cluster?.drain().catch(() => {});
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await this.sessions.settled(Date.now() + this.config.shutdown.drainTimeoutMs);

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Gateway } from '../gateway.js';
@@ -47,7 +48,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     `  recordings API: curl -H "Authorization: Bearer $(cat ${localApiKeyPath(gateway.config.dataDir)})" ${gateway.url}/api/sessions`,
     `  health:         curl ${gateway.url}/healthz`,
     '',
-    'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first.',
+    'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first (a second signal stops at once).',
     '',
   ];
   return lines.join('\n');
@@ -78,10 +79,16 @@ export function gatewayCommand(): Command {
         process.exit(1);
       }
       process.stdout.write(banner(gateway, opts.config === undefined));
-      const stop = (signal: string) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
         // stderr is the JSON log: these are log lines too.
-        log.info({ signal }, `${signal} received, draining sessions`);
-        gateway.stop().then(
+        if (stopping) {
+          log.warn({ signal }, `${signal} received again: stopping at once, without draining`);
+          process.exit(128 + constants.signals[signal]);
+        }
+        stopping = true;
+        log.info({ signal, drainDelayMs: config.shutdown.drainDelayMs }, `${signal} received: not ready, then draining sessions`);
+        gateway.stop({ drainDelay: true }).then(
           () => process.exit(0),
           (err: unknown) => {
             log.error({ err: (err as Error).message }, 'shutdown failed');
@@ -89,7 +96,7 @@ export function gatewayCommand(): Command {
           },
         );
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
     });
 }

@@ -186,6 +186,9 @@ export function defaultConfigText(): string {
     `      args: [${JSON.stringify(demoServerEntry())}, stdio]`,
     '    access:',
     '      groups: [engineers]',
+    '# One process on this machine, no load balancer to tell: Ctrl-C drains without first serving on',
+    'shutdown:',
+    '  drainDelay: 0',
     '',
   ].join('\n');
 }

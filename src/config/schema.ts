@@ -219,9 +219,17 @@ function fileSchema(sources: SecretSources) {
         reviews: reviewsSchema(),
         notifications: notificationsSchema(sources),
         shutdown: z
-          .strictObject({ drainTimeout: duration('10s') })
+          .strictObject({
+            /**
+             * On SIGTERM, how long /readyz answers 503 while the gateway still serves everything (new sessions too),
+             * so a load balancer moves traffic away before the port closes; 0: close at once. A second signal ends it.
+             */
+            drainDelay: duration('5s').refine((ms) => ms <= 600_000, 'expected at most 10m (0 to close the port at once)'),
+            /** Then how long requests in flight may take to finish before sessions are ended. */
+            drainTimeout: duration('10s'),
+          })
           .prefault({})
-          .transform((s) => ({ drainTimeoutMs: s.drainTimeout })),
+          .transform((s) => ({ drainDelayMs: s.drainDelay, drainTimeoutMs: s.drainTimeout })),
         log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
         connections: z
           .record(

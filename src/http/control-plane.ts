@@ -44,7 +44,7 @@ export interface ControlPlaneOptions {
   log: Logger;
   /** The HTTP API: absent parts answer 503 saying why (recording off); the machine credentials of /api/sessions and /metrics. */
   api: { sessions?: SessionsApi; keys: MachineKeys };
-  /** Why the gateway takes no new sessions (draining, recording store unavailable), or undefined when it does. */
+  /** Why a load balancer should send no new work here (draining, recording store unavailable), or undefined when it may. */
   ready: () => string | undefined;
   /** Who sent a request (a bearer token for the gateway). */
   authenticator: Authenticator;

@@ -39,6 +39,8 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   connections: ConnectionLimits;
   /** Session ownership and the internal hop between replicas (src/cluster); absent: hops are refused. */
   replicas?: Replicas;
+  /** Shutting down past the drain delay: MCP requests and agent tunnels are refused (503). */
+  closing: () => boolean;
 }
 
 /** Who a refused unauthenticated request is recorded as. */
@@ -54,6 +56,8 @@ const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
 export function createHttpServer(o: HttpServerOptions): Server {
   const control = controlPlane(o);
   const server = createServer(timeoutOptions(o.connections), (req, res) => {
+    // Not ready (shutting down): each connection closes after its response, so none is idle when the port closes.
+    if (o.ready() === 'draining') res.shouldKeepAlive = false;
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (url.pathname.startsWith(`${hopPrefix}/`)) {
       hop(req, res, url).catch((err: unknown) => {
@@ -125,7 +129,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
       return replyError(res, 403, ErrorCode.InvalidRequest, `Forbidden: ${refusal}`);
     }
-    if (o.ready() === 'draining') {
+    if (o.closing()) {
       req.resume();
       return replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: the gateway is shutting down', null, { 'retry-after': '5' });
     }
@@ -336,7 +340,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       return refuse('404 Not Found', path === '/agent' ? 'no connection of this gateway is served by an agent' : 'only /agent takes a WebSocket');
     const hostRefusal = checkHostAndOrigin(req, { allowedHosts: o.hostPolicy.allowedHosts, allowedOrigins: [] });
     if (hostRefusal !== undefined) return refuse('403 Forbidden', hostRefusal);
-    if (o.ready() === 'draining') return refuse('503 Service Unavailable', 'the gateway is shutting down');
+    if (o.closing()) return refuse('503 Service Unavailable', 'the gateway is shutting down');
     o.agents.hub.handleUpgrade(req, socket, head).catch((err: unknown) => {
       o.log.error({ err: (err as Error).message }, 'agent tunnel failed to open');
       socket.destroy();

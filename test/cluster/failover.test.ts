@@ -13,13 +13,14 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
+import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { rawInitialize } from '../helpers/raw-http.js';
 import { postgresTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * Replicas leaving: a SIGTERM'd one drains (not ready at once, what is in flight finishes, then it leaves the
- * membership); a kill -9'd one is noticed by a survivor after cluster.goneAfter, which seals its open recordings as
+ * Replicas leaving: a SIGTERM'd one drains (not ready at once but serving on for the drain delay, what is in flight
+ * finishes, then it leaves the membership); a kill -9'd one is noticed by a survivor after cluster.goneAfter, which seals its open recordings as
  * cut off and ends its held reviews as interrupted. And two live gateways never share an instance id.
  */
 
@@ -91,17 +92,18 @@ describe('replicas leaving', () => {
     assert.equal(survivor.gateway.cluster!.membership.state, 'serving', 'the live one is undisturbed');
   });
 
-  it('SIGTERM drains: not ready at once, the call in flight finishes, then the replica leaves the membership', async () => {
+  it('SIGTERM drains: not ready at once while serving on for the drain delay, the call in flight finishes, then it leaves', async () => {
     const base = config('draining');
     const draining = await startTestGateway({
       ...base,
+      // Longer than the test: it ends the delay itself, with a second stop (as a second signal would).
+      shutdown: { drainDelay: '10m' },
       connections: { ...base.connections, everything: { stdio: { ...everythingStdio(), spares: 0 }, access: { groups: ['eng'] } } },
     });
     try {
+      const auth = { authorization: `Bearer ${tokens.alice}` };
       const client = new Client({ name: 'drain', version: '1.0.0' });
-      await client.connect(
-        new StreamableHTTPClientTransport(draining.mcp('everything'), { requestInit: { headers: { authorization: `Bearer ${tokens.alice}` } } }),
-      );
+      await client.connect(new StreamableHTTPClientTransport(draining.mcp('everything'), { requestInit: { headers: auth } }));
       clients.push(client);
       let progressed = false;
       const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 6 } }, undefined, {
@@ -109,13 +111,29 @@ describe('replicas leaving', () => {
         timeout: 30_000,
       });
       await waitFor(() => progressed, 'the call to be in flight');
-      const stopped = draining.gateway.stop();
+      const stopped = draining.gateway.stop({ drainDelay: true });
       await waitFor(async () => (await survivor.gateway.recorder!.store.member('draining'))?.state === 'draining', 'the replica to say it drains');
-      const ready = await fetch(new URL('/readyz', draining.url)).then(
-        (r) => r.status,
-        () => 'refused',
+      const ready = await rawRequest(new URL('/readyz', draining.url), 'GET', []);
+      assert.equal(ready.status, 503, 'a load balancer stops sending to it');
+      assert.equal((JSON.parse(ready.body) as { status: string }).status, 'draining');
+      assert.equal(ready.headers.connection, 'close', 'no connection is left idle for the port closing');
+
+      // One the load balancer still sends before it has noticed: a new legacy session, and a modern request.
+      const late = new Client({ name: 'late', version: '1.0.0' });
+      await late.connect(new StreamableHTTPClientTransport(draining.mcp('echo'), { requestInit: { headers: auth } }));
+      clients.push(late);
+      assert.match(JSON.stringify(await late.callTool({ name: 'echo', arguments: { text: 'late', message: 'late' } })), /late/);
+      const modern = await rawRequest(
+        draining.mcp('echo'),
+        'POST',
+        [...modernHeaders('tools/call', 'echo'), ['authorization', auth.authorization]],
+        JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { text: 'modern', message: 'modern' } })),
       );
-      assert.notEqual(ready, 200, 'a load balancer stops sending to it');
+      assert.equal(modern.status, 200, modern.body);
+      assert.match(JSON.stringify(modern.json?.result), /modern/);
+      assert.equal((await survivor.gateway.recorder!.store.member('draining'))?.state, 'draining', 'still in the membership');
+
+      void draining.gateway.stop();
       assert.match(JSON.stringify(await call), /completed/, 'the call in flight finished');
       await stopped;
       assert.equal((await survivor.gateway.recorder!.store.member('draining'))?.state, 'gone');

@@ -67,7 +67,7 @@ describe('parseConfig: valid configs', () => {
     assert.equal(c.http.allowedHosts, undefined);
     assert.equal(c.http.allowedOrigins, undefined);
     assert.equal(c.sessions.idleTimeoutMs, 30 * 60_000);
-    assert.equal(c.shutdown.drainTimeoutMs, 10_000);
+    assert.deepEqual(c.shutdown, { drainDelayMs: 5000, drainTimeoutMs: 10_000 });
     assert.equal(c.log.level, 'info');
     assert.deepEqual(c.pins, { scan: 'quarantine', duplicateNames: 'flag' });
     assert.deepEqual([...c.connections.keys()], ['a']);
@@ -408,6 +408,11 @@ describe('parseConfig: invalid configs', () => {
       hasProblem(list, /^shutdown\.drainTimeout: /, /expected a duration/);
     });
   }
+
+  it('shutdown.drainDelay: 0 closes the port at once; past 10m it is refused, naming the key', () => {
+    assert.equal(parse(`${oneStdio}shutdown: {drainDelay: 0}\n`).shutdown.drainDelayMs, 0);
+    hasProblem(problems(`${oneStdio}shutdown: {drainDelay: 11m}\n`), /^shutdown\.drainDelay: /, /expected at most 10m/);
+  });
 
   for (const host of ['0.0.0.0', '192.168.1.5', '[::]', '10.0.0.1']) {
     it(`a non-loopback listen (${host}) without http.allowedHosts is refused`, () => {

@@ -49,7 +49,7 @@ describe('portcullis gateway (the CLI process)', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('prints the URL and next steps, serves, and on SIGTERM drains and leaves no server process behind', async () => {
+  it('prints the URL and next steps, serves, and on SIGTERM waits the drain delay, drains and leaves no server process behind', async () => {
     const port = await freePort();
     const config = join(dir, 'ok.yaml');
     writeFileSync(
@@ -58,6 +58,7 @@ describe('portcullis gateway (the CLI process)', () => {
         listen: `127.0.0.1:${port}`,
         dataDir: join(dir, 'data'),
         identity: { dev: { users: { ops: ['operators'] } } },
+        shutdown: { drainDelay: '1s' },
         // No warm spare: the test finds the session's server as the gateway's one child.
         connections: { everything: { stdio: { ...everythingStdio(), spares: 0 }, access: { groups: ['operators'] } } },
       }),
@@ -84,13 +85,57 @@ describe('portcullis gateway (the CLI process)', () => {
     });
     // The server's first progress proves the call is in flight through the gateway.
     await waitFor(() => progressed, 'the call to be in flight');
+    const signalled = Date.now();
     cli.child.kill('SIGTERM');
     const result = await call;
     assert.match(JSON.stringify(result), /completed/);
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0);
-    assert.match(cli.stderr(), /draining/);
+    assert.ok(Date.now() - signalled >= 1000, 'it served on for the drain delay before closing');
+    assert.match(cli.stderr(), /SIGTERM received: not ready, then draining/);
     await waitFor(() => !isAlive(servers[0]!), 'the stdio server to exit', 5000);
+    await client.close().catch(() => {});
+  });
+
+  it('on SIGTERM answers /readyz 503 at once yet serves new sessions through the drain delay; a second signal stops at once', async () => {
+    const port = await freePort();
+    const config = join(dir, 'delay.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        listen: `127.0.0.1:${port}`,
+        dataDir: join(dir, 'data-delay'),
+        identity: { dev: { users: { ops: ['operators'] } } },
+        // Longer than the test: only the second signal ends it.
+        shutdown: { drainDelay: '10m' },
+        connections: { everything: { stdio: everythingStdio(), access: { groups: ['operators'] } } },
+      }),
+    );
+    const cli = startCli(['gateway', '--config', config]);
+    await waitFor(() => cli.stdout().includes('Portcullis is running'), 'the banner');
+    const login = await runCliIn(dir, ['login', '--dev', 'ops', '--config', config, '--print']);
+    assert.equal(login.code, 0, login.stderr);
+    const base = `http://127.0.0.1:${port}`;
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+
+    cli.child.kill('SIGTERM');
+    let readyz: Response | undefined;
+    await waitFor(async () => (readyz = await fetch(`${base}/readyz`)).status === 503, '/readyz to answer 503');
+    assert.equal(((await readyz!.json()) as { status: string }).status, 'draining');
+    // A client the load balancer still sends before it notices: a new session, served as usual.
+    const client = new Client({ name: 'late', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${base}/mcp/everything`), { requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } } }),
+    );
+    assert.deepEqual((await client.callTool({ name: 'echo', arguments: { message: 'late' } })).content, [{ type: 'text', text: 'Echo: late' }]);
+    assert.equal(cli.child.exitCode, null, 'still serving');
+    const servers = childPids(cli.child.pid!);
+
+    cli.child.kill('SIGTERM');
+    const [code] = (await once(cli.child, 'exit')) as [number];
+    assert.equal(code, 143, 'stopped by the second signal, not by the end of the delay');
+    assert.match(cli.stderr(), /SIGTERM received again: stopping at once/);
+    for (const pid of servers) await waitFor(() => !isAlive(pid), `stdio server ${pid} to exit with the gateway`, 5000);
     await client.close().catch(() => {});
   });
 

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { type IncomingHttpHeaders, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -39,6 +39,7 @@ export interface RawAnswer {
   status: number;
   contentType: string;
   body: string;
+  headers: IncomingHttpHeaders;
   /** The JSON-RPC message of the answer (the last SSE event when streamed), when there is one. */
   json?: { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data?: unknown } };
 }
@@ -72,7 +73,7 @@ export function rawRequest(url: URL | string, method: string, headers: Array<[st
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, contentType, body: text, ...(json === undefined ? {} : { json }) });
+        resolve({ status: res.statusCode ?? 0, contentType, body: text, headers: res.headers, ...(json === undefined ? {} : { json }) });
       });
     });
     req.on('error', reject);

@@ -80,6 +80,8 @@ async function crashRuns(make: () => TestStore, runs: number, echo: EchoServer):
         store: ts.url,
         log: { level: 'warn' },
         identity: { dev },
+        // The restart's SIGTERM needs no load balancer's grace: each run stops at once.
+        shutdown: { drainDelay: 0 },
         connections: { echo: { http: { url: echo.url }, access: { groups: ['testers'] } } },
       }),
     );

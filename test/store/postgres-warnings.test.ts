@@ -96,7 +96,13 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
     const configFile = join(dir, 'gateway.yaml');
     writeFileSync(
       configFile,
-      stringify({ dataDir: join(dir, 'gw-data'), store: store.url, listen: `127.0.0.1:${port}`, connections: { everything: { stdio: everythingStdio() } } }),
+      stringify({
+        dataDir: join(dir, 'gw-data'),
+        store: store.url,
+        listen: `127.0.0.1:${port}`,
+        shutdown: { drainDelay: 0 },
+        connections: { everything: { stdio: everythingStdio() } },
+      }),
     );
     // A warning some dependency emits once the gateway runs: it must arrive in the log as JSON.
     const emitLater = `data:text/javascript,setTimeout(() => process.emitWarning('a test warning', 'TestWarning'), 1500).unref()`;
@@ -137,7 +143,7 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
     assert.ok(warning, 'the warning is a structured log line');
     assert.equal(warning.warning?.name, 'TestWarning');
     assert.ok(
-      lines.some((l) => /SIGTERM received, draining sessions/.test(l)),
+      lines.some((l) => /SIGTERM received: not ready, then draining sessions/.test(l)),
       'the drain is logged',
     );
   });
