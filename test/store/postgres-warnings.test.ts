@@ -104,8 +104,9 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
         connections: { everything: { stdio: everythingStdio() } },
       }),
     );
-    // A warning some dependency emits once the gateway runs: it must arrive in the log as JSON.
-    const emitLater = `data:text/javascript,setTimeout(() => process.emitWarning('a test warning', 'TestWarning'), 1500).unref()`;
+    // A warning some dependency emits once the gateway runs (told by SIGUSR2, once it is running): it must arrive in
+    // the log as JSON.
+    const emitLater = `data:text/javascript,process.on('SIGUSR2', () => process.emitWarning('a test warning', 'TestWarning'))`;
     const child = spawn(process.execPath, ['--import', emitLater, cliPath, 'gateway', '--config', configFile], {
       env: { PATH: process.env.PATH ?? '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -119,6 +120,7 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
       assert.equal(child.exitCode, null, stderr);
       // Overlapping work: concurrent API reads while the recorder heartbeats and sweeps.
       await Promise.all(Array.from({ length: 12 }, () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.text())));
+      child.kill('SIGUSR2');
       await waitFor(() => stderr.includes('a test warning'), 'the test warning in the log', 10_000);
     } finally {
       // A drained stop: its messages are log lines too.
