@@ -56,13 +56,14 @@ export class HopClient {
   constructor(private readonly auth: HopAuth) {}
 
   /**
-   * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to `base` + the hop prefix +
-   * `target`, as `caller`, and pipes the reply to `res`. `unreachable` answers the client when the owner cannot be
+   * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to replica `owner` at `base` +
+   * the hop prefix + `target`, as `caller`, and pipes the reply to `res`. `unreachable` answers the client when the owner cannot be
    * reached before any reply.
    */
   forward(
     req: IncomingMessage,
     res: ServerResponse,
+    owner: string,
     base: string,
     target: string,
     caller: HopCaller,
@@ -74,7 +75,7 @@ export class HopClient {
     const session = req.headers['mcp-session-id'];
     const headers: Record<string, string | string[] | number> = {
       ...kept(req.headers, requestHeadersDropped),
-      ...this.auth.sign(method, target, typeof session === 'string' ? session : undefined, body, caller),
+      ...this.auth.sign(method, target, typeof session === 'string' ? session : undefined, body, caller, owner),
       'content-length': Buffer.byteLength(body),
     };
     const https = url.protocol === 'https:';

@@ -39,17 +39,18 @@ export class Replicas {
     return this.peers.addressOf(owner) ?? 'gone';
   }
 
-  /** Sends the request to `base` (from addressOf) and streams the answer back (hop.ts). */
+  /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */
   forward(
     req: IncomingMessage,
     res: ServerResponse,
+    owner: string,
     base: string,
     target: string,
     caller: HopCaller,
     body: string,
     unreachable: (err: Error) => void,
   ): Promise<void> {
-    return this.#client!.forward(req, res, base, target, caller, body, unreachable);
+    return this.#client!.forward(req, res, owner, base, target, caller, body, unreachable);
   }
 
   /** The instance a legacy session id names (undefined: not a sealed id of ours, so unknown everywhere). */

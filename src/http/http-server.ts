@@ -178,7 +178,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         if (read === undefined) return;
         body = read;
       }
-      await o.replicas!.forward(req, res, address, url.pathname + url.search, caller, body, (err) => {
+      await o.replicas!.forward(req, res, owner!, address, url.pathname + url.search, caller, body, (err) => {
         o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
         gone();
       });

@@ -251,10 +251,15 @@ describe('replicas: the internal hop', () => {
     const sessionId = await rawInitialize(a.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);
     const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const seenBodies: string[] = [];
     const capture = createServer((req, res) => {
       seen.push(req.headers);
-      req.resume();
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        seenBodies.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
     });
     await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
     const address = peers.addresses.get(owner.gateway.replicas.instance)!;
@@ -275,11 +280,21 @@ describe('replicas: the internal hop', () => {
     assert.equal(headers.authorization, undefined);
     assert.equal(headers.cookie, undefined);
     assert.equal(headers['mcp-session-id'], sessionId);
-    assert.match(String(headers['portcullis-hop']), /^t=\d+;sig=/);
+    assert.match(String(headers['portcullis-hop']), /^t=\d+;n=[\w-]+;sig=/);
     const carried = JSON.parse(Buffer.from(String(headers['portcullis-hop-caller']), 'base64url').toString()) as {
       identity: { subject: string; issuer: string };
     };
     assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
+    // Whoever read that hop cannot use it again: not at another replica (it names its owner), and only once at its owner.
+    const replay = (gw: TestGateway) =>
+      fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
+        method: 'POST',
+        headers: Object.fromEntries(Object.entries(headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>,
+        body: seenBodies[0]!,
+      });
+    assert.equal((await replay(other)).status, 401, 'a hop signed for the owner is refused by another replica');
+    assert.equal((await replay(owner)).status, 200, 'the hop the owner never got is taken once');
+    assert.equal((await replay(owner)).status, 401, 'a replayed hop is refused');
     await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 
