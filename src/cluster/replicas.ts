@@ -36,7 +36,9 @@ export class Replicas {
    */
   addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
     if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
-    return this.peers.addressOf(owner) ?? 'gone';
+    const address = this.peers.addressOf(owner);
+    // Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme.
+    return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
   }
 
   /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */

@@ -313,6 +313,23 @@ describe('replicas: the internal hop', () => {
     await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 
+  it('sends no hop to an owner address that is not http(s): the session is answered as gone', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    try {
+      for (const written of ['file:///etc/passwd', 'ftp://127.0.0.1/', 'not a url']) {
+        peers.addresses.set(owner.gateway.replicas.instance, written);
+        const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+        assert.equal(res.status, 404, written);
+        assert.match(await res.text(), /replica that held it is gone/);
+      }
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+    }
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
   it('forwards the retry of an MRTR round of a 2026-07-28 client to the replica that holds the round', async () => {
     const elicited: unknown[] = [];
     const client = await connectV2(new URL('/mcp/everything', front.url), ada, { pin: '2026-07-28' }, elicited);
