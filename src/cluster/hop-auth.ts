@@ -10,6 +10,11 @@ import type { Identity } from '../core/identity.js';
  */
 export const hopHeader = 'portcullis-hop';
 export const hopCallerHeader = 'portcullis-hop-caller';
+/**
+ * On a replica's refusal of a hop: the sender then answers its client as for an unreachable owner, rather than relaying
+ * a 401 or 403 that the client would take as a verdict on its own token.
+ */
+export const hopRefusedHeader = 'portcullis-hop-refused';
 /** How far a hop's timestamp may be from the receiver's clock. */
 const skewMs = 60_000;
 const credentials = /^t=(\d{1,16});n=([A-Za-z0-9_-]{16});sig=([A-Za-z0-9_-]{43})$/;

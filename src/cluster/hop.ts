@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader } from './hop-auth.js';
+import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader, hopRefusedHeader } from './hop-auth.js';
 
 /**
  * The internal hop's path prefix: `/_portcullis/hop/mcp/<connection>` on the gateway's one port. The hop shares the
@@ -28,6 +28,7 @@ const requestHeadersDropped = new Set([
   'content-length',
   hopHeader,
   hopCallerHeader,
+  hopRefusedHeader,
 ]);
 const responseHeadersDropped = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'content-length']);
 
@@ -81,6 +82,13 @@ export class HopClient {
     const https = url.protocol === 'https:';
     return new Promise<void>((resolve) => {
       const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? this.#https : this.#http }, (reply) => {
+        if (reply.headers[hopRefusedHeader] !== undefined) {
+          // Whoever is at that address is not the owner, or does not share cluster.secret: not the client's fault.
+          reply.resume();
+          unreachable(new Error(`the replica at ${url.origin} refused the hop (${reply.statusCode})`));
+          resolve();
+          return;
+        }
         res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
         // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
         res.flushHeaders();

@@ -313,6 +313,22 @@ describe('replicas: the internal hop', () => {
     await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 
+  it("answers a session as gone when the owner's address now leads to another replica (which refuses a hop not signed for it)", async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    // The owner's old address reused by the other replica (a pod restarted elsewhere): the hop comes back to it.
+    peers.addresses.set(owner.gateway.replicas.instance, other.url);
+    try {
+      const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+      assert.equal(res.status, 404, 'not a 401 the client would take for its own token');
+      assert.match(await res.text(), /replica that held it is gone/);
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+    }
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
   it('sends no hop to an owner address that is not http(s): the session is answered as gone', async () => {
     const sessionId = await rawInitialize(a.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);
