@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -362,6 +362,37 @@ describe('replicas: the internal hop', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('forwards a retry whose request line the gateway normalizes (the signature covers the target the owner sees)', async () => {
+    const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', ada.authorization!]];
+    const params = {
+      name: 'trigger-elicitation-request',
+      arguments: {},
+      _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
+    };
+    const listed = await rawRequest(
+      a.mcp('everything'),
+      'POST',
+      [...modernHeaders('tools/list'), ['authorization', ada.authorization!]],
+      JSON.stringify(modernBody('tools/list', {}, 0)),
+    );
+    assert.equal(listed.status, 200, listed.body);
+    const first = await rawRequest(a.mcp('everything'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
+    const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
+    assert.equal(round?.resultType, 'input_required', first.body);
+    const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
+    // A raw request line the URL parser rewrites ('"' in the query is percent-encoded): sent as is, not via a URL.
+    const { port } = new URL(b.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/mcp/everything?x="', headers: Object.fromEntries(headers) }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)));
+    });
+    assert.equal(status, 200);
   });
 
   it('answers a retry whose round is held by a replica that is gone as an unusable requestState', async () => {
