@@ -82,6 +82,8 @@ export class PostgresChangeBus implements ChangeBus {
   #closed = false;
   #backoff: number;
   #reconnect: NodeJS.Timeout | undefined;
+  /** When the listening connection last came up (ms): one that drops soon after does not reset the backoff. */
+  #upSinceMs = 0;
   /** Settles when the first LISTEN is in place (or failed). */
   readonly ready: Promise<void>;
 
@@ -169,6 +171,9 @@ export class PostgresChangeBus implements ChangeBus {
       this.#listener = undefined;
       client.end().catch(() => {});
       if (this.#closed) return;
+      // Back to the shortest wait only after a connection that held for the longest one: one that keeps dropping as
+      // soon as it is up (each time with a full resync of every listener) is retried ever more slowly, not in a storm.
+      if (Date.now() - this.#upSinceMs >= (this.#o.reconnectMs?.max ?? 5000)) this.#backoff = this.#o.reconnectMs?.min ?? 100;
       this.#o.log.warn(
         { why, retryInMs: this.#backoff },
         'the change notification connection dropped; reconnecting (meanwhile changes are read at the reconciliation poll)',
@@ -196,7 +201,7 @@ export class PostgresChangeBus implements ChangeBus {
       return;
     }
     this.#listener = client;
-    this.#backoff = this.#o.reconnectMs?.min ?? 100;
+    this.#upSinceMs = Date.now();
     this.#o.log.debug({ channel: this.#channel, schema: this.#schema }, 'listening for change notifications');
     for (const r of this.#resync) this.#safely(r);
   }

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader } from './hop-auth.js';
+import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader, hopRefusedHeader } from './hop-auth.js';
 
 /**
  * The internal hop's path prefix: `/_portcullis/hop/mcp/<connection>` on the gateway's one port. The hop shares the
@@ -28,6 +28,7 @@ const requestHeadersDropped = new Set([
   'content-length',
   hopHeader,
   hopCallerHeader,
+  hopRefusedHeader,
 ]);
 const responseHeadersDropped = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'content-length']);
 
@@ -56,13 +57,14 @@ export class HopClient {
   constructor(private readonly auth: HopAuth) {}
 
   /**
-   * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to `base` + the hop prefix +
-   * `target`, as `caller`, and pipes the reply to `res`. `unreachable` answers the client when the owner cannot be
+   * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to replica `owner` at `base` +
+   * the hop prefix + `target`, as `caller`, and pipes the reply to `res`. `unreachable` answers the client when the owner cannot be
    * reached before any reply.
    */
   forward(
     req: IncomingMessage,
     res: ServerResponse,
+    owner: string,
     base: string,
     target: string,
     caller: HopCaller,
@@ -74,12 +76,19 @@ export class HopClient {
     const session = req.headers['mcp-session-id'];
     const headers: Record<string, string | string[] | number> = {
       ...kept(req.headers, requestHeadersDropped),
-      ...this.auth.sign(method, target, typeof session === 'string' ? session : undefined, body, caller),
+      ...this.auth.sign(method, target, typeof session === 'string' ? session : undefined, body, caller, owner),
       'content-length': Buffer.byteLength(body),
     };
     const https = url.protocol === 'https:';
     return new Promise<void>((resolve) => {
       const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? this.#https : this.#http }, (reply) => {
+        if (reply.headers[hopRefusedHeader] !== undefined) {
+          // Whoever is at that address is not the owner, or does not share cluster.secret: not the client's fault.
+          reply.resume();
+          unreachable(new Error(`the replica at ${url.origin} refused the hop (${reply.statusCode})`));
+          resolve();
+          return;
+        }
         res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
         // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
         res.flushHeaders();

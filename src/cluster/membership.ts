@@ -43,6 +43,12 @@ export class Membership implements PeerDirectory {
   #state: MemberState = 'serving';
   /** Every replica as last read. */
   #members = new Map<string, MemberRow>();
+  /**
+   * When (this process's clock, ms) each replica's heartbeat was last seen to move. Liveness is judged by it, not by
+   * comparing the heartbeat's own time (the other replica's clock) with this clock: a replica whose clock is off by
+   * more than goneAfter is then still seen alive while it beats, and never has its live sessions sealed.
+   */
+  readonly #progress = new Map<string, { heartbeatAtUs: number; seenAtMs: number }>();
   /** Replicas already reported gone (so each is reported once per departure). */
   readonly #reportedGone = new Set<string>();
   readonly #goneListeners: Array<(ids: string[]) => void> = [];
@@ -160,8 +166,31 @@ export class Membership implements PeerDirectory {
     for (const l of this.#changeListeners) l();
   }
 
+  /** Whether replica `id` is alive as last read (heart-beating within goneAfter, not gone); false when unknown. */
+  isAlive(id: string): boolean {
+    const m = this.#members.get(id);
+    return m !== undefined && this.#alive(m, Date.now() * 1000);
+  }
+
   #alive(m: MemberRow, nowUs: number): boolean {
-    return m.state !== 'gone' && nowUs - m.heartbeatAtUs < this.o.goneAfterMs * 1000;
+    if (m.state === 'gone') return false;
+    const seen = this.#progress.get(m.id);
+    // Not watched yet (a row read for the first time): its heartbeat's age by the clocks as they are.
+    if (seen === undefined || seen.heartbeatAtUs !== m.heartbeatAtUs) return nowUs - m.heartbeatAtUs < this.o.goneAfterMs * 1000;
+    return nowUs / 1000 - seen.seenAtMs < this.o.goneAfterMs;
+  }
+
+  /** Notes the replicas whose heartbeat moved since the last read (a row seen for the first time: when its time says). */
+  #watch(rows: MemberRow[], nowMs: number): void {
+    const ids = new Set<string>();
+    for (const m of rows) {
+      ids.add(m.id);
+      const seen = this.#progress.get(m.id);
+      if (seen?.heartbeatAtUs === m.heartbeatAtUs) continue;
+      const seenAtMs = seen === undefined ? Math.min(nowMs, m.heartbeatAtUs / 1000) : nowMs;
+      this.#progress.set(m.id, { heartbeatAtUs: m.heartbeatAtUs, seenAtMs });
+    }
+    for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
   }
 
   async #claim(): Promise<void> {
@@ -210,6 +239,7 @@ export class Membership implements PeerDirectory {
       this.o.log.warn({ err: (err as Error).message }, 'the membership could not be read; the last one read stands');
       return;
     }
+    this.#watch(rows, Date.now());
     this.#members = new Map(rows.map((r) => [r.id, r]));
     const now = Date.now() * 1000;
     const gone: string[] = [];

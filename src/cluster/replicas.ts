@@ -36,20 +36,23 @@ export class Replicas {
    */
   addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
     if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
-    return this.peers.addressOf(owner) ?? 'gone';
+    const address = this.peers.addressOf(owner);
+    // Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme.
+    return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
   }
 
-  /** Sends the request to `base` (from addressOf) and streams the answer back (hop.ts). */
+  /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */
   forward(
     req: IncomingMessage,
     res: ServerResponse,
+    owner: string,
     base: string,
     target: string,
     caller: HopCaller,
     body: string,
     unreachable: (err: Error) => void,
   ): Promise<void> {
-    return this.#client!.forward(req, res, base, target, caller, body, unreachable);
+    return this.#client!.forward(req, res, owner, base, target, caller, body, unreachable);
   }
 
   /** The instance a legacy session id names (undefined: not a sealed id of ours, so unknown everywhere). */

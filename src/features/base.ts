@@ -81,6 +81,7 @@ export async function startRecording(
       staleAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       recoversOthers: () => cluster!.membership.recovers(),
+      alive: (id) => cluster!.membership.isAlive(id),
       ...timings.recorderTimings,
     });
     // A heartbeat later, not at once: after a store outage every replica looks silent until it beats again, and the

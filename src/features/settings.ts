@@ -88,7 +88,9 @@ export function edges(
       forwardRound: (owner, req, res, caller, text, unreachable) => {
         const address = o.replicas.addressOf(owner, req);
         if (address === undefined || address === 'gone') return address;
-        return o.replicas.forward(req, res, address, req.url ?? '/', caller, text, unreachable);
+        // The target as the owner will see it (normalized), not the raw request line: the signature covers it.
+        const url = new URL(req.url ?? '/', 'http://gateway');
+        return o.replicas.forward(req, res, owner, address, url.pathname + url.search, caller, text, unreachable);
       },
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly,

@@ -18,6 +18,7 @@ import type { ModernHttpEdge } from '../edge/modern-http.js';
 import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
+import { hopRefusedHeader } from '../cluster/hop-auth.js';
 import { hopPrefix, markHopped } from '../cluster/hop.js';
 import type { Replicas } from '../cluster/replicas.js';
 
@@ -95,13 +96,13 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (o.replicas?.hopAuth === undefined) {
       req.resume();
       o.log.warn({ remote: req.socket.remoteAddress }, 'internal hop refused: cluster.secret is not set on this gateway');
-      return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop');
+      return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop', null, { [hopRefusedHeader]: '1' });
     }
     const target = inner + url.search;
     const refuse = (reason: string) => {
       req.resume();
       o.log.warn({ remote: req.socket.remoteAddress, reason }, 'internal hop refused');
-      replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused');
+      replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused', null, { [hopRefusedHeader]: '1' });
     };
     const early = o.replicas.hopAuth.precheck(req.headers);
     if (early !== undefined) return refuse(early);
@@ -182,7 +183,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         if (read === undefined) return;
         body = read;
       }
-      await o.replicas!.forward(req, res, address, url.pathname + url.search, caller, body, (err) => {
+      await o.replicas!.forward(req, res, owner!, address, url.pathname + url.search, caller, body, (err) => {
         o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
         gone();
       });

@@ -48,6 +48,8 @@ export interface RecorderOptions {
   staleAfterMs?: number;
   /** Whether this instance seals silent instances' sessions now (one replica at a time does); default always. */
   recoversOthers?: () => boolean;
+  /** Whether another instance is seen alive (the membership), whatever its heartbeat's time says; never sealed then. */
+  alive?: (instanceId: string) => boolean;
   /** While the store is unavailable, how often it is probed. */
   probeMs?: number;
   /** A network store's write not confirmed within this fails closed (the exchanges waiting on it end). */
@@ -96,6 +98,7 @@ export class Recorder {
     this.#sweeper = new Sweeper(this, {
       staleAfterMs: o.staleAfterMs ?? 60_000,
       ...(o.recoversOthers ? { recoversOthers: o.recoversOthers } : {}),
+      ...(o.alive ? { alive: o.alive } : {}),
       retentionMs: o.retentionMs ?? 0,
       log: this.#log,
     });

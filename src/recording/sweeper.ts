@@ -41,6 +41,11 @@ export class Sweeper {
        * membership's choice), so that two never seal one session at once. Default: always.
        */
       recoversOthers?: () => boolean;
+      /**
+       * Whether another instance is seen alive by the membership (its heartbeat moving), which a heartbeat's time
+       * alone cannot tell when the clocks of the replicas disagree: such an instance's sessions are never sealed.
+       */
+      alive?: (instanceId: string) => boolean;
     },
   ) {}
 
@@ -59,7 +64,9 @@ export class Sweeper {
     if (!r.healthy || r.closed) return;
     try {
       const others = this.o.recoversOthers?.() ?? true;
-      const stale = others ? (await r.store.staleInstances(nowUs() - this.o.staleAfterMs * 1000)).filter((id) => id !== r.instanceId) : [];
+      const stale = others
+        ? (await r.store.staleInstances(nowUs() - this.o.staleAfterMs * 1000)).filter((id) => id !== r.instanceId && !this.o.alive?.(id))
+        : [];
       const open = await r.store.openSessions([r.instanceId, ...stale]);
       for (const row of open) {
         if (!r.isLive(row.id)) await this.#recover(row);

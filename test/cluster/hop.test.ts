@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -251,10 +251,15 @@ describe('replicas: the internal hop', () => {
     const sessionId = await rawInitialize(a.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);
     const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const seenBodies: string[] = [];
     const capture = createServer((req, res) => {
       seen.push(req.headers);
-      req.resume();
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        seenBodies.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
     });
     await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
     const address = peers.addresses.get(owner.gateway.replicas.instance)!;
@@ -275,11 +280,21 @@ describe('replicas: the internal hop', () => {
     assert.equal(headers.authorization, undefined);
     assert.equal(headers.cookie, undefined);
     assert.equal(headers['mcp-session-id'], sessionId);
-    assert.match(String(headers['portcullis-hop']), /^t=\d+;sig=/);
+    assert.match(String(headers['portcullis-hop']), /^t=\d+;n=[\w-]+;sig=/);
     const carried = JSON.parse(Buffer.from(String(headers['portcullis-hop-caller']), 'base64url').toString()) as {
       identity: { subject: string; issuer: string };
     };
     assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
+    // Whoever read that hop cannot use it again: not at another replica (it names its owner), and only once at its owner.
+    const replay = (gw: TestGateway) =>
+      fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
+        method: 'POST',
+        headers: Object.fromEntries(Object.entries(headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>,
+        body: seenBodies[0]!,
+      });
+    assert.equal((await replay(other)).status, 401, 'a hop signed for the owner is refused by another replica');
+    assert.equal((await replay(owner)).status, 200, 'the hop the owner never got is taken once');
+    assert.equal((await replay(owner)).status, 401, 'a replayed hop is refused');
     await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 
@@ -292,6 +307,39 @@ describe('replicas: the internal hop', () => {
       const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
       assert.equal(res.status, 404);
       assert.match(await res.text(), /replica that held it is gone/);
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+    }
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it("answers a session as gone when the owner's address now leads to another replica (which refuses a hop not signed for it)", async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    // The owner's old address reused by the other replica (a pod restarted elsewhere): the hop comes back to it.
+    peers.addresses.set(owner.gateway.replicas.instance, other.url);
+    try {
+      const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+      assert.equal(res.status, 404, 'not a 401 the client would take for its own token');
+      assert.match(await res.text(), /replica that held it is gone/);
+    } finally {
+      peers.addresses.set(owner.gateway.replicas.instance, address);
+    }
+    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('sends no hop to an owner address that is not http(s): the session is answered as gone', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
+    try {
+      for (const written of ['file:///etc/passwd', 'ftp://127.0.0.1/', 'not a url']) {
+        peers.addresses.set(owner.gateway.replicas.instance, written);
+        const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+        assert.equal(res.status, 404, written);
+        assert.match(await res.text(), /replica that held it is gone/);
+      }
     } finally {
       peers.addresses.set(owner.gateway.replicas.instance, address);
     }
@@ -314,6 +362,37 @@ describe('replicas: the internal hop', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('forwards a retry whose request line the gateway normalizes (the signature covers the target the owner sees)', async () => {
+    const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', ada.authorization!]];
+    const params = {
+      name: 'trigger-elicitation-request',
+      arguments: {},
+      _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
+    };
+    const listed = await rawRequest(
+      a.mcp('everything'),
+      'POST',
+      [...modernHeaders('tools/list'), ['authorization', ada.authorization!]],
+      JSON.stringify(modernBody('tools/list', {}, 0)),
+    );
+    assert.equal(listed.status, 200, listed.body);
+    const first = await rawRequest(a.mcp('everything'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
+    const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
+    assert.equal(round?.resultType, 'input_required', first.body);
+    const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
+    // A raw request line the URL parser rewrites ('"' in the query is percent-encoded): sent as is, not via a URL.
+    const { port } = new URL(b.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/mcp/everything?x="', headers: Object.fromEntries(headers) }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)));
+    });
+    assert.equal(status, 200);
   });
 
   it('answers a retry whose round is held by a replica that is gone as an unusable requestState', async () => {

@@ -74,6 +74,44 @@ for (const backend of backends) {
       assert.equal(watcher.addressOf('m-s'), undefined);
     });
 
+    it('judges a replica alive by its heartbeat moving, not by its clock: one whose clock is behind by more than goneAfter stays reachable while it beats', async () => {
+      const watcher = await join('m-clock-w', 'http://10.0.0.6:8080', 1000, 100);
+      const address = 'http://10.0.0.7:8080';
+      // A replica whose clock is 30 s behind (goneAfter is 1 s): every heartbeat it writes looks 30 s old here.
+      const skewedUs = () => (Date.now() - 30_000) * 1000;
+      assert.ok(await store.claimMember({ id: 'm-clock-s', address, startedAtUs: skewedUs(), boot: 'skewed/1/x', heartbeatAtUs: skewedUs() }, undefined));
+      let beating = true;
+      const beats = (async () => {
+        while (beating) {
+          await store.beatMember('m-clock-s', 'skewed/1/x', 'serving', address, skewedUs());
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      try {
+        await waitFor(async () => {
+          await watcher.refresh();
+          return watcher.addressOf('m-clock-s') === address;
+        }, 'the skewed replica to be seen alive once its heartbeat moves');
+        // Still alive well past goneAfter, as long as it beats.
+        const until = Date.now() + 2500;
+        while (Date.now() < until) {
+          await watcher.refresh();
+          assert.equal(watcher.addressOf('m-clock-s'), address);
+          assert.equal(watcher.isAlive('m-clock-s'), true);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        beating = false;
+        await beats;
+      }
+      // Silent: gone after goneAfter of this clock.
+      await waitFor(async () => {
+        await watcher.refresh();
+        return watcher.addressOf('m-clock-s') === undefined;
+      }, 'the skewed replica to be gone once it stops beating');
+      assert.equal(watcher.isAlive('m-clock-s'), false);
+    });
+
     it('one serving replica at a time recovers what gone ones left: the lowest id, then the next when it leaves', async () => {
       const low = await join('0-low', 'http://10.0.1.1:8080');
       const high = await join('0-next', 'http://10.0.1.2:8080');

@@ -46,13 +46,14 @@ describe('sealed session ids', () => {
 });
 
 describe('the hop signature', () => {
-  const auth = new HopAuth('s'.repeat(32));
+  const auth = () => new HopAuth('s'.repeat(32), 'gw-b');
   const caller = { identity: { subject: 'ada', issuer: 'https://idp', groups: ['eng'] }, access: 'group eng' };
   const now = 1_700_000_000_000;
 
   it('carries the caller for exactly the request signed', () => {
-    const headers = { ...auth.sign('POST', '/mcp/x', 'sid', '{"a":1}', caller, now), 'mcp-session-id': 'sid' };
-    const ok = auth.verify('POST', '/mcp/x', headers, '{"a":1}', now + 1000);
+    const b = auth();
+    const headers = { ...auth().sign('POST', '/mcp/x', 'sid', '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' };
+    const ok = b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 1000);
     assert.ok('caller' in ok);
     assert.deepEqual(ok.caller, caller);
     for (const [method, target, sid, body] of [
@@ -61,17 +62,35 @@ describe('the hop signature', () => {
       ['POST', '/mcp/x', 'other', '{"a":1}'],
       ['POST', '/mcp/x', 'sid', '{"a":2}'],
     ] as const) {
-      assert.deepEqual(auth.verify(method, target, { ...headers, 'mcp-session-id': sid }, body, now), { refused: 'bad hop signature' });
+      assert.deepEqual(auth().verify(method, target, { ...headers, 'mcp-session-id': sid }, body, now), { refused: 'bad hop signature' });
     }
   });
 
   it('refuses another secret, another caller, a stale time, and missing or malformed credentials', () => {
-    const headers = { ...auth.sign('GET', '/mcp/x', undefined, '', caller, now) };
-    assert.deepEqual(new HopAuth('t'.repeat(32)).verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
+    const headers = { ...auth().sign('GET', '/mcp/x', undefined, '', caller, 'gw-b', now) };
+    assert.deepEqual(new HopAuth('t'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
     const otherCaller = Buffer.from(JSON.stringify({ ...caller, identity: { ...caller.identity, subject: 'eve' } })).toString('base64url');
-    assert.deepEqual(auth.verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-caller': otherCaller }, '', now), { refused: 'bad hop signature' });
-    assert.match((auth.verify('GET', '/mcp/x', headers, '', now + 61_000) as { refused: string }).refused, /clock skew/);
-    assert.match((auth.verify('GET', '/mcp/x', {}, '', now) as { refused: string }).refused, /missing/);
-    assert.match((auth.verify('GET', '/mcp/x', { ...headers, 'portcullis-hop': 's'.repeat(32) }, '', now) as { refused: string }).refused, /malformed/);
+    assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-caller': otherCaller }, '', now), { refused: 'bad hop signature' });
+    assert.match((auth().verify('GET', '/mcp/x', headers, '', now + 61_000) as { refused: string }).refused, /clock skew/);
+    assert.match((auth().verify('GET', '/mcp/x', {}, '', now) as { refused: string }).refused, /missing/);
+    assert.match((auth().verify('GET', '/mcp/x', { ...headers, 'portcullis-hop': 's'.repeat(32) }, '', now) as { refused: string }).refused, /malformed/);
+  });
+
+  it('is taken once: a replayed hop is refused, and a fresh signature of the same request is not', () => {
+    const b = auth();
+    const signed = () => ({ ...auth().sign('POST', '/mcp/x', 'sid', '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' });
+    const headers = signed();
+    assert.ok('caller' in b.verify('POST', '/mcp/x', headers, '{"a":1}', now));
+    assert.deepEqual(b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 30_000), { refused: 'replayed hop signature' });
+    // The same request signed again (the same millisecond) has its own nonce, so it is a new hop.
+    assert.ok('caller' in b.verify('POST', '/mcp/x', signed(), '{"a":1}', now + 30_000));
+    // Remembered until its time refuses it anyway; then forgotten (the memory stays bounded).
+    assert.match((b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 121_000) as { refused: string }).refused, /clock skew/);
+  });
+
+  it('is good only at the replica it was signed for', () => {
+    const headers = auth().sign('GET', '/mcp/x', undefined, '', caller, 'gw-b', now);
+    assert.deepEqual(new HopAuth('s'.repeat(32), 'gw-c').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
+    assert.ok('caller' in new HopAuth('s'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now));
   });
 });

@@ -135,6 +135,20 @@ for (const backend of backends) {
       await b.close();
     });
 
+    it('a gateway the membership sees alive keeps its open sessions, however old its heartbeat’s time (its clock is behind)', async () => {
+      const a = await start(store, `gw-behind-${backend.name}`, signing);
+      const s = open(a, `behind-${backend.name}`);
+      await s.barrier();
+      // Its clock is ten minutes behind: each heartbeat it writes looks stale to everyone else's clock.
+      await store.heartbeat(`gw-behind-${backend.name}`, nowUs() - 10 * 60_000_000);
+      const b = await start(store, `gw-judge-${backend.name}`, signing, { staleAfterMs: 60_000, alive: (id) => id === `gw-behind-${backend.name}` });
+      await b.sweep();
+      assert.equal((await store.getSession(`behind-${backend.name}`))!.status, 'open');
+      await s.close('done');
+      await a.close();
+      await b.close();
+    });
+
     it('a live gateway’s open sessions are left alone', async () => {
       const a = await start(store, `gw-alive-${backend.name}`, signing);
       const s = open(a, `alive-${backend.name}`);
