@@ -13,6 +13,9 @@ import { waitFor } from './wait.js';
 
 export const haproxyBinary = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => existsSync(p)) ?? 'haproxy';
 
+/** The response header naming the replica that served a request (its HAProxy server name, the instance id). */
+export const servedByHeader = 'X-Served-By';
+
 export interface Backend {
   /** The server's name in HAProxy (its stats and logs). */
   name: string;
@@ -40,6 +43,7 @@ export interface HaproxyOptions {
  *    `timeout tunnel` for upgraded connections (the agents' WebSocket tunnels).
  *  - `retries`/`option redispatch`: a connection refused by a dead replica is retried on another one (only
  *    connection failures, never a request a replica may have started to serve).
+ *  - `X-Served-By` (the replica's name, as in the stats) on every answer: a test sees where a request landed.
  */
 export function haproxyConfig(o: HaproxyOptions): string {
   const inter = o.checkInterval ?? '500ms';
@@ -68,6 +72,7 @@ export function haproxyConfig(o: HaproxyOptions): string {
     '',
     'backend replicas',
     '  balance roundrobin',
+    `  http-response set-header ${servedByHeader} %s`,
     '  option httpchk',
     '  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1',
     '  http-check expect status 200',

@@ -119,8 +119,14 @@ export async function startV2Server(legacy: 'reject' | 'stateless'): Promise<V2S
 
 export type NegotiationMode = { pin: string } | 'auto' | 'default';
 
-/** The official v2 client in one of its negotiation modes, answering elicitation with a fixed form. */
-export async function connectV2(url: URL, headers: Record<string, string>, mode: NegotiationMode, elicited: unknown[] = []): Promise<Client> {
+/** The official v2 client in one of its negotiation modes, answering elicitation with a fixed form; `fetch` sees every request. */
+export async function connectV2(
+  url: URL,
+  headers: Record<string, string>,
+  mode: NegotiationMode,
+  elicited: unknown[] = [],
+  transport: { fetch?: (url: string | URL, init?: RequestInit) => Promise<Response> } = {},
+): Promise<Client> {
   const client = new Client(
     { name: 'v2-test-client', version: '1.0.0' },
     { capabilities: { elicitation: { form: {} } }, ...(mode === 'default' ? {} : { versionNegotiation: { mode } }) },
@@ -129,6 +135,6 @@ export async function connectV2(url: URL, headers: Record<string, string>, mode:
     elicited.push(req.params);
     return { action: 'accept', content: { name: 'Ada Lovelace' } };
   });
-  await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+  await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers }, ...transport }));
   return client;
 }
