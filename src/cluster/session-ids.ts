@@ -7,7 +7,9 @@ import type { KeyRing } from './token-keys.js';
  * finds a session's owner from its id alone (no database round trip), and a client learns nothing from it (the instance
  * id is encrypted). The id is the session's id everywhere (registry, recording, console, API): one name per session.
  *
- * Layout, base64url: kid (4 bytes, which key) · nonce (12) · ciphertext (the instance id) · tag (16).
+ * Layout, base64url: nonce (12 bytes) · kid (4, which key) · ciphertext (the instance id) · tag (16). The random nonce
+ * comes first so that the first character varies: a kid first would fix it per key, and a key whose kid began with '-'
+ * could never mint an id that does not.
  */
 const aad = Buffer.from('portcullis session id v1');
 const kidBytes = 4;
@@ -30,8 +32,8 @@ export class SessionIds {
       const nonce = randomBytes(nonceBytes);
       const cipher = createCipheriv('aes-256-gcm', key, nonce).setAAD(aad);
       const sealed = Buffer.concat([
-        Buffer.from(kid, 'base64url').subarray(0, kidBytes),
         nonce,
+        Buffer.from(kid, 'base64url').subarray(0, kidBytes),
         cipher.update(this.instance, 'utf8'),
         cipher.final(),
         cipher.getAuthTag(),
@@ -47,11 +49,12 @@ export class SessionIds {
     const raw = Buffer.from(id, 'base64url');
     // Only the canonical spelling: base64's spare bits would otherwise let one sealed id be written several ways.
     if (raw.length < kidBytes + nonceBytes + 1 + tagBytes || raw.toString('base64url') !== id) return undefined;
-    const kid = raw.subarray(0, kidBytes).toString('base64url');
+    const nonce = raw.subarray(0, nonceBytes);
+    const kid = raw.subarray(nonceBytes, nonceBytes + kidBytes).toString('base64url');
     const key = this.keys.keys.find((k) => Buffer.from(k.kid, 'base64url').subarray(0, kidBytes).toString('base64url') === kid);
     if (key === undefined) return undefined;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key.key, raw.subarray(kidBytes, kidBytes + nonceBytes)).setAAD(aad);
+      const decipher = createDecipheriv('aes-256-gcm', key.key, nonce).setAAD(aad);
       decipher.setAuthTag(raw.subarray(raw.length - tagBytes));
       return Buffer.concat([decipher.update(raw.subarray(kidBytes + nonceBytes, raw.length - tagBytes)), decipher.final()]).toString('utf8');
     } catch {
