@@ -57,8 +57,9 @@ const connectionPath = /^\/(mcp|sse)\/([^/]+)(\/messages)?\/?$/;
 export function createHttpServer(o: HttpServerOptions): Server {
   const control = controlPlane(o);
   const server = createServer(timeoutOptions(o.connections), (req, res) => {
-    // Not ready (shutting down): each connection closes after its response, so none is idle when the port closes.
-    if (o.ready() === 'draining') res.shouldKeepAlive = false;
+    // Not ready, still serving (the drain delay): each connection closes after its response, so none is idle when the
+    // port closes. Past it, a connection busy at the close stays open to be told 503 and Retry-After for what it sends.
+    if (o.ready() === 'draining' && !o.closing()) res.shouldKeepAlive = false;
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (url.pathname.startsWith(`${hopPrefix}/`)) {
       hop(req, res, url).catch((err: unknown) => {
