@@ -544,6 +544,14 @@ describe('parseConfig: the recording store and its settings', () => {
     assert.equal(c.recording.instanceId, 'gw-1');
   });
 
+  it('takes recording.instanceId from the environment (a Kubernetes pod name), checked once resolved', () => {
+    const sources: SecretSources = { ...noSecrets, env: { POD_NAME: 'portcullis-7d9f8-x2k4q', BAD: 'a b' } };
+    assert.equal(parse(`${oneStdio}recording: {instanceId: "\${env:POD_NAME}"}\n`, sources).recording.instanceId, 'portcullis-7d9f8-x2k4q');
+    assert.equal(parse(`${oneStdio}recording: {instanceId: "gw-\${env:POD_NAME}"}\n`, sources).recording.instanceId, 'gw-portcullis-7d9f8-x2k4q');
+    hasProblem(problems(`${oneStdio}recording: {instanceId: "\${env:BAD}"}\n`, sources), /^recording\.instanceId: expected 1-64 letters/);
+    hasProblem(problems(`${oneStdio}recording: {instanceId: "\${env:UNSET_POD}"}\n`, sources), /^recording\.instanceId: environment variable UNSET_POD is not set/);
+  });
+
   it('names bad recording settings', () => {
     const list = problems(`${oneStdio}recording: {mode: sometimes, sqliteSync: fast, retention: forever, instanceId: "a b"}\n`);
     hasProblem(list, /^recording\.mode: expected one of "write-ahead", "best-effort", "off", found the string "sometimes"$/);
