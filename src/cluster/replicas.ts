@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HopAuth, HopCaller } from './hop-auth.js';
-import { HopClient, isHopped } from './hop.js';
+import { HopClient, type HopTimeouts, isHopped } from './hop.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { SessionIds } from './session-ids.js';
 
@@ -16,13 +16,14 @@ export class Replicas {
     /** Verifies hops coming in; absent (no cluster.secret): every hop is refused. */
     readonly hopAuth: HopAuth | undefined,
     private readonly peers: PeerDirectory | undefined,
+    timeouts: HopTimeouts,
   ) {
     if (peers !== undefined && hopAuth === undefined) {
       throw new Error(
         'cluster.secret is required when replicas share the gateway (a peer directory is set): set it to the same ${file:…} or ${env:…} secret on every replica',
       );
     }
-    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth);
+    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth, timeouts);
   }
 
   get instance(): string {

@@ -18,7 +18,7 @@ import type { ModernHttpEdge } from '../edge/modern-http.js';
 import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
-import { hopRefusedHeader } from '../cluster/hop-auth.js';
+import { hopRefusedHeader, keepSigned } from '../cluster/hop-auth.js';
 import { hopPrefix, markHopped } from '../cluster/hop.js';
 import type { Replicas } from '../cluster/replicas.js';
 
@@ -115,6 +115,9 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers, body);
     if ('refused' in verdict) return refuse(verdict.refused);
+    keepSigned(req, verdict.signed);
+    // Taken: the sender's head timeout (cluster.hopHeadTimeout) ends here, however long the answer itself then takes.
+    res.writeProcessing();
     markHopped(req);
     return mcp(req, res, new URL(target, 'http://gateway'), m, verdict.caller, req.method === 'POST' ? body : undefined);
   }
