@@ -67,6 +67,7 @@ export async function startRecording(
       goneAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       reconcileMs: config.cluster.reconcileMs,
+      ...(config.cluster.secret === undefined ? {} : { secret: config.cluster.secret.reveal() }),
       ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
     });
     const recorder = await Recorder.start({
