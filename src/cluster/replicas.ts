@@ -37,9 +37,15 @@ export class Replicas {
    */
   addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
     if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
-    const address = this.peers.addressOf(owner);
-    // Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme.
-    return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
+    return hopAddress(this.peers.addressOf(owner));
+  }
+
+  /**
+   * Where to send what `addressOf` found `'gone'`, once the membership is read again: the owner may have joined since
+   * the last read (its session reached this replica before word of it did). Still `'gone'`: it is.
+   */
+  async recheck(owner: string): Promise<string | 'gone'> {
+    return hopAddress(await this.peers?.addressNow?.(owner));
   }
 
   /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */
@@ -64,4 +70,9 @@ export class Replicas {
   close(): void {
     this.#client?.close();
   }
+}
+
+/** Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme. */
+function hopAddress(address: string | undefined): string | 'gone' {
+  return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
 }

@@ -82,7 +82,7 @@ export async function startRecording(
       staleAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       recoversOthers: () => cluster!.membership.recovers(),
-      alive: (id) => cluster!.membership.isAlive(id),
+      alive: (id) => cluster!.membership.aliveNow(id),
       ...timings.recorderTimings,
     });
     // A heartbeat later, not at once: after a store outage every replica looks silent until it beats again, and the

@@ -175,19 +175,20 @@ export function createHttpServer(o: HttpServerOptions): Server {
       req.resume();
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: the gateway replica that held it is gone; initialize a new session');
     };
-    if (address === 'gone') {
-      o.log.info({ owner }, 'session of a replica that is gone');
-      gone();
-      return Promise.resolve();
-    }
     return (async () => {
+      // Not a live replica as last read: read again (rate-limited) before telling the client its session is gone.
+      const to = address === 'gone' ? await o.replicas!.recheck(owner!) : address;
+      if (to === 'gone') {
+        o.log.info({ owner }, 'session of a replica that is gone');
+        return gone();
+      }
       let body = '';
       if (req.method === 'POST') {
         const read = await readWhole(req, res);
         if (read === undefined) return;
         body = read;
       }
-      await o.replicas!.forward(req, res, owner!, address, url.pathname + url.search, caller, body, (err) => {
+      await o.replicas!.forward(req, res, owner!, to, url.pathname + url.search, caller, body, (err) => {
         o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
         gone();
       });
