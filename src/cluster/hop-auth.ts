@@ -37,7 +37,7 @@ function actedOn(name: string): boolean {
 type Headers = Record<string, string | string[] | number | undefined>;
 
 /** A header's value as signed: repeats joined as node joins them on receipt. */
-function valueOf(headers: Headers, name: string): string | null {
+function signedValue(headers: Headers, name: string): string | null {
   const v = headers[name];
   return v === undefined ? null : Array.isArray(v) ? v.join(', ') : String(v);
 }
@@ -142,7 +142,7 @@ export class HopAuth {
 
   #mac(t: number, nonce: string, to: string, method: string, target: string, headers: Headers, names: readonly string[], body: string, caller: string): string {
     const digest = createHash('sha256').update(body).digest('base64url');
-    const signed = names.map((n) => [n, valueOf(headers, n)]);
+    const signed = names.map((n) => [n, signedValue(headers, n)]);
     return createHmac('sha256', this.#secret)
       .update(JSON.stringify(['portcullis hop v3', t, nonce, to, method, target, signed, digest, caller]))
       .digest('base64url');

@@ -159,7 +159,11 @@ function timedOut(res: ServerResponse, owner: string, err: Error, body: string):
     // A GET, a DELETE, or a batch: no one id to name.
   }
   const text = JSON.stringify(
-    errorResponse(id, ErrorCode.UpstreamUnavailable, `Gateway Timeout: the gateway replica holding this session (${owner}) did not answer: ${err.message}; try again`),
+    errorResponse(
+      id,
+      ErrorCode.UpstreamUnavailable,
+      `Gateway Timeout: the gateway replica holding this session (${owner}) did not answer: ${err.message}; try again`,
+    ),
   );
   res.writeHead(504, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }

@@ -26,7 +26,12 @@ export async function loadTokenKeys(config: GatewayConfig, store: Store | undefi
 export function replicasOf(config: GatewayConfig, tokenKeys: TokenKeys, recorder: Recorder | undefined, peers: PeerDirectory | undefined): Replicas {
   const instance = recorder?.instanceId ?? `gw-${randomBytes(6).toString('hex')}`;
   const secret = config.cluster.secret?.reveal();
-  return new Replicas(new SessionIds(tokenKeys.ring('session id'), instance), secret === undefined ? undefined : new HopAuth(secret, instance), peers, config.cluster.hopTimeouts);
+  return new Replicas(
+    new SessionIds(tokenKeys.ring('session id'), instance),
+    secret === undefined ? undefined : new HopAuth(secret, instance),
+    peers,
+    config.cluster.hopTimeouts,
+  );
 }
 
 /**

@@ -27,7 +27,10 @@ export interface ClusterStore {
    * Takes an instance id for this process: written when there is no row, or when the row's boot is still `expectedBoot`
    * (what the caller read and judged dead or gone), so two processes racing for one id cannot both win. False when lost.
    */
-  claimMember(row: Omit<MemberRow, 'state' | 'ageUs' | 'heartbeatAtUs'> & { heartbeatAtUs?: number }, expectedBoot: string | null | undefined): Promise<boolean>;
+  claimMember(
+    row: Omit<MemberRow, 'state' | 'ageUs' | 'heartbeatAtUs'> & { heartbeatAtUs?: number },
+    expectedBoot: string | null | undefined,
+  ): Promise<boolean>;
   /**
    * A heartbeat (with the state and address) of the process holding the id; false when another process holds it now.
    * Its time is the store's clock (`nowUs`, here and in claimMember, only for tests that plant a skewed one).

@@ -6,8 +6,6 @@ import { raw, type Sql } from './sql.js';
  */
 export function storeNowUs(dialect: 'sqlite' | 'postgres'): Sql {
   return raw(
-    dialect === 'postgres'
-      ? '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT'
-      : "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+    dialect === 'postgres' ? '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT' : "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
   );
 }

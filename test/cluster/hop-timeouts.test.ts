@@ -84,7 +84,11 @@ describe('replicas: the hop when the owner does not answer, and when its request
 
   it('answers 504 when the owner accepts the connection and never answers (cluster.hopHeadTimeout), naming the request', async () => {
     const before = accepted.length;
-    const res = await fetch(b.mcp('everything'), { method: 'POST', headers: headersFor(sessionOf('silent-owner')), body: call('c-1', 'echo', { message: 'hi' }) });
+    const res = await fetch(b.mcp('everything'), {
+      method: 'POST',
+      headers: headersFor(sessionOf('silent-owner')),
+      body: call('c-1', 'echo', { message: 'hi' }),
+    });
     assert.equal(res.status, 504);
     const body = (await res.json()) as { id: unknown; error: { code: number; message: string } };
     assert.equal(body.id, 'c-1');

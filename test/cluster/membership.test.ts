@@ -127,7 +127,15 @@ for (const backend of backends) {
         },
       });
       // A heartbeat a minute away: this replica reads the table only when asked to.
-      const watcher = await Membership.join({ store: counted, instanceId: 'm-r-watch', address: 'http://10.0.0.40:8080', goneAfterMs: 60_000, heartbeatMs: 60_000, log, recheckMs: 60_000 });
+      const watcher = await Membership.join({
+        store: counted,
+        instanceId: 'm-r-watch',
+        address: 'http://10.0.0.40:8080',
+        goneAfterMs: 60_000,
+        heartbeatMs: 60_000,
+        log,
+        recheckMs: 60_000,
+      });
       members.push(watcher);
       // A replica that joined after the watcher's last read (its notification not arrived yet, or lost).
       await join('m-r-new', 'http://10.0.0.41:8080');
@@ -143,7 +151,7 @@ for (const backend of backends) {
       assert.equal(reads - before, 1);
     });
 
-    it('a replica whose clock is far behind is alive to one that reads it for the first time (heartbeats are the store\'s clock)', async () => {
+    it("a replica whose clock is far behind is alive to one that reads it for the first time (heartbeats are the store's clock)", async () => {
       // Ten minutes behind, with goneAfter a minute: its own clock's heartbeats would look ten minutes old to anyone.
       const skewed = await Membership.join({
         store,

@@ -549,7 +549,10 @@ describe('parseConfig: the recording store and its settings', () => {
     assert.equal(parse(`${oneStdio}recording: {instanceId: "\${env:POD_NAME}"}\n`, sources).recording.instanceId, 'portcullis-7d9f8-x2k4q');
     assert.equal(parse(`${oneStdio}recording: {instanceId: "gw-\${env:POD_NAME}"}\n`, sources).recording.instanceId, 'gw-portcullis-7d9f8-x2k4q');
     hasProblem(problems(`${oneStdio}recording: {instanceId: "\${env:BAD}"}\n`, sources), /^recording\.instanceId: expected 1-64 letters/);
-    hasProblem(problems(`${oneStdio}recording: {instanceId: "\${env:UNSET_POD}"}\n`, sources), /^recording\.instanceId: environment variable UNSET_POD is not set/);
+    hasProblem(
+      problems(`${oneStdio}recording: {instanceId: "\${env:UNSET_POD}"}\n`, sources),
+      /^recording\.instanceId: environment variable UNSET_POD is not set/,
+    );
   });
 
   it('names bad recording settings', () => {

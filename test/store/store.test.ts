@@ -403,7 +403,7 @@ for (const backend of backends) {
       await assert.rejects(store.write(batch({ ledger: [ledgerRow('gw-l1', 1, 'dup')] })), StoreUnavailableError);
     });
 
-    it('tracks instance heartbeats by the store\'s clock', async () => {
+    it("tracks instance heartbeats by the store's clock", async () => {
       const hour = 3_600_000_000;
       // Planted an hour and two hours ago (this machine's clock is the store's here); the other by the store's clock.
       await store.heartbeat('gw-hb-old', nowUs() - 2 * hour);
