@@ -119,7 +119,7 @@ describe('the hop signature', () => {
     const fewer = { ...headers, 'portcullis-hop-signed': 'accept,content-type,mcp-protocol-version,mcp-session-id,user-agent' };
     assert.deepEqual(auth().verify('GET', '/mcp/x', fewer, '', now), { refused: 'unsigned last-event-id header on a hop' });
     const more = { ...headers, 'x-more': '1', 'portcullis-hop-signed': `${headers['portcullis-hop-signed']},x-more` };
-    assert.deepEqual(auth().verify('GET', '/mcp/x', more, '', now), { refused: 'malformed hop credentials' });
+    assert.deepEqual(auth().verify('GET', '/mcp/x', more, '', now), { refused: 'bad hop signature' });
   });
 
   it('refuses another secret, another caller, a stale time, and missing or malformed credentials', () => {
