@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Logger } from 'pino';
 import { ErrorCode, errorResponse, type RequestId } from '../protocol/jsonrpc.js';
 import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
 
@@ -70,6 +71,7 @@ export class HopClient {
   constructor(
     private readonly auth: HopAuth,
     private readonly timeouts: HopTimeouts,
+    private readonly log: Logger,
   ) {}
 
   /**
@@ -131,8 +133,10 @@ export class HopClient {
       out.on('error', (err) => {
         clearTimeout(head);
         if (res.headersSent) res.destroy();
-        else if (err instanceof HopTimeoutError) timedOut(res, owner, err, body);
-        else unreachable(err);
+        else if (err instanceof HopTimeoutError) {
+          this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
+          timedOut(res, err, body);
+        } else unreachable(err);
         resolve();
       });
       // The client left: the owner sees its stream end too (a GET stream closes, a POST's request is cancelled).
@@ -150,7 +154,7 @@ export class HopClient {
 }
 
 /** 504 with a JSON-RPC error (naming the request when the body is one): the owner may be alive but stalled, so its session stands. */
-function timedOut(res: ServerResponse, owner: string, err: Error, body: string): void {
+function timedOut(res: ServerResponse, err: Error, body: string): void {
   let id: RequestId | null = null;
   try {
     const message = JSON.parse(body) as { id?: unknown };
@@ -159,11 +163,7 @@ function timedOut(res: ServerResponse, owner: string, err: Error, body: string):
     // A GET, a DELETE, or a batch: no one id to name.
   }
   const text = JSON.stringify(
-    errorResponse(
-      id,
-      ErrorCode.UpstreamUnavailable,
-      `Gateway Timeout: the gateway replica holding this session (${owner}) did not answer: ${err.message}; try again`,
-    ),
+    errorResponse(id, ErrorCode.UpstreamUnavailable, `Gateway Timeout: the gateway replica holding this session did not answer (${err.message}); try again`),
   );
   res.writeHead(504, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }

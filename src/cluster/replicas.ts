@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import type { HopAuth, HopCaller } from './hop-auth.js';
 import { HopClient, type HopTimeouts, isHopped } from './hop.js';
 import type { PeerDirectory } from './peer-directory.js';
@@ -16,14 +17,15 @@ export class Replicas {
     /** Verifies hops coming in; absent (no cluster.secret): every hop is refused. */
     readonly hopAuth: HopAuth | undefined,
     private readonly peers: PeerDirectory | undefined,
-    timeouts: HopTimeouts,
+    /** The hop's timeouts (cluster.hopConnectTimeout, cluster.hopHeadTimeout) and where it says one expired. */
+    hop: { timeouts: HopTimeouts; log: Logger },
   ) {
     if (peers !== undefined && hopAuth === undefined) {
       throw new Error(
         'cluster.secret is required when replicas share the gateway (a peer directory is set): set it to the same ${file:…} or ${env:…} secret on every replica',
       );
     }
-    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth, timeouts);
+    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth, hop.timeouts, hop.log);
   }
 
   get instance(): string {
