@@ -258,6 +258,14 @@ describe('parseConfig: invalid configs', () => {
     assert.equal(ok.cluster.tokenKeys.length, 1);
   });
 
+  it('the hop timeouts: defaults, durations, and a value out of range named by its key', () => {
+    assert.deepEqual(parse(oneStdio).cluster.hopTimeouts, { connectMs: 5000, headMs: 15_000 });
+    assert.deepEqual(parse(`${oneStdio}cluster: {hopConnectTimeout: 2s, hopHeadTimeout: 1m}\n`).cluster.hopTimeouts, { connectMs: 2000, headMs: 60_000 });
+    hasProblem(problems(`${oneStdio}cluster: {hopConnectTimeout: 10ms}\n`), /^cluster\.hopConnectTimeout: expected from 100ms to 1m/);
+    hasProblem(problems(`${oneStdio}cluster: {hopHeadTimeout: 11m}\n`), /^cluster\.hopHeadTimeout: expected from 1s to 10m/);
+    hasProblem(problems(`${oneStdio}cluster: {hopHeadTimeout: soon}\n`), /^cluster\.hopHeadTimeout: expected a duration/);
+  });
+
   it('a pins setting it does not know names the key and the choices', () => {
     hasProblem(
       problems(`${oneStdio}pins: {scan: warn, duplicateNames: maybe}\n`),
