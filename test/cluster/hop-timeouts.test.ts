@@ -15,7 +15,8 @@ import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
  * SQLite store, the peer directory given): an owner that accepts the connection and never answers, or never
  * completes it, gets the client a 504 within cluster.hopHeadTimeout / cluster.hopConnectTimeout rather than a request
  * that hangs; a call that takes longer than the head timeout is still answered (the owner takes the hop at once); a
- * forwarded request whose headers were altered on the way is refused by the owner.
+ * forwarded request whose headers were altered on the way is refused by the owner; an owner missing from the last read
+ * of the membership is looked for again before its session is answered as gone.
  */
 
 const secretVar = 'PORTCULLIS_TEST_HOP_TIMEOUTS_SECRET';
@@ -23,9 +24,17 @@ const tokenKeyVar = 'PORTCULLIS_TEST_HOP_TIMEOUTS_TOKEN_KEY';
 process.env[secretVar] = 'cluster-secret-for-hop-timeouts-0123456789';
 process.env[tokenKeyVar] = 'token-key-for-hop-timeouts-0123456789abcdef';
 
+/** The peer directory: `unread` replicas are missing from its last read, and found only when it reads again (addressNow). */
 class TestPeers implements PeerDirectory {
   readonly addresses = new Map<string, string>();
+  readonly unread = new Set<string>();
+  rereads = 0;
   addressOf(instanceId: string): string | undefined {
+    return this.unread.has(instanceId) ? undefined : this.addresses.get(instanceId);
+  }
+  async addressNow(instanceId: string): Promise<string | undefined> {
+    this.rereads++;
+    this.unread.delete(instanceId);
     return this.addresses.get(instanceId);
   }
 }
@@ -113,6 +122,30 @@ describe('replicas: the hop when the owner does not answer, and when its request
     });
     assert.equal(res.status, 200);
     assert.match(await res.text(), /Long running operation completed/);
+    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  });
+
+  it('reads the membership again before answering 404 for the session of a replica it has not read yet', async () => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const owner = a.gateway.replicas.instance;
+    // b's last read of the membership predates a (a replica that just joined): it learns of a only by reading again.
+    peers.unread.add(owner);
+    const before = peers.rereads;
+    try {
+      const res = await fetch(b.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('n-1', 'echo', { message: 'new' }) });
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /Echo: new/);
+      assert.equal(peers.rereads - before, 1);
+    } finally {
+      peers.unread.delete(owner);
+    }
+    // An owner that is in no read at all is still gone: 404, so its client initializes anew.
+    const res = await fetch(b.mcp('everything'), {
+      method: 'POST',
+      headers: headersFor(sessionOf('never-joined')),
+      body: call('n-2', 'echo', { message: 'x' }),
+    });
+    assert.equal(res.status, 404);
     await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 
