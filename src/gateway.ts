@@ -81,7 +81,7 @@ export class Gateway {
     this.#log = log;
     // The membership is the peer directory once the hop has its secret; without one, other replicas' sessions are unknown here.
     const peers = options.peers ?? (config.cluster.secret === undefined ? undefined : recording.cluster?.membership);
-    this.replicas = replicasOf(config, tokenKeys, recording.recorder, peers);
+    this.replicas = replicasOf(config, tokenKeys, recording.recorder, peers, log);
     if (peers === undefined) warnReplicasWithoutSecret(recording.cluster?.membership, log);
     this.devIdentity = identity.dev;
     this.#recording = recording;

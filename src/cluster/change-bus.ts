@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { parsePostgresUrl } from '../store/postgres.js';
@@ -13,9 +13,15 @@ import { parsePostgresUrl } from '../store/postgres.js';
  *
  * A notification names what changed (kind and id), never the change itself: a receiver reads the store. Session
  * events carry the console's live view of the session, which is not in the store yet when they are sent.
+ *
+ * Anyone with a login to the database can NOTIFY the channel. With `cluster.secret` set, each notification carries an
+ * HMAC under a key derived from it (with its time and a nonce: good once, within a minute), and one without a valid
+ * one is ignored (and said in the log, at most once a minute per kind). Even an authentic notification only prompts a
+ * re-read of the store, except the console's session events, which are relayed only when authentic (`verified`).
  */
 
 export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session';
+const changeKinds = new Set<unknown>(['review', 'access', 'pin', 'agent', 'member', 'session']);
 
 export interface Change {
   kind: ChangeKind;
@@ -23,6 +29,8 @@ export interface Change {
   /** The replica that announced it. */
   from: string;
   data?: unknown;
+  /** Signed under cluster.secret by a replica (false: the bus has no secret, so anyone who can NOTIFY may have sent it). */
+  verified: boolean;
 }
 
 export interface ChangeBus {
@@ -48,6 +56,59 @@ export class LocalChangeBus implements ChangeBus {
 
 /** NOTIFY allows 8000 bytes a payload; batches stay under it. */
 const maxPayload = 7500;
+/** How far a signed notification's time may be from the receiver's clock (as the hop's). */
+const skewMs = 60_000;
+const signedPayload = /^([A-Za-z0-9_-]{43})\.(.*)$/s;
+
+/**
+ * Signs and checks notifications under a key derived from cluster.secret (not the secret itself, which signs hops):
+ * `<HMAC-SHA256 base64url>.<body>`, the body naming its sender, time and a nonce.
+ */
+export class NotificationSigner {
+  readonly #key: Buffer;
+  /** Signatures taken in the last two skew windows: a notification replayed by whoever can LISTEN is ignored. */
+  readonly #seen = new Map<string, number>();
+
+  constructor(secret: string) {
+    this.#key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), 'portcullis change notifications', 32));
+  }
+
+  sign(body: string): string {
+    return `${this.#mac(body)}.${body}`;
+  }
+
+  /** The body of an authentic notification seen for the first time, or why not. */
+  open(payload: string, now = Date.now()): { body: string } | { refused: string } {
+    const m = signedPayload.exec(payload);
+    if (m === null) return { refused: 'unsigned' };
+    const expected = Buffer.from(this.#mac(m[2]!));
+    const given = Buffer.from(m[1]!);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad signature' };
+    let t: unknown;
+    try {
+      t = (JSON.parse(m[2]!) as { t?: unknown }).t;
+    } catch {
+      return { refused: 'malformed' };
+    }
+    if (typeof t !== 'number' || Math.abs(now - t) > skewMs) return { refused: 'time outside the allowed clock skew' };
+    for (const [old, until] of this.#seen) {
+      if (until > now) break;
+      this.#seen.delete(old);
+    }
+    if (this.#seen.has(m[1]!)) return { refused: 'replayed' };
+    this.#seen.set(m[1]!, now + 2 * skewMs);
+    return { body: m[2]! };
+  }
+
+  #mac(body: string): string {
+    return createHmac('sha256', this.#key).update(body).digest('base64url');
+  }
+}
+
+/** A notification's body: its sender, its changes, and when signed, its time and nonce. */
+function notificationBody(from: string, changes: unknown[], signed: boolean): string {
+  return JSON.stringify(signed ? { f: from, t: Date.now(), n: randomBytes(9).toString('base64url'), c: changes } : { f: from, c: changes });
+}
 
 /**
  * The channel of one store: notifications are per database, and several gateways (or test runs) may use separate
@@ -64,11 +125,16 @@ export interface PostgresChangeBusOptions {
   log: Logger;
   /** The first and the longest wait before reconnecting the listening connection. */
   reconnectMs?: { min: number; max: number };
+  /** cluster.secret: notifications are signed, and unsigned ones ignored. */
+  secret?: string;
 }
 
 export class PostgresChangeBus implements ChangeBus {
   readonly live = true;
   readonly #o: PostgresChangeBusOptions;
+  readonly #signer: NotificationSigner | undefined;
+  /** When an ignored notification of each kind was last logged: at most once a minute each. */
+  readonly #ignoredLoggedAt = new Map<string, number>();
   readonly #connectionString: string;
   readonly #schema: string;
   readonly #channel: string;
@@ -94,6 +160,7 @@ export class PostgresChangeBus implements ChangeBus {
     this.#schema = schema;
     this.#channel = channelOf(schema);
     this.#backoff = o.reconnectMs?.min ?? 100;
+    this.#signer = o.secret === undefined ? undefined : new NotificationSigner(o.secret);
     this.#sender = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, application_name: 'portcullis-notify' });
     this.#sender.on('error', () => {});
     this.ready = this.#listen();
@@ -139,7 +206,11 @@ export class PostgresChangeBus implements ChangeBus {
     try {
       const payloads: string[] = [];
       let batch: typeof items = [];
-      const payload = (b: typeof items) => JSON.stringify({ f: this.#o.instanceId, c: b });
+      const signer = this.#signer;
+      const payload = (b: typeof items) => {
+        const body = notificationBody(this.#o.instanceId, b, signer !== undefined);
+        return signer === undefined ? body : signer.sign(body);
+      };
       for (const item of items) {
         if (batch.length > 0 && payload([...batch, item]).length > maxPayload) {
           payloads.push(payload(batch));
@@ -214,17 +285,52 @@ export class PostgresChangeBus implements ChangeBus {
   }
 
   #deliver(payload: string): void {
+    let body = payload;
+    if (this.#signer !== undefined) {
+      const opened = this.#signer.open(payload);
+      if ('refused' in opened) return this.#ignored(payload, opened.refused);
+      body = opened.body;
+    }
     let parsed: { f?: unknown; c?: unknown };
     try {
-      parsed = JSON.parse(payload) as typeof parsed;
+      parsed = JSON.parse(body) as typeof parsed;
     } catch {
       return;
     }
     if (typeof parsed.f !== 'string' || parsed.f === this.#o.instanceId || !Array.isArray(parsed.c)) return;
     for (const item of parsed.c as unknown[]) {
       if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'string') continue;
-      const change: Change = { kind: item[0] as ChangeKind, id: item[1], from: parsed.f, ...(item.length > 2 ? { data: item[2] } : {}) };
+      const change: Change = {
+        kind: item[0] as ChangeKind,
+        id: item[1],
+        from: parsed.f,
+        verified: this.#signer !== undefined,
+        ...(item.length > 2 ? { data: item[2] } : {}),
+      };
       for (const h of this.#handlers.get(change.kind) ?? []) this.#safely(() => h(change));
+    }
+  }
+
+  /**
+   * A notification that is not authentic: nothing is done on it (what it names is read at the next reconciliation
+   * anyway). Logged at most once a minute per kind it claims, without its content.
+   */
+  #ignored(payload: string, why: string): void {
+    const kinds = new Set<string>();
+    try {
+      const claimed = JSON.parse(payload.slice(payload.indexOf('{'))) as { c?: unknown };
+      for (const item of Array.isArray(claimed.c) ? claimed.c : []) if (Array.isArray(item) && changeKinds.has(item[0])) kinds.add(item[0] as string);
+    } catch {
+      // Not even JSON: logged under no kind.
+    }
+    const now = Date.now();
+    for (const kind of kinds.size === 0 ? ['unknown'] : kinds) {
+      if (now - (this.#ignoredLoggedAt.get(kind) ?? -Infinity) < 60_000) continue;
+      this.#ignoredLoggedAt.set(kind, now);
+      this.#o.log.warn(
+        { kind, why, channel: this.#channel },
+        'a change notification without a valid cluster.secret signature was ignored (sent by a replica without the same cluster.secret, or by someone with a database login); said once a minute per kind',
+      );
     }
   }
 
@@ -237,14 +343,18 @@ export class PostgresChangeBus implements ChangeBus {
   }
 }
 
-/** Announces one change from a process that does not listen (the CLI): a short connection of its own. */
-export async function announceChange(url: string, kind: ChangeKind, id: string, from: string): Promise<void> {
+/**
+ * Announces one change from a process that does not listen (the CLI): a short connection of its own, signed under
+ * cluster.secret when the config has one (the gateways that have one ignore it otherwise).
+ */
+export async function announceChange(url: string, kind: ChangeKind, id: string, from: string, secret?: string): Promise<void> {
   if (url.startsWith('sqlite:')) return;
   const { connectionString, schema } = parsePostgresUrl(url);
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+  const body = notificationBody(from, [[kind, id]], secret !== undefined);
   try {
     await client.connect();
-    await client.query('SELECT pg_notify($1, $2)', [channelOf(schema), JSON.stringify({ f: from, c: [[kind, id]] })]);
+    await client.query('SELECT pg_notify($1, $2)', [channelOf(schema), secret === undefined ? body : new NotificationSigner(secret).sign(body)]);
   } finally {
     await client.end().catch(() => {});
   }

@@ -31,6 +31,8 @@ export interface ClusterOptions {
   goneAfterMs: number;
   heartbeatMs: number;
   reconcileMs: number;
+  /** cluster.secret: change notifications are signed with a key derived from it, and unsigned ones ignored. */
+  secret?: string;
   /** The first wait before the notification connection reconnects (tests); default 100 ms, doubling to 5 s. */
   reconnectMs?: number;
 }
@@ -55,6 +57,7 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
         url: o.storeUrl,
         instanceId: o.instanceId,
         log,
+        ...(o.secret === undefined ? {} : { secret: o.secret }),
         ...(o.reconnectMs === undefined ? {} : { reconnectMs: { min: o.reconnectMs, max: Math.max(o.reconnectMs, 5000) } }),
       });
   if (bus instanceof PostgresChangeBus) await bus.ready;

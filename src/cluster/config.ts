@@ -45,6 +45,14 @@ export function clusterSchema(sources: SecretSources) {
        * notifications, they are read every second whatever this says.
        */
       reconcile: duration('10s').refine((ms) => ms >= 100 && ms <= 3_600_000, 'expected from 100ms to 1h'),
+      /** How long a hop waits to connect to the replica it forwards to; past it the client gets 504 (the session stands). */
+      hopConnectTimeout: duration('5s').refine((ms) => ms >= 100 && ms <= 60_000, 'expected from 100ms to 1m'),
+      /**
+       * How long a hop waits for the replica it forwards to to take it (it answers 102 at once, before serving): a
+       * replica that accepts the connection and then says nothing (stalled, or not a gateway) gets the client a 504
+       * rather than a request that hangs. Not a limit on the call itself, which may take as long as it takes.
+       */
+      hopHeadTimeout: duration('15s').refine((ms) => ms >= 1000 && ms <= 600_000, 'expected from 1s to 10m'),
     })
     .prefault({})
     .transform((c) => ({
@@ -54,6 +62,7 @@ export function clusterSchema(sources: SecretSources) {
       goneAfterMs: c.goneAfter,
       heartbeatMs: Math.max(250, Math.floor(c.goneAfter / 3)),
       reconcileMs: c.reconcile,
+      hopTimeouts: { connectMs: c.hopConnectTimeout, headMs: c.hopHeadTimeout },
     }));
 }
 

@@ -1,15 +1,21 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Identity } from '../core/identity.js';
 
 /**
  * The authentication of the internal hop between replicas (docs/cluster-hop.md): an HMAC-SHA256, under the shared
- * `cluster.secret`, of the request's method, target, session id, body, the caller it carries, the replica it is for,
+ * `cluster.secret`, of the request's method, target, headers, body, the caller it carries, the replica it is for,
  * a timestamp and a random nonce. The secret itself never travels; a signature is good for that one request, at that
  * one replica, once, within a minute of its time: whoever reads the traffic between replicas can neither replay a
- * hop to its owner nor send it to another replica.
+ * hop to its owner nor send it to another replica, nor alter what the owner acts on.
+ *
+ * Every header the sender forwards is signed, its name listed in `Portcullis-Hop-Signed`. The receiver refuses a hop
+ * with a header the owner acts on (the session id, Last-Event-ID, content type, Accept, the MCP headers) that is not
+ * signed, and drops every other unsigned header (one a proxy between replicas added) before serving it.
  */
 export const hopHeader = 'portcullis-hop';
 export const hopCallerHeader = 'portcullis-hop-caller';
+export const hopSignedHeader = 'portcullis-hop-signed';
 /**
  * On a replica's refusal of a hop: the sender then answers its client as for an unreachable owner, rather than relaying
  * a 401 or 403 that the client would take as a verdict on its own token.
@@ -18,6 +24,23 @@ export const hopRefusedHeader = 'portcullis-hop-refused';
 /** How far a hop's timestamp may be from the receiver's clock. */
 const skewMs = 60_000;
 const credentials = /^t=(\d{1,16});n=([A-Za-z0-9_-]{16});sig=([A-Za-z0-9_-]{43})$/;
+/** The signed header names: lower-case HTTP tokens, comma-separated (none at all is '-'). */
+const signedNames = /^(?:-|[a-z0-9!#$%&'*+.^_`|~-]+(?:,[a-z0-9!#$%&'*+.^_`|~-]+)*)$/;
+/** Headers that are the hop's own or the connection's (not the request's): never signed, never dropped. */
+const transportHeaders = new Set([hopHeader, hopCallerHeader, hopSignedHeader, 'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+/** Whether the owner acts on a request header: one of these unsigned refuses the hop rather than being dropped. */
+function actedOn(name: string): boolean {
+  return name === 'last-event-id' || name === 'content-type' || name === 'accept' || name.startsWith('mcp-');
+}
+
+type Headers = Record<string, string | string[] | number | undefined>;
+
+/** A header's value as signed: repeats joined as node joins them on receipt. */
+function signedValue(headers: Headers, name: string): string | null {
+  const v = headers[name];
+  return v === undefined ? null : Array.isArray(v) ? v.join(', ') : String(v);
+}
 
 /** The caller a hop carries: verified by the replica the client reached, trusted by the owner only under a valid signature. */
 export interface HopCaller {
@@ -39,38 +62,60 @@ export class HopAuth {
     this.#secret = Buffer.from(secret, 'utf8');
   }
 
-  /** The hop headers for a request to replica `to`: the caller, encoded, and the signature over it and the request line. */
-  sign(method: string, target: string, sessionId: string | undefined, body: string, caller: HopCaller, to: string, now = Date.now()): Record<string, string> {
+  /**
+   * The hop headers for a request to replica `to` forwarding `headers` (all of them are signed): the caller, encoded,
+   * the names of the signed headers, and the signature over them, the request line and the body.
+   */
+  sign(method: string, target: string, headers: Headers, body: string, caller: HopCaller, to: string, now = Date.now()): Record<string, string> {
     const encoded = Buffer.from(JSON.stringify(caller)).toString('base64url');
     const nonce = randomBytes(12).toString('base64url');
-    return { [hopCallerHeader]: encoded, [hopHeader]: `t=${now};n=${nonce};sig=${this.#mac(now, nonce, to, method, target, sessionId, body, encoded)}` };
+    const names = Object.keys(headers)
+      .map((n) => n.toLowerCase())
+      .filter((n) => !transportHeaders.has(n) && headers[n] !== undefined)
+      .sort();
+    const listed = names.length === 0 ? '-' : names.join(',');
+    return {
+      [hopCallerHeader]: encoded,
+      [hopSignedHeader]: listed,
+      [hopHeader]: `t=${now};n=${nonce};sig=${this.#mac(now, nonce, to, method, target, headers, names, body, encoded)}`,
+    };
   }
 
   /** Why a hop is refused on its headers alone (before its body is read), or undefined when they may be right. */
   precheck(headers: Record<string, string | string[] | undefined>, now = Date.now()): string | undefined {
     const auth = headers[hopHeader];
-    if (typeof auth !== 'string' || typeof headers[hopCallerHeader] !== 'string') return 'missing hop credentials';
+    const signed = headers[hopSignedHeader];
+    if (typeof auth !== 'string' || typeof headers[hopCallerHeader] !== 'string' || typeof signed !== 'string') return 'missing hop credentials';
     const m = credentials.exec(auth);
-    if (m === null) return 'malformed hop credentials';
+    if (m === null || !signedNames.test(signed)) return 'malformed hop credentials';
     if (Math.abs(now - Number(m[1])) > skewMs) return 'hop timestamp outside the allowed clock skew';
     return undefined;
   }
 
-  /** The caller of a signed hop, or why it is refused (never a reason that helps a forger beyond "no"). */
+  /**
+   * The caller of a signed hop and the names of the headers signed, or why it is refused (never a reason that helps a
+   * forger beyond "no"). The caller then serves the request with only the signed headers (`keepSigned`).
+   */
   verify(
     method: string,
     target: string,
     headers: Record<string, string | string[] | undefined>,
     body: string,
     now = Date.now(),
-  ): { caller: HopCaller } | { refused: string } {
+  ): { caller: HopCaller; signed: ReadonlySet<string> } | { refused: string } {
     const refused = this.precheck(headers, now);
     if (refused !== undefined) return { refused };
     const encoded = headers[hopCallerHeader] as string;
     const m = credentials.exec(headers[hopHeader] as string)!;
     const t = Number(m[1]);
-    const session = headers['mcp-session-id'];
-    const expected = Buffer.from(this.#mac(t, m[2]!, this.self, method, target, typeof session === 'string' ? session : undefined, body, encoded));
+    const listed = headers[hopSignedHeader] as string;
+    const names = listed === '-' ? [] : listed.split(',');
+    const signed = new Set(names);
+    if (signed.size !== names.length || names.some((n) => transportHeaders.has(n)) || names.join(',') !== [...names].sort().join(','))
+      return { refused: 'malformed hop credentials' };
+    const unsigned = Object.keys(headers).find((n) => !signed.has(n) && !transportHeaders.has(n) && actedOn(n));
+    if (unsigned !== undefined) return { refused: `unsigned ${unsigned} header on a hop` };
+    const expected = Buffer.from(this.#mac(t, m[2]!, this.self, method, target, headers, names, body, encoded));
     const given = Buffer.from(m[3]!);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad hop signature' };
     if (!this.#firstUse(m[3]!, now)) return { refused: 'replayed hop signature' };
@@ -78,7 +123,7 @@ export class HopAuth {
       const caller = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as HopCaller;
       if (typeof caller?.identity?.subject !== 'string' || typeof caller.identity.issuer !== 'string' || !Array.isArray(caller.identity.groups))
         return { refused: 'malformed hop caller' };
-      return { caller };
+      return { caller, signed };
     } catch {
       return { refused: 'malformed hop caller' };
     }
@@ -95,10 +140,23 @@ export class HopAuth {
     return true;
   }
 
-  #mac(t: number, nonce: string, to: string, method: string, target: string, sessionId: string | undefined, body: string, caller: string): string {
+  #mac(t: number, nonce: string, to: string, method: string, target: string, headers: Headers, names: readonly string[], body: string, caller: string): string {
     const digest = createHash('sha256').update(body).digest('base64url');
+    const signed = names.map((n) => [n, signedValue(headers, n)]);
     return createHmac('sha256', this.#secret)
-      .update(JSON.stringify(['portcullis hop v2', t, nonce, to, method, target, sessionId ?? null, digest, caller]))
+      .update(JSON.stringify(['portcullis hop v3', t, nonce, to, method, target, signed, digest, caller]))
       .digest('base64url');
   }
+}
+
+/**
+ * Drops from a verified hop's request every header that was not signed (one a proxy between the replicas added), from
+ * both `headers` and `rawHeaders` (which the MCP header checks read), so the owner acts on signed headers only.
+ */
+export function keepSigned(req: IncomingMessage, signed: ReadonlySet<string>): void {
+  const keep = (name: string) => signed.has(name) || transportHeaders.has(name);
+  for (const name of Object.keys(req.headers)) if (!keep(name)) delete req.headers[name];
+  const raw: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (keep(req.rawHeaders[i]!.toLowerCase())) raw.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  req.rawHeaders.splice(0, req.rawHeaders.length, ...raw);
 }

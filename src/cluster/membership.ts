@@ -31,6 +31,13 @@ export interface MembershipOptions {
   goneAfterMs: number;
   heartbeatMs: number;
   log: Logger;
+  /**
+   * The least time between two reads of the membership asked for by a replica not found alive (`aliveNow`,
+   * `addressNow`); concurrent askers share one read. Default 500 ms.
+   */
+  recheckMs?: number;
+  /** This process's clock (ms): only for tests of a replica whose clock is off. Heartbeats are the store's clock. */
+  clock?: () => number;
 }
 
 export class Membership implements PeerDirectory {
@@ -58,10 +65,14 @@ export class Membership implements PeerDirectory {
   #again = false;
   #left = false;
   #address: string | null;
+  /** When (this clock, ms) a recheck last read the table: at most one per recheckMs. */
+  #recheckedAtMs = Number.NEGATIVE_INFINITY;
+  readonly #now: () => number;
 
   private constructor(private readonly o: MembershipOptions) {
     this.instanceId = o.instanceId;
     this.#address = o.address ?? null;
+    this.#now = o.clock ?? Date.now;
   }
 
   /** The gateway listens: its internal address is now known (a port chosen at listen), and said at once. */
@@ -95,8 +106,35 @@ export class Membership implements PeerDirectory {
 
   addressOf(instanceId: string): string | undefined {
     const m = this.#members.get(instanceId);
-    if (m === undefined || m.address === null || !this.#alive(m, Date.now() * 1000)) return undefined;
+    if (m === undefined || m.address === null || !this.#alive(m, this.#now())) return undefined;
     return m.address;
+  }
+
+  /**
+   * The address of a live replica, reading the membership again before saying there is none: a replica that joined
+   * since the last read (its first sessions reach the others before its notification does), or that only looked
+   * silent then, is not taken for gone. The read is rate-limited (recheckMs) and shared by concurrent callers.
+   */
+  async addressNow(instanceId: string): Promise<string | undefined> {
+    const known = this.addressOf(instanceId);
+    if (known !== undefined) return known;
+    await this.#recheck();
+    return this.addressOf(instanceId);
+  }
+
+  /** Whether replica `id` is alive, reading the membership again (as addressNow) before saying no. */
+  async aliveNow(id: string): Promise<boolean> {
+    if (this.isAlive(id)) return true;
+    await this.#recheck();
+    return this.isAlive(id);
+  }
+
+  #recheck(): Promise<void> {
+    if (this.#refreshing !== undefined) return this.#refreshing;
+    const now = this.#now();
+    if (now - this.#recheckedAtMs < (this.o.recheckMs ?? 500)) return Promise.resolve();
+    this.#recheckedAtMs = now;
+    return this.refresh();
   }
 
   /**
@@ -104,7 +142,7 @@ export class Membership implements PeerDirectory {
    * of the lowest id, as last read, so that two survivors never seal one session at once. Alone, it is this one.
    */
   recovers(): boolean {
-    const now = Date.now() * 1000;
+    const now = this.#now();
     const serving = [...this.#members.values()].filter((m) => m.state === 'serving' && this.#alive(m, now)).map((m) => m.id);
     if (this.#state === 'serving' && !serving.includes(this.instanceId)) serving.push(this.instanceId);
     return serving.sort()[0] === this.instanceId;
@@ -169,25 +207,28 @@ export class Membership implements PeerDirectory {
   /** Whether replica `id` is alive as last read (heart-beating within goneAfter, not gone); false when unknown. */
   isAlive(id: string): boolean {
     const m = this.#members.get(id);
-    return m !== undefined && this.#alive(m, Date.now() * 1000);
+    return m !== undefined && this.#alive(m, this.#now());
   }
 
-  #alive(m: MemberRow, nowUs: number): boolean {
+  #alive(m: MemberRow, nowMs: number): boolean {
     if (m.state === 'gone') return false;
     const seen = this.#progress.get(m.id);
-    // Not watched yet (a row read for the first time): its heartbeat's age by the clocks as they are.
-    if (seen === undefined || seen.heartbeatAtUs !== m.heartbeatAtUs) return nowUs - m.heartbeatAtUs < this.o.goneAfterMs * 1000;
-    return nowUs / 1000 - seen.seenAtMs < this.o.goneAfterMs;
+    // Not watched (a row read apart from the table, at claim): its heartbeat's age by the store's clock.
+    if (seen === undefined || seen.heartbeatAtUs !== m.heartbeatAtUs) return m.ageUs < this.o.goneAfterMs * 1000;
+    return nowMs - seen.seenAtMs < this.o.goneAfterMs;
   }
 
-  /** Notes the replicas whose heartbeat moved since the last read (a row seen for the first time: when its time says). */
+  /**
+   * Notes the replicas whose heartbeat moved since the last read. A row seen for the first time is as old as the
+   * store's clock says (heartbeats are written by it): neither this clock nor the replica's is compared with anything.
+   */
   #watch(rows: MemberRow[], nowMs: number): void {
     const ids = new Set<string>();
     for (const m of rows) {
       ids.add(m.id);
       const seen = this.#progress.get(m.id);
       if (seen?.heartbeatAtUs === m.heartbeatAtUs) continue;
-      const seenAtMs = seen === undefined ? Math.min(nowMs, m.heartbeatAtUs / 1000) : nowMs;
+      const seenAtMs = seen === undefined ? nowMs - Math.max(0, m.ageUs / 1000) : nowMs;
       this.#progress.set(m.id, { heartbeatAtUs: m.heartbeatAtUs, seenAtMs });
     }
     for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
@@ -195,10 +236,11 @@ export class Membership implements PeerDirectory {
 
   async #claim(): Promise<void> {
     const { store, instanceId: id, heartbeatMs } = this.o;
-    const row = (now: number) => ({ id, address: this.#address, startedAtUs: now, boot: this.boot, heartbeatAtUs: now });
+    // The heartbeat's time is the store's; the start time is only said (this clock).
+    const row = () => ({ id, address: this.#address, startedAtUs: this.#now() * 1000, boot: this.boot });
     for (let attempt = 0; attempt < 5; attempt++) {
       const existing = await store.member(id);
-      if (existing !== undefined && this.#alive(existing, Date.now() * 1000) && !deadOnThisHost(existing.boot)) {
+      if (existing !== undefined && this.#alive(existing, this.#now()) && !deadOnThisHost(existing.boot)) {
         // Beating still? Watch it for a little over a heartbeat's time (whatever writes it: membership or recorder).
         const deadline = Date.now() + Math.min(this.o.goneAfterMs, heartbeatMs * 1.5 + 1000);
         this.o.log.warn({ instance: id, boot: existing.boot }, 'instance id has a fresh heartbeat: checking whether another gateway holds it');
@@ -209,7 +251,7 @@ export class Membership implements PeerDirectory {
         }
         this.o.log.warn({ instance: id }, 'the earlier process with this instance id is silent (it crashed or was killed): taking the id over');
       }
-      if (await store.claimMember(row(Date.now() * 1000), existing === undefined ? undefined : existing.boot)) return;
+      if (await store.claimMember(row(), existing === undefined ? undefined : existing.boot)) return;
       // Another process claimed it in between: look again.
     }
     throw new DuplicateInstanceError(id, null);
@@ -218,7 +260,7 @@ export class Membership implements PeerDirectory {
   async #beat(): Promise<void> {
     if (this.#left) return;
     try {
-      const held = await this.o.store.beatMember(this.o.instanceId, this.boot, this.#state, this.#address, Date.now() * 1000);
+      const held = await this.o.store.beatMember(this.o.instanceId, this.boot, this.#state, this.#address);
       if (!held) {
         this.o.log.error(
           { instance: this.o.instanceId },
@@ -239,9 +281,9 @@ export class Membership implements PeerDirectory {
       this.o.log.warn({ err: (err as Error).message }, 'the membership could not be read; the last one read stands');
       return;
     }
-    this.#watch(rows, Date.now());
+    const now = this.#now();
+    this.#watch(rows, now);
     this.#members = new Map(rows.map((r) => [r.id, r]));
-    const now = Date.now() * 1000;
     const gone: string[] = [];
     for (const m of rows) {
       if (m.id === this.o.instanceId) continue;

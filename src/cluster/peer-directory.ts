@@ -2,4 +2,9 @@
 export interface PeerDirectory {
   /** The internal base URL (e.g. http://10.0.0.5:8443) of a live replica, or undefined when it is unknown or gone. */
   addressOf(instanceId: string): string | undefined;
+  /**
+   * The same, read again first when it is not known as alive (a replica that joined since the last read): what is
+   * answered before a request for it is refused as gone. Rate-limited by the directory. Absent: addressOf.
+   */
+  addressNow?(instanceId: string): Promise<string | undefined>;
 }

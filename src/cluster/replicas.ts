@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import type { HopAuth, HopCaller } from './hop-auth.js';
-import { HopClient, isHopped } from './hop.js';
+import { HopClient, type HopTimeouts, isHopped } from './hop.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { SessionIds } from './session-ids.js';
 
@@ -16,13 +17,15 @@ export class Replicas {
     /** Verifies hops coming in; absent (no cluster.secret): every hop is refused. */
     readonly hopAuth: HopAuth | undefined,
     private readonly peers: PeerDirectory | undefined,
+    /** The hop's timeouts (cluster.hopConnectTimeout, cluster.hopHeadTimeout) and where it says one expired. */
+    hop: { timeouts: HopTimeouts; log: Logger },
   ) {
     if (peers !== undefined && hopAuth === undefined) {
       throw new Error(
         'cluster.secret is required when replicas share the gateway (a peer directory is set): set it to the same ${file:…} or ${env:…} secret on every replica',
       );
     }
-    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth);
+    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth, hop.timeouts, hop.log);
   }
 
   get instance(): string {
@@ -36,9 +39,15 @@ export class Replicas {
    */
   addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
     if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
-    const address = this.peers.addressOf(owner);
-    // Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme.
-    return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
+    return hopAddress(this.peers.addressOf(owner));
+  }
+
+  /**
+   * Where to send what `addressOf` found `'gone'`, once the membership is read again: the owner may have joined since
+   * the last read (its session reached this replica before word of it did). Still `'gone'`: it is.
+   */
+  async recheck(owner: string): Promise<string | 'gone'> {
+    return hopAddress(await this.peers?.addressNow?.(owner));
   }
 
   /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */
@@ -63,4 +72,9 @@ export class Replicas {
   close(): void {
     this.#client?.close();
   }
+}
+
+/** Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme. */
+function hopAddress(address: string | undefined): string | 'gone' {
+  return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
 }

@@ -67,6 +67,7 @@ export async function startRecording(
       goneAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       reconcileMs: config.cluster.reconcileMs,
+      ...(config.cluster.secret === undefined ? {} : { secret: config.cluster.secret.reveal() }),
       ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
     });
     const recorder = await Recorder.start({
@@ -81,7 +82,7 @@ export async function startRecording(
       staleAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       recoversOthers: () => cluster!.membership.recovers(),
-      alive: (id) => cluster!.membership.isAlive(id),
+      alive: (id) => cluster!.membership.aliveNow(id),
       ...timings.recorderTimings,
     });
     // A heartbeat later, not at once: after a store outage every replica looks silent until it beats again, and the

@@ -23,10 +23,19 @@ export async function loadTokenKeys(config: GatewayConfig, store: Store | undefi
 }
 
 /** This gateway among its replicas: its instance id (the recorder's, else a random one), its session ids, the hop. */
-export function replicasOf(config: GatewayConfig, tokenKeys: TokenKeys, recorder: Recorder | undefined, peers: PeerDirectory | undefined): Replicas {
+export function replicasOf(
+  config: GatewayConfig,
+  tokenKeys: TokenKeys,
+  recorder: Recorder | undefined,
+  peers: PeerDirectory | undefined,
+  log: Logger,
+): Replicas {
   const instance = recorder?.instanceId ?? `gw-${randomBytes(6).toString('hex')}`;
   const secret = config.cluster.secret?.reveal();
-  return new Replicas(new SessionIds(tokenKeys.ring('session id'), instance), secret === undefined ? undefined : new HopAuth(secret, instance), peers);
+  return new Replicas(new SessionIds(tokenKeys.ring('session id'), instance), secret === undefined ? undefined : new HopAuth(secret, instance), peers, {
+    timeouts: config.cluster.hopTimeouts,
+    log: log.child({ part: 'hop' }),
+  });
 }
 
 /**

@@ -87,10 +87,13 @@ export function edges(
       sealer: new RequestStateSealer(o.replicas.instance, config.sessions.inputTimeoutMs, o.tokenKeys.ring('requestState')),
       forwardRound: (owner, req, res, caller, text, unreachable) => {
         const address = o.replicas.addressOf(owner, req);
-        if (address === undefined || address === 'gone') return address;
+        if (address === undefined) return undefined;
         // The target as the owner will see it (normalized), not the raw request line: the signature covers it.
         const url = new URL(req.url ?? '/', 'http://gateway');
-        return o.replicas.forward(req, res, owner, address, url.pathname + url.search, caller, text, unreachable);
+        const forward = (to: string) => o.replicas.forward(req, res, owner, to, url.pathname + url.search, caller, text, unreachable);
+        if (address !== 'gone') return forward(address);
+        // Not a live replica as last read: read again (rate-limited) before answering that its round is gone.
+        return o.replicas.recheck(owner).then((to) => (to === 'gone' ? unreachable() : forward(to)));
       },
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly,

@@ -18,7 +18,7 @@ import type { ModernHttpEdge } from '../edge/modern-http.js';
 import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
-import { hopRefusedHeader } from '../cluster/hop-auth.js';
+import { hopRefusedHeader, keepSigned } from '../cluster/hop-auth.js';
 import { hopPrefix, markHopped } from '../cluster/hop.js';
 import type { Replicas } from '../cluster/replicas.js';
 
@@ -115,6 +115,9 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers, body);
     if ('refused' in verdict) return refuse(verdict.refused);
+    keepSigned(req, verdict.signed);
+    // Taken: the sender's head timeout (cluster.hopHeadTimeout) ends here, however long the answer itself then takes.
+    res.writeProcessing();
     markHopped(req);
     return mcp(req, res, new URL(target, 'http://gateway'), m, verdict.caller, req.method === 'POST' ? body : undefined);
   }
@@ -172,19 +175,20 @@ export function createHttpServer(o: HttpServerOptions): Server {
       req.resume();
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: the gateway replica that held it is gone; initialize a new session');
     };
-    if (address === 'gone') {
-      o.log.info({ owner }, 'session of a replica that is gone');
-      gone();
-      return Promise.resolve();
-    }
     return (async () => {
+      // Not a live replica as last read: read again (rate-limited) before telling the client its session is gone.
+      const to = address === 'gone' ? await o.replicas!.recheck(owner!) : address;
+      if (to === 'gone') {
+        o.log.info({ owner }, 'session of a replica that is gone');
+        return gone();
+      }
       let body = '';
       if (req.method === 'POST') {
         const read = await readWhole(req, res);
         if (read === undefined) return;
         body = read;
       }
-      await o.replicas!.forward(req, res, owner!, address, url.pathname + url.search, caller, body, (err) => {
+      await o.replicas!.forward(req, res, owner!, to, url.pathname + url.search, caller, body, (err) => {
         o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
         gone();
       });

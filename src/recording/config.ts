@@ -52,10 +52,22 @@ export function recordingSchema(sources: SecretSources) {
         .array(z.string())
         .default([])
         .transform((list, ctx) => publicKeys(list, sources, ctx)),
-      /** This gateway's id in a shared store; default: generated into the data directory. */
+      /**
+       * This gateway's id in a shared store; default: generated into the data directory. May be an `${env:NAME}`
+       * reference (a Kubernetes pod's name, given in the environment), checked once resolved.
+       */
       instanceId: z
         .string()
-        .regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_" or "-"')
+        .transform((template, ctx) => {
+          try {
+            return resolveSecretString(template, sources).reveal();
+          } catch (err) {
+            if (!(err instanceof SecretReferenceError)) throw err;
+            ctx.addIssue({ code: 'custom', message: err.message });
+            return z.NEVER;
+          }
+        })
+        .pipe(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_" or "-" (once its references are resolved)'))
         .optional(),
     })
     .prefault({})

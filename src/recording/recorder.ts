@@ -49,7 +49,7 @@ export interface RecorderOptions {
   /** Whether this instance seals silent instances' sessions now (one replica at a time does); default always. */
   recoversOthers?: () => boolean;
   /** Whether another instance is seen alive (the membership), whatever its heartbeat's time says; never sealed then. */
-  alive?: (instanceId: string) => boolean;
+  alive?: (instanceId: string) => boolean | Promise<boolean>;
   /** While the store is unavailable, how often it is probed. */
   probeMs?: number;
   /** A network store's write not confirmed within this fails closed (the exchanges waiting on it end). */
@@ -113,7 +113,7 @@ export class Recorder {
     const head = await o.store.ledgerHead(o.instanceId);
     const recorder = new Recorder(o, head === undefined ? { seq: -1, hash: ledgerGenesis(o.instanceId) } : { seq: head.seq, hash: head.hash });
     await o.store.registerKey({ keyId: o.key.keyId, publicKey: o.key.publicKeyPem, instanceId: o.instanceId, createdAtUs: nowUs() });
-    await o.store.heartbeat(o.instanceId, nowUs());
+    await o.store.heartbeat(o.instanceId);
     await recorder.sweep();
     recorder.#every(recorder.#heartbeatMs, () => recorder.#health.heartbeat());
     recorder.#every(recorder.#sweepMs, () => void recorder.sweep().catch(() => {}));

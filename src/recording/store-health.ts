@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import { nowUs } from './time.js';
 
 /**
  * Whether the recording store takes writes: healthy until a write fails, then probed (a cheap read and this
@@ -41,7 +40,7 @@ export class StoreHealth {
 
   heartbeat(): void {
     if (!this.#healthy) return;
-    this.store.heartbeat(this.instanceId, nowUs()).catch((err: Error) => this.log.warn({ err: err.message }, 'recording heartbeat failed'));
+    this.store.heartbeat(this.instanceId).catch((err: Error) => this.log.warn({ err: err.message }, 'recording heartbeat failed'));
   }
 
   close(): void {
@@ -57,7 +56,7 @@ export class StoreHealth {
       probing = true;
       this.store
         .probe()
-        .then(() => this.store.heartbeat(this.instanceId, nowUs()))
+        .then(() => this.store.heartbeat(this.instanceId))
         .then(
           () => this.#recovered(),
           (err: Error) => (this.#lastError = err),

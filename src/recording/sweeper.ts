@@ -42,10 +42,10 @@ export class Sweeper {
        */
       recoversOthers?: () => boolean;
       /**
-       * Whether another instance is seen alive by the membership (its heartbeat moving), which a heartbeat's time
-       * alone cannot tell when the clocks of the replicas disagree: such an instance's sessions are never sealed.
+       * Whether another instance is seen alive by the membership (its heartbeat moving; one it has not read yet is
+       * read first), which a heartbeat's time alone cannot tell: such an instance's sessions are never sealed.
        */
-      alive?: (instanceId: string) => boolean;
+      alive?: (instanceId: string) => boolean | Promise<boolean>;
     },
   ) {}
 
@@ -64,9 +64,11 @@ export class Sweeper {
     if (!r.healthy || r.closed) return;
     try {
       const others = this.o.recoversOthers?.() ?? true;
-      const stale = others
-        ? (await r.store.staleInstances(nowUs() - this.o.staleAfterMs * 1000)).filter((id) => id !== r.instanceId && !this.o.alive?.(id))
-        : [];
+      // Silent by the store's clock, and not alive by the membership's judgement (which reads it again first).
+      const stale: string[] = [];
+      for (const id of others ? await r.store.staleInstances(this.o.staleAfterMs * 1000) : []) {
+        if (id !== r.instanceId && !(await this.o.alive?.(id))) stale.push(id);
+      }
       const open = await r.store.openSessions([r.instanceId, ...stale]);
       for (const row of open) {
         if (!r.isLive(row.id)) await this.#recover(row);

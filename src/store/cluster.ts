@@ -1,6 +1,7 @@
 import type { DatabasePort } from './port.js';
 import { num, numOrNull, type Row, strOrNull } from './rows.js';
 import { sql } from './sql.js';
+import { storeNowUs } from './store-clock.js';
 
 /** A replica as the membership table holds it (the `instances` table, migration 8). */
 export interface MemberRow {
@@ -12,6 +13,8 @@ export interface MemberRow {
   /** The nonce of the process that holds the id now: another process with the same id is a duplicate. */
   boot: string | null;
   heartbeatAtUs: number;
+  /** How old the heartbeat was when read, by the store's clock (which heartbeats are written by). */
+  ageUs: number;
 }
 
 export type MemberState = 'serving' | 'draining' | 'gone';
@@ -24,34 +27,42 @@ export interface ClusterStore {
    * Takes an instance id for this process: written when there is no row, or when the row's boot is still `expectedBoot`
    * (what the caller read and judged dead or gone), so two processes racing for one id cannot both win. False when lost.
    */
-  claimMember(row: Omit<MemberRow, 'state'>, expectedBoot: string | null | undefined): Promise<boolean>;
-  /** A heartbeat (with the state and address) of the process holding the id; false when another process holds it now. */
-  beatMember(id: string, boot: string, state: MemberState, address: string | null, nowUs: number): Promise<boolean>;
+  claimMember(
+    row: Omit<MemberRow, 'state' | 'ageUs' | 'heartbeatAtUs'> & { heartbeatAtUs?: number },
+    expectedBoot: string | null | undefined,
+  ): Promise<boolean>;
+  /**
+   * A heartbeat (with the state and address) of the process holding the id; false when another process holds it now.
+   * Its time is the store's clock (`nowUs`, here and in claimMember, only for tests that plant a skewed one).
+   */
+  beatMember(id: string, boot: string, state: MemberState, address: string | null, nowUs?: number): Promise<boolean>;
 }
 
 export function clusterStore(db: DatabasePort): ClusterStore {
+  const now = () => storeNowUs(db.dialect);
   return {
     async member(id) {
-      const [row] = await db.query(sql`SELECT * FROM instances WHERE id = ${id}`);
+      const [row] = await db.query(sql`SELECT *, ${now()} - heartbeat_at_us AS age_us FROM instances WHERE id = ${id}`);
       return row === undefined ? undefined : memberFromDb(row);
     },
     async members() {
-      return (await db.query(sql`SELECT * FROM instances ORDER BY id`)).map(memberFromDb);
+      return (await db.query(sql`SELECT *, ${now()} - heartbeat_at_us AS age_us FROM instances ORDER BY id`)).map(memberFromDb);
     },
     async claimMember(m, expectedBoot) {
+      const at = m.heartbeatAtUs === undefined ? now() : sql`${m.heartbeatAtUs}`;
       if (expectedBoot === undefined) {
         const inserted = await db.run(sql`INSERT INTO instances (id, heartbeat_at_us, address, started_at_us, state, boot)
-          VALUES (${m.id}, ${m.heartbeatAtUs}, ${m.address}, ${m.startedAtUs}, 'serving', ${m.boot}) ON CONFLICT (id) DO NOTHING`);
+          VALUES (${m.id}, ${at}, ${m.address}, ${m.startedAtUs}, 'serving', ${m.boot}) ON CONFLICT (id) DO NOTHING`);
         return inserted === 1;
       }
       const boot = expectedBoot === null ? sql`boot IS NULL` : sql`boot = ${expectedBoot}`;
       return (
-        (await db.run(sql`UPDATE instances SET heartbeat_at_us = ${m.heartbeatAtUs}, address = ${m.address}, started_at_us = ${m.startedAtUs},
+        (await db.run(sql`UPDATE instances SET heartbeat_at_us = ${at}, address = ${m.address}, started_at_us = ${m.startedAtUs},
           state = 'serving', boot = ${m.boot} WHERE id = ${m.id} AND ${boot}`)) === 1
       );
     },
     async beatMember(id, boot, state, address, nowUs) {
-      const set = sql`heartbeat_at_us = ${nowUs}, state = ${state}, address = ${address}`;
+      const set = sql`heartbeat_at_us = ${nowUs === undefined ? now() : sql`${nowUs}`}, state = ${state}, address = ${address}`;
       return (await db.run(sql`UPDATE instances SET ${set} WHERE id = ${id} AND boot = ${boot}`, { bounded: true })) === 1;
     },
   };
@@ -66,5 +77,6 @@ function memberFromDb(r: Row): MemberRow {
     state: state === 'draining' || state === 'gone' ? state : 'serving',
     boot: strOrNull(r.boot),
     heartbeatAtUs: num(r.heartbeat_at_us),
+    ageUs: num(r.age_us),
   };
 }

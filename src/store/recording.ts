@@ -2,6 +2,7 @@ import type { DatabasePort, Row } from './port.js';
 import { batchStatement, writeBatchRows } from './recording-batch.js';
 import { eventFromDb, keyFromDb, ledgerFromDb, sessionFromDb } from './recording-rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
+import { storeNowUs } from './store-clock.js';
 import { type EventRow, type KeyRow, type LedgerRow, modernEdge, type SessionQuery, type SessionRow, type WriteBatch } from './types.js';
 
 /**
@@ -21,10 +22,10 @@ export interface RecordingStore {
    * is rolled back (so locks, permissions and triggers are exercised) without waiting on a lock.
    */
   probe(): Promise<void>;
-  /** Records that an instance is alive. */
-  heartbeat(instanceId: string, nowUs: number): Promise<void>;
-  /** Instances whose last heartbeat is older than `beforeUs`, or that left the membership. */
-  staleInstances(beforeUs: number): Promise<string[]>;
+  /** This instance is alive: its heartbeat's time is the store's clock (`nowUs` only for tests that plant an old one). */
+  heartbeat(instanceId: string, nowUs?: number): Promise<void>;
+  /** Instances silent (by the store's clock) for longer than `silentForUs`, or that left the membership. */
+  staleInstances(silentForUs: number): Promise<string[]>;
   registerKey(key: KeyRow): Promise<void>;
 
   getSession(id: string): Promise<SessionRow | undefined>;
@@ -68,12 +69,14 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       );
     },
     async heartbeat(instanceId, nowUs) {
-      const upsert = sql`INSERT INTO instances (id, heartbeat_at_us) VALUES (${instanceId}, ${nowUs})
+      const at = nowUs === undefined ? storeNowUs(db.dialect) : sql`${nowUs}`;
+      const upsert = sql`INSERT INTO instances (id, heartbeat_at_us) VALUES (${instanceId}, ${at})
         ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = excluded.heartbeat_at_us`;
       await db.run(upsert, { bounded: true });
     },
-    async staleInstances(beforeUs) {
-      return (await db.query(sql`SELECT id FROM instances WHERE heartbeat_at_us < ${beforeUs} OR state = 'gone'`)).map((r) => String(r.id));
+    async staleInstances(silentForUs) {
+      const before = sql`${storeNowUs(db.dialect)} - ${silentForUs}`;
+      return (await db.query(sql`SELECT id FROM instances WHERE heartbeat_at_us < ${before} OR state = 'gone'`)).map((r) => String(r.id));
     },
     async registerKey(key) {
       await db.run(sql`INSERT INTO signing_keys (key_id, public_key, instance_id, created_at_us)

@@ -112,6 +112,69 @@ for (const backend of backends) {
       assert.equal(watcher.isAlive('m-clock-s'), false);
     });
 
+    it('reads the membership again before taking an unknown replica for gone: at most once per recheckMs, one read for concurrent askers', async () => {
+      let reads = 0;
+      // The store as it is, its reads of the table counted.
+      const counted = new Proxy(store, {
+        get(target, key) {
+          if (key === 'members')
+            return () => {
+              reads++;
+              return target.members();
+            };
+          const value = Reflect.get(target, key) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      // A heartbeat a minute away: this replica reads the table only when asked to.
+      const watcher = await Membership.join({
+        store: counted,
+        instanceId: 'm-r-watch',
+        address: 'http://10.0.0.40:8080',
+        goneAfterMs: 60_000,
+        heartbeatMs: 60_000,
+        log,
+        recheckMs: 60_000,
+      });
+      members.push(watcher);
+      // A replica that joined after the watcher's last read (its notification not arrived yet, or lost).
+      await join('m-r-new', 'http://10.0.0.41:8080');
+      assert.equal(watcher.addressOf('m-r-new'), undefined, 'not in the last read');
+      const before = reads;
+      const answers = await Promise.all([1, 2, 3, 4, 5].map(() => watcher.addressNow('m-r-new')));
+      assert.deepEqual(new Set(answers), new Set(['http://10.0.0.41:8080']));
+      assert.equal(reads - before, 1, 'one read for five askers');
+      assert.equal(await watcher.aliveNow('m-r-new'), true);
+      // An instance that is in no read: asked again within recheckMs, the table is not read again.
+      assert.equal(await watcher.aliveNow('m-r-nobody'), false);
+      assert.equal(await watcher.addressNow('m-r-nobody'), undefined);
+      assert.equal(reads - before, 1);
+    });
+
+    it("a replica whose clock is far behind is alive to one that reads it for the first time (heartbeats are the store's clock)", async () => {
+      // Ten minutes behind, with goneAfter a minute: its own clock's heartbeats would look ten minutes old to anyone.
+      const skewed = await Membership.join({
+        store,
+        instanceId: 'm-skew',
+        address: 'http://10.0.0.50:8080',
+        goneAfterMs: 60_000,
+        heartbeatMs: 100,
+        log,
+        clock: () => Date.now() - 600_000,
+      });
+      members.push(skewed);
+      const watcher = await join('m-skew-watch', 'http://10.0.0.51:8080');
+      const gone: string[] = [];
+      watcher.onGone((ids) => gone.push(...ids));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(watcher.isAlive('m-skew'), true);
+      assert.equal(watcher.addressOf('m-skew'), 'http://10.0.0.50:8080');
+      assert.ok(!gone.includes('m-skew'), 'not reported gone at first sight');
+      // And it judges others by the store's clock too: the watcher is alive to it.
+      await skewed.refresh();
+      assert.equal(skewed.isAlive('m-skew-watch'), true);
+    });
+
     it('one serving replica at a time recovers what gone ones left: the lowest id, then the next when it leaves', async () => {
       const low = await join('0-low', 'http://10.0.1.1:8080');
       const high = await join('0-next', 'http://10.0.1.2:8080');

@@ -49,7 +49,8 @@ describe('replicas on one PostgreSQL store', () => {
     dataDir,
     store: ts.url,
     recording: { instanceId },
-    cluster: { reconcile: '60s' },
+    // The secret signs the change notifications (the console's session events are relayed only when signed).
+    cluster: { reconcile: '60s', secret: `\${file:${join(dataDir, 'cluster-secret')}}` },
     identity: { dev: { users } },
     rules: [{ name: 'held', when: 'tool.name == "echo" && arguments.text.startsWith("hold")', action: 'review', approvers: ['leads'] }],
     roles: { admins: ['admins'], auditors: ['auditors'] },
@@ -69,6 +70,7 @@ describe('replicas on one PostgreSQL store', () => {
     // One data directory: the replicas share the dev identity (its tokens are good on both), each has its own instance id.
     dataDir = mkdtempSync(join(tmpdir(), 'portcullis-replicas-'));
     definitions = join(dataDir, 'shifty.json');
+    writeFileSync(join(dataDir, 'cluster-secret'), 'replicas-test-cluster-secret-0123456789abcdef');
     define('Fetches a record by id');
     // Replica 1 waits 2 s before reconnecting its notification connection: long enough to decide something meanwhile.
     gw1 = await startTestGateway(config('replica-1'), { reconnectMs: 2000 });

@@ -69,10 +69,11 @@ describe('the hop signature', () => {
 
   it('carries the caller for exactly the request signed', () => {
     const b = auth();
-    const headers = { ...auth().sign('POST', '/mcp/x', 'sid', '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' };
+    const headers = { ...auth().sign('POST', '/mcp/x', { 'mcp-session-id': 'sid' }, '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' };
     const ok = b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 1000);
     assert.ok('caller' in ok);
     assert.deepEqual(ok.caller, caller);
+    assert.deepEqual([...ok.signed], ['mcp-session-id']);
     for (const [method, target, sid, body] of [
       ['GET', '/mcp/x', 'sid', '{"a":1}'],
       ['POST', '/mcp/y', 'sid', '{"a":1}'],
@@ -83,8 +84,46 @@ describe('the hop signature', () => {
     }
   });
 
+  it('covers every forwarded header: one altered, or one the owner acts on added unsigned, refuses the hop', () => {
+    const forwarded = {
+      accept: 'application/json, text/event-stream',
+      'content-type': 'application/json',
+      'mcp-session-id': 'sid',
+      'mcp-protocol-version': '2025-11-25',
+      'last-event-id': 'sid_4',
+      'user-agent': 'sdk',
+    };
+    const headers: Record<string, string> = { ...forwarded, ...auth().sign('GET', '/mcp/x', forwarded, '', caller, 'gw-b', now) };
+    assert.ok('caller' in auth().verify('GET', '/mcp/x', headers, '', now));
+    for (const [name, value] of [
+      ['accept', 'application/json'],
+      ['content-type', 'text/plain'],
+      ['last-event-id', 'sid_1'],
+      ['mcp-protocol-version', '2025-06-18'],
+      ['user-agent', 'other'],
+    ] as const) {
+      assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, [name]: value }, '', now), { refused: 'bad hop signature' }, name);
+    }
+    // Removed: its absence is signed too.
+    const { 'last-event-id': _dropped, ...without } = headers;
+    assert.deepEqual(auth().verify('GET', '/mcp/x', without, '', now), { refused: 'bad hop signature' });
+    // Added unsigned: a header the owner acts on refuses the hop; any other is dropped by keepSigned, not refused.
+    const bare = auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
+    assert.equal(bare['portcullis-hop-signed'], '-');
+    for (const name of ['last-event-id', 'mcp-session-id', 'mcp-method', 'mcp-param-region', 'accept', 'content-type']) {
+      assert.deepEqual(auth().verify('GET', '/mcp/x', { ...bare, [name]: 'x' }, '', now), { refused: `unsigned ${name} header on a hop` });
+    }
+    const viaProxy = auth().verify('GET', '/mcp/x', { ...bare, 'x-forwarded-for': '10.0.0.9' }, '', now);
+    assert.ok('signed' in viaProxy && !viaProxy.signed.has('x-forwarded-for'));
+    // The list of signed names is itself signed: naming fewer or more refuses it.
+    const fewer = { ...headers, 'portcullis-hop-signed': 'accept,content-type,mcp-protocol-version,mcp-session-id,user-agent' };
+    assert.deepEqual(auth().verify('GET', '/mcp/x', fewer, '', now), { refused: 'unsigned last-event-id header on a hop' });
+    const more = { ...headers, 'x-more': '1', 'portcullis-hop-signed': `${headers['portcullis-hop-signed']},x-more` };
+    assert.deepEqual(auth().verify('GET', '/mcp/x', more, '', now), { refused: 'bad hop signature' });
+  });
+
   it('refuses another secret, another caller, a stale time, and missing or malformed credentials', () => {
-    const headers = { ...auth().sign('GET', '/mcp/x', undefined, '', caller, 'gw-b', now) };
+    const headers = { ...auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now) };
     assert.deepEqual(new HopAuth('t'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
     const otherCaller = Buffer.from(JSON.stringify({ ...caller, identity: { ...caller.identity, subject: 'eve' } })).toString('base64url');
     assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-caller': otherCaller }, '', now), { refused: 'bad hop signature' });
@@ -95,7 +134,7 @@ describe('the hop signature', () => {
 
   it('is taken once: a replayed hop is refused, and a fresh signature of the same request is not', () => {
     const b = auth();
-    const signed = () => ({ ...auth().sign('POST', '/mcp/x', 'sid', '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' });
+    const signed = () => ({ ...auth().sign('POST', '/mcp/x', { 'mcp-session-id': 'sid' }, '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' });
     const headers = signed();
     assert.ok('caller' in b.verify('POST', '/mcp/x', headers, '{"a":1}', now));
     assert.deepEqual(b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 30_000), { refused: 'replayed hop signature' });
@@ -106,7 +145,7 @@ describe('the hop signature', () => {
   });
 
   it('is good only at the replica it was signed for', () => {
-    const headers = auth().sign('GET', '/mcp/x', undefined, '', caller, 'gw-b', now);
+    const headers = auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
     assert.deepEqual(new HopAuth('s'.repeat(32), 'gw-c').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
     assert.ok('caller' in new HopAuth('s'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now));
   });

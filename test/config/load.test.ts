@@ -258,6 +258,14 @@ describe('parseConfig: invalid configs', () => {
     assert.equal(ok.cluster.tokenKeys.length, 1);
   });
 
+  it('the hop timeouts: defaults, durations, and a value out of range named by its key', () => {
+    assert.deepEqual(parse(oneStdio).cluster.hopTimeouts, { connectMs: 5000, headMs: 15_000 });
+    assert.deepEqual(parse(`${oneStdio}cluster: {hopConnectTimeout: 2s, hopHeadTimeout: 1m}\n`).cluster.hopTimeouts, { connectMs: 2000, headMs: 60_000 });
+    hasProblem(problems(`${oneStdio}cluster: {hopConnectTimeout: 10ms}\n`), /^cluster\.hopConnectTimeout: expected from 100ms to 1m/);
+    hasProblem(problems(`${oneStdio}cluster: {hopHeadTimeout: 11m}\n`), /^cluster\.hopHeadTimeout: expected from 1s to 10m/);
+    hasProblem(problems(`${oneStdio}cluster: {hopHeadTimeout: soon}\n`), /^cluster\.hopHeadTimeout: expected a duration/);
+  });
+
   it('a pins setting it does not know names the key and the choices', () => {
     hasProblem(
       problems(`${oneStdio}pins: {scan: warn, duplicateNames: maybe}\n`),
@@ -542,6 +550,17 @@ describe('parseConfig: the recording store and its settings', () => {
     assert.equal(c.recording.sqliteSync, 'full');
     assert.equal(c.recording.retentionMs, 90 * 86_400_000);
     assert.equal(c.recording.instanceId, 'gw-1');
+  });
+
+  it('takes recording.instanceId from the environment (a Kubernetes pod name), checked once resolved', () => {
+    const sources: SecretSources = { ...noSecrets, env: { POD_NAME: 'portcullis-7d9f8-x2k4q', BAD: 'a b' } };
+    assert.equal(parse(`${oneStdio}recording: {instanceId: "\${env:POD_NAME}"}\n`, sources).recording.instanceId, 'portcullis-7d9f8-x2k4q');
+    assert.equal(parse(`${oneStdio}recording: {instanceId: "gw-\${env:POD_NAME}"}\n`, sources).recording.instanceId, 'gw-portcullis-7d9f8-x2k4q');
+    hasProblem(problems(`${oneStdio}recording: {instanceId: "\${env:BAD}"}\n`, sources), /^recording\.instanceId: expected 1-64 letters/);
+    hasProblem(
+      problems(`${oneStdio}recording: {instanceId: "\${env:UNSET_POD}"}\n`, sources),
+      /^recording\.instanceId: environment variable UNSET_POD is not set/,
+    );
   });
 
   it('names bad recording settings', () => {

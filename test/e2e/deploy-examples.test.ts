@@ -51,6 +51,9 @@ describe('the deployment examples (docs/deploy.md)', () => {
     assert.equal(container.readinessProbe.httpGet.path, '/readyz');
     assert.equal(container.livenessProbe.httpGet.path, '/healthz');
     assert.ok(deployment.spec!.replicas >= 2);
+    // The instance id the config takes from the environment is the pod's name.
+    const podName = (container.env as Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }>).find((e) => e.name === 'POD_NAME');
+    assert.equal(podName?.valueFrom?.fieldRef?.fieldPath, 'metadata.name');
     const service = all.find((m) => m.kind === 'Service')!;
     assert.equal(service.spec!.sessionAffinity, 'None');
     const labels = deployment.spec!.template.metadata.labels;
@@ -69,7 +72,9 @@ describe('the deployment examples (docs/deploy.md)', () => {
     try {
       const file = join(dir, 'portcullis.yaml');
       writeFileSync(file, configMap.data!['portcullis.yaml']!);
-      const run = await runCli(['config', 'check', file], { env: { PGPASSWORD: 'example', PORTCULLIS_API_TOKEN: 'example-token' } });
+      const run = await runCli(['config', 'check', file], {
+        env: { PGPASSWORD: 'example', PORTCULLIS_API_TOKEN: 'example-token', POD_NAME: 'portcullis-5d8c7b9f4-x2k4q' },
+      });
       assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -149,6 +149,21 @@ for (const backend of backends) {
       await b.close();
     });
 
+    it('a gateway the membership finds alive only once it reads again keeps its open sessions (the answer may come later)', async () => {
+      const a = await start(store, `gw-late-${backend.name}`, signing);
+      const s = open(a, `late-${backend.name}`);
+      await s.barrier();
+      await store.heartbeat(`gw-late-${backend.name}`, nowUs() - 10 * 60_000_000);
+      // The membership's answer comes after a read of its own (Membership.aliveNow): a promise.
+      const alive = async (id: string) => id === `gw-late-${backend.name}`;
+      const b = await start(store, `gw-asker-${backend.name}`, signing, { staleAfterMs: 60_000, alive });
+      await b.sweep();
+      assert.equal((await store.getSession(`late-${backend.name}`))!.status, 'open');
+      await s.close('done');
+      await a.close();
+      await b.close();
+    });
+
     it('a live gateway’s open sessions are left alone', async () => {
       const a = await start(store, `gw-alive-${backend.name}`, signing);
       const s = open(a, `alive-${backend.name}`);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { latestVersion, type Migration, postgresMigrations, sqliteMigrations } from '../../src/store/migrations.js';
+import { nowUs } from '../../src/recording/time.js';
 import { openStore, sqlitePath } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
 import {
@@ -402,13 +403,16 @@ for (const backend of backends) {
       await assert.rejects(store.write(batch({ ledger: [ledgerRow('gw-l1', 1, 'dup')] })), StoreUnavailableError);
     });
 
-    it('tracks instance heartbeats', async () => {
-      await store.heartbeat('gw-hb-old', 1000);
-      await store.heartbeat('gw-hb-new', 5000);
-      await store.heartbeat('gw-hb-old', 2000);
-      const stale = await store.staleInstances(3000);
+    it("tracks instance heartbeats by the store's clock", async () => {
+      const hour = 3_600_000_000;
+      // Planted an hour and two hours ago (this machine's clock is the store's here); the other by the store's clock.
+      await store.heartbeat('gw-hb-old', nowUs() - 2 * hour);
+      await store.heartbeat('gw-hb-old', nowUs() - hour);
+      await store.heartbeat('gw-hb-new');
+      const stale = await store.staleInstances(hour / 2);
       assert.ok(stale.includes('gw-hb-old'));
       assert.ok(!stale.includes('gw-hb-new'));
+      assert.ok(!(await store.staleInstances(2 * hour)).includes('gw-hb-old'));
     });
 
     it('registers signing keys once', async () => {

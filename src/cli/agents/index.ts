@@ -61,8 +61,8 @@ async function withStore<T>(configFile: string | undefined, run: (store: Store) 
  * now rather than at its next heartbeat (which it does anyway, should this notification be lost).
  */
 async function announceAgent(configFile: string | undefined, name: string): Promise<void> {
-  const url = configForCommand(configFile).store.reveal();
-  await announceChange(url, 'agent', name, `cli-${process.pid}`).catch((err: Error) => {
+  const config = configForCommand(configFile);
+  await announceChange(config.store.reveal(), 'agent', name, `cli-${process.pid}`, config.cluster.secret?.reveal()).catch((err: Error) => {
     process.stderr.write(`portcullis agents: the gateways could not be told at once (${err.message}); tunnels end at their next heartbeat\n`);
   });
 }
