@@ -36,9 +36,19 @@ export class Replicas {
    */
   addressOf(owner: string, req: IncomingMessage): string | 'gone' | undefined {
     if (owner === this.instance || isHopped(req) || this.peers === undefined || this.#client === undefined) return undefined;
-    const address = this.peers.addressOf(owner);
+    return this.peerAddress(owner) ?? 'gone';
+  }
+
+  /** The internal address of live replica `id` for a hop, or undefined when it is unknown or gone (or there are no peers). */
+  peerAddress(id: string): string | undefined {
+    const address = this.peers?.addressOf(id);
     // Any replica (whoever can write the store) writes its own address: a hop goes to http(s) only, never another scheme.
-    return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : 'gone';
+    return address !== undefined && URL.canParse(address) && /^https?:$/.test(new URL(address).protocol) ? address : undefined;
+  }
+
+  /** Whether other replicas can be reached over the hop (a peer directory and cluster.secret). */
+  get reachesPeers(): boolean {
+    return this.peers !== undefined && this.hopAuth !== undefined;
   }
 
   /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */
