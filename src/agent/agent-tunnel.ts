@@ -128,4 +128,3 @@ export class AgentTunnel {
     this.mux.closeAll(reason);
   }
 }
-

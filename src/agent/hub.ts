@@ -60,7 +60,7 @@ function slotOf(req: IncomingMessage): string {
 
 export class AgentHub {
   readonly #wss: WebSocketServer;
-  /** Per agent, its tunnels here, the newest last. */
+  /** Per agent, its tunnels here (one per slot), the oldest first. */
   readonly #tunnels = new Map<string, AgentTunnel[]>();
   /** Per agent: the traffic of its tunnels that have closed, and how many it has opened. */
   readonly #past = new Map<string, { bytesIn: number; bytesOut: number; tunnels: number }>();
@@ -73,9 +73,9 @@ export class AgentHub {
     this.#heartbeat.unref();
   }
 
-  /** The agent's newest tunnel here (new sessions go on it), or undefined when it has none here. */
+  /** The agent's oldest tunnel here (new sessions go on it; a newer one may be a duplicate the agent is about to close). */
   tunnel(name: string): AgentTunnel | undefined {
-    return this.#tunnels.get(name)?.at(-1);
+    return this.#tunnels.get(name)?.[0];
   }
 
   #all(): AgentTunnel[] {

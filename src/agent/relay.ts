@@ -37,9 +37,7 @@ export class TunnelRelay {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const refuse = (status: string, why: string, hopRefused = true) => {
       this.log.warn({ remote: req.socket.remoteAddress, status, why }, 'agent relay refused');
-      socket.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\n${hopRefused ? `${hopRefusedHeader}: 1\r\n` : ''}connection: close\r\n\r\n${why}\n`,
-      );
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\n${hopRefused ? `${hopRefusedHeader}: 1\r\n` : ''}connection: close\r\n\r\n${why}\n`);
     };
     const url = new URL(req.url ?? '/', 'http://gateway');
     const m = relayPath.exec(url.pathname);
