@@ -8,7 +8,8 @@ import { resolveSecretString, type SecretSources, processSecretSources, SecretRe
  * The agent's own config: where the gateway is, who the agent is, and the connections it serves. It holds the
  * upstream credentials (as references resolved in the agent's process); the gateway's config names only the agent.
  *
- *   gateway: https://portcullis.example.com
+ *   gateway: https://portcullis.example.com     # or gateways: [url, …], one tunnel to each replica
+ *   tunnels: 2                                  # optional: tunnels kept on distinct replicas
  *   name: vpc-prod
  *   token: ${env:PORTCULLIS_AGENT_TOKEN}
  *   connections:
