@@ -49,10 +49,14 @@ export class TunnelLocations implements TunnelHolding {
     return rows.map((r) => r.instanceId).filter((id) => id !== this.o.self && this.o.isAlive(id));
   }
 
-  /** Replicas found gone: their rows go (any replica may sweep them; they would be skipped anyway). */
+  /**
+   * Replicas found gone: their rows go (any replica may sweep them; they would be skipped anyway). Only rows from before
+   * now: a replica that starts again at once with the same id records its new tunnels after this.
+   */
   forget(instanceIds: readonly string[]): void {
+    const before = nowUs();
     for (const id of instanceIds) {
-      this.o.store.dropInstanceTunnels(id).catch((err: Error) => this.o.log.debug({ err: err.message, instance: id }, 'tunnels of a gone replica not swept'));
+      this.o.store.dropInstanceTunnels(id, before).catch((err: Error) => this.o.log.debug({ err: err.message, instance: id }, 'tunnels of a gone replica not swept'));
     }
   }
 

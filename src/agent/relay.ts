@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -29,6 +30,11 @@ export class TunnelRelay {
     private readonly auth: HopAuth | undefined,
     private readonly log: Logger,
     maxMessageBytes: number,
+    /**
+     * TCP keep-alive on relays from this idle time on, so a peer replica that vanished without a FIN (a partition)
+     * is found by the kernel. Not WebSocket pings: a peer that stopped reading (its client is behind) answers none.
+     */
+    private readonly keepAliveMs: number,
   ) {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes + 1024, perMessageDeflate: false });
   }
@@ -56,6 +62,7 @@ export class TunnelRelay {
     }
     const tunnel = this.hub.tunnel(agent);
     if (tunnel === undefined) return refuse('404 Not Found', `this replica holds no tunnel of agent '${agent.slice(0, 64)}'`);
+    if (socket instanceof Socket) socket.setKeepAlive(true, this.keepAliveMs);
     this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#relay(ws, tunnel, connection, session));
   }
 

@@ -31,7 +31,7 @@ export interface RemoteOpenerOptions {
   /** This replica's instance id. */
   self: string;
   maxMessageBytes: number;
-  /** How often the holder is pinged; silent for two of them, it is taken for gone and the channel ends as lost. */
+  /** How often the holder is pinged; silent through a whole one (while reading), it is taken for gone and the channel ends as lost. */
   heartbeatMs: number;
 }
 
@@ -42,6 +42,7 @@ export class RemoteChannel implements TunnelChannel {
   /** Messages that came before the session took the channel (in the socket read that brought 'opened'). */
   #early: string[] = [];
   #alive = true;
+  #paused = false;
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -64,6 +65,8 @@ export class RemoteChannel implements TunnelChannel {
     ws.on('close', () => this.#end(`the replica '${holder}' relaying the agent's tunnel went away`, true));
     ws.on('error', () => {});
     this.#heartbeat = setInterval(() => {
+      // Paused, this end reads nothing, pongs included: silence then says nothing of the holder.
+      if (this.#paused) return void (this.#alive = true);
       if (!this.#alive) return void ws.terminate();
       this.#alive = false;
       ws.ping();
@@ -88,10 +91,12 @@ export class RemoteChannel implements TunnelChannel {
   }
 
   pause(): void {
+    this.#paused = true;
     this.ws.pause();
   }
 
   resume(): void {
+    this.#paused = false;
     this.ws.resume();
   }
 

@@ -42,7 +42,7 @@ export const agentsModule: FeatureModule<AgentsFeature> = {
       instanceId: replicas.instance,
       ...(locations === undefined ? {} : { holding: locations }),
     });
-    const relay = new TunnelRelay(hub, replicas.hopAuth, log, ctx.config.limits.maxMessageBytes);
+    const relay = new TunnelRelay(hub, replicas.hopAuth, log, ctx.config.limits.maxMessageBytes, ctx.config.agents.heartbeatMs);
     const remote =
       locations === undefined || replicas.hopAuth === undefined
         ? undefined

@@ -15,8 +15,8 @@ export interface AgentTunnelStore {
   putAgentTunnel(agent: string, instanceId: string, atUs: number): Promise<void>;
   /** Replica `instanceId` holds no tunnel of `agent` any more. */
   dropAgentTunnel(agent: string, instanceId: string): Promise<void>;
-  /** Forgets every tunnel of a replica (it restarted, or it is gone). */
-  dropInstanceTunnels(instanceId: string): Promise<void>;
+  /** Forgets the tunnels of a replica (it restarted, or it is gone): all, or those recorded before `beforeUs`. */
+  dropInstanceTunnels(instanceId: string, beforeUs?: number): Promise<void>;
   /** The replicas holding a tunnel of `agent`, the most recently connected first. */
   agentTunnels(agent: string): Promise<AgentTunnelRow[]>;
 }
@@ -30,8 +30,9 @@ export function agentTunnelStore(db: DatabasePort): AgentTunnelStore {
     async dropAgentTunnel(agent, instanceId) {
       await db.run(sql`DELETE FROM agent_tunnels WHERE agent = ${agent} AND instance_id = ${instanceId}`);
     },
-    async dropInstanceTunnels(instanceId) {
-      await db.run(sql`DELETE FROM agent_tunnels WHERE instance_id = ${instanceId}`);
+    async dropInstanceTunnels(instanceId, beforeUs) {
+      if (beforeUs === undefined) await db.run(sql`DELETE FROM agent_tunnels WHERE instance_id = ${instanceId}`);
+      else await db.run(sql`DELETE FROM agent_tunnels WHERE instance_id = ${instanceId} AND connected_at_us < ${beforeUs}`);
     },
     async agentTunnels(agent) {
       const rows = await db.query(sql`SELECT * FROM agent_tunnels WHERE agent = ${agent} ORDER BY connected_at_us DESC, instance_id`);
