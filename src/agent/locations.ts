@@ -56,7 +56,9 @@ export class TunnelLocations implements TunnelHolding {
   forget(instanceIds: readonly string[]): void {
     const before = nowUs();
     for (const id of instanceIds) {
-      this.o.store.dropInstanceTunnels(id, before).catch((err: Error) => this.o.log.debug({ err: err.message, instance: id }, 'tunnels of a gone replica not swept'));
+      this.o.store
+        .dropInstanceTunnels(id, before)
+        .catch((err: Error) => this.o.log.debug({ err: err.message, instance: id }, 'tunnels of a gone replica not swept'));
     }
   }
 
