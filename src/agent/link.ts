@@ -127,6 +127,13 @@ export class TunnelLink {
   /** The gateway's welcome: the tunnel is kept unless another of the agent's tunnels ends on the same replica. */
   #welcome(ws: WebSocket, body: Record<string, unknown>): void {
     const instance = typeof body.instance === 'string' ? body.instance.slice(0, 64) : undefined;
+    if (instance === undefined && this.o.slot !== '0') {
+      // A gateway from before tunnel slots keeps one tunnel per agent: this one would replace the first, over and over.
+      this.o.log.warn({ gateway: this.o.url }, 'this gateway keeps only one tunnel per agent (it is older than this agent); this extra tunnel is given up');
+      this.#stopped = true;
+      ws.close(1000, 'the gateway keeps one tunnel per agent');
+      return;
+    }
     if (instance !== undefined && !this.o.claim(this, instance)) {
       this.o.log.info({ instance, gateway: this.o.url }, 'this tunnel ended on a replica where another tunnel of the agent is; dialing again');
       ws.close(1000, 'another tunnel of this agent ends on this replica');
