@@ -59,7 +59,7 @@ export class RemoteChannel implements TunnelChannel {
         return;
       }
       const body = parseControl(data);
-      if (body?.type === 'close') this.#end(typeof body.reason === 'string' ? body.reason : 'closed by the agent', body.lost === true);
+      if (body?.type === 'close') this.#end(typeof body.reason === 'string' ? body.reason.slice(0, 1000) : 'closed by the agent', body.lost === true);
     });
     ws.on('pong', () => (this.#alive = true));
     ws.on('close', () => this.#end(`the replica '${holder}' relaying the agent's tunnel went away`, true));
