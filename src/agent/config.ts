@@ -44,7 +44,7 @@ function agentSchema(sources: SecretSources) {
        * How many tunnels to keep, each on a distinct replica (the gateway says which one it is): through `gateway`, a
        * load-balanced URL, new tunnels are opened until that many ended on distinct replicas. Default: one per URL.
        */
-      tunnels: z.int('expected a whole number of tunnels such as 2').min(1, 'expected at least 1').max(maxTunnels, `expected at most ${maxTunnels}`).optional(),
+      tunnels: z.int().min(1).max(maxTunnels).optional(),
       name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'an agent name is lower-case letters, digits, - and _ (as the gateway config names it)'),
       /** The token `portcullis agents create` printed. */
       token: secret(sources, 'the agent token'),

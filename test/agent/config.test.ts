@@ -99,8 +99,8 @@ connections:
       /tunnels: expected at least one tunnel per URL of gateways \(2\): raise tunnels or remove it/,
     );
     assert.throws(() => parseAgentConfig(`${without}gateways: []\n`, 'agent.yaml', sources), /gateways: expected at least one URL/);
-    assert.throws(() => parseAgentConfig(`${valid}tunnels: 0\n`, 'agent.yaml', sources), /tunnels: expected at least 1/);
-    assert.throws(() => parseAgentConfig(`${valid}tunnels: 1.5\n`, 'agent.yaml', sources), /tunnels: expected a whole number of tunnels/);
+    assert.throws(() => parseAgentConfig(`${valid}tunnels: 0\n`, 'agent.yaml', sources), /tunnels: expected a number ≥ 1, found number 0/);
+    assert.throws(() => parseAgentConfig(`${valid}tunnels: 1.5\n`, 'agent.yaml', sources), /tunnels: expected an integer, found number 1.5/);
   });
 
   it('holds a flood of stderr to its budget and says how much it dropped', () => {
