@@ -51,6 +51,8 @@ export class RemoteChannel implements TunnelChannel {
     heartbeatMs: number,
   ) {
     ws.on('message', (data: Buffer, binary: boolean) => {
+      // Whatever arrives shows the holder alive: after a pause, megabytes may be read before the pong behind them.
+      this.#alive = true;
       if (this.closed) return;
       if (binary) {
         const text = data.toString('utf8');

@@ -17,7 +17,8 @@ import { waitFor } from '../helpers/wait.js';
 /**
  * Backpressure through an agent's tunnel relayed by another replica: the agent's tunnel ends on replica A, the client
  * is on replica B and does not read. B stops reading the relay, A's writes to it back up and A withholds the channel's
- * credit, so the agent pauses the server. When the client reads again, the server goes on.
+ * credit, so the agent pauses the server. When the client reads again, the server goes on. Heartbeats are slow: both
+ * gateways share this one loaded process, and a missed ping would end the tunnel for reasons this test is not about.
  */
 
 const token = 'pca_test-token-for-the-relayed-flood-0123456789';
@@ -37,7 +38,7 @@ describe('backpressure through a relayed agent tunnel', () => {
       recording: { instanceId },
       cluster: { secret: `\${env:${secretVar}}` },
       connections: { flood: { agent: 'flood-agent' } },
-      agents: { heartbeat: '1s' },
+      agents: { heartbeat: '10s' },
       limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' },
     });
 
@@ -57,7 +58,7 @@ describe('backpressure through a relayed agent tunnel', () => {
         gateway: a.url,
         name: 'flood-agent',
         token: '${env:AGENT_TOKEN}',
-        heartbeat: '1s',
+        heartbeat: '10s',
         log: { level: 'warn' },
         connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
       }),

@@ -45,7 +45,7 @@ describe('agents across replicas', () => {
     const path = join(dir, file);
     writeFileSync(
       path,
-      stringify({ ...keys, name: 'vpc-agent', token: '${env:AGENT_TOKEN}', heartbeat: '1s', connections: { vpc: { stdio: everythingStdio() } } }),
+      stringify({ ...keys, name: 'vpc-agent', token: '${env:AGENT_TOKEN}', heartbeat: '10s', connections: { vpc: { stdio: everythingStdio() } } }),
     );
     return path;
   }
@@ -78,7 +78,7 @@ describe('agents across replicas', () => {
     cluster = await startCluster({
       count: 3,
       connections: { vpc: { agent: 'vpc-agent', tools: { pin: false } } },
-      extra: { agents: { heartbeat: '1s' }, cluster: { goneAfter: '3s' } },
+      extra: { agents: { heartbeat: '10s' }, cluster: { goneAfter: '3s' } },
     });
     store = await openStore(cluster.store.url);
     await store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);
