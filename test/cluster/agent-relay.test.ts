@@ -26,8 +26,9 @@ import { waitFor } from '../helpers/wait.js';
  * Agents across replicas (issue 18), with real processes: three gateways on one PostgreSQL database behind HAProxy,
  * and real agents serving server-everything. A tunnel ends on one replica; a session on another replica is relayed
  * by the holder over the signed internal hop while its whole pipeline (the recording above all) stays where the
- * client is. The relay refuses anything not signed with cluster.secret. An agent keeping tunnels to two replicas
- * serves new sessions on through the other when one replica is killed.
+ * client is. The relay refuses anything not signed with cluster.secret; a relayed session whose tunnel is lost ends
+ * as cut off. An agent keeping tunnels to two replicas serves new sessions on through the other when one replica is
+ * killed.
  */
 
 const token = 'pca_relay-test-agent-token-0123456789abcdef';
@@ -137,9 +138,18 @@ describe('agents across replicas', () => {
     assert.equal(wrong.headers[hopRefusedHeader], '1');
   });
 
+  it('ends a relayed session as cut off when the tunnel it went through is lost', async () => {
+    const { client, transport } = await connect(cluster.replicas[1]!);
+    assert.match(text(await client.callTool({ name: 'echo', arguments: { message: 'before' } })), /Echo: before/);
+    const session = transport.sessionId!;
+    await agents[0]!.stop('SIGKILL');
+    await waitFor(async () => (await store.getSession(session))?.status === 'cut-off', 'the relayed session to be recorded as cut off');
+    assert.match((await store.getSession(session))!.closeReason ?? '', /the tunnel to agent 'vpc-agent' closed/);
+    await waitFor(async () => (await holders()).length === 0, 'the agent to hold no tunnel');
+    await assert.rejects(connect(cluster.replicas[1]!), /agent 'vpc-agent' is not connected/);
+  });
+
   it('keeps serving new sessions through its other tunnel when a replica holding one is killed', async () => {
-    await agents[0]!.stop();
-    await waitFor(async () => (await holders()).length === 0, 'the stopped agent to hold no tunnel');
     // Two tunnels through the load balancer: the agent dials again until they end on distinct replicas.
     const agent = startAgent(agentConfig('two.yaml', { gateway: cluster.url, tunnels: 2 }));
     await agent.connected(2);
