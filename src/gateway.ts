@@ -96,6 +96,7 @@ export class Gateway {
       config,
       timings: options,
       log,
+      replicas: this.replicas,
       live: this.#live,
       limits: this.limits,
       verifier,
@@ -107,7 +108,8 @@ export class Gateway {
       url: () => (this.#server.listening ? this.url : undefined),
     });
     warnUnscrubbable(config, log);
-    const hub = this.#features.get(agentsModule)?.hub;
+    const agentsFeature = this.#features.get(agentsModule);
+    const hub = agentsFeature?.hub;
     this.modernPool = modernPool(config, () => this.sessions, log);
     this.sharedUpstreams = new SharedUpstreams({
       idleMs: config.sessions.modernIdleTimeoutMs,
@@ -117,7 +119,7 @@ export class Gateway {
     this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
-      createUpstream: upstreams(config, this.#agents, hub, this.spares, this.sharedUpstreams),
+      createUpstream: upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [
         ...(options.observers ?? []),

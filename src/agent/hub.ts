@@ -5,14 +5,25 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import { type Channel, Mux } from './mux.js';
+import { AgentTunnel } from './agent-tunnel.js';
 
 /**
  * The gateway's side of agent tunnels: agents dial in to /agent with their name and token (the store keeps only
  * the token's SHA-256), say which connections they serve, and then carry sessions: the gateway opens a channel
  * per session, the agent starts the server inside its network and relays. Heartbeats (WebSocket pings) find a
- * dead peer; a tunnel that goes ends its sessions, and new ones get a clear error until the agent is back.
+ * dead peer; a tunnel that goes ends its sessions, and new ones go to the agent's other tunnels (here or, relayed, on
+ * another replica) or get a clear error until the agent is back. An agent may keep one tunnel per slot at each replica
+ * (`tunnels:` in its config): a reconnection replaces the tunnel of its own slot.
  */
+
+export { AgentTunnel } from './agent-tunnel.js';
+
+/** Told when this replica comes to hold an agent's first tunnel, or drops its last (agent/locations.ts records it). */
+export interface TunnelHolding {
+  update(agent: string, held: boolean): void;
+  /** Called every heartbeat: writes that failed are tried again. */
+  retry(): void;
+}
 
 export interface AgentStatus {
   name: string;
@@ -28,126 +39,6 @@ export interface AgentStatus {
   tunnels: number;
 }
 
-/** One connected agent. */
-export class AgentTunnel {
-  readonly mux: Mux;
-  version: string | null = null;
-  connections: string[] = [];
-  readonly connectedAt = Date.now();
-  lastHeartbeat = Date.now();
-  alive = true;
-  /** Frame bytes over this tunnel, each way. */
-  bytesIn = 0;
-  bytesOut = 0;
-  #nextChannel = 1;
-  /** Which session and connection each channel carries, for what the agent reports about it. */
-  readonly #sessionOf = new Map<number, { session: string; connection: string }>();
-  readonly #opening = new Map<number, { resolve: (c: Channel) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  #hello!: () => void;
-  /** Settles when the agent has said which connections it serves. */
-  readonly ready = new Promise<void>((resolve) => (this.#hello = resolve));
-
-  constructor(
-    readonly name: string,
-    readonly ws: WebSocket,
-    maxMessageBytes: number,
-    private readonly log: Logger,
-    /** The hash of the token it authenticated with: a rotated or revoked token ends the tunnel. */
-    readonly tokenHash: string,
-  ) {
-    const sink = {
-      send: (f: Buffer) => {
-        this.bytesOut += f.length;
-        ws.send(f);
-      },
-      get bufferedAmount() {
-        return ws.bufferedAmount;
-      },
-    };
-    this.mux = new Mux(sink, { maxMessageBytes });
-    this.mux.oncontrol = (channel, body) => this.#control(channel, body);
-    this.mux.onforget = (channel) => this.#sessionOf.delete(channel);
-  }
-
-  #control(channel: number, body: Record<string, unknown>): void {
-    if (channel === 0 && body.type === 'hello') {
-      this.version = typeof body.version === 'string' ? body.version.slice(0, 50) : null;
-      this.connections = Array.isArray(body.connections) ? body.connections.filter((c): c is string => typeof c === 'string').slice(0, 1000) : [];
-      this.mux.sendControl(0, { type: 'welcome' });
-      this.log.info({ agent: this.name, version: this.version, connections: this.connections }, 'agent connected');
-      this.#hello();
-      return;
-    }
-    if (body.type === 'stderr') {
-      const of = this.#sessionOf.get(channel);
-      if (of === undefined || !this.mux.has(channel)) return;
-      const dropped = typeof body.dropped === 'number' ? { droppedBefore: body.dropped } : {};
-      this.log.info(
-        { agent: this.name, connection: of.connection, session: of.session, stderr: String(body.line ?? '').slice(0, 2000), ...dropped },
-        'upstream stderr (via agent)',
-      );
-      return;
-    }
-    const opening = this.#opening.get(channel);
-    if (opening === undefined) return;
-    if (body.type === 'opened') {
-      this.#opening.delete(channel);
-      clearTimeout(opening.timer);
-      opening.resolve(this.mux.channel(channel));
-    } else if (body.type === 'failed' || body.type === 'close') {
-      this.#opening.delete(channel);
-      clearTimeout(opening.timer);
-      opening.reject(
-        new Error(
-          typeof body.error === 'string'
-            ? body.error.slice(0, 1000)
-            : typeof body.reason === 'string'
-              ? body.reason.slice(0, 1000)
-              : 'the agent could not start the server',
-        ),
-      );
-    }
-  }
-
-  get sessions(): number {
-    return this.mux.channels;
-  }
-
-  /** Opens a channel for a session on one of the agent's connections; rejects with why not. */
-  async open(connection: string, session: string): Promise<Channel> {
-    await Promise.race([
-      this.ready,
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`agent '${this.name}' connected but did not say what it serves`)), 10_000).unref()),
-    ]);
-    if (!this.connections.includes(connection)) {
-      throw new Error(`agent '${this.name}' does not serve connection '${connection}' (its config has: ${this.connections.join(', ') || 'none'})`);
-    }
-    const id = this.#nextChannel++;
-    const channel = this.mux.channel(id);
-    this.#sessionOf.set(id, { session, connection });
-    return new Promise<Channel>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#opening.delete(id);
-        channel.close('the agent did not start the server in time');
-        reject(new Error(`agent '${this.name}' did not start the server of '${connection}' within 30s`));
-      }, 30_000);
-      timer.unref();
-      this.#opening.set(id, { resolve, reject, timer });
-      this.mux.sendControl(id, { type: 'open', connection, session });
-    });
-  }
-
-  /** The tunnel is gone: sessions on it end, opens waiting fail. */
-  closed(reason: string): void {
-    for (const [id, o] of this.#opening) {
-      clearTimeout(o.timer);
-      o.reject(new Error(reason));
-      this.#opening.delete(id);
-    }
-    this.mux.closeAll(reason);
-  }
-}
-
 export interface AgentHubOptions {
   store: Store;
   log: Logger;
@@ -155,11 +46,22 @@ export interface AgentHubOptions {
   expected: readonly string[];
   heartbeatMs: number;
   maxMessageBytes: number;
+  /** This replica's instance id (told to agents at welcome). */
+  instanceId: string;
+  /** Where the replica's holding of tunnels is recorded for the other replicas; absent: a single gateway. */
+  holding?: TunnelHolding;
+}
+
+/** An agent's tunnel slot as it says it (X-Portcullis-Agent-Tunnel); agents before slots send none, which is slot 0. */
+function slotOf(req: IncomingMessage): string {
+  const slot = req.headers['x-portcullis-agent-tunnel'];
+  return typeof slot === 'string' && /^[A-Za-z0-9_-]{1,32}$/.test(slot) ? slot : '0';
 }
 
 export class AgentHub {
   readonly #wss: WebSocketServer;
-  readonly #tunnels = new Map<string, AgentTunnel>();
+  /** Per agent, its tunnels here (one per slot), the oldest first. */
+  readonly #tunnels = new Map<string, AgentTunnel[]>();
   /** Per agent: the traffic of its tunnels that have closed, and how many it has opened. */
   readonly #past = new Map<string, { bytesIn: number; bytesOut: number; tunnels: number }>();
   readonly #heartbeat: NodeJS.Timeout;
@@ -171,8 +73,13 @@ export class AgentHub {
     this.#heartbeat.unref();
   }
 
+  /** The agent's oldest tunnel here (new sessions go on it; a newer one may be a duplicate the agent is about to close). */
   tunnel(name: string): AgentTunnel | undefined {
-    return this.#tunnels.get(name);
+    return this.#tunnels.get(name)?.[0];
+  }
+
+  #all(): AgentTunnel[] {
+    return [...this.#tunnels.values()].flat();
   }
 
   /** Whether every agent the config names has a tunnel. */
@@ -183,18 +90,20 @@ export class AgentHub {
   status(): AgentStatus[] {
     const names = [...new Set([...this.o.expected, ...this.#tunnels.keys()])].sort();
     return names.map((name) => {
-      const t = this.#tunnels.get(name);
+      const all = this.#tunnels.get(name) ?? [];
+      const t = all.at(-1);
       const past = this.#past.get(name) ?? { bytesIn: 0, bytesOut: 0, tunnels: 0 };
+      const sum = (f: (t: AgentTunnel) => number) => all.reduce((n, t) => n + f(t), 0);
       return {
         name,
         connected: t !== undefined,
         version: t?.version ?? null,
         connections: t?.connections ?? [],
-        sessions: t?.sessions ?? 0,
+        sessions: sum((t) => t.sessions),
         connectedAt: t ? new Date(t.connectedAt).toISOString() : null,
         lastHeartbeat: t ? new Date(t.lastHeartbeat).toISOString() : null,
-        bytesIn: past.bytesIn + (t?.bytesIn ?? 0),
-        bytesOut: past.bytesOut + (t?.bytesOut ?? 0),
+        bytesIn: past.bytesIn + sum((t) => t.bytesIn),
+        bytesOut: past.bytesOut + sum((t) => t.bytesOut),
         tunnels: past.tunnels,
       };
     });
@@ -224,18 +133,20 @@ export class AgentHub {
     if (row === undefined || !matches || row.revokedAtUs !== null)
       return refuse(403, `agent '${name.slice(0, 64)}' is unknown, revoked, or its token is wrong (portcullis agents create|list)`);
     await this.o.store.updateAgent(name, { lastSeenAtUs: nowUs() }).catch(() => {});
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(name, ws, row.tokenHash));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(name, ws, row.tokenHash, slotOf(req)));
   }
 
-  #accept(name: string, ws: WebSocket, tokenHash: string): void {
-    const previous = this.#tunnels.get(name);
-    const tunnel = new AgentTunnel(name, ws, this.o.maxMessageBytes, this.o.log, tokenHash);
-    this.#tunnels.set(name, tunnel);
+  #accept(name: string, ws: WebSocket, tokenHash: string, slot: string): void {
+    const held = this.#tunnels.get(name) ?? [];
+    const previous = held.filter((t) => t.slot === slot);
+    const tunnel = new AgentTunnel(name, ws, this.o.maxMessageBytes, this.o.log, tokenHash, slot, this.o.instanceId);
+    this.#tunnels.set(name, [...held.filter((t) => t.slot !== slot), tunnel]);
+    this.o.holding?.update(name, true);
     const past = this.#past.get(name) ?? { bytesIn: 0, bytesOut: 0, tunnels: 0 };
     past.tunnels++;
     this.#past.set(name, past);
-    // The same agent again (it reconnected before the old tunnel was found dead): the new tunnel wins.
-    if (previous !== undefined) previous.ws.close(4000, 'replaced by a new tunnel from the same agent');
+    // The same slot of the agent again (it reconnected before the old tunnel was found dead): the new tunnel wins.
+    for (const p of previous) p.ws.close(4000, 'replaced by a new tunnel from the same agent');
     ws.on('message', (data: Buffer) => {
       tunnel.bytesIn += data.length;
       try {
@@ -254,14 +165,17 @@ export class AgentHub {
       tunnel.closed(why);
       past.bytesIn += tunnel.bytesIn;
       past.bytesOut += tunnel.bytesOut;
-      if (this.#tunnels.get(name) === tunnel) this.#tunnels.delete(name);
+      const left = (this.#tunnels.get(name) ?? []).filter((t) => t !== tunnel);
+      if (left.length > 0) this.#tunnels.set(name, left);
+      else if (this.#tunnels.delete(name)) this.o.holding?.update(name, false);
       this.o.log.warn({ agent: name, code }, 'agent disconnected');
     });
     ws.on('error', (err) => this.o.log.warn({ agent: name, err: err.message }, 'agent tunnel error'));
   }
 
   #beat(): void {
-    for (const t of this.#tunnels.values()) {
+    this.o.holding?.retry();
+    for (const t of this.#all()) {
       void this.#checkStillValid(t);
       if (!t.alive) {
         this.o.log.warn({ agent: t.name }, 'agent missed a heartbeat; closing its tunnel');
@@ -289,20 +203,19 @@ export class AgentHub {
           : row.tokenHash !== t.tokenHash
             ? "the agent's token was rotated"
             : undefined;
-    if (why === undefined || this.#tunnels.get(t.name) !== t) return;
+    if (why === undefined || !this.#tunnels.get(t.name)?.includes(t)) return;
     this.o.log.warn({ agent: t.name, why }, 'closing the tunnel of an agent whose token is no longer valid');
     t.ws.close(4001, why);
   }
 
   /** An agent's token changed on another gateway or through the CLI: its tunnel here is checked now. */
   async recheck(name: string): Promise<void> {
-    const t = this.#tunnels.get(name);
-    if (t !== undefined) await this.#checkStillValid(t);
+    await Promise.all((this.#tunnels.get(name) ?? []).map((t) => this.#checkStillValid(t)));
   }
 
   close(): void {
     clearInterval(this.#heartbeat);
-    for (const t of this.#tunnels.values()) t.ws.close(1001, 'the gateway is shutting down');
+    for (const t of this.#all()) t.ws.close(1001, 'the gateway is shutting down');
     this.#wss.close();
   }
 }

@@ -61,6 +61,11 @@ export class Channel {
     this.mux.enqueue(this, Buffer.from(text));
   }
 
+  /** A control message for the peer's end of this channel (e.g. the session's protocol version). */
+  control(body: Record<string, unknown>): void {
+    if (!this.closed) this.mux.sendControl(this.id, body);
+  }
+
   /** Ends the channel on both sides; queued chunks are dropped. */
   close(reason: string): void {
     if (this.closed) return;

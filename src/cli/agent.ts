@@ -24,8 +24,10 @@ export function agentCommand(): Command {
       const log = createLogger(config.logLevel, process.stderr, new CredentialScrubber(credentialsOf(config)));
       logProcessWarnings(log);
       const agent = new Agent(config, log);
-      agent.onconnected = () =>
-        process.stdout.write(`Portcullis agent '${config.name}' is connected to ${config.tunnelUrl}, serving: ${[...config.connections.keys()].join(', ')}\n`);
+      agent.onconnected = (url, instance) =>
+        process.stdout.write(
+          `Portcullis agent '${config.name}' is connected to ${url}${instance === undefined ? '' : ` (replica ${instance})`}, serving: ${[...config.connections.keys()].join(', ')}\n`,
+        );
       agent.start();
       const stop = () => void agent.stop().then(() => process.exit(0));
       process.once('SIGINT', stop);

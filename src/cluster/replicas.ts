@@ -50,6 +50,17 @@ export class Replicas {
     return hopAddress(await this.peers?.addressNow?.(owner));
   }
 
+  /** The internal address of live replica `id` for a hop, or undefined when it is unknown or gone (or there are no peers). */
+  peerAddress(id: string): string | undefined {
+    const address = hopAddress(this.peers?.addressOf(id));
+    return address === 'gone' ? undefined : address;
+  }
+
+  /** Whether other replicas can be reached over the hop (a peer directory and cluster.secret). */
+  get reachesPeers(): boolean {
+    return this.peers !== undefined && this.hopAuth !== undefined;
+  }
+
   /** Sends the request to replica `owner` at `base` (from addressOf) and streams the answer back (hop.ts). */
   forward(
     req: IncomingMessage,

@@ -15,6 +15,7 @@ import type { Limits } from '../limits/limits.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Authenticator } from '../edge/authenticate.js';
 import type { PeerDirectory } from '../cluster/peer-directory.js';
+import type { Replicas } from '../cluster/replicas.js';
 import type { SessionObserver } from '../session/session.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { SessionRegistry, SessionRegistryOptions } from '../session/registry.js';
@@ -54,6 +55,8 @@ export interface FeatureContext {
   readonly recorder?: Recorder | undefined;
   /** The replicas sharing the store (membership, change notifications); absent when recording is off. */
   readonly cluster?: Cluster | undefined;
+  /** This replica among its peers: its instance id, the hop's credentials, the peers' addresses. */
+  readonly replicas: Replicas;
   readonly live: LiveEvents;
   readonly limits: Limits;
   readonly verifier: TokenVerifier;

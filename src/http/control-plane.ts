@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { apiRefusal, type MachineKeys } from '../api/access.js';
 import type { SessionsApi } from '../api/sessions.js';
 import type { AgentHub } from '../agent/hub.js';
+import type { TunnelRelay } from '../agent/relay.js';
 import type { ConsoleEdge } from '../console/console-edge.js';
 import type { StaticFiles } from '../console/static-files.js';
 import { HttpError } from '../core/http-error.js';
@@ -51,7 +52,7 @@ export interface ControlPlaneOptions {
   /** The APIs the features add under /api (their modules' `api`), in registration order. */
   apis: readonly MountedApi[];
   /** Agent tunnels: /agent (WebSocket upgrade); absent when no connection is served by an agent. */
-  agents?: { hub: AgentHub };
+  agents?: { hub: AgentHub; relay: TunnelRelay };
   /** The web console: its pages, its sign-in and its own API; absent when console.enabled is false or there is no store. */
   console?: { edge: ConsoleEdge; files: StaticFiles };
   /** GET /metrics (Prometheus), for the holders of a machine credential (api.token, the local API key). */

@@ -20,6 +20,7 @@ import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/c
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
 import { hopRefusedHeader, keepSigned } from '../cluster/hop-auth.js';
 import { hopPrefix, markHopped } from '../cluster/hop.js';
+import { relayPrefix } from '../agent/relay.js';
 import type { Replicas } from '../cluster/replicas.js';
 
 /** The control plane's options (control-plane.ts), and what the MCP data path needs besides. */
@@ -338,10 +339,16 @@ export function createHttpServer(o: HttpServerOptions): Server {
 
   capConnections(server, o.connections.maxConnections, o.log);
 
-  // Agents dial in here: a WebSocket upgrade on /agent, nothing else upgrades.
+  // Agents dial in here: a WebSocket upgrade on /agent; and another replica's relay of a tunnel held here (signed like
+  // every hop, so neither Host nor Origin is looked at: the signature names this replica). Nothing else upgrades.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     const refuse = (status: string, why: string) => socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
+    if (path.startsWith(relayPrefix)) {
+      if (o.agents === undefined) return refuse('404 Not Found', 'no connection of this gateway is served by an agent');
+      if (o.closing()) return refuse('503 Service Unavailable', 'the gateway is shutting down');
+      return o.agents.relay.handleUpgrade(req, socket, head);
+    }
     if (path !== '/agent' || o.agents === undefined)
       return refuse('404 Not Found', path === '/agent' ? 'no connection of this gateway is served by an agent' : 'only /agent takes a WebSocket');
     const hostRefusal = checkHostAndOrigin(req, { allowedHosts: o.hostPolicy.allowedHosts, allowedOrigins: [] });

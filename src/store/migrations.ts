@@ -211,6 +211,24 @@ const membershipMigration: Migration = {
     `,
 };
 
+/**
+ * Version 10, the same on both backends: which replica holds a live tunnel of which agent (src/agent/locations.ts),
+ * so that a session on another replica is relayed to it. A row is written when a replica accepts an agent's first
+ * tunnel and removed when its last one closes; rows of a replica that is gone are ignored (and swept).
+ */
+const agentTunnelsMigration: Migration = {
+  version: 10,
+  description: 'agent tunnel locations',
+  sql: `
+      CREATE TABLE agent_tunnels (
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        connected_at_us BIGINT NOT NULL,
+        PRIMARY KEY (agent, instance_id)
+      );
+    `,
+};
+
 export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
@@ -297,6 +315,7 @@ export const sqliteMigrations: readonly Migration[] = [
   toolPinReasonsMigration,
   tokenKeysMigration,
   membershipMigration,
+  agentTunnelsMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -385,6 +404,7 @@ export const postgresMigrations: readonly Migration[] = [
   toolPinReasonsMigration,
   tokenKeysMigration,
   membershipMigration,
+  agentTunnelsMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

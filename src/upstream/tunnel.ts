@@ -1,30 +1,33 @@
 import { type JsonRpcMessage, NestedTooDeepError, parseMessage, type RequestId } from '../protocol/jsonrpc.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
-/** One channel of an agent's tunnel, as this upstream uses it (agent/mux.ts's Channel is one). */
+/**
+ * One channel of an agent's tunnel, as this upstream uses it: agent/mux.ts's Channel (a tunnel held here), or a
+ * channel relayed by the replica that holds the tunnel (agent/remote-channel.ts).
+ */
 export interface TunnelChannel {
-  readonly id: number;
   readonly closed: boolean;
-  onmessage?: (text: string) => void;
-  /** `lost`: the tunnel went, not the peer's decision. */
+  onmessage?: ((text: string) => void) | undefined;
+  /** `lost`: the tunnel (or the replica relaying it) went, not the peer's decision. */
   onclose?: (reason: string, lost: boolean) => void;
   send(text: string): void;
   pause(): void;
   resume(): void;
+  /** A control message for the agent's end of the channel (protocol-version). */
+  control(body: Record<string, unknown>): void;
   close(reason: string): void;
 }
 
 /**
- * The agents' tunnels as this upstream uses them (agent/hub.ts's AgentHub is them): passed in, so that upstream
- * needs nothing of agent/, whose process runs upstreams itself.
+ * The agents' tunnels as this upstream uses them (agent/tunnel-router.ts): passed in, so that upstream needs nothing
+ * of agent/, whose process runs upstreams itself.
  */
 export interface AgentTunnels {
-  tunnel(agent: string):
-    | {
-        open(connection: string, session: string): Promise<TunnelChannel>;
-        readonly mux: { sendControl(channel: number, body: Record<string, unknown>): void };
-      }
-    | undefined;
+  /**
+   * A channel to `connection`'s server through one of `agent`'s tunnels (one held by this replica first, else one
+   * another replica relays); undefined when no replica holds a tunnel of it. Rejects with why the agent did not open it.
+   */
+  open(agent: string, connection: string, session: string): Promise<TunnelChannel | undefined>;
 }
 
 /**
@@ -47,15 +50,14 @@ export class TunnelUpstream implements Upstream {
   ) {}
 
   async start(): Promise<void> {
-    const tunnel = this.hub.tunnel(this.agent);
-    if (tunnel === undefined)
-      throw new UpstreamError(`agent '${this.agent}' is not connected: the server of '${this.connection}' runs behind it (portcullis agents list)`, true, 503);
-    let channel: TunnelChannel;
+    let channel: TunnelChannel | undefined;
     try {
-      channel = await tunnel.open(this.connection, this.session);
+      channel = await this.hub.open(this.agent, this.connection, this.session);
     } catch (err) {
       throw new UpstreamError((err as Error).message, true, 502);
     }
+    if (channel === undefined)
+      throw new UpstreamError(`agent '${this.agent}' is not connected: the server of '${this.connection}' runs behind it (portcullis agents list)`, true, 503);
     this.#channel = channel;
     channel.onmessage = (text) => {
       let message: JsonRpcMessage;
@@ -89,7 +91,7 @@ export class TunnelUpstream implements Upstream {
 
   setProtocolVersion(version: string): void {
     const channel = this.#channel;
-    if (channel !== undefined && !channel.closed) this.hub.tunnel(this.agent)?.mux.sendControl(channel.id, { type: 'protocol-version', version });
+    if (channel !== undefined && !channel.closed) channel.control({ type: 'protocol-version', version });
   }
 
   async close(): Promise<void> {

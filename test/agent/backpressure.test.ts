@@ -16,6 +16,7 @@ import { waitFor } from '../helpers/wait.js';
 /**
  * Backpressure through an agent's tunnel: a client that does not read makes the gateway withhold the channel's
  * credit, the agent's queue for it stops at its bound and the agent pauses the server. Neither end buffers the flood.
+ * Heartbeats are slow: on a loaded machine a flooding agent misses 1 s pings, and its tunnel would end for that.
  */
 
 const token = 'pca_test-token-for-the-flood-agent-0123456789';
@@ -29,7 +30,7 @@ describe('backpressure through an agent', () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-flood-'));
     gw = await startTestGateway({
       connections: { flood: { agent: 'flood-agent' } },
-      agents: { heartbeat: '1s' },
+      agents: { heartbeat: '10s' },
       limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' },
     });
     await gw.gateway.recorder!.store.putAgent(
@@ -43,7 +44,7 @@ describe('backpressure through an agent', () => {
         gateway: gw.url,
         name: 'flood-agent',
         token: '${env:AGENT_TOKEN}',
-        heartbeat: '1s',
+        heartbeat: '10s',
         log: { level: 'warn' },
         connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
       }),

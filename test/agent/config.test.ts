@@ -74,6 +74,35 @@ connections:
     );
   });
 
+  it('keeps one tunnel by default; several with gateways (one per URL) or tunnels (through one load-balanced URL)', () => {
+    const one = parseAgentConfig(valid, '(test)', sources);
+    assert.deepEqual([one.tunnelUrls, one.tunnels], [['wss://portcullis.example.com/agent'], 1]);
+    const list = parseAgentConfig(
+      valid.replace('gateway: https://portcullis.example.com/', 'gateways: [https://gw-1.internal, "http://gw-2.internal:8080/"]'),
+      '(test)',
+      sources,
+    );
+    assert.deepEqual([list.tunnelUrls, list.tunnels], [['wss://gw-1.internal/agent', 'ws://gw-2.internal:8080/agent'], 2]);
+    const balanced = parseAgentConfig(`${valid}tunnels: 3\n`, '(test)', sources);
+    assert.deepEqual([balanced.tunnelUrls, balanced.tunnels], [['wss://portcullis.example.com/agent'], 3]);
+  });
+
+  it('names the key and the fix when the gateways are missing, doubled, or outnumber the tunnels', () => {
+    const without = valid.replace('gateway: https://portcullis.example.com/\n', '');
+    assert.throws(() => parseAgentConfig(without, 'agent.yaml', sources), /gateway: expected the gateway's base URL.*or gateways: a list/);
+    assert.throws(
+      () => parseAgentConfig(`${valid}gateways: [https://gw-1.internal]\n`, 'agent.yaml', sources),
+      /gateways: set either gateway \(one URL\) or gateways \(a list of URLs\), not both/,
+    );
+    assert.throws(
+      () => parseAgentConfig(`${without}gateways: [https://a.internal, https://b.internal]\ntunnels: 1\n`, 'agent.yaml', sources),
+      /tunnels: expected at least one tunnel per URL of gateways \(2\): raise tunnels or remove it/,
+    );
+    assert.throws(() => parseAgentConfig(`${without}gateways: []\n`, 'agent.yaml', sources), /gateways: expected at least one URL/);
+    assert.throws(() => parseAgentConfig(`${valid}tunnels: 0\n`, 'agent.yaml', sources), /tunnels: expected a number ≥ 1, found number 0/);
+    assert.throws(() => parseAgentConfig(`${valid}tunnels: 1.5\n`, 'agent.yaml', sources), /tunnels: expected an integer, found number 1.5/);
+  });
+
   it('holds a flood of stderr to its budget and says how much it dropped', () => {
     const budget = new StderrBudget(3);
     const at = 1_000_000;

@@ -17,6 +17,9 @@ function tcpBufferMax(kind: 'rmem' | 'wmem'): number {
  */
 export const pausedBound = Math.max(32 << 20, 2 * (tcpBufferMax('rmem') + tcpBufferMax('wmem')) + (8 << 20));
 
+/** The same with one more loopback connection and its relay's 1 MiB high-water mark: an agent's tunnel relayed by another replica. */
+export const relayedPausedBound = pausedBound + tcpBufferMax('rmem') + tcpBufferMax('wmem') + (2 << 20);
+
 /** A call of the flood server's `flood` tool (test/fixtures/flood-server.ts), id 7, its progress on token "p". */
 export const floodCall = JSON.stringify({
   jsonrpc: '2.0',
@@ -42,13 +45,13 @@ export function stdioFlooded(gw: TestGateway): number {
  * Waits until the server has stopped writing (no growth over a second and a half); fails as soon as it has written
  * more than `pausedBound`, the sign that the gateway is reading on for a client that is not.
  */
-export async function waitUntilPaused(flooded: () => Promise<number> | number): Promise<number> {
+export async function waitUntilPaused(flooded: () => Promise<number> | number, bound = pausedBound): Promise<number> {
   let last = -1;
   let since = Date.now();
   const deadline = Date.now() + 60_000;
   for (;;) {
     const now = await flooded();
-    assert.ok(now <= pausedBound, `the server wrote ${now} bytes for a client that reads nothing: the gateway did not pause it`);
+    assert.ok(now <= bound, `the server wrote ${now} bytes for a client that reads nothing: the gateway did not pause it`);
     if (now !== last) {
       last = now;
       since = Date.now();
