@@ -12,10 +12,12 @@ import { parsePostgresUrl } from '../store/postgres.js';
  * poll stays underneath. On SQLite there is no other replica to tell: the local bus carries nothing.
  *
  * A notification names what changed (kind and id), never the change itself: a receiver reads the store. Session
- * events carry the console's live view of the session, which is not in the store yet when they are sent.
+ * events carry the console's live view of the session, which is not in the store yet when they are sent; exchange
+ * events name a session and the sequence numbers of its events just committed, which receivers read from the store.
  */
 
-export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session';
+/** `exchange`: a session's events committed (its id and the range of sequence numbers), for the console's live view. */
+export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session' | 'exchange';
 
 export interface Change {
   kind: ChangeKind;
