@@ -5,9 +5,11 @@ import { type ClientKind, connect, echo, shortSession } from './sessions.js';
 
 /**
  * Issue 18: three gateway replicas on one PostgreSQL database behind HAProxy (round-robin, no stickiness) against one
- * replica behind the same HAProxy setup, 32 long-lived clients in a closed loop of `tools/call` (echo), per client era
- * where the cluster serves it. Everything shares this machine's cores, so the ratio measures what coordination and the
- * extra processes cost, not scaling: on separate machines each replica would bring its own cores.
+ * replica behind the same HAProxy setup, 32 long-lived clients in a closed loop of `tools/call` (echo), for each client
+ * era: v2 clients pinned to 2026-07-28 (each request served where it lands) and v1 SDK clients (2025-era sessions: a
+ * request that lands on a replica other than its session's owner is forwarded over the internal hop, src/cluster/hop.ts,
+ * so with three replicas two requests in three take it). Everything shares this machine's cores, so the ratio measures
+ * what coordination and the extra processes cost, not scaling: on separate machines each replica would bring its own cores.
  * Recording is on (write-ahead, PostgreSQL), as a replicated deployment runs.
  */
 
