@@ -316,8 +316,10 @@ describe('the console over HTTP', () => {
         const olgas = await recordSession(gw, 'olga');
         await waitFor(() => audreyEvents.filter((e) => e.type === 'session-closed').length === 2, 'the auditor hears both sessions end');
         await waitFor(() => olgaEvents.some((e) => e.type === 'session-closed'), 'olga hears her own session end');
+        // Sessions opening and closing; the events of their exchanges come as they are recorded (below).
+        const comings = (events: typeof audreyEvents) => events.filter((e) => e.type !== 'session-events');
         assert.deepEqual(
-          audreyEvents.map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
+          comings(audreyEvents).map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
           [
             ['session-opened', omars],
             ['session-closed', omars],
@@ -326,13 +328,20 @@ describe('the console over HTTP', () => {
           ],
         );
         assert.deepEqual(
-          olgaEvents.map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
+          comings(olgaEvents).map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
           [
             ['session-opened', olgas],
             ['session-closed', olgas],
           ],
           'never someone else’s',
         );
+        // The exchanges of both sessions reach the auditor, and only olga's reach olga.
+        await waitFor(
+          () => [omars, olgas].every((id) => audreyEvents.some((e) => e.type === 'session-events' && e.id === id)),
+          "the auditor hears both sessions' exchanges",
+        );
+        await waitFor(() => olgaEvents.some((e) => e.type === 'session-events' && e.id === olgas), "olga hears her own session's exchanges");
+        assert.deepEqual([...new Set(olgaEvents.filter((e) => e.type === 'session-events').map((e) => e.id))], [olgas], 'never someone else’s exchanges');
       } finally {
         abort.abort();
       }
