@@ -200,6 +200,7 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
       await client.close();
     }
   });
+
   it('releases a call held for review on one replica when a lead approves it through another', async (t) => {
     const lead = await cluster.token('lead');
     const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' });
