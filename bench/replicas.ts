@@ -42,14 +42,34 @@ async function closedLoop(pool: Connected[], ms: number, failures: Map<string, n
           await echo(c.client);
           calls++;
         } catch (err) {
-          const cause = (err as { cause?: { message?: string } }).cause?.message;
-          const key = `${(err as Error).message.slice(0, 120)}${cause ? ` (${cause})` : ''}`;
-          failures.set(key, (failures.get(key) ?? 0) + 1);
+          tally(failures, err);
         }
       }
     }),
   );
   return calls / ((performance.now() - start) / 1000);
+}
+
+/** Counts a failure under its first message and its cause's. */
+function tally(failures: Map<string, number>, err: unknown): void {
+  const cause = (err as { cause?: { message?: string } }).cause?.message;
+  const key = `${(err as Error).message.slice(0, 120)}${cause ? ` (${cause})` : ''}`;
+  failures.set(key, (failures.get(key) ?? 0) + 1);
+}
+
+/**
+ * Connects one long-lived client, again after a failure (tallied like a failed call): a connection HAProxy resets
+ * under load must not end the part, and the figures still show it.
+ */
+async function connectTallied(target: Parameters<typeof connect>[0], failures: Map<string, number>): Promise<Connected> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect(target);
+    } catch (err) {
+      tally(failures, err);
+      if (attempt >= 3) throw err;
+    }
+  }
 }
 
 /**
@@ -96,8 +116,8 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
         return { unavailable: `${name}: ${(err as Error).message}` };
       }
     }
-    for (const [name, target] of targets) pools.set(name, await Promise.all(Array.from({ length: s.clients }, () => connect(target))));
     const failures = new Map<string, number>();
+    for (const [name, target] of targets) pools.set(name, await Promise.all(Array.from({ length: s.clients }, () => connectTallied(target, failures))));
     for (const [name, pool] of pools) console.log(`${label.padEnd(30)} ${name}: warm after ${fmt((await warmUp(pool, s, failures)) / 1000, 0)} s`);
     const rates = new Map<string, number[]>([...clusters.keys()].map((n) => [n, []]));
     const names = [...clusters.keys()];
@@ -129,6 +149,18 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
   }
 }
 
+/** An era's figures, or the error that stopped it (printed): the other era and the other parts still run. */
+async function reported(label: string, run: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+  try {
+    return await run();
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message;
+    const message = `${(err as Error).message}${cause ? ` (${cause})` : ''}`;
+    console.log(`${label.padEnd(30)} FAILED: ${message.slice(0, 300)}`);
+    return { failed: message };
+  }
+}
+
 export async function replicasBehindHaproxy(verdicts: Verdicts, s: ReplicaBenchSettings): Promise<Record<string, unknown>> {
   console.log(
     `\nReplicas behind HAProxy (round-robin, no stickiness), one PostgreSQL database each cluster, recording on: ${s.clients} long-lived clients, closed loop of tools/call (echo); ${s.rounds} round(s) of ${s.roundMs} ms per cluster after warming each until its rate stopped climbing`,
@@ -137,7 +169,7 @@ export async function replicasBehindHaproxy(verdicts: Verdicts, s: ReplicaBenchS
   try {
     clusters.set('1 replica', await startReplicas(1));
     clusters.set('3 replicas', await startReplicas(3));
-    const modern = await era('v2-modern', 'v2 pinned to 2026-07-28', clusters, s);
+    const modern = await reported('v2 pinned to 2026-07-28', () => era('v2-modern', 'v2 pinned to 2026-07-28', clusters, s));
     if (typeof modern.ratio === 'number') {
       verdicts.push({
         target: 'calls/s 3 replicas / 1 replica behind HAProxy, modern clients (32 clients, median)',
@@ -146,7 +178,7 @@ export async function replicasBehindHaproxy(verdicts: Verdicts, s: ReplicaBenchS
         pass: modern.ratio >= 0.85,
       });
     }
-    const legacy = await era('v1', 'v1 SDK (legacy sessions)', clusters, s);
+    const legacy = await reported('v1 SDK (legacy sessions)', () => era('v1', 'v1 SDK (legacy sessions)', clusters, s));
     if (typeof legacy.ratio === 'number') {
       verdicts.push({
         target: 'calls/s 3 replicas / 1 replica behind HAProxy, legacy clients (32 clients, median)',
