@@ -58,8 +58,9 @@ function tally(failures: Map<string, number>, err: unknown): void {
 }
 
 /**
- * Connects one long-lived client, again after a failure (tallied like a failed call): a connection HAProxy resets
- * under load must not end the part, and the figures still show it.
+ * Connects one long-lived client, again after a failure (tallied like a failed call), waiting a little longer each
+ * time: a connection HAProxy resets, or a moment when its health checks (answered late by replicas on a loaded machine)
+ * leave no replica up, must not end the part, and the figures still show it.
  */
 async function connectTallied(target: Parameters<typeof connect>[0], failures: Map<string, number>): Promise<Connected> {
   for (let attempt = 1; ; attempt++) {
@@ -67,7 +68,8 @@ async function connectTallied(target: Parameters<typeof connect>[0], failures: M
       return await connect(target);
     } catch (err) {
       tally(failures, err);
-      if (attempt >= 3) throw err;
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, attempt * 1000));
     }
   }
 }
