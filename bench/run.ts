@@ -21,7 +21,9 @@
  *   - replicas (issue 18): three gateway replicas on one PostgreSQL behind HAProxy vs one replica behind HAProxy, 32
  *     clients of each era the cluster serves: calls/s at least 0.85× (everything shares this machine: coordination cost)
  *   - replicas on one PostgreSQL database: recording on vs off ≥ 0.85× with one gateway and with three writing at once (issue 18)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas.
+ *   - the internal hop (issue 18): a legacy request sent to a replica that forwards it to the session's owner against
+ *     one sent to the owner, sequential p50/p99 (reported, no target; hop.ts)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -29,6 +31,7 @@ import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
 import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
+import { forwardedVsLocal } from './hop.js';
 import { replicasBehindHaproxy } from './replicas.js';
 import {
   everythingStdioConnection,
@@ -649,6 +652,9 @@ async function main(): Promise<void> {
         warmMaxMs: quick ? 60_000 : 120_000,
         roundMs: quick ? 3000 : 6000,
       });
+    }
+    if ((!only || only === 'hop') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
+      results.hop = await forwardedVsLocal({ calls: quick ? 600 : 2000, warm: quick ? 100 : 200 });
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);

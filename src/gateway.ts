@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Cluster } from './cluster/cluster.js';
 import type { GatewayConfig } from './config/schema.js';
 import { LiveEvents } from './console/live-events.js';
+import { LiveExchanges } from './console/live-exchanges.js';
 import { LiveRelay } from './console/live-relay.js';
 import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { PublicUrls } from './edge/public-urls.js';
@@ -55,6 +56,8 @@ export class Gateway {
   readonly #features: Features;
   readonly #metrics: GatewayMetrics;
   readonly #live = new LiveEvents();
+  /** The events of every replica's exchanges, to this replica's console listeners; undefined when recording is off. */
+  readonly #liveExchanges: LiveExchanges | undefined;
   /** The gateway's limits (what they hold now: metrics, tests). */
   readonly limits: Limits;
   /** The embedded dev identity, when no issuer is configured. */
@@ -85,6 +88,8 @@ export class Gateway {
     if (peers === undefined) warnReplicasWithoutSecret(recording.cluster?.membership, log);
     this.devIdentity = identity.dev;
     this.#recording = recording;
+    const { recorder, store } = recording;
+    this.#liveExchanges = recorder && store ? new LiveExchanges({ recorder, store, live: this.#live, bus: recording.cluster?.bus }) : undefined;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
     this.spares = new StdioSparePools(config.connections.values(), log);
     this.limits = new Limits({ config: config.limits, log, onRefused: (limit) => this.#metrics.limitRefused(limit) });
@@ -252,6 +257,7 @@ export class Gateway {
     await this.sessions.settled(Date.now() + this.config.shutdown.drainTimeoutMs);
     await this.#features.stop();
     this.#live.close();
+    this.#liveExchanges?.close();
     this.modernPool.stop();
     await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
     await this.sharedUpstreams.close();

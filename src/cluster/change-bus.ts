@@ -12,7 +12,8 @@ import { parsePostgresUrl } from '../store/postgres.js';
  * poll stays underneath. On SQLite there is no other replica to tell: the local bus carries nothing.
  *
  * A notification names what changed (kind and id), never the change itself: a receiver reads the store. Session
- * events carry the console's live view of the session, which is not in the store yet when they are sent.
+ * events carry the console's live view of the session, which is not in the store yet when they are sent; exchange
+ * events name a session and the sequence numbers of its events just committed, which receivers read from the store.
  *
  * Anyone with a login to the database can NOTIFY the channel. With `cluster.secret` set, each notification carries an
  * HMAC under a key derived from it (with its time and a nonce: good once, within a minute), and one without a valid
@@ -20,8 +21,9 @@ import { parsePostgresUrl } from '../store/postgres.js';
  * re-read of the store, except the console's session events, which are relayed only when authentic (`verified`).
  */
 
-export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session';
-const changeKinds = new Set<unknown>(['review', 'access', 'pin', 'agent', 'member', 'session']);
+/** `exchange`: a session's events committed (its id and the range of sequence numbers), for the console's live view. */
+export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session' | 'exchange';
+const changeKinds = new Set<unknown>(['review', 'access', 'pin', 'agent', 'member', 'session', 'exchange']);
 
 export interface Change {
   kind: ChangeKind;

@@ -59,6 +59,12 @@ export interface RecorderOptions {
   sweepMs?: number;
 }
 
+/** The sequence numbers of one session's events that a batch wrote, first to last. */
+export interface CommittedRange {
+  first: number;
+  last: number;
+}
+
 export class Recorder {
   readonly store: Store;
   readonly instanceId: string;
@@ -81,6 +87,7 @@ export class Recorder {
   readonly #timers: NodeJS.Timeout[] = [];
   #closed = false;
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
+  readonly #committed: Array<(sessions: ReadonlyMap<string, CommittedRange>) => void> = [];
 
   private constructor(o: RecorderOptions, ledger: { seq: number; hash: string }) {
     this.store = o.store;
@@ -299,6 +306,34 @@ export class Recorder {
     this.#stats.commits++;
     this.#stats.events += written.batch.events.length;
     for (const c of commits) c.succeed();
+    if (this.#committed.length > 0 && written.batch.events.length > 0) this.#tellCommitted(written.batch.events);
+  }
+
+  /**
+   * Calls `fn` after each batch is durable with the sessions whose events it wrote and the range of their sequence
+   * numbers (the console's live view of exchanges reads them back from the store).
+   */
+  onCommitted(fn: (sessions: ReadonlyMap<string, CommittedRange>) => void): void {
+    this.#committed.push(fn);
+  }
+
+  #tellCommitted(events: readonly { sessionId: string; seq: number }[]): void {
+    const sessions = new Map<string, CommittedRange>();
+    for (const e of events) {
+      const range = sessions.get(e.sessionId);
+      if (range === undefined) sessions.set(e.sessionId, { first: e.seq, last: e.seq });
+      else {
+        range.first = Math.min(range.first, e.seq);
+        range.last = Math.max(range.last, e.seq);
+      }
+    }
+    for (const fn of this.#committed) {
+      try {
+        fn(sessions);
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'a listener of committed events failed');
+      }
+    }
   }
 
   /** Marks the items' chains in flight and takes their commits. */

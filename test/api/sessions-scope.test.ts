@@ -66,8 +66,10 @@ describe('sessions are scoped by subject and issuer', () => {
       const id = await rawInitialize(gw.mcp('everything'), adaAtA);
       await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...adaAtA, 'mcp-session-id': id } });
       await waitFor(() => atA.some((e) => e.type === 'session-closed' && e.id === id), 'the owner hears the session end');
+      // The events of its exchanges reach the owner too, as they are recorded.
+      await waitFor(() => atA.some((e) => e.type === 'session-events' && e.id === id), 'the owner hears its exchanges');
       assert.deepEqual(
-        atA.map((e) => e.type),
+        atA.filter((e) => e.type !== 'session-events').map((e) => e.type),
         ['session-opened', 'session-closed'],
       );
       assert.deepEqual(atB, [], 'ada at the other IdP hears nothing of it');

@@ -246,4 +246,54 @@ describe('replicas on one PostgreSQL store', () => {
       controller.abort();
     }
   });
+  it("a replica's console shows the exchanges of the other replica's sessions as recorded, to those who may see them", async () => {
+    type Line = { seq: number; direction: string | null; boundary: string | null; payload?: string; hash: string; rpc?: { kind: string; method?: string } };
+    type Live = { type: string; id?: string; events?: Line[] };
+    const linesOf = (events: Live[], id: string) => events.filter((e) => e.type === 'session-events' && e.id === id).flatMap((e) => e.events!);
+    const controller = new AbortController();
+    try {
+      const auditor = await consoleSignIn(gw1, 'erin');
+      const stranger = await consoleSignIn(gw1, 'dana');
+      const seen = (await readLiveEvents(gw1, auditor.cookie, controller.signal)) as Live[];
+      const notSeen = (await readLiveEvents(gw1, stranger.cookie, controller.signal)) as Live[];
+      // The echo server echoes `message`: a key masking finds, so the answer alice gets (and its recording) is masked.
+      const planted = `AKIA${'Z7'.repeat(8)}`;
+      const alice = await connect(gw2, 'alice');
+      const answer = (await alice.callTool({ name: 'echo', arguments: { text: 'live on replica 2', message: planted } })) as CallToolResult;
+      assert.doesNotMatch(JSON.stringify(answer), new RegExp(planted), 'masked toward the client');
+      let id = '';
+      await waitFor(() => {
+        const call = seen.find(
+          (e) => e.type === 'session-events' && e.events!.some((l) => l.rpc?.method === 'tools/call' && l.payload?.includes('live on replica 2')),
+        );
+        id = call?.id ?? '';
+        return id !== '' && linesOf(seen, id).some((l) => l.direction === 'toClient' && l.rpc?.kind === 'response' && l.payload?.includes('Echo'));
+      }, "the call on replica 2 and its answer to show in replica 1's live stream");
+      assert.equal(gw1.gateway.sessions.get(id), undefined, 'the session is served by replica 2, not replica 1');
+      // As recorded: each line is the API's line for that event, the answer masked; never a token.
+      const recorded = await api<{ events: Line[] }>(gw1, 'erin', 'GET', `/api/sessions/${encodeURIComponent(id)}/events`);
+      const bySeq = new Map(recorded.body.events.map((l) => [l.seq, l]));
+      for (const line of linesOf(seen, id)) {
+        assert.equal(line.hash, bySeq.get(line.seq)?.hash, `event ${line.seq} as recorded`);
+        assert.equal(line.payload, bySeq.get(line.seq)?.payload, `event ${line.seq} as recorded`);
+        if (line.direction === 'toClient') assert.doesNotMatch(line.payload ?? '', new RegExp(planted), `event ${line.seq} masked`);
+      }
+      const text = JSON.stringify(seen);
+      for (const token of Object.values(tokens)) assert.equal(text.includes(token), false, 'no token in the live stream');
+      // dana is neither alice nor an auditor: her stream carries her own session's exchanges, which come after alice's.
+      const dana = await connect(gw2, 'dana');
+      await dana.callTool({ name: 'echo', arguments: { text: 'dana on replica 2' } });
+      await waitFor(
+        () => notSeen.some((e) => e.type === 'session-events' && e.events!.some((l) => l.payload?.includes('dana on replica 2'))),
+        "dana's own exchange to show in her stream",
+      );
+      assert.equal(
+        notSeen.some((e) => e.id === id),
+        false,
+        "dana does not see alice's exchanges",
+      );
+    } finally {
+      controller.abort();
+    }
+  });
 });

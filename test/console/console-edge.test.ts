@@ -22,8 +22,8 @@ process.env.PORTCULLIS_TEST_CONSOLE_SECRET = 'planted-console-secret-0042';
 
 const users = { olga: ['eng'], omar: ['eng'], audrey: ['auditors'], adam: ['admins'] };
 
-/** One recorded session of `user` on `everything`: initialize, an echo, and the end. */
-async function recordSession(gw: TestGateway, user: string): Promise<string> {
+/** One recorded session of `user` on `everything`: initialize, an echo (of `message`), and the end. */
+async function recordSession(gw: TestGateway, user: string, message = `from ${user}`): Promise<string> {
   const auth = { authorization: `Bearer ${await gw.tokenFor(user)}` };
   const id = await rawInitialize(gw.mcp('everything'), auth);
   const headers = { ...mcpHeaders, ...auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
@@ -31,7 +31,7 @@ async function recordSession(gw: TestGateway, user: string): Promise<string> {
     await fetch(gw.mcp('everything'), {
       method: 'POST',
       headers,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: `from ${user}` } } }),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message } } }),
     })
   ).text();
   await fetch(gw.mcp('everything'), { method: 'DELETE', headers: { ...auth, 'mcp-session-id': id } });
@@ -316,8 +316,10 @@ describe('the console over HTTP', () => {
         const olgas = await recordSession(gw, 'olga');
         await waitFor(() => audreyEvents.filter((e) => e.type === 'session-closed').length === 2, 'the auditor hears both sessions end');
         await waitFor(() => olgaEvents.some((e) => e.type === 'session-closed'), 'olga hears her own session end');
+        // Sessions opening and closing; the events of their exchanges come as they are recorded (below).
+        const comings = (events: typeof audreyEvents) => events.filter((e) => e.type !== 'session-events');
         assert.deepEqual(
-          audreyEvents.map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
+          comings(audreyEvents).map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
           [
             ['session-opened', omars],
             ['session-closed', omars],
@@ -326,13 +328,41 @@ describe('the console over HTTP', () => {
           ],
         );
         assert.deepEqual(
-          olgaEvents.map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
+          comings(olgaEvents).map((e) => [e.type, (e.session as { id?: string } | undefined)?.id ?? e.id]),
           [
             ['session-opened', olgas],
             ['session-closed', olgas],
           ],
           'never someone else’s',
         );
+        // The exchanges of both sessions reach the auditor, and only olga's reach olga.
+        await waitFor(
+          () => [omars, olgas].every((id) => audreyEvents.some((e) => e.type === 'session-events' && e.id === id)),
+          "the auditor hears both sessions' exchanges",
+        );
+        await waitFor(() => olgaEvents.some((e) => e.type === 'session-events' && e.id === olgas), "olga hears her own session's exchanges");
+        assert.deepEqual([...new Set(olgaEvents.filter((e) => e.type === 'session-events').map((e) => e.id))], [olgas], 'never someone else’s exchanges');
+      } finally {
+        abort.abort();
+      }
+    });
+
+    it('leave a long payload out of an event line, which the page reads from the API', async () => {
+      const abort = new AbortController();
+      try {
+        const events = await readLiveEvents(gw, (await consoleSignIn(gw, 'olga')).cookie, abort.signal);
+        const id = await recordSession(gw, 'olga', 'x'.repeat(20_000));
+        type Line = { seq: number; payload?: string; cut?: true; rpc?: { kind: string; method?: string } };
+        const lines = () => events.filter((e) => e.type === 'session-events' && e.id === id).flatMap((e) => e.events as Line[]);
+        await waitFor(() => lines().some((l) => l.rpc?.method === 'tools/call'), 'the call in the stream');
+        const call = lines().find((l) => l.rpc?.method === 'tools/call')!;
+        assert.equal(call.cut, true);
+        assert.equal(call.payload, undefined);
+        const initialize = lines().find((l) => l.rpc?.method === 'initialize')!;
+        assert.equal(initialize.cut, undefined);
+        assert.match(initialize.payload!, /"initialize"/);
+        const recorded = (await (await fetch(new URL(`/api/sessions/${id}/events`, gw.url), { headers: gw.apiAuth })).json()) as { events: Line[] };
+        assert.equal(recorded.events.find((l) => l.seq === call.seq)!.payload!.length > 20_000, true, 'the API has it whole');
       } finally {
         abort.abort();
       }

@@ -6,11 +6,13 @@ import { keyIdOfPem } from '../../src/recording/keys.js';
 import { trustedKeys, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
 import type { SessionRow } from '../../src/store/types.js';
+import { callApi } from '../helpers/api.js';
 import { runCli } from '../helpers/cli.js';
 import { closeClient, connectClient } from '../helpers/client.js';
+import { readLiveEvents } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { connectV2 } from '../helpers/modern.js';
-import { type Cluster, metric, startCluster } from '../helpers/replicas.js';
+import { type Cluster, clusterUsers, metric, startCluster } from '../helpers/replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -20,6 +22,8 @@ import { waitFor } from '../helpers/wait.js';
  */
 
 const connection = 'everything';
+/** A connection only `testers` may use, or whoever a lead grants it to for a while. */
+const granted = 'granted';
 
 describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
   let cluster: Cluster;
@@ -28,10 +32,18 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
   before(async () => {
     cluster = await startCluster({
       count: 3,
+      users: { ...clusterUsers, lead: ['leads'], outsider: ['outsiders'] },
       // No warm spares: a server process only where a session is (three gateways share the machine's two cores).
-      connections: { [connection]: { stdio: { ...everythingStdio(), spares: 0 } } },
-      // Pooled upstream sessions of modern clients close a few seconds after their last use, so their recordings get sealed.
-      extra: { sessions: { modernIdleTimeout: '5s' } },
+      connections: {
+        [connection]: { stdio: { ...everythingStdio(), spares: 0 } },
+        [granted]: { stdio: { ...everythingStdio(), spares: 0 }, access: { groups: ['testers'], approvers: ['leads'], maxGrant: '1h' } },
+      },
+      extra: {
+        // Pooled upstream sessions of modern clients close a few seconds after their last use, so their recordings get sealed.
+        sessions: { modernIdleTimeout: '5s' },
+        // An echo whose message starts with "hold" waits for a lead's approval.
+        rules: [{ name: 'held', when: 'tool.name == "echo" && arguments.message.startsWith("hold")', action: 'review', approvers: ['leads'] }],
+      },
     });
     store = await cluster.store.open();
   });
@@ -41,6 +53,19 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
   });
 
   const received = (r: Cluster['replicas'][number]) => metric(cluster, r, 'portcullis_messages_total', { connection, direction: 'toServer' });
+  /** A replica other than the one named. */
+  const otherThan = (instanceId: string) => cluster.replicas.find((r) => r.instanceId !== instanceId)!;
+
+  /** The auditor's console cookie, signed in through HAProxy (the sign-in lives in the shared store). */
+  async function auditorCookie(): Promise<string> {
+    const signIn = await fetch(new URL('/auth/dev', cluster.url), {
+      method: 'POST',
+      headers: { origin: cluster.url, 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'auditor', key: cluster.consoleKey }),
+    });
+    assert.equal(signIn.status, 200, await signIn.text());
+    return (signIn.headers.get('set-cookie') ?? '').split(';')[0]!;
+  }
 
   it('serves v2 clients pinned to 2026-07-28 from every replica: tools, resources, progress', async () => {
     const before = await Promise.all(cluster.replicas.map(received));
@@ -107,14 +132,7 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
     const recorded = await store.listSessions({ limit: 1000 });
     const byInstance = new Map(recorded.map((s) => [s.instanceId, s.id]));
     assert.equal(byInstance.size, 3);
-    // The auditor signs in to the console through HAProxy: the sign-in lives in the shared store.
-    const signIn = await fetch(new URL('/auth/dev', cluster.url), {
-      method: 'POST',
-      headers: { origin: cluster.url, 'content-type': 'application/json' },
-      body: JSON.stringify({ user: 'auditor', key: cluster.consoleKey }),
-    });
-    assert.equal(signIn.status, 200, await signIn.text());
-    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const cookie = await auditorCookie();
     for (const r of cluster.replicas) {
       // The console's list, asked of this replica directly.
       const res = await fetch(new URL('/api/sessions?limit=1000', r.url), { headers: { cookie } });
@@ -180,6 +198,118 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
       assert.ok((await received(cluster.replicas[1]!)) > before, 'the restarted replica serves again');
     } finally {
       await client.close();
+    }
+  });
+
+  it('releases a call held for review on one replica when a lead approves it through another', async (t) => {
+    const lead = await cluster.token('lead');
+    const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' });
+    try {
+      let answeredAt = 0;
+      const call = client.callTool({ name: 'echo', arguments: { message: 'hold for a lead' } }, { timeout: 120_000 }).then((r) => {
+        answeredAt = performance.now();
+        return r;
+      });
+      call.catch(() => {});
+      let id = '';
+      await waitFor(async () => {
+        const r = await callApi<{ reviews?: Array<{ id: string; params: { arguments?: { message?: string } } }> }>(
+          cluster.url,
+          lead,
+          'GET',
+          '/api/reviews?status=pending',
+        );
+        id = r.body.reviews?.find((v) => v.params.arguments?.message === 'hold for a lead')?.id ?? '';
+        return id !== '';
+      }, 'the call to wait for review');
+      const holder = (await store.getReview(id))!.instanceId;
+      const approver = otherThan(holder);
+      const approvedAt = performance.now();
+      const approved = await callApi(approver.url, lead, 'POST', `/api/reviews/${id}/approve`, { note: 'fine' });
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      const result = await call;
+      assert.deepEqual(result.content, [{ type: 'text', text: 'Echo: hold for a lead' }]);
+      t.diagnostic(
+        `held on ${holder}, approved through ${approver.instanceId}: the client had its answer ${Math.round(answeredAt - approvedAt)} ms after the approval was sent (not asserted)`,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('ends a legacy session on the replica that owns it when its grant is revoked through another', async () => {
+    const [outsider, lead] = [await cluster.token('outsider'), await cluster.token('lead')];
+    const asked = await callApi<{ request?: { id: string } }>(cluster.url, outsider, 'POST', '/api/access', {
+      connection: granted,
+      duration: '30m',
+      reason: 'incident',
+    });
+    assert.equal(asked.status, 201, JSON.stringify(asked.body));
+    const id = asked.body.request!.id;
+    const approved = await callApi(cluster.url, lead, 'POST', `/api/access/${id}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    // Admitted on whichever replica the initialize lands on, once that replica knows of the grant.
+    let session: { client: Awaited<ReturnType<typeof connectClient>>['client']; transport: StreamableHTTPClientTransport } | undefined;
+    await waitFor(async () => {
+      const transport = new StreamableHTTPClientTransport(cluster.mcp(granted), { requestInit: { headers: { authorization: `Bearer ${outsider}` } } });
+      try {
+        session = { client: (await connectClient(transport, 'granted')).client, transport };
+        return true;
+      } catch {
+        await transport.close().catch(() => {});
+        return false;
+      }
+    }, 'the grant to admit the outsider');
+    const { client, transport } = session!;
+    try {
+      const result = await client.callTool({ name: 'echo', arguments: { message: 'while granted' } });
+      assert.deepEqual(result.content, [{ type: 'text', text: 'Echo: while granted' }]);
+      const sessionId = transport.sessionId!;
+      const owner = (await store.getSession(sessionId))!.instanceId;
+      const revoker = otherThan(owner);
+      const revoked = await callApi(revoker.url, lead, 'POST', `/api/access/${id}/revoke`, { note: 'over' });
+      assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+      await waitFor(
+        async () => (await store.getSession(sessionId))?.status !== 'open',
+        `the session on ${owner} to end (revoked through ${revoker.instanceId})`,
+      );
+      await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'after the revocation' } }));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("shows a live legacy session and its exchanges in every replica's console, whichever replica serves it", async () => {
+    type Live = { type: string; id?: string; session?: { id: string }; events?: Array<{ payload?: string; rpc?: { method?: string } }> };
+    const cookie = await auditorCookie();
+    const controller = new AbortController();
+    const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth } });
+    try {
+      const streams = (await Promise.all(cluster.replicas.map((r) => readLiveEvents(r, cookie, controller.signal)))) as Live[][];
+      const { client } = await connectClient(transport, 'watched');
+      try {
+        await client.callTool({ name: 'echo', arguments: { message: 'watched live' } });
+        const sessionId = transport.sessionId!;
+        const owner = (await store.getSession(sessionId))!.instanceId;
+        for (const [i, seen] of streams.entries()) {
+          const where = `the console of ${cluster.replicas[i]!.instanceId} (the session is on ${owner})`;
+          await waitFor(() => seen.some((e) => e.type === 'session-opened' && e.session?.id === sessionId), `the session in ${where}`);
+          await waitFor(
+            () =>
+              seen.some(
+                (e) =>
+                  e.type === 'session-events' &&
+                  e.id === sessionId &&
+                  e.events!.some((l) => l.rpc?.method === 'tools/call' && l.payload?.includes('watched live')),
+              ),
+            `its call in ${where}`,
+          );
+        }
+      } finally {
+        await closeClient(client, transport);
+      }
+    } finally {
+      controller.abort();
     }
   });
 });

@@ -71,7 +71,7 @@ export async function consoleSignInAtIdp(gw: TestGateway, idp: { issuer: string 
 }
 
 /** Reads a console cookie's live stream (/api/console/live): `events` fills as they come, until `signal` aborts. */
-export async function readLiveEvents(gw: TestGateway, cookie: string, signal: AbortSignal): Promise<Array<Record<string, unknown>>> {
+export async function readLiveEvents(gw: Pick<TestGateway, 'url'>, cookie: string, signal: AbortSignal): Promise<Array<Record<string, unknown>>> {
   const res = await fetch(new URL('/api/console/live', gw.url), { headers: { cookie }, signal });
   if (res.headers.get('content-type') !== 'text/event-stream') throw new Error(`/api/console/live: HTTP ${res.status} ${await res.text()}`);
   const events: Array<Record<string, unknown>> = [];

@@ -1,9 +1,10 @@
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Alert } from '../components/alert';
 import { get } from '../api';
 import { JsonView, parseJson } from '../components/json-view';
 import { Link } from '../components/link';
 import { duration, person, time } from '../format';
+import { type LiveEvent, useLive } from '../live';
 
 interface Session {
   id: string;
@@ -150,16 +151,31 @@ export function ReplayPage({ id }: { id: string }) {
     void verify();
   }, [id]);
 
-  // A session in progress is followed, a poll a second, until it ends: the session is read first and its events
-  // after, so the read that sees it closed has all of them.
+  // A session in progress is followed until it ends: read again as soon as the live stream says it recorded more
+  // (whichever replica serves it), and once a second in any case. The session is read first and its events after,
+  // so the read that sees it closed has all of them.
   const following = session?.status === 'open' && events !== undefined;
+  const wake = useRef<() => void>(() => {});
+  const onLive = useCallback(
+    (e: LiveEvent) => {
+      if (e.type === 'session-events' && e.id === id) wake.current();
+    },
+    [id],
+  );
+  useLive(onLive);
   useEffect(() => {
     if (!following) return;
     let stopped = false;
     let after = events.at(-1)?.seq ?? -1;
     void (async () => {
       while (!stopped) {
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, 1000);
+          wake.current = () => {
+            clearTimeout(timer);
+            r();
+          };
+        });
         try {
           const now = await readSession();
           const more = await eventsAfter(id, after);
