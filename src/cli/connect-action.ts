@@ -5,7 +5,7 @@ import { currentToken } from './token-source.js';
 
 /** `portcullis connect`: a stdio MCP server on this process, relaying to the connection on the gateway until stdin ends. */
 export async function connectAction(connection: string, opts: GatewayCommandOptions): Promise<void> {
-  const base = gatewayBaseUrl('connect', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('connect', opts.gateway, opts.config);
   const endpoint = new URL(`mcp/${encodeURIComponent(connection)}`, `${base}/`);
   const report = (line: string) => process.stderr.write(`portcullis connect: ${line}\n`);
   await runStdioBridge({ endpoint, report, token: () => currentToken(base, report) });

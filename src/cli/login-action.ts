@@ -33,7 +33,7 @@ function openBrowser(url: URL): void {
 
 /** `login` with an OIDC provider: the authorization-code flow with PKCE, or the device flow. */
 async function oidcLogin(opts: LoginOptions): Promise<void> {
-  const base = gatewayBaseUrl('login', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('login', opts.gateway, opts.config);
   let target: LoginTarget;
   try {
     target = await loginTarget(base, opts);
@@ -77,7 +77,7 @@ async function devLogin(user: string, opts: LoginOptions): Promise<void> {
       2,
     );
   }
-  const base = gatewayBaseUrl('login', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('login', opts.gateway, opts.config);
   let dev: DevIdentity;
   let minted: { token: string; expiresAtMs: number };
   try {

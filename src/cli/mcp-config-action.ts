@@ -12,8 +12,8 @@ export function mcpConfigEntry(connection: string, base: string, transport: 'std
 }
 
 /** `portcullis mcp-config`: the client entry for a connection, as JSON on stdout. */
-export function mcpConfigAction(connection: string, opts: GatewayCommandOptions & { http?: boolean }): void {
-  const base = gatewayBaseUrl('mcp-config', opts.gateway, opts.config);
+export async function mcpConfigAction(connection: string, opts: GatewayCommandOptions & { http?: boolean }): Promise<void> {
+  const base = await gatewayBaseUrl('mcp-config', opts.gateway, opts.config);
   const entry = mcpConfigEntry(connection, base, opts.http ? 'http' : 'stdio');
   process.stdout.write(`${JSON.stringify({ mcpServers: { [connection]: entry } }, null, 2)}\n`);
   if (!opts.http) process.stderr.write('Sign in first with `portcullis login`; `connect` uses the cached token.\n');

@@ -24,7 +24,7 @@ function describe(r: AccessRequestRow): string {
 }
 
 export async function accessRequestAction(connection: string, opts: Common & { for: string; reason: string }): Promise<void> {
-  const base = gatewayBaseUrl('access', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('access', opts.gateway, opts.config);
   const { request } = (await callGateway('access', base, 'POST', '/api/access', { connection, duration: opts.for, reason: opts.reason })) as {
     request: AccessRequestRow;
   };
@@ -32,7 +32,7 @@ export async function accessRequestAction(connection: string, opts: Common & { f
 }
 
 export async function accessListAction(opts: Common & { status?: string; json?: boolean }): Promise<void> {
-  const base = gatewayBaseUrl('access', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('access', opts.gateway, opts.config);
   const { requests } = (await callGateway('access', base, 'GET', `/api/access${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
     requests: AccessRequestRow[];
   };
@@ -62,7 +62,7 @@ export async function accessListAction(opts: Common & { status?: string; json?: 
 }
 
 export async function accessDecisionAction(action: 'approve' | 'deny' | 'revoke', id: string, opts: Common & { note?: string }): Promise<void> {
-  const base = gatewayBaseUrl('access', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('access', opts.gateway, opts.config);
   const { request } = (await callGateway('access', base, 'POST', `/api/access/${encodeURIComponent(id)}/${action}`, opts.note ? { note: opts.note } : {})) as {
     request: AccessRequestRow;
   };

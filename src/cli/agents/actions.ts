@@ -92,7 +92,7 @@ export async function agentsListAction(o: { config?: string; gateway?: string; j
   const rows = await withStore(o.config, (store) => store.listAgents());
   let live: Map<string, AgentStatus> | undefined;
   try {
-    const { agents } = (await callGateway('agents', gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents', undefined, localKey(o))) as {
+    const { agents } = (await callGateway('agents', await gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents', undefined, localKey(o))) as {
       agents: AgentStatus[];
     };
     live = new Map(agents.map((a) => [a.name, a]));

@@ -50,7 +50,7 @@ const reasonLines = (list: Reason[]) =>
   list.map((r) => `  ${r.rule}  ${r.field}: ${r.message}${r.connections?.length ? ` (${r.connections.join(', ')})` : ''}`);
 
 export async function pinsListAction(opts: GatewayCommandOptions & { connection?: string; json?: boolean }): Promise<void> {
-  const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('pins', opts.gateway, opts.config);
   const { pins } = (await callGateway('pins', base, 'GET', `/api/pins${opts.connection ? `?connection=${encodeURIComponent(opts.connection)}` : ''}`)) as {
     pins: Pin[];
   };
@@ -69,7 +69,7 @@ export async function pinsListAction(opts: GatewayCommandOptions & { connection?
 }
 
 export async function pinsDiffAction(connection: string, tool: string, opts: GatewayCommandOptions): Promise<void> {
-  const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('pins', opts.gateway, opts.config);
   const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
   if (pin.pendingDigest === null) {
     process.stdout.write(`tool '${tool}' on '${connection}' is ${pin.status} (${short(pin.digest)}); no new definition waits for approval\n`);
@@ -88,7 +88,7 @@ export async function pinsDiffAction(connection: string, tool: string, opts: Gat
 }
 
 export async function pinsShowAction(connection: string, tool: string, opts: GatewayCommandOptions & { json?: boolean }): Promise<void> {
-  const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('pins', opts.gateway, opts.config);
   const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(pin)}\n`);
@@ -110,7 +110,7 @@ export async function pinsShowAction(connection: string, tool: string, opts: Gat
 }
 
 export async function pinsApproveAction(connection: string, tool: string, opts: GatewayCommandOptions & { digest?: string }): Promise<void> {
-  const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('pins', opts.gateway, opts.config);
   const { pin } = (await callGateway('pins', base, 'POST', `${pinPath(connection, tool)}/approve`, opts.digest ? { digest: opts.digest } : {})) as {
     pin: Pin;
   };

@@ -25,7 +25,7 @@ function summary(r: Review): string {
 }
 
 export async function reviewsListAction(opts: GatewayCommandOptions & { status?: string; json?: boolean }): Promise<void> {
-  const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('reviews', opts.gateway, opts.config);
   const { reviews } = (await callGateway('reviews', base, 'GET', `/api/reviews${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
     reviews: Review[];
   };
@@ -55,7 +55,7 @@ export async function reviewsListAction(opts: GatewayCommandOptions & { status?:
 }
 
 export async function reviewsShowAction(id: string, opts: GatewayCommandOptions & { json?: boolean }): Promise<void> {
-  const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('reviews', opts.gateway, opts.config);
   const { review: r } = (await callGateway('reviews', base, 'GET', `/api/reviews/${encodeURIComponent(id)}`)) as { review: Review };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
@@ -83,7 +83,7 @@ export async function reviewsDecisionAction(
   id: string,
   opts: GatewayCommandOptions & { note?: string; reason?: string },
 ): Promise<void> {
-  const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
+  const base = await gatewayBaseUrl('reviews', opts.gateway, opts.config);
   const body = action === 'approve' ? (opts.note ? { note: opts.note } : {}) : { reason: opts.reason };
   const { review } = (await callGateway('reviews', base, 'POST', `/api/reviews/${encodeURIComponent(id)}/${action}`, body)) as { review: Review };
   process.stdout.write(`${printable(summary(review))}\n`);
