@@ -28,8 +28,8 @@ export interface ServerToClientParts {
   toServer: ServerForwarding;
   failures: FailureAnswers;
   flow: ClientFlow | undefined;
-  /** Whether the session has ended (while a stage held a message, say): then nothing more goes either way. */
-  ended(): boolean;
+  /** Whether the session is closed (while a stage held a message, say): then nothing more goes either way. */
+  isClosed(): boolean;
   /** The server answered the client's initialize: what the two agreed on. */
   negotiated(agreed: NegotiatedFields): void;
   close(reason: string): void;
@@ -94,9 +94,9 @@ export class ServerToClient {
   }
 
   #afterPipeline(original: JsonRpcMessage, text: string, outcome: Outcome, related: RequestId | undefined, ctx: TracedContext, left: () => void): void {
-    if (this.#p.ended() || outcome.action === 'answer') left();
+    if (this.#p.isClosed() || outcome.action === 'answer') left();
     // Asked again: `left` can be what ends the session (after a refused initialize).
-    if (this.#p.ended()) return;
+    if (this.#p.isClosed()) return;
     if (outcome.action === 'answer') {
       // A stage answered a server request itself (e.g. refused a sampling request): reply upstream.
       if (!this.#p.tap.received('toClient', text, ctx)) return;

@@ -133,7 +133,7 @@ export class Session implements SessionInfo {
       toServer: this.#toServer,
       failures: this.#failures,
       flow: this.#flow,
-      ended: () => this.#state === 'closed',
+      isClosed: () => this.#state === 'closed',
       negotiated: (agreed) => this.#negotiated(agreed),
       close: (reason) => void this.close(reason),
     });
