@@ -2,7 +2,7 @@ import type { AccessRequestRow } from '../../store/types.js';
 import { callGateway } from '../gateway-api.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
 import { type GatewayCommandOptions as Common, isoSeconds as iso } from '../gateway-command.js';
-import { table } from '../table.js';
+import { printList } from '../print-list.js';
 
 /** What `portcullis access …` does, over the gateway's API as the signed-in user (the flags are in index.ts). */
 
@@ -36,17 +36,11 @@ export async function accessListAction(opts: Common & { status?: string; json?: 
   const { requests } = (await callGateway('access', base, 'GET', `/api/access${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
     requests: AccessRequestRow[];
   };
-  if (opts.json) {
-    for (const r of requests) process.stdout.write(`${JSON.stringify(r)}\n`);
-    return;
-  }
-  if (requests.length === 0) {
-    process.stdout.write('no access requests\n');
-    return;
-  }
-  const rows = [['ID', 'CONNECTION', 'REQUESTER', 'FOR', 'STATUS', 'CREATED', 'UNTIL', 'DECIDED BY', 'REASON']];
-  for (const r of requests) {
-    rows.push([
+  printList(requests, {
+    json: opts.json,
+    none: 'no access requests',
+    header: ['ID', 'CONNECTION', 'REQUESTER', 'FOR', 'STATUS', 'CREATED', 'UNTIL', 'DECIDED BY', 'REASON'],
+    row: (r) => [
       r.id,
       r.connection,
       r.requesterSubject,
@@ -56,9 +50,8 @@ export async function accessListAction(opts: Common & { status?: string; json?: 
       iso(r.expiresAtUs),
       r.deciderSubject ?? '-',
       r.reason,
-    ]);
-  }
-  process.stdout.write(`${table(rows)}\n`);
+    ],
+  });
 }
 
 export async function accessDecisionAction(action: 'approve' | 'deny' | 'revoke', id: string, opts: Common & { note?: string }): Promise<void> {

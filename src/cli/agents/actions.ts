@@ -11,7 +11,7 @@ import { readLocalApiKey } from '../../crypto/local-api-key.js';
 import { callGateway } from '../gateway-api.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
 import { configForCommand } from '../load-config.js';
-import { table } from '../table.js';
+import { printList } from '../print-list.js';
 
 /** What `portcullis agents …` does (the flags are in index.ts). */
 
@@ -116,17 +116,11 @@ export async function agentsListAction(o: { config?: string; gateway?: string; j
       known: r !== undefined,
     };
   });
-  if (o.json) {
-    for (const v of view) process.stdout.write(`${JSON.stringify(v)}\n`);
-    return;
-  }
-  if (view.length === 0) {
-    process.stdout.write('no agents; create one with: portcullis agents create <name>\n');
-    return;
-  }
-  const out = [['AGENT', 'STATE', 'VERSION', 'CONNECTIONS', 'SESSIONS', 'LAST HEARTBEAT', 'CREATED']];
-  for (const v of view)
-    out.push([
+  printList(view, {
+    json: o.json,
+    none: 'no agents; create one with: portcullis agents create <name>',
+    header: ['AGENT', 'STATE', 'VERSION', 'CONNECTIONS', 'SESSIONS', 'LAST HEARTBEAT', 'CREATED'],
+    row: (v) => [
       v.name,
       v.known ? v.state : `${v.state} (no token: portcullis agents create ${v.name})`,
       v.version ?? '-',
@@ -134,8 +128,8 @@ export async function agentsListAction(o: { config?: string; gateway?: string; j
       String(v.sessions),
       v.lastHeartbeat ?? '-',
       v.created ?? '-',
-    ]);
-  process.stdout.write(`${table(out)}\n`);
+    ],
+  });
 }
 
 export async function agentsRevokeAction(name: string, o: { config?: string }): Promise<void> {

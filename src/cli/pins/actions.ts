@@ -1,7 +1,8 @@
 import { callGateway } from '../gateway-api.js';
 import type { GatewayCommandOptions } from '../gateway-command.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
-import { printable, table } from '../table.js';
+import { printList } from '../print-list.js';
+import { printable } from '../table.js';
 import { lineDiff } from './line-diff.js';
 
 /** What `portcullis pins …` does, over the gateway's API as the signed-in user (the flags are in index.ts). */
@@ -54,18 +55,12 @@ export async function pinsListAction(opts: GatewayCommandOptions & { connection?
   const { pins } = (await callGateway('pins', base, 'GET', `/api/pins${opts.connection ? `?connection=${encodeURIComponent(opts.connection)}` : ''}`)) as {
     pins: Pin[];
   };
-  if (opts.json) {
-    for (const p of pins) process.stdout.write(`${JSON.stringify(p)}\n`);
-    return;
-  }
-  if (pins.length === 0) {
-    process.stdout.write('no pinned tools yet (a connection is pinned the first time its tools are listed)\n');
-    return;
-  }
-  const rows = [['CONNECTION', 'TOOL', 'STATUS', 'PINNED', 'WAITING', 'APPROVED BY', 'NOTES']];
-  for (const p of pins)
-    rows.push([p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-'), notes(p)]);
-  process.stdout.write(`${table(rows)}\n`);
+  printList(pins, {
+    json: opts.json,
+    none: 'no pinned tools yet (a connection is pinned the first time its tools are listed)',
+    header: ['CONNECTION', 'TOOL', 'STATUS', 'PINNED', 'WAITING', 'APPROVED BY', 'NOTES'],
+    row: (p) => [p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-'), notes(p)],
+  });
 }
 
 export async function pinsDiffAction(connection: string, tool: string, opts: GatewayCommandOptions): Promise<void> {

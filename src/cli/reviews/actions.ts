@@ -2,7 +2,8 @@ import type { ReviewView } from '../../reviews/view.js';
 import { callGateway } from '../gateway-api.js';
 import type { GatewayCommandOptions } from '../gateway-command.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
-import { printable, table } from '../table.js';
+import { printList } from '../print-list.js';
+import { printable } from '../table.js';
 
 /** What `portcullis reviews …` does, over the gateway's API as the signed-in user (the flags are in index.ts). */
 
@@ -29,17 +30,11 @@ export async function reviewsListAction(opts: GatewayCommandOptions & { status?:
   const { reviews } = (await callGateway('reviews', base, 'GET', `/api/reviews${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
     reviews: Review[];
   };
-  if (opts.json) {
-    for (const r of reviews) process.stdout.write(`${JSON.stringify(r)}\n`);
-    return;
-  }
-  if (reviews.length === 0) {
-    process.stdout.write('no reviews\n');
-    return;
-  }
-  const rows = [['ID', 'STATUS', 'RULE', 'CONNECTION', 'CALLER', 'CALL', 'APPROVALS', 'CREATED', 'EXPIRES']];
-  for (const r of reviews) {
-    rows.push([
+  printList(reviews, {
+    json: opts.json,
+    none: 'no reviews',
+    header: ['ID', 'STATUS', 'RULE', 'CONNECTION', 'CALLER', 'CALL', 'APPROVALS', 'CREATED', 'EXPIRES'],
+    row: (r) => [
       r.id,
       r.status,
       r.rule,
@@ -49,9 +44,8 @@ export async function reviewsListAction(opts: GatewayCommandOptions & { status?:
       `${r.approvals.length}/${r.approvalsNeeded}`,
       second(r.createdAt),
       second(r.expiresAt),
-    ]);
-  }
-  process.stdout.write(`${table(rows)}\n`);
+    ],
+  });
 }
 
 export async function reviewsShowAction(id: string, opts: GatewayCommandOptions & { json?: boolean }): Promise<void> {

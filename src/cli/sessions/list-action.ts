@@ -4,7 +4,7 @@ import { nowUs } from '../../recording/time.js';
 import { durationOf, isoUs, peerInfo, shown } from '../../recording/transcript.js';
 import { type SessionEra, type SessionQuery, type SessionRow, type SessionStatus, sessionEras, sessionStatuses } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
-import { table } from '../table.js';
+import { printList } from '../print-list.js';
 
 export interface ListOptions {
   config?: string;
@@ -59,18 +59,12 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
         );
     }
     const sessions = await attestSessions(store, found);
-    if (o.json) {
-      for (const s of sessions) process.stdout.write(`${JSON.stringify(s)}\n`);
-      return;
-    }
-    if (sessions.length === 0) {
-      process.stdout.write('no sessions match\n');
-      return;
-    }
     const now = nowUs();
-    const rows = [['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'ERA', 'STATUS', 'EVENTS', 'CLIENT']];
-    for (const s of sessions) {
-      rows.push([
+    printList(sessions, {
+      json: o.json,
+      none: 'no sessions match',
+      header: ['SESSION', 'OPENED (UTC)', 'DURATION', 'USER', 'CONNECTION', 'ERA', 'STATUS', 'EVENTS', 'CLIENT'],
+      row: (s) => [
         s.id,
         isoUs(s.openedAtUs).slice(0, 19).replace('T', ' '),
         durationOf(s, now),
@@ -80,9 +74,9 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
         s.tampered.length > 0 ? `${s.status} ALTERED` : s.status,
         s.eventCount === null ? '-' : String(s.eventCount),
         s.clientInfo ? peerInfo(s.clientInfo) : '-',
-      ]);
-    }
-    process.stdout.write(`${table(rows)}\n`);
+      ],
+    });
+    if (o.json) return;
     const altered = sessions.filter((s) => s.tampered.length > 0);
     if (altered.length > 0) {
       process.stderr.write(
