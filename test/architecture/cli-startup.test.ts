@@ -19,6 +19,8 @@ const depcruise = join(root, 'node_modules/dependency-cruiser/bin/dependency-cru
 const entry = 'dist/src/cli/index.js';
 
 interface Dependency {
+  /** As written in the import. */
+  module: string;
   resolved: string;
   dynamic: boolean;
   coreModule: boolean;
@@ -54,8 +56,9 @@ test("the CLI's command declarations import no package but commander; the action
         dynamic.add(d.resolved);
         continue;
       }
-      const inPackage = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(d.resolved);
-      if (inPackage) packages.add(inPackage[1]!);
+      // A package by its name as imported: one whose exports map the cruiser cannot resolve counts too.
+      const inPackage = /^(?:@[^/]+\/)?[^./][^/]*/.exec(d.module);
+      if (inPackage) packages.add(inPackage[0]);
       else if (!loaded.has(d.resolved)) {
         loaded.add(d.resolved);
         queue.push(d.resolved);
