@@ -1,12 +1,12 @@
-import { configForCommand } from './load-config.js';
-
 /**
  * The gateway's base URL for a client command: --gateway, else $PORTCULLIS_URL, else the listen address of
  * --config, else http://127.0.0.1:8080. Exits 2 when it is not a URL.
  */
-export function gatewayBaseUrl(command: string, gateway: string | undefined, configFile: string | undefined): string {
+export async function gatewayBaseUrl(command: string, gateway: string | undefined, configFile: string | undefined): Promise<string> {
   let base = gateway ?? process.env.PORTCULLIS_URL;
   if (base === undefined && configFile !== undefined) {
+    // The config loader (its schema, YAML, CEL) is loaded only for a command given --config.
+    const { configForCommand } = await import('./load-config.js');
     const config = configForCommand(configFile);
     if (config.http.publicUrl !== undefined) base = config.http.publicUrl;
     else {

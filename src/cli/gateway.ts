@@ -1,102 +1,10 @@
-import { constants } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { Gateway } from '../gateway.js';
-import { localApiKeyPath } from '../crypto/local-api-key.js';
-import { createLogger, logProcessWarnings } from '../log.js';
-import { configForCommand } from './load-config.js';
-
-/** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
-const cliEntry = fileURLToPath(new URL('../../../bin/portcullis.js', import.meta.url));
-
-const cli = `node ${cliEntry}`;
-
-/** How to get a token: from the dev identity, or from the configured IdP. */
-function signIn(gateway: Gateway, embedded: boolean): string[] {
-  const config = embedded ? '' : ' --config FILE';
-  const dev = gateway.devIdentity;
-  if (dev === undefined) return ['Sign in:', `  ${cli} login --gateway ${gateway.url}   (your OIDC provider), then use the connections below`, ''];
-  const users = dev.users;
-  return [
-    'Sign in (dev identity: no OIDC issuer is configured; not for production):',
-    users.length === 0
-      ? '  no users yet: list some under identity.dev.users in the config (name: [groups])'
-      : `  ${cli} login --dev ${users[0]}${config} --print    (users: ${users.map((u) => `${u} [${gateway.config.identity.dev.users[u]!.join(', ')}]`).join(', ')})`,
-    '',
-  ];
-}
-
-function banner(gateway: Gateway, embedded: boolean): string {
-  const names = [...gateway.config.connections.keys()];
-  const first = names[0]!;
-  const lines = [
-    '',
-    `Portcullis is running at ${gateway.url}${embedded ? ' (embedded defaults: the demo server @modelcontextprotocol/server-everything)' : ''}`,
-    '',
-    'Connections:',
-    ...names.map((n) => `  ${n.padEnd(16)} Streamable HTTP ${gateway.url}/mcp/${n}    legacy SSE ${gateway.url}/sse/${n}`),
-    '',
-    ...signIn(gateway, embedded),
-    'Next:',
-    ...(gateway.consoleUrl ? [`  web console:    ${gateway.consoleUrl}${gateway.devIdentity ? '   (the link lets you sign in as a dev user)' : ''}`] : []),
-    `  stdio clients:  command ${JSON.stringify(process.execPath)}, args ${JSON.stringify([cliEntry, 'connect', first, '--gateway', gateway.url])}`,
-    `                  (or: ${cli} mcp-config ${first}${embedded ? '' : ' --config FILE'})`,
-    `  MCP Inspector:  npx @modelcontextprotocol/inspector   then "Streamable HTTP", ${gateway.url}/mcp/${first}, and the token as a Bearer header`,
-    `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'), { requestInit: { headers: { Authorization: 'Bearer …' } } })`,
-    `                  (the same URL serves MCP 2026-07-28 clients, e.g. the v2 SDK pinned to it; see docs/protocol.md)`,
-    `  recordings:     ${cli} sessions list${embedded ? '' : ' --config FILE'}`,
-    `  recordings API: curl -H "Authorization: Bearer $(cat ${localApiKeyPath(gateway.config.dataDir)})" ${gateway.url}/api/sessions`,
-    `  health:         curl ${gateway.url}/healthz`,
-    '',
-    'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first (a second signal stops at once).',
-    '',
-  ];
-  return lines.join('\n');
-}
+import type { GatewayOptions } from './gateway-action.js';
 
 export function gatewayCommand(): Command {
   return new Command('gateway')
     .description('run the gateway')
     .option('-c, --config <file>', 'config file (YAML); without it, embedded quick-start defaults')
     .option('--listen <host:port>', 'override the listen address from the config')
-    .action(async (opts: { config?: string; listen?: string }) => {
-      const config = configForCommand(opts.config);
-      if (opts.listen) {
-        const m = /^(.*):(\d+)$/.exec(opts.listen);
-        if (!m) {
-          process.stderr.write(`portcullis: --listen expects HOST:PORT, found ${JSON.stringify(opts.listen)}\n`);
-          process.exit(2);
-        }
-        config.listen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-      }
-      const log = createLogger(config.log.level);
-      logProcessWarnings(log);
-      let gateway: Gateway;
-      try {
-        gateway = await Gateway.start(config, { log });
-      } catch (err) {
-        process.stderr.write(`portcullis: ${(err as Error).message}\n`);
-        process.exit(1);
-      }
-      process.stdout.write(banner(gateway, opts.config === undefined));
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        // stderr is the JSON log: these are log lines too.
-        if (stopping) {
-          log.warn({ signal }, `${signal} received again: stopping at once, without draining`);
-          process.exit(128 + constants.signals[signal]);
-        }
-        stopping = true;
-        log.info({ signal, drainDelayMs: config.shutdown.drainDelayMs }, `${signal} received: not ready, then draining sessions`);
-        gateway.stop({ drainDelay: true }).then(
-          () => process.exit(0),
-          (err: unknown) => {
-            log.error({ err: (err as Error).message }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-    });
+    .action(async (opts: GatewayOptions) => (await import('./gateway-action.js')).gatewayAction(opts));
 }

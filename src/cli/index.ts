@@ -14,7 +14,11 @@ import { maskCommand } from './mask/index.js';
 import { mcpConfigCommand } from './mcp-config.js';
 import { sessionsCommand } from './sessions/index.js';
 
-/** The `portcullis` command line: one file per command, each parsing flags and calling the library. */
+/**
+ * The `portcullis` command line. Each command's flags are declared in its own file, which imports nothing heavy; its
+ * action (the library calls and the printing) lives in a sibling `*-action.ts` or `actions.ts`, imported when the
+ * command runs: `--help` and every command load only what they use, not the gateway, the SDKs and both drivers.
+ */
 export function buildCli(): Command {
   const program = new Command('portcullis')
     .description('An access gateway for MCP servers: every message seen, recorded and governed.')

@@ -1,4 +1,3 @@
-import { LoginError, refreshToken } from '../identity/oidc-login.js';
 import { type CachedToken, readCachedToken, writeCachedToken } from '../identity/token-cache.js';
 
 /** Refresh this long before expiry, so that a request never leaves with a token about to expire. */
@@ -26,6 +25,8 @@ export function tokenSource(): (base: string, report: (line: string) => void) =>
     }
     if (Date.now() + marginMs < cached.expiresAtMs) return cached.accessToken;
     if (cached.refreshToken !== undefined) {
+      // The OIDC client is loaded only for a refresh: most commands find a token that is still good.
+      const { LoginError, refreshToken } = await import('../identity/oidc-login.js');
       // One refresh at a time, however many requests are waiting for it.
       refreshing ??= refreshToken(cached).finally(() => (refreshing = undefined));
       try {

@@ -2,16 +2,7 @@ import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Outcome, SessionInfo } from '../pipeline/stage.js';
 import type { Identity } from '../core/identity.js';
-import {
-  ErrorCode,
-  errorResponse,
-  isNotification,
-  isRequest,
-  type JsonRpcMessage,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-  type RequestId,
-} from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, isNotification, isRequest, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import type { NegotiatedFields } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
@@ -19,14 +10,13 @@ import { andThen, ClientDelivery, noop } from '../exchange/client-delivery.js';
 import { FailureAnswers } from '../exchange/failure-answers.js';
 import { GatewayRequests } from '../exchange/gateway-requests.js';
 import { HeldRequests } from '../exchange/held-requests.js';
-import { InOrder } from '../exchange/in-order.js';
 import { RequestRouter } from '../exchange/request-router.js';
 import { ServerForwarding } from '../exchange/server-forwarding.js';
 import { recordingRefusal, type TracedContext, type Unrecorded, WriteAheadTap } from '../exchange/write-ahead-tap.js';
 import { type ClientFlow, upstreamFlow } from './client-flow.js';
 import { CallerIdentity } from './caller-identity.js';
-import { initializeOutcome } from './initialize.js';
 import type { SessionObserver, SessionOptions } from './session-options.js';
+import { ServerToClient } from './server-to-client.js';
 import type { ClientSink } from '../exchange/sink.js';
 
 export type { SessionObserver, SessionOptions } from './session-options.js';
@@ -36,8 +26,8 @@ type State = 'new' | 'open' | 'closed';
 /**
  * A legacy (2025-era) session: one client's session with one connection. A container that binds the client's edge,
  * the upstream link, the pipeline and the recording, owns the units that do the work (request-id routing, held
- * requests, the gateway's own requests, the write-ahead tap, to-client ordering, backpressure) and the lifecycle,
- * and dispatches each message through them: client → pipeline → tap → server, and back.
+ * requests, the gateway's own requests, the write-ahead tap, backpressure) and the lifecycle, and dispatches each
+ * message through them: client → pipeline → tap → server here, and back through ServerToClient.
  */
 export class Session implements SessionInfo {
   readonly id: string;
@@ -67,8 +57,8 @@ export class Session implements SessionInfo {
   readonly #held: HeldRequests;
   /** Bytes on their way to the client, and the pause of the upstream when it does not keep up. */
   readonly #flow: ClientFlow | undefined;
-  /** Messages to the client wait here while an earlier one is still in an asynchronous stage. */
-  readonly #toClientOrder = new InOrder();
+  /** What the server sends, on its way to the client. */
+  readonly #fromServer: ServerToClient;
   #markClosed!: () => void;
   /** Settles once close() has finished; a second close() waits on it. */
   readonly #closed = new Promise<void>((resolve) => (this.#markClosed = resolve));
@@ -131,7 +121,27 @@ export class Session implements SessionInfo {
       if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#held.holding(event.messageId, event.reason);
       this.#tap.verdict(event, ctx as TracedContext);
     });
-    this.#upstream.onmessage = (m, text) => this.#fromServer(m, text);
+    this.#fromServer = new ServerToClient({
+      session: this,
+      log: this.#log,
+      observers: this.#observers,
+      tap: this.#tap,
+      pipeline: this.#pipeline,
+      router: this.#router,
+      own: this.#own,
+      toClient: this.#toClient,
+      toServer: this.#toServer,
+      failures: this.#failures,
+      flow: this.#flow,
+      isClosed: () => this.#state === 'closed',
+      negotiated: (agreed) => this.#negotiated(agreed),
+      close: (reason) => void this.close(reason),
+    });
+    this.#upstream.onmessage = (m, text) => {
+      if (this.#state === 'closed') return;
+      this.lastActivity = Date.now();
+      this.#fromServer.receive(m, text);
+    };
     this.#upstream.onclose = (reason, cutOff) =>
       void this.close(cutOff ? `cut off: ${reason}` : `upstream closed: ${reason}`, ErrorCode.UpstreamUnavailable, cutOff ? 'cut-off' : 'closed');
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
@@ -301,71 +311,6 @@ export class Session implements SessionInfo {
       return;
     }
     this.#toServer.forward({ ...response, id: pending.originalId }, undefined, unrecorded);
-  }
-
-  #fromServer(message: JsonRpcMessage, text: string): void {
-    if (this.#state === 'closed') return;
-    this.lastActivity = Date.now();
-    for (const o of this.#observers) o.message?.(this, 'toClient', 'received', message);
-    // Counted from here until the edge has it (or it is dropped): pipeline, recording and socket make one backlog.
-    const left = this.#flow?.admit(text.length) ?? noop;
-    // Sampling, elicitation and roots requests are made for the call in flight, when there is only one.
-    if (isRequest(message)) return this.#toClientThroughPipeline(message, text, undefined, this.#router.relatedToServerRequest(), left);
-    if (isNotification(message)) return this.#toClientThroughPipeline(message, text, undefined, this.#router.relatedToNotification(message), left);
-    const response = message as JsonRpcResponse;
-    if (this.#own.settle(response, text)) return left();
-    const pending = this.#router.answered(response.id);
-    if (pending === undefined) {
-      left();
-      if (!this.#tap.recordMessage('toClient', 'received', text)) return;
-      this.#tap.recordDropped('toClient', response, this.#log, 'the server answered a request that is not pending (unknown, late or cancelled)');
-      return;
-    }
-    const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
-    const initialized = pending.request.method === 'initialize' ? initializeOutcome(pending.request, clientResponse) : undefined;
-    if (initialized !== undefined && 'agreed' in initialized) this.#negotiated(initialized.agreed);
-    // A refused initialize ends the session (and its server process) once the client has the error: nothing can follow it.
-    const then = initialized !== undefined && 'failed' in initialized ? andThen(left, () => void this.close(initialized.failed)) : left;
-    this.#toClientThroughPipeline(clientResponse, text, pending.request, pending.originalId, then);
-  }
-
-  /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */
-  #toClientThroughPipeline(message: JsonRpcMessage, text: string, request: JsonRpcRequest | undefined, related: RequestId | undefined, left: () => void): void {
-    this.#toClientOrder.run(() => {
-      const ctx = this.#tap.context(this, 'toClient', request);
-      const outcome = this.#pipeline.run(message, ctx);
-      if (outcome instanceof Promise) {
-        return outcome.then(
-          (o) => this.#afterServerPipeline(message, text, o, related, ctx, left),
-          (err) => {
-            left();
-            this.#failures.stageFailed(message, err, 'toClient');
-          },
-        );
-      }
-      this.#afterServerPipeline(message, text, outcome, related, ctx, left);
-    });
-  }
-
-  #afterServerPipeline(original: JsonRpcMessage, text: string, outcome: Outcome, related: RequestId | undefined, ctx: TracedContext, left: () => void): void {
-    if (this.#state === 'closed' || outcome.action === 'answer') left();
-    if (this.#state === 'closed') return;
-    if (outcome.action === 'answer') {
-      // A stage answered a server request itself (e.g. refused a sampling request): reply upstream.
-      if (!this.#tap.received('toClient', text, ctx)) return;
-      if (isRequest(original) && outcome.message) this.#toServer.forward(outcome.message);
-      return;
-    }
-    let message = outcome.message;
-    if (isRequest(message)) {
-      message = { ...message, id: this.#router.toClient(message) };
-    } else if (isNotification(message) && message.method === 'notifications/cancelled') {
-      // The server cancels one of its own requests: name it by the id the client knows.
-      const serverId = message.params?.requestId as RequestId | undefined;
-      const pending = serverId === undefined ? undefined : this.#router.withdrawnByServer(serverId);
-      if (pending !== undefined) message = { ...message, params: { ...message.params, requestId: pending.mappedId } };
-    }
-    this.#toClient.deliver(message, related, { text, ctx }, left);
   }
 
   #negotiated(agreed: NegotiatedFields): void {

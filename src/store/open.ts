@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import type { DatabasePort } from './port.js';
-import { PostgresPort, parsePostgresUrl } from './postgres.js';
-import { SqlitePort } from './sqlite.js';
+import { parsePostgresUrl } from './postgres-url.js';
 import { type Store, storeOver } from './store.js';
 
 export interface OpenStoreOptions {
@@ -27,11 +26,19 @@ export function describeStore(url: string): string {
   }
 }
 
-/** Opens the store a URL names (`sqlite:PATH` or `postgres://…`); the gateway migrates it, readers only check it. */
+/**
+ * Opens the store a URL names (`sqlite:PATH` or `postgres://…`); the gateway migrates it, readers only check it.
+ * Only the driver the URL names is loaded: a CLI command reading a SQLite store never pays for pg, nor the reverse.
+ */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
-  const db: DatabasePort = url.startsWith('sqlite:')
-    ? new SqlitePort(sqlitePath(url), { sync: options.sync ?? 'normal', reader: options.reader ?? false })
-    : new PostgresPort(url, options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs });
+  let db: DatabasePort;
+  if (url.startsWith('sqlite:')) {
+    const { SqlitePort } = await import('./sqlite.js');
+    db = new SqlitePort(sqlitePath(url), { sync: options.sync ?? 'normal', reader: options.reader ?? false });
+  } else {
+    const { PostgresPort } = await import('./postgres.js');
+    db = new PostgresPort(url, options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs });
+  }
   const store = storeOver(db);
   try {
     if (options.reader) await store.checkSchema();

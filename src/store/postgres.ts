@@ -1,7 +1,11 @@
 import pg from 'pg';
 import { StoreSchemaError, StoreUnavailableError } from './errors.js';
 import type { DatabasePort, Queryable, Row, RunOptions } from './port.js';
+import { parsePostgresUrl } from './postgres-url.js';
 import { render, type Sql } from './sql.js';
+
+/** Also from here for the change bus, which needs pg anyway; a module that only parses a URL imports postgres-url.js. */
+export { parsePostgresUrl };
 
 /** BIGINT columns (µs times) as numbers: exact below 2^53, which µs since 1970 stay under until 2255. */
 const int8 = 20;
@@ -9,16 +13,6 @@ const types = {
   getTypeParser: ((oid: number, format?: string) =>
     oid === int8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
-
-/** `postgres://user@host:port/db?schema=name` → pg's connection string and the schema to use (default public). */
-export function parsePostgresUrl(url: string): { connectionString: string; schema: string; location: string } {
-  const u = new URL(url);
-  const schema = u.searchParams.get('schema') ?? 'public';
-  if (!/^[a-z_][a-z0-9_]{0,62}$/i.test(schema)) throw new Error(`the store URL's schema ${JSON.stringify(schema)} is not a plain SQL identifier`);
-  u.searchParams.delete('schema');
-  const location = `postgres://${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}${schema === 'public' ? '' : ` (schema ${schema})`}`;
-  return { connectionString: u.toString(), schema, location };
-}
 
 type Client = pg.Pool | pg.PoolClient;
 

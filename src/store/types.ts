@@ -5,6 +5,8 @@
 
 export type SessionStatus = 'open' | 'closed' | 'cut-off';
 
+export const sessionStatuses: readonly SessionStatus[] = ['open', 'closed', 'cut-off'];
+
 /** One session's summary row: who, to what, when, and (once sealed) how its recording ends. */
 export interface SessionRow {
   id: string;

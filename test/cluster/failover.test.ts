@@ -1,21 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
-import { callApi } from '../helpers/api.js';
-import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
+import { holdCall, holdRule } from '../helpers/held-calls.js';
 import { freePort } from '../helpers/ports.js';
 import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { rawInitialize } from '../helpers/raw-http.js';
-import { postgresTestStore, type TestStore } from '../helpers/stores.js';
+import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -26,62 +23,23 @@ import { waitFor } from '../helpers/wait.js';
 
 const users = { alice: ['eng'], bob: ['leads'] };
 
-interface ReviewView {
-  id: string;
-  status: string;
-  params: { arguments: Record<string, unknown> };
-}
-
 describe('replicas leaving', () => {
-  let ts: TestStore;
-  let echo: EchoServer;
-  let dataDir: string;
+  let shared: StoreReplicas;
   let survivor: TestGateway;
-  const tokens: Record<string, string> = {};
-  const clients: Client[] = [];
 
   const config = (instanceId: string) => ({
-    dataDir,
-    store: ts.url,
-    recording: { instanceId },
+    ...shared.base(instanceId),
     cluster: { goneAfter: '2s', reconcile: '60s' },
-    identity: { dev: { users } },
-    rules: [{ name: 'held', when: 'tool.name == "echo" && arguments.text.startsWith("hold")', action: 'review', approvers: ['leads'] }],
-    connections: { echo: { http: { url: echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
+    rules: [holdRule],
+    connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });
 
   before(async () => {
-    ts = postgresTestStore();
-    echo = await startEchoServer();
-    dataDir = mkdtempSync(join(tmpdir(), 'portcullis-failover-'));
-    survivor = await startTestGateway(config('survivor'));
-    for (const user of Object.keys(users)) tokens[user] = await survivor.tokenFor(user);
+    shared = await startStoreReplicas('failover', users);
+    survivor = await shared.replica(config('survivor'));
   });
 
-  after(async () => {
-    for (const c of clients) await c.close().catch(() => {});
-    await survivor?.stop();
-    await echo?.stop();
-    await ts?.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  async function holdOn(url: string, text: string): Promise<{ call: Promise<CallToolResult>; review: ReviewView }> {
-    const client = new Client({ name: 'failover', version: '1.0.0' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL('/mcp/echo', url), { requestInit: { headers: { authorization: `Bearer ${tokens.alice}` } } }),
-    );
-    clients.push(client);
-    const call = client.callTool({ name: 'echo', arguments: { text } }, undefined, { timeout: 60_000 }) as Promise<CallToolResult>;
-    call.catch(() => {});
-    let review: ReviewView | undefined;
-    await waitFor(async () => {
-      const r = await callApi<{ reviews?: ReviewView[] }>(survivor.url, tokens.bob!, 'GET', '/api/reviews?status=pending');
-      review = r.body.reviews?.find((v) => v.params.arguments.text === text);
-      return review !== undefined;
-    }, `the held call '${text}'`);
-    return { call, review: review! };
-  }
+  after(() => shared?.stop());
 
   it('refuses to start a second gateway with the instance id of a live one, naming the key and the fix', async () => {
     await assert.rejects(startTestGateway(config('survivor')), (err: Error) => {
@@ -101,10 +59,10 @@ describe('replicas leaving', () => {
       connections: { ...base.connections, everything: { stdio: { ...everythingStdio(), spares: 0 }, access: { groups: ['eng'] } } },
     });
     try {
-      const auth = { authorization: `Bearer ${tokens.alice}` };
+      const auth = { authorization: `Bearer ${shared.tokens.alice}` };
       const client = new Client({ name: 'drain', version: '1.0.0' });
       await client.connect(new StreamableHTTPClientTransport(draining.mcp('everything'), { requestInit: { headers: auth } }));
-      clients.push(client);
+      shared.clients.push(client);
       let progressed = false;
       const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 6 } }, undefined, {
         onprogress: () => (progressed = true),
@@ -121,7 +79,7 @@ describe('replicas leaving', () => {
       // One the load balancer still sends before it has noticed: a new legacy session, and a modern request.
       const late = new Client({ name: 'late', version: '1.0.0' });
       await late.connect(new StreamableHTTPClientTransport(draining.mcp('echo'), { requestInit: { headers: auth } }));
-      clients.push(late);
+      shared.clients.push(late);
       assert.match(JSON.stringify(await late.callTool({ name: 'echo', arguments: { text: 'late', message: 'late' } })), /late/);
       const modern = await rawRequest(
         draining.mcp('echo'),
@@ -148,16 +106,22 @@ describe('replicas leaving', () => {
 
   it('kill -9: a survivor seals the dead replica’s open sessions as cut off and interrupts its held reviews', async () => {
     const port = await freePort();
-    const file = join(dataDir, 'doomed.yaml');
+    const file = join(shared.dataDir, 'doomed.yaml');
     writeFileSync(file, stringify({ ...config('doomed'), listen: `127.0.0.1:${port}`, log: { level: 'warn' } }));
     const doomed = new GatewayProcess(file);
     try {
       await doomed.ready();
       const url = `http://127.0.0.1:${port}`;
-      const sessionId = await rawInitialize(new URL('/mcp/echo', url), { authorization: `Bearer ${tokens.alice}` });
+      const sessionId = await rawInitialize(new URL('/mcp/echo', url), { authorization: `Bearer ${shared.tokens.alice}` });
       const store = survivor.gateway.recorder!.store;
       await waitFor(async () => (await store.getSession(sessionId))?.status === 'open', 'the session to be recorded');
-      const { review } = await holdOn(url, 'hold until killed');
+      const { review } = await holdCall(
+        new URL('/mcp/echo', url),
+        shared.tokens.alice!,
+        'hold until killed',
+        { url: survivor.url, token: shared.tokens.bob! },
+        shared.clients,
+      );
       await doomed.stop('SIGKILL');
       await waitFor(async () => (await store.getSession(sessionId))?.status === 'cut-off', 'the dead replica’s session to be sealed as cut off', 30_000);
       assert.match(

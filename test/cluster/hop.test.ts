@@ -32,6 +32,17 @@ class TestPeers implements PeerDirectory {
   addressOf(instanceId: string): string | undefined {
     return this.addresses.get(instanceId);
   }
+  /** Runs `body` with `instanceId` at another address (undefined: gone from the membership), then puts it back. */
+  async movedWhile<T>(instanceId: string, address: string | undefined, body: () => Promise<T>): Promise<T> {
+    const was = this.addresses.get(instanceId)!;
+    if (address === undefined) this.addresses.delete(instanceId);
+    else this.addresses.set(instanceId, address);
+    try {
+      return await body();
+    } finally {
+      this.addresses.set(instanceId, was);
+    }
+  }
 }
 
 describe('replicas: the internal hop', () => {
@@ -79,6 +90,33 @@ describe('replicas: the internal hop', () => {
   const headersFor = (sessionId: string, auth = ada) => ({ ...mcpHeaders, ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
   const call = (id: string, name: string, args: Record<string, unknown> = {}, meta?: Record<string, unknown>) =>
     JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } });
+  /** A call of the echo tool in a legacy session, sent to `gw` with these headers. */
+  const echoOn = (gw: TestGateway, headers: Record<string, string>) =>
+    fetch(gw.mcp('everything'), { method: 'POST', headers, body: call('x', 'echo', { message: 'hi' }) });
+  const endSession = (gw: TestGateway, sessionId: string) => fetch(gw.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+  /** A session on `a`, ended once `body` is done with it (the owner is the replica it names). */
+  const inSession = async (body: (sessionId: string, owner: TestGateway, other: TestGateway) => Promise<void>) => {
+    const sessionId = await rawInitialize(a.mcp('everything'), ada);
+    const [owner, other] = ownerAndOther(sessionId);
+    try {
+      await body(sessionId, owner, other);
+    } finally {
+      await endSession(owner, sessionId);
+    }
+  };
+
+  /** `count` echo calls by `client` through the front, each answered; each replica got at least half as many requests (the front alternates). */
+  async function echoesThroughFront(client: V1Client, prefix: string, count: number, what: string): Promise<void> {
+    const hitsBefore = [...front.hits];
+    for (let i = 0; i < count; i++) {
+      const result = await client.callTool({ name: 'echo', arguments: { message: `${prefix}${i}` } });
+      assert.deepEqual(result.content, [{ type: 'text', text: `Echo: ${prefix}${i}` }]);
+    }
+    assert.ok(
+      front.hits.every((h, i) => h - hitsBefore[i]! >= count / 2),
+      what,
+    );
+  }
 
   it('serves a v1 SDK client whose requests alternate between the replicas, in one session on one of them', async () => {
     const transport = new StreamableHTTPClientTransport(new URL('/mcp/everything', front.url), { requestInit: { headers: ada } });
@@ -88,15 +126,7 @@ describe('replicas: the internal hop', () => {
     const [owner, other] = ownerAndOther(sessionId);
     assert.ok(owner.gateway.sessions.get(sessionId), 'one replica holds the session');
     assert.equal(other.gateway.sessions.get(sessionId), undefined, 'the other does not');
-    const hitsBefore = [...front.hits];
-    for (let i = 0; i < 6; i++) {
-      const result = await client.callTool({ name: 'echo', arguments: { message: `m${i}` } });
-      assert.deepEqual(result.content, [{ type: 'text', text: `Echo: m${i}` }]);
-    }
-    assert.ok(
-      front.hits.every((h, i) => h - hitsBefore[i]! >= 3),
-      'both replicas received calls',
-    );
+    await echoesThroughFront(client, 'm', 6, 'both replicas received calls');
     // Every call is recorded in the owner's session, under the owner's instance.
     const row = await owner.gateway.recorder!.store.getSession(sessionId);
     assert.equal(row?.instanceId, owner.gateway.replicas.instance);
@@ -110,241 +140,195 @@ describe('replicas: the internal hop', () => {
     const transport = new SSEClientTransport(new URL('/sse/everything', front.url), { requestInit: { headers: ada } });
     const client = new V1Client({ name: 'v1-sse', version: '1.0.0' });
     await client.connect(transport);
-    const hitsBefore = [...front.hits];
-    for (let i = 0; i < 4; i++) {
-      const result = await client.callTool({ name: 'echo', arguments: { message: `s${i}` } });
-      assert.deepEqual(result.content, [{ type: 'text', text: `Echo: s${i}` }]);
-    }
-    assert.ok(
-      front.hits.every((h, i) => h - hitsBefore[i]! >= 2),
-      'both replicas received message POSTs',
-    );
+    await echoesThroughFront(client, 's', 4, 'both replicas received message POSTs');
     await client.close();
   });
 
-  it("streams the session's GET stream through the replica that does not own it, notifications included", async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [, other] = ownerAndOther(sessionId);
-    const controller = new AbortController();
-    const get = await fetch(other.mcp('everything'), {
-      headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId },
-      signal: controller.signal,
-    });
-    assert.equal(get.status, 200);
-    assert.equal(get.headers.get('content-type'), 'text/event-stream');
-    const toggled = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('t', 'toggle-simulated-logging') });
-    assert.equal(toggled.status, 200);
-    await toggled.text();
-    let logged: Record<string, unknown> | undefined;
-    for await (const e of sseEvents(get.body!)) {
-      const m = JSON.parse(e.data) as Record<string, unknown>;
-      if (m.method === 'notifications/message') {
-        logged = m;
-        break;
+  it("streams the session's GET stream through the replica that does not own it, notifications included", () =>
+    inSession(async (sessionId, _owner, other) => {
+      const controller = new AbortController();
+      const get = await fetch(other.mcp('everything'), {
+        headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId },
+        signal: controller.signal,
+      });
+      assert.equal(get.status, 200);
+      assert.equal(get.headers.get('content-type'), 'text/event-stream');
+      const toggled = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('t', 'toggle-simulated-logging') });
+      assert.equal(toggled.status, 200);
+      await toggled.text();
+      let logged: Record<string, unknown> | undefined;
+      for await (const e of sseEvents(get.body!)) {
+        const m = JSON.parse(e.data) as Record<string, unknown>;
+        if (m.method === 'notifications/message') {
+          logged = m;
+          break;
+        }
       }
-    }
-    controller.abort();
-    assert.ok(logged, 'a server notification reached the GET stream through the hop');
-    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+      controller.abort();
+      assert.ok(logged, 'a server notification reached the GET stream through the hop');
+    }));
 
-  it('resumes a dropped POST stream with Last-Event-ID through the replica that does not own the session', async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [, other] = ownerAndOther(sessionId);
-    const endpoint = other.mcp('everything');
-    const aborter = new AbortController();
-    const long = call('A', 'trigger-long-running-operation', { duration: 1.2, steps: 3 }, { progressToken: 'token-a' });
-    const posted = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: long, signal: aborter.signal });
-    const iterator = sseEvents(posted.body!);
-    const first = (await iterator.next()).value as SseEvent;
-    assert.equal(JSON.parse(first.data).params.progressToken, 'token-a');
-    aborter.abort();
-    // The owner sees the hop's stream end as the client's: the rest is kept for the resumption.
-    const resumed = await fetch(endpoint, { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
-    assert.equal(resumed.status, 200);
-    const replay: Array<{ method?: string; id?: unknown; params: { progress: number } }> = [];
-    for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
-    assert.deepEqual(
-      replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
-      ['progress:2', 'progress:3', 'response:A'],
-    );
-    await fetch(endpoint, { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+  it('resumes a dropped POST stream with Last-Event-ID through the replica that does not own the session', () =>
+    inSession(async (sessionId, _owner, other) => {
+      const endpoint = other.mcp('everything');
+      const aborter = new AbortController();
+      const long = call('A', 'trigger-long-running-operation', { duration: 1.2, steps: 3 }, { progressToken: 'token-a' });
+      const posted = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: long, signal: aborter.signal });
+      const iterator = sseEvents(posted.body!);
+      const first = (await iterator.next()).value as SseEvent;
+      assert.equal(JSON.parse(first.data).params.progressToken, 'token-a');
+      aborter.abort();
+      // The owner sees the hop's stream end as the client's: the rest is kept for the resumption.
+      const resumed = await fetch(endpoint, { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
+      assert.equal(resumed.status, 200);
+      const replay: Array<{ method?: string; id?: unknown; params: { progress: number } }> = [];
+      for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
+      assert.deepEqual(
+        replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
+        ['progress:2', 'progress:3', 'response:A'],
+      );
+    }));
 
   it('ends a session by a DELETE sent to the replica that does not own it; the id is then 404 on both', async () => {
     const sessionId = await rawInitialize(b.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);
-    const deleted = await fetch(other.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
+    const deleted = await endSession(other, sessionId);
     assert.equal(deleted.status, 200);
     assert.equal(owner.gateway.sessions.get(sessionId), undefined);
-    for (const gw of [a, b]) {
-      const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'late' }) });
-      assert.equal(res.status, 404);
-    }
+    for (const gw of [a, b]) assert.equal((await echoOn(gw, headersFor(sessionId))).status, 404);
   });
 
-  it('answers 404 for a forged or tampered session id, on every replica', async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
-    const forged = [flip(sessionId, 10), flip(sessionId, sessionId.length - 3), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x'];
-    for (const id of forged) {
+  it('answers 404 for a forged or tampered session id, on every replica', () =>
+    inSession(async (sessionId) => {
+      const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+      const forged = [flip(sessionId, 10), flip(sessionId, sessionId.length - 3), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x'];
+      for (const id of forged) {
+        for (const gw of [a, b]) {
+          const res = await echoOn(gw, headersFor(id));
+          assert.equal(res.status, 404, `forged id ${id} on ${gw.url}`);
+          assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32001);
+        }
+      }
+    }));
+
+  it('refuses a hop without the right signature, before anything is recorded, whatever identity it claims', () =>
+    inSession(async (sessionId, owner) => {
+      const sessionsBefore = (await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length;
+      const claimed = Buffer.from(JSON.stringify({ identity: { subject: 'ada', issuer: idp.issuer, groups: [] }, access: 'x' })).toString('base64url');
+      const hopUrl = new URL('/_portcullis/hop/mcp/everything', owner.url);
+      const attempts: Array<Record<string, string>> = [
+        {},
+        { 'portcullis-hop-caller': claimed },
+        { 'portcullis-hop-caller': claimed, 'portcullis-hop': `t=${Date.now()};sig=${'A'.repeat(43)}` },
+        { 'portcullis-hop-caller': claimed, 'portcullis-hop': process.env[secretVar]! },
+      ];
+      for (const extra of attempts) {
+        const res = await fetch(hopUrl, { method: 'POST', headers: { ...headersFor(sessionId, {}), ...extra }, body: call('x', 'echo', { message: 'hi' }) });
+        assert.equal(res.status, 401);
+      }
+      // A signature for another request line does not carry over.
+      assert.equal(
+        (
+          await fetch(new URL('/_portcullis/hop/mcp/everything?x=1', owner.url), {
+            method: 'GET',
+            headers: { ...headersFor(sessionId, {}), accept: 'text/event-stream' },
+          })
+        ).status,
+        401,
+      );
+      assert.equal((await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length, sessionsBefore);
+    }));
+
+  it("never trusts an identity header from a client: bob claiming ada's identity cannot use her session", () =>
+    inSession(async (sessionId) => {
+      const claimed = Buffer.from(JSON.stringify({ identity: { subject: 'ada', issuer: idp.issuer, groups: [] }, access: 'x' })).toString('base64url');
       for (const gw of [a, b]) {
-        const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: headersFor(id), body: call('x', 'echo', { message: 'hi' }) });
-        assert.equal(res.status, 404, `forged id ${id} on ${gw.url}`);
-        assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32001);
+        const res = await echoOn(gw, {
+          ...headersFor(sessionId, bob),
+          'portcullis-hop-caller': claimed,
+          'portcullis-hop': `t=${Date.now()};sig=${'A'.repeat(43)}`,
+        });
+        assert.equal(res.status, 404, 'another principal presenting the session id is told it does not exist');
+        const anonymous = await echoOn(gw, { ...headersFor(sessionId, {}), 'portcullis-hop-caller': claimed });
+        assert.equal(anonymous.status, 401);
       }
-    }
-    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+    }));
 
-  it('refuses a hop without the right signature, before anything is recorded, whatever identity it claims', async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [owner] = ownerAndOther(sessionId);
-    const sessionsBefore = (await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length;
-    const claimed = Buffer.from(JSON.stringify({ identity: { subject: 'ada', issuer: idp.issuer, groups: [] }, access: 'x' })).toString('base64url');
-    const hopUrl = new URL('/_portcullis/hop/mcp/everything', owner.url);
-    const attempts: Array<Record<string, string>> = [
-      {},
-      { 'portcullis-hop-caller': claimed },
-      { 'portcullis-hop-caller': claimed, 'portcullis-hop': `t=${Date.now()};sig=${'A'.repeat(43)}` },
-      { 'portcullis-hop-caller': claimed, 'portcullis-hop': process.env[secretVar]! },
-    ];
-    for (const extra of attempts) {
-      const res = await fetch(hopUrl, { method: 'POST', headers: { ...headersFor(sessionId, {}), ...extra }, body: call('x', 'echo', { message: 'hi' }) });
-      assert.equal(res.status, 401);
-    }
-    // A signature for another request line does not carry over.
-    assert.equal(
-      (
-        await fetch(new URL('/_portcullis/hop/mcp/everything?x=1', owner.url), {
-          method: 'GET',
-          headers: { ...headersFor(sessionId, {}), accept: 'text/event-stream' },
-        })
-      ).status,
-      401,
-    );
-    assert.equal((await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length, sessionsBefore);
-    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+  it("sends the owner the caller's verified identity, never the client's token or cookies", () =>
+    inSession(async (sessionId, owner, other) => {
+      const seen: Array<Record<string, string | string[] | undefined>> = [];
+      const seenBodies: string[] = [];
+      const capture = createServer((req, res) => {
+        seen.push(req.headers);
+        let body = '';
+        req.setEncoding('utf8').on('data', (c: string) => (body += c));
+        req.on('end', () => {
+          seenBodies.push(body);
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        });
+      });
+      await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
+      const captureUrl = `http://127.0.0.1:${(capture.address() as AddressInfo).port}`;
+      try {
+        const res = await peers.movedWhile(owner.gateway.replicas.instance, captureUrl, () =>
+          echoOn(other, { ...headersFor(sessionId), cookie: 'portcullis_console=secret-cookie' }),
+        );
+        assert.equal(res.status, 200);
+      } finally {
+        capture.close();
+      }
+      assert.equal(seen.length, 1);
+      const headers = seen[0]!;
+      assert.equal(headers.authorization, undefined);
+      assert.equal(headers.cookie, undefined);
+      assert.equal(headers['mcp-session-id'], sessionId);
+      assert.match(String(headers['portcullis-hop']), /^t=\d+;n=[\w-]+;sig=/);
+      const carried = JSON.parse(Buffer.from(String(headers['portcullis-hop-caller']), 'base64url').toString()) as {
+        identity: { subject: string; issuer: string };
+      };
+      assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
+      // Whoever read that hop cannot use it again: not at another replica (it names its owner), and only once at its owner.
+      const replay = (gw: TestGateway) =>
+        fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
+          method: 'POST',
+          headers: Object.fromEntries(Object.entries(headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>,
+          body: seenBodies[0]!,
+        });
+      assert.equal((await replay(other)).status, 401, 'a hop signed for the owner is refused by another replica');
+      assert.equal((await replay(owner)).status, 200, 'the hop the owner never got is taken once');
+      assert.equal((await replay(owner)).status, 401, 'a replayed hop is refused');
+    }));
 
-  it("never trusts an identity header from a client: bob claiming ada's identity cannot use her session", async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const claimed = Buffer.from(JSON.stringify({ identity: { subject: 'ada', issuer: idp.issuer, groups: [] }, access: 'x' })).toString('base64url');
-    for (const gw of [a, b]) {
-      const res = await fetch(gw.mcp('everything'), {
-        method: 'POST',
-        headers: { ...headersFor(sessionId, bob), 'portcullis-hop-caller': claimed, 'portcullis-hop': `t=${Date.now()};sig=${'A'.repeat(43)}` },
-        body: call('x', 'echo', { message: 'hi' }),
-      });
-      assert.equal(res.status, 404, 'another principal presenting the session id is told it does not exist');
-      const anonymous = await fetch(gw.mcp('everything'), {
-        method: 'POST',
-        headers: { ...headersFor(sessionId, {}), 'portcullis-hop-caller': claimed },
-        body: call('x', 'echo', { message: 'hi' }),
-      });
-      assert.equal(anonymous.status, 401);
-    }
-    await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
-
-  it("sends the owner the caller's verified identity, never the client's token or cookies", async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [owner, other] = ownerAndOther(sessionId);
-    const seen: Array<Record<string, string | string[] | undefined>> = [];
-    const seenBodies: string[] = [];
-    const capture = createServer((req, res) => {
-      seen.push(req.headers);
-      let body = '';
-      req.setEncoding('utf8').on('data', (c: string) => (body += c));
-      req.on('end', () => {
-        seenBodies.push(body);
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
+  /** A call through `other` for a session whose owner is at `address` in the membership (undefined: gone from it). */
+  const echoWithOwnerAt = (sessionId: string, owner: TestGateway, other: TestGateway, address: string | undefined) =>
+    peers.movedWhile(owner.gateway.replicas.instance, address, async () => {
+      const res = await echoOn(other, headersFor(sessionId));
+      return { status: res.status, text: await res.text() };
     });
-    await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
-    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
-    peers.addresses.set(owner.gateway.replicas.instance, `http://127.0.0.1:${(capture.address() as AddressInfo).port}`);
-    try {
-      const res = await fetch(other.mcp('everything'), {
-        method: 'POST',
-        headers: { ...headersFor(sessionId), cookie: 'portcullis_console=secret-cookie' },
-        body: call('x', 'echo', { message: 'hi' }),
-      });
-      assert.equal(res.status, 200);
-    } finally {
-      peers.addresses.set(owner.gateway.replicas.instance, address);
-      capture.close();
-    }
-    assert.equal(seen.length, 1);
-    const headers = seen[0]!;
-    assert.equal(headers.authorization, undefined);
-    assert.equal(headers.cookie, undefined);
-    assert.equal(headers['mcp-session-id'], sessionId);
-    assert.match(String(headers['portcullis-hop']), /^t=\d+;n=[\w-]+;sig=/);
-    const carried = JSON.parse(Buffer.from(String(headers['portcullis-hop-caller']), 'base64url').toString()) as {
-      identity: { subject: string; issuer: string };
-    };
-    assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
-    // Whoever read that hop cannot use it again: not at another replica (it names its owner), and only once at its owner.
-    const replay = (gw: TestGateway) =>
-      fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
-        method: 'POST',
-        headers: Object.fromEntries(Object.entries(headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>,
-        body: seenBodies[0]!,
-      });
-    assert.equal((await replay(other)).status, 401, 'a hop signed for the owner is refused by another replica');
-    assert.equal((await replay(owner)).status, 200, 'the hop the owner never got is taken once');
-    assert.equal((await replay(owner)).status, 401, 'a replayed hop is refused');
-    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
 
-  it('answers 404 for a session whose owner is gone from the membership, so that the client initializes anew', async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [owner, other] = ownerAndOther(sessionId);
-    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
-    peers.addresses.delete(owner.gateway.replicas.instance);
-    try {
-      const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+  it('answers 404 for a session whose owner is gone from the membership, so that the client initializes anew', () =>
+    inSession(async (sessionId, owner, other) => {
+      const res = await echoWithOwnerAt(sessionId, owner, other, undefined);
       assert.equal(res.status, 404);
-      assert.match(await res.text(), /replica that held it is gone/);
-    } finally {
-      peers.addresses.set(owner.gateway.replicas.instance, address);
-    }
-    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+      assert.match(res.text, /replica that held it is gone/);
+    }));
 
-  it("answers a session as gone when the owner's address now leads to another replica (which refuses a hop not signed for it)", async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [owner, other] = ownerAndOther(sessionId);
-    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
-    // The owner's old address reused by the other replica (a pod restarted elsewhere): the hop comes back to it.
-    peers.addresses.set(owner.gateway.replicas.instance, other.url);
-    try {
-      const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+  it("answers a session as gone when the owner's address now leads to another replica (which refuses a hop not signed for it)", () =>
+    inSession(async (sessionId, owner, other) => {
+      // The owner's old address reused by the other replica (a pod restarted elsewhere): the hop comes back to it.
+      const res = await echoWithOwnerAt(sessionId, owner, other, other.url);
       assert.equal(res.status, 404, 'not a 401 the client would take for its own token');
-      assert.match(await res.text(), /replica that held it is gone/);
-    } finally {
-      peers.addresses.set(owner.gateway.replicas.instance, address);
-    }
-    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+      assert.match(res.text, /replica that held it is gone/);
+    }));
 
-  it('sends no hop to an owner address that is not http(s): the session is answered as gone', async () => {
-    const sessionId = await rawInitialize(a.mcp('everything'), ada);
-    const [owner, other] = ownerAndOther(sessionId);
-    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
-    try {
+  it('sends no hop to an owner address that is not http(s): the session is answered as gone', () =>
+    inSession(async (sessionId, owner, other) => {
       for (const written of ['file:///etc/passwd', 'ftp://127.0.0.1/', 'not a url']) {
-        peers.addresses.set(owner.gateway.replicas.instance, written);
-        const res = await fetch(other.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('x', 'echo', { message: 'hi' }) });
+        const res = await echoWithOwnerAt(sessionId, owner, other, written);
         assert.equal(res.status, 404, written);
-        assert.match(await res.text(), /replica that held it is gone/);
+        assert.match(res.text, /replica that held it is gone/);
       }
-    } finally {
-      peers.addresses.set(owner.gateway.replicas.instance, address);
-    }
-    await fetch(owner.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
-  });
+    }));
 
   it('forwards the retry of an MRTR round of a 2026-07-28 client to the replica that holds the round', async () => {
     const elicited: unknown[] = [];
@@ -364,7 +348,12 @@ describe('replicas: the internal hop', () => {
     }
   });
 
-  it('forwards a retry whose request line the gateway normalizes (the signature covers the target the owner sees)', async () => {
+  /**
+   * An MRTR round opened on `a` by a 2026-07-28 call of the elicitation tool (listed first, as a client does: a tool
+   * never listed is not yet pinned, so its call is held back): the call's headers, and the body of its retry, which
+   * declines what the round asks.
+   */
+  async function openRound(): Promise<{ headers: Array<[string, string]>; retry: string }> {
     const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', ada.authorization!]];
     const params = {
       name: 'trigger-elicitation-request',
@@ -382,6 +371,11 @@ describe('replicas: the internal hop', () => {
     const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
     assert.equal(round?.resultType, 'input_required', first.body);
     const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
+    return { headers, retry: JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)) };
+  }
+
+  it('forwards a retry whose request line the gateway normalizes (the signature covers the target the owner sees)', async () => {
+    const { headers, retry } = await openRound();
     // A raw request line the URL parser rewrites ('"' in the query is percent-encoded): sent as is, not via a URL.
     const { port } = new URL(b.url);
     const status = await new Promise<number>((resolve, reject) => {
@@ -390,45 +384,15 @@ describe('replicas: the internal hop', () => {
         resolve(res.statusCode ?? 0);
       });
       req.on('error', reject);
-      req.end(JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)));
+      req.end(retry);
     });
     assert.equal(status, 200);
   });
 
   it('answers a retry whose round is held by a replica that is gone as an unusable requestState', async () => {
     // The call goes to a, which opens the round; the retry goes to b while a is out of the membership.
-    const owner = a;
-    const address = peers.addresses.get(owner.gateway.replicas.instance)!;
-    const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', ada.authorization!]];
-    const params = {
-      name: 'trigger-elicitation-request',
-      arguments: {},
-      _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
-    };
-    // Listed first, as a client does: a tool never listed is not yet pinned, so its call is held back.
-    const listed = await rawRequest(
-      owner.mcp('everything'),
-      'POST',
-      [...modernHeaders('tools/list'), ['authorization', ada.authorization!]],
-      JSON.stringify(modernBody('tools/list', {}, 0)),
-    );
-    assert.equal(listed.status, 200, listed.body);
-    const first = await rawRequest(owner.mcp('everything'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
-    const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
-    assert.equal(round?.resultType, 'input_required', first.body);
-    const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
-    peers.addresses.delete(owner.gateway.replicas.instance);
-    let retried: Awaited<ReturnType<typeof rawRequest>>;
-    try {
-      retried = await rawRequest(
-        b.mcp('everything'),
-        'POST',
-        headers,
-        JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)),
-      );
-    } finally {
-      peers.addresses.set(owner.gateway.replicas.instance, address);
-    }
+    const { headers, retry } = await openRound();
+    const retried = await peers.movedWhile(a.gateway.replicas.instance, undefined, () => rawRequest(b.mcp('everything'), 'POST', headers, retry));
     assert.equal(retried.status, 400, retried.body);
     assert.match(retried.json?.error?.message ?? '', /already been answered or has expired/);
   });

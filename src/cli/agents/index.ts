@@ -1,78 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
-import { secretHash } from '../../crypto/secrets.js';
-import { announceChange } from '../../cluster/change-bus.js';
-import type { AgentStatus } from '../../agent/hub.js';
-import { isoUs } from '../../recording/transcript.js';
-import { nowUs } from '../../recording/time.js';
-import { openStore } from '../../store/open.js';
-import type { Store } from '../../store/store.js';
-import { StoreSchemaError, StoreUnavailableError } from '../../store/store.js';
-import { KeyFileError } from '../../crypto/key-file.js';
-import { readLocalApiKey } from '../../crypto/local-api-key.js';
-import { callGateway } from '../gateway-api.js';
-import { gatewayBaseUrl } from '../gateway-url.js';
-import { configForCommand } from '../load-config.js';
-import { table } from '../table.js';
 
 /**
  * `portcullis agents create|list|revoke`: the agents a gateway accepts tunnels from. Run where the gateway's config
  * and store are (an admin's job): a token is printed once, at creation, and only its SHA-256 is stored.
  */
-
-const agentName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-
-/**
- * The gateway's local API key in the config's data directory, when this user can read it and the gateway asked is the
- * config's own (never sent to a --gateway or $PORTCULLIS_URL elsewhere); else the user's sign-in is used.
- */
-function localKey(o: { config?: string; gateway?: string }): string | undefined {
-  if (o.gateway !== undefined || process.env.PORTCULLIS_URL !== undefined) return undefined;
-  try {
-    return readLocalApiKey(configForCommand(o.config).dataDir);
-  } catch (err) {
-    if (err instanceof KeyFileError) return undefined;
-    throw err;
-  }
-}
-
-async function withStore<T>(configFile: string | undefined, run: (store: Store) => Promise<T>): Promise<T> {
-  const config = configForCommand(configFile);
-  let store: Store;
-  try {
-    store = await openStore(config.store.reveal());
-    await store.migrate();
-  } catch (err) {
-    if (err instanceof StoreSchemaError || err instanceof StoreUnavailableError) {
-      process.stderr.write(`portcullis agents: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-  try {
-    return await run(store);
-  } finally {
-    await store.close();
-  }
-}
-
-/**
- * Tells the gateways sharing a PostgreSQL store that an agent's token changed, so the one holding its tunnel ends it
- * now rather than at its next heartbeat (which it does anyway, should this notification be lost).
- */
-async function announceAgent(configFile: string | undefined, name: string): Promise<void> {
-  const config = configForCommand(configFile);
-  await announceChange(config.store.reveal(), 'agent', name, `cli-${process.pid}`, config.cluster.secret?.reveal()).catch((err: Error) => {
-    process.stderr.write(`portcullis agents: the gateways could not be told at once (${err.message}); tunnels end at their next heartbeat\n`);
-  });
-}
-
-function checkName(name: string): void {
-  if (!agentName.test(name)) {
-    process.stderr.write(`portcullis agents: an agent name is 1-64 lower-case letters, digits, - and _, found ${JSON.stringify(name.slice(0, 80))}\n`);
-    process.exit(2);
-  }
-}
 
 function createCommand(): Command {
   return new Command('create')
@@ -80,22 +11,7 @@ function createCommand(): Command {
     .argument('<name>', 'the agent name, as connections name it (agent: <name>)')
     .option('-c, --config <file>', "the gateway's config file (its store)")
     .option('--rotate', 'the agent exists: give it a new token (the old one stops working) and lift a revocation')
-    .action(async (name: string, o: { config?: string; rotate?: boolean }) => {
-      checkName(name);
-      const token = `pca_${randomBytes(32).toString('base64url')}`;
-      const created = await withStore(o.config, (store) =>
-        store.putAgent({ name, tokenHash: secretHash(token), createdAtUs: nowUs(), revokedAtUs: null, lastSeenAtUs: null }, o.rotate === true),
-      );
-      if (!created) {
-        process.stderr.write(`portcullis agents: agent '${name}' exists; --rotate gives it a new token\n`);
-        process.exit(1);
-      }
-      if (o.rotate === true) await announceAgent(o.config, name);
-      process.stderr.write(
-        `agent '${name}' ${o.rotate ? 'has a new token' : 'created'}. Its token (shown once, keep it secret; the agent reads it as \${env:PORTCULLIS_AGENT_TOKEN} or \${file:…}):\n`,
-      );
-      process.stdout.write(`${token}\n`);
-    });
+    .action(async (name: string, o: { config?: string; rotate?: boolean }) => (await import('./actions.js')).agentsCreateAction(name, o));
 }
 
 function listCommand(): Command {
@@ -104,55 +20,7 @@ function listCommand(): Command {
     .option('-c, --config <file>', "the gateway's config file (its store, and its address)")
     .option('-g, --gateway <url>', 'the running gateway to ask for live status (default: from --config)')
     .option('--json', 'one JSON object per line')
-    .action(async (o: { config?: string; gateway?: string; json?: boolean }) => {
-      const rows = await withStore(o.config, (store) => store.listAgents());
-      let live: Map<string, AgentStatus> | undefined;
-      try {
-        const { agents } = (await callGateway('agents', gatewayBaseUrl('agents', o.gateway, o.config), 'GET', '/api/agents', undefined, localKey(o))) as {
-          agents: AgentStatus[];
-        };
-        live = new Map(agents.map((a) => [a.name, a]));
-      } catch {
-        live = undefined;
-      }
-      const names = [...new Set([...rows.map((r) => r.name), ...(live?.keys() ?? [])])].sort();
-      const view = names.map((name) => {
-        const r = rows.find((x) => x.name === name);
-        const s = live?.get(name);
-        const state = r?.revokedAtUs ? 'revoked' : live === undefined ? 'unknown (gateway not reachable)' : s?.connected ? 'connected' : 'disconnected';
-        return {
-          name,
-          state,
-          version: s?.version ?? null,
-          connections: s?.connections ?? [],
-          sessions: s?.sessions ?? 0,
-          lastHeartbeat: s?.lastHeartbeat ?? null,
-          created: r ? isoUs(r.createdAtUs) : null,
-          lastSeen: r?.lastSeenAtUs ? isoUs(r.lastSeenAtUs) : null,
-          known: r !== undefined,
-        };
-      });
-      if (o.json) {
-        for (const v of view) process.stdout.write(`${JSON.stringify(v)}\n`);
-        return;
-      }
-      if (view.length === 0) {
-        process.stdout.write('no agents; create one with: portcullis agents create <name>\n');
-        return;
-      }
-      const out = [['AGENT', 'STATE', 'VERSION', 'CONNECTIONS', 'SESSIONS', 'LAST HEARTBEAT', 'CREATED']];
-      for (const v of view)
-        out.push([
-          v.name,
-          v.known ? v.state : `${v.state} (no token: portcullis agents create ${v.name})`,
-          v.version ?? '-',
-          v.connections.join(',') || '-',
-          String(v.sessions),
-          v.lastHeartbeat ?? '-',
-          v.created ?? '-',
-        ]);
-      process.stdout.write(`${table(out)}\n`);
-    });
+    .action(async (o: { config?: string; gateway?: string; json?: boolean }) => (await import('./actions.js')).agentsListAction(o));
 }
 
 function revokeCommand(): Command {
@@ -160,16 +28,7 @@ function revokeCommand(): Command {
     .description("revoke an agent's token: it can no longer open a tunnel, and the gateway closes an open one at its next heartbeat")
     .argument('<name>')
     .option('-c, --config <file>', "the gateway's config file (its store)")
-    .action(async (name: string, o: { config?: string }) => {
-      checkName(name);
-      const done = await withStore(o.config, (store) => store.updateAgent(name, { revokedAtUs: nowUs() }));
-      if (!done) {
-        process.stderr.write(`portcullis agents: there is no agent '${name}'\n`);
-        process.exit(1);
-      }
-      await announceAgent(o.config, name);
-      process.stdout.write(`agent '${name}' revoked\n`);
-    });
+    .action(async (name: string, o: { config?: string }) => (await import('./actions.js')).agentsRevokeAction(name, o));
 }
 
 export function agentsCommand(): Command {

@@ -1,54 +1,7 @@
 import { Command } from 'commander';
-import { callGateway } from '../gateway-api.js';
 import { type GatewayCommandOptions, withGateway } from '../gateway-command.js';
-import { gatewayBaseUrl } from '../gateway-url.js';
-import { printable, table } from '../table.js';
-import { lineDiff } from './line-diff.js';
 
 /** `portcullis pins …`: pinned tool definitions, why some are suspicious, and approving the changed ones (admins). */
-
-interface Reason {
-  rule: string;
-  field: string;
-  message: string;
-  connections?: string[];
-}
-
-interface Pin {
-  connection: string;
-  tool: string;
-  status: string;
-  digest: string | null;
-  pendingDigest: string | null;
-  pendingSince: string | null;
-  pinnedAt: string;
-  approvedAt: string | null;
-  approvedBy: string | null;
-  reasons: Reason[];
-  pendingReasons: Reason[];
-  alsoOfferedBy: string[];
-  definition?: unknown;
-  pendingDefinition?: unknown;
-}
-
-const short = (digest: string | null) => (digest === null ? '-' : digest.slice(0, 12));
-const pinPath = (connection: string, tool: string) => `/api/pins/${encodeURIComponent(connection)}/${encodeURIComponent(tool)}`;
-
-/** A pin's notes in one cell: the rules its definitions tripped, and the other connections offering its name. */
-function notes(p: Pin): string {
-  const rules = (list: Reason[]) => [...new Set(list.map((r) => r.rule))].join(', ');
-  return (
-    [
-      ...(p.pendingReasons.length > 0 ? [`held: ${rules(p.pendingReasons)}`] : []),
-      ...(p.reasons.length > 0 ? [`flagged: ${rules(p.reasons)}`] : []),
-      ...(p.alsoOfferedBy.length > 0 ? [`also on: ${p.alsoOfferedBy.join(', ')}`] : []),
-    ].join('; ') || '-'
-  );
-}
-
-/** Reasons, one a line: rule, where, what. */
-const reasonLines = (list: Reason[]) =>
-  list.map((r) => `  ${r.rule}  ${r.field}: ${r.message}${r.connections?.length ? ` (${r.connections.join(', ')})` : ''}`);
 
 function listCommand(): Command {
   return withGateway(
@@ -56,46 +9,12 @@ function listCommand(): Command {
       .description('pinned tools, and those quarantined until an admin approves their new definition')
       .option('--connection <name>', 'one connection only')
       .option('--json', 'one JSON object per line'),
-  ).action(async (opts: GatewayCommandOptions & { connection?: string; json?: boolean }) => {
-    const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-    const { pins } = (await callGateway('pins', base, 'GET', `/api/pins${opts.connection ? `?connection=${encodeURIComponent(opts.connection)}` : ''}`)) as {
-      pins: Pin[];
-    };
-    if (opts.json) {
-      for (const p of pins) process.stdout.write(`${JSON.stringify(p)}\n`);
-      return;
-    }
-    if (pins.length === 0) {
-      process.stdout.write('no pinned tools yet (a connection is pinned the first time its tools are listed)\n');
-      return;
-    }
-    const rows = [['CONNECTION', 'TOOL', 'STATUS', 'PINNED', 'WAITING', 'APPROVED BY', 'NOTES']];
-    for (const p of pins)
-      rows.push([p.connection, p.tool, p.status, short(p.digest), short(p.pendingDigest), p.approvedBy ?? (p.approvedAt ? '(first seen)' : '-'), notes(p)]);
-    process.stdout.write(`${table(rows)}\n`);
-  });
+  ).action(async (opts: GatewayCommandOptions & { connection?: string; json?: boolean }) => (await import('./actions.js')).pinsListAction(opts));
 }
 
 function diffCommand(): Command {
   return withGateway(new Command('diff').description("what changed in a quarantined tool's definition").argument('<connection>').argument('<tool>')).action(
-    async (connection: string, tool: string, opts: GatewayCommandOptions) => {
-      const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-      const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
-      if (pin.pendingDigest === null) {
-        process.stdout.write(`tool '${tool}' on '${connection}' is ${pin.status} (${short(pin.digest)}); no new definition waits for approval\n`);
-        return;
-      }
-      const before = pin.definition === null ? '' : JSON.stringify(pin.definition, null, 2);
-      const lines = [
-        ...(pin.pendingReasons.length > 0 ? ['why the offered definition is suspicious:', ...reasonLines(pin.pendingReasons), ''] : []),
-        `--- pinned   ${pin.digest ?? '(none: never approved)'}`,
-        `+++ offered  ${pin.pendingDigest} (since ${pin.pendingSince})`,
-        ...lineDiff(before, JSON.stringify(pin.pendingDefinition, null, 2)),
-        '',
-        `approve with: portcullis pins approve ${connection} ${tool} --digest ${pin.pendingDigest}`,
-      ];
-      process.stdout.write(`${printable(lines.join('\n'))}\n`);
-    },
+    async (connection: string, tool: string, opts: GatewayCommandOptions) => (await import('./actions.js')).pinsDiffAction(connection, tool, opts),
   );
 }
 
@@ -106,27 +25,9 @@ function showCommand(): Command {
       .argument('<connection>')
       .argument('<tool>')
       .option('--json', 'the pin as JSON'),
-  ).action(async (connection: string, tool: string, opts: GatewayCommandOptions & { json?: boolean }) => {
-    const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-    const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
-    if (opts.json) {
-      process.stdout.write(`${JSON.stringify(pin)}\n`);
-      return;
-    }
-    const lines = [
-      `tool '${pin.tool}' on '${pin.connection}': ${pin.status}${pin.pendingSince ? ` since ${pin.pendingSince}` : ''}`,
-      `pinned:   ${pin.digest ?? '(never approved)'}${pin.approvedBy ? `, approved by ${pin.approvedBy}` : pin.approvedAt ? ', first seen' : ''}`,
-      ...(pin.pendingDigest ? [`waiting:  ${pin.pendingDigest}`] : []),
-      ...(pin.alsoOfferedBy.length > 0 ? [`also offered by: ${pin.alsoOfferedBy.join(', ')}`] : []),
-      ...(pin.pendingReasons.length > 0 ? ['why the waiting definition is suspicious:', ...reasonLines(pin.pendingReasons)] : []),
-      ...(pin.reasons.length > 0 ? ['why the pinned definition was flagged:', ...reasonLines(pin.reasons)] : []),
-      ...(pin.definition ? ['pinned definition:', JSON.stringify(pin.definition, null, 2)] : []),
-      ...(pin.pendingDefinition
-        ? ['waiting definition:', JSON.stringify(pin.pendingDefinition, null, 2), '', `see the change: portcullis pins diff ${connection} ${tool}`]
-        : []),
-    ];
-    process.stdout.write(`${printable(lines.join('\n'))}\n`);
-  });
+  ).action(async (connection: string, tool: string, opts: GatewayCommandOptions & { json?: boolean }) =>
+    (await import('./actions.js')).pinsShowAction(connection, tool, opts),
+  );
 }
 
 function approveCommand(): Command {
@@ -136,13 +37,9 @@ function approveCommand(): Command {
       .argument('<connection>')
       .argument('<tool>')
       .option('--digest <sha256>', 'the definition you reviewed (from pins diff): refused if the server offers another by now'),
-  ).action(async (connection: string, tool: string, opts: GatewayCommandOptions & { digest?: string }) => {
-    const base = gatewayBaseUrl('pins', opts.gateway, opts.config);
-    const { pin } = (await callGateway('pins', base, 'POST', `${pinPath(connection, tool)}/approve`, opts.digest ? { digest: opts.digest } : {})) as {
-      pin: Pin;
-    };
-    process.stdout.write(`tool '${pin.tool}' on '${pin.connection}' pinned at ${short(pin.digest)}, approved by ${pin.approvedBy}\n`);
-  });
+  ).action(async (connection: string, tool: string, opts: GatewayCommandOptions & { digest?: string }) =>
+    (await import('./actions.js')).pinsApproveAction(connection, tool, opts),
+  );
 }
 
 export function pinsCommand(): Command {

@@ -1,29 +1,7 @@
 import { Command } from 'commander';
-import type { ReviewView } from '../../reviews/view.js';
-import { callGateway } from '../gateway-api.js';
 import { type GatewayCommandOptions, withGateway } from '../gateway-command.js';
-import { gatewayBaseUrl } from '../gateway-url.js';
-import { printable, table } from '../table.js';
 
 /** `portcullis reviews …`: calls held by guardrail rules, over the gateway's API as the signed-in user. */
-
-type Review = ReviewView;
-
-const person = (p: { subject: string; email: string | null }) => p.email ?? p.subject;
-const second = (iso: string | null) => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
-
-function summary(r: Review): string {
-  const what = `${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}' by ${person(r.requester)}`;
-  switch (r.status) {
-    case 'pending':
-      return `review ${r.id}: ${what} waits for ${r.approvalsNeeded - r.approvals.length} approval(s) from ${r.approvers.join(', ')} until ${second(r.expiresAt)}`;
-    case 'approved':
-    case 'released':
-      return `review ${r.id}: ${what} ${r.status} (${r.approvals.map(person).join(', ')})`;
-    default:
-      return `review ${r.id}: ${what} ${r.status}${r.decider ? ` by ${person(r.decider)}` : ''}${r.note ? `: ${r.note}` : ''}`;
-  }
-}
 
 function listCommand(): Command {
   return withGateway(
@@ -31,35 +9,7 @@ function listCommand(): Command {
       .description('held calls you may decide, and your own (newest first)')
       .option('--status <status>', 'only pending, approved, released, rejected, expired, interrupted or cancelled')
       .option('--json', 'one JSON object per line'),
-  ).action(async (opts: GatewayCommandOptions & { status?: string; json?: boolean }) => {
-    const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
-    const { reviews } = (await callGateway('reviews', base, 'GET', `/api/reviews${opts.status ? `?status=${encodeURIComponent(opts.status)}` : ''}`)) as {
-      reviews: Review[];
-    };
-    if (opts.json) {
-      for (const r of reviews) process.stdout.write(`${JSON.stringify(r)}\n`);
-      return;
-    }
-    if (reviews.length === 0) {
-      process.stdout.write('no reviews\n');
-      return;
-    }
-    const rows = [['ID', 'STATUS', 'RULE', 'CONNECTION', 'CALLER', 'CALL', 'APPROVALS', 'CREATED', 'EXPIRES']];
-    for (const r of reviews) {
-      rows.push([
-        r.id,
-        r.status,
-        r.rule,
-        r.connection,
-        person(r.requester),
-        `${r.method}${r.target ? ` ${r.target}` : ''}`,
-        `${r.approvals.length}/${r.approvalsNeeded}`,
-        second(r.createdAt),
-        second(r.expiresAt),
-      ]);
-    }
-    process.stdout.write(`${table(rows)}\n`);
-  });
+  ).action(async (opts: GatewayCommandOptions & { status?: string; json?: boolean }) => (await import('./actions.js')).reviewsListAction(opts));
 }
 
 function showCommand(): Command {
@@ -68,29 +18,7 @@ function showCommand(): Command {
       .description('one review: who called what, with the full arguments, and its decisions')
       .argument('<id>', 'the review id')
       .option('--json', 'as JSON'),
-  ).action(async (id: string, opts: GatewayCommandOptions & { json?: boolean }) => {
-    const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
-    const { review: r } = (await callGateway('reviews', base, 'GET', `/api/reviews/${encodeURIComponent(id)}`)) as { review: Review };
-    if (opts.json) {
-      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-      return;
-    }
-    const lines = [
-      summary(r),
-      `  rule:       ${r.rule}`,
-      `  caller:     ${person(r.requester)} (${r.requester.subject})`,
-      `  call:       ${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}'`,
-      `  approvers:  ${r.approvers.join(', ')} (${r.approvalsNeeded} needed)`,
-      `  created:    ${second(r.createdAt)}, expires ${second(r.expiresAt)}`,
-      ...r.approvals.map((a) => `  approved:   by ${person(a)} at ${second(a.at)}${a.note ? `: ${a.note}` : ''}`),
-      ...(r.decider && r.status === 'rejected' ? [`  rejected:   by ${person(r.decider)} at ${second(r.decidedAt)}: ${r.note ?? ''}`] : []),
-      '  params:',
-      ...JSON.stringify(r.params, null, 2)
-        .split('\n')
-        .map((l) => `    ${l}`),
-    ];
-    process.stdout.write(`${printable(lines.join('\n'))}\n`);
-  });
+  ).action(async (id: string, opts: GatewayCommandOptions & { json?: boolean }) => (await import('./actions.js')).reviewsShowAction(id, opts));
 }
 
 function decisionCommand(action: 'approve' | 'reject'): Command {
@@ -100,12 +28,9 @@ function decisionCommand(action: 'approve' | 'reject'): Command {
       .description('approve a held call (not your own): it goes on to the server once enough approvers have')
       .option('--note <text>', 'a note kept with the approval');
   else cmd.description('reject a held call: the caller gets an error naming you and your reason').requiredOption('--reason <text>', 'why: the caller is told');
-  return withGateway(cmd).action(async (id: string, opts: GatewayCommandOptions & { note?: string; reason?: string }) => {
-    const base = gatewayBaseUrl('reviews', opts.gateway, opts.config);
-    const body = action === 'approve' ? (opts.note ? { note: opts.note } : {}) : { reason: opts.reason };
-    const { review } = (await callGateway('reviews', base, 'POST', `/api/reviews/${encodeURIComponent(id)}/${action}`, body)) as { review: Review };
-    process.stdout.write(`${printable(summary(review))}\n`);
-  });
+  return withGateway(cmd).action(async (id: string, opts: GatewayCommandOptions & { note?: string; reason?: string }) =>
+    (await import('./actions.js')).reviewsDecisionAction(action, id, opts),
+  );
 }
 
 export function reviewsCommand(): Command {

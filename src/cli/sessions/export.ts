@@ -1,9 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
 import { Command } from 'commander';
-import { attestSession } from '../../recording/attest.js';
-import { exportSession } from '../../recording/export.js';
-import { storeForCommand } from '../store-for-command.js';
+import type { ExportOptions } from './export-action.js';
 
 export function sessionsExportCommand(): Command {
   return new Command('export')
@@ -12,31 +8,5 @@ export function sessionsExportCommand(): Command {
     .option('-c, --config <file>', "the gateway's config file (its store)")
     .option('--format <format>', 'jsonl (the only format)', 'jsonl')
     .option('-o, --output <file>', 'write to this file instead of stdout')
-    .action(async (id: string, o: { config?: string; format: string; output?: string }) => {
-      if (o.format !== 'jsonl') {
-        process.stderr.write(`portcullis: --format expects jsonl, found ${JSON.stringify(o.format)}\n`);
-        process.exit(2);
-      }
-      const { store } = await storeForCommand(o.config);
-      let out: WriteStream | NodeJS.WriteStream = process.stdout;
-      try {
-        const session = await attestSession(store, await store.getSession(id));
-        if (session === undefined) {
-          process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}\n`);
-          process.exitCode = 1;
-          return;
-        }
-        if (session.tampered.length > 0)
-          process.stderr.write(
-            `portcullis: the session row disagrees with the recording (${session.tampered.map((m) => m.column).join(', ')}): the export carries the recorded values and lists the row's in "tampered"\n`,
-          );
-        if (o.output) out = createWriteStream(o.output, { mode: 0o600 });
-        for await (const line of exportSession(store, session)) {
-          if (!out.write(`${line}\n`)) await once(out, 'drain');
-        }
-      } finally {
-        if (out !== process.stdout) await new Promise<void>((r) => (out as WriteStream).end(r));
-        await store.close();
-      }
-    });
+    .action(async (id: string, o: ExportOptions) => (await import('./export-action.js')).sessionsExportAction(id, o));
 }

@@ -1,13 +1,5 @@
 import { Command } from 'commander';
-import { replaySession } from '../../recording/replay.js';
-import { storeForCommand } from '../store-for-command.js';
-
-interface ReplayFlags {
-  config?: string;
-  speed: string;
-  maxPause: string;
-  follow?: boolean;
-}
+import type { ReplayFlags } from './replay-action.js';
 
 export function sessionsReplayCommand(): Command {
   return new Command('replay')
@@ -17,35 +9,5 @@ export function sessionsReplayCommand(): Command {
     .option('-s, --speed <factor>', 'playback speed: 2 is twice as fast', '1')
     .option('--max-pause <seconds>', 'cut longer pauses to this (marked in the output)', '10')
     .option('-f, --follow', 'keep following a live session until it ends')
-    .action(async (id: string, o: ReplayFlags) => {
-      const speed = Number(o.speed);
-      const maxPause = Number(o.maxPause);
-      if (!(speed > 0) || !Number.isFinite(speed)) {
-        process.stderr.write(`portcullis: --speed expects a positive number such as 0.5, 1 or 10, found ${JSON.stringify(o.speed)}\n`);
-        process.exit(2);
-      }
-      if (!(maxPause >= 0) || !Number.isFinite(maxPause)) {
-        process.stderr.write(`portcullis: --max-pause expects seconds (a number ≥ 0), found ${JSON.stringify(o.maxPause)}\n`);
-        process.exit(2);
-      }
-      const { store } = await storeForCommand(o.config);
-      const stop = new AbortController();
-      process.once('SIGINT', () => stop.abort());
-      try {
-        if ((await store.getSession(id)) === undefined) {
-          process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}\n`);
-          process.exitCode = 1;
-          return;
-        }
-        await replaySession(store, id, {
-          speed,
-          maxPauseMs: maxPause * 1000,
-          follow: o.follow ?? false,
-          signal: stop.signal,
-          write: (line) => process.stdout.write(`${line}\n`),
-        });
-      } finally {
-        await store.close();
-      }
-    });
+    .action(async (id: string, o: ReplayFlags) => (await import('./replay-action.js')).sessionsReplayAction(id, o));
 }
