@@ -100,7 +100,8 @@ describe('the agent under faults', () => {
         limits: { maxMessageSize: '64MiB' },
         // Masking 50 MB is its own test; here the tunnel is what is measured.
         masking: { enabled: false },
-        agents: { heartbeat: '1s' },
+        // 5 s: a ping queued behind 5 MB frames on a busy machine can take more than a second; a cut here is a close.
+        agents: { heartbeat: '5s' },
         connections: { vpc: { agent: 'vpc-agent', access: { groups: ['testers'] } } },
       }),
     );
@@ -117,7 +118,7 @@ describe('the agent under faults', () => {
         gateway: `http://127.0.0.1:${relay.port}`,
         name: 'vpc-agent',
         token: '${env:AGENT_TOKEN}',
-        heartbeat: '1s',
+        heartbeat: '5s',
         limits: { maxMessageSize: '64MiB' },
         connections: { vpc: { stdio: everythingStdio() } },
       }),
