@@ -25,9 +25,12 @@ interface Session {
   tampered: Array<{ message: string }>;
 }
 
-interface EventLine {
+export interface EventLine {
   seq: number;
+  /** The session that recorded it (a group's events come from several). */
+  session?: string;
   time: string;
+  timeUs?: number;
   monoUs: number;
   kind: 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'truncated' | 'close';
   direction: 'toServer' | 'toClient' | null;
@@ -48,7 +51,7 @@ interface EventLine {
   details?: Record<string, unknown> | null;
 }
 
-interface Verification {
+export interface Verification {
   status: 'verified' | 'unsealed' | 'deleted' | 'failed';
   events: number;
   problems: Array<{ seq?: number; message: string }>;
@@ -70,7 +73,7 @@ async function eventsAfter(id: string, after = -1): Promise<EventLine[]> {
   }
 }
 
-function Badge({ v }: { v: Verification | undefined | string }) {
+export function Badge({ v }: { v: Verification | undefined | string }) {
   if (v === undefined) return <span class="badge">verifying…</span>;
   if (typeof v === 'string') return <span class="badge bad">could not verify: {v}</span>;
   const label =
@@ -93,7 +96,7 @@ function Badge({ v }: { v: Verification | undefined | string }) {
 }
 
 /** A peer's name and version as its initialize stated them: text whatever they sent (a client chooses its clientInfo). */
-function info(v: unknown): string {
+export function info(v: unknown): string {
   const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
   const text = (x: unknown) => (x === undefined || x === null ? '' : typeof x === 'string' ? x : JSON.stringify(x));
   return `${text(o.name) || '?'} ${text(o.version)}`.trim();
@@ -369,16 +372,19 @@ export function ReplayPage({ id }: { id: string }) {
   );
 }
 
-function TimelineItem({
+export function TimelineItem({
   e,
   answer,
   answers,
   onSeek,
+  anchor = `event-${e.seq}`,
 }: {
   e: EventLine;
   answer?: EventLine | undefined;
   answers?: EventLine | undefined;
   onSeek: (e: EventLine) => void;
+  /** The element id to scroll to (unique on the page). */
+  anchor?: string;
 }) {
   const when = <span class="t">+{duration(e.monoUs / 1000)}</span>;
   if (e.kind === 'verdict') {
@@ -386,7 +392,7 @@ function TimelineItem({
     const redaction = Array.isArray((d.details as { redactions?: unknown } | undefined)?.redactions);
     const cls = redaction ? 'redaction' : d.action === 'answer' ? 'denial' : d.action === 'hold' ? 'hold' : 'verdict';
     return (
-      <li id={`event-${e.seq}`} class={`ev marker ${cls}`}>
+      <li id={anchor} class={`ev marker ${cls}`}>
         {when} <strong>{redaction ? 'Redacted' : d.action === 'answer' ? 'Refused' : d.action === 'hold' ? 'Held for review' : 'Decision'}</strong>{' '}
         {verdictText(d)}
       </li>
@@ -394,7 +400,7 @@ function TimelineItem({
   }
   if (e.kind !== 'message') {
     return (
-      <li id={`event-${e.seq}`} class="ev lifecycle">
+      <li id={anchor} class="ev lifecycle">
         {when} <strong>{e.kind}</strong> {e.details ? <JsonView value={e.details} openDepth={0} /> : null}
       </li>
     );
@@ -417,7 +423,7 @@ function TimelineItem({
               : `result #${String(r.id)}`
             : 'not JSON-RPC';
   return (
-    <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
+    <li id={anchor} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
       <div class="ev-head">
         {when} <span class="dir">{arrow}</span> <strong>{title}</strong>
         {r.traceId !== undefined && (

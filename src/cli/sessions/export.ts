@@ -2,13 +2,15 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Command } from 'commander';
 import { attestSession } from '../../recording/attest.js';
-import { exportSession } from '../../recording/export.js';
+import { exportGroup, exportSession } from '../../recording/export.js';
+import { parseGroupId } from '../../recording/exchange-groups.js';
+import { findGroup } from '../../recording/session-groups.js';
 import { storeForCommand } from '../store-for-command.js';
 
 export function sessionsExportCommand(): Command {
   return new Command('export')
     .description('a session as JSON lines (schema portcullis.recording/v1, see docs/recording.md), for a SIEM or an archive')
-    .argument('<session>', 'the session id')
+    .argument('<session>', 'the session id, or a group id of modern exchanges (<session id>.<seq>: a `group` line, its sessions, its events)')
     .option('-c, --config <file>', "the gateway's config file (its store)")
     .option('--format <format>', 'jsonl (the only format)', 'jsonl')
     .option('-o, --output <file>', 'write to this file instead of stdout')
@@ -17,9 +19,22 @@ export function sessionsExportCommand(): Command {
         process.stderr.write(`portcullis: --format expects jsonl, found ${JSON.stringify(o.format)}\n`);
         process.exit(2);
       }
-      const { store } = await storeForCommand(o.config);
+      const { config, store } = await storeForCommand(o.config);
       let out: WriteStream | NodeJS.WriteStream = process.stdout;
       try {
+        if (parseGroupId(id) !== undefined) {
+          const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
+          if (found === undefined) {
+            process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+            process.exitCode = 1;
+            return;
+          }
+          if (o.output) out = createWriteStream(o.output, { mode: 0o600 });
+          for (const line of exportGroup(found, config.sessions.viewIdleGapMs)) {
+            if (!out.write(`${line}\n`)) await once(out, 'drain');
+          }
+          return;
+        }
         const session = await attestSession(store, await store.getSession(id));
         if (session === undefined) {
           process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}\n`);

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { attestSessions } from '../../recording/attest.js';
 import { isTraceId, sessionsWithTrace, traceScanLimit } from '../../recording/exchanges.js';
 import { nowUs } from '../../recording/time.js';
+import { parseDuration } from '../../core/duration.js';
+import { type GroupQuery, groupScanLimit, listGroups } from '../../recording/session-groups.js';
 import { durationOf, isoUs, peerInfo, shown } from '../../recording/transcript.js';
 import { type SessionEra, type SessionQuery, type SessionRow, type SessionStatus, sessionEras } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
@@ -18,6 +20,8 @@ interface ListOptions {
   until?: string;
   limit: string;
   json?: boolean;
+  groups?: boolean;
+  idleGap?: string;
 }
 
 const statuses: SessionStatus[] = ['open', 'closed', 'cut-off'];
@@ -35,6 +39,11 @@ export function sessionsListCommand(): Command {
     .option('--until <time>', 'opened before: an ISO time, or a duration ago')
     .option('-n, --limit <n>', 'at most this many', '50')
     .option('--json', 'one JSON object per session, one per line')
+    .option(
+      '--groups',
+      "modern clients' exchanges as sessions: per principal and connection across the pooled sessions that recorded them, by trace id, else by an idle gap",
+    )
+    .option('--idle-gap <duration>', 'with --groups: the idle gap that starts a new group of untraced exchanges (default: sessions.viewIdleGap, 5m)')
     .action(async (o: ListOptions) => {
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
@@ -52,6 +61,14 @@ export function sessionsListCommand(): Command {
       if (o.trace !== undefined && !isTraceId(o.trace)) {
         process.stderr.write(`portcullis: --trace expects a W3C trace id (32 hex digits, not all zero), found ${JSON.stringify(o.trace.slice(0, 80))}\n`);
         process.exit(2);
+      }
+      if (o.groups) {
+        if (o.status !== undefined || o.era !== undefined || o.trace !== undefined) {
+          process.stderr.write('portcullis: --groups lists modern exchanges by group; --status, --era and --trace do not apply (use --user, --connection, --since, --until)\n');
+          process.exit(2);
+        }
+        await listGroupsCommand(o, limit);
+        return;
       }
       const query: SessionQuery = { limit };
       if (o.era) query.era = o.era as SessionEra;
@@ -109,4 +126,49 @@ export function sessionsListCommand(): Command {
         await store.close();
       }
     });
+}
+
+/** `sessions list --groups`: the groups of modern exchanges, newest first. */
+async function listGroupsCommand(o: ListOptions, limit: number): Promise<void> {
+  const gapArg = o.idleGap === undefined ? undefined : parseDuration(o.idleGap);
+  if (o.idleGap !== undefined && (gapArg === undefined || gapArg < 1)) {
+    process.stderr.write(`portcullis: --idle-gap expects a duration such as 5m, 90s or 500ms, found ${JSON.stringify(o.idleGap.slice(0, 80))}\n`);
+    process.exit(2);
+  }
+  const query: GroupQuery = { limit };
+  if (o.user) query.subject = o.user;
+  if (o.connection) query.connection = o.connection;
+  if (o.since) query.fromUs = parseTimeArg(o.since, '--since');
+  if (o.until) query.toUs = parseTimeArg(o.until, '--until');
+  const { config, store } = await storeForCommand(o.config);
+  try {
+    const gapMs = gapArg ?? config.sessions.viewIdleGapMs;
+    const { groups, exhausted } = await listGroups(store, query, gapMs);
+    if (exhausted)
+      process.stderr.write(`portcullis: stopped after reading ${groupScanLimit} pooled sessions; narrow the search (--since, --user, --connection)\n`);
+    if (o.json) {
+      for (const g of groups) process.stdout.write(`${JSON.stringify({ ...g, idleGapMs: gapMs })}\n`);
+      return;
+    }
+    if (groups.length === 0) {
+      process.stdout.write('no group of modern exchanges matches\n');
+      return;
+    }
+    const rows = [['GROUP', 'FIRST (UTC)', 'DURATION', 'USER', 'CONNECTION', 'EXCHANGES', 'BY', 'SESSIONS']];
+    for (const g of groups) {
+      rows.push([
+        g.id,
+        isoUs(g.firstUs).slice(0, 19).replace('T', ' '),
+        durationOf({ openedAtUs: g.firstUs, closedAtUs: g.lastUs }, nowUs()),
+        shown(g.subject),
+        shown(g.connection),
+        String(g.exchanges),
+        g.traceId !== undefined ? `trace ${g.traceId}` : `idle gap ${g.label}`,
+        `${g.sessions.length}${g.open ? ' open' : ''}${g.tampered ? ' ALTERED' : ''}`,
+      ]);
+    }
+    process.stdout.write(`${table(rows)}\n`);
+  } finally {
+    await store.close();
+  }
 }
