@@ -165,7 +165,10 @@ export interface FoundGroup {
 export async function findGroup(store: Store, id: string, gapMs: number): Promise<FoundGroup | undefined> {
   const at = parseGroupId(id);
   if (at === undefined) return undefined;
-  const [target] = await attestSessions(store, [await store.getSession(at.sessionId)].filter((s) => s !== undefined));
+  const [target] = await attestSessions(
+    store,
+    [await store.getSession(at.sessionId)].filter((s) => s !== undefined),
+  );
   if (target === undefined || target.edge !== modernEdge) return undefined;
   const gapUs = gapMs * 1000;
   let fromUs = target.openedAtUs - gapUs;

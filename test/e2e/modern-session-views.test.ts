@@ -34,8 +34,7 @@ describe('modern exchanges as sessions: groups across pooled sessions', () => {
   let testerSessions: SessionRow[];
   let untracedRequests: number;
 
-  const modernOf = async (subject: string) =>
-    (await store.listSessions({ connection: 'ev', era: 'modern', limit: 100 })).filter((s) => s.subject === subject);
+  const modernOf = async (subject: string) => (await store.listSessions({ connection: 'ev', era: 'modern', limit: 100 })).filter((s) => s.subject === subject);
   const api = async (path: string, headers: Record<string, string> = gw.apiAuth) => fetch(new URL(path, gw.url), { headers });
 
   before(async () => {
@@ -119,11 +118,7 @@ describe('modern exchanges as sessions: groups across pooled sessions', () => {
     assert.equal(untraced.open, false);
     const traced = tester.find((g) => g.traceId === traceId)!;
     assert.equal(traced.exchanges, 1);
-    assert.deepEqual(
-      tester.map((g) => g.label).sort(),
-      ['1', `trace ${traceId}`],
-      'no other group of tester',
-    );
+    assert.deepEqual(tester.map((g) => g.label).sort(), ['1', `trace ${traceId}`], 'no other group of tester');
     const other = groups.filter((g) => g.subject === 'other');
     assert.equal(other.length, 1, "other's exchanges are a group of their own");
     assert.ok(other[0]!.sessions.every((id) => !untraced.sessions.includes(id)));

@@ -64,7 +64,9 @@ export function sessionsListCommand(): Command {
       }
       if (o.groups) {
         if (o.status !== undefined || o.era !== undefined || o.trace !== undefined) {
-          process.stderr.write('portcullis: --groups lists modern exchanges by group; --status, --era and --trace do not apply (use --user, --connection, --since, --until)\n');
+          process.stderr.write(
+            'portcullis: --groups lists modern exchanges by group; --status, --era and --trace do not apply (use --user, --connection, --since, --until)\n',
+          );
           process.exit(2);
         }
         await listGroupsCommand(o, limit);

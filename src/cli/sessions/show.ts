@@ -66,7 +66,8 @@ export function sessionsShowCommand(): Command {
           for (const s of sessions) for (const m of s.tampered) process.stdout.write(`ALTERED     ${s.id}: ${shown(m.message)}\n`);
           process.stdout.write('\n');
           // Offsets from the group's first request (the pooled sessions' own clocks start apart), each line led by its session.
-          for (const e of events) process.stdout.write(`${e.sessionId.slice(0, 8)}  ${describeEvent({ ...e, monoUs: Math.max(0, e.timeUs - group.firstUs) })}\n`);
+          for (const e of events)
+            process.stdout.write(`${e.sessionId.slice(0, 8)}  ${describeEvent({ ...e, monoUs: Math.max(0, e.timeUs - group.firstUs) })}\n`);
           return;
         }
         const session = await attestSession(store, await store.getSession(id));
