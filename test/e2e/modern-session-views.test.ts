@@ -203,6 +203,10 @@ describe('modern exchanges as sessions: groups across pooled sessions', () => {
       verified.sessions.map((v) => v.sessionId),
       untraced.sessions,
     );
+    const cliVerified = await runCli(['sessions', 'verify', untraced.id, '--config', configFile]);
+    assert.equal(cliVerified.code, 0, cliVerified.stderr);
+    assert.match(cliVerified.stdout, new RegExp(`^group ${untraced.id.replace('.', '\\.')} +verified: ${untraced.sessions.length} session`, 'm'));
+    for (const id of untraced.sessions) assert.match(cliVerified.stdout, new RegExp(`^${id} +verified`, 'm'));
     const exported = await api(`${path}/export`);
     assert.equal(exported.headers.get('content-type'), 'application/x-ndjson');
     const lines = (await exported.text())

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { type SessionVerification, verifyLedger, verifySession } from '../../recording/verify.js';
+import { parseGroupId } from '../../recording/exchange-groups.js';
+import { findGroup, verifyGroup } from '../../recording/session-groups.js';
 import { shown } from '../../recording/transcript.js';
 import type { Store } from '../../store/store.js';
 import { storeForCommand, trustedKeysForCommand } from '../store-for-command.js';
@@ -48,7 +50,7 @@ async function* allSessionIds(store: Store): AsyncGenerator<string> {
 export function sessionsVerifyCommand(): Command {
   return new Command('verify')
     .description("checks recordings against tampering: each session's hash chain, its signed seal, and the gateways' ledgers; exit code 1 on any failure")
-    .argument('[session]', 'the session id (or --all)')
+    .argument('[session]', 'the session id, or a group id of modern exchanges (each of its sessions, whole), or --all')
     .option('-c, --config <file>', "the gateway's config file (its store and keys)")
     .option('--all', 'every session in the store, and every ledger')
     .option('--json', 'one JSON result per line')
@@ -68,6 +70,19 @@ export function sessionsVerifyCommand(): Command {
           );
         }
         const json = o.json ?? false;
+        if (id !== undefined && parseGroupId(id) !== undefined) {
+          const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
+          if (found === undefined) {
+            process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+            process.exitCode = 1;
+            return;
+          }
+          const g = await verifyGroup(store, found, trusted);
+          if (!json) process.stdout.write(`group ${g.group}  ${g.status === 'failed' ? 'FAILED' : g.status}: ${g.sessions.length} session(s), each verified whole\n`);
+          for (const r of g.sessions) report(r, json);
+          if (g.status === 'failed') process.exitCode = 1;
+          return;
+        }
         if (id !== undefined) {
           const r = await verifySession(store, id, trusted, o.exchanges ?? false, config.sessions.viewIdleGapMs);
           report(r, json);
