@@ -427,6 +427,11 @@ describe('the web console in a browser', () => {
     assert.ok(groupId.startsWith(`${first}.`), 'a group is named by its first request');
     assert.equal(await page.getByRole('link', { name: 'Export JSONL' }).getAttribute('href'), `/api/sessions/${encodeURIComponent(groupId)}/export`);
     assert.deepEqual(await accessibilityViolations(page), [], 'a group of modern exchanges: WCAG 2 AA');
+    // A pooled session's own page names the groups it holds a part of, each a link to the whole group.
+    await page.getByRole('link', { name: second, exact: true }).click();
+    await page.getByRole('heading', { name: `Session ${second}` }).waitFor();
+    await page.getByRole('link', { name: `trace ${trace}` }).click();
+    await page.getByRole('heading', { name: `Session ${groupId}` }).waitFor();
   });
 
   it('ran every page under its Content-Security-Policy without an error', () => {

@@ -145,6 +145,17 @@ export function ReplayPage({ id }: { id: string }) {
     );
   }, [id, trace]);
 
+  /** A modern (pooled) session's groups: the sessions a user sees of its client, each across every session that recorded it. */
+  const [groups, setGroups] = useState<Array<{ id: string; label: string; traceId?: string; exchanges: number }> | undefined>(undefined);
+  useEffect(() => {
+    setGroups(undefined);
+    if (session?.era !== 'modern') return;
+    get<{ groups: Array<{ id: string; label: string; traceId?: string; exchanges: number }> }>(`/api/sessions/${encodeURIComponent(id)}/events?groups`).then(
+      (r) => setGroups(r.groups),
+      () => {},
+    );
+  }, [id, session?.era]);
+
   const verify = () => get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
   const readSession = () => get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => r.session);
   useEffect(() => {
@@ -287,6 +298,23 @@ export function ReplayPage({ id }: { id: string }) {
             ? 'modern: MCP 2026-07-28 exchanges of one principal on one connection, each naming its protocol version'
             : `legacy: a 2025-era session, every exchange in MCP ${session.protocolVersion ?? '?'}`}
         </dd>
+        {groups !== undefined && groups.length > 0 && (
+          <>
+            <dt>Groups</dt>
+            <dd>
+              <ul class="plain">
+                {groups.map((g) => (
+                  <li key={g.id}>
+                    <Link href={`/sessions/${encodeURIComponent(g.id)}`}>{g.traceId !== undefined ? `trace ${g.traceId}` : `group ${g.label}`}</Link>{' '}
+                    <span class="hint">
+                      {g.exchanges} exchange{g.exchanges === 1 ? '' : 's'} here; the group may go on in other pooled sessions
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            </dd>
+          </>
+        )}
         <dt>Client / server</dt>
         <dd>
           {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
