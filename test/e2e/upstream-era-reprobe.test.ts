@@ -193,7 +193,14 @@ describe('a modern upstream that comes back legacy is asked again', () => {
     assert.match(await echoThrough(gw, 'comeback'), /"echo: hi"/);
     // The server is replaced by a 2025-era one: its running process ends, the next one the pool starts is legacy.
     writeFileSync(comeback(), JSON.stringify({ mode: 'legacy' }));
-    const ours = () => childPids().filter((pid) => isAlive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(comeback()));
+    const cmdline = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return ''; // gone meanwhile
+      }
+    };
+    const ours = () => childPids().filter((pid) => isAlive(pid) && cmdline(pid).includes(comeback()));
     const running = ours();
     assert.ok(running.length >= 1, 'the modern process runs');
     for (const pid of running) process.kill(pid);
