@@ -1,7 +1,6 @@
 import { ErrorCode, isRequest, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
-import type { ModernConnection } from './modern-connection.js';
+import { answeredAsLegacy, type ModernConnection } from './modern-connection.js';
 import { ModernUpstream } from './modern-upstream.js';
-import { answeredAsLegacy } from './modern-connection.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
 /** What the gateway learned of a connection's server: a 2026-07-28 one (and how to reach it), or a legacy one. */
@@ -67,8 +66,8 @@ export class UpstreamEras {
     return verdict;
   }
 
-  /** A session found `verdict` wrong: unless already replaced, the connection's era is asked again by the next session. */
   /**
+   * A session found `verdict` wrong: unless already replaced, the connection's era is asked again by the next session.
    * `retire`: the server proved not to be a 2026-07-28 one (not merely unreachable): the sessions on the modern
    * connection end at their next request (ModernConnection.retired).
    */
