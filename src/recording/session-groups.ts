@@ -132,9 +132,11 @@ export async function listGroups(store: Store, query: GroupQuery, gapMs: number)
   for (const s of sessions) {
     // Who the scope asked for is decided on the recording (attested), not on the row the query matched.
     if (query.subject !== undefined && s.subject !== query.subject) continue;
-    if (query.issuer !== undefined && s.issuer !== query.issuer) continue;
+    if (query.issuer !== undefined && (s.issuer !== query.issuer || !s.owned)) continue;
     const k = principalOf(s);
-    byPrincipal.set(k, [...(byPrincipal.get(k) ?? []), s]);
+    const own = byPrincipal.get(k);
+    if (own === undefined) byPrincipal.set(k, [s]);
+    else own.push(s);
   }
   const out: SessionGroup[] = [];
   for (const own of byPrincipal.values()) {
