@@ -113,7 +113,7 @@ describe('modern exchanges as sessions: groups across pooled sessions', () => {
     assert.equal(untraced.exchanges, untracedRequests);
     assert.ok(untraced.sessions.length >= 3, `recorded by two pooled sessions and a refusal's: ${untraced.sessions.join(', ')}`);
     assert.equal(untraced.connection, 'ev');
-    assert.equal(untraced.issuer, gw.gateway.devIdentity!.issuer);
+    assert.equal(untraced.issuer, gw.gateway.devIdentity!.issuer.config.issuer);
     assert.ok(untraced.lastUs > untraced.firstUs);
     assert.equal(untraced.open, false);
     const traced = tester.find((g) => g.traceId === traceId)!;
