@@ -145,9 +145,10 @@ describe('a modern upstream that comes back legacy is asked again', () => {
     forModern = await startSwitchingHttp();
     gw = await startTestGateway({
       connections: {
-        httpLegacyClient: { http: { url: forLegacy.url }, tools: { pin: false } },
-        httpModernClient: { http: { url: forModern.url }, tools: { pin: false } },
-        comeback: { stdio: { command: process.execPath, args: [eraSwitchServerPath, comeback()], spares: 0 }, tools: { pin: false } },
+        'http-legacy-client': { http: { url: forLegacy.url }, tools: { pin: false } },
+        'http-modern-client': { http: { url: forModern.url }, tools: { pin: false } },
+        // A probe timeout no loaded machine reaches: the first process is certainly found modern (not silent).
+        comeback: { stdio: { command: process.execPath, args: [eraSwitchServerPath, comeback()], spares: 0, probeTimeout: '60s' }, tools: { pin: false } },
       },
     });
   });
@@ -159,9 +160,9 @@ describe('a modern upstream that comes back legacy is asked again', () => {
   });
 
   it('over HTTP, to a 2025-era client: the session after the refused modern call is served by the legacy server', async () => {
-    assert.match(await echoThrough(gw, 'httpLegacyClient'), /"echo: hi"/);
+    assert.match(await echoThrough(gw, 'http-legacy-client'), /"echo: hi"/);
     forLegacy.legacy();
-    const outcomes = await until(gw, 'httpLegacyClient', /legacy echo: hi/, 3);
+    const outcomes = await until(gw, 'http-legacy-client', /legacy echo: hi/, 3);
     assert.match(outcomes.at(-1)!, /legacy echo: hi/, outcomes.join('\n'));
     assert.ok(outcomes.length <= 2, outcomes.join('\n'));
     assert.match(gw.log.text, /the server's era is asked again: it contradicted the verdict/);
@@ -169,7 +170,7 @@ describe('a modern upstream that comes back legacy is asked again', () => {
   });
 
   it('over HTTP, to a 2026-07-28 client: its next request after the refused one is served by the legacy server', async () => {
-    const client = await connectV2(gw.mcp('httpModernClient'), gw.auth, { pin: '2026-07-28' });
+    const client = await connectV2(gw.mcp('http-modern-client'), gw.auth, { pin: '2026-07-28' });
     try {
       const echo = async () => {
         try {
