@@ -404,8 +404,8 @@ describe('the web console in a browser', () => {
     const first = await recordModernSession(gw, 'everything', identity, [{ id: 2, message: 'group part one', trace }]);
     const second = await recordModernSession(gw, 'everything', identity, [{ id: 3, message: 'group part two', trace }]);
     const page = await signedIn('audrey');
-    await page.getByLabel('Show', { exact: true }).selectOption('groups');
-    await page.getByLabel('User', { exact: true }).fill('bo');
+    await page.locator('select[name="view"]').selectOption('groups');
+    await page.locator('input[name="user"]').fill('bo');
     await page.getByRole('button', { name: 'Apply' }).click();
     const rows = page.locator('table.groups tbody tr');
     await waitFor(async () => (await rows.count()) === 1, "bo's one group");
