@@ -78,7 +78,8 @@ export function sessionsVerifyCommand(): Command {
             return;
           }
           const g = await verifyGroup(store, found, trusted);
-          if (!json) process.stdout.write(`group ${g.group}  ${g.status === 'failed' ? 'FAILED' : g.status}: ${g.sessions.length} session(s), each verified whole\n`);
+          if (!json)
+            process.stdout.write(`group ${g.group}  ${g.status === 'failed' ? 'FAILED' : g.status}: ${g.sessions.length} session(s), each verified whole\n`);
           for (const r of g.sessions) report(r, json);
           if (g.status === 'failed') process.exitCode = 1;
           return;
