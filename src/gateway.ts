@@ -124,7 +124,7 @@ export class Gateway {
     this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
-      createUpstream: upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams),
+      createUpstream: upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams, this.limits),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [
         ...(options.observers ?? []),

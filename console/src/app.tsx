@@ -7,6 +7,7 @@ import { AdminPage } from './pages/admin';
 import { ReplayPage } from './pages/replay';
 import { ReviewsPage } from './pages/reviews';
 import { SessionsPage } from './pages/sessions';
+import { GroupPage } from './pages/group';
 import { SignInPage } from './pages/sign-in';
 
 /** The console's frame: who is signed in, the navigation, and the page the path names. */
@@ -91,7 +92,12 @@ export function App() {
       </header>
       <main id="main">
         {sessionId !== undefined ? (
-          <ReplayPage id={decodeURIComponent(sessionId)} />
+          // A group id (of modern exchanges) names the session and seq of its first request: `<session id>.<seq>`.
+          decodeURIComponent(sessionId).includes('.') ? (
+            <GroupPage id={decodeURIComponent(sessionId)} />
+          ) : (
+            <ReplayPage id={decodeURIComponent(sessionId)} />
+          )
         ) : path.startsWith('/reviews') ? (
           <ReviewsPage me={me} focus={reviewId === undefined ? undefined : decodeURIComponent(reviewId)} />
         ) : path.startsWith('/admin') && me.roles.admin ? (

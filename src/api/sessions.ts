@@ -4,12 +4,13 @@ import { HttpError } from '../core/http-error.js';
 import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, sent, strictParams } from '../http/kit/route.js';
 import { once } from 'node:events';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
-import { eventLine, exportSession } from '../recording/export.js';
+import { eventLine, exportGroup, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
 import type { Store } from '../store/store.js';
 import { eventsOfTrace, isTraceId } from '../recording/exchanges.js';
-import { eventsOfGroup, exchangeGroups } from '../recording/exchange-groups.js';
+import { eventsOfGroup, exchangeGroups, parseGroupId } from '../recording/exchange-groups.js';
+import { type GroupQuery, findGroup, listGroups, type SessionGroup, verifyGroup } from '../recording/session-groups.js';
 import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../store/types.js';
 
 /**
@@ -20,6 +21,10 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
  *                                     ?groups → { idleGapMs, groups }, a modern session's groups; ?group=<label> → { events, next: null }, one group's
  *   GET /api/sessions/:id/verify      → the verification result
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
+ *   GET /api/sessions/groups          ?user&connection&since&until&limit → { idleGapMs, groups, exhausted }: modern clients'
+ *                                     exchanges as the sessions a user sees, per principal and connection across pooled sessions
+ *   GET /api/sessions/<group id>[/events|/verify|/export] → { group, sessions } | { events, next: null } | its sessions'
+ *                                     verifications | JSON lines (a `group` line, its sessions' lines, its events)
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
  * (recording/attest.ts): each session carries `tampered`, the row's columns that disagree with it.
  */
@@ -79,6 +84,7 @@ export class SessionsApi {
       await next();
     });
     r.all('/', (c) => this.#list(c, requestUrl(c).searchParams, c.get('seesOnly')));
+    r.all('/groups', (c) => this.#groups(c, requestUrl(c).searchParams, c.get('seesOnly')));
     r.all('/:id/:what?', (c) => this.#session(c, false));
     r.all('/:id/:what/*', (c) => this.#session(c, true));
     return r;
@@ -90,6 +96,7 @@ export class SessionsApi {
     const only = c.get('seesOnly');
     const url = requestUrl(c);
     const res = c.env.outgoing;
+    if (parseGroupId(id) !== undefined) return this.#group(c, id, what, beyond);
     let session = await attestSession(this.store, await this.store.getSession(id));
     // Someone else's session, for a caller who may only see their own: as if it did not exist. Decided on the
     // recording, so that rewriting the row's owner shows a session to nobody it did not already belong to.
@@ -126,6 +133,53 @@ export class SessionsApi {
       'cache-control': 'no-store',
     });
     for await (const line of exportSession(this.store, session)) {
+      if (!res.write(`${line}\n`)) await once(res, 'drain');
+    }
+    res.end();
+    return sent;
+  }
+
+  /** The groups of modern exchanges, newest first; a scoped caller's own only (by the recording, as for sessions). */
+  async #groups(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {
+    const query: GroupQuery = { limit: intParam(params, 'limit', 50, 1, 1000) };
+    const user = params.get('user');
+    const connection = params.get('connection');
+    if (user) query.subject = user;
+    if (only !== undefined) {
+      if (user && user !== only.subject) throw new HttpError(403, "you may see your own sessions only (roles.auditors see everyone's)");
+      query.subject = only.subject;
+      query.issuer = only.issuer;
+    }
+    if (connection) query.connection = connection;
+    const since = timeParam(params, 'since');
+    const until = timeParam(params, 'until');
+    if (since !== undefined) query.fromUs = since;
+    if (until !== undefined) query.toUs = until;
+    const { groups, exhausted } = await listGroups(this.store, query, this.idleGapMs);
+    return json(c, 200, { idleGapMs: this.idleGapMs, groups, exhausted });
+  }
+
+  /** One group: its facts and sessions, its events, its sessions' verification, or its export. */
+  async #group(c: ControlContext, id: string, what: string | undefined, beyond: boolean): Promise<Response> {
+    const url = requestUrl(c);
+    if (beyond || (what !== undefined && !['events', 'verify', 'export'].includes(what)))
+      throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
+    const found = await findGroup(this.store, id, this.idleGapMs);
+    const only = c.get('seesOnly');
+    const mine = (g: SessionGroup) => only === undefined || (g.subject === only.subject && g.issuer === only.issuer);
+    if (found === undefined || !mine(found.group) || (only !== undefined && !found.sessions.every((s) => ownedBy(s, only))))
+      throw new HttpError(404, `no session group ${JSON.stringify(untrustedPrefix(id))} (a group is named by its first request: <session id>.<seq>)`);
+    const byId = new Map(found.sessions.map((s) => [s.id, s]));
+    if (what === undefined) return json(c, 200, { idleGapMs: this.idleGapMs, group: found.group, sessions: found.sessions });
+    if (what === 'events') return json(c, 200, { events: found.events.map((e) => eventLine(byId.get(e.sessionId)!, e)), next: null });
+    if (what === 'verify') return json(c, 200, await verifyGroup(this.store, found, await this.trusted()));
+    const res = c.env.outgoing;
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'content-disposition': `attachment; filename="portcullis-group-${id.replace(/[^A-Za-z0-9_-]/g, '_')}.jsonl"`,
+      'cache-control': 'no-store',
+    });
+    for (const line of exportGroup(found, this.idleGapMs)) {
       if (!res.write(`${line}\n`)) await once(res, 'drain');
     }
     res.end();

@@ -39,6 +39,9 @@ export function modernCapabilities(capabilities: Record<string, unknown> | undef
   return served;
 }
 
+/** Pages of tools/list read at most to learn an unlisted tool's definition. */
+const maxListPages = 20;
+
 export interface ModernHttpOptions {
   pool: ModernPool;
   keepAlive: KeepAlive;
@@ -123,9 +126,12 @@ export class ModernHttpEdge {
         { era: 'refused', status: 404, code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method}`, id },
         text,
       );
+    // `Mcp-Param-*` against the tool's trusted definition; a tool neither pinned nor listed yet is learned from the
+    // upstream's tools/list (through the caller's pooled session, below) before anything is decided on the request.
+    let paramCheck: Refusal | undefined | 'unlisted';
     if (request.method === 'tools/call') {
-      const mismatched = await this.#checkParamHeaders(connection, request, headers);
-      if (mismatched !== undefined) return this.refuse(res, connection, caller.identity, origin, mismatched, text);
+      paramCheck = await this.#checkParamHeaders(connection, request, headers);
+      if (paramCheck !== undefined && paramCheck !== 'unlisted') return this.refuse(res, connection, caller.identity, origin, paramCheck, text);
     }
     const early = this.o.refuseEarly?.(caller.identity);
     if (early !== undefined) {
@@ -154,6 +160,31 @@ export class ModernHttpEdge {
     }
     // The client left while its session opened: its 'close' is past, so a stream started now would never be ended by it.
     if (res.destroyed) return;
+    if (paramCheck === 'unlisted') {
+      await this.#learnTools(pooled, connection.name);
+      const checked = await this.#checkParamHeaders(connection, request, headers);
+      // Still unknown (the caller is not shown it: policy refuses the call below, or the server hides it): a request that
+      // carries Mcp-Param headers cannot have them checked, and is refused; one without has nothing to disagree with.
+      if (checked === 'unlisted' && [...headers.keys()].some((h) => h.startsWith('mcp-param-'))) {
+        const tool = String(request.params?.name).slice(0, 100);
+        return this.refuse(
+          res,
+          connection,
+          caller.identity,
+          origin,
+          {
+            era: 'refused',
+            status: 400,
+            code: ErrorCode.InvalidParams,
+            message: `Invalid params: the tool ${JSON.stringify(tool)} is not in the tools/list of connection '${connection.name}', so its Mcp-Param headers cannot be checked`,
+            id,
+          },
+          text,
+        );
+      }
+      if (checked !== undefined && checked !== 'unlisted') return this.refuse(res, connection, caller.identity, origin, checked, text);
+      if (res.destroyed) return;
+    }
     if (request.method === 'server/discover') return this.#discover(res, pooled, request, connection.name);
     if (request.method === 'subscriptions/listen')
       return serveListen(res, pooled, request, this.o.keepAlive, this.o.log.child({ connection: connection.name }));
@@ -223,12 +254,21 @@ export class ModernHttpEdge {
     exchange.resume(res, request);
   }
 
-  /** `Mcp-Param-*` against the tool's trusted definition: the pinned one, else the one last listed to a modern client. */
-  async #checkParamHeaders(connection: ConnectionConfig, request: JsonRpcRequest, headers: Map<string, HeaderValue>): Promise<Refusal | undefined> {
+  /**
+   * `Mcp-Param-*` against the tool's trusted definition: the pinned one, else the one last listed to a modern client;
+   * `unlisted` when there is neither (fail closed: the caller lists the tools, then checks again).
+   */
+  async #checkParamHeaders(
+    connection: ConnectionConfig,
+    request: JsonRpcRequest,
+    headers: Map<string, HeaderValue>,
+  ): Promise<Refusal | undefined | 'unlisted'> {
     const tool = request.params?.name;
     if (typeof tool !== 'string') return undefined;
     const pinned = await this.o.pinnedInputSchema?.(connection, tool);
-    const schema = pinned ?? this.#listed.get(connection.name)?.get(tool);
+    const listed = this.#listed.get(connection.name);
+    if ((pinned === undefined || pinned === null) && !listed?.has(tool)) return 'unlisted';
+    const schema = pinned ?? listed?.get(tool);
     const declared = schema === undefined || schema === null ? undefined : paramHeaders(schema);
     if (declared !== undefined && 'invalid' in declared)
       // Its headers cannot be checked, so it is not called: a 2026-07-28 client drops such a tool from tools/list.
@@ -241,6 +281,19 @@ export class ModernHttpEdge {
       };
     if (declared === undefined || declared.length === 0) return undefined;
     return checkParamHeaders(declared, request.params?.arguments, headers, request.id);
+  }
+
+  /** Reads the tools/list the caller's pooled session gets (after its pipeline), every page, and remembers the definitions. */
+  async #learnTools(pooled: PooledSession, connection: string): Promise<void> {
+    let cursor: string | undefined;
+    for (let page = 0; page < maxListPages; page++) {
+      const r = await pooled.call('tools/list', cursor === undefined ? {} : { cursor });
+      const result = r.result as { tools?: unknown; nextCursor?: unknown } | undefined;
+      if (result === undefined) return;
+      this.#remember(connection, result.tools);
+      if (typeof result.nextCursor !== 'string' || result.nextCursor === '') return;
+      cursor = result.nextCursor;
+    }
   }
 
   #remember(connection: string, tools: unknown): void {

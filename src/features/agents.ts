@@ -4,6 +4,7 @@ import { TunnelRelay } from '../agent/relay.js';
 import { TunnelRouter } from '../agent/tunnel-router.js';
 import { AgentsApi } from '../api/agents.js';
 import type { GatewayConfig } from '../config/schema.js';
+import type { Limits } from '../limits/limits.js';
 import type { SessionRegistryOptions } from '../session/registry.js';
 import { createUpstream, type SharedUpstreams, type StdioSparePools, type UpstreamAgents } from '../upstream/index.js';
 import { type AgentTunnels, TunnelUpstream } from '../upstream/tunnel.js';
@@ -85,12 +86,27 @@ export function upstreams(
   tunnels: AgentTunnels | undefined,
   spares: StdioSparePools,
   shared: SharedUpstreams,
+  limits?: Limits,
 ): SessionRegistryOptions['createUpstream'] {
   return (c, log, sessionId, identity) => {
     // Pooled: the client session leases a shared upstream session; one is created (without a spare: it lives on,
-    // warm, for the sessions after it) only when none can take it.
-    if (c.upstreamSessions === 'pooled')
-      return shared.lease(c.name, identity, () => createUpstream(c, config.limits.maxMessageBytes, agents, log.child({ pooled: true }), undefined, undefined));
+    // warm, for the sessions after it) only when none can take it. Its stdio process is what the process limits count.
+    if (c.upstreamSessions === 'pooled') {
+      const admit =
+        limits !== undefined && c.upstream.kind === 'stdio'
+          ? () => {
+              const admitted = limits.admitProcess(c, identity);
+              if ('refused' in admitted) throw admitted.refused;
+              return admitted.lease;
+            }
+          : undefined;
+      return shared.lease(
+        c.name,
+        identity,
+        () => createUpstream(c, config.limits.maxMessageBytes, agents, log.child({ pooled: true }), undefined, undefined),
+        admit,
+      );
+    }
     return createUpstream(c, config.limits.maxMessageBytes, agents, log, (agent) => new TunnelUpstream(tunnels!, agent, c.name, sessionId), spares.for(c.name));
   };
 }

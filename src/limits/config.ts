@@ -114,5 +114,7 @@ export type ConnectionLimits = ReturnType<typeof connectionLimits>;
 export interface LimitedConnection {
   name: string;
   upstream: { kind: string };
+  /** `pooled`: client sessions share server processes, so a stdio process is counted when one starts (admitProcess). */
+  upstreamSessions?: string;
   limits: ConnectionLimits;
 }

@@ -119,7 +119,7 @@ export class Limits {
   fullSessionCap(connection: LimitedConnection, principal: Principal): FullSessionCap | undefined {
     const p = principalKey(principal);
     const c = connection.limits;
-    const stdio = connection.upstream.kind === 'stdio';
+    const stdio = ownsProcess(connection);
     const s = this.#sessions;
     const principalCap = this.#config.principal;
     if (s.principal.count(p) >= principalCap.sessions)
@@ -156,7 +156,7 @@ export class Limits {
    */
   admitSession(connection: LimitedConnection, principal: Principal): Admission {
     const p = principalKey(principal);
-    const stdio = connection.upstream.kind === 'stdio';
+    const stdio = ownsProcess(connection);
     const s = this.#sessions;
     const full = this.fullSessionCap(connection, principal);
     if (full !== undefined) {
@@ -205,6 +205,53 @@ export class Limits {
         },
       },
     };
+  }
+
+  /**
+   * Takes a place for a server process of a pooled stdio connection (`upstreamSessions: pooled`), started when no
+   * open one can take a client session: limits.principal.stdioProcesses and the connection's stdioProcesses count
+   * processes there, not the client sessions that share them.
+   */
+  admitProcess(connection: LimitedConnection, principal: Principal): Admission {
+    const p = principalKey(principal);
+    const s = this.#sessions;
+    const principalCap = this.#config.principal;
+    if (s.principalStdio.count(p) >= principalCap.stdioProcesses)
+      return this.#refuse(
+        principal,
+        connection.name,
+        'limits.principal.stdioProcesses',
+        String(principalCap.stdioProcesses),
+        sessionRetrySeconds,
+        `Too many server processes: you have as many running as one caller may (limits.principal.stdioProcesses: ${principalCap.stdioProcesses}); try again later`,
+      );
+    if (s.stdio.count(connection.name) >= connection.limits.stdioProcesses)
+      return this.#refuse(
+        principal,
+        connection.name,
+        `connections.${connection.name}.limits.stdioProcesses`,
+        String(connection.limits.stdioProcesses),
+        sessionRetrySeconds,
+        `Too many server processes: connection '${connection.name}' runs as many as it may (connections.${connection.name}.limits.stdioProcesses: ${connection.limits.stdioProcesses}); try again later`,
+      );
+    s.stdio.add(connection.name);
+    s.principalStdio.add(p);
+    let held = true;
+    return {
+      lease: {
+        release: () => {
+          if (!held) return;
+          held = false;
+          s.stdio.remove(connection.name);
+          s.principalStdio.remove(p);
+        },
+      },
+    };
+  }
+
+  /** Server processes of pooled stdio connections counted now, per connection (for tests and metrics). */
+  processes(connection: string): number {
+    return this.#sessions.stdio.count(connection);
   }
 
   /**
@@ -387,6 +434,11 @@ export class Limits {
     );
     return { refused, record };
   }
+}
+
+/** Whether each session of the connection runs a server process of its own (stdio, not `upstreamSessions: pooled`). */
+function ownsProcess(connection: LimitedConnection): boolean {
+  return connection.upstream.kind === 'stdio' && connection.upstreamSessions !== 'pooled';
 }
 
 function rateText(rate: Rate): string {

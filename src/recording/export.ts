@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
 import type { ColumnMismatch } from './session-facts.js';
+import type { FoundGroup, SessionGroup } from './session-groups.js';
 import { clientView, isoUs, type RpcSummary, summarizeRpc } from './transcript.js';
 
 /**
@@ -140,4 +141,25 @@ export async function* exportSession(store: Store, session: SessionRow): AsyncGe
     if (events.length < 5000) break;
     after = events.at(-1)!.seq;
   }
+}
+
+/**
+ * A group line: the view of a modern client's exchanges the export that follows holds (exchange-groups.ts). It is
+ * grouping, not evidence: the events that follow are verifiable with their sessions (`sessions export <session>`),
+ * as each line names its session and seq.
+ */
+export interface GroupLine {
+  type: 'group';
+  schema: typeof exportSchema;
+  group: SessionGroup & { firstAt: string; lastAt: string; idleGapMs: number };
+}
+
+/** The export of one group: its `group` line, a `session` line per session that recorded it, then its events by time. */
+export function* exportGroup(found: FoundGroup, idleGapMs: number): Generator<string> {
+  const g = found.group;
+  const line: GroupLine = { type: 'group', schema: exportSchema, group: { ...g, firstAt: isoUs(g.firstUs), lastAt: isoUs(g.lastUs), idleGapMs } };
+  yield JSON.stringify(line);
+  const byId = new Map(found.sessions.map((s) => [s.id, s]));
+  for (const s of found.sessions) yield JSON.stringify(sessionLine(s));
+  for (const e of found.events) yield JSON.stringify(eventLine(byId.get(e.sessionId)!, e));
 }

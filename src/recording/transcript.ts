@@ -210,7 +210,7 @@ export function isoUs(us: number | null): string {
   return `${iso.slice(0, 23)}${String(us % 1000).padStart(3, '0')}Z`;
 }
 
-export function durationOf(s: SessionRow, nowUs: number): string {
+export function durationOf(s: Pick<SessionRow, 'openedAtUs' | 'closedAtUs'>, nowUs: number): string {
   const us = (s.closedAtUs ?? nowUs) - s.openedAtUs;
   const secs = us / 1e6;
   if (secs < 60) return `${secs.toFixed(1)}s`;

@@ -1,5 +1,5 @@
 import { ErrorCode, isRequest, isResponse, type JsonRpcMessage, type RequestId } from '../protocol/jsonrpc.js';
-import type { ModernConnection } from './modern-connection.js';
+import { answeredAsLegacy, type ModernConnection } from './modern-connection.js';
 import { ModernUpstream } from './modern-upstream.js';
 import { type Upstream, UpstreamError } from './upstream.js';
 
@@ -66,8 +66,13 @@ export class UpstreamEras {
     return verdict;
   }
 
-  /** A session found `verdict` wrong: unless already replaced, the connection's era is asked again by the next session. */
-  forget(connection: string, verdict: EraVerdict): void {
+  /**
+   * A session found `verdict` wrong: unless already replaced, the connection's era is asked again by the next session.
+   * `retire`: the server proved not to be a 2026-07-28 one (not merely unreachable): the sessions on the modern
+   * connection end at their next request (ModernConnection.retired).
+   */
+  forget(connection: string, verdict: EraVerdict, why = 'it contradicted the verdict', retire = false): void {
+    if ('modern' in verdict && retire) verdict.modern.retired ??= why;
     if (this.#resolved.get(connection) !== verdict) return;
     this.#resolved.delete(connection);
     this.#verdicts.delete(connection);
@@ -120,7 +125,7 @@ export class EraUpstream implements Upstream {
     /** protocol: 2026-07-28 was configured: a legacy verdict is an error, not a fallback. */
     private readonly modernOnly: boolean,
     /** The verdict proved wrong for this server (it may have been restarted as another one): ask again next time. */
-    private readonly forget: (verdict: EraVerdict, why: string) => void = () => {},
+    private readonly forget: (verdict: EraVerdict, why: string, retire: boolean) => void = () => {},
   ) {}
 
   /** The id of this session's initialize, sent to a legacy link: its answer may contradict the verdict. */
@@ -156,14 +161,17 @@ export class EraUpstream implements Upstream {
         m.error?.code === ErrorCode.UnsupportedProtocolVersion &&
         'legacy' in verdict
       )
-        this.forget(verdict, 'it refused initialize with -32022 (unsupported protocol version)');
+        this.forget(verdict, 'it refused initialize with -32022 (unsupported protocol version)', false);
+      // A modern verdict, and the server refuses a 2026-07-28 request as unsupported: it is not modern (now).
+      if ('modern' in verdict && isResponse(m) && m.error?.code === ErrorCode.UnsupportedProtocolVersion)
+        this.forget(verdict, `it refused a ${verdict.modern.version} request with -32022 (unsupported protocol version)`, true);
       this.onmessage?.(m, t);
     };
     inner.onclose = (r, c) => this.onclose?.(r, c);
     inner.ontruncated = (p, r) => this.ontruncated?.(p, r);
     inner.onfailed = (ids, r) => {
       // A modern server that stopped answering: it may come back as another one.
-      if ('modern' in verdict) this.forget(verdict, r);
+      if ('modern' in verdict) this.forget(verdict, r, r.startsWith(answeredAsLegacy));
       this.onfailed?.(ids, r);
     };
     inner.onerror = (e) => this.onerror?.(e);

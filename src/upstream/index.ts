@@ -57,14 +57,21 @@ export function createUpstream(
         }
         const pool = new ModernStdioPool(u, u.processes, maxMessageBytes, log.child({ pool: connection.name }), scrubber);
         pool.adopt(found.proc);
-        return { modern: { version: modernVersion, discover: found.discover, transport: pool, toolHeaders: new Map() } };
+        const verdict: EraVerdict = { modern: { version: modernVersion, discover: found.discover, transport: pool, toolHeaders: new Map() } };
+        // A process the pool starts later is the server as it is now: one that is no longer modern retires the verdict.
+        pool.onLegacy = (why) => {
+          log.info({ connection: connection.name, why }, "the server's era is asked again: a process it started is not a 2026-07-28 server");
+          agents.eras.forget(connection.name, verdict, why, true);
+        };
+        return verdict;
       };
       const probe = async (): Promise<EraVerdict> => verdictOf(await probeStdio(u, maxMessageBytes, log, scrubber));
-      // A stdio server's process is the gateway's own: only a legacy verdict can be wrong about a later process.
-      const forget = (v: EraVerdict, why: string) => {
-        if (!('legacy' in v)) return;
+      // A legacy verdict contradicted by a later process, or a modern one whose server refused a 2026-07-28 request (a
+      // process that died is no verdict: the pool starts another, and asks it server/discover first).
+      const forget = (v: EraVerdict, why: string, retire: boolean) => {
+        if ('modern' in v && !retire) return;
         log.info({ connection: connection.name, why }, "the server's era is asked again: it contradicted the verdict");
-        agents.eras.forget(connection.name, v);
+        agents.eras.forget(connection.name, v, why, retire);
       };
       return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion, forget);
     }
@@ -80,9 +87,9 @@ export function createUpstream(
         const modern: ModernConnection = { version: modernVersion, discover: found, transport, toolHeaders };
         return { modern };
       };
-      const forget = (v: EraVerdict, why: string) => {
+      const forget = (v: EraVerdict, why: string, retire: boolean) => {
         log.info({ connection: connection.name, why }, "the server's era is asked again: it contradicted the verdict");
-        agents.eras.forget(connection.name, v);
+        agents.eras.forget(connection.name, v, why, retire);
       };
       return new EraUpstream(connection.name, () => agents.eras.verdict(connection.name, probe), legacy, u.protocol === modernVersion, forget);
     }

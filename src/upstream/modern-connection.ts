@@ -4,6 +4,9 @@ import { type HeaderParam, headerParamsOf } from './modern-headers.js';
 /** The 2026-07-28 protocol version the gateway speaks to modern servers. */
 export const modernVersion = '2026-07-28';
 
+/** How a modern call's failure begins when the server answered it as a 2025-era server does: not modern (now). */
+export const answeredAsLegacy = 'the upstream server answered as a 2025-era server';
+
 /** What a modern server said about itself in `server/discover`: all an emulated `initialize` answer needs. */
 export interface DiscoverInfo {
   supportedVersions: string[];
@@ -42,6 +45,11 @@ export interface ModernConnection {
   readonly transport: ModernTransport;
   /** Each tool's `x-mcp-header` parameters, as its latest tools/list entry declared them. */
   readonly toolHeaders: Map<string, readonly HeaderParam[]>;
+  /**
+   * Set when the server proved not to be (or no longer be) a 2026-07-28 one (UpstreamEras.forget): the sessions on this
+   * connection end at their next request, so that the next session is served in the era the server has now.
+   */
+  retired?: string;
 }
 
 /**

@@ -4,6 +4,7 @@ import { isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../protoco
 import type { CredentialScrubber } from '../scrub/credential-scrubber.js';
 import { httpExchange, messagesIn, readBody, statusError } from './http-exchange.js';
 import {
+  answeredAsLegacy,
   type CallHandlers,
   type DiscoverInfo,
   discoverRequest,
@@ -161,6 +162,9 @@ export class ModernHttpTransport implements ModernTransport {
       const { messages } = messagesIn(body, 'an error body', this.#scrubber);
       const m = messages[0];
       if (m !== undefined && isResponse(m.message) && m.message.error !== undefined) {
+        // A 2025-era server refusing a request outside a session: the server is not modern (now); its era is asked again.
+        if (status === 400 && m.message.error.code === -32000 && /Mcp-Session-Id|not initialized|Unsupported protocol version/i.test(m.message.error.message))
+          return h.failed(`${answeredAsLegacy} (${m.message.error.message.slice(0, 100)})`);
         if (m.message.id === request.id) return h.message(m.message, m.text);
         return h.message({ ...m.message, id: request.id }, JSON.stringify({ ...m.message, id: request.id }));
       }

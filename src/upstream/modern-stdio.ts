@@ -22,7 +22,12 @@ interface Member {
   ready: Promise<void>;
   routes: Map<number, Route>;
   dead: boolean;
+  /** A process the pool started asks `server/discover` first: its answer goes here. */
+  discovered?: ((answer: JsonRpcResponse) => void) | undefined;
 }
+
+/** The id of the `server/discover` a process the pool starts is asked before it serves. */
+const rediscoverId = 'portcullis-rediscover';
 
 /**
  * A 2026-07-28 server over stdio, shared by every session of a connection: a small pool of processes (stdio.processes)
@@ -36,6 +41,8 @@ export class ModernStdioPool implements ModernTransport {
   readonly #tokens = new Map<string, { member: Member; id: number }>();
   #next = 0;
   #closed = false;
+  /** A process the pool started is not a 2026-07-28 server (the server was changed): the connection's era is asked again. */
+  onLegacy?: (why: string) => void;
 
   constructor(
     private readonly config: StdioConfig,
@@ -107,10 +114,44 @@ export class ModernStdioPool implements ModernTransport {
 
   #spawn(): Member {
     const proc = new StdioUpstream(this.config, this.maxBytes, this.log, this.scrubber);
-    const member = this.#member(proc, proc.start());
+    const member = this.#member(proc, Promise.resolve());
+    member.ready = proc.start().then(() => this.#rediscover(member));
     this.#members.push(member);
-    member.ready.catch((err: Error) => this.#died(member, err.message));
+    member.ready.catch((err: Error) => {
+      this.#died(member, err.message);
+      void proc.close().catch(() => {});
+    });
     return member;
+  }
+
+  /**
+   * Asks a process the pool started `server/discover` before it serves: the command may start another server than the
+   * probe found (upgraded, downgraded, replaced). One that answers as a 2025-era server (or not in time) serves nothing.
+   */
+  async #rediscover(member: Member): Promise<void> {
+    const limitMs = this.config.probeTimeoutMs * lateAnswerFactor;
+    let timer: NodeJS.Timeout | undefined;
+    const answer = await Promise.race([
+      new Promise<JsonRpcResponse>((resolve) => {
+        member.discovered = resolve;
+        const request = discoverRequest(rediscoverId);
+        void member.proc.send(request, JSON.stringify(request)).catch(() => {});
+      }),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`it did not answer server/discover within ${limitMs} ms`), limitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    member.discovered = undefined;
+    if (typeof answer === 'string') throw new Error(`the server process was started again, and ${answer}`);
+    const found =
+      answer.error !== undefined
+        ? { legacy: `it answered server/discover with error ${answer.error.code} ${answer.error.message.slice(0, 100)}` }
+        : readDiscover(answer.result);
+    if ('legacy' in found) {
+      this.onLegacy?.(found.legacy);
+      throw new Error(`the server process was started again and is not a 2026-07-28 server now (${found.legacy})`);
+    }
   }
 
   #member(proc: StdioUpstream, ready: Promise<void>): Member {
@@ -142,6 +183,7 @@ export class ModernStdioPool implements ModernTransport {
   }
 
   #receive(member: Member, m: JsonRpcMessage, text: string): void {
+    if (isResponse(m) && m.id === rediscoverId) return member.discovered?.(m);
     if (isResponse(m)) {
       const route = typeof m.id === 'number' ? this.#drop(member, m.id) : undefined;
       if (route === undefined) return;

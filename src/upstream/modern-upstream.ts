@@ -122,6 +122,21 @@ export class ModernUpstream implements Upstream {
     this.onclose?.('closed by the gateway');
   }
 
+  /**
+   * When the server proved not to be the 2026-07-28 one this session was made for (ModernConnection.retired), the session
+   * ends (what is in flight fails with it), so that the next one is served in the era the server has now.
+   */
+  #endIfRetired(): boolean {
+    const retired = this.#connection.retired;
+    if (retired === undefined || this.#closed) return retired !== undefined;
+    this.#closed = true;
+    for (const e of this.#exchanges.values()) e.call?.cancel();
+    this.#exchanges.clear();
+    this.#listen?.cancel();
+    this.onclose?.(`the upstream server's era changed (${retired}); a new session is served in its era now`);
+    return true;
+  }
+
   #emit(message: JsonRpcMessage, text = JSON.stringify(message)): void {
     if (!this.#closed) this.onmessage?.(message, text);
   }
@@ -131,6 +146,7 @@ export class ModernUpstream implements Upstream {
   }
 
   #request(request: JsonRpcRequest): void {
+    if (request.method !== 'initialize' && this.#endIfRetired()) return;
     const p = request.params ?? {};
     switch (request.method) {
       case 'initialize':
@@ -196,11 +212,15 @@ export class ModernUpstream implements Upstream {
         if (isNotification(m)) return this.#emit(m, text);
         if (isRequest(m)) return this.onerror?.(new Error(`the 2026-07-28 server sent a request (${m.method.slice(0, 60)}), which it may not`));
         this.#responded(exchange, m as JsonRpcResponse, text);
+        // An answer that refused the 2026-07-28 request as unsupported retires the connection (EraUpstream): this session ends.
+        this.#endIfRetired();
       },
       failed: (reason) => {
         if (this.#exchanges.get(key) !== exchange) return;
         this.#exchanges.delete(key);
         this.onfailed?.([exchange.request.id], reason);
+        // The failure may have shown the server is no longer modern (its era is asked again): this session ends now.
+        this.#endIfRetired();
       },
     });
     if (this.#paused) exchange.call.pause?.();

@@ -40,6 +40,7 @@ export class Lease implements LinkLease {
     private readonly pool: SharedUpstreams,
     private readonly prefix: string,
     private readonly create: () => Upstream,
+    private readonly admit: AdmitLink | undefined,
   ) {}
 
   async start(): Promise<void> {}
@@ -67,7 +68,7 @@ export class Lease implements LinkLease {
     };
     let answer: JsonRpcResponse;
     try {
-      const link = await this.pool.linkFor(`${this.prefix}${canonicalJson([facts.protocolVersion, facts.capabilities])}`, facts, this.create);
+      const link = await this.pool.linkFor(`${this.prefix}${canonicalJson([facts.protocolVersion, facts.capabilities])}`, facts, this.create, this.admit);
       if (this.#closed) return;
       this.#link = link;
       link.attach(this);
@@ -86,6 +87,9 @@ export class Lease implements LinkLease {
   }
 }
 
+/** Takes a place under the limits for one more link (a stdio server process), or throws the limit's error; released when the link closes. */
+export type AdmitLink = () => { release(): void };
+
 /** The pooled links of every `upstreamSessions: pooled` connection, by connection, principal, version and capabilities. */
 export class SharedUpstreams {
   readonly #links = new Map<string, SharedLink[]>();
@@ -97,8 +101,8 @@ export class SharedUpstreams {
    * A client session's upstream on a pooled connection. `create` makes a fresh upstream link as a per-client session
    * would have (a link is opened only when no open one of the key can take the session).
    */
-  lease(connection: string, principal: { issuer: string; subject: string }, create: () => Upstream): Upstream {
-    return new Lease(this, canonicalJson([connection, principal.issuer, principal.subject]), create);
+  lease(connection: string, principal: { issuer: string; subject: string }, create: () => Upstream, admit?: AdmitLink): Upstream {
+    return new Lease(this, canonicalJson([connection, principal.issuer, principal.subject]), create, admit);
   }
 
   /**
@@ -106,14 +110,14 @@ export class SharedUpstreams {
    * flight (a gateway stage's own request, e.g. the pins' tools/list, must not make the next session start a process),
    * else a new one under the cap, else the least busy. While the key's first link is still opening, sessions wait for it.
    */
-  async linkFor(key: string, facts: InitializeFacts, create: () => Upstream): Promise<SharedLink> {
+  async linkFor(key: string, facts: InitializeFacts, create: () => Upstream, admit?: AdmitLink): Promise<SharedLink> {
     const open = (this.#links.get(key) ?? []).filter((l) => !l.closed).sort((a, b) => a.busy - b.busy);
     const opening = this.#opening.get(key) ?? [];
     const least = open[0];
     if (least === undefined && opening.length > 0) return opening[0]!;
     if (least !== undefined && (least.busy < shareBelow || open.length + opening.length >= this.o.maxPerKey)) return least;
     try {
-      return await this.#open(key, facts, create);
+      return await this.#open(key, facts, create, admit);
     } catch (err) {
       // One more could not open (a limit, a server that will not start): share an open one if any.
       const fallback = open.find((l) => !l.closed);
@@ -122,9 +126,21 @@ export class SharedUpstreams {
     }
   }
 
-  #open(key: string, facts: InitializeFacts, create: () => Upstream): Promise<SharedLink> {
+  #open(key: string, facts: InitializeFacts, create: () => Upstream, admit: AdmitLink | undefined): Promise<SharedLink> {
     const opening = (async () => {
-      const link = new SharedLink(key, create(), this.o.log, this.o.idleMs, (l) => this.#remove(l));
+      // Counted before it starts, released when it closes (however it closes, its initialize failing included).
+      const held = admit?.();
+      let upstream: Upstream;
+      try {
+        upstream = create();
+      } catch (err) {
+        held?.release();
+        throw err;
+      }
+      const link = new SharedLink(key, upstream, this.o.log, this.o.idleMs, (l) => {
+        held?.release();
+        this.#remove(l);
+      });
       try {
         await link.open(facts);
       } catch (err) {

@@ -395,6 +395,45 @@ describe('the web console in a browser', () => {
     assert.deepEqual(await accessibilityViolations(page), [], 'replay of a modern session: WCAG 2 AA');
   });
 
+  it('an auditor lists modern exchanges grouped across pooled sessions, and opens the group with every exchange', async () => {
+    // Two pooled sessions of bo's, as the modern edge records them, with one trace across both.
+    const c = await connect('bo', 'everything');
+    const identity = gw.gateway.sessions.get(c.transport.sessionId!)!.identity;
+    await end(c);
+    const trace = 'ccccccccccccccccccccccccccccccc3';
+    const first = await recordModernSession(gw, 'everything', identity, [{ id: 2, message: 'group part one', trace }]);
+    const second = await recordModernSession(gw, 'everything', identity, [{ id: 3, message: 'group part two', trace }]);
+    const page = await signedIn('audrey');
+    await page.locator('select[name="view"]').selectOption('groups');
+    await page.locator('input[name="user"]').fill('bo');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const rows = page.locator('table.groups tbody tr');
+    await waitFor(async () => (await rows.count()) === 1, "bo's one group");
+    assert.match(page.url(), /view=groups/);
+    const row = await rows.first().innerText();
+    assert.match(row, /bo@dev\.portcullis\.local\s+everything\s+2\s/, 'user, connection, two exchanges');
+    assert.match(row, /trace cccccccc…/);
+    assert.match(row, /\b2$/m, 'two pooled sessions');
+    assert.deepEqual(await accessibilityViolations(page), [], 'grouped sessions: WCAG 2 AA');
+    await rows.first().getByRole('link').click();
+    await page.getByRole('heading', { name: new RegExp(`^Session ${first}\\.\\d+$`) }).waitFor();
+    await page.getByText(`the W3C trace ${trace} its requests carry`).waitFor();
+    await page.getByRole('link', { name: first, exact: true }).waitFor();
+    await page.getByRole('link', { name: second, exact: true }).waitFor();
+    await page.getByText(/Verified: hash chain and seal intact/).waitFor();
+    const shown = (await page.locator('ol.timeline > li').allInnerTexts()).join('\n');
+    assert.match(shown, /group part one[\s\S]*group part two/, 'both exchanges, in time order');
+    const groupId = decodeURIComponent(new URL(page.url()).pathname.split('/')[2]!);
+    assert.ok(groupId.startsWith(`${first}.`), 'a group is named by its first request');
+    assert.equal(await page.getByRole('link', { name: 'Export JSONL' }).getAttribute('href'), `/api/sessions/${encodeURIComponent(groupId)}/export`);
+    assert.deepEqual(await accessibilityViolations(page), [], 'a group of modern exchanges: WCAG 2 AA');
+    // A pooled session's own page names the groups it holds a part of, each a link to the whole group.
+    await page.getByRole('link', { name: second, exact: true }).click();
+    await page.getByRole('heading', { name: `Session ${second}` }).waitFor();
+    await page.getByRole('link', { name: `trace ${trace}` }).click();
+    await page.getByRole('heading', { name: `Session ${groupId}` }).waitFor();
+  });
+
   it('ran every page under its Content-Security-Policy without an error', () => {
     assert.deepEqual(problems, []);
   });

@@ -147,3 +147,54 @@ describe('Mcp-Param-* headers', () => {
     });
   }
 });
+
+describe('Mcp-Param-* headers of a tool neither pinned nor listed yet (fail closed)', () => {
+  let gw: TestGateway;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'param-headers-unlisted-'));
+    const file = join(dir, 'tools.json');
+    writeFileSync(file, JSON.stringify(tools));
+    const stdio = { command: process.execPath, args: [listedToolsServerPath, file] };
+    // Nothing is listed or pinned before each call below: every first call is to a tool the gateway has not seen.
+    gw = await startTestGateway({ connections: { pinned: { stdio }, unpinned: { stdio, tools: { pin: false } }, fresh: { stdio, tools: { pin: false } } } });
+  });
+  after(async () => {
+    await gw?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const call = (connection: string, tool: string, args: Record<string, unknown>, extra: Array<[string, string]>) =>
+    rawRequest(
+      gw.mcp(connection),
+      'POST',
+      [...modernHeaders('tools/call', tool), ...extra, ['authorization', gw.auth.authorization!]],
+      JSON.stringify(modernBody('tools/call', { name: tool, arguments: args })),
+    );
+
+  for (const connection of ['pinned', 'unpinned']) {
+    it(`learns the definition from the upstream's tools/list before deciding, and refuses a disagreeing header (${connection})`, async () => {
+      const bad = await call(connection, 'query', { region: 'us-west1', q: 'select' }, [['mcp-param-region', 'eu-north1']]);
+      assert.equal(bad.status, 400, bad.body);
+      assert.equal(bad.json?.error?.code, -32020);
+      assert.doesNotMatch(bad.body, /query ran/);
+      const ok = await call(connection, 'query', { region: 'us-west1', q: 'select' }, [['mcp-param-region', 'us-west1']]);
+      assert.equal(ok.status, 200, ok.body);
+      assert.match(ok.body, /query ran/);
+    });
+  }
+
+  it('refuses a header missing for a declared argument on the very first call', async () => {
+    const missing = await call('fresh', 'query', { region: 'us-west1', q: 'select' }, []);
+    assert.equal(missing.status, 400, missing.body);
+    assert.equal(missing.json?.error?.code, -32020);
+  });
+
+  it('refuses Mcp-Param headers for a tool the tools/list does not have: they cannot be checked', async () => {
+    const unknown = await call('unpinned', 'not-a-tool', { region: 'us-west1' }, [['mcp-param-region', 'us-west1']]);
+    assert.equal(unknown.status, 400, unknown.body);
+    assert.equal(unknown.json?.error?.code, -32602);
+    assert.match(unknown.json!.error!.message, /"not-a-tool" is not in the tools\/list of connection 'unpinned', so its Mcp-Param headers cannot be checked/);
+  });
+});

@@ -8,7 +8,7 @@ import { ModernStdioPool } from '../../src/upstream/modern-stdio.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * A scripted 2026-07-28 stdio server (CommonJS, for `node -e`) that misroutes notifications the way a buggy or hostile
+ * A scripted 2026-07-28 stdio server (CommonJS, for `node -e`; it answers server/discover as one) that misroutes notifications the way a buggy or hostile
  * one could: on `tools/call` it sends, before its result, change notifications without a subscription id, one with a
  * subscription id that is not a number, progress under a token the pool never gave, then one progress under the
  * token it was given and a log line.
@@ -18,6 +18,8 @@ const rl = require('node:readline').createInterface({ input: process.stdin });
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
 rl.on('line', (line) => {
   const m = JSON.parse(line);
+  // A process the pool starts is asked server/discover before it serves: a 2026-07-28 server says so.
+  if (m.method === 'server/discover') return send({ jsonrpc: '2.0', id: m.id, result: { supportedVersions: ['2026-07-28'], capabilities: { tools: {} } } });
   if (m.method !== 'tools/call') return;
   const token = m.params._meta.progressToken;
   send({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });

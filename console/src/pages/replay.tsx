@@ -26,9 +26,12 @@ interface Session {
   tampered: Array<{ message: string }>;
 }
 
-interface EventLine {
+export interface EventLine {
   seq: number;
+  /** The session that recorded it (a group's events come from several). */
+  session?: string;
   time: string;
+  timeUs?: number;
   monoUs: number;
   kind: 'open' | 'negotiated' | 'message' | 'verdict' | 'gap' | 'truncated' | 'close';
   direction: 'toServer' | 'toClient' | null;
@@ -49,7 +52,7 @@ interface EventLine {
   details?: Record<string, unknown> | null;
 }
 
-interface Verification {
+export interface Verification {
   status: 'verified' | 'unsealed' | 'deleted' | 'failed';
   events: number;
   problems: Array<{ seq?: number; message: string }>;
@@ -71,7 +74,7 @@ async function eventsAfter(id: string, after = -1): Promise<EventLine[]> {
   }
 }
 
-function Badge({ v }: { v: Verification | undefined | string }) {
+export function Badge({ v }: { v: Verification | undefined | string }) {
   if (v === undefined) return <span class="badge">verifying…</span>;
   if (typeof v === 'string') return <span class="badge bad">could not verify: {v}</span>;
   const label =
@@ -94,7 +97,7 @@ function Badge({ v }: { v: Verification | undefined | string }) {
 }
 
 /** A peer's name and version as its initialize stated them: text whatever they sent (a client chooses its clientInfo). */
-function info(v: unknown): string {
+export function info(v: unknown): string {
   const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
   const text = (x: unknown) => (x === undefined || x === null ? '' : typeof x === 'string' ? x : JSON.stringify(x));
   return `${text(o.name) || '?'} ${text(o.version)}`.trim();
@@ -142,6 +145,17 @@ export function ReplayPage({ id }: { id: string }) {
       (err: Error) => setError(err.message),
     );
   }, [id, trace]);
+
+  /** A modern (pooled) session's groups: the sessions a user sees of its client, each across every session that recorded it. */
+  const [groups, setGroups] = useState<Array<{ id: string; label: string; traceId?: string; exchanges: number }> | undefined>(undefined);
+  useEffect(() => {
+    setGroups(undefined);
+    if (session?.era !== 'modern') return;
+    get<{ groups: Array<{ id: string; label: string; traceId?: string; exchanges: number }> }>(`/api/sessions/${encodeURIComponent(id)}/events?groups`).then(
+      (r) => setGroups(r.groups),
+      () => {},
+    );
+  }, [id, session?.era]);
 
   const verify = () => get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
   const readSession = () => get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => r.session);
@@ -300,6 +314,23 @@ export function ReplayPage({ id }: { id: string }) {
             ? 'modern: MCP 2026-07-28 exchanges of one principal on one connection, each naming its protocol version'
             : `legacy: a 2025-era session, every exchange in MCP ${session.protocolVersion ?? '?'}`}
         </dd>
+        {groups !== undefined && groups.length > 0 && (
+          <>
+            <dt>Groups</dt>
+            <dd>
+              <ul class="plain">
+                {groups.map((g) => (
+                  <li key={g.id}>
+                    <Link href={`/sessions/${encodeURIComponent(g.id)}`}>{g.traceId !== undefined ? `trace ${g.traceId}` : `group ${g.label}`}</Link>{' '}
+                    <span class="hint">
+                      {g.exchanges} exchange{g.exchanges === 1 ? '' : 's'} here; the group may go on in other pooled sessions
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            </dd>
+          </>
+        )}
         <dt>Client / server</dt>
         <dd>
           {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
@@ -385,16 +416,19 @@ export function ReplayPage({ id }: { id: string }) {
   );
 }
 
-function TimelineItem({
+export function TimelineItem({
   e,
   answer,
   answers,
   onSeek,
+  anchor = `event-${e.seq}`,
 }: {
   e: EventLine;
   answer?: EventLine | undefined;
   answers?: EventLine | undefined;
   onSeek: (e: EventLine) => void;
+  /** The element id to scroll to (unique on the page). */
+  anchor?: string;
 }) {
   const when = <span class="t">+{duration(e.monoUs / 1000)}</span>;
   if (e.kind === 'verdict') {
@@ -402,7 +436,7 @@ function TimelineItem({
     const redaction = Array.isArray((d.details as { redactions?: unknown } | undefined)?.redactions);
     const cls = redaction ? 'redaction' : d.action === 'answer' ? 'denial' : d.action === 'hold' ? 'hold' : 'verdict';
     return (
-      <li id={`event-${e.seq}`} class={`ev marker ${cls}`}>
+      <li id={anchor} class={`ev marker ${cls}`}>
         {when} <strong>{redaction ? 'Redacted' : d.action === 'answer' ? 'Refused' : d.action === 'hold' ? 'Held for review' : 'Decision'}</strong>{' '}
         {verdictText(d)}
       </li>
@@ -410,7 +444,7 @@ function TimelineItem({
   }
   if (e.kind !== 'message') {
     return (
-      <li id={`event-${e.seq}`} class="ev lifecycle">
+      <li id={anchor} class="ev lifecycle">
         {when} <strong>{e.kind}</strong> {e.details ? <JsonView value={e.details} openDepth={0} /> : null}
       </li>
     );
@@ -433,7 +467,7 @@ function TimelineItem({
               : `result #${String(r.id)}`
             : 'not JSON-RPC';
   return (
-    <li id={`event-${e.seq}`} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
+    <li id={anchor} class={`ev msg ${e.direction ?? ''} ${r.kind}`}>
       <div class="ev-head">
         {when} <span class="dir">{arrow}</span> <strong>{title}</strong>
         {r.traceId !== undefined && (

@@ -7,11 +7,15 @@ import { type LiveEvent, useLive } from '../live';
 import { navigate } from '../router';
 import type { AttestedSession } from '../../../src/recording/attest.js';
 import type { SessionRow } from '../../../src/store/types.js';
+import type { SessionGroup } from '../../../src/recording/session-groups.js';
+import { duration } from '../format';
 
 /** A session in progress, as the live list shows it. */
 type LiveRow = Pick<SessionRow, 'id' | 'connection' | 'subject' | 'email' | 'openedAtUs'>;
 
 interface Filters {
+  /** sessions: the recorded sessions (legacy ones, and the modern edge's pooled ones); groups: modern clients' exchanges, grouped. */
+  view: string;
   q: string;
   user: string;
   connection: string;
@@ -23,11 +27,12 @@ interface Filters {
   redacted: boolean;
 }
 
-const empty: Filters = { q: '', user: '', connection: '', status: '', era: '', since: '', until: '', denied: false, redacted: false };
+const empty: Filters = { view: '', q: '', user: '', connection: '', status: '', era: '', since: '', until: '', denied: false, redacted: false };
 
 function filtersFromUrl(): Filters {
   const p = new URLSearchParams(location.search);
   return {
+    view: p.get('view') === 'groups' ? 'groups' : '',
     q: p.get('q') ?? '',
     user: p.get('user') ?? '',
     connection: p.get('connection') ?? '',
@@ -48,12 +53,22 @@ export function SessionsPage({ me }: { me: Me }) {
   const [filters, setFilters] = useState<Filters>(filtersFromUrl);
   const [draft, setDraft] = useState<Filters>(filters);
   const [page, setPage] = useState<{ rows: AttestedSession[]; next: string | null } | undefined>(undefined);
+  const [groups, setGroups] = useState<{ rows: SessionGroup[]; exhausted: boolean; idleGapMs: number } | undefined>(undefined);
   const [cursors, setCursors] = useState<string[]>([]);
   const [error, setError] = useState<string | undefined>(undefined);
   const [live, setLive] = useState<LiveRow[]>([]);
 
   const load = (f: Filters, cursor: string | undefined) => {
     setError(undefined);
+    if (f.view === 'groups') {
+      // A group has no cursor: the newest 200, narrowed by the filters that apply to it.
+      const params = { user: f.user, connection: f.connection, since: isoOf(f.since), until: isoOf(f.until), limit: 200 };
+      get<{ groups: SessionGroup[]; exhausted: boolean; idleGapMs: number }>(`/api/sessions/groups${query(params)}`).then(
+        (r) => setGroups({ rows: r.groups, exhausted: r.exhausted, idleGapMs: r.idleGapMs }),
+        (err: Error) => setError(err.message),
+      );
+      return;
+    }
     const params = {
       q: f.q,
       user: f.user,
@@ -154,8 +169,17 @@ export function SessionsPage({ me }: { me: Me }) {
       </section>
       <form class="filters" onSubmit={apply} aria-label="Filter sessions">
         <label>
-          Search <input type="search" name="q" placeholder="user, connection or id" {...field('q')} />
+          Show
+          <select name="view" value={draft.view} onChange={(e) => setDraft({ ...draft, view: (e.currentTarget as HTMLSelectElement).value })}>
+            <option value="">recorded sessions</option>
+            <option value="groups">modern exchanges, grouped</option>
+          </select>
         </label>
+        {draft.view !== 'groups' && (
+          <label>
+            Search <input type="search" name="q" placeholder="user, connection or id" {...field('q')} />
+          </label>
+        )}
         {me.roles.auditor && (
           <label>
             User <input name="user" {...field('user')} />
@@ -164,35 +188,43 @@ export function SessionsPage({ me }: { me: Me }) {
         <label>
           Connection <input name="connection" {...field('connection')} />
         </label>
-        <label>
-          Status
-          <select name="status" value={draft.status} onChange={(e) => setDraft({ ...draft, status: (e.currentTarget as HTMLSelectElement).value })}>
-            <option value="">any</option>
-            <option value="open">open</option>
-            <option value="closed">closed</option>
-            <option value="cut-off">cut off</option>
-          </select>
-        </label>
-        <label>
-          Era
-          <select name="era" value={draft.era} onChange={(e) => setDraft({ ...draft, era: (e.currentTarget as HTMLSelectElement).value })}>
-            <option value="">any</option>
-            <option value="modern">modern (2026-07-28)</option>
-            <option value="legacy">legacy (2025-era session)</option>
-          </select>
-        </label>
+        {draft.view !== 'groups' && (
+          <>
+            <label>
+              Status
+              <select name="status" value={draft.status} onChange={(e) => setDraft({ ...draft, status: (e.currentTarget as HTMLSelectElement).value })}>
+                <option value="">any</option>
+                <option value="open">open</option>
+                <option value="closed">closed</option>
+                <option value="cut-off">cut off</option>
+              </select>
+            </label>
+            <label>
+              Era
+              <select name="era" value={draft.era} onChange={(e) => setDraft({ ...draft, era: (e.currentTarget as HTMLSelectElement).value })}>
+                <option value="">any</option>
+                <option value="modern">modern (2026-07-28)</option>
+                <option value="legacy">legacy (2025-era session)</option>
+              </select>
+            </label>
+          </>
+        )}
         <label>
           From <input type="datetime-local" name="since" {...field('since')} />
         </label>
         <label>
           To <input type="datetime-local" name="until" {...field('until')} />
         </label>
-        <label class="check">
-          <input type="checkbox" name="denied" {...check('denied')} /> had a denial
-        </label>
-        <label class="check">
-          <input type="checkbox" name="redacted" {...check('redacted')} /> had a redaction
-        </label>
+        {draft.view !== 'groups' && (
+          <>
+            <label class="check">
+              <input type="checkbox" name="denied" {...check('denied')} /> had a denial
+            </label>
+            <label class="check">
+              <input type="checkbox" name="redacted" {...check('redacted')} /> had a redaction
+            </label>
+          </>
+        )}
         <button type="submit" class="primary">
           Apply
         </button>
@@ -209,7 +241,9 @@ export function SessionsPage({ me }: { me: Me }) {
         </button>
       </form>
       <Alert message={error} />
-      {page === undefined ? (
+      {filters.view === 'groups' ? (
+        <GroupsTable groups={groups} />
+      ) : page === undefined ? (
         <p>Loading…</p>
       ) : page.rows.length === 0 ? (
         <p>No session matches.</p>
@@ -266,15 +300,68 @@ export function SessionsPage({ me }: { me: Me }) {
           </tbody>
         </table>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-          ← Newer
-        </button>
-        <span>Page {cursors.length + 1}</span>
-        <button type="button" disabled={!page?.next} onClick={() => page?.next && setCursors([...cursors, page.next])}>
-          Older →
-        </button>
-      </nav>
+      {filters.view !== 'groups' && (
+        <nav class="pager" aria-label="Pages">
+          <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+            ← Newer
+          </button>
+          <span>Page {cursors.length + 1}</span>
+          <button type="button" disabled={!page?.next} onClick={() => page?.next && setCursors([...cursors, page.next])}>
+            Older →
+          </button>
+        </nav>
+      )}
+    </>
+  );
+}
+
+/** Modern clients' exchanges as the sessions a user sees: per principal and connection, by trace id, else by an idle gap. */
+function GroupsTable({ groups }: { groups: { rows: SessionGroup[]; exhausted: boolean; idleGapMs: number } | undefined }) {
+  if (groups === undefined) return <p>Loading…</p>;
+  return (
+    <>
+      <p class="hint">
+        A modern (2026-07-28) client keeps no session: its exchanges are grouped per user and connection, across the pooled sessions that recorded them, by the
+        W3C trace its requests carry, else by an idle gap of {duration(groups.idleGapMs)}. Grouping, not proof.
+      </p>
+      {groups.exhausted && <Alert message="Only the newest pooled sessions were read: narrow the search by user, connection or time." />}
+      {groups.rows.length === 0 ? (
+        <p>No group of modern exchanges matches.</p>
+      ) : (
+        <table class="sessions groups">
+          <caption class="visually-hidden">Modern exchanges grouped as sessions, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">First exchange</th>
+              <th scope="col">User</th>
+              <th scope="col">Connection</th>
+              <th scope="col">Exchanges</th>
+              <th scope="col">Span</th>
+              <th scope="col">Grouped by</th>
+              <th scope="col">Pooled sessions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {groups.rows.map((g) => (
+              <tr key={g.id} onClick={() => navigate(`/sessions/${encodeURIComponent(g.id)}`)}>
+                <td>
+                  <Link href={`/sessions/${encodeURIComponent(g.id)}`}>{time(g.firstUs)}</Link>
+                </td>
+                <td>{person(g)}</td>
+                <td>{g.connection}</td>
+                <td>{g.exchanges}</td>
+                <td>{duration((g.lastUs - g.firstUs) / 1000)}</td>
+                <td>{g.traceId !== undefined ? <span title={g.traceId}>trace {g.traceId.slice(0, 8)}…</span> : `idle gap (group ${g.label})`}</td>
+                <td>
+                  {g.sessions.length}
+                  {g.open && <span class="hint"> · open</span>}
+                  {g.tampered && <span class="flag deny"> row altered</span>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </>
   );
 }

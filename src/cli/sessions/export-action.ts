@@ -1,7 +1,9 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { attestSession } from '../../recording/attest.js';
-import { exportSession } from '../../recording/export.js';
+import { exportGroup, exportSession } from '../../recording/export.js';
+import { parseGroupId } from '../../recording/exchange-groups.js';
+import { findGroup } from '../../recording/session-groups.js';
 import { storeForCommand } from '../store-for-command.js';
 
 export interface ExportOptions {
@@ -16,9 +18,22 @@ export async function sessionsExportAction(id: string, o: ExportOptions): Promis
     process.stderr.write(`portcullis: --format expects jsonl, found ${JSON.stringify(o.format)}\n`);
     process.exit(2);
   }
-  const { store } = await storeForCommand(o.config);
+  const { config, store } = await storeForCommand(o.config);
   let out: WriteStream | NodeJS.WriteStream = process.stdout;
   try {
+    if (parseGroupId(id) !== undefined) {
+      const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
+      if (found === undefined) {
+        process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (o.output) out = createWriteStream(o.output, { mode: 0o600 });
+      for (const line of exportGroup(found, config.sessions.viewIdleGapMs)) {
+        if (!out.write(`${line}\n`)) await once(out, 'drain');
+      }
+      return;
+    }
     const session = await attestSession(store, await store.getSession(id));
     if (session === undefined) {
       process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}\n`);

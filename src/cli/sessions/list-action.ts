@@ -1,6 +1,8 @@
 import { attestSessions } from '../../recording/attest.js';
 import { isTraceId, sessionsWithTrace, traceScanLimit } from '../../recording/exchanges.js';
 import { nowUs } from '../../recording/time.js';
+import { parseDuration } from '../../core/duration.js';
+import { type GroupQuery, groupScanLimit, listGroups } from '../../recording/session-groups.js';
 import { durationOf, isoUs, peerInfo, shown } from '../../recording/transcript.js';
 import { type SessionEra, type SessionQuery, type SessionRow, type SessionStatus, sessionEras, sessionStatuses } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
@@ -17,6 +19,8 @@ export interface ListOptions {
   until?: string;
   limit: string;
   json?: boolean;
+  groups?: boolean;
+  idleGap?: string;
 }
 
 /** `portcullis sessions list`: the recorded sessions as a table, each row checked against its recording. */
@@ -37,6 +41,16 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
   if (o.trace !== undefined && !isTraceId(o.trace)) {
     process.stderr.write(`portcullis: --trace expects a W3C trace id (32 hex digits, not all zero), found ${JSON.stringify(o.trace.slice(0, 80))}\n`);
     process.exit(2);
+  }
+  if (o.groups) {
+    if (o.status !== undefined || o.era !== undefined || o.trace !== undefined) {
+      process.stderr.write(
+        'portcullis: --groups lists modern exchanges by group; --status, --era and --trace do not apply (use --user, --connection, --since, --until)\n',
+      );
+      process.exit(2);
+    }
+    await listGroupsAction(o, limit);
+    return;
   }
   const query: SessionQuery = { limit };
   if (o.era) query.era = o.era as SessionEra;
@@ -84,6 +98,48 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
           `${altered.map((s) => `${s.id} (${s.tampered.map((m) => m.column).join(', ')})`).join('; ')}; \`portcullis sessions verify <id>\` tells more\n`,
       );
     }
+  } finally {
+    await store.close();
+  }
+}
+
+/** `sessions list --groups`: the groups of modern exchanges, newest first. */
+async function listGroupsAction(o: ListOptions, limit: number): Promise<void> {
+  const gapArg = o.idleGap === undefined ? undefined : parseDuration(o.idleGap);
+  if (o.idleGap !== undefined && (gapArg === undefined || gapArg < 1)) {
+    process.stderr.write(`portcullis: --idle-gap expects a duration such as 5m, 90s or 500ms, found ${JSON.stringify(o.idleGap.slice(0, 80))}\n`);
+    process.exit(2);
+  }
+  const query: GroupQuery = { limit };
+  if (o.user) query.subject = o.user;
+  if (o.connection) query.connection = o.connection;
+  if (o.since) query.fromUs = parseTimeArg(o.since, '--since');
+  if (o.until) query.toUs = parseTimeArg(o.until, '--until');
+  const { config, store } = await storeForCommand(o.config);
+  try {
+    const gapMs = gapArg ?? config.sessions.viewIdleGapMs;
+    const { groups, exhausted } = await listGroups(store, query, gapMs);
+    if (exhausted)
+      process.stderr.write(`portcullis: stopped after reading ${groupScanLimit} pooled sessions; narrow the search (--since, --user, --connection)\n`);
+    const now = nowUs();
+    printList(
+      groups.map((g) => ({ ...g, idleGapMs: gapMs })),
+      {
+        json: o.json,
+        none: 'no group of modern exchanges matches',
+        header: ['GROUP', 'FIRST (UTC)', 'DURATION', 'USER', 'CONNECTION', 'EXCHANGES', 'BY', 'SESSIONS'],
+        row: (g) => [
+          g.id,
+          isoUs(g.firstUs).slice(0, 19).replace('T', ' '),
+          durationOf({ openedAtUs: g.firstUs, closedAtUs: g.lastUs }, now),
+          shown(g.subject),
+          shown(g.connection),
+          String(g.exchanges),
+          g.traceId !== undefined ? `trace ${g.traceId}` : `idle gap ${g.label}`,
+          `${g.sessions.length}${g.open ? ' open' : ''}${g.tampered ? ' ALTERED' : ''}`,
+        ],
+      },
+    );
   } finally {
     await store.close();
   }

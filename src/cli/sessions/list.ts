@@ -15,5 +15,10 @@ export function sessionsListCommand(): Command {
     .option('--until <time>', 'opened before: an ISO time, or a duration ago')
     .option('-n, --limit <n>', 'at most this many', '50')
     .option('--json', 'one JSON object per session, one per line')
+    .option(
+      '--groups',
+      "modern clients' exchanges as sessions: per principal and connection across the pooled sessions that recorded them, by trace id, else by an idle gap",
+    )
+    .option('--idle-gap <duration>', 'with --groups: the idle gap that starts a new group of untraced exchanges (default: sessions.viewIdleGap, 5m)')
     .action(async (o: ListOptions) => (await import('./list-action.js')).sessionsListAction(o));
 }

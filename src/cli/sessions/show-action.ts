@@ -1,7 +1,9 @@
 import { attestSession } from '../../recording/attest.js';
 import { nowUs } from '../../recording/time.js';
 import { parseDuration } from '../../core/duration.js';
-import { eventsOfGroup, exchangeGroups } from '../../recording/exchange-groups.js';
+import { eventsOfGroup, exchangeGroups, parseGroupId } from '../../recording/exchange-groups.js';
+import { findGroup } from '../../recording/session-groups.js';
+import { isoUs } from '../../recording/transcript.js';
 import { eventsOfTrace, isTraceId } from '../../recording/exchanges.js';
 import { eraOfEdge } from '../../store/types.js';
 import { describeEvent, describeSession, shown } from '../../recording/transcript.js';
@@ -33,6 +35,39 @@ export async function sessionsShowAction(id: string, o: ShowOptions): Promise<vo
   const { config, store } = await storeForCommand(o.config);
   const gapMs = gapArg ?? config.sessions.viewIdleGapMs;
   try {
+    if (parseGroupId(id) !== undefined) {
+      if (o.group !== undefined || o.trace !== undefined) {
+        process.stderr.write('portcullis: a group id names one group already; --group and --trace pick within a session\n');
+        process.exitCode = 2;
+        return;
+      }
+      const found = await findGroup(store, id, gapMs);
+      if (found === undefined) {
+        process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const { group, sessions, events } = found;
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ group, idleGapMs: gapMs, sessions, events })}\n`);
+        return;
+      }
+      process.stdout.write(
+        [
+          `Group       ${group.id} (${group.traceId !== undefined ? `trace ${group.traceId}` : `idle gap ${group.label}`}; grouping, not proof)`,
+          `User        ${shown(group.subject)}${group.email ? ` <${shown(group.email)}>` : ''}${group.issuer ? ` (${shown(group.issuer)})` : ''}`,
+          `Connection  ${shown(group.connection)}`,
+          `Exchanges   ${group.exchanges}, ${isoUs(group.firstUs)} to ${isoUs(group.lastUs)}${group.open ? ' (a session of it is open: more may join)' : ''}`,
+          `Sessions    ${group.sessions.join(', ')} (pooled; each verifiable whole with \`sessions verify\`)`,
+          `Idle gap    ${gapMs}ms`,
+        ].join('\n') + '\n',
+      );
+      for (const s of sessions) for (const m of s.tampered) process.stdout.write(`ALTERED     ${s.id}: ${shown(m.message)}\n`);
+      process.stdout.write('\n');
+      // Offsets from the group's first request (the pooled sessions' own clocks start apart), each line led by its session.
+      for (const e of events) process.stdout.write(`${e.sessionId.slice(0, 8)}  ${describeEvent({ ...e, monoUs: Math.max(0, e.timeUs - group.firstUs) })}\n`);
+      return;
+    }
     const session = await attestSession(store, await store.getSession(id));
     if (session === undefined) {
       process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list\` shows the recorded ones\n`);

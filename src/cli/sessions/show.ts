@@ -4,7 +4,7 @@ import type { ShowOptions } from './show-action.js';
 export function sessionsShowCommand(): Command {
   return new Command('show')
     .description("a session's facts and a readable transcript of everything it recorded")
-    .argument('<session>', 'the session id')
+    .argument('<session>', 'the session id, or a group id of modern exchanges (<session id>.<seq>, as `sessions list --groups` names them)')
     .option('-c, --config <file>', "the gateway's config file (its store)")
     .option('--json', 'the session row and its events as JSON')
     .option('--trace <id>', "only the exchanges of this W3C trace id (32 hex digits, from the requests' _meta.traceparent): grouping, not proof")

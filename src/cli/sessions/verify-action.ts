@@ -1,4 +1,6 @@
 import { type SessionVerification, verifyLedger, verifySession } from '../../recording/verify.js';
+import { parseGroupId } from '../../recording/exchange-groups.js';
+import { findGroup, verifyGroup } from '../../recording/session-groups.js';
 import { shown } from '../../recording/transcript.js';
 import type { Store } from '../../store/store.js';
 import { storeForCommand, trustedKeysForCommand } from '../store-for-command.js';
@@ -59,6 +61,20 @@ export async function sessionsVerifyAction(id: string | undefined, o: VerifyFlag
       );
     }
     const json = o.json ?? false;
+    if (id !== undefined && parseGroupId(id) !== undefined) {
+      const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
+      if (found === undefined) {
+        process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const g = await verifyGroup(store, found, trusted);
+      if (!json)
+        process.stdout.write(`group ${g.group}  ${g.status === 'failed' ? 'FAILED' : g.status}: ${g.sessions.length} session(s), each verified whole\n`);
+      for (const r of g.sessions) report(r, json);
+      if (g.status === 'failed') process.exitCode = 1;
+      return;
+    }
     if (id !== undefined) {
       const r = await verifySession(store, id, trusted, o.exchanges ?? false, config.sessions.viewIdleGapMs);
       report(r, json);

@@ -4,7 +4,7 @@ import type { VerifyFlags } from './verify-action.js';
 export function sessionsVerifyCommand(): Command {
   return new Command('verify')
     .description("checks recordings against tampering: each session's hash chain, its signed seal, and the gateways' ledgers; exit code 1 on any failure")
-    .argument('[session]', 'the session id (or --all)')
+    .argument('[session]', 'the session id, or a group id of modern exchanges (each of its sessions, whole), or --all')
     .option('-c, --config <file>', "the gateway's config file (its store and keys)")
     .option('--all', 'every session in the store, and every ledger')
     .option('--json', 'one JSON result per line')

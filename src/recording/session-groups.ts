@@ -1,0 +1,223 @@
+import type { Store } from '../store/store.js';
+import { type EventRow, modernEdge, type SessionQuery } from '../store/types.js';
+import { type AttestedSession, attestSessions } from './attest.js';
+import { type ExchangeGroup, eventsOfMergedGroup, groupId, groupSessions, parseGroupId, type SessionEvents } from './exchange-groups.js';
+import { nowUs } from './time.js';
+import { type SessionVerification, type TrustedKeys, type VerifyStatus, verifySession } from './verify.js';
+
+/**
+ * The sessions a user sees of modern (2026-07-28) clients: the exchanges of one principal on one connection, over every
+ * pooled session that recorded them (and the sessions that record refused requests), grouped by trace id, else by an
+ * idle gap (exchange-groups.ts). The pooled sessions are the gateway's, not the client's; a group is what the client
+ * did. Read from the recording each time: nothing here is stored, and nothing is decided on it.
+ */
+
+/** A group with whose it is and where: the identity and connection of its (attested) sessions. */
+export interface SessionGroup extends ExchangeGroup {
+  connection: string;
+  subject: string;
+  issuer: string | null;
+  email: string | null;
+  /** Whether one of its sessions is still open: more exchanges may join it. */
+  open: boolean;
+  /** Whether a row of one of its sessions disagrees with its recording (`sessions verify` tells more). */
+  tampered: boolean;
+}
+
+/** Pooled sessions read at most to answer one listing or lookup: groups have no index, so a view reads recordings. */
+export const groupScanLimit = 2000;
+
+const page = 200;
+
+export interface GroupQuery {
+  subject?: string;
+  issuer?: string;
+  connection?: string;
+  /** Groups active at or after this time (µs). */
+  fromUs?: number;
+  /** Groups that started before this time (µs). */
+  toUs?: number;
+  /** Newest first, at most this many. */
+  limit: number;
+}
+
+async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
+  const out: EventRow[] = [];
+  for (let after = -1; ; ) {
+    const events = await store.events(sessionId, after, 5000);
+    out.push(...events);
+    if (events.length < 5000) return out;
+    after = events.at(-1)!.seq;
+  }
+}
+
+/**
+ * The modern sessions of the query opened before `toUs`, newest first, back to those that ended before `fromUs` (a
+ * whole page of them in a row ends the scan: the sessions of one pool key mostly follow one another), at most
+ * `groupScanLimit`.
+ */
+async function modernSessions(
+  store: Store,
+  query: Pick<SessionQuery, 'subject' | 'issuer' | 'connection' | 'toUs'>,
+  fromUs: number | undefined,
+): Promise<{ sessions: AttestedSession[]; exhausted: boolean }> {
+  const out: AttestedSession[] = [];
+  let before: SessionQuery['before'];
+  let endedEarlier = 0;
+  for (let scanned = 0; ; ) {
+    const rows = await store.listSessions({ ...query, era: 'modern', limit: page, ...(before ? { before } : {}) });
+    for (const s of await attestSessions(store, rows)) {
+      if (++scanned > groupScanLimit) return { sessions: out, exhausted: true };
+      // The row says modern; the recording must agree (an altered edge column does not move a session between views).
+      if (s.edge !== modernEdge) continue;
+      if (fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs) {
+        if (++endedEarlier >= page) return { sessions: out, exhausted: false };
+        continue;
+      }
+      endedEarlier = 0;
+      out.push(s);
+    }
+    if (rows.length < page) return { sessions: out, exhausted: false };
+    const last = rows.at(-1)!;
+    before = { openedAtUs: last.openedAtUs, id: last.id };
+  }
+}
+
+/** Whose a session is, as the key its groups are formed under. */
+const principalOf = (s: AttestedSession) => JSON.stringify([s.connection, s.subject, s.issuer]);
+
+/** The groups of sessions that all belong to one principal on one connection, with their events. */
+async function groupsOf(
+  store: Store,
+  sessions: readonly AttestedSession[],
+  gapMs: number,
+): Promise<{ groups: SessionGroup[]; streams: SessionEvents[]; byEvent: Map<string, string> }> {
+  const streams: SessionEvents[] = [];
+  for (const s of sessions) streams.push({ sessionId: s.id, events: await allEvents(store, s.id) });
+  const byId = new Map(sessions.map((s) => [s.id, s]));
+  const first = sessions[0]!;
+  const grouped = groupSessions(streams, gapMs);
+  const groups = grouped.groups.map((g): SessionGroup => {
+    const own = g.sessions.map((id) => byId.get(id)!);
+    return {
+      ...g,
+      connection: first.connection,
+      subject: first.subject,
+      issuer: first.issuer,
+      email: own.find((s) => s.email !== null)?.email ?? null,
+      open: own.some((s) => s.status === 'open'),
+      tampered: own.some((s) => s.tampered.length > 0),
+    };
+  });
+  return { groups, streams, byEvent: grouped.byEvent };
+}
+
+/**
+ * The groups of the modern sessions the query names, newest first: each principal's sessions on each connection grouped
+ * together. `exhausted`: the scan stopped at `groupScanLimit` sessions (narrow it by time, user or connection).
+ */
+export async function listGroups(store: Store, query: GroupQuery, gapMs: number): Promise<{ groups: SessionGroup[]; exhausted: boolean }> {
+  const gapUs = gapMs * 1000;
+  const { sessions, exhausted } = await modernSessions(
+    store,
+    {
+      ...(query.subject !== undefined ? { subject: query.subject } : {}),
+      ...(query.issuer !== undefined ? { issuer: query.issuer } : {}),
+      ...(query.connection !== undefined ? { connection: query.connection } : {}),
+      ...(query.toUs !== undefined ? { toUs: query.toUs } : {}),
+    },
+    query.fromUs === undefined ? undefined : query.fromUs - gapUs,
+  );
+  const byPrincipal = new Map<string, AttestedSession[]>();
+  for (const s of sessions) {
+    // Who the scope asked for is decided on the recording (attested), not on the row the query matched.
+    if (query.subject !== undefined && s.subject !== query.subject) continue;
+    if (query.issuer !== undefined && (s.issuer !== query.issuer || !s.owned)) continue;
+    const k = principalOf(s);
+    const own = byPrincipal.get(k);
+    if (own === undefined) byPrincipal.set(k, [s]);
+    else own.push(s);
+  }
+  const out: SessionGroup[] = [];
+  for (const own of byPrincipal.values()) {
+    // Oldest first: the idle groups are numbered in time.
+    const { groups } = await groupsOf(store, own.reverse(), gapMs);
+    for (const g of groups) {
+      if (query.fromUs !== undefined && g.lastUs < query.fromUs) continue;
+      if (query.toUs !== undefined && g.firstUs >= query.toUs) continue;
+      out.push(g);
+    }
+  }
+  out.sort((a, b) => b.firstUs - a.firstUs || (a.id < b.id ? -1 : 1));
+  return { groups: out.slice(0, query.limit), exhausted };
+}
+
+/** One group found by its id, with its sessions and its events (in time order). */
+export interface FoundGroup {
+  group: SessionGroup;
+  sessions: AttestedSession[];
+  events: EventRow[];
+}
+
+/**
+ * The group that holds the request an id names (the group it starts, or, under another idle gap, the one it is now
+ * part of), read over the principal's modern sessions on the connection around it. Undefined when the id names no
+ * request of a modern session.
+ */
+export async function findGroup(store: Store, id: string, gapMs: number): Promise<FoundGroup | undefined> {
+  const at = parseGroupId(id);
+  if (at === undefined) return undefined;
+  const [target] = await attestSessions(
+    store,
+    [await store.getSession(at.sessionId)].filter((s) => s !== undefined),
+  );
+  if (target === undefined || target.edge !== modernEdge) return undefined;
+  const gapUs = gapMs * 1000;
+  let fromUs = target.openedAtUs - gapUs;
+  let toUs = (target.closedAtUs ?? nowUs()) + gapUs + 1;
+  // Widened until the group lies inside the sessions read, with an idle gap to spare on each side.
+  for (let round = 0; round < 8; round++) {
+    const { sessions } = await modernSessions(store, { subject: target.subject, connection: target.connection, toUs }, fromUs);
+    const own = sessions.filter((s) => principalOf(s) === principalOf(target)).reverse();
+    if (!own.some((s) => s.id === target.id)) own.push(target);
+    const { groups, streams, byEvent } = await groupsOf(store, own, gapMs);
+    const label = byEvent.get(groupId(at.sessionId, at.seq));
+    const group = groups.find((g) => g.label === label);
+    if (label === undefined || group === undefined) return undefined;
+    const wider = group.firstUs - gapUs < fromUs || (group.lastUs + gapUs >= toUs && toUs <= nowUs());
+    if (!wider || round === 7) {
+      return { group, sessions: own.filter((s) => group.sessions.includes(s.id)), events: eventsOfMergedGroup(streams, byEvent, label) };
+    }
+    fromUs = Math.min(fromUs, group.firstUs - 2 * gapUs);
+    toUs = Math.max(toUs, group.lastUs + 2 * gapUs + 1);
+  }
+  return undefined;
+}
+
+/** A group's integrity: its sessions' verifications (each proves a whole session's recording), and the worst of them. */
+export interface GroupVerification {
+  group: string;
+  status: VerifyStatus;
+  events: number;
+  problems: Array<{ seq?: number; message: string }>;
+  notes: string[];
+  sessions: SessionVerification[];
+}
+
+const worst: VerifyStatus[] = ['failed', 'deleted', 'unsealed', 'verified'];
+
+export async function verifyGroup(store: Store, found: FoundGroup, trusted: TrustedKeys): Promise<GroupVerification> {
+  const sessions: SessionVerification[] = [];
+  for (const s of found.sessions) sessions.push(await verifySession(store, s.id, trusted));
+  return {
+    group: found.group.id,
+    status: worst.find((w) => sessions.some((v) => v.status === w)) ?? 'verified',
+    events: sessions.reduce((n, v) => n + v.events, 0),
+    problems: sessions.flatMap((v) => v.problems.map((p) => ({ ...p, message: `session ${v.sessionId}: ${p.message}` }))),
+    notes: [
+      `the group is a view over ${sessions.length} session${sessions.length === 1 ? '' : 's'}; each is verified whole`,
+      ...sessions.flatMap((v) => v.notes.map((n) => `session ${v.sessionId}: ${n}`)),
+    ],
+    sessions,
+  };
+}
