@@ -20,7 +20,10 @@ export { SessionChain } from './session-chain.js';
  * SQLite: everything queued while the event loop handled one round of I/O goes in one transaction, written
  * synchronously (microseconds, no thread hand-off). PostgreSQL: up to two batches are in flight at once on
  * their own connections, each holding different sessions, so a session waits for one round trip, not for
- * everyone else's; what arrives meanwhile is the next batch.
+ * everyone else's; what arrives meanwhile is the next batch. That one gathers for a short window (`gatherMs`)
+ * before it starts beside the first: each commit has a fixed cost on both sides (a round trip, wake-ups, a WAL
+ * flush), and a gateway serving few clients, one of several replicas, would otherwise commit two or three events
+ * at a time. The window is bounded, so a slow first batch never holds the next for longer.
  *
  * Sequence numbers and hashes are assigned when a batch is written, from the durable head of each chain
  * (batch.ts): a batch that fails leaves no hole and nothing to roll back, and what the store holds is always a
@@ -57,6 +60,11 @@ export interface RecorderOptions {
   /** Closed sessions older than this are deleted (with a tombstone); 0 keeps them forever. */
   retentionMs?: number;
   sweepMs?: number;
+  /**
+   * A network store: while one batch is in flight, how long the next one gathers what sessions append before it
+   * starts beside it (at once if the first lands sooner); 0 starts it on the next turn of the event loop. Default 1 ms.
+   */
+  gatherMs?: number;
 }
 
 /** The sequence numbers of one session's events that a batch wrote, first to last. */
@@ -78,6 +86,10 @@ export class Recorder {
   #scheduled = false;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #maxInFlight: number;
+  readonly #gatherMs: number;
+  /** Armed while a batch is in flight and the next one gathers: the next starts when it fires or the first lands. */
+  #gatherTimer: NodeJS.Timeout | undefined;
+  #gatherDue = false;
   readonly #writer: BatchWriter;
   readonly #health: StoreHealth;
   /** Chains of sessions whose seal is not yet durable: never recovered from under them. */
@@ -97,6 +109,7 @@ export class Recorder {
     this.#log = o.log.child({ component: 'recorder' });
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
     this.#maxInFlight = this.#writer.synchronous ? 1 : 2;
+    this.#gatherMs = o.gatherMs ?? 1;
     this.#health = new StoreHealth(o.store, o.instanceId, o.probeMs ?? 1000, this.#log, () => {
       this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
       void this.sweep().catch(() => {});
@@ -277,6 +290,18 @@ export class Recorder {
   /** Starts as many batches as may be in flight. */
   #flush(): void {
     while (this.#queue.length > 0 && this.#inFlight.size < this.#maxInFlight) {
+      if (this.#inFlight.size > 0 && this.#gatherMs > 0 && !this.#gatherDue) {
+        this.#gatherTimer ??= setTimeout(() => {
+          this.#gatherTimer = undefined;
+          this.#gatherDue = true;
+          this.#flush();
+          this.#gatherDue = false;
+        }, this.#gatherMs);
+        return;
+      }
+      this.#gatherDue = false;
+      clearTimeout(this.#gatherTimer);
+      this.#gatherTimer = undefined;
       const { taken, rest } = selectBatch(this.#queue, this.#writer.ledgerBusy);
       if (taken.length === 0) return;
       this.#queue = rest;
@@ -409,6 +434,7 @@ export class Recorder {
   async close(): Promise<void> {
     await this.drain();
     this.#closed = true;
+    clearTimeout(this.#gatherTimer);
     for (const t of this.#timers) clearInterval(t);
     this.#health.close();
     await this.#sweeper.idle();

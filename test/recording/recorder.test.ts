@@ -13,7 +13,9 @@ import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import { openSessionRow, type SessionRow } from '../../src/store/types.js';
-import { backends, sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
+import pg from 'pg';
+import { backends, postgresTestStore, postgresUrl, schemaOf, sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The recorder on its own: group commit, retention with tombstones, best-effort gaps, recovery of silent gateways. */
 
@@ -177,6 +179,116 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('recorder (postgres): the next batch gathers while one is in flight', () => {
+  let ts: TestStore;
+  let store: Store;
+  const ping = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+  before(async () => {
+    ts = postgresTestStore();
+    store = await ts.open();
+  });
+  after(async () => {
+    await store?.close();
+    await ts?.destroy();
+  });
+
+  /** Holds every batch's event inserts on a lock another connection takes, until `release`. */
+  async function holdEvents(): Promise<{ waiting(): Promise<number>; release(): Promise<void> }> {
+    const locker = new pg.Client({ connectionString: postgresUrl });
+    // Watched from outside the locker's transaction, whose view of pg_stat_activity is a snapshot taken once.
+    const watcher = new pg.Client({ connectionString: postgresUrl });
+    await locker.connect();
+    await watcher.connect();
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE "${schemaOf(ts.url)}".events IN SHARE MODE`);
+    const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    return {
+      // Only backends this lock holds up: other tests may be waiting on locks of their own at the same time.
+      waiting: async () => (await watcher.query('SELECT 1 FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))', [lockerPid])).rowCount ?? 0,
+      release: async () => {
+        await locker.query('COMMIT');
+        await locker.end();
+        await watcher.end();
+      },
+    };
+  }
+
+  const settled = (p: Promise<void> | undefined) => {
+    const state = { done: false };
+    void p?.then(
+      () => (state.done = true),
+      () => (state.done = true),
+    );
+    return state;
+  };
+
+  async function verifyAll(ids: string[], signing: SigningKey): Promise<void> {
+    const trusted = await trustedKeys([{ keyId: signing.keyId, publicKeyPem: signing.publicKeyPem }]);
+    for (const id of ids) {
+      const r = await verifySession(store, id, trusted);
+      assert.equal(r.status, 'verified', JSON.stringify(r.problems));
+    }
+  }
+
+  it('what sessions append while a batch is in flight goes as one next batch, the moment the first lands', async () => {
+    const signing = key();
+    // A window far longer than the test: the next batch can only start because the first one landed.
+    const recorder = await start(store, 'gw-gather', signing, { gatherMs: 600_000 });
+    const ids = Array.from({ length: 10 }, (_, i) => `gather-${i}`);
+    const sessions = ids.map((id) => open(recorder, id));
+    await Promise.all(sessions.map((s) => s.barrier()));
+    const hold = await holdEvents();
+    const before = recorder.stats;
+    sessions[0]!.message('toServer', 'received', ping);
+    const first = sessions[0]!.barrier();
+    await waitFor(async () => (await hold.waiting()) === 1, 'the first batch to wait on the lock');
+    // The others append one at a time, each in a later turn of the event loop, while that batch is in flight.
+    const later: Array<{ done: boolean }> = [];
+    for (const s of sessions.slice(1)) {
+      s.message('toServer', 'received', ping);
+      later.push(settled(s.barrier()));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(await hold.waiting(), 1, 'no second batch beside the first');
+    // Write-ahead: none of them is confirmed before its own commit.
+    assert.ok(later.every((l) => !l.done));
+    await hold.release();
+    await first;
+    await Promise.all(sessions.map((s) => s.barrier()));
+    const after = recorder.stats;
+    assert.equal(after.events - before.events, 10);
+    assert.equal(after.commits - before.commits, 2, 'the batch in flight, then everything that arrived meanwhile');
+    await Promise.all(sessions.map((s) => s.close('done')));
+    await verifyAll(ids, signing);
+    await recorder.close();
+  });
+
+  it('the gathering is bounded: past the window the next batch starts beside one that has not landed', async () => {
+    const signing = key();
+    const recorder = await start(store, 'gw-gather-bound', signing, { gatherMs: 20 });
+    const ids = ['bound-0', 'bound-1'];
+    const sessions = ids.map((id) => open(recorder, id));
+    await Promise.all(sessions.map((s) => s.barrier()));
+    const hold = await holdEvents();
+    try {
+      sessions[0]!.message('toServer', 'received', ping);
+      const first = settled(sessions[0]!.barrier());
+      await waitFor(async () => (await hold.waiting()) === 1, 'the first batch to wait on the lock');
+      sessions[1]!.message('toServer', 'received', ping);
+      const second = settled(sessions[1]!.barrier());
+      // The first batch stays held: only the window can start the second.
+      await waitFor(async () => (await hold.waiting()) === 2, 'the second batch to start while the first is held');
+      assert.ok(!first.done && !second.done, 'neither is confirmed before its commit');
+    } finally {
+      await hold.release();
+    }
+    await Promise.all(sessions.map((s) => s.barrier()));
+    await Promise.all(sessions.map((s) => s.close('done')));
+    await verifyAll(ids, signing);
+    await recorder.close();
+  });
+});
 
 describe('recorder: best-effort mode (SQLite)', () => {
   let ts: TestStore;
