@@ -1,5 +1,6 @@
 import { StoreSchemaError } from './errors.js';
-import { latestVersion, type Migration, postgresMigrations, sqliteMigrations } from './migrations.js';
+import type { Migration } from './migration.js';
+import { latestVersion, postgresMigrations, sqliteMigrations } from './migrations.js';
 import type { DatabasePort, Queryable } from './port.js';
 import { sql } from './sql.js';
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { latestVersion, type Migration, postgresMigrations, sqliteMigrations } from '../../src/store/migrations.js';
+import type { Migration } from '../../src/store/migration.js';
+import { latestVersion, postgresMigrations, sqliteMigrations } from '../../src/store/migrations.js';
 import { nowUs } from '../../src/recording/time.js';
 import { openStore, sqlitePath } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
