@@ -1,7 +1,8 @@
 import type { ChangeBus } from '../cluster/change-bus.js';
 import { type AttestedSession, attestSession } from '../recording/attest.js';
 import { eventLine } from '../recording/export.js';
-import type { CommittedRange, Recorder } from '../recording/recorder.js';
+import type { CommittedRange } from '../recording/committed-listeners.js';
+import type { Recorder } from '../recording/recorder.js';
 import type { Store } from '../store/store.js';
 import type { LiveEventLine, LiveEvents } from './live-events.js';
 

@@ -43,6 +43,26 @@ export function standaloneCommit(item: Item): Commit | undefined {
   return item.type === 'tombstone' || item.type === 'access' ? item.commit : undefined;
 }
 
+/** Marks the items' chains in flight and takes their commits: what the batch settles when it is written or failed. */
+export function takeCommits(items: readonly Item[]): { chains: Set<SessionChain>; commits: Commit[]; ledgerRows: boolean } {
+  const chains = new Set<SessionChain>();
+  const commits: Commit[] = [];
+  let ledgerRows = false;
+  for (const item of items) {
+    const chain = chainOf(item);
+    if (chain !== undefined && !chains.has(chain)) {
+      chains.add(chain);
+      chain.inFlight = true;
+      commits.push(chain.pending!);
+      chain.pending = undefined;
+    }
+    const own = standaloneCommit(item);
+    if (own !== undefined) commits.push(own);
+    if (needsLedger(item)) ledgerRows = true;
+  }
+  return { chains, commits, ledgerRows };
+}
+
 /** Items that add a row to the instance's ledger, whose chain orders them across sessions. */
 export function needsLedger(item: Item): boolean {
   return item.type === 'open' || item.type === 'seal' || item.type === 'tombstone' || item.type === 'access';

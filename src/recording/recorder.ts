@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
 import type { Store } from '../store/store.js';
-import { chainOf, type Item, needsLedger, selectBatch, standaloneCommit } from './batch.js';
+import { chainOf, type Item, standaloneCommit, takeCommits } from './batch.js';
+import { BatchScheduler } from './batch-scheduler.js';
 import { BatchWriter } from './batch-writer.js';
 import { ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
+import { type CommittedListener, CommittedListeners } from './committed-listeners.js';
 import type { SigningKey } from './keys.js';
 import { SessionChain } from './session-chain.js';
 import { StoreHealth } from './store-health.js';
@@ -15,15 +17,8 @@ export { SessionChain } from './session-chain.js';
 
 /**
  * The recorder: the store's only writer. Sessions queue events; the recorder writes them with group commit
- * and settles each session's Commit, which is what write-ahead waits on before a message is forwarded.
- *
- * SQLite: everything queued while the event loop handled one round of I/O goes in one transaction, written
- * synchronously (microseconds, no thread hand-off). PostgreSQL: up to two batches are in flight at once on
- * their own connections, each holding different sessions, so a session waits for one round trip, not for
- * everyone else's; what arrives meanwhile is the next batch. That one gathers for a short window (`gatherMs`)
- * before it starts beside the first: each commit has a fixed cost on both sides (a round trip, wake-ups, a WAL
- * flush), and a gateway serving few clients, one of several replicas, would otherwise commit two or three events
- * at a time. The window is bounded, so a slow first batch never holds the next for longer.
+ * (batch-scheduler.ts decides when) and settles each session's Commit, which is what write-ahead waits on before a
+ * message is forwarded. It keeps which sessions are live and why those it ended unsealed were cut off.
  *
  * Sequence numbers and hashes are assigned when a batch is written, from the durable head of each chain
  * (batch.ts): a batch that fails leaves no hole and nothing to roll back, and what the store holds is always a
@@ -67,12 +62,6 @@ export interface RecorderOptions {
   gatherMs?: number;
 }
 
-/** The sequence numbers of one session's events that a batch wrote, first to last. */
-export interface CommittedRange {
-  first: number;
-  last: number;
-}
-
 export class Recorder {
   readonly store: Store;
   readonly instanceId: string;
@@ -82,14 +71,7 @@ export class Recorder {
   readonly #heartbeatMs: number;
   readonly #sweepMs: number;
   readonly #sweeper: Sweeper;
-  #queue: Item[] = [];
-  #scheduled = false;
-  readonly #inFlight = new Set<Promise<void>>();
-  readonly #maxInFlight: number;
-  readonly #gatherMs: number;
-  /** Armed while a batch is in flight and the next one gathers: the next starts when it fires or the first lands. */
-  #gatherTimer: NodeJS.Timeout | undefined;
-  #gatherDue = false;
+  readonly #batches: BatchScheduler;
   readonly #writer: BatchWriter;
   readonly #health: StoreHealth;
   /** Chains of sessions whose seal is not yet durable: never recovered from under them. */
@@ -99,7 +81,7 @@ export class Recorder {
   readonly #timers: NodeJS.Timeout[] = [];
   #closed = false;
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
-  readonly #committed: Array<(sessions: ReadonlyMap<string, CommittedRange>) => void> = [];
+  readonly #committed: CommittedListeners;
 
   private constructor(o: RecorderOptions, ledger: { seq: number; hash: string }) {
     this.store = o.store;
@@ -108,8 +90,8 @@ export class Recorder {
     this.key = o.key;
     this.#log = o.log.child({ component: 'recorder' });
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
-    this.#maxInFlight = this.#writer.synchronous ? 1 : 2;
-    this.#gatherMs = o.gatherMs ?? 1;
+    this.#batches = new BatchScheduler(this.#writer, o.gatherMs ?? 1, (items) => this.#write(items));
+    this.#committed = new CommittedListeners(this.#log);
     this.#health = new StoreHealth(o.store, o.instanceId, o.probeMs ?? 1000, this.#log, () => {
       this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
       void this.sweep().catch(() => {});
@@ -179,7 +161,7 @@ export class Recorder {
     if (this.#closed || (!this.#health.healthy && this.mode === 'write-ahead')) throw this.unavailable();
     const chain = new SessionChain(row.id);
     this.#live.set(row.id, chain);
-    this.#enqueue({ type: 'open', chain, row });
+    this.#batches.enqueue({ type: 'open', chain, row });
     return chain;
   }
 
@@ -193,12 +175,12 @@ export class Recorder {
   ): void {
     if (chain.broken) throw this.unavailable();
     if (!this.#health.healthy && this.mode === 'write-ahead') throw this.unavailable();
-    this.#enqueue({ type: 'event', chain, timeUs: nowUs(), monoUs: chain.monoUs(), kind, direction, boundary, payload, forwarded });
+    this.#batches.enqueue({ type: 'event', chain, timeUs: nowUs(), monoUs: chain.monoUs(), kind, direction, boundary, payload, forwarded });
   }
 
   negotiated(chain: SessionChain, fields: NegotiatedFields): void {
     if (chain.broken) return;
-    this.#enqueue({ type: 'negotiated', chain, fields });
+    this.#batches.enqueue({ type: 'negotiated', chain, fields });
   }
 
   /** Queues the seal after the session's last event; resolves when it is durable. */
@@ -207,7 +189,7 @@ export class Recorder {
       this.abandon(chain, reason);
       return Promise.reject(this.unavailable());
     }
-    this.#enqueue({ type: 'seal', chain, status, closedAtUs: nowUs(), reason, ...counts });
+    this.#batches.enqueue({ type: 'seal', chain, status, closedAtUs: nowUs(), reason, ...counts });
     return chain.lastCommit!.promise;
   }
 
@@ -220,7 +202,7 @@ export class Recorder {
   /** Queues the deletion of a sealed session, leaving a tombstone in the ledger; resolves when written. */
   tombstone(session: SessionRow, reason: string, deletedAtUs: number): Promise<void> {
     const commit = new Commit();
-    this.#enqueue({ type: 'tombstone', session, reason, deletedAtUs, commit });
+    this.#batches.enqueue({ type: 'tombstone', session, reason, deletedAtUs, commit });
     return commit.promise;
   }
 
@@ -230,7 +212,7 @@ export class Recorder {
    */
   recordAccess(requestId: string, detail: unknown): Promise<void> {
     const commit = new Commit();
-    this.#enqueue({ type: 'access', requestId, detail, timeUs: nowUs(), commit });
+    this.#batches.enqueue({ type: 'access', requestId, detail, timeUs: nowUs(), commit });
     return commit.promise;
   }
 
@@ -260,65 +242,12 @@ export class Recorder {
   }
 
   /** Resolves once everything queued so far is written (or failed). */
-  async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#inFlight.size > 0) {
-      this.#flush();
-      if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
-      else if (this.#queue.length > 0) await new Promise<void>((r) => setImmediate(r));
-    }
-  }
-
-  #enqueue(item: Item): void {
-    const chain = chainOf(item);
-    if (chain !== undefined) {
-      chain.pending ??= new Commit();
-      chain.lastCommit = chain.pending;
-    }
-    this.#queue.push(item);
-    this.#schedule();
-  }
-
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#flush();
-    });
-  }
-
-  /** Starts as many batches as may be in flight. */
-  #flush(): void {
-    while (this.#queue.length > 0 && this.#inFlight.size < this.#maxInFlight) {
-      if (this.#inFlight.size > 0 && this.#gatherMs > 0 && !this.#gatherDue) {
-        this.#gatherTimer ??= setTimeout(() => {
-          this.#gatherTimer = undefined;
-          this.#gatherDue = true;
-          this.#flush();
-          this.#gatherDue = false;
-        }, this.#gatherMs);
-        return;
-      }
-      this.#gatherDue = false;
-      clearTimeout(this.#gatherTimer);
-      this.#gatherTimer = undefined;
-      const { taken, rest } = selectBatch(this.#queue, this.#writer.ledgerBusy);
-      if (taken.length === 0) return;
-      this.#queue = rest;
-      const write = this.#write(taken).finally(() => {
-        this.#inFlight.delete(write);
-        if (this.#queue.length > 0) {
-          // SQLite: let a round of I/O add to the next batch. PostgreSQL: what came in meanwhile goes now.
-          if (this.#writer.synchronous) this.#schedule();
-          else this.#flush();
-        }
-      });
-      this.#inFlight.add(write);
-    }
+  drain(): Promise<void> {
+    return this.#batches.drain();
   }
 
   async #write(items: Item[]): Promise<void> {
-    const { chains, commits, ledgerRows } = this.#take(items);
+    const { chains, commits, ledgerRows } = takeCommits(items);
     let failed = false;
     const written = await this.#writer.write(items, chains, ledgerRows, (err) => {
       failed = true;
@@ -331,54 +260,15 @@ export class Recorder {
     this.#stats.commits++;
     this.#stats.events += written.batch.events.length;
     for (const c of commits) c.succeed();
-    if (this.#committed.length > 0 && written.batch.events.length > 0) this.#tellCommitted(written.batch.events);
+    if (!this.#committed.empty && written.batch.events.length > 0) this.#committed.tell(written.batch.events);
   }
 
   /**
    * Calls `fn` after each batch is durable with the sessions whose events it wrote and the range of their sequence
    * numbers (the console's live view of exchanges reads them back from the store).
    */
-  onCommitted(fn: (sessions: ReadonlyMap<string, CommittedRange>) => void): void {
-    this.#committed.push(fn);
-  }
-
-  #tellCommitted(events: readonly { sessionId: string; seq: number }[]): void {
-    const sessions = new Map<string, CommittedRange>();
-    for (const e of events) {
-      const range = sessions.get(e.sessionId);
-      if (range === undefined) sessions.set(e.sessionId, { first: e.seq, last: e.seq });
-      else {
-        range.first = Math.min(range.first, e.seq);
-        range.last = Math.max(range.last, e.seq);
-      }
-    }
-    for (const fn of this.#committed) {
-      try {
-        fn(sessions);
-      } catch (err) {
-        this.#log.warn({ err: (err as Error).message }, 'a listener of committed events failed');
-      }
-    }
-  }
-
-  /** Marks the items' chains in flight and takes their commits. */
-  #take(items: Item[]): { chains: Set<SessionChain>; commits: Commit[]; ledgerRows: boolean } {
-    const chains = new Set<SessionChain>();
-    const commits: Commit[] = [];
-    let ledgerRows = false;
-    for (const item of items) {
-      const chain = chainOf(item);
-      if (chain !== undefined && !chains.has(chain)) {
-        chains.add(chain);
-        chain.inFlight = true;
-        commits.push(chain.pending!);
-        chain.pending = undefined;
-      }
-      const own = standaloneCommit(item);
-      if (own !== undefined) commits.push(own);
-      if (needsLedger(item)) ledgerRows = true;
-    }
-    return { chains, commits, ledgerRows };
+  onCommitted(fn: CommittedListener): void {
+    this.#committed.add(fn);
   }
 
   /** A batch did not reach the store: fail closed (write-ahead) or carry on and mark the hole (best-effort). */
@@ -396,9 +286,7 @@ export class Recorder {
     if (this.mode === 'write-ahead') {
       for (const chain of chains) this.#break(chain, err);
       // What is queued cannot be written either: those sessions end too.
-      const behind = this.#queue;
-      this.#queue = [];
-      for (const item of behind) {
+      for (const item of this.#batches.takeQueued()) {
         const chain = chainOf(item);
         if (chain !== undefined) {
           chain.pending?.fail(this.unavailable());
@@ -434,7 +322,7 @@ export class Recorder {
   async close(): Promise<void> {
     await this.drain();
     this.#closed = true;
-    clearTimeout(this.#gatherTimer);
+    this.#batches.close();
     for (const t of this.#timers) clearInterval(t);
     this.#health.close();
     await this.#sweeper.idle();
