@@ -141,20 +141,7 @@ export class SessionsApi {
 
   /** The groups of modern exchanges, newest first; a scoped caller's own only (by the recording, as for sessions). */
   async #groups(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {
-    const query: GroupQuery = { limit: intParam(params, 'limit', 50, 1, 1000) };
-    const user = params.get('user');
-    const connection = params.get('connection');
-    if (user) query.subject = user;
-    if (only !== undefined) {
-      if (user && user !== only.subject) throw new HttpError(403, "you may see your own sessions only (roles.auditors see everyone's)");
-      query.subject = only.subject;
-      query.issuer = only.issuer;
-    }
-    if (connection) query.connection = connection;
-    const since = timeParam(params, 'since');
-    const until = timeParam(params, 'until');
-    if (since !== undefined) query.fromUs = since;
-    if (until !== undefined) query.toUs = until;
+    const query: GroupQuery = { limit: intParam(params, 'limit', 50, 1, 1000), ...whoWhatWhen(params, only) };
     const { groups, exhausted } = await listGroups(this.store, query, this.idleGapMs);
     return json(c, 200, { idleGapMs: this.idleGapMs, groups, exhausted });
   }
@@ -188,17 +175,8 @@ export class SessionsApi {
 
   async #list(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {
     const limit = intParam(params, 'limit', 50, 1, 1000);
-    const query: SessionQuery = { limit };
-    const user = params.get('user');
-    const connection = params.get('connection');
+    const query: SessionQuery = { limit, ...whoWhatWhen(params, only) };
     const status = params.get('status');
-    if (user) query.subject = user;
-    if (only !== undefined) {
-      if (user && user !== only.subject) throw new HttpError(403, "you may see your own sessions only (roles.auditors see everyone's)");
-      query.subject = only.subject;
-      query.issuer = only.issuer;
-    }
-    if (connection) query.connection = connection;
     const era = params.get('era');
     if (era) {
       if (!sessionEras.includes(era as SessionEra))
@@ -210,10 +188,6 @@ export class SessionsApi {
         throw new HttpError(400, `status expects one of ${statuses.join(', ')}, found ${JSON.stringify(status)}`);
       query.status = status as SessionStatus;
     }
-    const since = timeParam(params, 'since');
-    const until = timeParam(params, 'until');
-    if (since !== undefined) query.fromUs = since;
-    if (until !== undefined) query.toUs = until;
     const flag = (name: string) => {
       const v = params.get(name);
       if (v === null || v === '') return undefined;
@@ -235,4 +209,26 @@ export class SessionsApi {
     const last = rows.at(-1);
     return json(c, 200, { sessions, next: rows.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
   }
+}
+
+/**
+ * The user, connection and time window of a listing (sessions or groups) from its parameters; a scoped caller
+ * (`only`) is held to their own, and asking for someone else's is refused rather than silently narrowed.
+ */
+function whoWhatWhen(params: URLSearchParams, only: Person | undefined): Pick<SessionQuery, 'subject' | 'issuer' | 'connection' | 'fromUs' | 'toUs'> {
+  const query: Pick<SessionQuery, 'subject' | 'issuer' | 'connection' | 'fromUs' | 'toUs'> = {};
+  const user = params.get('user');
+  const connection = params.get('connection');
+  if (user) query.subject = user;
+  if (only !== undefined) {
+    if (user && user !== only.subject) throw new HttpError(403, "you may see your own sessions only (roles.auditors see everyone's)");
+    query.subject = only.subject;
+    query.issuer = only.issuer;
+  }
+  if (connection) query.connection = connection;
+  const since = timeParam(params, 'since');
+  const until = timeParam(params, 'until');
+  if (since !== undefined) query.fromUs = since;
+  if (until !== undefined) query.toUs = until;
+  return query;
 }
