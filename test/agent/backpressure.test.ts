@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { secretHash } from '../../src/crypto/secrets.js';
-import { AgentProcess } from '../helpers/agent-process.js';
-import { fixturePath } from '../helpers/everything.js';
-import { floodCall, sessionHeaders, stdioFlooded, waitUntilPaused } from '../helpers/flood.js';
+import type { AgentProcess } from '../helpers/agent-process.js';
+import { floodCall, sessionHeaders, startFloodAgent, stdioFlooded, waitUntilPaused } from '../helpers/flood.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawInitialize } from '../helpers/raw-http.js';
 import { SlowReader } from '../helpers/slow-reader.js';
@@ -33,24 +30,7 @@ describe('backpressure through an agent', () => {
       agents: { heartbeat: '10s' },
       limits: { clientBacklog: '256KiB', slowClientTimeout: '10m' },
     });
-    await gw.gateway.recorder!.store.putAgent(
-      { name: 'flood-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
-      false,
-    );
-    const config = join(dir, 'agent.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        gateway: gw.url,
-        name: 'flood-agent',
-        token: '${env:AGENT_TOKEN}',
-        heartbeat: '10s',
-        log: { level: 'warn' },
-        connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
-      }),
-    );
-    agent = new AgentProcess(config, { AGENT_TOKEN: token });
-    await agent.connected();
+    agent = await startFloodAgent(gw, gw.url, dir, token);
   });
 
   after(async () => {

@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { secretHash } from '../../src/crypto/secrets.js';
-import { AgentProcess } from '../helpers/agent-process.js';
-import { fixturePath } from '../helpers/everything.js';
-import { floodCall, relayedPausedBound, sessionHeaders, stdioFlooded, waitUntilPaused } from '../helpers/flood.js';
+import type { AgentProcess } from '../helpers/agent-process.js';
+import { floodCall, relayedPausedBound, sessionHeaders, startFloodAgent, stdioFlooded, waitUntilPaused } from '../helpers/flood.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawInitialize } from '../helpers/raw-http.js';
 import { SlowReader } from '../helpers/slow-reader.js';
@@ -47,24 +44,7 @@ describe('backpressure through a relayed agent tunnel', () => {
     store = postgresTestStore();
     a = await replica('relay-a');
     b = await replica('relay-b');
-    await a.gateway.recorder!.store.putAgent(
-      { name: 'flood-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
-      false,
-    );
-    const config = join(dir, 'agent.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        gateway: a.url,
-        name: 'flood-agent',
-        token: '${env:AGENT_TOKEN}',
-        heartbeat: '10s',
-        log: { level: 'warn' },
-        connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
-      }),
-    );
-    agent = new AgentProcess(config, { AGENT_TOKEN: token });
-    await agent.connected();
+    agent = await startFloodAgent(a, a.url, dir, token);
     await waitFor(
       async () => (await b.gateway.recorder!.store.agentTunnels('flood-agent')).some((r) => r.instanceId === 'relay-a'),
       "the tunnel's location to be recorded",

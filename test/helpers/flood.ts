@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { secretHash } from '../../src/crypto/secrets.js';
+import { AgentProcess } from './agent-process.js';
+import { fixturePath } from './everything.js';
 import type { TestGateway } from './gateway.js';
 
 /** The most the kernel may buffer in one TCP socket's receive or send direction (its autotuning maximum). */
@@ -61,4 +66,31 @@ export async function waitUntilPaused(flooded: () => Promise<number> | number, b
     assert.ok(Date.now() < deadline, 'the flood neither stopped nor grew past the bound');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The flood agent (its server writes without end: fixtures/flood-server.js) made known to the store of `gw` and
+ * started with its tunnel to `gatewayUrl`, its config in `dir`. Heartbeats are slow: on a loaded machine a flooding
+ * agent misses 1 s pings, and its tunnel would end for that.
+ */
+export async function startFloodAgent(gw: TestGateway, gatewayUrl: string, dir: string, token: string): Promise<AgentProcess> {
+  await gw.gateway.recorder!.store.putAgent(
+    { name: 'flood-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null },
+    false,
+  );
+  const config = join(dir, 'agent.yaml');
+  writeFileSync(
+    config,
+    stringify({
+      gateway: gatewayUrl,
+      name: 'flood-agent',
+      token: '${env:AGENT_TOKEN}',
+      heartbeat: '10s',
+      log: { level: 'warn' },
+      connections: { flood: { stdio: { command: process.execPath, args: [fixturePath('flood-server.js'), 'stdio'] } } },
+    }),
+  );
+  const agent = new AgentProcess(config, { AGENT_TOKEN: token });
+  await agent.connected();
+  return agent;
 }
