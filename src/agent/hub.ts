@@ -37,6 +37,8 @@ export interface AgentStatus {
   bytesIn: number;
   bytesOut: number;
   tunnels: number;
+  /** With replicas (filled by /api/agents): the other live replicas holding a tunnel of it. */
+  elsewhere?: string[];
 }
 
 export interface AgentHubOptions {

@@ -62,7 +62,7 @@ export const agentsModule: FeatureModule<AgentsFeature> = {
     return {
       hub,
       router,
-      routes: new AgentsApi(hub, ctx.config.roles.admins).routes(),
+      routes: new AgentsApi(hub, ctx.config.roles.admins, locations && ((agent) => locations.holders(agent))).routes(),
       http: { agents: { hub, relay } },
       start: async () => locations?.start(),
       stop: async () => {

@@ -68,11 +68,13 @@ describe('agents across replicas', () => {
   /** The replicas holding a tunnel of the agent, as the store records them. */
   const holders = async () => (await store.agentTunnels('vpc-agent')).map((r) => r.instanceId).sort();
 
-  async function agentConnectedOn(replica: Replica): Promise<boolean> {
+  /** The agent as replica `replica`'s /api/agents reports it. */
+  async function agentOn(replica: Replica): Promise<{ connected: boolean; elsewhere?: string[] } | undefined> {
     const res = await fetch(new URL('/api/agents', replica.url), { headers: cluster.apiAuth });
-    const { agents: list } = (await res.json()) as { agents: Array<{ name: string; connected: boolean }> };
-    return list.some((a) => a.name === 'vpc-agent' && a.connected);
+    const { agents: list } = (await res.json()) as { agents: Array<{ name: string; connected: boolean; elsewhere?: string[] }> };
+    return list.find((a) => a.name === 'vpc-agent');
   }
+  const agentConnectedOn = async (replica: Replica) => (await agentOn(replica))?.connected === true;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-relay-'));
@@ -100,6 +102,9 @@ describe('agents across replicas', () => {
     await agent.connected();
     await waitFor(async () => (await holders()).join() === holder!.instanceId, 'the tunnel location to be recorded');
     assert.equal(await agentConnectedOn(serving!), false, 'the serving replica holds no tunnel of the agent');
+    // ...but it does not report the agent lost: it names the replica whose tunnel it reaches the agent through.
+    assert.deepEqual((await agentOn(serving!))?.elsewhere, [holder!.instanceId]);
+    assert.deepEqual((await agentOn(holder!))?.elsewhere, [], 'the holder holds the tunnel itself');
 
     const { client, transport } = await connect(serving!);
     assert.match(text(await client.callTool({ name: 'echo', arguments: { message: 'across replicas' } })), /Echo: across replicas/);

@@ -15,6 +15,15 @@ interface Agent {
   bytesIn: number;
   bytesOut: number;
   tunnels: number;
+  /** With replicas: the other replicas holding a tunnel of it (sessions here are relayed through them). */
+  elsewhere?: string[];
+}
+
+/** Connected here; else through another replica's tunnel (relayed); else not at all. */
+function agentState(a: Agent): { label: string; ok: boolean } {
+  if (a.connected) return { label: 'connected', ok: true };
+  if ((a.elsewhere ?? []).length > 0) return { label: `connected to replica ${a.elsewhere!.join(', ')}`, ok: true };
+  return { label: 'disconnected', ok: false };
 }
 
 interface Pin {
@@ -151,7 +160,7 @@ export function AdminPage() {
                   <tr key={a.name}>
                     <td>{a.name}</td>
                     <td>
-                      <span class={`status ${a.connected ? 'status-open' : 'status-cut-off'}`}>{a.connected ? 'connected' : 'disconnected'}</span>
+                      <span class={`status ${agentState(a).ok ? 'status-open' : 'status-cut-off'}`}>{agentState(a).label}</span>
                     </td>
                     <td>{a.version ?? '—'}</td>
                     <td>{a.connections.join(', ') || '—'}</td>

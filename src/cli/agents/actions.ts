@@ -103,7 +103,16 @@ export async function agentsListAction(o: { config?: string; gateway?: string; j
   const view = names.map((name) => {
     const r = rows.find((x) => x.name === name);
     const s = live?.get(name);
-    const state = r?.revokedAtUs ? 'revoked' : live === undefined ? 'unknown (gateway not reachable)' : s?.connected ? 'connected' : 'disconnected';
+    const via = s?.elsewhere ?? [];
+    const state = r?.revokedAtUs
+      ? 'revoked'
+      : live === undefined
+        ? 'unknown (gateway not reachable)'
+        : s?.connected
+          ? 'connected'
+          : via.length > 0
+            ? `connected to replica ${via.join(', ')}`
+            : 'disconnected';
     return {
       name,
       state,
