@@ -88,6 +88,8 @@ export class ModernHttpEdge {
   readonly held: HeldTable = new Map();
   /** Connection → tool → the inputSchema last listed to a modern client (for `Mcp-Param-*` when nothing is pinned). */
   readonly #listed = new Map<string, Map<string, unknown>>();
+  /** The pooled sessions whose tools/list #learnTools has read. */
+  readonly #learnedFrom = new WeakSet<PooledSession>();
 
   constructor(private readonly o: ModernHttpOptions) {}
 
@@ -283,8 +285,15 @@ export class ModernHttpEdge {
     return checkParamHeaders(declared, request.params?.arguments, headers, request.id);
   }
 
-  /** Reads the tools/list the caller's pooled session gets (after its pipeline), every page, and remembers the definitions. */
+  /**
+   * Reads the tools/list the caller's pooled session gets (after its pipeline), every page, and remembers the
+   * definitions. Once per pooled session: calls to a tool it does not list would otherwise each cost a whole listing
+   * (a cheap request turned into a dear one); a list that changes later reaches #remember through the client's own
+   * tools/list, which a 2026-07-28 client sends on list_changed.
+   */
   async #learnTools(pooled: PooledSession, connection: string): Promise<void> {
+    if (this.#learnedFrom.has(pooled)) return;
+    this.#learnedFrom.add(pooled);
     let cursor: string | undefined;
     for (let page = 0; page < maxListPages; page++) {
       const r = await pooled.call('tools/list', cursor === undefined ? {} : { cursor });

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { listedToolsServerPath } from '../fixtures/listed-tools-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectV2, modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
+import { allEvents, receivedTexts } from '../helpers/recorded.js';
 
 /**
  * `Mcp-Param-*` headers checked against the tool definition the gateway trusts: the pinned one when the connection
@@ -158,7 +159,14 @@ describe('Mcp-Param-* headers of a tool neither pinned nor listed yet (fail clos
     writeFileSync(file, JSON.stringify(tools));
     const stdio = { command: process.execPath, args: [listedToolsServerPath, file] };
     // Nothing is listed or pinned before each call below: every first call is to a tool the gateway has not seen.
-    gw = await startTestGateway({ connections: { pinned: { stdio }, unpinned: { stdio, tools: { pin: false } }, fresh: { stdio, tools: { pin: false } } } });
+    gw = await startTestGateway({
+      connections: {
+        pinned: { stdio },
+        unpinned: { stdio, tools: { pin: false } },
+        fresh: { stdio, tools: { pin: false } },
+        once: { stdio, tools: { pin: false } },
+      },
+    });
   });
   after(async () => {
     await gw?.stop();
@@ -196,5 +204,20 @@ describe('Mcp-Param-* headers of a tool neither pinned nor listed yet (fail clos
     assert.equal(unknown.status, 400, unknown.body);
     assert.equal(unknown.json?.error?.code, -32602);
     assert.match(unknown.json!.error!.message, /"not-a-tool" is not in the tools\/list of connection 'unpinned', so its Mcp-Param headers cannot be checked/);
+  });
+
+  it('reads the tools/list once per pooled session, however often a tool it does not list is called', async () => {
+    for (let i = 0; i < 3; i++) {
+      const unknown = await call('once', 'not-a-tool', { region: 'us-west1' }, [['mcp-param-region', 'us-west1']]);
+      assert.equal(unknown.status, 400, unknown.body);
+      assert.equal(unknown.json?.error?.code, -32602);
+    }
+    const store = gw.gateway.recorder!.store;
+    // The pooled session the calls went through (sequential: the same one), and the three refusals, each recorded.
+    const sessions = await store.listSessions({ connection: 'once', limit: 10 });
+    let listings = 0;
+    for (const session of sessions)
+      listings += receivedTexts(await allEvents(store, session.id), 'toServer').filter((t) => JSON.parse(t).method === 'tools/list').length;
+    assert.equal(listings, 1, `the gateway listed the tools ${listings} times`);
   });
 });
