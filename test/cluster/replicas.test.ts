@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -14,11 +13,13 @@ import type { AccessRequestRow } from '../../src/store/types.js';
 import { runCli } from '../helpers/cli.js';
 import { consoleSignIn, readLiveEvents } from '../helpers/console.js';
 import { callApi } from '../helpers/api.js';
-import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import type { EchoServer } from '../helpers/echo-server.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { holdCall, holdRule } from '../helpers/held-calls.js';
+import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { rawInitialize } from '../helpers/raw-http.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
-import { postgresSql, postgresTestStore, schemaOf, type TestStore } from '../helpers/stores.js';
+import { postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -29,30 +30,22 @@ import { waitFor } from '../helpers/wait.js';
 
 const users = { alice: ['eng'], bob: ['leads'], carol: ['outsiders'], dana: ['eng', 'admins'], erin: ['eng', 'auditors'] };
 
-interface ReviewView {
-  id: string;
-  status: string;
-  params: { arguments: Record<string, unknown> };
-}
-
 describe('replicas on one PostgreSQL store', () => {
+  let r: StoreReplicas;
   let ts: TestStore;
   let echo: EchoServer;
   let dataDir: string;
   let gw1: TestGateway;
   let gw2: TestGateway;
   let definitions: string;
-  const tokens: Record<string, string> = {};
-  const clients: Client[] = [];
+  let tokens: Record<string, string>;
+  let clients: Client[];
 
   const config = (instanceId: string) => ({
-    dataDir,
-    store: ts.url,
-    recording: { instanceId },
+    ...r.base(instanceId),
     // The secret signs the change notifications (the console's session events are relayed only when signed).
     cluster: { reconcile: '60s', secret: `\${file:${join(dataDir, 'cluster-secret')}}` },
-    identity: { dev: { users } },
-    rules: [{ name: 'held', when: 'tool.name == "echo" && arguments.text.startsWith("hold")', action: 'review', approvers: ['leads'] }],
+    rules: [holdRule],
     roles: { admins: ['admins'], auditors: ['auditors'] },
     // Only a notification can end an agent's tunnel within the test: the heartbeat that would check it is a minute away.
     agents: { heartbeat: '60s' },
@@ -65,27 +58,18 @@ describe('replicas on one PostgreSQL store', () => {
   const define = (description: string) => writeFileSync(definitions, JSON.stringify({ description }));
 
   before(async () => {
-    ts = postgresTestStore();
-    echo = await startEchoServer();
     // One data directory: the replicas share the dev identity (its tokens are good on both), each has its own instance id.
-    dataDir = mkdtempSync(join(tmpdir(), 'portcullis-replicas-'));
+    r = await startStoreReplicas('replicas', users);
+    ({ store: ts, echo, dataDir, tokens, clients } = r);
     definitions = join(dataDir, 'shifty.json');
     writeFileSync(join(dataDir, 'cluster-secret'), 'replicas-test-cluster-secret-0123456789abcdef');
     define('Fetches a record by id');
     // Replica 1 waits 2 s before reconnecting its notification connection: long enough to decide something meanwhile.
-    gw1 = await startTestGateway(config('replica-1'), { reconnectMs: 2000 });
-    gw2 = await startTestGateway(config('replica-2'));
-    for (const user of Object.keys(users)) tokens[user] = await gw1.tokenFor(user);
+    gw1 = await r.replica(config('replica-1'), { reconnectMs: 2000 });
+    gw2 = await r.replica(config('replica-2'));
   });
 
-  after(async () => {
-    for (const c of clients) await c.close().catch(() => {});
-    await gw1?.stop();
-    await gw2?.stop();
-    await echo?.stop();
-    await ts?.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => r?.stop());
 
   async function connect(gw: TestGateway, user: string, connection = 'echo'): Promise<Client> {
     const client = new Client({ name: `replica-${user}`, version: '1.0.0' });
@@ -106,17 +90,9 @@ describe('replicas on one PostgreSQL store', () => {
   });
 
   it('a call held on one replica is released by an approval given on the other', async (t) => {
-    const alice = await connect(gw1, 'alice');
-    const call = alice.callTool({ name: 'echo', arguments: { text: 'hold me' } }, undefined, { timeout: 30_000 });
-    call.catch(() => {});
-    let review: ReviewView | undefined;
-    await waitFor(async () => {
-      const r = await api<{ reviews?: ReviewView[] }>(gw2, 'bob', 'GET', '/api/reviews?status=pending');
-      review = r.body.reviews?.find((v) => v.params.arguments.text === 'hold me');
-      return review !== undefined;
-    }, 'the held call to show on the other replica');
+    const { call, review } = await holdCall(gw1.mcp('echo'), tokens.alice!, 'hold me', { url: gw2.url, token: tokens.bob! }, clients);
     const approvedAt = performance.now();
-    const approved = await api(gw2, 'bob', 'POST', `/api/reviews/${review!.id}/approve`, { note: 'fine' });
+    const approved = await api(gw2, 'bob', 'POST', `/api/reviews/${review.id}/approve`, { note: 'fine' });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     void call.then(() => t.diagnostic(`released ${Math.round(performance.now() - approvedAt)} ms after the approval was sent (not asserted)`));
     // Within the wait (far under the minute-long poll): only the notification can have told replica 1.
@@ -145,15 +121,7 @@ describe('replicas on one PostgreSQL store', () => {
   });
 
   it('a replica misses nothing while its notification connection is down: it reads again on reconnecting', async () => {
-    const alice = await connect(gw1, 'alice');
-    const call = alice.callTool({ name: 'echo', arguments: { text: 'hold across a reconnect' } }, undefined, { timeout: 30_000 });
-    call.catch(() => {});
-    let review: ReviewView | undefined;
-    await waitFor(async () => {
-      const r = await api<{ reviews?: ReviewView[] }>(gw2, 'bob', 'GET', '/api/reviews?status=pending');
-      review = r.body.reviews?.find((v) => v.params.arguments.text === 'hold across a reconnect');
-      return review !== undefined;
-    }, 'the held call');
+    const { call, review } = await holdCall(gw1.mcp('echo'), tokens.alice!, 'hold across a reconnect', { url: gw2.url, token: tokens.bob! }, clients);
     // Replica 1's listening connection is cut (as a network blip or a database failover would) just before the approval.
     await postgresSql(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'portcullis-listen' AND pid IN (SELECT pid FROM pg_stat_activity WHERE query LIKE $1)",
@@ -161,7 +129,7 @@ describe('replicas on one PostgreSQL store', () => {
     );
     // While it is down the approval's notification reaches nobody: the read on reconnecting must find it.
     await waitFor(() => gw1.log.text.includes('the change notification connection dropped'), 'replica 1 to notice');
-    assert.equal((await api(gw2, 'bob', 'POST', `/api/reviews/${review!.id}/approve`)).status, 200);
+    assert.equal((await api(gw2, 'bob', 'POST', `/api/reviews/${review.id}/approve`)).status, 200);
     const result = (await Promise.race([
       call,
       new Promise((_, reject) => setTimeout(() => reject(new Error('the call was not released after the reconnect')), 20_000).unref()),
