@@ -204,8 +204,12 @@ describe('a modern upstream that comes back legacy is asked again', () => {
     const ours = () => childPids().filter((pid) => isAlive(pid) && cmdline(pid).includes(comeback()));
     const running = ours();
     assert.ok(running.length >= 1, 'the modern process runs');
+    const ended = () => gw.log.text.split('a modern stdio server process ended').length - 1;
+    const endedBefore = ended();
     for (const pid of running) process.kill(pid);
     await waitFor(() => running.every((pid) => !isAlive(pid)), 'the modern process gone');
+    // Until the gateway has seen the exit, a request may still be routed to the dead process (and fail for it).
+    await waitFor(() => ended() >= endedBefore + running.length, 'the gateway to see the modern process end');
     const outcomes = await until(gw, 'comeback', /legacy echo: hi/, 3);
     assert.match(outcomes.at(-1)!, /legacy echo: hi/, outcomes.join('\n'));
     assert.ok(outcomes.length <= 2, outcomes.join('\n'));
