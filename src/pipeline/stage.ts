@@ -48,6 +48,16 @@ export interface SessionInfo {
    * guardrail that refuses a call once the client's answer to the server's question is known).
    */
   refusePending(clientId: RequestId, response: JsonRpcResponse): void;
+  /** Present when the session serves a member of a virtual server (src/virtual): its calls are that server's calls. */
+  readonly virtual?: VirtualOrigin;
+}
+
+/** A member session's virtual server: its name, the virtual session it serves, and how its names are exposed there. */
+export interface VirtualOrigin {
+  readonly server: string;
+  readonly session: string;
+  /** The name a tool or prompt of this member has on the virtual server (prefixed or renamed). */
+  exposed(kind: 'tool' | 'prompt', name: string): string;
 }
 
 export interface MessageContext {
