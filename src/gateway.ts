@@ -170,7 +170,7 @@ export class Gateway {
 
   /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const log = options.log ?? createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()));
+    const log = options.log ?? createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()), config.log.format);
     const identity = await startIdentity(config, options, log);
     const localApiKey = loadOrCreateLocalApiKey(config.dataDir);
     const recording = await startRecording(config, options, log);

@@ -2,7 +2,8 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../gateway.js';
 import { localApiKeyPath } from '../crypto/local-api-key.js';
-import { createLogger, logProcessWarnings } from '../log.js';
+import { createLogger, type LogFormat, logFormats, logProcessWarnings, resolveFormat } from '../log.js';
+import { allInjectedCredentials } from '../upstream/injected-credentials.js';
 import { configForCommand } from './load-config.js';
 
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
@@ -47,7 +48,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     `  recordings API: curl -H "Authorization: Bearer $(cat ${localApiKeyPath(gateway.config.dataDir)})" ${gateway.url}/api/sessions`,
     `  health:         curl ${gateway.url}/healthz`,
     '',
-    'Logs are JSON lines on stderr. Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first (a second signal stops at once).',
+    `Logs are on stderr (${resolveFormat(gateway.config.log.format) === 'pretty' ? 'pretty for this terminal; --log-format json for JSON lines' : 'JSON lines; --log-format pretty to read them'}). Stop with Ctrl-C (SIGINT) or SIGTERM; sessions drain first (a second signal stops at once).`,
     '',
   ];
   return lines.join('\n');
@@ -56,6 +57,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
 export interface GatewayOptions {
   config?: string;
   listen?: string;
+  logFormat?: string;
 }
 
 /** `portcullis gateway`: starts the gateway, prints where to reach it, and drains on SIGTERM or SIGINT. */
@@ -69,7 +71,15 @@ export async function gatewayAction(opts: GatewayOptions): Promise<void> {
     }
     config.listen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
   }
-  const log = createLogger(config.log.level);
+  if (opts.logFormat !== undefined) {
+    if (!logFormats.includes(opts.logFormat as LogFormat)) {
+      process.stderr.write(`portcullis: --log-format expects one of ${logFormats.join(', ')}, found ${JSON.stringify(opts.logFormat)}\n`);
+      process.exit(2);
+    }
+    config.log.format = opts.logFormat as LogFormat;
+  }
+  // The injected credentials are scrubbed from every line, as the gateway's own default logger does.
+  const log = createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()), config.log.format);
   logProcessWarnings(log);
   let gateway: Gateway;
   try {
@@ -81,7 +91,7 @@ export async function gatewayAction(opts: GatewayOptions): Promise<void> {
   process.stdout.write(banner(gateway, opts.config === undefined));
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
-    // stderr is the JSON log: these are log lines too.
+    // stderr is the log: these are log lines too.
     if (stopping) {
       log.warn({ signal }, `${signal} received again: stopping at once, without draining`);
       process.exit(128 + constants.signals[signal]);

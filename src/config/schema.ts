@@ -230,7 +230,13 @@ function fileSchema(sources: SecretSources) {
           })
           .prefault({})
           .transform((s) => ({ drainDelayMs: s.drainDelay, drainTimeoutMs: s.drainTimeout })),
-        log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+        log: z
+          .strictObject({
+            level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+            /** auto: pretty (for people) when stderr is a terminal, JSON lines otherwise; `--log-format` overrides it. */
+            format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+          })
+          .prefault({}),
         connections: z
           .record(
             z

@@ -2,11 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { readLocalApiKey } from '../../src/crypto/local-api-key.js';
+import { createLogger } from '../../src/log.js';
+import type { CredentialScrubber } from '../../src/scrub/credential-scrubber.js';
+import { allInjectedCredentials } from '../../src/upstream/injected-credentials.js';
 
 /** The Authorization header with the local API key of the gateway whose data directory this is (as the CLI reads it). */
 export function localApiAuth(dataDir: string): Record<string, string> {
@@ -15,19 +18,22 @@ export function localApiAuth(dataDir: string): Record<string, string> {
   return { authorization: `Bearer ${key}` };
 }
 
-/** Log lines a test gateway wrote, parsed, so tests can assert on them. */
+/**
+ * Log lines a test gateway wrote, parsed, so tests can assert on them. Written by the gateway's own logger (its
+ * redaction and, with `scrubber`, its credential scrubbing), into memory instead of stderr.
+ */
 export class CapturedLog {
   readonly lines: Array<Record<string, unknown>> = [];
   readonly logger: Logger;
 
-  constructor(level = 'debug') {
+  constructor(level = 'debug', scrubber?: CredentialScrubber) {
     const sink = new Writable({
       write: (chunk: Buffer, _enc, done) => {
         for (const line of chunk.toString().split('\n')) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
-    this.logger = pino({ level }, sink);
+    this.logger = createLogger(level, sink, scrubber, 'json');
   }
 
   /** Every log line as text, for asserting that something never appears. */
@@ -87,8 +93,10 @@ export async function startTestGateway(config: Record<string, unknown>, options:
   const ownDir = config.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'portcullis-test-')) : undefined;
   const dataDir = (config.dataDir as string | undefined) ?? ownDir!;
   const text = stringify({ ...withTestIdentity(config), dataDir, listen: '127.0.0.1:0' });
-  const log = new CapturedLog();
-  const gateway = await Gateway.start(parseConfig(text, '(test)'), { log: log.logger, ...options });
+  const parsed = parseConfig(text, '(test)');
+  // As `portcullis gateway` does: every line is scrubbed of the credentials the gateway injects into its upstreams.
+  const log = new CapturedLog('debug', allInjectedCredentials(parsed.connections.values()));
+  const gateway = await Gateway.start(parsed, { log: log.logger, ...options });
   const tokenFor = async (user: string) => {
     if (gateway.devIdentity === undefined) throw new Error('this test gateway has no dev identity');
     return (await gateway.devIdentity.mint(user)).token;
