@@ -44,7 +44,6 @@ describe('the log', () => {
     const out = memory(true);
     const log = createLogger('info', out.destination, new CredentialScrubber([{ name: 'c.env.KEY', value }]), 'auto');
     log.info({ connection: 'files', detail: `raw ${value}`, headers: { authorization: 'Bearer not-for-logs' }, token: 'tok-not-for-logs' }, 'request refused');
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's colour codes, to read the text around them
     const text = out.text().replace(/\x1b\[[0-9;]*m/g, '');
     assert.doesNotMatch(text, /^\{/m, 'no JSON line on a terminal');
     assert.equal(text.trim().split('\n').length, 1, 'one line per entry');
