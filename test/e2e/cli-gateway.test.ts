@@ -199,6 +199,51 @@ describe('portcullis gateway (the CLI process)', () => {
     rmSync(cwd, { recursive: true, force: true });
   });
 
+  it('logs for people on a terminal (pretty) and JSON lines on a pipe or with --log-format json', async () => {
+    const port = await freePort();
+    const config = join(dir, 'terminal.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        listen: `127.0.0.1:${port}`,
+        dataDir: join(dir, 'terminal-data'),
+        connections: { everything: { stdio: { ...everythingStdio(), spares: 0 } } },
+      }),
+    );
+    /** The gateway under a pseudo-terminal (script(1)), as a person runs it; what the terminal showed once it listens. */
+    const onTerminal = async (extra: string[]): Promise<string> => {
+      const command = ['exec', process.execPath, cliPath, 'gateway', '--config', config, ...extra].map((w) => `'${w}'`).join(' ');
+      const cli = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+      let shown = '';
+      cli.stdout.on('data', (d: Buffer) => (shown += d));
+      try {
+        await waitFor(() => shown.includes('gateway listening') && shown.includes('Portcullis is running'), `the gateway on a terminal: ${shown}`);
+      } finally {
+        // The gateway is script's one child (exec'd by its shell).
+        for (const pid of childPids(cli.pid!)) process.kill(pid, 'SIGTERM');
+        await once(cli, 'exit');
+      }
+      return shown;
+    };
+    const pretty = await onTerminal([]);
+    assert.match(pretty, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: gateway listening \{.*"url":"http:\/\/127\.0\.0\.1:\d+"/m);
+    assert.doesNotMatch(pretty, /\{"level":/, 'no JSON line on a terminal');
+    assert.match(pretty, /Logs are on stderr \(pretty for this terminal; --log-format json for JSON lines\)/);
+    const json = await onTerminal(['--log-format', 'json']);
+    assert.match(json, /^\{"level":30,.*"msg":"gateway listening"\}\r?$/m);
+
+    const piped = startCli(['gateway', '--config', config]);
+    await waitFor(() => piped.stderr().includes('gateway listening'), 'the gateway on a pipe');
+    for (const line of piped.stderr().trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), `a JSON line: ${line}`);
+    piped.child.kill('SIGTERM');
+    await once(piped.child, 'exit');
+
+    const wrong = startCli(['gateway', '--config', config, '--log-format', 'colourful']);
+    const [code] = (await once(wrong.child, 'exit')) as [number];
+    assert.equal(code, 2);
+    assert.match(wrong.stderr(), /--log-format expects one of auto, json, pretty, found "colourful"/);
+  });
+
   it('says clearly when the port is taken', async () => {
     const port = await freePort();
     const blocker = startCli(['gateway', '--listen', `127.0.0.1:${port}`]);
