@@ -1,3 +1,4 @@
+import { httpMethod, logRefusal, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import { sameSecret, secretHash } from '../crypto/secrets.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -114,7 +115,8 @@ export class AgentHub {
   /** An HTTP upgrade on /agent: the agent's name and token decide whether it becomes a tunnel. */
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const refuse = (status: 401 | 403 | 503, why: string) => {
-      this.o.log.warn({ remote: req.socket.remoteAddress, status, why }, 'agent tunnel refused');
+      const refusal = { principal: unauthenticatedPrincipal, connection: '(agent tunnel)', method: httpMethod(req), reason: why };
+      logRefusal(this.o.log, refusal, 'agent tunnel refused', { remote: req.socket.remoteAddress, status }, 'warn');
       socket.end(
         `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Service Unavailable'}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`,
       );

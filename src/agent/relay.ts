@@ -1,3 +1,4 @@
+import { httpMethod, logRefusal, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -42,7 +43,8 @@ export class TunnelRelay {
   /** A WebSocket upgrade under relayPrefix: refused unless its hop signature checks out and an agent's tunnel is here. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const refuse = (status: string, why: string, hopRefused = true) => {
-      this.log.warn({ remote: req.socket.remoteAddress, status, why }, 'agent relay refused');
+      const refusal = { principal: unauthenticatedPrincipal, connection: '(agent relay)', method: httpMethod(req), reason: why };
+      logRefusal(this.log, refusal, 'agent relay refused', { remote: req.socket.remoteAddress, status }, 'warn');
       socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\n${hopRefused ? `${hopRefusedHeader}: 1\r\n` : ''}connection: close\r\n\r\n${why}\n`);
     };
     const url = new URL(req.url ?? '/', 'http://gateway');

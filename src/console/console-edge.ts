@@ -1,3 +1,4 @@
+import { gatewayApi, logRefusal, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { readJson } from '../api/json-body.js';
@@ -267,7 +268,12 @@ export class ConsoleEdge {
 
   /** A sign-in that failed, as a small page (the browser is mid-redirect, not in the console's script). */
   #signInFailed(res: ServerResponse, message: string, status: number): void {
-    this.o.log.info({ status, reason: message }, 'console sign-in failed');
+    logRefusal(
+      this.o.log,
+      { principal: unauthenticatedPrincipal, connection: gatewayApi, method: 'console sign-in', reason: message },
+      'console sign-in failed',
+      { status },
+    );
     const escaped = message.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" });
     res.end(

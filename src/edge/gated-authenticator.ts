@@ -1,3 +1,4 @@
+import { gatewayApi, httpMethod } from '../core/refusal-log.js';
 import type { IncomingMessage } from 'node:http';
 import type { ConnectionConfig } from '../config/schema.js';
 import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
@@ -21,17 +22,18 @@ export class GatedAuthenticator implements Authenticator {
   ) {}
 
   authenticate(req: IncomingMessage, url: URL, connection: ConnectionConfig): Promise<Authenticated> {
-    return this.#gated(req, () => this.inner.authenticate(req, url, connection));
+    return this.#gated(req, connection.name, () => this.inner.authenticate(req, url, connection));
   }
 
   authenticateGateway(req: IncomingMessage, url: URL): Promise<Authenticated> {
-    return this.#gated(req, () => this.inner.authenticateGateway(req, url));
+    return this.#gated(req, gatewayApi, () => this.inner.authenticateGateway(req, url));
   }
 
-  async #gated(req: IncomingMessage, run: () => Promise<Authenticated>): Promise<Authenticated> {
+  /** `connection`: the connection asked for, or the gateway's own API; for the log line of a refusal. */
+  async #gated(req: IncomingMessage, connection: string, run: () => Promise<Authenticated>): Promise<Authenticated> {
     const token = bearer.exec(req.headers.authorization ?? '')?.[1];
     if (token !== undefined && this.knows(token)) return run();
-    const attempt = this.gate.enter(req.socket.remoteAddress);
+    const attempt = this.gate.enter(req.socket.remoteAddress, { connection, method: httpMethod(req) });
     if (attempt instanceof LimitExceededError) throw new TooManyAttemptsError(attempt.retryAfterSeconds, attempt.message);
     try {
       const caller = await run();

@@ -9,6 +9,7 @@ import type { Caller } from './authenticate.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
+import { httpMethod, methodOf, type RefusalPlace, refusalsFor } from '../core/refusal-log.js';
 import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
 
 export interface LegacySseOptions {
@@ -17,7 +18,7 @@ export interface LegacySseOptions {
   maxMessageBytes: number;
   log: Logger;
   /** A caller whose requests are refused before they reach their session (limits), and why. */
-  refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  refuseEarly?: (identity: Identity, at: RefusalPlace) => { message: string; retryAfterSeconds: number } | undefined;
 }
 
 /** The one SSE stream of a legacy session: every message to the client goes on it. */
@@ -56,13 +57,14 @@ export class LegacySseEdge {
 
   async open(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller): Promise<void> {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
+    const refused = refusalsFor(log, { principal: caller.identity.subject, connection: connection.name });
     if (req.method !== 'GET') {
       req.resume();
-      log.info({ method: req.method }, 'HTTP method not allowed');
+      refused(httpMethod(req), 'open the stream with GET', 'HTTP method not allowed');
       return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: open the stream with GET', null, { allow: 'GET' });
     }
     if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
-      log.info({ accept: req.headers.accept }, 'GET with unacceptable Accept');
+      refused(httpMethod(req), 'Accept must include text/event-stream', 'GET with unacceptable Accept', { accept: req.headers.accept });
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
     }
     let session;
@@ -75,7 +77,8 @@ export class LegacySseEdge {
       });
     } catch (err) {
       const refusal = openRefusal(err);
-      if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
+      if (!refusal.logged)
+        refused(httpMethod(req), refusal.message, 'session could not open', { status: refusal.status }, refusal.status >= 500 ? 'warn' : 'info');
       return replyError(res, refusal.status, refusal.code, refusal.message, null, refusal.headers);
     }
     res.writeHead(200, sseHeaders);
@@ -97,21 +100,22 @@ export class LegacySseEdge {
     body?: string,
   ): Promise<void> {
     const log = this.o.log.child({ connection: connection.name, edge: 'sse' });
+    const refused = refusalsFor(log, { principal: identity.subject, connection: connection.name });
     if (req.method !== 'POST') {
       req.resume();
-      log.info({ method: req.method }, 'HTTP method not allowed');
+      refused(httpMethod(req), 'send messages with POST', 'HTTP method not allowed');
       return replyError(res, 405, ErrorCode.InvalidRequest, 'Method not allowed: send messages with POST', null, { allow: 'POST' });
     }
     const session = sessionId === null ? undefined : this.o.registry.get(sessionId);
     if (session === undefined || !session.isOpen || session.connection !== connection.name || !samePrincipal(session.identity, identity)) {
       req.resume();
-      log.info({ subject: identity.subject, owner: session?.identity.subject }, 'unknown legacy session');
+      refused(httpMethod(req), 'session not found: it has ended or never existed', 'unknown legacy session', { owner: session?.identity.subject });
       return replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: open a new stream with GET /sse/' + connection.name);
     }
     session.refreshIdentity(identity);
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
-      log.info({ contentType: req.headers['content-type'] }, 'POST with wrong content type');
+      refused(httpMethod(req), 'Content-Type must be application/json', 'POST with wrong content type', { contentType: req.headers['content-type'] });
       return replyError(res, 415, ErrorCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
     }
     let messages: JsonRpcMessage[];
@@ -120,14 +124,14 @@ export class LegacySseEdge {
       ({ messages, texts } = parseBody(body ?? (await readBody(req, this.o.maxMessageBytes))));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
-        log.warn({ limit: err.limit }, 'message too large');
+        refused(httpMethod(req), err.message, 'message too large', { limit: err.limit }, 'warn');
         return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
       }
       const code = err instanceof InvalidMessageError ? err.code : ErrorCode.InvalidRequest;
-      log.info({ err: (err as Error).message }, 'invalid JSON-RPC message');
+      refused(httpMethod(req), (err as Error).message, 'invalid JSON-RPC message');
       return replyError(res, 400, code, `Invalid message: ${(err as Error).message}`, err instanceof InvalidMessageError ? err.id : null);
     }
-    const early = messages.some(isRequest) ? this.o.refuseEarly?.(identity) : undefined;
+    const early = messages.some(isRequest) ? this.o.refuseEarly?.(identity, { connection: connection.name, method: methodOf(messages, req) }) : undefined;
     if (early !== undefined)
       return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, null, { 'retry-after': String(early.retryAfterSeconds) });
     res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');

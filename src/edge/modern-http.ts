@@ -11,6 +11,7 @@ import { type HeldTable, ModernExchange, type RoundTable } from './modern-exchan
 import { serveListen } from './modern-listen.js';
 import { replyRpcError } from './modern-reply.js';
 import { openRefusal } from './open-refusal.js';
+import { logRefusal, type RefusalPlace } from '../core/refusal-log.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import { checkStandardHeaders, type HeaderValue, type Refusal, unsupportedVersion } from './request-metadata.js';
 import { principalOf, requestDigest, RequestStateError, type RequestStateSealer } from './request-state.js';
@@ -55,9 +56,9 @@ export interface ModernHttpOptions {
   sealer: RequestStateSealer;
   /** How long an MRTR round waits for the client's retry (sessions.inputTimeout). */
   roundTtlMs: number;
-  refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
-  /** Charges a refused request to the caller's request rate: past it the refusal is a 429, neither recorded nor logged. */
-  admitRefused?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  refuseEarly?: (identity: Identity, at: RefusalPlace) => { message: string; retryAfterSeconds: number } | undefined;
+  /** Charges a refused request to the caller's request rate: past it the refusal is a 429, recorded not, logged once per burst. */
+  admitRefused?: (identity: Identity, at: RefusalPlace) => { message: string; retryAfterSeconds: number } | undefined;
   /**
    * The approved (pinned) inputSchema of a tool, whose `x-mcp-header` declarations `Mcp-Param-*` headers are checked
    * against; undefined when the connection pins nothing. Without a pin, the definition last listed to a modern client is used.
@@ -112,7 +113,7 @@ export class ModernHttpEdge {
     };
     const id = 'id' in message ? message.id : null;
     const refused = unsupportedVersion(version, id) ?? checkStandardHeaders(message, headers);
-    if (refused !== undefined) return this.refuse(res, connection, caller.identity, origin, refused, text);
+    if (refused !== undefined) return this.refuse(res, connection, caller.identity, origin, refused, text, message.method);
     if (id === null) {
       // No client notification means anything on a 2026-07-28 HTTP endpoint (cancellation is closing the stream).
       res.writeHead(202).end();
@@ -127,15 +128,16 @@ export class ModernHttpEdge {
         origin,
         { era: 'refused', status: 404, code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method}`, id },
         text,
+        request.method,
       );
     // `Mcp-Param-*` against the tool's trusted definition; a tool neither pinned nor listed yet is learned from the
     // upstream's tools/list (through the caller's pooled session, below) before anything is decided on the request.
     let paramCheck: Refusal | undefined | 'unlisted';
     if (request.method === 'tools/call') {
       paramCheck = await this.#checkParamHeaders(connection, request, headers);
-      if (paramCheck !== undefined && paramCheck !== 'unlisted') return this.refuse(res, connection, caller.identity, origin, paramCheck, text);
+      if (paramCheck !== undefined && paramCheck !== 'unlisted') return this.refuse(res, connection, caller.identity, origin, paramCheck, text, message.method);
     }
-    const early = this.o.refuseEarly?.(caller.identity);
+    const early = this.o.refuseEarly?.(caller.identity, { connection: connection.name, method: request.method });
     if (early !== undefined) {
       res.setHeader('retry-after', String(early.retryAfterSeconds));
       return replyRpcError(res, 429, id, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`);
@@ -156,7 +158,10 @@ export class ModernHttpEdge {
       pooled = await this.o.pool.acquire(connection, caller.identity, origin, client);
     } catch (err) {
       const refusal = openRefusal(err);
-      if (!refusal.logged) this.o.log.warn({ connection: connection.name, err: (err as Error).message }, 'pooled session could not open');
+      if (!refusal.logged) {
+        const refused = { principal: caller.identity.subject, connection: connection.name, method: request.method, reason: refusal.message };
+        logRefusal(this.o.log, refused, 'pooled session could not open', { status: refusal.status }, refusal.status >= 500 ? 'warn' : 'info');
+      }
       for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
       return replyRpcError(res, refusal.status, id, refusal.code, refusal.message);
     }
@@ -182,9 +187,10 @@ export class ModernHttpEdge {
             id,
           },
           text,
+          request.method,
         );
       }
-      if (checked !== undefined && checked !== 'unlisted') return this.refuse(res, connection, caller.identity, origin, checked, text);
+      if (checked !== undefined && checked !== 'unlisted') return this.refuse(res, connection, caller.identity, origin, checked, text, message.method);
       if (res.destroyed) return;
     }
     if (request.method === 'server/discover') return this.#discover(res, pooled, request, connection.name);
@@ -229,6 +235,7 @@ export class ModernHttpEdge {
         origin,
         { era: 'refused', status: 400, code: ErrorCode.InvalidParams, message: `Invalid params: ${why}`, id: request.id },
         text,
+        request.method,
       );
     const identity = caller.identity;
     if (typeof state !== 'string' || state.length > 8192) return refuse('requestState must be the string the gateway returned');
@@ -330,14 +337,24 @@ export class ModernHttpEdge {
   }
 
   /** Answers a refused request and records it (its text and the answer) with the caller and the reason. */
-  async refuse(res: ServerResponse, connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, r: Refusal, text: string): Promise<void> {
-    const over = this.o.admitRefused?.(identity);
+  async refuse(
+    res: ServerResponse,
+    connection: ConnectionConfig,
+    identity: Identity,
+    origin: SessionOrigin,
+    r: Refusal,
+    text: string,
+    method: string,
+  ): Promise<void> {
+    const over = this.o.admitRefused?.(identity, { connection: connection.name, method });
     if (over !== undefined) {
       res.setHeader('retry-after', String(over.retryAfterSeconds));
       return replyRpcError(res, 429, r.id, ErrorCode.RateLimited, `Too Many Requests: ${over.message}`);
     }
     const answer = JSON.stringify({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } });
-    this.o.log.info({ connection: connection.name, subject: identity.subject, code: r.code, reason: forLog(r.message) }, 'modern request refused');
+    logRefusal(this.o.log, { principal: identity.subject, connection: connection.name, method, reason: forLog(r.message) }, 'modern request refused', {
+      code: r.code,
+    });
     await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);
     replyRpcError(res, r.status, r.id, r.code, r.message, r.data);
   }

@@ -1,3 +1,5 @@
+import { logRefusal } from '../core/refusal-log.js';
+import { untrustedPrefix } from '../core/untrusted-text.js';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JsonRpcNotification, JsonRpcRequest } from '../protocol/jsonrpc.js';
@@ -48,7 +50,13 @@ export async function serveListen(res: ServerResponse, pooled: PooledSession, re
       // Through the pipeline each time, even when already followed: access is decided for this caller now.
       const answer = await pooled.call('resources/subscribe', { uri });
       if (answer.error !== undefined) {
-        log.info({ uri: uri.slice(0, 200), reason: answer.error.message }, 'resource subscription refused');
+        const refusal = {
+          principal: pooled.session.identity.subject,
+          connection: pooled.session.connection,
+          method: 'resources/subscribe',
+          reason: answer.error.message,
+        };
+        logRefusal(log, refusal, 'resource subscription refused', { uri: untrustedPrefix(uri) });
         continue;
       }
       followed.push(uri);

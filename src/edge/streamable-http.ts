@@ -13,6 +13,7 @@ import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
 import type { KeepAlive } from './sse-writer.js';
 import { untrustedPrefix } from '../core/untrusted-text.js';
+import { httpMethod, methodOf, type RefusalPlace, refusalsFor } from '../core/refusal-log.js';
 
 export interface StreamableHttpOptions {
   registry: SessionRegistry;
@@ -23,7 +24,7 @@ export interface StreamableHttpOptions {
   clientBacklogBytes?: number;
   log: Logger;
   /** A caller whose requests are refused before they reach their session (limits), and why. */
-  refuseEarly?: (identity: Identity) => { message: string; retryAfterSeconds: number } | undefined;
+  refuseEarly?: (identity: Identity, at: RefusalPlace) => { message: string; retryAfterSeconds: number } | undefined;
 }
 
 /**
@@ -55,7 +56,11 @@ export class StreamableHttpEdge {
         return this.#get(req, res, connection, caller.identity);
       default:
         req.resume();
-        this.o.log.info({ connection: connection.name, method: req.method }, 'HTTP method not allowed');
+        refusalsFor(this.o.log, { principal: caller.identity.subject, connection: connection.name })(
+          httpMethod(req),
+          'the HTTP method is not allowed; use POST, GET or DELETE',
+          'HTTP method not allowed',
+        );
         return replyError(res, 405, ErrorCode.InvalidRequest, `Method ${req.method} is not allowed; use POST, GET or DELETE`, null, {
           allow: 'GET, POST, DELETE',
         });
@@ -73,25 +78,28 @@ export class StreamableHttpEdge {
     identity: Identity,
     log: Logger,
     id: RequestId | null = null,
+    messages: readonly JsonRpcMessage[] = [],
   ): Session | undefined {
     const header = req.headers['mcp-session-id'];
+    const refused = refusalsFor(log, { principal: identity.subject, connection: connection.name });
+    const method = methodOf(messages, req);
     if (typeof header !== 'string' || header.length === 0) {
-      log.info('request without Mcp-Session-Id refused');
+      refused(method, 'Mcp-Session-Id header is required (send initialize first)', 'request without Mcp-Session-Id refused');
       replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required (send initialize first)', id);
       return undefined;
     }
     const session = this.o.registry.get(header);
     if (session !== undefined && !samePrincipal(session.identity, identity)) {
-      log.warn({ session: header.slice(0, 64), subject: identity.subject, owner: session.identity.subject }, 'session id presented by another identity');
+      log.warn({ session: untrustedPrefix(header), subject: identity.subject, owner: session.identity.subject }, 'session id presented by another identity');
     }
     if (session === undefined || !session.isOpen || session.connection !== connection.name || !samePrincipal(session.identity, identity)) {
-      log.info({ session: untrustedPrefix(header) }, 'unknown session');
+      refused(method, 'session not found: it has ended or never existed', 'unknown session', { session: untrustedPrefix(header) });
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: it has ended or never existed; initialize a new session', id);
       return undefined;
     }
     const version = req.headers['mcp-protocol-version'];
     if (typeof version === 'string' && !isSupportedProtocolVersion(version)) {
-      log.info({ version: version.slice(0, 40) }, 'unsupported protocol version header');
+      refused(method, 'unsupported MCP-Protocol-Version', 'unsupported protocol version header', { version: version.slice(0, 40) });
       replyError(
         res,
         400,
@@ -108,15 +116,16 @@ export class StreamableHttpEdge {
   /** `body`: the body when the HTTP server has read it already (to tell the era of a POST without a session). */
   async #post(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, caller: Caller, body?: string): Promise<void> {
     const log = this.o.log.child({ connection: connection.name });
+    const refused = refusalsFor(log, { principal: caller.identity.subject, connection: connection.name });
     if (!hasMediaType(req.headers['content-type'], 'application/json')) {
       req.resume();
-      log.info({ contentType: req.headers['content-type'] }, 'POST with wrong content type');
+      refused(httpMethod(req), 'Content-Type must be application/json', 'POST with wrong content type', { contentType: req.headers['content-type'] });
       return replyError(res, 415, ErrorCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
     }
     const accept = req.headers.accept;
     if (!hasMediaType(accept, 'application/json') || !hasMediaType(accept, 'text/event-stream')) {
       req.resume();
-      log.info({ accept }, 'POST with unacceptable Accept');
+      refused(httpMethod(req), 'Accept must include both application/json and text/event-stream', 'POST with unacceptable Accept', { accept });
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include both application/json and text/event-stream');
     }
     let messages: JsonRpcMessage[];
@@ -126,16 +135,16 @@ export class StreamableHttpEdge {
       ({ messages, texts, batch } = parseBody(body ?? (await readBody(req, this.o.maxMessageBytes))));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
-        log.warn({ limit: err.limit }, 'message too large');
+        refused(httpMethod(req), err.message, 'message too large', { limit: err.limit }, 'warn');
         res.setHeader('connection', 'close');
         return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
       }
       if (err instanceof InvalidMessageError) {
-        log.info({ err: err.message }, 'invalid JSON-RPC message');
+        refused(httpMethod(req), err.message, 'invalid JSON-RPC message');
         const prefix = err.code === ErrorCode.ParseError ? 'Parse error' : 'Invalid Request';
         return replyError(res, 400, err.code, `${prefix}: ${err.message}`, err.id);
       }
-      log.warn({ err: (err as Error).message }, 'reading the request failed');
+      refused(httpMethod(req), `the body could not be read: ${(err as Error).message}`, 'reading the request failed', {}, 'warn');
       return replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the body could not be read');
     }
 
@@ -143,7 +152,7 @@ export class StreamableHttpEdge {
     let session: Session | undefined;
     if (initialize !== undefined) {
       if (messages.length > 1) {
-        log.info('initialize inside a batch refused');
+        refused('initialize', 'initialize must be sent on its own, not in a batch', 'initialize inside a batch refused');
         return replyError(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: initialize must be sent on its own, not in a batch');
       }
       session = await this.#createSession(req, res, connection, caller, log, initialize);
@@ -151,7 +160,7 @@ export class StreamableHttpEdge {
     } else {
       // An error reply carries the request's id whenever there is exactly one request to name.
       const only = !batch && messages.length === 1 && isRequest(messages[0]!) ? messages[0].id : null;
-      session = this.#sessionFor(req, res, connection, caller.identity, log, only);
+      session = this.#sessionFor(req, res, connection, caller.identity, log, only, messages);
       if (session === undefined) return;
     }
     const streams = this.#streams.get(session)!;
@@ -161,7 +170,7 @@ export class StreamableHttpEdge {
       res.writeHead(202, streams.headers).end();
       return;
     }
-    const early = initialize === undefined ? this.o.refuseEarly?.(caller.identity) : undefined;
+    const early = initialize === undefined ? this.o.refuseEarly?.(caller.identity, { connection: connection.name, method: requests[0]!.method }) : undefined;
     if (early !== undefined)
       return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, batch ? null : requests[0]!.id, {
         'retry-after': String(early.retryAfterSeconds),
@@ -169,7 +178,7 @@ export class StreamableHttpEdge {
     const seen = new Set<string>();
     const repeated = requests.find((r) => seen.size === seen.add(idKey(r.id)).size);
     if (repeated !== undefined) {
-      log.info({ id: repeated.id }, 'batch repeats a request id');
+      refused(repeated.method, 'a request id appears twice in the batch', 'batch repeats a request id', { id: repeated.id });
       return replyError(
         res,
         400,
@@ -180,7 +189,7 @@ export class StreamableHttpEdge {
     }
     const duplicate = requests.find((r) => streams.isPending(r.id));
     if (duplicate !== undefined) {
-      log.info({ id: duplicate.id }, 'request id already in flight');
+      refused(duplicate.method, 'the request id is already in flight on this session', 'request id already in flight', { id: duplicate.id });
       return replyError(
         res,
         409,
@@ -205,6 +214,7 @@ export class StreamableHttpEdge {
     log: Logger,
     initialize: JsonRpcMessage,
   ): Promise<Session | undefined> {
+    const refused = refusalsFor(log, { principal: caller.identity.subject, connection: connection.name });
     let session: Session;
     try {
       session = await this.o.registry.create(connection, caller.identity, {
@@ -215,7 +225,8 @@ export class StreamableHttpEdge {
       });
     } catch (err) {
       const refusal = openRefusal(err);
-      if (!refusal.logged) log.warn({ err: (err as Error).message }, 'session could not open');
+      if (!refusal.logged)
+        refused('initialize', refusal.message, 'session could not open', { status: refusal.status }, refusal.status >= 500 ? 'warn' : 'info');
       replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }
@@ -228,7 +239,12 @@ export class StreamableHttpEdge {
   #get(req: IncomingMessage, res: ServerResponse, connection: ConnectionConfig, identity: Identity): void {
     const log = this.o.log.child({ connection: connection.name });
     if (!hasMediaType(req.headers.accept, 'text/event-stream')) {
-      log.info({ accept: req.headers.accept }, 'GET with unacceptable Accept');
+      refusalsFor(log, { principal: identity.subject, connection: connection.name })(
+        httpMethod(req),
+        'Accept must include text/event-stream',
+        'GET with unacceptable Accept',
+        { accept: req.headers.accept },
+      );
       return replyError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
     }
     const session = this.#sessionFor(req, res, connection, identity, log);

@@ -1,3 +1,4 @@
+import type { RefusalPlace } from '../core/refusal-log.js';
 import type { Logger } from 'pino';
 import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
 import type { ToolPins } from '../pins/tool-pins.js';
@@ -67,7 +68,7 @@ export function edges(
     pins?: ToolPins | undefined;
   },
 ): Pick<HttpServerOptions, 'streamableHttp' | 'legacySse' | 'modernHttp' | 'maxMessageBytes'> {
-  const refuseEarly = (identity: Identity) => o.limits.refusesRequestsEarly(identity);
+  const refuseEarly = (identity: Identity, at: RefusalPlace) => o.limits.refusesRequestsEarly(identity, at);
   const common = { registry: o.registry, keepAlive: o.keepAlive, maxMessageBytes: config.limits.maxMessageBytes, refuseEarly };
   return {
     streamableHttp: new StreamableHttpEdge({
@@ -97,7 +98,7 @@ export function edges(
       },
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly,
-      admitRefused: (identity: Identity) => o.limits.admitRefused(identity),
+      admitRefused: (identity: Identity, at: RefusalPlace) => o.limits.admitRefused(identity, at),
       ...(o.pins === undefined ? {} : { pinnedInputSchema: pinnedInputSchema(o.pins) }),
     }),
     maxMessageBytes: config.limits.maxMessageBytes,
@@ -120,7 +121,7 @@ export function serverSettings(
   limits: Pick<Limits, 'admitRefused'>,
 ): Pick<HttpServerOptions, 'hostPolicy' | 'connections' | 'roles' | 'publicUrls' | 'admitRefused'> {
   return {
-    admitRefused: (identity) => limits.admitRefused(identity),
+    admitRefused: (identity, at) => limits.admitRefused(identity, at),
     hostPolicy: {
       allowedHosts: config.http.allowedHosts ?? loopbackHosts,
       allowedOrigins: config.http.allowedOrigins ?? [],

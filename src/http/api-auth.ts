@@ -1,3 +1,4 @@
+import { gatewayApi, httpMethod, logRefusal, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { anonymousApiRefusal, isMachineCaller, type MachineKeys } from '../api/access.js';
@@ -39,7 +40,8 @@ export function apiAuth(o: ApiAuthOptions) {
     } catch (err) {
       // The console's refusals (an expired sign-in, a change from another page) and a burst's 429 are replied as they are.
       if (!(err instanceof AuthError) || err instanceof TooManyAttemptsError) throw err;
-      o.log.info({ path: untrustedPath(requestUrl(c).pathname), status: err.status, reason: err.message }, 'API request not authenticated');
+      const refusal = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: err.message };
+      logRefusal(o.log, refusal, 'API request not authenticated', { path: untrustedPath(requestUrl(c).pathname), status: err.status });
       const challenge = bearerChallenge(`${o.publicUrls.for(req)}/.well-known/oauth-protected-resource`, err);
       throw new HttpError(err.status, err.message, err.status === 503 ? { 'retry-after': '10' } : { 'www-authenticate': challenge });
     }
@@ -75,11 +77,13 @@ export function apiAuth(o: ApiAuthOptions) {
           seesOnly = scoped((await o.authenticator.authenticateGateway(req, url)).identity);
         } catch (err) {
           if (!(err instanceof AuthError) || err instanceof TooManyAttemptsError) throw err;
-          o.log.info({ path: untrustedPath(url.pathname), status: err.status, reason: err.message }, 'API request not authenticated');
+          const refusal = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: err.message };
+          logRefusal(o.log, refusal, 'API request not authenticated', { path: untrustedPath(url.pathname), status: err.status });
           throw new HttpError(401, `the bearer token is neither api.token, the local API key, nor a valid token for the gateway: ${err.message}`);
         }
       } else {
-        o.log.info({ path: untrustedPath(url.pathname), remote: req.socket.remoteAddress }, 'API request without a credential refused');
+        const refusal = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: 'no credential' };
+        logRefusal(o.log, refusal, 'API request without a credential refused', { path: untrustedPath(url.pathname), remote: req.socket.remoteAddress });
         throw new HttpError(401, anonymousApiRefusal);
       }
     } catch (err) {

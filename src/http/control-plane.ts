@@ -1,3 +1,4 @@
+import { gatewayApi, httpMethod, logRefusal, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener, RequestError } from '@hono/node-server';
 import { Hono, type MiddlewareHandler } from 'hono';
@@ -159,7 +160,8 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
     const hostRefusal = checkHostAndOrigin(req, o.hostPolicy);
     const refusal = hostRefusal !== undefined ? { status: 403, message: `Forbidden: ${hostRefusal}` } : apiRefusal(req, o.api.keys);
     if (refusal !== undefined) {
-      o.log.info({ remote: req.socket.remoteAddress, reason: refusal.message }, 'metrics request refused');
+      const refused = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: refusal.message };
+      logRefusal(o.log, refused, 'metrics request refused', { path: '/metrics', status: refusal.status, remote: req.socket.remoteAddress });
       throw new HttpError(refusal.status, refusal.message, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'use GET', { allow: 'GET' });

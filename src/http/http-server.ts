@@ -5,6 +5,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
 import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
+import { httpMethod, logRefusal, type RefusalPlace, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { Identity } from '../core/identity.js';
 import type { AccessRequestRow } from '../store/types.js';
 import { type Authenticated, bearerChallenge, type Caller, metadataUrl } from '../edge/authenticate.js';
@@ -36,7 +37,7 @@ export interface HttpServerOptions extends ControlPlaneOptions {
   /** Just-in-time grants, consulted when no group admits a caller; and their API. Absent when recording is off. */
   grants?: { grantFor(identity: Identity, connection: string): AccessRequestRow | undefined };
   /** Charges a refused attempt to the caller's request rate; past it a 403 is answered but no longer recorded. */
-  admitRefused?: (identity: Identity) => unknown;
+  admitRefused?: (identity: Identity, at: RefusalPlace) => unknown;
   /** Timeouts for receiving requests, and the cap on open connections (slowloris). */
   connections: ConnectionLimits;
   /** Session ownership and the internal hop between replicas (src/cluster); absent: hops are refused. */
@@ -97,13 +98,16 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     if (o.replicas?.hopAuth === undefined) {
       req.resume();
-      o.log.warn({ remote: req.socket.remoteAddress }, 'internal hop refused: cluster.secret is not set on this gateway');
+      const reason = 'cluster.secret is not set on this gateway';
+      const refusal = { principal: unauthenticatedPrincipal, connection: untrustedPrefix(m[2]!), method: httpMethod(req), reason };
+      logRefusal(o.log, refusal, 'internal hop refused', { remote: req.socket.remoteAddress }, 'warn');
       return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop', null, { [hopRefusedHeader]: '1' });
     }
     const target = inner + url.search;
     const refuse = (reason: string) => {
       req.resume();
-      o.log.warn({ remote: req.socket.remoteAddress, reason }, 'internal hop refused');
+      const refusal = { principal: unauthenticatedPrincipal, connection: untrustedPrefix(m[2]!), method: httpMethod(req), reason };
+      logRefusal(o.log, refusal, 'internal hop refused', { remote: req.socket.remoteAddress }, 'warn');
       replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused', null, { [hopRefusedHeader]: '1' });
     };
     const early = o.replicas.hopAuth.precheck(req.headers);
@@ -132,7 +136,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const refusal = hopCaller === undefined ? checkHostAndOrigin(req, o.hostPolicy) : undefined;
     if (refusal !== undefined) {
       req.resume();
-      o.log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
+      const refused = { principal: unauthenticatedPrincipal, connection: untrustedPrefix(m[2]!), method: httpMethod(req), reason: refusal };
+      logRefusal(o.log, refused, 'foreign host or origin refused', { host: req.headers.host, origin: req.headers.origin }, 'warn');
       return replyError(res, 403, ErrorCode.InvalidRequest, `Forbidden: ${refusal}`);
     }
     if (o.closing()) {
@@ -148,13 +153,13 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (caller === undefined) return;
     if (edge === 'mcp') {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
-      const forwarded = forwardSession(req, res, url, caller, req.headers['mcp-session-id']);
+      const forwarded = forwardSession(req, res, url, connection.name, caller, req.headers['mcp-session-id']);
       if (forwarded !== undefined) return forwarded;
       if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller, hopBody);
       return byEra(req, res, connection, caller, o.modernHttp, hopBody);
     }
     if (messages) {
-      const forwarded = forwardSession(req, res, url, caller, url.searchParams.get('sessionId'));
+      const forwarded = forwardSession(req, res, url, connection.name, caller, url.searchParams.get('sessionId'));
       if (forwarded !== undefined) return forwarded;
       return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity, hopBody);
     }
@@ -167,7 +172,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
    * first: the hop's signature covers it). A session whose owner is gone is answered 404 here, so that its client
    * initializes anew. Undefined: the session is this replica's (or unknown to all: the edge answers 404).
    */
-  function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, id: unknown): Promise<void> | undefined {
+  function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, id: unknown): Promise<void> | undefined {
     if (o.replicas === undefined || typeof id !== 'string') return undefined;
     const owner = o.replicas.ownerOfSession(id);
     const address = owner === undefined ? undefined : o.replicas.addressOf(owner, req);
@@ -180,7 +185,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
       // Not a live replica as last read: read again (rate-limited) before telling the client its session is gone.
       const to = address === 'gone' ? await o.replicas!.recheck(owner!) : address;
       if (to === 'gone') {
-        o.log.info({ owner }, 'session of a replica that is gone');
+        const reason = 'the replica that held the session is gone';
+        logRefusal(o.log, { principal: caller.identity.subject, connection, method: httpMethod(req), reason }, 'session of a replica that is gone', { owner });
         return gone();
       }
       let body = '';
@@ -224,7 +230,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);
     if (verdict.code === ErrorCode.ParseError) return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
     const origin = { edge: 'modern' as const, remoteAddress: req.socket.remoteAddress, access: caller.access };
-    return modern.refuse(res, connection, caller.identity, origin, verdict, text);
+    return modern.refuse(res, connection, caller.identity, origin, verdict, text, httpMethod(req));
   }
 
   /**
@@ -253,14 +259,25 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const name = decodeName(rawName);
     if (name === undefined) {
       req.resume();
-      o.log.info({ connection: untrustedPrefix(rawName) }, 'malformed connection name in path');
+      const reason = 'the connection name in the path has a malformed %-escape';
+      logRefusal(
+        o.log,
+        { principal: unauthenticatedPrincipal, connection: untrustedPrefix(rawName), method: httpMethod(req), reason },
+        'malformed connection name in path',
+      );
       replyError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: the connection name in the path has a malformed %-escape');
       return undefined;
     }
     const connection = o.registry.connection(name);
     if (connection === undefined) {
       req.resume();
-      o.log.info({ connection: untrustedPrefix(name) }, 'unknown connection');
+      const refusal = {
+        principal: unauthenticatedPrincipal,
+        connection: untrustedPrefix(name),
+        method: httpMethod(req),
+        reason: 'no connection has this name',
+      };
+      logRefusal(o.log, refusal, 'unknown connection');
       replyError(res, 404, ErrorCode.InvalidRequest, `Not found: there is no connection named ${JSON.stringify(untrustedPrefix(name))}`);
     }
     return connection;
@@ -290,7 +307,8 @@ export function createHttpServer(o: HttpServerOptions): Server {
         req.resume();
         return void replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${err.message}`, null, { 'retry-after': String(err.retryAfterSeconds) });
       }
-      o.log.info({ connection: connection.name, status: err.status, reason: err.message, remote: req.socket.remoteAddress }, 'request not authenticated');
+      const refusal = { principal: unauthenticatedPrincipal, connection: connection.name, method: httpMethod(req), reason: err.message };
+      logRefusal(o.log, refusal, 'request not authenticated', { status: err.status, remote: req.socket.remoteAddress });
       if (err.status === 401 && edge === 'mcp' && opening) await recordUnauthenticated(req, connection, err.message);
       req.resume();
       const headers: Record<string, string> = err.status === 401 || err.status === 400 ? { 'www-authenticate': bearerChallenge(challengeUrl, err) } : {};
@@ -317,9 +335,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
         grant: grant.id,
       };
     }
-    o.log.info({ connection: connection.name, subject: caller.identity.subject, reason: decision.reason }, 'access denied');
+    logRefusal(o.log, { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: decision.reason }, 'access denied', {
+      status: 403,
+    });
     const forbidden = new AuthError(403, 'insufficient_scope', `access denied: ${decision.reason}`);
-    if (opening && o.admitRefused?.(caller.identity) === undefined) {
+    if (opening && o.admitRefused?.(caller.identity, { connection: connection.name, method: httpMethod(req) }) === undefined) {
       // A refused POST without a session is kept with its text: a modern request says here what it asked for.
       const text = edge === 'mcp' && req.method === 'POST' ? await readBody(req, o.maxMessageBytes).catch(() => undefined) : undefined;
       const era = text !== undefined && mayBeModern(req) ? eraOfBody(req, text).era : 'legacy';

@@ -1,3 +1,4 @@
+import type { RefusalPlace } from '../core/refusal-log.js';
 import type { Logger } from 'pino';
 import type { Admission, FullSessionCap } from './admission.js';
 import type { LimitedConnection, LimitsConfig } from './config.js';
@@ -107,13 +108,13 @@ export class Limits {
   }
 
   /** Whether a principal's next requests are refused at the edge, before they reach a session (request-limits.ts). */
-  refusesRequestsEarly(principal: Principal): LimitExceededError | undefined {
-    return this.#requests.refusesEarly(principal);
+  refusesRequestsEarly(principal: Principal, at: RefusalPlace): LimitExceededError | undefined {
+    return this.#requests.refusesEarly(principal, at);
   }
 
   /** A request refused before any session (a bad header or envelope) costs the request rate too: a flood is 429, unrecorded. */
-  admitRefused(principal: Principal): LimitExceededError | undefined {
-    return this.#requests.admitRefused(principal);
+  admitRefused(principal: Principal, at: RefusalPlace): LimitExceededError | undefined {
+    return this.#requests.admitRefused(principal, at);
   }
 
   /** The request is over for its client: answered, or cancelled by it. */

@@ -1,3 +1,4 @@
+import type { RefusalPlace } from '../core/refusal-log.js';
 import type { Refusal } from './admission.js';
 import type { BurstLog } from './burst-log.js';
 import { LimitExceededError } from './limit-error.js';
@@ -14,22 +15,21 @@ export class Refusals {
     private readonly onRefused: (limit: string) => void,
   ) {}
 
-  refuse(principal: Principal, connection: string, limit: string, value: string, retryAfterSeconds: number, message: string): Refusal {
+  refuse(principal: Principal, at: RefusalPlace, limit: string, value: string, retryAfterSeconds: number, message: string): Refusal {
     const refused = new LimitExceededError(limit, value, retryAfterSeconds, message);
     this.onRefused(limit);
     const record = this.bursts.refused(
       this.#burstKey(principal, limit),
-      { subject: principal.subject, issuer: principal.issuer, connection, limit, value },
+      { refusal: true, principal: principal.subject, connection: at.connection, method: at.method, reason: message, issuer: principal.issuer, limit, value },
       'limit reached: refusing',
     );
     return { refused, record };
   }
 
   /** A refusal for a rate: the client is told to wait until its bucket has a token again. */
-  refuseRate(principal: Principal, connection: string, limit: string, rate: Rate, waitMs: number, what: string): LimitExceededError {
+  refuseRate(principal: Principal, at: RefusalPlace, limit: string, rate: Rate, waitMs: number, what: string): LimitExceededError {
     const wait = Math.max(1, Math.ceil(waitMs / 1000));
-    return this.refuse(principal, connection, limit, rateText(rate), wait, `Too many ${what}: at most ${rateText(rate)} (${limit}); try again in ${wait}s`)
-      .refused;
+    return this.refuse(principal, at, limit, rateText(rate), wait, `Too many ${what}: at most ${rateText(rate)} (${limit}); try again in ${wait}s`).refused;
   }
 
   /** Whether the principal was refused under `limit` lately (its burst of refusals is not over). */

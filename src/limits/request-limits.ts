@@ -1,3 +1,4 @@
+import type { RefusalPlace } from '../core/refusal-log.js';
 import type { LimitedConnection, LimitsConfig } from './config.js';
 import { globToRegExp } from '../core/glob.js';
 import { idKey, type JsonRpcRequest, type RequestId } from '../protocol/jsonrpc.js';
@@ -55,10 +56,11 @@ export class RequestLimits {
     const p = principalKey(principal);
     const taken: Array<{ refund(): void }> = [];
     const refund = () => taken.forEach((b) => b.refund());
+    const at = { connection: connection.name, method: request.method };
     if (paced) {
       const rate = this.config.principal.requests;
       const bucket = this.requests.get(p, rate);
-      if (!bucket.take()) return this.refusals.refuseRate(principal, connection.name, 'limits.principal.requests', rate, bucket.waitMs(), 'requests');
+      if (!bucket.take()) return this.refusals.refuseRate(principal, at, 'limits.principal.requests', rate, bucket.waitMs(), 'requests');
       taken.push(bucket);
     }
     const tool = request.method === 'tools/call' && typeof request.params?.name === 'string' ? request.params.name : undefined;
@@ -69,7 +71,7 @@ export class RequestLimits {
         refund();
         return this.refusals.refuseRate(
           principal,
-          connection.name,
+          at,
           `connections.${connection.name}.limits.tools.${rule.pattern}`,
           rule.rate,
           bucket.waitMs(),
@@ -83,7 +85,7 @@ export class RequestLimits {
       refund();
       return this.refusals.refuse(
         principal,
-        connection.name,
+        at,
         limit,
         String(value),
         requestRetrySeconds,
@@ -116,19 +118,19 @@ export class RequestLimits {
    * answers 429 at once, so a client that keeps sending costs neither parsing into its session nor a recorded event
    * per request: one recorded refusal per burst, the rest counted.
    */
-  refusesEarly(principal: Principal): LimitExceededError | undefined {
+  refusesEarly(principal: Principal, at: RefusalPlace): LimitExceededError | undefined {
     const p = principalKey(principal);
     const rate = this.config.principal.requests;
     const bucket = this.requests.peek(p);
     if (bucket !== undefined && this.refusals.inBurst(principal, 'limits.principal.requests')) {
       const waitMs = bucket.waitMs();
-      if (waitMs > 0) return this.refusals.refuseRate(principal, '', 'limits.principal.requests', rate, waitMs, 'requests');
+      if (waitMs > 0) return this.refusals.refuseRate(principal, at, 'limits.principal.requests', rate, waitMs, 'requests');
     }
     const cap = this.config.principal.requestsInFlight;
     if (this.#inFlight.principal.count(p) >= cap && this.refusals.inBurst(principal, 'limits.principal.requestsInFlight')) {
       return this.refusals.refuse(
         principal,
-        '',
+        at,
         'limits.principal.requestsInFlight',
         String(cap),
         requestRetrySeconds,
@@ -139,10 +141,10 @@ export class RequestLimits {
   }
 
   /** A request refused before any session (a bad header or envelope) costs the request rate too: a flood is 429, unrecorded. */
-  admitRefused(principal: Principal): LimitExceededError | undefined {
+  admitRefused(principal: Principal, at: RefusalPlace): LimitExceededError | undefined {
     const rate = this.config.principal.requests;
     const bucket = this.requests.get(principalKey(principal), rate);
-    return bucket.take() ? undefined : this.refusals.refuseRate(principal, '', 'limits.principal.requests', rate, bucket.waitMs(), 'requests');
+    return bucket.take() ? undefined : this.refusals.refuseRate(principal, at, 'limits.principal.requests', rate, bucket.waitMs(), 'requests');
   }
 
   /** The request is over for its client: answered, or cancelled by it. */

@@ -1,3 +1,4 @@
+import { sessionOpening } from '../core/refusal-log.js';
 import { type Admission, admitted, type FullSessionCap, sessionRetrySeconds } from './admission.js';
 import type { LimitedConnection, LimitsConfig } from './config.js';
 import { Counters } from './keyed.js';
@@ -53,7 +54,7 @@ export class ServerProcesses {
     if (this.#byPrincipal.count(p) >= principalCap)
       return this.refusals.refuse(
         principal,
-        connection.name,
+        { connection: connection.name, method: sessionOpening },
         'limits.principal.stdioProcesses',
         String(principalCap),
         sessionRetrySeconds,
@@ -62,7 +63,7 @@ export class ServerProcesses {
     if (this.#byConnection.count(connection.name) >= connection.limits.stdioProcesses)
       return this.refusals.refuse(
         principal,
-        connection.name,
+        { connection: connection.name, method: sessionOpening },
         `connections.${connection.name}.limits.stdioProcesses`,
         String(connection.limits.stdioProcesses),
         sessionRetrySeconds,

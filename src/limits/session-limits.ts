@@ -1,3 +1,4 @@
+import { sessionOpening } from '../core/refusal-log.js';
 import { type Admission, admitted, type FullSessionCap, sessionRetrySeconds } from './admission.js';
 import type { LimitedConnection, LimitsConfig } from './config.js';
 import { Counters, type KeyedBuckets } from './keyed.js';
@@ -55,7 +56,7 @@ export class SessionLimits {
     if (full !== undefined) {
       return this.refusals.refuse(
         principal,
-        connection.name,
+        { connection: connection.name, method: sessionOpening },
         full.limit,
         String(full.value),
         sessionRetrySeconds,
@@ -68,7 +69,7 @@ export class SessionLimits {
       const wait = Math.max(1, Math.ceil(opens.waitMs() / 1000));
       return this.refusals.refuse(
         principal,
-        connection.name,
+        { connection: connection.name, method: sessionOpening },
         'limits.principal.sessionOpens',
         rateText(rate),
         wait,

@@ -1,3 +1,4 @@
+import { type RefusalPlace, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { LimitsConfig } from './config.js';
 import type { BurstLog } from './burst-log.js';
@@ -56,13 +57,13 @@ export class UnauthenticatedGate {
   }
 
   /** Lets one attempt from `remote` go on to verification, or refuses it. */
-  enter(remote: string | undefined): Attempt | LimitExceededError {
+  enter(remote: string | undefined, at: RefusalPlace): Attempt | LimitExceededError {
     const address = addressKey(remote);
     const own = this.#addresses.get(address, this.config.perAddress);
-    if (!own.take()) return this.#refuse(address, 'limits.unauthenticated.perAddress', own.waitMs(), `from ${address}`);
+    if (!own.take()) return this.#refuse(address, at, 'limits.unauthenticated.perAddress', own.waitMs(), `from ${address}`);
     if (!this.#total.take()) {
       own.refund();
-      return this.#refuse(address, 'limits.unauthenticated.total', this.#total.waitMs(), 'to the gateway');
+      return this.#refuse(address, at, 'limits.unauthenticated.total', this.#total.waitMs(), 'to the gateway');
     }
     let settled = false;
     return {
@@ -75,10 +76,15 @@ export class UnauthenticatedGate {
     };
   }
 
-  #refuse(address: string, limit: string, waitMs: number, where: string): LimitExceededError {
+  #refuse(address: string, at: RefusalPlace, limit: string, waitMs: number, where: string): LimitExceededError {
     const wait = Math.max(1, Math.ceil(waitMs / 1000));
     this.onRefused(limit);
-    this.bursts.refused(`unauthenticated\n${address}\n${limit}`, { remote: address, limit }, 'limit reached: refusing unauthenticated requests');
-    return new LimitExceededError(limit, '', wait, `too many requests without a valid token ${where} (${limit}); try again in ${wait}s`);
+    const reason = `too many requests without a valid token ${where} (${limit}); try again in ${wait}s`;
+    this.bursts.refused(
+      `unauthenticated\n${address}\n${limit}`,
+      { refusal: true, principal: unauthenticatedPrincipal, connection: at.connection, method: at.method, reason, remote: address, limit },
+      'limit reached: refusing unauthenticated requests',
+    );
+    return new LimitExceededError(limit, '', wait, reason);
   }
 }

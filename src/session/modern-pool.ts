@@ -1,3 +1,4 @@
+import { logRefusal } from '../core/refusal-log.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
@@ -198,7 +199,9 @@ export class PooledSession implements ClientSink {
     if (isRequest(message)) {
       // A server request made outside any modern request (or while several are in flight): a modern client has no
       // stream to receive it on. Refused, and the refusal is recorded like any answer to the server.
-      this.log.info({ method: message.method }, 'server request outside a modern request refused');
+      const reason = 'a server request outside any modern request has no client stream to go to';
+      const refusal = { principal: this.session.identity.subject, connection: this.session.connection, method: message.method, reason };
+      logRefusal(this.log, refusal, 'server request outside a modern request refused', { direction: 'toClient' });
       this.answerServer(
         errorResponse(
           message.id,

@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Outcome, SessionInfo } from '../pipeline/stage.js';
 import type { Identity } from '../core/identity.js';
+import { logRefusal } from '../core/refusal-log.js';
+import type { VerdictEvent } from '../core/verdict-event.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import type { NegotiatedFields } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -66,6 +68,27 @@ export class Session implements SessionInfo {
   /** Settles once the session has ended for everyone (recorded, its client and observers told); its server may still be exiting. */
   readonly ended = new Promise<void>((resolve) => (this.#markEnded = resolve));
 
+  /**
+   * A message a stage refused (access, tool policy, a guardrail, pins, masking): one log line with the principal,
+   * connection, method and reason. Not for the limits stage: a flood of rate-limit refusals is logged once per burst
+   * where it is decided (src/limits/burst-log.ts).
+   */
+  #logRefusal(event: VerdictEvent): void {
+    if (event.stage === 'limits') return;
+    const rule = typeof event.details?.rule === 'string' ? { rule: event.details.rule } : {};
+    logRefusal(
+      this.#log,
+      {
+        principal: this.identity.subject,
+        connection: this.connection,
+        method: event.method ?? '(a response)',
+        reason: event.reason ?? `refused by ${event.stage}`,
+      },
+      event.direction === 'toServer' ? 'request refused' : 'server message refused',
+      { stage: event.stage, direction: event.direction, ...rule },
+    );
+  }
+
   /** Who is on the session now (the same principal as the one who opened it; see CallerIdentity). */
   get identity(): Identity {
     return this.#caller.current;
@@ -117,6 +140,7 @@ export class Session implements SessionInfo {
         (reason, code) => void this.close(reason, code),
       );
     this.#pipeline = options.pipeline((event, ctx) => {
+      if (event.action === 'answer') this.#logRefusal(event);
       for (const o of this.#observers) o.verdict?.(this, event);
       if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#held.holding(event.messageId, event.reason);
       this.#tap.verdict(event, ctx as TracedContext);

@@ -270,18 +270,19 @@ describe('Limits', () => {
 
   it('once a request limit refused a principal, its further requests are refused early while it is still over it', () => {
     const { l, t, remote } = setup({ principal: { requests: { perSecond: 1, burst: 1 }, requestsInFlight: 1 } });
-    assert.equal(l.refusesRequestsEarly(alice), undefined);
+    const at = { connection: 'remote', method: 'tools/call' };
+    assert.equal(l.refusesRequestsEarly(alice, at), undefined);
     assert.equal(l.admitRequest('a', remote, alice, call('x', 1)), undefined);
-    assert.equal(l.refusesRequestsEarly(alice), undefined, 'at its limits but not refused yet: the stage decides and records');
+    assert.equal(l.refusesRequestsEarly(alice, at), undefined, 'at its limits but not refused yet: the stage decides and records');
     assert.equal(l.admitRequest('a', remote, alice, call('x', 2))?.limit, 'limits.principal.requests');
-    assert.equal(l.refusesRequestsEarly(alice)?.limit, 'limits.principal.requests');
-    assert.equal(l.refusesRequestsEarly(bob), undefined);
+    assert.equal(l.refusesRequestsEarly(alice, at)?.limit, 'limits.principal.requests');
+    assert.equal(l.refusesRequestsEarly(bob, at), undefined);
     t.advance(1000);
-    assert.equal(l.refusesRequestsEarly(alice), undefined, 'the rate allows one again');
+    assert.equal(l.refusesRequestsEarly(alice, at), undefined, 'the rate allows one again');
     assert.equal(l.admitRequest('a', remote, alice, call('x', 3))?.limit, 'limits.principal.requestsInFlight');
-    assert.equal(l.refusesRequestsEarly(alice)?.limit, 'limits.principal.requestsInFlight');
+    assert.equal(l.refusesRequestsEarly(alice, at)?.limit, 'limits.principal.requestsInFlight');
     l.releaseRequest('a', 1);
-    assert.equal(l.refusesRequestsEarly(alice), undefined, 'an answer frees a place');
+    assert.equal(l.refusesRequestsEarly(alice, at), undefined, 'an answer frees a place');
   });
 
   it('per tool: a pattern paces the matching tools of each principal; other tools and principals go on', () => {
@@ -304,7 +305,13 @@ describe('Limits', () => {
     for (let i = 0; i < 50; i++) l.admitSession(remote, alice);
     assert.equal(counted.length, 50);
     assert.equal(counted[0], 'limits.principal.sessions');
-    assert.equal(log.lines.filter((x) => x.msg === 'limit reached: refusing').length, 1);
+    const refusals = log.lines.filter((x) => x.msg === 'limit reached: refusing');
+    assert.equal(refusals.length, 1);
+    assert.deepEqual(
+      [refusals[0]!.principal, refusals[0]!.connection, refusals[0]!.method, refusals[0]!.limit],
+      [alice.subject, 'remote', '(opening a session)', 'limits.principal.sessions'],
+    );
+    assert.match(String(refusals[0]!.reason), /^Too many sessions/);
     t.advance(10_000);
     l.sweep();
     assert.equal(log.lines.find((x) => x.refused !== undefined)?.refused, 50);
@@ -313,22 +320,23 @@ describe('Limits', () => {
   it('unauthenticated requests: a failure spends its address allowance, a success gives it back, IPv6 by /64', () => {
     const { l, t } = setup({ unauthenticated: { perAddress: { perSecond: 1, burst: 2 }, total: { perSecond: 100, burst: 5 } } });
     const gate = l.unauthenticated;
+    const at = { connection: 'remote', method: 'HTTP POST' };
     const enter = (address: string) => {
-      const a = gate.enter(address);
+      const a = gate.enter(address, at);
       assert.ok(!(a instanceof LimitExceededError), `${address} let through`);
       return a;
     };
     for (let i = 0; i < 10; i++) enter('192.0.2.1').succeeded();
     enter('192.0.2.1');
     enter('192.0.2.1');
-    const refused = gate.enter('192.0.2.1');
+    const refused = gate.enter('192.0.2.1', at);
     assert.ok(refused instanceof LimitExceededError);
     assert.equal(refused.limit, 'limits.unauthenticated.perAddress');
     enter('2001:db8::1');
     enter('2001:db8::2');
-    assert.ok(gate.enter('2001:db8::3') instanceof LimitExceededError, 'the same /64');
+    assert.ok(gate.enter('2001:db8::3', at) instanceof LimitExceededError, 'the same /64');
     enter('198.51.100.1');
-    const total = gate.enter('203.0.113.9');
+    const total = gate.enter('203.0.113.9', at);
     assert.ok(total instanceof LimitExceededError);
     assert.equal(total.limit, 'limits.unauthenticated.total');
     t.advance(1000);
@@ -337,7 +345,7 @@ describe('Limits', () => {
 
   it('remembers a bounded number of addresses', () => {
     const { l } = setup({ unauthenticated: { addresses: 100, total: { perSecond: 1, burst: 1_000_000 } } });
-    for (let i = 0; i < 5000; i++) l.unauthenticated.enter(`10.0.${i >> 8}.${i & 255}`);
+    for (let i = 0; i < 5000; i++) l.unauthenticated.enter(`10.0.${i >> 8}.${i & 255}`, { connection: 'remote', method: 'HTTP POST' });
     assert.ok(l.unauthenticated.addresses <= 100);
   });
 });

@@ -1,3 +1,4 @@
+import { gatewayApi, httpMethod, logRefusal, unauthenticatedPrincipal } from '../../core/refusal-log.js';
 import type { ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
@@ -47,7 +48,8 @@ export function hostGuard(
     const req = c.env.incoming;
     const refusal = checkHostAndOrigin(req, policy);
     if (refusal !== undefined) {
-      log.warn({ host: req.headers.host, origin: req.headers.origin }, 'foreign host or origin refused');
+      const refused = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: refusal };
+      logRefusal(log, refused, 'foreign host or origin refused', { host: req.headers.host, origin: req.headers.origin }, 'warn');
       c.set('errorReply', reply);
       throw new HttpError(403, `Forbidden: ${refusal}`, headers);
     }
