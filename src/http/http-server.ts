@@ -228,7 +228,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const verdict = eraOfBody(req, text);
     if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
     if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);
-    if (verdict.code === ErrorCode.ParseError) return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
+    if (verdict.code === ErrorCode.ParseError) {
+      const refusal = { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: verdict.message };
+      logRefusal(o.log, refusal, 'invalid JSON-RPC message', { status: verdict.status });
+      return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
+    }
     const origin = { edge: 'modern' as const, remoteAddress: req.socket.remoteAddress, access: caller.access };
     return modern.refuse(res, connection, caller.identity, origin, verdict, text, httpMethod(req));
   }
