@@ -48,6 +48,11 @@ export class StreamableHttpEdge {
         // 405, as a v2 SDK server tells it; a 2025-era client never sends these before initialize.
         if (req.headers['mcp-session-id'] === undefined) {
           req.resume();
+          refusalsFor(this.o.log, { principal: caller.identity.subject, connection: connection.name })(
+            httpMethod(req),
+            `${req.method} needs the Mcp-Session-Id of a 2025-era session`,
+            'HTTP method not allowed without a session',
+          );
           return replyError(res, 405, -32000, `Method not allowed: ${req.method} needs the Mcp-Session-Id of a 2025-era session`, null, {
             allow: 'GET, POST, DELETE',
           });
