@@ -96,7 +96,13 @@ function agentSchema(sources: SecretSources) {
             }),
         })
         .prefault({}),
-      log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+      log: z
+        .strictObject({
+          level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+          /** auto: pretty when stderr is a terminal, JSON lines otherwise (as the gateway's log.format). */
+          format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+        })
+        .prefault({}),
       connections: z
         .record(
           z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a connection name is lower-case letters, digits, - and _, as in the gateway config'),
@@ -150,6 +156,7 @@ function toAgentConfig(p: z.output<ReturnType<typeof agentSchema>>) {
     heartbeatMs: p.heartbeat,
     maxMessageBytes: p.limits.maxMessageSize,
     logLevel: p.log.level,
+    logFormat: p.log.format,
     connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, { name, upstream: upstreamOf(c) }])),
   };
 }

@@ -16,7 +16,7 @@ export async function agentAction(o: { config: string }): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel, process.stderr, new CredentialScrubber(credentialsOf(config)));
+  const log = createLogger(config.logLevel, process.stderr, new CredentialScrubber(credentialsOf(config)), config.logFormat);
   logProcessWarnings(log);
   const agent = new Agent(config, log);
   agent.onconnected = (url, instance) =>
