@@ -298,6 +298,7 @@ export class MemberLink {
   #sinkFor(session: MemberSession): ClientSink {
     return {
       connected: true,
+      inProcess: true,
       send: (message, _related, text) => {
         if (this.#session === session) this.#delivered(message, text);
       },

@@ -65,6 +65,8 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   onclose?: (reason: string, cutOff?: boolean) => void;
   onerror?: (error: Error) => void;
   onverdict?: (event: VerdictEvent) => void;
+  /** Its members' sessions record every message write-ahead before it leaves the gateway (upstream.ts). */
+  readonly inProcess = true;
 
   readonly #o: VirtualUpstreamOptions;
   readonly #links: readonly MemberLink[];
