@@ -143,6 +143,14 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
       assert.deepEqual(greet.messages[0]?.content, { type: 'text', text: 'hi' });
     });
 
+    it('completes a prompt argument of a member by the prompt’s exposed name', async () => {
+      const done = await client.complete({
+        ref: { type: 'ref/prompt', name: 'everything__completable-prompt' },
+        argument: { name: 'department', value: 'S' },
+      });
+      assert.deepEqual(done.completion.values, ['Sales', 'Support']);
+    });
+
     it('passes a member’s progress to the client', async () => {
       const progress: number[] = [];
       const result = await client.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } }, undefined, {
