@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { SessionInfo, Stage } from '../pipeline/stage.js';
+import type { SessionInfo, Stage, VirtualOrigin } from '../pipeline/stage.js';
 import { type Identity, samePrincipal } from '../core/identity.js';
 import { digestOf } from '../recording/chain.js';
 import type { Recorder } from '../recording/recorder.js';
@@ -45,8 +45,11 @@ export interface SessionRegistryOptions {
 
 /** Whether a principal may open one more session: a place to give back when it ends, or the error to answer with. */
 export interface SessionAdmission {
-  /** `record` says the refusal is worth recording (the first of a burst). */
-  admitSession(connection: ConnectionConfig, identity: Identity): { lease: { release(): void } } | { refused: Error; record: boolean };
+  /**
+   * `record` says the refusal is worth recording (the first of a burst). `member`: a member session of a virtual
+   * server's session (edge `virtual`), which the caller's own session count and opening rate do not count again.
+   */
+  admitSession(connection: ConnectionConfig, identity: Identity, member?: boolean): { lease: { release(): void } } | { refused: Error; record: boolean };
   /**
    * The session count at its limit for one more session, and whose sessions count towards it: an idle one of those
    * is closed to make room rather than the new session refused.
@@ -54,18 +57,24 @@ export interface SessionAdmission {
   fullSessionCap?(
     connection: ConnectionConfig,
     identity: Identity,
+    member?: boolean,
   ): { scope: 'principal' | 'principal-stdio' | 'connection' | 'global'; limit: string } | undefined;
 }
 
 /** Where a session came from, for its recording. */
 export interface SessionOrigin {
-  /** `modern`: a pooled session serving MCP 2026-07-28 clients (src/session/modern-pool.ts). */
-  edge: 'streamable-http' | 'sse' | 'modern';
+  /**
+   * `modern`: a pooled session serving MCP 2026-07-28 clients (src/session/modern-pool.ts); `virtual`: a member
+   * session of a virtual server's session (src/virtual), opened in-process by it.
+   */
+  edge: 'streamable-http' | 'sse' | 'modern' | 'virtual';
   remoteAddress?: string | undefined;
   /** Why the identity may use the connection (the group that granted it), for the recording. */
   access?: string;
   /** The just-in-time grant the session depends on: when it ends, so does the session. */
   grant?: string;
+  /** A member session's virtual server and session (edge `virtual`): its stages see it as `SessionInfo.virtual`. */
+  virtual?: VirtualOrigin;
 }
 
 /** 128 bits from the CSPRNG, URL-safe: unguessable, and visible ASCII as the transport requires. */
@@ -133,8 +142,9 @@ export class SessionRegistry {
    * cannot be recorded, and with UpstreamError when the upstream cannot start (that session is recorded).
    */
   async create(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): Promise<Session> {
-    await this.#makeRoom(connection, identity);
-    const admitted = this.#options.admission?.admitSession(connection, identity);
+    const member = origin.edge === 'virtual';
+    await this.#makeRoom(connection, identity, member);
+    const admitted = this.#options.admission?.admitSession(connection, identity, member);
     if (admitted !== undefined && 'refused' in admitted) {
       if (admitted.record) await this.refuse(connection, identity, origin, admitted.refused.message, 'limits');
       throw admitted.refused;
@@ -161,6 +171,7 @@ export class SessionRegistry {
       upstream,
       pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
+      ...(origin.virtual === undefined ? {} : { virtual: origin.virtual }),
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),
       ...(this.#options.flow === undefined ? {} : { flow: this.#options.flow }),
       ...(recording ? { recording } : {}),
@@ -201,13 +212,13 @@ export class SessionRegistry {
    * SDK's close() sends one), and those would otherwise lock their principal out until the idle timeout. Only a
    * session with nothing pending, no client stream open and quiet for a moment is taken; none: the limit refuses.
    */
-  async #makeRoom(connection: ConnectionConfig, identity: Identity): Promise<void> {
+  async #makeRoom(connection: ConnectionConfig, identity: Identity, member: boolean): Promise<void> {
     const admission = this.#options.admission;
     const quietMs = this.#options.reclaimIdleAfterMs;
     if (admission?.fullSessionCap === undefined || quietMs === undefined) return;
     // A few rounds at most: each closes one session, and more than one limit may be at its value.
     for (let round = 0; round < 4; round++) {
-      const full = admission.fullSessionCap(connection, identity);
+      const full = admission.fullSessionCap(connection, identity, member);
       if (full === undefined) return;
       const counts = (s: Session): boolean => {
         if (full.scope === 'global') return true;
@@ -249,7 +260,14 @@ export class SessionRegistry {
     const chain = recorder.openSession(row);
     const recording = new SessionRecording(recorder, chain, this.#options.redactForRecording?.(connection));
     // The opening event states every column of the row, from the row itself: verify compares the two.
-    recording.lifecycle('open', openingDetails(row, { name: identity.name ?? null, ...(origin.access !== undefined ? { access: origin.access } : {}) }));
+    recording.lifecycle(
+      'open',
+      openingDetails(row, {
+        name: identity.name ?? null,
+        ...(origin.access !== undefined ? { access: origin.access } : {}),
+        ...(origin.virtual !== undefined ? { virtual: { server: origin.virtual.server, session: origin.virtual.session } } : {}),
+      }),
+    );
     return recording;
   }
 

@@ -189,6 +189,19 @@ describe('Limits', () => {
     assert.equal('refused' in l.admitSession(remote, alice), true, 'a double release frees one place only');
   });
 
+  it('a virtual server’s member sessions count for their connection, processes and the gateway, not as the caller’s sessions or opens', () => {
+    const { l, tools, remote } = setup({ principal: { sessions: 1, sessionOpens: { perSecond: 0.1, burst: 1 }, stdioProcesses: 2 } });
+    lease(l.admitSession(remote, alice));
+    const member = lease(l.admitSession(tools, alice, true));
+    lease(l.admitSession(tools, alice, true));
+    assert.equal(refusal(l.admitSession(tools, alice, true)).refused.limit, 'limits.principal.stdioProcesses', 'its server process is the caller’s');
+    assert.equal(l.fullSessionCap(remote, alice, true), undefined, 'the caller’s own session count is not the member’s');
+    assert.equal(l.fullSessionCap(remote, alice)?.limit, 'limits.principal.sessions');
+    assert.equal(l.usage.sessions, 3);
+    member.release();
+    assert.equal(l.usage.sessions, 2);
+  });
+
   it('stdio processes and sessions per connection, and sessions of the gateway', () => {
     const { l, tools, remote } = setup({ global: { sessions: 5 } }, { stdioProcesses: 2 });
     lease(l.admitSession(tools, alice));
@@ -258,6 +271,21 @@ describe('Limits', () => {
     l.releaseSession('b');
     assert.equal(l.usage.requestsInFlight, 3);
     assert.equal(l.admitRequest('c', tools, otherAlice, call('x', 2)), undefined);
+  });
+
+  it('a member session’s request of a virtual server counts only against the member connection: its virtual session’s request counted the caller', () => {
+    const { l, tools, remote } = setup({ principal: { requestsInFlight: 1, requests: { perSecond: 1, burst: 1 } } }, { requestsInFlight: 1 });
+    assert.equal(l.admitRequest('virtual', remote, alice, call('x', 1)), undefined);
+    assert.equal(l.admitRequest('member', tools, alice, call('x', 1), true, true), undefined, 'neither the rate nor the principal’s requests in flight');
+    assert.equal(
+      l.admitRequest('member', tools, alice, call('x', 2), true, true)?.limit,
+      'connections.tools.limits.requestsInFlight',
+      'the member’s own limit applies',
+    );
+    l.releaseRequest('member', 1);
+    assert.equal(l.usage.requestsInFlight, 1, 'only the virtual session’s request is in flight for the gateway');
+    l.releaseRequest('virtual', 1);
+    assert.equal(l.usage.requestsInFlight, 0);
   });
 
   it('a request refused for being over one limit does not spend another', () => {
