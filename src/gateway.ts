@@ -30,6 +30,8 @@ import { Limits } from './limits/limits.js';
 import { RequestLimitsObserver } from './limits/request-stage.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
+import { healthSources } from './features/health.js';
+import { registerHealthMetrics } from './metrics/health-metrics.js';
 import type { Recorder } from './recording/recorder.js';
 import type { ModernPool } from './session/modern-pool.js';
 import { SessionRegistry, type SessionRegistryOptions } from './session/registry.js';
@@ -132,6 +134,7 @@ export class Gateway {
       log: log.child({ part: 'pooled-upstreams' }),
     });
     this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
+    registerHealthMetrics(this.#metrics.registry, healthSources(config, recording, this.#features.get(virtualServersModule)?.health));
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
       createUpstream: withVirtualServers(
