@@ -9,7 +9,7 @@ export function healthSources(config: GatewayConfig, recording: { recorder?: Rec
   const { recorder, cluster } = recording;
   const servers = [...config.connections.values()].filter((c) => c.upstream.kind === 'virtual').map((c) => c.name);
   return {
-    ...(recorder === undefined ? {} : { recordingAccepting: () => recorder.accepting }),
+    ...(recorder === undefined ? {} : { recordingHealthy: () => recorder.healthy }),
     ...(cluster === undefined ? {} : { replicas: () => cluster.membership.members().map((m) => ({ id: m.id, alive: cluster.membership.isAlive(m.id) })) }),
     ...(members === undefined || servers.length === 0
       ? {}

@@ -2,8 +2,8 @@ import { Gauge, type Registry } from 'prom-client';
 
 /** Where the health gauges read from; a part that is off (no recording, no cluster, no virtual server) is left out. */
 export interface HealthSources {
-  /** Whether the recorder takes new sessions now (false: the store is unavailable and write-ahead refuses them). */
-  recordingAccepting?: () => boolean;
+  /** Whether the recording store takes writes now (in either recording mode). */
+  recordingHealthy?: () => boolean;
   /** The replicas sharing the store as this one last read the membership: each, and whether it is alive. */
   replicas?: () => ReadonlyArray<{ id: string; alive: boolean }>;
   /** Each member of each virtual server, and whether it is up as the virtual sessions last found it. */
@@ -16,14 +16,14 @@ export interface HealthSources {
  */
 export function registerHealthMetrics(registry: Registry, sources: HealthSources): void {
   const registers = [registry];
-  const { recordingAccepting, replicas, virtualMembers } = sources;
-  if (recordingAccepting !== undefined)
+  const { recordingHealthy, replicas, virtualMembers } = sources;
+  if (recordingHealthy !== undefined)
     new Gauge({
       name: 'portcullis_recording_store_up',
-      help: 'Whether the recording store takes writes (1), or is unavailable (0: write-ahead refuses new sessions; best-effort records nothing)',
+      help: 'Whether the recording store takes writes (1), or is unavailable (0: write-ahead ends sessions and refuses new ones; best-effort goes on unrecorded)',
       registers,
       collect() {
-        this.set(recordingAccepting() ? 1 : 0);
+        this.set(recordingHealthy() ? 1 : 0);
       },
     });
   if (replicas !== undefined)
