@@ -6,13 +6,14 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { assertNoCredential, spellingsOf } from '../helpers/credential-spellings.js';
 import { everythingStdio, fixturePath, type RunningServer, startFixtureHttp } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { connectV2, modernVersion } from '../helpers/modern.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
  * No token, credential or masked value ever reaches a log line. A gateway logging at debug, through its own logger
  * (redaction and scrubbing as `portcullis gateway` has them) into memory, is driven with what carries secrets: the
- * callers' bearer tokens on every edge and the API, forged and garbage tokens, credentials the gateway injects
+ * callers' bearer tokens on every edge (2025-era sessions, legacy SSE, 2026-07-28 requests) and the API, forged and garbage tokens, credentials the gateway injects
  * (an HTTP server and a stdio server that echo them back, the latter also on its stderr, which the gateway logs),
  * and results masking redacts. Then the whole log is searched for each secret in every spelling
  * (test/helpers/credential-spellings.ts: as is, JSON- and \u-escaped, URL-encoded, base64 at each alignment, hex).
@@ -86,6 +87,12 @@ describe('the log holds no secret', () => {
     const echoed = JSON.stringify(await everything.callTool({ name: 'echo', arguments: { message: `key ${masked.github}` } }));
     assert.ok(!echoed.includes(masked.github), 'the echoed token came back masked');
     await everything.close();
+
+    // A 2026-07-28 client (the official v2 SDK): each request carries the token, and masked results come back.
+    const modern = await connectV2(gw.mcp('everything'), gw.auth, { pin: modernVersion });
+    const modernResult = JSON.stringify(await modern.callTool({ name: 'get-env', arguments: {} }));
+    assert.ok(!modernResult.includes(masked.github), 'masked for the modern client too');
+    await modern.close();
 
     // A legacy HTTP+SSE session with the token.
     const legacy = new Client({ name: 'log-secrets-sse', version: '1.0.0' });
