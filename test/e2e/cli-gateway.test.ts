@@ -207,6 +207,7 @@ describe('portcullis gateway (the CLI process)', () => {
       stringify({
         listen: `127.0.0.1:${port}`,
         dataDir: join(dir, 'terminal-data'),
+        shutdown: { drainDelay: '0s' },
         connections: { everything: { stdio: { ...everythingStdio(), spares: 0 } } },
       }),
     );
@@ -226,6 +227,8 @@ describe('portcullis gateway (the CLI process)', () => {
       return shown;
     };
     const pretty = await onTerminal([]);
+    // Written synchronously: what the gateway logged as it stopped reached the terminal before it exited.
+    assert.match(pretty, /INFO: SIGTERM received: not ready, then draining sessions/);
     assert.match(pretty, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: gateway listening \{.*"url":"http:\/\/127\.0\.0\.1:\d+"/m);
     assert.doesNotMatch(pretty, /\{"level":/, 'no JSON line on a terminal');
     assert.match(pretty, /Logs are on stderr \(pretty for this terminal; --log-format json for JSON lines\)/);
