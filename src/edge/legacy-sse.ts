@@ -78,7 +78,13 @@ export class LegacySseEdge {
     } catch (err) {
       const refusal = openRefusal(err);
       if (!refusal.logged)
-        refused(httpMethod(req), refusal.message, 'session could not open', { status: refusal.status }, refusal.status >= 500 ? 'warn' : 'info');
+        refused(
+          httpMethod(req),
+          refusal.message,
+          'session could not open',
+          { status: refusal.status, err: (err as Error).message },
+          refusal.status >= 500 ? 'warn' : 'info',
+        );
       return replyError(res, refusal.status, refusal.code, refusal.message, null, refusal.headers);
     }
     res.writeHead(200, sseHeaders);

@@ -160,7 +160,13 @@ export class ModernHttpEdge {
       const refusal = openRefusal(err);
       if (!refusal.logged) {
         const refused = { principal: caller.identity.subject, connection: connection.name, method: request.method, reason: refusal.message };
-        logRefusal(this.o.log, refused, 'pooled session could not open', { status: refusal.status }, refusal.status >= 500 ? 'warn' : 'info');
+        logRefusal(
+          this.o.log,
+          refused,
+          'pooled session could not open',
+          { status: refusal.status, err: (err as Error).message },
+          refusal.status >= 500 ? 'warn' : 'info',
+        );
       }
       for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
       return replyRpcError(res, refusal.status, id, refusal.code, refusal.message);

@@ -231,7 +231,13 @@ export class StreamableHttpEdge {
     } catch (err) {
       const refusal = openRefusal(err);
       if (!refusal.logged)
-        refused('initialize', refusal.message, 'session could not open', { status: refusal.status }, refusal.status >= 500 ? 'warn' : 'info');
+        refused(
+          'initialize',
+          refusal.message,
+          'session could not open',
+          { status: refusal.status, err: (err as Error).message },
+          refusal.status >= 500 ? 'warn' : 'info',
+        );
       replyError(res, refusal.status, refusal.code, refusal.message, isRequest(initialize) ? initialize.id : null, refusal.headers);
       return undefined;
     }
