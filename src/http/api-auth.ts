@@ -64,15 +64,20 @@ export function apiAuth(o: ApiAuthOptions) {
   const sessionsReader: MiddlewareHandler<ControlEnv> = async (c, next) => {
     const req = c.env.incoming;
     const url = requestUrl(c);
-    const scoped = (identity: Identity) => (inGroups(identity, o.auditors) ? undefined : { subject: identity.subject, issuer: identity.issuer });
+    const scoped = (identity: Identity) => {
+      c.set('identity', identity);
+      return inGroups(identity, o.auditors) ? undefined : { subject: identity.subject, issuer: identity.issuer };
+    };
     const refuse = (status: number, message: string, headers: Readonly<Record<string, string>> = {}) =>
       new HttpError(status, message, status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : headers);
     let seesOnly: { subject: string; issuer: string } | undefined;
     try {
       const user = await o.console?.caller(req);
       if (user !== undefined) seesOnly = scoped(user.identity);
-      else if (isMachineCaller(req, o.keys)) seesOnly = undefined;
-      else if (req.headers.authorization !== undefined) {
+      else if (isMachineCaller(req, o.keys)) {
+        c.set('machine', true);
+        seesOnly = undefined;
+      } else if (req.headers.authorization !== undefined) {
         try {
           seesOnly = scoped((await o.authenticator.authenticateGateway(req, url)).identity);
         } catch (err) {

@@ -95,6 +95,13 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
       return sent;
     }
     c.env.incoming.resume();
+    // Who was refused what: authorization refusals (a 401 is logged where authentication failed, api-auth.ts).
+    if (refusal.status === 403 && c.get('refusalLogged') !== true) {
+      // The person as api-auth identified them; a refusal decided before that (a console page's CSRF check) names none.
+      const principal = c.get('identity')?.subject ?? (c.get('machine') === true ? '(machine credential)' : '(not identified)');
+      const refused = { principal, connection: gatewayApi, method: httpMethod(c.env.incoming), reason: refusal.message };
+      logRefusal(o.log, refused, 'API request refused', { path: untrustedPath(requestUrl(c).pathname), status: 403 });
+    }
     (c.get('errorReply') ?? apiErrorReply)(res, refusal);
     return sent;
   });
@@ -162,6 +169,7 @@ export function controlPlane(o: ControlPlaneOptions): (req: IncomingMessage, res
     if (refusal !== undefined) {
       const refused = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: refusal.message };
       logRefusal(o.log, refused, 'metrics request refused', { path: '/metrics', status: refusal.status, remote: req.socket.remoteAddress });
+      c.set('refusalLogged', true);
       throw new HttpError(refusal.status, refusal.message, refusal.status === 401 ? { 'www-authenticate': 'Bearer realm="portcullis-api"' } : {});
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'use GET', { allow: 'GET' });

@@ -111,6 +111,16 @@ describe('refusal log lines', () => {
     assert.deepEqual([line.principal, line.connection, line.method], ['tester', 'tools', 'tools/list']);
   });
 
+  it("the API: another user's sessions", async () => {
+    const from = gw.log.lines.length;
+    const res = await fetch(new URL('/api/sessions?user=other', gw.url), { headers: gw.auth });
+    assert.equal(res.status, 403);
+    await res.text();
+    const line = await refusalLine(from, 'API request refused');
+    assert.deepEqual([line.principal, line.connection, line.method, line.path], ['tester', '(gateway API)', 'HTTP GET', '/api/sessions']);
+    assert.match(String(line.reason), /your own sessions only/);
+  });
+
   it('a denied tool, a guardrail deny, a rate limit', async () => {
     const client = await connect();
     let from = gw.log.lines.length;
@@ -135,7 +145,7 @@ describe('refusal log lines', () => {
 
   it('every refusal line of the run has the four fields', () => {
     const refusals = gw.log.lines.filter((l) => l.refusal === true);
-    assert.ok(refusals.length >= 10, `${refusals.length} refusal lines`);
+    assert.ok(refusals.length >= 11, `${refusals.length} refusal lines`);
     for (const l of refusals) for (const field of ['principal', 'connection', 'method', 'reason']) assert.equal(typeof l[field], 'string', JSON.stringify(l));
   });
 });

@@ -50,6 +50,7 @@ export function hostGuard(
     if (refusal !== undefined) {
       const refused = { principal: unauthenticatedPrincipal, connection: gatewayApi, method: httpMethod(req), reason: refusal };
       logRefusal(log, refused, 'foreign host or origin refused', { host: req.headers.host, origin: req.headers.origin }, 'warn');
+      c.set('refusalLogged', true);
       c.set('errorReply', reply);
       throw new HttpError(403, `Forbidden: ${refusal}`, headers);
     }
@@ -98,6 +99,8 @@ export interface ControlVariables {
   machine: boolean;
   /** How this area's errors are replied; the API's JSON when unset. */
   errorReply: ErrorReply;
+  /** The refusal was logged where it was decided (a foreign Origin, /metrics): the error handler does not log it again. */
+  refusalLogged: boolean;
 }
 
 export interface ControlEnv {
