@@ -49,7 +49,7 @@ function outputFor(destination: LogDestination, format: 'json' | 'pretty'): Dest
   const sink: DestinationStream & { flush?: (cb?: (err?: Error) => void) => void } =
     typeof fd === 'number' ? pino.destination({ dest: fd, sync: true }) : (destination as NodeJS.WritableStream as DestinationStream);
   if (format === 'json') return sink;
-  const render = prettyRenderer((destination as { isTTY?: boolean }).isTTY === true && process.env.NO_COLOR === undefined);
+  const render = prettyRenderer((destination as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR);
   return {
     write: (line: string) => {
       sink.write(render(line));
