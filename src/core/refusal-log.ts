@@ -43,6 +43,18 @@ export function logRefusal(log: Logger, refusal: Refusal, message: string, extra
   log[level](fields, message);
 }
 
+/**
+ * A reason for the log with the text it quotes from the request elided, and short: what a client sent (a name, a URI,
+ * the part of a body JSON.parse shows in its error) may hold its token. Everything from the first double quote to the
+ * last goes: a quoted excerpt of a body can itself hold quotes, so quotes cannot be paired.
+ */
+export function quotedElided(reason: string): string {
+  const first = reason.indexOf('"');
+  const last = reason.lastIndexOf('"');
+  const elided = first < 0 ? reason : first === last ? `${reason.slice(0, first)}"…` : `${reason.slice(0, first)}"…"${reason.slice(last + 1)}`;
+  return elided.length > 300 ? `${elided.slice(0, 300)}…` : elided;
+}
+
 /** Logs refusals for one principal on one connection (an edge's request): each call says the method and the reason. */
 export function refusalsFor(
   log: Logger,

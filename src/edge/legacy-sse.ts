@@ -9,7 +9,7 @@ import type { Caller } from './authenticate.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
-import { httpMethod, methodOf, type RefusalPlace, refusalsFor } from '../core/refusal-log.js';
+import { httpMethod, methodOf, quotedElided, type RefusalPlace, refusalsFor } from '../core/refusal-log.js';
 import { type KeepAlive, sseFrame, sseHeaders } from './sse-writer.js';
 
 export interface LegacySseOptions {
@@ -134,7 +134,7 @@ export class LegacySseEdge {
         return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
       }
       const code = err instanceof InvalidMessageError ? err.code : ErrorCode.InvalidRequest;
-      refused(httpMethod(req), (err as Error).message, 'invalid JSON-RPC message');
+      refused(httpMethod(req), quotedElided((err as Error).message), 'invalid JSON-RPC message');
       return replyError(res, 400, code, `Invalid message: ${(err as Error).message}`, err instanceof InvalidMessageError ? err.id : null);
     }
     const early = messages.some(isRequest) ? this.o.refuseEarly?.(identity, { connection: connection.name, method: methodOf(messages, req) }) : undefined;

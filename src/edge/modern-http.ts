@@ -11,7 +11,7 @@ import { type HeldTable, ModernExchange, type RoundTable } from './modern-exchan
 import { serveListen } from './modern-listen.js';
 import { replyRpcError } from './modern-reply.js';
 import { openRefusal } from './open-refusal.js';
-import { logRefusal, type RefusalPlace } from '../core/refusal-log.js';
+import { logRefusal, quotedElided, type RefusalPlace } from '../core/refusal-log.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import { checkStandardHeaders, type HeaderValue, type Refusal, unsupportedVersion } from './request-metadata.js';
 import { principalOf, requestDigest, RequestStateError, type RequestStateSealer } from './request-state.js';
@@ -358,16 +358,10 @@ export class ModernHttpEdge {
       return replyRpcError(res, 429, r.id, ErrorCode.RateLimited, `Too Many Requests: ${over.message}`);
     }
     const answer = JSON.stringify({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } });
-    logRefusal(this.o.log, { principal: identity.subject, connection: connection.name, method, reason: forLog(r.message) }, 'modern request refused', {
+    logRefusal(this.o.log, { principal: identity.subject, connection: connection.name, method, reason: quotedElided(r.message) }, 'modern request refused', {
       code: r.code,
     });
     await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);
     replyRpcError(res, r.status, r.id, r.code, r.message, r.data);
   }
-}
-
-/** A refusal's reason for the log: the values it quotes from the request (a name, a URI that may hold a token) elided, and short. */
-function forLog(reason: string): string {
-  const elided = reason.replace(/"(?:[^"\\]|\\.)*"/g, '"…"');
-  return elided.length > 300 ? `${elided.slice(0, 300)}…` : elided;
 }

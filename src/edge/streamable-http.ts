@@ -13,7 +13,7 @@ import { hasMediaType, replyError } from './http-reply.js';
 import { openRefusal } from './open-refusal.js';
 import type { KeepAlive } from './sse-writer.js';
 import { untrustedPrefix } from '../core/untrusted-text.js';
-import { httpMethod, methodOf, type RefusalPlace, refusalsFor } from '../core/refusal-log.js';
+import { httpMethod, methodOf, quotedElided, type RefusalPlace, refusalsFor } from '../core/refusal-log.js';
 
 export interface StreamableHttpOptions {
   registry: SessionRegistry;
@@ -145,7 +145,7 @@ export class StreamableHttpEdge {
         return replyError(res, 413, ErrorCode.MessageTooLarge, `Payload Too Large: ${err.message}`);
       }
       if (err instanceof InvalidMessageError) {
-        refused(httpMethod(req), err.message, 'invalid JSON-RPC message');
+        refused(httpMethod(req), quotedElided(err.message), 'invalid JSON-RPC message');
         const prefix = err.code === ErrorCode.ParseError ? 'Parse error' : 'Invalid Request';
         return replyError(res, 400, err.code, `${prefix}: ${err.message}`, err.id);
       }

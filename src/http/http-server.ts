@@ -5,7 +5,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import type { ConnectionAccess } from '../identity/access-policy.js';
 import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
 import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
-import { httpMethod, logRefusal, type RefusalPlace, unauthenticatedPrincipal } from '../core/refusal-log.js';
+import { httpMethod, logRefusal, quotedElided, type RefusalPlace, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { Identity } from '../core/identity.js';
 import type { AccessRequestRow } from '../store/types.js';
 import { type Authenticated, bearerChallenge, type Caller, metadataUrl } from '../edge/authenticate.js';
@@ -229,7 +229,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
     if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);
     if (verdict.code === ErrorCode.ParseError) {
-      const refusal = { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: verdict.message };
+      const refusal = { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: quotedElided(verdict.message) };
       logRefusal(o.log, refusal, 'invalid JSON-RPC message', { status: verdict.status });
       return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
     }
