@@ -26,6 +26,9 @@ const injected = {
 };
 
 /** Values only masking's detectors find (the server holds them on its own; the gateway never injected them). */
+/** A secret a client put in a malformed body: JSON.parse's error quotes a few characters of it. */
+const bodySecret = 'body-secret-9d8c7b6a5f4e3d2c1b0a';
+
 const masked = {
   aws: `AKIA${'Q4'.repeat(8)}`,
   github: `ghp_${'m7T'.repeat(12)}`,
@@ -126,6 +129,13 @@ describe('the log holds no secret', () => {
         await res.text();
       }
     }
+    // A malformed body that holds a token: the parse error the client gets quotes it; the log line does not.
+    tokens.push(bodySecret);
+    for (const body of [`{"jsonrpc":"2.0","id":1,"method":${bodySecret}`, `${bodySecret}"`]) {
+      const malformed = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth }, body });
+      assert.equal(malformed.status, 400);
+      await malformed.text();
+    }
     const foreign = await fetch(gw.mcp('everything'), { method: 'POST', headers: { ...mcpHeaders, ...gw.auth, origin: 'http://evil.example' }, body: init });
     assert.equal(foreign.status, 403);
     const api = await fetch(new URL('/api/sessions', gw.url), { headers: gw.auth });
@@ -141,6 +151,7 @@ describe('the log holds no secret', () => {
     assert.equal(gw.log.logger.level, 'debug', 'everything the gateway logs at debug is in it');
     assertNoCredential(text, Object.values(injected), 'the log (injected credentials)');
     assertNoCredential(text, Object.values(masked), 'the log (masked values)');
+    assertNoCredential(text, [bodySecret], 'the log (a malformed body)');
     // A token is searched whole in every spelling, and by its signature: JWT headers and payloads share prefixes.
     for (const token of tokens) {
       for (const form of spellingsOf(token)) assert.ok(!text.includes(form), `the log holds a spelling of a token: ${form.slice(0, 12)}…`);
