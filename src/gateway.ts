@@ -134,7 +134,6 @@ export class Gateway {
       log: log.child({ part: 'pooled-upstreams' }),
     });
     this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
-    registerHealthMetrics(this.#metrics.registry, healthSources(config, recording, this.#features.get(virtualServersModule)?.health));
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
       createUpstream: withVirtualServers(
@@ -156,6 +155,8 @@ export class Gateway {
       ...(recording.recorder ? { recorder: recording.recorder } : {}),
       ...this.#features.contributions('sessions'),
     });
+    // What to alert on when a part the gateway depends on is down: the store, the replicas, virtual servers' members.
+    registerHealthMetrics(this.#metrics.registry, healthSources(config, recording, this.#features.get(virtualServersModule)?.health));
     this.#server = createHttpServer({
       registry: this.sessions,
       ...edges(config, {
