@@ -5,6 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -111,6 +112,22 @@ describe('refusal log lines', () => {
     assert.deepEqual([line.principal, line.connection, line.method], ['tester', 'tools', 'tools/list']);
   });
 
+  it('a 2026-07-28 request for a method the modern edge does not serve, and its headers disagreeing with its body', async () => {
+    let from = gw.log.lines.length;
+    const auth = Object.entries(gw.auth) as Array<[string, string]>;
+    let answer = await rawRequest(gw.mcp('tools'), 'POST', [...modernHeaders('tasks/list'), ...auth], JSON.stringify(modernBody('tasks/list')));
+    assert.equal(answer.status, 404);
+    let line = await refusalLine(from, 'modern request refused');
+    assert.deepEqual([line.principal, line.connection, line.method], ['tester', 'tools', 'tasks/list']);
+
+    from = gw.log.lines.length;
+    const body = JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { message: 'x' } }));
+    answer = await rawRequest(gw.mcp('tools'), 'POST', [...modernHeaders('tools/call', 'get-sum'), ...auth], body);
+    assert.equal(answer.status, 400);
+    line = await refusalLine(from, 'modern request refused');
+    assert.deepEqual([line.principal, line.connection, line.method], ['tester', 'tools', 'tools/call']);
+  });
+
   it("the API: another user's sessions", async () => {
     const from = gw.log.lines.length;
     const res = await fetch(new URL('/api/sessions?user=other', gw.url), { headers: gw.auth });
@@ -145,7 +162,7 @@ describe('refusal log lines', () => {
 
   it('every refusal line of the run has the four fields', () => {
     const refusals = gw.log.lines.filter((l) => l.refusal === true);
-    assert.ok(refusals.length >= 11, `${refusals.length} refusal lines`);
+    assert.ok(refusals.length >= 13, `${refusals.length} refusal lines`);
     for (const l of refusals) for (const field of ['principal', 'connection', 'method', 'reason']) assert.equal(typeof l[field], 'string', JSON.stringify(l));
   });
 });
