@@ -91,6 +91,37 @@ interface Connection {
   guardrailsDefault: string;
   pinning: boolean;
   openSessions: number;
+  /** A virtual server's members; null for a connection. */
+  members: Member[] | null;
+}
+
+interface Member {
+  connection: string;
+  state: 'up' | 'down' | 'unknown';
+  reason: string | null;
+  since: string | null;
+}
+
+/** A virtual server's members, each with its state: down ones with why and since when. */
+function Members({ members }: { members: Member[] }) {
+  return (
+    <ul class="members">
+      {members.map((m) => (
+        <li key={m.connection}>
+          {m.connection}{' '}
+          <span class={`status ${m.state === 'up' ? 'status-open' : m.state === 'down' ? 'status-cut-off' : 'status-closed'}`}>
+            {m.state === 'unknown' ? 'not opened yet' : m.state}
+          </span>
+          {m.state === 'down' ? (
+            <span class="hint">
+              {' '}
+              {m.reason} (since {time(m.since)})
+            </span>
+          ) : null}
+        </li>
+      ))}
+    </ul>
+  );
 }
 
 /** Agents, connections and tool pins at a glance; a quarantined definition's change, and approving it. */
@@ -198,7 +229,10 @@ export function AdminPage() {
                       {c.name}
                       {c.description ? <div class="hint">{c.description}</div> : null}
                     </td>
-                    <td>{c.agent ? `via agent ${c.agent}` : c.upstream}</td>
+                    <td>
+                      {c.members ? `virtual server of ${c.members.length} members` : c.agent ? `via agent ${c.agent}` : c.upstream}
+                      {c.members ? <Members members={c.members} /> : null}
+                    </td>
                     <td>{c.groups.join(', ') || 'nobody'}</td>
                     <td>{c.guardrailsDefault}</td>
                     <td>{c.pinning ? 'on' : 'off'}</td>

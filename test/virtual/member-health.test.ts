@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemberHealth, type MemberStatus } from '../../src/virtual/member-health.js';
+import { CapturedLog } from '../helpers/gateway.js';
+
+/** The gateway's view of virtual servers' members: transitions logged once, the latest report winning. */
+
+describe('MemberHealth', () => {
+  const clock = () => {
+    let t = Date.parse('2026-12-05T10:00:00Z');
+    return { now: () => t, advance: (ms: number) => (t += ms) };
+  };
+  const warnings = (log: CapturedLog) => log.lines.filter((l) => l.level === 40);
+
+  it('warns once per transition to down, naming the server, the member and why; a retry failing again is no new warning', () => {
+    const log = new CapturedLog();
+    const time = clock();
+    const health = new MemberHealth(log.logger, time.now);
+    health.report('toolbox', 'files', { up: true });
+    assert.equal(warnings(log).length, 0, 'a member found up is no warning');
+    time.advance(1000);
+    health.report('toolbox', 'files', { up: false, reason: 'exited with code 3' });
+    time.advance(1000);
+    health.report('toolbox', 'files', { up: false, reason: 'did not answer initialize within 1s' });
+    assert.equal(warnings(log).length, 1);
+    assert.deepEqual(
+      { server: warnings(log)[0]!.virtualServer, member: warnings(log)[0]!.member, reason: warnings(log)[0]!.reason },
+      { server: 'toolbox', member: 'files', reason: 'exited with code 3' },
+    );
+    assert.match(String(warnings(log)[0]!.msg), /virtual server 'toolbox': member 'files' is unavailable .*exited with code 3/);
+    assert.deepEqual(health.of('toolbox'), [{ member: 'files', up: false, reason: 'did not answer initialize within 1s', since: '2026-12-05T10:00:01.000Z' }]);
+    assert.equal(health.downCount('toolbox'), 1);
+  });
+
+  it('says when a member is back, and warns again when it goes down again', () => {
+    const log = new CapturedLog();
+    const time = clock();
+    const health = new MemberHealth(log.logger, time.now);
+    health.report('toolbox', 'files', { up: false, reason: 'killed' });
+    time.advance(5000);
+    health.report('toolbox', 'files', { up: true });
+    assert.deepEqual(health.of('toolbox'), [{ member: 'files', up: true, since: '2026-12-05T10:00:05.000Z' }]);
+    assert.equal(health.downCount('toolbox'), 0);
+    assert.ok(log.lines.some((l) => l.level === 30 && /member 'files' is back/.test(String(l.msg))));
+    health.report('toolbox', 'files', { up: false, reason: 'killed again' });
+    assert.equal(warnings(log).length, 2);
+  });
+
+  it('keeps servers and members apart, in the order first reported; a server never reported has none', () => {
+    const health = new MemberHealth(new CapturedLog().logger);
+    health.report('toolbox', 'b', { up: true });
+    health.report('toolbox', 'a', { up: false, reason: 'hung' });
+    health.report('other', 'a', { up: true });
+    assert.deepEqual(
+      health.of('toolbox').map((s) => [s.member, s.up]),
+      [
+        ['b', true],
+        ['a', false],
+      ],
+    );
+    assert.deepEqual(
+      health.of('other').map((s) => [s.member, s.up]),
+      [['a', true]],
+    );
+    assert.deepEqual(health.of('nowhere'), []);
+    assert.equal(health.downCount('nowhere'), 0);
+  });
+
+  it('tells listeners each transition (not repeats) until they stop listening; a failing listener harms no other', () => {
+    const log = new CapturedLog();
+    const health = new MemberHealth(log.logger);
+    const heard: Array<[string, MemberStatus]> = [];
+    health.onChange(() => {
+      throw new Error('a broken listener');
+    });
+    const stop = health.onChange((server, status) => heard.push([server, status]));
+    health.report('toolbox', 'files', { up: true });
+    health.report('toolbox', 'files', { up: true });
+    health.report('toolbox', 'files', { up: false, reason: 'gone' });
+    health.report('toolbox', 'files', { up: false, reason: 'still gone' });
+    stop();
+    health.report('toolbox', 'files', { up: true });
+    assert.deepEqual(
+      heard.map(([server, s]) => [server, s.member, s.up, s.reason]),
+      [
+        ['toolbox', 'files', true, undefined],
+        ['toolbox', 'files', false, 'gone'],
+      ],
+    );
+    assert.ok(log.lines.some((l) => l.level === 50 && l.msg === 'a member health listener failed'));
+  });
+
+  it('hands out copies: changing what of() returned changes nothing inside', () => {
+    const health = new MemberHealth(new CapturedLog().logger);
+    health.report('toolbox', 'files', { up: false, reason: 'gone' });
+    const [status] = health.of('toolbox');
+    status!.up = true;
+    assert.equal(health.downCount('toolbox'), 1);
+  });
+});
