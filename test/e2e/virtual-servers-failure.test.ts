@@ -1,0 +1,247 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Client as V2Client } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { consoleSignIn } from '../helpers/console.js';
+import { fixturePath, isAlive } from '../helpers/everything.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { connectV2 } from '../helpers/modern.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Failing open, per member (issue 19): a virtual server whose members fail keeps serving the others. Real processes:
+ * a member whose process crashes at start, one that hangs on initialize, and one killed mid-session whose restarts
+ * the test holds off (a gate file) until it lets it recover. Seen through the v1 client and the v2 client pinned to
+ * 2026-07-28, and through what an operator sees: the log, /metrics and the console's connections page.
+ */
+
+const member = (...args: string[]) => ({ command: process.execPath, args: [fixturePath('member-server.js'), ...args] });
+const toolNames = (tools: Array<{ name: string }>) => tools.map((t) => t.name).sort();
+
+describe('a virtual server whose members fail', () => {
+  let gw: TestGateway;
+  let dir: string;
+  /** While this file exists, the `victim` member's process exits when asked to initialize: its restarts fail. */
+  let gate: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-virtual-failure-'));
+    gate = join(dir, 'victim-gate');
+    const open = { groups: ['*'] };
+    gw = await startTestGateway({
+      identity: { dev: { users: { tester: ['testers', 'admins'] } } },
+      roles: { admins: ['admins'] },
+      connections: {
+        steady: { stdio: member('serve'), access: open },
+        calm: { stdio: member('serve'), access: open },
+        crasher: { stdio: member('crash'), access: open },
+        hanger: { stdio: member('hang'), access: open },
+        victim: { stdio: member('serve', '--gate', gate), access: open },
+      },
+      virtualServers: {
+        startup: {
+          description: 'one member crashes at start, one hangs on initialize',
+          access: open,
+          memberTimeout: '1s',
+          members: [{ connection: 'steady' }, { connection: 'crasher' }, { connection: 'hanger' }],
+        },
+        midsession: {
+          access: open,
+          memberTimeout: '1s',
+          members: [{ connection: 'steady' }, { connection: 'victim' }, { connection: 'calm' }],
+        },
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function connectV1(server: string): Promise<{ client: Client; listChanged: () => number }> {
+    const client = new Client({ name: 'virtual-failure-test', version: '1.0.0' });
+    let listChanged = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
+    await client.connect(new StreamableHTTPClientTransport(gw.mcp(server), { requestInit: { headers: gw.auth } }));
+    return { client, listChanged: () => listChanged };
+  }
+
+  /** The gateway's figure of members down on a virtual server, as /metrics has it. */
+  async function membersDown(server: string): Promise<number | undefined> {
+    const res = await fetch(new URL('/metrics', gw.url), { headers: gw.apiAuth });
+    assert.equal(res.status, 200);
+    const series = `portcullis_virtual_members_down{server="${server}"} `;
+    const line = (await res.text()).split('\n').find((l) => l.startsWith(series));
+    return line === undefined ? undefined : Number(line.slice(series.length));
+  }
+
+  /** The warnings the gateway logged that `member` of `server` went down. */
+  const downWarnings = (server: string, name: string) => gw.log.lines.filter((l) => l.level === 40 && l.virtualServer === server && l.member === name);
+
+  /** What a call's failure says, from either client (v1 rejects; a tool error result is no failure here). */
+  async function callFails(call: () => Promise<unknown>): Promise<string> {
+    try {
+      const result = await call();
+      assert.fail(`the call was answered: ${JSON.stringify(result)}`);
+    } catch (err) {
+      if (err instanceof assert.AssertionError) throw err;
+      return (err as Error).message;
+    }
+  }
+
+  /** The member's pid, from its `whoami` through the virtual server. */
+  const pidOf = async (client: { callTool(p: { name: string; arguments: Record<string, unknown> }): Promise<unknown> }, name: string) => {
+    const result = (await client.callTool({ name: `${name}__whoami`, arguments: {} })) as { content: Array<{ text: string }> };
+    return Number(result.content[0]!.text);
+  };
+
+  describe('a member that crashes at start and one that hangs on initialize', () => {
+    it('the v1 client is served the healthy member within the timeout, without the others', async () => {
+      const { client } = await connectV1('startup');
+      try {
+        const { tools } = await client.listTools();
+        assert.deepEqual(toolNames(tools), ['steady__hello', 'steady__whoami']);
+        const hello = (await client.callTool({ name: 'steady__hello', arguments: {} })) as { content: Array<{ text: string }> };
+        assert.equal(hello.content[0]!.text, 'hello');
+        assert.match(await callFails(() => client.callTool({ name: 'crasher__hello', arguments: {} })), /crasher.*unavailable|unavailable.*crasher/);
+        assert.match(await callFails(() => client.callTool({ name: 'hanger__hello', arguments: {} })), /hanger.*unavailable|unavailable.*hanger/);
+      } finally {
+        await client.close();
+      }
+    });
+
+    it('logs each member going down once, with why, and counts them in /metrics', async () => {
+      await waitFor(() => downWarnings('startup', 'crasher').length > 0 && downWarnings('startup', 'hanger').length > 0, 'both warnings');
+      assert.match(String(downWarnings('startup', 'crasher')[0]!.reason), /exit|code 3|closed/i);
+      assert.match(String(downWarnings('startup', 'hanger')[0]!.reason), /initialize|timed? ?out|1s|1000/i);
+      assert.equal(await membersDown('startup'), 2);
+      // Another session finds them down too (and its retries fail): still down, so no new warning.
+      const { client } = await connectV1('startup');
+      try {
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__hello', 'steady__whoami']);
+      } finally {
+        await client.close();
+      }
+      assert.equal(downWarnings('startup', 'crasher').length, 1);
+      assert.equal(downWarnings('startup', 'hanger').length, 1);
+    });
+
+    it('the v2 client pinned to 2026-07-28 is served the healthy member too', async () => {
+      const client = await connectV2(gw.mcp('startup'), gw.auth, { pin: '2026-07-28' });
+      try {
+        assert.equal(client.getProtocolEra(), 'modern');
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__hello', 'steady__whoami']);
+        const hello = await client.callTool({ name: 'steady__hello', arguments: {} });
+        assert.deepEqual(hello.content, [{ type: 'text', text: 'hello' }]);
+      } finally {
+        await client.close();
+      }
+    });
+
+    it("the console's connections page shows the virtual server's members, the down ones with why and since when", async () => {
+      const admin = await consoleSignIn(gw, 'tester');
+      const res = await admin.get('/api/console/connections');
+      assert.equal(res.status, 200);
+      const { connections } = (await res.json()) as {
+        connections: Array<{ name: string; description: string | null; members: Array<Record<string, unknown>> | null }>;
+      };
+      const startup = connections.find((c) => c.name === 'startup');
+      assert.ok(startup !== undefined, 'the virtual server is listed among the connections');
+      assert.equal(startup.description, 'one member crashes at start, one hangs on initialize');
+      assert.deepEqual(
+        startup.members?.map((m) => [m.connection, m.state]),
+        [
+          ['steady', 'up'],
+          ['crasher', 'down'],
+          ['hanger', 'down'],
+        ],
+      );
+      const crasher = startup.members![1]!;
+      assert.match(String(crasher.reason), /exit|code 3|closed/i);
+      assert.ok(!Number.isNaN(Date.parse(String(crasher.since))), 'since when');
+      assert.equal(connections.find((c) => c.name === 'steady')?.members, null, 'a plain connection has no members');
+    });
+  });
+
+  describe('a member that dies mid-session', () => {
+    /**
+     * Kills the victim (its restarts held off by the gate), checks the endpoint serves the rest and names the victim
+     * as unavailable, then opens the gate and waits for the list_changed and the victim's tools.
+     */
+    async function killAndRecover(client: {
+      listTools(): Promise<{ tools: Array<{ name: string }> }>;
+      callTool(p: { name: string; arguments: Record<string, unknown> }): Promise<unknown>;
+      listChanged(): number;
+    }): Promise<void> {
+      const all = ['calm__hello', 'calm__whoami', 'steady__hello', 'steady__whoami', 'victim__hello', 'victim__whoami'];
+      assert.deepEqual(toolNames((await client.listTools()).tools), all);
+      const pid = await pidOf(client, 'victim');
+      const warned = downWarnings('midsession', 'victim').length;
+      writeFileSync(gate, 'shut');
+      try {
+        process.kill(pid, 'SIGKILL');
+        await waitFor(() => !isAlive(pid), 'the victim process to end');
+        await waitFor(async () => (await membersDown('midsession')) === 1, 'the gateway to see the victim down');
+        assert.equal(downWarnings('midsession', 'victim').length, warned + 1, 'one warning for the transition');
+        // The rest keeps serving; the victim's names answer that it is unavailable; the list leaves it out.
+        assert.ok(isAlive(await pidOf(client, 'steady')), 'the steady member still answers');
+        assert.match(await callFails(() => client.callTool({ name: 'victim__hello', arguments: {} })), /victim.*unavailable|unavailable.*victim/);
+        assert.deepEqual(
+          toolNames((await client.listTools()).tools),
+          all.filter((n) => !n.startsWith('victim__')),
+        );
+      } finally {
+        rmSync(gate, { force: true });
+      }
+      const changes = client.listChanged();
+      await waitFor(() => client.listChanged() > changes, 'a tools list_changed once the victim is back', 60_000);
+      assert.deepEqual(toolNames((await client.listTools()).tools), all);
+      const again = await pidOf(client, 'victim');
+      assert.notEqual(again, pid, 'a new process serves the victim');
+      assert.equal(await membersDown('midsession'), 0);
+      assert.ok(gw.log.lines.some((l) => l.level === 30 && l.virtualServer === 'midsession' && l.member === 'victim' && /is back/.test(String(l.msg))));
+    }
+
+    it('the v1 client keeps the rest, is told the member is unavailable, and gets it back with a list_changed', async () => {
+      const { client, listChanged } = await connectV1('midsession');
+      try {
+        await killAndRecover({
+          listTools: () => client.listTools(),
+          callTool: (p) => client.callTool(p),
+          listChanged,
+        });
+      } finally {
+        await client.close();
+      }
+    });
+
+    it('so does the v2 client pinned to 2026-07-28, listening for list changes', async () => {
+      const client: V2Client = await connectV2(gw.mcp('midsession'), gw.auth, { pin: '2026-07-28' });
+      let listChanged = 0;
+      client.setNotificationHandler('notifications/tools/list_changed', () => void listChanged++);
+      const subscription = await client.listen({ toolsListChanged: true });
+      try {
+        assert.equal(client.getProtocolEra(), 'modern');
+        await killAndRecover({
+          listTools: () => client.listTools(),
+          callTool: async (p) => {
+            // A 2026 client gets a refusal as an error too; a tool error result would be a wrong answer here.
+            const result = await client.callTool(p);
+            if (result.isError) throw new Error(JSON.stringify(result.content));
+            return result;
+          },
+          listChanged: () => listChanged,
+        });
+      } finally {
+        await subscription.close();
+        await client.close();
+      }
+    });
+  });
+});
