@@ -230,7 +230,11 @@ export function AdminPage() {
                       {c.description ? <div class="hint">{c.description}</div> : null}
                     </td>
                     <td>
-                      {c.members ? `virtual server of ${c.members.length} members` : c.agent ? `via agent ${c.agent}` : c.upstream}
+                      {c.members
+                        ? `virtual server of ${c.members.length} member${c.members.length === 1 ? '' : 's'}`
+                        : c.agent
+                          ? `via agent ${c.agent}`
+                          : c.upstream}
                       {c.members ? <Members members={c.members} /> : null}
                     </td>
                     <td>{c.groups.join(', ') || 'nobody'}</td>
