@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { ConnectionConfig, UpstreamConfig } from '../config/schema.js';
-import type { MemberStatus } from '../virtual/member-health.js';
+import type { MemberState } from '../virtual/member-health.js';
 
 /**
  * A connection as the console's admins see it: who may open it, what decides unmatched calls, how many sessions are
@@ -65,10 +65,10 @@ export function connectionSummaries(
 }
 
 /** A virtual server's members (its member connections, in order) with what the gateway last saw of each. */
-export function memberSummaries(members: readonly string[], seen: readonly MemberStatus[]): MemberSummary[] {
+export function memberSummaries(members: readonly string[], seen: readonly MemberState[]): MemberSummary[] {
   return members.map((connection) => {
     const status = seen.find((s) => s.member === connection);
     if (status === undefined) return { connection, state: 'unknown', reason: null, since: null };
-    return { connection, state: status.up ? 'up' : 'down', reason: status.reason ?? null, since: status.since };
+    return { connection, state: status.up ? 'up' : 'down', reason: status.reason ?? null, since: new Date(status.since).toISOString() };
   });
 }

@@ -1,80 +1,90 @@
 import type { Logger } from 'pino';
 
-/** What a virtual server's session found of one member: open and answering, or left out and why. */
-export type MemberState = { up: true } | { up: false; reason: string };
+/** What a virtual server's session last found of one member: up, or down and why. */
+export type MemberReport = { readonly up: true } | { readonly up: false; readonly reason: string };
 
-/** A member's last known state on one virtual server, and since when it has been in it (ISO time). */
-export interface MemberStatus {
-  member: string;
-  up: boolean;
-  /** Why it is down (absent when up). */
-  reason?: string;
-  since: string;
+/** A member's state on one virtual server, as the console and /api show it. */
+export interface MemberState {
+  readonly member: string;
+  readonly up: boolean;
+  /** Why it is down (absent when up): the latest reason, when a retry failed differently. */
+  readonly reason?: string;
+  /** When it last changed (ms since the epoch). */
+  readonly since: number;
 }
 
-/** A member's state changed (up → down, down → up, or its first report). */
-export type MemberHealthListener = (server: string, status: MemberStatus) => void;
+/**
+ * The members of every virtual server, up or down (one per gateway): the virtual sessions report what they find, the
+ * console's connections page and /metrics show it, and each transition is logged once.
+ */
+export interface MemberHealth {
+  report(server: string, member: string, report: MemberReport): void;
+  /** The members of `server` reported so far, in the order they were first reported. */
+  of(server: string): MemberState[];
+  /** How many of `server`'s members are down now. */
+  downCount(server: string): number;
+  /** Called on every change of a member's state (its first report too); returns its removal. */
+  onChange(listener: (server: string, state: MemberState) => void): () => void;
+}
 
 /**
- * The gateway's view of every virtual server's members (one per gateway): each virtual session reports what it finds
- * when it opens a member, when a member fails (start, handshake, timeout, later death) and when a retry brings it
- * back; the latest report wins, so the view is "as last seen by any session". A member going down is a warning in
- * the log once per transition (not once per session or retry), and its coming back is logged too; listeners hear
- * every transition (the console, metrics read it when scraped). A member no session has reported yet is absent.
+ * The gateway's MemberHealth. The last report of each member wins, so the view is "as last seen by any session"; a
+ * report that changes nothing is not a transition: a member going down is a warning once (not once per session or per
+ * failed retry), its coming back is logged too, and the first report of a member that is up is its normal state, not
+ * news. Still down for another reason (the retry failed differently), the reason is the newest and `since` stays.
  */
-export class MemberHealth {
-  readonly #servers = new Map<string, Map<string, MemberStatus>>();
-  readonly #listeners = new Set<MemberHealthListener>();
+export class MemberHealthBoard implements MemberHealth {
+  readonly #states = new Map<string, Map<string, MemberState>>();
+  readonly #listeners = new Set<(server: string, state: MemberState) => void>();
 
   constructor(
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
 
-  report(server: string, member: string, state: MemberState): void {
-    let members = this.#servers.get(server);
-    if (members === undefined) this.#servers.set(server, (members = new Map()));
+  report(server: string, member: string, report: MemberReport): void {
+    let members = this.#states.get(server);
+    if (members === undefined) this.#states.set(server, (members = new Map()));
     const before = members.get(member);
-    if (before !== undefined && before.up === state.up) {
-      // Still down for another reason (the retry failed differently): the newest reason, the same since.
-      if (!state.up) before.reason = state.reason;
+    if (before !== undefined && before.up === report.up) {
+      if (!report.up && before.reason !== report.reason) members.set(member, { ...before, reason: report.reason });
       return;
     }
-    const status: MemberStatus = state.up
-      ? { member, up: true, since: new Date(this.now()).toISOString() }
-      : { member, up: false, reason: state.reason, since: new Date(this.now()).toISOString() };
-    members.set(member, status);
-    if (!state.up) {
+    const since = this.now();
+    const state: MemberState = report.up ? { member, up: true, since } : { member, up: false, reason: report.reason, since };
+    members.set(member, state);
+    if (!report.up) {
       this.log.warn(
-        { virtualServer: server, member, reason: state.reason },
-        `virtual server '${server}': member '${member}' is unavailable and left out of its lists (${state.reason}); retrying in the background`,
+        { virtualServer: server, member, reason: report.reason },
+        `member '${member}' of virtual server '${server}' is left out: ${report.reason} (retried in the background)`,
       );
     } else if (before !== undefined) {
-      this.log.info({ virtualServer: server, member, downSince: before.since }, `virtual server '${server}': member '${member}' is back`);
+      this.log.info(
+        { virtualServer: server, member, downSince: new Date(before.since).toISOString() },
+        `member '${member}' of virtual server '${server}' is back`,
+      );
     }
     for (const listener of this.#listeners) {
       try {
-        listener(server, { ...status });
+        listener(server, state);
       } catch (err) {
+        // One broken listener must not keep the others (or the reporting session) from going on.
         this.log.error({ err, virtualServer: server, member }, 'a member health listener failed');
       }
     }
   }
 
-  /** The members of `server` reported so far, in the order they were first reported. */
-  of(server: string): MemberStatus[] {
-    return [...(this.#servers.get(server)?.values() ?? [])].map((s) => ({ ...s }));
+  of(server: string): MemberState[] {
+    return [...(this.#states.get(server)?.values() ?? [])];
   }
 
-  /** How many of `server`'s members are down now. */
   downCount(server: string): number {
-    let n = 0;
-    for (const s of this.#servers.get(server)?.values() ?? []) if (!s.up) n++;
-    return n;
+    let down = 0;
+    for (const s of this.#states.get(server)?.values() ?? []) if (!s.up) down++;
+    return down;
   }
 
-  /** Hears every transition; returns how to stop hearing. */
-  onChange(listener: MemberHealthListener): () => void {
+  onChange(listener: (server: string, state: MemberState) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { memberSummaries } from '../../src/console/connection-summary.js';
-import { MemberHealth } from '../../src/virtual/member-health.js';
+import { MemberHealthBoard } from '../../src/virtual/member-health.js';
 import { CapturedLog } from '../helpers/gateway.js';
 
 /** A virtual server's members on the connections page: the configured order, each with what the gateway last saw. */
 
 describe('memberSummaries', () => {
   it('lists every configured member in order: up, down with why and since when, or unknown before any session opened it', () => {
-    const health = new MemberHealth(new CapturedLog().logger, () => Date.parse('2026-12-05T10:00:00Z'));
+    const health = new MemberHealthBoard(new CapturedLog().logger, () => Date.parse('2026-12-05T10:00:00Z'));
     health.report('toolbox', 'files', { up: false, reason: 'exited with code 3' });
     health.report('toolbox', 'everything', { up: true });
     health.report('other', 'tickets', { up: false, reason: 'not this server' });
@@ -20,7 +20,7 @@ describe('memberSummaries', () => {
   });
 
   it('leaves out what the gateway saw of a member no longer configured', () => {
-    const health = new MemberHealth(new CapturedLog().logger);
+    const health = new MemberHealthBoard(new CapturedLog().logger);
     health.report('toolbox', 'removed', { up: false, reason: 'gone' });
     assert.deepEqual(memberSummaries([], health.of('toolbox')), []);
   });
