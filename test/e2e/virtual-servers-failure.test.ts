@@ -10,6 +10,7 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { consoleSignIn } from '../helpers/console.js';
 import { fixturePath, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { allEvents } from '../helpers/recorded.js';
 import { connectV2 } from '../helpers/modern.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -60,16 +61,38 @@ describe('a virtual server whose members fail', () => {
   });
 
   after(async () => {
+    if (process.env.DUMP_LOG) writeFileSync(process.env.DUMP_LOG, gw.log.text);
     await gw?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function connectV1(server: string): Promise<{ client: Client; listChanged: () => number }> {
+  async function connectV1(server: string): Promise<{ client: Client; listChanged: number[]; sessionId: string }> {
     const client = new Client({ name: 'virtual-failure-test', version: '1.0.0' });
-    let listChanged = 0;
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
-    await client.connect(new StreamableHTTPClientTransport(gw.mcp(server), { requestInit: { headers: gw.auth } }));
-    return { client, listChanged: () => listChanged };
+    const listChanged: number[] = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged.push(Date.now()));
+    const transport = new StreamableHTTPClientTransport(gw.mcp(server), { requestInit: { headers: gw.auth } });
+    await client.connect(transport);
+    return { client, listChanged, sessionId: transport.sessionId! };
+  }
+
+  /** What a virtual session's recording says of its members: its `virtual` verdicts on no message. */
+  async function memberVerdicts(sessionId: string): Promise<string[]> {
+    return (await allEvents(gw.gateway.recorder!.store, sessionId))
+      .filter((e) => e.kind === 'verdict')
+      .map((e) => JSON.parse(e.payload) as { stage: string; reason?: string; messageId?: unknown })
+      .filter((v) => v.stage === 'virtual' && v.messageId === undefined)
+      .map((v) => v.reason ?? '');
+  }
+
+  /** A member's state on the console's connections page (what an admin sees). */
+  async function memberOnConsole(server: string, name: string): Promise<{ state: string; reason: string | null; since: string | null }> {
+    const admin = await consoleSignIn(gw, 'tester');
+    const { connections } = (await (await admin.get('/api/console/connections')).json()) as {
+      connections: Array<{ name: string; members: Array<{ connection: string; state: string; reason: string | null; since: string | null }> | null }>;
+    };
+    const found = connections.find((c) => c.name === server)?.members?.find((m) => m.connection === name);
+    assert.ok(found !== undefined, `${name} is listed among ${server}'s members`);
+    return found;
   }
 
   /** The gateway's figure of members down on a virtual server, as /metrics has it. */
@@ -103,7 +126,7 @@ describe('a virtual server whose members fail', () => {
 
   describe('a member that crashes at start and one that hangs on initialize', () => {
     it('the v1 client is served the healthy member within the timeout, without the others', async () => {
-      const { client } = await connectV1('startup');
+      const { client, sessionId } = await connectV1('startup');
       try {
         const { tools } = await client.listTools();
         assert.deepEqual(toolNames(tools), ['steady__hello', 'steady__whoami']);
@@ -111,6 +134,11 @@ describe('a virtual server whose members fail', () => {
         assert.equal(hello.content[0]!.text, 'hello');
         assert.match(await callFails(() => client.callTool({ name: 'crasher__hello', arguments: {} })), /crasher.*unavailable|unavailable.*crasher/);
         assert.match(await callFails(() => client.callTool({ name: 'hanger__hello', arguments: {} })), /hanger.*unavailable|unavailable.*hanger/);
+        // The session's recording says who was left out and why, once each (their retries fail again meanwhile).
+        const recorded = await memberVerdicts(sessionId);
+        assert.equal(recorded.filter((r) => r.startsWith("member 'crasher' is unavailable and left out of the lists: ")).length, 1, recorded.join('\n'));
+        assert.equal(recorded.filter((r) => r.startsWith("member 'hanger' is unavailable and left out of the lists: ")).length, 1, recorded.join('\n'));
+        assert.ok(!recorded.some((r) => r.includes("'steady'")), 'nothing of the member that is up');
       } finally {
         await client.close();
       }
@@ -177,7 +205,8 @@ describe('a virtual server whose members fail', () => {
     async function killAndRecover(client: {
       listTools(): Promise<{ tools: Array<{ name: string }> }>;
       callTool(p: { name: string; arguments: Record<string, unknown> }): Promise<unknown>;
-      listChanged(): number;
+      /** When each tools list_changed reached the client (ms since the epoch). */
+      listChanged: number[];
     }): Promise<void> {
       const all = ['calm__hello', 'calm__whoami', 'steady__hello', 'steady__whoami', 'victim__hello', 'victim__whoami'];
       assert.deepEqual(toolNames((await client.listTools()).tools), all);
@@ -189,6 +218,10 @@ describe('a virtual server whose members fail', () => {
         await waitFor(() => !isAlive(pid), 'the victim process to end');
         await waitFor(async () => (await membersDown('midsession')) === 1, 'the gateway to see the victim down');
         assert.equal(downWarnings('midsession', 'victim').length, warned + 1, 'one warning for the transition');
+        const down = await memberOnConsole('midsession', 'victim');
+        assert.equal(down.state, 'down');
+        // Killed, or (the newest reason) a restart the gate refused.
+        assert.match(String(down.reason), /SIGKILL|exited|ended|closed/);
         // The rest keeps serving; the victim's names answer that it is unavailable; the list leaves it out.
         assert.ok(isAlive(await pidOf(client, 'steady')), 'the steady member still answers');
         assert.match(await callFails(() => client.callTool({ name: 'victim__hello', arguments: {} })), /victim.*unavailable|unavailable.*victim/);
@@ -199,8 +232,12 @@ describe('a virtual server whose members fail', () => {
       } finally {
         rmSync(gate, { force: true });
       }
-      const changes = client.listChanged();
-      await waitFor(() => client.listChanged() > changes, 'a tools list_changed once the victim is back', 60_000);
+      // Back: the gateway retries it in the background. Going down may have been announced too, so the list_changed
+      // that counts is one that came once the console says the victim is up again.
+      await waitFor(async () => (await membersDown('midsession')) === 0, 'the victim to be back', 60_000);
+      const back = await memberOnConsole('midsession', 'victim');
+      assert.equal(back.state, 'up');
+      await waitFor(() => client.listChanged.some((t) => t >= Date.parse(back.since!)), 'a tools list_changed once the victim is back');
       assert.deepEqual(toolNames((await client.listTools()).tools), all);
       const again = await pidOf(client, 'victim');
       assert.notEqual(again, pid, 'a new process serves the victim');
@@ -209,13 +246,19 @@ describe('a virtual server whose members fail', () => {
     }
 
     it('the v1 client keeps the rest, is told the member is unavailable, and gets it back with a list_changed', async () => {
-      const { client, listChanged } = await connectV1('midsession');
+      const { client, listChanged, sessionId } = await connectV1('midsession');
       try {
         await killAndRecover({
           listTools: () => client.listTools(),
           callTool: (p) => client.callTool(p),
           listChanged,
         });
+        const recorded = await memberVerdicts(sessionId);
+        assert.deepEqual(
+          recorded.map((r) => r.replace(/: .*/, '')),
+          ["member 'victim' is unavailable and left out of the lists", "member 'victim' is up again and back in the lists"],
+        );
+        assert.match(recorded[0]!, /SIGKILL/);
       } finally {
         await client.close();
       }
@@ -223,8 +266,8 @@ describe('a virtual server whose members fail', () => {
 
     it('so does the v2 client pinned to 2026-07-28, listening for list changes', async () => {
       const client: V2Client = await connectV2(gw.mcp('midsession'), gw.auth, { pin: '2026-07-28' });
-      let listChanged = 0;
-      client.setNotificationHandler('notifications/tools/list_changed', () => void listChanged++);
+      const listChanged: number[] = [];
+      client.setNotificationHandler('notifications/tools/list_changed', () => void listChanged.push(Date.now()));
       const subscription = await client.listen({ toolsListChanged: true });
       try {
         assert.equal(client.getProtocolEra(), 'modern');
@@ -236,7 +279,7 @@ describe('a virtual server whose members fail', () => {
             if (result.isError) throw new Error(JSON.stringify(result.content));
             return result;
           },
-          listChanged: () => listChanged,
+          listChanged,
         });
       } finally {
         await subscription.close();
