@@ -104,6 +104,18 @@ export class VirtualUpstream implements Upstream, MemberEvents {
 
   setProtocolVersion(): void {}
 
+  /**
+   * Backpressure: the client does not keep up. What the members send for it waits in their links, whose member
+   * sessions then pause their servers past their own limits (each counts what waits as its client's backlog).
+   */
+  pause(): void {
+    for (const link of this.#links) link.hold();
+  }
+
+  resume(): void {
+    for (const link of this.#links) link.release();
+  }
+
   /** The caller's refreshed token: each member session takes it (the same principal; its groups decide access now). */
   refreshIdentity(identity: Identity): void {
     this.#identity = identity;
