@@ -238,8 +238,9 @@ export function AdminPage() {
                       {c.members ? <Members members={c.members} /> : null}
                     </td>
                     <td>{c.groups.join(', ') || 'nobody'}</td>
-                    <td>{c.guardrailsDefault}</td>
-                    <td>{c.pinning ? 'on' : 'off'}</td>
+                    {/* A virtual server's policy is its members': each call passes its member's own. */}
+                    <td>{c.members ? 'each member’s own' : c.guardrailsDefault}</td>
+                    <td>{c.members ? 'each member’s own' : c.pinning ? 'on' : 'off'}</td>
                     <td>{c.openSessions}</td>
                   </tr>
                 ))}
