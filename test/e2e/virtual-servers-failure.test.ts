@@ -43,6 +43,7 @@ describe('a virtual server whose members fail', () => {
         crasher: { stdio: member('crash'), access: open },
         hanger: { stdio: member('hang'), access: open },
         victim: { stdio: member('serve', '--gate', gate), access: open },
+        mute: { stdio: member('mute-lists'), access: open },
       },
       virtualServers: {
         startup: {
@@ -50,6 +51,16 @@ describe('a virtual server whose members fail', () => {
           access: open,
           memberTimeout: '1s',
           members: [{ connection: 'steady' }, { connection: 'crasher' }, { connection: 'hanger' }],
+        },
+        slowlist: {
+          access: open,
+          memberTimeout: '1s',
+          members: [{ connection: 'mute' }, { connection: 'steady' }],
+        },
+        allbad: {
+          access: open,
+          memberTimeout: '1s',
+          members: [{ connection: 'crasher' }, { connection: 'hanger' }],
         },
         midsession: {
           access: open,
@@ -194,6 +205,33 @@ describe('a virtual server whose members fail', () => {
       assert.match(String(crasher.reason), /exit|code 3|closed/i);
       assert.ok(!Number.isNaN(Date.parse(String(crasher.since))), 'since when');
       assert.equal(connections.find((c) => c.name === 'steady')?.members, null, 'a plain connection has no members');
+    });
+  });
+
+  describe('a member that is up but never answers a list', () => {
+    it('is left out of that list, which the others answer, and stays up: its calls still go to it', async () => {
+      const { client } = await connectV1('slowlist');
+      try {
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__hello', 'steady__whoami']);
+        const hello = (await client.callTool({ name: 'mute__hello', arguments: {} })) as { content: Array<{ text: string }> };
+        assert.equal(hello.content[0]!.text, 'hello');
+        assert.equal(await membersDown('slowlist'), 0, 'late to list is not down');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
+  describe('a virtual server whose members are all down', () => {
+    it('still opens, lists nothing, and names each member as unavailable', async () => {
+      const { client } = await connectV1('allbad');
+      try {
+        assert.deepEqual((await client.listTools()).tools, []);
+        assert.match(await callFails(() => client.callTool({ name: 'crasher__hello', arguments: {} })), /crasher.*unavailable|unavailable.*crasher/);
+        await waitFor(async () => (await membersDown('allbad')) === 2, 'both members counted down');
+      } finally {
+        await client.close();
+      }
     });
   });
 
