@@ -7,6 +7,7 @@ import type { Client as V2Client } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { closeClient } from '../helpers/client.js';
 import { consoleSignIn } from '../helpers/console.js';
 import { fixturePath, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -57,6 +58,11 @@ describe('a virtual server whose members fail', () => {
           memberTimeout: '1s',
           members: [{ connection: 'mute' }, { connection: 'steady' }],
         },
+        dying: {
+          access: open,
+          memberTimeout: '1s',
+          members: [{ connection: 'steady' }, { connection: 'calm' }],
+        },
         allbad: {
           access: open,
           memberTimeout: '1s',
@@ -77,13 +83,17 @@ describe('a virtual server whose members fail', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function connectV1(server: string): Promise<{ client: Client; listChanged: number[]; sessionId: string }> {
+  /**
+   * The v1 client on a virtual server; `close()` ends its session (DELETE), so its member processes end with it rather
+   * than counting against the caller's limits.principal.stdioProcesses until the session is reaped.
+   */
+  async function connectV1(server: string): Promise<{ client: Client; listChanged: number[]; sessionId: string; close(): Promise<void> }> {
     const client = new Client({ name: 'virtual-failure-test', version: '1.0.0' });
     const listChanged: number[] = [];
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged.push(Date.now()));
     const transport = new StreamableHTTPClientTransport(gw.mcp(server), { requestInit: { headers: gw.auth } });
     await client.connect(transport);
-    return { client, listChanged, sessionId: transport.sessionId! };
+    return { client, listChanged, sessionId: transport.sessionId!, close: () => closeClient(client, transport) };
   }
 
   /** What a virtual session's recording says of its members: its `virtual` verdicts on no message. */
@@ -137,10 +147,10 @@ describe('a virtual server whose members fail', () => {
 
   describe('a member that crashes at start and one that hangs on initialize', () => {
     it('the v1 client is served the healthy member within the timeout, without the others', async () => {
-      const { client, sessionId } = await connectV1('startup');
+      const { client, close, sessionId } = await connectV1('startup');
       try {
         const { tools } = await client.listTools();
-        assert.deepEqual(toolNames(tools), ['steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames(tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
         const hello = (await client.callTool({ name: 'steady__hello', arguments: {} })) as { content: Array<{ text: string }> };
         assert.equal(hello.content[0]!.text, 'hello');
         assert.match(await callFails(() => client.callTool({ name: 'crasher__hello', arguments: {} })), /crasher.*unavailable|unavailable.*crasher/);
@@ -151,7 +161,7 @@ describe('a virtual server whose members fail', () => {
         assert.equal(recorded.filter((r) => r.startsWith("member 'hanger' is unavailable and left out of the lists: ")).length, 1, recorded.join('\n'));
         assert.ok(!recorded.some((r) => r.includes("'steady'")), 'nothing of the member that is up');
       } finally {
-        await client.close();
+        await close();
       }
     });
 
@@ -161,11 +171,11 @@ describe('a virtual server whose members fail', () => {
       assert.match(String(downWarnings('startup', 'hanger')[0]!.reason), /initialize|timed? ?out|1s|1000/i);
       assert.equal(await membersDown('startup'), 2);
       // Another session finds them down too (and its retries fail): still down, so no new warning.
-      const { client } = await connectV1('startup');
+      const { client, close } = await connectV1('startup');
       try {
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
       } finally {
-        await client.close();
+        await close();
       }
       assert.equal(downWarnings('startup', 'crasher').length, 1);
       assert.equal(downWarnings('startup', 'hanger').length, 1);
@@ -175,7 +185,7 @@ describe('a virtual server whose members fail', () => {
       const client = await connectV2(gw.mcp('startup'), gw.auth, { pin: '2026-07-28' });
       try {
         assert.equal(client.getProtocolEra(), 'modern');
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
         const hello = await client.callTool({ name: 'steady__hello', arguments: {} });
         assert.deepEqual(hello.content, [{ type: 'text', text: 'hello' }]);
       } finally {
@@ -210,27 +220,56 @@ describe('a virtual server whose members fail', () => {
 
   describe('a member that is up but never answers a list', () => {
     it('is left out of that list, which the others answer, and stays up: its calls still go to it', async () => {
-      const { client } = await connectV1('slowlist');
+      const { client, close } = await connectV1('slowlist');
       try {
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
         const hello = (await client.callTool({ name: 'mute__hello', arguments: {} })) as { content: Array<{ text: string }> };
         assert.equal(hello.content[0]!.text, 'hello');
         assert.equal(await membersDown('slowlist'), 0, 'late to list is not down');
       } finally {
-        await client.close();
+        await close();
+      }
+    });
+  });
+
+  describe('a member that dies in the middle of a call', () => {
+    it('answers that call with an error naming the member, keeps serving the rest, and brings the member back', async () => {
+      const { client, close } = await connectV1('dying');
+      try {
+        const pid = await pidOf(client, 'calm');
+        assert.match(
+          await callFails(() => client.callTool({ name: 'calm__exit', arguments: {} })),
+          /member 'calm' of virtual server 'dying' is unavailable: .*exited with code 9/,
+        );
+        await waitFor(() => !isAlive(pid), 'the member process to end');
+        const hello = (await client.callTool({ name: 'steady__hello', arguments: {} })) as { content: Array<{ text: string }> };
+        assert.equal(hello.content[0]!.text, 'hello');
+        // Restarted in the background: its calls are served again, by a new process.
+        await waitFor(
+          async () =>
+            client.callTool({ name: 'calm__hello', arguments: {} }).then(
+              () => true,
+              () => false,
+            ),
+          'the member to be back',
+          60_000,
+        );
+        assert.notEqual(await pidOf(client, 'calm'), pid);
+      } finally {
+        await close();
       }
     });
   });
 
   describe('a virtual server whose members are all down', () => {
     it('still opens, lists nothing, and names each member as unavailable', async () => {
-      const { client } = await connectV1('allbad');
+      const { client, close } = await connectV1('allbad');
       try {
         assert.deepEqual((await client.listTools()).tools, []);
         assert.match(await callFails(() => client.callTool({ name: 'crasher__hello', arguments: {} })), /crasher.*unavailable|unavailable.*crasher/);
         await waitFor(async () => (await membersDown('allbad')) === 2, 'both members counted down');
       } finally {
-        await client.close();
+        await close();
       }
     });
   });
@@ -246,7 +285,17 @@ describe('a virtual server whose members fail', () => {
       /** When each tools list_changed reached the client (ms since the epoch). */
       listChanged: number[];
     }): Promise<void> {
-      const all = ['calm__hello', 'calm__whoami', 'steady__hello', 'steady__whoami', 'victim__hello', 'victim__whoami'];
+      const all = [
+        'calm__exit',
+        'calm__hello',
+        'calm__whoami',
+        'steady__exit',
+        'steady__hello',
+        'steady__whoami',
+        'victim__exit',
+        'victim__hello',
+        'victim__whoami',
+      ];
       assert.deepEqual(toolNames((await client.listTools()).tools), all);
       const pid = await pidOf(client, 'victim');
       const warned = downWarnings('midsession', 'victim').length;
@@ -284,7 +333,7 @@ describe('a virtual server whose members fail', () => {
     }
 
     it('the v1 client keeps the rest, is told the member is unavailable, and gets it back with a list_changed', async () => {
-      const { client, listChanged, sessionId } = await connectV1('midsession');
+      const { client, close, listChanged, sessionId } = await connectV1('midsession');
       try {
         await killAndRecover({
           listTools: () => client.listTools(),
@@ -298,7 +347,7 @@ describe('a virtual server whose members fail', () => {
         );
         assert.match(recorded[0]!, /SIGKILL/);
       } finally {
-        await client.close();
+        await close();
       }
     });
 
