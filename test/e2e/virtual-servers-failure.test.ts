@@ -45,6 +45,8 @@ describe('a virtual server whose members fail', () => {
         hanger: { stdio: member('hang'), access: open },
         victim: { stdio: member('serve', '--gate', gate), access: open },
         mute: { stdio: member('mute-lists'), access: open },
+        // Answers initialize well after the virtual server's memberTimeout (1s).
+        slow: { stdio: member('slow-init', '4000'), access: open },
       },
       virtualServers: {
         startup: {
@@ -57,6 +59,11 @@ describe('a virtual server whose members fail', () => {
           access: open,
           memberTimeout: '1s',
           members: [{ connection: 'mute' }, { connection: 'steady' }],
+        },
+        slowstart: {
+          access: open,
+          memberTimeout: '1s',
+          members: [{ connection: 'steady' }, { connection: 'slow' }],
         },
         dying: {
           access: open,
@@ -215,6 +222,34 @@ describe('a virtual server whose members fail', () => {
       assert.match(String(crasher.reason), /exit|code 3|closed/i);
       assert.ok(!Number.isNaN(Date.parse(String(crasher.since))), 'since when');
       assert.equal(connections.find((c) => c.name === 'steady')?.members, null, 'a plain connection has no members');
+    });
+  });
+
+  describe('a member slow to start', () => {
+    it('is left out of the first answers, then joins with a list_changed', async () => {
+      const { client, close, listChanged } = await connectV1('slowstart');
+      try {
+        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        assert.match(
+          await callFails(() => client.callTool({ name: 'slow__hello', arguments: {} })),
+          /member 'slow' of virtual server 'slowstart' is unavailable/,
+        );
+        await waitFor(async () => (await memberOnConsole('slowstart', 'slow')).state === 'up', 'the slow member to open');
+        const joined = Date.parse((await memberOnConsole('slowstart', 'slow')).since!);
+        await waitFor(() => listChanged.some((t) => t >= joined), 'a tools list_changed once it joined');
+        assert.deepEqual(toolNames((await client.listTools()).tools), [
+          'slow__exit',
+          'slow__hello',
+          'slow__whoami',
+          'steady__exit',
+          'steady__hello',
+          'steady__whoami',
+        ]);
+        const hello = (await client.callTool({ name: 'slow__hello', arguments: {} })) as { content: Array<{ text: string }> };
+        assert.equal(hello.content[0]!.text, 'hello');
+      } finally {
+        await close();
+      }
     });
   });
 
