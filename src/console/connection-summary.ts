@@ -30,6 +30,8 @@ export interface MemberSummary {
   state: 'up' | 'down' | 'unknown';
   reason: string | null;
   since: string | null;
+  /** The virtual sessions open now that use it; 0: none, and its state is as last seen. */
+  sessions: number;
 }
 
 function upstreamLabel(u: UpstreamConfig): string {
@@ -69,7 +71,13 @@ export function connectionSummaries(
 export function memberSummaries(members: readonly string[], seen: readonly MemberState[]): MemberSummary[] {
   return members.map((connection) => {
     const status = seen.find((s) => s.member === connection);
-    if (status === undefined) return { connection, state: 'unknown', reason: null, since: null };
-    return { connection, state: status.up ? 'up' : 'down', reason: status.reason ?? null, since: new Date(status.since).toISOString() };
+    if (status === undefined) return { connection, state: 'unknown', reason: null, since: null, sessions: 0 };
+    return {
+      connection,
+      state: status.up ? 'up' : 'down',
+      reason: status.reason ?? null,
+      since: new Date(status.since).toISOString(),
+      sessions: status.sessions,
+    };
   });
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 /** What a virtual server's session last found of one member: up, or down and why. */
 export type MemberReport = { readonly up: true } | { readonly up: false; readonly reason: string };
 
-/** A member's state on one virtual server, as the console and /api show it. */
+/** A member's state on one virtual server, as the console and /metrics show it. */
 export interface MemberState {
   readonly member: string;
   readonly up: boolean;
@@ -11,6 +11,11 @@ export interface MemberState {
   readonly reason?: string;
   /** When it last changed (ms since the epoch). */
   readonly since: number;
+  /**
+   * The virtual sessions open now that have reported on it (and so use it, or retry it). 0: none does any more, and
+   * the state is as it was last seen: a member no session uses is not counted down in /metrics.
+   */
+  readonly sessions: number;
 }
 
 /**
@@ -18,13 +23,22 @@ export interface MemberState {
  * console's connections page and /metrics show it, and each transition is logged once.
  */
 export interface MemberHealth {
-  report(server: string, member: string, report: MemberReport): void;
+  /** What the virtual session `session` found of `member`. */
+  report(server: string, member: string, report: MemberReport, session: string): void;
+  /** The virtual session ended: it no longer uses (nor retries) any member. */
+  ended(server: string, session: string): void;
   /** The members of `server` reported so far, in the order they were first reported. */
   of(server: string): MemberState[];
-  /** How many of `server`'s members are down now. */
+  /** How many of `server`'s members are down now, in a session open now. */
   downCount(server: string): number;
   /** Called on every change of a member's state (its first report too); returns its removal. */
   onChange(listener: (server: string, state: MemberState) => void): () => void;
+}
+
+interface Tracked {
+  state: Omit<MemberState, 'sessions'>;
+  /** The open virtual sessions that reported on it. */
+  sessions: Set<string>;
 }
 
 /**
@@ -32,9 +46,11 @@ export interface MemberHealth {
  * report that changes nothing is not a transition: a member going down is a warning once (not once per session or per
  * failed retry), its coming back is logged too, and the first report of a member that is up is its normal state, not
  * news. Still down for another reason (the retry failed differently), the reason is the newest and `since` stays.
+ * A member stays as last seen once no session uses it, but is no longer counted down: an alert on /metrics ends with
+ * the last session that missed it, rather than lasting until some session happens to open it again.
  */
 export class MemberHealthBoard implements MemberHealth {
-  readonly #states = new Map<string, Map<string, MemberState>>();
+  readonly #members = new Map<string, Map<string, Tracked>>();
   readonly #listeners = new Set<(server: string, state: MemberState) => void>();
 
   constructor(
@@ -42,17 +58,20 @@ export class MemberHealthBoard implements MemberHealth {
     private readonly now: () => number = Date.now,
   ) {}
 
-  report(server: string, member: string, report: MemberReport): void {
-    let members = this.#states.get(server);
-    if (members === undefined) this.#states.set(server, (members = new Map()));
-    const before = members.get(member);
+  report(server: string, member: string, report: MemberReport, session: string): void {
+    let members = this.#members.get(server);
+    if (members === undefined) this.#members.set(server, (members = new Map()));
+    const tracked = members.get(member);
+    tracked?.sessions.add(session);
+    const before = tracked?.state;
     if (before !== undefined && before.up === report.up) {
-      if (!report.up && before.reason !== report.reason) members.set(member, { ...before, reason: report.reason });
+      if (!report.up && before.reason !== report.reason) tracked!.state = { ...before, reason: report.reason };
       return;
     }
     const since = this.now();
-    const state: MemberState = report.up ? { member, up: true, since } : { member, up: false, reason: report.reason, since };
-    members.set(member, state);
+    const state = report.up ? { member, up: true, since } : { member, up: false, reason: report.reason, since };
+    if (tracked === undefined) members.set(member, { state, sessions: new Set([session]) });
+    else tracked.state = state;
     if (!report.up) {
       this.log.warn(
         { virtualServer: server, member, reason: report.reason },
@@ -64,9 +83,10 @@ export class MemberHealthBoard implements MemberHealth {
         `member '${member}' of virtual server '${server}' is back`,
       );
     }
+    const changed = this.#stateOf(members.get(member)!);
     for (const listener of this.#listeners) {
       try {
-        listener(server, state);
+        listener(server, changed);
       } catch (err) {
         // One broken listener must not keep the others (or the reporting session) from going on.
         this.log.error({ err, virtualServer: server, member }, 'a member health listener failed');
@@ -74,18 +94,26 @@ export class MemberHealthBoard implements MemberHealth {
     }
   }
 
+  ended(server: string, session: string): void {
+    for (const tracked of this.#members.get(server)?.values() ?? []) tracked.sessions.delete(session);
+  }
+
   of(server: string): MemberState[] {
-    return [...(this.#states.get(server)?.values() ?? [])];
+    return [...(this.#members.get(server)?.values() ?? [])].map((t) => this.#stateOf(t));
   }
 
   downCount(server: string): number {
     let down = 0;
-    for (const s of this.#states.get(server)?.values() ?? []) if (!s.up) down++;
+    for (const t of this.#members.get(server)?.values() ?? []) if (!t.state.up && t.sessions.size > 0) down++;
     return down;
   }
 
   onChange(listener: (server: string, state: MemberState) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  #stateOf(t: Tracked): MemberState {
+    return { ...t.state, sessions: t.sessions.size };
   }
 }

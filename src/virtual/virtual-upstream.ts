@@ -123,6 +123,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     this.#closed = true;
     this.#changes.close();
     for (const link of this.#links) link.close('the virtual session ended');
+    this.#o.health.ended(this.#o.server, this.#o.sessionId);
   }
 
   #request(message: JsonRpcRequest, text: string): void {
@@ -304,7 +305,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
    * recording, once per time it goes down here (a retry that fails again is not recorded again).
    */
   #memberDown(link: MemberLink, reason: string): void {
-    this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
+    this.#o.health.report(this.#o.server, link.connection, { up: false, reason }, this.#o.sessionId);
     if (this.#leftOut.has(link.connection)) return;
     this.#leftOut.add(link.connection);
     this.#recordMember(link, `member '${link.connection}' is unavailable and left out of the lists: ${reason}`);
@@ -345,7 +346,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   up(link: MemberLink): void {
-    this.#o.health.report(this.#o.server, link.connection, { up: true });
+    this.#o.health.report(this.#o.server, link.connection, { up: true }, this.#o.sessionId);
     if (this.#leftOut.delete(link.connection)) this.#recordMember(link, `member '${link.connection}' is up again and back in the lists`);
     // Back (or late): the client's lists lack it until it asks again.
     if (this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);

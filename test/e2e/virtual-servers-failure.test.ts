@@ -113,10 +113,13 @@ describe('a virtual server whose members fail', () => {
   }
 
   /** A member's state on the console's connections page (what an admin sees). */
-  async function memberOnConsole(server: string, name: string): Promise<{ state: string; reason: string | null; since: string | null }> {
+  async function memberOnConsole(server: string, name: string): Promise<{ state: string; reason: string | null; since: string | null; sessions: number }> {
     const admin = await consoleSignIn(gw, 'tester');
     const { connections } = (await (await admin.get('/api/console/connections')).json()) as {
-      connections: Array<{ name: string; members: Array<{ connection: string; state: string; reason: string | null; since: string | null }> | null }>;
+      connections: Array<{
+        name: string;
+        members: Array<{ connection: string; state: string; reason: string | null; since: string | null; sessions: number }> | null;
+      }>;
     };
     const found = connections.find((c) => c.name === server)?.members?.find((m) => m.connection === name);
     assert.ok(found !== undefined, `${name} is listed among ${server}'s members`);
@@ -176,11 +179,11 @@ describe('a virtual server whose members fail', () => {
       await waitFor(() => downWarnings('startup', 'crasher').length > 0 && downWarnings('startup', 'hanger').length > 0, 'both warnings');
       assert.match(String(downWarnings('startup', 'crasher')[0]!.reason), /exit|code 3|closed/i);
       assert.match(String(downWarnings('startup', 'hanger')[0]!.reason), /initialize|timed? ?out|1s|1000/i);
-      assert.equal(await membersDown('startup'), 2);
-      // Another session finds them down too (and its retries fail): still down, so no new warning.
+      // Another session finds them down too (and its retries fail): still down, so no new warning; counted while used.
       const { client, close } = await connectV1('startup');
       try {
         assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        await waitFor(async () => (await membersDown('startup')) === 2, 'both counted down in /metrics');
       } finally {
         await close();
       }
@@ -306,6 +309,10 @@ describe('a virtual server whose members fail', () => {
       } finally {
         await close();
       }
+      // No session uses them now: shown as last seen, no longer counted down (an alert on it ends).
+      await waitFor(async () => (await membersDown('allbad')) === 0, 'nothing counted down once no session uses them');
+      const crasher = await memberOnConsole('allbad', 'crasher');
+      assert.deepEqual([crasher.state, crasher.sessions], ['down', 0]);
     });
   });
 

@@ -100,6 +100,8 @@ interface Member {
   state: 'up' | 'down' | 'unknown';
   reason: string | null;
   since: string | null;
+  /** The virtual sessions open now that use it; 0: its state is as last seen. */
+  sessions: number;
 }
 
 /** A virtual server's members, each with its state: down ones with why and since when. */
@@ -118,6 +120,7 @@ function Members({ members }: { members: Member[] }) {
               {m.reason} (since {time(m.since)})
             </span>
           ) : null}
+          {m.state !== 'unknown' && m.sessions === 0 ? <span class="hint"> as last seen: no session uses it now</span> : null}
         </li>
       ))}
     </ul>
