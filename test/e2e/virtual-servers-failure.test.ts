@@ -11,7 +11,7 @@ import { closeClient } from '../helpers/client.js';
 import { consoleSignIn } from '../helpers/console.js';
 import { fixturePath, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { allEvents } from '../helpers/recorded.js';
+import { allEvents, deliveredTexts } from '../helpers/recorded.js';
 import { connectV2 } from '../helpers/modern.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -24,6 +24,8 @@ import { waitFor } from '../helpers/wait.js';
 
 const member = (...args: string[]) => ({ command: process.execPath, args: [fixturePath('member-server.js'), ...args] });
 const toolNames = (tools: Array<{ name: string }>) => tools.map((t) => t.name).sort();
+/** What the virtual server lists of these members (member-server's tools, prefixed), sorted. */
+const toolsOf = (...members: string[]) => members.flatMap((m) => ['exit', 'hello', 'stall', 'whoami'].map((t) => `${m}__${t}`)).sort();
 
 describe('a virtual server whose members fail', () => {
   let gw: TestGateway;
@@ -160,7 +162,7 @@ describe('a virtual server whose members fail', () => {
       const { client, close, sessionId } = await connectV1('startup');
       try {
         const { tools } = await client.listTools();
-        assert.deepEqual(toolNames(tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames(tools), toolsOf('steady'));
         const hello = (await client.callTool({ name: 'steady__hello', arguments: {} })) as { content: Array<{ text: string }> };
         assert.equal(hello.content[0]!.text, 'hello');
         assert.match(await callFails(() => client.callTool({ name: 'crasher__hello', arguments: {} })), /crasher.*unavailable|unavailable.*crasher/);
@@ -182,7 +184,7 @@ describe('a virtual server whose members fail', () => {
       // Another session finds them down too (and its retries fail): still down, so no new warning; counted while used.
       const { client, close } = await connectV1('startup');
       try {
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('steady'));
         await waitFor(async () => (await membersDown('startup')) === 2, 'both counted down in /metrics');
       } finally {
         await close();
@@ -195,7 +197,7 @@ describe('a virtual server whose members fail', () => {
       const client = await connectV2(gw.mcp('startup'), gw.auth, { pin: '2026-07-28' });
       try {
         assert.equal(client.getProtocolEra(), 'modern');
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('steady'));
         const hello = await client.callTool({ name: 'steady__hello', arguments: {} });
         assert.deepEqual(hello.content, [{ type: 'text', text: 'hello' }]);
       } finally {
@@ -232,7 +234,7 @@ describe('a virtual server whose members fail', () => {
     it('is left out of the first answers, then joins with a list_changed', async () => {
       const { client, close, listChanged } = await connectV1('slowstart');
       try {
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('steady'));
         assert.match(
           await callFails(() => client.callTool({ name: 'slow__hello', arguments: {} })),
           /member 'slow' of virtual server 'slowstart' is unavailable/,
@@ -240,14 +242,7 @@ describe('a virtual server whose members fail', () => {
         await waitFor(async () => (await memberOnConsole('slowstart', 'slow')).state === 'up', 'the slow member to open');
         const joined = Date.parse((await memberOnConsole('slowstart', 'slow')).since!);
         await waitFor(() => listChanged.some((t) => t >= joined), 'a tools list_changed once it joined');
-        assert.deepEqual(toolNames((await client.listTools()).tools), [
-          'slow__exit',
-          'slow__hello',
-          'slow__whoami',
-          'steady__exit',
-          'steady__hello',
-          'steady__whoami',
-        ]);
+        assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('slow', 'steady'));
         const hello = (await client.callTool({ name: 'slow__hello', arguments: {} })) as { content: Array<{ text: string }> };
         assert.equal(hello.content[0]!.text, 'hello');
       } finally {
@@ -260,7 +255,7 @@ describe('a virtual server whose members fail', () => {
     it('is left out of that list, which the others answer, and stays up: its calls still go to it', async () => {
       const { client, close } = await connectV1('slowlist');
       try {
-        assert.deepEqual(toolNames((await client.listTools()).tools), ['steady__exit', 'steady__hello', 'steady__whoami']);
+        assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('steady'));
         const hello = (await client.callTool({ name: 'mute__hello', arguments: {} })) as { content: Array<{ text: string }> };
         assert.equal(hello.content[0]!.text, 'hello');
         assert.equal(await membersDown('slowlist'), 0, 'late to list is not down');
@@ -299,6 +294,40 @@ describe('a virtual server whose members fail', () => {
     });
   });
 
+  describe('a member that never answers a call', () => {
+    it('holds only that call: the others and the lists are answered meanwhile, and the client may cancel it', async () => {
+      const { client, close } = await connectV1('dying');
+      try {
+        const abort = new AbortController();
+        const stalled = client.callTool({ name: 'calm__stall', arguments: {} }, undefined, { signal: abort.signal }).then(
+          () => 'answered',
+          (err: Error) => err.message,
+        );
+        const hello = (await client.callTool({ name: 'steady__hello', arguments: {} })) as { content: Array<{ text: string }> };
+        assert.equal(hello.content[0]!.text, 'hello');
+        const calm = (await client.callTool({ name: 'calm__hello', arguments: {} })) as { content: Array<{ text: string }> };
+        assert.equal(calm.content[0]!.text, 'hello', 'the same member too');
+        assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('calm', 'steady'));
+        abort.abort('the test gave up on it');
+        assert.match(await stalled, /gave up|abort/i);
+        // The member is told, under the id it was sent the call with (its own session's recording shows it).
+        const store = gw.gateway.recorder!.store;
+        await waitFor(async () => {
+          for (const session of await store.listSessions({ connection: 'calm', limit: 100 })) {
+            const sent = deliveredTexts(await allEvents(store, session.id), 'toServer').map(
+              (t) => JSON.parse(t) as { id?: unknown; method?: string; params?: { name?: string; requestId?: unknown } },
+            );
+            const call = sent.find((m) => m.method === 'tools/call' && m.params?.name === 'stall');
+            if (call !== undefined && sent.some((m) => m.method === 'notifications/cancelled' && m.params?.requestId === call.id)) return true;
+          }
+          return false;
+        }, 'the cancellation to reach the member');
+      } finally {
+        await close();
+      }
+    });
+  });
+
   describe('a virtual server whose members are all down', () => {
     it('still opens, lists nothing, and names each member as unavailable', async () => {
       const { client, close } = await connectV1('allbad');
@@ -327,17 +356,7 @@ describe('a virtual server whose members fail', () => {
       /** When each tools list_changed reached the client (ms since the epoch). */
       listChanged: number[];
     }): Promise<void> {
-      const all = [
-        'calm__exit',
-        'calm__hello',
-        'calm__whoami',
-        'steady__exit',
-        'steady__hello',
-        'steady__whoami',
-        'victim__exit',
-        'victim__hello',
-        'victim__whoami',
-      ];
+      const all = toolsOf('calm', 'steady', 'victim');
       assert.deepEqual(toolNames((await client.listTools()).tools), all);
       const pid = await pidOf(client, 'victim');
       const warned = downWarnings('midsession', 'victim').length;
