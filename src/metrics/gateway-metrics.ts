@@ -74,12 +74,12 @@ export class GatewayMetrics implements SessionObserver {
     if (membersDown !== undefined) {
       new Gauge({
         name: 'portcullis_virtual_members_down',
-        help: 'Members of a virtual server that are down now (left out of its lists, retried in the background), per virtual server',
-        labelNames: ['server'],
+        help: 'Members of a virtual server that are down now in a session that uses them (left out of its lists, retried in the background), per virtual server (its connection name)',
+        labelNames: ['connection'],
         registers,
         collect() {
           this.reset();
-          for (const [server, down] of membersDown()) this.set({ server }, down);
+          for (const [connection, down] of membersDown()) this.set({ connection }, down);
         },
       });
     }

@@ -132,7 +132,7 @@ describe('a virtual server whose members fail', () => {
   async function membersDown(server: string): Promise<number | undefined> {
     const res = await fetch(new URL('/metrics', gw.url), { headers: gw.apiAuth });
     assert.equal(res.status, 200);
-    const series = `portcullis_virtual_members_down{server="${server}"} `;
+    const series = `portcullis_virtual_members_down{connection="${server}"} `;
     const line = (await res.text()).split('\n').find((l) => l.startsWith(series));
     return line === undefined ? undefined : Number(line.slice(series.length));
   }
