@@ -44,7 +44,9 @@ describe('a virtual server whose members fail', () => {
         steady: { stdio: member('serve'), access: open },
         calm: { stdio: member('serve'), access: open },
         crasher: { stdio: member('crash'), access: open },
-        hanger: { stdio: member('hang'), access: open },
+        // 2025-era by config: the era probe (server/discover) of a server that never answers would listen on for a late
+        // answer well past the gateway's stop, keeping this test's process alive for nothing.
+        hanger: { stdio: { ...member('hang'), protocol: '2025-11-25' }, access: open },
         victim: { stdio: member('serve', '--gate', gate), access: open },
         mute: { stdio: member('mute-lists'), access: open },
         // Answers initialize well after the virtual server's memberTimeout (1s).
@@ -87,7 +89,6 @@ describe('a virtual server whose members fail', () => {
   });
 
   after(async () => {
-    if (process.env.DUMP_LOG) writeFileSync(process.env.DUMP_LOG, gw.log.text);
     await gw?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
