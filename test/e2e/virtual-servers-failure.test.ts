@@ -39,6 +39,8 @@ describe('a virtual server whose members fail', () => {
     const open = { groups: ['*'] };
     gw = await startTestGateway({
       identity: { dev: { users: { tester: ['testers', 'admins'] } } },
+      // Long enough that a stop waiting on the hanging member's unanswered initialize would fail the last test.
+      shutdown: { drainTimeout: '10m' },
       roles: { admins: ['admins'] },
       connections: {
         steady: { stdio: member('serve'), access: open },
@@ -435,5 +437,24 @@ describe('a virtual server whose members fail', () => {
         await client.close();
       }
     });
+  });
+
+  it("stops without waiting for a member that hangs (its unanswered initialize is no client's request)", async () => {
+    // A session left open (no DELETE): its hanging member's initialize is in flight, and stays so.
+    const { client } = await connectV1('startup');
+    assert.deepEqual(toolNames((await client.listTools()).tools), toolsOf('steady'));
+    await waitFor(
+      () => [...gw.gateway.sessions.all()].some((s) => s.connection === 'hanger' && s.virtual?.server === 'startup' && s.pendingRequests > 0),
+      "the hanging member's initialize in flight",
+    );
+    // Waiting on it, the drain would last until the member's open attempt is given up (30s after it began); without,
+    // a stop takes well under a second: 15s tells the two apart on any machine.
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      gw.stop().then(() => 'stopped'),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still draining after 15s'), 15_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(stopped, 'stopped');
   });
 });
