@@ -133,12 +133,19 @@ export class Gateway {
       maxPerKey: config.sessions.modernPoolSize,
       log: log.child({ part: 'pooled-upstreams' }),
     });
-    this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
+    const virtualServers = this.#features.get(virtualServersModule);
+    const virtualNames = [...config.connections.values()].filter((c) => c.upstream.kind === 'virtual').map((c) => c.name);
+    this.#metrics = new GatewayMetrics({
+      sessions: () => this.sessions.all(),
+      ...(hub ? { agents: () => hub.status() } : {}),
+      ...(virtualServers ? { virtualMembersDown: () => virtualNames.map((name): [string, number] => [name, virtualServers.health.downCount(name)]) } : {}),
+      version,
+    });
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
       createUpstream: withVirtualServers(
         upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams, this.limits),
-        this.#features.get(virtualServersModule)?.upstream,
+        virtualServers?.upstream,
       ),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [

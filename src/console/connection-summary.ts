@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { ConnectionConfig, UpstreamConfig } from '../config/schema.js';
+import type { MemberState } from '../virtual/member-health.js';
 
 /**
  * A connection as the console's admins see it: who may open it, what decides unmatched calls, how many sessions are
@@ -16,6 +17,21 @@ export interface ConnectionSummary {
   guardrailsDefault: 'allow' | 'deny' | 'review';
   pinning: boolean;
   openSessions: number;
+  /** A virtual server's members, in its order, each as last seen (src/virtual/member-health.ts); null for a connection. */
+  members: MemberSummary[] | null;
+}
+
+/**
+ * One member of a virtual server on the connections page: `unknown` until a session of the virtual server has opened
+ * it; `down` with why and since when (it is left out of the lists and retried in the background).
+ */
+export interface MemberSummary {
+  connection: string;
+  state: 'up' | 'down' | 'unknown';
+  reason: string | null;
+  since: string | null;
+  /** The virtual sessions open now that use it; 0: none, and its state is as last seen. */
+  sessions: number;
 }
 
 function upstreamLabel(u: UpstreamConfig): string {
@@ -29,7 +45,14 @@ function upstreamLabel(u: UpstreamConfig): string {
   }
 }
 
-export function connectionSummaries(connections: Iterable<ConnectionConfig>, openSessions: (connection: string) => number): ConnectionSummary[] {
+/**
+ * `members` says a connection is a virtual server by naming its members' states; undefined for any other connection.
+ */
+export function connectionSummaries(
+  connections: Iterable<ConnectionConfig>,
+  openSessions: (connection: string) => number,
+  members: (connection: ConnectionConfig) => MemberSummary[] | undefined = () => undefined,
+): ConnectionSummary[] {
   return [...connections].map((c) => ({
     name: c.name,
     description: c.description ?? null,
@@ -40,5 +63,21 @@ export function connectionSummaries(connections: Iterable<ConnectionConfig>, ope
     guardrailsDefault: c.guardrails.default,
     pinning: c.tools.pin,
     openSessions: openSessions(c.name),
+    members: members(c) ?? null,
   }));
+}
+
+/** A virtual server's members (its member connections, in order) with what the gateway last saw of each. */
+export function memberSummaries(members: readonly string[], seen: readonly MemberState[]): MemberSummary[] {
+  return members.map((connection) => {
+    const status = seen.find((s) => s.member === connection);
+    if (status === undefined) return { connection, state: 'unknown', reason: null, since: null, sessions: 0 };
+    return {
+      connection,
+      state: status.up ? 'up' : 'down',
+      reason: status.reason ?? null,
+      since: new Date(status.since).toISOString(),
+      sessions: status.sessions,
+    };
+  });
 }

@@ -1,4 +1,4 @@
-import { connectionSummaries } from '../console/connection-summary.js';
+import { connectionSummaries, memberSummaries } from '../console/connection-summary.js';
 import { ConsoleEdge } from '../console/console-edge.js';
 import { ConsoleSessions } from '../console/console-sessions.js';
 import { consoleWarnings } from '../console/console-warnings.js';
@@ -6,6 +6,7 @@ import { consoleIssuers, OidcSignIn } from '../console/oidc-sign-in.js';
 import { StaticFiles } from '../console/static-files.js';
 import { nowUs } from '../recording/time.js';
 import type { FeatureModule } from './feature.js';
+import { virtualServersModule } from './virtual.js';
 
 /** The web console: its sign-in (OIDC, or the dev identity), its sessions in the store, its live events and pages. */
 export const consoleModule: FeatureModule = {
@@ -15,6 +16,7 @@ export const consoleModule: FeatureModule = {
     for (const w of consoleWarnings(config)) log.warn(w);
     if (!store || !config.console.enabled) return undefined;
     const issuers = consoleIssuers(config.identity.issuers);
+    const health = ctx.feature(virtualServersModule)?.health;
     const files = new StaticFiles();
     if (!files.built) log.warn('the web console was not built (npm run build bundles it into dist/console); / answers 503 until it is');
     const prune = setInterval(() => void store.pruneConsole(nowUs()).catch(() => {}), 10 * 60_000);
@@ -32,7 +34,18 @@ export const consoleModule: FeatureModule = {
       connections: () => {
         const open = new Map<string, number>();
         for (const s of ctx.registry().all()) open.set(s.connection, (open.get(s.connection) ?? 0) + 1);
-        return connectionSummaries(config.connections.values(), (name) => open.get(name) ?? 0);
+        return connectionSummaries(
+          config.connections.values(),
+          (name) => open.get(name) ?? 0,
+          // A virtual server: its members as the gateway last saw them.
+          (c) =>
+            c.upstream.kind === 'virtual' && health
+              ? memberSummaries(
+                  c.upstream.members.map((m) => m.connection),
+                  health.of(c.name),
+                )
+              : undefined,
+        );
       },
       log: log.child({ part: 'console' }),
     });

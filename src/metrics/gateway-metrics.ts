@@ -6,9 +6,10 @@ import type { Session, SessionObserver } from '../session/session.js';
 
 /**
  * What the gateway exports at /metrics, in Prometheus' text format: sessions and messages per connection, what the
- * stages did, and each agent's tunnel (connected, version, sessions, last heartbeat, traffic). Counters move with
- * the sessions (it is a session observer); gauges are read when scraped. Its own registry, not prom-client's
- * global one, so several gateways in one process (the tests) keep their figures apart.
+ * stages did, each agent's tunnel (connected, version, sessions, last heartbeat, traffic), and the virtual servers'
+ * members that are down. Counters move with the sessions (it is a session observer); gauges are read when scraped.
+ * Its own registry, not prom-client's global one, so several gateways in one process (the tests) keep their figures
+ * apart.
  */
 
 export interface MetricsSources {
@@ -16,6 +17,8 @@ export interface MetricsSources {
   sessions: () => Iterable<Pick<Session, 'connection'>>;
   /** Each agent's status; absent when no connection is served by an agent. */
   agents?: () => AgentStatus[];
+  /** Each virtual server and how many of its members are down now; absent when none is configured. */
+  virtualMembersDown?: () => Iterable<[server: string, down: number]>;
   version: string;
 }
 
@@ -67,6 +70,19 @@ export class GatewayMetrics implements SessionObserver {
       registers,
     });
     if (sources.agents !== undefined) this.#agentMetrics(sources.agents, registers);
+    const membersDown = sources.virtualMembersDown;
+    if (membersDown !== undefined) {
+      new Gauge({
+        name: 'portcullis_virtual_members_down',
+        help: 'Members of a virtual server that are down now in a session that uses them (left out of its lists, retried in the background), per virtual server (its connection name)',
+        labelNames: ['connection'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [connection, down] of membersDown()) this.set({ connection }, down);
+        },
+      });
+    }
   }
 
   #agentMetrics(agents: () => AgentStatus[], registers: Registry[]): void {

@@ -22,6 +22,8 @@ export interface MemberSession {
   readonly id: string;
   /** The caller's refreshed identity: access on the member is decided by the caller's groups now. */
   refreshIdentity(identity: Identity): void;
+  /** False once it is ending: the answers it still delivers then are its own "ended before the server answered". */
+  readonly isOpen: boolean;
   attach(sink: ClientSink): void;
   receive(message: JsonRpcMessage, text: string): void;
   close(reason: string): Promise<void>;
@@ -351,8 +353,9 @@ export class MemberLink {
       get backlog() {
         return link.#heldBytes;
       },
-      send: (message, _related, text) => {
+      send: (received, _related, receivedText) => {
         if (this.#session !== session) return;
+        const { message, text } = session.isOpen ? { message: received, text: receivedText } : this.#endedAnswer(received, receivedText);
         const response = !isRequest(message) && !isNotification(message);
         // The virtual upstream's own answers (its lists) go on; what is for the client waits while it is held.
         if (this.#holding && !(response && typeof message.id === 'string' && message.id.startsWith('virtual-'))) {
@@ -368,6 +371,22 @@ export class MemberLink {
         if (this.#session === session && this.#state !== 'closed') this.#failed(`its session ended: ${reason}`);
       },
     };
+  }
+
+  /**
+   * A member session that ends answers the requests it still had with its own error ("Session ended before the server
+   * answered: …"); a call routed to it is told what any call to a member that is down is told: the member is unavailable.
+   */
+  #endedAnswer(message: JsonRpcMessage, text: string): { message: JsonRpcMessage; text: string } {
+    if (isRequest(message) || isNotification(message)) return { message, text };
+    const response = message as JsonRpcResponse;
+    if (response.error === undefined || response.id === null || !this.#routed.has(response.id)) return { message, text };
+    const answer = errorResponse(
+      response.id,
+      ErrorCode.InternalError,
+      `member '${this.connection}' of virtual server '${this.origin.server}' is unavailable: ${response.error.message}`,
+    );
+    return { message: answer, text: JSON.stringify(answer) };
   }
 
   #delivered(message: JsonRpcMessage, text: string): void {

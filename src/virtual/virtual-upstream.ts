@@ -67,6 +67,8 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   readonly #memberRequests = new MemberRequests();
   /** Whether the client's initialize has been answered: a member that comes up afterwards is announced by list_changed. */
   #answered = false;
+  /** The members this session has recorded as left out (and not back since). */
+  readonly #leftOut = new Set<string>();
   #closed = false;
   #identity: Identity;
   readonly #log: Logger;
@@ -121,6 +123,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     this.#closed = true;
     this.#changes.close();
     for (const link of this.#links) link.close('the virtual session ended');
+    this.#o.health.ended(this.#o.server, this.#o.sessionId);
   }
 
   #request(message: JsonRpcRequest, text: string): void {
@@ -194,7 +197,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
       // Still opening: left out of this answer; it joins (with a list_changed) if it opens in time.
       const reason = `did not open within ${timeoutMs}ms`;
       link.late(reason);
-      this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
+      this.#memberDown(link, reason);
     }
     this.#answered = true;
     this.#answer(request.id, initializeResult(this.#o, params, this.#links));
@@ -297,6 +300,22 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     if (!this.#closed) this.onmessage?.(message, text);
   }
 
+  /**
+   * A member is left out: the gateway's view (MemberHealth: the log, the console, /metrics), and this session's own
+   * recording, once per time it goes down here (a retry that fails again is not recorded again).
+   */
+  #memberDown(link: MemberLink, reason: string): void {
+    this.#o.health.report(this.#o.server, link.connection, { up: false, reason }, this.#o.sessionId);
+    if (this.#leftOut.has(link.connection)) return;
+    this.#leftOut.add(link.connection);
+    this.#recordMember(link, `member '${link.connection}' is unavailable and left out of the lists: ${reason}`);
+  }
+
+  /** A member's change of state, as a verdict of the virtual session (on no message: `sessions show` lists it in its place). */
+  #recordMember(link: MemberLink, reason: string): void {
+    this.onverdict?.({ stage: 'virtual', action: 'pass', reason, direction: 'toClient', details: { member: link.connection } });
+  }
+
   // MemberEvents: what the member links report.
 
   routedAnswer(message: JsonRpcResponse, text: string): void {
@@ -327,13 +346,14 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   up(link: MemberLink): void {
-    this.#o.health.report(this.#o.server, link.connection, { up: true });
+    this.#o.health.report(this.#o.server, link.connection, { up: true }, this.#o.sessionId);
+    if (this.#leftOut.delete(link.connection)) this.#recordMember(link, `member '${link.connection}' is up again and back in the lists`);
     // Back (or late): the client's lists lack it until it asks again.
     if (this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
   }
 
   down(link: MemberLink, reason: string, wasUp: boolean): void {
-    this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
+    this.#memberDown(link, reason);
     // Its names leave the lists (a retry that fails again changes nothing the client saw).
     if (this.#answered && wasUp) for (const method of changedLists) this.#changes.changed(method as ListChange);
   }

@@ -281,6 +281,7 @@ describe('the console over HTTP', () => {
           guardrailsDefault: 'allow',
           pinning: true,
           openSessions: 0,
+          members: null,
         },
       ]);
       assert.ok(!text.includes(everythingStdio().args[0]!), 'never the arguments');

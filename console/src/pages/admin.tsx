@@ -91,6 +91,40 @@ interface Connection {
   guardrailsDefault: string;
   pinning: boolean;
   openSessions: number;
+  /** A virtual server's members; null for a connection. */
+  members: Member[] | null;
+}
+
+interface Member {
+  connection: string;
+  state: 'up' | 'down' | 'unknown';
+  reason: string | null;
+  since: string | null;
+  /** The virtual sessions open now that use it; 0: its state is as last seen. */
+  sessions: number;
+}
+
+/** A virtual server's members, each with its state: down ones with why and since when. */
+function Members({ members }: { members: Member[] }) {
+  return (
+    <ul class="members">
+      {members.map((m) => (
+        <li key={m.connection}>
+          {m.connection}{' '}
+          <span class={`status ${m.state === 'up' ? 'status-open' : m.state === 'down' ? 'status-cut-off' : 'status-closed'}`}>
+            {m.state === 'unknown' ? 'not opened yet' : m.state}
+          </span>
+          {m.state === 'down' ? (
+            <span class="hint">
+              {' '}
+              {m.reason} (since {time(m.since)})
+            </span>
+          ) : null}
+          {m.state !== 'unknown' && m.sessions === 0 ? <span class="hint"> as last seen: no session uses it now</span> : null}
+        </li>
+      ))}
+    </ul>
+  );
 }
 
 /** Agents, connections and tool pins at a glance; a quarantined definition's change, and approving it. */
@@ -198,10 +232,18 @@ export function AdminPage() {
                       {c.name}
                       {c.description ? <div class="hint">{c.description}</div> : null}
                     </td>
-                    <td>{c.agent ? `via agent ${c.agent}` : c.upstream}</td>
+                    <td>
+                      {c.members
+                        ? `virtual server of ${c.members.length} member${c.members.length === 1 ? '' : 's'}`
+                        : c.agent
+                          ? `via agent ${c.agent}`
+                          : c.upstream}
+                      {c.members ? <Members members={c.members} /> : null}
+                    </td>
                     <td>{c.groups.join(', ') || 'nobody'}</td>
-                    <td>{c.guardrailsDefault}</td>
-                    <td>{c.pinning ? 'on' : 'off'}</td>
+                    {/* A virtual server's policy is its members': each call passes its member's own. */}
+                    <td>{c.members ? 'each member’s own' : c.guardrailsDefault}</td>
+                    <td>{c.members ? 'each member’s own' : c.pinning ? 'on' : 'off'}</td>
                     <td>{c.openSessions}</td>
                   </tr>
                 ))}
