@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { Gateway } from '../gateway.js';
 import { localApiKeyPath } from '../crypto/local-api-key.js';
 import { createLogger, logProcessWarnings } from '../log.js';
+import { demoFilesFolder } from '../config/load.js';
+import { ensureDemoFiles } from './demo-files.js';
 import { configForCommand } from './load-config.js';
 
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */
@@ -69,6 +71,8 @@ export async function gatewayAction(opts: GatewayOptions): Promise<void> {
     }
     config.listen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
   }
+  // The quick start's `files` connection serves a folder that must exist before its server starts.
+  if (opts.config === undefined && config.connections.has('files')) ensureDemoFiles(demoFilesFolder());
   const log = createLogger(config.log.level);
   logProcessWarnings(log);
   let gateway: Gateway;
