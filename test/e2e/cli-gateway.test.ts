@@ -196,6 +196,7 @@ describe('portcullis gateway (the CLI process)', () => {
 
     // The virtual server toolbox: one merged list of both demo servers, each call routed to the member that owns it.
     assert.match(cli.stdout(), new RegExp(`toolbox .*http://127.0.0.1:${port}/mcp/toolbox`));
+    assert.match(cli.stdout(), /virtual server: .*\/mcp\/toolbox serves everything \(as everything__…\), files \(as files__…\) in one list/);
     const toolbox = new Client({ name: 'quick-start-toolbox', version: '1.0.0' });
     await toolbox.connect(
       new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/toolbox`), {
