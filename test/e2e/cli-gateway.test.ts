@@ -247,7 +247,10 @@ describe('portcullis config check', () => {
     });
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0, cli.stderr());
-    assert.match(cli.stdout(), /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\)/);
+    assert.match(
+      cli.stdout(),
+      /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\); virtual servers: toolbox \(everything, files\);/,
+    );
     assert.ok(!cli.stdout().includes('example-token-value') && !cli.stdout().includes('example-console-secret'));
     assert.doesNotMatch(cli.stdout(), /web console|roles\.auditors/, 'the example has a console people can sign in to, and auditors');
   });
