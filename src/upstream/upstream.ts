@@ -1,3 +1,4 @@
+import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
 
@@ -7,6 +8,12 @@ import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
  * SSE endpoints, resumption); the gateway relays raw messages over them.
  */
 export interface Upstream {
+  /**
+   * The link hands messages to other Sessions of this gateway (a virtual server's members), which record each one
+   * write-ahead before anything leaves the gateway: the session records what it sends, but need not wait for that to
+   * be durable before handing it over (src/exchange/server-forwarding.ts says why this stays fail-closed).
+   */
+  readonly inProcess?: boolean;
   /** Spawns the process or prepares the HTTP client; rejects when the server cannot be reached. */
   start(): Promise<void>;
   /**
@@ -14,6 +21,11 @@ export interface Upstream {
    * bytes). Rejects with an UpstreamError when the message could not be delivered.
    */
   send(message: JsonRpcMessage, text: string): Promise<void>;
+  /**
+   * The caller on the session now (a refreshed token, whose groups may have changed): a link that opens sessions
+   * for them (a virtual server's member sessions) passes it on, so their access is decided by it too.
+   */
+  refreshIdentity?(identity: Identity): void;
   /** Transports that send the negotiated version as a header learn it here after initialize. */
   setProtocolVersion(version: string): void;
   /** Ends the upstream session (DELETE for HTTP, terminates the process for stdio). Idempotent. */

@@ -1,3 +1,4 @@
+import type { Identity } from '../core/identity.js';
 import type { ClientSink } from '../exchange/sink.js';
 import type { VirtualOrigin } from '../pipeline/stage.js';
 import {
@@ -19,13 +20,15 @@ import type { MemberNames } from './names.js';
  */
 export interface MemberSession {
   readonly id: string;
+  /** The caller's refreshed identity: access on the member is decided by the caller's groups now. */
+  refreshIdentity(identity: Identity): void;
   attach(sink: ClientSink): void;
   receive(message: JsonRpcMessage, text: string): void;
   close(reason: string): Promise<void>;
 }
 
 /** Opens a member session for the virtual session's caller; undefined when the caller may not open that member. */
-export type OpenMember = (member: string, origin: VirtualOrigin) => Promise<MemberSession | undefined>;
+export type OpenMember = (member: string, identity: Identity, origin: VirtualOrigin) => Promise<MemberSession | undefined>;
 
 /** What a member link tells its virtual upstream. */
 export interface MemberEvents {
@@ -39,11 +42,12 @@ export interface MemberEvents {
   serverCancelled(link: MemberLink, serverId: RequestId, message: JsonRpcNotification): void;
   /** The member came up (first time, or back after being down). */
   up(link: MemberLink): void;
-  /** The member went down (failed to open, to initialize, in time, or its session ended). */
-  down(link: MemberLink, reason: string): void;
+  /** The member went down (failed to open, to initialize, in time, or its session ended); `wasUp`: it served until now. */
+  down(link: MemberLink, reason: string, wasUp: boolean): void;
 }
 
 interface OwnRequest {
+  method: string;
   resolve(result: Record<string, unknown>): void;
   reject(err: Error): void;
 }
@@ -82,6 +86,8 @@ export class MemberLink {
     readonly index: number,
     readonly names: MemberNames,
     private readonly open: OpenMember,
+    /** The caller now (a retry opens the member for who is on the virtual session then). */
+    private readonly caller: () => Identity,
     private readonly origin: VirtualOrigin,
     private readonly events: MemberEvents,
     /** How long an attempt may take in the background before it is given up and retried. */
@@ -159,7 +165,7 @@ export class MemberLink {
   }
 
   async #openAndInitialize(): Promise<void> {
-    const session = await this.open(this.connection, this.origin);
+    const session = await this.open(this.connection, this.caller(), this.origin);
     if (session === undefined) {
       this.#state = 'absent';
       this.#reason = 'the caller may not open it';
@@ -184,12 +190,13 @@ export class MemberLink {
 
   #failed(reason: string): void {
     const session = this.#session;
+    const wasUp = this.#state === 'up';
     this.#session = undefined;
     this.#state = 'down';
     this.#reason = reason;
     this.#failPending(reason);
     if (session !== undefined) void session.close(`left out of virtual server '${this.origin.server}': ${reason}`).catch(() => {});
-    this.events.down(this, reason);
+    this.events.down(this, reason, wasUp);
     this.#scheduleRetry();
   }
 
@@ -217,6 +224,11 @@ export class MemberLink {
       );
       this.events.routedAnswer(answer, JSON.stringify(answer));
     }
+  }
+
+  /** The virtual initialize stopped waiting for it: what a call to it is told until it is up (it may still come). */
+  late(reason: string): void {
+    if (this.#state === 'opening' || this.#state === 'new') this.#reason = reason;
   }
 
   /** Why a call to this member cannot be served now, or undefined when it is up. */
@@ -259,6 +271,7 @@ export class MemberLink {
         timer.unref();
       }
       this.#own.set(id, {
+        method,
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -270,6 +283,10 @@ export class MemberLink {
       });
       this.#send({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
     });
+  }
+
+  refreshIdentity(identity: Identity): void {
+    this.#session?.refreshIdentity(identity);
   }
 
   /** Whether a request routed to it (by the virtual session's id) is still waiting for its answer. */
@@ -298,6 +315,7 @@ export class MemberLink {
   #sinkFor(session: MemberSession): ClientSink {
     return {
       connected: true,
+      inProcess: true,
       send: (message, _related, text) => {
         if (this.#session === session) this.#delivered(message, text);
       },
@@ -329,7 +347,7 @@ export class MemberLink {
       const own = this.#own.get(id);
       if (own === undefined) return;
       this.#own.delete(id);
-      if (response.error !== undefined) own.reject(new Error(`${this.connection} answered with an error: ${response.error.message}`));
+      if (response.error !== undefined) own.reject(new Error(`its ${own.method} failed: ${response.error.message}`));
       else own.resolve((response.result ?? {}) as Record<string, unknown>);
       return;
     }
