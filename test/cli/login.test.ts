@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { stringify } from 'yaml';
 import { runCli } from '../helpers/cli.js';
@@ -90,6 +91,16 @@ describe('login --dev, connect and mcp-config', () => {
       `every tool carries the member's prefix: ${names.join(', ')}`,
     );
     assert.match(JSON.stringify(await client.callTool({ name: 'ev__echo', arguments: { message: 'via toolbox' } })), /Echo: via toolbox/);
+    await client.close();
+  });
+
+  it('a virtual server is served on the legacy HTTP+SSE edge too, at /sse/<name>', async () => {
+    const token = await gw.tokenFor('ada');
+    const transport = new SSEClientTransport(gw.sse('toolbox'), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+    const client = new Client({ name: 'legacy', version: '1.0.0' });
+    await client.connect(transport);
+    assert.ok((await client.listTools()).tools.some((t) => t.name === 'ev__echo'));
+    assert.match(JSON.stringify(await client.callTool({ name: 'ev__echo', arguments: { message: 'over sse' } })), /Echo: over sse/);
     await client.close();
   });
 
