@@ -44,8 +44,9 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
         open: async (member, caller, origin): Promise<MemberSession | undefined> => {
           const connection = ctx.config.connections.get(member);
           // A member the caller may not open is simply not part of their virtual server.
-          if (connection === undefined || !ctx.mayOpen(caller, member)) return undefined;
-          return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin });
+          const decision = connection === undefined ? undefined : ctx.access(member)?.open(caller);
+          if (connection === undefined || decision?.allowed !== true) return undefined;
+          return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin, access: decision.reason });
         },
       });
     };
