@@ -126,17 +126,20 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
       s.warm,
       s.rounds,
     );
+    // Every member's own list is timed too (bare client): the virtual server's list waits for the slowest of them.
     const lists = await interleaved(
       [
         { name: 'bare member', run: () => bare.get(largest)!.listTools() },
         { name: 'bare virtual', run: () => bare.get('toolbox')!.listTools() },
         { name: 'v1 member', run: () => v1List(v1.get(largest)!.client) },
         { name: 'v1 virtual', run: () => v1List(v1.get('toolbox')!.client) },
+        ...members.filter((m) => m !== largest).map((m) => ({ name: `bare ${m}`, run: () => bare.get(m)!.listTools() })),
       ],
       s.lists,
       Math.ceil(s.warm / 4),
       s.rounds,
     );
+    const memberLists = Object.fromEntries(members.map((m) => [m, (m === largest ? lists.get('bare member') : lists.get(`bare ${m}`))!]));
     const row = (what: string, m: Map<string, Figures>, client: 'bare' | 'v1') => {
       const member = m.get(`${client} member`)!;
       const virtual = m.get(`${client} virtual`)!;
@@ -153,7 +156,11 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
       listBare: row('tools/list', lists, 'bare'),
       listV1: row('tools/list', lists, 'v1'),
     };
-    return { counts: Object.fromEntries(counts), largest, calls: Object.fromEntries(calls), lists: Object.fromEntries(lists), ratios };
+    const slowest = [...members].sort((a, b) => memberLists[b]!.p50 - memberLists[a]!.p50)[0]!;
+    console.log(
+      `  each member's own tools/list, bare client, p50: ${members.map((m) => `${m} ${fmt(memberLists[m]!.p50)} ms`).join(', ')}; the virtual server's / the slowest's (${slowest}): ${fmt(lists.get('bare virtual')!.p50 / memberLists[slowest]!.p50)}×`,
+    );
+    return { counts: Object.fromEntries(counts), largest, slowest, calls: Object.fromEntries(calls), lists: Object.fromEntries(lists), memberLists, ratios };
   } finally {
     for (const s of bare.values()) await s.close();
     for (const c of v1.values()) await c.end().catch(() => {});
