@@ -58,6 +58,10 @@ export interface McpSession {
   echo(): Promise<void>;
   /** Calls `echo` with `message`; resolves with the text that came back (masked or not). */
   echoText(message: string): Promise<string>;
+  /** Calls the echo tool by the name `tool` (a virtual server exposes it under another name); rejects unless it echoed. */
+  echoAs(tool: string): Promise<void>;
+  /** `tools/list`, following `nextCursor` to the end; resolves with the number of tools. */
+  listTools(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -96,6 +100,30 @@ export async function openSession(endpoint: string, token?: string, callsTo?: st
       const message = messageWithId(reply, id);
       const text = (message?.result as { content?: Array<{ text?: string }> } | undefined)?.content?.[0]?.text;
       if (text !== 'Echo: bench') throw new Error(`echo failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+    },
+    async echoAs(tool: string) {
+      const id = next++;
+      const reply = await post(
+        callUrl,
+        JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: tool, arguments: { message: 'bench' } } }),
+        headers,
+      );
+      const text = (messageWithId(reply, id)?.result as { content?: Array<{ text?: string }> } | undefined)?.content?.[0]?.text;
+      if (text !== 'Echo: bench') throw new Error(`${tool} failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+    },
+    async listTools() {
+      let tools = 0;
+      let cursor: string | undefined;
+      do {
+        const id = next++;
+        const params = cursor === undefined ? {} : { cursor };
+        const reply = await post(callUrl, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params }), headers);
+        const result = messageWithId(reply, id)?.result as { tools?: unknown[]; nextCursor?: string } | undefined;
+        if (!Array.isArray(result?.tools)) throw new Error(`tools/list failed: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+        tools += result.tools.length;
+        cursor = result.nextCursor;
+      } while (cursor !== undefined);
+      return tools;
     },
     async echoText(message: string) {
       const id = next++;

@@ -23,7 +23,10 @@
  *   - replicas on one PostgreSQL database: recording on vs off ≥ 0.85× with one gateway and with three writing at once (issue 18)
  *   - the internal hop (issue 18): a legacy request sent to a replica that forwards it to the session's owner against
  *     one sent to the owner, sequential p50/p99 (reported, no target; hop.ts)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop.
+ *   - virtual servers (issue 19): a tools/call through a virtual server of three members vs the same call on the member
+ *     connection, p50 ≤ 1.05×; the virtual server's tools/list vs its largest member's own, p50 ≤ 1.5×; with the bare
+ *     client and the official v1 SDK client, on one gateway recording as shipped (virtual.ts)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|virtual.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -33,6 +36,7 @@ import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
 import { forwardedVsLocal } from './hop.js';
 import { replicasBehindHaproxy } from './replicas.js';
+import { virtualVsMember } from './virtual.js';
 import {
   everythingStdioConnection,
   type Proc,
@@ -655,6 +659,14 @@ async function main(): Promise<void> {
     }
     if ((!only || only === 'hop') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
       results.hop = await forwardedVsLocal({ calls: quick ? 600 : 2000, warm: quick ? 100 : 200 });
+    }
+    if (!only || only === 'virtual') {
+      results.virtual = await virtualVsMember(verdicts, {
+        calls: settings.seqCalls,
+        warm: settings.seqWarm,
+        lists: quick ? 300 : 1000,
+        rounds: settings.rounds,
+      });
     }
     if (!only || only === 'mem') {
       const mem = await idleMemory(targets[0]!.url);

@@ -6,16 +6,22 @@ import { consoleWarnings } from '../console/console-warnings.js';
 export function configCheckAction(file: string): void {
   try {
     const config = loadConfigFile(file);
-    const names = [...config.connections.values()].map((c) => `${c.name} (${c.upstream.kind})`);
+    const all = [...config.connections.values()];
+    const names = all.filter((c) => c.upstream.kind !== 'virtual').map((c) => `${c.name} (${c.upstream.kind})`);
+    const virtual = all.flatMap((c) => (c.upstream.kind === 'virtual' ? [`${c.name} (${c.upstream.members.map((m) => m.connection).join(', ')})`] : []));
     const recording = config.recording.mode === 'off' ? 'recording off' : `recording ${config.recording.mode} to ${describeStore(config.store.reveal())}`;
     const identity =
       config.identity.issuers.length > 0
         ? `identity: ${config.identity.issuers.map((i) => i.issuer).join(', ')}`
         : `identity: dev identity (users: ${Object.keys(config.identity.dev.users).join(', ') || 'none'})`;
-    process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}; ${identity}\n`);
+    process.stdout.write(
+      `${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${virtual.length > 0 ? `virtual servers: ${virtual.join(', ')}; ` : ''}${recording}; ${identity}\n`,
+    );
     for (const c of config.connections.values()) {
       if (c.access.groups.length === 0)
-        process.stdout.write(`warning: connection '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`);
+        process.stdout.write(
+          `warning: ${c.upstream.kind === 'virtual' ? 'virtual server' : 'connection'} '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`,
+        );
     }
     for (const w of consoleWarnings(config)) process.stdout.write(`warning: ${w}\n`);
   } catch (err) {

@@ -26,12 +26,30 @@ function signIn(gateway: Gateway, embedded: boolean): string[] {
   ];
 }
 
+/** What the embedded defaults serve, for the banner's first line. */
+function embeddedDemo(gateway: Gateway): string {
+  const files = gateway.config.connections.has('files') ? ', @modelcontextprotocol/server-filesystem over ./data/demo-files' : '';
+  return ` (embedded defaults: the demo servers @modelcontextprotocol/server-everything${files}, and a virtual server over them)`;
+}
+
+/** A virtual server's line under Next: where it is, and the names its members' items get there. */
+function virtualServerLines(gateway: Gateway, name: string, upstream: VirtualUpstreamConfig, embedded: boolean): string[] {
+  const members = upstream.members.map((m) => (m.prefix === '' ? m.connection : `${m.connection} (as ${m.prefix}…)`));
+  return [
+    `  virtual server: ${gateway.url}/mcp/${name} serves ${members.join(', ')} in one list`,
+    `                  (or: ${cli} mcp-config ${name}${embedded ? '' : ' --config FILE'}); each call keeps its connection's policy: docs/virtual-servers.md`,
+  ];
+}
+
 function banner(gateway: Gateway, embedded: boolean): string {
   const names = [...gateway.config.connections.keys()];
   const first = names[0]!;
+  const virtualServers = [...gateway.config.connections.values()].flatMap((c) =>
+    c.upstream.kind === 'virtual' ? [{ name: c.name, upstream: c.upstream }] : [],
+  );
   const lines = [
     '',
-    `Portcullis is running at ${gateway.url}${embedded ? ' (embedded defaults: the demo server @modelcontextprotocol/server-everything)' : ''}`,
+    `Portcullis is running at ${gateway.url}${embedded ? embeddedDemo(gateway) : ''}`,
     '',
     'Connections:',
     ...names.map((n) => `  ${n.padEnd(16)} Streamable HTTP ${gateway.url}/mcp/${n}    legacy SSE ${gateway.url}/sse/${n}`),
@@ -44,6 +62,7 @@ function banner(gateway: Gateway, embedded: boolean): string {
     `  MCP Inspector:  npx @modelcontextprotocol/inspector   then "Streamable HTTP", ${gateway.url}/mcp/${first}, and the token as a Bearer header`,
     `  SDK client:     new StreamableHTTPClientTransport(new URL('${gateway.url}/mcp/${first}'), { requestInit: { headers: { Authorization: 'Bearer …' } } })`,
     `                  (the same URL serves MCP 2026-07-28 clients, e.g. the v2 SDK pinned to it; see docs/protocol.md)`,
+    ...virtualServers.slice(0, 1).flatMap((v) => virtualServerLines(gateway, v.name, v.upstream, embedded)),
     `  recordings:     ${cli} sessions list${embedded ? '' : ' --config FILE'}`,
     `  recordings API: curl -H "Authorization: Bearer $(cat ${localApiKeyPath(gateway.config.dataDir)})" ${gateway.url}/api/sessions`,
     `  health:         curl ${gateway.url}/healthz`,
@@ -78,6 +97,8 @@ export async function gatewayAction(opts: GatewayOptions): Promise<void> {
     }
     config.log.format = opts.logFormat as LogFormat;
   }
+  // The quick start's `files` connection serves a folder that must exist before its server starts.
+  if (opts.config === undefined && config.connections.has('files')) ensureDemoFiles(demoFilesFolder());
   // The injected credentials are scrubbed from every line, as the gateway's own default logger does.
   const log = createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()), config.log.format);
   logProcessWarnings(log);

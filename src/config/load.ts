@@ -158,8 +158,30 @@ export function demoServerEntry(): string {
   return resolve(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
 }
 
-/** The embedded defaults `npm start` runs with: one connection, `everything`, to the demo server over stdio. */
+/**
+ * Where the quick start's second demo server, @modelcontextprotocol/server-filesystem, has its entry point; undefined
+ * when it is not installed (a dev dependency: an install without them runs the quick start with `everything` alone).
+ */
+export function demoFilesServerEntry(): string | undefined {
+  const require = createRequire(import.meta.url);
+  try {
+    return resolve(dirname(require.resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist/index.js');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The folder the quick start's `files` connection serves (read only): inside the embedded defaults' dataDir, ./data. */
+export function demoFilesFolder(): string {
+  return resolve('data', 'demo-files');
+}
+
+/**
+ * The embedded defaults `npm start` runs with: the connection `everything` (the demo server over stdio), `files`
+ * (server-filesystem over demoFilesFolder(), reading only) and the virtual server `toolbox` serving both at one URL.
+ */
 export function defaultConfigText(): string {
+  const filesEntry = demoFilesServerEntry();
   return [
     'listen: 127.0.0.1:8080',
     'store: sqlite:./data/portcullis.db',
@@ -173,7 +195,8 @@ export function defaultConfigText(): string {
     '  admins: [admins]                  # may approve changed tool definitions: portcullis pins approve',
     '  auditors: [auditors]              # see every session in the web console (others see their own)',
     'rules:',
-    "  # A tool that prints the server's environment waits for an approver (try it as bob, approve it as alice)",
+    "  # A tool that prints the server's environment waits for an approver (try it as bob, approve it as alice);",
+    "  # through the virtual server too (everything__get-env): the rule sees the server's own tool name",
     '  - name: env-needs-review',
     '    when: tool.name == "get-env"',
     '    action: review',
@@ -186,6 +209,29 @@ export function defaultConfigText(): string {
     `      args: [${JSON.stringify(demoServerEntry())}, stdio]`,
     '    access:',
     '      groups: [engineers]',
+    ...(filesEntry === undefined
+      ? []
+      : [
+          '  files:',
+          '    description: The MCP filesystem server over the demo folder data/demo-files, reading only',
+          '    stdio:',
+          `      command: ${JSON.stringify(process.execPath)}`,
+          `      args: [${JSON.stringify(filesEntry)}, ${JSON.stringify(demoFilesFolder())}]`,
+          '    access:',
+          '      groups: [engineers]',
+          '    tools:',
+          '      allow: ["read_*", "list_*", "search_files", "get_file_info", "directory_tree"]',
+        ]),
+    '# One endpoint, /mcp/toolbox, serving the tools, prompts and resources of both, each name prefixed by its',
+    "# connection (everything__echo, files__read_text_file); each call keeps its own connection's policy (docs/virtual-servers.md)",
+    'virtualServers:',
+    '  toolbox:',
+    `    description: ${filesEntry === undefined ? 'everything' : 'everything and files'} behind one endpoint`,
+    '    access:',
+    '      groups: [engineers]',
+    '    members:',
+    '      - connection: everything',
+    ...(filesEntry === undefined ? [] : ['      - connection: files']),
     '# One process on this machine, no load balancer to tell: Ctrl-C drains without first serving on',
     'shutdown:',
     '  drainDelay: 0',

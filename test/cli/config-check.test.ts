@@ -38,6 +38,17 @@ describe('portcullis config check', () => {
     assert.equal(run.stderr, '');
   });
 
+  it('virtual servers are summed up apart, with their members, and one nobody may open is warned of as a virtual server', async () => {
+    const path = file(
+      'virtual.yaml',
+      'connections:\n  a:\n    stdio: {command: node}\n    access: {groups: [eng]}\n  b:\n    http: {url: "http://127.0.0.1:3001/mcp"}\n    access: {groups: [eng]}\nvirtualServers:\n  both:\n    members: [{connection: a}, {connection: b}]\n',
+    );
+    const run = await configCheck(path);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /; connections: a \(stdio\), b \(http\); virtual servers: both \(a, b\); recording /);
+    assert.match(run.stdout, /^warning: virtual server 'both' has no access\.groups, so nobody may open it/m);
+  });
+
   it('an invalid file: exit 1 and every problem on stderr, nothing on stdout', async () => {
     const path = file('invalid.yaml', 'listen: nowhere\nconnections:\n  a:\n    stdio: {comand: node}\n');
     const run = await configCheck(path);

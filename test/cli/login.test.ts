@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { stringify } from 'yaml';
 import { runCli } from '../helpers/cli.js';
@@ -26,6 +27,8 @@ describe('login --dev, connect and mcp-config', () => {
       dataDir: join(dir, 'data'),
       identity: { dev: { users: { ada: ['eng'], eve: ['sales'] } } },
       connections: { everything: { stdio: everythingStdio(), access: { groups: ['eng'] } } },
+      // A virtual server is a name on the gateway like a connection: connect and mcp-config serve it alike.
+      virtualServers: { toolbox: { access: { groups: ['eng'] }, members: [{ connection: 'everything', prefix: 'ev__' }] } },
     };
     gw = await startTestGateway(settings);
     // The same config as the gateway's, as an operator would pass it to the CLI.
@@ -72,6 +75,35 @@ describe('login --dev, connect and mcp-config', () => {
     assert.ok(sessions.length >= 1);
   });
 
+  it('connect reaches a virtual server like a connection: its merged list, and a call routed to its member', async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [cliPath, 'connect', 'toolbox', '--config', config],
+      env: { PATH: process.env.PATH ?? '', PORTCULLIS_HOME: home },
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'desktop', version: '1.0.0' });
+    await client.connect(transport);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('ev__echo'), names.join(', '));
+    assert.ok(
+      names.every((n) => n.startsWith('ev__')),
+      `every tool carries the member's prefix: ${names.join(', ')}`,
+    );
+    assert.match(JSON.stringify(await client.callTool({ name: 'ev__echo', arguments: { message: 'via toolbox' } })), /Echo: via toolbox/);
+    await client.close();
+  });
+
+  it('a virtual server is served on the legacy HTTP+SSE edge too, at /sse/<name>', async () => {
+    const token = await gw.tokenFor('ada');
+    const transport = new SSEClientTransport(gw.sse('toolbox'), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+    const client = new Client({ name: 'legacy', version: '1.0.0' });
+    await client.connect(transport);
+    assert.ok((await client.listTools()).tools.some((t) => t.name === 'ev__echo'));
+    assert.match(JSON.stringify(await client.callTool({ name: 'ev__echo', arguments: { message: 'over sse' } })), /Echo: over sse/);
+    await client.close();
+  });
+
   it('connect without any token says how to sign in', async () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
@@ -95,5 +127,21 @@ describe('login --dev, connect and mcp-config', () => {
     assert.deepEqual(entry.args, [cliPath, 'connect', 'everything', '--gateway', gw.url]);
     const http = await runCli(['mcp-config', 'everything', '--config', config, '--http']);
     assert.deepEqual(JSON.parse(http.stdout), { mcpServers: { everything: { type: 'http', url: `${gw.url}/mcp/everything` } } });
+  });
+
+  it('mcp-config prints the same entries for a virtual server', async () => {
+    const run = await runCli(['mcp-config', 'toolbox', '--config', config]);
+    assert.equal(run.code, 0, run.stderr);
+    const entry = (JSON.parse(run.stdout) as { mcpServers: Record<string, { command: string; args: string[] }> }).mcpServers.toolbox!;
+    assert.deepEqual(entry.args, [cliPath, 'connect', 'toolbox', '--gateway', gw.url]);
+    const http = await runCli(['mcp-config', 'toolbox', '--config', config, '--http']);
+    assert.deepEqual(JSON.parse(http.stdout), { mcpServers: { toolbox: { type: 'http', url: `${gw.url}/mcp/toolbox` } } });
+  });
+
+  it('mcp-config with the config names what it has when the name is neither a connection nor a virtual server', async () => {
+    const run = await runCli(['mcp-config', 'toolbx', '--config', config]);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /has no connection or virtual server named "toolbx"; it has: everything, toolbox/);
   });
 });

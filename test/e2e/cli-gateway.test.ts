@@ -148,7 +148,7 @@ describe('portcullis gateway (the CLI process)', () => {
     assert.match(cli.stderr(), /connections\.everything\.stdio\.comand: unknown key; expected one of: command, args, env, passEnv, cwd/);
   });
 
-  it('`npm start` runs the quick start: embedded defaults fronting server-everything, and prints what to do next', async () => {
+  it('`npm start` runs the quick start: embedded defaults fronting server-everything, server-filesystem and a virtual server over both, and prints what to do next', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
     const words = pkg.scripts.start.split(/\s+/);
     assert.deepEqual(words.slice(0, 2), ['node', 'bin/portcullis.js'], 'npm start runs the CLI');
@@ -193,6 +193,31 @@ describe('portcullis gateway (the CLI process)', () => {
     const result = await client.callTool({ name: 'echo', arguments: { message: 'hello' } });
     assert.deepEqual(result.content, [{ type: 'text', text: 'Echo: hello' }]);
     await client.close();
+
+    // The virtual server toolbox: one merged list of both demo servers, each call routed to the member that owns it.
+    assert.match(cli.stdout(), new RegExp(`toolbox .*http://127.0.0.1:${port}/mcp/toolbox`));
+    assert.match(cli.stdout(), /virtual server: .*\/mcp\/toolbox serves everything \(as everything__…\), files \(as files__…\) in one list/);
+    const toolbox = new Client({ name: 'quick-start-toolbox', version: '1.0.0' });
+    await toolbox.connect(
+      new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp/toolbox`), {
+        requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } },
+      }),
+    );
+    const names = (await toolbox.listTools()).tools.map((t) => t.name);
+    for (const name of ['everything__echo', 'everything__get-sum', 'files__read_text_file', 'files__list_directory'])
+      assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
+    assert.ok(!names.includes('files__write_file'), 'files reads only: its connection does not allow write_file');
+    assert.ok(
+      names.every((n) => n.startsWith('everything__') || n.startsWith('files__')),
+      names.join(', '),
+    );
+    assert.deepEqual((await toolbox.callTool({ name: 'everything__echo', arguments: { message: 'merged' } })).content, [
+      { type: 'text', text: 'Echo: merged' },
+    ]);
+    // The demo folder was made at the start, inside the data directory, with a README to read.
+    const readme = await toolbox.callTool({ name: 'files__read_text_file', arguments: { path: join(cwd, 'data', 'demo-files', 'README.md') } });
+    assert.match(JSON.stringify(readme.content), /quick start's demo folder/);
+    await toolbox.close();
     cli.child.kill('SIGTERM');
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0);
@@ -270,7 +295,10 @@ describe('portcullis config check', () => {
     });
     const [code] = (await once(cli.child, 'exit')) as [number];
     assert.equal(code, 0, cli.stderr());
-    assert.match(cli.stdout(), /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\)/);
+    assert.match(
+      cli.stdout(),
+      /valid; listen 127.0.0.1:8080; connections: everything \(stdio\), files \(stdio\), remote \(http\); virtual servers: toolbox \(everything, files\);/,
+    );
     assert.ok(!cli.stdout().includes('example-token-value') && !cli.stdout().includes('example-console-secret'));
     assert.doesNotMatch(cli.stdout(), /web console|roles\.auditors/, 'the example has a console people can sign in to, and auditors');
   });

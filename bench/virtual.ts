@@ -1,0 +1,230 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demoFilesServerEntry } from '../src/config/load.js';
+import type { Verdicts } from './bridges.js';
+import { type McpSession, openSession } from './mcp-client.js';
+import { everythingStdioConnection, type Proc, startDirectServer, startGateway } from './processes.js';
+import { connect } from './sessions.js';
+
+/**
+ * Virtual servers (issue 19): one gateway serves three connections, `everything` (server-everything over stdio),
+ * `files` (server-filesystem over stdio, a scratch folder) and `remote` (server-everything's own Streamable HTTP), and
+ * the virtual server `toolbox` over the three. In the same run and on the same gateway:
+ *   - a `tools/call` (echo) through the virtual server (`everything__echo`) against the same call on the member
+ *     connection `everything` (`echo`): sequential p50, target ≤ 1.05×;
+ *   - `tools/list` of the virtual server (the three members' lists merged) against the largest member's own
+ *     `tools/list` on its connection: sequential p50, target ≤ 1.5×.
+ * Both with the bare client (mcp-client.ts) and with the official v1 SDK client, their measurements interleaved in
+ * rounds so that drift on the machine hits every target alike. The gateway records as shipped (write-ahead, SQLite):
+ * the verdicts are on that one. The same is measured on a second gateway with recording off, to tell what the
+ * recording of the member sessions beside the virtual session costs from what the in-process hop costs.
+ */
+
+export interface VirtualBenchSettings {
+  /** tools/call measured per target, after `warm`. */
+  calls: number;
+  warm: number;
+  /** tools/list measured per target, after `warm / 4`. */
+  lists: number;
+  rounds: number;
+}
+
+/** What one measured operation is: a name, and the operation (rejecting unless it answered right). */
+interface Timed {
+  name: string;
+  run: () => Promise<unknown>;
+}
+
+interface Figures {
+  p50: number;
+  p99: number;
+}
+
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+
+/** `count` runs of each target after `warm` unmeasured ones, in `rounds` blocks whose order rotates. */
+async function interleaved(targets: Timed[], count: number, warm: number, rounds: number): Promise<Map<string, Figures>> {
+  for (const t of targets) for (let i = 0; i < warm; i++) await t.run();
+  const samples = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const perRound = Math.ceil(count / rounds);
+  for (let round = 0; round < rounds; round++) {
+    for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
+      const out = samples.get(t.name)!;
+      for (let i = 0; i < perRound; i++) {
+        const start = process.hrtime.bigint();
+        await t.run();
+        out.push(Number(process.hrtime.bigint() - start) / 1e6);
+      }
+    }
+  }
+  return new Map(
+    [...samples].map(([name, times]) => {
+      const sorted = times.sort((a, b) => a - b);
+      return [name, { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) }];
+    }),
+  );
+}
+
+/** The v1 SDK client as this bench drives it: calls by name, lists followed to their end. */
+interface V1 {
+  callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>;
+  listTools(params?: { cursor?: string }): Promise<{ tools: unknown[]; nextCursor?: string }>;
+}
+
+async function v1Echo(client: V1, tool: string): Promise<void> {
+  const result = (await client.callTool({ name: tool, arguments: { message: 'bench' } })) as { content?: Array<{ text?: string }> };
+  if (result.content?.[0]?.text !== 'Echo: bench') throw new Error(`${tool} failed: ${JSON.stringify(result).slice(0, 200)}`);
+}
+
+async function v1List(client: V1): Promise<number> {
+  let tools = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await client.listTools(cursor === undefined ? {} : { cursor });
+    tools += page.tools.length;
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return tools;
+}
+
+const members = ['everything', 'files', 'remote'] as const;
+
+/** One gateway's figures: call and list p50 for each client, member vs virtual. */
+async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<string, unknown>> {
+  const url = (name: string) => `http://127.0.0.1:${gateway.port}/mcp/${name}`;
+  const headers = { authorization: `Bearer ${gateway.token}` };
+  const bare = new Map<string, McpSession>();
+  const v1 = new Map<string, { client: V1; end: () => Promise<void> }>();
+  try {
+    for (const name of [...members, 'toolbox']) {
+      bare.set(name, await openSession(url(name), gateway.token));
+      const c = await connect({ name, url: url(name), headers, client: 'v1' });
+      const end = async () => {
+        await c.end();
+        await c.client.close();
+      };
+      v1.set(name, { client: c.client as unknown as V1, end });
+    }
+    // Every member must be in the virtual server's list, or the comparison would time a smaller list.
+    const counts = new Map<string, number>();
+    for (const name of [...members, 'toolbox']) counts.set(name, await bare.get(name)!.listTools());
+    const memberSum = members.reduce((sum, m) => sum + counts.get(m)!, 0);
+    if (counts.get('toolbox') !== memberSum)
+      throw new Error(`the virtual server lists ${counts.get('toolbox')} tools, its members ${members.map((m) => `${m} ${counts.get(m)}`).join(', ')}`);
+    const largest = [...members].sort((a, b) => counts.get(b)! - counts.get(a)!)[0]!;
+
+    const calls = await interleaved(
+      [
+        { name: 'bare member', run: () => bare.get('everything')!.echoAs('echo') },
+        { name: 'bare virtual', run: () => bare.get('toolbox')!.echoAs('everything__echo') },
+        { name: 'v1 member', run: () => v1Echo(v1.get('everything')!.client, 'echo') },
+        { name: 'v1 virtual', run: () => v1Echo(v1.get('toolbox')!.client, 'everything__echo') },
+      ],
+      s.calls,
+      s.warm,
+      s.rounds,
+    );
+    // Every member's own list is timed too (bare client): the virtual server's list waits for the slowest of them.
+    const lists = await interleaved(
+      [
+        { name: 'bare member', run: () => bare.get(largest)!.listTools() },
+        { name: 'bare virtual', run: () => bare.get('toolbox')!.listTools() },
+        { name: 'v1 member', run: () => v1List(v1.get(largest)!.client) },
+        { name: 'v1 virtual', run: () => v1List(v1.get('toolbox')!.client) },
+        ...members.filter((m) => m !== largest).map((m) => ({ name: `bare ${m}`, run: () => bare.get(m)!.listTools() })),
+      ],
+      s.lists,
+      Math.ceil(s.warm / 4),
+      s.rounds,
+    );
+    const memberLists = Object.fromEntries(members.map((m) => [m, (m === largest ? lists.get('bare member') : lists.get(`bare ${m}`))!]));
+    const row = (what: string, m: Map<string, Figures>, client: 'bare' | 'v1') => {
+      const member = m.get(`${client} member`)!;
+      const virtual = m.get(`${client} virtual`)!;
+      console.log(
+        `${what.padEnd(11)} ${(client === 'v1' ? 'v1 SDK' : 'bare').padEnd(8)} ${fmt(member.p50).padStart(10)} ${fmt(member.p99).padStart(10)} ${fmt(virtual.p50).padStart(11)} ${fmt(virtual.p99).padStart(11)}   ${fmt(virtual.p50 / member.p50)}×`,
+      );
+      return virtual.p50 / member.p50;
+    };
+    console.log(`  tools: ${[...counts].map(([n, c]) => `${n} ${c}`).join(', ')}; tools/list compared with the largest member, ${largest}`);
+    console.log('            client    member p50  member p99  virtual p50  virtual p99   p50 virtual/member');
+    const ratios = {
+      callBare: row('tools/call', calls, 'bare'),
+      callV1: row('tools/call', calls, 'v1'),
+      listBare: row('tools/list', lists, 'bare'),
+      listV1: row('tools/list', lists, 'v1'),
+    };
+    const slowest = [...members].sort((a, b) => memberLists[b]!.p50 - memberLists[a]!.p50)[0]!;
+    console.log(
+      `  each member's own tools/list, bare client, p50: ${members.map((m) => `${m} ${fmt(memberLists[m]!.p50)} ms`).join(', ')}; the virtual server's / the slowest's (${slowest}): ${fmt(lists.get('bare virtual')!.p50 / memberLists[slowest]!.p50)}×`,
+    );
+    return { counts: Object.fromEntries(counts), largest, slowest, calls: Object.fromEntries(calls), lists: Object.fromEntries(lists), memberLists, ratios };
+  } finally {
+    for (const s of bare.values()) await s.close();
+    for (const c of v1.values()) await c.end().catch(() => {});
+  }
+}
+
+/** The virtual-server bench: the gateway as shipped (recording write-ahead) and the same with recording off. */
+export async function virtualVsMember(verdicts: Verdicts, s: VirtualBenchSettings): Promise<Record<string, unknown>> {
+  const filesEntry = demoFilesServerEntry();
+  if (filesEntry === undefined) throw new Error('@modelcontextprotocol/server-filesystem is not installed (npm install)');
+  const folder = mkdtempSync(join(tmpdir(), 'portcullis-bench-files-'));
+  for (let i = 0; i < 5; i++) writeFileSync(join(folder, `note-${i}.txt`), `note ${i}\n`);
+  const remote = await startDirectServer();
+  const connections = {
+    everything: everythingStdioConnection(),
+    files: { stdio: { command: process.execPath, args: [filesEntry, folder] } },
+    remote: { http: { url: `http://127.0.0.1:${remote.port}/mcp` } },
+  };
+  const virtualServers = {
+    toolbox: { access: { groups: ['bench'] }, members: members.map((connection) => ({ connection })) },
+  };
+  const out: Record<string, unknown> = {};
+  try {
+    for (const mode of ['write-ahead', 'off'] as const) {
+      const gateway = await startGateway(connections, { virtualServers, recording: { mode } });
+      try {
+        console.log(
+          `\nVirtual server (issue 19): toolbox over everything (stdio), files (stdio), remote (Streamable HTTP), recording ${mode}; sequential, ${s.calls} calls and ${s.lists} lists per target after warm-up`,
+        );
+        const figures = await measure(gateway, s);
+        out[mode] = figures;
+        if (mode !== 'write-ahead') continue;
+        const r = figures.ratios as Record<'callBare' | 'callV1' | 'listBare' | 'listV1', number>;
+        verdicts.push({
+          target: 'p50 tools/call via a 3-member virtual server / on the member, bare client',
+          value: r.callBare,
+          limit: '≤ 1.05',
+          pass: r.callBare <= 1.05,
+        });
+        verdicts.push({
+          target: 'p50 tools/call via a 3-member virtual server / on the member, v1 SDK client',
+          value: r.callV1,
+          limit: '≤ 1.05',
+          pass: r.callV1 <= 1.05,
+        });
+        verdicts.push({
+          target: 'p50 tools/list of a 3-member virtual server / largest member, bare client',
+          value: r.listBare,
+          limit: '≤ 1.5',
+          pass: r.listBare <= 1.5,
+        });
+        verdicts.push({
+          target: 'p50 tools/list of a 3-member virtual server / largest member, v1 SDK client',
+          value: r.listV1,
+          limit: '≤ 1.5',
+          pass: r.listV1 <= 1.5,
+        });
+      } finally {
+        await gateway.stop();
+      }
+    }
+    return out;
+  } finally {
+    await remote.stop();
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
