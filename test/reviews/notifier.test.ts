@@ -78,6 +78,8 @@ function review(over: Partial<ReviewRow> = {}): ReviewRow {
     instanceId: 'gw-1',
     method: 'tools/call',
     target: 'get-sum',
+    virtualServer: null,
+    virtualTarget: null,
     params: JSON.stringify({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
     digest: 'digest',
     requesterSubject: 'alice',
