@@ -92,7 +92,7 @@ interface ReviewView {
   target: string | null;
   params: { name: string; arguments: Record<string, unknown> };
   requester: { subject: string };
-  virtual?: { server: string; target: string | null } | null;
+  virtual: { server: string; target: string | null } | null;
 }
 
 describe('virtual servers: policy stays per member', () => {
@@ -290,7 +290,7 @@ describe('virtual servers: policy stays per member', () => {
         assert.equal(review.target, 'echo', "with the server's own name");
         assert.equal(review.params.name, 'echo');
         assert.equal(review.requester.subject, 'alice');
-        if (review.virtual !== undefined) assert.deepEqual(review.virtual, { server: 'toolbox', target: 'ev__echo' });
+        assert.deepEqual(review.virtual, { server: 'toolbox', target: 'ev__echo' }, 'and the name the caller used');
         const own = await api<{ error?: string }>('alice', 'POST', `/api/reviews/${review.id}/approve`, {});
         assert.notEqual(own.status, 200, 'the caller may not approve their own call');
         assert.equal((await api('carol', 'POST', `/api/reviews/${review.id}/approve`, { note: 'fine' })).status, 200);
@@ -302,6 +302,7 @@ describe('virtual servers: policy stays per member', () => {
         const sum = alice.call('ev__get-sum', { a: 20, b: 22 });
         const review = await pending((r) => r.rule === 'toolbox-sums' && r.params.arguments.a === 20, 'the review of get-sum');
         assert.equal(review.target, 'get-sum');
+        assert.deepEqual(review.virtual, { server: 'toolbox', target: 'ev__get-sum' });
         assert.equal((await api('carol', 'POST', `/api/reviews/${review.id}/approve`, {})).status, 200);
         const done = await sum;
         assert.equal(done.ok, true, JSON.stringify(done));
