@@ -107,9 +107,7 @@ for (const backend of backends) {
     });
 
     it('a call held through a virtual server names it and the name used there, on every gateway; a direct one names none', async () => {
-      const through = holder.hold(
-        spec(new AbortController().signal, { digest: 'f'.repeat(64), virtual: { server: 'toolbox', target: 'fs__write_file' } }),
-      );
+      const through = holder.hold(spec(new AbortController().signal, { digest: 'f'.repeat(64), virtual: { server: 'toolbox', target: 'fs__write_file' } }));
       const direct = holder.hold(spec(new AbortController().signal, { digest: 'c'.repeat(64) }));
       await waitPending(through.id);
       await waitPending(direct.id);
