@@ -10,7 +10,7 @@ import { callApi } from '../helpers/api.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { connectV2, modernVersion } from '../helpers/modern.js';
+import { connectV2, modernBody, modernHeaders, modernVersion, rawRequest } from '../helpers/modern.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -223,6 +223,20 @@ describe('virtual servers: policy stays per member', () => {
         assert.ok(ops.received.some((m) => m.method === 'tools/call' && m.params?.name === 'echo' && m.params.arguments?.message === marker));
       });
     }
+
+    it('a 2026-07-28 tools/list of the virtual server is private: what it holds depends on who asks', async () => {
+      const answer = await rawRequest(
+        gw.mcp('toolbox'),
+        'POST',
+        [...modernHeaders('tools/list'), ['authorization', `Bearer ${tokens.alice}`]],
+        JSON.stringify(modernBody('tools/list', {})),
+      );
+      assert.equal(answer.status, 200, answer.body);
+      const result = answer.json?.result as { tools: Array<{ name: string }>; cacheScope: string };
+      assert.ok(result.tools.some((t) => t.name === 'ev__echo'));
+      assert.ok(!result.tools.some((t) => t.name.startsWith('ops__')));
+      assert.equal(result.cacheScope, 'private', 'never for a cache shared with bob, who sees ops too');
+    });
 
     it('a user outside the virtual server’s own groups may not open it, even with a member they may use', async () => {
       // dave may use ops on its own, but is not in toolbox's groups: refused at the door, in both eras.
