@@ -20,6 +20,7 @@ import type { TokenKeys } from './cluster/token-keys.js';
 import type { GatewayOptions } from './features/feature.js';
 import { Features } from './features/features.js';
 import { featureModules } from './features/index.js';
+import { virtualServersModule } from './features/virtual.js';
 import { edges, modernPool, registrySettings, serverSettings } from './features/settings.js';
 import { createHttpServer } from './http/http-server.js';
 import { listen } from './http/listen.js';
@@ -31,12 +32,21 @@ import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import type { Recorder } from './recording/recorder.js';
 import type { ModernPool } from './session/modern-pool.js';
-import { SessionRegistry } from './session/registry.js';
+import { SessionRegistry, type SessionRegistryOptions } from './session/registry.js';
 import { SharedUpstreams, StdioSparePools, UpstreamAgents } from './upstream/index.js';
 import { allInjectedCredentials } from './upstream/injected-credentials.js';
 import { version } from './version.js';
 
 export type { GatewayOptions } from './features/feature.js';
+
+/** A virtual server's session is served by its members' sessions (src/virtual); every other connection by its own link. */
+function withVirtualServers(
+  links: SessionRegistryOptions['createUpstream'],
+  virtual: SessionRegistryOptions['createUpstream'] | undefined,
+): SessionRegistryOptions['createUpstream'] {
+  if (virtual === undefined) return links;
+  return (c, log, sessionId, identity) => (c.upstream.kind === 'virtual' ? virtual(c, log, sessionId, identity) : links(c, log, sessionId, identity));
+}
 
 /** The composition root: identity, recording, limits, sessions and the port, then each feature of src/features/index.ts in order. */
 export class Gateway {
@@ -124,7 +134,10 @@ export class Gateway {
     this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
-      createUpstream: upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams, this.limits),
+      createUpstream: withVirtualServers(
+        upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams, this.limits),
+        this.#features.get(virtualServersModule)?.upstream,
+      ),
       stagesFor: (c) => this.#features.stagesFor(c),
       observers: [
         ...(options.observers ?? []),

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
+import { connectionNamePattern, connectionNameRule, duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
@@ -14,7 +14,8 @@ import { guardrailsSchema, rulesSchema } from '../policy/config.js';
 import { recordingSchema } from '../recording/config.js';
 import { checkWebhookNames, notificationsSchema, reviewsSchema } from '../reviews/config.js';
 import { storeUrl } from '../store/config.js';
-import { oneUpstream, upstreamOf, upstreamSchemas } from '../upstream/config.js';
+import { oneUpstream, type UpstreamConfig, upstreamOf, upstreamSchemas } from '../upstream/config.js';
+import { checkVirtualServers, type VirtualServerConfig, virtualServersSchema, virtualUpstreamOf } from '../virtual/config.js';
 
 /**
  * The config file's schema: the composition of the slices each feature owns (src/<feature>/config.ts) with the
@@ -22,8 +23,6 @@ import { oneUpstream, upstreamOf, upstreamSchemas } from '../upstream/config.js'
  * (its type is the schema's output): durations in ms, sizes in bytes, secret references resolved into SecretStrings.
  * Every object is strict so that a misspelt key is an error rather than a silently ignored setting.
  */
-
-const connectionName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const namePatterns = z.array(z.string().min(1)).optional();
 
@@ -232,14 +231,12 @@ function fileSchema(sources: SecretSources) {
           .transform((s) => ({ drainDelayMs: s.drainDelay, drainTimeoutMs: s.drainTimeout })),
         log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
         connections: z
-          .record(
-            z
-              .string()
-              .regex(connectionName, 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)'),
-            connectionSchema(sources),
-          )
+          .record(z.string().regex(connectionNamePattern, connectionNameRule), connectionSchema(sources))
           .refine((conns) => Object.keys(conns).length > 0, { message: 'expected at least one connection' }),
+        /** Endpoints over several member connections (src/virtual), served at /mcp/<name> like a connection. */
+        virtualServers: virtualServersSchema(),
       })
+      .check(z.superRefine(checkVirtualServers, { when: () => true }))
       .check(z.superRefine(checkMaskingNames, { when: () => true }))
       .check(z.superRefine(checkWebhookNames, { when: () => true }))
       // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
@@ -304,6 +301,7 @@ export type { GuardrailDefaults, ReviewPolicy, RuleConfig } from '../policy/conf
 export type { RecordingConfig } from '../recording/config.js';
 export type { ReviewEvent, WebhookConfig } from '../reviews/config.js';
 export type { UpstreamConfig } from '../upstream/config.js';
+export type { VirtualServerConfig } from '../virtual/config.js';
 
 type Parsed = z.output<ReturnType<typeof fileSchema>>;
 
@@ -312,7 +310,7 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
   return {
     name,
     ...(c.description ? { description: c.description } : {}),
-    upstream: upstreamOf(c),
+    upstream: upstreamOf(c) as UpstreamConfig,
     access: c.access,
     masking: connectionMasking(p.masking, c.masking),
     guardrails: c.guardrails,
@@ -325,6 +323,26 @@ function toConnection(name: string, c: Parsed['connections'][string], p: Parsed)
 
 export type ConnectionConfig = ReturnType<typeof toConnection>;
 
+/**
+ * A virtual server as the connection that serves it (so the edges, access, the modern pool, recording, the console and
+ * `connect` serve it like any): its own access, no guardrails nor pins (each member's own apply to every call through
+ * it), the gateway-wide masking and limits.
+ */
+function toVirtualConnection(name: string, s: VirtualServerConfig, p: Parsed): ConnectionConfig {
+  return {
+    name,
+    ...(s.description ? { description: s.description } : {}),
+    upstream: virtualUpstreamOf(s),
+    access: s.access,
+    masking: connectionMasking(p.masking, undefined),
+    guardrails: guardrailsSchema().parse(undefined),
+    tools: { pin: false },
+    clientCapabilities: clientCapabilitiesSchema().parse(undefined),
+    limits: connectionLimits(connectionLimitsSchema().parse(undefined), p.limits.connection),
+    upstreamSessions: 'per-client',
+  };
+}
+
 /** The parsed file as the gateway runs it: the store defaults into dataDir, connections by name. */
 function toGatewayConfig(p: Parsed) {
   const defaultStore = `sqlite:${join(p.dataDir, 'portcullis.db')}`;
@@ -335,7 +353,10 @@ function toGatewayConfig(p: Parsed) {
     masking,
     /** The store URL (it may hold a password from a reference: reveal only to connect). */
     store: p.store ?? new SecretString(defaultStore, defaultStore, false),
-    connections: new Map(Object.entries(p.connections).map(([name, c]) => [name, toConnection(name, c, p)])),
+    connections: new Map([
+      ...Object.entries(p.connections).map(([name, c]): [string, ConnectionConfig] => [name, toConnection(name, c, p)]),
+      ...Object.entries(p.virtualServers).map(([name, s]): [string, ConnectionConfig] => [name, toVirtualConnection(name, s, p)]),
+    ]),
   };
 }
 

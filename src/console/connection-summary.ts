@@ -21,6 +21,7 @@ export interface ConnectionSummary {
 function upstreamLabel(u: UpstreamConfig): string {
   if (u.kind === 'agent') return `agent ${u.agent}`;
   if (u.kind === 'stdio') return `stdio: ${basename(u.command)}`;
+  if (u.kind === 'virtual') return `virtual: ${u.members.map((m) => m.connection).join(', ')}`;
   try {
     return `${u.kind === 'sse' ? 'legacy SSE' : 'Streamable HTTP'}: ${new URL(u.url.reveal()).host}`;
   } catch {

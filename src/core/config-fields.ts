@@ -8,6 +8,10 @@ import { resolveSecretString, SecretReferenceError, type SecretSources, SecretSt
  * cannot import it back).
  */
 
+/** A connection's (or a virtual server's) name: it becomes part of the URL (/mcp/<name>). */
+export const connectionNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const connectionNameRule = 'a connection name is lower-case letters, digits, - and _, starting with a letter or digit (it becomes part of the URL)';
+
 /** Header and variable names whose values are credentials: they must come from a reference. */
 const credentialName = /authorization|cookie|token|secret|password|passwd|api[-_]?key|credential|private[-_]?key/i;
 

@@ -56,6 +56,11 @@ export class RequestRouter {
     return { message: { ...n, params: { ...n.params, requestId: pending.mappedId } }, withdrawn: requestId! };
   }
 
+  /** The client's id of a request pending at the server, by the id the server was sent; undefined when not pending. */
+  clientIdOf(serverId: RequestId): RequestId | undefined {
+    return this.#toServer.peek(serverId)?.originalId;
+  }
+
   /** The id a still-pending client request was sent to the server with. */
   serverIdOf(clientId: RequestId): number | undefined {
     return this.#toServer.mappedIdOf(clientId);

@@ -106,12 +106,19 @@ export interface FeatureModule<T extends Feature = Feature> {
   offRoutes?(ctx: FeatureContext): Hono<ControlEnv>;
 }
 
+/**
+ * The only slots a virtual server's own pipeline has: its limits and who may open it. Its policy is its members': every
+ * call through it passes the member session's whole pipeline (tool filter, pins, guardrails, masking, reviews), once.
+ */
+const virtualSlots: ReadonlySet<StageSlot> = new Set(['limits', 'authorize']);
+
 /** A connection's pipeline from the features' contributions, in slot order. */
 export function stagesOf(features: readonly Feature[], connection: ConnectionConfig): Stage[] {
   const slots = new Map<StageSlot, Stage>();
+  const virtual = connection.upstream.kind === 'virtual';
   for (const f of features) {
     for (const [slot, stage] of Object.entries(f.stages?.(connection) ?? {}) as [StageSlot, Stage | undefined][]) {
-      if (stage === undefined) continue;
+      if (stage === undefined || (virtual && !virtualSlots.has(slot))) continue;
       if (slots.has(slot)) throw new Error(`two features put a stage in the '${slot}' slot`);
       slots.set(slot, stage);
     }

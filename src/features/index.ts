@@ -9,6 +9,7 @@ import { limitsModule } from './limits.js';
 import { maskingModule } from './masking.js';
 import { pinsModule } from './pins.js';
 import { reviewsModule } from './reviews.js';
+import { virtualServersModule } from './virtual.js';
 
 /**
  * Every feature of the gateway, one line each. A feature is built after the ones above it (it may use them through
@@ -24,5 +25,6 @@ export const featureModules: readonly FeatureModule[] = [
   guardrailsModule,
   maskingModule,
   agentsModule,
+  virtualServersModule,
   consoleModule,
 ];

@@ -44,7 +44,7 @@ const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
  * The opening event's details for a session row: built from the row, so that the two cannot disagree. `name` (the
  * person's display name) and `access` (the grant or approval the session opened under) are the event's alone.
  */
-export function openingDetails(row: SessionRow, more: { name?: string | null; access?: unknown } = {}): Record<string, unknown> {
+export function openingDetails(row: SessionRow, more: { name?: string | null; access?: unknown; virtual?: unknown } = {}): Record<string, unknown> {
   return {
     connection: row.connection,
     identity: { subject: row.subject, issuer: row.issuer, email: row.email, name: more.name ?? null, groups: row.groups },
@@ -53,6 +53,7 @@ export function openingDetails(row: SessionRow, more: { name?: string | null; ac
     gateway: row.instanceId,
     openedAtUs: row.openedAtUs,
     ...(more.access !== undefined ? { access: more.access } : {}),
+    ...(more.virtual !== undefined ? { virtual: more.virtual } : {}),
   };
 }
 

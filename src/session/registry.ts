@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectionConfig } from '../config/schema.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { SessionInfo, Stage } from '../pipeline/stage.js';
+import type { SessionInfo, Stage, VirtualOrigin } from '../pipeline/stage.js';
 import { type Identity, samePrincipal } from '../core/identity.js';
 import { digestOf } from '../recording/chain.js';
 import type { Recorder } from '../recording/recorder.js';
@@ -59,13 +59,18 @@ export interface SessionAdmission {
 
 /** Where a session came from, for its recording. */
 export interface SessionOrigin {
-  /** `modern`: a pooled session serving MCP 2026-07-28 clients (src/session/modern-pool.ts). */
-  edge: 'streamable-http' | 'sse' | 'modern';
+  /**
+   * `modern`: a pooled session serving MCP 2026-07-28 clients (src/session/modern-pool.ts); `virtual`: a member
+   * session of a virtual server's session (src/virtual), opened in-process by it.
+   */
+  edge: 'streamable-http' | 'sse' | 'modern' | 'virtual';
   remoteAddress?: string | undefined;
   /** Why the identity may use the connection (the group that granted it), for the recording. */
   access?: string;
   /** The just-in-time grant the session depends on: when it ends, so does the session. */
   grant?: string;
+  /** A member session's virtual server and session (edge `virtual`): its stages see it as `SessionInfo.virtual`. */
+  virtual?: VirtualOrigin;
 }
 
 /** 128 bits from the CSPRNG, URL-safe: unguessable, and visible ASCII as the transport requires. */
@@ -161,6 +166,7 @@ export class SessionRegistry {
       upstream,
       pipeline: (onVerdict) => new Pipeline(stages, onVerdict),
       log,
+      ...(origin.virtual === undefined ? {} : { virtual: origin.virtual }),
       ...(this.#options.holdProgressMs === undefined ? {} : { holdProgressMs: this.#options.holdProgressMs }),
       ...(this.#options.flow === undefined ? {} : { flow: this.#options.flow }),
       ...(recording ? { recording } : {}),
@@ -249,7 +255,14 @@ export class SessionRegistry {
     const chain = recorder.openSession(row);
     const recording = new SessionRecording(recorder, chain, this.#options.redactForRecording?.(connection));
     // The opening event states every column of the row, from the row itself: verify compares the two.
-    recording.lifecycle('open', openingDetails(row, { name: identity.name ?? null, ...(origin.access !== undefined ? { access: origin.access } : {}) }));
+    recording.lifecycle(
+      'open',
+      openingDetails(row, {
+        name: identity.name ?? null,
+        ...(origin.access !== undefined ? { access: origin.access } : {}),
+        ...(origin.virtual !== undefined ? { virtual: { server: origin.virtual.server, session: origin.virtual.session } } : {}),
+      }),
+    );
     return recording;
   }
 

@@ -3,7 +3,7 @@ import type { Direction } from '../core/direction.js';
 import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { MessageContext, SessionInfo } from '../pipeline/stage.js';
+import type { MessageContext, SessionInfo, VirtualOrigin } from '../pipeline/stage.js';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { SessionRecording } from '../recording/session-recording.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -36,6 +36,8 @@ export interface SessionOptions {
   holdProgressMs?: number;
   /** Backpressure toward a slow client (limits.clientBacklog, limits.slowClientTimeout); absent: unbounded. */
   flow?: FlowLimits;
+  /** A member session of a virtual server: which one, for its stages. */
+  virtual?: VirtualOrigin;
   /** Masks a cut-off fragment of a server message for the recording; absent when masking does not apply. */
   maskFragment?: (text: string, session: SessionInfo) => string;
 }

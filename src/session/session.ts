@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { Outcome, SessionInfo } from '../pipeline/stage.js';
+import type { Outcome, SessionInfo, VirtualOrigin } from '../pipeline/stage.js';
 import type { Identity } from '../core/identity.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import type { NegotiatedFields } from '../store/types.js';
@@ -32,6 +32,8 @@ type State = 'new' | 'open' | 'closed';
 export class Session implements SessionInfo {
   readonly id: string;
   readonly connection: string;
+  /** Present on a member session of a virtual server. */
+  readonly virtual?: VirtualOrigin;
   readonly #caller: CallerIdentity;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
@@ -76,6 +78,7 @@ export class Session implements SessionInfo {
   constructor(options: SessionOptions) {
     this.id = options.id;
     this.connection = options.connection;
+    if (options.virtual !== undefined) this.virtual = options.virtual;
     this.#upstream = options.upstream;
     this.#log = options.log;
     this.#caller = new CallerIdentity(options.identity, options.log);
@@ -147,6 +150,13 @@ export class Session implements SessionInfo {
     this.#upstream.onerror = (err) => this.#log.warn({ err: err.message }, 'upstream transport problem');
     this.#upstream.ontruncated = (partial, reason) => this.#tap.recordCutOff(partial, reason, options.maskFragment, this, this.#log);
     this.#upstream.onfailed = (ids, reason) => this.#failures.answersLost(ids, reason);
+    // The link's own decisions (a virtual server's route), recorded under the client's id of the request.
+    this.#upstream.onverdict = (event) => {
+      const clientId = event.messageId === undefined ? undefined : this.#router.clientIdOf(event.messageId);
+      const recorded = clientId === undefined ? event : { ...event, messageId: clientId };
+      for (const o of this.#observers) o.verdict?.(this, recorded);
+      this.#tap.recordVerdict(recorded);
+    };
   }
 
   cancellation(requestId: RequestId): AbortSignal {

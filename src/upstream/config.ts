@@ -76,7 +76,39 @@ export function upstreamOf(c: { stdio?: Stdio | undefined; http?: Http | undefin
   return { kind: 'agent' as const, agent: c.agent! };
 }
 
-export type UpstreamConfig = ReturnType<typeof upstreamOf>;
+/** What a virtual server's member selects of one of its kinds (tools, prompts, resources by URI): globs, absent = all. */
+export interface NameSelection {
+  readonly include?: readonly string[] | undefined;
+  readonly exclude?: readonly string[] | undefined;
+}
+
+/** One member connection of a virtual server, resolved (its prefix filled in from the default). */
+export interface VirtualMemberConfig {
+  readonly connection: string;
+  /** Put before each of its tool and prompt names on the virtual server ('' for none). */
+  readonly prefix: string;
+  readonly tools: NameSelection;
+  readonly prompts: NameSelection;
+  readonly resources: NameSelection;
+  /** The server's name → the exposed name, exactly (no prefix added). */
+  readonly rename: Readonly<Record<string, string>>;
+  /** Description overrides, by the server's name. */
+  readonly descriptions: Readonly<Record<string, string>>;
+}
+
+/**
+ * A virtual server (src/virtual): one endpoint over several member connections. It has no link of this folder: the
+ * composition root serves it with the gateway's own sessions of each member, in-process.
+ */
+export interface VirtualUpstreamConfig {
+  readonly kind: 'virtual';
+  readonly members: readonly VirtualMemberConfig[];
+  readonly separator: string;
+  /** A member that has not opened, or answered a list, within this is left out of that answer. */
+  readonly memberTimeoutMs: number;
+}
+
+export type UpstreamConfig = ReturnType<typeof upstreamOf> | VirtualUpstreamConfig;
 
 /** Exactly one upstream kind of those allowed. */
 export function oneUpstream(kinds: readonly string[]) {

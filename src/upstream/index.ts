@@ -95,6 +95,9 @@ export function createUpstream(
     }
     case 'sse':
       return new SseUpstream(u, scrubber);
+    case 'virtual':
+      // Served by the gateway's own sessions of its members (src/virtual), which the composition root builds.
+      throw new Error(`connection '${connection.name}' is a virtual server: its upstream is built by the gateway, not here`);
   }
 }
 

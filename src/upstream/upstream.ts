@@ -1,3 +1,4 @@
+import type { VerdictEvent } from '../core/verdict-event.js';
 import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
 
 /**
@@ -42,6 +43,12 @@ export interface Upstream {
   onfailed?: (ids: RequestId[], reason: string) => void;
   /** A problem that does not by itself end the link (a stray line, a dropped stream). */
   onerror?: (error: Error) => void;
+  /**
+   * A decision the link took on a message it was sent, for the recording: a virtual server's route (which member
+   * served a request, and under which name). `messageId` is the id the link was sent; the session records it
+   * under the client's.
+   */
+  onverdict?: (event: VerdictEvent) => void;
   /** A line the server wrote to stderr (stdio servers only; it is logged either way). */
   onstderr?: (line: string) => void;
 }

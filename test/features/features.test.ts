@@ -9,7 +9,7 @@ import type { Stage } from '../../src/pipeline/stage.js';
 /** The features set: modules built in list order, stages in slot order, contributions merged, start and stop in order. */
 
 const stage = (name: string): Stage => ({ name, inspect: () => undefined });
-const connection = { name: 'conn-a' } as ConnectionConfig;
+const connection = { name: 'conn-a', upstream: { kind: 'stdio' } } as ConnectionConfig;
 // The modules below use nothing of the context but `feature`.
 const base = {} as Omit<FeatureContext, 'feature'>;
 
@@ -21,6 +21,20 @@ describe('Features', () => {
     assert.deepEqual(
       features.stagesFor(connection).map((s) => s.name),
       ['limits', 'guard', 'mask', 'lists'],
+    );
+  });
+
+  it('gives a virtual server only the limits and authorize slots: its policy is its members’', () => {
+    const all: FeatureModule = {
+      name: 'all',
+      create: () => ({
+        stages: () => ({ limits: stage('limits'), authorize: stage('authorize'), 'tool-filter': stage('filter'), guard: stage('guard'), mask: stage('mask') }),
+      }),
+    };
+    const virtual = { name: 'toolbox', upstream: { kind: 'virtual', members: [], separator: '__', memberTimeoutMs: 1000 } } as unknown as ConnectionConfig;
+    assert.deepEqual(
+      new Features([all], base).stagesFor(virtual).map((s) => s.name),
+      ['limits', 'authorize'],
     );
   });
 

@@ -1,0 +1,413 @@
+import type { Logger } from 'pino';
+import type { VerdictEvent } from '../core/verdict-event.js';
+import type { VirtualOrigin } from '../pipeline/stage.js';
+import {
+  ErrorCode,
+  errorResponse,
+  idKey,
+  isNotification,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../protocol/jsonrpc.js';
+import type { VirtualUpstreamConfig } from '../upstream/config.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { initializeResult } from './initialize.js';
+import { isListChange, type ListChange, ListChanges, changedLists } from './list-changes.js';
+import { type MemberEvents, MemberLink, type OpenMember } from './member-link.js';
+import type { MemberHealth } from './member-health.js';
+import { decodeCursor, isListMethod, type ListMethod, type MemberPage, mergePages } from './merge.js';
+import type { NamedKind, VirtualNames } from './names.js';
+import { ResourceRoutes } from './resource-routes.js';
+
+export interface VirtualUpstreamOptions {
+  /** The virtual server's name (its connection's). */
+  server: string;
+  description?: string | undefined;
+  /** The virtual session this link serves. */
+  sessionId: string;
+  config: VirtualUpstreamConfig;
+  /** The members' names (built once per virtual server). */
+  names: VirtualNames;
+  open: OpenMember;
+  health: MemberHealth;
+  log: Logger;
+  /** The gateway's version, for serverInfo. */
+  version: string;
+}
+
+/** How long an attempt to open a member may go on in the background (past the initialize's wait) before it is retried. */
+const attemptTimeoutFactor = 3;
+
+/** Pages of a member's resources (or templates) read at most to find where an unlisted URI belongs. */
+const maxLearnPages = 20;
+
+/** The capability each list needs of a member. */
+const listCapability: Record<ListMethod, string> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resources',
+};
+
+/**
+ * The link of a virtual server's session: it speaks the 2025-era protocol to the virtual Session as its server would,
+ * and is the client of one member Session per member (opened in-process through the SessionRegistry, with the
+ * caller's identity), so every call on a member goes through that member's own pipeline and recording. It answers
+ * initialize and ping itself, merges the lists, routes each named request to its member, and brings back what the
+ * members send. A member that fails is left out (and retried) while the others go on serving.
+ */
+export class VirtualUpstream implements Upstream, MemberEvents {
+  onmessage?: (message: JsonRpcMessage, text: string) => void;
+  onclose?: (reason: string, cutOff?: boolean) => void;
+  onerror?: (error: Error) => void;
+  onverdict?: (event: VerdictEvent) => void;
+
+  readonly #o: VirtualUpstreamOptions;
+  readonly #links: readonly MemberLink[];
+  readonly #changes: ListChanges;
+  readonly #resources = new ResourceRoutes();
+  /** Server→client requests of members, by the id the virtual session was given. */
+  readonly #serverRequests = new Map<string, { link: MemberLink; id: RequestId }>();
+  /** The same, by member and the member's id (its cancellations name them so). */
+  readonly #serverRequestIds = new Map<string, string>();
+  #serverRequestSeq = 0;
+  /** Whether the client's initialize has been answered: a member that comes up afterwards is announced by list_changed. */
+  #answered = false;
+  #closed = false;
+
+  constructor(options: VirtualUpstreamOptions) {
+    this.#o = options;
+    const attemptTimeoutMs = Math.max(options.config.memberTimeoutMs * attemptTimeoutFactor, 30_000);
+    this.#links = options.names.members.map((names, i) => {
+      const origin: VirtualOrigin = { server: options.server, session: options.sessionId, exposed: (_kind, name) => names.exposedName(name) };
+      return new MemberLink(i, names, options.open, origin, this, attemptTimeoutMs);
+    });
+    this.#changes = new ListChanges((method) => this.#emitNew({ jsonrpc: '2.0', method }));
+  }
+
+  /** Opens every member at once (their servers start while the client's initialize is on its way); never fails. */
+  async start(): Promise<void> {
+    for (const link of this.#links) link.start();
+  }
+
+  setProtocolVersion(): void {}
+
+  async send(message: JsonRpcMessage, text: string): Promise<void> {
+    if (this.#closed) return;
+    if (isRequest(message)) this.#request(message, text);
+    else if (isNotification(message)) this.#notification(message, text);
+    else this.#clientAnswer(message as JsonRpcResponse);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#changes.close();
+    for (const link of this.#links) link.close('the virtual session ended');
+  }
+
+  #request(message: JsonRpcRequest, text: string): void {
+    switch (message.method) {
+      case 'initialize':
+        void this.#initialize(message);
+        return;
+      case 'ping':
+        this.#answer(message.id, {});
+        return;
+      case 'tools/call':
+        this.#routeNamed('tool', message, text);
+        return;
+      case 'prompts/get':
+        this.#routeNamed('prompt', message, text);
+        return;
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
+        void this.#routeUri(message, text);
+        return;
+      case 'completion/complete':
+        void this.#complete(message, text);
+        return;
+      case 'logging/setLevel':
+        void this.#setLevel(message);
+        return;
+    }
+    if (isListMethod(message.method)) {
+      void this.#list(message.method, message);
+      return;
+    }
+    this.#error(message.id, ErrorCode.MethodNotFound, `Method not found: ${message.method}`);
+  }
+
+  #notification(message: JsonRpcNotification, text: string): void {
+    // The members were sent their own notifications/initialized after their initialize.
+    if (message.method === 'notifications/initialized') return;
+    if (message.method === 'notifications/cancelled') {
+      const id = message.params?.requestId as RequestId | undefined;
+      const link = id === undefined ? undefined : this.#links.find((l) => l.holds(id));
+      link?.pass(message, text);
+      return;
+    }
+    // Roots changed (and anything else the client announces): every member hears it.
+    for (const link of this.#links) if (link.isUp) link.pass(message, text);
+  }
+
+  /** The client answered a member's request (elicitation, sampling, roots): back to that member under its own id. */
+  #clientAnswer(response: JsonRpcResponse): void {
+    if (typeof response.id !== 'string') return;
+    const asked = this.#serverRequests.get(response.id);
+    if (asked === undefined) return;
+    this.#serverRequests.delete(response.id);
+    this.#serverRequestIds.delete(`${asked.link.index}:${idKey(asked.id)}`);
+    const back = { ...response, id: asked.id };
+    asked.link.pass(back, JSON.stringify(back));
+  }
+
+  async #initialize(request: JsonRpcRequest): Promise<void> {
+    const params = request.params ?? {};
+    const timeoutMs = this.#o.config.memberTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    // The answer waits for the members at most memberTimeout: those not up by then are left out (and join later).
+    await Promise.race([
+      Promise.all(this.#links.map((l) => l.initialize(params))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (this.#closed) return;
+    for (const link of this.#links) {
+      if (!link.isUp && !link.isAbsent && link.reason === 'not opened yet')
+        this.#o.health.report(this.#o.server, link.connection, { up: false, reason: `did not open within ${timeoutMs}ms` });
+    }
+    this.#answered = true;
+    this.#answer(request.id, initializeResult(this.#o, params, this.#links));
+  }
+
+  /** A tool call or a prompt: to the member that exposes the name, under the server's own name. */
+  #routeNamed(kind: NamedKind, message: JsonRpcRequest, text: string): void {
+    const name = message.params?.name;
+    const what = kind === 'tool' ? 'tool' : 'prompt';
+    if (typeof name !== 'string') return this.#error(message.id, ErrorCode.InvalidParams, `expected params.name, the ${what}'s name`);
+    const route = this.#o.names.route(kind, name);
+    const link = route === undefined ? undefined : this.#links[route.member];
+    // A member the caller may not open is not part of their virtual server: its names are unknown, as hidden ones are.
+    if (route === undefined || link === undefined || link.isAbsent) return this.#error(message.id, ErrorCode.InvalidParams, `Unknown ${what}: ${name}`);
+    const unavailable = link.unavailable();
+    if (unavailable !== undefined) return this.#error(message.id, ErrorCode.InternalError, unavailable);
+    if (route.serverName === name) return this.#route(link, message, text, name);
+    const renamed: JsonRpcRequest = { ...message, params: { ...message.params, name: route.serverName } };
+    this.#route(link, renamed, JSON.stringify(renamed), route.serverName);
+  }
+
+  async #routeUri(message: JsonRpcRequest, text: string): Promise<void> {
+    const uri = message.params?.uri;
+    if (typeof uri !== 'string') return this.#error(message.id, ErrorCode.InvalidParams, "expected params.uri, the resource's URI");
+    const link = await this.#memberOfUri(uri, false);
+    if (link === undefined) return this.#error(message.id, ErrorCode.InvalidParams, `Unknown resource: ${uri}`);
+    const unavailable = link.unavailable();
+    if (unavailable !== undefined) return this.#error(message.id, ErrorCode.InternalError, unavailable);
+    this.#route(link, message, text, uri);
+  }
+
+  /**
+   * The member that serves a URI (or a resource template): the one that listed it, else by its templates' literal
+   * starts. A URI not seen yet (a client that reads without listing) has the members' templates, then their resources,
+   * read once to find it.
+   */
+  async #memberOfUri(uri: string, template: boolean): Promise<MemberLink | undefined> {
+    const find = () => (template ? this.#resources.memberOfTemplate(uri) : this.#resources.memberOf(uri));
+    let index = find();
+    for (const kind of ['templates', 'resources'] as const) {
+      if (index !== undefined) break;
+      await this.#learn(kind);
+      index = find();
+    }
+    if (index === undefined) {
+      // One member with resources: it is theirs (a server may serve URIs it does not list).
+      const withResources = this.#links.filter((l) => l.isUp && l.capabilities.resources !== undefined);
+      if (withResources.length === 1) index = withResources[0]!.index;
+    }
+    const link = index === undefined ? undefined : this.#links[index];
+    if (link === undefined || link.isAbsent || !link.names.selectsResource(uri)) return undefined;
+    return link;
+  }
+
+  /** Reads the whole list of resources (or templates) of every member with resources that has not been read yet, once. */
+  async #learn(kind: 'resources' | 'templates'): Promise<void> {
+    const method = kind === 'resources' ? 'resources/list' : 'resources/templates/list';
+    const unread = this.#links.filter((l) => l.isUp && l.capabilities.resources !== undefined && !this.#resources.hasListed(kind, l.index));
+    await Promise.all(
+      unread.map(async (link) => {
+        let cursor: string | undefined;
+        for (let page = 0; page < maxLearnPages; page++) {
+          const result = await link
+            .request(method, cursor === undefined ? undefined : { cursor }, { timeoutMs: this.#o.config.memberTimeoutMs })
+            .catch(() => undefined);
+          if (result === undefined) return;
+          mergePages(method, [{ names: link.names, member: link.index, result }], (m, t, isTemplate) => this.#resources.learn(m, t, isTemplate));
+          cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
+          if (cursor === undefined) break;
+        }
+        this.#resources.listed(kind, link.index);
+      }),
+    );
+  }
+
+  async #complete(message: JsonRpcRequest, text: string): Promise<void> {
+    const ref = message.params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const route = this.#o.names.route('prompt', ref.name);
+      const link = route === undefined ? undefined : this.#links[route.member];
+      if (route === undefined || link === undefined || link.isAbsent) return this.#error(message.id, ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`);
+      const unavailable = link.unavailable();
+      if (unavailable !== undefined) return this.#error(message.id, ErrorCode.InternalError, unavailable);
+      if (route.serverName === ref.name) return this.#route(link, message, text, ref.name);
+      const renamed: JsonRpcRequest = { ...message, params: { ...message.params, ref: { ...ref, name: route.serverName } } };
+      return this.#route(link, renamed, JSON.stringify(renamed), route.serverName);
+    }
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const link = await this.#memberOfUri(ref.uri, true);
+      if (link === undefined) return this.#error(message.id, ErrorCode.InvalidParams, `Unknown resource template: ${ref.uri}`);
+      const unavailable = link.unavailable();
+      if (unavailable !== undefined) return this.#error(message.id, ErrorCode.InternalError, unavailable);
+      return this.#route(link, message, text, ref.uri);
+    }
+    this.#error(message.id, ErrorCode.InvalidParams, 'expected params.ref: a ref/prompt with a name or a ref/resource with a uri');
+  }
+
+  async #setLevel(message: JsonRpcRequest): Promise<void> {
+    const timeoutMs = this.#o.config.memberTimeoutMs;
+    await Promise.all(
+      this.#links
+        .filter((l) => l.isUp && l.capabilities.logging !== undefined)
+        .map((l) => l.request('logging/setLevel', message.params, { timeoutMs }).catch(() => undefined)),
+    );
+    this.#answer(message.id, {});
+  }
+
+  /** A merged list: each member's page (those a cursor names, else every member that has the kind), in member order. */
+  async #list(method: ListMethod, message: JsonRpcRequest): Promise<void> {
+    const cursor = message.params?.cursor;
+    let targets: { link: MemberLink; cursor?: string }[];
+    if (cursor !== undefined) {
+      const cursors = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
+      if (cursors === undefined) return this.#error(message.id, ErrorCode.InvalidParams, `Invalid cursor: not one this virtual server gave`);
+      targets = this.#links.flatMap((link) => {
+        const c = cursors.get(link.connection);
+        return c !== undefined && link.isUp ? [{ link, cursor: c }] : [];
+      });
+    } else {
+      const capability = listCapability[method];
+      targets = this.#links.filter((l) => l.isUp && l.capabilities[capability] !== undefined).map((link) => ({ link }));
+    }
+    const timeoutMs = this.#o.config.memberTimeoutMs;
+    const pages = await Promise.all(
+      targets.map(({ link, cursor: c }) =>
+        link.request(method, c === undefined ? undefined : { cursor: c }, { timeoutMs }).then(
+          (result): MemberPage => ({ names: link.names, member: link.index, result }),
+          (err: Error) => {
+            // Left out of this answer; the others' items still come.
+            this.#o.log.warn({ virtualServer: this.#o.server, member: link.connection, method, err: err.message }, 'a member is left out of a list');
+            return undefined;
+          },
+        ),
+      ),
+    );
+    const result = mergePages(
+      method,
+      pages.filter((p) => p !== undefined),
+      (m, uri, template) => this.#resources.learn(m, uri, template),
+    );
+    // A first page that is the whole list: that member's URIs (or templates) are all known.
+    if ((method === 'resources/templates/list' || method === 'resources/list') && cursor === undefined)
+      for (const p of pages)
+        if (p !== undefined && p.result.nextCursor === undefined) this.#resources.listed(method === 'resources/list' ? 'resources' : 'templates', p.member);
+    this.#answer(message.id, result);
+  }
+
+  #route(link: MemberLink, message: JsonRpcRequest, text: string, serverName: string): void {
+    if (this.onverdict !== undefined)
+      this.onverdict({
+        stage: 'virtual',
+        action: 'pass',
+        reason: `served by member '${link.connection}' (session ${link.sessionId}) as ${message.method} ${serverName}`,
+        direction: 'toServer',
+        messageId: message.id,
+        method: message.method,
+      });
+    link.route(message, text);
+  }
+
+  #answer(id: RequestId, result: Record<string, unknown>): void {
+    this.#emitNew({ jsonrpc: '2.0', id, result });
+  }
+
+  #error(id: RequestId, code: number, message: string): void {
+    this.#emitNew(errorResponse(id, code, message));
+  }
+
+  /** A message the link makes itself: delivered asynchronously, never inside the session's own `send`. */
+  #emitNew(message: JsonRpcMessage): void {
+    const text = JSON.stringify(message);
+    queueMicrotask(() => this.#emit(message, text));
+  }
+
+  #emit(message: JsonRpcMessage, text: string): void {
+    if (!this.#closed) this.onmessage?.(message, text);
+  }
+
+  // MemberEvents: what the member links report.
+
+  routedAnswer(message: JsonRpcResponse, text: string): void {
+    this.#emit(message, text);
+  }
+
+  notification(_link: MemberLink, message: JsonRpcNotification, text: string): void {
+    if (isListChange(message.method)) {
+      if (this.#answered) this.#changes.changed(message.method);
+      return;
+    }
+    this.#emit(message, text);
+  }
+
+  serverRequest(link: MemberLink, message: JsonRpcRequest): void {
+    if (message.method === 'ping') {
+      const pong = { jsonrpc: '2.0' as const, id: message.id, result: {} };
+      link.pass(pong, JSON.stringify(pong));
+      return;
+    }
+    const id = `member-${++this.#serverRequestSeq}`;
+    this.#serverRequests.set(id, { link, id: message.id });
+    this.#serverRequestIds.set(`${link.index}:${idKey(message.id)}`, id);
+    const out: JsonRpcRequest = { ...message, id };
+    this.#emit(out, JSON.stringify(out));
+  }
+
+  serverCancelled(link: MemberLink, serverId: RequestId, message: JsonRpcNotification): void {
+    const key = `${link.index}:${idKey(serverId)}`;
+    const id = this.#serverRequestIds.get(key);
+    if (id === undefined) return;
+    this.#serverRequestIds.delete(key);
+    this.#serverRequests.delete(id);
+    const out: JsonRpcNotification = { ...message, params: { ...message.params, requestId: id } };
+    this.#emit(out, JSON.stringify(out));
+  }
+
+  up(link: MemberLink): void {
+    this.#o.health.report(this.#o.server, link.connection, { up: true });
+    // Back (or late): the client's lists lack it until it asks again.
+    if (this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
+  }
+
+  down(link: MemberLink, reason: string): void {
+    this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
+    // Its names leave the lists.
+    if (this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
+  }
+}
