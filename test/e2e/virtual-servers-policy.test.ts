@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -122,6 +122,8 @@ describe('virtual servers: policy stays per member', () => {
       {
         identity: { dev: { users } },
         roles: { admins: ['admins'] },
+        // A virtual session of alice's runs ev's and shifty's processes, a direct one its own: more than the default 16 at times.
+        limits: { principal: { stdioProcesses: 64 } },
         rules: [
           {
             name: 'no-forbidden-echo',
@@ -158,8 +160,12 @@ describe('virtual servers: policy stays per member', () => {
     for (const user of Object.keys(users)) tokens[user] = await gw.tokenFor(user);
   });
 
+  // Each virtual session runs a process of each stdio member for its caller: the callers of a test end with it.
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.close().catch(() => {});
+  });
+
   after(async () => {
-    for (const c of open) await c.close().catch(() => {});
     await gw?.stop();
     await ops?.stop();
     rmSync(dir, { recursive: true, force: true });
