@@ -140,8 +140,12 @@ describe('virtual servers: policy stays per member', () => {
           { name: 'toolbox-sums', when: 'virtual.server == "toolbox" && virtual.tool == "ev__get-sum"', action: 'review', approvers: ['sre-leads'] },
         ],
         connections: {
-          // Everyone in eng; only echo and the get-* tools, and never get-env.
-          ev: { stdio: everythingStdio(), access: { groups: ['eng'] }, tools: { allow: ['echo', 'get-*'], deny: ['get-env'] } },
+          // Everyone in eng, get-tiny-image only ops; only echo and the get-* tools, and never get-env.
+          ev: {
+            stdio: everythingStdio(),
+            access: { groups: ['eng'], tools: { 'get-tiny-image': ['ops'] } },
+            tools: { allow: ['echo', 'get-*'], deny: ['get-env'] },
+          },
           // Only ops: alice may not open it, bob may.
           ops: { http: { url: ops.url }, access: { groups: ['ops'] } },
           // Pinned (the default): a changed definition is quarantined.
@@ -183,12 +187,14 @@ describe('virtual servers: policy stays per member', () => {
         assert.ok(aliceEv.includes('ev__echo') && aliceEv.includes('ev__get-sum'), aliceEv.join(', '));
         assert.ok(!aliceEv.includes('ev__get-env'), 'get-env is denied on ev');
         assert.ok(!aliceEv.includes('ev__trigger-long-running-operation'), 'only echo and get-* are allowed on ev');
+        assert.ok(!aliceEv.includes('ev__get-tiny-image'), 'get-tiny-image is for ops');
         const expectedAlice = [...aliceEv, ...(await direct('alice', 'shifty'))];
         const expectedBob = [...(await direct('bob', 'ev')), ...(await direct('bob', 'ops')), ...(await direct('bob', 'shifty'))];
         assert.deepEqual(
           expectedBob.filter((t) => t.startsWith('ops__')),
           ['ops__echo'],
         );
+        assert.ok(expectedBob.includes('ev__get-tiny-image'));
 
         const alice = await connect('alice', connectWith);
         assert.deepEqual(await alice.tools(), expectedAlice, 'alice: ev and shifty, as each shows her, and nothing of ops');
@@ -212,6 +218,10 @@ describe('virtual servers: policy stays per member', () => {
           /Unknown tool: ev__trigger-long-running-operation|Tool 'trigger-long-running-operation' is not allowed on connection 'ev'/,
         );
 
+        const notHers = await alice.call('ev__get-tiny-image', {});
+        assert.equal(notHers.ok, false, JSON.stringify(notHers));
+        assert.match((notHers as { message: string }).message, /Unknown tool: ev__get-tiny-image|Access denied on connection 'ev'/);
+
         const otherMember = await alice.call('ops__echo', { message: marker });
         assert.equal(otherMember.ok, false, JSON.stringify(otherMember));
         assert.match((otherMember as { message: string }).message, /Unknown tool: ops__echo/);
@@ -223,8 +233,10 @@ describe('virtual servers: policy stays per member', () => {
         assert.equal(refused.ok, false);
         assert.match((refused as { message: string }).message, /Denied by rule 'no-forbidden-echo': not that word/);
 
-        // bob may open ops: the same call reaches it, with the server's own name.
+        // bob may open ops and use get-tiny-image: the same calls reach their servers, with the servers' own names.
         const bob = await connect('bob', connectWith);
+        const image = await bob.call('ev__get-tiny-image', {});
+        assert.equal(image.ok, true, JSON.stringify(image));
         assert.deepEqual(await bob.call('ops__echo', { message: marker }), { ok: true, text: `Echo: ${marker}` });
         assert.ok(ops.received.some((m) => m.method === 'tools/call' && m.params?.name === 'echo' && m.params.arguments?.message === marker));
       });
