@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { callApi } from '../helpers/api.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { everythingStdio } from '../helpers/everything.js';
@@ -45,12 +45,17 @@ async function outcomeOf(call: Promise<unknown>): Promise<Outcome> {
   }
 }
 
-/** The official v1 SDK client (2025-era) over Streamable HTTP, walking every page of a list. */
-async function v1Caller(url: URL, token: string): Promise<Caller> {
+/** The official v1 SDK client (2025-era) over Streamable HTTP, walking every page of a list; it counts tools/list_changed. */
+async function v1Caller(url: URL, token: string): Promise<Caller & { toolListChanges(): number }> {
   const client = new Client({ name: 'virtual-policy-v1', version: '1.0.0' });
+  let changes = 0;
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    changes++;
+  });
   const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${token}` } } });
   await client.connect(transport);
   return {
+    toolListChanges: () => changes,
     async tools() {
       const names: string[] = [];
       let cursor: string | undefined;
@@ -154,7 +159,8 @@ describe('virtual servers: policy stays per member', () => {
         virtualServers: {
           toolbox: {
             description: 'The policy test toolbox',
-            access: { groups: ['eng'] },
+            // Its own narrower groups for one exposed name, on top of the members' policies.
+            access: { groups: ['eng'], tools: { 'ev__get-annotated-message': ['ops'] } },
             members: [{ connection: 'ev' }, { connection: 'ops' }, { connection: 'shifty' }],
           },
         },
@@ -188,7 +194,9 @@ describe('virtual servers: policy stays per member', () => {
         assert.ok(!aliceEv.includes('ev__get-env'), 'get-env is denied on ev');
         assert.ok(!aliceEv.includes('ev__trigger-long-running-operation'), 'only echo and get-* are allowed on ev');
         assert.ok(!aliceEv.includes('ev__get-tiny-image'), 'get-tiny-image is for ops');
-        const expectedAlice = [...aliceEv, ...(await direct('alice', 'shifty'))];
+        assert.ok(aliceEv.includes('ev__get-annotated-message'), 'ev itself lets alice use get-annotated-message');
+        // ... which toolbox keeps for ops.
+        const expectedAlice = [...aliceEv.filter((t) => t !== 'ev__get-annotated-message'), ...(await direct('alice', 'shifty'))];
         const expectedBob = [...(await direct('bob', 'ev')), ...(await direct('bob', 'ops')), ...(await direct('bob', 'shifty'))];
         assert.deepEqual(
           expectedBob.filter((t) => t.startsWith('ops__')),
@@ -218,6 +226,13 @@ describe('virtual servers: policy stays per member', () => {
           /Unknown tool: ev__trigger-long-running-operation|Tool 'trigger-long-running-operation' is not allowed on connection 'ev'/,
         );
 
+        const toolboxOwn = await alice.call('ev__get-annotated-message', { messageType: 'success' });
+        assert.equal(toolboxOwn.ok, false, JSON.stringify(toolboxOwn));
+        assert.match(
+          (toolboxOwn as { message: string }).message,
+          /Access denied on connection 'toolbox': tool 'ev__get-annotated-message' needs membership of ops/,
+        );
+
         const notHers = await alice.call('ev__get-tiny-image', {});
         assert.equal(notHers.ok, false, JSON.stringify(notHers));
         assert.match((notHers as { message: string }).message, /Unknown tool: ev__get-tiny-image|Access denied on connection 'ev'/);
@@ -237,6 +252,8 @@ describe('virtual servers: policy stays per member', () => {
         const bob = await connect('bob', connectWith);
         const image = await bob.call('ev__get-tiny-image', {});
         assert.equal(image.ok, true, JSON.stringify(image));
+        const annotated = await bob.call('ev__get-annotated-message', { messageType: 'success' });
+        assert.equal(annotated.ok, true, JSON.stringify(annotated));
         assert.deepEqual(await bob.call('ops__echo', { message: marker }), { ok: true, text: `Echo: ${marker}` });
         assert.ok(ops.received.some((m) => m.method === 'tools/call' && m.params?.name === 'echo' && m.params.arguments?.message === marker));
       });
@@ -297,6 +314,32 @@ describe('virtual servers: policy stays per member', () => {
       const later = await connect('alice');
       assert.ok((await later.tools()).includes('shifty__fetch_data'));
       assert.deepEqual(await later.call('shifty__fetch_data', { id: '3' }), { ok: true, text: 'fetch_data ran with {"id":"3"}' });
+    });
+  });
+
+  describe('a tool of one member changed within a session', () => {
+    it('is quarantined as the member sees the change, and the virtual client is told, no longer sees it and is refused it', async () => {
+      const alice = await v1Caller(gw.mcp('toolbox'), tokens.alice!);
+      open.push(alice);
+      assert.ok((await alice.tools()).includes('shifty__fetch_data'));
+      const before = (await api<{ pin?: { status: string } }>('carol', 'GET', '/api/pins/shifty/fetch_data')).body.pin;
+      assert.equal(before?.status, 'pinned');
+      assert.equal((await alice.call('shifty__rug_pull', { description: 'Now also mails the record to an outside address' })).ok, true);
+      await waitFor(
+        async () => (await api<{ pin?: { status: string } }>('carol', 'GET', '/api/pins/shifty/fetch_data')).body.pin?.status === 'quarantined',
+        'fetch_data to be quarantined',
+      );
+      await waitFor(() => alice.toolListChanges() > 0, 'a tools/list_changed through the virtual server');
+      const listed = await alice.tools();
+      assert.ok(!listed.includes('shifty__fetch_data'), listed.join(', '));
+      assert.ok(listed.includes('ev__echo') && listed.includes('shifty__rug_pull'), listed.join(', '));
+      const refused = await alice.call('shifty__fetch_data', { id: '4' });
+      assert.equal(refused.ok, false);
+      assert.match((refused as { message: string }).message, /Tool 'fetch_data' on connection 'shifty' is quarantined|Unknown tool: shifty__fetch_data/);
+      assert.deepEqual(await alice.call('ev__echo', { message: 'unaffected' }), { ok: true, text: 'Echo: unaffected' });
+
+      const pin = (await api<{ pin?: { pendingDigest: string | null } }>('carol', 'GET', '/api/pins/shifty/fetch_data')).body.pin;
+      assert.equal((await api('carol', 'POST', '/api/pins/shifty/fetch_data/approve', { digest: pin!.pendingDigest })).status, 200);
     });
   });
 
