@@ -129,6 +129,8 @@ describe('virtual servers: policy stays per member', () => {
         roles: { admins: ['admins'] },
         // A virtual session of alice's runs ev's and shifty's processes, a direct one its own: more than the default 16 at times.
         limits: { principal: { stdioProcesses: 64 } },
+        // ops people see ev's addresses.
+        masking: { rules: [{ groups: ['ops'], connections: ['ev'], exclude: ['ipv4-address'] }] },
         rules: [
           {
             name: 'no-forbidden-echo',
@@ -148,6 +150,8 @@ describe('virtual servers: policy stays per member', () => {
           // Everyone in eng, get-tiny-image only ops; only echo and the get-* tools, and never get-env.
           ev: {
             stdio: everythingStdio(),
+            // IP addresses are masked on ev (not by default, nor on the virtual server).
+            masking: { detectors: ['secrets', 'pii', 'network'] },
             access: { groups: ['eng'], tools: { 'get-tiny-image': ['ops'] } },
             tools: { allow: ['echo', 'get-*'], deny: ['get-env'] },
           },
@@ -315,6 +319,23 @@ describe('virtual servers: policy stays per member', () => {
       assert.ok((await later.tools()).includes('shifty__fetch_data'));
       assert.deepEqual(await later.call('shifty__fetch_data', { id: '3' }), { ok: true, text: 'fetch_data ran with {"id":"3"}' });
     });
+  });
+
+  describe('masking', () => {
+    for (const { era, connect: connectWith } of eras) {
+      it(`${era}: each member's masking applies to its results through the virtual server, for the caller's groups`, async () => {
+        const address = 'reach 10.20.30.40 now';
+        const token = `ghp_${'v1R'.repeat(12)}`;
+        const alice = await connect('alice', connectWith);
+        assert.deepEqual(await alice.call('ev__echo', { message: address }), { ok: true, text: 'Echo: reach [REDACTED:ipv4-address] now' });
+        const secret = await alice.call('ev__echo', { message: `token ${token}` });
+        assert.equal(secret.ok, true);
+        assert.doesNotMatch(JSON.stringify(secret), new RegExp(token));
+        const bob = await connect('bob', connectWith);
+        assert.deepEqual(await bob.call('ev__echo', { message: address }), { ok: true, text: `Echo: ${address}` }, "ops' masking rule on ev");
+        assert.deepEqual(await bob.call('ops__echo', { message: address }), { ok: true, text: `Echo: ${address}` }, "ops' own masking has no network");
+      });
+    }
   });
 
   describe('a tool of one member changed within a session', () => {
