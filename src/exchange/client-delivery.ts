@@ -43,6 +43,13 @@ export class ClientDelivery {
     if (durable === undefined) {
       this.sink.send(message, related, text);
       left();
+    } else if (this.sink.inProcess === true) {
+      // The client is a virtual server's session of this gateway, not the way out: it records the message and waits
+      // for that to be durable before its client gets it. Still fail-closed: nothing leaves the gateway unrecorded,
+      // and if this recording fails the session ends (tap.fail). Not waiting spares the answer a second commit.
+      this.sink.send(message, related, text);
+      left();
+      durable.catch((err: Error) => this.tap.fail(err));
     } else {
       durable.then(
         () => {

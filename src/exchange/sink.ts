@@ -19,6 +19,12 @@ export interface ClientSink {
    * (an HTTP response switches to SSE, whose keep-alive comments then flow).
    */
   hold?(clientId: RequestId): void;
+  /**
+   * The client is another Session of this gateway (a virtual server's session, whose member this session is), which
+   * records what it receives write-ahead before anything leaves the gateway: delivery need not wait for this
+   * session's recording to be durable (src/exchange/client-delivery.ts says why this stays fail-closed).
+   */
+  readonly inProcess?: boolean;
   /** Whether the client can currently receive anything (an open stream); idle sessions without one are reaped. */
   readonly connected: boolean;
   /**

@@ -102,8 +102,9 @@ export class Limits {
     principal: Principal,
     request: JsonRpcRequest,
     paced = request.method !== 'initialize',
+    member = false,
   ): LimitExceededError | undefined {
-    return this.#requests.admit(sessionId, connection, principal, request, paced);
+    return this.#requests.admit(sessionId, connection, principal, request, paced, member);
   }
 
   /** Whether a principal's next requests are refused at the edge, before they reach a session (request-limits.ts). */

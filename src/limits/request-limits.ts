@@ -11,7 +11,8 @@ import type { Rate } from './token-bucket.js';
 const requestRetrySeconds = 1;
 
 interface Slot {
-  principal: string;
+  /** Undefined for a member session's request: the principal-wide counts hold its virtual session's request instead. */
+  principal: string | undefined;
   connection: string;
   /** Requests in flight under this id (a legacy client may reuse an id before its answer: each counts). */
   count: number;
@@ -47,15 +48,24 @@ export class RequestLimits {
   /**
    * Admits a client request on a session (its rate, per tool for tools/call, and its place in flight), or says which
    * limit refuses it. `paced` false spares a session's opening initialize the request rate: limits.principal.sessionOpens
-   * already paces it.
+   * already paces it. `member`: the request of a virtual server's member session, on behalf of a request its virtual
+   * session already admitted: the principal's rate and its (and the gateway's) requests in flight counted that one,
+   * so only the member connection's own limits (per tool, in flight) apply, as on a direct call.
    */
-  admit(sessionId: string, connection: LimitedConnection, principal: Principal, request: JsonRpcRequest, paced: boolean): LimitExceededError | undefined {
+  admit(
+    sessionId: string,
+    connection: LimitedConnection,
+    principal: Principal,
+    request: JsonRpcRequest,
+    paced: boolean,
+    member = false,
+  ): LimitExceededError | undefined {
     let slots = this.#slots.get(sessionId);
     const key = idKey(request.id);
     const p = principalKey(principal);
     const taken: Array<{ refund(): void }> = [];
     const refund = () => taken.forEach((b) => b.refund());
-    if (paced) {
+    if (paced && !member) {
       const rate = this.config.principal.requests;
       const bucket = this.requests.get(p, rate);
       if (!bucket.take()) return this.refusals.refuseRate(principal, connection.name, 'limits.principal.requests', rate, bucket.waitMs(), 'requests');
@@ -90,7 +100,7 @@ export class RequestLimits {
         `Too many requests in flight: ${what} (${limit}: ${value}); wait for an answer first`,
       ).refused;
     };
-    if (f.principal.count(p) >= this.config.principal.requestsInFlight)
+    if (!member && f.principal.count(p) >= this.config.principal.requestsInFlight)
       return busy('limits.principal.requestsInFlight', this.config.principal.requestsInFlight, 'you have as many requests waiting as one caller may');
     if (f.connection.count(connection.name) >= connection.limits.requestsInFlight)
       return busy(
@@ -98,15 +108,17 @@ export class RequestLimits {
         connection.limits.requestsInFlight,
         `connection '${connection.name}' has as many requests waiting as it may`,
       );
-    if (f.global >= this.config.global.requestsInFlight)
+    if (!member && f.global >= this.config.global.requestsInFlight)
       return busy('limits.global.requestsInFlight', this.config.global.requestsInFlight, 'the gateway has as many requests waiting as it may');
-    f.principal.add(p);
+    if (!member) {
+      f.principal.add(p);
+      f.global++;
+    }
     f.connection.add(connection.name);
-    f.global++;
     if (slots === undefined) this.#slots.set(sessionId, (slots = new Map()));
     const slot = slots.get(key);
     if (slot !== undefined) slot.count++;
-    else slots.set(key, { principal: p, connection: connection.name, count: 1 });
+    else slots.set(key, { principal: member ? undefined : p, connection: connection.name, count: 1 });
     return undefined;
   }
 
@@ -165,8 +177,9 @@ export class RequestLimits {
   }
 
   #freeSlot(slot: Slot): void {
-    this.#inFlight.principal.remove(slot.principal);
     this.#inFlight.connection.remove(slot.connection);
+    if (slot.principal === undefined) return;
+    this.#inFlight.principal.remove(slot.principal);
     this.#inFlight.global--;
   }
 

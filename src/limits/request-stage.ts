@@ -33,7 +33,9 @@ export class RequestLimitsStage implements Stage {
     if (ctx.direction !== 'toServer' || !isRequest(message) || this.#admitted.has(ctx)) return undefined;
     const opening = message.method === 'initialize' && !this.#initialized.has(ctx.session);
     if (message.method === 'initialize') this.#initialized.add(ctx.session);
-    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message, !opening);
+    // A member session of a virtual server: its virtual session's request was counted against the caller already.
+    const member = ctx.session.virtual !== undefined;
+    const refused = this.limits.admitRequest(ctx.session.id, this.connection, ctx.session.identity, message, !opening, member);
     if (refused === undefined) {
       this.#admitted.add(ctx);
       return undefined;

@@ -7,6 +7,12 @@ import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
  * SSE endpoints, resumption); the gateway relays raw messages over them.
  */
 export interface Upstream {
+  /**
+   * The link hands messages to other Sessions of this gateway (a virtual server's members), which record each one
+   * write-ahead before anything leaves the gateway: the session records what it sends, but need not wait for that to
+   * be durable before handing it over (src/exchange/server-forwarding.ts says why this stays fail-closed).
+   */
+  readonly inProcess?: boolean;
   /** Spawns the process or prepares the HTTP client; rejects when the server cannot be reached. */
   start(): Promise<void>;
   /**

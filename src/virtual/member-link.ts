@@ -39,11 +39,12 @@ export interface MemberEvents {
   serverCancelled(link: MemberLink, serverId: RequestId, message: JsonRpcNotification): void;
   /** The member came up (first time, or back after being down). */
   up(link: MemberLink): void;
-  /** The member went down (failed to open, to initialize, in time, or its session ended). */
-  down(link: MemberLink, reason: string): void;
+  /** The member went down (failed to open, to initialize, in time, or its session ended); `wasUp`: it served until now. */
+  down(link: MemberLink, reason: string, wasUp: boolean): void;
 }
 
 interface OwnRequest {
+  method: string;
   resolve(result: Record<string, unknown>): void;
   reject(err: Error): void;
 }
@@ -184,12 +185,13 @@ export class MemberLink {
 
   #failed(reason: string): void {
     const session = this.#session;
+    const wasUp = this.#state === 'up';
     this.#session = undefined;
     this.#state = 'down';
     this.#reason = reason;
     this.#failPending(reason);
     if (session !== undefined) void session.close(`left out of virtual server '${this.origin.server}': ${reason}`).catch(() => {});
-    this.events.down(this, reason);
+    this.events.down(this, reason, wasUp);
     this.#scheduleRetry();
   }
 
@@ -217,6 +219,11 @@ export class MemberLink {
       );
       this.events.routedAnswer(answer, JSON.stringify(answer));
     }
+  }
+
+  /** The virtual initialize stopped waiting for it: what a call to it is told until it is up (it may still come). */
+  late(reason: string): void {
+    if (this.#state === 'opening' || this.#state === 'new') this.#reason = reason;
   }
 
   /** Why a call to this member cannot be served now, or undefined when it is up. */
@@ -259,6 +266,7 @@ export class MemberLink {
         timer.unref();
       }
       this.#own.set(id, {
+        method,
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -298,6 +306,7 @@ export class MemberLink {
   #sinkFor(session: MemberSession): ClientSink {
     return {
       connected: true,
+      inProcess: true,
       send: (message, _related, text) => {
         if (this.#session === session) this.#delivered(message, text);
       },
@@ -329,7 +338,7 @@ export class MemberLink {
       const own = this.#own.get(id);
       if (own === undefined) return;
       this.#own.delete(id);
-      if (response.error !== undefined) own.reject(new Error(`${this.connection} answered with an error: ${response.error.message}`));
+      if (response.error !== undefined) own.reject(new Error(`its ${own.method} failed: ${response.error.message}`));
       else own.resolve((response.result ?? {}) as Record<string, unknown>);
       return;
     }

@@ -65,6 +65,8 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   onclose?: (reason: string, cutOff?: boolean) => void;
   onerror?: (error: Error) => void;
   onverdict?: (event: VerdictEvent) => void;
+  /** Its members' sessions record every message write-ahead before it leaves the gateway (upstream.ts). */
+  readonly inProcess = true;
 
   readonly #o: VirtualUpstreamOptions;
   readonly #links: readonly MemberLink[];
@@ -182,8 +184,11 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     clearTimeout(timer);
     if (this.#closed) return;
     for (const link of this.#links) {
-      if (!link.isUp && !link.isAbsent && link.reason === 'not opened yet')
-        this.#o.health.report(this.#o.server, link.connection, { up: false, reason: `did not open within ${timeoutMs}ms` });
+      if (link.isUp || link.isAbsent || link.reason !== 'not opened yet') continue;
+      // Still opening: left out of this answer; it joins (with a list_changed) if it opens in time.
+      const reason = `did not open within ${timeoutMs}ms`;
+      link.late(reason);
+      this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
     }
     this.#answered = true;
     this.#answer(request.id, initializeResult(this.#o, params, this.#links));
@@ -405,9 +410,9 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     if (this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
   }
 
-  down(link: MemberLink, reason: string): void {
+  down(link: MemberLink, reason: string, wasUp: boolean): void {
     this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
-    // Its names leave the lists.
-    if (this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
+    // Its names leave the lists (a retry that fails again changes nothing the client saw).
+    if (this.#answered && wasUp) for (const method of changedLists) this.#changes.changed(method as ListChange);
   }
 }

@@ -260,6 +260,21 @@ describe('Limits', () => {
     assert.equal(l.admitRequest('c', tools, otherAlice, call('x', 2)), undefined);
   });
 
+  it('a member session’s request of a virtual server counts only against the member connection: its virtual session’s request counted the caller', () => {
+    const { l, tools, remote } = setup({ principal: { requestsInFlight: 1, requests: { perSecond: 1, burst: 1 } } }, { requestsInFlight: 1 });
+    assert.equal(l.admitRequest('virtual', remote, alice, call('x', 1)), undefined);
+    assert.equal(l.admitRequest('member', tools, alice, call('x', 1), true, true), undefined, 'neither the rate nor the principal’s requests in flight');
+    assert.equal(
+      l.admitRequest('member', tools, alice, call('x', 2), true, true)?.limit,
+      'connections.tools.limits.requestsInFlight',
+      'the member’s own limit applies',
+    );
+    l.releaseRequest('member', 1);
+    assert.equal(l.usage.requestsInFlight, 1, 'only the virtual session’s request is in flight for the gateway');
+    l.releaseRequest('virtual', 1);
+    assert.equal(l.usage.requestsInFlight, 0);
+  });
+
   it('a request refused for being over one limit does not spend another', () => {
     const { l, remote } = setup({ principal: { requestsInFlight: 1, requests: { perSecond: 1, burst: 2 } } });
     assert.equal(l.admitRequest('a', remote, alice, call('x', 1)), undefined);
