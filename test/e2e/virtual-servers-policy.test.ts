@@ -31,7 +31,31 @@ type Outcome = { ok: true; text: string } | { ok: false; message: string };
 interface Caller {
   tools(): Promise<string[]>;
   call(name: string, args: Record<string, unknown>, options?: { timeout?: number }): Promise<Outcome>;
+  prompts(): Promise<string[]>;
+  templates(): Promise<string[]>;
+  /** Gets a prompt or reads a resource: what came back as JSON text, or the error. */
+  use(kind: 'prompt' | 'resource', nameOrUri: string): Promise<Outcome>;
   close(): Promise<void>;
+}
+
+/** Every page of a 2025-era list, walked with its cursors. */
+async function allPages<T>(page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>): Promise<T[]> {
+  const all: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const p = await page(cursor);
+    all.push(...p.items);
+    cursor = p.nextCursor;
+  } while (cursor !== undefined);
+  return all;
+}
+
+async function jsonOutcome(call: Promise<unknown>): Promise<Outcome> {
+  try {
+    return { ok: true, text: JSON.stringify(await call) };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  }
 }
 
 const textOf = (r: CallToolResult) => (r.content ?? []).map((c) => (c.type === 'text' ? c.text : JSON.stringify(c))).join('');
@@ -56,16 +80,22 @@ async function v1Caller(url: URL, token: string): Promise<Caller & { toolListCha
   await client.connect(transport);
   return {
     toolListChanges: () => changes,
-    async tools() {
-      const names: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await client.listTools(cursor === undefined ? {} : { cursor });
-        names.push(...page.tools.map((t) => t.name));
-        cursor = page.nextCursor;
-      } while (cursor !== undefined);
-      return names;
-    },
+    tools: () =>
+      allPages(async (cursor) => {
+        const p = await client.listTools(cursor === undefined ? {} : { cursor });
+        return { items: p.tools.map((t) => t.name), nextCursor: p.nextCursor };
+      }),
+    prompts: () =>
+      allPages(async (cursor) => {
+        const p = await client.listPrompts(cursor === undefined ? {} : { cursor });
+        return { items: p.prompts.map((t) => t.name), nextCursor: p.nextCursor };
+      }),
+    templates: () =>
+      allPages(async (cursor) => {
+        const p = await client.listResourceTemplates(cursor === undefined ? {} : { cursor });
+        return { items: p.resourceTemplates.map((t) => t.uriTemplate), nextCursor: p.nextCursor };
+      }),
+    use: (kind, nameOrUri) => jsonOutcome(kind === 'prompt' ? client.getPrompt({ name: nameOrUri }) : client.readResource({ uri: nameOrUri })),
     call: (name, args, options) => outcomeOf(client.callTool({ name, arguments: args }, undefined, { timeout: options?.timeout ?? 60_000 })),
     async close() {
       await transport.terminateSession().catch(() => {});
@@ -79,6 +109,10 @@ async function v2Caller(url: URL, token: string): Promise<Caller> {
   const client = await connectV2(url, { authorization: `Bearer ${token}` }, { pin: modernVersion });
   return {
     tools: async () => (await client.listTools(undefined, { cacheMode: 'bypass' })).tools.map((t) => t.name),
+    prompts: async () => (await client.listPrompts(undefined, { cacheMode: 'bypass' })).prompts.map((t) => t.name),
+    templates: async () => (await client.listResourceTemplates(undefined, { cacheMode: 'bypass' })).resourceTemplates.map((t) => t.uriTemplate),
+    use: (kind, nameOrUri) =>
+      jsonOutcome(kind === 'prompt' ? client.getPrompt({ name: nameOrUri }) : client.readResource({ uri: nameOrUri }, { cacheMode: 'bypass' })),
     call: (name, args, options) => outcomeOf(client.callTool({ name, arguments: args }, { timeout: options?.timeout ?? 60_000 })),
     close: () => client.close(),
   };
@@ -152,7 +186,12 @@ describe('virtual servers: policy stays per member', () => {
             stdio: everythingStdio(),
             // IP addresses are masked on ev (not by default, nor on the virtual server).
             masking: { detectors: ['secrets', 'pii', 'network'] },
-            access: { groups: ['eng'], tools: { 'get-tiny-image': ['ops'] } },
+            access: {
+              groups: ['eng'],
+              tools: { 'get-tiny-image': ['ops'] },
+              prompts: { 'simple-prompt': ['ops'] },
+              resources: { 'demo://resource/dynamic/*': ['ops'] },
+            },
             tools: { allow: ['echo', 'get-*'], deny: ['get-env'] },
           },
           // Only ops: alice may not open it, bob may.
@@ -260,6 +299,37 @@ describe('virtual servers: policy stays per member', () => {
         assert.equal(annotated.ok, true, JSON.stringify(annotated));
         assert.deepEqual(await bob.call('ops__echo', { message: marker }), { ok: true, text: `Echo: ${marker}` });
         assert.ok(ops.received.some((m) => m.method === 'tools/call' && m.params?.name === 'echo' && m.params.arguments?.message === marker));
+      });
+    }
+
+    for (const { era, connect: connectWith } of eras) {
+      it(`${era}: a member's prompts and resources kept for other groups are neither listed nor served`, async () => {
+        const textTemplate = 'demo://resource/dynamic/text/{resourceId}';
+        const alice = await connect('alice', connectWith);
+        const alicePrompts = await alice.prompts();
+        assert.ok(alicePrompts.includes('ev__args-prompt') && !alicePrompts.includes('ev__simple-prompt'), alicePrompts.join(', '));
+        assert.ok(!(await alice.templates()).includes(textTemplate));
+        const prompt = await alice.use('prompt', 'ev__simple-prompt');
+        assert.equal(prompt.ok, false, JSON.stringify(prompt));
+        assert.match(
+          (prompt as { message: string }).message,
+          /Unknown prompt: ev__simple-prompt|Access denied on connection 'ev': prompt 'simple-prompt' needs membership of ops/,
+        );
+        const read = await alice.use('resource', 'demo://resource/dynamic/text/1');
+        assert.equal(read.ok, false, JSON.stringify(read));
+        assert.match(
+          (read as { message: string }).message,
+          /Unknown resource: demo:\/\/resource\/dynamic\/text\/1|Access denied on connection 'ev': resource 'demo:\/\/resource\/dynamic\/text\/1' needs membership of ops/,
+        );
+
+        const bob = await connect('bob', connectWith);
+        assert.ok((await bob.prompts()).includes('ev__simple-prompt'));
+        assert.ok((await bob.templates()).includes(textTemplate));
+        const served = await bob.use('prompt', 'ev__simple-prompt');
+        assert.equal(served.ok, true, JSON.stringify(served));
+        const readByBob = await bob.use('resource', 'demo://resource/dynamic/text/1');
+        assert.equal(readByBob.ok, true, JSON.stringify(readByBob));
+        assert.match((readByBob as { text: string }).text, /demo:\/\/resource\/dynamic\/text\/1/);
       });
     }
 
