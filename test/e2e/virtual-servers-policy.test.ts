@@ -30,7 +30,7 @@ type Outcome = { ok: true; text: string } | { ok: false; message: string };
 /** One client of the virtual server, in one era: what the tests need of it. */
 interface Caller {
   tools(): Promise<string[]>;
-  call(name: string, args: Record<string, unknown>, options?: { timeout?: number }): Promise<Outcome>;
+  call(name: string, args: Record<string, unknown>, options?: { timeout?: number; progress?: string[] }): Promise<Outcome>;
   prompts(): Promise<string[]>;
   templates(): Promise<string[]>;
   /** Gets a prompt or reads a resource: what came back as JSON text, or the error. */
@@ -96,7 +96,13 @@ async function v1Caller(url: URL, token: string): Promise<Caller & { toolListCha
         return { items: p.resourceTemplates.map((t) => t.uriTemplate), nextCursor: p.nextCursor };
       }),
     use: (kind, nameOrUri) => jsonOutcome(kind === 'prompt' ? client.getPrompt({ name: nameOrUri }) : client.readResource({ uri: nameOrUri })),
-    call: (name, args, options) => outcomeOf(client.callTool({ name, arguments: args }, undefined, { timeout: options?.timeout ?? 60_000 })),
+    call: (name, args, options) =>
+      outcomeOf(
+        client.callTool({ name, arguments: args }, undefined, {
+          timeout: options?.timeout ?? 60_000,
+          ...(options?.progress ? { onprogress: (p) => options.progress!.push(p.message ?? '') } : {}),
+        }),
+      ),
     async close() {
       await transport.terminateSession().catch(() => {});
       await client.close();
@@ -113,7 +119,13 @@ async function v2Caller(url: URL, token: string): Promise<Caller> {
     templates: async () => (await client.listResourceTemplates(undefined, { cacheMode: 'bypass' })).resourceTemplates.map((t) => t.uriTemplate),
     use: (kind, nameOrUri) =>
       jsonOutcome(kind === 'prompt' ? client.getPrompt({ name: nameOrUri }) : client.readResource({ uri: nameOrUri }, { cacheMode: 'bypass' })),
-    call: (name, args, options) => outcomeOf(client.callTool({ name, arguments: args }, { timeout: options?.timeout ?? 60_000 })),
+    call: (name, args, options) =>
+      outcomeOf(
+        client.callTool(
+          { name, arguments: args },
+          { timeout: options?.timeout ?? 60_000, ...(options?.progress ? { onprogress: (p) => options.progress!.push(p.message ?? '') } : {}) },
+        ),
+      ),
     close: () => client.close(),
   };
 }
@@ -449,8 +461,12 @@ describe('virtual servers: policy stays per member', () => {
       it(`${era}: holds the call made through the virtual name until a second person approves it, then completes it`, async () => {
         const alice = await connect('alice', connectWith);
         const message = `hold me (${era})`;
-        const call = alice.call('ev__echo', { message });
+        const progress: string[] = [];
+        const call = alice.call('ev__echo', { message }, { progress });
         const review = await pending((r) => r.params.arguments.message === message, `the review of '${message}'`);
+        // The member's guard tells the client why it waits, through the virtual server (the client's progress token passes).
+        await waitFor(() => progress.length > 0, 'a progress notification while the call is held');
+        assert.match(progress[0]!, new RegExp(`Waiting: held for review ${review.id} by rule 'held-echo'.*sre-leads`));
         assert.equal(review.rule, 'held-echo');
         assert.equal(review.connection, 'ev', 'held as a call of the member connection');
         assert.equal(review.target, 'echo', "with the server's own name");
