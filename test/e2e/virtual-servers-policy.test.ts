@@ -216,7 +216,8 @@ describe('virtual servers: policy stays per member', () => {
             description: 'The policy test toolbox',
             // Its own narrower groups for one exposed name, on top of the members' policies.
             access: { groups: ['eng'], tools: { 'ev__get-annotated-message': ['ops'] } },
-            members: [{ connection: 'ev' }, { connection: 'ops' }, { connection: 'shifty' }],
+            // The virtual server's own selection, on top: one of ev's tools is left out.
+            members: [{ connection: 'ev', tools: { exclude: ['get-structured-*'] } }, { connection: 'ops' }, { connection: 'shifty' }],
           },
         },
       },
@@ -251,8 +252,10 @@ describe('virtual servers: policy stays per member', () => {
         assert.ok(!aliceEv.includes('ev__get-tiny-image'), 'get-tiny-image is for ops');
         assert.ok(aliceEv.includes('ev__get-annotated-message'), 'ev itself lets alice use get-annotated-message');
         // ... which toolbox keeps for ops.
-        const expectedAlice = [...aliceEv.filter((t) => t !== 'ev__get-annotated-message'), ...(await direct('alice', 'shifty'))];
-        const expectedBob = [...(await direct('bob', 'ev')), ...(await direct('bob', 'ops')), ...(await direct('bob', 'shifty'))];
+        assert.ok(aliceEv.includes('ev__get-structured-content'), 'ev itself has get-structured-content');
+        const unselected = (t: string) => t !== 'ev__get-structured-content';
+        const expectedAlice = [...aliceEv.filter((t) => t !== 'ev__get-annotated-message' && unselected(t)), ...(await direct('alice', 'shifty'))];
+        const expectedBob = [...(await direct('bob', 'ev')).filter(unselected), ...(await direct('bob', 'ops')), ...(await direct('bob', 'shifty'))];
         assert.deepEqual(
           expectedBob.filter((t) => t.startsWith('ops__')),
           ['ops__echo'],
@@ -280,6 +283,10 @@ describe('virtual servers: policy stays per member', () => {
           (notAllowed as { message: string }).message,
           /Unknown tool: ev__trigger-long-running-operation|Tool 'trigger-long-running-operation' is not allowed on connection 'ev'/,
         );
+
+        const unselected = await alice.call('ev__get-structured-content', { location: 'New York' });
+        assert.equal(unselected.ok, false, JSON.stringify(unselected));
+        assert.match((unselected as { message: string }).message, /Unknown tool: ev__get-structured-content/);
 
         const toolboxOwn = await alice.call('ev__get-annotated-message', { messageType: 'success' });
         assert.equal(toolboxOwn.ok, false, JSON.stringify(toolboxOwn));
