@@ -35,16 +35,17 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
         server: c.name,
         description: c.description,
         sessionId,
+        identity,
         config: c.upstream,
         names: names.get(c.name)!,
         health,
         log: sessionLog,
         version,
-        open: async (member, origin): Promise<MemberSession | undefined> => {
+        open: async (member, caller, origin): Promise<MemberSession | undefined> => {
           const connection = ctx.config.connections.get(member);
           // A member the caller may not open is simply not part of their virtual server.
-          if (connection === undefined || !ctx.mayOpen(identity, member)) return undefined;
-          return ctx.registry().create(connection, identity, { edge: 'virtual', virtual: origin });
+          if (connection === undefined || !ctx.mayOpen(caller, member)) return undefined;
+          return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin });
         },
       });
     };

@@ -73,7 +73,10 @@ export class Session implements SessionInfo {
     return this.#caller.current;
   }
 
-  readonly refreshIdentity = (identity: Identity): void => this.#caller.refresh(identity);
+  readonly refreshIdentity = (identity: Identity): void => {
+    this.#caller.refresh(identity);
+    this.#upstream.refreshIdentity?.(identity);
+  };
 
   constructor(options: SessionOptions) {
     this.id = options.id;

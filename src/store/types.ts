@@ -18,7 +18,10 @@ export interface SessionRow {
   issuer: string | null;
   email: string | null;
   groups: string[];
-  /** The downstream edge: streamable-http or sse (2025-era sessions), modern (2026-07-28 exchanges, see `eraOfEdge`). */
+  /**
+   * The downstream edge: streamable-http or sse (2025-era sessions), modern (2026-07-28 exchanges, see `eraOfEdge`), or
+   * virtual (a member session a virtual server's session opened in-process; its opening event names that session).
+   */
   edge: string;
   remoteAddress: string | null;
   clientInfo: unknown;

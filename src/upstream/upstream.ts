@@ -1,3 +1,4 @@
+import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import type { JsonRpcMessage, RequestId } from '../protocol/jsonrpc.js';
 
@@ -20,6 +21,11 @@ export interface Upstream {
    * bytes). Rejects with an UpstreamError when the message could not be delivered.
    */
   send(message: JsonRpcMessage, text: string): Promise<void>;
+  /**
+   * The caller on the session now (a refreshed token, whose groups may have changed): a link that opens sessions
+   * for them (a virtual server's member sessions) passes it on, so their access is decided by it too.
+   */
+  refreshIdentity?(identity: Identity): void;
   /** Transports that send the negotiated version as a header learn it here after initialize. */
   setProtocolVersion(version: string): void;
   /** Ends the upstream session (DELETE for HTTP, terminates the process for stdio). Idempotent. */

@@ -1,3 +1,4 @@
+import type { Identity } from '../core/identity.js';
 import type { ClientSink } from '../exchange/sink.js';
 import type { VirtualOrigin } from '../pipeline/stage.js';
 import {
@@ -19,13 +20,15 @@ import type { MemberNames } from './names.js';
  */
 export interface MemberSession {
   readonly id: string;
+  /** The caller's refreshed identity: access on the member is decided by the caller's groups now. */
+  refreshIdentity(identity: Identity): void;
   attach(sink: ClientSink): void;
   receive(message: JsonRpcMessage, text: string): void;
   close(reason: string): Promise<void>;
 }
 
 /** Opens a member session for the virtual session's caller; undefined when the caller may not open that member. */
-export type OpenMember = (member: string, origin: VirtualOrigin) => Promise<MemberSession | undefined>;
+export type OpenMember = (member: string, identity: Identity, origin: VirtualOrigin) => Promise<MemberSession | undefined>;
 
 /** What a member link tells its virtual upstream. */
 export interface MemberEvents {
@@ -83,6 +86,8 @@ export class MemberLink {
     readonly index: number,
     readonly names: MemberNames,
     private readonly open: OpenMember,
+    /** The caller now (a retry opens the member for who is on the virtual session then). */
+    private readonly caller: () => Identity,
     private readonly origin: VirtualOrigin,
     private readonly events: MemberEvents,
     /** How long an attempt may take in the background before it is given up and retried. */
@@ -160,7 +165,7 @@ export class MemberLink {
   }
 
   async #openAndInitialize(): Promise<void> {
-    const session = await this.open(this.connection, this.origin);
+    const session = await this.open(this.connection, this.caller(), this.origin);
     if (session === undefined) {
       this.#state = 'absent';
       this.#reason = 'the caller may not open it';
@@ -278,6 +283,10 @@ export class MemberLink {
       });
       this.#send({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
     });
+  }
+
+  refreshIdentity(identity: Identity): void {
+    this.#session?.refreshIdentity(identity);
   }
 
   /** Whether a request routed to it (by the virtual session's id) is still waiting for its answer. */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import type { VirtualOrigin } from '../pipeline/stage.js';
 import {
@@ -27,8 +28,9 @@ export interface VirtualUpstreamOptions {
   /** The virtual server's name (its connection's). */
   server: string;
   description?: string | undefined;
-  /** The virtual session this link serves. */
+  /** The virtual session this link serves, and its caller (when it opened). */
   sessionId: string;
+  identity: Identity;
   config: VirtualUpstreamConfig;
   /** The members' names (built once per virtual server). */
   names: VirtualNames;
@@ -80,13 +82,15 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   /** Whether the client's initialize has been answered: a member that comes up afterwards is announced by list_changed. */
   #answered = false;
   #closed = false;
+  #identity: Identity;
 
   constructor(options: VirtualUpstreamOptions) {
     this.#o = options;
+    this.#identity = options.identity;
     const attemptTimeoutMs = Math.max(options.config.memberTimeoutMs * attemptTimeoutFactor, 30_000);
     this.#links = options.names.members.map((names, i) => {
       const origin: VirtualOrigin = { server: options.server, session: options.sessionId, exposed: (_kind, name) => names.exposedName(name) };
-      return new MemberLink(i, names, options.open, origin, this, attemptTimeoutMs);
+      return new MemberLink(i, names, options.open, () => this.#identity, origin, this, attemptTimeoutMs);
     });
     this.#changes = new ListChanges((method) => this.#emitNew({ jsonrpc: '2.0', method }));
   }
@@ -97,6 +101,12 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   setProtocolVersion(): void {}
+
+  /** The caller's refreshed token: each member session takes it (the same principal; its groups decide access now). */
+  refreshIdentity(identity: Identity): void {
+    this.#identity = identity;
+    for (const link of this.#links) link.refreshIdentity(identity);
+  }
 
   async send(message: JsonRpcMessage, text: string): Promise<void> {
     if (this.#closed) return;

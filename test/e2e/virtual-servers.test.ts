@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -7,7 +9,15 @@ import { after, before, describe, it } from 'node:test';
 import type { Client as V2Client } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type ElicitRequest, ElicitRequestSchema, ResourceListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  type ElicitRequest,
+  ElicitRequestSchema,
+  ListResourcesRequestSchema,
+  ReadResourceRequestSchema,
+  ResourceListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectV2, startV2Server, type V2Server } from '../helpers/modern.js';
@@ -24,23 +34,50 @@ import { waitFor } from '../helpers/wait.js';
 type Named = { name: string; description?: string };
 type Content = Array<{ type: string; text?: string }>;
 
+/** The paging member's resources, listed two to a page. */
+const pagedUris = ['pages://1', 'pages://2', 'pages://3', 'pages://4', 'pages://5'];
+
+/** A stateless Streamable HTTP server (the v1 SDK's) whose resources/list comes in pages of two. */
+async function startPagingServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  const http: HttpServer = createServer(async (req, res) => {
+    const server = new Server({ name: 'pages', version: '1.0.0' }, { capabilities: { resources: {} } });
+    server.setRequestHandler(ListResourcesRequestSchema, async (r) => {
+      const start = Number(r.params?.cursor ?? 0);
+      const resources = pagedUris.slice(start, start + 2).map((uri) => ({ uri, name: uri }));
+      return start + 2 < pagedUris.length ? { resources, nextCursor: String(start + 2) } : { resources };
+    });
+    server.setRequestHandler(ReadResourceRequestSchema, async (r) => ({ contents: [{ uri: r.params.uri, text: `paged ${r.params.uri}` }] }));
+    const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
+    await server.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    stop: () => new Promise<void>((resolve) => http.close(() => resolve())),
+  };
+}
+
 const text = (r: unknown) => (((r as { content?: unknown }).content ?? []) as Content).map((c) => c.text ?? '').join('');
 
 describe('a virtual server over server-everything, server-filesystem and a Streamable HTTP server', () => {
   let gw: TestGateway;
   let root: string;
   let web: V2Server;
+  let paging: Awaited<ReturnType<typeof startPagingServer>>;
 
   before(async () => {
     root = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-virtual-')));
     writeFileSync(join(root, 'hello.txt'), 'hello from disk\n');
     const filesystem = resolve(dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/package.json')), 'dist/index.js');
     web = await startV2Server('stateless');
+    paging = await startPagingServer();
     gw = await startTestGateway({
       connections: {
         everything: { stdio: everythingStdio() },
         files: { stdio: { command: process.execPath, args: [filesystem, root] } },
         web: { http: { url: web.url } },
+        pages: { http: { url: paging.url, protocol: '2025-11-25' } },
       },
       virtualServers: {
         toolbox: {
@@ -56,6 +93,7 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
               descriptions: { read_text_file: 'Prints a file' },
             },
             { connection: 'web' },
+            { connection: 'pages' },
           ],
         },
       },
@@ -65,6 +103,7 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
   after(async () => {
     await gw?.stop();
     await web?.stop();
+    await paging?.stop();
     if (root !== undefined) rmSync(root, { recursive: true, force: true });
   });
 
@@ -133,6 +172,46 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
       assert.equal(read.contents[0]?.uri, everything.uri);
     });
 
+    it('lists every member’s resources, paging with one cursor across members', async () => {
+      const uris: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await client.listResources(cursor === undefined ? {} : { cursor });
+        uris.push(...page.resources.map((r) => r.uri));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor !== undefined && pages < 50);
+      assert.ok(pages >= 3, `a member that lists in pages of two is followed across pages (${pages} pages)`);
+      assert.equal(new Set(uris).size, uris.length, 'no resource twice');
+      // Every page of server-everything's own list, then the other members' (the HTTP one's, the paging one's), in member order.
+      const direct = new Client({ name: 'direct', version: '1.0.0' });
+      const t = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
+      await direct.connect(t);
+      try {
+        const own: string[] = [];
+        let c: string | undefined;
+        do {
+          const page = await direct.listResources(c === undefined ? {} : { cursor: c });
+          own.push(...page.resources.map((r) => r.uri));
+          c = page.nextCursor;
+        } while (c !== undefined);
+        assert.deepEqual(
+          uris.filter((u) => own.includes(u)),
+          own,
+        );
+        assert.deepEqual(
+          uris.slice(own.length),
+          ['demo://a', ...pagedUris].filter((u) => u !== 'demo://a' || uris.includes(u)),
+        );
+      } finally {
+        await t.terminateSession().catch(() => {});
+        await direct.close();
+      }
+      assert.equal(((await client.readResource({ uri: 'pages://5' })).contents[0] as { text?: string }).text, 'paged pages://5');
+      await assert.rejects(client.listResources({ cursor: 'not-ours' }), /Invalid cursor/);
+    });
+
     it('gets a prompt of a member by its exposed name', async () => {
       const { prompts } = await client.listPrompts();
       const names = prompts.map((p) => p.name);
@@ -141,6 +220,14 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
       assert.ok(prompt.messages.length > 0);
       const greet = await client.getPrompt({ name: 'web__greet' });
       assert.deepEqual(greet.messages[0]?.content, { type: 'text', text: 'hi' });
+    });
+
+    it('completes a prompt argument of a member by the prompt’s exposed name', async () => {
+      const done = await client.complete({
+        ref: { type: 'ref/prompt', name: 'everything__completable-prompt' },
+        argument: { name: 'department', value: 'S' },
+      });
+      assert.deepEqual(done.completion.values, ['Sales', 'Support']);
     });
 
     it('passes a member’s progress to the client', async () => {
