@@ -41,6 +41,7 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
         health,
         log: sessionLog,
         version,
+        mayOpen: (member, caller) => ctx.mayOpen(caller, member),
         open: async (member, caller, origin): Promise<MemberSession | undefined> => {
           const connection = ctx.config.connections.get(member);
           // A member the caller may not open is simply not part of their virtual server.

@@ -35,6 +35,8 @@ export interface VirtualUpstreamOptions {
   /** The members' names (built once per virtual server). */
   names: VirtualNames;
   open: OpenMember;
+  /** Whether a caller may open a member connection (its access.groups), asked again when the caller's token is refreshed. */
+  mayOpen: (member: string, identity: Identity) => boolean;
   health: MemberHealth;
   log: Logger;
   /** The gateway's version, for serverInfo. */
@@ -102,10 +104,19 @@ export class VirtualUpstream implements Upstream, MemberEvents {
 
   setProtocolVersion(): void {}
 
-  /** The caller's refreshed token: each member session takes it (the same principal; its groups decide access now). */
+  /**
+   * The caller's refreshed token: each member session takes it (the same principal; its groups decide access now), and
+   * a member whose access.groups it no longer meets leaves their virtual server (as a direct session of it would refuse
+   * the token), or comes back when a later token meets them again; the client is told its lists changed.
+   */
   refreshIdentity(identity: Identity): void {
     this.#identity = identity;
-    for (const link of this.#links) link.refreshIdentity(identity);
+    let changed = false;
+    for (const link of this.#links) {
+      link.refreshIdentity(identity);
+      if (link.permit(this.#o.mayOpen(link.connection, identity))) changed = true;
+    }
+    if (changed && this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
   }
 
   async send(message: JsonRpcMessage, text: string): Promise<void> {
