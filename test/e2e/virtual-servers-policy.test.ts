@@ -10,6 +10,8 @@ import { callApi } from '../helpers/api.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestIdp, type TestIdp } from '../helpers/idp.js';
+import { mcpHeaders } from '../helpers/raw-http.js';
 import { connectV2, modernBody, modernHeaders, modernVersion, rawRequest } from '../helpers/modern.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -512,5 +514,100 @@ describe('virtual servers: policy stays per member', () => {
       assert.equal(direct.ok, true, JSON.stringify(direct));
       assert.match((direct as { text: string }).text, /\b5\b/);
     });
+  });
+});
+
+describe('virtual servers: a refreshed token decides the members too', () => {
+  let idp: TestIdp;
+  let gw: TestGateway;
+  let ops: EchoServer;
+  let eng: EchoServer;
+
+  before(async () => {
+    idp = await startTestIdp();
+    ops = await startEchoServer();
+    eng = await startEchoServer();
+    gw = await startTestGateway({
+      identity: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'] }] },
+      connections: { ops: { http: { url: ops.url }, access: { groups: ['ops'] } }, eng: { http: { url: eng.url }, access: { groups: ['eng'] } } },
+      virtualServers: { toolbox: { access: { groups: ['eng'] }, members: [{ connection: 'eng' }, { connection: 'ops' }] } },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await ops?.stop();
+    await eng?.stop();
+    await idp?.stop();
+  });
+
+  /** ada's client of `endpoint`, sending whatever token `token()` holds at each request. */
+  function transportFetch(token: () => string) {
+    return (url: string | URL, init?: RequestInit) => {
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', `Bearer ${token()}`);
+      return fetch(url, { ...init, headers });
+    };
+  }
+
+  it('v1 SDK client (2025-era): a member whose group the caller lost is refused and gone from the list, as it is directly', async () => {
+    let token = await idp.sign({ sub: 'ada', groups: ['eng', 'ops'] });
+    const transport = new StreamableHTTPClientTransport(gw.mcp('toolbox'), { fetch: transportFetch(() => token) });
+    const client = new Client({ name: 'groups-change', version: '1.0.0' });
+    let listChanges = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      listChanges++;
+    });
+    await client.connect(transport);
+    try {
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['eng__echo', 'ops__echo']);
+      assert.deepEqual((await client.callTool({ name: 'ops__echo', arguments: { message: 'while in ops' } })).content, [
+        { type: 'text', text: 'Echo: while in ops' },
+      ]);
+
+      token = await idp.sign({ sub: 'ada', groups: ['eng'] });
+      // Directly, ops refuses the new token at once.
+      const direct = await fetch(gw.mcp('ops'), { method: 'POST', headers: { authorization: `Bearer ${token}`, ...mcpHeaders }, body: '{}' });
+      assert.equal(direct.status, 403);
+      const marker = `after leaving ops ${Date.now()}`;
+      const refused = await outcomeOf(client.callTool({ name: 'ops__echo', arguments: { message: marker } }));
+      assert.equal(refused.ok, false, JSON.stringify(refused));
+      assert.ok(!ops.received.some((m) => JSON.stringify(m).includes(marker)), 'the call did not reach ops');
+      await waitFor(() => listChanges > 0, 'the client to be told its tools changed');
+      const listed = (await client.listTools()).tools.map((t) => t.name);
+      assert.deepEqual(listed, ['eng__echo']);
+      assert.deepEqual((await client.callTool({ name: 'eng__echo', arguments: { message: 'still eng' } })).content, [
+        { type: 'text', text: 'Echo: still eng' },
+      ]);
+
+      // Back in ops (a later token), ops is back too, on the same session.
+      token = await idp.sign({ sub: 'ada', groups: ['eng', 'ops'] });
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['eng__echo', 'ops__echo']);
+      assert.deepEqual((await client.callTool({ name: 'ops__echo', arguments: { message: 'back in ops' } })).content, [
+        { type: 'text', text: 'Echo: back in ops' },
+      ]);
+    } finally {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
+  });
+
+  it(`v2 client pinned to ${modernVersion}: the same, on the pooled session of the principal`, async () => {
+    let token = await idp.sign({ sub: 'ada', groups: ['eng', 'ops'] });
+    const client = await connectV2(gw.mcp('toolbox'), {}, { pin: modernVersion }, [], { fetch: transportFetch(() => token) });
+    try {
+      assert.deepEqual((await client.listTools(undefined, { cacheMode: 'bypass' })).tools.map((t) => t.name).sort(), ['eng__echo', 'ops__echo']);
+      assert.equal((await outcomeOf(client.callTool({ name: 'ops__echo', arguments: { message: 'v2 in ops' } }))).ok, true);
+      token = await idp.sign({ sub: 'ada', groups: ['eng'] });
+      const marker = `v2 after leaving ops ${Date.now()}`;
+      const refused = await outcomeOf(client.callTool({ name: 'ops__echo', arguments: { message: marker } }));
+      assert.equal(refused.ok, false, JSON.stringify(refused));
+      assert.ok(!ops.received.some((m) => JSON.stringify(m).includes(marker)), 'the call did not reach ops');
+      assert.deepEqual(
+        (await client.listTools(undefined, { cacheMode: 'bypass' })).tools.map((t) => t.name),
+        ['eng__echo'],
+      );
+    } finally {
+      await client.close();
+    }
   });
 });
