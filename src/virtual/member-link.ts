@@ -279,7 +279,10 @@ export class MemberLink {
       if (options.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           this.#own.delete(id);
-          reject(new Error(`member '${this.connection}' did not answer ${method} within ${options.timeoutMs}ms`));
+          const reason = `member '${this.connection}' did not answer ${method} within ${options.timeoutMs}ms`;
+          // Its answer is no longer wanted: the member is told, as a client would tell it.
+          this.#send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } });
+          reject(new Error(reason));
         }, options.timeoutMs);
         timer.unref();
       }

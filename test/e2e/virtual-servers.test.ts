@@ -17,6 +17,7 @@ import {
   ListResourcesRequestSchema,
   ReadResourceRequestSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -246,6 +247,19 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
       assert.match(JSON.stringify(result.content), /Ada Lovelace/);
     });
 
+    it('subscribes to a member’s resource by its URI, and brings its updates', async () => {
+      const updated: string[] = [];
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri));
+      const { resources } = await client.listResources();
+      const uri = resources[0]!.uri;
+      await client.subscribeResource({ uri });
+      // server-everything sends an update for each subscribed resource at once when simulated updates start.
+      await client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+      await waitFor(() => updated.includes(uri), 'resources/updated to reach the client');
+      await client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+      await client.unsubscribeResource({ uri });
+    });
+
     it('tells the client once when a member’s list changes', async () => {
       const before = resourceChanges;
       // server-everything registers a session resource for the gzip it makes: its resource list changes.
@@ -323,6 +337,29 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
       );
       assert.deepEqual(progress, [1, 2, 3]);
       assert.match(text(result), /Long running operation completed/);
+    });
+
+    it('follows a member’s resource and list changes on a listen stream', async () => {
+      const updated: string[] = [];
+      let changes = 0;
+      client.setNotificationHandler('notifications/resources/updated', (n) => void updated.push(n.params.uri));
+      client.setNotificationHandler('notifications/resources/list_changed', () => void changes++);
+      const { resources } = await client.listResources();
+      const uri = resources.find((r) => r.uri !== 'demo://a' && !r.uri.startsWith('pages://'))!.uri;
+      const subscription = await client.listen({ resourceSubscriptions: [uri], resourcesListChanged: true });
+      try {
+        assert.deepEqual(subscription.honoredFilter.resourceSubscriptions, [uri]);
+        await client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+        await waitFor(() => updated.includes(uri), 'the update arrives on the listen stream');
+        await client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+        await client.callTool({
+          name: 'everything__gzip-file-as-resource',
+          arguments: { name: 'modern.gz', data: 'data:text/plain;base64,aGVsbG8=', outputType: 'resourceLink' },
+        });
+        await waitFor(() => changes > 0, 'resources/list_changed on the listen stream');
+      } finally {
+        await subscription.close();
+      }
     });
 
     it('answers a member’s elicitation as an MRTR round', async () => {
