@@ -7,6 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type CallToolResult, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { callApi } from '../helpers/api.js';
+import { closeClient, connectClient } from '../helpers/client.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -194,6 +195,12 @@ describe('virtual servers: policy stays per member', () => {
             action: 'review',
             approvers: ['sre-leads'],
           },
+          {
+            name: 'no-ada',
+            when: 'connection == "ev" && tool.name == "trigger-elicitation-request" && inputResponses.exists(r, r.method == "elicitation/create" && r.result.?content.?name.orValue("") == "Ada Lovelace")',
+            action: 'deny',
+            message: 'Ada may not sign this',
+          },
           { name: 'toolbox-sums', when: 'virtual.server == "toolbox" && virtual.tool == "ev__get-sum"', action: 'review', approvers: ['sre-leads'] },
         ],
         connections: {
@@ -208,7 +215,8 @@ describe('virtual servers: policy stays per member', () => {
               prompts: { 'simple-prompt': ['ops'] },
               resources: { 'demo://resource/dynamic/*': ['ops'] },
             },
-            tools: { allow: ['echo', 'get-*'], deny: ['get-env'] },
+            // Not pinned: which tools it lists depends on the client's capabilities (trigger-elicitation-request).
+            tools: { allow: ['echo', 'get-*', 'trigger-elicitation-request'], deny: ['get-env'], pin: false },
           },
           // Only ops: alice may not open it, bob may.
           ops: { http: { url: ops.url }, access: { groups: ['ops'] } },
@@ -453,6 +461,36 @@ describe('virtual servers: policy stays per member', () => {
 
       const pin = (await api<{ pin?: { pendingDigest: string | null } }>('carol', 'GET', '/api/pins/shifty/fetch_data')).body.pin;
       assert.equal((await api('carol', 'POST', '/api/pins/shifty/fetch_data/approve', { digest: pin!.pendingDigest })).status, 200);
+    });
+  });
+
+  describe("a guardrail on the client's answer to a member's question", () => {
+    it('v1 SDK client (2025-era): the elicitation reaches the client, and its answer makes the member refuse the call', async () => {
+      const transport = new StreamableHTTPClientTransport(gw.mcp('toolbox'), { requestInit: { headers: { authorization: `Bearer ${tokens.alice}` } } });
+      const { client, inbox } = await connectClient(transport);
+      try {
+        const outcome = await outcomeOf(client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} }));
+        assert.equal(inbox.elicitation.length, 1, 'the client was asked');
+        assert.equal(outcome.ok, false, JSON.stringify(outcome));
+        assert.match((outcome as { message: string }).message, /Denied by rule 'no-ada': Ada may not sign this/);
+        assert.doesNotMatch(JSON.stringify(outcome), /Ada Lovelace/, 'the server never acted on the answer');
+      } finally {
+        await closeClient(client, transport);
+      }
+    });
+
+    it(`v2 client pinned to ${modernVersion}: the same through an MRTR round`, async () => {
+      const elicited: unknown[] = [];
+      const client = await connectV2(gw.mcp('toolbox'), { authorization: `Bearer ${tokens.alice}` }, { pin: modernVersion }, elicited);
+      try {
+        const outcome = await outcomeOf(client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} }));
+        assert.equal(elicited.length, 1, 'the client was asked');
+        assert.equal(outcome.ok, false, JSON.stringify(outcome));
+        assert.match((outcome as { message: string }).message, /Ada may not sign this/);
+        assert.doesNotMatch(JSON.stringify(outcome), /Ada Lovelace/, 'the server never acted on the answer');
+      } finally {
+        await client.close();
+      }
     });
   });
 
