@@ -27,7 +27,7 @@ import { waitFor } from '../helpers/wait.js';
  * name until a second person approves it (the review names the virtual server and name), and a rule can name them.
  */
 
-const users = { alice: ['eng'], bob: ['eng', 'ops'], carol: ['sre-leads', 'admins'], dave: ['ops'] };
+const users = { alice: ['eng'], bob: ['eng', 'ops'], carol: ['sre-leads', 'admins'], dave: ['ops'], frank: ['eng'] };
 
 /** A call's outcome as the client saw it: its text, or the error it failed with (a result marked isError counts as one). */
 type Outcome = { ok: true; text: string } | { ok: false; message: string };
@@ -218,8 +218,8 @@ describe('virtual servers: policy stays per member', () => {
             // Not pinned: which tools it lists depends on the client's capabilities (trigger-elicitation-request).
             tools: { allow: ['echo', 'get-*', 'trigger-elicitation-request'], deny: ['get-env'], pin: false },
           },
-          // Only ops: alice may not open it, bob may.
-          ops: { http: { url: ops.url }, access: { groups: ['ops'] } },
+          // Only ops: alice may not open it, bob may; sre-leads may grant it for a while.
+          ops: { http: { url: ops.url }, access: { groups: ['ops'], approvers: ['sre-leads'] } },
           // Pinned (the default): a changed definition is quarantined.
           shifty: { stdio: { command: process.execPath, args: [shiftingServerPath, shiftyFile] }, access: { groups: ['eng'] } },
         },
@@ -362,6 +362,27 @@ describe('virtual servers: policy stays per member', () => {
         assert.match((readByBob as { text: string }).text, /demo:\/\/resource\/dynamic\/text\/1/);
       });
     }
+
+    it('a just-in-time grant on a member lets its holder use it through the virtual server, until it is revoked', async () => {
+      const before = await connect('frank');
+      assert.ok(!(await before.tools()).some((t) => t.startsWith('ops__')), 'frank is not in ops');
+      const asked = await api<{ request?: { id: string } }>('frank', 'POST', '/api/access', { connection: 'ops', duration: '10m', reason: 'incident 4711' });
+      assert.equal(asked.status, 201, JSON.stringify(asked.body));
+      const id = asked.body.request!.id;
+      assert.equal((await api('carol', 'POST', `/api/access/${id}/approve`, {})).status, 200);
+
+      const frank = await connect('frank');
+      assert.ok((await frank.tools()).includes('ops__echo'), 'with the grant, ops is part of his toolbox');
+      assert.deepEqual(await frank.call('ops__echo', { message: 'granted' }), { ok: true, text: 'Echo: granted' });
+
+      assert.equal((await api('carol', 'POST', `/api/access/${id}/revoke`, { note: 'incident over' })).status, 200);
+      // The grant's sessions end with it, the member session among them: ops leaves his toolbox.
+      await waitFor(async () => !(await frank.tools()).includes('ops__echo'), 'ops to leave the toolbox with the grant');
+      const marker = `after the grant ${Date.now()}`;
+      const refused = await frank.call('ops__echo', { message: marker });
+      assert.equal(refused.ok, false, JSON.stringify(refused));
+      assert.ok(!ops.received.some((m) => JSON.stringify(m).includes(marker)), 'the call did not reach ops');
+    });
 
     it('a 2026-07-28 tools/list of the virtual server is private: what it holds depends on who asks', async () => {
       const answer = await rawRequest(
