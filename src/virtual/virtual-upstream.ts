@@ -432,6 +432,13 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   down(link: MemberLink, reason: string, wasUp: boolean): void {
+    // A member the caller may no longer open (its session ended with their just-in-time grant) is not down: it is no
+    // longer part of their virtual server, and says nothing about the member's health.
+    if (!this.#o.mayOpen(link.connection, this.#identity)) {
+      link.permit(false);
+      if (this.#answered && wasUp) for (const method of changedLists) this.#changes.changed(method as ListChange);
+      return;
+    }
     this.#o.health.report(this.#o.server, link.connection, { up: false, reason });
     // Its names leave the lists (a retry that fails again changes nothing the client saw).
     if (this.#answered && wasUp) for (const method of changedLists) this.#changes.changed(method as ListChange);
