@@ -382,6 +382,9 @@ describe('virtual servers: policy stays per member', () => {
       const refused = await frank.call('ops__echo', { message: marker });
       assert.equal(refused.ok, false, JSON.stringify(refused));
       assert.ok(!ops.received.some((m) => JSON.stringify(m).includes(marker)), 'the call did not reach ops');
+      // Its session ended for frank's access, not for the member's health: ops is not reported left out.
+      const leftOut = gw.log.lines.filter((l) => l.virtualServer === 'toolbox' && l.member === 'ops' && l.level === 40);
+      assert.deepEqual(leftOut, []);
     });
 
     it('a 2026-07-28 tools/list of the virtual server is private: what it holds depends on who asks', async () => {
