@@ -69,16 +69,17 @@ export class Limits {
    * The session count that is at its limit for one more session of `principal` on `connection`, if any: which
    * sessions count towards it (`scope`), so that an idle one among them can make room (the registry reclaims it).
    */
-  fullSessionCap(connection: LimitedConnection, principal: Principal): FullSessionCap | undefined {
-    return this.#sessions.fullCap(connection, principal);
+  fullSessionCap(connection: LimitedConnection, principal: Principal, member = false): FullSessionCap | undefined {
+    return this.#sessions.fullCap(connection, principal, member);
   }
 
   /**
    * Takes a place for a new session of `principal` on `connection`, or says which limit refuses it. `record` is
    * true for the first refusal of a burst: the one to record as a refused session (the rest are counted in the log).
+   * `member`: a virtual server's member session, which the caller's own session count and opening rate do not count.
    */
-  admitSession(connection: LimitedConnection, principal: Principal): Admission {
-    return this.#sessions.admit(connection, principal);
+  admitSession(connection: LimitedConnection, principal: Principal, member = false): Admission {
+    return this.#sessions.admit(connection, principal, member);
   }
 
   /**

@@ -27,11 +27,15 @@ export class SessionLimits {
     return this.#global;
   }
 
-  /** The session count at its limit for one more session of `principal` on `connection`, if any. */
-  fullCap(connection: LimitedConnection, principal: Principal): FullSessionCap | undefined {
+  /**
+   * The session count at its limit for one more session of `principal` on `connection`, if any. `member`: a member
+   * session a virtual server's session opens for its caller (src/virtual): the caller's own count and opening rate
+   * were spent on the virtual session, so only the connection's, the processes' and the gateway's counts apply.
+   */
+  fullCap(connection: LimitedConnection, principal: Principal, member = false): FullSessionCap | undefined {
     const p = principalKey(principal);
     const principalCap = this.config.principal.sessions;
-    if (this.#principal.count(p) >= principalCap)
+    if (!member && this.#principal.count(p) >= principalCap)
       return { scope: 'principal', limit: 'limits.principal.sessions', value: principalCap, what: 'you have as many open sessions as one caller may' };
     const processFull = ownsProcess(connection) ? this.processes.fullCap(connection, p) : undefined;
     if (processFull !== undefined) return processFull;
@@ -48,10 +52,10 @@ export class SessionLimits {
   }
 
   /** Takes a place for a new session of `principal` on `connection`, or says which limit refuses it. */
-  admit(connection: LimitedConnection, principal: Principal): Admission {
+  admit(connection: LimitedConnection, principal: Principal, member = false): Admission {
     const p = principalKey(principal);
     const stdio = ownsProcess(connection);
-    const full = this.fullCap(connection, principal);
+    const full = this.fullCap(connection, principal, member);
     if (full !== undefined) {
       return this.refusals.refuse(
         principal,
@@ -63,8 +67,8 @@ export class SessionLimits {
       );
     }
     const rate = this.config.principal.sessionOpens;
-    const opens = this.opens.get(p, rate);
-    if (!opens.take()) {
+    const opens = member ? undefined : this.opens.get(p, rate);
+    if (opens !== undefined && !opens.take()) {
       const wait = Math.max(1, Math.ceil(opens.waitMs() / 1000));
       return this.refusals.refuse(
         principal,
@@ -75,12 +79,12 @@ export class SessionLimits {
         `Too many sessions opened: at most ${rateText(rate)} (limits.principal.sessionOpens); try again in ${wait}s`,
       );
     }
-    this.#principal.add(p);
+    if (!member) this.#principal.add(p);
     this.#connection.add(connection.name);
     if (stdio) this.processes.add(connection.name, p);
     this.#global++;
     return admitted(() => {
-      this.#principal.remove(p);
+      if (!member) this.#principal.remove(p);
       this.#connection.remove(connection.name);
       if (stdio) this.processes.remove(connection.name, p);
       this.#global--;

@@ -45,8 +45,11 @@ export interface SessionRegistryOptions {
 
 /** Whether a principal may open one more session: a place to give back when it ends, or the error to answer with. */
 export interface SessionAdmission {
-  /** `record` says the refusal is worth recording (the first of a burst). */
-  admitSession(connection: ConnectionConfig, identity: Identity): { lease: { release(): void } } | { refused: Error; record: boolean };
+  /**
+   * `record` says the refusal is worth recording (the first of a burst). `member`: a member session of a virtual
+   * server's session (edge `virtual`), which the caller's own session count and opening rate do not count again.
+   */
+  admitSession(connection: ConnectionConfig, identity: Identity, member?: boolean): { lease: { release(): void } } | { refused: Error; record: boolean };
   /**
    * The session count at its limit for one more session, and whose sessions count towards it: an idle one of those
    * is closed to make room rather than the new session refused.
@@ -54,6 +57,7 @@ export interface SessionAdmission {
   fullSessionCap?(
     connection: ConnectionConfig,
     identity: Identity,
+    member?: boolean,
   ): { scope: 'principal' | 'principal-stdio' | 'connection' | 'global'; limit: string } | undefined;
 }
 
@@ -141,8 +145,9 @@ export class SessionRegistry {
    * cannot be recorded, and with UpstreamError when the upstream cannot start (that session is recorded).
    */
   async create(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin): Promise<Session> {
-    await this.#makeRoom(connection, identity);
-    const admitted = this.#options.admission?.admitSession(connection, identity);
+    const member = origin.edge === 'virtual';
+    await this.#makeRoom(connection, identity, member);
+    const admitted = this.#options.admission?.admitSession(connection, identity, member);
     if (admitted !== undefined && 'refused' in admitted) {
       if (admitted.record) await this.refuse(connection, identity, origin, admitted.refused.message, 'limits');
       throw admitted.refused;
@@ -210,13 +215,13 @@ export class SessionRegistry {
    * SDK's close() sends one), and those would otherwise lock their principal out until the idle timeout. Only a
    * session with nothing pending, no client stream open and quiet for a moment is taken; none: the limit refuses.
    */
-  async #makeRoom(connection: ConnectionConfig, identity: Identity): Promise<void> {
+  async #makeRoom(connection: ConnectionConfig, identity: Identity, member: boolean): Promise<void> {
     const admission = this.#options.admission;
     const quietMs = this.#options.reclaimIdleAfterMs;
     if (admission?.fullSessionCap === undefined || quietMs === undefined) return;
     // A few rounds at most: each closes one session, and more than one limit may be at its value.
     for (let round = 0; round < 4; round++) {
-      const full = admission.fullSessionCap(connection, identity);
+      const full = admission.fullSessionCap(connection, identity, member);
       if (full === undefined) return;
       const counts = (s: Session): boolean => {
         if (full.scope === 'global') return true;

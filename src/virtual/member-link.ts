@@ -83,6 +83,10 @@ export class MemberLink {
   #whenInitialize: (() => void) | undefined;
   /** Whether the caller's token now still lets them open this member (a refreshed token's groups decide, as directly). */
   #permitted = true;
+  /** Backpressure: while held, what the member sends for the client waits in `#held`. */
+  #holding = false;
+  readonly #held: { message: JsonRpcMessage; text: string }[] = [];
+  #heldBytes = 0;
 
   constructor(
     readonly index: number,
@@ -204,6 +208,7 @@ export class MemberLink {
   #failed(reason: string): void {
     const session = this.#session;
     const wasUp = this.#state === 'up';
+    this.#dropHeld();
     this.#session = undefined;
     this.#state = 'down';
     this.#reason = reason;
@@ -321,19 +326,54 @@ export class MemberLink {
     this.#session = undefined;
     clearTimeout(this.#retryTimer);
     this.#whenInitialize?.();
+    this.#dropHeld();
     for (const own of this.#own.values()) own.reject(new Error(reason));
     this.#own.clear();
     this.#routed.clear();
     if (session !== undefined) void session.close(reason).catch(() => {});
   }
 
+  /** The virtual session's client does not keep up (backpressure): what the member sends for it waits here. */
+  hold(): void {
+    this.#holding = true;
+  }
+
+  /** What waited for a member that is gone: its answers are owed as errors (#failPending), its notifications are moot. */
+  #dropHeld(): void {
+    this.#held.length = 0;
+    this.#heldBytes = 0;
+  }
+
+  /** The client caught up: what waited goes on, in order, until it is held again. */
+  release(): void {
+    this.#holding = false;
+    while (!this.#holding && this.#held.length > 0) {
+      const next = this.#held.shift()!;
+      this.#heldBytes -= next.text.length;
+      this.#delivered(next.message, next.text);
+    }
+  }
+
   /** What the member session delivers to its "client", this link; a session given up on is no longer heard. */
   #sinkFor(session: MemberSession): ClientSink {
+    const link = this;
     return {
       connected: true,
       inProcess: true,
+      // What waits here for a virtual session that does not keep up: the member session pauses its server past its limit.
+      get backlog() {
+        return link.#heldBytes;
+      },
       send: (message, _related, text) => {
-        if (this.#session === session) this.#delivered(message, text);
+        if (this.#session !== session) return;
+        const response = !isRequest(message) && !isNotification(message);
+        // The virtual upstream's own answers (its lists) go on; what is for the client waits while it is held.
+        if (this.#holding && !(response && typeof message.id === 'string' && message.id.startsWith('virtual-'))) {
+          this.#held.push({ message, text });
+          this.#heldBytes += text.length;
+          return;
+        }
+        this.#delivered(message, text);
       },
       abandon() {},
       close: (reason) => {

@@ -5,7 +5,6 @@ import type { VirtualOrigin } from '../pipeline/stage.js';
 import {
   ErrorCode,
   errorResponse,
-  idKey,
   isNotification,
   isRequest,
   type JsonRpcMessage,
@@ -20,9 +19,11 @@ import { initializeResult } from './initialize.js';
 import { isListChange, type ListChange, ListChanges, changedLists } from './list-changes.js';
 import { type MemberEvents, MemberLink, type OpenMember } from './member-link.js';
 import type { MemberHealth } from './member-health.js';
-import { decodeCursor, isListMethod, type ListMethod, type MemberPage, mergePages } from './merge.js';
+import { isListMethod, type ListMethod } from './merge.js';
+import { mergedList } from './merged-list.js';
+import { MemberRequests } from './member-requests.js';
 import type { NamedKind, VirtualNames } from './names.js';
-import { ResourceRoutes } from './resource-routes.js';
+import { ResourceFinder } from './resource-finder.js';
 
 export interface VirtualUpstreamOptions {
   /** The virtual server's name (its connection's). */
@@ -46,17 +47,6 @@ export interface VirtualUpstreamOptions {
 /** How long an attempt to open a member may go on in the background (past the initialize's wait) before it is retried. */
 const attemptTimeoutFactor = 3;
 
-/** Pages of a member's resources (or templates) read at most to find where an unlisted URI belongs. */
-const maxLearnPages = 20;
-
-/** The capability each list needs of a member. */
-const listCapability: Record<ListMethod, string> = {
-  'tools/list': 'tools',
-  'prompts/list': 'prompts',
-  'resources/list': 'resources',
-  'resources/templates/list': 'resources',
-};
-
 /**
  * The link of a virtual server's session: it speaks the 2025-era protocol to the virtual Session as its server would,
  * and is the client of one member Session per member (opened in-process through the SessionRegistry, with the
@@ -75,12 +65,8 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   readonly #o: VirtualUpstreamOptions;
   readonly #links: readonly MemberLink[];
   readonly #changes: ListChanges;
-  readonly #resources = new ResourceRoutes();
-  /** Server→client requests of members, by the id the virtual session was given. */
-  readonly #serverRequests = new Map<string, { link: MemberLink; id: RequestId }>();
-  /** The same, by member and the member's id (its cancellations name them so). */
-  readonly #serverRequestIds = new Map<string, string>();
-  #serverRequestSeq = 0;
+  readonly #resources: ResourceFinder;
+  readonly #memberRequests = new MemberRequests();
   /** Whether the client's initialize has been answered: a member that comes up afterwards is announced by list_changed. */
   #answered = false;
   #closed = false;
@@ -95,6 +81,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
       return new MemberLink(i, names, options.open, () => this.#identity, origin, this, attemptTimeoutMs);
     });
     this.#changes = new ListChanges((method) => this.#emitNew({ jsonrpc: '2.0', method }));
+    this.#resources = new ResourceFinder(this.#links, options.config.memberTimeoutMs);
   }
 
   /** Opens every member at once (their servers start while the client's initialize is on its way); never fails. */
@@ -103,6 +90,18 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   setProtocolVersion(): void {}
+
+  /**
+   * Backpressure: the client does not keep up. What the members send for it waits in their links, whose member
+   * sessions then pause their servers past their own limits (each counts what waits as its client's backlog).
+   */
+  pause(): void {
+    for (const link of this.#links) link.hold();
+  }
+
+  resume(): void {
+    for (const link of this.#links) link.release();
+  }
 
   /**
    * The caller's refreshed token: each member session takes it (the same principal; its groups decide access now), and
@@ -181,13 +180,8 @@ export class VirtualUpstream implements Upstream, MemberEvents {
 
   /** The client answered a member's request (elicitation, sampling, roots): back to that member under its own id. */
   #clientAnswer(response: JsonRpcResponse): void {
-    if (typeof response.id !== 'string') return;
-    const asked = this.#serverRequests.get(response.id);
-    if (asked === undefined) return;
-    this.#serverRequests.delete(response.id);
-    this.#serverRequestIds.delete(`${asked.link.index}:${idKey(asked.id)}`);
-    const back = { ...response, id: asked.id };
-    asked.link.pass(back, JSON.stringify(back));
+    const back = this.#memberRequests.answered(response);
+    back?.link.pass(back.response, JSON.stringify(back.response));
   }
 
   async #initialize(request: JsonRpcRequest): Promise<void> {
@@ -234,55 +228,11 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   async #routeUri(message: JsonRpcRequest, text: string): Promise<void> {
     const uri = message.params?.uri;
     if (typeof uri !== 'string') return this.#error(message.id, ErrorCode.InvalidParams, "expected params.uri, the resource's URI");
-    const link = await this.#memberOfUri(uri, false);
+    const link = await this.#resources.memberOf(uri, false);
     if (link === undefined) return this.#error(message.id, ErrorCode.InvalidParams, `Unknown resource: ${uri}`);
     const unavailable = link.unavailable();
     if (unavailable !== undefined) return this.#error(message.id, ErrorCode.InternalError, unavailable);
     this.#route(link, message, text, uri);
-  }
-
-  /**
-   * The member that serves a URI (or a resource template): the one that listed it, else by its templates' literal
-   * starts. A URI not seen yet (a client that reads without listing) has the members' templates, then their resources,
-   * read once to find it.
-   */
-  async #memberOfUri(uri: string, template: boolean): Promise<MemberLink | undefined> {
-    const find = () => (template ? this.#resources.memberOfTemplate(uri) : this.#resources.memberOf(uri));
-    let index = find();
-    for (const kind of ['templates', 'resources'] as const) {
-      if (index !== undefined) break;
-      await this.#learn(kind);
-      index = find();
-    }
-    if (index === undefined) {
-      // One member with resources: it is theirs (a server may serve URIs it does not list).
-      const withResources = this.#links.filter((l) => l.isUp && l.capabilities.resources !== undefined);
-      if (withResources.length === 1) index = withResources[0]!.index;
-    }
-    const link = index === undefined ? undefined : this.#links[index];
-    if (link === undefined || link.isAbsent || !link.names.selectsResource(uri)) return undefined;
-    return link;
-  }
-
-  /** Reads the whole list of resources (or templates) of every member with resources that has not been read yet, once. */
-  async #learn(kind: 'resources' | 'templates'): Promise<void> {
-    const method = kind === 'resources' ? 'resources/list' : 'resources/templates/list';
-    const unread = this.#links.filter((l) => l.isUp && l.capabilities.resources !== undefined && !this.#resources.hasListed(kind, l.index));
-    await Promise.all(
-      unread.map(async (link) => {
-        let cursor: string | undefined;
-        for (let page = 0; page < maxLearnPages; page++) {
-          const result = await link
-            .request(method, cursor === undefined ? undefined : { cursor }, { timeoutMs: this.#o.config.memberTimeoutMs })
-            .catch(() => undefined);
-          if (result === undefined) return;
-          mergePages(method, [{ names: link.names, member: link.index, result }], (m, t, isTemplate) => this.#resources.learn(m, t, isTemplate));
-          cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
-          if (cursor === undefined) break;
-        }
-        this.#resources.listed(kind, link.index);
-      }),
-    );
   }
 
   async #complete(message: JsonRpcRequest, text: string): Promise<void> {
@@ -298,7 +248,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
       return this.#route(link, renamed, JSON.stringify(renamed), route.serverName);
     }
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
-      const link = await this.#memberOfUri(ref.uri, true);
+      const link = await this.#resources.memberOf(ref.uri, true);
       if (link === undefined) return this.#error(message.id, ErrorCode.InvalidParams, `Unknown resource template: ${ref.uri}`);
       const unavailable = link.unavailable();
       if (unavailable !== undefined) return this.#error(message.id, ErrorCode.InternalError, unavailable);
@@ -317,43 +267,10 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     this.#answer(message.id, {});
   }
 
-  /** A merged list: each member's page (those a cursor names, else every member that has the kind), in member order. */
   async #list(method: ListMethod, message: JsonRpcRequest): Promise<void> {
-    const cursor = message.params?.cursor;
-    let targets: { link: MemberLink; cursor?: string }[];
-    if (cursor !== undefined) {
-      const cursors = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
-      if (cursors === undefined) return this.#error(message.id, ErrorCode.InvalidParams, `Invalid cursor: not one this virtual server gave`);
-      targets = this.#links.flatMap((link) => {
-        const c = cursors.get(link.connection);
-        return c !== undefined && link.isUp ? [{ link, cursor: c }] : [];
-      });
-    } else {
-      const capability = listCapability[method];
-      targets = this.#links.filter((l) => l.isUp && l.capabilities[capability] !== undefined).map((link) => ({ link }));
-    }
-    const timeoutMs = this.#o.config.memberTimeoutMs;
-    const pages = await Promise.all(
-      targets.map(({ link, cursor: c }) =>
-        link.request(method, c === undefined ? undefined : { cursor: c }, { timeoutMs }).then(
-          (result): MemberPage => ({ names: link.names, member: link.index, result }),
-          (err: Error) => {
-            // Left out of this answer; the others' items still come.
-            this.#o.log.warn({ virtualServer: this.#o.server, member: link.connection, method, err: err.message }, 'a member is left out of a list');
-            return undefined;
-          },
-        ),
-      ),
-    );
-    const result = mergePages(
-      method,
-      pages.filter((p) => p !== undefined),
-      (m, uri, template) => this.#resources.learn(m, uri, template),
-    );
-    // A first page that is the whole list: that member's URIs (or templates) are all known.
-    if ((method === 'resources/templates/list' || method === 'resources/list') && cursor === undefined)
-      for (const p of pages)
-        if (p !== undefined && p.result.nextCursor === undefined) this.#resources.listed(method === 'resources/list' ? 'resources' : 'templates', p.member);
+    const log = this.#o.log.child({ virtualServer: this.#o.server });
+    const result = await mergedList(this.#links, method, message.params?.cursor, this.#o.config.memberTimeoutMs, this.#resources.routes, log);
+    if (result === undefined) return this.#error(message.id, ErrorCode.InvalidParams, 'Invalid cursor: not one this virtual server gave');
     this.#answer(message.id, result);
   }
 
@@ -408,21 +325,13 @@ export class VirtualUpstream implements Upstream, MemberEvents {
       link.pass(pong, JSON.stringify(pong));
       return;
     }
-    const id = `member-${++this.#serverRequestSeq}`;
-    this.#serverRequests.set(id, { link, id: message.id });
-    this.#serverRequestIds.set(`${link.index}:${idKey(message.id)}`, id);
-    const out: JsonRpcRequest = { ...message, id };
+    const out = this.#memberRequests.toClient(link, message);
     this.#emit(out, JSON.stringify(out));
   }
 
   serverCancelled(link: MemberLink, serverId: RequestId, message: JsonRpcNotification): void {
-    const key = `${link.index}:${idKey(serverId)}`;
-    const id = this.#serverRequestIds.get(key);
-    if (id === undefined) return;
-    this.#serverRequestIds.delete(key);
-    this.#serverRequests.delete(id);
-    const out: JsonRpcNotification = { ...message, params: { ...message.params, requestId: id } };
-    this.#emit(out, JSON.stringify(out));
+    const out = this.#memberRequests.cancelled(link, serverId, message);
+    if (out !== undefined) this.#emit(out, JSON.stringify(out));
   }
 
   up(link: MemberLink): void {

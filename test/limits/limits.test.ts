@@ -189,6 +189,19 @@ describe('Limits', () => {
     assert.equal('refused' in l.admitSession(remote, alice), true, 'a double release frees one place only');
   });
 
+  it('a virtual server’s member sessions count for their connection, processes and the gateway, not as the caller’s sessions or opens', () => {
+    const { l, tools, remote } = setup({ principal: { sessions: 1, sessionOpens: { perSecond: 0.1, burst: 1 }, stdioProcesses: 2 } });
+    lease(l.admitSession(remote, alice));
+    const member = lease(l.admitSession(tools, alice, true));
+    lease(l.admitSession(tools, alice, true));
+    assert.equal(refusal(l.admitSession(tools, alice, true)).refused.limit, 'limits.principal.stdioProcesses', 'its server process is the caller’s');
+    assert.equal(l.fullSessionCap(remote, alice, true), undefined, 'the caller’s own session count is not the member’s');
+    assert.equal(l.fullSessionCap(remote, alice)?.limit, 'limits.principal.sessions');
+    assert.equal(l.usage.sessions, 3);
+    member.release();
+    assert.equal(l.usage.sessions, 2);
+  });
+
   it('stdio processes and sessions per connection, and sessions of the gateway', () => {
     const { l, tools, remote } = setup({ global: { sessions: 5 } }, { stdioProcesses: 2 });
     lease(l.admitSession(tools, alice));
