@@ -50,7 +50,8 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
           const connection = ctx.config.connections.get(member);
           // A member the caller may not open is simply not part of their virtual server.
           if (connection === undefined) return undefined;
-          if (ctx.mayOpen(caller, member)) return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin });
+          const decision = ctx.access(member)?.open(caller);
+          if (decision?.allowed === true) return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin, access: decision.reason });
           const grant = grantFor(caller, member);
           if (grant === undefined) return undefined;
           const until = new Date(grant.expiresAtUs / 1000).toISOString();

@@ -36,7 +36,7 @@ export interface VirtualUpstreamOptions {
   /** The members' names (built once per virtual server). */
   names: VirtualNames;
   open: OpenMember;
-  /** Whether a caller may open a member connection (its access.groups), asked again when the caller's token is refreshed. */
+  /** Whether a caller may open a member connection (its access.groups or a just-in-time grant), asked again as the caller's token is refreshed. */
   mayOpen: (member: string, identity: Identity) => boolean;
   health: MemberHealth;
   log: Logger;
