@@ -13,6 +13,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestIdp, type TestIdp } from '../helpers/idp.js';
 import { mcpHeaders } from '../helpers/raw-http.js';
+import { allEvents } from '../helpers/recorded.js';
 import { connectV2, modernBody, modernHeaders, modernVersion, rawRequest } from '../helpers/modern.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -374,6 +375,11 @@ describe('virtual servers: policy stays per member', () => {
       const frank = await connect('frank');
       assert.ok((await frank.tools()).includes('ops__echo'), 'with the grant, ops is part of his toolbox');
       assert.deepEqual(await frank.call('ops__echo', { message: 'granted' }), { ok: true, text: 'Echo: granted' });
+      // His member session of ops is recorded as opened by the grant, as a direct one would be.
+      const store = gw.gateway.recorder!.store;
+      const member = (await store.listSessions({ connection: 'ops', subject: 'frank', limit: 10 })).find((r) => r.edge === 'virtual');
+      assert.ok(member !== undefined, 'a member session of ops for frank');
+      assert.match(JSON.parse((await allEvents(store, member.id))[0]!.payload).access, new RegExp(`just-in-time grant ${id} approved by carol`));
 
       assert.equal((await api('carol', 'POST', `/api/access/${id}/revoke`, { note: 'incident over' })).status, 200);
       // The grant's sessions end with it, the member session among them: ops leaves his toolbox.
