@@ -269,7 +269,8 @@ describe('review webhooks', () => {
     }));
     notifier.notify('review.created', review({ virtualServer: 'toolbox', virtualTarget: 'demo__get-sum' }));
     await waitFor(() => receiver.received.length === 2, 'both deliveries');
-    const at = (path: string) => JSON.parse(receiver.received.find((r) => r.path === path)!.body) as Record<string, any>;
+    const at = (path: string) =>
+      JSON.parse(receiver.received.find((r) => r.path === path)!.body) as { text: string; review: { target: string; virtual: unknown } };
     assert.equal(
       at('/slack').text,
       'Review needed: tools/call get-sum (through toolbox as demo__get-sum) on demo by alice@example.com (rule sums), an approval from leads',
