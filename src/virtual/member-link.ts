@@ -63,8 +63,8 @@ const lastRetryMs = 30_000;
 /**
  * One member of one virtual session: its member Session (opened, initialized with the client's own initialize,
  * reopened in the background after it fails), the requests routed to it, and the virtual upstream's own requests
- * (its initialize, the lists it merges). Requests routed to it keep the virtual session's ids, which are unique in
- * that session (numbers): its responses go back untouched, without re-serialising them.
+ * (its initialize, the lists it merges, under `virtual-` ids). Requests routed to it keep the ids the virtual session
+ * sent them with, which are unique in that session: their answers go back untouched, without re-serialising them.
  */
 export class MemberLink {
   #state: State = 'new';

@@ -14,7 +14,8 @@ const listCapability: Record<ListMethod, string> = {
 /**
  * One page of a merged list: each member's page (those the cursor names, else every member up that has the kind),
  * asked in parallel, in member order. A member that does not answer within `timeoutMs` is left out of this page; the
- * others' items still come. Undefined: the cursor is not one this virtual server gave.
+ * others' items still come. Undefined: the cursor is not one this virtual server gave. `served`: the members whose
+ * pages are in it; `leftOut`: those asked that did not answer (in time, or at all).
  */
 export async function mergedList(
   links: readonly MemberLink[],
@@ -23,7 +24,7 @@ export async function mergedList(
   timeoutMs: number,
   routes: ResourceRoutes,
   log: Logger,
-): Promise<Record<string, unknown> | undefined> {
+): Promise<{ result: Record<string, unknown>; served: MemberLink[]; leftOut: MemberLink[] } | undefined> {
   let targets: { link: MemberLink; cursor?: string }[];
   if (cursor !== undefined) {
     const cursors = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
@@ -47,14 +48,12 @@ export async function mergedList(
       ),
     ),
   );
-  const result = mergePages(
-    method,
-    pages.filter((p) => p !== undefined),
-    (m, uri, template) => routes.learn(m, uri, template),
-  );
+  const answered = pages.filter((p) => p !== undefined);
+  const result = mergePages(method, answered, (m, uri, template) => routes.learn(m, uri, template));
   // A first page that is the whole list: that member's URIs (or templates) are all known.
   if ((method === 'resources/templates/list' || method === 'resources/list') && cursor === undefined)
     for (const p of pages)
       if (p !== undefined && p.result.nextCursor === undefined) routes.listed(method === 'resources/list' ? 'resources' : 'templates', p.member);
-  return result;
+  const served = answered.map((p) => links[p.member]!);
+  return { result, served, leftOut: targets.map((t) => t.link).filter((l) => !served.includes(l)) };
 }

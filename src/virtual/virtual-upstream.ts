@@ -71,10 +71,12 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   #answered = false;
   #closed = false;
   #identity: Identity;
+  readonly #log: Logger;
 
   constructor(options: VirtualUpstreamOptions) {
     this.#o = options;
     this.#identity = options.identity;
+    this.#log = options.log.child({ virtualServer: options.server });
     const attemptTimeoutMs = Math.max(options.config.memberTimeoutMs * attemptTimeoutFactor, 30_000);
     this.#links = options.names.members.map((names, i) => {
       const origin: VirtualOrigin = { server: options.server, session: options.sessionId, exposed: (_kind, name) => names.exposedName(name) };
@@ -268,23 +270,24 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   async #list(method: ListMethod, message: JsonRpcRequest): Promise<void> {
-    const log = this.#o.log.child({ virtualServer: this.#o.server });
-    const result = await mergedList(this.#links, method, message.params?.cursor, this.#o.config.memberTimeoutMs, this.#resources.routes, log);
-    if (result === undefined) return this.#error(message.id, ErrorCode.InvalidParams, 'Invalid cursor: not one this virtual server gave');
-    this.#answer(message.id, result);
+    const merged = await mergedList(this.#links, method, message.params?.cursor, this.#o.config.memberTimeoutMs, this.#resources.routes, this.#log);
+    if (merged === undefined) return this.#error(message.id, ErrorCode.InvalidParams, 'Invalid cursor: not one this virtual server gave');
+    // The recording says whose lists the answer holds (and who was left out of it).
+    const from = merged.served.map((l) => `member '${l.connection}' (session ${l.sessionId})`).join(', ') || 'no member';
+    const left = merged.leftOut.length === 0 ? '' : `; left out: ${merged.leftOut.map((l) => `'${l.connection}'`).join(', ')} (no answer in time)`;
+    this.#verdict(message, `merged from ${from}${left}`);
+    this.#answer(message.id, merged.result);
   }
 
   #route(link: MemberLink, message: JsonRpcRequest, text: string, serverName: string): void {
     if (this.onverdict !== undefined)
-      this.onverdict({
-        stage: 'virtual',
-        action: 'pass',
-        reason: `served by member '${link.connection}' (session ${link.sessionId}) as ${message.method} ${serverName}`,
-        direction: 'toServer',
-        messageId: message.id,
-        method: message.method,
-      });
+      this.#verdict(message, `served by member '${link.connection}' (session ${link.sessionId}) as ${message.method} ${serverName}`);
     link.route(message, text);
+  }
+
+  /** Records on the virtual session which members served a request (the session files it under the client's id). */
+  #verdict(message: JsonRpcRequest, reason: string): void {
+    this.onverdict?.({ stage: 'virtual', action: 'pass', reason, direction: 'toServer', messageId: message.id, method: message.method });
   }
 
   #answer(id: RequestId, result: Record<string, unknown>): void {

@@ -294,6 +294,12 @@ describe('a virtual server over server-everything, server-filesystem and a Strea
         JSON.stringify(routes, null, 1),
       );
       assert.ok(routes.some((v) => /served by member 'web' \(session \S+\) as tools\/call echo/.test(v.reason ?? '')));
+      assert.ok(
+        routes.some((v) =>
+          /^merged from member 'everything' \(session \S+\), member 'files' \(session \S+\), member 'web' \(session \S+\)$/.test(v.reason ?? ''),
+        ),
+        'a tools/list records whose lists it merged',
+      );
       const opening = JSON.parse((await allEvents(store, files.id))[0]!.payload) as { virtual?: { server: string; session: string } };
       assert.equal(opening.virtual?.server, 'toolbox');
       assert.ok(virtual.some((s) => s.id === opening.virtual?.session));
