@@ -202,6 +202,12 @@ describe('virtual servers: policy stays per member', () => {
             action: 'deny',
             message: 'Ada may not sign this',
           },
+          {
+            name: 'held-ops-echo',
+            when: 'connection == "ops" && tool.name == "echo" && arguments.message.startsWith("hold")',
+            action: 'review',
+            approvers: ['sre-leads'],
+          },
           { name: 'toolbox-sums', when: 'virtual.server == "toolbox" && virtual.tool == "ev__get-sum"', action: 'review', approvers: ['sre-leads'] },
         ],
         connections: {
@@ -576,6 +582,32 @@ describe('virtual servers: policy stays per member', () => {
         assert.match((outcome as { message: string }).message, /Rejected by .*: not today/);
       });
     }
+
+    it('a held call the client cancels through the virtual server cancels its review, and never reaches the server', async () => {
+      const client = new Client({ name: 'virtual-policy-cancel', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(gw.mcp('toolbox'), { requestInit: { headers: { authorization: `Bearer ${tokens.bob}` } } });
+      await client.connect(transport);
+      try {
+        const message = `hold then cancel ${Date.now()}`;
+        const controller = new AbortController();
+        const call = client.callTool({ name: 'ops__echo', arguments: { message } }, undefined, { timeout: 60_000, signal: controller.signal });
+        call.catch(() => {}); // settled below; marked handled so an early rejection is not reported as unhandled
+        const review = await pending((r) => r.params.arguments.message === message, 'the review of the call to cancel');
+        assert.equal(review.connection, 'ops');
+        assert.deepEqual(review.virtual, { server: 'toolbox', target: 'ops__echo' });
+        controller.abort('changed my mind');
+        await assert.rejects(call);
+        await waitFor(
+          async () => (await api<{ review?: ReviewView }>('carol', 'GET', `/api/reviews/${review.id}`)).body.review?.status === 'cancelled',
+          'the review to be cancelled',
+        );
+        assert.equal((await api('carol', 'POST', `/api/reviews/${review.id}/approve`, {})).status, 409);
+        assert.ok(!ops.received.some((m) => JSON.stringify(m).includes(message)), 'the cancelled call never reached ops');
+      } finally {
+        await transport.terminateSession().catch(() => {});
+        await client.close();
+      }
+    });
 
     it('the rule on the virtual name does not hold the same call made directly on the member', async () => {
       const alice = await connect('alice', v1Caller, 'ev');
