@@ -4,6 +4,9 @@ import { Gateway } from '../gateway.js';
 import { localApiKeyPath } from '../crypto/local-api-key.js';
 import { createLogger, type LogFormat, logFormats, logProcessWarnings, resolveFormat } from '../log.js';
 import { allInjectedCredentials } from '../upstream/injected-credentials.js';
+import { demoFilesFolder } from '../config/load.js';
+import type { VirtualUpstreamConfig } from '../upstream/config.js';
+import { ensureDemoFiles } from './demo-files.js';
 import { configForCommand } from './load-config.js';
 
 /** This checkout's CLI entry point: a desktop client launches it by absolute path, never by a registry name. */

@@ -6,6 +6,7 @@ import type { MemberSession } from '../virtual/member-link.js';
 import { type MemberHealth, MemberHealthBoard } from '../virtual/member-health.js';
 import { VirtualNames } from '../virtual/names.js';
 import { VirtualUpstream } from '../virtual/virtual-upstream.js';
+import { accessRequestsModule } from './access-requests.js';
 import type { Feature, FeatureModule } from './feature.js';
 
 export interface VirtualServersFeature extends Feature {
@@ -27,6 +28,9 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
     if (servers.length === 0) return undefined;
     const log = ctx.log.child({ part: 'virtual-servers' });
     const health = new MemberHealthBoard(log);
+    // Just-in-time access to a member counts as it does on the member's own endpoint: its session lasts as the grant does.
+    const grants = ctx.feature(accessRequestsModule)?.http?.grants;
+    const grantFor = (caller: Parameters<typeof ctx.mayOpen>[0], member: string) => grants?.grantFor(caller, member);
     const names = new Map<string, VirtualNames>();
     for (const c of servers) if (c.upstream.kind === 'virtual') names.set(c.name, new VirtualNames(c.upstream.members));
     const upstream = (c: ConnectionConfig, sessionLog: typeof log, sessionId: string, identity: Parameters<typeof ctx.mayOpen>[0]): Upstream => {
@@ -41,12 +45,18 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
         health,
         log: sessionLog,
         version,
+        mayOpen: (member, caller) => ctx.mayOpen(caller, member) || grantFor(caller, member) !== undefined,
         open: async (member, caller, origin): Promise<MemberSession | undefined> => {
           const connection = ctx.config.connections.get(member);
           // A member the caller may not open is simply not part of their virtual server.
-          const decision = connection === undefined ? undefined : ctx.access(member)?.open(caller);
-          if (connection === undefined || decision?.allowed !== true) return undefined;
-          return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin, access: decision.reason });
+          if (connection === undefined) return undefined;
+          const decision = ctx.access(member)?.open(caller);
+          if (decision?.allowed === true) return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin, access: decision.reason });
+          const grant = grantFor(caller, member);
+          if (grant === undefined) return undefined;
+          const until = new Date(grant.expiresAtUs / 1000).toISOString();
+          const access = `just-in-time grant ${grant.id} approved by ${grant.deciderSubject ?? 'an approver'} until ${until}`;
+          return ctx.registry().create(connection, caller, { edge: 'virtual', virtual: origin, access, grant: grant.id });
         },
       });
     };

@@ -1,3 +1,4 @@
+import type { RequestFacts } from '../policy/cel.js';
 import type { GuardrailDefaults } from '../policy/config.js';
 import { requestFacts, targetOf } from '../policy/facts.js';
 import type { Decision, RuleSet } from '../policy/rules.js';
@@ -138,7 +139,7 @@ export class GuardStage implements Stage, StageHandlers {
       case 'deny':
         return this.#deny(request, decision, ctx);
       case 'review':
-        return this.#hold(request, decision, ctx, targetOf(facts));
+        return this.#hold(request, decision, ctx, facts);
     }
   }
 
@@ -165,7 +166,7 @@ export class GuardStage implements Stage, StageHandlers {
     };
   }
 
-  #hold(request: JsonRpcRequest, decision: Decision, ctx: MessageContext, target: string | undefined): Verdict {
+  #hold(request: JsonRpcRequest, decision: Decision, ctx: MessageContext, facts: RequestFacts): Verdict {
     const review = decision.review!;
     const rule = decision.rule ?? 'default';
     const refuse = (message: string, details?: Record<string, unknown>): Verdict => ({
@@ -182,7 +183,9 @@ export class GuardStage implements Stage, StageHandlers {
       connection: ctx.session.connection,
       identity: ctx.session.identity,
       method: request.method,
-      target,
+      target: targetOf(facts),
+      // Approvers see the name the caller used on a virtual server too (a resource keeps its own URI there).
+      ...(facts.virtual.server === '' ? {} : { virtual: { server: facts.virtual.server, target: facts.virtual.tool || facts.virtual.prompt || undefined } }),
       params: this.o.paramsForReview(request),
       digest: requestDigest(request.method, request.params),
       rule,

@@ -20,6 +20,11 @@ export interface RequestFacts {
   arguments: Record<string, unknown>;
   resource: { uri: string };
   prompt: { name: string };
+  /**
+   * The virtual server the request came through (src/virtual), with the tool's or prompt's name there (prefixed or
+   * renamed), while `connection`, `tool.name` and `prompt.name` are the member's own; all empty on a direct call.
+   */
+  virtual: { server: string; tool: string; prompt: string };
   /** The request's params, whole. */
   params: Record<string, unknown>;
   /**
@@ -44,6 +49,7 @@ const schema = {
   tool: { name: 'string', annotations: 'map<string, dyn>' },
   resource: { uri: 'string' },
   prompt: { name: 'string' },
+  virtual: { server: 'string', tool: 'string', prompt: 'string' },
 } as const;
 
 export class ConditionError extends Error {

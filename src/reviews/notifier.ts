@@ -71,8 +71,10 @@ export function noticeOf(row: ReviewRow, masker: Masker): ReviewNotice {
     if (!(err instanceof MaskingRefusedError)) throw err;
     params = { withheld: `the params could not be masked (${err.message}), so they are not sent` };
   }
-  const target = row.target === null ? null : (masker.maskString(row.target)?.text ?? row.target);
-  return { ...view, requester: { subject: row.requesterSubject, email: row.requesterEmail }, target, params };
+  const masked = (text: string | null) => (text === null ? null : (masker.maskString(text)?.text ?? text));
+  const target = masked(row.target);
+  const virtual = view.virtual === null ? null : { server: view.virtual.server, target: masked(view.virtual.target) };
+  return { ...view, requester: { subject: row.requesterSubject, email: row.requesterEmail }, target, virtual, params };
 }
 
 /** Slack's mrkdwn gives &, < and > meaning; a value must not become a link or a mention. */
@@ -81,7 +83,8 @@ const clip = (text: string, max: number) => (text.length <= max ? text : `${text
 
 /** A Slack incoming-webhook payload: a one-line `text` (notifications, fallbacks) and blocks with the details and a link. */
 export function slackPayload(event: ReviewEvent, r: ReviewNotice, approveUrl: string | null): { text: string; blocks: unknown[] } {
-  const call = `${r.method}${r.target === null ? '' : ` ${r.target}`}`;
+  const through = r.virtual === null ? '' : ` (through ${r.virtual.server}${r.virtual.target === null ? '' : ` as ${r.virtual.target}`})`;
+  const call = `${r.method}${r.target === null ? '' : ` ${r.target}`}${through}`;
   const requester = r.requester.email ?? r.requester.subject;
   const decider = r.decider === null ? '' : ` by ${r.decider.email ?? r.decider.subject}`;
   const text =

@@ -24,6 +24,8 @@ export interface HoldSpec {
   identity: Identity;
   method: string;
   target: string | undefined;
+  /** The virtual server the call came through, and the target's name there (absent for a direct call). */
+  virtual?: { server: string; target: string | undefined };
   /** The params as the recording keeps them (what approvers are shown). */
   params: string;
   digest: string;
@@ -130,6 +132,8 @@ export class Reviews {
       instanceId: this.o.instanceId,
       method: spec.method,
       target: spec.target ?? null,
+      virtualServer: spec.virtual?.server ?? null,
+      virtualTarget: spec.virtual?.target ?? null,
       params: spec.params,
       digest: spec.digest,
       requesterSubject: spec.identity.subject,

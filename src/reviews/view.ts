@@ -16,6 +16,8 @@ export interface ReviewView {
   session: string;
   method: string;
   target: string | null;
+  /** The virtual server the call came through and the target's name there; null for a call made on the connection. */
+  virtual: { server: string; target: string | null } | null;
   params: unknown;
   digest: string;
   requester: Person;
@@ -45,6 +47,7 @@ export function reviewView(r: ReviewRow): ReviewView {
     session: r.sessionId,
     method: r.method,
     target: r.target,
+    virtual: r.virtualServer === null ? null : { server: r.virtualServer, target: r.virtualTarget },
     params,
     digest: r.digest,
     requester: { subject: r.requesterSubject, issuer: r.requesterIssuer, email: r.requesterEmail },

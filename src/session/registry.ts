@@ -120,8 +120,11 @@ export class SessionRegistry {
   /**
    * Whether a connection's stages may make what a client receives depend on who it is (filter a list, mask a result):
    * such results are never for a shared cache. Stages that only refuse or hold requests, or check pins, do not.
+   * A virtual server's results always may: they are its members' as this caller may see them (which members the
+   * caller may open, each member's own filters), though its own pipeline has none of those stages.
    */
   resultsVaryByCaller(connection: string): boolean {
+    if (this.#options.connections.get(connection)?.upstream.kind === 'virtual') return true;
     return (this.#pipelines.get(connection) ?? []).some((s) => !resultNeutralStages.has(s.name));
   }
 

@@ -10,6 +10,7 @@ import {
   consoleMigration,
   membershipMigration,
   reviewsMigration,
+  reviewsVirtualMigration,
   tokenKeysMigration,
   toolPinReasonsMigration,
   toolPinsMigration,
@@ -102,6 +103,7 @@ export const sqliteMigrations: readonly Migration[] = [
   tokenKeysMigration,
   membershipMigration,
   agentTunnelsMigration,
+  reviewsVirtualMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -191,6 +193,7 @@ export const postgresMigrations: readonly Migration[] = [
   tokenKeysMigration,
   membershipMigration,
   agentTunnelsMigration,
+  reviewsVirtualMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

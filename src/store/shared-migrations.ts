@@ -209,6 +209,19 @@ export const membershipMigration: Migration = {
 };
 
 /**
+ * Version 11, the same on both backends: the virtual server a held call came through (src/virtual) and the tool's or
+ * prompt's name there, so approvers see the name the caller used beside the member's own; NULL for a direct call.
+ */
+export const reviewsVirtualMigration: Migration = {
+  version: 11,
+  description: 'reviews: the virtual server a call came through',
+  sql: `
+      ALTER TABLE reviews ADD COLUMN virtual_server TEXT;
+      ALTER TABLE reviews ADD COLUMN virtual_target TEXT;
+    `,
+};
+
+/**
  * Version 10, the same on both backends: which replica holds a live tunnel of which agent (src/agent/locations.ts),
  * so that a session on another replica is relayed to it. A row is written when a replica accepts an agent's first
  * tunnel and removed when its last one closes; rows of a replica that is gone are ignored (and swept).

@@ -250,6 +250,10 @@ export interface ReviewRow {
   method: string;
   /** The tool, prompt or resource the call is about, when it is about one. */
   target: string | null;
+  /** The virtual server the call came through (src/virtual); null for a call made on the connection itself. */
+  virtualServer: string | null;
+  /** The tool's or prompt's name on that virtual server (prefixed or renamed); null when not through one, or for a resource. */
+  virtualTarget: string | null;
   /** The request's params as JSON text, as recorded (client-argument masking applied when configured). */
   params: string;
   /** SHA-256 (hex) of the canonical method and params: what an approval is bound to. */

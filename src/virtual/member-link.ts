@@ -83,6 +83,8 @@ export class MemberLink {
   #retryMs = firstRetryMs;
   #retryTimer: NodeJS.Timeout | undefined;
   #whenInitialize: (() => void) | undefined;
+  /** Whether the caller's token now still lets them open this member (a refreshed token's groups decide, as directly). */
+  #permitted = true;
   /** Backpressure: while held, what the member sends for the client waits in `#held`. */
   #holding = false;
   readonly #held: { message: JsonRpcMessage; text: string }[] = [];
@@ -105,12 +107,23 @@ export class MemberLink {
   }
 
   get isUp(): boolean {
-    return this.#state === 'up';
+    return this.#state === 'up' && this.#permitted;
   }
 
-  /** Whether the caller may not open this member at all: it is simply not part of their virtual server. */
+  /** Whether the caller may not open this member (now): it is simply not part of their virtual server. */
   get isAbsent(): boolean {
-    return this.#state === 'absent';
+    return this.#state === 'absent' || !this.#permitted;
+  }
+
+  /**
+   * Whether the caller's refreshed token lets them open this member: while it does not, the member is absent from
+   * their lists and its names are unknown (its session stays, as a direct one does, for a token that allows it again).
+   * Returns whether that changed.
+   */
+  permit(allowed: boolean): boolean {
+    if (allowed === this.#permitted) return false;
+    this.#permitted = allowed;
+    return true;
   }
 
   get reason(): string {

@@ -36,6 +36,8 @@ export interface VirtualUpstreamOptions {
   /** The members' names (built once per virtual server). */
   names: VirtualNames;
   open: OpenMember;
+  /** Whether a caller may open a member connection (its access.groups or a just-in-time grant), asked again as the caller's token is refreshed. */
+  mayOpen: (member: string, identity: Identity) => boolean;
   health: MemberHealth;
   log: Logger;
   /** The gateway's version, for serverInfo. */
@@ -105,10 +107,19 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     for (const link of this.#links) link.release();
   }
 
-  /** The caller's refreshed token: each member session takes it (the same principal; its groups decide access now). */
+  /**
+   * The caller's refreshed token: each member session takes it (the same principal; its groups decide access now), and
+   * a member whose access.groups it no longer meets leaves their virtual server (as a direct session of it would refuse
+   * the token), or comes back when a later token meets them again; the client is told its lists changed.
+   */
   refreshIdentity(identity: Identity): void {
     this.#identity = identity;
-    for (const link of this.#links) link.refreshIdentity(identity);
+    let changed = false;
+    for (const link of this.#links) {
+      link.refreshIdentity(identity);
+      if (link.permit(this.#o.mayOpen(link.connection, identity))) changed = true;
+    }
+    if (changed && this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
   }
 
   async send(message: JsonRpcMessage, text: string): Promise<void> {
@@ -353,6 +364,13 @@ export class VirtualUpstream implements Upstream, MemberEvents {
   }
 
   down(link: MemberLink, reason: string, wasUp: boolean): void {
+    // A member the caller may no longer open (its session ended with their just-in-time grant) is not down: it is no
+    // longer part of their virtual server, and says nothing about the member's health.
+    if (!this.#o.mayOpen(link.connection, this.#identity)) {
+      link.permit(false);
+      if (this.#answered && wasUp) for (const method of changedLists) this.#changes.changed(method as ListChange);
+      return;
+    }
     this.#memberDown(link, reason);
     // Its names leave the lists (a retry that fails again changes nothing the client saw).
     if (this.#answered && wasUp) for (const method of changedLists) this.#changes.changed(method as ListChange);

@@ -105,6 +105,79 @@ describe('portcullis rules test', () => {
     assert.match(none.stdout, /no     no-long-echo[\s\S]*no     sums-need-review[\s\S]*decision: allow, by default \(no rule matched\)/);
   });
 
+  describe('through a virtual server', () => {
+    let virtualConfig: string;
+    before(() => {
+      virtualConfig = join(dir, 'virtual.yaml');
+      const server = { stdio: { command: 'node', args: ['server.js'] }, access: { groups: ['*'] } };
+      writeFileSync(
+        virtualConfig,
+        stringify({
+          rules: [
+            ...rules,
+            { name: 'toolbox-echo', when: 'virtual.server == "toolbox" && virtual.tool == "say"', action: 'deny', message: 'not through the toolbox' },
+          ],
+          connections: { demo: server, files: server },
+          virtualServers: {
+            toolbox: {
+              access: { groups: ['*'] },
+              members: [
+                { connection: 'demo', rename: { echo: 'say' } },
+                { connection: 'files', prefix: 'fs_' },
+              ],
+            },
+          },
+        }),
+      );
+    });
+    const test = (...args: string[]) => runCli(['rules', 'test', '--config', virtualConfig, ...args]);
+
+    it("judges a name of the virtual server by the rules of the member serving it, which see the virtual server's names", async () => {
+      const r = await test('--virtual', 'toolbox', '--tool', 'say', '--arguments', '{"message":"hi"}');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^tools\/call echo on 'demo' through 'toolbox' as say by tester/);
+      assert.match(r.stdout, /MATCH  toolbox-echo: /);
+      assert.match(r.stdout, /decision: deny: "not through the toolbox", by rule 'toolbox-echo'/);
+      // --connection naming the virtual server means the same; the member's own rules still apply.
+      const sum = await test('--connection', 'toolbox', '--tool', 'demo__get-sum', '--json');
+      assert.equal(sum.code, 0, sum.stderr);
+      const parsed = JSON.parse(sum.stdout) as {
+        connection: string;
+        virtual: unknown;
+        request: { params: { name: string } };
+        decision: { action: string; rule: string };
+      };
+      assert.deepEqual(
+        [parsed.connection, parsed.request.params.name, parsed.virtual, parsed.decision.action, parsed.decision.rule],
+        ['demo', 'get-sum', { server: 'toolbox', tool: 'demo__get-sum', prompt: '' }, 'review', 'sums-need-review'],
+      );
+    });
+
+    it("takes the member's own name with --connection, and the same call made directly matches no virtual rule", async () => {
+      const member = await test('--virtual', 'toolbox', '--connection', 'demo', '--tool', 'echo', '--arguments', '{"message":"hi"}');
+      assert.match(member.stdout, /^tools\/call echo on 'demo' through 'toolbox' as say by tester/);
+      assert.match(member.stdout, /decision: deny: "not through the toolbox"/);
+      const direct = await test('--connection', 'demo', '--tool', 'echo', '--arguments', '{"message":"hi"}');
+      assert.match(direct.stdout, /^tools\/call echo on 'demo' by tester/);
+      assert.match(direct.stdout, /no     toolbox-echo: [\s\S]*decision: allow/);
+    });
+
+    it('names the fix for a name no member exposes, a server that is not virtual, and a member that is not one', async () => {
+      const unknown = await test('--virtual', 'toolbox', '--tool', 'demo__echo');
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /no member of virtual server 'toolbox' exposes a tool named "demo__echo" \(its prefixes: "demo__", "fs_"\)/);
+      const notVirtual = await test('--virtual', 'demo', '--tool', 'echo');
+      assert.equal(notVirtual.code, 2);
+      assert.match(notVirtual.stderr, /there is no virtual server named "demo"; the config has: toolbox/);
+      const notMember = await test('--virtual', 'toolbox', '--connection', 'nobody', '--tool', 'echo');
+      assert.equal(notMember.code, 2);
+      assert.match(notMember.stderr, /there is no connection named "nobody"/);
+      const list = await test('--virtual', 'toolbox', '--method', 'tools/list');
+      assert.equal(list.code, 2);
+      assert.match(list.stderr, /say which with --connection \(its members: demo, files\)/);
+    });
+  });
+
   it('refuses a bad sample clearly', async () => {
     const r = await runCli(['rules', 'test', '--config', config, '--tool', 'echo', '--arguments', '{nope']);
     assert.equal(r.code, 2);

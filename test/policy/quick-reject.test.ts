@@ -32,6 +32,9 @@ const conditions = [
   'size(arguments.message) > 3',
   'tool.name == "write_file" && inputResponses.exists(r, r.method == "elicitation/create" && r.result.?content.?confirm.orValue("") == "yes")',
   'size(inputResponses) > 0 || tool.name == "a"',
+  'virtual.tool == "tb__write_file"',
+  'virtual.server != "" && tool.name == "a"',
+  'virtual.server == "tb" || virtual.prompt.startsWith("tb__")',
 ];
 
 /** A small deterministic generator (xorshift), so a failure can be replayed. */
@@ -66,6 +69,11 @@ function facts(random: () => number): RequestFacts {
     arguments: args,
     resource: { uri: '' },
     prompt: { name: '' },
+    virtual: pick([
+      { server: '', tool: '', prompt: '' },
+      { server: 'tb', tool: 'tb__write_file', prompt: '' },
+      { server: 'tb', tool: '', prompt: 'tb__p' },
+    ]),
     params: {},
     inputResponses: pick([[], [{ method: 'elicitation/create', result: { action: 'accept', content: { confirm: 'yes' } } }]]),
   };

@@ -43,9 +43,66 @@ describe('guardrail conditions', () => {
     assert.equal(compileCondition('resource.uri.startsWith("file:///etc/") && tool.name == ""')(read), true);
   });
 
+  describe('through a virtual server', () => {
+    /** alice's member session on `files`, serving the virtual server `toolbox` where files' tools are `fs__<name>`. */
+    const member = {
+      ...alice,
+      virtual: { server: 'toolbox', session: 'v1', exposed: (kind: 'tool' | 'prompt', name: string) => (kind === 'tool' ? `fs__${name}` : `fsp__${name}`) },
+    };
+    const throughToolbox = (request: JsonRpcRequest) => requestFacts(request, member, () => ({}));
+    const prompt: JsonRpcRequest = { jsonrpc: '2.0', id: 3, method: 'prompts/get', params: { name: 'summary', arguments: {} } };
+
+    it("see the virtual server and the tool's or prompt's name there, beside the member's own names", () => {
+      assert.deepEqual(throughToolbox(call('read_file', {})).virtual, { server: 'toolbox', tool: 'fs__read_file', prompt: '' });
+      assert.deepEqual(throughToolbox(prompt).virtual, { server: 'toolbox', tool: '', prompt: 'fsp__summary' });
+      assert.deepEqual(throughToolbox({ jsonrpc: '2.0', id: 4, method: 'tools/list' }).virtual, { server: 'toolbox', tool: '', prompt: '' });
+      const f = throughToolbox(call('read_file', { path: '/srv/a' }));
+      for (const source of [
+        'virtual.server == "toolbox" && virtual.tool == "fs__read_file"',
+        'connection == "files" && tool.name == "read_file"',
+        'virtual.server != "" && virtual.prompt == ""',
+        'has(virtual.server) && virtual.?tool.orValue("") == "fs__read_file"',
+      ]) {
+        assert.equal(compileCondition(source)(f), true, source);
+      }
+      assert.equal(compileCondition('virtual.prompt == "fsp__summary" && prompt.name == "summary"')(throughToolbox(prompt)), true);
+    });
+
+    it('are empty on a direct call, so a rule about virtual names is simply false there (never failing, which would hold)', () => {
+      const direct = facts(call('read_file', {}));
+      assert.deepEqual(direct.virtual, { server: '', tool: '', prompt: '' });
+      for (const source of ['virtual.tool == "fs__read_file"', 'virtual.server == "toolbox"', 'virtual.server != ""', 'virtual.tool.startsWith("fs__")']) {
+        assert.equal(compileCondition(source)(direct), false, source);
+      }
+    });
+
+    it('decide like any rule: one written on the virtual name holds the call made through it, not the same call made directly', () => {
+      const config = configWith([
+        { name: 'toolbox-writes', when: 'virtual.tool == "fs__write_file"', action: 'review', approvers: ['leads'] },
+        { name: 'no-etc', when: 'connection == "files" && arguments.path.startsWith("/etc")', action: 'deny', message: 'not there' },
+      ]);
+      const rules = new RuleSet(config.rules);
+      const defaults = config.connections.get('files')!.guardrails;
+      const trace: RuleTrace[] = [];
+      assert.equal(rules.decide(throughToolbox(call('write_file', { path: '/srv/a' })), defaults, trace).rule, 'toolbox-writes');
+      assert.deepEqual(
+        trace.map((t) => [t.rule, t.result]),
+        [['toolbox-writes', true]],
+      );
+      assert.deepEqual(rules.decide(facts(call('write_file', { path: '/srv/a' })), defaults), { action: 'allow' });
+      // The member's own rules still apply to calls through the virtual server.
+      assert.deepEqual(rules.decide(throughToolbox(call('read_file', { path: '/etc/passwd' })), defaults), {
+        action: 'deny',
+        rule: 'no-etc',
+        message: 'not there',
+      });
+    });
+  });
+
   for (const [source, why] of [
     ['tool.nmae == "x"', /No such key: nmae/],
     ['user.name == "x"', /Unknown variable: user/],
+    ['virtual.tol == "x"', /No such key: tol/],
     ['tool.name ==', /Unexpected/],
     ['tool.name', /must be true or false/],
     ['arguments.path.matches("(unclosed")', /not valid RE2 syntax/],

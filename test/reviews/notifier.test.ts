@@ -78,6 +78,8 @@ function review(over: Partial<ReviewRow> = {}): ReviewRow {
     instanceId: 'gw-1',
     method: 'tools/call',
     target: 'get-sum',
+    virtualServer: null,
+    virtualTarget: null,
     params: JSON.stringify({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
     digest: 'digest',
     requesterSubject: 'alice',
@@ -144,6 +146,7 @@ describe('review webhooks', () => {
         connection: 'demo',
         method: 'tools/call',
         target: 'get-sum',
+        virtual: null,
         requester: { subject: 'alice', email: 'alice@example.com' },
         approvers: ['leads'],
         approvalsNeeded: 1,
@@ -251,6 +254,29 @@ describe('review webhooks', () => {
       text: { type: 'plain_text', text: 'Open in Portcullis' },
       url: 'https://gw.example.com/reviews/rv_test1',
     });
+  });
+
+  it('names the virtual server a held call came through, and the name used there', async () => {
+    receiver = await startReceiver();
+    ({ notifier } = notifierFor({
+      notifications: {
+        webhooks: [
+          { name: 'slack', url: `${receiver.url}/slack`, format: 'slack' },
+          { name: 'json', url: `${receiver.url}/json` },
+        ],
+      },
+      reviews: { notify: ['slack', 'json'] },
+    }));
+    notifier.notify('review.created', review({ virtualServer: 'toolbox', virtualTarget: 'demo__get-sum' }));
+    await waitFor(() => receiver.received.length === 2, 'both deliveries');
+    const at = (path: string) =>
+      JSON.parse(receiver.received.find((r) => r.path === path)!.body) as { text: string; review: { target: string; virtual: unknown } };
+    assert.equal(
+      at('/slack').text,
+      'Review needed: tools/call get-sum (through toolbox as demo__get-sum) on demo by alice@example.com (rule sums), an approval from leads',
+    );
+    assert.deepEqual(at('/json').review.virtual, { server: 'toolbox', target: 'demo__get-sum' });
+    assert.equal(at('/json').review.target, 'get-sum');
   });
 
   it("a rule's notify replaces reviews.notify, and a webhook gets only its events", async () => {

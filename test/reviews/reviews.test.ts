@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Reviews, type HoldSpec } from '../../src/reviews/reviews.js';
+import { reviewView } from '../../src/reviews/view.js';
 import type { Store } from '../../src/store/store.js';
 import { backends, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
@@ -103,6 +104,21 @@ for (const backend of backends) {
       await store.insertReview({ ...row, id: `${row.id}-old`, expiresAtUs: row.createdAtUs - 1 });
       const listed = await other.list(bob);
       assert.equal(listed.find((r) => r.id === `${row.id}-old`)?.status, 'expired');
+    });
+
+    it('a call held through a virtual server names it and the name used there, on every gateway; a direct one names none', async () => {
+      const through = holder.hold(spec(new AbortController().signal, { digest: 'f'.repeat(64), virtual: { server: 'toolbox', target: 'fs__write_file' } }));
+      const direct = holder.hold(spec(new AbortController().signal, { digest: 'c'.repeat(64) }));
+      await waitPending(through.id);
+      await waitPending(direct.id);
+      const seen = await other.get(through.id, bob);
+      assert.deepEqual(reviewView(seen).virtual, { server: 'toolbox', target: 'fs__write_file' });
+      assert.equal(reviewView(seen).target, 'write_file', "the member's own name stays the target");
+      assert.equal(reviewView(await other.get(direct.id, bob)).virtual, null);
+      await holder.reject(through.id, bob, 'done');
+      await holder.reject(direct.id, bob, 'done');
+      assert.equal((await through.outcome).released, false);
+      assert.equal((await direct.outcome).released, false);
     });
   });
 }

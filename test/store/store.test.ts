@@ -75,6 +75,8 @@ function review(over: Partial<ReviewRow> = {}): ReviewRow {
     instanceId: 'gw-a',
     method: 'tools/call',
     target: 'drop_table',
+    virtualServer: null,
+    virtualTarget: null,
     params: JSON.stringify({ name: 'drop_table', arguments: { table: 'users', note: 'quote " backslash \\ ünïcode 🐉' } }),
     digest: 'd'.repeat(64),
     requesterSubject: 'bob',
@@ -485,6 +487,8 @@ for (const backend of backends) {
         deciderIssuer: 'https://idp.example.com',
         deciderEmail: 'dave@example.com',
         decisionNote: 'two approvals',
+        virtualServer: 'toolbox',
+        virtualTarget: 'db__drop_table',
       });
       for (const r of [bare, decided]) {
         await store.insertReview(r);
@@ -962,6 +966,7 @@ for (const backend of backends) {
           const kept = await migrated.getReview('rv_v3');
           assert.equal(kept?.status, 'pending');
           assert.deepEqual(kept?.approverGroups, ['sre']);
+          assert.deepEqual([kept?.virtualServer, kept?.virtualTarget], [null, null], 'a review from before virtual servers came directly');
           assert.deepEqual(await migrated.listToolPins(), []);
           assert.equal(await migrated.insertToolPin(pin), true);
           assert.equal(

@@ -101,7 +101,20 @@ function ReviewCard({ r, me, focused, onDecided }: { r: Review; me: Me; focused:
   return (
     <article id={`review-${r.id}`} class={`card review review-${r.status}${focused ? ' focused' : ''}`} aria-labelledby={`title-${r.id}`}>
       <h3 id={`title-${r.id}`}>
-        {r.method} {r.target ? <code>{r.target}</code> : null} on {r.connection} <span class={`status status-${r.status}`}>{r.status}</span>
+        {r.method} {r.target ? <code>{r.target}</code> : null} on {r.connection}
+        {r.virtual ? (
+          <>
+            {' '}
+            through {r.virtual.server}
+            {r.virtual.target ? (
+              <>
+                {' '}
+                as <code>{r.virtual.target}</code>
+              </>
+            ) : null}
+          </>
+        ) : null}{' '}
+        <span class={`status status-${r.status}`}>{r.status}</span>
       </h3>
       <dl class="meta">
         <dt>Who</dt>

@@ -12,8 +12,11 @@ type Review = ReviewView;
 const person = (p: { subject: string; email: string | null }) => p.email ?? p.subject;
 const second = (iso: string | null) => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
 
+/** A call through a virtual server names it and the name used there; '' for a direct call (or a gateway without them). */
+const through = (r: Review) => (r.virtual ? ` through '${r.virtual.server}'${r.virtual.target ? ` as ${r.virtual.target}` : ''}` : '');
+
 function summary(r: Review): string {
-  const what = `${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}' by ${person(r.requester)}`;
+  const what = `${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}'${through(r)} by ${person(r.requester)}`;
   switch (r.status) {
     case 'pending':
       return `review ${r.id}: ${what} waits for ${r.approvalsNeeded - r.approvals.length} approval(s) from ${r.approvers.join(', ')} until ${second(r.expiresAt)}`;
@@ -59,7 +62,7 @@ export async function reviewsShowAction(id: string, opts: GatewayCommandOptions 
     summary(r),
     `  rule:       ${r.rule}`,
     `  caller:     ${person(r.requester)} (${r.requester.subject})`,
-    `  call:       ${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}'`,
+    `  call:       ${r.method}${r.target ? ` ${r.target}` : ''} on '${r.connection}'${through(r)}`,
     `  approvers:  ${r.approvers.join(', ')} (${r.approvalsNeeded} needed)`,
     `  created:    ${second(r.createdAt)}, expires ${second(r.expiresAt)}`,
     ...r.approvals.map((a) => `  approved:   by ${person(a)} at ${second(a.at)}${a.note ? `: ${a.note}` : ''}`),

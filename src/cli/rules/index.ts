@@ -8,7 +8,11 @@ export function rulesCommand(): Command {
     new Command('test')
       .description('evaluate the configured rules against a sample request; prints each rule tried, the one that decides and why')
       .option('-c, --config <file>', "the gateway's config file (without it, the embedded defaults)")
-      .option('--connection <name>', 'the connection the request is on (default: the first)')
+      .option('--connection <name>', 'the connection the request is on (default: the first); a virtual server implies --virtual')
+      .option(
+        '--virtual <server>',
+        "the request comes through this virtual server: --tool and --prompt name the tool or prompt there (e.g. files__read_file), or the member's own with --connection <member>",
+      )
       .option('--request <file>', 'a JSON-RPC request to test, from a file (- for standard input)')
       .option('--tool <name>', 'a tools/call of this tool')
       .option('--arguments <json>', "the tool's or prompt's arguments, as a JSON object")

@@ -3,6 +3,7 @@ import { requestFacts } from '../../policy/facts.js';
 import { RuleSet, type RuleTrace } from '../../policy/rules.js';
 import type { JsonRpcRequest } from '../../protocol/jsonrpc.js';
 import { configForCommand } from '../load-config.js';
+import { type MemberSample, throughVirtual } from './through-virtual.js';
 
 function fail(message: string): never {
   process.stderr.write(`portcullis rules test: ${message}\n`);
@@ -24,6 +25,7 @@ function jsonOption(name: string, text: string | undefined): Record<string, unkn
 export interface RulesTestOptions {
   config?: string;
   connection?: string;
+  virtual?: string;
   request?: string;
   method: string;
   tool?: string;
@@ -60,25 +62,38 @@ function sampleRequest(o: RulesTestOptions): JsonRpcRequest {
 /** `portcullis rules test`: the configured guardrail rules against a sample request, and which one decides and why. */
 export function rulesTestAction(o: RulesTestOptions): void {
   const config = configForCommand(o.config);
-  const name = o.connection ?? [...config.connections.keys()][0]!;
-  const connection = config.connections.get(name);
-  if (connection === undefined) fail(`there is no connection named ${JSON.stringify(name)}; the config has: ${[...config.connections.keys()].join(', ')}`);
-  const request = sampleRequest(o);
+  const asked = o.connection ?? [...config.connections.keys()][0]!;
+  if (!config.connections.has(asked))
+    fail(`there is no connection named ${JSON.stringify(asked)}; the config has: ${[...config.connections.keys()].join(', ')}`);
+  // A virtual server has no rules of its own: the member serving the request judges it, seeing the virtual server too.
+  const server = o.virtual ?? (config.connections.get(asked)!.upstream.kind === 'virtual' ? asked : undefined);
+  let request = sampleRequest(o);
+  let name = asked;
+  let through: MemberSample | undefined;
+  if (server !== undefined) {
+    const sample = throughVirtual(config, server, asked === server || o.connection === undefined ? undefined : asked, request);
+    if (typeof sample === 'string') fail(sample);
+    ({ connection: name, request } = sample);
+    through = sample;
+  }
+  const connection = config.connections.get(name)!;
   const groups = o.groups
     .split(',')
     .map((g) => g.trim())
     .filter((g) => g !== '');
   const identity = { subject: o.user, issuer: '(rules test)', groups, ...(o.email ? { email: o.email } : {}) };
-  const session = { connection: name, identity };
+  const session = { connection: name, identity, ...(through === undefined ? {} : { virtual: through.virtual }) };
   const annotations = jsonOption('--annotations', o.annotations) ?? {};
   const facts = requestFacts(request, session, () => annotations);
   const trace: RuleTrace[] = [];
   const decision = new RuleSet(config.rules).decide(facts, connection.guardrails, trace);
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ request, trace, decision }, null, 2)}\n`);
+    const judged = through === undefined ? {} : { connection: name, virtual: facts.virtual };
+    process.stdout.write(`${JSON.stringify({ request, ...judged, trace, decision }, null, 2)}\n`);
     return;
   }
-  const lines = [`${request.method}${facts.tool.name ? ` ${facts.tool.name}` : ''} on '${name}' by ${o.user} (groups: ${groups.join(', ') || 'none'})`];
+  const via = through === undefined ? '' : ` through '${through.virtual.server}'${through.exposedName ? ` as ${through.exposedName}` : ''}`;
+  const lines = [`${request.method}${facts.tool.name ? ` ${facts.tool.name}` : ''} on '${name}'${via} by ${o.user} (groups: ${groups.join(', ') || 'none'})`];
   if (config.rules.length === 0) lines.push('  no rules are configured');
   for (const t of trace)
     lines.push(
