@@ -14,6 +14,7 @@ import { guardrailsSchema, rulesSchema } from '../policy/config.js';
 import { recordingSchema } from '../recording/config.js';
 import { checkWebhookNames, notificationsSchema, reviewsSchema } from '../reviews/config.js';
 import { storeUrl } from '../store/config.js';
+import { telemetrySchema } from '../telemetry/config.js';
 import { oneUpstream, upstreamOf, upstreamSchemas } from '../upstream/config.js';
 
 /**
@@ -103,6 +104,8 @@ function fileSchema(sources: SecretSources) {
         store: storeUrl(sources),
         dataDir: z.string().min(1).default('./data'),
         recording: recordingSchema(sources),
+        /** OpenTelemetry traces (OTLP/HTTP); off unless an endpoint is configured here or by OTEL_* variables. */
+        telemetry: telemetrySchema(sources),
         /** Replicas of one gateway: membership, change notifications, the hop's secret and the shared token keys. */
         cluster: clusterSchema(sources),
         identity: identitySchema(sources),

@@ -9,6 +9,7 @@ import { limitsModule } from './limits.js';
 import { maskingModule } from './masking.js';
 import { pinsModule } from './pins.js';
 import { reviewsModule } from './reviews.js';
+import { telemetryModule } from './telemetry.js';
 
 /**
  * Every feature of the gateway, one line each. A feature is built after the ones above it (it may use them through
@@ -25,4 +26,5 @@ export const featureModules: readonly FeatureModule[] = [
   maskingModule,
   agentsModule,
   consoleModule,
+  telemetryModule,
 ];

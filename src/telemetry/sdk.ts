@@ -1,0 +1,35 @@
+import type { Tracer } from '@opentelemetry/api';
+import { version } from '../version.js';
+import type { TelemetrySettings } from './config.js';
+
+/** The SDK as the gateway uses it: a tracer, and the flush and shutdown of its exporter. */
+export interface TracerHandle {
+  readonly tracer: Tracer;
+  flush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Loads the OpenTelemetry SDK (only now: with tracing off it is never loaded) and starts a tracer exporting over
+ * OTLP/HTTP in its JSON encoding, in batches, with a parent-based ratio sampler. No global provider is registered: the
+ * gateway's spans are its own, and its parents are passed explicitly (no context manager on the hot path).
+ */
+export async function startTracer(settings: TelemetrySettings, exportDelayMs?: number): Promise<TracerHandle> {
+  const [sdk, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const headers = Object.fromEntries(Object.entries(settings.headers).map(([k, v]) => [k, v.reveal()]));
+  const exporter = new OTLPTraceExporter({ url: settings.tracesUrl, headers });
+  const provider = new sdk.NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': settings.serviceName, 'service.version': version }),
+    sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(settings.sampling) }),
+    spanProcessors: [new sdk.BatchSpanProcessor(exporter, exportDelayMs === undefined ? {} : { scheduledDelayMillis: exportDelayMs })],
+  });
+  return {
+    tracer: provider.getTracer('portcullis', version),
+    flush: () => provider.forceFlush(),
+    shutdown: () => provider.shutdown(),
+  };
+}
