@@ -57,7 +57,7 @@ export function telemetrySchema(sources: SecretSources) {
         })
         .prefault({}),
       /** The ratio of new traces kept, 0 to 1 (parent-based: a client that sampled its trace decides for it). */
-      sampling: z.number().min(0, 'expected a ratio from 0 to 1').max(1, 'expected a ratio from 0 to 1').optional(),
+      sampling: z.number().min(0).max(1).optional(),
       serviceName: z.string().min(1).optional(),
       recordArguments: z.boolean().default(false),
     })

@@ -167,3 +167,34 @@ describe('traces at sampling 0', () => {
     );
   });
 });
+
+describe('traces with recordArguments', () => {
+  it("shows a call's arguments masked as the connection masks them, and masking's counts", async () => {
+    const echo = await startEchoServer();
+    const otlp = await startOtlpReceiver();
+    const config = tracedConfig(echo, otlp, 1);
+    const gw = await startTestGateway({ ...config, telemetry: { ...(config.telemetry as object), recordArguments: true } }, { telemetryExportMs: 50 });
+    const token = `ghp_${'Q'.repeat(36)}`;
+    try {
+      const client = await connectV1(gw, await gw.tokenFor('alice'));
+      const result = await client.callTool({ name: 'echo', arguments: { message: `note ${token}` } });
+      assert.ok(!JSON.stringify(result.content).includes(token), 'the result is masked for the client');
+      await client.close();
+      let root: ReceivedSpan | undefined;
+      await waitFor(() => {
+        root = otlp.spans.find((s) => s.name === 'tools/call echo');
+        return root !== undefined && childrenOf(otlp.spans, root).some((c) => c.name === 'mask');
+      }, 'the call span and its mask span');
+      const args = String(root!.attributes['mcp.tool.arguments']);
+      assert.match(args, /note /);
+      assert.ok(!args.includes(token), `the token is masked in ${args}`);
+      const mask = childrenOf(otlp.spans, root!).find((c) => c.name === 'mask')!;
+      assert.ok(Number(mask.attributes['portcullis.mask.redactions']) >= 1);
+      for (const s of otlp.spans) assert.ok(!JSON.stringify(s.attributes).includes(token), `no token in the attributes of ${s.name}`);
+    } finally {
+      await gw.stop();
+      await otlp.stop();
+      await echo.stop();
+    }
+  });
+});
