@@ -22,13 +22,13 @@ export interface OtlpReceiver {
 
 type OtlpValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values?: OtlpValue[] } };
 
-function valueOf(v: OtlpValue | undefined): unknown {
+function otlpValue(v: OtlpValue | undefined): unknown {
   if (v === undefined) return undefined;
   if (v.stringValue !== undefined) return v.stringValue;
   if (v.intValue !== undefined) return Number(v.intValue);
   if (v.doubleValue !== undefined) return v.doubleValue;
   if (v.boolValue !== undefined) return v.boolValue;
-  if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(valueOf);
+  if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(otlpValue);
   return undefined;
 }
 
@@ -39,7 +39,7 @@ function hexId(id: string | undefined): string | undefined {
 }
 
 function attributesOf(list: { key: string; value?: OtlpValue }[] | undefined): Record<string, unknown> {
-  return Object.fromEntries((list ?? []).map((a) => [a.key, valueOf(a.value)]));
+  return Object.fromEntries((list ?? []).map((a) => [a.key, otlpValue(a.value)]));
 }
 
 /** An OTLP/HTTP collector in the test: takes JSON trace exports on POST /v1/traces and keeps their spans. */
