@@ -1,4 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { version } from '../version.js';
 import type { TelemetrySettings } from './config.js';
 
@@ -23,7 +24,7 @@ export async function startTracer(settings: TelemetrySettings, exportDelayMs?: n
   const headers = Object.fromEntries(Object.entries(settings.headers).map(([k, v]) => [k, v.reveal()]));
   const exporter = new OTLPTraceExporter({ url: settings.tracesUrl, headers });
   const provider = new sdk.NodeTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': settings.serviceName, 'service.version': version }),
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName, [ATTR_SERVICE_VERSION]: version }),
     sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(settings.sampling) }),
     spanProcessors: [new sdk.BatchSpanProcessor(exporter, exportDelayMs === undefined ? {} : { scheduledDelayMillis: exportDelayMs })],
   });
