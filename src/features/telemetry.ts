@@ -11,12 +11,21 @@ export const telemetryModule: FeatureModule = {
     const settings = ctx.config.telemetry;
     if (settings === undefined) return undefined;
     let tracing: Tracing | undefined;
+    // Only where the collector is, never a path or query that may carry a credential.
+    const origin = new URL(settings.tracesUrl).origin;
     return {
       sessions: { tracing: (connection, era) => tracing?.forSession(connection.name, connection.masking, era) },
       async start() {
         const { Tracing } = await import('../telemetry/tracing.js');
-        tracing = await Tracing.start(settings, ctx.timings.telemetryExportMs);
-        ctx.log.info({ url: settings.tracesUrl, sampling: settings.sampling, serviceName: settings.serviceName }, 'tracing on: spans exported over OTLP/HTTP');
+        let warnedAt = 0;
+        const failed = (err: Error | undefined) => {
+          // At most one warning a minute: a collector that is down fails every batch.
+          if (Date.now() - warnedAt < 60_000) return;
+          warnedAt = Date.now();
+          ctx.log.warn({ collector: origin, err: err?.message }, 'spans could not be exported to the OTLP collector; they are dropped');
+        };
+        tracing = await Tracing.start(settings, failed, ctx.timings.telemetryExportMs);
+        ctx.log.info({ collector: origin, sampling: settings.sampling, serviceName: settings.serviceName }, 'tracing on: spans exported over OTLP/HTTP');
       },
       async closed() {
         await tracing?.shutdown().catch((err: Error) => ctx.log.warn({ err: err.message }, 'the last spans could not be exported'));

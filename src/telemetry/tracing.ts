@@ -18,8 +18,9 @@ export class Tracing {
     private readonly handle: TracerHandle,
   ) {}
 
-  static async start(settings: TelemetrySettings, exportDelayMs?: number): Promise<Tracing> {
-    return new Tracing(settings, await startTracer(settings, exportDelayMs));
+  /** `failed` hears of each export the collector did not take (its spans are dropped: traces are not the recording). */
+  static async start(settings: TelemetrySettings, failed: (err: Error | undefined) => void, exportDelayMs?: number): Promise<Tracing> {
+    return new Tracing(settings, await startTracer(settings, failed, exportDelayMs));
   }
 
   forSession(connection: string, masking: MaskingConfig, era: 'modern' | 'legacy'): ExchangeTracer {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -20,6 +21,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const users = { alice: ['eng'], bob: ['leads'] };
 const holdRule = { name: 'held', when: 'tool.name == "echo" && arguments.message.startsWith("hold")', action: 'review', approvers: ['leads'] };
+const denyRule = { name: 'no-drops', when: 'tool.name == "echo" && arguments.message.startsWith("drop")', action: 'deny' };
 /** An argument value that must never show up in a span. */
 const secret = 'hold sk-live-4f9c2e7a1b';
 
@@ -27,7 +29,7 @@ function tracedConfig(echo: EchoServer, otlp: OtlpReceiver, sampling: number): R
   return {
     identity: { dev: { users } },
     telemetry: { otlp: { endpoint: otlp.url }, sampling, serviceName: 'portcullis-test' },
-    rules: [holdRule],
+    rules: [holdRule, denyRule],
     connections: { echo: { http: { url: echo.url, protocol: '2025-11-25' }, access: { groups: ['eng'] } } },
   };
 }
@@ -134,6 +136,26 @@ describe('traces over OTLP/HTTP', () => {
     assert.ok(echo.traceparents.includes(`00-${traceId}-${upstream.spanId}-01`), 'the upstream span propagated to the HTTP server');
   });
 
+  it('shows a refused call with the deciding rule, and no upstream span', async () => {
+    const traceId = hex(30) + 'bb';
+    const alice = await connectV1(gw, tokens.alice!, `00-${traceId}-${hex(16)}-01`);
+    clients.push(alice);
+    await assert.rejects(alice.callTool({ name: 'echo', arguments: { message: 'drop table' } }), /no-drops/);
+    let root: ReceivedSpan | undefined;
+    await waitFor(() => {
+      root = otlp.spans.find((s) => s.traceId === traceId && s.name === 'tools/call echo');
+      return root !== undefined;
+    }, 'the refused call span');
+    assert.equal(root!.attributes['portcullis.verdict'], 'refused');
+    assert.equal(root!.attributes['portcullis.outcome'], 'error');
+    assert.equal(typeof root!.attributes['rpc.jsonrpc.error_code'], 'number');
+    const children = childrenOf(otlp.spans, root!);
+    const guard = children.find((c) => c.name === 'guard');
+    assert.equal(guard?.attributes['portcullis.rule'], 'no-drops');
+    assert.equal(guard?.attributes['portcullis.stage.action'], 'answer');
+    assert.ok(!children.some((c) => c.name === 'upstream'), 'never sent upstream');
+  });
+
   it('starts a trace of its own for a client that sends none', async () => {
     const before = new Set(otlp.spans.map((s) => s.traceId));
     const alice = await connectV1(gw, tokens.alice!);
@@ -194,6 +216,40 @@ describe('traces with recordArguments', () => {
     } finally {
       await gw.stop();
       await otlp.stop();
+      await echo.stop();
+    }
+  });
+});
+
+describe('traces to a collector that refuses them', () => {
+  it('warns in the log, without the collector credential, and serves on', async () => {
+    const echo = await startEchoServer();
+    const refusing = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(503).end());
+    });
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(refusing.address() as { port: number }).port}`;
+    process.env.PORTCULLIS_TEST_OTLP_TOKEN = 'Bearer otlp-credential-77';
+    const gw = await startTestGateway(
+      {
+        identity: { dev: { users } },
+        telemetry: { otlp: { endpoint: url, headers: { authorization: '${env:PORTCULLIS_TEST_OTLP_TOKEN}' } } },
+        connections: { echo: { http: { url: echo.url, protocol: '2025-11-25' }, access: { groups: ['eng'] } } },
+      },
+      { telemetryExportMs: 50 },
+    );
+    try {
+      const client = await connectV1(gw, await gw.tokenFor('alice'));
+      for (const message of ['one', 'two']) assert.match(JSON.stringify((await client.callTool({ name: 'echo', arguments: { message } })).content), /Echo/);
+      await client.close();
+      await waitFor(() => gw.log.text.includes('spans could not be exported'), 'a warning about the refused export');
+      assert.ok(!gw.log.text.includes('otlp-credential-77'), 'no credential in the log');
+    } finally {
+      delete process.env.PORTCULLIS_TEST_OTLP_TOKEN;
+      await gw.stop();
+      refusing.closeAllConnections();
+      await new Promise<void>((r) => refusing.close(() => r()));
       await echo.stop();
     }
   });
