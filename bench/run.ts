@@ -26,7 +26,9 @@
  *   - virtual servers (issue 19): a tools/call through a virtual server of three members vs the same call on the member
  *     connection, p50 ≤ 1.05×; the virtual server's tools/list vs its largest member's own, p50 ≤ 1.5×; with the bare
  *     client and the official v1 SDK client, on one gateway recording as shipped (virtual.ts)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|virtual.
+ *   - tracing (issue 20): OpenTelemetry traces at 100% sampling exported to a local OTLP/HTTP sink vs tracing off,
+ *     gateway→http (recording on), sequential p50 ≤ 1.10×; off's absolute p50 beside the direct server's
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|virtual|tracing.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -37,6 +39,7 @@ import { consoleSessionList } from './console.js';
 import { forwardedVsLocal } from './hop.js';
 import { replicasBehindHaproxy } from './replicas.js';
 import { virtualVsMember } from './virtual.js';
+import { startOtlpSink } from './otlp-sink.js';
 import {
   everythingStdioConnection,
   type Proc,
@@ -228,6 +231,65 @@ async function sequentialOnOff(
     value: ratio,
     limit: `≤ ${limit}`,
     pass: ratio <= limit,
+  });
+  return { runs, ratios, ratio };
+}
+
+/**
+ * Tracing: one gateway exporting a span tree per call (100% sampling, OTLP/HTTP JSON to a local sink) vs one with
+ * tracing off, both recording (SQLite, write-ahead: the `record` spans are part of the tree) and calling the direct
+ * server over HTTP (the upstream span's context goes with each request). Off's absolute p50 is printed beside the
+ * direct server's: off costs one boolean per exchange and nothing from the SDK is loaded, so "off vs a build without
+ * tracing" is below what one run can tell apart.
+ */
+async function tracingOnOff(
+  directPort: number,
+  verdicts: Array<{ target: string; value: number; limit: string; pass: boolean }>,
+): Promise<Record<string, unknown>> {
+  // Three even in a quick run: one sequential run on a shared machine swings by more than the 10% it is judged by.
+  const repetitions = quick ? 3 : 5;
+  const remote = { remote: { http: { url: `http://127.0.0.1:${directPort}/mcp` } } };
+  console.log(
+    `\nTracing (100% sampling, OTLP/HTTP to a local sink) vs off, gateway→http (recording on), sequential tools/call (echo), ${settings.seqCalls} calls per target after ${settings.seqWarm} warm-up; ${repetitions} repetition(s) with fresh gateways`,
+  );
+  console.log('target            p50 ms   p99 ms   calls/s   p50 vs off   p50 vs direct');
+  const ratios: number[] = [];
+  const runs: Array<Record<string, unknown>> = [];
+  for (let rep = 0; rep < repetitions; rep++) {
+    const sink = await startOtlpSink();
+    const off = await startGateway(remote);
+    const on = await startGateway(remote, { telemetry: { otlp: { endpoint: sink.url }, sampling: 1 } });
+    try {
+      const targets: Target[] = [
+        { name: 'direct', url: `http://127.0.0.1:${directPort}/mcp` },
+        { name: 'tracing off', url: `http://127.0.0.1:${off.port}/mcp/remote`, token: off.token },
+        { name: 'tracing on', url: `http://127.0.0.1:${on.port}/mcp/remote`, token: on.token },
+      ];
+      const seq = await sequential(targets);
+      const base = seq.get('tracing off')!;
+      const direct = seq.get('direct')!;
+      for (const t of targets) {
+        const r = seq.get(t.name)!;
+        console.log(
+          `${t.name.padEnd(16)} ${fmt(r.p50).padStart(7)} ${fmt(r.p99).padStart(8)} ${fmt(r.callsPerSec, 0).padStart(9)}   ${fmt(r.p50 / base.p50).padStart(9)}×   ${fmt(r.p50 / direct.p50).padStart(12)}×`,
+        );
+      }
+      ratios.push(seq.get('tracing on')!.p50 / base.p50);
+      runs.push({ ...Object.fromEntries(seq), spansReceived: sink.spans });
+    } finally {
+      await on.stop();
+      await off.stop();
+      console.log(`(the sink received ${sink.spans} spans from the tracing gateway)`);
+      await sink.stop();
+    }
+  }
+  const ratio = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+  if (repetitions > 1) console.log(`median p50 ratio ${fmt(ratio)}× (${ratios.map((r) => `${fmt(r)}×`).join(', ')})`);
+  verdicts.push({
+    target: `p50 tracing on (100%) / off (sequential${repetitions > 1 ? `, median of ${repetitions}` : ''})`,
+    value: ratio,
+    limit: '≤ 1.1',
+    pass: ratio <= 1.1,
   });
   return { runs, ratios, ratio };
 }
@@ -623,6 +685,9 @@ async function main(): Promise<void> {
     }
     if ((!only || only === 'replicas-rec') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
       results.replicasRecording = await recordingReplicas(verdicts);
+    }
+    if (!only || only === 'tracing') {
+      results.tracing = await tracingOnOff(direct.port, verdicts);
     }
     if (!only || only === 'auth') {
       results.authentication = await authenticationOnOff(verdicts);

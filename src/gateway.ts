@@ -284,6 +284,7 @@ export class Gateway {
     this.#liveExchanges?.close();
     this.modernPool.stop();
     await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
+    await this.#features.closed();
     await this.sharedUpstreams.close();
     this.limits.close();
     // Every session's seal is written before the store closes; then the replica leaves the membership.

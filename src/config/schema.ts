@@ -16,6 +16,7 @@ import { checkWebhookNames, notificationsSchema, reviewsSchema } from '../review
 import { storeUrl } from '../store/config.js';
 import { oneUpstream, type UpstreamConfig, upstreamOf, upstreamSchemas } from '../upstream/config.js';
 import { checkVirtualServers, type VirtualServerConfig, virtualServersSchema, virtualUpstreamOf } from '../virtual/config.js';
+import { telemetrySchema } from '../telemetry/config.js';
 
 /**
  * The config file's schema: the composition of the slices each feature owns (src/<feature>/config.ts) with the
@@ -102,6 +103,8 @@ function fileSchema(sources: SecretSources) {
         store: storeUrl(sources),
         dataDir: z.string().min(1).default('./data'),
         recording: recordingSchema(sources),
+        /** OpenTelemetry traces (OTLP/HTTP); off unless an endpoint is configured here or by OTEL_* variables. */
+        telemetry: telemetrySchema(sources),
         /** Replicas of one gateway: membership, change notifications, the hop's secret and the shared token keys. */
         cluster: clusterSchema(sources),
         identity: identitySchema(sources),

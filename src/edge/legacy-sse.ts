@@ -141,6 +141,7 @@ export class LegacySseEdge {
     if (early !== undefined)
       return replyError(res, 429, ErrorCode.RateLimited, `Too Many Requests: ${early.message}`, null, { 'retry-after': String(early.retryAfterSeconds) });
     res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
-    messages.forEach((m, i) => session.receive(m, texts[i]!));
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    messages.forEach((m, i) => session.receive(m, texts[i]!, traceparent));
   }
 }

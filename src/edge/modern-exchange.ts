@@ -37,6 +37,8 @@ export interface ModernExchangeOptions {
   rounds: RoundTable;
   keepAlive: KeepAlive;
   log: Logger;
+  /** The client's W3C trace context (its `_meta.traceparent`, else the HTTP header): what the exchange's trace continues. */
+  traceparent?: string;
   /** The request's `_meta` log level: without one, no log notification is sent for it. */
   logLevel: string | undefined;
   /** Told the tools of a tools/list result as the client receives them. */
@@ -102,7 +104,7 @@ export class ModernExchange implements ExchangeHandler {
   start(res: ServerResponse): void {
     this.#attach(res);
     const { id: _id, jsonrpc: _j, method, params } = this.o.request;
-    this.#gatewayId = this.o.pooled.submit(method, params, this);
+    this.#gatewayId = this.o.pooled.submit(method, params, this, this.o.traceparent);
   }
 
   #attach(res: ServerResponse): void {

@@ -217,6 +217,7 @@ export class ModernHttpEdge {
       keepAlive: this.o.keepAlive,
       log: this.o.log,
       logLevel: metaOf(request.params)?.[logLevelKey] as string | undefined,
+      ...traceOf(request, req),
       ...(request.method === 'tools/list' ? { listed: (tools: unknown) => this.#remember(connection.name, tools) } : {}),
     });
     exchange.start(res);
@@ -364,4 +365,11 @@ export class ModernHttpEdge {
     await this.o.recordRefusal(connection, identity, origin, r.message, text, answer);
     replyRpcError(res, r.status, r.id, r.code, r.message, r.data);
   }
+}
+
+/** The client's W3C trace context: a 2026-07-28 request's `_meta.traceparent`, else the HTTP `traceparent` header. */
+function traceOf(request: JsonRpcRequest, req: IncomingMessage): { traceparent?: string } {
+  const meta = metaOf(request.params)?.traceparent;
+  const traceparent = typeof meta === 'string' ? meta : req.headers.traceparent;
+  return typeof traceparent === 'string' ? { traceparent } : {};
 }

@@ -208,7 +208,8 @@ export class StreamableHttpEdge {
       requests.map((r) => r.id),
       batch,
     );
-    messages.forEach((m, i) => session.receive(m, texts[i]!));
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    messages.forEach((m, i) => session.receive(m, texts[i]!, traceparent));
   }
 
   async #createSession(

@@ -1,5 +1,6 @@
 import type { JsonRpcMessage, JsonRpcResponse, RequestId } from '../protocol/jsonrpc.js';
 import { isResponse } from '../protocol/jsonrpc.js';
+import type { ExchangeTracer } from './exchange-trace.js';
 import { type ClientSink, detachedSink } from './sink.js';
 import { recordingRefusal, type Unrecorded, type WriteAheadTap } from './write-ahead-tap.js';
 
@@ -25,6 +26,8 @@ export class ClientDelivery {
     private readonly tap: WriteAheadTap,
     /** Sees each message as it is delivered (the session's observers). */
     private readonly delivered: (message: JsonRpcMessage) => void,
+    /** The session's exchange traces (a response ends its request's); absent when tracing is off. */
+    private readonly tracer?: ExchangeTracer,
   ) {}
 
   /**
@@ -34,6 +37,8 @@ export class ClientDelivery {
   deliver(message: JsonRpcMessage, related: RequestId | undefined, unrecorded?: Unrecorded, left: () => void = noop): void {
     const text = JSON.stringify(message);
     this.delivered(message);
+    const trace = this.tracer === undefined || related === undefined || !isResponse(message) ? undefined : this.tracer.of(related);
+    const startedAt = trace === undefined ? 0 : performance.now();
     const durable = this.tap.passage('toClient', unrecorded, text);
     if (durable === false) {
       left();
@@ -42,6 +47,7 @@ export class ClientDelivery {
     }
     if (durable === undefined) {
       this.sink.send(message, related, text);
+      trace?.end(message as JsonRpcResponse);
       left();
     } else if (this.sink.inProcess === true) {
       // The client is a virtual server's session of this gateway, not the way out: it records the message and waits
@@ -53,7 +59,9 @@ export class ClientDelivery {
     } else {
       durable.then(
         () => {
+          trace?.recorded(startedAt);
           this.sink.send(message, related, text);
+          trace?.end(message as JsonRpcResponse);
           left();
         },
         (err: Error) => {
@@ -73,6 +81,13 @@ export class ClientDelivery {
   /** Sends an error the recording cannot take (it is the reason the session ends); nothing else goes out this way. */
   unrecorded(response: JsonRpcResponse, related: RequestId): void {
     this.sink.send(response, related, JSON.stringify(response));
+    this.tracer?.of(related)?.end(response);
+  }
+
+  /** The client gave up request `id` (or the session did): its trace ends without a response. */
+  abandoned(id: RequestId, why: string): void {
+    this.sink.abandon(id);
+    this.tracer?.of(id)?.end(undefined, why);
   }
 
   /** A response that could not be recorded is not delivered; its request gets the recording error instead. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Direction } from '../core/direction.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
-import type { MessageContext, SessionInfo } from '../pipeline/stage.js';
+import type { MessageContext, SessionInfo, StageTrace } from '../pipeline/stage.js';
 import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import { digestOf } from '../recording/chain.js';
 import { RecordingUnavailableError } from '../recording/recorder.js';
@@ -65,19 +65,27 @@ export class WriteAheadTap {
   }
 
   /** The context a message goes through the pipeline with; it collects the verdicts when they are recorded. */
-  context(session: SessionInfo, direction: Direction, request: JsonRpcRequest | undefined, madeFor?: readonly JsonRpcRequest[]): TracedContext {
+  context(
+    session: SessionInfo,
+    direction: Direction,
+    request: JsonRpcRequest | undefined,
+    madeFor?: readonly JsonRpcRequest[],
+    trace?: StageTrace,
+  ): TracedContext {
     const ctx: {
       session: SessionInfo;
       direction: Direction;
       request?: JsonRpcRequest;
       madeFor?: readonly JsonRpcRequest[];
       verdicts?: VerdictEvent[] | undefined;
+      trace?: StageTrace;
     } = {
       session,
       direction,
     };
     if (request !== undefined) ctx.request = request;
     if (madeFor !== undefined) ctx.madeFor = madeFor;
+    if (trace !== undefined) ctx.trace = trace;
     if (this.#recording !== undefined) ctx.verdicts = [];
     return ctx;
   }

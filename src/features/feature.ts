@@ -33,6 +33,8 @@ export interface FeatureTimings {
   reviewPollMs?: number;
   /** How long the change notification connection waits before reconnecting after it dropped. */
   reconnectMs?: number;
+  /** How long finished spans wait before they are exported (OTLP batches); default the SDK's 5 s. */
+  telemetryExportMs?: number;
 }
 
 /** How a gateway is started beyond its config: tests and the benchmark only (never from the config file or the CLI). */
@@ -94,6 +96,8 @@ export interface Feature {
   start?(): Promise<void>;
   /** Called in list order on shutdown, after the drain and before the sessions end. */
   stop?(): Promise<void> | void;
+  /** Called once the sessions have ended (telemetry: their last spans are exported). */
+  closed?(): Promise<void> | void;
 }
 
 /** A feature as registered: its name and how it is built (undefined when it is off, e.g. without a store). */

@@ -44,4 +44,8 @@ export class Features {
   async stop(): Promise<void> {
     for (const feature of this.#running.values()) await feature.stop?.();
   }
+
+  async closed(): Promise<void> {
+    for (const feature of this.#running.values()) await feature.closed?.();
+  }
 }

@@ -10,6 +10,7 @@ import { maskingModule } from './masking.js';
 import { pinsModule } from './pins.js';
 import { reviewsModule } from './reviews.js';
 import { virtualServersModule } from './virtual.js';
+import { telemetryModule } from './telemetry.js';
 
 /**
  * Every feature of the gateway, one line each. A feature is built after the ones above it (it may use them through
@@ -27,4 +28,5 @@ export const featureModules: readonly FeatureModule[] = [
   agentsModule,
   virtualServersModule,
   consoleModule,
+  telemetryModule,
 ];

@@ -29,13 +29,20 @@ export class Pipeline {
 
   #runFrom(stages: readonly Stage[], start: number, message: JsonRpcMessage, ctx: MessageContext, end = stages.length): Outcome | Promise<Outcome> {
     let current = message;
+    // Tracing on: the one check per stage its absence costs (src/telemetry watches; the stages never know).
+    const trace = ctx.trace;
     for (let i = start; i < end; i++) {
       const stage = stages[i]!;
+      const startedAt = trace === undefined ? 0 : performance.now();
       const verdict = stage.inspect(current, ctx);
       if (verdict === undefined) continue;
       if (verdict instanceof Promise) {
-        return verdict.then((v) => this.#settle(stages, i, stage, v, current, ctx, end));
+        return verdict.then((v) => {
+          if (trace !== undefined && v !== undefined) trace.stage(stage.name, v, startedAt);
+          return this.#settle(stages, i, stage, v, current, ctx, end);
+        });
       }
+      if (trace !== undefined) trace.stage(stage.name, verdict, startedAt);
       const settled = this.#apply(stage, verdict, current, ctx);
       if (settled === 'hold') {
         return this.#settle(stages, i, stage, verdict, current, ctx, end);
@@ -75,12 +82,15 @@ export class Pipeline {
   ): Promise<Outcome> {
     let v = verdict;
     const held = v?.action === 'hold';
+    const heldAt = held && ctx.trace !== undefined ? performance.now() : 0;
+    const reason = v?.action === 'hold' ? v.reason : undefined;
     // A hold may settle to another hold (e.g. a review that escalates); follow it, bounded.
     for (let depth = 0; v?.action === 'hold'; depth++) {
       if (depth > 16) throw new Error(`stage ${stage.name} held a message more than 16 times`);
       this.#emit(stage, 'hold', v.reason, message, ctx);
       v = await v.until;
     }
+    if (held) ctx.trace?.held(stage.name, reason, v, heldAt);
     const outcome = v === undefined ? ({ action: 'forward', message } as const) : this.#apply(stage, v, message, ctx);
     if (outcome === 'hold') throw new Error('unreachable: hold after settle');
     if (outcome.action === 'answer') return outcome;

@@ -70,6 +70,19 @@ export interface MessageContext {
    * the server asked (one of them asked for it; usually there is one), ids in the client's numbering.
    */
   readonly madeFor?: readonly JsonRpcRequest[];
+  /**
+   * Watches the stages at work on this message (tracing, src/telemetry); absent when nothing watches. The runner
+   * tells it, never a stage: stages know nothing of it.
+   */
+  readonly trace?: StageTrace | undefined;
+}
+
+/** What the runner tells a watcher of one message's stages (times are `performance.now()`). */
+export interface StageTrace {
+  /** `stage` answered the message with `verdict` (a hold included), asked at `startedAt`. */
+  stage(stage: string, verdict: Verdict, startedAt: number): void;
+  /** `stage` held the message from `startedAt` until now, when the hold settled to `settled` (undefined: pass). */
+  held(stage: string, reason: string | undefined, settled: Verdict | undefined, startedAt: number): void;
 }
 
 export type Verdict =

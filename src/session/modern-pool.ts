@@ -140,7 +140,7 @@ export class PooledSession implements ClientSink {
   }
 
   /** Hands a request to the session under a fresh gateway id; what belongs to it goes to `handler`. Returns that id. */
-  submit(method: string, params: Record<string, unknown> | undefined, handler: ExchangeHandler): string {
+  submit(method: string, params: Record<string, unknown> | undefined, handler: ExchangeHandler, traceparent?: string): string {
     const id = gatewayId();
     this.#exchanges.set(id, handler);
     this.lastUsed = Date.now();
@@ -150,7 +150,7 @@ export class PooledSession implements ClientSink {
     if (meta !== undefined && meta !== null && typeof meta === 'object' && meta.progressToken !== undefined)
       params = { ...params, _meta: { ...meta, progressToken: id } };
     const request: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) };
-    this.session.receive(request, JSON.stringify(request));
+    this.session.receive(request, JSON.stringify(request), traceparent);
     return id;
   }
 

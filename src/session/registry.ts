@@ -11,6 +11,7 @@ import { SessionRecording } from '../recording/session-recording.js';
 import { nowUs } from '../recording/time.js';
 import { openSessionRow } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
+import type { ExchangeTracer } from '../exchange/exchange-trace.js';
 import type { FlowLimits } from './client-flow.js';
 import { Session, type SessionObserver } from './session.js';
 
@@ -39,6 +40,8 @@ export interface SessionRegistryOptions {
   redactForRecording?: (connection: ConnectionConfig) => ((text: string) => { text: string; redactions: unknown[] } | undefined) | undefined;
   /** For connections whose server messages are masked: the masking of a cut-off fragment for the recording. */
   maskFragment?: (connection: ConnectionConfig) => ((text: string, session: SessionInfo) => string) | undefined;
+  /** Traces a new session's exchanges (src/telemetry); absent, or answering undefined, when tracing is off. */
+  tracing?: (connection: ConnectionConfig, era: 'modern' | 'legacy') => ExchangeTracer | undefined;
   /** A new session's id; default newSessionId(). The gateway's ids name their owner replica, sealed (src/cluster/session-ids.ts). */
   newId?: () => string;
 }
@@ -179,6 +182,7 @@ export class SessionRegistry {
       ...(this.#options.flow === undefined ? {} : { flow: this.#options.flow }),
       ...(recording ? { recording } : {}),
       ...this.#fragmentMasking(connection),
+      ...this.#tracing(connection, origin),
       observers: [
         ...this.#options.observers,
         {
@@ -238,6 +242,11 @@ export class SessionRegistry {
       this.#options.log.info({ session: oldest.id, connection: oldest.connection, limit: full.limit }, 'closing an idle session to make room for a new one');
       await oldest.close(`reclaimed: idle, and its place under ${full.limit} was needed for a new session`);
     }
+  }
+
+  #tracing(connection: ConnectionConfig, origin: SessionOrigin): { tracer?: ExchangeTracer } {
+    const tracer = this.#options.tracing?.(connection, origin.edge === 'modern' ? 'modern' : 'legacy');
+    return tracer === undefined ? {} : { tracer };
   }
 
   #fragmentMasking(connection: ConnectionConfig): { maskFragment?: (text: string, session: SessionInfo) => string } {

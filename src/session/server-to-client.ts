@@ -10,6 +10,7 @@ import { InOrder } from '../exchange/in-order.js';
 import type { RequestRouter } from '../exchange/request-router.js';
 import type { ServerForwarding } from '../exchange/server-forwarding.js';
 import type { TracedContext, WriteAheadTap } from '../exchange/write-ahead-tap.js';
+import type { ExchangeTracer } from '../exchange/exchange-trace.js';
 import type { ClientFlow } from './client-flow.js';
 import { initializeOutcome } from './initialize.js';
 import type { SessionObserver } from './session-options.js';
@@ -28,6 +29,8 @@ export interface ServerToClientParts {
   toServer: ServerForwarding;
   failures: FailureAnswers;
   flow: ClientFlow | undefined;
+  /** The session's exchange traces; undefined when tracing is off. */
+  tracer: ExchangeTracer | undefined;
   /** Whether the session is closed (while a stage held a message, say): then nothing more goes either way. */
   isClosed(): boolean;
   /** The server answered the client's initialize: what the two agreed on. */
@@ -68,6 +71,8 @@ export class ServerToClient {
       return;
     }
     const clientResponse: JsonRpcResponse = { ...response, id: pending.originalId };
+    const tracer = this.#p.tracer;
+    if (tracer !== undefined) tracer.of(pending.originalId)?.answered();
     const initialized = pending.request.method === 'initialize' ? initializeOutcome(pending.request, clientResponse) : undefined;
     if (initialized !== undefined && 'agreed' in initialized) this.#p.negotiated(initialized.agreed);
     // A refused initialize ends the session (and its server process) once the client has the error: nothing can follow it.
@@ -78,7 +83,9 @@ export class ServerToClient {
   /** `left`: the message has left the session (handed to the edge, answered or dropped); called once, whichever way. */
   #throughPipeline(message: JsonRpcMessage, text: string, request: JsonRpcRequest | undefined, related: RequestId | undefined, left: () => void): void {
     this.#inOrder.run(() => {
-      const ctx = this.#p.tap.context(this.#p.session, 'toClient', request);
+      const tracer = this.#p.tracer;
+      const trace = tracer === undefined || request === undefined || related === undefined ? undefined : tracer.of(related);
+      const ctx = this.#p.tap.context(this.#p.session, 'toClient', request, undefined, trace);
       const outcome = this.#p.pipeline.run(message, ctx);
       if (outcome instanceof Promise) {
         return outcome.then(

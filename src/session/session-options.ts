@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Direction } from '../core/direction.js';
 import type { Identity } from '../core/identity.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
+import type { ExchangeTracer } from '../exchange/exchange-trace.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { MessageContext, SessionInfo, VirtualOrigin } from '../pipeline/stage.js';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
@@ -40,4 +41,6 @@ export interface SessionOptions {
   virtual?: VirtualOrigin;
   /** Masks a cut-off fragment of a server message for the recording; absent when masking does not apply. */
   maskFragment?: (text: string, session: SessionInfo) => string;
+  /** Traces its exchanges (src/telemetry); absent when tracing is off. */
+  tracer?: ExchangeTracer;
 }

@@ -20,6 +20,7 @@ import { CallerIdentity } from './caller-identity.js';
 import type { SessionObserver, SessionOptions } from './session-options.js';
 import { ServerToClient } from './server-to-client.js';
 import type { ClientSink } from '../exchange/sink.js';
+import type { ExchangeTracer } from '../exchange/exchange-trace.js';
 
 export type { SessionObserver, SessionOptions } from './session-options.js';
 
@@ -59,6 +60,8 @@ export class Session implements SessionInfo {
   readonly #toServer: ServerForwarding;
   readonly #failures: FailureAnswers;
   readonly #held: HeldRequests;
+  /** Traces its exchanges; undefined when tracing is off (the one check it costs then). */
+  readonly #tracer: ExchangeTracer | undefined;
   /** Bytes on their way to the client, and the pause of the upstream when it does not keep up. */
   readonly #flow: ClientFlow | undefined;
   /** What the server sends, on its way to the client. */
@@ -109,14 +112,19 @@ export class Session implements SessionInfo {
     this.#log = options.log;
     this.#caller = new CallerIdentity(options.identity, options.log);
     this.#observers = options.observers ?? [];
+    this.#tracer = options.tracer;
     this.#tap = new WriteAheadTap(options.recording, (err) => {
       // Write-ahead recording failed: nothing more is forwarded; the session ends with a clear error.
       this.#log.error({ err: err.message }, 'recording failed; ending the session rather than forwarding unrecorded messages');
       void this.close(`recording store unavailable: ${err.message}`, ErrorCode.RecordingUnavailable);
     });
-    this.#toClient = new ClientDelivery(this.#tap, (message) => {
-      for (const o of this.#observers) o.message?.(this, 'toClient', 'delivered', message);
-    });
+    this.#toClient = new ClientDelivery(
+      this.#tap,
+      (message) => {
+        for (const o of this.#observers) o.message?.(this, 'toClient', 'delivered', message);
+      },
+      this.#tracer,
+    );
     this.#toServer = new ServerForwarding(
       this.#upstream,
       this.#tap,
@@ -127,6 +135,7 @@ export class Session implements SessionInfo {
         this.#failures.sendFailed(message, clientRequestId, err);
         if (err.sessionLost) void this.close(`upstream session lost: ${err.message}`);
       },
+      this.#tracer,
     );
     this.#held = new HeldRequests(options.holdProgressMs ?? 10_000, {
       hold: (clientId) => this.#toClient.sink.hold?.(clientId),
@@ -163,6 +172,7 @@ export class Session implements SessionInfo {
       toServer: this.#toServer,
       failures: this.#failures,
       flow: this.#flow,
+      tracer: this.#tracer,
       isClosed: () => this.#state === 'closed',
       negotiated: (agreed) => this.#negotiated(agreed),
       close: (reason) => void this.close(reason),
@@ -257,16 +267,19 @@ export class Session implements SessionInfo {
     for (const o of this.#observers) o.opened?.(this);
   }
 
-  /** A message from the client, with its JSON text as received. Never throws: failures become JSON-RPC errors or log lines. */
-  receive(message: JsonRpcMessage, text: string): void {
+  /**
+   * A message from the client, with its JSON text as received. Never throws: failures become JSON-RPC errors or log
+   * lines. `traceparent`: the W3C trace context the client sent with it (traced when tracing is on).
+   */
+  receive(message: JsonRpcMessage, text: string, traceparent?: string): void {
     try {
-      this.#receive(message, text);
+      this.#receive(message, text, traceparent);
     } catch (err) {
       this.#failures.receiveFailed(message, err);
     }
   }
 
-  #receive(message: JsonRpcMessage, text: string): void {
+  #receive(message: JsonRpcMessage, text: string, traceparent: string | undefined): void {
     this.lastActivity = this.#clientSeenAt = Date.now();
     for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
     if (this.#state !== 'open') {
@@ -274,7 +287,8 @@ export class Session implements SessionInfo {
       return;
     }
     const answered = isRequest(message) || isNotification(message) ? undefined : this.#router.serverRequestOf((message as JsonRpcResponse).id);
-    const ctx = this.#tap.context(this, 'toServer', answered?.request, answered?.madeFor);
+    const trace = this.#tracer !== undefined && isRequest(message) ? this.#tracer.begin(message, traceparent, this) : undefined;
+    const ctx = this.#tap.context(this, 'toServer', answered?.request, answered?.madeFor, trace);
     const outcome = this.#pipeline.run(message, ctx);
     if (outcome instanceof Promise) {
       // A stage holds the message (a review): what was received is recorded now, not when the stage decides.
@@ -330,12 +344,12 @@ export class Session implements SessionInfo {
       const cancelled = this.#held.cancelledByClient(message);
       if (cancelled !== undefined) {
         // A cancellation of a request a stage holds: the server never saw it, so it is given up here and not forwarded.
-        this.#toClient.sink.abandon(cancelled);
+        this.#toClient.abandoned(cancelled, 'cancelled by the client');
         if (unrecorded !== undefined) this.#tap.received('toServer', unrecorded.text, unrecorded.ctx);
         return;
       }
       const { message: toServer, withdrawn } = this.#router.notificationToServer(message);
-      if (withdrawn !== undefined) this.#toClient.sink.abandon(withdrawn);
+      if (withdrawn !== undefined) this.#toClient.abandoned(withdrawn, 'cancelled by the client');
       this.#toServer.forward(toServer, undefined, unrecorded);
       return;
     }
@@ -385,6 +399,7 @@ export class Session implements SessionInfo {
     this.#markEnded();
     await this.#upstream.close().catch((err: Error) => this.#log.warn({ err: err.message }, 'upstream did not close cleanly'));
     if (wasOpen) for (const o of this.#observers) o.exited?.(this);
+    this.#tracer?.close(`session ended: ${reason}`);
     this.#markClosed();
   }
 }

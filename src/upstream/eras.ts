@@ -187,11 +187,11 @@ export class EraUpstream implements Upstream {
     return this.#inner instanceof ModernUpstream;
   }
 
-  send(message: JsonRpcMessage, text: string): Promise<void> {
+  send(message: JsonRpcMessage, text: string, traceparent?: string): Promise<void> {
     if (this.#inner === undefined) return Promise.reject(new UpstreamError('the upstream link is not started', true));
     // The agent relays a stdio session's text unparsed (message undefined) but for its initialize.
     if (message !== undefined && isRequest(message) && message.method === 'initialize') this.#initializeId = message.id;
-    return this.#inner.send(message, text);
+    return this.#inner.send(message, text, traceparent);
   }
 
   setProtocolVersion(version: string): void {

@@ -84,9 +84,9 @@ export class ModernUpstream implements Upstream {
     // Every request names its version itself.
   }
 
-  async send(message: JsonRpcMessage, _text: string): Promise<void> {
+  async send(message: JsonRpcMessage, _text: string, traceparent?: string): Promise<void> {
     if (this.#closed) return;
-    if (isRequest(message)) return this.#request(message);
+    if (isRequest(message)) return this.#request(message, traceparent);
     if (isNotification(message)) {
       if (message.method === 'notifications/initialized') this.#openListen();
       else if (message.method === 'notifications/cancelled') this.#cancelled(message.params?.requestId as RequestId | undefined);
@@ -145,7 +145,7 @@ export class ModernUpstream implements Upstream {
     queueMicrotask(() => this.#emit({ jsonrpc: '2.0', id, result }));
   }
 
-  #request(request: JsonRpcRequest): void {
+  #request(request: JsonRpcRequest, traceparent: string | undefined): void {
     if (request.method !== 'initialize' && this.#endIfRetired()) return;
     const p = request.params ?? {};
     switch (request.method) {
@@ -172,7 +172,7 @@ export class ModernUpstream implements Upstream {
       return void queueMicrotask(() => this.#emit(refusal));
     }
     if (this.#listenLost) this.#openListen();
-    const exchange: Exchange = { request: { ...request, params: this.#envelope(p) }, rounds: 0 };
+    const exchange: Exchange = { request: { ...request, params: this.#envelope(p, traceparent) }, rounds: 0 };
     this.#exchanges.set(idKey(request.id), exchange);
     this.#call(exchange, exchange.request);
   }
@@ -191,7 +191,7 @@ export class ModernUpstream implements Upstream {
   }
 
   /** The request's params with the envelope of this session's client; the client's own claims are replaced. */
-  #envelope(params: Record<string, unknown>): Record<string, unknown> {
+  #envelope(params: Record<string, unknown>, traceparent: string | undefined): Record<string, unknown> {
     const { inputResponses: _r, requestState: _s, ...rest } = params;
     const meta = { ...((params._meta as Record<string, unknown> | undefined) ?? {}) };
     for (const k of [metaVersion, metaClientInfo, metaCapabilities, metaLogLevel, metaSubscription]) delete meta[k];
@@ -199,6 +199,8 @@ export class ModernUpstream implements Upstream {
     meta[metaClientInfo] = this.#clientInfo;
     meta[metaCapabilities] = this.#capabilities;
     if (this.#connection.discover.capabilities.logging !== undefined) meta[metaLogLevel] = this.#logLevel ?? 'debug';
+    // Tracing on: the gateway's upstream call is the server's parent (the client's own context is what it continues).
+    if (traceparent !== undefined) meta.traceparent = traceparent;
     return { ...rest, _meta: meta };
   }
 
@@ -251,7 +253,7 @@ export class ModernUpstream implements Upstream {
       jsonrpc: '2.0',
       id: `portcullis-tools-${++this.#nextQuestion}`,
       method: 'tools/list',
-      params: this.#envelope(cursor === undefined ? {} : { cursor }),
+      params: this.#envelope(cursor === undefined ? {} : { cursor }, undefined),
     };
     this.#connection.transport.call(request, {
       message: (m) => {
@@ -364,7 +366,12 @@ export class ModernUpstream implements Upstream {
     if (caps.resources?.listChanged) notifications.resourcesListChanged = true;
     if (caps.resources?.subscribe && this.#subscribed.size > 0) notifications.resourceSubscriptions = [...this.#subscribed];
     if (Object.keys(notifications).length === 0 || this.#closed) return;
-    const request: JsonRpcRequest = { jsonrpc: '2.0', id: 'portcullis-listen', method: 'subscriptions/listen', params: this.#envelope({ notifications }) };
+    const request: JsonRpcRequest = {
+      jsonrpc: '2.0',
+      id: 'portcullis-listen',
+      method: 'subscriptions/listen',
+      params: this.#envelope({ notifications }, undefined),
+    };
     const call: ModernCall = this.#connection.transport.call(request, {
       message: (m) => {
         if (this.#listen !== call || !isNotification(m) || m.method === 'notifications/subscriptions/acknowledged') return;

@@ -116,7 +116,7 @@ export class SharedLink {
   }
 
   /** A message of a lease's session toward the server. */
-  async send(lease: Lease, message: JsonRpcMessage, text: string): Promise<void> {
+  async send(lease: Lease, message: JsonRpcMessage, text: string, traceparent?: string): Promise<void> {
     if (isRequest(message)) {
       const id = ++this.#next;
       this.#pending.set(id, { lease, id: message.id });
@@ -131,7 +131,7 @@ export class SharedLink {
       }
       const forwarded: JsonRpcRequest = { ...message, id, ...(params === undefined ? {} : { params }) };
       try {
-        await this.upstream.send(forwarded, JSON.stringify(forwarded));
+        await this.upstream.send(forwarded, JSON.stringify(forwarded), traceparent);
       } catch (err) {
         this.#forget(id);
         throw err;

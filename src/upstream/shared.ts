@@ -51,12 +51,12 @@ export class Lease implements LinkLease {
     if (!this.#closed) this.onmessage?.(message, text);
   }
 
-  async send(message: JsonRpcMessage, text: string): Promise<void> {
+  async send(message: JsonRpcMessage, text: string, traceparent?: string): Promise<void> {
     if (this.#closed) throw new UpstreamError('the session has ended', true);
     if (isRequest(message) && message.method === 'initialize') return this.#initialize(message);
     if (this.#link === undefined) throw new UpstreamError('initialize first: the pooled upstream session is chosen by it', false);
     if (this.#link.closed) throw new UpstreamError('the pooled upstream session has ended', true);
-    return this.#link.send(this, message, text);
+    return this.#link.send(this, message, text, traceparent);
   }
 
   async #initialize(request: JsonRpcRequest): Promise<void> {

@@ -94,9 +94,9 @@ export class StreamableHttpUpstream implements Upstream {
     for (const res of this.#streams) res.resume();
   }
 
-  async send(message: JsonRpcMessage, text: string): Promise<void> {
+  async send(message: JsonRpcMessage, text: string, traceparent?: string): Promise<void> {
     if (this.#getStreamOpening !== undefined) await this.#getStreamOpening;
-    if (!('method' in message && message.method === 'notifications/initialized')) return this.#send(message, text);
+    if (!('method' in message && message.method === 'notifications/initialized')) return this.#send(message, text, traceparent);
     // What the client sends next waits until the server has heard `initialized` (then, briefly, for the GET stream
     // below): on concurrent connections a call could otherwise overtake it, or find the server gone because of it.
     const sending = this.#send(message, text);
@@ -112,11 +112,14 @@ export class StreamableHttpUpstream implements Upstream {
     return sending;
   }
 
-  async #send(message: JsonRpcMessage, text: string): Promise<void> {
+  async #send(message: JsonRpcMessage, text: string, traceparent?: string): Promise<void> {
     if (this.#closed) throw new UpstreamError('the upstream link is closed', true);
     let res: IncomingMessage;
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    // W3C trace context (tracing on): the server's spans continue the gateway's upstream call.
+    if (traceparent !== undefined) headers.traceparent = traceparent;
     try {
-      res = await this.#request('POST', text, { 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+      res = await this.#request('POST', text, headers);
     } catch (err) {
       if (!(err instanceof LinkError)) throw err;
       if (err.sessionLost) {

@@ -18,9 +18,11 @@ export interface Upstream {
   start(): Promise<void>;
   /**
    * Sends `text`, the message's JSON exactly as recorded (write-ahead records it first; the server gets those
-   * bytes). Rejects with an UpstreamError when the message could not be delivered.
+   * bytes). Rejects with an UpstreamError when the message could not be delivered. `traceparent`: the gateway's W3C
+   * trace context for a request when tracing is on; an HTTP link sends it as the `traceparent` header, a 2026-07-28
+   * link in the request's `_meta`, others ignore it.
    */
-  send(message: JsonRpcMessage, text: string): Promise<void>;
+  send(message: JsonRpcMessage, text: string, traceparent?: string): Promise<void>;
   /**
    * The caller on the session now (a refreshed token, whose groups may have changed): a link that opens sessions
    * for them (a virtual server's member sessions) passes it on, so their access is decided by it too.

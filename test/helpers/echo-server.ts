@@ -9,11 +9,14 @@ export interface EchoServer {
   url: string;
   /** Every JSON-RPC message received, parsed, in order. */
   received: Array<{ id?: unknown; method?: string; params?: { name?: string; arguments?: Record<string, unknown> } }>;
+  /** The W3C `traceparent` header each message in `received` came with (undefined: none). */
+  traceparents: Array<string | undefined>;
   stop(): Promise<void>;
 }
 
 export async function startEchoServer(): Promise<EchoServer> {
   const received: EchoServer['received'] = [];
+  const traceparents: EchoServer['traceparents'] = [];
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET') return void res.writeHead(405, { allow: 'POST, DELETE' }).end();
     if (req.method === 'DELETE') return void res.writeHead(200).end();
@@ -23,6 +26,7 @@ export async function startEchoServer(): Promise<EchoServer> {
     req.on('end', () => {
       const m = JSON.parse(body) as EchoServer['received'][number];
       received.push(m);
+      traceparents.push(typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined);
       if (m.id === undefined) return void res.writeHead(202).end();
       let result: unknown;
       switch (m.method) {
@@ -48,6 +52,7 @@ export async function startEchoServer(): Promise<EchoServer> {
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     received,
+    traceparents,
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -101,6 +101,20 @@ describe('ModernUpstream: a legacy session over a 2026-07-28 server', () => {
     });
   });
 
+  it("sends the gateway's trace context in the request _meta, in place of the client's, and none when tracing is off", async () => {
+    const t = scripted(() => ({ content: [] }));
+    await initialize(t, {});
+    const client = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const gateway = '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01';
+    const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', _meta: { traceparent: client } } };
+    await t.upstream.send(call as unknown as JsonRpcMessage, JSON.stringify(call), gateway);
+    await t.next();
+    assert.equal((t.received[0]!.params!._meta as Record<string, unknown>).traceparent, gateway);
+    await t.send({ ...call, id: 2 });
+    await t.next();
+    assert.equal((t.received[1]!.params!._meta as Record<string, unknown>).traceparent, client, "tracing off: the client's own, untouched");
+  });
+
   it('plays input rounds to the client and retries with its answers; the server state never reaches the client', async () => {
     const t = scripted((r) => (r.params?.inputResponses === undefined ? ask : { content: [{ type: 'text', text: 'done' }] }));
     await initialize(t, { elicitation: {} });
