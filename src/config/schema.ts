@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { auditSchema } from '../audit/config.js';
 import { duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
@@ -103,6 +104,8 @@ function fileSchema(sources: SecretSources) {
         store: storeUrl(sources),
         dataDir: z.string().min(1).default('./data'),
         recording: recordingSchema(sources),
+        /** Recorded events streamed to a SIEM or a log shipper (src/audit/). */
+        audit: auditSchema(sources),
         /** Replicas of one gateway: membership, change notifications, the hop's secret and the shared token keys. */
         cluster: clusterSchema(sources),
         identity: identitySchema(sources),
@@ -297,6 +300,7 @@ function fileSchema(sources: SecretSources) {
 }
 
 // The slices their features own, re-exported for the code that reads a whole connection or gateway config.
+export type { AuditConfig, AuditSinkConfig } from '../audit/config.js';
 export type { AccessConfig, IdentityConfig, IssuerConfig } from '../identity/config.js';
 export type { ConnectionLimits, LimitsConfig, RateConfig } from '../limits/config.js';
 export type { MaskingConfig, MaskingRule } from '../masking/config.js';

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { duration, httpUrl, secretMap } from '../../core/config-fields.js';
+import type { SecretSources, SecretString } from '../../core/secrets.js';
+import { jsonLine } from '../formats/json.js';
+import type { AuditRecord, AuditSink, SinkContext, SinkKind } from '../sink.js';
+
+/**
+ * `http:`: batches of JSON lines POSTed to a URL, one record per line. Splunk's HEC raw endpoint
+ * (/services/collector/raw, `Authorization: Splunk <token>`) takes it as it is, as do Vector's and Fluent Bit's HTTP
+ * inputs, Logstash's http input with the json_lines codec, and Elastic's or Datadog's intake behind one of them.
+ * A batch is taken when the collector answers 2xx; any other answer, a network error or no answer within `timeout`
+ * rejects it, and the shipper sends it again later.
+ */
+function schema(sources: SecretSources) {
+  return z
+    .strictObject({
+      /** Where to POST; may hold references (a token in the query). */
+      url: httpUrl(sources),
+      /** Request headers; a credential (Authorization, a token) must be a reference such as `Splunk ${env:HEC_TOKEN}`. */
+      headers: secretMap(sources, 'header'),
+      /** Records per request at most. */
+      batch: z.number().int().min(1).max(10_000).default(500),
+      /** How long a request may take before it counts as failed (and is retried). */
+      timeout: duration('30s').refine((ms) => ms >= 100 && ms <= 600_000, 'expected a duration from 100ms to 10m'),
+    })
+    .transform(({ timeout, ...rest }) => ({ ...rest, timeoutMs: timeout }));
+}
+
+export type HttpSinkConfig = z.output<ReturnType<typeof schema>>;
+
+/** How much of a refusing collector's answer goes into the error (and the log): enough to see why. */
+const answerExcerpt = 300;
+
+class HttpSink implements AuditSink {
+  readonly name: string;
+  readonly maxBatch: number;
+  readonly #url: SecretString;
+  readonly #headers: Record<string, SecretString>;
+  readonly #timeoutMs: number;
+
+  constructor(config: HttpSinkConfig, ctx: SinkContext) {
+    this.name = ctx.name;
+    this.maxBatch = config.batch;
+    this.#url = config.url;
+    this.#headers = config.headers;
+    this.#timeoutMs = config.timeoutMs;
+  }
+
+  async send(batch: readonly AuditRecord[]): Promise<void> {
+    if (batch.length === 0) return;
+    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' };
+    for (const [name, value] of Object.entries(this.#headers)) headers[name.toLowerCase()] = value.reveal();
+    let body = '';
+    for (const record of batch) body += `${jsonLine(record)}\n`;
+    let res: Response;
+    try {
+      res = await fetch(this.#url.reveal(), { method: 'POST', headers, body, signal: AbortSignal.timeout(this.#timeoutMs) });
+    } catch (err) {
+      // The URL as configured (references unresolved): a token in its query stays out of the error.
+      const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+      throw new Error(`POST ${this.#url.template} failed: ${cause}`);
+    }
+    const answer = await res.text().catch(() => '');
+    if (res.status < 200 || res.status > 299) {
+      const excerpt = answer.length > answerExcerpt ? `${answer.slice(0, answerExcerpt)}…` : answer;
+      throw new Error(`POST ${this.#url.template} answered ${res.status}${excerpt ? `: ${excerpt.replace(/\s+/g, ' ').trim()}` : ''}`);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+export const httpSinkKind: SinkKind<HttpSinkConfig> = {
+  key: 'http',
+  schema,
+  create: (config, ctx) => new HttpSink(config, ctx),
+};
