@@ -7,6 +7,7 @@ import {
   accessRequestsMigration,
   agentTunnelsMigration,
   agentsMigration,
+  auditCursorsMigration,
   consoleMigration,
   membershipMigration,
   reviewsMigration,
@@ -102,6 +103,7 @@ export const sqliteMigrations: readonly Migration[] = [
   tokenKeysMigration,
   membershipMigration,
   agentTunnelsMigration,
+  auditCursorsMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -191,6 +193,7 @@ export const postgresMigrations: readonly Migration[] = [
   tokenKeysMigration,
   membershipMigration,
   agentTunnelsMigration,
+  auditCursorsMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -1,0 +1,121 @@
+import type { DatabasePort } from './port.js';
+import { num } from './rows.js';
+import { join, list, raw, type Sql, sql } from './sql.js';
+
+/** An audit sink's place in the store (migration 11): shared by every replica that ships to a sink of that name. */
+export interface AuditSinkRow {
+  name: string;
+  /** When the sink was first seen: sessions opened before are not shipped to it. */
+  sinceUs: number;
+  /** Every session opened before this has been shipped whole to it: scans start here. */
+  watermarkUs: number;
+}
+
+/** A session with recorded events a sink has not taken yet (or sealed, and not yet marked as shipped whole). */
+export interface AuditPendingSession {
+  sessionId: string;
+  instanceId: string;
+  openedAtUs: number;
+  /** Sealed: no event will be added, so once the cursor reaches `lastSeq` it is shipped whole. */
+  sealed: boolean;
+  /** The last event the sink took (or passed over), -1 for none. */
+  cursor: number;
+  /** The session's last recorded event, -1 for none. */
+  lastSeq: number;
+}
+
+export interface AuditPendingQuery {
+  /** Sessions opened at or after this (the sink's watermark). */
+  fromUs: number;
+  /** Sessions of these instances are left to them (the replicas alive besides this one). */
+  exceptInstances: readonly string[];
+  /** Only these sessions (the ones a commit just wrote). */
+  sessionIds?: readonly string[];
+  /** Keyset: sessions after this one in (opened time, id) order. */
+  after?: { openedAtUs: number; id: string };
+  limit: number;
+}
+
+/** How far a sink has taken a session: its cursor moves to `seq`, and `done` when the sealed session is shipped whole. */
+export interface AuditCursorMove {
+  sessionId: string;
+  seq: number;
+  done: boolean;
+}
+
+/** The audit streams' durable cursors (src/audit/shipper.ts). */
+export interface AuditStore {
+  /** The sink's row, made with both times at `nowUs` when the sink is new. */
+  auditSink(name: string, nowUs: number): Promise<AuditSinkRow>;
+  /** Sessions with events the sink has not taken, or sealed and not marked whole, oldest first. */
+  auditPending(sink: string, q: AuditPendingQuery): Promise<AuditPendingSession[]>;
+  /** Moves cursors forward, all in one statement (a cursor never moves back, and `done` is never undone). */
+  advanceAuditCursors(sink: string, moves: readonly AuditCursorMove[]): Promise<void>;
+  /**
+   * Moves the sink's watermark forward to the opening of its oldest session (of any instance) not shipped whole, at
+   * most to `capUs`, and forgets the cursors of sessions now behind it. Returns the watermark.
+   */
+  advanceAuditWatermark(sink: string, capUs: number): Promise<number>;
+}
+
+export function auditStore(db: DatabasePort): AuditStore {
+  const sinkRow = async (name: string): Promise<AuditSinkRow | undefined> => {
+    const [r] = await db.query(sql`SELECT * FROM audit_sinks WHERE name = ${name}`);
+    return r === undefined ? undefined : { name: String(r.name), sinceUs: num(r.since_us), watermarkUs: num(r.watermark_us) };
+  };
+  return {
+    async auditSink(name, nowUs) {
+      await db.run(sql`INSERT INTO audit_sinks (name, since_us, watermark_us) VALUES (${name}, ${nowUs}, ${nowUs}) ON CONFLICT (name) DO NOTHING`);
+      return (await sinkRow(name))!;
+    },
+    async auditPending(sink, q) {
+      const where: Sql[] = [sql`s.opened_at_us >= ${q.fromUs}`, raw('(c.done IS NULL OR c.done = 0)')];
+      if (q.exceptInstances.length > 0) where.push(sql`s.instance_id NOT IN (${list(q.exceptInstances)})`);
+      if (q.sessionIds !== undefined) where.push(sql`s.id IN (${list(q.sessionIds)})`);
+      if (q.after !== undefined) {
+        const { openedAtUs, id } = q.after;
+        where.push(sql`(s.opened_at_us > ${openedAtUs} OR (s.opened_at_us = ${openedAtUs} AND s.id > ${id}))`);
+      }
+      // The last event by the events' primary key (one index probe per session), in the same statement as the
+      // status: a session read as sealed has every event committed (the seal is in the batch of its last event).
+      const rows = await db.query(sql`SELECT * FROM (
+          SELECT s.id, s.instance_id, s.opened_at_us, s.status, COALESCE(c.seq, -1) AS cursor_seq,
+            COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.session_id = s.id), -1) AS last_seq
+          FROM sessions s LEFT JOIN audit_cursors c ON c.sink = ${sink} AND c.session_id = s.id
+          WHERE ${join(where, ' AND ')}
+        ) AS p
+        WHERE p.last_seq > p.cursor_seq OR p.status <> 'open'
+        ORDER BY p.opened_at_us, p.id LIMIT ${q.limit}`);
+      return rows.map((r) => ({
+        sessionId: String(r.id),
+        instanceId: String(r.instance_id),
+        openedAtUs: num(r.opened_at_us),
+        sealed: r.status !== 'open',
+        cursor: num(r.cursor_seq),
+        lastSeq: num(r.last_seq),
+      }));
+    },
+    async advanceAuditCursors(sink, moves) {
+      if (moves.length === 0) return;
+      const values = join(moves.map((m) => sql`(${list([sink, m.sessionId, m.seq, m.done ? 1 : 0])})`));
+      await db.run(sql`INSERT INTO audit_cursors (sink, session_id, seq, done) VALUES ${values}
+        ON CONFLICT (sink, session_id) DO UPDATE SET
+          seq = CASE WHEN excluded.seq > audit_cursors.seq THEN excluded.seq ELSE audit_cursors.seq END,
+          done = CASE WHEN excluded.done > audit_cursors.done THEN excluded.done ELSE audit_cursors.done END`);
+    },
+    async advanceAuditWatermark(sink, capUs) {
+      const current = await sinkRow(sink);
+      if (current === undefined) throw new Error(`no audit sink named ${sink} in the store`);
+      const [r] = await db.query(sql`SELECT MIN(s.opened_at_us) AS first FROM sessions s
+        LEFT JOIN audit_cursors c ON c.sink = ${sink} AND c.session_id = s.id
+        WHERE s.opened_at_us >= ${current.watermarkUs} AND (c.done IS NULL OR c.done = 0)`);
+      const first = r?.first === null || r?.first === undefined ? capUs : Math.min(num(r.first), capUs);
+      if (first <= current.watermarkUs) return current.watermarkUs;
+      await db.run(sql`UPDATE audit_sinks SET watermark_us = ${first} WHERE name = ${sink} AND watermark_us < ${first}`);
+      // Cursors of sessions behind the watermark are never read again (scans start at it); nor of sessions deleted since.
+      await db.run(sql`DELETE FROM audit_cursors WHERE sink = ${sink} AND done = 1
+        AND session_id NOT IN (SELECT id FROM sessions WHERE opened_at_us >= ${first})`);
+      return first;
+    },
+  };
+}
