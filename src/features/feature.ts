@@ -33,6 +33,8 @@ export interface FeatureTimings {
   reviewPollMs?: number;
   /** How long the change notification connection waits before reconnecting after it dropped. */
   reconnectMs?: number;
+  /** The first retry's delay after an audit sink failed (then doubling, to 4× it); default 1 s doubling to 60 s. */
+  auditRetryMs?: number;
 }
 
 /** How a gateway is started beyond its config: tests and the benchmark only (never from the config file or the CLI). */
