@@ -7,6 +7,7 @@ import type { AuditRecord } from '../../src/audit/sink.js';
 import type { Store } from '../../src/store/store.js';
 import { AuditCollector } from '../helpers/audit-collector.js';
 import { closeClient, connectClient, edgeTransport } from '../helpers/client.js';
+import { consoleSignIn } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { allEvents } from '../helpers/recorded.js';
@@ -24,6 +25,7 @@ process.env.PORTCULLIS_TEST_HEC_TOKEN = token;
 function auditConfig(collector: AuditCollector, dataDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     dataDir,
+    roles: { admins: ['testers'] },
     audit: {
       pollInterval: '1s',
       sinks: [
@@ -106,6 +108,11 @@ describe('audit streams to an HTTP collector', () => {
       const failed = gw.log.lines.filter((l) => String(l.msg).startsWith('audit sink splunk failed'));
       assert.equal(failed.length, 1);
       assert.match(String(failed[0]!.err), /answered 500/);
+      // The console's admin page warns of it.
+      const admin = await consoleSignIn(gw, 'tester');
+      const { audit } = (await (await admin.get('/api/console/connections')).json()) as { audit: Array<{ name: string; warning: string | null }> };
+      assert.equal(audit.length, 1);
+      assert.match(audit[0]!.warning ?? '', /^audit sink splunk \(http\) has been failing since .*answered 500.*events? wait in the store/);
 
       collector.failing = false;
       await waitFor(async () => collector.of(session).some((r) => r.event === 'close'), 'the session to arrive whole', 30_000);
@@ -122,6 +129,8 @@ describe('audit streams to an HTTP collector', () => {
       assert.ok(gw.log.lines.some((l) => l.msg === 'audit sink splunk works again'));
       assert.ok(!gw.log.text.includes(token), 'the token is in no log line');
       await waitFor(async () => (await metric(gw, 'portcullis_audit_backlog_events')) === 0, 'the backlog gauge to drain');
+      const recovered = (await (await admin.get('/api/console/connections')).json()) as { audit: Array<{ warning: string | null }> };
+      assert.equal(recovered.audit[0]!.warning, null, 'no warning once it keeps up');
       assert.ok((await metric(gw, 'portcullis_audit_last_shipped_timestamp_seconds'))! > Date.now() / 1000 - 60);
     } finally {
       await gw.stop();
