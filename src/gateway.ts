@@ -272,6 +272,7 @@ export class Gateway {
     // Every session's seal is written before the store closes; then the replica leaves the membership.
     await drained;
     await this.#recording.recorder?.close();
+    await this.#features.afterRecording();
     await this.#recording.cluster?.leave().catch(() => {});
     await this.#recording.store?.close();
     this.#keepAlive.stop();

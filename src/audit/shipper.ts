@@ -77,6 +77,8 @@ export class AuditShipper {
   #hints = new Set<string>();
   #fullScanDue = true;
   #stopped = false;
+  /** Shutting down: one last scan ships what the recorder wrote last, without retrying a failing sink. */
+  #finishing = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #watermarkUs = 0;
@@ -141,6 +143,22 @@ export class AuditShipper {
     };
   }
 
+  /**
+   * On shutdown, once the recorder has written its last batch (the sessions' closes): one last scan ships it, unless
+   * the sink fails or `withinMs` passes first (then it waits in the store for the next start, or another replica).
+   */
+  async finish(withinMs: number): Promise<void> {
+    this.#finishing = true;
+    this.#fullScanDue = true;
+    this.#wake?.();
+    if (this.#loop !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs)))]);
+      clearTimeout(timer);
+    }
+    await this.stop();
+  }
+
   /** Stops after the send in flight (waiting stopTimeoutMs at most: what is not acknowledged is sent again next time). */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -159,6 +177,7 @@ export class AuditShipper {
     this.#watermarkUs = sinkRow.watermarkUs;
     let lastScanMs = Number.NEGATIVE_INFINITY;
     while (!this.#stopped) {
+      const last = this.#finishing;
       const full = this.#fullScanDue || Date.now() - lastScanMs >= this.#o.pollMs;
       const hints = full ? undefined : [...this.#hints];
       this.#hints.clear();
@@ -171,8 +190,9 @@ export class AuditShipper {
             await this.#afterFullScan();
           }
           this.#storeReport.succeeded();
+          if (full && last) return;
         } catch (err) {
-          if (err instanceof Stopped || this.#stopped) return;
+          if (err instanceof Stopped || this.#stopped || this.#finishing) return;
           // A store read or cursor write failed: look at everything again once it answers.
           this.#failures++;
           this.#storeReport.failed(err as Error);
@@ -251,6 +271,7 @@ export class AuditShipper {
       } catch (err) {
         this.#failures++;
         this.#sendReport.failed(err as Error);
+        if (this.#finishing) throw new Stopped();
         await this.#pause(delay);
         delay = Math.min(delay * 2, this.#o.maxRetryMs ?? 60_000);
       }
@@ -296,8 +317,10 @@ export class AuditShipper {
         resolve();
       };
       const timer = setTimeout(done, ms);
+      // The gateway's port keeps the process alive; a shipper's wait alone never should.
+      timer.unref();
       this.#wake = () => {
-        if (wakeable || this.#stopped) done();
+        if (wakeable || this.#stopped || this.#finishing) done();
       };
     });
   }

@@ -1,6 +1,9 @@
 import { AuditShipper, type AuditSinkStatus } from '../audit/shipper.js';
 import type { Feature, FeatureModule } from './feature.js';
 
+/** How long a stopping gateway gives its sinks to take the sessions' closes. */
+const finishWithinMs = 3000;
+
 export interface AuditFeature extends Feature {
   /** Each sink's backlog, last delivery and failures (/metrics, the console). */
   status(): AuditSinkStatus[];
@@ -46,8 +49,9 @@ export const auditModule: FeatureModule<AuditFeature> = {
       start: async () => {
         for (const s of shippers) s.start();
       },
-      stop: async () => {
-        await Promise.all(shippers.map((s) => s.stop()));
+      // The shippers go on while the sessions end, then ship the sessions' closes (a few seconds at most).
+      afterRecording: async () => {
+        await Promise.all(shippers.map((s) => s.finish(finishWithinMs)));
       },
     };
   },

@@ -96,6 +96,8 @@ export interface Feature {
   start?(): Promise<void>;
   /** Called in list order on shutdown, after the drain and before the sessions end. */
   stop?(): Promise<void> | void;
+  /** Called in list order on shutdown once the recorder has written its last batch, before the store closes. */
+  afterRecording?(): Promise<void>;
 }
 
 /** A feature as registered: its name and how it is built (undefined when it is off, e.g. without a store). */

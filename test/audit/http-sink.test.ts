@@ -190,4 +190,22 @@ describe('audit streams to an HTTP collector', () => {
       await gw.stop();
     }
   });
+
+  it('a stopping gateway ships the closes of the sessions it ends', async () => {
+    collector.records.length = 0;
+    const gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
+    let session: string | undefined;
+    try {
+      const { client } = await connectClient(edgeTransport('streamable-http', gw, 'everything'));
+      await client.callTool({ name: 'echo', arguments: { message: 'left open' } });
+      session = (await gw.gateway.recorder!.store.listSessions({ limit: 100 })).find((s) => s.status === 'open' && s.edge !== 'modern')?.id;
+      assert.ok(session !== undefined);
+      await waitFor(() => collector.of(session!).length > 0, 'its first events to be shipped');
+    } finally {
+      await gw.stop();
+    }
+    const records = collector.of(session);
+    assert.equal(records.at(-1)?.event, 'close', 'the close, recorded as the gateway ended the session, was shipped before it stopped');
+    assert.match(JSON.stringify(records.at(-1)?.payload), /shutting down/);
+  });
 });
