@@ -69,8 +69,9 @@ async function assertComplete(store: Store, records: AuditRecord[], session: str
     'every event, each first seen in order',
   );
   assert.deepEqual(
-    [...firstArrivals.values()].map((r) => r.hash),
-    events.map((e) => e.hash),
+    [...firstArrivals.values()].map((r) => [r.hash, r.payload]),
+    events.map((e) => [e.hash, JSON.parse(e.payload)]),
+    'each with its hash and its payload as recorded',
   );
   assert.equal(events.at(-1)?.kind, 'close', 'the close is among them');
 }
