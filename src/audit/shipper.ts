@@ -11,16 +11,24 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  * One sink's shipper: reads recorded events from the store in order per session, sends them in batches, and moves
  * the sink's durable cursor (store/audit.ts) only once the sink has taken a batch. The store is the buffer: however
  * far behind a sink falls, the shipper holds one batch in memory, and the data path never waits for it (it is told
- * of commits, after they are durable, and only notes which sessions to look at).
+ * of commits after they are durable, notes which sessions to look at, and reads them at most every gatherMs).
  *
- * What it guarantees (docs/operations.md, "Audit streams"):
- * - At least once: a record is sent again when a send failed or the gateway stopped before its cursor moved (a
- *   duplicate has the same instance, session and seq).
- * - In order per session: one batch in flight per sink, a session's events in seq order within and across batches.
- * - Nothing skipped: a batch a sink refuses is retried with backoff until it is taken; nothing moves past it.
- * - Scope: a gateway ships the sessions it recorded and those of instances that are not alive replicas now (gone
- *   replicas, earlier instance ids); while two gateways both think a replica gone, both may ship its sessions
- *   (duplicates, never gaps). A sink ships the sessions opened from its first start on.
+ * What is guaranteed (for docs/operations.md, "Audit streams"):
+ * - Every event recorded in a session the sink is responsible for reaches it: a batch the sink refuses (an error, a
+ *   non-2xx answer, a timeout) is retried with backoff, forever, and nothing after it is sent meanwhile. Failures
+ *   show in /metrics, the console and the log; the records wait in the store.
+ * - At least once: a record is sent again when the gateway stopped (or crashed) after the sink took a batch and
+ *   before its cursor moved, or when two replicas both ship a gone replica's session. A duplicate has the same
+ *   instance, session and seq (and hash).
+ * - In order per session (seq order), across batches and restarts; no order between sessions.
+ * - Which sessions: those opened since the sink (by name) was first started on this store. Each replica ships the
+ *   sessions it recorded, and those of instances that are not live replicas now (replicas gone or left, and earlier
+ *   instance ids); so every replica must have the same sinks. A sink is told of a commit at once; sessions written
+ *   without a commit here (a gone replica's, sealed by a survivor) are found by the scan every audit.pollInterval.
+ * - On shutdown, the sessions' closes are shipped before the gateway exits (a few seconds at most, not retried);
+ *   what is left is shipped at the next start, or by another replica once this one has left.
+ * - Not covered: events deleted by recording.retention before they were shipped (alert on the backlog long before),
+ *   and events best-effort recording lost (the recording shows the gap, and so does the stream's seq).
  */
 
 export interface ShipperOptions {
