@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { CommittedRange } from '../recording/committed-listeners.js';
 import { nowUs } from '../recording/time.js';
-import type { AuditCursorMove, AuditPendingSession, AuditStore } from '../store/audit.js';
+import { type AuditCursorMove, type AuditPendingSession, type AuditStore, ledgerCursorKey } from '../store/audit.js';
 import type { RecordingStore } from '../store/recording.js';
 import { FailureReport } from './failure-report.js';
-import { toAuditRecord } from './record.js';
+import { accessRecord, toAuditRecord } from './record.js';
 import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
 
 /*
@@ -24,7 +24,8 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  * - Which sessions: those opened since the sink (by name) was first started on this store. Each replica ships the
  *   sessions it recorded, and those of instances that are not live replicas now (replicas gone or left, and earlier
  *   instance ids); so every replica must have the same sinks. A sink is told of a commit at once; sessions written
- *   without a commit here (a gone replica's, sealed by a survivor) are found by the scan every audit.pollInterval.
+ *   without a commit here (a gone replica's, sealed by a survivor) are found by the scan every audit.pollInterval, as
+ *   are just-in-time access events (in each instance's ledger, in ledger order).
  * - On shutdown, the sessions' closes are shipped before the gateway exits (a few seconds at most, not retried);
  *   what is left is shipped at the next start, or by another replica once this one has left.
  * - Not covered: events deleted by recording.retention before they were shipped (alert on the backlog long before),
@@ -32,7 +33,8 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  */
 
 export interface ShipperOptions {
-  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'advanceAuditCursors' | 'advanceAuditWatermark'> & Pick<RecordingStore, 'events'>;
+  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'> &
+    Pick<RecordingStore, 'events' | 'ledgerInstances'>;
   sink: AuditSink;
   /** The sink kind's key (http, file, syslog), for the status. */
   kind: string;
@@ -95,6 +97,7 @@ export class AuditShipper {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #watermarkUs = 0;
+  #sinceUs = 0;
   #backlog = 0;
   #failures = 0;
   #lastShippedAtMs: number | undefined;
@@ -188,6 +191,7 @@ export class AuditShipper {
   async #run(): Promise<void> {
     const sinkRow = await this.#storeRetrying(() => this.#o.store.auditSink(this.name, nowUs()));
     this.#watermarkUs = sinkRow.watermarkUs;
+    this.#sinceUs = sinkRow.sinceUs;
     let lastScanMs = Number.NEGATIVE_INFINITY;
     while (!this.#stopped) {
       const last = this.#finishing;
@@ -223,6 +227,8 @@ export class AuditShipper {
   /** Ships what the sessions listed (all pending, or those named) have not: page by page, batch by batch. */
   async #scan(sessionIds: readonly string[] | undefined): Promise<void> {
     const base = { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive() };
+    // Just-in-time access events are in the instances' ledgers, not in sessions: looked at on every whole scan.
+    if (sessionIds === undefined && this.#wanted.has('access')) await this.#shipAccess(base.exceptInstances);
     const chunks = sessionIds === undefined ? [undefined] : chunk(sessionIds, pageSize);
     for (const ids of chunks) {
       let after: { openedAtUs: number; id: string } | undefined;
@@ -271,6 +277,22 @@ export class AuditShipper {
       if (moves.size >= maxMoves) await flush();
     }
     await flush();
+  }
+
+  /** The access events of each ledger in this replica's scope, in ledger order, batch by batch. */
+  async #shipAccess(exceptInstances: readonly string[]): Promise<void> {
+    for (const instanceId of await this.#o.store.ledgerInstances()) {
+      if (exceptInstances.includes(instanceId)) continue;
+      for (;;) {
+        if (this.#stopped) throw new Stopped();
+        const { rows } = await this.#o.store.auditAccessPending(this.name, instanceId, this.#sinceUs, this.#maxBatch);
+        const last = rows.at(-1);
+        if (last === undefined) break;
+        await this.#deliver(rows.map(accessRecord));
+        await this.#o.store.advanceAuditCursors(this.name, [{ sessionId: ledgerCursorKey(instanceId), seq: last.seq, done: false }]);
+        if (rows.length < this.#maxBatch) break;
+      }
+    }
   }
 
   /** Sends until the sink takes the batch: retried with backoff, never skipped. */
