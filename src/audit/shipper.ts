@@ -33,8 +33,11 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  */
 
 export interface ShipperOptions {
-  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'> &
-    Pick<RecordingStore, 'events' | 'ledgerInstances'>;
+  store: Pick<
+    AuditStore,
+    'auditSink' | 'auditPending' | 'auditEvents' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'
+  > &
+    Pick<RecordingStore, 'ledgerInstances'>;
   sink: AuditSink;
   /** The sink kind's key (http, file, syslog), for the status. */
   kind: string;
@@ -257,24 +260,28 @@ export class AuditShipper {
       records = [];
       moves.clear();
     };
-    for (const session of page) {
-      let cursor = session.cursor;
-      const startedAt = cursor;
-      while (cursor < session.lastSeq) {
-        if (this.#stopped) throw new Stopped();
-        const events = await this.#o.store.events(session.sessionId, cursor, this.#maxBatch - records.length);
-        if (events.length === 0) break;
-        for (const event of events) {
-          const record = toAuditRecord(session, event, this.#wanted);
-          if (record !== undefined) records.push(record);
-          cursor = event.seq;
-        }
-        moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: session.sealed && cursor >= session.lastSeq });
-        if (records.length >= this.#maxBatch) await flush();
+    const cursors = new Map(page.map((session) => [session.sessionId, session.cursor]));
+    const behind = () => page.filter((session) => cursors.get(session.sessionId)! < session.lastSeq);
+    // The events of every session behind, read together (one statement, not one per session), batch by batch.
+    for (let waiting = behind(); waiting.length > 0; waiting = behind()) {
+      if (this.#stopped) throw new Stopped();
+      const of = new Map(waiting.map((session) => [session.sessionId, session]));
+      const after = waiting.map((session) => ({ sessionId: session.sessionId, seq: cursors.get(session.sessionId)! }));
+      const events = await this.#o.store.auditEvents(after, this.#maxBatch - records.length);
+      if (events.length === 0) break;
+      for (const event of events) {
+        const session = of.get(event.sessionId)!;
+        const record = toAuditRecord(session, event, this.#wanted);
+        if (record !== undefined) records.push(record);
+        this.#backlog -= event.seq - cursors.get(event.sessionId)!;
+        cursors.set(event.sessionId, event.seq);
+        moves.set(event.sessionId, { sessionId: event.sessionId, seq: event.seq, done: session.sealed && event.seq >= session.lastSeq });
       }
-      this.#backlog -= Math.max(0, cursor - startedAt);
+      if (records.length >= this.#maxBatch || moves.size >= maxMoves) await flush();
+    }
+    for (const session of page) {
+      const cursor = cursors.get(session.sessionId)!;
       if (session.sealed && cursor >= session.lastSeq) moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: true });
-      if (moves.size >= maxMoves) await flush();
     }
     await flush();
   }

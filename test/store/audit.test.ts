@@ -90,6 +90,35 @@ for (const backend of backends) {
       assert.deepEqual(await pending({ limit: 1, after: { openedAtUs: t0 + 1000, id: 'a-sealed' } }), [['a-open', -1, 1, false]]);
     });
 
+    it('reads the events of several sessions, each after its own seq, by session then seq, at most the limit', async () => {
+      const read = async (after: Array<[string, number]>, limit = 100) =>
+        (
+          await store.auditEvents(
+            after.map(([sessionId, seq]) => ({ sessionId, seq })),
+            limit,
+          )
+        ).map((e) => `${e.sessionId}/${e.seq}`);
+      assert.deepEqual(
+        await read([
+          ['a-sealed', 0],
+          ['a-open', -1],
+          ['b-open', 0],
+        ]),
+        ['a-open/0', 'a-open/1', 'a-sealed/1', 'a-sealed/2'],
+      );
+      assert.deepEqual(
+        await read(
+          [
+            ['a-sealed', 0],
+            ['a-open', -1],
+          ],
+          3,
+        ),
+        ['a-open/0', 'a-open/1', 'a-sealed/1'],
+      );
+      assert.deepEqual(await read([]), []);
+    });
+
     it('moves cursors forward only: an open session caught up drops out, a sealed one stays until marked whole', async () => {
       await store.advanceAuditCursors('siem', [
         { sessionId: 'a-sealed', seq: 2, done: false },
