@@ -28,8 +28,9 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  *   are just-in-time access events (in each instance's ledger, in ledger order).
  * - On shutdown, the sessions' closes are shipped before the gateway exits (a few seconds at most, not retried);
  *   what is left is shipped at the next start, or by another replica once this one has left.
- * - Not covered: events deleted by recording.retention before they were shipped (alert on the backlog long before),
- *   and events best-effort recording lost (the recording shows the gap, and so does the stream's seq).
+ * - Retention (recording.retention) keeps a session until every configured sink has shipped it whole: a sink down
+ *   for long delays deletion (the store grows), it never loses to it.
+ * - Not covered: events best-effort recording lost (the recording shows the gap, and so does the stream's seq).
  */
 
 export interface ShipperOptions {

@@ -189,5 +189,20 @@ for (const backend of backends) {
       assert.equal(await store.advanceAuditWatermark('siem', t0 + 10_000), t0 + 3000, 'a ledger cursor is no session: the watermark is as it was');
       assert.deepEqual(await seqs(t0), [3, [4]], 'and it is kept');
     });
+
+    it('retention keeps the sessions a configured sink has not shipped whole', async () => {
+      await store.write({
+        ...emptyBatch(),
+        sessionsOpened: [openSessionRow({ id: 'c-sealed', instanceId: 'gw-a', connection: 'c', subject: 'carol', openedAtUs: t0 + 5000 })],
+        events: [event('c-sealed', 0)],
+        sealed: [{ id: 'c-sealed', ...sealed(1) }],
+      });
+      const expired = async (keep?: string[]) => (await store.expiredSessions(t0 + 20_000_000, 10, keep)).map((r) => r.id).sort();
+      assert.deepEqual(await expired(), ['a-open', 'a-sealed', 'c-sealed']);
+      assert.deepEqual(await expired(['siem']), ['a-open', 'a-sealed'], 'c-sealed is past the watermark and not shipped whole');
+      assert.deepEqual(await expired(['never-started']), ['a-open', 'a-sealed', 'c-sealed'], 'a sink never started has no sessions yet');
+      await store.advanceAuditCursors('siem', [{ sessionId: 'c-sealed', seq: 0, done: true }]);
+      assert.deepEqual(await expired(['siem']), ['a-open', 'a-sealed', 'c-sealed']);
+    });
   });
 }
