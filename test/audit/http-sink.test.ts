@@ -151,7 +151,10 @@ for (const backend of backends) {
 
     it('a sink that never answers does not slow the sessions: their calls complete while the events wait in the store', async () => {
       collector.records.length = 0;
-      const gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
+      const config = auditConfig(collector, dataDir);
+      // Longer than the test may take on a busy machine: the request stays held, never timed out and sent again.
+      (config.audit as { sinks: Array<{ http: Record<string, unknown> }> }).sinks[0]!.http.timeout = '10m';
+      const gw = await startTestGateway(config, { auditRetryMs: 50 });
       try {
         collector.hanging = true;
         const session = await oneSession(gw, 1);
