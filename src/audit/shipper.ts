@@ -20,7 +20,9 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  * - At least once: a record is sent again when the gateway stopped (or crashed) after the sink took a batch and
  *   before its cursor moved, or when two replicas both ship a gone replica's session. A duplicate has the same
  *   instance, session and seq (and hash).
- * - In order per session (seq order), across batches and restarts; no order between sessions.
+ * - In order per session (seq order), across batches and restarts; no order between sessions. With duplicates, the
+ *   first arrival of each record is in order (a shipper sends a session's events upward from the cursor it read, and
+ *   a cursor only moves past what a sink has taken), and a duplicate repeats what arrived before.
  * - Which sessions: those opened since the sink (by name) was first started on this store. Each replica ships the
  *   sessions it recorded, and those of instances that are not live replicas now (replicas gone or left, and earlier
  *   instance ids); so every replica must have the same sinks. A sink is told of a commit at once; sessions written
