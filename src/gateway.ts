@@ -10,6 +10,7 @@ import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
 import { agentsModule, upstreams } from './features/agents.js';
+import { auditModule } from './features/audit.js';
 import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warnUnscrubbable } from './features/base.js';
 import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
@@ -133,12 +134,14 @@ export class Gateway {
       maxPerKey: config.sessions.modernPoolSize,
       log: log.child({ part: 'pooled-upstreams' }),
     });
+    const audit = this.#features.get(auditModule);
     const virtualServers = this.#features.get(virtualServersModule);
     const virtualNames = [...config.connections.values()].filter((c) => c.upstream.kind === 'virtual').map((c) => c.name);
     this.#metrics = new GatewayMetrics({
       sessions: () => this.sessions.all(),
       ...(hub ? { agents: () => hub.status() } : {}),
       ...(virtualServers ? { virtualMembersDown: () => virtualNames.map((name): [string, number] => [name, virtualServers.health.downCount(name)]) } : {}),
+      ...(audit ? { audit: () => audit.status() } : {}),
       version,
     });
     this.sessions = new SessionRegistry({
@@ -290,6 +293,7 @@ export class Gateway {
     // Every session's seal is written before the store closes; then the replica leaves the membership.
     await drained;
     await this.#recording.recorder?.close();
+    await this.#features.afterRecording();
     await this.#recording.cluster?.leave().catch(() => {});
     await this.#recording.store?.close();
     this.#keepAlive.stop();

@@ -14,8 +14,9 @@ export function configCheckAction(file: string): void {
       config.identity.issuers.length > 0
         ? `identity: ${config.identity.issuers.map((i) => i.issuer).join(', ')}`
         : `identity: dev identity (users: ${Object.keys(config.identity.dev.users).join(', ') || 'none'})`;
+    const audit = config.audit.sinks.length > 0 ? `; audit streams: ${config.audit.sinks.map((s) => `${s.name} (${s.kind})`).join(', ')}` : '';
     process.stdout.write(
-      `${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${virtual.length > 0 ? `virtual servers: ${virtual.join(', ')}; ` : ''}${recording}; ${identity}\n`,
+      `${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${virtual.length > 0 ? `virtual servers: ${virtual.join(', ')}; ` : ''}${recording}; ${identity}${audit}\n`,
     );
     for (const c of config.connections.values()) {
       if (c.access.groups.length === 0)

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { auditSchema } from '../audit/config.js';
 import { connectionNamePattern, connectionNameRule, duration, durationOrOff, referenceOnly } from '../core/config-fields.js';
 import { type SecretSources, SecretString } from '../core/secrets.js';
 import { accessSchema, identitySchema } from '../identity/config.js';
@@ -105,6 +106,8 @@ function fileSchema(sources: SecretSources) {
         recording: recordingSchema(sources),
         /** OpenTelemetry traces (OTLP/HTTP); off unless an endpoint is configured here or by OTEL_* variables. */
         telemetry: telemetrySchema(sources),
+        /** Recorded events streamed to a SIEM or a log shipper (src/audit/). */
+        audit: auditSchema(sources),
         /** Replicas of one gateway: membership, change notifications, the hop's secret and the shared token keys. */
         cluster: clusterSchema(sources),
         identity: identitySchema(sources),
@@ -257,6 +260,7 @@ function fileSchema(sources: SecretSources) {
               http?: { allowedHosts?: unknown; publicUrl?: unknown };
               identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } };
               recording?: { mode?: unknown };
+              audit?: { sinks?: unknown };
               connections?: unknown;
             },
             ctx,
@@ -268,6 +272,13 @@ function fileSchema(sources: SecretSources) {
                 code: 'custom',
                 path: ['recording', 'mode'],
                 message: 'connections served by an agent need the store (agent tokens live there): recording.mode cannot be off',
+              });
+            }
+            if (c.recording?.mode === 'off' && Array.isArray(c.audit?.sinks) && c.audit.sinks.length > 0) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['audit', 'sinks'],
+                message: 'audit streams ship what is recorded, from the store: recording.mode cannot be off (remove audit.sinks or turn recording on)',
               });
             }
             const host = c.listen?.host;
@@ -303,6 +314,7 @@ function fileSchema(sources: SecretSources) {
 }
 
 // The slices their features own, re-exported for the code that reads a whole connection or gateway config.
+export type { AuditConfig, AuditSinkConfig } from '../audit/config.js';
 export type { AccessConfig, IdentityConfig, IssuerConfig } from '../identity/config.js';
 export type { ConnectionLimits, LimitsConfig, RateConfig } from '../limits/config.js';
 export type { MaskingConfig, MaskingRule } from '../masking/config.js';

@@ -1,4 +1,6 @@
+import { auditStreamSummaries } from '../console/audit-summary.js';
 import { connectionSummaries, memberSummaries } from '../console/connection-summary.js';
+import { auditModule } from './audit.js';
 import { ConsoleEdge } from '../console/console-edge.js';
 import { ConsoleSessions } from '../console/console-sessions.js';
 import { consoleWarnings } from '../console/console-warnings.js';
@@ -47,6 +49,7 @@ export const consoleModule: FeatureModule = {
               : undefined,
         );
       },
+      audit: () => auditStreamSummaries(ctx.feature(auditModule)?.status() ?? []),
       log: log.child({ part: 'console' }),
     });
     return { http: { console: { edge, files } }, stop: () => clearInterval(prune) };

@@ -35,6 +35,8 @@ export interface FeatureTimings {
   reconnectMs?: number;
   /** How long finished spans wait before they are exported (OTLP batches); default the SDK's 5 s. */
   telemetryExportMs?: number;
+  /** The first retry's delay after an audit sink failed (then doubling, to 4× it); default 1 s doubling to 60 s. */
+  auditRetryMs?: number;
 }
 
 /** How a gateway is started beyond its config: tests and the benchmark only (never from the config file or the CLI). */
@@ -98,6 +100,8 @@ export interface Feature {
   stop?(): Promise<void> | void;
   /** Called once the sessions have ended (telemetry: their last spans are exported). */
   closed?(): Promise<void> | void;
+  /** Called in list order on shutdown once the recorder has written its last batch, before the store closes. */
+  afterRecording?(): Promise<void>;
 }
 
 /** A feature as registered: its name and how it is built (undefined when it is off, e.g. without a store). */

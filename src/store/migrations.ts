@@ -7,6 +7,7 @@ import {
   accessRequestsMigration,
   agentTunnelsMigration,
   agentsMigration,
+  auditCursorsMigration,
   consoleMigration,
   membershipMigration,
   reviewsMigration,
@@ -104,6 +105,7 @@ export const sqliteMigrations: readonly Migration[] = [
   membershipMigration,
   agentTunnelsMigration,
   reviewsVirtualMigration,
+  auditCursorsMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -194,6 +196,7 @@ export const postgresMigrations: readonly Migration[] = [
   membershipMigration,
   agentTunnelsMigration,
   reviewsVirtualMigration,
+  auditCursorsMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

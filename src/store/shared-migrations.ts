@@ -238,3 +238,28 @@ export const agentTunnelsMigration: Migration = {
       );
     `,
 };
+
+/**
+ * Version 12, the same on both backends: the audit streams' durable cursors (src/audit/). `audit_sinks` holds, per
+ * configured sink name, when it was first seen (sessions opened before are not its business) and its watermark (every
+ * session opened before it has been shipped whole, so scans start there). `audit_cursors` holds, per sink and session,
+ * the last event shipped (or passed over by the sink's event filter), and whether the session is sealed and shipped whole.
+ */
+export const auditCursorsMigration: Migration = {
+  version: 12,
+  description: 'audit stream cursors',
+  sql: `
+      CREATE TABLE audit_sinks (
+        name TEXT PRIMARY KEY,
+        since_us BIGINT NOT NULL,
+        watermark_us BIGINT NOT NULL
+      );
+      CREATE TABLE audit_cursors (
+        sink TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (sink, session_id)
+      );
+    `,
+};

@@ -1,6 +1,7 @@
 import { type AccessStore, accessStore } from './access.js';
 import { type AgentTunnelStore, agentTunnelStore } from './agent-tunnels.js';
 import { type AgentStore, agentStore } from './agents.js';
+import { type AuditStore, auditStore } from './audit.js';
 import { type ClusterStore, clusterStore } from './cluster.js';
 import { type ConsoleStore, consoleStore } from './console.js';
 import { type PinStore, pinStore } from './pins.js';
@@ -11,14 +12,24 @@ import { checkSchema, migrate } from './schema.js';
 import { type TokenKeyStore, tokenKeyStore } from './token-keys.js';
 
 export { StoreSchemaError, StoreUnavailableError } from './errors.js';
-export type { AccessStore, AgentStore, AgentTunnelStore, ClusterStore, ConsoleStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
+export type { AccessStore, AgentStore, AgentTunnelStore, AuditStore, ClusterStore, ConsoleStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
 
 /**
  * The store the gateway, the CLI and the API use: one small interface per domain, each written once over a
  * database port (port.ts) with two backends, SQLite embedded and PostgreSQL shared, that pass one contract suite
  * (test/store/). A part that needs one domain can ask for that interface alone.
  */
-export interface Store extends RecordingStore, ReviewStore, PinStore, AgentStore, AgentTunnelStore, AccessStore, ConsoleStore, ClusterStore, TokenKeyStore {
+export interface Store
+  extends RecordingStore,
+    ReviewStore,
+    PinStore,
+    AgentStore,
+    AgentTunnelStore,
+    AccessStore,
+    ConsoleStore,
+    ClusterStore,
+    TokenKeyStore,
+    AuditStore {
   readonly backend: DatabasePort['dialect'];
   /** Where it is, for logs and errors; never a password. */
   readonly location: string;
@@ -46,5 +57,6 @@ export function storeOver(db: DatabasePort): Store {
     ...consoleStore(db),
     ...tokenKeyStore(db),
     ...clusterStore(db),
+    ...auditStore(db),
   };
 }
