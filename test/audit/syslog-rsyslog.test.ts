@@ -64,7 +64,11 @@ function parseCefLine(line: string): Received {
 function firstArrivals(received: Received[], session: string): number[] {
   const seen = new Set<number>();
   const out: number[] = [];
-  for (const r of received) if (r.session === session && !seen.has(r.seq)) seen.add(r.seq), out.push(r.seq);
+  for (const r of received) {
+    if (r.session !== session || seen.has(r.seq)) continue;
+    seen.add(r.seq);
+    out.push(r.seq);
+  }
   return out;
 }
 
