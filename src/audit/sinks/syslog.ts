@@ -130,6 +130,7 @@ class SyslogSink implements AuditSink {
             }
           : {}),
         connectTimeoutMs: 10_000,
+        writeTimeoutMs: 30_000,
         confirmMs: 250,
         resendWindowMs: 10_000,
         resendMaxBytes: 32 * 1024 * 1024,

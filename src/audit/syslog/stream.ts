@@ -25,6 +25,8 @@ export interface SyslogTarget {
   /** Absent: plain TCP. Present: TLS (RFC 5425), the server's certificate checked against `ca` (or the system's CAs). */
   tls?: { ca?: string; cert?: string; key?: string; serverName?: string };
   connectTimeoutMs: number;
+  /** A write the receiver has not taken within this long (it stopped reading) drops the connection; the write is retried. */
+  writeTimeoutMs: number;
   confirmMs: number;
   resendWindowMs: number;
   /** Caps what is kept for re-sending (the oldest goes first), whatever its age. */
@@ -73,7 +75,7 @@ export class SyslogStream {
     if (this.#closed) throw new Error('the syslog connection is closed');
     const socket = this.#socket ?? (await this.#connect());
     const all = this.#resend.length === 0 ? frames : [...this.#resend, ...frames];
-    await written(socket, Buffer.concat(all));
+    await written(socket, Buffer.concat(all), this.target.writeTimeoutMs);
     if (!this.#confirmed) {
       await stillUp(socket, this.target.confirmMs);
       this.#confirmed = true;
@@ -171,12 +173,14 @@ export class SyslogStream {
   }
 }
 
-/** Resolves once the kernel took every byte; rejects when the connection fails first. */
-function written(socket: Socket, data: Buffer): Promise<void> {
+/** Resolves once the kernel took every byte; rejects when the connection fails first or the write is not taken within `ms`. */
+function written(socket: Socket, data: Buffer, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onClose = () => reject(new Error('the connection closed before the write finished'));
     socket.once('close', onClose);
+    const timer = setTimeout(() => socket.destroy(new Error(`the receiver did not take a write within ${ms} ms`)), ms);
     socket.write(data, (err) => {
+      clearTimeout(timer);
       socket.off('close', onClose);
       if (err) reject(err);
       else if (socket.destroyed) reject(new Error('the connection failed during the write'));
