@@ -17,6 +17,8 @@ import { SyslogStream } from '../syslog/stream.js';
  * The message's MSGID is the record's audit kind (lifecycle, message, verdict, review, access, redaction), PROCID the gateway instance that recorded it, the timestamp the event's
  * own (µs); MSG is the record as JSON (formats/json.ts) or as CEF (formats/cef.ts). Delivery is at least once:
  * see syslog/stream.ts for what TCP syslog lets a sender know and what is re-sent after a receiver restarts.
+ * A message is as long as its record (a tool result can be large): the receiver must take messages that long
+ * (rsyslog: `global(maxMessageSize="…")`, 8 KiB by default, cuts longer ones).
  */
 
 /** A PEM text written in the config or, usually, a reference to a file holding it. */
