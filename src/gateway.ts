@@ -10,6 +10,7 @@ import { loadOrCreateLocalApiKey } from './crypto/local-api-key.js';
 import { PublicUrls } from './edge/public-urls.js';
 import { KeepAlive } from './edge/sse-writer.js';
 import { agentsModule, upstreams } from './features/agents.js';
+import { auditModule } from './features/audit.js';
 import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warnUnscrubbable } from './features/base.js';
 import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
@@ -121,7 +122,13 @@ export class Gateway {
       maxPerKey: config.sessions.modernPoolSize,
       log: log.child({ part: 'pooled-upstreams' }),
     });
-    this.#metrics = new GatewayMetrics({ sessions: () => this.sessions.all(), ...(hub ? { agents: () => hub.status() } : {}), version });
+    const audit = this.#features.get(auditModule);
+    this.#metrics = new GatewayMetrics({
+      sessions: () => this.sessions.all(),
+      ...(hub ? { agents: () => hub.status() } : {}),
+      ...(audit ? { audit: () => audit.status() } : {}),
+      version,
+    });
     this.sessions = new SessionRegistry({
       ...registrySettings(config),
       createUpstream: upstreams(config, this.#agents, agentsFeature?.router, this.spares, this.sharedUpstreams, this.limits),
@@ -265,6 +272,7 @@ export class Gateway {
     // Every session's seal is written before the store closes; then the replica leaves the membership.
     await drained;
     await this.#recording.recorder?.close();
+    await this.#features.afterRecording();
     await this.#recording.cluster?.leave().catch(() => {});
     await this.#recording.store?.close();
     this.#keepAlive.stop();

@@ -254,6 +254,7 @@ function fileSchema(sources: SecretSources) {
               http?: { allowedHosts?: unknown; publicUrl?: unknown };
               identity?: { issuers?: unknown; dev?: { allowNonLoopback?: unknown } };
               recording?: { mode?: unknown };
+              audit?: { sinks?: unknown };
               connections?: unknown;
             },
             ctx,
@@ -265,6 +266,13 @@ function fileSchema(sources: SecretSources) {
                 code: 'custom',
                 path: ['recording', 'mode'],
                 message: 'connections served by an agent need the store (agent tokens live there): recording.mode cannot be off',
+              });
+            }
+            if (c.recording?.mode === 'off' && Array.isArray(c.audit?.sinks) && c.audit.sinks.length > 0) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['audit', 'sinks'],
+                message: 'audit streams ship what is recorded, from the store: recording.mode cannot be off (remove audit.sinks or turn recording on)',
               });
             }
             const host = c.listen?.host;

@@ -1,3 +1,4 @@
+import type { AuditStreamSummary } from './audit-summary.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { readJson } from '../api/json-body.js';
@@ -27,7 +28,7 @@ import type { ConnectionSummary } from './connection-summary.js';
  *   GET  /api/console/sign-in        → { issuers, devUsers } for the sign-in page (public)
  *   GET  /api/console/me             → { identity, roles, csrfToken, expiresAt }
  *   GET  /api/console/live           → server-sent events (live-events.ts)
- *   GET  /api/console/connections    → { connections } (roles.admins; connection-summary.ts)
+ *   GET  /api/console/connections    → { connections, audit } (roles.admins; connection-summary.ts, audit-summary.ts)
  * and, for the rest of /api, `caller()`: the signed-in person a console request comes from.
  */
 
@@ -50,6 +51,8 @@ export interface ConsoleEdgeOptions {
   roles: { admins: readonly string[]; auditors: readonly string[] };
   /** The gateway's connections, as admins see them. */
   connections: () => ConnectionSummary[];
+  /** The audit streams' state (empty when none is configured). */
+  audit?: () => AuditStreamSummary[];
   log: Logger;
 }
 
@@ -261,7 +264,7 @@ export class ConsoleEdge {
     if (user === undefined) throw new HttpError(401, 'not signed in to the console');
     if (!this.rolesOf(user.identity).admin)
       throw new HttpError(403, `only members of ${this.o.roles.admins.join(', ') || 'roles.admins (none configured)'} see the connections`);
-    replyApiJson(res, 200, { connections: this.o.connections() });
+    replyApiJson(res, 200, { connections: this.o.connections(), audit: this.o.audit?.() ?? [] });
     return sent;
   }
 

@@ -1,4 +1,6 @@
+import { auditStreamSummaries } from '../console/audit-summary.js';
 import { connectionSummaries } from '../console/connection-summary.js';
+import { auditModule } from './audit.js';
 import { ConsoleEdge } from '../console/console-edge.js';
 import { ConsoleSessions } from '../console/console-sessions.js';
 import { consoleWarnings } from '../console/console-warnings.js';
@@ -34,6 +36,7 @@ export const consoleModule: FeatureModule = {
         for (const s of ctx.registry().all()) open.set(s.connection, (open.get(s.connection) ?? 0) + 1);
         return connectionSummaries(config.connections.values(), (name) => open.get(name) ?? 0);
       },
+      audit: () => auditStreamSummaries(ctx.feature(auditModule)?.status() ?? []),
       log: log.child({ part: 'console' }),
     });
     return { http: { console: { edge, files } }, stop: () => clearInterval(prune) };

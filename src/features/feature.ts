@@ -33,6 +33,8 @@ export interface FeatureTimings {
   reviewPollMs?: number;
   /** How long the change notification connection waits before reconnecting after it dropped. */
   reconnectMs?: number;
+  /** The first retry's delay after an audit sink failed (then doubling, to 4× it); default 1 s doubling to 60 s. */
+  auditRetryMs?: number;
 }
 
 /** How a gateway is started beyond its config: tests and the benchmark only (never from the config file or the CLI). */
@@ -94,6 +96,8 @@ export interface Feature {
   start?(): Promise<void>;
   /** Called in list order on shutdown, after the drain and before the sessions end. */
   stop?(): Promise<void> | void;
+  /** Called in list order on shutdown once the recorder has written its last batch, before the store closes. */
+  afterRecording?(): Promise<void>;
 }
 
 /** A feature as registered: its name and how it is built (undefined when it is off, e.g. without a store). */

@@ -41,6 +41,10 @@ export class Features {
     for (const feature of this.#running.values()) await feature.start?.();
   }
 
+  async afterRecording(): Promise<void> {
+    for (const feature of this.#running.values()) await feature.afterRecording?.();
+  }
+
   async stop(): Promise<void> {
     for (const feature of this.#running.values()) await feature.stop?.();
   }

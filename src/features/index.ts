@@ -1,5 +1,6 @@
 import { accessRequestsModule } from './access-requests.js';
 import { agentsModule } from './agents.js';
+import { auditModule } from './audit.js';
 import { clientCapabilitiesModule } from './client-capabilities.js';
 import { connectionAccessModule } from './connection-access.js';
 import { consoleModule } from './console.js';
@@ -24,5 +25,6 @@ export const featureModules: readonly FeatureModule[] = [
   guardrailsModule,
   maskingModule,
   agentsModule,
+  auditModule,
   consoleModule,
 ];

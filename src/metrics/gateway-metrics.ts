@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { AgentStatus } from '../agent/hub.js';
+import type { AuditSinkStatus } from '../audit/shipper.js';
 import type { Direction } from '../core/direction.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import type { Session, SessionObserver } from '../session/session.js';
@@ -16,6 +17,8 @@ export interface MetricsSources {
   sessions: () => Iterable<Pick<Session, 'connection'>>;
   /** Each agent's status; absent when no connection is served by an agent. */
   agents?: () => AgentStatus[];
+  /** Each audit sink's status; absent when no audit sink is configured. */
+  audit?: () => AuditSinkStatus[];
   version: string;
 }
 
@@ -67,6 +70,45 @@ export class GatewayMetrics implements SessionObserver {
       registers,
     });
     if (sources.agents !== undefined) this.#agentMetrics(sources.agents, registers);
+    if (sources.audit !== undefined) this.#auditMetrics(sources.audit, registers);
+  }
+
+  /** Per audit sink: what waits for it, when it last took a batch, how often it failed (docs/operations.md, what to alert on). */
+  #auditMetrics(sinks: () => AuditSinkStatus[], registers: Registry[]): void {
+    new Gauge({
+      name: 'portcullis_audit_backlog_events',
+      help: "Recorded events not yet taken by the audit sink (this replica's share; an estimate between the sink's scans)",
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sinks()) this.set({ sink: s.name }, s.backlog);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_audit_last_shipped_timestamp_seconds',
+      help: 'When the audit sink last took a batch (Unix time; absent until it has)',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sinks()) if (s.lastShippedAtMs !== undefined) this.set({ sink: s.name }, s.lastShippedAtMs / 1000);
+      },
+    });
+    const seen = new Map<string, number>();
+    new Counter({
+      name: 'portcullis_audit_failures_total',
+      help: 'Failed attempts to ship to the audit sink (each is retried: nothing is dropped)',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        for (const s of sinks()) {
+          const delta = s.failures - (seen.get(s.name) ?? 0);
+          this.inc({ sink: s.name }, Math.max(0, delta));
+          seen.set(s.name, s.failures);
+        }
+      },
+    });
   }
 
   #agentMetrics(agents: () => AgentStatus[], registers: Registry[]): void {

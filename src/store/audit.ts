@@ -1,5 +1,5 @@
 import type { DatabasePort } from './port.js';
-import { num } from './rows.js';
+import { num, strOrNull } from './rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
 
 /** An audit sink's place in the store (migration 11): shared by every replica that ships to a sink of that name. */
@@ -15,6 +15,10 @@ export interface AuditSinkRow {
 export interface AuditPendingSession {
   sessionId: string;
   instanceId: string;
+  connection: string;
+  subject: string;
+  email: string | null;
+  edge: string;
   openedAtUs: number;
   /** Sealed: no event will be added, so once the cursor reaches `lastSeq` it is shipped whole. */
   sealed: boolean;
@@ -49,6 +53,8 @@ export interface AuditStore {
   auditSink(name: string, nowUs: number): Promise<AuditSinkRow>;
   /** Sessions with events the sink has not taken, or sealed and not marked whole, oldest first. */
   auditPending(sink: string, q: AuditPendingQuery): Promise<AuditPendingSession[]>;
+  /** How many recorded events of the sessions `auditPending` would list (all of them) the sink has not taken. */
+  auditBacklog(sink: string, q: Pick<AuditPendingQuery, 'fromUs' | 'exceptInstances'>): Promise<number>;
   /** Moves cursors forward, all in one statement (a cursor never moves back, and `done` is never undone). */
   advanceAuditCursors(sink: string, moves: readonly AuditCursorMove[]): Promise<void>;
   /**
@@ -69,31 +75,26 @@ export function auditStore(db: DatabasePort): AuditStore {
       return (await sinkRow(name))!;
     },
     async auditPending(sink, q) {
-      const where: Sql[] = [sql`s.opened_at_us >= ${q.fromUs}`, raw('(c.done IS NULL OR c.done = 0)')];
-      if (q.exceptInstances.length > 0) where.push(sql`s.instance_id NOT IN (${list(q.exceptInstances)})`);
-      if (q.sessionIds !== undefined) where.push(sql`s.id IN (${list(q.sessionIds)})`);
-      if (q.after !== undefined) {
-        const { openedAtUs, id } = q.after;
-        where.push(sql`(s.opened_at_us > ${openedAtUs} OR (s.opened_at_us = ${openedAtUs} AND s.id > ${id}))`);
-      }
-      // The last event by the events' primary key (one index probe per session), in the same statement as the
-      // status: a session read as sealed has every event committed (the seal is in the batch of its last event).
-      const rows = await db.query(sql`SELECT * FROM (
-          SELECT s.id, s.instance_id, s.opened_at_us, s.status, COALESCE(c.seq, -1) AS cursor_seq,
-            COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.session_id = s.id), -1) AS last_seq
-          FROM sessions s LEFT JOIN audit_cursors c ON c.sink = ${sink} AND c.session_id = s.id
-          WHERE ${join(where, ' AND ')}
-        ) AS p
+      const rows = await db.query(sql`SELECT * FROM (${pendingSql(sink, q)}) AS p
         WHERE p.last_seq > p.cursor_seq OR p.status <> 'open'
         ORDER BY p.opened_at_us, p.id LIMIT ${q.limit}`);
       return rows.map((r) => ({
         sessionId: String(r.id),
         instanceId: String(r.instance_id),
+        connection: String(r.connection),
+        subject: String(r.subject),
+        email: strOrNull(r.email),
+        edge: String(r.edge),
         openedAtUs: num(r.opened_at_us),
         sealed: r.status !== 'open',
         cursor: num(r.cursor_seq),
         lastSeq: num(r.last_seq),
       }));
+    },
+    async auditBacklog(sink, q) {
+      const [r] = await db.query(sql`SELECT COALESCE(SUM(p.last_seq - p.cursor_seq), 0) AS backlog FROM (${pendingSql(sink, q)}) AS p
+        WHERE p.last_seq > p.cursor_seq`);
+      return num(r?.backlog ?? 0);
     },
     async advanceAuditCursors(sink, moves) {
       if (moves.length === 0) return;
@@ -118,4 +119,23 @@ export function auditStore(db: DatabasePort): AuditStore {
       return first;
     },
   };
+}
+
+/**
+ * The sessions of a sink's scope not shipped whole, with their cursor and last event. The last event is read by the
+ * events' primary key (one index probe per session) in the same statement as the status: a session read as sealed
+ * has every event committed (its seal is written in the batch of its last event).
+ */
+function pendingSql(sink: string, q: Omit<AuditPendingQuery, 'limit'>): Sql {
+  const where: Sql[] = [sql`s.opened_at_us >= ${q.fromUs}`, raw('(c.done IS NULL OR c.done = 0)')];
+  if (q.exceptInstances.length > 0) where.push(sql`s.instance_id NOT IN (${list(q.exceptInstances)})`);
+  if (q.sessionIds !== undefined) where.push(sql`s.id IN (${list(q.sessionIds)})`);
+  if (q.after !== undefined) {
+    const { openedAtUs, id } = q.after;
+    where.push(sql`(s.opened_at_us > ${openedAtUs} OR (s.opened_at_us = ${openedAtUs} AND s.id > ${id}))`);
+  }
+  return sql`SELECT s.id, s.instance_id, s.connection, s.subject, s.email, s.edge, s.opened_at_us, s.status,
+      COALESCE(c.seq, -1) AS cursor_seq, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.session_id = s.id), -1) AS last_seq
+    FROM sessions s LEFT JOIN audit_cursors c ON c.sink = ${sink} AND c.session_id = s.id
+    WHERE ${join(where, ' AND ')}`;
 }

@@ -19,7 +19,17 @@ export type { AccessStore, AgentStore, AgentTunnelStore, AuditStore, ClusterStor
  * database port (port.ts) with two backends, SQLite embedded and PostgreSQL shared, that pass one contract suite
  * (test/store/). A part that needs one domain can ask for that interface alone.
  */
-export interface Store extends RecordingStore, ReviewStore, PinStore, AgentStore, AgentTunnelStore, AccessStore, ConsoleStore, ClusterStore, TokenKeyStore, AuditStore {
+export interface Store
+  extends RecordingStore,
+    ReviewStore,
+    PinStore,
+    AgentStore,
+    AgentTunnelStore,
+    AccessStore,
+    ConsoleStore,
+    ClusterStore,
+    TokenKeyStore,
+    AuditStore {
   readonly backend: DatabasePort['dialect'];
   /** Where it is, for logs and errors; never a password. */
   readonly location: string;

@@ -84,6 +84,8 @@ for (const backend of backends) {
         ['b-open', -1, 0, false],
       ]);
       assert.deepEqual(await pending({ sessionIds: ['b-open', 'nothing'] }), [['b-open', -1, 0, false]]);
+      assert.equal(await store.auditBacklog('siem', { fromUs: t0, exceptInstances: [] }), 6, 'every event of the three sessions');
+      assert.equal(await store.auditBacklog('siem', { fromUs: t0, exceptInstances: ['gw-b'] }), 5);
       assert.deepEqual(await pending({ limit: 1, after: { openedAtUs: t0 + 1000, id: 'a-sealed' } }), [['a-open', -1, 1, false]]);
     });
 
@@ -101,6 +103,7 @@ for (const backend of backends) {
         { sessionId: 'a-open', seq: 0, done: false },
       ]);
       assert.deepEqual(await pending(), [['b-open', -1, 0, false]], 'sealed and whole: gone from the list; cursors never move back');
+      assert.equal(await store.auditBacklog('siem', { fromUs: t0, exceptInstances: [] }), 1);
       await store.write({ ...emptyBatch(), events: [event('a-open', 2)] });
       assert.deepEqual(await pending(), [
         ['a-open', 1, 2, false],

@@ -3,6 +3,7 @@ import { Alert, Fetched } from '../components/alert';
 import { get, post } from '../api';
 import { LineDiff } from '../components/line-diff';
 import { time } from '../format';
+import type { AuditStreamSummary } from '../../../src/console/audit-summary.js';
 import type { ToolPinReason } from '../../../src/store/types.js';
 
 interface Agent {
@@ -98,6 +99,7 @@ export function AdminPage() {
   const [agents, setAgents] = useState<Agent[] | string | undefined>(undefined);
   const [pins, setPins] = useState<Pin[] | string | undefined>(undefined);
   const [connections, setConnections] = useState<Connection[] | string | undefined>(undefined);
+  const [audit, setAudit] = useState<AuditStreamSummary[]>([]);
   const [open, setOpen] = useState<Pin | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
 
@@ -110,8 +112,11 @@ export function AdminPage() {
       (r) => setPins(r.pins),
       (err: Error) => setPins(err.message),
     );
-    get<{ connections: Connection[] }>('/api/console/connections').then(
-      (r) => setConnections(r.connections),
+    get<{ connections: Connection[]; audit?: AuditStreamSummary[] }>('/api/console/connections').then(
+      (r) => {
+        setConnections(r.connections);
+        setAudit(r.audit ?? []);
+      },
       (err: Error) => setConnections(err.message),
     );
   };
@@ -139,6 +144,15 @@ export function AdminPage() {
   return (
     <>
       <h1>Agents, connections and tool pins</h1>
+      {audit.flatMap((a) =>
+        a.warning === null
+          ? []
+          : [
+              <p key={a.name} role="alert" class="error">
+                {a.warning}
+              </p>,
+            ],
+      )}
       <section aria-labelledby="agents-heading">
         <h2 id="agents-heading">Agents</h2>
         <Fetched value={agents} empty="No connection is served by an agent.">
@@ -210,6 +224,37 @@ export function AdminPage() {
           )}
         </Fetched>
       </section>
+      {audit.length > 0 ? (
+        <section aria-labelledby="audit-heading">
+          <h2 id="audit-heading">Audit streams</h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Sink</th>
+                <th scope="col">Kind</th>
+                <th scope="col">State</th>
+                <th scope="col">Events waiting</th>
+                <th scope="col">Last shipped</th>
+                <th scope="col">Failed attempts</th>
+              </tr>
+            </thead>
+            <tbody>
+              {audit.map((a) => (
+                <tr key={a.name}>
+                  <td>{a.name}</td>
+                  <td>{a.kind}</td>
+                  <td>
+                    <span class={`status ${a.warning === null ? 'status-open' : 'status-cut-off'}`}>{a.warning === null ? 'keeping up' : 'behind'}</span>
+                  </td>
+                  <td>{a.backlog}</td>
+                  <td>{time(a.lastShippedAt)}</td>
+                  <td>{a.failures}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ) : null}
       <section aria-labelledby="pins-heading">
         <h2 id="pins-heading">Tool pins</h2>
         <Alert message={error} />

@@ -42,8 +42,11 @@ class FileSink implements AuditSink {
     for (const record of batch) text += `${jsonLine(record)}\n`;
     const data = Buffer.from(text);
     try {
-      if (this.#size > 0 && this.#size + data.length > this.#config.rotateAt) await this.#rotate();
-      const file = await this.#open();
+      let file = await this.#open();
+      if (this.#size > 0 && this.#size + data.length > this.#config.rotateAt) {
+        await this.#rotate();
+        file = await this.#open();
+      }
       await file.appendFile(data);
       this.#size += data.length;
       await file.sync();

@@ -1,0 +1,333 @@
+import type { Logger } from 'pino';
+import type { CommittedRange } from '../recording/committed-listeners.js';
+import { nowUs } from '../recording/time.js';
+import type { AuditCursorMove, AuditPendingSession, AuditStore } from '../store/audit.js';
+import type { RecordingStore } from '../store/recording.js';
+import { FailureReport } from './failure-report.js';
+import { toAuditRecord } from './record.js';
+import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
+
+/*
+ * One sink's shipper: reads recorded events from the store in order per session, sends them in batches, and moves
+ * the sink's durable cursor (store/audit.ts) only once the sink has taken a batch. The store is the buffer: however
+ * far behind a sink falls, the shipper holds one batch in memory, and the data path never waits for it (it is told
+ * of commits, after they are durable, and only notes which sessions to look at).
+ *
+ * What it guarantees (docs/operations.md, "Audit streams"):
+ * - At least once: a record is sent again when a send failed or the gateway stopped before its cursor moved (a
+ *   duplicate has the same instance, session and seq).
+ * - In order per session: one batch in flight per sink, a session's events in seq order within and across batches.
+ * - Nothing skipped: a batch a sink refuses is retried with backoff until it is taken; nothing moves past it.
+ * - Scope: a gateway ships the sessions it recorded and those of instances that are not alive replicas now (gone
+ *   replicas, earlier instance ids); while two gateways both think a replica gone, both may ship its sessions
+ *   (duplicates, never gaps). A sink ships the sessions opened from its first start on.
+ */
+
+export interface ShipperOptions {
+  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'advanceAuditCursors' | 'advanceAuditWatermark'> & Pick<RecordingStore, 'events'>;
+  sink: AuditSink;
+  /** The sink kind's key (http, file, syslog), for the status. */
+  kind: string;
+  /** The audit kinds this sink takes. */
+  events: readonly AuditEventKind[];
+  /** The replicas alive now besides this one: their sessions are theirs to ship. */
+  othersAlive: () => readonly string[];
+  log: Logger;
+  /** How often the whole backlog is scanned (the safety net besides being told of commits). */
+  pollMs: number;
+  /** The first retry's delay after a failed send (doubling up to maxRetryMs); default 1 s. */
+  retryMs?: number;
+  maxRetryMs?: number;
+  /** How far behind now the watermark stays (a session row committed late, replicas' clocks); default 10 min. */
+  watermarkLagMs?: number;
+  /** How long `stop` waits for a send in flight before it gives up on it (sent again at the next start); default 5 s. */
+  stopTimeoutMs?: number;
+}
+
+/** A sink as /metrics and the console show it. */
+export interface AuditSinkStatus {
+  name: string;
+  kind: string;
+  /** Recorded events not yet past the sink's cursor (an estimate between scans; it counts events of kinds not sent). */
+  backlog: number;
+  /** When a batch was last taken by the sink (ms since the epoch), or undefined. */
+  lastShippedAtMs: number | undefined;
+  /** Failed sends since start (store reads that failed too). */
+  failures: number;
+  /** When the current run of failures began (ms), undefined while it works. */
+  failingSinceMs: number | undefined;
+  lastError: string | undefined;
+}
+
+/** Sessions a commit named, kept until the shipper looks at them; past this many it scans everything instead. */
+const maxHints = 5_000;
+/** Sessions read per page of a scan. */
+const pageSize = 200;
+/** Cursor moves written at once at most (sessions whose events were all of kinds not sent move too). */
+const maxMoves = 1_000;
+
+class Stopped extends Error {}
+
+export class AuditShipper {
+  readonly #o: ShipperOptions;
+  readonly #wanted: ReadonlySet<AuditEventKind>;
+  readonly #maxBatch: number;
+  readonly #sendReport: FailureReport;
+  readonly #storeReport: FailureReport;
+  #hints = new Set<string>();
+  #fullScanDue = true;
+  #stopped = false;
+  /** Shutting down: one last scan ships what the recorder wrote last, without retrying a failing sink. */
+  #finishing = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #watermarkUs = 0;
+  #backlog = 0;
+  #failures = 0;
+  #lastShippedAtMs: number | undefined;
+  /** Reads the backlog figure afresh every pollMs, apart from the loop (which may be stuck retrying a send). */
+  #gauge: NodeJS.Timeout | undefined;
+
+  constructor(o: ShipperOptions) {
+    this.#o = o;
+    this.#wanted = new Set(o.events);
+    this.#maxBatch = Math.max(1, o.sink.maxBatch ?? 500);
+    const fields = { sink: o.sink.name, kind: o.kind };
+    this.#sendReport = new FailureReport(o.log, `audit sink ${o.sink.name}`, fields);
+    this.#storeReport = new FailureReport(o.log, `reading the audit backlog of sink ${o.sink.name} from the store`, fields);
+  }
+
+  get name(): string {
+    return this.#o.sink.name;
+  }
+
+  start(): void {
+    this.#gauge ??= setInterval(() => void this.#countBacklog().catch(() => {}), this.#o.pollMs);
+    this.#gauge.unref();
+    this.#loop ??= this.#run().catch((err: Error) => {
+      if (!(err instanceof Stopped)) this.#o.log.error({ sink: this.name, err: err.message }, 'the audit shipper stopped on an unexpected error');
+    });
+  }
+
+  /** A batch is durable (the recorder's onCommitted): these sessions have events to ship. Never blocks, never throws. */
+  committed(sessions: ReadonlyMap<string, CommittedRange>): void {
+    for (const [id, range] of sessions) {
+      this.#backlog += range.last - range.first + 1;
+      if (this.#fullScanDue) continue;
+      this.#hints.add(id);
+      if (this.#hints.size > maxHints) {
+        this.#hints.clear();
+        this.#fullScanDue = true;
+      }
+    }
+    this.#wake?.();
+  }
+
+  /** Scan everything soon (a replica left: its sessions are now this one's to ship). */
+  rescan(): void {
+    this.#fullScanDue = true;
+    this.#hints.clear();
+    this.#wake?.();
+  }
+
+  status(): AuditSinkStatus {
+    const failing = this.#sendReport.failingSince ?? this.#storeReport.failingSince;
+    return {
+      name: this.name,
+      kind: this.#o.kind,
+      backlog: Math.max(0, this.#backlog),
+      lastShippedAtMs: this.#lastShippedAtMs,
+      failures: this.#failures,
+      failingSinceMs: failing,
+      lastError: this.#sendReport.lastError ?? this.#storeReport.lastError,
+    };
+  }
+
+  /**
+   * On shutdown, once the recorder has written its last batch (the sessions' closes): one last scan ships it, unless
+   * the sink fails or `withinMs` passes first (then it waits in the store for the next start, or another replica).
+   */
+  async finish(withinMs: number): Promise<void> {
+    this.#finishing = true;
+    this.#fullScanDue = true;
+    this.#wake?.();
+    if (this.#loop !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs)))]);
+      clearTimeout(timer);
+    }
+    await this.stop();
+  }
+
+  /** Stops after the send in flight (waiting stopTimeoutMs at most: what is not acknowledged is sent again next time). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#gauge);
+    this.#wake?.();
+    if (this.#loop !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#o.stopTimeoutMs ?? 5000)))]);
+      clearTimeout(timer);
+    }
+    await this.#o.sink.close().catch((err: Error) => this.#o.log.warn({ sink: this.name, err: err.message }, 'closing an audit sink failed'));
+  }
+
+  async #run(): Promise<void> {
+    const sinkRow = await this.#storeRetrying(() => this.#o.store.auditSink(this.name, nowUs()));
+    this.#watermarkUs = sinkRow.watermarkUs;
+    let lastScanMs = Number.NEGATIVE_INFINITY;
+    while (!this.#stopped) {
+      const last = this.#finishing;
+      const full = this.#fullScanDue || Date.now() - lastScanMs >= this.#o.pollMs;
+      const hints = full ? undefined : [...this.#hints];
+      this.#hints.clear();
+      this.#fullScanDue = false;
+      if (full || hints!.length > 0) {
+        try {
+          await this.#scan(hints);
+          if (full) {
+            lastScanMs = Date.now();
+            await this.#afterFullScan();
+          }
+          this.#storeReport.succeeded();
+          if (full && last) return;
+        } catch (err) {
+          if (err instanceof Stopped || this.#stopped || this.#finishing) return;
+          // A store read or cursor write failed: look at everything again once it answers.
+          this.#failures++;
+          this.#storeReport.failed(err as Error);
+          this.#fullScanDue = true;
+          await this.#pause(this.#o.retryMs ?? 1000);
+          continue;
+        }
+      }
+      if (!this.#fullScanDue && this.#hints.size === 0) await this.#pause(Math.max(0, lastScanMs + this.#o.pollMs - Date.now()), true);
+    }
+  }
+
+  /** Ships what the sessions listed (all pending, or those named) have not: page by page, batch by batch. */
+  async #scan(sessionIds: readonly string[] | undefined): Promise<void> {
+    const base = { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive() };
+    const chunks = sessionIds === undefined ? [undefined] : chunk(sessionIds, pageSize);
+    for (const ids of chunks) {
+      let after: { openedAtUs: number; id: string } | undefined;
+      for (;;) {
+        const page = await this.#o.store.auditPending(this.name, {
+          ...base,
+          ...(ids ? { sessionIds: ids } : {}),
+          ...(after ? { after } : {}),
+          limit: pageSize,
+        });
+        await this.#ship(page);
+        const last = page.at(-1);
+        if (page.length < pageSize || last === undefined) break;
+        after = { openedAtUs: last.openedAtUs, id: last.sessionId };
+      }
+    }
+  }
+
+  async #ship(page: readonly AuditPendingSession[]): Promise<void> {
+    let records: AuditRecord[] = [];
+    const moves = new Map<string, AuditCursorMove>();
+    const flush = async () => {
+      if (records.length > 0) await this.#deliver(records);
+      const passed = [...moves.values()];
+      await this.#o.store.advanceAuditCursors(this.name, passed);
+      records = [];
+      moves.clear();
+    };
+    for (const session of page) {
+      let cursor = session.cursor;
+      const startedAt = cursor;
+      while (cursor < session.lastSeq) {
+        if (this.#stopped) throw new Stopped();
+        const events = await this.#o.store.events(session.sessionId, cursor, this.#maxBatch - records.length);
+        if (events.length === 0) break;
+        for (const event of events) {
+          const record = toAuditRecord(session, event, this.#wanted);
+          if (record !== undefined) records.push(record);
+          cursor = event.seq;
+        }
+        moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: session.sealed && cursor >= session.lastSeq });
+        if (records.length >= this.#maxBatch) await flush();
+      }
+      this.#backlog -= Math.max(0, cursor - startedAt);
+      if (session.sealed && cursor >= session.lastSeq) moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: true });
+      if (moves.size >= maxMoves) await flush();
+    }
+    await flush();
+  }
+
+  /** Sends until the sink takes the batch: retried with backoff, never skipped. */
+  async #deliver(records: readonly AuditRecord[]): Promise<void> {
+    let delay = this.#o.retryMs ?? 1000;
+    for (;;) {
+      if (this.#stopped) throw new Stopped();
+      try {
+        await this.#o.sink.send(records);
+        this.#lastShippedAtMs = Date.now();
+        this.#sendReport.succeeded();
+        return;
+      } catch (err) {
+        this.#failures++;
+        this.#sendReport.failed(err as Error);
+        if (this.#finishing) throw new Stopped();
+        await this.#pause(delay);
+        delay = Math.min(delay * 2, this.#o.maxRetryMs ?? 60_000);
+      }
+    }
+  }
+
+  /** After a whole scan: the watermark moves on, and the backlog figure is read afresh. */
+  async #afterFullScan(): Promise<void> {
+    const capUs = nowUs() - (this.#o.watermarkLagMs ?? 600_000) * 1000;
+    if (capUs > this.#watermarkUs) this.#watermarkUs = await this.#o.store.advanceAuditWatermark(this.name, capUs);
+    await this.#countBacklog();
+  }
+
+  async #countBacklog(): Promise<void> {
+    if (this.#watermarkUs === 0) return;
+    this.#backlog = await this.#o.store.auditBacklog(this.name, { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive() });
+  }
+
+  async #storeRetrying<T>(fn: () => Promise<T>): Promise<T> {
+    let delay = this.#o.retryMs ?? 1000;
+    for (;;) {
+      if (this.#stopped) throw new Stopped();
+      try {
+        const out = await fn();
+        this.#storeReport.succeeded();
+        return out;
+      } catch (err) {
+        this.#failures++;
+        this.#storeReport.failed(err as Error);
+        await this.#pause(delay);
+        delay = Math.min(delay * 2, this.#o.maxRetryMs ?? 60_000);
+      }
+    }
+  }
+
+  /** Waits `ms`, or less when stopped (or, when `wakeable`, when told of a commit or asked to rescan). */
+  #pause(ms: number, wakeable = false): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      // The gateway's port keeps the process alive; a shipper's wait alone never should.
+      timer.unref();
+      this.#wake = () => {
+        if (wakeable || this.#stopped || this.#finishing) done();
+      };
+    });
+  }
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,58 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AuditRecord } from '../../src/audit/sink.js';
+
+/**
+ * An HTTP collector in the test (the shape of Splunk HEC's raw endpoint: JSON lines POSTed with a token header): it
+ * keeps every record of every batch it took, in arrival order, and can be told to answer 500 for a while.
+ */
+export class AuditCollector {
+  readonly records: AuditRecord[] = [];
+  /** Requests answered 500 (while `failing`). */
+  refused = 0;
+  /** Answer 500 to every request while true. */
+  failing = false;
+  /** The Authorization header of each request taken. */
+  readonly authorizations: string[] = [];
+  readonly #server: Server;
+
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  static async start(): Promise<AuditCollector> {
+    const server = createServer();
+    const collector = new AuditCollector(server);
+    server.on('request', (req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        if (collector.failing) {
+          collector.refused++;
+          res.writeHead(500, { 'content-type': 'application/json' }).end('{"text":"Internal Server Error","code":8}');
+          return;
+        }
+        collector.authorizations.push(req.headers.authorization ?? '');
+        for (const line of body.split('\n')) if (line) collector.records.push(JSON.parse(line) as AuditRecord);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"text":"Success","code":0}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return collector;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/services/collector/raw`;
+  }
+
+  /** The records of one session, in the order they arrived (duplicates included). */
+  of(session: string): AuditRecord[] {
+    return this.records.filter((r) => r.session === session);
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
