@@ -38,14 +38,14 @@ const header = /^<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) - (?:\uFEFF)?(.*)$/;
 function parseJsonLine(line: string): Received {
   const m = header.exec(line);
   assert.ok(m, `an RFC 5424 message: ${line.slice(0, 200)}`);
-  const r = JSON.parse(m[8]!) as AuditRecord;
+  const r = JSON.parse(m[7]!) as AuditRecord;
   return { pri: Number(m[1]), hostname: m[3]!, appName: m[4]!, procId: m[5]!, msgId: m[6]!, session: r.session, seq: r.seq, hash: r.hash };
 }
 
 function parseCefLine(line: string): Received {
   const m = header.exec(line);
   assert.ok(m, `an RFC 5424 message: ${line.slice(0, 200)}`);
-  const cef = m[8]!;
+  const cef = m[7]!;
   assert.match(cef, /^CEF:0\|Portcullis\|Portcullis\|/);
   const field = (key: string) => new RegExp(` ${key}=(\\S+)`).exec(cef)?.[1] ?? '';
   return {
@@ -98,6 +98,13 @@ async function everyEventArrives(gw: TestGateway, rs: Rsyslog, session: string, 
   return received.filter((r) => r.session === session);
 }
 
+/** The sink's failed sends so far, as /metrics reports them. */
+async function failures(gw: TestGateway): Promise<number | undefined> {
+  const text = await (await fetch(new URL('/metrics', gw.url), { headers: gw.apiAuth })).text();
+  const line = text.split('\n').find((l) => l.startsWith('portcullis_audit_failures_total{sink="siem"}'));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
 describe('syslog to rsyslog over TCP', () => {
   let dir: string;
   let rs: Rsyslog;
@@ -128,7 +135,7 @@ describe('syslog to rsyslog over TCP', () => {
     await waitFor(() => gw.log.text.includes('syslog: the connection to the receiver failed'), 'the sink to see rsyslog go');
     // The data path does not wait for the sink: calls go on while rsyslog is down.
     for (let i = 0; i < 5; i++) await echo(client, `during-${i}`);
-    await waitFor(() => gw.log.text.includes('cannot reach the syslog receiver'), 'the shipper to fail sending to the stopped rsyslog');
+    await waitFor(async () => ((await failures(gw)) ?? 0) > 0, 'the shipper to fail sending to the stopped rsyslog (/metrics)');
 
     await rs.start();
     for (let i = 0; i < 5; i++) await echo(client, `after-${i}`);
@@ -145,6 +152,38 @@ describe('syslog to rsyslog over TCP', () => {
       rs.lines().some((l) => l.includes('during-4')),
       'what was recorded during the outage arrived',
     );
+  });
+
+  it('what rsyslog took into its socket buffer but never read (frozen, then killed) is sent again: nothing is lost', async () => {
+    const transport = new StreamableHTTPClientTransport(gw.mcp('everything'), { requestInit: { headers: gw.auth } });
+    const { client } = await connectClient(transport);
+    const session = transport.sessionId!;
+    const store = gw.gateway.recorder!.store;
+    for (let i = 0; i < 3; i++) await echo(client, `warm-${i}`);
+    await rs.waitForLines((lines) => lines.some((l) => l.includes('warm-2')), 'the first calls to reach rsyslog');
+
+    rs.freeze();
+    for (let i = 0; i < 5; i++) await echo(client, `frozen-${i}`);
+    // The sink has acknowledged them (the kernel took them, the connection is up), so the shipper moved its cursor
+    // past them: from here on only the sink's own memory of what it wrote can bring them back.
+    const recorded = (await allEvents(store, session)).at(-1)!.seq;
+    // A session the sink has taken every event of is not pending.
+    const taken = async () => {
+      const [pending] = await store.auditPending('siem', { fromUs: 0, exceptInstances: [], sessionIds: [session], limit: 1 });
+      return pending === undefined || pending.cursor >= recorded;
+    };
+    await waitFor(taken, 'the shipper to have the frozen calls acknowledged');
+    assert.ok(!rs.lines().some((l) => l.includes('frozen-')), 'rsyslog, frozen, has written none of them');
+
+    await rs.kill();
+    await waitFor(() => gw.log.text.includes('closed by the receiver') || /ECONNRESET/.test(gw.log.text), 'the sink to see the connection go');
+    await rs.start();
+    for (let i = 0; i < 3; i++) await echo(client, `later-${i}`);
+    await transport.terminateSession();
+    await client.close();
+
+    await everyEventArrives(gw, rs, session, parseJsonLine);
+    assert.ok(rs.lines().some((l) => l.includes('frozen-4')));
   });
 });
 

@@ -32,6 +32,10 @@ export interface Rsyslog {
   waitForLines(check: (lines: string[]) => boolean, what: string, ms?: number): Promise<void>;
   /** Stops rsyslog (SIGTERM, as a service stop does) and waits for it to exit. */
   stop(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections stay open, nothing is read; what is sent sits in its socket buffer. */
+  freeze(): void;
+  /** Kills it (SIGKILL, frozen or not) and waits for it to exit: what sat unread in its sockets is lost. */
+  kill(): Promise<void>;
   /** Starts it again on the same port and file; resolves once it takes connections. */
   start(): Promise<void>;
 }
@@ -96,6 +100,12 @@ export async function startRsyslog(dir: string, tls?: RsyslogTls): Promise<Rsysl
     await once(c, 'exit');
     clearTimeout(timer);
   };
+  const kill = async () => {
+    if (exited()) return;
+    const c = child!;
+    c.kill('SIGKILL');
+    await once(c, 'exit');
+  };
   await start();
   return {
     port,
@@ -104,6 +114,8 @@ export async function startRsyslog(dir: string, tls?: RsyslogTls): Promise<Rsysl
     waitForLines: (check, what, ms = 30_000) => waitFor(() => check(lines()), `${what} (rsyslogd said: ${out.slice(-500)})`, ms),
     stop,
     start,
+    freeze: () => child!.kill('SIGSTOP'),
+    kill,
   };
 }
 
