@@ -24,6 +24,8 @@ export interface RsyslogTls {
 
 export interface Rsyslog {
   port: number;
+  /** The running rsyslogd (the latest one after a restart). */
+  readonly child: ChildProcess;
   /** Where every message received goes, one a line. */
   file: string;
   /** The messages received so far (none before the first arrives). */
@@ -109,6 +111,9 @@ export async function startRsyslog(dir: string, tls?: RsyslogTls): Promise<Rsysl
   await start();
   return {
     port,
+    get child() {
+      return child!;
+    },
     file,
     lines,
     waitForLines: (check, what, ms = 30_000) => waitFor(() => check(lines()), `${what} (rsyslogd said: ${out.slice(-500)})`, ms),
