@@ -73,6 +73,15 @@ export async function startNullProxy(targetPort: number): Promise<Proc> {
   return { child, port, stop: stopper(child) };
 }
 
+/** A live HTTP audit collector (audit-collector.ts) in its own process: counts the records it takes, GET /count. */
+export async function startAuditCollector(): Promise<Proc> {
+  const script = fileURLToPath(new URL('./audit-collector.js', import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const seen = await waitForOutput(child, /listening \d+\n/, 'the audit collector');
+  const port = Number(/listening (\d+)/.exec(seen)![1]);
+  return { child, port, stop: stopper(child) };
+}
+
 /**
  * One principal (`bench`) does here what many would: a thousand idle sessions, thousands of calls a second. The
  * limits are raised to let it, not removed: every request still goes through them, so their cost is measured.

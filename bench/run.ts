@@ -23,12 +23,14 @@
  *   - replicas on one PostgreSQL database: recording on vs off ≥ 0.85× with one gateway and with three writing at once (issue 18)
  *   - the internal hop (issue 18): a legacy request sent to a replica that forwards it to the session's owner against
  *     one sent to the owner, sequential p50/p99 (reported, no target; hop.ts)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop.
+ *   - audit streaming (issue 20) to a live sink (HTTP; each sink kind of audit.ts) on vs off, recording on: calls/s at 32 clients ≥ 0.95×
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|audit.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
+import { auditOnOff } from './audit.js';
 import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
 import { forwardedVsLocal } from './hop.js';
@@ -616,6 +618,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'rec') {
       results.recording = await recordingOnOff(verdicts);
+    }
+    if (!only || only === 'audit') {
+      results.audit = await auditOnOff(verdicts, { repetitions: quick ? 3 : 5, clients: settings.clients, concurrent });
     }
     if ((!only || only === 'replicas-rec') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
       results.replicasRecording = await recordingReplicas(verdicts);

@@ -39,12 +39,29 @@ function parsed(text: string): unknown {
   }
 }
 
+/** The JSON text of records whose payload is a recorded message, kept as recorded: formats embed it without a parse. */
+const rawPayloads = new WeakMap<AuditRecord, string>();
+
+/** A record's payload as the JSON text it was recorded as, when it is a message (else undefined: use `payload`). */
+export function rawPayloadOf(record: AuditRecord): string | undefined {
+  return rawPayloads.get(record);
+}
+
+/** A recorded message (a JSON object or batch as it passed): its text is JSON, so it is not parsed unless asked for. */
+const isMessageText = (event: EventRow) =>
+  event.kind === 'message' &&
+  (event.payload.startsWith('{') || event.payload.startsWith('[')) &&
+  // Sent pretty-printed, it would break the one-record-per-line formats: such a message is parsed and written again.
+  !event.payload.includes('\n') &&
+  !event.payload.includes('\r');
+
 /** A recorded event as shipped, or undefined when its kind is not wanted. */
 export function toAuditRecord(session: RecordSession, event: EventRow, wanted: ReadonlySet<AuditEventKind>): AuditRecord | undefined {
-  const payload = parsed(event.payload);
-  const kind = auditKindOf(event, payload);
+  const lazy = isMessageText(event);
+  const payload = lazy ? undefined : parsed(event.payload);
+  const kind = lazy ? 'message' : auditKindOf(event, payload);
   if (!wanted.has(kind)) return undefined;
-  return {
+  const record: AuditRecord = {
     instance: session.instanceId,
     session: session.sessionId,
     seq: event.seq,
@@ -59,4 +76,19 @@ export function toAuditRecord(session: RecordSession, event: EventRow, wanted: R
     payload,
     hash: event.hash,
   };
+  if (lazy) {
+    // Parsed on first read (a CEF format, a test); the JSON format embeds the text as it is (formats/json.ts).
+    const text = event.payload;
+    Object.defineProperty(record, 'payload', {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        const value = parsed(text);
+        Object.defineProperty(record, 'payload', { value, enumerable: true, writable: true, configurable: true });
+        return value;
+      },
+    });
+    rawPayloads.set(record, text);
+  }
+  return record;
 }

@@ -11,6 +11,7 @@ import { consoleSignIn } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { allEvents } from '../helpers/recorded.js';
+import { backends, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -22,9 +23,13 @@ import { waitFor } from '../helpers/wait.js';
 const token = 'hec-token-5f1d7c2a-test-only';
 process.env.PORTCULLIS_TEST_HEC_TOKEN = token;
 
+/** The store of the gateways of one backend's run: SQLite in the data directory, or a PostgreSQL schema of its own. */
+let storeUrl: string | undefined;
+
 function auditConfig(collector: AuditCollector, dataDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     dataDir,
+    ...(storeUrl === undefined ? {} : { store: storeUrl }),
     roles: { admins: ['testers'] },
     audit: {
       pollInterval: '1s',
@@ -69,8 +74,9 @@ async function assertComplete(store: Store, records: AuditRecord[], session: str
     'every event, each first seen in order',
   );
   assert.deepEqual(
-    [...firstArrivals.values()].map((r) => r.hash),
-    events.map((e) => e.hash),
+    [...firstArrivals.values()].map((r) => [r.hash, r.payload]),
+    events.map((e) => [e.hash, JSON.parse(e.payload)]),
+    'each with its hash and its payload as recorded',
   );
   assert.equal(events.at(-1)?.kind, 'close', 'the close is among them');
 }
@@ -81,131 +87,137 @@ async function metric(gw: TestGateway, name: string): Promise<number | undefined
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
 
-describe('audit streams to an HTTP collector', () => {
-  let collector: AuditCollector;
-  let dataDir: string;
+for (const backend of backends) {
+  describe(`audit streams to an HTTP collector: ${backend.name}`, () => {
+    let collector: AuditCollector;
+    let dataDir: string;
+    let ts: TestStore;
 
-  before(async () => {
-    collector = await AuditCollector.start();
-    dataDir = mkdtempSync(join(tmpdir(), 'portcullis-audit-'));
-  });
-  after(async () => {
-    await collector?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+    before(async () => {
+      collector = await AuditCollector.start();
+      dataDir = mkdtempSync(join(tmpdir(), 'portcullis-audit-'));
+      ts = backend.make();
+      storeUrl = backend.name === 'sqlite' ? undefined : ts.url;
+    });
+    after(async () => {
+      await collector?.stop();
+      await ts?.destroy();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
 
-  it('a collector answering 500 for a while receives every event of the session, in order, once it recovers; /metrics shows it fall behind', async () => {
-    const gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
-    try {
-      collector.failing = true;
-      const session = await oneSession(gw, 5);
-      await waitFor(() => collector.refused >= 4, 'the collector to refuse a few attempts');
-      assert.equal(collector.of(session).length, 0);
-      assert.ok((await metric(gw, 'portcullis_audit_failures_total'))! >= 4);
-      const waiting = (await allEvents(gw.gateway.recorder!.store, session)).length;
-      await waitFor(async () => ((await metric(gw, 'portcullis_audit_backlog_events')) ?? 0) >= waiting, 'the backlog gauge to count the waiting events');
-      // The failure is logged once, not once per retry.
-      const failed = gw.log.lines.filter((l) => String(l.msg).startsWith('audit sink splunk failed'));
-      assert.equal(failed.length, 1);
-      assert.match(String(failed[0]!.err), /answered 500/);
-      // The console's admin page warns of it.
-      const admin = await consoleSignIn(gw, 'tester');
-      const { audit } = (await (await admin.get('/api/console/connections')).json()) as { audit: Array<{ name: string; warning: string | null }> };
-      assert.equal(audit.length, 1);
-      assert.match(audit[0]!.warning ?? '', /^audit sink splunk \(http\) has been failing since .*answered 500.*events? wait in the store/);
+    it('a collector answering 500 for a while receives every event of the session, in order, once it recovers; /metrics shows it fall behind', async () => {
+      const gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
+      try {
+        collector.failing = true;
+        const session = await oneSession(gw, 5);
+        await waitFor(() => collector.refused >= 4, 'the collector to refuse a few attempts');
+        assert.equal(collector.of(session).length, 0);
+        assert.ok((await metric(gw, 'portcullis_audit_failures_total'))! >= 4);
+        const waiting = (await allEvents(gw.gateway.recorder!.store, session)).length;
+        await waitFor(async () => ((await metric(gw, 'portcullis_audit_backlog_events')) ?? 0) >= waiting, 'the backlog gauge to count the waiting events');
+        // The failure is logged once, not once per retry.
+        const failed = gw.log.lines.filter((l) => String(l.msg).startsWith('audit sink splunk failed'));
+        assert.equal(failed.length, 1);
+        assert.match(String(failed[0]!.err), /answered 500/);
+        // The console's admin page warns of it.
+        const admin = await consoleSignIn(gw, 'tester');
+        const { audit } = (await (await admin.get('/api/console/connections')).json()) as { audit: Array<{ name: string; warning: string | null }> };
+        assert.equal(audit.length, 1);
+        assert.match(audit[0]!.warning ?? '', /^audit sink splunk \(http\) has been failing since .*answered 500.*events? wait in the store/);
 
+        collector.failing = false;
+        await waitFor(async () => collector.of(session).some((r) => r.event === 'close'), 'the session to arrive whole', 30_000);
+        await assertComplete(gw.gateway.recorder!.store, collector.of(session), session);
+        const first = collector.of(session)[0]!;
+        assert.equal(first.kind, 'lifecycle');
+        assert.equal(first.connection, 'everything');
+        assert.equal(first.subject, 'tester');
+        assert.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+        assert.ok(
+          collector.authorizations.every((a) => a === `Splunk ${token}`),
+          'the header secret, resolved from its reference',
+        );
+        assert.ok(gw.log.lines.some((l) => l.msg === 'audit sink splunk works again'));
+        assert.ok(!gw.log.text.includes(token), 'the token is in no log line');
+        await waitFor(async () => (await metric(gw, 'portcullis_audit_backlog_events')) === 0, 'the backlog gauge to drain');
+        const recovered = (await (await admin.get('/api/console/connections')).json()) as { audit: Array<{ warning: string | null }> };
+        assert.equal(recovered.audit[0]!.warning, null, 'no warning once it keeps up');
+        assert.ok((await metric(gw, 'portcullis_audit_last_shipped_timestamp_seconds'))! > Date.now() / 1000 - 60);
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    it('a gateway restarted with a backlog resumes from its cursor: nothing missing, nothing taken sent again', async () => {
+      collector.records.length = 0;
+      let gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
+      let shipped: string;
+      let waiting: string;
+      try {
+        shipped = await oneSession(gw, 3);
+        await waitFor(() => collector.of(shipped).some((r) => r.event === 'close'), 'the first session to be shipped');
+        collector.refused = 0;
+        collector.failing = true;
+        waiting = await oneSession(gw, 4);
+        await waitFor(() => collector.refused >= 3, 'the collector to refuse the second session');
+      } finally {
+        await gw.stop();
+      }
+      const takenBefore = collector.records.length;
       collector.failing = false;
-      await waitFor(async () => collector.of(session).some((r) => r.event === 'close'), 'the session to arrive whole', 30_000);
-      await assertComplete(gw.gateway.recorder!.store, collector.of(session), session);
-      const first = collector.of(session)[0]!;
-      assert.equal(first.kind, 'lifecycle');
-      assert.equal(first.connection, 'everything');
-      assert.equal(first.subject, 'tester');
-      assert.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
-      assert.ok(
-        collector.authorizations.every((a) => a === `Splunk ${token}`),
-        'the header secret, resolved from its reference',
-      );
-      assert.ok(gw.log.lines.some((l) => l.msg === 'audit sink splunk works again'));
-      assert.ok(!gw.log.text.includes(token), 'the token is in no log line');
-      await waitFor(async () => (await metric(gw, 'portcullis_audit_backlog_events')) === 0, 'the backlog gauge to drain');
-      const recovered = (await (await admin.get('/api/console/connections')).json()) as { audit: Array<{ warning: string | null }> };
-      assert.equal(recovered.audit[0]!.warning, null, 'no warning once it keeps up');
-      assert.ok((await metric(gw, 'portcullis_audit_last_shipped_timestamp_seconds'))! > Date.now() / 1000 - 60);
-    } finally {
-      await gw.stop();
-    }
-  });
+      gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
+      try {
+        await waitFor(() => collector.of(waiting).some((r) => r.event === 'close'), 'the backlog to be shipped after the restart', 30_000);
+        await assertComplete(gw.gateway.recorder!.store, collector.of(waiting), waiting);
+        await assertComplete(gw.gateway.recorder!.store, collector.of(shipped), shipped);
+        const keys = collector.records.map((r) => `${r.session}/${r.seq}`);
+        assert.equal(new Set(keys).size, keys.length, 'no record taken by the collector was sent again');
+        assert.ok(collector.records.length > takenBefore);
+      } finally {
+        await gw.stop();
+      }
+    });
 
-  it('a gateway restarted with a backlog resumes from its cursor: nothing missing, nothing taken sent again', async () => {
-    collector.records.length = 0;
-    let gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
-    let shipped: string;
-    let waiting: string;
-    try {
-      shipped = await oneSession(gw, 3);
-      await waitFor(() => collector.of(shipped).some((r) => r.event === 'close'), 'the first session to be shipped');
-      collector.refused = 0;
-      collector.failing = true;
-      waiting = await oneSession(gw, 4);
-      await waitFor(() => collector.refused >= 3, 'the collector to refuse the second session');
-    } finally {
-      await gw.stop();
-    }
-    const takenBefore = collector.records.length;
-    collector.failing = false;
-    gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
-    try {
-      await waitFor(() => collector.of(waiting).some((r) => r.event === 'close'), 'the backlog to be shipped after the restart', 30_000);
-      await assertComplete(gw.gateway.recorder!.store, collector.of(waiting), waiting);
-      await assertComplete(gw.gateway.recorder!.store, collector.of(shipped), shipped);
-      const keys = collector.records.map((r) => `${r.session}/${r.seq}`);
-      assert.equal(new Set(keys).size, keys.length, 'no record taken by the collector was sent again');
-      assert.ok(collector.records.length > takenBefore);
-    } finally {
-      await gw.stop();
-    }
-  });
+    it('a sink takes only the kinds of events it is configured for', async () => {
+      collector.records.length = 0;
+      const config = auditConfig(collector, dataDir);
+      const audit = config.audit as { sinks: Array<Record<string, unknown>> };
+      audit.sinks[0]!.events = ['lifecycle'];
+      const gw = await startTestGateway(config, { auditRetryMs: 50 });
+      try {
+        const session = await oneSession(gw, 2);
+        await waitFor(() => collector.of(session).some((r) => r.event === 'close'), 'the session to be shipped');
+        const events = await allEvents(gw.gateway.recorder!.store, session);
+        const lifecycle = events.filter((e) => ['open', 'negotiated', 'close', 'gap', 'truncated'].includes(e.kind));
+        assert.ok(
+          events.some((e) => e.kind === 'message'),
+          'the session has messages',
+        );
+        assert.deepEqual(
+          collector.of(session).map((r) => [r.seq, r.kind]),
+          lifecycle.map((e) => [e.seq, 'lifecycle']),
+        );
+      } finally {
+        await gw.stop();
+      }
+    });
 
-  it('a sink takes only the kinds of events it is configured for', async () => {
-    collector.records.length = 0;
-    const config = auditConfig(collector, dataDir);
-    const audit = config.audit as { sinks: Array<Record<string, unknown>> };
-    audit.sinks[0]!.events = ['lifecycle'];
-    const gw = await startTestGateway(config, { auditRetryMs: 50 });
-    try {
-      const session = await oneSession(gw, 2);
-      await waitFor(() => collector.of(session).some((r) => r.event === 'close'), 'the session to be shipped');
-      const events = await allEvents(gw.gateway.recorder!.store, session);
-      const lifecycle = events.filter((e) => ['open', 'negotiated', 'close', 'gap', 'truncated'].includes(e.kind));
-      assert.ok(
-        events.some((e) => e.kind === 'message'),
-        'the session has messages',
-      );
-      assert.deepEqual(
-        collector.of(session).map((r) => [r.seq, r.kind]),
-        lifecycle.map((e) => [e.seq, 'lifecycle']),
-      );
-    } finally {
-      await gw.stop();
-    }
+    it('a stopping gateway ships the closes of the sessions it ends', async () => {
+      collector.records.length = 0;
+      const gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
+      let session: string | undefined;
+      try {
+        const { client } = await connectClient(edgeTransport('streamable-http', gw, 'everything'));
+        await client.callTool({ name: 'echo', arguments: { message: 'left open' } });
+        session = (await gw.gateway.recorder!.store.listSessions({ limit: 100 })).find((s) => s.status === 'open' && s.edge !== 'modern')?.id;
+        assert.ok(session !== undefined);
+        await waitFor(() => collector.of(session!).length > 0, 'its first events to be shipped');
+      } finally {
+        await gw.stop();
+      }
+      const records = collector.of(session);
+      assert.equal(records.at(-1)?.event, 'close', 'the close, recorded as the gateway ended the session, was shipped before it stopped');
+      assert.match(JSON.stringify(records.at(-1)?.payload), /shutting down/);
+    });
   });
-
-  it('a stopping gateway ships the closes of the sessions it ends', async () => {
-    collector.records.length = 0;
-    const gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
-    let session: string | undefined;
-    try {
-      const { client } = await connectClient(edgeTransport('streamable-http', gw, 'everything'));
-      await client.callTool({ name: 'echo', arguments: { message: 'left open' } });
-      session = (await gw.gateway.recorder!.store.listSessions({ limit: 100 })).find((s) => s.status === 'open' && s.edge !== 'modern')?.id;
-      assert.ok(session !== undefined);
-      await waitFor(() => collector.of(session!).length > 0, 'its first events to be shipped');
-    } finally {
-      await gw.stop();
-    }
-    const records = collector.of(session);
-    assert.equal(records.at(-1)?.event, 'close', 'the close, recorded as the gateway ended the session, was shipped before it stopped');
-    assert.match(JSON.stringify(records.at(-1)?.payload), /shutting down/);
-  });
-});
+}

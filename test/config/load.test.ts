@@ -242,7 +242,7 @@ describe('parseConfig: invalid configs', () => {
     hasProblem(
       problems(`${oneStdio}listne: 127.0.0.1:1\n`),
       /^listne: unknown key/,
-      /expected one of: listen, store, dataDir, recording, cluster, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/,
+      /expected one of: listen, store, dataDir, recording, audit, cluster, identity, masking, api, limits, http, sessions, agents, roles, pins, console, rules, reviews, notifications, shutdown, log, connections/,
     );
   });
 

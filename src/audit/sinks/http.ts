@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { z } from 'zod';
 import { duration, httpUrl, secretMap } from '../../core/config-fields.js';
 import type { SecretSources, SecretString } from '../../core/secrets.js';
@@ -37,6 +39,8 @@ class HttpSink implements AuditSink {
   readonly #url: SecretString;
   readonly #headers: Record<string, SecretString>;
   readonly #timeoutMs: number;
+  // node:http with a keep-alive agent rather than fetch: a batch costs one write of a Buffer, not a web stream.
+  readonly #agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 1 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 1 }) };
 
   constructor(config: HttpSinkConfig, ctx: SinkContext) {
     this.name = ctx.name;
@@ -48,26 +52,43 @@ class HttpSink implements AuditSink {
 
   async send(batch: readonly AuditRecord[]): Promise<void> {
     if (batch.length === 0) return;
-    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' };
+    let text = '';
+    for (const record of batch) text += `${jsonLine(record)}\n`;
+    const body = Buffer.from(text);
+    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', 'content-length': String(body.length) };
     for (const [name, value] of Object.entries(this.#headers)) headers[name.toLowerCase()] = value.reveal();
-    let body = '';
-    for (const record of batch) body += `${jsonLine(record)}\n`;
-    let res: Response;
-    try {
-      res = await fetch(this.#url.reveal(), { method: 'POST', headers, body, signal: AbortSignal.timeout(this.#timeoutMs) });
-    } catch (err) {
-      // The URL as configured (references unresolved): a token in its query stays out of the error.
-      const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
-      throw new Error(`POST ${this.#url.template} failed: ${cause}`);
-    }
-    const answer = await res.text().catch(() => '');
-    if (res.status < 200 || res.status > 299) {
+    const url = new URL(this.#url.reveal());
+    // The URL as configured (references unresolved) names it in errors: a token in its query stays out of them.
+    const where = `POST ${this.#url.template}`;
+    const { status, answer } = await new Promise<{ status: number; answer: string }>((resolve, reject) => {
+      const secure = url.protocol === 'https:';
+      const req = (secure ? httpsRequest : httpRequest)(
+        url,
+        { method: 'POST', headers, agent: secure ? this.#agents.https : this.#agents.http, timeout: this.#timeoutMs },
+        (res) => {
+          let answer = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            if (answer.length < answerExcerpt + 1) answer += d;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, answer }));
+          res.on('error', (err) => reject(new Error(`${where} failed: ${err.message}`)));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
+      req.on('error', (err) => reject(new Error(`${where} failed: ${err.message}`)));
+      req.end(body);
+    });
+    if (status < 200 || status > 299) {
       const excerpt = answer.length > answerExcerpt ? `${answer.slice(0, answerExcerpt)}…` : answer;
-      throw new Error(`POST ${this.#url.template} answered ${res.status}${excerpt ? `: ${excerpt.replace(/\s+/g, ' ').trim()}` : ''}`);
+      throw new Error(`${where} answered ${status}${excerpt ? `: ${excerpt.replace(/\s+/g, ' ').trim()}` : ''}`);
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
+  }
 }
 
 export const httpSinkKind: SinkKind<HttpSinkConfig> = {
