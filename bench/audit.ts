@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readLocalApiKey } from '../src/crypto/local-api-key.js';
+import { startRsyslog } from '../test/helpers/rsyslog.js';
 import { everythingStdioConnection, type Proc, startAuditCollector, startGateway } from './processes.js';
 
 /**
@@ -38,6 +42,23 @@ const sinks: LiveSink[] = [
         proc,
         sink: { name: 'bench-http', http: { url: `${base}/services/collector/raw`, headers: { Authorization: 'Splunk ${env:PORTCULLIS_BENCH_HEC_TOKEN}' } } },
         taken: async () => ((await (await fetch(`${base}/count`)).json()) as { records: number }).records,
+      };
+    },
+  },
+  {
+    // Debian's rsyslog as the tests run it (test/helpers/rsyslog.ts): imtcp, octet-counted RFC 5424, each message to a file.
+    kind: 'syslog (rsyslog)',
+    async start() {
+      const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-rsyslog-'));
+      const rs = await startRsyslog(dir);
+      const stop = async () => {
+        await rs.stop();
+        rmSync(dir, { recursive: true, force: true });
+      };
+      return {
+        proc: { child: rs.child, port: rs.port, stop },
+        sink: { name: 'bench-syslog', syslog: { address: `127.0.0.1:${rs.port}` } },
+        taken: async () => rs.lines().length,
       };
     },
   },

@@ -1,4 +1,5 @@
 import { version } from '../../version.js';
+import { rawPayloadOf } from '../record.js';
 import type { AuditRecord } from '../sink.js';
 
 /**
@@ -28,12 +29,18 @@ export function cefExtensionValue(text: string): string {
  * not recorded); everything else (messages, lifecycle) is informational.
  */
 export function cefSeverity(record: AuditRecord): number {
-  const action = typeof record.payload === 'object' && record.payload !== null ? (record.payload as { action?: unknown }).action : undefined;
   if (record.event === 'gap' || record.event === 'truncated') return 7;
+  const action = verdictAction(record);
   if (action === 'answer') return 7;
   if (action === 'hold') return 5;
   if (action === 'rewrite') return 3;
   return 1;
+}
+
+/** A verdict's action (pass, rewrite, answer, hold); undefined for other events (a message's payload is not parsed). */
+export function verdictAction(record: AuditRecord): unknown {
+  if (record.event !== 'verdict' || typeof record.payload !== 'object' || record.payload === null) return undefined;
+  return (record.payload as { action?: unknown }).action;
 }
 
 /** The event's name: the recorded event kind, with the direction when it has one (`message toServer`). */
@@ -41,9 +48,11 @@ function eventName(record: AuditRecord): string {
   return record.direction === undefined ? record.event : `${record.event} ${record.direction}`;
 }
 
-/** The payload as text: JSON for a parsed payload, the text itself otherwise. */
-function payloadText(payload: unknown): string {
-  return typeof payload === 'string' ? payload : JSON.stringify(payload ?? null);
+/** The payload as text: a message as it was recorded, JSON for a parsed payload, the text itself otherwise. */
+function payloadText(record: AuditRecord): string {
+  const raw = rawPayloadOf(record);
+  if (raw !== undefined) return raw;
+  return typeof record.payload === 'string' ? record.payload : JSON.stringify(record.payload ?? null);
 }
 
 export function formatCef(record: AuditRecord): string {
@@ -67,7 +76,7 @@ export function formatCef(record: AuditRecord): string {
   custom('cs4', 'direction', record.direction);
   custom('cs5', 'hash', record.hash);
   custom('cs6', 'email', record.email);
-  add('msg', payloadText(record.payload));
+  add('msg', payloadText(record));
   const extension = pairs.map(([key, value]) => `${key}=${cefExtensionValue(String(value))}`).join(' ');
   const header = ['Portcullis', 'Portcullis', version, record.kind, eventName(record), String(cefSeverity(record))].map(cefHeaderField);
   return `CEF:0|${header.join('|')}|${extension}`;

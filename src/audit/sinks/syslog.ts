@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { referenceOnly } from '../../core/config-fields.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources } from '../../core/secrets.js';
-import { formatCef } from '../formats/cef.js';
+import { formatCef, verdictAction } from '../formats/cef.js';
 import { jsonLine } from '../formats/json.js';
 import type { AuditRecord, AuditSink, SinkContext, SinkKind } from '../sink.js';
 import { type Facility, facilities, octetCounted, severities, syslogMessage } from '../syslog/rfc5424.js';
@@ -79,7 +79,7 @@ export type SyslogSinkConfig = z.output<ReturnType<typeof syslogSchema>>;
 
 /** Syslog severity: refusals and holes in the recording are warnings, held calls notices, the rest informational. */
 export function syslogSeverity(record: AuditRecord): number {
-  const action = typeof record.payload === 'object' && record.payload !== null ? (record.payload as { action?: unknown }).action : undefined;
+  const action = verdictAction(record);
   if (record.event === 'gap' || record.event === 'truncated' || action === 'answer') return severities.warning;
   if (action === 'hold') return severities.notice;
   return severities.info;
