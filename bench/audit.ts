@@ -69,7 +69,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function auditOnOff(verdicts: Verdicts, o: { repetitions: number; clients: number; concurrent: Concurrent }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const live of sinks) {
+  // `--sink syslog` (or http): only the sink kinds whose name starts so.
+  const chosen = process.argv.includes('--sink') ? process.argv[process.argv.indexOf('--sink') + 1]?.toLowerCase() : undefined;
+  for (const live of sinks.filter((l) => chosen === undefined || l.kind.toLowerCase().startsWith(chosen))) {
     const ratios: number[] = [];
     const runs: unknown[] = [];
     console.log(
