@@ -54,7 +54,7 @@ function stream(confirmMs = 100): SyslogStream {
   return new SyslogStream(target, pino({ level: 'silent' }));
 }
 
-const frame = (text: string) => Buffer.from(`${text.length} ${text}`);
+const frame = (text: string) => `${text.length} ${text}`;
 
 test('after the receiver drops a connection, what it took recently goes again, first, on the next one', async () => {
   const s = stream();

@@ -85,14 +85,18 @@ export function syslogSeverity(record: AuditRecord): number {
   return severities.info;
 }
 
-/** JSON with everything beyond ASCII as \u escapes (still the same JSON): the message needs no BOM. */
+/**
+ * JSON with everything beyond ASCII as \u escapes (still the same JSON: such characters only occur in strings), so the
+ * message needs no BOM, which JSON parsers in SIEMs tend to choke on.
+ */
 function asciiJson(record: AuditRecord): string {
   return jsonLine(record).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** One record as an octet-counted RFC 5424 frame. */
-export function syslogFrame(record: AuditRecord, o: { format: 'json' | 'cef'; appName: string; hostname: string; facility: Facility }): Buffer {
-  const msg = o.format === 'cef' ? formatCef(record) : asciiJson(record);
+/** One record as an octet-counted RFC 5424 frame (text, written as UTF-8). */
+export function syslogFrame(record: AuditRecord, o: { format: 'json' | 'cef'; appName: string; hostname: string; facility: Facility }): string {
+  const json = o.format === 'json';
+  const msg = json ? asciiJson(record) : formatCef(record);
   return octetCounted(
     syslogMessage(
       {
@@ -105,6 +109,7 @@ export function syslogFrame(record: AuditRecord, o: { format: 'json' | 'cef'; ap
         msgId: record.kind,
       },
       msg,
+      json,
     ),
   );
 }
@@ -112,7 +117,7 @@ export function syslogFrame(record: AuditRecord, o: { format: 'json' | 'cef'; ap
 class SyslogSink implements AuditSink {
   readonly name: string;
   readonly #stream: SyslogStream;
-  readonly #frame: (record: AuditRecord) => Buffer;
+  readonly #frame: (record: AuditRecord) => string;
 
   constructor(config: SyslogSinkConfig, ctx: SinkContext) {
     this.name = ctx.name;

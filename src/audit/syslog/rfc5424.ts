@@ -55,7 +55,9 @@ export interface SyslogHeader {
 
 const NIL = '-';
 const timestampPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
-const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** U+FEFF: encoded as UTF-8 it is the BOM (EF BB BF) §6.4 asks a UTF-8 MSG to start with. */
+const BOM = '\uFEFF';
+const beyondAscii = /[^\x00-\x7f]/;
 
 /** A header field: printable US-ASCII (33–126) only, at most `max` characters, `-` when empty. */
 export function headerField(text: string, max: number): string {
@@ -63,24 +65,18 @@ export function headerField(text: string, max: number): string {
   return clean.length === 0 ? NIL : clean;
 }
 
-/** One RFC 5424 message (without framing). */
-export function syslogMessage(h: SyslogHeader, msg: string): Buffer {
+/**
+ * One RFC 5424 message (without framing), as text: written to the socket as UTF-8. `ascii`: the caller knows MSG is
+ * ASCII only (it escaped the rest), which spares a scan of it.
+ */
+export function syslogMessage(h: SyslogHeader, msg: string, ascii = false): string {
   const pri = facilities.indexOf(h.facility) * 8 + h.severity;
-  const head = [
-    `<${pri}>1`,
-    timestampPattern.test(h.timestamp) ? h.timestamp : NIL,
-    headerField(h.hostname, 255),
-    headerField(h.appName, 48),
-    headerField(h.procId, 128),
-    headerField(h.msgId, 32),
-    NIL,
-  ].join(' ');
-  const body = Buffer.from(msg, 'utf8');
-  const ascii = body.length === msg.length; // one byte per UTF-16 unit: nothing beyond ASCII
-  return Buffer.concat([Buffer.from(`${head} `, 'ascii'), ...(ascii ? [] : [BOM]), body]);
+  const time = timestampPattern.test(h.timestamp) ? h.timestamp : NIL;
+  const head = `<${pri}>1 ${time} ${headerField(h.hostname, 255)} ${headerField(h.appName, 48)} ${headerField(h.procId, 128)} ${headerField(h.msgId, 32)} ${NIL} `;
+  return !ascii && beyondAscii.test(msg) ? `${head}${BOM}${msg}` : head + msg;
 }
 
-/** Octet-counted framing: the message's length in octets, a space, the message. */
-export function octetCounted(message: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`${message.length} `, 'ascii'), message]);
+/** Octet-counted framing: the message's length in octets (of its UTF-8), a space, the message. */
+export function octetCounted(message: string): string {
+  return `${Buffer.byteLength(message, 'utf8')} ${message}`;
 }

@@ -29,13 +29,13 @@ export interface SyslogTarget {
   writeTimeoutMs: number;
   confirmMs: number;
   resendWindowMs: number;
-  /** Caps what is kept for re-sending (the oldest goes first), whatever its age. */
+  /** Caps what is kept for re-sending (in characters of the frames; the oldest goes first), whatever its age. */
   resendMaxBytes: number;
 }
 
 interface Written {
   at: number;
-  frame: Buffer;
+  frame: string;
 }
 
 export class SyslogStream {
@@ -46,7 +46,7 @@ export class SyslogStream {
   #recent: Written[] = [];
   #recentBytes = 0;
   /** Frames of a failed connection, to be written first on the next one. */
-  #resend: Buffer[] = [];
+  #resend: string[] = [];
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -65,17 +65,17 @@ export class SyslogStream {
   }
 
   /** Writes `frames` (one after another, after any earlier call's); resolves once they count as delivered. */
-  deliver(frames: readonly Buffer[]): Promise<void> {
+  deliver(frames: readonly string[]): Promise<void> {
     const run = this.#queue.then(() => this.#deliver(frames));
     this.#queue = run.catch(() => {});
     return run;
   }
 
-  async #deliver(frames: readonly Buffer[]): Promise<void> {
+  async #deliver(frames: readonly string[]): Promise<void> {
     if (this.#closed) throw new Error('the syslog connection is closed');
     const socket = this.#socket ?? (await this.#connect());
     const all = this.#resend.length === 0 ? frames : [...this.#resend, ...frames];
-    await written(socket, Buffer.concat(all), this.target.writeTimeoutMs);
+    await written(socket, all.join(''), this.target.writeTimeoutMs);
     if (!this.#confirmed) {
       await stillUp(socket, this.target.confirmMs);
       this.#confirmed = true;
@@ -86,7 +86,7 @@ export class SyslogStream {
     this.#keep(all);
   }
 
-  #keep(frames: readonly Buffer[]): void {
+  #keep(frames: readonly string[]): void {
     const now = Date.now();
     for (const frame of frames) {
       this.#recent.push({ at: now, frame });
@@ -174,7 +174,7 @@ export class SyslogStream {
 }
 
 /** Resolves once the kernel took every byte; rejects when the connection fails first or the write is not taken within `ms`. */
-function written(socket: Socket, data: Buffer, ms: number): Promise<void> {
+function written(socket: Socket, data: string, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onClose = () => reject(new Error('the connection closed before the write finished'));
     socket.once('close', onClose);
