@@ -1,5 +1,5 @@
 import type { AuditPendingSession } from '../store/audit.js';
-import type { EventRow } from '../store/types.js';
+import type { EventRow, LedgerRow } from '../store/types.js';
 import type { AuditEventKind, AuditRecord } from './sink.js';
 
 /** The session facts every record of it carries. */
@@ -91,4 +91,28 @@ export function toAuditRecord(session: RecordSession, event: EventRow, wanted: R
     rawPayloads.set(record, text);
   }
   return record;
+}
+
+/**
+ * A just-in-time access event (a request, its approval or denial, its expiry or revocation: a ledger row of kind
+ * `access`) as shipped: kind `access`, event `access-request`, `session` the request's id, `seq` the row's place in
+ * its instance's ledger, `edge` `api`; subject and connection those of the request.
+ */
+export function accessRecord(row: LedgerRow): AuditRecord {
+  const payload = parsed(row.detail);
+  const request = ((payload as { request?: unknown } | null)?.request ?? {}) as { connection?: unknown; requesterSubject?: unknown; requesterEmail?: unknown };
+  return {
+    instance: row.instanceId,
+    session: row.sessionId,
+    seq: row.seq,
+    time: rfc3339Us(row.timeUs),
+    kind: 'access',
+    event: 'access-request',
+    connection: typeof request.connection === 'string' ? request.connection : '',
+    subject: typeof request.requesterSubject === 'string' ? request.requesterSubject : '',
+    ...(typeof request.requesterEmail === 'string' ? { email: request.requesterEmail } : {}),
+    edge: 'api',
+    payload,
+    hash: row.hash,
+  };
 }

@@ -1,30 +1,40 @@
 import type { Logger } from 'pino';
 import type { CommittedRange } from '../recording/committed-listeners.js';
 import { nowUs } from '../recording/time.js';
-import type { AuditCursorMove, AuditPendingSession, AuditStore } from '../store/audit.js';
+import { type AuditCursorMove, type AuditPendingSession, type AuditStore, ledgerCursorKey } from '../store/audit.js';
 import type { RecordingStore } from '../store/recording.js';
 import { FailureReport } from './failure-report.js';
-import { toAuditRecord } from './record.js';
+import { accessRecord, toAuditRecord } from './record.js';
 import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
 
 /*
  * One sink's shipper: reads recorded events from the store in order per session, sends them in batches, and moves
  * the sink's durable cursor (store/audit.ts) only once the sink has taken a batch. The store is the buffer: however
  * far behind a sink falls, the shipper holds one batch in memory, and the data path never waits for it (it is told
- * of commits, after they are durable, and only notes which sessions to look at).
+ * of commits after they are durable, notes which sessions to look at, and reads them at most every gatherMs).
  *
- * What it guarantees (docs/operations.md, "Audit streams"):
- * - At least once: a record is sent again when a send failed or the gateway stopped before its cursor moved (a
- *   duplicate has the same instance, session and seq).
- * - In order per session: one batch in flight per sink, a session's events in seq order within and across batches.
- * - Nothing skipped: a batch a sink refuses is retried with backoff until it is taken; nothing moves past it.
- * - Scope: a gateway ships the sessions it recorded and those of instances that are not alive replicas now (gone
- *   replicas, earlier instance ids); while two gateways both think a replica gone, both may ship its sessions
- *   (duplicates, never gaps). A sink ships the sessions opened from its first start on.
+ * What is guaranteed (for docs/operations.md, "Audit streams"):
+ * - Every event recorded in a session the sink is responsible for reaches it: a batch the sink refuses (an error, a
+ *   non-2xx answer, a timeout) is retried with backoff, forever, and nothing after it is sent meanwhile. Failures
+ *   show in /metrics, the console and the log; the records wait in the store.
+ * - At least once: a record is sent again when the gateway stopped (or crashed) after the sink took a batch and
+ *   before its cursor moved, or when two replicas both ship a gone replica's session. A duplicate has the same
+ *   instance, session and seq (and hash).
+ * - In order per session (seq order), across batches and restarts; no order between sessions.
+ * - Which sessions: those opened since the sink (by name) was first started on this store. Each replica ships the
+ *   sessions it recorded, and those of instances that are not live replicas now (replicas gone or left, and earlier
+ *   instance ids); so every replica must have the same sinks. A sink is told of a commit at once; sessions written
+ *   without a commit here (a gone replica's, sealed by a survivor) are found by the scan every audit.pollInterval, as
+ *   are just-in-time access events (in each instance's ledger, in ledger order).
+ * - On shutdown, the sessions' closes are shipped before the gateway exits (a few seconds at most, not retried);
+ *   what is left is shipped at the next start, or by another replica once this one has left.
+ * - Not covered: events deleted by recording.retention before they were shipped (alert on the backlog long before),
+ *   and events best-effort recording lost (the recording shows the gap, and so does the stream's seq).
  */
 
 export interface ShipperOptions {
-  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'advanceAuditCursors' | 'advanceAuditWatermark'> & Pick<RecordingStore, 'events'>;
+  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'> &
+    Pick<RecordingStore, 'events' | 'ledgerInstances'>;
   sink: AuditSink;
   /** The sink kind's key (http, file, syslog), for the status. */
   kind: string;
@@ -87,6 +97,7 @@ export class AuditShipper {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #watermarkUs = 0;
+  #sinceUs = 0;
   #backlog = 0;
   #failures = 0;
   #lastShippedAtMs: number | undefined;
@@ -180,6 +191,7 @@ export class AuditShipper {
   async #run(): Promise<void> {
     const sinkRow = await this.#storeRetrying(() => this.#o.store.auditSink(this.name, nowUs()));
     this.#watermarkUs = sinkRow.watermarkUs;
+    this.#sinceUs = sinkRow.sinceUs;
     let lastScanMs = Number.NEGATIVE_INFINITY;
     while (!this.#stopped) {
       const last = this.#finishing;
@@ -215,6 +227,8 @@ export class AuditShipper {
   /** Ships what the sessions listed (all pending, or those named) have not: page by page, batch by batch. */
   async #scan(sessionIds: readonly string[] | undefined): Promise<void> {
     const base = { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive() };
+    // Just-in-time access events are in the instances' ledgers, not in sessions: looked at on every whole scan.
+    if (sessionIds === undefined && this.#wanted.has('access')) await this.#shipAccess(base.exceptInstances);
     const chunks = sessionIds === undefined ? [undefined] : chunk(sessionIds, pageSize);
     for (const ids of chunks) {
       let after: { openedAtUs: number; id: string } | undefined;
@@ -263,6 +277,22 @@ export class AuditShipper {
       if (moves.size >= maxMoves) await flush();
     }
     await flush();
+  }
+
+  /** The access events of each ledger in this replica's scope, in ledger order, batch by batch. */
+  async #shipAccess(exceptInstances: readonly string[]): Promise<void> {
+    for (const instanceId of await this.#o.store.ledgerInstances()) {
+      if (exceptInstances.includes(instanceId)) continue;
+      for (;;) {
+        if (this.#stopped) throw new Stopped();
+        const { rows } = await this.#o.store.auditAccessPending(this.name, instanceId, this.#sinceUs, this.#maxBatch);
+        const last = rows.at(-1);
+        if (last === undefined) break;
+        await this.#deliver(rows.map(accessRecord));
+        await this.#o.store.advanceAuditCursors(this.name, [{ sessionId: ledgerCursorKey(instanceId), seq: last.seq, done: false }]);
+        if (rows.length < this.#maxBatch) break;
+      }
+    }
   }
 
   /** Sends until the sink takes the batch: retried with backoff, never skipped. */

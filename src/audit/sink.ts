@@ -14,7 +14,8 @@ import type { SecretSources } from '../core/secrets.js';
  * - `message`: a JSON-RPC message as it passed (masked as recorded);
  * - `verdict`: a stage's verdict that is none of the three below (a guard rule, a tool filter, pins, limits);
  * - `review`: a call held for review and how the review ended;
- * - `access`: an access decision (the connection's access groups, authorization);
+ * - `access`: an access decision in a session (the connection's access groups, authorization), and every
+ *   just-in-time access event (a request, its approval or denial, expiry, revocation; record.ts `accessRecord`);
  * - `redaction`: masking removed something (what it found, by detector and path, never the value).
  */
 export const auditEventKinds = ['lifecycle', 'verdict', 'review', 'access', 'message', 'redaction'] as const;

@@ -12,7 +12,10 @@ export function configCheckAction(file: string): void {
       config.identity.issuers.length > 0
         ? `identity: ${config.identity.issuers.map((i) => i.issuer).join(', ')}`
         : `identity: dev identity (users: ${Object.keys(config.identity.dev.users).join(', ') || 'none'})`;
-    process.stdout.write(`${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}; ${identity}\n`);
+    const audit = config.audit.sinks.length > 0 ? `; audit streams: ${config.audit.sinks.map((s) => `${s.name} (${s.kind})`).join(', ')}` : '';
+    process.stdout.write(
+      `${file}: valid; listen ${config.listen.host}:${config.listen.port}; connections: ${names.join(', ')}; ${recording}; ${identity}${audit}\n`,
+    );
     for (const c of config.connections.values()) {
       if (c.access.groups.length === 0)
         process.stdout.write(`warning: connection '${c.name}' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n`);

@@ -1,6 +1,11 @@
 import type { DatabasePort } from './port.js';
+import { ledgerFromDb } from './recording-rows.js';
 import { num, strOrNull } from './rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
+import type { LedgerRow } from './types.js';
+
+/** The cursor key of an instance's ledger (never a session id: those have no `/`). */
+export const ledgerCursorKey = (instanceId: string): string => `ledger/${instanceId}`;
 
 /** An audit sink's place in the store (migration 11): shared by every replica that ships to a sink of that name. */
 export interface AuditSinkRow {
@@ -58,6 +63,12 @@ export interface AuditStore {
   /** Moves cursors forward, all in one statement (a cursor never moves back, and `done` is never undone). */
   advanceAuditCursors(sink: string, moves: readonly AuditCursorMove[]): Promise<void>;
   /**
+   * Just-in-time access events (ledger rows of kind `access`) of one instance's ledger that the sink has not taken,
+   * recorded at or after `fromUs`, in order; and the sink's cursor over that ledger (-1 for none). The cursor is kept
+   * with the sessions' as `ledgerCursorKey(instanceId)`.
+   */
+  auditAccessPending(sink: string, instanceId: string, fromUs: number, limit: number): Promise<{ cursor: number; rows: LedgerRow[] }>;
+  /**
    * Moves the sink's watermark forward to the opening of its oldest session (of any instance) not shipped whole, at
    * most to `capUs`, and forgets the cursors of sessions now behind it. Returns the watermark.
    */
@@ -95,6 +106,13 @@ export function auditStore(db: DatabasePort): AuditStore {
       const [r] = await db.query(sql`SELECT COALESCE(SUM(p.last_seq - p.cursor_seq), 0) AS backlog FROM (${pendingSql(sink, q)}) AS p
         WHERE p.last_seq > p.cursor_seq`);
       return num(r?.backlog ?? 0);
+    },
+    async auditAccessPending(sink, instanceId, fromUs, limit) {
+      const [c] = await db.query(sql`SELECT seq FROM audit_cursors WHERE sink = ${sink} AND session_id = ${ledgerCursorKey(instanceId)}`);
+      const cursor = c === undefined ? -1 : num(c.seq);
+      const rows = await db.query(sql`SELECT * FROM ledger WHERE instance_id = ${instanceId} AND seq > ${cursor} AND kind = 'access'
+        AND time_us >= ${fromUs} ORDER BY seq LIMIT ${limit}`);
+      return { cursor, rows: rows.map(ledgerFromDb) };
     },
     async advanceAuditCursors(sink, moves) {
       if (moves.length === 0) return;

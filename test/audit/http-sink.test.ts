@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/audit/sink.js';
 import type { Store } from '../../src/store/store.js';
+import { callApi } from '../helpers/api.js';
 import { AuditCollector } from '../helpers/audit-collector.js';
 import { closeClient, connectClient, edgeTransport } from '../helpers/client.js';
 import { consoleSignIn } from '../helpers/console.js';
@@ -218,6 +219,41 @@ for (const backend of backends) {
       const records = collector.of(session);
       assert.equal(records.at(-1)?.event, 'close', 'the close, recorded as the gateway ended the session, was shipped before it stopped');
       assert.match(JSON.stringify(records.at(-1)?.payload), /shutting down/);
+    });
+
+    it('a sink takes the just-in-time access events from the ledger: a request and its approval, in order', async () => {
+      collector.records.length = 0;
+      const config = auditConfig(collector, dataDir);
+      const gw = await startTestGateway(
+        {
+          ...config,
+          identity: { dev: { users: { bob: ['eng'], alice: ['approvers'] } } },
+          connections: { prod: { stdio: everythingStdio(), access: { groups: ['sre'], approvers: ['approvers'], maxGrant: '1h' } } },
+        },
+        { auditRetryMs: 50 },
+      );
+      try {
+        const asked = await callApi<{ request: { id: string } }>(gw.url, await gw.tokenFor('bob'), 'POST', '/api/access', {
+          connection: 'prod',
+          duration: '10m',
+          reason: 'incident 4711',
+        });
+        assert.equal(asked.status, 201);
+        const id = asked.body.request.id;
+        assert.equal((await callApi(gw.url, await gw.tokenFor('alice'), 'POST', `/api/access/${id}/approve`)).status, 200);
+        await waitFor(() => collector.of(id).length >= 2, 'the request and its approval to be shipped');
+        const records = collector.of(id);
+        assert.deepEqual(
+          records.map((r) => [r.kind, r.event, r.subject, r.connection, (r.payload as { event: string }).event]),
+          [
+            ['access', 'access-request', 'bob', 'prod', 'requested'],
+            ['access', 'access-request', 'bob', 'prod', 'approved'],
+          ],
+        );
+        assert.ok(records[0]!.seq < records[1]!.seq, 'in ledger order');
+      } finally {
+        await gw.stop();
+      }
     });
   });
 }

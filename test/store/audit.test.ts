@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { ledgerCursorKey } from '../../src/store/audit.js';
 import type { Store } from '../../src/store/store.js';
 import { emptyBatch, type EventRow, openSessionRow, type SealFields } from '../../src/store/types.js';
 import { backends, type TestStore } from '../helpers/stores.js';
@@ -130,6 +131,34 @@ for (const backend of backends) {
       assert.equal(await store.advanceAuditWatermark('siem', t0 + 2500), t0 + 3000, 'b-open is open: the watermark stays at it');
       assert.equal((await store.auditSink('siem', t0)).watermarkUs, t0 + 3000);
       assert.deepEqual(await pending({ fromUs: t0 + 3000 }), []);
+    });
+
+    it("lists an instance's just-in-time access events (ledger rows of kind access) after the sink's cursor, from a time on", async () => {
+      const row = (seq: number, kind: 'opened' | 'access', timeUs: number) => ({
+        instanceId: 'gw-a',
+        seq,
+        timeUs,
+        kind,
+        sessionId: kind === 'access' ? `ar-${seq}` : 'a-sealed',
+        detail: JSON.stringify({ event: 'requested' }),
+        hash: `${seq}`.padStart(64, 'c'),
+      });
+      await store.write({
+        ...emptyBatch(),
+        ledger: [row(0, 'opened', t0), row(1, 'access', t0 + 1), row(2, 'opened', t0 + 2), row(3, 'access', t0 + 3), row(4, 'access', t0 + 4)],
+      });
+      const seqs = async (fromUs: number, limit = 10) => {
+        const p = await store.auditAccessPending('siem', 'gw-a', fromUs, limit);
+        return [p.cursor, p.rows.map((r) => r.seq)];
+      };
+      assert.deepEqual(await seqs(t0), [-1, [1, 3, 4]]);
+      assert.deepEqual(await seqs(t0 + 2), [-1, [3, 4]], 'recorded before the sink started: not its business');
+      assert.deepEqual(await seqs(t0, 2), [-1, [1, 3]]);
+      await store.advanceAuditCursors('siem', [{ sessionId: ledgerCursorKey('gw-a'), seq: 3, done: false }]);
+      assert.deepEqual(await seqs(t0), [3, [4]]);
+      assert.deepEqual((await store.auditAccessPending('siem', 'gw-b', t0, 10)).rows, []);
+      assert.equal(await store.advanceAuditWatermark('siem', t0 + 10_000), t0 + 3000, 'a ledger cursor is no session: the watermark is as it was');
+      assert.deepEqual(await seqs(t0), [3, [4]], 'and it is kept');
     });
   });
 }

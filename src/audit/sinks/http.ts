@@ -10,8 +10,9 @@ import type { AuditRecord, AuditSink, SinkContext, SinkKind } from '../sink.js';
  * `http:`: batches of JSON lines POSTed to a URL, one record per line. Splunk's HEC raw endpoint
  * (/services/collector/raw, `Authorization: Splunk <token>`) takes it as it is, as do Vector's and Fluent Bit's HTTP
  * inputs, Logstash's http input with the json_lines codec, and Elastic's or Datadog's intake behind one of them.
- * A batch is taken when the collector answers 2xx; any other answer, a network error or no answer within `timeout`
- * rejects it, and the shipper sends it again later.
+ * A batch is taken when the collector answers 2xx; any other answer (a redirect too), a network error or no answer
+ * within `timeout` rejects it, and the shipper sends it again later. With Splunk's indexer acknowledgement on, give
+ * the channel as a header (`X-Splunk-Request-Channel`); a 2xx then means received, which is as far as HEC tells.
  */
 function schema(sources: SecretSources) {
   return z
