@@ -1,5 +1,5 @@
-import type { AuditPendingSession } from '../store/audit.js';
-import type { EventRow, LedgerRow } from '../store/types.js';
+import type { AuditEventRow, AuditPendingSession } from '../store/audit.js';
+import type { LedgerRow } from '../store/types.js';
 import type { AuditEventKind, AuditRecord } from './sink.js';
 
 /** The session facts every record of it carries. */
@@ -9,7 +9,7 @@ export type RecordSession = Pick<AuditPendingSession, 'sessionId' | 'instanceId'
 const accessStages = new Set(['access', 'authorize']);
 
 /** Which audit kind a recorded event is (see auditEventKinds); `payload` is the event's parsed payload. */
-export function auditKindOf(event: Pick<EventRow, 'kind'>, payload: unknown): AuditEventKind {
+export function auditKindOf(event: Pick<AuditEventRow, 'kind'>, payload: unknown): AuditEventKind {
   if (event.kind === 'message') return 'message';
   if (event.kind !== 'verdict') return 'lifecycle';
   const v = (payload !== null && typeof payload === 'object' ? payload : {}) as {
@@ -48,7 +48,7 @@ export function rawPayloadOf(record: AuditRecord): string | undefined {
 }
 
 /** A recorded message (a JSON object or batch as it passed): its text is JSON, so it is not parsed unless asked for. */
-const isMessageText = (event: EventRow) =>
+const isMessageText = (event: AuditEventRow) =>
   event.kind === 'message' &&
   (event.payload.startsWith('{') || event.payload.startsWith('[')) &&
   // Sent pretty-printed, it would break the one-record-per-line formats: such a message is parsed and written again.
@@ -56,7 +56,7 @@ const isMessageText = (event: EventRow) =>
   !event.payload.includes('\r');
 
 /** A recorded event as shipped, or undefined when its kind is not wanted. */
-export function toAuditRecord(session: RecordSession, event: EventRow, wanted: ReadonlySet<AuditEventKind>): AuditRecord | undefined {
+export function toAuditRecord(session: RecordSession, event: AuditEventRow, wanted: ReadonlySet<AuditEventKind>): AuditRecord | undefined {
   const lazy = isMessageText(event);
   const payload = lazy ? undefined : parsed(event.payload);
   const kind = lazy ? 'message' : auditKindOf(event, payload);

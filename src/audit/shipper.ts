@@ -20,7 +20,9 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  * - At least once: a record is sent again when the gateway stopped (or crashed) after the sink took a batch and
  *   before its cursor moved, or when two replicas both ship a gone replica's session. A duplicate has the same
  *   instance, session and seq (and hash).
- * - In order per session (seq order), across batches and restarts; no order between sessions.
+ * - In order per session (seq order), across batches and restarts; no order between sessions. With duplicates, the
+ *   first arrival of each record is in order (a shipper sends a session's events upward from the cursor it read, and
+ *   a cursor only moves past what a sink has taken), and a duplicate repeats what arrived before.
  * - Which sessions: those opened since the sink (by name) was first started on this store. Each replica ships the
  *   sessions it recorded, and those of instances that are not live replicas now (replicas gone or left, and earlier
  *   instance ids); so every replica must have the same sinks. A sink is told of a commit at once; sessions written
@@ -28,13 +30,17 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  *   are just-in-time access events (in each instance's ledger, in ledger order).
  * - On shutdown, the sessions' closes are shipped before the gateway exits (a few seconds at most, not retried);
  *   what is left is shipped at the next start, or by another replica once this one has left.
- * - Not covered: events deleted by recording.retention before they were shipped (alert on the backlog long before),
- *   and events best-effort recording lost (the recording shows the gap, and so does the stream's seq).
+ * - Retention (recording.retention) keeps a session until every configured sink has shipped it whole: a sink down
+ *   for long delays deletion (the store grows), it never loses to it.
+ * - Not covered: events best-effort recording lost (the recording shows the gap, and so does the stream's seq).
  */
 
 export interface ShipperOptions {
-  store: Pick<AuditStore, 'auditSink' | 'auditPending' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'> &
-    Pick<RecordingStore, 'events' | 'ledgerInstances'>;
+  store: Pick<
+    AuditStore,
+    'auditSink' | 'auditPending' | 'auditEvents' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'
+  > &
+    Pick<RecordingStore, 'ledgerInstances'>;
   sink: AuditSink;
   /** The sink kind's key (http, file, syslog), for the status. */
   kind: string;
@@ -257,24 +263,28 @@ export class AuditShipper {
       records = [];
       moves.clear();
     };
-    for (const session of page) {
-      let cursor = session.cursor;
-      const startedAt = cursor;
-      while (cursor < session.lastSeq) {
-        if (this.#stopped) throw new Stopped();
-        const events = await this.#o.store.events(session.sessionId, cursor, this.#maxBatch - records.length);
-        if (events.length === 0) break;
-        for (const event of events) {
-          const record = toAuditRecord(session, event, this.#wanted);
-          if (record !== undefined) records.push(record);
-          cursor = event.seq;
-        }
-        moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: session.sealed && cursor >= session.lastSeq });
-        if (records.length >= this.#maxBatch) await flush();
+    const cursors = new Map(page.map((session) => [session.sessionId, session.cursor]));
+    const behind = () => page.filter((session) => cursors.get(session.sessionId)! < session.lastSeq);
+    // The events of every session behind, read together (one statement, not one per session), batch by batch.
+    for (let waiting = behind(); waiting.length > 0; waiting = behind()) {
+      if (this.#stopped) throw new Stopped();
+      const of = new Map(waiting.map((session) => [session.sessionId, session]));
+      const after = waiting.map((session) => ({ sessionId: session.sessionId, seq: cursors.get(session.sessionId)! }));
+      const events = await this.#o.store.auditEvents(after, this.#maxBatch - records.length);
+      if (events.length === 0) break;
+      for (const event of events) {
+        const session = of.get(event.sessionId)!;
+        const record = toAuditRecord(session, event, this.#wanted);
+        if (record !== undefined) records.push(record);
+        this.#backlog -= event.seq - cursors.get(event.sessionId)!;
+        cursors.set(event.sessionId, event.seq);
+        moves.set(event.sessionId, { sessionId: event.sessionId, seq: event.seq, done: session.sealed && event.seq >= session.lastSeq });
       }
-      this.#backlog -= Math.max(0, cursor - startedAt);
+      if (records.length >= this.#maxBatch || moves.size >= maxMoves) await flush();
+    }
+    for (const session of page) {
+      const cursor = cursors.get(session.sessionId)!;
       if (session.sealed && cursor >= session.lastSeq) moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: true });
-      if (moves.size >= maxMoves) await flush();
     }
     await flush();
   }

@@ -77,6 +77,7 @@ export async function startRecording(
       mode,
       log,
       retentionMs: config.recording.retentionMs,
+      keepUnshippedFor: config.audit.sinks.map((s) => s.name),
       writeTimeoutMs: config.recording.writeTimeoutMs,
       // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (see onGone below).
       staleAfterMs: config.cluster.goneAfterMs,

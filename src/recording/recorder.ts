@@ -54,6 +54,8 @@ export interface RecorderOptions {
   writeTimeoutMs?: number;
   /** Closed sessions older than this are deleted (with a tombstone); 0 keeps them forever. */
   retentionMs?: number;
+  /** Audit sinks whose sessions retention keeps until they are shipped whole (a sink down for long delays deletion). */
+  keepUnshippedFor?: readonly string[];
   sweepMs?: number;
   /**
    * A network store: while one batch is in flight, how long the next one gathers what sessions append before it
@@ -102,6 +104,7 @@ export class Recorder {
       ...(o.recoversOthers ? { recoversOthers: o.recoversOthers } : {}),
       ...(o.alive ? { alive: o.alive } : {}),
       retentionMs: o.retentionMs ?? 0,
+      ...(o.keepUnshippedFor ? { keepUnshippedFor: o.keepUnshippedFor } : {}),
       log: this.#log,
     });
     this.#sweepMs = o.sweepMs ?? 60_000;

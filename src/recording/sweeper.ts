@@ -35,6 +35,8 @@ export class Sweeper {
     private readonly o: {
       staleAfterMs: number;
       retentionMs: number;
+      /** Audit sinks whose sessions retention keeps until shipped whole (audit.sinks' names). */
+      keepUnshippedFor?: readonly string[];
       log: Logger;
       /**
        * Whether this instance recovers silent instances' sessions now: with several replicas only one does (the
@@ -105,7 +107,7 @@ export class Sweeper {
   async #applyRetention(): Promise<void> {
     const r = this.recorder;
     const before = nowUs() - this.o.retentionMs * 1000;
-    const expired = await r.store.expiredSessions(before, 200);
+    const expired = await r.store.expiredSessions(before, 200, this.o.keepUnshippedFor);
     if (expired.length === 0) return;
     const deletedAtUs = nowUs();
     const days = Math.round(this.o.retentionMs / 86_400_000);

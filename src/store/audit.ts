@@ -2,10 +2,13 @@ import type { DatabasePort } from './port.js';
 import { ledgerFromDb } from './recording-rows.js';
 import { num, strOrNull } from './rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
-import type { LedgerRow } from './types.js';
+import type { EventRow, LedgerRow } from './types.js';
 
 /** The cursor key of an instance's ledger (never a session id: those have no `/`). */
 export const ledgerCursorKey = (instanceId: string): string => `ledger/${instanceId}`;
+
+/** What the audit stream reads of a recorded event. */
+export type AuditEventRow = Pick<EventRow, 'sessionId' | 'seq' | 'timeUs' | 'kind' | 'direction' | 'payload' | 'hash'>;
 
 /** An audit sink's place in the store (migration 11): shared by every replica that ships to a sink of that name. */
 export interface AuditSinkRow {
@@ -58,6 +61,11 @@ export interface AuditStore {
   auditSink(name: string, nowUs: number): Promise<AuditSinkRow>;
   /** Sessions with events the sink has not taken, or sealed and not marked whole, oldest first. */
   auditPending(sink: string, q: AuditPendingQuery): Promise<AuditPendingSession[]>;
+  /**
+   * The events of several sessions, each after its own seq, in one statement: ordered by session, then seq, at most
+   * `limit` in all (the sessions first in id order may take them all: ask again with the cursors moved).
+   */
+  auditEvents(after: ReadonlyArray<{ sessionId: string; seq: number }>, limit: number): Promise<AuditEventRow[]>;
   /** How many recorded events of the sessions `auditPending` would list (all of them) the sink has not taken. */
   auditBacklog(sink: string, q: Pick<AuditPendingQuery, 'fromUs' | 'exceptInstances'>): Promise<number>;
   /** Moves cursors forward, all in one statement (a cursor never moves back, and `done` is never undone). */
@@ -106,6 +114,26 @@ export function auditStore(db: DatabasePort): AuditStore {
       const [r] = await db.query(sql`SELECT COALESCE(SUM(p.last_seq - p.cursor_seq), 0) AS backlog FROM (${pendingSql(sink, q)}) AS p
         WHERE p.last_seq > p.cursor_seq`);
       return num(r?.backlog ?? 0);
+    },
+    async auditEvents(after, limit) {
+      if (after.length === 0) return [];
+      // One primary-key range per session, OR'd: both planners walk the index once per session.
+      const ranges = join(
+        after.map((a) => sql`(session_id = ${a.sessionId} AND seq > ${a.seq})`),
+        ' OR ',
+      );
+      // Only what a record carries: not the forwarded copy of a relayed message (as long as the message itself).
+      const rows = await db.query(sql`SELECT session_id, seq, time_us, kind, direction, payload, hash FROM events WHERE ${ranges}
+        ORDER BY session_id, seq LIMIT ${limit}`);
+      return rows.map((r) => ({
+        sessionId: String(r.session_id),
+        seq: num(r.seq),
+        timeUs: num(r.time_us),
+        kind: String(r.kind) as EventRow['kind'],
+        direction: strOrNull(r.direction) as EventRow['direction'],
+        payload: String(r.payload),
+        hash: String(r.hash),
+      }));
     },
     async auditAccessPending(sink, instanceId, fromUs, limit) {
       const [c] = await db.query(sql`SELECT seq FROM audit_cursors WHERE sink = ${sink} AND session_id = ${ledgerCursorKey(instanceId)}`);

@@ -32,8 +32,11 @@ export interface RecordingStore {
   listSessions(query: SessionQuery): Promise<SessionRow[]>;
   /** Sessions still marked open, optionally only those of some instances. */
   openSessions(instanceIds?: readonly string[]): Promise<SessionRow[]>;
-  /** Sealed sessions that closed before `beforeUs`, oldest first. */
-  expiredSessions(beforeUs: number, limit: number): Promise<SessionRow[]>;
+  /**
+   * Sealed sessions that closed before `beforeUs`, oldest first; with `keepUnshippedFor` (audit sink names), not those
+   * one of these sinks is to ship and has not shipped whole (audit streams never lose to retention: store/audit.ts).
+   */
+  expiredSessions(beforeUs: number, limit: number, keepUnshippedFor?: readonly string[]): Promise<SessionRow[]>;
   /** Events after `afterSeq`, in order, at most `limit`. */
   events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]>;
   lastEvent(sessionId: string): Promise<EventRow | undefined>;
@@ -92,10 +95,16 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       const of = instanceIds === undefined ? raw('') : sql` AND instance_id IN (${list(instanceIds)})`;
       return (await db.query(sql`SELECT * FROM sessions WHERE status = 'open'${of} ORDER BY opened_at_us`)).map(sessionFromDb);
     },
-    async expiredSessions(beforeUs, limit) {
-      return (await db.query(sql`SELECT * FROM sessions WHERE status <> 'open' AND closed_at_us < ${beforeUs} ORDER BY closed_at_us LIMIT ${limit}`)).map(
-        sessionFromDb,
-      );
+    async expiredSessions(beforeUs, limit, keepUnshippedFor = []) {
+      // A sink's sessions are those opened since its watermark (those before are shipped whole) without a done cursor.
+      const unshipped =
+        keepUnshippedFor.length === 0
+          ? raw('')
+          : sql` AND NOT EXISTS (SELECT 1 FROM audit_sinks a WHERE a.name IN (${list(keepUnshippedFor)}) AND s.opened_at_us >= a.watermark_us
+              AND NOT EXISTS (SELECT 1 FROM audit_cursors c WHERE c.sink = a.name AND c.session_id = s.id AND c.done = 1))`;
+      return (
+        await db.query(sql`SELECT * FROM sessions s WHERE status <> 'open' AND closed_at_us < ${beforeUs}${unshipped} ORDER BY closed_at_us LIMIT ${limit}`)
+      ).map(sessionFromDb);
     },
     async events(sessionId, afterSeq, limit) {
       return (await db.query(sql`SELECT * FROM events WHERE session_id = ${sessionId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`)).map(eventFromDb);

@@ -149,6 +149,35 @@ for (const backend of backends) {
       }
     });
 
+    it('a sink that never answers does not slow the sessions: their calls complete while the events wait in the store', async () => {
+      collector.records.length = 0;
+      const config = auditConfig(collector, dataDir);
+      // Longer than the test may take on a busy machine: the request stays held, never timed out and sent again.
+      (config.audit as { sinks: Array<{ http: Record<string, unknown> }> }).sinks[0]!.http.timeout = '10m';
+      const gw = await startTestGateway(config, { auditRetryMs: 50 });
+      try {
+        collector.hanging = true;
+        const session = await oneSession(gw, 1);
+        await waitFor(() => collector.held > 0, 'the shipper to be waiting on the sink');
+        // Twenty more sessions while the sink holds the only request the shipper sends: none of them waits for it.
+        const more: string[] = [];
+        for (let i = 0; i < 20; i++) more.push(await oneSession(gw, 2));
+        assert.equal(collector.held, 1, 'one batch in flight, nothing more sent');
+        const waiting = (await Promise.all([session, ...more].map(async (id) => (await allEvents(gw.gateway.recorder!.store, id)).length))).reduce(
+          (a, b) => a + b,
+        );
+        await waitFor(async () => ((await metric(gw, 'portcullis_audit_backlog_events')) ?? 0) >= waiting, 'the backlog to count every waiting event');
+        collector.release();
+        for (const id of [session, ...more]) {
+          await waitFor(() => collector.of(id).some((r) => r.event === 'close'), 'every session to arrive once the sink answers', 30_000);
+          await assertComplete(gw.gateway.recorder!.store, collector.of(id), id);
+        }
+      } finally {
+        collector.release();
+        await gw.stop();
+      }
+    });
+
     it('a gateway restarted with a backlog resumes from its cursor: nothing missing, nothing taken sent again', async () => {
       collector.records.length = 0;
       let gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });

@@ -12,6 +12,9 @@ export class AuditCollector {
   refused = 0;
   /** Answer 500 to every request while true. */
   failing = false;
+  /** While true, requests are held unanswered (a sink that takes a connection and never answers); `release` answers them. */
+  hanging = false;
+  readonly #held: Array<() => void> = [];
   /** The Authorization header of each request taken. */
   readonly authorizations: string[] = [];
   readonly #server: Server;
@@ -28,6 +31,11 @@ export class AuditCollector {
       req.setEncoding('utf8');
       req.on('data', (d: string) => (body += d));
       req.on('end', () => {
+        if (collector.hanging) {
+          // Answered 503 once released: the shipper sends the batch again.
+          collector.#held.push(() => res.writeHead(503).end());
+          return;
+        }
         if (collector.failing) {
           collector.refused++;
           res.writeHead(500, { 'content-type': 'application/json' }).end('{"text":"Internal Server Error","code":8}');
@@ -44,6 +52,17 @@ export class AuditCollector {
 
   get url(): string {
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/services/collector/raw`;
+  }
+
+  /** Requests held unanswered now. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  /** Stops holding requests and answers those held (503: not taken). */
+  release(): void {
+    this.hanging = false;
+    for (const answer of this.#held.splice(0)) answer();
   }
 
   /** The records of one session, in the order they arrived (duplicates included). */

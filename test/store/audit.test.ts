@@ -90,6 +90,35 @@ for (const backend of backends) {
       assert.deepEqual(await pending({ limit: 1, after: { openedAtUs: t0 + 1000, id: 'a-sealed' } }), [['a-open', -1, 1, false]]);
     });
 
+    it('reads the events of several sessions, each after its own seq, by session then seq, at most the limit', async () => {
+      const read = async (after: Array<[string, number]>, limit = 100) =>
+        (
+          await store.auditEvents(
+            after.map(([sessionId, seq]) => ({ sessionId, seq })),
+            limit,
+          )
+        ).map((e) => `${e.sessionId}/${e.seq}`);
+      assert.deepEqual(
+        await read([
+          ['a-sealed', 0],
+          ['a-open', -1],
+          ['b-open', 0],
+        ]),
+        ['a-open/0', 'a-open/1', 'a-sealed/1', 'a-sealed/2'],
+      );
+      assert.deepEqual(
+        await read(
+          [
+            ['a-sealed', 0],
+            ['a-open', -1],
+          ],
+          3,
+        ),
+        ['a-open/0', 'a-open/1', 'a-sealed/1'],
+      );
+      assert.deepEqual(await read([]), []);
+    });
+
     it('moves cursors forward only: an open session caught up drops out, a sealed one stays until marked whole', async () => {
       await store.advanceAuditCursors('siem', [
         { sessionId: 'a-sealed', seq: 2, done: false },
@@ -159,6 +188,21 @@ for (const backend of backends) {
       assert.deepEqual((await store.auditAccessPending('siem', 'gw-b', t0, 10)).rows, []);
       assert.equal(await store.advanceAuditWatermark('siem', t0 + 10_000), t0 + 3000, 'a ledger cursor is no session: the watermark is as it was');
       assert.deepEqual(await seqs(t0), [3, [4]], 'and it is kept');
+    });
+
+    it('retention keeps the sessions a configured sink has not shipped whole', async () => {
+      await store.write({
+        ...emptyBatch(),
+        sessionsOpened: [openSessionRow({ id: 'c-sealed', instanceId: 'gw-a', connection: 'c', subject: 'carol', openedAtUs: t0 + 5000 })],
+        events: [event('c-sealed', 0)],
+        sealed: [{ id: 'c-sealed', ...sealed(1) }],
+      });
+      const expired = async (keep?: string[]) => (await store.expiredSessions(t0 + 20_000_000, 10, keep)).map((r) => r.id).sort();
+      assert.deepEqual(await expired(), ['a-open', 'a-sealed', 'c-sealed']);
+      assert.deepEqual(await expired(['siem']), ['a-open', 'a-sealed'], 'c-sealed is past the watermark and not shipped whole');
+      assert.deepEqual(await expired(['never-started']), ['a-open', 'a-sealed', 'c-sealed'], 'a sink never started has no sessions yet');
+      await store.advanceAuditCursors('siem', [{ sessionId: 'c-sealed', seq: 0, done: true }]);
+      assert.deepEqual(await expired(['siem']), ['a-open', 'a-sealed', 'c-sealed']);
     });
   });
 }
