@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readLocalApiKey } from '../src/crypto/local-api-key.js';
+import { startRsyslog } from '../test/helpers/rsyslog.js';
 import { everythingStdioConnection, type Proc, startAuditCollector, startGateway } from './processes.js';
 
 /**
@@ -41,6 +45,23 @@ const sinks: LiveSink[] = [
       };
     },
   },
+  {
+    // Debian's rsyslog as the tests run it (test/helpers/rsyslog.ts): imtcp, octet-counted RFC 5424, each message to a file.
+    kind: 'syslog (rsyslog)',
+    async start() {
+      const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-rsyslog-'));
+      const rs = await startRsyslog(dir);
+      const stop = async () => {
+        await rs.stop();
+        rmSync(dir, { recursive: true, force: true });
+      };
+      return {
+        proc: { child: rs.child, port: rs.port, stop },
+        sink: { name: 'bench-syslog', syslog: { address: `127.0.0.1:${rs.port}` } },
+        taken: async () => rs.lines().length,
+      };
+    },
+  },
 ];
 
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
@@ -48,7 +69,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function auditOnOff(verdicts: Verdicts, o: { repetitions: number; clients: number; concurrent: Concurrent }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const live of sinks) {
+  // `--sink syslog` (or http): only the sink kinds whose name starts so.
+  const chosen = process.argv.includes('--sink') ? process.argv[process.argv.indexOf('--sink') + 1]?.toLowerCase() : undefined;
+  for (const live of sinks.filter((l) => chosen === undefined || l.kind.toLowerCase().startsWith(chosen))) {
     const ratios: number[] = [];
     const runs: unknown[] = [];
     console.log(
