@@ -37,7 +37,7 @@ import type { Recorder } from './recording/recorder.js';
 import type { ModernPool } from './session/modern-pool.js';
 import { SessionRegistry, type SessionRegistryOptions } from './session/registry.js';
 import { SharedUpstreams, StdioSparePools, UpstreamAgents } from './upstream/index.js';
-import { allInjectedCredentials } from './upstream/injected-credentials.js';
+import { configCredentials } from './config/logged-credentials.js';
 import { version } from './version.js';
 
 export type { GatewayOptions } from './features/feature.js';
@@ -197,7 +197,7 @@ export class Gateway {
 
   /** Builds the gateway and listens; rejects with a clear message when the address is taken or the store cannot open. */
   static async start(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
-    const log = options.log ?? createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()), config.log.format);
+    const log = options.log ?? createLogger(config.log.level, process.stderr, configCredentials(config), config.log.format);
     const identity = await startIdentity(config, options, log);
     const localApiKey = loadOrCreateLocalApiKey(config.dataDir);
     const recording = await startRecording(config, options, log);

@@ -42,6 +42,8 @@ function sinkSchema(sources: SecretSources) {
         name: c.name,
         events: c.events,
         kind: kind.key,
+        /** The kind's settings as parsed (secrets as SecretStrings): kept so the log's scrubber finds their values. */
+        settings,
         /** Makes the configured sink (no I/O: it connects or opens when it first sends). */
         create: (ctx: SinkContext): AuditSink => kind.create(settings, ctx),
       };

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Gateway } from '../gateway.js';
 import { localApiKeyPath } from '../crypto/local-api-key.js';
 import { createLogger, type LogFormat, logFormats, logProcessWarnings, resolveFormat } from '../log.js';
-import { allInjectedCredentials } from '../upstream/injected-credentials.js';
+import { configCredentials } from '../config/logged-credentials.js';
 import { demoFilesFolder } from '../config/load.js';
 import type { VirtualUpstreamConfig } from '../upstream/config.js';
 import { ensureDemoFiles } from './demo-files.js';
@@ -103,7 +103,7 @@ export async function gatewayAction(opts: GatewayOptions): Promise<void> {
   // The quick start's `files` connection serves a folder that must exist before its server starts.
   if (opts.config === undefined && config.connections.has('files')) ensureDemoFiles(demoFilesFolder());
   // The injected credentials are scrubbed from every line, as the gateway's own default logger does.
-  const log = createLogger(config.log.level, process.stderr, allInjectedCredentials(config.connections.values()), config.log.format);
+  const log = createLogger(config.log.level, process.stderr, configCredentials(config), config.log.format);
   logProcessWarnings(log);
   let gateway: Gateway;
   try {

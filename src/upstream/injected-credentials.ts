@@ -20,11 +20,6 @@ export function injectedCredentials(connection: string, upstream: UpstreamConfig
   return out;
 }
 
-/** Every credential the connections of a config inject, in one scrubber (for the process's log). */
-export function allInjectedCredentials(connections: Iterable<{ name: string; upstream: UpstreamConfig }>): CredentialScrubber {
-  return new CredentialScrubber([...connections].flatMap((c) => injectedCredentials(c.name, c.upstream)));
-}
-
 const scrubbers = new WeakMap<UpstreamConfig, CredentialScrubber>();
 
 /** The scrubber for what a connection's server sends: built once per connection config, shared by its sessions. */

@@ -9,7 +9,7 @@ import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { readLocalApiKey } from '../../src/crypto/local-api-key.js';
 import { createLogger } from '../../src/log.js';
 import type { CredentialScrubber } from '../../src/scrub/credential-scrubber.js';
-import { allInjectedCredentials } from '../../src/upstream/injected-credentials.js';
+import { configCredentials } from '../../src/config/logged-credentials.js';
 
 /** The Authorization header with the local API key of the gateway whose data directory this is (as the CLI reads it). */
 export function localApiAuth(dataDir: string): Record<string, string> {
@@ -95,7 +95,7 @@ export async function startTestGateway(config: Record<string, unknown>, options:
   const text = stringify({ ...withTestIdentity(config), dataDir, listen: '127.0.0.1:0' });
   const parsed = parseConfig(text, '(test)');
   // As `portcullis gateway` does: every line is scrubbed of the credentials the gateway injects into its upstreams.
-  const log = new CapturedLog('debug', allInjectedCredentials(parsed.connections.values()));
+  const log = new CapturedLog('debug', configCredentials(parsed));
   const gateway = await Gateway.start(parsed, { log: log.logger, ...options });
   const tokenFor = async (user: string) => {
     if (gateway.devIdentity === undefined) throw new Error('this test gateway has no dev identity');
