@@ -160,7 +160,7 @@ export function demoServerEntry(): string {
 
 /**
  * Where the quick start's second demo server, @modelcontextprotocol/server-filesystem, has its entry point; undefined
- * when it is not installed (a dev dependency: an install without them runs the quick start with `everything` alone).
+ * when it cannot be found (a broken install): the quick start then serves `everything` alone, and says so.
  */
 export function demoFilesServerEntry(): string | undefined {
   const require = createRequire(import.meta.url);
