@@ -206,7 +206,7 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     for (const link of this.#links) {
       if (link.isUp || link.isAbsent || link.reason !== 'not opened yet') continue;
       // Still opening: left out of this answer; it joins (with a list_changed) if it opens in time.
-      const reason = `did not open within ${timeoutMs}ms`;
+      const reason = `had not started and answered initialize within ${timeoutMs}ms (memberTimeout of virtual server '${this.#o.server}'): left out until it does`;
       link.late(reason);
       this.#memberDown(link, reason);
     }
