@@ -42,6 +42,8 @@ interface LoadClient {
   /** Legacy clients: every session id it used, in order, and how often it initialized a new one after a failure. */
   sessions: string[];
   reinitialized: number;
+  /** The last error a call met, and when: what a client that does not recover is stuck on. */
+  lastError?: { at: number; error: string };
   /** Resolves once the loop has stopped and the client is closed. */
   done: Promise<void>;
 }
@@ -108,6 +110,7 @@ describe('chaos: a replica killed with -9 under load (issue 18)', () => {
             break;
           } catch (err) {
             lc.failures++;
+            lc.lastError = { at: Date.now(), error: String(err).slice(0, 200) };
             failedInARow++;
             step(`${name}: ${String(err).slice(0, 120)}`);
             if (!running) break;
@@ -146,6 +149,7 @@ describe('chaos: a replica killed with -9 under load (issue 18)', () => {
             break;
           } catch (err) {
             lc.failures++;
+            lc.lastError = { at: Date.now(), error: String(err).slice(0, 200) };
             step(`${name}: ${String(err).slice(0, 120)}`);
             if (!running) break;
             await pause(100);
@@ -216,7 +220,16 @@ describe('chaos: a replica killed with -9 under load (issue 18)', () => {
     step('killed; v2 retry ok');
 
     // Every client recovers on its own: calls succeed again after the kill.
-    await waitFor(() => clients.every((c) => c.successes.filter((s) => s.at > killedAt).length >= 5), 'every client to recover', 120_000);
+    const sinceKill = (c: LoadClient) => c.successes.filter((s) => s.at > killedAt).length;
+    await waitFor(() => clients.every((c) => sinceKill(c) >= 5), 'every client to recover', 120_000).catch((err: Error) => {
+      // Which client did not recover, and on what, so that a failure on a busy CI machine can be read afterwards.
+      const state = clients.map(
+        (c) =>
+          `${c.name}: ${sinceKill(c)} calls ok since the kill, ${c.failures} failed, ${c.reinitialized} re-initialized` +
+          (c.lastError === undefined ? '' : `, last error ${((c.lastError.at - killedAt) / 1000).toFixed(1)}s after the kill: ${c.lastError.error}`),
+      );
+      throw new Error(`${err.message}; ${state.join('; ')}`);
+    });
     const orphaned = clients.filter((c) => legacy.some((l, i) => c.name === `legacy-${i}` && l.owner === victim.instanceId));
     for (const c of orphaned) {
       assert.ok(c.reinitialized >= 1, `${c.name} initialized a new session`);
