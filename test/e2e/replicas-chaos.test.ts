@@ -48,6 +48,13 @@ interface LoadClient {
   done: Promise<void>;
 }
 
+/**
+ * A call's unique tail, in letters only. A hex tail could be all digits, and with the call's number beside it look like
+ * a payment card to the gateway's masking (the default detectors): the echo came back redacted, and the client retried
+ * that same message until the test timed out.
+ */
+const nonce = () => [...randomBytes(10)].map((b) => String.fromCharCode(97 + (b % 26))).join('');
+
 const echoed = (result: unknown, message: string) =>
   JSON.stringify((result as { content?: unknown }).content) === JSON.stringify([{ type: 'text', text: `Echo: ${message}` }]);
 
@@ -99,7 +106,7 @@ describe('chaos: a replica killed with -9 under load (issue 18)', () => {
       let n = 0;
       let failedInARow = 0;
       while (running) {
-        const message = `${name} #${n++} ${randomBytes(6).toString('hex')}`;
+        const message = `${name} call ${n++} ${nonce()}`;
         // The same call again until it succeeds (an agent's retry), on a new session when the old one is gone.
         for (;;) {
           try {
@@ -140,7 +147,7 @@ describe('chaos: a replica killed with -9 under load (issue 18)', () => {
     lc.done = (async () => {
       let n = 0;
       while (running) {
-        const message = `${name} #${n++} ${randomBytes(6).toString('hex')}`;
+        const message = `${name} call ${n++} ${nonce()}`;
         for (;;) {
           try {
             const result = await client.callTool({ name: 'echo', arguments: { message } }, { timeout: 30_000 });
