@@ -9,6 +9,7 @@ import {
   agentsMigration,
   auditCursorsMigration,
   consoleMigration,
+  dataKeysMigration,
   membershipMigration,
   reviewsMigration,
   reviewsVirtualMigration,
@@ -106,6 +107,7 @@ export const sqliteMigrations: readonly Migration[] = [
   agentTunnelsMigration,
   reviewsVirtualMigration,
   auditCursorsMigration,
+  dataKeysMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -197,6 +199,7 @@ export const postgresMigrations: readonly Migration[] = [
   agentTunnelsMigration,
   reviewsVirtualMigration,
   auditCursorsMigration,
+  dataKeysMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -1,5 +1,6 @@
 import { sessionColumns, sessionToDb } from './recording-rows.js';
-import { jsonOrNull } from './rows.js';
+import { dataKeyToDb } from './data-keys.js';
+import { insertSql, jsonOrNull } from './rows.js';
 import { join, list, raw, type Sql, type SqlValue, sql } from './sql.js';
 import type { WriteBatch } from './types.js';
 
@@ -11,6 +12,7 @@ import type { WriteBatch } from './types.js';
 
 /** Runs a batch's writes, in order, with `run` (inside the caller's transaction). */
 export function writeBatchRows(run: (statement: Sql) => unknown, b: WriteBatch): void {
+  for (const k of b.dataKeys) run(insertSql('data_keys', dataKeyToDb(k)));
   for (const s of b.sessionsOpened) run(sql`INSERT INTO sessions (${raw(sessionColumns.join(', '))}) VALUES (${list(sessionToDb(s))})`);
   for (const e of b.events) {
     run(sql`INSERT INTO events (session_id, seq, time_us, mono_us, kind, direction, boundary, payload, forwarded, hash)
@@ -85,6 +87,29 @@ export function batchStatement(batch: WriteBatch): Sql | undefined {
     return false;
   });
   const parts: Sql[] = [];
+  if (batch.dataKeys.length > 0) {
+    const k = batch.dataKeys;
+    parts.push(
+      sql`INSERT INTO data_keys (owner, kek_id, wrapped, created_at_us) SELECT * FROM unnest(${join([
+        p(
+          k.map((x) => x.owner),
+          'text[]',
+        ),
+        p(
+          k.map((x) => x.kekId),
+          'text[]',
+        ),
+        p(
+          k.map((x) => x.wrapped),
+          'text[]',
+        ),
+        p(
+          k.map((x) => x.createdAtUs),
+          'int8[]',
+        ),
+      ])})`,
+    );
+  }
   if (opened.size > 0) {
     const rows = [...opened.values()].map(sessionToDb);
     const arrays = sessionColumns.map((_, i) =>

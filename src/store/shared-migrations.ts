@@ -263,3 +263,32 @@ export const auditCursorsMigration: Migration = {
       );
     `,
 };
+
+/**
+ * Version 13, the same on both backends: recording encryption (src/encryption/). `data_keys` holds each session's (and
+ * each access request's) data key wrapped by a KEK, or, once erased, who erased it, when and why (wrapped is NULL).
+ * `kek_checks` holds, per KEK id, a known value wrapped under it: a process whose KEK of that id does not unwrap it
+ * holds other key material under the same name and is refused at start.
+ */
+export const dataKeysMigration: Migration = {
+  version: 13,
+  description: 'recording encryption: data keys and KEK checks',
+  sql: `
+      CREATE TABLE data_keys (
+        owner TEXT PRIMARY KEY,
+        kek_id TEXT NOT NULL,
+        wrapped TEXT,
+        created_at_us BIGINT NOT NULL,
+        erased_at_us BIGINT,
+        erased_by TEXT,
+        erase_reason TEXT
+      );
+      CREATE INDEX data_keys_by_kek ON data_keys (kek_id, owner);
+      CREATE TABLE kek_checks (
+        kek_id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        check_value TEXT NOT NULL,
+        created_at_us BIGINT NOT NULL
+      );
+    `,
+};

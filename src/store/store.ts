@@ -4,6 +4,7 @@ import { type AgentStore, agentStore } from './agents.js';
 import { type AuditStore, auditStore } from './audit.js';
 import { type ClusterStore, clusterStore } from './cluster.js';
 import { type ConsoleStore, consoleStore } from './console.js';
+import { type DataKeyStore, dataKeyStore } from './data-keys.js';
 import { type PinStore, pinStore } from './pins.js';
 import type { DatabasePort } from './port.js';
 import { type RecordingStore, recordingStore } from './recording.js';
@@ -12,7 +13,7 @@ import { checkSchema, migrate } from './schema.js';
 import { type TokenKeyStore, tokenKeyStore } from './token-keys.js';
 
 export { StoreSchemaError, StoreUnavailableError } from './errors.js';
-export type { AccessStore, AgentStore, AgentTunnelStore, AuditStore, ClusterStore, ConsoleStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
+export type { AccessStore, AgentStore, AgentTunnelStore, AuditStore, ClusterStore, ConsoleStore, DataKeyStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
 
 /**
  * The store the gateway, the CLI and the API use: one small interface per domain, each written once over a
@@ -29,7 +30,8 @@ export interface Store
     ConsoleStore,
     ClusterStore,
     TokenKeyStore,
-    AuditStore {
+    AuditStore,
+    DataKeyStore {
   readonly backend: DatabasePort['dialect'];
   /** Where it is, for logs and errors; never a password. */
   readonly location: string;
@@ -58,5 +60,6 @@ export function storeOver(db: DatabasePort): Store {
     ...tokenKeyStore(db),
     ...clusterStore(db),
     ...auditStore(db),
+    ...dataKeyStore(db),
   };
 }

@@ -105,7 +105,7 @@ export interface EventRow {
   hash: string;
 }
 
-export type LedgerKind = 'opened' | 'sealed' | 'tombstone' | 'access';
+export type LedgerKind = 'opened' | 'sealed' | 'tombstone' | 'access' | 'erased' | 'encrypted';
 
 /**
  * The ledger: one hash chain per gateway instance over every session it opened, sealed or deleted, so a
@@ -159,14 +159,47 @@ export interface WriteBatch {
   ledger: LedgerRow[];
   /** Sessions whose events and row are deleted (their tombstones are in `ledger`). */
   deletions: string[];
+  /** Wrapped data keys of sessions this batch opens (recording encryption, src/encryption/); before their events. */
+  dataKeys: DataKeyRow[];
 }
 
 export function emptyBatch(): WriteBatch {
-  return { sessionsOpened: [], events: [], negotiated: [], sealed: [], ledger: [], deletions: [] };
+  return { sessionsOpened: [], events: [], negotiated: [], sealed: [], ledger: [], deletions: [], dataKeys: [] };
 }
 
 export function batchSize(b: WriteBatch): number {
-  return b.sessionsOpened.length + b.events.length + b.negotiated.length + b.sealed.length + b.ledger.length + b.deletions.length;
+  return (
+    b.sessionsOpened.length + b.events.length + b.negotiated.length + b.sealed.length + b.ledger.length + b.deletions.length + b.dataKeys.length
+  );
+}
+
+/**
+ * A data key, wrapped by a KEK (src/encryption/): one per session (owner = the session id) and one per just-in-time
+ * access request (owner = `access:<id>`). Erasing (crypto-shredding) sets `wrapped` to null for good and says who,
+ * when and why; the payloads it encrypted stay, and verify still checks them, but nobody can read them again.
+ */
+export interface DataKeyRow {
+  owner: string;
+  /** The KEK that wraps it (its id in recording.encryption.keys). */
+  kekId: string;
+  /** The wrapped key (provider-specific text); null once erased. */
+  wrapped: string | null;
+  createdAtUs: number;
+  erasedAtUs: number | null;
+  /** Who erased it: `<subject> (<issuer>)` of an admin, or `retention`. */
+  erasedBy: string | null;
+  eraseReason: string | null;
+}
+
+/**
+ * What the store keeps to recognise a KEK by its id: a known value wrapped under it. A process whose KEK of that id
+ * does not unwrap it holds other key material under the same name, and is refused at start.
+ */
+export interface KekCheckRow {
+  kekId: string;
+  provider: string;
+  check: string;
+  createdAtUs: number;
 }
 
 export interface SessionQuery {

@@ -53,6 +53,7 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
                   sealed: [],
                   ledger: [],
                   deletions: [],
+                  dataKeys: [],
                 })
               : i % 3 === 1
                 ? s.listSessions({ limit: 10 })

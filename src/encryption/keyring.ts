@@ -1,0 +1,72 @@
+import type { DataKeyRow } from '../store/types.js';
+import { newDataKey } from './envelope.js';
+import { ErasedError, type Kek, KekUnavailableError } from './kek.js';
+
+/**
+ * The KEKs this process has (recording.encryption.keys) and the current one, which wraps every new data key. Older
+ * ones only unwrap, until `portcullis keys rotate` has re-wrapped their data keys under the current one. Unwrapped
+ * data keys are cached (bounded), so reading a session costs one unwrap, and a KMS key one request, not one per event.
+ */
+export class Keyring {
+  readonly #keks: ReadonlyMap<string, Kek>;
+  readonly #cache = new Map<string, Buffer>();
+
+  constructor(
+    keks: readonly Kek[],
+    readonly current: Kek,
+    private readonly cacheSize = 4096,
+  ) {
+    this.#keks = new Map(keks.map((k) => [k.id, k]));
+    if (this.#keks.get(current.id) !== current) throw new Error(`the current KEK '${current.id}' is not among the keyring's KEKs`);
+  }
+
+  get keks(): readonly Kek[] {
+    return [...this.#keks.values()];
+  }
+
+  kek(id: string): Kek | undefined {
+    return this.#keks.get(id);
+  }
+
+  /** The KEK ids, sorted: what replicas compare. */
+  get ids(): string[] {
+    return [...this.#keks.keys()].sort();
+  }
+
+  /**
+   * A new data key for `owner`, and its wrapping under the current KEK: done at once with a local KEK, a promise
+   * with a remote one (the recorder writes the session's first batch once it settles).
+   */
+  newDataKey(owner: string): { key: Buffer; kekId: string; wrapped: string | Promise<string> } {
+    const key = newDataKey();
+    const kek = this.current;
+    this.#remember(owner, key);
+    return { key, kekId: kek.id, wrapped: kek.wrapSync !== undefined ? kek.wrapSync(key, owner) : kek.wrap(key, owner) };
+  }
+
+  /** The data key a stored row wraps; throws ErasedError, KekUnavailableError or WrappedKeyError. */
+  async dataKey(row: DataKeyRow): Promise<Buffer> {
+    if (row.wrapped === null) throw new ErasedError(row.owner, row.erasedAtUs ?? 0, row.erasedBy, row.eraseReason);
+    const cached = this.#cache.get(row.owner);
+    if (cached !== undefined) return cached;
+    const kek = this.#keks.get(row.kekId);
+    if (kek === undefined) throw new KekUnavailableError(row.owner, row.kekId);
+    const key = kek.unwrapSync !== undefined ? kek.unwrapSync(row.wrapped, row.owner) : await kek.unwrap(row.wrapped, row.owner);
+    this.#remember(row.owner, key);
+    return key;
+  }
+
+  /** Forgets an owner's data key (it was erased): nothing in this process can read its payloads after. */
+  forget(owner: string): void {
+    this.#cache.get(owner)?.fill(0);
+    this.#cache.delete(owner);
+  }
+
+  #remember(owner: string, key: Buffer): void {
+    if (this.#cache.size >= this.cacheSize) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.set(owner, key);
+  }
+}
