@@ -1,5 +1,6 @@
 import {
   emptyBatch,
+  type EventRow,
   type EventBoundary,
   type EventDirection,
   type EventKind,
@@ -81,6 +82,11 @@ export interface Materialized {
   ledger: { seq: number; hash: string };
   /** Sessions the batch seals. */
   sealed: string[];
+  /**
+   * The batch's events as they were before encryption (the same rows as `batch.events` when the recording is plain):
+   * what in-process consumers of a committed batch (the audit shipper) read, never the store.
+   */
+  readable: EventRow[];
 }
 
 /**
@@ -205,7 +211,7 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
         break;
     }
   }
-  return { batch, heads, ledger, sealed };
+  return { batch, heads, ledger, sealed, readable: batch.events };
 }
 
 /**
