@@ -62,9 +62,7 @@ export function dataKeyStore(db: DatabasePort): DataKeyStore {
     },
     async dataKeysNotUnder(kekId, afterOwner, limit) {
       return (
-        await db.query(
-          sql`SELECT * FROM data_keys WHERE kek_id <> ${kekId} AND wrapped IS NOT NULL AND owner > ${afterOwner} ORDER BY owner LIMIT ${limit}`,
-        )
+        await db.query(sql`SELECT * FROM data_keys WHERE kek_id <> ${kekId} AND wrapped IS NOT NULL AND owner > ${afterOwner} ORDER BY owner LIMIT ${limit}`)
       ).map(dataKeyFromDb);
     },
     async rewrapDataKey(owner, fromKekId, fromWrapped, toKekId, toWrapped) {
