@@ -18,7 +18,7 @@ export class ConfigError extends Error {
 }
 
 /** Paths below these keys may hold credentials: a found value is described, never shown. */
-const sensitiveKeys = new Set(['env', 'headers', 'args', 'url', 'store', 'signingKey', 'token', 'trustedKeys']);
+const sensitiveKeys = new Set(['env', 'headers', 'args', 'url', 'store', 'signingKey', 'token', 'trustedKeys', 'encryption']);
 
 function describeFound(input: unknown, path: PropertyKey[]): string {
   if (input === undefined) return 'nothing';
