@@ -66,7 +66,10 @@ describe('AWS KMS KEK (a local stand-in for KMS)', () => {
     const req = seen.at(-1)!;
     assert.equal(req.target, 'TrentService.Encrypt');
     assert.equal(req.headers['content-type'], 'application/x-amz-json-1.1');
-    assert.match(String(req.headers.authorization), /^AWS4-HMAC-SHA256 Credential=AKIDPORTCULLISTEST\/\d{8}\/eu-west-1\/kms\/aws4_request, SignedHeaders=[^,]*x-amz-target/);
+    assert.match(
+      String(req.headers.authorization),
+      /^AWS4-HMAC-SHA256 Credential=AKIDPORTCULLISTEST\/\d{8}\/eu-west-1\/kms\/aws4_request, SignedHeaders=[^,]*x-amz-target/,
+    );
     assert.deepEqual(req.body, { KeyId: keyId, Plaintext: dataKey.toString('base64'), EncryptionContext: { portcullis: 'session-1' } });
     assert.equal(Buffer.from(wrapped.slice('kms1:'.length), 'base64').length, 48, 'the CiphertextBlob, as KMS gave it');
   });
@@ -90,7 +93,7 @@ describe('AWS KMS KEK (a local stand-in for KMS)', () => {
     });
     const before = seen.length;
     await assert.rejects(kek.unwrap('lk1:AAAA', 'session-2'), /it is not an AWS KMS wrapping/);
-    assert.equal(seen.length, before, 'another provider\'s wrapping is refused without asking KMS');
+    assert.equal(seen.length, before, "another provider's wrapping is refused without asking KMS");
   });
 
   it('in a keyring: a new data key is wrapped once KMS answers; reading it costs one Decrypt, then the cache', async () => {
@@ -116,7 +119,10 @@ describe('AWS KMS KEK (a local stand-in for KMS)', () => {
     });
     await assert.rejects(broken.wrap(randomBytes(32), 'session-5'), (err: unknown) => {
       assert.ok(!(err instanceof WrappedKeyError));
-      assert.match((err as Error).message, new RegExp(`^KEK 'k3' \\(AWS KMS key ${keyId.replace(/[/]/g, '\\/')}\\) could not wrap the data key of session-5: UnknownOperationException`));
+      assert.match(
+        (err as Error).message,
+        new RegExp(`^KEK 'k3' \\(AWS KMS key ${keyId.replace(/[/]/g, '\\/')}\\) could not wrap the data key of session-5: UnknownOperationException`),
+      );
       return true;
     });
   });
