@@ -1,7 +1,20 @@
-import type { EncryptionConfig } from '../recording/encryption-config.js';
 import type { Kek } from './kek.js';
 import { kekProvider } from './keks/index.js';
 import { Keyring } from './keyring.js';
+
+/** One configured KEK: its id, its provider (the config key naming it: `local`, `awsKms`) and that key's validated value. */
+export interface KekConfig {
+  id: string;
+  provider: string;
+  value: unknown;
+}
+
+/** recording.encryption, as its config slice (recording/encryption-config.ts) gives it. */
+export interface EncryptionConfig {
+  /** The id of the KEK that wraps new data keys. */
+  current: string;
+  keys: KekConfig[];
+}
 
 /**
  * The keyring recording.encryption describes: each configured KEK built by its provider, the current one wrapping new

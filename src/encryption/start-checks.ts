@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { EncryptionConfig } from '../recording/encryption-config.js';
 import type { ClusterStore, MemberKeks } from '../store/cluster.js';
 import type { DataKeyStore } from '../store/data-keys.js';
 import type { KekCheckRow } from '../store/types.js';
 import { type Kek, WrappedKeyError } from './kek.js';
 import type { Keyring } from './keyring.js';
-import { keyringFromConfig } from './keyring-from-config.js';
+import { type EncryptionConfig, keyringFromConfig } from './keyring-from-config.js';
 
 /**
  * What the gateway checks about recording encryption before it records anything: that each KEK is the key the store

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { SecretSources } from '../core/secrets.js';
 import { kekProviders } from '../encryption/keks/index.js';
+import type { EncryptionConfig, KekConfig } from '../encryption/keyring-from-config.js';
 
 /**
  * The recording encryption slice of the config (`recording.encryption`): the KEKs that wrap the data keys of
@@ -11,13 +12,6 @@ import { kekProviders } from '../encryption/keks/index.js';
 
 /** A KEK's id: stored beside every data key it wraps, so it is short and plain. */
 const kekIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** One configured KEK: its id, which provider (the config key naming it) and that key's validated value. */
-export interface KekConfig {
-  id: string;
-  provider: string;
-  value: unknown;
-}
 
 function kekEntrySchema(sources: SecretSources) {
   const providers = kekProviders.map((p) => p.configKey);
@@ -42,7 +36,7 @@ function kekEntrySchema(sources: SecretSources) {
     });
 }
 
-export function encryptionSchema(sources: SecretSources) {
+export function encryptionSchema(sources: SecretSources): z.ZodType<EncryptionConfig, unknown> {
   return z
     .strictObject({
       /** The id of the KEK that wraps new data keys; the others only unwrap. */
@@ -71,4 +65,4 @@ export function encryptionSchema(sources: SecretSources) {
     });
 }
 
-export type EncryptionConfig = z.output<ReturnType<typeof encryptionSchema>>;
+export type { EncryptionConfig } from '../encryption/keyring-from-config.js';
