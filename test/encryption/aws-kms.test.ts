@@ -3,7 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
 import { WrappedKeyError } from '../../src/encryption/kek.js';
+import { keyringFromConfig } from '../../src/encryption/keyring-from-config.js';
+import { checkKeks, KekMismatchError } from '../../src/encryption/start-checks.js';
+import { sqliteTestStore } from '../helpers/stores.js';
 import { awsKmsKek } from '../../src/encryption/keks/aws-kms.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 
@@ -125,5 +129,39 @@ describe('AWS KMS KEK (a local stand-in for KMS)', () => {
       );
       return true;
     });
+  });
+
+  it("from the config to the start checks: the SDK's default credentials, a check recorded with Encrypt and checked with Decrypt", async () => {
+    // The SDK's credential chain reads the environment first: what a deployment without a role would give it.
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDFROMENVIRONMENT';
+    process.env.AWS_SECRET_ACCESS_KEY = 'not-a-real-secret-either';
+    const config = parseConfig(
+      `connections:\n  a:\n    stdio: {command: node}\nrecording:\n  encryption:\n    current: kms\n    keys:\n      - {id: kms, awsKms: {keyId: "${keyId}", endpoint: "${endpoint}"}}\n`,
+      'test.yaml',
+    );
+    const ts = sqliteTestStore();
+    const store = await ts.open();
+    try {
+      const keyring = keyringFromConfig(config.recording.encryption)!;
+      const before = seen.length;
+      assert.deepEqual(await checkKeks(store, keyring, 1), ['kms']);
+      assert.deepEqual(await checkKeks(store, keyringFromConfig(config.recording.encryption)!, 2), []);
+      assert.deepEqual(
+        seen.slice(before).map((r) => [r.target, r.body.EncryptionContext]),
+        [
+          ['TrentService.Encrypt', { portcullis: 'portcullis-kek-check' }],
+          ['TrentService.Decrypt', { portcullis: 'portcullis-kek-check' }],
+        ],
+      );
+      assert.match(String(seen.at(-1)!.headers.authorization), /Credential=AKIDFROMENVIRONMENT\/\d{8}\/eu-west-1\/kms\//, 'the region from the ARN');
+      // The stand-in forgets what it wrapped: as KMS answers for a key that is not the one of the check.
+      blobs.clear();
+      await assert.rejects(checkKeks(store, keyringFromConfig(config.recording.encryption)!, 3), KekMismatchError);
+    } finally {
+      await store.close();
+      await ts.destroy();
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
   });
 });
