@@ -1,6 +1,7 @@
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { describeStore } from '../store/open.js';
 import { consoleWarnings } from '../console/console-warnings.js';
+import { plainRecordingWarning } from '../encryption/start-checks.js';
 
 /** `portcullis config check`: a config file validated, summed up in a line, and its warnings; exit code 1 when invalid. */
 export function configCheckAction(file: string): void {
@@ -9,7 +10,13 @@ export function configCheckAction(file: string): void {
     const all = [...config.connections.values()];
     const names = all.filter((c) => c.upstream.kind !== 'virtual').map((c) => `${c.name} (${c.upstream.kind})`);
     const virtual = all.flatMap((c) => (c.upstream.kind === 'virtual' ? [`${c.name} (${c.upstream.members.map((m) => m.connection).join(', ')})`] : []));
-    const recording = config.recording.mode === 'off' ? 'recording off' : `recording ${config.recording.mode} to ${describeStore(config.store.reveal())}`;
+    const encryption = config.recording.encryption;
+    const encrypted =
+      encryption === undefined
+        ? ''
+        : `, encrypted (current KEK ${encryption.current}; KEKs: ${encryption.keys.map((k) => `${k.id} (${k.provider})`).join(', ')})`;
+    const recording =
+      config.recording.mode === 'off' ? 'recording off' : `recording ${config.recording.mode} to ${describeStore(config.store.reveal())}${encrypted}`;
     const identity =
       config.identity.issuers.length > 0
         ? `identity: ${config.identity.issuers.map((i) => i.issuer).join(', ')}`
@@ -25,6 +32,7 @@ export function configCheckAction(file: string): void {
         );
     }
     for (const w of consoleWarnings(config)) process.stdout.write(`warning: ${w}\n`);
+    if (config.recording.mode !== 'off' && encryption === undefined) process.stdout.write(`warning: ${plainRecordingWarning}\n`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);

@@ -9,6 +9,7 @@ import { agentsCommand } from './agents/index.js';
 import { configCheckCommand } from './config-check.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
+import { keysCommand } from './keys/index.js';
 import { loginCommand } from './login.js';
 import { maskCommand } from './mask/index.js';
 import { mcpConfigCommand } from './mcp-config.js';
@@ -36,6 +37,7 @@ export function buildCli(): Command {
   program.addCommand(agentCommand());
   program.addCommand(agentsCommand());
   program.addCommand(maskCommand());
+  program.addCommand(keysCommand());
   const config = new Command('config').description('work with config files');
   config.addCommand(configCheckCommand());
   program.addCommand(config);

@@ -18,7 +18,7 @@ export class ConfigError extends Error {
 }
 
 /** Paths below these keys may hold credentials: a found value is described, never shown. */
-const sensitiveKeys = new Set(['env', 'headers', 'args', 'url', 'store', 'signingKey', 'token', 'trustedKeys']);
+const sensitiveKeys = new Set(['env', 'headers', 'args', 'url', 'store', 'signingKey', 'token', 'trustedKeys', 'encryption']);
 
 function describeFound(input: unknown, path: PropertyKey[]): string {
   if (input === undefined) return 'nothing';
@@ -77,6 +77,7 @@ function knownKeysAt(schema: AnySchema, path: PropertyKey[]): string[] | undefin
     const def: AnySchema['_zod']['def'] = s._zod.def;
     if (def.type === 'object') s = (def.shape as Record<string, AnySchema>)[String(key)];
     else if (def.type === 'record') s = def.valueType as AnySchema;
+    else if (def.type === 'array') s = def.element as AnySchema;
     else return undefined;
     if (!s) return undefined;
   }

@@ -10,7 +10,10 @@ import type { GatewayConfig } from '../config/schema.js';
 import { DevIdentity } from '../identity/dev-identity.js';
 import { RemoteIssuer, type TrustedIssuer } from '../identity/issuers.js';
 import { type Cluster, joinCluster } from '../cluster/cluster.js';
+import type { Keyring } from '../encryption/keyring.js';
+import { startEncryption } from '../encryption/start-checks.js';
 import { loadInstanceId } from '../recording/instance.js';
+import { nowUs } from '../recording/time.js';
 import { keyIdOfPem, loadSigningKey } from '../recording/keys.js';
 import { Recorder } from '../recording/recorder.js';
 import { type TrustedKeys, trustedKeys } from '../recording/verify.js';
@@ -41,7 +44,7 @@ export async function startRecording(
   config: GatewayConfig,
   timings: FeatureTimings,
   log: Logger,
-): Promise<{ store?: Store; recorder?: Recorder; cluster?: Cluster }> {
+): Promise<{ store?: Store; recorder?: Recorder; cluster?: Cluster; keyring?: Keyring }> {
   const mode = config.recording.mode;
   if (mode === 'off') {
     log.warn('recording is OFF (recording.mode: off): sessions through this gateway leave no audit trail');
@@ -70,6 +73,16 @@ export async function startRecording(
       ...(config.cluster.secret === undefined ? {} : { secret: config.cluster.secret.reveal() }),
       ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
     });
+    // Then the keys, before anything is recorded: a KEK the store knows as another key, or replicas that could not
+    // read each other's recordings, refuse the start.
+    const keyring = await startEncryption({
+      encryption: config.recording.encryption,
+      store,
+      member: cluster.membership,
+      goneAfterMs: config.cluster.goneAfterMs,
+      log,
+      nowUs: nowUs(),
+    });
     const recorder = await Recorder.start({
       store,
       instanceId,
@@ -90,7 +103,7 @@ export async function startRecording(
     // sweep reads the heartbeats afresh, so only replicas still silent then have their sessions sealed.
     cluster.membership.onGone(() => setTimeout(() => void recorder.sweep().catch(() => {}), config.cluster.heartbeatMs).unref());
     log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');
-    return { store, recorder, cluster };
+    return { store, recorder, cluster, ...(keyring === undefined ? {} : { keyring }) };
   } catch (err) {
     await cluster?.leave().catch(() => {});
     await store.close();

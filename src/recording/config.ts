@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { duration, referenceOnly } from '../core/config-fields.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources } from '../core/secrets.js';
+import { encryptionSchema } from './encryption-config.js';
 
 /** The recording slice of the config (`recording`). */
 
@@ -69,6 +70,8 @@ export function recordingSchema(sources: SecretSources) {
         })
         .pipe(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_" or "-" (once its references are resolved)'))
         .optional(),
+      /** The KEKs that encrypt recordings at rest (encryption-config.ts); absent: recordings are stored plain. */
+      encryption: encryptionSchema(sources).optional(),
     })
     .prefault({})
     .transform(({ retention, writeTimeout, ...rest }) => ({ ...rest, retentionMs: retention, writeTimeoutMs: writeTimeout }));

@@ -15,6 +15,14 @@ export interface MemberRow {
   heartbeatAtUs: number;
   /** How old the heartbeat was when read, by the store's clock (which heartbeats are written by). */
   ageUs: number;
+  /** The KEKs it said it has (migration 14); null when it has not said (an older version, or still starting). */
+  keks: MemberKeks | null;
+}
+
+/** A replica's recording encryption keys: their ids (sorted), and the one new data keys are wrapped with (null: plain). */
+export interface MemberKeks {
+  current: string | null;
+  ids: string[];
 }
 
 export type MemberState = 'serving' | 'draining' | 'gone';
@@ -28,7 +36,7 @@ export interface ClusterStore {
    * (what the caller read and judged dead or gone), so two processes racing for one id cannot both win. False when lost.
    */
   claimMember(
-    row: Omit<MemberRow, 'state' | 'ageUs' | 'heartbeatAtUs'> & { heartbeatAtUs?: number },
+    row: Omit<MemberRow, 'state' | 'ageUs' | 'heartbeatAtUs' | 'keks'> & { heartbeatAtUs?: number },
     expectedBoot: string | null | undefined,
   ): Promise<boolean>;
   /**
@@ -36,6 +44,8 @@ export interface ClusterStore {
    * Its time is the store's clock (`nowUs`, here and in claimMember, only for tests that plant a skewed one).
    */
   beatMember(id: string, boot: string, state: MemberState, address: string | null, nowUs?: number): Promise<boolean>;
+  /** Says which KEKs the process holding the id has; false when another process holds it now. */
+  publishMemberKeks(id: string, boot: string, keks: MemberKeks): Promise<boolean>;
 }
 
 export function clusterStore(db: DatabasePort): ClusterStore {
@@ -58,12 +68,15 @@ export function clusterStore(db: DatabasePort): ClusterStore {
       const boot = expectedBoot === null ? sql`boot IS NULL` : sql`boot = ${expectedBoot}`;
       return (
         (await db.run(sql`UPDATE instances SET heartbeat_at_us = ${at}, address = ${m.address}, started_at_us = ${m.startedAtUs},
-          state = 'serving', boot = ${m.boot} WHERE id = ${m.id} AND ${boot}`)) === 1
+          state = 'serving', boot = ${m.boot}, keks = NULL WHERE id = ${m.id} AND ${boot}`)) === 1
       );
     },
     async beatMember(id, boot, state, address, nowUs) {
       const set = sql`heartbeat_at_us = ${nowUs === undefined ? now() : sql`${nowUs}`}, state = ${state}, address = ${address}`;
       return (await db.run(sql`UPDATE instances SET ${set} WHERE id = ${id} AND boot = ${boot}`, { bounded: true })) === 1;
+    },
+    async publishMemberKeks(id, boot, keks) {
+      return (await db.run(sql`UPDATE instances SET keks = ${JSON.stringify(keks)} WHERE id = ${id} AND boot = ${boot}`)) === 1;
     },
   };
 }
@@ -78,5 +91,18 @@ function memberFromDb(r: Row): MemberRow {
     boot: strOrNull(r.boot),
     heartbeatAtUs: num(r.heartbeat_at_us),
     ageUs: num(r.age_us),
+    keks: keksFromDb(r.keks),
   };
+}
+
+/** The stored JSON, or null when absent or not what a replica writes (then it is treated as not said). */
+function keksFromDb(v: unknown): MemberKeks | null {
+  if (typeof v !== 'string') return null;
+  try {
+    const k = JSON.parse(v) as Partial<MemberKeks>;
+    if ((k.current === null || typeof k.current === 'string') && Array.isArray(k.ids) && k.ids.every((i) => typeof i === 'string')) {
+      return { current: k.current, ids: k.ids };
+    }
+  } catch {}
+  return null;
 }

@@ -10,6 +10,7 @@ import {
   auditCursorsMigration,
   consoleMigration,
   dataKeysMigration,
+  instanceKeksMigration,
   membershipMigration,
   reviewsMigration,
   reviewsVirtualMigration,
@@ -108,6 +109,7 @@ export const sqliteMigrations: readonly Migration[] = [
   reviewsVirtualMigration,
   auditCursorsMigration,
   dataKeysMigration,
+  instanceKeksMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -200,6 +202,7 @@ export const postgresMigrations: readonly Migration[] = [
   reviewsVirtualMigration,
   auditCursorsMigration,
   dataKeysMigration,
+  instanceKeksMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

@@ -292,3 +292,16 @@ export const dataKeysMigration: Migration = {
       );
     `,
 };
+
+/**
+ * Version 14, the same on both backends: the KEKs each replica has (src/encryption/start-checks.ts), as JSON
+ * `{ "current": "k2", "ids": ["k1", "k2"] }` (`current` null: it records plain). A replica whose keys cannot read what a
+ * live one writes, or the reverse, is refused at start; NULL is a replica that has not said (an older version).
+ */
+export const instanceKeksMigration: Migration = {
+  version: 14,
+  description: "replica membership: each replica's KEKs",
+  sql: `
+      ALTER TABLE instances ADD COLUMN keks TEXT;
+    `,
+};

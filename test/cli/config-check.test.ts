@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,9 +34,25 @@ describe('portcullis config check', () => {
       `${path}: valid; listen 127.0.0.1:9123; connections: everything (stdio), remote (http), old (sse); recording write-ahead to postgres://pc@db:5432/pc (schema audit); identity: https://idp.example.com\n` +
         `warning: connection 'old' has no access.groups, so nobody may open it; list groups, or ["*"] for every signed-in user\n` +
         'warning: nobody can sign in to the web console: give an issuer a client for it (identity.issuers[].clientId or .console.clientId)\n' +
-        'warning: roles.auditors is empty: in the web console and /api/sessions, every person sees only their own sessions\n',
+        'warning: roles.auditors is empty: in the web console and /api/sessions, every person sees only their own sessions\n' +
+        'warning: recordings are stored plain (no recording.encryption): whoever can read the store, or a backup of it, reads every message; configure a KEK (docs/recording.md, Keys and rotation)\n',
     );
     assert.equal(run.stderr, '');
+  });
+
+  it('recording.encryption: the summary names the KEKs and the current one, and no plain-recording warning; a bad one names the key', async () => {
+    const kek = file('kek-1', `${randomBytes(32).toString('base64')}\n`);
+    const path = file(
+      'encrypted.yaml',
+      `connections:\n  a:\n    stdio: {command: node}\n    access: {groups: ["*"]}\nrecording:\n  encryption:\n    current: k2\n    keys:\n      - {id: k1, local: "\${file:${kek}}"}\n      - {id: k2, awsKms: {keyId: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}}\n`,
+    );
+    const run = await configCheck(path);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /; recording write-ahead to sqlite:\S+, encrypted \(current KEK k2; KEKs: k1 \(local\), k2 \(awsKms\)\); /);
+    assert.doesNotMatch(run.stdout, /stored plain/);
+    const bad = await configCheck(file('bad-kek.yaml', `recording:\n  encryption:\n    current: k9\n    keys:\n      - {id: k1, local: "\${file:${kek}}"}\n`));
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /  - recording\.encryption\.current: 'k9' is not the id of any of recording\.encryption\.keys \(k1\)/);
   });
 
   it('virtual servers are summed up apart, with their members, and one nobody may open is warned of as a virtual server', async () => {

@@ -1,4 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { resolveSecretString, SecretReferenceError, type SecretSources, type SecretString } from '../../core/secrets.js';
 import { type Kek, WrappedKeyError } from '../kek.js';
 
 /**
@@ -23,6 +25,32 @@ export function localKeyBytes(text: string): Buffer {
     throw new LocalKekError('expected 32 random bytes as base64 (44 characters) or hex (64 digits); make one with: openssl rand -base64 32');
   }
   return bytes;
+}
+
+/**
+ * The config value (`local: ${file:…}`): a reference, never a literal (the key would sit in the config beside the
+ * store it protects), resolving to 32 bytes. Kept as a SecretString: it never appears in a log or an error.
+ */
+export function localKekSchema(sources: SecretSources) {
+  return z.string().transform((template, ctx): SecretString => {
+    try {
+      const s = resolveSecretString(template, sources);
+      if (!s.hasReferences) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'a local KEK must be a reference such as ${file:/etc/portcullis/kek-1} or ${env:NAME}, not a literal: the key would sit in the config file beside the store it protects',
+        });
+        return z.NEVER;
+      }
+      localKeyBytes(s.reveal());
+      return s;
+    } catch (err) {
+      if (!(err instanceof SecretReferenceError) && !(err instanceof LocalKekError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+      return z.NEVER;
+    }
+  });
 }
 
 const aad = (context: string) => Buffer.from(`portcullis-data-key\0${context}`);
