@@ -14,6 +14,9 @@ import { loadInstanceId } from '../recording/instance.js';
 import { keyIdOfPem, loadSigningKey } from '../recording/keys.js';
 import { Recorder } from '../recording/recorder.js';
 import { type TrustedKeys, trustedKeys } from '../recording/verify.js';
+import { configuredKeyring } from '../encryption/configured-keyring.js';
+import type { Keyring } from '../encryption/keyring.js';
+import { readableStore } from '../encryption/readable-store.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { unscrubbableCredentials } from '../upstream/injected-credentials.js';
@@ -36,12 +39,16 @@ export async function startIdentity(config: GatewayConfig, timings: FeatureTimin
   return { issuers };
 }
 
-/** Opens the store and starts the recorder, unless recording is off. */
+/**
+ * Opens the store and starts the recorder, unless recording is off. The recorder and the membership write the store
+ * itself; the `store` returned, which the features, the API and the console read, opens encrypted payloads with the
+ * configured keyring (encryption/readable-store.ts).
+ */
 export async function startRecording(
   config: GatewayConfig,
   timings: FeatureTimings,
   log: Logger,
-): Promise<{ store?: Store; recorder?: Recorder; cluster?: Cluster }> {
+): Promise<{ store?: Store; recorder?: Recorder; cluster?: Cluster; keyring?: Keyring }> {
   const mode = config.recording.mode;
   if (mode === 'off') {
     log.warn('recording is OFF (recording.mode: off): sessions through this gateway leave no audit trail');
@@ -52,6 +59,7 @@ export async function startRecording(
   }
   const key = loadSigningKey(config.dataDir, config.recording.signingKey);
   const instanceId = loadInstanceId(config.dataDir, config.recording.instanceId);
+  const keyring = configuredKeyring(config);
   const storeUrl = config.store.reveal();
   const store = await openStore(storeUrl, { sync: config.recording.sqliteSync, writeTimeoutMs: config.recording.writeTimeoutMs });
   let cluster: Cluster | undefined;
@@ -90,7 +98,7 @@ export async function startRecording(
     // sweep reads the heartbeats afresh, so only replicas still silent then have their sessions sealed.
     cluster.membership.onGone(() => setTimeout(() => void recorder.sweep().catch(() => {}), config.cluster.heartbeatMs).unref());
     log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');
-    return { store, recorder, cluster };
+    return { store: readableStore(store, keyring), recorder, cluster, ...(keyring === undefined ? {} : { keyring }) };
   } catch (err) {
     await cluster?.leave().catch(() => {});
     await store.close();
