@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '../config/schema.js';
-import { configuredKeyring } from '../encryption/configured-keyring.js';
+import { keyringOfRecording } from '../encryption/configured-keyring.js';
 import { isUnreadable, readableStore } from '../encryption/readable-store.js';
 import { verifierKeys } from '../recording/keys.js';
 import { parseTimeSpec } from '../recording/time.js';
@@ -15,7 +15,7 @@ import { configForCommand } from './load-config.js';
 export async function storeForCommand(configFile: string | undefined): Promise<{ config: GatewayConfig; store: Store }> {
   const config = configForCommand(configFile);
   try {
-    return { config, store: readableStore(await openStore(config.store.reveal(), { reader: true }), configuredKeyring(config)) };
+    return { config, store: readableStore(await openStore(config.store.reveal(), { reader: true }), keyringOfRecording(config.recording)) };
   } catch (err) {
     if (err instanceof StoreSchemaError || err instanceof StoreUnavailableError) {
       process.stderr.write(`portcullis: ${err.message}\n`);

@@ -14,7 +14,7 @@ import { loadInstanceId } from '../recording/instance.js';
 import { keyIdOfPem, loadSigningKey } from '../recording/keys.js';
 import { Recorder } from '../recording/recorder.js';
 import { type TrustedKeys, trustedKeys } from '../recording/verify.js';
-import { configuredKeyring } from '../encryption/configured-keyring.js';
+import { keyringOfRecording } from '../encryption/configured-keyring.js';
 import type { Keyring } from '../encryption/keyring.js';
 import { readableStore } from '../encryption/readable-store.js';
 import { openStore } from '../store/open.js';
@@ -59,7 +59,7 @@ export async function startRecording(
   }
   const key = loadSigningKey(config.dataDir, config.recording.signingKey);
   const instanceId = loadInstanceId(config.dataDir, config.recording.instanceId);
-  const keyring = configuredKeyring(config);
+  const keyring = keyringOfRecording(config.recording);
   const storeUrl = config.store.reveal();
   const store = await openStore(storeUrl, { sync: config.recording.sqliteSync, writeTimeoutMs: config.recording.writeTimeoutMs });
   let cluster: Cluster | undefined;
