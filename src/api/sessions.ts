@@ -3,6 +3,8 @@ import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
 import { HttpError } from '../core/http-error.js';
 import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, sent, strictParams } from '../http/kit/route.js';
 import { once } from 'node:events';
+import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
+import { isUnreadable } from '../encryption/readable-store.js';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
 import { eventLine, exportGroup, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
@@ -27,6 +29,8 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
  *                                     verifications | JSON lines (a `group` line, its sessions' lines, its events)
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
  * (recording/attest.ts): each session carries `tampered`, the row's columns that disagree with it.
+ * An encrypted recording this gateway cannot read is listed by its row, with `unreadable` (and `erased`: who, when,
+ * why); its events and export answer 410 (erased), 503 (its KEK is not configured here) or 500 (altered), saying so.
  */
 
 /** A person whose own sessions a request may see: a subject of one issuer. */
@@ -83,10 +87,10 @@ export class SessionsApi {
       strictParams(c);
       await next();
     });
-    r.all('/', (c) => this.#list(c, requestUrl(c).searchParams, c.get('seesOnly')));
-    r.all('/groups', (c) => this.#groups(c, requestUrl(c).searchParams, c.get('seesOnly')));
-    r.all('/:id/:what?', (c) => this.#session(c, false));
-    r.all('/:id/:what/*', (c) => this.#session(c, true));
+    r.all('/', (c) => readable(this.#list(c, requestUrl(c).searchParams, c.get('seesOnly'))));
+    r.all('/groups', (c) => readable(this.#groups(c, requestUrl(c).searchParams, c.get('seesOnly'))));
+    r.all('/:id/:what?', (c) => readable(this.#session(c, false)));
+    r.all('/:id/:what/*', (c) => readable(this.#session(c, true)));
     return r;
   }
 
@@ -107,6 +111,8 @@ export class SessionsApi {
     if (what === 'verify') return json(c, session === undefined ? 404 : 200, await verifySession(this.store, id, await this.trusted()));
     if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
     if (what === undefined) return json(c, 200, { session });
+    // Its events and its export need the payloads: said before a reply starts (an export is whole or nothing).
+    if (session.unreadable !== undefined) await this.store.openingEvents([id]);
     if (what === 'events') {
       const trace = url.searchParams.get('trace');
       if (trace !== null) {
@@ -132,8 +138,14 @@ export class SessionsApi {
       'content-disposition': `attachment; filename="portcullis-session-${id.replace(/[^A-Za-z0-9_-]/g, '_')}.jsonl"`,
       'cache-control': 'no-store',
     });
-    for await (const line of exportSession(this.store, session)) {
-      if (!res.write(`${line}\n`)) await once(res, 'drain');
+    try {
+      for await (const line of exportSession(this.store, session)) {
+        if (!res.write(`${line}\n`)) await once(res, 'drain');
+      }
+    } catch (err) {
+      // Too late for an error reply (an event further on was altered, the store failed): the download is cut short.
+      res.destroy(err as Error);
+      return sent;
     }
     res.end();
     return sent;
@@ -208,6 +220,16 @@ export class SessionsApi {
     const sessions = only === undefined ? attested : attested.filter((s) => ownedBy(s, only));
     const last = rows.at(-1);
     return json(c, 200, { sessions, next: rows.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
+  }
+}
+
+/** A recording that cannot be read here answers with why, not as a failure of the gateway. */
+async function readable(answer: Promise<Response>): Promise<Response> {
+  try {
+    return await answer;
+  } catch (err) {
+    if (!isUnreadable(err)) throw err;
+    throw new HttpError(err instanceof ErasedError ? 410 : err instanceof KekUnavailableError ? 503 : 500, err.message);
   }
 }
 

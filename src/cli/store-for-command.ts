@@ -1,4 +1,6 @@
 import type { GatewayConfig } from '../config/schema.js';
+import { keyringFromConfig } from '../encryption/keyring-from-config.js';
+import { isUnreadable, readableStore } from '../encryption/readable-store.js';
 import { verifierKeys } from '../recording/keys.js';
 import { parseTimeSpec } from '../recording/time.js';
 import { trustedKeys } from '../recording/verify.js';
@@ -6,11 +8,14 @@ import { openStore } from '../store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../store/store.js';
 import { configForCommand } from './load-config.js';
 
-/** What a command that reads the gateway's recordings needs: its config and its store, opened for reading. */
+/**
+ * What a command that reads the gateway's recordings needs: its config and its store, opened for reading, through
+ * which payloads read in plain text with the config's KEKs (recording.encryption; see encryption/readable-store.ts).
+ */
 export async function storeForCommand(configFile: string | undefined): Promise<{ config: GatewayConfig; store: Store }> {
   const config = configForCommand(configFile);
   try {
-    return { config, store: await openStore(config.store.reveal(), { reader: true }) };
+    return { config, store: readableStore(await openStore(config.store.reveal(), { reader: true }), keyringFromConfig(config.recording.encryption)) };
   } catch (err) {
     if (err instanceof StoreSchemaError || err instanceof StoreUnavailableError) {
       process.stderr.write(`portcullis: ${err.message}\n`);
@@ -35,4 +40,14 @@ export function parseTimeArg(value: string, flag: string): number {
     process.exit(2);
   }
   return us;
+}
+
+/**
+ * Ends a command that could not read a recording (encrypted under a KEK this config lacks, erased, altered) with why
+ * and what to do, and exit code 1, instead of a stack trace; anything else is rethrown.
+ */
+export function failUnreadable(err: unknown): void {
+  if (!isUnreadable(err)) throw err;
+  process.stderr.write(`portcullis: ${err.message}\n`);
+  process.exitCode = 1;
 }

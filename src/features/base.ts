@@ -17,6 +17,7 @@ import { nowUs } from '../recording/time.js';
 import { keyIdOfPem, loadSigningKey } from '../recording/keys.js';
 import { Recorder } from '../recording/recorder.js';
 import { type TrustedKeys, trustedKeys } from '../recording/verify.js';
+import { readableStore } from '../encryption/readable-store.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { unscrubbableCredentials } from '../upstream/injected-credentials.js';
@@ -39,7 +40,11 @@ export async function startIdentity(config: GatewayConfig, timings: FeatureTimin
   return { issuers };
 }
 
-/** Opens the store and starts the recorder, unless recording is off. */
+/**
+ * Opens the store and starts the recorder, unless recording is off. The recorder and the membership write the store
+ * itself; the `store` returned, which the features, the API and the console read, opens encrypted payloads with the
+ * configured keyring (encryption/readable-store.ts).
+ */
 export async function startRecording(
   config: GatewayConfig,
   timings: FeatureTimings,
@@ -103,7 +108,7 @@ export async function startRecording(
     // sweep reads the heartbeats afresh, so only replicas still silent then have their sessions sealed.
     cluster.membership.onGone(() => setTimeout(() => void recorder.sweep().catch(() => {}), config.cluster.heartbeatMs).unref());
     log.info({ store: store.location, instance: instanceId, keyId: key.keyId, mode }, 'recording');
-    return { store, recorder, cluster, ...(keyring === undefined ? {} : { keyring }) };
+    return { store: readableStore(store, keyring), recorder, cluster, ...(keyring === undefined ? {} : { keyring }) };
   } catch (err) {
     await cluster?.leave().catch(() => {});
     await store.close();

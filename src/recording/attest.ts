@@ -1,3 +1,5 @@
+import { openingEventsSettled } from '../encryption/readable-store.js';
+import { ErasedError } from '../encryption/kek.js';
 import type { Store } from '../store/store.js';
 import { eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
 import { type ColumnMismatch, openingFacts, openingMismatches } from './session-facts.js';
@@ -15,12 +17,29 @@ export interface AttestedSession extends SessionRow {
   owned: boolean;
   /** The era the session served its client in, by its (attested) edge: modern (2026-07-28) or legacy (2025-era). */
   era: SessionEra;
+  /**
+   * Why its recording cannot be read here: encrypted under a KEK this config lacks, erased, or altered. Its owner then
+   * cannot be attested: the row's columns are shown (nothing marked tampered), and the session is nobody's to see but
+   * those who see everyone's. Absent when it can be read.
+   */
+  unreadable?: string;
+  /** The session was erased (its data key destroyed, crypto-shredded): when, by whom, why. */
+  erased?: { atUs: number; by: string | null; reason: string | null };
 }
 
 /** The rows with their ownership columns as the opening events state them, in the same order. */
 export async function attestSessions(store: Store, rows: readonly SessionRow[]): Promise<AttestedSession[]> {
-  const openings = new Map((await store.openingEvents(rows.map((r) => r.id))).map((e) => [e.sessionId, e]));
+  const { events, unreadable } = await openingEventsSettled(
+    store,
+    rows.map((r) => r.id),
+  );
+  const openings = new Map(events.map((e) => [e.sessionId, e]));
   return rows.map((row) => {
+    const why = unreadable.get(row.id);
+    if (why !== undefined) {
+      const erased = why instanceof ErasedError ? { erased: { atUs: why.erasedAtUs, by: why.erasedBy, reason: why.reason } } : {};
+      return { ...row, tampered: [], owned: false, era: eraOfEdge(row.edge), unreadable: why.message, ...erased };
+    }
     const opening = openingFacts(openings.get(row.id));
     const tampered = openingMismatches(row, opening);
     if (opening === undefined) return { ...row, tampered, owned: false, era: eraOfEdge(row.edge) };

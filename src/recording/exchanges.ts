@@ -1,3 +1,4 @@
+import { isUnreadable } from '../encryption/readable-store.js';
 import type { Store } from '../store/store.js';
 import type { EventRow, SessionQuery, SessionRow } from '../store/types.js';
 
@@ -246,7 +247,12 @@ export async function sessionsWithTrace(store: Store, query: SessionQuery, trace
 
 async function hasTrace(store: Store, sessionId: string, traceId: string): Promise<boolean> {
   for (let after = -1; ; ) {
-    const events = await store.events(sessionId, after, 5000);
+    // A recording that cannot be read here (encrypted under a KEK this config lacks, erased) shows no trace.
+    const events = await store.events(sessionId, after, 5000).catch((err: unknown) => {
+      if (isUnreadable(err)) return undefined;
+      throw err;
+    });
+    if (events === undefined) return false;
     // The id as text first (cheap); then whether a request really carries it in its traceparent.
     for (const e of events) {
       if (e.kind !== 'message' || !e.payload.includes(traceId)) continue;

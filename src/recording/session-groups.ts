@@ -70,6 +70,8 @@ async function modernSessions(
       if (++scanned > groupScanLimit) return { sessions: out, exhausted: true };
       // The row says modern; the recording must agree (an altered edge column does not move a session between views).
       if (s.edge !== modernEdge) continue;
+      // A recording this gateway cannot read (encrypted under a KEK it lacks, erased) has no exchanges to group.
+      if (s.unreadable !== undefined) continue;
       if (fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs) {
         if (++endedEarlier >= page) return { sessions: out, exhausted: false };
         continue;
@@ -171,7 +173,7 @@ export async function findGroup(store: Store, id: string, gapMs: number): Promis
     store,
     [await store.getSession(at.sessionId)].filter((s) => s !== undefined),
   );
-  if (target === undefined || target.edge !== modernEdge) return undefined;
+  if (target === undefined || target.edge !== modernEdge || target.unreadable !== undefined) return undefined;
   const gapUs = gapMs * 1000;
   let fromUs = target.openedAtUs - gapUs;
   let toUs = (target.closedAtUs ?? nowUs()) + gapUs + 1;
@@ -204,7 +206,7 @@ export interface GroupVerification {
   sessions: SessionVerification[];
 }
 
-const worst: VerifyStatus[] = ['failed', 'deleted', 'unsealed', 'verified'];
+const worst: VerifyStatus[] = ['failed', 'deleted', 'unsealed', 'erased', 'verified'];
 
 export async function verifyGroup(store: Store, found: FoundGroup, trusted: TrustedKeys): Promise<GroupVerification> {
   const sessions: SessionVerification[] = [];

@@ -1,3 +1,5 @@
+import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
+import { isUnreadable, readingOf, type UnreadableError } from '../encryption/readable-store.js';
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
@@ -11,9 +13,15 @@ import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatche
  * event and a trusted key, and cross-checks the ledger. It says which event broke and how, and tells a
  * session cut off by a crash (sealed as such at recovery) from one that was tampered with. The session row
  * itself is not hashed: each of its columns is checked against the hashed event that states it (session-facts.ts).
+ *
+ * Encrypted recordings are verified as stored: the chain and the seal cover the ciphertext, so no key is needed. What
+ * only the payloads state (the row's owner, negotiated and closing columns; the exchanges) is checked when the store
+ * given is a readable one (encryption/readable-store.ts) whose keyring opens them, and said to be skipped otherwise.
+ * An erased session (its data key destroyed) is verified all the same and reported as `erased`: who, when, why.
  */
 
-export type VerifyStatus = 'verified' | 'unsealed' | 'deleted' | 'failed';
+/** `erased`: intact and sealed like `verified`, but its data key was destroyed (crypto-shredded): it can never be read. */
+export type VerifyStatus = 'verified' | 'erased' | 'unsealed' | 'deleted' | 'failed';
 
 export interface VerifyProblem {
   /** The event the problem is at, when it is at one. */
@@ -34,6 +42,8 @@ export interface SessionVerification {
    * Whether the recording is intact is the chain's and the seal's to say; this says what it holds, per exchange.
    */
   exchanges?: { total: number; complete: number; incomplete: ExchangeRecord[]; all?: ExchangeRecord[] };
+  /** When the session was erased (its data key destroyed), by whom and why, as its data key's row records it. */
+  erased?: { atUs: number; by: string | null; reason: string | null };
 }
 
 /** Keys whose seals count: this gateway's own, configured ones, and (only when asked) every key the store lists. */
@@ -52,6 +62,9 @@ export async function verifySession(
   listExchanges = false,
   idleGapMs?: number,
 ): Promise<SessionVerification> {
+  // The chain is the stored form's; the reader opens payloads for the checks that need them, when it can.
+  const { raw, reader } = readingOf(store);
+  store = raw;
   const session = await store.getSession(sessionId);
   const ledger = await store.ledgerFor(sessionId);
   if (session === undefined) return missing(sessionId, ledger);
@@ -76,15 +89,23 @@ export async function verifySession(
   let expected = sessionGenesis(sessionId);
   let index = 0;
   let last: EventRow | undefined;
+  // The opening, negotiated and last events as readable (undefined while `unreadable`).
   let first: EventRow | undefined;
   let negotiated: EventRow | undefined;
+  let lastReadable: EventRow | undefined;
+  // Why payloads could not be opened: one reason per cause (a session has one data key).
+  const unreadable = new Map<string, UnreadableError>();
   const exchanges = new ExchangeTracker();
   // The message events, for the view groups of a listing (their order is the recording's).
   // A legacy session is its client's own: only a modern (pooled) one is grouped.
   const messages: EventRow[] | undefined = listExchanges && idleGapMs !== undefined && eraOfEdge(session.edge) === 'modern' ? [] : undefined;
   for (let after = -1; ; ) {
     const events = await store.events(sessionId, after, page);
-    for (const e of events) {
+    const opened = await reader.settle(events);
+    for (const [i, e] of events.entries()) {
+      const o = opened[i]!;
+      const readable = isUnreadable(o) ? undefined : o;
+      if (isUnreadable(o)) unreadable.set(o.message, o);
       let afterGap = false;
       if (e.seq !== index) {
         afterGap = true;
@@ -104,17 +125,18 @@ export async function verifySession(
         problem(`event ${e.seq} does not match its hash: its content, time or position was changed (or two events were swapped)`, e.seq);
       }
       if (index === 0 && e.kind !== 'open') problem(`event 0 is a ${e.kind} event, not the session's opening`, 0);
-      first ??= e;
-      exchanges.add(e);
-      if (e.kind === 'message') messages?.push(e);
-      if (e.kind === 'negotiated') negotiated = e;
+      if (index === 0) first = readable;
+      if (readable !== undefined) exchanges.add(readable);
+      if (readable !== undefined && e.kind === 'message') messages?.push(readable);
+      if (e.kind === 'negotiated') negotiated = readable;
       if (e.kind === 'gap') {
-        const gap = parseJson(e.payload) as { lost?: number } | undefined;
+        const gap = parseJson(readable?.payload ?? '') as { lost?: number } | undefined;
         result.notes.push(`event ${e.seq}: best-effort recording lost ${gap?.lost ?? 'some'} events here, while the store was unavailable`);
       }
       // Go on from the stored hash, so that each further problem is found on its own.
       expected = e.hash;
       last = e;
+      lastReadable = readable;
       index++;
       result.events++;
     }
@@ -122,6 +144,27 @@ export async function verifySession(
     after = events.at(-1)!.seq;
   }
   if (last === undefined) problem('the session has no events: not even its opening');
+  const readable = unreadable.size === 0;
+  const erased = [...unreadable.values()].find((u) => u instanceof ErasedError);
+  if (erased !== undefined) {
+    result.erased = { atUs: erased.erasedAtUs, by: erased.erasedBy, reason: erased.reason };
+    result.notes.push(
+      `erased (crypto-shredded) ${new Date(erased.erasedAtUs / 1000).toISOString()} by ${erased.erasedBy ?? 'an unknown admin'}: ${erased.reason ?? 'no reason recorded'}; its payloads can never be read, and its chain and seal are verified as stored`,
+    );
+  }
+  for (const u of unreadable.values()) {
+    if (u instanceof ErasedError) continue;
+    if (u instanceof KekUnavailableError) {
+      result.notes.push(
+        `its payloads are encrypted under KEK '${u.kekId}', which this config does not have: the checks of the session row against them (owner, negotiated, close) and of its exchanges were skipped (add the KEK to recording.encryption.keys to make them); the chain and the seal need no key`,
+      );
+    } else {
+      // Altered ciphertext, a ciphertext moved from elsewhere, an altered or deleted wrapped key.
+      problem(u.message);
+    }
+  }
+  if (!readable && erased !== undefined)
+    result.notes.push('the checks of the session row against its payloads (owner, negotiated, close) and of its exchanges were skipped');
   const records = exchanges.records();
   if (messages !== undefined) {
     const { bySeq } = exchangeGroups(messages, idleGapMs!);
@@ -131,14 +174,15 @@ export async function verifySession(
     }
   }
   const incomplete = records.filter((r) => r.outcome === 'unanswered');
-  result.exchanges = { total: records.length, complete: records.length - incomplete.length, incomplete, ...(listExchanges ? { all: records } : {}) };
-  if (incomplete.length > 0 && session.status !== 'open') {
+  if (readable)
+    result.exchanges = { total: records.length, complete: records.length - incomplete.length, incomplete, ...(listExchanges ? { all: records } : {}) };
+  if (readable && incomplete.length > 0 && session.status !== 'open') {
     const named = incomplete.slice(0, 5).map((r) => `#${JSON.stringify(r.id)} ${r.method} (event ${r.seq})`);
     result.notes.push(
       `${incomplete.length} request${incomplete.length === 1 ? ' has' : 's have'} no recorded answer: ${named.join(', ')}${incomplete.length > 5 ? ', …' : ''}`,
     );
   }
-  checkRow(session, first, negotiated, last, ledger, problem, result.notes);
+  checkRow(session, readable, first, negotiated, lastReadable, ledger, problem, result.notes);
 
   if (session.status === 'open') {
     result.notes.push(
@@ -153,12 +197,14 @@ export async function verifySession(
   checkSealedInLedger(session, ledger, problem);
   if (session.status === 'cut-off') result.notes.push(`cut off: ${session.closeReason ?? 'no reason recorded'}`);
   if (result.problems.length > 0) result.status = 'failed';
+  else if (result.erased !== undefined) result.status = 'erased';
   return result;
 }
 
-/** Every column of the session row against the hashed events that state it. */
+/** Every column of the session row against the hashed events that state it; those only payloads state when `readable`. */
 function checkRow(
   session: SessionRow,
+  readable: boolean,
   first: EventRow | undefined,
   negotiated: EventRow | undefined,
   last: EventRow | undefined,
@@ -166,6 +212,11 @@ function checkRow(
   problem: (message: string) => void,
   notes: string[],
 ): void {
+  if (!readable) {
+    // Only an open session's closing columns are known without its payloads (nothing of its end may be claimed).
+    if (session.status === 'open') for (const m of closingMismatches(session, undefined).mismatches) problem(m.message);
+    return;
+  }
   const opening = openingFacts(first);
   for (const m of openingMismatches(session, opening)) problem(m.message);
   if (opening !== undefined && opening.openedAtUs === undefined) {

@@ -19,9 +19,17 @@ import {
   type ToolPinRow,
   type WriteBatch,
 } from '../../src/store/types.js';
+import { readingOf } from '../../src/encryption/readable-store.js';
+import { isSealed } from '../../src/encryption/envelope.js';
+import { encryptingStore, testKeyring } from '../helpers/encryption.js';
 import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
 
-/** One suite, both backends: what the recorder writes, the CLI and the API read back exactly. */
+/**
+ * One suite, both backends: what the recorder writes, the CLI and the API read back exactly. Each backend also runs
+ * it with recording encryption on: written as an encrypting gateway writes (payloads, review params and access
+ * reasons sealed, data keys beside them) and read through the readable store, it must read back the same.
+ */
+const variants = backends.flatMap((backend) => [false, true].map((encrypted) => ({ backend, encrypted })));
 
 let counter = 0;
 function session(over: Partial<SessionRow> = {}): SessionRow {
@@ -177,14 +185,15 @@ async function createAtVersion(backend: 'sqlite' | 'postgres', url: string, vers
   }
 }
 
-for (const backend of backends) {
-  describe(`store contract: ${backend.name}`, () => {
+for (const { backend, encrypted } of variants) {
+  describe(`store contract: ${backend.name}${encrypted ? ', recording encryption on' : ''}`, () => {
     let ts: TestStore;
     let store: Store;
 
     before(async () => {
       ts = backend.make();
       store = await ts.open();
+      if (encrypted) store = encryptingStore(store, testKeyring());
     });
     after(async () => {
       await store?.close();
@@ -221,6 +230,27 @@ for (const backend of backends) {
       assert.equal(await store.getSession('nope'), undefined);
       assert.deepEqual(await store.ledgerFor(s.id), [ledgerRow('gw-contract', 0, s.id)]);
     });
+
+    if (encrypted) {
+      it('with encryption on, payloads, review params and access reasons are stored sealed and read back plain', async () => {
+        const { raw } = readingOf(store);
+        const s = session();
+        const events = [event(s.id, 0), event(s.id, 3)];
+        await store.write(batch({ sessionsOpened: [s], events }));
+        const stored = await raw.events(s.id, -1, 10);
+        assert.ok(stored.every((e) => isSealed(e.payload) && (e.forwarded === null || isSealed(e.forwarded))));
+        assert.notEqual(stored[1]!.forwarded, null);
+        assert.deepEqual(await store.events(s.id, -1, 10), events);
+        assert.deepEqual(
+          (await raw.dataKeys([s.id])).map((k) => k.owner),
+          [s.id],
+        );
+        const r = review({ sessionId: s.id });
+        await store.insertReview(r);
+        assert.ok(isSealed((await raw.getReview(r.id))!.params));
+        assert.deepEqual(await store.getReview(r.id), r);
+      });
+    }
 
     it('stores large and awkward payloads whole', async () => {
       const s = session();

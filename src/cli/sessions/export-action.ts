@@ -4,7 +4,7 @@ import { attestSession } from '../../recording/attest.js';
 import { exportGroup, exportSession } from '../../recording/export.js';
 import { parseGroupId } from '../../recording/exchange-groups.js';
 import { findGroup } from '../../recording/session-groups.js';
-import { storeForCommand } from '../store-for-command.js';
+import { failUnreadable, storeForCommand } from '../store-for-command.js';
 
 export interface ExportOptions {
   config?: string;
@@ -40,6 +40,12 @@ export async function sessionsExportAction(id: string, o: ExportOptions): Promis
       process.exitCode = 1;
       return;
     }
+    if (session.unreadable !== undefined) {
+      // Refused before a file is made: an export is the whole recording or nothing.
+      process.stderr.write(`portcullis: ${session.unreadable}\n`);
+      process.exitCode = 1;
+      return;
+    }
     if (session.tampered.length > 0)
       process.stderr.write(
         `portcullis: the session row disagrees with the recording (${session.tampered.map((m) => m.column).join(', ')}): the export carries the recorded values and lists the row's in "tampered"\n`,
@@ -48,6 +54,8 @@ export async function sessionsExportAction(id: string, o: ExportOptions): Promis
     for await (const line of exportSession(store, session)) {
       if (!out.write(`${line}\n`)) await once(out, 'drain');
     }
+  } catch (err) {
+    failUnreadable(err);
   } finally {
     if (out !== process.stdout) await new Promise<void>((r) => (out as WriteStream).end(r));
     await store.close();

@@ -85,7 +85,13 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
         shown(s.subject),
         shown(s.connection),
         s.era,
-        s.tampered.length > 0 ? `${s.status} ALTERED` : s.status,
+        s.tampered.length > 0
+          ? `${s.status} ALTERED`
+          : s.erased !== undefined
+            ? `${s.status} ERASED`
+            : s.unreadable !== undefined
+              ? `${s.status} UNREADABLE`
+              : s.status,
         s.eventCount === null ? '-' : String(s.eventCount),
         s.clientInfo ? peerInfo(s.clientInfo) : '-',
       ],
@@ -96,6 +102,12 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
       process.stderr.write(
         `portcullis: ${altered.length} session row${altered.length === 1 ? '' : 's'} disagree${altered.length === 1 ? 's' : ''} with the recording (marked ALTERED; shown as recorded): ` +
           `${altered.map((s) => `${s.id} (${s.tampered.map((m) => m.column).join(', ')})`).join('; ')}; \`portcullis sessions verify <id>\` tells more\n`,
+      );
+    }
+    const sealed = sessions.filter((s) => s.unreadable !== undefined && s.erased === undefined);
+    if (sealed.length > 0) {
+      process.stderr.write(
+        `portcullis: ${sealed.length} session${sealed.length === 1 ? '' : 's'} (marked UNREADABLE) cannot be read with this config, shown as the rows say: ${sealed[0]!.unreadable}\n`,
       );
     }
   } finally {

@@ -1,5 +1,6 @@
 import { replaySession } from '../../recording/replay.js';
-import { storeForCommand } from '../store-for-command.js';
+import { attestSession } from '../../recording/attest.js';
+import { failUnreadable, storeForCommand } from '../store-for-command.js';
 
 export interface ReplayFlags {
   config?: string;
@@ -24,8 +25,14 @@ export async function sessionsReplayAction(id: string, o: ReplayFlags): Promise<
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   try {
-    if ((await store.getSession(id)) === undefined) {
+    const session = await attestSession(store, await store.getSession(id));
+    if (session === undefined) {
       process.stderr.write(`portcullis: no session ${JSON.stringify(id)} in ${store.location}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if (session.unreadable !== undefined) {
+      process.stderr.write(`portcullis: ${session.unreadable}\n`);
       process.exitCode = 1;
       return;
     }
@@ -36,6 +43,8 @@ export async function sessionsReplayAction(id: string, o: ReplayFlags): Promise<
       signal: stop.signal,
       write: (line) => process.stdout.write(`${line}\n`),
     });
+  } catch (err) {
+    failUnreadable(err);
   } finally {
     await store.close();
   }

@@ -7,7 +7,7 @@ import { isoUs } from '../../recording/transcript.js';
 import { eventsOfTrace, isTraceId } from '../../recording/exchanges.js';
 import { eraOfEdge } from '../../store/types.js';
 import { describeEvent, describeSession, shown } from '../../recording/transcript.js';
-import { storeForCommand } from '../store-for-command.js';
+import { failUnreadable, storeForCommand } from '../store-for-command.js';
 
 export interface ShowOptions {
   config?: string;
@@ -74,6 +74,12 @@ export async function sessionsShowAction(id: string, o: ShowOptions): Promise<vo
       process.exitCode = 1;
       return;
     }
+    if (session.unreadable !== undefined) {
+      // Its facts above the transcript come from its (encrypted) opening: there is nothing to show but why.
+      process.stderr.write(`portcullis: ${session.unreadable}\n`);
+      process.exitCode = 1;
+      return;
+    }
     if (o.trace !== undefined) {
       // One trace's exchanges need the whole session read (responses and rounds follow their requests' ids).
       const events = eventsOfTrace(await store.events(id, -1, 1_000_000), o.trace);
@@ -127,6 +133,8 @@ export async function sessionsShowAction(id: string, o: ShowOptions): Promise<vo
       if (events.length < 5000) break;
       after = events.at(-1)!.seq;
     }
+  } catch (err) {
+    failUnreadable(err);
   } finally {
     await store.close();
   }

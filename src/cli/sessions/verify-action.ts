@@ -81,10 +81,11 @@ export async function sessionsVerifyAction(id: string | undefined, o: VerifyFlag
       if (r.status === 'failed') process.exitCode = 1;
       return;
     }
-    const counts = { verified: 0, unsealed: 0, deleted: 0, failed: 0 };
+    const counts = { verified: 0, erased: 0, unsealed: 0, deleted: 0, failed: 0 };
     for await (const sessionId of allSessionIds(store)) {
       const r = await verifySession(store, sessionId, trusted);
       counts[r.status]++;
+      // Erased sessions are listed (who erased them, when, why) as deleted ones are.
       if (r.status !== 'verified' || json) report(r, json);
     }
     let ledgerProblems = 0;
@@ -97,7 +98,7 @@ export async function sessionsVerifyAction(id: string | undefined, o: VerifyFlag
     }
     if (!json) {
       process.stdout.write(
-        `${counts.verified + counts.unsealed + counts.failed} sessions: ${counts.verified} verified, ${counts.unsealed} not sealed yet (live), ${counts.failed} FAILED; ` +
+        `${counts.verified + counts.erased + counts.unsealed + counts.failed} sessions: ${counts.verified} verified, ${counts.erased ? `${counts.erased} erased (verified, unreadable for good), ` : ''}${counts.unsealed} not sealed yet (live), ${counts.failed} FAILED; ` +
           `${instances.length} ledger${instances.length === 1 ? '' : 's'}: ${ledgerProblems === 0 ? 'intact' : `${ledgerProblems} problems`}\n`,
       );
     }

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { openStore } from '../../src/store/open.js';
+import { testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
+import { everythingStdio } from '../helpers/everything.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
+
+/**
+ * /api/sessions over encrypted recordings this gateway has no KEK for: the sessions are listed by their rows (marked
+ * unreadable, or erased with who, when and why), and what needs the payloads answers a clear error, not a 500.
+ */
+
+describe('/api/sessions, encrypted recordings without the KEK', () => {
+  let ts: TestStore;
+  let gw: TestGateway;
+  const ids = { encrypted: '', erased: '' };
+  const erasedAtUs = 1_796_000_000_000_000;
+
+  before(async () => {
+    ts = sqliteTestStore();
+    const store = await openStore(ts.url);
+    try {
+      const keyring = testKeyring(['k1']);
+      const { key: signer } = testSigner();
+      ids.encrypted = (await writeRecordedSession(store, { keyring, signer })).session.id;
+      ids.erased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob' })).session.id;
+      await store.eraseDataKeys([ids.erased], 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
+    } finally {
+      await store.close();
+    }
+    gw = await startTestGateway({ store: ts.url, connections: { everything: { stdio: everythingStdio() } } });
+  });
+  after(async () => {
+    await gw?.stop();
+    await ts?.destroy();
+  });
+
+  const get = async (path: string) => {
+    const res = await fetch(new URL(path, gw.url), { headers: gw.apiAuth });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it('lists the sessions by their rows, marked unreadable or erased', async () => {
+    const r = await get('/api/sessions');
+    assert.equal(r.status, 200, r.text);
+    const sessions = (JSON.parse(r.text) as { sessions: Array<Record<string, unknown>> }).sessions;
+    const of = (id: string) => sessions.find((s) => s.id === id)!;
+    assert.equal(of(ids.encrypted).subject, 'alice');
+    assert.match(String(of(ids.encrypted).unreadable), /encrypted under KEK 'k1', which this config does not have/);
+    assert.deepEqual(of(ids.erased).erased, { atUs: erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+    const one = await get(`/api/sessions/${ids.encrypted}`);
+    assert.equal(one.status, 200, one.text);
+    assert.equal((JSON.parse(one.text) as { session: { status: string } }).session.status, 'closed');
+  });
+
+  it('events and export answer 503 naming the KEK and the config key; an erased session 410 with who, when, why', async () => {
+    for (const what of ['events', 'export']) {
+      const r = await get(`/api/sessions/${ids.encrypted}/${what}`);
+      assert.equal(r.status, 503, r.text);
+      assert.match(r.text, /encrypted under KEK 'k1', which this config does not have: add it to recording\.encryption\.keys/);
+      assert.doesNotMatch(r.text, /marker-secret|\n\s+at /);
+      const gone = await get(`/api/sessions/${ids.erased}/${what}`);
+      assert.equal(gone.status, 410, gone.text);
+      assert.match(gone.text, /was erased \(crypto-shredded\) at .* by root \(https:\/\/idp\.example\.com\): privacy request #7/);
+    }
+  });
+
+  it('verify answers without the key: verified, and erased for the erased session', async () => {
+    const r = JSON.parse((await get(`/api/sessions/${ids.encrypted}/verify`)).text) as { status: string; problems: unknown[]; notes: string[] };
+    // The gateway does not trust the test's signing key: only that problem, the chain itself is intact.
+    assert.deepEqual(
+      r.problems.map((p) => (p as { message: string }).message.replace(/key \w+/, 'key K')),
+      ['sealed with key K, which is not trusted here: add its public key to recording.trustedKeys (or verify on the gateway that made it)'],
+    );
+    assert.ok(r.notes.some((n) => /were skipped/.test(n)));
+    const gone = JSON.parse((await get(`/api/sessions/${ids.erased}/verify`)).text) as { erased: unknown };
+    assert.deepEqual(gone.erased, { atUs: erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+  });
+});

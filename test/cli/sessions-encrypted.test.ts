@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { openStore } from '../../src/store/open.js';
+import { runCli } from '../helpers/cli.js';
+import { testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
+import { everythingStdio } from '../helpers/everything.js';
+
+/**
+ * `portcullis sessions …` on encrypted recordings with a config that has no KEK for them: show, replay and export
+ * refuse with exit code 1 and say what to do (no stack trace), an erased session says who erased it, when and why;
+ * list shows the sessions' rows, marked; verify needs no key and passes, reporting erased sessions as erased.
+ */
+
+describe('portcullis sessions, encrypted recordings without the KEK', () => {
+  let dir: string;
+  let configFile: string;
+  const ids = { encrypted: '', erased: '', plain: '' };
+  const erasedAtUs = 1_796_000_000_000_000;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-sessions-enc-'));
+    mkdirSync(join(dir, 'data'));
+    const store = `sqlite:${join(dir, 'data', 'recordings.db')}`;
+    configFile = join(dir, 'gateway.yaml');
+    writeFileSync(
+      configFile,
+      stringify({ dataDir: join(dir, 'data'), store, listen: '127.0.0.1:1', connections: { everything: { stdio: everythingStdio() } } }),
+    );
+    const s = await openStore(store);
+    try {
+      const keyring = testKeyring(['k1']);
+      const { key: signer } = testSigner();
+      ids.encrypted = (await writeRecordedSession(s, { keyring, signer })).session.id;
+      ids.erased = (await writeRecordedSession(s, { keyring, signer, subject: 'bob' })).session.id;
+      ids.plain = (await writeRecordedSession(s, { signer, subject: 'carol' })).session.id;
+      await s.registerKey({ keyId: signer.keyId, publicKey: signer.publicKeyPem, instanceId: 'gw-enc', createdAtUs: 1 });
+      await s.eraseDataKeys([ids.erased], 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
+    } finally {
+      await s.close();
+    }
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cli = (...args: string[]) => runCli([...args, '--config', configFile]);
+  const noKek = /encrypted under KEK 'k1', which this config does not have: add it to recording\.encryption\.keys to read it \(verify needs no key\)/;
+  const erased = new RegExp(
+    `was erased \\(crypto-shredded\\) at ${new Date(erasedAtUs / 1000).toISOString().replaceAll('.', '\\.')} by root \\(https://idp\\.example\\.com\\): privacy request #7; its payloads can never be read`,
+  );
+
+  it('show, replay and export refuse with exit code 1, naming the KEK and the config key, without a stack trace', async () => {
+    const out = join(dir, 'export.jsonl');
+    for (const args of [
+      ['sessions', 'show', ids.encrypted],
+      ['sessions', 'show', ids.encrypted, '--json'],
+      ['sessions', 'replay', ids.encrypted, '--speed', '100'],
+      ['sessions', 'export', ids.encrypted, '-o', out],
+    ]) {
+      const r = await cli(...args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, noKek, args.join(' '));
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.doesNotMatch(r.stdout, /marker-secret/);
+    }
+    assert.ok(!existsSync(out), 'no partial export file');
+  });
+
+  it('an erased session says who erased it, when and why', async () => {
+    const r = await cli('sessions', 'show', ids.erased);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, erased);
+  });
+
+  it('a plain session of the same store still reads', async () => {
+    const r = await cli('sessions', 'show', ids.plain);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /marker-secret-1/);
+  });
+
+  it("list shows every session's row, the unreadable and the erased marked", async () => {
+    const r = await cli('sessions', 'list');
+    assert.equal(r.code, 0, r.stderr);
+    const line = (id: string) => r.stdout.split('\n').find((l) => l.startsWith(id)) ?? '';
+    assert.match(line(ids.encrypted), /alice +everything +legacy +closed UNREADABLE +5 /);
+    assert.match(line(ids.erased), /bob +everything +legacy +closed ERASED +5 /);
+    assert.match(line(ids.plain), /carol +everything +legacy +closed +5 /);
+    assert.match(r.stderr, /1 session \(marked UNREADABLE\) cannot be read with this config/);
+    assert.match(r.stderr, noKek);
+  });
+
+  it('verify needs no key: it passes, says which checks it skipped, and reports the erased session as erased', async () => {
+    const one = await cli('sessions', 'verify', ids.encrypted, '--trust-store-keys');
+    assert.equal(one.code, 0, one.stdout + one.stderr);
+    assert.match(
+      one.stdout,
+      new RegExp(`^${ids.encrypted} +verified +5 events; .*encrypted under KEK 'k1', which this config does not have: the checks .* were skipped`),
+    );
+    const gone = await cli('sessions', 'verify', ids.erased, '--trust-store-keys');
+    assert.equal(gone.code, 0, gone.stdout + gone.stderr);
+    assert.match(
+      gone.stdout,
+      new RegExp(`^${ids.erased} +erased +5 events; erased \\(crypto-shredded\\) .* by root \\(https://idp\\.example\\.com\\): privacy request #7`),
+    );
+    const all = await cli('sessions', 'verify', '--all', '--trust-store-keys');
+    assert.equal(all.code, 0, all.stdout + all.stderr);
+    assert.match(all.stdout, /3 sessions: 2 verified, 1 erased \(verified, unreadable for good\), 0 not sealed yet \(live\), 0 FAILED; 3 ledgers: intact/);
+  });
+});

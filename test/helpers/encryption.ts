@@ -1,0 +1,203 @@
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { accessReasonAad, accessRequestOwner, eventAad, reviewParamsAad, sealText } from '../../src/encryption/envelope.js';
+import { localKek } from '../../src/encryption/keks/local.js';
+import { Keyring } from '../../src/encryption/keyring.js';
+import { readableStore } from '../../src/encryption/readable-store.js';
+import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from '../../src/recording/chain.js';
+import { keyIdOf, type SigningKey } from '../../src/recording/keys.js';
+import { openingDetails } from '../../src/recording/session-facts.js';
+import type { Store } from '../../src/store/store.js';
+import { type DataKeyRow, emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
+
+/**
+ * Recording encryption in tests, without the recorder: a keyring of local KEKs, a store that seals what is written to
+ * it as the write path does (for the store contract suite), and whole sealed, signed, encrypted sessions written
+ * straight into a store (for the read path, verify and tampering).
+ */
+
+/** A keyring of local KEKs with random keys; the first id is current unless `current` says. */
+export function testKeyring(ids: string[] = ['k1'], current = ids[0]!): Keyring {
+  const keks = ids.map((id) => localKek(id, randomBytes(32)));
+  return new Keyring(keks, keks.find((k) => k.id === current)!);
+}
+
+/** A data key row for `owner` under the keyring's current KEK, and the key. */
+export function dataKeyFor(keyring: Keyring, owner: string, createdAtUs = 1): { key: Buffer; row: DataKeyRow } {
+  const { key, kekId, wrapped } = keyring.newDataKey(owner);
+  if (typeof wrapped !== 'string') throw new Error('test keyrings wrap at once');
+  return { key, row: { owner, kekId, wrapped, createdAtUs, erasedAtUs: null, erasedBy: null, eraseReason: null } };
+}
+
+/** An event with its payload and forwarded sealed under `key`. */
+export function sealEvent(key: Buffer, e: EventRow): EventRow {
+  return {
+    ...e,
+    payload: sealText(key, eventAad(e.sessionId, e.seq, 'payload'), e.payload),
+    forwarded: e.forwarded === null ? null : sealText(key, eventAad(e.sessionId, e.seq, 'forwarded'), e.forwarded),
+  };
+}
+
+/**
+ * A store that writes as an encrypting gateway does (a data key per session, in the batch that opens it or, for a
+ * session first seen later, in the batch of its first events; payloads, review params and access reasons sealed),
+ * and reads through `readableStore`: the store contract holds through it exactly as without encryption.
+ */
+export function encryptingStore(store: Store, keyring: Keyring): Store {
+  const keys = new Map<string, Buffer>();
+  /** The batch as stored, and the keys it adds (remembered only once it is written). */
+  const seal = (batch: WriteBatch): { sealed: WriteBatch; added: Map<string, Buffer> } => {
+    const added = new Map<string, Buffer>();
+    const dataKeys = [...batch.dataKeys];
+    const keyOf = (owner: string) => {
+      const known = keys.get(owner) ?? added.get(owner);
+      if (known !== undefined) return known;
+      const { key, row } = dataKeyFor(keyring, owner);
+      added.set(owner, key);
+      dataKeys.push(row);
+      return key;
+    };
+    for (const s of batch.sessionsOpened) keyOf(s.id);
+    const events = batch.events.map((e) => sealEvent(keyOf(e.sessionId), e));
+    return { sealed: { ...batch, events, dataKeys }, added };
+  };
+  const remember = (added: Map<string, Buffer>) => {
+    for (const [owner, key] of added) keys.set(owner, key);
+  };
+  const ownKey = async (owner: string): Promise<Buffer> => {
+    const known = keys.get(owner);
+    if (known !== undefined) return known;
+    const { key, row } = dataKeyFor(keyring, owner);
+    await store.insertDataKey(row);
+    keys.set(owner, key);
+    return key;
+  };
+  const writeSync = store.writeSync;
+  const writing: Store = {
+    ...store,
+    async write(batch) {
+      const { sealed, added } = seal(batch);
+      await store.write(sealed);
+      remember(added);
+    },
+    ...(writeSync === undefined
+      ? {}
+      : {
+          writeSync: (batch: WriteBatch) => {
+            const { sealed, added } = seal(batch);
+            writeSync(sealed);
+            remember(added);
+          },
+        }),
+    async insertReview(row) {
+      const key = await ownKey(row.sessionId);
+      await store.insertReview({ ...row, params: sealText(key, reviewParamsAad(row.id), row.params) });
+    },
+    async insertAccessRequest(row) {
+      const key = await ownKey(accessRequestOwner(row.id));
+      return store.insertAccessRequest({ ...row, reason: sealText(key, accessReasonAad(row.id), row.reason) });
+    },
+  };
+  return readableStore(writing, keyring);
+}
+
+/** An Ed25519 signing key for seals, and the trusted-keys map that verifies them. */
+export function testSigner(): { key: SigningKey; trusted: Map<string, string> } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const key: SigningKey = { keyId: keyIdOf(publicKey), publicKeyPem, sign: (data) => sign(null, data, privateKey).toString('base64') };
+  return { key, trusted: new Map([[key.keyId, publicKeyPem]]) };
+}
+
+let written = 0;
+
+export interface WrittenSession {
+  session: SessionRow;
+  /** The events as recorded, before encryption (what a readable store reads back). */
+  plain: EventRow[];
+  /** The data key, when the session is encrypted. */
+  key?: Buffer;
+}
+
+/**
+ * A whole session written straight into the store as a gateway records one: its opening, negotiated, message and close
+ * events hash-chained over their stored form (sealed under a new data key when a keyring is given), its seal signed,
+ * its ledger rows (an instance of its own, so the ledger verifies) and its data key in the batch that opens it.
+ */
+export async function writeRecordedSession(
+  store: Store,
+  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string },
+): Promise<WrittenSession> {
+  written++;
+  const id = o.id ?? `enc-${written}-${randomBytes(4).toString('hex')}`;
+  const openedAtUs = 1_795_000_000_000_000 + written * 1_000_000;
+  const base = openSessionRow({ id, instanceId: `gw-enc-${id}`, connection: 'everything', subject: o.subject ?? 'alice', openedAtUs });
+  const negotiated = { clientInfo: { name: 'enc-client', version: '1' }, serverInfo: { name: 'everything', version: '2' }, protocolVersion: '2025-11-25' };
+  const messages = o.messages ?? [
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"marker-secret-1"}}}',
+    '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Echo: marker-secret-1"}]}}',
+  ];
+  const plain: EventRow[] = [];
+  const add = (kind: EventRow['kind'], payload: string, more: Partial<EventRow> = {}) => {
+    const seq = plain.length;
+    plain.push({
+      sessionId: id,
+      seq,
+      timeUs: openedAtUs + seq,
+      monoUs: seq,
+      kind,
+      direction: null,
+      boundary: null,
+      payload,
+      forwarded: null,
+      hash: '',
+      ...more,
+    });
+  };
+  add('open', JSON.stringify(openingDetails(base)));
+  add('negotiated', JSON.stringify(negotiated));
+  messages.forEach((m, i) =>
+    add('message', m, { direction: i % 2 === 0 ? 'toServer' : 'toClient', boundary: 'relayed', forwarded: m.replace('"id":1', '"id":101') }),
+  );
+  const closedAtUs = openedAtUs + plain.length;
+  add('close', JSON.stringify({ status: 'closed', reason: 'client ended the session', denials: 0, redactions: 0 }), { timeUs: closedAtUs });
+  const data = o.keyring === undefined ? undefined : dataKeyFor(o.keyring, id);
+  let previous = sessionGenesis(id);
+  const stored = plain.map((e) => {
+    const s = data === undefined ? e : sealEvent(data.key, e);
+    const hash = eventHash(previous, s);
+    previous = hash;
+    e.hash = hash;
+    return { ...s, hash };
+  });
+  const sealFields = {
+    status: 'closed' as const,
+    closedAtUs,
+    closeReason: 'client ended the session',
+    eventCount: stored.length,
+    lastHash: previous,
+    sealKeyId: o.signer.keyId,
+    denials: 0,
+    redactions: 0,
+  };
+  const seal = o.signer.sign(sealBytes({ sessionId: id, eventCount: stored.length, lastHash: previous, status: 'closed', closedAtUs }));
+  const ledger: LedgerRow[] = [];
+  let ledgerPrevious = ledgerGenesis(base.instanceId);
+  const entry = (kind: LedgerRow['kind'], detail: unknown) => {
+    const row = { instanceId: base.instanceId, seq: ledger.length, timeUs: openedAtUs + ledger.length, kind, sessionId: id, detail: JSON.stringify(detail) };
+    ledgerPrevious = ledgerHash(ledgerPrevious, row);
+    ledger.push({ ...row, hash: ledgerPrevious });
+  };
+  entry('opened', { openedAtUs });
+  entry('sealed', { seal, eventCount: stored.length, lastHash: previous, sealKeyId: o.signer.keyId, status: 'closed' });
+  await store.write({
+    ...emptyBatch(),
+    sessionsOpened: [base],
+    events: stored,
+    negotiated: [{ id, ...negotiated }],
+    sealed: [{ id, ...sealFields, seal }],
+    ledger,
+    dataKeys: data === undefined ? [] : [data.row],
+  });
+  const session = (await store.getSession(id))!;
+  return { session, plain, ...(data === undefined ? {} : { key: data.key }) };
+}
