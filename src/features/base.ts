@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { DevIdentity } from '../identity/dev-identity.js';
 import { RemoteIssuer, type TrustedIssuer } from '../identity/issuers.js';
 import { type Cluster, joinCluster } from '../cluster/cluster.js';
+import { keyringFromConfig } from '../encryption/keyring-from-config.js';
 import { loadInstanceId } from '../recording/instance.js';
 import { keyIdOfPem, loadSigningKey } from '../recording/keys.js';
 import { Recorder } from '../recording/recorder.js';
@@ -77,6 +78,8 @@ export async function startRecording(
       mode,
       log,
       retentionMs: config.recording.retentionMs,
+      retentionAction: config.recording.retentionAction,
+      keyring: keyringFromConfig(config.recording.encryption),
       keepUnshippedFor: config.audit.sinks.map((s) => s.name),
       writeTimeoutMs: config.recording.writeTimeoutMs,
       // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (see onGone below).

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { duration, referenceOnly } from '../core/config-fields.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources } from '../core/secrets.js';
+import { encryptionSchema } from './encryption-config.js';
 
 /** The recording slice of the config (`recording`). */
 
@@ -37,6 +38,13 @@ export function recordingSchema(sources: SecretSources) {
       sqliteSync: z.enum(['normal', 'full']).default('normal'),
       /** Closed sessions older than this are deleted, leaving a tombstone; 0 keeps them forever. */
       retention: duration('0'),
+      /**
+       * What retention does to an expired session: `delete` its rows (a tombstone stays in the ledger), or `erase` it
+       * (crypto-shredding: its data key is destroyed, its rows stay and still verify; needs recording.encryption).
+       */
+      retentionAction: z.enum(['delete', 'erase']).default('delete'),
+      /** Envelope encryption of recorded payloads (src/encryption/); absent: recordings are plain. */
+      encryption: encryptionSchema(sources),
       /**
        * A write the store has not confirmed within this fails: write-ahead ends the exchanges waiting on it with
        * the recording error (fail closed) instead of holding them while the store stalls.

@@ -1,3 +1,4 @@
+import { isSealed } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
@@ -150,7 +151,12 @@ export async function verifySession(
     return result;
   }
   checkSeal(session, last, result.events, trusted, problem, result.notes);
-  checkSealedInLedger(session, ledger, problem);
+  checkSealedInLedger(session, ledger, problem, result.notes);
+  for (const l of ledger.filter((e) => e.kind === 'erased')) {
+    const d = parseJson(l.detail) as { by?: string; reason?: string; erasedAtUs?: number } | undefined;
+    const when = new Date((d?.erasedAtUs ?? l.timeUs) / 1000).toISOString();
+    result.notes.push(`erased (crypto-shredded) at ${when} by ${d?.by ?? 'unknown'}: ${d?.reason ?? 'no reason recorded'}; its payloads can never be read`);
+  }
   if (session.status === 'cut-off') result.notes.push(`cut off: ${session.closeReason ?? 'no reason recorded'}`);
   if (result.problems.length > 0) result.status = 'failed';
   return result;
@@ -166,6 +172,21 @@ function checkRow(
   problem: (message: string) => void,
   notes: string[],
 ): void {
+  if (first !== undefined && isSealed(first.payload)) {
+    // Encrypted: verify reads no payload (it needs no key), so the row is checked against the ledger's hashed
+    // `opened` entry (who, which connection, when) and the rest of its columns are not covered.
+    const entry = parseJson(ledger.find((l) => l.kind === 'opened')?.detail ?? 'null') as { connection?: string; subject?: string; openedAtUs?: number } | null;
+    if (entry !== null && entry !== undefined) {
+      if (entry.subject !== undefined && entry.subject !== session.subject)
+        problem(`the session row's subject is ${JSON.stringify(session.subject)}, but the ledger recorded ${JSON.stringify(entry.subject)}: the row was changed`);
+      if (entry.connection !== undefined && entry.connection !== session.connection)
+        problem(`the session row's connection is ${JSON.stringify(session.connection)}, but the ledger recorded ${JSON.stringify(entry.connection)}: the row was changed`);
+      if (entry.openedAtUs !== undefined && entry.openedAtUs !== session.openedAtUs)
+        problem(`the session row's openedAtUs is ${session.openedAtUs}, but the ledger recorded the session opening at ${entry.openedAtUs}: the row was changed`);
+    }
+    notes.push("encrypted: the row's subject, connection and opening time are checked against the ledger; its other columns against nothing");
+    return;
+  }
   const opening = openingFacts(first);
   for (const m of openingMismatches(session, opening)) problem(m.message);
   if (opening !== undefined && opening.openedAtUs === undefined) {
@@ -266,7 +287,7 @@ function checkSeal(
   notes.push(`sealed by key ${session.sealKeyId}`);
 }
 
-function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void): void {
+function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void, notes?: string[]): void {
   if (!ledger.some((l) => l.kind === 'opened')) problem('the session is not in any gateway ledger: it was inserted outside Portcullis');
   const sealed = ledger.find((l) => l.kind === 'sealed');
   if (session.status === 'open') {
@@ -277,8 +298,20 @@ function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: 
     problem('the ledger has no seal for this session');
     return;
   }
-  const d = parseJson(sealed.detail) as { seal?: string; eventCount?: number; lastHash?: string } | undefined;
-  if (d?.seal !== session.seal || d?.eventCount !== session.eventCount || d?.lastHash !== session.lastHash) {
+  type SealDetail = { seal?: string; eventCount?: number; lastHash?: string };
+  let expected = parseJson(sealed.detail) as SealDetail | undefined;
+  // `store encrypt` re-made the seal over the encrypted form: its ledger entry states the seal it replaced and the new
+  // one, so the chain of seals goes back, entry by entry, to the one recorded when the session was sealed.
+  for (const entry of ledger.filter((l) => l.kind === 'encrypted')) {
+    const d = parseJson(entry.detail) as { from?: SealDetail; to?: SealDetail } | undefined;
+    if (d?.from?.seal !== expected?.seal || d?.from?.lastHash !== expected?.lastHash || d?.from?.eventCount !== expected?.eventCount) {
+      problem(`the ledger's encrypted entry (${entry.instanceId} ${entry.seq}) does not follow from the seal recorded before it`);
+      return;
+    }
+    expected = d?.to;
+    notes?.push(`encrypted in place at ${new Date(entry.timeUs / 1000).toISOString()} by ${entry.instanceId} (store encrypt), its seal signed again`);
+  }
+  if (expected?.seal !== session.seal || expected?.eventCount !== session.eventCount || expected?.lastHash !== session.lastHash) {
     problem('the seal differs from the one the ledger recorded when the session was sealed');
   }
 }
