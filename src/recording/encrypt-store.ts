@@ -42,7 +42,10 @@ export interface EncryptStoreOptions {
   progress?: (line: string) => void;
 }
 
-export const encryptLedgerInstance = (): string => `store-encrypt-${hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48)}`;
+export const encryptLedgerInstance = (): string =>
+  `store-encrypt-${hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(0, 48)}`;
 
 async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
   const out: EventRow[] = [];
@@ -137,5 +140,15 @@ async function encryptedForm(
   };
   const entry: LedgerRow = { instanceId, seq: ledger.seq + 1, timeUs: nowUs(), kind: 'encrypted', sessionId: id, detail: JSON.stringify(detail), hash: '' };
   entry.hash = ledgerHash(ledger.hash, entry);
-  return { sessionId: id, dataKey: row, events, oldLastHash: session.lastHash!, lastHash: previous, seal: signature, sealKeyId: key.keyId, reviews, ledger: entry };
+  return {
+    sessionId: id,
+    dataKey: row,
+    events,
+    oldLastHash: session.lastHash!,
+    lastHash: previous,
+    seal: signature,
+    sealKeyId: key.keyId,
+    reviews,
+    ledger: entry,
+  };
 }

@@ -87,7 +87,10 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
     const key = keys.get(row.id);
     if (row.status === 'open') outcome.notErased.push({ session: row.id, why: 'still open: erase it once it has ended' });
     else if (key === undefined)
-      outcome.notErased.push({ session: row.id, why: 'recorded plain (before encryption): no key to shred; run `portcullis store encrypt` first, or delete it with retention' });
+      outcome.notErased.push({
+        session: row.id,
+        why: 'recorded plain (before encryption): no key to shred; run `portcullis store encrypt` first, or delete it with retention',
+      });
     else if (key.wrapped === null) {
       outcome.notErased.push({ session: row.id, why: erasedBefore(key) });
       await completeLedger(r, row.id, key, row.subject, row.connection);

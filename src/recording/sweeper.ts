@@ -141,7 +141,14 @@ export class Sweeper {
   /** Retention in erase mode: the sessions' data keys destroyed, an `erased` ledger entry each; the rows stay. */
   async #erase(sessions: SessionRow[], reason: string, erasedAtUs: number): Promise<void> {
     const r = this.recorder;
-    const erased = new Set(await r.store.eraseDataKeys(sessions.map((s) => s.id), 'retention', reason, erasedAtUs));
+    const erased = new Set(
+      await r.store.eraseDataKeys(
+        sessions.map((s) => s.id),
+        'retention',
+        reason,
+        erasedAtUs,
+      ),
+    );
     for (const s of sessions) r.keyring?.forget(s.id);
     const done = sessions.filter((s) => erased.has(s.id));
     await Promise.all(done.map((s) => r.recordErasure(s.id, { by: 'retention', reason, erasedAtUs, subject: s.subject, connection: s.connection })));

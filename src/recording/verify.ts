@@ -178,11 +178,17 @@ function checkRow(
     const entry = parseJson(ledger.find((l) => l.kind === 'opened')?.detail ?? 'null') as { connection?: string; subject?: string; openedAtUs?: number } | null;
     if (entry !== null && entry !== undefined) {
       if (entry.subject !== undefined && entry.subject !== session.subject)
-        problem(`the session row's subject is ${JSON.stringify(session.subject)}, but the ledger recorded ${JSON.stringify(entry.subject)}: the row was changed`);
+        problem(
+          `the session row's subject is ${JSON.stringify(session.subject)}, but the ledger recorded ${JSON.stringify(entry.subject)}: the row was changed`,
+        );
       if (entry.connection !== undefined && entry.connection !== session.connection)
-        problem(`the session row's connection is ${JSON.stringify(session.connection)}, but the ledger recorded ${JSON.stringify(entry.connection)}: the row was changed`);
+        problem(
+          `the session row's connection is ${JSON.stringify(session.connection)}, but the ledger recorded ${JSON.stringify(entry.connection)}: the row was changed`,
+        );
       if (entry.openedAtUs !== undefined && entry.openedAtUs !== session.openedAtUs)
-        problem(`the session row's openedAtUs is ${session.openedAtUs}, but the ledger recorded the session opening at ${entry.openedAtUs}: the row was changed`);
+        problem(
+          `the session row's openedAtUs is ${session.openedAtUs}, but the ledger recorded the session opening at ${entry.openedAtUs}: the row was changed`,
+        );
     }
     notes.push("encrypted: the row's subject, connection and opening time are checked against the ledger; its other columns against nothing");
     return;

@@ -67,7 +67,9 @@ export function encryptionUpkeepStore(db: DatabasePort): EncryptionUpkeepStore {
       return rows.map(sessionFromDb);
     },
     async plainOpenSessions() {
-      const rows = await db.query(sql`SELECT id FROM sessions s WHERE status = 'open' AND NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.owner = s.id) ORDER BY id`);
+      const rows = await db.query(
+        sql`SELECT id FROM sessions s WHERE status = 'open' AND NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.owner = s.id) ORDER BY id`,
+      );
       return rows.map((r) => String(r.id));
     },
     async reviewParamsOf(sessionId) {

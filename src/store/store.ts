@@ -14,7 +14,20 @@ import { checkSchema, migrate } from './schema.js';
 import { type TokenKeyStore, tokenKeyStore } from './token-keys.js';
 
 export { StoreSchemaError, StoreUnavailableError } from './errors.js';
-export type { AccessStore, AgentStore, AgentTunnelStore, AuditStore, ClusterStore, ConsoleStore, DataKeyStore, EncryptionUpkeepStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
+export type {
+  AccessStore,
+  AgentStore,
+  AgentTunnelStore,
+  AuditStore,
+  ClusterStore,
+  ConsoleStore,
+  DataKeyStore,
+  EncryptionUpkeepStore,
+  PinStore,
+  RecordingStore,
+  ReviewStore,
+  TokenKeyStore,
+};
 
 /**
  * The store the gateway, the CLI and the API use: one small interface per domain, each written once over a

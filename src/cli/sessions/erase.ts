@@ -6,7 +6,7 @@ export function sessionsEraseCommand(): Command {
   return withGateway(
     new Command('erase')
       .description(
-        "crypto-shreds recordings (admins): destroys their data keys, so their payloads can never be read again while verify still passes; by session id, or every session and access request of a subject",
+        'crypto-shreds recordings (admins): destroys their data keys, so their payloads can never be read again while verify still passes; by session id, or every session and access request of a subject',
       )
       .argument('[sessions...]', 'the session ids (or --subject)')
       .option('--subject <subject>', "every recording of this subject (the token's sub)")
