@@ -43,7 +43,7 @@ test('identity: clock skew and dev token lifetime in ms', () => {
 
 test('recording: retention and write timeout in ms; optional keys absent when not given', () => {
   const r = recordingSchema(sources).parse(undefined);
-  assert.deepEqual(r, { mode: 'write-ahead', sqliteSync: 'normal', trustedKeys: [], retentionMs: 0, writeTimeoutMs: 5000 });
+  assert.deepEqual(r, { mode: 'write-ahead', sqliteSync: 'normal', retentionAction: 'delete', trustedKeys: [], retentionMs: 0, writeTimeoutMs: 5000 });
 });
 
 test('reviews and notifications: timeouts in ms; a webhook secret must be a reference', () => {
