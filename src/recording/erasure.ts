@@ -131,3 +131,18 @@ async function completeLedger(r: ErasingRecorder, sessionId: string, key: DataKe
     connection,
   });
 }
+
+/** Who erased a recording, when and why, as its data key's row keeps it. */
+export interface ErasureFacts {
+  erasedAtUs: number;
+  by: string | null;
+  reason: string | null;
+}
+
+/** The sessions among `ids` whose data key is erased, with who, when and why (the console and the API show them). */
+export async function erasedSessions(store: Store, ids: readonly string[]): Promise<Map<string, ErasureFacts>> {
+  const rows = await store.dataKeys(ids);
+  return new Map(
+    rows.filter((k) => k.wrapped === null).map((k) => [k.owner, { erasedAtUs: k.erasedAtUs ?? 0, by: k.erasedBy, reason: k.eraseReason }] as const),
+  );
+}

@@ -113,6 +113,18 @@ describe('sessions erase over the API', () => {
     const ledger = (await store.ledger(recorder.instanceId, -1, 10_000)).filter((l) => l.kind === 'erased');
     assert.deepEqual(ledger.map((l) => l.sessionId).sort(), [...alice].sort());
 
+    // The API (and the console, which reads it) shows who erased a session, when and why.
+    const shown = (await (await fetch(new URL(`/api/sessions/${alice[0]}`, gw.url), { headers: gw.apiAuth })).json()) as {
+      session: { erased: { erasedAtUs: number; by: string; reason: string } | null };
+    };
+    assert.match(shown.session.erased!.by, /^admin \(/);
+    assert.equal(shown.session.erased!.reason, 'GDPR request 12');
+    const listed = (await (await fetch(new URL('/api/sessions?limit=100', gw.url), { headers: gw.apiAuth })).json()) as {
+      sessions: Array<{ id: string; erased: unknown }>;
+    };
+    assert.ok(listed.sessions.find((x) => x.id === alice[1])!.erased);
+    assert.equal(listed.sessions.find((x) => x.id === bob)!.erased, null);
+
     const again = await cli('admin', alice[0]!, '--reason', 'again');
     assert.equal(again.code, 1, 'nothing erased');
     assert.match(again.stdout, new RegExp(`not erased +${alice[0]}: erased before, at .* by admin .*GDPR request 12`));
