@@ -79,6 +79,15 @@ export function recordingSchema(sources: SecretSources) {
         .optional(),
     })
     .prefault({})
+    .superRefine((r, ctx) => {
+      if (r.retentionAction === 'erase' && r.encryption === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['retentionAction'],
+          message:
+            "erase destroys encrypted recordings' data keys, but recording.encryption is not configured (recordings are plain): configure it, or use delete",
+        });
+    })
     .transform(({ retention, writeTimeout, ...rest }) => ({ ...rest, retentionMs: retention, writeTimeoutMs: writeTimeout }));
 }
 

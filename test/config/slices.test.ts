@@ -84,3 +84,10 @@ test('pins and upstream: defaults, and the upstream a connection names', () => {
   assert.equal(h.kind, 'sse');
   assert.deepEqual(upstreamOf({ agent: 'vpc' }), { kind: 'agent', agent: 'vpc' });
 });
+
+test('recording: retentionAction erase needs recording.encryption, and says so', () => {
+  const r = recordingSchema(sources).safeParse({ retentionAction: 'erase' });
+  assert.equal(r.success, false);
+  assert.deepEqual(r.error!.issues[0]!.path, ['retentionAction']);
+  assert.match(r.error!.issues[0]!.message, /recording\.encryption is not configured .*: configure it, or use delete/);
+});
