@@ -59,6 +59,13 @@ async function sessionsOf(store: Store, subject: string, issuer: string | undefi
   }
 }
 
+/** Lists of owners in statements of bounded size (a subject may have tens of thousands of sessions; SQL parameters are limited). */
+function chunks<T>(all: readonly T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size));
+  return out;
+}
+
 function erasedBefore(k: DataKeyRow): string {
   return `erased before, at ${new Date((k.erasedAtUs ?? 0) / 1000).toISOString()} by ${k.erasedBy ?? 'unknown'} (${k.eraseReason ?? 'no reason recorded'})`;
 }
@@ -81,7 +88,9 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
   if (choice.subject !== undefined) for (const row of await sessionsOf(store, choice.subject, choice.issuer)) chosen.set(row.id, row);
   const requests = choice.subject === undefined ? [] : await store.accessRequestsOf(choice.subject, choice.issuer);
 
-  const keys = new Map((await store.dataKeys([...chosen.keys(), ...requests.map((q) => accessRequestOwner(q.id))])).map((k) => [k.owner, k]));
+  const keys = new Map<string, DataKeyRow>();
+  for (const part of chunks([...chosen.keys(), ...requests.map((q) => accessRequestOwner(q.id))]))
+    for (const k of await store.dataKeys(part)) keys.set(k.owner, k);
   const sessions: SessionRow[] = [];
   for (const row of chosen.values()) {
     const key = keys.get(row.id);
@@ -99,7 +108,8 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
   const liveRequests = requests.filter((q) => keys.get(accessRequestOwner(q.id))?.wrapped != null);
   const erasedAtUs = nowUs();
   const owners = [...sessions.map((s) => s.id), ...liveRequests.map((q) => accessRequestOwner(q.id))];
-  const done = new Set(await store.eraseDataKeys(owners, by, reason, erasedAtUs));
+  const done = new Set<string>();
+  for (const part of chunks(owners)) for (const owner of await store.eraseDataKeys(part, by, reason, erasedAtUs)) done.add(owner);
   for (const owner of owners) r.keyring.forget(owner);
 
   const entries: Promise<void>[] = [];
@@ -141,7 +151,7 @@ export interface ErasureFacts {
 
 /** The sessions among `ids` whose data key is erased, with who, when and why (the console and the API show them). */
 export async function erasedSessions(store: Store, ids: readonly string[]): Promise<Map<string, ErasureFacts>> {
-  const rows = await store.dataKeys(ids);
+  const rows = (await Promise.all(chunks(ids).map((part) => store.dataKeys(part)))).flat();
   return new Map(
     rows.filter((k) => k.wrapped === null).map((k) => [k.owner, { erasedAtUs: k.erasedAtUs ?? 0, by: k.erasedBy, reason: k.eraseReason }] as const),
   );
