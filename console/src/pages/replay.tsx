@@ -295,7 +295,7 @@ export function ReplayPage({ id }: { id: string }) {
     requestAnimationFrame(() => document.getElementById(`event-${e.seq}`)?.scrollIntoView({ block: 'center' }));
   };
 
-  return (
+  const facts = (
     <>
       <p>
         <Link href="/">← Sessions</Link>
@@ -364,7 +364,20 @@ export function ReplayPage({ id }: { id: string }) {
           {!session.erased && session.tampered.map((m) => <div class="flag deny">{m.message}</div>)}
         </dd>
       </dl>
-      {session.erased && <p class="hint">Nothing to replay: this session was erased.</p>}
+    </>
+  );
+  // Its payloads cannot be read by anyone: the facts and the verification are all there is.
+  if (session.erased)
+    return (
+      <>
+        {facts}
+        <p class="hint">Nothing to replay: this session was erased.</p>
+      </>
+    );
+
+  return (
+    <>
+      {facts}
       <p>
         <a class="button" href={`/api/sessions/${encodeURIComponent(session.id)}/export`} download={`portcullis-session-${session.id}.jsonl`}>
           Export JSONL
