@@ -10,7 +10,7 @@ export function sessionsEraseCommand(): Command {
       )
       .argument('[sessions...]', 'the session ids (or --subject)')
       .option('--subject <subject>', "every recording of this subject (the token's sub)")
-      .option('--issuer <url>', 'with --subject: only that issuer’s subject')
+      .option('--issuer <url>', "with --subject: only the subject of this issuer (the token's iss)")
       .requiredOption('--reason <text>', 'why: kept in the ledger with who erased and when')
       .option('--json', 'the answer as JSON'),
   ).action(async (sessions: string[], o: GatewayCommandOptions & EraseFlags) => (await import('./erase-action.js')).sessionsEraseAction(sessions, o));
