@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
 import { isUnreadable } from '../encryption/readable-store.js';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
+import { erasedSessions } from '../recording/erasure.js';
 import { eventLine, exportGroup, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
@@ -18,7 +19,7 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
 /**
  * /api/sessions: the recordings over HTTP for the console and scripts (read only).
  *   GET /api/sessions                 ?user&connection&status&era&since&until&denied&redacted&q&limit&cursor → { sessions, next }
- *   GET /api/sessions/:id             → { session }
+ *   GET /api/sessions/:id             → { session }   (a session and each listed one carry `erased`: who, when, why, or null)
  *   GET /api/sessions/:id/events      ?after&limit → { events, next }; ?trace=<W3C trace id> → { events, next: null }, that trace's exchanges
  *                                     ?groups → { idleGapMs, groups }, a modern session's groups; ?group=<label> → { events, next: null }, one group's
  *   GET /api/sessions/:id/verify      → the verification result
@@ -110,7 +111,7 @@ export class SessionsApi {
       throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
     if (what === 'verify') return json(c, session === undefined ? 404 : 200, await verifySession(this.store, id, await this.trusted()));
     if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
-    if (what === undefined) return json(c, 200, { session });
+    if (what === undefined) return json(c, 200, { session: { ...session, erased: (await erasedSessions(this.store, [id])).get(id) ?? null } });
     // Its events and its export need the payloads: said before a reply starts (an export is whole or nothing).
     if (session.unreadable !== undefined) await this.store.openingEvents([id]);
     if (what === 'events') {
@@ -217,7 +218,12 @@ export class SessionsApi {
     const rows = await this.store.listSessions(query);
     const attested = await attestSessions(this.store, rows);
     // The row's owner picked these (the index); the recording must agree before a scoped caller sees one.
-    const sessions = only === undefined ? attested : attested.filter((s) => ownedBy(s, only));
+    const visible = only === undefined ? attested : attested.filter((s) => ownedBy(s, only));
+    const erased = await erasedSessions(
+      this.store,
+      visible.map((s) => s.id),
+    );
+    const sessions = visible.map((s) => ({ ...s, erased: erased.get(s.id) ?? null }));
     const last = rows.at(-1);
     return json(c, 200, { sessions, next: rows.length === limit && last ? encodeCursor(last.openedAtUs, last.id) : null });
   }

@@ -14,6 +14,7 @@ import { loginCommand } from './login.js';
 import { maskCommand } from './mask/index.js';
 import { mcpConfigCommand } from './mcp-config.js';
 import { sessionsCommand } from './sessions/index.js';
+import { storeCommand } from './store/index.js';
 
 /**
  * The `portcullis` command line. Each command's flags are declared in its own file, which imports nothing heavy; its
@@ -30,6 +31,7 @@ export function buildCli(): Command {
   program.addCommand(connectCommand());
   program.addCommand(mcpConfigCommand());
   program.addCommand(sessionsCommand());
+  program.addCommand(storeCommand());
   program.addCommand(accessCommand());
   program.addCommand(reviewsCommand());
   program.addCommand(rulesCommand());

@@ -21,9 +21,12 @@ import { parsePostgresUrl } from '../store/postgres.js';
  * re-read of the store, except the console's session events, which are relayed only when authentic (`verified`).
  */
 
-/** `exchange`: a session's events committed (its id and the range of sequence numbers), for the console's live view. */
-export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session' | 'exchange';
-const changeKinds = new Set<unknown>(['review', 'access', 'pin', 'agent', 'member', 'session', 'exchange']);
+/**
+ * `exchange`: a session's events committed (its id and the range of sequence numbers), for the console's live view.
+ * `erased`: a data key destroyed (its owner), for the other replicas to drop it from their keyrings' caches.
+ */
+export type ChangeKind = 'review' | 'access' | 'pin' | 'agent' | 'member' | 'session' | 'exchange' | 'erased';
+const changeKinds = new Set<unknown>(['review', 'access', 'pin', 'agent', 'member', 'session', 'exchange', 'erased']);
 
 export interface Change {
   kind: ChangeKind;

@@ -95,6 +95,8 @@ export async function startRecording(
       mode,
       log,
       retentionMs: config.recording.retentionMs,
+      retentionAction: config.recording.retentionAction,
+      ...(keyring === undefined ? {} : { keyring }),
       keepUnshippedFor: config.audit.sinks.map((s) => s.name),
       writeTimeoutMs: config.recording.writeTimeoutMs,
       // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (see onGone below).

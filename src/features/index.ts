@@ -4,6 +4,7 @@ import { auditModule } from './audit.js';
 import { clientCapabilitiesModule } from './client-capabilities.js';
 import { connectionAccessModule } from './connection-access.js';
 import { consoleModule } from './console.js';
+import { erasureModule } from './erasure.js';
 import type { FeatureModule } from './feature.js';
 import { guardrailsModule } from './guardrails.js';
 import { limitsModule } from './limits.js';
@@ -22,6 +23,7 @@ export const featureModules: readonly FeatureModule[] = [
   connectionAccessModule,
   clientCapabilitiesModule,
   accessRequestsModule,
+  erasureModule,
   reviewsModule,
   pinsModule,
   guardrailsModule,

@@ -3,6 +3,7 @@ import { ErasedError } from '../encryption/kek.js';
 import type { Store } from '../store/store.js';
 import { eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
 import { type ColumnMismatch, openingFacts, openingMismatches } from './session-facts.js';
+import type { ErasureFacts } from './erasure.js';
 
 /**
  * Sessions as the list, the API and the console show them: whose a session is comes from its hashed opening event,
@@ -24,7 +25,7 @@ export interface AttestedSession extends SessionRow {
    */
   unreadable?: string;
   /** The session was erased (its data key destroyed, crypto-shredded): when, by whom, why. */
-  erased?: { atUs: number; by: string | null; reason: string | null };
+  erased?: ErasureFacts;
 }
 
 /** The rows with their ownership columns as the opening events state them, in the same order. */
@@ -37,7 +38,7 @@ export async function attestSessions(store: Store, rows: readonly SessionRow[]):
   return rows.map((row) => {
     const why = unreadable.get(row.id);
     if (why !== undefined) {
-      const erased = why instanceof ErasedError ? { erased: { atUs: why.erasedAtUs, by: why.erasedBy, reason: why.reason } } : {};
+      const erased = why instanceof ErasedError ? { erased: { erasedAtUs: why.erasedAtUs, by: why.erasedBy, reason: why.reason } } : {};
       return { ...row, tampered: [], owned: false, era: eraOfEdge(row.edge), unreadable: why.message, ...erased };
     }
     const opening = openingFacts(openings.get(row.id));

@@ -33,15 +33,29 @@ export type Item =
   | { type: 'seal'; chain: SessionChain; status: 'closed' | 'cut-off'; closedAtUs: number; reason: string; denials: number; redactions: number }
   | { type: 'tombstone'; session: SessionRow; reason: string; deletedAtUs: number; commit: Commit }
   /** A just-in-time access request, decision or expiry: a ledger entry of its own, outside any session. */
-  | { type: 'access'; requestId: string; detail: unknown; timeUs: number; commit: Commit };
+  | { type: 'access'; requestId: string; detail: unknown; timeUs: number; commit: Commit }
+  /** A session's (or an access request's) data key destroyed (crypto-shredding): who, when and why, in the ledger. */
+  | { type: 'erased'; sessionId: string; detail: ErasedDetail; timeUs: number; commit: Commit };
+
+/** What an `erased` ledger row says: who erased the recording (an admin, or `retention`), why, when, and whose it was. */
+export interface ErasedDetail {
+  by: string;
+  reason: string;
+  erasedAtUs: number;
+  subject: string | null;
+  connection: string | null;
+}
+
+/** Items outside any session's chain: they carry their own commit. */
+const standalone = (item: Item): item is Extract<Item, { commit: Commit }> => item.type === 'tombstone' || item.type === 'access' || item.type === 'erased';
 
 export function chainOf(item: Item): SessionChain | undefined {
-  return item.type === 'tombstone' || item.type === 'access' ? undefined : item.chain;
+  return standalone(item) ? undefined : item.chain;
 }
 
 /** Items outside any session, each with its own commit to settle. */
 export function standaloneCommit(item: Item): Commit | undefined {
-  return item.type === 'tombstone' || item.type === 'access' ? item.commit : undefined;
+  return standalone(item) ? item.commit : undefined;
 }
 
 /** Marks the items' chains in flight and takes their commits: what the batch settles when it is written or failed. */
@@ -66,7 +80,7 @@ export function takeCommits(items: readonly Item[]): { chains: Set<SessionChain>
 
 /** Items that add a row to the instance's ledger, whose chain orders them across sessions. */
 export function needsLedger(item: Item): boolean {
-  return item.type === 'open' || item.type === 'seal' || item.type === 'tombstone' || item.type === 'access';
+  return item.type === 'open' || item.type === 'seal' || standalone(item);
 }
 
 export interface Head {
@@ -208,6 +222,9 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
       }
       case 'access':
         toLedger('access', item.requestId, item.detail, item.timeUs);
+        break;
+      case 'erased':
+        toLedger('erased', item.sessionId, item.detail, item.timeUs);
         break;
     }
   }

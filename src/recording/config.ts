@@ -39,6 +39,13 @@ export function recordingSchema(sources: SecretSources) {
       /** Closed sessions older than this are deleted, leaving a tombstone; 0 keeps them forever. */
       retention: duration('0'),
       /**
+       * What retention does to an expired session: `delete` its rows (a tombstone stays in the ledger), or `erase` it
+       * (crypto-shredding: its data key is destroyed, its rows stay and still verify; needs recording.encryption).
+       */
+      retentionAction: z.enum(['delete', 'erase']).default('delete'),
+      /** Envelope encryption of recorded payloads (src/encryption/); absent: recordings are plain. */
+      encryption: encryptionSchema(sources).optional(),
+      /**
        * A write the store has not confirmed within this fails: write-ahead ends the exchanges waiting on it with
        * the recording error (fail closed) instead of holding them while the store stalls.
        */
@@ -70,10 +77,17 @@ export function recordingSchema(sources: SecretSources) {
         })
         .pipe(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_" or "-" (once its references are resolved)'))
         .optional(),
-      /** The KEKs that encrypt recordings at rest (encryption-config.ts); absent: recordings are stored plain. */
-      encryption: encryptionSchema(sources).optional(),
     })
     .prefault({})
+    .superRefine((r, ctx) => {
+      if (r.retentionAction === 'erase' && r.encryption === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['retentionAction'],
+          message:
+            "erase destroys encrypted recordings' data keys, but recording.encryption is not configured (recordings are plain): configure it, or use delete",
+        });
+    })
     .transform(({ retention, writeTimeout, ...rest }) => ({ ...rest, retentionMs: retention, writeTimeoutMs: writeTimeout }));
 }
 

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
 import type { Store } from '../store/store.js';
-import { chainOf, type Item, standaloneCommit, takeCommits } from './batch.js';
+import type { Keyring } from '../encryption/keyring.js';
+import { chainOf, type ErasedDetail, type Item, standaloneCommit, takeCommits } from './batch.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import { BatchWriter } from './batch-writer.js';
 import { ledgerGenesis } from './chain.js';
@@ -54,6 +55,10 @@ export interface RecorderOptions {
   writeTimeoutMs?: number;
   /** Closed sessions older than this are deleted (with a tombstone); 0 keeps them forever. */
   retentionMs?: number;
+  /** What retention does to them: delete the rows (with a tombstone), or erase (destroy their data keys, keep the rows). */
+  retentionAction?: 'delete' | 'erase';
+  /** The KEKs of recording.encryption: absent when recordings are plain. */
+  keyring?: Keyring | undefined;
   /** Audit sinks whose sessions retention keeps until they are shipped whole (a sink down for long delays deletion). */
   keepUnshippedFor?: readonly string[];
   sweepMs?: number;
@@ -69,6 +74,8 @@ export class Recorder {
   readonly instanceId: string;
   readonly mode: RecordingMode;
   readonly key: SigningKey;
+  /** The KEKs of recording.encryption; undefined when recordings are plain. */
+  readonly keyring: Keyring | undefined;
   readonly #log: Logger;
   readonly #heartbeatMs: number;
   readonly #sweepMs: number;
@@ -90,6 +97,7 @@ export class Recorder {
     this.instanceId = o.instanceId;
     this.mode = o.mode;
     this.key = o.key;
+    this.keyring = o.keyring;
     this.#log = o.log.child({ component: 'recorder' });
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
     this.#batches = new BatchScheduler(this.#writer, o.gatherMs ?? 1, (items) => this.#write(items));
@@ -104,6 +112,7 @@ export class Recorder {
       ...(o.recoversOthers ? { recoversOthers: o.recoversOthers } : {}),
       ...(o.alive ? { alive: o.alive } : {}),
       retentionMs: o.retentionMs ?? 0,
+      retentionAction: o.retentionAction ?? 'delete',
       ...(o.keepUnshippedFor ? { keepUnshippedFor: o.keepUnshippedFor } : {}),
       log: this.#log,
     });
@@ -216,6 +225,16 @@ export class Recorder {
   recordAccess(requestId: string, detail: unknown): Promise<void> {
     const commit = new Commit();
     this.#batches.enqueue({ type: 'access', requestId, detail, timeUs: nowUs(), commit });
+    return commit.promise;
+  }
+
+  /**
+   * Records that a session's (or an access request's) data key was destroyed: an `erased` ledger row, in the same
+   * chain as every session. Resolves when durable.
+   */
+  recordErasure(sessionId: string, detail: ErasedDetail): Promise<void> {
+    const commit = new Commit();
+    this.#batches.enqueue({ type: 'erased', sessionId, detail, timeUs: detail.erasedAtUs, commit });
     return commit.promise;
   }
 

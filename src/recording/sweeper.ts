@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { SessionRow } from '../store/types.js';
+import type { Keyring } from '../encryption/keyring.js';
+import type { ErasedDetail } from './batch.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
@@ -25,6 +27,8 @@ export interface SweptRecorder {
   forgetCutOff(sessionId: string): void;
   seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void>;
   tombstone(session: SessionRow, reason: string, deletedAtUs: number): Promise<void>;
+  readonly keyring: Keyring | undefined;
+  recordErasure(sessionId: string, detail: ErasedDetail): Promise<void>;
 }
 
 export class Sweeper {
@@ -35,6 +39,11 @@ export class Sweeper {
     private readonly o: {
       staleAfterMs: number;
       retentionMs: number;
+      /**
+       * delete: expired sessions' rows go, leaving a tombstone. erase: their data keys are destroyed (crypto-shredding)
+       * and the rows stay, so they still verify; a session recorded plain has no key to destroy and is deleted.
+       */
+      retentionAction?: 'delete' | 'erase';
       /** Audit sinks whose sessions retention keeps until shipped whole (audit.sinks' names). */
       keepUnshippedFor?: readonly string[];
       log: Logger;
@@ -106,14 +115,44 @@ export class Sweeper {
 
   async #applyRetention(): Promise<void> {
     const r = this.recorder;
+    const erase = this.o.retentionAction === 'erase';
     const before = nowUs() - this.o.retentionMs * 1000;
-    const expired = await r.store.expiredSessions(before, 200, this.o.keepUnshippedFor);
+    const expired = await r.store.expiredSessions(before, 200, this.o.keepUnshippedFor, erase);
     if (expired.length === 0) return;
     const deletedAtUs = nowUs();
     const days = Math.round(this.o.retentionMs / 86_400_000);
     const reason = `retention: closed more than ${days >= 1 ? `${days} days` : `${this.o.retentionMs} ms`} ago`;
-    await Promise.all(expired.map((session) => r.tombstone(session, reason, deletedAtUs)));
-    this.o.log.info({ deleted: expired.length }, 'retention deleted old sessions, leaving tombstones in the ledger');
+    const keyed = erase ? new Set((await r.store.dataKeys(expired.map((s) => s.id))).filter((k) => k.wrapped !== null).map((k) => k.owner)) : new Set();
+    const shred = expired.filter((s) => keyed.has(s.id));
+    // A plain session (recorded before encryption) has no key to destroy: retention deletes it as in delete mode.
+    const remove = expired.filter((s) => !keyed.has(s.id));
+    if (shred.length > 0) await this.#erase(shred, reason, deletedAtUs);
+    if (remove.length > 0) {
+      await Promise.all(remove.map((session) => r.tombstone(session, reason, deletedAtUs)));
+      this.o.log.info(
+        { deleted: remove.length },
+        erase
+          ? 'retention deleted old sessions recorded plain (no key to erase), leaving tombstones in the ledger'
+          : 'retention deleted old sessions, leaving tombstones in the ledger',
+      );
+    }
+  }
+
+  /** Retention in erase mode: the sessions' data keys destroyed, an `erased` ledger entry each; the rows stay. */
+  async #erase(sessions: SessionRow[], reason: string, erasedAtUs: number): Promise<void> {
+    const r = this.recorder;
+    const erased = new Set(
+      await r.store.eraseDataKeys(
+        sessions.map((s) => s.id),
+        'retention',
+        reason,
+        erasedAtUs,
+      ),
+    );
+    for (const s of sessions) r.keyring?.forget(s.id);
+    const done = sessions.filter((s) => erased.has(s.id));
+    await Promise.all(done.map((s) => r.recordErasure(s.id, { by: 'retention', reason, erasedAtUs, subject: s.subject, connection: s.connection })));
+    this.o.log.info({ erased: done.length }, 'retention erased the data keys of old sessions (crypto-shredding); their rows stay and still verify');
   }
 }
 

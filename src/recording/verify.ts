@@ -2,6 +2,7 @@ import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
 import { isUnreadable, readingOf, type UnreadableError } from '../encryption/readable-store.js';
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
+import type { ErasureFacts } from './erasure.js';
 import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
 import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
@@ -43,7 +44,7 @@ export interface SessionVerification {
    */
   exchanges?: { total: number; complete: number; incomplete: ExchangeRecord[]; all?: ExchangeRecord[] };
   /** When the session was erased (its data key destroyed), by whom and why, as its data key's row records it. */
-  erased?: { atUs: number; by: string | null; reason: string | null };
+  erased?: ErasureFacts;
 }
 
 /** Keys whose seals count: this gateway's own, configured ones, and (only when asked) every key the store lists. */
@@ -147,7 +148,7 @@ export async function verifySession(
   const readable = unreadable.size === 0;
   const erased = [...unreadable.values()].find((u) => u instanceof ErasedError);
   if (erased !== undefined) {
-    result.erased = { atUs: erased.erasedAtUs, by: erased.erasedBy, reason: erased.reason };
+    result.erased = { erasedAtUs: erased.erasedAtUs, by: erased.erasedBy, reason: erased.reason };
     result.notes.push(
       `erased (crypto-shredded) ${new Date(erased.erasedAtUs / 1000).toISOString()} by ${erased.erasedBy ?? 'an unknown admin'}: ${erased.reason ?? 'no reason recorded'}; its payloads can never be read, and its chain and seal are verified as stored`,
     );
@@ -194,7 +195,7 @@ export async function verifySession(
     return result;
   }
   checkSeal(session, last, result.events, trusted, problem, result.notes);
-  checkSealedInLedger(session, ledger, problem);
+  checkSealedInLedger(session, ledger, problem, result.notes);
   if (session.status === 'cut-off') result.notes.push(`cut off: ${session.closeReason ?? 'no reason recorded'}`);
   if (result.problems.length > 0) result.status = 'failed';
   else if (result.erased !== undefined) result.status = 'erased';
@@ -215,6 +216,24 @@ function checkRow(
   if (!readable) {
     // Only an open session's closing columns are known without its payloads (nothing of its end may be claimed).
     if (session.status === 'open') for (const m of closingMismatches(session, undefined).mismatches) problem(m.message);
+    // Its payloads unreadable here (encrypted, no key; erased): the row is checked against the ledger's hashed
+    // `opened` entry (who, which connection, when) and the rest of its columns are not covered.
+    const entry = parseJson(ledger.find((l) => l.kind === 'opened')?.detail ?? 'null') as { connection?: string; subject?: string; openedAtUs?: number } | null;
+    if (entry !== null && entry !== undefined) {
+      if (entry.subject !== undefined && entry.subject !== session.subject)
+        problem(
+          `the session row's subject is ${JSON.stringify(session.subject)}, but the ledger recorded ${JSON.stringify(entry.subject)}: the row was changed`,
+        );
+      if (entry.connection !== undefined && entry.connection !== session.connection)
+        problem(
+          `the session row's connection is ${JSON.stringify(session.connection)}, but the ledger recorded ${JSON.stringify(entry.connection)}: the row was changed`,
+        );
+      if (entry.openedAtUs !== undefined && entry.openedAtUs !== session.openedAtUs)
+        problem(
+          `the session row's openedAtUs is ${session.openedAtUs}, but the ledger recorded the session opening at ${entry.openedAtUs}: the row was changed`,
+        );
+    }
+    notes.push("encrypted: the row's subject, connection and opening time are checked against the ledger; its other columns against nothing");
     return;
   }
   const opening = openingFacts(first);
@@ -317,7 +336,7 @@ function checkSeal(
   notes.push(`sealed by key ${session.sealKeyId}`);
 }
 
-function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void): void {
+function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void, notes?: string[]): void {
   if (!ledger.some((l) => l.kind === 'opened')) problem('the session is not in any gateway ledger: it was inserted outside Portcullis');
   const sealed = ledger.find((l) => l.kind === 'sealed');
   if (session.status === 'open') {
@@ -328,8 +347,20 @@ function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: 
     problem('the ledger has no seal for this session');
     return;
   }
-  const d = parseJson(sealed.detail) as { seal?: string; eventCount?: number; lastHash?: string } | undefined;
-  if (d?.seal !== session.seal || d?.eventCount !== session.eventCount || d?.lastHash !== session.lastHash) {
+  type SealDetail = { seal?: string; eventCount?: number; lastHash?: string };
+  let expected = parseJson(sealed.detail) as SealDetail | undefined;
+  // `store encrypt` re-made the seal over the encrypted form: its ledger entry states the seal it replaced and the new
+  // one, so the chain of seals goes back, entry by entry, to the one recorded when the session was sealed.
+  for (const entry of ledger.filter((l) => l.kind === 'encrypted')) {
+    const d = parseJson(entry.detail) as { from?: SealDetail; to?: SealDetail } | undefined;
+    if (d?.from?.seal !== expected?.seal || d?.from?.lastHash !== expected?.lastHash || d?.from?.eventCount !== expected?.eventCount) {
+      problem(`the ledger's encrypted entry (${entry.instanceId} ${entry.seq}) does not follow from the seal recorded before it`);
+      return;
+    }
+    expected = d?.to;
+    notes?.push(`encrypted in place at ${new Date(entry.timeUs / 1000).toISOString()} by ${entry.instanceId} (store encrypt), its seal signed again`);
+  }
+  if (expected?.seal !== session.seal || expected?.eventCount !== session.eventCount || expected?.lastHash !== session.lastHash) {
     problem('the seal differs from the one the ledger recorded when the session was sealed');
   }
 }

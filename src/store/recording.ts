@@ -34,9 +34,10 @@ export interface RecordingStore {
   openSessions(instanceIds?: readonly string[]): Promise<SessionRow[]>;
   /**
    * Sealed sessions that closed before `beforeUs`, oldest first; with `keepUnshippedFor` (audit sink names), not those
-   * one of these sinks is to ship and has not shipped whole (audit streams never lose to retention: store/audit.ts).
+   * one of these sinks is to ship and has not shipped whole (audit streams never lose to retention: store/audit.ts);
+   * with `exceptErased`, not those whose data key is erased (retention's erase mode has done them).
    */
-  expiredSessions(beforeUs: number, limit: number, keepUnshippedFor?: readonly string[]): Promise<SessionRow[]>;
+  expiredSessions(beforeUs: number, limit: number, keepUnshippedFor?: readonly string[], exceptErased?: boolean): Promise<SessionRow[]>;
   /** Events after `afterSeq`, in order, at most `limit`. */
   events(sessionId: string, afterSeq: number, limit: number): Promise<EventRow[]>;
   lastEvent(sessionId: string): Promise<EventRow | undefined>;
@@ -95,15 +96,18 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       const of = instanceIds === undefined ? raw('') : sql` AND instance_id IN (${list(instanceIds)})`;
       return (await db.query(sql`SELECT * FROM sessions WHERE status = 'open'${of} ORDER BY opened_at_us`)).map(sessionFromDb);
     },
-    async expiredSessions(beforeUs, limit, keepUnshippedFor = []) {
+    async expiredSessions(beforeUs, limit, keepUnshippedFor = [], exceptErased = false) {
       // A sink's sessions are those opened since its watermark (those before are shipped whole) without a done cursor.
       const unshipped =
         keepUnshippedFor.length === 0
           ? raw('')
           : sql` AND NOT EXISTS (SELECT 1 FROM audit_sinks a WHERE a.name IN (${list(keepUnshippedFor)}) AND s.opened_at_us >= a.watermark_us
               AND NOT EXISTS (SELECT 1 FROM audit_cursors c WHERE c.sink = a.name AND c.session_id = s.id AND c.done = 1))`;
+      const erased = exceptErased ? sql` AND NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.owner = s.id AND k.wrapped IS NULL)` : raw('');
       return (
-        await db.query(sql`SELECT * FROM sessions s WHERE status <> 'open' AND closed_at_us < ${beforeUs}${unshipped} ORDER BY closed_at_us LIMIT ${limit}`)
+        await db.query(
+          sql`SELECT * FROM sessions s WHERE status <> 'open' AND closed_at_us < ${beforeUs}${unshipped}${erased} ORDER BY closed_at_us LIMIT ${limit}`,
+        )
       ).map(sessionFromDb);
     },
     async events(sessionId, afterSeq, limit) {

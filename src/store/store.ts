@@ -5,6 +5,7 @@ import { type AuditStore, auditStore } from './audit.js';
 import { type ClusterStore, clusterStore } from './cluster.js';
 import { type ConsoleStore, consoleStore } from './console.js';
 import { type DataKeyStore, dataKeyStore } from './data-keys.js';
+import { type EncryptionUpkeepStore, encryptionUpkeepStore } from './encryption-upkeep.js';
 import { type PinStore, pinStore } from './pins.js';
 import type { DatabasePort } from './port.js';
 import { type RecordingStore, recordingStore } from './recording.js';
@@ -13,7 +14,20 @@ import { checkSchema, migrate } from './schema.js';
 import { type TokenKeyStore, tokenKeyStore } from './token-keys.js';
 
 export { StoreSchemaError, StoreUnavailableError } from './errors.js';
-export type { AccessStore, AgentStore, AgentTunnelStore, AuditStore, ClusterStore, ConsoleStore, DataKeyStore, PinStore, RecordingStore, ReviewStore, TokenKeyStore };
+export type {
+  AccessStore,
+  AgentStore,
+  AgentTunnelStore,
+  AuditStore,
+  ClusterStore,
+  ConsoleStore,
+  DataKeyStore,
+  EncryptionUpkeepStore,
+  PinStore,
+  RecordingStore,
+  ReviewStore,
+  TokenKeyStore,
+};
 
 /**
  * The store the gateway, the CLI and the API use: one small interface per domain, each written once over a
@@ -31,7 +45,8 @@ export interface Store
     ClusterStore,
     TokenKeyStore,
     AuditStore,
-    DataKeyStore {
+    DataKeyStore,
+    EncryptionUpkeepStore {
   readonly backend: DatabasePort['dialect'];
   /** Where it is, for logs and errors; never a password. */
   readonly location: string;
@@ -61,5 +76,6 @@ export function storeOver(db: DatabasePort): Store {
     ...clusterStore(db),
     ...auditStore(db),
     ...dataKeyStore(db),
+    ...encryptionUpkeepStore(db),
   };
 }

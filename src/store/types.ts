@@ -168,9 +168,7 @@ export function emptyBatch(): WriteBatch {
 }
 
 export function batchSize(b: WriteBatch): number {
-  return (
-    b.sessionsOpened.length + b.events.length + b.negotiated.length + b.sealed.length + b.ledger.length + b.deletions.length + b.dataKeys.length
-  );
+  return b.sessionsOpened.length + b.events.length + b.negotiated.length + b.sealed.length + b.ledger.length + b.deletions.length + b.dataKeys.length;
 }
 
 /**

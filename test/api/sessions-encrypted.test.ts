@@ -48,7 +48,7 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
     const of = (id: string) => sessions.find((s) => s.id === id)!;
     assert.equal(of(ids.encrypted).subject, 'alice');
     assert.match(String(of(ids.encrypted).unreadable), /encrypted under KEK 'k1', which this config does not have/);
-    assert.deepEqual(of(ids.erased).erased, { atUs: erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+    assert.deepEqual(of(ids.erased).erased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
     const one = await get(`/api/sessions/${ids.encrypted}`);
     assert.equal(one.status, 200, one.text);
     assert.equal((JSON.parse(one.text) as { session: { status: string } }).session.status, 'closed');
@@ -75,6 +75,6 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
     );
     assert.ok(r.notes.some((n) => /were skipped/.test(n)));
     const gone = JSON.parse((await get(`/api/sessions/${ids.erased}/verify`)).text) as { erased: unknown };
-    assert.deepEqual(gone.erased, { atUs: erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+    assert.deepEqual(gone.erased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
   });
 });

@@ -43,7 +43,7 @@ test('identity: clock skew and dev token lifetime in ms', () => {
 
 test('recording: retention and write timeout in ms; optional keys absent when not given', () => {
   const r = recordingSchema(sources).parse(undefined);
-  assert.deepEqual(r, { mode: 'write-ahead', sqliteSync: 'normal', trustedKeys: [], retentionMs: 0, writeTimeoutMs: 5000 });
+  assert.deepEqual(r, { mode: 'write-ahead', sqliteSync: 'normal', retentionAction: 'delete', trustedKeys: [], retentionMs: 0, writeTimeoutMs: 5000 });
 });
 
 test('reviews and notifications: timeouts in ms; a webhook secret must be a reference', () => {
@@ -83,4 +83,11 @@ test('pins and upstream: defaults, and the upstream a connection names', () => {
   const h = upstreamOf({ sse: http.parse({ url: 'http://127.0.0.1:9/sse' }) });
   assert.equal(h.kind, 'sse');
   assert.deepEqual(upstreamOf({ agent: 'vpc' }), { kind: 'agent', agent: 'vpc' });
+});
+
+test('recording: retentionAction erase needs recording.encryption, and says so', () => {
+  const r = recordingSchema(sources).safeParse({ retentionAction: 'erase' });
+  assert.equal(r.success, false);
+  assert.deepEqual(r.error!.issues[0]!.path, ['retentionAction']);
+  assert.match(r.error!.issues[0]!.message, /recording\.encryption is not configured .*: configure it, or use delete/);
 });

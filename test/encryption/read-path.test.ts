@@ -155,7 +155,7 @@ for (const backend of backends) {
         );
         const r = await verifySession(reader, session.id, trusted);
         assert.equal(r.status, 'erased', problemsOf(r));
-        assert.deepEqual(r.erased, { atUs: at, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+        assert.deepEqual(r.erased, { erasedAtUs: at, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
         assert.ok(r.notes.some((n) => /erased \(crypto-shredded\) .* by root .*: privacy request #7/.test(n)));
         const [listed] = await attestSessions(reader, [session]);
         assert.deepEqual(listed!.erased, r.erased);

@@ -5,6 +5,7 @@ import { JsonView, parseJson } from '../components/json-view';
 import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
+import type { ErasureFacts } from '../../../src/recording/erasure.js';
 
 interface Session {
   id: string;
@@ -24,6 +25,8 @@ interface Session {
   serverInfo: unknown;
   /** Columns of the session row that disagree with the recording (the fields above are the recording's). */
   tampered: Array<{ message: string }>;
+  /** Erased (crypto-shredded): its data key destroyed, by whom, when and why; its payloads can never be read. */
+  erased?: ErasureFacts | null;
 }
 
 export interface EventLine {
@@ -160,8 +163,15 @@ export function ReplayPage({ id }: { id: string }) {
   const verify = () => get<Verification>(`/api/sessions/${encodeURIComponent(id)}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
   const readSession = () => get<{ session: Session }>(`/api/sessions/${encodeURIComponent(id)}`).then((r) => r.session);
   useEffect(() => {
-    readSession().then(setSession, (err: Error) => setError(err.message));
-    eventsAfter(id).then(setEvents, (err: Error) => setError(err.message));
+    readSession().then(
+      (s) => {
+        setSession(s);
+        // An erased session's payloads cannot be read by anyone: there is nothing to play back.
+        if (s.erased) setEvents([]);
+        else eventsAfter(id).then(setEvents, (err: Error) => setError(err.message));
+      },
+      (err: Error) => setError(err.message),
+    );
     void verify();
   }, [id]);
 
@@ -285,7 +295,7 @@ export function ReplayPage({ id }: { id: string }) {
     requestAnimationFrame(() => document.getElementById(`event-${e.seq}`)?.scrollIntoView({ block: 'center' }));
   };
 
-  return (
+  const facts = (
     <>
       <p>
         <Link href="/">← Sessions</Link>
@@ -335,14 +345,39 @@ export function ReplayPage({ id }: { id: string }) {
         <dd>
           {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
         </dd>
+        {session.erased && (
+          <>
+            <dt>Erased</dt>
+            <dd class="erased">
+              <span class="flag deny">erased</span> {time(session.erased.erasedAtUs)} by {session.erased.by ?? 'unknown'}
+              {session.erased.reason ? ` — ${session.erased.reason}` : ''}
+              <div class="hint">
+                Its data key was destroyed (crypto-shredding): the recorded messages can never be read again. Its hash chain and seal still verify.
+              </div>
+            </dd>
+          </>
+        )}
         <dt>Integrity</dt>
         <dd>
           <Badge v={verification} />
-          {session.tampered.map((m) => (
-            <div class="flag deny">{m.message}</div>
-          ))}
+          {/* An erased session's opening event cannot be read, so the row is not checked against it: not a tampering. */}
+          {!session.erased && session.tampered.map((m) => <div class="flag deny">{m.message}</div>)}
         </dd>
       </dl>
+    </>
+  );
+  // Its payloads cannot be read by anyone: the facts and the verification are all there is.
+  if (session.erased)
+    return (
+      <>
+        {facts}
+        <p class="hint">Nothing to replay: this session was erased.</p>
+      </>
+    );
+
+  return (
+    <>
+      {facts}
       <p>
         <a class="button" href={`/api/sessions/${encodeURIComponent(session.id)}/export`} download={`portcullis-session-${session.id}.jsonl`}>
           Export JSONL

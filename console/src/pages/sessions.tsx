@@ -6,9 +6,13 @@ import { person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
 import { navigate } from '../router';
 import type { AttestedSession } from '../../../src/recording/attest.js';
+import type { ErasureFacts } from '../../../src/recording/erasure.js';
 import type { SessionRow } from '../../../src/store/types.js';
 import type { SessionGroup } from '../../../src/recording/session-groups.js';
 import { duration } from '../format';
+
+/** A recorded session as the list shows it: attested, and erased (who, when, why) or not. */
+type ListedSession = AttestedSession & { erased?: ErasureFacts | null };
 
 /** A session in progress, as the live list shows it. */
 type LiveRow = Pick<SessionRow, 'id' | 'connection' | 'subject' | 'email' | 'openedAtUs'>;
@@ -52,7 +56,7 @@ const isoOf = (local: string) => (local === '' ? undefined : new Date(local).toI
 export function SessionsPage({ me }: { me: Me }) {
   const [filters, setFilters] = useState<Filters>(filtersFromUrl);
   const [draft, setDraft] = useState<Filters>(filters);
-  const [page, setPage] = useState<{ rows: AttestedSession[]; next: string | null } | undefined>(undefined);
+  const [page, setPage] = useState<{ rows: ListedSession[]; next: string | null } | undefined>(undefined);
   const [groups, setGroups] = useState<{ rows: SessionGroup[]; exhausted: boolean; idleGapMs: number } | undefined>(undefined);
   const [cursors, setCursors] = useState<string[]>([]);
   const [error, setError] = useState<string | undefined>(undefined);
@@ -82,7 +86,7 @@ export function SessionsPage({ me }: { me: Me }) {
       limit: 50,
       cursor,
     };
-    get<{ sessions: AttestedSession[]; next: string | null }>(`/api/sessions${query(params)}`).then(
+    get<{ sessions: ListedSession[]; next: string | null }>(`/api/sessions${query(params)}`).then(
       (r) => setPage({ rows: r.sessions, next: r.next }),
       (err: Error) => setError(err.message),
     );
@@ -276,7 +280,13 @@ export function SessionsPage({ me }: { me: Me }) {
                 </td>
                 <td>
                   <span class={`status status-${s.status}`}>{s.status}</span>
-                  {s.tampered.length > 0 && (
+                  {s.erased && (
+                    <span class="flag deny" title={`erased ${time(s.erased.erasedAtUs)} by ${s.erased.by ?? 'unknown'}: ${s.erased.reason ?? ''}`}>
+                      {' '}
+                      erased
+                    </span>
+                  )}
+                  {!s.erased && s.tampered.length > 0 && (
                     // User and connection above are the recording's; the row claimed otherwise.
                     <span class="flag deny" title={s.tampered.map((m) => m.message).join('\n')}>
                       {' '}

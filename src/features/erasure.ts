@@ -1,0 +1,16 @@
+import { SessionsEraseApi } from '../api/sessions-erase.js';
+import type { FeatureModule } from './feature.js';
+
+/** POST /api/sessions/erase: admins crypto-shred recordings (src/recording/erasure.ts). */
+export const erasureModule: FeatureModule = {
+  name: 'erasure',
+  api: { path: '/api/sessions/erase', caller: 'person', readsBody: true, whenOff: 'erasure needs the recording store (recording.mode is off)' },
+  create(ctx) {
+    const recorder = ctx.recorder;
+    if (!recorder) return undefined;
+    const bus = ctx.cluster?.bus;
+    // Another replica erased: whatever this one has cached of those keys goes (it could still read them otherwise).
+    bus?.on('erased', (c) => recorder.keyring?.forget(c.id));
+    return { routes: new SessionsEraseApi(recorder, ctx.config.roles.admins, (owner) => bus?.publish('erased', owner)).routes() };
+  },
+};

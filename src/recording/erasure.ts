@@ -1,0 +1,158 @@
+import { accessRequestOwner } from '../encryption/envelope.js';
+import type { Keyring } from '../encryption/keyring.js';
+import type { Store } from '../store/store.js';
+import type { DataKeyRow, SessionRow } from '../store/types.js';
+import type { ErasedDetail } from './batch.js';
+import { nowUs } from './time.js';
+
+/**
+ * Crypto-shredding: a recording is erased by destroying its data key (store.eraseDataKeys). Its rows stay, so the
+ * ledger, the hash chain and the seal still verify, but its payloads can never be read again. Who, when and why go
+ * into the data key's row and into an `erased` entry of the recorder's ledger, one per erased session.
+ *
+ * Used by POST /api/sessions/erase (an admin, by session or by subject) and by retention in erase mode.
+ */
+
+/** What erasure needs of the recorder (the Recorder is it). */
+export interface ErasingRecorder {
+  readonly store: Store;
+  readonly keyring: Keyring | undefined;
+  recordErasure(sessionId: string, detail: ErasedDetail): Promise<void>;
+}
+
+/** Erasure asked of a gateway whose recordings are plain: there is no key to destroy. */
+export class NotEncryptedError extends Error {
+  constructor() {
+    super(
+      'recordings are not encrypted: nothing to shred; use retention to delete (recording.retention), or configure recording.encryption and run `portcullis store encrypt` first',
+    );
+    this.name = 'NotEncryptedError';
+  }
+}
+
+/** Which recordings: sessions by id, and/or every session and access request of a subject (of one issuer when given). */
+export interface ErasureChoice {
+  sessions?: readonly string[];
+  subject?: string;
+  issuer?: string;
+}
+
+export interface ErasureOutcome {
+  /** Sessions whose data key this erasure destroyed. */
+  erased: Array<{ session: string; subject: string | null; connection: string | null }>;
+  /** Access requests (of the subject) whose reasons were erased with them. */
+  accessRequests: string[];
+  /** Chosen sessions it could not erase, and why (plain, still open, erased before, unknown). */
+  notErased: Array<{ session: string; why: string }>;
+}
+
+/** Every session of a subject (of one issuer when given), a page at a time. */
+async function sessionsOf(store: Store, subject: string, issuer: string | undefined): Promise<SessionRow[]> {
+  const out: SessionRow[] = [];
+  let before: { openedAtUs: number; id: string } | undefined;
+  for (;;) {
+    const page = await store.listSessions({ subject, ...(issuer === undefined ? {} : { issuer }), limit: 1000, ...(before ? { before } : {}) });
+    out.push(...page);
+    if (page.length < 1000) return out;
+    const last = page.at(-1)!;
+    before = { openedAtUs: last.openedAtUs, id: last.id };
+  }
+}
+
+/** Lists of owners in statements of bounded size (a subject may have tens of thousands of sessions; SQL parameters are limited). */
+function chunks<T>(all: readonly T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size));
+  return out;
+}
+
+function erasedBefore(k: DataKeyRow): string {
+  return `erased before, at ${new Date((k.erasedAtUs ?? 0) / 1000).toISOString()} by ${k.erasedBy ?? 'unknown'} (${k.eraseReason ?? 'no reason recorded'})`;
+}
+
+/**
+ * Erases the chosen recordings, `by` whom and why. Throws NotEncryptedError when the recorder has no keyring.
+ * An erasure that stopped between destroying keys and writing their ledger entries is completed by the next one
+ * that chooses those sessions: an erased key whose session has no `erased` entry gets it then.
+ */
+export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice, by: string, reason: string): Promise<ErasureOutcome> {
+  if (r.keyring === undefined) throw new NotEncryptedError();
+  const store = r.store;
+  const outcome: ErasureOutcome = { erased: [], accessRequests: [], notErased: [] };
+  const chosen = new Map<string, SessionRow>();
+  for (const id of new Set(choice.sessions ?? [])) {
+    const row = await store.getSession(id);
+    if (row === undefined) outcome.notErased.push({ session: id, why: 'no such session' });
+    else chosen.set(id, row);
+  }
+  if (choice.subject !== undefined) for (const row of await sessionsOf(store, choice.subject, choice.issuer)) chosen.set(row.id, row);
+  const requests = choice.subject === undefined ? [] : await store.accessRequestsOf(choice.subject, choice.issuer);
+
+  const keys = new Map<string, DataKeyRow>();
+  for (const part of chunks([...chosen.keys(), ...requests.map((q) => accessRequestOwner(q.id))]))
+    for (const k of await store.dataKeys(part)) keys.set(k.owner, k);
+  const sessions: SessionRow[] = [];
+  for (const row of chosen.values()) {
+    const key = keys.get(row.id);
+    if (row.status === 'open') outcome.notErased.push({ session: row.id, why: 'still open: erase it once it has ended' });
+    else if (key === undefined)
+      outcome.notErased.push({
+        session: row.id,
+        why: 'recorded plain (before encryption): no key to shred; run `portcullis store encrypt` first, or delete it with retention',
+      });
+    else if (key.wrapped === null) {
+      outcome.notErased.push({ session: row.id, why: erasedBefore(key) });
+      await completeLedger(r, row.id, key, row.subject, row.connection);
+    } else sessions.push(row);
+  }
+  const liveRequests = requests.filter((q) => keys.get(accessRequestOwner(q.id))?.wrapped != null);
+  const erasedAtUs = nowUs();
+  const owners = [...sessions.map((s) => s.id), ...liveRequests.map((q) => accessRequestOwner(q.id))];
+  const done = new Set<string>();
+  for (const part of chunks(owners)) for (const owner of await store.eraseDataKeys(part, by, reason, erasedAtUs)) done.add(owner);
+  for (const owner of owners) r.keyring.forget(owner);
+
+  const entries: Promise<void>[] = [];
+  for (const s of sessions) {
+    if (!done.has(s.id)) {
+      outcome.notErased.push({ session: s.id, why: 'erased meanwhile by another request' });
+      continue;
+    }
+    outcome.erased.push({ session: s.id, subject: s.subject, connection: s.connection });
+    entries.push(r.recordErasure(s.id, { by, reason, erasedAtUs, subject: s.subject, connection: s.connection }));
+  }
+  for (const q of liveRequests) {
+    if (!done.has(accessRequestOwner(q.id))) continue;
+    outcome.accessRequests.push(q.id);
+    entries.push(r.recordErasure(q.id, { by, reason, erasedAtUs, subject: q.requesterSubject, connection: q.connection }));
+  }
+  await Promise.all(entries);
+  return outcome;
+}
+
+/** Writes the `erased` ledger entry of a key erased earlier whose entry never landed (the gateway stopped in between). */
+async function completeLedger(r: ErasingRecorder, sessionId: string, key: DataKeyRow, subject: string | null, connection: string | null): Promise<void> {
+  if ((await r.store.ledgerFor(sessionId)).some((l) => l.kind === 'erased')) return;
+  await r.recordErasure(sessionId, {
+    by: key.erasedBy ?? 'unknown',
+    reason: key.eraseReason ?? 'no reason recorded',
+    erasedAtUs: key.erasedAtUs ?? nowUs(),
+    subject,
+    connection,
+  });
+}
+
+/** Who erased a recording, when and why, as its data key's row keeps it. */
+export interface ErasureFacts {
+  erasedAtUs: number;
+  by: string | null;
+  reason: string | null;
+}
+
+/** The sessions among `ids` whose data key is erased, with who, when and why (the console and the API show them). */
+export async function erasedSessions(store: Store, ids: readonly string[]): Promise<Map<string, ErasureFacts>> {
+  const rows = (await Promise.all(chunks(ids).map((part) => store.dataKeys(part)))).flat();
+  return new Map(
+    rows.filter((k) => k.wrapped === null).map((k) => [k.owner, { erasedAtUs: k.erasedAtUs ?? 0, by: k.erasedBy, reason: k.eraseReason }] as const),
+  );
+}

@@ -1,0 +1,319 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { resolveSecretString } from '../../src/core/secrets.js';
+import { accessReasonAad, accessRequestOwner, eventAad, isSealed, openText, reviewParamsAad } from '../../src/encryption/envelope.js';
+import { ErasedError } from '../../src/encryption/kek.js';
+import { localKek } from '../../src/encryption/keks/local.js';
+import { Keyring } from '../../src/encryption/keyring.js';
+import { encryptLedgerInstance, encryptStore } from '../../src/recording/encrypt-store.js';
+import { eraseRecordings, NotEncryptedError } from '../../src/recording/erasure.js';
+import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
+import { Recorder, type RecorderOptions } from '../../src/recording/recorder.js';
+import { openingDetails } from '../../src/recording/session-facts.js';
+import { SessionRecording } from '../../src/recording/session-recording.js';
+import { nowUs } from '../../src/recording/time.js';
+import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
+import type { Store } from '../../src/store/store.js';
+import { type AccessRequestRow, openSessionRow, type ReviewRow } from '../../src/store/types.js';
+import { allEvents } from '../helpers/recorded.js';
+import { backends, storeSql, type TestStore } from '../helpers/stores.js';
+
+/**
+ * Crypto-shredding and the migration of plain recordings, on both backends. Sessions are recorded plain by the real
+ * recorder and encrypted by `store encrypt`'s library (encryptStore); once the recorder encrypts as it writes, the
+ * migration finds nothing to do and the erasure tests run on what the recorder wrote.
+ */
+
+const quiet = pino({ level: 'silent' });
+
+function signingKey(): SigningKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  process.env.PORTCULLIS_TEST_ERASE_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_ERASE_KEY}'));
+}
+
+const keyring = () => {
+  const kek = localKek('k1', randomBytes(32));
+  return new Keyring([kek], kek);
+};
+
+/** Markers no recording holds by chance: what must never be found in plain text once a session is encrypted. */
+const marker = (name: string) => `MARKER-${name}-${randomBytes(6).toString('hex')}`;
+
+function record(recorder: Recorder, id: string, subject: string, text: string): SessionRecording {
+  const row = openSessionRow({ id, instanceId: recorder.instanceId, connection: 'db', subject, issuer: 'https://idp.test', openedAtUs: nowUs() });
+  const rec = new SessionRecording(recorder, recorder.openSession(row));
+  rec.lifecycle('open', openingDetails(row));
+  rec.message('toServer', 'received', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'query', arguments: { q: text } } }));
+  rec.relayed('toClient', JSON.stringify({ jsonrpc: '2.0', id: 1, result: { text } }), JSON.stringify({ jsonrpc: '2.0', id: 1, result: { text } }));
+  return rec;
+}
+
+async function recorded(recorder: Recorder, id: string, subject: string, text: string): Promise<void> {
+  await record(recorder, id, subject, text).close('done');
+}
+
+function accessRequest(id: string, subject: string, reason: string): AccessRequestRow {
+  return {
+    id,
+    connection: 'db',
+    requesterSubject: subject,
+    requesterIssuer: 'https://idp.test',
+    requesterEmail: null,
+    reason,
+    durationMs: 60_000,
+    status: 'pending',
+    createdAtUs: nowUs(),
+    decidedAtUs: null,
+    deciderSubject: null,
+    deciderIssuer: null,
+    decisionNote: null,
+    expiresAtUs: nowUs() + 60_000_000,
+  };
+}
+
+function review(id: string, sessionId: string, params: string): ReviewRow {
+  return {
+    id,
+    status: 'approved',
+    rule: 'r',
+    connection: 'db',
+    sessionId,
+    instanceId: 'x',
+    method: 'tools/call',
+    target: 'query',
+    virtualServer: null,
+    virtualTarget: null,
+    params,
+    digest: 'd',
+    requesterSubject: 'alice',
+    requesterIssuer: 'https://idp.test',
+    requesterEmail: null,
+    approverGroups: ['a'],
+    minApprovals: 1,
+    approvals: [],
+    createdAtUs: nowUs(),
+    expiresAtUs: nowUs() + 60_000_000,
+    decidedAtUs: null,
+    deciderSubject: null,
+    deciderIssuer: null,
+    deciderEmail: null,
+    decisionNote: null,
+  };
+}
+
+for (const backend of backends) {
+  describe(`erasure and store encrypt (${backend.name})`, () => {
+    let ts: TestStore;
+    let store: Store;
+    const signing = signingKey();
+    let trusted: Map<string, string>;
+    const n = backend.name;
+    const start = (instanceId: string, extra: Partial<RecorderOptions> = {}) =>
+      Recorder.start({ store, instanceId, key: signing, mode: 'write-ahead', log: quiet, sweepMs: 3_600_000, ...extra });
+
+    before(async () => {
+      ts = backend.make();
+      store = await ts.open();
+      trusted = await trustedKeys([{ keyId: signing.keyId, publicKeyPem: signing.publicKeyPem }]);
+    });
+    after(async () => {
+      await store?.close();
+      await ts?.destroy();
+    });
+
+    it('store encrypt seals every payload of plain sealed sessions in place; verify passes; a second run does nothing', async () => {
+      const ring = keyring();
+      const recorder = await start(`gw-enc-${n}`);
+      const secret = marker('enc');
+      await recorded(recorder, `enc-1-${n}`, 'carol', secret);
+      const open = record(recorder, `enc-open-${n}`, 'carol', marker('open'));
+      await open.barrier();
+      const params = JSON.stringify({ name: 'query', arguments: { q: secret } });
+      await store.insertReview(review(`rv-enc-${n}`, `enc-1-${n}`, params));
+      const reason = marker('reason');
+      await store.insertAccessRequest(accessRequest(`ar-enc-${n}`, 'carol', reason));
+      const before = await allEvents(store, `enc-1-${n}`);
+      assert.ok(
+        before.some((e) => e.payload.includes(secret)),
+        'recorded plain first',
+      );
+
+      const report = await encryptStore({ store, keyring: ring, key: signing, trusted });
+      assert.ok(report.sessions.includes(`enc-1-${n}`));
+      assert.ok(report.open.includes(`enc-open-${n}`), 'an open session is left and reported');
+      assert.ok(!report.sessions.includes(`enc-open-${n}`));
+      assert.equal(report.refused.length, 0, JSON.stringify(report.refused));
+
+      const after = await allEvents(store, `enc-1-${n}`);
+      assert.equal(after.length, before.length);
+      for (const e of after) {
+        assert.ok(isSealed(e.payload), `event ${e.seq}'s payload is sealed`);
+        assert.ok(!e.payload.includes(secret) && !(e.forwarded ?? '').includes(secret));
+        if (e.forwarded !== null) assert.ok(isSealed(e.forwarded));
+      }
+      // What was sealed opens again, under the session's data key, to exactly what was recorded.
+      const [keyRow] = await store.dataKeys([`enc-1-${n}`]);
+      const dataKey = await ring.dataKey(keyRow!);
+      after.forEach((e, i) => {
+        assert.equal(openText(dataKey, eventAad(e.sessionId, e.seq, 'payload'), e.payload, 'payload'), before[i]!.payload);
+        if (e.forwarded !== null) assert.equal(openText(dataKey, eventAad(e.sessionId, e.seq, 'forwarded'), e.forwarded, 'forwarded'), before[i]!.forwarded);
+      });
+      const rv = (await store.reviewParamsOf(`enc-1-${n}`))[0]!;
+      assert.ok(isSealed(rv.params) && !rv.params.includes(secret));
+      assert.equal(openText(dataKey, reviewParamsAad(rv.id), rv.params, 'params'), params);
+      const ar = (await store.getAccessRequest(`ar-enc-${n}`))!;
+      assert.ok(isSealed(ar.reason) && !ar.reason.includes(reason));
+      const [arKey] = await store.dataKeys([accessRequestOwner(ar.id)]);
+      assert.equal(openText(await ring.dataKey(arKey!), accessReasonAad(ar.id), ar.reason, 'reason'), reason);
+
+      const v = await verifySession(store, `enc-1-${n}`, trusted);
+      assert.equal(v.status, 'verified', JSON.stringify(v.problems));
+      assert.ok(
+        v.notes.some((note) => /encrypted in place .* \(store encrypt\)/.test(note)),
+        v.notes.join('; '),
+      );
+      assert.deepEqual((await verifyLedger(store, encryptLedgerInstance())).problems, []);
+      assert.deepEqual((await verifyLedger(store, `gw-enc-${n}`)).problems, []);
+      const entry = (await store.ledgerFor(`enc-1-${n}`)).find((l) => l.kind === 'encrypted')!;
+      const detail = JSON.parse(entry.detail) as { from: { lastHash: string }; to: { lastHash: string } };
+      assert.equal(detail.from.lastHash, before.at(-1)!.hash);
+      assert.equal(detail.to.lastHash, after.at(-1)!.hash);
+
+      const again = await encryptStore({ store, keyring: ring, key: signing, trusted });
+      assert.deepEqual([again.sessions, again.accessRequests, again.refused], [[], 0, []], 'resumed: nothing left to do');
+      assert.deepEqual(await allEvents(store, `enc-1-${n}`), after, 'untouched by the second run');
+
+      await open.close('done');
+      await recorder.close();
+    });
+
+    it('store encrypt refuses a plain session that does not verify: hashing it again would launder the tampering', async () => {
+      const recorder = await start(`gw-tamper-${n}`);
+      await recorded(recorder, `tampered-${n}`, 'dave', 'original');
+      await recorder.close();
+      await storeSql(ts, n)(`UPDATE events SET payload = ? WHERE session_id = ? AND seq = 1`, '{"changed":true}', `tampered-${n}`);
+      const report = await encryptStore({ store, keyring: keyring(), key: signing, trusted });
+      assert.ok(
+        report.refused.some((r) => r.session === `tampered-${n}` && /does not match its hash/.test(r.why)),
+        JSON.stringify(report.refused),
+      );
+      assert.equal((await store.dataKeys([`tampered-${n}`])).length, 0);
+      assert.equal((await verifySession(store, `tampered-${n}`, trusted)).status, 'failed', 'still seen as tampered');
+    });
+
+    it("erasing a subject shreds their sessions and access requests: unreadable, still verified, in the ledger; others' untouched", async () => {
+      const ring = keyring();
+      const recorder = await start(`gw-erase-${n}`, { keyring: ring });
+      const bobSecret = marker('bob');
+      await recorded(recorder, `alice-1-${n}`, 'alice', marker('alice1'));
+      await recorded(recorder, `alice-2-${n}`, 'alice', marker('alice2'));
+      await recorded(recorder, `bob-1-${n}`, 'bob', bobSecret);
+      await store.insertAccessRequest(accessRequest(`ar-alice-${n}`, 'alice', 'to read the orders table'));
+      await encryptStore({ store, keyring: ring, key: signing, trusted });
+      const plainLater = `alice-plain-${n}`;
+      // Recorded plain (as before encryption was configured, or by a gateway without it): nothing to shred.
+      const plainGateway = await start(`gw-plain-${n}`);
+      await recorded(plainGateway, plainLater, 'alice', 'plain');
+      await plainGateway.close();
+      const stillOpen = record(recorder, `alice-open-${n}`, 'alice', 'live');
+      await stillOpen.barrier();
+      const ciphertextBefore = await allEvents(store, `alice-1-${n}`);
+
+      const outcome = await eraseRecordings(recorder, { subject: 'alice' }, 'admin (https://idp.test)', 'privacy request 7');
+      assert.deepEqual(outcome.erased.map((e) => e.session).sort(), [`alice-1-${n}`, `alice-2-${n}`]);
+      assert.deepEqual(outcome.accessRequests, [`ar-alice-${n}`]);
+      const why = new Map(outcome.notErased.map((x) => [x.session, x.why]));
+      assert.match(why.get(plainLater)!, /recorded plain/);
+      assert.match(why.get(`alice-open-${n}`)!, /still open/);
+
+      for (const id of [`alice-1-${n}`, `alice-2-${n}`]) {
+        const [k] = await store.dataKeys([id]);
+        assert.equal(k!.wrapped, null, 'the data key is gone');
+        assert.deepEqual([k!.erasedBy, k!.eraseReason], ['admin (https://idp.test)', 'privacy request 7']);
+        await assert.rejects(ring.dataKey(k!), ErasedError, 'nothing can unwrap it, not even the keyring that had it cached');
+        const v = await verifySession(store, id, trusted);
+        assert.equal(v.status, 'verified', JSON.stringify(v.problems));
+        assert.ok(
+          v.notes.some((note) => /erased \(crypto-shredded\) at .* by admin \(https:\/\/idp.test\): privacy request 7/.test(note)),
+          v.notes.join('; '),
+        );
+      }
+      assert.deepEqual(await allEvents(store, `alice-1-${n}`), ciphertextBefore, 'the ciphertext stays, as it was');
+      const [arKey] = await store.dataKeys([accessRequestOwner(`ar-alice-${n}`)]);
+      assert.equal(arKey!.wrapped, null);
+
+      const [bobKey] = await store.dataKeys([`bob-1-${n}`]);
+      assert.notEqual(bobKey!.wrapped, null, "bob's key is untouched");
+      const bobEvents = await allEvents(store, `bob-1-${n}`);
+      const bobKeyBytes = await ring.dataKey(bobKey!);
+      assert.ok(bobEvents.some((e) => openText(bobKeyBytes, eventAad(e.sessionId, e.seq, 'payload'), e.payload, 'payload').includes(bobSecret)));
+      assert.equal((await verifySession(store, `bob-1-${n}`, trusted)).status, 'verified');
+
+      const erasedRows = (await store.ledger(`gw-erase-${n}`, -1, 1000)).filter((l) => l.kind === 'erased');
+      assert.deepEqual(erasedRows.map((l) => l.sessionId).sort(), [`alice-1-${n}`, `alice-2-${n}`, `ar-alice-${n}`].sort());
+      const d = JSON.parse(erasedRows[0]!.detail) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(d).sort(), ['by', 'connection', 'erasedAtUs', 'reason', 'subject']);
+      assert.equal(d.subject, 'alice');
+      assert.deepEqual((await verifyLedger(store, `gw-erase-${n}`)).problems, []);
+
+      const twice = await eraseRecordings(recorder, { sessions: [`alice-1-${n}`, 'no-such-session'] }, 'admin (https://idp.test)', 'again');
+      assert.deepEqual(twice.erased, []);
+      assert.match(twice.notErased.find((x) => x.session === `alice-1-${n}`)!.why, /erased before, at .* by admin/);
+      assert.match(twice.notErased.find((x) => x.session === 'no-such-session')!.why, /no such session/);
+      assert.equal((await store.ledger(`gw-erase-${n}`, -1, 1000)).filter((l) => l.kind === 'erased').length, 3, 'no second entry');
+
+      await stillOpen.close('done');
+      await recorder.close();
+    });
+
+    it('a gateway whose recordings are plain refuses to erase: there is no key to shred', async () => {
+      const recorder = await start(`gw-nokeys-${n}`);
+      await assert.rejects(eraseRecordings(recorder, { subject: 'alice' }, 'admin', 'why'), NotEncryptedError);
+      await recorder.close();
+    });
+
+    it('retention in erase mode shreds expired encrypted sessions, keeps their rows, and deletes those recorded plain', async () => {
+      const ring = keyring();
+      // 1 ms: whatever has closed is expired (the seal covers the closing time, so it cannot be moved back instead).
+      const recorder = await start(`gw-ret-${n}`, { keyring: ring, retentionMs: 1, retentionAction: 'erase' });
+      await recorded(recorder, `old-enc-${n}`, 'erin', 'old');
+      await encryptStore({ store, keyring: ring, key: signing, trusted });
+      // Recorded by a gateway without encryption: plain, with no key to shred.
+      const plainGateway = await start(`gw-ret-plain-${n}`);
+      await recorded(plainGateway, `old-plain-${n}`, 'erin', 'old plain');
+      await plainGateway.close();
+      const live = record(recorder, `live-${n}`, 'erin', 'live');
+      await live.barrier();
+      const closedAt = (await store.getSession(`old-plain-${n}`))!.closedAtUs!;
+      while (nowUs() <= closedAt + 1000) await new Promise((r) => setTimeout(r, 2));
+
+      await recorder.sweep();
+      const kept = await store.getSession(`old-enc-${n}`);
+      assert.ok(kept, 'an encrypted session is erased, not deleted');
+      const [k] = await store.dataKeys([`old-enc-${n}`]);
+      assert.equal(k!.wrapped, null);
+      assert.equal(k!.erasedBy, 'retention');
+      assert.match(k!.eraseReason!, /retention: closed more than 1 ms ago/);
+      assert.ok((await allEvents(store, `old-enc-${n}`)).length > 0, 'its rows stay');
+      const v = await verifySession(store, `old-enc-${n}`, trusted);
+      assert.equal(v.status, 'verified', JSON.stringify(v.problems));
+      assert.ok(v.notes.some((note) => /erased \(crypto-shredded\) .* by retention/.test(note)));
+      assert.equal(await store.getSession(`old-plain-${n}`), undefined, 'a plain one has no key to shred: deleted');
+      assert.equal((await verifySession(store, `old-plain-${n}`, trusted)).status, 'deleted');
+      assert.equal((await store.getSession(`live-${n}`))?.status, 'open', 'an open session is neither erased nor deleted');
+
+      // (The store holds the earlier tests' sessions too: retention of 1 ms takes them all, which is no matter here.)
+      const erasedIds = async () => (await store.ledger(`gw-ret-${n}`, -1, 1000)).filter((l) => l.kind === 'erased').map((l) => l.sessionId);
+      const first = await erasedIds();
+      assert.equal(first.filter((id) => id === `old-enc-${n}`).length, 1);
+      await recorder.sweep();
+      assert.deepEqual(await erasedIds(), first, 'an erased session is not picked again');
+      assert.deepEqual((await verifyLedger(store, `gw-ret-${n}`)).problems, []);
+      await live.close('done');
+      await recorder.close();
+    });
+  });
+}
