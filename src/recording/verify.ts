@@ -150,7 +150,7 @@ export async function verifySession(
   if (erased !== undefined) {
     result.erased = { erasedAtUs: erased.erasedAtUs, by: erased.erasedBy, reason: erased.reason };
     result.notes.push(
-      `erased (crypto-shredded) ${new Date(erased.erasedAtUs / 1000).toISOString()} by ${erased.erasedBy ?? 'an unknown admin'}: ${erased.reason ?? 'no reason recorded'}; its payloads can never be read, and its chain and seal are verified as stored`,
+      `erased (crypto-shredded) at ${new Date(erased.erasedAtUs / 1000).toISOString()} by ${erased.erasedBy ?? 'an unknown admin'}: ${erased.reason ?? 'no reason recorded'}; its payloads can never be read, and its chain and seal are verified as stored`,
     );
   }
   for (const u of unreadable.values()) {

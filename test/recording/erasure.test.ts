@@ -235,7 +235,7 @@ for (const backend of backends) {
         assert.deepEqual([k!.erasedBy, k!.eraseReason], ['admin (https://idp.test)', 'privacy request 7']);
         await assert.rejects(ring.dataKey(k!), ErasedError, 'nothing can unwrap it, not even the keyring that had it cached');
         const v = await verifySession(store, id, trusted);
-        assert.equal(v.status, 'verified', JSON.stringify(v.problems));
+        assert.equal(v.status, 'erased', JSON.stringify(v.problems));
         assert.ok(
           v.notes.some((note) => /erased \(crypto-shredded\) at .* by admin \(https:\/\/idp.test\): privacy request 7/.test(note)),
           v.notes.join('; '),
@@ -299,7 +299,7 @@ for (const backend of backends) {
       assert.match(k!.eraseReason!, /retention: closed more than 1 ms ago/);
       assert.ok((await allEvents(store, `old-enc-${n}`)).length > 0, 'its rows stay');
       const v = await verifySession(store, `old-enc-${n}`, trusted);
-      assert.equal(v.status, 'verified', JSON.stringify(v.problems));
+      assert.equal(v.status, 'erased', JSON.stringify(v.problems));
       assert.ok(v.notes.some((note) => /erased \(crypto-shredded\) .* by retention/.test(note)));
       assert.equal(await store.getSession(`old-plain-${n}`), undefined, 'a plain one has no key to shred: deleted');
       assert.equal((await verifySession(store, `old-plain-${n}`, trusted)).status, 'deleted');
