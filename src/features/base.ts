@@ -40,7 +40,7 @@ export async function startIdentity(config: GatewayConfig, timings: FeatureTimin
 /** Opens the store and starts the recorder, unless recording is off. */
 export async function startRecording(
   config: GatewayConfig,
-  timings: FeatureTimings,
+  timings: FeatureTimings & { keyring?: Keyring },
   log: Logger,
 ): Promise<{ store?: Store; recorder?: Recorder; cluster?: Cluster }> {
   const mode = config.recording.mode;
@@ -71,7 +71,7 @@ export async function startRecording(
       ...(config.cluster.secret === undefined ? {} : { secret: config.cluster.secret.reveal() }),
       ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
     });
-    const keyring = await recordingKeyring(config);
+    const keyring = timings.keyring ?? (await recordingKeyring(config));
     const recorder = await Recorder.start({
       store,
       instanceId,

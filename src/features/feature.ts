@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Keyring } from '../encryption/keyring.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { ConnectionConfig, GatewayConfig } from '../config/schema.js';
 import type { LiveEvents } from '../console/live-events.js';
@@ -47,6 +48,8 @@ export interface GatewayOptions extends FeatureTimings {
   authenticator?: Authenticator;
   /** Where the other replicas are (src/cluster/peer-directory.ts); absent: a single gateway, nothing is forwarded. */
   peers?: PeerDirectory;
+  /** Encrypts recordings with this keyring instead of one from recording.encryption: for the benchmark and tests only. */
+  keyring?: Keyring;
 }
 
 /** What the composition root has built before the features, and what a feature may use of it. */

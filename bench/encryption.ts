@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { isSealed } from '../src/encryption/envelope.js';
+import { openStore } from '../src/store/open.js';
+import { benchPostgresStore } from './postgres.js';
+import { everythingStdioConnection, type Proc, startGateway } from './processes.js';
+
+/**
+ * Recordings encrypted at rest (issue 21) vs plain: gateways in front of server-everything over stdio, recording
+ * write-ahead on both, one with a local KEK (a data key per session, every payload sealed with AES-256-GCM before it
+ * is hashed), 32 concurrent clients in alternating rounds, on SQLite and on PostgreSQL, repeated with fresh gateways
+ * (the verdict is the median ratio). After each run the encrypted gateway's store is read: a run that stored plain
+ * payloads, or no data keys, cannot pass.
+ */
+
+type Verdicts = Array<{ target: string; value: number; limit: string; pass: boolean }>;
+
+interface Target {
+  name: string;
+  url: string;
+  token?: string | undefined;
+}
+
+/** The benchmark's closed-loop measurement (run.ts's `concurrent`). */
+type Concurrent = (targets: Target[]) => Promise<Map<string, { callsPerSec: number; warmMs: number }>>;
+
+// The encrypted gateways inherit the environment: their KEK (bench/encrypted-gateway.ts).
+process.env.PORTCULLIS_BENCH_KEK ??= randomBytes(32).toString('base64');
+
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function encryptionOnOff(
+  verdicts: Verdicts,
+  o: { repetitions: number; clients: number; concurrent: Concurrent },
+): Promise<Record<string, unknown>> {
+  const backends = ['SQLite', ...(process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined ? ['PostgreSQL'] : [])] as const;
+  const out: Record<string, unknown> = {};
+  for (const backend of backends) {
+    const ratios: number[] = [];
+    const runs: unknown[] = [];
+    console.log(
+      `\nRecording encrypted vs plain (write-ahead, ${backend}), gateway→stdio, ${o.clients} concurrent clients; ${o.repetitions} repetition(s) with fresh gateways`,
+    );
+    console.log('repetition          plain calls/s   encrypted calls/s   encrypted / plain   sessions   data keys');
+    for (let rep = 0; rep < o.repetitions; rep++) {
+      const stores = backend === 'PostgreSQL' ? [await benchPostgresStore(), await benchPostgresStore()] : [];
+      const gateways: Proc[] = [];
+      try {
+        const storeOf = (i: number) => (stores[i] === undefined ? {} : { store: stores[i]!.url });
+        // Started in alternating order so that neither always has the first pick of the machine.
+        const plain = async () => startGateway({ everything: everythingStdioConnection() }, storeOf(0));
+        const encrypted = async () => startGateway({ everything: everythingStdioConnection() }, storeOf(1), 'encrypted');
+        const first = rep % 2 === 0 ? await plain() : await encrypted();
+        const second = rep % 2 === 0 ? await encrypted() : await plain();
+        const [gPlain, gEnc] = rep % 2 === 0 ? [first, second] : [second, first];
+        gateways.push(first, second);
+        const conc = await o.concurrent([
+          { name: 'plain', url: `http://127.0.0.1:${gPlain.port}/mcp/everything`, token: gPlain.token },
+          { name: 'encrypted', url: `http://127.0.0.1:${gEnc.port}/mcp/everything`, token: gEnc.token },
+        ]);
+        const plainRate = conc.get('plain')!.callsPerSec;
+        const encRate = conc.get('encrypted')!.callsPerSec;
+        ratios.push(encRate / plainRate);
+        const stored = await encryptedStore(stores[1]?.url ?? `sqlite:${join(gEnc.dataDir!, 'portcullis.db')}`);
+        console.log(
+          `${String(rep + 1).padEnd(18)}${fmt(plainRate, 0).padStart(15)}${fmt(encRate, 0).padStart(20)}${`${fmt(encRate / plainRate)}×`.padStart(20)}${String(stored.sessions).padStart(11)}${String(stored.dataKeys).padStart(12)}`,
+        );
+        runs.push({ plainCallsPerSec: plainRate, encryptedCallsPerSec: encRate, ...stored });
+      } finally {
+        await Promise.all(gateways.map((g) => g.stop()));
+        for (const s of stores) await s.drop();
+      }
+    }
+    const ratio = median(ratios);
+    if (o.repetitions > 1) console.log(`median            ${`${fmt(ratio)}×`.padStart(55)}`);
+    verdicts.push({ target: `calls/s recording encrypted / plain (${backend}, 32 clients), median`, value: ratio, limit: '≥ 0.95', pass: ratio >= 0.95 });
+    out[backend] = { ratios, runs };
+  }
+  return out;
+}
+
+/** What the encrypted gateway stored: its sessions, each with a data key, and not one plain payload among their events. */
+async function encryptedStore(url: string): Promise<{ sessions: number; dataKeys: number }> {
+  const store = await openStore(url);
+  try {
+    const sessions = await store.listSessions({ limit: 1000 });
+    const keys = await store.dataKeys(sessions.map((s) => s.id));
+    if (sessions.length === 0 || keys.length !== sessions.length) {
+      throw new Error(`the encrypted gateway's store holds ${sessions.length} sessions and ${keys.length} data keys: encryption did not run`);
+    }
+    for (const s of sessions.slice(0, 5)) {
+      const plain = (await store.events(s.id, -1, 1000)).filter((e) => !isSealed(e.payload) || (e.forwarded !== null && !isSealed(e.forwarded)));
+      if (plain.length > 0) throw new Error(`session ${s.id} of the encrypted gateway stored ${plain.length} plain payloads`);
+    }
+    return { sessions: sessions.length, dataKeys: keys.length };
+  } finally {
+    await store.close();
+  }
+}
