@@ -35,7 +35,9 @@ export class KekUnavailableError extends Error {
     owner: string,
     readonly kekId: string,
   ) {
-    super(`the recording of ${owner} is encrypted under KEK '${kekId}', which this config does not have: add it to recording.encryption.keys to read it (verify needs no key)`);
+    super(
+      `the recording of ${owner} is encrypted under KEK '${kekId}', which this config does not have: add it to recording.encryption.keys to read it (verify needs no key)`,
+    );
     this.name = 'KekUnavailableError';
   }
 }
@@ -48,7 +50,9 @@ export class ErasedError extends Error {
     readonly erasedBy: string | null,
     readonly reason: string | null,
   ) {
-    super(`the recording of ${owner} was erased (crypto-shredded) at ${new Date(erasedAtUs / 1000).toISOString()}${erasedBy ? ` by ${erasedBy}` : ''}${reason ? `: ${reason}` : ''}; its payloads can never be read`);
+    super(
+      `the recording of ${owner} was erased (crypto-shredded) at ${new Date(erasedAtUs / 1000).toISOString()}${erasedBy ? ` by ${erasedBy}` : ''}${reason ? `: ${reason}` : ''}; its payloads can never be read`,
+    );
     this.name = 'ErasedError';
   }
 }

@@ -12,6 +12,4 @@ export interface KekProviderEntry {
   build(id: string, value: unknown): Kek;
 }
 
-export const kekProviders: readonly KekProviderEntry[] = [
-  { configKey: 'local', build: (id, value) => localKek(id, localKeyBytes(String(value))) },
-];
+export const kekProviders: readonly KekProviderEntry[] = [{ configKey: 'local', build: (id, value) => localKek(id, localKeyBytes(String(value))) }];
