@@ -103,8 +103,12 @@ export const benchLimits = {
  * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store, roles).
  * `authOff` starts the benchmark's no-authentication baseline instead (auth-off-gateway.ts).
  */
-/** Bench-only entry points beside the CLI: authentication replaced by a fixed identity, or recordings encrypted. */
-const seams = { 'auth-off': './auth-off-gateway.js', encrypted: './encrypted-gateway.js' } as const;
+/** Bench-only entry points beside the CLI (script, arguments after the config file): authentication replaced by a fixed identity, or recordings encrypted or plain. */
+const seams = {
+  'auth-off': ['./auth-off-gateway.js'],
+  encrypted: ['./recording-gateway.js', 'encrypted'],
+  plain: ['./recording-gateway.js', 'plain'],
+} as const;
 
 export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}, seam?: keyof typeof seams): Promise<Proc> {
   const port = await freePort();
@@ -126,7 +130,8 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
       connections: admitted,
     }),
   );
-  const entry = seam !== undefined ? [fileURLToPath(new URL(seams[seam], import.meta.url)), file] : [cli, 'gateway', '--config', file];
+  const [script, ...args] = seam === undefined ? [] : seams[seam];
+  const entry = script !== undefined ? [fileURLToPath(new URL(script, import.meta.url)), file, ...args] : [cli, 'gateway', '--config', file];
   const child = spawn(process.execPath, entry, { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');
   const stop = stopper(child);
