@@ -103,7 +103,12 @@ export const benchLimits = {
  * SQLite store, when recording uses the default one). `extra` adds config keys (recording, store, roles).
  * `authOff` starts the benchmark's no-authentication baseline instead (auth-off-gateway.ts).
  */
-export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}, authOff = false): Promise<Proc> {
+/** Bench-only entry points beside the CLI (script, arguments after the config file): authentication replaced by a fixed identity. */
+const seams = {
+  'auth-off': ['./auth-off-gateway.js'],
+} as const;
+
+export async function startGateway(connections: Record<string, unknown>, extra: Record<string, unknown> = {}, seam?: keyof typeof seams): Promise<Proc> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-data-'));
   const file = join(dataDir, 'gateway.yaml');
@@ -123,7 +128,8 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
       connections: admitted,
     }),
   );
-  const entry = authOff ? [fileURLToPath(new URL('./auth-off-gateway.js', import.meta.url)), file] : [cli, 'gateway', '--config', file];
+  const [script, ...args] = seam === undefined ? [] : seams[seam];
+  const entry = script !== undefined ? [fileURLToPath(new URL(script, import.meta.url)), file, ...args] : [cli, 'gateway', '--config', file];
   const child = spawn(process.execPath, entry, { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');
   const stop = stopper(child);

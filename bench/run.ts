@@ -29,13 +29,15 @@
  *   - tracing (issue 20): OpenTelemetry traces at 100% sampling exported to a local OTLP/HTTP sink vs tracing off,
  *     gateway→http (recording on), sequential p50 ≤ 1.10×; off's absolute p50 beside the direct server's
  *   - audit streaming (issue 20) to a live sink (HTTP; each sink kind of audit.ts) on vs off, recording on: calls/s at 32 clients ≥ 0.95×
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|virtual|tracing|audit.
+ *   - recordings encrypted at rest (issue 21) vs plain, write-ahead, SQLite and PostgreSQL: calls/s at 32 clients ≥ 0.95× (encryption.ts)
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|virtual|tracing|audit|encryption.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
 import { benchPostgresStore } from './postgres.js';
 import { auditOnOff } from './audit.js';
+import { encryptionOnOff } from './encryption.js';
 import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
 import { forwardedVsLocal } from './hop.js';
@@ -302,7 +304,7 @@ function authenticationOnOff(verdicts: Array<{ target: string; value: number; li
     'authentication',
     {
       on: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }),
-      off: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }, true),
+      off: () => startGateway({ everything: everythingStdioConnection() }, { recording: { mode: 'off' } }, 'auth-off'),
     },
     1.05,
     verdicts,
@@ -687,6 +689,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'audit') {
       results.audit = await auditOnOff(verdicts, { repetitions: quick ? 3 : 5, clients: settings.clients, concurrent });
+    }
+    if (!only || only === 'encryption') {
+      results.encryption = await encryptionOnOff(verdicts, { repetitions: quick ? 3 : 5, clients: settings.clients, concurrent });
     }
     if ((!only || only === 'replicas-rec') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
       results.replicasRecording = await recordingReplicas(verdicts);

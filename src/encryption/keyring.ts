@@ -1,5 +1,5 @@
 import type { DataKeyRow } from '../store/types.js';
-import { newDataKey } from './envelope.js';
+import { dropKeyObject, newDataKey } from './envelope.js';
 import { ErasedError, type Kek, KekUnavailableError } from './kek.js';
 
 /**
@@ -58,7 +58,9 @@ export class Keyring {
 
   /** Forgets an owner's data key (it was erased): nothing in this process can read its payloads after. */
   forget(owner: string): void {
-    this.#cache.get(owner)?.fill(0);
+    const key = this.#cache.get(owner);
+    if (key !== undefined) dropKeyObject(key);
+    key?.fill(0);
     this.#cache.delete(owner);
   }
 

@@ -12,6 +12,7 @@ export const accessRequestsModule: FeatureModule = {
     const requests = new AccessRequests({
       store: ctx.store,
       recorder: ctx.recorder,
+      ...(ctx.recorder.keyring === undefined ? {} : { keyring: ctx.recorder.keyring }),
       access: ctx.access,
       log,
       refreshMs: ctx.timings.grantRefreshMs ?? ctx.cluster?.reconcileMs ?? 1000,

@@ -23,6 +23,7 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
             instanceId: ctx.recorder.instanceId,
             log: ctx.log.child({ part: 'reviews' }),
             ...(pollMs ? { pollMs } : {}),
+            ...(ctx.recorder.keyring === undefined ? {} : { dataKeyOf: (id: string) => ctx.recorder!.dataKeyOf(id) }),
             onCreated: (review) => {
               notifier.notify('review.created', review);
               ctx.live.reviewsChanged();

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { accessReasonAad, accessRequestOwner, isSealed, sealText } from '../encryption/envelope.js';
+import { ErasedError } from '../encryption/kek.js';
+import type { Keyring } from '../encryption/keyring.js';
 import type { Identity } from '../core/identity.js';
 import type { Recorder } from '../recording/recorder.js';
 import { nowUs } from '../recording/time.js';
@@ -34,6 +37,11 @@ export interface AccessRequestsOptions {
   inUse: boolean;
   /** A request was made or moved on here (the console's live view asks again; other replicas are told). */
   onChanged?: (requestId: string) => void;
+  /**
+   * Recordings are encrypted (recording.encryption): each request's reason is sealed under a data key of its own
+   * (owner `access:<id>`), in the store and in the ledger entries that state the request.
+   */
+  keyring?: Keyring;
 }
 
 const same = (row: AccessRequestRow, identity: Identity) => row.requesterSubject === identity.subject && row.requesterIssuer === identity.issuer;
@@ -126,7 +134,7 @@ export class AccessRequests {
     if (!(await this.o.store.updateAccessRequest(row.id, from, to))) return undefined;
     const updated = { ...row, ...to };
     try {
-      await this.o.recorder.recordAccess(row.id, { event, request: updated, by: by === null ? null : whoOf(by) });
+      await this.o.recorder.recordAccess(row.id, { event, request: await this.#sealedReason(updated), by: by === null ? null : whoOf(by) });
     } catch (err) {
       // Unrecorded, it must not stand: put it back as it was, and say the store is unavailable.
       await this.o.store.updateAccessRequest(row.id, to.status, { status: from, expiresAtUs: row.expiresAtUs }).catch(() => {});
@@ -174,13 +182,14 @@ export class AccessRequests {
       decisionNote: null,
       expiresAtUs: now + pendingLifetimeMs * 1000,
     };
+    const stored = await this.#sealNew(row);
     // The store keeps one pending request per requester and connection; only when it refuses is the other one looked up.
-    if (!(await this.o.store.insertAccessRequest(row))) {
+    if (!(await this.o.store.insertAccessRequest(stored))) {
       const pending = (await this.o.store.listAccessRequests({ status: 'pending', connection, limit: 10_000 })).find((r) => same(r, identity));
       throw new AccessRequestError(409, `your request ${pending === undefined ? '' : `${pending.id} `}for '${connection}' is still waiting for an approver`);
     }
     try {
-      await this.o.recorder.recordAccess(row.id, { event: 'requested', request: row, by: whoOf(identity) });
+      await this.o.recorder.recordAccess(row.id, { event: 'requested', request: stored, by: whoOf(identity) });
     } catch (err) {
       await this.o.store
         .updateAccessRequest(row.id, 'pending', { status: 'denied', expiresAtUs: row.expiresAtUs, decisionNote: 'not recorded: the store was unavailable' })
@@ -190,6 +199,35 @@ export class AccessRequests {
     this.o.log.info({ request: row.id, connection, requester: identity.subject }, 'access requested');
     this.o.onChanged?.(row.id);
     return row;
+  }
+
+  /**
+   * A new request as the store keeps it: with encryption, its reason sealed under a new data key of its own, whose
+   * wrapped row is stored first (a request row never exists without the key that opens its reason).
+   */
+  async #sealNew(row: AccessRequestRow): Promise<AccessRequestRow> {
+    const keyring = this.o.keyring;
+    if (keyring === undefined) return row;
+    const owner = accessRequestOwner(row.id);
+    const dk = keyring.newDataKey(owner);
+    const wrapped = await dk.wrapped;
+    await this.o.store.insertDataKey({ owner, kekId: dk.kekId, wrapped, createdAtUs: row.createdAtUs, erasedAtUs: null, erasedBy: null, eraseReason: null });
+    return { ...row, reason: sealText(dk.key, accessReasonAad(row.id), row.reason) };
+  }
+
+  /** A request as a ledger entry states it: never a plain reason when the store keeps it sealed. */
+  async #sealedReason(row: AccessRequestRow): Promise<AccessRequestRow> {
+    const keyring = this.o.keyring;
+    if (keyring === undefined || isSealed(row.reason)) return row;
+    const [dk] = await this.o.store.dataKeys([accessRequestOwner(row.id)]);
+    // Requested before recordings were encrypted: the reason is plain where it is stored too.
+    if (dk === undefined) return row;
+    try {
+      return { ...row, reason: sealText(await keyring.dataKey(dk), accessReasonAad(row.id), row.reason) };
+    } catch (err) {
+      if (err instanceof ErasedError) return { ...row, reason: '[erased]' };
+      throw err;
+    }
   }
 
   /** Whether `identity` may see a request: their own, or one they may approve. */

@@ -1,6 +1,6 @@
 import { type Store, StoreUnavailableError } from '../store/store.js';
 import type { WriteBatch } from '../store/types.js';
-import { type Item, type Materialized, materialize } from './batch.js';
+import { type Item, type Materialized, materialize, settleWraps } from './batch.js';
 import { ledgerGenesis } from './chain.js';
 import type { SigningKey } from './keys.js';
 import type { SessionChain } from './session-chain.js';
@@ -50,7 +50,12 @@ export class BatchWriter {
   async write(items: Item[], chains: Set<SessionChain>, ledgerRows: boolean, failed: (err: Error) => void): Promise<Materialized | undefined> {
     if (ledgerRows) this.#ledgerBusy = true;
     let written: Materialized | undefined;
-    if (this.#writeSync !== undefined) {
+    // A remote KEK (KMS) may still be wrapping a new session's data key: its row is written with the session's.
+    const wraps = settleWraps(items);
+    const wrapFailure = wraps === undefined ? undefined : await this.#wrapFailure(wraps);
+    if (wrapFailure !== undefined) {
+      failed(wrapFailure);
+    } else if (this.#writeSync !== undefined) {
       const m = materialize(items, this.#ledger, this.key, this.instanceId);
       try {
         this.#writeSync(m.batch);
@@ -72,6 +77,14 @@ export class BatchWriter {
     if (ledgerRows) this.#ledgerBusy = false;
     if (written !== undefined) this.#advance(written);
     return written;
+  }
+
+  /** Why the data keys could not be wrapped within the write's bound, or undefined once they are. */
+  async #wrapFailure(wraps: Promise<void>): Promise<Error | undefined> {
+    const outcome = await withinBound(wraps, this.timeoutMs);
+    if (outcome === undefined) return undefined;
+    const why = outcome === 'timed out' ? `it did not answer within ${this.timeoutMs} ms (recording.writeTimeout)` : outcome.message;
+    return new Error(`a new session's data key could not be wrapped by the current KEK (recording.encryption.current): ${why}`);
   }
 
   async #writeNetwork(items: Item[], chains: Set<SessionChain>, ledgerRows: boolean): Promise<Materialized> {

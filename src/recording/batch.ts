@@ -1,4 +1,5 @@
 import {
+  type DataKeyRow,
   emptyBatch,
   type EventRow,
   type EventBoundary,
@@ -9,6 +10,7 @@ import {
   type SessionRow,
   type WriteBatch,
 } from '../store/types.js';
+import { eventAad, sealText } from '../encryption/envelope.js';
 import { eventHash, ledgerHash, sealBytes } from './chain.js';
 import type { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
@@ -17,7 +19,8 @@ import { nowUs } from './time.js';
 
 /** What sessions queue for the recorder, before it has a sequence number or a hash. */
 export type Item =
-  | { type: 'open'; chain: SessionChain; row: SessionRow }
+  /** `dataKey`: the session's data key as wrapped by the current KEK (encrypted recording); written with the row. */
+  | { type: 'open'; chain: SessionChain; row: SessionRow; dataKey?: WrappedDataKey }
   | {
       type: 'event';
       chain: SessionChain;
@@ -48,6 +51,31 @@ export interface ErasedDetail {
 
 /** Items outside any session's chain: they carry their own commit. */
 const standalone = (item: Item): item is Extract<Item, { commit: Commit }> => item.type === 'tombstone' || item.type === 'access' || item.type === 'erased';
+
+/** A new session's data key under its KEK; a remote KEK's wrapping is a promise until it settles (settleWraps). */
+export interface WrappedDataKey {
+  kekId: string;
+  wrapped: string | Promise<string>;
+}
+
+/**
+ * Waits for the wrappings of the data keys the items open that a remote KEK has not finished (a KMS round trip),
+ * replacing each promise with its value; undefined when there are none (a local KEK wraps at once: no promise).
+ */
+export function settleWraps(items: readonly Item[]): Promise<void> | undefined {
+  let pending: Promise<void>[] | undefined;
+  for (const item of items) {
+    const dk = item.type === 'open' ? item.dataKey : undefined;
+    if (dk === undefined || typeof dk.wrapped === 'string') continue;
+    pending ??= [];
+    pending.push(
+      dk.wrapped.then((wrapped) => {
+        dk.wrapped = wrapped;
+      }),
+    );
+  }
+  return pending === undefined ? undefined : Promise.all(pending).then(() => {});
+}
 
 export function chainOf(item: Item): SessionChain | undefined {
   return standalone(item) ? undefined : item.chain;
@@ -110,6 +138,7 @@ export interface Materialized {
  */
 export function materialize(items: readonly Item[], ledgerHead: { seq: number; hash: string }, key: SigningKey, instanceId: string): Materialized {
   const batch = emptyBatch();
+  const readable: EventRow[] = [];
   const heads = new Map<SessionChain, Head>();
   const sealed: string[] = [];
   let ledger = { ...ledgerHead };
@@ -132,8 +161,22 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
     forwarded: string | null,
   ) => {
     const e = { sessionId: chain.sessionId, seq: head.nextSeq, timeUs, monoUs, kind, direction, boundary, payload, forwarded, hash: '' };
-    e.hash = eventHash(head.lastHash, e);
-    batch.events.push(e);
+    const dataKey = chain.dataKey;
+    if (dataKey === undefined) {
+      e.hash = eventHash(head.lastHash, e);
+      batch.events.push(e);
+      readable.push(e);
+    } else {
+      // Sealed before hashing: the chain covers the stored form, so verify needs no key.
+      const stored = {
+        ...e,
+        payload: sealText(dataKey, eventAad(e.sessionId, e.seq, 'payload'), payload),
+        forwarded: forwarded === null ? null : sealText(dataKey, eventAad(e.sessionId, e.seq, 'forwarded'), forwarded),
+      };
+      stored.hash = e.hash = eventHash(head.lastHash, stored);
+      batch.events.push(stored);
+      readable.push(e);
+    }
     head.nextSeq++;
     head.lastHash = e.hash;
   };
@@ -154,6 +197,7 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
   for (const item of items) {
     switch (item.type) {
       case 'open':
+        if (item.dataKey !== undefined) batch.dataKeys.push(dataKeyRow(item.row, item.dataKey));
         batch.sessionsOpened.push(item.row);
         toLedger('opened', item.row.id, { connection: item.row.connection, subject: item.row.subject, openedAtUs: item.row.openedAtUs }, item.row.openedAtUs);
         break;
@@ -228,7 +272,12 @@ export function materialize(items: readonly Item[], ledgerHead: { seq: number; h
         break;
     }
   }
-  return { batch, heads, ledger, sealed, readable: batch.events };
+  return { batch, heads, ledger, sealed, readable };
+}
+
+function dataKeyRow(session: SessionRow, dk: WrappedDataKey): DataKeyRow {
+  if (typeof dk.wrapped !== 'string') throw new Error(`the data key of session ${session.id} is not wrapped yet (settleWraps first)`);
+  return { owner: session.id, kekId: dk.kekId, wrapped: dk.wrapped, createdAtUs: session.openedAtUs, erasedAtUs: null, erasedBy: null, eraseReason: null };
 }
 
 /**

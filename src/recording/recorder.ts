@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
+import { ErasedError } from '../encryption/kek.js';
+import type { Keyring } from '../encryption/keyring.js';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
 import type { Store } from '../store/store.js';
-import type { Keyring } from '../encryption/keyring.js';
-import { chainOf, type ErasedDetail, type Item, standaloneCommit, takeCommits } from './batch.js';
+import { chainOf, type ErasedDetail, type Item, standaloneCommit, takeCommits, type WrappedDataKey } from './batch.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import { BatchWriter } from './batch-writer.js';
 import { ledgerGenesis } from './chain.js';
@@ -57,8 +58,6 @@ export interface RecorderOptions {
   retentionMs?: number;
   /** What retention does to them: delete the rows (with a tombstone), or erase (destroy their data keys, keep the rows). */
   retentionAction?: 'delete' | 'erase';
-  /** The KEKs of recording.encryption: absent when recordings are plain. */
-  keyring?: Keyring | undefined;
   /** Audit sinks whose sessions retention keeps until they are shipped whole (a sink down for long delays deletion). */
   keepUnshippedFor?: readonly string[];
   sweepMs?: number;
@@ -67,6 +66,11 @@ export interface RecorderOptions {
    * starts beside it (at once if the first lands sooner); 0 starts it on the next turn of the event loop. Default 1 ms.
    */
   gatherMs?: number;
+  /**
+   * Recordings encrypted at rest (recording.encryption): each session gets a data key wrapped by the keyring's current
+   * KEK, and every event's payload is sealed under it before it is hashed. Absent: recordings are plain.
+   */
+  keyring?: Keyring;
 }
 
 export class Recorder {
@@ -172,9 +176,38 @@ export class Recorder {
   openSession(row: SessionRow): SessionChain {
     if (this.#closed || (!this.#health.healthy && this.mode === 'write-ahead')) throw this.unavailable();
     const chain = new SessionChain(row.id);
+    let dataKey: WrappedDataKey | undefined;
+    if (this.keyring !== undefined) {
+      const dk = this.keyring.newDataKey(row.id);
+      chain.dataKey = dk.key;
+      // A remote KEK's wrapping is awaited by the batch that opens the session; until then a failure is not unhandled.
+      if (typeof dk.wrapped !== 'string') dk.wrapped.catch(() => {});
+      dataKey = { kekId: dk.kekId, wrapped: dk.wrapped };
+    }
     this.#live.set(row.id, chain);
-    this.#batches.enqueue({ type: 'open', chain, row });
+    this.#batches.enqueue({ type: 'open', chain, row, ...(dataKey === undefined ? {} : { dataKey }) });
     return chain;
+  }
+
+  /** The data key of a live session of this instance (what its review params are sealed with); undefined when plain. */
+  dataKeyOf(sessionId: string): Buffer | undefined {
+    return this.#live.get(sessionId)?.dataKey;
+  }
+
+  /**
+   * The data key a session opened with, from the store (a session recovered after a crash goes on under it); undefined
+   * when recordings are plain here or the session was recorded plain. An erased key is gone: what follows is plain.
+   */
+  async storedDataKey(sessionId: string): Promise<Buffer | undefined> {
+    if (this.keyring === undefined) return undefined;
+    const [row] = await this.store.dataKeys([sessionId]);
+    if (row === undefined) return undefined;
+    try {
+      return await this.keyring.dataKey(row);
+    } catch (err) {
+      if (err instanceof ErasedError) return undefined;
+      throw err;
+    }
   }
 
   append(
@@ -239,9 +272,10 @@ export class Recorder {
   }
 
   /** A chain that continues a session from what the store holds (recovery); it counts as live until sealed. */
-  resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined): SessionChain {
+  resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain {
     // Monotonic offsets go on from the session's opening, as near as the wall clock tells.
     const chain = new SessionChain(row.id, performance.now() - (nowUs() - row.openedAtUs) / 1000);
+    if (dataKey !== undefined) chain.dataKey = dataKey;
     if (last !== undefined) {
       chain.nextSeq = last.seq + 1;
       chain.lastHash = last.hash;
@@ -282,7 +316,7 @@ export class Recorder {
     this.#stats.commits++;
     this.#stats.events += written.batch.events.length;
     for (const c of commits) c.succeed();
-    if (!this.#committed.empty && written.batch.events.length > 0) this.#committed.tell(written.batch.events);
+    if (!this.#committed.empty && written.readable.length > 0) this.#committed.tell(written.readable);
   }
 
   /**

@@ -23,6 +23,8 @@ export class SessionChain {
   uncertain = false;
   /** Told once when the chain breaks, so the session can end (fail closed). */
   onBroken?: (err: Error) => void;
+  /** The session's data key when recordings are encrypted (recording.encryption): every payload is sealed under it. */
+  dataKey?: Buffer;
 
   constructor(
     readonly sessionId: string,

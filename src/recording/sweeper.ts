@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { eventAad, isSealed, openText } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
 import type { SessionRow } from '../store/types.js';
 import type { Keyring } from '../encryption/keyring.js';
@@ -22,7 +23,8 @@ export interface SweptRecorder {
   readonly closed: boolean;
   isLive(sessionId: string): boolean;
   drain(): Promise<void>;
-  resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined): SessionChain;
+  resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain;
+  storedDataKey(sessionId: string): Promise<Buffer | undefined>;
   cutOffReason(sessionId: string): string | undefined;
   forgetCutOff(sessionId: string): void;
   seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void>;
@@ -96,7 +98,9 @@ export class Sweeper {
     // Whatever this instance still has queued for the session lands first, so the chain goes on from its true end.
     await r.drain();
     const last = await r.store.lastEvent(row.id);
-    const chain = r.resumeChain(row, last);
+    // An encrypted session's close event is sealed under its own data key, like the rest of it.
+    const dataKey = await r.storedDataKey(row.id);
+    const chain = r.resumeChain(row, last, dataKey);
     const reason =
       r.cutOffReason(row.id) ??
       (row.instanceId === r.instanceId
@@ -104,7 +108,7 @@ export class Sweeper {
         : `cut off: gateway instance ${row.instanceId} stopped without closing the session; recovered by ${r.instanceId}`);
     // The counts the close event states come from the recorded verdicts, not from the row (an index anyone who can
     // write the store can change, and which learns the counts only at a seal this session never had).
-    await r.seal(chain, 'cut-off', reason, await recordedCounts(r.store, row.id)).then(
+    await r.seal(chain, 'cut-off', reason, await recordedCounts(r.store, row.id, dataKey)).then(
       () => {
         r.forgetCutOff(row.id);
         this.o.log.warn({ session: row.id, events: chain.nextSeq, reason }, 'session recovered and sealed as cut off');
@@ -157,7 +161,7 @@ export class Sweeper {
 }
 
 /** Refusals and redactions as a session's recorded verdicts tell them. */
-async function recordedCounts(store: Store, sessionId: string): Promise<{ denials: number; redactions: number }> {
+async function recordedCounts(store: Store, sessionId: string, dataKey: Buffer | undefined): Promise<{ denials: number; redactions: number }> {
   const counts = { denials: 0, redactions: 0 };
   for (let after = -1; ; ) {
     const events = await store.events(sessionId, after, 5000);
@@ -165,7 +169,9 @@ async function recordedCounts(store: Store, sessionId: string): Promise<{ denial
       if (e.kind !== 'verdict') continue;
       let v: { action?: unknown; sensitive?: unknown } = {};
       try {
-        v = JSON.parse(e.payload) as typeof v;
+        const text =
+          dataKey !== undefined && isSealed(e.payload) ? openText(dataKey, eventAad(sessionId, e.seq, 'payload'), e.payload, 'a verdict') : e.payload;
+        v = JSON.parse(text) as typeof v;
       } catch {
         // An unreadable verdict counts as neither; verify tells whether it was altered.
       }

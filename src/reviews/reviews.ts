@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { reviewParamsAad, sealText } from '../encryption/envelope.js';
 import { inGroups } from '../identity/roles.js';
 import type { Logger } from 'pino';
 import { type Identity, samePrincipal } from '../core/identity.js';
@@ -58,6 +59,11 @@ export interface ReviewsOptions {
   onCreated?: (review: ReviewRow) => void;
   /** Told when a review is approved or ends without approval (notifications); not of its release. */
   onDecided?: (review: ReviewRow) => void;
+  /**
+   * Recordings are encrypted (recording.encryption): the data key of a live session here, which its reviews' params
+   * are sealed with before they are stored. A session without one cannot hold a call (the params would be plain).
+   */
+  dataKeyOf?: (sessionId: string) => Buffer | undefined;
 }
 
 const terminal = (status: ReviewStatus) => status !== 'pending' && status !== 'approved';
@@ -152,7 +158,15 @@ export class Reviews {
     };
     const outcome = new Promise<ReviewOutcome>((resolve) => {
       if (this.#stopped) return resolve({ released: false, review: undefined, message: 'The gateway is shutting down' });
-      this.o.store.insertReview(row).then(
+      const stored = this.#stored(row);
+      if (stored === undefined) {
+        return resolve({
+          released: false,
+          review: undefined,
+          message: `The call needs a review, but session ${spec.sessionId} has no data key here to encrypt its params with; the call is refused`,
+        });
+      }
+      this.o.store.insertReview(stored).then(
         () => {
           if (spec.signal.aborted || this.#stopped) {
             const why = this.#stopped ? 'the gateway shut down while the call was held' : 'cancelled before it was held';
@@ -187,6 +201,13 @@ export class Reviews {
       );
     });
     return { id, outcome };
+  }
+
+  /** The row as the store keeps it: params sealed under the session's data key when recordings are encrypted. */
+  #stored(row: ReviewRow): ReviewRow | undefined {
+    if (this.o.dataKeyOf === undefined) return row;
+    const key = this.o.dataKeyOf(row.sessionId);
+    return key === undefined ? undefined : { ...row, params: sealText(key, reviewParamsAad(row.id), row.params) };
   }
 
   async get(id: string, identity: Identity): Promise<ReviewRow> {
