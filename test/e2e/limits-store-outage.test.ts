@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { TestGateway } from '../helpers/gateway.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { postInitialize, rawInitialize } from '../helpers/raw-http.js';
 import { type StoreOutage, startStoreOutage } from '../helpers/store-outage.js';
 import type { LockableTestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
@@ -34,16 +34,7 @@ describe('limits: sessions refused during a store outage', () => {
     await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'during the outage' } }));
     await client.close().catch(() => {});
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(gw.mcp('echo'), {
-        method: 'POST',
-        headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-        }),
-      });
+      const res = await postInitialize(gw.mcp('echo'), gw.auth);
       assert.equal(res.status, 503, 'refused: it cannot be recorded');
       await res.text();
     }
