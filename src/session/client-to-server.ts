@@ -1,38 +1,17 @@
-import type { Pipeline } from '../pipeline/pipeline.js';
-import type { Outcome, SessionInfo } from '../pipeline/stage.js';
+import type { Outcome } from '../pipeline/stage.js';
 import { ErrorCode, errorResponse, isNotification, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../protocol/jsonrpc.js';
-import type { Logger } from 'pino';
-import { andThen, type ClientDelivery, noop } from '../exchange/client-delivery.js';
-import type { FailureAnswers } from '../exchange/failure-answers.js';
+import { andThen, noop } from '../exchange/client-delivery.js';
 import type { HeldRequests } from '../exchange/held-requests.js';
-import type { RequestRouter } from '../exchange/request-router.js';
-import type { ServerForwarding } from '../exchange/server-forwarding.js';
-import { recordingRefusal, type Unrecorded, type WriteAheadTap } from '../exchange/write-ahead-tap.js';
-import type { ExchangeTracer } from '../exchange/exchange-trace.js';
-import type { SessionObserver } from './session-options.js';
+import { recordingRefusal, type Unrecorded } from '../exchange/write-ahead-tap.js';
+import type { SessionParts } from './session-parts.js';
 
-/** What the client-to-server path works with: its session's units (shared with the other direction) and its say. */
-export interface ClientToServerParts {
-  /** The session, as stages, the recording and observers see it. */
-  session: SessionInfo;
-  log: Logger;
-  observers: readonly SessionObserver[];
-  tap: WriteAheadTap;
-  pipeline: Pipeline;
-  router: RequestRouter;
-  toClient: ClientDelivery;
-  toServer: ServerForwarding;
+/** What the client-to-server path works with besides the units both directions share. */
+export interface ClientToServerParts extends SessionParts {
   held: HeldRequests;
-  failures: FailureAnswers;
-  /** The session's exchange traces; undefined when tracing is off. */
-  tracer: ExchangeTracer | undefined;
   /** Whether the session is open: before, a request is told the session has ended. */
   isOpen(): boolean;
-  /** Whether the session is closed (while a stage held a message, say): then nothing more reaches the server. */
-  isClosed(): boolean;
   /** Why it closed, once it has. */
   closeReason(): string | undefined;
-  close(reason: string): void;
 }
 
 /**

@@ -20,6 +20,7 @@ import { CallerIdentity } from './caller-identity.js';
 import type { SessionObserver, SessionOptions } from './session-options.js';
 import { ServerToClient } from './server-to-client.js';
 import { ClientToServer } from './client-to-server.js';
+import type { SessionParts } from './session-parts.js';
 import type { ClientSink } from '../exchange/sink.js';
 import type { ExchangeTracer } from '../exchange/exchange-trace.js';
 
@@ -163,39 +164,26 @@ export class Session implements SessionInfo {
       if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#held.holding(event.messageId, event.reason);
       this.#tap.verdict(event, ctx as TracedContext);
     });
-    this.#fromServer = new ServerToClient({
+    const parts: SessionParts = {
       session: this,
       log: this.#log,
       observers: this.#observers,
       tap: this.#tap,
       pipeline: this.#pipeline,
       router: this.#router,
-      own: this.#own,
       toClient: this.#toClient,
       toServer: this.#toServer,
       failures: this.#failures,
-      flow: this.#flow,
       tracer: this.#tracer,
       isClosed: () => this.#state === 'closed',
-      negotiated: (agreed) => this.#negotiated(agreed),
       close: (reason) => void this.close(reason),
-    });
+    };
+    this.#fromServer = new ServerToClient({ ...parts, own: this.#own, flow: this.#flow, negotiated: (agreed) => this.#negotiated(agreed) });
     this.#fromClient = new ClientToServer({
-      session: this,
-      log: this.#log,
-      observers: this.#observers,
-      tap: this.#tap,
-      pipeline: this.#pipeline,
-      router: this.#router,
-      toClient: this.#toClient,
-      toServer: this.#toServer,
+      ...parts,
       held: this.#held,
-      failures: this.#failures,
-      tracer: this.#tracer,
       isOpen: () => this.#state === 'open',
-      isClosed: () => this.#state === 'closed',
       closeReason: () => this.closeReason,
-      close: (reason) => void this.close(reason),
     });
     this.#upstream.onmessage = (m, text) => {
       if (this.#state === 'closed') return;
