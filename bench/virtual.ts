@@ -91,6 +91,20 @@ async function v1List(client: V1): Promise<number> {
 
 const members = ['everything', 'files', 'remote'] as const;
 
+/** Which side of a comparison a target times: a member connection, or the virtual server over it. */
+type Side = 'member' | 'virtual';
+
+/** The tool echo is called as, on each side. */
+const echoTool: Record<Side, string> = { member: 'echo', virtual: 'everything__echo' };
+
+/** The verdicts, on the p50 ratios virtual/member (`measure`'s `ratios`). */
+const targets = [
+  { ratio: 'callBare', target: 'p50 tools/call via a 3-member virtual server / on the member, bare client', limit: 1.05 },
+  { ratio: 'callV1', target: 'p50 tools/call via a 3-member virtual server / on the member, v1 SDK client', limit: 1.05 },
+  { ratio: 'listBare', target: 'p50 tools/list of a 3-member virtual server / largest member, bare client', limit: 1.5 },
+  { ratio: 'listV1', target: 'p50 tools/list of a 3-member virtual server / largest member, v1 SDK client', limit: 1.5 },
+] as const;
+
 /** One gateway's figures: call and list p50 for each client, member vs virtual. */
 async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<string, unknown>> {
   const url = (name: string) => `http://127.0.0.1:${gateway.port}/mcp/${name}`;
@@ -114,14 +128,27 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
     if (counts.get('toolbox') !== memberSum)
       throw new Error(`the virtual server lists ${counts.get('toolbox')} tools, its members ${members.map((m) => `${m} ${counts.get(m)}`).join(', ')}`);
     const largest = [...members].sort((a, b) => counts.get(b)! - counts.get(a)!)[0]!;
+    /** `member` against the virtual server, with each client: bare member, bare virtual, v1 member, v1 virtual. */
+    const versus = (
+      member: string,
+      onBare: (session: McpSession, side: Side) => Promise<unknown>,
+      onV1: (client: V1, side: Side) => Promise<unknown>,
+    ): Timed[] => {
+      const connection: Record<Side, string> = { member, virtual: 'toolbox' };
+      return (['bare', 'v1'] as const).flatMap((client) =>
+        (['member', 'virtual'] as const).map((side) => ({
+          name: `${client} ${side}`,
+          run: client === 'bare' ? () => onBare(bare.get(connection[side])!, side) : () => onV1(v1.get(connection[side])!.client, side),
+        })),
+      );
+    };
 
     const calls = await interleaved(
-      [
-        { name: 'bare member', run: () => bare.get('everything')!.echoAs('echo') },
-        { name: 'bare virtual', run: () => bare.get('toolbox')!.echoAs('everything__echo') },
-        { name: 'v1 member', run: () => v1Echo(v1.get('everything')!.client, 'echo') },
-        { name: 'v1 virtual', run: () => v1Echo(v1.get('toolbox')!.client, 'everything__echo') },
-      ],
+      versus(
+        'everything',
+        (session, side) => session.echoAs(echoTool[side]),
+        (client, side) => v1Echo(client, echoTool[side]),
+      ),
       s.calls,
       s.warm,
       s.rounds,
@@ -129,10 +156,11 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
     // Every member's own list is timed too (bare client): the virtual server's list waits for the slowest of them.
     const lists = await interleaved(
       [
-        { name: 'bare member', run: () => bare.get(largest)!.listTools() },
-        { name: 'bare virtual', run: () => bare.get('toolbox')!.listTools() },
-        { name: 'v1 member', run: () => v1List(v1.get(largest)!.client) },
-        { name: 'v1 virtual', run: () => v1List(v1.get('toolbox')!.client) },
+        ...versus(
+          largest,
+          (session) => session.listTools(),
+          (client) => v1List(client),
+        ),
         ...members.filter((m) => m !== largest).map((m) => ({ name: `bare ${m}`, run: () => bare.get(m)!.listTools() })),
       ],
       s.lists,
@@ -193,31 +221,8 @@ export async function virtualVsMember(verdicts: Verdicts, s: VirtualBenchSetting
         const figures = await measure(gateway, s);
         out[mode] = figures;
         if (mode !== 'write-ahead') continue;
-        const r = figures.ratios as Record<'callBare' | 'callV1' | 'listBare' | 'listV1', number>;
-        verdicts.push({
-          target: 'p50 tools/call via a 3-member virtual server / on the member, bare client',
-          value: r.callBare,
-          limit: '≤ 1.05',
-          pass: r.callBare <= 1.05,
-        });
-        verdicts.push({
-          target: 'p50 tools/call via a 3-member virtual server / on the member, v1 SDK client',
-          value: r.callV1,
-          limit: '≤ 1.05',
-          pass: r.callV1 <= 1.05,
-        });
-        verdicts.push({
-          target: 'p50 tools/list of a 3-member virtual server / largest member, bare client',
-          value: r.listBare,
-          limit: '≤ 1.5',
-          pass: r.listBare <= 1.5,
-        });
-        verdicts.push({
-          target: 'p50 tools/list of a 3-member virtual server / largest member, v1 SDK client',
-          value: r.listV1,
-          limit: '≤ 1.5',
-          pass: r.listV1 <= 1.5,
-        });
+        const r = figures.ratios as Record<(typeof targets)[number]['ratio'], number>;
+        for (const { ratio, target, limit } of targets) verdicts.push({ target, value: r[ratio], limit: `≤ ${limit}`, pass: r[ratio] <= limit });
       } finally {
         await gateway.stop();
       }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resolvedText } from '../core/config-fields.js';
 import { parseDuration, parseSize } from '../core/duration.js';
 import { parseYaml, readConfigText } from '../config/load.js';
 import { oneUpstream, upstreamOf, upstreamSchemas } from '../upstream/config.js';
@@ -51,18 +52,7 @@ function agentSchema(sources: SecretSources) {
       tls: z
         .strictObject({
           /** PEM of the CA that signed the gateway's certificate, when not a public one (usually ${file:…}). */
-          ca: z
-            .string()
-            .transform((t, ctx) => {
-              try {
-                return resolveSecretString(t, sources).reveal();
-              } catch (err) {
-                if (!(err instanceof SecretReferenceError)) throw err;
-                ctx.addIssue({ code: 'custom', message: err.message });
-                return z.NEVER;
-              }
-            })
-            .optional(),
+          ca: resolvedText(sources).optional(),
           /** The SHA-256 of the gateway certificate's public key (base64, as `openssl … | base64` prints it): any other is refused. */
           pin: z
             .string()

@@ -107,6 +107,22 @@ export function secretList(sources: SecretSources) {
     );
 }
 
+/**
+ * A text that may hold references (`${file:…}`, `${env:…}`), resolved to its value: for what is not a secret (a PEM
+ * certificate kept in a file, an id given in the environment), so the value is revealed.
+ */
+export function resolvedText(sources: SecretSources) {
+  return z.string().transform((template, ctx) => {
+    try {
+      return resolveSecretString(template, sources).reveal();
+    } catch (err) {
+      if (!(err instanceof SecretReferenceError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+      return z.NEVER;
+    }
+  });
+}
+
 /** An http(s) URL that may hold references (a server's URL, a Slack webhook URL). */
 export function httpUrl(sources: SecretSources) {
   return z.string().transform((template, ctx) => {

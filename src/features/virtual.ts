@@ -2,7 +2,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import type { SessionRegistryOptions } from '../session/registry.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { version } from '../version.js';
-import type { MemberSession } from '../virtual/member-link.js';
+import type { MemberSession } from '../virtual/member-session.js';
 import { type MemberHealth, MemberHealthBoard } from '../virtual/member-health.js';
 import { VirtualNames } from '../virtual/names.js';
 import { VirtualUpstream } from '../virtual/virtual-upstream.js';

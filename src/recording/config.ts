@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { duration, referenceOnly } from '../core/config-fields.js';
+import { duration, referenceOnly, resolvedText } from '../core/config-fields.js';
 import { resolveSecretString, SecretReferenceError, type SecretSources } from '../core/secrets.js';
 import { encryptionSchema } from './encryption-config.js';
 
@@ -64,17 +64,7 @@ export function recordingSchema(sources: SecretSources) {
        * This gateway's id in a shared store; default: generated into the data directory. May be an `${env:NAME}`
        * reference (a Kubernetes pod's name, given in the environment), checked once resolved.
        */
-      instanceId: z
-        .string()
-        .transform((template, ctx) => {
-          try {
-            return resolveSecretString(template, sources).reveal();
-          } catch (err) {
-            if (!(err instanceof SecretReferenceError)) throw err;
-            ctx.addIssue({ code: 'custom', message: err.message });
-            return z.NEVER;
-          }
-        })
+      instanceId: resolvedText(sources)
         .pipe(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, ".", "_" or "-" (once its references are resolved)'))
         .optional(),
     })

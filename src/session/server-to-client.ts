@@ -1,41 +1,20 @@
-import type { Logger } from 'pino';
-import type { Pipeline } from '../pipeline/pipeline.js';
-import type { Outcome, SessionInfo } from '../pipeline/stage.js';
+import type { Outcome } from '../pipeline/stage.js';
 import { isNotification, isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import type { NegotiatedFields } from '../store/types.js';
-import { andThen, type ClientDelivery, noop } from '../exchange/client-delivery.js';
-import type { FailureAnswers } from '../exchange/failure-answers.js';
+import { andThen, noop } from '../exchange/client-delivery.js';
 import type { GatewayRequests } from '../exchange/gateway-requests.js';
 import { InOrder } from '../exchange/in-order.js';
-import type { RequestRouter } from '../exchange/request-router.js';
-import type { ServerForwarding } from '../exchange/server-forwarding.js';
-import type { TracedContext, WriteAheadTap } from '../exchange/write-ahead-tap.js';
-import type { ExchangeTracer } from '../exchange/exchange-trace.js';
+import type { TracedContext } from '../exchange/write-ahead-tap.js';
 import type { ClientFlow } from './client-flow.js';
 import { initializeOutcome } from './initialize.js';
-import type { SessionObserver } from './session-options.js';
+import type { SessionParts } from './session-parts.js';
 
-/** What the server-to-client path works with: its session's units (shared with the other direction) and its say. */
-export interface ServerToClientParts {
-  /** The session, as stages, the recording and observers see it. */
-  session: SessionInfo;
-  log: Logger;
-  observers: readonly SessionObserver[];
-  tap: WriteAheadTap;
-  pipeline: Pipeline;
-  router: RequestRouter;
+/** What the server-to-client path works with besides the units both directions share. */
+export interface ServerToClientParts extends SessionParts {
   own: GatewayRequests;
-  toClient: ClientDelivery;
-  toServer: ServerForwarding;
-  failures: FailureAnswers;
   flow: ClientFlow | undefined;
-  /** The session's exchange traces; undefined when tracing is off. */
-  tracer: ExchangeTracer | undefined;
-  /** Whether the session is closed (while a stage held a message, say): then nothing more goes either way. */
-  isClosed(): boolean;
   /** The server answered the client's initialize: what the two agreed on. */
   negotiated(agreed: NegotiatedFields): void;
-  close(reason: string): void;
 }
 
 /**

@@ -1,24 +1,26 @@
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { Outcome, SessionInfo, VirtualOrigin } from '../pipeline/stage.js';
+import type { SessionInfo, VirtualOrigin } from '../pipeline/stage.js';
 import type { Identity } from '../core/identity.js';
 import { logRefusal } from '../core/refusal-log.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
-import { ErrorCode, errorResponse, isNotification, isRequest, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
+import { ErrorCode, errorResponse, type JsonRpcMessage, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import type { NegotiatedFields } from '../store/types.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { UpstreamError } from '../upstream/upstream.js';
-import { andThen, ClientDelivery, noop } from '../exchange/client-delivery.js';
+import { ClientDelivery } from '../exchange/client-delivery.js';
 import { FailureAnswers } from '../exchange/failure-answers.js';
 import { GatewayRequests } from '../exchange/gateway-requests.js';
 import { HeldRequests } from '../exchange/held-requests.js';
 import { RequestRouter } from '../exchange/request-router.js';
 import { ServerForwarding } from '../exchange/server-forwarding.js';
-import { recordingRefusal, type TracedContext, type Unrecorded, WriteAheadTap } from '../exchange/write-ahead-tap.js';
+import { type TracedContext, WriteAheadTap } from '../exchange/write-ahead-tap.js';
 import { type ClientFlow, upstreamFlow } from './client-flow.js';
 import { CallerIdentity } from './caller-identity.js';
 import type { SessionObserver, SessionOptions } from './session-options.js';
 import { ServerToClient } from './server-to-client.js';
+import { ClientToServer } from './client-to-server.js';
+import type { SessionParts } from './session-parts.js';
 import type { ClientSink } from '../exchange/sink.js';
 import type { ExchangeTracer } from '../exchange/exchange-trace.js';
 
@@ -66,6 +68,8 @@ export class Session implements SessionInfo {
   readonly #flow: ClientFlow | undefined;
   /** What the server sends, on its way to the client. */
   readonly #fromServer: ServerToClient;
+  /** What the client sends, on its way to the server. */
+  readonly #fromClient: ClientToServer;
   #markClosed!: () => void;
   /** Settles once close() has finished; a second close() waits on it. */
   readonly #closed = new Promise<void>((resolve) => (this.#markClosed = resolve));
@@ -160,22 +164,26 @@ export class Session implements SessionInfo {
       if (event.action === 'hold' && event.direction === 'toServer' && event.messageId !== undefined) this.#held.holding(event.messageId, event.reason);
       this.#tap.verdict(event, ctx as TracedContext);
     });
-    this.#fromServer = new ServerToClient({
+    const parts: SessionParts = {
       session: this,
       log: this.#log,
       observers: this.#observers,
       tap: this.#tap,
       pipeline: this.#pipeline,
       router: this.#router,
-      own: this.#own,
       toClient: this.#toClient,
       toServer: this.#toServer,
       failures: this.#failures,
-      flow: this.#flow,
       tracer: this.#tracer,
       isClosed: () => this.#state === 'closed',
-      negotiated: (agreed) => this.#negotiated(agreed),
       close: (reason) => void this.close(reason),
+    };
+    this.#fromServer = new ServerToClient({ ...parts, own: this.#own, flow: this.#flow, negotiated: (agreed) => this.#negotiated(agreed) });
+    this.#fromClient = new ClientToServer({
+      ...parts,
+      held: this.#held,
+      isOpen: () => this.#state === 'open',
+      closeReason: () => this.closeReason,
     });
     this.#upstream.onmessage = (m, text) => {
       if (this.#state === 'closed') return;
@@ -273,95 +281,11 @@ export class Session implements SessionInfo {
    */
   receive(message: JsonRpcMessage, text: string, traceparent?: string): void {
     try {
-      this.#receive(message, text, traceparent);
+      this.lastActivity = this.#clientSeenAt = Date.now();
+      this.#fromClient.receive(message, text, traceparent);
     } catch (err) {
       this.#failures.receiveFailed(message, err);
     }
-  }
-
-  #receive(message: JsonRpcMessage, text: string, traceparent: string | undefined): void {
-    this.lastActivity = this.#clientSeenAt = Date.now();
-    for (const o of this.#observers) o.message?.(this, 'toServer', 'received', message);
-    if (this.#state !== 'open') {
-      if (isRequest(message)) this.#toClient.unrecorded(errorResponse(message.id, ErrorCode.SessionNotFound, 'Session has ended'), message.id);
-      return;
-    }
-    const answered = isRequest(message) || isNotification(message) ? undefined : this.#router.serverRequestOf((message as JsonRpcResponse).id);
-    const trace = this.#tracer !== undefined && isRequest(message) ? this.#tracer.begin(message, traceparent, this) : undefined;
-    const ctx = this.#tap.context(this, 'toServer', answered?.request, answered?.madeFor, trace);
-    const outcome = this.#pipeline.run(message, ctx);
-    if (outcome instanceof Promise) {
-      // A stage holds the message (a review): what was received is recorded now, not when the stage decides.
-      if (!this.#tap.received('toServer', text, ctx)) {
-        // The session is ending; whatever the stage still decides is dropped, and must not go unhandled.
-        outcome.catch(() => {});
-        if (isRequest(message)) this.#toClient.unrecorded(recordingRefusal(message.id), message.id);
-        return;
-      }
-      // Only a hold keeps the client waiting (now, or when a later stage holds); a stage that merely answers later does not.
-      if (isRequest(message)) this.#held.inStage(message);
-      outcome
-        .then(
-          (o) => this.#afterClientPipeline(message, o, undefined),
-          (err) => this.#failures.stageFailed(message, err, 'toServer'),
-        )
-        .catch((err: unknown) => this.#failures.receiveFailed(message, err));
-    } else {
-      this.#afterClientPipeline(message, outcome, { text, ctx });
-    }
-  }
-
-  #afterClientPipeline(original: JsonRpcMessage, outcome: Outcome, unrecorded: Unrecorded | undefined): void {
-    // The client cancelled it while a stage held it: whatever the stage decided, nothing goes to the server.
-    if (isRequest(original) && this.#held.settled(original.id) && outcome.action === 'forward') return;
-    if (outcome.action === 'answer' || this.#state === 'closed') {
-      if (unrecorded !== undefined && !this.#tap.received('toServer', unrecorded.text, unrecorded.ctx)) return;
-    }
-    if (outcome.action === 'answer') {
-      if (!isRequest(original) || !outcome.message) return;
-      // An initialize a stage refused: the session ends once the client has its answer.
-      if (original.method === 'initialize' && (outcome.message as JsonRpcResponse).error !== undefined)
-        this.#toClient.deliver(
-          outcome.message,
-          original.id,
-          undefined,
-          andThen(noop, () => void this.close('initialize refused by the gateway')),
-        );
-      else this.#toClient.answer(outcome.message);
-      return;
-    }
-    const message = outcome.message;
-    if (this.#state === 'closed') {
-      // The session ended while a stage held this message: nothing may reach the server now.
-      if (isRequest(message)) this.#toClient.answer(errorResponse(message.id, ErrorCode.SessionNotFound, `Session ended: ${this.closeReason}`));
-      return;
-    }
-    if (isRequest(message)) {
-      this.#toServer.forward({ ...message, id: this.#router.toServer(message) }, message.id, unrecorded);
-      return;
-    }
-    if (isNotification(message)) {
-      const cancelled = this.#held.cancelledByClient(message);
-      if (cancelled !== undefined) {
-        // A cancellation of a request a stage holds: the server never saw it, so it is given up here and not forwarded.
-        this.#toClient.abandoned(cancelled, 'cancelled by the client');
-        if (unrecorded !== undefined) this.#tap.received('toServer', unrecorded.text, unrecorded.ctx);
-        return;
-      }
-      const { message: toServer, withdrawn } = this.#router.notificationToServer(message);
-      if (withdrawn !== undefined) this.#toClient.abandoned(withdrawn, 'cancelled by the client');
-      this.#toServer.forward(toServer, undefined, unrecorded);
-      return;
-    }
-    // A client's response to a server request: back to the server's own id.
-    const response = message as JsonRpcResponse;
-    const pending = this.#router.answeredByClient(response.id);
-    if (pending === undefined) {
-      if (unrecorded !== undefined && !this.#tap.received('toServer', unrecorded.text, unrecorded.ctx)) return;
-      this.#tap.recordDropped('toServer', response, this.#log, 'the client answered a request the server is not waiting for (unknown, late or cancelled)');
-      return;
-    }
-    this.#toServer.forward({ ...response, id: pending.originalId }, undefined, unrecorded);
   }
 
   #negotiated(agreed: NegotiatedFields): void {

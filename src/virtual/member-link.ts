@@ -2,8 +2,6 @@ import type { Identity } from '../core/identity.js';
 import type { ClientSink } from '../exchange/sink.js';
 import type { VirtualOrigin } from '../pipeline/stage.js';
 import {
-  ErrorCode,
-  errorResponse,
   isNotification,
   isRequest,
   type JsonRpcMessage,
@@ -12,25 +10,13 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from '../protocol/jsonrpc.js';
+import { HeldMessages } from './held-messages.js';
+import type { MemberSession, OpenMember } from './member-session.js';
+import { memberUnavailable } from './member-unavailable.js';
 import type { MemberNames } from './names.js';
-
-/**
- * A member session as a virtual server uses it: the gateway's own Session of the member connection, opened for the
- * virtual session's caller, whose "client" this link is.
- */
-export interface MemberSession {
-  readonly id: string;
-  /** The caller's refreshed identity: access on the member is decided by the caller's groups now. */
-  refreshIdentity(identity: Identity): void;
-  /** False once it is ending: the answers it still delivers then are its own "ended before the server answered". */
-  readonly isOpen: boolean;
-  attach(sink: ClientSink): void;
-  receive(message: JsonRpcMessage, text: string): void;
-  close(reason: string): Promise<void>;
-}
-
-/** Opens a member session for the virtual session's caller; undefined when the caller may not open that member. */
-export type OpenMember = (member: string, identity: Identity, origin: VirtualOrigin) => Promise<MemberSession | undefined>;
+import { isOwnAnswer, OwnRequests } from './own-requests.js';
+import { RetryBackoff } from './retry-backoff.js';
+import { RoutedRequests } from './routed-requests.js';
 
 /** What a member link tells its virtual upstream. */
 export interface MemberEvents {
@@ -48,19 +34,7 @@ export interface MemberEvents {
   down(link: MemberLink, reason: string, wasUp: boolean): void;
 }
 
-interface OwnRequest {
-  method: string;
-  resolve(result: Record<string, unknown>): void;
-  reject(err: Error): void;
-}
-
 type State = 'new' | 'opening' | 'up' | 'down' | 'absent' | 'closed';
-
-let ownSequence = 0;
-
-/** Retries of a member that is down: 1s doubling to 30s. */
-const firstRetryMs = 1000;
-const lastRetryMs = 30_000;
 
 /**
  * One member of one virtual session: its member Session (opened, initialized with the client's own initialize,
@@ -74,21 +48,17 @@ export class MemberLink {
   /** The attempt in progress; settles when the member is up (or the attempt failed). */
   #attempt: Promise<void> | undefined;
   #reason = 'not opened yet';
-  readonly #own = new Map<string, OwnRequest>();
-  /** Requests routed to it that it has not answered, by the virtual session's id. */
-  readonly #routed = new Map<RequestId, JsonRpcRequest>();
+  readonly #own: OwnRequests;
+  readonly #routed: RoutedRequests;
   #initialize: Record<string, unknown> | undefined;
   #capabilities: Record<string, unknown> = {};
   #initializeResult: Record<string, unknown> | undefined;
-  #retryMs = firstRetryMs;
-  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #retry = new RetryBackoff();
   #whenInitialize: (() => void) | undefined;
   /** Whether the caller's token now still lets them open this member (a refreshed token's groups decide, as directly). */
   #permitted = true;
-  /** Backpressure: while held, what the member sends for the client waits in `#held`. */
-  #holding = false;
-  readonly #held: { message: JsonRpcMessage; text: string }[] = [];
-  #heldBytes = 0;
+  /** Backpressure: while held, what the member sends for the client waits here. */
+  readonly #held = new HeldMessages();
 
   constructor(
     readonly index: number,
@@ -100,7 +70,10 @@ export class MemberLink {
     private readonly events: MemberEvents,
     /** How long an attempt may take in the background before it is given up and retried. */
     private readonly attemptTimeoutMs: number,
-  ) {}
+  ) {
+    this.#own = new OwnRequests(names.connection, (message) => this.#send(message));
+    this.#routed = new RoutedRequests(names.connection, origin.server);
+  }
 
   get connection(): string {
     return this.names.connection;
@@ -179,7 +152,7 @@ export class MemberLink {
     if ((this.#state as State) === 'closed' || (this.#state as State) === 'absent') return;
     this.#state = 'up';
     this.#reason = 'up';
-    this.#retryMs = firstRetryMs;
+    this.#retry.reset();
     this.events.up(this);
   }
 
@@ -210,7 +183,7 @@ export class MemberLink {
   #failed(reason: string): void {
     const session = this.#session;
     const wasUp = this.#state === 'up';
-    this.#dropHeld();
+    this.#held.drop();
     this.#session = undefined;
     this.#state = 'down';
     this.#reason = reason;
@@ -221,29 +194,15 @@ export class MemberLink {
   }
 
   #scheduleRetry(): void {
-    if (this.#state !== 'down' || this.#retryTimer !== undefined) return;
-    const delay = this.#retryMs;
-    this.#retryMs = Math.min(this.#retryMs * 2, lastRetryMs);
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
+    if (this.#state !== 'down') return;
+    this.#retry.schedule(() => {
       if (this.#state === 'down') this.#attempt = this.#run();
-    }, delay);
-    this.#retryTimer.unref();
+    });
   }
 
   #failPending(reason: string): void {
-    for (const own of this.#own.values()) own.reject(new Error(reason));
-    this.#own.clear();
-    const routed = [...this.#routed.values()];
-    this.#routed.clear();
-    for (const r of routed) {
-      const answer = errorResponse(
-        r.id,
-        ErrorCode.InternalError,
-        `member '${this.connection}' of virtual server '${this.origin.server}' is unavailable: ${reason}`,
-      );
-      this.events.routedAnswer(answer, JSON.stringify(answer));
-    }
+    this.#own.failAll(reason);
+    for (const answer of this.#routed.failAll(reason)) this.events.routedAnswer(answer, JSON.stringify(answer));
   }
 
   /** The virtual initialize stopped waiting for it: what a call to it is told until it is up (it may still come). */
@@ -254,19 +213,19 @@ export class MemberLink {
   /** Why a call to this member cannot be served now, or undefined when it is up. */
   unavailable(): string | undefined {
     if (this.#state === 'up') return undefined;
-    return `member '${this.connection}' of virtual server '${this.origin.server}' is unavailable: ${this.#reason}`;
+    return memberUnavailable(this.connection, this.origin.server, this.#reason);
   }
 
   /** A client request routed to it (`text`: the JSON sent, `message` as it is). */
   route(message: JsonRpcRequest, text: string): void {
-    this.#routed.set(message.id, message);
+    this.#routed.add(message);
     this.#session!.receive(message, text);
   }
 
   /** A message for the member as it is (a cancellation, an answer to one of its requests). */
   pass(message: JsonRpcMessage, text: string): void {
     if (this.#state !== 'up') return;
-    if (isNotification(message) && message.method === 'notifications/cancelled') this.#routed.delete(message.params?.requestId as RequestId);
+    this.#routed.passed(message);
     this.#session?.receive(message, text);
   }
 
@@ -280,32 +239,7 @@ export class MemberLink {
     options: { opening?: boolean; timeoutMs?: number } = {},
   ): Promise<Record<string, unknown>> {
     if (options.opening !== true && this.#state !== 'up') return Promise.reject(new Error(this.unavailable()));
-    const id = `virtual-${++ownSequence}`;
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      if (options.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          this.#own.delete(id);
-          const reason = `member '${this.connection}' did not answer ${method} within ${options.timeoutMs}ms`;
-          // Its answer is no longer wanted: the member is told, as a client would tell it.
-          this.#send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } });
-          reject(new Error(reason));
-        }, options.timeoutMs);
-        timer.unref();
-      }
-      this.#own.set(id, {
-        method,
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.#send({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
-    });
+    return this.#own.request(method, params, options.timeoutMs);
   }
 
   refreshIdentity(identity: Identity): void {
@@ -326,34 +260,22 @@ export class MemberLink {
     const session = this.#session;
     this.#state = 'closed';
     this.#session = undefined;
-    clearTimeout(this.#retryTimer);
+    this.#retry.cancel();
     this.#whenInitialize?.();
-    this.#dropHeld();
-    for (const own of this.#own.values()) own.reject(new Error(reason));
-    this.#own.clear();
+    this.#held.drop();
+    this.#own.failAll(reason);
     this.#routed.clear();
     if (session !== undefined) void session.close(reason).catch(() => {});
   }
 
   /** The virtual session's client does not keep up (backpressure): what the member sends for it waits here. */
   hold(): void {
-    this.#holding = true;
-  }
-
-  /** What waited for a member that is gone: its answers are owed as errors (#failPending), its notifications are moot. */
-  #dropHeld(): void {
-    this.#held.length = 0;
-    this.#heldBytes = 0;
+    this.#held.hold();
   }
 
   /** The client caught up: what waited goes on, in order, until it is held again. */
   release(): void {
-    this.#holding = false;
-    while (!this.#holding && this.#held.length > 0) {
-      const next = this.#held.shift()!;
-      this.#heldBytes -= next.text.length;
-      this.#delivered(next.message, next.text);
-    }
+    this.#held.release((message, text) => this.#delivered(message, text));
   }
 
   /** What the member session delivers to its "client", this link; a session given up on is no longer heard. */
@@ -364,16 +286,14 @@ export class MemberLink {
       inProcess: true,
       // What waits here for a virtual session that does not keep up: the member session pauses its server past its limit.
       get backlog() {
-        return link.#heldBytes;
+        return link.#held.bytes;
       },
       send: (received, _related, receivedText) => {
         if (this.#session !== session) return;
-        const { message, text } = session.isOpen ? { message: received, text: receivedText } : this.#endedAnswer(received, receivedText);
-        const response = !isRequest(message) && !isNotification(message);
+        const { message, text } = session.isOpen ? { message: received, text: receivedText } : this.#routed.endedAnswer(received, receivedText);
         // The virtual upstream's own answers (its lists) go on; what is for the client waits while it is held.
-        if (this.#holding && !(response && typeof message.id === 'string' && message.id.startsWith('virtual-'))) {
-          this.#held.push({ message, text });
-          this.#heldBytes += text.length;
+        if (this.#held.holding && !isOwnAnswer(message)) {
+          this.#held.push(message, text);
           return;
         }
         this.#delivered(message, text);
@@ -384,22 +304,6 @@ export class MemberLink {
         if (this.#session === session && this.#state !== 'closed') this.#failed(`its session ended: ${reason}`);
       },
     };
-  }
-
-  /**
-   * A member session that ends answers the requests it still had with its own error ("Session ended before the server
-   * answered: …"); a call routed to it is told what any call to a member that is down is told: the member is unavailable.
-   */
-  #endedAnswer(message: JsonRpcMessage, text: string): { message: JsonRpcMessage; text: string } {
-    if (isRequest(message) || isNotification(message)) return { message, text };
-    const response = message as JsonRpcResponse;
-    if (response.error === undefined || response.id === null || !this.#routed.has(response.id)) return { message, text };
-    const answer = errorResponse(
-      response.id,
-      ErrorCode.InternalError,
-      `member '${this.connection}' of virtual server '${this.origin.server}' is unavailable: ${response.error.message}`,
-    );
-    return { message: answer, text: JSON.stringify(answer) };
   }
 
   #delivered(message: JsonRpcMessage, text: string): void {
@@ -416,17 +320,13 @@ export class MemberLink {
       this.events.notification(this, message, text);
       return;
     }
-    const response = message as JsonRpcResponse;
-    const id = response.id;
-    if (typeof id === 'string' && id.startsWith('virtual-')) {
-      const own = this.#own.get(id);
-      if (own === undefined) return;
-      this.#own.delete(id);
-      if (response.error !== undefined) own.reject(new Error(`its ${own.method} failed: ${response.error.message}`));
-      else own.resolve((response.result ?? {}) as Record<string, unknown>);
+    if (isOwnAnswer(message)) {
+      this.#own.answered(message);
       return;
     }
-    if (id !== null) this.#routed.delete(id);
+    const response = message as JsonRpcResponse;
+    const id = response.id;
+    if (id !== null) this.#routed.settled(id);
     this.events.routedAnswer(response, text);
   }
 }

@@ -20,6 +20,21 @@ describe('login --dev, connect and mcp-config', () => {
   let config: string;
   let gw: TestGateway;
 
+  /** `portcullis connect <name>` as a desktop client runs it: over stdio, with the token cache in `tokenHome`. */
+  const connectTransport = (name: string, tokenHome = home) =>
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [cliPath, 'connect', name, '--config', config],
+      env: { PATH: process.env.PATH ?? '', PORTCULLIS_HOME: tokenHome },
+      stderr: 'pipe',
+    });
+  /** A desktop client connected to `name` through `portcullis connect`, with the cached token. */
+  const connectedClient = async (name: string) => {
+    const client = new Client({ name: 'desktop', version: '1.0.0' });
+    await client.connect(connectTransport(name));
+    return client;
+  };
+
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-login-'));
     home = join(dir, 'home');
@@ -61,14 +76,7 @@ describe('login --dev, connect and mcp-config', () => {
   });
 
   it('connect uses the cached token: a stdio client works with no token of its own', async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [cliPath, 'connect', 'everything', '--config', config],
-      env: { PATH: process.env.PATH ?? '', PORTCULLIS_HOME: home },
-      stderr: 'pipe',
-    });
-    const client = new Client({ name: 'desktop', version: '1.0.0' });
-    await client.connect(transport);
+    const client = await connectedClient('everything');
     assert.match(JSON.stringify(await client.callTool({ name: 'echo', arguments: { message: 'via cache' } })), /Echo: via cache/);
     await client.close();
     const sessions = await gw.gateway.recorder!.store.listSessions({ subject: 'ada', limit: 5 });
@@ -76,14 +84,7 @@ describe('login --dev, connect and mcp-config', () => {
   });
 
   it('connect reaches a virtual server like a connection: its merged list, and a call routed to its member', async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [cliPath, 'connect', 'toolbox', '--config', config],
-      env: { PATH: process.env.PATH ?? '', PORTCULLIS_HOME: home },
-      stderr: 'pipe',
-    });
-    const client = new Client({ name: 'desktop', version: '1.0.0' });
-    await client.connect(transport);
+    const client = await connectedClient('toolbox');
     const names = (await client.listTools()).tools.map((t) => t.name);
     assert.ok(names.includes('ev__echo'), names.join(', '));
     assert.ok(
@@ -105,12 +106,7 @@ describe('login --dev, connect and mcp-config', () => {
   });
 
   it('connect without any token says how to sign in', async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [cliPath, 'connect', 'everything', '--config', config],
-      env: { PATH: process.env.PATH ?? '', PORTCULLIS_HOME: join(dir, 'empty-home') },
-      stderr: 'pipe',
-    });
+    const transport = connectTransport('everything', join(dir, 'empty-home'));
     let stderr = '';
     transport.stderr!.on('data', (d: Buffer) => (stderr += d));
     const client = new Client({ name: 'desktop', version: '1.0.0' });

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { sqlitePath } from '../../src/store/open.js';
-import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
-import { backends, type TestStore } from '../helpers/stores.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { postInitialize, rawInitialize } from '../helpers/raw-http.js';
+import { type StoreOutage, startStoreOutage } from '../helpers/store-outage.js';
+import type { LockableTestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -17,53 +15,30 @@ import { waitFor } from '../helpers/wait.js';
  */
 
 describe('limits: sessions refused during a store outage', () => {
-  let ts: TestStore;
+  let outage: StoreOutage | undefined;
+  let ts: LockableTestStore;
   let gw: TestGateway;
-  let echo: EchoServer;
-  let lock: Database.Database | undefined;
 
   before(async () => {
-    ts = backends.find((b) => b.name === 'sqlite')!.make();
-    echo = await startEchoServer();
-    gw = await startTestGateway(
-      { store: ts.url, connections: { echo: { http: { url: echo.url } } }, limits: { principal: { sessions: 5 } } },
-      { recorderTimings: { probeMs: 100, sweepMs: 60_000 } },
-    );
+    outage = await startStoreOutage((echo) => ({ connections: { echo: { http: { url: echo.url } } }, limits: { principal: { sessions: 5 } } }));
+    ({ store: ts, gw } = outage);
   });
-  after(async () => {
-    lock?.exec('ROLLBACK');
-    lock?.close();
-    await gw?.stop();
-    await echo?.stop();
-    await ts?.destroy();
-  });
+  after(() => outage?.stop());
 
   it('give their places back, so the principal opens sessions again once the store recovers', async () => {
     const transport = new StreamableHTTPClientTransport(gw.mcp('echo'), { requestInit: { headers: gw.auth } });
     const client = new Client({ name: 'outage', version: '1' });
     await client.connect(transport);
     // Another process holds the database's write lock: the next write fails and the recorder is unavailable.
-    lock = new Database(sqlitePath(ts.url));
-    lock.exec('BEGIN EXCLUSIVE');
+    ts.lock();
     await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'during the outage' } }));
     await client.close().catch(() => {});
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(gw.mcp('echo'), {
-        method: 'POST',
-        headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-        }),
-      });
+      const res = await postInitialize(gw.mcp('echo'), gw.auth);
       assert.equal(res.status, 503, 'refused: it cannot be recorded');
       await res.text();
     }
-    lock.exec('ROLLBACK');
-    lock.close();
-    lock = undefined;
+    ts.unlock();
     await waitFor(async () => (await fetch(new URL('/readyz', gw.url))).status === 200, 'the gateway to be ready again');
     await waitFor(
       () => gw.gateway.limits.usage.sessions === 0,

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
+import { mcpHeaders, postInitialize, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** The Streamable HTTP edge on the wire: response modes, batches, the GET stream, resumption, keep-alives. */
@@ -179,16 +179,7 @@ describe('Streamable HTTP edge', () => {
 
   it('relays protocol version 2024-11-05 and 2025-03-26 sessions (no version header)', async () => {
     for (const version of ['2024-11-05', '2025-03-26', '2025-06-18']) {
-      const res = await fetch(endpoint, {
-        method: 'POST',
-        headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'old', version: '1' } },
-        }),
-      });
+      const res = await postInitialize(endpoint, gw.auth, { protocolVersion: version });
       const body = (await res.json()) as any;
       assert.equal(body.result.protocolVersion, version);
       const sessionId = res.headers.get('mcp-session-id')!;

@@ -37,18 +37,29 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>, options: { in
   }
 }
 
-/** Initializes a session over raw HTTP and sends `initialized`; returns the session id. */
-export async function rawInitialize(endpoint: URL, auth: Record<string, string>, protocolVersion = '2025-11-25'): Promise<string> {
-  const res = await fetch(endpoint, {
+/** POSTs an initialize outside any session, as a client opening one does; the response, whatever its status. */
+export function postInitialize(
+  endpoint: URL,
+  auth: Record<string, string>,
+  options: { protocolVersion?: string; id?: string | number; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const { protocolVersion = '2025-11-25', id = 1, signal } = options;
+  return fetch(endpoint, {
     method: 'POST',
     headers: { ...mcpHeaders, ...auth },
     body: JSON.stringify({
       jsonrpc: '2.0',
-      id: 'init',
+      id,
       method: 'initialize',
       params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
     }),
+    ...(signal === undefined ? {} : { signal }),
   });
+}
+
+/** Initializes a session over raw HTTP and sends `initialized`; returns the session id. */
+export async function rawInitialize(endpoint: URL, auth: Record<string, string>, protocolVersion = '2025-11-25'): Promise<string> {
+  const res = await postInitialize(endpoint, auth, { protocolVersion, id: 'init' });
   if (res.status !== 200) throw new Error(`initialize: HTTP ${res.status} ${await res.text()}`);
   const sessionId = res.headers.get('mcp-session-id');
   await res.text();

@@ -33,6 +33,36 @@ export function sqliteTestStore(): TestStore {
   };
 }
 
+/** A SQLite test store that another process can lock, as in a store outage. */
+export interface LockableTestStore extends TestStore {
+  /** Holds the database's write lock from another connection (BEGIN EXCLUSIVE): no commit succeeds until `unlock`. */
+  lock(): void;
+  /** Lets go of the lock (when held): the store is writable again. */
+  unlock(): void;
+}
+
+export function lockableSqliteStore(): LockableTestStore {
+  const store = sqliteTestStore();
+  let holder: Database.Database | undefined;
+  const unlock = () => {
+    holder?.exec('ROLLBACK');
+    holder?.close();
+    holder = undefined;
+  };
+  return {
+    ...store,
+    lock: () => {
+      holder = new Database(sqlitePath(store.url));
+      holder.exec('BEGIN EXCLUSIVE');
+    },
+    unlock,
+    destroy: async () => {
+      unlock();
+      await store.destroy();
+    },
+  };
+}
+
 export function postgresTestStore(): TestStore {
   const schema = `pc_test_${randomBytes(5).toString('hex')}`;
   const url = `${postgresUrl}${postgresUrl.includes('?') ? '&' : '?'}schema=${schema}`;

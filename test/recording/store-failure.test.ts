@@ -8,7 +8,7 @@ import { trustedKeys, verifySession } from '../../src/recording/verify.js';
 import { sqlitePath } from '../../src/store/open.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { mcpHeaders } from '../helpers/raw-http.js';
+import { postInitialize } from '../helpers/raw-http.js';
 import { deliveredTexts } from '../helpers/recorded.js';
 import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
@@ -104,16 +104,7 @@ for (const backend of backends) {
       await client.close().catch(() => {});
 
       // New sessions are refused, and readiness says why.
-      const init = await fetch(gw.mcp('echo'), {
-        method: 'POST',
-        headers: { ...mcpHeaders, ...gw.auth },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-        }),
-      });
+      const init = await postInitialize(gw.mcp('echo'), gw.auth);
       assert.equal(init.status, 503);
       assert.equal(init.headers.get('retry-after'), '5');
       const body = (await init.json()) as { id: number; error: { code: number; message: string } };

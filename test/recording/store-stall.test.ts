@@ -8,7 +8,7 @@ import type { Store } from '../../src/store/store.js';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { StallProxy } from '../helpers/stall-proxy.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { postInitialize, rawInitialize } from '../helpers/raw-http.js';
 import { postgresTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -101,17 +101,7 @@ describe('the PostgreSQL store stalls mid-session', () => {
     await waitFor(async () => (await fetch(new URL('/readyz', gw.url))).status === 200, 'the gateway to be ready');
     proxy.stall();
     const started = Date.now();
-    const init = await fetch(gw.mcp('echo'), {
-      method: 'POST',
-      headers: { ...mcpHeaders, ...gw.auth },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-      }),
-      signal: AbortSignal.timeout(20_000),
-    });
+    const init = await postInitialize(gw.mcp('echo'), gw.auth, { signal: AbortSignal.timeout(20_000) });
     const body = (await init.json()) as { error?: { code: number } };
     assert.equal(body.error?.code, ErrorCode.RecordingUnavailable, JSON.stringify(body));
     assert.ok(Date.now() - started < writeTimeoutMs + 8000, `the client waited ${Date.now() - started} ms`);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { everythingStdio, isAlive } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { postInitialize, rawInitialize } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -53,16 +53,7 @@ describe('stdio upstream process', () => {
   });
 
   it('a command that does not exist: 502 naming the command and the key', async () => {
-    const res = await fetch(gw.mcp('missing'), {
-      method: 'POST',
-      headers: { ...mcpHeaders, ...gw.auth },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-      }),
-    });
+    const res = await postInitialize(gw.mcp('missing'), gw.auth);
     assert.equal(res.status, 502);
     const body = (await res.json()) as { id: number; error: { message: string } };
     assert.equal(body.id, 1);

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { sqlitePath } from '../../src/store/open.js';
-import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import type { EchoServer } from '../helpers/echo-server.js';
+import type { TestGateway } from '../helpers/gateway.js';
 import { deliveredTexts } from '../helpers/recorded.js';
-import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
+import { type StoreOutage, startStoreOutage } from '../helpers/store-outage.js';
+import type { LockableTestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -17,30 +16,19 @@ import { waitFor } from '../helpers/wait.js';
  * store down, a call through the virtual server never reaches the server, and what is recorded never claims it did.
  */
 describe('a virtual server under write-ahead recording, when the store fails', () => {
-  let ts: TestStore;
+  let outage: StoreOutage | undefined;
+  let ts: LockableTestStore;
   let gw: TestGateway;
   let echo: EchoServer;
-  let lock: Database.Database | undefined;
 
   before(async () => {
-    ts = sqliteTestStore();
-    echo = await startEchoServer();
-    gw = await startTestGateway(
-      {
-        store: ts.url,
-        connections: { echo: { http: { url: echo.url, protocol: '2025-11-25' } } },
-        virtualServers: { box: { access: { groups: ['*'] }, members: [{ connection: 'echo' }] } },
-      },
-      { recorderTimings: { probeMs: 100, sweepMs: 60_000 } },
-    );
+    outage = await startStoreOutage((echo) => ({
+      connections: { echo: { http: { url: echo.url, protocol: '2025-11-25' } } },
+      virtualServers: { box: { access: { groups: ['*'] }, members: [{ connection: 'echo' }] } },
+    }));
+    ({ store: ts, gw, echo } = outage);
   });
-  after(async () => {
-    lock?.exec('ROLLBACK');
-    lock?.close();
-    await gw?.stop();
-    await echo?.stop();
-    await ts?.destroy();
-  });
+  after(() => outage?.stop());
 
   it('forwards nothing unrecorded to the member’s server', async () => {
     const transport = new StreamableHTTPClientTransport(gw.mcp('box'), { requestInit: { headers: gw.auth } });
@@ -51,15 +39,12 @@ describe('a virtual server under write-ahead recording, when the store fails', (
     assert.deepEqual(ok.content, [{ type: 'text', text: 'Echo: before the fault' }]);
 
     // Another process holds the database's write lock: no commit succeeds.
-    lock = new Database(sqlitePath(ts.url));
-    lock.exec('BEGIN EXCLUSIVE');
+    ts.lock();
     await assert.rejects(client.callTool({ name: 'echo__echo', arguments: { message: 'during the fault' } }));
     assert.ok(!echo.received.some((m) => m.params?.arguments?.message === 'during the fault'), 'the unrecorded call never reached the server');
     await client.close().catch(() => {});
 
-    lock.exec('ROLLBACK');
-    lock.close();
-    lock = undefined;
+    ts.unlock();
     const store = gw.gateway.recorder!.store;
     await waitFor(async () => (await store.getSession(virtualId))?.status === 'cut-off', 'the virtual session to be sealed as cut off');
     const members = (await store.listSessions({ connection: 'echo', limit: 10 })).filter((s) => s.edge === 'virtual');

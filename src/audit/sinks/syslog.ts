@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { referenceOnly } from '../../core/config-fields.js';
-import { resolveSecretString, SecretReferenceError, type SecretSources } from '../../core/secrets.js';
+import { referenceOnly, resolvedText } from '../../core/config-fields.js';
+import type { SecretSources } from '../../core/secrets.js';
 import { formatCef, verdictAction } from '../formats/cef.js';
 import { jsonLine } from '../formats/json.js';
 import type { AuditRecord, AuditSink, SinkContext, SinkKind } from '../sink.js';
@@ -21,19 +21,6 @@ import { SyslogStream } from '../syslog/stream.js';
  * (rsyslog: `global(maxMessageSize="…")`, 8 KiB by default, cuts longer ones).
  */
 
-/** A PEM text written in the config or, usually, a reference to a file holding it. */
-function pem(sources: SecretSources) {
-  return z.string().transform((template, ctx) => {
-    try {
-      return resolveSecretString(template, sources).reveal();
-    } catch (err) {
-      if (!(err instanceof SecretReferenceError)) throw err;
-      ctx.addIssue({ code: 'custom', message: err.message });
-      return z.NEVER;
-    }
-  });
-}
-
 const address = z.string().transform((text, ctx) => {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
   const port = Number(m?.[3]);
@@ -47,12 +34,15 @@ const address = z.string().transform((text, ctx) => {
 function syslogSchema(sources: SecretSources) {
   return z.strictObject({
     address,
-    /** TLS (RFC 5425). `{}` checks the receiver against the system's CAs; `ca` names the CA that signed it instead. */
+    /**
+     * TLS (RFC 5425). `{}` checks the receiver against the system's CAs; `ca` names the CA that signed it instead.
+     * The certificates are PEM, written in the config or, usually, a `${file:…}` reference.
+     */
     tls: z
       .strictObject({
-        ca: pem(sources).optional(),
+        ca: resolvedText(sources).optional(),
         /** A client certificate, for a receiver that asks for one (with `key`). */
-        cert: pem(sources).optional(),
+        cert: resolvedText(sources).optional(),
         key: referenceOnly(sources, 'the client key (tls.key)').optional(),
         /** The name the receiver's certificate must carry, when it is not the address's host. */
         serverName: z.string().min(1).optional(),
