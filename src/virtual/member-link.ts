@@ -12,6 +12,9 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from '../protocol/jsonrpc.js';
+import { KeptLists } from './kept-lists.js';
+import { isListChange } from './list-changes.js';
+import type { ListMethod } from './merge.js';
 import type { MemberNames } from './names.js';
 
 /**
@@ -56,6 +59,14 @@ interface OwnRequest {
 
 type State = 'new' | 'opening' | 'up' | 'down' | 'absent' | 'closed';
 
+/** The capability whose `listChanged` says a member announces its changes to a list (so that its page may be kept). */
+const announcedBy: Record<ListMethod, string> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resources',
+};
+
 let ownSequence = 0;
 
 /** Retries of a member that is down: 1s doubling to 30s. */
@@ -89,6 +100,8 @@ export class MemberLink {
   #holding = false;
   readonly #held: { message: JsonRpcMessage; text: string }[] = [];
   #heldBytes = 0;
+  /** Its first pages of the lists, as its member session last answered them for the caller (kept-lists.ts). */
+  readonly #kept = new KeptLists();
 
   constructor(
     readonly index: number,
@@ -100,6 +113,8 @@ export class MemberLink {
     private readonly events: MemberEvents,
     /** How long an attempt may take in the background before it is given up and retried. */
     private readonly attemptTimeoutMs: number,
+    /** The member connection's pins version (ToolPins.version): a kept tools/list from another version is stale. */
+    private readonly pinsVersion: () => number = () => 0,
   ) {}
 
   get connection(): string {
@@ -123,6 +138,7 @@ export class MemberLink {
   permit(allowed: boolean): boolean {
     if (allowed === this.#permitted) return false;
     this.#permitted = allowed;
+    this.#kept.forget();
     return true;
   }
 
@@ -179,6 +195,8 @@ export class MemberLink {
     if ((this.#state as State) === 'closed' || (this.#state as State) === 'absent') return;
     this.#state = 'up';
     this.#reason = 'up';
+    // A new member session: what the last one listed is not its answer.
+    this.#kept.forget();
     this.#retryMs = firstRetryMs;
     this.events.up(this);
   }
@@ -211,6 +229,7 @@ export class MemberLink {
     const session = this.#session;
     const wasUp = this.#state === 'up';
     this.#dropHeld();
+    this.#kept.forget();
     this.#session = undefined;
     this.#state = 'down';
     this.#reason = reason;
@@ -308,7 +327,28 @@ export class MemberLink {
     });
   }
 
-  refreshIdentity(identity: Identity): void {
+  /**
+   * The first page of a list: the one kept from the member session's last answer when nothing can have made it stale
+   * since (`keptAt`: when that answer came), else asked for now, and kept when the member announces that list's
+   * changes (its capability's `listChanged`: a server that does not may change it unannounced, so it is asked each time).
+   */
+  async firstPage(method: ListMethod, timeoutMs: number): Promise<{ result: Record<string, unknown>; keptAt?: string }> {
+    const pins = method === 'tools/list' ? this.pinsVersion() : 0;
+    const kept = this.#kept.get(method, pins);
+    if (kept !== undefined && this.#state === 'up') return { result: kept.result, keptAt: kept.at };
+    const stamp = this.#kept.stamp(pins);
+    const result = await this.request(method, undefined, { timeoutMs });
+    const capability = this.#capabilities[announcedBy[method]] as { listChanged?: unknown } | undefined;
+    if (capability?.listChanged === true) this.#kept.keep(method, result, stamp);
+    return { result };
+  }
+
+  /**
+   * The caller's identity on the virtual session; `changed`: who they are, or their groups, differ from before, so
+   * what each member shows them may differ too.
+   */
+  refreshIdentity(identity: Identity, changed: boolean): void {
+    if (changed) this.#kept.forget();
     this.#session?.refreshIdentity(identity);
   }
 
@@ -408,6 +448,8 @@ export class MemberLink {
       return;
     }
     if (isNotification(message)) {
+      // Before the client hears of it (and asks again): the kept page is stale.
+      if (isListChange(message.method)) this.#kept.changed(message.method);
       if (message.method === 'notifications/cancelled') {
         const id = message.params?.requestId;
         if (typeof id === 'string' || typeof id === 'number') this.events.serverCancelled(this, id, message);
