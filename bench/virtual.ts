@@ -16,7 +16,8 @@ import { connect } from './sessions.js';
  *   - `tools/list` of the virtual server (the three members' lists merged) against the largest member's own
  *     `tools/list` on its connection: sequential p50, target ≤ 1.5×.
  * Both with the bare client (mcp-client.ts) and with the official v1 SDK client, their measurements interleaved in
- * rounds so that drift on the machine hits every target alike. The gateway records as shipped (write-ahead, SQLite):
+ * rounds so that drift on the machine hits every target alike; the v1 client's lists also less the time it spends
+ * compiling the listed tools' output schemas (its own work, which grows with the tools listed). The gateway records as shipped (write-ahead, SQLite):
  * the verdicts are on that one. The same is measured on a second gateway with recording off, to tell what the
  * recording of the member sessions beside the virtual session costs from what the in-process hop costs.
  */

@@ -409,6 +409,8 @@ export class MemberLink {
       send: (received, _related, receivedText) => {
         if (this.#session !== session) return;
         const { message, text } = session.isOpen ? { message: received, text: receivedText } : this.#endedAnswer(received, receivedText);
+        // Stale at once, even while the notification waits for a client that does not keep up (and asks again).
+        if (isNotification(message) && isListChange(message.method)) this.#kept.changed(message.method);
         const response = !isRequest(message) && !isNotification(message);
         // The virtual upstream's own answers (its lists) go on; what is for the client waits while it is held.
         if (this.#holding && !(response && typeof message.id === 'string' && message.id.startsWith('virtual-'))) {
@@ -448,8 +450,6 @@ export class MemberLink {
       return;
     }
     if (isNotification(message)) {
-      // Before the client hears of it (and asks again): the kept page is stale.
-      if (isListChange(message.method)) this.#kept.changed(message.method);
       if (message.method === 'notifications/cancelled') {
         const id = message.params?.requestId;
         if (typeof id === 'string' || typeof id === 'number') this.events.serverCancelled(this, id, message);
