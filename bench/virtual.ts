@@ -16,7 +16,8 @@ import { connect } from './sessions.js';
  *   - `tools/list` of the virtual server (the three members' lists merged) against the largest member's own
  *     `tools/list` on its connection: sequential p50, target ≤ 1.5×.
  * Both with the bare client (mcp-client.ts) and with the official v1 SDK client, their measurements interleaved in
- * rounds so that drift on the machine hits every target alike. The gateway records as shipped (write-ahead, SQLite):
+ * rounds so that drift on the machine hits every target alike; the v1 client's lists also less the time it spends
+ * compiling the listed tools' output schemas (its own work, which grows with the tools listed). The gateway records as shipped (write-ahead, SQLite):
  * the verdicts are on that one. The same is measured on a second gateway with recording off, to tell what the
  * recording of the member sessions beside the virtual session costs from what the in-process hop costs.
  */
@@ -34,6 +35,8 @@ export interface VirtualBenchSettings {
 interface Timed {
   name: string;
   run: () => Promise<unknown>;
+  /** The client's own work within the last run, in ms: also timed without it, as `<name> net`. */
+  clientMs?: () => number;
 }
 
 interface Figures {
@@ -47,7 +50,16 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 /** `count` runs of each target after `warm` unmeasured ones, in `rounds` blocks whose order rotates. */
 async function interleaved(targets: Timed[], count: number, warm: number, rounds: number): Promise<Map<string, Figures>> {
   for (const t of targets) for (let i = 0; i < warm; i++) await t.run();
-  const samples = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const samples = new Map<string, number[]>(
+    targets.flatMap((t) =>
+      t.clientMs === undefined
+        ? [[t.name, []]]
+        : [
+            [t.name, []],
+            [`${t.name} net`, []],
+          ],
+    ),
+  );
   const perRound = Math.ceil(count / rounds);
   for (let round = 0; round < rounds; round++) {
     for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
@@ -55,7 +67,9 @@ async function interleaved(targets: Timed[], count: number, warm: number, rounds
       for (let i = 0; i < perRound; i++) {
         const start = process.hrtime.bigint();
         await t.run();
-        out.push(Number(process.hrtime.bigint() - start) / 1e6);
+        const ms = Number(process.hrtime.bigint() - start) / 1e6;
+        out.push(ms);
+        if (t.clientMs !== undefined) samples.get(`${t.name} net`)!.push(ms - t.clientMs());
       }
     }
   }
@@ -65,6 +79,29 @@ async function interleaved(targets: Timed[], count: number, warm: number, rounds
       return [name, { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) }];
     }),
   );
+}
+
+/**
+ * The time a v1 SDK client spends in its own `cacheToolMetadata` after each tools/list: it compiles every tool's
+ * outputSchema (Ajv) anew on every list, which costs more than the gateway's whole answer and grows with the tools
+ * listed, so the v1 list figures are also given without it.
+ */
+function clientSchemaTime(client: object): () => number {
+  const c = client as { cacheToolMetadata?: (tools: unknown[]) => void };
+  const original = c.cacheToolMetadata?.bind(client);
+  if (original === undefined) throw new Error('the v1 SDK client has no cacheToolMetadata: update clientSchemaTime');
+  let last = 0;
+  let spent = 0;
+  c.cacheToolMetadata = (tools) => {
+    const start = process.hrtime.bigint();
+    original(tools);
+    spent += Number(process.hrtime.bigint() - start) / 1e6;
+  };
+  return () => {
+    const ms = spent - last;
+    last = spent;
+    return ms;
+  };
 }
 
 /** The v1 SDK client as this bench drives it: calls by name, lists followed to their end. */
@@ -110,7 +147,7 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
   const url = (name: string) => `http://127.0.0.1:${gateway.port}/mcp/${name}`;
   const headers = { authorization: `Bearer ${gateway.token}` };
   const bare = new Map<string, McpSession>();
-  const v1 = new Map<string, { client: V1; end: () => Promise<void> }>();
+  const v1 = new Map<string, { client: V1; end: () => Promise<void>; schemaMs: () => number }>();
   try {
     for (const name of [...members, 'toolbox']) {
       bare.set(name, await openSession(url(name), gateway.token));
@@ -119,7 +156,7 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
         await c.end();
         await c.client.close();
       };
-      v1.set(name, { client: c.client as unknown as V1, end });
+      v1.set(name, { client: c.client as unknown as V1, end, schemaMs: clientSchemaTime(c.client) });
     }
     // Every member must be in the virtual server's list, or the comparison would time a smaller list.
     const counts = new Map<string, number>();
@@ -133,12 +170,15 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
       member: string,
       onBare: (session: McpSession, side: Side) => Promise<unknown>,
       onV1: (client: V1, side: Side) => Promise<unknown>,
+      /** Also time the v1 client net of its own schema compiling (what listTools costs it, not the gateway). */
+      netOfSchemas = false,
     ): Timed[] => {
       const connection: Record<Side, string> = { member, virtual: 'toolbox' };
       return (['bare', 'v1'] as const).flatMap((client) =>
         (['member', 'virtual'] as const).map((side) => ({
           name: `${client} ${side}`,
           run: client === 'bare' ? () => onBare(bare.get(connection[side])!, side) : () => onV1(v1.get(connection[side])!.client, side),
+          ...(client === 'v1' && netOfSchemas ? { clientMs: v1.get(connection[side])!.schemaMs } : {}),
         })),
       );
     };
@@ -160,6 +200,7 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
           largest,
           (session) => session.listTools(),
           (client) => v1List(client),
+          true,
         ),
         ...members.filter((m) => m !== largest).map((m) => ({ name: `bare ${m}`, run: () => bare.get(m)!.listTools() })),
       ],
@@ -168,11 +209,12 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
       s.rounds,
     );
     const memberLists = Object.fromEntries(members.map((m) => [m, (m === largest ? lists.get('bare member') : lists.get(`bare ${m}`))!]));
-    const row = (what: string, m: Map<string, Figures>, client: 'bare' | 'v1') => {
-      const member = m.get(`${client} member`)!;
-      const virtual = m.get(`${client} virtual`)!;
+    const row = (what: string, m: Map<string, Figures>, client: 'bare' | 'v1' | 'v1 net') => {
+      const [label, suffix] = client === 'v1 net' ? ['v1 SDK, less its schema compiling', ' net'] : [client === 'v1' ? 'v1 SDK' : 'bare', ''];
+      const member = m.get(`${client === 'v1 net' ? 'v1' : client} member${suffix}`)!;
+      const virtual = m.get(`${client === 'v1 net' ? 'v1' : client} virtual${suffix}`)!;
       console.log(
-        `${what.padEnd(11)} ${(client === 'v1' ? 'v1 SDK' : 'bare').padEnd(8)} ${fmt(member.p50).padStart(10)} ${fmt(member.p99).padStart(10)} ${fmt(virtual.p50).padStart(11)} ${fmt(virtual.p99).padStart(11)}   ${fmt(virtual.p50 / member.p50)}×`,
+        `${what.padEnd(11)} ${label.padEnd(8)} ${fmt(member.p50).padStart(10)} ${fmt(member.p99).padStart(10)} ${fmt(virtual.p50).padStart(11)} ${fmt(virtual.p99).padStart(11)}   ${fmt(virtual.p50 / member.p50)}×`,
       );
       return virtual.p50 / member.p50;
     };
@@ -183,6 +225,7 @@ async function measure(gateway: Proc, s: VirtualBenchSettings): Promise<Record<s
       callV1: row('tools/call', calls, 'v1'),
       listBare: row('tools/list', lists, 'bare'),
       listV1: row('tools/list', lists, 'v1'),
+      listV1Net: row('tools/list', lists, 'v1 net'),
     };
     const slowest = [...members].sort((a, b) => memberLists[b]!.p50 - memberLists[a]!.p50)[0]!;
     console.log(
@@ -213,7 +256,9 @@ export async function virtualVsMember(verdicts: Verdicts, s: VirtualBenchSetting
   const out: Record<string, unknown> = {};
   try {
     for (const mode of ['write-ahead', 'off'] as const) {
-      const gateway = await startGateway(connections, { virtualServers, recording: { mode } });
+      // A bare session of a member unused for minutes while the calls are timed (a busy machine) is not abandoned.
+      const sessions = { idleTimeout: '1h', abandonedAfter: 'off' };
+      const gateway = await startGateway(connections, { virtualServers, recording: { mode }, sessions });
       try {
         console.log(
           `\nVirtual server (issue 19): toolbox over everything (stdio), files (stdio), remote (Streamable HTTP), recording ${mode}; sequential, ${s.calls} calls and ${s.lists} lists per target after warm-up`,

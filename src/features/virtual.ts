@@ -7,6 +7,7 @@ import { type MemberHealth, MemberHealthBoard } from '../virtual/member-health.j
 import { VirtualNames } from '../virtual/names.js';
 import { VirtualUpstream } from '../virtual/virtual-upstream.js';
 import { accessRequestsModule } from './access-requests.js';
+import { pinsModule } from './pins.js';
 import type { Feature, FeatureModule } from './feature.js';
 
 export interface VirtualServersFeature extends Feature {
@@ -31,6 +32,9 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
     // Just-in-time access to a member counts as it does on the member's own endpoint: its session lasts as the grant does.
     const grants = ctx.feature(accessRequestsModule)?.http?.grants;
     const grantFor = (caller: Parameters<typeof ctx.mayOpen>[0], member: string) => grants?.grantFor(caller, member);
+    // A member's tools/list is kept in each virtual session until its connection's pins change (kept-lists.ts).
+    const pins = ctx.feature(pinsModule)?.pins;
+    const pinsVersion = pins === undefined ? undefined : (member: string) => pins.version(member);
     const names = new Map<string, VirtualNames>();
     for (const c of servers) if (c.upstream.kind === 'virtual') names.set(c.name, new VirtualNames(c.upstream.members));
     const upstream = (c: ConnectionConfig, sessionLog: typeof log, sessionId: string, identity: Parameters<typeof ctx.mayOpen>[0]): Upstream => {
@@ -45,6 +49,7 @@ export const virtualServersModule: FeatureModule<VirtualServersFeature> = {
         health,
         log: sessionLog,
         version,
+        ...(pinsVersion === undefined ? {} : { pinsVersion }),
         mayOpen: (member, caller) => ctx.mayOpen(caller, member) || grantFor(caller, member) !== undefined,
         open: async (member, caller, origin): Promise<MemberSession | undefined> => {
           const connection = ctx.config.connections.get(member);

@@ -73,6 +73,8 @@ export interface ToolPinsOptions {
 export class ToolPins {
   /** Connection → its quarantined tools, as this gateway last saw them: read on every tools/call. */
   readonly #quarantined = new Map<string, Set<string>>();
+  /** Connection → how often its quarantined tools changed here: a list kept from before (a virtual server's) is stale. */
+  readonly #versions = new Map<string, number>();
   /** Connection → the tools it offers, for reporting one name offered by two connections. */
   readonly #offered = new Map<string, Set<string>>();
 
@@ -92,10 +94,27 @@ export class ToolPins {
     return this.#quarantined.get(connection)?.has(tool);
   }
 
+  /**
+   * The version of a connection's quarantine, as this gateway knows it: it changes whenever a tool of the connection
+   * enters or leaves quarantine (seen in a list here, read from the store, approved), so that a tools/list answered
+   * before is known to be stale.
+   */
+  version(connection: string): number {
+    return this.#versions.get(connection) ?? 0;
+  }
+
+  #setQuarantined(connection: string, tools: Set<string>): void {
+    const before = this.#quarantined.get(connection);
+    this.#quarantined.set(connection, tools);
+    // Unknown before: no list of the connection has passed the pins here yet, so none kept can be stale.
+    if (before === undefined || (before.size === tools.size && [...tools].every((t) => before.has(t)))) return;
+    this.#versions.set(connection, this.version(connection) + 1);
+  }
+
   /** Reads a connection's quarantined tools from the store (pins another gateway saw). */
   async load(connection: string): Promise<void> {
     const pins = await this.o.store.listToolPins(connection);
-    this.#quarantined.set(connection, new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool)));
+    this.#setQuarantined(connection, new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool)));
     const annotations = new Map<string, Record<string, unknown>>();
     const schemas = new Map<string, unknown>();
     for (const p of pins) {
@@ -239,7 +258,7 @@ export class ToolPins {
     } else {
       for (const name of seen) (this.#offered.get(connection) ?? this.#offered.set(connection, new Set()).get(connection)!).add(name);
     }
-    this.#quarantined.set(connection, quarantined);
+    this.#setQuarantined(connection, quarantined);
     for (const c of changes) this.#logChange(connection, c);
     return { visible, changes, quarantined: [...quarantined] };
   }
@@ -345,7 +364,9 @@ export class ToolPins {
     };
     if (!(await this.o.store.updateToolPin(connection, tool, pin, update)))
       throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
-    this.#quarantined.get(connection)?.delete(tool);
+    // Unknown here until read (load): an empty set would let the connection's other quarantined tools through.
+    const known = this.#quarantined.get(connection);
+    if (known?.has(tool)) this.#setQuarantined(connection, new Set([...known].filter((t) => t !== tool)));
     this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));
     this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');
     this.o.onApproved?.(connection, tool);

@@ -13,6 +13,9 @@ import {
 import { HeldMessages } from './held-messages.js';
 import type { MemberSession, OpenMember } from './member-session.js';
 import { memberUnavailable } from './member-unavailable.js';
+import { KeptLists } from './kept-lists.js';
+import { isListChange } from './list-changes.js';
+import type { ListMethod } from './merge.js';
 import type { MemberNames } from './names.js';
 import { isOwnAnswer, OwnRequests } from './own-requests.js';
 import { RetryBackoff } from './retry-backoff.js';
@@ -35,6 +38,14 @@ export interface MemberEvents {
 }
 
 type State = 'new' | 'opening' | 'up' | 'down' | 'absent' | 'closed';
+
+/** The capability whose `listChanged` says a member announces its changes to a list (so that its page may be kept). */
+const announcedBy: Record<ListMethod, string> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resources',
+};
 
 /**
  * One member of one virtual session: its member Session (opened, initialized with the client's own initialize,
@@ -59,6 +70,8 @@ export class MemberLink {
   #permitted = true;
   /** Backpressure: while held, what the member sends for the client waits here. */
   readonly #held = new HeldMessages();
+  /** Its first pages of the lists, as its member session last answered them for the caller (kept-lists.ts). */
+  readonly #kept = new KeptLists();
 
   constructor(
     readonly index: number,
@@ -70,6 +83,8 @@ export class MemberLink {
     private readonly events: MemberEvents,
     /** How long an attempt may take in the background before it is given up and retried. */
     private readonly attemptTimeoutMs: number,
+    /** The member connection's pins version (ToolPins.version): a kept tools/list from another version is stale. */
+    private readonly pinsVersion: () => number = () => 0,
   ) {
     this.#own = new OwnRequests(names.connection, (message) => this.#send(message));
     this.#routed = new RoutedRequests(names.connection, origin.server);
@@ -96,6 +111,7 @@ export class MemberLink {
   permit(allowed: boolean): boolean {
     if (allowed === this.#permitted) return false;
     this.#permitted = allowed;
+    this.#kept.forget();
     return true;
   }
 
@@ -152,6 +168,8 @@ export class MemberLink {
     if ((this.#state as State) === 'closed' || (this.#state as State) === 'absent') return;
     this.#state = 'up';
     this.#reason = 'up';
+    // A new member session: what the last one listed is not its answer.
+    this.#kept.forget();
     this.#retry.reset();
     this.events.up(this);
   }
@@ -184,6 +202,7 @@ export class MemberLink {
     const session = this.#session;
     const wasUp = this.#state === 'up';
     this.#held.drop();
+    this.#kept.forget();
     this.#session = undefined;
     this.#state = 'down';
     this.#reason = reason;
@@ -242,7 +261,28 @@ export class MemberLink {
     return this.#own.request(method, params, options.timeoutMs);
   }
 
-  refreshIdentity(identity: Identity): void {
+  /**
+   * The first page of a list: the one kept from the member session's last answer when nothing can have made it stale
+   * since (`keptAt`: when that answer came), else asked for now, and kept when the member announces that list's
+   * changes (its capability's `listChanged`: a server that does not may change it unannounced, so it is asked each time).
+   */
+  async firstPage(method: ListMethod, timeoutMs: number): Promise<{ result: Record<string, unknown>; keptAt?: string }> {
+    const pins = method === 'tools/list' ? this.pinsVersion() : 0;
+    const kept = this.#kept.get(method, pins);
+    if (kept !== undefined && this.#state === 'up') return { result: kept.result, keptAt: kept.at };
+    const stamp = this.#kept.stamp(pins);
+    const result = await this.request(method, undefined, { timeoutMs });
+    const capability = this.#capabilities[announcedBy[method]] as { listChanged?: unknown } | undefined;
+    if (capability?.listChanged === true) this.#kept.keep(method, result, stamp);
+    return { result };
+  }
+
+  /**
+   * The caller's identity on the virtual session; `changed`: who they are, or their groups, differ from before, so
+   * what each member shows them may differ too.
+   */
+  refreshIdentity(identity: Identity, changed: boolean): void {
+    if (changed) this.#kept.forget();
     this.#session?.refreshIdentity(identity);
   }
 
@@ -291,6 +331,8 @@ export class MemberLink {
       send: (received, _related, receivedText) => {
         if (this.#session !== session) return;
         const { message, text } = session.isOpen ? { message: received, text: receivedText } : this.#routed.endedAnswer(received, receivedText);
+        // Stale at once, even while the notification waits for a client that does not keep up (and asks again).
+        if (isNotification(message) && isListChange(message.method)) this.#kept.changed(message.method);
         // The virtual upstream's own answers (its lists) go on; what is for the client waits while it is held.
         if (this.#held.holding && !isOwnAnswer(message)) {
           this.#held.push(message, text);

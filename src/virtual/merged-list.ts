@@ -13,9 +13,11 @@ const listCapability: Record<ListMethod, string> = {
 
 /**
  * One page of a merged list: each member's page (those the cursor names, else every member up that has the kind),
- * asked in parallel, in member order. A member that does not answer within `timeoutMs` is left out of this page; the
- * others' items still come. Undefined: the cursor is not one this virtual server gave. `served`: the members whose
- * pages are in it; `leftOut`: those asked that did not answer (in time, or at all).
+ * asked in parallel, in member order; a first page comes from what the member's session answered before when it
+ * cannot be stale (MemberLink.firstPage). A member that does not answer within `timeoutMs` is left out of this page;
+ * the others' items still come. Undefined: the cursor is not one this virtual server gave. `served`: the members whose
+ * pages are in it; `keptAt`: when the pages kept from earlier answers were answered, by member; `leftOut`: those
+ * asked that did not answer (in time, or at all).
  */
 export async function mergedList(
   links: readonly MemberLink[],
@@ -24,7 +26,7 @@ export async function mergedList(
   timeoutMs: number,
   routes: ResourceRoutes,
   log: Logger,
-): Promise<{ result: Record<string, unknown>; served: MemberLink[]; leftOut: MemberLink[] } | undefined> {
+): Promise<{ result: Record<string, unknown>; served: MemberLink[]; keptAt: Map<MemberLink, string>; leftOut: MemberLink[] } | undefined> {
   let targets: { link: MemberLink; cursor?: string }[];
   if (cursor !== undefined) {
     const cursors = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
@@ -37,10 +39,14 @@ export async function mergedList(
     const capability = listCapability[method];
     targets = links.filter((l) => l.isUp && l.capabilities[capability] !== undefined).map((link) => ({ link }));
   }
+  const keptAt = new Map<MemberLink, string>();
   const pages = await Promise.all(
     targets.map(({ link, cursor: c }) =>
-      link.request(method, c === undefined ? undefined : { cursor: c }, { timeoutMs }).then(
-        (result): MemberPage => ({ names: link.names, member: link.index, result }),
+      (c === undefined ? link.firstPage(method, timeoutMs) : link.request(method, { cursor: c }, { timeoutMs }).then((result) => ({ result }))).then(
+        (page: { result: Record<string, unknown>; keptAt?: string }): MemberPage => {
+          if (page.keptAt !== undefined) keptAt.set(link, page.keptAt);
+          return { names: link.names, member: link.index, result: page.result };
+        },
         (err: Error) => {
           log.warn({ member: link.connection, method, err: err.message }, 'a member is left out of a list');
           return undefined;
@@ -55,5 +61,5 @@ export async function mergedList(
     for (const p of pages)
       if (p !== undefined && p.result.nextCursor === undefined) routes.listed(method === 'resources/list' ? 'resources' : 'templates', p.member);
   const served = answered.map((p) => links[p.member]!);
-  return { result, served, leftOut: targets.map((t) => t.link).filter((l) => !served.includes(l)) };
+  return { result, served, keptAt, leftOut: targets.map((t) => t.link).filter((l) => !served.includes(l)) };
 }

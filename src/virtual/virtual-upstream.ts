@@ -39,11 +39,16 @@ export interface VirtualUpstreamOptions {
   open: OpenMember;
   /** Whether a caller may open a member connection (its access.groups or a just-in-time grant), asked again as the caller's token is refreshed. */
   mayOpen: (member: string, identity: Identity) => boolean;
+  /** A member connection's pins version (ToolPins.version; 0 without pinning): a tools/list kept from another is stale. */
+  pinsVersion?: (member: string) => number;
   health: MemberHealth;
   log: Logger;
   /** The gateway's version, for serverInfo. */
   version: string;
 }
+
+/** What of a caller's identity the members' policies decide on: a refreshed token that changes none of it keeps their lists. */
+const identityKey = (i: Identity): string => JSON.stringify([i.subject, i.issuer, i.email, i.name, i.groups]);
 
 /** How long an attempt to open a member may go on in the background (past the initialize's wait) before it is retried. */
 const attemptTimeoutFactor = 3;
@@ -83,7 +88,9 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     const attemptTimeoutMs = Math.max(options.config.memberTimeoutMs * attemptTimeoutFactor, 30_000);
     this.#links = options.names.members.map((names, i) => {
       const origin: VirtualOrigin = { server: options.server, session: options.sessionId, exposed: (_kind, name) => names.exposedName(name) };
-      return new MemberLink(i, names, options.open, () => this.#identity, origin, this, attemptTimeoutMs);
+      const pinsVersion = options.pinsVersion;
+      const pins = pinsVersion === undefined ? undefined : () => pinsVersion(names.connection);
+      return new MemberLink(i, names, options.open, () => this.#identity, origin, this, attemptTimeoutMs, pins);
     });
     this.#changes = new ListChanges((method) => this.#emitNew({ jsonrpc: '2.0', method }));
     this.#resources = new ResourceFinder(this.#links, options.config.memberTimeoutMs);
@@ -114,10 +121,12 @@ export class VirtualUpstream implements Upstream, MemberEvents {
    * the token), or comes back when a later token meets them again; the client is told its lists changed.
    */
   refreshIdentity(identity: Identity): void {
+    // Every request brings its token's identity: the same one most of the time, or one that says the same.
+    const different = identity !== this.#identity && identityKey(identity) !== identityKey(this.#identity);
     this.#identity = identity;
     let changed = false;
     for (const link of this.#links) {
-      link.refreshIdentity(identity);
+      link.refreshIdentity(identity, different);
       if (link.permit(this.#o.mayOpen(link.connection, identity))) changed = true;
     }
     if (changed && this.#answered) for (const method of changedLists) this.#changes.changed(method as ListChange);
@@ -277,7 +286,13 @@ export class VirtualUpstream implements Upstream, MemberEvents {
     const merged = await mergedList(this.#links, method, message.params?.cursor, this.#o.config.memberTimeoutMs, this.#resources.routes, this.#log);
     if (merged === undefined) return this.#error(message.id, ErrorCode.InvalidParams, 'Invalid cursor: not one this virtual server gave');
     // The recording says whose lists the answer holds (and who was left out of it).
-    const from = merged.served.map((l) => `member '${l.connection}' (session ${l.sessionId})`).join(', ') || 'no member';
+    const from =
+      merged.served
+        .map((l) => {
+          const keptAt = merged.keptAt.get(l);
+          return `member '${l.connection}' (session ${l.sessionId}${keptAt === undefined ? '' : `, its answer at ${keptAt}`})`;
+        })
+        .join(', ') || 'no member';
     const left = merged.leftOut.length === 0 ? '' : `; left out: ${merged.leftOut.map((l) => `'${l.connection}'`).join(', ')} (no answer in time)`;
     this.#verdict(message, `merged from ${from}${left}`);
     this.#answer(message.id, merged.result);

@@ -14,7 +14,8 @@ export interface EchoServer {
   stop(): Promise<void>;
 }
 
-export async function startEchoServer(): Promise<EchoServer> {
+/** `listChanged`: it declares `tools.listChanged` (it never sends one: its one tool never changes). */
+export async function startEchoServer(options: { listChanged?: boolean } = {}): Promise<EchoServer> {
   const received: EchoServer['received'] = [];
   const traceparents: EchoServer['traceparents'] = [];
   const server: Server = createServer((req, res) => {
@@ -31,7 +32,11 @@ export async function startEchoServer(): Promise<EchoServer> {
       let result: unknown;
       switch (m.method) {
         case 'initialize':
-          result = { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'echo-server', version: '1.0.0' } };
+          result = {
+            protocolVersion: '2025-11-25',
+            capabilities: { tools: options.listChanged === true ? { listChanged: true } : {} },
+            serverInfo: { name: 'echo-server', version: '1.0.0' },
+          };
           break;
         case 'tools/list':
           result = { tools: [{ name: 'echo', inputSchema: { type: 'object', properties: { message: { type: 'string' } } } }] };
