@@ -67,6 +67,8 @@ export interface ShipperOptions {
   gatherMs?: number;
   /** How long `stop` waits for a send in flight before it gives up on it (sent again at the next start); default 5 s. */
   stopTimeoutMs?: number;
+  /** Committed events held in memory for the next round at most (past it, they are read from the store); default 50,000. */
+  maxHeldEvents?: number;
 }
 
 /** A sink as /metrics and the console show it. */
@@ -92,8 +94,7 @@ const pageSize = 200;
 const maxMoves = 1_000;
 /** Sessions whose cursor the shipper keeps in mind at most: past it, the others' events are read from the store. */
 const maxTracked = 20_000;
-/** Committed events held for the next round at most, by count and by payload size: past either, the store holds them. */
-const maxFreshEvents = 50_000;
+/** Committed events' payloads held for the next round at most (besides ShipperOptions.maxHeldEvents). */
 const maxFreshChars = 32 * 1024 * 1024;
 
 /** A session whose events can be shipped from the commits told of: its facts, and the cursor the store has for it. */
@@ -176,7 +177,8 @@ export class AuditShipper {
   #hold(batch: CommittedBatch): void {
     let chars = 0;
     for (const event of batch.events) chars += event.payload.length;
-    if (this.#fresh.length + batch.events.length > maxFreshEvents || this.#freshChars + chars > maxFreshChars) {
+    if (this.#stopped) return;
+    if (this.#fresh.length + batch.events.length > (this.#o.maxHeldEvents ?? 50_000) || this.#freshChars + chars > maxFreshChars) {
       // Far behind (a sink down, a burst): the store holds all of it; a whole scan goes on from the durable cursors.
       this.#forget();
       this.#hints.clear();
