@@ -130,7 +130,10 @@ export async function startGateway(connections: Record<string, unknown>, extra: 
   );
   const [script, ...args] = seam === undefined ? [] : seams[seam];
   const entry = script !== undefined ? [fileURLToPath(new URL(script, import.meta.url)), file, ...args] : [cli, 'gateway', '--config', file];
-  const child = spawn(process.execPath, entry, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // PORTCULLIS_BENCH_CPU_PROF=<dir>: each gateway writes a CPU profile there when it stops (to see where its time goes).
+  const profileDir = process.env.PORTCULLIS_BENCH_CPU_PROF;
+  const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const child = spawn(process.execPath, [...profile, ...entry], { stdio: ['ignore', 'pipe', 'pipe'] });
   await waitForOutput(child, /Portcullis is running/, 'the gateway');
   const stop = stopper(child);
   const { token } = await (await DevIdentity.load(dataDir, { ...dev, allowNonLoopback: false, tokenLifetimeMs: 24 * 3_600_000 })).mint('bench');

@@ -24,11 +24,19 @@ export function auditKindOf(event: Pick<AuditEventRow, 'kind'>, payload: unknown
   return 'verdict';
 }
 
+/** The last second rfc3339Us formatted, and its text up to the fraction: a stream's records mostly share it. */
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+
 /** RFC 3339 in UTC with microseconds, from µs since the epoch. */
 export function rfc3339Us(us: number): string {
-  const ms = Math.floor(us / 1000);
-  const micros = String(us - ms * 1000).padStart(3, '0');
-  return `${new Date(ms).toISOString().slice(0, -1)}${micros}Z`;
+  const second = Math.floor(us / 1_000_000);
+  if (second !== cachedSecond) {
+    // 2026-12-05T10:56:11.000Z → 2026-12-05T10:56:11.
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+    cachedSecond = second;
+  }
+  return `${cachedPrefix}${String(us - second * 1_000_000).padStart(6, '0')}Z`;
 }
 
 function parsed(text: string): unknown {
@@ -39,12 +47,15 @@ function parsed(text: string): unknown {
   }
 }
 
-/** The JSON text of records whose payload is a recorded message, kept as recorded: formats embed it without a parse. */
-const rawPayloads = new WeakMap<AuditRecord, string>();
+/**
+ * The JSON text of a record whose payload is a recorded message, kept as recorded: formats embed it without a parse.
+ * A symbol (not a WeakMap: thousands of records a second, each an entry the collector has to trace) that JSON leaves out.
+ */
+const rawPayload = Symbol('the recorded text of a message');
 
 /** A record's payload as the JSON text it was recorded as, when it is a message (else undefined: use `payload`). */
 export function rawPayloadOf(record: AuditRecord): string | undefined {
-  return rawPayloads.get(record);
+  return (record as { [rawPayload]?: string })[rawPayload];
 }
 
 /** A recorded message (a JSON object or batch as it passed): its text is JSON, so it is not parsed unless asked for. */
@@ -57,11 +68,37 @@ const isMessageText = (event: AuditEventRow) =>
 
 /** A recorded event as shipped, or undefined when its kind is not wanted. */
 export function toAuditRecord(session: RecordSession, event: AuditEventRow, wanted: ReadonlySet<AuditEventKind>): AuditRecord | undefined {
-  const lazy = isMessageText(event);
-  const payload = lazy ? undefined : parsed(event.payload);
-  const kind = lazy ? 'message' : auditKindOf(event, payload);
+  if (isMessageText(event)) {
+    if (!wanted.has('message')) return undefined;
+    const text = event.payload;
+    // Parsed on first read (a CEF format, a test); the JSON format embeds the text as it is (formats/json.ts). The getter
+    // is in the literal: defining it on the record afterwards made every record a slow dictionary-mode object.
+    const record = {
+      instance: session.instanceId,
+      session: session.sessionId,
+      seq: event.seq,
+      time: rfc3339Us(event.timeUs),
+      kind: 'message' as const,
+      event: event.kind,
+      ...(event.direction !== null ? { direction: event.direction } : {}),
+      connection: session.connection,
+      subject: session.subject,
+      ...(session.email !== null ? { email: session.email } : {}),
+      edge: session.edge,
+      get payload(): unknown {
+        const value = parsed(text);
+        Object.defineProperty(this, 'payload', { value, enumerable: true, writable: true, configurable: true });
+        return value;
+      },
+      hash: event.hash,
+    };
+    (record as { [rawPayload]?: string })[rawPayload] = text;
+    return record;
+  }
+  const payload = parsed(event.payload);
+  const kind = auditKindOf(event, payload);
   if (!wanted.has(kind)) return undefined;
-  const record: AuditRecord = {
+  return {
     instance: session.instanceId,
     session: session.sessionId,
     seq: event.seq,
@@ -76,21 +113,6 @@ export function toAuditRecord(session: RecordSession, event: AuditEventRow, want
     payload,
     hash: event.hash,
   };
-  if (lazy) {
-    // Parsed on first read (a CEF format, a test); the JSON format embeds the text as it is (formats/json.ts).
-    const text = event.payload;
-    Object.defineProperty(record, 'payload', {
-      enumerable: true,
-      configurable: true,
-      get: () => {
-        const value = parsed(text);
-        Object.defineProperty(record, 'payload', { value, enumerable: true, writable: true, configurable: true });
-        return value;
-      },
-    });
-    rawPayloads.set(record, text);
-  }
-  return record;
 }
 
 /**

@@ -1,17 +1,21 @@
 import type { Logger } from 'pino';
-import type { CommittedRange } from '../recording/committed-listeners.js';
+import type { CommittedBatch, CommittedRange } from '../recording/committed-listeners.js';
 import { nowUs } from '../recording/time.js';
 import { type AuditCursorMove, type AuditPendingSession, type AuditStore, ledgerCursorKey } from '../store/audit.js';
 import type { RecordingStore } from '../store/recording.js';
+import type { EventRow } from '../store/types.js';
 import { FailureReport } from './failure-report.js';
-import { accessRecord, toAuditRecord } from './record.js';
+import { accessRecord, type RecordSession, toAuditRecord } from './record.js';
 import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
 
 /*
- * One sink's shipper: reads recorded events from the store in order per session, sends them in batches, and moves
- * the sink's durable cursor (store/audit.ts) only once the sink has taken a batch. The store is the buffer: however
- * far behind a sink falls, the shipper holds one batch in memory, and the data path never waits for it (it is told
- * of commits after they are durable, notes which sessions to look at, and reads them at most every gatherMs).
+ * One sink's shipper: sends recorded events in order per session, in batches, and moves the sink's durable cursor
+ * (store/audit.ts) only once the sink has taken a batch. It is told of every commit after it is durable, with the
+ * batch's events: a session whose cursor it knows (opened here since it started, or read from the store once) is
+ * shipped from those, without reading them back; the store is read for the rest, the backlog (after a restart, a
+ * sink outage, a batch it was not told of, other replicas' sessions). The store is the buffer: however far behind a
+ * sink falls, the shipper holds a bounded amount in memory (past it, it forgets and reads the store), and the data
+ * path never waits for it (a round at most every gatherMs).
  *
  * What is guaranteed (for docs/operations.md, "Audit streams"):
  * - Every event recorded in a session the sink is responsible for reaches it: a batch the sink refuses (an error, a
@@ -63,6 +67,8 @@ export interface ShipperOptions {
   gatherMs?: number;
   /** How long `stop` waits for a send in flight before it gives up on it (sent again at the next start); default 5 s. */
   stopTimeoutMs?: number;
+  /** Committed events held in memory for the next round at most (past it, they are read from the store); default 50,000. */
+  maxHeldEvents?: number;
 }
 
 /** A sink as /metrics and the console show it. */
@@ -86,6 +92,17 @@ const maxHints = 5_000;
 const pageSize = 200;
 /** Cursor moves written at once at most (sessions whose events were all of kinds not sent move too). */
 const maxMoves = 1_000;
+/** Sessions whose cursor the shipper keeps in mind at most: past it, the others' events are read from the store. */
+const maxTracked = 20_000;
+/** Committed events' payloads held for the next round at most (besides ShipperOptions.maxHeldEvents). */
+const maxFreshChars = 32 * 1024 * 1024;
+
+/** A session whose events can be shipped from the commits told of: its facts, and the cursor the store has for it. */
+interface Tracked {
+  facts: RecordSession;
+  /** The last event the sink took or passed over (written to the store at the end of the round that shipped it). */
+  cursor: number;
+}
 
 class Stopped extends Error {}
 
@@ -96,6 +113,10 @@ export class AuditShipper {
   readonly #sendReport: FailureReport;
   readonly #storeReport: FailureReport;
   #hints = new Set<string>();
+  #tracked = new Map<string, Tracked>();
+  /** Events of durable batches not looked at yet, in commit order. */
+  #fresh: EventRow[] = [];
+  #freshChars = 0;
   #fullScanDue = true;
   #stopped = false;
   /** Shutting down: one last scan ships what the recorder wrote last, without retrying a failing sink. */
@@ -131,18 +152,54 @@ export class AuditShipper {
     });
   }
 
-  /** A batch is durable (the recorder's onCommitted): these sessions have events to ship. Never blocks, never throws. */
-  committed(sessions: ReadonlyMap<string, CommittedRange>): void {
-    for (const [id, range] of sessions) {
-      this.#backlog += range.last - range.first + 1;
-      if (this.#fullScanDue) continue;
-      this.#hints.add(id);
-      if (this.#hints.size > maxHints) {
-        this.#hints.clear();
-        this.#fullScanDue = true;
-      }
-    }
+  /**
+   * A batch is durable (the recorder's onCommitted): these sessions have events to ship, and `batch` has them (without
+   * it, or before the sink's row is read, they are read from the store). Never blocks, never throws.
+   */
+  committed(sessions: ReadonlyMap<string, CommittedRange>, batch?: CommittedBatch): void {
+    for (const range of sessions.values()) this.#backlog += range.last - range.first + 1;
+    if (batch === undefined || this.#watermarkUs === 0) this.#hint(sessions.keys());
+    else this.#hold(batch);
     this.#wake?.();
+  }
+
+  /** Sessions to read from the store next round (past maxHints, everything is). */
+  #hint(sessionIds: Iterable<string>): void {
+    if (this.#fullScanDue) return;
+    for (const id of sessionIds) this.#hints.add(id);
+    if (this.#hints.size > maxHints) {
+      this.#hints.clear();
+      this.#fullScanDue = true;
+    }
+  }
+
+  /** Keeps a durable batch's events for the next round, and the cursors (none yet) of the sessions it opened. */
+  #hold(batch: CommittedBatch): void {
+    let chars = 0;
+    for (const event of batch.events) chars += event.payload.length;
+    if (this.#stopped) return;
+    if (this.#fresh.length + batch.events.length > (this.#o.maxHeldEvents ?? 50_000) || this.#freshChars + chars > maxFreshChars) {
+      // Far behind (a sink down, a burst): the store holds all of it; a whole scan goes on from the durable cursors.
+      this.#forget();
+      this.#hints.clear();
+      this.#fullScanDue = true;
+      return;
+    }
+    for (const row of batch.opened) {
+      // A session opened before the watermark is not this sink's (it was first started later).
+      if (row.openedAtUs < this.#watermarkUs || this.#tracked.size >= maxTracked) continue;
+      const { id: sessionId, instanceId, connection, subject, email, edge } = row;
+      this.#tracked.set(sessionId, { facts: { sessionId, instanceId, connection, subject, email, edge }, cursor: -1 });
+    }
+    for (const event of batch.events) this.#fresh.push(event);
+    this.#freshChars += chars;
+  }
+
+  /** Drops what it held in memory: the store is read for everything from the durable cursors on. */
+  #forget(): void {
+    this.#tracked.clear();
+    this.#fresh = [];
+    this.#freshChars = 0;
   }
 
   /** Scan everything soon (a replica left: its sessions are now this one's to ship). */
@@ -201,33 +258,106 @@ export class AuditShipper {
     let lastScanMs = Number.NEGATIVE_INFINITY;
     while (!this.#stopped) {
       const last = this.#finishing;
-      const full = this.#fullScanDue || Date.now() - lastScanMs >= this.#o.pollMs;
-      const hints = full ? undefined : [...this.#hints];
-      this.#hints.clear();
-      this.#fullScanDue = false;
-      if (full || hints!.length > 0) {
-        try {
+      try {
+        // What commits told of first (its cursors written before any store read, which would otherwise send it again).
+        const shipped = await this.#shipFresh();
+        const full = this.#fullScanDue || Date.now() - lastScanMs >= this.#o.pollMs;
+        const hints = full ? undefined : [...this.#hints];
+        this.#hints.clear();
+        this.#fullScanDue = false;
+        if (full || hints!.length > 0) {
           await this.#scan(hints);
           if (full) {
             lastScanMs = Date.now();
             await this.#afterFullScan();
           }
-          this.#storeReport.succeeded();
-          if (full && last) return;
-        } catch (err) {
-          if (err instanceof Stopped || this.#stopped || this.#finishing) return;
-          // A store read or cursor write failed: look at everything again once it answers.
-          this.#failures++;
-          this.#storeReport.failed(err as Error);
-          this.#fullScanDue = true;
-          await this.#pause(this.#o.retryMs ?? 1000);
-          continue;
         }
+        if (shipped || full || hints!.length > 0) this.#storeReport.succeeded();
+        if (full && last) return;
+      } catch (err) {
+        if (err instanceof Stopped || this.#stopped || this.#finishing) return;
+        // A store read or cursor write failed: the cursors in mind may be ahead of the store's; look at everything
+        // again, from the store, once it answers.
+        this.#failures++;
+        this.#storeReport.failed(err as Error);
+        this.#forget();
+        this.#fullScanDue = true;
+        await this.#pause(this.#o.retryMs ?? 1000);
+        continue;
       }
-      if (!this.#fullScanDue && this.#hints.size === 0) await this.#pause(Math.max(0, lastScanMs + this.#o.pollMs - Date.now()), true);
+      if (!this.#fullScanDue && this.#hints.size === 0 && this.#fresh.length === 0) {
+        await this.#pause(Math.max(0, lastScanMs + this.#o.pollMs - Date.now()), true);
+      }
       // A round at most every gatherMs however busy the gateway is: its fixed costs (reads, a request) are shared.
       if (!this.#stopped && !this.#finishing) await this.#pause(this.#o.gatherMs ?? 200);
     }
+  }
+
+  /**
+   * Ships the events commits told of, from memory, for the sessions whose cursor it knows; the others (not tracked,
+   * or with a gap: a batch it was not told of) are read from the store. The cursors are written once, at the end
+   * (or before retrying a send the sink refused, so that a restart meanwhile sends little again). Whether it shipped.
+   */
+  async #shipFresh(): Promise<boolean> {
+    if (this.#fresh.length === 0) return false;
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    this.#freshChars = 0;
+    const untracked = new Set<string>();
+    /** The moves of what the sink has taken, and of the batch being filled. */
+    const taken = new Map<string, AuditCursorMove>();
+    let filling = new Map<string, AuditCursorMove>();
+    let records: AuditRecord[] = [];
+    const writeTaken = async () => {
+      const moves = [...taken.values()];
+      for (let i = 0; i < moves.length; i += maxMoves) await this.#o.store.advanceAuditCursors(this.name, moves.slice(i, i + maxMoves));
+      taken.clear();
+    };
+    const send = async () => {
+      if (records.length > 0) await this.#deliver(records, () => writeTaken().catch(() => {}));
+      for (const [id, move] of filling) taken.set(id, move);
+      filling = new Map();
+      records = [];
+    };
+    for (const event of fresh) {
+      if (this.#stopped) throw new Stopped();
+      const t = this.#tracked.get(event.sessionId);
+      if (t === undefined) {
+        untracked.add(event.sessionId);
+        continue;
+      }
+      // Shipped already from the store (a scan read it after it was committed).
+      if (event.seq <= t.cursor) continue;
+      if (event.seq !== t.cursor + 1) {
+        this.#tracked.delete(event.sessionId);
+        untracked.add(event.sessionId);
+        continue;
+      }
+      const record = toAuditRecord(t.facts, event, this.#wanted);
+      if (record !== undefined) records.push(record);
+      t.cursor = event.seq;
+      this.#backlog--;
+      // A session's close is its last event (written with its seal).
+      const done = event.kind === 'close';
+      filling.set(event.sessionId, { sessionId: event.sessionId, seq: event.seq, done });
+      if (done) this.#tracked.delete(event.sessionId);
+      if (records.length >= this.#maxBatch) await send();
+    }
+    await send();
+    await writeTaken();
+    this.#hint(untracked);
+    return true;
+  }
+
+  /** After the store path has shipped a session up to `cursor`: its next events go out from memory. */
+  #track(session: AuditPendingSession, cursor: number): void {
+    if (session.sealed) {
+      this.#tracked.delete(session.sessionId);
+      return;
+    }
+    const t = this.#tracked.get(session.sessionId);
+    if (t !== undefined) t.cursor = Math.max(t.cursor, cursor);
+    else if (this.#tracked.size < maxTracked) this.#tracked.set(session.sessionId, { facts: session, cursor });
   }
 
   /** Ships what the sessions listed (all pending, or those named) have not: page by page, batch by batch. */
@@ -287,6 +417,7 @@ export class AuditShipper {
       if (session.sealed && cursor >= session.lastSeq) moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: true });
     }
     await flush();
+    for (const session of page) this.#track(session, cursors.get(session.sessionId)!);
   }
 
   /** The access events of each ledger in this replica's scope, in ledger order, batch by batch. */
@@ -305,10 +436,10 @@ export class AuditShipper {
     }
   }
 
-  /** Sends until the sink takes the batch: retried with backoff, never skipped. */
-  async #deliver(records: readonly AuditRecord[]): Promise<void> {
+  /** Sends until the sink takes the batch: retried with backoff, never skipped (`onRefused` runs at the first refusal). */
+  async #deliver(records: readonly AuditRecord[], onRefused?: () => Promise<void>): Promise<void> {
     let delay = this.#o.retryMs ?? 1000;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       if (this.#stopped) throw new Stopped();
       try {
         await this.#o.sink.send(records);
@@ -319,6 +450,7 @@ export class AuditShipper {
         this.#failures++;
         this.#sendReport.failed(err as Error);
         if (this.#finishing) throw new Stopped();
+        if (attempt === 0) await onRefused?.();
         await this.#pause(delay);
         delay = Math.min(delay * 2, this.#o.maxRetryMs ?? 60_000);
       }

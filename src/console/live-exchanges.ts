@@ -64,7 +64,7 @@ export class LiveExchanges {
   }
 
   #committed(sessions: ReadonlyMap<string, CommittedRange>): void {
-    if (this.#closed) return;
+    if (this.#closed || sessions.size === 0) return;
     for (const [id, range] of sessions) {
       const held = this.#pending.get(id);
       if (held === undefined) this.#pending.set(id, { ...range });

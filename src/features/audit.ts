@@ -37,8 +37,8 @@ export const auditModule: FeatureModule<AuditFeature> = {
           ...(ctx.timings.auditRetryMs === undefined ? {} : { retryMs: ctx.timings.auditRetryMs, maxRetryMs: ctx.timings.auditRetryMs * 4 }),
         }),
     );
-    recorder.onCommitted((sessions) => {
-      for (const s of shippers) s.committed(sessions);
+    recorder.onCommitted((sessions, batch) => {
+      for (const s of shippers) s.committed(sessions, batch);
     });
     // A replica left or went silent: its sessions (sealed by a survivor) are now the business of those left.
     cluster?.membership.onGone(() => {

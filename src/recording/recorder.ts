@@ -316,12 +316,15 @@ export class Recorder {
     this.#stats.commits++;
     this.#stats.events += written.batch.events.length;
     for (const c of commits) c.succeed();
-    if (!this.#committed.empty && written.readable.length > 0) this.#committed.tell(written.readable);
+    if (!this.#committed.empty && (written.batch.events.length > 0 || written.batch.sessionsOpened.length > 0)) {
+      this.#committed.tell({ events: written.readable, opened: written.batch.sessionsOpened });
+    }
   }
 
   /**
    * Calls `fn` after each batch is durable with the sessions whose events it wrote and the range of their sequence
-   * numbers (the console's live view of exchanges reads them back from the store).
+   * numbers (the console's live view of exchanges reads them back from the store), and the batch's events before
+   * encryption and the sessions it opened (the audit shipper ships them from memory).
    */
   onCommitted(fn: CommittedListener): void {
     this.#committed.add(fn);

@@ -64,4 +64,9 @@ test('audit kinds of recorded events, and the filter', () => {
   assert.equal(toAuditRecord(session, event('message', '{}'), new Set(['lifecycle'])), undefined);
   assert.equal(toAuditRecord(session, event('verdict', '{"stage":"authorize","action":"answer"}'), new Set(['access']))?.kind, 'access');
   assert.equal(rfc3339Us(1_000_000), '1970-01-01T00:00:01.000000Z');
+  // The second's text is reused while the seconds stay the same: each call still says its own time.
+  assert.equal(rfc3339Us(1_796_468_686_000_007), '2026-12-05T11:04:46.000007Z');
+  assert.equal(rfc3339Us(1_796_468_686_999_999), '2026-12-05T11:04:46.999999Z');
+  assert.equal(rfc3339Us(1_796_468_687_000_000), '2026-12-05T11:04:47.000000Z');
+  assert.equal(rfc3339Us(1_796_468_686_123_456), '2026-12-05T11:04:46.123456Z');
 });

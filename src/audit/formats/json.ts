@@ -9,7 +9,12 @@ import type { AuditRecord } from '../sink.js';
 export function jsonLine(record: AuditRecord): string {
   const raw = rawPayloadOf(record);
   if (raw === undefined) return JSON.stringify(record);
-  const { instance, session, seq, time, kind, event, direction, connection, subject, email, edge, hash } = record;
-  const head = JSON.stringify({ instance, session, seq, time, kind, event, direction, connection, subject, email, edge });
-  return `${head.slice(0, -1)},"payload":${raw},"hash":${JSON.stringify(hash)}}`;
+  // Written field by field (what JSON.stringify of the record would write): no object built only to be serialized.
+  const q = JSON.stringify;
+  let line = `{"instance":${q(record.instance)},"session":${q(record.session)},"seq":${q(record.seq)},"time":${q(record.time)}`;
+  line += `,"kind":${q(record.kind)},"event":${q(record.event)}`;
+  if (record.direction !== undefined) line += `,"direction":${q(record.direction)}`;
+  line += `,"connection":${q(record.connection)},"subject":${q(record.subject)}`;
+  if (record.email !== undefined) line += `,"email":${q(record.email)}`;
+  return `${line},"edge":${q(record.edge)},"payload":${raw},"hash":${q(record.hash)}}`;
 }
