@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { localKek } from '../../src/encryption/keks/local.js';
+import { Keyring } from '../../src/encryption/keyring.js';
 import { openStore } from '../../src/store/open.js';
 import { runCli } from '../helpers/cli.js';
 import { testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
@@ -108,5 +111,58 @@ describe('portcullis sessions, encrypted recordings without the KEK', () => {
     const all = await cli('sessions', 'verify', '--all', '--trust-store-keys');
     assert.equal(all.code, 0, all.stdout + all.stderr);
     assert.match(all.stdout, /3 sessions: 2 verified, 1 erased \(verified, unreadable for good\), 0 not sealed yet \(live\), 0 FAILED; 3 ledgers: intact/);
+  });
+});
+
+describe('portcullis sessions, encrypted recordings with the KEK in the config', () => {
+  let dir: string;
+  let configFile: string;
+  let id = '';
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-sessions-kek-'));
+    mkdirSync(join(dir, 'data'));
+    const store = `sqlite:${join(dir, 'data', 'recordings.db')}`;
+    const material = randomBytes(32);
+    const kekFile = join(dir, 'kek-1');
+    writeFileSync(kekFile, material.toString('base64'), { mode: 0o600 });
+    configFile = join(dir, 'gateway.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        dataDir: join(dir, 'data'),
+        store,
+        listen: '127.0.0.1:1',
+        recording: { encryption: { current: 'k1', keys: [{ id: 'k1', local: `\${file:${kekFile}}` }] } },
+        connections: { everything: { stdio: everythingStdio() } },
+      }),
+    );
+    const s = await openStore(store);
+    try {
+      const kek = localKek('k1', material);
+      const { key: signer } = testSigner();
+      id = (await writeRecordedSession(s, { keyring: new Keyring([kek], kek), signer })).session.id;
+      await s.registerKey({ keyId: signer.keyId, publicKey: signer.publicKeyPem, instanceId: 'gw-enc', createdAtUs: 1 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cli = (...args: string[]) => runCli([...args, '--config', configFile]);
+
+  it('show, export and verify read it: the payloads come back as recorded', async () => {
+    const shown = await cli('sessions', 'show', id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /marker-secret-1/);
+    const out = join(dir, 'export.jsonl');
+    const exported = await cli('sessions', 'export', id, '-o', out);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(readFileSync(out, 'utf8'), /marker-secret-1/);
+    const verified = await cli('sessions', 'verify', id, '--trust-store-keys');
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, new RegExp(`^${id} +verified `));
+    assert.doesNotMatch(verified.stdout, /skipped/, 'with the key, the checks against the payloads are made');
   });
 });
