@@ -56,7 +56,8 @@ export interface EventLine {
 }
 
 export interface Verification {
-  status: 'verified' | 'unsealed' | 'deleted' | 'failed';
+  /** erased: the chain and seal verify as stored, and the data key is destroyed (nothing can read the payloads). */
+  status: 'verified' | 'erased' | 'unsealed' | 'deleted' | 'failed';
   events: number;
   problems: Array<{ seq?: number; message: string }>;
   notes: string[];
@@ -83,11 +84,13 @@ export function Badge({ v }: { v: Verification | undefined | string }) {
   const label =
     v.status === 'verified'
       ? 'Verified: hash chain and seal intact'
-      : v.status === 'unsealed'
-        ? 'Chain intact, not sealed yet'
-        : v.status === 'failed'
-          ? 'Verification FAILED'
-          : 'Deleted';
+      : v.status === 'erased'
+        ? 'Verified: hash chain and seal intact; erased, unreadable for good'
+        : v.status === 'unsealed'
+          ? 'Chain intact, not sealed yet'
+          : v.status === 'failed'
+            ? 'Verification FAILED'
+            : 'Deleted';
   return (
     <span
       class={`badge verify-${v.status}`}
