@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,11 +10,11 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { eventAad, isSealed, openText, reviewParamsAad } from '../../src/encryption/envelope.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 import { localKek } from '../../src/encryption/keks/local.js';
-import { openStore, sqlitePath } from '../../src/store/open.js';
+import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
+import { backends, databaseDump, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -101,25 +101,8 @@ for (const backend of backends) {
       await gw.stop();
       stopped = true;
       assert.equal((await reader.getSession(review!.sessionId))?.status, 'closed');
-      const dump = await dumpOf(ts, backend.name);
+      const dump = await databaseDump(ts, backend.name);
       for (const marker of [echoed, held]) assert.ok(!dump.includes(marker), `${marker} is in the database dump`);
     });
   });
-}
-
-async function dumpOf(ts: TestStore, backend: 'sqlite' | 'postgres'): Promise<string> {
-  if (backend === 'sqlite') {
-    const path = sqlitePath(ts.url);
-    return [path, `${path}-wal`, `${path}-shm`]
-      .filter((p) => existsSync(p))
-      .map((p) => readFileSync(p).toString('latin1'))
-      .join('\n');
-  }
-  const schema = schemaOf(ts.url)!;
-  const tables = await postgresSql(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'`, [schema]);
-  const texts: string[] = [];
-  for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
-    for (const r of (await postgresSql(`SELECT t::text AS row FROM "${schema}"."${table_name}" t`)).rows as Array<{ row: string }>) texts.push(r.row);
-  }
-  return texts.join('\n');
 }

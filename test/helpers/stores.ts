@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -142,4 +142,27 @@ export function storeSql(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: s
       schemaOf(ts.url),
     );
   };
+}
+
+/**
+ * Everything a database reader or a backup holds, as text: the SQLite file with its WAL and shared memory, or every
+ * row of every table of the test's PostgreSQL schema (what encryption-at-rest tests search for payloads).
+ */
+export async function databaseDump(ts: TestStore, backend: 'sqlite' | 'postgres'): Promise<string> {
+  if (backend === 'sqlite') {
+    const path = sqlitePath(ts.url);
+    return [path, `${path}-wal`, `${path}-shm`]
+      .filter((p) => existsSync(p))
+      .map((p) => readFileSync(p).toString('latin1'))
+      .join('\n');
+  }
+  const schema = schemaOf(ts.url)!;
+  const tables = await postgresSql(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'`, [schema]);
+  // Not an empty or wrong schema: a dump of nothing contains no marker either.
+  if (tables.rows.length <= 10) throw new Error(`the schema ${schema} has ${tables.rows.length} tables: not a Portcullis store`);
+  const texts: string[] = [];
+  for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
+    for (const r of (await postgresSql(`SELECT t::text AS row FROM "${schema}"."${table_name}" t`)).rows as Array<{ row: string }>) texts.push(r.row);
+  }
+  return texts.join('\n');
 }

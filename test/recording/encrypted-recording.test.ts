@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { resolveSecretString } from '../../src/core/secrets.js';
@@ -19,10 +18,9 @@ import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifySession } from '../../src/recording/verify.js';
 import { Reviews } from '../../src/reviews/reviews.js';
-import { sqlitePath } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { type EventRow, openSessionRow } from '../../src/store/types.js';
-import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
+import { backends, databaseDump, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -61,26 +59,6 @@ const control = 'QUILLPLAINCONTROLBINTURONG';
 const call = (id: number, marker: string) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'search', arguments: { query: marker } } });
 const result = (id: number, marker: string) => JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: marker }] } });
-
-/** Every stored form the database holds, as text: the SQLite file, its WAL and shared memory; every PostgreSQL row. */
-async function dump(ts: TestStore, backend: 'sqlite' | 'postgres'): Promise<string> {
-  if (backend === 'sqlite') {
-    const path = sqlitePath(ts.url);
-    return [path, `${path}-wal`, `${path}-shm`]
-      .filter((p) => existsSync(p))
-      .map((p) => readFileSync(p).toString('latin1'))
-      .join('\n');
-  }
-  const schema = schemaOf(ts.url)!;
-  const tables = await postgresSql(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'`, [schema]);
-  assert.ok(tables.rows.length > 10, `tables of ${schema}: ${tables.rows.length}`);
-  const texts: string[] = [];
-  for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
-    const rows = await postgresSql(`SELECT t::text AS row FROM "${schema}"."${table_name}" t`);
-    for (const r of rows.rows as Array<{ row: string }>) texts.push(r.row);
-  }
-  return texts.join('\n');
-}
 
 async function allEvents(store: Store, sessionId: string): Promise<EventRow[]> {
   return store.events(sessionId, -1, 10_000);
@@ -330,14 +308,14 @@ for (const backend of backends) {
       // What the tests above recorded is there to look for.
       assert.equal((await allEvents(store, `enc-${backend.name}`)).length, 6);
       assert.ok((await store.listAccessRequests({ limit: 10 })).length > 0);
-      const text = await dump(ts, backend.name);
+      const text = await databaseDump(ts, backend.name);
       assert.ok(text.includes(control), 'the dump finds what a plain session said');
       for (const [where, marker] of Object.entries(markers)) assert.ok(!text.includes(marker), `the ${where} marker is in the dump`);
       if (backend.name === 'sqlite') {
         // And once the WAL is checkpointed into the file.
         await store.close();
         store = await ts.open();
-        const after = await dump(ts, backend.name);
+        const after = await databaseDump(ts, backend.name);
         assert.ok(after.includes(control));
         for (const [where, marker] of Object.entries(markers)) assert.ok(!after.includes(marker), `the ${where} marker is in the checkpointed file`);
       }
