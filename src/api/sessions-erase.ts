@@ -17,8 +17,6 @@ export class SessionsEraseApi {
   constructor(
     private readonly recorder: ErasingRecorder,
     private readonly admins: readonly string[],
-    /** Called with each destroyed data key's owner (the other replicas drop it from their caches). */
-    private readonly erased: (owner: string) => void = () => {},
   ) {}
 
   routes(): Hono<ControlEnv> {
@@ -36,8 +34,6 @@ export class SessionsEraseApi {
         if (err instanceof NotEncryptedError) throw new HttpError(409, err.message);
         throw err;
       }
-      for (const e of outcome.erased) this.erased(e.session);
-      for (const id of outcome.accessRequests) this.erased(`access:${id}`);
       return json(c, 200, outcome);
     });
     r.all('*', (c) => {

@@ -9,8 +9,10 @@ export const erasureModule: FeatureModule = {
     const recorder = ctx.recorder;
     if (!recorder) return undefined;
     const bus = ctx.cluster?.bus;
-    // Another replica erased: whatever this one has cached of those keys goes (it could still read them otherwise).
+    // Keys destroyed here (by an admin, by retention) are forgotten by every replica; another's, here: whatever this one
+    // has cached of them goes (it could still read them otherwise).
+    if (bus !== undefined) recorder.onKeysDestroyed((owner) => bus.publish('erased', owner));
     bus?.on('erased', (c) => recorder.keyring?.forget(c.id));
-    return { routes: new SessionsEraseApi(recorder, ctx.config.roles.admins, (owner) => bus?.publish('erased', owner)).routes() };
+    return { routes: new SessionsEraseApi(recorder, ctx.config.roles.admins).routes() };
   },
 };

@@ -18,6 +18,8 @@ export interface ErasingRecorder {
   readonly store: Store;
   readonly keyring: Keyring | undefined;
   recordErasure(sessionId: string, detail: ErasedDetail): Promise<void>;
+  /** Forgets destroyed data keys in this process and tells the other replicas (recorder.ts). */
+  keysDestroyed(owners: readonly string[]): void;
 }
 
 /** Erasure asked of a gateway whose recordings are plain: there is no key to destroy. */
@@ -110,7 +112,7 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
   const owners = [...sessions.map((s) => s.id), ...liveRequests.map((q) => accessRequestOwner(q.id))];
   const done = new Set<string>();
   for (const part of chunks(owners)) for (const owner of await store.eraseDataKeys(part, by, reason, erasedAtUs)) done.add(owner);
-  for (const owner of owners) r.keyring.forget(owner);
+  r.keysDestroyed(owners);
 
   const entries: Promise<void>[] = [];
   for (const s of sessions) {

@@ -95,6 +95,7 @@ export class Recorder {
   #closed = false;
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
   readonly #committed: CommittedListeners;
+  readonly #keysDestroyed: Array<(owner: string) => void> = [];
 
   private constructor(o: RecorderOptions, ledger: { seq: number; hash: string }) {
     this.store = o.store;
@@ -269,6 +270,21 @@ export class Recorder {
     const commit = new Commit();
     this.#batches.enqueue({ type: 'erased', sessionId, detail, timeUs: detail.erasedAtUs, commit });
     return commit.promise;
+  }
+
+  /**
+   * These owners' data keys were destroyed (an admin's erasure, retention): this process forgets them at once, and
+   * whoever listens is told (the other replicas, over the change bus, so that none can still read from its cache).
+   */
+  keysDestroyed(owners: readonly string[]): void {
+    for (const owner of owners) {
+      this.keyring?.forget(owner);
+      for (const fn of this.#keysDestroyed) fn(owner);
+    }
+  }
+
+  onKeysDestroyed(fn: (owner: string) => void): void {
+    this.#keysDestroyed.push(fn);
   }
 
   /** A chain that continues a session from what the store holds (recovery); it counts as live until sealed. */

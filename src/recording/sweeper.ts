@@ -31,6 +31,7 @@ export interface SweptRecorder {
   tombstone(session: SessionRow, reason: string, deletedAtUs: number): Promise<void>;
   readonly keyring: Keyring | undefined;
   recordErasure(sessionId: string, detail: ErasedDetail): Promise<void>;
+  keysDestroyed(owners: readonly string[]): void;
 }
 
 export class Sweeper {
@@ -155,6 +156,7 @@ export class Sweeper {
     );
     for (const s of sessions) r.keyring?.forget(s.id);
     const done = sessions.filter((s) => erased.has(s.id));
+    r.keysDestroyed(done.map((s) => s.id));
     await Promise.all(done.map((s) => r.recordErasure(s.id, { by: 'retention', reason, erasedAtUs, subject: s.subject, connection: s.connection })));
     this.o.log.info({ erased: done.length }, 'retention erased the data keys of old sessions (crypto-shredding); their rows stay and still verify');
   }

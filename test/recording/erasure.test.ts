@@ -290,7 +290,10 @@ for (const backend of backends) {
       const closedAt = (await store.getSession(`old-plain-${n}`))!.closedAtUs!;
       while (nowUs() <= closedAt + 1000) await new Promise((r) => setTimeout(r, 2));
 
+      const destroyed: string[] = [];
+      recorder.onKeysDestroyed((owner) => destroyed.push(owner));
       await recorder.sweep();
+      assert.deepEqual(destroyed, [`old-enc-${n}`], 'the other replicas are told (the change bus listens here), the plain one has no key');
       const kept = await store.getSession(`old-enc-${n}`);
       assert.ok(kept, 'an encrypted session is erased, not deleted');
       const [k] = await store.dataKeys([`old-enc-${n}`]);
