@@ -56,11 +56,14 @@ export class Keyring {
     return key;
   }
 
-  /** Forgets an owner's data key (it was erased): nothing in this process can read its payloads after. */
+  /**
+   * Forgets an owner's data key (it was erased): nothing read through this keyring can open its payloads after. The
+   * bytes are not overwritten: the same Buffer may be a session's key still recording (a forged or early notice on the
+   * change bus must not turn it into an all-zero key that every database reader knows).
+   */
   forget(owner: string): void {
     const key = this.#cache.get(owner);
     if (key !== undefined) dropKeyObject(key);
-    key?.fill(0);
     this.#cache.delete(owner);
   }
 

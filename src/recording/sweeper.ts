@@ -1,3 +1,4 @@
+import { KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
 import type { Logger } from 'pino';
 import { eventAad, isSealed, openText } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
@@ -85,7 +86,15 @@ export class Sweeper {
       }
       const open = await r.store.openSessions([r.instanceId, ...stale]);
       for (const row of open) {
-        if (!r.isLive(row.id)) await this.#recover(row);
+        if (r.isLive(row.id)) continue;
+        try {
+          await this.#recover(row);
+        } catch (err) {
+          // One session whose data key cannot be opened here (its KEK missing, a KMS outage, an altered key row) is left
+          // open and said so; it must not stop the recovery of the others, nor retention.
+          if (!(err instanceof KekUnavailableError || err instanceof WrappedKeyError)) throw err;
+          this.o.log.warn({ session: row.id, err: err.message }, 'a session left open could not be sealed: its data key does not open here');
+        }
       }
       if (this.o.retentionMs > 0) await this.#applyRetention();
     } catch (err) {

@@ -16,7 +16,7 @@ import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
-import { type AccessRequestRow, openSessionRow, type ReviewRow } from '../../src/store/types.js';
+import { type AccessRequestRow, emptyBatch, openSessionRow, type ReviewRow } from '../../src/store/types.js';
 import { allEvents } from '../helpers/recorded.js';
 import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 
@@ -266,6 +266,37 @@ for (const backend of backends) {
       assert.equal((await store.ledger(`gw-erase-${n}`, -1, 1000)).filter((l) => l.kind === 'erased').length, 3, 'no second entry');
 
       await stillOpen.close('done');
+      await recorder.close();
+    });
+
+    it('a session left open whose data key does not open here stays open, said so, and the others are still recovered', async () => {
+      const instanceId = `gw-unopenable-${n}`;
+      const opening = (id: string) => ({
+        sessionId: id,
+        seq: 0,
+        timeUs: 1,
+        monoUs: 0,
+        kind: 'open' as const,
+        direction: null,
+        boundary: null,
+        payload: '{}',
+        forwarded: null,
+        hash: 'a'.repeat(64),
+      });
+      await store.write({
+        ...emptyBatch(),
+        // Under a KEK this gateway does not have (certainly not k1: another id), and one recorded plain.
+        dataKeys: [{ owner: `stuck-${n}`, kekId: 'k-elsewhere', wrapped: 'lk1:AAAA', createdAtUs: 1, erasedAtUs: null, erasedBy: null, eraseReason: null }],
+        // The stuck one opened first: recovery takes them in that order, so it is met before the other.
+        sessionsOpened: [`stuck-${n}`, `plain-open-${n}`].map((id, i) =>
+          openSessionRow({ id, instanceId, connection: 'c', subject: 'erin', openedAtUs: 1 + i }),
+        ),
+        events: [opening(`stuck-${n}`), opening(`plain-open-${n}`)],
+      });
+      const recorder = await start(instanceId, { keyring: keyring() });
+      await recorder.sweep();
+      assert.equal((await store.getSession(`plain-open-${n}`))?.status, 'cut-off', 'the other session is recovered');
+      assert.equal((await store.getSession(`stuck-${n}`))?.status, 'open', 'left open: it cannot be sealed under its own key here');
       await recorder.close();
     });
 
