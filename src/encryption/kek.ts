@@ -45,7 +45,7 @@ export class KekUnavailableError extends Error {
 /** A data key destroyed by `sessions erase` or retention: its payloads can never be read again. */
 export class ErasedError extends Error {
   constructor(
-    owner: string,
+    readonly owner: string,
     readonly erasedAtUs: number,
     readonly erasedBy: string | null,
     readonly reason: string | null,

@@ -75,7 +75,7 @@ function erasedBefore(k: DataKeyRow): string {
 /**
  * Erases the chosen recordings, `by` whom and why. Throws NotEncryptedError when the recorder has no keyring.
  * An erasure that stopped between destroying keys and writing their ledger entries is completed by the next one
- * that chooses those sessions: an erased key whose session has no `erased` entry gets it then.
+ * that chooses those sessions, or by the sweeper (sweeper.ts), whichever comes first: until then verify fails them.
  */
 export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice, by: string, reason: string): Promise<ErasureOutcome> {
   if (r.keyring === undefined) throw new NotEncryptedError();

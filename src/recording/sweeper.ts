@@ -1,6 +1,6 @@
 import { KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
 import type { Logger } from 'pino';
-import { eventAad, isSealed, openText } from '../encryption/envelope.js';
+import { accessRequestOwner, eventAad, isSealed, openText } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
 import type { SessionRow } from '../store/types.js';
 import type { Keyring } from '../encryption/keyring.js';
@@ -16,6 +16,8 @@ import { nowUs } from './time.js';
  * any gateway on the same store once the silent one's heartbeat is older than `staleAfterMs`). Each is sealed
  * as cut off, its chain continued from the last event the store holds, with the reason.
  */
+const accessOwnerPrefix = accessRequestOwner('');
+
 /** What the sweeper needs of the recorder (the Recorder is it; declared here so the two files do not import each other). */
 export interface SweptRecorder {
   readonly store: Store;
@@ -35,8 +37,13 @@ export interface SweptRecorder {
   keysDestroyed(owners: readonly string[]): void;
 }
 
+/** An erasure younger than this may still be writing its ledger entry: the sweeper leaves it to its gateway. */
+const erasureGraceUs = 60_000_000;
+
 export class Sweeper {
   #running: Promise<void> | undefined;
+  /** Erasures up to this time have their ledger entries (the first sweep after a start looks at all of them). */
+  #erasuresCheckedToUs = 0;
 
   constructor(
     private readonly recorder: SweptRecorder,
@@ -96,6 +103,7 @@ export class Sweeper {
           this.o.log.warn({ session: row.id, err: err.message }, 'a session left open could not be sealed: its data key does not open here');
         }
       }
+      if (others && r.keyring !== undefined) await this.#completeErasures();
       if (this.o.retentionMs > 0) await this.#applyRetention();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'recording sweep failed; it runs again later');
@@ -125,6 +133,35 @@ export class Sweeper {
       },
       (err: Error) => this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later'),
     );
+  }
+
+  /**
+   * Writes the `erased` ledger entry of every data key destroyed without one: its gateway (an admin's erasure, or
+   * retention) stopped between the two writes. Until then verify fails such a session, as it fails a forged erasure.
+   */
+  async #completeErasures(): Promise<void> {
+    const r = this.recorder;
+    const until = nowUs() - erasureGraceUs;
+    for (;;) {
+      const keys = await r.store.erasuresWithoutEntry(this.#erasuresCheckedToUs, until, 200);
+      for (const key of keys) {
+        const request = key.owner.startsWith(accessOwnerPrefix) ? await r.store.getAccessRequest(key.owner.slice(accessOwnerPrefix.length)) : undefined;
+        const session = request === undefined ? await r.store.getSession(key.owner) : undefined;
+        await r.recordErasure(request?.id ?? key.owner, {
+          by: key.erasedBy ?? 'unknown',
+          reason: key.eraseReason ?? 'no reason recorded',
+          erasedAtUs: key.erasedAtUs ?? 0,
+          subject: request?.requesterSubject ?? session?.subject ?? null,
+          connection: request?.connection ?? session?.connection ?? null,
+        });
+        this.o.log.warn(
+          { owner: key.owner },
+          "an erasure's ledger entry was missing (its gateway stopped between destroying the key and writing it): written now",
+        );
+      }
+      if (keys.length < 200) break;
+    }
+    this.#erasuresCheckedToUs = until;
   }
 
   async #applyRetention(): Promise<void> {

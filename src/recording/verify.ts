@@ -3,10 +3,10 @@ import { isUnreadable, readingOf, type UnreadableError } from '../encryption/rea
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
 import type { ErasureFacts } from './erasure.js';
-import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from './chain.js';
+import { eventHash, ledgerGenesis, ledgerHash, sessionGenesis } from './chain.js';
 import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
-import { verifySeal } from './keys.js';
+import { checkErasure, checkSeal, checkSealedInLedger, parseJson, type TrustedKeys } from './seal-and-ledger-checks.js';
 import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatches } from './session-facts.js';
 
 /**
@@ -48,7 +48,7 @@ export interface SessionVerification {
 }
 
 /** Keys whose seals count: this gateway's own, configured ones, and (only when asked) every key the store lists. */
-export type TrustedKeys = ReadonlyMap<string, string>;
+export type { TrustedKeys } from './seal-and-ledger-checks.js';
 
 const page = 5000;
 
@@ -146,11 +146,12 @@ export async function verifySession(
   }
   if (last === undefined) problem('the session has no events: not even its opening');
   const readable = unreadable.size === 0;
-  const erased = [...unreadable.values()].find((u) => u instanceof ErasedError);
-  if (erased !== undefined) {
-    result.erased = { erasedAtUs: erased.erasedAtUs, by: erased.erasedBy, reason: erased.reason };
+  const erasedKey = [...unreadable.values()].find((u): u is ErasedError => u instanceof ErasedError);
+  const erasure = checkErasure(erasedKey, ledger, problem);
+  if (erasure !== undefined) {
+    result.erased = erasure;
     result.notes.push(
-      `erased (crypto-shredded) at ${new Date(erased.erasedAtUs / 1000).toISOString()} by ${erased.erasedBy ?? 'an unknown admin'}: ${erased.reason ?? 'no reason recorded'}; its payloads can never be read, and its chain and seal are verified as stored`,
+      `erased (crypto-shredded) at ${new Date(erasure.erasedAtUs / 1000).toISOString()} by ${erasure.by ?? 'an unknown admin'}: ${erasure.reason ?? 'no reason recorded'}; its payloads can never be read, and its chain and seal are verified as stored`,
     );
   }
   for (const u of unreadable.values()) {
@@ -164,7 +165,7 @@ export async function verifySession(
       problem(u.message);
     }
   }
-  if (!readable && erased !== undefined)
+  if (!readable && erasedKey !== undefined)
     result.notes.push('the checks of the session row against its payloads (owner, negotiated, close) and of its exchanges were skipped');
   const records = exchanges.records();
   if (messages !== undefined) {
@@ -251,14 +252,6 @@ function checkRow(
   if (!closing.counted) notes.push('recorded before the close event stated the counts of refusals and redactions: those two columns are not covered');
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 function missing(sessionId: string, ledger: LedgerRow[]): SessionVerification {
   const tombstone = ledger.find((l) => l.kind === 'tombstone');
   if (tombstone !== undefined) {
@@ -284,85 +277,6 @@ function missing(sessionId: string, ledger: LedgerRow[]): SessionVerification {
     };
   }
   return { sessionId, status: 'failed', events: 0, problems: [{ message: 'no such session in the store' }], notes: [] };
-}
-
-function checkSeal(
-  session: SessionRow,
-  last: EventRow | undefined,
-  eventCount: number,
-  trusted: TrustedKeys,
-  problem: (message: string, seq?: number) => void,
-  notes: string[],
-): void {
-  if (session.seal === null || session.sealKeyId === null || session.lastHash === null || session.eventCount === null || session.closedAtUs === null) {
-    problem(`the session is marked ${session.status} but has no seal: the seal was removed`);
-    return;
-  }
-  if (eventCount < session.eventCount) {
-    problem(
-      `the recording ends at event ${eventCount - 1}, but the seal covers ${session.eventCount} events: ${session.eventCount - eventCount} were removed from the end (truncated)`,
-      eventCount,
-    );
-  } else if (eventCount > session.eventCount) {
-    problem(
-      `${eventCount - session.eventCount} events follow the seal (which covers ${session.eventCount}): they were added after the session was sealed`,
-      session.eventCount,
-    );
-  }
-  if (last !== undefined && eventCount === session.eventCount && last.hash !== session.lastHash) {
-    problem(`the seal's last hash does not match event ${last.seq}: the end of the recording was changed`, last.seq);
-  }
-  if (last !== undefined && last.kind !== 'close') problem(`the last event (${last.seq}) is a ${last.kind} event, not the session's close`, last.seq);
-  const publicKey = trusted.get(session.sealKeyId);
-  if (publicKey === undefined) {
-    problem(
-      `sealed with key ${session.sealKeyId}, which is not trusted here: add its public key to recording.trustedKeys (or verify on the gateway that made it)`,
-    );
-    return;
-  }
-  const statement = sealBytes({
-    sessionId: session.id,
-    eventCount: session.eventCount,
-    lastHash: session.lastHash,
-    status: session.status,
-    closedAtUs: session.closedAtUs,
-  });
-  if (!verifySeal(publicKey, statement, session.seal)) {
-    problem(
-      `the seal's signature is not valid for key ${session.sealKeyId}: the seal was replaced, or the session's end (status, time, event count, last hash) was altered`,
-    );
-    return;
-  }
-  notes.push(`sealed by key ${session.sealKeyId}`);
-}
-
-function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void, notes?: string[]): void {
-  if (!ledger.some((l) => l.kind === 'opened')) problem('the session is not in any gateway ledger: it was inserted outside Portcullis');
-  const sealed = ledger.find((l) => l.kind === 'sealed');
-  if (session.status === 'open') {
-    if (sealed !== undefined) problem('the ledger records this session as sealed, but the store has it open: its seal was removed');
-    return;
-  }
-  if (sealed === undefined) {
-    problem('the ledger has no seal for this session');
-    return;
-  }
-  type SealDetail = { seal?: string; eventCount?: number; lastHash?: string };
-  let expected = parseJson(sealed.detail) as SealDetail | undefined;
-  // `store encrypt` re-made the seal over the encrypted form: its ledger entry states the seal it replaced and the new
-  // one, so the chain of seals goes back, entry by entry, to the one recorded when the session was sealed.
-  for (const entry of ledger.filter((l) => l.kind === 'encrypted')) {
-    const d = parseJson(entry.detail) as { from?: SealDetail; to?: SealDetail } | undefined;
-    if (d?.from?.seal !== expected?.seal || d?.from?.lastHash !== expected?.lastHash || d?.from?.eventCount !== expected?.eventCount) {
-      problem(`the ledger's encrypted entry (${entry.instanceId} ${entry.seq}) does not follow from the seal recorded before it`);
-      return;
-    }
-    expected = d?.to;
-    notes?.push(`encrypted in place at ${new Date(entry.timeUs / 1000).toISOString()} by ${entry.instanceId} (store encrypt), its seal signed again`);
-  }
-  if (expected?.seal !== session.seal || expected?.eventCount !== session.eventCount || expected?.lastHash !== session.lastHash) {
-    problem('the seal differs from the one the ledger recorded when the session was sealed');
-  }
 }
 
 export interface LedgerVerification {

@@ -20,6 +20,11 @@ export interface DataKeyStore {
   rewrapDataKey(owner: string, fromKekId: string, fromWrapped: string, toKekId: string, toWrapped: string): Promise<boolean>;
   /** Destroys these owners' data keys for good; returns the owners erased now (not those erased before, or without one). */
   eraseDataKeys(owners: readonly string[], erasedBy: string, reason: string, atUs: number): Promise<string[]>;
+  /**
+   * Data keys erased from `afterUs` (inclusive) to `beforeUs`, oldest first, whose erasure no ledger entry states (its gateway stopped between destroying
+   * the key and writing the entry): an access request's entry names the request id, its key `access:<id>`.
+   */
+  erasuresWithoutEntry(afterUs: number, beforeUs: number, limit: number): Promise<DataKeyRow[]>;
   /** How many data keys each KEK wraps (erased ones not counted). */
   dataKeyCounts(): Promise<Array<{ kekId: string; count: number }>>;
   kekChecks(): Promise<KekCheckRow[]>;
@@ -79,6 +84,16 @@ export function dataKeyStore(db: DatabasePort): DataKeyStore {
           WHERE owner IN (${list(owners)}) AND wrapped IS NOT NULL RETURNING owner`,
       );
       return erased.map((r) => String(r.owner));
+    },
+    async erasuresWithoutEntry(afterUs, beforeUs, limit) {
+      return (
+        await db.query(
+          sql`SELECT * FROM data_keys k WHERE k.wrapped IS NULL AND k.erased_at_us >= ${afterUs} AND k.erased_at_us < ${beforeUs}
+            AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.kind = 'erased'
+              AND l.session_id = CASE WHEN k.owner LIKE 'access:%' THEN substr(k.owner, 8) ELSE k.owner END)
+            ORDER BY k.erased_at_us, k.owner LIMIT ${limit}`,
+        )
+      ).map(dataKeyFromDb);
     },
     async dataKeyCounts() {
       return (await db.query(sql`SELECT kek_id, COUNT(*) AS n FROM data_keys WHERE wrapped IS NOT NULL GROUP BY kek_id ORDER BY kek_id`)).map((r) => ({

@@ -10,6 +10,7 @@ import {
   auditCursorsMigration,
   consoleMigration,
   dataKeysMigration,
+  erasedKeysMigration,
   instanceKeksMigration,
   membershipMigration,
   reviewsMigration,
@@ -110,6 +111,7 @@ export const sqliteMigrations: readonly Migration[] = [
   auditCursorsMigration,
   dataKeysMigration,
   instanceKeksMigration,
+  erasedKeysMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -203,6 +205,7 @@ export const postgresMigrations: readonly Migration[] = [
   auditCursorsMigration,
   dataKeysMigration,
   instanceKeksMigration,
+  erasedKeysMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

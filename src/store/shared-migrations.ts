@@ -305,3 +305,15 @@ export const instanceKeksMigration: Migration = {
       ALTER TABLE instances ADD COLUMN keks TEXT;
     `,
 };
+
+/**
+ * Version 15, the same on both backends: erased data keys by when (a partial index), so that the sweeper finds an
+ * erasure whose ledger entry never landed (its gateway stopped in between) without reading every data key.
+ */
+export const erasedKeysMigration: Migration = {
+  version: 15,
+  description: 'recording encryption: erased data keys by time',
+  sql: `
+      CREATE INDEX data_keys_erased ON data_keys (erased_at_us) WHERE wrapped IS NULL;
+    `,
+};

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/store/open.js';
-import { testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
+import { testKeyring, testSigner, eraseWrittenSession, writeRecordedSession } from '../helpers/encryption.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
@@ -24,8 +24,9 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
       const keyring = testKeyring(['k1']);
       const { key: signer } = testSigner();
       ids.encrypted = (await writeRecordedSession(store, { keyring, signer })).session.id;
-      ids.erased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob' })).session.id;
-      await store.eraseDataKeys([ids.erased], 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
+      const erased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob' })).session;
+      ids.erased = erased.id;
+      await eraseWrittenSession(store, erased, 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
     } finally {
       await store.close();
     }

@@ -9,7 +9,7 @@ import { localKek } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 import { openStore } from '../../src/store/open.js';
 import { runCli } from '../helpers/cli.js';
-import { testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
+import { testKeyring, testSigner, eraseWrittenSession, writeRecordedSession } from '../helpers/encryption.js';
 import { everythingStdio } from '../helpers/everything.js';
 
 /**
@@ -38,10 +38,11 @@ describe('portcullis sessions, encrypted recordings without the KEK', () => {
       const keyring = testKeyring(['k1']);
       const { key: signer } = testSigner();
       ids.encrypted = (await writeRecordedSession(s, { keyring, signer })).session.id;
-      ids.erased = (await writeRecordedSession(s, { keyring, signer, subject: 'bob' })).session.id;
+      const erased = (await writeRecordedSession(s, { keyring, signer, subject: 'bob' })).session;
+      ids.erased = erased.id;
       ids.plain = (await writeRecordedSession(s, { signer, subject: 'carol' })).session.id;
       await s.registerKey({ keyId: signer.keyId, publicKey: signer.publicKeyPem, instanceId: 'gw-enc', createdAtUs: 1 });
-      await s.eraseDataKeys([ids.erased], 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
+      await eraseWrittenSession(s, erased, 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
     } finally {
       await s.close();
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CiphertextError, eventAad, isSealed, newDataKey, openText, sealText } from '../../src/encryption/envelope.js';
-import { ErasedError, KekUnavailableError, WrappedKeyError } from '../../src/encryption/kek.js';
+import { ErasedError, type Kek, KekUnavailableError, WrappedKeyError } from '../../src/encryption/kek.js';
 import { localKek, localKeyBytes } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 
@@ -64,6 +64,8 @@ describe('local KEK', () => {
     const altered = Buffer.from(wrapped.slice(4), 'base64');
     altered[15] = (altered[15] ?? 0) ^ 1;
     assert.throws(() => kek.unwrapSync!(`lk1:${altered.toString('base64')}`, 's1'), WrappedKeyError);
+    const cut = Buffer.from(wrapped.slice(4), 'base64').subarray(0, 56);
+    assert.throws(() => kek.unwrapSync!(`lk1:${cut.toString('base64')}`, 's1'), /the wrapping is 56 bytes, not the 60/);
   });
 });
 
@@ -97,12 +99,70 @@ describe('keyring', () => {
     await assert.rejects(ring.dataKey(row('s9', 'k2', null)), (e: unknown) => e instanceof ErasedError && /by alice .*privacy request 12/.test(e.message));
   });
 
-  it('forgets an erased owner at once: its key is no longer served from the cache', async () => {
-    const ring = new Keyring([k1], k1);
+  /** k1 counting its unwraps: a cached key costs none. */
+  const counting = () => {
+    let unwraps = 0;
+    const unwrapSync = (w: string, c: string) => {
+      unwraps++;
+      return k1.unwrapSync!(w, c);
+    };
+    const kek: Kek = { ...k1, unwrapSync, unwrap: async (w, c) => unwrapSync(w, c) };
+    return { kek, unwraps: () => unwraps };
+  };
+
+  it('serves a key it made or unwrapped from its cache while the stored row is the same', async () => {
+    const { kek, unwraps } = counting();
+    const ring = new Keyring([kek], kek);
     const made = ring.newDataKey('s1');
-    // Served from the cache: a row naming a KEK the ring lacks still opens, since the key was made here.
-    assert.deepEqual(await ring.dataKey(row('s1', 'k9', 'lk1:AAAA')), made.key);
+    assert.equal(await ring.dataKey(row('s1', 'k1', made.wrapped as string)), made.key, 'the same Buffer a live session holds');
+    assert.equal(unwraps(), 0);
+    const other = k1.wrapSync!(newDataKey(), 's2');
+    await ring.dataKey(row('s2', 'k1', other));
+    await ring.dataKey(row('s2', 'k1', other));
+    assert.equal(unwraps(), 1);
+  });
+
+  it('unwraps again when the row changed under its cache: an altered wrapped key is refused, a rotated one opens', async () => {
+    const { kek, unwraps } = counting();
+    const ring = new Keyring([kek, k2], kek);
+    const made = ring.newDataKey('s1');
+    const body = Buffer.from((made.wrapped as string).slice('lk1:'.length), 'base64');
+    body[20] = (body[20] ?? 0) ^ 1;
+    await assert.rejects(ring.dataKey(row('s1', 'k1', `lk1:${body.toString('base64')}`)), WrappedKeyError);
+    await assert.rejects(ring.dataKey(row('s1', 'k9', made.wrapped as string)), KekUnavailableError);
+    assert.equal(unwraps(), 1);
+    // Re-wrapped under k2 (keys rotate): the same key, and the live session's Buffer kept.
+    assert.equal(await ring.dataKey(row('s1', 'k2', k2.wrapSync!(made.key, 's1'))), made.key);
+    assert.equal(await ring.dataKey(row('s1', 'k1', made.wrapped as string)), made.key);
+  });
+
+  it('forgets an erased owner at once: its key is no longer served from the cache', async () => {
+    const { kek, unwraps } = counting();
+    const ring = new Keyring([kek], kek);
+    const made = ring.newDataKey('s1');
+    await ring.dataKey(row('s1', 'k1', made.wrapped as string));
+    assert.equal(unwraps(), 0);
     ring.forget('s1');
-    await assert.rejects(ring.dataKey(row('s1', 'k9', 'lk1:AAAA')), KekUnavailableError);
+    assert.deepEqual(await ring.dataKey(row('s1', 'k1', made.wrapped as string)), made.key);
+    assert.equal(unwraps(), 1, 'unwrapped from the row again');
+  });
+
+  it('a KMS key: the new key is cached with its wrapping once the request settles', async () => {
+    let unwraps = 0;
+    const remote: Kek = {
+      id: 'r1',
+      provider: 'test',
+      description: 'remote',
+      wrap: async (k, c) => k1.wrapSync!(k, c).replace('lk1:', 'rk1:'),
+      unwrap: async (w, c) => {
+        unwraps++;
+        return k1.unwrapSync!(w.replace('rk1:', 'lk1:'), c);
+      },
+    };
+    const ring = new Keyring([remote], remote);
+    const made = ring.newDataKey('s1');
+    const wrapped = await made.wrapped;
+    assert.equal(await ring.dataKey(row('s1', 'r1', wrapped)), made.key);
+    assert.equal(unwraps, 0);
   });
 });

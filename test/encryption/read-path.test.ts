@@ -10,7 +10,7 @@ import { replaySession } from '../../src/recording/replay.js';
 import { type SessionVerification, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
 import type { AccessRequestRow, ReviewRow } from '../../src/store/types.js';
-import { encryptingStore, testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
+import { encryptingStore, eraseWrittenSession, testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
 import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 
 /**
@@ -144,7 +144,7 @@ for (const backend of backends) {
     it('erased: reading says erased, by whom, when and why; verify passes and reports it erased; listing marks it', async () => {
       const { session } = await writeRecordedSession(raw, { keyring, signer });
       const at = 1_796_000_000_000_000;
-      assert.deepEqual(await raw.eraseDataKeys([session.id], 'root (https://idp.example.com)', 'privacy request #7', at), [session.id]);
+      await eraseWrittenSession(raw, session, 'root (https://idp.example.com)', 'privacy request #7', at);
       for (const reader of [readableStore(raw, keyring), readableStore(raw, undefined)]) {
         await assert.rejects(
           reader.events(session.id, -1, 100),
@@ -160,6 +160,55 @@ for (const backend of backends) {
         const [listed] = await attestSessions(reader, [session]);
         assert.deepEqual(listed!.erased, r.erased);
       }
+    });
+
+    it('a forged erasure fails verify: a key row nulled outside Portcullis, or its who, when or why changed', async () => {
+      const at = 1_796_000_000_000_000;
+      const forged = (await writeRecordedSession(raw, { keyring, signer })).session;
+      await raw.eraseDataKeys([forged.id], 'root (https://idp.example.com)', 'privacy request #7', at);
+      for (const reader of [raw, readableStore(raw, coldCopy(keyring))]) {
+        const r = await verifySession(reader, forged.id, trusted);
+        assert.equal(r.status, 'failed');
+        assert.equal(r.erased, undefined, 'an erasure the ledger does not back is not reported as one');
+        assert.match(
+          problemsOf(r),
+          new RegExp(
+            `its data key's row says it was erased at .* by root \\(https://idp\\.example\\.com\\) \\(privacy request #7\\), but no gateway ledger records an erasure of this session: .*portcullis sessions erase ${forged.id}`,
+          ),
+        );
+      }
+      const renamed = (await writeRecordedSession(raw, { keyring, signer })).session;
+      await eraseWrittenSession(raw, renamed, 'root (https://idp.example.com)', 'privacy request #7', at);
+      await tamper('UPDATE data_keys SET erased_by = ? WHERE owner = ?', 'mallory (https://idp.example.com)', renamed.id);
+      const r = await verifySession(raw, renamed.id, trusted);
+      assert.equal(r.status, 'failed');
+      assert.match(
+        problemsOf(r),
+        /erased at .* by mallory \(https:\/\/idp\.example\.com\) \(privacy request #7\), but the ledger recorded the erasure at .* by root \(https:\/\/idp\.example\.com\) \(privacy request #7\): the key row was changed/,
+      );
+    });
+
+    it('a data key restored after its erasure fails verify: the ledger says it was destroyed', async () => {
+      const { session } = await writeRecordedSession(raw, { keyring, signer });
+      const [row] = await raw.dataKeys([session.id]);
+      await eraseWrittenSession(raw, session, 'root (https://idp.example.com)', 'privacy request #7', 1_796_000_000_000_000);
+      await tamper('UPDATE data_keys SET wrapped = ?, erased_at_us = NULL, erased_by = NULL, erase_reason = NULL WHERE owner = ?', row!.wrapped, session.id);
+      const r = await verifySession(readableStore(raw, coldCopy(keyring)), session.id, trusted);
+      assert.equal(r.status, 'failed');
+      assert.match(problemsOf(r), /the ledger records this session erased at .* by root .*, but its data key is not destroyed: the key row was restored/);
+    });
+
+    it('a running reader notices a wrapped key altered under its cache: verify fails as a cold one does', async () => {
+      const { session } = await writeRecordedSession(raw, { keyring, signer });
+      const warm = readableStore(raw, coldCopy(keyring));
+      assert.equal((await verifySession(warm, session.id, trusted)).status, 'verified');
+      const [row] = await raw.dataKeys([session.id]);
+      const body = Buffer.from(row!.wrapped!.slice('lk1:'.length), 'base64');
+      body[30] = body[30]! ^ 0x01;
+      await tamper('UPDATE data_keys SET wrapped = ? WHERE owner = ?', `lk1:${body.toString('base64')}`, session.id);
+      const r = await verifySession(warm, session.id, trusted);
+      assert.equal(r.status, 'failed');
+      assert.match(problemsOf(r), /does not unwrap under KEK 'k1'/);
     });
 
     it('an altered wrapped key is detected: reading and verify with the KEK say the data key does not unwrap', async () => {

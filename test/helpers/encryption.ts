@@ -201,3 +201,22 @@ export async function writeRecordedSession(
   const session = (await store.getSession(id))!;
   return { session, plain, ...(data === undefined ? {} : { key: data.key }) };
 }
+
+/**
+ * Erases a session written by writeRecordedSession as `portcullis sessions erase` does: its data key destroyed, and
+ * the `erased` entry verify requires appended to the ledger (the session's own test instance's chain).
+ */
+export async function eraseWrittenSession(store: Store, session: SessionRow, by: string, reason: string, erasedAtUs: number): Promise<void> {
+  const erased = await store.eraseDataKeys([session.id], by, reason, erasedAtUs);
+  if (erased.length !== 1) throw new Error(`the data key of ${session.id} was not erased (none, or erased before)`);
+  const head = await store.ledgerHead(session.instanceId);
+  const row = {
+    instanceId: session.instanceId,
+    seq: (head?.seq ?? -1) + 1,
+    timeUs: erasedAtUs,
+    kind: 'erased' as const,
+    sessionId: session.id,
+    detail: JSON.stringify({ by, reason, erasedAtUs, subject: session.subject, connection: session.connection }),
+  };
+  await store.write({ ...emptyBatch(), ledger: [{ ...row, hash: ledgerHash(head?.hash ?? ledgerGenesis(session.instanceId), row) }] });
+}

@@ -269,6 +269,56 @@ for (const backend of backends) {
       await recorder.close();
     });
 
+    it('an erasure whose gateway stopped before its ledger entries fails verify until the next sweep writes them', async () => {
+      const ring = keyring();
+      const erasing = await start(`gw-halfway-${n}`, { keyring: ring });
+      await recorded(erasing, `halfway-${n}`, 'frank', marker('frank'));
+      await recorded(erasing, `recent-${n}`, 'frank', marker('frank2'));
+      await erasing.close();
+      await store.insertAccessRequest(accessRequest(`ar-halfway-${n}`, 'frank', 'to read the ledger'));
+      const arOwner = accessRequestOwner(`ar-halfway-${n}`);
+      await store.insertDataKey({ owner: arOwner, kekId: 'k1', wrapped: 'lk1:AAAA', createdAtUs: 1, erasedAtUs: null, erasedBy: null, eraseReason: null });
+      // As eraseRecordings does, stopped after its first write: the keys destroyed, no ledger entry.
+      const longAgo = nowUs() - 3_600_000_000;
+      await store.eraseDataKeys([`halfway-${n}`, arOwner], 'admin (https://idp.test)', 'privacy request 9', longAgo);
+      await store.eraseDataKeys([`recent-${n}`], 'admin (https://idp.test)', 'privacy request 10', nowUs());
+      const before = await verifySession(store, `halfway-${n}`, trusted);
+      assert.equal(before.status, 'failed');
+      assert.match(before.problems.map((p) => p.message).join('\n'), /no gateway ledger records an erasure of this session/);
+
+      // The gateway starts again: its first sweep looks at every erasure.
+      const recorder = await start(`gw-halfway-${n}`, { keyring: ring });
+      await recorder.sweep();
+      const after = await verifySession(store, `halfway-${n}`, trusted);
+      assert.equal(after.status, 'erased', JSON.stringify(after.problems));
+      assert.deepEqual(after.erased, { erasedAtUs: longAgo, by: 'admin (https://idp.test)', reason: 'privacy request 9' });
+      const entries = (await store.ledgerFor(`halfway-${n}`)).filter((l) => l.kind === 'erased');
+      assert.equal(entries.length, 1);
+      assert.deepEqual(JSON.parse(entries[0]!.detail), {
+        by: 'admin (https://idp.test)',
+        reason: 'privacy request 9',
+        erasedAtUs: longAgo,
+        subject: 'frank',
+        connection: 'db',
+      });
+      const [arEntry] = (await store.ledgerFor(`ar-halfway-${n}`)).filter((l) => l.kind === 'erased');
+      assert.deepEqual(JSON.parse(arEntry!.detail), {
+        by: 'admin (https://idp.test)',
+        reason: 'privacy request 9',
+        erasedAtUs: longAgo,
+        subject: 'frank',
+        connection: 'db',
+      });
+      assert.equal(
+        (await store.ledgerFor(`recent-${n}`)).filter((l) => l.kind === 'erased').length,
+        0,
+        'an erasure of the last minute may still be writing its entry: left to its gateway',
+      );
+      await recorder.sweep();
+      assert.equal((await store.ledgerFor(`halfway-${n}`)).filter((l) => l.kind === 'erased').length, 1, 'written once');
+      await recorder.close();
+    });
+
     it('a session left open whose data key does not open here stays open, said so, and the others are still recovered', async () => {
       const instanceId = `gw-unopenable-${n}`;
       const opening = (id: string) => ({

@@ -65,6 +65,9 @@ export function localKek(id: string, key: Buffer): Kek {
   const unwrapSync = (wrapped: string, context: string): Buffer => {
     if (!wrapped.startsWith(prefix)) throw new WrappedKeyError(context, id, 'it is not a local KEK wrapping');
     const body = Buffer.from(wrapped.slice(prefix.length), 'base64');
+    // Exactly a nonce, a 32-byte key and a full 16-byte tag: GCM would accept a tag cut to 4 bytes.
+    if (body.length !== 12 + 32 + 16)
+      throw new WrappedKeyError(context, id, `the wrapping is ${body.length} bytes, not the 60 of a nonce, a data key and its tag`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, body.subarray(0, 12));
       decipher.setAAD(aad(context));

@@ -1,0 +1,135 @@
+import type { ErasedError } from '../encryption/kek.js';
+import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
+import type { ErasedDetail } from './batch.js';
+import { sealBytes } from './chain.js';
+import type { ErasureFacts } from './erasure.js';
+import { verifySeal } from './keys.js';
+
+/**
+ * The checks of a session against what is signed or hash-chained outside its own events: its seal (a trusted key's
+ * signature), the ledger's seal entries, and an erasure's ledger entry. Used by verify.ts.
+ */
+
+export type TrustedKeys = ReadonlyMap<string, string>;
+
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An erasure is the ledger's word, not the key row's: whoever can write the store can null a wrapped key and name
+ * anyone, so an erased key needs its hash-chained `erased` entry, saying the same who, when and why. Returns the
+ * erasure the ledger backs.
+ */
+export function checkErasure(key: ErasedError | undefined, ledger: LedgerRow[], problem: (message: string) => void): ErasureFacts | undefined {
+  const entries = ledger.filter((l) => l.kind === 'erased').map((l) => parseJson(l.detail) as Partial<ErasedDetail> | undefined);
+  if (key === undefined) {
+    const entry = entries[0];
+    if (entry !== undefined)
+      problem(
+        `the ledger records this session erased at ${isoOf(entry.erasedAtUs)} by ${entry.by ?? 'unknown'}, but its data key is not destroyed: the key row was restored (from a backup?) after the erasure`,
+      );
+    return undefined;
+  }
+  const row = `at ${isoOf(key.erasedAtUs)} by ${key.erasedBy ?? 'unknown'} (${key.reason ?? 'no reason recorded'})`;
+  if (entries.length === 0) {
+    problem(
+      `its data key's row says it was erased ${row}, but no gateway ledger records an erasure of this session: the key row was changed outside Portcullis, or an erasure stopped between destroying the key and writing its ledger entry (\`portcullis sessions erase ${key.owner}\` writes the entry then)`,
+    );
+    return undefined;
+  }
+  const backed = entries.find((e) => e?.erasedAtUs === key.erasedAtUs && e?.by === key.erasedBy && e?.reason === key.reason);
+  if (backed === undefined) {
+    const entry = entries[0];
+    problem(
+      `its data key's row says it was erased ${row}, but the ledger recorded the erasure at ${isoOf(entry?.erasedAtUs)} by ${entry?.by ?? 'unknown'} (${entry?.reason ?? 'no reason recorded'}): the key row was changed`,
+    );
+    return undefined;
+  }
+  return { erasedAtUs: key.erasedAtUs, by: key.erasedBy, reason: key.reason };
+}
+
+const isoOf = (us: number | undefined) => (us === undefined ? 'an unknown time' : new Date(us / 1000).toISOString());
+
+export function checkSeal(
+  session: SessionRow,
+  last: EventRow | undefined,
+  eventCount: number,
+  trusted: TrustedKeys,
+  problem: (message: string, seq?: number) => void,
+  notes: string[],
+): void {
+  if (session.seal === null || session.sealKeyId === null || session.lastHash === null || session.eventCount === null || session.closedAtUs === null) {
+    problem(`the session is marked ${session.status} but has no seal: the seal was removed`);
+    return;
+  }
+  if (eventCount < session.eventCount) {
+    problem(
+      `the recording ends at event ${eventCount - 1}, but the seal covers ${session.eventCount} events: ${session.eventCount - eventCount} were removed from the end (truncated)`,
+      eventCount,
+    );
+  } else if (eventCount > session.eventCount) {
+    problem(
+      `${eventCount - session.eventCount} events follow the seal (which covers ${session.eventCount}): they were added after the session was sealed`,
+      session.eventCount,
+    );
+  }
+  if (last !== undefined && eventCount === session.eventCount && last.hash !== session.lastHash) {
+    problem(`the seal's last hash does not match event ${last.seq}: the end of the recording was changed`, last.seq);
+  }
+  if (last !== undefined && last.kind !== 'close') problem(`the last event (${last.seq}) is a ${last.kind} event, not the session's close`, last.seq);
+  const publicKey = trusted.get(session.sealKeyId);
+  if (publicKey === undefined) {
+    problem(
+      `sealed with key ${session.sealKeyId}, which is not trusted here: add its public key to recording.trustedKeys (or verify on the gateway that made it)`,
+    );
+    return;
+  }
+  const statement = sealBytes({
+    sessionId: session.id,
+    eventCount: session.eventCount,
+    lastHash: session.lastHash,
+    status: session.status,
+    closedAtUs: session.closedAtUs,
+  });
+  if (!verifySeal(publicKey, statement, session.seal)) {
+    problem(
+      `the seal's signature is not valid for key ${session.sealKeyId}: the seal was replaced, or the session's end (status, time, event count, last hash) was altered`,
+    );
+    return;
+  }
+  notes.push(`sealed by key ${session.sealKeyId}`);
+}
+
+export function checkSealedInLedger(session: SessionRow, ledger: LedgerRow[], problem: (message: string) => void, notes?: string[]): void {
+  if (!ledger.some((l) => l.kind === 'opened')) problem('the session is not in any gateway ledger: it was inserted outside Portcullis');
+  const sealed = ledger.find((l) => l.kind === 'sealed');
+  if (session.status === 'open') {
+    if (sealed !== undefined) problem('the ledger records this session as sealed, but the store has it open: its seal was removed');
+    return;
+  }
+  if (sealed === undefined) {
+    problem('the ledger has no seal for this session');
+    return;
+  }
+  type SealDetail = { seal?: string; eventCount?: number; lastHash?: string };
+  let expected = parseJson(sealed.detail) as SealDetail | undefined;
+  // `store encrypt` re-made the seal over the encrypted form: its ledger entry states the seal it replaced and the new
+  // one, so the chain of seals goes back, entry by entry, to the one recorded when the session was sealed.
+  for (const entry of ledger.filter((l) => l.kind === 'encrypted')) {
+    const d = parseJson(entry.detail) as { from?: SealDetail; to?: SealDetail } | undefined;
+    if (d?.from?.seal !== expected?.seal || d?.from?.lastHash !== expected?.lastHash || d?.from?.eventCount !== expected?.eventCount) {
+      problem(`the ledger's encrypted entry (${entry.instanceId} ${entry.seq}) does not follow from the seal recorded before it`);
+      return;
+    }
+    expected = d?.to;
+    notes?.push(`encrypted in place at ${new Date(entry.timeUs / 1000).toISOString()} by ${entry.instanceId} (store encrypt), its seal signed again`);
+  }
+  if (expected?.seal !== session.seal || expected?.eventCount !== session.eventCount || expected?.lastHash !== session.lastHash) {
+    problem('the seal differs from the one the ledger recorded when the session was sealed');
+  }
+}
