@@ -97,6 +97,7 @@ export async function startRecording(
       retentionMs: config.recording.retentionMs,
       retentionAction: config.recording.retentionAction,
       ...(keyring === undefined ? {} : { keyring }),
+      trustedKeys: config.recording.trustedKeys.map((pem) => ({ keyId: keyIdOfPem(pem), publicKeyPem: pem })),
       keepUnshippedFor: config.audit.sinks.map((s) => s.name),
       writeTimeoutMs: config.recording.writeTimeoutMs,
       // A replica silent past cluster.goneAfter is gone: its open sessions are sealed as cut off (see onGone below).

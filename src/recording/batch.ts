@@ -40,13 +40,19 @@ export type Item =
   /** A session's (or an access request's) data key destroyed (crypto-shredding): who, when and why, in the ledger. */
   | { type: 'erased'; sessionId: string; detail: ErasedDetail; timeUs: number; commit: Commit };
 
-/** What an `erased` ledger row says: who erased the recording (an admin, or `retention`), why, when, and whose it was. */
-export interface ErasedDetail {
+/** What an erasure states: who erased the recording (an admin, or `retention`), why, when, and whose it was. */
+export interface ErasureFactsToRecord {
   by: string;
   reason: string;
   erasedAtUs: number;
   subject: string | null;
   connection: string | null;
+}
+
+/** What an `erased` ledger row says: the facts, signed (chain.ts erasureBytes) by the gateway that erased. */
+export interface ErasedDetail extends ErasureFactsToRecord {
+  keyId: string;
+  signature: string;
 }
 
 /** Items outside any session's chain: they carry their own commit. */

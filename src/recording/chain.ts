@@ -12,6 +12,7 @@ import type { EventRow, LedgerRow } from '../store/types.js';
 const eventTag = 'portcullis-event-v1';
 const ledgerTag = 'portcullis-ledger-v1';
 const sealTag = 'portcullis-seal-v1';
+const erasureTag = 'portcullis-erasure-v1';
 
 function field(h: Hash, value: string): void {
   h.update(`${Buffer.byteLength(value)}:`);
@@ -69,6 +70,22 @@ export interface SealStatement {
 
 export function sealBytes(s: SealStatement): Buffer {
   const parts = [sealTag, s.sessionId, String(s.eventCount), s.lastHash, s.status, String(s.closedAtUs)];
+  return Buffer.from(parts.map((p) => `${Buffer.byteLength(p)}:${p}`).join(''));
+}
+
+/**
+ * What an erasure's ledger entry signs: whose data key (a session, or an access request by its id), by whom, why and
+ * when. Signed before the key is destroyed, so the statement, not the key's row, is what verify and the sweeper trust.
+ */
+export interface ErasureStatement {
+  sessionId: string;
+  by: string;
+  reason: string;
+  erasedAtUs: number;
+}
+
+export function erasureBytes(s: ErasureStatement): Buffer {
+  const parts = [erasureTag, s.sessionId, s.by, s.reason, String(s.erasedAtUs)];
   return Buffer.from(parts.map((p) => `${Buffer.byteLength(p)}:${p}`).join(''));
 }
 

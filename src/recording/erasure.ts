@@ -2,7 +2,7 @@ import { accessRequestOwner } from '../encryption/envelope.js';
 import type { Keyring } from '../encryption/keyring.js';
 import type { Store } from '../store/store.js';
 import type { DataKeyRow, SessionRow } from '../store/types.js';
-import type { ErasedDetail } from './batch.js';
+import type { ErasureFactsToRecord } from './batch.js';
 import { nowUs } from './time.js';
 
 /**
@@ -17,7 +17,7 @@ import { nowUs } from './time.js';
 export interface ErasingRecorder {
   readonly store: Store;
   readonly keyring: Keyring | undefined;
-  recordErasure(sessionId: string, detail: ErasedDetail): Promise<void>;
+  recordErasure(sessionId: string, facts: ErasureFactsToRecord): Promise<void>;
   /** Forgets destroyed data keys in this process and tells the other replicas (recorder.ts). */
   keysDestroyed(owners: readonly string[]): void;
 }
@@ -74,8 +74,8 @@ function erasedBefore(k: DataKeyRow): string {
 
 /**
  * Erases the chosen recordings, `by` whom and why. Throws NotEncryptedError when the recorder has no keyring.
- * An erasure that stopped between destroying keys and writing their ledger entries is completed by the next one
- * that chooses those sessions, or by the sweeper (sweeper.ts), whichever comes first: until then verify fails them.
+ * The ledger entries, signed, are written before the keys are destroyed; an erasure that stopped in between is
+ * finished by the sweeper (sweeper.ts) or by erasing again, and verify says so until then.
  */
 export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice, by: string, reason: string): Promise<ErasureOutcome> {
   if (r.keyring === undefined) throw new NotEncryptedError();
@@ -102,46 +102,28 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
         session: row.id,
         why: 'recorded plain (before encryption): no key to shred; run `portcullis store encrypt` first, or delete it with retention',
       });
-    else if (key.wrapped === null) {
-      outcome.notErased.push({ session: row.id, why: erasedBefore(key) });
-      await completeLedger(r, row.id, key, row.subject, row.connection);
-    } else sessions.push(row);
+    else if (key.wrapped === null) outcome.notErased.push({ session: row.id, why: erasedBefore(key) });
+    else sessions.push(row);
   }
   const liveRequests = requests.filter((q) => keys.get(accessRequestOwner(q.id))?.wrapped != null);
   const erasedAtUs = nowUs();
+  // The signed ledger entries first, then the keys: a gateway that stops in between leaves a signed statement whose
+  // key still exists, which the sweeper then destroys (sweeper.ts); never a destroyed key that nothing vouches for.
+  await Promise.all([
+    ...sessions.map((s) => r.recordErasure(s.id, { by, reason, erasedAtUs, subject: s.subject, connection: s.connection })),
+    ...liveRequests.map((q) => r.recordErasure(q.id, { by, reason, erasedAtUs, subject: q.requesterSubject, connection: q.connection })),
+  ]);
   const owners = [...sessions.map((s) => s.id), ...liveRequests.map((q) => accessRequestOwner(q.id))];
   const done = new Set<string>();
   for (const part of chunks(owners)) for (const owner of await store.eraseDataKeys(part, by, reason, erasedAtUs)) done.add(owner);
   r.keysDestroyed(owners);
 
-  const entries: Promise<void>[] = [];
   for (const s of sessions) {
-    if (!done.has(s.id)) {
-      outcome.notErased.push({ session: s.id, why: 'erased meanwhile by another request' });
-      continue;
-    }
-    outcome.erased.push({ session: s.id, subject: s.subject, connection: s.connection });
-    entries.push(r.recordErasure(s.id, { by, reason, erasedAtUs, subject: s.subject, connection: s.connection }));
+    if (done.has(s.id)) outcome.erased.push({ session: s.id, subject: s.subject, connection: s.connection });
+    else outcome.notErased.push({ session: s.id, why: 'erased meanwhile by another request' });
   }
-  for (const q of liveRequests) {
-    if (!done.has(accessRequestOwner(q.id))) continue;
-    outcome.accessRequests.push(q.id);
-    entries.push(r.recordErasure(q.id, { by, reason, erasedAtUs, subject: q.requesterSubject, connection: q.connection }));
-  }
-  await Promise.all(entries);
+  for (const q of liveRequests) if (done.has(accessRequestOwner(q.id))) outcome.accessRequests.push(q.id);
   return outcome;
-}
-
-/** Writes the `erased` ledger entry of a key erased earlier whose entry never landed (the gateway stopped in between). */
-async function completeLedger(r: ErasingRecorder, sessionId: string, key: DataKeyRow, subject: string | null, connection: string | null): Promise<void> {
-  if ((await r.store.ledgerFor(sessionId)).some((l) => l.kind === 'erased')) return;
-  await r.recordErasure(sessionId, {
-    by: key.erasedBy ?? 'unknown',
-    reason: key.eraseReason ?? 'no reason recorded',
-    erasedAtUs: key.erasedAtUs ?? nowUs(),
-    subject,
-    connection,
-  });
 }
 
 /** Who erased a recording, when and why, as its data key's row keeps it. */

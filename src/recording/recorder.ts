@@ -3,10 +3,10 @@ import { ErasedError } from '../encryption/kek.js';
 import type { Keyring } from '../encryption/keyring.js';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
 import type { Store } from '../store/store.js';
-import { chainOf, type ErasedDetail, type Item, standaloneCommit, takeCommits, type WrappedDataKey } from './batch.js';
+import { chainOf, type ErasedDetail, type ErasureFactsToRecord, type Item, standaloneCommit, takeCommits, type WrappedDataKey } from './batch.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import { BatchWriter } from './batch-writer.js';
-import { ledgerGenesis } from './chain.js';
+import { erasureBytes, ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
 import { type CommittedListener, CommittedListeners } from './committed-listeners.js';
 import type { SigningKey } from './keys.js';
@@ -71,6 +71,8 @@ export interface RecorderOptions {
    * KEK, and every event's payload is sealed under it before it is hashed. Absent: recordings are plain.
    */
   keyring?: Keyring;
+  /** Public keys of the other gateways on the store (recording.trustedKeys): erasures they signed are finished here. */
+  trustedKeys?: ReadonlyArray<{ keyId: string; publicKeyPem: string }>;
 }
 
 export class Recorder {
@@ -119,6 +121,7 @@ export class Recorder {
       retentionMs: o.retentionMs ?? 0,
       retentionAction: o.retentionAction ?? 'delete',
       ...(o.keepUnshippedFor ? { keepUnshippedFor: o.keepUnshippedFor } : {}),
+      erasureSigners: [{ keyId: o.key.keyId, publicKeyPem: o.key.publicKeyPem }, ...(o.trustedKeys ?? [])],
       log: this.#log,
     });
     this.#sweepMs = o.sweepMs ?? 60_000;
@@ -263,12 +266,14 @@ export class Recorder {
   }
 
   /**
-   * Records that a session's (or an access request's) data key was destroyed: an `erased` ledger row, in the same
-   * chain as every session. Resolves when durable.
+   * Records that a session's (or an access request's) data key is to be destroyed: an `erased` ledger row, signed with
+   * this gateway's key, in the same chain as every session. Resolves when durable; the key is destroyed after.
    */
-  recordErasure(sessionId: string, detail: ErasedDetail): Promise<void> {
+  recordErasure(sessionId: string, facts: ErasureFactsToRecord): Promise<void> {
+    const signature = this.key.sign(erasureBytes({ sessionId, by: facts.by, reason: facts.reason, erasedAtUs: facts.erasedAtUs }));
+    const detail: ErasedDetail = { ...facts, keyId: this.key.keyId, signature };
     const commit = new Commit();
-    this.#batches.enqueue({ type: 'erased', sessionId, detail, timeUs: detail.erasedAtUs, commit });
+    this.#batches.enqueue({ type: 'erased', sessionId, detail, timeUs: facts.erasedAtUs, commit });
     return commit.promise;
   }
 

@@ -1,7 +1,7 @@
 import type { ErasedError } from '../encryption/kek.js';
 import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
 import type { ErasedDetail } from './batch.js';
-import { sealBytes } from './chain.js';
+import { erasureBytes, sealBytes } from './chain.js';
 import type { ErasureFacts } from './erasure.js';
 import { verifySeal } from './keys.js';
 
@@ -20,37 +20,64 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/** Whether an `erased` entry's statement is signed by a trusted key (chain.ts erasureBytes). */
+export function signedErasure(sessionId: string, d: Partial<ErasedDetail>, trusted: TrustedKeys): boolean {
+  if (typeof d.by !== 'string' || typeof d.reason !== 'string' || typeof d.erasedAtUs !== 'number') return false;
+  if (typeof d.keyId !== 'string' || typeof d.signature !== 'string') return false;
+  const publicKey = trusted.get(d.keyId);
+  return publicKey !== undefined && verifySeal(publicKey, erasureBytes({ sessionId, by: d.by, reason: d.reason, erasedAtUs: d.erasedAtUs }), d.signature);
+}
+
+/** The state of a session's data key as reading it found: destroyed (its row's who, when, why), gone, or there. */
+export type KeyState = { erased: ErasedError } | 'missing' | 'present';
+
 /**
  * An erasure is the ledger's word, not the key row's: whoever can write the store can null a wrapped key and name
- * anyone, so an erased key needs its hash-chained `erased` entry, saying the same who, when and why. Returns the
- * erasure the ledger backs.
+ * anyone, so an erased key needs an `erased` entry signed by a trusted key, saying the same who, when and why. The
+ * entry is written before the key is destroyed, so a signed entry whose key is still there is an erasure cut short
+ * (or a key restored). Returns the erasure the ledger backs.
  */
-export function checkErasure(key: ErasedError | undefined, ledger: LedgerRow[], problem: (message: string) => void): ErasureFacts | undefined {
-  const entries = ledger.filter((l) => l.kind === 'erased').map((l) => parseJson(l.detail) as Partial<ErasedDetail> | undefined);
-  if (key === undefined) {
-    const entry = entries[0];
+export function checkErasure(
+  sessionId: string,
+  key: KeyState,
+  ledger: LedgerRow[],
+  trusted: TrustedKeys,
+  problem: (message: string) => void,
+): ErasureFacts | undefined {
+  const signed: Array<Partial<ErasedDetail>> = [];
+  for (const l of ledger.filter((e) => e.kind === 'erased')) {
+    const d = (parseJson(l.detail) ?? {}) as Partial<ErasedDetail>;
+    if (signedErasure(sessionId, d, trusted)) signed.push(d);
+    else
+      problem(
+        `the ledger's erasure entry ${l.instanceId} ${l.seq} is not signed by a trusted key: it was written outside Portcullis, or by a gateway whose public key is not in recording.trustedKeys`,
+      );
+  }
+  if (key === 'missing') return undefined;
+  if (key === 'present') {
+    const entry = signed[0];
     if (entry !== undefined)
       problem(
-        `the ledger records this session erased at ${isoOf(entry.erasedAtUs)} by ${entry.by ?? 'unknown'}, but its data key is not destroyed: the key row was restored (from a backup?) after the erasure`,
+        `the ledger records this session erased at ${isoOf(entry.erasedAtUs)} by ${entry.by}, but its data key is still there: an erasure cut short before the key was destroyed (the next sweep of a gateway with recording.encryption finishes it, or erase it again), or a key restored after the erasure`,
       );
     return undefined;
   }
-  const row = `at ${isoOf(key.erasedAtUs)} by ${key.erasedBy ?? 'unknown'} (${key.reason ?? 'no reason recorded'})`;
-  if (entries.length === 0) {
+  const { erased } = key;
+  const row = `at ${isoOf(erased.erasedAtUs)} by ${erased.erasedBy ?? 'unknown'} (${erased.reason ?? 'no reason recorded'})`;
+  if (signed.length === 0) {
     problem(
-      `its data key's row says it was erased ${row}, but no gateway ledger records an erasure of this session: the key row was changed outside Portcullis, or an erasure stopped between destroying the key and writing its ledger entry (\`portcullis sessions erase ${key.owner}\` writes the entry then)`,
+      `its data key's row says it was erased ${row}, but no signed ledger entry records an erasure of this session: the key row was changed outside Portcullis`,
     );
     return undefined;
   }
-  const backed = entries.find((e) => e?.erasedAtUs === key.erasedAtUs && e?.by === key.erasedBy && e?.reason === key.reason);
-  if (backed === undefined) {
-    const entry = entries[0];
+  if (!signed.some((e) => e.erasedAtUs === erased.erasedAtUs && e.by === erased.erasedBy && e.reason === erased.reason)) {
+    const entry = signed[0]!;
     problem(
-      `its data key's row says it was erased ${row}, but the ledger recorded the erasure at ${isoOf(entry?.erasedAtUs)} by ${entry?.by ?? 'unknown'} (${entry?.reason ?? 'no reason recorded'}): the key row was changed`,
+      `its data key's row says it was erased ${row}, but the ledger recorded the erasure at ${isoOf(entry.erasedAtUs)} by ${entry.by} (${entry.reason}): the key row was changed`,
     );
     return undefined;
   }
-  return { erasedAtUs: key.erasedAtUs, by: key.erasedBy, reason: key.reason };
+  return { erasedAtUs: erased.erasedAtUs, by: erased.erasedBy, reason: erased.reason };
 }
 
 const isoOf = (us: number | undefined) => (us === undefined ? 'an unknown time' : new Date(us / 1000).toISOString());

@@ -2,9 +2,12 @@ import { KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
 import type { Logger } from 'pino';
 import { accessRequestOwner, eventAad, isSealed, openText } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
+import type { LedgerPosition } from '../store/data-keys.js';
 import type { SessionRow } from '../store/types.js';
 import type { Keyring } from '../encryption/keyring.js';
-import type { ErasedDetail } from './batch.js';
+import type { ErasedDetail, ErasureFactsToRecord } from './batch.js';
+import { parseJson, signedErasure } from './seal-and-ledger-checks.js';
+import { trustedKeys } from './verify.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
@@ -16,8 +19,6 @@ import { nowUs } from './time.js';
  * any gateway on the same store once the silent one's heartbeat is older than `staleAfterMs`). Each is sealed
  * as cut off, its chain continued from the last event the store holds, with the reason.
  */
-const accessOwnerPrefix = accessRequestOwner('');
-
 /** What the sweeper needs of the recorder (the Recorder is it; declared here so the two files do not import each other). */
 export interface SweptRecorder {
   readonly store: Store;
@@ -33,17 +34,20 @@ export interface SweptRecorder {
   seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void>;
   tombstone(session: SessionRow, reason: string, deletedAtUs: number): Promise<void>;
   readonly keyring: Keyring | undefined;
-  recordErasure(sessionId: string, detail: ErasedDetail): Promise<void>;
+  recordErasure(sessionId: string, facts: ErasureFactsToRecord): Promise<void>;
   keysDestroyed(owners: readonly string[]): void;
 }
 
-/** An erasure younger than this may still be writing its ledger entry: the sweeper leaves it to its gateway. */
+/** An erasure younger than this may still be destroying its keys: the sweeper leaves it to its gateway. */
 const erasureGraceUs = 60_000_000;
+/** How far back the first sweep after a start looks for unfinished erasures; later sweeps overlap the last by 10 min. */
+const erasureLookbackUs = 30 * 86_400_000_000;
+const erasureOverlapUs = 600_000_000;
 
 export class Sweeper {
   #running: Promise<void> | undefined;
-  /** Erasures up to this time have their ledger entries (the first sweep after a start looks at all of them). */
-  #erasuresCheckedToUs = 0;
+  /** Unfinished erasures were looked for up to about this time (the store's clock less the grace). */
+  #erasuresCheckedToUs: number | undefined;
 
   constructor(
     private readonly recorder: SweptRecorder,
@@ -55,6 +59,11 @@ export class Sweeper {
        * and the rows stay, so they still verify; a session recorded plain has no key to destroy and is deleted.
        */
       retentionAction?: 'delete' | 'erase';
+      /**
+       * The keys whose signed erasures this sweeper finishes: this gateway's and the configured trusted ones (never
+       * merely the store's, which whoever can write the store can add to).
+       */
+      erasureSigners?: ReadonlyArray<{ keyId: string; publicKeyPem: string }>;
       /** Audit sinks whose sessions retention keeps until shipped whole (audit.sinks' names). */
       keepUnshippedFor?: readonly string[];
       log: Logger;
@@ -103,7 +112,7 @@ export class Sweeper {
           this.o.log.warn({ session: row.id, err: err.message }, 'a session left open could not be sealed: its data key does not open here');
         }
       }
-      if (others && r.keyring !== undefined) await this.#completeErasures();
+      if (others && r.keyring !== undefined) await this.#finishErasures();
       if (this.o.retentionMs > 0) await this.#applyRetention();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'recording sweep failed; it runs again later');
@@ -136,32 +145,36 @@ export class Sweeper {
   }
 
   /**
-   * Writes the `erased` ledger entry of every data key destroyed without one: its gateway (an admin's erasure, or
-   * retention) stopped between the two writes. Until then verify fails such a session, as it fails a forged erasure.
+   * Destroys the data keys of erasures whose gateway stopped between writing their signed ledger entries and destroying
+   * the keys (erasure.ts writes the entries first). Only an entry signed by a trusted key is acted on: the sweeper never
+   * turns a key row, or an unsigned entry, into an erasure.
    */
-  async #completeErasures(): Promise<void> {
+  async #finishErasures(): Promise<void> {
     const r = this.recorder;
-    const until = nowUs() - erasureGraceUs;
-    for (;;) {
-      const keys = await r.store.erasuresWithoutEntry(this.#erasuresCheckedToUs, until, 200);
-      for (const key of keys) {
-        const request = key.owner.startsWith(accessOwnerPrefix) ? await r.store.getAccessRequest(key.owner.slice(accessOwnerPrefix.length)) : undefined;
-        const session = request === undefined ? await r.store.getSession(key.owner) : undefined;
-        await r.recordErasure(request?.id ?? key.owner, {
-          by: key.erasedBy ?? 'unknown',
-          reason: key.eraseReason ?? 'no reason recorded',
-          erasedAtUs: key.erasedAtUs ?? 0,
-          subject: request?.requesterSubject ?? session?.subject ?? null,
-          connection: request?.connection ?? session?.connection ?? null,
-        });
-        this.o.log.warn(
-          { owner: key.owner },
-          "an erasure's ledger entry was missing (its gateway stopped between destroying the key and writing it): written now",
-        );
+    const trusted = await trustedKeys([...(this.o.erasureSigners ?? [])]);
+    const startedUs = nowUs();
+    const afterUs = this.#erasuresCheckedToUs === undefined ? startedUs - erasureLookbackUs : this.#erasuresCheckedToUs - erasureOverlapUs;
+    for (let after: LedgerPosition | undefined; ; ) {
+      const entries = await r.store.unfinishedErasures(afterUs, erasureGraceUs, after, 200);
+      for (const entry of entries) {
+        const d = parseJson(entry.detail) as Partial<ErasedDetail> | undefined;
+        if (d === undefined || !signedErasure(entry.sessionId, d, trusted)) {
+          this.o.log.warn(
+            { session: entry.sessionId, instance: entry.instanceId, seq: entry.seq },
+            'an erasure entry in the ledger is not signed by a trusted key: its key is left alone',
+          );
+          continue;
+        }
+        const owners = [entry.sessionId, accessRequestOwner(entry.sessionId)];
+        const erased = await r.store.eraseDataKeys(owners, d.by!, d.reason!, d.erasedAtUs!);
+        r.keysDestroyed(erased);
+        this.o.log.warn({ owners: erased, by: d.by }, 'an erasure interrupted before its data key was destroyed (its gateway stopped): finished now');
       }
-      if (keys.length < 200) break;
+      if (entries.length < 200) break;
+      const last = entries.at(-1)!;
+      after = { timeUs: last.timeUs, instanceId: last.instanceId, seq: last.seq };
     }
-    this.#erasuresCheckedToUs = until;
+    this.#erasuresCheckedToUs = startedUs - erasureGraceUs;
   }
 
   async #applyRetention(): Promise<void> {
@@ -189,22 +202,18 @@ export class Sweeper {
     }
   }
 
-  /** Retention in erase mode: the sessions' data keys destroyed, an `erased` ledger entry each; the rows stay. */
+  /** Retention in erase mode: a signed `erased` ledger entry each, then the sessions' data keys destroyed; the rows stay. */
   async #erase(sessions: SessionRow[], reason: string, erasedAtUs: number): Promise<void> {
     const r = this.recorder;
-    const erased = new Set(
-      await r.store.eraseDataKeys(
-        sessions.map((s) => s.id),
-        'retention',
-        reason,
-        erasedAtUs,
-      ),
+    await Promise.all(sessions.map((s) => r.recordErasure(s.id, { by: 'retention', reason, erasedAtUs, subject: s.subject, connection: s.connection })));
+    const erased = await r.store.eraseDataKeys(
+      sessions.map((s) => s.id),
+      'retention',
+      reason,
+      erasedAtUs,
     );
-    for (const s of sessions) r.keyring?.forget(s.id);
-    const done = sessions.filter((s) => erased.has(s.id));
-    r.keysDestroyed(done.map((s) => s.id));
-    await Promise.all(done.map((s) => r.recordErasure(s.id, { by: 'retention', reason, erasedAtUs, subject: s.subject, connection: s.connection })));
-    this.o.log.info({ erased: done.length }, 'retention erased the data keys of old sessions (crypto-shredding); their rows stay and still verify');
+    r.keysDestroyed(erased);
+    this.o.log.info({ erased: erased.length }, 'retention erased the data keys of old sessions (crypto-shredding); their rows stay and still verify');
   }
 }
 

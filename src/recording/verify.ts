@@ -1,12 +1,12 @@
 import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
-import { isUnreadable, readingOf, type UnreadableError } from '../encryption/readable-store.js';
+import { DataKeyMissingError, isUnreadable, readingOf, type UnreadableError } from '../encryption/readable-store.js';
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
 import type { ErasureFacts } from './erasure.js';
 import { eventHash, ledgerGenesis, ledgerHash, sessionGenesis } from './chain.js';
 import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
-import { checkErasure, checkSeal, checkSealedInLedger, parseJson, type TrustedKeys } from './seal-and-ledger-checks.js';
+import { checkErasure, checkSeal, checkSealedInLedger, type KeyState, parseJson, type TrustedKeys } from './seal-and-ledger-checks.js';
 import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatches } from './session-facts.js';
 
 /**
@@ -147,7 +147,9 @@ export async function verifySession(
   if (last === undefined) problem('the session has no events: not even its opening');
   const readable = unreadable.size === 0;
   const erasedKey = [...unreadable.values()].find((u): u is ErasedError => u instanceof ErasedError);
-  const erasure = checkErasure(erasedKey, ledger, problem);
+  const keyState: KeyState =
+    erasedKey !== undefined ? { erased: erasedKey } : [...unreadable.values()].some((u) => u instanceof DataKeyMissingError) ? 'missing' : 'present';
+  const erasure = checkErasure(sessionId, keyState, ledger, trusted, problem);
   if (erasure !== undefined) {
     result.erased = erasure;
     result.notes.push(

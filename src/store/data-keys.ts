@@ -1,7 +1,19 @@
 import type { DatabasePort } from './port.js';
 import { type Entry, insertSql, num, numOrNull, type Row, strOrNull } from './rows.js';
 import { list, sql } from './sql.js';
-import type { DataKeyRow, KekCheckRow } from './types.js';
+import { ledgerFromDb } from './recording-rows.js';
+import { storeNowUs } from './store-clock.js';
+import type { DataKeyRow, KekCheckRow, LedgerRow } from './types.js';
+
+/** Where a walk through the ledger stands: the last entry it read. */
+export interface LedgerPosition {
+  timeUs: number;
+  instanceId: string;
+  seq: number;
+}
+
+/** An access request's data key is `access:<id>`; its ledger entries name `<id>` (encryption/envelope.ts). */
+const accessPrefix = 'access:';
 
 /**
  * Recording encryption's keys (src/encryption/): each owner's wrapped data key and the KEK checks. The recorder writes
@@ -21,10 +33,11 @@ export interface DataKeyStore {
   /** Destroys these owners' data keys for good; returns the owners erased now (not those erased before, or without one). */
   eraseDataKeys(owners: readonly string[], erasedBy: string, reason: string, atUs: number): Promise<string[]>;
   /**
-   * Data keys erased from `afterUs` (inclusive) to `beforeUs`, oldest first, whose erasure no ledger entry states (its gateway stopped between destroying
-   * the key and writing the entry): an access request's entry names the request id, its key `access:<id>`.
+   * `erased` ledger entries from `afterUs` (inclusive) until `graceUs` ago by the store's clock, in (time, instance,
+   * seq) order after `after`, whose data key (the entry's session, or `access:<id>` for an access request) is still
+   * there: erasures whose gateway stopped between signing the entry and destroying the key.
    */
-  erasuresWithoutEntry(afterUs: number, beforeUs: number, limit: number): Promise<DataKeyRow[]>;
+  unfinishedErasures(afterUs: number, graceUs: number, after: LedgerPosition | undefined, limit: number): Promise<LedgerRow[]>;
   /** How many data keys each KEK wraps (erased ones not counted). */
   dataKeyCounts(): Promise<Array<{ kekId: string; count: number }>>;
   kekChecks(): Promise<KekCheckRow[]>;
@@ -85,15 +98,15 @@ export function dataKeyStore(db: DatabasePort): DataKeyStore {
       );
       return erased.map((r) => String(r.owner));
     },
-    async erasuresWithoutEntry(afterUs, beforeUs, limit) {
+    async unfinishedErasures(afterUs, graceUs, after, limit) {
+      const from = after === undefined ? sql`` : sql`AND (l.time_us, l.instance_id, l.seq) > (${after.timeUs}, ${after.instanceId}, ${after.seq})`;
       return (
         await db.query(
-          sql`SELECT * FROM data_keys k WHERE k.wrapped IS NULL AND k.erased_at_us >= ${afterUs} AND k.erased_at_us < ${beforeUs}
-            AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.kind = 'erased'
-              AND l.session_id = CASE WHEN k.owner LIKE 'access:%' THEN substr(k.owner, 8) ELSE k.owner END)
-            ORDER BY k.erased_at_us, k.owner LIMIT ${limit}`,
+          sql`SELECT l.* FROM ledger l WHERE l.kind = 'erased' AND l.time_us >= ${afterUs} AND l.time_us < ${storeNowUs(db.dialect)} - ${graceUs} ${from}
+            AND EXISTS (SELECT 1 FROM data_keys k WHERE k.owner IN (l.session_id, ${accessPrefix} || l.session_id) AND k.wrapped IS NOT NULL)
+            ORDER BY l.time_us, l.instance_id, l.seq LIMIT ${limit}`,
         )
-      ).map(dataKeyFromDb);
+      ).map(ledgerFromDb);
     },
     async dataKeyCounts() {
       return (await db.query(sql`SELECT kek_id, COUNT(*) AS n FROM data_keys WHERE wrapped IS NOT NULL GROUP BY kek_id ORDER BY kek_id`)).map((r) => ({

@@ -307,13 +307,13 @@ export const instanceKeksMigration: Migration = {
 };
 
 /**
- * Version 15, the same on both backends: erased data keys by when (a partial index), so that the sweeper finds an
- * erasure whose ledger entry never landed (its gateway stopped in between) without reading every data key.
+ * Version 15, the same on both backends: erasure entries of the ledger by time (a partial index), so that the sweeper
+ * finds an erasure whose gateway stopped between signing its entry and destroying the key without reading the ledger.
  */
 export const erasedKeysMigration: Migration = {
   version: 15,
-  description: 'recording encryption: erased data keys by time',
+  description: 'recording encryption: erasures in the ledger by time',
   sql: `
-      CREATE INDEX data_keys_erased ON data_keys (erased_at_us) WHERE wrapped IS NULL;
+      CREATE INDEX ledger_erasures ON ledger (time_us) WHERE kind = 'erased';
     `,
 };

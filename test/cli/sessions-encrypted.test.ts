@@ -42,7 +42,7 @@ describe('portcullis sessions, encrypted recordings without the KEK', () => {
       ids.erased = erased.id;
       ids.plain = (await writeRecordedSession(s, { signer, subject: 'carol' })).session.id;
       await s.registerKey({ keyId: signer.keyId, publicKey: signer.publicKeyPem, instanceId: 'gw-enc', createdAtUs: 1 });
-      await eraseWrittenSession(s, erased, 'root (https://idp.example.com)', 'privacy request #7', erasedAtUs);
+      await eraseWrittenSession(s, erased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #7', erasedAtUs: erasedAtUs });
     } finally {
       await s.close();
     }

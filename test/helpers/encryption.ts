@@ -3,7 +3,7 @@ import { accessReasonAad, accessRequestOwner, eventAad, reviewParamsAad, sealTex
 import { localKek } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 import { readableStore } from '../../src/encryption/readable-store.js';
-import { eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from '../../src/recording/chain.js';
+import { erasureBytes, eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from '../../src/recording/chain.js';
 import { keyIdOf, type SigningKey } from '../../src/recording/keys.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import type { Store } from '../../src/store/store.js';
@@ -203,20 +203,28 @@ export async function writeRecordedSession(
 }
 
 /**
- * Erases a session written by writeRecordedSession as `portcullis sessions erase` does: its data key destroyed, and
- * the `erased` entry verify requires appended to the ledger (the session's own test instance's chain).
+ * Erases a session written by writeRecordedSession as `portcullis sessions erase` does: the `erased` entry verify
+ * requires, signed by `signer`, appended to the ledger (the session's own test instance's chain), then its data key
+ * destroyed (unless `keyToo` is false: an erasure cut short between the two).
  */
-export async function eraseWrittenSession(store: Store, session: SessionRow, by: string, reason: string, erasedAtUs: number): Promise<void> {
-  const erased = await store.eraseDataKeys([session.id], by, reason, erasedAtUs);
-  if (erased.length !== 1) throw new Error(`the data key of ${session.id} was not erased (none, or erased before)`);
+export async function eraseWrittenSession(
+  store: Store,
+  session: SessionRow,
+  o: { signer: SigningKey; by: string; reason: string; erasedAtUs: number; keyToo?: boolean },
+): Promise<void> {
+  const { by, reason, erasedAtUs } = o;
   const head = await store.ledgerHead(session.instanceId);
+  const signature = o.signer.sign(erasureBytes({ sessionId: session.id, by, reason, erasedAtUs }));
   const row = {
     instanceId: session.instanceId,
     seq: (head?.seq ?? -1) + 1,
     timeUs: erasedAtUs,
     kind: 'erased' as const,
     sessionId: session.id,
-    detail: JSON.stringify({ by, reason, erasedAtUs, subject: session.subject, connection: session.connection }),
+    detail: JSON.stringify({ by, reason, erasedAtUs, subject: session.subject, connection: session.connection, keyId: o.signer.keyId, signature }),
   };
   await store.write({ ...emptyBatch(), ledger: [{ ...row, hash: ledgerHash(head?.hash ?? ledgerGenesis(session.instanceId), row) }] });
+  if (o.keyToo === false) return;
+  const erased = await store.eraseDataKeys([session.id], by, reason, erasedAtUs);
+  if (erased.length !== 1) throw new Error(`the data key of ${session.id} was not erased (none, or erased before)`);
 }

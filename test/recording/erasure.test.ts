@@ -34,6 +34,13 @@ function signingKey(): SigningKey {
   return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_ERASE_KEY}'));
 }
 
+/** A signing key no gateway of these tests trusts. */
+function otherSigningKey(): SigningKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  process.env.PORTCULLIS_TEST_OTHER_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_OTHER_KEY}'));
+}
+
 const keyring = () => {
   const kek = localKek('k1', randomBytes(32));
   return new Keyring([kek], kek);
@@ -255,7 +262,8 @@ for (const backend of backends) {
       const erasedRows = (await store.ledger(`gw-erase-${n}`, -1, 1000)).filter((l) => l.kind === 'erased');
       assert.deepEqual(erasedRows.map((l) => l.sessionId).sort(), [`alice-1-${n}`, `alice-2-${n}`, `ar-alice-${n}`].sort());
       const d = JSON.parse(erasedRows[0]!.detail) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(d).sort(), ['by', 'connection', 'erasedAtUs', 'reason', 'subject']);
+      assert.deepEqual(Object.keys(d).sort(), ['by', 'connection', 'erasedAtUs', 'keyId', 'reason', 'signature', 'subject']);
+      assert.equal(d.keyId, signing.keyId, 'signed by the gateway that erased');
       assert.equal(d.subject, 'alice');
       assert.deepEqual((await verifyLedger(store, `gw-erase-${n}`)).problems, []);
 
@@ -269,53 +277,53 @@ for (const backend of backends) {
       await recorder.close();
     });
 
-    it('an erasure whose gateway stopped before its ledger entries fails verify until the next sweep writes them', async () => {
+    it('an erasure cut short after its signed entries is finished by the next sweep; a key row nulled without one is not laundered', async () => {
       const ring = keyring();
       const erasing = await start(`gw-halfway-${n}`, { keyring: ring });
       await recorded(erasing, `halfway-${n}`, 'frank', marker('frank'));
       await recorded(erasing, `recent-${n}`, 'frank', marker('frank2'));
-      await erasing.close();
+      await recorded(erasing, `forged-${n}`, 'frank', marker('frank3'));
+      await recorded(erasing, `stranger-${n}`, 'frank', marker('frank4'));
       await store.insertAccessRequest(accessRequest(`ar-halfway-${n}`, 'frank', 'to read the ledger'));
       const arOwner = accessRequestOwner(`ar-halfway-${n}`);
       await store.insertDataKey({ owner: arOwner, kekId: 'k1', wrapped: 'lk1:AAAA', createdAtUs: 1, erasedAtUs: null, erasedBy: null, eraseReason: null });
-      // As eraseRecordings does, stopped after its first write: the keys destroyed, no ledger entry.
+      // As eraseRecordings does, stopped after its first write: the signed entries, no key destroyed.
       const longAgo = nowUs() - 3_600_000_000;
-      await store.eraseDataKeys([`halfway-${n}`, arOwner], 'admin (https://idp.test)', 'privacy request 9', longAgo);
-      await store.eraseDataKeys([`recent-${n}`], 'admin (https://idp.test)', 'privacy request 10', nowUs());
-      const before = await verifySession(store, `halfway-${n}`, trusted);
-      assert.equal(before.status, 'failed');
-      assert.match(before.problems.map((p) => p.message).join('\n'), /no gateway ledger records an erasure of this session/);
+      const facts = { by: 'admin (https://idp.test)', reason: 'privacy request 9', erasedAtUs: longAgo, subject: 'frank', connection: 'db' };
+      await erasing.recordErasure(`halfway-${n}`, facts);
+      await erasing.recordErasure(`ar-halfway-${n}`, facts);
+      await erasing.recordErasure(`recent-${n}`, { ...facts, erasedAtUs: nowUs() });
+      await erasing.close();
+      // A key row nulled with SQL, naming an admin: no signed entry vouches for it.
+      await store.eraseDataKeys([`forged-${n}`], 'admin (https://idp.test)', 'privacy request 9', longAgo);
+      // An entry signed by a key this gateway does not trust (another store writer's gateway, say).
+      const signedElsewhere = await Recorder.start({
+        store,
+        instanceId: `gw-stranger-${n}`,
+        key: otherSigningKey(),
+        mode: 'write-ahead',
+        log: quiet,
+        sweepMs: 3_600_000,
+      });
+      await signedElsewhere.recordErasure(`stranger-${n}`, facts);
+      await signedElsewhere.close();
+      const problems = async (id: string) => (await verifySession(store, id, trusted)).problems.map((p) => p.message).join('\n');
+      assert.match(await problems(`halfway-${n}`), /erased at .* by admin .*, but its data key is still there: an erasure cut short/);
 
-      // The gateway starts again: its first sweep looks at every erasure.
+      // The gateway starts again: its first sweep looks back 30 days.
       const recorder = await start(`gw-halfway-${n}`, { keyring: ring });
       await recorder.sweep();
       const after = await verifySession(store, `halfway-${n}`, trusted);
       assert.equal(after.status, 'erased', JSON.stringify(after.problems));
       assert.deepEqual(after.erased, { erasedAtUs: longAgo, by: 'admin (https://idp.test)', reason: 'privacy request 9' });
-      const entries = (await store.ledgerFor(`halfway-${n}`)).filter((l) => l.kind === 'erased');
-      assert.equal(entries.length, 1);
-      assert.deepEqual(JSON.parse(entries[0]!.detail), {
-        by: 'admin (https://idp.test)',
-        reason: 'privacy request 9',
-        erasedAtUs: longAgo,
-        subject: 'frank',
-        connection: 'db',
-      });
-      const [arEntry] = (await store.ledgerFor(`ar-halfway-${n}`)).filter((l) => l.kind === 'erased');
-      assert.deepEqual(JSON.parse(arEntry!.detail), {
-        by: 'admin (https://idp.test)',
-        reason: 'privacy request 9',
-        erasedAtUs: longAgo,
-        subject: 'frank',
-        connection: 'db',
-      });
-      assert.equal(
-        (await store.ledgerFor(`recent-${n}`)).filter((l) => l.kind === 'erased').length,
-        0,
-        'an erasure of the last minute may still be writing its entry: left to its gateway',
-      );
-      await recorder.sweep();
-      assert.equal((await store.ledgerFor(`halfway-${n}`)).filter((l) => l.kind === 'erased').length, 1, 'written once');
+      const [arKey] = await store.dataKeys([arOwner]);
+      assert.deepEqual([arKey!.wrapped, arKey!.erasedBy, arKey!.erasedAtUs], [null, 'admin (https://idp.test)', longAgo], "the access request's key too");
+      const [recentKey] = await store.dataKeys([`recent-${n}`]);
+      assert.notEqual(recentKey!.wrapped, null, 'an erasure of the last minute may still be destroying its keys: left to its gateway');
+      const [strangerKey] = await store.dataKeys([`stranger-${n}`]);
+      assert.notEqual(strangerKey!.wrapped, null, 'an entry no trusted key signed destroys nothing');
+      assert.match(await problems(`forged-${n}`), /no signed ledger entry records an erasure of this session: the key row was changed outside Portcullis/);
+      assert.equal((await store.ledgerFor(`forged-${n}`)).filter((l) => l.kind === 'erased').length, 0, 'the sweeper writes no entry for it');
       await recorder.close();
     });
 
