@@ -1,5 +1,6 @@
 import { type Cluster, startCluster } from '../test/helpers/replicas.js';
 import type { Verdicts } from './bridges.js';
+import { type CpuBreakdown, cpuSince, cpuSnapshot } from './cluster-cpu.js';
 import { benchLimits, everythingStdioConnection } from './processes.js';
 import { type ClientKind, connect, echo, shortSession } from './sessions.js';
 
@@ -32,6 +33,11 @@ type Connected = Awaited<ReturnType<typeof connect>>;
  * first message: HAProxy in front means a transport error can come from it, which the figures must show, not hide.
  */
 async function closedLoop(pool: Connected[], ms: number, failures: Map<string, number>): Promise<number> {
+  return (await countedLoop(pool, ms, failures)).rate;
+}
+
+/** The same, with the number of calls completed. */
+async function countedLoop(pool: Connected[], ms: number, failures: Map<string, number>): Promise<{ rate: number; calls: number }> {
   let calls = 0;
   const start = performance.now();
   const end = start + ms;
@@ -47,7 +53,7 @@ async function closedLoop(pool: Connected[], ms: number, failures: Map<string, n
       }
     }),
   );
-  return calls / ((performance.now() - start) / 1000);
+  return { rate: calls / ((performance.now() - start) / 1000), calls };
 }
 
 /** Counts a failure under its first message and its cause's. */
@@ -122,22 +128,40 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
     for (const [name, target] of targets) pools.set(name, await Promise.all(Array.from({ length: s.clients }, () => connectTallied(target, failures))));
     for (const [name, pool] of pools) console.log(`${label.padEnd(30)} ${name}: warm after ${fmt((await warmUp(pool, s, failures)) / 1000, 0)} s`);
     const rates = new Map<string, number[]>([...clusters.keys()].map((n) => [n, []]));
+    const cpu = new Map<string, CpuBreakdown[]>([...clusters.keys()].map((n) => [n, []]));
     const names = [...clusters.keys()];
     for (let round = 0; round < s.rounds; round++) {
-      for (const name of names.map((_, i) => names[(i + round) % names.length]!))
-        rates.get(name)!.push(await closedLoop(pools.get(name)!, s.roundMs, failures));
+      for (const name of names.map((_, i) => names[(i + round) % names.length]!)) {
+        const before = await cpuSnapshot(clusters.get(name)!);
+        const { rate, calls } = await countedLoop(pools.get(name)!, s.roundMs, failures);
+        rates.get(name)!.push(rate);
+        cpu.get(name)!.push(perCall(await cpuSince(clusters.get(name)!, before), calls));
+      }
     }
     const [one, three] = names;
     const ratios = rates.get(three!)!.map((r, i) => r / rates.get(one!)![i]!);
+    // CPU per call, one / three: how much of one replica's efficiency three keep (1 = coordination costs nothing).
+    const cpuRatios = cpu.get(three!)!.map((c, i) => cpu.get(one!)![i]!.total / c.total);
     for (let round = 0; round < s.rounds; round++) {
       console.log(
         `${label.padEnd(30)} round ${round + 1}: ${names.map((n) => `${n} ${fmt(rates.get(n)![round]!, 0)} calls/s`).join(', ')}; ${fmt(ratios[round]!)}×`,
       );
+      for (const n of names) console.log(`${label.padEnd(30)}   ${n}: CPU per call ${describeCpu(cpu.get(n)![round]!)}`);
     }
     const ratio = median(ratios);
+    const cpuRatio = median(cpuRatios);
     console.log(`${label.padEnd(30)} median ${fmt(ratio)}× (three replicas / one)`);
+    console.log(`${label.padEnd(30)} CPU per call, one replica / three: median ${fmt(cpuRatio)}× (rounds ${cpuRatios.map((r) => fmt(r)).join(', ')})`);
     for (const [message, count] of failures) console.log(`${label.padEnd(30)} ${count} failed call(s): ${message}`);
-    return { rates: Object.fromEntries(rates), ratios, ratio, failures: Object.fromEntries(failures) };
+    return {
+      rates: Object.fromEntries(rates),
+      ratios,
+      ratio,
+      cpuPerCall: Object.fromEntries(cpu),
+      cpuRatios,
+      cpuRatio,
+      failures: Object.fromEntries(failures),
+    };
   } finally {
     for (const pool of pools.values())
       await Promise.all(
@@ -150,6 +174,22 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
       );
   }
 }
+
+/** A cluster's CPU over a round, in ms per call. */
+function perCall(c: CpuBreakdown, calls: number): CpuBreakdown {
+  const per = (ms: number) => (calls === 0 ? 0 : ms / calls);
+  return {
+    gateways: per(c.gateways),
+    servers: per(c.servers),
+    haproxy: per(c.haproxy),
+    postgres: per(c.postgres),
+    total: per(c.total),
+    serverProcesses: c.serverProcesses,
+  };
+}
+
+const describeCpu = (c: CpuBreakdown) =>
+  `${fmt(c.total, 3)} ms (gateways ${fmt(c.gateways, 3)}, ${c.serverProcesses} servers ${fmt(c.servers, 3)}, HAProxy ${fmt(c.haproxy, 3)}, PostgreSQL ${fmt(c.postgres, 3)})`;
 
 /** An era's figures, or the error that stopped it (printed): the other era and the other parts still run. */
 async function reported(label: string, run: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
