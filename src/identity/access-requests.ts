@@ -7,7 +7,7 @@ import type { Identity } from '../core/identity.js';
 import type { Recorder } from '../recording/recorder.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { AccessRequestRow, AccessRequestStatus } from '../store/types.js';
+import type { AccessRequestRow, AccessRequestStatus } from '../store/access-types.js';
 import type { ConnectionAccess } from './access-policy.js';
 import { HttpError } from '../core/http-error.js';
 

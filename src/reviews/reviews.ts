@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { type Identity, samePrincipal } from '../core/identity.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/types.js';
+import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/review-types.js';
 import { HttpError } from '../core/http-error.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { DatabasePort } from './port.js';
 import { type Entry, insertSql, newestFirstSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
 import { sql } from './sql.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus } from './access-types.js';
 
 /** Just-in-time access requests and their decisions (identity/access-requests.ts). */
 export interface AccessStore {

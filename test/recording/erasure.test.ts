@@ -16,7 +16,9 @@ import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
-import { type AccessRequestRow, emptyBatch, openSessionRow, type ReviewRow } from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
+import type { ReviewRow } from '../../src/store/review-types.js';
+import { emptyBatch, openSessionRow } from '../../src/store/types.js';
 import { allEvents } from '../helpers/recorded.js';
 import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 

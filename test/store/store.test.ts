@@ -6,19 +6,11 @@ import { latestVersion, postgresMigrations, sqliteMigrations } from '../../src/s
 import { nowUs } from '../../src/recording/time.js';
 import { openStore, sqlitePath } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
-import {
-  type AccessRequestRow,
-  type AgentRow,
-  emptyBatch,
-  type EventRow,
-  type LedgerRow,
-  openSessionRow,
-  type ReviewApproval,
-  type ReviewRow,
-  type SessionRow,
-  type ToolPinRow,
-  type WriteBatch,
-} from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
+import type { AgentRow } from '../../src/store/agent-types.js';
+import type { ToolPinRow } from '../../src/store/pin-types.js';
+import type { ReviewApproval, ReviewRow } from '../../src/store/review-types.js';
+import { emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
 import { readingOf } from '../../src/encryption/readable-store.js';
 import { isSealed } from '../../src/encryption/envelope.js';
 import { encryptingStore, testKeyring } from '../helpers/encryption.js';
