@@ -109,9 +109,16 @@ export function encryptingStore(store: Store, keyring: Keyring): Store {
       const key = await ownKey(row.sessionId);
       await store.insertReview({ ...row, params: sealText(key, reviewParamsAad(row.id), row.params) });
     },
-    async insertAccessRequest(row) {
-      const key = await ownKey(accessRequestOwner(row.id));
-      return store.insertAccessRequest({ ...row, reason: sealText(key, accessReasonAad(row.id), row.reason) });
+    async insertAccessRequest(row, dataKey) {
+      // Sealed already, by a caller that brings the key (identity/access-requests.ts).
+      if (dataKey !== undefined) return store.insertAccessRequest(row, dataKey);
+      const owner = accessRequestOwner(row.id);
+      const known = keys.get(owner);
+      const made = known === undefined ? dataKeyFor(keyring, owner) : undefined;
+      const key = known ?? made!.key;
+      const inserted = await store.insertAccessRequest({ ...row, reason: sealText(key, accessReasonAad(row.id), row.reason) }, made?.row);
+      if (inserted && made !== undefined) keys.set(owner, made.key);
+      return inserted;
     },
   };
   return readableStore(writing, keyring);

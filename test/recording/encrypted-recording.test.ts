@@ -298,6 +298,31 @@ for (const backend of backends) {
       await recorder.close();
     });
 
+    it('an access request refused as a duplicate leaves no data key behind', async () => {
+      const recorder = await start(`gw-dup-${backend.name}`, { keyring });
+      const access = new ConnectionAccess('files', accessSchema().parse({ groups: ['eng'], approvers: ['leads'] }));
+      const requests = new AccessRequests({
+        store,
+        recorder,
+        keyring,
+        access: (c) => (c === 'files' ? access : undefined),
+        log: quiet,
+        inUse: true,
+        onGrantEnded: () => {},
+      });
+      const dataKeys = async () => (await store.dataKeyCounts()).find((c) => c.kekId === 'k1')?.count ?? 0;
+      try {
+        const first = await requests.request(bob, 'files', 60_000, 'to read the files once');
+        const before = await dataKeys();
+        await assert.rejects(requests.request(bob, 'files', 60_000, 'to read them again'), new RegExp(`your request ${first.id} for 'files' is still waiting`));
+        assert.equal(await dataKeys(), before, 'the refused request left a data key (access:<id>) behind');
+        assert.equal((await requests.deny(carol, first.id, 'no')).status, 'denied');
+      } finally {
+        requests.stop();
+        await recorder.close();
+      }
+    });
+
     it("a dump of the database holds none of an encrypted session's words, and a plain session's it does", async () => {
       // The plain control, through a recorder without a keyring on the same store.
       const plain = await start(`gw-plain-${backend.name}`);

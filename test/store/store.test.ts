@@ -497,6 +497,10 @@ for (const { backend, encrypted } of variants) {
       );
       assert.equal(await store.insertAccessRequest(base), false, 'the same id twice is refused');
       assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_4' }), true, 'once decided, the requester may ask again');
+      // With recording encryption the request comes with its reason's data key: written with it, or not at all.
+      const key = { owner: 'access:ar_5', kekId: 'k1', wrapped: 'lk1:not-a-key', createdAtUs: 1, erasedAtUs: null, erasedBy: null, eraseReason: null };
+      assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_5' }, key), false, 'ar_4 is still pending');
+      assert.deepEqual(await store.dataKeys(['access:ar_5']), [], 'a refused request leaves no data key behind');
     });
 
     it('keeps reviews: every field reads back exactly, nulls and approvals included', async () => {
