@@ -115,6 +115,63 @@ describe('portcullis sessions, encrypted recordings without the KEK', () => {
   });
 });
 
+describe('portcullis sessions show <group>, encrypted recordings without the KEK', () => {
+  let dir: string;
+  let configFile: string;
+  const ids = { encrypted: '', erased: '' };
+  const erasedAtUs = 1_796_000_000_000_000;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-groups-enc-'));
+    mkdirSync(join(dir, 'data'));
+    const store = `sqlite:${join(dir, 'data', 'recordings.db')}`;
+    configFile = join(dir, 'gateway.yaml');
+    writeFileSync(
+      configFile,
+      stringify({ dataDir: join(dir, 'data'), store, listen: '127.0.0.1:1', connections: { everything: { stdio: everythingStdio() } } }),
+    );
+    const s = await openStore(store);
+    try {
+      const keyring = testKeyring(['k1']);
+      const { key: signer } = testSigner();
+      ids.encrypted = (await writeRecordedSession(s, { keyring, signer, edge: 'modern' })).session.id;
+      const erased = (await writeRecordedSession(s, { keyring, signer, subject: 'bob', edge: 'modern' })).session;
+      ids.erased = erased.id;
+      await eraseWrittenSession(s, erased, 'root (https://idp.example.com)', 'privacy request #8', erasedAtUs);
+    } finally {
+      await s.close();
+    }
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cli = (...args: string[]) => runCli([...args, '--config', configFile]);
+
+  it('says why the group cannot be shown: the KEK its session is encrypted under, or who erased it, when and why', async () => {
+    // The group of the session's first request (open, negotiated, then the request: seq 2).
+    const encrypted = await cli('sessions', 'show', `${ids.encrypted}.2`);
+    assert.equal(encrypted.code, 1, encrypted.stderr);
+    assert.match(
+      encrypted.stderr,
+      new RegExp(
+        `^portcullis: group "${ids.encrypted}\\.2" cannot be shown: the recording of ${ids.encrypted} is encrypted under KEK 'k1', which this config does not have: add it to recording\\.encryption\\.keys`,
+      ),
+    );
+    const erased = await cli('sessions', 'show', `${ids.erased}.2`);
+    assert.equal(erased.code, 1, erased.stderr);
+    assert.match(
+      erased.stderr,
+      new RegExp(
+        `cannot be shown: the recording of ${ids.erased} was erased \\(crypto-shredded\\) at ${new Date(erasedAtUs / 1000).toISOString().replaceAll('.', '\\.')} by root \\(https://idp\\.example\\.com\\): privacy request #8`,
+      ),
+    );
+    for (const r of [encrypted, erased]) {
+      assert.doesNotMatch(r.stderr, /no group/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+});
+
 describe('portcullis sessions, encrypted recordings with the KEK in the config', () => {
   let dir: string;
   let configFile: string;

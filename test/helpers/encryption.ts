@@ -149,12 +149,19 @@ export interface WrittenSession {
  */
 export async function writeRecordedSession(
   store: Store,
-  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string },
+  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string; edge?: string },
 ): Promise<WrittenSession> {
   written++;
   const id = o.id ?? `enc-${written}-${randomBytes(4).toString('hex')}`;
   const openedAtUs = 1_795_000_000_000_000 + written * 1_000_000;
-  const base = openSessionRow({ id, instanceId: `gw-enc-${id}`, connection: 'everything', subject: o.subject ?? 'alice', openedAtUs });
+  const base = openSessionRow({
+    id,
+    instanceId: `gw-enc-${id}`,
+    connection: 'everything',
+    subject: o.subject ?? 'alice',
+    openedAtUs,
+    ...(o.edge === undefined ? {} : { edge: o.edge }),
+  });
   const negotiated = { clientInfo: { name: 'enc-client', version: '1' }, serverInfo: { name: 'everything', version: '2' }, protocolVersion: '2025-11-25' };
   const messages = o.messages ?? [
     '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"marker-secret-1"}}}',
