@@ -98,6 +98,20 @@ for (const backend of backends) {
       return rec;
     };
 
+    /** Just-in-time access to `files` (eng may use it, leads approve) through `recorder`, with the keyring. */
+    const accessRequests = (recorder: Recorder) => {
+      const access = new ConnectionAccess('files', accessSchema().parse({ groups: ['eng'], approvers: ['leads'] }));
+      return new AccessRequests({
+        store,
+        recorder,
+        keyring,
+        access: (c) => (c === 'files' ? access : undefined),
+        log: quiet,
+        inUse: true,
+        onGrantEnded: () => {},
+      });
+    };
+
     /** The session's data key, as a reader with the KEK gets it: from its stored, wrapped row. */
     const storedKey = async (owner: string) => {
       const [row] = await store.dataKeys([owner]);
@@ -276,16 +290,7 @@ for (const backend of backends) {
       assert.match(orphan.released ? '' : orphan.message, /has no data key here/);
       await reviews.stop();
 
-      const access = new ConnectionAccess('files', accessSchema().parse({ groups: ['eng'], approvers: ['leads'] }));
-      const requests = new AccessRequests({
-        store,
-        recorder,
-        keyring,
-        access: (c) => (c === 'files' ? access : undefined),
-        log: quiet,
-        inUse: true,
-        onGrantEnded: () => {},
-      });
+      const requests = accessRequests(recorder);
       const request = await requests.request(bob, 'files', 60_000, `to check ${markers.reason}`);
       assert.equal(request.reason, `to check ${markers.reason}`, 'the requester is answered with the reason as given');
       const row = (await store.getAccessRequest(request.id))!;
@@ -300,16 +305,7 @@ for (const backend of backends) {
 
     it('an access request refused as a duplicate leaves no data key behind', async () => {
       const recorder = await start(`gw-dup-${backend.name}`, { keyring });
-      const access = new ConnectionAccess('files', accessSchema().parse({ groups: ['eng'], approvers: ['leads'] }));
-      const requests = new AccessRequests({
-        store,
-        recorder,
-        keyring,
-        access: (c) => (c === 'files' ? access : undefined),
-        log: quiet,
-        inUse: true,
-        onGrantEnded: () => {},
-      });
+      const requests = accessRequests(recorder);
       const dataKeys = async () => (await store.dataKeyCounts()).find((c) => c.kekId === 'k1')?.count ?? 0;
       try {
         const first = await requests.request(bob, 'files', 60_000, 'to read the files once');
