@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLocalApiKey } from '../src/crypto/local-api-key.js';
 import { startRsyslog } from '../test/helpers/rsyslog.js';
+import type { Verdicts } from './bridges.js';
+import { alternatingPair, type Concurrent } from './gateway-pair.js';
 import { everythingStdioConnection, type Proc, startAuditCollector, startGateway } from './processes.js';
 
 /**
@@ -11,17 +13,6 @@ import { everythingStdioConnection, type Proc, startAuditCollector, startGateway
  * 32 concurrent clients in alternating rounds. Each sink kind is a line of `sinks` (T3 adds syslog). The sink runs
  * in its own process; the records it took are counted afterwards, so a run where nothing was shipped cannot pass.
  */
-
-type Verdicts = Array<{ target: string; value: number; limit: string; pass: boolean }>;
-
-interface Target {
-  name: string;
-  url: string;
-  token?: string | undefined;
-}
-
-/** The benchmark's closed-loop measurement (run.ts's `concurrent`). */
-type Concurrent = (targets: Target[]) => Promise<Map<string, { callsPerSec: number; warmMs: number }>>;
 
 /** A live sink of one kind: its process, and the `audit.sinks` entry of a gateway shipping to it. */
 interface LiveSink {
@@ -80,32 +71,21 @@ export async function auditOnOff(verdicts: Verdicts, o: { repetitions: number; c
     console.log('repetition        audit off calls/s   audit on calls/s   on / off   records taken   backlog at end');
     for (let rep = 0; rep < o.repetitions; rep++) {
       const sink = await live.start();
-      const gateways: Proc[] = [];
       try {
-        // Started in alternating order so that neither always has the first pick of the machine.
         const on = async () => startGateway({ everything: everythingStdioConnection() }, { audit: { sinks: [sink.sink] } });
         const off = async () => startGateway({ everything: everythingStdioConnection() });
-        const first = rep % 2 === 0 ? await off() : await on();
-        const second = rep % 2 === 0 ? await on() : await off();
-        const [gOff, gOn] = rep % 2 === 0 ? [first, second] : [second, first];
-        gateways.push(first, second);
-        const targets: Target[] = [
-          { name: 'audit off', url: `http://127.0.0.1:${gOff.port}/mcp/everything`, token: gOff.token },
-          { name: 'audit on', url: `http://127.0.0.1:${gOn.port}/mcp/everything`, token: gOn.token },
-        ];
-        const conc = await o.concurrent(targets);
-        const offRate = conc.get('audit off')!.callsPerSec;
-        const onRate = conc.get('audit on')!.callsPerSec;
-        ratios.push(onRate / offRate);
-        const backlog = await backlogOf(gOn);
-        const taken = await sink.taken();
-        console.log(
-          `${String(rep + 1).padEnd(18)}${fmt(offRate, 0).padStart(17)}${fmt(onRate, 0).padStart(19)}${`${fmt(onRate / offRate)}×`.padStart(11)}${String(taken).padStart(16)}${String(backlog).padStart(17)}`,
-        );
-        if (taken === 0) throw new Error(`the ${live.kind} sink took no record: audit streaming did not run`);
-        runs.push({ offCallsPerSec: offRate, onCallsPerSec: onRate, recordsTaken: taken, backlogAtEnd: backlog });
+        const sides = { off: { name: 'audit off', start: off }, on: { name: 'audit on', start: on } };
+        await alternatingPair(rep, sides, o.concurrent, async ({ on: gOn }, { off: offRate, on: onRate }) => {
+          ratios.push(onRate / offRate);
+          const backlog = await backlogOf(gOn);
+          const taken = await sink.taken();
+          console.log(
+            `${String(rep + 1).padEnd(18)}${fmt(offRate, 0).padStart(17)}${fmt(onRate, 0).padStart(19)}${`${fmt(onRate / offRate)}×`.padStart(11)}${String(taken).padStart(16)}${String(backlog).padStart(17)}`,
+          );
+          if (taken === 0) throw new Error(`the ${live.kind} sink took no record: audit streaming did not run`);
+          runs.push({ offCallsPerSec: offRate, onCallsPerSec: onRate, recordsTaken: taken, backlogAtEnd: backlog });
+        });
       } finally {
-        await Promise.all(gateways.map((g) => g.stop()));
         await sink.proc.stop();
       }
     }

@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { eventAad, isSealed, newDataKey, sealText } from '../src/encryption/envelope.js';
 import { eventHash } from '../src/recording/chain.js';
 import { openStore } from '../src/store/open.js';
+import type { Verdicts } from './bridges.js';
+import { alternatingPair, type Concurrent } from './gateway-pair.js';
 import { benchPostgresStore } from './postgres.js';
-import { everythingStdioConnection, type Proc, startGateway } from './processes.js';
+import { everythingStdioConnection, startGateway } from './processes.js';
 
 /**
  * Recordings encrypted at rest (issue 21) vs plain: gateways in front of server-everything over stdio, recording
@@ -13,17 +15,6 @@ import { everythingStdioConnection, type Proc, startGateway } from './processes.
  * (the verdict is the median ratio). After each run the encrypted gateway's store is read: a run that stored plain
  * payloads, or no data keys, cannot pass.
  */
-
-type Verdicts = Array<{ target: string; value: number; limit: string; pass: boolean }>;
-
-interface Target {
-  name: string;
-  url: string;
-  token?: string | undefined;
-}
-
-/** The benchmark's closed-loop measurement (run.ts's `concurrent`). */
-type Concurrent = (targets: Target[]) => Promise<Map<string, { callsPerSec: number; warmMs: number }>>;
 
 // The encrypted gateways inherit the environment: their KEK, which their config names (`${env:…}`).
 process.env.PORTCULLIS_BENCH_KEK ??= randomBytes(32).toString('base64');
@@ -49,30 +40,20 @@ export async function encryptionOnOff(
     console.log('repetition          plain calls/s   encrypted calls/s   encrypted / plain   sessions   data keys');
     for (let rep = 0; rep < o.repetitions; rep++) {
       const stores = backend === 'PostgreSQL' ? [await benchPostgresStore(), await benchPostgresStore()] : [];
-      const gateways: Proc[] = [];
       try {
         const storeOf = (i: number) => (stores[i] === undefined ? {} : { store: stores[i]!.url });
-        // Started in alternating order so that neither always has the first pick of the machine.
         const plain = async () => startGateway({ everything: everythingStdioConnection() }, storeOf(0));
         const encrypted = async () => startGateway({ everything: everythingStdioConnection() }, { ...storeOf(1), recording: benchEncryption });
-        const first = rep % 2 === 0 ? await plain() : await encrypted();
-        const second = rep % 2 === 0 ? await encrypted() : await plain();
-        const [gPlain, gEnc] = rep % 2 === 0 ? [first, second] : [second, first];
-        gateways.push(first, second);
-        const conc = await o.concurrent([
-          { name: 'plain', url: `http://127.0.0.1:${gPlain.port}/mcp/everything`, token: gPlain.token },
-          { name: 'encrypted', url: `http://127.0.0.1:${gEnc.port}/mcp/everything`, token: gEnc.token },
-        ]);
-        const plainRate = conc.get('plain')!.callsPerSec;
-        const encRate = conc.get('encrypted')!.callsPerSec;
-        ratios.push(encRate / plainRate);
-        const stored = await encryptedStore(stores[1]?.url ?? `sqlite:${join(gEnc.dataDir!, 'portcullis.db')}`);
-        console.log(
-          `${String(rep + 1).padEnd(18)}${fmt(plainRate, 0).padStart(15)}${fmt(encRate, 0).padStart(20)}${`${fmt(encRate / plainRate)}×`.padStart(20)}${String(stored.sessions).padStart(11)}${String(stored.dataKeys).padStart(12)}`,
-        );
-        runs.push({ plainCallsPerSec: plainRate, encryptedCallsPerSec: encRate, ...stored });
+        const sides = { off: { name: 'plain', start: plain }, on: { name: 'encrypted', start: encrypted } };
+        await alternatingPair(rep, sides, o.concurrent, async ({ on: gEnc }, { off: plainRate, on: encRate }) => {
+          ratios.push(encRate / plainRate);
+          const stored = await encryptedStore(stores[1]?.url ?? `sqlite:${join(gEnc.dataDir!, 'portcullis.db')}`);
+          console.log(
+            `${String(rep + 1).padEnd(18)}${fmt(plainRate, 0).padStart(15)}${fmt(encRate, 0).padStart(20)}${`${fmt(encRate / plainRate)}×`.padStart(20)}${String(stored.sessions).padStart(11)}${String(stored.dataKeys).padStart(12)}`,
+          );
+          runs.push({ plainCallsPerSec: plainRate, encryptedCallsPerSec: encRate, ...stored });
+        });
       } finally {
-        await Promise.all(gateways.map((g) => g.stop()));
         for (const s of stores) await s.drop();
       }
     }

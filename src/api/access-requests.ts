@@ -2,7 +2,7 @@ import type { Hono } from 'hono';
 import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams, apiRouter } from '../http/kit/route.js';
 import { parseDuration } from '../core/duration.js';
 import type { AccessRequests } from '../identity/access-requests.js';
-import type { AccessRequestStatus } from '../store/types.js';
+import type { AccessRequestStatus } from '../store/access-types.js';
 import { optionalString, readJson } from './json-body.js';
 import { HttpError } from '../core/http-error.js';
 import { untrustedPath } from '../core/untrusted-text.js';

@@ -3,7 +3,7 @@ import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl,
 import type { Identity } from '../core/identity.js';
 import { offeredBy } from '../pins/screen.js';
 import type { ToolPins } from '../pins/tool-pins.js';
-import type { ToolPinReason, ToolPinRow } from '../store/types.js';
+import type { ToolPinReason, ToolPinRow } from '../store/pin-types.js';
 import { optionalString, readJson } from './json-body.js';
 import { HttpError } from '../core/http-error.js';
 import { untrustedPath } from '../core/untrusted-text.js';

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import { type ControlEnv, replyJsonApi as json, requestUrl, strictParams, apiRouter } from '../http/kit/route.js';
 import type { Reviews } from '../reviews/reviews.js';
-import type { ReviewStatus } from '../store/types.js';
+import type { ReviewStatus } from '../store/review-types.js';
 import { reviewView } from '../reviews/view.js';
 import { optionalString, readJson } from './json-body.js';
 import { HttpError } from '../core/http-error.js';

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { CommittedBatch, CommittedRange } from '../recording/committed-listeners.js';
 import { nowUs } from '../recording/time.js';
-import { type AuditCursorMove, type AuditPendingSession, type AuditStore, ledgerCursorKey } from '../store/audit.js';
-import type { RecordingStore } from '../store/recording.js';
-import type { EventRow } from '../store/types.js';
+import { shipBacklog } from './backlog-scan.js';
 import { FailureReport } from './failure-report.js';
-import { accessRecord, type RecordSession, toAuditRecord } from './record.js';
+import { HeldCommits } from './held-commits.js';
+import { type ShipContext, type ShipperStore, Stopped } from './ship-context.js';
+import { type Backoff, Pauses, retrying } from './shipper-retry.js';
 import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
 
 /*
@@ -15,7 +15,8 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  * shipped from those, without reading them back; the store is read for the rest, the backlog (after a restart, a
  * sink outage, a batch it was not told of, other replicas' sessions). The store is the buffer: however far behind a
  * sink falls, the shipper holds a bounded amount in memory (past it, it forgets and reads the store), and the data
- * path never waits for it (a round at most every gatherMs).
+ * path never waits for it (a round at most every gatherMs). The live path is held-commits.ts, the store path
+ * backlog-scan.ts, the retries shipper-retry.ts.
  *
  * What is guaranteed (for docs/operations.md, "Audit streams"):
  * - Every event recorded in a session the sink is responsible for reaches it: a batch the sink refuses (an error, a
@@ -40,11 +41,7 @@ import type { AuditEventKind, AuditRecord, AuditSink } from './sink.js';
  */
 
 export interface ShipperOptions {
-  store: Pick<
-    AuditStore,
-    'auditSink' | 'auditPending' | 'auditEvents' | 'auditBacklog' | 'auditAccessPending' | 'advanceAuditCursors' | 'advanceAuditWatermark'
-  > &
-    Pick<RecordingStore, 'ledgerInstances'>;
+  store: ShipperStore;
   sink: AuditSink;
   /** The sink kind's key (http, file, syslog), for the status. */
   kind: string;
@@ -88,41 +85,23 @@ export interface AuditSinkStatus {
 
 /** Sessions a commit named, kept until the shipper looks at them; past this many it scans everything instead. */
 const maxHints = 5_000;
-/** Sessions read per page of a scan. */
-const pageSize = 200;
-/** Cursor moves written at once at most (sessions whose events were all of kinds not sent move too). */
-const maxMoves = 1_000;
-/** Sessions whose cursor the shipper keeps in mind at most: past it, the others' events are read from the store. */
-const maxTracked = 20_000;
-/** Committed events' payloads held for the next round at most (besides ShipperOptions.maxHeldEvents). */
-const maxFreshChars = 32 * 1024 * 1024;
-
-/** A session whose events can be shipped from the commits told of: its facts, and the cursor the store has for it. */
-interface Tracked {
-  facts: RecordSession;
-  /** The last event the sink took or passed over (written to the store at the end of the round that shipped it). */
-  cursor: number;
-}
-
-class Stopped extends Error {}
 
 export class AuditShipper {
   readonly #o: ShipperOptions;
   readonly #wanted: ReadonlySet<AuditEventKind>;
   readonly #maxBatch: number;
+  readonly #backoff: Backoff;
   readonly #sendReport: FailureReport;
   readonly #storeReport: FailureReport;
+  readonly #context: ShipContext;
+  readonly #held = new HeldCommits();
+  readonly #pauses = new Pauses({ stopped: () => this.#stopped, finishing: () => this.#finishing });
   #hints = new Set<string>();
-  #tracked = new Map<string, Tracked>();
-  /** Events of durable batches not looked at yet, in commit order. */
-  #fresh: EventRow[] = [];
-  #freshChars = 0;
   #fullScanDue = true;
   #stopped = false;
   /** Shutting down: one last scan ships what the recorder wrote last, without retrying a failing sink. */
   #finishing = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
   #watermarkUs = 0;
   #sinceUs = 0;
   #backlog = 0;
@@ -135,9 +114,23 @@ export class AuditShipper {
     this.#o = o;
     this.#wanted = new Set(o.events);
     this.#maxBatch = Math.max(1, o.sink.maxBatch ?? 500);
+    this.#backoff = { firstMs: o.retryMs ?? 1000, maxMs: o.maxRetryMs ?? 60_000 };
     const fields = { sink: o.sink.name, kind: o.kind };
     this.#sendReport = new FailureReport(o.log, `audit sink ${o.sink.name}`, fields);
     this.#storeReport = new FailureReport(o.log, `reading the audit backlog of sink ${o.sink.name} from the store`, fields);
+    this.#context = {
+      name: o.sink.name,
+      store: o.store,
+      wanted: this.#wanted,
+      maxBatch: this.#maxBatch,
+      throwIfStopped: () => {
+        if (this.#stopped) throw new Stopped();
+      },
+      deliver: (records, onRefused) => this.#deliver(records, onRefused),
+      passed: (n) => {
+        this.#backlog -= n;
+      },
+    };
   }
 
   get name(): string {
@@ -160,7 +153,7 @@ export class AuditShipper {
     for (const range of sessions.values()) this.#backlog += range.last - range.first + 1;
     if (batch === undefined || this.#watermarkUs === 0) this.#hint(sessions.keys());
     else this.#hold(batch);
-    this.#wake?.();
+    this.#pauses.wake();
   }
 
   /** Sessions to read from the store next round (past maxHints, everything is). */
@@ -173,40 +166,22 @@ export class AuditShipper {
     }
   }
 
-  /** Keeps a durable batch's events for the next round, and the cursors (none yet) of the sessions it opened. */
+  /** Keeps a durable batch's events for the next round (held-commits.ts), unless that would hold too much. */
   #hold(batch: CommittedBatch): void {
-    let chars = 0;
-    for (const event of batch.events) chars += event.payload.length;
     if (this.#stopped) return;
-    if (this.#fresh.length + batch.events.length > (this.#o.maxHeldEvents ?? 50_000) || this.#freshChars + chars > maxFreshChars) {
+    if (!this.#held.hold(batch, this.#watermarkUs, this.#o.maxHeldEvents ?? 50_000)) {
       // Far behind (a sink down, a burst): the store holds all of it; a whole scan goes on from the durable cursors.
-      this.#forget();
+      this.#held.forget();
       this.#hints.clear();
       this.#fullScanDue = true;
-      return;
     }
-    for (const row of batch.opened) {
-      // A session opened before the watermark is not this sink's (it was first started later).
-      if (row.openedAtUs < this.#watermarkUs || this.#tracked.size >= maxTracked) continue;
-      const { id: sessionId, instanceId, connection, subject, email, edge } = row;
-      this.#tracked.set(sessionId, { facts: { sessionId, instanceId, connection, subject, email, edge }, cursor: -1 });
-    }
-    for (const event of batch.events) this.#fresh.push(event);
-    this.#freshChars += chars;
-  }
-
-  /** Drops what it held in memory: the store is read for everything from the durable cursors on. */
-  #forget(): void {
-    this.#tracked.clear();
-    this.#fresh = [];
-    this.#freshChars = 0;
   }
 
   /** Scan everything soon (a replica left: its sessions are now this one's to ship). */
   rescan(): void {
     this.#fullScanDue = true;
     this.#hints.clear();
-    this.#wake?.();
+    this.#pauses.wake();
   }
 
   status(): AuditSinkStatus {
@@ -229,7 +204,7 @@ export class AuditShipper {
   async finish(withinMs: number): Promise<void> {
     this.#finishing = true;
     this.#fullScanDue = true;
-    this.#wake?.();
+    this.#pauses.wake();
     if (this.#loop !== undefined) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.#loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs)))]);
@@ -242,7 +217,7 @@ export class AuditShipper {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#gauge);
-    this.#wake?.();
+    this.#pauses.wake();
     if (this.#loop !== undefined) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.#loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#o.stopTimeoutMs ?? 5000)))]);
@@ -259,14 +234,18 @@ export class AuditShipper {
     while (!this.#stopped) {
       const last = this.#finishing;
       try {
-        // What commits told of first (its cursors written before any store read, which would otherwise send it again).
-        const shipped = await this.#shipFresh();
+        // What commits told of first (its cursors written before any store read, which would otherwise send it again);
+        // the sessions it could not ship from memory are read from the store.
+        const untracked = await this.#held.ship(this.#context);
+        if (untracked !== undefined) this.#hint(untracked);
+        const shipped = untracked !== undefined;
         const full = this.#fullScanDue || Date.now() - lastScanMs >= this.#o.pollMs;
         const hints = full ? undefined : [...this.#hints];
         this.#hints.clear();
         this.#fullScanDue = false;
         if (full || hints!.length > 0) {
-          await this.#scan(hints);
+          const scope = { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive(), sinceUs: this.#sinceUs };
+          await shipBacklog(this.#context, scope, hints, (session, cursor) => this.#held.track(session, cursor));
           if (full) {
             lastScanMs = Date.now();
             await this.#afterFullScan();
@@ -280,181 +259,37 @@ export class AuditShipper {
         // again, from the store, once it answers.
         this.#failures++;
         this.#storeReport.failed(err as Error);
-        this.#forget();
+        this.#held.forget();
         this.#fullScanDue = true;
-        await this.#pause(this.#o.retryMs ?? 1000);
+        await this.#pauses.pause(this.#backoff.firstMs);
         continue;
       }
-      if (!this.#fullScanDue && this.#hints.size === 0 && this.#fresh.length === 0) {
-        await this.#pause(Math.max(0, lastScanMs + this.#o.pollMs - Date.now()), true);
+      if (!this.#fullScanDue && this.#hints.size === 0 && this.#held.empty) {
+        await this.#pauses.pause(Math.max(0, lastScanMs + this.#o.pollMs - Date.now()), true);
       }
       // A round at most every gatherMs however busy the gateway is: its fixed costs (reads, a request) are shared.
-      if (!this.#stopped && !this.#finishing) await this.#pause(this.#o.gatherMs ?? 200);
-    }
-  }
-
-  /**
-   * Ships the events commits told of, from memory, for the sessions whose cursor it knows; the others (not tracked,
-   * or with a gap: a batch it was not told of) are read from the store. The cursors are written once, at the end
-   * (or before retrying a send the sink refused, so that a restart meanwhile sends little again). Whether it shipped.
-   */
-  async #shipFresh(): Promise<boolean> {
-    if (this.#fresh.length === 0) return false;
-    const fresh = this.#fresh;
-    this.#fresh = [];
-    this.#freshChars = 0;
-    const untracked = new Set<string>();
-    /** The moves of what the sink has taken, and of the batch being filled. */
-    const taken = new Map<string, AuditCursorMove>();
-    let filling = new Map<string, AuditCursorMove>();
-    let records: AuditRecord[] = [];
-    const writeTaken = async () => {
-      const moves = [...taken.values()];
-      for (let i = 0; i < moves.length; i += maxMoves) await this.#o.store.advanceAuditCursors(this.name, moves.slice(i, i + maxMoves));
-      taken.clear();
-    };
-    const send = async () => {
-      if (records.length > 0) await this.#deliver(records, () => writeTaken().catch(() => {}));
-      for (const [id, move] of filling) taken.set(id, move);
-      filling = new Map();
-      records = [];
-    };
-    for (const event of fresh) {
-      if (this.#stopped) throw new Stopped();
-      const t = this.#tracked.get(event.sessionId);
-      if (t === undefined) {
-        untracked.add(event.sessionId);
-        continue;
-      }
-      // Shipped already from the store (a scan read it after it was committed).
-      if (event.seq <= t.cursor) continue;
-      if (event.seq !== t.cursor + 1) {
-        this.#tracked.delete(event.sessionId);
-        untracked.add(event.sessionId);
-        continue;
-      }
-      const record = toAuditRecord(t.facts, event, this.#wanted);
-      if (record !== undefined) records.push(record);
-      t.cursor = event.seq;
-      this.#backlog--;
-      // A session's close is its last event (written with its seal).
-      const done = event.kind === 'close';
-      filling.set(event.sessionId, { sessionId: event.sessionId, seq: event.seq, done });
-      if (done) this.#tracked.delete(event.sessionId);
-      if (records.length >= this.#maxBatch) await send();
-    }
-    await send();
-    await writeTaken();
-    this.#hint(untracked);
-    return true;
-  }
-
-  /** After the store path has shipped a session up to `cursor`: its next events go out from memory. */
-  #track(session: AuditPendingSession, cursor: number): void {
-    if (session.sealed) {
-      this.#tracked.delete(session.sessionId);
-      return;
-    }
-    const t = this.#tracked.get(session.sessionId);
-    if (t !== undefined) t.cursor = Math.max(t.cursor, cursor);
-    else if (this.#tracked.size < maxTracked) this.#tracked.set(session.sessionId, { facts: session, cursor });
-  }
-
-  /** Ships what the sessions listed (all pending, or those named) have not: page by page, batch by batch. */
-  async #scan(sessionIds: readonly string[] | undefined): Promise<void> {
-    const base = { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive() };
-    // Just-in-time access events are in the instances' ledgers, not in sessions: looked at on every whole scan.
-    if (sessionIds === undefined && this.#wanted.has('access')) await this.#shipAccess(base.exceptInstances);
-    const chunks = sessionIds === undefined ? [undefined] : chunk(sessionIds, pageSize);
-    for (const ids of chunks) {
-      let after: { openedAtUs: number; id: string } | undefined;
-      for (;;) {
-        const page = await this.#o.store.auditPending(this.name, {
-          ...base,
-          ...(ids ? { sessionIds: ids } : {}),
-          ...(after ? { after } : {}),
-          limit: pageSize,
-        });
-        await this.#ship(page);
-        const last = page.at(-1);
-        if (page.length < pageSize || last === undefined) break;
-        after = { openedAtUs: last.openedAtUs, id: last.sessionId };
-      }
-    }
-  }
-
-  async #ship(page: readonly AuditPendingSession[]): Promise<void> {
-    let records: AuditRecord[] = [];
-    const moves = new Map<string, AuditCursorMove>();
-    const flush = async () => {
-      if (records.length > 0) await this.#deliver(records);
-      const passed = [...moves.values()];
-      await this.#o.store.advanceAuditCursors(this.name, passed);
-      records = [];
-      moves.clear();
-    };
-    const cursors = new Map(page.map((session) => [session.sessionId, session.cursor]));
-    const behind = () => page.filter((session) => cursors.get(session.sessionId)! < session.lastSeq);
-    // The events of every session behind, read together (one statement, not one per session), batch by batch.
-    for (let waiting = behind(); waiting.length > 0; waiting = behind()) {
-      if (this.#stopped) throw new Stopped();
-      const of = new Map(waiting.map((session) => [session.sessionId, session]));
-      const after = waiting.map((session) => ({ sessionId: session.sessionId, seq: cursors.get(session.sessionId)! }));
-      const events = await this.#o.store.auditEvents(after, this.#maxBatch - records.length);
-      if (events.length === 0) break;
-      for (const event of events) {
-        const session = of.get(event.sessionId)!;
-        const record = toAuditRecord(session, event, this.#wanted);
-        if (record !== undefined) records.push(record);
-        this.#backlog -= event.seq - cursors.get(event.sessionId)!;
-        cursors.set(event.sessionId, event.seq);
-        moves.set(event.sessionId, { sessionId: event.sessionId, seq: event.seq, done: session.sealed && event.seq >= session.lastSeq });
-      }
-      if (records.length >= this.#maxBatch || moves.size >= maxMoves) await flush();
-    }
-    for (const session of page) {
-      const cursor = cursors.get(session.sessionId)!;
-      if (session.sealed && cursor >= session.lastSeq) moves.set(session.sessionId, { sessionId: session.sessionId, seq: cursor, done: true });
-    }
-    await flush();
-    for (const session of page) this.#track(session, cursors.get(session.sessionId)!);
-  }
-
-  /** The access events of each ledger in this replica's scope, in ledger order, batch by batch. */
-  async #shipAccess(exceptInstances: readonly string[]): Promise<void> {
-    for (const instanceId of await this.#o.store.ledgerInstances()) {
-      if (exceptInstances.includes(instanceId)) continue;
-      for (;;) {
-        if (this.#stopped) throw new Stopped();
-        const { rows } = await this.#o.store.auditAccessPending(this.name, instanceId, this.#sinceUs, this.#maxBatch);
-        const last = rows.at(-1);
-        if (last === undefined) break;
-        await this.#deliver(rows.map(accessRecord));
-        await this.#o.store.advanceAuditCursors(this.name, [{ sessionId: ledgerCursorKey(instanceId), seq: last.seq, done: false }]);
-        if (rows.length < this.#maxBatch) break;
-      }
+      if (!this.#stopped && !this.#finishing) await this.#pauses.pause(this.#o.gatherMs ?? 200);
     }
   }
 
   /** Sends until the sink takes the batch: retried with backoff, never skipped (`onRefused` runs at the first refusal). */
-  async #deliver(records: readonly AuditRecord[], onRefused?: () => Promise<void>): Promise<void> {
-    let delay = this.#o.retryMs ?? 1000;
-    for (let attempt = 0; ; attempt++) {
-      if (this.#stopped) throw new Stopped();
-      try {
+  #deliver(records: readonly AuditRecord[], onRefused?: () => Promise<void>): Promise<void> {
+    return retrying(
+      this.#backoff,
+      this.#pauses,
+      () => this.#stopped,
+      async () => {
         await this.#o.sink.send(records);
         this.#lastShippedAtMs = Date.now();
         this.#sendReport.succeeded();
-        return;
-      } catch (err) {
+      },
+      async (err, attempt) => {
         this.#failures++;
-        this.#sendReport.failed(err as Error);
+        this.#sendReport.failed(err);
         if (this.#finishing) throw new Stopped();
         if (attempt === 0) await onRefused?.();
-        await this.#pause(delay);
-        delay = Math.min(delay * 2, this.#o.maxRetryMs ?? 60_000);
-      }
-    }
+      },
+    );
   }
 
   /** After a whole scan: the watermark moves on, and the backlog figure is read afresh. */
@@ -469,44 +304,20 @@ export class AuditShipper {
     this.#backlog = await this.#o.store.auditBacklog(this.name, { fromUs: this.#watermarkUs, exceptInstances: this.#o.othersAlive() });
   }
 
-  async #storeRetrying<T>(fn: () => Promise<T>): Promise<T> {
-    let delay = this.#o.retryMs ?? 1000;
-    for (;;) {
-      if (this.#stopped) throw new Stopped();
-      try {
+  #storeRetrying<T>(fn: () => Promise<T>): Promise<T> {
+    return retrying(
+      this.#backoff,
+      this.#pauses,
+      () => this.#stopped,
+      async () => {
         const out = await fn();
         this.#storeReport.succeeded();
         return out;
-      } catch (err) {
+      },
+      (err) => {
         this.#failures++;
-        this.#storeReport.failed(err as Error);
-        await this.#pause(delay);
-        delay = Math.min(delay * 2, this.#o.maxRetryMs ?? 60_000);
-      }
-    }
+        this.#storeReport.failed(err);
+      },
+    );
   }
-
-  /** Waits `ms`, or less when stopped (or, when `wakeable`, when told of a commit or asked to rescan). */
-  #pause(ms: number, wakeable = false): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      // The gateway's port keeps the process alive; a shipper's wait alone never should.
-      timer.unref();
-      this.#wake = () => {
-        if (wakeable || this.#stopped || this.#finishing) done();
-      };
-    });
-  }
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../core/identity.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { ConsoleSessionRow } from '../store/types.js';
+import type { ConsoleSessionRow } from '../store/console-types.js';
 
 /**
  * Who is signed in to the console. A sign-in (OIDC or the dev identity) ends here: the browser gets a random id in

@@ -1,6 +1,6 @@
 import { LimitExceededError } from '../limits/limit-error.js';
 import { ErrorCode } from '../protocol/jsonrpc.js';
-import { RecordingUnavailableError } from '../recording/recorder.js';
+import { RecordingUnavailableError } from '../recording/recording-unavailable.js';
 import { UpstreamError } from '../upstream/upstream.js';
 
 /** How an edge answers when a session cannot open: the HTTP status, the JSON-RPC error and extra headers. */

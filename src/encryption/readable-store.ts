@@ -1,7 +1,9 @@
 import type { AuditEventRow } from '../store/audit.js';
 import type { DataKeyStore } from '../store/data-keys.js';
 import type { Store } from '../store/store.js';
-import type { AccessRequestRow, EventRow, ReviewRow } from '../store/types.js';
+import type { AccessRequestRow } from '../store/access-types.js';
+import type { ReviewRow } from '../store/review-types.js';
+import type { EventRow } from '../store/types.js';
 import { accessReasonAad, accessRequestOwner, CiphertextError, eventAad, isSealed, openText, reviewParamsAad } from './envelope.js';
 import { ErasedError, KekUnavailableError, WrappedKeyError } from './kek.js';
 import type { Keyring } from './keyring.js';

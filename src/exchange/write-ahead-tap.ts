@@ -4,7 +4,7 @@ import type { VerdictEvent } from '../core/verdict-event.js';
 import type { MessageContext, SessionInfo, StageTrace } from '../pipeline/stage.js';
 import { ErrorCode, errorResponse, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../protocol/jsonrpc.js';
 import { digestOf } from '../recording/chain.js';
-import { RecordingUnavailableError } from '../recording/recorder.js';
+import { RecordingUnavailableError } from '../recording/recording-unavailable.js';
 import type { SessionRecording } from '../recording/session-recording.js';
 import type { NegotiatedFields } from '../store/types.js';
 

@@ -7,7 +7,7 @@ import { AuthError, TooManyAttemptsError } from '../identity/auth-error.js';
 import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
 import { httpMethod, logRefusal, quotedElided, type RefusalPlace, unauthenticatedPrincipal } from '../core/refusal-log.js';
 import type { Identity } from '../core/identity.js';
-import type { AccessRequestRow } from '../store/types.js';
+import type { AccessRequestRow } from '../store/access-types.js';
 import { type Authenticated, bearerChallenge, type Caller, metadataUrl } from '../edge/authenticate.js';
 import { replyError } from '../edge/http-reply.js';
 import type { LegacySseEdge } from '../edge/legacy-sse.js';

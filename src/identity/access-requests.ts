@@ -7,7 +7,8 @@ import type { Identity } from '../core/identity.js';
 import type { Recorder } from '../recording/recorder.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { AccessRequestRow, AccessRequestStatus } from '../store/types.js';
+import type { AccessRequestRow, AccessRequestStatus } from '../store/access-types.js';
+import type { DataKeyRow } from '../store/types.js';
 import type { ConnectionAccess } from './access-policy.js';
 import { HttpError } from '../core/http-error.js';
 
@@ -182,9 +183,9 @@ export class AccessRequests {
       decisionNote: null,
       expiresAtUs: now + pendingLifetimeMs * 1000,
     };
-    const stored = await this.#sealNew(row);
+    const { stored, dataKey } = await this.#sealNew(row);
     // The store keeps one pending request per requester and connection; only when it refuses is the other one looked up.
-    if (!(await this.o.store.insertAccessRequest(stored))) {
+    if (!(await this.o.store.insertAccessRequest(stored, dataKey))) {
       const pending = (await this.o.store.listAccessRequests({ status: 'pending', connection, limit: 10_000 })).find((r) => same(r, identity));
       throw new AccessRequestError(409, `your request ${pending === undefined ? '' : `${pending.id} `}for '${connection}' is still waiting for an approver`);
     }
@@ -203,16 +204,19 @@ export class AccessRequests {
 
   /**
    * A new request as the store keeps it: with encryption, its reason sealed under a new data key of its own, whose
-   * wrapped row is stored first (a request row never exists without the key that opens its reason).
+   * wrapped row the store writes with the request (a request row never exists without the key that opens its reason,
+   * nor a key without its request).
    */
-  async #sealNew(row: AccessRequestRow): Promise<AccessRequestRow> {
+  async #sealNew(row: AccessRequestRow): Promise<{ stored: AccessRequestRow; dataKey?: DataKeyRow }> {
     const keyring = this.o.keyring;
-    if (keyring === undefined) return row;
+    if (keyring === undefined) return { stored: row };
     const owner = accessRequestOwner(row.id);
     const dk = keyring.newDataKey(owner);
     const wrapped = await dk.wrapped;
-    await this.o.store.insertDataKey({ owner, kekId: dk.kekId, wrapped, createdAtUs: row.createdAtUs, erasedAtUs: null, erasedBy: null, eraseReason: null });
-    return { ...row, reason: sealText(dk.key, accessReasonAad(row.id), row.reason) };
+    return {
+      stored: { ...row, reason: sealText(dk.key, accessReasonAad(row.id), row.reason) },
+      dataKey: { owner, kekId: dk.kekId, wrapped, createdAtUs: row.createdAtUs, erasedAtUs: null, erasedBy: null, eraseReason: null },
+    };
   }
 
   /** A request as a ledger entry states it: never a plain reason when the store keeps it sealed. */

@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import type { ToolPinReason, ToolPinRow } from '../store/types.js';
+import type { ToolPinReason, ToolPinRow } from '../store/pin-types.js';
 import type { ScanContext } from './scan/rule.js';
 import { scanDefinition } from './scan/scan.js';
 

@@ -5,7 +5,7 @@ import type { Identity } from '../core/identity.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { ToolPinReason, ToolPinRow } from '../store/types.js';
+import type { ToolPinReason, ToolPinRow } from '../store/pin-types.js';
 import { HttpError } from '../core/http-error.js';
 import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
 

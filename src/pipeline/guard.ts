@@ -4,7 +4,8 @@ import { requestFacts, targetOf } from '../policy/facts.js';
 import type { Decision, RuleSet } from '../policy/rules.js';
 import { ErrorCode, errorResponse, isResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { requestDigest } from '../reviews/request-digest.js';
-import type { ReviewOutcome, Reviews } from '../reviews/reviews.js';
+import type { ReviewOutcome } from '../reviews/held-calls.js';
+import type { Reviews } from '../reviews/reviews.js';
 import { inspectWith, type ListKind, type MessageContext, type Stage, type StageHandlers, type StageVerdict, type Verdict } from './stage.js';
 
 /** The server's questions to the client whose answers the rules see as `inputResponses`. */

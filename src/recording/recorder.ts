@@ -10,6 +10,8 @@ import { erasureBytes, ledgerGenesis } from './chain.js';
 import { Commit } from './commit.js';
 import { type CommittedListener, CommittedListeners } from './committed-listeners.js';
 import type { SigningKey } from './keys.js';
+import type { RecorderOptions, RecordingMode } from './recorder-options.js';
+import { RecordingUnavailableError } from './recording-unavailable.js';
 import { SessionChain } from './session-chain.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
@@ -26,54 +28,6 @@ export { SessionChain } from './session-chain.js';
  * (batch.ts): a batch that fails leaves no hole and nothing to roll back, and what the store holds is always a
  * gapless, verifiable prefix of what happened.
  */
-
-export type RecordingMode = 'write-ahead' | 'best-effort';
-
-/** Recording cannot take the event: in write-ahead mode the message must not be forwarded. */
-export class RecordingUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RecordingUnavailableError';
-  }
-}
-
-export interface RecorderOptions {
-  store: Store;
-  instanceId: string;
-  key: SigningKey;
-  mode: RecordingMode;
-  log: Logger;
-  /** How often this instance says it is alive, and after how long without that its open sessions count as cut off. */
-  heartbeatMs?: number;
-  staleAfterMs?: number;
-  /** Whether this instance seals silent instances' sessions now (one replica at a time does); default always. */
-  recoversOthers?: () => boolean;
-  /** Whether another instance is seen alive (the membership), whatever its heartbeat's time says; never sealed then. */
-  alive?: (instanceId: string) => boolean | Promise<boolean>;
-  /** While the store is unavailable, how often it is probed. */
-  probeMs?: number;
-  /** A network store's write not confirmed within this fails closed (the exchanges waiting on it end). */
-  writeTimeoutMs?: number;
-  /** Closed sessions older than this are deleted (with a tombstone); 0 keeps them forever. */
-  retentionMs?: number;
-  /** What retention does to them: delete the rows (with a tombstone), or erase (destroy their data keys, keep the rows). */
-  retentionAction?: 'delete' | 'erase';
-  /** Audit sinks whose sessions retention keeps until they are shipped whole (a sink down for long delays deletion). */
-  keepUnshippedFor?: readonly string[];
-  sweepMs?: number;
-  /**
-   * A network store: while one batch is in flight, how long the next one gathers what sessions append before it
-   * starts beside it (at once if the first lands sooner); 0 starts it on the next turn of the event loop. Default 1 ms.
-   */
-  gatherMs?: number;
-  /**
-   * Recordings encrypted at rest (recording.encryption): each session gets a data key wrapped by the keyring's current
-   * KEK, and every event's payload is sealed under it before it is hashed. Absent: recordings are plain.
-   */
-  keyring?: Keyring;
-  /** Public keys of the other gateways on the store (recording.trustedKeys): erasures they signed are finished here. */
-  trustedKeys?: ReadonlyArray<{ keyId: string; publicKeyPem: string }>;
-}
 
 export class Recorder {
   readonly store: Store;

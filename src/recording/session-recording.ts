@@ -2,7 +2,8 @@ import type { Direction } from '../core/direction.js';
 import type { VerdictEvent } from '../core/verdict-event.js';
 import type { EventBoundary, NegotiatedFields } from '../store/types.js';
 import { digestOf } from './chain.js';
-import { type Recorder, RecordingUnavailableError, type SessionChain } from './recorder.js';
+import type { Recorder, SessionChain } from './recorder.js';
+import { RecordingUnavailableError } from './recording-unavailable.js';
 
 /**
  * One session's recording, as the session uses it: append what crossed a boundary, and (write-ahead) wait for

@@ -7,7 +7,7 @@ import type { RuleConfig } from '../policy/config.js';
 import type { NotifierConfig, ReviewEvent, WebhookConfig } from './config.js';
 import { type Masker, MaskingRefusedError } from '../masking/engine.js';
 import { maskerFor } from '../masking/policy.js';
-import type { ReviewRow } from '../store/types.js';
+import type { ReviewRow } from '../store/review-types.js';
 
 /**
  * Review notifications: every new review and every decision on one is POSTed to the webhooks of the review's rule

@@ -5,15 +5,16 @@ import type { Logger } from 'pino';
 import { type Identity, samePrincipal } from '../core/identity.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/types.js';
+import type { ReviewRow, ReviewStatus, ReviewUpdate } from '../store/review-types.js';
 import { HttpError } from '../core/http-error.js';
+import { HeldCalls, type ReviewOutcome } from './held-calls.js';
 
 /**
  * Reviews: a call a guardrail holds waits, as a durable record in the store, until enough approvers (never the
  * caller) approve exactly it, someone rejects it, or it times out. Only the gateway instance holding the call
  * can forward it, and only once: it moves the review from approved to released before it does. Decisions made
  * through another gateway sharing the store arrive as change notifications (`changed`), with a poll underneath
- * while anything is held here.
+ * while anything is held here (held-calls.ts: the calls held here, following their reviews).
  */
 
 export class ReviewError extends HttpError {}
@@ -38,17 +39,6 @@ export interface HoldSpec {
   signal: AbortSignal;
 }
 
-/** How a hold ended: released to the server, or refused with a message for the client. */
-export type ReviewOutcome = { released: true; review: ReviewRow } | { released: false; review: ReviewRow | undefined; message: string };
-
-interface Waiter {
-  row: ReviewRow;
-  settle: (outcome: ReviewOutcome) => void;
-  timer: NodeJS.Timeout;
-  onAbort: () => void;
-  signal: AbortSignal;
-}
-
 export interface ReviewsOptions {
   store: Store;
   instanceId: string;
@@ -67,19 +57,24 @@ export interface ReviewsOptions {
 }
 
 const terminal = (status: ReviewStatus) => status !== 'pending' && status !== 'approved';
-const who = (row: Pick<ReviewRow, 'deciderEmail' | 'deciderSubject'>) => row.deciderEmail ?? row.deciderSubject ?? 'an approver';
 
 export function mayDecide(identity: Identity, row: ReviewRow): boolean {
   return inGroups(identity, row.approverGroups);
 }
 
 export class Reviews {
-  readonly #waiting = new Map<string, Waiter>();
-  #poller: NodeJS.Timeout | undefined;
-  #polling = false;
+  /** The calls held here, waiting on their reviews (held-calls.ts). */
+  readonly #held: HeldCalls;
   #stopped = false;
 
-  constructor(private readonly o: ReviewsOptions) {}
+  constructor(private readonly o: ReviewsOptions) {
+    this.#held = new HeldCalls({
+      store: o.store,
+      log: o.log,
+      ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
+      end: (row, status, note) => this.#end(row, status, note),
+    });
+  }
 
   /** Calls this instance held when it last stopped (or crashed) failed with it: their reviews say so. */
   async start(): Promise<void> {
@@ -91,16 +86,13 @@ export class Reviews {
   }
 
   /** Another replica changed a review: if its call is held here, it follows the stored state now. */
-  async changed(id: string): Promise<void> {
-    const waiter = this.#waiting.get(id);
-    if (waiter === undefined) return;
-    const row = await this.o.store.getReview(id).catch(() => undefined);
-    if (row !== undefined && row.status !== 'pending') await this.#follow(waiter, row);
+  changed(id: string): Promise<void> {
+    return this.#held.changed(id);
   }
 
   /** Reads every held review again (a missed notification: after the change listener reconnects). */
   recheck(): Promise<void> {
-    return this.#poll();
+    return this.#held.poll();
   }
 
   /**
@@ -121,8 +113,7 @@ export class Reviews {
   /** Gives up every held call: the gateway is shutting down. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#poller) clearInterval(this.#poller);
-    await Promise.all([...this.#waiting.values()].map((w) => this.#giveUp(w, 'interrupted', 'the gateway shut down while the call was held')));
+    await this.#held.stop('the gateway shut down while the call was held');
   }
 
   /** Holds a call: the review is stored, and the promise settles when it is decided, times out or is given up. */
@@ -173,17 +164,7 @@ export class Reviews {
             void this.#end(row, this.#stopped ? 'interrupted' : 'cancelled', why);
             return resolve({ released: false, review: row, message: `The review ended: ${why} (review ${id})` });
           }
-          const waiter: Waiter = {
-            row,
-            settle: resolve,
-            signal: spec.signal,
-            timer: setTimeout(() => void this.#timedOut(waiter), spec.timeoutMs),
-            onAbort: () => void this.#giveUp(waiter, 'cancelled', (spec.signal.reason as Error | undefined)?.message ?? 'the client went away'),
-          };
-          waiter.timer.unref();
-          spec.signal.addEventListener('abort', waiter.onAbort, { once: true });
-          this.#waiting.set(id, waiter);
-          this.#startPolling();
+          this.#held.wait(row, spec.signal, spec.timeoutMs, resolve);
           this.o.log.info(
             { review: id, rule: spec.rule, connection: spec.connection, requester: spec.identity.subject, target: spec.target },
             'call held for review',
@@ -311,72 +292,7 @@ export class Reviews {
   /** A decision taken here on a call held here settles it at once; another gateway's poll finds it. */
   #decided(row: ReviewRow): void {
     this.o.onDecided?.(row);
-    const waiter = this.#waiting.get(row.id);
-    if (waiter !== undefined) void this.#follow(waiter, row);
-  }
-
-  /** Moves a waiting review to where its stored state says: released and forwarded once approved, or refused. */
-  async #follow(waiter: Waiter, row: ReviewRow): Promise<void> {
-    if (!this.#waiting.has(row.id)) return;
-    if (row.status === 'pending') return;
-    if (row.status === 'approved') {
-      // The approval is for the call held here, bound by digest; releasing it spends it.
-      if (row.digest !== waiter.row.digest)
-        return this.#finish(waiter, { released: false, review: row, message: `Review ${row.id} was approved for another call than this one` });
-      let released = false;
-      try {
-        released = await this.o.store.updateReview(row.id, { status: 'approved', approvalCount: row.approvals.length }, { status: 'released' });
-      } catch (err) {
-        return this.#finish(waiter, {
-          released: false,
-          review: row,
-          message: `Review ${row.id} was approved, but the release could not be stored (${(err as Error).message}); call again`,
-        });
-      }
-      if (!released) return;
-      return this.#finish(waiter, { released: true, review: { ...row, status: 'released' } });
-    }
-    const message =
-      row.status === 'rejected'
-        ? `Rejected by ${who(row)}: ${row.decisionNote ?? 'no reason given'} (review ${row.id})`
-        : row.status === 'expired'
-          ? `No approver decided within the review's timeout, so the call was rejected (review ${row.id})`
-          : `The review ended without approval: ${row.decisionNote ?? row.status} (review ${row.id})`;
-    this.#finish(waiter, { released: false, review: row, message });
-  }
-
-  #finish(waiter: Waiter, outcome: ReviewOutcome): void {
-    if (!this.#waiting.delete(waiter.row.id)) return;
-    clearTimeout(waiter.timer);
-    waiter.signal.removeEventListener('abort', waiter.onAbort);
-    if (this.#waiting.size === 0 && this.#poller !== undefined) {
-      clearInterval(this.#poller);
-      this.#poller = undefined;
-    }
-    waiter.settle(outcome);
-  }
-
-  async #timedOut(waiter: Waiter): Promise<void> {
-    await this.#giveUp(waiter, 'expired', 'no approver decided in time');
-  }
-
-  /**
-   * Ends a waiting review without approval. A timeout loses to an approval that came first (the call goes on); a
-   * cancellation or a shutdown never does: the client is gone, so an approved review is ended rather than
-   * released. Retried while approvals race it, so the stored review always says how it ended.
-   */
-  async #giveUp(waiter: Waiter, status: ReviewStatus, note: string): Promise<void> {
-    const refused = (review: ReviewRow) => this.#finish(waiter, { released: false, review, message: `The review ended: ${note} (review ${review.id})` });
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const row = await this.o.store.getReview(waiter.row.id).catch(() => undefined);
-      if (row === undefined) return refused(waiter.row);
-      const endable = row.status === 'pending' || (row.status === 'approved' && status !== 'expired');
-      if (!endable) return this.#follow(waiter, row);
-      const ended = await this.#end(row, status, note);
-      if (ended !== undefined) return this.#follow(waiter, ended);
-    }
-    // The store would not take it: the call is refused all the same, and never forwarded.
-    refused(waiter.row);
+    this.#held.decided(row);
   }
 
   /** Moves a pending or approved review to a terminal status; undefined when it was no longer there. */
@@ -391,26 +307,5 @@ export class Reviews {
     const ended = { ...row, ...to };
     this.o.onDecided?.(ended);
     return ended;
-  }
-
-  #startPolling(): void {
-    if (this.#poller !== undefined) return;
-    this.#poller = setInterval(() => void this.#poll(), this.o.pollMs ?? 1000);
-    this.#poller.unref();
-  }
-
-  async #poll(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
-    try {
-      for (const waiter of [...this.#waiting.values()]) {
-        const row = await this.o.store.getReview(waiter.row.id);
-        if (row !== undefined && row.status !== 'pending') await this.#follow(waiter, row);
-      }
-    } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'held reviews could not be read again');
-    } finally {
-      this.#polling = false;
-    }
   }
 }

@@ -1,4 +1,4 @@
-import type { ReviewRow } from '../store/types.js';
+import type { ReviewRow } from '../store/review-types.js';
 
 /** A person as a review shows them. */
 interface Person {

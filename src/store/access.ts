@@ -1,12 +1,17 @@
 import type { DatabasePort } from './port.js';
 import { type Entry, insertSql, newestFirstSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
 import { sql } from './sql.js';
-import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus } from './types.js';
+import type { DataKeyRow } from './types.js';
+import type { AccessRequestQuery, AccessRequestRow, AccessRequestStatus } from './access-types.js';
+import { dataKeyToDb } from './data-keys.js';
 
 /** Just-in-time access requests and their decisions (identity/access-requests.ts). */
 export interface AccessStore {
-  /** Adds a request; false (nothing written) when its id exists or its requester already waits on the connection. */
-  insertAccessRequest(row: AccessRequestRow): Promise<boolean>;
+  /**
+   * Adds a request, with the data key its reason is sealed under when recordings are encrypted (both or neither); false
+   * (nothing written, not the key either) when its id exists or its requester already waits on the connection.
+   */
+  insertAccessRequest(row: AccessRequestRow, dataKey?: DataKeyRow): Promise<boolean>;
   getAccessRequest(id: string): Promise<AccessRequestRow | undefined>;
   listAccessRequests(query: AccessRequestQuery): Promise<AccessRequestRow[]>;
   /**
@@ -21,8 +26,26 @@ export type AccessRequestUpdate = Pick<AccessRequestRow, 'status' | 'expiresAtUs
 
 export function accessStore(db: DatabasePort): AccessStore {
   return {
-    async insertAccessRequest(row) {
-      return (await db.run(sql`${insertSql('access_requests', accessRequestToDb(row))} ON CONFLICT DO NOTHING`)) === 1;
+    async insertAccessRequest(row, dataKey) {
+      const request = sql`${insertSql('access_requests', accessRequestToDb(row))} ON CONFLICT DO NOTHING`;
+      if (dataKey === undefined) return (await db.run(request)) === 1;
+      const key = sql`${insertSql('data_keys', dataKeyToDb(dataKey))} ON CONFLICT DO NOTHING`;
+      // One transaction: a request refused (a duplicate) leaves no data key behind, and no request is without its key.
+      // SQLite's is synchronous, so that nothing else on the event loop runs inside it.
+      const sync = db.sync;
+      if (sync !== undefined) {
+        let inserted = false;
+        sync.transaction(() => {
+          inserted = sync.run(request) === 1;
+          if (inserted) sync.run(key);
+        });
+        return inserted;
+      }
+      return db.transaction(async (tx) => {
+        if ((await tx.run(request)) !== 1) return false;
+        await tx.run(key);
+        return true;
+      });
     },
     async getAccessRequest(id) {
       const [row] = await db.query(sql`SELECT * FROM access_requests WHERE id = ${id}`);

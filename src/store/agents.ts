@@ -1,7 +1,7 @@
 import type { DatabasePort } from './port.js';
 import { type Entry, insertSql, num, numOrNull, type Row, setSql } from './rows.js';
 import { raw, sql } from './sql.js';
-import type { AgentRow } from './types.js';
+import type { AgentRow } from './agent-types.js';
 
 /** The agents the gateway accepts tunnels from (agent/hub.ts, `portcullis agents`). */
 export interface AgentStore {

@@ -1,7 +1,7 @@
 import type { DatabasePort } from './port.js';
 import { type Entry, insertSql, num, type Row } from './rows.js';
 import { sql } from './sql.js';
-import type { ConsoleLoginRow, ConsoleSessionRow } from './types.js';
+import type { ConsoleLoginRow, ConsoleSessionRow } from './console-types.js';
 
 /** The web console's sign-ins in progress and signed-in sessions, in the store so any gateway instance serves them. */
 export interface ConsoleStore {

@@ -1,7 +1,7 @@
 import type { DatabasePort, Queryable } from './port.js';
 import { type Entry, insertSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
 import { join, list, raw, sql } from './sql.js';
-import type { ToolPinReason, ToolPinRow, ToolPinUpdate } from './types.js';
+import type { ToolPinReason, ToolPinRow, ToolPinUpdate } from './pin-types.js';
 
 /** Each connection's pinned tool definitions (pins/). */
 export interface PinStore {

@@ -1,7 +1,7 @@
 import type { DatabasePort } from './port.js';
 import { type Entry, insertSql, json, newestFirstSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
 import { sql } from './sql.js';
-import type { ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate } from './types.js';
+import type { ReviewApproval, ReviewQuery, ReviewRow, ReviewStatus, ReviewUpdate } from './review-types.js';
 
 /** Calls held for review and their approvals (reviews/). */
 export interface ReviewStore {

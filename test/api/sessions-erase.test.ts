@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isSealed } from '../../src/encryption/envelope.js';
-import { encryptStore } from '../../src/recording/encrypt-store.js';
 import { trustedKeys, verifySession } from '../../src/recording/verify.js';
-import { openStore } from '../../src/store/open.js';
 import { callApi } from '../helpers/api.js';
 import { runCli } from '../helpers/cli.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { encryptRecordings, localEncryption, sealedSession } from '../helpers/encrypted-gateway.js';
 import { localApiAuth, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
-import { waitFor } from '../helpers/wait.js';
 
 /**
  * POST /api/sessions/erase and `portcullis sessions erase` against a real gateway with recording.encryption: admins
@@ -33,12 +29,10 @@ describe('sessions erase over the API', () => {
   before(async () => {
     echo = await startEchoServer();
     dir = mkdtempSync(join(tmpdir(), 'portcullis-erase-'));
-    const kek = join(dir, 'kek-1');
-    writeFileSync(kek, randomBytes(32).toString('base64'), { mode: 0o600 });
     gw = await startTestGateway({
       identity: { dev: { users } },
       roles: { admins: ['admins'] },
-      recording: { encryption: { current: 'k1', keys: [{ id: 'k1', local: `\${file:${kek}}` }] } },
+      recording: { encryption: localEncryption(dir) },
       connections: { echo: { http: { url: echo.url } } },
     });
     plainGw = await startTestGateway({ identity: { dev: { users } }, roles: { admins: ['admins'] }, connections: { echo: { http: { url: echo.url } } } });
@@ -52,13 +46,7 @@ describe('sessions erase over the API', () => {
   });
 
   /** A session of `user`, opened and ended (sealed). */
-  async function session(user: string): Promise<string> {
-    const auth = { authorization: `Bearer ${tokens[user]}` };
-    const id = await rawInitialize(gw.mcp('echo'), auth);
-    await fetch(gw.mcp('echo'), { method: 'DELETE', headers: { ...mcpHeaders, ...auth, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' } });
-    await waitFor(async () => (await gw.gateway.recorder!.store.getSession(id))?.status === 'closed', `session ${id} to be sealed`);
-    return id;
-  }
+  const session = (user: string) => sealedSession(gw, 'echo', tokens[user]!);
 
   const cli = (user: string, ...args: string[]) =>
     runCli(['sessions', 'erase', ...args, '--gateway', gw.url], { env: { PORTCULLIS_TOKEN: tokens[user]!, PORTCULLIS_HOME: '/nonexistent' } });
@@ -66,13 +54,8 @@ describe('sessions erase over the API', () => {
   it('an admin erases a subject: the CLI says what was erased, verify still passes, the other subject keeps theirs', async () => {
     const alice = [await session('alice'), await session('alice')];
     const bob = await session('bob');
+    await encryptRecordings(gw);
     const recorder = gw.gateway.recorder!;
-    const side = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`);
-    try {
-      await encryptStore({ store: side, keyring: recorder.keyring!, key: recorder.key, trusted: await trustedKeys([recorder.key]) });
-    } finally {
-      await side.close();
-    }
     const store = recorder.store;
     for (const id of [...alice, bob]) assert.ok(isSealed((await store.events(id, -1, 1))[0]!.payload), `${id} is encrypted`);
 

@@ -3,10 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { AuditRecord } from '../../src/audit/sink.js';
-import type { Store } from '../../src/store/store.js';
 import { callApi } from '../helpers/api.js';
-import { AuditCollector } from '../helpers/audit-collector.js';
+import { AuditCollector, assertShippedWhole } from '../helpers/audit-collector.js';
 import { closeClient, connectClient, edgeTransport } from '../helpers/client.js';
 import { consoleSignIn } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
@@ -64,24 +62,6 @@ async function oneSession(gw: TestGateway, calls: number): Promise<string> {
   return id!;
 }
 
-/** Every recorded event of the session arrived, in order (a duplicate only right where a batch was sent again). */
-async function assertComplete(store: Store, records: AuditRecord[], session: string): Promise<void> {
-  const events = await allEvents(store, session);
-  const firstArrivals = new Map<number, AuditRecord>();
-  for (const r of records) if (!firstArrivals.has(r.seq)) firstArrivals.set(r.seq, r);
-  assert.deepEqual(
-    [...firstArrivals.keys()],
-    events.map((e) => e.seq),
-    'every event, each first seen in order',
-  );
-  assert.deepEqual(
-    [...firstArrivals.values()].map((r) => [r.hash, r.payload]),
-    events.map((e) => [e.hash, JSON.parse(e.payload)]),
-    'each with its hash and its payload as recorded',
-  );
-  assert.equal(events.at(-1)?.kind, 'close', 'the close is among them');
-}
-
 async function metric(gw: TestGateway, name: string): Promise<number | undefined> {
   const text = await (await fetch(new URL('/metrics', gw.url), { headers: gw.apiAuth })).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}{sink="splunk"}`));
@@ -127,8 +107,8 @@ for (const backend of backends) {
         assert.match(audit[0]!.warning ?? '', /^audit sink splunk \(http\) has been failing since .*answered 500.*events? wait in the store/);
 
         collector.failing = false;
-        await waitFor(async () => collector.of(session).some((r) => r.event === 'close'), 'the session to arrive whole', 30_000);
-        await assertComplete(gw.gateway.recorder!.store, collector.of(session), session);
+        await waitFor(async () => collector.closed(session), 'the session to arrive whole', 30_000);
+        await assertShippedWhole(gw.gateway.recorder!.store, collector.of(session), session);
         const first = collector.of(session)[0]!;
         assert.equal(first.kind, 'lifecycle');
         assert.equal(first.connection, 'everything');
@@ -169,8 +149,8 @@ for (const backend of backends) {
         await waitFor(async () => ((await metric(gw, 'portcullis_audit_backlog_events')) ?? 0) >= waiting, 'the backlog to count every waiting event');
         collector.release();
         for (const id of [session, ...more]) {
-          await waitFor(() => collector.of(id).some((r) => r.event === 'close'), 'every session to arrive once the sink answers', 30_000);
-          await assertComplete(gw.gateway.recorder!.store, collector.of(id), id);
+          await waitFor(() => collector.closed(id), 'every session to arrive once the sink answers', 30_000);
+          await assertShippedWhole(gw.gateway.recorder!.store, collector.of(id), id);
         }
       } finally {
         collector.release();
@@ -185,7 +165,7 @@ for (const backend of backends) {
       let waiting: string;
       try {
         shipped = await oneSession(gw, 3);
-        await waitFor(() => collector.of(shipped).some((r) => r.event === 'close'), 'the first session to be shipped');
+        await waitFor(() => collector.closed(shipped), 'the first session to be shipped');
         collector.refused = 0;
         collector.failing = true;
         waiting = await oneSession(gw, 4);
@@ -197,9 +177,9 @@ for (const backend of backends) {
       collector.failing = false;
       gw = await startTestGateway(auditConfig(collector, dataDir), { auditRetryMs: 50 });
       try {
-        await waitFor(() => collector.of(waiting).some((r) => r.event === 'close'), 'the backlog to be shipped after the restart', 30_000);
-        await assertComplete(gw.gateway.recorder!.store, collector.of(waiting), waiting);
-        await assertComplete(gw.gateway.recorder!.store, collector.of(shipped), shipped);
+        await waitFor(() => collector.closed(waiting), 'the backlog to be shipped after the restart', 30_000);
+        await assertShippedWhole(gw.gateway.recorder!.store, collector.of(waiting), waiting);
+        await assertShippedWhole(gw.gateway.recorder!.store, collector.of(shipped), shipped);
         const keys = collector.records.map((r) => `${r.session}/${r.seq}`);
         assert.equal(new Set(keys).size, keys.length, 'no record taken by the collector was sent again');
         assert.ok(collector.records.length > takenBefore);
@@ -216,7 +196,7 @@ for (const backend of backends) {
       const gw = await startTestGateway(config, { auditRetryMs: 50 });
       try {
         const session = await oneSession(gw, 2);
-        await waitFor(() => collector.of(session).some((r) => r.event === 'close'), 'the session to be shipped');
+        await waitFor(() => collector.closed(session), 'the session to be shipped');
         const events = await allEvents(gw.gateway.recorder!.store, session);
         const lifecycle = events.filter((e) => ['open', 'negotiated', 'close', 'gap', 'truncated'].includes(e.kind));
         assert.ok(

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { AuditCollector } from '../helpers/audit-collector.js';
+import { AuditCollector, assertShippedWhole } from '../helpers/audit-collector.js';
 import { closeClient } from '../helpers/client.js';
-import { allEvents } from '../helpers/recorded.js';
 import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -58,22 +57,14 @@ describe('audit streams with replicas', () => {
     const left = await session(leaving.mcp('echo'));
     await waitFor(async () => (await store.getSession(left))?.status === 'closed', 'the leaving replica to seal its session');
     await waitFor(() => unreachable.refused > 0, 'the leaving replica to fail to ship it');
-    await waitFor(() => reachable.of(own).some((r) => r.event === 'close'), 'the survivor to ship its own session');
+    await waitFor(() => reachable.closed(own), 'the survivor to ship its own session');
 
     // (Never a false failure: a survivor that wrongly took a live replica's sessions would be caught here most runs.)
     assert.equal(reachable.of(left).length, 0, "a live replica's sessions are its own to ship");
     await leaving.gateway.stop();
-    await waitFor(() => reachable.of(left).some((r) => r.event === 'close'), "the survivor to ship the gone replica's session", 30_000);
-    for (const id of [own, left]) {
-      const events = await allEvents(store, id);
-      const first = new Map<number, string>();
-      for (const r of reachable.of(id)) if (!first.has(r.seq)) first.set(r.seq, r.hash);
-      assert.deepEqual(
-        [...first],
-        events.map((e) => [e.seq, e.hash]),
-        `every event of ${id === own ? 'its own' : 'the gone replica’s'} session, in order`,
-      );
-    }
+    await waitFor(() => reachable.closed(left), "the survivor to ship the gone replica's session", 30_000);
+    // Every event of its own session and of the gone replica's, in order.
+    for (const id of [own, left]) await assertShippedWhole(store, reachable.of(id), id);
     assert.ok(
       reachable.of(left).every((r) => r.instance === 'leaving'),
       'recorded by the replica that left, as each record says',

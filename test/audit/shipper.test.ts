@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { auditSchema } from '../../src/audit/config.js';
 import { AuditShipper } from '../../src/audit/shipper.js';
-import type { AuditEventKind, AuditRecord } from '../../src/audit/sink.js';
-import { resolveSecretString } from '../../src/core/secrets.js';
-import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
+import type { AuditEventKind } from '../../src/audit/sink.js';
 import { Recorder } from '../../src/recording/recorder.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
 import type { Store } from '../../src/store/store.js';
 import { openSessionRow } from '../../src/store/types.js';
-import { AuditCollector } from '../helpers/audit-collector.js';
+import { AuditCollector, assertShippedWhole } from '../helpers/audit-collector.js';
+import { testSigner } from '../helpers/encryption.js';
 import { allEvents } from '../helpers/recorded.js';
 import { backends, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
@@ -26,12 +24,6 @@ import { waitFor } from '../helpers/wait.js';
  */
 
 const quiet = pino({ level: 'silent' });
-
-function signingKey(): SigningKey {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  process.env.PORTCULLIS_TEST_SHIPPER_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_SHIPPER_KEY}'));
-}
 
 /** The real store, its audit methods counted, and any of them made to throw while `failing` names it. */
 function watched(store: Store) {
@@ -92,31 +84,12 @@ async function calls(rec: Recording, from: number, to: number): Promise<void> {
   }
 }
 
-/** Every recorded event of the session arrived, each first seen in order, with its hash and payload as recorded. */
-async function assertComplete(store: Store, records: AuditRecord[], session: string): Promise<void> {
-  const events = await allEvents(store, session);
-  const first = new Map<number, AuditRecord>();
-  for (const r of records) if (!first.has(r.seq)) first.set(r.seq, r);
-  assert.deepEqual(
-    [...first.keys()],
-    events.map((e) => e.seq),
-    `every event of ${session}, each first seen in order`,
-  );
-  assert.deepEqual(
-    [...first.values()].map((r) => [r.hash, r.payload]),
-    events.map((e) => [e.hash, JSON.parse(e.payload)]),
-  );
-  assert.equal(events.at(-1)?.kind, 'close');
-}
-
-const arrived = (collector: AuditCollector, session: string) => collector.of(session).some((r) => r.event === 'close');
-
 for (const backend of backends) {
   describe(`audit shipper: from the committed batch, the store for the rest (${backend.name})`, () => {
     let ts: TestStore;
     let store: Store;
     let collector: AuditCollector;
-    const signing = signingKey();
+    const signing = testSigner().key;
 
     before(async () => {
       ts = backend.make();
@@ -128,6 +101,31 @@ for (const backend of backends) {
       await store?.close();
       await ts?.destroy();
     });
+
+    /**
+     * A recorder of its own (instance gw-<name>) and a shipper told of its commits (unless `untold` says to skip one),
+     * started and past its first whole scan: sessions opened from now on are the sink's.
+     */
+    async function startShipping(name: string, o: { maxHeldEvents?: number; untold?: () => boolean } = {}) {
+      const recorder = await Recorder.start({ store, instanceId: `gw-${name}`, key: signing, mode: 'write-ahead', log: quiet });
+      const w = watched(store);
+      const s = shipper(w.store, collector, name, o.maxHeldEvents === undefined ? {} : { maxHeldEvents: o.maxHeldEvents });
+      recorder.onCommitted((sessions, batch) => {
+        if (!o.untold?.()) s.committed(sessions, batch);
+      });
+      s.start();
+      const stop = async () => {
+        await s.stop();
+        await recorder.close();
+      };
+      try {
+        await waitFor(() => w.calls('auditBacklog') >= 1, 'the first scan');
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      return { recorder, w, s, stop };
+    }
 
     it('ships what commits tell it from the batch, never reading the events back; a sink takes only its kinds', async () => {
       collector.records.length = 0;
@@ -150,8 +148,8 @@ for (const backend of backends) {
         await Promise.all(sessions.map((s) => calls(s, 0, 6)));
         await Promise.all(sessions.map((s) => s.close('done')));
         const ids = sessions.map((s) => s.sessionId);
-        await waitFor(() => ids.every((id) => arrived(collector, id) && arrived(lifecycleOnly, id)), 'every session to arrive whole at both sinks');
-        for (const id of ids) await assertComplete(store, collector.of(id), id);
+        await waitFor(() => ids.every((id) => collector.closed(id) && lifecycleOnly.closed(id)), 'every session to arrive whole at both sinks');
+        for (const id of ids) await assertShippedWhole(store, collector.of(id), id);
         assert.equal(w.calls('auditEvents') + w.calls('auditPending'), readsBefore, 'no event was read back from the store');
         for (const id of ids) {
           const lifecycle = (await allEvents(store, id)).filter((e) => e.kind !== 'message' && e.kind !== 'verdict');
@@ -190,7 +188,7 @@ for (const backend of backends) {
       await calls(before, 0, 2);
       await before.close('done');
       await calls(left, 0, 2);
-      await waitFor(() => arrived(collector, before.sessionId) && collector.of(left.sessionId).length >= 5, 'the first shipper to ship');
+      await waitFor(() => collector.closed(before.sessionId) && collector.of(left.sessionId).length >= 5, 'the first shipper to ship');
       await first.stop();
       // Recorded while no shipper runs (the gateway down, in effect): only the store has it.
       const during = openSession(recorder, 'restart');
@@ -202,15 +200,15 @@ for (const backend of backends) {
       recorder.onCommitted((sessions, batch) => second.committed(sessions, batch));
       second.start();
       try {
-        await waitFor(() => arrived(collector, during.sessionId) && collector.of(left.sessionId).length >= 9, 'the backlog to be shipped');
+        await waitFor(() => collector.closed(during.sessionId) && collector.of(left.sessionId).length >= 9, 'the backlog to be shipped');
         const reads = w.calls('auditEvents');
         assert.ok(reads > 0, 'the backlog was read from the store');
         // The session left open across the restart: its cursor is known now, so its next events go out from memory.
         await calls(left, 4, 6);
         await left.close('done');
-        await waitFor(() => arrived(collector, left.sessionId), 'the open session to arrive whole');
+        await waitFor(() => collector.closed(left.sessionId), 'the open session to arrive whole');
         assert.equal(w.calls('auditEvents'), reads, 'its events after the backlog were not read back');
-        for (const s of [before, during, left]) await assertComplete(store, collector.of(s.sessionId), s.sessionId);
+        for (const s of [before, during, left]) await assertShippedWhole(store, collector.of(s.sessionId), s.sessionId);
         const keys = collector.records.map((r) => `${r.session}/${r.seq}`);
         assert.equal(new Set(keys).size, keys.length, 'nothing the collector took was sent again');
       } finally {
@@ -221,18 +219,15 @@ for (const backend of backends) {
 
     it('a batch it was not told of (a gap in the sequence) is read from the store; the rest of the session from memory again', async () => {
       collector.records.length = 0;
-      const recorder = await Recorder.start({ store, instanceId: `gw-gap-${backend.name}`, key: signing, mode: 'write-ahead', log: quiet });
-      const w = watched(store);
-      const s = shipper(w.store, collector, `gap-${backend.name}`);
       let dropNext = false;
-      recorder.onCommitted((sessions, batch) => {
-        // As when a batch lands after the recorder gave up on it: durable, but nobody is told.
-        if (dropNext) dropNext = false;
-        else s.committed(sessions, batch);
-      });
-      s.start();
+      // As when a batch lands after the recorder gave up on it: durable, but nobody is told.
+      const untold = () => {
+        const drop = dropNext;
+        dropNext = false;
+        return drop;
+      };
+      const { recorder, w, stop } = await startShipping(`gap-${backend.name}`, { untold });
       try {
-        await waitFor(() => w.calls('auditBacklog') >= 1, 'the first scan');
         const rec = openSession(recorder, 'gap');
         await calls(rec, 0, 2);
         await waitFor(() => collector.of(rec.sessionId).length >= 5, 'its first events to be shipped');
@@ -242,24 +237,18 @@ for (const backend of backends) {
         assert.equal(dropNext, false, 'a batch went untold');
         await calls(rec, 3, 5);
         await rec.close('done');
-        await waitFor(() => arrived(collector, rec.sessionId), 'the session to arrive whole');
+        await waitFor(() => collector.closed(rec.sessionId), 'the session to arrive whole');
         assert.ok(w.calls('auditEvents') > reads, 'the events after the gap were read from the store');
-        await assertComplete(store, collector.of(rec.sessionId), rec.sessionId);
+        await assertShippedWhole(store, collector.of(rec.sessionId), rec.sessionId);
       } finally {
-        await s.stop();
-        await recorder.close();
+        await stop();
       }
     });
 
     it('a sink down for long: past what it holds it lets go and reads the store, and everything arrives once the sink is back', async () => {
       collector.records.length = 0;
-      const recorder = await Recorder.start({ store, instanceId: `gw-down-${backend.name}`, key: signing, mode: 'write-ahead', log: quiet });
-      const w = watched(store);
-      const s = shipper(w.store, collector, `down-${backend.name}`, { maxHeldEvents: 10 });
-      recorder.onCommitted((sessions, batch) => s.committed(sessions, batch));
-      s.start();
+      const { recorder, w, s, stop } = await startShipping(`down-${backend.name}`, { maxHeldEvents: 10 });
       try {
-        await waitFor(() => w.calls('auditBacklog') >= 1, 'the first scan');
         collector.refused = 0;
         collector.failing = true;
         const sessions = [openSession(recorder, 'down'), openSession(recorder, 'down')];
@@ -270,26 +259,20 @@ for (const backend of backends) {
         await Promise.all(sessions.map((r) => r.close('done')));
         const reads = w.calls('auditEvents');
         collector.failing = false;
-        await waitFor(() => sessions.every((r) => arrived(collector, r.sessionId)), 'every session to arrive once the sink is back', 30_000);
+        await waitFor(() => sessions.every((r) => collector.closed(r.sessionId)), 'every session to arrive once the sink is back', 30_000);
         assert.ok(w.calls('auditEvents') > reads, 'what it let go of was read from the store');
-        for (const r of sessions) await assertComplete(store, collector.of(r.sessionId), r.sessionId);
+        for (const r of sessions) await assertShippedWhole(store, collector.of(r.sessionId), r.sessionId);
         assert.equal(s.status().failingSinceMs, undefined, 'it works again');
       } finally {
         collector.failing = false;
-        await s.stop();
-        await recorder.close();
+        await stop();
       }
     });
 
     it('the store failing under the shipper: reported, the recording goes on, and everything arrives once it answers', async () => {
       collector.records.length = 0;
-      const recorder = await Recorder.start({ store, instanceId: `gw-storefail-${backend.name}`, key: signing, mode: 'write-ahead', log: quiet });
-      const w = watched(store);
-      const s = shipper(w.store, collector, `storefail-${backend.name}`);
-      recorder.onCommitted((sessions, batch) => s.committed(sessions, batch));
-      s.start();
+      const { recorder, w, s, stop } = await startShipping(`storefail-${backend.name}`);
       try {
-        await waitFor(() => w.calls('auditBacklog') >= 1, 'the first scan');
         // Cursor writes and reads fail (the recorder's own writes do not: the store is down only for the shipper).
         for (const m of ['advanceAuditCursors', 'auditPending', 'auditEvents']) w.failing.add(m);
         const rec = openSession(recorder, 'storefail');
@@ -301,15 +284,14 @@ for (const backend of backends) {
         await calls(rec, 3, 6);
         await rec.close('done');
         w.failing.clear();
-        await waitFor(() => arrived(collector, rec.sessionId), 'the session to arrive whole once the store answers');
+        await waitFor(() => collector.closed(rec.sessionId), 'the session to arrive whole once the store answers');
         // At least once: what the sink took before a cursor write failed may come again, each first seen in order.
-        await assertComplete(store, collector.of(rec.sessionId), rec.sessionId);
+        await assertShippedWhole(store, collector.of(rec.sessionId), rec.sessionId);
         await waitFor(() => s.status().failingSinceMs === undefined, 'the shipper to report it works again');
         const pending = await store.auditPending(`storefail-${backend.name}`, { fromUs: 0, exceptInstances: [], sessionIds: [rec.sessionId], limit: 10 });
         assert.deepEqual(pending, [], 'its cursor is durable: shipped whole');
       } finally {
-        await s.stop();
-        await recorder.close();
+        await stop();
       }
     });
   });

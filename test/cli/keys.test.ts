@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { localKek, localKeyBytes } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 import { checkKeks } from '../../src/encryption/start-checks.js';
 import { openStore } from '../../src/store/open.js';
 import { runCli } from '../helpers/cli.js';
+import { seedDataKeys, writeLocalKek } from '../helpers/encryption.js';
 
 /**
  * `portcullis keys list` and `keys rotate` as real processes on a SQLite store holding data keys under k1, with a
@@ -18,14 +17,9 @@ import { runCli } from '../helpers/cli.js';
 describe('portcullis keys', () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-keys-'));
   const url = `sqlite:${join(dir, 'store.db')}`;
-  const keyText = (name: string) => {
-    const text = randomBytes(32).toString('base64');
-    writeFileSync(join(dir, name), `${text}\n`);
-    return text;
-  };
-  const k1 = localKek('k1', localKeyBytes(keyText('k1')));
-  keyText('k2');
-  keyText('k2-other');
+  const k1 = writeLocalKek(join(dir, 'k1'), 'k1').kek;
+  writeLocalKek(join(dir, 'k2'), 'k2');
+  writeLocalKek(join(dir, 'k2-other'), 'k2');
   const config = (name: string, current: string, keys: Record<string, string>) => {
     const path = join(dir, `${name}.yaml`);
     const list = Object.entries(keys)
@@ -45,18 +39,11 @@ describe('portcullis keys', () => {
     try {
       const keyring = new Keyring([k1], k1);
       await checkKeks(store, keyring, 1);
-      for (let i = 0; i < 30; i++) {
-        const made = keyring.newDataKey(`s-${i}`);
-        await store.insertDataKey({
-          owner: `s-${i}`,
-          kekId: 'k1',
-          wrapped: await made.wrapped,
-          createdAtUs: 1,
-          erasedAtUs: null,
-          erasedBy: null,
-          eraseReason: null,
-        });
-      }
+      await seedDataKeys(
+        store,
+        keyring,
+        Array.from({ length: 30 }, (_, i) => `s-${i}`),
+      );
     } finally {
       await store.close();
     }

@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { localKek } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
+import type { SigningKey } from '../../src/recording/keys.js';
 import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
 import { runCli } from '../helpers/cli.js';
 import { testKeyring, testSigner, eraseWrittenSession, writeRecordedSession } from '../helpers/encryption.js';
 import { everythingStdio } from '../helpers/everything.js';
@@ -18,6 +20,36 @@ import { everythingStdio } from '../helpers/everything.js';
  * list shows the sessions' rows, marked; verify needs no key and passes, reporting erased sessions as erased.
  */
 
+/**
+ * A SQLite store whose recordings `write` makes under k1 (a keyring of its own; the signer's key it may register), and
+ * a config for it without that KEK: the directory holding both (removed again if `write` fails) and the config file.
+ */
+async function storeWithoutKek(
+  prefix: string,
+  write: (store: Store, keyring: Keyring, signer: SigningKey) => Promise<void>,
+): Promise<{ dir: string; configFile: string }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    mkdirSync(join(dir, 'data'));
+    const store = `sqlite:${join(dir, 'data', 'recordings.db')}`;
+    const configFile = join(dir, 'gateway.yaml');
+    writeFileSync(
+      configFile,
+      stringify({ dataDir: join(dir, 'data'), store, listen: '127.0.0.1:1', connections: { everything: { stdio: everythingStdio() } } }),
+    );
+    const s = await openStore(store);
+    try {
+      await write(s, testKeyring(['k1']), testSigner().key);
+    } finally {
+      await s.close();
+    }
+    return { dir, configFile };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 describe('portcullis sessions, encrypted recordings without the KEK', () => {
   let dir: string;
   let configFile: string;
@@ -25,30 +57,17 @@ describe('portcullis sessions, encrypted recordings without the KEK', () => {
   const erasedAtUs = 1_796_000_000_000_000;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'portcullis-sessions-enc-'));
-    mkdirSync(join(dir, 'data'));
-    const store = `sqlite:${join(dir, 'data', 'recordings.db')}`;
-    configFile = join(dir, 'gateway.yaml');
-    writeFileSync(
-      configFile,
-      stringify({ dataDir: join(dir, 'data'), store, listen: '127.0.0.1:1', connections: { everything: { stdio: everythingStdio() } } }),
-    );
-    const s = await openStore(store);
-    try {
-      const keyring = testKeyring(['k1']);
-      const { key: signer } = testSigner();
+    ({ dir, configFile } = await storeWithoutKek('portcullis-sessions-enc-', async (s, keyring, signer) => {
       ids.encrypted = (await writeRecordedSession(s, { keyring, signer })).session.id;
       const erased = (await writeRecordedSession(s, { keyring, signer, subject: 'bob' })).session;
       ids.erased = erased.id;
       ids.plain = (await writeRecordedSession(s, { signer, subject: 'carol' })).session.id;
       await s.registerKey({ keyId: signer.keyId, publicKey: signer.publicKeyPem, instanceId: 'gw-enc', createdAtUs: 1 });
-      await eraseWrittenSession(s, erased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #7', erasedAtUs: erasedAtUs });
-    } finally {
-      await s.close();
-    }
+      await eraseWrittenSession(s, erased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #7', erasedAtUs });
+    }));
   });
 
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
   const cli = (...args: string[]) => runCli([...args, '--config', configFile]);
   const noKek = /encrypted under KEK 'k1', which this config does not have: add it to recording\.encryption\.keys to read it \(verify needs no key\)/;
@@ -112,6 +131,50 @@ describe('portcullis sessions, encrypted recordings without the KEK', () => {
     const all = await cli('sessions', 'verify', '--all', '--trust-store-keys');
     assert.equal(all.code, 0, all.stdout + all.stderr);
     assert.match(all.stdout, /3 sessions: 2 verified, 1 erased \(verified, unreadable for good\), 0 not sealed yet \(live\), 0 FAILED; 3 ledgers: intact/);
+  });
+});
+
+describe('portcullis sessions show <group>, encrypted recordings without the KEK', () => {
+  let dir: string;
+  let configFile: string;
+  const ids = { encrypted: '', erased: '' };
+  const erasedAtUs = 1_796_000_000_000_000;
+
+  before(async () => {
+    ({ dir, configFile } = await storeWithoutKek('portcullis-groups-enc-', async (s, keyring, signer) => {
+      ids.encrypted = (await writeRecordedSession(s, { keyring, signer, edge: 'modern' })).session.id;
+      const erased = (await writeRecordedSession(s, { keyring, signer, subject: 'bob', edge: 'modern' })).session;
+      ids.erased = erased.id;
+      await eraseWrittenSession(s, erased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #8', erasedAtUs });
+    }));
+  });
+
+  after(() => dir && rmSync(dir, { recursive: true, force: true }));
+
+  const cli = (...args: string[]) => runCli([...args, '--config', configFile]);
+
+  it('says why the group cannot be shown: the KEK its session is encrypted under, or who erased it, when and why', async () => {
+    // The group of the session's first request (open, negotiated, then the request: seq 2).
+    const encrypted = await cli('sessions', 'show', `${ids.encrypted}.2`);
+    assert.equal(encrypted.code, 1, encrypted.stderr);
+    assert.match(
+      encrypted.stderr,
+      new RegExp(
+        `^portcullis: group "${ids.encrypted}\\.2" cannot be shown: the recording of ${ids.encrypted} is encrypted under KEK 'k1', which this config does not have: add it to recording\\.encryption\\.keys`,
+      ),
+    );
+    const erased = await cli('sessions', 'show', `${ids.erased}.2`);
+    assert.equal(erased.code, 1, erased.stderr);
+    assert.match(
+      erased.stderr,
+      new RegExp(
+        `cannot be shown: the recording of ${ids.erased} was erased \\(crypto-shredded\\) at ${new Date(erasedAtUs / 1000).toISOString().replaceAll('.', '\\.')} by root \\(https://idp\\.example\\.com\\): privacy request #8`,
+      ),
+    );
+    for (const r of [encrypted, erased]) {
+      assert.doesNotMatch(r.stderr, /no group/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket } from 'ws';
 import { stringify } from 'yaml';
 import { secretHash } from '../../src/crypto/secrets.js';
-import type { AccessRequestRow } from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
 import { runCli } from '../helpers/cli.js';
 import { consoleSignIn, readLiveEvents } from '../helpers/console.js';
 import { callApi } from '../helpers/api.js';

@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { encryptStore } from '../../src/recording/encrypt-store.js';
-import { trustedKeys } from '../../src/recording/verify.js';
-import { openStore } from '../../src/store/open.js';
 import { callApi } from '../helpers/api.js';
 import { accessibilityViolations, launchBrowser, pageProblems } from '../helpers/browser.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { encryptRecordings, localEncryption, sealedSession } from '../helpers/encrypted-gateway.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
-import { waitFor } from '../helpers/wait.js';
 
 /**
  * The console shows an erased session as erased: in the list, and on its page with who erased it, when and why, and
@@ -30,25 +25,14 @@ describe('an erased session in the console', () => {
   before(async () => {
     echo = await startEchoServer();
     dir = mkdtempSync(join(tmpdir(), 'portcullis-console-erased-'));
-    const kek = join(dir, 'kek-1');
-    writeFileSync(kek, randomBytes(32).toString('base64'), { mode: 0o600 });
     gw = await startTestGateway({
       identity: { dev: { users: { adam: ['admins', 'auditors'], ada: ['testers'] } } },
       roles: { auditors: ['auditors'], admins: ['admins'] },
-      recording: { encryption: { current: 'k1', keys: [{ id: 'k1', local: `\${file:${kek}}` }] } },
+      recording: { encryption: localEncryption(dir) },
       connections: { echo: { http: { url: echo.url } } },
     });
-    const auth = { authorization: `Bearer ${await gw.tokenFor('ada')}` };
-    erased = await rawInitialize(gw.mcp('echo'), auth);
-    await fetch(gw.mcp('echo'), { method: 'DELETE', headers: { ...mcpHeaders, ...auth, 'mcp-session-id': erased, 'mcp-protocol-version': '2025-11-25' } });
-    await waitFor(async () => (await gw.gateway.recorder!.store.getSession(erased))?.status === 'closed', 'the session to be sealed');
-    const recorder = gw.gateway.recorder!;
-    const side = await openStore(`sqlite:${join(gw.dataDir, 'portcullis.db')}`);
-    try {
-      await encryptStore({ store: side, keyring: recorder.keyring!, key: recorder.key, trusted: await trustedKeys([recorder.key]) });
-    } finally {
-      await side.close();
-    }
+    erased = await sealedSession(gw, 'echo', await gw.tokenFor('ada'));
+    await encryptRecordings(gw);
     const r = await callApi(gw.url, await gw.tokenFor('adam'), 'POST', '/api/sessions/erase', { sessions: [erased], reason: 'privacy request 99' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     browser = await launchBrowser();

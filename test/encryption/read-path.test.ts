@@ -9,7 +9,8 @@ import { exportSession } from '../../src/recording/export.js';
 import { replaySession } from '../../src/recording/replay.js';
 import { type SessionVerification, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
-import type { AccessRequestRow, ReviewRow } from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
+import type { ReviewRow } from '../../src/store/review-types.js';
 import { encryptingStore, eraseWrittenSession, testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
 import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 

@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { localKek, localKeyBytes } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 import { rotateDataKeys } from '../../src/encryption/rotate.js';
 import { trustedKeys, verifySession } from '../../src/recording/verify.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { seedDataKeys, writeLocalKek } from '../helpers/encryption.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { backends, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
@@ -32,13 +31,8 @@ for (const backend of backends) {
     let echo: EchoServer;
     let gw: TestGateway | undefined;
     let store: Store | undefined;
-    const keyFile = (name: string) => {
-      const text = randomBytes(32).toString('base64');
-      writeFileSync(join(dir, name), `${text}\n`);
-      return { ref: `\${file:${join(dir, name)}}`, kek: localKek(name, localKeyBytes(text)) };
-    };
-    const k1 = keyFile('k1');
-    const k2 = keyFile('k2');
+    const k1 = writeLocalKek(join(dir, 'k1'), 'k1');
+    const k2 = writeLocalKek(join(dir, 'k2'), 'k2');
 
     before(async () => {
       ts = backend.make();
@@ -78,18 +72,11 @@ for (const backend of backends) {
       const sessions = [await session(gw, 'before-0'), await session(gw, 'before-1')];
       store = await openStore(ts.url, { reader: true });
       const old = new Keyring([k1.kek], k1.kek);
-      for (let i = 0; i < 20; i++) {
-        const made = old.newDataKey(`seed-${String(i).padStart(2, '0')}`);
-        await store.insertDataKey({
-          owner: `seed-${String(i).padStart(2, '0')}`,
-          kekId: 'k1',
-          wrapped: await made.wrapped,
-          createdAtUs: 1,
-          erasedAtUs: null,
-          erasedBy: null,
-          eraseReason: null,
-        });
-      }
+      await seedDataKeys(
+        store,
+        old,
+        Array.from({ length: 20 }, (_, i) => `seed-${String(i).padStart(2, '0')}`),
+      );
       await gw.stop();
       gw = undefined;
 

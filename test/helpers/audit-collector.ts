@@ -1,6 +1,9 @@
+import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditRecord } from '../../src/audit/sink.js';
+import type { Store } from '../../src/store/store.js';
+import { allEvents } from './recorded.js';
 
 /**
  * An HTTP collector in the test (the shape of Splunk HEC's raw endpoint: JSON lines POSTed with a token header): it
@@ -70,8 +73,34 @@ export class AuditCollector {
     return this.records.filter((r) => r.session === session);
   }
 
+  /** Whether the session's close (its last event) has arrived. */
+  closed(session: string): boolean {
+    return this.records.some((r) => r.session === session && r.event === 'close');
+  }
+
   async stop(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/**
+ * Every recorded event of the session is among `records` (what a sink took), each first seen in order (a duplicate
+ * only where a batch was sent again), with its hash and its payload as recorded, the close among them.
+ */
+export async function assertShippedWhole(store: Store, records: readonly AuditRecord[], session: string): Promise<void> {
+  const events = await allEvents(store, session);
+  const first = new Map<number, AuditRecord>();
+  for (const r of records) if (!first.has(r.seq)) first.set(r.seq, r);
+  assert.deepEqual(
+    [...first.keys()],
+    events.map((e) => e.seq),
+    `every event of ${session}, each first seen in order`,
+  );
+  assert.deepEqual(
+    [...first.values()].map((r) => [r.hash, r.payload]),
+    events.map((e) => [e.hash, JSON.parse(e.payload)]),
+    `each event of ${session} with its hash and its payload as recorded`,
+  );
+  assert.equal(events.at(-1)?.kind, 'close', `the close of ${session} is among them`);
 }

@@ -1,6 +1,8 @@
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { accessReasonAad, accessRequestOwner, eventAad, reviewParamsAad, sealText } from '../../src/encryption/envelope.js';
-import { localKek } from '../../src/encryption/keks/local.js';
+import type { Kek } from '../../src/encryption/kek.js';
+import { localKek, localKeyBytes } from '../../src/encryption/keks/local.js';
 import { Keyring } from '../../src/encryption/keyring.js';
 import { readableStore } from '../../src/encryption/readable-store.js';
 import { erasureBytes, eventHash, ledgerGenesis, ledgerHash, sealBytes, sessionGenesis } from '../../src/recording/chain.js';
@@ -10,15 +12,30 @@ import type { Store } from '../../src/store/store.js';
 import { type DataKeyRow, emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
 
 /**
- * Recording encryption in tests, without the recorder: a keyring of local KEKs, a store that seals what is written to
- * it as the write path does (for the store contract suite), and whole sealed, signed, encrypted sessions written
- * straight into a store (for the read path, verify and tampering).
+ * Recording encryption in tests, without the recorder: a keyring of local KEKs (or their key files, for a config), a
+ * store that seals what is written to it as the write path does (for the store contract suite), and whole sealed,
+ * signed, encrypted sessions written straight into a store (for the read path, verify and tampering).
  */
 
 /** A keyring of local KEKs with random keys; the first id is current unless `current` says. */
 export function testKeyring(ids: string[] = ['k1'], current = ids[0]!): Keyring {
   const keks = ids.map((id) => localKek(id, randomBytes(32)));
   return new Keyring(keks, keks.find((k) => k.id === current)!);
+}
+
+/**
+ * A local KEK's key file written at `path` (32 random bytes as base64, readable by its owner only): the KEK as a
+ * gateway reads it under `id`, and the reference (`${file:…}`) a config's recording.encryption.keys names it by.
+ */
+export function writeLocalKek(path: string, id: string): { kek: Kek; ref: string } {
+  const text = randomBytes(32).toString('base64');
+  writeFileSync(path, `${text}\n`, { mode: 0o600 });
+  return { kek: localKek(id, localKeyBytes(text)), ref: `\${file:${path}}` };
+}
+
+/** Data keys of `owners` under the keyring's current KEK, written straight into the store (work for a rotation). */
+export async function seedDataKeys(store: Store, keyring: Keyring, owners: readonly string[]): Promise<void> {
+  for (const owner of owners) await store.insertDataKey(dataKeyFor(keyring, owner).row);
 }
 
 /** A data key row for `owner` under the keyring's current KEK, and the key. */
@@ -92,9 +109,16 @@ export function encryptingStore(store: Store, keyring: Keyring): Store {
       const key = await ownKey(row.sessionId);
       await store.insertReview({ ...row, params: sealText(key, reviewParamsAad(row.id), row.params) });
     },
-    async insertAccessRequest(row) {
-      const key = await ownKey(accessRequestOwner(row.id));
-      return store.insertAccessRequest({ ...row, reason: sealText(key, accessReasonAad(row.id), row.reason) });
+    async insertAccessRequest(row, dataKey) {
+      // Sealed already, by a caller that brings the key (identity/access-requests.ts).
+      if (dataKey !== undefined) return store.insertAccessRequest(row, dataKey);
+      const owner = accessRequestOwner(row.id);
+      const known = keys.get(owner);
+      const made = known === undefined ? dataKeyFor(keyring, owner) : undefined;
+      const key = known ?? made!.key;
+      const inserted = await store.insertAccessRequest({ ...row, reason: sealText(key, accessReasonAad(row.id), row.reason) }, made?.row);
+      if (inserted && made !== undefined) keys.set(owner, made.key);
+      return inserted;
     },
   };
   return readableStore(writing, keyring);
@@ -125,12 +149,19 @@ export interface WrittenSession {
  */
 export async function writeRecordedSession(
   store: Store,
-  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string },
+  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string; edge?: string },
 ): Promise<WrittenSession> {
   written++;
   const id = o.id ?? `enc-${written}-${randomBytes(4).toString('hex')}`;
   const openedAtUs = 1_795_000_000_000_000 + written * 1_000_000;
-  const base = openSessionRow({ id, instanceId: `gw-enc-${id}`, connection: 'everything', subject: o.subject ?? 'alice', openedAtUs });
+  const base = openSessionRow({
+    id,
+    instanceId: `gw-enc-${id}`,
+    connection: 'everything',
+    subject: o.subject ?? 'alice',
+    openedAtUs,
+    ...(o.edge === undefined ? {} : { edge: o.edge }),
+  });
   const negotiated = { clientInfo: { name: 'enc-client', version: '1' }, serverInfo: { name: 'everything', version: '2' }, protocolVersion: '2025-11-25' };
   const messages = o.messages ?? [
     '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"marker-secret-1"}}}',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { AccessRequestRow } from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
 import { runCli } from '../helpers/cli.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';

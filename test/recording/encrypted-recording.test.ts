@@ -12,7 +12,8 @@ import { ConnectionAccess } from '../../src/identity/access-policy.js';
 import { accessSchema } from '../../src/identity/config.js';
 import { eventHash, sessionGenesis } from '../../src/recording/chain.js';
 import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
-import { Recorder, type RecorderOptions } from '../../src/recording/recorder.js';
+import type { RecorderOptions } from '../../src/recording/recorder-options.js';
+import { Recorder } from '../../src/recording/recorder.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
@@ -95,6 +96,20 @@ for (const backend of backends) {
       const rec = new SessionRecording(recorder, recorder.openSession(row));
       rec.lifecycle('open', { ...openingDetails(row), ...(opening as object) });
       return rec;
+    };
+
+    /** Just-in-time access to `files` (eng may use it, leads approve) through `recorder`, with the keyring. */
+    const accessRequests = (recorder: Recorder) => {
+      const access = new ConnectionAccess('files', accessSchema().parse({ groups: ['eng'], approvers: ['leads'] }));
+      return new AccessRequests({
+        store,
+        recorder,
+        keyring,
+        access: (c) => (c === 'files' ? access : undefined),
+        log: quiet,
+        inUse: true,
+        onGrantEnded: () => {},
+      });
     };
 
     /** The session's data key, as a reader with the KEK gets it: from its stored, wrapped row. */
@@ -275,16 +290,7 @@ for (const backend of backends) {
       assert.match(orphan.released ? '' : orphan.message, /has no data key here/);
       await reviews.stop();
 
-      const access = new ConnectionAccess('files', accessSchema().parse({ groups: ['eng'], approvers: ['leads'] }));
-      const requests = new AccessRequests({
-        store,
-        recorder,
-        keyring,
-        access: (c) => (c === 'files' ? access : undefined),
-        log: quiet,
-        inUse: true,
-        onGrantEnded: () => {},
-      });
+      const requests = accessRequests(recorder);
       const request = await requests.request(bob, 'files', 60_000, `to check ${markers.reason}`);
       assert.equal(request.reason, `to check ${markers.reason}`, 'the requester is answered with the reason as given');
       const row = (await store.getAccessRequest(request.id))!;
@@ -295,6 +301,22 @@ for (const backend of backends) {
       requests.stop();
       await rec.close('done');
       await recorder.close();
+    });
+
+    it('an access request refused as a duplicate leaves no data key behind', async () => {
+      const recorder = await start(`gw-dup-${backend.name}`, { keyring });
+      const requests = accessRequests(recorder);
+      const dataKeys = async () => (await store.dataKeyCounts()).find((c) => c.kekId === 'k1')?.count ?? 0;
+      try {
+        const first = await requests.request(bob, 'files', 60_000, 'to read the files once');
+        const before = await dataKeys();
+        await assert.rejects(requests.request(bob, 'files', 60_000, 'to read them again'), new RegExp(`your request ${first.id} for 'files' is still waiting`));
+        assert.equal(await dataKeys(), before, 'the refused request left a data key (access:<id>) behind');
+        assert.equal((await requests.deny(carol, first.id, 'no')).status, 'denied');
+      } finally {
+        requests.stop();
+        await recorder.close();
+      }
     });
 
     it("a dump of the database holds none of an encrypted session's words, and a plain session's it does", async () => {

@@ -10,13 +10,16 @@ import { Keyring } from '../../src/encryption/keyring.js';
 import { encryptLedgerInstance, encryptStore } from '../../src/recording/encrypt-store.js';
 import { eraseRecordings, NotEncryptedError } from '../../src/recording/erasure.js';
 import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
-import { Recorder, type RecorderOptions } from '../../src/recording/recorder.js';
+import type { RecorderOptions } from '../../src/recording/recorder-options.js';
+import { Recorder } from '../../src/recording/recorder.js';
 import { openingDetails } from '../../src/recording/session-facts.js';
 import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
 import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
-import { type AccessRequestRow, emptyBatch, openSessionRow, type ReviewRow } from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
+import type { ReviewRow } from '../../src/store/review-types.js';
+import { emptyBatch, openSessionRow } from '../../src/store/types.js';
 import { allEvents } from '../helpers/recorded.js';
 import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 

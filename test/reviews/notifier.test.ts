@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { parseConfig } from '../../src/config/load.js';
 import { type DeliveryTimings, ReviewNotifier } from '../../src/reviews/notifier.js';
-import type { ReviewRow } from '../../src/store/types.js';
+import type { ReviewRow } from '../../src/store/review-types.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { CapturedLog, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';

@@ -6,19 +6,11 @@ import { latestVersion, postgresMigrations, sqliteMigrations } from '../../src/s
 import { nowUs } from '../../src/recording/time.js';
 import { openStore, sqlitePath } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
-import {
-  type AccessRequestRow,
-  type AgentRow,
-  emptyBatch,
-  type EventRow,
-  type LedgerRow,
-  openSessionRow,
-  type ReviewApproval,
-  type ReviewRow,
-  type SessionRow,
-  type ToolPinRow,
-  type WriteBatch,
-} from '../../src/store/types.js';
+import type { AccessRequestRow } from '../../src/store/access-types.js';
+import type { AgentRow } from '../../src/store/agent-types.js';
+import type { ToolPinRow } from '../../src/store/pin-types.js';
+import type { ReviewApproval, ReviewRow } from '../../src/store/review-types.js';
+import { emptyBatch, type EventRow, type LedgerRow, openSessionRow, type SessionRow, type WriteBatch } from '../../src/store/types.js';
 import { readingOf } from '../../src/encryption/readable-store.js';
 import { isSealed } from '../../src/encryption/envelope.js';
 import { encryptingStore, testKeyring } from '../helpers/encryption.js';
@@ -505,6 +497,10 @@ for (const { backend, encrypted } of variants) {
       );
       assert.equal(await store.insertAccessRequest(base), false, 'the same id twice is refused');
       assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_4' }), true, 'once decided, the requester may ask again');
+      // With recording encryption the request comes with its reason's data key: written with it, or not at all.
+      const key = { owner: 'access:ar_5', kekId: 'k1', wrapped: 'lk1:not-a-key', createdAtUs: 1, erasedAtUs: null, erasedBy: null, eraseReason: null };
+      assert.equal(await store.insertAccessRequest({ ...base, id: 'ar_5' }, key), false, 'ar_4 is still pending');
+      assert.deepEqual(await store.dataKeys(['access:ar_5']), [], 'a refused request leaves no data key behind');
     });
 
     it('keeps reviews: every field reads back exactly, nulls and approvals included', async () => {

@@ -4,7 +4,7 @@ import { get, post } from '../api';
 import { LineDiff } from '../components/line-diff';
 import { time } from '../format';
 import type { AuditStreamSummary } from '../../../src/console/audit-summary.js';
-import type { ToolPinReason } from '../../../src/store/types.js';
+import type { ToolPinReason } from '../../../src/store/pin-types.js';
 
 interface Agent {
   name: string;

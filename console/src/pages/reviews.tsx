@@ -6,7 +6,7 @@ import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
 import type { ReviewView } from '../../../src/reviews/view.js';
-import type { AccessRequestRow } from '../../../src/store/types.js';
+import type { AccessRequestRow } from '../../../src/store/access-types.js';
 
 /** The API's own shapes (type-only imports: nothing of the server is bundled). */
 type Review = ReviewView;

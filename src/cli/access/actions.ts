@@ -1,4 +1,4 @@
-import type { AccessRequestRow } from '../../store/types.js';
+import type { AccessRequestRow } from '../../store/access-types.js';
 import { callGateway } from '../gateway-api.js';
 import { gatewayBaseUrl } from '../gateway-url.js';
 import { type GatewayCommandOptions as Common, isoSeconds as iso } from '../gateway-command.js';

@@ -2,7 +2,7 @@ import { attestSession } from '../../recording/attest.js';
 import { nowUs } from '../../recording/time.js';
 import { parseDuration } from '../../core/duration.js';
 import { eventsOfGroup, exchangeGroups, parseGroupId } from '../../recording/exchange-groups.js';
-import { findGroup } from '../../recording/session-groups.js';
+import { findGroup, unreadableGroup } from '../../recording/session-groups.js';
 import { isoUs } from '../../recording/transcript.js';
 import { eventsOfTrace, isTraceId } from '../../recording/exchanges.js';
 import { eraOfEdge } from '../../store/types.js';
@@ -43,7 +43,10 @@ export async function sessionsShowAction(id: string, o: ShowOptions): Promise<vo
       }
       const found = await findGroup(store, id, gapMs);
       if (found === undefined) {
-        process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+        // A group of a session this config cannot read is there all the same: say why it cannot be shown.
+        const why = await unreadableGroup(store, id);
+        if (why !== undefined) process.stderr.write(`portcullis: group ${JSON.stringify(id)} cannot be shown: ${why}\n`);
+        else process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
         process.exitCode = 1;
         return;
       }

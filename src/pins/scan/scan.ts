@@ -1,4 +1,4 @@
-import type { ToolPinReason } from '../../store/types.js';
+import type { ToolPinReason } from '../../store/pin-types.js';
 import { builtInScanRules } from './catalog.js';
 import type { ScanContext, ScannedText, ScanRule } from './rule.js';
 
