@@ -148,8 +148,28 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
       );
       for (const n of names) console.log(`${label.padEnd(30)}   ${n}: CPU per call ${describeCpu(cpu.get(n)![round]!)}`);
     }
+    // The control: one replica carrying what each of three carries (a third of the clients). If its CPU per call is
+    // near the three replicas', their extra cost is that of a less loaded process (fewer messages per wake-up, smaller
+    // batches per commit), not of anything they coordinate.
+    const thirdClients = Math.max(1, Math.round(s.clients / 3));
+    const thirdCpu: CpuBreakdown[] = [];
+    const thirdRates: number[] = [];
+    for (let round = 0; round < s.rounds; round++) {
+      const before = await cpuSnapshot(clusters.get(one!)!);
+      const { rate, calls } = await countedLoop(pools.get(one!)!.slice(0, thirdClients), s.roundMs, failures);
+      thirdRates.push(rate);
+      thirdCpu.push(perCall(await cpuSince(clusters.get(one!)!, before), calls));
+    }
+    for (const [round, c] of thirdCpu.entries())
+      console.log(
+        `${label.padEnd(30)} control round ${round + 1}: 1 replica, ${thirdClients} clients: ${fmt(thirdRates[round]!, 0)} calls/s, CPU per call ${describeCpu(c)}`,
+      );
     const ratio = median(ratios);
     const cpuRatio = median(cpuRatios);
+    const controlRatio = median(thirdCpu.map((c, i) => c.total / cpu.get(three!)![i]!.total));
+    console.log(
+      `${label.padEnd(30)} CPU per call, 1 replica with ${thirdClients} clients / 3 replicas with ${s.clients}: median ${fmt(controlRatio)}× (1 = the three cost no more than one process as loaded as each)`,
+    );
     console.log(`${label.padEnd(30)} median ${fmt(ratio)}× (three replicas / one)`);
     console.log(`${label.padEnd(30)} CPU per call, one replica / three: median ${fmt(cpuRatio)}× (rounds ${cpuRatios.map((r) => fmt(r)).join(', ')})`);
     for (const [message, count] of failures) console.log(`${label.padEnd(30)} ${count} failed call(s): ${message}`);
@@ -160,6 +180,7 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
       cpuPerCall: Object.fromEntries(cpu),
       cpuRatios,
       cpuRatio,
+      control: { clients: thirdClients, rates: thirdRates, cpuPerCall: thirdCpu, ratio: controlRatio },
       failures: Object.fromEntries(failures),
     };
   } finally {

@@ -41,8 +41,6 @@ export interface ModernExchangeOptions {
   traceparent?: string;
   /** The request's `_meta` log level: without one, no log notification is sent for it. */
   logLevel: string | undefined;
-  /** Whether it must be alone on its pooled session (modern-pool.ts mayBeAsked): nothing else joins while it runs. */
-  alone?: boolean;
   /** Told the tools of a tools/list result as the client receives them. */
   listed?: (tools: unknown) => void;
   /** Held exchanges by (principal, connection, request): the identical request of the same principal attaches there. */
@@ -106,7 +104,7 @@ export class ModernExchange implements ExchangeHandler {
   start(res: ServerResponse): void {
     this.#attach(res);
     const { id: _id, jsonrpc: _j, method, params } = this.o.request;
-    this.#gatewayId = this.o.pooled.submit(method, params, this, this.o.traceparent, this.o.alone ?? true);
+    this.#gatewayId = this.o.pooled.submit(method, params, this, this.o.traceparent);
   }
 
   #attach(res: ServerResponse): void {

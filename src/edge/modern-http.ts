@@ -4,7 +4,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import type { Identity } from '../core/identity.js';
 import { envelopeClient, logLevelKey, metaOf, modernVersions } from '../protocol/envelope.js';
 import { ErrorCode, type JsonRpcNotification, type JsonRpcRequest } from '../protocol/jsonrpc.js';
-import { mayBeAsked, type ModernPool, type PooledSession } from '../session/modern-pool.js';
+import type { ModernPool, PooledSession } from '../session/modern-pool.js';
 import type { SessionOrigin } from '../session/registry.js';
 import type { Caller } from './authenticate.js';
 import { type HeldTable, ModernExchange, type RoundTable } from './modern-exchange.js';
@@ -153,12 +153,9 @@ export class ModernHttpEdge {
       if (held.join(res, request)) return;
     }
     const client = envelopeClient(metaOf(request.params)!);
-    const logLevel = metaOf(request.params)?.[logLevelKey] as string | undefined;
-    // Alone on its session when the server may send it something unasked (modern-pool.ts mayBeAsked).
-    const alone = logLevel !== undefined || mayBeAsked(client.capabilities);
     let pooled: PooledSession;
     try {
-      pooled = await this.o.pool.acquire(connection, caller.identity, origin, client, alone);
+      pooled = await this.o.pool.acquire(connection, caller.identity, origin, client);
     } catch (err) {
       const refusal = openRefusal(err);
       if (!refusal.logged) {
@@ -219,8 +216,7 @@ export class ModernHttpEdge {
       heldKey,
       keepAlive: this.o.keepAlive,
       log: this.o.log,
-      logLevel,
-      alone,
+      logLevel: metaOf(request.params)?.[logLevelKey] as string | undefined,
       ...traceOf(request, req),
       ...(request.method === 'tools/list' ? { listed: (tools: unknown) => this.#remember(connection.name, tools) } : {}),
     });

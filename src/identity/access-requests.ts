@@ -186,6 +186,8 @@ export class AccessRequests {
     const { stored, dataKey } = await this.#sealNew(row);
     // The store keeps one pending request per requester and connection; only when it refuses is the other one looked up.
     if (!(await this.o.store.insertAccessRequest(stored, dataKey))) {
+      // Its data key was never stored: the keyring need not keep it.
+      if (dataKey !== undefined) this.o.keyring?.forget(dataKey.owner);
       const pending = (await this.o.store.listAccessRequests({ status: 'pending', connection, limit: 10_000 })).find((r) => same(r, identity));
       throw new AccessRequestError(409, `your request ${pending === undefined ? '' : `${pending.id} `}for '${connection}' is still waiting for an approver`);
     }

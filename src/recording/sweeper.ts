@@ -113,7 +113,9 @@ export class Sweeper {
         }
       }
       if (others && r.keyring !== undefined) await this.#finishErasures();
-      if (this.o.retentionMs > 0) await this.#applyRetention();
+      // Erasing retention runs on one replica (the one that recovers): each erasure writes signed ledger entries first,
+      // which two replicas racing on the same expired sessions would both write.
+      if (this.o.retentionMs > 0 && (others || this.o.retentionAction !== 'erase')) await this.#applyRetention();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'recording sweep failed; it runs again later');
     }

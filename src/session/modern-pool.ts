@@ -60,22 +60,6 @@ export interface UpstreamFacts {
   instructions?: string;
 }
 
-/**
- * A pooled session is shared by several requests at once only while none of them may be sent anything unasked: with
- * several in flight, a server request (sampling, elicitation, roots) or a log message cannot be told apart by request
- * (stdio and 2025-era servers do not say which request they are for), so a request whose client declares any of these
- * capabilities, or asks for log messages, runs alone on its session.
- */
-const askedCapabilities = ['sampling', 'elicitation', 'roots'];
-
-/** Whether a server may send this client requests of its own (it declares a capability they need). */
-export function mayBeAsked(capabilities: Record<string, unknown>): boolean {
-  return askedCapabilities.some((c) => capabilities[c] !== undefined && capabilities[c] !== null);
-}
-
-/** Requests that may share a session share it up to this many in flight before another session is opened. */
-const shareDepth = 8;
-
 let sequence = 0;
 const instancePrefix = randomBytes(6).toString('base64url');
 
@@ -90,8 +74,6 @@ function gatewayId(): string {
  */
 export class PooledSession implements ClientSink {
   readonly #exchanges = new Map<RequestId, ExchangeHandler>();
-  /** The exchanges in flight that must be alone on the session (see mayBeAsked): while any is, nothing joins. */
-  readonly #alone = new Set<RequestId>();
   /** `subscriptions/listen` streams on this session: they receive the notifications that belong to no request. */
   readonly #listeners = new Set<Listener>();
   #facts: UpstreamFacts | undefined;
@@ -111,11 +93,6 @@ export class PooledSession implements ClientSink {
 
   get busy(): number {
     return this.#exchanges.size;
-  }
-
-  /** Whether a request that may share can join the requests in flight (none of them runs alone). */
-  get joinable(): boolean {
-    return this.#alone.size === 0;
   }
 
   /** Whether a listen stream is open on it (it is then not closed for being idle). */
@@ -163,10 +140,9 @@ export class PooledSession implements ClientSink {
   }
 
   /** Hands a request to the session under a fresh gateway id; what belongs to it goes to `handler`. Returns that id. */
-  submit(method: string, params: Record<string, unknown> | undefined, handler: ExchangeHandler, traceparent?: string, alone = false): string {
+  submit(method: string, params: Record<string, unknown> | undefined, handler: ExchangeHandler, traceparent?: string): string {
     const id = gatewayId();
     this.#exchanges.set(id, handler);
-    if (alone) this.#alone.add(id);
     this.lastUsed = Date.now();
     // Progress is told apart by the gateway's id, never the client's token: two clients of one principal sharing this
     // session may both count their tokens from 1 (the exchange gives each its own token back).
@@ -188,18 +164,13 @@ export class PooledSession implements ClientSink {
     if (!this.#exchanges.has(id)) return;
     const note = { jsonrpc: '2.0' as const, method: 'notifications/cancelled', params: { requestId: id, reason } };
     this.session.receive(note, JSON.stringify(note));
-    this.#forget(id);
+    this.#exchanges.delete(id);
   }
 
   /** The exchange is over (its response was delivered): later messages for it are not its. */
   finish(id: string): void {
-    this.#forget(id);
-    this.lastUsed = Date.now();
-  }
-
-  #forget(id: RequestId): void {
     this.#exchanges.delete(id);
-    this.#alone.delete(id);
+    this.lastUsed = Date.now();
   }
 
   verdict(event: VerdictEvent): void {
@@ -217,7 +188,7 @@ export class PooledSession implements ClientSink {
   send(message: JsonRpcMessage, related: RequestId | undefined, _text: string): void {
     const handler = related === undefined ? undefined : this.#exchanges.get(related);
     if (handler !== undefined) {
-      if (isResponse(message) && message.id === related) this.#forget(related!);
+      if (isResponse(message) && message.id === related) this.#exchanges.delete(related!);
       handler.message(message, _text);
       return;
     }
@@ -243,7 +214,7 @@ export class PooledSession implements ClientSink {
 
   abandon(clientId: RequestId): void {
     const handler = this.#exchanges.get(clientId);
-    this.#forget(clientId);
+    this.#exchanges.delete(clientId);
     handler?.abandoned();
   }
 
@@ -259,7 +230,6 @@ export class PooledSession implements ClientSink {
       handler.message(errorResponse(id, ErrorCode.UpstreamUnavailable, `Session ended before the server answered: ${reason}`), '');
     }
     this.#exchanges.clear();
-    this.#alone.clear();
     for (const l of [...this.#listeners]) l.closed(reason);
     this.#listeners.clear();
   }
@@ -285,24 +255,14 @@ export class ModernPool implements SessionObserver {
     return canonicalJson([connection, identity.issuer, identity.subject, capabilities]);
   }
 
-  /**
-   * A pooled session for the caller: an idle one; else, for a request that may share (`alone` false), the least busy
-   * one it can join below the share depth, or the key's first one while it opens; else a new one (under the pool
-   * size); else the least busy.
-   */
-  async acquire(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, client: EnvelopeClient, alone = true): Promise<PooledSession> {
+  /** A pooled session for the caller, created (and initialized) when none of the key is free. */
+  async acquire(connection: ConnectionConfig, identity: Identity, origin: SessionOrigin, client: EnvelopeClient): Promise<PooledSession> {
     const key = ModernPool.key(connection.name, identity, client.capabilities);
     const open = (this.#byKey.get(key) ?? []).filter((p) => p.isOpen);
     const idle = open.find((p) => p.busy === 0);
     const creating = this.#creating.get(key) ?? [];
-    const joinable = alone
-      ? undefined
-      : open.filter((p) => p.joinable && p.busy < shareDepth).reduce<PooledSession | undefined>((a, b) => (a === undefined || b.busy < a.busy ? b : a), undefined);
     let chosen: PooledSession;
     if (idle !== undefined) chosen = idle;
-    else if (joinable !== undefined) chosen = joinable;
-    // The key's first session is still opening: a request that may share waits for it rather than start another.
-    else if (!alone && open.length === 0 && creating.length > 0) chosen = await creating[0]!;
     else if (open.length + creating.length < this.o.maxPerKey) {
       try {
         chosen = await this.#create(key, connection, identity, origin, client);

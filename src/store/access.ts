@@ -37,13 +37,13 @@ export function accessStore(db: DatabasePort): AccessStore {
         let inserted = false;
         sync.transaction(() => {
           inserted = sync.run(request) === 1;
-          if (inserted) sync.run(key);
+          if (inserted && sync.run(key) !== 1) throw keyTaken(dataKey.owner);
         });
         return inserted;
       }
       return db.transaction(async (tx) => {
         if ((await tx.run(request)) !== 1) return false;
-        await tx.run(key);
+        if ((await tx.run(key)) !== 1) throw keyTaken(dataKey.owner);
         return true;
       });
     },
@@ -104,4 +104,9 @@ function accessRequestToDb(a: AccessRequestRow): Entry[] {
     ['decision_note', a.decisionNote],
     ['expires_at_us', a.expiresAtUs],
   ];
+}
+
+/** A new access request's data key owner already has a key: its reason would be sealed under a key never stored. */
+function keyTaken(owner: string): Error {
+  return new Error(`a data key for ${owner} is already stored: the access request is not written (its id was reused)`);
 }

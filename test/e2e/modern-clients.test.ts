@@ -6,7 +6,7 @@ import { openStore } from '../../src/store/open.js';
 import { connectClient, edgeTransport } from '../helpers/client.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { connectV2, connectV2Plain, type NegotiationMode } from '../helpers/modern.js';
+import { connectV2, type NegotiationMode } from '../helpers/modern.js';
 import { allEvents, deliveredTexts } from '../helpers/recorded.js';
 import { waitFor, waitFor as until } from '../helpers/wait.js';
 
@@ -188,63 +188,6 @@ describe('the pool of modern sessions', () => {
       for (const r of asked) assert.match(JSON.stringify(r.content), /Ada Lovelace/);
       assert.equal(elicited.length, 2);
       await client.close();
-    } finally {
-      await gw.stop();
-    }
-  });
-
-  it('shares one pooled session among concurrent requests of a client the server cannot ask anything', async () => {
-    const gw = await startTestGateway({ sessions: { modernPoolSize: 3 }, connections: { ev: { stdio: everythingStdio() } } });
-    try {
-      const client = await connectV2Plain(gw.mcp('ev'), gw.auth);
-      // Six operations of a second each, sent at once: without sharing they would open all three sessions.
-      const done = await Promise.all(
-        Array.from({ length: 6 }, () => client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 1 } })),
-      );
-      for (const r of done) assert.match(JSON.stringify(r.content), /Long running operation completed/);
-      assert.equal(gw.gateway.modernPool.size, 1, 'one server process for all six');
-      await client.close();
-    } finally {
-      await gw.stop();
-    }
-  });
-
-  it('runs a request alone on its session while the server may ask its client something, or it asks for log messages', async () => {
-    const gw = await startTestGateway({ sessions: { modernPoolSize: 3 }, connections: { ev: { stdio: everythingStdio() } } });
-    try {
-      // An elicitation held by the client: its request is in flight on its session until the client answers.
-      let answer!: () => void;
-      const answered = new Promise<void>((resolve) => (answer = resolve));
-      const asking = await connectV2(gw.mcp('ev'), gw.auth, { pin: '2026-07-28' });
-      let elicitationSeen!: () => void;
-      const seen = new Promise<void>((resolve) => (elicitationSeen = resolve));
-      asking.setRequestHandler('elicitation/create', async () => {
-        elicitationSeen();
-        await answered;
-        return { action: 'accept', content: { name: 'Ada Lovelace' } };
-      });
-      const held = asking.callTool({ name: 'trigger-elicitation-request', arguments: {} });
-      await seen;
-      assert.equal(gw.gateway.modernPool.size, 1);
-      await asking.callTool({ name: 'echo', arguments: { message: 'beside' } });
-      assert.equal(gw.gateway.modernPool.size, 2, 'the echo did not join the session whose request may be asked');
-      answer();
-      assert.match(JSON.stringify((await held).content), /Ada Lovelace/);
-      await asking.close();
-
-      // A plain client's request that asks for log messages: those cannot be told apart on a shared session either.
-      const plain = await connectV2Plain(gw.mcp('ev'), gw.auth);
-      const progress: unknown[] = [];
-      const logged = plain.callTool(
-        { name: 'trigger-long-running-operation', arguments: { duration: 6, steps: 6 }, _meta: { 'io.modelcontextprotocol/logLevel': 'debug' } },
-        { onprogress: (p: unknown) => void progress.push(p) },
-      );
-      await until(() => progress.length > 0, 'the logged operation to be under way');
-      const before = gw.gateway.modernPool.size;
-      await plain.callTool({ name: 'echo', arguments: { message: 'beside the logged one' } });
-      assert.equal(gw.gateway.modernPool.size, before + 1, 'the echo did not join the session of the request that asked for logs');
-      await logged;
-      await plain.close();
     } finally {
       await gw.stop();
     }

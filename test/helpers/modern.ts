@@ -120,13 +120,6 @@ export async function startV2Server(legacy: 'reject' | 'stateless'): Promise<V2S
 export type NegotiationMode = { pin: string } | 'auto' | 'default';
 
 /** The official v2 client in one of its negotiation modes, answering elicitation with a fixed form; `fetch` sees every request. */
-/** A v2 client pinned to 2026-07-28 that declares no capabilities: a server can ask it nothing (no elicitation, sampling, roots). */
-export async function connectV2Plain(url: URL, headers: Record<string, string>): Promise<Client> {
-  const client = new Client({ name: 'v2-plain-client', version: '1.0.0' }, { capabilities: {}, versionNegotiation: { mode: { pin: modernVersion } } });
-  await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
-  return client;
-}
-
 export async function connectV2(
   url: URL,
   headers: Record<string, string>,
