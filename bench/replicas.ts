@@ -36,14 +36,23 @@ async function closedLoop(pool: Connected[], ms: number, failures: Map<string, n
   return (await countedLoop(pool, ms, failures)).rate;
 }
 
-/** The same, with the number of calls completed. */
-async function countedLoop(pool: Connected[], ms: number, failures: Map<string, number>): Promise<{ rate: number; calls: number }> {
+/** The same, with the number of calls completed; paced to at most `perSecond` calls a second over the pool when given. */
+async function countedLoop(pool: Connected[], ms: number, failures: Map<string, number>, perSecond?: number): Promise<{ rate: number; calls: number }> {
   let calls = 0;
   const start = performance.now();
   const end = start + ms;
+  // Each client starts its next call no sooner than its share of the rate allows.
+  const interval = perSecond === undefined ? 0 : (pool.length * 1000) / perSecond;
   await Promise.all(
-    pool.map(async (c) => {
+    pool.map(async (c, i) => {
+      let next = start + (interval * i) / pool.length;
       while (performance.now() < end) {
+        if (interval > 0) {
+          const wait = next - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          next += interval;
+          if (performance.now() >= end) break;
+        }
         try {
           await echo(c.client);
           calls++;
@@ -148,15 +157,15 @@ async function era(kind: ClientKind, label: string, clusters: Map<string, Cluste
       );
       for (const n of names) console.log(`${label.padEnd(30)}   ${n}: CPU per call ${describeCpu(cpu.get(n)![round]!)}`);
     }
-    // The control: one replica carrying what each of three carries (a third of the clients). If its CPU per call is
-    // near the three replicas', their extra cost is that of a less loaded process (fewer messages per wake-up, smaller
-    // batches per commit), not of anything they coordinate.
+    // The control: one replica carrying what each of three carries (a third of the clients, paced to a third of the
+    // three replicas' rate in that round). If its CPU per call is near the three replicas', their extra cost is that
+    // of a less loaded process (fewer messages per wake-up, smaller batches per commit), not of anything they coordinate.
     const thirdClients = Math.max(1, Math.round(s.clients / 3));
     const thirdCpu: CpuBreakdown[] = [];
     const thirdRates: number[] = [];
     for (let round = 0; round < s.rounds; round++) {
       const before = await cpuSnapshot(clusters.get(one!)!);
-      const { rate, calls } = await countedLoop(pools.get(one!)!.slice(0, thirdClients), s.roundMs, failures);
+      const { rate, calls } = await countedLoop(pools.get(one!)!.slice(0, thirdClients), s.roundMs, failures, rates.get(three!)![round]! / 3);
       thirdRates.push(rate);
       thirdCpu.push(perCall(await cpuSince(clusters.get(one!)!, before), calls));
     }
