@@ -13,7 +13,7 @@ import { type TrustedKeys, verifySession } from '../recording/verify.js';
 import type { Store } from '../store/store.js';
 import { eventsOfTrace, isTraceId } from '../recording/exchanges.js';
 import { eventsOfGroup, exchangeGroups, parseGroupId } from '../recording/exchange-groups.js';
-import { type GroupQuery, findGroup, listGroups, type SessionGroup, verifyGroup } from '../recording/session-groups.js';
+import { type GroupQuery, findGroup, listGroups, type SessionGroup, unreadableGroup, verifyGroup } from '../recording/session-groups.js';
 import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../store/types.js';
 
 /**
@@ -166,6 +166,20 @@ export class SessionsApi {
       throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
     const found = await findGroup(this.store, id, this.idleGapMs);
     const only = c.get('seesOnly');
+    // A group of a session unreadable here cannot be told apart: say why (nobody scoped may see such a session).
+    const unreadable = found === undefined && only === undefined ? await unreadableGroup(this.store, id) : undefined;
+    if (unreadable !== undefined) {
+      if (what === 'verify') {
+        // Verifying needs no key: the whole session covers the group.
+        const v = await verifySession(this.store, unreadable.id, await this.trusted());
+        const note = `its session's payloads cannot be read here (${unreadable.unreadable}), so the group cannot be told apart: its whole session ${unreadable.id} was verified, which covers it`;
+        return json(c, 200, { group: id, status: v.status, events: v.events, problems: v.problems, notes: [note, ...v.notes], sessions: [v] });
+      }
+      throw new HttpError(
+        unreadable.erased !== undefined ? 410 : 503,
+        `session group ${JSON.stringify(untrustedPrefix(id))} cannot be read: ${unreadable.unreadable}`,
+      );
+    }
     const mine = (g: SessionGroup) => only === undefined || (g.subject === only.subject && g.issuer === only.issuer);
     if (found === undefined || !mine(found.group) || (only !== undefined && !found.sessions.every((s) => ownedBy(s, only))))
       throw new HttpError(404, `no session group ${JSON.stringify(untrustedPrefix(id))} (a group is named by its first request: <session id>.<seq>)`);

@@ -197,17 +197,18 @@ export async function findGroup(store: Store, id: string, gapMs: number): Promis
 }
 
 /**
- * Why the modern session a group id names cannot be read here (encrypted under a KEK this config lacks, erased, its
- * ciphertext altered), as its recording says when read alone; undefined when it can be, or the id names none.
+ * The modern session a group id names when it cannot be read here (`unreadable` says why: encrypted under a KEK this
+ * config lacks, erased, its ciphertext altered): its groups cannot be told without its payloads. Undefined when it
+ * can be read, or the id names none.
  */
-export async function unreadableGroup(store: Store, id: string): Promise<string | undefined> {
+export async function unreadableGroup(store: Store, id: string): Promise<(AttestedSession & { unreadable: string }) | undefined> {
   const at = parseGroupId(id);
   if (at === undefined) return undefined;
   const [target] = await attestSessions(
     store,
     [await store.getSession(at.sessionId)].filter((s) => s !== undefined),
   );
-  return target?.edge === modernEdge ? target.unreadable : undefined;
+  return target?.edge === modernEdge && target.unreadable !== undefined ? { ...target, unreadable: target.unreadable } : undefined;
 }
 
 /** A group's integrity: its sessions' verifications (each proves a whole session's recording), and the worst of them. */

@@ -14,7 +14,7 @@ import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
 describe('/api/sessions, encrypted recordings without the KEK', () => {
   let ts: TestStore;
   let gw: TestGateway;
-  const ids = { encrypted: '', erased: '' };
+  const ids = { encrypted: '', erased: '', modern: '', modernErased: '' };
   const erasedAtUs = 1_796_000_000_000_000;
   let signerPem = '';
 
@@ -29,6 +29,11 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
       const erased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob' })).session;
       ids.erased = erased.id;
       await eraseWrittenSession(store, erased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #7', erasedAtUs: erasedAtUs });
+      // Modern sessions, whose requests form groups (<session>.<seq>).
+      ids.modern = (await writeRecordedSession(store, { keyring, signer, edge: 'modern' })).session.id;
+      const modernErased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob', edge: 'modern' })).session;
+      ids.modernErased = modernErased.id;
+      await eraseWrittenSession(store, modernErased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #8', erasedAtUs });
     } finally {
       await store.close();
     }
@@ -76,5 +81,29 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
     assert.ok(r.notes.some((n) => /were skipped/.test(n)));
     const gone = JSON.parse((await get(`/api/sessions/${ids.erased}/verify`)).text) as { erased: unknown };
     assert.deepEqual(gone.erased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+  });
+
+  it('a group of an unreadable session: events and export say why (503 without the KEK, 410 erased); verify covers it with the whole session', async () => {
+    for (const [id, status, why] of [
+      [ids.modern, 503, /encrypted under KEK 'k1', which this config does not have/],
+      [ids.modernErased, 410, /was erased \(crypto-shredded\) at .* by root .*: privacy request #8/],
+    ] as const) {
+      for (const what of ['', '/events', '/export']) {
+        const r = await get(`/api/sessions/${id}.2${what}`);
+        assert.equal(r.status, status, r.text);
+        assert.match(r.text, why);
+      }
+    }
+    for (const [id, status] of [
+      [ids.modern, 'verified'],
+      [ids.modernErased, 'erased'],
+    ] as const) {
+      const r = await get(`/api/sessions/${id}.2/verify`);
+      assert.equal(r.status, 200, r.text);
+      const v = JSON.parse(r.text) as { group: string; status: string; notes: string[]; sessions: Array<{ sessionId: string }> };
+      assert.equal(v.status, status, r.text);
+      assert.deepEqual(v.sessions.map((x) => x.sessionId), [id]);
+      assert.match(v.notes[0]!, new RegExp(`the group cannot be told apart: its whole session ${id} was verified, which covers it`));
+    }
   });
 });

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { attestSession } from '../../recording/attest.js';
 import { exportGroup, exportSession } from '../../recording/export.js';
 import { parseGroupId } from '../../recording/exchange-groups.js';
-import { findGroup } from '../../recording/session-groups.js';
+import { findGroup, unreadableGroup } from '../../recording/session-groups.js';
 import { failUnreadable, storeForCommand } from '../store-for-command.js';
 
 export interface ExportOptions {
@@ -24,7 +24,9 @@ export async function sessionsExportAction(id: string, o: ExportOptions): Promis
     if (parseGroupId(id) !== undefined) {
       const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
       if (found === undefined) {
-        process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
+        const why = (await unreadableGroup(store, id))?.unreadable;
+        if (why !== undefined) process.stderr.write(`portcullis: group ${JSON.stringify(id)} cannot be exported: ${why}\n`);
+        else process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
         process.exitCode = 1;
         return;
       }

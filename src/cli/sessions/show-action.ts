@@ -44,7 +44,7 @@ export async function sessionsShowAction(id: string, o: ShowOptions): Promise<vo
       const found = await findGroup(store, id, gapMs);
       if (found === undefined) {
         // A group of a session this config cannot read is there all the same: say why it cannot be shown.
-        const why = await unreadableGroup(store, id);
+        const why = (await unreadableGroup(store, id))?.unreadable;
         if (why !== undefined) process.stderr.write(`portcullis: group ${JSON.stringify(id)} cannot be shown: ${why}\n`);
         else process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
         process.exitCode = 1;

@@ -1,6 +1,6 @@
 import { type SessionVerification, verifyLedger, verifySession } from '../../recording/verify.js';
 import { parseGroupId } from '../../recording/exchange-groups.js';
-import { findGroup, verifyGroup } from '../../recording/session-groups.js';
+import { findGroup, unreadableGroup, verifyGroup } from '../../recording/session-groups.js';
 import { shown } from '../../recording/transcript.js';
 import type { Store } from '../../store/store.js';
 import { storeForCommand, trustedKeysForCommand } from '../store-for-command.js';
@@ -64,6 +64,19 @@ export async function sessionsVerifyAction(id: string | undefined, o: VerifyFlag
     if (id !== undefined && parseGroupId(id) !== undefined) {
       const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
       if (found === undefined) {
+        // Verifying needs no key: a group that cannot be told apart without its session's payloads is covered by
+        // verifying that whole session.
+        const unreadable = await unreadableGroup(store, id);
+        if (unreadable !== undefined) {
+          if (!json)
+            process.stdout.write(
+              `group ${id}: its session's payloads cannot be read here (${unreadable.unreadable}), so the group cannot be told apart; its whole session ${unreadable.id} is verified, which covers it\n`,
+            );
+          const r = await verifySession(store, unreadable.id, trusted);
+          report(r, json);
+          if (r.status === 'failed') process.exitCode = 1;
+          return;
+        }
         process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
         process.exitCode = 1;
         return;
