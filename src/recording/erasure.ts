@@ -117,6 +117,11 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
   const done = new Set<string>();
   for (const part of chunks(owners)) for (const owner of await store.eraseDataKeys(part, by, reason, erasedAtUs)) done.add(owner);
   r.keysDestroyed(owners);
+  // A key destroyed meanwhile with this erasure's own facts was destroyed for it (a sweeper finishing what it took
+  // for an erasure cut short, when this one ran past the grace): erased by this request, not by another.
+  const others = owners.filter((o) => !done.has(o));
+  for (const part of chunks(others))
+    for (const k of await store.dataKeys(part)) if (k.erasedBy === by && k.eraseReason === reason && k.erasedAtUs === erasedAtUs) done.add(k.owner);
 
   for (const s of sessions) {
     if (done.has(s.id)) outcome.erased.push({ session: s.id, subject: s.subject, connection: s.connection });

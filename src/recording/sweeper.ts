@@ -46,8 +46,8 @@ const erasureOverlapUs = 600_000_000;
 
 export class Sweeper {
   #running: Promise<void> | undefined;
-  /** Unfinished erasures were looked for up to about this time (the store's clock less the grace). */
-  #erasuresCheckedToUs: number | undefined;
+  /** When (performance.now()) unfinished erasures were last looked for: the next look goes back that far and more. */
+  #erasuresCheckedAtMs: number | undefined;
 
   constructor(
     private readonly recorder: SweptRecorder,
@@ -154,10 +154,15 @@ export class Sweeper {
   async #finishErasures(): Promise<void> {
     const r = this.recorder;
     const trusted = await trustedKeys([...(this.o.erasureSigners ?? [])]);
-    const startedUs = nowUs();
-    const afterUs = this.#erasuresCheckedToUs === undefined ? startedUs - erasureLookbackUs : this.#erasuresCheckedToUs - erasureOverlapUs;
+    // Measured by the store's clock (the entries' times are the erasing gateways'; this one's clock may differ), back
+    // as far as the last look went, with an overlap; the first look after a start goes back 30 days.
+    const startedMs = performance.now();
+    const lookbackUs =
+      this.#erasuresCheckedAtMs === undefined
+        ? erasureLookbackUs
+        : Math.round((startedMs - this.#erasuresCheckedAtMs) * 1000) + erasureGraceUs + erasureOverlapUs;
     for (let after: LedgerPosition | undefined; ; ) {
-      const entries = await r.store.unfinishedErasures(afterUs, erasureGraceUs, after, 200);
+      const entries = await r.store.unfinishedErasures(lookbackUs, erasureGraceUs, after, 200);
       for (const entry of entries) {
         const d = parseJson(entry.detail) as Partial<ErasedDetail> | undefined;
         if (d === undefined || !signedErasure(entry.sessionId, d, trusted)) {
@@ -176,7 +181,7 @@ export class Sweeper {
       const last = entries.at(-1)!;
       after = { timeUs: last.timeUs, instanceId: last.instanceId, seq: last.seq };
     }
-    this.#erasuresCheckedToUs = startedUs - erasureGraceUs;
+    this.#erasuresCheckedAtMs = startedMs;
   }
 
   async #applyRetention(): Promise<void> {

@@ -33,11 +33,11 @@ export interface DataKeyStore {
   /** Destroys these owners' data keys for good; returns the owners erased now (not those erased before, or without one). */
   eraseDataKeys(owners: readonly string[], erasedBy: string, reason: string, atUs: number): Promise<string[]>;
   /**
-   * `erased` ledger entries from `afterUs` (inclusive) until `graceUs` ago by the store's clock, in (time, instance,
+   * `erased` ledger entries from `lookbackUs` ago until `graceUs` ago, by the store's clock, in (time, instance,
    * seq) order after `after`, whose data key (the entry's session, or `access:<id>` for an access request) is still
    * there: erasures whose gateway stopped between signing the entry and destroying the key.
    */
-  unfinishedErasures(afterUs: number, graceUs: number, after: LedgerPosition | undefined, limit: number): Promise<LedgerRow[]>;
+  unfinishedErasures(lookbackUs: number, graceUs: number, after: LedgerPosition | undefined, limit: number): Promise<LedgerRow[]>;
   /** How many data keys each KEK wraps (erased ones not counted). */
   dataKeyCounts(): Promise<Array<{ kekId: string; count: number }>>;
   kekChecks(): Promise<KekCheckRow[]>;
@@ -98,11 +98,11 @@ export function dataKeyStore(db: DatabasePort): DataKeyStore {
       );
       return erased.map((r) => String(r.owner));
     },
-    async unfinishedErasures(afterUs, graceUs, after, limit) {
+    async unfinishedErasures(lookbackUs, graceUs, after, limit) {
       const from = after === undefined ? sql`` : sql`AND (l.time_us, l.instance_id, l.seq) > (${after.timeUs}, ${after.instanceId}, ${after.seq})`;
       return (
         await db.query(
-          sql`SELECT l.* FROM ledger l WHERE l.kind = 'erased' AND l.time_us >= ${afterUs} AND l.time_us < ${storeNowUs(db.dialect)} - ${graceUs} ${from}
+          sql`SELECT l.* FROM ledger l WHERE l.kind = 'erased' AND l.time_us >= ${storeNowUs(db.dialect)} - ${lookbackUs} AND l.time_us < ${storeNowUs(db.dialect)} - ${graceUs} ${from}
             AND EXISTS (SELECT 1 FROM data_keys k WHERE k.owner IN (l.session_id, ${accessPrefix} || l.session_id) AND k.wrapped IS NOT NULL)
             ORDER BY l.time_us, l.instance_id, l.seq LIMIT ${limit}`,
         )
