@@ -102,7 +102,10 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
       assert.equal(r.status, 200, r.text);
       const v = JSON.parse(r.text) as { group: string; status: string; notes: string[]; sessions: Array<{ sessionId: string }> };
       assert.equal(v.status, status, r.text);
-      assert.deepEqual(v.sessions.map((x) => x.sessionId), [id]);
+      assert.deepEqual(
+        v.sessions.map((x) => x.sessionId),
+        [id],
+      );
       assert.match(v.notes[0]!, new RegExp(`the group cannot be told apart: its whole session ${id} was verified, which covers it`));
     }
   });

@@ -181,7 +181,10 @@ describe('portcullis sessions show <group>, encrypted recordings without the KEK
   it('export says why as show does; verify, which needs no key, verifies the whole session the group is part of', async () => {
     const exported = await cli('sessions', 'export', `${ids.encrypted}.2`);
     assert.equal(exported.code, 1, exported.stderr);
-    assert.match(exported.stderr, new RegExp(`^portcullis: group "${ids.encrypted}\\.2" cannot be exported: the recording of ${ids.encrypted} is encrypted under KEK 'k1'`));
+    assert.match(
+      exported.stderr,
+      new RegExp(`^portcullis: group "${ids.encrypted}\\.2" cannot be exported: the recording of ${ids.encrypted} is encrypted under KEK 'k1'`),
+    );
     for (const [id, status] of [
       [ids.encrypted, 'verified'],
       [ids.erased, 'erased'],
@@ -189,7 +192,12 @@ describe('portcullis sessions show <group>, encrypted recordings without the KEK
       const r = await cli('sessions', 'verify', `${id}.2`, '--trust-store-keys');
       assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
       const [head, line] = r.stdout.split('\n');
-      assert.match(head!, new RegExp(`^group ${id}\\.2: its session's payloads cannot be read here \\(.*\\), so the group cannot be told apart; its whole session ${id} is verified, which covers it$`));
+      assert.match(
+        head!,
+        new RegExp(
+          `^group ${id}\\.2: its session's payloads cannot be read here \\(.*\\), so the group cannot be told apart; its whole session ${id} is verified, which covers it$`,
+        ),
+      );
       assert.match(line!, new RegExp(`^${id}  ${status}`));
     }
   });
