@@ -20,6 +20,12 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * How long after signing its ledger entries an erasure may still be destroying keys: a signed entry whose key is
+ * still there is an erasure under way until then, and one cut short after (the sweeper finishes it).
+ */
+export const erasureGraceUs = 60_000_000;
+
 /** Whether an `erased` entry's statement is signed by a trusted key (chain.ts erasureBytes). */
 export function signedErasure(sessionId: string, d: Partial<ErasedDetail>, trusted: TrustedKeys): boolean {
   if (typeof d.by !== 'string' || typeof d.reason !== 'string' || typeof d.erasedAtUs !== 'number') return false;
@@ -43,6 +49,8 @@ export function checkErasure(
   ledger: LedgerRow[],
   trusted: TrustedKeys,
   problem: (message: string) => void,
+  notes: string[],
+  nowUs: number,
 ): ErasureFacts | undefined {
   const signed: Array<Partial<ErasedDetail>> = [];
   for (const l of ledger.filter((e) => e.kind === 'erased')) {
@@ -56,7 +64,10 @@ export function checkErasure(
   if (key === 'missing') return undefined;
   if (key === 'present') {
     const entry = signed[0];
-    if (entry !== undefined)
+    // Signed within the grace: its gateway may still be destroying the keys (a large erasure takes a while).
+    if (entry !== undefined && (entry.erasedAtUs ?? 0) > nowUs - erasureGraceUs)
+      notes.push(`an erasure is under way: signed at ${isoOf(entry.erasedAtUs)} by ${entry.by}, its data key not destroyed yet`);
+    else if (entry !== undefined)
       problem(
         `the ledger records this session erased at ${isoOf(entry.erasedAtUs)} by ${entry.by}, but its data key is still there: an erasure cut short before the key was destroyed (the next sweep of a gateway with recording.encryption finishes it, or erase it again), or a key restored after the erasure`,
       );

@@ -6,7 +6,7 @@ import type { LedgerPosition } from '../store/data-keys.js';
 import type { SessionRow } from '../store/types.js';
 import type { Keyring } from '../encryption/keyring.js';
 import type { ErasedDetail, ErasureFactsToRecord } from './batch.js';
-import { parseJson, signedErasure } from './seal-and-ledger-checks.js';
+import { erasureGraceUs, parseJson, signedErasure } from './seal-and-ledger-checks.js';
 import { trustedKeys } from './verify.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
@@ -38,8 +38,6 @@ export interface SweptRecorder {
   keysDestroyed(owners: readonly string[]): void;
 }
 
-/** An erasure younger than this may still be destroying its keys: the sweeper leaves it to its gateway. */
-const erasureGraceUs = 60_000_000;
 /** How far back the first sweep after a start looks for unfinished erasures; later sweeps overlap the last by 10 min. */
 const erasureLookbackUs = 30 * 86_400_000_000;
 const erasureOverlapUs = 600_000_000;

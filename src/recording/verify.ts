@@ -7,6 +7,7 @@ import { eventHash, ledgerGenesis, ledgerHash, sessionGenesis } from './chain.js
 import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';
 import { checkErasure, checkSeal, checkSealedInLedger, type KeyState, parseJson, type TrustedKeys } from './seal-and-ledger-checks.js';
+import { nowUs } from './time.js';
 import { closingMismatches, negotiatedMismatches, openingFacts, openingMismatches } from './session-facts.js';
 
 /**
@@ -149,7 +150,7 @@ export async function verifySession(
   const erasedKey = [...unreadable.values()].find((u): u is ErasedError => u instanceof ErasedError);
   const keyState: KeyState =
     erasedKey !== undefined ? { erased: erasedKey } : [...unreadable.values()].some((u) => u instanceof DataKeyMissingError) ? 'missing' : 'present';
-  const erasure = checkErasure(sessionId, keyState, ledger, trusted, problem);
+  const erasure = checkErasure(sessionId, keyState, ledger, trusted, problem, result.notes, nowUs());
   if (erasure !== undefined) {
     result.erased = erasure;
     result.notes.push(

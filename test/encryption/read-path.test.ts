@@ -214,6 +214,19 @@ for (const backend of backends) {
         }
     });
 
+    it('a signed erasure still within its grace is under way, not cut short: a note, no problem', async () => {
+      const underWay = (await writeRecordedSession(raw, { keyring, signer })).session;
+      // Stamped ten minutes ahead: within the minute's grace whenever verify looks.
+      const at = Date.now() * 1000 + 600_000_000;
+      await eraseWrittenSession(raw, underWay, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #7', erasedAtUs: at, keyToo: false });
+      const r = await verifySession(readableStore(raw, coldCopy(keyring)), underWay.id, trusted);
+      assert.equal(r.status, 'verified', problemsOf(r));
+      assert.ok(
+        r.notes.some((n) => /^an erasure is under way: signed at .* by root .*, its data key not destroyed yet$/.test(n)),
+        r.notes.join('; '),
+      );
+    });
+
     it('a running reader notices a wrapped key altered under its cache: verify fails as a cold one does', async () => {
       const { session } = await writeRecordedSession(raw, { keyring, signer });
       const warm = readableStore(raw, coldCopy(keyring));
