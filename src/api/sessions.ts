@@ -19,7 +19,7 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
 /**
  * /api/sessions: the recordings over HTTP for the console and scripts (read only).
  *   GET /api/sessions                 ?user&connection&status&era&since&until&denied&redacted&q&limit&cursor → { sessions, next }
- *   GET /api/sessions/:id             → { session }   (a session and each listed one carry `erased`: who, when, why, or null)
+ *   GET /api/sessions/:id             → { session }   (a session and each listed one carry `erased`: who, when, why, vouched, or null)
  *   GET /api/sessions/:id/events      ?after&limit → { events, next }; ?trace=<W3C trace id> → { events, next: null }, that trace's exchanges
  *                                     ?groups → { idleGapMs, groups }, a modern session's groups; ?group=<label> → { events, next: null }, one group's
  *   GET /api/sessions/:id/verify      → the verification result
@@ -111,7 +111,8 @@ export class SessionsApi {
       throw new HttpError(404, `no such resource: ${untrustedPath(url.pathname)}`);
     if (what === 'verify') return json(c, session === undefined ? 404 : 200, await verifySession(this.store, id, await this.trusted()));
     if (session === undefined) throw new HttpError(404, `no session ${JSON.stringify(untrustedPrefix(id))}`);
-    if (what === undefined) return json(c, 200, { session: { ...session, erased: (await erasedSessions(this.store, [id])).get(id) ?? null } });
+    if (what === undefined)
+      return json(c, 200, { session: { ...session, erased: (await erasedSessions(this.store, [id], await this.trusted())).get(id) ?? null } });
     // Its events and its export need the payloads: said before a reply starts (an export is whole or nothing).
     if (session.unreadable !== undefined) await this.store.openingEvents([id]);
     if (what === 'events') {
@@ -236,6 +237,7 @@ export class SessionsApi {
     const erased = await erasedSessions(
       this.store,
       visible.map((s) => s.id),
+      await this.trusted(),
     );
     const sessions = visible.map((s) => ({ ...s, erased: erased.get(s.id) ?? null }));
     const last = rows.at(-1);

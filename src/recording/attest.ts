@@ -3,7 +3,7 @@ import { ErasedError } from '../encryption/kek.js';
 import type { Store } from '../store/store.js';
 import { eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
 import { type ColumnMismatch, openingFacts, openingMismatches } from './session-facts.js';
-import type { ErasureFacts } from './erasure.js';
+import type { ErasureFacts } from './erasure-facts.js';
 
 /**
  * Sessions as the list, the API and the console show them: whose a session is comes from its hashed opening event,

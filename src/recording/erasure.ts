@@ -2,7 +2,9 @@ import { accessRequestOwner } from '../encryption/envelope.js';
 import type { Keyring } from '../encryption/keyring.js';
 import type { Store } from '../store/store.js';
 import type { DataKeyRow, SessionRow } from '../store/types.js';
-import type { ErasureFactsToRecord } from './batch.js';
+import type { ErasedDetail, ErasureFactsToRecord } from './batch.js';
+import type { ErasureFacts } from './erasure-facts.js';
+import { parseJson, signedErasure, type TrustedKeys } from './seal-and-ledger-checks.js';
 import { nowUs } from './time.js';
 
 /**
@@ -131,17 +133,22 @@ export async function eraseRecordings(r: ErasingRecorder, choice: ErasureChoice,
   return outcome;
 }
 
-/** Who erased a recording, when and why, as its data key's row keeps it. */
-export interface ErasureFacts {
-  erasedAtUs: number;
-  by: string | null;
-  reason: string | null;
-}
-
-/** The sessions among `ids` whose data key is erased, with who, when and why (the console and the API show them). */
-export async function erasedSessions(store: Store, ids: readonly string[]): Promise<Map<string, ErasureFacts>> {
-  const rows = (await Promise.all(chunks(ids).map((part) => store.dataKeys(part)))).flat();
+/**
+ * The sessions among `ids` whose data key is erased, with who, when and why as the key's row says, and whether a signed
+ * ledger entry vouches for it (the console and the API show them; one query each for the keys and the entries).
+ */
+export async function erasedSessions(store: Store, ids: readonly string[], trusted: TrustedKeys): Promise<Map<string, ErasureFacts>> {
+  const erased = (await Promise.all(chunks(ids).map((part) => store.dataKeys(part)))).flat().filter((k) => k.wrapped === null);
+  const entries = (await Promise.all(chunks(erased.map((k) => k.owner)).map((part) => store.erasureEntries(part)))).flat();
   return new Map(
-    rows.filter((k) => k.wrapped === null).map((k) => [k.owner, { erasedAtUs: k.erasedAtUs ?? 0, by: k.erasedBy, reason: k.eraseReason }] as const),
+    erased.map((k) => {
+      const facts = { erasedAtUs: k.erasedAtUs ?? 0, by: k.erasedBy, reason: k.eraseReason };
+      const vouched = entries.some((l) => {
+        if (l.sessionId !== k.owner) return false;
+        const d = (parseJson(l.detail) ?? {}) as Partial<ErasedDetail>;
+        return d.erasedAtUs === facts.erasedAtUs && d.by === facts.by && d.reason === facts.reason && signedErasure(k.owner, d, trusted);
+      });
+      return [k.owner, { ...facts, vouched }] as const;
+    }),
   );
 }

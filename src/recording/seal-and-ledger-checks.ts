@@ -2,7 +2,7 @@ import type { ErasedError } from '../encryption/kek.js';
 import type { EventRow, LedgerRow, SessionRow } from '../store/types.js';
 import type { ErasedDetail } from './batch.js';
 import { erasureBytes, sealBytes } from './chain.js';
-import type { ErasureFacts } from './erasure.js';
+import type { ErasureFacts } from './erasure-facts.js';
 import { verifySeal } from './keys.js';
 
 /**

@@ -2,7 +2,7 @@ import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
 import { DataKeyMissingError, isUnreadable, readingOf, type UnreadableError } from '../encryption/readable-store.js';
 import type { Store } from '../store/store.js';
 import { type EventRow, eraOfEdge, type LedgerRow, type SessionRow } from '../store/types.js';
-import type { ErasureFacts } from './erasure.js';
+import type { ErasureFacts } from './erasure-facts.js';
 import { eventHash, ledgerGenesis, ledgerHash, sessionGenesis } from './chain.js';
 import { exchangeGroups } from './exchange-groups.js';
 import { type ExchangeRecord, ExchangeTracker } from './exchanges.js';

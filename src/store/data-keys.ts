@@ -38,6 +38,8 @@ export interface DataKeyStore {
    * there: erasures whose gateway stopped between signing the entry and destroying the key.
    */
   unfinishedErasures(lookbackUs: number, graceUs: number, after: LedgerPosition | undefined, limit: number): Promise<LedgerRow[]>;
+  /** The `erased` ledger entries of these sessions (or access requests, by id), in no particular order. */
+  erasureEntries(ids: readonly string[]): Promise<LedgerRow[]>;
   /** How many data keys each KEK wraps (erased ones not counted). */
   dataKeyCounts(): Promise<Array<{ kekId: string; count: number }>>;
   kekChecks(): Promise<KekCheckRow[]>;
@@ -107,6 +109,10 @@ export function dataKeyStore(db: DatabasePort): DataKeyStore {
             ORDER BY l.time_us, l.instance_id, l.seq LIMIT ${limit}`,
         )
       ).map(ledgerFromDb);
+    },
+    async erasureEntries(ids) {
+      if (ids.length === 0) return [];
+      return (await db.query(sql`SELECT * FROM ledger WHERE kind = 'erased' AND session_id IN (${list(ids)})`)).map(ledgerFromDb);
     },
     async dataKeyCounts() {
       return (await db.query(sql`SELECT kek_id, COUNT(*) AS n FROM data_keys WHERE wrapped IS NOT NULL GROUP BY kek_id ORDER BY kek_id`)).map((r) => ({

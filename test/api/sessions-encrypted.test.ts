@@ -14,7 +14,7 @@ import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
 describe('/api/sessions, encrypted recordings without the KEK', () => {
   let ts: TestStore;
   let gw: TestGateway;
-  const ids = { encrypted: '', erased: '', modern: '', modernErased: '' };
+  const ids = { encrypted: '', erased: '', forged: '', modern: '', modernErased: '' };
   const erasedAtUs = 1_796_000_000_000_000;
   let signerPem = '';
 
@@ -29,6 +29,9 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
       const erased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob' })).session;
       ids.erased = erased.id;
       await eraseWrittenSession(store, erased, { signer, by: 'root (https://idp.example.com)', reason: 'privacy request #7', erasedAtUs: erasedAtUs });
+      // A key row nulled with SQL, naming an admin: no signed ledger entry vouches for it.
+      ids.forged = (await writeRecordedSession(store, { keyring, signer, subject: 'carol' })).session.id;
+      await store.eraseDataKeys([ids.forged], 'root (https://idp.example.com)', 'privacy request #9', erasedAtUs);
       // Modern sessions, whose requests form groups (<session>.<seq>).
       ids.modern = (await writeRecordedSession(store, { keyring, signer, edge: 'modern' })).session.id;
       const modernErased = (await writeRecordedSession(store, { keyring, signer, subject: 'bob', edge: 'modern' })).session;
@@ -57,7 +60,12 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
     const of = (id: string) => sessions.find((s) => s.id === id)!;
     assert.equal(of(ids.encrypted).subject, 'alice');
     assert.match(String(of(ids.encrypted).unreadable), /encrypted under KEK 'k1', which this config does not have/);
-    assert.deepEqual(of(ids.erased).erased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7' });
+    assert.deepEqual(of(ids.erased).erased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #7', vouched: true });
+    assert.deepEqual(of(ids.forged).erased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #9', vouched: false });
+    const forged = JSON.parse((await get(`/api/sessions/${ids.forged}`)).text) as { session: { erased: { vouched: boolean } } };
+    assert.equal(forged.session.erased.vouched, false, 'nothing vouches for it');
+    const verified = JSON.parse((await get(`/api/sessions/${ids.forged}/verify`)).text) as { status: string };
+    assert.equal(verified.status, 'failed', 'and verify fails it');
     const one = await get(`/api/sessions/${ids.encrypted}`);
     assert.equal(one.status, 200, one.text);
     assert.equal((JSON.parse(one.text) as { session: { status: string } }).session.status, 'closed');

@@ -5,7 +5,7 @@ import { JsonView, parseJson } from '../components/json-view';
 import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
-import type { ErasureFacts } from '../../../src/recording/erasure.js';
+import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 
 interface Session {
   id: string;
@@ -354,6 +354,9 @@ export function ReplayPage({ id }: { id: string }) {
             <dd class="erased">
               <span class="flag deny">erased</span> {time(session.erased.erasedAtUs)} by {session.erased.by ?? 'unknown'}
               {session.erased.reason ? ` — ${session.erased.reason}` : ''}
+              {session.erased.vouched === false && (
+                <div class="flag deny">No signed ledger entry vouches for this erasure: its key row was changed outside Portcullis (verify fails it).</div>
+              )}
               <div class="hint">
                 Its data key was destroyed (crypto-shredding): the recorded messages can never be read again. Its hash chain and seal still verify.
               </div>

@@ -6,7 +6,7 @@ import { person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
 import { navigate } from '../router';
 import type { AttestedSession } from '../../../src/recording/attest.js';
-import type { ErasureFacts } from '../../../src/recording/erasure.js';
+import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 import type { SessionRow } from '../../../src/store/types.js';
 import type { SessionGroup } from '../../../src/recording/session-groups.js';
 import { duration } from '../format';
@@ -281,9 +281,12 @@ export function SessionsPage({ me }: { me: Me }) {
                 <td>
                   <span class={`status status-${s.status}`}>{s.status}</span>
                   {s.erased && (
-                    <span class="flag deny" title={`erased ${time(s.erased.erasedAtUs)} by ${s.erased.by ?? 'unknown'}: ${s.erased.reason ?? ''}`}>
+                    <span
+                      class="flag deny"
+                      title={`erased ${time(s.erased.erasedAtUs)} by ${s.erased.by ?? 'unknown'}: ${s.erased.reason ?? ''}${s.erased.vouched === false ? ' (no signed ledger entry vouches for it: verify fails it)' : ''}`}
+                    >
                       {' '}
-                      erased
+                      {s.erased.vouched === false ? 'erased?' : 'erased'}
                     </span>
                   )}
                   {!s.erased && s.tampered.length > 0 && (
