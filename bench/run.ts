@@ -23,6 +23,8 @@
  *   - replicas on one PostgreSQL database: recording on vs off ≥ 0.85× with one gateway and with three writing at once (issue 18)
  *   - the internal hop (issue 18): a legacy request sent to a replica that forwards it to the session's owner against
  *     one sent to the owner, sequential p50/p99 (reported, no target; hop.ts)
+ *   - propagation between replicas (issue 18): a held call released by an approval through another replica, and a session
+ *     ended by a grant revoked through another, p95 ≤ 200 ms; another replica's new session in the console, p95 ≤ 1 s (propagation.ts)
  *   - virtual servers (issue 19): a tools/call through a virtual server of three members vs the same call on the member
  *     connection, p50 ≤ 1.05×; the virtual server's tools/list vs its largest member's own, p50 ≤ 1.5×; with the bare
  *     client and the official v1 SDK client, on one gateway recording as shipped (virtual.ts)
@@ -30,7 +32,7 @@
  *     gateway→http (recording on), sequential p50 ≤ 1.10×; off's absolute p50 beside the direct server's
  *   - audit streaming (issue 20) to a live sink (HTTP; each sink kind of audit.ts) on vs off, recording on: calls/s at 32 clients ≥ 0.95×
  *   - recordings encrypted at rest (issue 21) vs plain, write-ahead, SQLite and PostgreSQL: calls/s at 32 clients ≥ 0.95× (encryption.ts)
- * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|hop|virtual|tracing|audit|encryption.
+ * Flags: --quick (fewer calls, shorter rounds), --only seq|conc|rec|replicas-rec|auth|rules|agent|mask|mem|console|bridges|modern|replicas|propagation|hop|virtual|tracing|audit|encryption.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
@@ -41,6 +43,7 @@ import { encryptionOnOff } from './encryption.js';
 import { bridgesComparison, modernEra } from './bridges.js';
 import { consoleSessionList } from './console.js';
 import { forwardedVsLocal } from './hop.js';
+import { propagation } from './propagation.js';
 import { replicasBehindHaproxy } from './replicas.js';
 import { virtualVsMember } from './virtual.js';
 import { startOtlpSink } from './otlp-sink.js';
@@ -731,6 +734,9 @@ async function main(): Promise<void> {
         warmMaxMs: quick ? 60_000 : 120_000,
         roundMs: quick ? 3000 : 6000,
       });
+    }
+    if (!only || only === 'propagation') {
+      results.propagation = await propagation(verdicts, { rounds: quick ? 20 : 50 });
     }
     if ((!only || only === 'hop') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
       results.hop = await forwardedVsLocal({ calls: quick ? 600 : 2000, warm: quick ? 100 : 200 });
