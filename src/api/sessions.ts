@@ -3,8 +3,7 @@ import { untrustedPath, untrustedPrefix } from '../core/untrusted-text.js';
 import { HttpError } from '../core/http-error.js';
 import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, sent, strictParams } from '../http/kit/route.js';
 import { once } from 'node:events';
-import { ErasedError, KekUnavailableError } from '../encryption/kek.js';
-import { isUnreadable } from '../encryption/readable-store.js';
+import { isUnreadable, type UnreadableKind, unreadableKind } from '../encryption/readable-store.js';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
 import { erasedSessions } from '../recording/erasure.js';
 import { eventLine, exportGroup, exportSession } from '../recording/export.js';
@@ -31,7 +30,8 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
  * (recording/attest.ts): each session carries `tampered`, the row's columns that disagree with it.
  * An encrypted recording this gateway cannot read is listed by its row, with `unreadable` (and `erased`: who, when,
- * why); its events and export answer 410 (erased), 503 (its KEK is not configured here) or 500 (altered), saying so.
+ * why); its events and export, and a group of it, answer 410 (erased), 503 (its KEK is not configured here) or 500
+ * (altered), saying so.
  */
 
 /** A person whose own sessions a request may see: a subject of one issuer. */
@@ -177,7 +177,7 @@ export class SessionsApi {
         return json(c, 200, { group: id, status: v.status, events: v.events, problems: v.problems, notes: [note, ...v.notes], sessions: [v] });
       }
       throw new HttpError(
-        unreadable.erased !== undefined ? 410 : 503,
+        unreadableStatus[unreadable.unreadableKind],
         `session group ${JSON.stringify(untrustedPrefix(id))} cannot be read: ${unreadable.unreadable}`,
       );
     }
@@ -245,13 +245,19 @@ export class SessionsApi {
   }
 }
 
+/**
+ * How a recording that cannot be read here answers, a session or a group of one: erased for good (410), its KEK not
+ * configured here (503, the config can fix it), or altered (500: the store holds what Portcullis never wrote).
+ */
+const unreadableStatus: Record<UnreadableKind, number> = { erased: 410, 'no-kek': 503, altered: 500 };
+
 /** A recording that cannot be read here answers with why, not as a failure of the gateway. */
 async function readable(answer: Promise<Response>): Promise<Response> {
   try {
     return await answer;
   } catch (err) {
     if (!isUnreadable(err)) throw err;
-    throw new HttpError(err instanceof ErasedError ? 410 : err instanceof KekUnavailableError ? 503 : 500, err.message);
+    throw new HttpError(unreadableStatus[unreadableKind(err)], err.message);
   }
 }
 

@@ -47,6 +47,16 @@ export function isUnreadable(err: unknown): err is UnreadableError {
   );
 }
 
+/**
+ * What kind of reason it is, for those who answer differently: the KEK is not configured here (the config can fix
+ * that), the data key was erased (for good), or the recording was altered (a wrapped key, a ciphertext, a key row).
+ */
+export type UnreadableKind = 'no-kek' | 'erased' | 'altered';
+
+export function unreadableKind(err: UnreadableError): UnreadableKind {
+  return err instanceof KekUnavailableError ? 'no-kek' : err instanceof ErasedError ? 'erased' : 'altered';
+}
+
 /** A value that could not be opened, as the JSON that stands for it where a listing must go on. */
 export function unreadableJson(err: UnreadableError): string {
   return JSON.stringify({ unreadable: err.message });

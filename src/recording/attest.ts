@@ -1,4 +1,4 @@
-import { openingEventsSettled } from '../encryption/readable-store.js';
+import { openingEventsSettled, type UnreadableKind, unreadableKind } from '../encryption/readable-store.js';
 import { ErasedError } from '../encryption/kek.js';
 import type { Store } from '../store/store.js';
 import { eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
@@ -24,6 +24,8 @@ export interface AttestedSession extends SessionRow {
    * those who see everyone's. Absent when it can be read.
    */
   unreadable?: string;
+  /** Which kind of reason `unreadable` is (no KEK here, erased, altered): what answers about it tell apart. */
+  unreadableKind?: UnreadableKind;
   /** The session was erased (its data key destroyed, crypto-shredded): when, by whom, why. */
   erased?: ErasureFacts;
 }
@@ -39,7 +41,7 @@ export async function attestSessions(store: Store, rows: readonly SessionRow[]):
     const why = unreadable.get(row.id);
     if (why !== undefined) {
       const erased = why instanceof ErasedError ? { erased: { erasedAtUs: why.erasedAtUs, by: why.erasedBy, reason: why.reason } } : {};
-      return { ...row, tampered: [], owned: false, era: eraOfEdge(row.edge), unreadable: why.message, ...erased };
+      return { ...row, tampered: [], owned: false, era: eraOfEdge(row.edge), unreadable: why.message, unreadableKind: unreadableKind(why), ...erased };
     }
     const opening = openingFacts(openings.get(row.id));
     const tampered = openingMismatches(row, opening);

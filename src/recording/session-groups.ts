@@ -197,18 +197,22 @@ export async function findGroup(store: Store, id: string, gapMs: number): Promis
 }
 
 /**
- * The modern session a group id names when it cannot be read here (`unreadable` says why: encrypted under a KEK this
- * config lacks, erased, its ciphertext altered): its groups cannot be told without its payloads. Undefined when it
- * can be read, or the id names none.
+ * The modern session a group id names when it cannot be read here (`unreadable` says why, `unreadableKind` which kind:
+ * encrypted under a KEK this config lacks, erased, its ciphertext altered): its groups cannot be told without its
+ * payloads. Undefined when it can be read, or the id names none.
  */
-export async function unreadableGroup(store: Store, id: string): Promise<(AttestedSession & { unreadable: string }) | undefined> {
+export async function unreadableGroup(
+  store: Store,
+  id: string,
+): Promise<(AttestedSession & Required<Pick<AttestedSession, 'unreadable' | 'unreadableKind'>>) | undefined> {
   const at = parseGroupId(id);
   if (at === undefined) return undefined;
   const [target] = await attestSessions(
     store,
     [await store.getSession(at.sessionId)].filter((s) => s !== undefined),
   );
-  return target?.edge === modernEdge && target.unreadable !== undefined ? { ...target, unreadable: target.unreadable } : undefined;
+  if (target?.edge !== modernEdge || target.unreadable === undefined || target.unreadableKind === undefined) return undefined;
+  return { ...target, unreadable: target.unreadable, unreadableKind: target.unreadableKind };
 }
 
 /** A group's integrity: its sessions' verifications (each proves a whole session's recording), and the worst of them. */

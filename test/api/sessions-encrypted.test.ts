@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Keyring } from '../../src/encryption/keyring.js';
 import { openStore } from '../../src/store/open.js';
-import { testKeyring, testSigner, eraseWrittenSession, writeRecordedSession } from '../helpers/encryption.js';
+import { eraseWrittenSession, flipCiphertext, testKeyring, testSigner, writeLocalKek, writeRecordedSession } from '../helpers/encryption.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
+import { sqliteTestStore, storeSql, type TestStore } from '../helpers/stores.js';
 
 /**
  * /api/sessions over encrypted recordings this gateway has no KEK for: the sessions are listed by their rows (marked
@@ -115,6 +119,74 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
         [id],
       );
       assert.match(v.notes[0]!, new RegExp(`the group cannot be told apart: its whole session ${id} was verified, which covers it`));
+    }
+  });
+});
+
+describe('/api/sessions, a group of an unreadable session answers as its session does', () => {
+  let ts: TestStore;
+  let gw: TestGateway;
+  let dir: string;
+  const ids = { noKek: '', erased: '', altered: '' };
+
+  before(async () => {
+    ts = sqliteTestStore();
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-groups-enc-'));
+    // The gateway has k1 (its key file), so an altered ciphertext is found out, not hidden behind a missing KEK.
+    const { kek, ref } = writeLocalKek(join(dir, 'kek-1'), 'k1');
+    const k1 = new Keyring([kek], kek);
+    const { key: signer } = testSigner();
+    const store = await openStore(ts.url);
+    try {
+      // Under k2, which the gateway does not have.
+      ids.noKek = (await writeRecordedSession(store, { keyring: testKeyring(['k2']), signer, edge: 'modern' })).session.id;
+      const erased = (await writeRecordedSession(store, { keyring: k1, signer, subject: 'bob', edge: 'modern' })).session;
+      ids.erased = erased.id;
+      await eraseWrittenSession(store, erased, {
+        signer,
+        by: 'root (https://idp.example.com)',
+        reason: 'privacy request #8',
+        erasedAtUs: 1_796_000_000_000_000,
+      });
+      ids.altered = (await writeRecordedSession(store, { keyring: k1, signer, subject: 'carol', edge: 'modern' })).session.id;
+      const [opening] = await store.events(ids.altered, -1, 1);
+      await storeSql(ts, 'sqlite')('UPDATE events SET payload = ? WHERE session_id = ? AND seq = 0', flipCiphertext(opening!.payload), ids.altered);
+    } finally {
+      await store.close();
+    }
+    gw = await startTestGateway({
+      store: ts.url,
+      recording: { encryption: { current: 'k1', keys: [{ id: 'k1', local: ref }] }, trustedKeys: [signer.publicKeyPem] },
+      connections: { everything: { stdio: everythingStdio() } },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await ts?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = async (path: string) => {
+    const res = await fetch(new URL(path, gw.url), { headers: gw.apiAuth });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it("503 without the KEK, 410 erased, 500 altered: the status of its session's events and export, saying why", async () => {
+    for (const [id, status, why] of [
+      [ids.noKek, 503, /encrypted under KEK 'k2', which this config does not have/],
+      [ids.erased, 410, /was erased \(crypto-shredded\) at .* by root .*: privacy request #8/],
+      [ids.altered, 500, new RegExp(`session ${ids.altered} event 0's payload does not decrypt: it was altered`)],
+    ] as const) {
+      for (const what of ['/events', '/export']) {
+        const session = await get(`/api/sessions/${id}${what}`);
+        assert.equal(session.status, status, session.text);
+        const group = await get(`/api/sessions/${id}.2${what}`);
+        assert.equal(group.status, session.status, `the group's ${what} as its session's: ${group.text}`);
+        assert.match(group.text, why);
+      }
+      const group = await get(`/api/sessions/${id}.2`);
+      assert.equal(group.status, status, group.text);
+      assert.match(group.text, why);
     }
   });
 });

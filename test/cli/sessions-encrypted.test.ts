@@ -201,6 +201,14 @@ describe('portcullis sessions show <group>, encrypted recordings without the KEK
       assert.match(line!, new RegExp(`^${id}  ${status}`));
     }
   });
+
+  it('show, export and verify of a group id that names no session say alike that there is none, and where groups are listed', async () => {
+    for (const verb of ['show', 'export', 'verify']) {
+      const r = await cli('sessions', verb, 'no-such-session.2', ...(verb === 'verify' ? ['--trust-store-keys'] : []));
+      assert.equal(r.code, 1, `${verb}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^portcullis: no group "no-such-session\.2" in .*; `portcullis sessions list --groups` shows them\n$/, verb);
+    }
+  });
 });
 
 describe('portcullis sessions, encrypted recordings with the KEK in the config', () => {

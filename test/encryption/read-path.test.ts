@@ -11,7 +11,7 @@ import { type SessionVerification, verifySession } from '../../src/recording/ver
 import type { Store } from '../../src/store/store.js';
 import type { AccessRequestRow } from '../../src/store/access-types.js';
 import type { ReviewRow } from '../../src/store/review-types.js';
-import { encryptingStore, eraseWrittenSession, testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
+import { encryptingStore, eraseWrittenSession, flipCiphertext, testKeyring, testSigner, writeRecordedSession } from '../helpers/encryption.js';
 import { backends, storeSql, type TestStore } from '../helpers/stores.js';
 
 /**
@@ -24,13 +24,6 @@ const problemsOf = (r: SessionVerification) => r.problems.map((p) => `${p.seq ??
 
 /** A keyring with the same KEKs and an empty cache: a reader in another process, which must unwrap from the store. */
 const coldCopy = (k: Keyring) => new Keyring(k.keks, k.current);
-
-/** The base64 body of a sealed value with one byte of its ciphertext flipped (nonce and tag left alone). */
-function flipCiphertext(stored: string): string {
-  const body = Buffer.from(stored.slice('pcx1:'.length), 'base64');
-  body[14] = body[14]! ^ 0x01;
-  return `pcx1:${body.toString('base64')}`;
-}
 
 for (const backend of backends) {
   describe(`encrypted recordings, read path (${backend.name} store)`, () => {

@@ -54,6 +54,13 @@ export function sealEvent(key: Buffer, e: EventRow): EventRow {
   };
 }
 
+/** A sealed value with one byte of its ciphertext flipped (nonce and tag left alone): altered, as tampering would. */
+export function flipCiphertext(stored: string): string {
+  const body = Buffer.from(stored.slice('pcx1:'.length), 'base64');
+  body[14] = body[14]! ^ 0x01;
+  return `pcx1:${body.toString('base64')}`;
+}
+
 /**
  * A store that writes as an encrypting gateway does (a data key per session, in the batch that opens it or, for a
  * session first seen later, in the batch of its first events; payloads, review params and access reasons sealed),

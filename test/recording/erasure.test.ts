@@ -1,125 +1,34 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { resolveSecretString } from '../../src/core/secrets.js';
-import { accessReasonAad, accessRequestOwner, eventAad, isSealed, openText, reviewParamsAad } from '../../src/encryption/envelope.js';
+import { accessRequestOwner, eventAad, openText } from '../../src/encryption/envelope.js';
 import { ErasedError } from '../../src/encryption/kek.js';
-import { localKek } from '../../src/encryption/keks/local.js';
-import { Keyring } from '../../src/encryption/keyring.js';
-import { encryptLedgerInstance, encryptStore } from '../../src/recording/encrypt-store.js';
+import { encryptStore } from '../../src/recording/encrypt-store.js';
 import { eraseRecordings, NotEncryptedError } from '../../src/recording/erasure.js';
-import { loadSigningKey, type SigningKey } from '../../src/recording/keys.js';
 import type { RecorderOptions } from '../../src/recording/recorder-options.js';
 import { Recorder } from '../../src/recording/recorder.js';
-import { openingDetails } from '../../src/recording/session-facts.js';
-import { SessionRecording } from '../../src/recording/session-recording.js';
 import { nowUs } from '../../src/recording/time.js';
-import { trustedKeys, verifyLedger, verifySession } from '../../src/recording/verify.js';
+import { verifyLedger, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
-import type { AccessRequestRow } from '../../src/store/access-types.js';
-import type { ReviewRow } from '../../src/store/review-types.js';
 import { emptyBatch, openSessionRow } from '../../src/store/types.js';
+import { testKeyring, testSigner } from '../helpers/encryption.js';
 import { allEvents } from '../helpers/recorded.js';
-import { backends, storeSql, type TestStore } from '../helpers/stores.js';
+import { accessRequest, marker, record, recorded } from '../helpers/sealable-records.js';
+import { backends, type TestStore } from '../helpers/stores.js';
 
 /**
- * Crypto-shredding and the migration of plain recordings, on both backends. Sessions are recorded plain by the real
- * recorder and encrypted by `store encrypt`'s library (encryptStore); once the recorder encrypts as it writes, the
- * migration finds nothing to do and the erasure tests run on what the recorder wrote.
+ * Crypto-shredding, on both backends: erasing a subject, an erasure cut short and finished by the sweep, retention in
+ * erase mode. Sessions are recorded by the real recorder; those it wrote plain are encrypted by `store encrypt`'s
+ * library (encryptStore, tested in encrypt-store.test.ts), and once it encrypts as it writes, that finds nothing to do.
  */
 
 const quiet = pino({ level: 'silent' });
 
-function signingKey(): SigningKey {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  process.env.PORTCULLIS_TEST_ERASE_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_ERASE_KEY}'));
-}
-
-/** A signing key no gateway of these tests trusts. */
-function otherSigningKey(): SigningKey {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  process.env.PORTCULLIS_TEST_OTHER_KEY = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return loadSigningKey('/nonexistent', resolveSecretString('${env:PORTCULLIS_TEST_OTHER_KEY}'));
-}
-
-const keyring = () => {
-  const kek = localKek('k1', randomBytes(32));
-  return new Keyring([kek], kek);
-};
-
-/** Markers no recording holds by chance: what must never be found in plain text once a session is encrypted. */
-const marker = (name: string) => `MARKER-${name}-${randomBytes(6).toString('hex')}`;
-
-function record(recorder: Recorder, id: string, subject: string, text: string): SessionRecording {
-  const row = openSessionRow({ id, instanceId: recorder.instanceId, connection: 'db', subject, issuer: 'https://idp.test', openedAtUs: nowUs() });
-  const rec = new SessionRecording(recorder, recorder.openSession(row));
-  rec.lifecycle('open', openingDetails(row));
-  rec.message('toServer', 'received', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'query', arguments: { q: text } } }));
-  rec.relayed('toClient', JSON.stringify({ jsonrpc: '2.0', id: 1, result: { text } }), JSON.stringify({ jsonrpc: '2.0', id: 1, result: { text } }));
-  return rec;
-}
-
-async function recorded(recorder: Recorder, id: string, subject: string, text: string): Promise<void> {
-  await record(recorder, id, subject, text).close('done');
-}
-
-function accessRequest(id: string, subject: string, reason: string): AccessRequestRow {
-  return {
-    id,
-    connection: 'db',
-    requesterSubject: subject,
-    requesterIssuer: 'https://idp.test',
-    requesterEmail: null,
-    reason,
-    durationMs: 60_000,
-    status: 'pending',
-    createdAtUs: nowUs(),
-    decidedAtUs: null,
-    deciderSubject: null,
-    deciderIssuer: null,
-    decisionNote: null,
-    expiresAtUs: nowUs() + 60_000_000,
-  };
-}
-
-function review(id: string, sessionId: string, params: string): ReviewRow {
-  return {
-    id,
-    status: 'approved',
-    rule: 'r',
-    connection: 'db',
-    sessionId,
-    instanceId: 'x',
-    method: 'tools/call',
-    target: 'query',
-    virtualServer: null,
-    virtualTarget: null,
-    params,
-    digest: 'd',
-    requesterSubject: 'alice',
-    requesterIssuer: 'https://idp.test',
-    requesterEmail: null,
-    approverGroups: ['a'],
-    minApprovals: 1,
-    approvals: [],
-    createdAtUs: nowUs(),
-    expiresAtUs: nowUs() + 60_000_000,
-    decidedAtUs: null,
-    deciderSubject: null,
-    deciderIssuer: null,
-    deciderEmail: null,
-    decisionNote: null,
-  };
-}
-
 for (const backend of backends) {
-  describe(`erasure and store encrypt (${backend.name})`, () => {
+  describe(`erasure (${backend.name})`, () => {
     let ts: TestStore;
     let store: Store;
-    const signing = signingKey();
-    let trusted: Map<string, string>;
+    const { key: signing, trusted } = testSigner();
     const n = backend.name;
     const start = (instanceId: string, extra: Partial<RecorderOptions> = {}) =>
       Recorder.start({ store, instanceId, key: signing, mode: 'write-ahead', log: quiet, sweepMs: 3_600_000, ...extra });
@@ -127,95 +36,14 @@ for (const backend of backends) {
     before(async () => {
       ts = backend.make();
       store = await ts.open();
-      trusted = await trustedKeys([{ keyId: signing.keyId, publicKeyPem: signing.publicKeyPem }]);
     });
     after(async () => {
       await store?.close();
       await ts?.destroy();
     });
 
-    it('store encrypt seals every payload of plain sealed sessions in place; verify passes; a second run does nothing', async () => {
-      const ring = keyring();
-      const recorder = await start(`gw-enc-${n}`);
-      const secret = marker('enc');
-      await recorded(recorder, `enc-1-${n}`, 'carol', secret);
-      const open = record(recorder, `enc-open-${n}`, 'carol', marker('open'));
-      await open.barrier();
-      const params = JSON.stringify({ name: 'query', arguments: { q: secret } });
-      await store.insertReview(review(`rv-enc-${n}`, `enc-1-${n}`, params));
-      const reason = marker('reason');
-      await store.insertAccessRequest(accessRequest(`ar-enc-${n}`, 'carol', reason));
-      const before = await allEvents(store, `enc-1-${n}`);
-      assert.ok(
-        before.some((e) => e.payload.includes(secret)),
-        'recorded plain first',
-      );
-
-      const report = await encryptStore({ store, keyring: ring, key: signing, trusted });
-      assert.ok(report.sessions.includes(`enc-1-${n}`));
-      assert.ok(report.open.includes(`enc-open-${n}`), 'an open session is left and reported');
-      assert.ok(!report.sessions.includes(`enc-open-${n}`));
-      assert.equal(report.refused.length, 0, JSON.stringify(report.refused));
-
-      const after = await allEvents(store, `enc-1-${n}`);
-      assert.equal(after.length, before.length);
-      for (const e of after) {
-        assert.ok(isSealed(e.payload), `event ${e.seq}'s payload is sealed`);
-        assert.ok(!e.payload.includes(secret) && !(e.forwarded ?? '').includes(secret));
-        if (e.forwarded !== null) assert.ok(isSealed(e.forwarded));
-      }
-      // What was sealed opens again, under the session's data key, to exactly what was recorded.
-      const [keyRow] = await store.dataKeys([`enc-1-${n}`]);
-      const dataKey = await ring.dataKey(keyRow!);
-      after.forEach((e, i) => {
-        assert.equal(openText(dataKey, eventAad(e.sessionId, e.seq, 'payload'), e.payload, 'payload'), before[i]!.payload);
-        if (e.forwarded !== null) assert.equal(openText(dataKey, eventAad(e.sessionId, e.seq, 'forwarded'), e.forwarded, 'forwarded'), before[i]!.forwarded);
-      });
-      const rv = (await store.reviewParamsOf(`enc-1-${n}`))[0]!;
-      assert.ok(isSealed(rv.params) && !rv.params.includes(secret));
-      assert.equal(openText(dataKey, reviewParamsAad(rv.id), rv.params, 'params'), params);
-      const ar = (await store.getAccessRequest(`ar-enc-${n}`))!;
-      assert.ok(isSealed(ar.reason) && !ar.reason.includes(reason));
-      const [arKey] = await store.dataKeys([accessRequestOwner(ar.id)]);
-      assert.equal(openText(await ring.dataKey(arKey!), accessReasonAad(ar.id), ar.reason, 'reason'), reason);
-
-      const v = await verifySession(store, `enc-1-${n}`, trusted);
-      assert.equal(v.status, 'verified', JSON.stringify(v.problems));
-      assert.ok(
-        v.notes.some((note) => /encrypted in place .* \(store encrypt\)/.test(note)),
-        v.notes.join('; '),
-      );
-      assert.deepEqual((await verifyLedger(store, encryptLedgerInstance())).problems, []);
-      assert.deepEqual((await verifyLedger(store, `gw-enc-${n}`)).problems, []);
-      const entry = (await store.ledgerFor(`enc-1-${n}`)).find((l) => l.kind === 'encrypted')!;
-      const detail = JSON.parse(entry.detail) as { from: { lastHash: string }; to: { lastHash: string } };
-      assert.equal(detail.from.lastHash, before.at(-1)!.hash);
-      assert.equal(detail.to.lastHash, after.at(-1)!.hash);
-
-      const again = await encryptStore({ store, keyring: ring, key: signing, trusted });
-      assert.deepEqual([again.sessions, again.accessRequests, again.refused], [[], 0, []], 'resumed: nothing left to do');
-      assert.deepEqual(await allEvents(store, `enc-1-${n}`), after, 'untouched by the second run');
-
-      await open.close('done');
-      await recorder.close();
-    });
-
-    it('store encrypt refuses a plain session that does not verify: hashing it again would launder the tampering', async () => {
-      const recorder = await start(`gw-tamper-${n}`);
-      await recorded(recorder, `tampered-${n}`, 'dave', 'original');
-      await recorder.close();
-      await storeSql(ts, n)(`UPDATE events SET payload = ? WHERE session_id = ? AND seq = 1`, '{"changed":true}', `tampered-${n}`);
-      const report = await encryptStore({ store, keyring: keyring(), key: signing, trusted });
-      assert.ok(
-        report.refused.some((r) => r.session === `tampered-${n}` && /does not match its hash/.test(r.why)),
-        JSON.stringify(report.refused),
-      );
-      assert.equal((await store.dataKeys([`tampered-${n}`])).length, 0);
-      assert.equal((await verifySession(store, `tampered-${n}`, trusted)).status, 'failed', 'still seen as tampered');
-    });
-
     it("erasing a subject shreds their sessions and access requests: unreadable, still verified, in the ledger; others' untouched", async () => {
-      const ring = keyring();
+      const ring = testKeyring();
       const recorder = await start(`gw-erase-${n}`, { keyring: ring });
       const bobSecret = marker('bob');
       await recorded(recorder, `alice-1-${n}`, 'alice', marker('alice1'));
@@ -281,7 +109,7 @@ for (const backend of backends) {
     });
 
     it('an erasure cut short after its signed entries is finished by the next sweep; a key row nulled without one is not laundered', async () => {
-      const ring = keyring();
+      const ring = testKeyring();
       const erasing = await start(`gw-halfway-${n}`, { keyring: ring });
       await recorded(erasing, `halfway-${n}`, 'frank', marker('frank'));
       await recorded(erasing, `recent-${n}`, 'frank', marker('frank2'));
@@ -304,7 +132,7 @@ for (const backend of backends) {
       const signedElsewhere = await Recorder.start({
         store,
         instanceId: `gw-stranger-${n}`,
-        key: otherSigningKey(),
+        key: testSigner().key,
         mode: 'write-ahead',
         log: quiet,
         sweepMs: 3_600_000,
@@ -355,7 +183,7 @@ for (const backend of backends) {
         ),
         events: [opening(`stuck-${n}`), opening(`plain-open-${n}`)],
       });
-      const recorder = await start(instanceId, { keyring: keyring() });
+      const recorder = await start(instanceId, { keyring: testKeyring() });
       await recorder.sweep();
       assert.equal((await store.getSession(`plain-open-${n}`))?.status, 'cut-off', 'the other session is recovered');
       assert.equal((await store.getSession(`stuck-${n}`))?.status, 'open', 'left open: it cannot be sealed under its own key here');
@@ -369,7 +197,7 @@ for (const backend of backends) {
     });
 
     it('retention in erase mode shreds expired encrypted sessions, keeps their rows, and deletes those recorded plain', async () => {
-      const ring = keyring();
+      const ring = testKeyring();
       // 1 ms: whatever has closed is expired (the seal covers the closing time, so it cannot be moved back instead).
       const recorder = await start(`gw-ret-${n}`, { keyring: ring, retentionMs: 1, retentionAction: 'erase' });
       await recorded(recorder, `old-enc-${n}`, 'erin', 'old');

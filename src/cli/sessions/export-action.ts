@@ -5,6 +5,7 @@ import { exportGroup, exportSession } from '../../recording/export.js';
 import { parseGroupId } from '../../recording/exchange-groups.js';
 import { findGroup, unreadableGroup } from '../../recording/session-groups.js';
 import { failUnreadable, storeForCommand } from '../store-for-command.js';
+import { failMissingGroup } from './missing-group.js';
 
 export interface ExportOptions {
   config?: string;
@@ -24,10 +25,7 @@ export async function sessionsExportAction(id: string, o: ExportOptions): Promis
     if (parseGroupId(id) !== undefined) {
       const found = await findGroup(store, id, config.sessions.viewIdleGapMs);
       if (found === undefined) {
-        const why = (await unreadableGroup(store, id))?.unreadable;
-        if (why !== undefined) process.stderr.write(`portcullis: group ${JSON.stringify(id)} cannot be exported: ${why}\n`);
-        else process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
-        process.exitCode = 1;
+        failMissingGroup(store, id, 'exported', await unreadableGroup(store, id));
         return;
       }
       if (o.output) out = createWriteStream(o.output, { mode: 0o600 });

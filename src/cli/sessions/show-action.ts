@@ -8,6 +8,7 @@ import { eventsOfTrace, isTraceId } from '../../recording/exchanges.js';
 import { eraOfEdge } from '../../store/types.js';
 import { describeEvent, describeSession, shown } from '../../recording/transcript.js';
 import { failUnreadable, storeForCommand } from '../store-for-command.js';
+import { failMissingGroup } from './missing-group.js';
 
 export interface ShowOptions {
   config?: string;
@@ -43,11 +44,7 @@ export async function sessionsShowAction(id: string, o: ShowOptions): Promise<vo
       }
       const found = await findGroup(store, id, gapMs);
       if (found === undefined) {
-        // A group of a session this config cannot read is there all the same: say why it cannot be shown.
-        const why = (await unreadableGroup(store, id))?.unreadable;
-        if (why !== undefined) process.stderr.write(`portcullis: group ${JSON.stringify(id)} cannot be shown: ${why}\n`);
-        else process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
-        process.exitCode = 1;
+        failMissingGroup(store, id, 'shown', await unreadableGroup(store, id));
         return;
       }
       const { group, sessions, events } = found;

@@ -4,6 +4,7 @@ import { findGroup, unreadableGroup, verifyGroup } from '../../recording/session
 import { shown } from '../../recording/transcript.js';
 import type { Store } from '../../store/store.js';
 import { storeForCommand, trustedKeysForCommand } from '../store-for-command.js';
+import { failMissingGroup } from './missing-group.js';
 
 export interface VerifyFlags {
   config?: string;
@@ -77,8 +78,7 @@ export async function sessionsVerifyAction(id: string | undefined, o: VerifyFlag
           if (r.status === 'failed') process.exitCode = 1;
           return;
         }
-        process.stderr.write(`portcullis: no group ${JSON.stringify(id)} in ${store.location}; \`portcullis sessions list --groups\` shows them\n`);
-        process.exitCode = 1;
+        failMissingGroup(store, id, 'verified');
         return;
       }
       const g = await verifyGroup(store, found, trusted);
