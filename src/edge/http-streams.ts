@@ -94,6 +94,14 @@ class OutStream {
     if (this.finished) this.end();
   }
 
+  /** Drops the connection attached now, without ending the stream: a resuming client takes its place. */
+  supersede(): void {
+    const res = this.res;
+    if (res === undefined) return;
+    this.detach(res);
+    res.destroy();
+  }
+
   detach(res: ServerResponse): void {
     if (this.res !== res) return;
     this.owner.keepAlive.delete(res);
@@ -208,8 +216,14 @@ export class HttpSessionStreams implements ClientSink {
   /** A GET: the standalone stream, or the resumption of any stream after `lastEventId`. Returns an HTTP status on refusal. */
   openGetStream(res: ServerResponse, lastEventId: string | undefined): 200 | 409 {
     const parsed = lastEventId === undefined ? undefined : parseEventId(lastEventId);
-    const stream = (parsed && this.#streams.get(parsed.stream)) ?? this.#standalone;
-    if (stream.attached) return 409;
+    const resumed = parsed && this.#streams.get(parsed.stream);
+    const stream = resumed ?? this.#standalone;
+    if (stream.attached) {
+      // A second plain GET is refused. A resumption names the stream its client lost: the old connection is gone even
+      // when its close has not reached us yet (through a load balancer and the hop it can arrive after the resumption).
+      if (resumed === undefined) return 409;
+      stream.supersede();
+    }
     res.on('close', () => stream.detach(res));
     this.#watch(res);
     stream.attach(res, parsed && parsed.stream === stream.id ? parsed.seq : undefined);

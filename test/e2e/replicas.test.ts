@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Client as V2Client } from '@modelcontextprotocol/client';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { keyIdOfPem } from '../../src/recording/keys.js';
 import { trustedKeys, verifySession } from '../../src/recording/verify.js';
 import type { Store } from '../../src/store/store.js';
@@ -11,7 +12,9 @@ import { runCli } from '../helpers/cli.js';
 import { closeClient, connectClient } from '../helpers/client.js';
 import { readLiveEvents } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
+import { servedByHeader } from '../helpers/haproxy.js';
 import { connectV2 } from '../helpers/modern.js';
+import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
 import { type Cluster, clusterUsers, metric, startCluster } from '../helpers/replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -55,6 +58,17 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
   const received = (r: Cluster['replicas'][number]) => metric(cluster, r, 'portcullis_messages_total', { connection, direction: 'toServer' });
   /** A replica other than the one named. */
   const otherThan = (instanceId: string) => cluster.replicas.find((r) => r.instanceId !== instanceId)!;
+
+  type Landing = { method: string; body: string; servedBy: string };
+  /** A fetch for a client's transport that notes where HAProxy sent each request (X-Served-By) and what it carried. */
+  const noting =
+    (landed: Landing[]) =>
+    async (url: string | URL, init?: RequestInit): Promise<Response> => {
+      const res = await fetch(url, init);
+      landed.push({ method: init?.method ?? 'GET', body: typeof init?.body === 'string' ? init.body : '', servedBy: res.headers.get(servedByHeader) ?? '' });
+      return res;
+    };
+  const ownerOf = async (sessionId: string) => (await store.getSession(sessionId))!.instanceId;
 
   /** The auditor's console cookie, signed in through HAProxy (the sign-in lives in the shared store). */
   async function auditorCookie(): Promise<string> {
@@ -150,7 +164,8 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
 
   it('serves legacy (v1 SDK) sessions through HAProxy: every request reaches the replica that owns the session', async () => {
     for (let i = 0; i < 2; i++) {
-      const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth } });
+      const landed: Landing[] = [];
+      const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth }, fetch: noting(landed) });
       const { client } = await connectClient(transport, `legacy-${i}`);
       try {
         for (let n = 0; n < 4; n++) {
@@ -164,20 +179,87 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
           onprogress: (p) => progress.push(p.progress),
         });
         assert.deepEqual(progress, [1, 2, 3]);
+        const owner = await ownerOf(transport.sessionId!);
+        const posts = landed.filter((l) => l.method === 'POST');
+        assert.ok(
+          posts.some((l) => l.servedBy !== owner),
+          `some of the session's requests landed on a replica other than its owner ${owner}: ${posts.map((l) => l.servedBy)}`,
+        );
       } finally {
         await closeClient(client, transport);
       }
     }
   });
 
+  it("streams a legacy session's GET stream, and resumes a dropped stream (Last-Event-ID), through a replica that does not own it", async () => {
+    // The v1 SDK opens the session's GET stream after initializing; round-robin sends it to a replica that is not the
+    // owner unless the initialize and the initialized notification wrapped around: a new session then.
+    let streamed = false;
+    for (let attempt = 0; attempt < 3 && !streamed; attempt++) {
+      const landed: Landing[] = [];
+      const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth }, fetch: noting(landed) });
+      const { client } = await connectClient(transport, `streamed-${attempt}`);
+      const logs: unknown[] = [];
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params.data));
+      try {
+        await waitFor(() => landed.some((l) => l.method === 'GET'), 'the SDK to open its GET stream');
+        const owner = await ownerOf(transport.sessionId!);
+        if (landed.find((l) => l.method === 'GET')!.servedBy === owner) continue;
+        // server-everything then sends a log message every 5 s, unrelated to any request: on the GET stream.
+        await client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
+        await waitFor(() => logs.length >= 2, 'server log messages on the GET stream through the hop');
+        streamed = true;
+      } finally {
+        await closeClient(client, transport);
+      }
+    }
+    assert.ok(streamed, "no session's GET stream landed on a replica other than its owner in three sessions");
+
+    // Resumption, raw (a session without the SDK's roots, so the first event is the call's own progress): a long
+    // operation's POST stream dropped after its first event, then resumed with Last-Event-ID.
+    const sessionId = await rawInitialize(cluster.mcp(connection), cluster.auth);
+    const owner = await ownerOf(sessionId);
+    const headers = { ...mcpHeaders, ...cluster.auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+    let resumedElsewhere = false;
+    for (let attempt = 0; attempt < 4 && !resumedElsewhere; attempt++) {
+      const aborter = new AbortController();
+      const body = JSON.stringify({
+        jsonrpc: '2.0',
+        id: `long-${attempt}`,
+        method: 'tools/call',
+        params: { name: 'trigger-long-running-operation', arguments: { duration: 1.2, steps: 3 }, _meta: { progressToken: `t-${attempt}` } },
+      });
+      const posted = await fetch(cluster.mcp(connection), { method: 'POST', headers, body, signal: aborter.signal });
+      const first = (await sseEvents(posted.body!).next()).value as SseEvent;
+      assert.equal(JSON.parse(first.data).params.progress, 1);
+      aborter.abort();
+      const resumed = await fetch(cluster.mcp(connection), { headers: { ...headers, accept: 'text/event-stream', 'last-event-id': first.id! } });
+      assert.equal(resumed.status, 200);
+      const replay: Array<{ method?: string; id?: unknown; params: { progress: number } }> = [];
+      for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
+      assert.deepEqual(
+        replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
+        ['progress:2', 'progress:3', `response:long-${attempt}`],
+      );
+      resumedElsewhere = resumed.headers.get(servedByHeader) !== owner;
+    }
+    assert.ok(resumedElsewhere, `no resumption landed on a replica other than the owner ${owner} in four`);
+    await fetch(cluster.mcp(connection), { method: 'DELETE', headers });
+  });
+
   it('answers an MRTR elicitation whose retry lands on another replica than the round it answers', async () => {
     const elicited: unknown[] = [];
-    const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' }, elicited);
+    const landed: Landing[] = [];
+    const client = await connectV2(cluster.mcp(connection), cluster.auth, { pin: '2026-07-28' }, elicited, { fetch: noting(landed) });
     try {
       // Round-robin: the call and its retry (carrying requestState) go to different replicas.
       const result = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
       assert.equal(elicited.length, 1, 'the client was asked once');
       assert.match(JSON.stringify(result.content), /Ada Lovelace/);
+      const calls = landed.filter((l) => l.body.includes('trigger-elicitation-request'));
+      const retry = calls.find((l) => l.body.includes('requestState'));
+      assert.ok(retry, `the retry carried requestState: ${calls.map((l) => l.body)}`);
+      assert.notEqual(retry.servedBy, calls[0]!.servedBy, 'the retry was served by another replica than the round it answers');
     } finally {
       await client.close();
     }

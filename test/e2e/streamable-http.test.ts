@@ -135,6 +135,37 @@ describe('Streamable HTTP edge', () => {
     );
   });
 
+  it('lets a resumption take over a stream whose old connection has not been seen closing (as behind a load balancer)', async () => {
+    const sessionId = await rawInitialize(endpoint, gw.auth);
+    const old = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('A', 'token-a', 1.2, 3) });
+    const oldEvents = sseEvents(old.body!);
+    const first = (await oldEvents.next()).value as SseEvent;
+    // The old connection is still open: the resumption arrives first, as when its close is still on its way.
+    const resumed = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': first.id! } });
+    assert.equal(resumed.status, 200, await resumed.clone().text());
+    const replay: any[] = [];
+    for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
+    assert.deepEqual(
+      replay.map((m) => (m.method ? `progress:${m.params.progressToken}:${m.params.progress}` : `response:${m.id}`)),
+      ['progress:token-a:2', 'progress:token-a:3', 'response:A'],
+    );
+    // The superseded connection ended, without the events the resumption got.
+    const rest: SseEvent[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of oldEvents) rest.push(e);
+      })(),
+    );
+    assert.deepEqual(rest, []);
+    // A second plain GET is still refused while the session's own GET stream is open.
+    const controller = new AbortController();
+    const get = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId }, signal: controller.signal });
+    assert.equal(get.status, 200);
+    const second = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+    assert.equal(second.status, 409);
+    controller.abort();
+  });
+
   it('primes each 2025-11-25 SSE stream with an event id, so a client cut off before any message resumes everything', async () => {
     const sessionId = await rawInitialize(endpoint, gw.auth, '2025-11-25');
     const aborter = new AbortController();
