@@ -9,7 +9,9 @@ import { parsePostgresUrl } from '../store/postgres.js';
  * announced after its commit, and the others act on it at once instead of at their next poll. On PostgreSQL it is
  * LISTEN/NOTIFY: one dedicated connection listens and reconnects when it drops; since a notification sent while it
  * was down is lost, listeners re-read what they hold on every (re)connection ("resync"), and a slow reconciliation
- * poll stays underneath. On SQLite there is no other replica to tell: the local bus carries nothing.
+ * poll stays underneath. A connection can also die silently (a NAT that forgot it, a failover without a reset): it is
+ * asked a question every `checkMs`, and one that does not answer in time is taken as dropped. On SQLite there is no
+ * other replica to tell: the local bus carries nothing.
  *
  * A notification names what changed (kind and id), never the change itself: a receiver reads the store. Session
  * events carry the console's live view of the session, which is not in the store yet when they are sent; exchange
@@ -132,6 +134,8 @@ export interface PostgresChangeBusOptions {
   reconnectMs?: { min: number; max: number };
   /** cluster.secret: notifications are signed, and unsigned ones ignored. */
   secret?: string;
+  /** How often the listening connection must answer a query, and how long it has to; default 5 s. */
+  checkMs?: number;
 }
 
 export class PostgresChangeBus implements ChangeBus {
@@ -153,6 +157,7 @@ export class PostgresChangeBus implements ChangeBus {
   #closed = false;
   #backoff: number;
   #reconnect: NodeJS.Timeout | undefined;
+  #check: NodeJS.Timeout | undefined;
   /** When the listening connection last came up (ms): one that drops soon after does not reset the backoff. */
   #upSinceMs = 0;
   /** Settles when the first LISTEN is in place (or failed). */
@@ -196,6 +201,7 @@ export class PostgresChangeBus implements ChangeBus {
     await this.#flush();
     this.#closed = true;
     clearTimeout(this.#reconnect);
+    clearTimeout(this.#check);
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => {});
@@ -241,11 +247,22 @@ export class PostgresChangeBus implements ChangeBus {
 
   async #listen(): Promise<void> {
     if (this.#closed) return;
-    const client = new pg.Client({ connectionString: this.#connectionString, application_name: 'portcullis-listen', connectionTimeoutMillis: 5000 });
+    const checkMs = this.#o.checkMs ?? 5000;
+    const client = new pg.Client({
+      connectionString: this.#connectionString,
+      application_name: 'portcullis-listen',
+      connectionTimeoutMillis: 5000,
+      // Keeps an idle connection known to NATs and firewalls on the way, which would otherwise forget it silently.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: checkMs,
+    });
     const lost = (why: string) => {
       if (this.#listener !== client) return;
       this.#listener = undefined;
+      clearTimeout(this.#check);
       client.end().catch(() => {});
+      // A silently dead connection would never finish a polite end: its socket goes now.
+      client.connection.stream.destroy();
       if (this.#closed) return;
       // Back to the shortest wait only after a connection that held for the longest one: one that keeps dropping as
       // soon as it is up (each time with a full resync of every listener) is retried ever more slowly, not in a storm.
@@ -279,7 +296,34 @@ export class PostgresChangeBus implements ChangeBus {
     this.#listener = client;
     this.#upSinceMs = Date.now();
     this.#o.log.debug({ channel: this.#channel, schema: this.#schema }, 'listening for change notifications');
+    this.#scheduleCheck(client, checkMs, lost);
     for (const r of this.#resync) this.#safely(r);
+  }
+
+  /**
+   * Asks the listening connection a question every `checkMs`: no answer within `checkMs` means the connection is dead
+   * though nothing said so (no reset reached us), and notifications no longer arrive on it.
+   */
+  #scheduleCheck(client: pg.Client, checkMs: number, lost: (why: string) => void): void {
+    this.#check = setTimeout(async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([
+        // LISTEN again: a no-op for a session that listens already, and pg_stat_activity (its last query) still says why
+        // the connection is there.
+        client.query(`LISTEN "${this.#channel}"`).then(
+          () => true,
+          () => true, // a failed query comes with the connection's own error or end, which reports it
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), checkMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (this.#listener !== client) return;
+      if (!answered) lost(`no answer to a check within ${checkMs} ms`);
+      else this.#scheduleCheck(client, checkMs, lost);
+    }, checkMs);
+    this.#check.unref();
   }
 
   #schedule(): void {

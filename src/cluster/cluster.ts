@@ -12,6 +12,8 @@ export interface Cluster {
   readonly bus: ChangeBus;
   /** How often pollers re-read the store as a safety net: slow where changes are notified, every second where not. */
   readonly reconcileMs: number;
+  /** Called every `reconcileMs`: re-read what a missed notification (one that could not be sent) would have said. */
+  onReconcile(handler: () => void): void;
   /** The gateway listens at `url`: its internal address is known and announced. */
   listening(url: string): Promise<void>;
   /** Shutdown began: the replica drains (others see it), then `leave`. */
@@ -59,21 +61,31 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
         log,
         ...(o.secret === undefined ? {} : { secret: o.secret }),
         ...(o.reconnectMs === undefined ? {} : { reconnectMs: { min: o.reconnectMs, max: Math.max(o.reconnectMs, 5000) } }),
+        // The listening connection proves it is alive as often as the replica does.
+        checkMs: o.heartbeatMs,
       });
   if (bus instanceof PostgresChangeBus) await bus.ready;
   bus.on('member', () => void membership.refresh());
   bus.onResync(() => void membership.refresh());
   membership.onChange(() => bus.publish('member', o.instanceId));
   let closed = false;
+  const reconcileMs = bus.live ? o.reconcileMs : Math.min(o.reconcileMs, 1000);
+  const reconcilers: Array<() => void> = [];
+  const reconciling = setInterval(() => {
+    for (const r of reconcilers) r();
+  }, reconcileMs);
+  reconciling.unref();
   return {
     membership,
     bus,
-    reconcileMs: bus.live ? o.reconcileMs : Math.min(o.reconcileMs, 1000),
+    reconcileMs,
+    onReconcile: (handler) => void reconcilers.push(handler),
     listening: (url) => membership.listening(o.internalUrl ?? internalUrlOf(url, o.listenHost)),
     drain: () => membership.drain(),
     async leave() {
       if (closed) return;
       closed = true;
+      clearInterval(reconciling);
       await membership.leave();
       await bus.close();
     },

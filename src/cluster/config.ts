@@ -36,13 +36,14 @@ export function clusterSchema(sources: SecretSources) {
         .optional(),
       /**
        * A replica that has not heart-beaten for this long is gone: the others stop routing to it, seal its open
-       * recordings as cut off and mark its held reviews interrupted. Replicas heart-beat every third of it.
+       * recordings as cut off and mark its held reviews interrupted. Replicas heart-beat every third of it, and their
+       * change notification connection must answer a check as often (one that does not is reconnected).
        */
       goneAfter: duration('15s').refine((ms) => ms >= 1000 && ms <= 600_000, 'expected from 1s to 10m'),
       /**
-       * How often held reviews and access grants are read again from the store, as a safety net under the change
-       * notifications (PostgreSQL LISTEN/NOTIFY) that carry them between replicas at once. On SQLite, which has no
-       * notifications, they are read every second whatever this says.
+       * How often held reviews, access grants and tool pins are read again from the store, as a safety net under the
+       * change notifications (PostgreSQL LISTEN/NOTIFY) that carry them between replicas at once. On SQLite, which has
+       * no notifications, they are read every second whatever this says.
        */
       reconcile: duration('10s').refine((ms) => ms >= 100 && ms <= 3_600_000, 'expected from 100ms to 1h'),
       /** How long a hop waits to connect to the replica it forwards to; past it the client gets 504 (the session stands). */

@@ -29,7 +29,9 @@ export const pinsModule: FeatureModule<PinsFeature> = {
     const reload = (what: Promise<void>) =>
       void what.catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'tool pins changed elsewhere could not be read'));
     ctx.cluster?.bus.on('pin', (c) => reload(pins.reload(c.id)));
+    // Missed notifications: read again on reconnecting, and at each reconciliation (one the approver could not send).
     ctx.cluster?.bus.onResync(() => reload(pins.reloadAll()));
+    ctx.cluster?.onReconcile(() => reload(pins.reloadAll()));
     return {
       pins,
       routes: new PinsApi(pins, ctx.mayOpen).routes(),

@@ -64,8 +64,9 @@ describe('replicas on one PostgreSQL store', () => {
     definitions = join(dataDir, 'shifty.json');
     writeFileSync(join(dataDir, 'cluster-secret'), 'replicas-test-cluster-secret-0123456789abcdef');
     define('Fetches a record by id');
-    // Replica 1 waits 2 s before reconnecting its notification connection: long enough to decide something meanwhile.
-    gw1 = await r.replica(config('replica-1'), { reconnectMs: 2000 });
+    // Replica 1 waits 10 s before reconnecting its notification connection: a decision taken meanwhile is certainly
+    // taken while it is down (the test checks it), and still read back far sooner than the minute-long poll.
+    gw1 = await r.replica(config('replica-1'), { reconnectMs: 10_000 });
     gw2 = await r.replica(config('replica-2'));
   });
 
@@ -122,6 +123,10 @@ describe('replicas on one PostgreSQL store', () => {
 
   it('a replica misses nothing while its notification connection is down: it reads again on reconnecting', async () => {
     const { call, review } = await holdCall(gw1.mcp('echo'), tokens.alice!, 'hold across a reconnect', { url: gw2.url, token: tokens.bob! }, clients);
+    let reconnected = false;
+    gw1.gateway.cluster!.bus.onResync(() => {
+      reconnected = true;
+    });
     // Replica 1's listening connection is cut (as a network blip or a database failover would) just before the approval.
     await postgresSql(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'portcullis-listen' AND pid IN (SELECT pid FROM pg_stat_activity WHERE query LIKE $1)",
@@ -130,11 +135,13 @@ describe('replicas on one PostgreSQL store', () => {
     // While it is down the approval's notification reaches nobody: the read on reconnecting must find it.
     await waitFor(() => gw1.log.text.includes('the change notification connection dropped'), 'replica 1 to notice');
     assert.equal((await api(gw2, 'bob', 'POST', `/api/reviews/${review.id}/approve`)).status, 200);
+    assert.equal(reconnected, false, 'the approval was committed while replica 1 was not listening');
     const result = (await Promise.race([
       call,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('the call was not released after the reconnect')), 20_000).unref()),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the call was not released after the reconnect')), 30_000).unref()),
     ])) as CallToolResult;
     assert.notEqual(result.isError, true, JSON.stringify(result));
+    assert.equal(reconnected, true, 'released once replica 1 listened again (the poll is a minute away)');
   });
 
   it('a tool definition approved on one replica leaves quarantine on the other', async () => {
