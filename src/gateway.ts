@@ -255,7 +255,8 @@ export class Gateway {
    * Graceful shutdown: close the port and refuse new work, let requests in flight finish (up to shutdown.drainTimeout),
    * then end every session (stdio servers are terminated) and close the port. `drainDelay` (what a signal gets):
    * first answer /readyz 503 while serving on for shutdown.drainDelay, so a load balancer moves traffic away before
-   * the port closes. A second call ends that delay at once.
+   * the port closes; a new legacy session asked for meanwhile opens on a serving peer, or is refused 503 (http-server.ts).
+   * A second call ends that delay at once.
    */
   stop(options: { drainDelay?: boolean } = {}): Promise<void> {
     this.#endDelay?.();

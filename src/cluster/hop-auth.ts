@@ -47,6 +47,8 @@ export interface HopCaller {
   identity: Identity;
   access: string;
   grant?: string;
+  /** The client's address as the replica it reached saw it: what a session opened over the hop records. */
+  remoteAddress?: string;
 }
 
 export class HopAuth {
@@ -121,7 +123,12 @@ export class HopAuth {
     if (!this.#firstUse(m[3]!, now)) return { refused: 'replayed hop signature' };
     try {
       const caller = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as HopCaller;
-      if (typeof caller?.identity?.subject !== 'string' || typeof caller.identity.issuer !== 'string' || !Array.isArray(caller.identity.groups))
+      if (
+        typeof caller?.identity?.subject !== 'string' ||
+        typeof caller.identity.issuer !== 'string' ||
+        !Array.isArray(caller.identity.groups) ||
+        (caller.remoteAddress !== undefined && typeof caller.remoteAddress !== 'string')
+      )
         return { refused: 'malformed hop caller' };
       return { caller, signed };
     } catch {

@@ -92,9 +92,12 @@ export class HopClient {
     const url = new URL(hopPrefix + target, base);
     const method = req.method ?? 'GET';
     const forwarded = kept(req.headers, requestHeadersDropped);
+    // Where the client is goes with the caller: a session the owner opens records it, not this replica's address.
+    const remoteAddress = caller.remoteAddress ?? req.socket.remoteAddress;
+    const carried = remoteAddress === undefined ? caller : { ...caller, remoteAddress };
     const headers: Record<string, string | string[] | number> = {
       ...forwarded,
-      ...this.auth.sign(method, target, forwarded, body, caller, owner),
+      ...this.auth.sign(method, target, forwarded, body, carried, owner),
       'content-length': Buffer.byteLength(body),
     };
     const https = url.protocol === 'https:';

@@ -110,6 +110,13 @@ export class Membership implements PeerDirectory {
     return m.address;
   }
 
+  serving(): string[] {
+    const now = this.#now();
+    return [...this.#members.values()]
+      .filter((m) => m.id !== this.instanceId && m.state === 'serving' && m.address !== null && this.#alive(m, now))
+      .map((m) => m.id);
+  }
+
   /**
    * The address of a live replica, reading the membership again before saying there is none: a replica that joined
    * since the last read (its first sessions reach the others before its notification does), or that only looked

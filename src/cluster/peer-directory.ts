@@ -7,4 +7,9 @@ export interface PeerDirectory {
    * answered before a request for it is refused as gone. Rate-limited by the directory. Absent: addressOf.
    */
   addressNow?(instanceId: string): Promise<string | undefined>;
+  /**
+   * The other live replicas that take new sessions (serving, not draining), by instance id, as last read: where a
+   * draining replica opens a new legacy session instead of itself. Absent: none is known.
+   */
+  serving?(): string[];
 }

@@ -11,6 +11,8 @@ import type { SessionIds } from './session-ids.js';
  */
 export class Replicas {
   readonly #client: HopClient | undefined;
+  /** Which serving peer the next session opened elsewhere while draining goes to. */
+  #turn = 0;
 
   constructor(
     readonly sessionIds: SessionIds,
@@ -54,6 +56,21 @@ export class Replicas {
   peerAddress(id: string): string | undefined {
     const address = hopAddress(this.peers?.addressOf(id));
     return address === 'gone' ? undefined : address;
+  }
+
+  /**
+   * A live peer that takes new sessions, to open one there while this replica drains: the next in turn of those the
+   * directory lists as serving (so a burst of late clients is spread), or undefined when there is none, when the
+   * request came over the hop (never sent on again), or there are no peers.
+   */
+  servingPeer(req: IncomingMessage): { id: string; address: string } | undefined {
+    if (isHopped(req) || this.#client === undefined) return undefined;
+    const peers = (this.peers?.serving?.() ?? []).flatMap((id) => {
+      const address = this.peerAddress(id);
+      return address === undefined ? [] : [{ id, address }];
+    });
+    if (peers.length === 0) return undefined;
+    return peers[this.#turn++ % peers.length];
   }
 
   /** Whether other replicas can be reached over the hop (a peer directory and cluster.secret). */

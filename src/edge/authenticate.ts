@@ -24,6 +24,8 @@ export interface Caller {
   access: string;
   /** The just-in-time grant that lets the caller in, when no group does. */
   grant?: string;
+  /** Where the client is, when the request came over the hop (the socket's peer is then the replica it reached). */
+  remoteAddress?: string;
 }
 
 /** Takes a request and says who sent it, or throws AuthError. */

@@ -71,7 +71,7 @@ export class LegacySseEdge {
     try {
       session = await this.o.registry.create(connection, caller.identity, {
         edge: 'sse',
-        remoteAddress: req.socket.remoteAddress,
+        remoteAddress: caller.remoteAddress ?? req.socket.remoteAddress,
         access: caller.access,
         ...(caller.grant ? { grant: caller.grant } : {}),
       });

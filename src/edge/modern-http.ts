@@ -107,7 +107,7 @@ export class ModernHttpEdge {
   ): Promise<void> {
     const origin: SessionOrigin = {
       edge: 'modern',
-      remoteAddress: req.socket.remoteAddress,
+      remoteAddress: caller.remoteAddress ?? req.socket.remoteAddress,
       access: caller.access,
       ...(caller.grant ? { grant: caller.grant } : {}),
     };

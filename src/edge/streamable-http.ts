@@ -225,7 +225,7 @@ export class StreamableHttpEdge {
     try {
       session = await this.o.registry.create(connection, caller.identity, {
         edge: 'streamable-http',
-        remoteAddress: req.socket.remoteAddress,
+        remoteAddress: caller.remoteAddress ?? req.socket.remoteAddress,
         access: caller.access,
         ...(caller.grant ? { grant: caller.grant } : {}),
       });

@@ -142,7 +142,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     if (o.closing()) {
       req.resume();
-      return replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: the gateway is shutting down', null, { 'retry-after': '5' });
+      return shuttingDown(res);
     }
     const [, edge, rawName, messages] = m;
     const connection = findConnection(req, res, rawName!);
@@ -155,15 +155,59 @@ export function createHttpServer(o: HttpServerOptions): Server {
       if (messages) return replyError(res, 404, ErrorCode.InvalidRequest, 'Not found');
       const forwarded = forwardSession(req, res, url, connection.name, caller, req.headers['mcp-session-id']);
       if (forwarded !== undefined) return forwarded;
-      if (o.modernHttp === undefined || !mayBeModern(req)) return o.streamableHttp.handle(req, res, connection, caller, hopBody);
-      return byEra(req, res, connection, caller, o.modernHttp, hopBody);
+      if (o.modernHttp === undefined || !mayBeModern(req)) {
+        if (opening && draining()) return openElsewhere(req, res, url, connection.name, caller, hopBody);
+        return o.streamableHttp.handle(req, res, connection, caller, hopBody);
+      }
+      return byEra(req, res, url, connection, caller, o.modernHttp, hopBody);
     }
     if (messages) {
       const forwarded = forwardSession(req, res, url, connection.name, caller, url.searchParams.get('sessionId'));
       if (forwarded !== undefined) return forwarded;
       return o.legacySse.post(req, res, connection, url.searchParams.get('sessionId'), caller.identity, hopBody);
     }
+    if (draining()) {
+      // A 2024-11-05 session lives as long as its GET stream, and a stream carried through this replica would end
+      // with it: the client is told to retry (by then the load balancer sends it to a replica that stays).
+      req.resume();
+      logRefusal(
+        o.log,
+        { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: 'draining' },
+        'new session refused while draining',
+      );
+      return shuttingDown(res);
+    }
     return o.legacySse.open(req, res, connection, caller);
+  }
+
+  /** Not ready because shutdown began (the drain delay): new sessions are not opened here, requests of existing ones are served. */
+  function draining(): boolean {
+    return o.ready() === 'draining';
+  }
+
+  /**
+   * A new 2025-era session while this replica drains: it would be cut off when the port closes seconds later, so it is
+   * opened on a serving peer over the hop (as the owner's requests are forwarded), where the session id it gets names
+   * that peer, so the client's later requests go there from any replica. With no serving peer (a single replica, or
+   * the request came over the hop), 503 and Retry-After: by the retry the load balancer sends it elsewhere.
+   */
+  async function openElsewhere(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, body?: string): Promise<void> {
+    const peer = o.replicas?.servingPeer(req);
+    if (peer === undefined) {
+      req.resume();
+      logRefusal(
+        o.log,
+        { principal: caller.identity.subject, connection, method: httpMethod(req), reason: 'draining, no serving replica to open it on' },
+        'new session refused while draining',
+      );
+      return shuttingDown(res);
+    }
+    const text = body ?? (await readWhole(req, res));
+    if (text === undefined) return;
+    await o.replicas!.forward(req, res, peer.id, peer.address, url.pathname + url.search, caller, text, (err) => {
+      o.log.warn({ peer: peer.id, err: err.message }, 'the replica a new session was to open on could not be reached');
+      shuttingDown(res);
+    });
   }
 
   /**
@@ -202,6 +246,11 @@ export function createHttpServer(o: HttpServerOptions): Server {
     })();
   }
 
+  /** 503 with Retry-After: this replica is shutting down, and a retry reaches one that is not. */
+  function shuttingDown(res: ServerResponse): void {
+    replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: this gateway is shutting down; retry', null, { 'retry-after': '5' });
+  }
+
   /** A request's body up to limits.maxMessageSize, or undefined after answering 413. */
   async function readWhole(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
     try {
@@ -218,6 +267,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
   async function byEra(
     req: IncomingMessage,
     res: ServerResponse,
+    url: URL,
     connection: ConnectionConfig,
     caller: Caller,
     modern: ModernHttpEdge,
@@ -226,7 +276,10 @@ export function createHttpServer(o: HttpServerOptions): Server {
     const text = body ?? (await readWhole(req, res));
     if (text === undefined) return;
     const verdict = eraOfBody(req, text);
-    if (verdict.era === 'legacy') return o.streamableHttp.handle(req, res, connection, caller, text);
+    if (verdict.era === 'legacy') {
+      if (draining()) return openElsewhere(req, res, url, connection.name, caller, text);
+      return o.streamableHttp.handle(req, res, connection, caller, text);
+    }
     if (verdict.era === 'modern') return modern.post(req, res, connection, caller, verdict.message, verdict.version, text, verdict.headers);
     if (verdict.code === ErrorCode.ParseError) {
       const refusal = { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: quotedElided(verdict.message) };

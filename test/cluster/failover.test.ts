@@ -11,13 +11,17 @@ import { GatewayProcess } from '../helpers/gateway-process.js';
 import { holdCall, holdRule } from '../helpers/held-calls.js';
 import { freePort } from '../helpers/ports.js';
 import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
-import { rawInitialize } from '../helpers/raw-http.js';
+import { postInitialize, rawInitialize } from '../helpers/raw-http.js';
 import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
+const secretVar = 'PORTCULLIS_TEST_FAILOVER_SECRET';
+process.env[secretVar] = 'failover-cluster-secret-for-tests-0123456789';
+
 /**
- * Replicas leaving: a SIGTERM'd one drains (not ready at once but serving on for the drain delay, what is in flight
- * finishes, then it leaves the membership); a kill -9'd one is noticed by a survivor after cluster.goneAfter, which seals its open recordings as
+ * Replicas leaving: a SIGTERM'd one drains (not ready at once but serving on for the drain delay, opening no new
+ * legacy session of its own: one asked for then is opened on a serving peer over the hop, or refused 503 when there is
+ * none; what is in flight finishes, then it leaves the membership); a kill -9'd one is noticed by a survivor after cluster.goneAfter, which seals its open recordings as
  * cut off and ends its held reviews as interrupted. And two live gateways never share an instance id.
  */
 
@@ -29,7 +33,7 @@ describe('replicas leaving', () => {
 
   const config = (instanceId: string) => ({
     ...shared.base(instanceId),
-    cluster: { goneAfter: '2s', reconcile: '60s' },
+    cluster: { goneAfter: '2s', reconcile: '60s', secret: `\${env:${secretVar}}` },
     rules: [holdRule],
     connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });
@@ -76,11 +80,34 @@ describe('replicas leaving', () => {
       assert.equal((JSON.parse(ready.body) as { status: string }).status, 'draining');
       assert.equal(ready.headers.connection, 'close', 'no connection is left idle for the port closing');
 
-      // One the load balancer still sends before it has noticed: a new legacy session, and a modern request.
+      // What the load balancer still sends before it has noticed: a new legacy session, and a modern request. The
+      // client's requests go where `front` says, as through a load balancer that moves away once the replica is not ready.
+      let front = draining.url;
+      const viaFront = (input: string | URL | Request, init?: RequestInit) => {
+        const u = new URL(input instanceof Request ? input.url : input);
+        return fetch(new URL(u.pathname + u.search, front), init);
+      };
       const late = new Client({ name: 'late', version: '1.0.0' });
-      await late.connect(new StreamableHTTPClientTransport(draining.mcp('echo'), { requestInit: { headers: auth } }));
+      const lateTransport = new StreamableHTTPClientTransport(draining.mcp('echo'), { requestInit: { headers: auth }, fetch: viaFront });
+      await late.connect(lateTransport);
       shared.clients.push(late);
+      // Opened on the serving peer over the hop: its id names that peer, which records it under the caller's identity.
+      const lateId = lateTransport.sessionId!;
+      assert.equal(survivor.gateway.replicas.ownerOfSession(lateId), 'survivor', 'the session id names the replica that stays');
+      assert.equal(draining.gateway.sessions.get(lateId), undefined, 'no session of it on the draining replica');
       assert.match(JSON.stringify(await late.callTool({ name: 'echo', arguments: { text: 'late', message: 'late' } })), /late/);
+      await waitFor(async () => (await survivor.gateway.recorder!.store.getSession(lateId))?.status === 'open', 'the late session to be recorded');
+      const recorded = (await survivor.gateway.recorder!.store.getSession(lateId))!;
+      assert.equal(recorded.instanceId, 'survivor');
+      assert.equal(recorded.subject, 'alice');
+      assert.equal(recorded.edge, 'streamable-http');
+      // A 2024-11-05 session lives by its stream, which would end with this replica: refused, to be retried elsewhere.
+      const sse = await rawRequest(draining.sse('echo'), 'GET', [
+        ['accept', 'text/event-stream'],
+        ['authorization', auth.authorization],
+      ]);
+      assert.equal(sse.status, 503, sse.body);
+      assert.ok(Number(sse.headers['retry-after']) > 0, 'it says when to retry');
       const modern = await rawRequest(
         draining.mcp('echo'),
         'POST',
@@ -91,9 +118,15 @@ describe('replicas leaving', () => {
       assert.match(JSON.stringify(modern.json?.result), /modern/);
       assert.equal((await survivor.gateway.recorder!.store.member('draining'))?.state, 'draining', 'still in the membership');
 
+      front = survivor.url;
       void draining.gateway.stop();
       assert.match(JSON.stringify(await call), /completed/, 'the call in flight finished');
       await stopped;
+      assert.match(
+        JSON.stringify(await late.callTool({ name: 'echo', arguments: { text: 'after', message: 'after' } })),
+        /after/,
+        'the late session outlives the replica it reached first',
+      );
       assert.equal((await survivor.gateway.recorder!.store.member('draining'))?.state, 'gone');
       await waitFor(async () => {
         await survivor.gateway.cluster!.membership.refresh();
@@ -101,6 +134,44 @@ describe('replicas leaving', () => {
       }, 'the survivor to stop routing to it');
     } finally {
       await draining.stop();
+    }
+  });
+
+  it('a single replica draining refuses a new legacy session 503 with Retry-After, and serves on its sessions and modern requests', async () => {
+    // Its own store: no other replica to open the session on.
+    const alone = await startTestGateway({
+      cluster: { secret: `\${env:${secretVar}}` },
+      shutdown: { drainDelay: '10m' },
+      connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false } } },
+    });
+    try {
+      const existing = new Client({ name: 'existing', version: '1.0.0' });
+      await existing.connect(new StreamableHTTPClientTransport(alone.mcp('echo'), { requestInit: { headers: alone.auth } }));
+      shared.clients.push(existing);
+      const stopped = alone.gateway.stop({ drainDelay: true });
+      await waitFor(async () => (await rawRequest(new URL('/readyz', alone.url), 'GET', [])).status === 503, 'the replica to be not ready');
+
+      const sessionsBefore = alone.gateway.sessions.size;
+      const refused = await postInitialize(alone.mcp('echo'), alone.auth);
+      assert.equal(refused.status, 503);
+      assert.ok(Number(refused.headers.get('retry-after')) > 0, 'it says when to retry');
+      const body = (await refused.json()) as { jsonrpc: string; error: { message: string } };
+      assert.equal(body.jsonrpc, '2.0');
+      assert.match(body.error.message, /this gateway is shutting down; retry/);
+      assert.equal(alone.gateway.sessions.size, sessionsBefore, 'no session opened');
+
+      assert.match(JSON.stringify(await existing.callTool({ name: 'echo', arguments: { text: 'on', message: 'on' } })), /on/, 'its sessions are served on');
+      const modern = await rawRequest(
+        alone.mcp('echo'),
+        'POST',
+        [...modernHeaders('tools/call', 'echo'), ['authorization', alone.auth.authorization!]],
+        JSON.stringify(modernBody('tools/call', { name: 'echo', arguments: { text: 'modern', message: 'modern' } })),
+      );
+      assert.equal(modern.status, 200, modern.body);
+      void alone.gateway.stop();
+      await stopped;
+    } finally {
+      await alone.stop();
     }
   });
 
