@@ -21,8 +21,8 @@ export const hopSignedHeader = 'portcullis-hop-signed';
  * a 401 or 403 that the client would take as a verdict on its own token.
  */
 export const hopRefusedHeader = 'portcullis-hop-refused';
-/** How far a hop's timestamp may be from the receiver's clock. */
-const skewMs = 60_000;
+/** How far a hop's timestamp may be from the receiver's clock (inclusive: exactly this far is accepted). */
+export const hopSkewMs = 60_000;
 const credentials = /^t=(\d{1,16});n=([A-Za-z0-9_-]{16});sig=([A-Za-z0-9_-]{43})$/;
 /** The signed header names: lower-case HTTP tokens, comma-separated (none at all is '-'). */
 const signedNames = /^(?:-|[a-z0-9!#$%&'*+.^_`|~-]+(?:,[a-z0-9!#$%&'*+.^_`|~-]+)*)$/;
@@ -90,7 +90,7 @@ export class HopAuth {
     if (typeof auth !== 'string' || typeof headers[hopCallerHeader] !== 'string' || typeof signed !== 'string') return 'missing hop credentials';
     const m = credentials.exec(auth);
     if (m === null || !signedNames.test(signed)) return 'malformed hop credentials';
-    if (Math.abs(now - Number(m[1])) > skewMs) return 'hop timestamp outside the allowed clock skew';
+    if (Math.abs(now - Number(m[1])) > hopSkewMs) return 'hop timestamp outside the allowed clock skew';
     return undefined;
   }
 
@@ -136,14 +136,19 @@ export class HopAuth {
     }
   }
 
-  /** Whether a valid signature is seen for the first time (and remembers it until its time would refuse it anyway). */
+  /**
+   * Whether a valid signature is seen for the first time (and remembers it until its time would refuse it anyway).
+   * Taken at `now`, its time is at most `now + skew`, so it passes the time check up to `now + 2·skew` inclusive: it is
+   * kept through that very millisecond (forgotten only once `until` is past), and the entries' `until` grows with
+   * their insertion, so the oldest are the first to go.
+   */
   #firstUse(sig: string, now: number): boolean {
     for (const [old, until] of this.#seen) {
-      if (until > now) break;
+      if (until >= now) break;
       this.#seen.delete(old);
     }
     if (this.#seen.has(sig)) return false;
-    this.#seen.set(sig, now + 2 * skewMs);
+    this.#seen.set(sig, now + 2 * hopSkewMs);
     return true;
   }
 

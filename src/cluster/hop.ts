@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
+import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import { ErrorCode, errorResponse, type RequestId } from '../protocol/jsonrpc.js';
@@ -9,7 +9,7 @@ import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader, hopRefusedHea
  * port rather than taking a listener of its own: a replica's internal address is then simply where it listens (the
  * pod or instance IP and the usual port), with the same TLS, timeouts and connection cap, and nothing more to open in
  * a firewall or a Kubernetes Service. It needs no network isolation to be safe (every hop is signed with
- * cluster.secret, hop-auth.ts); blocking the prefix at the load balancer is defence in depth (docs/cluster-hop.md).
+ * cluster.secret, hop-auth.ts); refusing it at the load balancer is defence in depth (docs/deploy.md, examples/haproxy.cfg).
  */
 export const hopPrefix = '/_portcullis/hop';
 
@@ -63,6 +63,18 @@ export interface HopTimeouts {
 /** A hop that timed out: the client is told so (504), not that its session is gone, since the owner may be alive. */
 class HopTimeoutError extends Error {}
 
+/**
+ * What answered at the owner's address refused the hop (not signed for it, or under another cluster.secret): that is
+ * not the owner, so the owner is gone, whatever the membership still says.
+ */
+export class HopRefusedError extends Error {}
+
+/** Transport errors of a kept-alive socket the owner closed as the request went out: worth one retry (see `forward`). */
+const staleSocketErrors = new Set(['ECONNRESET', 'EPIPE']);
+
+/** How long a client told 503 is asked to wait: a reset connection is usually fine at once, a dead owner leaves the membership within cluster.goneAfter. */
+const retryAfterSeconds = 2;
+
 /** Forwards requests to the replica that owns their session or round, streaming the answer (SSE included) through as it comes. */
 export class HopClient {
   readonly #http = new HttpAgent({ keepAlive: true });
@@ -72,12 +84,23 @@ export class HopClient {
     private readonly auth: HopAuth,
     private readonly timeouts: HopTimeouts,
     private readonly log: Logger,
+    /** Whether the membership says replica `owner` is alive (read again when not known as alive). */
+    private readonly ownerAlive: (owner: string) => Promise<boolean>,
   ) {}
 
   /**
    * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to replica `owner` at `base` +
-   * the hop prefix + `target`, as `caller`, and pipes the reply to `res`. `unreachable` answers the client when the owner
-   * cannot be reached before any reply; an owner that does not connect or answer in time gets the client a 504.
+   * the hop prefix + `target`, as `caller`, and pipes the reply to `res`. An owner that does not connect or answer in
+   * time gets the client a 504; one that cannot be reached (its connection reset or refused) a 503 with Retry-After
+   * while the membership says it is alive. `unreachable` answers the client when the owner is gone: what answers at
+   * its address refuses the hop, or it cannot be reached and the membership no longer has it.
+   *
+   * One retry, on a fresh connection, when a kept-alive socket fails (ECONNRESET, EPIPE) before anything of the answer
+   * came back: the owner closed it as idle (its keep-alive timeout, or shed by its connection cap, which sheds only
+   * sockets with no request in progress) just as the request went out, so the owner never read it. Every hop the owner
+   * acts on is answered 102 first, and the retry carries the very same signature, which the owner takes only once: if
+   * the first attempt did reach it after all, the retry is refused rather than acted on twice (the client gets 503).
+   * A fresh connection that fails is not retried: the owner is not taking connections.
    */
   forward(
     req: IncomingMessage,
@@ -102,51 +125,90 @@ export class HopClient {
     };
     const https = url.protocol === 'https:';
     return new Promise<void>((resolve) => {
-      let head: NodeJS.Timeout | undefined;
-      const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? this.#https : this.#http }, (reply) => {
-        clearTimeout(head);
-        if (reply.headers[hopRefusedHeader] !== undefined) {
-          // Whoever is at that address is not the owner, or does not share cluster.secret: not the client's fault.
-          reply.resume();
-          unreachable(new Error(`the replica at ${url.origin} refused the hop (${reply.statusCode})`));
-          resolve();
-          return;
-        }
-        res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
-        // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
-        res.flushHeaders();
-        reply.pipe(res);
-        reply.on('end', () => resolve());
-        reply.on('error', () => {
-          res.destroy();
-          resolve();
-        });
-      });
-      const expire = (message: string) => () => out.destroy(new HopTimeoutError(message));
-      out.on('socket', (socket) => {
-        // A kept-alive socket is connected already; a new one has cluster.hopConnectTimeout to connect.
-        if (!socket.connecting) return;
-        const connect = setTimeout(expire(`no connection within cluster.hopConnectTimeout (${this.timeouts.connectMs} ms)`), this.timeouts.connectMs);
-        socket.once(https ? 'secureConnect' : 'connect', () => clearTimeout(connect));
-        socket.once('close', () => clearTimeout(connect));
-      });
-      // The owner says 102 as soon as it took the hop (checked its signature), then may take as long as the call does.
-      head = setTimeout(expire(`no answer within cluster.hopHeadTimeout (${this.timeouts.headMs} ms)`), this.timeouts.headMs);
-      out.once('information', () => clearTimeout(head));
-      out.on('error', (err) => {
-        clearTimeout(head);
-        if (res.headersSent) res.destroy();
-        else if (err instanceof HopTimeoutError) {
-          this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
-          timedOut(res, err, body);
-        } else unreachable(err);
-        resolve();
-      });
+      let current: ClientRequest | undefined;
+      let clientGone = false;
       // The client left: the owner sees its stream end too (a GET stream closes, a POST's request is cancelled).
       res.on('close', () => {
-        if (!res.writableFinished) out.destroy();
+        if (res.writableFinished) return;
+        clientGone = true;
+        current?.destroy();
       });
-      out.end(body);
+      const failed = async (err: Error) => {
+        if (clientGone) return;
+        if (err instanceof HopTimeoutError) {
+          this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
+          return notAnswered(res, 504, `Gateway Timeout: the gateway replica holding this session did not answer (${err.message}); try again`, body);
+        }
+        if (!(err instanceof HopRefusedError) && (await this.ownerAlive(owner))) {
+          this.log.warn(
+            { owner, address: url.origin, err: err.message },
+            'the replica owning a session could not be reached, though alive in the membership: 503',
+          );
+          return notAnswered(res, 503, `Service Unavailable: the gateway replica holding this session could not be reached (${err.message}); try again`, body, {
+            'retry-after': String(retryAfterSeconds),
+          });
+        }
+        unreachable(err);
+      };
+      const attempt = (retry: boolean) => {
+        /** Anything of the owner's answer came back (its 102, or the head): the request reached it. */
+        let answered = false;
+        let head: NodeJS.Timeout | undefined;
+        const agent = retry ? false : https ? this.#https : this.#http;
+        const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent }, (reply) => {
+          answered = true;
+          clearTimeout(head);
+          if (reply.headers[hopRefusedHeader] !== undefined) {
+            reply.resume();
+            const message = `the replica at ${url.origin} refused the hop (${reply.statusCode})`;
+            // Refusing a retry: most likely the first attempt reached it after all (a signature is taken once), so not
+            // a sign that the owner is gone. Otherwise whoever is at that address is not the owner: not the client's fault.
+            void failed(retry ? new Error(`${message} on a retry`) : new HopRefusedError(message)).then(resolve);
+            return;
+          }
+          res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
+          // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
+          res.flushHeaders();
+          reply.pipe(res);
+          reply.on('end', () => resolve());
+          reply.on('error', () => {
+            res.destroy();
+            resolve();
+          });
+        });
+        current = out;
+        const expire = (message: string) => () => out.destroy(new HopTimeoutError(message));
+        out.on('socket', (socket) => {
+          // A kept-alive socket is connected already; a new one has cluster.hopConnectTimeout to connect.
+          if (!socket.connecting) return;
+          const connect = setTimeout(expire(`no connection within cluster.hopConnectTimeout (${this.timeouts.connectMs} ms)`), this.timeouts.connectMs);
+          socket.once(https ? 'secureConnect' : 'connect', () => clearTimeout(connect));
+          socket.once('close', () => clearTimeout(connect));
+        });
+        // The owner says 102 as soon as it took the hop (checked its signature), then may take as long as the call does.
+        head = setTimeout(expire(`no answer within cluster.hopHeadTimeout (${this.timeouts.headMs} ms)`), this.timeouts.headMs);
+        out.once('information', () => {
+          answered = true;
+          clearTimeout(head);
+        });
+        out.on('error', (err: NodeJS.ErrnoException) => {
+          clearTimeout(head);
+          if (res.headersSent) {
+            res.destroy();
+            return resolve();
+          }
+          if (!retry && !answered && !clientGone && out.reusedSocket && staleSocketErrors.has(err.code ?? '')) {
+            this.log.debug(
+              { owner, address: url.origin, err: err.message },
+              'a kept-alive hop connection failed before the owner read the request: retried on a new one',
+            );
+            return attempt(true);
+          }
+          void failed(err).then(resolve);
+        });
+        out.end(body);
+      };
+      attempt(false);
     });
   }
 
@@ -156,17 +218,18 @@ export class HopClient {
   }
 }
 
-/** 504 with a JSON-RPC error (naming the request when the body is one): the owner may be alive but stalled, so its session stands. */
-function timedOut(res: ServerResponse, err: Error, body: string): void {
+/**
+ * 504 or 503 with a JSON-RPC error (naming the request when the body is one): the owner may be alive, stalled or
+ * briefly unreachable, so its session stands and the client may try again.
+ */
+function notAnswered(res: ServerResponse, status: 503 | 504, message: string, body: string, headers: Record<string, string> = {}): void {
   let id: RequestId | null = null;
   try {
-    const message = JSON.parse(body) as { id?: unknown };
-    if (typeof message?.id === 'string' || typeof message?.id === 'number') id = message.id;
+    const parsed = JSON.parse(body) as { id?: unknown };
+    if (typeof parsed?.id === 'string' || typeof parsed?.id === 'number') id = parsed.id;
   } catch {
     // A GET, a DELETE, or a batch: no one id to name.
   }
-  const text = JSON.stringify(
-    errorResponse(id, ErrorCode.UpstreamUnavailable, `Gateway Timeout: the gateway replica holding this session did not answer (${err.message}); try again`),
-  );
-  res.writeHead(504, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  const text = JSON.stringify(errorResponse(id, ErrorCode.UpstreamUnavailable, message));
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }

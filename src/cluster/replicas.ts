@@ -19,7 +19,7 @@ export class Replicas {
     /** Verifies hops coming in; absent (no cluster.secret): every hop is refused. */
     readonly hopAuth: HopAuth | undefined,
     private readonly peers: PeerDirectory | undefined,
-    /** The hop's timeouts (cluster.hopConnectTimeout, cluster.hopHeadTimeout) and where it says one expired. */
+    /** The hop's timeouts (cluster.hopConnectTimeout, cluster.hopHeadTimeout) and where it says one expired or failed. */
     hop: { timeouts: HopTimeouts; log: Logger },
   ) {
     if (peers !== undefined && hopAuth === undefined) {
@@ -27,7 +27,7 @@ export class Replicas {
         'cluster.secret is required when replicas share the gateway (a peer directory is set): set it to the same ${file:…} or ${env:…} secret on every replica',
       );
     }
-    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth, hop.timeouts, hop.log);
+    this.#client = hopAuth === undefined ? undefined : new HopClient(hopAuth, hop.timeouts, hop.log, async (owner) => (await this.recheck(owner)) !== 'gone');
   }
 
   get instance(): string {
@@ -46,10 +46,12 @@ export class Replicas {
 
   /**
    * Where to send what `addressOf` found `'gone'`, once the membership is read again: the owner may have joined since
-   * the last read (its session reached this replica before word of it did). Still `'gone'`: it is.
+   * the last read (its session reached this replica before word of it did). Still `'gone'`: it is. Also what decides,
+   * when a hop's owner cannot be reached, between a 503 (alive: try again) and a session gone.
    */
   async recheck(owner: string): Promise<string | 'gone'> {
-    return hopAddress(await this.peers?.addressNow?.(owner));
+    const peers = this.peers;
+    return hopAddress(peers?.addressNow === undefined ? peers?.addressOf(owner) : await peers.addressNow(owner));
   }
 
   /** The internal address of live replica `id` for a hop, or undefined when it is unknown or gone (or there are no peers). */

@@ -214,7 +214,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
    * A legacy session's request (POST, GET stream, DELETE, a resumption; a 2024-11-05 SSE session's message POST, its
    * `id` from the query) for a session another live replica owns: sent there over the hop (a POST's body read here
    * first: the hop's signature covers it). A session whose owner is gone is answered 404 here, so that its client
-   * initializes anew. Undefined: the session is this replica's (or unknown to all: the edge answers 404).
+   * initializes anew; one whose owner is alive but cannot be reached gets 503 (hop.ts), so that its client keeps it. Undefined: the session is this replica's (or unknown to all: the edge answers 404).
    */
   function forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, id: unknown): Promise<void> | undefined {
     if (o.replicas === undefined || typeof id !== 'string') return undefined;
@@ -240,7 +240,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         body = read;
       }
       await o.replicas!.forward(req, res, owner!, to, url.pathname + url.search, caller, body, (err) => {
-        o.log.warn({ owner, err: err.message }, 'the replica owning a session could not be reached');
+        o.log.warn({ owner, err: err.message }, 'the replica owning a session is gone: its address could not be reached or refused the hop');
         gone();
       });
     })();

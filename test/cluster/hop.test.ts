@@ -13,6 +13,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestIdp, type TestIdp } from '../helpers/idp.js';
 import { connectV2, modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
+import { ResettingProxy } from '../helpers/resetting-proxy.js';
 import { type RoundRobin, startRoundRobin } from '../helpers/round-robin.js';
 import { postgresTestStore, type TestStore } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
@@ -211,6 +212,35 @@ describe('replicas: the internal hop', () => {
       }
     }));
 
+  /**
+   * The hop `other` sends the owner for an echo call in `sessionId` (with `extra` client headers), caught on its way by
+   * a listener standing in at the owner's address: its headers and body as sent, never delivered to the owner.
+   */
+  async function catchHop(sessionId: string, owner: TestGateway, other: TestGateway, extra: Record<string, string> = {}) {
+    const seen: Array<{ headers: Record<string, string | string[] | undefined>; body: string }> = [];
+    const capture = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        seen.push({ headers: req.headers, body });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
+    const captureUrl = `http://127.0.0.1:${(capture.address() as AddressInfo).port}`;
+    try {
+      const res = await peers.movedWhile(owner.gateway.replicas.instance, captureUrl, () => echoOn(other, { ...headersFor(sessionId), ...extra }));
+      assert.equal(res.status, 200);
+    } finally {
+      capture.close();
+    }
+    assert.equal(seen.length, 1);
+    return seen[0]!;
+  }
+  /** A caught hop's headers as a client can send them again (the connection's own left to fetch). */
+  const resendable = (headers: Record<string, string | string[] | undefined>) =>
+    Object.fromEntries(Object.entries(headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>;
+
   it('refuses a hop without the right signature, before anything is recorded, whatever identity it claims', () =>
     inSession(async (sessionId, owner) => {
       const sessionsBefore = (await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length;
@@ -226,17 +256,23 @@ describe('replicas: the internal hop', () => {
         const res = await fetch(hopUrl, { method: 'POST', headers: { ...headersFor(sessionId, {}), ...extra }, body: call('x', 'echo', { message: 'hi' }) });
         assert.equal(res.status, 401);
       }
-      // A signature for another request line does not carry over.
-      assert.equal(
-        (
-          await fetch(new URL('/_portcullis/hop/mcp/everything?x=1', owner.url), {
-            method: 'GET',
-            headers: { ...headersFor(sessionId, {}), accept: 'text/event-stream' },
-          })
-        ).status,
-        401,
-      );
       assert.equal((await owner.gateway.recorder!.store.listSessions({ limit: 1000 })).length, sessionsBefore);
+    }));
+
+  it('binds a hop signature to its request line: a valid hop sent to another path or query is refused, and taken unchanged', () =>
+    inSession(async (sessionId, owner, other) => {
+      const { headers, body } = await catchHop(sessionId, owner, other);
+      const send = (path: string) => fetch(new URL(path, owner.url), { method: 'POST', headers: resendable(headers), body });
+      // Each changed line still reaches the signature check (the connection is looked up only after it), which refuses it.
+      for (const changed of ['/_portcullis/hop/mcp/everything?x=1', '/_portcullis/hop/mcp/everything/', '/_portcullis/hop/mcp/everything2']) {
+        const res = await send(changed);
+        assert.equal(res.status, 401, changed);
+        assert.equal(res.headers.get('portcullis-hop-refused'), '1', changed);
+      }
+      // The very same hop on the line it was signed for is taken: the refusals above were the request line's doing.
+      const taken = await send('/_portcullis/hop/mcp/everything');
+      assert.equal(taken.status, 200);
+      assert.match(await taken.text(), /Echo: hi/);
     }));
 
   it("never trusts an identity header from a client: bob claiming ada's identity cannot use her session", () =>
@@ -256,29 +292,7 @@ describe('replicas: the internal hop', () => {
 
   it("sends the owner the caller's verified identity, never the client's token or cookies", () =>
     inSession(async (sessionId, owner, other) => {
-      const seen: Array<Record<string, string | string[] | undefined>> = [];
-      const seenBodies: string[] = [];
-      const capture = createServer((req, res) => {
-        seen.push(req.headers);
-        let body = '';
-        req.setEncoding('utf8').on('data', (c: string) => (body += c));
-        req.on('end', () => {
-          seenBodies.push(body);
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-        });
-      });
-      await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
-      const captureUrl = `http://127.0.0.1:${(capture.address() as AddressInfo).port}`;
-      try {
-        const res = await peers.movedWhile(owner.gateway.replicas.instance, captureUrl, () =>
-          echoOn(other, { ...headersFor(sessionId), cookie: 'portcullis_console=secret-cookie' }),
-        );
-        assert.equal(res.status, 200);
-      } finally {
-        capture.close();
-      }
-      assert.equal(seen.length, 1);
-      const headers = seen[0]!;
+      const { headers, body } = await catchHop(sessionId, owner, other, { cookie: 'portcullis_console=secret-cookie' });
       assert.equal(headers.authorization, undefined);
       assert.equal(headers.cookie, undefined);
       assert.equal(headers['mcp-session-id'], sessionId);
@@ -288,12 +302,7 @@ describe('replicas: the internal hop', () => {
       };
       assert.deepEqual([carried.identity.subject, carried.identity.issuer], ['ada', idp.issuer]);
       // Whoever read that hop cannot use it again: not at another replica (it names its owner), and only once at its owner.
-      const replay = (gw: TestGateway) =>
-        fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), {
-          method: 'POST',
-          headers: Object.fromEntries(Object.entries(headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>,
-          body: seenBodies[0]!,
-        });
+      const replay = (gw: TestGateway) => fetch(new URL('/_portcullis/hop/mcp/everything', gw.url), { method: 'POST', headers: resendable(headers), body });
       assert.equal((await replay(other)).status, 401, 'a hop signed for the owner is refused by another replica');
       assert.equal((await replay(owner)).status, 200, 'the hop the owner never got is taken once');
       assert.equal((await replay(owner)).status, 401, 'a replayed hop is refused');
@@ -328,6 +337,74 @@ describe('replicas: the internal hop', () => {
         assert.equal(res.status, 404, written);
         assert.match(res.text, /replica that held it is gone/);
       }
+    }));
+
+  /** A resetting proxy in front of `owner`, standing in at its address in the membership while `body` runs. */
+  async function ownerBehindResets<T>(owner: TestGateway, body: (proxy: ResettingProxy) => Promise<T>): Promise<T> {
+    const proxy = new ResettingProxy(Number(new URL(owner.url).port));
+    await proxy.start();
+    try {
+      return await peers.movedWhile(owner.gateway.replicas.instance, proxy.url, () => body(proxy));
+    } finally {
+      await proxy.stop();
+    }
+  }
+  const echoText = async (gw: TestGateway, sessionId: string, message: string) => {
+    const res = await fetch(gw.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body: call('e', 'echo', { message }) });
+    return { status: res.status, headers: res.headers, text: await res.text() };
+  };
+
+  it('sends a hop again, on a new connection, when the kept-alive one it went out on was closed by the owner', () =>
+    inSession(async (sessionId, owner, other) => {
+      await ownerBehindResets(owner, async (proxy) => {
+        proxy.mode = 'reused';
+        const first = await echoText(other, sessionId, 'first');
+        assert.equal(first.status, 200, first.text);
+        assert.equal(proxy.resets, 0);
+        // The second hop goes out on the kept-alive connection, which the owner's side resets when it arrives.
+        const second = await echoText(other, sessionId, 'second');
+        assert.equal(second.status, 200, second.text);
+        assert.match(second.text, /Echo: second/);
+        assert.deepEqual([proxy.resets, proxy.accepted], [1, 2], 'reset once on the reused connection, then sent on a new one');
+      });
+    }));
+
+  it('answers 503 with Retry-After, not 404, when the owner is alive in the membership but its connections are reset; the session stands', () =>
+    inSession(async (sessionId, owner, other) => {
+      await ownerBehindResets(owner, async (proxy) => {
+        // A kept-alive connection first, so that the failing hop is one that may be retried: it is, once, and fails again.
+        proxy.mode = 'reused';
+        assert.equal((await echoText(other, sessionId, 'warm')).status, 200);
+        proxy.mode = 'every';
+        const res = await echoText(other, sessionId, 'lost');
+        assert.equal(res.status, 503, res.text);
+        assert.equal(res.headers.get('retry-after'), '2');
+        const answer = JSON.parse(res.text) as { jsonrpc: string; id: unknown; error: { code: number; message: string } };
+        assert.deepEqual([answer.jsonrpc, answer.id, answer.error.code], ['2.0', 'e', -31000]);
+        assert.match(answer.error.message, /could not be reached .*try again/);
+        assert.equal(proxy.resets, 2, 'the reused connection and the new one');
+        // A fresh connection reset is not retried: the owner is not taking connections.
+        const fresh = await echoText(other, sessionId, 'lost again');
+        assert.equal(fresh.status, 503);
+        assert.equal(proxy.resets, 3);
+      });
+      // The owner reachable again: the same session answers, the client had no reason to give it up.
+      const back = await echoText(other, sessionId, 'back');
+      assert.equal(back.status, 200, back.text);
+      assert.match(back.text, /Echo: back/);
+    }));
+
+  it('answers 404 when the connection to the owner fails and the membership no longer has it', () =>
+    inSession(async (sessionId, owner, other) => {
+      await ownerBehindResets(owner, async (proxy) => {
+        proxy.mode = 'every';
+        // The owner leaves the membership as its connection is reset (it died, and the others saw it).
+        proxy.onReset = () => peers.addresses.delete(owner.gateway.replicas.instance);
+        const res = await echoText(other, sessionId, 'gone');
+        assert.equal(res.status, 404, res.text);
+        assert.match(res.text, /replica that held it is gone/);
+        assert.equal(proxy.resets, 1);
+      });
     }));
 
   it('forwards the retry of an MRTR round of a 2026-07-28 client to the replica that holds the round', async () => {

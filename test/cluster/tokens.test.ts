@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HopAuth } from '../../src/cluster/hop-auth.js';
+import { HopAuth, hopSkewMs } from '../../src/cluster/hop-auth.js';
 import { SessionIds } from '../../src/cluster/session-ids.js';
 import { TokenKeys } from '../../src/cluster/token-keys.js';
 
@@ -142,6 +142,17 @@ describe('the hop signature', () => {
     assert.ok('caller' in b.verify('POST', '/mcp/x', signed(), '{"a":1}', now + 30_000));
     // Remembered until its time refuses it anyway; then forgotten (the memory stays bounded).
     assert.match((b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 121_000) as { refused: string }).refused, /clock skew/);
+  });
+
+  it('remembers a signature for as long as its time passes: one stamped exactly the skew ahead is refused as a replay to the last millisecond', () => {
+    const b = auth();
+    // Signed by a clock a full skew ahead of the receiver's: accepted at once, and its time passes until now + 2·skew.
+    const headers = auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now + hopSkewMs);
+    assert.ok('caller' in b.verify('GET', '/mcp/x', headers, '', now));
+    for (const later of [now + 1, now + hopSkewMs, now + 2 * hopSkewMs - 1, now + 2 * hopSkewMs]) {
+      assert.deepEqual(b.verify('GET', '/mcp/x', headers, '', later), { refused: 'replayed hop signature' }, `at now + ${later - now} ms`);
+    }
+    assert.match((b.verify('GET', '/mcp/x', headers, '', now + 2 * hopSkewMs + 1) as { refused: string }).refused, /clock skew/);
   });
 
   it('is good only at the replica it was signed for', () => {

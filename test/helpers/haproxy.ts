@@ -44,7 +44,14 @@ export interface HaproxyOptions {
  *  - `retries`/`option redispatch`: a connection refused by a dead replica is retried on another one (only
  *    connection failures, never a request a replica may have started to serve).
  *  - `X-Served-By` (the replica's name, as in the stats) on every answer: a test sees where a request landed.
+ *  - the internal hop refused from outside (`refuseHop`).
  */
+/**
+ * The frontend rule that refuses the replicas' internal hop (/_portcullis/hop/…) from outside, as examples/haproxy.cfg
+ * has it: any path with a `_portcullis` segment, since the gateway resolves dot segments and reads `\` as `/`.
+ */
+export const refuseHop = "http-request deny deny_status 404 if { path -m reg -i '[/\\\\]_portcullis[/\\\\]' }";
+
 export function haproxyConfig(o: HaproxyOptions): string {
   const inter = o.checkInterval ?? '500ms';
   return [
@@ -68,6 +75,7 @@ export function haproxyConfig(o: HaproxyOptions): string {
     '',
     'frontend mcp',
     `  bind 127.0.0.1:${o.port}`,
+    `  ${refuseHop}`,
     '  default_backend replicas',
     '',
     'backend replicas',

@@ -1,0 +1,71 @@
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+
+/**
+ * A TCP proxy on loopback in front of a server that resets connections (TCP RST) the way a peer that closed them
+ * does. `every`: each connection is reset as soon as the client sends anything (a listener that takes connections
+ * and drops them). `reused`: the first exchange of a connection passes through, and the connection is reset when
+ * the client sends again after the server has answered (a kept-alive connection the server closed as idle, met by
+ * the client's next request). `pass`: nothing is reset.
+ */
+export class ResettingProxy {
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  mode: 'every' | 'reused' | 'pass' = 'pass';
+  /** Connections reset so far. */
+  resets = 0;
+  /** Connections accepted so far. */
+  accepted = 0;
+  /** Called with each connection reset (before the reset). */
+  onReset: (() => void) | undefined;
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.#server = createServer((client) => {
+      this.accepted++;
+      this.#track(client);
+      let answered = false;
+      let upstream: Socket | undefined;
+      client.on('data', (chunk: Buffer) => {
+        if (this.mode === 'every' || (this.mode === 'reused' && answered)) {
+          this.resets++;
+          this.onReset?.();
+          upstream?.destroy();
+          client.resetAndDestroy();
+          return;
+        }
+        if (upstream === undefined) {
+          upstream = this.#track(tcpConnect(this.targetPort, '127.0.0.1'));
+          upstream.on('data', (c: Buffer) => {
+            answered = true;
+            client.write(c);
+          });
+          upstream.on('end', () => client.end());
+          upstream.on('close', () => client.destroy());
+        }
+        upstream.write(chunk);
+      });
+      client.on('end', () => upstream?.end());
+      client.on('close', () => upstream?.destroy());
+    });
+    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as { port: number }).port;
+  }
+
+  #track(s: Socket): Socket {
+    this.#sockets.add(s);
+    s.on('close', () => this.#sockets.delete(s));
+    s.on('error', () => {});
+    return s;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve());
+  }
+}
