@@ -91,6 +91,7 @@ export async function startRecording(
     const recorder = await Recorder.start({
       store,
       instanceId,
+      boot: cluster.membership.boot,
       key,
       mode,
       log,
