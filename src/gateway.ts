@@ -15,7 +15,7 @@ import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warn
 import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
 import { pinsModule } from './features/pins.js';
-import { loadTokenKeys, replicasOf, warnReplicasWithoutSecret } from './features/replicas.js';
+import { loadTokenKeys, replicasOf } from './features/replicas.js';
 import type { Replicas } from './cluster/replicas.js';
 import type { TokenKeys } from './cluster/token-keys.js';
 import type { GatewayOptions } from './features/feature.js';
@@ -98,10 +98,10 @@ export class Gateway {
     tokenKeys: TokenKeys,
   ) {
     this.#log = log;
-    // The membership is the peer directory once the hop has its secret; without one, other replicas' sessions are unknown here.
+    // The membership is the peer directory once the hop has its secret; without one (a lone replica: startRecording
+    // refused one among others), other replicas' sessions are unknown here.
     const peers = options.peers ?? (config.cluster.secret === undefined ? undefined : recording.cluster?.membership);
     this.replicas = replicasOf(config, tokenKeys, recording.recorder, peers, log);
-    if (peers === undefined) warnReplicasWithoutSecret(recording.cluster?.membership, log);
     this.devIdentity = identity.dev;
     this.#recording = recording;
     recording.cluster?.membership.onTaken((err) => this.#failClosed(err));
@@ -216,6 +216,7 @@ export class Gateway {
     try {
       gateway = new Gateway(config, options, log, recording, identity, localApiKey, await loadTokenKeys(config, recording.store, log));
     } catch (err) {
+      await recording.cluster?.leave().catch(() => {});
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;

@@ -72,6 +72,7 @@ export class Membership implements PeerDirectory {
   readonly #reportedGone = new Set<string>();
   readonly #goneListeners: Array<(ids: string[]) => void> = [];
   readonly #changeListeners: Array<() => void> = [];
+  readonly #readListeners: Array<() => void> = [];
   readonly #takenListeners: Array<(err: InstanceIdTakenError) => void> = [];
   /** Another process took this id: nothing more is written under it. */
   #taken: InstanceIdTakenError | undefined;
@@ -192,6 +193,11 @@ export class Membership implements PeerDirectory {
   /** Why this replica lost its id, or undefined while it holds it. */
   get taken(): InstanceIdTakenError | undefined {
     return this.#taken;
+  }
+
+  /** Told after each read of the table (members() is then what was read). */
+  onRead(listener: () => void): void {
+    this.#readListeners.push(listener);
   }
 
   /** Told when this replica's own row changed (joined, draining, left), so other replicas can be notified. */
@@ -323,6 +329,7 @@ export class Membership implements PeerDirectory {
     const now = this.#now();
     this.#watch(rows, now);
     this.#members = new Map(rows.map((r) => [r.id, r]));
+    for (const l of this.#readListeners) l();
     const gone: string[] = [];
     for (const m of rows) {
       if (m.id === this.o.instanceId) continue;

@@ -13,7 +13,7 @@ import { holdCall, holdRule } from '../helpers/held-calls.js';
 import { freePort } from '../helpers/ports.js';
 import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { rawInitialize } from '../helpers/raw-http.js';
-import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
+import { replicaSecret as secret, type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -30,7 +30,7 @@ describe('replicas leaving', () => {
 
   const config = (instanceId: string) => ({
     ...shared.base(instanceId),
-    cluster: { goneAfter: '2s', reconcile: '60s' },
+    cluster: { goneAfter: '2s', reconcile: '60s', secret },
     rules: [holdRule],
     connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });
@@ -53,7 +53,7 @@ describe('replicas leaving', () => {
 
   it('a newcomer with the id of a replica whose beats stall waits past goneAfter before taking it; the original, woken, finds its id taken and exits', async () => {
     // goneAfter 4 s beats every 1.33 s: what the newcomer watches must outlast goneAfter, not a beat and a half.
-    const stalledConfig = { ...config('stalled'), cluster: { goneAfter: '4s', reconcile: '60s' } };
+    const stalledConfig = { ...config('stalled'), cluster: { goneAfter: '4s', reconcile: '60s', secret } };
     const port = await freePort();
     const file = join(shared.dataDir, 'stalled.yaml');
     writeFileSync(file, stringify({ ...stalledConfig, listen: `127.0.0.1:${port}`, log: { level: 'warn' } }));
@@ -88,7 +88,7 @@ describe('replicas leaving', () => {
   });
 
   it('a newcomer with the id of a replica whose beats stalled for less than goneAfter is refused once it beats again', async () => {
-    const stalledConfig = { ...config('paused'), cluster: { goneAfter: '4s', reconcile: '60s' } };
+    const stalledConfig = { ...config('paused'), cluster: { goneAfter: '4s', reconcile: '60s', secret } };
     const port = await freePort();
     const file = join(shared.dataDir, 'paused.yaml');
     writeFileSync(file, stringify({ ...stalledConfig, listen: `127.0.0.1:${port}`, log: { level: 'warn' } }));
