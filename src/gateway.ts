@@ -15,7 +15,7 @@ import { bearerAuthenticator, recordingsApi, startIdentity, startRecording, warn
 import { connectionAccess } from './features/connection-access.js';
 import { consoleModule } from './features/console.js';
 import { pinsModule } from './features/pins.js';
-import { loadTokenKeys, replicasOf, warnReplicasWithoutSecret } from './features/replicas.js';
+import { loadTokenKeys, replicasOf } from './features/replicas.js';
 import type { Replicas } from './cluster/replicas.js';
 import type { TokenKeys } from './cluster/token-keys.js';
 import type { GatewayOptions } from './features/feature.js';
@@ -81,6 +81,9 @@ export class Gateway {
   #unready = false;
   /** Past the drain delay: MCP requests and agent tunnels are refused, the port closes. */
   #draining = false;
+  /** Why this gateway must stop at once (another process took its instance id), once it must. */
+  #fatal: Error | undefined;
+  readonly #fatalListeners: Array<(err: Error) => void> = [];
   /** Ends the drain delay early (a second stop). */
   #endDelay: (() => void) | undefined;
   #stopped: Promise<void> | undefined;
@@ -95,12 +98,13 @@ export class Gateway {
     tokenKeys: TokenKeys,
   ) {
     this.#log = log;
-    // The membership is the peer directory once the hop has its secret; without one, other replicas' sessions are unknown here.
+    // The membership is the peer directory once the hop has its secret; without one (a lone replica: startRecording
+    // refused one among others), other replicas' sessions are unknown here.
     const peers = options.peers ?? (config.cluster.secret === undefined ? undefined : recording.cluster?.membership);
     this.replicas = replicasOf(config, tokenKeys, recording.recorder, peers, log);
-    if (peers === undefined) warnReplicasWithoutSecret(recording.cluster?.membership, log);
     this.devIdentity = identity.dev;
     this.#recording = recording;
+    recording.cluster?.membership.onTaken((err) => this.#failClosed(err));
     const { recorder, store } = recording;
     this.#liveExchanges = recorder && store ? new LiveExchanges({ recorder, store, live: this.#live, bus: recording.cluster?.bus }) : undefined;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
@@ -183,7 +187,14 @@ export class Gateway {
       ...serverSettings(config, publicUrls, this.limits),
       log,
       // Why a load balancer should send nothing new here (/readyz), or undefined when it may.
-      ready: () => (this.#unready ? 'draining' : this.#recording.recorder?.accepting === false ? 'recording store unavailable' : undefined),
+      ready: () =>
+        this.#fatal !== undefined
+          ? 'instance id taken by another gateway'
+          : this.#unready
+            ? 'draining'
+            : this.#recording.recorder?.accepting === false
+              ? 'recording store unavailable'
+              : undefined,
       closing: () => this.#draining,
       authenticator: options.authenticator ?? bearerAuthenticator(verifier, publicUrls, this.limits),
       access: (name) => access(name)!,
@@ -205,6 +216,7 @@ export class Gateway {
     try {
       gateway = new Gateway(config, options, log, recording, identity, localApiKey, await loadTokenKeys(config, recording.store, log));
     } catch (err) {
+      await recording.cluster?.leave().catch(() => {});
       await recording.recorder?.close();
       await recording.store?.close();
       throw err;
@@ -249,6 +261,25 @@ export class Gateway {
   /** The recorder, when recording is on. */
   get recorder(): Recorder | undefined {
     return this.#recording.recorder;
+  }
+
+  /**
+   * Told once when this gateway cannot go on (another process took its instance id: the membership logged why and
+   * the fix). It has stopped serving by then; the process should exit as on a failed start (the CLI does).
+   */
+  onFatal(listener: (err: Error) => void): void {
+    this.#fatalListeners.push(listener);
+    const fatal = this.#fatal;
+    if (fatal !== undefined) queueMicrotask(() => listener(fatal));
+  }
+
+  /** Fail closed: not ready, and no more MCP requests or tunnels, before anyone is told to exit. */
+  #failClosed(err: Error): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = err;
+    this.#unready = true;
+    this.#draining = true;
+    for (const l of this.#fatalListeners) l(err);
   }
 
   /**

@@ -112,6 +112,8 @@ export async function gatewayAction(opts: GatewayOptions): Promise<void> {
     process.stderr.write(`portcullis: ${(err as Error).message}\n`);
     process.exit(1);
   }
+  // Fail closed, as a failed start does: the gateway logged why (another process took its instance id) and the fix.
+  gateway.onFatal(() => process.exit(1));
   process.stdout.write(banner(gateway, opts.config === undefined));
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

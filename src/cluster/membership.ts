@@ -23,6 +23,18 @@ export class DuplicateInstanceError extends Error {
   }
 }
 
+/** This replica's instance id was taken by another process (another boot holds its row): it must stop serving. */
+export class InstanceIdTakenError extends Error {
+  constructor(id: string) {
+    super(
+      `another gateway took over instance id '${id}' (recording.instanceId) on this store while this one was silent past cluster.goneAfter: ` +
+        "two gateways share it, and each would seal the other's sessions. This one stops. Give each replica its own recording.instanceId " +
+        '(or its own data directory, where the id is kept)',
+    );
+    this.name = 'InstanceIdTakenError';
+  }
+}
+
 export interface MembershipOptions {
   store: ClusterStore;
   instanceId: string;
@@ -60,6 +72,10 @@ export class Membership implements PeerDirectory {
   readonly #reportedGone = new Set<string>();
   readonly #goneListeners: Array<(ids: string[]) => void> = [];
   readonly #changeListeners: Array<() => void> = [];
+  readonly #readListeners: Array<() => void> = [];
+  readonly #takenListeners: Array<(err: InstanceIdTakenError) => void> = [];
+  /** Another process took this id: nothing more is written under it. */
+  #taken: InstanceIdTakenError | undefined;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #again = false;
@@ -88,8 +104,9 @@ export class Membership implements PeerDirectory {
 
   /**
    * Registers this replica. A row of the same id whose heartbeat is fresh belongs to a live process, or to one that
-   * just died (a crash, then a quick restart): it is watched for a heartbeat's time, and if it beats again this
-   * start fails with DuplicateInstanceError; if not, the id is taken over.
+   * just died (a crash, then a quick restart): it is watched for goneAfter and a heartbeat more, and if it beats again
+   * this start fails with DuplicateInstanceError; if not, it is gone by the membership's own measure and the id is
+   * taken over (the earlier process, should it wake, finds its row taken and stops: onTaken).
    */
   static async join(o: MembershipOptions): Promise<Membership> {
     const m = new Membership(o);
@@ -166,6 +183,28 @@ export class Membership implements PeerDirectory {
     // Those found gone before it listened (at join) are its business too.
     const already = [...this.#reportedGone];
     if (already.length > 0) queueMicrotask(() => listener(already));
+  }
+
+  /**
+   * Told once when another process took this replica's id (its heartbeat found the row holding another boot): the
+   * gateway must stop serving, fail closed. Nothing is written under the id by this process after that.
+   */
+  onTaken(listener: (err: InstanceIdTakenError) => void): void {
+    this.#takenListeners.push(listener);
+    if (this.#taken !== undefined) {
+      const taken = this.#taken;
+      queueMicrotask(() => listener(taken));
+    }
+  }
+
+  /** Why this replica lost its id, or undefined while it holds it. */
+  get taken(): InstanceIdTakenError | undefined {
+    return this.#taken;
+  }
+
+  /** Told after each read of the table (members() is then what was read). */
+  onRead(listener: () => void): void {
+    this.#readListeners.push(listener);
   }
 
   /** Told when this replica's own row changed (joined, draining, left), so other replicas can be notified. */
@@ -248,8 +287,9 @@ export class Membership implements PeerDirectory {
     for (let attempt = 0; attempt < 5; attempt++) {
       const existing = await store.member(id);
       if (existing !== undefined && this.#alive(existing, this.#now()) && !deadOnThisHost(existing.boot)) {
-        // Beating still? Watch it for a little over a heartbeat's time (whatever writes it: membership or recorder).
-        const deadline = Date.now() + Math.min(this.o.goneAfterMs, heartbeatMs * 1.5 + 1000);
+        // Beating still? Watch it until it would be gone by the membership's measure, and a heartbeat more: a process
+        // whose beats stall for less than that (a pause, a slow store) keeps its id.
+        const deadline = Date.now() + this.o.goneAfterMs + heartbeatMs;
         this.o.log.warn({ instance: id, boot: existing.boot }, 'instance id has a fresh heartbeat: checking whether another gateway holds it');
         while (Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, Math.min(250, heartbeatMs / 4)));
@@ -265,19 +305,24 @@ export class Membership implements PeerDirectory {
   }
 
   async #beat(): Promise<void> {
-    if (this.#left) return;
+    if (this.#left || this.#taken !== undefined) return;
     try {
       const held = await this.o.store.beatMember(this.o.instanceId, this.boot, this.#state, this.#address);
-      if (!held) {
-        this.o.log.error(
-          { instance: this.o.instanceId },
-          'another gateway took over this instance id (recording.instanceId): two gateways share it; give each replica its own',
-        );
-      }
+      if (!held) return this.#lost();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'membership heartbeat failed');
     }
     await this.refresh().catch(() => {});
+  }
+
+  /** The row holds another boot: this process stops writing under the id and tells the gateway (fail closed). */
+  #lost(): void {
+    if (this.#taken !== undefined) return;
+    this.#taken = new InstanceIdTakenError(this.o.instanceId);
+    if (this.#timer) clearInterval(this.#timer);
+    this.#left = true;
+    this.o.log.error({ instance: this.o.instanceId, boot: this.boot }, this.#taken.message);
+    for (const l of this.#takenListeners) l(this.#taken);
   }
 
   async #refresh(): Promise<void> {
@@ -291,6 +336,7 @@ export class Membership implements PeerDirectory {
     const now = this.#now();
     this.#watch(rows, now);
     this.#members = new Map(rows.map((r) => [r.id, r]));
+    for (const l of this.#readListeners) l();
     const gone: string[] = [];
     for (const m of rows) {
       if (m.id === this.o.instanceId) continue;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Identity } from '../core/identity.js';
@@ -60,6 +61,11 @@ interface Watcher {
 }
 
 let roundSequence = 0;
+/**
+ * This process's part of every round id: the sequence restarts with the process, so without it a requestState kept
+ * from before a restart under the same instance id would name a round of the new process.
+ */
+const roundBoot = randomBytes(9).toString('base64url');
 
 /** Invalid tool definitions already warned about. */
 const warnedTools = new Set<string>();
@@ -253,7 +259,7 @@ export class ModernExchange implements ExchangeHandler {
   async #openRound(): Promise<void> {
     this.#opening = true;
     const n = ++this.#n;
-    const id = `${this.o.sealer.instance}.${++roundSequence}`;
+    const id = `${this.o.sealer.instance}.${roundBoot}.${++roundSequence}`;
     const requestState = await this.o.sealer.seal({
       principal: this.o.principal,
       connection: this.o.connection,

@@ -22,6 +22,7 @@ import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { unscrubbableCredentials } from '../upstream/injected-credentials.js';
 import type { FeatureTimings } from './feature.js';
+import { requireSecretWithReplicas } from './replicas.js';
 
 /** What every feature stands on, built before them: who is calling (identity) and where it is written (recording). */
 /** Who the gateway trusts to say who is calling: the configured issuers, or (with none) the embedded dev identity. */
@@ -78,6 +79,8 @@ export async function startRecording(
       ...(config.cluster.secret === undefined ? {} : { secret: config.cluster.secret.reveal() }),
       ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
     });
+    // Replicas that could not reach each other's sessions are refused before anything is recorded.
+    requireSecretWithReplicas(config, cluster.membership, log);
     // Then the keys, before anything is recorded: a KEK the store knows as another key, or replicas that could not
     // read each other's recordings, refuse the start.
     const keyring = await startEncryption({
@@ -91,6 +94,7 @@ export async function startRecording(
     const recorder = await Recorder.start({
       store,
       instanceId,
+      boot: cluster.membership.boot,
       key,
       mode,
       log,

@@ -39,14 +39,30 @@ export function replicasOf(
 }
 
 /**
- * Replicas sharing the store without cluster.secret cannot reach each other: a legacy session or MRTR round that lands
- * on a replica that does not own it is answered 404 there. Said once at start, when another replica is serving.
+ * Replicas on one PostgreSQL store without cluster.secret cannot reach each other: a legacy session or MRTR round that
+ * lands on a replica that does not own it is answered 404 there, on every replica but its owner. So a replica that
+ * finds another serving when it starts refuses to start (the error names the key and the fix), and one already
+ * running says so once, as an error, when another joins. A draining replica is on its way out (a rolling update).
  */
-export function warnReplicasWithoutSecret(membership: Membership | undefined, log: Logger): void {
-  const others = membership?.members().filter((m) => m.id !== membership.instanceId && m.state === 'serving' && membership.addressOf(m.id) !== undefined);
-  if (others === undefined || others.length === 0) return;
-  log.warn(
-    { replicas: others.map((m) => m.id) },
-    'other replicas share this store but cluster.secret is not set: their legacy sessions cannot be forwarded, and answer 404 here (docs/cluster-hop.md)',
-  );
+export function requireSecretWithReplicas(config: GatewayConfig, membership: Membership, log: Logger): void {
+  if (config.cluster.secret !== undefined || config.store.reveal().startsWith('sqlite:')) return;
+  const others = () => membership.members().flatMap((m) => (m.id !== membership.instanceId && m.state === 'serving' && membership.isAlive(m.id) ? [m.id] : []));
+  const fix = 'set cluster.secret to the same ${file:…} or ${env:…} secret on every replica (docs/cluster-hop.md)';
+  const serving = others();
+  if (serving.length > 0) {
+    throw new Error(
+      `cluster.secret is required when replicas share a PostgreSQL store: ${serving.map((id) => `'${id}'`).join(', ')} serving on it now, ` +
+        `and without it their legacy sessions answer 404 on every replica but their owner: ${fix}`,
+    );
+  }
+  let said = false;
+  membership.onRead(() => {
+    const joined = said ? [] : others();
+    if (joined.length === 0) return;
+    said = true;
+    log.error(
+      { replicas: joined },
+      `cluster.secret is not set, but other replicas now share this PostgreSQL store: their legacy sessions answer 404 here, and this one's there: ${fix}, then restart them`,
+    );
+  });
 }

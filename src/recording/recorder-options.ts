@@ -10,6 +10,11 @@ export type RecordingMode = 'write-ahead' | 'best-effort';
 export interface RecorderOptions {
   store: Store;
   instanceId: string;
+  /**
+   * The membership's nonce of this process (cluster/membership.ts): heartbeats then beat only the row this process
+   * holds, so a replica whose id another process took never keeps it alive. Absent: the row is written as is.
+   */
+  boot?: string;
   key: SigningKey;
   mode: RecordingMode;
   log: Logger;

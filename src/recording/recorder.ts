@@ -63,7 +63,7 @@ export class Recorder {
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
     this.#batches = new BatchScheduler(this.#writer, o.gatherMs ?? 1, (items) => this.#write(items));
     this.#committed = new CommittedListeners(this.#log);
-    this.#health = new StoreHealth(o.store, o.instanceId, o.probeMs ?? 1000, this.#log, () => {
+    this.#health = new StoreHealth(o.store, o.instanceId, o.boot, o.probeMs ?? 1000, this.#log, () => {
       this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
       void this.sweep().catch(() => {});
     });
@@ -89,7 +89,10 @@ export class Recorder {
     const head = await o.store.ledgerHead(o.instanceId);
     const recorder = new Recorder(o, head === undefined ? { seq: -1, hash: ledgerGenesis(o.instanceId) } : { seq: head.seq, hash: head.hash });
     await o.store.registerKey({ keyId: o.key.keyId, publicKey: o.key.publicKeyPem, instanceId: o.instanceId, createdAtUs: nowUs() });
-    await o.store.heartbeat(o.instanceId);
+    // Before the sweep seals what "an earlier run" of this id left open: those must not be another live process's.
+    if (!(await o.store.heartbeat(o.instanceId, o.boot === undefined ? {} : { boot: o.boot }))) {
+      throw new Error(`another gateway took over instance id '${o.instanceId}' (recording.instanceId) while this one started: give each replica its own`);
+    }
     await recorder.sweep();
     recorder.#every(recorder.#heartbeatMs, () => recorder.#health.heartbeat());
     recorder.#every(recorder.#sweepMs, () => void recorder.sweep().catch(() => {}));

@@ -15,6 +15,8 @@ export class StoreHealth {
   constructor(
     private readonly store: Store,
     private readonly instanceId: string,
+    /** The membership's nonce of this process: only the row it holds is beaten (undefined: the row as is). */
+    private readonly boot: string | undefined,
     private readonly probeMs: number,
     private readonly log: Logger,
     /** Called once each time the store answers again after a failure. */
@@ -38,9 +40,14 @@ export class StoreHealth {
     return was;
   }
 
+  /** Beats this instance's row; one another process took is left alone (the membership stops this replica). */
   heartbeat(): void {
     if (!this.#healthy) return;
-    this.store.heartbeat(this.instanceId).catch((err: Error) => this.log.warn({ err: err.message }, 'recording heartbeat failed'));
+    this.#beat().catch((err: Error) => this.log.warn({ err: err.message }, 'recording heartbeat failed'));
+  }
+
+  #beat(): Promise<boolean> {
+    return this.store.heartbeat(this.instanceId, this.boot === undefined ? {} : { boot: this.boot });
   }
 
   close(): void {
@@ -56,7 +63,7 @@ export class StoreHealth {
       probing = true;
       this.store
         .probe()
-        .then(() => this.store.heartbeat(this.instanceId))
+        .then(() => this.#beat())
         .then(
           () => this.#recovered(),
           (err: Error) => (this.#lastError = err),

@@ -22,8 +22,12 @@ export interface RecordingStore {
    * is rolled back (so locks, permissions and triggers are exercised) without waiting on a lock.
    */
   probe(): Promise<void>;
-  /** This instance is alive: its heartbeat's time is the store's clock (`nowUs` only for tests that plant an old one). */
-  heartbeat(instanceId: string, nowUs?: number): Promise<void>;
+  /**
+   * This instance is alive: its heartbeat's time is the store's clock (`nowUs` only for tests that plant an old one).
+   * With `boot` (the membership's nonce of this process), only the row that boot holds is beaten, and false says
+   * another process holds the id now: a replica that lost its identity never keeps the row alive.
+   */
+  heartbeat(instanceId: string, o?: { nowUs?: number; boot?: string }): Promise<boolean>;
   /** Instances silent (by the store's clock) for longer than `silentForUs`, or that left the membership. */
   staleInstances(silentForUs: number): Promise<string[]>;
   registerKey(key: KeyRow): Promise<void>;
@@ -72,11 +76,15 @@ export function recordingStore(db: DatabasePort): RecordingStore {
         sql`INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ('portcullis-probe', -1, 0, 0, 'probe', '{}', '')`,
       );
     },
-    async heartbeat(instanceId, nowUs) {
-      const at = nowUs === undefined ? storeNowUs(db.dialect) : sql`${nowUs}`;
+    async heartbeat(instanceId, o = {}) {
+      const at = o.nowUs === undefined ? storeNowUs(db.dialect) : sql`${o.nowUs}`;
+      if (o.boot !== undefined) {
+        return (await db.run(sql`UPDATE instances SET heartbeat_at_us = ${at} WHERE id = ${instanceId} AND boot = ${o.boot}`, { bounded: true })) === 1;
+      }
       const upsert = sql`INSERT INTO instances (id, heartbeat_at_us) VALUES (${instanceId}, ${at})
         ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = excluded.heartbeat_at_us`;
       await db.run(upsert, { bounded: true });
+      return true;
     },
     async staleInstances(silentForUs) {
       const before = sql`${storeNowUs(db.dialect)} - ${silentForUs}`;

@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { AuditCollector, assertShippedWhole } from '../helpers/audit-collector.js';
 import { closeClient } from '../helpers/client.js';
-import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
+import { replicaSecret, type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -21,7 +21,7 @@ describe('audit streams with replicas', () => {
 
   const config = (instanceId: string, collector: AuditCollector) => ({
     ...shared.base(instanceId),
-    cluster: { goneAfter: '2s' },
+    cluster: { goneAfter: '2s', secret: replicaSecret },
     // One sink name on both: one cursor per session in the store, whichever replica moves it.
     audit: { pollInterval: '1s', sinks: [{ name: 'siem', http: { url: collector.url } }] },
     connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },

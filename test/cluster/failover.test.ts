@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,11 +13,8 @@ import { holdCall, holdRule } from '../helpers/held-calls.js';
 import { freePort } from '../helpers/ports.js';
 import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
 import { postInitialize, rawInitialize } from '../helpers/raw-http.js';
-import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
+import { replicaSecret as secret, type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { waitFor } from '../helpers/wait.js';
-
-const secretVar = 'PORTCULLIS_TEST_FAILOVER_SECRET';
-process.env[secretVar] = 'failover-cluster-secret-for-tests-0123456789';
 
 /**
  * Replicas leaving: a SIGTERM'd one drains (not ready at once but serving on for the drain delay, opening no new
@@ -33,7 +31,7 @@ describe('replicas leaving', () => {
 
   const config = (instanceId: string) => ({
     ...shared.base(instanceId),
-    cluster: { goneAfter: '2s', reconcile: '60s', secret: `\${env:${secretVar}}` },
+    cluster: { goneAfter: '2s', reconcile: '60s', secret },
     rules: [holdRule],
     connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });
@@ -52,6 +50,89 @@ describe('replicas leaving', () => {
       return true;
     });
     assert.equal(survivor.gateway.cluster!.membership.state, 'serving', 'the live one is undisturbed');
+  });
+
+  it('a newcomer with the id of a replica whose beats stall waits past goneAfter before taking it; the original, woken, finds its id taken and exits', async () => {
+    // goneAfter 4 s beats every 1.33 s: what the newcomer watches must outlast goneAfter, not a beat and a half.
+    const stalledConfig = { ...config('stalled'), cluster: { goneAfter: '4s', reconcile: '60s', secret } };
+    const port = await freePort();
+    const file = join(shared.dataDir, 'stalled.yaml');
+    writeFileSync(file, stringify({ ...stalledConfig, listen: `127.0.0.1:${port}`, log: { level: 'warn' } }));
+    const original = new GatewayProcess(file);
+    const store = survivor.gateway.recorder!.store;
+    let newcomer: TestGateway | undefined;
+    try {
+      await original.ready();
+      const originalBoot = (await store.member('stalled'))!.boot;
+      // Its beats stall (a pause of the whole process: GC, a frozen VM, SIGSTOP), deterministically.
+      original.child.kill('SIGSTOP');
+      const lastBeat = (await store.member('stalled'))!.heartbeatAtUs;
+      newcomer = await startTestGateway(stalledConfig);
+      const taken = (await store.member('stalled'))!;
+      assert.equal(taken.boot, newcomer.gateway.cluster!.membership.boot);
+      assert.notEqual(taken.boot, originalBoot);
+      // By the store's clock (both heartbeats are its): the id was taken only once the original was gone for goneAfter.
+      assert.ok(taken.heartbeatAtUs - lastBeat >= 4_000_000, `taken ${(taken.heartbeatAtUs - lastBeat) / 1000} ms after the last beat`);
+
+      original.child.kill('SIGCONT');
+      const [code] = (await once(original.child, 'exit')) as [number | null];
+      assert.equal(code, 1, original.output);
+      assert.match(original.output, /another gateway took over instance id 'stalled'/);
+      assert.match(original.output, /Give each replica its own recording\.instanceId/);
+      // Its recorder's heartbeat, which ran once it woke, did not touch the newcomer's row.
+      assert.equal((await store.member('stalled'))!.boot, newcomer.gateway.cluster!.membership.boot);
+    } finally {
+      original.child.kill('SIGCONT');
+      await original.stop('SIGKILL');
+      await newcomer?.stop();
+    }
+  });
+
+  it('a newcomer with the id of a replica whose beats stalled for less than goneAfter is refused once it beats again', async () => {
+    const stalledConfig = { ...config('paused'), cluster: { goneAfter: '4s', reconcile: '60s', secret } };
+    const port = await freePort();
+    const file = join(shared.dataDir, 'paused.yaml');
+    writeFileSync(file, stringify({ ...stalledConfig, listen: `127.0.0.1:${port}`, log: { level: 'warn' } }));
+    const original = new GatewayProcess(file);
+    try {
+      await original.ready();
+      original.child.kill('SIGSTOP');
+      const newcomer = startTestGateway(stalledConfig);
+      // The newcomer is watching the row (or about to): the original wakes well within goneAfter and beats again.
+      await new Promise((r) => setTimeout(r, 500));
+      original.child.kill('SIGCONT');
+      await assert.rejects(newcomer, /another gateway is running with instance id 'paused'/);
+      const ready = await rawRequest(new URL('/readyz', `http://127.0.0.1:${port}`), 'GET', []);
+      assert.equal(ready.status, 200, 'the original serves on');
+    } finally {
+      original.child.kill('SIGCONT');
+      await original.stop('SIGKILL');
+    }
+  });
+
+  it('a replica whose id another process took becomes unready and refuses MCP requests, and says why once', async () => {
+    const victim = await startTestGateway(config('usurped'));
+    try {
+      const fatal: Error[] = [];
+      victim.gateway.onFatal((err) => fatal.push(err));
+      const store = survivor.gateway.recorder!.store;
+      const mine = (await store.member('usurped'))!;
+      // Another process takes the row (as a newcomer does once the id looks gone): a boot that is certainly not this one.
+      assert.ok(await store.claimMember({ id: 'usurped', address: null, startedAtUs: Date.now() * 1000, boot: 'elsewhere/1/usurper' }, mine.boot));
+      await waitFor(() => fatal.length === 1, 'the replica to find its id taken at its next heartbeat');
+      assert.match(fatal[0]!.message, /another gateway took over instance id 'usurped'.*recording\.instanceId/s);
+      const ready = await rawRequest(new URL('/readyz', victim.url), 'GET', []);
+      assert.equal(ready.status, 503);
+      assert.equal((JSON.parse(ready.body) as { status: string }).status, 'instance id taken by another gateway');
+      const refused = await rawRequest(victim.mcp('echo'), 'POST', [...modernHeaders('tools/list'), ['authorization', `Bearer ${shared.tokens.alice}`]], '{}');
+      assert.equal(refused.status, 503);
+      // Its heartbeats (membership and recorder) leave the usurper's row alone.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await store.member('usurped'))!.boot, 'elsewhere/1/usurper');
+      assert.equal(fatal.length, 1);
+    } finally {
+      await victim.stop();
+    }
   });
 
   it('SIGTERM drains: not ready at once while serving on for the drain delay, the call in flight finishes, then it leaves', async () => {
@@ -140,7 +221,7 @@ describe('replicas leaving', () => {
   it('a single replica draining refuses a new legacy session 503 with Retry-After, and serves on its sessions and modern requests', async () => {
     // Its own store: no other replica to open the session on.
     const alone = await startTestGateway({
-      cluster: { secret: `\${env:${secretVar}}` },
+      cluster: { secret },
       shutdown: { drainDelay: '10m' },
       connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false } } },
     });

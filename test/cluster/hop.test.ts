@@ -510,11 +510,45 @@ describe('a single gateway, zero config', () => {
       await configured.stop();
     }
   });
+});
 
-  it('refuses to start with peers but without cluster.secret, naming the key', async () => {
-    await assert.rejects(
-      startTestGateway({ connections: { everything: { stdio: everythingStdio() } } }, { peers: { addressOf: () => undefined } }),
-      /cluster\.secret is required/,
-    );
+describe('replicas on one PostgreSQL store without cluster.secret', () => {
+  let store: TestStore;
+  let lone: TestGateway;
+  const connections = { everything: { stdio: everythingStdio(), tools: { pin: false } } };
+  before(async () => {
+    store = postgresTestStore();
+    lone = await startTestGateway({ store: store.url, connections });
+  });
+  after(async () => {
+    await lone?.stop();
+    await store?.destroy();
+  });
+
+  it('a lone replica starts without it; a second one is refused at start, naming the key and the fix', async () => {
+    const serving = lone.gateway.replicas.instance;
+    await assert.rejects(startTestGateway({ store: store.url, connections }), (err: Error) => {
+      assert.match(err.message, /cluster\.secret is required when replicas share a PostgreSQL store/);
+      assert.ok(err.message.includes(`'${serving}' serving on it now`), err.message);
+      assert.match(err.message, /set cluster\.secret to the same \$\{file:…\} or \$\{env:…\} secret on every replica/);
+      return true;
+    });
+    assert.equal(lone.gateway.cluster!.membership.state, 'serving', 'the one serving is undisturbed');
+  });
+
+  it('a running replica without it says once, as an error naming the key, that another joined', async () => {
+    // One that has the secret is let in (it could reach the others); the one without finds out at its next read.
+    const other = await startTestGateway({ store: store.url, cluster: { secret: `\${env:${secretVar}}` }, connections });
+    try {
+      const said = () => lone.log.lines.filter((l) => /cluster\.secret is not set, but other replicas now share this PostgreSQL store/.test(String(l.msg)));
+      await waitFor(() => said().length > 0, 'the replica without the secret to say another joined');
+      assert.equal(said()[0]!.level, 50, 'an error');
+      assert.deepEqual(said()[0]!.replicas, [other.gateway.replicas.instance]);
+      await lone.gateway.cluster!.membership.refresh();
+      await lone.gateway.cluster!.membership.refresh();
+      assert.equal(said().length, 1, 'once');
+    } finally {
+      await other.stop();
+    }
   });
 });

@@ -198,8 +198,12 @@ for (const backend of backends) {
 
     it('takes over the id of an earlier process that died with a fresh heartbeat (a crash, then a quick restart)', async () => {
       await killed('m-d', 'http://10.0.0.6:8080');
-      const restarted = await join('m-d', 'http://10.0.0.6:8080', 60_000, 100);
-      assert.equal((await store.member('m-d'))?.boot, restarted.boot);
+      const killedAt = (await store.member('m-d'))!.heartbeatAtUs;
+      // Watched until it is gone by the membership's measure (goneAfter), and a heartbeat more: then taken over.
+      const restarted = await join('m-d', 'http://10.0.0.6:8080', 1500, 100);
+      const row = (await store.member('m-d'))!;
+      assert.equal(row.boot, restarted.boot);
+      assert.ok(row.heartbeatAtUs - killedAt >= 1_500_000, 'not before goneAfter');
     });
 
     it('takes over at once the id of a process of this host that no longer runs', { timeout: 20_000 }, async () => {

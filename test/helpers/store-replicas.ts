@@ -7,6 +7,10 @@ import { type EchoServer, startEchoServer } from './echo-server.js';
 import { startTestGateway, type TestGateway } from './gateway.js';
 import { postgresTestStore, type TestStore } from './stores.js';
 
+process.env.PORTCULLIS_TEST_REPLICAS_SECRET ??= 'cluster-secret-for-store-replicas-0123456789';
+/** cluster.secret of replicas on one store (each base() has it): without it a second replica is refused at start. */
+export const replicaSecret = '${env:PORTCULLIS_TEST_REPLICAS_SECRET}';
+
 /**
  * What in-process replicas on one PostgreSQL store stand on: the store (a fresh schema), an echo server for their
  * connections, and one data directory, hence one dev identity: a token minted on one replica is good on all. The
@@ -20,7 +24,7 @@ export interface StoreReplicas {
   tokens: Record<string, string>;
   /** Clients for stop() to close. */
   clients: Client[];
-  /** The config keys every replica has: the shared data directory, store and users, and its own instance id. */
+  /** The config keys every replica has: the shared data directory, store, users and cluster.secret, and its own instance id. */
   base(instanceId: string): Record<string, unknown>;
   /** Starts a replica in this process; the first one mints `tokens`. */
   replica(config: Record<string, unknown>, options?: GatewayOptions): Promise<TestGateway>;
@@ -40,7 +44,7 @@ export async function startStoreReplicas(name: string, users: Record<string, str
     dataDir,
     tokens,
     clients,
-    base: (instanceId) => ({ dataDir, store: store.url, recording: { instanceId }, identity: { dev: { users } } }),
+    base: (instanceId) => ({ dataDir, store: store.url, recording: { instanceId }, identity: { dev: { users } }, cluster: { secret: replicaSecret } }),
     replica: async (config, options) => {
       const gw = await startTestGateway(config, options);
       replicas.push(gw);

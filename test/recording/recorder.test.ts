@@ -106,7 +106,7 @@ for (const backend of backends) {
       s.message('toServer', 'received', '{"jsonrpc":"2.0","id":1,"method":"ping"}');
       await s.barrier();
       await a.close(); // stops without sealing its session, as a crashed gateway would
-      await store.heartbeat(`gw-silent-${backend.name}`, nowUs() - 10 * 60_000_000);
+      await store.heartbeat(`gw-silent-${backend.name}`, { nowUs: nowUs() - 10 * 60_000_000 });
       const b = await start(store, `gw-rescuer-${backend.name}`, signing, { staleAfterMs: 60_000 });
       const recovered = (await store.getSession(`orphan-${backend.name}`))!;
       assert.equal(recovered.status, 'cut-off');
@@ -143,7 +143,7 @@ for (const backend of backends) {
       const s = open(a, `behind-${backend.name}`);
       await s.barrier();
       // Its clock is ten minutes behind: each heartbeat it writes looks stale to everyone else's clock.
-      await store.heartbeat(`gw-behind-${backend.name}`, nowUs() - 10 * 60_000_000);
+      await store.heartbeat(`gw-behind-${backend.name}`, { nowUs: nowUs() - 10 * 60_000_000 });
       const b = await start(store, `gw-judge-${backend.name}`, signing, { staleAfterMs: 60_000, alive: (id) => id === `gw-behind-${backend.name}` });
       await b.sweep();
       assert.equal((await store.getSession(`behind-${backend.name}`))!.status, 'open');
@@ -156,7 +156,7 @@ for (const backend of backends) {
       const a = await start(store, `gw-late-${backend.name}`, signing);
       const s = open(a, `late-${backend.name}`);
       await s.barrier();
-      await store.heartbeat(`gw-late-${backend.name}`, nowUs() - 10 * 60_000_000);
+      await store.heartbeat(`gw-late-${backend.name}`, { nowUs: nowUs() - 10 * 60_000_000 });
       // The membership's answer comes after a read of its own (Membership.aliveNow): a promise.
       const alive = async (id: string) => id === `gw-late-${backend.name}`;
       const b = await start(store, `gw-asker-${backend.name}`, signing, { staleAfterMs: 60_000, alive });

@@ -57,7 +57,7 @@ describe('PostgreSQL store: no overlapping queries, warnings in the JSON log', (
                 })
               : i % 3 === 1
                 ? s.listSessions({ limit: 10 })
-                : s.heartbeat('gw', 1_790_000_000_000_000 + i),
+                : s.heartbeat('gw', { nowUs: 1_790_000_000_000_000 + i }),
           ),
         );
       } finally {

@@ -431,8 +431,8 @@ for (const { backend, encrypted } of variants) {
     it("tracks instance heartbeats by the store's clock", async () => {
       const hour = 3_600_000_000;
       // Planted an hour and two hours ago (this machine's clock is the store's here); the other by the store's clock.
-      await store.heartbeat('gw-hb-old', nowUs() - 2 * hour);
-      await store.heartbeat('gw-hb-old', nowUs() - hour);
+      await store.heartbeat('gw-hb-old', { nowUs: nowUs() - 2 * hour });
+      await store.heartbeat('gw-hb-old', { nowUs: nowUs() - hour });
       await store.heartbeat('gw-hb-new');
       const stale = await store.staleInstances(hour / 2);
       assert.ok(stale.includes('gw-hb-old'));
