@@ -16,7 +16,7 @@ import type { PeerDirectory } from '../src/cluster/peer-directory.js';
 import { demoServerEntry, parseConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { destroyAgent, openSession } from './mcp-client.js';
-import { benchPostgresStore } from './postgres.js';
+import { benchClusterSecret, benchPostgresStore } from './postgres.js';
 
 export interface HopBenchSettings {
   /** Calls measured on each path. */
@@ -35,7 +35,6 @@ function percentile(sorted: number[], p: number): number {
 
 /** Local vs forwarded legacy requests: each path's p50 and p99 (ms), and what the hop adds at p50. */
 export async function forwardedVsLocal(s: HopBenchSettings): Promise<Record<string, unknown>> {
-  process.env.PORTCULLIS_BENCH_CLUSTER_SECRET ??= 'bench-cluster-secret-0123456789abcdef';
   const addresses = new Map<string, string>();
   const peers: PeerDirectory = { addressOf: (id) => addresses.get(id) };
   const store = await benchPostgresStore();
@@ -48,7 +47,7 @@ export async function forwardedVsLocal(s: HopBenchSettings): Promise<Record<stri
         listen: '127.0.0.1:0',
         dataDir,
         store: store.url,
-        cluster: { secret: '${env:PORTCULLIS_BENCH_CLUSTER_SECRET}' },
+        cluster: { secret: benchClusterSecret() },
         log: { level: 'warn' },
         connections: {
           everything: { stdio: { command: process.execPath, args: [demoServerEntry(), 'stdio'] }, access: { groups: ['*'] }, tools: { pin: false } },

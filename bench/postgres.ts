@@ -15,3 +15,12 @@ export async function benchPostgresStore(): Promise<{ url: string; drop(): Promi
     },
   };
 }
+
+/**
+ * `cluster.secret` for bench gateways that share one PostgreSQL store (a replica refuses to start beside another
+ * without it): a reference to an environment variable the gateways inherit, set here once per run.
+ */
+export function benchClusterSecret(): string {
+  process.env.PORTCULLIS_BENCH_CLUSTER_SECRET ??= randomBytes(32).toString('base64url');
+  return '${env:PORTCULLIS_BENCH_CLUSTER_SECRET}';
+}

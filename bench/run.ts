@@ -37,7 +37,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { destroyAgent, type McpSession, openSession } from './mcp-client.js';
 import { maskingThroughput, mixedCorpus } from './masking.js';
-import { benchPostgresStore } from './postgres.js';
+import { benchClusterSecret, benchPostgresStore } from './postgres.js';
 import { auditOnOff } from './audit.js';
 import { encryptionOnOff } from './encryption.js';
 import { bridgesComparison, modernEra } from './bridges.js';
@@ -591,9 +591,10 @@ async function recordingReplicas(verdicts: Array<{ target: string; value: number
           started.push(...gws);
           return gws;
         };
+        // Gateways on one PostgreSQL store are replicas of one cluster: they share its secret.
+        const onStore = { store: pgStore.url, cluster: { secret: benchClusterSecret() } };
         // Start order alternates with the repetition, as the gateways' server pools differ from one start to the next.
-        const [first, second] =
-          rep % 2 === 0 ? [{ recording: { mode: 'off' } }, { store: pgStore.url }] : [{ store: pgStore.url }, { recording: { mode: 'off' } }];
+        const [first, second] = rep % 2 === 0 ? [{ recording: { mode: 'off' } }, onStore] : [onStore, { recording: { mode: 'off' } }];
         const a = await start(first);
         const b = await start(second);
         const [off, on] = rep % 2 === 0 ? [a, b] : [b, a];

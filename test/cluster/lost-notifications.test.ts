@@ -9,7 +9,7 @@ import type { TestGateway } from '../helpers/gateway.js';
 import { holdCall, holdRule } from '../helpers/held-calls.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { StallProxy } from '../helpers/stall-proxy.js';
-import { type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
+import { replicaSecret as secret, type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
 import { postgresSql, schemaOf } from '../helpers/stores.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -33,7 +33,7 @@ describe('a replica whose notification connection dies silently', () => {
     store,
     // Replicas heart-beat, and check their listening connection, every second; only that check (or a notification)
     // can explain an effect within the test's waits, far under the minute of the reconciliation.
-    cluster: { reconcile: '60s', goneAfter: '3s' },
+    cluster: { reconcile: '60s', goneAfter: '3s', secret },
     rules: [holdRule],
     connections: { echo: { http: { url: r.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });
@@ -77,7 +77,7 @@ describe('a pin approved while its notification is lost', () => {
 
   const config = (instanceId: string) => ({
     ...r.base(instanceId),
-    cluster: { reconcile: '2s' },
+    cluster: { reconcile: '2s', secret },
     roles: { admins: ['admins'] },
     connections: { shifty: { stdio: { command: process.execPath, args: [shiftingServerPath, definitions] }, access: { groups: ['eng'] } } },
   });
