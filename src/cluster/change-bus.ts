@@ -63,6 +63,9 @@ export class LocalChangeBus implements ChangeBus {
 
 /** NOTIFY allows 8000 bytes a payload; batches stay under it. */
 const maxPayload = 7500;
+/** Notifications that could not be sent are tried again after this long, the newest this many kept meanwhile. */
+const resendMs = 1000;
+const maxQueued = 10_000;
 /** How far a signed notification's time may be from the receiver's clock (as the hop's). */
 const skewMs = 60_000;
 const signedPayload = /^([A-Za-z0-9_-]{43})\.(.*)$/s;
@@ -158,6 +161,8 @@ export class PostgresChangeBus implements ChangeBus {
   #backoff: number;
   #reconnect: NodeJS.Timeout | undefined;
   #check: NodeJS.Timeout | undefined;
+  /** The next attempt at sending notifications that failed. */
+  #resend: NodeJS.Timeout | undefined;
   /** When the listening connection last came up (ms): one that drops soon after does not reset the backoff. */
   #upSinceMs = 0;
   /** Settles when the first LISTEN is in place (or failed). */
@@ -171,7 +176,19 @@ export class PostgresChangeBus implements ChangeBus {
     this.#channel = channelOf(schema);
     this.#backoff = o.reconnectMs?.min ?? 100;
     this.#signer = o.secret === undefined ? undefined : new NotificationSigner(o.secret);
-    this.#sender = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, application_name: 'portcullis-notify' });
+    // A sending connection that went silently dead must not hold every later notification behind it: keepalive finds
+    // a dropped one, and a NOTIFY unanswered in time fails (the pool then replaces the connection).
+    const checkMs = o.checkMs ?? 5000;
+    this.#sender = new pg.Pool({
+      connectionString,
+      max: 1,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'portcullis-notify',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: checkMs,
+      query_timeout: Math.max(5000, 2 * checkMs),
+    });
     this.#sender.on('error', () => {});
     this.ready = this.#listen();
   }
@@ -202,6 +219,7 @@ export class PostgresChangeBus implements ChangeBus {
     this.#closed = true;
     clearTimeout(this.#reconnect);
     clearTimeout(this.#check);
+    clearTimeout(this.#resend);
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => {});
@@ -235,14 +253,26 @@ export class PostgresChangeBus implements ChangeBus {
       const select = fitting.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
       if (fitting.length > 0) await this.#sender.query(`SELECT ${select}`, [this.#channel, ...fitting]);
     } catch (err) {
+      // Sent again shortly (on a new connection: the pool drops a failed one), so a decision is not left to the
+      // others' reconciliation; a notification that did go out and is sent twice only makes them read again.
+      const kept = this.#closed ? [] : [...items, ...this.#queue].slice(-maxQueued);
       this.#o.log.warn(
-        { err: (err as Error).message, changes: items.length },
-        'change notifications could not be sent; other replicas see them at their next reconciliation',
+        { err: (err as Error).message, changes: items.length, dropped: items.length + this.#queue.length - kept.length },
+        kept.length > 0
+          ? `change notifications could not be sent; trying again in ${resendMs} ms`
+          : 'change notifications could not be sent; other replicas see them at their next reconciliation',
       );
-    } finally {
+      this.#queue = kept;
+      if (kept.length > 0) {
+        clearTimeout(this.#resend);
+        this.#resend = setTimeout(() => void this.#flush(), resendMs);
+        this.#resend.unref();
+      }
       this.#flushing = false;
-      if (this.#queue.length > 0) void this.#flush();
+      return;
     }
+    this.#flushing = false;
+    if (this.#queue.length > 0) void this.#flush();
   }
 
   async #listen(): Promise<void> {

@@ -69,6 +69,9 @@ class HopTimeoutError extends Error {}
  */
 export class HopRefusedError extends Error {}
 
+/** A retried hop refused as already taken: the first attempt reached the owner, which may have acted on it. */
+class HopOutcomeUnknownError extends Error {}
+
 /** Transport errors of a kept-alive socket the owner closed as the request went out: worth one retry (see `forward`). */
 const staleSocketErrors = new Set(['ECONNRESET', 'EPIPE']);
 
@@ -139,6 +142,15 @@ export class HopClient {
           this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
           return notAnswered(res, 504, `Gateway Timeout: the gateway replica holding this session did not answer (${err.message}); try again`, body);
         }
+        if (err instanceof HopOutcomeUnknownError) {
+          this.log.warn({ owner, address: url.origin, why: err.message }, 'a hop sent again was refused as already taken: its outcome is unknown, 502');
+          return notAnswered(
+            res,
+            502,
+            'Bad Gateway: the gateway replica holding this session took the request, and its answer was lost on the way; do not send it again before checking what it did',
+            body,
+          );
+        }
         if (!(err instanceof HopRefusedError) && (await this.ownerAlive(owner))) {
           this.log.warn(
             { owner, address: url.origin, err: err.message },
@@ -161,9 +173,9 @@ export class HopClient {
           if (reply.headers[hopRefusedHeader] !== undefined) {
             reply.resume();
             const message = `the replica at ${url.origin} refused the hop (${reply.statusCode})`;
-            // Refusing a retry: most likely the first attempt reached it after all (a signature is taken once), so not
-            // a sign that the owner is gone. Otherwise whoever is at that address is not the owner: not the client's fault.
-            void failed(retry ? new Error(`${message} on a retry`) : new HopRefusedError(message)).then(resolve);
+            // Refusing a retry: the first attempt reached it after all (a signature is taken once), and may have been
+            // acted on, so the client must not be told to send it again. Otherwise whoever is at that address is not the owner.
+            void failed(retry ? new HopOutcomeUnknownError(`${message} on a retry`) : new HopRefusedError(message)).then(resolve);
             return;
           }
           res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
@@ -219,10 +231,10 @@ export class HopClient {
 }
 
 /**
- * 504 or 503 with a JSON-RPC error (naming the request when the body is one): the owner may be alive, stalled or
- * briefly unreachable, so its session stands and the client may try again.
+ * 504, 503 or 502 with a JSON-RPC error (naming the request when the body is one): the owner may be alive, stalled or
+ * briefly unreachable, so its session stands (504 and 503: the client may try again; 502: it must check first).
  */
-function notAnswered(res: ServerResponse, status: 503 | 504, message: string, body: string, headers: Record<string, string> = {}): void {
+function notAnswered(res: ServerResponse, status: 502 | 503 | 504, message: string, body: string, headers: Record<string, string> = {}): void {
   let id: RequestId | null = null;
   try {
     const parsed = JSON.parse(body) as { id?: unknown };

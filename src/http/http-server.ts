@@ -286,7 +286,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       logRefusal(o.log, refusal, 'invalid JSON-RPC message', { status: verdict.status });
       return replyRpcError(res, verdict.status, verdict.id, verdict.code, verdict.message);
     }
-    const origin = { edge: 'modern' as const, remoteAddress: req.socket.remoteAddress, access: caller.access };
+    const origin = { edge: 'modern' as const, remoteAddress: caller.remoteAddress ?? req.socket.remoteAddress, access: caller.access };
     return modern.refuse(res, connection, caller.identity, origin, verdict, text, httpMethod(req));
   }
 

@@ -77,6 +77,10 @@ export class ToolPins {
   readonly #versions = new Map<string, number>();
   /** Connection → the tools it offers, for reporting one name offered by two connections. */
   readonly #offered = new Map<string, Set<string>>();
+  /** Connection → names its server last listed more than once: quarantined here, though nothing in the store says so. */
+  readonly #duplicated = new Map<string, Set<string>>();
+  /** Connection → how often this gateway changed its quarantine itself: a store read begun before that is stale. */
+  readonly #localChanges = new Map<string, number>();
 
   readonly scan: ScanMode;
   readonly duplicateNames: DuplicateNames;
@@ -103,6 +107,10 @@ export class ToolPins {
     return this.#versions.get(connection) ?? 0;
   }
 
+  #changedHere(connection: string): void {
+    this.#localChanges.set(connection, (this.#localChanges.get(connection) ?? 0) + 1);
+  }
+
   #setQuarantined(connection: string, tools: Set<string>): void {
     const before = this.#quarantined.get(connection);
     this.#quarantined.set(connection, tools);
@@ -113,8 +121,13 @@ export class ToolPins {
 
   /** Reads a connection's quarantined tools from the store (pins another gateway saw). */
   async load(connection: string): Promise<void> {
+    const changesBefore = this.#localChanges.get(connection) ?? 0;
     const pins = await this.o.store.listToolPins(connection);
-    this.#setQuarantined(connection, new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool)));
+    // A list checked or a tool approved here meanwhile knows better than a read begun before it.
+    if ((this.#localChanges.get(connection) ?? 0) !== changesBefore) return;
+    const quarantined = new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool));
+    for (const name of this.#duplicated.get(connection) ?? []) quarantined.add(name);
+    this.#setQuarantined(connection, quarantined);
     const annotations = new Map<string, Record<string, unknown>>();
     const schemas = new Map<string, unknown>();
     for (const p of pins) {
@@ -222,6 +235,7 @@ export class ToolPins {
     const visible: unknown[] = [];
     const quarantined = new Set(this.#quarantined.get(connection));
     const seen = new Set<string>();
+    const duplicated = new Set<string>();
     // A name listed twice is ambiguous (which definition would the client use?): both are quarantined.
     const counts = new Map<string, number>();
     for (const t of offered) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
@@ -233,6 +247,7 @@ export class ToolPins {
       if ((counts.get(t.name) ?? 0) > 1) {
         if (!seen.has(t.name)) changes.push({ tool: t.name, change: 'duplicated' });
         seen.add(t.name);
+        duplicated.add(t.name);
         quarantined.add(t.name);
         continue;
       }
@@ -258,6 +273,11 @@ export class ToolPins {
     } else {
       for (const name of seen) (this.#offered.get(connection) ?? this.#offered.set(connection, new Set()).get(connection)!).add(name);
     }
+    // A page of a list says nothing of the names on other pages.
+    const stillDuplicated = complete ? duplicated : new Set([...(this.#duplicated.get(connection) ?? [])].filter((n) => !seen.has(n) || duplicated.has(n)));
+    for (const name of duplicated) stillDuplicated.add(name);
+    this.#duplicated.set(connection, stillDuplicated);
+    this.#changedHere(connection);
     this.#setQuarantined(connection, quarantined);
     for (const c of changes) this.#logChange(connection, c);
     return { visible, changes, quarantined: [...quarantined] };
@@ -366,6 +386,7 @@ export class ToolPins {
       throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
     // Unknown here until read (load): an empty set would let the connection's other quarantined tools through.
     const known = this.#quarantined.get(connection);
+    this.#changedHere(connection);
     if (known?.has(tool)) this.#setQuarantined(connection, new Set([...known].filter((t) => t !== tool)));
     this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));
     this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');

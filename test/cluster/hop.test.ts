@@ -394,6 +394,23 @@ describe('replicas: the internal hop', () => {
       assert.match(back.text, /Echo: back/);
     }));
 
+  it('answers 502 without Retry-After when a resent hop is refused as already taken: the owner had the request, its answer was lost', () =>
+    inSession(async (sessionId, owner, other) => {
+      await ownerBehindResets(owner, async (proxy) => {
+        proxy.mode = 'answer-lost';
+        assert.equal((await echoText(other, sessionId, 'warm')).status, 200);
+        // The second hop on the kept-alive connection reaches the owner, which begins to answer; the connection is
+        // reset then. Sent again on a new connection, the same signature is refused: the owner took it already.
+        const res = await echoText(other, sessionId, 'lost answer');
+        assert.equal(res.status, 502, res.text);
+        assert.equal(res.headers.get('retry-after'), null, 'no invitation to resend a request that may have run');
+        const answer = JSON.parse(res.text) as { id: unknown; error: { message: string } };
+        assert.equal(answer.id, 'e');
+        assert.match(answer.error.message, /do not send it again before checking/);
+        assert.deepEqual([proxy.resets, proxy.accepted], [1, 2], 'reset once, then refused on the new connection');
+      });
+    }));
+
   it('answers 404 when the connection to the owner fails and the membership no longer has it', () =>
     inSession(async (sessionId, owner, other) => {
       await ownerBehindResets(owner, async (proxy) => {

