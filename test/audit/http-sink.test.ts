@@ -134,6 +134,9 @@ for (const backend of backends) {
       const config = auditConfig(collector, dataDir);
       // Longer than the test may take on a busy machine: the request stays held, never timed out and sent again.
       (config.audit as { sinks: Array<{ http: Record<string, unknown> }> }).sinks[0]!.http.timeout = '10m';
+      // Twenty-one sessions in a row: the server processes of the last ones may still be exiting when the next opens,
+      // more than one caller's default cap of 16 on a busy machine; the cap is not what this test is about.
+      config.limits = { principal: { stdioProcesses: 64 } };
       const gw = await startTestGateway(config, { auditRetryMs: 50 });
       try {
         collector.hanging = true;
