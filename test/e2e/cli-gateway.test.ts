@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { cliPath } from '../helpers/client.js';
 import { childPids, everythingStdio, isAlive } from '../helpers/everything.js';
 import { freePort } from '../helpers/ports.js';
+import { postInitialize } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** `portcullis gateway` as operators run it: a real process, its banner, its exit codes and its shutdown. */
@@ -97,7 +98,7 @@ describe('portcullis gateway (the CLI process)', () => {
     await client.close().catch(() => {});
   });
 
-  it('on SIGTERM answers /readyz 503 at once yet serves new sessions through the drain delay; a second signal stops at once', async () => {
+  it('on SIGTERM answers /readyz 503 at once and serves its sessions through the drain delay, opening no new one; a second signal stops at once', async () => {
     const port = await freePort();
     const config = join(dir, 'delay.yaml');
     writeFileSync(
@@ -117,17 +118,23 @@ describe('portcullis gateway (the CLI process)', () => {
     assert.equal(login.code, 0, login.stderr);
     const base = `http://127.0.0.1:${port}`;
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const auth = { authorization: `Bearer ${login.stdout.trim()}` };
+    const endpoint = new URL(`${base}/mcp/everything`);
+    const client = new Client({ name: 'before', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(endpoint, { requestInit: { headers: auth } }));
 
     cli.child.kill('SIGTERM');
     let readyz: Response | undefined;
     await waitFor(async () => (readyz = await fetch(`${base}/readyz`)).status === 503, '/readyz to answer 503');
     assert.equal(((await readyz!.json()) as { status: string }).status, 'draining');
-    // A client the load balancer still sends before it notices: a new session, served as usual.
-    const client = new Client({ name: 'late', version: '1.0.0' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${base}/mcp/everything`), { requestInit: { headers: { authorization: `Bearer ${login.stdout.trim()}` } } }),
-    );
+    // A session opened before is served through the delay.
     assert.deepEqual((await client.callTool({ name: 'echo', arguments: { message: 'late' } })).content, [{ type: 'text', text: 'Echo: late' }]);
+    // A new one, which the load balancer still sends before it notices, would be cut off when the port closes: with no
+    // other replica to open it on, the client is told to retry (by then it reaches a gateway that stays).
+    const opening = await postInitialize(endpoint, auth);
+    assert.equal(opening.status, 503, await opening.clone().text());
+    assert.equal(opening.headers.get('retry-after'), '5');
+    assert.match(((await opening.json()) as { error: { message: string } }).error.message, /shutting down; retry/);
     assert.equal(cli.child.exitCode, null, 'still serving');
     const servers = childPids(cli.child.pid!);
 
