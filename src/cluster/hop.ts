@@ -114,6 +114,8 @@ export class HopClient {
     caller: HopCaller,
     body: string,
     unreachable: (err: Error) => void,
+    /** Who the client's error names when the hop fails: the session's owner, a round's, or a replica opening a session. */
+    peer = 'the gateway replica holding this session',
   ): Promise<void> {
     const url = new URL(hopPrefix + target, base);
     const method = req.method ?? 'GET';
@@ -140,23 +142,26 @@ export class HopClient {
         if (clientGone) return;
         if (err instanceof HopTimeoutError) {
           this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
-          return notAnswered(res, 504, `Gateway Timeout: the gateway replica holding this session did not answer (${err.message}); try again`, body);
+          return notAnswered(res, 504, `Gateway Timeout: ${peer} did not answer (${err.message}); try again`, body);
         }
         if (err instanceof HopOutcomeUnknownError) {
           this.log.warn({ owner, address: url.origin, why: err.message }, 'a hop sent again was refused as already taken: its outcome is unknown, 502');
           return notAnswered(
             res,
             502,
-            'Bad Gateway: the gateway replica holding this session took the request, and its answer was lost on the way; do not send it again before checking what it did',
+            `Bad Gateway: ${peer} took the request, and its answer was lost on the way; do not send it again before checking what it did`,
             body,
           );
         }
-        if (!(err instanceof HopRefusedError) && (await this.ownerAlive(owner))) {
+        // A refused connection: nothing listens at the owner's address, so whatever the membership says (it learns of
+        // a kill -9 only after cluster.goneAfter), the sessions it held died with it; a restarted one has none of them.
+        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+        if (!(err instanceof HopRefusedError) && !refused && (await this.ownerAlive(owner))) {
           this.log.warn(
             { owner, address: url.origin, err: err.message },
             'the replica owning a session could not be reached, though alive in the membership: 503',
           );
-          return notAnswered(res, 503, `Service Unavailable: the gateway replica holding this session could not be reached (${err.message}); try again`, body, {
+          return notAnswered(res, 503, `Service Unavailable: ${peer} could not be reached (${err.message}); try again`, body, {
             'retry-after': String(retryAfterSeconds),
           });
         }

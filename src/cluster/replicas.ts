@@ -90,8 +90,9 @@ export class Replicas {
     caller: HopCaller,
     body: string,
     unreachable: (err: Error) => void,
+    peer?: string,
   ): Promise<void> {
-    return this.#client!.forward(req, res, owner, base, target, caller, body, unreachable);
+    return this.#client!.forward(req, res, owner, base, target, caller, body, unreachable, peer);
   }
 
   /** The instance a legacy session id names (undefined: not a sealed id of ours, so unknown everywhere). */

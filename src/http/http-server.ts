@@ -204,10 +204,20 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     const text = body ?? (await readWhole(req, res));
     if (text === undefined) return;
-    await o.replicas!.forward(req, res, peer.id, peer.address, url.pathname + url.search, caller, text, (err) => {
-      o.log.warn({ peer: peer.id, err: err.message }, 'the replica a new session was to open on could not be reached');
-      shuttingDown(res);
-    });
+    await o.replicas!.forward(
+      req,
+      res,
+      peer.id,
+      peer.address,
+      url.pathname + url.search,
+      caller,
+      text,
+      (err) => {
+        o.log.warn({ peer: peer.id, err: err.message }, 'the replica a new session was to open on could not be reached');
+        shuttingDown(res);
+      },
+      'the gateway replica this new session was sent to (this one is shutting down)',
+    );
   }
 
   /**
