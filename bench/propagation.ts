@@ -14,11 +14,14 @@ import type { Verdicts } from './bridges.js';
  * where a session lives is certain, and every decision is made through the other. Times are from the moment the
  * decision's HTTP request is sent (so they include the deciding replica's own work, its commit and NOTIFY) to the
  * moment its effect is seen: the held call's answer at the client, or the event in the other replica's live stream.
+ * Last, with the cluster's defaults: how soon after a replica is killed its sessions are sealed as cut off (30 s).
  */
 
 export interface PropagationSettings {
   /** Samples of each kind. */
   rounds: number;
+  /** Replicas killed with -9, one at a time (each takes about `cluster.goneAfter`). */
+  kills: number;
 }
 
 const connection = 'everything';
@@ -157,6 +160,38 @@ async function sessionsShown(cluster: Cluster, s: PropagationSettings, auditor: 
   return { sessions, exchanges };
 }
 
+/**
+ * A replica killed with -9 (defaults: `cluster.goneAfter` 15 s): from the kill to its open legacy session sealed as
+ * cut off by a survivor (target 30 s). Restarted after each sample, so each kill finds a replica that serves.
+ */
+async function cutOffSealed(cluster: Cluster, samples: number): Promise<number[]> {
+  const store = await cluster.store.open();
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < samples; i++) {
+      const b = cluster.replicas[1]!;
+      const transport = new StreamableHTTPClientTransport(mcpOf(b, connection), { requestInit: { headers: cluster.auth } });
+      const { client } = await connectClient(transport, `doomed-${i}`);
+      await client.callTool({ name: 'echo', arguments: { message: `before the kill ${i}` } });
+      const sessionId = transport.sessionId!;
+      const killedAt = performance.now();
+      await cluster.kill(1, { untilDown: false });
+      for (;;) {
+        const row = await store.getSession(sessionId);
+        if (row?.status === 'cut-off') break;
+        if (performance.now() - killedAt > 120_000) throw new Error(`session ${sessionId} not sealed as cut off within 2 minutes (${row?.status})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      times.push(performance.now() - killedAt);
+      await transport.close().catch(() => {});
+      await cluster.restart(1);
+    }
+  } finally {
+    await store.close();
+  }
+  return times;
+}
+
 async function auditorCookie(cluster: Cluster): Promise<string> {
   const signIn = await fetch(new URL('/auth/dev', cluster.url), {
     method: 'POST',
@@ -197,12 +232,11 @@ export async function propagation(verdicts: Verdicts, s: PropagationSettings): P
     const review = report('a held call released by an approval through another replica', await reviewReleases(cluster, s), 200, verdicts);
     const revocation = report("a grant revoked through another replica ends the owner's session", await revocationsEnd(cluster, s, auditor), 200, verdicts);
     const shown = await sessionsShown(cluster, s, auditor);
-    return {
-      review,
-      revocation,
-      consoleSessions: report("another replica's session in this one's console (from connecting)", shown.sessions, 1000, verdicts),
-      consoleExchanges: report("another replica's call in this one's console (from sending it)", shown.exchanges, 1000, verdicts),
-    };
+    const consoleSessions = report("another replica's session in this one's console (from connecting)", shown.sessions, 1000, verdicts);
+    const consoleExchanges = report("another replica's call in this one's console (from sending it)", shown.exchanges, 1000, verdicts);
+    const sealed = await cutOffSealed(cluster, s.kills);
+    const cutOff = report("a killed replica's session sealed as cut off by a survivor (from kill -9)", sealed, 30_000, verdicts);
+    return { review, revocation, consoleSessions, consoleExchanges, cutOff };
   } finally {
     await cluster.stop();
   }

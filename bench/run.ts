@@ -24,7 +24,8 @@
  *   - the internal hop (issue 18): a legacy request sent to a replica that forwards it to the session's owner against
  *     one sent to the owner, sequential p50/p99 (reported, no target; hop.ts)
  *   - propagation between replicas (issue 18): a held call released by an approval through another replica, and a session
- *     ended by a grant revoked through another, p95 ≤ 200 ms; another replica's new session in the console, p95 ≤ 1 s (propagation.ts)
+ *     ended by a grant revoked through another, p95 ≤ 200 ms; another replica's new session in the console, p95 ≤ 1 s; a
+ *     killed replica's sessions sealed as cut off by a survivor ≤ 30 s, at the default cluster.goneAfter (propagation.ts)
  *   - virtual servers (issue 19): a tools/call through a virtual server of three members vs the same call on the member
  *     connection, p50 ≤ 1.05×; the virtual server's tools/list vs its largest member's own, p50 ≤ 1.5×; with the bare
  *     client and the official v1 SDK client, on one gateway recording as shipped (virtual.ts)
@@ -737,7 +738,7 @@ async function main(): Promise<void> {
       });
     }
     if (!only || only === 'propagation') {
-      results.propagation = await propagation(verdicts, { rounds: quick ? 20 : 50 });
+      results.propagation = await propagation(verdicts, { rounds: quick ? 20 : 50, kills: quick ? 1 : 3 });
     }
     if ((!only || only === 'hop') && process.env.PORTCULLIS_BENCH_NO_POSTGRES === undefined) {
       results.hop = await forwardedVsLocal({ calls: quick ? 600 : 2000, warm: quick ? 100 : 200 });

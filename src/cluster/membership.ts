@@ -77,6 +77,8 @@ export class Membership implements PeerDirectory {
   /** Another process took this id: nothing more is written under it. */
   #taken: InstanceIdTakenError | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** A read at the moment the next live replica would be gone if it stays silent. */
+  #expiry: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #again = false;
   #left = false;
@@ -240,9 +242,11 @@ export class Membership implements PeerDirectory {
   async leave(): Promise<void> {
     if (this.#left) return;
     if (this.#timer) clearInterval(this.#timer);
+    clearTimeout(this.#expiry);
     this.#state = 'gone';
     await this.#beat();
     this.#left = true;
+    clearTimeout(this.#expiry);
     this.#changed();
   }
 
@@ -278,6 +282,27 @@ export class Membership implements PeerDirectory {
       this.#progress.set(m.id, { heartbeatAtUs: m.heartbeatAtUs, seenAtMs });
     }
     for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
+  }
+
+  /**
+   * Reads the table again when the next live replica would be gone if it stays silent, when that comes before the
+   * next heartbeat's read: a replica killed is found gone goneAfter after its last beat was seen, not up to a
+   * heartbeat later (and its sessions sealed that much sooner).
+   */
+  #readAtExpiry(rows: MemberRow[], nowMs: number): void {
+    clearTimeout(this.#expiry);
+    if (this.#left) return;
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const m of rows) {
+      if (m.id === this.o.instanceId || !this.#alive(m, nowMs)) continue;
+      const seen = this.#progress.get(m.id);
+      const lastSeenMs = seen !== undefined && seen.heartbeatAtUs === m.heartbeatAtUs ? seen.seenAtMs : nowMs - m.ageUs / 1000;
+      soonest = Math.min(soonest, lastSeenMs + this.o.goneAfterMs);
+    }
+    const inMs = soonest - nowMs;
+    if (!Number.isFinite(inMs) || inMs >= this.o.heartbeatMs) return;
+    this.#expiry = setTimeout(() => void this.refresh().catch(() => {}), Math.max(0, inMs) + 10);
+    this.#expiry.unref();
   }
 
   async #claim(): Promise<void> {
@@ -320,6 +345,7 @@ export class Membership implements PeerDirectory {
     if (this.#taken !== undefined) return;
     this.#taken = new InstanceIdTakenError(this.o.instanceId);
     if (this.#timer) clearInterval(this.#timer);
+    clearTimeout(this.#expiry);
     this.#left = true;
     this.o.log.error({ instance: this.o.instanceId, boot: this.boot }, this.#taken.message);
     for (const l of this.#takenListeners) l(this.#taken);
@@ -337,6 +363,7 @@ export class Membership implements PeerDirectory {
     this.#watch(rows, now);
     this.#members = new Map(rows.map((r) => [r.id, r]));
     for (const l of this.#readListeners) l();
+    this.#readAtExpiry(rows, now);
     const gone: string[] = [];
     for (const m of rows) {
       if (m.id === this.o.instanceId) continue;

@@ -74,6 +74,18 @@ for (const backend of backends) {
       assert.equal(watcher.addressOf('m-s'), undefined);
     });
 
+    it('reads the table again when a silent replica would be gone, not at its own next heartbeat a minute later', async () => {
+      // A replica killed right after its last heartbeat, then a watcher that reads the table only every minute.
+      await killed('m-x', 'http://10.0.0.8:8080');
+      const watcher = await join('m-xw', 'http://10.0.0.9:8080', 1000, 60_000);
+      const gone: string[] = [];
+      watcher.onGone((ids) => gone.push(...ids));
+      assert.equal(watcher.addressOf('m-x'), 'http://10.0.0.8:8080', 'alive in the read at its join');
+      // Found gone by a read at the moment it would be gone, long before the watcher's next heartbeat.
+      await waitFor(() => gone.includes('m-x'), 'the silent replica to be reported gone without a heartbeat of the watcher', 30_000);
+      assert.equal(watcher.addressOf('m-x'), undefined);
+    });
+
     it('judges a replica alive by its heartbeat moving, not by its clock: one whose clock is behind by more than goneAfter stays reachable while it beats', async () => {
       const watcher = await join('m-clock-w', 'http://10.0.0.6:8080', 1000, 100);
       const address = 'http://10.0.0.7:8080';
