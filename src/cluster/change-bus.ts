@@ -66,6 +66,8 @@ const maxPayload = 7500;
 /** Notifications that could not be sent are tried again after this long, the newest this many kept meanwhile. */
 const resendMs = 1000;
 const maxQueued = 10_000;
+/** What only the consoles' live views show: not sent again after a failure (a duplicate would show twice). */
+const liveViewKinds = new Set<ChangeKind>(['session', 'exchange']);
 /** How far a signed notification's time may be from the receiver's clock (as the hop's). */
 const skewMs = 60_000;
 const signedPayload = /^([A-Za-z0-9_-]{43})\.(.*)$/s;
@@ -156,7 +158,11 @@ export class PostgresChangeBus implements ChangeBus {
   readonly #sender: pg.Pool;
   #listener: pg.Client | undefined;
   #queue: Array<[ChangeKind, string, unknown?]> = [];
-  #flushing = false;
+  /** The send under way, if any. */
+  #sending: Promise<void> | undefined;
+  /** Sends that failed in a row (the batch at the head is dropped after three). */
+  #failedSends = 0;
+  #closing = false;
   #closed = false;
   #backoff: number;
   #reconnect: NodeJS.Timeout | undefined;
@@ -215,6 +221,10 @@ export class PostgresChangeBus implements ChangeBus {
   }
 
   async close(): Promise<void> {
+    // What is queued goes out once (a send under way is waited for first); a failure now is not tried again.
+    this.#closing = true;
+    clearTimeout(this.#resend);
+    while (this.#sending !== undefined) await this.#sending;
     await this.#flush();
     this.#closed = true;
     clearTimeout(this.#reconnect);
@@ -227,9 +237,17 @@ export class PostgresChangeBus implements ChangeBus {
   }
 
   /** Sends what is queued, in as few notifications (and one round trip) as fit. */
-  async #flush(): Promise<void> {
-    if (this.#flushing || this.#queue.length === 0) return;
-    this.#flushing = true;
+  #flush(): Promise<void> {
+    if (this.#sending !== undefined || this.#queue.length === 0) return this.#sending ?? Promise.resolve();
+    const sending = this.#send().finally(() => {
+      this.#sending = undefined;
+      if (this.#queue.length > 0 && this.#resend === undefined) void this.#flush();
+    });
+    this.#sending = sending;
+    return sending;
+  }
+
+  async #send(): Promise<void> {
     const items = this.#queue;
     this.#queue = [];
     try {
@@ -252,27 +270,31 @@ export class PostgresChangeBus implements ChangeBus {
       const fitting = payloads.filter((p) => Buffer.byteLength(p) < 8000);
       const select = fitting.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
       if (fitting.length > 0) await this.#sender.query(`SELECT ${select}`, [this.#channel, ...fitting]);
+      this.#failedSends = 0;
     } catch (err) {
-      // Sent again shortly (on a new connection: the pool drops a failed one), so a decision is not left to the
-      // others' reconciliation; a notification that did go out and is sent twice only makes them read again.
-      const kept = this.#closed ? [] : [...items, ...this.#queue].slice(-maxQueued);
+      // Decisions are sent again shortly (on a new connection: the pool drops a failed one), so that none is left to
+      // the others' reconciliation: one that did go out and comes twice only makes them read again. What the live
+      // views show ('session', 'exchange') is not: twice would show twice. Nor is a batch that failed three times in
+      // a row (something in it the database refuses), so it cannot hold the later ones back.
+      this.#failedSends++;
+      const retried = this.#closing || this.#failedSends >= 3 ? [] : items.filter(([kind]) => !liveViewKinds.has(kind));
+      const kept = [...retried, ...this.#queue].slice(-maxQueued);
       this.#o.log.warn(
         { err: (err as Error).message, changes: items.length, dropped: items.length + this.#queue.length - kept.length },
-        kept.length > 0
+        retried.length > 0
           ? `change notifications could not be sent; trying again in ${resendMs} ms`
           : 'change notifications could not be sent; other replicas see them at their next reconciliation',
       );
+      if (retried.length === 0) this.#failedSends = 0;
       this.#queue = kept;
-      if (kept.length > 0) {
-        clearTimeout(this.#resend);
-        this.#resend = setTimeout(() => void this.#flush(), resendMs);
+      if (kept.length > 0 && !this.#closing) {
+        this.#resend = setTimeout(() => {
+          this.#resend = undefined;
+          void this.#flush();
+        }, resendMs);
         this.#resend.unref();
       }
-      this.#flushing = false;
-      return;
     }
-    this.#flushing = false;
-    if (this.#queue.length > 0) void this.#flush();
   }
 
   async #listen(): Promise<void> {

@@ -153,10 +153,9 @@ export class HopClient {
             body,
           );
         }
-        // A refused connection: nothing listens at the owner's address, so whatever the membership says (it learns of
-        // a kill -9 only after cluster.goneAfter), the sessions it held died with it; a restarted one has none of them.
-        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-        if (!(err instanceof HopRefusedError) && !refused && (await this.ownerAlive(owner))) {
+        // Even a refused connection is no proof that the owner died (a sidecar proxy not up yet, a node's proxy during
+        // a rollout): while the membership has it alive, its sessions stand; it learns of a death at cluster.goneAfter.
+        if (!(err instanceof HopRefusedError) && (await this.ownerAlive(owner))) {
           this.log.warn(
             { owner, address: url.origin, err: err.message },
             'the replica owning a session could not be reached, though alive in the membership: 503',

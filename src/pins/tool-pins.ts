@@ -121,10 +121,19 @@ export class ToolPins {
 
   /** Reads a connection's quarantined tools from the store (pins another gateway saw). */
   async load(connection: string): Promise<void> {
-    const changesBefore = this.#localChanges.get(connection) ?? 0;
-    const pins = await this.o.store.listToolPins(connection);
-    // A list checked or a tool approved here meanwhile knows better than a read begun before it.
-    if ((this.#localChanges.get(connection) ?? 0) !== changesBefore) return;
+    let pins: ToolPinRow[];
+    for (let attempt = 1; ; attempt++) {
+      const changesBefore = this.#localChanges.get(connection) ?? 0;
+      pins = await this.o.store.listToolPins(connection);
+      // A list checked or a tool approved here meanwhile knows better than a read begun before it: read again.
+      if ((this.#localChanges.get(connection) ?? 0) === changesBefore) break;
+      if (attempt === 3) {
+        // Checked lists keep the listed tools current themselves; the others wait for the next read. A connection
+        // never read here takes this one (unknown must not stay unknown: calls wait on it).
+        if (this.#quarantined.has(connection)) return;
+        break;
+      }
+    }
     const quarantined = new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool));
     for (const name of this.#duplicated.get(connection) ?? []) quarantined.add(name);
     this.#setQuarantined(connection, quarantined);
@@ -233,7 +242,10 @@ export class ToolPins {
       pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
     }
     const visible: unknown[] = [];
-    const quarantined = new Set(this.#quarantined.get(connection));
+    // What this list changes, applied at the end to the quarantine as it is then (a read from the store may have
+    // changed it meanwhile, for tools this list does not show).
+    const quarantined = new Set<string>();
+    const released = new Set<string>();
     const seen = new Set<string>();
     const duplicated = new Set<string>();
     // A name listed twice is ambiguous (which definition would the client use?): both are quarantined.
@@ -257,7 +269,7 @@ export class ToolPins {
       const trusted = await this.#compare(connection, t.name, pin, definition, digest, changes, screener);
       if (trusted) {
         visible.push(t);
-        quarantined.delete(t.name);
+        released.add(t.name);
         (this.#annotations.get(connection) ?? this.#annotations.set(connection, new Map()).get(connection)!).set(t.name, annotationsOf(t));
         (this.#inputSchemas.get(connection) ?? this.#inputSchemas.set(connection, new Map()).get(connection)!).set(t.name, t.inputSchema);
       } else {
@@ -278,9 +290,12 @@ export class ToolPins {
     for (const name of duplicated) stillDuplicated.add(name);
     this.#duplicated.set(connection, stillDuplicated);
     this.#changedHere(connection);
-    this.#setQuarantined(connection, quarantined);
+    const now = new Set(this.#quarantined.get(connection));
+    for (const name of released) now.delete(name);
+    for (const name of quarantined) now.add(name);
+    this.#setQuarantined(connection, now);
     for (const c of changes) this.#logChange(connection, c);
-    return { visible, changes, quarantined: [...quarantined] };
+    return { visible, changes, quarantined: [...now] };
   }
 
   #logChange(connection: string, c: PinChange): void {

@@ -80,7 +80,8 @@ describe('a replica whose notification connection dies silently', () => {
     // Its NOTIFY hangs on the stalled connection until the query times out; sent again on a new connection, it arrives.
     const result = await within(call, 30_000, 'the call was not released: the notification stayed behind the hung connection');
     assert.notEqual(result.isError, true, JSON.stringify(result));
-    assert.match(gw1.log.text, /change notifications could not be sent; trying again/);
+    // The hung send failed at its timeout (what it held is sent again, or, for the live views, dropped).
+    assert.match(gw1.log.text, /change notifications could not be sent/);
   });
 });
 

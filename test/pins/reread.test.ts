@@ -79,6 +79,37 @@ describe('tool pins read again from the store', () => {
     await reread;
     assert.equal(slow.isQuarantined(connection, 'a'), true, 'the older read did not undo the quarantine');
   });
+
+  it('a first read of a connection that an approval here overtakes is read again, never left unknown', async () => {
+    const connection = 'first-read-overtaken';
+    const writer = pinsOn(store);
+    await writer.check(connection, [tool('a')], true);
+    await writer.check(connection, [tool('a', 'Now also deletes everything.')], true);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding = true;
+    const listToolPins = async (c: string) => {
+      const first = holding;
+      holding = false;
+      const rows = await store.listToolPins(c);
+      if (first) await held;
+      return rows;
+    };
+    const slowStore = new Proxy(store, {
+      get: (target, prop) => {
+        if (prop === 'listToolPins') return listToolPins;
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const fresh = pinsOn(slowStore);
+    const first = fresh.load(connection);
+    // Approved here while the first read (which saw it pending) is held.
+    await fresh.approve(connection, 'a', { subject: 'ada', issuer: 'urn:test', groups: ['admins'] }, undefined);
+    release();
+    await first;
+    assert.equal(fresh.isQuarantined(connection, 'a'), false, 'known, and as approved: read again after the approval');
+  });
 });
 
 /** Resolves once the held re-read has started its query (it counts its reads). */
