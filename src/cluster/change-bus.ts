@@ -1,7 +1,8 @@
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { parsePostgresUrl } from '../store/postgres.js';
+import { NotificationSigner, notificationBody } from './notification-signer.js';
 
 /**
  * Change notifications between the replicas sharing a store: a decision written on one (a review decided, a grant
@@ -68,60 +69,6 @@ const resendMs = 1000;
 const maxQueued = 10_000;
 /** What only the consoles' live views show: not sent again after a failure (a duplicate would show twice). */
 const liveViewKinds = new Set<ChangeKind>(['session', 'exchange']);
-/** How far a signed notification's time may be from the receiver's clock (as the hop's). */
-const skewMs = 60_000;
-const signedPayload = /^([A-Za-z0-9_-]{43})\.(.*)$/s;
-
-/**
- * Signs and checks notifications under a key derived from cluster.secret (not the secret itself, which signs hops):
- * `<HMAC-SHA256 base64url>.<body>`, the body naming its sender, time and a nonce.
- */
-export class NotificationSigner {
-  readonly #key: Buffer;
-  /** Signatures taken in the last two skew windows: a notification replayed by whoever can LISTEN is ignored. */
-  readonly #seen = new Map<string, number>();
-
-  constructor(secret: string) {
-    this.#key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), 'portcullis change notifications', 32));
-  }
-
-  sign(body: string): string {
-    return `${this.#mac(body)}.${body}`;
-  }
-
-  /** The body of an authentic notification seen for the first time, or why not. */
-  open(payload: string, now = Date.now()): { body: string } | { refused: string } {
-    const m = signedPayload.exec(payload);
-    if (m === null) return { refused: 'unsigned' };
-    const expected = Buffer.from(this.#mac(m[2]!));
-    const given = Buffer.from(m[1]!);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad signature' };
-    let t: unknown;
-    try {
-      t = (JSON.parse(m[2]!) as { t?: unknown }).t;
-    } catch {
-      return { refused: 'malformed' };
-    }
-    if (typeof t !== 'number' || Math.abs(now - t) > skewMs) return { refused: 'time outside the allowed clock skew' };
-    for (const [old, until] of this.#seen) {
-      if (until > now) break;
-      this.#seen.delete(old);
-    }
-    if (this.#seen.has(m[1]!)) return { refused: 'replayed' };
-    this.#seen.set(m[1]!, now + 2 * skewMs);
-    return { body: m[2]! };
-  }
-
-  #mac(body: string): string {
-    return createHmac('sha256', this.#key).update(body).digest('base64url');
-  }
-}
-
-/** A notification's body: its sender, its changes, and when signed, its time and nonce. */
-function notificationBody(from: string, changes: unknown[], signed: boolean): string {
-  return JSON.stringify(signed ? { f: from, t: Date.now(), n: randomBytes(9).toString('base64url'), c: changes } : { f: from, c: changes });
-}
-
 /**
  * The channel of one store: notifications are per database, and several gateways (or test runs) may use separate
  * schemas of one database. An identifier is at most 63 bytes, so a long schema name is hashed.
