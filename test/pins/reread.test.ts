@@ -49,33 +49,16 @@ describe('tool pins read again from the store', () => {
     const pins = pinsOn(store);
     await pins.check(connection, [tool('a')], true);
     // The re-read's query is held until the list below has been checked.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let holding = false;
-    let reads = 0;
-    const listToolPins = async (c: string) => {
-      const first = holding && reads++ === 0;
-      const rows = await store.listToolPins(c);
-      if (first) await held;
-      return rows;
-    };
-    // The same store, its reads of pins held on demand (a store's methods use its private fields: bound to it).
-    const slowStore = new Proxy(store, {
-      get: (target, prop) => {
-        if (prop === 'listToolPins') return listToolPins;
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const slow = pinsOn(slowStore);
+    const held = holdingReads(store);
+    const slow = pinsOn(held.store);
     await slow.check(connection, [tool('a')], true);
-    holding = true;
+    const started = held.holdNext();
     const reread = slow.reloadAll();
     // A changed definition: quarantined here (and written as pending) while the re-read holds its older rows.
-    await waitForReads(() => reads);
+    await started;
     const changed = await slow.check(connection, [tool('a', 'Now also deletes everything.')], true);
     assert.deepEqual(changed.quarantined, ['a']);
-    release();
+    held.release();
     await reread;
     assert.equal(slow.isQuarantined(connection, 'a'), true, 'the older read did not undo the quarantine');
   });
@@ -85,34 +68,43 @@ describe('tool pins read again from the store', () => {
     const writer = pinsOn(store);
     await writer.check(connection, [tool('a')], true);
     await writer.check(connection, [tool('a', 'Now also deletes everything.')], true);
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let holding = true;
-    const listToolPins = async (c: string) => {
-      const first = holding;
-      holding = false;
-      const rows = await store.listToolPins(c);
-      if (first) await held;
-      return rows;
-    };
-    const slowStore = new Proxy(store, {
-      get: (target, prop) => {
-        if (prop === 'listToolPins') return listToolPins;
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const fresh = pinsOn(slowStore);
+    const held = holdingReads(store);
+    void held.holdNext();
+    const fresh = pinsOn(held.store);
     const first = fresh.load(connection);
     // Approved here while the first read (which saw it pending) is held.
     await fresh.approve(connection, 'a', { subject: 'ada', issuer: 'urn:test', groups: ['admins'] }, undefined);
-    release();
+    held.release();
     await first;
     assert.equal(fresh.isQuarantined(connection, 'a'), false, 'known, and as approved: read again after the approval');
   });
 });
 
-/** Resolves once the held re-read has started its query (it counts its reads). */
-async function waitForReads(reads: () => number): Promise<void> {
-  while (reads() === 0) await new Promise((r) => setImmediate(r));
+/**
+ * The same store, the next read of pins after `holdNext()` held until `release()` (whose promise resolves once that
+ * read has begun). A store's methods use its private fields: they are bound to it.
+ */
+function holdingReads(store: Store): { store: Store; holdNext(): Promise<void>; release(): void } {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let begun: (() => void) | undefined;
+  const listToolPins = async (c: string) => {
+    const first = begun;
+    begun = undefined;
+    first?.();
+    const rows = await store.listToolPins(c);
+    if (first !== undefined) await held;
+    return rows;
+  };
+  return {
+    store: new Proxy(store, {
+      get: (target, prop) => {
+        if (prop === 'listToolPins') return listToolPins;
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }),
+    holdNext: () => new Promise<void>((r) => (begun = r)),
+    release,
+  };
 }
