@@ -4,7 +4,7 @@ import { closeClient, connectClient } from '../test/helpers/client.js';
 import { readLiveEvents } from '../test/helpers/console.js';
 import { everythingStdio } from '../test/helpers/everything.js';
 import { connectV2 } from '../test/helpers/modern.js';
-import { type Cluster, clusterUsers, type Replica, startCluster } from '../test/helpers/replicas.js';
+import { type Cluster, clusterUsers, consoleCookie, type Replica, startCluster } from '../test/helpers/replicas.js';
 import type { Verdicts } from './bridges.js';
 
 /**
@@ -192,16 +192,6 @@ async function cutOffSealed(cluster: Cluster, samples: number): Promise<number[]
   return times;
 }
 
-async function auditorCookie(cluster: Cluster): Promise<string> {
-  const signIn = await fetch(new URL('/auth/dev', cluster.url), {
-    method: 'POST',
-    headers: { origin: cluster.url, 'content-type': 'application/json' },
-    body: JSON.stringify({ user: 'auditor', key: cluster.consoleKey }),
-  });
-  if (signIn.status !== 200) throw new Error(`console sign-in: HTTP ${signIn.status} ${await signIn.text()}`);
-  return (signIn.headers.get('set-cookie') ?? '').split(';')[0]!;
-}
-
 function report(label: string, times: number[], limitMs: number, verdicts: Verdicts): Record<string, number> {
   const p50 = percentile(times, 0.5);
   const p95 = percentile(times, 0.95);
@@ -228,7 +218,7 @@ export async function propagation(verdicts: Verdicts, s: PropagationSettings): P
     },
   });
   try {
-    const auditor = await auditorCookie(cluster);
+    const auditor = await consoleCookie(cluster);
     const review = report('a held call released by an approval through another replica', await reviewReleases(cluster, s), 200, verdicts);
     const revocation = report("a grant revoked through another replica ends the owner's session", await revocationsEnd(cluster, s, auditor), 200, verdicts);
     const shown = await sessionsShown(cluster, s, auditor);

@@ -27,6 +27,9 @@ async function runCliIn(cwd: string, args: string[]): Promise<{ code: number; st
   return { code, stdout: cli.stdout(), stderr: cli.stderr() };
 }
 
+/** Every CLI process started and still running: a test that fails before stopping its gateway leaves none behind. */
+const running = new Set<ChildProcess>();
+
 function startCli(args: string[], env: Record<string, string> = {}, sharedCwd?: string): { child: ChildProcess; stdout: () => string; stderr: () => string } {
   const cwd = sharedCwd ?? mkdtempSync(join(tmpdir(), 'portcullis-cli-cwd-'));
   const child = spawn(process.execPath, [cliPath, ...args], {
@@ -34,6 +37,8 @@ function startCli(args: string[], env: Record<string, string> = {}, sharedCwd?: 
     env: { PORTCULLIS_HOME: join(cwd, '.portcullis'), ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   if (sharedCwd === undefined) child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
   let out = '';
   let err = '';
@@ -48,7 +53,17 @@ describe('portcullis gateway (the CLI process)', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-'));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(async () => {
+    // Stopped at once (its stdio servers end on their stdin's end): the file then ends instead of waiting on it.
+    await Promise.all(
+      [...running].map(async (child) => {
+        const exited = once(child, 'exit');
+        child.kill('SIGKILL');
+        await exited;
+      }),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('prints the URL and next steps, serves, and on SIGTERM waits the drain delay, drains and leaves no server process behind', async () => {
     const port = await freePort();

@@ -15,7 +15,7 @@ import { everythingStdio } from '../helpers/everything.js';
 import { servedByHeader } from '../helpers/haproxy.js';
 import { connectV2 } from '../helpers/modern.js';
 import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
-import { type Cluster, clusterUsers, metric, startCluster } from '../helpers/replicas.js';
+import { type Cluster, clusterUsers, consoleCookie, metric, startCluster } from '../helpers/replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -69,17 +69,6 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
       return res;
     };
   const ownerOf = async (sessionId: string) => (await store.getSession(sessionId))!.instanceId;
-
-  /** The auditor's console cookie, signed in through HAProxy (the sign-in lives in the shared store). */
-  async function auditorCookie(): Promise<string> {
-    const signIn = await fetch(new URL('/auth/dev', cluster.url), {
-      method: 'POST',
-      headers: { origin: cluster.url, 'content-type': 'application/json' },
-      body: JSON.stringify({ user: 'auditor', key: cluster.consoleKey }),
-    });
-    assert.equal(signIn.status, 200, await signIn.text());
-    return (signIn.headers.get('set-cookie') ?? '').split(';')[0]!;
-  }
 
   it('serves v2 clients pinned to 2026-07-28 from every replica: tools, resources, progress', async () => {
     const before = await Promise.all(cluster.replicas.map(received));
@@ -146,7 +135,7 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
     const recorded = await store.listSessions({ limit: 1000 });
     const byInstance = new Map(recorded.map((s) => [s.instanceId, s.id]));
     assert.equal(byInstance.size, 3);
-    const cookie = await auditorCookie();
+    const cookie = await consoleCookie(cluster);
     for (const r of cluster.replicas) {
       // The console's list, asked of this replica directly.
       const res = await fetch(new URL('/api/sessions?limit=1000', r.url), { headers: { cookie } });
@@ -363,7 +352,7 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
 
   it("shows a live legacy session and its exchanges in every replica's console, whichever replica serves it", async () => {
     type Live = { type: string; id?: string; session?: { id: string }; events?: Array<{ payload?: string; rpc?: { method?: string } }> };
-    const cookie = await auditorCookie();
+    const cookie = await consoleCookie(cluster);
     const controller = new AbortController();
     const transport = new StreamableHTTPClientTransport(cluster.mcp(connection), { requestInit: { headers: cluster.auth } });
     try {

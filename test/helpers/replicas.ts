@@ -231,3 +231,14 @@ export async function metric(cluster: Cluster, replica: Replica, name: string, l
   }
   return sum;
 }
+
+/** A console cookie of `user`, signed in through HAProxy (the sign-in lives in the shared store, so any replica takes it). */
+export async function consoleCookie(cluster: Cluster, user = 'auditor'): Promise<string> {
+  const signIn = await fetch(new URL('/auth/dev', cluster.url), {
+    method: 'POST',
+    headers: { origin: cluster.url, 'content-type': 'application/json' },
+    body: JSON.stringify({ user, key: cluster.consoleKey }),
+  });
+  if (signIn.status !== 200) throw new Error(`console sign-in of ${user}: HTTP ${signIn.status} ${await signIn.text()}`);
+  return (signIn.headers.get('set-cookie') ?? '').split(';')[0]!;
+}
