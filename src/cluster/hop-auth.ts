@@ -21,6 +21,12 @@ export const hopSignedHeader = 'portcullis-hop-signed';
  * a 401 or 403 that the client would take as a verdict on its own token.
  */
 export const hopRefusedHeader = 'portcullis-hop-refused';
+/**
+ * On a draining replica's 503 to a hop, before it acted on anything (it opens no session while draining, and passes
+ * no hop on): the sender of a session's opening may then try another serving replica. Only ever on a hop's reply;
+ * the sender drops it from whatever it relays to its client.
+ */
+export const hopDeclinedHeader = 'portcullis-hop-declined';
 /** How far a hop's timestamp may be from the receiver's clock (inclusive: exactly this far is accepted). */
 export const hopSkewMs = 60_000;
 const credentials = /^t=(\d{1,16});n=([A-Za-z0-9_-]{16});sig=([A-Za-z0-9_-]{43})$/;

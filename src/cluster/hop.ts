@@ -2,7 +2,7 @@ import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import { ErrorCode, errorResponse, type RequestId } from '../protocol/jsonrpc.js';
-import { type HopAuth, type HopCaller, hopCallerHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
+import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
 
 /**
  * The internal hop's path prefix: `/_portcullis/hop/mcp/<connection>` on the gateway's one port. The hop shares the
@@ -32,8 +32,10 @@ const requestHeadersDropped = new Set([
   hopCallerHeader,
   hopSignedHeader,
   hopRefusedHeader,
+  hopDeclinedHeader,
 ]);
-const responseHeadersDropped = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'content-length']);
+/** Never relayed to the client: the hop's own (a draining replica's decline) and the connection's. */
+const responseHeadersDropped = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'content-length', hopDeclinedHeader]);
 
 function kept(headers: IncomingHttpHeaders, dropped: ReadonlySet<string>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -78,6 +80,22 @@ const staleSocketErrors = new Set(['ECONNRESET', 'EPIPE']);
 /** How long a client told 503 is asked to wait: a reset connection is usually fine at once, a dead owner leaves the membership within cluster.goneAfter. */
 const retryAfterSeconds = 2;
 
+/** How a hop may be sent beyond the defaults (a session's request, relayed whatever the owner answers). */
+export interface HopOptions {
+  /** Who the client's error names when the hop fails: the session's owner, a round's, or a replica opening a session. */
+  peer?: string;
+  /**
+   * The request may go to another replica if this one declines it as draining (a session's opening): its decline is
+   * then not relayed, and `forward` resolves 'declined', with nothing written to the client.
+   */
+  declinable?: boolean;
+}
+
+/** Whether a hop's reply is a draining replica's decline, sent before it acted on anything (hop-auth.ts). */
+function declinedAsDraining(reply: IncomingMessage): boolean {
+  return reply.statusCode === 503 && reply.headers[hopDeclinedHeader] === 'draining';
+}
+
 /** Forwards requests to the replica that owns their session or round, streaming the answer (SSE included) through as it comes. */
 export class HopClient {
   readonly #http = new HttpAgent({ keepAlive: true });
@@ -104,6 +122,9 @@ export class HopClient {
    * acts on is answered 102 first, and the retry carries the very same signature, which the owner takes only once: if
    * the first attempt did reach it after all, the retry is refused rather than acted on twice (the client gets 503).
    * A fresh connection that fails is not retried: the owner is not taking connections.
+   *
+   * With `declinable`, a draining replica's decline (its 503, marked as one on the hop) resolves 'declined' instead of
+   * being relayed, so that the sender may try another replica with a signature of its own.
    */
   forward(
     req: IncomingMessage,
@@ -114,9 +135,8 @@ export class HopClient {
     caller: HopCaller,
     body: string,
     unreachable: (err: Error) => void,
-    /** Who the client's error names when the hop fails: the session's owner, a round's, or a replica opening a session. */
-    peer = 'the gateway replica holding this session',
-  ): Promise<void> {
+    { peer = 'the gateway replica holding this session', declinable = false }: HopOptions = {},
+  ): Promise<'declined' | undefined> {
     const url = new URL(hopPrefix + target, base);
     const method = req.method ?? 'GET';
     const forwarded = kept(req.headers, requestHeadersDropped);
@@ -129,7 +149,7 @@ export class HopClient {
       'content-length': Buffer.byteLength(body),
     };
     const https = url.protocol === 'https:';
-    return new Promise<void>((resolve) => {
+    return new Promise<'declined' | undefined>((resolve) => {
       let current: ClientRequest | undefined;
       let clientGone = false;
       // The client left: the owner sees its stream end too (a GET stream closes, a POST's request is cancelled).
@@ -179,17 +199,21 @@ export class HopClient {
             const message = `the replica at ${url.origin} refused the hop (${reply.statusCode})`;
             // Refusing a retry: the first attempt reached it after all (a signature is taken once), and may have been
             // acted on, so the client must not be told to send it again. Otherwise whoever is at that address is not the owner.
-            void failed(retry ? new HopOutcomeUnknownError(`${message} on a retry`) : new HopRefusedError(message)).then(resolve);
+            void failed(retry ? new HopOutcomeUnknownError(`${message} on a retry`) : new HopRefusedError(message)).then(() => resolve(undefined));
             return;
+          }
+          if (declinable && declinedAsDraining(reply)) {
+            reply.resume();
+            return resolve('declined');
           }
           res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
           // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
           res.flushHeaders();
           reply.pipe(res);
-          reply.on('end', () => resolve());
+          reply.on('end', () => resolve(undefined));
           reply.on('error', () => {
             res.destroy();
-            resolve();
+            resolve(undefined);
           });
         });
         current = out;
@@ -211,7 +235,7 @@ export class HopClient {
           clearTimeout(head);
           if (res.headersSent) {
             res.destroy();
-            return resolve();
+            return resolve(undefined);
           }
           if (!retry && !answered && !clientGone && out.reusedSocket && staleSocketErrors.has(err.code ?? '')) {
             this.log.debug(
@@ -220,7 +244,7 @@ export class HopClient {
             );
             return attempt(true);
           }
-          void failed(err).then(resolve);
+          void failed(err).then(() => resolve(undefined));
         });
         out.end(body);
       };

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { HopAuth, HopCaller } from './hop-auth.js';
-import { HopClient, type HopTimeouts, isHopped } from './hop.js';
+import { HopClient, type HopOptions, type HopTimeouts, isHopped } from './hop.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { SessionIds } from './session-ids.js';
 
@@ -13,6 +13,12 @@ export class Replicas {
   readonly #client: HopClient | undefined;
   /** Which serving peer the next session opened elsewhere while draining goes to. */
   #turn = 0;
+  /**
+   * Peers that declined an opening as draining while the membership, as last read, still listed them as serving (it
+   * lags by up to a heartbeat): passed over until it no longer does (then it knows; a restart under the same id
+   * that serves again is tried again once the membership has seen it leave).
+   */
+  readonly #declined = new Set<string>();
 
   constructor(
     readonly sessionIds: SessionIds,
@@ -62,17 +68,25 @@ export class Replicas {
 
   /**
    * A live peer that takes new sessions, to open one there while this replica drains: the next in turn of those the
-   * directory lists as serving (so a burst of late clients is spread), or undefined when there is none, when the
-   * request came over the hop (never sent on again), or there are no peers.
+   * directory lists as serving (so a burst of late clients is spread), leaving out those in `tried` and those that
+   * declined as draining (`declinedAsDraining`); undefined when there is none, when the request came over the hop
+   * (never sent on again), or there are no peers.
    */
-  servingPeer(req: IncomingMessage): { id: string; address: string } | undefined {
+  servingPeer(req: IncomingMessage, tried: ReadonlySet<string> = new Set()): { id: string; address: string } | undefined {
     if (isHopped(req) || this.#client === undefined) return undefined;
-    const peers = (this.peers?.serving?.() ?? []).flatMap((id) => {
-      const address = this.peerAddress(id);
+    const serving = this.peers?.serving?.() ?? [];
+    for (const id of this.#declined) if (!serving.includes(id)) this.#declined.delete(id);
+    const peers = serving.flatMap((id) => {
+      const address = tried.has(id) || this.#declined.has(id) ? undefined : this.peerAddress(id);
       return address === undefined ? [] : [{ id, address }];
     });
     if (peers.length === 0) return undefined;
     return peers[this.#turn++ % peers.length];
+  }
+
+  /** Peer `id` declined a session's opening as draining: passed over by `servingPeer` while the membership lags. */
+  declinedAsDraining(id: string): void {
+    this.#declined.add(id);
   }
 
   /** Whether other replicas can be reached over the hop (a peer directory and cluster.secret). */
@@ -90,9 +104,9 @@ export class Replicas {
     caller: HopCaller,
     body: string,
     unreachable: (err: Error) => void,
-    peer?: string,
-  ): Promise<void> {
-    return this.#client!.forward(req, res, owner, base, target, caller, body, unreachable, peer);
+    options?: HopOptions,
+  ): Promise<'declined' | undefined> {
+    return this.#client!.forward(req, res, owner, base, target, caller, body, unreachable, options);
   }
 
   /** The instance a legacy session id names (undefined: not a sealed id of ours, so unknown everywhere). */

@@ -91,8 +91,11 @@ export function edges(
         if (address === undefined) return undefined;
         // The target as the owner will see it (normalized), not the raw request line: the signature covers it.
         const url = new URL(req.url ?? '/', 'http://gateway');
-        const forward = (to: string) =>
-          o.replicas.forward(req, res, owner, to, url.pathname + url.search, caller, text, unreachable, 'the gateway replica holding this round');
+        const forward = async (to: string) => {
+          await o.replicas.forward(req, res, owner, to, url.pathname + url.search, caller, text, unreachable, {
+            peer: 'the gateway replica holding this round',
+          });
+        };
         if (address !== 'gone') return forward(address);
         // Not a live replica as last read: read again (rate-limited) before answering that its round is gone.
         return o.replicas.recheck(owner).then((to) => (to === 'gone' ? unreachable() : forward(to)));

@@ -143,7 +143,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
     }
     if (o.closing()) {
       req.resume();
-      return shuttingDown(res);
+      return shuttingDown(req, res);
     }
     const [, edge, rawName, messages] = m;
     const connection = findConnection(req, res, rawName!);
@@ -176,7 +176,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
         { principal: caller.identity.subject, connection: connection.name, method: httpMethod(req), reason: 'draining' },
         'new session refused while draining',
       );
-      return shuttingDown(res);
+      return shuttingDown(req, res);
     }
     return o.legacySse.open(req, res, connection, caller);
   }

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { hopDeclinedHeader } from '../cluster/hop-auth.js';
+import { isHopped } from '../cluster/hop.js';
 import type { Replicas } from '../cluster/replicas.js';
 import { httpMethod, logRefusal } from '../core/refusal-log.js';
 import type { Caller } from '../edge/authenticate.js';
@@ -14,7 +16,7 @@ import { ErrorCode } from '../protocol/jsonrpc.js';
 export interface ReplicaForwarding {
   forwardSession(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, id: unknown): Promise<void> | undefined;
   openElsewhere(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, body?: string): Promise<void>;
-  shuttingDown(res: ServerResponse): void;
+  shuttingDown(req: IncomingMessage, res: ServerResponse): void;
 }
 
 export function replicaForwarding(o: {
@@ -27,36 +29,55 @@ export function replicaForwarding(o: {
   /**
    * A new 2025-era session while this replica drains: it would be cut off when the port closes seconds later, so it is
    * opened on a serving peer over the hop (as the owner's requests are forwarded), where the session id it gets names
-   * that peer, so the client's later requests go there from any replica. With no serving peer (a single replica, or
-   * the request came over the hop), 503 and Retry-After: by the retry the load balancer sends it elsewhere.
+   * that peer, so the client's later requests go there from any replica. The membership lags by up to a heartbeat: a
+   * peer it still lists may be draining too, and declines (nothing acted on), so the next untried one is asked, with
+   * a signature of its own. With none left (a single replica, all declined, or the request came over the hop: a
+   * draining receiver declines it), 503 and Retry-After: by the retry the load balancer sends it elsewhere.
    */
   async function openElsewhere(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, body?: string): Promise<void> {
-    const peer = o.replicas?.servingPeer(req);
-    if (peer === undefined) {
-      req.resume();
-      logRefusal(
-        o.log,
-        { principal: caller.identity.subject, connection, method: httpMethod(req), reason: 'draining, no serving replica to open it on' },
-        'new session refused while draining',
+    const tried = new Set<string>();
+    let text = body;
+    for (;;) {
+      const peer = o.replicas?.servingPeer(req, tried);
+      if (peer === undefined) return noPeerTakes(req, res, connection, caller, [...tried]);
+      text ??= await readWhole(req, res);
+      if (text === undefined || res.destroyed) return;
+      tried.add(peer.id);
+      const outcome = await o.replicas!.forward(
+        req,
+        res,
+        peer.id,
+        peer.address,
+        url.pathname + url.search,
+        caller,
+        text,
+        (err) => {
+          o.log.warn({ peer: peer.id, err: err.message }, 'the replica a new session was to open on could not be reached');
+          shuttingDown(req, res);
+        },
+        { peer: 'the gateway replica this new session was sent to (this one is shutting down)', declinable: true },
       );
-      return shuttingDown(res);
+      if (outcome !== 'declined') return;
+      o.replicas!.declinedAsDraining(peer.id);
+      o.log.info({ peer: peer.id, connection }, 'a replica listed as serving declined a new session: it is draining too; trying another');
     }
-    const text = body ?? (await readWhole(req, res));
-    if (text === undefined) return;
-    await o.replicas!.forward(
-      req,
-      res,
-      peer.id,
-      peer.address,
-      url.pathname + url.search,
-      caller,
-      text,
-      (err) => {
-        o.log.warn({ peer: peer.id, err: err.message }, 'the replica a new session was to open on could not be reached');
-        shuttingDown(res);
-      },
-      'the gateway replica this new session was sent to (this one is shutting down)',
+  }
+
+  /** The 503 of a new session no serving replica takes; `declined`: the peers that declined it as draining. */
+  function noPeerTakes(req: IncomingMessage, res: ServerResponse, connection: string, caller: Caller, declined: string[]): void {
+    req.resume();
+    const reason = isHopped(req)
+      ? 'draining, and the request came over the hop: declined'
+      : declined.length === 0
+        ? 'draining, no serving replica to open it on'
+        : 'draining, and every serving replica declined: draining too';
+    logRefusal(
+      o.log,
+      { principal: caller.identity.subject, connection, method: httpMethod(req), reason },
+      'new session refused while draining',
+      declined.length === 0 ? {} : { declined },
     );
+    shuttingDown(req, res);
   }
 
   /**
@@ -95,9 +116,13 @@ export function replicaForwarding(o: {
     })();
   }
 
-  /** 503 with Retry-After: this replica is shutting down, and a retry reaches one that is not. */
-  function shuttingDown(res: ServerResponse): void {
-    replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: this gateway is shutting down; retry', null, { 'retry-after': '5' });
+  /**
+   * 503 with Retry-After: this replica is shutting down, and a retry reaches one that is not. To a hop, marked as a
+   * decline (hop-auth.ts): it is answered before anything of the request was acted on, so its sender may try another.
+   */
+  function shuttingDown(req: IncomingMessage, res: ServerResponse): void {
+    const declined = isHopped(req) ? { [hopDeclinedHeader]: 'draining' } : {};
+    replyError(res, 503, ErrorCode.UpstreamUnavailable, 'Service Unavailable: this gateway is shutting down; retry', null, { 'retry-after': '5', ...declined });
   }
 
   return { forwardSession, openElsewhere, shuttingDown };

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { stringify } from 'yaml';
+import { hopDeclinedHeader } from '../../src/cluster/hop-auth.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
@@ -236,6 +237,7 @@ describe('replicas leaving', () => {
       const refused = await postInitialize(alone.mcp('echo'), alone.auth);
       assert.equal(refused.status, 503);
       assert.ok(Number(refused.headers.get('retry-after')) > 0, 'it says when to retry');
+      assert.equal(refused.headers.get(hopDeclinedHeader), null, 'a decline is marked only on a hop’s reply');
       const body = (await refused.json()) as { jsonrpc: string; error: { message: string } };
       assert.equal(body.jsonrpc, '2.0');
       assert.match(body.error.message, /this gateway is shutting down; retry/);

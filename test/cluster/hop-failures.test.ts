@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { hopDeclinedHeader } from '../../src/cluster/hop-auth.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { HopPair } from '../helpers/hop-pair.js';
 import { ResettingProxy } from '../helpers/resetting-proxy.js';
@@ -128,6 +132,32 @@ describe('replicas: the hop to an owner that is gone or cannot be reached', () =
         assert.match(answer.error.message, /do not send it again before checking/);
         assert.deepEqual([proxy.resets, proxy.accepted], [1, 2], 'reset once, then refused on the new connection');
       });
+    }));
+
+  it("relays a shutting-down owner's 503 to a session's request as it is, its decline mark (for openings only) dropped", () =>
+    inSession(async (sessionId, owner, other) => {
+      // What a replica past its drain delay answers a hop, before acting on it: a session's request is not sent elsewhere.
+      let asked = 0;
+      const closing = createServer((req, res) => {
+        asked++;
+        req.resume();
+        res.writeHead(503, { 'retry-after': '5', [hopDeclinedHeader]: 'draining', 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -31000, message: 'Service Unavailable: this gateway is shutting down; retry' } }));
+      });
+      closing.listen(0, '127.0.0.1');
+      await once(closing, 'listening');
+      try {
+        const address = `http://127.0.0.1:${(closing.address() as AddressInfo).port}`;
+        const res = await peers.movedWhile(owner.gateway.replicas.instance, address, () => echoText(other, sessionId, 'closing'));
+        assert.equal(res.status, 503, res.text);
+        assert.equal(res.headers.get('retry-after'), '5');
+        assert.equal(res.headers.get(hopDeclinedHeader), null, 'the mark is the hop’s own');
+        assert.match(res.text, /shutting down; retry/);
+        assert.equal(asked, 1);
+      } finally {
+        closing.closeAllConnections();
+        closing.close();
+      }
     }));
 
   it('answers 404 when the connection to the owner fails and the membership no longer has it', () =>

@@ -13,8 +13,13 @@ process.env[hopSecretVar] = 'cluster-secret-for-tests-0123456789abcdef';
 /** The test's membership: instance id to base URL, filled as the replicas start, and moved by a test at will. */
 export class TestPeers implements PeerDirectory {
   readonly addresses = new Map<string, string>();
+  /** The replicas listed as serving (taking new sessions): what a test says, however stale. */
+  readonly servingIds: string[] = [];
   addressOf(instanceId: string): string | undefined {
     return this.addresses.get(instanceId);
+  }
+  serving(): string[] {
+    return [...this.servingIds];
   }
   /** Runs `body` with `instanceId` at another address (undefined: gone from the membership), then puts it back. */
   async movedWhile<T>(instanceId: string, address: string | undefined, body: () => Promise<T>): Promise<T> {
