@@ -122,7 +122,7 @@ export function schemaOf(url: string): string | undefined {
 }
 
 /** Runs SQL written with `?` placeholders against a test store behind the gateway's back (tampering, faults). */
-export function storeSql(ts: TestStore, backend: 'sqlite' | 'postgres'): (sql: string, ...params: unknown[]) => Promise<void> {
+export function storeSql(ts: Pick<TestStore, 'url'>, backend: 'sqlite' | 'postgres'): (sql: string, ...params: unknown[]) => Promise<void> {
   if (backend === 'sqlite') {
     return async (sql, ...params) => {
       const db = new Database(sqlitePath(ts.url));

@@ -10,6 +10,7 @@ import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 import type { SessionRow } from '../../../src/store/types.js';
 import type { SessionGroup } from '../../../src/recording/session-groups.js';
 import { duration } from '../format';
+import { erasureLabel, erasureSummary } from '../erasure';
 
 /** A recorded session as the list shows it: attested, and erased (who, when, why) or not. */
 type ListedSession = AttestedSession & { erased?: ErasureFacts | null };
@@ -281,12 +282,9 @@ export function SessionsPage({ me }: { me: Me }) {
                 <td>
                   <span class={`status status-${s.status}`}>{s.status}</span>
                   {s.erased && (
-                    <span
-                      class="flag deny"
-                      title={`erased ${time(s.erased.erasedAtUs)} by ${s.erased.by ?? 'unknown'}: ${s.erased.reason ?? ''}${s.erased.vouched === false ? ' (no signed ledger entry vouches for it: verify fails it)' : ''}`}
-                    >
+                    <span class="flag deny" title={erasureSummary(s.erased)}>
                       {' '}
-                      {s.erased.vouched === false ? 'erased?' : 'erased'}
+                      {erasureLabel(s.erased)}
                     </span>
                   )}
                   {!s.erased && s.tampered.length > 0 && (
