@@ -66,38 +66,15 @@ const isMessageText = (event: AuditEventRow) =>
   !event.payload.includes('\n') &&
   !event.payload.includes('\r');
 
-/** A recorded event as shipped, or undefined when its kind is not wanted. */
-export function toAuditRecord(session: RecordSession, event: AuditEventRow, wanted: ReadonlySet<AuditEventKind>): AuditRecord | undefined {
-  if (isMessageText(event)) {
-    if (!wanted.has('message')) return undefined;
-    const text = event.payload;
-    // Parsed on first read (a CEF format, a test); the JSON format embeds the text as it is (formats/json.ts). The getter
-    // is in the literal: defining it on the record afterwards made every record a slow dictionary-mode object.
-    const record = {
-      instance: session.instanceId,
-      session: session.sessionId,
-      seq: event.seq,
-      time: rfc3339Us(event.timeUs),
-      kind: 'message' as const,
-      event: event.kind,
-      ...(event.direction !== null ? { direction: event.direction } : {}),
-      connection: session.connection,
-      subject: session.subject,
-      ...(session.email !== null ? { email: session.email } : {}),
-      edge: session.edge,
-      get payload(): unknown {
-        const value = parsed(text);
-        Object.defineProperty(this, 'payload', { value, enumerable: true, writable: true, configurable: true });
-        return value;
-      },
-      hash: event.hash,
-    };
-    (record as { [rawPayload]?: string })[rawPayload] = text;
-    return record;
-  }
-  const payload = parsed(event.payload);
-  const kind = auditKindOf(event, payload);
-  if (!wanted.has(kind)) return undefined;
+/** A payload not parsed yet (a message's: the JSON format embeds its text as it is, so it may never be). */
+const unparsed = Symbol('not parsed yet');
+
+/**
+ * The record of a recorded event. Its payload is `payload` when given (already parsed: the kind of an event other
+ * than a message depends on it), else `text` parsed on first read (a CEF format, a test). The accessors are in the
+ * literal: defining them on the record afterwards made every record a slow dictionary-mode object.
+ */
+function recordOf(session: RecordSession, event: AuditEventRow, kind: AuditEventKind, text: string, payload: unknown = unparsed): AuditRecord {
   return {
     instance: session.instanceId,
     session: session.sessionId,
@@ -110,9 +87,28 @@ export function toAuditRecord(session: RecordSession, event: AuditEventRow, want
     subject: session.subject,
     ...(session.email !== null ? { email: session.email } : {}),
     edge: session.edge,
-    payload,
+    get payload(): unknown {
+      if (payload === unparsed) payload = parsed(text);
+      return payload;
+    },
+    set payload(value: unknown) {
+      payload = value;
+    },
     hash: event.hash,
   };
+}
+
+/** A recorded event as shipped, or undefined when its kind is not wanted. */
+export function toAuditRecord(session: RecordSession, event: AuditEventRow, wanted: ReadonlySet<AuditEventKind>): AuditRecord | undefined {
+  if (isMessageText(event)) {
+    if (!wanted.has('message')) return undefined;
+    const record = recordOf(session, event, 'message', event.payload);
+    (record as { [rawPayload]?: string })[rawPayload] = event.payload;
+    return record;
+  }
+  const payload = parsed(event.payload);
+  const kind = auditKindOf(event, payload);
+  return wanted.has(kind) ? recordOf(session, event, kind, event.payload, payload) : undefined;
 }
 
 /**

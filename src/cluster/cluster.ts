@@ -10,10 +10,13 @@ export { DuplicateInstanceError } from './membership.js';
 export interface Cluster {
   readonly membership: Membership;
   readonly bus: ChangeBus;
-  /** How often pollers re-read the store as a safety net: slow where changes are notified, every second where not. */
+  /** How often `onReconcile` handlers re-read the store: slowly where changes are notified, every second where not. */
   readonly reconcileMs: number;
-  /** Called every `reconcileMs`: re-read what a missed notification (one that could not be sent) would have said. */
-  onReconcile(handler: () => void): void;
+  /**
+   * Calls `handler` every `reconcileMs`: re-read what a missed notification (one that could not be sent) would have
+   * said. The one timer of every such re-read; returns what stops calling it.
+   */
+  onReconcile(handler: () => void): () => void;
   /** The gateway listens at `url`: its internal address is known and announced. */
   listening(url: string): Promise<void>;
   /** Shutdown began: the replica drains (others see it), then `leave`. */
@@ -70,7 +73,7 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
   membership.onChange(() => bus.publish('member', o.instanceId));
   let closed = false;
   const reconcileMs = bus.live ? o.reconcileMs : Math.min(o.reconcileMs, 1000);
-  const reconcilers: Array<() => void> = [];
+  const reconcilers = new Set<() => void>();
   const reconciling = setInterval(() => {
     for (const r of reconcilers) r();
   }, reconcileMs);
@@ -79,7 +82,10 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
     membership,
     bus,
     reconcileMs,
-    onReconcile: (handler) => void reconcilers.push(handler),
+    onReconcile: (handler) => {
+      reconcilers.add(handler);
+      return () => void reconcilers.delete(handler);
+    },
     listening: (url) => membership.listening(o.internalUrl ?? internalUrlOf(url, o.listenHost)),
     drain: () => membership.drain(),
     async leave() {

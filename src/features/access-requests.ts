@@ -1,6 +1,7 @@
 import { AccessRequestsApi } from '../api/access-requests.js';
 import { AccessRequests } from '../identity/access-requests.js';
 import type { FeatureModule } from './feature.js';
+import { rereadAtReconcile } from './reconcile.js';
 
 /** Just-in-time access: requests, grants consulted when no group admits a caller, their expiry, and /api/access. */
 export const accessRequestsModule: FeatureModule = {
@@ -15,7 +16,6 @@ export const accessRequestsModule: FeatureModule = {
       ...(ctx.recorder.keyring === undefined ? {} : { keyring: ctx.recorder.keyring }),
       access: ctx.access,
       log,
-      refreshMs: ctx.timings.grantRefreshMs ?? ctx.cluster?.reconcileMs ?? 1000,
       inUse: [...ctx.config.connections.values()].some((c) => ctx.access(c.name)?.takesRequests),
       onChanged: (id) => {
         ctx.live.accessRequestsChanged();
@@ -36,11 +36,16 @@ export const accessRequestsModule: FeatureModule = {
       changed();
     });
     ctx.cluster?.bus.onResync(changed);
+    // Read again at each reconciliation too: other replicas' decisions whose notification was lost, and expiries.
+    const stopRefreshes = rereadAtReconcile(ctx.cluster, ctx.timings.grantRefreshMs, changed);
     return {
       routes: new AccessRequestsApi(requests).routes(),
       http: { grants: requests },
       start: () => requests.start(),
-      stop: () => requests.stop(),
+      stop: () => {
+        stopRefreshes();
+        requests.stop();
+      },
     };
   },
 };

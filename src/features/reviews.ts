@@ -2,6 +2,7 @@ import { ReviewsApi } from '../api/reviews.js';
 import { ReviewNotifier } from '../reviews/notifier.js';
 import { Reviews } from '../reviews/reviews.js';
 import type { Feature, FeatureModule } from './feature.js';
+import { rereadAtReconcile } from './reconcile.js';
 
 export interface ReviewsFeature extends Feature {
   /** Held calls and their decisions; absent without a store (a review rule then refuses). */
@@ -15,14 +16,12 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
   create(ctx) {
     const notifier = ReviewNotifier.fromConfig(ctx.config, () => ctx.config.http.publicUrl ?? ctx.url(), ctx.log.child({ part: 'notifications' }));
     const bus = ctx.cluster?.bus;
-    const pollMs = ctx.timings.reviewPollMs ?? ctx.cluster?.reconcileMs;
     const reviews =
       ctx.store && ctx.recorder
         ? new Reviews({
             store: ctx.store,
             instanceId: ctx.recorder.instanceId,
             log: ctx.log.child({ part: 'reviews' }),
-            ...(pollMs ? { pollMs } : {}),
             ...(ctx.recorder.keyring === undefined ? {} : { dataKeyOf: (id: string) => ctx.recorder!.dataKeyOf(id) }),
             onCreated: (review) => {
               notifier.notify('review.created', review);
@@ -32,11 +31,13 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
             onDecided: (review) => {
               notifier.notify('review.decided', review);
               ctx.live.reviewsChanged();
-              // The replica holding the call releases it now, not at its next poll.
+              // The replica holding the call releases it now, not at its next reconciliation.
               bus?.publish('review', review.id);
             },
           })
         : undefined;
+    // Held reviews are read again at each reconciliation: a decision whose notification was lost still takes effect.
+    const stopRechecks = reviews && rereadAtReconcile(ctx.cluster, ctx.timings.reviewPollMs, () => void reviews.recheck());
     if (reviews !== undefined && ctx.cluster !== undefined) {
       const log = ctx.log.child({ part: 'reviews' });
       ctx.cluster.bus.on('review', (c) => {
@@ -54,6 +55,7 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
       start: async () => reviews?.start(),
       // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
       stop: async () => {
+        stopRechecks?.();
         await reviews?.stop();
         await notifier.stop();
       },

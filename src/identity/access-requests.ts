@@ -32,9 +32,7 @@ export interface AccessRequestsOptions {
   log: Logger;
   /** Ends the sessions that depended on a grant that expired or was revoked. */
   onGrantEnded: (grant: AccessRequestRow, why: string) => void;
-  /** How often the grants are read again from the store (other gateways' decisions) and expiries applied. */
-  refreshMs?: number;
-  /** Whether any connection takes requests; when none does, no grant can admit anyone and the store is not polled. */
+  /** Whether any connection takes requests; when none does, no grant can admit anyone and the store is not read. */
   inUse: boolean;
   /** A request was made or moved on here (the console's live view asks again; other replicas are told). */
   onChanged?: (requestId: string) => void;
@@ -53,7 +51,7 @@ export class AccessRequests {
   #grants = new Map<string, AccessRequestRow>();
   /** Grants ended here (revoked): a refresh that read the store before the revocation must not bring them back. */
   readonly #ended = new Set<string>();
-  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
   #refreshing: Promise<void> | undefined;
   /** A refresh asked for while one runs: it may have read the store before the change, so it runs again after. */
   #again: Promise<void> | undefined;
@@ -61,17 +59,12 @@ export class AccessRequests {
   constructor(private readonly o: AccessRequestsOptions) {}
 
   async start(): Promise<void> {
-    if (!this.o.inUse) return;
-    await this.refresh();
-    this.#timer = setInterval(
-      () => void this.refresh().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'access grants could not be refreshed')),
-      this.o.refreshMs ?? 1000,
-    );
-    this.#timer.unref();
+    if (this.o.inUse) await this.refresh();
   }
 
+  /** The gateway is shutting down: the grants are no longer read again (nor ended, nor their expiries recorded). */
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    this.#stopped = true;
   }
 
   /** The grant that lets `identity` use `connection` now, if any (from memory: called on every refused request). */
@@ -98,9 +91,12 @@ export class AccessRequests {
     return this.#refreshing;
   }
 
-  /** Another replica changed a request or grant: read the grants again now (when any connection takes requests). */
+  /**
+   * Another replica changed a request or grant, or the cluster reconciles (a lost notification, expiries): read the
+   * grants again now (when any connection takes requests).
+   */
   async changed(): Promise<void> {
-    if (this.o.inUse) await this.refresh();
+    if (this.o.inUse && !this.#stopped) await this.refresh();
   }
 
   async #refresh(): Promise<void> {

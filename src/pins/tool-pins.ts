@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto';
 import { inGroups } from '../identity/roles.js';
 import type { Logger } from 'pino';
 import type { Identity } from '../core/identity.js';
-import { canonicalJson } from '../protocol/canonical-json.js';
 import { nowUs } from '../recording/time.js';
 import type { Store } from '../store/store.js';
-import type { ToolPinReason, ToolPinRow } from '../store/pin-types.js';
+import type { ToolPinRow } from '../store/pin-types.js';
 import { HttpError } from '../core/http-error.js';
+import { comparePin, type PinChange, pinFirstSight, pinnedDefinition } from './definitions.js';
 import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
 
 /**
@@ -15,38 +14,17 @@ import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
  * a tool that appeared, is quarantined (hidden from tools/list, its calls refused) until an admin approves the new
  * definition; a tool that disappeared is noted. Pins live in the store, shared by every gateway. A definition
  * not trusted before (first sight, a change, a new tool) is screened first (./screen.ts): one that looks poisoned,
- * or whose name another connection offered first, is quarantined even at first sight, with the reasons kept.
+ * or whose name another connection offered first, is quarantined even at first sight, with the reasons kept. What
+ * a listed definition writes to its stored pin is ./definitions.ts; this is what the gateway makes of the pins.
  */
 
 export class PinError extends HttpError {}
-
-/** What happened to a tool's pin; `reasons` names the rules a new or changed definition tripped. */
-export type PinChange = {
-  tool: string;
-  change: 'pinned' | 'suspicious' | 'changed' | 'added' | 'removed' | 'restored' | 'reverted' | 'duplicated';
-  digest?: string;
-  reasons?: string[];
-};
-
-const withReasons = (change: PinChange, reasons: readonly ToolPinReason[]): PinChange =>
-  reasons.length === 0 ? change : { ...change, reasons: reasons.map((r) => r.rule) };
 
 /** What a tool list looks like after pinning: the tools to show, what changed, and which are quarantined. */
 export interface PinCheck {
   visible: unknown[];
   changes: PinChange[];
   quarantined: string[];
-}
-
-/** The part of a tool definition that is pinned, as canonical JSON, and its digest. */
-export function pinnedDefinition(tool: Record<string, unknown>): { definition: string; digest: string } {
-  const definition = canonicalJson({
-    name: tool.name,
-    description: tool.description ?? null,
-    inputSchema: tool.inputSchema ?? null,
-    annotations: tool.annotations ?? null,
-  });
-  return { definition, digest: createHash('sha256').update(definition).digest('hex') };
 }
 
 const annotationsOf = (tool: Record<string, unknown>): Record<string, unknown> => {
@@ -214,31 +192,7 @@ export class ToolPins {
     const offered = tools.filter(named);
     const screener = new Screener(this.o.store, connection, new Set(offered.map((t) => t.name)), this);
     if (pins.size === 0 && offered.length > 0) {
-      // Trust on first use: every definition seen now is the approved one, unless screening holds it back.
-      const at = nowUs();
-      const rows: Array<{ row: ToolPinRow; change: PinChange }> = [];
-      for (const t of offered) {
-        const { definition, digest } = pinnedDefinition(t);
-        const { reasons, quarantine } = await screener.screen(t.name, definition, at);
-        const base = { connection, tool: t.name, removedAtUs: null, pinnedAtUs: at, approvedBy: null };
-        const row: ToolPinRow = quarantine
-          ? {
-              ...base,
-              digest: null,
-              definition: null,
-              pendingDigest: digest,
-              pendingDefinition: definition,
-              pendingSinceUs: at,
-              approvedAtUs: null,
-              reasons: [],
-              pendingReasons: reasons,
-            }
-          : { ...base, digest, definition, pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, approvedAtUs: at, reasons, pendingReasons: [] };
-        rows.push({ row, change: withReasons({ tool: t.name, change: quarantine ? 'suspicious' : 'pinned', digest }, reasons) });
-      }
-      // All at once: another gateway pinning the same list meanwhile writes nothing, and a reader sees all or none.
-      const written = await this.o.store.insertToolPins(rows.map((r) => r.row));
-      for (const { row, change } of rows) if (written.has(row.tool)) changes.push(change);
+      changes.push(...(await pinFirstSight(this.o.store, connection, offered, screener)));
       pins = new Map((await this.o.store.listToolPins(connection)).map((p) => [p.tool, p]));
     }
     const visible: unknown[] = [];
@@ -266,7 +220,7 @@ export class ToolPins {
       seen.add(t.name);
       const { definition, digest } = pinnedDefinition(t);
       const pin = pins.get(t.name);
-      const trusted = await this.#compare(connection, t.name, pin, definition, digest, changes, screener);
+      const trusted = await comparePin(this.o.store, screener, { connection, tool: t.name, definition, digest }, pin, changes);
       if (trusted) {
         visible.push(t);
         released.add(t.name);
@@ -305,57 +259,6 @@ export class ToolPins {
     else if (c.change === 'pinned' && c.reasons) this.o.log.warn(fields, 'a new tool definition looks poisoned: pinned anyway (pins.scan: flag)');
     else if (c.change !== 'pinned' && c.change !== 'restored' && c.change !== 'reverted')
       this.o.log.warn(fields, 'a tool definition differs from its pin: quarantined until an admin approves it');
-  }
-
-  /** Whether a listed definition is the approved one; records a new pending definition, screened, when it is not. */
-  async #compare(
-    connection: string,
-    tool: string,
-    pin: ToolPinRow | undefined,
-    definition: string,
-    digest: string,
-    changes: PinChange[],
-    screener: Screener,
-  ): Promise<boolean> {
-    if (pin === undefined) {
-      const at = nowUs();
-      const { reasons } = await screener.screen(tool, definition, at);
-      const row: ToolPinRow = {
-        connection,
-        tool,
-        digest: null,
-        definition: null,
-        pendingDigest: digest,
-        pendingDefinition: definition,
-        pendingSinceUs: at,
-        removedAtUs: null,
-        pinnedAtUs: at,
-        approvedAtUs: null,
-        approvedBy: null,
-        reasons: [],
-        pendingReasons: reasons,
-      };
-      if (await this.o.store.insertToolPin(row)) changes.push(withReasons({ tool, change: 'added', digest }, reasons));
-      return false;
-    }
-    if (pin.digest === digest) {
-      if (pin.removedAtUs !== null && (await this.o.store.updateToolPin(connection, tool, pin, { removedAtUs: null })))
-        changes.push({ tool, change: 'restored', digest });
-      // Back to the approved definition: the change that waited is void (else other gateways keep it quarantined).
-      if (
-        pin.pendingDigest !== null &&
-        (await this.o.store.updateToolPin(connection, tool, pin, { pendingDigest: null, pendingDefinition: null, pendingSinceUs: null, pendingReasons: [] }))
-      )
-        changes.push({ tool, change: 'reverted', digest });
-      return true;
-    }
-    if (pin.pendingDigest !== digest) {
-      const { reasons } = await screener.screen(tool, definition, pin.pinnedAtUs);
-      const update = { pendingDigest: digest, pendingDefinition: definition, pendingSinceUs: nowUs(), removedAtUs: null, pendingReasons: reasons };
-      if (await this.o.store.updateToolPin(connection, tool, pin, update))
-        changes.push(withReasons({ tool, change: pin.digest === null ? 'added' : 'changed', digest }, reasons));
-    }
-    return false;
   }
 
   mayApprove(identity: Identity): boolean {

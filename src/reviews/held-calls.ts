@@ -16,8 +16,6 @@ interface Waiter {
 export interface HeldCallsOptions {
   store: Store;
   log: Logger;
-  /** How often held reviews are read again for decisions taken through another gateway. */
-  pollMs?: number;
   /** Moves a pending or approved review to a terminal status; undefined when it was no longer there (reviews.ts). */
   end: (row: ReviewRow, status: ReviewStatus, note: string) => Promise<ReviewRow | undefined>;
 }
@@ -26,12 +24,12 @@ const who = (row: Pick<ReviewRow, 'deciderEmail' | 'deciderSubject'>) => row.dec
 
 /**
  * The calls held here, each waiting on its stored review: it follows the review's state (a decision taken here, a
- * change notification, a poll while anything waits), and releases the call once approved, or refuses it.
+ * change notification, a read of them all at the cluster's reconciliation), and releases the call once approved, or
+ * refuses it.
  */
 export class HeldCalls {
   readonly #waiting = new Map<string, Waiter>();
-  #poller: NodeJS.Timeout | undefined;
-  #polling = false;
+  #rechecking = false;
 
   constructor(private readonly o: HeldCallsOptions) {}
 
@@ -47,7 +45,6 @@ export class HeldCalls {
     waiter.timer.unref();
     signal.addEventListener('abort', waiter.onAbort, { once: true });
     this.#waiting.set(row.id, waiter);
-    this.#startPolling();
   }
 
   /** Another replica changed a review: if its call is held here, it follows the stored state now. */
@@ -66,7 +63,6 @@ export class HeldCalls {
 
   /** Gives up every held call (the gateway is shutting down). */
   async stop(note: string): Promise<void> {
-    if (this.#poller) clearInterval(this.#poller);
     await Promise.all([...this.#waiting.values()].map((w) => this.#giveUp(w, 'interrupted', note)));
   }
 
@@ -104,10 +100,6 @@ export class HeldCalls {
     if (!this.#waiting.delete(waiter.row.id)) return;
     clearTimeout(waiter.timer);
     waiter.signal.removeEventListener('abort', waiter.onAbort);
-    if (this.#waiting.size === 0 && this.#poller !== undefined) {
-      clearInterval(this.#poller);
-      this.#poller = undefined;
-    }
     waiter.settle(outcome);
   }
 
@@ -134,16 +126,10 @@ export class HeldCalls {
     refused(waiter.row);
   }
 
-  #startPolling(): void {
-    if (this.#poller !== undefined) return;
-    this.#poller = setInterval(() => void this.poll(), this.o.pollMs ?? 1000);
-    this.#poller.unref();
-  }
-
   /** Reads every held review again (decisions taken through another gateway, a missed notification). */
-  async poll(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
+  async recheck(): Promise<void> {
+    if (this.#rechecking) return;
+    this.#rechecking = true;
     try {
       for (const waiter of [...this.#waiting.values()]) {
         const row = await this.o.store.getReview(waiter.row.id);
@@ -152,7 +138,7 @@ export class HeldCalls {
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'held reviews could not be read again');
     } finally {
-      this.#polling = false;
+      this.#rechecking = false;
     }
   }
 }

@@ -13,8 +13,9 @@ import { HeldCalls, type ReviewOutcome } from './held-calls.js';
  * Reviews: a call a guardrail holds waits, as a durable record in the store, until enough approvers (never the
  * caller) approve exactly it, someone rejects it, or it times out. Only the gateway instance holding the call
  * can forward it, and only once: it moves the review from approved to released before it does. Decisions made
- * through another gateway sharing the store arrive as change notifications (`changed`), with a poll underneath
- * while anything is held here (held-calls.ts: the calls held here, following their reviews).
+ * through another gateway sharing the store arrive as change notifications (`changed`), with a read of every held
+ * review at the cluster's reconciliation underneath (`recheck`; held-calls.ts: the calls held here, following their
+ * reviews).
  */
 
 export class ReviewError extends HttpError {}
@@ -43,8 +44,6 @@ export interface ReviewsOptions {
   store: Store;
   instanceId: string;
   log: Logger;
-  /** How often held reviews are read again for decisions taken through another gateway. */
-  pollMs?: number;
   /** Told of every new review (notifications). */
   onCreated?: (review: ReviewRow) => void;
   /** Told when a review is approved or ends without approval (notifications); not of its release. */
@@ -71,7 +70,6 @@ export class Reviews {
     this.#held = new HeldCalls({
       store: o.store,
       log: o.log,
-      ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
       end: (row, status, note) => this.#end(row, status, note),
     });
   }
@@ -90,9 +88,12 @@ export class Reviews {
     return this.#held.changed(id);
   }
 
-  /** Reads every held review again (a missed notification: after the change listener reconnects). */
+  /**
+   * Reads every held review again: a decision taken through another gateway whose notification was missed (after the
+   * change listener reconnects, and at each of the cluster's reconciliations).
+   */
   recheck(): Promise<void> {
-    return this.#held.poll();
+    return this.#held.recheck();
   }
 
   /**
@@ -289,7 +290,7 @@ export class Reviews {
     return { ...row, ...to };
   }
 
-  /** A decision taken here on a call held here settles it at once; another gateway's poll finds it. */
+  /** A decision taken here on a call held here settles it at once; another gateway is told, or reads it at its reconciliation. */
   #decided(row: ReviewRow): void {
     this.o.onDecided?.(row);
     this.#held.decided(row);

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { demoServerEntry } from '../../src/config/load.js';
-import { pinnedDefinition } from '../../src/pins/tool-pins.js';
+import { pinnedDefinition } from '../../src/pins/definitions.js';
 import { builtInScanRules } from '../../src/pins/scan/catalog.js';
 import type { ScanContext } from '../../src/pins/scan/rule.js';
 import { plainText, scanDefinition } from '../../src/pins/scan/scan.js';

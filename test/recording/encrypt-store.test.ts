@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
+import { describe, it } from 'node:test';
 import { accessReasonAad, accessRequestOwner, eventAad, isSealed, openText, reviewParamsAad } from '../../src/encryption/envelope.js';
 import { encryptLedgerInstance, encryptStore } from '../../src/recording/encrypt-store.js';
-import type { RecorderOptions } from '../../src/recording/recorder-options.js';
-import { Recorder } from '../../src/recording/recorder.js';
 import { verifyLedger, verifySession } from '../../src/recording/verify.js';
-import type { Store } from '../../src/store/store.js';
-import { testKeyring, testSigner } from '../helpers/encryption.js';
+import { testKeyring } from '../helpers/encryption.js';
 import { allEvents } from '../helpers/recorded.js';
-import { accessRequest, marker, record, recorded, review } from '../helpers/sealable-records.js';
-import { backends, storeSql, type TestStore } from '../helpers/stores.js';
+import { accessRequest, marker, record, recorded, review, sealableSuite } from '../helpers/sealable-records.js';
+import { backends, storeSql } from '../helpers/stores.js';
 
 /**
  * The migration of plain recordings, on both backends: sessions recorded plain by the real recorder are encrypted in
@@ -18,27 +14,13 @@ import { backends, storeSql, type TestStore } from '../helpers/stores.js';
  * verify still passes; a plain session that does not verify is refused (erasure.test.ts shreds what this seals).
  */
 
-const quiet = pino({ level: 'silent' });
-
 for (const backend of backends) {
   describe(`store encrypt (${backend.name})`, () => {
-    let ts: TestStore;
-    let store: Store;
-    const { key: signing, trusted } = testSigner();
-    const n = backend.name;
-    const start = (instanceId: string, extra: Partial<RecorderOptions> = {}) =>
-      Recorder.start({ store, instanceId, key: signing, mode: 'write-ahead', log: quiet, sweepMs: 3_600_000, ...extra });
-
-    before(async () => {
-      ts = backend.make();
-      store = await ts.open();
-    });
-    after(async () => {
-      await store?.close();
-      await ts?.destroy();
-    });
+    const suite = sealableSuite(backend);
+    const { signing, trusted, n, start } = suite;
 
     it('store encrypt seals every payload of plain sealed sessions in place; verify passes; a second run does nothing', async () => {
+      const { store } = suite;
       const ring = testKeyring();
       const recorder = await start(`gw-enc-${n}`);
       const secret = marker('enc');
@@ -105,6 +87,7 @@ for (const backend of backends) {
     });
 
     it('store encrypt refuses a plain session that does not verify: hashing it again would launder the tampering', async () => {
+      const { ts, store } = suite;
       const recorder = await start(`gw-tamper-${n}`);
       await recorded(recorder, `tampered-${n}`, 'dave', 'original');
       await recorder.close();

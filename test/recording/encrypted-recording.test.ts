@@ -263,7 +263,7 @@ for (const backend of backends) {
       const id = `rv-${backend.name}`;
       const rec = open(recorder, id);
       await rec.barrier();
-      const reviews = new Reviews({ store, instanceId: recorder.instanceId, log: quiet, pollMs: 60_000, dataKeyOf: (s) => recorder.dataKeyOf(s) });
+      const reviews = new Reviews({ store, instanceId: recorder.instanceId, log: quiet, dataKeyOf: (s) => recorder.dataKeyOf(s) });
       const params = JSON.stringify({ name: 'write_file', arguments: { path: markers.review } });
       const spec = (sessionId: string, digest: string) => ({
         sessionId,

@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
+import { describe, it } from 'node:test';
 import { accessRequestOwner, eventAad, openText } from '../../src/encryption/envelope.js';
 import { ErasedError } from '../../src/encryption/kek.js';
 import { encryptStore } from '../../src/recording/encrypt-store.js';
 import { eraseRecordings, NotEncryptedError } from '../../src/recording/erasure.js';
-import type { RecorderOptions } from '../../src/recording/recorder-options.js';
-import { Recorder } from '../../src/recording/recorder.js';
 import { nowUs } from '../../src/recording/time.js';
 import { verifyLedger, verifySession } from '../../src/recording/verify.js';
-import type { Store } from '../../src/store/store.js';
 import { emptyBatch, openSessionRow } from '../../src/store/types.js';
 import { testKeyring, testSigner } from '../helpers/encryption.js';
 import { allEvents } from '../helpers/recorded.js';
-import { accessRequest, marker, record, recorded } from '../helpers/sealable-records.js';
-import { backends, type TestStore } from '../helpers/stores.js';
+import { accessRequest, marker, record, recorded, sealableSuite } from '../helpers/sealable-records.js';
+import { backends } from '../helpers/stores.js';
 
 /**
  * Crypto-shredding, on both backends: erasing a subject, an erasure cut short and finished by the sweep, retention in
@@ -22,27 +18,13 @@ import { backends, type TestStore } from '../helpers/stores.js';
  * library (encryptStore, tested in encrypt-store.test.ts), and once it encrypts as it writes, that finds nothing to do.
  */
 
-const quiet = pino({ level: 'silent' });
-
 for (const backend of backends) {
   describe(`erasure (${backend.name})`, () => {
-    let ts: TestStore;
-    let store: Store;
-    const { key: signing, trusted } = testSigner();
-    const n = backend.name;
-    const start = (instanceId: string, extra: Partial<RecorderOptions> = {}) =>
-      Recorder.start({ store, instanceId, key: signing, mode: 'write-ahead', log: quiet, sweepMs: 3_600_000, ...extra });
-
-    before(async () => {
-      ts = backend.make();
-      store = await ts.open();
-    });
-    after(async () => {
-      await store?.close();
-      await ts?.destroy();
-    });
+    const suite = sealableSuite(backend);
+    const { signing, trusted, n, start } = suite;
 
     it("erasing a subject shreds their sessions and access requests: unreadable, still verified, in the ledger; others' untouched", async () => {
+      const { store } = suite;
       const ring = testKeyring();
       const recorder = await start(`gw-erase-${n}`, { keyring: ring });
       const bobSecret = marker('bob');
@@ -109,6 +91,7 @@ for (const backend of backends) {
     });
 
     it('an erasure cut short after its signed entries is finished by the next sweep; a key row nulled without one is not laundered', async () => {
+      const { store } = suite;
       const ring = testKeyring();
       const erasing = await start(`gw-halfway-${n}`, { keyring: ring });
       await recorded(erasing, `halfway-${n}`, 'frank', marker('frank'));
@@ -129,14 +112,7 @@ for (const backend of backends) {
       // A key row nulled with SQL, naming an admin: no signed entry vouches for it.
       await store.eraseDataKeys([`forged-${n}`], 'admin (https://idp.test)', 'privacy request 9', longAgo);
       // An entry signed by a key this gateway does not trust (another store writer's gateway, say).
-      const signedElsewhere = await Recorder.start({
-        store,
-        instanceId: `gw-stranger-${n}`,
-        key: testSigner().key,
-        mode: 'write-ahead',
-        log: quiet,
-        sweepMs: 3_600_000,
-      });
+      const signedElsewhere = await start(`gw-stranger-${n}`, { key: testSigner().key });
       await signedElsewhere.recordErasure(`stranger-${n}`, facts);
       await signedElsewhere.close();
       const problems = async (id: string) => (await verifySession(store, id, trusted)).problems.map((p) => p.message).join('\n');
@@ -160,6 +136,7 @@ for (const backend of backends) {
     });
 
     it('a session left open whose data key does not open here stays open, said so, and the others are still recovered', async () => {
+      const { store } = suite;
       const instanceId = `gw-unopenable-${n}`;
       const opening = (id: string) => ({
         sessionId: id,
@@ -197,6 +174,7 @@ for (const backend of backends) {
     });
 
     it('retention in erase mode shreds expired encrypted sessions, keeps their rows, and deletes those recorded plain', async () => {
+      const { store } = suite;
       const ring = testKeyring();
       // 1 ms: whatever has closed is expired (the seal covers the closing time, so it cannot be moved back instead).
       const recorder = await start(`gw-ret-${n}`, { keyring: ring, retentionMs: 1, retentionAction: 'erase' });

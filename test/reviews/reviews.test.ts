@@ -49,9 +49,9 @@ for (const backend of backends) {
       ts = backend.make();
       store = await ts.open();
       await store.migrate();
-      // The holder would only notice another gateway's decision at its next poll, a minute away.
-      holder = new Reviews({ store, instanceId: 'gw-a', log, pollMs: 60_000 });
-      other = new Reviews({ store, instanceId: 'gw-b', log, pollMs: 60_000 });
+      // Without a cluster here, the holder notices another gateway's decision only when told (changed) or on a recheck.
+      holder = new Reviews({ store, instanceId: 'gw-a', log });
+      other = new Reviews({ store, instanceId: 'gw-b', log });
     });
     after(async () => {
       clearInterval(alive);
@@ -96,7 +96,7 @@ for (const backend of backends) {
     });
 
     it('a review whose gateway is gone expires when it is listed after its time', async () => {
-      const orphan = new Reviews({ store, instanceId: 'gw-gone', log, pollMs: 60_000 });
+      const orphan = new Reviews({ store, instanceId: 'gw-gone', log });
       const held = orphan.hold(spec(new AbortController().signal, { timeoutMs: 60_000, digest: 'e'.repeat(64) }));
       await waitPending(held.id);
       // As if its gateway died long ago: the deadline is in the past and nobody times it out.
