@@ -2,6 +2,7 @@ import { PinsApi } from '../api/pins.js';
 import { ToolPins } from '../pins/tool-pins.js';
 import { ToolPinStage } from '../pipeline/tool-pins.js';
 import type { Feature, FeatureModule } from './feature.js';
+import { rereadAtReconcile } from './reconcile.js';
 
 export interface PinsFeature extends Feature {
   readonly pins: ToolPins;
@@ -31,9 +32,11 @@ export const pinsModule: FeatureModule<PinsFeature> = {
     ctx.cluster?.bus.on('pin', (c) => reload(pins.reload(c.id)));
     // Missed notifications: read again on reconnecting, and at each reconciliation (one the approver could not send).
     ctx.cluster?.bus.onResync(() => reload(pins.reloadAll()));
-    ctx.cluster?.onReconcile(() => reload(pins.reloadAll()));
+    const stopRereading = rereadAtReconcile(ctx.cluster, undefined, () => reload(pins.reloadAll()));
     return {
       pins,
+      // Not read again while the gateway shuts down (the store is closing).
+      stop: async () => stopRereading(),
       routes: new PinsApi(pins, ctx.mayOpen).routes(),
       stages: (connection) => {
         if (!connection.tools.pin) return {};
