@@ -43,7 +43,7 @@ async function processesOf(cluster: Cluster): Promise<{ gateways: number[]; serv
   return {
     gateways,
     servers: gateways.flatMap((pid) => childPids(pid)),
-    haproxy: cluster.haproxy.child.pid === undefined ? [] : [cluster.haproxy.child.pid],
+    haproxy: cluster.haproxy?.child.pid === undefined ? [] : [cluster.haproxy.child.pid],
     postgres: backends.rows.map((r) => Number((r as { pid: number }).pid)),
   };
 }

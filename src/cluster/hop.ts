@@ -9,7 +9,8 @@ import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHe
  * port rather than taking a listener of its own: a replica's internal address is then simply where it listens (the
  * pod or instance IP and the usual port), with the same TLS, timeouts and connection cap, and nothing more to open in
  * a firewall or a Kubernetes Service. It needs no network isolation to be safe (every hop is signed with
- * cluster.secret, hop-auth.ts); refusing it at the load balancer is defence in depth (docs/deploy.md, examples/haproxy.cfg).
+ * cluster.secret, hop-auth.ts); refusing it at the load balancer is defence in depth (docs/deploy.md, examples/haproxy.cfg,
+ * examples/nginx.conf).
  */
 export const hopPrefix = '/_portcullis/hop';
 

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,6 +10,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { runCli } from '../helpers/cli.js';
 import { hopPrefix } from '../../src/cluster/hop.js';
 import { haproxyBinary, refuseHop } from '../helpers/haproxy.js';
+import { gatewayPath, hopSpellings, notHops, send, standInReplica } from '../helpers/hop-spellings.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,7 +18,8 @@ import { waitFor } from '../helpers/wait.js';
  * The deployment examples docs/deploy.md points at (issue 18) stay usable: HAProxy accepts its config (and refuses the
  * internal hop from outside, however its path is spelled), the Kubernetes
  * manifests hold what the guide says (probes on /readyz and /healthz, no session affinity, a disruption budget), and the
- * gateway config in the ConfigMap passes `portcullis config check`.
+ * gateway config in the ConfigMap passes `portcullis config check`. examples/nginx.conf has a file of its own
+ * (nginx-example.test.ts): it runs in front of real gateways.
  */
 
 const examples = fileURLToPath(new URL('../../../examples/', import.meta.url));
@@ -30,21 +30,6 @@ interface Manifest {
   data?: Record<string, string>;
   // biome-ignore lint/suspicious/noExplicitAny: a manifest is untyped YAML, read by paths the test names
   spec?: Record<string, any>;
-}
-
-/** Sends `path` as the request line's target, exactly (no URL parsing on the way): the status. */
-function statusOf(base: string, path: string): Promise<number> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    // An absolute-form target names its own host, which the Host header must match.
-    const headers = URL.canParse(path) ? { host: new URL(path).host } : {};
-    const req = httpRequest({ host: hostname, port, path, headers, agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 function manifests(): Manifest[] {
@@ -70,12 +55,7 @@ describe('the deployment examples (docs/deploy.md)', () => {
     // The tests' own HAProxy (test/helpers/haproxy.ts) has the same rule.
     assert.ok(text.split('\n').some((line) => line.trim() === refuseHop));
     // A stand-in replica behind it: answers everything (its /readyz too), noting each request that reached it.
-    const reached: string[] = [];
-    const replica = createServer((req, res) => {
-      reached.push(req.url ?? '');
-      res.end('ok');
-    });
-    await new Promise<void>((resolve) => replica.listen(0, '127.0.0.1', resolve));
+    const replica = await standInReplica();
     const front = `http://127.0.0.1:${await freePort()}`;
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-deploy-haproxy-'));
     const file = join(dir, 'haproxy.cfg');
@@ -83,39 +63,29 @@ describe('the deployment examples (docs/deploy.md)', () => {
       file,
       text
         .replace(/^\s*bind :8443$/m, `  bind ${new URL(front).host}`)
-        .replace(/^\s*server replica-1 .*$/m, `  server replica-1 127.0.0.1:${(replica.address() as AddressInfo).port}`)
+        .replace(/^\s*server replica-1 .*$/m, `  server replica-1 127.0.0.1:${replica.port}`)
         .replace(/^\s*server replica-[23] .*\n/gm, ''),
     );
     const haproxy = spawn(haproxyBinary, ['-db', '-f', file], { stdio: 'ignore' });
     try {
-      await waitFor(async () => (await statusOf(front, '/readyz').catch(() => 0)) === 200, 'HAProxy to pass a request to the stand-in replica');
+      const status = async (target: string) => (await send(front, target)).status;
+      await waitFor(async () => (await status('/readyz').catch(() => 0)) === 200, 'HAProxy to pass a request to the stand-in replica');
       // Every spelling the gateway takes for its hop path (checked here with its own parsing), and none reaches a replica.
-      const hops = [
-        '/_portcullis/hop/mcp/everything',
-        '/mcp/../_portcullis/hop/mcp/everything',
-        '/mcp/%2e%2E/_portcullis/hop/mcp/everything',
-        '/./_portcullis/hop/mcp/everything',
-        '/mcp\\..\\_portcullis\\hop\\mcp\\everything',
-        '/_portcullis\\hop/mcp/everything',
-        'http://portcullis.example/_portcullis/hop/mcp/everything',
-      ];
-      for (const path of hops) {
-        const taken = new URL(path, 'http://gateway').pathname;
-        assert.ok(taken.startsWith(`${hopPrefix}/`), `${path} is a hop path to the gateway (${taken})`);
-        assert.equal(await statusOf(front, path), 404, path);
+      for (const target of hopSpellings) {
+        assert.ok(gatewayPath(target).startsWith(`${hopPrefix}/`), `${target} is a hop path to the gateway (${gatewayPath(target)})`);
+        assert.equal(await status(target), 404, target);
       }
       // The rest passes, a connection with "portcullis" in its name included.
-      const passed = ['/mcp/everything', '/mcp/my_portcullis', '/sse/everything/messages?sessionId=_portcullis', '/api/sessions'];
-      for (const path of passed) assert.equal(await statusOf(front, path), 200, path);
+      for (const target of notHops) assert.equal(await status(target), 200, target);
       assert.deepEqual(
-        reached.filter((url) => url !== '/readyz'),
-        passed,
+        replica.reached.filter((url) => url !== '/readyz'),
+        notHops,
         'only the requests that are not hops reached the replica',
       );
     } finally {
       haproxy.kill('SIGTERM');
       await once(haproxy, 'exit');
-      replica.close();
+      replica.server.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

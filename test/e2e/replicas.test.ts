@@ -14,7 +14,7 @@ import { readLiveEvents } from '../helpers/console.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { servedByHeader } from '../helpers/haproxy.js';
 import { connectV2 } from '../helpers/modern.js';
-import { mcpHeaders, rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
+import { dropAndResume, mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
 import { type Cluster, clusterUsers, consoleCookie, metric, startCluster } from '../helpers/replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -211,25 +211,8 @@ describe('three replicas on one PostgreSQL behind HAProxy (issue 18)', () => {
     const headers = { ...mcpHeaders, ...cluster.auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
     let resumedElsewhere = false;
     for (let attempt = 0; attempt < 4 && !resumedElsewhere; attempt++) {
-      const aborter = new AbortController();
-      const body = JSON.stringify({
-        jsonrpc: '2.0',
-        id: `long-${attempt}`,
-        method: 'tools/call',
-        params: { name: 'trigger-long-running-operation', arguments: { duration: 1.2, steps: 3 }, _meta: { progressToken: `t-${attempt}` } },
-      });
-      const posted = await fetch(cluster.mcp(connection), { method: 'POST', headers, body, signal: aborter.signal });
-      const first = (await sseEvents(posted.body!).next()).value as SseEvent;
-      assert.equal(JSON.parse(first.data).params.progress, 1);
-      aborter.abort();
-      const resumed = await fetch(cluster.mcp(connection), { headers: { ...headers, accept: 'text/event-stream', 'last-event-id': first.id! } });
-      assert.equal(resumed.status, 200);
-      const replay: Array<{ method?: string; id?: unknown; params: { progress: number } }> = [];
-      for await (const e of sseEvents(resumed.body!)) replay.push(JSON.parse(e.data));
-      assert.deepEqual(
-        replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
-        ['progress:2', 'progress:3', `response:long-${attempt}`],
-      );
+      const { resumed, replay } = await dropAndResume(cluster.mcp(connection), headers, `long-${attempt}`);
+      assert.deepEqual(replay, ['progress:2', 'progress:3', `response:long-${attempt}`]);
       resumedElsewhere = resumed.headers.get(servedByHeader) !== owner;
     }
     assert.ok(resumedElsewhere, `no resumption landed on a replica other than the owner ${owner} in four`);

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+import { answersReady, waitFor } from './wait.js';
 
 /**
  * HAProxy (Debian's `haproxy` package; .ci/run installs it) as the plain load balancer in front of gateway
@@ -162,12 +162,7 @@ export async function startHaproxy(dir: string, backends: Backend[], port?: numb
     await waitFor(reachable, `haproxy to listen: ${out}`);
     for (const b of backends) await haproxy.waitFor(b.name, 'UP');
     // And through the front end, as a client sees it.
-    const readyThrough = async () => {
-      const res = await fetch(`${haproxy.url}/readyz`).catch(() => undefined);
-      await res?.body?.cancel();
-      return res?.status === 200;
-    };
-    await waitFor(readyThrough, 'a ready replica through HAProxy');
+    await waitFor(() => answersReady(haproxy.url), 'a ready replica through HAProxy');
   } catch (err) {
     await haproxy.stop();
     throw err;

@@ -72,3 +72,32 @@ export async function rawInitialize(endpoint: URL, auth: Record<string, string>,
   if (ack.status !== 202) throw new Error(`initialized: HTTP ${ack.status}`);
   return sessionId;
 }
+
+/**
+ * A long operation called in session `headers` (server-everything's, 1.2 s in three steps): its POST's SSE response
+ * dropped after the first event (progress 1), then resumed with Last-Event-ID. The resumption's response (its headers
+ * say where it landed) and what it replayed, as `progress:<n>` and `response:<id>`.
+ */
+export async function dropAndResume(endpoint: URL, headers: Record<string, string>, id: string): Promise<{ resumed: Response; replay: string[] }> {
+  const aborter = new AbortController();
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'trigger-long-running-operation', arguments: { duration: 1.2, steps: 3 }, _meta: { progressToken: `t-${id}` } },
+  });
+  const posted = await fetch(endpoint, { method: 'POST', headers, body, signal: aborter.signal });
+  if (posted.headers.get('content-type') !== 'text/event-stream') throw new Error(`the call was answered ${posted.status} without a stream`);
+  const first = (await sseEvents(posted.body!).next()).value as SseEvent | undefined;
+  const progress = first === undefined ? undefined : (JSON.parse(first.data) as { params?: { progress?: number } }).params?.progress;
+  if (progress !== 1 || first?.id === undefined) throw new Error(`the stream's first event is not progress 1 with an id: ${JSON.stringify(first)}`);
+  aborter.abort();
+  const resumed = await fetch(endpoint, { headers: { ...headers, accept: 'text/event-stream', 'last-event-id': first.id } });
+  if (resumed.status !== 200) throw new Error(`the resumption was answered ${resumed.status}: ${await resumed.text()}`);
+  const replay: string[] = [];
+  for await (const e of sseEvents(resumed.body!)) {
+    const m = JSON.parse(e.data) as { method?: string; id?: unknown; params: { progress: number } };
+    replay.push(m.method ? `progress:${m.params.progress}` : `response:${m.id}`);
+  }
+  return { resumed, replay };
+}

@@ -8,7 +8,7 @@ import { DevIdentity, devKeyFile } from '../../src/identity/dev-identity.js';
 import { loadSigningKey } from '../../src/recording/keys.js';
 import { childPids, isAlive } from './everything.js';
 import { GatewayProcess } from './gateway-process.js';
-import { type Haproxy, startHaproxy } from './haproxy.js';
+import { type Backend, type Haproxy, startHaproxy } from './haproxy.js';
 import { freePort } from './ports.js';
 import { createPostgresTestDatabase, type TestStore } from './stores.js';
 import { waitFor } from './wait.js';
@@ -18,7 +18,8 @@ import { waitFor } from './wait.js';
  * with its own instance id, data directory, port and seal-signing key, all on one fresh PostgreSQL database, behind
  * HAProxy (round-robin, no stickiness). What the replicas share is what a deployment shares: the store, the identity
  * (here the dev identity's key, copied into every data directory, as an IdP would be shared), the API token, the
- * public URL (HAProxy's) and the list of every replica's public key that seals are checked with.
+ * public URL (HAProxy's) and the list of every replica's public key that seals are checked with. Another load
+ * balancer may stand in for HAProxy (`frontEnd`).
  */
 
 /** Dev users of a cluster: `tester` uses connections, `auditor` sees every session in the console and the API. */
@@ -44,6 +45,16 @@ export interface ClusterOptions {
   users?: Record<string, string[]>;
   /** How long the replicas wait for their banner; the default suits a loaded machine. */
   startMs?: number;
+  /**
+   * Another load balancer in front of the replicas instead of HAProxy (examples/nginx.conf): started once they are,
+   * listening on loopback `port` (the replicas' http.publicUrl), stopped by the cluster's stop().
+   */
+  frontEnd?: (dir: string, backends: Backend[], port: number) => Promise<FrontEnd>;
+}
+
+/** A load balancer the cluster runs in front of its replicas. */
+export interface FrontEnd {
+  stop(): Promise<void>;
 }
 
 export interface Replica extends ReplicaPlace {
@@ -56,12 +67,13 @@ export interface Replica extends ReplicaPlace {
 }
 
 export interface Cluster {
-  /** HAProxy's URL: where clients go. */
+  /** The load balancer's URL (HAProxy's, or the `frontEnd`'s): where clients go. */
   url: string;
   mcp(connection: string): URL;
   sse(connection: string): URL;
   replicas: Replica[];
-  haproxy: Haproxy;
+  /** HAProxy in front of the replicas; undefined with another `frontEnd`. */
+  haproxy: Haproxy | undefined;
   store: TestStore;
   /** A dev-identity token every replica accepts. */
   token(user?: string): Promise<string>;
@@ -75,7 +87,7 @@ export interface Cluster {
   trustedKeys: string[];
   /**
    * kill -9 of one replica (its stdio servers, left without their gateway, end on their stdin's EOF); by default also
-   * waits until HAProxy's health checks take it out.
+   * waits until HAProxy's health checks take it out (with HAProxy in front).
    */
   kill(index: number, options?: { untilDown?: boolean }): Promise<void>;
   /** Starts a stopped or killed replica again with the same config (instance id, data directory, port). */
@@ -171,8 +183,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     }
   };
   let haproxy: Haproxy | undefined;
+  let frontEnd: FrontEnd | undefined;
   const stop = async () => {
-    await haproxy?.stop();
+    await frontEnd?.stop();
     await Promise.all(replicas.filter((r) => r.process !== undefined).map((r) => stopProcess(r.process, 'SIGTERM')));
     await store.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -180,11 +193,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   try {
     // One after the other: the first creates the store's tables, which the others then find.
     for (const r of replicas) await start(r);
-    haproxy = await startHaproxy(
-      dir,
-      replicas.map((r) => ({ name: r.instanceId, port: r.port })),
-      lbPort,
-    );
+    const backends = replicas.map((r) => ({ name: r.instanceId, port: r.port }));
+    if (o.frontEnd === undefined) frontEnd = haproxy = await startHaproxy(dir, backends, lbPort);
+    else frontEnd = await o.frontEnd(dir, backends, lbPort);
   } catch (err) {
     await stop();
     throw err;
@@ -196,7 +207,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     mcp: (c) => new URL(`/mcp/${c}`, lbUrl),
     sse: (c) => new URL(`/sse/${c}`, lbUrl),
     replicas,
-    haproxy: haproxy!,
+    haproxy,
     store,
     token,
     auth: { authorization: `Bearer ${testerToken}` },
@@ -206,13 +217,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     kill: async (index, { untilDown = true } = {}) => {
       const r = replicas[index]!;
       await stopProcess(r.process, 'SIGKILL');
-      if (untilDown) await haproxy!.waitFor(r.instanceId, 'DOWN');
+      if (untilDown) await haproxy?.waitFor(r.instanceId, 'DOWN');
     },
     restart: async (index) => {
       const r = replicas[index]!;
       if (!exited(r.process)) throw new Error(`${r.instanceId} is still running`);
       await start(r);
-      await haproxy!.waitFor(r.instanceId, 'UP');
+      await haproxy?.waitFor(r.instanceId, 'UP');
     },
     stop,
   };

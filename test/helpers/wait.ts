@@ -6,3 +6,10 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Whether `GET /readyz` at `base` is answered 200 now (a ready gateway, or one through a load balancer); false when refused. */
+export async function answersReady(base: string): Promise<boolean> {
+  const res = await fetch(new URL('/readyz', base)).catch(() => undefined);
+  await res?.body?.cancel();
+  return res?.status === 200;
+}
