@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { isUnreadable, type UnreadableKind, unreadableKind } from '../encryption/readable-store.js';
 import { attestSession, attestSessions, ownedBy } from '../recording/attest.js';
 import { erasedSessions } from '../recording/erasure.js';
+import type { ErasureFacts } from '../recording/erasure-facts.js';
 import { eventLine, exportGroup, exportSession } from '../recording/export.js';
 import { parseTimeSpec } from '../recording/time.js';
 import { type TrustedKeys, verifySession } from '../recording/verify.js';
@@ -23,10 +24,11 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
  *                                     ?groups → { idleGapMs, groups }, a modern session's groups; ?group=<label> → { events, next: null }, one group's
  *   GET /api/sessions/:id/verify      → the verification result
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
- *   GET /api/sessions/groups          ?user&connection&since&until&limit → { idleGapMs, groups, exhausted }: modern clients'
- *                                     exchanges as the sessions a user sees, per principal and connection across pooled sessions
- *   GET /api/sessions/<group id>[/events|/verify|/export] → { group, sessions } | { events, next: null } | its sessions'
- *                                     verifications | JSON lines (a `group` line, its sessions' lines, its events)
+ *   GET /api/sessions/groups          ?user&connection&since&until&limit → { idleGapMs, groups, erased, exhausted }: modern
+ *                                     clients' exchanges as the sessions a user sees, per principal and connection across
+ *                                     pooled sessions, each with `erasedNearby`; `erased`: the erased modern sessions, ungroupable
+ *   GET /api/sessions/<group id>[/events|/verify|/export] → { group, sessions, erasedNearby } | { events, next: null } | its
+ *                                     sessions' verifications | JSON lines (a `group` line, its sessions' lines, its events)
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
  * (recording/attest.ts): each session carries `tampered`, the row's columns that disagree with it.
  * An encrypted recording this gateway cannot read is listed by its row, with `unreadable` (and `erased`: who, when,
@@ -156,8 +158,14 @@ export class SessionsApi {
   /** The groups of modern exchanges, newest first; a scoped caller's own only (by the recording, as for sessions). */
   async #groups(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {
     const query: GroupQuery = { limit: intParam(params, 'limit', 50, 1, 1000), ...whoWhatWhen(params, only) };
-    const { groups, exhausted } = await listGroups(this.store, query, this.idleGapMs);
-    return json(c, 200, { idleGapMs: this.idleGapMs, groups, exhausted });
+    const { groups, erased, exhausted } = await listGroups(this.store, query, this.idleGapMs);
+    const vouched = await this.#vouched([...erased.map((s) => s.id), ...groups.flatMap((g) => g.erasedNearby.map((e) => e.session))]);
+    return json(c, 200, {
+      idleGapMs: this.idleGapMs,
+      groups: groups.map((g) => ({ ...g, erasedNearby: g.erasedNearby.map((e) => ({ ...e, erased: vouched(e.session, e.erased) })) })),
+      erased: erased.map((s) => ({ ...s, erased: vouched(s.id, s.erased) })),
+      exhausted,
+    });
   }
 
   /** One group: its facts and sessions, its events, its sessions' verification, or its export. */
@@ -185,7 +193,13 @@ export class SessionsApi {
     if (found === undefined || !mine(found.group) || (only !== undefined && !found.sessions.every((s) => ownedBy(s, only))))
       throw new HttpError(404, `no session group ${JSON.stringify(untrustedPrefix(id))} (a group is named by its first request: <session id>.<seq>)`);
     const byId = new Map(found.sessions.map((s) => [s.id, s]));
-    if (what === undefined) return json(c, 200, { idleGapMs: this.idleGapMs, group: found.group, sessions: found.sessions });
+    if (what === undefined) {
+      // An erased session cannot be attested as anyone's: named only to those who see everyone's.
+      const nearby = only === undefined ? found.erasedNearby : [];
+      const vouched = await this.#vouched(nearby.map((e) => e.session));
+      const erasedNearby = nearby.map((e) => ({ ...e, erased: vouched(e.session, e.erased) }));
+      return json(c, 200, { idleGapMs: this.idleGapMs, group: found.group, sessions: found.sessions, erasedNearby });
+    }
     if (what === 'events') return json(c, 200, { events: found.events.map((e) => eventLine(byId.get(e.sessionId)!, e)), next: null });
     if (what === 'verify') return json(c, 200, await verifyGroup(this.store, found, await this.trusted()));
     const res = c.env.outgoing;
@@ -199,6 +213,15 @@ export class SessionsApi {
     }
     res.end();
     return sent;
+  }
+
+  /**
+   * Erasure facts of these erased sessions with whether a signed ledger entry vouches for each (as the sessions list
+   * carries them), in place of those their unreadable recordings gave.
+   */
+  async #vouched(ids: string[]): Promise<(id: string, facts: ErasureFacts) => ErasureFacts> {
+    const found = ids.length === 0 ? new Map<string, ErasureFacts>() : await erasedSessions(this.store, [...new Set(ids)], await this.trusted());
+    return (id, facts) => found.get(id) ?? facts;
   }
 
   async #list(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js';
 import { type EventRow, modernEdge, type SessionQuery } from '../store/types.js';
 import { type AttestedSession, attestSessions } from './attest.js';
+import type { ErasureFacts } from './erasure-facts.js';
 import { type ExchangeGroup, eventsOfMergedGroup, groupId, groupSessions, parseGroupId, type SessionEvents } from './exchange-groups.js';
 import { nowUs } from './time.js';
 import { type SessionVerification, type TrustedKeys, type VerifyStatus, verifySession } from './verify.js';
@@ -23,6 +24,27 @@ export interface SessionGroup extends ExchangeGroup {
   /** Whether a row of one of its sessions disagrees with its recording (`sessions verify` tells more). */
   tampered: boolean;
 }
+
+/**
+ * A pooled session of a group's principal and connection, erased, that was recording within the idle gap of the
+ * group's exchanges: those of its exchanges that belonged to the group (if any) can never be read, and grouping, which
+ * reads payloads, cannot tell which did. A group with one may be partly erased; it cannot be said that it is.
+ */
+export interface ErasedNearby {
+  session: string;
+  erased: ErasureFacts;
+}
+
+/** A group as a listing shows it: with the erased sessions near it (ErasedNearby). */
+export interface ListedGroup extends SessionGroup {
+  erasedNearby: ErasedNearby[];
+}
+
+/**
+ * A modern session this gateway cannot group because it was erased (its payloads can never be read): a listing shows
+ * it by its row, in place of the groups it held.
+ */
+export type ErasedModernSession = AttestedSession & { erased: ErasureFacts };
 
 /** Pooled sessions read at most to answer one listing or lookup: groups have no index, so a view reads recordings. */
 export const groupScanLimit = 2000;
@@ -60,26 +82,32 @@ async function modernSessions(
   store: Store,
   query: Pick<SessionQuery, 'subject' | 'issuer' | 'connection' | 'toUs'>,
   fromUs: number | undefined,
-): Promise<{ sessions: AttestedSession[]; exhausted: boolean }> {
+): Promise<{ sessions: AttestedSession[]; erased: ErasedModernSession[]; exhausted: boolean }> {
   const out: AttestedSession[] = [];
+  const erased: ErasedModernSession[] = [];
   let before: SessionQuery['before'];
   let endedEarlier = 0;
   for (let scanned = 0; ; ) {
     const rows = await store.listSessions({ ...query, era: 'modern', limit: page, ...(before ? { before } : {}) });
     for (const s of await attestSessions(store, rows)) {
-      if (++scanned > groupScanLimit) return { sessions: out, exhausted: true };
+      if (++scanned > groupScanLimit) return { sessions: out, erased, exhausted: true };
       // The row says modern; the recording must agree (an altered edge column does not move a session between views).
       if (s.edge !== modernEdge) continue;
-      // A recording this gateway cannot read (encrypted under a KEK it lacks, erased) has no exchanges to group.
-      if (s.unreadable !== undefined) continue;
+      // A recording this gateway cannot read (encrypted under a KEK it lacks, erased) has no exchanges to group; an
+      // erased one is kept aside, by its row, to be shown in place of its groups.
+      if (s.unreadable !== undefined) {
+        const endedBefore = fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs;
+        if (s.erased !== undefined && !endedBefore) erased.push({ ...s, erased: s.erased });
+        continue;
+      }
       if (fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs) {
-        if (++endedEarlier >= page) return { sessions: out, exhausted: false };
+        if (++endedEarlier >= page) return { sessions: out, erased, exhausted: false };
         continue;
       }
       endedEarlier = 0;
       out.push(s);
     }
-    if (rows.length < page) return { sessions: out, exhausted: false };
+    if (rows.length < page) return { sessions: out, erased, exhausted: false };
     const last = rows.at(-1)!;
     before = { openedAtUs: last.openedAtUs, id: last.id };
   }
@@ -87,6 +115,13 @@ async function modernSessions(
 
 /** Whose a session is, as the key its groups are formed under. */
 const principalOf = (s: AttestedSession) => JSON.stringify([s.connection, s.subject, s.issuer]);
+
+/** The erased sessions (of the group's principal) that were recording within `gapUs` of the group's exchanges. */
+function erasedNear(group: ExchangeGroup, erased: readonly ErasedModernSession[], gapUs: number): ErasedNearby[] {
+  return erased
+    .filter((s) => s.openedAtUs <= group.lastUs + gapUs && (s.closedAtUs ?? nowUs()) >= group.firstUs - gapUs)
+    .map((s) => ({ session: s.id, erased: s.erased }));
+}
 
 /** The groups of sessions that all belong to one principal on one connection, with their events. */
 async function groupsOf(
@@ -116,11 +151,16 @@ async function groupsOf(
 
 /**
  * The groups of the modern sessions the query names, newest first: each principal's sessions on each connection grouped
- * together. `exhausted`: the scan stopped at `groupScanLimit` sessions (narrow it by time, user or connection).
+ * together, each with the erased sessions near it; and the erased modern sessions the query names, newest first, whose
+ * groups cannot be told. `exhausted`: the scan stopped at `groupScanLimit` sessions (narrow it by time, user or connection).
  */
-export async function listGroups(store: Store, query: GroupQuery, gapMs: number): Promise<{ groups: SessionGroup[]; exhausted: boolean }> {
+export async function listGroups(
+  store: Store,
+  query: GroupQuery,
+  gapMs: number,
+): Promise<{ groups: ListedGroup[]; erased: ErasedModernSession[]; exhausted: boolean }> {
   const gapUs = gapMs * 1000;
-  const { sessions, exhausted } = await modernSessions(
+  const scanned = await modernSessions(
     store,
     {
       ...(query.subject !== undefined ? { subject: query.subject } : {}),
@@ -130,28 +170,32 @@ export async function listGroups(store: Store, query: GroupQuery, gapMs: number)
     },
     query.fromUs === undefined ? undefined : query.fromUs - gapUs,
   );
+  // Who the scope asked for is decided on the recording (attested), not on the row the query matched: an erased
+  // session cannot be attested, so it is nobody's to see but those who see everyone's.
+  const inScope = (s: AttestedSession) =>
+    (query.subject === undefined || s.subject === query.subject) && (query.issuer === undefined || (s.issuer === query.issuer && s.owned));
   const byPrincipal = new Map<string, AttestedSession[]>();
-  for (const s of sessions) {
-    // Who the scope asked for is decided on the recording (attested), not on the row the query matched.
-    if (query.subject !== undefined && s.subject !== query.subject) continue;
-    if (query.issuer !== undefined && (s.issuer !== query.issuer || !s.owned)) continue;
+  for (const s of scanned.sessions.filter(inScope)) {
     const k = principalOf(s);
     const own = byPrincipal.get(k);
     if (own === undefined) byPrincipal.set(k, [s]);
     else own.push(s);
   }
-  const out: SessionGroup[] = [];
-  for (const own of byPrincipal.values()) {
+  const erased = scanned.erased.filter(inScope);
+  const out: ListedGroup[] = [];
+  for (const [principal, own] of byPrincipal) {
     // Oldest first: the idle groups are numbered in time.
     const { groups } = await groupsOf(store, own.reverse(), gapMs);
+    const erasedOfPrincipal = erased.filter((s) => principalOf(s) === principal);
     for (const g of groups) {
       if (query.fromUs !== undefined && g.lastUs < query.fromUs) continue;
       if (query.toUs !== undefined && g.firstUs >= query.toUs) continue;
-      out.push(g);
+      out.push({ ...g, erasedNearby: erasedNear(g, erasedOfPrincipal, gapUs) });
     }
   }
   out.sort((a, b) => b.firstUs - a.firstUs || (a.id < b.id ? -1 : 1));
-  return { groups: out.slice(0, query.limit), exhausted };
+  const erasedShown = erased.filter((s) => query.fromUs === undefined || s.closedAtUs === null || s.closedAtUs >= query.fromUs);
+  return { groups: out.slice(0, query.limit), erased: erasedShown.slice(0, query.limit), exhausted: scanned.exhausted };
 }
 
 /** One group found by its id, with its sessions and its events (in time order). */
@@ -159,6 +203,8 @@ export interface FoundGroup {
   group: SessionGroup;
   sessions: AttestedSession[];
   events: EventRow[];
+  /** The erased sessions of its principal near it: it may be partly erased (ErasedNearby). */
+  erasedNearby: ErasedNearby[];
 }
 
 /**
@@ -179,7 +225,7 @@ export async function findGroup(store: Store, id: string, gapMs: number): Promis
   let toUs = (target.closedAtUs ?? nowUs()) + gapUs + 1;
   // Widened until the group lies inside the sessions read, with an idle gap to spare on each side.
   for (let round = 0; round < 8; round++) {
-    const { sessions } = await modernSessions(store, { subject: target.subject, connection: target.connection, toUs }, fromUs);
+    const { sessions, erased } = await modernSessions(store, { subject: target.subject, connection: target.connection, toUs }, fromUs);
     const own = sessions.filter((s) => principalOf(s) === principalOf(target)).reverse();
     if (!own.some((s) => s.id === target.id)) own.push(target);
     const { groups, streams, byEvent } = await groupsOf(store, own, gapMs);
@@ -188,7 +234,16 @@ export async function findGroup(store: Store, id: string, gapMs: number): Promis
     if (label === undefined || group === undefined) return undefined;
     const wider = group.firstUs - gapUs < fromUs || (group.lastUs + gapUs >= toUs && toUs <= nowUs());
     if (!wider || round === 7) {
-      return { group, sessions: own.filter((s) => group.sessions.includes(s.id)), events: eventsOfMergedGroup(streams, byEvent, label) };
+      return {
+        group,
+        sessions: own.filter((s) => group.sessions.includes(s.id)),
+        events: eventsOfMergedGroup(streams, byEvent, label),
+        erasedNearby: erasedNear(
+          group,
+          erased.filter((s) => principalOf(s) === principalOf(target)),
+          gapUs,
+        ),
+      };
     }
     fromUs = Math.min(fromUs, group.firstUs - 2 * gapUs);
     toUs = Math.max(toUs, group.lastUs + 2 * gapUs + 1);

@@ -3,14 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Locator, Page } from 'playwright-core';
-import type { ErasureFacts } from '../../src/recording/erasure-facts.js';
-import { callApi } from '../helpers/api.js';
-import { accessibilityViolations, launchBrowser, pageProblems } from '../helpers/browser.js';
+import type { Browser, Page } from 'playwright-core';
+import { accessibilityViolations, launchBrowser } from '../helpers/browser.js';
+import { asConsoleUser, erasureShown, followByKeyboard, rowLinking, textOf } from '../helpers/console-page.js';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.js';
-import { encryptRecordings, localEncryption, sealedSession } from '../helpers/encrypted-gateway.js';
+import { encryptRecordings, eraseThroughApi, eraseWithSqlLike, localEncryption, sealedSession } from '../helpers/encrypted-gateway.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { storeSql } from '../helpers/stores.js';
 
 /**
  * The console shows an erased session as erased: in the list, and on its page with who erased it, when and why, and
@@ -39,24 +37,9 @@ describe('an erased session in the console', () => {
     for (const which of ['erased', 'unsigned', 'kept'] as const) ids[which] = await sealedSession(gw, 'echo', ada);
     await encryptRecordings(gw);
     const adam = await gw.tokenFor('adam');
-    const r = await callApi<{ erased: Array<{ session: string }> }>(gw.url, adam, 'POST', '/api/sessions/erase', {
-      sessions: [ids.erased],
-      reason: 'privacy request 99',
-    });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.deepEqual(
-      r.body.erased.map((e) => e.session),
-      [ids.erased],
-    );
+    await eraseThroughApi(gw, adam, [ids.erased], 'privacy request 99');
     // The same admin and a like reason, written into the key's row with SQL: only the signed ledger entry is missing.
-    const { body } = await callApi<{ session: { erased: ErasureFacts } }>(gw.url, adam, 'GET', `/api/sessions/${ids.erased}`);
-    await storeSql({ url: `sqlite:${join(gw.dataDir, 'portcullis.db')}` }, 'sqlite')(
-      'UPDATE data_keys SET wrapped = NULL, erased_at_us = ?, erased_by = ?, erase_reason = ? WHERE owner = ? AND wrapped IS NOT NULL',
-      body.session.erased.erasedAtUs,
-      body.session.erased.by,
-      'privacy request 100',
-      ids.unsigned,
-    );
+    await eraseWithSqlLike(gw, adam, ids.erased, ids.unsigned, 'privacy request 100');
     // The session left alone is encrypted with a live key: it shows no badge because it is not erased, not by chance.
     const keys = await gw.gateway.recorder!.store.dataKeys(Object.values(ids));
     assert.deepEqual(
@@ -74,36 +57,12 @@ describe('an erased session in the console', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /**
-   * A page signed in as adam (admin and auditor) on the sessions list, for `use`; then no page error or CSP refusal, and
-   * the page closed with its context.
-   */
-  async function asAdam(use: (page: Page) => Promise<void>): Promise<void> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    try {
-      const page = await context.newPage();
-      const problems = pageProblems(page);
-      await page.goto(gw.gateway.consoleUrl!);
-      await page.getByRole('button', { name: 'Sign in as adam', exact: true }).click();
-      await page.getByRole('heading', { name: 'Sessions', level: 1 }).waitFor();
-      await use(page);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
-  }
+  const asAdam = (use: (page: Page) => Promise<void>) => asConsoleUser(browser, gw, 'adam', use);
 
   /** Goes to a session's page and waits for its heading. */
   async function openSession(page: Page, id: string): Promise<void> {
     await page.goto(new URL(`/sessions/${encodeURIComponent(id)}`, gw.url).href);
     await page.getByRole('heading', { name: `Session ${id}` }).waitFor();
-  }
-
-  /** A session page's Erased entry, once drawn: its badge, and all it says. */
-  async function erasureShown(page: Page): Promise<{ label: string; text: string }> {
-    const erasure = page.locator('dd.erased');
-    await erasure.waitFor();
-    return { label: await textOf(erasure.locator('.flag').first()), text: await textOf(erasure) };
   }
 
   /** An erased session's page: it says there is nothing to replay, has no player, and passes WCAG 2 AA. */
@@ -113,21 +72,20 @@ describe('an erased session in the console', () => {
     assert.deepEqual(await accessibilityViolations(page), [], 'WCAG 2 AA');
   }
 
-  /** An element's text, all of it (hidden parts too), trimmed. */
-  const textOf = async (l: Locator) => ((await l.textContent()) ?? '').trim();
-  const rowOf = (page: Page, id: string) => page.getByRole('row').filter({ has: page.locator(`a[href="/sessions/${encodeURIComponent(id)}"]`) });
+  const rowOf = (page: Page, id: string) => rowLinking(page, `/sessions/${encodeURIComponent(id)}`);
 
   it('lists the erased session as erased, the key destroyed outside Portcullis as erased, unsigned, with why in the tooltip, and the kept one with no badge', async () => {
     await asAdam(async (page) => {
       const erased = rowOf(page, ids.erased).locator('.flag');
       await erased.waitFor();
-      assert.equal(await textOf(erased), 'erased');
+      // Exactly its words: no space padded inside its left edge.
+      assert.equal(await erased.textContent(), 'erased');
       const erasedTip = (await erased.getAttribute('title')) ?? '';
       assert.match(erasedTip, /^erased .* by adam \(.*\): privacy request 99$/);
 
       const unsigned = rowOf(page, ids.unsigned).locator('.flag');
       await unsigned.waitFor();
-      assert.equal(await textOf(unsigned), 'erased, unsigned');
+      assert.equal(await unsigned.textContent(), 'erased, unsigned');
       const unsignedTip = (await unsigned.getAttribute('title')) ?? '';
       assert.match(unsignedTip, /^erased .* by adam \(.*\): privacy request 100\. No signed ledger entry vouches for this erasure \(verify fails it\)/);
       assert.match(unsignedTip, /its data key's row was changed outside Portcullis/);
@@ -138,6 +96,18 @@ describe('an erased session in the console', () => {
       assert.equal(await kept.locator('.flag').count(), 0);
       assert.doesNotMatch(await textOf(kept), /erased/);
       assert.deepEqual(await accessibilityViolations(page), [], 'WCAG 2 AA');
+    });
+  });
+
+  it("the keyboard reaches what the unsigned badge's tooltip says: the badge is the row's next stop, and leads to the page that explains it", async () => {
+    await asAdam(async (page) => {
+      const row = rowOf(page, ids.unsigned);
+      const badge = row.getByRole('link', { name: 'erased, unsigned', exact: true });
+      await followByKeyboard(page, row, badge);
+      await page.getByRole('heading', { name: `Session ${ids.unsigned}` }).waitFor();
+      const { label, text } = await erasureShown(page);
+      assert.equal(label, 'erased, unsigned');
+      assert.match(text, /No signed ledger entry vouches for this erasure \(verify fails it\)/);
     });
   });
 

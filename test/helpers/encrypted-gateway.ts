@@ -1,10 +1,14 @@
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { encryptStore } from '../../src/recording/encrypt-store.js';
 import { trustedKeys } from '../../src/recording/verify.js';
 import { openStore } from '../../src/store/open.js';
+import type { ErasureFacts } from '../../src/recording/erasure-facts.js';
+import { callApi } from './api.js';
 import { writeLocalKek } from './encryption.js';
 import type { TestGateway } from './gateway.js';
 import { mcpHeaders, rawInitialize } from './raw-http.js';
+import { storeSql } from './stores.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -39,4 +43,26 @@ export async function encryptRecordings(gw: TestGateway): Promise<void> {
   } finally {
     await side.close();
   }
+}
+
+/** Erases `sessions` through the gateway's API as the holder of `adminToken` (an admin), and checks it erased them all. */
+export async function eraseThroughApi(gw: TestGateway, adminToken: string, sessions: string[], reason: string): Promise<void> {
+  const r = await callApi<{ erased: Array<{ session: string }> }>(gw.url, adminToken, 'POST', '/api/sessions/erase', { sessions, reason });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.erased.map((e) => e.session).sort(), [...sessions].sort());
+}
+
+/**
+ * Destroys a session's data key with SQL, behind the gateway's back: its row says it was erased by whom and when
+ * `erased` (a session erased through the API) was, with `reason`; only the signed ledger entry is missing.
+ */
+export async function eraseWithSqlLike(gw: TestGateway, adminToken: string, erased: string, session: string, reason: string): Promise<void> {
+  const { body } = await callApi<{ session: { erased: ErasureFacts } }>(gw.url, adminToken, 'GET', `/api/sessions/${encodeURIComponent(erased)}`);
+  await storeSql({ url: `sqlite:${join(gw.dataDir, 'portcullis.db')}` }, 'sqlite')(
+    'UPDATE data_keys SET wrapped = NULL, erased_at_us = ?, erased_by = ?, erase_reason = ? WHERE owner = ? AND wrapped IS NOT NULL',
+    body.session.erased.erasedAtUs,
+    body.session.erased.by,
+    reason,
+    session,
+  );
 }

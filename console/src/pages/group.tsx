@@ -1,10 +1,11 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../components/alert';
-import { get } from '../api';
+import { ApiFailure, get } from '../api';
+import { ErasureEntry, PartialErasureEntry } from '../components/erasure';
 import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { Badge, type EventLine, TimelineItem, type Verification } from './replay';
-import type { SessionGroup } from '../../../src/recording/session-groups.js';
+import type { ErasedModernSession, ErasedNearby, SessionGroup } from '../../../src/recording/session-groups.js';
 
 /** A pooled session a group's exchanges were recorded in, as the group view links it. */
 interface GroupSession {
@@ -14,43 +15,53 @@ interface GroupSession {
   tampered: Array<{ message: string }>;
 }
 
+/** GET /api/sessions/<group id>. */
+interface GroupAnswer {
+  group: SessionGroup;
+  sessions: GroupSession[];
+  idleGapMs: number;
+  /** Erased sessions of its user and connection near it: it may be partly erased. */
+  erasedNearby: ErasedNearby[];
+}
+
 /**
  * A modern client's session as a user sees it: one group of its exchanges (by trace id, else by an idle gap) over the
  * pooled sessions that recorded them, in time order. Each pooled session stays one link away, verifiable whole.
  */
 export function GroupPage({ id }: { id: string }) {
-  const [group, setGroup] = useState<{ group: SessionGroup; sessions: GroupSession[]; idleGapMs: number } | undefined>(undefined);
+  const [group, setGroup] = useState<GroupAnswer | undefined>(undefined);
+  const [erased, setErased] = useState<ErasedModernSession | undefined>(undefined);
   const [events, setEvents] = useState<EventLine[] | undefined>(undefined);
   const [verification, setVerification] = useState<Verification | string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const path = `/api/sessions/${encodeURIComponent(id)}`;
   useEffect(() => {
-    get<{ group: SessionGroup; sessions: GroupSession[]; idleGapMs: number }>(path).then(setGroup, (err: Error) => setError(err.message));
-    get<{ events: EventLine[] }>(`${path}/events`).then(
-      (r) => setEvents(r.events),
-      (err: Error) => setError(err.message),
-    );
+    get<GroupAnswer>(path)
+      .then((g) => {
+        setGroup(g);
+        return get<{ events: EventLine[] }>(`${path}/events`).then((r) => setEvents(r.events));
+      })
+      .catch((err: Error) => {
+        if (!(err instanceof ApiFailure && err.status === 410)) return setError(err.message);
+        // Its session was erased (410, gone for good): the group cannot be told apart, and the session says who erased it.
+        const session = id.slice(0, id.lastIndexOf('.'));
+        get<{ session: ErasedModernSession }>(`/api/sessions/${encodeURIComponent(session)}`).then(
+          (r) => (r.session.erased ? setErased(r.session) : setError(err.message)),
+          (e: Error) => setError(e.message),
+        );
+      });
     get<Verification>(`${path}/verify`).then(setVerification, (err: Error) => setVerification(err.message));
   }, [id]);
 
   if (error !== undefined) return <Alert message={error} />;
+  if (erased !== undefined) return <ErasedGroup id={id} session={erased} verification={verification} />;
   if (group === undefined || events === undefined) return <p>Loading the session…</p>;
   const g = group.group;
   return (
     <>
-      <p>
-        <Link href="/?view=groups">← Sessions</Link>
-      </p>
-      <h1>
-        Session <code>{g.id}</code>
-      </h1>
+      <GroupHeading id={g.id} />
       <dl class="meta">
-        <dt>User</dt>
-        <dd>{person(g)}</dd>
-        <dt>Connection</dt>
-        <dd>{g.connection}</dd>
-        <dt>Era</dt>
-        <dd>modern: MCP 2026-07-28 exchanges of one principal on one connection, each naming its protocol version</dd>
+        <Whose who={g} />
         <dt>Grouped by</dt>
         <dd>
           {g.traceId !== undefined ? `the W3C trace ${g.traceId} its requests carry` : `an idle gap of ${duration(group.idleGapMs)} (group ${g.label})`}{' '}
@@ -68,11 +79,17 @@ export function GroupPage({ id }: { id: string }) {
               <li key={s.id}>
                 <Link href={`/sessions/${encodeURIComponent(s.id)}`}>{s.id}</Link> <span class="hint">pooled session opened {time(s.openedAtUs)}</span>{' '}
                 <span class={`status status-${s.status}`}>{s.status}</span>
-                {s.tampered.length > 0 && <span class="flag deny"> row altered</span>}
+                {s.tampered.length > 0 && (
+                  <>
+                    {' '}
+                    <span class="flag deny">row altered</span>
+                  </>
+                )}
               </li>
             ))}
           </ul>
         </dd>
+        {group.erasedNearby.length > 0 && <PartialErasureEntry nearby={group.erasedNearby} />}
         <dt>Integrity</dt>
         <dd>
           <Badge v={verification} />
@@ -91,6 +108,66 @@ export function GroupPage({ id }: { id: string }) {
           return <TimelineItem key={anchor} anchor={anchor} e={at} onSeek={() => {}} />;
         })}
       </ol>
+    </>
+  );
+}
+
+/** The top of a group's page: the way back to the groups, and its id. */
+function GroupHeading({ id }: { id: string }) {
+  return (
+    <>
+      <p>
+        <Link href="/?view=groups">← Sessions</Link>
+      </p>
+      <h1>
+        Session <code>{id}</code>
+      </h1>
+    </>
+  );
+}
+
+/** Whose exchanges a group is, on which connection, and their era: its first facts. */
+function Whose({ who }: { who: { subject: string; email: string | null; connection: string } }) {
+  return (
+    <>
+      <dt>User</dt>
+      <dd>{person(who)}</dd>
+      <dt>Connection</dt>
+      <dd>{who.connection}</dd>
+      <dt>Era</dt>
+      <dd>modern: MCP 2026-07-28 exchanges of one principal on one connection, each naming its protocol version</dd>
+    </>
+  );
+}
+
+/**
+ * A group whose session was erased: its exchanges can never be read, so which were the group's cannot be told. The
+ * session's facts and erasure, its verification (which needs no key), and where the rest of the group may be.
+ */
+function ErasedGroup({ id, session, verification }: { id: string; session: ErasedModernSession; verification: Verification | string | undefined }) {
+  const grouped = `/?view=groups&user=${encodeURIComponent(session.subject)}&connection=${encodeURIComponent(session.connection)}`;
+  return (
+    <>
+      <GroupHeading id={id} />
+      <dl class="meta">
+        <Whose who={session} />
+        <dt>Recorded in</dt>
+        <dd>
+          <Link href={`/sessions/${encodeURIComponent(session.id)}`}>{session.id}</Link>{' '}
+          <span class="hint">pooled session opened {time(session.openedAtUs)}</span> <span class={`status status-${session.status}`}>{session.status}</span>
+        </dd>
+        <ErasureEntry facts={session.erased}>
+          <div class="hint">
+            Grouping reads the exchanges, so this group cannot be told apart any more. Exchanges of it recorded in other pooled sessions, if any, are in{' '}
+            <Link href={grouped}>the groups of this user on this connection</Link>.
+          </div>
+        </ErasureEntry>
+        <dt>Integrity</dt>
+        <dd>
+          <Badge v={verification} />
+        </dd>
+      </dl>
+      <p class="hint">Nothing to replay: this group's session was erased.</p>
     </>
   );
 }

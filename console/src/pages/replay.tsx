@@ -5,7 +5,7 @@ import { JsonView, parseJson } from '../components/json-view';
 import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
-import { erasureLabel, unsignedErasure } from '../erasure';
+import { ErasureEntry } from '../components/erasure';
 import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 
 interface Session {
@@ -349,21 +349,7 @@ export function ReplayPage({ id }: { id: string }) {
         <dd>
           {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
         </dd>
-        {session.erased && (
-          <>
-            <dt>Erased</dt>
-            <dd class="erased">
-              <span class="flag deny">{erasureLabel(session.erased)}</span> {time(session.erased.erasedAtUs)} by {session.erased.by ?? 'unknown'}
-              {session.erased.reason ? ` — ${session.erased.reason}` : ''}
-              {session.erased.vouched === false && <div class="flag deny">{unsignedErasure}</div>}
-              <div class="hint">
-                Its data key was destroyed (crypto-shredding): the recorded messages can never be read again.
-                {/* Unsigned, verify fails it (the badge below): the chain and seal are not the whole story. */}
-                {session.erased.vouched !== false && ' Its hash chain and seal still verify.'}
-              </div>
-            </dd>
-          </>
-        )}
+        {session.erased && <ErasureEntry facts={session.erased} />}
         <dt>Integrity</dt>
         <dd>
           <Badge v={verification} />

@@ -8,9 +8,9 @@ import { navigate } from '../router';
 import type { AttestedSession } from '../../../src/recording/attest.js';
 import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 import type { SessionRow } from '../../../src/store/types.js';
-import type { SessionGroup } from '../../../src/recording/session-groups.js';
-import { duration } from '../format';
+import { ErasureFlag } from '../components/erasure';
 import { erasureLabel, erasureSummary } from '../erasure';
+import { type GroupListing, GroupsTable } from './groups';
 
 /** A recorded session as the list shows it: attested, and erased (who, when, why) or not. */
 type ListedSession = AttestedSession & { erased?: ErasureFacts | null };
@@ -58,7 +58,7 @@ export function SessionsPage({ me }: { me: Me }) {
   const [filters, setFilters] = useState<Filters>(filtersFromUrl);
   const [draft, setDraft] = useState<Filters>(filters);
   const [page, setPage] = useState<{ rows: ListedSession[]; next: string | null } | undefined>(undefined);
-  const [groups, setGroups] = useState<{ rows: SessionGroup[]; exhausted: boolean; idleGapMs: number } | undefined>(undefined);
+  const [groups, setGroups] = useState<GroupListing | undefined>(undefined);
   const [cursors, setCursors] = useState<string[]>([]);
   const [error, setError] = useState<string | undefined>(undefined);
   const [live, setLive] = useState<LiveRow[]>([]);
@@ -68,10 +68,7 @@ export function SessionsPage({ me }: { me: Me }) {
     if (f.view === 'groups') {
       // A group has no cursor: the newest 200, narrowed by the filters that apply to it.
       const params = { user: f.user, connection: f.connection, since: isoOf(f.since), until: isoOf(f.until), limit: 200 };
-      get<{ groups: SessionGroup[]; exhausted: boolean; idleGapMs: number }>(`/api/sessions/groups${query(params)}`).then(
-        (r) => setGroups({ rows: r.groups, exhausted: r.exhausted, idleGapMs: r.idleGapMs }),
-        (err: Error) => setError(err.message),
-      );
+      get<GroupListing>(`/api/sessions/groups${query(params)}`).then(setGroups, (err: Error) => setError(err.message));
       return;
     }
     const params = {
@@ -282,17 +279,19 @@ export function SessionsPage({ me }: { me: Me }) {
                 <td>
                   <span class={`status status-${s.status}`}>{s.status}</span>
                   {s.erased && (
-                    <span class="flag deny" title={erasureSummary(s.erased)}>
+                    <>
                       {' '}
-                      {erasureLabel(s.erased)}
-                    </span>
+                      <ErasureFlag href={`/sessions/${encodeURIComponent(s.id)}`} label={erasureLabel(s.erased)} summary={erasureSummary(s.erased)} />
+                    </>
                   )}
                   {!s.erased && s.tampered.length > 0 && (
                     // User and connection above are the recording's; the row claimed otherwise.
-                    <span class="flag deny" title={s.tampered.map((m) => m.message).join('\n')}>
+                    <>
                       {' '}
-                      row altered
-                    </span>
+                      <span class="flag deny" title={s.tampered.map((m) => m.message).join('\n')}>
+                        row altered
+                      </span>
+                    </>
                   )}
                 </td>
                 <td>{s.eventCount ?? '…'}</td>
@@ -321,57 +320,6 @@ export function SessionsPage({ me }: { me: Me }) {
             Older →
           </button>
         </nav>
-      )}
-    </>
-  );
-}
-
-/** Modern clients' exchanges as the sessions a user sees: per principal and connection, by trace id, else by an idle gap. */
-function GroupsTable({ groups }: { groups: { rows: SessionGroup[]; exhausted: boolean; idleGapMs: number } | undefined }) {
-  if (groups === undefined) return <p>Loading…</p>;
-  return (
-    <>
-      <p class="hint">
-        A modern (2026-07-28) client keeps no session: its exchanges are grouped per user and connection, across the pooled sessions that recorded them, by the
-        W3C trace its requests carry, else by an idle gap of {duration(groups.idleGapMs)}. Grouping, not proof.
-      </p>
-      {groups.exhausted && <Alert message="Only the newest pooled sessions were read: narrow the search by user, connection or time." />}
-      {groups.rows.length === 0 ? (
-        <p>No group of modern exchanges matches.</p>
-      ) : (
-        <table class="sessions groups">
-          <caption class="visually-hidden">Modern exchanges grouped as sessions, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">First exchange</th>
-              <th scope="col">User</th>
-              <th scope="col">Connection</th>
-              <th scope="col">Exchanges</th>
-              <th scope="col">Span</th>
-              <th scope="col">Grouped by</th>
-              <th scope="col">Pooled sessions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {groups.rows.map((g) => (
-              <tr key={g.id} onClick={() => navigate(`/sessions/${encodeURIComponent(g.id)}`)}>
-                <td>
-                  <Link href={`/sessions/${encodeURIComponent(g.id)}`}>{time(g.firstUs)}</Link>
-                </td>
-                <td>{person(g)}</td>
-                <td>{g.connection}</td>
-                <td>{g.exchanges}</td>
-                <td>{duration((g.lastUs - g.firstUs) / 1000)}</td>
-                <td>{g.traceId !== undefined ? <span title={g.traceId}>trace {g.traceId.slice(0, 8)}…</span> : `idle gap (group ${g.label})`}</td>
-                <td>
-                  {g.sessions.length}
-                  {g.open && <span class="hint"> · open</span>}
-                  {g.tampered && <span class="flag deny"> row altered</span>}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
       )}
     </>
   );

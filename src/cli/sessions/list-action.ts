@@ -135,7 +135,8 @@ async function listGroupsAction(o: ListOptions, limit: number): Promise<void> {
       process.stderr.write(`portcullis: stopped after reading ${groupScanLimit} pooled sessions; narrow the search (--since, --user, --connection)\n`);
     const now = nowUs();
     printList(
-      groups.map((g) => ({ ...g, idleGapMs: gapMs })),
+      // The console and the API flag a group near an erasure (erasedNearby, with whether the ledger vouches for it); not here yet.
+      groups.map(({ erasedNearby: _, ...g }) => ({ ...g, idleGapMs: gapMs })),
       {
         json: o.json,
         none: 'no group of modern exchanges matches',
