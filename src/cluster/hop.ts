@@ -72,7 +72,10 @@ class HopTimeoutError extends Error {}
  */
 export class HopRefusedError extends Error {}
 
-/** A retried hop refused as already taken: the first attempt reached the owner, which may have acted on it. */
+/**
+ * The owner took the hop (said 102, or refused a retry as already taken), and its answer was lost: it may have acted
+ * on the request, so the client must not be told to send it again.
+ */
 class HopOutcomeUnknownError extends Error {}
 
 /** Transport errors of a kept-alive socket the owner closed as the request went out: worth one retry (see `forward`). */
@@ -121,8 +124,9 @@ export class HopClient {
    * came back: the owner closed it as idle (its keep-alive timeout, or shed by its connection cap, which sheds only
    * sockets with no request in progress) just as the request went out, so the owner never read it. Every hop the owner
    * acts on is answered 102 first, and the retry carries the very same signature, which the owner takes only once: if
-   * the first attempt did reach it after all, the retry is refused rather than acted on twice (the client gets 503).
-   * A fresh connection that fails is not retried: the owner is not taking connections.
+   * the first attempt did reach it after all, the retry is refused rather than acted on twice (the client gets 502).
+   * A fresh connection that fails is not retried: the owner is not taking connections. Nor is one that fails after the
+   * owner's 102: it took the request and may have acted on it, so the client gets 502 and no invitation to send it again.
    *
    * With `declinable`, a draining replica's decline (its 503, marked as one on the hop) resolves 'declined' instead of
    * being relayed, so that the sender may try another replica with a signature of its own.
@@ -166,7 +170,7 @@ export class HopClient {
           return notAnswered(res, 504, `Gateway Timeout: ${peer} did not answer (${err.message}); try again`, body);
         }
         if (err instanceof HopOutcomeUnknownError) {
-          this.log.warn({ owner, address: url.origin, why: err.message }, 'a hop sent again was refused as already taken: its outcome is unknown, 502');
+          this.log.warn({ owner, address: url.origin, why: err.message }, 'the owner took the hop, and its answer was lost: the outcome is unknown, 502');
           return notAnswered(
             res,
             502,
@@ -245,7 +249,9 @@ export class HopClient {
             );
             return attempt(true);
           }
-          void failed(err).then(() => resolve(undefined));
+          // After its 102 the owner acts on the request: the connection failing then loses its answer, not the request.
+          const lost = answered ? new HopOutcomeUnknownError(`the connection failed after the owner took the hop (${err.message})`) : err;
+          void failed(lost).then(() => resolve(undefined));
         });
         out.end(body);
       };
