@@ -144,6 +144,12 @@ export class HopClient {
   ): Promise<'declined' | undefined> {
     const url = new URL(hopPrefix + target, base);
     const method = req.method ?? 'GET';
+    // The client left while this replica was busy with its request (authenticating it, reading the membership): its
+    // close came before any listener below, so nothing is sent, or the owner would hold a GET's stream for no one.
+    if (res.destroyed) {
+      this.log.debug({ owner, method }, 'the client left before its request was forwarded: not sent');
+      return Promise.resolve(undefined);
+    }
     const forwarded = kept(req.headers, requestHeadersDropped);
     // Where the client is goes with the caller: a session the owner opens records it, not this replica's address.
     const remoteAddress = caller.remoteAddress ?? req.socket.remoteAddress;
@@ -199,6 +205,11 @@ export class HopClient {
         const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent }, (reply) => {
           answered = true;
           clearTimeout(head);
+          if (clientGone || res.destroyed) {
+            reply.destroy();
+            out.destroy();
+            return resolve(undefined);
+          }
           if (reply.headers[hopRefusedHeader] !== undefined) {
             reply.resume();
             const message = `the replica at ${url.origin} refused the hop (${reply.statusCode})`;
@@ -215,11 +226,13 @@ export class HopClient {
           // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
           res.flushHeaders();
           reply.pipe(res);
-          reply.on('end', () => resolve(undefined));
-          reply.on('error', () => {
-            res.destroy();
-            resolve(undefined);
+          // Done once the client has it all, or left. A reply cut off before its end cuts the client's off too.
+          res.on('finish', () => resolve(undefined));
+          res.on('close', () => resolve(undefined));
+          reply.on('close', () => {
+            if (!reply.complete) res.destroy();
           });
+          reply.on('error', () => res.destroy());
         });
         current = out;
         const expire = (message: string) => () => out.destroy(new HopTimeoutError(message));

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import diagnostics from 'node:diagnostics_channel';
+import { type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -92,6 +93,45 @@ describe('replicas: the internal hop', () => {
       }
       controller.abort();
       assert.ok(logged, 'a server notification reached the GET stream through the hop');
+    }));
+
+  it('sends nothing to the owner for a client that left while its request waited on the replica it came to (no stream left open there)', () =>
+    inSession(async (sessionId, owner, other) => {
+      const ownerId = owner.gateway.replicas.instance;
+      // The request waits on a read of the membership (its owner missing from the last one), as on authenticating it.
+      let release = () => {};
+      peers.readHeld = new Promise<void>((resolve) => (release = resolve));
+      peers.unread.add(ownerId);
+      const reads = peers.rereads;
+      // Its response on the replica it came to, to see the client's leaving there.
+      let entered: ServerResponse | undefined;
+      const see = (message: unknown) => {
+        const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
+        if (request.url === '/mcp/everything' && request.headers['mcp-session-id'] === sessionId) entered ??= response;
+      };
+      diagnostics.subscribe('http.server.request.start', see);
+      try {
+        const get = httpRequest(other.mcp('everything'), { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+        get.on('error', () => {});
+        get.end();
+        await waitFor(() => peers.rereads > reads && entered !== undefined, 'the request to wait on the membership');
+        get.destroy();
+        await waitFor(() => entered!.destroyed, 'the replica to see its client leave');
+      } finally {
+        diagnostics.unsubscribe('http.server.request.start', see);
+        release();
+        peers.readHeld = undefined;
+        peers.unread.delete(ownerId);
+      }
+      await waitFor(() => other.log.lines.some((l) => /client left before its request was forwarded/.test(String(l.msg))), 'the request to be dropped');
+      // Had the hop gone out, the owner would hold the session's one GET stream for no one: a plain GET would get 409.
+      const controller = new AbortController();
+      const plain = await fetch(owner.mcp('everything'), {
+        headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId },
+        signal: controller.signal,
+      });
+      controller.abort();
+      assert.equal(plain.status, 200);
     }));
 
   it('resumes a dropped POST stream with Last-Event-ID through the replica that does not own the session', () =>

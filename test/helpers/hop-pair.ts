@@ -15,7 +15,19 @@ export class TestPeers implements PeerDirectory {
   readonly addresses = new Map<string, string>();
   /** The replicas listed as serving (taking new sessions): what a test says, however stale. */
   readonly servingIds: string[] = [];
+  /** Replicas missing from the last read (as one that just joined): found only by reading again (addressNow). */
+  readonly unread = new Set<string>();
+  /** While set, a read again waits for it (a slow store). */
+  readHeld: Promise<void> | undefined;
+  /** Reads again so far. */
+  rereads = 0;
   addressOf(instanceId: string): string | undefined {
+    return this.unread.has(instanceId) ? undefined : this.addresses.get(instanceId);
+  }
+  async addressNow(instanceId: string): Promise<string | undefined> {
+    this.rereads++;
+    await this.readHeld;
+    this.unread.delete(instanceId);
     return this.addresses.get(instanceId);
   }
   serving(): string[] {
