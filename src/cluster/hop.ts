@@ -191,7 +191,7 @@ export class HopClient {
             { owner, address: url.origin, err: err.message },
             'the replica owning a session could not be reached, though alive in the membership: 503',
           );
-          return notAnswered(res, 503, `Service Unavailable: ${peer} could not be reached (${err.message}); try again`, body, {
+          return notAnswered(res, 503, `Service Unavailable: ${peer} could not be reached (${whatFailed(err)}); try again`, body, {
             'retry-after': String(retryAfterSeconds),
           });
         }
@@ -276,6 +276,11 @@ export class HopClient {
     this.#http.destroy();
     this.#https.destroy();
   }
+}
+
+/** What failed, for the client, without where: a socket error's message names the internal address (kept for the log). */
+function whatFailed(err: NodeJS.ErrnoException): string {
+  return err.code !== undefined && /^[A-Z][A-Z0-9_]*$/.test(err.code) ? err.code : 'the connection failed';
 }
 
 /**
