@@ -14,9 +14,13 @@ import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHe
  */
 export const hopPrefix = '/_portcullis/hop';
 
-/** Request headers that are the client's own business with the first replica, never passed on: its credentials above all. */
+/**
+ * Request headers that are the client's own business with the first replica, never passed on: its credentials above
+ * all, and Expect (that replica answered its 100-continue; the owner's would look like it took the hop).
+ */
 const requestHeadersDropped = new Set([
   'authorization',
+  'expect',
   'cookie',
   'host',
   'origin',
@@ -245,7 +249,9 @@ export class HopClient {
         });
         // The owner says 102 as soon as it took the hop (checked its signature), then may take as long as the call does.
         head = setTimeout(expire(`no answer within cluster.hopHeadTimeout (${this.timeouts.headMs} ms)`), this.timeouts.headMs);
-        out.once('information', () => {
+        // Only a 102 says so: any HTTP server may send a 100 Continue (or a 103) before it even read the request.
+        out.on('information', (info) => {
+          if (info.statusCode !== 102) return;
           answered = true;
           clearTimeout(head);
         });
