@@ -2,6 +2,7 @@ import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import { ErrorCode, errorResponse, type RequestId } from '../protocol/jsonrpc.js';
+import { HopsInFlight } from './hop-drain.js';
 import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
 
 /**
@@ -108,6 +109,7 @@ function declinedAsDraining(reply: IncomingMessage): boolean {
 export class HopClient {
   readonly #http = new HttpAgent({ keepAlive: true });
   readonly #https = new HttpsAgent({ keepAlive: true });
+  readonly #inFlight = new HopsInFlight();
 
   constructor(
     private readonly auth: HopAuth,
@@ -164,17 +166,37 @@ export class HopClient {
       'content-length': Buffer.byteLength(body),
     };
     const https = url.protocol === 'https:';
-    return new Promise<'declined' | undefined>((resolve) => {
+    let end = () => {};
+    const done = new Promise<'declined' | undefined>((settle) => {
+      let finished = false;
+      const resolve = (outcome: 'declined' | undefined) => {
+        finished = true;
+        settle(outcome);
+      };
       let current: ClientRequest | undefined;
-      let clientGone = false;
+      let streaming: IncomingMessage | undefined;
+      /** The client left, or shutdown ended the hop: nothing more is answered, nor sent again. */
+      let abandoned = false;
       // The client left: the owner sees its stream end too (a GET stream closes, a POST's request is cancelled).
       res.on('close', () => {
         if (res.writableFinished) return;
-        clientGone = true;
+        abandoned = true;
         current?.destroy();
       });
+      // Shutdown, past the drain: a GET's stream ends as a local one does (its client opens it again elsewhere);
+      // a request still unanswered after the drain's timeout is cut off.
+      end = () => {
+        if (finished) return;
+        abandoned = true;
+        if (method === 'GET' && res.headersSent && !res.writableEnded) {
+          streaming?.unpipe(res);
+          res.end();
+        } else res.destroy();
+        current?.destroy();
+        resolve(undefined);
+      };
       const failed = async (err: Error) => {
-        if (clientGone) return;
+        if (abandoned) return;
         if (err instanceof HopTimeoutError) {
           this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
           return notAnswered(res, 504, `Gateway Timeout: ${peer} did not answer (${err.message}); try again`, body);
@@ -190,7 +212,9 @@ export class HopClient {
         }
         // Even a refused connection is no proof that the owner died (a sidecar proxy not up yet, a node's proxy during
         // a rollout): while the membership has it alive, its sessions stand; it learns of a death at cluster.goneAfter.
-        if (!(err instanceof HopRefusedError) && (await this.ownerAlive(owner))) {
+        const alive = !(err instanceof HopRefusedError) && (await this.ownerAlive(owner));
+        if (abandoned) return;
+        if (alive) {
           this.log.warn(
             { owner, address: url.origin, err: err.message },
             'the replica owning a session could not be reached, though alive in the membership: 503',
@@ -209,7 +233,7 @@ export class HopClient {
         const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent }, (reply) => {
           answered = true;
           clearTimeout(head);
-          if (clientGone || res.destroyed) {
+          if (abandoned || res.destroyed) {
             reply.destroy();
             out.destroy();
             return resolve(undefined);
@@ -229,12 +253,13 @@ export class HopClient {
           res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
           // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
           res.flushHeaders();
+          streaming = reply;
           reply.pipe(res);
           // Done once the client has it all, or left. A reply cut off before its end cuts the client's off too.
           res.on('finish', () => resolve(undefined));
           res.on('close', () => resolve(undefined));
           reply.on('close', () => {
-            if (!reply.complete) res.destroy();
+            if (!reply.complete && !res.writableEnded) res.destroy();
           });
           reply.on('error', () => res.destroy());
         });
@@ -258,10 +283,10 @@ export class HopClient {
         out.on('error', (err: NodeJS.ErrnoException) => {
           clearTimeout(head);
           if (res.headersSent) {
-            res.destroy();
+            if (!res.writableEnded) res.destroy();
             return resolve(undefined);
           }
-          if (!retry && !answered && !clientGone && out.reusedSocket && staleSocketErrors.has(err.code ?? '')) {
+          if (!retry && !answered && !abandoned && out.reusedSocket && staleSocketErrors.has(err.code ?? '')) {
             this.log.debug(
               { owner, address: url.origin, err: err.message },
               'a kept-alive hop connection failed before the owner read the request: retried on a new one',
@@ -276,9 +301,18 @@ export class HopClient {
       };
       attempt(false);
     });
+    this.#inFlight.track(done, method !== 'GET', () => end());
+    return done;
   }
 
+  /** Resolves once no forwarded request awaits its answer (a GET's stream does not count), or at `deadline` (epoch ms). */
+  settled(deadline: number): Promise<void> {
+    return this.#inFlight.settled(deadline);
+  }
+
+  /** Ends what is still forwarded (streams, and requests past the drain: see `settled`), and closes the connections. */
   close(): void {
+    this.#inFlight.endAll();
     this.#http.destroy();
     this.#https.destroy();
   }

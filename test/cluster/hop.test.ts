@@ -155,6 +155,32 @@ describe('replicas: the internal hop', () => {
       );
     }));
 
+  it('lets a call forwarded by a replica that drains finish before it stops; a GET stream through it ends with the drain', () =>
+    inSession(async (sessionId, owner) => {
+      // The replica the client came to: a long drain timeout, which a stream through it must not hold.
+      const entry = await pair.replica({ shutdown: { drainTimeout: '90s' } });
+      try {
+        const stream = await fetch(entry.mcp('everything'), { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+        assert.equal(stream.status, 200);
+        const body = call('long', 'trigger-long-running-operation', { duration: 3, steps: 3 });
+        const answer = fetch(entry.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body }).then(async (r) => ({
+          status: r.status,
+          text: await r.text(),
+        }));
+        await waitFor(() => (owner.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the call to run on the owner');
+        const started = Date.now();
+        const stopped = entry.gateway.stop();
+        const res = await answer;
+        assert.equal(res.status, 200, res.text);
+        assert.match(res.text, /Long running operation completed/);
+        await stream.text();
+        await stopped;
+        assert.ok(Date.now() - started < 60_000, 'the stream did not hold the drain to its timeout');
+      } finally {
+        await entry.stop();
+      }
+    }));
+
   it('ends a session by a DELETE sent to the replica that does not own it; the id is then 404 on both', async () => {
     const sessionId = await rawInitialize(b.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);

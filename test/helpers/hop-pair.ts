@@ -66,8 +66,8 @@ export class HopPair {
   async start(): Promise<void> {
     this.idp = await startTestIdp();
     this.store = postgresTestStore();
-    this.a = await this.#replica();
-    this.b = await this.#replica();
+    this.a = await this.replica();
+    this.b = await this.replica();
     for (const gw of [this.a, this.b]) this.peers.addresses.set(gw.gateway.replicas.instance, gw.url);
     this.front = await startRoundRobin([this.a.url, this.b.url]);
     this.ada = { authorization: `Bearer ${await this.idp.sign({ sub: 'ada' })}` };
@@ -82,9 +82,14 @@ export class HopPair {
     await this.idp?.stop();
   }
 
-  #replica(): Promise<TestGateway> {
+  /**
+   * A replica of the pair's gateway (on its store, with its membership), with `extra`'s config sections besides its own.
+   * One a test starts is its own to stop; it is not in the membership unless the test puts it there.
+   */
+  replica(extra: Record<string, unknown> = {}): Promise<TestGateway> {
     return startTestGateway(
       {
+        ...extra,
         store: this.store.url,
         identity: { issuers: [{ issuer: this.idp.issuer, audiences: ['portcullis'] }] },
         cluster: { secret: `\${env:${hopSecretVar}}` },
