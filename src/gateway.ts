@@ -313,11 +313,15 @@ export class Gateway {
     this.#log.info({ sessions: this.sessions.size }, 'draining');
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
-    await this.sessions.settled(Date.now() + this.config.shutdown.drainTimeoutMs);
+    // Requests forwarded to the replicas owning their sessions are in flight here too, though no session here has them.
+    const deadline = Date.now() + this.config.shutdown.drainTimeoutMs;
+    await Promise.all([this.sessions.settled(deadline), this.replicas.settled(deadline)]);
     await this.#features.stop();
     this.#live.close();
     this.#liveExchanges?.close();
     this.modernPool.stop();
+    // Streams through the hop end with the local ones.
+    this.replicas.close();
     await Promise.all([this.sessions.closeAll('gateway shutting down'), this.spares.close()]);
     await this.#features.closed();
     await this.sharedUpstreams.close();
@@ -330,7 +334,6 @@ export class Gateway {
     await this.#recording.store?.close();
     this.#keepAlive.stop();
     await this.#agents.destroy();
-    this.replicas.close();
     this.#server.closeAllConnections();
     await closed;
     this.#log.info('gateway stopped');

@@ -2,6 +2,7 @@ import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import { ErrorCode, errorResponse, type RequestId } from '../protocol/jsonrpc.js';
+import { HopsInFlight } from './hop-drain.js';
 import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
 
 /**
@@ -14,9 +15,13 @@ import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHe
  */
 export const hopPrefix = '/_portcullis/hop';
 
-/** Request headers that are the client's own business with the first replica, never passed on: its credentials above all. */
+/**
+ * Request headers that are the client's own business with the first replica, never passed on: its credentials above
+ * all, and Expect (that replica answered its 100-continue; the owner's would look like it took the hop).
+ */
 const requestHeadersDropped = new Set([
   'authorization',
+  'expect',
   'cookie',
   'host',
   'origin',
@@ -72,7 +77,10 @@ class HopTimeoutError extends Error {}
  */
 export class HopRefusedError extends Error {}
 
-/** A retried hop refused as already taken: the first attempt reached the owner, which may have acted on it. */
+/**
+ * The owner took the hop (said 102, or refused a retry as already taken), and its answer was lost: it may have acted
+ * on the request, so the client must not be told to send it again.
+ */
 class HopOutcomeUnknownError extends Error {}
 
 /** Transport errors of a kept-alive socket the owner closed as the request went out: worth one retry (see `forward`). */
@@ -101,6 +109,7 @@ function declinedAsDraining(reply: IncomingMessage): boolean {
 export class HopClient {
   readonly #http = new HttpAgent({ keepAlive: true });
   readonly #https = new HttpsAgent({ keepAlive: true });
+  readonly #inFlight = new HopsInFlight();
 
   constructor(
     private readonly auth: HopAuth,
@@ -121,8 +130,9 @@ export class HopClient {
    * came back: the owner closed it as idle (its keep-alive timeout, or shed by its connection cap, which sheds only
    * sockets with no request in progress) just as the request went out, so the owner never read it. Every hop the owner
    * acts on is answered 102 first, and the retry carries the very same signature, which the owner takes only once: if
-   * the first attempt did reach it after all, the retry is refused rather than acted on twice (the client gets 503).
-   * A fresh connection that fails is not retried: the owner is not taking connections.
+   * the first attempt did reach it after all, the retry is refused rather than acted on twice (the client gets 502).
+   * A fresh connection that fails is not retried: the owner is not taking connections. Nor is one that fails after the
+   * owner's 102: it took the request and may have acted on it, so the client gets 502 and no invitation to send it again.
    *
    * With `declinable`, a draining replica's decline (its 503, marked as one on the hop) resolves 'declined' instead of
    * being relayed, so that the sender may try another replica with a signature of its own.
@@ -140,6 +150,12 @@ export class HopClient {
   ): Promise<'declined' | undefined> {
     const url = new URL(hopPrefix + target, base);
     const method = req.method ?? 'GET';
+    // The client left while this replica was busy with its request (authenticating it, reading the membership): its
+    // close came before any listener below, so nothing is sent, or the owner would hold a GET's stream for no one.
+    if (res.destroyed) {
+      this.log.debug({ owner, method }, 'the client left before its request was forwarded: not sent');
+      return Promise.resolve(undefined);
+    }
     const forwarded = kept(req.headers, requestHeadersDropped);
     // Where the client is goes with the caller: a session the owner opens records it, not this replica's address.
     const remoteAddress = caller.remoteAddress ?? req.socket.remoteAddress;
@@ -150,23 +166,43 @@ export class HopClient {
       'content-length': Buffer.byteLength(body),
     };
     const https = url.protocol === 'https:';
-    return new Promise<'declined' | undefined>((resolve) => {
+    let end = () => {};
+    const done = new Promise<'declined' | undefined>((settle) => {
+      let finished = false;
+      const resolve = (outcome: 'declined' | undefined) => {
+        finished = true;
+        settle(outcome);
+      };
       let current: ClientRequest | undefined;
-      let clientGone = false;
+      let streaming: IncomingMessage | undefined;
+      /** The client left, or shutdown ended the hop: nothing more is answered, nor sent again. */
+      let abandoned = false;
       // The client left: the owner sees its stream end too (a GET stream closes, a POST's request is cancelled).
       res.on('close', () => {
         if (res.writableFinished) return;
-        clientGone = true;
+        abandoned = true;
         current?.destroy();
       });
+      // Shutdown, past the drain: a GET's stream ends as a local one does (its client opens it again elsewhere);
+      // a request still unanswered after the drain's timeout is cut off.
+      end = () => {
+        if (finished) return;
+        abandoned = true;
+        if (method === 'GET' && res.headersSent && !res.writableEnded) {
+          streaming?.unpipe(res);
+          res.end();
+        } else res.destroy();
+        current?.destroy();
+        resolve(undefined);
+      };
       const failed = async (err: Error) => {
-        if (clientGone) return;
+        if (abandoned) return;
         if (err instanceof HopTimeoutError) {
           this.log.warn({ owner, address: url.origin, why: err.message }, 'the replica owning a session did not answer the hop in time: 504');
           return notAnswered(res, 504, `Gateway Timeout: ${peer} did not answer (${err.message}); try again`, body);
         }
         if (err instanceof HopOutcomeUnknownError) {
-          this.log.warn({ owner, address: url.origin, why: err.message }, 'a hop sent again was refused as already taken: its outcome is unknown, 502');
+          this.log.warn({ owner, address: url.origin, why: err.message }, 'the owner took the hop, and its answer was lost: the outcome is unknown, 502');
           return notAnswered(
             res,
             502,
@@ -176,12 +212,14 @@ export class HopClient {
         }
         // Even a refused connection is no proof that the owner died (a sidecar proxy not up yet, a node's proxy during
         // a rollout): while the membership has it alive, its sessions stand; it learns of a death at cluster.goneAfter.
-        if (!(err instanceof HopRefusedError) && (await this.ownerAlive(owner))) {
+        const alive = !(err instanceof HopRefusedError) && (await this.ownerAlive(owner));
+        if (abandoned) return;
+        if (alive) {
           this.log.warn(
             { owner, address: url.origin, err: err.message },
             'the replica owning a session could not be reached, though alive in the membership: 503',
           );
-          return notAnswered(res, 503, `Service Unavailable: ${peer} could not be reached (${err.message}); try again`, body, {
+          return notAnswered(res, 503, `Service Unavailable: ${peer} could not be reached (${whatFailed(err)}); try again`, body, {
             'retry-after': String(retryAfterSeconds),
           });
         }
@@ -195,6 +233,11 @@ export class HopClient {
         const out = (https ? httpsRequest : httpRequest)(url, { method, headers, agent }, (reply) => {
           answered = true;
           clearTimeout(head);
+          if (abandoned || res.destroyed) {
+            reply.destroy();
+            out.destroy();
+            return resolve(undefined);
+          }
           if (reply.headers[hopRefusedHeader] !== undefined) {
             reply.resume();
             const message = `the replica at ${url.origin} refused the hop (${reply.statusCode})`;
@@ -210,12 +253,15 @@ export class HopClient {
           res.writeHead(reply.statusCode ?? 502, kept(reply.headers, responseHeadersDropped));
           // An SSE stream's head goes now, not with its first event; each chunk is written as it comes (pipe: no buffering).
           res.flushHeaders();
+          streaming = reply;
           reply.pipe(res);
-          reply.on('end', () => resolve(undefined));
-          reply.on('error', () => {
-            res.destroy();
-            resolve(undefined);
+          // Done once the client has it all, or left. A reply cut off before its end cuts the client's off too.
+          res.on('finish', () => resolve(undefined));
+          res.on('close', () => resolve(undefined));
+          reply.on('close', () => {
+            if (!reply.complete && !res.writableEnded) res.destroy();
           });
+          reply.on('error', () => res.destroy());
         });
         current = out;
         const expire = (message: string) => () => out.destroy(new HopTimeoutError(message));
@@ -228,35 +274,53 @@ export class HopClient {
         });
         // The owner says 102 as soon as it took the hop (checked its signature), then may take as long as the call does.
         head = setTimeout(expire(`no answer within cluster.hopHeadTimeout (${this.timeouts.headMs} ms)`), this.timeouts.headMs);
-        out.once('information', () => {
+        // Only a 102 says so: any HTTP server may send a 100 Continue (or a 103) before it even read the request.
+        out.on('information', (info) => {
+          if (info.statusCode !== 102) return;
           answered = true;
           clearTimeout(head);
         });
         out.on('error', (err: NodeJS.ErrnoException) => {
           clearTimeout(head);
           if (res.headersSent) {
-            res.destroy();
+            if (!res.writableEnded) res.destroy();
             return resolve(undefined);
           }
-          if (!retry && !answered && !clientGone && out.reusedSocket && staleSocketErrors.has(err.code ?? '')) {
+          if (!retry && !answered && !abandoned && out.reusedSocket && staleSocketErrors.has(err.code ?? '')) {
             this.log.debug(
               { owner, address: url.origin, err: err.message },
               'a kept-alive hop connection failed before the owner read the request: retried on a new one',
             );
             return attempt(true);
           }
-          void failed(err).then(() => resolve(undefined));
+          // After its 102 the owner acts on the request: the connection failing then loses its answer, not the request.
+          const lost = answered ? new HopOutcomeUnknownError(`the connection failed after the owner took the hop (${err.message})`) : err;
+          void failed(lost).then(() => resolve(undefined));
         });
         out.end(body);
       };
       attempt(false);
     });
+    this.#inFlight.track(done, method !== 'GET', () => end());
+    return done;
   }
 
+  /** Resolves once no forwarded request awaits its answer (a GET's stream does not count), or at `deadline` (epoch ms). */
+  settled(deadline: number): Promise<void> {
+    return this.#inFlight.settled(deadline);
+  }
+
+  /** Ends what is still forwarded (streams, and requests past the drain: see `settled`), and closes the connections. */
   close(): void {
+    this.#inFlight.endAll();
     this.#http.destroy();
     this.#https.destroy();
   }
+}
+
+/** What failed, for the client, without where: a socket error's message names the internal address (kept for the log). */
+function whatFailed(err: NodeJS.ErrnoException): string {
+  return err.code !== undefined && /^[A-Z][A-Z0-9_]*$/.test(err.code) ? err.code : 'the connection failed';
 }
 
 /**

@@ -114,6 +114,12 @@ export class Replicas {
     return this.sessionIds.ownerOf(id);
   }
 
+  /** Resolves once no request forwarded from here awaits its answer, or at `deadline` (epoch ms): the drain's (hop-drain.ts). */
+  async settled(deadline: number): Promise<void> {
+    await this.#client?.settled(deadline);
+  }
+
+  /** Ends what is still forwarded from here (a GET's stream through the hop ends as the local ones do), and closes the hop's connections. */
   close(): void {
     this.#client?.close();
   }

@@ -13,7 +13,7 @@ import { ResettingProxy } from '../helpers/resetting-proxy.js';
  * database (the membership moved by the test): a session whose owner is gone from the membership, or whose address
  * leads elsewhere, is answered as gone (404, so the client initializes anew); a connection the owner closed is sent
  * again once; an owner alive but unreachable gets 503 and the session stands; an answer lost after the owner took the
- * hop gets 502. (An owner that does not answer in time: hop-timeouts.test.ts.)
+ * hop (its 102 came back, or a retry was refused as already taken) gets 502. (An owner that does not answer in time: hop-timeouts.test.ts.)
  */
 
 describe('replicas: the hop to an owner that is gone or cannot be reached', () => {
@@ -59,7 +59,11 @@ describe('replicas: the hop to an owner that is gone or cannot be reached', () =
       // not up yet refuses too): its sessions stand until the membership finds it gone.
       const res = await echoWithOwnerAt(sessionId, owner, other, 'http://127.0.0.1:1');
       assert.equal(res.status, 503, res.text);
-      assert.match(res.text, /could not be reached/);
+      assert.match(res.text, /could not be reached \(ECONNREFUSED\); try again/);
+      // What failed, not where: the owner's internal address is for the log only.
+      assert.doesNotMatch(res.text, /127\.0\.0\.1/);
+      const logged = other.log.lines.findLast((l) => /could not be reached/.test(String(l.msg)));
+      assert.match(String(logged?.err), /ECONNREFUSED 127\.0\.0\.1:1/);
     }));
 
   /** A resetting proxy in front of `owner`, standing in at its address in the membership while `body` runs. */
@@ -104,7 +108,7 @@ describe('replicas: the hop to an owner that is gone or cannot be reached', () =
         assert.equal(res.headers.get('retry-after'), '2');
         const answer = JSON.parse(res.text) as { jsonrpc: string; id: unknown; error: { code: number; message: string } };
         assert.deepEqual([answer.jsonrpc, answer.id, answer.error.code], ['2.0', 'e', -31000]);
-        assert.match(answer.error.message, /could not be reached .*try again/);
+        assert.equal(answer.error.message, 'Service Unavailable: the gateway replica holding this session could not be reached (ECONNRESET); try again');
         assert.equal(proxy.resets, 2, 'the reused connection and the new one');
         // A fresh connection reset is not retried: the owner is not taking connections.
         const fresh = await echoText(other, sessionId, 'lost again');
@@ -131,6 +135,21 @@ describe('replicas: the hop to an owner that is gone or cannot be reached', () =
         assert.equal(answer.id, 'e');
         assert.match(answer.error.message, /do not send it again before checking/);
         assert.deepEqual([proxy.resets, proxy.accepted], [1, 2], 'reset once, then refused on the new connection');
+      });
+    }));
+
+  it('answers 502 without Retry-After when the connection fails after the owner took the hop (its 102): the request may have run', () =>
+    inSession(async (sessionId, owner, other) => {
+      await ownerBehindResets(owner, async (proxy) => {
+        // A new connection: the owner reads the request, says 102, and the connection ends before its answer.
+        proxy.mode = 'taken';
+        const res = await echoText(other, sessionId, 'taken');
+        assert.equal(res.status, 502, res.text);
+        assert.equal(res.headers.get('retry-after'), null, 'no invitation to resend a request the owner took');
+        const answer = JSON.parse(res.text) as { id: unknown; error: { message: string } };
+        assert.equal(answer.id, 'e');
+        assert.match(answer.error.message, /took the request.*do not send it again before checking/);
+        assert.equal(proxy.accepted, 1, 'not sent again');
       });
     }));
 

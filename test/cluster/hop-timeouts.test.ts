@@ -105,6 +105,30 @@ describe('replicas: the hop when the owner does not answer, and when its request
     assert.ok(accepted.length > before, 'the silent owner did accept the connection');
   });
 
+  it("answers 504 in cluster.hopHeadTimeout for a client's Expect: 100-continue too: only an owner's 102 is its taking the hop", async () => {
+    // An HTTP server that reads requests and never answers one, but for a 103 (and a 100 to an Expect, as Node's does).
+    const seen: Array<Record<string, unknown>> = [];
+    const stalling = createServer((req, res) => {
+      seen.push(req.headers);
+      req.resume();
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    peers.addresses.set('stalling-owner', `http://127.0.0.1:${(stalling.address() as AddressInfo).port}`);
+    try {
+      const headers = { ...headersFor(sessionOf('stalling-owner')), expect: '100-continue' };
+      const res = await post(b.mcp('everything'), headers, call('c-2', 'echo', { message: 'hi' }), headTimeoutMs * 3);
+      assert.equal(res.status, 504, res.body);
+      assert.match(res.body, /no answer within cluster\.hopHeadTimeout/);
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]!.expect, undefined, 'Expect is the client’s business with the first replica');
+    } finally {
+      peers.addresses.delete('stalling-owner');
+      stalling.closeAllConnections();
+      stalling.close();
+    }
+  });
+
   it('answers 504 when the connection to the owner does not complete (cluster.hopConnectTimeout)', async () => {
     const res = await fetch(b.mcp('everything'), { method: 'GET', headers: { ...headersFor(sessionOf('silent-tls-owner')), accept: 'text/event-stream' } });
     assert.equal(res.status, 504);
@@ -191,6 +215,20 @@ describe('replicas: the hop when the owner does not answer, and when its request
     await fetch(a.mcp('everything'), { method: 'DELETE', headers: headersFor(sessionId) });
   });
 });
+
+/** A POST by node:http (fetch sends no Expect), its status and body; failing when no answer came within `ms`. */
+function post(url: URL, headers: Record<string, string>, body: string, ms: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.setTimeout(ms, () => req.destroy(new Error(`no answer within ${ms} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 /** Sends a hop request as it is to a replica: its status and the informational (1xx) answers before it. */
 function hop(gw: TestGateway, headers: Record<string, string>, body: string): Promise<{ status: number; informational: number[] }> {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import diagnostics from 'node:diagnostics_channel';
+import { type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -94,6 +95,45 @@ describe('replicas: the internal hop', () => {
       assert.ok(logged, 'a server notification reached the GET stream through the hop');
     }));
 
+  it('sends nothing to the owner for a client that left while its request waited on the replica it came to (no stream left open there)', () =>
+    inSession(async (sessionId, owner, other) => {
+      const ownerId = owner.gateway.replicas.instance;
+      // The request waits on a read of the membership (its owner missing from the last one), as on authenticating it.
+      let release = () => {};
+      peers.readHeld = new Promise<void>((resolve) => (release = resolve));
+      peers.unread.add(ownerId);
+      const reads = peers.rereads;
+      // Its response on the replica it came to, to see the client's leaving there.
+      let entered: ServerResponse | undefined;
+      const see = (message: unknown) => {
+        const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
+        if (request.url === '/mcp/everything' && request.headers['mcp-session-id'] === sessionId) entered ??= response;
+      };
+      diagnostics.subscribe('http.server.request.start', see);
+      try {
+        const get = httpRequest(other.mcp('everything'), { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+        get.on('error', () => {});
+        get.end();
+        await waitFor(() => peers.rereads > reads && entered !== undefined, 'the request to wait on the membership');
+        get.destroy();
+        await waitFor(() => entered!.destroyed, 'the replica to see its client leave');
+      } finally {
+        diagnostics.unsubscribe('http.server.request.start', see);
+        release();
+        peers.readHeld = undefined;
+        peers.unread.delete(ownerId);
+      }
+      await waitFor(() => other.log.lines.some((l) => /client left before its request was forwarded/.test(String(l.msg))), 'the request to be dropped');
+      // Had the hop gone out, the owner would hold the session's one GET stream for no one: a plain GET would get 409.
+      const controller = new AbortController();
+      const plain = await fetch(owner.mcp('everything'), {
+        headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId },
+        signal: controller.signal,
+      });
+      controller.abort();
+      assert.equal(plain.status, 200);
+    }));
+
   it('resumes a dropped POST stream with Last-Event-ID through the replica that does not own the session', () =>
     inSession(async (sessionId, _owner, other) => {
       const endpoint = other.mcp('everything');
@@ -113,6 +153,32 @@ describe('replicas: the internal hop', () => {
         replay.map((m) => (m.method ? `progress:${m.params.progress}` : `response:${m.id}`)),
         ['progress:2', 'progress:3', 'response:A'],
       );
+    }));
+
+  it('lets a call forwarded by a replica that drains finish before it stops; a GET stream through it ends with the drain', () =>
+    inSession(async (sessionId, owner) => {
+      // The replica the client came to: a long drain timeout, which a stream through it must not hold.
+      const entry = await pair.replica({ shutdown: { drainTimeout: '90s' } });
+      try {
+        const stream = await fetch(entry.mcp('everything'), { headers: { ...ada, accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+        assert.equal(stream.status, 200);
+        const body = call('long', 'trigger-long-running-operation', { duration: 3, steps: 3 });
+        const answer = fetch(entry.mcp('everything'), { method: 'POST', headers: headersFor(sessionId), body }).then(async (r) => ({
+          status: r.status,
+          text: await r.text(),
+        }));
+        await waitFor(() => (owner.gateway.sessions.get(sessionId)?.pendingRequests ?? 0) > 0, 'the call to run on the owner');
+        const started = Date.now();
+        const stopped = entry.gateway.stop();
+        const res = await answer;
+        assert.equal(res.status, 200, res.text);
+        assert.match(res.text, /Long running operation completed/);
+        await stream.text();
+        await stopped;
+        assert.ok(Date.now() - started < 60_000, 'the stream did not hold the drain to its timeout');
+      } finally {
+        await entry.stop();
+      }
     }));
 
   it('ends a session by a DELETE sent to the replica that does not own it; the id is then 404 on both', async () => {

@@ -15,7 +15,19 @@ export class TestPeers implements PeerDirectory {
   readonly addresses = new Map<string, string>();
   /** The replicas listed as serving (taking new sessions): what a test says, however stale. */
   readonly servingIds: string[] = [];
+  /** Replicas missing from the last read (as one that just joined): found only by reading again (addressNow). */
+  readonly unread = new Set<string>();
+  /** While set, a read again waits for it (a slow store). */
+  readHeld: Promise<void> | undefined;
+  /** Reads again so far. */
+  rereads = 0;
   addressOf(instanceId: string): string | undefined {
+    return this.unread.has(instanceId) ? undefined : this.addresses.get(instanceId);
+  }
+  async addressNow(instanceId: string): Promise<string | undefined> {
+    this.rereads++;
+    await this.readHeld;
+    this.unread.delete(instanceId);
     return this.addresses.get(instanceId);
   }
   serving(): string[] {
@@ -54,8 +66,8 @@ export class HopPair {
   async start(): Promise<void> {
     this.idp = await startTestIdp();
     this.store = postgresTestStore();
-    this.a = await this.#replica();
-    this.b = await this.#replica();
+    this.a = await this.replica();
+    this.b = await this.replica();
     for (const gw of [this.a, this.b]) this.peers.addresses.set(gw.gateway.replicas.instance, gw.url);
     this.front = await startRoundRobin([this.a.url, this.b.url]);
     this.ada = { authorization: `Bearer ${await this.idp.sign({ sub: 'ada' })}` };
@@ -70,9 +82,14 @@ export class HopPair {
     await this.idp?.stop();
   }
 
-  #replica(): Promise<TestGateway> {
+  /**
+   * A replica of the pair's gateway (on its store, with its membership), with `extra`'s config sections besides its own.
+   * One a test starts is its own to stop; it is not in the membership unless the test puts it there.
+   */
+  replica(extra: Record<string, unknown> = {}): Promise<TestGateway> {
     return startTestGateway(
       {
+        ...extra,
         store: this.store.url,
         identity: { issuers: [{ issuer: this.idp.issuer, audiences: ['portcullis'] }] },
         cluster: { secret: `\${env:${hopSecretVar}}` },

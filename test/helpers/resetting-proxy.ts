@@ -7,12 +7,14 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
  * the client sends again after the server has answered (a kept-alive connection the server closed as idle, met by
  * the client's next request). `answer-lost`: the same kept-alive connection's second request reaches the server, and
  * the connection is reset as the server begins to answer it (the request was taken, its answer lost on the way).
+ * `taken`: the server's 102 (Processing: a replica took a hop) passes, and the connection is closed right after it,
+ * before anything more of the answer (the request reaches the server, which acts on it; its answer is lost).
  * `pass`: nothing is reset.
  */
 export class ResettingProxy {
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
-  mode: 'every' | 'reused' | 'answer-lost' | 'pass' = 'pass';
+  mode: 'every' | 'reused' | 'answer-lost' | 'taken' | 'pass' = 'pass';
   /** Connections reset so far. */
   resets = 0;
   /** Connections accepted so far. */
@@ -41,6 +43,14 @@ export class ResettingProxy {
         upstream?.destroy();
         client.resetAndDestroy();
       };
+      /** `taken`: the server's first head (its 102) goes through whole, then the connection ends (not reset: the client reads it). */
+      let head = Buffer.alloc(0);
+      const passProcessing = (c: Buffer) => {
+        head = Buffer.concat([head, c]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0 || client.writableEnded) return;
+        client.end(head.subarray(0, end + 4), () => upstream?.destroy());
+      };
       client.on('data', (chunk: Buffer) => {
         if (this.mode === 'every' || (this.mode === 'reused' && answered)) return reset();
         if (answered) again = true;
@@ -48,6 +58,7 @@ export class ResettingProxy {
           upstream = this.#track(tcpConnect(this.targetPort, '127.0.0.1'));
           upstream.on('data', (c: Buffer) => {
             if (this.mode === 'answer-lost' && again) return reset();
+            if (this.mode === 'taken') return passProcessing(c);
             answered = true;
             client.write(c);
           });
