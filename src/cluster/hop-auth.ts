@@ -1,10 +1,11 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Identity } from '../core/identity.js';
+import { type ClusterSecrets, secretList } from './cluster-secrets.js';
 
 /**
  * The authentication of the internal hop between replicas (docs/cluster-hop.md): an HMAC-SHA256, under the shared
- * `cluster.secret`, of the request's method, target, headers, body, the caller it carries, the replica it is for,
+ * `cluster.secret` (the first of its list; a hop signed under any of them is taken, so the secret rotates), of the request's method, target, headers, body, the caller it carries, the replica it is for,
  * a timestamp and a random nonce. The secret itself never travels; a signature is good for that one request, at that
  * one replica, once, within a minute of its time: whoever reads the traffic between replicas can neither replay a
  * hop to its owner nor send it to another replica, nor alter what the owner acts on.
@@ -58,21 +59,22 @@ export interface HopCaller {
 }
 
 export class HopAuth {
-  readonly #secret: Buffer;
+  /** cluster.secret, the signing one first. */
+  readonly #secrets: readonly Buffer[];
   /** Signatures accepted in the last two skew windows (past that their time refuses them): each is taken once. */
   readonly #seen = new Map<string, number>();
 
   constructor(
-    secret: string,
+    secrets: ClusterSecrets,
     /** This replica's instance id: the hops it accepts are those signed for it. */
     readonly self: string,
   ) {
-    this.#secret = Buffer.from(secret, 'utf8');
+    this.#secrets = secretList(secrets).map((s) => Buffer.from(s, 'utf8'));
   }
 
   /**
    * The hop headers for a request to replica `to` forwarding `headers` (all of them are signed): the caller, encoded,
-   * the names of the signed headers, and the signature over them, the request line and the body.
+   * the names of the signed headers, and the signature (under the first secret) over them, the request line and the body.
    */
   sign(method: string, target: string, headers: Headers, body: string, caller: HopCaller, to: string, now = Date.now()): Record<string, string> {
     const encoded = Buffer.from(JSON.stringify(caller)).toString('base64url');
@@ -85,7 +87,7 @@ export class HopAuth {
     return {
       [hopCallerHeader]: encoded,
       [hopSignedHeader]: listed,
-      [hopHeader]: `t=${now};n=${nonce};sig=${this.#mac(now, nonce, to, method, target, headers, names, body, encoded)}`,
+      [hopHeader]: `t=${now};n=${nonce};sig=${this.#mac(this.#secrets[0]!, now, nonce, to, method, target, headers, names, body, encoded)}`,
     };
   }
 
@@ -123,9 +125,12 @@ export class HopAuth {
       return { refused: 'malformed hop credentials' };
     const unsigned = Object.keys(headers).find((n) => !signed.has(n) && !transportHeaders.has(n) && actedOn(n));
     if (unsigned !== undefined) return { refused: `unsigned ${unsigned} header on a hop` };
-    const expected = Buffer.from(this.#mac(t, m[2]!, this.self, method, target, headers, names, body, encoded));
     const given = Buffer.from(m[3]!);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad hop signature' };
+    const signedUnder = (secret: Buffer) => {
+      const expected = Buffer.from(this.#mac(secret, t, m[2]!, this.self, method, target, headers, names, body, encoded));
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    };
+    if (!this.#secrets.some(signedUnder)) return { refused: 'bad hop signature' };
     if (!this.#firstUse(m[3]!, now)) return { refused: 'replayed hop signature' };
     try {
       const caller = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as HopCaller;
@@ -158,10 +163,21 @@ export class HopAuth {
     return true;
   }
 
-  #mac(t: number, nonce: string, to: string, method: string, target: string, headers: Headers, names: readonly string[], body: string, caller: string): string {
+  #mac(
+    secret: Buffer,
+    t: number,
+    nonce: string,
+    to: string,
+    method: string,
+    target: string,
+    headers: Headers,
+    names: readonly string[],
+    body: string,
+    caller: string,
+  ): string {
     const digest = createHash('sha256').update(body).digest('base64url');
     const signed = names.map((n) => [n, signedValue(headers, n)]);
-    return createHmac('sha256', this.#secret)
+    return createHmac('sha256', secret)
       .update(JSON.stringify(['portcullis hop v3', t, nonce, to, method, target, signed, digest, caller]))
       .digest('base64url');
   }

@@ -160,4 +160,22 @@ describe('the hop signature', () => {
     assert.deepEqual(new HopAuth('s'.repeat(32), 'gw-c').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
     assert.ok('caller' in new HopAuth('s'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now));
   });
+
+  it('rotates: the first secret of a list signs, any verifies, so each step of [s1], [s1, s2], [s2, s1], [s2] takes the next', () => {
+    const [s1, s2] = ['s1'.repeat(16), 's2'.repeat(16)];
+    const steps = [[s1], [s1, s2], [s2, s1], [s2]];
+    for (const [i, signer] of steps.entries()) {
+      for (const [j, verifier] of steps.entries()) {
+        const headers = new HopAuth(signer, 'gw-a').sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
+        const verdict = new HopAuth(verifier, 'gw-b').verify('GET', '/mcp/x', headers, '', now);
+        // Neighbouring steps (what a rolling restart puts side by side) always agree; [s1] and [s2] never do.
+        if (Math.abs(i - j) <= 1) assert.ok('caller' in verdict, `${i} signs, ${j} verifies`);
+        if (Math.abs(i - j) === 3) assert.deepEqual(verdict, { refused: 'bad hop signature' }, `${i} signs, ${j} verifies`);
+      }
+    }
+    // A single secret is a list of one.
+    const single = new HopAuth(s1, 'gw-a').sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
+    assert.ok('caller' in new HopAuth([s2, s1], 'gw-b').verify('GET', '/mcp/x', single, '', now));
+    assert.throws(() => new HopAuth([], 'gw-b'), /at least one secret/);
+  });
 });
