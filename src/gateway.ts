@@ -100,7 +100,7 @@ export class Gateway {
     this.#log = log;
     // The membership is the peer directory once the hop has its secret; without one (a lone replica: startRecording
     // refused one among others), other replicas' sessions are unknown here.
-    const peers = options.peers ?? (config.cluster.secret === undefined ? undefined : recording.cluster?.membership);
+    const peers = options.peers ?? (config.cluster.secrets.length === 0 ? undefined : recording.cluster?.membership);
     this.replicas = replicasOf(config, tokenKeys, recording.recorder, peers, log);
     this.devIdentity = identity.dev;
     this.#recording = recording;

@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { type HopAuth, hopRefusedHeader } from '../cluster/hop-auth.js';
+import { type HopAuth, type HopRefusalCode, hopRefusedHeader } from '../cluster/hop-auth.js';
 import { hopPrefix } from '../cluster/hop.js';
 import type { AgentHub } from './hub.js';
 import type { Channel } from './mux.js';
@@ -42,25 +42,27 @@ export class TunnelRelay {
 
   /** A WebSocket upgrade under relayPrefix: refused unless its hop signature checks out and an agent's tunnel is here. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const refuse = (status: string, why: string, hopRefused = true) => {
-      const refusal = { principal: unauthenticatedPrincipal, connection: '(agent relay)', method: httpMethod(req), reason: why };
-      logRefusal(this.log, refusal, 'agent relay refused', { remote: req.socket.remoteAddress, status }, 'warn');
-      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\n${hopRefused ? `${hopRefusedHeader}: 1\r\n` : ''}connection: close\r\n\r\n${why}\n`);
+    /** `refusal`: the hop itself is refused, and why (hop-auth.ts), rather than what it asks for. */
+    const refuse = (status: string, why: string, refusal?: HopRefusalCode) => {
+      const refused = { principal: unauthenticatedPrincipal, connection: '(agent relay)', method: httpMethod(req), reason: why };
+      logRefusal(this.log, refused, 'agent relay refused', { remote: req.socket.remoteAddress, status }, 'warn');
+      const marked = refusal === undefined ? '' : `${hopRefusedHeader}: ${refusal}\r\n`;
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\n${marked}connection: close\r\n\r\n${why}\n`);
     };
     const url = new URL(req.url ?? '/', 'http://gateway');
     const m = relayPath.exec(url.pathname);
     const session = url.searchParams.get('session');
-    if (m === null || session === null) return refuse('404 Not Found', 'not a relay path', false);
-    if (this.auth === undefined) return refuse('403 Forbidden', 'this gateway takes no internal hop (cluster.secret is not set)');
+    if (m === null || session === null) return refuse('404 Not Found', 'not a relay path');
+    if (this.auth === undefined) return refuse('403 Forbidden', 'this gateway takes no internal hop (cluster.secret is not set)', 'no-secret');
     const verdict = this.auth.verify('GET', url.pathname.slice(hopPrefix.length) + url.search, req.headers, '');
-    if ('refused' in verdict) return refuse('401 Unauthorized', `internal hop refused: ${verdict.refused}`);
+    if ('refused' in verdict) return refuse('401 Unauthorized', `internal hop refused: ${verdict.refused}`, verdict.code);
     let agent: string;
     let connection: string;
     try {
       agent = decodeURIComponent(m[1]!);
       connection = decodeURIComponent(m[2]!);
     } catch {
-      return refuse('404 Not Found', 'not a relay path', false);
+      return refuse('404 Not Found', 'not a relay path');
     }
     const tunnel = this.hub.tunnel(agent);
     if (tunnel === undefined) return refuse('404 Not Found', `this replica holds no tunnel of agent '${agent.slice(0, 64)}'`);

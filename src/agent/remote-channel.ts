@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import type { HopAuth, HopCaller } from '../cluster/hop-auth.js';
+import { type HopAuth, type HopCaller, hopRefusedHeader } from '../cluster/hop-auth.js';
 import { hopPrefix } from '../cluster/hop.js';
 import type { TunnelChannel } from '../upstream/tunnel.js';
 
@@ -163,7 +163,9 @@ export function openRemoteChannel(
     };
     ws.on('unexpected-response', (_req, res) => {
       res.resume();
-      unreachable(`HTTP ${res.statusCode}`);
+      // A refused hop says why (hop-auth.ts): a bad signature or clocks apart point at cluster.secret or NTP.
+      const refused = res.headers[hopRefusedHeader];
+      unreachable(`HTTP ${res.statusCode}${typeof refused === 'string' ? ` (hop refused: ${refused.slice(0, 40)})` : ''}`);
     });
     ws.on('error', (err) => unreachable(err.message));
     ws.on('close', () => unreachable('it closed the relay before the server started'));

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { parsePostgresUrl } from '../store/postgres.js';
+import type { ClusterSecrets } from './cluster-secrets.js';
 import { NotificationSigner, notificationBody } from './notification-signer.js';
 
 /**
@@ -19,8 +20,8 @@ import { NotificationSigner, notificationBody } from './notification-signer.js';
  * events name a session and the sequence numbers of its events just committed, which receivers read from the store.
  *
  * Anyone with a login to the database can NOTIFY the channel. With `cluster.secret` set, each notification carries an
- * HMAC under a key derived from it (with its time and a nonce: good once, within a minute), and one without a valid
- * one is ignored (and said in the log, at most once a minute per kind). Even an authentic notification only prompts a
+ * HMAC under a key derived from it (the first of its list; with its time and a nonce: good once, within a minute), and
+ * one without a valid one under any of the list is ignored (and said in the log, at most once a minute per kind). Even an authentic notification only prompts a
  * re-read of the store, except the console's session events, which are relayed only when authentic (`verified`).
  */
 
@@ -84,8 +85,8 @@ export interface PostgresChangeBusOptions {
   log: Logger;
   /** The first and the longest wait before reconnecting the listening connection. */
   reconnectMs?: { min: number; max: number };
-  /** cluster.secret: notifications are signed, and unsigned ones ignored. */
-  secret?: string;
+  /** cluster.secret (one, or a list whose first signs): notifications are signed, and unsigned ones ignored. */
+  secret?: ClusterSecrets;
   /** How often the listening connection must answer a query, and how long it has to; default 5 s. */
   checkMs?: number;
 }
@@ -377,7 +378,7 @@ export class PostgresChangeBus implements ChangeBus {
       this.#ignoredLoggedAt.set(kind, now);
       this.#o.log.warn(
         { kind, why, channel: this.#channel },
-        'a change notification without a valid cluster.secret signature was ignored (sent by a replica without the same cluster.secret, or by someone with a database login); said once a minute per kind',
+        "a change notification without a valid cluster.secret signature was ignored (signed under none of the secrets of this replica's cluster.secret: a replica's secrets differ, or someone with a database login sent it); said once a minute per kind",
       );
     }
   }
@@ -395,7 +396,7 @@ export class PostgresChangeBus implements ChangeBus {
  * Announces one change from a process that does not listen (the CLI): a short connection of its own, signed under
  * cluster.secret when the config has one (the gateways that have one ignore it otherwise).
  */
-export async function announceChange(url: string, kind: ChangeKind, id: string, from: string, secret?: string): Promise<void> {
+export async function announceChange(url: string, kind: ChangeKind, id: string, from: string, secret?: ClusterSecrets): Promise<void> {
   if (url.startsWith('sqlite:')) return;
   const { connectionString, schema } = parsePostgresUrl(url);
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });

@@ -36,8 +36,8 @@ export interface ClusterOptions {
   goneAfterMs: number;
   heartbeatMs: number;
   reconcileMs: number;
-  /** cluster.secret: change notifications are signed with a key derived from it, and unsigned ones ignored. */
-  secret?: string;
+  /** cluster.secret: change notifications are signed with a key derived from the first, and unsigned ones ignored. */
+  secret?: readonly string[];
   /** The first wait before the notification connection reconnects (tests); default 100 ms, doubling to 5 s. */
   reconnectMs?: number;
 }

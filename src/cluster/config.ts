@@ -12,6 +12,36 @@ function clusterSecret(sources: SecretSources, what: string) {
 }
 
 /**
+ * cluster.secret: one reference, or a list of them (rotation: the first signs, every one verifies). Either way the
+ * output is the list, empty when unset. A list must name at least one secret, each once.
+ */
+function clusterSecrets(sources: SecretSources) {
+  const one = clusterSecret(sources, 'cluster.secret').transform((s) => [s]);
+  const list = z
+    .array(clusterSecret(sources, 'a cluster.secret entry'))
+    .min(1, 'an empty list: give one secret (or, during a rotation, the new and the old), or remove cluster.secret')
+    .superRefine((secrets, ctx) => {
+      secrets.forEach((s, i) => {
+        const first = secrets.findIndex((t) => t.reveal() === s.reveal());
+        if (first < i)
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `the same secret as entry ${first}: list each secret once (the first signs, every one verifies)`,
+          });
+      });
+    });
+  return z
+    .union([z.string(), z.array(z.unknown())], { error: 'expected a ${file:…} or ${env:…} reference, or a list of them (the first signs, every one verifies)' })
+    .transform((value, ctx) => {
+      const parsed = (typeof value === 'string' ? one : list).safeParse(value);
+      if (parsed.success) return parsed.data;
+      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue });
+      return z.NEVER;
+    });
+}
+
+/**
  * `cluster:`: what the replicas of one gateway sharing a PostgreSQL store share: how they find each other
  * (membership.ts), hear of each other's decisions (change-bus.ts) and reach each other (the hop, docs/cluster-hop.md).
  * A lone gateway (or one on SQLite) needs none of it.
@@ -19,8 +49,12 @@ function clusterSecret(sources: SecretSources, what: string) {
 export function clusterSchema(sources: SecretSources) {
   return z
     .strictObject({
-      /** Signs the internal hop between replicas; the same on every replica. Unset: this gateway refuses every hop. */
-      secret: clusterSecret(sources, 'cluster.secret').optional(),
+      /**
+       * Signs the internal hop between replicas and the change notifications: one secret, the same on every replica,
+       * or a list of them, the first of which signs and every one of which verifies (rotation, as tokenKeys). Unset:
+       * this gateway refuses every hop.
+       */
+      secret: clusterSecrets(sources).optional(),
       /**
        * The keys of the gateway's sealed tokens (session ids, MRTR requestStates): the first seals, every one opens
        * (rotation). Unset: a key generated once and kept in the store, which every replica on that store shares.
@@ -57,7 +91,8 @@ export function clusterSchema(sources: SecretSources) {
     })
     .prefault({})
     .transform((c) => ({
-      ...(c.secret === undefined ? {} : { secret: c.secret }),
+      /** cluster.secret as a list, the signing one first; empty when unset. */
+      secrets: c.secret ?? [],
       tokenKeys: c.tokenKeys,
       ...(c.internalUrl === undefined ? {} : { internalUrl: c.internalUrl }),
       goneAfterMs: c.goneAfter,
@@ -68,3 +103,8 @@ export function clusterSchema(sources: SecretSources) {
 }
 
 export type ClusterConfig = z.output<ReturnType<typeof clusterSchema>>;
+
+/** cluster.secret's values, the signing one first, or undefined when it is not set. */
+export function clusterSecretValues(cluster: ClusterConfig): string[] | undefined {
+  return cluster.secrets.length === 0 ? undefined : cluster.secrets.map((s) => s.reveal());
+}

@@ -1,10 +1,11 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Identity } from '../core/identity.js';
+import { type ClusterSecrets, secretList } from './cluster-secrets.js';
 
 /**
  * The authentication of the internal hop between replicas (docs/cluster-hop.md): an HMAC-SHA256, under the shared
- * `cluster.secret`, of the request's method, target, headers, body, the caller it carries, the replica it is for,
+ * `cluster.secret` (the first of its list; a hop signed under any of them is taken, so the secret rotates), of the request's method, target, headers, body, the caller it carries, the replica it is for,
  * a timestamp and a random nonce. The secret itself never travels; a signature is good for that one request, at that
  * one replica, once, within a minute of its time: whoever reads the traffic between replicas can neither replay a
  * hop to its owner nor send it to another replica, nor alter what the owner acts on.
@@ -17,10 +18,27 @@ export const hopHeader = 'portcullis-hop';
 export const hopCallerHeader = 'portcullis-hop-caller';
 export const hopSignedHeader = 'portcullis-hop-signed';
 /**
- * On a replica's refusal of a hop: the sender then answers its client as for an unreachable owner, rather than relaying
- * a 401 or 403 that the client would take as a verdict on its own token.
+ * The instance id of the replica a hop is for (URI-encoded), which the signature covers anyway: sent in the clear so
+ * that a replica now at the owner's address can say the hop is not for it, rather than that its signature is bad.
+ * Optional on receipt (a sender of an earlier version has none): the signature still binds the hop to its replica.
+ */
+export const hopForHeader = 'portcullis-hop-for';
+/**
+ * On a replica's refusal of a hop, saying why (a HopRefusalCode): the sender answers its client as for an owner gone
+ * when the hop was not for that replica, and as for one unreachable for now otherwise, never relaying a 401 or 403
+ * that the client would take as a verdict on its own token (hop-refusal.ts).
  */
 export const hopRefusedHeader = 'portcullis-hop-refused';
+/**
+ * Why a hop is refused. `not-for-this-instance`: the receiver is not the replica it is for (the owner is gone, and
+ * another replica answers at its address); every other code is an authentication failure between live replicas
+ * (signed under none of the receiver's cluster.secret, clocks apart, replayed, altered on the way, or no secret).
+ */
+export type HopRefusalCode = 'not-for-this-instance' | 'bad-signature' | 'clock-skew' | 'replayed' | 'malformed' | 'no-secret';
+export interface HopRefusal {
+  refused: string;
+  code: HopRefusalCode;
+}
 /**
  * On a draining replica's 503 to a hop, before it acted on anything (it opens no session while draining, and passes
  * no hop on): the sender of a session's opening may then try another serving replica. Only ever on a hop's reply;
@@ -33,7 +51,17 @@ const credentials = /^t=(\d{1,16});n=([A-Za-z0-9_-]{16});sig=([A-Za-z0-9_-]{43})
 /** The signed header names: lower-case HTTP tokens, comma-separated (none at all is '-'). */
 const signedNames = /^(?:-|[a-z0-9!#$%&'*+.^_`|~-]+(?:,[a-z0-9!#$%&'*+.^_`|~-]+)*)$/;
 /** Headers that are the hop's own or the connection's (not the request's): never signed, never dropped. */
-const transportHeaders = new Set([hopHeader, hopCallerHeader, hopSignedHeader, 'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+const transportHeaders = new Set([
+  hopHeader,
+  hopCallerHeader,
+  hopSignedHeader,
+  hopForHeader,
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+]);
 
 /** Whether the owner acts on a request header: one of these unsigned refuses the hop rather than being dropped. */
 function actedOn(name: string): boolean {
@@ -58,21 +86,23 @@ export interface HopCaller {
 }
 
 export class HopAuth {
-  readonly #secret: Buffer;
+  /** cluster.secret, the signing one first. */
+  readonly #secrets: readonly Buffer[];
   /** Signatures accepted in the last two skew windows (past that their time refuses them): each is taken once. */
   readonly #seen = new Map<string, number>();
 
   constructor(
-    secret: string,
+    secrets: ClusterSecrets,
     /** This replica's instance id: the hops it accepts are those signed for it. */
     readonly self: string,
   ) {
-    this.#secret = Buffer.from(secret, 'utf8');
+    this.#secrets = secretList(secrets).map((s) => Buffer.from(s, 'utf8'));
   }
 
   /**
    * The hop headers for a request to replica `to` forwarding `headers` (all of them are signed): the caller, encoded,
-   * the names of the signed headers, and the signature over them, the request line and the body.
+   * the names of the signed headers, the replica it is for, and the signature (under the first secret) over them, the
+   * request line and the body.
    */
   sign(method: string, target: string, headers: Headers, body: string, caller: HopCaller, to: string, now = Date.now()): Record<string, string> {
     const encoded = Buffer.from(JSON.stringify(caller)).toString('base64url');
@@ -85,18 +115,26 @@ export class HopAuth {
     return {
       [hopCallerHeader]: encoded,
       [hopSignedHeader]: listed,
-      [hopHeader]: `t=${now};n=${nonce};sig=${this.#mac(now, nonce, to, method, target, headers, names, body, encoded)}`,
+      [hopForHeader]: encodeURIComponent(to),
+      [hopHeader]: `t=${now};n=${nonce};sig=${this.#mac(this.#secrets[0]!, now, nonce, to, method, target, headers, names, body, encoded)}`,
     };
   }
 
-  /** Why a hop is refused on its headers alone (before its body is read), or undefined when they may be right. */
-  precheck(headers: Record<string, string | string[] | undefined>, now = Date.now()): string | undefined {
+  /**
+   * Why a hop is refused on its headers alone (before its body is read), or undefined when they may be right. A hop
+   * that names another replica is refused as not for this one before anything else: its sender then knows the owner
+   * it meant is not at this address, whatever else is wrong with it.
+   */
+  precheck(headers: Record<string, string | string[] | undefined>, now = Date.now()): HopRefusal | undefined {
     const auth = headers[hopHeader];
     const signed = headers[hopSignedHeader];
-    if (typeof auth !== 'string' || typeof headers[hopCallerHeader] !== 'string' || typeof signed !== 'string') return 'missing hop credentials';
+    const to = headers[hopForHeader];
+    if (to !== undefined && to !== encodeURIComponent(this.self)) return { refused: 'not for this instance', code: 'not-for-this-instance' };
+    if (typeof auth !== 'string' || typeof headers[hopCallerHeader] !== 'string' || typeof signed !== 'string')
+      return { refused: 'missing hop credentials', code: 'malformed' };
     const m = credentials.exec(auth);
-    if (m === null || !signedNames.test(signed)) return 'malformed hop credentials';
-    if (Math.abs(now - Number(m[1])) > hopSkewMs) return 'hop timestamp outside the allowed clock skew';
+    if (m === null || !signedNames.test(signed)) return { refused: 'malformed hop credentials', code: 'malformed' };
+    if (Math.abs(now - Number(m[1])) > hopSkewMs) return { refused: 'hop timestamp outside the allowed clock skew', code: 'clock-skew' };
     return undefined;
   }
 
@@ -110,9 +148,9 @@ export class HopAuth {
     headers: Record<string, string | string[] | undefined>,
     body: string,
     now = Date.now(),
-  ): { caller: HopCaller; signed: ReadonlySet<string> } | { refused: string } {
+  ): { caller: HopCaller; signed: ReadonlySet<string> } | HopRefusal {
     const refused = this.precheck(headers, now);
-    if (refused !== undefined) return { refused };
+    if (refused !== undefined) return refused;
     const encoded = headers[hopCallerHeader] as string;
     const m = credentials.exec(headers[hopHeader] as string)!;
     const t = Number(m[1]);
@@ -120,13 +158,16 @@ export class HopAuth {
     const names = listed === '-' ? [] : listed.split(',');
     const signed = new Set(names);
     if (signed.size !== names.length || names.some((n) => transportHeaders.has(n)) || names.join(',') !== [...names].sort().join(','))
-      return { refused: 'malformed hop credentials' };
+      return { refused: 'malformed hop credentials', code: 'malformed' };
     const unsigned = Object.keys(headers).find((n) => !signed.has(n) && !transportHeaders.has(n) && actedOn(n));
-    if (unsigned !== undefined) return { refused: `unsigned ${unsigned} header on a hop` };
-    const expected = Buffer.from(this.#mac(t, m[2]!, this.self, method, target, headers, names, body, encoded));
+    if (unsigned !== undefined) return { refused: `unsigned ${unsigned} header on a hop`, code: 'malformed' };
     const given = Buffer.from(m[3]!);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad hop signature' };
-    if (!this.#firstUse(m[3]!, now)) return { refused: 'replayed hop signature' };
+    const signedUnder = (secret: Buffer) => {
+      const expected = Buffer.from(this.#mac(secret, t, m[2]!, this.self, method, target, headers, names, body, encoded));
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    };
+    if (!this.#secrets.some(signedUnder)) return { refused: 'bad hop signature', code: 'bad-signature' };
+    if (!this.#firstUse(m[3]!, now)) return { refused: 'replayed hop signature', code: 'replayed' };
     try {
       const caller = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as HopCaller;
       if (
@@ -135,10 +176,10 @@ export class HopAuth {
         !Array.isArray(caller.identity.groups) ||
         (caller.remoteAddress !== undefined && typeof caller.remoteAddress !== 'string')
       )
-        return { refused: 'malformed hop caller' };
+        return { refused: 'malformed hop caller', code: 'malformed' };
       return { caller, signed };
     } catch {
-      return { refused: 'malformed hop caller' };
+      return { refused: 'malformed hop caller', code: 'malformed' };
     }
   }
 
@@ -158,10 +199,21 @@ export class HopAuth {
     return true;
   }
 
-  #mac(t: number, nonce: string, to: string, method: string, target: string, headers: Headers, names: readonly string[], body: string, caller: string): string {
+  #mac(
+    secret: Buffer,
+    t: number,
+    nonce: string,
+    to: string,
+    method: string,
+    target: string,
+    headers: Headers,
+    names: readonly string[],
+    body: string,
+    caller: string,
+  ): string {
     const digest = createHash('sha256').update(body).digest('base64url');
     const signed = names.map((n) => [n, signedValue(headers, n)]);
-    return createHmac('sha256', this.#secret)
+    return createHmac('sha256', secret)
       .update(JSON.stringify(['portcullis hop v3', t, nonce, to, method, target, signed, digest, caller]))
       .digest('base64url');
   }

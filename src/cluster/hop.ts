@@ -2,8 +2,9 @@ import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import { ErrorCode, errorResponse, type RequestId } from '../protocol/jsonrpc.js';
+import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopForHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
 import { HopsInFlight } from './hop-drain.js';
-import { type HopAuth, type HopCaller, hopCallerHeader, hopDeclinedHeader, hopHeader, hopRefusedHeader, hopSignedHeader } from './hop-auth.js';
+import { type AuthRefusal, HopRefusalLog, refusalOf } from './hop-refusal.js';
 
 /**
  * The internal hop's path prefix: `/_portcullis/hop/mcp/<connection>` on the gateway's one port. The hop shares the
@@ -37,6 +38,7 @@ const requestHeadersDropped = new Set([
   hopHeader,
   hopCallerHeader,
   hopSignedHeader,
+  hopForHeader,
   hopRefusedHeader,
   hopDeclinedHeader,
 ]);
@@ -72,8 +74,8 @@ export interface HopTimeouts {
 class HopTimeoutError extends Error {}
 
 /**
- * What answered at the owner's address refused the hop (not signed for it, or under another cluster.secret): that is
- * not the owner, so the owner is gone, whatever the membership still says.
+ * What answered at the owner's address refused the hop as not for it: that is not the owner, so the owner is gone,
+ * whatever the membership still says. (A refusal as unauthenticated is no such proof: see `#refusedByLiveOwner`.)
  */
 export class HopRefusedError extends Error {}
 
@@ -110,6 +112,7 @@ export class HopClient {
   readonly #http = new HttpAgent({ keepAlive: true });
   readonly #https = new HttpsAgent({ keepAlive: true });
   readonly #inFlight = new HopsInFlight();
+  readonly #refusals: HopRefusalLog;
 
   constructor(
     private readonly auth: HopAuth,
@@ -117,14 +120,17 @@ export class HopClient {
     private readonly log: Logger,
     /** Whether the membership says replica `owner` is alive (read again when not known as alive). */
     private readonly ownerAlive: (owner: string) => Promise<boolean>,
-  ) {}
+  ) {
+    this.#refusals = new HopRefusalLog(log);
+  }
 
   /**
    * Sends `req` with `body` (read whole: the signature covers it; '' for a GET or DELETE) to replica `owner` at `base` +
    * the hop prefix + `target`, as `caller`, and pipes the reply to `res`. An owner that does not connect or answer in
    * time gets the client a 504; one that cannot be reached (its connection reset or refused) a 503 with Retry-After
    * while the membership says it is alive. `unreachable` answers the client when the owner is gone: what answers at
-   * its address refuses the hop, or it cannot be reached and the membership no longer has it.
+   * its address refuses the hop as not for it, or it cannot be reached (or refuses the hop as unauthenticated) and the
+   * membership no longer has it. Refused as unauthenticated while alive: 503 with Retry-After, and an error logged.
    *
    * One retry, on a fresh connection, when a kept-alive socket fails (ECONNRESET, EPIPE) before anything of the answer
    * came back: the owner closed it as idle (its keep-alive timeout, or shed by its connection cap, which sheds only
@@ -212,7 +218,8 @@ export class HopClient {
         }
         // Even a refused connection is no proof that the owner died (a sidecar proxy not up yet, a node's proxy during
         // a rollout): while the membership has it alive, its sessions stand; it learns of a death at cluster.goneAfter.
-        const alive = !(err instanceof HopRefusedError) && (await this.ownerAlive(owner));
+        // A membership that cannot be read is taken as alive: a 503 the client retries, not its session dropped.
+        const alive = !(err instanceof HopRefusedError) && (await this.ownerAlive(owner).catch(() => true));
         if (abandoned) return;
         if (alive) {
           this.log.warn(
@@ -240,10 +247,28 @@ export class HopClient {
           }
           if (reply.headers[hopRefusedHeader] !== undefined) {
             reply.resume();
-            const message = `the replica at ${url.origin} refused the hop (${reply.statusCode})`;
-            // Refusing a retry: the first attempt reached it after all (a signature is taken once), and may have been
-            // acted on, so the client must not be told to send it again. Otherwise whoever is at that address is not the owner.
-            void failed(retry ? new HopOutcomeUnknownError(`${message} on a retry`) : new HopRefusedError(message)).then(() => resolve(undefined));
+            const refusal = refusalOf(reply);
+            const message = `the replica at ${url.origin} refused the hop (${reply.statusCode} ${refusal})`;
+            // Not for it: whoever is at that address is not the owner. As replayed (or, from an earlier version that
+            // does not say why, on a retry): the first attempt reached the owner after all (a signature is taken once),
+            // and may have been acted on, so the client must not be told to send it again.
+            if (refusal === 'not-for-this-instance') void failed(new HopRefusedError(message)).then(() => resolve(undefined));
+            else if (refusal === 'replayed' || (retry && refusal === 'unspecified'))
+              void failed(new HopOutcomeUnknownError(`${message}${retry ? ' on a retry' : ''}`)).then(() => resolve(undefined));
+            else
+              void this.#refusedByLiveOwner(owner, url.origin, refusal)
+                .then((alive) => {
+                  if (abandoned) return;
+                  if (!alive) return unreachable(new HopRefusedError(message));
+                  notAnswered(
+                    res,
+                    503,
+                    `Service Unavailable: ${peer} refused this replica's request as unauthenticated (${refusal}): the replicas' cluster.secret or clocks disagree; try again`,
+                    body,
+                    { 'retry-after': String(retryAfterSeconds) },
+                  );
+                })
+                .then(() => resolve(undefined));
             return;
           }
           if (declinable && declinedAsDraining(reply)) {
@@ -308,6 +333,17 @@ export class HopClient {
   /** Resolves once no forwarded request awaits its answer (a GET's stream does not count), or at `deadline` (epoch ms). */
   settled(deadline: number): Promise<void> {
     return this.#inFlight.settled(deadline);
+  }
+
+  /**
+   * The owner refused a hop as unauthenticated (another cluster.secret, clocks apart, no secret there): whether the
+   * membership has it alive, when the refusal is logged as an error naming the likely cause (once a minute per
+   * owner). A membership that cannot be read is taken as alive: a 503 the client retries, not its session dropped.
+   */
+  async #refusedByLiveOwner(owner: string, address: string, refusal: AuthRefusal): Promise<boolean> {
+    const alive = await this.ownerAlive(owner).catch(() => true);
+    if (alive) this.#refusals.refused(owner, address, refusal);
+    return alive;
   }
 
   /** Ends what is still forwarded (streams, and requests past the drain: see `settled`), and closes the connections. */

@@ -1,4 +1,5 @@
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { type ClusterSecrets, secretList } from './cluster-secrets.js';
 
 /** How far a signed notification's time may be from the receiver's clock (as the hop's). */
 const skewMs = 60_000;
@@ -6,28 +7,35 @@ const signedPayload = /^([A-Za-z0-9_-]{43})\.(.*)$/s;
 
 /**
  * Signs and checks notifications under a key derived from cluster.secret (not the secret itself, which signs hops):
- * `<HMAC-SHA256 base64url>.<body>`, the body naming its sender, time and a nonce.
+ * `<HMAC-SHA256 base64url>.<body>`, the body naming its sender, time and a nonce. With a list of secrets (a rotation),
+ * the first one's key signs and a notification signed under any one's is taken.
  */
 export class NotificationSigner {
-  readonly #key: Buffer;
+  /** One key per secret, the signing one first. */
+  readonly #keys: readonly Buffer[];
   /** Signatures taken in the last two skew windows: a notification replayed by whoever can LISTEN is ignored. */
   readonly #seen = new Map<string, number>();
 
-  constructor(secret: string) {
-    this.#key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), 'portcullis change notifications', 32));
+  constructor(secrets: ClusterSecrets) {
+    this.#keys = secretList(secrets).map((secret) =>
+      Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), 'portcullis change notifications', 32)),
+    );
   }
 
   sign(body: string): string {
-    return `${this.#mac(body)}.${body}`;
+    return `${this.#mac(this.#keys[0]!, body)}.${body}`;
   }
 
   /** The body of an authentic notification seen for the first time, or why not. */
   open(payload: string, now = Date.now()): { body: string } | { refused: string } {
     const m = signedPayload.exec(payload);
     if (m === null) return { refused: 'unsigned' };
-    const expected = Buffer.from(this.#mac(m[2]!));
     const given = Buffer.from(m[1]!);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { refused: 'bad signature' };
+    const signedUnder = (key: Buffer) => {
+      const expected = Buffer.from(this.#mac(key, m[2]!));
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    };
+    if (!this.#keys.some(signedUnder)) return { refused: 'bad signature' };
     let t: unknown;
     try {
       t = (JSON.parse(m[2]!) as { t?: unknown }).t;
@@ -44,8 +52,8 @@ export class NotificationSigner {
     return { body: m[2]! };
   }
 
-  #mac(body: string): string {
-    return createHmac('sha256', this.#key).update(body).digest('base64url');
+  #mac(key: Buffer, body: string): string {
+    return createHmac('sha256', key).update(body).digest('base64url');
   }
 }
 

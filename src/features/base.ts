@@ -76,7 +76,7 @@ export async function startRecording(
       goneAfterMs: config.cluster.goneAfterMs,
       heartbeatMs: config.cluster.heartbeatMs,
       reconcileMs: config.cluster.reconcileMs,
-      ...(config.cluster.secret === undefined ? {} : { secret: config.cluster.secret.reveal() }),
+      ...(config.cluster.secrets.length === 0 ? {} : { secret: config.cluster.secrets.map((s) => s.reveal()) }),
       ...(timings.reconnectMs === undefined ? {} : { reconnectMs: timings.reconnectMs }),
     });
     // Replicas that could not reach each other's sessions are refused before anything is recorded.

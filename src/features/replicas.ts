@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { HopAuth } from '../cluster/hop-auth.js';
 import type { Membership } from '../cluster/membership.js';
 import type { PeerDirectory } from '../cluster/peer-directory.js';
+import { clusterSecretValues } from '../cluster/config.js';
 import { Replicas } from '../cluster/replicas.js';
 import { SessionIds } from '../cluster/session-ids.js';
 import { TokenKeys } from '../cluster/token-keys.js';
@@ -31,8 +32,8 @@ export function replicasOf(
   log: Logger,
 ): Replicas {
   const instance = recorder?.instanceId ?? `gw-${randomBytes(6).toString('hex')}`;
-  const secret = config.cluster.secret?.reveal();
-  return new Replicas(new SessionIds(tokenKeys.ring('session id'), instance), secret === undefined ? undefined : new HopAuth(secret, instance), peers, {
+  const secrets = clusterSecretValues(config.cluster);
+  return new Replicas(new SessionIds(tokenKeys.ring('session id'), instance), secrets === undefined ? undefined : new HopAuth(secrets, instance), peers, {
     timeouts: config.cluster.hopTimeouts,
     log: log.child({ part: 'hop' }),
   });
@@ -45,7 +46,7 @@ export function replicasOf(
  * running says so once, as an error, when another joins. A draining replica is on its way out (a rolling update).
  */
 export function requireSecretWithReplicas(config: GatewayConfig, membership: Membership, log: Logger): void {
-  if (config.cluster.secret !== undefined || config.store.reveal().startsWith('sqlite:')) return;
+  if (config.cluster.secrets.length > 0 || config.store.reveal().startsWith('sqlite:')) return;
   const others = () => membership.members().flatMap((m) => (m.id !== membership.instanceId && m.state === 'serving' && membership.isAlive(m.id) ? [m.id] : []));
   const fix = 'set cluster.secret to the same ${file:…} or ${env:…} secret on every replica (docs/cluster-hop.md)';
   const serving = others();

@@ -19,7 +19,7 @@ import type { ModernHttpEdge } from '../edge/modern-http.js';
 import { replyRpcError } from '../edge/modern-reply.js';
 import { capConnections, type ConnectionLimits, timeoutOptions } from '../edge/connection-guard.js';
 import { type ControlPlaneOptions, controlPlane, decodeName } from './control-plane.js';
-import { hopRefusedHeader, keepSigned } from '../cluster/hop-auth.js';
+import { type HopRefusal, hopRefusedHeader, keepSigned } from '../cluster/hop-auth.js';
 import { hopPrefix, markHopped } from '../cluster/hop.js';
 import { relayPrefix } from '../agent/relay.js';
 import type { Replicas } from '../cluster/replicas.js';
@@ -102,14 +102,15 @@ export function createHttpServer(o: HttpServerOptions): Server {
       const reason = 'cluster.secret is not set on this gateway';
       const refusal = { principal: unauthenticatedPrincipal, connection: untrustedPrefix(m[2]!), method: httpMethod(req), reason };
       logRefusal(o.log, refusal, 'internal hop refused', { remote: req.socket.remoteAddress }, 'warn');
-      return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop', null, { [hopRefusedHeader]: '1' });
+      return replyError(res, 403, ErrorCode.Unauthorized, 'Forbidden: this gateway takes no internal hop', null, { [hopRefusedHeader]: 'no-secret' });
     }
     const target = inner + url.search;
-    const refuse = (reason: string) => {
+    // The sender learns why (hop-refusal.ts): not for this replica (its owner is gone) or not authenticated.
+    const refuse = ({ refused: reason, code }: HopRefusal) => {
       req.resume();
       const refusal = { principal: unauthenticatedPrincipal, connection: untrustedPrefix(m[2]!), method: httpMethod(req), reason };
       logRefusal(o.log, refusal, 'internal hop refused', { remote: req.socket.remoteAddress }, 'warn');
-      replyError(res, 401, ErrorCode.Unauthorized, 'Unauthorized: internal hop refused', null, { [hopRefusedHeader]: '1' });
+      replyError(res, 401, ErrorCode.Unauthorized, `Unauthorized: internal hop refused (${code})`, null, { [hopRefusedHeader]: code });
     };
     const early = o.replicas.hopAuth.precheck(req.headers);
     if (early !== undefined) return refuse(early);
@@ -120,7 +121,7 @@ export function createHttpServer(o: HttpServerOptions): Server {
       body = read;
     }
     const verdict = o.replicas.hopAuth.verify(req.method ?? 'GET', target, req.headers, body);
-    if ('refused' in verdict) return refuse(verdict.refused);
+    if ('refused' in verdict) return refuse(verdict);
     keepSigned(req, verdict.signed);
     // Taken: the sender's head timeout (cluster.hopHeadTimeout) ends here, however long the answer itself then takes.
     res.writeProcessing();

@@ -134,13 +134,13 @@ describe('agents across replicas', () => {
     };
     const bare = await attempt({});
     assert.equal(bare.statusCode, 401);
-    assert.equal(bare.headers[hopRefusedHeader], '1');
+    assert.equal(bare.headers[hopRefusedHeader], 'malformed');
     const caller = { identity: { subject: 'replica:replica-2', issuer: 'portcullis-replica', groups: [] }, access: 'agent-relay' };
     // Every part of the request right but the secret: a signature under it is certainly not the cluster's.
     const forged = new HopAuth('a-secret-that-is-not-the-clusters-0123456789', 'replica-2').sign('GET', target, {}, '', caller, holder.instanceId);
     const wrong = await attempt(forged);
     assert.equal(wrong.statusCode, 401);
-    assert.equal(wrong.headers[hopRefusedHeader], '1');
+    assert.equal(wrong.headers[hopRefusedHeader], 'bad-signature');
   });
 
   it('ends a relayed session as cut off when the tunnel it went through is lost', async () => {

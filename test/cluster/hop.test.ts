@@ -7,7 +7,8 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { HopPair } from '../helpers/hop-pair.js';
-import { connectV2, modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
+import { connectV2, rawRequest } from '../helpers/modern.js';
+import { openRound } from '../helpers/mrtr-round.js';
 import { rawInitialize, type SseEvent, sseEvents } from '../helpers/raw-http.js';
 import type { RoundRobin } from '../helpers/round-robin.js';
 import { waitFor } from '../helpers/wait.js';
@@ -208,34 +209,8 @@ describe('replicas: the internal hop', () => {
     }
   });
 
-  /**
-   * An MRTR round opened on `a` by a 2026-07-28 call of the elicitation tool (listed first, as a client does: a tool
-   * never listed is not yet pinned, so its call is held back): the call's headers, and the body of its retry, which
-   * declines what the round asks.
-   */
-  async function openRound(): Promise<{ headers: Array<[string, string]>; retry: string }> {
-    const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', ada.authorization!]];
-    const params = {
-      name: 'trigger-elicitation-request',
-      arguments: {},
-      _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
-    };
-    const listed = await rawRequest(
-      a.mcp('everything'),
-      'POST',
-      [...modernHeaders('tools/list'), ['authorization', ada.authorization!]],
-      JSON.stringify(modernBody('tools/list', {}, 0)),
-    );
-    assert.equal(listed.status, 200, listed.body);
-    const first = await rawRequest(a.mcp('everything'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
-    const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
-    assert.equal(round?.resultType, 'input_required', first.body);
-    const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
-    return { headers, retry: JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2)) };
-  }
-
   it('forwards a retry whose request line the gateway normalizes (the signature covers the target the owner sees)', async () => {
-    const { headers, retry } = await openRound();
+    const { headers, retry } = await openRound(a, ada);
     // A raw request line the URL parser rewrites ('"' in the query is percent-encoded): sent as is, not via a URL.
     const { port } = new URL(b.url);
     const status = await new Promise<number>((resolve, reject) => {
@@ -251,7 +226,7 @@ describe('replicas: the internal hop', () => {
 
   it('answers a retry whose round is held by a replica that is gone as an unusable requestState', async () => {
     // The call goes to a, which opens the round; the retry goes to b while a is out of the membership.
-    const { headers, retry } = await openRound();
+    const { headers, retry } = await openRound(a, ada);
     const retried = await peers.movedWhile(a.gateway.replicas.instance, undefined, () => rawRequest(b.mcp('everything'), 'POST', headers, retry));
     assert.equal(retried.status, 400, retried.body);
     assert.match(retried.json?.error?.message ?? '', /already been answered or has expired/);

@@ -3,11 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { SessionIds } from '../../src/cluster/session-ids.js';
 import { TokenKeys } from '../../src/cluster/token-keys.js';
 import { everythingStdio } from '../helpers/everything.js';
-import type { TestGateway } from '../helpers/gateway.js';
-import { modernBody, modernHeaders, rawRequest } from '../helpers/modern.js';
-import { mcpHeaders, rawInitialize } from '../helpers/raw-http.js';
+import { rawInitialize } from '../helpers/raw-http.js';
+import { assertRetryTaken, openRound, retryRound } from '../helpers/mrtr-round.js';
+import { RollingReplicas } from '../helpers/rolling-replicas.js';
 import { replicaSecret, type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
-import { waitFor } from '../helpers/wait.js';
 
 /**
  * A rolling rotation of cluster.tokenKeys over two replicas on one PostgreSQL store, as docs/cluster-hop.md prescribes
@@ -41,123 +40,56 @@ function requestStateKey(state: string): Key | undefined {
 describe('replicas: a rolling rotation of cluster.tokenKeys', () => {
   let shared: StoreReplicas;
   let auth: Record<string, string>;
-  /** The two replicas serving now: each step replaces one of them. */
-  const live: TestGateway[] = [];
+  let rolling: RollingReplicas;
   let generation = 0;
-  /** Legacy sessions opened so far that have not ended, with the replica that holds each. */
-  let sessions: Array<{ id: string; owner: TestGateway }> = [];
   /** Every session id sealed under k1, kept for the end (real ids, so certainly well formed and once valid). */
   const k1Ids: string[] = [];
 
-  const start = (keys: Key[]) =>
+  const start = (keys: Key[]) => () =>
     shared.replica({
       ...shared.base(`rotation-${++generation}`),
       cluster: { secret: replicaSecret, tokenKeys: keys.map((k) => refs[k]) },
       connections: { everything: { stdio: everythingStdio(), tools: { pin: false } } },
     });
-
-  /** Waits until every live replica's membership lists `gw`, so that a hop to it is never answered as gone. */
-  const known = (gw: TestGateway) =>
-    waitFor(async () => {
-      for (const other of live) {
-        if (other === gw) continue;
-        await other.gateway.cluster!.membership.refresh();
-        if (other.gateway.cluster!.membership.addressOf(gw.gateway.replicas.instance) === undefined) return false;
-      }
-      return true;
-    }, `the replicas to know ${gw.gateway.replicas.instance}`);
-
-  /** One replica of a rolling deploy: its successor with `keys` started and known, then it stopped (its sessions end with it). */
-  async function replace(slot: number, keys: Key[]): Promise<void> {
-    const was = live[slot]!;
-    live[slot] = await start(keys);
-    await known(live[slot]!);
-    await was.stop();
-    sessions = sessions.filter((s) => s.owner !== was);
-  }
-
-  const headersFor = (sessionId: string) => ({ ...mcpHeaders, ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
-  const echo = async (gw: TestGateway, sessionId: string, message: string) => {
-    const res = await fetch(gw.mcp('everything'), {
-      method: 'POST',
-      headers: headersFor(sessionId),
-      body: JSON.stringify({ jsonrpc: '2.0', id: 'e', method: 'tools/call', params: { name: 'echo', arguments: { message } } }),
-    });
-    return { status: res.status, text: await res.text() };
-  };
-
-  /** The session answers an echo call sent to each live replica: its owner serves it, the other forwards it over the hop. */
-  async function worksOnBoth(session: { id: string; owner: TestGateway }, what: string): Promise<void> {
-    for (const gw of live) {
-      const via = gw === session.owner ? 'its owner' : 'the other replica';
-      if (gw !== session.owner) assert.equal(gw.gateway.sessions.get(session.id), undefined, `${what}: held by its owner alone`);
-      const res = await echo(gw, session.id, `${what} via ${via}`);
-      assert.equal(res.status, 200, `${what} via ${via}: ${res.text}`);
-      assert.ok(res.text.includes(`Echo: ${what} via ${via}`), res.text);
-    }
-  }
+  const replace = (slot: number, keys: Key[]) => rolling.replace(slot, start(keys));
 
   /**
    * What must hold after each replacement: the sessions of the replica not replaced (at least one) work from both, and
    * a session opened on each replica now, sealed under the key its list puts first, works from both.
    */
   async function check(step: string, sealing: [Key, Key]): Promise<void> {
-    assert.ok(sessions.length > 0, `${step}: sessions from before are still open`);
-    for (const s of sessions) await worksOnBoth(s, `${step}, a session from before (${sessionIdKey(s.id)})`);
-    for (const [i, gw] of live.entries()) {
+    assert.ok(rolling.sessions.length > 0, `${step}: sessions from before are still open`);
+    for (const s of rolling.sessions) await rolling.worksOnBoth(s, `${step}, a session from before (${sessionIdKey(s.id)})`);
+    for (const [i, gw] of rolling.live.entries()) {
       const id = await rawInitialize(gw.mcp('everything'), auth);
       assert.equal(gw.gateway.replicas.ownerOfSession(id), gw.gateway.replicas.instance, 'the id names the replica that opened it');
       assert.equal(sessionIdKey(id), sealing[i], `${step}: sealed under the first key of the list of replica ${i + 1}`);
       if (sealing[i] === 'k1') k1Ids.push(id);
       const session = { id, owner: gw };
-      await worksOnBoth(session, `${step}, a new session on replica ${i + 1}`);
-      sessions.push(session);
+      await rolling.worksOnBoth(session, `${step}, a new session on replica ${i + 1}`);
+      rolling.sessions.push(session);
     }
-  }
-
-  /**
-   * An MRTR round opened on `gw` by a 2026-07-28 call of the everything server's elicitation tool (listed first, as a
-   * client does): the call's headers, its requestState, and the body of its retry, which declines what the round asks.
-   */
-  async function openRound(gw: TestGateway): Promise<{ headers: Array<[string, string]>; retry: string; requestState: string }> {
-    const headers: Array<[string, string]> = [...modernHeaders('tools/call', 'trigger-elicitation-request'), ['authorization', auth.authorization!]];
-    const params = {
-      name: 'trigger-elicitation-request',
-      arguments: {},
-      _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
-    };
-    const listed = await rawRequest(
-      gw.mcp('everything'),
-      'POST',
-      [...modernHeaders('tools/list'), ['authorization', auth.authorization!]],
-      JSON.stringify(modernBody('tools/list', {}, 0)),
-    );
-    assert.equal(listed.status, 200, listed.body);
-    const first = await rawRequest(gw.mcp('everything'), 'POST', headers, JSON.stringify(modernBody('tools/call', params, 1)));
-    const round = first.json?.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
-    assert.equal(round?.resultType, 'input_required', first.body);
-    const inputResponses = Object.fromEntries(Object.keys(round.inputRequests).map((k) => [k, { action: 'decline' }]));
-    const retry = JSON.stringify(modernBody('tools/call', { ...params, inputResponses, requestState: round.requestState }, 2));
-    return { headers, retry, requestState: round.requestState };
   }
 
   before(async () => {
     shared = await startStoreReplicas('token-rotation', users);
-    live.push(await start(['k1']));
-    live.push(await start(['k1']));
-    await known(live[1]!);
-    await known(live[0]!);
+    // The first replica mints the users' tokens.
+    const first = await start(['k1'])();
     auth = { authorization: `Bearer ${shared.tokens.ada}` };
+    rolling = new RollingReplicas(auth);
+    await rolling.add(first);
+    await rolling.add(await start(['k1'])());
+    await rolling.known(first);
   });
   after(() => shared?.stop());
 
   it('[k1] everywhere: a session opened on either replica works from both', async () => {
-    for (const [i, gw] of live.entries()) {
+    for (const [i, gw] of rolling.live.entries()) {
       const id = await rawInitialize(gw.mcp('everything'), auth);
       assert.equal(sessionIdKey(id), 'k1');
       k1Ids.push(id);
-      sessions.push({ id, owner: gw });
-      await worksOnBoth(sessions.at(-1)!, `[k1], a session on replica ${i + 1}`);
+      rolling.sessions.push({ id, owner: gw });
+      await rolling.worksOnBoth(rolling.sessions.at(-1)!, `[k1], a session on replica ${i + 1}`);
     }
   });
 
@@ -175,15 +107,12 @@ describe('replicas: a rolling rotation of cluster.tokenKeys', () => {
 
   it('[k2, k1] on one replica, [k1, k2] on the other: the retry of an MRTR round sealed under either key is taken by the other replica', async () => {
     for (const [holder, retriedOn, key] of [
-      [live[1]!, live[0]!, 'k1'],
-      [live[0]!, live[1]!, 'k2'],
+      [rolling.live[1]!, rolling.live[0]!, 'k1'],
+      [rolling.live[0]!, rolling.live[1]!, 'k2'],
     ] as const) {
-      const { headers, retry, requestState } = await openRound(holder);
-      assert.equal(requestStateKey(requestState), key, 'sealed under the first key of the holder');
-      const retried = await rawRequest(retriedOn.mcp('everything'), 'POST', headers, retry);
-      assert.equal(retried.status, 200, retried.body);
-      assert.equal(retried.json?.error, undefined, retried.body);
-      assert.notEqual(retried.json?.result?.resultType, 'input_required', retried.body);
+      const round = await openRound(holder, auth);
+      assert.equal(requestStateKey(round.requestState), key, 'sealed under the first key of the holder');
+      assertRetryTaken(await retryRound(retriedOn, round), `a round sealed under ${key}`);
     }
   });
 
@@ -194,9 +123,9 @@ describe('replicas: a rolling rotation of cluster.tokenKeys', () => {
 
   it('an id sealed under k1 still opens under [k2, k1]: one whose replica was replaced is answered as that replica gone', async () => {
     const stale = k1Ids[0]!;
-    for (const gw of live) {
+    for (const gw of rolling.live) {
       assert.ok(gw.gateway.replicas.ownerOfSession(stale) !== undefined, 'k1 still opens it');
-      const res = await echo(gw, stale, 'stale');
+      const res = await rolling.echo(gw, stale, 'stale');
       assert.equal(res.status, 404, res.text);
       assert.match(res.text, /replica that held it is gone/);
     }
@@ -209,9 +138,9 @@ describe('replicas: a rolling rotation of cluster.tokenKeys', () => {
     await check('[k2] everywhere', ['k2', 'k2']);
     assert.ok(k1Ids.length >= 6, 'sessions sealed under k1 at every step that sealed with it');
     for (const id of k1Ids) {
-      for (const gw of live) {
+      for (const gw of rolling.live) {
         assert.equal(gw.gateway.replicas.ownerOfSession(id), undefined, 'no key of this replica opens it');
-        const res = await echo(gw, id, 'k1');
+        const res = await rolling.echo(gw, id, 'k1');
         assert.equal(res.status, 404, res.text);
         const answer = JSON.parse(res.text) as { error: { code: number; message: string } };
         assert.equal(answer.error.code, -32001);

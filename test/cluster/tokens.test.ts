@@ -80,7 +80,10 @@ describe('the hop signature', () => {
       ['POST', '/mcp/x', 'other', '{"a":1}'],
       ['POST', '/mcp/x', 'sid', '{"a":2}'],
     ] as const) {
-      assert.deepEqual(auth().verify(method, target, { ...headers, 'mcp-session-id': sid }, body, now), { refused: 'bad hop signature' });
+      assert.deepEqual(auth().verify(method, target, { ...headers, 'mcp-session-id': sid }, body, now), {
+        refused: 'bad hop signature',
+        code: 'bad-signature',
+      });
     }
   });
 
@@ -102,31 +105,34 @@ describe('the hop signature', () => {
       ['mcp-protocol-version', '2025-06-18'],
       ['user-agent', 'other'],
     ] as const) {
-      assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, [name]: value }, '', now), { refused: 'bad hop signature' }, name);
+      assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, [name]: value }, '', now), { refused: 'bad hop signature', code: 'bad-signature' }, name);
     }
     // Removed: its absence is signed too.
     const { 'last-event-id': _dropped, ...without } = headers;
-    assert.deepEqual(auth().verify('GET', '/mcp/x', without, '', now), { refused: 'bad hop signature' });
+    assert.deepEqual(auth().verify('GET', '/mcp/x', without, '', now), { refused: 'bad hop signature', code: 'bad-signature' });
     // Added unsigned: a header the owner acts on refuses the hop; any other is dropped by keepSigned, not refused.
     const bare = auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
     assert.equal(bare['portcullis-hop-signed'], '-');
     for (const name of ['last-event-id', 'mcp-session-id', 'mcp-method', 'mcp-param-region', 'accept', 'content-type']) {
-      assert.deepEqual(auth().verify('GET', '/mcp/x', { ...bare, [name]: 'x' }, '', now), { refused: `unsigned ${name} header on a hop` });
+      assert.deepEqual(auth().verify('GET', '/mcp/x', { ...bare, [name]: 'x' }, '', now), { refused: `unsigned ${name} header on a hop`, code: 'malformed' });
     }
     const viaProxy = auth().verify('GET', '/mcp/x', { ...bare, 'x-forwarded-for': '10.0.0.9' }, '', now);
     assert.ok('signed' in viaProxy && !viaProxy.signed.has('x-forwarded-for'));
     // The list of signed names is itself signed: naming fewer or more refuses it.
     const fewer = { ...headers, 'portcullis-hop-signed': 'accept,content-type,mcp-protocol-version,mcp-session-id,user-agent' };
-    assert.deepEqual(auth().verify('GET', '/mcp/x', fewer, '', now), { refused: 'unsigned last-event-id header on a hop' });
+    assert.deepEqual(auth().verify('GET', '/mcp/x', fewer, '', now), { refused: 'unsigned last-event-id header on a hop', code: 'malformed' });
     const more = { ...headers, 'x-more': '1', 'portcullis-hop-signed': `${headers['portcullis-hop-signed']},x-more` };
-    assert.deepEqual(auth().verify('GET', '/mcp/x', more, '', now), { refused: 'bad hop signature' });
+    assert.deepEqual(auth().verify('GET', '/mcp/x', more, '', now), { refused: 'bad hop signature', code: 'bad-signature' });
   });
 
   it('refuses another secret, another caller, a stale time, and missing or malformed credentials', () => {
     const headers = { ...auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now) };
-    assert.deepEqual(new HopAuth('t'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
+    assert.deepEqual(new HopAuth('t'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature', code: 'bad-signature' });
     const otherCaller = Buffer.from(JSON.stringify({ ...caller, identity: { ...caller.identity, subject: 'eve' } })).toString('base64url');
-    assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-caller': otherCaller }, '', now), { refused: 'bad hop signature' });
+    assert.deepEqual(auth().verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-caller': otherCaller }, '', now), {
+      refused: 'bad hop signature',
+      code: 'bad-signature',
+    });
     assert.match((auth().verify('GET', '/mcp/x', headers, '', now + 61_000) as { refused: string }).refused, /clock skew/);
     assert.match((auth().verify('GET', '/mcp/x', {}, '', now) as { refused: string }).refused, /missing/);
     assert.match((auth().verify('GET', '/mcp/x', { ...headers, 'portcullis-hop': 's'.repeat(32) }, '', now) as { refused: string }).refused, /malformed/);
@@ -137,7 +143,7 @@ describe('the hop signature', () => {
     const signed = () => ({ ...auth().sign('POST', '/mcp/x', { 'mcp-session-id': 'sid' }, '{"a":1}', caller, 'gw-b', now), 'mcp-session-id': 'sid' });
     const headers = signed();
     assert.ok('caller' in b.verify('POST', '/mcp/x', headers, '{"a":1}', now));
-    assert.deepEqual(b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 30_000), { refused: 'replayed hop signature' });
+    assert.deepEqual(b.verify('POST', '/mcp/x', headers, '{"a":1}', now + 30_000), { refused: 'replayed hop signature', code: 'replayed' });
     // The same request signed again (the same millisecond) has its own nonce, so it is a new hop.
     assert.ok('caller' in b.verify('POST', '/mcp/x', signed(), '{"a":1}', now + 30_000));
     // Remembered until its time refuses it anyway; then forgotten (the memory stays bounded).
@@ -150,14 +156,44 @@ describe('the hop signature', () => {
     const headers = auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now + hopSkewMs);
     assert.ok('caller' in b.verify('GET', '/mcp/x', headers, '', now));
     for (const later of [now + 1, now + hopSkewMs, now + 2 * hopSkewMs - 1, now + 2 * hopSkewMs]) {
-      assert.deepEqual(b.verify('GET', '/mcp/x', headers, '', later), { refused: 'replayed hop signature' }, `at now + ${later - now} ms`);
+      assert.deepEqual(b.verify('GET', '/mcp/x', headers, '', later), { refused: 'replayed hop signature', code: 'replayed' }, `at now + ${later - now} ms`);
     }
     assert.match((b.verify('GET', '/mcp/x', headers, '', now + 2 * hopSkewMs + 1) as { refused: string }).refused, /clock skew/);
   });
 
-  it('is good only at the replica it was signed for', () => {
+  it('is good only at the replica it was signed for, which another replica says (the signature binds it even when not said)', () => {
     const headers = auth().sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
-    assert.deepEqual(new HopAuth('s'.repeat(32), 'gw-c').verify('GET', '/mcp/x', headers, '', now), { refused: 'bad hop signature' });
+    assert.equal(headers['portcullis-hop-for'], 'gw-b');
+    const c = new HopAuth('s'.repeat(32), 'gw-c');
+    // Before its signature is even looked at: the sender then knows its owner is not at this address.
+    assert.deepEqual(c.precheck(headers, now), { refused: 'not for this instance', code: 'not-for-this-instance' });
+    assert.deepEqual(c.verify('GET', '/mcp/x', headers, '', now), { refused: 'not for this instance', code: 'not-for-this-instance' });
+    // Not said (a sender of an earlier version), or said to be for gw-c: the signature, over gw-b, still refuses it.
+    const { 'portcullis-hop-for': _for, ...unsaid } = headers;
+    assert.deepEqual(c.verify('GET', '/mcp/x', unsaid, '', now), { refused: 'bad hop signature', code: 'bad-signature' });
+    assert.deepEqual(c.verify('GET', '/mcp/x', { ...headers, 'portcullis-hop-for': 'gw-c' }, '', now), {
+      refused: 'bad hop signature',
+      code: 'bad-signature',
+    });
     assert.ok('caller' in new HopAuth('s'.repeat(32), 'gw-b').verify('GET', '/mcp/x', headers, '', now));
+    assert.ok('caller' in new HopAuth('s'.repeat(32), 'gw-b').verify('GET', '/mcp/x', unsaid, '', now));
+  });
+
+  it('rotates: the first secret of a list signs, any verifies, so each step of [s1], [s1, s2], [s2, s1], [s2] takes the next', () => {
+    const [s1, s2] = ['s1'.repeat(16), 's2'.repeat(16)];
+    const steps = [[s1], [s1, s2], [s2, s1], [s2]];
+    for (const [i, signer] of steps.entries()) {
+      for (const [j, verifier] of steps.entries()) {
+        const headers = new HopAuth(signer, 'gw-a').sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
+        const verdict = new HopAuth(verifier, 'gw-b').verify('GET', '/mcp/x', headers, '', now);
+        // Neighbouring steps (what a rolling restart puts side by side) always agree; [s1] and [s2] never do.
+        if (Math.abs(i - j) <= 1) assert.ok('caller' in verdict, `${i} signs, ${j} verifies`);
+        if (Math.abs(i - j) === 3) assert.deepEqual(verdict, { refused: 'bad hop signature', code: 'bad-signature' }, `${i} signs, ${j} verifies`);
+      }
+    }
+    // A single secret is a list of one.
+    const single = new HopAuth(s1, 'gw-a').sign('GET', '/mcp/x', {}, '', caller, 'gw-b', now);
+    assert.ok('caller' in new HopAuth([s2, s1], 'gw-b').verify('GET', '/mcp/x', single, '', now));
+    assert.throws(() => new HopAuth([], 'gw-b'), /at least one secret/);
   });
 });

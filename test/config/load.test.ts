@@ -254,8 +254,37 @@ describe('parseConfig: invalid configs', () => {
     );
     hasProblem(problems(`${oneStdio}cluster:\n  tokenKeys: ["\${env:SHORT}"]\n`, sources), /^cluster\.tokenKeys\.0: expected at least 32 characters/);
     const ok = parse(`${oneStdio}cluster:\n  secret: "\${env:LONG}"\n  tokenKeys: ["\${env:LONG}"]\n`, sources);
-    assert.equal(ok.cluster.secret?.reveal(), 'x'.repeat(32));
+    assert.deepEqual(
+      ok.cluster.secrets.map((s) => s.reveal()),
+      ['x'.repeat(32)],
+    );
     assert.equal(ok.cluster.tokenKeys.length, 1);
+    assert.deepEqual(parse(oneStdio).cluster.secrets, []);
+  });
+
+  it('cluster.secret may be a list (rotation: the first signs, every one verifies), each entry a reference long enough, each once', () => {
+    const sources: SecretSources = { env: { NEW: 'n'.repeat(32), OLD: 'o'.repeat(40), SAME: 'n'.repeat(32), SHORT: 'too-short' }, readFile: () => '' };
+    const listed = parse(`${oneStdio}cluster:\n  secret: ["\${env:NEW}", "\${env:OLD}"]\n`, sources);
+    assert.deepEqual(
+      listed.cluster.secrets.map((s) => s.reveal()),
+      ['n'.repeat(32), 'o'.repeat(40)],
+    );
+    hasProblem(problems(`${oneStdio}cluster:\n  secret: []\n`, sources), /^cluster\.secret: an empty list: give one secret .*or remove cluster\.secret/);
+    hasProblem(problems(`${oneStdio}cluster:\n  secret: ["\${env:NEW}", "\${env:SHORT}"]\n`, sources), /^cluster\.secret\.1: expected at least 32 characters/);
+    hasProblem(
+      problems(`${oneStdio}cluster:\n  secret: ["\${env:NEW}", literal-secret-literal-secret-literal]\n`, sources),
+      /^cluster\.secret\.1: a cluster\.secret entry must be a reference/,
+    );
+    // The same secret twice, even under two references: listed once is enough, and twice is likely a slip.
+    hasProblem(
+      problems(`${oneStdio}cluster:\n  secret: ["\${env:NEW}", "\${env:SAME}"]\n`, sources),
+      /^cluster\.secret\.1: the same secret as entry 0: list each secret once/,
+    );
+    hasProblem(
+      problems(`${oneStdio}cluster:\n  secret: 42\n`, sources),
+      /^cluster\.secret: expected a \$\{file:…\} or \$\{env:…\} reference, or a list of them/,
+    );
+    hasProblem(problems(`${oneStdio}cluster:\n  secret: "\${env:SHORT}"\n`, sources), /^cluster\.secret: expected at least 32 characters/);
   });
 
   it('the hop timeouts: defaults, durations, and a value out of range named by its key', () => {

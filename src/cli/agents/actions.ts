@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { clusterSecretValues } from '../../cluster/config.js';
 import { secretHash } from '../../crypto/secrets.js';
 import type { AgentStatus } from '../../agent/hub.js';
 import { isoUs } from '../../recording/transcript.js';
@@ -59,7 +60,7 @@ async function announceAgent(configFile: string | undefined, name: string): Prom
   const config = configForCommand(configFile);
   // Loaded only here: it brings pg, which `agents create` and `agents list` never use.
   const { announceChange } = await import('../../cluster/change-bus.js');
-  await announceChange(config.store.reveal(), 'agent', name, `cli-${process.pid}`, config.cluster.secret?.reveal()).catch((err: Error) => {
+  await announceChange(config.store.reveal(), 'agent', name, `cli-${process.pid}`, clusterSecretValues(config.cluster)).catch((err: Error) => {
     process.stderr.write(`portcullis agents: the gateways could not be told at once (${err.message}); tunnels end at their next heartbeat\n`);
   });
 }
