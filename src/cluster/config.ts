@@ -11,6 +11,16 @@ function clusterSecret(sources: SecretSources, what: string) {
   );
 }
 
+/** A list's refinement: each secret once (the message says what the list's order means). */
+function listedOnce(order: string) {
+  return (secrets: Array<{ reveal(): string }>, ctx: z.RefinementCtx) => {
+    secrets.forEach((s, i) => {
+      const first = secrets.findIndex((t) => t.reveal() === s.reveal());
+      if (first < i) ctx.addIssue({ code: 'custom', path: [i], message: `the same secret as entry ${first}: list each secret once (${order})` });
+    });
+  };
+}
+
 /**
  * cluster.secret: one reference, or a list of them (rotation: the first signs, every one verifies). Either way the
  * output is the list, empty when unset. A list must name at least one secret, each once.
@@ -20,17 +30,7 @@ function clusterSecrets(sources: SecretSources) {
   const list = z
     .array(clusterSecret(sources, 'a cluster.secret entry'))
     .min(1, 'an empty list: give one secret (or, during a rotation, the new and the old), or remove cluster.secret')
-    .superRefine((secrets, ctx) => {
-      secrets.forEach((s, i) => {
-        const first = secrets.findIndex((t) => t.reveal() === s.reveal());
-        if (first < i)
-          ctx.addIssue({
-            code: 'custom',
-            path: [i],
-            message: `the same secret as entry ${first}: list each secret once (the first signs, every one verifies)`,
-          });
-      });
-    });
+    .superRefine(listedOnce('the first signs, every one verifies'));
   return z
     .union([z.string(), z.array(z.unknown())], { error: 'expected a ${file:…} or ${env:…} reference, or a list of them (the first signs, every one verifies)' })
     .transform((value, ctx) => {
@@ -59,7 +59,7 @@ export function clusterSchema(sources: SecretSources) {
        * The keys of the gateway's sealed tokens (session ids, MRTR requestStates): the first seals, every one opens
        * (rotation). Unset: a key generated once and kept in the store, which every replica on that store shares.
        */
-      tokenKeys: z.array(clusterSecret(sources, 'a cluster.tokenKeys entry')).default([]),
+      tokenKeys: z.array(clusterSecret(sources, 'a cluster.tokenKeys entry')).superRefine(listedOnce('the first seals, every one opens')).default([]),
       /**
        * The base URL other replicas reach this one at for the internal hop (e.g. http://10.0.0.5:8080); default: the
        * listen address (an unspecified host, 0.0.0.0 or ::, is replaced by this machine's first non-loopback address).
@@ -88,6 +88,18 @@ export function clusterSchema(sources: SecretSources) {
        * rather than a request that hangs. Not a limit on the call itself, which may take as long as it takes.
        */
       hopHeadTimeout: duration('15s').refine((ms) => ms >= 1000 && ms <= 600_000, 'expected from 1s to 10m'),
+    })
+    .superRefine((c, ctx) => {
+      // One secret for two jobs: whoever learns the hop's secret could also forge session ids, and the other way round.
+      const hop = new Set((c.secret ?? []).map((s) => s.reveal()));
+      c.tokenKeys.forEach((k, i) => {
+        if (hop.has(k.reveal()))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tokenKeys', i],
+            message: 'the same secret as in cluster.secret: give the sealed tokens a key of their own (e.g. `openssl rand -base64 32`)',
+          });
+      });
     })
     .prefault({})
     .transform((c) => ({

@@ -247,19 +247,32 @@ describe('parseConfig: invalid configs', () => {
   });
 
   it('cluster secrets must be references to at least 32 characters', () => {
-    const sources: SecretSources = { env: { SHORT: 'too-short', LONG: 'x'.repeat(32) }, readFile: () => '' };
+    const sources: SecretSources = { env: { SHORT: 'too-short', LONG: 'x'.repeat(32), KEY: 'k'.repeat(32) }, readFile: () => '' };
     hasProblem(
       problems(`${oneStdio}cluster:\n  secret: literal-secret-literal-secret-literal\n`, sources),
       /^cluster\.secret: cluster\.secret must be a reference/,
     );
     hasProblem(problems(`${oneStdio}cluster:\n  tokenKeys: ["\${env:SHORT}"]\n`, sources), /^cluster\.tokenKeys\.0: expected at least 32 characters/);
-    const ok = parse(`${oneStdio}cluster:\n  secret: "\${env:LONG}"\n  tokenKeys: ["\${env:LONG}"]\n`, sources);
+    const ok = parse(`${oneStdio}cluster:\n  secret: "\${env:LONG}"\n  tokenKeys: ["\${env:KEY}"]\n`, sources);
     assert.deepEqual(
       ok.cluster.secrets.map((s) => s.reveal()),
       ['x'.repeat(32)],
     );
     assert.equal(ok.cluster.tokenKeys.length, 1);
     assert.deepEqual(parse(oneStdio).cluster.secrets, []);
+  });
+
+  it('a token key listed twice, or the same as the hop secret, is named with the fix', () => {
+    const sources: SecretSources = { env: { HOP: 'h'.repeat(32), KEY: 'k'.repeat(32), SAME_KEY: 'k'.repeat(32) }, readFile: () => '' };
+    hasProblem(
+      problems(`${oneStdio}cluster:\n  tokenKeys: ["\${env:KEY}", "\${env:SAME_KEY}"]\n`, sources),
+      /^cluster\.tokenKeys\.1: the same secret as entry 0: list each secret once \(the first seals, every one opens\)/,
+    );
+    hasProblem(
+      problems(`${oneStdio}cluster:\n  secret: ["\${env:HOP}"]\n  tokenKeys: ["\${env:KEY}", "\${env:HOP}"]\n`, sources),
+      /^cluster\.tokenKeys\.1: the same secret as in cluster\.secret: give the sealed tokens a key of their own/,
+    );
+    assert.equal(parse(`${oneStdio}cluster:\n  secret: "\${env:HOP}"\n  tokenKeys: ["\${env:KEY}"]\n`, sources).cluster.tokenKeys.length, 1);
   });
 
   it('cluster.secret may be a list (rotation: the first signs, every one verifies), each entry a reference long enough, each once', () => {

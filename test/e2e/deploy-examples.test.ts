@@ -120,7 +120,13 @@ describe('the deployment examples (docs/deploy.md)', () => {
       const file = join(dir, 'portcullis.yaml');
       writeFileSync(file, configMap.data!['portcullis.yaml']!);
       const run = await runCli(['config', 'check', file], {
-        env: { PGPASSWORD: 'example', PORTCULLIS_API_TOKEN: 'example-token', POD_NAME: 'portcullis-5d8c7b9f4-x2k4q' },
+        env: {
+          PGPASSWORD: 'example',
+          PORTCULLIS_API_TOKEN: 'example-token',
+          POD_NAME: 'portcullis-5d8c7b9f4-x2k4q',
+          PORTCULLIS_CLUSTER_SECRET: 'example-cluster-secret-0123456789abcdef',
+          PORTCULLIS_TOKEN_KEY: 'example-token-key-0123456789abcdef-0123',
+        },
       });
       assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
     } finally {
