@@ -7,13 +7,13 @@ import { NotificationSigner, notificationBody } from './notification-signer.js';
 
 /**
  * Change notifications between the replicas sharing a store: a decision written on one (a review decided, a grant
- * made or revoked, a pin approved, an agent revoked, a replica joining or leaving, a session opening or closing) is
- * announced after its commit, and the others act on it at once instead of at their next poll. On PostgreSQL it is
- * LISTEN/NOTIFY: one dedicated connection listens and reconnects when it drops; since a notification sent while it
- * was down is lost, listeners re-read what they hold on every (re)connection ("resync"), and a slow reconciliation
- * poll stays underneath. A connection can also die silently (a NAT that forgot it, a failover without a reset): it is
- * asked a question every `checkMs`, and one that does not answer in time is taken as dropped. On SQLite there is no
- * other replica to tell: the local bus carries nothing.
+ * made or revoked, a pin approved or a tool quarantined, an agent revoked, a replica joining or leaving, a session
+ * opening or closing) is announced after its commit, and the others act on it at once instead of at their next poll.
+ * On PostgreSQL it is LISTEN/NOTIFY: one dedicated connection listens and reconnects when it drops; since a
+ * notification sent while it was down is lost, listeners re-read what they hold on every (re)connection ("resync"),
+ * and a slow reconciliation poll stays underneath. A connection can also die silently (a NAT that forgot it, a
+ * failover without a reset): it is asked a question every `checkMs`, and one that does not answer in time is taken as
+ * dropped. On SQLite there is no other replica to tell: the local bus carries nothing.
  *
  * A notification names what changed (kind and id), never the change itself: a receiver reads the store. Session
  * events carry the console's live view of the session, which is not in the store yet when they are sent; exchange
