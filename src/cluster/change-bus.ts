@@ -201,7 +201,8 @@ export class PostgresChangeBus implements ChangeBus {
       // A change too big alone (a huge session description) is left out rather than failing the others.
       const { payloads, tooBig } = notificationBatches(this.#o.instanceId, items, this.#signer);
       for (const change of tooBig) reportTooBig(this.#o.log, change, liveViewKinds.has(change[0]));
-      if (tooBig.length > 0) items = items.filter((change) => !tooBig.includes(change)); // not tried again
+      const left = new Set(tooBig);
+      if (left.size > 0) items = items.filter((change) => !left.has(change)); // not tried again
       const select = payloads.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
       if (payloads.length > 0) await this.#sender.query(`SELECT ${select}`, [this.#channel, ...payloads]);
       this.#failedSends = 0;

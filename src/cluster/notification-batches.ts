@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { type NotificationSigner, notificationBody } from './notification-signer.js';
+import { type NotificationSigner, notificationEnvelope, signatureBytes } from './notification-signer.js';
 
 /**
  * What is queued on the change bus, as the payloads of as few notifications as it fits in. PostgreSQL refuses a NOTIFY
@@ -21,32 +21,45 @@ export interface NotificationBatches<T extends QueuedChange> {
   tooBig: T[];
 }
 
-/** The payloads that carry `changes` from replica `from`, signed when there is a signer. */
+/**
+ * The payloads that carry `changes` from replica `from`, signed when there is a signer. Each change is serialized
+ * once and each payload built and signed once: the size of the one being filled is kept as changes are added.
+ */
 export function notificationBatches<T extends QueuedChange>(
   from: string,
   changes: readonly T[],
   signer: NotificationSigner | undefined,
   maxBytes = maxNotifyBytes,
 ): NotificationBatches<T> {
-  const payload = (batch: readonly T[]) => {
-    const body = notificationBody(from, [...batch], signer !== undefined);
-    return signer === undefined ? body : signer.sign(body);
-  };
-  const fits = (batch: readonly T[]) => Buffer.byteLength(payload(batch)) <= maxBytes;
   const payloads: string[] = [];
   const tooBig: T[] = [];
-  let batch: T[] = [];
+  // Each notification has its own time and nonce (a receiver takes a signature once).
+  const open = () => {
+    const { head, tail } = notificationEnvelope(from, signer !== undefined);
+    const empty = Buffer.byteLength(head) + Buffer.byteLength(tail) + (signer === undefined ? 0 : signatureBytes);
+    return { head, tail, empty, bytes: empty, changes: [] as string[] };
+  };
+  const close = (batch: ReturnType<typeof open>) => {
+    const body = `${batch.head}${batch.changes.join(',')}${batch.tail}`;
+    payloads.push(signer === undefined ? body : signer.sign(body));
+  };
+  let batch = open();
   for (const change of changes) {
-    if (batch.length > 0 && fits([...batch, change])) {
-      batch.push(change);
+    const json = JSON.stringify(change);
+    const bytes = Buffer.byteLength(json);
+    if (batch.empty + bytes > maxBytes) {
+      tooBig.push(change);
       continue;
     }
-    if (batch.length > 0) payloads.push(payload(batch));
-    batch = [];
-    if (fits([change])) batch.push(change);
-    else tooBig.push(change);
+    // A comma before every change but the first.
+    if (batch.changes.length > 0 && batch.bytes + 1 + bytes > maxBytes) {
+      close(batch);
+      batch = open();
+    }
+    batch.bytes += (batch.changes.length > 0 ? 1 : 0) + bytes;
+    batch.changes.push(json);
   }
-  if (batch.length > 0) payloads.push(payload(batch));
+  if (batch.changes.length > 0) close(batch);
   return { payloads, tooBig };
 }
 
