@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { shiftingServerPath } from '../helpers/shifting-server.js';
 import { replicaSecret, type StoreReplicas, startStoreReplicas } from '../helpers/store-replicas.js';
@@ -38,12 +36,7 @@ describe('a tool quarantined on one replica', () => {
 
   after(() => r?.stop());
 
-  async function connect(gw: TestGateway): Promise<Client> {
-    const client = new Client({ name: 'quarantine-announced', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(gw.mcp('shifty'), { requestInit: { headers: { authorization: `Bearer ${r.tokens.alice}` } } }));
-    r.clients.push(client);
-    return client;
-  }
+  const connect = (gw: TestGateway) => r.connect(gw, 'shifty', 'alice');
 
   it('is refused on the other replica once the notification arrives', async () => {
     // Both replicas know the connection's pins: replica B checks its calls against what it holds, without reading.
