@@ -3,17 +3,18 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { parsePostgresUrl } from '../store/postgres.js';
 import type { ClusterSecrets } from './cluster-secrets.js';
+import { notificationBatches, reportTooBig } from './notification-batches.js';
 import { NotificationSigner, notificationBody } from './notification-signer.js';
 
 /**
  * Change notifications between the replicas sharing a store: a decision written on one (a review decided, a grant
- * made or revoked, a pin approved, an agent revoked, a replica joining or leaving, a session opening or closing) is
- * announced after its commit, and the others act on it at once instead of at their next poll. On PostgreSQL it is
- * LISTEN/NOTIFY: one dedicated connection listens and reconnects when it drops; since a notification sent while it
- * was down is lost, listeners re-read what they hold on every (re)connection ("resync"), and a slow reconciliation
- * poll stays underneath. A connection can also die silently (a NAT that forgot it, a failover without a reset): it is
- * asked a question every `checkMs`, and one that does not answer in time is taken as dropped. On SQLite there is no
- * other replica to tell: the local bus carries nothing.
+ * made or revoked, a pin approved or a tool quarantined, an agent revoked, a replica joining or leaving, a session
+ * opening or closing) is announced after its commit, and the others act on it at once instead of at their next poll.
+ * On PostgreSQL it is LISTEN/NOTIFY: one dedicated connection listens and reconnects when it drops; since a
+ * notification sent while it was down is lost, listeners re-read what they hold on every (re)connection ("resync"),
+ * and a slow reconciliation poll stays underneath. A connection can also die silently (a NAT that forgot it, a
+ * failover without a reset): it is asked a question every `checkMs`, and one that does not answer in time is taken as
+ * dropped. On SQLite there is no other replica to tell: the local bus carries nothing.
  *
  * A notification names what changed (kind and id), never the change itself: a receiver reads the store. Session
  * events carry the console's live view of the session, which is not in the store yet when they are sent; exchange
@@ -63,8 +64,6 @@ export class LocalChangeBus implements ChangeBus {
   async close(): Promise<void> {}
 }
 
-/** NOTIFY allows 8000 bytes a payload; batches stay under it. */
-const maxPayload = 7500;
 /** Notifications that could not be sent are tried again after this long, the newest this many kept meanwhile. */
 const resendMs = 1000;
 const maxQueued = 10_000;
@@ -196,28 +195,16 @@ export class PostgresChangeBus implements ChangeBus {
   }
 
   async #send(): Promise<void> {
-    const items = this.#queue;
+    let items = this.#queue;
     this.#queue = [];
     try {
-      const payloads: string[] = [];
-      let batch: typeof items = [];
-      const signer = this.#signer;
-      const payload = (b: typeof items) => {
-        const body = notificationBody(this.#o.instanceId, b, signer !== undefined);
-        return signer === undefined ? body : signer.sign(body);
-      };
-      for (const item of items) {
-        if (batch.length > 0 && payload([...batch, item]).length > maxPayload) {
-          payloads.push(payload(batch));
-          batch = [];
-        }
-        batch.push(item);
-      }
-      if (batch.length > 0) payloads.push(payload(batch));
-      // An item too big alone (a huge session description) is dropped rather than failing the others.
-      const fitting = payloads.filter((p) => Buffer.byteLength(p) < 8000);
-      const select = fitting.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
-      if (fitting.length > 0) await this.#sender.query(`SELECT ${select}`, [this.#channel, ...fitting]);
+      // A change too big alone (a huge session description) is left out rather than failing the others.
+      const { payloads, tooBig } = notificationBatches(this.#o.instanceId, items, this.#signer);
+      for (const change of tooBig) reportTooBig(this.#o.log, change, liveViewKinds.has(change[0]));
+      const left = new Set(tooBig);
+      if (left.size > 0) items = items.filter((change) => !left.has(change)); // not tried again
+      const select = payloads.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
+      if (payloads.length > 0) await this.#sender.query(`SELECT ${select}`, [this.#channel, ...payloads]);
       this.#failedSends = 0;
     } catch (err) {
       // Decisions are sent again shortly (on a new connection: the pool drops a failed one), so that none is left to

@@ -57,6 +57,18 @@ export class NotificationSigner {
   }
 }
 
+/** What signing adds to a body: the HMAC-SHA256 in base64url (43 characters) and a dot. */
+export const signatureBytes = 44;
+
+/**
+ * A notification's body around its changes, for sizing it as it is filled: `head`, then each change's JSON separated
+ * by commas, then `tail` is the body notificationBody makes of them (with the time and nonce of this envelope).
+ */
+export function notificationEnvelope(from: string, signed: boolean): { head: string; tail: string } {
+  const fields = JSON.stringify(signed ? { f: from, t: Date.now(), n: randomBytes(9).toString('base64url') } : { f: from });
+  return { head: `${fields.slice(0, -1)},"c":[`, tail: ']}' };
+}
+
 /** A notification's body: its sender, its changes, and when signed, its time and nonce. */
 export function notificationBody(from: string, changes: unknown[], signed: boolean): string {
   return JSON.stringify(signed ? { f: from, t: Date.now(), n: randomBytes(9).toString('base64url'), c: changes } : { f: from, c: changes });

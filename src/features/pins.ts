@@ -25,7 +25,7 @@ export const pinsModule: FeatureModule<PinsFeature> = {
       admins: ctx.config.roles.admins,
       scan: ctx.config.pins.scan,
       duplicateNames: ctx.config.pins.duplicateNames,
-      onApproved: (connection) => ctx.cluster?.bus.publish('pin', connection),
+      onStored: (connection) => ctx.cluster?.bus.publish('pin', connection),
     });
     const reload = (what: Promise<void>) =>
       void what.catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'tool pins changed elsewhere could not be read'));

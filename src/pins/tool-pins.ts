@@ -44,8 +44,12 @@ export interface ToolPinsOptions {
   scan?: ScanMode;
   /** pins.duplicateNames; default flag. */
   duplicateNames?: DuplicateNames;
-  /** A definition was approved here (other replicas are told, so the tool leaves quarantine there too). */
-  onApproved?: (connection: string, tool: string) => void;
+  /**
+   * The connection's pins in the store changed here: a definition approved, or held, released or pinned by a list
+   * checked here. Other replicas are told, so that they read them again: a tool quarantined here is refused there
+   * too (a client whose calls land on another replica than its lists), one approved here is let through there.
+   */
+  onStored?: (connection: string) => void;
 }
 
 export class ToolPins {
@@ -249,6 +253,8 @@ export class ToolPins {
     for (const name of quarantined) now.add(name);
     this.#setQuarantined(connection, now);
     for (const c of changes) this.#logChange(connection, c);
+    // Every change but a name listed twice (known here only) is one this gateway wrote to the store.
+    if (changes.some((c) => c.change !== 'duplicated')) this.o.onStored?.(connection);
     return { visible, changes, quarantined: [...now] };
   }
 
@@ -308,7 +314,7 @@ export class ToolPins {
     if (known?.has(tool)) this.#setQuarantined(connection, new Set([...known].filter((t) => t !== tool)));
     this.#annotations.get(connection)?.set(tool, annotationsOf(JSON.parse(pin.pendingDefinition) as Record<string, unknown>));
     this.o.log.info({ connection, tool, digest: pin.pendingDigest, by: identity.subject }, 'tool definition approved');
-    this.o.onApproved?.(connection, tool);
+    this.o.onStored?.(connection);
     return { ...pin, ...update };
   }
 }

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { callApi } from '../helpers/api.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { holdCall, holdRule } from '../helpers/held-calls.js';
@@ -131,12 +129,7 @@ describe('decisions taken while their notifications are lost', () => {
       'replica 1 reconnected its notification connection',
     );
 
-  async function connect(gw: TestGateway): Promise<Client> {
-    const client = new Client({ name: 'lost-pin', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(gw.mcp('shifty'), { requestInit: { headers: { authorization: `Bearer ${r.tokens.alice}` } } }));
-    r.clients.push(client);
-    return client;
-  }
+  const connect = (gw: TestGateway) => r.connect(gw, 'shifty', 'alice');
 
   it('a pin leaves quarantine on the other replica at its next reconciliation', async () => {
     await (await connect(gw1)).listTools();

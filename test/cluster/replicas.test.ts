@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket } from 'ws';
 import { stringify } from 'yaml';
@@ -72,12 +71,7 @@ describe('replicas on one PostgreSQL store', () => {
 
   after(() => r?.stop());
 
-  async function connect(gw: TestGateway, user: string, connection = 'echo'): Promise<Client> {
-    const client = new Client({ name: `replica-${user}`, version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(gw.mcp(connection), { requestInit: { headers: { authorization: `Bearer ${tokens[user]}` } } }));
-    clients.push(client);
-    return client;
-  }
+  const connect = (gw: TestGateway, user: string, connection = 'echo') => r.connect(gw, connection, user);
 
   const api = <T>(gw: TestGateway, user: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
     callApi<T & { error?: string }>(gw.url, tokens[user]!, method, path, body);

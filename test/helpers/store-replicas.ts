@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { GatewayOptions } from '../../src/gateway.js';
 import { type EchoServer, startEchoServer } from './echo-server.js';
 import { startTestGateway, type TestGateway } from './gateway.js';
@@ -26,6 +27,8 @@ export interface StoreReplicas {
   clients: Client[];
   /** The config keys every replica has: the shared data directory, store, users and cluster.secret, and its own instance id. */
   base(instanceId: string): Record<string, unknown>;
+  /** An MCP client of `user` on `connection` of one replica (Streamable HTTP), closed by stop(). */
+  connect(gw: TestGateway, connection: string, user: string): Promise<Client>;
   /** Starts a replica in this process; the first one mints `tokens`. */
   replica(config: Record<string, unknown>, options?: GatewayOptions): Promise<TestGateway>;
   stop(): Promise<void>;
@@ -45,6 +48,12 @@ export async function startStoreReplicas(name: string, users: Record<string, str
     tokens,
     clients,
     base: (instanceId) => ({ dataDir, store: store.url, recording: { instanceId }, identity: { dev: { users } }, cluster: { secret: replicaSecret } }),
+    connect: async (gw, connection, user) => {
+      const client = new Client({ name: `${name}-${user}`, version: '1.0.0' });
+      clients.push(client);
+      await client.connect(new StreamableHTTPClientTransport(gw.mcp(connection), { requestInit: { headers: { authorization: `Bearer ${tokens[user]}` } } }));
+      return client;
+    },
     replica: async (config, options) => {
       const gw = await startTestGateway(config, options);
       replicas.push(gw);
