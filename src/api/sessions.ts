@@ -13,7 +13,7 @@ import { type TrustedKeys, verifySession } from '../recording/verify.js';
 import type { Store } from '../store/store.js';
 import { eventsOfTrace, isTraceId } from '../recording/exchanges.js';
 import { eventsOfGroup, exchangeGroups, parseGroupId } from '../recording/exchange-groups.js';
-import { type GroupQuery, findGroup, listGroups, type SessionGroup, unreadableGroup, verifyGroup } from '../recording/session-groups.js';
+import { type GroupQuery, findGroup, listGroups, type SessionGroup, unreadableGroup, verifyGroup, vouchListing } from '../recording/session-groups.js';
 import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } from '../store/types.js';
 
 /**
@@ -24,9 +24,10 @@ import { type SessionEra, type SessionQuery, type SessionStatus, sessionEras } f
  *                                     ?groups → { idleGapMs, groups }, a modern session's groups; ?group=<label> → { events, next: null }, one group's
  *   GET /api/sessions/:id/verify      → the verification result
  *   GET /api/sessions/:id/export      → JSON lines (portcullis.recording/v1)
- *   GET /api/sessions/groups          ?user&connection&since&until&limit → { idleGapMs, groups, erased, exhausted }: modern
- *                                     clients' exchanges as the sessions a user sees, per principal and connection across
- *                                     pooled sessions, each with `erasedNearby`; `erased`: the erased modern sessions, ungroupable
+ *   GET /api/sessions/groups          ?user&connection&since&until&limit → { idleGapMs, groups, erased, unreadable, exhausted }:
+ *                                     modern clients' exchanges as the sessions a user sees, per principal and connection
+ *                                     across pooled sessions, each with `erasedNearby`; the modern sessions that cannot be
+ *                                     grouped, by their rows: `erased`, and `unreadable` here (no KEK, altered: why and the fix)
  *   GET /api/sessions/<group id>[/events|/verify|/export] → { group, sessions, erasedNearby } | { events, next: null } | its
  *                                     sessions' verifications | JSON lines (a `group` line, its sessions' lines, its events)
  * Whose a session is, here and for who may see it, is what its hashed opening event says, not the session row
@@ -158,14 +159,8 @@ export class SessionsApi {
   /** The groups of modern exchanges, newest first; a scoped caller's own only (by the recording, as for sessions). */
   async #groups(c: ControlContext, params: URLSearchParams, only: Person | undefined): Promise<Response> {
     const query: GroupQuery = { limit: intParam(params, 'limit', 50, 1, 1000), ...whoWhatWhen(params, only) };
-    const { groups, erased, exhausted } = await listGroups(this.store, query, this.idleGapMs);
-    const vouched = await this.#vouched([...erased.map((s) => s.id), ...groups.flatMap((g) => g.erasedNearby.map((e) => e.session))]);
-    return json(c, 200, {
-      idleGapMs: this.idleGapMs,
-      groups: groups.map((g) => ({ ...g, erasedNearby: g.erasedNearby.map((e) => ({ ...e, erased: vouched(e.session, e.erased) })) })),
-      erased: erased.map((s) => ({ ...s, erased: vouched(s.id, s.erased) })),
-      exhausted,
-    });
+    const { groups, erased, unreadable, exhausted } = await vouchListing(this.store, await listGroups(this.store, query, this.idleGapMs), await this.trusted());
+    return json(c, 200, { idleGapMs: this.idleGapMs, groups, erased, unreadable, exhausted });
   }
 
   /** One group: its facts and sessions, its events, its sessions' verification, or its export. */

@@ -1,4 +1,4 @@
-import { openingEventsSettled, type UnreadableKind, unreadableKind } from '../encryption/readable-store.js';
+import { openingEventsSettled, type UnreadableError, type UnreadableKind, unreadableKind } from '../encryption/readable-store.js';
 import { ErasedError } from '../encryption/kek.js';
 import type { Store } from '../store/store.js';
 import { eraOfEdge, type SessionEra, type SessionRow } from '../store/types.js';
@@ -26,6 +26,8 @@ export interface AttestedSession extends SessionRow {
   unreadable?: string;
   /** Which kind of reason `unreadable` is (no KEK here, erased, altered): what answers about it tell apart. */
   unreadableKind?: UnreadableKind;
+  /** What to do about it (unreadableFix); absent when it was erased: nothing recovers an erased recording. */
+  unreadableFix?: string;
   /** The session was erased (its data key destroyed, crypto-shredded): when, by whom, why. */
   erased?: ErasureFacts;
 }
@@ -39,10 +41,7 @@ export async function attestSessions(store: Store, rows: readonly SessionRow[]):
   const openings = new Map(events.map((e) => [e.sessionId, e]));
   return rows.map((row) => {
     const why = unreadable.get(row.id);
-    if (why !== undefined) {
-      const erased = why instanceof ErasedError ? { erased: { erasedAtUs: why.erasedAtUs, by: why.erasedBy, reason: why.reason } } : {};
-      return { ...row, tampered: [], owned: false, era: eraOfEdge(row.edge), unreadable: why.message, unreadableKind: unreadableKind(why), ...erased };
-    }
+    if (why !== undefined) return { ...row, tampered: [], owned: false, era: eraOfEdge(row.edge), ...unreadableFacts(row.id, why) };
     const opening = openingFacts(openings.get(row.id));
     const tampered = openingMismatches(row, opening);
     if (opening === undefined) return { ...row, tampered, owned: false, era: eraOfEdge(row.edge) };
@@ -57,6 +56,34 @@ export async function attestSessions(store: Store, rows: readonly SessionRow[]):
       era: eraOfEdge(owner.edge),
     };
   });
+}
+
+/**
+ * What to do about a recording of `sessionId` this gateway cannot read, by its kind (unreadableKind): the KEK is not
+ * configured here (the config can fix that), or the recording was altered (nothing here reads it; verify says what
+ * changed). None for an erased one.
+ */
+export function unreadableFix(kind: UnreadableKind, sessionId: string): string | undefined {
+  if (kind === 'no-kek')
+    return `add the KEK it names to recording.encryption.keys, with the same key material as the gateway that recorded it (that gateway's config has it), and restart the gateway (the CLI reads the config on each run); \`portcullis sessions verify ${sessionId}\` needs no key`;
+  if (kind === 'altered')
+    return `\`portcullis sessions verify ${sessionId}\` tells what was changed; the store holds what Portcullis never wrote, so the recording as written is only in an export or a backup`;
+  return undefined;
+}
+
+/** Why a session's recording cannot be read here, as an attested session states it: why, which kind, what to do, who erased it. */
+export function unreadableFacts(
+  sessionId: string,
+  why: UnreadableError,
+): Required<Pick<AttestedSession, 'unreadable' | 'unreadableKind'>> & Pick<AttestedSession, 'unreadableFix' | 'erased'> {
+  const kind = unreadableKind(why);
+  const fix = unreadableFix(kind, sessionId);
+  return {
+    unreadable: why.message,
+    unreadableKind: kind,
+    ...(fix === undefined ? {} : { unreadableFix: fix }),
+    ...(why instanceof ErasedError ? { erased: { erasedAtUs: why.erasedAtUs, by: why.erasedBy, reason: why.reason } } : {}),
+  };
 }
 
 export async function attestSession(store: Store, row: SessionRow | undefined): Promise<AttestedSession | undefined> {

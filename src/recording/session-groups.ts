@@ -1,6 +1,8 @@
+import { isUnreadable, type UnreadableError, type UnreadableKind } from '../encryption/readable-store.js';
 import type { Store } from '../store/store.js';
 import { type EventRow, modernEdge, type SessionQuery } from '../store/types.js';
-import { type AttestedSession, attestSessions } from './attest.js';
+import { type AttestedSession, attestSessions, unreadableFacts } from './attest.js';
+import { erasedSessions } from './erasure.js';
 import type { ErasureFacts } from './erasure-facts.js';
 import { type ExchangeGroup, eventsOfMergedGroup, groupId, groupSessions, parseGroupId, type SessionEvents } from './exchange-groups.js';
 import { nowUs } from './time.js';
@@ -46,6 +48,32 @@ export interface ListedGroup extends SessionGroup {
  */
 export type ErasedModernSession = AttestedSession & { erased: ErasureFacts };
 
+/**
+ * A modern session this gateway cannot group because its recording cannot be read here, though it was not erased:
+ * encrypted under a KEK this config lacks (`unreadableKind` no-kek, as its own routes answer 503), or altered (altered,
+ * 500), its opening or any later event. `unreadable` says why, `unreadableFix` what to do. Listed by its row (by its
+ * opening, when that reads), in place of the groups it held.
+ */
+export type UnreadableModernSession = AttestedSession &
+  Required<Pick<AttestedSession, 'unreadable' | 'unreadableFix'>> & { unreadableKind: Exclude<UnreadableKind, 'erased'> };
+
+/** The sessions a listing keeps aside, by their rows: those erased, and those unreadable here for another reason. */
+interface Aside {
+  erased: ErasedModernSession[];
+  unreadable: UnreadableModernSession[];
+}
+
+/** Puts a session whose recording cannot be read here where it belongs aside; false when it can be read. */
+function setAside(s: AttestedSession, aside: Aside): boolean {
+  if (s.unreadable === undefined) return false;
+  if (s.erased !== undefined) aside.erased.push({ ...s, erased: s.erased });
+  else if (s.unreadableKind !== undefined && s.unreadableKind !== 'erased' && s.unreadableFix !== undefined)
+    aside.unreadable.push({ ...s, unreadable: s.unreadable, unreadableKind: s.unreadableKind, unreadableFix: s.unreadableFix });
+  return true;
+}
+
+const newestFirst = (a: AttestedSession, b: AttestedSession) => b.openedAtUs - a.openedAtUs || (a.id < b.id ? -1 : 1);
+
 /** Pooled sessions read at most to answer one listing or lookup: groups have no index, so a view reads recordings. */
 export const groupScanLimit = 2000;
 
@@ -82,32 +110,32 @@ async function modernSessions(
   store: Store,
   query: Pick<SessionQuery, 'subject' | 'issuer' | 'connection' | 'toUs'>,
   fromUs: number | undefined,
-): Promise<{ sessions: AttestedSession[]; erased: ErasedModernSession[]; exhausted: boolean }> {
+): Promise<Aside & { sessions: AttestedSession[]; exhausted: boolean }> {
   const out: AttestedSession[] = [];
-  const erased: ErasedModernSession[] = [];
+  const aside: Aside = { erased: [], unreadable: [] };
   let before: SessionQuery['before'];
   let endedEarlier = 0;
   for (let scanned = 0; ; ) {
     const rows = await store.listSessions({ ...query, era: 'modern', limit: page, ...(before ? { before } : {}) });
     for (const s of await attestSessions(store, rows)) {
-      if (++scanned > groupScanLimit) return { sessions: out, erased, exhausted: true };
+      if (++scanned > groupScanLimit) return { sessions: out, ...aside, exhausted: true };
       // The row says modern; the recording must agree (an altered edge column does not move a session between views).
       if (s.edge !== modernEdge) continue;
-      // A recording this gateway cannot read (encrypted under a KEK it lacks, erased) has no exchanges to group; an
-      // erased one is kept aside, by its row, to be shown in place of its groups.
+      // A recording this gateway cannot read (erased, encrypted under a KEK it lacks, altered) has no exchanges to
+      // group: it is kept aside, by its row, to be shown in place of its groups.
+      const endedBefore = fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs;
       if (s.unreadable !== undefined) {
-        const endedBefore = fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs;
-        if (s.erased !== undefined && !endedBefore) erased.push({ ...s, erased: s.erased });
+        if (!endedBefore) setAside(s, aside);
         continue;
       }
-      if (fromUs !== undefined && s.closedAtUs !== null && s.closedAtUs < fromUs) {
-        if (++endedEarlier >= page) return { sessions: out, erased, exhausted: false };
+      if (endedBefore) {
+        if (++endedEarlier >= page) return { sessions: out, ...aside, exhausted: false };
         continue;
       }
       endedEarlier = 0;
       out.push(s);
     }
-    if (rows.length < page) return { sessions: out, erased, exhausted: false };
+    if (rows.length < page) return { sessions: out, ...aside, exhausted: false };
     const last = rows.at(-1)!;
     before = { openedAtUs: last.openedAtUs, id: last.id };
   }
@@ -123,16 +151,34 @@ function erasedNear(group: ExchangeGroup, erased: readonly ErasedModernSession[]
     .map((s) => ({ session: s.id, erased: s.erased }));
 }
 
-/** The groups of sessions that all belong to one principal on one connection, with their events. */
+/** A session whose opening reads but a later event does not (an altered ciphertext), and why. */
+interface FailedRead {
+  session: AttestedSession;
+  why: UnreadableError;
+}
+
+/**
+ * The groups of sessions that all belong to one principal on one connection, with their events. A session one of
+ * whose events cannot be read here is left out of them (`failed`): the others are grouped all the same.
+ */
 async function groupsOf(
   store: Store,
   sessions: readonly AttestedSession[],
   gapMs: number,
-): Promise<{ groups: SessionGroup[]; streams: SessionEvents[]; byEvent: Map<string, string> }> {
+): Promise<{ groups: SessionGroup[]; streams: SessionEvents[]; byEvent: Map<string, string>; failed: FailedRead[] }> {
   const streams: SessionEvents[] = [];
-  for (const s of sessions) streams.push({ sessionId: s.id, events: await allEvents(store, s.id) });
+  const failed: FailedRead[] = [];
+  for (const s of sessions) {
+    try {
+      streams.push({ sessionId: s.id, events: await allEvents(store, s.id) });
+    } catch (err) {
+      if (!isUnreadable(err)) throw err;
+      failed.push({ session: s, why: err });
+    }
+  }
   const byId = new Map(sessions.map((s) => [s.id, s]));
-  const first = sessions[0]!;
+  const first = byId.get(streams[0]?.sessionId ?? '');
+  if (first === undefined) return { groups: [], streams, byEvent: new Map(), failed };
   const grouped = groupSessions(streams, gapMs);
   const groups = grouped.groups.map((g): SessionGroup => {
     const own = g.sessions.map((id) => byId.get(id)!);
@@ -146,19 +192,17 @@ async function groupsOf(
       tampered: own.some((s) => s.tampered.length > 0),
     };
   });
-  return { groups, streams, byEvent: grouped.byEvent };
+  return { groups, streams, byEvent: grouped.byEvent, failed };
 }
 
 /**
  * The groups of the modern sessions the query names, newest first: each principal's sessions on each connection grouped
- * together, each with the erased sessions near it; and the erased modern sessions the query names, newest first, whose
- * groups cannot be told. `exhausted`: the scan stopped at `groupScanLimit` sessions (narrow it by time, user or connection).
+ * together, each with the erased sessions near it; and, newest first, the modern sessions the query names whose groups
+ * cannot be told because their recordings cannot be read here: `erased` (for good), and `unreadable` (no KEK here,
+ * altered), each saying why and what to do. `exhausted`: the scan stopped at `groupScanLimit` sessions (narrow it by
+ * time, user or connection).
  */
-export async function listGroups(
-  store: Store,
-  query: GroupQuery,
-  gapMs: number,
-): Promise<{ groups: ListedGroup[]; erased: ErasedModernSession[]; exhausted: boolean }> {
+export async function listGroups(store: Store, query: GroupQuery, gapMs: number): Promise<Aside & { groups: ListedGroup[]; exhausted: boolean }> {
   const gapUs = gapMs * 1000;
   const scanned = await modernSessions(
     store,
@@ -170,8 +214,8 @@ export async function listGroups(
     },
     query.fromUs === undefined ? undefined : query.fromUs - gapUs,
   );
-  // Who the scope asked for is decided on the recording (attested), not on the row the query matched: an erased
-  // session cannot be attested, so it is nobody's to see but those who see everyone's.
+  // Who the scope asked for is decided on the recording (attested), not on the row the query matched: a session whose
+  // opening cannot be read cannot be attested, so it is nobody's to see but those who see everyone's.
   const inScope = (s: AttestedSession) =>
     (query.subject === undefined || s.subject === query.subject) && (query.issuer === undefined || (s.issuer === query.issuer && s.owned));
   const byPrincipal = new Map<string, AttestedSession[]>();
@@ -181,12 +225,17 @@ export async function listGroups(
     if (own === undefined) byPrincipal.set(k, [s]);
     else own.push(s);
   }
-  const erased = scanned.erased.filter(inScope);
-  const out: ListedGroup[] = [];
+  const aside: Aside = { erased: scanned.erased.filter(inScope), unreadable: scanned.unreadable.filter(inScope) };
+  const grouped: Array<{ principal: string; groups: SessionGroup[] }> = [];
   for (const [principal, own] of byPrincipal) {
     // Oldest first: the idle groups are numbered in time.
-    const { groups } = await groupsOf(store, own.reverse(), gapMs);
-    const erasedOfPrincipal = erased.filter((s) => principalOf(s) === principal);
+    const { groups, failed } = await groupsOf(store, own.reverse(), gapMs);
+    for (const f of failed) setAside({ ...f.session, ...unreadableFacts(f.session.id, f.why) }, aside);
+    grouped.push({ principal, groups });
+  }
+  const out: ListedGroup[] = [];
+  for (const { principal, groups } of grouped) {
+    const erasedOfPrincipal = aside.erased.filter((s) => principalOf(s) === principal);
     for (const g of groups) {
       if (query.fromUs !== undefined && g.lastUs < query.fromUs) continue;
       if (query.toUs !== undefined && g.firstUs >= query.toUs) continue;
@@ -194,8 +243,32 @@ export async function listGroups(
     }
   }
   out.sort((a, b) => b.firstUs - a.firstUs || (a.id < b.id ? -1 : 1));
-  const erasedShown = erased.filter((s) => query.fromUs === undefined || s.closedAtUs === null || s.closedAtUs >= query.fromUs);
-  return { groups: out.slice(0, query.limit), erased: erasedShown.slice(0, query.limit), exhausted: scanned.exhausted };
+  // The scan read a gap before the window, to group across its edge: shown are those that reach into it.
+  const shown = <T extends AttestedSession>(list: T[]) =>
+    list
+      .filter((s) => query.fromUs === undefined || s.closedAtUs === null || s.closedAtUs >= query.fromUs)
+      .sort(newestFirst)
+      .slice(0, query.limit);
+  return { groups: out.slice(0, query.limit), erased: shown(aside.erased), unreadable: shown(aside.unreadable), exhausted: scanned.exhausted };
+}
+
+/**
+ * A listing's erasures (its erased sessions, and those near its groups) as erasedSessions tells them, with whether a
+ * signed ledger entry vouches for each, in place of what their unreadable recordings gave: as the API and the CLI list them.
+ */
+export async function vouchListing<L extends { groups: ListedGroup[]; erased: ErasedModernSession[] }>(
+  store: Store,
+  listing: L,
+  trusted: TrustedKeys,
+): Promise<L> {
+  const ids = [...new Set([...listing.erased.map((s) => s.id), ...listing.groups.flatMap((g) => g.erasedNearby.map((e) => e.session))])];
+  const found = ids.length === 0 ? new Map<string, ErasureFacts>() : await erasedSessions(store, ids, trusted);
+  const vouched = (id: string, facts: ErasureFacts) => found.get(id) ?? facts;
+  return {
+    ...listing,
+    groups: listing.groups.map((g) => ({ ...g, erasedNearby: g.erasedNearby.map((e) => ({ ...e, erased: vouched(e.session, e.erased) })) })),
+    erased: listing.erased.map((s) => ({ ...s, erased: vouched(s.id, s.erased) })),
+  };
 }
 
 /** One group found by its id, with its sessions and its events (in time order). */
@@ -228,7 +301,10 @@ export async function findGroup(store: Store, id: string, gapMs: number): Promis
     const { sessions, erased } = await modernSessions(store, { subject: target.subject, connection: target.connection, toUs }, fromUs);
     const own = sessions.filter((s) => principalOf(s) === principalOf(target)).reverse();
     if (!own.some((s) => s.id === target.id)) own.push(target);
-    const { groups, streams, byEvent } = await groupsOf(store, own, gapMs);
+    const { groups, streams, byEvent, failed } = await groupsOf(store, own, gapMs);
+    // Its own recording cannot be read (an event altered): say why, as its session's events do; another's is left out.
+    const unreadableTarget = failed.find((f) => f.session.id === target.id);
+    if (unreadableTarget !== undefined) throw unreadableTarget.why;
     const label = byEvent.get(groupId(at.sessionId, at.seq));
     const group = groups.find((g) => g.label === label);
     if (label === undefined || group === undefined) return undefined;

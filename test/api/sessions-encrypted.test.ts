@@ -121,13 +121,34 @@ describe('/api/sessions, encrypted recordings without the KEK', () => {
       assert.match(v.notes[0]!, new RegExp(`the group cannot be told apart: its whole session ${id} was verified, which covers it`));
     }
   });
+
+  it('the grouped listing (no KEK configured at all) lists the modern sessions apart: the erased one erased, the other unreadable with the fix', async () => {
+    const r = await get('/api/sessions/groups');
+    assert.equal(r.status, 200, r.text);
+    const body = JSON.parse(r.text) as {
+      groups: unknown[];
+      erased: Array<{ id: string; erased: unknown }>;
+      unreadable: Array<{ id: string; subject: string; unreadable: string; unreadableKind: string; unreadableFix: string }>;
+    };
+    assert.deepEqual(body.groups, []);
+    assert.deepEqual(
+      body.erased.map((s) => [s.id, s.erased]),
+      [[ids.modernErased, { erasedAtUs, by: 'root (https://idp.example.com)', reason: 'privacy request #8', vouched: true }]],
+    );
+    assert.deepEqual(
+      body.unreadable.map((s) => [s.id, s.subject, s.unreadableKind]),
+      [[ids.modern, 'alice', 'no-kek']],
+    );
+    assert.match(body.unreadable[0]!.unreadable, /encrypted under KEK 'k1', which this config does not have: add it to recording\.encryption\.keys/);
+    assert.match(body.unreadable[0]!.unreadableFix, /^add the KEK it names to recording\.encryption\.keys/);
+  });
 });
 
 describe('/api/sessions, a group of an unreadable session answers as its session does', () => {
   let ts: TestStore;
   let gw: TestGateway;
   let dir: string;
-  const ids = { noKek: '', erased: '', altered: '' };
+  const ids = { noKek: '', erased: '', altered: '', alteredLater: '', kept: '' };
 
   before(async () => {
     ts = sqliteTestStore();
@@ -151,6 +172,11 @@ describe('/api/sessions, a group of an unreadable session answers as its session
       ids.altered = (await writeRecordedSession(store, { keyring: k1, signer, subject: 'carol', edge: 'modern' })).session.id;
       const [opening] = await store.events(ids.altered, -1, 1);
       await storeSql(ts, 'sqlite')('UPDATE events SET payload = ? WHERE session_id = ? AND seq = 0', flipCiphertext(opening!.payload), ids.altered);
+      // Its opening reads; its first request (seq 2) does not.
+      ids.alteredLater = (await writeRecordedSession(store, { keyring: k1, signer, subject: 'dave', edge: 'modern' })).session.id;
+      const [request] = await store.events(ids.alteredLater, 1, 1);
+      await storeSql(ts, 'sqlite')('UPDATE events SET payload = ? WHERE session_id = ? AND seq = 2', flipCiphertext(request!.payload), ids.alteredLater);
+      ids.kept = (await writeRecordedSession(store, { keyring: k1, signer, subject: 'erin', edge: 'modern' })).session.id;
     } finally {
       await store.close();
     }
@@ -188,5 +214,38 @@ describe('/api/sessions, a group of an unreadable session answers as its session
       assert.equal(group.status, status, group.text);
       assert.match(group.text, why);
     }
+  });
+
+  it('the grouped listing groups the readable session and lists the others apart, each with the kind its own routes answer by', async () => {
+    const r = await get('/api/sessions/groups');
+    assert.equal(r.status, 200, r.text);
+    const body = JSON.parse(r.text) as {
+      groups: Array<{ sessions: string[] }>;
+      erased: Array<{ id: string }>;
+      unreadable: Array<{ id: string; unreadable: string; unreadableKind: string; unreadableFix: string }>;
+    };
+    assert.deepEqual(
+      body.groups.map((g) => g.sessions),
+      [[ids.kept]],
+    );
+    assert.deepEqual(
+      body.erased.map((s) => s.id),
+      [ids.erased],
+    );
+    assert.deepEqual(
+      body.unreadable.map((s) => [s.id, s.unreadableKind]),
+      [
+        [ids.alteredLater, 'altered'],
+        [ids.altered, 'altered'],
+        [ids.noKek, 'no-kek'],
+      ],
+    );
+    const of = (id: string) => body.unreadable.find((s) => s.id === id)!;
+    assert.match(of(ids.noKek).unreadable, /encrypted under KEK 'k2', which this config does not have/);
+    assert.match(of(ids.alteredLater).unreadable, new RegExp(`session ${ids.alteredLater} event 2's payload does not decrypt: it was altered`));
+    assert.match(of(ids.alteredLater).unreadableFix, new RegExp(`^\`portcullis sessions verify ${ids.alteredLater}\` tells what was changed`));
+    // Its own routes answer as the listing classifies it: 500, altered.
+    assert.equal((await get(`/api/sessions/${ids.alteredLater}/events`)).status, 500);
+    assert.equal((await get(`/api/sessions/${ids.alteredLater}.2`)).status, 500);
   });
 });

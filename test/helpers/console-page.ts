@@ -47,3 +47,18 @@ export async function followByKeyboard(page: Page, row: Locator, badge: Locator)
   assert.ok(focused, 'the badge is the next stop of the keyboard');
   await page.keyboard.press('Enter');
 }
+
+/** A session's or a group's page in the console. */
+export const sessionHref = (id: string): string => `/sessions/${encodeURIComponent(id)}`;
+
+/** The console's grouped view of modern exchanges, once its table is drawn. */
+export async function groupsView(page: Page, gw: TestGateway): Promise<void> {
+  await page.goto(new URL('/?view=groups', gw.url).href);
+  await page.locator('table.groups').waitFor();
+}
+
+/** Goes to a session's (or a group's) page and waits for its heading. */
+export async function openSessionPage(page: Page, gw: TestGateway, id: string): Promise<void> {
+  await page.goto(new URL(sessionHref(id), gw.url).href);
+  await page.getByRole('heading', { name: `Session ${id}` }).waitFor();
+}

@@ -156,7 +156,7 @@ export interface WrittenSession {
  */
 export async function writeRecordedSession(
   store: Store,
-  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string; edge?: string },
+  o: { keyring?: Keyring; signer: SigningKey; messages?: string[]; subject?: string; id?: string; edge?: string; connection?: string },
 ): Promise<WrittenSession> {
   written++;
   const id = o.id ?? `enc-${written}-${randomBytes(4).toString('hex')}`;
@@ -164,7 +164,7 @@ export async function writeRecordedSession(
   const base = openSessionRow({
     id,
     instanceId: `gw-enc-${id}`,
-    connection: 'everything',
+    connection: o.connection ?? 'everything',
     subject: o.subject ?? 'alice',
     openedAtUs,
     ...(o.edge === undefined ? {} : { edge: o.edge }),

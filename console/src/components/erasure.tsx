@@ -5,18 +5,6 @@ import { erasureLabel, partialErasure, partialErasureLabel, unsignedErasure } fr
 import { time } from '../format';
 import { Link } from './link';
 
-/**
- * An erasure's badge in a list: a link to the page that explains it, so that a keyboard or a touch reaches the
- * explanation too (the title, which only a mouse's hover shows, is also the link's accessible description).
- */
-export function ErasureFlag({ href, label, summary }: { href: string; label: string; summary: string }) {
-  return (
-    <Link href={href} class="flag deny" title={summary}>
-      {label}
-    </Link>
-  );
-}
-
 /** Who erased a recording, when and why. */
 function ErasedBy({ facts }: { facts: ErasureFacts }) {
   return (

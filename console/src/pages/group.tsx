@@ -3,9 +3,11 @@ import { Alert } from '../components/alert';
 import { ApiFailure, get } from '../api';
 import { ErasureEntry, PartialErasureEntry } from '../components/erasure';
 import { Link } from '../components/link';
+import { UnreadableEntry } from '../components/unreadable';
 import { duration, person, time } from '../format';
+import { unreadableOf } from '../unreadable';
 import { Badge, type EventLine, TimelineItem, type Verification } from './replay';
-import type { ErasedModernSession, ErasedNearby, SessionGroup } from '../../../src/recording/session-groups.js';
+import type { ErasedModernSession, ErasedNearby, SessionGroup, UnreadableModernSession } from '../../../src/recording/session-groups.js';
 
 /** A pooled session a group's exchanges were recorded in, as the group view links it. */
 interface GroupSession {
@@ -30,7 +32,8 @@ interface GroupAnswer {
  */
 export function GroupPage({ id }: { id: string }) {
   const [group, setGroup] = useState<GroupAnswer | undefined>(undefined);
-  const [erased, setErased] = useState<ErasedModernSession | undefined>(undefined);
+  /** Its session, when the group cannot be told apart because that cannot be read here: erased, or unreadable. */
+  const [ungroupable, setUngroupable] = useState<ErasedModernSession | UnreadableModernSession | undefined>(undefined);
   const [events, setEvents] = useState<EventLine[] | undefined>(undefined);
   const [verification, setVerification] = useState<Verification | string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
@@ -42,11 +45,12 @@ export function GroupPage({ id }: { id: string }) {
         return get<{ events: EventLine[] }>(`${path}/events`).then((r) => setEvents(r.events));
       })
       .catch((err: Error) => {
-        if (!(err instanceof ApiFailure && err.status === 410)) return setError(err.message);
-        // Its session was erased (410, gone for good): the group cannot be told apart, and the session says who erased it.
+        if (!(err instanceof ApiFailure && [410, 503, 500].includes(err.status))) return setError(err.message);
+        // Its session was erased (410, gone for good), or cannot be read here (503 no KEK, 500 altered): the group
+        // cannot be told apart, and the session says who erased it, or why it cannot be read and what to do.
         const session = id.slice(0, id.lastIndexOf('.'));
-        get<{ session: ErasedModernSession }>(`/api/sessions/${encodeURIComponent(session)}`).then(
-          (r) => (r.session.erased ? setErased(r.session) : setError(err.message)),
+        get<{ session: ErasedModernSession | UnreadableModernSession }>(`/api/sessions/${encodeURIComponent(session)}`).then(
+          (r) => (r.session.erased || r.session.unreadableFix !== undefined ? setUngroupable(r.session) : setError(err.message)),
           (e: Error) => setError(e.message),
         );
       });
@@ -54,7 +58,7 @@ export function GroupPage({ id }: { id: string }) {
   }, [id]);
 
   if (error !== undefined) return <Alert message={error} />;
-  if (erased !== undefined) return <ErasedGroup id={id} session={erased} verification={verification} />;
+  if (ungroupable !== undefined) return <UngroupableGroup id={id} session={ungroupable} verification={verification} />;
   if (group === undefined || events === undefined) return <p>Loading the session…</p>;
   const g = group.group;
   return (
@@ -141,10 +145,19 @@ function Whose({ who }: { who: { subject: string; email: string | null; connecti
 }
 
 /**
- * A group whose session was erased: its exchanges can never be read, so which were the group's cannot be told. The
- * session's facts and erasure, its verification (which needs no key), and where the rest of the group may be.
+ * A group whose session was erased, or cannot be read here: its exchanges cannot be read, so which were the group's
+ * cannot be told. The session's facts, its erasure or why it cannot be read and what to do, its verification (which
+ * needs no key), and where the rest of the group may be.
  */
-function ErasedGroup({ id, session, verification }: { id: string; session: ErasedModernSession; verification: Verification | string | undefined }) {
+function UngroupableGroup({
+  id,
+  session,
+  verification,
+}: {
+  id: string;
+  session: ErasedModernSession | UnreadableModernSession;
+  verification: Verification | string | undefined;
+}) {
   const grouped = `/?view=groups&user=${encodeURIComponent(session.subject)}&connection=${encodeURIComponent(session.connection)}`;
   return (
     <>
@@ -156,18 +169,31 @@ function ErasedGroup({ id, session, verification }: { id: string; session: Erase
           <Link href={`/sessions/${encodeURIComponent(session.id)}`}>{session.id}</Link>{' '}
           <span class="hint">pooled session opened {time(session.openedAtUs)}</span> <span class={`status status-${session.status}`}>{session.status}</span>
         </dd>
-        <ErasureEntry facts={session.erased}>
-          <div class="hint">
-            Grouping reads the exchanges, so this group cannot be told apart any more. Exchanges of it recorded in other pooled sessions, if any, are in{' '}
-            <Link href={grouped}>the groups of this user on this connection</Link>.
-          </div>
-        </ErasureEntry>
+        {session.erased ? (
+          <ErasureEntry facts={session.erased}>
+            <RestOfGroup href={grouped} />
+          </ErasureEntry>
+        ) : (
+          <UnreadableEntry u={unreadableOf(session as UnreadableModernSession)}>
+            <RestOfGroup href={grouped} />
+          </UnreadableEntry>
+        )}
         <dt>Integrity</dt>
         <dd>
           <Badge v={verification} />
         </dd>
       </dl>
-      <p class="hint">Nothing to replay: this group's session was erased.</p>
+      <p class="hint">Nothing to replay: this group's session {session.erased ? 'was erased' : 'cannot be read here'}.</p>
     </>
+  );
+}
+
+/** Where the rest of a group that cannot be told apart may be. */
+function RestOfGroup({ href }: { href: string }) {
+  return (
+    <div class="hint">
+      Grouping reads the exchanges, so this group cannot be told apart. Exchanges of it recorded in other pooled sessions, if any, are in{' '}
+      <Link href={href}>the groups of this user on this connection</Link>.
+    </div>
   );
 }

@@ -1,28 +1,37 @@
 import { Alert } from '../components/alert';
-import { ErasureFlag } from '../components/erasure';
+import { FlagLink } from '../components/flag-link';
 import { Link } from '../components/link';
 import { erasureLabel, erasureSummary, partialErasureLabel, partialErasureSummary } from '../erasure';
 import { duration, person, time } from '../format';
 import { navigate } from '../router';
-import type { ErasedModernSession, ListedGroup } from '../../../src/recording/session-groups.js';
+import { unreadableLabel, unreadableOf, unreadableSummary } from '../unreadable';
+import type { ErasedModernSession, ListedGroup, UnreadableModernSession } from '../../../src/recording/session-groups.js';
 
-/** GET /api/sessions/groups: the groups, and the erased modern sessions whose groups cannot be told. */
+/**
+ * GET /api/sessions/groups: the groups, and the modern sessions whose groups cannot be told because their recordings
+ * cannot be read here: erased, or unreadable (no KEK here, altered).
+ */
 export interface GroupListing {
   groups: ListedGroup[];
   erased: ErasedModernSession[];
+  unreadable: UnreadableModernSession[];
   exhausted: boolean;
   idleGapMs: number;
 }
 
-/** A row of the table: a group, or an erased pooled session in place of the groups it held. */
-type Row = { at: number; group: ListedGroup } | { at: number; erased: ErasedModernSession };
+/** A row of the table: a group, or a pooled session that cannot be read here in place of the groups it held. */
+type Row = { at: number; group: ListedGroup } | { at: number; erased: ErasedModernSession } | { at: number; unreadable: UnreadableModernSession };
 
 const href = (id: string) => `/sessions/${encodeURIComponent(id)}`;
 
 /** Modern clients' exchanges as the sessions a user sees: per principal and connection, by trace id, else by an idle gap. */
 export function GroupsTable({ groups }: { groups: GroupListing | undefined }) {
   if (groups === undefined) return <p>Loading…</p>;
-  const rows: Row[] = [...groups.groups.map((g) => ({ at: g.firstUs, group: g })), ...groups.erased.map((s) => ({ at: s.openedAtUs, erased: s }))];
+  const rows: Row[] = [
+    ...groups.groups.map((g) => ({ at: g.firstUs, group: g })),
+    ...groups.erased.map((s) => ({ at: s.openedAtUs, erased: s })),
+    ...groups.unreadable.map((s) => ({ at: s.openedAtUs, unreadable: s })),
+  ];
   rows.sort((a, b) => b.at - a.at);
   return (
     <>
@@ -47,7 +56,17 @@ export function GroupsTable({ groups }: { groups: GroupListing | undefined }) {
               <th scope="col">Pooled sessions</th>
             </tr>
           </thead>
-          <tbody>{rows.map((r) => ('group' in r ? <GroupRow key={r.group.id} g={r.group} /> : <ErasedRow key={r.erased.id} s={r.erased} />))}</tbody>
+          <tbody>
+            {rows.map((r) =>
+              'group' in r ? (
+                <GroupRow key={r.group.id} g={r.group} />
+              ) : 'erased' in r ? (
+                <ErasedRow key={r.erased.id} s={r.erased} />
+              ) : (
+                <UnreadableRow key={r.unreadable.id} s={r.unreadable} />
+              ),
+            )}
+          </tbody>
         </table>
       )}
     </>
@@ -78,7 +97,7 @@ function GroupRow({ g }: { g: ListedGroup }) {
           // Its page says which erased sessions lie near it, and why that may have taken exchanges of it.
           <>
             {' '}
-            <ErasureFlag href={href(g.id)} label={partialErasureLabel(g.erasedNearby)} summary={partialErasureSummary(g.erasedNearby)} />
+            <FlagLink href={href(g.id)} label={partialErasureLabel(g.erasedNearby)} summary={partialErasureSummary(g.erasedNearby)} />
           </>
         )}
       </td>
@@ -86,8 +105,14 @@ function GroupRow({ g }: { g: ListedGroup }) {
   );
 }
 
-/** An erased pooled session: its exchanges can never be read, so they are in no group; its page says who erased it. */
-function ErasedRow({ s }: { s: ErasedModernSession }) {
+/** A pooled session a listing keeps aside: its exchanges cannot be read here, so they are in no group. */
+type Ungrouped = ErasedModernSession | UnreadableModernSession;
+
+/**
+ * A pooled session whose exchanges cannot be read here, so that they are in no group: erased (never again), or
+ * unreadable here (no KEK here, altered). `why` ends the row's sentence; its badge leads to its page, which explains.
+ */
+function UngroupedRow({ s, why, label, summary }: { s: Ungrouped; why: string; label: string; summary: string }) {
   return (
     <tr onClick={() => navigate(href(s.id))}>
       <td>
@@ -96,11 +121,21 @@ function ErasedRow({ s }: { s: ErasedModernSession }) {
       <td>{person(s)}</td>
       <td>{s.connection}</td>
       <td colSpan={3} class="hint">
-        not grouped: the exchanges of the pooled session opened then were erased, and grouping reads them
+        not grouped: the exchanges of the pooled session opened then {why}, and grouping reads them
       </td>
       <td>
-        1 <ErasureFlag href={href(s.id)} label={erasureLabel(s.erased)} summary={erasureSummary(s.erased)} />
+        1 <FlagLink href={href(s.id)} label={label} summary={summary} />
       </td>
     </tr>
   );
+}
+
+function ErasedRow({ s }: { s: ErasedModernSession }) {
+  return <UngroupedRow s={s} why="were erased" label={erasureLabel(s.erased)} summary={erasureSummary(s.erased)} />;
+}
+
+function UnreadableRow({ s }: { s: UnreadableModernSession }) {
+  const u = unreadableOf(s);
+  const why = `cannot be read here${s.unreadableKind === 'no-kek' ? ' (its KEK is not configured)' : ' (altered)'}`;
+  return <UngroupedRow s={s} why={why} label={unreadableLabel(u)} summary={unreadableSummary(u)} />;
 }

@@ -6,6 +6,8 @@ import { Link } from '../components/link';
 import { duration, person, time } from '../format';
 import { type LiveEvent, useLive } from '../live';
 import { ErasureEntry } from '../components/erasure';
+import { UnreadableEntry } from '../components/unreadable';
+import { type Unreadable, unreadableFrom } from '../unreadable';
 import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 
 interface Session {
@@ -28,6 +30,10 @@ interface Session {
   tampered: Array<{ message: string }>;
   /** Erased (crypto-shredded): its data key destroyed, by whom, when and why; its payloads can never be read. */
   erased?: ErasureFacts | null;
+  /** Why its recording cannot be read here (its opening), which kind, and what to do (recording/attest.ts). */
+  unreadable?: string;
+  unreadableKind?: 'no-kek' | 'erased' | 'altered';
+  unreadableFix?: string;
 }
 
 export interface EventLine {
@@ -136,6 +142,7 @@ export function ReplayPage({ id }: { id: string }) {
   const [events, setEvents] = useState<EventLine[] | undefined>(undefined);
   const [verification, setVerification] = useState<Verification | string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
+  const [unreadable, setUnreadable] = useState<Unreadable | undefined>(undefined);
   const [position, setPosition] = useState(Number.MAX_SAFE_INTEGER);
   const [playing, setPlaying] = useState(false);
   const [speed, setSpeed] = useState(1);
@@ -170,9 +177,17 @@ export function ReplayPage({ id }: { id: string }) {
     readSession().then(
       (s) => {
         setSession(s);
-        // An erased session's payloads cannot be read by anyone: there is nothing to play back.
-        if (s.erased) setEvents([]);
-        else eventsAfter(id).then(setEvents, (err: Error) => setError(err.message));
+        // An erased session's payloads cannot be read by anyone, an unreadable one's not here: nothing to play back.
+        const cannot = unreadableFrom(s);
+        setUnreadable(cannot);
+        if (s.erased || cannot !== undefined) setEvents([]);
+        else
+          eventsAfter(id).then(setEvents, (err: Error) => {
+            const later = unreadableFrom(s, err);
+            if (later === undefined) return setError(err.message);
+            setUnreadable(later);
+            setEvents([]);
+          });
       },
       (err: Error) => setError(err.message),
     );
@@ -182,7 +197,7 @@ export function ReplayPage({ id }: { id: string }) {
   // A session in progress is followed until it ends: read again as soon as the live stream says it recorded more
   // (whichever replica serves it), and once a second in any case. The session is read first and its events after,
   // so the read that sees it closed has all of them.
-  const following = session?.status === 'open' && events !== undefined;
+  const following = session?.status === 'open' && events !== undefined && unreadable === undefined;
   const wake = useRef<() => void>(() => {});
   const onLive = useCallback(
     (e: LiveEvent) => {
@@ -350,6 +365,7 @@ export function ReplayPage({ id }: { id: string }) {
           {info(session.clientInfo)} → {info(session.serverInfo)} (MCP {session.protocolVersion ?? '?'})
         </dd>
         {session.erased && <ErasureEntry facts={session.erased} />}
+        {unreadable !== undefined && <UnreadableEntry u={unreadable} />}
         <dt>Integrity</dt>
         <dd>
           <Badge v={verification} />
@@ -359,12 +375,12 @@ export function ReplayPage({ id }: { id: string }) {
       </dl>
     </>
   );
-  // Its payloads cannot be read by anyone: the facts and the verification are all there is.
-  if (session.erased)
+  // Its payloads cannot be read by anyone (erased), or not here: the facts and the verification are all there is.
+  if (session.erased || unreadable !== undefined)
     return (
       <>
         {facts}
-        <p class="hint">Nothing to replay: this session was erased.</p>
+        <p class="hint">Nothing to replay: this session {session.erased ? 'was erased' : 'cannot be read here'}.</p>
       </>
     );
 

@@ -8,7 +8,7 @@ import { navigate } from '../router';
 import type { AttestedSession } from '../../../src/recording/attest.js';
 import type { ErasureFacts } from '../../../src/recording/erasure-facts.js';
 import type { SessionRow } from '../../../src/store/types.js';
-import { ErasureFlag } from '../components/erasure';
+import { FlagLink } from '../components/flag-link';
 import { erasureLabel, erasureSummary } from '../erasure';
 import { type GroupListing, GroupsTable } from './groups';
 
@@ -281,7 +281,7 @@ export function SessionsPage({ me }: { me: Me }) {
                   {s.erased && (
                     <>
                       {' '}
-                      <ErasureFlag href={`/sessions/${encodeURIComponent(s.id)}`} label={erasureLabel(s.erased)} summary={erasureSummary(s.erased)} />
+                      <FlagLink href={`/sessions/${encodeURIComponent(s.id)}`} label={erasureLabel(s.erased)} summary={erasureSummary(s.erased)} />
                     </>
                   )}
                   {!s.erased && s.tampered.length > 0 && (

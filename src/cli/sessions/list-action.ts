@@ -1,8 +1,6 @@
 import { attestSessions } from '../../recording/attest.js';
 import { isTraceId, sessionsWithTrace, traceScanLimit } from '../../recording/exchanges.js';
 import { nowUs } from '../../recording/time.js';
-import { parseDuration } from '../../core/duration.js';
-import { type GroupQuery, groupScanLimit, listGroups } from '../../recording/session-groups.js';
 import { durationOf, isoUs, peerInfo, shown } from '../../recording/transcript.js';
 import { type SessionEra, type SessionQuery, type SessionRow, type SessionStatus, sessionEras, sessionStatuses } from '../../store/types.js';
 import { parseTimeArg, storeForCommand } from '../store-for-command.js';
@@ -49,7 +47,7 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
       );
       process.exit(2);
     }
-    await listGroupsAction(o, limit);
+    await (await import('./list-groups-action.js')).listGroupsAction(o, limit);
     return;
   }
   const query: SessionQuery = { limit };
@@ -110,49 +108,6 @@ export async function sessionsListAction(o: ListOptions): Promise<void> {
         `portcullis: ${sealed.length} session${sealed.length === 1 ? '' : 's'} (marked UNREADABLE) cannot be read with this config, shown as the rows say: ${sealed[0]!.unreadable}\n`,
       );
     }
-  } finally {
-    await store.close();
-  }
-}
-
-/** `sessions list --groups`: the groups of modern exchanges, newest first. */
-async function listGroupsAction(o: ListOptions, limit: number): Promise<void> {
-  const gapArg = o.idleGap === undefined ? undefined : parseDuration(o.idleGap);
-  if (o.idleGap !== undefined && (gapArg === undefined || gapArg < 1)) {
-    process.stderr.write(`portcullis: --idle-gap expects a duration such as 5m, 90s or 500ms, found ${JSON.stringify(o.idleGap.slice(0, 80))}\n`);
-    process.exit(2);
-  }
-  const query: GroupQuery = { limit };
-  if (o.user) query.subject = o.user;
-  if (o.connection) query.connection = o.connection;
-  if (o.since) query.fromUs = parseTimeArg(o.since, '--since');
-  if (o.until) query.toUs = parseTimeArg(o.until, '--until');
-  const { config, store } = await storeForCommand(o.config);
-  try {
-    const gapMs = gapArg ?? config.sessions.viewIdleGapMs;
-    const { groups, exhausted } = await listGroups(store, query, gapMs);
-    if (exhausted)
-      process.stderr.write(`portcullis: stopped after reading ${groupScanLimit} pooled sessions; narrow the search (--since, --user, --connection)\n`);
-    const now = nowUs();
-    printList(
-      // The console and the API flag a group near an erasure (erasedNearby, with whether the ledger vouches for it); not here yet.
-      groups.map(({ erasedNearby: _, ...g }) => ({ ...g, idleGapMs: gapMs })),
-      {
-        json: o.json,
-        none: 'no group of modern exchanges matches',
-        header: ['GROUP', 'FIRST (UTC)', 'DURATION', 'USER', 'CONNECTION', 'EXCHANGES', 'BY', 'SESSIONS'],
-        row: (g) => [
-          g.id,
-          isoUs(g.firstUs).slice(0, 19).replace('T', ' '),
-          durationOf({ openedAtUs: g.firstUs, closedAtUs: g.lastUs }, now),
-          shown(g.subject),
-          shown(g.connection),
-          String(g.exchanges),
-          g.traceId !== undefined ? `trace ${g.traceId}` : `idle gap ${g.label}`,
-          `${g.sessions.length}${g.open ? ' open' : ''}${g.tampered ? ' ALTERED' : ''}`,
-        ],
-      },
-    );
   } finally {
     await store.close();
   }
