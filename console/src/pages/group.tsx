@@ -6,7 +6,8 @@ import { Link } from '../components/link';
 import { UnreadableEntry } from '../components/unreadable';
 import { duration, person, time } from '../format';
 import { unreadableOf } from '../unreadable';
-import { Badge, type EventLine, TimelineItem, type Verification } from './replay';
+import { type EventLine, TimelineItem } from '../components/timeline';
+import { Badge, type Verification } from '../components/verification';
 import type { ErasedModernSession, ErasedNearby, SessionGroup, UnreadableModernSession } from '../../../src/recording/session-groups.js';
 
 /** A pooled session a group's exchanges were recorded in, as the group view links it. */
