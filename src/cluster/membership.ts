@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ClusterStore, MemberRow, MemberState } from '../store/cluster.js';
+import { bootNonce, earlierProcessDead } from './boot.js';
 import { Liveness } from './liveness.js';
 import type { PeerDirectory } from './peer-directory.js';
 
@@ -63,9 +62,10 @@ export class Membership implements PeerDirectory {
   readonly instanceId: string;
   /**
    * This process's nonce: what tells it from an earlier run, or from a duplicate, with the same id. It names the
-   * host and process, so that a restart on the same host can tell at once that the earlier process is dead.
+   * host, PID namespace and process (boot.ts), so that a restart in the same place can tell at once that the earlier
+   * process is dead.
    */
-  readonly boot = `${hostname()}/${process.pid}/${randomBytes(9).toString('base64url')}`;
+  readonly boot = bootNonce();
   #state: MemberState = 'serving';
   /** Every replica as last read. */
   #members = new Map<string, MemberRow>();
@@ -282,7 +282,7 @@ export class Membership implements PeerDirectory {
     const row = () => ({ id, address: this.#address, startedAtUs: (this.o.clock ?? Date.now)() * 1000, boot: this.boot });
     for (let attempt = 0; attempt < 5; attempt++) {
       const existing = await store.member(id);
-      if (existing !== undefined && this.#liveness.alive(existing) && !deadOnThisHost(existing.boot)) {
+      if (existing !== undefined && this.#liveness.alive(existing) && !earlierProcessDead(existing.boot)) {
         // Beating still? Watch it until it would be gone by the membership's measure, and a heartbeat more: a process
         // whose beats stall for less than that (a pause, a slow store) keeps its id.
         const deadline = this.#monotonic() + this.o.goneAfterMs + heartbeatMs;
@@ -357,18 +357,5 @@ export class Membership implements PeerDirectory {
         this.o.log.warn({ err: (err as Error).message }, 'a listener of gone replicas failed');
       }
     }
-  }
-}
-
-/** Whether a boot nonce names a process of this host that no longer runs (so its id is free without waiting). */
-function deadOnThisHost(boot: string | null): boolean {
-  const [host, pid] = (boot ?? '').split('/');
-  const n = Number(pid);
-  if (host !== hostname() || !Number.isInteger(n) || n <= 0 || n === process.pid) return false;
-  try {
-    process.kill(n, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
