@@ -31,6 +31,8 @@ export class TunnelLocations implements TunnelHolding {
   #flushing = false;
   #again = false;
   #closed = false;
+  /** The rows of replicas found gone being deleted: one statement at a time, however many there are. */
+  #forgetting: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: TunnelLocationsOptions) {}
 
@@ -62,15 +64,18 @@ export class TunnelLocations implements TunnelHolding {
 
   /**
    * Replicas found gone: their rows go (any replica may sweep them; they would be skipped anyway). Only rows from before
-   * now: a replica that starts again at once with the same id records its new tunnels after this.
+   * now: a replica that starts again at once with the same id records its new tunnels after this. One replica after
+   * the other: a start that finds many gone takes one of the store's connections for it, not all of them.
    */
   forget(instanceIds: readonly string[]): void {
     const before = nowUs();
-    for (const id of instanceIds) {
-      this.o.store
-        .dropInstanceTunnels(id, before)
-        .catch((err: Error) => this.o.log.debug({ err: err.message, instance: id }, 'tunnels of a gone replica not swept'));
-    }
+    this.#forgetting = this.#forgetting.then(async () => {
+      for (const id of instanceIds) {
+        await this.o.store
+          .dropInstanceTunnels(id, before)
+          .catch((err: Error) => this.o.log.debug({ err: err.message, instance: id }, 'tunnels of a gone replica not swept'));
+      }
+    });
   }
 
   /** Shutdown: this replica holds no tunnel any more (its agents move to the other replicas). */

@@ -56,7 +56,13 @@ export interface MembershipOptions {
   clock?: () => number;
   /** A monotonic clock (ms), what silence is measured on; default performance.now. For tests: time passing at will. */
   monotonic?: () => number;
+  /** Rows of replicas silent for longer than this, whose sessions are sealed and reviews ended, are deleted. Default a day. */
+  pruneAfterMs?: number;
+  /** The least time between two prunings by this replica. Default 10 minutes. */
+  pruneEveryMs?: number;
 }
+
+const dayMs = 86_400_000;
 
 export class Membership implements PeerDirectory {
   readonly instanceId: string;
@@ -86,6 +92,9 @@ export class Membership implements PeerDirectory {
   #again = false;
   #left = false;
   #address: string | null;
+  /** When (the monotonic clock, ms) this replica last pruned the table, and whether it is pruning now. */
+  #prunedAtMs = Number.NEGATIVE_INFINITY;
+  #pruning = false;
   /** When (the monotonic clock, ms) a recheck last read the table: at most one per recheckMs. */
   #recheckedAtMs = Number.NEGATIVE_INFINITY;
   readonly #monotonic: () => number;
@@ -276,6 +285,30 @@ export class Membership implements PeerDirectory {
     this.#expiry.unref();
   }
 
+  /**
+   * Deletes the rows of replicas gone for longer than pruneAfter whose work is done (their sessions sealed, their
+   * reviews ended): without it every replica ever run stays (a Deployment's pod names add one a rollout), and every
+   * start reports them all gone again. Done by the replica that recovers, so by one at a time, and only when the last
+   * read shows such a row.
+   */
+  #pruneWhenDue(rows: MemberRow[]): void {
+    const afterMs = this.o.pruneAfterMs ?? dayMs;
+    const now = this.#monotonic();
+    if (this.#left || this.#pruning || now - this.#prunedAtMs < (this.o.pruneEveryMs ?? 600_000)) return;
+    if (!rows.some((m) => m.ageUs > afterMs * 1000 && !this.#liveness.alive(m)) || !this.recovers()) return;
+    this.#prunedAtMs = now;
+    this.#pruning = true;
+    this.o.store
+      .pruneMembers(afterMs * 1000)
+      .then(
+        (ids) => {
+          if (ids.length > 0) this.o.log.info({ instances: ids }, 'replicas gone for long, their work done, removed from the membership');
+        },
+        (err: Error) => this.o.log.warn({ err: err.message }, 'the membership could not be pruned; tried again later'),
+      )
+      .finally(() => (this.#pruning = false));
+  }
+
   async #claim(): Promise<void> {
     const { store, instanceId: id, heartbeatMs } = this.o;
     // The heartbeat's time is the store's; the start time is only said (this clock).
@@ -339,6 +372,8 @@ export class Membership implements PeerDirectory {
     this.#members = new Map(rows.map((r) => [r.id, r]));
     for (const l of this.#readListeners) l();
     this.#readAtExpiry(rows);
+    this.#pruneWhenDue(rows);
+    for (const id of this.#reportedGone) if (!this.#members.has(id)) this.#reportedGone.delete(id);
     const gone: string[] = [];
     for (const m of rows) {
       if (m.id === this.o.instanceId) continue;

@@ -51,5 +51,26 @@ for (const backend of backends) {
       await waitFor(async () => (await rows('marker')).length === 1, 'a later write, after whatever the heartbeat wrote');
       assert.deepEqual(await rows('vpc'), []);
     });
+
+    it('forgets the replicas found gone one after the other: a start that finds many gone takes one connection, not the pool', async () => {
+      let inFlight = 0;
+      let most = 0;
+      const sweeper = locations('l-sweeper', {
+        async dropInstanceTunnels(id, beforeUs) {
+          most = Math.max(most, ++inFlight);
+          try {
+            await store.dropInstanceTunnels(id, beforeUs);
+          } finally {
+            inFlight--;
+          }
+        },
+      });
+      const gone = Array.from({ length: 20 }, (_, i) => `l-gone-${i}`);
+      for (const id of gone) await store.putAgentTunnel('fleet', id, 1);
+      sweeper.forget(gone.slice(0, 10));
+      sweeper.forget(gone.slice(10));
+      await waitFor(async () => (await rows('fleet')).length === 0, "the gone replicas' rows deleted");
+      assert.equal(most, 1);
+    });
   });
 }
