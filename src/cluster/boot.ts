@@ -57,6 +57,17 @@ export function placeOf(boot: string | null): ProcessPlace | undefined {
 }
 
 /**
+ * Whether a boot nonce names a process on another machine than this one: another kernel (its boot id). False when it
+ * cannot be told (either one's kernel unknown); containers of one machine share its kernel.
+ */
+export function onAnotherMachine(boot: string | null, place: ProcessPlace = thisProcess()): boolean {
+  const kernel = (p: ProcessPlace | undefined) => p?.pidNamespace?.split(':')[0];
+  const there = kernel(placeOf(boot));
+  const here = kernel(place);
+  return there !== undefined && here !== undefined && there !== here;
+}
+
+/**
  * Whether a boot nonce names a process of this PID namespace (same host, kernel and namespace) that no longer runs,
  * so that its instance id is free without waiting. `signal` is process.kill's probe (signal 0).
  */

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { ClusterStore, MemberRow, MemberState } from '../store/cluster.js';
-import { bootNonce, earlierProcessDead } from './boot.js';
+import { loopbackConflict, sharedAddressMessage, sharingAddress } from './address-conflicts.js';
+import { bootNonce } from './boot.js';
+import { claimInstanceId, InstanceIdTakenError } from './claim.js';
 import { Liveness } from './liveness.js';
 import type { PeerDirectory } from './peer-directory.js';
 
@@ -13,28 +15,7 @@ import type { PeerDirectory } from './peer-directory.js';
  * notification says a replica joined or left.
  */
 
-export class DuplicateInstanceError extends Error {
-  constructor(id: string, address: string | null) {
-    super(
-      `another gateway is running with instance id '${id}'${address ? ` (at ${address})` : ''} on this store: two live gateways must not share ` +
-        "one, or each would seal the other's sessions. Give each replica its own recording.instanceId (or its own data directory, where the id is kept), " +
-        'or stop the other one first',
-    );
-    this.name = 'DuplicateInstanceError';
-  }
-}
-
-/** This replica's instance id was taken by another process (another boot holds its row): it must stop serving. */
-export class InstanceIdTakenError extends Error {
-  constructor(id: string) {
-    super(
-      `another gateway took over instance id '${id}' (recording.instanceId) on this store while this one was silent past cluster.goneAfter: ` +
-        "two gateways share it, and each would seal the other's sessions. This one stops. Give each replica its own recording.instanceId " +
-        '(or its own data directory, where the id is kept)',
-    );
-    this.name = 'InstanceIdTakenError';
-  }
-}
+export { DuplicateInstanceError, InstanceIdTakenError } from './claim.js';
 
 export interface MembershipOptions {
   store: ClusterStore;
@@ -77,6 +58,8 @@ export class Membership implements PeerDirectory {
   #members = new Map<string, MemberRow>();
   /** When each replica's heartbeat was last seen to move, and so which are alive. */
   readonly #liveness: Liveness;
+  /** The replicas said (as an error) to share this one's internal address, with the address. */
+  readonly #saidSharing = new Set<string>();
   /** Replicas already reported gone (so each is reported once per departure). */
   readonly #reportedGone = new Set<string>();
   readonly #goneListeners: Array<(ids: string[]) => void> = [];
@@ -106,8 +89,14 @@ export class Membership implements PeerDirectory {
     this.#liveness = new Liveness(o.goneAfterMs, this.#monotonic);
   }
 
-  /** The gateway listens: its internal address is now known (a port chosen at listen), and said at once. */
+  /**
+   * The gateway listens: its internal address is now known (a port chosen at listen), and said at once. Refused
+   * (InternalAddressConflictError) when it is a loopback address a live replica on another machine registered too.
+   */
   async listening(address: string): Promise<void> {
+    await this.refresh();
+    const conflict = loopbackConflict(address, this.instanceId, this.#members.values(), (m) => this.#liveness.alive(m));
+    if (conflict !== undefined) throw conflict;
     this.#address = address;
     await this.#beat();
     this.#changed();
@@ -118,14 +107,20 @@ export class Membership implements PeerDirectory {
   }
 
   /**
-   * Registers this replica. A row of the same id whose heartbeat is fresh belongs to a live process, or to one that
-   * just died (a crash, then a quick restart): it is watched for goneAfter and a heartbeat more, and if it beats again
-   * this start fails with DuplicateInstanceError; if not, it is gone by the membership's own measure and the id is
-   * taken over (the earlier process, should it wake, finds its row taken and stops: onTaken).
+   * Registers this replica (claim.ts: a live process with its id refuses it, DuplicateInstanceError; one that stopped
+   * beating has its id taken over, and finds that out should it wake: onTaken), reads the table and starts beating.
    */
   static async join(o: MembershipOptions): Promise<Membership> {
     const m = new Membership(o);
-    await m.#claim();
+    // The heartbeat's time is the store's; the start time is only said (the wall clock).
+    await claimInstanceId({
+      ...o,
+      address: m.#address,
+      boot: m.boot,
+      startedAtUs: (o.clock ?? Date.now)() * 1000,
+      alive: (row) => m.#liveness.alive(row),
+      monotonic: m.#monotonic,
+    });
     await m.refresh();
     m.#timer = setInterval(() => void m.#beat(), o.heartbeatMs);
     m.#timer.unref();
@@ -261,6 +256,17 @@ export class Membership implements PeerDirectory {
     this.#changed();
   }
 
+  /** Another live replica registered at this one's internal address: said once, as an error naming the fix. */
+  #sayWhoSharesTheAddress(): void {
+    const address = this.#address;
+    for (const m of sharingAddress(address, this.instanceId, this.#members.values(), (r) => this.#liveness.alive(r))) {
+      const said = `${m.id} ${address}`;
+      if (address === null || this.#saidSharing.has(said)) continue;
+      this.#saidSharing.add(said);
+      this.o.log.error({ replica: m.id, address }, sharedAddressMessage(m.id, address));
+    }
+  }
+
   #changed(): void {
     for (const l of this.#changeListeners) l();
   }
@@ -309,30 +315,6 @@ export class Membership implements PeerDirectory {
       .finally(() => (this.#pruning = false));
   }
 
-  async #claim(): Promise<void> {
-    const { store, instanceId: id, heartbeatMs } = this.o;
-    // The heartbeat's time is the store's; the start time is only said (this clock).
-    const row = () => ({ id, address: this.#address, startedAtUs: (this.o.clock ?? Date.now)() * 1000, boot: this.boot });
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const existing = await store.member(id);
-      if (existing !== undefined && this.#liveness.alive(existing) && !earlierProcessDead(existing.boot)) {
-        // Beating still? Watch it until it would be gone by the membership's measure, and a heartbeat more: a process
-        // whose beats stall for less than that (a pause, a slow store) keeps its id.
-        const deadline = this.#monotonic() + this.o.goneAfterMs + heartbeatMs;
-        this.o.log.warn({ instance: id, boot: existing.boot }, 'instance id has a fresh heartbeat: checking whether another gateway holds it');
-        while (this.#monotonic() < deadline) {
-          await new Promise((r) => setTimeout(r, Math.min(250, heartbeatMs / 4)));
-          const now = await store.member(id);
-          if (now !== undefined && now.heartbeatAtUs !== existing.heartbeatAtUs && now.state !== 'gone') throw new DuplicateInstanceError(id, now.address);
-        }
-        this.o.log.warn({ instance: id }, 'the earlier process with this instance id is silent (it crashed or was killed): taking the id over');
-      }
-      if (await store.claimMember(row(), existing === undefined ? undefined : existing.boot)) return;
-      // Another process claimed it in between: look again.
-    }
-    throw new DuplicateInstanceError(id, null);
-  }
-
   async #beat(): Promise<void> {
     if (this.#left || this.#taken !== undefined) return;
     try {
@@ -371,6 +353,7 @@ export class Membership implements PeerDirectory {
     this.#liveness.saw(rows);
     this.#members = new Map(rows.map((r) => [r.id, r]));
     for (const l of this.#readListeners) l();
+    this.#sayWhoSharesTheAddress();
     this.#readAtExpiry(rows);
     this.#pruneWhenDue(rows);
     for (const id of this.#reportedGone) if (!this.#members.has(id)) this.#reportedGone.delete(id);
