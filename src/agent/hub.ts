@@ -22,8 +22,11 @@ export { AgentTunnel } from './agent-tunnel.js';
 /** Told when this replica comes to hold an agent's first tunnel, or drops its last (agent/locations.ts records it). */
 export interface TunnelHolding {
   update(agent: string, held: boolean): void;
-  /** Called every heartbeat: writes that failed are tried again. */
-  retry(): void;
+  /**
+   * Called every heartbeat: writes that failed are tried again, and what is held here is written again (a replica
+   * wrongly taken for gone had its rows deleted by the others).
+   */
+  beat(): void;
 }
 
 export interface AgentStatus {
@@ -178,7 +181,7 @@ export class AgentHub {
   }
 
   #beat(): void {
-    this.o.holding?.retry();
+    this.o.holding?.beat();
     for (const t of this.#all()) {
       void this.#checkStillValid(t);
       if (!t.alive) {

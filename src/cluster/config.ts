@@ -120,3 +120,44 @@ export type ClusterConfig = z.output<ReturnType<typeof clusterSchema>>;
 export function clusterSecretValues(cluster: ClusterConfig): string[] | undefined {
   return cluster.secrets.length === 0 ? undefined : cluster.secrets.map((s) => s.reveal());
 }
+
+/** What the heartbeat check reads of a config that may be only partly parsed (other keys may be invalid). */
+interface HeartbeatKeys {
+  store?: unknown;
+  recording?: { writeTimeoutMs?: unknown };
+  cluster?: { goneAfterMs?: unknown; heartbeatMs?: unknown };
+}
+
+/**
+ * A replica is gone when the others have not seen its heartbeat move for cluster.goneAfter, and it beats every third
+ * of it: a beat has goneAfter less a heartbeat to land. On a PostgreSQL store a beat is given recording.writeTimeout,
+ * and may first wait about as long for one of the pool's connections (held by writes bounded by the same timeout). A
+ * goneAfter that does not allow both has one slow beat take a live replica for gone: its sessions sealed, its held
+ * reviews interrupted. (A lone gateway on SQLite has nobody to take it for gone.)
+ */
+export function checkHeartbeatFits(c: HeartbeatKeys, ctx: z.RefinementCtx): void {
+  const store = c.store as { reveal?: () => string } | undefined;
+  const writeTimeoutMs = c.recording?.writeTimeoutMs;
+  const goneAfterMs = c.cluster?.goneAfterMs;
+  const heartbeatMs = c.cluster?.heartbeatMs;
+  if (typeof store?.reveal !== 'function' || !/^postgres(ql)?:/.test(store.reveal())) return;
+  if (typeof writeTimeoutMs !== 'number' || typeof goneAfterMs !== 'number' || typeof heartbeatMs !== 'number') return;
+  const mayTakeMs = 2 * writeTimeoutMs;
+  if (goneAfterMs - heartbeatMs >= mayTakeMs) return;
+  const leastGoneAfterMs = Math.ceil(Math.max(3 * writeTimeoutMs, mayTakeMs + 250) / 1000) * 1000;
+  const mostWriteTimeoutMs = Math.floor((goneAfterMs - heartbeatMs) / 2 / 100) * 100;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['cluster', 'goneAfter'],
+    message:
+      `cluster.goneAfter (${durationText(goneAfterMs)}) leaves a replica's heartbeat ${durationText(goneAfterMs - heartbeatMs)} to land (replicas beat ` +
+      `every third of it), but a heartbeat on the PostgreSQL store may take recording.writeTimeout (${durationText(writeTimeoutMs)}) and as long again ` +
+      "waiting for one of the store's connections: one slow beat would have a live replica taken for gone (its sessions sealed, its held reviews " +
+      `interrupted). Set cluster.goneAfter to at least ${durationText(leastGoneAfterMs)}` +
+      (mostWriteTimeoutMs >= 100 ? `, or recording.writeTimeout to at most ${durationText(mostWriteTimeoutMs)}` : ''),
+  });
+}
+
+function durationText(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

@@ -1,39 +1,21 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { ClusterStore, MemberRow, MemberState } from '../store/cluster.js';
+import { loopbackConflict, sharedAddressMessage, sharingAddress } from './address-conflicts.js';
+import { bootNonce } from './boot.js';
+import { claimInstanceId, InstanceIdTakenError } from './claim.js';
+import { Liveness } from './liveness.js';
 import type { PeerDirectory } from './peer-directory.js';
 
 /**
  * This replica's place among the replicas sharing the store: it registers its instance id and internal address,
  * heart-beats, says when it drains and leaves, and keeps in memory where the others are (the peer directory the
- * internal hop asks on every forwarded request). A replica silent for `goneAfterMs` is gone: those who notice tell
- * their listeners (its recordings are sealed, its held reviews interrupted). The table is re-read at each heartbeat
- * and whenever a change notification says a replica joined or left.
+ * internal hop asks on every forwarded request). A replica silent for `goneAfterMs` is gone (liveness.ts: silence
+ * on a monotonic clock, and none counted while the store cannot be read): those who notice tell their listeners (its
+ * recordings are sealed, its held reviews interrupted). The table is re-read at each heartbeat and whenever a change
+ * notification says a replica joined or left.
  */
 
-export class DuplicateInstanceError extends Error {
-  constructor(id: string, address: string | null) {
-    super(
-      `another gateway is running with instance id '${id}'${address ? ` (at ${address})` : ''} on this store: two live gateways must not share ` +
-        "one, or each would seal the other's sessions. Give each replica its own recording.instanceId (or its own data directory, where the id is kept), " +
-        'or stop the other one first',
-    );
-    this.name = 'DuplicateInstanceError';
-  }
-}
-
-/** This replica's instance id was taken by another process (another boot holds its row): it must stop serving. */
-export class InstanceIdTakenError extends Error {
-  constructor(id: string) {
-    super(
-      `another gateway took over instance id '${id}' (recording.instanceId) on this store while this one was silent past cluster.goneAfter: ` +
-        "two gateways share it, and each would seal the other's sessions. This one stops. Give each replica its own recording.instanceId " +
-        '(or its own data directory, where the id is kept)',
-    );
-    this.name = 'InstanceIdTakenError';
-  }
-}
+export { DuplicateInstanceError, InstanceIdTakenError } from './claim.js';
 
 export interface MembershipOptions {
   store: ClusterStore;
@@ -48,26 +30,36 @@ export interface MembershipOptions {
    * `addressNow`); concurrent askers share one read. Default 500 ms.
    */
   recheckMs?: number;
-  /** This process's clock (ms): only for tests of a replica whose clock is off. Heartbeats are the store's clock. */
+  /**
+   * This process's wall clock (ms), which only says when it started: for tests of a replica whose clock is off or
+   * steps. Heartbeats are the store's clock, and silence is measured on `monotonic`.
+   */
   clock?: () => number;
+  /** A monotonic clock (ms), what silence is measured on; default performance.now. For tests: time passing at will. */
+  monotonic?: () => number;
+  /** Rows of replicas silent for longer than this, whose sessions are sealed and reviews ended, are deleted. Default a day. */
+  pruneAfterMs?: number;
+  /** The least time between two prunings by this replica. Default 10 minutes. */
+  pruneEveryMs?: number;
 }
+
+const dayMs = 86_400_000;
 
 export class Membership implements PeerDirectory {
   readonly instanceId: string;
   /**
    * This process's nonce: what tells it from an earlier run, or from a duplicate, with the same id. It names the
-   * host and process, so that a restart on the same host can tell at once that the earlier process is dead.
+   * host, PID namespace and process (boot.ts), so that a restart in the same place can tell at once that the earlier
+   * process is dead.
    */
-  readonly boot = `${hostname()}/${process.pid}/${randomBytes(9).toString('base64url')}`;
+  readonly boot = bootNonce();
   #state: MemberState = 'serving';
   /** Every replica as last read. */
   #members = new Map<string, MemberRow>();
-  /**
-   * When (this process's clock, ms) each replica's heartbeat was last seen to move. Liveness is judged by it, not by
-   * comparing the heartbeat's own time (the other replica's clock) with this clock: a replica whose clock is off by
-   * more than goneAfter is then still seen alive while it beats, and never has its live sessions sealed.
-   */
-  readonly #progress = new Map<string, { heartbeatAtUs: number; seenAtMs: number }>();
+  /** When each replica's heartbeat was last seen to move, and so which are alive. */
+  readonly #liveness: Liveness;
+  /** The replicas said (as an error) to share this one's internal address, with the address. */
+  readonly #saidSharing = new Set<string>();
   /** Replicas already reported gone (so each is reported once per departure). */
   readonly #reportedGone = new Set<string>();
   readonly #goneListeners: Array<(ids: string[]) => void> = [];
@@ -83,18 +75,28 @@ export class Membership implements PeerDirectory {
   #again = false;
   #left = false;
   #address: string | null;
-  /** When (this clock, ms) a recheck last read the table: at most one per recheckMs. */
+  /** When (the monotonic clock, ms) this replica last pruned the table, and whether it is pruning now. */
+  #prunedAtMs = Number.NEGATIVE_INFINITY;
+  #pruning = false;
+  /** When (the monotonic clock, ms) a recheck last read the table: at most one per recheckMs. */
   #recheckedAtMs = Number.NEGATIVE_INFINITY;
-  readonly #now: () => number;
+  readonly #monotonic: () => number;
 
   private constructor(private readonly o: MembershipOptions) {
     this.instanceId = o.instanceId;
     this.#address = o.address ?? null;
-    this.#now = o.clock ?? Date.now;
+    this.#monotonic = o.monotonic ?? (() => performance.now());
+    this.#liveness = new Liveness(o.goneAfterMs, this.#monotonic);
   }
 
-  /** The gateway listens: its internal address is now known (a port chosen at listen), and said at once. */
+  /**
+   * The gateway listens: its internal address is now known (a port chosen at listen), and said at once. Refused
+   * (InternalAddressConflictError) when it is a loopback address a live replica on another machine registered too.
+   */
   async listening(address: string): Promise<void> {
+    await this.refresh();
+    const conflict = loopbackConflict(address, this.instanceId, this.#members.values(), (m) => this.#liveness.alive(m));
+    if (conflict !== undefined) throw conflict;
     this.#address = address;
     await this.#beat();
     this.#changed();
@@ -105,14 +107,20 @@ export class Membership implements PeerDirectory {
   }
 
   /**
-   * Registers this replica. A row of the same id whose heartbeat is fresh belongs to a live process, or to one that
-   * just died (a crash, then a quick restart): it is watched for goneAfter and a heartbeat more, and if it beats again
-   * this start fails with DuplicateInstanceError; if not, it is gone by the membership's own measure and the id is
-   * taken over (the earlier process, should it wake, finds its row taken and stops: onTaken).
+   * Registers this replica (claim.ts: a live process with its id refuses it, DuplicateInstanceError; one that stopped
+   * beating has its id taken over, and finds that out should it wake: onTaken), reads the table and starts beating.
    */
   static async join(o: MembershipOptions): Promise<Membership> {
     const m = new Membership(o);
-    await m.#claim();
+    // The heartbeat's time is the store's; the start time is only said (the wall clock).
+    await claimInstanceId({
+      ...o,
+      address: m.#address,
+      boot: m.boot,
+      startedAtUs: (o.clock ?? Date.now)() * 1000,
+      alive: (row) => m.#liveness.alive(row),
+      monotonic: m.#monotonic,
+    });
     await m.refresh();
     m.#timer = setInterval(() => void m.#beat(), o.heartbeatMs);
     m.#timer.unref();
@@ -125,14 +133,13 @@ export class Membership implements PeerDirectory {
 
   addressOf(instanceId: string): string | undefined {
     const m = this.#members.get(instanceId);
-    if (m === undefined || m.address === null || !this.#alive(m, this.#now())) return undefined;
+    if (m === undefined || m.address === null || !this.#liveness.alive(m)) return undefined;
     return m.address;
   }
 
   serving(): string[] {
-    const now = this.#now();
     return [...this.#members.values()]
-      .filter((m) => m.id !== this.instanceId && m.state === 'serving' && m.address !== null && this.#alive(m, now))
+      .filter((m) => m.id !== this.instanceId && m.state === 'serving' && m.address !== null && this.#liveness.alive(m))
       .map((m) => m.id);
   }
 
@@ -157,7 +164,7 @@ export class Membership implements PeerDirectory {
 
   #recheck(): Promise<void> {
     if (this.#refreshing !== undefined) return this.#refreshing;
-    const now = this.#now();
+    const now = this.#monotonic();
     if (now - this.#recheckedAtMs < (this.o.recheckMs ?? 500)) return Promise.resolve();
     this.#recheckedAtMs = now;
     return this.refresh();
@@ -168,8 +175,7 @@ export class Membership implements PeerDirectory {
    * of the lowest id, as last read, so that two survivors never seal one session at once. Alone, it is this one.
    */
   recovers(): boolean {
-    const now = this.#now();
-    const serving = [...this.#members.values()].filter((m) => m.state === 'serving' && this.#alive(m, now)).map((m) => m.id);
+    const serving = [...this.#members.values()].filter((m) => m.state === 'serving' && this.#liveness.alive(m)).map((m) => m.id);
     if (this.#state === 'serving' && !serving.includes(this.instanceId)) serving.push(this.instanceId);
     return serving.sort()[0] === this.instanceId;
   }
@@ -250,6 +256,17 @@ export class Membership implements PeerDirectory {
     this.#changed();
   }
 
+  /** Another live replica registered at this one's internal address: said once, as an error naming the fix. */
+  #sayWhoSharesTheAddress(): void {
+    const address = this.#address;
+    for (const m of sharingAddress(address, this.instanceId, this.#members.values(), (r) => this.#liveness.alive(r))) {
+      const said = `${m.id} ${address}`;
+      if (address === null || this.#saidSharing.has(said)) continue;
+      this.#saidSharing.add(said);
+      this.o.log.error({ replica: m.id, address }, sharedAddressMessage(m.id, address));
+    }
+  }
+
   #changed(): void {
     for (const l of this.#changeListeners) l();
   }
@@ -257,31 +274,7 @@ export class Membership implements PeerDirectory {
   /** Whether replica `id` is alive as last read (heart-beating within goneAfter, not gone); false when unknown. */
   isAlive(id: string): boolean {
     const m = this.#members.get(id);
-    return m !== undefined && this.#alive(m, this.#now());
-  }
-
-  #alive(m: MemberRow, nowMs: number): boolean {
-    if (m.state === 'gone') return false;
-    const seen = this.#progress.get(m.id);
-    // Not watched (a row read apart from the table, at claim): its heartbeat's age by the store's clock.
-    if (seen === undefined || seen.heartbeatAtUs !== m.heartbeatAtUs) return m.ageUs < this.o.goneAfterMs * 1000;
-    return nowMs - seen.seenAtMs < this.o.goneAfterMs;
-  }
-
-  /**
-   * Notes the replicas whose heartbeat moved since the last read. A row seen for the first time is as old as the
-   * store's clock says (heartbeats are written by it): neither this clock nor the replica's is compared with anything.
-   */
-  #watch(rows: MemberRow[], nowMs: number): void {
-    const ids = new Set<string>();
-    for (const m of rows) {
-      ids.add(m.id);
-      const seen = this.#progress.get(m.id);
-      if (seen?.heartbeatAtUs === m.heartbeatAtUs) continue;
-      const seenAtMs = seen === undefined ? nowMs - Math.max(0, m.ageUs / 1000) : nowMs;
-      this.#progress.set(m.id, { heartbeatAtUs: m.heartbeatAtUs, seenAtMs });
-    }
-    for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
+    return m !== undefined && this.#liveness.alive(m);
   }
 
   /**
@@ -289,44 +282,37 @@ export class Membership implements PeerDirectory {
    * next heartbeat's read: a replica killed is found gone goneAfter after its last beat was seen, not up to a
    * heartbeat later (and its sessions sealed that much sooner).
    */
-  #readAtExpiry(rows: MemberRow[], nowMs: number): void {
+  #readAtExpiry(rows: MemberRow[]): void {
     clearTimeout(this.#expiry);
     if (this.#left) return;
-    let soonest = Number.POSITIVE_INFINITY;
-    for (const m of rows) {
-      if (m.id === this.o.instanceId || !this.#alive(m, nowMs)) continue;
-      const seen = this.#progress.get(m.id);
-      const lastSeenMs = seen !== undefined && seen.heartbeatAtUs === m.heartbeatAtUs ? seen.seenAtMs : nowMs - m.ageUs / 1000;
-      soonest = Math.min(soonest, lastSeenMs + this.o.goneAfterMs);
-    }
-    const inMs = soonest - nowMs;
+    const inMs = this.#liveness.nextExpiryInMs(rows.filter((m) => m.id !== this.o.instanceId));
     if (!Number.isFinite(inMs) || inMs >= this.o.heartbeatMs) return;
     this.#expiry = setTimeout(() => void this.refresh().catch(() => {}), Math.max(0, inMs) + 10);
     this.#expiry.unref();
   }
 
-  async #claim(): Promise<void> {
-    const { store, instanceId: id, heartbeatMs } = this.o;
-    // The heartbeat's time is the store's; the start time is only said (this clock).
-    const row = () => ({ id, address: this.#address, startedAtUs: this.#now() * 1000, boot: this.boot });
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const existing = await store.member(id);
-      if (existing !== undefined && this.#alive(existing, this.#now()) && !deadOnThisHost(existing.boot)) {
-        // Beating still? Watch it until it would be gone by the membership's measure, and a heartbeat more: a process
-        // whose beats stall for less than that (a pause, a slow store) keeps its id.
-        const deadline = Date.now() + this.o.goneAfterMs + heartbeatMs;
-        this.o.log.warn({ instance: id, boot: existing.boot }, 'instance id has a fresh heartbeat: checking whether another gateway holds it');
-        while (Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, Math.min(250, heartbeatMs / 4)));
-          const now = await store.member(id);
-          if (now !== undefined && now.heartbeatAtUs !== existing.heartbeatAtUs && now.state !== 'gone') throw new DuplicateInstanceError(id, now.address);
-        }
-        this.o.log.warn({ instance: id }, 'the earlier process with this instance id is silent (it crashed or was killed): taking the id over');
-      }
-      if (await store.claimMember(row(), existing === undefined ? undefined : existing.boot)) return;
-      // Another process claimed it in between: look again.
-    }
-    throw new DuplicateInstanceError(id, null);
+  /**
+   * Deletes the rows of replicas gone for longer than pruneAfter whose work is done (their sessions sealed, their
+   * reviews ended): without it every replica ever run stays (a Deployment's pod names add one a rollout), and every
+   * start reports them all gone again. Done by the replica that recovers, so by one at a time, and only when the last
+   * read shows such a row.
+   */
+  #pruneWhenDue(rows: MemberRow[]): void {
+    const afterMs = this.o.pruneAfterMs ?? dayMs;
+    const now = this.#monotonic();
+    if (this.#left || this.#pruning || now - this.#prunedAtMs < (this.o.pruneEveryMs ?? 600_000)) return;
+    if (!rows.some((m) => m.ageUs > afterMs * 1000 && !this.#liveness.alive(m)) || !this.recovers()) return;
+    this.#prunedAtMs = now;
+    this.#pruning = true;
+    this.o.store
+      .pruneMembers(afterMs * 1000)
+      .then(
+        (ids) => {
+          if (ids.length > 0) this.o.log.info({ instances: ids }, 'replicas gone for long, their work done, removed from the membership');
+        },
+        (err: Error) => this.o.log.warn({ err: err.message }, 'the membership could not be pruned; tried again later'),
+      )
+      .finally(() => (this.#pruning = false));
   }
 
   async #beat(): Promise<void> {
@@ -353,21 +339,28 @@ export class Membership implements PeerDirectory {
 
   async #refresh(): Promise<void> {
     let rows: MemberRow[];
+    const startedAt = this.#monotonic();
     try {
       rows = await this.o.store.members();
     } catch (err) {
+      // Silence is not counted until the table is read again (liveness.ts).
+      this.#liveness.blind();
       this.o.log.warn({ err: (err as Error).message }, 'the membership could not be read; the last one read stands');
       return;
     }
-    const now = this.#now();
-    this.#watch(rows, now);
+    // A read that took longer than a heartbeat met a store that others' beats may have waited on as long.
+    if (this.#monotonic() - startedAt > this.o.heartbeatMs) this.#liveness.blind();
+    this.#liveness.saw(rows);
     this.#members = new Map(rows.map((r) => [r.id, r]));
     for (const l of this.#readListeners) l();
-    this.#readAtExpiry(rows, now);
+    this.#sayWhoSharesTheAddress();
+    this.#readAtExpiry(rows);
+    this.#pruneWhenDue(rows);
+    for (const id of this.#reportedGone) if (!this.#members.has(id)) this.#reportedGone.delete(id);
     const gone: string[] = [];
     for (const m of rows) {
       if (m.id === this.o.instanceId) continue;
-      if (this.#alive(m, now)) this.#reportedGone.delete(m.id);
+      if (this.#liveness.alive(m)) this.#reportedGone.delete(m.id);
       else if (!this.#reportedGone.has(m.id)) {
         this.#reportedGone.add(m.id);
         gone.push(m.id);
@@ -382,18 +375,5 @@ export class Membership implements PeerDirectory {
         this.o.log.warn({ err: (err as Error).message }, 'a listener of gone replicas failed');
       }
     }
-  }
-}
-
-/** Whether a boot nonce names a process of this host that no longer runs (so its id is free without waiting). */
-function deadOnThisHost(boot: string | null): boolean {
-  const [host, pid] = (boot ?? '').split('/');
-  const n = Number(pid);
-  if (host !== hostname() || !Number.isInteger(n) || n <= 0 || n === process.pid) return false;
-  try {
-    process.kill(n, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

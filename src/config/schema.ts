@@ -8,7 +8,7 @@ import { accessSchema, identitySchema } from '../identity/config.js';
 import { connectionLimits, connectionLimitsSchema, limitsSchema } from '../limits/config.js';
 import { checkMaskingNames, connectionMasking, connectionMaskingSchema, type MaskingConfig, maskingSchema } from '../masking/config.js';
 import { isLoopbackHost } from '../net/loopback.js';
-import { clusterSchema } from '../cluster/config.js';
+import { checkHeartbeatFits, clusterSchema } from '../cluster/config.js';
 import { clientCapabilitiesSchema } from '../pipeline/client-capabilities.js';
 import { pinsSchema } from '../pins/config.js';
 import { guardrailsSchema, rulesSchema } from '../policy/config.js';
@@ -251,6 +251,7 @@ function fileSchema(sources: SecretSources) {
       .check(z.superRefine(checkVirtualServers, { when: () => true }))
       .check(z.superRefine(checkMaskingNames, { when: () => true }))
       .check(z.superRefine(checkWebhookNames, { when: () => true }))
+      .check(z.superRefine(checkHeartbeatFits, { when: () => true }))
       // Runs even when other keys are invalid (`when`), so every problem is listed at once; the value may be partly parsed.
       .check(
         z.superRefine(

@@ -1,4 +1,7 @@
+import type { Logger } from 'pino';
 import { ReviewsApi } from '../api/reviews.js';
+import type { Cluster } from '../cluster/cluster.js';
+import { GoneReplicaReviews } from '../reviews/gone-replicas.js';
 import { ReviewNotifier } from '../reviews/notifier.js';
 import { Reviews } from '../reviews/reviews.js';
 import type { Feature, FeatureModule } from './feature.js';
@@ -38,16 +41,15 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
         : undefined;
     // Held reviews are read again at each reconciliation: a decision whose notification was lost still takes effect.
     const stopRechecks = reviews && rereadAtReconcile(ctx.cluster, ctx.timings.reviewPollMs, () => void reviews.recheck());
+    let stopInterrupts: (() => void) | undefined;
     if (reviews !== undefined && ctx.cluster !== undefined) {
       const log = ctx.log.child({ part: 'reviews' });
+      stopInterrupts = interruptReviewsOfGone(reviews, ctx.cluster, ctx.timings.reviewPollMs, log);
       ctx.cluster.bus.on('review', (c) => {
         ctx.live.reviewsChanged();
         reviews.changed(c.id).catch((err: Error) => log.warn({ err: err.message, review: c.id }, 'a review changed elsewhere could not be read'));
       });
       ctx.cluster.bus.onResync(() => void reviews.recheck());
-      ctx.cluster.membership.onGone((ids) => {
-        reviews.interruptOf(ids).catch((err: Error) => log.warn({ err: err.message, instances: ids }, 'reviews of gone replicas could not be ended'));
-      });
     }
     return {
       reviews,
@@ -56,9 +58,21 @@ export const reviewsModule: FeatureModule<ReviewsFeature> = {
       // Held calls fail now rather than at the end of the drain: their reviews say the gateway shut down.
       stop: async () => {
         stopRechecks?.();
+        stopInterrupts?.();
         await reviews?.stop();
         await notifier.stop();
       },
     };
   },
 };
+
+/**
+ * The held reviews of replicas the membership finds gone are interrupted, and those that could not be (the store
+ * failed) are tried again at each of the cluster's reconciliations (or every `everyMs`, a test's pace) until they are.
+ * Returns what stops the retries.
+ */
+export function interruptReviewsOfGone(reviews: Reviews, cluster: Cluster, everyMs: number | undefined, log: Logger): () => void {
+  const gone = new GoneReplicaReviews({ interrupt: (ids) => reviews.interruptOf(ids), isAlive: (id) => cluster.membership.isAlive(id), log });
+  cluster.membership.onGone((ids) => void gone.gone(ids));
+  return rereadAtReconcile(cluster, everyMs, () => void gone.retry());
+}

@@ -11,7 +11,10 @@ export interface AgentTunnelRow {
 
 /** The agents' tunnel locations, shared by the replicas (src/agent/locations.ts). */
 export interface AgentTunnelStore {
-  /** Replica `instanceId` holds a tunnel of `agent` (written again when it already does: the time moves). */
+  /**
+   * Replica `instanceId` holds a tunnel of `agent` (written again when it already does: the time moves). Idempotent:
+   * written again with the same time, nothing changes (no new row version).
+   */
   putAgentTunnel(agent: string, instanceId: string, atUs: number): Promise<void>;
   /** Replica `instanceId` holds no tunnel of `agent` any more. */
   dropAgentTunnel(agent: string, instanceId: string): Promise<void>;
@@ -25,7 +28,8 @@ export function agentTunnelStore(db: DatabasePort): AgentTunnelStore {
   return {
     async putAgentTunnel(agent, instanceId, atUs) {
       await db.run(sql`INSERT INTO agent_tunnels (agent, instance_id, connected_at_us) VALUES (${agent}, ${instanceId}, ${atUs})
-        ON CONFLICT (agent, instance_id) DO UPDATE SET connected_at_us = excluded.connected_at_us`);
+        ON CONFLICT (agent, instance_id) DO UPDATE SET connected_at_us = excluded.connected_at_us
+        WHERE agent_tunnels.connected_at_us <> excluded.connected_at_us`);
     },
     async dropAgentTunnel(agent, instanceId) {
       await db.run(sql`DELETE FROM agent_tunnels WHERE agent = ${agent} AND instance_id = ${instanceId}`);

@@ -46,6 +46,12 @@ export interface ClusterStore {
   beatMember(id: string, boot: string, state: MemberState, address: string | null, nowUs?: number): Promise<boolean>;
   /** Says which KEKs the process holding the id has; false when another process holds it now. */
   publishMemberKeks(id: string, boot: string, keks: MemberKeks): Promise<boolean>;
+  /**
+   * Deletes the rows of replicas silent (by the store's clock) for longer than `silentForUs` whose work is done: no
+   * session of theirs is still open (a survivor seals it) and no review of theirs still held (one interrupts it).
+   * Returns their ids.
+   */
+  pruneMembers(silentForUs: number): Promise<string[]>;
 }
 
 export function clusterStore(db: DatabasePort): ClusterStore {
@@ -77,6 +83,13 @@ export function clusterStore(db: DatabasePort): ClusterStore {
     },
     async publishMemberKeks(id, boot, keks) {
       return (await db.run(sql`UPDATE instances SET keks = ${JSON.stringify(keks)} WHERE id = ${id} AND boot = ${boot}`)) === 1;
+    },
+    async pruneMembers(silentForUs) {
+      const rows = await db.query(sql`DELETE FROM instances WHERE heartbeat_at_us < ${now()} - ${silentForUs}
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.instance_id = instances.id AND s.status = 'open')
+        AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.instance_id = instances.id AND r.status IN ('pending', 'approved'))
+        RETURNING id`);
+      return rows.map((r) => String(r.id)).sort();
     },
   };
 }

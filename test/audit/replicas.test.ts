@@ -22,6 +22,8 @@ describe('audit streams with replicas', () => {
   const config = (instanceId: string, collector: AuditCollector) => ({
     ...shared.base(instanceId),
     cluster: { goneAfter: '2s', secret: replicaSecret },
+    // A beat has 1.33 s to land: within it, recording.writeTimeout and a wait for a pooled connection as long.
+    recording: { instanceId, writeTimeout: '600ms' },
     // One sink name on both: one cursor per session in the store, whichever replica moves it.
     audit: { pollInterval: '1s', sinks: [{ name: 'siem', http: { url: collector.url } }] },
     connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },

@@ -81,7 +81,8 @@ describe('agents across replicas', () => {
     cluster = await startCluster({
       count: 3,
       connections: { vpc: { agent: 'vpc-agent', tools: { pin: false } } },
-      extra: { agents: { heartbeat: '10s' }, cluster: { goneAfter: '3s' } },
+      // A beat has 2 s to land: within it, recording.writeTimeout (1 s) and a wait for a pooled connection as long.
+      extra: { agents: { heartbeat: '10s' }, cluster: { goneAfter: '3s' }, recording: { writeTimeout: '1s' } },
     });
     store = await openStore(cluster.store.url);
     await store.putAgent({ name: 'vpc-agent', tokenHash: secretHash(token), createdAtUs: Date.now() * 1000, revokedAtUs: null, lastSeenAtUs: null }, false);

@@ -33,6 +33,8 @@ describe('replicas leaving', () => {
   const config = (instanceId: string) => ({
     ...shared.base(instanceId),
     cluster: { goneAfter: '2s', reconcile: '60s', secret },
+    // A beat has 1.33 s to land: within it, recording.writeTimeout and a wait for a pooled connection as long.
+    recording: { instanceId, writeTimeout: '600ms' },
     rules: [holdRule],
     connections: { echo: { http: { url: shared.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });

@@ -33,6 +33,8 @@ describe('a replica whose notification connection dies silently', () => {
     // Replicas heart-beat, and check their listening connection, every second; only that check (or a notification)
     // can explain an effect within the test's waits, far under the minute of the reconciliation.
     cluster: { reconcile: '60s', goneAfter: '3s', secret },
+    // A beat has 2 s to land: within it, recording.writeTimeout and a wait for a pooled connection as long.
+    recording: { instanceId, writeTimeout: '1s' },
     rules: [holdRule],
     connections: { echo: { http: { url: r.echo.url }, tools: { pin: false }, access: { groups: ['eng'] } } },
   });

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { bootNonce, thisProcess } from '../../src/cluster/boot.js';
 import { DuplicateInstanceError, Membership } from '../../src/cluster/membership.js';
 import type { Store } from '../../src/store/store.js';
 import { backends } from '../helpers/stores.js';
@@ -218,13 +219,35 @@ for (const backend of backends) {
       assert.ok(row.heartbeatAtUs - killedAt >= 1_500_000, 'not before goneAfter');
     });
 
-    it('takes over at once the id of a process of this host that no longer runs', { timeout: 20_000 }, async () => {
+    it('takes over at once the id of a process of this host and PID namespace that no longer runs', { timeout: 20_000 }, async () => {
       // A process that ran and exited: its pid names no process now.
       const { pid } = spawnSync(process.execPath, ['-e', '']);
-      await killed('m-e', 'http://10.0.0.7:8080', `${hostname()}/${pid}/x`);
+      await killed('m-e', 'http://10.0.0.7:8080', bootNonce({ ...thisProcess(), pid }));
       // With a minute-long heartbeat, watching the row would outlast this test's timeout.
       const restarted = await join('m-e', 'http://10.0.0.7:8080', 60_000, 60_000);
       assert.equal((await store.member('m-e'))?.boot, restarted.boot);
+    });
+
+    it('refuses a live duplicate with the same host name in another PID namespace, whose pid names no process here', async () => {
+      // Another container on this host with its network (Docker --network host): the same host name, its own pids.
+      const { pid } = spawnSync(process.execPath, ['-e', '']);
+      const boot = bootNonce({ host: hostname(), pid, pidNamespace: 'another-kernel-or-namespace:4026532000' });
+      const address = 'http://10.0.0.8:8080';
+      await killed('m-ns', address, boot);
+      let beating = true;
+      const beats = (async () => {
+        while (beating) {
+          await store.beatMember('m-ns', boot, 'serving', address);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      try {
+        await assert.rejects(join('m-ns', 'http://10.0.0.9:8080', 1500, 100), DuplicateInstanceError);
+        assert.equal((await store.member('m-ns'))?.boot, boot, 'the live one keeps its id');
+      } finally {
+        beating = false;
+        await beats;
+      }
     });
 
     /** The row a replica leaves when killed just after a heartbeat. */

@@ -71,6 +71,8 @@ describe('chaos: a replica killed with -9 under load (issue 18)', () => {
       extra: {
         // A survivor notices the dead replica after 3 s (heartbeats every second) and seals its sessions.
         cluster: { goneAfter: '3s' },
+        // A beat has 2 s to land: within it, recording.writeTimeout and a wait for a pooled connection as long.
+        recording: { writeTimeout: '1s' },
         // Pooled upstream sessions of v2 clients close (and get sealed) a few seconds after the load stops.
         sessions: { modernIdleTimeout: '4s' },
         log: { level: 'warn' },
