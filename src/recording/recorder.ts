@@ -12,6 +12,7 @@ import { type CommittedListener, CommittedListeners } from './committed-listener
 import type { SigningKey } from './keys.js';
 import type { RecorderOptions, RecordingMode } from './recorder-options.js';
 import { RecordingUnavailableError } from './recording-unavailable.js';
+import { SealedElsewhereError } from './sealed-elsewhere.js';
 import { SessionChain } from './session-chain.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
@@ -249,10 +250,15 @@ export class Recorder {
     this.#keysDestroyed.push(fn);
   }
 
-  /** A chain that continues a session from what the store holds (recovery); it counts as live until sealed. */
+  /**
+   * A chain that continues a session from what the store holds (recovery); it counts as live until sealed. Its seal is
+   * written alone and only while the session is still open: one another gateway sealed first rejects with
+   * SealedElsewhereError, and costs nothing else.
+   */
   resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain {
     // Monotonic offsets go on from the session's opening, as near as the wall clock tells.
     const chain = new SessionChain(row.id, performance.now() - (nowUs() - row.openedAtUs) / 1000);
+    chain.recovering = true;
     if (dataKey !== undefined) chain.dataKey = dataKey;
     if (last !== undefined) {
       chain.nextSeq = last.seq + 1;
@@ -289,6 +295,12 @@ export class Recorder {
     });
     if (written === undefined) return;
     for (const id of written.sealed) this.#live.delete(id);
+    if (written.sealedElsewhere !== undefined && !failed) {
+      // Another gateway's seal won: this one's recovery chain ends here, and nothing else was in its batch.
+      this.#live.delete(written.sealedElsewhere);
+      for (const c of commits) c.fail(new SealedElsewhereError(written.sealedElsewhere));
+      return;
+    }
     // Landed after it was given up on: its exchanges have ended already, and the heads went on with it.
     if (failed) return;
     this.#stats.commits++;

@@ -8,6 +8,7 @@ import type { Keyring } from '../encryption/keyring.js';
 import type { ErasedDetail, ErasureFactsToRecord } from './batch.js';
 import { erasureGraceUs, parseJson, signedErasure } from './seal-and-ledger-checks.js';
 import { trustedKeys } from './verify.js';
+import { SealedElsewhereError } from './sealed-elsewhere.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
@@ -140,7 +141,15 @@ export class Sweeper {
         r.forgetCutOff(row.id);
         this.o.log.warn({ session: row.id, events: chain.nextSeq, reason }, 'session recovered and sealed as cut off');
       },
-      (err: Error) => this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later'),
+      (err: Error) => {
+        if (!(err instanceof SealedElsewhereError)) {
+          this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later');
+          return;
+        }
+        // Another gateway sealed it first, or its own gateway wrote on (alive after all): nothing of this one's was lost.
+        r.forgetCutOff(row.id);
+        this.o.log.info({ session: row.id }, 'a session left open was sealed, or written to, by another gateway meanwhile: left to it');
+      },
     );
   }
 
