@@ -1,4 +1,4 @@
-import { KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
+import { ErasedError, KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
 import type { Logger } from 'pino';
 import { accessRequestOwner, eventAad, isSealed, openText } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
@@ -29,7 +29,6 @@ export interface SweptRecorder {
   isLive(sessionId: string): boolean;
   drain(): Promise<void>;
   resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain;
-  storedDataKey(sessionId: string): Promise<Buffer | undefined>;
   cutOffReason(sessionId: string): string | undefined;
   forgetCutOff(sessionId: string): void;
   seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void>;
@@ -91,6 +90,8 @@ export class Sweeper {
 
   async #sweep(): Promise<void> {
     const r = this.recorder;
+    // Unhealthy includes an instance id taken over by another process, for good: the sessions open under the id are
+    // that process's, and sealing them as this one's crashed run's would cut off its live sessions.
     if (!r.healthy || r.closed) return;
     try {
       const others = this.o.recoversOthers?.() ?? true;
@@ -101,6 +102,8 @@ export class Sweeper {
       }
       const open = await r.store.openSessions([r.instanceId, ...stale]);
       for (const row of open) {
+        // The store failed, or the id was taken, meanwhile: the rest waits for the next sweep (if there is one).
+        if (!r.healthy) return;
         if (r.isLive(row.id)) continue;
         try {
           await this.#recover(row);
@@ -127,7 +130,7 @@ export class Sweeper {
     await r.drain();
     const last = await r.store.lastEvent(row.id);
     // An encrypted session's close event is sealed under its own data key, like the rest of it.
-    const dataKey = await r.storedDataKey(row.id);
+    const dataKey = await this.#storedDataKey(row.id);
     const chain = r.resumeChain(row, last, dataKey);
     const reason =
       r.cutOffReason(row.id) ??
@@ -151,6 +154,23 @@ export class Sweeper {
         this.o.log.info({ session: row.id }, 'a session left open was sealed, or written to, by another gateway meanwhile: left to it');
       },
     );
+  }
+
+  /**
+   * The data key a session opened with, from the store (a session recovered goes on under it); undefined when
+   * recordings are plain here or the session was recorded plain. An erased key is gone: what follows is plain.
+   */
+  async #storedDataKey(sessionId: string): Promise<Buffer | undefined> {
+    const { keyring, store } = this.recorder;
+    if (keyring === undefined) return undefined;
+    const [row] = await store.dataKeys([sessionId]);
+    if (row === undefined) return undefined;
+    try {
+      return await keyring.dataKey(row);
+    } catch (err) {
+      if (err instanceof ErasedError) return undefined;
+      throw err;
+    }
   }
 
   /**
