@@ -276,7 +276,7 @@ export class Recorder {
     this.#cutOffReasons.delete(sessionId);
   }
 
-  /** Resolves once everything queued so far is written (or failed). */
+  /** Resolves once everything queued so far is written (or failed); what is queued meanwhile does not hold it back. */
   drain(): Promise<void> {
     return this.#batches.drain();
   }
@@ -398,5 +398,7 @@ export class Recorder {
     for (const t of this.#timers) clearInterval(t);
     this.#health.close();
     await this.#sweeper.idle();
+    // What a sweep under way queued meanwhile.
+    await this.drain();
   }
 }

@@ -126,8 +126,12 @@ export class Sweeper {
   /** Continues a session's chain from what the store holds and seals it as cut off. */
   async #recover(row: SessionRow): Promise<void> {
     const r = this.recorder;
-    // Whatever this instance still has queued for the session lands first, so the chain goes on from its true end.
-    await r.drain();
+    // One of this instance's own (cut off by a store failure): whatever it still has queued or in flight for the session
+    // lands first, so the chain goes on from its true end. Another instance's session has nothing of this one's queued:
+    // all this instance ever writes to it is a recovery seal, each awaited before the next, and one an earlier sweep
+    // left unconfirmed (past the write timeout) races this one as any two seals do: one is written, the other writes
+    // nothing (recovery-seal.ts). Waiting there would only make the sweep wait on this instance's live traffic.
+    if (row.instanceId === r.instanceId) await r.drain();
     const last = await r.store.lastEvent(row.id);
     // An encrypted session's close event is sealed under its own data key, like the rest of it.
     const dataKey = await this.#storedDataKey(row.id);
