@@ -105,6 +105,7 @@ export class Gateway {
     this.devIdentity = identity.dev;
     this.#recording = recording;
     recording.cluster?.membership.onTaken((err) => this.#failClosed(err));
+    recording.recorder?.onIdTaken((err) => this.#failClosed(err));
     const { recorder, store } = recording;
     this.#liveExchanges = recorder && store ? new LiveExchanges({ recorder, store, live: this.#live, bus: recording.cluster?.bus }) : undefined;
     this.#keepAlive = new KeepAlive(config.http.keepAliveMs);
@@ -273,12 +274,16 @@ export class Gateway {
     if (fatal !== undefined) queueMicrotask(() => listener(fatal));
   }
 
-  /** Fail closed: not ready, and no more MCP requests or tunnels, before anyone is told to exit. */
+  /**
+   * Fail closed: not ready, no more MCP requests or tunnels, and nothing more recorded under the instance id (the
+   * recorder's sweep would otherwise seal the live sessions of the process that holds it now), before anyone is told to exit.
+   */
   #failClosed(err: Error): void {
     if (this.#fatal !== undefined) return;
     this.#fatal = err;
     this.#unready = true;
     this.#draining = true;
+    this.#recording.recorder?.closeForWrites(err);
     for (const l of this.#fatalListeners) l(err);
   }
 

@@ -12,6 +12,8 @@ import { Commit } from './commit.js';
  * replicas, would otherwise commit two or three events at a time. The window is bounded, so a slow first batch never
  * holds the next for longer.
  */
+const settled = Promise.resolve();
+
 export class BatchScheduler {
   #queue: Item[] = [];
   #scheduled = false;
@@ -20,6 +22,8 @@ export class BatchScheduler {
   /** Armed while a batch is in flight and the next one gathers: the next starts when it fires or the first lands. */
   #gatherTimer: NodeJS.Timeout | undefined;
   #gatherDue = false;
+  /** The write that took each item (settled already for those failed unwritten: takeQueued): what drain waits on. */
+  readonly #writeOf = new WeakMap<Item, Promise<void>>();
 
   constructor(
     private readonly writer: Pick<BatchWriter, 'synchronous' | 'ledgerBusy'>,
@@ -45,15 +49,28 @@ export class BatchScheduler {
   takeQueued(): Item[] {
     const queued = this.#queue;
     this.#queue = [];
+    for (const item of queued) this.#writeOf.set(item, settled);
     return queued;
   }
 
-  /** Resolves once everything queued so far is written (or failed). */
+  /**
+   * Resolves once what was queued or being written when it was called is written (or failed). What is queued later
+   * does not hold it back: under load that never pauses, the queue and the writes in flight are never empty at once.
+   */
   async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#inFlight.size > 0) {
-      this.#flush();
-      if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
-      else if (this.#queue.length > 0) await new Promise<void>((r) => setImmediate(r));
+    const queued = [...this.#queue];
+    const writing = [...this.#inFlight];
+    // What is queued goes now, not at the end of a gathering window.
+    this.#flush();
+    await Promise.all(writing);
+    for (const item of queued) {
+      // Still queued: its chain, or the ledger, waits on a write in flight, whose landing starts the next batch.
+      while (!this.#writeOf.has(item)) {
+        this.#flush();
+        if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+        else await new Promise<void>((r) => setImmediate(r));
+      }
+      await this.#writeOf.get(item);
     }
   }
 
@@ -97,6 +114,7 @@ export class BatchScheduler {
         }
       });
       this.#inFlight.add(write);
+      for (const item of taken) this.#writeOf.set(item, write);
     }
   }
 }

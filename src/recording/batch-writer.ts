@@ -1,6 +1,6 @@
 import { type Store, StoreUnavailableError } from '../store/store.js';
-import type { WriteBatch } from '../store/types.js';
-import { type Item, type Materialized, materialize, settleWraps } from './batch.js';
+import { emptyBatch, type WriteBatch } from '../store/types.js';
+import { isRecoverySeal, type Item, type Materialized, materialize, settleWraps } from './batch.js';
 import { ledgerGenesis } from './chain.js';
 import type { SigningKey } from './keys.js';
 import type { SessionChain } from './session-chain.js';
@@ -58,8 +58,11 @@ export class BatchWriter {
     } else if (this.#writeSync !== undefined) {
       const m = materialize(items, this.#ledger, this.key, this.instanceId);
       try {
-        this.#writeSync(m.batch);
-        written = m;
+        if (isRecoverySeal(items[0]!)) written = await this.#sealRecovered(m);
+        else {
+          this.#writeSync(m.batch);
+          written = m;
+        }
       } catch (err) {
         failed(err as Error);
       }
@@ -95,8 +98,15 @@ export class BatchWriter {
     }
     for (const chain of chains) if (chain.uncertain) await resyncChain(this.store, chain);
     const m = materialize(items, this.#ledger, this.key, this.instanceId);
+    if (isRecoverySeal(items[0]!)) return this.#sealRecovered(m);
     await this.store.write(m.batch);
     return m;
+  }
+
+  /** A recovery seal (written alone: selectBatch); one another gateway beat it to moves no head and writes nothing. */
+  async #sealRecovered(m: Materialized): Promise<Materialized> {
+    if (await this.store.sealRecovered(m.batch)) return m;
+    return { batch: emptyBatch(), heads: new Map(), ledger: this.#ledger, sealed: [], readable: [], sealedElsewhere: m.sealed[0]! };
   }
 
   #advance(m: Materialized): void {

@@ -83,6 +83,15 @@ export function settleWraps(items: readonly Item[]): Promise<void> | undefined {
   return pending === undefined ? undefined : Promise.all(pending).then(() => {});
 }
 
+/**
+ * The seal of a session left open (sweeper.ts), which another gateway may be sealing at the same moment: it is written
+ * in a batch of its own and only if the session is still open (store/recovery-seal.ts), so that losing that race costs
+ * nothing but itself, never the live sessions of a batch it would have shared.
+ */
+export function isRecoverySeal(item: Item): boolean {
+  return item.type === 'seal' && item.chain.recovering;
+}
+
 export function chainOf(item: Item): SessionChain | undefined {
   return standalone(item) ? undefined : item.chain;
 }
@@ -135,6 +144,8 @@ export interface Materialized {
    * what in-process consumers of a committed batch (the audit shipper) read, never the store.
    */
   readable: EventRow[];
+  /** A recovery seal that wrote nothing: its session was sealed, or written past its head, by another gateway meanwhile. */
+  sealedElsewhere?: string;
 }
 
 /**
@@ -287,12 +298,24 @@ function dataKeyRow(session: SessionRow, dk: WrappedDataKey): DataKeyRow {
 }
 
 /**
- * Picks the queued items the next batch may take. A chain already in a batch being written waits; so does
- * every ledger item from the first one that waits, since the ledger is one chain across sessions; and a chain
- * is never split between two batches, so its commit covers exactly its events. Returns the items taken and
- * the ones left, both in queue order.
+ * Picks the queued items the next batch may take. A recovery seal goes alone, before anything else, as soon as the
+ * ledger is free; meanwhile the others go without it and it holds none back (its chain has nothing but the seal, and
+ * where its ledger row falls among the others' is immaterial), so neither can starve the other. For the rest: a chain
+ * already in a batch being written waits; so does every ledger item from the first one that waits, since the ledger is
+ * one chain across sessions; and a chain is never split between two batches, so its commit covers exactly its events.
+ * Returns the items taken and the ones left, both in queue order.
  */
 export function selectBatch(queue: readonly Item[], ledgerBusy: boolean): { taken: Item[]; rest: Item[] } {
+  const recovery = queue.findIndex(isRecoverySeal);
+  if (recovery < 0) return selectLive(queue, ledgerBusy);
+  if (!ledgerBusy) return { taken: [queue[recovery]!], rest: queue.filter((_, i) => i !== recovery) };
+  const live = queue.filter((item) => !isRecoverySeal(item));
+  const { taken } = selectLive(live, ledgerBusy);
+  const chosen = new Set(taken);
+  return { taken, rest: queue.filter((item) => !chosen.has(item)) };
+}
+
+function selectLive(queue: readonly Item[], ledgerBusy: boolean): { taken: Item[]; rest: Item[] } {
   const blocked = new Set<SessionChain>();
   for (const item of queue) {
     const chain = chainOf(item);

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { ErasedError } from '../encryption/kek.js';
 import type { Keyring } from '../encryption/keyring.js';
 import type { EventBoundary, EventDirection, EventKind, NegotiatedFields, SessionRow } from '../store/types.js';
 import type { Store } from '../store/store.js';
@@ -12,6 +11,7 @@ import { type CommittedListener, CommittedListeners } from './committed-listener
 import type { SigningKey } from './keys.js';
 import type { RecorderOptions, RecordingMode } from './recorder-options.js';
 import { RecordingUnavailableError } from './recording-unavailable.js';
+import { SealedElsewhereError } from './sealed-elsewhere.js';
 import { SessionChain } from './session-chain.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
@@ -52,6 +52,9 @@ export class Recorder {
   readonly #stats = { commits: 0, events: 0, failedCommits: 0, lostEvents: 0 };
   readonly #committed: CommittedListeners;
   readonly #keysDestroyed: Array<(owner: string) => void> = [];
+  readonly #idTakenListeners: Array<(err: Error) => void> = [];
+  /** Why nothing more is written under this instance id (another process took it over): closeForWrites. */
+  #writesClosed: Error | undefined;
 
   private constructor(o: RecorderOptions, ledger: { seq: number; hash: string }) {
     this.store = o.store;
@@ -63,10 +66,16 @@ export class Recorder {
     this.#writer = new BatchWriter(o.store, o.key, o.instanceId, ledger, o.writeTimeoutMs ?? 5000);
     this.#batches = new BatchScheduler(this.#writer, o.gatherMs ?? 1, (items) => this.#write(items));
     this.#committed = new CommittedListeners(this.#log);
-    this.#health = new StoreHealth(o.store, o.instanceId, o.boot, o.probeMs ?? 1000, this.#log, () => {
+    const recovered = () => {
       this.#log.warn('the recording store is writable again; sessions it cut off are sealed, new sessions are accepted');
       void this.sweep().catch(() => {});
-    });
+    };
+    const idTaken = (err: Error) => {
+      this.#log.error({ instance: this.instanceId }, err.message);
+      this.closeForWrites(err);
+      for (const l of this.#idTakenListeners) l(err);
+    };
+    this.#health = new StoreHealth(o.store, o.instanceId, o.boot, o.probeMs ?? 1000, this.#log, recovered, idTaken);
     this.#heartbeatMs = o.heartbeatMs ?? 10_000;
     this.#sweeper = new Sweeper(this, {
       staleAfterMs: o.staleAfterMs ?? 60_000,
@@ -105,9 +114,9 @@ export class Recorder {
     this.#timers.push(t);
   }
 
-  /** Whether new sessions may open: in write-ahead mode, only while the store takes writes. */
+  /** Whether new sessions may open: in write-ahead mode, only while the store takes writes; never once closed for writes. */
   get accepting(): boolean {
-    return this.#health.healthy || this.mode === 'best-effort';
+    return this.#writesClosed === undefined && (this.#health.healthy || this.mode === 'best-effort');
   }
 
   get healthy(): boolean {
@@ -128,6 +137,7 @@ export class Recorder {
   }
 
   unavailable(): RecordingUnavailableError {
+    if (this.#writesClosed !== undefined) return new RecordingUnavailableError(`recording has stopped: ${this.#writesClosed.message}`);
     return new RecordingUnavailableError(
       `the recording store (${this.store.location}) is unavailable${this.#health.lastError ? `: ${this.#health.lastError.message}` : ''}`,
     );
@@ -135,7 +145,7 @@ export class Recorder {
 
   /** Starts a session's chain and queues its row; throws RecordingUnavailableError when recording cannot take it. */
   openSession(row: SessionRow): SessionChain {
-    if (this.#closed || (!this.#health.healthy && this.mode === 'write-ahead')) throw this.unavailable();
+    if (this.#closed || this.#writesClosed !== undefined || (!this.#health.healthy && this.mode === 'write-ahead')) throw this.unavailable();
     const chain = new SessionChain(row.id);
     let dataKey: WrappedDataKey | undefined;
     if (this.keyring !== undefined) {
@@ -155,22 +165,6 @@ export class Recorder {
     return this.#live.get(sessionId)?.dataKey;
   }
 
-  /**
-   * The data key a session opened with, from the store (a session recovered after a crash goes on under it); undefined
-   * when recordings are plain here or the session was recorded plain. An erased key is gone: what follows is plain.
-   */
-  async storedDataKey(sessionId: string): Promise<Buffer | undefined> {
-    if (this.keyring === undefined) return undefined;
-    const [row] = await this.store.dataKeys([sessionId]);
-    if (row === undefined) return undefined;
-    try {
-      return await this.keyring.dataKey(row);
-    } catch (err) {
-      if (err instanceof ErasedError) return undefined;
-      throw err;
-    }
-  }
-
   append(
     chain: SessionChain,
     kind: EventKind,
@@ -179,19 +173,19 @@ export class Recorder {
     payload: string,
     forwarded: string | null = null,
   ): void {
-    if (chain.broken) throw this.unavailable();
+    if (chain.broken || this.#writesClosed !== undefined) throw this.unavailable();
     if (!this.#health.healthy && this.mode === 'write-ahead') throw this.unavailable();
     this.#batches.enqueue({ type: 'event', chain, timeUs: nowUs(), monoUs: chain.monoUs(), kind, direction, boundary, payload, forwarded });
   }
 
   negotiated(chain: SessionChain, fields: NegotiatedFields): void {
-    if (chain.broken) return;
+    if (chain.broken || this.#writesClosed !== undefined) return;
     this.#batches.enqueue({ type: 'negotiated', chain, fields });
   }
 
   /** Queues the seal after the session's last event; resolves when it is durable. */
   seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void> {
-    if (chain.broken) {
+    if (chain.broken || this.#writesClosed !== undefined) {
       this.abandon(chain, reason);
       return Promise.reject(this.unavailable());
     }
@@ -207,9 +201,7 @@ export class Recorder {
 
   /** Queues the deletion of a sealed session, leaving a tombstone in the ledger; resolves when written. */
   tombstone(session: SessionRow, reason: string, deletedAtUs: number): Promise<void> {
-    const commit = new Commit();
-    this.#batches.enqueue({ type: 'tombstone', session, reason, deletedAtUs, commit });
-    return commit.promise;
+    return this.#ledgerEntry((commit) => ({ type: 'tombstone', session, reason, deletedAtUs, commit }));
   }
 
   /**
@@ -217,9 +209,7 @@ export class Recorder {
    * every session, in the same chain. Resolves when durable; rejects when the store cannot write.
    */
   recordAccess(requestId: string, detail: unknown): Promise<void> {
-    const commit = new Commit();
-    this.#batches.enqueue({ type: 'access', requestId, detail, timeUs: nowUs(), commit });
-    return commit.promise;
+    return this.#ledgerEntry((commit) => ({ type: 'access', requestId, detail, timeUs: nowUs(), commit }));
   }
 
   /**
@@ -229,8 +219,14 @@ export class Recorder {
   recordErasure(sessionId: string, facts: ErasureFactsToRecord): Promise<void> {
     const signature = this.key.sign(erasureBytes({ sessionId, by: facts.by, reason: facts.reason, erasedAtUs: facts.erasedAtUs }));
     const detail: ErasedDetail = { ...facts, keyId: this.key.keyId, signature };
+    return this.#ledgerEntry((commit) => ({ type: 'erased', sessionId, detail, timeUs: facts.erasedAtUs, commit }));
+  }
+
+  /** Queues a ledger entry outside any session; resolves when durable. None once closed for writes. */
+  #ledgerEntry(item: (commit: Commit) => Item): Promise<void> {
+    if (this.#writesClosed !== undefined) return Promise.reject(this.unavailable());
     const commit = new Commit();
-    this.#batches.enqueue({ type: 'erased', sessionId, detail, timeUs: facts.erasedAtUs, commit });
+    this.#batches.enqueue(item(commit));
     return commit.promise;
   }
 
@@ -249,10 +245,15 @@ export class Recorder {
     this.#keysDestroyed.push(fn);
   }
 
-  /** A chain that continues a session from what the store holds (recovery); it counts as live until sealed. */
+  /**
+   * A chain that continues a session from what the store holds (recovery); it counts as live until sealed. Its seal is
+   * written alone and only while the session is still open: one another gateway sealed first rejects with
+   * SealedElsewhereError, and costs nothing else.
+   */
   resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain {
     // Monotonic offsets go on from the session's opening, as near as the wall clock tells.
     const chain = new SessionChain(row.id, performance.now() - (nowUs() - row.openedAtUs) / 1000);
+    chain.recovering = true;
     if (dataKey !== undefined) chain.dataKey = dataKey;
     if (last !== undefined) {
       chain.nextSeq = last.seq + 1;
@@ -275,7 +276,7 @@ export class Recorder {
     this.#cutOffReasons.delete(sessionId);
   }
 
-  /** Resolves once everything queued so far is written (or failed). */
+  /** Resolves once everything queued so far is written (or failed); what is queued meanwhile does not hold it back. */
   drain(): Promise<void> {
     return this.#batches.drain();
   }
@@ -289,6 +290,12 @@ export class Recorder {
     });
     if (written === undefined) return;
     for (const id of written.sealed) this.#live.delete(id);
+    if (written.sealedElsewhere !== undefined && !failed) {
+      // Another gateway's seal won: this one's recovery chain ends here, and nothing else was in its batch.
+      this.#live.delete(written.sealedElsewhere);
+      for (const c of commits) c.fail(new SealedElsewhereError(written.sealedElsewhere));
+      return;
+    }
     // Landed after it was given up on: its exchanges have ended already, and the heads went on with it.
     if (failed) return;
     this.#stats.commits++;
@@ -323,14 +330,7 @@ export class Recorder {
     if (this.mode === 'write-ahead') {
       for (const chain of chains) this.#break(chain, err);
       // What is queued cannot be written either: those sessions end too.
-      for (const item of this.#batches.takeQueued()) {
-        const chain = chainOf(item);
-        if (chain !== undefined) {
-          chain.pending?.fail(this.unavailable());
-          chain.pending = undefined;
-          this.#break(chain, err);
-        } else standaloneCommit(item)?.fail(this.unavailable());
-      }
+      this.#failQueued(err);
     } else {
       for (const item of items) {
         if (item.type === 'event') item.chain.lost++;
@@ -340,6 +340,41 @@ export class Recorder {
       }
     }
     for (const c of commits) c.fail(this.unavailable());
+  }
+
+  /** Fails what is queued: its sessions end (their chains break), and the ledger entries queued are not written. */
+  #failQueued(err: Error): void {
+    for (const item of this.#batches.takeQueued()) {
+      const chain = chainOf(item);
+      if (chain !== undefined) {
+        chain.pending?.fail(this.unavailable());
+        chain.pending = undefined;
+        this.#break(chain, err);
+      } else standaloneCommit(item)?.fail(this.unavailable());
+    }
+  }
+
+  /**
+   * Told when this recorder's own heartbeat finds its instance id held by another process (it has closed for writes
+   * by then): the gateway fails closed, as when the membership finds it.
+   */
+  onIdTaken(listener: (err: Error) => void): void {
+    this.#idTakenListeners.push(listener);
+  }
+
+  /**
+   * Nothing more is written under this instance id: another process took it over (the membership found it, or this
+   * recorder's heartbeat did). Its ledger and the sessions open under the id are that process's now: what is queued
+   * fails and every live session ends, new sessions, events and ledger entries are refused, and no sweep runs again
+   * (one would seal the new holder's live sessions as this instance's). For good: the process is to exit.
+   */
+  closeForWrites(err: Error): void {
+    if (this.#writesClosed !== undefined) return;
+    this.#writesClosed = err;
+    this.#health.lose(err);
+    for (const t of this.#timers) clearInterval(t);
+    this.#failQueued(err);
+    for (const chain of [...this.#live.values()]) this.#break(chain, err);
   }
 
   #break(chain: SessionChain, err: Error): void {
@@ -363,5 +398,7 @@ export class Recorder {
     for (const t of this.#timers) clearInterval(t);
     this.#health.close();
     await this.#sweeper.idle();
+    // What a sweep under way queued meanwhile.
+    await this.drain();
   }
 }

@@ -23,6 +23,11 @@ export class SessionChain {
   uncertain = false;
   /** Told once when the chain breaks, so the session can end (fail closed). */
   onBroken?: (err: Error) => void;
+  /**
+   * A session left open that this recorder seals (sweeper.ts): its one item, the seal, is written alone and only while
+   * the session is still open (another gateway may be sealing it too).
+   */
+  recovering = false;
   /** The session's data key when recordings are encrypted (recording.encryption): every payload is sealed under it. */
   dataKey?: Buffer;
 

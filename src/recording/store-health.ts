@@ -1,16 +1,20 @@
 import type { Logger } from 'pino';
+import { InstanceIdTakenError } from '../cluster/membership.js';
 import type { Store } from '../store/store.js';
 
 /**
  * Whether the recording store takes writes: healthy until a write fails, then probed (a cheap read and this
  * instance's heartbeat) every `probeMs` until it answers again. While healthy, the instance heart-beats, so other
- * instances can tell it is alive (a silent instance's open sessions count as cut off).
+ * instances can tell it is alive (a silent instance's open sessions count as cut off). A heartbeat, or a probe's,
+ * that finds the instance's row held by another process (its id was taken over) is not a store that answers again:
+ * this process is to write nothing more under the id, and stays unhealthy for good (`lost`).
  */
 export class StoreHealth {
   #healthy = true;
   #lastError: Error | undefined;
   #probe: NodeJS.Timeout | undefined;
   #closed = false;
+  #lost = false;
 
   constructor(
     private readonly store: Store,
@@ -21,6 +25,8 @@ export class StoreHealth {
     private readonly log: Logger,
     /** Called once each time the store answers again after a failure. */
     private readonly onRecovered: () => void,
+    /** Called when a heartbeat finds the instance id held by another process (the recorder then calls `lose`). */
+    private readonly onIdTaken: (err: InstanceIdTakenError) => void,
   ) {}
 
   get healthy(): boolean {
@@ -34,20 +40,37 @@ export class StoreHealth {
   /** A write failed: unhealthy until a probe succeeds. Returns whether the store was healthy until now. */
   failed(err: Error): boolean {
     const was = this.#healthy;
+    if (this.#lost) return was;
     this.#lastError = err;
     this.#healthy = false;
     this.#startProbe();
     return was;
   }
 
-  /** Beats this instance's row; one another process took is left alone (the membership stops this replica). */
+  /** This process lost its instance id: unhealthy for good, with `err` as the reason; no more beats or probes. */
+  lose(err: Error): void {
+    this.#lost = true;
+    this.#healthy = false;
+    this.#lastError = err;
+    clearInterval(this.#probe);
+    this.#probe = undefined;
+  }
+
+  /** Beats this instance's row; one another process took is left alone, and the id is given up (`onIdTaken`). */
   heartbeat(): void {
     if (!this.#healthy) return;
-    this.#beat().catch((err: Error) => this.log.warn({ err: err.message }, 'recording heartbeat failed'));
+    this.#beat().then(
+      (held) => held || this.#idTaken(),
+      (err: Error) => this.log.warn({ err: err.message }, 'recording heartbeat failed'),
+    );
   }
 
   #beat(): Promise<boolean> {
     return this.store.heartbeat(this.instanceId, this.boot === undefined ? {} : { boot: this.boot });
+  }
+
+  #idTaken(): void {
+    if (!this.#lost && !this.#closed) this.onIdTaken(new InstanceIdTakenError(this.instanceId));
   }
 
   close(): void {
@@ -65,8 +88,11 @@ export class StoreHealth {
         .probe()
         .then(() => this.#beat())
         .then(
-          () => this.#recovered(),
-          (err: Error) => (this.#lastError = err),
+          // The store answers, but the row is another process's: its sessions must not be taken for this one's.
+          (held) => (held ? this.#recovered() : this.#idTaken()),
+          (err: Error) => {
+            if (!this.#lost) this.#lastError = err;
+          },
         )
         .finally(() => (probing = false));
     }, this.probeMs);
@@ -74,7 +100,7 @@ export class StoreHealth {
   }
 
   #recovered(): void {
-    if (this.#healthy) return;
+    if (this.#healthy || this.#lost) return;
     clearInterval(this.#probe);
     this.#probe = undefined;
     this.#healthy = true;

@@ -1,4 +1,4 @@
-import { KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
+import { ErasedError, KekUnavailableError, WrappedKeyError } from '../encryption/kek.js';
 import type { Logger } from 'pino';
 import { accessRequestOwner, eventAad, isSealed, openText } from '../encryption/envelope.js';
 import type { Store } from '../store/store.js';
@@ -8,6 +8,7 @@ import type { Keyring } from '../encryption/keyring.js';
 import type { ErasedDetail, ErasureFactsToRecord } from './batch.js';
 import { erasureGraceUs, parseJson, signedErasure } from './seal-and-ledger-checks.js';
 import { trustedKeys } from './verify.js';
+import { SealedElsewhereError } from './sealed-elsewhere.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
@@ -28,7 +29,6 @@ export interface SweptRecorder {
   isLive(sessionId: string): boolean;
   drain(): Promise<void>;
   resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain;
-  storedDataKey(sessionId: string): Promise<Buffer | undefined>;
   cutOffReason(sessionId: string): string | undefined;
   forgetCutOff(sessionId: string): void;
   seal(chain: SessionChain, status: 'closed' | 'cut-off', reason: string, counts: { denials: number; redactions: number }): Promise<void>;
@@ -90,6 +90,8 @@ export class Sweeper {
 
   async #sweep(): Promise<void> {
     const r = this.recorder;
+    // Unhealthy includes an instance id taken over by another process, for good: the sessions open under the id are
+    // that process's, and sealing them as this one's crashed run's would cut off its live sessions.
     if (!r.healthy || r.closed) return;
     try {
       const others = this.o.recoversOthers?.() ?? true;
@@ -100,6 +102,8 @@ export class Sweeper {
       }
       const open = await r.store.openSessions([r.instanceId, ...stale]);
       for (const row of open) {
+        // The store failed, or the id was taken, meanwhile: the rest waits for the next sweep (if there is one).
+        if (!r.healthy) return;
         if (r.isLive(row.id)) continue;
         try {
           await this.#recover(row);
@@ -122,11 +126,15 @@ export class Sweeper {
   /** Continues a session's chain from what the store holds and seals it as cut off. */
   async #recover(row: SessionRow): Promise<void> {
     const r = this.recorder;
-    // Whatever this instance still has queued for the session lands first, so the chain goes on from its true end.
-    await r.drain();
+    // One of this instance's own (cut off by a store failure): whatever it still has queued or in flight for the session
+    // lands first, so the chain goes on from its true end. Another instance's session has nothing of this one's queued:
+    // all this instance ever writes to it is a recovery seal, each awaited before the next, and one an earlier sweep
+    // left unconfirmed (past the write timeout) races this one as any two seals do: one is written, the other writes
+    // nothing (recovery-seal.ts). Waiting there would only make the sweep wait on this instance's live traffic.
+    if (row.instanceId === r.instanceId) await r.drain();
     const last = await r.store.lastEvent(row.id);
     // An encrypted session's close event is sealed under its own data key, like the rest of it.
-    const dataKey = await r.storedDataKey(row.id);
+    const dataKey = await this.#storedDataKey(row.id);
     const chain = r.resumeChain(row, last, dataKey);
     const reason =
       r.cutOffReason(row.id) ??
@@ -140,8 +148,33 @@ export class Sweeper {
         r.forgetCutOff(row.id);
         this.o.log.warn({ session: row.id, events: chain.nextSeq, reason }, 'session recovered and sealed as cut off');
       },
-      (err: Error) => this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later'),
+      (err: Error) => {
+        if (!(err instanceof SealedElsewhereError)) {
+          this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later');
+          return;
+        }
+        // Another gateway sealed it first, or its own gateway wrote on (alive after all): nothing of this one's was lost.
+        r.forgetCutOff(row.id);
+        this.o.log.info({ session: row.id }, 'a session left open was sealed, or written to, by another gateway meanwhile: left to it');
+      },
     );
+  }
+
+  /**
+   * The data key a session opened with, from the store (a session recovered goes on under it); undefined when
+   * recordings are plain here or the session was recorded plain. An erased key is gone: what follows is plain.
+   */
+  async #storedDataKey(sessionId: string): Promise<Buffer | undefined> {
+    const { keyring, store } = this.recorder;
+    if (keyring === undefined) return undefined;
+    const [row] = await store.dataKeys([sessionId]);
+    if (row === undefined) return undefined;
+    try {
+      return await keyring.dataKey(row);
+    } catch (err) {
+      if (err instanceof ErasedError) return undefined;
+      throw err;
+    }
   }
 
   /**

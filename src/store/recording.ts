@@ -1,5 +1,6 @@
 import type { DatabasePort, Row } from './port.js';
 import { batchStatement, writeBatchRows } from './recording-batch.js';
+import { recoverySealStatement, writeRecoverySealRows } from './recovery-seal.js';
 import { eventFromDb, keyFromDb, ledgerFromDb, sessionFromDb } from './recording-rows.js';
 import { join, list, raw, type Sql, sql } from './sql.js';
 import { storeNowUs } from './store-clock.js';
@@ -17,6 +18,12 @@ export interface RecordingStore {
    * commit then costs no promise and no thread hand-off. Absent on a network store.
    */
   readonly writeSync?: (batch: WriteBatch) => void;
+  /**
+   * Writes a recovery seal (a batch of one session's close event, its seal and the ledger row: recovery-seal.ts) only if
+   * the session is still open and its close event's sequence number still free; false, with nothing written, when
+   * another gateway sealed it first or the session was written past the head the seal goes on from.
+   */
+  sealRecovered(batch: WriteBatch): Promise<boolean>;
   /**
    * Proves the store takes event writes again after a failure: inserts a throw-away event in a transaction that
    * is rolled back (so locks, permissions and triggers are exercised) without waiting on a lock.
@@ -70,6 +77,16 @@ export function recordingStore(db: DatabasePort): RecordingStore {
       const statement = batchStatement(batch);
       // Batches come in a handful of shapes: each is parsed and planned once per connection, not at every commit.
       if (statement !== undefined) await db.run(statement, { bounded: true, prepared: true });
+    },
+    async sealRecovered(batch) {
+      if (sync !== undefined) {
+        let sealed = false;
+        sync.transaction(() => {
+          sealed = writeRecoverySealRows(sync.run, batch);
+        });
+        return sealed;
+      }
+      return (await db.run(recoverySealStatement(batch), { bounded: true })) === 1;
     },
     async probe() {
       await db.rehearse(

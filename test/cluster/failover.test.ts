@@ -7,6 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { stringify } from 'yaml';
 import { hopDeclinedHeader } from '../../src/cluster/hop-auth.js';
+import { openSessionRow } from '../../src/store/types.js';
 import { everythingStdio } from '../helpers/everything.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
@@ -114,10 +115,15 @@ describe('replicas leaving', () => {
   });
 
   it('a replica whose id another process took becomes unready and refuses MCP requests, and says why once', async () => {
-    const victim = await startTestGateway(config('usurped'));
+    // Its recorder beats rarely here, so that the membership is what finds the id taken and the gateway fails closed.
+    const victim = await startTestGateway(config('usurped'), { recorderTimings: { heartbeatMs: 3_600_000 } });
     try {
       const fatal: Error[] = [];
-      victim.gateway.onFatal((err) => fatal.push(err));
+      const recorderAccepting: boolean[] = [];
+      victim.gateway.onFatal((err) => {
+        fatal.push(err);
+        recorderAccepting.push(victim.gateway.recorder!.accepting);
+      });
       const store = survivor.gateway.recorder!.store;
       const mine = (await store.member('usurped'))!;
       // Another process takes the row (as a newcomer does once the id looks gone): a boot that is certainly not this one.
@@ -127,6 +133,15 @@ describe('replicas leaving', () => {
       const ready = await rawRequest(new URL('/readyz', victim.url), 'GET', []);
       assert.equal(ready.status, 503);
       assert.equal((JSON.parse(ready.body) as { status: string }).status, 'instance id taken by another gateway');
+      // Its recorder writes nothing more under the id, from then on (a sweep would seal the usurper's live sessions as its own).
+      assert.deepEqual(recorderAccepting, [false]);
+      assert.throws(
+        () =>
+          victim.gateway.recorder!.openSession(
+            openSessionRow({ id: 'after-taken', instanceId: 'usurped', connection: 'echo', subject: 'alice', openedAtUs: 1 }),
+          ),
+        /recording has stopped: another gateway took over instance id 'usurped'/,
+      );
       const refused = await rawRequest(victim.mcp('echo'), 'POST', [...modernHeaders('tools/list'), ['authorization', `Bearer ${shared.tokens.alice}`]], '{}');
       assert.equal(refused.status, 503);
       // Its heartbeats (membership and recorder) leave the usurper's row alone.

@@ -24,6 +24,10 @@ const event = (chain: SessionChain, payload = '{}'): Item => ({
   forwarded: null,
 });
 const seal = (chain: SessionChain): Item => ({ type: 'seal', chain, status: 'closed', closedAtUs: 0, reason: 'r', denials: 0, redactions: 0 });
+const recoverySeal = (chain: SessionChain): Item => {
+  chain.recovering = true;
+  return seal(chain);
+};
 const tombstone = (): Item => ({ type: 'tombstone', session: row, reason: 'r', deletedAtUs: 0, commit: new Commit() });
 
 describe('selectBatch', () => {
@@ -75,5 +79,22 @@ describe('selectBatch', () => {
     const { taken, rest } = selectBatch(q, true);
     assert.deepEqual(taken, [q[0]]);
     assert.deepEqual(rest, [q[1], q[2], q[3]]);
+  });
+
+  it('writes a recovery seal alone, first once the ledger is free; it holds nothing back meanwhile', () => {
+    const a = new SessionChain('a');
+    const b = new SessionChain('b');
+    const r = new SessionChain('r');
+    const q = [open(a), event(b), recoverySeal(r), seal(a), open(b)];
+    const first = selectBatch(q, false);
+    assert.deepEqual(first.taken, [q[2]]);
+    assert.deepEqual(first.rest, [q[0], q[1], q[3], q[4]]);
+    // While the ledger is busy it waits, and the rest goes as it would without it.
+    const busy = [event(a), recoverySeal(r), event(b), open(b)];
+    const around = selectBatch(busy, true);
+    assert.deepEqual(around.taken, [busy[0]]);
+    assert.deepEqual(around.rest, [busy[1], busy[2], busy[3]]);
+    // Once it has gone, a chain whose ledger items were on both sides of it goes whole.
+    assert.deepEqual(selectBatch(first.rest, false).taken, first.rest);
   });
 });
