@@ -2,7 +2,7 @@ import type { Hono } from 'hono';
 import { type ControlContext, type ControlEnv, replyJsonApi as json, requestUrl, strictParams, apiRouter } from '../http/kit/route.js';
 import type { Identity } from '../core/identity.js';
 import { offeredBy } from '../pins/screen.js';
-import type { ToolPins } from '../pins/tool-pins.js';
+import { held, type ToolPins } from '../pins/tool-pins.js';
 import type { ToolPinReason, ToolPinRow } from '../store/pin-types.js';
 import { optionalString, readJson } from './json-body.js';
 import { HttpError } from '../core/http-error.js';
@@ -12,7 +12,7 @@ import { untrustedPath } from '../core/untrusted-text.js';
  * /api/pins: the pinned tool definitions of the connections the caller may open; admins approve changed ones.
  * A pin carries why it is suspicious (`reasons` of the approved definition, `pendingReasons` of the one waiting)
  * and the other connections that offer a tool of the same name (`alsoOfferedBy`); other connections are named
- * only to those who may see them.
+ * only to those who may see them. A tool whose server lists its name twice is quarantined, since `duplicatedSince`.
  *   GET  /api/pins                          ?connection → { pins }
  *   GET  /api/pins/:connection/:tool        → { pin }   (with both definitions)
  *   POST /api/pins/:connection/:tool/approve { digest? } → { pin }
@@ -35,11 +35,12 @@ export function pinView(p: ToolPinRow, withDefinitions: boolean, viewer: Viewer)
   return {
     connection: p.connection,
     tool: p.tool,
-    status: p.pendingDigest !== null ? 'quarantined' : p.removedAtUs !== null ? 'removed' : 'pinned',
+    status: held(p) ? 'quarantined' : p.removedAtUs !== null ? 'removed' : 'pinned',
     digest: p.digest,
     pendingDigest: p.pendingDigest,
     pendingSince: iso(p.pendingSinceUs),
     removedAt: iso(p.removedAtUs),
+    duplicatedSince: iso(p.duplicatedSinceUs),
     pinnedAt: iso(p.pinnedAtUs),
     approvedAt: iso(p.approvedAtUs),
     approvedBy: p.approvedBy,

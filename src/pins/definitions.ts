@@ -48,7 +48,7 @@ export async function pinFirstSight(
   for (const t of offered) {
     const { definition, digest } = pinnedDefinition(t);
     const { reasons, quarantine } = await screener.screen(t.name, definition, at);
-    const base = { connection, tool: t.name, removedAtUs: null, pinnedAtUs: at, approvedBy: null };
+    const base = { connection, tool: t.name, removedAtUs: null, pinnedAtUs: at, approvedBy: null, duplicatedSinceUs: null };
     const row: ToolPinRow = quarantine
       ? {
           ...base,
@@ -106,6 +106,7 @@ export async function comparePin(
       approvedBy: null,
       reasons: [],
       pendingReasons: reasons,
+      duplicatedSinceUs: null,
     };
     if (await store.insertToolPin(row)) changes.push(withReasons({ tool, change: 'added', digest }, reasons));
     return false;

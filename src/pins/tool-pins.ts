@@ -15,10 +15,22 @@ import { type DuplicateNames, type ScanMode, Screener } from './screen.js';
  * definition; a tool that disappeared is noted. Pins live in the store, shared by every gateway. A definition
  * not trusted before (first sight, a change, a new tool) is screened first (./screen.ts): one that looks poisoned,
  * or whose name another connection offered first, is quarantined even at first sight, with the reasons kept. What
- * a listed definition writes to its stored pin is ./definitions.ts; this is what the gateway makes of the pins.
+ * a listed definition writes to its stored pin is ./definitions.ts; this is what the gateway makes of the pins. A name
+ * the server lists twice is held too, whichever definition is pinned, until a list shows it once: the store says
+ * so (`duplicatedSinceUs`), so every replica holds it, and a restarted one.
  */
 
 export class PinError extends HttpError {}
+
+/** Whether a pin holds its tool: a definition waits for an admin, or the server lists the name twice. */
+export const held = (p: ToolPinRow): boolean => p.pendingDigest !== null || p.duplicatedSinceUs !== null;
+
+/** An approval of a name the server lists twice: which of its definitions would it approve? */
+const listedTwice = (connection: string, tool: string) =>
+  new PinError(
+    409,
+    `the server of '${connection.slice(0, 100)}' lists tool ${JSON.stringify(tool.slice(0, 200))} twice: it stays held until the server lists it once, and no approval can release it before`,
+  );
 
 /** What a tool list looks like after pinning: the tools to show, what changed, and which are quarantined. */
 export interface PinCheck {
@@ -46,8 +58,9 @@ export interface ToolPinsOptions {
   duplicateNames?: DuplicateNames;
   /**
    * The connection's pins in the store changed here: a definition approved, or held, released or pinned by a list
-   * checked here. Other replicas are told, so that they read them again: a tool quarantined here is refused there
-   * too (a client whose calls land on another replica than its lists), one approved here is let through there.
+   * checked here, a name it lists twice or once again. Other replicas are told, so that they read them again: a tool
+   * quarantined here is refused there too (a client whose calls land on another replica than its lists), one
+   * approved here is let through there.
    */
   onStored?: (connection: string) => void;
 }
@@ -59,8 +72,6 @@ export class ToolPins {
   readonly #versions = new Map<string, number>();
   /** Connection → the tools it offers, for reporting one name offered by two connections. */
   readonly #offered = new Map<string, Set<string>>();
-  /** Connection → names its server last listed more than once: quarantined here, though nothing in the store says so. */
-  readonly #duplicated = new Map<string, Set<string>>();
   /** Connection → how often this gateway changed its quarantine itself: a store read begun before that is stale. */
   readonly #localChanges = new Map<string, number>();
 
@@ -116,8 +127,7 @@ export class ToolPins {
         break;
       }
     }
-    const quarantined = new Set(pins.filter((p) => p.pendingDigest !== null).map((p) => p.tool));
-    for (const name of this.#duplicated.get(connection) ?? []) quarantined.add(name);
+    const quarantined = new Set(pins.filter(held).map((p) => p.tool));
     this.#setQuarantined(connection, quarantined);
     const annotations = new Map<string, Record<string, unknown>>();
     const schemas = new Map<string, unknown>();
@@ -215,7 +225,11 @@ export class ToolPins {
         continue;
       }
       if ((counts.get(t.name) ?? 0) > 1) {
-        if (!seen.has(t.name)) changes.push({ tool: t.name, change: 'duplicated' });
+        if (!seen.has(t.name)) {
+          changes.push({ tool: t.name, change: 'duplicated' });
+          // A name never pinned is added as any new tool (held for an admin), so that there is a pin to hold it by.
+          if (!pins.has(t.name)) await comparePin(this.o.store, screener, { connection, tool: t.name, ...pinnedDefinition(t) }, undefined, changes);
+        }
         seen.add(t.name);
         duplicated.add(t.name);
         quarantined.add(t.name);
@@ -243,19 +257,36 @@ export class ToolPins {
     } else {
       for (const name of seen) (this.#offered.get(connection) ?? this.#offered.set(connection, new Set()).get(connection)!).add(name);
     }
-    // A page of a list says nothing of the names on other pages.
-    const stillDuplicated = complete ? duplicated : new Set([...(this.#duplicated.get(connection) ?? [])].filter((n) => !seen.has(n) || duplicated.has(n)));
-    for (const name of duplicated) stillDuplicated.add(name);
-    this.#duplicated.set(connection, stillDuplicated);
+    const marks = await this.#markDuplicated(connection, pins, { duplicated, seen, complete });
+    // A name the whole list no longer shows at all is no longer ambiguous: held only while a definition waits.
+    for (const name of marks.cleared) if (!seen.has(name) && pins.get(name)?.pendingDigest === null) released.add(name);
     this.#changedHere(connection);
     const now = new Set(this.#quarantined.get(connection));
     for (const name of released) now.delete(name);
     for (const name of quarantined) now.add(name);
     this.#setQuarantined(connection, now);
     for (const c of changes) this.#logChange(connection, c);
-    // Every change but a name listed twice (known here only) is one this gateway wrote to the store.
-    if (changes.some((c) => c.change !== 'duplicated')) this.o.onStored?.(connection);
+    // Every change but a name listed twice is one this gateway wrote to the store; that one is written once, at first.
+    if (changes.some((c) => c.change !== 'duplicated') || marks.marked.length > 0 || marks.cleared.length > 0) this.o.onStored?.(connection);
     return { visible, changes, quarantined: [...now] };
+  }
+
+  /**
+   * Records in the store which names a list shows twice, and which it shows once again (those a complete list lacks
+   * too): a page of a list says nothing of the names on other pages. What it changed, to be announced.
+   */
+  async #markDuplicated(
+    connection: string,
+    pins: ReadonlyMap<string, ToolPinRow>,
+    list: { duplicated: ReadonlySet<string>; seen: ReadonlySet<string>; complete: boolean },
+  ): Promise<{ marked: string[]; cleared: string[] }> {
+    const marked = list.duplicated.size === 0 ? [] : await this.o.store.markToolPinsDuplicated(connection, [...list.duplicated], nowUs());
+    // Of the pins as read before the list was checked: a name another replica marked since stays held, until the next list.
+    const once = [...pins.values()]
+      .filter((p) => p.duplicatedSinceUs !== null && !list.duplicated.has(p.tool) && (list.complete || list.seen.has(p.tool)))
+      .map((p) => p.tool);
+    const cleared = once.length === 0 ? [] : await this.o.store.markToolPinsDuplicated(connection, once, null);
+    return { marked, cleared };
   }
 
   #logChange(connection: string, c: PinChange): void {
@@ -290,6 +321,7 @@ export class ToolPins {
     if (!this.mayApprove(identity))
       throw new PinError(403, `only members of ${this.o.admins.join(', ') || 'roles.admins (none configured)'} may approve tool definitions`);
     const pin = await this.get(connection, tool);
+    if (pin.duplicatedSinceUs !== null) throw listedTwice(connection, tool);
     if (pin.pendingDigest === null || pin.pendingDefinition === null)
       throw new PinError(409, `tool '${tool}' on '${connection}' has no new definition waiting for approval`);
     if (digest !== undefined && digest !== pin.pendingDigest)
@@ -306,8 +338,11 @@ export class ToolPins {
       reasons: pin.pendingReasons,
       pendingReasons: [],
     };
-    if (!(await this.o.store.updateToolPin(connection, tool, pin, update)))
+    const expected = { digest: pin.digest, pendingDigest: pin.pendingDigest, listedOnce: true } as const;
+    if (!(await this.o.store.updateToolPin(connection, tool, expected, update))) {
+      if ((await this.get(connection, tool)).duplicatedSinceUs !== null) throw listedTwice(connection, tool);
       throw new PinError(409, `tool '${tool}' changed while you approved it; look at it again`);
+    }
     // Unknown here until read (load): an empty set would let the connection's other quarantined tools through.
     const known = this.#quarantined.get(connection);
     this.#changedHere(connection);

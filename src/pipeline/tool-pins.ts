@@ -74,7 +74,7 @@ export class ToolPinStage implements Stage {
   #refuseQuarantined(request: JsonRpcRequest, tool: string): Verdict | undefined {
     if (!this.o.pins.isQuarantined(this.o.connection, tool)) return undefined;
     // The reasons are not repeated to the client: they quote the suspicious text, which is meant for the model.
-    const text = `Tool '${tool}' on connection '${this.o.connection}' is quarantined: its definition changed since it was approved, is new, or looks suspicious, and an admin must approve it first (portcullis pins show|diff|approve ${this.o.connection} ${tool})`;
+    const text = `Tool '${tool}' on connection '${this.o.connection}' is quarantined: its definition changed since it was approved, is new, or looks suspicious, and an admin must approve it first, or its server lists the name twice, until it lists it once (portcullis pins show|diff|approve ${this.o.connection} ${tool})`;
     return {
       action: 'answer',
       reason: `quarantined tool ${tool}`,

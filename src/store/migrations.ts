@@ -17,6 +17,7 @@ import {
   reviewsVirtualMigration,
   tokenKeysMigration,
   toolPinReasonsMigration,
+  toolPinsListedTwiceMigration,
   toolPinsMigration,
 } from './shared-migrations.js';
 
@@ -112,6 +113,7 @@ export const sqliteMigrations: readonly Migration[] = [
   dataKeysMigration,
   instanceKeksMigration,
   erasedKeysMigration,
+  toolPinsListedTwiceMigration,
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -206,6 +208,7 @@ export const postgresMigrations: readonly Migration[] = [
   dataKeysMigration,
   instanceKeksMigration,
   erasedKeysMigration,
+  toolPinsListedTwiceMigration,
 ];
 
 export function latestVersion(migrations: readonly Migration[]): number {

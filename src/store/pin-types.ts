@@ -28,6 +28,11 @@ export interface ToolPinRow {
   reasons: ToolPinReason[];
   /** Why the pending definition is held besides being new or changed (the scan's findings); empty when none. */
   pendingReasons: ToolPinReason[];
+  /**
+   * Since when the server lists the tool's name more than once in one list (which definition would a client use?);
+   * null while it lists it once. Such a tool is held whatever its definitions, until a list shows the name once.
+   */
+  duplicatedSinceUs: number | null;
 }
 
 /** One reason a tool definition is suspicious: the rule, where in the definition, and what it found. */
@@ -42,5 +47,13 @@ export interface ToolPinReason {
   connections?: string[];
 }
 
-/** What a tool pin update writes. */
-export type ToolPinUpdate = Partial<Omit<ToolPinRow, 'connection' | 'tool' | 'pinnedAtUs'>>;
+/** What a tool pin update writes (whether its name is listed twice is written apart: `markToolPinsDuplicated`). */
+export type ToolPinUpdate = Partial<Omit<ToolPinRow, 'connection' | 'tool' | 'pinnedAtUs' | 'duplicatedSinceUs'>>;
+
+/** What an update of a tool pin expects it to be as the caller last read it. */
+export interface ToolPinExpected {
+  digest: string | null;
+  pendingDigest: string | null;
+  /** Also that its server does not list its name twice (an approval: what would it approve?). */
+  listedOnce?: true;
+}

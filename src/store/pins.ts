@@ -1,7 +1,7 @@
 import type { DatabasePort, Queryable } from './port.js';
 import { type Entry, insertSql, num, numOrNull, type Row, setSql, strOrNull } from './rows.js';
 import { join, list, raw, sql } from './sql.js';
-import type { ToolPinReason, ToolPinRow, ToolPinUpdate } from './pin-types.js';
+import type { ToolPinExpected, ToolPinReason, ToolPinRow, ToolPinUpdate } from './pin-types.js';
 
 /** Each connection's pinned tool definitions (pins/). */
 export interface PinStore {
@@ -16,11 +16,19 @@ export interface PinStore {
   listToolPins(connection?: string): Promise<ToolPinRow[]>;
   /**
    * Compare-and-set on the pin's approved and pending digests (null matches null): applies `to` only while both
-   * are still as the caller last read them; false when they were not. With nothing to write it changes nothing,
-   * and still tells whether the pin is as expected.
+   * are still as the caller last read them (and, with `listedOnce`, while its name is not listed twice); false when
+   * they were not. With nothing to write it changes nothing, and still tells whether the pin is as expected.
    */
-  updateToolPin(connection: string, tool: string, expect: { digest: string | null; pendingDigest: string | null }, to: ToolPinUpdate): Promise<boolean>;
+  updateToolPin(connection: string, tool: string, expect: ToolPinExpected, to: ToolPinUpdate): Promise<boolean>;
+  /**
+   * Marks the pins of `tools` as listed twice by their server since `sinceUs`, or, with null, as listed once again. A
+   * pin marked already keeps its first time; a tool without a pin is passed over. The tools whose mark changed.
+   */
+  markToolPinsDuplicated(connection: string, tools: readonly string[], sinceUs: number | null): Promise<string[]>;
 }
+
+/** Tools (or pins) per statement: inside both databases' limits on bound values. */
+const chunkSize = 1000;
 
 export function pinStore(db: DatabasePort): PinStore {
   return {
@@ -30,9 +38,9 @@ export function pinStore(db: DatabasePort): PinStore {
     async insertToolPins(rows) {
       const write = async (q: Queryable) => {
         const written = new Set<string>();
-        // One statement per 1,000 pins (13 values each), inside both databases' limits on bound values.
-        for (let i = 0; i < rows.length; i += 1000) {
-          const chunk = rows.slice(i, i + 1000).map(toolPinToDb);
+        // One statement per 1,000 pins (14 values each).
+        for (let i = 0; i < rows.length; i += chunkSize) {
+          const chunk = rows.slice(i, i + chunkSize).map(toolPinToDb);
           const columns = raw(chunk[0]!.map(([c]) => c).join(', '));
           const values = join(chunk.map((entries) => sql`(${list(entries.map(([, v]) => v))})`));
           const inserted = await q.query(sql`INSERT INTO tool_pins (${columns}) VALUES ${values} ON CONFLICT (connection, tool) DO NOTHING RETURNING tool`);
@@ -41,7 +49,7 @@ export function pinStore(db: DatabasePort): PinStore {
         return written;
       };
       // Several statements are one transaction on PostgreSQL, which replicas share; an SQLite file serves one gateway.
-      return rows.length <= 1000 || db.dialect === 'sqlite' ? write(db) : db.transaction(write);
+      return rows.length <= chunkSize || db.dialect === 'sqlite' ? write(db) : db.transaction(write);
     },
     async listToolPins(connection) {
       const where = connection === undefined ? raw('') : sql` WHERE connection = ${connection}`;
@@ -62,9 +70,22 @@ export function pinStore(db: DatabasePort): PinStore {
       ];
       const set = entries.some(([, v]) => v !== undefined) ? setSql(entries) : raw('digest = digest');
       // IS NOT DISTINCT FROM: an expected null matches NULL (SQLite has it since 3.39).
+      const listedOnce = expect.listedOnce ? raw(' AND duplicated_since_us IS NULL') : raw('');
       const changed = await db.run(sql`UPDATE tool_pins SET ${set} WHERE connection = ${connection} AND tool = ${tool}
-        AND digest IS NOT DISTINCT FROM ${expect.digest} AND pending_digest IS NOT DISTINCT FROM ${expect.pendingDigest}`);
+        AND digest IS NOT DISTINCT FROM ${expect.digest} AND pending_digest IS NOT DISTINCT FROM ${expect.pendingDigest}${listedOnce}`);
       return changed === 1;
+    },
+    async markToolPinsDuplicated(connection, tools, sinceUs) {
+      // Only pins whose mark changes are written: a list showing the same names twice again writes nothing.
+      const unchanged = raw(sinceUs === null ? 'duplicated_since_us IS NOT NULL' : 'duplicated_since_us IS NULL');
+      const changed: string[] = [];
+      for (let i = 0; i < tools.length; i += chunkSize) {
+        const chunk = tools.slice(i, i + chunkSize);
+        const rows = await db.query(sql`UPDATE tool_pins SET duplicated_since_us = ${sinceUs}
+          WHERE connection = ${connection} AND tool IN (${list(chunk)}) AND ${unchanged} RETURNING tool`);
+        for (const r of rows) changed.push(String(r.tool));
+      }
+      return changed;
     },
   };
 }
@@ -84,6 +105,7 @@ function toolPinFromDb(r: Row): ToolPinRow {
     approvedBy: strOrNull(r.approved_by),
     reasons: reasonsFromDb(r.reasons),
     pendingReasons: reasonsFromDb(r.pending_reasons),
+    duplicatedSinceUs: numOrNull(r.duplicated_since_us),
   };
 }
 
@@ -106,5 +128,6 @@ function toolPinToDb(p: ToolPinRow): Entry[] {
     ['approved_by', p.approvedBy],
     ['reasons', reasonsToDb(p.reasons)],
     ['pending_reasons', reasonsToDb(p.pendingReasons)],
+    ['duplicated_since_us', p.duplicatedSinceUs],
   ];
 }

@@ -317,3 +317,16 @@ export const erasedKeysMigration: Migration = {
       CREATE INDEX ledger_erasures ON ledger (time_us) WHERE kind = 'erased';
     `,
 };
+
+/**
+ * Version 16, the same on both backends: since when a connection's server lists a tool's name more than once in one
+ * list (src/pins/tool-pins.ts), NULL while it lists it once. Such a name is held on every replica, and after a
+ * restart, until a list shows it once again: the store says so, not one gateway's memory.
+ */
+export const toolPinsListedTwiceMigration: Migration = {
+  version: 16,
+  description: 'tool pins: names a server lists twice',
+  sql: `
+      ALTER TABLE tool_pins ADD COLUMN duplicated_since_us BIGINT;
+    `,
+};

@@ -374,6 +374,18 @@ describe('the web console in a browser', () => {
       (await client.listTools()).tools.some((t) => t.name === 'fetch_data'),
       'approved: offered again',
     );
+
+    // A name its server lists twice is held for that reason, and offers nothing to approve.
+    writeFileSync(join(root, 'twin.json'), JSON.stringify({ description: 'Fetches a record by id', duplicate: true }));
+    await (await connect('ada', 'twin')).client.listTools();
+    await page.reload();
+    const twice = pinRow('twin', 'fetch_data');
+    await twice.getByText('held: listed twice by its server').waitFor();
+    await twice.getByText('quarantined').waitFor();
+    await twice.getByRole('button', { name: 'Definition' }).click();
+    const held = page.getByRole('region', { name: 'Definition of fetch_data' });
+    await held.getByText(/Its server lists this name twice \(since .*\).*No approval can release it before\./).waitFor();
+    assert.equal(await held.getByRole('button', { name: 'Approve this definition' }).count(), 0);
   });
 
   it('an auditor finds a modern session by its era, sees each exchange’s version and trace, and narrows it to one trace', async () => {

@@ -24,6 +24,7 @@ interface PinView {
   status: string;
   digest: string | null;
   pendingDigest: string | null;
+  duplicatedSince: string | null;
   definition?: { description?: string } | null;
   pendingDefinition?: { description?: string } | null;
 }
@@ -154,9 +155,22 @@ describe('tool pinning', () => {
     const bob = await connect('shifty');
     assert.deepEqual(await names(bob), ['rug_pull'], 'neither definition is shown');
     await assert.rejects(bob.callTool({ name: 'fetch_data', arguments: { id: '9' } }), /quarantined/);
+    // Shown as held for that reason, and no approval releases it meanwhile.
+    const { pin } = (await api('alice', 'GET', '/api/pins/shifty/fetch_data')).body;
+    assert.equal(pin!.status, 'quarantined');
+    assert.match(String(pin!.duplicatedSince), /^\d{4}-\d\d-\d\dT/);
+    const list = await cli('bob', 'list', '--connection', 'shifty');
+    assert.match(list.stdout, /shifty\s+fetch_data\s+quarantined\s.*held: listed twice by its server/);
+    const show = await cli('bob', 'show', 'shifty', 'fetch_data');
+    assert.match(show.stdout, /held: its server lists 'fetch_data' twice \(since .*\).*released when the server lists it once/);
+    const refused = await api('alice', 'POST', '/api/pins/shifty/fetch_data/approve', {});
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error!, /lists tool "fetch_data" twice/);
     define('shifty', { description: 'Now also deletes the record' });
     assert.deepEqual(await names(bob), ['fetch_data', 'rug_pull'], 'listed once again, as pinned: back');
     await bob.callTool({ name: 'fetch_data', arguments: { id: '9' } });
+    const back = (await api('alice', 'GET', '/api/pins/shifty/fetch_data')).body.pin!;
+    assert.deepEqual([back.status, back.duplicatedSince], ['pinned', null]);
   });
 
   it('pins what the server sent, not what masking made of it', async () => {

@@ -7,8 +7,8 @@ import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
 /**
  * Reading the pins again (a change notification, a reconnect, every cluster.reconcile) must not let out what this
- * gateway quarantined on its own: a name its server listed twice is quarantined here though nothing in the store says
- * so, and a read begun before this gateway changed the quarantine is older than what it knows.
+ * gateway quarantined: a name its server listed twice stays held (the store says so: listed-twice.test.ts), and a
+ * read begun before this gateway changed the quarantine is older than what it knows.
  */
 describe('tool pins read again from the store', () => {
   let ts: TestStore;

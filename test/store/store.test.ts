@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import type { Migration } from '../../src/store/migration.js';
-import { latestVersion, postgresMigrations, sqliteMigrations } from '../../src/store/migrations.js';
+import { latestVersion, sqliteMigrations } from '../../src/store/migrations.js';
 import { nowUs } from '../../src/recording/time.js';
-import { openStore, sqlitePath } from '../../src/store/open.js';
+import { openStore } from '../../src/store/open.js';
 import { type Store, StoreSchemaError, StoreUnavailableError } from '../../src/store/store.js';
 import type { AccessRequestRow } from '../../src/store/access-types.js';
 import type { AgentRow } from '../../src/store/agent-types.js';
@@ -14,7 +12,9 @@ import { emptyBatch, type EventRow, type LedgerRow, openSessionRow, type Session
 import { readingOf } from '../../src/encryption/readable-store.js';
 import { isSealed } from '../../src/encryption/envelope.js';
 import { encryptingStore, testKeyring } from '../helpers/encryption.js';
-import { backends, postgresSql, schemaOf, type TestStore } from '../helpers/stores.js';
+import { toolPin } from '../helpers/pin-rows.js';
+import { backends, type TestStore } from '../helpers/stores.js';
+import { upgradeFrom } from '../helpers/store-versions.js';
 
 /**
  * One suite, both backends: what the recorder writes, the CLI and the API read back exactly. Each backend also runs
@@ -100,26 +100,6 @@ function approval(subject: string, over: Partial<ReviewApproval> = {}): ReviewAp
   return { subject, issuer: 'https://idp.example.com', email: `${subject}@example.com`, atUs: 1_790_000_100_000_000, note: null, ...over };
 }
 
-function toolPin(over: Partial<ToolPinRow> = {}): ToolPinRow {
-  counter++;
-  return {
-    connection: 'prod',
-    tool: `tool-${counter}-${Math.random().toString(36).slice(2, 8)}`,
-    digest: 'a'.repeat(64),
-    definition: JSON.stringify({ name: 'drop_table', description: 'quote " backslash \\ ünïcode 🐉', inputSchema: { type: 'object' } }),
-    pendingDigest: null,
-    pendingDefinition: null,
-    pendingSinceUs: null,
-    removedAtUs: null,
-    pinnedAtUs: 1_790_000_000_000_000 + counter,
-    approvedAtUs: null,
-    approvedBy: null,
-    reasons: [],
-    pendingReasons: [],
-    ...over,
-  };
-}
-
 function agent(over: Partial<AgentRow> = {}): AgentRow {
   counter++;
   return {
@@ -135,46 +115,6 @@ function agent(over: Partial<AgentRow> = {}): AgentRow {
 /** One pin as `listToolPins` has it. */
 async function pinOf(store: Store, connection: string, tool: string): Promise<ToolPinRow | undefined> {
   return (await store.listToolPins(connection)).find((p) => p.tool === tool);
-}
-
-/** The schema versions a store recorded, in order. */
-async function recordedVersions(backend: 'sqlite' | 'postgres', url: string): Promise<number[]> {
-  if (backend === 'postgres') {
-    const { rows } = await postgresSql('SELECT version FROM schema_migrations ORDER BY version', [], schemaOf(url));
-    return rows.map((r: { version: number }) => Number(r.version));
-  }
-  const db = new Database(sqlitePath(url), { readonly: true });
-  try {
-    return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>).map((r) => r.version);
-  } finally {
-    db.close();
-  }
-}
-
-/**
- * Creates a store's tables as a Portcullis whose newest migration was `version` left them (plus `seedSql`),
- * straight in the database, so that opening it with this Portcullis has to migrate it the rest of the way.
- */
-async function createAtVersion(backend: 'sqlite' | 'postgres', url: string, version: number, seedSql: string): Promise<void> {
-  const migrations: readonly Migration[] = backend === 'sqlite' ? sqliteMigrations : postgresMigrations;
-  const script = [
-    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL);',
-    ...migrations
-      .filter((m) => m.version <= version)
-      .map((m) => `${m.sql};\nINSERT INTO schema_migrations VALUES (${m.version}, '${m.description.replaceAll("'", "''")}', 0);`),
-    seedSql,
-  ].join('\n');
-  if (backend === 'postgres') {
-    const schema = schemaOf(url)!;
-    await postgresSql(`CREATE SCHEMA "${schema}"; SET search_path TO "${schema}";\n${script}`);
-    return;
-  }
-  const db = new Database(sqlitePath(url));
-  try {
-    db.exec(script);
-  } finally {
-    db.close();
-  }
 }
 
 for (const { backend, encrypted } of variants) {
@@ -607,6 +547,7 @@ for (const { backend, encrypted } of variants) {
         removedAtUs: 1_790_000_200_000_000,
         approvedAtUs: 1_790_000_050_000_000,
         approvedBy: 'alice (https://idp.example.com)',
+        duplicatedSinceUs: 1_790_000_150_000_000,
         reasons: [{ rule: 'duplicate-name', field: 'name', message: 'another connection offered "drop_table" first', connections: ['staging'] }],
         pendingReasons: [
           { rule: 'bidi-control', field: 'description', message: 'quote " backslash \\ \u202e ünïcode 🐉' },
@@ -932,136 +873,88 @@ for (const { backend, encrypted } of variants) {
     });
 
     it('brings a version 2 store to the latest version, keeping what it held', async () => {
-      const old = backend.make();
-      try {
-        await createAtVersion(
-          backend.name,
-          old.url,
-          2,
-          `INSERT INTO access_requests (id, connection, requester_subject, requester_issuer, reason, duration_ms, status, created_at_us, expires_at_us)
-           VALUES ('ar_v2', 'prod', 'bob', 'https://idp.example.com', 'before reviews', 60000, 'pending', 1000, 9000000000);`,
-        );
-        const r = review();
-        const pin = toolPin({ connection: 'tp-v2' });
-        const a = agent();
-        const migrated = await old.open();
-        try {
-          assert.equal(await migrated.migrate(), latestVersion(sqliteMigrations));
-          assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
-          await migrated.insertReview(r);
-          assert.equal(await migrated.insertToolPin(pin), true);
-          assert.equal(await migrated.putAgent(a, false), true);
-        } finally {
-          await migrated.close();
-        }
-        // Opened again, version 5 is recorded: nothing is applied twice, and the review, the pin and the agent are there.
-        const reopened = await old.open();
-        try {
-          await reopened.checkSchema();
-          assert.deepEqual(await reopened.getReview(r.id), r);
-          assert.deepEqual(await reopened.listToolPins(), [pin]);
-          assert.deepEqual(await reopened.listAgents(), [a]);
-        } finally {
-          await reopened.close();
-        }
-        assert.deepEqual(
-          await recordedVersions(backend.name, old.url),
-          sqliteMigrations.map((m) => m.version),
-        );
-      } finally {
-        await old.destroy();
-      }
+      const r = review();
+      const pin = toolPin({ connection: 'tp-v2' });
+      const a = agent();
+      await upgradeFrom(
+        backend,
+        2,
+        `INSERT INTO access_requests (id, connection, requester_subject, requester_issuer, reason, duration_ms, status, created_at_us, expires_at_us)
+         VALUES ('ar_v2', 'prod', 'bob', 'https://idp.example.com', 'before reviews', 60000, 'pending', 1000, 9000000000);`,
+        {
+          migrated: async (migrated) => {
+            assert.equal((await migrated.getAccessRequest('ar_v2'))?.reason, 'before reviews');
+            await migrated.insertReview(r);
+            assert.equal(await migrated.insertToolPin(pin), true);
+            assert.equal(await migrated.putAgent(a, false), true);
+          },
+          // The review, the pin and the agent are there.
+          reopened: async (reopened) => {
+            assert.deepEqual(await reopened.getReview(r.id), r);
+            assert.deepEqual(await reopened.listToolPins(), [pin]);
+            assert.deepEqual(await reopened.listAgents(), [a]);
+          },
+        },
+      );
     });
 
     it('brings a version 3 store to the latest version (tool pins, agents), keeping its reviews', async () => {
-      const old = backend.make();
-      try {
-        await createAtVersion(
-          backend.name,
-          old.url,
-          3,
-          `INSERT INTO reviews (id, status, rule, connection, session_id, instance_id, method, params, digest, requester_subject, requester_issuer,
-             approver_groups, min_approvals, approvals, approval_count, created_at_us, expires_at_us)
-           VALUES ('rv_v3', 'pending', 'prod-writes', 'prod', 's-v3', 'gw-a', 'tools/call', '{}', '${'d'.repeat(64)}', 'bob', 'https://idp.example.com',
-             '["sre"]', 1, '[]', 0, 1000, 9000000000);`,
-        );
-        const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
-        const migrated = await old.open();
-        try {
-          assert.equal(await migrated.migrate(), latestVersion(sqliteMigrations));
-          const kept = await migrated.getReview('rv_v3');
-          assert.equal(kept?.status, 'pending');
-          assert.deepEqual(kept?.approverGroups, ['sre']);
-          assert.deepEqual([kept?.virtualServer, kept?.virtualTarget], [null, null], 'a review from before virtual servers came directly');
-          assert.deepEqual(await migrated.listToolPins(), []);
-          assert.equal(await migrated.insertToolPin(pin), true);
-          assert.equal(
-            await migrated.updateToolPin(
-              'tp-v3',
-              pin.tool,
-              { digest: null, pendingDigest: pin.pendingDigest },
-              { digest: pin.pendingDigest, pendingDigest: null },
-            ),
-            true,
-          );
-        } finally {
-          await migrated.close();
-        }
-        const reopened = await old.open();
-        try {
-          await reopened.checkSchema();
-          assert.deepEqual(await reopened.listToolPins('tp-v3'), [{ ...pin, digest: pin.pendingDigest, pendingDigest: null }]);
-        } finally {
-          await reopened.close();
-        }
-        assert.deepEqual(
-          await recordedVersions(backend.name, old.url),
-          sqliteMigrations.map((m) => m.version),
-        );
-      } finally {
-        await old.destroy();
-      }
+      const pin = toolPin({ connection: 'tp-v3', digest: null, definition: null, pendingDigest: 'b'.repeat(64), pendingDefinition: '{}', pendingSinceUs: 5 });
+      await upgradeFrom(
+        backend,
+        3,
+        `INSERT INTO reviews (id, status, rule, connection, session_id, instance_id, method, params, digest, requester_subject, requester_issuer,
+           approver_groups, min_approvals, approvals, approval_count, created_at_us, expires_at_us)
+         VALUES ('rv_v3', 'pending', 'prod-writes', 'prod', 's-v3', 'gw-a', 'tools/call', '{}', '${'d'.repeat(64)}', 'bob', 'https://idp.example.com',
+           '["sre"]', 1, '[]', 0, 1000, 9000000000);`,
+        {
+          migrated: async (migrated) => {
+            const kept = await migrated.getReview('rv_v3');
+            assert.equal(kept?.status, 'pending');
+            assert.deepEqual(kept?.approverGroups, ['sre']);
+            assert.deepEqual([kept?.virtualServer, kept?.virtualTarget], [null, null], 'a review from before virtual servers came directly');
+            assert.deepEqual(await migrated.listToolPins(), []);
+            assert.equal(await migrated.insertToolPin(pin), true);
+            assert.equal(
+              await migrated.updateToolPin(
+                'tp-v3',
+                pin.tool,
+                { digest: null, pendingDigest: pin.pendingDigest },
+                { digest: pin.pendingDigest, pendingDigest: null },
+              ),
+              true,
+            );
+          },
+          reopened: async (reopened) => {
+            assert.deepEqual(await reopened.listToolPins('tp-v3'), [{ ...pin, digest: pin.pendingDigest, pendingDigest: null }]);
+          },
+        },
+      );
     });
 
     it('brings a version 4 store to the latest version (agents, console, pin reasons), keeping its tool pins', async () => {
-      const old = backend.make();
-      try {
-        await createAtVersion(
-          backend.name,
-          old.url,
-          4,
-          `INSERT INTO tool_pins (connection, tool, digest, definition, pinned_at_us)
-           VALUES ('tp-v4', 'read_file', '${'a'.repeat(64)}', '{"name":"read_file"}', 1000);`,
-        );
-        const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
-        const migrated = await old.open();
-        try {
-          assert.equal(await migrated.migrate(), latestVersion(sqliteMigrations));
-          assert.deepEqual(
-            (await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]),
-            [['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []]],
-          );
-          assert.deepEqual(await migrated.listAgents(), []);
-          assert.equal(await migrated.putAgent(a, false), true);
-          assert.equal(await migrated.updateAgent(a.name, { revokedAtUs: null }), true);
-        } finally {
-          await migrated.close();
-        }
-        const reopened = await old.open();
-        try {
-          await reopened.checkSchema();
-          assert.deepEqual(await reopened.getAgent(a.name), { ...a, revokedAtUs: null });
-          assert.equal((await reopened.listToolPins('tp-v4')).length, 1);
-        } finally {
-          await reopened.close();
-        }
-        assert.deepEqual(
-          await recordedVersions(backend.name, old.url),
-          sqliteMigrations.map((m) => m.version),
-        );
-      } finally {
-        await old.destroy();
-      }
+      const a = agent({ revokedAtUs: 7, lastSeenAtUs: 6 });
+      await upgradeFrom(
+        backend,
+        4,
+        `INSERT INTO tool_pins (connection, tool, digest, definition, pinned_at_us)
+         VALUES ('tp-v4', 'read_file', '${'a'.repeat(64)}', '{"name":"read_file"}', 1000);`,
+        {
+          migrated: async (migrated) => {
+            assert.deepEqual(
+              (await migrated.listToolPins('tp-v4')).map((p) => [p.tool, p.digest, p.definition, p.pinnedAtUs, p.reasons, p.pendingReasons]),
+              [['read_file', 'a'.repeat(64), '{"name":"read_file"}', 1000, [], []]],
+            );
+            assert.deepEqual(await migrated.listAgents(), []);
+            assert.equal(await migrated.putAgent(a, false), true);
+            assert.equal(await migrated.updateAgent(a.name, { revokedAtUs: null }), true);
+          },
+          reopened: async (reopened) => {
+            assert.deepEqual(await reopened.getAgent(a.name), { ...a, revokedAtUs: null });
+            assert.equal((await reopened.listToolPins('tp-v4')).length, 1);
+          },
+        },
+      );
     });
   });
 }

@@ -34,6 +34,8 @@ interface Pin {
   digest: string | null;
   pendingDigest: string | null;
   pendingSince: string | null;
+  /** Since when its server lists the name twice: held, whatever is approved, until it lists it once. */
+  duplicatedSince: string | null;
   approvedBy: string | null;
   approvedAt: string | null;
   /** Why the pinned definition was flagged (kept after an admin approved it anyway). */
@@ -50,6 +52,7 @@ interface Pin {
 function Concerns({ pin }: { pin: Pin }) {
   const rules = (list: ToolPinReason[]) => [...new Set(list.map((r) => r.rule))].join(', ');
   const notes = [
+    ...(pin.duplicatedSince !== null ? ['held: listed twice by its server'] : []),
     ...(pin.pendingReasons.length > 0 ? [`held: ${rules(pin.pendingReasons)}`] : []),
     ...(pin.reasons.length > 0 ? [`flagged: ${rules(pin.reasons)}`] : []),
     ...(pin.alsoOfferedBy.length > 0 ? [`name also on ${pin.alsoOfferedBy.join(', ')}`] : []),
@@ -334,7 +337,7 @@ export function AdminPage() {
                       </td>
                       <td>
                         <button type="button" onClick={() => void show(p)}>
-                          {p.status === 'quarantined' ? 'Review the change' : 'Definition'}
+                          {p.pendingDigest !== null ? 'Review the change' : 'Definition'}
                         </button>
                       </td>
                     </tr>
@@ -351,18 +354,26 @@ export function AdminPage() {
             {open.alsoOfferedBy.length > 0 && (
               <p>A tool of the same name is also offered by {open.alsoOfferedBy.join(', ')}: a client using both could be steered to the wrong one.</p>
             )}
+            {open.duplicatedSince !== null && (
+              <p>
+                Its server lists this name twice (since {time(open.duplicatedSince)}): which definition a client would use is unknown, so the tool is hidden and
+                its calls are refused until the server lists it once. No approval can release it before.
+              </p>
+            )}
             <Reasons title="Why the waiting definition is held" reasons={open.pendingReasons} />
             <Reasons title="Why the pinned definition was flagged" reasons={open.reasons} />
-            {open.status === 'quarantined' ? (
+            {open.pendingDigest !== null ? (
               <>
                 <p>
                   {open.digest === null ? 'No definition of this tool was ever approved.' : 'The server now offers a changed definition.'} Until it is approved,
                   the tool is hidden and its calls are refused.
                 </p>
                 <LineDiff before={open.definition} after={open.pendingDefinition} />
-                <button type="button" class="primary" onClick={() => void approve(open)}>
-                  Approve this definition
-                </button>
+                {open.duplicatedSince === null && (
+                  <button type="button" class="primary" onClick={() => void approve(open)}>
+                    Approve this definition
+                  </button>
+                )}
               </>
             ) : (
               <LineDiff before={open.definition} after={open.definition} />

@@ -21,6 +21,8 @@ interface Pin {
   digest: string | null;
   pendingDigest: string | null;
   pendingSince: string | null;
+  /** Since when its server lists the name twice (held until it lists it once); null while it lists it once. */
+  duplicatedSince: string | null;
   pinnedAt: string;
   approvedAt: string | null;
   approvedBy: string | null;
@@ -34,17 +36,22 @@ interface Pin {
 const short = (digest: string | null) => (digest === null ? '-' : digest.slice(0, 12));
 const pinPath = (connection: string, tool: string) => `/api/pins/${encodeURIComponent(connection)}/${encodeURIComponent(tool)}`;
 
-/** A pin's notes in one cell: the rules its definitions tripped, and the other connections offering its name. */
+/** A pin's notes in one cell: held as listed twice, the rules its definitions tripped, other connections offering its name. */
 function notes(p: Pin): string {
   const rules = (list: Reason[]) => [...new Set(list.map((r) => r.rule))].join(', ');
   return (
     [
+      ...(p.duplicatedSince !== null ? ['held: listed twice by its server'] : []),
       ...(p.pendingReasons.length > 0 ? [`held: ${rules(p.pendingReasons)}`] : []),
       ...(p.reasons.length > 0 ? [`flagged: ${rules(p.reasons)}`] : []),
       ...(p.alsoOfferedBy.length > 0 ? [`also on: ${p.alsoOfferedBy.join(', ')}`] : []),
     ].join('; ') || '-'
   );
 }
+
+/** Why a name its server lists twice is held, and what releases it. */
+const listedTwice = (p: Pin) =>
+  `held: its server lists '${p.tool}' twice (since ${p.duplicatedSince}), so which definition a client would use is unknown; released when the server lists it once (an approval cannot release it)`;
 
 /** Reasons, one a line: rule, where, what. */
 const reasonLines = (list: Reason[]) =>
@@ -67,17 +74,23 @@ export async function pinsDiffAction(connection: string, tool: string, opts: Gat
   const base = await gatewayBaseUrl('pins', opts.gateway, opts.config);
   const { pin } = (await callGateway('pins', base, 'GET', pinPath(connection, tool))) as { pin: Pin };
   if (pin.pendingDigest === null) {
-    process.stdout.write(`tool '${tool}' on '${connection}' is ${pin.status} (${short(pin.digest)}); no new definition waits for approval\n`);
+    const why = pin.duplicatedSince !== null ? `\n${listedTwice(pin)}` : '';
+    process.stdout.write(
+      `${printable(`tool '${tool}' on '${connection}' is ${pin.status} (${short(pin.digest)}); no new definition waits for approval${why}`)}\n`,
+    );
     return;
   }
   const before = pin.definition === null ? '' : JSON.stringify(pin.definition, null, 2);
   const lines = [
+    ...(pin.duplicatedSince !== null ? [listedTwice(pin), ''] : []),
     ...(pin.pendingReasons.length > 0 ? ['why the offered definition is suspicious:', ...reasonLines(pin.pendingReasons), ''] : []),
     `--- pinned   ${pin.digest ?? '(none: never approved)'}`,
     `+++ offered  ${pin.pendingDigest} (since ${pin.pendingSince})`,
     ...lineDiff(before, JSON.stringify(pin.pendingDefinition, null, 2)),
     '',
-    `approve with: portcullis pins approve ${connection} ${tool} --digest ${pin.pendingDigest}`,
+    pin.duplicatedSince !== null
+      ? 'it cannot be approved while its server lists it twice'
+      : `approve with: portcullis pins approve ${connection} ${tool} --digest ${pin.pendingDigest}`,
   ];
   process.stdout.write(`${printable(lines.join('\n'))}\n`);
 }
@@ -93,6 +106,7 @@ export async function pinsShowAction(connection: string, tool: string, opts: Gat
     `tool '${pin.tool}' on '${pin.connection}': ${pin.status}${pin.pendingSince ? ` since ${pin.pendingSince}` : ''}`,
     `pinned:   ${pin.digest ?? '(never approved)'}${pin.approvedBy ? `, approved by ${pin.approvedBy}` : pin.approvedAt ? ', first seen' : ''}`,
     ...(pin.pendingDigest ? [`waiting:  ${pin.pendingDigest}`] : []),
+    ...(pin.duplicatedSince !== null ? [listedTwice(pin)] : []),
     ...(pin.alsoOfferedBy.length > 0 ? [`also offered by: ${pin.alsoOfferedBy.join(', ')}`] : []),
     ...(pin.pendingReasons.length > 0 ? ['why the waiting definition is suspicious:', ...reasonLines(pin.pendingReasons)] : []),
     ...(pin.reasons.length > 0 ? ['why the pinned definition was flagged:', ...reasonLines(pin.reasons)] : []),
