@@ -12,9 +12,24 @@ import type { MemberRow } from '../store/cluster.js';
  * that succeeded (the store may have gone down just after it); and at the first read that succeeds after, every
  * replica still alive at that read is taken as seen then. A replica must stay silent for a full goneAfter after the store is back before it is gone (a failover of the
  * database longer than goneAfter takes no live replica for gone).
+ *
+ * That reset is granted once per silence (until the replica's heartbeat moves again). Later blind spells in the same
+ * silence only stop its clock for their length, and for goneAfter at most in all: a dead replica must be found gone
+ * even when every third read fails or every read is slow, or it would keep its sessions unsealed and be picked for
+ * ever.
  */
+/** What is known of a replica's silence: its heartbeat as last read, and since when (monotonic ms) it is silent. */
+interface Progress {
+  heartbeatAtUs: number;
+  seenAtMs: number;
+  /** A blind spell has reset this silence already (granted once). */
+  reset: boolean;
+  /** How much of later blind spells this silence was excused (at most goneAfter). */
+  excusedMs: number;
+}
+
 export class Liveness {
-  readonly #progress = new Map<string, { heartbeatAtUs: number; seenAtMs: number }>();
+  readonly #progress = new Map<string, Progress>();
   /** When (this monotonic clock, ms) the table was last read. */
   #readAtMs: number | undefined;
   /** While reads fail: since when nothing is seen (the last read that succeeded); undefined while they succeed. */
@@ -29,8 +44,8 @@ export class Liveness {
    * A read of the table failed, or took so long that beats may have stalled as long: silence since the last read that
    * succeeded is not counted.
    */
-  blind(): void {
-    this.#blindSinceMs ??= this.#readAtMs ?? this.now();
+  blind(sinceMs?: number): void {
+    this.#blindSinceMs ??= sinceMs ?? this.#readAtMs ?? this.now();
   }
 
   /**
@@ -47,11 +62,12 @@ export class Liveness {
       ids.add(m.id);
       const seen = this.#progress.get(m.id);
       if (seen?.heartbeatAtUs === m.heartbeatAtUs) {
-        if (blindSince !== undefined && blindSince - seen.seenAtMs < this.goneAfterMs) seen.seenAtMs = now;
+        if (blindSince !== undefined && blindSince - seen.seenAtMs < this.goneAfterMs) this.#excuse(seen, now, blindSince);
         continue;
       }
       const seenAtMs = seen === undefined ? this.#firstSeenAtMs(m, now, blindSince) : now;
-      this.#progress.set(m.id, { heartbeatAtUs: m.heartbeatAtUs, seenAtMs });
+      // A row first seen after a blind spell and taken as seen now has had its reset.
+      this.#progress.set(m.id, { heartbeatAtUs: m.heartbeatAtUs, seenAtMs, reset: seenAtMs === now && blindSince !== undefined, excusedMs: 0 });
     }
     for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
   }
@@ -85,6 +101,18 @@ export class Liveness {
     const ageMs = Math.max(0, m.ageUs / 1000);
     if (blindSince !== undefined && ageMs - (now - blindSince) < this.goneAfterMs) return now;
     return now - ageMs;
+  }
+
+  /** A blind spell from `blindSince` to `now` in a silence: the first resets it, later ones stop its clock (bounded). */
+  #excuse(seen: Progress, now: number, blindSince: number): void {
+    if (!seen.reset) {
+      seen.reset = true;
+      seen.seenAtMs = now;
+      return;
+    }
+    const credit = Math.max(0, Math.min(now - blindSince, this.goneAfterMs - seen.excusedMs));
+    seen.excusedMs += credit;
+    seen.seenAtMs = Math.min(now, seen.seenAtMs + credit);
   }
 
   #lastSeenMs(m: MemberRow): number | undefined {

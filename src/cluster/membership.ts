@@ -301,11 +301,14 @@ export class Membership implements PeerDirectory {
     const afterMs = this.o.pruneAfterMs ?? dayMs;
     const now = this.#monotonic();
     if (this.#left || this.#pruning || now - this.#prunedAtMs < (this.o.pruneEveryMs ?? 600_000)) return;
-    if (!rows.some((m) => m.ageUs > afterMs * 1000 && !this.#liveness.alive(m)) || !this.recovers()) return;
+    // Judged gone here (on this process's clock) as well as old by the store's: a step of the store's clock alone
+    // must not take the rows of live replicas, which would then find their ids taken and stop.
+    const candidates = rows.filter((m) => m.id !== this.o.instanceId && m.ageUs > afterMs * 1000 && !this.#liveness.alive(m)).map((m) => m.id);
+    if (candidates.length === 0 || !this.recovers()) return;
     this.#prunedAtMs = now;
     this.#pruning = true;
     this.o.store
-      .pruneMembers(afterMs * 1000)
+      .pruneMembers(afterMs * 1000, candidates)
       .then(
         (ids) => {
           if (ids.length > 0) this.o.log.info({ instances: ids }, 'replicas gone for long, their work done, removed from the membership');
@@ -349,7 +352,7 @@ export class Membership implements PeerDirectory {
       return;
     }
     // A read that took longer than a heartbeat met a store that others' beats may have waited on as long.
-    if (this.#monotonic() - startedAt > this.o.heartbeatMs) this.#liveness.blind();
+    if (this.#monotonic() - startedAt > this.o.heartbeatMs) this.#liveness.blind(startedAt);
     this.#liveness.saw(rows);
     this.#members = new Map(rows.map((r) => [r.id, r]));
     for (const l of this.#readListeners) l();

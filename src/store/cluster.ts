@@ -1,6 +1,6 @@
 import type { DatabasePort } from './port.js';
 import { num, numOrNull, type Row, strOrNull } from './rows.js';
-import { sql } from './sql.js';
+import { list, sql } from './sql.js';
 import { storeNowUs } from './store-clock.js';
 
 /** A replica as the membership table holds it (the `instances` table, migration 8). */
@@ -49,9 +49,10 @@ export interface ClusterStore {
   /**
    * Deletes the rows of replicas silent (by the store's clock) for longer than `silentForUs` whose work is done: no
    * session of theirs is still open (a survivor seals it) and no review of theirs still held (one interrupts it).
-   * Returns their ids.
+   * Only `ids` are candidates: those the caller judged gone itself (the store's clock alone may have stepped, and
+   * would take live replicas' rows with it). Returns the ids removed.
    */
-  pruneMembers(silentForUs: number): Promise<string[]>;
+  pruneMembers(silentForUs: number, ids: readonly string[]): Promise<string[]>;
 }
 
 export function clusterStore(db: DatabasePort): ClusterStore {
@@ -84,8 +85,9 @@ export function clusterStore(db: DatabasePort): ClusterStore {
     async publishMemberKeks(id, boot, keks) {
       return (await db.run(sql`UPDATE instances SET keks = ${JSON.stringify(keks)} WHERE id = ${id} AND boot = ${boot}`)) === 1;
     },
-    async pruneMembers(silentForUs) {
-      const rows = await db.query(sql`DELETE FROM instances WHERE heartbeat_at_us < ${now()} - ${silentForUs}
+    async pruneMembers(silentForUs, ids) {
+      if (ids.length === 0) return [];
+      const rows = await db.query(sql`DELETE FROM instances WHERE id IN (${list([...ids])}) AND heartbeat_at_us < ${now()} - ${silentForUs}
         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.instance_id = instances.id AND s.status = 'open')
         AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.instance_id = instances.id AND r.status IN ('pending', 'approved'))
         RETURNING id`);

@@ -26,9 +26,9 @@ for (const backend of backends) {
     const join = async (instanceId: string) => {
       const pruning = {
         ...store,
-        pruneMembers: (silentForUs: number) => {
+        pruneMembers: (silentForUs: number, ids: readonly string[]) => {
           pruners.push(instanceId);
-          return store.pruneMembers(silentForUs);
+          return store.pruneMembers(silentForUs, ids);
         },
       };
       const m = await Membership.join({
@@ -97,6 +97,35 @@ for (const backend of backends) {
       late.onGone((ids) => gone.push(...ids));
       await new Promise((r) => setImmediate(r));
       assert.deepEqual(gone, ['p-recent']);
+    });
+
+    it("prunes only replicas it judged gone itself: a live replica's row that the store's clock makes look two days old is kept", async () => {
+      const recovering = members.find((m) => m.recovers())!;
+      // A live replica, watched beating by the recovering one.
+      const boot = 'p-z-live/1/x';
+      assert.equal(await store.claimMember({ id: 'p-z-live', address: 'http://p-z-live:8080', startedAtUs: Date.now() * 1000, boot }, undefined), true);
+      const beat = (nowUs?: number) => store.beatMember('p-z-live', boot, 'serving', 'http://p-z-live:8080', nowUs);
+      await waitFor(async () => {
+        await beat();
+        return recovering.isAlive('p-z-live');
+      }, 'the recovering replica to see the live one');
+      // The store's clock steps back two days (a standby with a wrong clock): its heartbeats still move, but look old.
+      let stepped = Date.now() * 1000 - 48 * hourUs;
+      const beating = setInterval(() => void beat((stepped += 50_000)).catch(() => {}), 50);
+      try {
+        await waitFor(async () => {
+          await recovering.refresh();
+          return recovering.members().find((m) => m.id === 'p-z-live')!.ageUs > 24 * hourUs;
+        }, 'the recovering replica to read the stepped heartbeat');
+        assert.equal(recovering.isAlive('p-z-live'), true, 'its heartbeat moves: alive');
+        // A replica gone for two days, so that a prune is due.
+        await killed('p-old-2', 48 * hourUs);
+        await waitFor(async () => !(await exists('p-old-2')), 'the row gone for two days removed');
+        assert.equal(await exists('p-z-live'), true, 'the live replica kept');
+        assert.equal(await beat(), true, 'its heartbeat still holds its id');
+      } finally {
+        clearInterval(beating);
+      }
     });
   });
 }
