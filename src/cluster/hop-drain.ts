@@ -11,16 +11,18 @@ export class HopsInFlight {
   readonly #ended = new Set<() => void>();
 
   /**
-   * Counts a hop until `done` settles. `holdsDrain`: the drain waits for it; `end`: what ends it when it outlasts the
+   * Counts a hop (or a request on its way to one) until `done` settles. `holdsDrain`: the drain waits for it; `end`: what ends it when it outlasts the
    * drain (a stream ended as the local ones are, a request past the drain's timeout cut off).
    */
   track(done: Promise<unknown>, holdsDrain: boolean, end: () => void): void {
     const hop = { holdsDrain, end };
     this.#hops.add(hop);
-    void done.finally(() => {
+    const ended = () => {
       this.#hops.delete(hop);
       for (const wake of this.#ended) wake();
-    });
+    };
+    // Its failure is its caller's to handle: here it only ends the hop.
+    done.then(ended, ended);
   }
 
   /** How many hops hold the drain now. */

@@ -113,6 +113,8 @@ export class HopClient {
   readonly #https = new HttpsAgent({ keepAlive: true });
   readonly #inFlight = new HopsInFlight();
   readonly #refusals: HopRefusalLog;
+  /** The drain is over (or the client closed): nothing more is sent, since shutdown would cut it off unanswered. */
+  #drained = false;
 
   constructor(
     private readonly auth: HopAuth,
@@ -160,6 +162,14 @@ export class HopClient {
     // close came before any listener below, so nothing is sent, or the owner would hold a GET's stream for no one.
     if (res.destroyed) {
       this.log.debug({ owner, method }, 'the client left before its request was forwarded: not sent');
+      return Promise.resolve(undefined);
+    }
+    // Its drain did not wait for it (it came too late, or took longer than the drain's timeout): not sent, as shutdown
+    // would cut it off, its outcome unknown; the retry reaches a replica that stays.
+    if (this.#drained) {
+      req.resume();
+      this.log.info({ owner, method }, 'a request to forward came after the drain: not sent, 503');
+      notAnswered(res, 503, 'Service Unavailable: this gateway is shutting down; retry', body, { 'retry-after': String(retryAfterSeconds) });
       return Promise.resolve(undefined);
     }
     const forwarded = kept(req.headers, requestHeadersDropped);
@@ -330,9 +340,22 @@ export class HopClient {
     return done;
   }
 
-  /** Resolves once no forwarded request awaits its answer (a GET's stream does not count), or at `deadline` (epoch ms). */
-  settled(deadline: number): Promise<void> {
-    return this.#inFlight.settled(deadline);
+  /**
+   * Counts `work`, a request on its way to `forward` (its body read, its owner read again), as in flight from now: the
+   * drain waits for it as for a hop already sent. Resolves as `work` does.
+   */
+  hold<T>(method: string | undefined, work: Promise<T>): Promise<T> {
+    this.#inFlight.track(work, method !== 'GET', () => {});
+    return work;
+  }
+
+  /**
+   * Resolves once no forwarded request (nor one held on its way: `hold`) awaits its answer (a GET's stream does not
+   * count), or at `deadline` (epoch ms). From then on nothing more is sent: `forward` answers 503 with Retry-After.
+   */
+  async settled(deadline: number): Promise<void> {
+    await this.#inFlight.settled(deadline);
+    this.#drained = true;
   }
 
   /**
@@ -348,6 +371,7 @@ export class HopClient {
 
   /** Ends what is still forwarded (streams, and requests past the drain: see `settled`), and closes the connections. */
   close(): void {
+    this.#drained = true;
     this.#inFlight.endAll();
     this.#http.destroy();
     this.#https.destroy();

@@ -114,7 +114,18 @@ export class Replicas {
     return this.sessionIds.ownerOf(id);
   }
 
-  /** Resolves once no request forwarded from here awaits its answer, or at `deadline` (epoch ms): the drain's (hop-drain.ts). */
+  /**
+   * Counts `work` (what ends in `forward`: the body read, the owner read again) as a request forwarded from here from
+   * now on, so that a drain beginning meanwhile waits for it. Resolves as `work` does.
+   */
+  holdDrain<T>(req: IncomingMessage, work: Promise<T>): Promise<T> {
+    return this.#client === undefined ? work : this.#client.hold(req.method, work);
+  }
+
+  /**
+   * Resolves once no request forwarded from here (or held: `holdDrain`) awaits its answer, or at `deadline` (epoch ms):
+   * the drain's (hop-drain.ts). Anything forwarded after it is answered 503 with Retry-After, not sent.
+   */
   async settled(deadline: number): Promise<void> {
     await this.#client?.settled(deadline);
   }

@@ -97,8 +97,12 @@ export function edges(
           });
         };
         if (address !== 'gone') return forward(address);
-        // Not a live replica as last read: read again (rate-limited) before answering that its round is gone.
-        return o.replicas.recheck(owner).then((to) => (to === 'gone' ? unreachable() : forward(to)));
+        // Not a live replica as last read: read again (rate-limited) before answering that its round is gone; in
+        // flight meanwhile, so that a drain beginning then waits for it.
+        return o.replicas.holdDrain(
+          req,
+          o.replicas.recheck(owner).then((to) => (to === 'gone' ? unreachable() : forward(to))),
+        );
       },
       roundTtlMs: config.sessions.inputTimeoutMs,
       refuseEarly,

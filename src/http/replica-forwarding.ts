@@ -34,7 +34,13 @@ export function replicaForwarding(o: {
    * a signature of its own. With none left (a single replica, all declined, or the request came over the hop: a
    * draining receiver declines it), 503 and Retry-After: by the retry the load balancer sends it elsewhere.
    */
-  async function openElsewhere(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, body?: string): Promise<void> {
+  function openElsewhere(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, body?: string): Promise<void> {
+    // In flight from now (its body still to read, a declining peer to try the next after): a drain waits for it.
+    const opening = openOnServingPeer(req, res, url, connection, caller, body);
+    return o.replicas === undefined ? opening : o.replicas.holdDrain(req, opening);
+  }
+
+  async function openOnServingPeer(req: IncomingMessage, res: ServerResponse, url: URL, connection: string, caller: Caller, body?: string): Promise<void> {
     const tried = new Set<string>();
     let text = body;
     for (;;) {
@@ -95,25 +101,31 @@ export function replicaForwarding(o: {
       req.resume();
       replyError(res, 404, ErrorCode.SessionNotFound, 'Session not found: the gateway replica that held it is gone; initialize a new session');
     };
-    return (async () => {
-      // Not a live replica as last read: read again (rate-limited) before telling the client its session is gone.
-      const to = address === 'gone' ? await o.replicas!.recheck(owner!) : address;
-      if (to === 'gone') {
-        const reason = 'the replica that held the session is gone';
-        logRefusal(o.log, { principal: caller.identity.subject, connection, method: httpMethod(req), reason }, 'session of a replica that is gone', { owner });
-        return gone();
-      }
-      let body = '';
-      if (req.method === 'POST') {
-        const read = await readWhole(req, res);
-        if (read === undefined) return;
-        body = read;
-      }
-      await o.replicas!.forward(req, res, owner!, to, url.pathname + url.search, caller, body, (err) => {
-        o.log.warn({ owner, err: err.message }, 'the replica owning a session is gone: its address could not be reached or refused the hop');
-        gone();
-      });
-    })();
+    // In flight from now (the owner read again, the body read): a drain beginning meanwhile waits for it.
+    return o.replicas.holdDrain(
+      req,
+      (async () => {
+        // Not a live replica as last read: read again (rate-limited) before telling the client its session is gone.
+        const to = address === 'gone' ? await o.replicas!.recheck(owner!) : address;
+        if (to === 'gone') {
+          const reason = 'the replica that held the session is gone';
+          logRefusal(o.log, { principal: caller.identity.subject, connection, method: httpMethod(req), reason }, 'session of a replica that is gone', {
+            owner,
+          });
+          return gone();
+        }
+        let body = '';
+        if (req.method === 'POST') {
+          const read = await readWhole(req, res);
+          if (read === undefined) return;
+          body = read;
+        }
+        await o.replicas!.forward(req, res, owner!, to, url.pathname + url.search, caller, body, (err) => {
+          o.log.warn({ owner, err: err.message }, 'the replica owning a session is gone: its address could not be reached or refused the hop');
+          gone();
+        });
+      })(),
+    );
   }
 
   /**

@@ -1,8 +1,10 @@
+import { isTransactionConflict } from '../store/errors.js';
 import { type Store, StoreUnavailableError } from '../store/store.js';
 import { emptyBatch, type WriteBatch } from '../store/types.js';
 import { isRecoverySeal, type Item, type Materialized, materialize, settleWraps } from './batch.js';
 import { ledgerGenesis } from './chain.js';
 import type { SigningKey } from './keys.js';
+import { SealContendedError, SealedElsewhereError } from './sealed-elsewhere.js';
 import type { SessionChain } from './session-chain.js';
 
 /**
@@ -103,10 +105,22 @@ export class BatchWriter {
     return m;
   }
 
-  /** A recovery seal (written alone: selectBatch); one another gateway beat it to moves no head and writes nothing. */
+  /**
+   * A recovery seal (written alone: selectBatch); one another gateway beat it to moves no head and writes nothing. One
+   * rolled back as a deadlock or serialization failure (the session's own gateway, alive after all, writing it at the
+   * same moment) wrote nothing either: not a store failure, the next sweep tries again.
+   */
   async #sealRecovered(m: Materialized): Promise<Materialized> {
-    if (await this.store.sealRecovered(m.batch)) return m;
-    return { batch: emptyBatch(), heads: new Map(), ledger: this.#ledger, sealed: [], readable: [], sealedElsewhere: m.sealed[0]! };
+    const id = m.sealed[0]!;
+    let notSealed: SealedElsewhereError | SealContendedError;
+    try {
+      if (await this.store.sealRecovered(m.batch)) return m;
+      notSealed = new SealedElsewhereError(id);
+    } catch (err) {
+      if (!isTransactionConflict(err)) throw err;
+      notSealed = new SealContendedError(id, { cause: err });
+    }
+    return { batch: emptyBatch(), heads: new Map(), ledger: this.#ledger, sealed: [], readable: [], notSealed };
   }
 
   #advance(m: Materialized): void {

@@ -14,6 +14,7 @@ import { eventAad, sealText } from '../encryption/envelope.js';
 import { eventHash, ledgerHash, sealBytes } from './chain.js';
 import type { Commit } from './commit.js';
 import type { SigningKey } from './keys.js';
+import type { SealContendedError, SealedElsewhereError } from './sealed-elsewhere.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
@@ -144,8 +145,11 @@ export interface Materialized {
    * what in-process consumers of a committed batch (the audit shipper) read, never the store.
    */
   readable: EventRow[];
-  /** A recovery seal that wrote nothing: its session was sealed, or written past its head, by another gateway meanwhile. */
-  sealedElsewhere?: string;
+  /**
+   * A recovery seal that wrote nothing, and why: its session was sealed, or written past its head, by another gateway
+   * meanwhile; or its write collided with another one and was rolled back.
+   */
+  notSealed?: SealedElsewhereError | SealContendedError;
 }
 
 /**

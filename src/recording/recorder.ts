@@ -11,7 +11,6 @@ import { type CommittedListener, CommittedListeners } from './committed-listener
 import type { SigningKey } from './keys.js';
 import type { RecorderOptions, RecordingMode } from './recorder-options.js';
 import { RecordingUnavailableError } from './recording-unavailable.js';
-import { SealedElsewhereError } from './sealed-elsewhere.js';
 import { SessionChain } from './session-chain.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
@@ -248,7 +247,8 @@ export class Recorder {
   /**
    * A chain that continues a session from what the store holds (recovery); it counts as live until sealed. Its seal is
    * written alone and only while the session is still open: one another gateway sealed first rejects with
-   * SealedElsewhereError, and costs nothing else.
+   * SealedElsewhereError, and costs nothing else; one rolled back as colliding with a concurrent write (a deadlock)
+   * rejects with SealContendedError, and costs nothing else either.
    */
   resumeChain(row: SessionRow, last: { seq: number; hash: string } | undefined, dataKey?: Buffer): SessionChain {
     // Monotonic offsets go on from the session's opening, as near as the wall clock tells.
@@ -290,10 +290,11 @@ export class Recorder {
     });
     if (written === undefined) return;
     for (const id of written.sealed) this.#live.delete(id);
-    if (written.sealedElsewhere !== undefined && !failed) {
-      // Another gateway's seal won: this one's recovery chain ends here, and nothing else was in its batch.
-      this.#live.delete(written.sealedElsewhere);
-      for (const c of commits) c.fail(new SealedElsewhereError(written.sealedElsewhere));
+    if (written.notSealed !== undefined && !failed) {
+      // Another gateway's seal won, or the seal collided with a write and was rolled back: this one's recovery chain
+      // ends here (a later sweep resumes it if still open), and nothing else was in its batch.
+      this.#live.delete(written.notSealed.sessionId);
+      for (const c of commits) c.fail(written.notSealed);
       return;
     }
     // Landed after it was given up on: its exchanges have ended already, and the heads went on with it.

@@ -8,7 +8,7 @@ import type { Keyring } from '../encryption/keyring.js';
 import type { ErasedDetail, ErasureFactsToRecord } from './batch.js';
 import { erasureGraceUs, parseJson, signedErasure } from './seal-and-ledger-checks.js';
 import { trustedKeys } from './verify.js';
-import { SealedElsewhereError } from './sealed-elsewhere.js';
+import { SealContendedError, SealedElsewhereError } from './sealed-elsewhere.js';
 import type { SessionChain } from './session-chain.js';
 import { nowUs } from './time.js';
 
@@ -149,6 +149,11 @@ export class Sweeper {
         this.o.log.warn({ session: row.id, events: chain.nextSeq, reason }, 'session recovered and sealed as cut off');
       },
       (err: Error) => {
+        if (err instanceof SealContendedError) {
+          // Its own gateway, alive after all, wrote it at the same moment: nothing was written, and the store is fine.
+          this.o.log.info({ session: row.id, err: err.message }, 'sealing a session left open collided with a write to it; tried again at the next sweep');
+          return;
+        }
         if (!(err instanceof SealedElsewhereError)) {
           this.o.log.warn({ session: row.id, err: err.message }, 'a cut-off session could not be sealed; it is tried again later');
           return;

@@ -13,3 +13,16 @@ export class StoreSchemaError extends Error {
     this.name = 'StoreSchemaError';
   }
 }
+
+/** PostgreSQL's SQLSTATEs for a transaction rolled back as it collided with a concurrent one: a deadlock, a serialization failure. */
+const conflictCodes = new Set(['40P01', '40001']);
+
+/**
+ * Whether a store error is a transaction PostgreSQL rolled back for colliding with a concurrent one (wrapped by the
+ * store as StoreUnavailableError, the driver's error its cause): nothing of it was written, and the store is fine.
+ */
+export function isTransactionConflict(err: unknown): boolean {
+  const cause = (err as { cause?: unknown } | undefined)?.cause;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && conflictCodes.has(code);
+}

@@ -182,6 +182,46 @@ describe('replicas: the internal hop', () => {
       }
     }));
 
+  it('waits, in the drain, for a call it took before the drain began and had not yet forwarded (its owner read again, its body still coming)', () =>
+    inSession(async (sessionId, owner) => {
+      const ownerId = owner.gateway.replicas.instance;
+      const entry = await pair.replica({ shutdown: { drainTimeout: '90s' } });
+      // The call waits on a read of the membership (its owner missing from the last one), then on the rest of its body.
+      let release = () => {};
+      peers.readHeld = new Promise<void>((resolve) => (release = resolve));
+      peers.unread.add(ownerId);
+      const reads = peers.rereads;
+      try {
+        const body = Buffer.from(call('slow', 'trigger-long-running-operation', { duration: 3, steps: 3 }));
+        const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const post = httpRequest(entry.mcp('everything'), { method: 'POST', headers: { ...headersFor(sessionId), 'content-length': body.length } }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => resolve({ status: res.statusCode!, text }));
+            res.on('error', reject);
+          });
+          post.on('error', reject);
+          post.write(body.subarray(0, 10));
+          void waitFor(() => peers.rereads > reads, 'the call to wait on the membership').then(() => {
+            // The drain begins while the call is on its way: with nothing sent yet, it must wait for it all the same.
+            const stopped = entry.gateway.stop();
+            release();
+            post.end(body.subarray(10));
+            void stopped.catch(reject);
+          }, reject);
+        });
+        const res = await answer;
+        assert.equal(res.status, 200, res.text);
+        assert.match(res.text, /Long running operation completed/);
+      } finally {
+        release();
+        peers.readHeld = undefined;
+        peers.unread.delete(ownerId);
+        await entry.stop();
+      }
+    }));
+
   it('ends a session by a DELETE sent to the replica that does not own it; the id is then 404 on both', async () => {
     const sessionId = await rawInitialize(b.mcp('everything'), ada);
     const [owner, other] = ownerAndOther(sessionId);

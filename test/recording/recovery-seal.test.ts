@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import type { SigningKey } from '../../src/recording/keys.js';
 import type { Recorder, SessionChain } from '../../src/recording/recorder.js';
-import { SealedElsewhereError } from '../../src/recording/sealed-elsewhere.js';
+import { SealContendedError, SealedElsewhereError } from '../../src/recording/sealed-elsewhere.js';
 import { verifyLedger, verifySession } from '../../src/recording/verify.js';
 import { openLive, RecorderPeers, testSigners } from '../helpers/recorder-peers.js';
-import { backends } from '../helpers/stores.js';
+import { backends, postgresTestStore, postgresUrl, schemaOf } from '../helpers/stores.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Two gateways seal one session left open (a crashed replica restarted under its id while a survivor seals its
@@ -111,3 +113,76 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('a recovery seal rolled back as a deadlock (postgres)', () => {
+  const ts = postgresTestStore();
+  const peers = new RecorderPeers(ts);
+  const { keys } = testSigners('a', 'b');
+  after(() => peers.destroy());
+
+  it('is not sealed, and no store failure: the sealing recorder stays healthy and the next sweep seals', async () => {
+    const [a, b] = [await peers.start({ instanceId: 'a-deadlock', key: keys.a }), await peers.start({ instanceId: 'b-deadlock', key: keys.b })];
+    // The gateway taken for gone, alive after all: its next batch, mid-statement, as its live write does (the event
+    // in, the session row next), on a connection of its own.
+    const owner = new pg.Client({ connectionString: postgresUrl, options: `-c search_path="${schemaOf(ts.url)}"` });
+    const watcher = new pg.Client({ connectionString: postgresUrl });
+    await owner.connect();
+    await watcher.connect();
+    try {
+      const ownerPid = (await owner.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      /**
+       * One collision: b's seal locks the row and waits on the owner's event; the owner then waits on the row.
+       * PostgreSQL aborts whichever backend's deadlock_timeout (1s) runs out first with the cycle closed: the seal's,
+       * unless more than a second passed between its wait and the owner's update (a stalled machine). Then the owner
+       * is aborted and the seal written: 'owner-aborted', and the test tries again on another session.
+       */
+      const collide = async (id: string): Promise<'seal-aborted' | 'owner-aborted'> => {
+        openLive(a, id);
+        await a.drain();
+        const byB = b.resumeChain((await b.store.getSession(id))!, await b.store.lastEvent(id));
+        await owner.query('BEGIN');
+        await owner.query(`INSERT INTO events (session_id, seq, time_us, mono_us, kind, payload, hash) VALUES ($1, $2, 0, 0, 'message', '{}', 'h')`, [
+          id,
+          byB.nextSeq,
+        ]);
+        const sealed = b.seal(byB, 'cut-off', 'recovered by b', counts).then(
+          () => 'sealed' as const,
+          (err: Error) => err,
+        );
+        await waitFor(
+          async () => ((await watcher.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [ownerPid])).rowCount ?? 0) > 0,
+          "the seal to wait on the owner's event",
+        );
+        const updated = await owner.query('UPDATE sessions SET event_count = event_count + 1 WHERE id = $1', [id]).then(
+          () => 'updated' as const,
+          (err: { code?: string }) => err.code,
+        );
+        await owner.query(updated === 'updated' ? 'COMMIT' : 'ROLLBACK');
+        const outcome = await sealed;
+        if (updated === '40P01') {
+          assert.equal(outcome, 'sealed');
+          return 'owner-aborted';
+        }
+        assert.equal(updated, 'updated');
+        assert.ok(outcome instanceof SealContendedError, String(outcome));
+        // The store's error, as the driver's (pg's DatabaseError) wrapped: a deadlock, SQLSTATE 40P01.
+        assert.equal(((outcome.cause as Error).cause as { code?: string }).code, '40P01');
+        return 'seal-aborted';
+      };
+      let attempt = 0;
+      while ((await collide(`taken-for-gone-${attempt}`)) === 'owner-aborted') assert.ok(++attempt < 5, 'the seal was never the one aborted');
+      const id = `taken-for-gone-${attempt}`;
+      assert.ok(b.healthy && b.accepting, `b: ${b.lastError?.message}`);
+      assert.equal(b.isLive(id), false, 'the recovery chain is let go, for the next sweep');
+      assert.equal((await b.store.getSession(id))!.status, 'open', 'nothing of the seal was written');
+      // The next sweep (the owner gone for good this time) seals from the head as it is now.
+      const byB = b.resumeChain((await b.store.getSession(id))!, await b.store.lastEvent(id));
+      await b.seal(byB, 'cut-off', 'recovered by b', counts);
+      assert.equal((await b.store.getSession(id))!.status, 'cut-off');
+      assert.ok(b.healthy);
+    } finally {
+      await owner.end();
+      await watcher.end();
+    }
+  });
+});
